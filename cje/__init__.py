@@ -1,0 +1,41 @@
+"""cje — calibrated LLM-as-a-judge evaluation.
+
+Judge scores are cheap but are not the metric you care about; a small slice of oracle labels
+(human ratings, expert review, a KPI) calibrates them. ``cje.analyze`` returns each policy's
+value on the label scale with confidence intervals that include the calibration's own
+uncertainty, paired contrasts, and diagnostics that say when an answer should not be trusted.
+
+Examples
+--------
+>>> import cje
+>>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+>>> report = cje.analyze(sim.data, judge_scale=(0, 10), label_scale=(1, 5))
+>>> [e.policy for e in report.estimates]
+['base', 'concise', 'improved', 'small', 'verbose']
+"""
+
+from cje import synthetic
+from cje.analysis import analyze
+from cje.calibration import RewardCalibrator, fit_isotonic
+from cje.data import EvalData, load, prompt_folds
+from cje.errors import CJEInputError, CJEWarning
+from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "CJEInputError",
+    "CJEWarning",
+    "CalibrationInfo",
+    "Contrast",
+    "EvalData",
+    "PolicyEstimate",
+    "Report",
+    "RewardCalibrator",
+    "TransportAudit",
+    "analyze",
+    "fit_isotonic",
+    "load",
+    "prompt_folds",
+    "synthetic",
+]

@@ -1,0 +1,572 @@
+"""``cje.analyze``: the one-call pipeline from judged responses to a :class:`~cje.report.Report`.
+
+Load and validate → fold prompts → calibrate (AutoCal-R) → direct estimates with per-row
+influence values → prompt-clustered variance + OUA jackknife (the whole pipeline re-run with each
+oracle fold's labels deleted from the calibrator) → paired contrasts, transport audits, gates.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cje.calibration.reward import Calibration, Mode, RewardCalibrator, effective_folds
+from cje.data import EvalData, load, prompt_folds, with_calibration_rows
+from cje.diagnostics.calibration import out_of_range_share, transport_verdict
+from cje.errors import CJEInputError, CJEWarning
+from cje.estimators.direct import DirectEstimator
+from cje.inference import (
+    cluster_variance,
+    holm,
+    jackknife_variance,
+    oua_jackknife,
+    satterthwaite_df,
+    t_interval,
+    t_pvalue,
+)
+from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
+
+__all__ = ["analyze"]
+
+#: Minimum number of labelled prompts needed to calibrate (METHODS §1).
+MIN_LABELLED_PROMPTS = 4
+#: Share of a policy's judge scores outside the labelled range above which levels are refused.
+OUT_OF_RANGE_GATE = 0.05
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Prepared:
+    """Arrays the pipeline needs, on the internal [0, 1] scales (probe rows appended)."""
+
+    s: np.ndarray  # judge score in [0, 1]
+    y: np.ndarray  # label in [0, 1], NaN if unlabelled
+    X: np.ndarray | None  # covariates (n, p) or None
+    group: np.ndarray  # policy code per row; -1 calibration-only; P + j for probe j
+    cluster: np.ndarray  # prompt code per row
+    train: np.ndarray  # rows that train the calibrator (labelled, not probe), in order
+    n_policies: int
+    n_probes: int
+
+
+def analyze(
+    data: Any,
+    *,
+    judge_scale: tuple[float, float] | None = None,
+    label_scale: tuple[float, float] | None = None,
+    calibration: Any = None,
+    probes: Mapping[str, Any] | None = None,
+    transport_margin: float | None = None,
+    alpha: float = 0.05,
+    mode: Mode = "auto",
+    covariates: Sequence[str] = (),
+    n_folds: int = 5,
+    seed: int = 0,
+    policies: Sequence[str] | None = None,
+    columns: Mapping[str, str] | None = None,
+    on_invalid: str = "raise",
+) -> Report:
+    """Calibrated estimates of each policy's value with honest confidence intervals.
+
+    Parameters
+    ----------
+    data : DataFrame, dict of arrays, path or EvalData
+        Judged responses in long format (``prompt_id, policy, judge_score, oracle_label?``, …),
+        a JSONL/CSV/Parquet file, or a ``cje-eval`` fresh-draws directory. See :func:`cje.load`.
+    judge_scale, label_scale : (low, high), optional
+        Scales of the judge scores and the oracle labels; inferred (with a notice) if omitted.
+        Results are reported on the label scale.
+    calibration : DataFrame, path or EvalData, optional
+        Extra labelled rows (``prompt_id, judge_score, oracle_label``) that only train the
+        calibrator.
+    probes : Mapping[str, source], optional
+        Probe slices per policy: oracle-labelled samples of that policy's own responses, used to
+        audit whether the calibration transports to it (METHODS §6).
+    transport_margin : float, optional
+        Practical margin ``δ_max`` (label units) that grades the audits PASS / FAIL /
+        INCONCLUSIVE. Without it audits are NOT GRADED.
+    alpha : float
+        ``1 − alpha`` intervals; contrasts are tested at ``alpha`` after Holm adjustment.
+    mode : {"auto", "monotone", "two_stage"}
+        Calibration map (see :class:`~cje.calibration.RewardCalibrator`).
+    covariates : sequence of str
+        Covariates for the two-stage map, e.g. ``["response_length"]`` (derived from a
+        ``response`` column when absent).
+    n_folds : int
+        Cross-fitting / jackknife folds K.
+    seed : int
+        Seed of the prompt hash that assigns folds (results are otherwise deterministic).
+    policies : sequence of str, optional
+        Analyse only these policies (others are still used to fit the calibrator).
+    columns : Mapping[str, str], optional
+        Map standard column names to yours, e.g. ``{"judge_score": "score"}``.
+    on_invalid : {"raise", "drop"}
+        Drop rows with invalid judge scores or prompt ids instead of raising (they are counted).
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(400, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> est = rep["improved"]
+    >>> bool(est.ci_low < sim.truth["improved"] < est.ci_high)
+    True
+    """
+    alpha = _check_alpha(alpha)
+    if transport_margin is not None and not (transport_margin > 0):
+        raise CJEInputError(
+            f"transport_margin must be a positive number of label units; got {transport_margin!r}."
+        )
+    cov = tuple(covariates)
+    if mode == "monotone" and cov:
+        raise CJEInputError(
+            "covariates were given with mode='monotone', which uses the judge score alone. Use "
+            "mode='auto' or 'two_stage', or drop the covariates."
+        )
+    ev = load(data, judge_scale=judge_scale, label_scale=label_scale, columns=columns,
+              covariates=cov, on_invalid=on_invalid)  # type: ignore[arg-type]
+    if calibration is not None:
+        extra = load(calibration, judge_scale=ev.judge_scale,
+                     label_scale=label_scale if label_scale is not None
+                     else (ev.label_scale if ev.n_labels else None),
+                     columns=columns, covariates=cov, policy="(calibration)")
+        ev = with_calibration_rows(ev, extra)
+    probe_data = {}
+    for pol, src in (probes or {}).items():
+        if pol not in ev.policies:
+            raise CJEInputError(
+                f"Probe slice given for policy {pol!r}, which has no rows; the data has policies "
+                f"{list(ev.policies)}."
+            )
+        pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale, columns=columns,
+                  covariates=cov, policy=pol)
+        if pr.n_labels < 2:
+            raise CJEInputError(
+                f"The probe slice of {pol!r} needs oracle labels on at least 2 rows; it has "
+                f"{pr.n_labels}."
+            )
+        probe_data[pol] = pr
+    if policies is not None:
+        for p in policies:
+            ev.rows_of(p)  # raises a clear error for a policy with no rows
+    settings = {
+        "alpha": alpha,
+        "mode": mode,
+        "covariates": list(cov),
+        "n_folds": n_folds,
+        "seed": seed,
+        "transport_margin": transport_margin,
+        "policies": list(policies) if policies is not None else None,
+        "estimator": "direct",
+    }
+    return _analyze_direct(ev, probe_data, alpha=alpha, mode=mode, covariates=cov,
+                           n_folds=n_folds, seed=seed, transport_margin=transport_margin,
+                           only=policies, settings=settings)
+
+
+def _check_alpha(alpha: float) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise CJEInputError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}.") from None
+    if not 0 < a < 1:
+        raise CJEInputError(f"alpha must be in (0, 1), e.g. 0.05; got {alpha!r}.")
+    return a
+
+
+def _prepare(ev: EvalData, probes: Mapping[str, EvalData], cov: tuple[str, ...]) -> _Prepared:
+    jlo, jhi = ev.judge_scale
+    llo, lhi = ev.label_scale
+    parts_s = [ev.judge_score]
+    parts_y = [ev.oracle_label]
+    parts_g = [ev.policy_code]
+    parts_c = [ev.prompt_code]
+    parts_x = [np.column_stack([ev.covariates[c] for c in cov])] if cov else []
+    n_prompts = ev.prompts.shape[0]
+    P = len(ev.policies)
+    for j, pr in enumerate(probes.values()):
+        keep = np.flatnonzero(pr.labelled)
+        parts_s.append(pr.judge_score[keep])
+        parts_y.append(pr.oracle_label[keep])
+        parts_g.append(np.full(keep.size, P + j, dtype=np.int64))
+        parts_c.append(pr.prompt_code[keep] + n_prompts)  # probe prompts: own clusters
+        n_prompts += pr.prompts.shape[0]
+        if cov:
+            parts_x.append(np.column_stack([pr.covariates[c][keep] for c in cov]))
+    s = (np.concatenate(parts_s) - jlo) / (jhi - jlo)
+    y = (np.concatenate(parts_y) - llo) / (lhi - llo)
+    group = np.concatenate(parts_g)
+    train = np.flatnonzero(~np.isnan(y) & (group < P))
+    return _Prepared(
+        s=s,
+        y=y,
+        X=np.vstack(parts_x) if cov else None,
+        group=group,
+        cluster=np.concatenate(parts_c),
+        train=train,
+        n_policies=P,
+        n_probes=len(probes),
+    )
+
+
+def _pipeline(prep: _Prepared, calib: Calibration, estimator: DirectEstimator) -> Any:
+    """Everything downstream of the calibrator: rewards, residuals, estimates (+ probe deltas)."""
+    reward = calib.predict(prep.s, prep.X)
+    residual = np.zeros_like(reward)
+    labelled = np.zeros(reward.shape[0], dtype=bool)
+    residual[prep.train] = prep.y[prep.train] - calib.oof
+    labelled[prep.train] = True
+    P = prep.n_policies
+    est = estimator.estimate(reward, residual, labelled, np.where(prep.group < P, prep.group, -1), P)
+    deltas = np.empty(prep.n_probes)
+    probe_rows = []
+    for j in range(prep.n_probes):
+        rows = np.flatnonzero(prep.group == P + j)
+        deltas[j] = float(np.mean(prep.y[rows] - reward[rows]))
+        probe_rows.append(rows)
+    return est, deltas, probe_rows, reward
+
+
+def _analyze_direct(
+    ev: EvalData,
+    probes: Mapping[str, EvalData],
+    *,
+    alpha: float,
+    mode: Mode,
+    covariates: tuple[str, ...],
+    n_folds: int,
+    seed: int,
+    transport_margin: float | None,
+    only: Sequence[str] | None,
+    settings: dict[str, Any],
+) -> Report:
+    notices = list(ev.notices)
+    warns: list[str] = []
+    prep = _prepare(ev, probes, covariates)
+    llo, lhi = ev.label_scale
+    jlo, jhi = ev.judge_scale
+    width = lhi - llo
+    naive = _naive(prep, ev, alpha)
+
+    lab_prompt = np.zeros(ev.prompts.shape[0], dtype=bool)
+    lab_prompt[ev.prompt_code[ev.labelled]] = True
+    m_prompts = int(lab_prompt.sum())
+    if m_prompts < MIN_LABELLED_PROMPTS:
+        return _uncalibrated(ev, prep, naive, m_prompts, alpha, notices, settings, only)
+
+    k = effective_folds(m_prompts, n_folds)
+    if k < n_folds:
+        warns.append(
+            f"Only {m_prompts} labelled prompts: cross-fitting and the OUA jackknife use K = {k} "
+            f"folds instead of {n_folds}; intervals are less stable. Label more prompts."
+        )
+    fold_of_prompt = prompt_folds(ev.prompts, lab_prompt, k, seed)
+    row_fold = fold_of_prompt[ev.prompt_code]
+    calibrator = RewardCalibrator(mode=mode, n_folds=k, seed=seed)
+    X_train = None if prep.X is None else prep.X[prep.train]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CJEWarning)
+        calibrator.fit(prep.s[prep.train], prep.y[prep.train], covariates=X_train,
+                       prompt_id=prep.cluster[prep.train], folds=row_fold[prep.train])
+    warns += [str(w.message) for w in caught]
+
+    estimator = DirectEstimator()
+    full = calibrator.calibration()
+    est, deltas, probe_rows, reward = _pipeline(prep, full, estimator)
+
+    def run(c: Calibration) -> np.ndarray:
+        return _pipeline(prep, c, estimator)[0].values
+
+    reps = oua_jackknife(run, calibrator.jackknife())  # (K, P)
+    var_cal_all = jackknife_variance(reps)
+
+    # ---- transport audits --------------------------------------------------------------------
+    audits = []
+    audit_of: dict[str, TransportAudit] = {}
+    for j, (pol, _) in enumerate(probes.items()):
+        rows = probe_rows[j]
+        r = prep.y[rows] - reward[rows]
+        # The audit asks whether the calibrator actually used transports, so its interval is
+        # conditional on that fit: prompt-clustered sampling error of the probe slice only
+        # (METHODS §6). Adding the jackknife term would widen it with the calibrator's own
+        # variability, which the estimate's OUA interval already carries.
+        v_if, g = cluster_variance(r - r.mean(), prep.cluster[rows])
+        se = float(np.sqrt(v_if))
+        df = float(max(g - 1, 1))
+        lo, hi = t_interval(deltas[j], se, df, alpha)
+        a = TransportAudit(
+            policy=pol, delta=float(deltas[j] * width), se=se * width, ci_low=float(lo * width),
+            ci_high=float(hi * width), df=df, n=int(rows.size), n_prompts=g,
+            margin=transport_margin, verdict=transport_verdict(lo * width, hi * width,
+                                                               transport_margin),
+        )
+        audits.append(a)
+        audit_of[pol] = a
+
+    # ---- per-policy results ------------------------------------------------------------------
+    s_lab_raw = ev.judge_score[ev.labelled]
+    judge_range = (float(s_lab_raw.min()), float(s_lab_raw.max()))
+    per_var: dict[int, tuple[float, float, int, float]] = {}
+    results = []
+    for p, name in enumerate(ev.policies):
+        rows = np.flatnonzero(prep.group == p)
+        v_if, g = cluster_variance(est.influence[rows], prep.cluster[rows])
+        v_cal = float(var_cal_all[p])
+        se = float(np.sqrt(v_if + v_cal))
+        df = satterthwaite_df(v_if, v_cal, g, k)
+        per_var[p] = (v_if, v_cal, g, df)
+        lo, hi = t_interval(est.values[p], se, df, alpha)
+        status, reasons, diag = _gate(
+            name, ev.judge_score[ev.policy_code == p], s_lab_raw, int(est.n_labels[p]),
+            audit_of.get(name), calibrator.is_constant_,
+        )
+        share = v_cal / (v_if + v_cal) if v_if + v_cal > 0 else 0.0
+        results.append(
+            PolicyEstimate(
+                policy=name,
+                estimate=float(llo + width * est.values[p]),
+                se=se * width,
+                ci_low=float(llo + width * lo),
+                ci_high=float(llo + width * hi),
+                alpha=alpha,
+                df=df,
+                n=int(est.n[p]),
+                n_prompts=g,
+                n_labels=int(est.n_labels[p]),
+                var_if=v_if * width**2,
+                var_cal=v_cal * width**2,
+                calibration_share=float(share),
+                naive_estimate=naive[p][0],
+                naive_ci_low=naive[p][1],
+                naive_ci_high=naive[p][2],
+                method=estimator.name,
+                status=status,
+                reasons=reasons,
+                diagnostics=diag,
+            )
+        )
+
+    # ---- contrasts ---------------------------------------------------------------------------
+    keep = [p for p, name in enumerate(ev.policies) if only is None or name in only]
+    pairs = _contrasts(prep, est, reps, keep, ev.policies, k, alpha, width)
+    ranking = _ranking([results[p] for p in keep], pairs)
+
+    oof_rmse = float(np.sqrt(np.mean((prep.y[prep.train] - full.oof) ** 2))) * width
+    rel = calibrator.reliability_table()
+    for col in ("mean_label", "mean_calibrated", "mean_oof"):
+        rel[col] = llo + width * rel[col]
+    for col in ("judge_low", "judge_high"):
+        rel[col] = jlo + (jhi - jlo) * rel[col]
+    cal_info = CalibrationInfo(
+        mode=calibrator.mode_,
+        requested_mode=mode,
+        n_folds=k,
+        n_labels=int(prep.train.size),
+        n_labelled_prompts=m_prompts,
+        covariates=covariates,
+        oof_rmse=oof_rmse,
+        judge_range=judge_range,
+        selection=dict(calibrator.selection_),
+        reliability=tuple(rel.to_dict("records")),
+        is_constant=calibrator.is_constant_,
+    )
+    if mode == "auto":
+        notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (1-SE rule).")
+    return Report(
+        estimates=tuple(results[p] for p in keep),
+        pairs=pairs,
+        audits=tuple(audits),
+        calibration=cal_info,
+        ranking=ranking,
+        judge_scale=ev.judge_scale,
+        label_scale=ev.label_scale,
+        alpha=alpha,
+        notices=tuple(notices),
+        warnings=tuple(warns),
+        excluded=dict(ev.excluded),
+        settings=settings,
+    )
+
+
+def _gate(
+    name: str,
+    scores: np.ndarray,
+    labelled_scores: np.ndarray,
+    n_labels: int,
+    audit: TransportAudit | None,
+    is_constant: bool,
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """Status and reasons of one policy's level estimate (METHODS §6 gates)."""
+    status = "OK"
+    reasons: list[str] = []
+    share = out_of_range_share(scores, labelled_scores)
+    diag: dict[str, Any] = {"out_of_range_share": share}
+
+    def worse(new: str) -> None:
+        nonlocal status
+        order = ("OK", "CAUTION", "REFUSED")
+        if order.index(new) > order.index(status):
+            status = new
+
+    if audit is not None:
+        diag["transport_verdict"] = audit.verdict
+        diag["transport_delta"] = audit.delta
+        if audit.verdict == "FAIL":
+            worse("REFUSED")
+            reasons.append(
+                f"transport audit FAIL: on its probe slice the labels differ from the calibrated "
+                f"judge by δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, {audit.ci_high:+.3f}], "
+                f"beyond the margin ±{audit.margin:g}; its level is not reliable. Label some of "
+                "its own responses so the estimate can be corrected."
+            )
+        elif audit.verdict == "INCONCLUSIVE":
+            worse("CAUTION")
+            reasons.append(
+                f"transport audit INCONCLUSIVE (δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, "
+                f"{audit.ci_high:+.3f}] vs margin ±{audit.margin:g}): a larger probe slice would "
+                "settle it."
+            )
+    if n_labels == 0 and (audit is None or audit.verdict in ("NOT GRADED",)):
+        worse("CAUTION")
+        reasons.append(
+            "no oracle labels of its own: the calibration learned on other policies is assumed to "
+            "transport; audit it with a probe slice (probes=/--probe) and a margin."
+        )
+    if share >= OUT_OF_RANGE_GATE:
+        worse("REFUSED")
+        reasons.append(
+            f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
+            f"[{labelled_scores.min():g}, {labelled_scores.max():g}], where the calibration is "
+            "extrapolated: its level is not reliable (rankings may stand). Label responses "
+            "with such scores."
+        )
+    if is_constant:
+        worse("CAUTION")
+        reasons.append("the calibration is constant: the judge does not rank the labels.")
+    return status, tuple(reasons), diag
+
+
+def _naive(prep: _Prepared, ev: EvalData, alpha: float) -> list[tuple[float, float, float]]:
+    """Raw judge mean per policy, rescaled affinely to the label scale, with a clustered t CI."""
+    llo, lhi = ev.label_scale
+    out = []
+    for p in range(prep.n_policies):
+        rows = np.flatnonzero(prep.group == p)
+        s = prep.s[rows]
+        mean = float(s.mean())
+        v, g = cluster_variance(s - mean, prep.cluster[rows])
+        lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
+        out.append((llo + (lhi - llo) * mean, llo + (lhi - llo) * lo, llo + (lhi - llo) * hi))
+    return out
+
+
+def _contrasts(
+    prep: _Prepared,
+    est: Any,
+    reps: np.ndarray,
+    keep: list[int],
+    names: tuple[str, ...],
+    k: int,
+    alpha: float,
+    width: float,
+) -> tuple[Contrast, ...]:
+    """All pairwise paired contrasts, influence values aligned by prompt (METHODS §5.3)."""
+    n_clusters = int(prep.cluster.max()) + 1
+    totals = {}
+    present = {}
+    for p in keep:
+        rows = np.flatnonzero(prep.group == p)
+        totals[p] = np.bincount(prep.cluster[rows], weights=est.influence[rows],
+                                minlength=n_clusters) / rows.size
+        present[p] = np.bincount(prep.cluster[rows], minlength=n_clusters) > 0
+    raw = []
+    for i, a in enumerate(keep):
+        for b in keep[i + 1:]:
+            c = totals[a] - totals[b]
+            union = present[a] | present[b]
+            g = int(union.sum())
+            v_if = g / (g - 1) * float(np.dot(c, c)) if g > 1 else float("nan")
+            v_cal = float(jackknife_variance(reps[:, a] - reps[:, b]))
+            se = float(np.sqrt(v_if + v_cal))
+            df = satterthwaite_df(v_if, v_cal, g, k)
+            delta = float(est.values[a] - est.values[b])
+            lo, hi = t_interval(delta, se, df, alpha)
+            raw.append((a, b, delta, se, lo, hi, df, t_pvalue(delta, se, df), v_if, v_cal,
+                        int((present[a] & present[b]).sum())))
+    adj = holm([r[7] for r in raw])
+    return tuple(
+        Contrast(
+            policy_a=names[a], policy_b=names[b], estimate=d * width, se=se * width,
+            ci_low=lo * width, ci_high=hi * width, df=df, p_value=p, p_holm=float(ph),
+            significant=bool(ph < alpha), var_if=vi * width**2, var_cal=vc * width**2,
+            n_shared_prompts=shared,
+        )
+        for (a, b, d, se, lo, hi, df, p, vi, vc, shared), ph in zip(raw, adj, strict=True)
+    )
+
+
+def _ranking(results: Sequence[PolicyEstimate], pairs: Sequence[Contrast]) -> tuple[tuple[str, ...], ...]:
+    """Best-to-worst tiers: a policy joins the current tier unless it is separable from the
+    tier's best policy (Holm-adjusted contrast significant)."""
+    sig = {frozenset((c.policy_a, c.policy_b)): c.significant for c in pairs}
+    order = sorted(results, key=lambda e: -e.estimate)
+    tiers: list[list[str]] = []
+    for e in order:
+        if tiers and not sig.get(frozenset((tiers[-1][0], e.policy)), True):
+            tiers[-1].append(e.policy)
+        else:
+            tiers.append([e.policy])
+    return tuple(tuple(t) for t in tiers)
+
+
+def _uncalibrated(
+    ev: EvalData,
+    prep: _Prepared,
+    naive: list[tuple[float, float, float]],
+    m_prompts: int,
+    alpha: float,
+    notices: list[str],
+    settings: dict[str, Any],
+    only: Sequence[str] | None,
+) -> Report:
+    """Fewer than 4 labelled prompts: raw judge means on the judge scale, clearly marked."""
+    jlo, jhi = ev.judge_scale
+    res = []
+    reason = (
+        f"UNCALIBRATED: only {m_prompts} labelled prompt(s) (at least {MIN_LABELLED_PROMPTS} are "
+        f"needed); this is the raw judge mean on the judge scale ({jlo:g}, {jhi:g}), not an "
+        "estimate of the label. Add oracle labels to calibrate."
+    )
+    for p, name in enumerate(ev.policies):
+        if only is not None and name not in only:
+            continue
+        rows = np.flatnonzero(prep.group == p)
+        s = ev.judge_score[ev.policy_code == p]
+        mean = float(s.mean())
+        v, g = cluster_variance(s - mean, prep.cluster[rows])
+        se = float(np.sqrt(v)) if g > 1 else float("nan")
+        lo, hi = t_interval(mean, se, max(g - 1, 1), alpha)
+        res.append(
+            PolicyEstimate(
+                policy=name, estimate=mean, se=se, ci_low=lo, ci_high=hi, alpha=alpha,
+                df=float(max(g - 1, 1)), n=int(rows.size), n_prompts=g,
+                n_labels=int(np.count_nonzero(ev.labelled[ev.policy_code == p])),
+                var_if=v, var_cal=0.0, calibration_share=0.0, naive_estimate=naive[p][0],
+                naive_ci_low=naive[p][1], naive_ci_high=naive[p][2],
+                method="judge mean (uncalibrated)", status="UNCALIBRATED", reasons=(reason,),
+                units="judge",
+            )
+        )
+    return Report(
+        estimates=tuple(res), pairs=(), audits=(), calibration=None,
+        ranking=tuple((e.policy,) for e in sorted(res, key=lambda e: -e.estimate)),
+        judge_scale=ev.judge_scale, label_scale=ev.label_scale, alpha=alpha,
+        notices=tuple(notices), warnings=(reason,), excluded=dict(ev.excluded), settings=settings,
+    )

@@ -1,0 +1,548 @@
+"""AutoCal-R: mean-preserving, cross-fitted calibration of judge scores to oracle labels.
+
+Three maps from the judge score ``S`` (and optional covariates ``Z``) to ``E[Y | S, Z]``:
+
+* **monotone** — least-squares isotonic regression of ``Y`` on ``S`` (ties pooled, linear
+  interpolation between knots, flat beyond the range); identical to
+  ``sklearn.isotonic.IsotonicRegression(out_of_bounds="clip")`` but fitted with
+  :func:`scipy.optimize.isotonic_regression` on pre-sorted, tie-pooled data, which matters when
+  cross-fitting and the jackknife refit it dozens of times;
+* **two-stage** — an index ``g(S, Z)`` from additive cubic B-splines and ridge regression,
+  uniformised by its mid-rank ECDF, then isotonic regression of ``Y`` on that rank;
+* **auto** — two-stage only when its out-of-fold squared error beats monotone's by more than one
+  standard error of the paired per-prompt difference.
+
+Both maps end in an isotonic step, so the mean of the fitted values over the oracle slice equals
+the mean of the labels exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy.optimize import isotonic_regression
+
+from cje.errors import CJEInputError, CJEWarning
+
+__all__ = [
+    "IsotonicMap",
+    "fit_isotonic",
+    "RewardCalibrator",
+    "Calibration",
+]
+
+Mode = Literal["auto", "monotone", "two_stage"]
+_RIDGE_ALPHAS = np.logspace(-3, 3, 13)
+
+
+# --------------------------------------------------------------------------------------------
+# The isotonic map
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class IsotonicMap:
+    """A fitted non-decreasing piecewise-linear map ``x -> y`` (flat beyond the knots).
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        Knots (distinct training inputs, increasing).
+    y : numpy.ndarray
+        Fitted values at the knots (non-decreasing).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        """Evaluate the map at ``s``."""
+        return np.interp(s, self.x, self.y)
+
+    @property
+    def is_constant(self) -> bool:
+        """Whether the fit collapsed to a single value."""
+        return bool(self.y[-1] - self.y[0] <= 1e-12)
+
+
+def _pool_sorted(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pool ties of a sorted ``s``: distinct values, mean ``y`` and counts per value."""
+    n = s.shape[0]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    counts = np.diff(np.r_[starts, n]).astype(np.float64)
+    means = np.add.reduceat(y, starts) / counts
+    return s[starts], means, counts
+
+
+def _iso_sorted(s: np.ndarray, y: np.ndarray) -> IsotonicMap:
+    xs, means, counts = _pool_sorted(s, y)
+    fitted = isotonic_regression(means, weights=counts, increasing=True).x
+    return IsotonicMap(xs, fitted)
+
+
+def fit_isotonic(s: np.ndarray, y: np.ndarray) -> IsotonicMap:
+    """Least-squares non-decreasing fit of ``y`` on ``s`` (ties pooled).
+
+    Parameters
+    ----------
+    s, y : numpy.ndarray
+        Inputs and targets (finite, same length, at least one point).
+
+    Returns
+    -------
+    IsotonicMap
+
+    Examples
+    --------
+    >>> f = fit_isotonic(np.array([0.0, 1.0, 1.0, 2.0]), np.array([0.0, 1.0, 0.0, 1.0]))
+    >>> f(np.array([-1.0, 0.5, 1.0, 3.0])).tolist()
+    [0.0, 0.25, 0.5, 1.0]
+    """
+    s = np.asarray(s, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    o = np.argsort(s, kind="stable")
+    return _iso_sorted(s[o], y[o])
+
+
+# --------------------------------------------------------------------------------------------
+# The two-stage index map
+# --------------------------------------------------------------------------------------------
+def _n_knots(m: int) -> int:
+    return int(np.clip(round(m ** (1 / 3)), 5, 8))
+
+
+class _SplineBasis:
+    """Additive cubic B-spline basis, one column group per input column (quantile knots)."""
+
+    def __init__(self, X: np.ndarray, n_knots: int):
+        from sklearn.preprocessing import SplineTransformer
+
+        self.parts: list[Any] = []
+        for j in range(X.shape[1]):
+            col = X[:, j : j + 1]
+            knots = np.unique(np.quantile(col, np.linspace(0, 1, n_knots)))
+            if knots.size < 2:  # constant column: contributes nothing
+                self.parts.append(None)
+                continue
+            tr = SplineTransformer(
+                knots=knots.reshape(-1, 1), degree=3, extrapolation="constant"
+            )
+            tr.fit(col)
+            self.parts.append(tr)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        cols = [tr.transform(X[:, j : j + 1]) for j, tr in enumerate(self.parts) if tr is not None]
+        if not cols:
+            return np.zeros((X.shape[0], 1))
+        return np.hstack(cols)
+
+
+@dataclass(frozen=True, slots=True)
+class TwoStageMap:
+    """Index calibration ``f(S, Z) = iso(U(g(S, Z)))`` (METHODS §2.3)."""
+
+    basis: Any
+    coef: np.ndarray
+    intercept: float
+    train_index: np.ndarray  # sorted g on the training rows
+    iso: IsotonicMap
+
+    def index(self, X: np.ndarray) -> np.ndarray:
+        """The ridge index ``g``."""
+        return self.basis(X) @ self.coef + self.intercept
+
+    def uniformise(self, g: np.ndarray) -> np.ndarray:
+        """Mid-rank ECDF of the training index, clipped to [0, 1]."""
+        n = self.train_index.shape[0]
+        u = (np.searchsorted(self.train_index, g, side="right") - 0.5) / n
+        return np.clip(u, 0.0, 1.0)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.iso(self.uniformise(self.index(X)))
+
+    @property
+    def is_constant(self) -> bool:
+        return self.iso.is_constant
+
+
+def _fit_two_stage(X: np.ndarray, y: np.ndarray) -> TwoStageMap:
+    from sklearn.linear_model import RidgeCV
+
+    basis = _SplineBasis(X, _n_knots(X.shape[0]))
+    B = basis(X)
+    ridge = RidgeCV(alphas=_RIDGE_ALPHAS).fit(B, y)
+    g = B @ ridge.coef_ + ridge.intercept_
+    gs = np.sort(g)
+    n = g.shape[0]
+    u = np.clip((np.searchsorted(gs, g, side="right") - 0.5) / n, 0.0, 1.0)
+    return TwoStageMap(basis, np.asarray(ridge.coef_), float(ridge.intercept_), gs, fit_isotonic(u, y))
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-fitting engine (fits cached by the set of deleted folds)
+# --------------------------------------------------------------------------------------------
+class _CrossFitter:
+    """Fits one kind of map on the labelled rows minus any set of folds, with caching.
+
+    The jackknife needs ``f^(-k)`` and, for the out-of-fold predictions inside replicate k,
+    ``f^(-k,-j)``; since ``f^(-k,-j) = f^(-j,-k)`` a cache keyed by the deleted set does
+    ``1 + K + K(K-1)/2`` fits instead of ``(K+1)^2``.
+    """
+
+    def __init__(self, kind: str, s: np.ndarray, X: np.ndarray | None, y: np.ndarray,
+                 fold: np.ndarray):
+        self.kind, self.s, self.X, self.y, self.fold = kind, s, X, y, fold
+        self._cache: dict[frozenset[int], Callable[..., np.ndarray]] = {}
+        if kind == "monotone":
+            self._order = np.argsort(s, kind="stable")
+            self._s_sorted = s[self._order]
+            self._y_sorted = y[self._order]
+            self._fold_sorted = fold[self._order]
+
+    def model(self, deleted: frozenset[int]) -> Callable[..., np.ndarray]:
+        m = self._cache.get(deleted)
+        if m is not None:
+            return m
+        if self.kind == "monotone":
+            keep = ~np.isin(self._fold_sorted, list(deleted)) if deleted else slice(None)
+            m = _iso_sorted(self._s_sorted[keep], self._y_sorted[keep])
+        else:
+            keep = ~np.isin(self.fold, list(deleted)) if deleted else slice(None)
+            assert self.X is not None
+            m = _fit_two_stage(self.X[keep], self.y[keep])
+        self._cache[deleted] = m
+        return m
+
+    def predict_rows(self, model: Callable[..., np.ndarray], idx: np.ndarray | slice) -> np.ndarray:
+        if self.kind == "monotone":
+            return model(self.s[idx])
+        assert self.X is not None
+        return model(self.X[idx])
+
+    def oof(self, deleted: frozenset[int], folds: Sequence[int]) -> np.ndarray:
+        """Out-of-sample prediction for every labelled row in a fit that deletes ``deleted``.
+
+        Rows of a deleted fold get the fit on the remaining folds (their labels were not used);
+        other rows get the fit that also leaves out their own fold.
+        """
+        out = np.empty(self.y.shape[0])
+        for f in folds:
+            rows = np.flatnonzero(self.fold == f)
+            if f in deleted:
+                model = self.model(deleted)
+            else:
+                model = self.model(deleted | {f})
+            out[rows] = self.predict_rows(model, rows)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# What the estimators see
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A fitted calibration as the estimators see it.
+
+    Attributes
+    ----------
+    predict : callable
+        ``predict(S, X=None)`` gives ``f(S, Z)``; ``X`` is the covariate matrix for two-stage.
+    oof : numpy.ndarray
+        Out-of-sample predictions for the calibrator's labelled training rows (in their order).
+    deleted : frozenset of int
+        Oracle folds whose labels this fit did not use (empty for the full fit).
+    mode : str
+        ``"monotone"`` or ``"two_stage"``.
+    """
+
+    predict: Callable[..., np.ndarray]
+    oof: np.ndarray
+    deleted: frozenset[int]
+    mode: str
+
+
+class RewardCalibrator:
+    """AutoCal-R: cross-fitted, mean-preserving calibration of judge scores to oracle labels.
+
+    Parameters
+    ----------
+    mode : {"auto", "monotone", "two_stage"}
+        ``"monotone"``: isotonic in the judge score. ``"two_stage"``: spline-ridge index of the
+        score and covariates, then isotonic. ``"auto"``: two-stage only when its out-of-fold
+        squared error beats monotone by more than one prompt-clustered standard error of the
+        paired difference (the 1-SE rule).
+    n_folds : int
+        Number of cross-fitting folds K (balanced over labelled prompts).
+    seed : int
+        Seed of the prompt hash that assigns folds.
+
+    Attributes
+    ----------
+    mode_ : str
+        The map used (``"monotone"`` or ``"two_stage"``).
+    n_folds_ : int
+        Folds actually used (K shrinks when labelled prompts are few).
+    folds_ : numpy.ndarray
+        Fold of each labelled training row.
+    selection_ : dict
+        For ``mode="auto"``: out-of-fold MSE of each map, the paired difference, its SE.
+    is_constant_ : bool
+        Whether the full fit collapsed to a constant although the labels vary.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.uniform(0, 10, 400)
+    >>> y = (s / 10) ** 2 + rng.normal(0, 0.05, 400)
+    >>> cal = RewardCalibrator(mode="monotone").fit(s, y)
+    >>> bool(abs(cal.predict_oof().mean() - y.mean()) < 0.01)
+    True
+    >>> bool(abs(cal.predict(np.array([8.0]))[0] - 0.64) < 0.1)
+    True
+    """
+
+    def __init__(self, mode: Mode = "auto", n_folds: int = 5, seed: int = 0):
+        if mode not in ("auto", "monotone", "two_stage"):
+            raise CJEInputError(
+                f"mode must be 'auto', 'monotone' or 'two_stage'; got {mode!r}."
+            )
+        if int(n_folds) != n_folds or n_folds < 2:
+            raise CJEInputError(f"n_folds must be an integer >= 2; got {n_folds!r}.")
+        self.mode = mode
+        self.n_folds = int(n_folds)
+        self.seed = int(seed)
+
+    # ---- fitting --------------------------------------------------------------------------
+    def fit(
+        self,
+        judge_score: Any,
+        oracle_label: Any,
+        *,
+        covariates: Any = None,
+        prompt_id: Any = None,
+        folds: Any = None,
+    ) -> RewardCalibrator:
+        """Fit on the labelled rows (rows whose label is NaN are ignored).
+
+        Parameters
+        ----------
+        judge_score : array-like of shape (n,)
+        oracle_label : array-like of shape (n,), NaN where unlabelled
+        covariates : array-like of shape (n, p), optional
+            Numeric covariates for the two-stage map (e.g. response length).
+        prompt_id : array-like of shape (n,), optional
+            Cluster of each row (all rows of a prompt share a fold). Defaults to one per row.
+        folds : array-like of int of shape (n,), optional
+            Precomputed fold per row (overrides the prompt hash).
+
+        Returns
+        -------
+        RewardCalibrator
+            ``self``, fitted.
+        """
+        s = np.asarray(judge_score, dtype=np.float64)
+        y = np.asarray(oracle_label, dtype=np.float64)
+        if s.ndim != 1 or y.shape != s.shape:
+            raise CJEInputError(
+                "judge_score and oracle_label must be 1-D arrays of the same length; got "
+                f"shapes {s.shape} and {y.shape}."
+            )
+        lab = ~np.isnan(y)
+        if not np.all(np.isfinite(s[lab])):
+            i = int(np.flatnonzero(lab & ~np.isfinite(s))[0])
+            raise CJEInputError(f"judge_score must be finite on labelled rows; row {i} has {s[i]}.")
+        X = None
+        if covariates is not None:
+            Z = np.asarray(covariates, dtype=np.float64)
+            if Z.ndim == 1:
+                Z = Z[:, None]
+            if Z.shape[0] != s.shape[0]:
+                raise CJEInputError("covariates must have one row per judge score.")
+            if self.mode == "monotone" and Z.shape[1] > 0:
+                raise CJEInputError(
+                    "Covariates were given with mode='monotone'; the monotone map uses the judge "
+                    "score alone. Use mode='two_stage' or 'auto', or drop the covariates."
+                )
+            X = np.column_stack([s, Z])[lab]
+        idx = np.flatnonzero(lab)
+        m = idx.size
+        if m < 4:
+            raise CJEInputError(
+                f"Calibration needs oracle labels on at least 4 prompts; got {m} labelled rows."
+            )
+        import pandas as pd
+
+        pid = (
+            np.asarray(prompt_id, dtype=object)[idx]
+            if prompt_id is not None
+            else idx.astype(str).astype(object)
+        )
+        cluster, uniq = pd.factorize(pid)
+        if folds is not None:
+            fold = np.asarray(folds, dtype=np.int64)[idx]
+            k = int(fold.max()) + 1
+        else:
+            from cje.data import prompt_folds
+
+            k = effective_folds(len(uniq), self.n_folds)
+            fold = prompt_folds(np.asarray(uniq, dtype=object), np.ones(len(uniq), bool), k,
+                                self.seed)[cluster]
+        self.n_folds_ = k
+        self.folds_ = fold
+        self._rows = idx
+        self._n = s.shape[0]
+        self._s, self._y = s[idx], y[idx]
+        self._cluster = cluster.astype(np.int64)
+        mono = _CrossFitter("monotone", self._s, None, self._y, fold)
+        two = None
+        if self.mode != "monotone":
+            if X is None:
+                X = self._s[:, None]
+            two = _CrossFitter("two_stage", self._s, X, self._y, fold)
+        self.selection_: dict[str, float] = {}
+        if self.mode == "auto":
+            assert two is not None
+            all_folds = range(k)
+            o_m = mono.oof(frozenset(), all_folds)
+            o_t = two.oof(frozenset(), all_folds)
+            d = (self._y - o_m) ** 2 - (self._y - o_t) ** 2
+            diff, se = _clustered_mean_se(d, self._cluster)
+            chosen = "two_stage" if diff > se else "monotone"
+            self.selection_ = {
+                "mse_monotone": float(np.mean((self._y - o_m) ** 2)),
+                "mse_two_stage": float(np.mean((self._y - o_t) ** 2)),
+                "mse_difference": float(diff),
+                "difference_se": float(se),
+            }
+        else:
+            chosen = self.mode
+        self.mode_ = chosen
+        self._engine = mono if chosen == "monotone" else two
+        full = self._engine.model(frozenset())
+        self.is_constant_ = bool(full.is_constant) and bool(np.ptp(self._y) > 0)
+        if self.is_constant_:
+            warnings.warn(
+                "The calibration collapsed to a single value although the oracle labels vary: "
+                "the judge score does not rank the labels (uninformative or anti-correlated "
+                "judge). Estimates equal the label mean; check the judge.",
+                CJEWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # ---- use ------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_engine"):
+            raise CJEInputError("This RewardCalibrator is not fitted yet; call fit() first.")
+
+    def predict(self, judge_score: Any, covariates: Any = None) -> np.ndarray:
+        """Calibrated reward ``f(S, Z)`` from the fit on all labels.
+
+        Parameters
+        ----------
+        judge_score : array-like of shape (n,)
+        covariates : array-like of shape (n, p), optional
+            Required when the two-stage map was fitted with covariates.
+        """
+        self._check_fitted()
+        return self.calibration().predict(
+            np.asarray(judge_score, dtype=np.float64),
+            None if covariates is None else np.asarray(covariates, dtype=np.float64),
+        )
+
+    def predict_oof(self) -> np.ndarray:
+        """Out-of-fold predictions for the training rows (NaN on unlabelled rows)."""
+        self._check_fitted()
+        out = np.full(self._n, np.nan)
+        out[self._rows] = self.calibration().oof
+        return out
+
+    def calibration(self, deleted: frozenset[int] = frozenset()) -> Calibration:
+        """The fit without the labels of the folds in ``deleted`` (empty: the full fit)."""
+        self._check_fitted()
+        model = self._engine.model(deleted)
+        oof = self._engine.oof(deleted, range(self.n_folds_))
+
+        def predict(s: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
+            if self.mode_ == "monotone":
+                return model(s)
+            if X is not None and X.ndim == 1:
+                X = X[:, None]
+            cov = s[:, None] if X is None or X.shape[1] == 0 else np.column_stack([s, X])
+            return model(cov)
+
+        return Calibration(predict=predict, oof=oof, deleted=deleted, mode=self.mode_)
+
+    def jackknife(self) -> list[Calibration]:
+        """The K delete-one-oracle-fold calibrations used by the OUA jackknife."""
+        return [self.calibration(frozenset({k})) for k in range(self.n_folds_)]
+
+    def reliability_table(self, n_bins: int = 10) -> Any:
+        """Binned judge score vs. mean label and mean calibrated value on the labelled rows.
+
+        Parameters
+        ----------
+        n_bins : int
+            Number of equal-count bins of the judge score (ties kept together).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``bin, judge_low, judge_high, n, mean_label, mean_calibrated, mean_oof``.
+        """
+        import pandas as pd
+
+        self._check_fitted()
+        s, y = self._s, self._y
+        fitted = self.calibration().predict(s, self._cov_rows())
+        oof = self.calibration().oof
+        edges = np.unique(np.quantile(s, np.linspace(0, 1, n_bins + 1)))
+        b = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(len(edges) - 2, 0))
+        rows = []
+        for j in np.unique(b):
+            m = b == j
+            rows.append(
+                {
+                    "bin": int(j),
+                    "judge_low": float(s[m].min()),
+                    "judge_high": float(s[m].max()),
+                    "n": int(m.sum()),
+                    "mean_label": float(y[m].mean()),
+                    "mean_calibrated": float(fitted[m].mean()),
+                    "mean_oof": float(oof[m].mean()),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def _cov_rows(self) -> np.ndarray | None:
+        if self.mode_ == "monotone":
+            return None
+        X = self._engine.X
+        return None if X is None or X.shape[1] == 1 else X[:, 1:]
+
+
+def effective_folds(n_labelled_prompts: int, n_folds: int) -> int:
+    """Folds actually used: K, or ``max(2, m // 2)`` when there are fewer than ``2K`` prompts.
+
+    Examples
+    --------
+    >>> effective_folds(100, 5), effective_folds(7, 5)
+    (5, 3)
+    """
+    if n_labelled_prompts >= 2 * n_folds:
+        return n_folds
+    return max(2, n_labelled_prompts // 2)
+
+
+def _clustered_mean_se(d: np.ndarray, cluster: np.ndarray) -> tuple[float, float]:
+    """Mean of ``d`` and its prompt-clustered standard error."""
+    m = d.shape[0]
+    mean = float(d.mean())
+    t = np.bincount(cluster, weights=d - mean)
+    g = int(np.count_nonzero(np.bincount(cluster)))
+    if g < 2:
+        return mean, float("inf")
+    var = g / (g - 1) * float(np.sum(t**2)) / m**2
+    return mean, float(np.sqrt(var))

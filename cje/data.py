@@ -1,0 +1,899 @@
+"""Evaluation data: loading, validation (once, at the boundary), scales and prompt folds.
+
+Everything :mod:`cje` computes starts from an :class:`EvalData`: one row per judged response in
+long format (``prompt_id, policy, judge_score, oracle_label?, draw_idx?, covariates…``). It is built
+from a pandas or polars DataFrame, a dict of arrays, a JSONL/CSV/Parquet file, or the formats of
+the ``cje-eval`` package (a directory of ``<policy>_responses.jsonl`` fresh draws, or a logged-data
+JSONL file with nested ``target_policy_logprobs`` and ``metadata.prompt_id``).
+
+Validation happens here and nowhere else: the code downstream assumes finite, contiguous float64
+arrays. Every error names the field, the row (0-based, in input order) or prompt, and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from cje.errors import CJEInputError
+
+__all__ = [
+    "EvalData",
+    "load",
+    "prompt_folds",
+    "infer_scale",
+    "COMMON_SCALES",
+]
+
+#: Scales tried, in order, when a scale is not declared: the first that contains every value wins.
+COMMON_SCALES: tuple[tuple[float, float], ...] = (
+    (0.0, 1.0),
+    (0.0, 5.0),
+    (1.0, 5.0),
+    (0.0, 7.0),
+    (1.0, 7.0),
+    (0.0, 10.0),
+    (1.0, 10.0),
+    (0.0, 100.0),
+)
+
+_STANDARD = ("prompt_id", "policy", "judge_score", "oracle_label", "draw_idx")
+OnInvalid = Literal["raise", "drop"]
+
+
+# --------------------------------------------------------------------------------------------
+# The data model
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class EvalData:
+    """Validated evaluation data in long format (one row per judged response).
+
+    Build it with :func:`cje.load` (any supported source) or :meth:`EvalData.from_frame`; do
+    not call the constructor directly. Arrays are read-only.
+
+    Attributes
+    ----------
+    prompt_id : numpy.ndarray
+        Prompt id per row (strings), the cluster unit for every variance.
+    prompt_code : numpy.ndarray
+        Integer code per row into :attr:`prompts`.
+    prompts : numpy.ndarray
+        Distinct prompt ids.
+    policy_code : numpy.ndarray
+        Integer code per row into :attr:`policies` (-1 for calibration-only rows).
+    policies : tuple of str
+        Policy names, sorted.
+    draw_idx : numpy.ndarray
+        Draw index per row (repeated responses of a policy to one prompt).
+    judge_score : numpy.ndarray
+        Judge score per row, on :attr:`judge_scale`.
+    oracle_label : numpy.ndarray
+        Oracle label per row on :attr:`label_scale`, NaN where not observed.
+    covariates : Mapping[str, numpy.ndarray]
+        Numeric calibration covariates (e.g. ``response_length``), complete on every row.
+    logprobs : Mapping[str, numpy.ndarray]
+        Log-probability columns of logged data (``base`` and one per target), NaN where missing.
+    judge_scale, label_scale : tuple of float
+        Declared or inferred scales; see :attr:`notices` for inferred ones.
+    notices : tuple of str
+        Things the user should know (inferred scales, assigned draw indices…).
+    excluded : Mapping[str, int]
+        Rows excluded on request (``on_invalid="drop"``), by reason. Nothing else is dropped.
+
+    Examples
+    --------
+    >>> import cje
+    >>> d = cje.load({"prompt_id": ["a", "b", "a", "b"], "policy": ["x", "x", "y", "y"],
+    ...               "judge_score": [0.2, 0.9, 0.4, 0.7],
+    ...               "oracle_label": [0.0, 1.0, None, None]}, judge_scale=(0, 1))
+    >>> d.n_rows, d.policies, d.n_labels
+    (4, ('x', 'y'), 2)
+    """
+
+    prompt_id: np.ndarray
+    prompt_code: np.ndarray
+    prompts: np.ndarray
+    policy_code: np.ndarray
+    policies: tuple[str, ...]
+    draw_idx: np.ndarray
+    judge_score: np.ndarray
+    oracle_label: np.ndarray
+    covariates: Mapping[str, np.ndarray]
+    logprobs: Mapping[str, np.ndarray]
+    judge_scale: tuple[float, float]
+    label_scale: tuple[float, float]
+    notices: tuple[str, ...] = ()
+    excluded: Mapping[str, int] = field(default_factory=dict)
+
+    # ---- derived, cheap ------------------------------------------------------------------
+    @property
+    def n_rows(self) -> int:
+        """Number of rows (including calibration-only rows)."""
+        return int(self.judge_score.shape[0])
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of rows with an observed oracle label."""
+        return ~np.isnan(self.oracle_label)
+
+    @property
+    def n_labels(self) -> int:
+        """Number of rows with an observed oracle label."""
+        return int(np.count_nonzero(self.labelled))
+
+    @property
+    def calibration_only(self) -> np.ndarray:
+        """Boolean mask of rows that only train the calibrator (``policy_code == -1``)."""
+        return self.policy_code < 0
+
+    def judge01(self) -> np.ndarray:
+        """Judge scores mapped affinely to [0, 1]."""
+        lo, hi = self.judge_scale
+        return (self.judge_score - lo) / (hi - lo)
+
+    def label01(self) -> np.ndarray:
+        """Oracle labels mapped affinely to [0, 1] (NaN where unlabelled)."""
+        lo, hi = self.label_scale
+        return (self.oracle_label - lo) / (hi - lo)
+
+    def rows_of(self, policy: str) -> np.ndarray:
+        """Row indices of one policy."""
+        try:
+            code = self.policies.index(policy)
+        except ValueError:
+            raise CJEInputError(
+                f"Policy {policy!r} has no rows; the data has policies {list(self.policies)}."
+            ) from None
+        return np.flatnonzero(self.policy_code == code)
+
+    # ---- constructors --------------------------------------------------------------------
+    @classmethod
+    def from_frame(
+        cls,
+        frame: Any,
+        *,
+        judge_scale: tuple[float, float] | None = None,
+        label_scale: tuple[float, float] | None = None,
+        columns: Mapping[str, str] | None = None,
+        covariates: Sequence[str] = (),
+        on_invalid: OnInvalid = "raise",
+        policy: str | None = None,
+    ) -> EvalData:
+        """Build from a pandas/polars DataFrame or a mapping of column name to array-like.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame, polars.DataFrame or Mapping[str, array-like]
+            Long-format data. Required columns: ``prompt_id``, ``judge_score``; usually also
+            ``policy`` and ``oracle_label`` (NaN/None where unlabelled); optional ``draw_idx``,
+            ``response_length`` or ``response``, and covariate columns.
+        judge_scale, label_scale : (low, high), optional
+            The scales the judge and the labels are on. Values outside a declared scale are an
+            error; an undeclared scale is inferred (the smallest common scale containing the
+            data, else the observed range) and a notice says so.
+        columns : Mapping[str, str], optional
+            Rename your columns to the standard names, e.g. ``{"judge_score": "score"}``.
+        covariates : sequence of str
+            Numeric columns to keep as calibration covariates. ``"response_length"`` is derived
+            from a ``response`` column (whitespace words) when there is no such column.
+        on_invalid : {"raise", "drop"}
+            ``"drop"`` excludes rows with an invalid judge score or prompt id instead of raising;
+            their number is recorded in :attr:`excluded` and shown in the report.
+        policy : str, optional
+            Policy name for data with no ``policy`` column (one policy).
+        """
+        cols = _columns_of(frame)
+        return _build(
+            cols,
+            judge_scale=judge_scale,
+            label_scale=label_scale,
+            columns=columns,
+            covariates=covariates,
+            on_invalid=on_invalid,
+            policy=policy,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+def load(
+    source: Any,
+    *,
+    judge_scale: tuple[float, float] | None = None,
+    label_scale: tuple[float, float] | None = None,
+    columns: Mapping[str, str] | None = None,
+    covariates: Sequence[str] = (),
+    on_invalid: OnInvalid = "raise",
+    policy: str | None = None,
+    logging_policy: str = "base",
+) -> EvalData:
+    """Load evaluation data from any supported source and validate it.
+
+    Parameters
+    ----------
+    source : EvalData, DataFrame, Mapping or path
+        * an :class:`EvalData` (returned as is);
+        * a pandas or polars DataFrame, or a dict of arrays, in long format;
+        * a ``.jsonl``/``.ndjson``, ``.csv`` or ``.parquet`` file in long format;
+        * a ``cje-eval`` fresh-draws directory of ``<policy>_responses.jsonl`` files;
+        * a ``cje-eval`` logged-data JSONL file (``metadata.prompt_id``,
+          ``base_policy_logprob``, ``target_policy_logprobs``): its rows become policy
+          ``logging_policy`` and the log-probabilities are kept in :attr:`EvalData.logprobs`.
+    judge_scale, label_scale, columns, covariates, on_invalid, policy
+        As in :meth:`EvalData.from_frame`.
+    logging_policy : str
+        Name given to the rows of logged data.
+
+    Returns
+    -------
+    EvalData
+
+    Raises
+    ------
+    CJEInputError
+        On invalid input; the message names the field, the row and the fix.
+
+    Examples
+    --------
+    >>> import cje
+    >>> d = cje.load({"prompt_id": ["a", "b"], "judge_score": [3, 8]}, policy="m",
+    ...              judge_scale=(0, 10))
+    >>> d.policies, d.judge_scale
+    (('m',), (0.0, 10.0))
+    """
+    if isinstance(source, EvalData):
+        return source
+    kw: dict[str, Any] = dict(
+        judge_scale=judge_scale,
+        label_scale=label_scale,
+        columns=columns,
+        covariates=covariates,
+        on_invalid=on_invalid,
+        policy=policy,
+    )
+    if isinstance(source, (str, os.PathLike)):
+        cols = read_columns(Path(source), covariates=covariates, logging_policy=logging_policy)
+        return _build(cols, **kw)
+    return EvalData.from_frame(source, **kw)
+
+
+def read_columns(
+    path: Path, *, covariates: Sequence[str] = (), logging_policy: str = "base"
+) -> dict[str, np.ndarray]:
+    """Read a supported file or directory into a dict of numpy columns (no validation).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A long-format file (JSONL, CSV, Parquet), a cje-eval fresh-draws directory, or a cje-eval
+        logged-data JSONL file.
+    covariates : sequence of str
+        Extra columns to read besides the standard ones.
+    logging_policy : str
+        Policy name for the rows of a logged-data file.
+    """
+    if not path.exists():
+        raise CJEInputError(f"No such file or directory: '{path}'.")
+    if path.is_dir():
+        return _read_fresh_draws_dir(path, covariates)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return _read_jsonl(path, covariates, logging_policy=logging_policy)
+    import polars as pl
+
+    if suffix == ".csv":
+        frame = pl.read_csv(path, infer_schema_length=None)
+    elif suffix in (".parquet", ".pq"):
+        frame = pl.read_parquet(path)
+    else:
+        raise CJEInputError(
+            f"Cannot read '{path}': unknown file type {suffix!r}. Use .jsonl, .csv or .parquet, "
+            "or a directory of <policy>_responses.jsonl files."
+        )
+    if frame.height == 0:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    return _columns_of(frame)
+
+
+def _wanted(covariates: Sequence[str]) -> list[str]:
+    want = list(_STANDARD) + ["response_length"]
+    want += [c for c in covariates if c not in want]
+    if "response_length" in covariates:
+        want.append("response")
+    return want
+
+
+def _first_record(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CJEInputError(
+                        f"'{path}' is not valid JSON Lines: its first record does not parse "
+                        f"({exc.msg})."
+                    ) from None
+                if not isinstance(rec, dict):
+                    raise CJEInputError(f"'{path}': each JSON line must be an object.")
+                return rec
+    raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+
+
+def _scan_jsonl(path: Path, want: Sequence[str]) -> Any:
+    """Read the wanted top-level fields of a JSONL file with polars (fast path: explicit schema)."""
+    import polars as pl
+
+    first = _first_record(path)
+    types = {
+        "prompt_id": pl.String,
+        "policy": pl.String,
+        "response": pl.String,
+        "draw_idx": pl.Int64,
+    }
+    nested = "metadata" in first or "target_policy_logprobs" in first
+    if not nested:
+        schema = {c: types.get(c, pl.Float64) for c in want}
+        try:
+            frame = pl.read_ndjson(path, schema=schema)
+            present = [c for c in want if frame.get_column(c).null_count() < frame.height]
+            return frame.select(present)
+        except Exception:  # types differ from the fast-path guess (e.g. integer prompt ids)
+            pass
+    try:
+        return pl.read_ndjson(path, infer_schema_length=None)
+    except Exception as exc:  # pragma: no cover - message depends on polars version
+        raise CJEInputError(f"Cannot parse '{path}' as JSON Lines: {exc}") from None
+
+
+def _read_jsonl(path: Path, covariates: Sequence[str], *, logging_policy: str) -> dict[str, Any]:
+    frame = _scan_jsonl(path, _wanted(covariates))
+    if frame.height == 0:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    names = frame.columns
+    if "metadata" in names or "target_policy_logprobs" in names:
+        return _logged_columns(frame, path, logging_policy)
+    return _columns_of(frame)
+
+
+def _logged_columns(frame: Any, path: Path, logging_policy: str) -> dict[str, Any]:
+    """Flatten the cje-eval logged-data format into standard columns."""
+    import polars as pl
+
+    cols: dict[str, Any] = {}
+    meta_fields: list[str] = []
+    if "metadata" in frame.columns and isinstance(frame.schema["metadata"], pl.Struct):
+        meta_fields = [f.name for f in frame.schema["metadata"].fields]
+    for name in frame.columns:
+        if name in ("metadata", "target_policy_logprobs"):
+            continue
+        dtype = frame.schema[name]
+        if isinstance(dtype, (pl.Struct, pl.List)):
+            continue
+        cols[name] = frame.get_column(name).to_numpy()
+    for name in ("prompt_id", "judge_score", "oracle_label"):
+        if name not in cols and name in meta_fields:
+            cols[name] = frame.get_column("metadata").struct.field(name).to_numpy()
+    if "prompt_id" not in cols:
+        raise CJEInputError(
+            f"'{path}' looks like cje-eval logged data but has no prompt id: expected "
+            "'metadata.prompt_id' or a top-level 'prompt_id' field on every row."
+        )
+    if "base_policy_logprob" in cols:
+        cols["logprob_base"] = np.asarray(cols.pop("base_policy_logprob"), dtype=float)
+    if "target_policy_logprobs" in frame.columns:
+        tp = frame.get_column("target_policy_logprobs")
+        if isinstance(tp.dtype, pl.Struct):
+            for f in tp.dtype.fields:
+                cols[f"logprob[{f.name}]"] = tp.struct.field(f.name).cast(pl.Float64).to_numpy()
+    cols.setdefault("policy", np.full(frame.height, logging_policy, dtype=object))
+    return cols
+
+
+def _read_fresh_draws_dir(path: Path, covariates: Sequence[str]) -> dict[str, Any]:
+    """Read a cje-eval fresh-draws directory: one ``<policy>_responses.jsonl`` per policy."""
+    import polars as pl
+
+    files = sorted(path.glob("*_responses.jsonl"))
+    if not files:
+        raise CJEInputError(
+            f"'{path}' is a directory but holds no '<policy>_responses.jsonl' files. Pass a "
+            "long-format file instead, or a cje-eval fresh-draws directory."
+        )
+    want = _wanted(covariates)
+    frames = []
+    for f in files:
+        pol = f.name[: -len("_responses.jsonl")]
+        fr = _scan_jsonl(f, want)
+        if fr.height == 0:
+            raise CJEInputError(f"Policy {pol!r} has no rows: '{f}' is empty.")
+        if "policy" in fr.columns:
+            fr = fr.drop("policy")
+        frames.append(fr.with_columns(pl.lit(pol).alias("policy")))
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    return _columns_of(frame)
+
+
+def _columns_of(frame: Any) -> dict[str, Any]:
+    """Dict of column name -> numpy array from pandas, polars or a mapping."""
+    mod = type(frame).__module__
+    if mod.startswith("polars"):
+        if hasattr(frame, "collect") and not hasattr(frame, "height"):
+            frame = frame.collect()
+        return {c: frame.get_column(c).to_numpy() for c in frame.columns}
+    if mod.startswith("pandas"):
+        return {str(c): frame[c].to_numpy() for c in frame.columns}
+    if isinstance(frame, Mapping):
+        out = {}
+        for k, v in frame.items():
+            arr = np.asarray(v)
+            if arr.ndim != 1:
+                raise CJEInputError(
+                    f"Column {k!r} must be one-dimensional; got shape {arr.shape}."
+                )
+            out[str(k)] = arr
+        return out
+    raise CJEInputError(
+        f"Cannot read data of type {type(frame).__name__}: pass a pandas or polars DataFrame, a "
+        "dict of arrays, a file path or a cje-eval fresh-draws directory."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and construction
+# --------------------------------------------------------------------------------------------
+def _row_ref(i: int, pid: np.ndarray | None) -> str:
+    if pid is not None:
+        return f"row {i} (prompt_id={pid[i]!r})"
+    return f"row {i}"
+
+
+def _to_float(arr: np.ndarray, name: str, pid: np.ndarray | None) -> np.ndarray:
+    """Convert a column to float64; None becomes NaN; a non-numeric value is an error."""
+    if arr.dtype.kind in "fiub":
+        return np.ascontiguousarray(arr, dtype=np.float64)
+    out = np.empty(arr.shape[0], dtype=np.float64)
+    for i, v in enumerate(arr):
+        if v is None:
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            raise CJEInputError(
+                f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {v!r}. Convert it "
+                "to a number, or leave it empty if the row is not labelled."
+                if name == "oracle_label"
+                else f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {v!r}."
+            ) from None
+        if isinstance(v, str) and v.strip().lower() in ("nan", "") and name == "oracle_label":
+            out[i] = np.nan
+    return out
+
+
+def infer_scale(values: np.ndarray) -> tuple[float, float]:
+    """The narrowest common scale containing ``values``, else their observed range.
+
+    Examples
+    --------
+    >>> infer_scale(np.array([0.2, 0.85, 1.0]))
+    (0.0, 1.0)
+    >>> infer_scale(np.array([1, 3, 5]))
+    (1.0, 5.0)
+    >>> infer_scale(np.array([-3.0, 12.5]))
+    (-3.0, 12.5)
+    """
+    lo, hi = float(np.min(values)), float(np.max(values))
+    fits = [(b - a, i) for i, (a, b) in enumerate(COMMON_SCALES) if a <= lo and hi <= b]
+    if fits:
+        return COMMON_SCALES[min(fits)[1]]
+    if hi == lo:
+        return (lo, lo + 1.0)
+    return (lo, hi)
+
+
+def _check_scale(scale: Any, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(scale[0]), float(scale[1]))
+        if len(scale) != 2:
+            raise ValueError
+    except (TypeError, ValueError, IndexError):
+        raise CJEInputError(
+            f"{name} must be a pair (low, high), e.g. {name}=(0, 10); got {scale!r}."
+        ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise CJEInputError(f"{name} must satisfy low < high (both finite); got {scale!r}.")
+    return (lo, hi)
+
+
+def _build(
+    cols: dict[str, Any],
+    *,
+    judge_scale: tuple[float, float] | None,
+    label_scale: tuple[float, float] | None,
+    columns: Mapping[str, str] | None,
+    covariates: Sequence[str],
+    on_invalid: OnInvalid,
+    policy: str | None,
+) -> EvalData:
+    import pandas as pd
+
+    if on_invalid not in ("raise", "drop"):
+        raise CJEInputError(f"on_invalid must be 'raise' or 'drop'; got {on_invalid!r}.")
+    if columns:
+        for std, theirs in columns.items():
+            if theirs not in cols:
+                raise CJEInputError(
+                    f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
+                    f"its columns are {sorted(cols)}."
+                )
+            cols[std] = cols.pop(theirs)
+    notices: list[str] = []
+    excluded: dict[str, int] = {}
+
+    n = len(next(iter(cols.values()))) if cols else 0
+    if n == 0:
+        raise CJEInputError("The input has no rows.")
+    for req in ("prompt_id", "judge_score"):
+        if req not in cols:
+            hint = " (the prompt each response answers; the cluster unit)" if req == "prompt_id" else ""
+            raise CJEInputError(
+                f"The input has no {req!r} column{hint}. Its columns are {sorted(cols)}; rename "
+                f"yours with columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name)."
+            )
+
+    # ---- prompt_id ---------------------------------------------------------------------
+    raw_pid = np.asarray(cols["prompt_id"])
+    pid = np.empty(n, dtype=object)
+    bad_pid = np.zeros(n, dtype=bool)
+    if raw_pid.dtype.kind in "iu":
+        pid[:] = raw_pid.astype(str)
+    else:
+        for i, v in enumerate(raw_pid):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                bad_pid[i] = True
+                pid[i] = ""
+                continue
+            s = str(v).strip() if not isinstance(v, str) else v.strip()
+            if isinstance(v, float) and float(v).is_integer():
+                s = str(int(v))
+            pid[i] = s
+            if s == "":
+                bad_pid[i] = True
+
+    # ---- judge_score -------------------------------------------------------------------
+    s = _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
+    bad_s = ~np.isfinite(s)
+
+    # ---- policy ------------------------------------------------------------------------
+    if "policy" in cols:
+        raw_pol = np.asarray(cols["policy"])
+        pol = np.array(["" if v is None else str(v) for v in raw_pol], dtype=object)
+        empty_pol = pol == ""
+        if empty_pol.any():
+            i = int(np.flatnonzero(empty_pol)[0])
+            raise CJEInputError(
+                f"The 'policy' column must name a policy on every row; {_row_ref(i, pid)} has an "
+                "empty policy. Fill it in, or drop the row."
+            )
+    else:
+        name = policy if policy is not None else "default"
+        pol = np.full(n, name, dtype=object)
+        if policy is None:
+            notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
+
+    # ---- invalid rows: raise or drop (counted) -----------------------------------------
+    if bad_pid.any() or bad_s.any():
+        if on_invalid == "raise":
+            if bad_pid.any():
+                i = int(np.flatnonzero(bad_pid)[0])
+                raise CJEInputError(
+                    f"The 'prompt_id' column must be non-empty on every row; row {i} has "
+                    f"{raw_pid[i]!r} ({int(bad_pid.sum())} such rows). Give each response the id of "
+                    "its prompt, or pass on_invalid='drop' to exclude such rows (they are counted "
+                    "in the report)."
+                )
+            i = int(np.flatnonzero(bad_s)[0])
+            raise CJEInputError(
+                f"The 'judge_score' column must be finite; {_row_ref(i, pid)} has {s[i]!r} "
+                f"({int(bad_s.sum())} such rows). Fix the value, or pass on_invalid='drop' to "
+                "exclude such rows (they are counted in the report)."
+            )
+        keep = ~(bad_pid | bad_s)
+        if bad_pid.any():
+            excluded["empty prompt_id"] = int(bad_pid.sum())
+        if (bad_s & ~bad_pid).any():
+            excluded["non-finite judge_score"] = int((bad_s & ~bad_pid).sum())
+        if not keep.any():
+            raise CJEInputError("The input has no valid rows left after on_invalid='drop'.")
+        idx = np.flatnonzero(keep)
+        cols = {k: np.asarray(v)[idx] for k, v in cols.items()}
+        pid, s, pol = pid[idx], s[idx], pol[idx]
+        n = idx.size
+
+    # ---- labels ------------------------------------------------------------------------
+    if "oracle_label" in cols:
+        y = _to_float(np.asarray(cols["oracle_label"]), "oracle_label", pid)
+        inf_y = np.isinf(y)
+        if inf_y.any():
+            i = int(np.flatnonzero(inf_y)[0])
+            raise CJEInputError(
+                f"The 'oracle_label' column must be finite or empty; {_row_ref(i, pid)} has "
+                f"{y[i]!r}. Leave unlabelled rows empty (null/NaN)."
+            )
+    else:
+        y = np.full(n, np.nan)
+    lab = ~np.isnan(y)
+
+    # ---- scales ------------------------------------------------------------------------
+    if judge_scale is not None:
+        jscale = _check_scale(judge_scale, "judge_scale")
+        out = (s < jscale[0]) | (s > jscale[1])
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise CJEInputError(
+                f"The 'judge_score' column must lie within judge_scale={_fmt_scale(jscale)}; "
+                f"{_row_ref(i, pid)} has {s[i]:g} ({int(out.sum())} such rows). Declare the "
+                "scale the judge really uses, or fix the scores (values are never clipped)."
+            )
+    else:
+        jscale = infer_scale(s)
+        notices.append(
+            f"judge_scale was not given; inferred {_fmt_scale(jscale)} from the scores "
+            f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
+        )
+    if label_scale is not None:
+        lscale = _check_scale(label_scale, "label_scale")
+        if lab.any():
+            out = lab & ((y < lscale[0]) | (y > lscale[1]))
+            if out.any():
+                i = int(np.flatnonzero(out)[0])
+                raise CJEInputError(
+                    f"The 'oracle_label' column must lie within label_scale="
+                    f"{_fmt_scale(lscale)}; {_row_ref(i, pid)} has {y[i]:g}. Declare the scale the "
+                    "labels really use, or fix the labels."
+                )
+    elif lab.any():
+        lscale = infer_scale(y[lab])
+        notices.append(
+            f"label_scale was not given; inferred {_fmt_scale(lscale)} from the oracle labels "
+            f"(observed {np.nanmin(y):g} to {np.nanmax(y):g}). Pass label_scale=(low, high) to "
+            "set it; results are reported on this scale."
+        )
+    else:
+        lscale = jscale
+
+    # ---- label variation ---------------------------------------------------------------
+    if lab.sum() >= 2:
+        ly = y[lab]
+        if np.all(ly == ly[0]):
+            raise CJEInputError(
+                f"The 'oracle_label' column has a single value ({ly[0]:g}) on all {int(lab.sum())} "
+                "labelled rows, so the judge cannot be calibrated to it. Check that the right "
+                "column is used and that labels were recorded correctly."
+            )
+
+    # ---- codes and draw_idx ------------------------------------------------------------
+    prompt_code, prompts = pd.factorize(pid, sort=False)
+    prompt_code = prompt_code.astype(np.int64)
+    prompts = np.asarray(prompts, dtype=object)
+    pol_names = tuple(sorted(set(pol.tolist())))
+    pol_lookup = {p: i for i, p in enumerate(pol_names)}
+    pol_codes, pol_uni = pd.factorize(pol, sort=False)
+    remap = np.array([pol_lookup[p] for p in pol_uni], dtype=np.int64)
+    policy_code = remap[pol_codes]
+
+    if "draw_idx" in cols:
+        d = _to_float(np.asarray(cols["draw_idx"]), "draw_idx", pid)
+        bad = ~np.isfinite(d) | (d != np.round(d)) | (d < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise CJEInputError(
+                f"The 'draw_idx' column must hold non-negative integers; {_row_ref(i, pid)} has "
+                f"{d[i]!r}."
+            )
+        draw = d.astype(np.int64)
+    else:
+        draw = None
+    key_pp = prompt_code * len(pol_names) + policy_code
+    if draw is None:
+        # repeated (prompt, policy) rows are taken as repeated draws, numbered in input order
+        k = pd.Series(key_pp)
+        draw = k.groupby(k).cumcount().to_numpy().astype(np.int64)
+        if draw.max(initial=0) > 0:
+            notices.append(
+                f"{int((draw > 0).sum())} rows repeat a (prompt_id, policy) pair and there is no "
+                "'draw_idx' column: they were taken as repeated draws, numbered in input order."
+            )
+    else:
+        key = key_pp * (int(draw.max()) + 1) + draw
+        dup = pd.Series(key).duplicated(keep=False).to_numpy()
+        if dup.any():
+            rows = np.flatnonzero(dup)
+            first = rows[0]
+            second = rows[1:][key[rows[1:]] == key[first]][0]
+            raise CJEInputError(
+                f"Rows {first} and {second} share prompt_id={pid[first]!r}, "
+                f"policy={pol[first]!r}, draw_idx={int(draw[first])} ({int(dup.sum())} rows are "
+                "duplicated). Give repeated draws distinct draw_idx values, or remove the duplicate."
+            )
+
+    # ---- covariates --------------------------------------------------------------------
+    cov: dict[str, np.ndarray] = {}
+    for c in covariates:
+        if c in _STANDARD:
+            raise CJEInputError(f"{c!r} cannot be a covariate (it is a standard column).")
+        if c in cols:
+            v = _to_float(np.asarray(cols[c]), c, pid)
+        elif c == "response_length" and "response" in cols:
+            v = np.array(
+                [len(r.split()) if isinstance(r, str) else np.nan for r in cols["response"]],
+                dtype=np.float64,
+            )
+            notices.append("response_length was derived from 'response' as a whitespace word count.")
+        elif c == "response_length":
+            raise CJEInputError(
+                "response_length was requested as a covariate, but the input has neither a "
+                "'response_length' column nor a 'response' column to derive it from. Add one of "
+                "them, or drop the covariate."
+            )
+        else:
+            raise CJEInputError(
+                f"Covariate {c!r} is not a column of the input; its columns are {sorted(cols)}."
+            )
+        bad = ~np.isfinite(v)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise CJEInputError(
+                f"Covariate {c!r} must be numeric and complete; {_row_ref(i, pid)} has "
+                f"{np.asarray(cols.get(c, v))[i]!r}. Fill it in, or drop the covariate."
+            )
+        cov[c] = v
+
+    # ---- log-probabilities (logged data) -----------------------------------------------
+    lps: dict[str, np.ndarray] = {}
+    for c, v in cols.items():
+        if c == "logprob_base":
+            lps["base"] = _to_float(np.asarray(v), c, pid)
+        elif c.startswith("logprob[") and c.endswith("]"):
+            lps[c[len("logprob[") : -1]] = _to_float(np.asarray(v), c, pid)
+
+    def ro(a: np.ndarray) -> np.ndarray:
+        a = np.ascontiguousarray(a)
+        a.flags.writeable = False
+        return a
+
+    return EvalData(
+        prompt_id=ro(pid),
+        prompt_code=ro(prompt_code),
+        prompts=ro(prompts),
+        policy_code=ro(policy_code),
+        policies=pol_names,
+        draw_idx=ro(draw),
+        judge_score=ro(s),
+        oracle_label=ro(y),
+        covariates={k: ro(v) for k, v in cov.items()},
+        logprobs={k: ro(v) for k, v in lps.items()},
+        judge_scale=jscale,
+        label_scale=lscale,
+        notices=tuple(notices),
+        excluded=excluded,
+    )
+
+
+def _fmt_scale(scale: tuple[float, float]) -> str:
+    return f"({scale[0]:g}, {scale[1]:g})"
+
+
+def with_calibration_rows(data: EvalData, extra: EvalData) -> EvalData:
+    """Append labelled rows that only train the calibrator (``policy_code = -1``).
+
+    Parameters
+    ----------
+    data : EvalData
+        The evaluation data.
+    extra : EvalData
+        Calibration data (judge scores with oracle labels); must use the same scales.
+    """
+    if extra.n_labels == 0:
+        raise CJEInputError(
+            "The calibration data has no oracle labels: it needs an 'oracle_label' column with "
+            "values on at least 4 prompts."
+        )
+    keep = np.flatnonzero(extra.labelled)
+    pid = np.concatenate([data.prompt_id, extra.prompt_id[keep]])
+    import pandas as pd
+
+    code, prompts = pd.factorize(pid, sort=False)
+    cov = {}
+    for k, v in data.covariates.items():
+        if k not in extra.covariates:
+            raise CJEInputError(
+                f"The calibration data lacks covariate {k!r}, which the evaluation data has."
+            )
+        cov[k] = np.concatenate([v, extra.covariates[k][keep]])
+    lps = {
+        k: np.concatenate([v, np.full(keep.size, np.nan)]) for k, v in data.logprobs.items()
+    }
+    return EvalData(
+        prompt_id=pid,
+        prompt_code=code.astype(np.int64),
+        prompts=np.asarray(prompts, dtype=object),
+        policy_code=np.concatenate([data.policy_code, np.full(keep.size, -1, dtype=np.int64)]),
+        policies=data.policies,
+        draw_idx=np.concatenate([data.draw_idx, extra.draw_idx[keep]]),
+        judge_score=np.concatenate([data.judge_score, extra.judge_score[keep]]),
+        oracle_label=np.concatenate([data.oracle_label, extra.oracle_label[keep]]),
+        covariates=cov,
+        logprobs=lps,
+        judge_scale=data.judge_scale,
+        label_scale=data.label_scale,
+        notices=data.notices
+        + (f"{keep.size} labelled calibration rows were added to train the calibrator.",),
+        excluded=data.excluded,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Folds
+# --------------------------------------------------------------------------------------------
+def _prompt_hash(prompts: np.ndarray, seed: int) -> np.ndarray:
+    pre = f"{int(seed)}\x1f"
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b((pre + p).encode(), digest_size=8).digest(), "little")
+            for p in prompts
+        ),
+        dtype=np.uint64,
+        count=len(prompts),
+    )
+
+
+def prompt_folds(
+    prompts: np.ndarray, labelled_prompt: np.ndarray, n_folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Assign each prompt to a fold, independently of row and file order.
+
+    A prompt's fold comes from a stable hash (blake2b) of ``(seed, prompt_id)``. Labelled prompts
+    are sorted by hash and dealt round-robin, so the oracle folds are balanced (sizes differ by
+    at most one prompt and none is empty when there are at least ``n_folds`` labelled prompts);
+    other prompts take ``hash mod n_folds``.
+
+    Parameters
+    ----------
+    prompts : numpy.ndarray of str
+        Distinct prompt ids.
+    labelled_prompt : numpy.ndarray of bool
+        Whether each prompt has at least one oracle label.
+    n_folds : int
+        Number of folds K.
+    seed : int
+        Hash seed.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Fold (0..K-1) per prompt.
+
+    Examples
+    --------
+    >>> f = prompt_folds(np.array(["a", "b", "c", "d"], dtype=object), np.ones(4, bool), 2)
+    >>> sorted(np.bincount(f).tolist())
+    [2, 2]
+    """
+    h = _prompt_hash(prompts, seed)
+    fold = (h % np.uint64(n_folds)).astype(np.int64)
+    lab = np.flatnonzero(labelled_prompt)
+    if lab.size:
+        # sort by (hash, id) so even a hash collision cannot make the order depend on input order
+        order = np.lexsort((prompts[lab].astype(str), h[lab]))
+        fold[lab[order]] = np.arange(lab.size) % n_folds
+    return fold

@@ -1,0 +1,1 @@
+"""Diagnostics that read data and results."""

@@ -1,0 +1,45 @@
+"""Calibration diagnostics: transport audits and coverage of the labelled judge range (METHODS §6)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["transport_verdict", "out_of_range_share"]
+
+
+def transport_verdict(ci_low: float, ci_high: float, margin: float | None) -> str:
+    """Grade a transport audit from the interval of ``δ = mean(Y − f(S))``.
+
+    ``PASS`` if the interval lies inside ``[−margin, margin]``, ``FAIL`` if it lies wholly outside
+    it, ``INCONCLUSIVE`` otherwise, ``NOT GRADED`` without a margin.
+
+    Examples
+    --------
+    >>> transport_verdict(-0.02, 0.03, 0.05), transport_verdict(-0.3, -0.1, 0.05)
+    ('PASS', 'FAIL')
+    >>> transport_verdict(-0.08, 0.0, 0.05), transport_verdict(-0.08, 0.0, None)
+    ('INCONCLUSIVE', 'NOT GRADED')
+    """
+    if margin is None:
+        return "NOT GRADED"
+    if -margin <= ci_low and ci_high <= margin:
+        return "PASS"
+    if ci_high < -margin or ci_low > margin:
+        return "FAIL"
+    return "INCONCLUSIVE"
+
+
+def out_of_range_share(scores: np.ndarray, labelled_scores: np.ndarray) -> float:
+    """Share of ``scores`` outside the range of judge scores seen on labelled rows.
+
+    Beyond that range the calibrator is flat (extrapolation), so levels there are not learned.
+
+    Examples
+    --------
+    >>> out_of_range_share(np.array([0.1, 0.5, 0.9, 1.0]), np.array([0.2, 0.9]))
+    0.5
+    """
+    if scores.size == 0 or labelled_scores.size == 0:
+        return float("nan")
+    lo, hi = labelled_scores.min(), labelled_scores.max()
+    return float(np.mean((scores < lo) | (scores > hi)))

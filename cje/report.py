@@ -1,0 +1,388 @@
+"""Result types: frozen records with readable summaries and lossless dict/JSON round-trips.
+
+All numbers are on the label scale (``units == "label"``) except uncalibrated estimates, which
+are raw judge means on the judge scale (``units == "judge"``) and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["PolicyEstimate", "Contrast", "TransportAudit", "CalibrationInfo", "Report"]
+
+STATUSES = ("OK", "CAUTION", "REFUSED", "UNCALIBRATED")
+
+
+@dataclass(frozen=True)
+class PolicyEstimate:
+    """The estimate of one policy's value.
+
+    Attributes
+    ----------
+    policy : str
+    estimate, se, ci_low, ci_high : float
+        Point estimate, standard error and ``1 − alpha`` interval (label scale).
+    alpha, df : float
+        Interval level and the Satterthwaite degrees of freedom of its t critical value.
+    n, n_prompts, n_labels : int
+        Rows, distinct prompts and labelled rows of this policy.
+    var_if, var_cal : float
+        Sampling variance (prompt-clustered influence values) and calibration variance (OUA
+        delete-one-oracle-fold jackknife); ``se**2 == var_if + var_cal``.
+    calibration_share : float
+        ``var_cal / se**2``: near 1, more labels help most; near 0, more prompts do.
+    naive_estimate, naive_ci_low, naive_ci_high : float
+        Raw judge mean rescaled affinely from the judge scale to the label scale, with its
+        clustered t interval: what you would report without calibration.
+    method : str
+    status : str
+        ``OK``, ``CAUTION``, ``REFUSED`` (level not reliable) or ``UNCALIBRATED``.
+    reasons : tuple of str
+    units : str
+        ``"label"`` or ``"judge"``.
+    diagnostics : dict
+    """
+
+    policy: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    alpha: float
+    df: float
+    n: int
+    n_prompts: int
+    n_labels: int
+    var_if: float
+    var_cal: float
+    calibration_share: float
+    naive_estimate: float
+    naive_ci_low: float
+    naive_ci_high: float
+    method: str
+    status: str
+    reasons: tuple[str, ...] = ()
+    units: str = "label"
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A paired difference ``policy_a − policy_b`` (influence values aligned by prompt).
+
+    Attributes
+    ----------
+    policy_a, policy_b : str
+    estimate, se, ci_low, ci_high, df : float
+    p_value, p_holm : float
+        Two-sided p-value and its Holm adjustment over all pairs.
+    significant : bool
+        ``p_holm < alpha``.
+    var_if, var_cal : float
+    n_shared_prompts : int
+        Prompts both policies answered.
+    """
+
+    policy_a: str
+    policy_b: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    df: float
+    p_value: float
+    p_holm: float
+    significant: bool
+    var_if: float
+    var_cal: float
+    n_shared_prompts: int
+
+
+@dataclass(frozen=True)
+class TransportAudit:
+    """Does the calibration transport to a policy? ``δ = mean(Y − f(S))`` on its probe slice.
+
+    Attributes
+    ----------
+    policy : str
+    delta, se, ci_low, ci_high, df : float
+        Mean residual on the label scale, with a prompt-clustered + OUA interval.
+    n, n_prompts : int
+    margin : float or None
+        Practical margin ``δ_max``.
+    verdict : str
+        ``PASS`` (interval inside ±margin), ``FAIL`` (wholly outside), ``INCONCLUSIVE``, or
+        ``NOT GRADED`` (no margin given).
+    """
+
+    policy: str
+    delta: float
+    se: float
+    ci_low: float
+    ci_high: float
+    df: float
+    n: int
+    n_prompts: int
+    margin: float | None
+    verdict: str
+
+
+@dataclass(frozen=True)
+class CalibrationInfo:
+    """How the judge was calibrated.
+
+    Attributes
+    ----------
+    mode, requested_mode : str
+    n_folds, n_labels, n_labelled_prompts : int
+    covariates : tuple of str
+    oof_rmse : float
+        Out-of-fold RMSE of the calibrated reward against the labels (label scale).
+    judge_range : tuple of float
+        Range of judge scores on labelled rows (judge scale).
+    selection : dict
+        Mode-selection statistics (``mode="auto"``).
+    reliability : tuple of dict
+        Reliability table rows (label scale).
+    is_constant : bool
+        The map collapsed to one value while labels vary.
+    """
+
+    mode: str
+    requested_mode: str
+    n_folds: int
+    n_labels: int
+    n_labelled_prompts: int
+    covariates: tuple[str, ...]
+    oof_rmse: float
+    judge_range: tuple[float, float]
+    selection: dict[str, float] = field(default_factory=dict)
+    reliability: tuple[dict[str, Any], ...] = ()
+    is_constant: bool = False
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything :func:`cje.analyze` found.
+
+    Attributes
+    ----------
+    estimates : tuple of PolicyEstimate
+    pairs : tuple of Contrast
+        All pairwise contrasts (see :meth:`contrasts` for a table).
+    audits : tuple of TransportAudit
+    calibration : CalibrationInfo or None
+        ``None`` when there were too few labels to calibrate.
+    ranking : tuple of tuple of str
+        Policies from best to worst in groups that are not separable at ``alpha`` (Holm).
+    judge_scale, label_scale : tuple of float
+    alpha : float
+    notices, warnings : tuple of str
+    excluded : dict
+        Rows excluded on request, by reason (nothing else is dropped).
+    settings : dict
+        The options of the run.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=1)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> sorted(rep.to_pandas()["policy"])
+    ['base', 'concise', 'improved', 'small', 'verbose']
+    >>> cje.Report.from_json(rep.to_json()) == rep
+    True
+    """
+
+    estimates: tuple[PolicyEstimate, ...]
+    pairs: tuple[Contrast, ...]
+    audits: tuple[TransportAudit, ...]
+    calibration: CalibrationInfo | None
+    ranking: tuple[tuple[str, ...], ...]
+    judge_scale: tuple[float, float]
+    label_scale: tuple[float, float]
+    alpha: float
+    notices: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    excluded: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    # ---- access ---------------------------------------------------------------------------
+    def __getitem__(self, policy: str) -> PolicyEstimate:
+        """The estimate of one policy."""
+        for e in self.estimates:
+            if e.policy == policy:
+                return e
+        raise KeyError(f"No policy {policy!r}; the report has {[e.policy for e in self.estimates]}.")
+
+    def _shown(self, reliable_only: bool) -> list[PolicyEstimate]:
+        return [e for e in self.estimates if not (reliable_only and e.status == "REFUSED")]
+
+    # ---- frames ---------------------------------------------------------------------------
+    def to_pandas(self, reliable_only: bool = False) -> Any:
+        """One row per policy (``reliable_only=True`` hides REFUSED estimates).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        import pandas as pd
+
+        rows = []
+        for e in self._shown(reliable_only):
+            d = asdict(e)
+            d["reasons"] = "; ".join(e.reasons)
+            d.pop("diagnostics")
+            d.update({f"diag_{k}": v for k, v in e.diagnostics.items()})
+            rows.append(d)
+        return pd.DataFrame(rows)
+
+    def to_polars(self, reliable_only: bool = False) -> Any:
+        """:meth:`to_pandas` as a polars DataFrame."""
+        import polars as pl
+
+        return pl.from_pandas(self.to_pandas(reliable_only))
+
+    def contrasts(self) -> Any:
+        """All pairwise contrasts ``a − b`` with Holm-adjusted p-values.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        import pandas as pd
+
+        cols = [f.name for f in fields(Contrast)]
+        return pd.DataFrame([asdict(c) for c in self.pairs], columns=cols)
+
+    def audit_table(self) -> Any:
+        """Transport audits as a pandas DataFrame."""
+        import pandas as pd
+
+        cols = [f.name for f in fields(TransportAudit)]
+        return pd.DataFrame([asdict(a) for a in self.audits], columns=cols)
+
+    # ---- text -----------------------------------------------------------------------------
+    def summary(self, reliable_only: bool = False) -> str:
+        """A readable table of estimates, contrasts, audits and warnings."""
+        lo, hi = self.label_scale
+        level = int(round(100 * (1 - self.alpha)))
+        out: list[str] = []
+        cal = self.calibration
+        if cal is not None:
+            out.append(
+                f"Calibrated estimates on the label scale ({lo:g}–{hi:g}), {level}% CIs with "
+                f"oracle uncertainty (OUA); calibration: {cal.mode} "
+                f"({cal.n_labels} labels on {cal.n_labelled_prompts} prompts, {cal.n_folds} "
+                f"folds, out-of-fold RMSE {_fmt(cal.oof_rmse)})."
+            )
+        else:
+            out.append("UNCALIBRATED: too few oracle labels; raw judge means on the judge scale.")
+        head = (
+            f"{'policy':<24} {'estimate':>8} {f'{level}% CI':>17} {'SE':>7} {'cal%':>5} "
+            f"{'n':>6} {'labels':>6} {'naive':>7} {'status':<8}"
+        )
+        out += ["", head, "-" * len(head)]
+        shown = self._shown(reliable_only)
+        for e in shown:
+            ci = f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
+            share = "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}"
+            out.append(
+                f"{e.policy[:24]:<24} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} {share:>5} "
+                f"{e.n:>6} {e.n_labels:>6} {_fmt(e.naive_estimate):>7} {e.status:<8}"
+            )
+        hidden = len(self.estimates) - len(shown)
+        if hidden:
+            out.append(f"({hidden} REFUSED estimate(s) hidden by reliable_only=True)")
+        out.append(
+            "naive = raw judge mean rescaled to the label scale, as if the judge were the metric; "
+            "cal% = calibration share of the variance."
+        )
+        reasons = [(e.policy, r) for e in shown for r in e.reasons]
+        if reasons:
+            out += ["", "Status reasons:"]
+            out += [f"  {p}: {r}" for p, r in reasons]
+        if self.audits:
+            out += ["", "Transport audits (δ = mean(label − calibrated judge) on the probe slice):"]
+            for a in self.audits:
+                margin = "no margin" if a.margin is None else f"margin ±{a.margin:g}"
+                out.append(
+                    f"  {a.policy:<24} δ = {_fmt(a.delta)} [{_fmt(a.ci_low)}, {_fmt(a.ci_high)}], "
+                    f"n = {a.n}, {margin}: {a.verdict}"
+                )
+        if self.pairs:
+            out += ["", f"Paired contrasts (a − b, Holm-adjusted over {len(self.pairs)} pairs):"]
+            for c in self.pairs:
+                mark = "*" if c.significant else " "
+                out.append(
+                    f"  {c.policy_a} − {c.policy_b}: {c.estimate:+.3f} "
+                    f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}], p_holm = {c.p_holm:.3g} {mark}"
+                )
+            tiers = " > ".join("{" + ", ".join(t) + "}" if len(t) > 1 else t[0]
+                               for t in self.ranking)
+            out.append(f"  Ranking (braces: not separable at alpha = {self.alpha:g}): {tiers}")
+        if self.warnings:
+            out += ["", "Warnings:"] + [f"  ! {w}" for w in self.warnings]
+        if self.excluded:
+            ex = ", ".join(f"{v} rows with {k}" for k, v in self.excluded.items())
+            out += ["", f"Excluded on request (on_invalid='drop'): {ex}."]
+        if self.notices:
+            out += ["", "Notices:"] + [f"  - {n}" for n in self.notices]
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    # ---- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of lists, numbers and strings (JSON-ready)."""
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text of :meth:`to_dict` (NaN written as ``NaN``)."""
+        kwargs.setdefault("indent", 2)
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Report:
+        """Rebuild a report from :meth:`to_dict` output."""
+        cal = d.get("calibration")
+        return cls(
+            estimates=tuple(
+                PolicyEstimate(**{**e, "reasons": tuple(e["reasons"])}) for e in d["estimates"]
+            ),
+            pairs=tuple(Contrast(**c) for c in d["pairs"]),
+            audits=tuple(TransportAudit(**a) for a in d["audits"]),
+            calibration=None
+            if cal is None
+            else CalibrationInfo(
+                **{
+                    **cal,
+                    "covariates": tuple(cal["covariates"]),
+                    "judge_range": tuple(cal["judge_range"]),
+                    "reliability": tuple(cal["reliability"]),
+                }
+            ),
+            ranking=tuple(tuple(t) for t in d["ranking"]),
+            judge_scale=tuple(d["judge_scale"]),  # type: ignore[arg-type]
+            label_scale=tuple(d["label_scale"]),  # type: ignore[arg-type]
+            alpha=d["alpha"],
+            notices=tuple(d["notices"]),
+            warnings=tuple(d["warnings"]),
+            excluded=dict(d["excluded"]),
+            settings=dict(d["settings"]),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Rebuild a report from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
