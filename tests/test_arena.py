@@ -1,0 +1,73 @@
+"""The real Arena sample (cje-eval formats), read from ../shared/data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cje
+
+POLICIES = ["base", "clone", "parallel_universe_prompt", "unhelpful"]
+TARGETS = POLICIES[1:]
+
+
+def _probes(arena):
+    return {p: arena / "probe_slice" / f"{p}_probe.jsonl" for p in TARGETS}
+
+
+def test_arena_direct_estimates_all_policies(arena):
+    rep = cje.analyze(arena / "fresh_draws")
+    assert [e.policy for e in rep.estimates] == POLICIES
+    for e in rep.estimates:
+        assert e.n == 1000
+        assert 0 <= e.ci_low < e.estimate < e.ci_high <= 1
+    assert rep["base"].n_labels == 480 and rep["clone"].n_labels == 0
+    # only base has labels: the other levels rest on transport, so they carry calibration variance
+    assert rep["clone"].calibration_share > 0.5
+    assert rep["clone"].status == "CAUTION"
+    assert rep.calibration.n_labels == 480
+
+
+def test_arena_transport_audit_flags_unhelpful(arena):
+    rep = cje.analyze(arena / "fresh_draws", probes=_probes(arena), transport_margin=0.05)
+    audits = {a.policy: a for a in rep.audits}
+    assert audits["unhelpful"].verdict == "FAIL"
+    assert audits["unhelpful"].delta < -0.1  # the judge overstates its quality
+    assert audits["clone"].verdict != "FAIL" and audits["parallel_universe_prompt"].verdict != "FAIL"
+    assert rep["unhelpful"].status == "REFUSED"
+    assert "not reliable" in " ".join(rep["unhelpful"].reasons)
+    assert "FAIL" in rep.summary()
+    hidden = rep.to_pandas(reliable_only=True)
+    assert "unhelpful" not in set(hidden.policy)
+    # reliable_only hides, never changes, a number
+    full = rep.to_pandas().set_index("policy")
+    np.testing.assert_array_equal(hidden.set_index("policy").estimate, full.loc[hidden.policy].estimate)
+
+
+def test_arena_audit_without_margin_is_not_graded(arena):
+    rep = cje.analyze(arena / "fresh_draws", probes=_probes(arena))
+    assert {a.verdict for a in rep.audits} == {"NOT GRADED"}
+
+
+def test_arena_audit_delta_by_hand(arena):
+    """δ = mean(Y − f(S)) on the probe slice, with f the isotonic fit on all base labels."""
+    import json
+
+    from sklearn.isotonic import IsotonicRegression
+
+    rows = [json.loads(x) for x in open(arena / "fresh_draws" / "base_responses.jsonl")]
+    lab = [r for r in rows if r.get("oracle_label") is not None]
+    f = IsotonicRegression(out_of_bounds="clip").fit(
+        [r["judge_score"] for r in lab], [r["oracle_label"] for r in lab]
+    )
+    probe = [json.loads(x) for x in open(arena / "probe_slice" / "unhelpful_probe.jsonl")]
+    delta = np.mean([r["oracle_label"] - f.predict([r["judge_score"]])[0] for r in probe])
+    rep = cje.analyze(arena / "fresh_draws", probes=_probes(arena), mode="monotone")
+    got = {a.policy: a for a in rep.audits}["unhelpful"]
+    assert got.delta == pytest.approx(delta, abs=1e-12)
+
+
+def test_arena_logged_data_loads_as_logging_policy(arena):
+    rep = cje.analyze(arena / "logged_data.jsonl")
+    assert [e.policy for e in rep.estimates] == ["base"]
+    assert rep["base"].n == 1000 and rep["base"].n_labels == 480
