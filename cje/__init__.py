@@ -14,7 +14,6 @@ Examples
 ['base', 'concise', 'improved', 'small', 'verbose']
 """
 
-from cje import synthetic
 from cje.analysis import analyze
 from cje.calibration import RewardCalibrator, fit_isotonic
 from cje.data import EvalData, load, prompt_folds
@@ -22,6 +21,16 @@ from cje.errors import CJEInputError, CJEWarning
 from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
 
 __version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str) -> object:
+    # `cje.synthetic` pulls in pandas and scipy.integrate: load it on first use to keep
+    # `import cje` (and the CLI) fast.
+    if name == "synthetic":
+        import importlib
+
+        return importlib.import_module("cje.synthetic")
+    raise AttributeError(f"module 'cje' has no attribute {name!r}")
 
 __all__ = [
     "CJEInputError",

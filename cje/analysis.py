@@ -50,6 +50,14 @@ class _Prepared:
     train: np.ndarray  # rows that train the calibrator (labelled, not probe), in order
     n_policies: int
     n_probes: int
+    s_codes: np.ndarray | None = None  # without covariates: the reward is a function of S alone,
+    s_values: np.ndarray | None = None  # so it is computed once per distinct score and gathered
+
+    def reward(self, calib: Calibration) -> np.ndarray:
+        """Calibrated reward of every row."""
+        if self.s_codes is not None:
+            return calib.predict(self.s_values)[self.s_codes]
+        return calib.predict(self.s, self.X)
 
 
 def analyze(
@@ -204,6 +212,12 @@ def _prepare(ev: EvalData, probes: Mapping[str, EvalData], cov: tuple[str, ...])
     y = (np.concatenate(parts_y) - llo) / (lhi - llo)
     group = np.concatenate(parts_g)
     train = np.flatnonzero(~np.isnan(y) & (group < P))
+    codes = values = None
+    if not cov:
+        import pandas as pd
+
+        codes, values = pd.factorize(s)
+        values = np.asarray(values, dtype=np.float64)
     return _Prepared(
         s=s,
         y=y,
@@ -213,12 +227,14 @@ def _prepare(ev: EvalData, probes: Mapping[str, EvalData], cov: tuple[str, ...])
         train=train,
         n_policies=P,
         n_probes=len(probes),
+        s_codes=codes,
+        s_values=values,
     )
 
 
 def _pipeline(prep: _Prepared, calib: Calibration, estimator: DirectEstimator) -> Any:
     """Everything downstream of the calibrator: rewards, residuals, estimates (+ probe deltas)."""
-    reward = calib.predict(prep.s, prep.X)
+    reward = prep.reward(calib)
     residual = np.zeros_like(reward)
     labelled = np.zeros(reward.shape[0], dtype=bool)
     residual[prep.train] = prep.y[prep.train] - calib.oof
@@ -267,7 +283,9 @@ def _analyze_direct(
             f"Only {m_prompts} labelled prompts: cross-fitting and the OUA jackknife use K = {k} "
             f"folds instead of {n_folds}; intervals are less stable. Label more prompts."
         )
-    fold_of_prompt = prompt_folds(ev.prompts, lab_prompt, k, seed)
+    # Only labelled prompts' folds matter here; they depend on the labelled set alone.
+    fold_of_prompt = np.full(ev.prompts.shape[0], -1, dtype=np.int64)
+    fold_of_prompt[lab_prompt] = prompt_folds(ev.prompts[lab_prompt], np.ones(m_prompts, bool), k, seed)
     row_fold = fold_of_prompt[ev.prompt_code]
     calibrator = RewardCalibrator(mode=mode, n_folds=k, seed=seed)
     X_train = None if prep.X is None else prep.X[prep.train]

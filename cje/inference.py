@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "cluster_variance",
@@ -136,12 +135,16 @@ def t_interval(estimate: float, se: float, df: float, alpha: float) -> tuple[flo
     >>> round(hi, 3)
     1.96
     """
+    from scipy import stats
+
     q = float(stats.t.ppf(1 - alpha / 2, df))
     return estimate - q * se, estimate + q * se
 
 
 def t_pvalue(estimate: float, se: float, df: float) -> float:
     """Two-sided p-value of ``estimate / se`` against a t distribution with ``df``."""
+    from scipy import stats
+
     if not se > 0:
         return 0.0 if estimate != 0 else 1.0
     return float(2 * stats.t.sf(abs(estimate / se), df))

@@ -163,3 +163,21 @@ def test_auto_mode_selection_rates_slow():
     # METHODS §2.4 targets with 300 replicates (binomial SE ~0.013 at 5%, ~0.023 at 80%).
     assert _two_stage_rate(0.0, 300) <= 0.05
     assert _two_stage_rate(1.0, 300) >= 0.80
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ridge_gcv_equals_sklearn_ridgecv(seed):
+    from sklearn.linear_model import RidgeCV
+    from sklearn.preprocessing import SplineTransformer
+
+    from cje.calibration.reward import _RIDGE_ALPHAS, ridge_gcv
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(500, 2))
+    y = np.sin(X[:, 0]) + 0.1 * X[:, 1] + rng.normal(0, 0.3 + seed, 500)
+    B = np.hstack([SplineTransformer(n_knots=6).fit_transform(X[:, [j]]) for j in range(2)])
+    ref = RidgeCV(alphas=_RIDGE_ALPHAS).fit(B, y)
+    coef, b0, alpha = ridge_gcv(B, y)
+    assert alpha == pytest.approx(ref.alpha_)
+    np.testing.assert_allclose(coef, ref.coef_, atol=1e-8)
+    assert b0 == pytest.approx(ref.intercept_, abs=1e-8)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import isotonic_regression
 
 from cje.errors import CJEInputError, CJEWarning
 
@@ -77,6 +76,8 @@ def _pool_sorted(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _iso_sorted(s: np.ndarray, y: np.ndarray) -> IsotonicMap:
+    from scipy.optimize import isotonic_regression  # lazy: keeps `import cje` fast
+
     xs, means, counts = _pool_sorted(s, y)
     fitted = isotonic_regression(means, weights=counts, increasing=True).x
     return IsotonicMap(xs, fitted)
@@ -167,17 +168,64 @@ class TwoStageMap:
         return self.iso.is_constant
 
 
-def _fit_two_stage(X: np.ndarray, y: np.ndarray) -> TwoStageMap:
-    from sklearn.linear_model import RidgeCV
+def ridge_gcv(B: np.ndarray, y: np.ndarray, alphas: np.ndarray = _RIDGE_ALPHAS
+              ) -> tuple[np.ndarray, float, float]:
+    """Ridge regression with an unpenalised intercept, alpha chosen by exact leave-one-out error.
 
+    Same choice and coefficients as ``sklearn.linear_model.RidgeCV(alphas=alphas)`` (its
+    efficient LOO mode), about 10x faster on tall designs: one eigendecomposition of the centred
+    Gram matrix serves every alpha, and the hat diagonal is ``1/n + Σ_j Q_ij² / (e_j + α)``.
+
+    Parameters
+    ----------
+    B : numpy.ndarray of shape (n, p)
+    y : numpy.ndarray of shape (n,)
+    alphas : numpy.ndarray
+        Candidate penalties.
+
+    Returns
+    -------
+    (coef, intercept, alpha)
+
+    Examples
+    --------
+    >>> B = np.column_stack([np.arange(6.0), np.arange(6.0) ** 2])
+    >>> coef, b0, a = ridge_gcv(B, 1 + 2 * B[:, 0], np.array([1e-3, 1.0]))
+    >>> round(float(coef[0]), 2), round(b0, 2), a
+    (2.0, 1.0, 0.001)
+    """
+    n = y.shape[0]
+    xm = B.mean(axis=0)
+    ym = float(y.mean())
+    Xc = B - xm
+    yc = y - ym
+    e, V = np.linalg.eigh(Xc.T @ Xc)
+    e = np.maximum(e, 0.0)
+    Q = Xc @ V
+    qy = Q.T @ yc
+    Q2 = Q * Q
+    best: tuple[float, float, np.ndarray] | None = None
+    for a in alphas:
+        d = 1.0 / (e + a)
+        c = d * qy
+        h = 1.0 / n + Q2 @ d
+        loo = np.mean(((yc - Q @ c) / (1.0 - h)) ** 2)
+        if best is None or loo < best[0]:
+            best = (float(loo), float(a), c)
+    assert best is not None
+    coef = V @ best[2]
+    return coef, ym - float(xm @ coef), best[1]
+
+
+def _fit_two_stage(X: np.ndarray, y: np.ndarray) -> TwoStageMap:
     basis = _SplineBasis(X, _n_knots(X.shape[0]))
     B = basis(X)
-    ridge = RidgeCV(alphas=_RIDGE_ALPHAS).fit(B, y)
-    g = B @ ridge.coef_ + ridge.intercept_
+    coef, intercept, _ = ridge_gcv(B, y)
+    g = B @ coef + intercept
     gs = np.sort(g)
     n = g.shape[0]
     u = np.clip((np.searchsorted(gs, g, side="right") - 0.5) / n, 0.0, 1.0)
-    return TwoStageMap(basis, np.asarray(ridge.coef_), float(ridge.intercept_), gs, fit_isotonic(u, y))
+    return TwoStageMap(basis, coef, intercept, gs, fit_isotonic(u, y))
 
 
 # --------------------------------------------------------------------------------------------

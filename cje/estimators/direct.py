@@ -52,27 +52,26 @@ def direct_estimate(
     >>> est.values.round(3).tolist(), est.influence.round(3).tolist()
     ([0.6, 0.7], [0.1, -0.1, 0.0, 0.0])
     """
-    inside = group >= 0
-    g = np.where(inside, group, n_groups)  # calibration-only rows go to a dump bin
-    n = np.bincount(g, minlength=n_groups + 1)[:n_groups]
-    lab = labelled & inside
-    m = np.bincount(g[lab], minlength=n_groups + 1)[:n_groups]
-    mean_r = np.bincount(g, weights=reward, minlength=n_groups + 1)[:n_groups] / np.maximum(n, 1)
-    values = mean_r.copy()
-    e = np.where(lab, residual, 0.0)
+    if group.size and group.min() < 0:
+        # calibration-only rows enter no estimate: compute on the others, give them φ = 0
+        inside = np.flatnonzero(group >= 0)
+        sub = direct_estimate(reward[inside], residual[inside], labelled[inside], group[inside],
+                              n_groups, augment=augment)
+        phi = np.zeros(group.shape[0])
+        phi[inside] = sub.influence
+        return Estimate(sub.values, phi, group, sub.n, sub.n_labels)
+    n = np.bincount(group, minlength=n_groups)
+    m = np.bincount(group, weights=labelled, minlength=n_groups).astype(np.int64)
+    values = np.bincount(group, weights=reward, minlength=n_groups) / np.maximum(n, 1)
+    phi = reward - values[group]
     if augment:
-        sum_e = np.bincount(g, weights=e, minlength=n_groups + 1)[:n_groups]
-        mean_e = np.divide(sum_e, m, out=np.zeros(n_groups), where=m > 0)
+        e = np.where(labelled, residual, 0.0)
+        mean_e = np.divide(np.bincount(group, weights=e, minlength=n_groups), m,
+                           out=np.zeros(n_groups), where=m > 0)
+        inv_p = np.divide(n, m, out=np.zeros(n_groups), where=m > 0)  # 1/p_L per group
         values = values + mean_e
-        scale = np.divide(n, m, out=np.zeros(n_groups), where=m > 0)  # 1/p_L per group
-        gi = np.minimum(g, n_groups - 1)
-        aug = np.where(inside, scale[gi] * e, 0.0)
-    else:
-        aug = np.zeros_like(reward)
-    gi = np.minimum(g, n_groups - 1)
-    phi = np.where(inside, reward + aug - values[gi], 0.0)
-    return Estimate(values=values, influence=phi, group=np.where(inside, group, -1), n=n,
-                    n_labels=m)
+        phi += inv_p[group] * e - mean_e[group]
+    return Estimate(values=values, influence=phi, group=group, n=n, n_labels=m)
 
 
 @dataclass(frozen=True, slots=True)
