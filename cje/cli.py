@@ -142,9 +142,12 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
 def _cmd_demo(ns: argparse.Namespace) -> int:
     import cje
 
-    sim = cje.synthetic.make_direct_eval(
-        ns.prompts, oracle_fraction=ns.oracle_fraction, length_effect=0.15, rng=ns.seed
-    )
+    try:
+        sim = cje.synthetic.make_direct_eval(
+            ns.prompts, oracle_fraction=ns.oracle_fraction, length_effect=0.15, rng=ns.seed
+        )
+    except ValueError as exc:  # e.g. --prompts 0: a usage error, not a crash
+        raise cje.CJEInputError(str(exc)) from None
     print("cje demo: a synthetic evaluation with a known truth")
     print(f"  {sim.description}\n")
     report = cje.analyze(
@@ -160,7 +163,10 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
         t = sim.truth[e.policy]
         cov = "yes" if e.ci_low <= t <= e.ci_high else "NO"
         ncov = "yes" if e.naive_ci_low <= t <= e.naive_ci_high else "NO"
-        print(f"  {e.policy:<12} {t:>7.3f} {e.estimate:>11.3f} {cov:>8} {e.naive_estimate:>7.3f} "
+        cal = f"{e.estimate:.3f}"
+        if e.units != "label":  # uncalibrated judge means are not on the truth's scale
+            cal, cov = "—", "—"
+        print(f"  {e.policy:<12} {t:>7.3f} {cal:>11} {cov:>8} {e.naive_estimate:>7.3f} "
               f"{ncov:>8}")
     print("\nAnalyse your own data: cje analyze PATH   (see cje analyze --help)")
     return 0
@@ -179,11 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "analyze":
             return _cmd_analyze(ns)
         return _cmd_demo(ns)
-    except CJEInputError as exc:
-        print(f"cje: error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"cje: error: {exc}", file=sys.stderr)
+    except (CJEInputError, OSError) as exc:  # bad input or an unreadable/unwritable path
+        print(f"cje: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return 2
 
 

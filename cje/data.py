@@ -260,7 +260,8 @@ def load(
         policy=policy,
     )
     if isinstance(source, (str, os.PathLike)):
-        cols = read_columns(Path(source), covariates=covariates, logging_policy=logging_policy)
+        extra = [*covariates, *(columns or {}).values()]  # JSONL reads only the fields it is told
+        cols = read_columns(Path(source), covariates=extra, logging_policy=logging_policy)
         return _build(cols, **kw)
     return EvalData.from_frame(source, **kw)
 
@@ -289,15 +290,21 @@ def read_columns(
         return _read_jsonl(path, covariates, logging_policy=logging_policy)
     import polars as pl
 
-    if suffix == ".csv":
-        frame = pl.read_csv(path, infer_schema_length=None)
-    elif suffix in (".parquet", ".pq"):
-        frame = pl.read_parquet(path)
-    else:
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise CJEInputError(
             f"Cannot read '{path}': unknown file type {suffix!r}. Use .jsonl, .csv or .parquet, "
             "or a directory of <policy>_responses.jsonl files."
         )
+    if path.stat().st_size == 0:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    kind = "CSV" if suffix == ".csv" else "Parquet"
+    try:
+        if suffix == ".csv":
+            frame = pl.read_csv(path, infer_schema_length=None)
+        else:
+            frame = pl.read_parquet(path)
+    except Exception as exc:  # message depends on polars version
+        raise CJEInputError(f"Cannot parse '{path}' as {kind}: {exc}") from None
     if frame.height == 0:
         raise CJEInputError(f"The input has no rows: '{path}' is empty.")
     return _columns_of(frame)
@@ -412,9 +419,13 @@ def _read_fresh_draws_dir(path: Path, covariates: Sequence[str]) -> dict[str, An
     frames = []
     for f in files:
         pol = f.name[: -len("_responses.jsonl")]
+        with open(f, "rb") as fh:
+            if not any(line.strip() for line in fh):
+                raise CJEInputError(
+                    f"Policy {pol!r} has no rows: '{f}' is empty. Add its responses, or remove "
+                    "the file."
+                )
         fr = _scan_jsonl(f, want)
-        if fr.height == 0:
-            raise CJEInputError(f"Policy {pol!r} has no rows: '{f}' is empty.")
         if "policy" in fr.columns:
             fr = fr.drop("policy")
         frames.append(fr.with_columns(pl.lit(pol).alias("policy")))
@@ -435,6 +446,8 @@ def _columns_of(frame: Any) -> dict[str, Any]:
         out = {}
         for k, v in frame.items():
             arr = np.asarray(v)
+            if arr.dtype.kind == "U" and not isinstance(v, np.ndarray):
+                arr = np.asarray(v, dtype=object)  # a missing value stays missing, not 'nan'
             if arr.ndim != 1:
                 raise CJEInputError(
                     f"Column {k!r} must be one-dimensional; got shape {arr.shape}."
@@ -450,6 +463,16 @@ def _columns_of(frame: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Validation and construction
 # --------------------------------------------------------------------------------------------
+def _is_missing(v: Any) -> bool:
+    """None, NaN or pandas.NA: a missing value in any supported source."""
+    return v is None or (isinstance(v, float) and np.isnan(v)) or type(v).__name__ == "NAType"
+
+
+def _show(v: Any) -> str:
+    """repr of a value as the user wrote it (``nan``, ``'x'``), not ``np.float64(nan)``."""
+    return repr(v.item() if isinstance(v, np.generic) else v)
+
+
 def _row_ref(i: int, pid: np.ndarray | None) -> str:
     if pid is not None:
         return f"row {i} (prompt_id={pid[i]!r})"
@@ -462,20 +485,20 @@ def _to_float(arr: np.ndarray, name: str, pid: np.ndarray | None) -> np.ndarray:
         return np.ascontiguousarray(arr, dtype=np.float64)
     out = np.empty(arr.shape[0], dtype=np.float64)
     for i, v in enumerate(arr):
-        if v is None:
+        if _is_missing(v) or (
+            name == "oracle_label" and isinstance(v, str) and v.strip().lower() in ("nan", "")
+        ):
             out[i] = np.nan
             continue
         try:
             out[i] = float(v)
         except (TypeError, ValueError):
             raise CJEInputError(
-                f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {v!r}. Convert it "
-                "to a number, or leave it empty if the row is not labelled."
+                f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}. Convert "
+                "it to a number, or leave it empty if the row is not labelled."
                 if name == "oracle_label"
-                else f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {v!r}."
+                else f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}."
             ) from None
-        if isinstance(v, str) and v.strip().lower() in ("nan", "") and name == "oracle_label":
-            out[i] = np.nan
     return out
 
 
@@ -558,7 +581,7 @@ def _build(
         pid[:] = raw_pid.astype(str)
     else:
         for i, v in enumerate(raw_pid):
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+            if _is_missing(v):
                 bad_pid[i] = True
                 pid[i] = ""
                 continue
@@ -576,7 +599,7 @@ def _build(
     # ---- policy ------------------------------------------------------------------------
     if "policy" in cols:
         raw_pol = np.asarray(cols["policy"])
-        pol = np.array(["" if v is None else str(v) for v in raw_pol], dtype=object)
+        pol = np.array(["" if _is_missing(v) else str(v) for v in raw_pol], dtype=object)
         empty_pol = pol == ""
         if empty_pol.any():
             i = int(np.flatnonzero(empty_pol)[0])
@@ -597,13 +620,13 @@ def _build(
                 i = int(np.flatnonzero(bad_pid)[0])
                 raise CJEInputError(
                     f"The 'prompt_id' column must be non-empty on every row; row {i} has "
-                    f"{raw_pid[i]!r} ({int(bad_pid.sum())} such rows). Give each response the id of "
+                    f"{_show(raw_pid[i])} ({int(bad_pid.sum())} such rows). Give each response the id of "
                     "its prompt, or pass on_invalid='drop' to exclude such rows (they are counted "
                     "in the report)."
                 )
             i = int(np.flatnonzero(bad_s)[0])
             raise CJEInputError(
-                f"The 'judge_score' column must be finite; {_row_ref(i, pid)} has {s[i]!r} "
+                f"The 'judge_score' column must be finite; {_row_ref(i, pid)} has {_show(s[i])} "
                 f"({int(bad_s.sum())} such rows). Fix the value, or pass on_invalid='drop' to "
                 "exclude such rows (they are counted in the report)."
             )
@@ -627,7 +650,7 @@ def _build(
             i = int(np.flatnonzero(inf_y)[0])
             raise CJEInputError(
                 f"The 'oracle_label' column must be finite or empty; {_row_ref(i, pid)} has "
-                f"{y[i]!r}. Leave unlabelled rows empty (null/NaN)."
+                f"{_show(y[i])}. Leave unlabelled rows empty (null/NaN)."
             )
     else:
         y = np.full(n, np.nan)
@@ -698,7 +721,7 @@ def _build(
             i = int(np.flatnonzero(bad)[0])
             raise CJEInputError(
                 f"The 'draw_idx' column must hold non-negative integers; {_row_ref(i, pid)} has "
-                f"{d[i]!r}."
+                f"{_show(d[i])}."
             )
         draw = d.astype(np.int64)
     else:
@@ -754,7 +777,7 @@ def _build(
             i = int(np.flatnonzero(bad)[0])
             raise CJEInputError(
                 f"Covariate {c!r} must be numeric and complete; {_row_ref(i, pid)} has "
-                f"{np.asarray(cols.get(c, v))[i]!r}. Fill it in, or drop the covariate."
+                f"{_show(np.asarray(cols.get(c, v))[i])}. Fill it in, or drop the covariate."
             )
         cov[c] = v
 
@@ -849,7 +872,7 @@ def _prompt_hash(prompts: np.ndarray, seed: int) -> np.ndarray:
     pre = f"{int(seed)}\x1f"
     return np.fromiter(
         (
-            int.from_bytes(hashlib.blake2b((pre + p).encode(), digest_size=8).digest(), "little")
+            int.from_bytes(hashlib.blake2b((pre + str(p)).encode(), digest_size=8).digest(), "little")
             for p in prompts
         ),
         dtype=np.uint64,
@@ -889,6 +912,8 @@ def prompt_folds(
     >>> sorted(np.bincount(f).tolist())
     [2, 2]
     """
+    if int(n_folds) != n_folds or n_folds < 2:
+        raise CJEInputError(f"n_folds must be an integer >= 2; got {n_folds!r}.")
     h = _prompt_hash(prompts, seed)
     fold = (h % np.uint64(n_folds)).astype(np.int64)
     lab = np.flatnonzero(labelled_prompt)
