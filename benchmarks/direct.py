@@ -150,7 +150,8 @@ def _version() -> str:
 
 def _write_section(path: Path, key: str, body: str) -> None:
     """Replace (or append) the section that starts with '## <key>' in results.md."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\nRegenerate each section with the script named in it.\n"
+    header = "# Benchmark results\n\nRegenerate each section with the script named in it.\n"
+    text = path.read_text() if path.exists() else header
     start = text.find(f"## {key}")
     if start >= 0:
         nxt = text.find("\n## ", start + 3)

@@ -128,6 +128,8 @@ def analyze(
     True
     """
     alpha = _check_alpha(alpha)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise CJEInputError(f"n_folds must be an integer >= 2; got {n_folds!r}.")
     if transport_margin is not None and not (transport_margin > 0):
         raise CJEInputError(
             f"transport_margin must be a positive number of label units; got {transport_margin!r}."
@@ -586,5 +588,5 @@ def _uncalibrated(
         estimates=tuple(res), pairs=(), audits=(), calibration=None,
         ranking=tuple((e.policy,) for e in sorted(res, key=lambda e: -e.estimate)),
         judge_scale=ev.judge_scale, label_scale=ev.label_scale, alpha=alpha,
-        notices=tuple(notices), warnings=(reason,), excluded=dict(ev.excluded), settings=settings,
+        notices=tuple(notices), warnings=(), excluded=dict(ev.excluded), settings=settings,
     )

@@ -296,9 +296,10 @@ class Report:
         for e in shown:
             ci = f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
             share = "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}"
+            naive = _fmt(e.naive_estimate) if e.units == "label" else "—"  # same number there
             out.append(
                 f"{e.policy[:24]:<24} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} {share:>5} "
-                f"{e.n:>6} {e.n_labels:>6} {_fmt(e.naive_estimate):>7} {e.status:<8}"
+                f"{e.n:>6} {e.n_labels:>6} {naive:>7} {e.status:<8}"
             )
         hidden = len(self.estimates) - len(shown)
         if hidden:

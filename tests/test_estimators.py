@@ -101,7 +101,8 @@ def test_direct_estimate_function_by_hand():
     # policy 0: mean R = 0.5, mean residual over its 2 labelled rows = -0.1
     assert est.values[0] == pytest.approx(0.4)
     assert est.values[1] == pytest.approx(0.7)
-    np.testing.assert_allclose(est.influence[:4], [0.2 - 0.4 + 2 * 0.1, 0.0, 0.6 - 0.4 - 0.6, 0.4], atol=1e-15)
+    expected = [0.2 - 0.4 + 2 * 0.1, 0.0, 0.6 - 0.4 - 0.6, 0.4]
+    np.testing.assert_allclose(est.influence[:4], expected, atol=1e-15)
     assert est.influence[5] == 0.0 and est.group[5] == -1
     assert est.n.tolist() == [4, 1] and est.n_labels.tolist() == [2, 1]
     plain = direct_estimate(reward, resid, labelled, group, 2, augment=False)

@@ -276,9 +276,12 @@ class _CrossFitter:
         other rows get the fit that also leaves out their own fold.
         """
         out = np.empty(self.y.shape[0])
+        n_folds = len(folds)
         for f in folds:
             rows = np.flatnonzero(self.fold == f)
-            if f in deleted:
+            if f in deleted or len(deleted | {f}) == n_folds:
+                # a deleted fold's labels are unseen by the fit on the rest; with K = 2 a
+                # jackknife replicate keeps one fold, which has no other fold to learn from
                 model = self.model(deleted)
             else:
                 model = self.model(deleted | {f})
