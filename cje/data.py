@@ -335,34 +335,38 @@ def _first_record(path: Path) -> dict[str, Any]:
     raise CJEInputError(f"The input has no rows: '{path}' is empty.")
 
 
-def _scan_jsonl(path: Path, want: Sequence[str]) -> Any:
-    """Read the wanted top-level fields of a JSONL file with polars (fast path: explicit schema)."""
+def _scan_jsonl(paths: Sequence[Path], want: Sequence[str]) -> list[Any]:
+    """Read the wanted top-level fields of JSONL files with polars, in parallel.
+
+    Fast path: an explicit schema of the wanted fields (the rest of each line, e.g. long response
+    texts, is skipped), all files collected at once. Files whose types differ from that guess
+    (e.g. integer prompt ids) or that hold nested records are read with full schema inference.
+    """
     import polars as pl
 
-    first = _first_record(path)
-    types = {
-        "prompt_id": pl.String,
-        "policy": pl.String,
-        "response": pl.String,
-        "draw_idx": pl.Int64,
-    }
-    nested = "metadata" in first or "target_policy_logprobs" in first
-    if not nested:
-        schema = {c: types.get(c, pl.Float64) for c in want}
-        try:
-            frame = pl.read_ndjson(path, schema=schema)
-            present = [c for c in want if frame.get_column(c).null_count() < frame.height]
-            return frame.select(present)
-        except Exception:  # types differ from the fast-path guess (e.g. integer prompt ids)
-            pass
+    types = {"prompt_id": pl.String, "policy": pl.String, "response": pl.String,
+             "draw_idx": pl.Int64}
+    schema = {c: types.get(c, pl.Float64) for c in want}
+    flat = [i for i, p in enumerate(paths)
+            if not {"metadata", "target_policy_logprobs"} & set(_first_record(p))]
+    frames: list[Any] = [None] * len(paths)
     try:
-        return pl.read_ndjson(path, infer_schema_length=None)
-    except Exception as exc:  # pragma: no cover - message depends on polars version
-        raise CJEInputError(f"Cannot parse '{path}' as JSON Lines: {exc}") from None
+        got = pl.collect_all([pl.scan_ndjson(paths[i], schema=schema) for i in flat])
+        for i, fr in zip(flat, got, strict=True):
+            frames[i] = fr.select([c for c in want if fr.get_column(c).null_count() < fr.height])
+    except Exception:  # types differ from the fast-path guess: infer them below
+        pass
+    for i, p in enumerate(paths):
+        if frames[i] is None:
+            try:
+                frames[i] = pl.read_ndjson(p, infer_schema_length=None)
+            except Exception as exc:  # message depends on the polars version
+                raise CJEInputError(f"Cannot parse '{p}' as JSON Lines: {exc}") from None
+    return frames
 
 
 def _read_jsonl(path: Path, covariates: Sequence[str], *, logging_policy: str) -> dict[str, Any]:
-    frame = _scan_jsonl(path, _wanted(covariates))
+    frame = _scan_jsonl([path], _wanted(covariates))[0]
     if frame.height == 0:
         raise CJEInputError(f"The input has no rows: '{path}' is empty.")
     names = frame.columns
@@ -415,22 +419,27 @@ def _read_fresh_draws_dir(path: Path, covariates: Sequence[str]) -> dict[str, An
             f"'{path}' is a directory but holds no '<policy>_responses.jsonl' files. Pass a "
             "long-format file instead, or a cje-eval fresh-draws directory."
         )
-    want = _wanted(covariates)
-    frames = []
     for f in files:
-        pol = f.name[: -len("_responses.jsonl")]
         with open(f, "rb") as fh:
             if not any(line.strip() for line in fh):
                 raise CJEInputError(
-                    f"Policy {pol!r} has no rows: '{f}' is empty. Add its responses, or remove "
-                    "the file."
+                    f"Policy {f.name[: -len('_responses.jsonl')]!r} has no rows: '{f}' is empty. "
+                    "Add its responses, or remove the file."
                 )
-        fr = _scan_jsonl(f, want)
+    frames = []
+    for f, fr in zip(files, _scan_jsonl(files, _wanted(covariates)), strict=True):
         if "policy" in fr.columns:
             fr = fr.drop("policy")
-        frames.append(fr.with_columns(pl.lit(pol).alias("policy")))
+        frames.append(fr.with_columns(pl.lit(f.name[: -len("_responses.jsonl")]).alias("policy")))
     frame = pl.concat(frames, how="diagonal_relaxed")
     return _columns_of(frame)
+
+
+def pd_is_string(dtype: Any) -> bool:
+    """Whether a pandas dtype is a (non-object) string dtype."""
+    import pandas as pd
+
+    return isinstance(dtype, pd.StringDtype)
 
 
 def _columns_of(frame: Any) -> dict[str, Any]:
@@ -441,7 +450,12 @@ def _columns_of(frame: Any) -> dict[str, Any]:
             frame = frame.collect()
         return {c: frame.get_column(c).to_numpy() for c in frame.columns}
     if mod.startswith("pandas"):
-        return {str(c): frame[c].to_numpy() for c in frame.columns}
+        # string columns stay pandas arrays: factorizing them natively is much faster than
+        # converting millions of strings to Python objects first
+        return {
+            str(c): frame[c].array if pd_is_string(frame[c].dtype) else frame[c].to_numpy()
+            for c in frame.columns
+        }
     if isinstance(frame, Mapping):
         out = {}
         for k, v in frame.items():
@@ -471,6 +485,51 @@ def _is_missing(v: Any) -> bool:
 def _show(v: Any) -> str:
     """repr of a value as the user wrote it (``nan``, ``'x'``), not ``np.float64(nan)``."""
     return repr(v.item() if isinstance(v, np.generic) else v)
+
+
+def _clean_ids(raw: np.ndarray, strip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Factorize an id column: codes per row (-1 where missing or empty) and the cleaned ids.
+
+    Ids become strings (an integer-valued float ``3.0`` becomes ``"3"``) and, with ``strip``,
+    lose surrounding whitespace; ids equal after cleaning share a code. Only distinct values are
+    cleaned in Python, so this is fast on millions of rows.
+    """
+    import pandas as pd
+
+    if raw.dtype.kind in "iu":
+        raw = raw.astype(str)
+    codes, uniq = pd.factorize(raw, use_na_sentinel=True)
+    uniq = np.asarray(uniq, dtype=object)
+    if pd.api.types.infer_dtype(uniq, skipna=False) == "string":  # fast path: all str
+        cleaned = pd.Series(uniq, dtype=object).str.strip().to_numpy(object) if strip else uniq
+        if not (cleaned == "").any() and (cleaned is uniq or (cleaned == uniq).all()):
+            return codes.astype(np.int64), uniq
+        return _merge_cleaned(codes, cleaned)
+    cleaned = np.empty(len(uniq), dtype=object)
+    for j, v in enumerate(uniq):
+        if _is_missing(v):
+            cleaned[j] = ""
+        elif isinstance(v, (float, np.floating)) and float(v).is_integer():
+            cleaned[j] = str(int(v))
+        else:
+            cleaned[j] = str(v).strip() if strip else str(v)
+    return _merge_cleaned(codes, cleaned)
+
+
+def _merge_cleaned(codes: np.ndarray, cleaned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Re-code rows after cleaning their distinct ids (ids equal after cleaning merge; '' → -1)."""
+    import pandas as pd
+
+    code2, uniq2 = pd.factorize(cleaned)
+    uniq2 = np.asarray(uniq2, dtype=object)
+    empty = np.flatnonzero(uniq2 == "")
+    remap = code2.astype(np.int64)
+    if empty.size:
+        remap[remap == empty[0]] = -1
+        remap[remap > empty[0]] -= 1
+        uniq2 = np.delete(uniq2, empty[0])
+    out = np.where(codes >= 0, remap[np.maximum(codes, 0)] if remap.size else -1, -1)
+    return out.astype(np.int64), uniq2
 
 
 def _row_ref(i: int, pid: np.ndarray | None) -> str:
@@ -574,23 +633,10 @@ def _build(
             )
 
     # ---- prompt_id ---------------------------------------------------------------------
-    raw_pid = np.asarray(cols["prompt_id"])
-    pid = np.empty(n, dtype=object)
-    bad_pid = np.zeros(n, dtype=bool)
-    if raw_pid.dtype.kind in "iu":
-        pid[:] = raw_pid.astype(str)
-    else:
-        for i, v in enumerate(raw_pid):
-            if _is_missing(v):
-                bad_pid[i] = True
-                pid[i] = ""
-                continue
-            s = str(v).strip() if not isinstance(v, str) else v.strip()
-            if isinstance(v, float) and float(v).is_integer():
-                s = str(int(v))
-            pid[i] = s
-            if s == "":
-                bad_pid[i] = True
+    raw_pid = cols["prompt_id"]  # numpy array or pandas string array
+    pid_code, pid_uniq = _clean_ids(raw_pid)
+    bad_pid = pid_code < 0
+    pid = np.append(pid_uniq, "")[pid_code]  # row -> cleaned id ("" where missing)
 
     # ---- judge_score -------------------------------------------------------------------
     s = _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
@@ -598,9 +644,9 @@ def _build(
 
     # ---- policy ------------------------------------------------------------------------
     if "policy" in cols:
-        raw_pol = np.asarray(cols["policy"])
-        pol = np.array(["" if _is_missing(v) else str(v) for v in raw_pol], dtype=object)
-        empty_pol = pol == ""
+        pol_code, pol_uniq = _clean_ids(cols["policy"], strip=False)
+        pol = np.append(pol_uniq, "")[pol_code]
+        empty_pol = pol_code < 0
         if empty_pol.any():
             i = int(np.flatnonzero(empty_pol)[0])
             raise CJEInputError(
@@ -610,6 +656,7 @@ def _build(
     else:
         name = policy if policy is not None else "default"
         pol = np.full(n, name, dtype=object)
+        pol_code, pol_uniq = np.zeros(n, dtype=np.int64), np.array([name], dtype=object)
         if policy is None:
             notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
 
@@ -640,6 +687,7 @@ def _build(
         idx = np.flatnonzero(keep)
         cols = {k: np.asarray(v)[idx] for k, v in cols.items()}
         pid, s, pol = pid[idx], s[idx], pol[idx]
+        pid_code, pol_code = pid_code[idx], pol_code[idx]
         n = idx.size
 
     # ---- labels ------------------------------------------------------------------------
@@ -705,14 +753,14 @@ def _build(
             )
 
     # ---- codes and draw_idx ------------------------------------------------------------
-    prompt_code, prompts = pd.factorize(pid, sort=False)
+    prompt_code, used = pd.factorize(pid_code, sort=False)  # codes are dense after any drop
     prompt_code = prompt_code.astype(np.int64)
-    prompts = np.asarray(prompts, dtype=object)
-    pol_names = tuple(sorted(set(pol.tolist())))
-    pol_lookup = {p: i for i, p in enumerate(pol_names)}
-    pol_codes, pol_uni = pd.factorize(pol, sort=False)
-    remap = np.array([pol_lookup[p] for p in pol_uni], dtype=np.int64)
-    policy_code = remap[pol_codes]
+    prompts = pid_uniq[used]
+    present = np.unique(pol_code)
+    pol_names = tuple(sorted(pol_uniq[present].tolist()))
+    remap = np.full(len(pol_uniq), -1, dtype=np.int64)
+    remap[present] = [pol_names.index(p) for p in pol_uniq[present]]
+    policy_code = remap[pol_code]
 
     if "draw_idx" in cols:
         d = _to_float(np.asarray(cols["draw_idx"]), "draw_idx", pid)
@@ -870,14 +918,9 @@ def with_calibration_rows(data: EvalData, extra: EvalData) -> EvalData:
 # --------------------------------------------------------------------------------------------
 def _prompt_hash(prompts: np.ndarray, seed: int) -> np.ndarray:
     pre = f"{int(seed)}\x1f"
-    return np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b((pre + str(p)).encode(), digest_size=8).digest(), "little")
-            for p in prompts
-        ),
-        dtype=np.uint64,
-        count=len(prompts),
-    )
+    b2 = hashlib.blake2b
+    digests = b"".join([b2((pre + str(p)).encode(), digest_size=8).digest() for p in prompts])
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def prompt_folds(
