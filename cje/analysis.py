@@ -379,11 +379,12 @@ def _analyze_direct(
     ranking = _ranking([results[p] for p in keep], pairs)
 
     oof_rmse = float(np.sqrt(np.mean((prep.y[prep.train] - full.oof) ** 2))) * width
-    rel = calibrator.reliability_table()
-    for col in ("mean_label", "mean_calibrated", "mean_oof"):
-        rel[col] = llo + width * rel[col]
-    for col in ("judge_low", "judge_high"):
-        rel[col] = jlo + (jhi - jlo) * rel[col]
+    rel = calibrator.reliability_rows()
+    for row in rel:  # back to the user's scales
+        for col in ("mean_label", "mean_calibrated", "mean_oof"):
+            row[col] = llo + width * row[col]
+        for col in ("judge_low", "judge_high"):
+            row[col] = jlo + (jhi - jlo) * row[col]
     cal_info = CalibrationInfo(
         mode=calibrator.mode_,
         requested_mode=mode,
@@ -394,7 +395,7 @@ def _analyze_direct(
         oof_rmse=oof_rmse,
         judge_range=judge_range,
         selection=dict(calibrator.selection_),
-        reliability=tuple(rel.to_dict("records")),
+        reliability=tuple(rel),
         is_constant=calibrator.is_constant_,
     )
     if mode == "auto":

@@ -181,3 +181,17 @@ def test_ridge_gcv_equals_sklearn_ridgecv(seed):
     assert alpha == pytest.approx(ref.alpha_)
     np.testing.assert_allclose(coef, ref.coef_, atol=1e-8)
     assert b0 == pytest.approx(ref.intercept_, abs=1e-8)
+
+
+def test_auto_without_covariates_detects_a_non_monotone_judge():
+    # the label peaks at mid scores (a judge that rewards extremes wrongly): two-stage on S wins
+    rng = np.random.default_rng(3)
+    s = rng.uniform(0, 1, 800)
+    y = np.clip(1 - 4 * (s - 0.5) ** 2 + rng.normal(0, 0.1, 800), 0, 1)
+    cal = RewardCalibrator(mode="auto").fit(s, y)
+    assert cal.mode_ == "two_stage"
+    assert cal.selection_["mse_two_stage"] < cal.selection_["mse_monotone"]
+    # and on a monotone judge the score-only index is monotone, so the comparison is skipped
+    mono = RewardCalibrator(mode="auto").fit(s, np.clip(s + rng.normal(0, 0.1, 800), 0, 1))
+    assert mono.mode_ == "monotone"
+    assert mono.selection_ == {"index_monotone_in_score": 1.0}

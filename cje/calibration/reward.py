@@ -249,21 +249,22 @@ class _CrossFitter:
                  fold: np.ndarray):
         self.kind, self.s, self.X, self.y, self.fold = kind, s, X, y, fold
         self._cache: dict[frozenset[int], Callable[..., np.ndarray]] = {}
+        self._fold_rows = {f: fold == f for f in range(int(fold.max()) + 1)}
         if kind == "monotone":
             self._order = np.argsort(s, kind="stable")
             self._s_sorted = s[self._order]
             self._y_sorted = y[self._order]
-            self._fold_sorted = fold[self._order]
 
     def model(self, deleted: frozenset[int]) -> Callable[..., np.ndarray]:
         m = self._cache.get(deleted)
         if m is not None:
             return m
+        drop = np.logical_or.reduce([self._fold_rows[d] for d in deleted]) if deleted else None
         if self.kind == "monotone":
-            keep = ~np.isin(self._fold_sorted, list(deleted)) if deleted else slice(None)
+            keep = slice(None) if drop is None else ~drop[self._order]
             m = _iso_sorted(self._s_sorted[keep], self._y_sorted[keep])
         else:
-            keep = ~np.isin(self.fold, list(deleted)) if deleted else slice(None)
+            keep = slice(None) if drop is None else ~drop
             assert self.X is not None
             m = _fit_two_stage(self.X[keep], self.y[keep])
         self._cache[deleted] = m
@@ -284,7 +285,7 @@ class _CrossFitter:
         out = np.empty(self.y.shape[0])
         n_folds = len(folds)
         for f in folds:
-            rows = np.flatnonzero(self.fold == f)
+            rows = self._fold_rows[f]
             if f in deleted or len(deleted | {f}) == n_folds:
                 # a deleted fold's labels are unseen by the fit on the rest; with K = 2 a
                 # jackknife replicate keeps one fold, which has no other fold to learn from
@@ -454,12 +455,20 @@ class RewardCalibrator:
         self._cluster = cluster.astype(np.int64)
         mono = _CrossFitter("monotone", self._s, None, self._y, fold)
         two = None
+        score_only = X is None
         if self.mode != "monotone":
             if X is None:
                 X = self._s[:, None]
             two = _CrossFitter("two_stage", self._s, X, self._y, fold)
         self.selection_: dict[str, float] = {}
-        if self.mode == "auto":
+        if self.mode == "auto" and score_only and _index_is_monotone(two.model(frozenset()), self._s):
+            # Without covariates the two-stage map is isotonic in a transform g(S) of the score.
+            # When g is non-decreasing, isotonic regression on g(S) is isotonic regression on S
+            # (same order; at most some blocks pooled), so two-stage cannot beat monotone: skip
+            # the cross-fitted comparison.
+            chosen = "monotone"
+            self.selection_ = {"index_monotone_in_score": 1.0}
+        elif self.mode == "auto":
             assert two is not None
             all_folds = range(k)
             o_m = mono.oof(frozenset(), all_folds)
@@ -551,33 +560,45 @@ class RewardCalibrator:
         """
         import pandas as pd
 
+        return pd.DataFrame(self.reliability_rows(n_bins))
+
+    def reliability_rows(self, n_bins: int = 10) -> list[dict[str, float]]:
+        """:meth:`reliability_table` as a list of dicts (no pandas)."""
         self._check_fitted()
         s, y = self._s, self._y
-        fitted = self.calibration().predict(s, self._cov_rows())
-        oof = self.calibration().oof
+        full = self.calibration()
+        fitted = full.predict(s, self._cov_rows())
         edges = np.unique(np.quantile(s, np.linspace(0, 1, n_bins + 1)))
         b = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(len(edges) - 2, 0))
-        rows = []
-        for j in np.unique(b):
-            m = b == j
-            rows.append(
-                {
-                    "bin": int(j),
-                    "judge_low": float(s[m].min()),
-                    "judge_high": float(s[m].max()),
-                    "n": int(m.sum()),
-                    "mean_label": float(y[m].mean()),
-                    "mean_calibrated": float(fitted[m].mean()),
-                    "mean_oof": float(oof[m].mean()),
-                }
-            )
-        return pd.DataFrame(rows)
+        n = np.bincount(b)
+        used = np.flatnonzero(n)
+        lo = np.full(n.size, np.inf)
+        hi = np.full(n.size, -np.inf)
+        np.minimum.at(lo, b, s)
+        np.maximum.at(hi, b, s)
+        means = {k: np.bincount(b, weights=v) for k, v in
+                 (("mean_label", y), ("mean_calibrated", fitted), ("mean_oof", full.oof))}
+        return [
+            {"bin": int(j), "judge_low": float(lo[j]), "judge_high": float(hi[j]), "n": int(n[j]),
+             **{k: float(v[j] / n[j]) for k, v in means.items()}}
+            for j in used
+        ]
 
     def _cov_rows(self) -> np.ndarray | None:
         if self.mode_ == "monotone":
             return None
         X = self._engine.X
         return None if X is None or X.shape[1] == 1 else X[:, 1:]
+
+
+def _index_is_monotone(model: Any, s: np.ndarray) -> bool:
+    """Whether a score-only two-stage index is non-decreasing over the distinct scores.
+
+    Dips smaller than 0.1% of the index's range (spline wiggle where the labels saturate) are
+    ignored: they cannot make two-stage materially better than monotone.
+    """
+    g = model.index(np.unique(s)[:, None])
+    return bool(np.all(np.diff(g) >= -1e-3 * max(float(np.ptp(g)), 1e-12)))
 
 
 def effective_folds(n_labelled_prompts: int, n_folds: int) -> int:
