@@ -47,11 +47,13 @@ def rss_mb():
     return float("nan")
 
 mode, arg, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cov = sys.argv[4:]
 if mode == "synthetic":
     n = int(arg)
     pols = cje.synthetic.default_policies()[:4]
     sim = cje.synthetic.make_direct_eval(n // 4, policies=pols, oracle_fraction=0.10, rng=0)
-    data, kw = sim.data, dict(judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    data, kw = sim.data, dict(judge_scale=sim.judge_scale, label_scale=sim.label_scale,
+                              covariates=cov)
     del sim
 else:
     data, kw = arg, {}
@@ -71,9 +73,9 @@ print(json.dumps({"times": times, "peak_mb": peak - base, "rss_input_mb": base,
 """
 
 
-def _run_child(mode: str, arg: str, repeats: int) -> dict:
+def _run_child(mode: str, arg: str, repeats: int, covariates: tuple[str, ...] = ()) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, arg, str(repeats)],
+        [sys.executable, "-c", _CHILD, mode, arg, str(repeats), *covariates],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -104,20 +106,23 @@ def main() -> None:
         f"`python benchmarks/direct.py --repeats {ns.repeats}`. Recorded "
         f"{time.strftime('%Y-%m-%d')}.",
         "",
-        "| rows | best s | median s | peak memory over input (MB) | input RSS (MB) | calibration |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| rows | covariates | best s | median s | peak memory over input (MB) | input RSS (MB) "
+        "| calibration |",
+        "|---:|---|---:|---:|---:|---:|---|",
     ]
-    for n in ns.sizes:
-        r = _run_child("synthetic", str(n), ns.repeats)
+    configs = [(n, ()) for n in ns.sizes] + [(max(ns.sizes), ("response_length",))]
+    for n, cov in configs:
+        r = _run_child("synthetic", str(n), ns.repeats, cov)
         lines.append(
-            f"| {n:,} | {min(r['times']):.3f} | {statistics.median(r['times']):.3f} | "
-            f"{r['peak_mb']:.0f} | {r['rss_input_mb']:.0f} | {r['mode']} |"
+            f"| {n:,} | {', '.join(cov) or '—'} | {min(r['times']):.3f} | "
+            f"{statistics.median(r['times']):.3f} | {r['peak_mb']:.0f} | {r['rss_input_mb']:.0f} "
+            f"| {r['mode']} |"
         )
         print(lines[-1], flush=True)
 
     if ARENA.is_dir():
-        ours = _run_child("path", str(ARENA / "fresh_draws"), max(ns.repeats, 5))
-        theirs = _cje_eval(ns.cje_eval_python, max(ns.repeats, 5))
+        ours = _run_child("path", str(ARENA / "fresh_draws"), max(ns.repeats, 20))
+        theirs = _cje_eval(ns.cje_eval_python, max(ns.repeats, 20))
         t_ours = statistics.median(ours["times"])
         lines += [
             "",

@@ -50,13 +50,15 @@ class _Prepared:
     train: np.ndarray  # rows that train the calibrator (labelled, not probe), in order
     n_policies: int
     n_probes: int
-    s_codes: np.ndarray | None = None  # without covariates: the reward is a function of S alone,
-    s_values: np.ndarray | None = None  # so it is computed once per distinct score and gathered
+    # The reward is a function of (S, Z): compute it once per distinct row and gather.
+    codes: np.ndarray | None = None
+    distinct_s: np.ndarray | None = None
+    distinct_X: np.ndarray | None = None
 
     def reward(self, calib: Calibration) -> np.ndarray:
         """Calibrated reward of every row."""
-        if self.s_codes is not None:
-            return calib.predict(self.s_values)[self.s_codes]
+        if self.codes is not None:
+            return calib.predict(self.distinct_s, self.distinct_X)[self.codes]
         return calib.predict(self.s, self.X)
 
 
@@ -214,24 +216,43 @@ def _prepare(ev: EvalData, probes: Mapping[str, EvalData], cov: tuple[str, ...])
     y = (np.concatenate(parts_y) - llo) / (lhi - llo)
     group = np.concatenate(parts_g)
     train = np.flatnonzero(~np.isnan(y) & (group < P))
-    codes = values = None
-    if not cov:
-        import pandas as pd
-
-        codes, values = pd.factorize(s)
-        values = np.asarray(values, dtype=np.float64)
+    X = np.vstack(parts_x) if cov else None
+    codes, distinct_s, distinct_X = _distinct_rows(s, X)
     return _Prepared(
         s=s,
         y=y,
-        X=np.vstack(parts_x) if cov else None,
+        X=X,
         group=group,
         cluster=np.concatenate(parts_c),
         train=train,
         n_policies=P,
         n_probes=len(probes),
-        s_codes=codes,
-        s_values=values,
+        codes=codes,
+        distinct_s=distinct_s,
+        distinct_X=distinct_X,
     )
+
+
+def _distinct_rows(s: np.ndarray, X: np.ndarray | None) -> tuple[Any, Any, Any]:
+    """Codes of the distinct (S, Z) rows, when they are few enough to be worth it (judges score
+    on coarse grids, so the calibrator is evaluated on a few values instead of every row)."""
+    import pandas as pd
+
+    if X is None:
+        codes, uniq = pd.factorize(s)
+        return codes, np.asarray(uniq, dtype=np.float64), None
+    key = np.zeros(s.shape[0], dtype=np.int64)
+    size = 1
+    for col in (s, *X.T):
+        c, u = pd.factorize(col)
+        size *= len(u)
+        if size > s.shape[0] or size > 2**62:  # too many combinations to gain anything
+            return None, None, None
+        key = key * len(u) + c
+    codes, uniq = pd.factorize(key)
+    first = np.empty(len(uniq), dtype=np.int64)
+    first[codes] = np.arange(s.shape[0])  # a row holding each distinct (S, Z)
+    return codes, s[first], X[first]
 
 
 def _pipeline(prep: _Prepared, calib: Calibration, estimator: DirectEstimator) -> Any:
