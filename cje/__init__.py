@@ -14,11 +14,16 @@ Examples
 ['base', 'concise', 'improved', 'small', 'verbose']
 """
 
+from typing import TYPE_CHECKING
+
 from cje.analysis import analyze
 from cje.calibration import RewardCalibrator, fit_isotonic
 from cje.data import EvalData, load, prompt_folds
 from cje.errors import CJEInputError, CJEWarning
 from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
+
+if TYPE_CHECKING:
+    from cje import synthetic
 
 __version__ = "0.1.0.dev0"
 

@@ -263,14 +263,14 @@ class _CrossFitter:
     def __init__(self, kind: str, s: np.ndarray, X: np.ndarray | None, y: np.ndarray,
                  fold: np.ndarray):
         self.kind, self.s, self.X, self.y, self.fold = kind, s, X, y, fold
-        self._cache: dict[frozenset[int], Callable[..., np.ndarray]] = {}
+        self._cache: dict[frozenset[int], Any] = {}
         self._fold_rows = {f: fold == f for f in range(int(fold.max()) + 1)}
         if kind == "monotone":
             self._order = np.argsort(s, kind="stable")
             self._s_sorted = s[self._order]
             self._y_sorted = y[self._order]
 
-    def model(self, deleted: frozenset[int]) -> Callable[..., np.ndarray]:
+    def model(self, deleted: frozenset[int]) -> Any:
         m = self._cache.get(deleted)
         if m is not None:
             return m
@@ -476,7 +476,8 @@ class RewardCalibrator:
                 X = self._s[:, None]
             two = _CrossFitter("two_stage", self._s, X, self._y, fold)
         self.selection_: dict[str, float] = {}
-        if self.mode == "auto" and score_only and _index_is_monotone(two.model(frozenset()), self._s):
+        if (self.mode == "auto" and score_only and two is not None
+                and _index_is_monotone(two.model(frozenset()), self._s)):
             # Without covariates the two-stage map is isotonic in a transform g(S) of the score.
             # When g is non-decreasing, isotonic regression on g(S) is isotonic regression on S
             # (same order; at most some blocks pooled), so two-stage cannot beat monotone: skip
@@ -500,7 +501,9 @@ class RewardCalibrator:
         else:
             chosen = self.mode
         self.mode_ = chosen
-        self._engine = mono if chosen == "monotone" else two
+        engine = mono if chosen == "monotone" else two
+        assert engine is not None
+        self._engine: _CrossFitter = engine
         full = self._engine.model(frozenset())
         self.is_constant_ = bool(full.is_constant) and bool(np.ptp(self._y) > 0)
         if self.is_constant_:
