@@ -23,6 +23,8 @@ LAYER = {
     "inference": 4,
     "report": 4,
     "diagnostics": 4,
+    "bias": 4,
+    "pairwise": 4,
     "analysis": 5,
     "cli": 6,
     "__init__": 7,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 from scipy import stats
 from scipy.special import expit
 
-from cje import synthetic
 from cje.synthetic import (
     QUALITY_NOISE,
     QUALITY_SLOPE,
@@ -34,12 +32,6 @@ Z_TOL = 4.0
 def big_eval() -> SyntheticEval:
     # Every row labelled so the label means can be compared to the truth.
     return make_direct_eval(20_000, oracle_fraction=1.0, rng=12345)
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(synthetic, raise_on_error=False, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_schema_and_shape() -> None:

@@ -1,0 +1,177 @@
+"""The result type shared by every judge-bias diagnostic (METHODS §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BiasResult", "BiasAudit", "require_columns"]
+
+
+@dataclass(frozen=True)
+class BiasResult:
+    """One bias test: an effect with a confidence interval, a test, a flag and a mitigation.
+
+    Attributes
+    ----------
+    bias : str
+        ``"position"``, ``"verbosity"`` or ``"self_preference"``.
+    method : str
+        Which estimator produced it, e.g. ``"slot log-odds (conditional logit), exact McNemar"``.
+    effect : float
+        The effect estimate, in the units named by ``effect_name``.
+    effect_name : str
+        What ``effect`` measures and its units, e.g. ``"judge points per SD of log length"``.
+    ci_low, ci_high : float
+        ``1 − alpha`` confidence interval of ``effect``.
+    alpha : float
+    p_value : float
+        Two-sided p-value of "no bias".
+    p_holm : float
+        Holm-adjusted p-value across the tests of one audit (equals ``p_value`` when run alone).
+    flagged : bool
+        The bias is flagged by the rule documented for this test.
+    n : int
+        Observations used (pairs, rows…).
+    n_prompts : int
+        Distinct prompts (clusters).
+    judge : str or None
+        The judge tested (panels: one result per judge).
+    mitigation : str
+        What to do about it, concretely.
+    details : dict
+        Extra statistics of the test (e.g. position consistency, preference fairness).
+    warnings : tuple of str
+    """
+
+    bias: str
+    method: str
+    effect: float
+    effect_name: str
+    ci_low: float
+    ci_high: float
+    alpha: float
+    p_value: float
+    p_holm: float
+    flagged: bool
+    n: int
+    n_prompts: int
+    judge: str | None = None
+    mitigation: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def with_holm(self, p_holm: float, flagged: bool) -> BiasResult:
+        """A copy with the audit's Holm-adjusted p-value and the flag recomputed from it."""
+        return replace(self, p_holm=float(p_holm), flagged=bool(flagged))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BiasAudit:
+    """Every bias test the data allowed, Holm-adjusted across them.
+
+    Attributes
+    ----------
+    results : tuple of BiasResult
+    skipped : tuple of str
+        Tests not run and why (e.g. which columns were missing).
+    alpha : float
+    """
+
+    results: tuple[BiasResult, ...]
+    skipped: tuple[str, ...] = ()
+    alpha: float = 0.05
+
+    def to_pandas(self) -> Any:
+        """One row per test."""
+        import pandas as pd
+
+        rows = []
+        for r in self.results:
+            d = r.to_dict()
+            d["warnings"] = "; ".join(r.warnings)
+            details = d.pop("details")
+            d.update({f"detail_{k}": v for k, v in details.items()})
+            rows.append(d)
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        """A readable table: effect, CI, p, flag and mitigation per bias (and per judge)."""
+        level = int(round(100 * (1 - self.alpha)))
+        out = [f"Judge bias audit ({len(self.results)} tests, Holm-adjusted; {level}% CIs)", ""]
+        head = f"{'bias':<16} {'judge':<14} {'effect':>9} {f'{level}% CI':>21} {'p_holm':>8}  flag"
+        out += [head, "-" * len(head)]
+        for r in self.results:
+            ci = f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+            out.append(
+                f"{r.bias:<16} {str(r.judge or '—')[:14]:<14} {r.effect:>+9.3f} {ci:>21} "
+                f"{r.p_holm:>8.3g}  {'FLAG' if r.flagged else 'ok'}"
+            )
+        out.append("")
+        for r in self.results:
+            who = f" ({r.judge})" if r.judge else ""
+            out.append(f"{r.bias}{who}: {r.effect_name}; {r.method}; n = {r.n}.")
+            if r.flagged:
+                out.append(f"  mitigation: {r.mitigation}")
+            out += [f"  ! {w}" for w in r.warnings]
+        if self.skipped:
+            out += ["", "Not run:"] + [f"  - {s}" for s in self.skipped]
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def require_columns(frame_columns: Sequence[str], needed: Sequence[str], what: str) -> None:
+    """Raise a clear error naming every missing column a test needs.
+
+    Examples
+    --------
+    >>> require_columns(["prompt_id", "winner"], ["prompt_id", "a_id", "winner"], "position bias")
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: position bias needs columns prompt_id, a_id, winner; missing: a_id.
+    """
+    from cje.errors import CJEInputError
+
+    missing = [c for c in needed if c not in frame_columns]
+    if missing:
+        raise CJEInputError(
+            f"{what} needs columns {', '.join(needed)}; missing: {', '.join(missing)}."
+        )
+
+
+def as_frame(data: Any) -> Any:
+    """A pandas DataFrame from pandas, polars, a dict of arrays or a file path."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    mod = type(data).__module__
+    if mod.startswith("polars"):
+        return data.to_pandas()
+    if isinstance(data, dict):
+        return pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
+    from pathlib import Path
+
+    if isinstance(data, (str, Path)):
+        p = Path(data)
+        if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+            return pd.read_json(p, lines=True)
+        if p.suffix.lower() == ".csv":
+            return pd.read_csv(p)
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+    from cje.errors import CJEInputError
+
+    raise CJEInputError(
+        f"Cannot read data of type {type(data).__name__}: pass a pandas or polars DataFrame, a "
+        "dict of arrays or a .jsonl/.csv/.parquet path."
+    )
