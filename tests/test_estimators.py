@@ -49,13 +49,35 @@ def _hand_direct(df: pd.DataFrame, fold_of: dict[str, int], deleted: set[int]) -
     return out
 
 
-def test_direct_equals_hand_computation_on_12_rows():
-    rep = cje.analyze(TWELVE, judge_scale=(0, 1), label_scale=(0, 1), n_folds=3, mode="monotone")
+def _folds_of_twelve() -> dict[str, int]:
     d = cje.load(TWELVE, judge_scale=(0, 1), label_scale=(0, 1))
     lab = np.zeros(d.prompts.size, bool)
     lab[d.prompt_code[d.labelled]] = True
-    folds = cje.prompt_folds(d.prompts, lab, 3)
-    fold_of = dict(zip(d.prompts.tolist(), folds.tolist(), strict=True))
+    return dict(zip(d.prompts.tolist(), cje.prompt_folds(d.prompts, lab, 3).tolist(), strict=True))
+
+
+def _hand_phi(df: pd.DataFrame, fold_of: dict[str, int], psi: dict[str, float]) -> dict[str, dict]:
+    """φ_i = f(S_i) + (L_i / p_L)(Y_i − f_oof(S_i)) − ψ_p, keyed by policy then prompt."""
+    lab_rows = df[df.oracle_label.notna()]
+    f = _iso(lab_rows.judge_score, lab_rows.oracle_label)
+    phi: dict[str, dict] = {}
+    for pol, g in df.groupby("policy"):
+        p_l = g.oracle_label.notna().mean()
+        vals = {}
+        for _, row in g.iterrows():
+            v = f.predict([row.judge_score])[0] - psi[pol]
+            if not np.isnan(row.oracle_label):
+                tr = lab_rows[lab_rows.prompt_id.map(fold_of) != fold_of[row.prompt_id]]
+                v += (row.oracle_label - _iso(tr.judge_score, tr.oracle_label).predict(
+                    [row.judge_score])[0]) / p_l
+            vals[row.prompt_id] = v
+        phi[pol] = vals
+    return phi
+
+
+def test_direct_equals_hand_computation_on_12_rows():
+    rep = cje.analyze(TWELVE, judge_scale=(0, 1), label_scale=(0, 1), n_folds=3, mode="monotone")
+    fold_of = _folds_of_twelve()
 
     full = _hand_direct(TWELVE, fold_of, set())
     reps = np.array([[_hand_direct(TWELVE, fold_of, {k})[p] for p in "AB"] for k in range(3)])
@@ -65,21 +87,9 @@ def test_direct_equals_hand_computation_on_12_rows():
         assert e.estimate == pytest.approx(full[pol], abs=1e-12)
         assert e.var_cal == pytest.approx(var_cal[j], abs=1e-12)
 
-    # influence values by hand: φ_i = f(S_i) + (L_i / p_L) e_i − ψ
-    lab_rows = TWELVE[TWELVE.oracle_label.notna()]
-    f = _iso(lab_rows.judge_score, lab_rows.oracle_label)
+    phis = _hand_phi(TWELVE, fold_of, full)
     for j, pol in enumerate("AB"):
-        g = TWELVE[TWELVE.policy == pol].reset_index(drop=True)
-        p_l = g.oracle_label.notna().mean()
-        phi = []
-        for _, row in g.iterrows():
-            val = f.predict([row.judge_score])[0] - full[pol]
-            if not np.isnan(row.oracle_label):
-                tr = lab_rows[lab_rows.prompt_id.map(fold_of) != fold_of[row.prompt_id]]
-                val += (row.oracle_label - _iso(tr.judge_score, tr.oracle_label).predict(
-                    [row.judge_score])[0]) / p_l
-            phi.append(val)
-        phi = np.array(phi)
+        phi = np.array(list(phis[pol].values()))
         assert phi.sum() == pytest.approx(0.0, abs=1e-12)
         v_if = 6 / 5 * np.sum(phi**2) / 36  # one row per prompt: T_g = φ_i
         e = rep[pol]
@@ -151,29 +161,12 @@ def test_contrast_is_paired_by_prompt_and_cancels_shared_calibration():
 def test_contrast_by_hand_on_12_rows():
     """Δ = ψ_A − ψ_B: φ_Δ per prompt = φ_A/n_A − φ_B/n_B; jackknife on ψ_A^(−k) − ψ_B^(−k)."""
     rep = cje.analyze(TWELVE, judge_scale=(0, 1), label_scale=(0, 1), n_folds=3, mode="monotone")
-    d = cje.load(TWELVE, judge_scale=(0, 1), label_scale=(0, 1))
-    lab = np.zeros(d.prompts.size, bool)
-    lab[d.prompt_code[d.labelled]] = True
-    fold_of = dict(zip(d.prompts.tolist(), cje.prompt_folds(d.prompts, lab, 3).tolist(), strict=True))
+    fold_of = _folds_of_twelve()
     full = _hand_direct(TWELVE, fold_of, set())
     reps = [_hand_direct(TWELVE, fold_of, {k}) for k in range(3)]
     diffs = np.array([r["A"] - r["B"] for r in reps])
     var_cal = 2 / 3 * np.sum((diffs - diffs.mean()) ** 2)
-    lab_rows = TWELVE[TWELVE.oracle_label.notna()]
-    f = _iso(lab_rows.judge_score, lab_rows.oracle_label)
-    phi = {}
-    for pol in "AB":
-        g = TWELVE[TWELVE.policy == pol]
-        p_l = g.oracle_label.notna().mean()
-        vals = {}
-        for _, row in g.iterrows():
-            v = f.predict([row.judge_score])[0] - full[pol]
-            if not np.isnan(row.oracle_label):
-                tr = lab_rows[lab_rows.prompt_id.map(fold_of) != fold_of[row.prompt_id]]
-                v += (row.oracle_label - _iso(tr.judge_score, tr.oracle_label).predict(
-                    [row.judge_score])[0]) / p_l
-            vals[row.prompt_id] = v
-        phi[pol] = vals
+    phi = _hand_phi(TWELVE, fold_of, full)
     c = np.array([phi["A"][p] / 6 - phi["B"][p] / 6 for p in sorted(fold_of)])
     var_if = 6 / 5 * np.sum(c**2)
     row = rep.contrasts().iloc[0]
