@@ -23,18 +23,18 @@ from cje.errors import CJEInputError, CJEWarning
 from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
 
 if TYPE_CHECKING:
-    from cje import synthetic
+    from cje import bias, pairwise, synthetic
 
 __version__ = "0.1.0.dev0"
 
 
 def __getattr__(name: str) -> object:
-    # `cje.synthetic` pulls in pandas and scipy.integrate: load it on first use to keep
-    # `import cje` (and the CLI) fast.
-    if name == "synthetic":
+    # These pull in pandas, scipy and statsmodels: load them on first use to keep `import cje`
+    # (and the CLI) fast.
+    if name in ("synthetic", "bias", "pairwise"):
         import importlib
 
-        return importlib.import_module("cje.synthetic")
+        return importlib.import_module(f"cje.{name}")
     raise AttributeError(f"module 'cje' has no attribute {name!r}")
 
 __all__ = [
@@ -48,8 +48,10 @@ __all__ = [
     "RewardCalibrator",
     "TransportAudit",
     "analyze",
+    "bias",
     "fit_isotonic",
     "load",
+    "pairwise",
     "prompt_folds",
     "synthetic",
 ]

@@ -31,6 +31,25 @@ examples:
 """
 
 
+_BIAS_HELP = """\
+Measure judge biases on your own data, each with an effect, a confidence interval, a Holm-adjusted
+p-value, a flag and the mitigation. Every test the columns allow is run (one per judge).
+
+Pointwise scores (one row per judged response):
+  verbosity        prompt_id, judge_score, oracle_label (some rows), response_length (or response)
+  self-preference  prompt_id, judge, judge_score, judge_family, policy_family
+                   (+ oracle_label, or a crossed panel: every judge scores every response)
+Pairwise verdicts (one row per verdict; winner is a, b or tie; slot_a is 1 or 2):
+  position         prompt_id, a_id, b_id, slot_a, winner  (each pair judged in both orders)
+  verbosity        + human_winner, len_a, len_b
+  self-preference  + human_winner, a_family, b_family, judge_family
+
+examples:
+  cje bias scores.csv
+  cje bias scores.csv --pairs verdicts.jsonl --format json --out bias.json
+"""
+
+
 def _pair(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -85,6 +104,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="output format (default table)")
     a.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
 
+    b = sub.add_parser(
+        "bias",
+        help="audit the judge for position, verbosity and self-preference bias",
+        description=_BIAS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("path", metavar="PATH", help="pointwise scores or pairwise verdicts (.jsonl, .csv, "
+                                                ".parquet)")
+    b.add_argument("--pairs", metavar="FILE", help="pairwise verdicts, when PATH holds pointwise scores")
+    b.add_argument("--judge-column", default="judge", metavar="NAME",
+                   help="column naming the judge (default: judge)")
+    b.add_argument("--alpha", type=float, default=0.05, help="family-wise level (default 0.05)")
+    b.add_argument("--bootstrap", type=int, default=2000, metavar="B",
+                   help="bootstrap replicates for the tests that use them (default 2000)")
+    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    b.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    b.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+
     d = sub.add_parser(
         "demo",
         help="run the full analysis on built-in synthetic data with a known truth",
@@ -136,6 +173,21 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         on_invalid="drop" if ns.drop_invalid else "raise",
     )
     _emit(_render(report, ns.format, ns.reliable_only), ns.out)
+    return 0
+
+
+def _cmd_bias(ns: argparse.Namespace) -> int:
+    import cje
+
+    result = cje.bias.audit(ns.path, pairs=ns.pairs, alpha=ns.alpha, n_bootstrap=ns.bootstrap,
+                            rng=ns.seed, judge_column=ns.judge_column)
+    if ns.format == "json":
+        text = result.to_json()
+    elif ns.format == "csv":
+        text = result.to_pandas().to_csv(index=False)
+    else:
+        text = result.summary()
+    _emit(text, ns.out)
     return 0
 
 
@@ -199,7 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if ns.command == "analyze":
             return _cmd_analyze(ns)
+        if ns.command == "bias":
+            return _cmd_bias(ns)
         return _cmd_demo(ns)
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 0
     except (CJEInputError, OSError) as exc:  # bad input or an unreadable/unwritable path
         print(f"cje: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return 2

@@ -83,19 +83,40 @@ class BiasAudit:
     skipped : tuple of str
         Tests not run and why (e.g. which columns were missing).
     alpha : float
+    tests : tuple of str
+        The test that produced each result (e.g. ``"verbosity (pairwise)"``).
     """
 
     results: tuple[BiasResult, ...]
     skipped: tuple[str, ...] = ()
     alpha: float = 0.05
+    tests: tuple[str, ...] = ()
+
+    def _names(self) -> tuple[str, ...]:
+        return self.tests if len(self.tests) == len(self.results) else tuple(
+            r.bias for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        return {"alpha": self.alpha,
+                "results": [{"test": t, **r.to_dict()} for t, r in zip(self._names(), self.results,
+                                                                        strict=True)],
+                "skipped": list(self.skipped)}
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text of :meth:`to_dict`."""
+        import json
+
+        kwargs.setdefault("indent", 2)
+        return json.dumps(self.to_dict(), default=_plain, **kwargs)
 
     def to_pandas(self) -> Any:
         """One row per test."""
         import pandas as pd
 
         rows = []
-        for r in self.results:
-            d = r.to_dict()
+        for t, r in zip(self._names(), self.results, strict=True):
+            d = {"test": t, **r.to_dict()}
             d["warnings"] = "; ".join(r.warnings)
             details = d.pop("details")
             d.update({f"detail_{k}": v for k, v in details.items()})
@@ -106,18 +127,18 @@ class BiasAudit:
         """A readable table: effect, CI, p, flag and mitigation per bias (and per judge)."""
         level = int(round(100 * (1 - self.alpha)))
         out = [f"Judge bias audit ({len(self.results)} tests, Holm-adjusted; {level}% CIs)", ""]
-        head = f"{'bias':<16} {'judge':<14} {'effect':>9} {f'{level}% CI':>21} {'p_holm':>8}  flag"
+        head = f"{'test':<26} {'judge':<14} {'effect':>9} {f'{level}% CI':>21} {'p_holm':>8}  flag"
         out += [head, "-" * len(head)]
-        for r in self.results:
+        for t, r in zip(self._names(), self.results, strict=True):
             ci = f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
             out.append(
-                f"{r.bias:<16} {str(r.judge or '—')[:14]:<14} {r.effect:>+9.3f} {ci:>21} "
+                f"{t:<26} {str(r.judge or '—')[:14]:<14} {r.effect:>+9.3f} {ci:>21} "
                 f"{r.p_holm:>8.3g}  {'FLAG' if r.flagged else 'ok'}"
             )
         out.append("")
-        for r in self.results:
+        for t, r in zip(self._names(), self.results, strict=True):
             who = f" ({r.judge})" if r.judge else ""
-            out.append(f"{r.bias}{who}: {r.effect_name}; {r.method}; n = {r.n}.")
+            out.append(f"{t}{who}: {r.effect_name}; {r.method}; n = {r.n}.")
             if r.flagged:
                 out.append(f"  mitigation: {r.mitigation}")
             out += [f"  ! {w}" for w in r.warnings]
@@ -127,6 +148,15 @@ class BiasAudit:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays inside ``details``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def require_columns(frame_columns: Sequence[str], needed: Sequence[str], what: str) -> None:

@@ -1,0 +1,171 @@
+"""``cje.bias.audit``: every bias test the columns allow, Holm-adjusted across them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from cje.bias._result import BiasAudit, BiasResult, as_frame
+from cje.errors import CJEInputError
+
+__all__ = ["audit", "PAIR_COLUMNS"]
+
+#: Columns that mark a frame as pairwise verdicts.
+PAIR_COLUMNS = ("prompt_id", "a_id", "b_id", "slot_a", "winner")
+
+# test name -> (columns it needs, what to add when missing)
+_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "position": (PAIR_COLUMNS, "pairwise verdicts in both orders"),
+    "verbosity (pairwise)": (PAIR_COLUMNS + ("human_winner", "len_a", "len_b"),
+                             "human verdicts and both responses' lengths"),
+    "self-preference (pairwise)": (PAIR_COLUMNS + ("human_winner", "a_family", "b_family",
+                                                   "judge_family"),
+                                   "human verdicts and the model families of items and judge"),
+    "verbosity": (("prompt_id", "judge_score", "oracle_label", "response_length"),
+                  "oracle labels on some rows and response lengths"),
+    "self-preference": (("prompt_id", "judge", "judge_score", "judge_family", "policy_family"),
+                        "a judge column with judge and generator families"),
+}
+
+
+def audit(
+    data: Any = None,
+    *,
+    pairs: Any = None,
+    alpha: float = 0.05,
+    n_bootstrap: int = 2000,
+    rng: int | np.random.Generator | None = None,
+    judge_column: str = "judge",
+) -> BiasAudit:
+    """Run every judge-bias test the columns allow, one per judge, Holm-adjusted across them.
+
+    Parameters
+    ----------
+    data : DataFrame, dict of arrays or path, optional
+        Pointwise judge scores in long format (``prompt_id, policy, judge_score,
+        oracle_label?, response_length?``, and for panels ``judge, judge_family,
+        policy_family``), or pairwise verdicts (``prompt_id, a_id, b_id, slot_a, winner``, …),
+        recognised by their columns.
+    pairs : DataFrame, dict of arrays or path, optional
+        Pairwise verdicts, when ``data`` holds the pointwise scores.
+    alpha : float
+        Family-wise level: a bias is flagged when its Holm-adjusted p-value is below ``alpha``
+        and the effect is practically relevant (each test documents its threshold).
+    n_bootstrap : int
+        Bootstrap replicates of the tests that use one.
+    rng : int, Generator or None
+        Seed; each bootstrap test gets its own stream (``SeedSequence.spawn``).
+    judge_column : str
+        Name of the column identifying the judge, if not ``judge``.
+
+    Returns
+    -------
+    BiasAudit
+        Results (effect, CI, p, Holm p, flag, mitigation per bias and judge) and the tests that
+        were not run with the reason (the missing columns).
+
+    Examples
+    --------
+    >>> from cje.synthetic.pairwise import make_pairwise_eval
+    >>> sim = make_pairwise_eval(200, position_logodds=0.5, rng=1)
+    >>> a = audit(pairs=sim.pairs, n_bootstrap=200, rng=0)
+    >>> [(r.bias, r.flagged) for r in a.results if r.bias == "position"]
+    [('position', True)]
+    """
+    if data is None and pairs is None:
+        raise CJEInputError("audit needs data: pass pointwise scores, pairs=, or both.")
+    point = None if data is None else _rename_judge(as_frame(data), judge_column)
+    if point is not None and set(PAIR_COLUMNS) - {"prompt_id"} <= set(point.columns):
+        if pairs is not None:
+            raise CJEInputError("Both data and pairs= hold pairwise verdicts; pass one of them.")
+        point, pairs = None, point
+    pair = None if pairs is None else _rename_judge(as_frame(pairs), judge_column)
+    seeds = iter(np.random.SeedSequence(_entropy(rng)).spawn(64))
+
+    from cje.bias.pairwise_tests import excess_length_preference, self_preference_gap
+    from cje.bias.position import position
+    from cje.bias.self_preference import self_preference
+    from cje.bias.verbosity import verbosity
+
+    def boot(fn: Callable[..., BiasResult]) -> Callable[..., BiasResult]:
+        return lambda df, judge: fn(df, alpha=alpha, n_bootstrap=n_bootstrap,
+                                    rng=np.random.default_rng(next(seeds)), judge=judge)
+
+    plan: list[tuple[str, Any, Callable[..., Any], bool]] = []
+    if pair is not None:
+        plan += [
+            ("position", pair, boot(position), True),
+            ("verbosity (pairwise)", pair, boot(excess_length_preference), True),
+            ("self-preference (pairwise)", pair,
+             lambda df, judge: self_preference_gap(df, alpha=alpha, judge=judge), True),
+        ]
+    if point is not None:
+        plan += [
+            ("verbosity", _with_length(point),
+             lambda df, judge: verbosity(df, alpha=alpha, judge=judge), True),
+            ("self-preference", point, lambda df, judge: self_preference(df, alpha=alpha), False),
+        ]
+
+    results: list[BiasResult] = []
+    names: list[str] = []
+    skipped: list[str] = []
+    for name, frame, run, per_judge in plan:
+        needs, what = _NEEDS[name]
+        missing = [c for c in needs if c not in frame.columns]
+        if missing:
+            skipped.append(f"{name}: needs {what}; missing column(s) {', '.join(missing)}.")
+            continue
+        judges = (sorted(frame["judge"].dropna().astype(str).unique())
+                  if per_judge and "judge" in frame.columns else [None])
+        for judge in judges:
+            try:
+                out = run(frame, judge)
+            except CJEInputError as exc:
+                who = f" (judge {judge})" if judge else ""
+                skipped.append(f"{name}{who}: {exc}")
+                continue
+            got = out if isinstance(out, list) else [out]
+            results.extend(got)
+            names.extend([name] * len(got))
+    if not results:
+        raise CJEInputError("No bias test could run. " + " ".join(skipped))
+    return _holm(results, names, skipped, alpha)
+
+
+def _holm(results: list[BiasResult], names: list[str], skipped: list[str], alpha: float
+          ) -> BiasAudit:
+    from cje.inference import holm
+
+    adj = holm([r.p_value for r in results]) if results else np.array([])
+    done = [
+        r.with_holm(p, bool(p < alpha and r.details.get("practically_relevant", True)))
+        for r, p in zip(results, adj, strict=True)
+    ]
+    return BiasAudit(results=tuple(done), skipped=tuple(skipped), alpha=alpha, tests=tuple(names))
+
+
+def _rename_judge(frame: Any, judge_column: str) -> Any:
+    if judge_column != "judge":
+        if judge_column not in frame.columns:
+            raise CJEInputError(
+                f"judge_column={judge_column!r} is not a column; the columns are "
+                f"{sorted(map(str, frame.columns))}."
+            )
+        frame = frame.rename(columns={judge_column: "judge"})
+    return frame
+
+
+def _with_length(frame: Any) -> Any:
+    """Derive ``response_length`` (whitespace words) from ``response`` when only that exists."""
+    if "response_length" not in frame.columns and "response" in frame.columns:
+        words = frame["response"].map(lambda r: len(r.split()) if isinstance(r, str) else np.nan)
+        frame = frame.assign(response_length=words)
+    return frame
+
+
+def _entropy(rng: int | np.random.Generator | None) -> Any:
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63 - 1))
+    return rng

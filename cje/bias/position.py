@@ -1,0 +1,737 @@
+"""Position (slot) bias of a pairwise judge, from verdicts in both orders (METHODS §7).
+
+Pairwise data contract: one row per verdict with ``prompt_id``, ``a_id``, ``b_id``, ``slot_a``
+(1 or 2: the slot in which item a was shown) and ``winner`` in {"a", "b", "tie"}; optional
+``judge``, ``run`` (repeats of the same order), ``human_winner``, ``len_a``, ``len_b``,
+``a_family``, ``b_family``, ``judge_family``. A *pair* is (prompt_id, a_id, b_id[, judge]); its
+two orders are a row with ``slot_a=1`` and a row with ``slot_a=2``. A row written with the items
+swapped (``a_id``/``b_id`` exchanged) is the same pair: it is mapped to the canonical order
+(``a_id`` < ``b_id`` as strings) by swapping the slot, the winner and the a/b columns.
+
+For a pair judged in both orders, **PP** means the slot-1 item won both times (a in order 1, b in
+order 2) and **RP** means the slot-2 item won both times. Under the conditional logit model
+``logit P(a wins | slot) = x_pair ± β`` (``+β`` when a is in slot 1), ``P(PP)/P(RP) = e^{2β}`` for
+every pair whatever its ``x_pair``, so ``β̂ = ½ ln(PP/RP)`` is the conditional MLE and the
+first-slot rate ``PP/(PP+RP)`` estimates ``σ(2β)`` exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cje.bias._result import BiasResult, as_frame, require_columns
+from cje.errors import CJEInputError, CJEWarning
+
+__all__ = [
+    "FIRST_SLOT_BAND",
+    "PC_WARN",
+    "POSITION_COLUMNS",
+    "debias_position",
+    "position",
+]
+
+#: Columns every position analysis needs.
+POSITION_COLUMNS: tuple[str, ...] = ("prompt_id", "a_id", "b_id", "slot_a", "winner")
+#: A first-slot rate whose CI lies entirely outside this band is practically relevant.
+FIRST_SLOT_BAND: tuple[float, float] = (0.45, 0.55)
+#: Position consistency below this draws a warning.
+PC_WARN: float = 0.80
+
+_WINNERS = ("a", "b", "tie")
+_MITIGATION = (
+    "Judge every pair in both orders and average them: p̄_a = ½[p^AB(a) + 1 − p^BA(a)] (the "
+    "probability that a wins, averaged over a shown first and a shown second), or count pairs "
+    "whose two orders disagree as ties; both are done by cje.bias.position.debias_position."
+)
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def position(
+    pairs: Any,
+    *,
+    alpha: float = 0.05,
+    n_bootstrap: int = 2000,
+    rng: int | np.random.Generator | None = None,
+    judge: str | None = None,
+) -> BiasResult:
+    """Test a pairwise judge for position bias from verdicts given in both orders.
+
+    Each pair (and run, when a ``run`` column marks repeats) judged in both orders is one unit.
+    With ``n`` units: position consistency ``PC = #(same verdict in both orders) / n`` (two ties
+    count as consistent); ``PP`` / ``RP`` = units whose verdict followed slot 1 / slot 2 in both
+    orders; preference fairness ``PF = (RP − PP) / n`` (< 0: the first slot is favoured). The
+    effect is the conditional-logit slot shift ``β̂ = ½ ln(PP/RP)`` (log-odds of the slot-1 item
+    winning; > 0 favours the first slot). When ``PP`` or ``RP`` is zero, 0.5 is added to both
+    (continuity correction) and a warning is given.
+
+    Test: exact McNemar test, ``scipy.stats.binomtest(PP, PP + RP)`` against ½. Interval: the
+    first-slot rate ``r = PP/(PP+RP)`` (which estimates ``σ(2β)``) gets a Clopper–Pearson interval
+    when every prompt contributes one unit, and a percentile prompt-cluster bootstrap interval
+    when prompts repeat (several pairs or runs per prompt); ``ci_low``/``ci_high`` are its
+    transform ``½ logit(r)`` to the β scale. (The exact McNemar test stays valid with repeated
+    prompts: under "no position bias" the two orders of a unit are exchangeable, so each
+    discordant unit is PP or RP with probability ½ independently given the prompts.)
+
+    Flag rule: ``flagged = p_holm < alpha and practically_relevant``, where
+    ``practically_relevant`` means the first-slot-rate CI lies entirely outside
+    ``FIRST_SLOT_BAND`` = [0.45, 0.55] (standalone, ``p_holm = p_value``). A warning is added when
+    ``PC < 0.80``.
+
+    When runs repeat an order, ``details`` also holds the flip rates: ``flip_rate_cross_order``
+    (verdicts of the two orders name different winners), ``flip_rate_same_order`` (two runs of the
+    same order differ: the judge's own randomness) and ``excess_flip_rate`` = cross − same, the
+    inconsistency due to order beyond sampling noise, with a prompt-cluster bootstrap CI
+    (``excess_flip_ci_low``/``_high``). Every pair with at least two runs of some order counts,
+    all runs and run combinations used.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame, polars.DataFrame, dict of arrays or path
+        Verdicts in the pairwise data contract (module docstring).
+    alpha : float, default 0.05
+        ``1 − alpha`` intervals; test level of the flag.
+    n_bootstrap : int, default 2000
+        Prompt-cluster bootstrap resamples (used when prompts repeat, and for the flip rates).
+    rng : int, numpy.random.Generator or None
+        Seed for the bootstrap.
+    judge : str, optional
+        Which judge to test when a ``judge`` column holds several.
+
+    Returns
+    -------
+    BiasResult
+        ``bias="position"``; ``effect`` = β̂; ``n`` = units; ``details`` with ``pc``, ``pf``,
+        ``pp``, ``rp``, ``n_pairs``, ``n_units``, ``first_slot_rate``, ``first_slot_ci_low``,
+        ``first_slot_ci_high``, ``practically_relevant``, ``ci_method`` and the flip rates.
+
+    Raises
+    ------
+    CJEInputError
+        Missing columns, bad values, no pair with both orders, duplicated verdicts, or several
+        judges without ``judge=``.
+
+    Examples
+    --------
+    >>> from cje.synthetic.pairwise import make_pairwise_eval
+    >>> sim = make_pairwise_eval(300, position_logodds=0.5, rng=0)
+    >>> res = position(sim.pairs, rng=0)
+    >>> res.flagged, res.ci_low < 0.5 < res.ci_high
+    (True, True)
+    >>> round(res.details["first_slot_rate"], 2)  # planted: sigmoid(2 * 0.5) = 0.73
+    0.72
+    """
+    alpha = _check_alpha(alpha)
+    n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    what = "position bias (both orders of each pair)"
+    d = load_pairs(pairs, POSITION_COLUMNS, what, judge)
+    units = _order_units(d, what)
+    notes = list(units.notes)
+
+    v1, v2 = units.v1, units.v2
+    n = int(v1.size)
+    pp_mask = (v1 == 0) & (v2 == 1)
+    rp_mask = (v1 == 1) & (v2 == 0)
+    pp, rp = int(pp_mask.sum()), int(rp_mask.sum())
+    pc = float(np.mean(v1 == v2))
+    pf = (rp - pp) / n
+    disc = pp + rp
+
+    if pp == 0 or rp == 0:
+        beta = 0.5 * math.log((pp + 0.5) / (rp + 0.5))
+        if disc == 0:
+            notes.append(
+                "No pair followed one slot in both orders (PP = RP = 0): the slot shift cannot be "
+                "estimated; β̂ = 0 is reported with an unbounded interval."
+            )
+        else:
+            notes.append(
+                f"PP = {pp}, RP = {rp}: a zero cell; β̂ uses a 0.5 continuity correction "
+                "(½ ln((PP + 0.5)/(RP + 0.5)))."
+            )
+    else:
+        beta = 0.5 * math.log(pp / rp)
+    rate = pp / disc if disc else float("nan")
+    p_value = float(stats.binomtest(pp, disc, 0.5).pvalue) if disc else 1.0
+
+    gen = np.random.default_rng(rng)
+    n_prompts = int(np.unique(units.prompt).size)
+    clustered = n_prompts < n
+    if disc == 0:
+        r_lo, r_hi = 0.0, 1.0
+        ci_method = "none (no discordant pairs)"
+    elif not clustered:
+        ci = stats.binomtest(pp, disc, 0.5).proportion_ci(1 - alpha, method="exact")
+        r_lo, r_hi = float(ci.low), float(ci.high)
+        ci_method = "Clopper–Pearson"
+    else:
+        g = units.prompt
+        per_g = np.column_stack(
+            [np.bincount(g, weights=pp_mask.astype(float)), np.bincount(g, weights=(pp_mask | rp_mask))]
+        )
+        tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reps = tot[:, 0] / tot[:, 1]
+        r_lo, r_hi = percentile_ci(reps, alpha)
+        ci_method = f"prompt-cluster bootstrap (B = {n_bootstrap}, percentile)"
+    ci_low, ci_high = _half_logit(r_lo), _half_logit(r_hi)
+    band_lo, band_hi = FIRST_SLOT_BAND
+    relevant = bool(r_hi < band_lo or r_lo > band_hi)
+
+    if pc < PC_WARN:
+        notes.append(
+            f"Position consistency PC = {pc:.2f} < {PC_WARN:.2f}: the judge changes its verdict "
+            f"when the order is swapped on {1 - pc:.0%} of pairs."
+        )
+    details: dict[str, Any] = {
+        "pc": pc,
+        "pf": pf,
+        "pp": pp,
+        "rp": rp,
+        "n_pairs": units.n_pairs,
+        "n_units": n,
+        "first_slot_rate": rate,
+        "first_slot_ci_low": r_lo,
+        "first_slot_ci_high": r_hi,
+        "practically_relevant": relevant,
+        "relevance_band": FIRST_SLOT_BAND,
+        "ci_method": ci_method,
+    }
+    if units.has_repeats:
+        details.update(_flip_rates(d, alpha, n_bootstrap, gen))
+
+    for msg in notes:
+        warnings.warn(msg, CJEWarning, stacklevel=2)
+    return BiasResult(
+        bias="position",
+        method=f"slot log-odds ½ln(PP/RP) (conditional logit); exact McNemar test; {ci_method} CI",
+        effect=beta,
+        effect_name="slot-1 log-odds shift β (conditional logit; > 0 favours the first slot)",
+        ci_low=ci_low,
+        ci_high=ci_high,
+        alpha=alpha,
+        p_value=p_value,
+        p_holm=p_value,
+        flagged=bool(p_value < alpha and relevant),
+        n=n,
+        n_prompts=n_prompts,
+        judge=d.judge,
+        mitigation=_MITIGATION,
+        details=details,
+        warnings=tuple(notes),
+    )
+
+
+def debias_position(pairs: Any, *, method: str = "average", judge: str | None = None) -> pd.DataFrame:
+    """Order-debiased outcome of every pair judged in both orders.
+
+    Each verdict scores a as 1 (a wins), ½ (tie) or 0 (b wins); ``m1`` and ``m2`` are the mean
+    scores over the runs of the order with a in slot 1 and in slot 2.
+
+    * ``method="average"``: ``p_a = ½(m1 + m2)``, i.e. ``p̄_a = ½[p^AB(a) + 1 − p^BA(a)]`` with
+      ``p^XY`` the probability that the first-shown item wins: both orders get equal weight, so
+      a constant slot advantage cancels to first order. ``winner`` is "a" / "b" / "tie" as
+      ``p_a`` is above / below / at ½.
+    * ``method="ties"``: each order's verdict is "a" if its mean score is above ½, "b" if below,
+      else "tie"; ``winner`` is the common verdict when the orders agree and "tie" when they
+      disagree; ``p_a`` is 1, 0 or ½ accordingly.
+
+    Pairs judged in one order only are left out with a warning.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame, polars.DataFrame, dict of arrays or path
+        Verdicts in the pairwise data contract (see :func:`position`).
+    method : {"average", "ties"}, default "average"
+    judge : str, optional
+        Which judge, when a ``judge`` column holds several.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair: ``prompt_id``, ``a_id``, ``b_id`` (canonical order, ``a_id`` <
+        ``b_id``), ``judge`` (when present), ``p_a``, ``winner``, ``consistent`` (both orders
+        name the same winner) and ``n_verdicts``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> v = pd.DataFrame({"prompt_id": ["p1"] * 4, "a_id": ["A", "A", "A", "A"],
+    ...                   "b_id": ["B", "B", "C", "C"], "slot_a": [1, 2, 1, 2],
+    ...                   "winner": ["a", "b", "a", "a"]})
+    >>> debias_position(v)[["b_id", "p_a", "winner"]].to_dict("list")
+    {'b_id': ['B', 'C'], 'p_a': [0.5, 1.0], 'winner': ['tie', 'a']}
+    >>> debias_position(v, method="ties")["consistent"].tolist()
+    [False, True]
+    """
+    if method not in ("average", "ties"):
+        raise CJEInputError(f"method must be 'average' or 'ties', got {method!r}.")
+    what = "debias_position (both orders of each pair)"
+    d = load_pairs(pairs, POSITION_COLUMNS, what, judge)
+    assert d.pair is not None and d.slot is not None and d.w is not None
+    n_pairs = int(d.pair.max()) + 1
+    cnt = np.zeros((n_pairs, 2))
+    tot = np.zeros((n_pairs, 2))
+    np.add.at(cnt, (d.pair, d.slot - 1), 1.0)
+    np.add.at(tot, (d.pair, d.slot - 1), np.array([1.0, 0.0, 0.5])[d.w])
+    both = (cnt > 0).all(axis=1)
+    for msg in _check_both_orders(d, np.flatnonzero(~both), n_pairs, cnt, what):
+        warnings.warn(msg, CJEWarning, stacklevel=2)
+    m = tot[both] / cnt[both]
+    verdict = np.sign(m - 0.5)  # per order: +1 a, -1 b, 0 tie
+    consistent = verdict[:, 0] == verdict[:, 1]
+    if method == "average":
+        p_a = 0.5 * (m[:, 0] + m[:, 1])
+    else:
+        p_a = np.where(consistent, 0.5 + 0.5 * verdict[:, 0], 0.5)
+    first_row = np.full(n_pairs, -1, dtype=np.int64)
+    first_row[d.pair[::-1]] = np.arange(d.pair.size)[::-1]
+    rows = first_row[both]
+    assert d.a_id is not None and d.b_id is not None
+    out = pd.DataFrame({"prompt_id": d.prompt_id[rows], "a_id": d.a_id[rows], "b_id": d.b_id[rows]})
+    if d.judge is not None:
+        out["judge"] = d.judge
+    out["p_a"] = p_a
+    out["winner"] = np.where(p_a > 0.5, "a", np.where(p_a < 0.5, "b", "tie")).astype(object)
+    out["consistent"] = consistent
+    out["n_verdicts"] = cnt[both].sum(axis=1).astype(np.int64)
+    return out
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+@dataclass(frozen=True, eq=False)
+class PairData:
+    """Validated pairwise verdicts as numpy arrays (rows of one judge, pairs in canonical order).
+
+    ``a_id`` < ``b_id`` (as strings) on every row: rows given the other way round have their
+    ids, slot, winners, lengths and families swapped. Codes: winners 0 = a, 1 = b, 2 = tie
+    (−1 = missing human verdict). Arrays of columns that were not requested are ``None``.
+    """
+
+    row: np.ndarray  # original row labels, for messages
+    prompt_id: np.ndarray  # str
+    prompt: np.ndarray  # prompt code 0..G-1
+    a_id: np.ndarray | None
+    b_id: np.ndarray | None
+    pair: np.ndarray | None  # pair code (prompt, a_id, b_id)
+    slot: np.ndarray | None
+    run: np.ndarray | None  # run code
+    w: np.ndarray | None
+    h: np.ndarray | None
+    len_a: np.ndarray | None
+    len_b: np.ndarray | None
+    a_family: np.ndarray | None
+    b_family: np.ndarray | None
+    judge_family: np.ndarray | None
+    judge: str | None
+
+    def pair_txt(self, i: int) -> str:
+        """``(prompt_id=…, a_id=…, b_id=…[, judge=…])`` of row ``i``."""
+        txt = f"prompt_id={self.prompt_id[i]!r}"
+        if self.a_id is not None and self.b_id is not None:
+            txt += f", a_id={self.a_id[i]!r}, b_id={self.b_id[i]!r}"
+        if self.judge is not None:
+            txt += f", judge={self.judge!r}"
+        return f"({txt})"
+
+
+def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) -> PairData:
+    """Validate pairwise verdicts for one judge and put every pair in canonical order.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame, polars.DataFrame, dict of arrays or path
+    needed : sequence of str
+        Columns the calling test needs; only these (plus ``judge`` and, with ``slot_a``, ``run``)
+        are read and validated.
+    what : str
+        The test's name for messages, e.g. ``"position bias"``.
+    judge : str or None
+        Judge to keep when a ``judge`` column holds several (required then).
+
+    Returns
+    -------
+    PairData
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> v = pd.DataFrame({"prompt_id": ["p1", "p1"], "a_id": ["B", "A"], "b_id": ["A", "B"],
+    ...                   "slot_a": [1, 1], "winner": ["a", "B"]})
+    >>> d = load_pairs(v, POSITION_COLUMNS, "position bias", None)
+    >>> d.a_id.tolist(), d.slot.tolist(), d.w.tolist(), d.pair.tolist()
+    (['A', 'A'], [2, 1], [1, 1], [0, 0])
+    """
+    frame = as_frame(pairs)
+    require_columns(list(frame.columns), needed, what)
+    if len(frame) == 0:
+        raise CJEInputError(f"{what}: the data have no rows.")
+    keep = np.ones(len(frame), dtype=bool)
+    judge_name: str | None = None
+    if judge is not None:
+        if "judge" not in frame.columns:
+            raise CJEInputError(
+                f"judge={judge!r} was given but the data have no 'judge' column; drop judge= or add "
+                "the column."
+            )
+        keep = (frame["judge"].astype(str) == str(judge)).to_numpy()
+        if not keep.any():
+            have = ", ".join(map(str, pd.unique(frame["judge"].dropna())))
+            raise CJEInputError(f"No verdicts of judge={judge!r}; the 'judge' column holds: {have}.")
+        judge_name = str(judge)
+    elif "judge" in frame.columns:
+        judges = pd.unique(frame["judge"].dropna())
+        if len(judges) > 1:
+            shown = ", ".join(map(str, judges[:5])) + (" …" if len(judges) > 5 else "")
+            raise CJEInputError(
+                f"The 'judge' column holds {len(judges)} judges ({shown}); {what} tests one judge at "
+                f"a time: pass judge={str(judges[0])!r} (or another), or run the bias audit, which "
+                "tests every judge and Holm-adjusts across them."
+            )
+        if len(judges) == 1:
+            judge_name = str(judges[0])
+
+    def col(name: str) -> np.ndarray:
+        return frame[name].to_numpy()[keep]
+
+    row = frame.index.to_numpy()[keep]
+    ids: dict[str, np.ndarray | None] = {}
+    for name in ("prompt_id", "a_id", "b_id", "a_family", "b_family", "judge_family"):
+        if name not in needed:
+            ids[name] = None
+            continue
+        v = col(name)
+        bad = np.asarray(pd.isna(v), dtype=bool)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise CJEInputError(
+                f"The '{name}' column has missing values in {int(bad.sum())} row(s), e.g. row "
+                f"{_py(row[i])!r}; fill or drop them."
+            )
+        ids[name] = v.astype(str).astype(object)
+    pid = ids["prompt_id"]
+    assert pid is not None  # prompt_id is needed by every test
+    w = _winner_codes(col("winner"), "winner", False, row, pid) if "winner" in needed else None
+    h = (
+        _winner_codes(col("human_winner"), "human_winner", True, row, pid)
+        if "human_winner" in needed
+        else None
+    )
+    slot = run = None
+    if "slot_a" in needed:
+        raw = col("slot_a")
+        s = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isin(s, (1.0, 2.0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise CJEInputError(
+                f"The 'slot_a' column must be 1 or 2 (the slot in which item a was shown); row "
+                f"{_py(row[i])!r} (prompt_id={pid[i]!r}) has {_show(raw[i])}."
+            )
+        slot = s.astype(np.int64)
+        if "run" in frame.columns:
+            r = col("run")
+            bad = np.asarray(pd.isna(r), dtype=bool)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise CJEInputError(f"The 'run' column has missing values, e.g. row {_py(row[i])!r}.")
+            run = pd.factorize(r)[0]
+    len_a = len_b = None
+    if "len_a" in needed:
+        len_a, len_b = (_lengths(col(c), c, row, pid) for c in ("len_a", "len_b"))
+    a_id, b_id = ids["a_id"], ids["b_id"]
+    a_fam, b_fam = ids["a_family"], ids["b_family"]
+    pair = None
+    if a_id is not None and b_id is not None:
+        same = np.asarray(a_id == b_id, dtype=bool)
+        if same.any():
+            i = int(np.flatnonzero(same)[0])
+            raise CJEInputError(
+                f"a_id and b_id must differ; row {_py(row[i])!r} (prompt_id={pid[i]!r}) compares "
+                f"{a_id[i]!r} with itself."
+            )
+        swap = np.asarray(a_id > b_id, dtype=bool)
+        if swap.any():
+            a_id, b_id = np.where(swap, b_id, a_id), np.where(swap, a_id, b_id)
+            if len_a is not None and len_b is not None:
+                len_a, len_b = np.where(swap, len_b, len_a), np.where(swap, len_a, len_b)
+            if a_fam is not None and b_fam is not None:
+                a_fam, b_fam = np.where(swap, b_fam, a_fam), np.where(swap, a_fam, b_fam)
+            if slot is not None:
+                slot = np.where(swap, 3 - slot, slot)
+            flip = np.array([1, 0, 2, -1])  # index -1 (missing) maps to -1
+            if w is not None:
+                w = np.where(swap, flip[w], w)
+            if h is not None:
+                h = np.where(swap, flip[h], h)
+        item_code = pd.factorize(np.concatenate([a_id, b_id]))[0]
+        k = int(item_code.max()) + 1
+        prompt_code = pd.factorize(pid)[0].astype(np.int64)
+        key = (prompt_code * k + item_code[: pid.size]) * k + item_code[pid.size :]
+        pair = pd.factorize(key)[0]
+    return PairData(
+        row=row,
+        prompt_id=pid,
+        prompt=pd.factorize(pid)[0],
+        a_id=a_id,
+        b_id=b_id,
+        pair=pair,
+        slot=slot,
+        run=run,
+        w=w,
+        h=h,
+        len_a=len_a,
+        len_b=len_b,
+        a_family=a_fam,
+        b_family=b_fam,
+        judge_family=ids["judge_family"],
+        judge=judge_name,
+    )
+
+
+def cluster_bootstrap_totals(
+    per_cluster: np.ndarray, n_bootstrap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Weighted column totals of ``per_cluster`` (G × m) over ``n_bootstrap`` cluster resamples.
+
+    The prompt-cluster bootstrap of METHODS §5.4: every resample gives each of the G clusters
+    (prompts) an independent standard exponential weight (the Bayesian bootstrap; positive
+    weights, so no resample drops a cluster entirely), scaled to sum to G. A ratio of two columns
+    of the result is a bootstrap replicate of a ratio estimator. Shape ``(n_bootstrap, m)``.
+
+    Examples
+    --------
+    >>> t = cluster_bootstrap_totals(np.ones((5, 1)), 3, np.random.default_rng(0))
+    >>> t.round(12).ravel().tolist()
+    [5.0, 5.0, 5.0]
+    """
+    per = np.asarray(per_cluster, dtype=float)
+    if per.ndim == 1:
+        per = per[:, None]
+    g = per.shape[0]
+    chunk = max(1, min(n_bootstrap, 4_000_000 // max(g, 1)))
+    out = np.empty((n_bootstrap, per.shape[1]))
+    for start in range(0, n_bootstrap, chunk):
+        c = min(chunk, n_bootstrap - start)
+        wts = rng.standard_exponential((c, g))
+        wts *= g / wts.sum(axis=1, keepdims=True)
+        out[start : start + c] = wts @ per
+    return out
+
+
+def percentile_ci(replicates: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates (non-finite replicates ignored).
+
+    Examples
+    --------
+    >>> percentile_ci(np.arange(101.0), 0.1)
+    (5.0, 95.0)
+    """
+    r = np.asarray(replicates, dtype=float)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(r, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------- internals
+
+
+@dataclass(frozen=True)
+class _Units:
+    v1: np.ndarray  # winner code with a in slot 1, per unit
+    v2: np.ndarray  # winner code with a in slot 2, per unit
+    prompt: np.ndarray  # compact prompt code per unit
+    n_pairs: int
+    has_repeats: bool
+    notes: list[str]
+
+
+def _order_units(d: PairData, what: str) -> _Units:
+    """Match the two orders of every pair (and run) into units."""
+    assert d.pair is not None and d.slot is not None and d.w is not None
+    pair, slot = d.pair, d.slot
+    n_pairs = int(pair.max()) + 1
+    unit = pair if d.run is None else pd.factorize(pair * (int(d.run.max()) + 1) + d.run)[0]
+    n_units = int(unit.max()) + 1
+    cell = np.bincount(unit * 2 + (slot - 1), minlength=2 * n_units).reshape(n_units, 2)
+    if (cell > 1).any():
+        u = int(np.flatnonzero((cell > 1).any(axis=1))[0])
+        i = int(np.flatnonzero(unit == u)[0])
+        fix = (
+            "each (pair, run, slot_a) must appear once"
+            if d.run is not None
+            else "mark repeats of the same order with a 'run' column (0, 1, …)"
+        )
+        raise CJEInputError(
+            f"{what}: pair {d.pair_txt(i)}{'' if d.run is None else ' (one run)'} has "
+            f"{int(cell[u].max())} verdicts with the same slot_a; {fix}."
+        )
+    both: np.ndarray = np.asarray((cell > 0).all(axis=1))
+    pair_cnt = np.zeros((n_pairs, 2))
+    np.add.at(pair_cnt, (pair, slot - 1), 1.0)
+    unit_pair = np.empty(n_units, dtype=np.int64)
+    unit_pair[unit] = pair
+    notes = _check_both_orders(d, unit_pair[~both], n_units, pair_cnt, what, by_run=d.run is not None)
+    v1 = np.full(n_units, -1, dtype=np.int64)
+    v2 = np.full(n_units, -1, dtype=np.int64)
+    s1 = slot == 1
+    v1[unit[s1]] = d.w[s1]
+    v2[unit[~s1]] = d.w[~s1]
+    prompt_of_unit = np.empty(n_units, dtype=np.int64)
+    prompt_of_unit[unit] = d.prompt
+    keep = np.flatnonzero(both)
+    return _Units(
+        v1=v1[keep],
+        v2=v2[keep],
+        prompt=pd.factorize(prompt_of_unit[keep])[0],
+        n_pairs=int(np.unique(pair[both[unit]]).size),
+        has_repeats=bool((pair_cnt > 1).any()),
+        notes=notes,
+    )
+
+
+def _check_both_orders(
+    d: PairData, lacking: np.ndarray, n_all: int, pair_cnt: np.ndarray, what: str, by_run: bool = False
+) -> list[str]:
+    """Raise when no unit has both orders; return a note when some lack one.
+
+    ``lacking`` holds, for every unit (pair, or (pair, run) when ``by_run``) without both orders,
+    the pair code of that unit; ``n_all`` is the number of units.
+    """
+    if lacking.size == 0:
+        return []
+    assert d.pair is not None
+    p = int(lacking[0])
+    i = int(np.flatnonzero(d.pair == p)[0])
+    has = [s for s in (1, 2) if pair_cnt[p, s - 1] > 0]
+    if len(has) == 1:
+        ex = f"e.g. {d.pair_txt(i)} has only slot_a={has[0]}"
+    else:
+        ex = f"e.g. {d.pair_txt(i)} has a run seen in one order only"
+    run = ", run" if d.run is not None else ""
+    units = "(pair, run) units" if by_run else "pairs"
+    head = (
+        f"{what} needs both orders of each pair (a row with slot_a=1 and one with slot_a=2 for the "
+        f"same prompt_id, a_id, b_id{run}): columns {', '.join(POSITION_COLUMNS)}{run}."
+    )
+    if lacking.size == n_all:
+        raise CJEInputError(
+            f"{head} All {n_all} {units} lack the reverse order ({ex}). Judge each pair a second "
+            "time with the two responses swapped."
+        )
+    return [f"{lacking.size} of {n_all} {units} lack the reverse order and were left out ({ex})."]
+
+
+def _flip_rates(d: PairData, alpha: float, n_bootstrap: int, gen: np.random.Generator) -> dict[str, Any]:
+    """Cross-order vs same-order flip rates over pairs with repeated runs of some order."""
+    assert d.pair is not None and d.slot is not None and d.w is not None
+    n_pairs = int(d.pair.max()) + 1
+    c = np.zeros((n_pairs, 2, 3))
+    np.add.at(c, (d.pair, d.slot - 1, d.w), 1.0)
+    r = c.sum(axis=2)  # verdicts (runs) per order
+    ok = (r > 0).all(axis=1) & (r > 1).any(axis=1)
+    if not ok.any():
+        return {}
+    c, r = c[ok], r[ok]
+    cross = 1.0 - np.einsum("pv,pv->p", c[:, 0], c[:, 1]) / (r[:, 0] * r[:, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        same_o = 1.0 - np.einsum("pov,pov->po", c, c - 1.0) / (r * (r - 1.0))
+    same = np.nanmean(np.where(r > 1, same_o, np.nan), axis=1)
+    excess = cross - same
+    prompt_of_pair = np.empty(n_pairs, dtype=np.int64)
+    prompt_of_pair[d.pair] = d.prompt
+    g = pd.factorize(prompt_of_pair[ok])[0]
+    per_g = np.column_stack([np.bincount(g, weights=excess), np.bincount(g)])
+    tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
+    lo, hi = percentile_ci(tot[:, 0] / tot[:, 1], alpha)
+    return {
+        "flip_rate_cross_order": float(cross.mean()),
+        "flip_rate_same_order": float(same.mean()),
+        "excess_flip_rate": float(excess.mean()),
+        "excess_flip_ci_low": lo,
+        "excess_flip_ci_high": hi,
+        "n_pairs_repeated": int(ok.sum()),
+    }
+
+
+def _winner_codes(
+    values: np.ndarray, name: str, allow_missing: bool, row: np.ndarray, pid: np.ndarray
+) -> np.ndarray:
+    """Codes 0 = a, 1 = b, 2 = tie (−1 = missing); case and surrounding spaces are ignored."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    lookup = np.array(
+        [_WINNERS.index(t) if (t := str(u).strip().lower()) in _WINNERS else -2 for u in uniques] + [-1],
+        dtype=np.int64,
+    )
+    out = lookup[codes]  # the sentinel -1 indexes the trailing "missing" entry
+    bad = (out == -2) | ((out == -1) & (not allow_missing))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CJEInputError(
+            f"The '{name}' column must be 'a', 'b' or 'tie'{' (or missing)' if allow_missing else ''}; "
+            f"{int(bad.sum())} row(s) are not, e.g. row {_py(row[i])!r} (prompt_id={pid[i]!r}) has "
+            f"{_show(values[i])}. Map your labels to a/b/tie (the item named a_id won, b_id won, or a tie)."
+        )
+    return out
+
+
+def _lengths(values: np.ndarray, name: str, row: np.ndarray, pid: np.ndarray) -> np.ndarray:
+    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(v) & (v > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CJEInputError(
+            f"The '{name}' column must hold positive response lengths (tokens); row {_py(row[i])!r} "
+            f"(prompt_id={pid[i]!r}) has {_show(values[i])}."
+        )
+    return v
+
+
+def _py(value: Any) -> Any:
+    """A numpy scalar as the plain Python value (for readable messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a cell for messages; ``a missing value`` for None/NaN."""
+    try:
+        if pd.isna(value):
+            return "a missing value"
+    except (TypeError, ValueError):
+        pass
+    return repr(_py(value))
+
+
+def _half_logit(r: float) -> float:
+    if not math.isfinite(r):
+        return float("nan")
+    if r <= 0.0:
+        return -math.inf
+    if r >= 1.0:
+        return math.inf
+    return 0.5 * math.log(r / (1.0 - r))
+
+
+def _check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
+        raise CJEInputError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}.")
+    return float(alpha)
+
+
+def _check_n_bootstrap(n_bootstrap: int) -> int:
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 50:
+        raise CJEInputError(f"n_bootstrap must be an integer >= 50, e.g. 2000; got {n_bootstrap!r}.")
+    return int(n_bootstrap)
