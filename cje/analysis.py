@@ -17,7 +17,7 @@ import numpy as np
 from cje.calibration.reward import Calibration, Mode, RewardCalibrator, effective_folds
 from cje.data import EvalData, load, prompt_folds, with_calibration_rows
 from cje.diagnostics.calibration import out_of_range_share, transport_verdict
-from cje.errors import CJEInputError, CJEWarning
+from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.estimators.direct import DirectEstimator
 from cje.inference import (
     cluster_variance,
@@ -129,7 +129,7 @@ def analyze(
     >>> bool(est.ci_low < sim.truth["improved"] < est.ci_high)
     True
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise CJEInputError(f"n_folds must be an integer >= 2; got {n_folds!r}.")
     if transport_margin is not None and not (transport_margin > 0):
@@ -181,16 +181,6 @@ def analyze(
     return _analyze_direct(ev, probe_data, alpha=alpha, mode=mode, covariates=cov,
                            n_folds=n_folds, seed=seed, transport_margin=transport_margin,
                            only=policies, settings=settings)
-
-
-def _check_alpha(alpha: float) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise CJEInputError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}.") from None
-    if not 0 < a < 1:
-        raise CJEInputError(f"alpha must be in (0, 1), e.g. 0.05; got {alpha!r}.")
-    return a
 
 
 def _prepare(ev: EvalData, probes: Mapping[str, EvalData], cov: tuple[str, ...]) -> _Prepared:

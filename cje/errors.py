@@ -17,3 +17,27 @@ class CJEInputError(ValueError):
 
 class CJEWarning(UserWarning):
     """A condition the user should know about that does not stop the analysis."""
+
+
+def check_alpha(alpha: object) -> float:
+    """Validate a significance level: a real number in (0, 1).
+
+    Examples
+    --------
+    >>> check_alpha(0.05)
+    0.05
+    >>> check_alpha(1.5)
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: alpha must be a number in (0, 1), e.g. 0.05; got 1.5.
+    """
+    msg = f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}."
+    if isinstance(alpha, bool):
+        raise CJEInputError(msg)
+    try:
+        a = float(alpha)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CJEInputError(msg) from None
+    if not 0 < a < 1:
+        raise CJEInputError(msg)
+    return a

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from cje.bias._result import as_frame, require_columns
-from cje.errors import CJEInputError, CJEWarning
+from cje.errors import CJEInputError, CJEWarning, check_alpha
 
 __all__ = [
     "BradleyTerryResult",
@@ -88,12 +88,6 @@ def _sorted(values: Iterable[Any]) -> list[Any]:
         return sorted(vals)
     except TypeError:
         return sorted(vals, key=str)
-
-
-def _check_alpha(alpha: float) -> float:
-    if not 0.0 < float(alpha) < 1.0:
-        raise CJEInputError(f"alpha must be in (0, 1); got {alpha!r}. Use e.g. alpha=0.05 for 95% CIs.")
-    return float(alpha)
 
 
 def _check_n_bootstrap(n_bootstrap: int) -> int:
@@ -267,7 +261,7 @@ def win_rates(
     """
     import pandas as pd
 
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     n_bootstrap = _check_n_bootstrap(n_bootstrap)
     df = _pairs_frame(pairs, "win_rates")
     items, ia, ib, pcode, g = _pair_codes(df)
@@ -564,7 +558,7 @@ def bradley_terry(
     >>> bt.items, bt.reference, bool(bt.strength[1] < 0)
     (('x', 'y', 'z'), 'x', True)
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     n_bootstrap = _check_n_bootstrap(n_bootstrap)
     df = _pairs_frame(pairs, "bradley_terry")
     items, ia, ib, pcode, g = _pair_codes(df)

@@ -284,7 +284,7 @@ def _frame() -> pd.DataFrame:
         (lambda d: d.assign(oracle_label=np.nan), {}, "at least 3 prompts"),
         (lambda d: d.assign(oracle_label="good"), {}, r"'oracle_label' column must be numbers"),
         (lambda d: d.assign(response_length=100), {}, "same response_length"),
-        (lambda d: d, {"alpha": 1.5}, r"alpha must be in \(0, 1\)"),
+        (lambda d: d, {"alpha": 1.5}, r"alpha must be a number in \(0, 1\)"),
     ],
 )
 def test_bad_input(mutate, kwargs: dict, match: str) -> None:

@@ -139,7 +139,7 @@ def test_analyze_drop_invalid_reports_excluded(nan_csv: Path, capsys: pytest.Cap
         (["{csv}", "--column", "judge_score=nope"], r"columns maps 'judge_score' to 'nope'"),
         (["{csv}", "--judge-scale", "10", "0"], r"judge_scale must satisfy low < high"),
         (["{csv}", "--judge-scale", "0", "1"], r"must lie within judge_scale=\(0, 1\)"),
-        (["{csv}", "--alpha", "2"], r"alpha must be in \(0, 1\)"),
+        (["{csv}", "--alpha", "2"], r"alpha must be a number in \(0, 1\)"),
         (["{csv}", "--folds", "0"], r"n_folds must be an integer >= 2; got 0"),
         (["{csv}", "--covariate", "nope"], r"Covariate 'nope' is not a column of the input"),
         (["{csv}", "--probe", "nope={csv}"], r"Probe slice given for policy 'nope', which has no rows"),

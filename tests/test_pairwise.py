@@ -609,7 +609,7 @@ def test_bad_panels(case, make, kwargs, message):
 
 BT_CASES: list[tuple[str, Any, dict[str, Any], str]] = [
     ("unknown reference", _small_pairs, {"reference": "w"}, r"reference='w' is not among the compared items"),
-    ("bad alpha", _small_pairs, {"alpha": 1.5}, r"alpha must be in \(0, 1\)"),
+    ("bad alpha", _small_pairs, {"alpha": 1.5}, r"alpha must be a number in \(0, 1\)"),
     (
         "negative n_bootstrap",
         _small_pairs,

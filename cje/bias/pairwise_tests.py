@@ -30,13 +30,12 @@ from scipy.special import expit, ndtr, ndtri
 
 from cje.bias._result import BiasResult
 from cje.bias.position import (
-    _check_alpha,
     _check_n_bootstrap,
     cluster_bootstrap_totals,
     load_pairs,
     percentile_ci,
 )
-from cje.errors import CJEInputError, CJEWarning
+from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.inference import cluster_variance, t_pvalue
 
 __all__ = [
@@ -125,7 +124,7 @@ def excess_length_preference(
     >>> res.flagged
     True
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     n_bootstrap = _check_n_bootstrap(n_bootstrap)
     what = "excess length preference (pairwise verbosity; needs human verdicts)"
     d = load_pairs(pairs, LENGTH_COLUMNS, what, judge)
@@ -241,7 +240,7 @@ def length_controlled_win_rates(
     >>> lc.loc[0, "item"], bool(lc.loc[0, "win_rate"] > 0.6), bool(abs(lc.loc[0, "lc_win_rate"] - 0.5) < 0.05)
     ('A', True, True)
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     n_bootstrap = _check_n_bootstrap(n_bootstrap)
     what = "length-controlled win rates"
     d = load_pairs(pairs, _LC_COLUMNS, what, judge)
@@ -439,7 +438,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     >>> res.ci_low < sim.truth["self_preference_gap"] < res.ci_high, res.flagged
     (True, True)
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     what = "self-preference gap (needs human verdicts and model families)"
     d = load_pairs(pairs, SELF_COLUMNS, what, judge)
     assert d.w is not None and d.h is not None and d.judge_family is not None

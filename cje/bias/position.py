@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from cje.bias._result import BiasResult, as_frame, require_columns
-from cje.errors import CJEInputError, CJEWarning
+from cje.errors import CJEInputError, CJEWarning, check_alpha
 
 __all__ = [
     "FIRST_SLOT_BAND",
@@ -130,7 +130,7 @@ def position(
     >>> round(res.details["first_slot_rate"], 2)  # planted: sigmoid(2 * 0.5) = 0.73
     0.72
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     n_bootstrap = _check_n_bootstrap(n_bootstrap)
     what = "position bias (both orders of each pair)"
     d = load_pairs(pairs, POSITION_COLUMNS, what, judge)
@@ -723,12 +723,6 @@ def _half_logit(r: float) -> float:
     if r >= 1.0:
         return math.inf
     return 0.5 * math.log(r / (1.0 - r))
-
-
-def _check_alpha(alpha: float) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
-        raise CJEInputError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}.")
-    return float(alpha)
 
 
 def _check_n_bootstrap(n_bootstrap: int) -> int:

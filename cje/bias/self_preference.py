@@ -26,7 +26,6 @@ import numpy as np
 from cje.bias._result import BiasResult, as_frame
 from cje.bias.verbosity import (
     PRACTICAL_SD_FRACTION,
-    _check_alpha,
     _cluster_ols,
     _drop_null,
     _finite_column,
@@ -35,7 +34,7 @@ from cje.bias.verbosity import (
     _require_with_fix,
     _within,
 )
-from cje.errors import CJEInputError
+from cje.errors import CJEInputError, check_alpha
 from cje.inference import holm, t_interval, t_pvalue
 
 __all__ = ["self_preference"]
@@ -147,7 +146,7 @@ def self_preference(
     >>> bool(res.ci_low < 0.4 < res.ci_high), res.flagged, res.details["naive_gap"] > 0.4
     (True, True, True)
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     if method not in ("auto", "labelled", "panel", "both"):
         raise CJEInputError(f"method must be 'auto', 'labelled', 'panel' or 'both'; got {method!r}.")
     frame = as_frame(df)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cje.bias._result import BiasResult, as_frame, require_columns
-from cje.errors import CJEInputError
+from cje.errors import CJEInputError, check_alpha
 from cje.inference import t_interval, t_pvalue
 
 __all__ = ["PRACTICAL_SD_FRACTION", "cluster_2sls", "verbosity"]
@@ -116,7 +116,7 @@ def verbosity(
     >>> bool(res.ci_low < 0.3 < res.ci_high), res.flagged
     (True, True)
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     frame = as_frame(df)
     need = ["prompt_id", "judge_score", "oracle_label", length_column]
     _require_with_fix(frame.columns, need, "verbosity bias", _FIXES | {length_column:
@@ -424,13 +424,3 @@ def _label_column(frame: Any, col: str) -> np.ndarray:
             f"(prompt_id={frame['prompt_id'].iloc[i]!r}) has {raw.iloc[i]!r}."
         )
     return v
-
-
-def _check_alpha(alpha: float) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise CJEInputError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}.") from None
-    if not 0 < a < 1:
-        raise CJEInputError(f"alpha must be in (0, 1), e.g. 0.05; got {alpha!r}.")
-    return a
