@@ -315,7 +315,8 @@ def _analyze_direct(
     def run(c: Calibration) -> np.ndarray:
         return _pipeline(prep, c, estimator)[0].values
 
-    reps = oua_jackknife(run, calibrator.jackknife())  # (K, P)
+    jackknife_fits = calibrator.jackknife()
+    reps = oua_jackknife(run, jackknife_fits)  # (K, P)
     var_cal_all = jackknife_variance(reps)
 
     # ---- transport audits --------------------------------------------------------------------
@@ -396,6 +397,7 @@ def _analyze_direct(
             row[col] = llo + width * row[col]
         for col in ("judge_low", "judge_high"):
             row[col] = jlo + (jhi - jlo) * row[col]
+    curve = _calibration_curve(ev, prep, full, jackknife_fits)
     cal_info = CalibrationInfo(
         mode=calibrator.mode_,
         requested_mode=mode,
@@ -408,6 +410,7 @@ def _analyze_direct(
         selection=dict(calibrator.selection_),
         reliability=tuple(rel),
         is_constant=calibrator.is_constant_,
+        curve=curve,
     )
     if mode == "auto":
         notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (1-SE rule).")
@@ -424,6 +427,29 @@ def _analyze_direct(
         warnings=tuple(warns),
         excluded=dict(ev.excluded),
         settings=settings,
+    )
+
+
+def _calibration_curve(ev: EvalData, prep: _Prepared, full: Calibration,
+                       jackknife_fits: Sequence[Calibration]) -> tuple[dict[str, float], ...]:
+    """The calibration map on a grid of judge scores, with its jackknife (OUA) standard error.
+
+    The grid is the distinct judge scores when there are at most 101 of them, else 101 points
+    over the observed range; covariates are held at their medians. Label scale.
+    """
+    s01 = prep.s[: ev.n_rows]
+    distinct = np.unique(s01)
+    grid = distinct if distinct.size <= 101 else np.linspace(distinct[0], distinct[-1], 101)
+    X = None if prep.X is None else np.tile(np.median(prep.X, axis=0), (grid.size, 1))
+    f = full.predict(grid, X)
+    reps = np.vstack([c.predict(grid, X) for c in jackknife_fits])
+    se = np.sqrt(jackknife_variance(reps))
+    jlo, jhi = ev.judge_scale
+    llo, lhi = ev.label_scale
+    return tuple(
+        {"judge_score": float(jlo + (jhi - jlo) * g), "calibrated": float(llo + (lhi - llo) * v),
+         "se": float((lhi - llo) * e)}
+        for g, v, e in zip(grid, f, se, strict=True)
     )
 
 

@@ -149,6 +149,9 @@ class CalibrationInfo:
         Reliability table rows (label scale).
     is_constant : bool
         The map collapsed to one value while labels vary.
+    curve : tuple of dict
+        The map on a grid of judge scores (``judge_score``, ``calibrated``, ``se``: the jackknife
+        standard error of the map, i.e. its OUA band), label scale; covariates at their medians.
     """
 
     mode: str
@@ -162,6 +165,7 @@ class CalibrationInfo:
     selection: dict[str, float] = field(default_factory=dict)
     reliability: tuple[dict[str, Any], ...] = ()
     is_constant: bool = False
+    curve: tuple[dict[str, float], ...] = ()
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -371,6 +375,7 @@ class Report:
                     "covariates": tuple(cal["covariates"]),
                     "judge_range": tuple(cal["judge_range"]),
                     "reliability": tuple(cal["reliability"]),
+                    "curve": tuple(cal.get("curve", ())),
                 }
             ),
             ranking=tuple(tuple(t) for t in d["ranking"]),
