@@ -23,7 +23,7 @@ from cje.errors import CJEInputError, CJEWarning
 from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
 
 if TYPE_CHECKING:
-    from cje import bias, pairwise, synthetic
+    from cje import bias, montecarlo, pairwise, plots, studies, synthetic
 
 __version__ = "0.1.0.dev0"
 
@@ -31,7 +31,7 @@ __version__ = "0.1.0.dev0"
 def __getattr__(name: str) -> object:
     # These pull in pandas, scipy and statsmodels: load them on first use to keep `import cje`
     # (and the CLI) fast.
-    if name in ("synthetic", "bias", "pairwise"):
+    if name in ("synthetic", "bias", "pairwise", "plots", "montecarlo", "studies"):
         import importlib
 
         return importlib.import_module(f"cje.{name}")
@@ -51,7 +51,10 @@ __all__ = [
     "bias",
     "fit_isotonic",
     "load",
+    "montecarlo",
     "pairwise",
+    "plots",
     "prompt_folds",
+    "studies",
     "synthetic",
 ]

@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="output format (default table)")
     a.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+    a.add_argument("--plots", metavar="DIR",
+                   help="also write the forest, reliability and contrast plots as PNGs to DIR")
 
     b = sub.add_parser(
         "bias",
@@ -121,6 +123,18 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     b.add_argument("--format", choices=("table", "json", "csv"), default="table")
     b.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+
+    from cje.studies import NAMES, add_arguments
+
+    sim = sub.add_parser(
+        "simulate",
+        help="rerun a simulation study (coverage, naive_ci, ranking, modes, bias)",
+        description="Rerun one of the seeded Monte Carlo studies behind cje's claims and defaults; "
+                    "writes a markdown table, a figure and the replicates (Parquet) to --out-dir. "
+                    "Finished replicates on disk are skipped (resumable).",
+    )
+    sim.add_argument("study", choices=NAMES, help="which study")
+    add_arguments(sim)
 
     d = sub.add_parser(
         "demo",
@@ -173,6 +187,11 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         on_invalid="drop" if ns.drop_invalid else "raise",
     )
     _emit(_render(report, ns.format, ns.reliable_only), ns.out)
+    if ns.plots:
+        from cje.plots import save_report_figures
+
+        for path in save_report_figures(report, ns.plots):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -253,6 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_analyze(ns)
         if ns.command == "bias":
             return _cmd_bias(ns)
+        if ns.command == "simulate":
+            import shlex
+
+            from cje.studies import run_study
+
+            argv_used = list(sys.argv[1:]) if argv is None else list(argv)
+            run_study(ns.study, ns, command=shlex.join(["cje", *argv_used]))
+            return 0
         return _cmd_demo(ns)
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stderr.close()

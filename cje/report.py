@@ -392,3 +392,44 @@ class Report:
     def from_json(cls, text: str) -> Report:
         """Rebuild a report from :meth:`to_json` output."""
         return cls.from_dict(json.loads(text))
+
+    # ---- plots ----------------------------------------------------------------------------
+    def plot(self, kind: str = "forest", ax: Any = None) -> Any:
+        """Draw the report: ``"forest"``, ``"reliability"`` or ``"contrasts"`` (see :mod:`cje.plots`).
+
+        Parameters
+        ----------
+        kind : {"forest", "reliability", "contrasts"}
+            :func:`~cje.plots.forest_plot` (estimates vs naive judge means),
+            :func:`~cje.plots.reliability_diagram` (the calibration map and its OUA band) or
+            :func:`~cje.plots.contrast_plot` (paired differences and the ranking).
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure when ``None``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=1)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> ax = rep.plot("reliability")
+        >>> ax.get_ylabel()
+        'oracle label (label scale 1–5)'
+        >>> plt.close(ax.figure)
+        """
+        from cje import plots
+
+        draw = {"forest": plots.forest_plot, "reliability": plots.reliability_diagram,
+                "contrasts": plots.contrast_plot}
+        if kind not in draw:
+            from cje.errors import CJEInputError
+
+            raise CJEInputError(
+                f"kind must be one of 'forest', 'reliability', 'contrasts'; got {kind!r}."
+            )
+        return draw[kind](self, ax=ax)

@@ -149,6 +149,33 @@ class BiasAudit:
     def __str__(self) -> str:
         return self.summary()
 
+    def plot(self, ax: Any = None) -> Any:
+        """Each test's effect with its CI, one panel per test (:func:`cje.plots.bias_plot`).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (a bounding box when there are several tests); a new figure if ``None``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> from cje.bias import audit
+        >>> from cje.synthetic.panel import make_panel_eval
+        >>> ax = audit(make_panel_eval(150, length_effect=0.3, rng=1).data, rng=0).plot()
+        >>> ax.get_title()
+        'Judge bias audit: 4 tests, 95% CIs, Holm-adjusted'
+        >>> plt.close(ax.figure)
+        """
+        from cje.plots import bias_plot
+
+        return bias_plot(self, ax=ax)
+
 
 def _plain(value: Any) -> Any:
     """JSON fallback for numpy scalars and arrays inside ``details``."""

@@ -1,0 +1,628 @@
+"""Figures of a :class:`~cje.report.Report` and a :class:`~cje.bias.BiasAudit`.
+
+Every function takes the result, ``ax=None`` (a new figure is created when ``None``) and returns
+the Axes it drew on (scikit-learn's Display idea). matplotlib is imported inside the functions,
+so ``import cje`` stays light, and no global style is changed: colours and sizes are set on the
+artists themselves.
+
+* :func:`reliability_diagram` — the calibration map with its OUA band against binned labels.
+* :func:`forest_plot` — each policy's calibrated estimate and the naive judge mean, with CIs.
+* :func:`contrast_plot` — every paired difference with its CI, Holm-significant ones highlighted.
+* :func:`bias_plot` — the effect of every judge-bias test, one panel per test.
+* :func:`save_report_figures` — the three report figures as PNG files.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cje.errors import CJEInputError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from cje.bias._result import BiasAudit
+    from cje.report import Report
+
+__all__ = ["reliability_diagram", "forest_plot", "contrast_plot", "bias_plot", "save_report_figures"]
+
+#: Colours of the estimate statuses (colour-blind-safe Tableau hues).
+STATUS_COLORS = {"OK": "#1f77b4", "CAUTION": "#ff7f0e", "REFUSED": "#d62728", "UNCALIBRATED": "#7f7f7f"}
+NAIVE_COLOR = "#7f7f7f"
+SIGNIFICANT_COLOR = "#1f77b4"
+FLAG_COLOR = "#d62728"
+MUTED_COLOR = "#8c8c8c"
+
+
+# ---- shared helpers ---------------------------------------------------------------------------
+def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    """``ax`` itself, or the Axes of a new constrained-layout figure of ``size`` inches."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, new = plt.subplots(figsize=size, layout="constrained")
+    return new
+
+
+def _level(alpha: float) -> int:
+    return int(round(100 * (1 - alpha)))
+
+
+def _num(x: float) -> str:
+    """A compact number for labels: 3 significant digits, no trailing zeros."""
+    return f"{x:.3g}"
+
+
+def _scale(scale: Sequence[float]) -> str:
+    return f"{scale[0]:g}–{scale[1]:g}"
+
+
+def _legend_below(ax: Axes, handles: list[Any], ncol: int, label_lines: int = 1,
+                  align: str = "right") -> None:
+    """A frameless legend just under the x-axis label (offset in inches, whatever the size).
+
+    ``align="right"`` ends it at the Axes' right edge, so a legend wider than the Axes grows
+    leftwards over the tick-label column rather than off the figure.
+    """
+    from matplotlib.transforms import ScaledTranslation
+
+    drop = 0.3 + 0.19 * label_lines  # tick labels + the x-axis label's lines
+    where = ax.transAxes + ScaledTranslation(0, -drop, ax.figure.dpi_scale_trans)
+    x, loc = {"right": (1.0, "upper right"), "center": (0.5, "upper center")}[align]
+    ax.legend(handles=handles, loc=loc, bbox_to_anchor=(x, 0.0), bbox_transform=where,  # type: ignore[call-overload]
+              ncol=ncol, fontsize="small", frameon=False, handlelength=2.2, columnspacing=1.5)
+
+
+# ---- reliability diagram ----------------------------------------------------------------------
+def reliability_diagram(report: Report, ax: Axes | None = None) -> Axes:
+    """The judge's calibration map with its OUA band, against the mean label per judge-score bin.
+
+    Draws, on judge score (x, judge scale) against oracle label (y, label scale):
+
+    * the calibration map ``f`` (``report.calibration.curve``) and its ``1 − alpha`` band
+      ``f ± z·se`` (``se`` is the delete-one-oracle-fold jackknife standard error of the map, the
+      oracle uncertainty (OUA) that the estimates' intervals include), shaded;
+    * the mean oracle label of each judge-score bin of the labelled rows
+      (``report.calibration.reliability``) as points whose area grows with the bin's count, and
+      a thin horizontal line over the judge scores the bin spans;
+    * the dashed reference of a "perfectly calibrated" judge, whose score mapped affinely from
+      the judge scale to the label scale *is* the label (what the naive estimate assumes);
+    * judge scores outside the labelled range, where the map is extrapolated, greyed;
+    * along the bottom, below the label scale, a histogram of the labelled judge scores (the
+      bins' counts divided by their widths: where the labels are).
+
+    Parameters
+    ----------
+    report : Report
+        A calibrated report (:func:`cje.analyze` with enough oracle labels).
+    ax : matplotlib Axes, optional
+        Where to draw; a new 6.4 × 6.4 inch figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    CJEInputError
+        When the report is uncalibrated (too few labels) or carries no calibration curve.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> from cje.plots import reliability_diagram
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> ax = reliability_diagram(rep)
+    >>> ax.get_xlabel()
+    'judge score (judge scale 0–10)'
+    >>> plt.close(ax.figure)
+    """
+    cal = report.calibration
+    if cal is None:
+        raise CJEInputError(
+            "reliability_diagram needs a calibrated report; this one is UNCALIBRATED (too few "
+            "oracle labels). Add oracle labels and re-run cje.analyze, or plot the raw judge "
+            "means with forest_plot."
+        )
+    if not cal.curve:
+        raise CJEInputError(
+            "This report carries no calibration curve (it was saved by an older cje); re-run "
+            "cje.analyze to draw the reliability diagram."
+        )
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    ax = _new_axes(ax, (6.4, 6.4))
+    jlo, jhi = report.judge_scale
+    llo, lhi = report.label_scale
+    jspan, lspan = jhi - jlo, lhi - llo
+    z = NormalDist().inv_cdf(1 - report.alpha / 2)
+    level = _level(report.alpha)
+
+    x = np.array([c["judge_score"] for c in cal.curve])
+    f = np.array([c["calibrated"] for c in cal.curve])
+    se = np.nan_to_num(np.array([c["se"] for c in cal.curve]))
+
+    # where the labels are: the strip below the label scale holds their histogram
+    strip_lo = llo - 0.2 * lspan
+    handles: list[Any] = []
+    lab_lo, lab_hi = cal.judge_range
+    x_lo, x_hi = jlo - 0.03 * jspan, jhi + 0.03 * jspan
+    for a, b in ((x_lo, lab_lo), (lab_hi, x_hi)):
+        if b - a > 0.035 * jspan:  # more than the plot's margin: a real unlabelled stretch
+            ax.axvspan(a, b, color="0.92", zorder=0, lw=0)
+            handles.append(Patch(color="0.92", label="no labels here: map extrapolated"))
+
+    ref = ax.plot([jlo, jhi], [llo, lhi], ls="--", color="0.35", lw=1.2, zorder=1,
+                  label="judge taken at face value\n(judge scale mapped onto label scale)")
+    band = ax.fill_between(x, f - z * se, f + z * se, color="#1f77b4", alpha=0.25, lw=0, zorder=2,
+                           label=f"{level}% OUA band (oracle-fold jackknife)")
+    band.set_gid("oua_band")
+    what = "calibration map f" + (" (covariates at medians)" if cal.covariates else "")
+    (curve,) = ax.plot(x, f, color="#1f77b4", lw=2, zorder=3, label=what)
+    curve.set_gid("calibration_curve")
+
+    rel = cal.reliability
+    lows = np.array([r["judge_low"] for r in rel], dtype=float)
+    highs = np.array([r["judge_high"] for r in rel], dtype=float)
+    counts = np.array([r["n"] for r in rel], dtype=float)
+    means = np.array([r["mean_label"] for r in rel], dtype=float)
+    mids = (lows + highs) / 2
+    if rel:
+        ax.hlines(means, lows, highs, color="black", lw=1, zorder=4)
+        sizes = 15 + 185 * counts / counts.max()
+        pts = ax.scatter(mids, means, s=sizes, facecolor="white", edgecolor="black", lw=1.2,
+                         zorder=5, label="mean label per judge-score bin\n(area ∝ labels in bin)")
+        pts.set_gid("bin_means")
+
+        # histogram of the labelled judge scores from the bins: each bin widened to the midpoints
+        # between neighbouring bins (half the smallest gap at the ends), height = count / width
+        gaps = lows[1:] - highs[:-1]
+        pad = float(np.min(gaps[gaps > 0])) / 2 if np.any(gaps > 0) else 0.01 * jspan
+        edges = np.concatenate([[lows[0] - pad], (highs[:-1] + lows[1:]) / 2, [highs[-1] + pad]])
+        width = np.diff(edges)
+        density = counts / width
+        heights = np.maximum(0.16 * lspan * density / density.max(), 0.008 * lspan)
+        bars = ax.bar(edges[:-1], heights, width=width, bottom=strip_lo + 0.01 * lspan, align="edge",
+                      color="0.55", edgecolor="white", lw=0.5, zorder=2,
+                      label="labelled judge scores: histogram,\nlabels per bin written above")
+        for patch, k in zip(bars, counts, strict=True):
+            patch.set_gid("label_histogram")
+            ax.text(patch.get_x() + patch.get_width() / 2, patch.get_y() + patch.get_height(),
+                    f"{k:.0f}", ha="center", va="bottom", fontsize="x-small", color="0.3")
+    ax.axhline(llo - 0.02 * lspan, color="0.75", lw=0.6, zorder=1)
+    ax.text(-0.015, strip_lo + 0.09 * lspan, "labels", transform=ax.get_yaxis_transform(), ha="right",
+            va="center", fontsize="small", color="0.4")
+
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(strip_lo, lhi + 0.05 * lspan)
+    ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(llo, lhi)
+    ax.set_yticks([t for t in ticks if llo - 1e-9 * lspan <= t <= lhi + 1e-9 * lspan])
+    ax.set_xlabel(f"judge score (judge scale {_scale(report.judge_scale)})")
+    ax.set_ylabel(f"oracle label (label scale {_scale(report.label_scale)})")
+    ax.set_title(
+        f"Judge calibration ({cal.mode})\n{cal.n_labels} labels on {cal.n_labelled_prompts} "
+        f"prompts, out-of-fold RMSE {_num(cal.oof_rmse)}",
+        fontsize="medium",
+    )
+    order = [curve, band, ref[0]] + ([pts] if rel else []) + handles + ([bars] if rel else [])
+    _legend_below(ax, order, ncol=2, align="center")
+    return ax
+
+
+# ---- forest plot ------------------------------------------------------------------------------
+def forest_plot(report: Report, ax: Axes | None = None, reliable_only: bool = False) -> Axes:
+    """Each policy's estimate with its confidence interval, next to the naive judge mean.
+
+    One row per policy, best at the top. The calibrated estimate (circle, ``1 − alpha`` CI with
+    oracle uncertainty) is coloured by its status: blue OK, orange CAUTION, red and hollow with a
+    dashed interval REFUSED (the level is not reliable; the reasons are in ``report.summary()``).
+    Just below it, the naive estimate (grey diamond): the raw judge mean mapped affinely onto the
+    label scale, with its clustered CI — what you would report without calibration. An
+    uncalibrated report shows the raw judge means on the judge scale, in grey.
+
+    Parameters
+    ----------
+    report : Report
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure sized to the number of policies when ``None``.
+    reliable_only : bool, default False
+        Hide REFUSED estimates (as ``report.summary(reliable_only=True)`` does).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Each calibrated error bar's data line has gid ``"estimate:<policy>"``, each naive one
+        ``"naive:<policy>"``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> from cje.plots import forest_plot
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> ax = forest_plot(rep)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['small', 'verbose', 'base', 'concise', 'improved']
+    >>> plt.close(ax.figure)
+    """
+    from matplotlib.lines import Line2D
+
+    shown = [e for e in report.estimates if not (reliable_only and e.status == "REFUSED")]
+    if not shown:
+        raise CJEInputError(
+            "forest_plot has nothing to draw: every estimate is REFUSED and reliable_only=True."
+        )
+    shown.sort(key=lambda e: e.estimate)  # bottom to top: best at the top
+    ax = _new_axes(ax, (7.0, 1.6 + 0.62 * len(shown)))
+    level = _level(report.alpha)
+    calibrated = any(e.units == "label" for e in shown)
+    off = 0.14 if calibrated else 0.0
+
+    for y, e in enumerate(shown):
+        color = STATUS_COLORS.get(e.status, STATUS_COLORS["OK"])
+        refused = e.status == "REFUSED"
+        if e.units == "label":  # the naive judge mean is on the label scale only then
+            nv = ax.errorbar(e.naive_estimate, y - off,
+                             xerr=[[e.naive_estimate - e.naive_ci_low], [e.naive_ci_high - e.naive_estimate]],
+                             fmt="D", ms=5.5, color=NAIVE_COLOR, mfc="white", mew=1.3, elinewidth=1.2,
+                             capsize=3, zorder=3)
+            nv.lines[0].set_gid(f"naive:{e.policy}")
+        eb = ax.errorbar(e.estimate, y + off, xerr=[[e.estimate - e.ci_low], [e.ci_high - e.estimate]],
+                         fmt="o", ms=7.5, color=color, mfc="white" if refused else color, mew=1.8,
+                         elinewidth=2, capsize=4, zorder=4)
+        eb.lines[0].set_gid(f"estimate:{e.policy}")
+        if refused:
+            for bar in eb.lines[2]:
+                bar.set_linestyle((0, (3, 2)))
+
+    ax.set_yticks(range(len(shown)))
+    ax.set_yticklabels([e.policy for e in shown])
+    for tick, e in zip(ax.get_yticklabels(), shown, strict=True):
+        if e.status in ("CAUTION", "REFUSED"):
+            tick.set_color(STATUS_COLORS[e.status])
+            tick.set_fontweight("bold")
+    ax.set_ylim(-0.6, len(shown) - 0.4)
+    ax.grid(axis="x", color="0.9", lw=0.8)
+    ax.set_axisbelow(True)
+
+    if calibrated:
+        ax.set_xlabel(f"policy value (label scale {_scale(report.label_scale)})")
+        ax.set_title(f"Policy estimates with {level}% CIs: calibrated vs naive judge mean",
+                     fontsize="medium")
+        handles = [
+            Line2D([], [], marker="o", color=STATUS_COLORS["OK"], ms=7, lw=2,
+                   label=f"calibrated estimate, {level}% CI (with OUA)"),
+            Line2D([], [], marker="D", color=NAIVE_COLOR, mfc="white", ms=5.5, lw=1.2,
+                   label=f"naive: judge mean on the label scale, {level}% CI"),
+        ]
+    else:
+        ax.set_xlabel(f"raw judge mean (judge scale {_scale(report.judge_scale)}) — UNCALIBRATED")
+        ax.set_title(f"UNCALIBRATED: raw judge means with {level}% CIs (too few oracle labels)",
+                     fontsize="medium")
+        handles = [Line2D([], [], marker="o", color=STATUS_COLORS["UNCALIBRATED"], ms=7, lw=2,
+                          label=f"raw judge mean, {level}% CI (not the label)")]
+    statuses = {e.status for e in shown}
+    if "CAUTION" in statuses:
+        handles.append(Line2D([], [], marker="o", color=STATUS_COLORS["CAUTION"], ms=7, lw=2,
+                              label="CAUTION (see status reasons)"))
+    if "REFUSED" in statuses:
+        handles.append(Line2D([], [], marker="o", color=STATUS_COLORS["REFUSED"], mfc="white",
+                              mew=1.8, ms=7, lw=2, ls=(0, (3, 2)),
+                              label="REFUSED: level not reliable"))
+    hidden = len(report.estimates) - len(shown)
+    if hidden:
+        handles.append(Line2D([], [], ls="", label=f"({hidden} REFUSED hidden: reliable_only)"))
+    _legend_below(ax, handles, ncol=2 if len(handles) > 2 else 1)
+    return ax
+
+
+# ---- contrasts --------------------------------------------------------------------------------
+def contrast_plot(report: Report, ax: Axes | None = None) -> Axes:
+    """Every paired difference with its confidence interval, and the ranking it implies.
+
+    One row per pair, oriented "higher − lower" by the report's ranking (so most differences
+    are positive; a row reads ``"improved − small"``), with its ``1 − alpha`` CI (prompt-aligned
+    influence values plus oracle uncertainty) and a zero line. Pairs whose Holm-adjusted
+    p-value is below ``alpha`` are drawn in blue and filled, the others grey and hollow; the
+    Holm p-value is written at the right (the CIs themselves are per pair, not adjusted). Rows
+    whose two policies share a ranking tier (not separable at ``alpha``) are shaded, the ranking
+    is spelled out above the plot, and a REFUSED policy's name carries a dagger (†).
+
+    Parameters
+    ----------
+    report : Report
+        A report with at least two calibrated policies.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure sized to the number of pairs when ``None``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Each error bar's data line has gid ``"contrast:<a> − <b>"`` (oriented as drawn).
+
+    Raises
+    ------
+    CJEInputError
+        When the report has no contrasts (one policy, or uncalibrated).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> from cje.plots import contrast_plot
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> ax = contrast_plot(rep)
+    >>> len(ax.containers) == len(rep.pairs)
+    True
+    >>> plt.close(ax.figure)
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.transforms import blended_transform_factory
+
+    if not report.pairs:
+        raise CJEInputError(
+            "contrast_plot needs at least two calibrated policies; this report has no contrasts"
+            + (" (it is UNCALIBRATED)." if report.calibration is None else ".")
+        )
+    rank = {p: i for i, p in enumerate(p for tier in report.ranking for p in tier)}
+    tier_of = {p: t for t, tier in enumerate(report.ranking) for p in tier}
+    big = len(rank) + 1
+    rows = []
+    for c in report.pairs:
+        flip = rank.get(c.policy_b, big) < rank.get(c.policy_a, big)
+        a, b = (c.policy_b, c.policy_a) if flip else (c.policy_a, c.policy_b)
+        sign = -1.0 if flip else 1.0
+        lo, hi = sorted((sign * c.ci_low, sign * c.ci_high))
+        rows.append((a, b, sign * c.estimate, lo, hi, c))
+    rows.sort(key=lambda r: (rank.get(r[0], big), rank.get(r[1], big)), reverse=True)  # top: first
+
+    n = len(rows)
+    ax = _new_axes(ax, (7.4, 2.0 + 0.42 * n))
+    level = _level(report.alpha)
+    same_tier = False
+    for y, (a, b, est, lo, hi, c) in enumerate(rows):
+        if a in tier_of and tier_of.get(a) == tier_of.get(b):
+            ax.axhspan(y - 0.5, y + 0.5, color="0.93", lw=0, zorder=0)
+            same_tier = True
+        color = SIGNIFICANT_COLOR if c.significant else MUTED_COLOR
+        eb = ax.errorbar(est, y, xerr=[[est - lo], [hi - est]], fmt="o", ms=6.5, color=color,
+                         mfc=color if c.significant else "white", mew=1.5,
+                         elinewidth=2 if c.significant else 1.3, capsize=3, zorder=3)
+        eb.lines[0].set_gid(f"contrast:{a} − {b}")
+    ax.axvline(0, color="0.2", lw=1, ls="--", zorder=1)
+
+    ax.set_yticks(range(n))
+    refused = {e.policy for e in report.estimates if e.status == "REFUSED"}
+    mark = {p: f"{p}†" if p in refused else p for p in {x for r in rows for x in r[:2]}}
+    ax.set_yticklabels([f"{mark[a]} − {mark[b]}" for a, b, *_ in rows])
+    for tick, r in zip(ax.get_yticklabels(), rows, strict=True):
+        if r[5].significant:
+            tick.set_fontweight("bold")
+    ax.set_ylim(-0.5, n - 0.5)
+    # Holm p-values in a column just right of the axes
+    right = blended_transform_factory(ax.transAxes, ax.transData)
+    ax.text(1.01, n - 0.5, "p (Holm)", transform=right, ha="left", va="bottom", fontsize="small",
+            color="0.3")
+    for y, r in enumerate(rows):
+        c = r[5]
+        ax.text(1.01, y, f"{c.p_holm:.2g}", transform=right, ha="left", va="center", fontsize="small",
+                color=SIGNIFICANT_COLOR if c.significant else "0.3",
+                fontweight="bold" if c.significant else "normal")
+    ax.grid(axis="x", color="0.9", lw=0.8)
+    ax.set_axisbelow(True)
+    ax.set_xlabel(f"difference in policy value, a − b (label scale {_scale(report.label_scale)})")
+    tiers = " > ".join("{" + ", ".join(t) + "}" if len(t) > 1 else t[0] for t in report.ranking)
+    ranking = "Ranking, best first (braces: not separable):\n" + textwrap.fill(tiers, 80)
+    ax.set_title(f"Paired contrasts with {level}% CIs, Holm-adjusted over {n} pairs", fontsize="medium",
+                 pad=8 + 11 * (ranking.count("\n") + 1))
+    ax.text(0.5, 1.0, ranking, transform=ax.transAxes, ha="center", va="bottom", fontsize="small",
+            color="0.25", linespacing=1.3)
+    handles: list[Any] = [
+        Line2D([], [], marker="o", color=SIGNIFICANT_COLOR, ms=6.5, lw=2,
+               label=f"significant (Holm p < {report.alpha:g})"),
+        Line2D([], [], marker="o", color=MUTED_COLOR, mfc="white", ms=6.5, lw=1.3,
+               label="not significant after Holm (CIs are per pair)"),
+    ]
+    if same_tier:
+        handles.append(Patch(color="0.93", label="same ranking tier (not separable)"))
+    if refused & set(mark):
+        handles.append(Line2D([], [], ls="", label="† REFUSED policy: its level is not reliable"))
+    _legend_below(ax, handles, ncol=2)
+    return ax
+
+
+# ---- bias audit -------------------------------------------------------------------------------
+def bias_plot(audit: BiasAudit, ax: Axes | None = None) -> Axes:
+    """Every bias test's effect with its confidence interval, one panel per test.
+
+    The tests measure different things in different units (log-odds of the first slot, judge
+    points per SD of log length, probability differences…), so they do not share an x-axis:
+    each test gets its own panel, titled with the test and labelled with what its effect
+    measures, and one row per judge. Flagged biases (Holm-adjusted across the audit, plus each
+    test's relevance rule) are red and filled with a bold "FLAGGED" label; the others grey and
+    hollow; a result without a judge (a single judge, or judges pooled) is labelled "all rows".
+    The dashed line at zero is "no bias" in every panel; the Holm p-value is written at the right.
+
+    As in scikit-learn's ``PartialDependenceDisplay``, a given ``ax`` is a bounding box: with
+    one test the panel is ``ax`` itself, with several the panels are ``ax.child_axes`` (top to
+    bottom) and ``ax``'s own frame is hidden.
+
+    Parameters
+    ----------
+    audit : BiasAudit
+        The result of :func:`cje.bias.audit`.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure sized to the number of tests when ``None``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax`` (the bounding Axes). Each error bar's data line has gid
+        ``"bias:<test>:<judge or all>"``.
+
+    Raises
+    ------
+    CJEInputError
+        When the audit ran no test.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> from cje.plots import bias_plot
+    >>> sim = cje.synthetic.make_panel_eval(150, length_effect=0.3, rng=1)
+    >>> audit = cje.bias.audit(sim.data, rng=0)
+    >>> ax = bias_plot(audit)
+    >>> [p.get_title(loc="left") for p in ax.child_axes]
+    ['verbosity', 'self-preference']
+    >>> plt.close(ax.figure)
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.transforms import blended_transform_factory
+
+    if not audit.results:
+        why = "; ".join(audit.skipped) if audit.skipped else "no test was run"
+        raise CJEInputError(f"bias_plot has nothing to draw: the audit ran no test ({why}).")
+    names = audit.tests if len(audit.tests) == len(audit.results) else tuple(r.bias for r in audit.results)
+    groups: dict[str, list[Any]] = {}
+    for t, r in zip(names, audit.results, strict=True):
+        groups.setdefault(t, []).append(r)
+
+    # layout in inches: per panel a title line, one row per result, ticks and a wrapped label
+    wrap = 78
+    label_lines = {t: len(textwrap.wrap(rs[0].effect_name, wrap)) for t, rs in groups.items()}
+    heights = {t: 0.42 * len(rs) + 0.25 for t, rs in groups.items()}
+    extra = {t: 0.32 + 0.4 + 0.17 * label_lines[t] for t in groups}  # title + ticks + xlabel
+    total = sum(heights.values()) + sum(extra.values())
+    ax = _new_axes(ax, (7.4, total + 0.3))
+    level = _level(audit.alpha)
+
+    if len(groups) == 1:
+        panels = [ax]
+    else:
+        ax.set_axis_off()
+        panels, top = [], 1.0
+        for t in groups:
+            top -= 0.32 / total
+            h = heights[t] / total
+            panels.append(ax.inset_axes((0.0, top - h, 1.0, h)))
+            top -= h + (extra[t] - 0.32) / total
+
+    for panel, (t, rs) in zip(panels, groups.items(), strict=True):
+        n = len(rs)
+        for i, r in enumerate(rs):
+            y = n - 1 - i
+            color = FLAG_COLOR if r.flagged else MUTED_COLOR
+            eb = panel.errorbar(r.effect, y, xerr=[[r.effect - r.ci_low], [r.ci_high - r.effect]],
+                                fmt="o", ms=7, color=color, mfc=color if r.flagged else "white",
+                                mew=1.5, elinewidth=2 if r.flagged else 1.3, capsize=3, zorder=3)
+            eb.lines[0].set_gid(f"bias:{t}:{r.judge or 'all'}")
+        panel.axvline(0, color="0.2", lw=1, ls="--", zorder=1)
+        panel.set_yticks(range(n))
+        panel.set_yticklabels([
+            (r.judge or "all rows") + ("  FLAGGED" if r.flagged else "") for r in reversed(rs)
+        ])
+        for tick, r in zip(panel.get_yticklabels(), reversed(rs), strict=True):
+            if r.flagged:
+                tick.set_color(FLAG_COLOR)
+                tick.set_fontweight("bold")
+        panel.set_ylim(-0.6, n - 0.4)
+        lo = min(min(r.ci_low for r in rs), 0.0)
+        hi = max(max(r.ci_high for r in rs), 0.0)
+        pad = 0.08 * (hi - lo) if hi > lo else 1.0
+        panel.set_xlim(lo - pad, hi + pad)
+        panel.grid(axis="x", color="0.9", lw=0.8)
+        panel.set_axisbelow(True)
+        panel.set_title(t, loc="left", fontsize="medium", fontweight="bold")
+        panel.set_xlabel("\n".join(textwrap.wrap(rs[0].effect_name, wrap)), fontsize="small")
+        right = blended_transform_factory(panel.transAxes, panel.transData)
+        panel.text(1.01, n - 0.4, "p (Holm)", transform=right, ha="left", va="bottom",
+                   fontsize="small", color="0.3")
+        for i, r in enumerate(rs):
+            panel.text(1.01, n - 1 - i, f"{r.p_holm:.2g}", transform=right, ha="left", va="center",
+                       fontsize="small", color=FLAG_COLOR if r.flagged else "0.3",
+                       fontweight="bold" if r.flagged else "normal")
+
+    handles = [
+        Line2D([], [], marker="o", color=FLAG_COLOR, ms=7, lw=2, label="flagged: bias found"),
+        Line2D([], [], marker="o", color=MUTED_COLOR, mfc="white", ms=7, lw=1.3,
+               label="not flagged (not significant, or below the test's relevance bar)"),
+    ]
+    k = len(audit.results)
+    title = f"Judge bias audit: {k} test{'s' if k > 1 else ''}, {level}% CIs, Holm-adjusted"
+    if len(groups) == 1:
+        ax.set_title(f"{title}\n{panels[0].get_title(loc='left')}", loc="left", fontsize="medium",
+                     fontweight="bold")
+    else:
+        ax.set_title(title, loc="center", fontsize="medium")
+    last = panels[-1]
+    _legend_below(last, handles, ncol=2, label_lines=last.get_xlabel().count("\n") + 1)
+    return ax
+
+
+# ---- files ------------------------------------------------------------------------------------
+def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110) -> list[Path]:
+    """Write the report's figures as PNG files (``forest.png``, ``reliability.png``, ``contrasts.png``).
+
+    Figures the report cannot support are skipped: the reliability diagram of an uncalibrated
+    report, the contrast plot of a report with fewer than two calibrated policies.
+
+    Parameters
+    ----------
+    report : Report
+    directory : str or Path
+        Created if missing; existing files of the same names are overwritten.
+    dpi : int, default 110
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order above.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import tempfile, cje
+    >>> from cje.plots import save_report_figures
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     [p.name for p in save_report_figures(rep, d)]
+    ['forest.png', 'reliability.png', 'contrasts.png']
+    """
+    import matplotlib.pyplot as plt
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs: list[tuple[str, Callable[[Report], Axes]]] = [("forest", forest_plot)]
+    if report.calibration is not None and report.calibration.curve:
+        jobs.append(("reliability", reliability_diagram))
+    if report.pairs:
+        jobs.append(("contrasts", contrast_plot))
+    written = []
+    for name, draw in jobs:
+        ax = draw(report)
+        path = out / f"{name}.png"
+        try:
+            ax.figure.savefig(path, dpi=dpi)  # type: ignore[union-attr]
+        finally:
+            plt.close(ax.figure)  # type: ignore[arg-type]
+        written.append(path)
+    return written

@@ -1,0 +1,113 @@
+"""The simulation studies behind cje's defaults (METHODS §9), as importable functions.
+
+Each study is ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir="simulations/results",
+backend="loky", scheduler=None, progress=None, command=None, resume=False) -> Path``: it runs
+seeded replicates with :func:`cje.montecarlo.run_replicates` and writes ``study_<name>.md`` (a
+markdown table, with the exact command and the measured runtime at the top), ``study_<name>.png``
+(a figure) and ``study_<name>.parquet`` (the tidy replicate rows) to ``out_dir``. ``quick=True``
+is a small tier for tests; ``resume=True`` keeps finished replicates from an earlier run. The
+registry :data:`STUDIES` maps names to these functions; ``simulations/study_<name>.py`` and
+``cje simulate NAME`` call them through :func:`main` / :func:`run_study`.
+
+======================  ==================================================================
+``coverage``            coverage, bias, RMSE of the direct estimator: oracle fraction × n
+``naive_ci``            naive CIs vs OUA, labels on every policy or on one policy only
+``ranking``             ranking accuracy and Kendall τ vs label budget; budget for 99%
+``modes``               how often ``mode="auto"`` picks two-stage, and what it buys
+``bias``                size and power of the judge-bias diagnostics
+======================  ==================================================================
+
+Examples
+--------
+>>> from cje.studies import STUDIES
+>>> sorted(STUDIES)
+['bias', 'coverage', 'modes', 'naive_ci', 'ranking']
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", "main", "run_study"]
+
+#: The studies, in the order of METHODS §9.
+NAMES: tuple[str, ...] = ("coverage", "naive_ci", "ranking", "modes", "bias")
+#: Each study's default root seed.
+DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "ranking": 104, "modes": 105,
+                                 "bias": 106}
+#: Where ``simulations/study_*.py`` and ``cje simulate`` write their results by default.
+RESULTS_DIR = Path("simulations/results")
+
+
+def _runner(name: str) -> Callable[..., Path]:
+    """``cje.studies.<name>.run``, imported on first call (keeps ``import cje.studies`` light)."""
+
+    def run(reps: int | None = None, **kwargs: Any) -> Path:
+        return import_module(f"cje.studies.{name}").run(reps, **kwargs)  # type: ignore[no-any-return]
+
+    run.__name__ = run.__qualname__ = f"run_{name}"
+    run.__doc__ = f"Run the {name!r} study: see :func:`cje.studies.{name}.run`."
+    return run
+
+
+#: Study name -> its ``run`` function.
+STUDIES: dict[str, Callable[..., Path]] = {name: _runner(name) for name in NAMES}
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path = RESULTS_DIR
+                  ) -> argparse.ArgumentParser:
+    """Add the options every study takes.
+
+    ``--reps --n-jobs --seed --quick --backend --scheduler --resume --out-dir`` (``out_dir`` is
+    the default of ``--out-dir``).
+    """
+    parser.add_argument("--reps", type=int, default=None,
+                        help="replicates (default: the study's full size, or its quick size)")
+    parser.add_argument("--n-jobs", type=int, default=1,
+                        help="parallel worker processes (-1: all cores; default 1)")
+    parser.add_argument("--seed", type=int, default=None, help="root seed (default: the study's own)")
+    parser.add_argument("--quick", action="store_true", help="small, fast tier (for tests)")
+    parser.add_argument("--backend", choices=("loky", "threading", "multiprocessing", "dask"),  # BACKENDS
+                        default="loky", help="joblib backend (dask: run on a distributed cluster)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --backend dask)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the replicates already in the study's Parquet file (same seed and "
+                             "settings) and run only the missing ones")
+    parser.add_argument("--out-dir", type=Path, default=out_dir,
+                        help=f"where results are written (default {out_dir})")
+    return parser
+
+
+def main(name: str, argv: Sequence[str] | None = None, *, prog: str | None = None,
+         out_dir: Path = RESULTS_DIR) -> Path:
+    """Parse ``argv`` with :func:`add_arguments` and run study ``name``; prints the results path.
+
+    The recorded command is ``prog`` followed by ``argv`` (default: ``python`` and the running
+    script, then ``sys.argv[1:]``). ``out_dir`` is the default of ``--out-dir``.
+    """
+    if name not in STUDIES:
+        raise SystemExit(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}")
+    mod_doc = import_module(f"cje.studies.{name}").__doc__ or ""
+    parser = add_arguments(argparse.ArgumentParser(prog=prog, description=mod_doc.splitlines()[0]),
+                           out_dir=out_dir)
+    args = list(sys.argv[1:] if argv is None else argv)
+    ns = parser.parse_args(args)
+    command = shlex.join([*(shlex.split(prog) if prog else ["python", sys.argv[0]]), *args])
+    return run_study(name, ns, command=command)
+
+
+def run_study(name: str, ns: Any, *, command: str | None = None) -> Path:
+    """Run study ``name`` with parsed options ``ns`` (from :func:`add_arguments`)."""
+    seed = DEFAULT_SEEDS[name] if ns.seed is None else ns.seed
+    path = STUDIES[name](ns.reps, n_jobs=ns.n_jobs, seed=seed, quick=ns.quick, out_dir=ns.out_dir,
+                         backend=ns.backend, scheduler=ns.scheduler, command=command,
+                         resume=bool(getattr(ns, "resume", False)))
+    print(f"wrote {path}")
+    return path

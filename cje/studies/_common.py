@@ -1,0 +1,196 @@
+"""Plumbing shared by the studies: arguments, commands, tables, figures and the results files."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cje.errors import CJEInputError
+from cje.montecarlo import BACKENDS, run_replicates
+from cje.studies import RESULTS_DIR
+
+__all__ = ["COVERAGE_BAND", "RESULTS_DIR", "StudyRun", "cov_cell", "figure", "md_table", "pct",
+           "replicate", "replicate_se", "study_run", "write_results"]
+
+#: Coverage outside this band is called out in the tables (nominal 95% intervals).
+COVERAGE_BAND: tuple[float, float] = (0.93, 0.97)
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """The options of one study run, validated."""
+
+    name: str
+    reps: int
+    n_jobs: int
+    seed: int
+    quick: bool
+    out_dir: Path
+    backend: str
+    scheduler: Any
+    progress: bool | None
+    command: str
+    resume: bool = False
+    resumed: int = 0
+
+    @property
+    def stem(self) -> Path:
+        """``out_dir / study_<name>`` (add ``.md``, ``.png`` or ``.parquet``)."""
+        return self.out_dir / f"study_{self.name}"
+
+
+def study_run(
+    name: str,
+    reps: int | None,
+    *,
+    full_reps: int,
+    quick_reps: int,
+    n_jobs: int,
+    seed: int,
+    quick: bool,
+    out_dir: str | os.PathLike[str],
+    backend: str,
+    scheduler: Any,
+    progress: bool | None,
+    command: str | None,
+    resume: bool = False,
+) -> StudyRun:
+    """Validate a study's arguments and fill in the defaults."""
+    if reps is None:
+        reps = quick_reps if quick else full_reps
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 2:
+        raise CJEInputError(f"reps must be an integer >= 2; got {reps!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CJEInputError(f"seed must be an integer >= 0; got {seed!r}.")
+    if not isinstance(quick, bool):
+        raise CJEInputError(f"quick must be True or False; got {quick!r}.")
+    if backend not in BACKENDS:
+        raise CJEInputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}.")
+    if not isinstance(resume, bool):
+        raise CJEInputError(f"resume must be True or False; got {resume!r}.")
+    if command is None:
+        parts = ["python", f"simulations/study_{name}.py", "--reps", str(reps), "--n-jobs",
+                 str(n_jobs), "--seed", str(seed)]
+        if quick:
+            parts.append("--quick")
+        if backend != "loky":
+            parts += ["--backend", backend]
+        if scheduler is not None:
+            parts += ["--scheduler", str(getattr(scheduler, "scheduler_address", scheduler))]
+        if resume:
+            parts.append("--resume")
+        command = shlex.join(parts)
+    return StudyRun(name=name, reps=int(reps), n_jobs=n_jobs, seed=int(seed), quick=quick,
+                    out_dir=Path(out_dir), backend=backend, scheduler=scheduler,
+                    progress=progress, command=command, resume=resume)
+
+
+def replicate(run: StudyRun, task: Callable[..., Any], config: dict[str, Any]
+              ) -> tuple[pd.DataFrame, float, StudyRun]:
+    """Run the replicates (Parquet written as they finish).
+
+    Returns the rows, the seconds taken and ``run`` with ``resumed`` = replicates read back
+    from an earlier run (``resume=True``).
+    """
+    out = run.stem.with_suffix(".parquet")
+    resumed = _finished(out, run.reps) if run.resume else 0
+    t0 = time.perf_counter()
+    df = run_replicates(task, run.reps, seed=run.seed, n_jobs=run.n_jobs, backend=run.backend,
+                        scheduler=run.scheduler, out=out, resume=run.resume, progress=run.progress,
+                        config={"study": run.name, "quick": run.quick, **config})
+    return df, time.perf_counter() - t0, replace(run, resumed=resumed)
+
+
+def _finished(path: Path, reps: int) -> int:
+    """Replicates below ``reps`` already in a run_replicates Parquet file (0 if none)."""
+    if not path.is_file():
+        return 0
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        meta = (pq.read_schema(path).metadata or {}).get(b"cje.montecarlo")
+    except Exception:  # not Parquet: run_replicates reports it clearly
+        return 0
+    return 0 if meta is None else sum(1 for r in json.loads(meta).get("done", ()) if r < reps)
+
+
+def replicate_se(df: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
+    """Mean of ``value`` per group with its Monte Carlo SE, clustered by replicate.
+
+    Rows of one replicate (policies sharing prompts and a calibrator) are correlated, so the SE
+    is that of the mean of per-replicate means: ``sd(replicate means) / sqrt(R)``.
+    """
+    per = df.groupby([*by, "replicate"], sort=True)[value].mean().reset_index()
+    g = per.groupby(list(by), sort=True)[value]
+    out = pd.DataFrame({"mean": g.mean(), "se": g.std(ddof=1) / np.sqrt(g.count()),
+                        "n_replicates": g.count()})
+    return out.reset_index()
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> list[str]:
+    """A GitHub markdown table; ``align`` has one ``l`` or ``r`` per column (default l then r)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def pct(x: float) -> str:
+    """A fraction as a percentage without trailing zeros (0.05 → '5%', 0.025 → '2.5%')."""
+    return f"{100 * x:g}%"
+
+
+def cov_cell(mean: float, se: float, band: tuple[float, float] | None = COVERAGE_BAND) -> str:
+    """Coverage ± MC SE, bold with a marker when outside ``band``."""
+    text = f"{mean:.3f} ± {se:.3f}"
+    if band is not None and not band[0] <= mean <= band[1]:
+        return f"**{text}** ✗"
+    return text
+
+
+def figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Any, np.ndarray]:
+    """A matplotlib Figure (Agg canvas, no pyplot state) and its axes as a 2-D array."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    return fig, axes
+
+
+def write_results(run: StudyRun, *, title: str, seconds: float, design: str, body: Sequence[str],
+                  fig: Any) -> Path:
+    """Write ``study_<name>.md`` (command and runtime at the top) and ``study_<name>.png``."""
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    png = run.stem.with_suffix(".png")
+    fig.savefig(png, dpi=130)
+    where = (f"backend {run.backend}" if run.backend != "dask"
+             else "a Dask cluster")
+    header = [
+        f"# {title}",
+        "",
+        f"Command: `{run.command}`",
+        "",
+        f"Runtime: {seconds:.0f} s for {run.reps - run.resumed} replicates (n_jobs={run.n_jobs}, "
+        f"{where}, {os.cpu_count()} CPUs)"
+        + (f"; {run.resumed} more were read back from an earlier run (--resume)" if run.resumed else "")
+        + (" — QUICK tier: small sizes, not the evidence" if run.quick else "") + ".",
+        f"Figure: `{png.name}`. Replicates: `{run.stem.with_suffix('.parquet').name}` (tidy rows, "
+        f"seed {run.seed}; git-ignored, the command above rewrites it).",
+        "",
+        design,
+        "",
+    ]
+    md = run.stem.with_suffix(".md")
+    md.write_text("\n".join([*header, *body]).rstrip() + "\n")
+    return md
