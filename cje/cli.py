@@ -130,8 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         "simulate",
         help="rerun a simulation study (coverage, naive_ci, ranking, modes, bias)",
         description="Rerun one of the seeded Monte Carlo studies behind cje's claims and defaults; "
-                    "writes a markdown table, a figure and the replicates (Parquet) to --out-dir. "
-                    "Finished replicates on disk are skipped (resumable).",
+                    "writes a markdown table, a figure and the replicates (Parquet) to --out-dir "
+                    "(--resume keeps finished replicates on disk).",
     )
     sim.add_argument("study", choices=NAMES, help="which study")
     add_arguments(sim)

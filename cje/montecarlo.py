@@ -37,6 +37,7 @@ BACKENDS: tuple[str, ...] = ("loky", "threading", "multiprocessing", "dask")
 FLUSH_SECONDS: float = 30.0
 
 _META_KEY = b"cje.montecarlo"
+_TASK_CACHE: dict[bytes, Any] = {}
 _RESERVED = ("replicate",)
 Task = Callable[[np.random.Generator, int], Sequence[Mapping[str, Any]]]
 
@@ -62,8 +63,9 @@ def run_replicates(
         One Monte Carlo replicate: draws its data from ``rng`` (a
         :class:`numpy.random.Generator`; never global ``np.random``) and returns tidy rows, e.g.
         one per estimator × policy with ``estimate, ci_low, ci_high, truth, covered``. It must
-        be picklable for ``n_jobs != 1`` (a module-level function or a
-        :func:`functools.partial` of one).
+        be picklable for ``n_jobs != 1``: joblib and the Dask backend ship it with cloudpickle,
+        so functions of ``__main__`` (scripts, notebooks) and of modules registered with
+        ``cloudpickle.register_pickle_by_value`` travel by value, others by reference.
     n_replicates : int
         Number of replicates (>= 1), numbered ``0 … n_replicates − 1``.
     seed : int, default 0
@@ -311,6 +313,21 @@ def _one(task: Task, r: int, child: np.random.SeedSequence) -> tuple[int, Any]:
     return r, task(np.random.default_rng(child), r)
 
 
+def _one_pickled(blob: bytes, r: int, child: np.random.SeedSequence) -> tuple[int, Any]:
+    """:func:`_one` with the task shipped as cloudpickle bytes (Dask workers)."""
+    return _one(_unpickle(blob), r, child)
+
+
+def _unpickle(blob: bytes) -> Any:
+    """The task of ``blob``, unpickled once per worker process and run."""
+    if blob not in _TASK_CACHE:
+        import cloudpickle
+
+        _TASK_CACHE.clear()
+        _TASK_CACHE[blob] = cloudpickle.loads(blob)
+    return _TASK_CACHE[blob]
+
+
 def _execute(task: Task, todo: list[int], children: list[np.random.SeedSequence], n_jobs: int,
              backend: str, scheduler: Any) -> Iterator[tuple[int, Any]]:
     """Yield ``(replicate, rows)`` in replicate order."""
@@ -322,8 +339,8 @@ def _execute(task: Task, todo: list[int], children: list[np.random.SeedSequence]
         return
     import joblib
 
-    calls = (joblib.delayed(_one)(task, r, children[r]) for r in todo)
     if backend != "dask":
+        calls = (joblib.delayed(_one)(task, r, children[r]) for r in todo)
         yield from joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")(calls)
         return
     try:
@@ -350,6 +367,14 @@ def _execute(task: Task, todo: list[int], children: list[np.random.SeedSequence]
                 f"cluster object; got {scheduler!r}."
             )
         client = own = distributed.Client(address, set_as_default=False)
+    # Dask pickles joblib's batches with the standard pickle, which ships functions by reference:
+    # a task defined in a script, notebook or test module would not import on the workers. Ship
+    # the task as cloudpickle bytes instead, as loky does (``cloudpickle.register_pickle_by_value``
+    # is honoured).
+    import cloudpickle
+
+    blob = cloudpickle.dumps(task)
+    calls = (joblib.delayed(_one_pickled)(blob, r, children[r]) for r in todo)
     try:
         with joblib.parallel_config(backend="dask", client=client):
             yield from joblib.Parallel(n_jobs=-1, return_as="generator")(calls)

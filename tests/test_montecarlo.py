@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import sys
 
 import cloudpickle
@@ -54,11 +53,6 @@ def test_identical_for_one_and_two_jobs():
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
-@pytest.mark.skipif(
-    os.environ.get("CJE_TEST_DASK") != "1",
-    reason="set CJE_TEST_DASK=1 to start a Dask LocalCluster (needs the dask extra); it can hang "
-    "on machines that cannot spawn cluster processes",
-)
 def test_identical_on_a_dask_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
     ref = run_replicates(normal_ci_task, 12, seed=5)
