@@ -21,12 +21,12 @@ from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.estimators.direct import DirectEstimator
 from cje.inference import (
     cluster_variance,
-    holm,
     jackknife_variance,
     oua_jackknife,
+    paired_contrasts,
+    ranking_tiers,
     satterthwaite_df,
     t_interval,
-    t_pvalue,
 )
 from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
 
@@ -78,8 +78,19 @@ def analyze(
     policies: Sequence[str] | None = None,
     columns: Mapping[str, str] | None = None,
     on_invalid: str = "raise",
+    fresh_draws: Any = None,
+    estimator: str = "auto",
+    var_cap: float | None = None,
+    mrdr_omega: str = "w",
+    on_missing: str = "raise",
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
+
+    Two data shapes (METHODS §0): **fresh draws** of each policy (on-policy; the direct method),
+    or **logged data** of one logging policy with the log-probability of each logged response
+    under each target policy (``logprob_base`` and ``logprob[<target>]`` columns, or cje-eval's
+    logged JSONL) — then the targets are evaluated off-policy, optionally with ``fresh_draws`` of
+    the targets for the doubly robust estimators.
 
     Parameters
     ----------
@@ -115,6 +126,22 @@ def analyze(
         Map standard column names to yours, e.g. ``{"judge_score": "score"}``.
     on_invalid : {"raise", "drop"}
         Drop rows with invalid judge scores or prompt ids instead of raising (they are counted).
+    fresh_draws : DataFrame, path or EvalData, optional
+        Off-policy only: fresh draws of the target policies (long format with a ``policy``
+        column, or a cje-eval fresh-draws directory), used by ``direct`` and the DR estimators.
+    estimator : str
+        ``"auto"`` (direct for fresh draws; with logged data ``"stacked-dr"`` when
+        ``fresh_draws`` are given, else ``"calibrated-ips"``), ``"direct"``, or, for logged data,
+        ``"ips"`` (unnormalised), ``"snips"``, ``"calibrated-ips"`` (SIMCal-W weights),
+        ``"dr-cpo"``, ``"mrdr"``, ``"tmle"``, ``"stacked-dr"``.
+    var_cap : float, optional
+        SIMCal-W variance cap (blends stabilised weights toward one; trades bias for variance).
+        Off by default, chosen by ``simulations/study_var_cap.py``.
+    mrdr_omega : {"w", "w2", "w1sq"}
+        MRDR regression weights ``w``, ``w²`` or ``(w − 1)²``.
+    on_missing : {"raise", "drop"}
+        DR estimators: a logged prompt without fresh draws of the target is an error, or with
+        ``"drop"`` its rows are excluded for that target (counted in the diagnostics).
 
     Returns
     -------
@@ -144,6 +171,26 @@ def analyze(
         )
     ev = load(data, judge_scale=judge_scale, label_scale=label_scale, columns=columns,
               covariates=cov, on_invalid=on_invalid)  # type: ignore[arg-type]
+    from cje.offpolicy import OFFPOLICY_ESTIMATORS
+
+    if estimator not in OFFPOLICY_ESTIMATORS:
+        raise CJEInputError(
+            f"estimator must be one of {list(OFFPOLICY_ESTIMATORS)}; got {estimator!r}."
+        )
+    if mrdr_omega not in ("w", "w2", "w1sq"):
+        raise CJEInputError(f"mrdr_omega must be 'w', 'w2' or 'w1sq'; got {mrdr_omega!r}.")
+    if on_missing not in ("raise", "drop"):
+        raise CJEInputError(f"on_missing must be 'raise' or 'drop'; got {on_missing!r}.")
+    if var_cap is not None and not (isinstance(var_cap, (int, float)) and var_cap > 0):
+        raise CJEInputError(f"var_cap must be a positive number or None; got {var_cap!r}.")
+    logged = bool(ev.logprobs)
+    if not logged and (fresh_draws is not None or estimator not in ("auto", "direct")):
+        raise CJEInputError(
+            f"estimator={estimator!r} / fresh_draws= are for logged data, which needs the "
+            "logging policy's log-probabilities ('logprob_base') and each target's "
+            "('logprob[<target>]'); this data has none. For fresh draws of each policy use "
+            "the default estimator ('direct')."
+        )
     if calibration is not None:
         extra = load(calibration, judge_scale=ev.judge_scale,
                      label_scale=label_scale if label_scale is not None
@@ -151,11 +198,12 @@ def analyze(
                      columns=columns, covariates=cov, policy="(calibration)")
         ev = with_calibration_rows(ev, extra)
     probe_data = {}
+    known = list(ev.policies) + [t for t in ev.logprobs if t != "base"]
     for pol, src in (probes or {}).items():
-        if pol not in ev.policies:
+        if pol not in known:
             raise CJEInputError(
                 f"Probe slice given for policy {pol!r}, which has no rows; the data has policies "
-                f"{list(ev.policies)}."
+                f"{known}."
             )
         pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale, columns=columns,
                   covariates=cov, policy=pol)
@@ -178,6 +226,19 @@ def analyze(
         "policies": list(policies) if policies is not None else None,
         "estimator": "direct",
     }
+    if logged:
+        from cje.offpolicy import analyze_offpolicy
+
+        fresh = None
+        if fresh_draws is not None:
+            fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
+                         columns=columns, covariates=cov)
+        settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing)
+        return analyze_offpolicy(ev, fresh, probe_data, estimator=estimator, alpha=alpha,
+                                 mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
+                                 transport_margin=transport_margin, only=policies,
+                                 var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
+                                 settings=settings)
     return _analyze_direct(ev, probe_data, alpha=alpha, mode=mode, covariates=cov,
                            n_folds=n_folds, seed=seed, transport_margin=transport_margin,
                            only=policies, settings=settings)
@@ -388,7 +449,7 @@ def _analyze_direct(
     # ---- contrasts ---------------------------------------------------------------------------
     keep = [p for p, name in enumerate(ev.policies) if only is None or name in only]
     pairs = _contrasts(prep, est, reps, keep, ev.policies, k, alpha, width)
-    ranking = _ranking([results[p] for p in keep], pairs)
+    ranking = ranking_tiers([results[p] for p in keep], pairs)
 
     oof_rmse = float(np.sqrt(np.mean((prep.y[prep.train] - full.oof) ** 2))) * width
     rel = calibrator.reliability_rows()
@@ -535,53 +596,15 @@ def _contrasts(
     alpha: float,
     width: float,
 ) -> tuple[Contrast, ...]:
-    """All pairwise paired contrasts, influence values aligned by prompt (METHODS §5.3)."""
+    """All pairwise paired contrasts of the direct estimates (METHODS §5.3)."""
     n_clusters = int(prep.cluster.max()) + 1
-    totals = {}
-    present = {}
+    totals, present = {}, {}
     for p in keep:
         rows = np.flatnonzero(prep.group == p)
         totals[p] = np.bincount(prep.cluster[rows], weights=est.influence[rows],
                                 minlength=n_clusters) / rows.size
         present[p] = np.bincount(prep.cluster[rows], minlength=n_clusters) > 0
-    raw = []
-    for i, a in enumerate(keep):
-        for b in keep[i + 1:]:
-            c = totals[a] - totals[b]
-            union = present[a] | present[b]
-            g = int(union.sum())
-            v_if = g / (g - 1) * float(np.dot(c, c)) if g > 1 else float("nan")
-            v_cal = float(jackknife_variance(reps[:, a] - reps[:, b]))
-            se = float(np.sqrt(v_if + v_cal))
-            df = satterthwaite_df(v_if, v_cal, g, k)
-            delta = float(est.values[a] - est.values[b])
-            lo, hi = t_interval(delta, se, df, alpha)
-            raw.append((a, b, delta, se, lo, hi, df, t_pvalue(delta, se, df), v_if, v_cal,
-                        int((present[a] & present[b]).sum())))
-    adj = holm([r[7] for r in raw])
-    return tuple(
-        Contrast(
-            policy_a=names[a], policy_b=names[b], estimate=d * width, se=se * width,
-            ci_low=lo * width, ci_high=hi * width, df=df, p_value=p, p_holm=float(ph),
-            significant=bool(ph < alpha), var_if=vi * width**2, var_cal=vc * width**2,
-            n_shared_prompts=shared,
-        )
-        for (a, b, d, se, lo, hi, df, p, vi, vc, shared), ph in zip(raw, adj, strict=True)
-    )
-
-
-def _ranking(results: Sequence[PolicyEstimate], pairs: Sequence[Contrast]) -> tuple[tuple[str, ...], ...]:
-    """Best-to-worst tiers: a policy joins the current tier unless it is separable from the
-    tier's best policy (Holm-adjusted contrast significant)."""
-    sig = {frozenset((c.policy_a, c.policy_b)): c.significant for c in pairs}
-    order = sorted(results, key=lambda e: -e.estimate)
-    tiers: list[list[str]] = []
-    for e in order:
-        if tiers and not sig.get(frozenset((tiers[-1][0], e.policy)), True):
-            tiers[-1].append(e.policy)
-        else:
-            tiers.append([e.policy])
-    return tuple(tuple(t) for t in tiers)
+    return paired_contrasts(totals, present, list(est.values), reps, keep, names, k, alpha, width)
 
 
 def _uncalibrated(

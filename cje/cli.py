@@ -22,12 +22,17 @@ PATH is one of
       judge_score   the LLM judge's score
       oracle_label  the trusted label (human rating, KPI, ...) where you have one; empty elsewhere
     and optionally draw_idx, response_length or response, and covariate columns;
-  * a cje-eval fresh-draws directory of <policy>_responses.jsonl files.
+  * a cje-eval fresh-draws directory of <policy>_responses.jsonl files;
+  * logged data of one logging policy for off-policy evaluation: the columns above plus
+    logprob_base and logprob[<target>] (sequence log-probabilities of each logged response),
+    or cje-eval's logged JSONL (base_policy_logprob, target_policy_logprobs). Each target is
+    then estimated with --estimator, using --fresh-draws of the targets for the DR family.
 
 examples:
   cje analyze results.csv --judge-scale 0 10 --label-scale 1 5
   cje analyze fresh_draws/ --probe unhelpful=unhelpful_probe.jsonl --transport-margin 0.05
   cje analyze results.csv --format json --out report.json
+  cje analyze logged_data.jsonl --fresh-draws fresh_draws/ --estimator stacked-dr
 """
 
 
@@ -95,6 +100,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="report only these policies (repeatable)")
     a.add_argument("--folds", type=int, default=5, help="cross-fitting folds K (default 5)")
     a.add_argument("--seed", type=int, default=0, help="seed of the fold hash (default 0)")
+    a.add_argument("--fresh-draws", metavar="PATH",
+                   help="logged data: fresh draws of the target policies (file or cje-eval "
+                        "directory), for 'direct' and the doubly robust estimators")
+    a.add_argument("--estimator", default="auto",
+                   choices=("auto", "direct", "ips", "snips", "calibrated-ips", "dr-cpo", "mrdr",
+                            "tmle", "stacked-dr"),
+                   help="logged data: the off-policy estimator (default auto: stacked-dr with "
+                        "fresh draws, calibrated-ips without)")
+    a.add_argument("--var-cap", type=float, metavar="RHO",
+                   help="SIMCal-W variance cap (off by default; blends weights toward one, "
+                        "trading bias for variance)")
+    a.add_argument("--drop-missing", action="store_true",
+                   help="DR: exclude logged prompts without fresh draws of the target (counted) "
+                        "instead of failing")
     a.add_argument("--drop-invalid", action="store_true",
                    help="exclude rows with invalid scores or prompt ids (counted in the report) "
                         "instead of failing")
@@ -185,6 +204,10 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         policies=ns.policy,
         columns=dict(ns.column) or None,
         on_invalid="drop" if ns.drop_invalid else "raise",
+        fresh_draws=ns.fresh_draws,
+        estimator=ns.estimator,
+        var_cap=ns.var_cap,
+        on_missing="drop" if ns.drop_missing else "raise",
     )
     _emit(_render(report, ns.format, ns.reliable_only), ns.out)
     if ns.plots:

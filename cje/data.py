@@ -832,10 +832,18 @@ def _build(
     # ---- log-probabilities (logged data) -----------------------------------------------
     lps: dict[str, np.ndarray] = {}
     for c, v in cols.items():
-        if c == "logprob_base":
-            lps["base"] = _to_float(np.asarray(v), c, pid)
-        elif c.startswith("logprob[") and c.endswith("]"):
-            lps[c[len("logprob[") : -1]] = _to_float(np.asarray(v), c, pid)
+        if c == "logprob_base" or (c.startswith("logprob[") and c.endswith("]")):
+            lp = _to_float(np.asarray(v), c, pid)
+            bad = np.isinf(lp) | (lp > 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise CJEInputError(
+                    f"The {c!r} column must hold log-probabilities (finite and <= 0, empty where "
+                    f"missing); {_row_ref(i, pid)} has {_show(lp[i])} ({int(bad.sum())} such "
+                    "rows). A sequence log-probability is a sum of token log-probabilities; "
+                    "check its sign and that it was not exponentiated or normalised."
+                )
+            lps["base" if c == "logprob_base" else c[len("logprob[") : -1]] = lp
 
     def ro(a: np.ndarray) -> np.ndarray:
         a = np.ascontiguousarray(a)

@@ -7,10 +7,13 @@ estimates, jackknife replicates); none knows which estimator made them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from cje.report import Contrast, PolicyEstimate
 
 __all__ = [
     "cluster_variance",
@@ -20,6 +23,8 @@ __all__ = [
     "satterthwaite_df",
     "t_interval",
     "holm",
+    "paired_contrasts",
+    "ranking_tiers",
 ]
 
 
@@ -168,3 +173,59 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     out = np.empty(m)
     out[order] = adj
     return out
+
+
+def paired_contrasts(
+    totals: Mapping[int, np.ndarray],
+    present: Mapping[int, np.ndarray],
+    values: Sequence[float],
+    reps: np.ndarray,
+    keep: list[int],
+    names: Sequence[str],
+    k: int,
+    alpha: float,
+    width: float,
+) -> tuple[Contrast, ...]:
+    """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
+    aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
+    policies, so the shared calibration error cancels); Holm-adjusted p-values."""
+    from cje.report import Contrast
+
+    raw = []
+    for i, a in enumerate(keep):
+        for b in keep[i + 1:]:
+            c = totals[a] - totals[b]
+            g = int((present[a] | present[b]).sum())
+            v_if = g / (g - 1) * float(np.dot(c, c)) if g > 1 else float("nan")
+            v_cal = float(jackknife_variance(reps[:, a] - reps[:, b]))
+            se = float(np.sqrt(v_if + v_cal))
+            df = satterthwaite_df(v_if, v_cal, g, k)
+            delta = float(values[a] - values[b])
+            lo, hi = t_interval(delta, se, df, alpha)
+            raw.append((a, b, delta, se, lo, hi, df, t_pvalue(delta, se, df), v_if, v_cal,
+                        int((present[a] & present[b]).sum())))
+    adj = holm([r[7] for r in raw])
+    return tuple(
+        Contrast(
+            policy_a=names[a], policy_b=names[b], estimate=d * width, se=se * width,
+            ci_low=lo * width, ci_high=hi * width, df=df, p_value=p, p_holm=float(ph),
+            significant=bool(ph < alpha), var_if=vi * width**2, var_cal=vc * width**2,
+            n_shared_prompts=shared,
+        )
+        for (a, b, d, se, lo, hi, df, p, vi, vc, shared), ph in zip(raw, adj, strict=True)
+    )
+
+
+def ranking_tiers(results: Sequence[PolicyEstimate],
+                  pairs: Sequence[Contrast]) -> tuple[tuple[str, ...], ...]:
+    """Best-to-worst tiers: a policy joins the current tier unless it is separable from the
+    tier's best policy (Holm-adjusted contrast significant)."""
+    sig = {frozenset((c.policy_a, c.policy_b)): c.significant for c in pairs}
+    order = sorted(results, key=lambda e: -e.estimate)
+    tiers: list[list[str]] = []
+    for e in order:
+        if tiers and not sig.get(frozenset((tiers[-1][0], e.policy)), True):
+            tiers[-1].append(e.policy)
+        else:
+            tiers.append([e.policy])
+    return tuple(tuple(t) for t in tiers)

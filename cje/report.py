@@ -14,6 +14,10 @@ from typing import Any
 __all__ = ["PolicyEstimate", "Contrast", "TransportAudit", "CalibrationInfo", "Report"]
 
 STATUSES = ("OK", "CAUTION", "REFUSED", "UNCALIBRATED")
+#: Overlap diagnostics of an off-policy estimate (see :meth:`Report.diagnostics`).
+OVERLAP_KEYS = ("ess_raw", "ess_stable", "max_weight_raw", "max_weight_stable", "top5_mass_raw",
+                "top5_mass_stable", "hill_raw", "affinity", "ttc", "cle", "var_cap_gamma",
+                "n_excluded")
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,42 @@ class Report:
         cols = [f.name for f in fields(TransportAudit)]
         return pd.DataFrame([asdict(a) for a in self.audits], columns=cols)
 
+    def diagnostics(self, kind: str = "overlap") -> Any:
+        """A diagnostics table.
+
+        Parameters
+        ----------
+        kind : {"overlap", "calibration", "transport"}
+            ``"overlap"``: per target policy of an off-policy analysis, the importance-weight
+            diagnostics (ESS raw → stabilised, max weight, top-5% mass, Hill tail index, judge-space
+            affinity, TTC, CLE factor, SIMCal mixture, exclusions) with the status and reasons;
+            ``"calibration"``: the reliability table; ``"transport"``: the probe-slice audits.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        import pandas as pd
+
+        if kind == "overlap":
+            rows = [
+                {"policy": e.policy, "method": e.method,
+                 **{k: v for k, v in e.diagnostics.items() if k in OVERLAP_KEYS
+                    or k.startswith(("excluded_", "simcal_", "stack_"))},
+                 "status": e.status, "reasons": "; ".join(e.reasons)}
+                for e in self.estimates if "ess_raw" in e.diagnostics
+            ]
+            return pd.DataFrame(rows)
+        if kind == "calibration":
+            return pd.DataFrame(list(self.calibration.reliability) if self.calibration else [])
+        if kind == "transport":
+            return self.audit_table()
+        from cje.errors import CJEInputError
+
+        raise CJEInputError(
+            f"kind must be 'overlap', 'calibration' or 'transport'; got {kind!r}."
+        )
+
     # ---- text -----------------------------------------------------------------------------
     def summary(self, reliable_only: bool = False) -> str:
         """A readable table of estimates, contrasts, audits and warnings."""
@@ -312,6 +352,21 @@ class Report:
             "naive = raw judge mean rescaled to the label scale, as if the judge were the metric; "
             "cal% = calibration share of the variance."
         )
+        overlap = [e for e in shown if "ess_raw" in e.diagnostics]
+        if overlap:
+            out += ["", "Overlap of the logged data with each target (ESS raw → stabilised, "
+                        "Hill tail index and TTC on raw weights, judge-space affinity):"]
+            for e in overlap:
+                d = e.diagnostics
+                ess = f"{100 * d['ess_raw']:.1f}%"
+                if d.get("ess_stable") == d.get("ess_stable"):  # not NaN
+                    ess += f" → {100 * d['ess_stable']:.1f}%"
+                excl = f", {d['n_excluded']} rows excluded" if d.get("n_excluded") else ""
+                out.append(
+                    f"  {e.policy[:24]:<24} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
+                    f"TTC {_fmt(d['ttc'], 2)}, affinity {_fmt(d['affinity'], 2)}, "
+                    f"CLE {_fmt(d['cle'], 2)}{excl}"
+                )
         reasons = [(e.policy, r) for e in shown for r in e.reasons]
         if reasons:
             out += ["", "Status reasons:"]

@@ -67,7 +67,12 @@ def test_arena_audit_delta_by_hand(arena):
     assert got.delta == pytest.approx(delta, abs=1e-12)
 
 
-def test_arena_logged_data_loads_as_logging_policy(arena):
+def test_arena_logged_data_is_analysed_off_policy(arena):
+    # logged data with log-probabilities: the logging policy's on-policy value plus each target
+    # off-policy (calibrated IPS without fresh draws)
     rep = cje.analyze(arena / "logged_data.jsonl")
-    assert [e.policy for e in rep.estimates] == ["base"]
+    assert [e.policy for e in rep.estimates] == ["base", "clone", "parallel_universe_prompt",
+                                                 "unhelpful"]
     assert rep["base"].n == 1000 and rep["base"].n_labels == 480
+    assert rep["base"].method == "on-policy (logged)"
+    assert {e.method for e in rep.estimates[1:]} == {"calibrated-ips"}

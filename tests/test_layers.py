@@ -29,6 +29,7 @@ LAYER = {
     "montecarlo": 4,
     "studies": 5,
     "analysis": 5,
+    "offpolicy": 5,
     "cli": 6,
     "__init__": 7,
 }

@@ -546,8 +546,20 @@ class RewardCalibrator:
     def calibration(self, deleted: frozenset[int] = frozenset()) -> Calibration:
         """The fit without the labels of the folds in ``deleted`` (empty: the full fit)."""
         self._check_fitted()
-        model = self._engine.model(deleted)
         oof = self._engine.oof(deleted, range(self.n_folds_))
+        return Calibration(predict=self.predictor(deleted), oof=oof, deleted=deleted,
+                           mode=self.mode_)
+
+    def predictor(self, deleted: frozenset[int] = frozenset()) -> Callable[..., np.ndarray]:
+        """``predict(S, X=None)`` of the fit without the labels of the folds in ``deleted``.
+
+        When ``deleted`` covers every fold (possible with K = 2 inside a jackknife replicate),
+        the fit deletes only the folds that leave some labels.
+        """
+        self._check_fitted()
+        if len(deleted) >= self.n_folds_:
+            deleted = frozenset(sorted(deleted)[:1])
+        model = self._engine.model(deleted)
 
         def predict(s: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
             if self.mode_ == "monotone":
@@ -557,7 +569,7 @@ class RewardCalibrator:
             cov = s[:, None] if X is None or X.shape[1] == 0 else np.column_stack([s, X])
             return model(cov)
 
-        return Calibration(predict=predict, oof=oof, deleted=deleted, mode=self.mode_)
+        return predict
 
     def jackknife(self) -> list[Calibration]:
         """The K delete-one-oracle-fold calibrations used by the OUA jackknife."""

@@ -2,6 +2,9 @@
 
 * :mod:`cje.synthetic.direct` — fresh draws of several policies scored by one judge, with oracle
   labels on a random slice (the direct / on-policy setting);
+* :mod:`cje.synthetic.offpolicy` — logs of a logging policy with exact importance weights for
+  target policies (exponential tilts with known overlap), plus fresh draws of every policy (the
+  off-policy setting);
 * :mod:`cje.synthetic.pairwise` — pairwise verdicts in both orders with planted position,
   length and self-preference effects, and human verdicts;
 * :mod:`cje.synthetic.panel` — a crossed panel of judges and generators with model families,
@@ -21,24 +24,42 @@ from cje.synthetic.direct import (
     make_direct_eval,
     true_value,
 )
+from cje.synthetic.offpolicy import (
+    DEFAULT_TARGET_ESS,
+    FEATURE_EFFECT,
+    LOGGING_POLICY,
+    OffPolicySim,
+    default_targets,
+    make_offpolicy_eval,
+    offpolicy_true_value,
+    theta_for_ess,
+)
 from cje.synthetic.pairwise import SyntheticPairs, make_pairwise_eval
 from cje.synthetic.panel import JudgeSpec, SyntheticPanel, make_panel_eval
 
 __all__ = [
+    "DEFAULT_TARGET_ESS",
+    "FEATURE_EFFECT",
     "JUDGE_CURVE_CENTER",
     "JUDGE_CURVE_STEEPNESS",
     "JUDGE_KINDS",
     "QUALITY_NOISE",
     "QUALITY_SLOPE",
     "JudgeSpec",
+    "LOGGING_POLICY",
+    "OffPolicySim",
     "PolicySpec",
     "SyntheticEval",
     "SyntheticPairs",
     "SyntheticPanel",
     "default_policies",
+    "default_targets",
     "judge_link",
     "make_direct_eval",
+    "make_offpolicy_eval",
     "make_pairwise_eval",
     "make_panel_eval",
+    "offpolicy_true_value",
+    "theta_for_ess",
     "true_value",
 ]

@@ -1,0 +1,318 @@
+"""Importance weights and SIMCal-W, the surrogate-indexed monotone stabilisation of weights.
+
+Raw weights (METHODS §3.1) come from log-probabilities and are Hájek-normalised in log space, so
+their mean is exactly one. SIMCal-W (METHODS §3.2) replaces them by an estimate of ``E[W | index]``
+under shape constraints, where the index is the calibrated reward: because the reward is a
+function of that index, ``E[W·R] = E[E[W | index]·R]``, and the part of ``W``'s variance that is
+orthogonal to the index is removed without bias.
+
+How ours is built (and why):
+
+* **Candidates** (each mean-one): the isotonic regression of ``w`` on the index, increasing and
+  decreasing, and the raw weights (the baseline).
+* **Stacking**: simplex weights over the candidates minimising the variance of the calibrated-IPS
+  influence values computed from *out-of-fold* candidates (an exact 3-dimensional simplex QP).
+* **Honest application (outer cross-fitting)**: the weights of the rows of prompt fold ``k`` come
+  from candidates fitted on the other folds, ordered by the calibrated reward *fitted without
+  fold k's labels*, and stacked by a variance estimated on the other folds' rows with that same
+  calibration (inner cross-fitting over the remaining folds). So the weights of fold ``k`` never
+  depend on fold ``k``'s labels; :func:`simcal_weights` renormalises them to mean one within the
+  fold, which keeps that true exactly.
+* **Optional variance cap** ``var_cap=ρ``: blends the stacked weights toward one,
+  ``w ← 1 + (1 − γ)(w − 1)`` with ``γ = max(0, 1 − sqrt(ρ / Var(w)))``. Blending toward uniform pulls
+  the estimate toward the logging policy's value — it trades bias for variance — so it is off by
+  default (``simulations/study_var_cap.py`` is the evidence) and ``γ`` is reported when used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cje.errors import CJEInputError
+
+__all__ = [
+    "hajek_weights",
+    "min_variance_simplex",
+    "SimcalWeights",
+    "simcal_weights",
+]
+
+#: Candidate names, in the order of :attr:`SimcalWeights.mixture`'s columns.
+CANDIDATES: tuple[str, ...] = ("increasing", "decreasing", "baseline")
+_FLOOR = 1e-9
+
+
+def hajek_weights(log_w: np.ndarray) -> np.ndarray:
+    """Mean-one (Hájek) importance weights from log-weights, computed in log space.
+
+    ``w_i = n · exp(λ_i − max λ) / Σ_j exp(λ_j − max λ)``.
+
+    Parameters
+    ----------
+    log_w : numpy.ndarray
+        Finite log importance weights ``λ_i = log π_target − log π_logging``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Weights with mean exactly one (up to rounding).
+
+    Examples
+    --------
+    >>> hajek_weights(np.log(np.array([1.0, 3.0]))).tolist()
+    [0.5, 1.5]
+    >>> float(hajek_weights(np.array([1000.0, 1000.0 + np.log(3)])).mean())  # no overflow
+    1.0
+    """
+    e = np.exp(log_w - np.max(log_w))
+    return e * (e.shape[0] / e.sum())
+
+
+def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
+    """Simplex weights ``π ≥ 0, Σπ = 1`` minimising ``π'Σπ``, solved exactly.
+
+    Every active set is enumerated (the problem is tiny: a handful of candidates); on each, the
+    equality-constrained minimiser is ``Σ_A⁻¹1 / 1'Σ_A⁻¹1``; the feasible one with the smallest
+    objective wins. A ridge ``1e-8·tr(Σ)/m`` on the diagonal keeps singular ``Σ`` solvable.
+
+    Parameters
+    ----------
+    sigma : numpy.ndarray of shape (m, m)
+        Covariance matrix (symmetric, positive semi-definite).
+
+    Returns
+    -------
+    numpy.ndarray of shape (m,)
+
+    Examples
+    --------
+    >>> min_variance_simplex(np.diag([1.0, 4.0])).round(6).tolist()   # inverse-variance
+    [0.8, 0.2]
+    >>> min_variance_simplex(np.array([[1.0, 1.0], [1.0, 4.0]])).round(6).tolist()  # corner
+    [1.0, 0.0]
+    """
+    from itertools import combinations
+
+    m = sigma.shape[0]
+    tr = float(np.trace(sigma))
+    s = sigma + np.eye(m) * (1e-8 * tr / m if tr > 0 else 1e-12)
+    best, best_val = np.full(m, 1.0 / m), np.inf
+    for size in range(1, m + 1):
+        for act in combinations(range(m), size):
+            sub = s[np.ix_(act, act)]
+            try:
+                x = np.linalg.solve(sub, np.ones(size))
+            except np.linalg.LinAlgError:
+                continue
+            tot = x.sum()
+            if not np.isfinite(tot) or tot <= 0:
+                continue
+            x = x / tot
+            if np.any(x < -1e-12):
+                continue
+            pi = np.zeros(m)
+            pi[list(act)] = np.clip(x, 0.0, None)
+            pi /= pi.sum()
+            val = float(pi @ s @ pi)
+            if val < best_val - 1e-15 * max(1.0, abs(val)):
+                best, best_val = pi, val
+    return best
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SimcalWeights:
+    """Stabilised weights and how they were made.
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        Stabilised weights per row, mean one within each fold.
+    mixture : numpy.ndarray of shape (K, 3)
+        Stacking weights of the candidates (increasing, decreasing, baseline) per fold.
+    gamma : float
+        Blend toward uniform applied by the variance cap (0 without a cap).
+    """
+
+    weights: np.ndarray
+    mixture: np.ndarray
+    gamma: float
+
+
+class _Aggregates:
+    """Per-(fold, distinct value) sums of the weights, reused by every fit of one target."""
+
+    def __init__(self, w: np.ndarray, codes: np.ndarray, fold: np.ndarray, n_codes: int, k: int):
+        key = fold * n_codes + codes
+        self.wsum = np.bincount(key, weights=w, minlength=k * n_codes).reshape(k, n_codes)
+        self.cnt = np.bincount(key, minlength=k * n_codes).reshape(k, n_codes).astype(np.float64)
+        self.wtot = self.wsum.sum(axis=0)
+        self.ctot = self.cnt.sum(axis=0)
+
+    def without(self, folds: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        ws, cs = self.wtot.copy(), self.ctot.copy()
+        for f in folds:
+            ws -= self.wsum[f]
+            cs -= self.cnt[f]
+        return ws, np.maximum(cs, 0.0)
+
+
+def order_rank(ix: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Dense rank of each entry in the order of ``ix``, ties broken by ``tiebreak``.
+
+    Entries equal in both share a rank (they are pooled by the isotonic fits).
+
+    Examples
+    --------
+    >>> order_rank(np.array([0.5, 0.2, 0.5, 0.5]), np.array([3.0, 1.0, 2.0, 3.0])).tolist()
+    [2, 0, 1, 2]
+    """
+    keys = (ix,) if tiebreak is None else (tiebreak, ix)
+    order = np.lexsort(keys)
+    changed = np.zeros(ix.shape[0], dtype=bool)
+    changed[0] = True
+    for key in keys:
+        ks = key[order]
+        changed[1:] |= ks[1:] != ks[:-1]
+    rank = np.empty(ix.shape[0], dtype=np.int64)
+    rank[order] = np.cumsum(changed) - 1
+    return rank
+
+
+def iso_by_rank(rank: np.ndarray, num: np.ndarray, den: np.ndarray, *, increasing: bool = True,
+                floor: float = _FLOOR) -> np.ndarray:
+    """Weighted isotonic regression of ``num/den`` along ``rank``, predicted at every entry.
+
+    ``num``/``den`` hold per-entry sums (e.g. of weights and row counts of the training rows);
+    entries of equal rank are pooled, entries without training mass are interpolated linearly
+    between fitted neighbours (flat beyond them), as ``IsotonicRegression(out_of_bounds="clip")``.
+
+    Examples
+    --------
+    >>> iso_by_rank(np.arange(3), np.array([2.0, 1.0, 0.0]), np.array([1.0, 1.0, 0.0])).tolist()
+    [1.5, 1.5, 1.5]
+    """
+    from scipy.optimize import isotonic_regression
+
+    n_ranks = int(rank.max()) + 1
+    gw = np.bincount(rank, weights=num, minlength=n_ranks)
+    gc = np.bincount(rank, weights=den, minlength=n_ranks)
+    keep = np.flatnonzero(gc > 0)
+    fit = isotonic_regression(gw[keep] / gc[keep], weights=gc[keep], increasing=increasing).x
+    return np.maximum(np.interp(rank, keep, fit), floor)
+
+
+def simcal_weights(
+    w: np.ndarray,
+    codes: np.ndarray,
+    fold: np.ndarray,
+    index: np.ndarray,
+    y: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    tiebreak: np.ndarray | None = None,
+    var_cap: float | None = None,
+) -> SimcalWeights:
+    """SIMCal-W: stacked, cross-fitted monotone stabilisation of importance weights.
+
+    Parameters
+    ----------
+    w : numpy.ndarray of shape (n,)
+        Raw mean-one (Hájek) weights of the logged rows.
+    codes : numpy.ndarray of int, shape (n,)
+        Code of each row's distinct judge score (and covariates) — a column of ``index``.
+    fold : numpy.ndarray of int, shape (n,)
+        Prompt fold per row, ``0..K−1`` (the oracle folds of the calibrator).
+    index : numpy.ndarray of shape (K, U)
+        ``index[k, u]``: calibrated reward of distinct value ``u`` under the calibration fitted
+        *without fold k's labels*. It orders the weights of fold ``k`` and is the reward in the
+        stacking objective there.
+    y : numpy.ndarray of shape (n,)
+        Oracle label on [0, 1], NaN where unlabelled (used for the residual term of the
+        stacking objective, on the other folds' rows only).
+    cluster : numpy.ndarray of int, shape (n,)
+        Prompt code per row (variance is clustered by prompt).
+    tiebreak : numpy.ndarray of shape (U,), optional
+        Breaks ties of the index (e.g. the judge score of each distinct value), so values the
+        calibration pools into one flat step are still ordered rather than averaged together.
+    var_cap : float, optional
+        Bound on the variance of the stabilised weights, reached by blending toward one.
+
+    Returns
+    -------
+    SimcalWeights
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.integers(0, 5, 400); w = np.exp(0.5 * s + rng.normal(0, 1, 400))
+    >>> w = w / w.mean()
+    >>> idx = np.tile(np.arange(5) / 4.0, (2, 1))
+    >>> res = simcal_weights(w, s, np.arange(400) % 2, idx, np.full(400, np.nan), np.arange(400))
+    >>> bool(np.var(res.weights) < np.var(w)), round(float(res.weights.mean()), 12)
+    (True, 1.0)
+    """
+    n = w.shape[0]
+    k_folds, n_codes = index.shape
+    if var_cap is not None and not (var_cap > 0):
+        raise CJEInputError(f"var_cap must be a positive number or None; got {var_cap!r}.")
+    agg = _Aggregates(w, codes, fold, n_codes, k_folds)
+    lab = ~np.isnan(y)
+    y0 = np.where(lab, y, 0.0)
+    n_clusters = int(cluster.max()) + 1 if n else 0
+    out = np.empty(n)
+    mixture = np.zeros((k_folds, 3))
+    for k in range(k_folds):
+        ix = index[k]
+        rank = order_rank(ix, tiebreak)
+
+        def fit(excluded: tuple[int, ...], rank: np.ndarray = rank) -> tuple[np.ndarray, ...]:
+            ws, cs = agg.without(excluded)
+            return (iso_by_rank(rank, ws, cs, increasing=True),
+                    iso_by_rank(rank, ws, cs, increasing=False))
+        present = [f for f in range(k_folds) if f != k and agg.cnt[f].sum() > 0]
+
+        # ---- stacking weights from out-of-fold candidates on the other folds' rows ----------
+        rows = np.flatnonzero(fold != k)
+        if present and rows.size:
+            inc_tab = np.empty((k_folds, n_codes))
+            dec_tab = np.empty((k_folds, n_codes))
+            for j in present:
+                # with a single other fold (K = 2) there is nothing to hold out: in-sample fits
+                inc_tab[j], dec_tab[j] = fit((k, j) if len(present) > 1 else (k,))
+            fr, cr = fold[rows], codes[rows]
+            cands = (inc_tab[fr, cr], dec_tab[fr, cr], w[rows])
+            # the calibrated-IPS influence w_c (ỹ − ψ_c), ỹ = R + (L/p_L) e, all under the
+            # calibration that never saw fold k's labels
+            yt = ix[cr]
+            lr = lab[rows]
+            if lr.any():
+                yt = yt + np.where(lr, y0[rows] - yt, 0.0) * (rows.size / lr.sum())
+            totals = np.empty((3, n_clusters))
+            for c, wc in enumerate(cands):
+                psi = np.dot(wc, yt) / wc.sum()
+                totals[c] = np.bincount(cluster[rows], weights=wc * (yt - psi) / wc.mean(),
+                                        minlength=n_clusters)
+            pi = min_variance_simplex(totals @ totals.T)
+        else:
+            pi = np.array([0.0, 0.0, 1.0])
+        mixture[k] = pi
+
+        # ---- apply: candidates fitted on every other fold, mixed, mean one within the fold --
+        rows_k = np.flatnonzero(fold == k)
+        if rows_k.size == 0:
+            continue
+        inc, dec = fit((k,))
+        ck = codes[rows_k]
+        parts = (inc[ck], dec[ck], w[rows_k])
+        wk = sum(p * (part / part.mean()) for p, part in zip(pi, parts, strict=True))
+        wk = np.maximum(wk, _FLOOR)
+        out[rows_k] = wk / wk.mean()
+    gamma = 0.0
+    if var_cap is not None:
+        v = float(np.var(out))
+        if v > var_cap:
+            gamma = 1.0 - float(np.sqrt(var_cap / v))
+            out = 1.0 + (1.0 - gamma) * (out - 1.0)
+    return SimcalWeights(weights=out, mixture=mixture, gamma=gamma)
