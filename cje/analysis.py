@@ -83,6 +83,7 @@ def analyze(
     var_cap: float | None = None,
     mrdr_omega: str = "w",
     on_missing: str = "raise",
+    residual_weights: str = "raw",
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
 
@@ -139,6 +140,11 @@ def analyze(
         Off by default, chosen by ``simulations/study_var_cap.py``.
     mrdr_omega : {"w", "w2", "w1sq"}
         MRDR regression weights ``w``, ``w²`` or ``(w − 1)²``.
+    residual_weights : {"raw", "stable"}
+        Off-policy: weights on the oracle residual term of calibrated IPS and the DR family.
+        ``"raw"`` (default) is unbiased without assuming the judge score carries everything the
+        target changes about the label; ``"stable"`` (SIMCal-W weights, as in the CJE paper) has
+        lower variance under poor overlap but makes that assumption.
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
         ``"drop"`` its rows are excluded for that target (counted in the diagnostics).
@@ -179,6 +185,10 @@ def analyze(
         )
     if mrdr_omega not in ("w", "w2", "w1sq"):
         raise CJEInputError(f"mrdr_omega must be 'w', 'w2' or 'w1sq'; got {mrdr_omega!r}.")
+    if residual_weights not in ("raw", "stable"):
+        raise CJEInputError(
+            f"residual_weights must be 'raw' or 'stable'; got {residual_weights!r}."
+        )
     if on_missing not in ("raise", "drop"):
         raise CJEInputError(f"on_missing must be 'raise' or 'drop'; got {on_missing!r}.")
     if var_cap is not None and not (isinstance(var_cap, (int, float)) and var_cap > 0):
@@ -233,12 +243,13 @@ def analyze(
         if fresh_draws is not None:
             fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
                          columns=columns, covariates=cov)
-        settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing)
+        settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
+                        residual_weights=residual_weights)
         return analyze_offpolicy(ev, fresh, probe_data, estimator=estimator, alpha=alpha,
                                  mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
                                  transport_margin=transport_margin, only=policies,
                                  var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
-                                 settings=settings)
+                                 settings=settings, residual_weights=residual_weights)
     return _analyze_direct(ev, probe_data, alpha=alpha, mode=mode, covariates=cov,
                            n_folds=n_folds, seed=seed, transport_margin=transport_margin,
                            only=policies, settings=settings)

@@ -78,12 +78,13 @@ class _Pipeline:
 
     def __init__(self, s: np.ndarray, y: np.ndarray, X: np.ndarray | None, cluster: np.ndarray,
                  fold: np.ndarray, logged: np.ndarray, targets: list[_Target], estimator: str,
-                 n_folds: int, var_cap: float | None, mrdr_omega: str):
+                 n_folds: int, var_cap: float | None, mrdr_omega: str, stable_residual: bool):
         import pandas as pd
 
         self.s, self.y, self.X, self.cluster, self.fold = s, y, X, cluster, fold
         self.logged, self.targets, self.estimator = logged, targets, estimator
         self.K, self.var_cap, self.mrdr_omega = n_folds, var_cap, mrdr_omega
+        self.stable_residual = stable_residual
         self.n_clusters = int(cluster.max()) + 1
         if X is None:
             codes, uniq = pd.factorize(s)
@@ -136,7 +137,7 @@ class _Pipeline:
         if self.estimator not in ("ips", "snips"):
             stable = simcal_weights(t.w, self.codes[rows], self.fold[rows], index, self.y[rows],
                                     self.cluster[rows], tiebreak=self.distinct_s,
-                                    var_cap=self.var_cap)
+                                    var_cap=self.var_cap, stable_residual=self.stable_residual)
         data = OffPolicyRows(reward=reward, residual=resid, labelled=lab, weights=t.w,
                              stable=None if stable is None else stable.weights,
                              ratio=np.exp(t.log_w) if self.estimator == "ips" else None)
@@ -145,12 +146,13 @@ class _Pipeline:
         if self.estimator == "snips":
             return snips(data), None
         if self.estimator == "calibrated-ips":
-            return calibrated_ips(data), stable
+            return calibrated_ips(data, stable_residual=self.stable_residual), stable
         fits: list[PolicyValue] = []
         kinds = ("dr-cpo", "tmle", "mrdr") if self.estimator == "stacked-dr" else (self.estimator,)
         for kind in kinds:
             q_logged, q_fresh = self._outcome(kind, t, oof, index, reward)
-            fits.append(doubly_robust(data, q_logged, self._fresh_mean(t, rows, q_fresh)))
+            fits.append(doubly_robust(data, q_logged, self._fresh_mean(t, rows, q_fresh),
+                                      stable_residual=self.stable_residual))
         if len(fits) == 1:
             return fits[0], stable
         return stack(fits, self.cluster[rows]), stable
@@ -262,6 +264,7 @@ def analyze_offpolicy(
     mrdr_omega: str,
     on_missing: str,
     settings: dict[str, Any],
+    residual_weights: str = "raw",
 ) -> Report:
     """Estimates of every target policy's value from logged data (see :func:`cje.analyze`)."""
     import pandas as pd
@@ -419,7 +422,7 @@ def analyze_offpolicy(
                        prompt_id=cluster[train], folds=fold[train])
     warns += [str(w.message) for w in caught]
     pipe = _Pipeline(s, y, X, cluster, fold, logged_rows, targets, estimator, k, var_cap,
-                     "w" if mrdr_omega is None else mrdr_omega)
+                     mrdr_omega, residual_weights == "stable")
     full = pipe.run(calibrator, frozenset())
     reps = np.array([[v.value for v, _ in pipe.run(calibrator, frozenset({d}))] for d in range(k)])
     var_cal = jackknife_variance(reps)

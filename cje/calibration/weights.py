@@ -10,8 +10,11 @@ How ours is built (and why):
 
 * **Candidates** (each mean-one): the isotonic regression of ``w`` on the index, increasing and
   decreasing, and the raw weights (the baseline).
-* **Stacking**: simplex weights over the candidates minimising the variance of the calibrated-IPS
-  influence values computed from *out-of-fold* candidates (an exact 3-dimensional simplex QP).
+* **Stacking**: simplex weights over the candidates minimising the mean squared error of calibrated
+  IPS — the variance of its influence values computed from *out-of-fold* candidates plus the
+  squared bias of each candidate relative to the raw (unbiased) weights — an exact 3-dimensional
+  simplex QP. Variance alone would favour a candidate of the wrong shape (a decreasing fit of an
+  increasing ``E[W | S]`` is nearly constant) and pull the estimate toward the logging policy.
 * **Honest application (outer cross-fitting)**: the weights of the rows of prompt fold ``k`` come
   from candidates fitted on the other folds, ordered by the calibrated reward *fitted without
   fold k's labels*, and stacked by a variance estimated on the other folds' rows with that same
@@ -68,6 +71,25 @@ def hajek_weights(log_w: np.ndarray) -> np.ndarray:
     """
     e = np.exp(log_w - np.max(log_w))
     return e * (e.shape[0] / e.sum())
+
+
+def _mse_matrix(totals: np.ndarray, psis: np.ndarray, n: int) -> np.ndarray:
+    """Mean-squared-error matrix of stacked candidates: variance plus squared bias.
+
+    Variance alone would favour a candidate of the wrong shape (the decreasing fit of an
+    increasing ``E[W | S]`` is nearly constant: lowest variance, estimate pulled toward the
+    logging policy's value). The last candidate (raw weights) is unbiased, so ``b_c = ψ_c − ψ_raw``
+    estimates each candidate's bias; ``b b'`` minus the sampling covariance of those differences
+    is an unbiased estimate of the squared-bias matrix. The sum is projected onto the PSD cone.
+    """
+    g = totals.shape[1]
+    scale = g / max(g - 1, 1) / n**2
+    var = totals @ totals.T * scale
+    diff = totals - totals[-1]
+    bias = psis - psis[-1]
+    m = var + np.outer(bias, bias) - diff @ diff.T * scale
+    vals, vecs = np.linalg.eigh((m + m.T) / 2)
+    return (vecs * np.clip(vals, 0.0, None)) @ vecs.T
 
 
 def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
@@ -213,6 +235,7 @@ def simcal_weights(
     *,
     tiebreak: np.ndarray | None = None,
     var_cap: float | None = None,
+    stable_residual: bool = False,
 ) -> SimcalWeights:
     """SIMCal-W: stacked, cross-fitted monotone stabilisation of importance weights.
 
@@ -238,6 +261,9 @@ def simcal_weights(
         calibration pools into one flat step are still ordered rather than averaged together.
     var_cap : float, optional
         Bound on the variance of the stabilised weights, reached by blending toward one.
+    stable_residual : bool
+        Whether the estimator puts the stabilised weights on the oracle residual term too
+        (then the stacking objective does as well); by default the raw weights carry it.
 
     Returns
     -------
@@ -283,18 +309,23 @@ def simcal_weights(
                 inc_tab[j], dec_tab[j] = fit((k, j) if len(present) > 1 else (k,))
             fr, cr = fold[rows], codes[rows]
             cands = (inc_tab[fr, cr], dec_tab[fr, cr], w[rows])
-            # the calibrated-IPS influence w_c (ỹ − ψ_c), ỹ = R + (L/p_L) e, all under the
-            # calibration that never saw fold k's labels
-            yt = ix[cr]
+            # calibrated-IPS influence values under the calibration that never saw fold k's
+            # labels: w_c (R − ψ_c) + v ((L/p_L) e − ψ_e), v = w_c (stable residual) or the raw w
+            z = ix[cr]
             lr = lab[rows]
-            if lr.any():
-                yt = yt + np.where(lr, y0[rows] - yt, 0.0) * (rows.size / lr.sum())
+            e = np.where(lr, y0[rows] - z, 0.0) * (rows.size / lr.sum()) if lr.any() else 0.0 * z
+            if stable_residual:
+                z, common = z + e, np.zeros(rows.size)
+            else:
+                wr = w[rows] / w[rows].mean()
+                common = wr * (e - np.dot(wr, e) / rows.size)
             totals = np.empty((3, n_clusters))
+            psis = np.empty(3)
             for c, wc in enumerate(cands):
-                psi = np.dot(wc, yt) / wc.sum()
-                totals[c] = np.bincount(cluster[rows], weights=wc * (yt - psi) / wc.mean(),
+                psis[c] = np.dot(wc, z) / wc.sum()
+                totals[c] = np.bincount(cluster[rows], weights=wc * (z - psis[c]) / wc.mean() + common,
                                         minlength=n_clusters)
-            pi = min_variance_simplex(totals @ totals.T)
+            pi = min_variance_simplex(_mse_matrix(totals, psis, rows.size))
         else:
             pi = np.array([0.0, 0.0, 1.0])
         mixture[k] = pi

@@ -7,13 +7,14 @@ prompt — and returns the point estimate with a per-row influence value (mean z
 prompt downstream). Nothing here fits anything: the outcome models, SIMCal weights and TMLE
 fluctuation are built by the pipeline (:mod:`cje.offpolicy`) so the OUA jackknife can refit them.
 
-Calibrated IPS and the DR family put the stabilised weights on the oracle residual term too
-(METHODS §4). Stabilised weights estimate ``E[W | S]``, so that term corrects the calibration's
-misspecification *in the target's judge-score distribution*, and the estimate targets
-``E_target[E_logging[Y | S]]``: it equals the target's value when the judge score carries what
-the target changes about the label (the calibration transports). That is the surrogate assumption
-every calibrated-judge estimate makes; audit it with a probe slice. SNIPS and IPS use the raw
-weights everywhere and do not need it — at the price of their variance under poor overlap.
+The oracle residual term ``mean((L/p_L)·w·e)`` uses the **raw** (Hájek) weights by default: it
+estimates ``E_target[Y − f(S)]``, the part of the target's value the calibrated reward misses.
+Stabilised weights estimate ``E[W | S]``, a valid replacement for ``W`` only when multiplied by a
+function of ``S`` (METHODS §3.2's key fact) — the reward is one, the residual is not. With
+``stable_residual=True`` the stabilised weights go on the residual too: lower variance, but the
+estimate then targets ``E_target[E_logging[Y | S]]``, which equals the target's value only when the
+judge score carries everything the target changes about the label (the calibration transports;
+audit it with a probe slice). ``simulations/results/residual_weights.md`` has the evidence.
 """
 
 from __future__ import annotations
@@ -139,30 +140,37 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
     return PolicyValue(psi, phi)
 
 
-def calibrated_ips(rows: OffPolicyRows) -> PolicyValue:
-    """Calibrated IPS: SNIPS with the stabilised (SIMCal-W) weights ``w̃``.
+def calibrated_ips(rows: OffPolicyRows, *, stable_residual: bool = False) -> PolicyValue:
+    """Calibrated IPS: stabilised (SIMCal-W) weights ``w̃`` on the reward.
 
-    ``ψ = Σ w̃_i ỹ_i / Σ w̃_i`` with ``ỹ_i = R_i + (L_i/p_L) e_i``; ``φ_i = w̃_i (ỹ_i − ψ)``.
+    ``ψ = Σ w̃_i R_i / Σ w̃_i + Σ v_i (L_i/p_L) e_i / Σ v_i`` with ``v = w`` (raw Hájek weights,
+    default) or ``v = w̃`` (``stable_residual=True``);
+    ``φ_i = w̃_i (R_i − ψ_R) + v_i ((L_i/p_L) e_i − ψ_e)``.
 
     Examples
     --------
     >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.array([0.1, 0.0]), np.array([True, False]),
     ...                   np.array([0.5, 1.5]), stable=np.array([0.8, 1.2]))
-    >>> round(calibrated_ips(r).value, 6)   # (0.8*(0.2 + 2*0.1) + 1.2*0.6)/2
+    >>> round(calibrated_ips(r).value, 6)   # (0.8*0.2 + 1.2*0.6)/2 + 0.5*(2*0.1)/2
+    0.49
+    >>> round(calibrated_ips(r, stable_residual=True).value, 6)   # ... + 0.8*(2*0.1)/2
     0.52
     """
     w_s = rows.weights if rows.stable is None else rows.stable
-    psi, phi = _weighted(w_s, rows.reward + rows.scaled_residual)
-    return PolicyValue(psi, phi)
+    psi_r, phi_r = _weighted(w_s, rows.reward)
+    psi_e, phi_e = _weighted(w_s if stable_residual else rows.weights, rows.scaled_residual)
+    return PolicyValue(psi_r + psi_e, phi_r + phi_e)
 
 
-def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarray) -> PolicyValue:
+def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarray, *,
+                  stable_residual: bool = False) -> PolicyValue:
     """Doubly robust estimate with an outcome model ``q`` (DR-CPO, MRDR and TMLE share it).
 
-    ``ψ = mean ḡ_i + Σ w̃_i (R_i − q_i + (L_i/p_L) e_i) / Σ w̃_i``, where ``ḡ_i`` is the mean of
-    ``q`` over the target's fresh draws of row i's prompt and ``w̃`` the stabilised weights (raw
-    Hájek weights when there are none). Influence ``φ_i = (ḡ_i − ψ_g) + w̃_i (r_i − ψ_c)`` with
-    ``r_i = R_i − q_i + (L_i/p_L) e_i``.
+    ``ψ = mean ḡ_i + Σ w̃_i (R_i − q_i)/Σ w̃_i + Σ v_i (L_i/p_L) e_i / Σ v_i``, where ``ḡ_i`` is
+    the mean of ``q`` over the target's fresh draws of row i's prompt, ``w̃`` the stabilised
+    weights (raw when there are none) and ``v`` the raw weights (``w̃`` with
+    ``stable_residual=True``). Influence
+    ``φ_i = (ḡ_i − ψ_g) + w̃_i (R_i − q_i − ψ_c) + v_i ((L_i/p_L) e_i − ψ_e)``.
 
     Parameters
     ----------
@@ -171,6 +179,8 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
         ``q_i`` on the logged rows (cross-fitted).
     fresh_mean : numpy.ndarray
         ``ḡ_i`` per logged row.
+    stable_residual : bool
+        Stabilised instead of raw weights on the oracle residual term.
 
     Examples
     --------
@@ -182,8 +192,9 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     """
     w_s = rows.weights if rows.stable is None else rows.stable
     psi_g = float(fresh_mean.mean())
-    psi_c, phi_c = _weighted(w_s, rows.reward - outcome + rows.scaled_residual)
-    return PolicyValue(psi_g + psi_c, (fresh_mean - psi_g) + phi_c)
+    psi_c, phi_c = _weighted(w_s, rows.reward - outcome)
+    psi_e, phi_e = _weighted(w_s if stable_residual else rows.weights, rows.scaled_residual)
+    return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e)
 
 
 def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
