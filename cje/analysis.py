@@ -83,7 +83,7 @@ def analyze(
     var_cap: float | None = None,
     mrdr_omega: str = "w",
     on_missing: str = "raise",
-    residual_weights: str = "raw",
+    residual_weights: str = "stable",
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
 
@@ -140,11 +140,13 @@ def analyze(
         Off by default, chosen by ``simulations/study_var_cap.py``.
     mrdr_omega : {"w", "w2", "w1sq"}
         MRDR regression weights ``w``, ``w²`` or ``(w − 1)²``.
-    residual_weights : {"raw", "stable"}
+    residual_weights : {"stable", "raw"}
         Off-policy: weights on the oracle residual term of calibrated IPS and the DR family.
-        ``"raw"`` (default) is unbiased without assuming the judge score carries everything the
-        target changes about the label; ``"stable"`` (SIMCal-W weights, as in the CJE paper) has
-        lower variance under poor overlap but makes that assumption.
+        ``"stable"`` (default; SIMCal-W weights, as METHODS §4 and the CJE paper) has far lower
+        variance under poor overlap; it is unbiased when the judge score carries what the target
+        changes about the label, and SIMCal-W's mean-squared-error stacking falls back toward the
+        raw weights when the data show otherwise. ``"raw"`` needs no such assumption but its
+        residual term is as variable as SNIPS. Evidence: ``simulations/results/residual_weights.md``.
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
         ``"drop"`` its rows are excluded for that target (counted in the diagnostics).
@@ -223,7 +225,7 @@ def analyze(
                 f"{pr.n_labels}."
             )
         probe_data[pol] = pr
-    if policies is not None:
+    if policies is not None and not logged:  # logged data: analyze_offpolicy checks targets
         for p in policies:
             ev.rows_of(p)  # raises a clear error for a policy with no rows
     settings = {

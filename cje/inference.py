@@ -69,7 +69,7 @@ def cluster_variance(phi: np.ndarray, cluster: np.ndarray) -> tuple[float, int]:
     g = int(np.count_nonzero(present))
     if g < 2:
         return float("nan"), g
-    return g / (g - 1) * float(np.dot(t, t)) / n**2, g
+    return g / (g - 1) * float((t * t).sum()) / n**2, g
 
 
 def jackknife_variance(replicates: np.ndarray) -> np.ndarray:
@@ -196,7 +196,7 @@ def paired_contrasts(
         for b in keep[i + 1:]:
             c = totals[a] - totals[b]
             g = int((present[a] | present[b]).sum())
-            v_if = g / (g - 1) * float(np.dot(c, c)) if g > 1 else float("nan")
+            v_if = g / (g - 1) * float((c * c).sum()) if g > 1 else float("nan")
             v_cal = float(jackknife_variance(reps[:, a] - reps[:, b]))
             se = float(np.sqrt(v_if + v_cal))
             df = satterthwaite_df(v_if, v_cal, g, k)

@@ -71,6 +71,7 @@ class _Target:
     w: np.ndarray  # Hájek weights
     fresh: np.ndarray  # its fresh-draw rows (may be empty)
     excluded: dict[str, int]
+    codes_sub: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int64), np.empty(0, np.int64))
 
 
 class _Pipeline:
@@ -96,6 +97,9 @@ class _Pipeline:
             first[codes] = np.arange(s.shape[0])
             self.codes, self.distinct_s, self.distinct_X = codes, s[first], X[first]
         self.lab = ~np.isnan(y)
+        for t in targets:
+            sub, used = pd.factorize(self.codes[t.rows], sort=True)
+            t.codes_sub = (sub, np.asarray(used))
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
     def run(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> list[Any]:
@@ -135,8 +139,11 @@ class _Pipeline:
         reward, oof, resid, lab = self._rows(rows, full, index)
         stable: SimcalWeights | None = None
         if self.estimator not in ("ips", "snips"):
-            stable = simcal_weights(t.w, self.codes[rows], self.fold[rows], index, self.y[rows],
-                                    self.cluster[rows], tiebreak=self.distinct_s,
+            # rank only the target's own logged values: other rows (fresh draws, probes) must
+            # not move its weights through the interpolation grid
+            sub, used = t.codes_sub
+            stable = simcal_weights(t.w, sub, self.fold[rows], index[:, used], self.y[rows],
+                                    tiebreak=self.distinct_s[used],
                                     var_cap=self.var_cap, stable_residual=self.stable_residual)
         data = OffPolicyRows(reward=reward, residual=resid, labelled=lab, weights=t.w,
                              stable=None if stable is None else stable.weights,
@@ -217,8 +224,8 @@ class _Pipeline:
         eps = 0.0
         for _ in range(_TMLE_STEPS):
             p = _expit(eta_l + eps * h_l)
-            score = float(np.dot(h_l, reward - p))
-            info = float(np.dot(h_l * h_l, p * (1.0 - p)))
+            score = float((h_l * (reward - p)).sum())
+            info = float((h_l * h_l * p * (1.0 - p)).sum())
             if info <= 0:
                 break
             step = score / info
@@ -264,7 +271,7 @@ def analyze_offpolicy(
     mrdr_omega: str,
     on_missing: str,
     settings: dict[str, Any],
-    residual_weights: str = "raw",
+    residual_weights: str = "stable",
 ) -> Report:
     """Estimates of every target policy's value from logged data (see :func:`cje.analyze`)."""
     import pandas as pd
@@ -374,11 +381,20 @@ def analyze_offpolicy(
     # ---- targets: weights, exclusions, fresh draws -------------------------------------------
     logged_rows = np.flatnonzero(role_all == 0)
     lp_base = logged.logprobs["base"][logged_rows]  # logged rows come first in the long table
+    miss = np.flatnonzero(np.isnan(lp_base))
+    if miss.size:
+        r = int(miss[0])
+        raise CJEInputError(
+            f"The 'logprob_base' column must be complete on logged rows; row {r} "
+            f"(prompt_id={pid[logged_rows[r]]!r}) has none ({miss.size} such rows). Every weight "
+            "needs the logging policy's log-probability of the logged response: fill it in, or "
+            "drop those rows."
+        )
     targets: list[_Target] = []
     fresh_prompt = {}
     for i, name in enumerate(target_names):
         lp_t = logged.logprobs[name][logged_rows]
-        ok = ~np.isnan(lp_t) & ~np.isnan(lp_base)
+        ok = ~np.isnan(lp_t)
         excluded = {}
         if (~ok).any():
             excluded["missing log-probability"] = int((~ok).sum())
@@ -454,7 +470,17 @@ def analyze_offpolicy(
         diag: dict[str, Any] = {}
         reasons: list[str] = []
         status = "OK"
-        if p > 0:
+        if p == 0:
+            share = out_of_range_share(logged.judge_score[logged_rows], s_lab)
+            diag["out_of_range_share"] = share
+            if share >= 0.05:
+                status = "REFUSED"
+                reasons.append(
+                    f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
+                    f"[{s_lab.min():g}, {s_lab.max():g}]: the calibration is extrapolated there; "
+                    "its level is not reliable."
+                )
+        else:
             t = targets[p - 1]
             s_target = (s[t.fresh] * (jhi - jlo) + jlo) if t.fresh.size else None
             diag.update(weight_summary(

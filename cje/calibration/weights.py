@@ -73,7 +73,7 @@ def hajek_weights(log_w: np.ndarray) -> np.ndarray:
     return e * (e.shape[0] / e.sum())
 
 
-def _mse_matrix(totals: np.ndarray, psis: np.ndarray, n: int) -> np.ndarray:
+def _mse_matrix(moments: np.ndarray, psis: np.ndarray, n: float) -> np.ndarray:
     """Mean-squared-error matrix of stacked candidates: variance plus squared bias.
 
     Variance alone would favour a candidate of the wrong shape (the decreasing fit of an
@@ -81,13 +81,14 @@ def _mse_matrix(totals: np.ndarray, psis: np.ndarray, n: int) -> np.ndarray:
     logging policy's value). The last candidate (raw weights) is unbiased, so ``b_c = ψ_c − ψ_raw``
     estimates each candidate's bias; ``b b'`` minus the sampling covariance of those differences
     is an unbiased estimate of the squared-bias matrix. The sum is projected onto the PSD cone.
+
+    ``moments`` holds ``Σ_i φ_c,i φ_c',i`` over the ``n`` rows (influence values, mean zero).
     """
-    g = totals.shape[1]
-    scale = g / max(g - 1, 1) / n**2
-    var = totals @ totals.T * scale
-    diff = totals - totals[-1]
+    scale = 1.0 / (n * max(n - 1.0, 1.0))
+    var = moments * scale
+    d = moments - moments[:, -1:] - moments[-1:, :] + moments[-1, -1]
     bias = psis - psis[-1]
-    m = var + np.outer(bias, bias) - diff @ diff.T * scale
+    m = var + np.outer(bias, bias) - d * scale
     vals, vecs = np.linalg.eigh((m + m.T) / 2)
     return (vecs * np.clip(vals, 0.0, None)) @ vecs.T
 
@@ -162,22 +163,103 @@ class SimcalWeights:
     gamma: float
 
 
-class _Aggregates:
-    """Per-(fold, distinct value) sums of the weights, reused by every fit of one target."""
+class _CellStats:
+    """Sums over the rows of each (fold, distinct value) cell of one target's logged rows.
 
-    def __init__(self, w: np.ndarray, codes: np.ndarray, fold: np.ndarray, n_codes: int, k: int):
+    Everything SIMCal-W fits or stacks depends on a row only through its cell, its raw weight
+    and (on labelled rows) its label, so these sums — computed once — replace passes over the
+    rows in every fold and every jackknife replicate.
+    """
+
+    def __init__(self, w: np.ndarray, codes: np.ndarray, fold: np.ndarray, y: np.ndarray,
+                 n_codes: int, k: int):
         key = fold * n_codes + codes
-        self.wsum = np.bincount(key, weights=w, minlength=k * n_codes).reshape(k, n_codes)
-        self.cnt = np.bincount(key, minlength=k * n_codes).reshape(k, n_codes).astype(np.float64)
-        self.wtot = self.wsum.sum(axis=0)
-        self.ctot = self.cnt.sum(axis=0)
+        size = k * n_codes
+
+        def tab(weights: np.ndarray | None, sel: np.ndarray | slice = slice(None)) -> np.ndarray:
+            kk = key[sel]
+            return np.bincount(kk, weights=weights, minlength=size).reshape(k, n_codes).astype(float)
+
+        self.N, self.Sw, self.Sw2 = tab(None), tab(w), tab(w * w)
+        lab = ~np.isnan(y)
+        wl, yl = w[lab], y[lab]
+        self.L1, self.Ly, self.Ly2 = tab(None, lab), tab(yl, lab), tab(yl * yl, lab)
+        self.Lw, self.Lwy, self.Lwy2 = tab(wl, lab), tab(wl * yl, lab), tab(wl * yl * yl, lab)
+        w2 = wl * wl
+        self.Lw2, self.Lw2y, self.Lw2y2 = tab(w2, lab), tab(w2 * yl, lab), tab(w2 * yl * yl, lab)
 
     def without(self, folds: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        ws, cs = self.wtot.copy(), self.ctot.copy()
-        for f in folds:
-            ws -= self.wsum[f]
-            cs -= self.cnt[f]
-        return ws, np.maximum(cs, 0.0)
+        """Per-value sums of weights and counts over the folds not in ``folds``."""
+        keep = np.ones(self.N.shape[0], dtype=bool)
+        keep[list(folds)] = False
+        return self.Sw[keep].sum(axis=0), self.N[keep].sum(axis=0)
+
+
+def _stacking_moments(st: _CellStats, a_inc: np.ndarray, a_dec: np.ndarray, x: np.ndarray,
+                      k: int, stable_residual: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Second moments ``M = Σ_i φ_c,i φ_c',i`` of the three candidates' calibrated-IPS influence
+    values over the rows outside fold ``k`` (and their point estimates), from cell sums.
+
+    Candidate weights ``v``: the out-of-fold fits ``a_inc``/``a_dec`` (constant within a cell) and
+    the raw weights. With ``e_i = (Y_i − x_u)/p_L`` on labelled rows:
+    ``φ_c = (v_c/m_c)(x − ψ_c) + (w/m_w)(e − ē)`` (raw weights on the residual) or
+    ``φ_c = (v_c/m_c)(x + e − ψ_c)`` (stabilised weights on the residual). Row-level moments: the
+    stacking objective ignores correlation within a prompt (exact with one row per prompt).
+    """
+    keep = np.ones(st.N.shape[0], dtype=bool)
+    keep[k] = False
+    N = st.N[keep]
+    n_k = float(N.sum())
+    l1 = float(st.L1[keep].sum())
+    ip = n_k / l1 if l1 > 0 else 0.0  # 1/p_L
+    ip2 = ip * ip
+    xs = x[None, :]
+    Ly, Ly2, L1 = st.Ly[keep], st.Ly2[keep], st.L1[keep]
+    Lw, Lwy, Lwy2 = st.Lw[keep], st.Lwy[keep], st.Lwy2[keep]
+    Lw2, Lw2y, Lw2y2 = st.Lw2[keep], st.Lw2y[keep], st.Lw2y2[keep]
+    Sw, Sw2 = st.Sw[keep], st.Sw2[keep]
+    Se, See = ip * (Ly - xs * L1), ip2 * (Ly2 - 2 * xs * Ly + xs * xs * L1)
+    Swe, Swee = ip * (Lwy - xs * Lw), ip2 * (Lwy2 - 2 * xs * Lwy + xs * xs * Lw)
+    Sw2e, Sw2ee = ip * (Lw2y - xs * Lw2), ip2 * (Lw2y2 - 2 * xs * Lw2y + xs * xs * Lw2)
+    a = (a_inc[keep], a_dec[keep])
+
+    def pair(c: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cell sums of v_c v_d, v_c v_d e and v_c v_d e²."""
+        if c < 2 and d < 2:
+            f = a[c] * a[d]
+            return f * N, f * Se, f * See
+        if c == 2 and d == 2:
+            return Sw2, Sw2e, Sw2ee
+        f = a[min(c, d)]
+        return f * Sw, f * Swe, f * Swee
+
+    tot_v = [float((a[0] * N).sum()), float((a[1] * N).sum()), float(Sw.sum())]
+    sum_ve = [float((a[0] * Se).sum()), float((a[1] * Se).sum()), float(Swe.sum())]
+    sum_vx = [float((a[0] * N * xs).sum()), float((a[1] * N * xs).sum()), float((Sw * xs).sum())]
+    m = np.array(tot_v) / n_k
+    if stable_residual:
+        psi = (np.array(sum_vx) + np.array(sum_ve)) / np.array(tot_v)
+    else:
+        psi = np.array(sum_vx) / np.array(tot_v)
+    M = np.empty((3, 3))
+    if not stable_residual:
+        m_w = m[2]
+        e_bar = float(Swe.sum()) / (m_w * n_k)
+        # Σ_cell v_c γ with γ = (w/m_w)(e − ē)
+        vg = [a[0] * (Swe - e_bar * Sw) / m_w, a[1] * (Swe - e_bar * Sw) / m_w,
+              (Sw2e - e_bar * Sw2) / m_w]
+        gg = float((Sw2ee - 2 * e_bar * Sw2e + e_bar**2 * Sw2).sum()) / m_w**2
+    for c in range(3):
+        for d in range(c, 3):
+            p0, p1, p2 = pair(c, d)
+            dc, dd = xs - psi[c], xs - psi[d]
+            if stable_residual:
+                val = float((dc * dd * p0 + (dc + dd) * p1 + p2).sum()) / (m[c] * m[d])
+            else:
+                val = (float((dc * dd * p0).sum()) / (m[c] * m[d])
+                       + float((dc * vg[c]).sum()) / m[c] + float((dd * vg[d]).sum()) / m[d] + gg)
+            M[c, d] = M[d, c] = val
+    return M, psi, n_k
 
 
 def order_rank(ix: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
@@ -231,7 +313,6 @@ def simcal_weights(
     fold: np.ndarray,
     index: np.ndarray,
     y: np.ndarray,
-    cluster: np.ndarray,
     *,
     tiebreak: np.ndarray | None = None,
     var_cap: float | None = None,
@@ -254,8 +335,6 @@ def simcal_weights(
     y : numpy.ndarray of shape (n,)
         Oracle label on [0, 1], NaN where unlabelled (used for the residual term of the
         stacking objective, on the other folds' rows only).
-    cluster : numpy.ndarray of int, shape (n,)
-        Prompt code per row (variance is clustered by prompt).
     tiebreak : numpy.ndarray of shape (U,), optional
         Breaks ties of the index (e.g. the judge score of each distinct value), so values the
         calibration pools into one flat step are still ordered rather than averaged together.
@@ -275,7 +354,7 @@ def simcal_weights(
     >>> s = rng.integers(0, 5, 400); w = np.exp(0.5 * s + rng.normal(0, 1, 400))
     >>> w = w / w.mean()
     >>> idx = np.tile(np.arange(5) / 4.0, (2, 1))
-    >>> res = simcal_weights(w, s, np.arange(400) % 2, idx, np.full(400, np.nan), np.arange(400))
+    >>> res = simcal_weights(w, s, np.arange(400) % 2, idx, np.full(400, np.nan))
     >>> bool(np.var(res.weights) < np.var(w)), round(float(res.weights.mean()), 12)
     (True, 1.0)
     """
@@ -283,10 +362,7 @@ def simcal_weights(
     k_folds, n_codes = index.shape
     if var_cap is not None and not (var_cap > 0):
         raise CJEInputError(f"var_cap must be a positive number or None; got {var_cap!r}.")
-    agg = _Aggregates(w, codes, fold, n_codes, k_folds)
-    lab = ~np.isnan(y)
-    y0 = np.where(lab, y, 0.0)
-    n_clusters = int(cluster.max()) + 1 if n else 0
+    st = _CellStats(w, codes, fold, y, n_codes, k_folds)
     out = np.empty(n)
     mixture = np.zeros((k_folds, 3))
     for k in range(k_folds):
@@ -294,38 +370,20 @@ def simcal_weights(
         rank = order_rank(ix, tiebreak)
 
         def fit(excluded: tuple[int, ...], rank: np.ndarray = rank) -> tuple[np.ndarray, ...]:
-            ws, cs = agg.without(excluded)
+            ws, cs = st.without(excluded)
             return (iso_by_rank(rank, ws, cs, increasing=True),
                     iso_by_rank(rank, ws, cs, increasing=False))
-        present = [f for f in range(k_folds) if f != k and agg.cnt[f].sum() > 0]
+        present = [f for f in range(k_folds) if f != k and st.N[f].sum() > 0]
 
         # ---- stacking weights from out-of-fold candidates on the other folds' rows ----------
-        rows = np.flatnonzero(fold != k)
-        if present and rows.size:
-            inc_tab = np.empty((k_folds, n_codes))
-            dec_tab = np.empty((k_folds, n_codes))
+        if present:
+            inc_tab = np.ones((k_folds, n_codes))
+            dec_tab = np.ones((k_folds, n_codes))
             for j in present:
                 # with a single other fold (K = 2) there is nothing to hold out: in-sample fits
                 inc_tab[j], dec_tab[j] = fit((k, j) if len(present) > 1 else (k,))
-            fr, cr = fold[rows], codes[rows]
-            cands = (inc_tab[fr, cr], dec_tab[fr, cr], w[rows])
-            # calibrated-IPS influence values under the calibration that never saw fold k's
-            # labels: w_c (R − ψ_c) + v ((L/p_L) e − ψ_e), v = w_c (stable residual) or the raw w
-            z = ix[cr]
-            lr = lab[rows]
-            e = np.where(lr, y0[rows] - z, 0.0) * (rows.size / lr.sum()) if lr.any() else 0.0 * z
-            if stable_residual:
-                z, common = z + e, np.zeros(rows.size)
-            else:
-                wr = w[rows] / w[rows].mean()
-                common = wr * (e - np.dot(wr, e) / rows.size)
-            totals = np.empty((3, n_clusters))
-            psis = np.empty(3)
-            for c, wc in enumerate(cands):
-                psis[c] = np.dot(wc, z) / wc.sum()
-                totals[c] = np.bincount(cluster[rows], weights=wc * (z - psis[c]) / wc.mean() + common,
-                                        minlength=n_clusters)
-            pi = min_variance_simplex(_mse_matrix(totals, psis, rows.size))
+            moments, psis, n_k = _stacking_moments(st, inc_tab, dec_tab, ix, k, stable_residual)
+            pi = min_variance_simplex(_mse_matrix(moments, psis, n_k))
         else:
             pi = np.array([0.0, 0.0, 1.0])
         mixture[k] = pi
