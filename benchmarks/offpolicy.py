@@ -1,0 +1,389 @@
+"""Benchmark: wall time and peak memory of ``cje.analyze`` on logged data (off-policy, full OUA).
+
+Two measurements, printed as markdown and (``--write``) written to ``benchmarks/results.md``
+(section "Off-policy"):
+
+1. Scaling: ``cje.synthetic.make_offpolicy_eval(n, oracle_fraction=0.1, n_fresh_per_prompt=1)``
+   with its 3 default targets (ESS 90 / 60 / 10 %), i.e. n logged rows and n fresh draws of
+   ``base`` and of each target (4n fresh rows). For every (n, estimator) a fresh subprocess
+   imports cje, runs one untimed warm-up analysis at n = 2,000 with the same estimator, builds
+   the data at n (pandas frames, as a user holds them), and then times
+   ``cje.analyze(sim.logged, fresh_draws=sim.fresh, estimator=…, judge_scale=…, label_scale=…)``
+   ``--repeats`` times (``--repeats-large`` from ``--large-from`` rows on) with
+   ``time.perf_counter``. The call includes loading/validating the frames, calibration, the
+   estimator and the full OUA jackknife (which refits everything downstream of the calibrator).
+   Peak memory is the rise of the process's peak RSS (``getrusage`` ``ru_maxrss``) over its RSS
+   just before the call; before each call the kernel's high-water mark is reset to the current
+   RSS (``echo 5 > /proc/self/clear_refs``) so that the transient peak of building the data is
+   not counted. Process CPU time (all threads) is reported next to the wall time.
+2. Side by side on the real Arena sample (1,000 logged rows, 3 targets, fresh draws, 480
+   labels): ``cje.analyze(logged_data.jsonl, fresh_draws=fresh_draws/, estimator="stacked-dr")``
+   vs ``cje-eval==0.3.0``'s ``analyze_dataset(..., estimator="stacked-dr")`` (run by
+   ``benchmarks/cje_eval_030_offpolicy.py`` with its own virtualenv's interpreter). Each package
+   runs in its own process: one untimed warm-up run, then the median of ``--arena-runs`` runs;
+   both read the same files with default options.
+
+Runs can be split (``--json-out`` saves the raw measurements, merged ones included; ``--merge``
+folds the raw measurements of earlier runs into the tables; ``--no-scaling`` runs only the Arena
+part); ``--profile EST`` instead runs one analysis at the largest size under cProfile.
+
+Usage::
+
+    python benchmarks/offpolicy.py [--sizes 10000 100000 1000000] [--estimators ...]
+        [--repeats 3] [--repeats-large 1] [--arena-runs 20] [--no-arena]
+        [--cje-eval-python /work/venvs/cje-eval-030/bin/python] [--cje-eval-json FILE]
+        [--json-out FILE] [--merge FILE ...] [--no-scaling] [--write]
+    python benchmarks/offpolicy.py --profile tmle --sizes 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ARENA = HERE.parents[1] / "shared" / "data" / "arena_sample"
+ESTIMATORS = ["ips", "snips", "calibrated-ips", "dr-cpo", "mrdr", "tmle", "stacked-dr", "direct"]
+#: Targets at 10^6 logged rows, per estimator.
+TARGET_SECONDS, TARGET_MB = 30.0, 3 * 1024.0
+WARMUP_N = 2_000
+
+_CHILD = r"""
+import cProfile, gc, io, json, os, pstats, resource, sys, time, warnings
+import cje
+
+warnings.simplefilter("ignore")
+
+def rss_mb(key="VmRSS:"):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+def maxrss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def synthetic(n):
+    return cje.synthetic.make_offpolicy_eval(n, oracle_fraction=0.10, n_fresh_per_prompt=1, rng=0)
+
+def call(sim, est):
+    return cje.analyze(sim.logged, fresh_draws=sim.fresh, estimator=est,
+                       judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+
+mode = sys.argv[1]
+if mode == "synthetic":
+    n, est, repeats = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    call(synthetic(__WARMUP_N__), est)  # warm-up: imports, first-call paths
+    sim = synthetic(n)
+    truth = sim.truth
+    gc.collect()
+    times, cpus, peaks, bases, resets = [], [], [], [], []
+    for _ in range(repeats):
+        gc.collect()
+        resets.append(reset_peak())
+        base = rss_mb()
+        c = time.process_time()
+        t = time.perf_counter()
+        rep = call(sim, est)
+        times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+        peaks.append(maxrss_mb() - base)
+        bases.append(base)
+        ests = {e.policy: [e.estimate, e.ci_low, e.ci_high] for e in rep.estimates}
+        del rep
+    err = max(abs(v[0] - truth[p]) for p, v in ests.items() if p != "base")
+    print(json.dumps({"n": n, "estimator": est, "times": times, "cpu": cpus, "peak_mb": peaks,
+                      "rss_before_mb": bases, "hwm_reset": all(resets), "estimates": ests,
+                      "truth": truth, "max_abs_error": err,
+                      "n_fresh_rows": int(sim.fresh.shape[0])}))
+elif mode == "arena":
+    root, runs = sys.argv[2], int(sys.argv[3])
+    args = (root + "/logged_data.jsonl",)
+    kw = dict(fresh_draws=root + "/fresh_draws", estimator="stacked-dr")
+    t = time.perf_counter()
+    rep = cje.analyze(*args, **kw)  # warm-up
+    warm = time.perf_counter() - t
+    times, cpus = [], []
+    for _ in range(runs):
+        c = time.process_time()
+        t = time.perf_counter()
+        rep = cje.analyze(*args, **kw)
+        times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    print(json.dumps({"warmup": warm, "times": times, "cpu": cpus, "peak_rss_mb": maxrss_mb(),
+                      "estimates": {e.policy: [e.estimate, e.ci_low, e.ci_high]
+                                    for e in rep.estimates}}))
+elif mode == "profile":
+    n, est, top = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    call(synthetic(__WARMUP_N__), est)
+    sim = synthetic(n)
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    call(sim, est)
+    prof.disable()
+    wall = time.perf_counter() - t
+    out = io.StringIO()
+    st = pstats.Stats(prof, stream=out)
+    st.sort_stats("cumulative").print_stats(top)
+    st.sort_stats("tottime").print_stats(top)
+    print(f"wall time under cProfile: {wall:.2f} s", file=out)
+    sys.stderr.write(out.getvalue())
+""".replace("__WARMUP_N__", str(WARMUP_N))
+
+
+def _child(*args: str, timeout: float | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, *args], check=True, capture_output=True,
+                         text=True, timeout=timeout)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _cje_version() -> str:
+    import cje
+
+    return cje.__version__
+
+
+def measure_scaling(sizes: list[int], estimators: list[str], repeats: int, repeats_large: int,
+                    large_from: int, timeout: float) -> list[dict]:
+    rows = []
+    for n in sizes:
+        reps = repeats_large if n >= large_from else repeats
+        for est in estimators:
+            load0 = os.getloadavg()
+            t0 = time.perf_counter()
+            try:
+                r = _child("synthetic", str(n), est, str(reps), timeout=timeout)
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                tail = getattr(exc, "stderr", "") or ""
+                r = {"n": n, "estimator": est, "error": f"{type(exc).__name__}: "
+                     f"{tail.strip().splitlines()[-1] if tail.strip() else ''}"}
+            r["process_seconds"] = time.perf_counter() - t0
+            r["load_before"], r["load_after"] = list(load0), list(os.getloadavg())
+            rows.append(r)
+            print(_scaling_line(r), flush=True)
+    return rows
+
+
+def _scaling_line(r: dict) -> str:
+    n, est = r["n"], r["estimator"]
+    if "error" in r:
+        return f"| {n:,} | {est} | — | — | — | — | — | — | — | failed: {r['error']} |"
+    t_med, t_min = statistics.median(r["times"]), min(r["times"])
+    cpu = statistics.median(r["cpu"])
+    mem = max(r["peak_mb"])
+    base = statistics.median(r["rss_before_mb"])
+    verdict = "—"
+    if n >= 1_000_000:
+        ok_t, ok_m = t_med <= TARGET_SECONDS, mem <= TARGET_MB
+        verdict = "yes" if ok_t and ok_m else "no (" + ", ".join(
+            x for x, ok in (("time", ok_t), ("memory", ok_m)) if not ok) + ")"
+    return (f"| {n:,} | {est} | {len(r['times'])} | {t_med:.3f} | {t_min:.3f} | {cpu:.2f} | "
+            f"{mem:,.0f} | {base:,.0f} | {r['max_abs_error']:.4f} | {verdict} |")
+
+
+SCALING_HEADER = [
+    "| logged rows | estimator | runs | median s | min s | CPU s | peak RSS over pre-call (MB) "
+    "| RSS before call (MB) | max abs error vs truth | ≤ 30 s and ≤ 3 GB at 10⁶ |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+]
+
+
+def measure_arena(runs: int, cje_eval_python: str, cje_eval_json: str | None) -> dict:
+    out: dict = {"load_before": list(os.getloadavg())}
+    out["cje"] = _child("arena", str(ARENA), str(runs))
+    out["load_after_cje"] = list(os.getloadavg())
+    theirs = None
+    if cje_eval_json:
+        theirs = json.loads(Path(cje_eval_json).read_text())
+        out["cje_eval_source"] = f"read from {cje_eval_json}"
+    elif Path(cje_eval_python).exists():
+        script = HERE / "cje_eval_030_offpolicy.py"
+        cmd = [cje_eval_python, str(script), "--data", str(ARENA), "--repeats", str(runs),
+               "--estimators", "stacked-dr"]
+        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        theirs = json.loads(res.stdout)
+        out["cje_eval_source"] = "measured: " + " ".join(cmd)
+    else:
+        out["cje_eval_source"] = f"not measured: {cje_eval_python} does not exist"
+    out["cje_eval"] = theirs
+    out["load_after"] = list(os.getloadavg())
+    return out
+
+
+def arena_lines(a: dict) -> list[str]:
+    ours = a["cje"]
+    t_ours = statistics.median(ours["times"])
+    lines = [
+        "### Arena sample, stacked DR side by side (1,000 logged rows, 3 targets, fresh draws, "
+        "480 labels)",
+        "",
+        "| package | call | median s | min s | median CPU s | runs (after 1 warm-up) |",
+        "|---|---|---:|---:|---:|---:|",
+        f"| cje {_cje_version()} | `cje.analyze(logged_data.jsonl, fresh_draws=fresh_draws/, "
+        f"estimator=\"stacked-dr\")` | {t_ours:.4f} | {min(ours['times']):.4f} | "
+        f"{statistics.median(ours['cpu']):.4f} | {len(ours['times'])} |",
+    ]
+    theirs = a.get("cje_eval")
+    if theirs:
+        tim = theirs["timings"]["stacked-dr"]
+        cpu = tim.get("median_cpu_s")
+        lines += [
+            f"| cje-eval {theirs['package']['version']} | `analyze_dataset(logged_data_path=…, "
+            f"fresh_draws_dir=…, estimator=\"stacked-dr\")` | {tim['median_s']:.4f} | "
+            f"{tim['min_s']:.4f} | {'—' if cpu is None else f'{cpu:.4f}'} | {tim['repeats']} |",
+            "",
+            f"Speed-up: **{tim['median_s'] / t_ours:.0f}×** (cje-eval median / cje median; "
+            f"target ≥ 20×)"
+            + ("" if cpu is None else
+               f"; {cpu / statistics.median(ours['cpu']):.0f}× in CPU time, which other work on "
+               "the machine disturbs less")
+            + f". Load average (1 min) {a['load_before'][0]:.2f} before cje, "
+            f"{a['load_after_cje'][0]:.2f} after cje / before cje-eval, {a['load_after'][0]:.2f} "
+            f"after cje-eval. cje-eval: {a['cje_eval_source']}.",
+        ]
+    else:
+        lines += ["", f"cje-eval 0.3.0 {a['cje_eval_source']}: side-by-side not measured."]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--estimators", nargs="+", default=ESTIMATORS, choices=ESTIMATORS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats-large", type=int, default=1,
+                    help="repeats from --large-from rows on (default 1)")
+    ap.add_argument("--large-from", type=int, default=1_000_000)
+    ap.add_argument("--timeout", type=float, default=1800.0, help="per subprocess, seconds")
+    ap.add_argument("--arena-runs", type=int, default=20)
+    ap.add_argument("--no-arena", action="store_true")
+    ap.add_argument("--no-scaling", action="store_true", help="only the Arena side by side")
+    ap.add_argument("--cje-eval-python", default="/work/venvs/cje-eval-030/bin/python")
+    ap.add_argument("--cje-eval-json", default=None,
+                    help="use this saved output of cje_eval_030_offpolicy.py instead of running it")
+    ap.add_argument("--json-out", default=None, help="save the raw measurements here")
+    ap.add_argument("--merge", nargs="*", default=[],
+                    help="raw measurement files of earlier runs to include in the tables")
+    ap.add_argument("--profile", choices=ESTIMATORS, default=None,
+                    help="only profile this estimator once at max(--sizes) under cProfile")
+    ap.add_argument("--profile-top", type=int, default=10)
+    ap.add_argument("--write", action="store_true", help="replace the section in results.md")
+    ns = ap.parse_args()
+
+    if ns.profile:
+        n = max(ns.sizes)
+        res = subprocess.run([sys.executable, "-c", _CHILD, "profile", str(n), ns.profile,
+                              str(ns.profile_top)], check=True, capture_output=True, text=True)
+        print(f"cProfile of cje.analyze(estimator={ns.profile!r}) at {n:,} logged rows\n")
+        print(res.stderr)
+        return
+
+    runs = [{"command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+             "date": time.strftime("%Y-%m-%d %H:%M"), "uptime_before": _uptime()}]
+    print(runs[0]["uptime_before"])
+    if not ns.no_scaling:
+        print("\n".join(SCALING_HEADER), flush=True)
+    rows = [] if ns.no_scaling else measure_scaling(
+        ns.sizes, ns.estimators, ns.repeats, ns.repeats_large, ns.large_from, ns.timeout)
+    arena = None
+    if not ns.no_arena and ARENA.is_dir():
+        arena = measure_arena(ns.arena_runs, ns.cje_eval_python, ns.cje_eval_json)
+        print("\n".join(arena_lines(arena)))
+    runs[0]["uptime_after"] = _uptime()
+    print(runs[0]["uptime_after"])
+    measured = not (ns.no_scaling and (ns.no_arena or not ARENA.is_dir()))
+    raw = {"runs": runs if measured else [], "scaling": rows, "arena": arena}
+    earlier: list[dict] = []
+    for path in ns.merge:
+        old = json.loads(Path(path).read_text())
+        have = {(r["n"], r["estimator"]) for r in raw["scaling"]}
+        raw["scaling"] += [r for r in old["scaling"] if (r["n"], r["estimator"]) not in have]
+        earlier += [r for r in old["runs"] if r not in earlier]
+        if raw["arena"] is None:
+            raw["arena"] = old.get("arena")
+    raw["runs"] = sorted(earlier + raw["runs"], key=lambda r: r["date"])
+    raw["scaling"].sort(key=lambda r: (r["n"], ESTIMATORS.index(r["estimator"])))
+    if ns.json_out:
+        Path(ns.json_out).write_text(json.dumps(raw, indent=1))
+
+    body = section(raw)
+    print("\n" + body)
+    if ns.write:
+        sys.path.insert(0, str(HERE))
+        from direct import _write_section
+
+        _write_section(HERE / "results.md", "Off-policy", body)
+
+
+def section(raw: dict) -> str:
+    sizes = sorted({r["n"] for r in raw["scaling"]})
+    lines = [
+        "## Off-policy: `cje.analyze(logged, fresh_draws=…, estimator=…)` with full OUA "
+        "(3 targets, 10% labels)",
+        "",
+        f"Machine: {os.cpu_count()} cores (shared with other work), Python "
+        f"{platform.python_version()}, cje {_cje_version()}. Data: "
+        "`cje.synthetic.make_offpolicy_eval(n, oracle_fraction=0.1, n_fresh_per_prompt=1)` with "
+        "the default targets (mild / moderate / far, population raw-weight ESS 90 / 60 / 10 %): "
+        "n logged rows plus n fresh draws of `base` and of each target (4n fresh rows; every "
+        "estimator gets them, the IPS family ignores them). One subprocess per (n, estimator): "
+        f"warm-up analysis at n = {WARMUP_N:,}, data built, then the `cje.analyze` call timed "
+        "(median and best of the runs, CPU = process CPU time of all threads). Peak memory: rise "
+        "of the peak RSS over the RSS just before the call, with the high-water mark reset "
+        "before the call. Error = largest |estimate − exact truth| over the 3 targets. Targets: "
+        "≤ 30 s and ≤ 3 GB at 10⁶ logged rows for every estimator. A load average above the "
+        "core count means other work competed for the CPUs (wall times inflated; CPU s is the "
+        "steadier column). Raw measurements: `benchmarks/results_offpolicy.json`.",
+        "",
+    ]
+    for run in raw["runs"]:
+        lines.append(f"- `{run['command']}`, {run['date']}. `uptime` before: "
+                     f"`{run['uptime_before']}`; after: `{run.get('uptime_after', '?')}`.")
+    lines += ["", *SCALING_HEADER]
+    lines += [_scaling_line(r) for r in raw["scaling"]]
+    ok = [r for r in raw["scaling"] if r["n"] >= 1_000_000 and "error" not in r]
+    if ok:
+        slow = max(ok, key=lambda r: statistics.median(r["times"]))
+        big = max(ok, key=lambda r: max(r["peak_mb"]))
+        lines += [
+            "",
+            f"At {max(sizes):,} logged rows the slowest estimator is {slow['estimator']} "
+            f"({statistics.median(slow['times']):.1f} s) and the largest peak is "
+            f"{big['estimator']}'s ({max(big['peak_mb']):,.0f} MB); "
+            f"{sum(_meets(r) for r in ok)} of {len(ok)} estimators meet both targets.",
+        ]
+    if raw.get("arena"):
+        lines += ["", *arena_lines(raw["arena"])]
+    return "\n".join(lines)
+
+
+def _meets(r: dict) -> bool:
+    return statistics.median(r["times"]) <= TARGET_SECONDS and max(r["peak_mb"]) <= TARGET_MB
+
+
+if __name__ == "__main__":
+    main()
