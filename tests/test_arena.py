@@ -76,3 +76,79 @@ def test_arena_logged_data_is_analysed_off_policy(arena):
     assert rep["base"].n == 1000 and rep["base"].n_labels == 480
     assert rep["base"].method == "on-policy (logged)"
     assert {e.method for e in rep.estimates[1:]} == {"calibrated-ips"}
+
+
+# ---- off-policy: logged data + fresh draws ------------------------------------------------------
+OFFPOLICY = ["ips", "snips", "calibrated-ips", "dr-cpo", "mrdr", "tmle", "stacked-dr", "direct"]
+
+
+@pytest.fixture(scope="module")
+def arena_offpolicy(arena):
+    return {est: cje.analyze(arena / "logged_data.jsonl", fresh_draws=arena / "fresh_draws",
+                             estimator=est) for est in OFFPOLICY}
+
+
+def _probe_ci(arena, policy):
+    import json
+
+    from scipy import stats
+
+    y = np.array([json.loads(x)["oracle_label"]
+                  for x in open(arena / "probe_slice" / f"{policy}_probe.jsonl")])
+    half = stats.t.ppf(0.975, y.size - 1) * y.std(ddof=1) / np.sqrt(y.size)
+    return y.mean() - half, y.mean() + half
+
+
+def test_arena_every_offpolicy_estimator_reports_every_target(arena_offpolicy):
+    for est, rep in arena_offpolicy.items():
+        assert [e.policy for e in rep.estimates] == POLICIES, est
+        for t in TARGETS:
+            e = rep[t]
+            assert e.method == est
+            assert np.isfinite([e.estimate, e.ci_low, e.ci_high, e.var_if, e.var_cal]).all(), est
+            assert e.status in ("OK", "CAUTION", "REFUSED")
+        if est == "direct":
+            continue
+        table = rep.diagnostics("overlap")
+        assert table["policy"].tolist() == TARGETS
+        for col in ("ess_raw", "hill_raw", "ttc", "affinity", "cle", "status", "reasons"):
+            assert table[col].notna().all(), (est, col)
+        if est not in ("ips", "snips"):
+            assert table["ess_stable"].notna().all()
+        assert "Overlap of the logged data" in rep.summary()
+
+
+def test_arena_simcal_raises_ess_in_the_papers_direction(arena_offpolicy):
+    # CJE paper Table 3: SIMCal-W lifts parallel_universe_prompt's ESS from under 5% to over 50%
+    d = arena_offpolicy["calibrated-ips"].diagnostics("overlap").set_index("policy")
+    assert d.loc["parallel_universe_prompt", "ess_raw"] < 0.05
+    assert d.loc["parallel_universe_prompt", "ess_stable"] > 0.5
+    assert (d["ess_stable"] > d["ess_raw"]).all()
+
+
+def test_arena_unhelpful_is_flagged_by_every_weighted_estimator(arena_offpolicy):
+    for est in ("ips", "snips", "calibrated-ips", "dr-cpo", "mrdr", "tmle", "stacked-dr"):
+        e = arena_offpolicy[est]["unhelpful"]
+        assert e.status != "OK", est
+        assert any("poor overlap" in r for r in e.reasons), est
+
+
+def test_arena_dr_estimates_land_in_the_probe_slice_cis(arena, arena_offpolicy):
+    # the probe slices (n = 50, all labelled) are the only ground truth for the targets
+    for t in ("clone", "parallel_universe_prompt"):
+        lo, hi = _probe_ci(arena, t)
+        for est in ("dr-cpo", "tmle", "mrdr", "stacked-dr"):
+            assert lo < arena_offpolicy[est][t].estimate < hi, (est, t, lo, hi)
+
+
+def test_arena_offpolicy_with_probes_refuses_unhelpful(arena):
+    rep = cje.analyze(arena / "logged_data.jsonl", fresh_draws=arena / "fresh_draws",
+                      probes=_probes(arena), transport_margin=0.05)
+    assert rep.settings["estimator"] == "stacked-dr"  # auto with fresh draws
+    assert rep["unhelpful"].status == "REFUSED"
+    assert {a.policy: a.verdict for a in rep.audits}["unhelpful"] == "FAIL"
+    shown = rep.to_pandas(reliable_only=True)
+    assert "unhelpful" not in shown["policy"].tolist()
+    full = rep.to_pandas().set_index("policy")
+    for _, row in shown.iterrows():
+        assert row["estimate"] == full.loc[row["policy"], "estimate"]

@@ -250,3 +250,28 @@ def test_json_output_is_valid_json(csv_path: Path, capsys: pytest.CaptureFixture
     d = json.loads(capsys.readouterr().out)
     assert [e["policy"] for e in d["estimates"]] == POLICIES
     assert d["settings"]["alpha"] == 0.05
+
+
+# ---- off-policy ------------------------------------------------------------------------------------
+def test_arena_offpolicy_cli_reports_overlap(capsys: pytest.CaptureFixture[str]) -> None:
+    arena = _arena()
+    argv = ["analyze", str(arena / "logged_data.jsonl"), "--fresh-draws", str(arena / "fresh_draws"),
+            "--estimator", "stacked-dr"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = _table(out)
+    assert list(rows) == ["base", "clone", "parallel_universe_prompt", "unhelpful"]
+    assert rows["unhelpful"][-1] == "CAUTION"
+    overlap = out.split("Overlap of the logged data", 1)[1].split("\n\n", 1)[0]
+    assert "parallel_universe_prompt ESS 0.3% →" in overlap and "TTC" in overlap
+
+
+def test_offpolicy_cli_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    arena = _arena()
+    # DR needs fresh draws of the targets
+    assert main(["analyze", str(arena / "logged_data.jsonl"), "--estimator", "dr-cpo"]) == 2
+    err = capsys.readouterr().err
+    assert "needs fresh draws" in err and err.count("\n") == 1
+    # off-policy estimators need log-probabilities
+    assert main(["analyze", str(arena / "fresh_draws"), "--estimator", "snips"]) == 2
+    assert "logprob_base" in capsys.readouterr().err
