@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 #: Pages whose Python blocks are executed (index first: it is the first page a reader sees).
-EXECUTED = ("index.md", "getting-started.md")
+EXECUTED = ("index.md", "getting-started.md", "offpolicy.md")
 #: Pages whose options are checked: every page of the site, and the README.
 CHECKED = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
 ARENA = ROOT.parent / "shared" / "data" / "arena_sample"
