@@ -72,6 +72,7 @@ class _Target:
     fresh: np.ndarray  # its fresh-draw rows (may be empty)
     excluded: dict[str, int]
     codes_sub: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int64), np.empty(0, np.int64))
+    fresh_count: np.ndarray | None = None  # fresh draws per prompt (cached)
 
 
 class _Pipeline:
@@ -237,9 +238,10 @@ class _Pipeline:
     def _fresh_mean(self, t: _Target, rows: np.ndarray, q_fresh: np.ndarray) -> np.ndarray:
         """``ḡ_i``: mean outcome model over the target's fresh draws of row i's prompt."""
         c = self.cluster[t.fresh]
+        if t.fresh_count is None:
+            t.fresh_count = np.maximum(np.bincount(c, minlength=self.n_clusters), 1)
         tot = np.bincount(c, weights=q_fresh, minlength=self.n_clusters)
-        cnt = np.bincount(c, minlength=self.n_clusters)
-        return (tot / np.maximum(cnt, 1))[self.cluster[rows]]
+        return (tot / t.fresh_count)[self.cluster[rows]]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -391,7 +393,6 @@ def analyze_offpolicy(
             "drop those rows."
         )
     targets: list[_Target] = []
-    fresh_prompt = {}
     for i, name in enumerate(target_names):
         lp_t = logged.logprobs[name][logged_rows]
         ok = ~np.isnan(lp_t)
@@ -408,7 +409,6 @@ def analyze_offpolicy(
                 )
             has = np.zeros(len(prompts), dtype=bool)
             has[cluster[frows]] = True
-            fresh_prompt[name] = has
             miss = ok & ~has[cluster[logged_rows]]
             if miss.any() and estimator != "direct":
                 if on_missing == "raise":
@@ -467,6 +467,8 @@ def analyze_offpolicy(
         se = float(np.sqrt(v_if + vc))
         df = satterthwaite_df(v_if, vc, g, k)
         lo, hi = t_interval(value.value, se, df, alpha)
+        naive = _naive(p, rows if p == 0 or estimator == "direct" else targets[p - 1].fresh,
+                       None if p == 0 else targets[p - 1], s, cluster, alpha, llo, width)
         diag: dict[str, Any] = {}
         reasons: list[str] = []
         status = "OK"
@@ -534,7 +536,7 @@ def analyze_offpolicy(
             n=int(rows.size), n_prompts=g, n_labels=int(pipe.lab[rows].sum()),
             var_if=v_if * width**2, var_cal=vc * width**2,
             calibration_share=float(vc / (v_if + vc)) if v_if + vc > 0 else 0.0,
-            naive_estimate=float("nan"), naive_ci_low=float("nan"), naive_ci_high=float("nan"),
+            naive_estimate=naive[0], naive_ci_low=naive[1], naive_ci_high=naive[2],
             method=method, status=status, reasons=tuple(reasons), diagnostics=diag,
         ))
     shown = [i for i, n in enumerate(names) if only is None or n in only]
@@ -557,6 +559,22 @@ def analyze_offpolicy(
         label_scale=logged.label_scale, alpha=alpha, notices=tuple(notices),
         warnings=tuple(warns), excluded=dict(logged.excluded), settings=settings,
     )
+
+
+def _naive(p: int, fresh_rows: np.ndarray, t: _Target | None, s: np.ndarray, cluster: np.ndarray,
+           alpha: float, llo: float, width: float) -> tuple[float, float, float]:
+    """The raw judge mean mapped affinely to the label scale, with a clustered t interval: on the
+    policy's own responses (logged rows for the logging policy, fresh draws for a target), or —
+    for a target without fresh draws — the Hájek-weighted mean of the logged scores."""
+    if p == 0 or fresh_rows.size:
+        rows, w = fresh_rows, np.ones(fresh_rows.size)
+    else:
+        assert t is not None
+        rows, w = t.rows, t.w
+    m = float((w * s[rows]).sum() / w.sum())
+    v, g = cluster_variance(w * (s[rows] - m), cluster[rows])
+    lo, hi = t_interval(m, float(np.sqrt(v)), float(max(g - 1, 1)), alpha)
+    return llo + width * m, llo + width * lo, llo + width * hi
 
 
 def _worse(status: str, new: str) -> str:
