@@ -273,7 +273,7 @@ def analyze_offpolicy(
     mrdr_omega: str,
     on_missing: str,
     settings: dict[str, Any],
-    residual_weights: str = "stable",
+    residual_weights: str = "raw",
 ) -> Report:
     """Estimates of every target policy's value from logged data (see :func:`cje.analyze`)."""
     import pandas as pd

@@ -157,13 +157,16 @@ def test_snips_by_hand() -> None:
 def test_calibrated_ips_by_hand() -> None:
     # calibrated IPS: stabilised weights w̃ on the reward, and on the oracle residual term the
     # raw weights v = w (default) or v = w̃ (stable_residual=True):
-    # ψ = Σ w̃ R / Σ w̃ + Σ v (L/p_L) e / Σ v,  φ_i = w̃_i (R_i − ψ_R) + v_i ((L_i/p_L) e_i − ψ_e)
+    # ψ = Σ w̃ R / Σ w̃ + Σ v (L/p_L) e / Σ v,
+    # φ_i = [w_i (R_i − ψ_R) − mean_j w_j (R_j − ψ_R)] + v_i ((L_i/p_L) e_i − ψ_e): the reward
+    # term's influence includes the estimation of w̃ and so carries the raw weights
     w = [8 * r / sum(RHO8) for r in RHO8]
     sr = [(E8[i] / (3 / 8) if LAB8[i] else 0.0) for i in range(8)]
     for stable_residual, v in ((False, w), (True, list(STAB8))):
         psi_r = sum(STAB8[i] * R8[i] for i in range(8)) / sum(STAB8)
         psi_e = sum(v[i] * sr[i] for i in range(8)) / sum(v)
-        phi = [STAB8[i] * (R8[i] - psi_r) + v[i] * (sr[i] - psi_e) for i in range(8)]
+        raw_r = [w[i] * (R8[i] - psi_r) for i in range(8)]
+        phi = [raw_r[i] - sum(raw_r) / 8 + v[i] * (sr[i] - psi_e) for i in range(8)]
         out = calibrated_ips(_rows8(), stable_residual=stable_residual)
         assert abs(out.value - (psi_r + psi_e)) < TOL
         np.testing.assert_allclose(out.influence, phi, rtol=0, atol=TOL)
@@ -176,14 +179,16 @@ def test_calibrated_ips_by_hand() -> None:
 
 def test_doubly_robust_by_hand() -> None:
     # DR: ψ = mean ḡ + Σ w̃ (R − q) / Σ w̃ + Σ v (L/p_L) e / Σ v  (v = w raw by default, w̃ with
-    # stable_residual=True); φ_i = (ḡ_i − ψ_g) + w̃_i (R_i − q_i − ψ_c) + v_i ((L_i/p_L) e_i − ψ_e)
+    # stable_residual=True); φ_i = (ḡ_i − ψ_g) + [w_i (R_i − q_i − ψ_c) − its mean]
+    # + v_i ((L_i/p_L) e_i − ψ_e)  (the correction term's influence includes w̃'s estimation)
     w = [8 * r / sum(RHO8) for r in RHO8]
     sr = [(E8[i] / (3 / 8) if LAB8[i] else 0.0) for i in range(8)]
     psi_g = sum(GBAR8) / 8
     psi_c = sum(STAB8[i] * (R8[i] - Q8[i]) for i in range(8)) / sum(STAB8)
+    raw_c = [w[i] * (R8[i] - Q8[i] - psi_c) for i in range(8)]
     for stable_residual, v in ((False, w), (True, list(STAB8))):
         psi_e = sum(v[i] * sr[i] for i in range(8)) / sum(v)
-        phi = [(GBAR8[i] - psi_g) + STAB8[i] * (R8[i] - Q8[i] - psi_c) + v[i] * (sr[i] - psi_e)
+        phi = [(GBAR8[i] - psi_g) + raw_c[i] - sum(raw_c) / 8 + v[i] * (sr[i] - psi_e)
                for i in range(8)]
         out = doubly_robust(_rows8(), Q8, GBAR8, stable_residual=stable_residual)
         assert abs(out.value - (psi_g + psi_c + psi_e)) < TOL
@@ -377,14 +382,17 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
         v = ws if stable_resid else w  # weights on the residual term
         psi_e = float(np.sum(v * sr) / np.sum(v))
         phi_e = v * (sr - psi_e)
+        # the stabilised-weight term's influence includes w̃'s estimation: raw w, centred
         if estimator == "calibrated-ips":
             psi_r = float(np.sum(ws * R) / np.sum(ws))
-            return psi_r + psi_e, ws * (R - psi_r) + phi_e
+            phi_r = w * (R - psi_r)
+            return psi_r + psi_e, phi_r - phi_r.mean() + phi_e
         q = oof  # DR-CPO outcome model: the cross-fitted calibrator
         gbar = np.array([np.mean(index(fold[i])(f_s[i])) for i in range(n)])
         psi_c = float(np.sum(ws * (R - q)) / np.sum(ws))
         psi = float(gbar.mean()) + psi_c + psi_e
-        return psi, (gbar - gbar.mean()) + ws * (R - q - psi_c) + phi_e
+        phi_c = w * (R - q - psi_c)
+        return psi, (gbar - gbar.mean()) + phi_c - phi_c.mean() + phi_e
 
     psi, phi = run(set())
     var_if = _cluster_var(phi, E2E_PID)
