@@ -9,7 +9,9 @@ artists themselves.
 * :func:`forest_plot` — each policy's calibrated estimate and the naive judge mean, with CIs.
 * :func:`contrast_plot` — every paired difference with its CI, Holm-significant ones highlighted.
 * :func:`bias_plot` — the effect of every judge-bias test, one panel per test.
-* :func:`save_report_figures` — the three report figures as PNG files.
+* :func:`overlap_plot` — off-policy: each target's ESS of the raw and the stabilised weights
+  against the gate, with Hill index and TTC.
+* :func:`save_report_figures` — the report's figures as PNG files.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
     from cje.bias._result import BiasAudit
     from cje.report import Report
 
-__all__ = ["reliability_diagram", "forest_plot", "contrast_plot", "bias_plot", "save_report_figures"]
+__all__ = ["reliability_diagram", "forest_plot", "contrast_plot", "bias_plot", "overlap_plot",
+           "save_report_figures"]
 
 #: Colours of the estimate statuses (colour-blind-safe Tableau hues).
 STATUS_COLORS = {"OK": "#1f77b4", "CAUTION": "#ff7f0e", "REFUSED": "#d62728", "UNCALIBRATED": "#7f7f7f"}
@@ -578,11 +581,85 @@ def bias_plot(audit: BiasAudit, ax: Axes | None = None) -> Axes:
 
 
 # ---- files ------------------------------------------------------------------------------------
+def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
+    """Off-policy overlap: ESS of the raw and the stabilised weights per target (log scale).
+
+    Each target gets two bars — the raw (Hájek) weights' ESS fraction and the SIMCal-W weights'
+    — against the 10% gate (dashed); the labels give the Hill tail index and TTC of the raw
+    weights and the estimate's status. A high stabilised ESS does not make the estimate more
+    precise than its interval says (see ``docs/offpolicy.md``): the raw bar is the one the gates
+    read.
+
+    Parameters
+    ----------
+    report : Report
+        An off-policy report (``cje.analyze`` on logged data).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> sim = cje.synthetic.make_offpolicy_eval(500, rng=0)
+    >>> rep = cje.analyze(sim.logged, estimator="calibrated-ips", judge_scale=(0, 1),
+    ...                   label_scale=(0, 1))
+    >>> ax = cje.plots.overlap_plot(rep)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['mild', 'moderate', 'far']
+    >>> plt.close(ax.figure)
+    """
+    from matplotlib.patches import Patch
+
+    from cje.offpolicy import ESS_GATE
+
+    rows = [e for e in report.estimates if "ess_raw" in e.diagnostics]
+    if not rows:
+        raise CJEInputError(
+            "overlap_plot needs an off-policy report (cje.analyze on logged data with "
+            "log-probabilities); this report has no importance weights."
+        )
+    ax = _new_axes(ax, (7.0, 1.4 + 0.7 * len(rows)))
+    y = np.arange(len(rows))
+    raw = np.array([e.diagnostics["ess_raw"] for e in rows])
+    stable = np.array([e.diagnostics.get("ess_stable", np.nan) for e in rows])
+    ax.barh(y - 0.18, raw, height=0.34, color=MUTED_COLOR, label="raw weights")
+    has_stable = bool(np.isfinite(stable).any())
+    if has_stable:
+        ax.barh(y + 0.18, np.nan_to_num(stable), height=0.34, color=SIGNIFICANT_COLOR,
+                label="SIMCal-W weights")
+    ax.axvline(ESS_GATE, color=FLAG_COLOR, ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlim(min(1e-3, float(np.nanmin(raw)) / 2), 1.0)
+    ax.set_yticks(y)
+    ax.set_yticklabels([e.policy for e in rows])
+    ax.invert_yaxis()
+    for i, e in enumerate(rows):
+        d = e.diagnostics
+        ax.text(1.02, i, f"Hill {_num(d['hill_raw'])}, TTC {_num(d['ttc'])}\n{e.status}",
+                transform=ax.get_yaxis_transform(), va="center", fontsize=8,
+                color=STATUS_COLORS.get(e.status, "black"))
+    ax.set_xlabel("effective sample size (fraction of logged rows, log scale)")
+    ax.set_title("Overlap of the logged data with each target")
+    handles: list[Any] = [Patch(color=MUTED_COLOR, label="raw weights")]
+    if has_stable:
+        handles.append(Patch(color=SIGNIFICANT_COLOR, label="SIMCal-W weights"))
+    handles.append(ax.plot([], [], color=FLAG_COLOR, ls="--", label=f"gate ({ESS_GATE:.0%})")[0])
+    _legend_below(ax, handles, ncol=len(handles))
+    return ax
+
+
 def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110) -> list[Path]:
-    """Write the report's figures as PNG files (``forest.png``, ``reliability.png``, ``contrasts.png``).
+    """Write the report's figures as PNG files (``forest.png``, ``reliability.png``,
+    ``contrasts.png``, ``overlap.png``).
 
     Figures the report cannot support are skipped: the reliability diagram of an uncalibrated
-    report, the contrast plot of a report with fewer than two calibrated policies.
+    (or off-policy) report, the contrast plot of a report with fewer than two calibrated
+    policies, the overlap plot of an on-policy report.
 
     Parameters
     ----------
@@ -616,6 +693,8 @@ def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110
         jobs.append(("reliability", reliability_diagram))
     if report.pairs:
         jobs.append(("contrasts", contrast_plot))
+    if any("ess_raw" in e.diagnostics for e in report.estimates):
+        jobs.append(("overlap", overlap_plot))
     written = []
     for name, draw in jobs:
         ax = draw(report)

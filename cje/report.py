@@ -450,14 +450,15 @@ class Report:
 
     # ---- plots ----------------------------------------------------------------------------
     def plot(self, kind: str = "forest", ax: Any = None) -> Any:
-        """Draw the report: ``"forest"``, ``"reliability"`` or ``"contrasts"`` (see :mod:`cje.plots`).
+        """Draw the report: ``"forest"``, ``"reliability"``, ``"contrasts"`` or ``"overlap"``.
 
         Parameters
         ----------
-        kind : {"forest", "reliability", "contrasts"}
+        kind : {"forest", "reliability", "contrasts", "overlap"}
             :func:`~cje.plots.forest_plot` (estimates vs naive judge means),
-            :func:`~cje.plots.reliability_diagram` (the calibration map and its OUA band) or
-            :func:`~cje.plots.contrast_plot` (paired differences and the ranking).
+            :func:`~cje.plots.reliability_diagram` (the calibration map and its OUA band),
+            :func:`~cje.plots.contrast_plot` (paired differences and the ranking) or
+            :func:`~cje.plots.overlap_plot` (off-policy: ESS of raw and stabilised weights).
         ax : matplotlib Axes, optional
             Where to draw; a new figure when ``None``.
 
@@ -480,11 +481,11 @@ class Report:
         from cje import plots
 
         draw = {"forest": plots.forest_plot, "reliability": plots.reliability_diagram,
-                "contrasts": plots.contrast_plot}
+                "contrasts": plots.contrast_plot, "overlap": plots.overlap_plot}
         if kind not in draw:
             from cje.errors import CJEInputError
 
             raise CJEInputError(
-                f"kind must be one of 'forest', 'reliability', 'contrasts'; got {kind!r}."
+                f"kind must be one of 'forest', 'reliability', 'contrasts', 'overlap'; got {kind!r}."
             )
         return draw[kind](self, ax=ax)

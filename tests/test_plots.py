@@ -316,3 +316,30 @@ def test_arena_refused_policy_is_red_and_hollow(arena):
     assert _same(line.get_markerfacecolor(), "white")
     ax = reliability_diagram(rep)
     assert "judge scale 0–1" in ax.get_xlabel() and "label scale 0–1" in ax.get_ylabel()
+
+
+# ---- overlap (off-policy) ------------------------------------------------------------------------
+def test_overlap_plot_draws_raw_and_stabilised_ess_per_target(tmp_path):
+    sim = cje.synthetic.make_offpolicy_eval(400, rng=3)
+    rep = cje.analyze(sim.logged, estimator="calibrated-ips", judge_scale=(0, 1), label_scale=(0, 1))
+    ax = rep.plot("overlap")
+    d = rep.diagnostics("overlap").set_index("policy")
+    bars = [p for p in ax.patches if p.get_height() > 0.3]  # the two bars of each target
+    widths = sorted(round(b.get_width(), 12) for b in bars)
+    expected = sorted(round(v, 12) for v in [*d["ess_raw"], *d["ess_stable"]])
+    assert widths == expected
+    assert ax.get_xscale() == "log"
+    assert any(line.get_xdata()[0] == 0.1 for line in ax.get_lines())  # the ESS gate
+    texts = " ".join(t.get_text() for t in ax.texts)
+    for name in ("mild", "moderate", "far"):
+        assert rep[name].status in texts
+    plt.close(ax.figure)
+    names = [p.name for p in cje.plots.save_report_figures(rep, tmp_path)]
+    assert "overlap.png" in names and "reliability.png" not in names
+
+
+def test_overlap_plot_needs_an_offpolicy_report():
+    sim = cje.synthetic.make_direct_eval(200, rng=0)
+    rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    with pytest.raises(cje.CJEInputError, match="off-policy report"):
+        cje.plots.overlap_plot(rep)

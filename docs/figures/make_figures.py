@@ -46,6 +46,9 @@ def arena_figures() -> None:
     _save(reliability_diagram(report), "arena_reliability.png")
     _save(forest_plot(report), "arena_forest.png")
     _save(contrast_plot(report), "arena_contrasts.png")
+    logged = cje.analyze(ARENA / "logged_data.jsonl", fresh_draws=ARENA / "fresh_draws",
+                         estimator="stacked-dr")
+    _save(logged.plot("overlap"), "arena_overlap.png")
 
 
 def bias_figure() -> None:
