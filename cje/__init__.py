@@ -23,7 +23,7 @@ from cje.errors import CJEInputError, CJEWarning
 from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
 
 if TYPE_CHECKING:
-    from cje import bias, montecarlo, pairwise, plots, studies, synthetic
+    from cje import bias, export, montecarlo, pairwise, plots, studies, synthetic
 
 __version__ = "0.1.0.dev0"
 
@@ -31,7 +31,7 @@ __version__ = "0.1.0.dev0"
 def __getattr__(name: str) -> object:
     # These pull in pandas, scipy and statsmodels: load them on first use to keep `import cje`
     # (and the CLI) fast.
-    if name in ("synthetic", "bias", "pairwise", "plots", "montecarlo", "studies"):
+    if name in ("synthetic", "bias", "pairwise", "plots", "montecarlo", "studies", "export"):
         import importlib
 
         return importlib.import_module(f"cje.{name}")
@@ -49,6 +49,7 @@ __all__ = [
     "TransportAudit",
     "analyze",
     "bias",
+    "export",
     "fit_isotonic",
     "load",
     "montecarlo",

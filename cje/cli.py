@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="output format (default table)")
     a.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+    a.add_argument("--report", metavar="FILE",
+                   help="also write a shareable report with the figures: FILE.md (figures beside "
+                        "it) or FILE.html (one self-contained file)")
     a.add_argument("--plots", metavar="DIR",
                    help="also write the forest, reliability and contrast plots as PNGs to DIR")
 
@@ -166,6 +169,22 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--oracle-fraction", type=float, default=0.08,
                    help="share of responses with an oracle label (default 0.08)")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+
+    c = sub.add_parser(
+        "convert",
+        help="write any input cje reads as one flat table (CSV, Parquet or JSONL)",
+        description="Read a long-format file, a cje-eval fresh-draws directory or logged JSONL "
+                    "and write one flat row per response: prompt_id, policy, draw_idx, "
+                    "judge_score, oracle_label, covariates and log-probabilities.",
+    )
+    c.add_argument("path", metavar="PATH", help="input file or cje-eval fresh-draws directory")
+    c.add_argument("output", metavar="OUTPUT", help="output file: .csv, .parquet or .jsonl")
+    c.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"))
+    c.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"))
+    c.add_argument("--covariate", action="append", default=[], metavar="NAME",
+                   help="add a covariate column, e.g. response_length (derived from 'response')")
+    c.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
+                   help="map a standard column name to yours")
     return p
 
 
@@ -210,6 +229,9 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         on_missing="drop" if ns.drop_missing else "raise",
     )
     _emit(_render(report, ns.format, ns.reliable_only), ns.out)
+    if ns.report:
+        for path in report.write(ns.report):
+            print(f"wrote {path}", file=sys.stderr)
     if ns.plots:
         from cje.plots import save_report_figures
 
@@ -302,6 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             argv_used = list(sys.argv[1:]) if argv is None else list(argv)
             run_study(ns.study, ns, command=shlex.join(["cje", *argv_used]))
+            return 0
+        if ns.command == "convert":
+            from cje.export import convert
+
+            out = convert(ns.path, ns.output,
+                          judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
+                          label_scale=tuple(ns.label_scale) if ns.label_scale else None,
+                          covariates=ns.covariate, columns=dict(ns.column) or None)
+            print(f"wrote {out}", file=sys.stderr)
             return 0
         return _cmd_demo(ns)
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading

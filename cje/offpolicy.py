@@ -27,7 +27,7 @@ from cje.calibration.weights import (
 )
 from cje.data import EvalData, prompt_folds
 from cje.diagnostics.calibration import out_of_range_share, transport_verdict
-from cje.diagnostics.overlap import weight_summary
+from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE, weight_summary
 from cje.errors import CJEInputError, CJEWarning
 from cje.estimators.direct import direct_estimate
 from cje.estimators.offpolicy import (
@@ -56,8 +56,6 @@ __all__ = ["analyze_offpolicy", "OFFPOLICY_ESTIMATORS"]
 OFFPOLICY_ESTIMATORS: tuple[str, ...] = ("auto", "direct", *ESTIMATORS)
 _DR = ("dr-cpo", "mrdr", "tmle", "stacked-dr")
 _IPS = ("ips", "snips", "calibrated-ips")
-#: Overlap gates on the raw weights (METHODS §6 / §10).
-ESS_GATE, TTC_GATE, HILL_GATE = 0.10, 0.30, 2.0
 _TMLE_STEPS, _TMLE_TOL, _CLIP = 50, 1e-8, 1e-7
 
 

@@ -615,7 +615,7 @@ def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
     """
     from matplotlib.patches import Patch
 
-    from cje.offpolicy import ESS_GATE
+    from cje.diagnostics.overlap import ESS_GATE
 
     rows = [e for e in report.estimates if "ess_raw" in e.diagnostics]
     if not rows:

@@ -448,6 +448,13 @@ class Report:
         """Rebuild a report from :meth:`to_json` output."""
         return cls.from_dict(json.loads(text))
 
+    def write(self, path: Any, *, figures: bool = True) -> list[Any]:
+        """Write the report as markdown (``.md``) or self-contained HTML (``.html``) with its
+        figures; see :func:`cje.export.write_report`."""
+        from cje.export import write_report
+
+        return write_report(self, path, figures=figures)
+
     # ---- plots ----------------------------------------------------------------------------
     def plot(self, kind: str = "forest", ax: Any = None) -> Any:
         """Draw the report: ``"forest"``, ``"reliability"``, ``"contrasts"`` or ``"overlap"``.

@@ -27,6 +27,7 @@ LAYER = {
     "pairwise": 4,
     "plots": 4,
     "montecarlo": 4,
+    "export": 4,
     "studies": 5,
     "analysis": 5,
     "offpolicy": 5,

@@ -37,6 +37,9 @@ __all__ = [
     "weight_summary",
 ]
 
+#: Overlap gates on the raw weights (METHODS §6 / §10): below these an estimate is CAUTION.
+ESS_GATE, TTC_GATE, HILL_GATE = 0.10, 0.30, 2.0
+
 # Relative tolerance used when comparing a cumulative weight sum with a target share of the total,
 # so that e.g. 9 equal weights out of 10 count as holding 90% despite floating-point rounding.
 _REL_TOL = 1e-12
