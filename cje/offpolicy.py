@@ -491,7 +491,9 @@ def analyze_offpolicy(
             diag["n_excluded"] = int(sum(t.excluded.values()))
             for why, cnt in t.excluded.items():
                 diag[f"excluded_{why.replace(' ', '_')}"] = cnt
+            diag["weight_tail_raw"] = _tail(t.w)
             if stable is not None:
+                diag["weight_tail_stable"] = _tail(stable.weights)
                 diag["var_cap_gamma"] = stable.gamma
                 mix = stable.mixture.mean(axis=0)
                 diag.update({"simcal_increasing": float(mix[0]), "simcal_decreasing": float(mix[1]),
@@ -573,6 +575,19 @@ def _naive(p: int, fresh_rows: np.ndarray, t: _Target | None, s: np.ndarray, clu
     v, g = cluster_variance(w * (s[rows] - m), cluster[rows])
     lo, hi = t_interval(m, float(np.sqrt(v)), float(max(g - 1, 1)), alpha)
     return llo + width * m, llo + width * lo, llo + width * hi
+
+
+#: Exceedance probabilities at which the weights' tail is recorded (1/2 down to 1/10⁵).
+TAIL_PROBS = tuple(float(p) for p in np.logspace(np.log10(0.5), -5, 23))
+
+
+def _tail(w: np.ndarray) -> list[list[float]]:
+    """The upper tail of mean-one weights as ``[exceedance probability, weight]`` pairs: the
+    weight exceeded by a share ``p`` of the rows, for each ``p`` in :data:`TAIL_PROBS` that the
+    sample can resolve (``p ≥ 1/n``); plots draw it as a survival curve."""
+    probs = [p for p in TAIL_PROBS if p >= 1.0 / w.size]
+    q = np.quantile(w, [1.0 - p for p in probs])
+    return [[p, float(v)] for p, v in zip(probs, q, strict=True)]
 
 
 def _worse(status: str, new: str) -> str:

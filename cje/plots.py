@@ -11,6 +11,8 @@ artists themselves.
 * :func:`bias_plot` — the effect of every judge-bias test, one panel per test.
 * :func:`overlap_plot` — off-policy: each target's ESS of the raw and the stabilised weights
   against the gate, with Hill index and TTC.
+* :func:`weight_tail_plot` — off-policy: the upper tail (survival curve) of the raw and the
+  stabilised weights per target, on log–log axes.
 * :func:`save_report_figures` — the report's figures as PNG files.
 """
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from cje.report import Report
 
 __all__ = ["reliability_diagram", "forest_plot", "contrast_plot", "bias_plot", "overlap_plot",
-           "save_report_figures"]
+           "weight_tail_plot", "save_report_figures"]
 
 #: Colours of the estimate statuses (colour-blind-safe Tableau hues).
 STATUS_COLORS = {"OK": "#1f77b4", "CAUTION": "#ff7f0e", "REFUSED": "#d62728", "UNCALIBRATED": "#7f7f7f"}
@@ -653,13 +655,80 @@ def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def weight_tail_plot(report: Report, ax: Axes | None = None) -> Axes:
+    """Off-policy: the upper tail of each target's raw and stabilised (SIMCal-W) weights.
+
+    Survival curves on log–log axes: the share of logged rows whose mean-one weight exceeds w.
+    A straight tail of slope −α is a Pareto tail with index α (the Hill index in the report);
+    α < 2 (steeper than the dotted guide) means the raw weights' variance is effectively
+    infinite. Solid: raw weights; dashed: stabilised.
+
+    Parameters
+    ----------
+    report : Report
+        An off-policy report.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> sim = cje.synthetic.make_offpolicy_eval(500, rng=0)
+    >>> rep = cje.analyze(sim.logged, estimator="calibrated-ips", judge_scale=(0, 1),
+    ...                   label_scale=(0, 1))
+    >>> ax = cje.plots.weight_tail_plot(rep)
+    >>> len(ax.get_lines())   # raw and stabilised per target, and the α = 2 guide
+    7
+    >>> plt.close(ax.figure)
+    """
+    import matplotlib.pyplot as plt
+
+    rows = [e for e in report.estimates if "weight_tail_raw" in e.diagnostics]
+    if not rows:
+        raise CJEInputError(
+            "weight_tail_plot needs an off-policy report (cje.analyze on logged data with "
+            "log-probabilities); this report has no importance weights."
+        )
+    ax = _new_axes(ax, (6.4, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    w_max, p_min = 1.0, 0.5
+    for i, e in enumerate(rows):
+        c = colors[i % len(colors)]
+        for key, ls, lab in (("weight_tail_raw", "-", "raw"), ("weight_tail_stable", "--", "SIMCal-W")):
+            tail = e.diagnostics.get(key)
+            if not tail:
+                continue
+            p, w = np.array(tail).T
+            ax.plot(w, p, ls=ls, color=c, lw=1.6, marker="." if ls == "-" else None,
+                    label=f"{e.policy} ({lab})")
+            w_max, p_min = max(w_max, float(w.max())), min(p_min, float(p.min()))
+    # guide: a Pareto tail of index 2 through (1, 1/2)
+    g = np.geomspace(1.0, max(w_max, 10.0), 20)
+    ax.plot(g, 0.5 * g ** -2.0, ls=":", color=MUTED_COLOR, lw=1, label="tail index α = 2")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    # the tail is what matters: weights below 0.1 (rows the target avoids) are cut off
+    ax.set_xlim(0.1, 1.5 * max(w_max, 10.0))
+    ax.set_ylim(p_min / 2, 0.7)
+    ax.set_xlabel("importance weight w (mean one)")
+    ax.set_ylabel("share of logged rows with weight > w")
+    ax.set_title("Tail of the importance weights")
+    ax.legend(fontsize=7, loc="lower left")
+    return ax
+
+
 def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110) -> list[Path]:
     """Write the report's figures as PNG files (``forest.png``, ``reliability.png``,
-    ``contrasts.png``, ``overlap.png``).
+    ``contrasts.png``, ``overlap.png``, ``weight_tail.png``).
 
     Figures the report cannot support are skipped: the reliability diagram of an uncalibrated
     (or off-policy) report, the contrast plot of a report with fewer than two calibrated
-    policies, the overlap plot of an on-policy report.
+    policies, the two weight plots of an on-policy report.
 
     Parameters
     ----------
@@ -695,6 +764,7 @@ def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110
         jobs.append(("contrasts", contrast_plot))
     if any("ess_raw" in e.diagnostics for e in report.estimates):
         jobs.append(("overlap", overlap_plot))
+        jobs.append(("weight_tail", weight_tail_plot))
     written = []
     for name, draw in jobs:
         ax = draw(report)

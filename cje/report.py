@@ -178,7 +178,7 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Report:
     """Everything :func:`cje.analyze` found.
 
@@ -223,6 +223,16 @@ class Report:
     warnings: tuple[str, ...] = ()
     excluded: dict[str, int] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal content, NaN included (a NaN diagnostic equals a NaN diagnostic), so that
+        ``Report.from_json(r.to_json()) == r``."""
+        if not isinstance(other, Report):
+            return NotImplemented
+        return json.dumps(self.to_dict(), sort_keys=True) == json.dumps(other.to_dict(),
+                                                                           sort_keys=True)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable dict fields: not hashable
 
     # ---- access ---------------------------------------------------------------------------
     def __getitem__(self, policy: str) -> PolicyEstimate:
@@ -457,15 +467,17 @@ class Report:
 
     # ---- plots ----------------------------------------------------------------------------
     def plot(self, kind: str = "forest", ax: Any = None) -> Any:
-        """Draw the report: ``"forest"``, ``"reliability"``, ``"contrasts"`` or ``"overlap"``.
+        """Draw the report: ``"forest"``, ``"reliability"``, ``"contrasts"``, ``"overlap"`` or
+        ``"weight_tail"``.
 
         Parameters
         ----------
-        kind : {"forest", "reliability", "contrasts", "overlap"}
+        kind : {"forest", "reliability", "contrasts", "overlap", "weight_tail"}
             :func:`~cje.plots.forest_plot` (estimates vs naive judge means),
             :func:`~cje.plots.reliability_diagram` (the calibration map and its OUA band),
-            :func:`~cje.plots.contrast_plot` (paired differences and the ranking) or
-            :func:`~cje.plots.overlap_plot` (off-policy: ESS of raw and stabilised weights).
+            :func:`~cje.plots.contrast_plot` (paired differences and the ranking),
+            :func:`~cje.plots.overlap_plot` (off-policy: ESS of raw and stabilised weights) or
+            :func:`~cje.plots.weight_tail_plot` (off-policy: the weights' upper tails).
         ax : matplotlib Axes, optional
             Where to draw; a new figure when ``None``.
 
@@ -488,11 +500,13 @@ class Report:
         from cje import plots
 
         draw = {"forest": plots.forest_plot, "reliability": plots.reliability_diagram,
-                "contrasts": plots.contrast_plot, "overlap": plots.overlap_plot}
+                "contrasts": plots.contrast_plot, "overlap": plots.overlap_plot,
+                "weight_tail": plots.weight_tail_plot}
         if kind not in draw:
             from cje.errors import CJEInputError
 
             raise CJEInputError(
-                f"kind must be one of 'forest', 'reliability', 'contrasts', 'overlap'; got {kind!r}."
+                "kind must be one of 'forest', 'reliability', 'contrasts', 'overlap', "
+                f"'weight_tail'; got {kind!r}."
             )
         return draw[kind](self, ax=ax)

@@ -166,3 +166,11 @@ def test_arena_offpolicy_with_probes_refuses_unhelpful(arena):
     full = rep.to_pandas().set_index("policy")
     for _, row in shown.iterrows():
         assert row["estimate"] == full.loc[row["policy"], "estimate"]
+
+
+def test_arena_offpolicy_report_round_trips_through_json(arena_offpolicy):
+    # NaN diagnostics (no stabilised weights for SNIPS) must not break the round trip
+    rep = arena_offpolicy["snips"]
+    assert np.isnan(rep["clone"].diagnostics["ess_stable"])
+    assert cje.Report.from_json(rep.to_json()) == rep
+    assert cje.Report.from_json(arena_offpolicy["stacked-dr"].to_json()) != rep

@@ -343,3 +343,23 @@ def test_overlap_plot_needs_an_offpolicy_report():
     rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
     with pytest.raises(cje.CJEInputError, match="off-policy report"):
         cje.plots.overlap_plot(rep)
+
+
+def test_weight_tail_plot_draws_the_recorded_tails():
+    sim = cje.synthetic.make_offpolicy_eval(400, rng=3)
+    rep = cje.analyze(sim.logged, estimator="calibrated-ips", judge_scale=(0, 1), label_scale=(0, 1))
+    ax = rep.plot("weight_tail")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert len(lines) == 7  # raw + stabilised per target, and the α = 2 guide
+    for name in ("mild", "moderate", "far"):
+        tail = np.array(rep[name].diagnostics["weight_tail_raw"])
+        line = lines[f"{name} (raw)"]
+        np.testing.assert_allclose(line.get_xdata(), tail[:, 1])
+        np.testing.assert_allclose(line.get_ydata(), tail[:, 0])
+        assert tail[-1, 0] >= 1 / 400  # only exceedance shares the sample resolves
+        assert np.all(np.diff(tail[:, 1]) >= 0)  # quantiles rise as the share falls
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    plt.close(ax.figure)
+    with pytest.raises(cje.CJEInputError, match="off-policy report"):
+        cje.plots.weight_tail_plot(cje.analyze(cje.synthetic.make_direct_eval(200, rng=0).data,
+                                               judge_scale=(0, 10), label_scale=(1, 5)))

@@ -49,6 +49,7 @@ def arena_figures() -> None:
     logged = cje.analyze(ARENA / "logged_data.jsonl", fresh_draws=ARENA / "fresh_draws",
                          estimator="stacked-dr")
     _save(logged.plot("overlap"), "arena_overlap.png")
+    _save(logged.plot("weight_tail"), "arena_weight_tail.png")
 
 
 def bias_figure() -> None:
