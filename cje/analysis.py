@@ -471,7 +471,8 @@ def _analyze_direct(
             row[col] = llo + width * row[col]
         for col in ("judge_low", "judge_high"):
             row[col] = jlo + (jhi - jlo) * row[col]
-    curve = _calibration_curve(ev, prep, full, jackknife_fits)
+    curve = calibration_curve(prep.s[: ev.n_rows], prep.X, full.predict,
+                              [c.predict for c in jackknife_fits], ev.judge_scale, ev.label_scale)
     cal_info = CalibrationInfo(
         mode=calibrator.mode_,
         requested_mode=mode,
@@ -504,22 +505,24 @@ def _analyze_direct(
     )
 
 
-def _calibration_curve(ev: EvalData, prep: _Prepared, full: Calibration,
-                       jackknife_fits: Sequence[Calibration]) -> tuple[dict[str, float], ...]:
+def calibration_curve(s01: np.ndarray, X: np.ndarray | None, full: Any,
+                      jackknife: Sequence[Any], judge_scale: tuple[float, float],
+                      label_scale: tuple[float, float]) -> tuple[dict[str, float], ...]:
     """The calibration map on a grid of judge scores, with its jackknife (OUA) standard error.
 
-    The grid is the distinct judge scores when there are at most 101 of them, else 101 points
-    over the observed range; covariates are held at their medians. Label scale.
+    ``full`` and ``jackknife`` are ``predict(S, X)`` callables (the full fit and the fold-deleted
+    fits). The grid is the distinct judge scores ``s01`` (internal [0, 1] scale) when there are
+    at most 101 of them, else 101 points over their range; covariates are held at their medians.
+    Label scale.
     """
-    s01 = prep.s[: ev.n_rows]
     distinct = np.unique(s01)
     grid = distinct if distinct.size <= 101 else np.linspace(distinct[0], distinct[-1], 101)
-    X = None if prep.X is None else np.tile(np.median(prep.X, axis=0), (grid.size, 1))
-    f = full.predict(grid, X)
-    reps = np.vstack([c.predict(grid, X) for c in jackknife_fits])
+    Xg = None if X is None else np.tile(np.median(X, axis=0), (grid.size, 1))
+    f = full(grid, Xg)
+    reps = np.vstack([c(grid, Xg) for c in jackknife])
     se = np.sqrt(jackknife_variance(reps))
-    jlo, jhi = ev.judge_scale
-    llo, lhi = ev.label_scale
+    jlo, jhi = judge_scale
+    llo, lhi = label_scale
     return tuple(
         {"judge_score": float(jlo + (jhi - jlo) * g), "calibrated": float(llo + (lhi - llo) * v),
          "se": float((lhi - llo) * e)}

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cje.analysis import calibration_curve
 from cje.calibration.reward import Mode, RewardCalibrator, effective_folds
 from cje.calibration.weights import (
     SimcalWeights,
@@ -551,6 +552,10 @@ def analyze_offpolicy(
         judge_range=(float(s_lab.min()), float(s_lab.max())),
         selection=dict(calibrator.selection_), reliability=tuple(_scaled_reliability(
             calibrator, logged)), is_constant=calibrator.is_constant_,
+        curve=calibration_curve(s[logged_rows], None if X is None else X[logged_rows],
+                                calibrator.predictor(),
+                                [calibrator.predictor(frozenset({d})) for d in range(k)],
+                                logged.judge_scale, logged.label_scale),
     )
     settings = {**settings, "estimator": estimator}
     return Report(

@@ -335,7 +335,8 @@ def test_overlap_plot_draws_raw_and_stabilised_ess_per_target(tmp_path):
         assert rep[name].status in texts
     plt.close(ax.figure)
     names = [p.name for p in cje.plots.save_report_figures(rep, tmp_path)]
-    assert "overlap.png" in names and "reliability.png" not in names
+    assert names == ["forest.png", "reliability.png", "contrasts.png", "overlap.png",
+                     "weight_tail.png"]
 
 
 def test_overlap_plot_needs_an_offpolicy_report():
