@@ -18,7 +18,7 @@ from cje.montecarlo import BACKENDS, run_replicates
 from cje.studies import RESULTS_DIR
 
 __all__ = ["COVERAGE_BAND", "RESULTS_DIR", "StudyRun", "cov_cell", "figure", "md_table", "pct",
-           "replicate", "replicate_se", "study_run", "write_results"]
+           "replicate", "replicate_se", "study_entry", "study_run", "write_results"]
 
 #: Coverage outside this band is called out in the tables (nominal 95% intervals).
 COVERAGE_BAND: tuple[float, float] = (0.93, 0.97)
@@ -91,6 +91,69 @@ def study_run(
     return StudyRun(name=name, reps=int(reps), n_jobs=n_jobs, seed=int(seed), quick=quick,
                     out_dir=Path(out_dir), backend=backend, scheduler=scheduler,
                     progress=progress, command=command, resume=resume)
+
+
+_RUN_DOC = """Run {title} and write ``study_{name}.{{md,png,parquet}}`` to ``out_dir``.
+
+    Parameters
+    ----------
+    reps : int, optional
+        Replicates (default {full_reps}, or {quick_reps} with ``quick``).
+    n_jobs, backend, scheduler, progress
+        Passed to :func:`cje.montecarlo.run_replicates`.
+    seed : int
+        Root seed of the replicates (default {seed}).
+    quick : bool
+        {quick_note}
+    out_dir : path
+        Where the results go (default ``simulations/results``).
+    resume : bool
+        Keep the replicates already in ``study_{name}.parquet`` (same seed and settings) and
+        run only the missing ones.
+    command : str, optional
+        The command line to record (default: the equivalent ``simulations/study_{name}.py`` call).
+
+    Returns
+    -------
+    pathlib.Path
+        The markdown results file.
+    """
+
+
+def study_entry(name: str, full: dict[str, Any], quick_grid: dict[str, Any],
+                report: Callable[[StudyRun, dict[str, Any]], Path], *, title: str,
+                quick_note: str) -> Callable[..., Path]:
+    """A study's public ``run`` function: validates the options once (:func:`study_run`) and
+    hands the run and its grid (``full`` or ``quick_grid``, each with a ``"reps"`` entry) to the
+    study's own ``report``."""
+    from cje.studies import DEFAULT_SEEDS
+
+    default_seed = DEFAULT_SEEDS[name]
+
+    def run(
+        reps: int | None = None,
+        *,
+        n_jobs: int = 1,
+        seed: int = default_seed,
+        quick: bool = False,
+        out_dir: str | os.PathLike[str] = RESULTS_DIR,
+        backend: str = "loky",
+        scheduler: Any = None,
+        progress: bool | None = None,
+        command: str | None = None,
+        resume: bool = False,
+    ) -> Path:
+        r = study_run(name, reps, full_reps=full["reps"], quick_reps=quick_grid["reps"],
+                      n_jobs=n_jobs, seed=seed, quick=quick, out_dir=out_dir, backend=backend,
+                      scheduler=scheduler, progress=progress, command=command, resume=resume)
+        return report(r, quick_grid if quick else full)
+
+    run.__doc__ = _RUN_DOC.format(title=title, name=name, full_reps=full["reps"],
+                                  quick_reps=quick_grid["reps"], seed=default_seed,
+                                  quick_note=quick_note)
+    run.__name__ = run.__qualname__ = "run"
+    run.__module__ = f"cje.studies.{name}"
+    return run
 
 
 def replicate(run: StudyRun, task: Callable[..., Any], config: dict[str, Any]

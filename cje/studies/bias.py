@@ -21,7 +21,6 @@ of the exact estimand.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -35,7 +34,7 @@ from cje.bias import excess_length_preference, position, self_preference, self_p
 from cje.bias._result import BiasResult
 from cje.errors import CJEWarning
 from cje.studies import DEFAULT_SEEDS
-from cje.studies._common import RESULTS_DIR, figure, md_table, replicate, study_run, write_results
+from cje.studies._common import StudyRun, figure, md_table, replicate, study_entry, write_results
 from cje.synthetic.pairwise import make_pairwise_eval
 from cje.synthetic.panel import JudgeSpec, make_panel_eval
 
@@ -96,48 +95,8 @@ def task(rng: np.random.Generator, replicate: int, *, n_prompts: tuple[int, ...]
     return rows
 
 
-def run(
-    reps: int | None = None,
-    *,
-    n_jobs: int = 1,
-    seed: int = DEFAULT_SEED,
-    quick: bool = False,
-    out_dir: str | os.PathLike[str] = RESULTS_DIR,
-    backend: str = "loky",
-    scheduler: Any = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    resume: bool = False,
-) -> Path:
-    """Run the bias-diagnostics study and write ``study_bias.{md,png,parquet}`` to ``out_dir``.
-
-    Parameters
-    ----------
-    reps : int, optional
-        Replicates (default 2000, or 40 with ``quick``).
-    n_jobs, backend, scheduler, progress
-        Passed to :func:`cje.montecarlo.run_replicates`.
-    seed : int
-        Root seed of the replicates.
-    quick : bool
-        Small tier (150 prompts) for tests.
-    out_dir : path
-        Where the results go (default ``simulations/results``).
-    resume : bool
-        Keep the replicates already in ``study_<name>.parquet`` (same seed and settings) and
-        run only the missing ones.
-    command : str, optional
-        The command line to record.
-
-    Returns
-    -------
-    pathlib.Path
-        The markdown results file.
-    """
-    grid = QUICK if quick else FULL
-    r = study_run(NAME, reps, full_reps=FULL["reps"], quick_reps=QUICK["reps"], n_jobs=n_jobs,
-                  seed=seed, quick=quick, out_dir=out_dir, backend=backend, scheduler=scheduler,
-                  progress=progress, command=command, resume=resume)
+def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
+    """Run the replicates of ``r`` on ``grid`` and write the results (see :data:`run`)."""
     df, secs, r = replicate(r, partial(task, n_prompts=tuple(grid["n_prompts"])), {"version": 1})
     ns = list(grid["n_prompts"])
     key = ["test", "planted", "n_prompts"]
@@ -251,3 +210,9 @@ def _figure(agg: pd.DataFrame, ns: list[int]) -> Any:
                   title="size at planted 0, power above")
     fig.suptitle("Judge-bias diagnostics: rejection and flag rates vs planted bias")
     return fig
+
+
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+run = study_entry(NAME, FULL, QUICK, _report, title="the bias-diagnostics study",
+                  quick_note="Small tier (150 prompts) for tests.")

@@ -14,7 +14,6 @@ per policy are scored against the exact truth:
 
 from __future__ import annotations
 
-import os
 import warnings
 from functools import partial
 from pathlib import Path
@@ -30,14 +29,14 @@ from cje.montecarlo import summarise
 from cje.studies import DEFAULT_SEEDS
 from cje.studies._common import (
     COVERAGE_BAND,
-    RESULTS_DIR,
+    StudyRun,
     cov_cell,
     figure,
     md_table,
     pct,
     replicate,
     replicate_se,
-    study_run,
+    study_entry,
     write_results,
 )
 from cje.synthetic.direct import make_direct_eval
@@ -82,48 +81,8 @@ def task(rng: np.random.Generator, replicate: int, *, fractions: tuple[float, ..
     return rows
 
 
-def run(
-    reps: int | None = None,
-    *,
-    n_jobs: int = 1,
-    seed: int = DEFAULT_SEED,
-    quick: bool = False,
-    out_dir: str | os.PathLike[str] = RESULTS_DIR,
-    backend: str = "loky",
-    scheduler: Any = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    resume: bool = False,
-) -> Path:
-    """Run the coverage study and write ``study_coverage.{md,png,parquet}`` to ``out_dir``.
-
-    Parameters
-    ----------
-    reps : int, optional
-        Replicates (default 2000, or 30 with ``quick``).
-    n_jobs, backend, scheduler, progress
-        Passed to :func:`cje.montecarlo.run_replicates`.
-    seed : int
-        Root seed of the replicates.
-    quick : bool
-        Small grid (n = 400, oracle fractions 10% and 25%) for tests.
-    out_dir : path
-        Where the results go (default ``simulations/results``).
-    resume : bool
-        Keep the replicates already in ``study_<name>.parquet`` (same seed and settings) and
-        run only the missing ones.
-    command : str, optional
-        The command line to record (default: the equivalent ``simulations/study_coverage.py`` call).
-
-    Returns
-    -------
-    pathlib.Path
-        The markdown results file.
-    """
-    grid = QUICK if quick else FULL
-    r = study_run(NAME, reps, full_reps=FULL["reps"], quick_reps=QUICK["reps"], n_jobs=n_jobs,
-                  seed=seed, quick=quick, out_dir=out_dir, backend=backend, scheduler=scheduler,
-                  progress=progress, command=command, resume=resume)
+def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
+    """Run the replicates of ``r`` on ``grid`` and write the results (see :data:`run`)."""
     t = partial(task, fractions=tuple(grid["fractions"]), n_prompts=tuple(grid["n_prompts"]))
     df, secs, r = replicate(r, t, {"version": 1})
     by = ["method", "n_prompts", "oracle_fraction"]
@@ -270,3 +229,9 @@ def _figure(df: pd.DataFrame, cse: pd.DataFrame, s: pd.DataFrame, grid: dict[str
     ax[1, -1].legend(loc="center right", fontsize=8)
     fig.suptitle("Direct estimator, miscalibrated judge: coverage and RMSE")
     return fig
+
+
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+run = study_entry(NAME, FULL, QUICK, _report, title="the coverage study",
+                  quick_note="Small grid (n = 400, oracle fractions 10% and 25%) for tests.")

@@ -20,7 +20,6 @@ in RMSE and interval width (the direct estimator's residual term keeps both unbi
 
 from __future__ import annotations
 
-import os
 import warnings
 from functools import partial
 from pathlib import Path
@@ -34,13 +33,13 @@ from cje.errors import CJEWarning
 from cje.montecarlo import summarise
 from cje.studies import DEFAULT_SEEDS
 from cje.studies._common import (
-    RESULTS_DIR,
+    StudyRun,
     cov_cell,
     figure,
     md_table,
     replicate,
     replicate_se,
-    study_run,
+    study_entry,
     write_results,
 )
 from cje.synthetic.direct import PolicySpec, default_policies, make_direct_eval
@@ -96,48 +95,8 @@ def task(rng: np.random.Generator, replicate: int, *, n_prompts: tuple[int, ...]
     return rows
 
 
-def run(
-    reps: int | None = None,
-    *,
-    n_jobs: int = 1,
-    seed: int = DEFAULT_SEED,
-    quick: bool = False,
-    out_dir: str | os.PathLike[str] = RESULTS_DIR,
-    backend: str = "loky",
-    scheduler: Any = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    resume: bool = False,
-) -> Path:
-    """Run the mode-selection study and write ``study_modes.{md,png,parquet}`` to ``out_dir``.
-
-    Parameters
-    ----------
-    reps : int, optional
-        Replicates (default 1000, or 20 with ``quick``).
-    n_jobs, backend, scheduler, progress
-        Passed to :func:`cje.montecarlo.run_replicates`.
-    seed : int
-        Root seed of the replicates.
-    quick : bool
-        Small tier (n = 300 and 1200 prompts) for tests.
-    out_dir : path
-        Where the results go (default ``simulations/results``).
-    resume : bool
-        Keep the replicates already in ``study_<name>.parquet`` (same seed and settings) and
-        run only the missing ones.
-    command : str, optional
-        The command line to record.
-
-    Returns
-    -------
-    pathlib.Path
-        The markdown results file.
-    """
-    grid = QUICK if quick else FULL
-    r = study_run(NAME, reps, full_reps=FULL["reps"], quick_reps=QUICK["reps"], n_jobs=n_jobs,
-                  seed=seed, quick=quick, out_dir=out_dir, backend=backend, scheduler=scheduler,
-                  progress=progress, command=command, resume=resume)
+def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
+    """Run the replicates of ``r`` on ``grid`` and write the results (see :data:`run`)."""
     df, secs, r = replicate(r, partial(task, n_prompts=tuple(grid["n_prompts"])), {"version": 1})
     ns = list(grid["n_prompts"])
     first = df[(df.fit == "auto")].groupby(["replicate", "scenario", "n_prompts"], sort=False).head(1)
@@ -234,3 +193,9 @@ def _figure(sel: pd.DataFrame, s: pd.DataFrame, ns: list[int], labels: pd.Series
     fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=9)
     fig.suptitle("Calibration mode auto-selection with response length as covariate")
     return fig
+
+
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+run = study_entry(NAME, FULL, QUICK, _report, title="the mode-selection study",
+                  quick_note="Small tier (n = 300 and 1200 prompts) for tests.")

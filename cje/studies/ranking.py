@@ -11,7 +11,6 @@ contrasts) and whether any of those is in the wrong direction.
 
 from __future__ import annotations
 
-import os
 import warnings
 from functools import partial
 from itertools import combinations
@@ -25,13 +24,13 @@ from cje.analysis import analyze
 from cje.errors import CJEWarning
 from cje.studies import DEFAULT_SEEDS
 from cje.studies._common import (
-    RESULTS_DIR,
+    StudyRun,
     figure,
     md_table,
     pct,
     replicate,
     replicate_se,
-    study_run,
+    study_entry,
     write_results,
 )
 from cje.synthetic.direct import default_policies, make_direct_eval
@@ -100,48 +99,8 @@ def budget_for(labels: np.ndarray, accuracy: np.ndarray, target: float = TARGET)
     return float(np.exp(x0 + (target - y0) / (y1 - y0) * (x1 - x0)))
 
 
-def run(
-    reps: int | None = None,
-    *,
-    n_jobs: int = 1,
-    seed: int = DEFAULT_SEED,
-    quick: bool = False,
-    out_dir: str | os.PathLike[str] = RESULTS_DIR,
-    backend: str = "loky",
-    scheduler: Any = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    resume: bool = False,
-) -> Path:
-    """Run the ranking study and write ``study_ranking.{md,png,parquet}`` to ``out_dir``.
-
-    Parameters
-    ----------
-    reps : int, optional
-        Replicates (default 2000, or 30 with ``quick``).
-    n_jobs, backend, scheduler, progress
-        Passed to :func:`cje.montecarlo.run_replicates`.
-    seed : int
-        Root seed of the replicates.
-    quick : bool
-        Small tier (n = 500, oracle fractions 2% and 10%) for tests.
-    out_dir : path
-        Where the results go (default ``simulations/results``).
-    resume : bool
-        Keep the replicates already in ``study_<name>.parquet`` (same seed and settings) and
-        run only the missing ones.
-    command : str, optional
-        The command line to record.
-
-    Returns
-    -------
-    pathlib.Path
-        The markdown results file.
-    """
-    grid = QUICK if quick else FULL
-    r = study_run(NAME, reps, full_reps=FULL["reps"], quick_reps=QUICK["reps"], n_jobs=n_jobs,
-                  seed=seed, quick=quick, out_dir=out_dir, backend=backend, scheduler=scheduler,
-                  progress=progress, command=command, resume=resume)
+def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
+    """Run the replicates of ``r`` on ``grid`` and write the results (see :data:`run`)."""
     t = partial(task, fractions=tuple(grid["fractions"]), n_prompts=int(grid["n_prompts"]))
     df, secs, r = replicate(r, t, {"version": 1})
     per = per_replicate(df)
@@ -290,3 +249,9 @@ def _figure(stats: dict[str, pd.DataFrame], labels: pd.Series, fracs: list[float
     ax[0, 1].legend(fontsize=8, loc="center right")
     fig.suptitle(f"Ranking accuracy vs label budget (n = {n} prompts × 5 policies)")
     return fig
+
+
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+run = study_entry(NAME, FULL, QUICK, _report, title="the ranking study",
+                  quick_note="Small tier (n = 500, oracle fractions 2% and 10%) for tests.")
