@@ -583,6 +583,17 @@ def bias_plot(audit: BiasAudit, ax: Axes | None = None) -> Axes:
 
 
 # ---- files ------------------------------------------------------------------------------------
+def _weighted_targets(report: Report, plot: str) -> list[Any]:
+    """The target estimates of an off-policy report (those with importance-weight diagnostics)."""
+    rows = [e for e in report.estimates if "ess_raw" in e.diagnostics]
+    if not rows:
+        raise CJEInputError(
+            f"{plot} needs an off-policy report (cje.analyze on logged data with "
+            "log-probabilities); this report has no importance weights."
+        )
+    return rows
+
+
 def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
     """Off-policy overlap: ESS of the raw and the stabilised weights per target (log scale).
 
@@ -619,12 +630,7 @@ def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
 
     from cje.diagnostics.overlap import ESS_GATE
 
-    rows = [e for e in report.estimates if "ess_raw" in e.diagnostics]
-    if not rows:
-        raise CJEInputError(
-            "overlap_plot needs an off-policy report (cje.analyze on logged data with "
-            "log-probabilities); this report has no importance weights."
-        )
+    rows = _weighted_targets(report, "overlap_plot")
     ax = _new_axes(ax, (7.0, 1.4 + 0.7 * len(rows)))
     y = np.arange(len(rows))
     raw = np.array([e.diagnostics["ess_raw"] for e in rows])
@@ -688,12 +694,7 @@ def weight_tail_plot(report: Report, ax: Axes | None = None) -> Axes:
     """
     import matplotlib.pyplot as plt
 
-    rows = [e for e in report.estimates if "weight_tail_raw" in e.diagnostics]
-    if not rows:
-        raise CJEInputError(
-            "weight_tail_plot needs an off-policy report (cje.analyze on logged data with "
-            "log-probabilities); this report has no importance weights."
-        )
+    rows = _weighted_targets(report, "weight_tail_plot")
     ax = _new_axes(ax, (6.4, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     w_max, p_min = 1.0, 0.5
