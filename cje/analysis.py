@@ -3,6 +3,8 @@
 Load and validate → fold prompts → calibrate (AutoCal-R) → direct estimates with per-row
 influence values → prompt-clustered variance + OUA jackknife (the whole pipeline re-run with each
 oracle fold's labels deleted from the calibrator) → paired contrasts, transport audits, gates.
+Logged data with log-probabilities goes to the off-policy pipeline (:mod:`cje.offpolicy`), which
+shares this module's gates, naive means, reliability table and calibration curve.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from cje.calibration.reward import Calibration, Mode, RewardCalibrator, effective_folds
 from cje.data import EvalData, load, prompt_folds, with_calibration_rows
-from cje.diagnostics.calibration import out_of_range_share, transport_verdict
+from cje.diagnostics.calibration import out_of_range_share, transport_audit
 from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.estimators.direct import DirectEstimator
 from cje.inference import (
@@ -320,7 +322,7 @@ def _distinct_rows(s: np.ndarray, X: np.ndarray | None) -> tuple[Any, Any, Any]:
 
 
 def _pipeline(prep: _Prepared, calib: Calibration, estimator: DirectEstimator) -> Any:
-    """Everything downstream of the calibrator: rewards, residuals, estimates (+ probe deltas)."""
+    """Everything downstream of the calibrator: rewards, residuals, estimates (+ probe rows)."""
     reward = prep.reward(calib)
     residual = np.zeros_like(reward)
     labelled = np.zeros(reward.shape[0], dtype=bool)
@@ -328,13 +330,8 @@ def _pipeline(prep: _Prepared, calib: Calibration, estimator: DirectEstimator) -
     labelled[prep.train] = True
     P = prep.n_policies
     est = estimator.estimate(reward, residual, labelled, np.where(prep.group < P, prep.group, -1), P)
-    deltas = np.empty(prep.n_probes)
-    probe_rows = []
-    for j in range(prep.n_probes):
-        rows = np.flatnonzero(prep.group == P + j)
-        deltas[j] = float(np.mean(prep.y[rows] - reward[rows]))
-        probe_rows.append(rows)
-    return est, deltas, probe_rows, reward
+    probe_rows = [np.flatnonzero(prep.group == P + j) for j in range(prep.n_probes)]
+    return est, probe_rows, reward
 
 
 def _analyze_direct(
@@ -384,7 +381,7 @@ def _analyze_direct(
 
     estimator = DirectEstimator()
     full = calibrator.calibration()
-    est, deltas, probe_rows, reward = _pipeline(prep, full, estimator)
+    est, probe_rows, reward = _pipeline(prep, full, estimator)
 
     def run(c: Calibration) -> np.ndarray:
         return _pipeline(prep, c, estimator)[0].values
@@ -394,27 +391,10 @@ def _analyze_direct(
     var_cal_all = jackknife_variance(reps)
 
     # ---- transport audits --------------------------------------------------------------------
-    audits = []
-    audit_of: dict[str, TransportAudit] = {}
-    for j, (pol, _) in enumerate(probes.items()):
-        rows = probe_rows[j]
-        r = prep.y[rows] - reward[rows]
-        # The audit asks whether the calibrator actually used transports, so its interval is
-        # conditional on that fit: prompt-clustered sampling error of the probe slice only
-        # (METHODS §6). Adding the jackknife term would widen it with the calibrator's own
-        # variability, which the estimate's OUA interval already carries.
-        v_if, g = cluster_variance(r - r.mean(), prep.cluster[rows])
-        se = float(np.sqrt(v_if))
-        df = float(max(g - 1, 1))
-        lo, hi = t_interval(deltas[j], se, df, alpha)
-        a = TransportAudit(
-            policy=pol, delta=float(deltas[j] * width), se=se * width, ci_low=float(lo * width),
-            ci_high=float(hi * width), df=df, n=int(rows.size), n_prompts=g,
-            margin=transport_margin, verdict=transport_verdict(lo * width, hi * width,
-                                                               transport_margin),
-        )
-        audits.append(a)
-        audit_of[pol] = a
+    audits = [transport_audit(pol, prep.y[rows] - reward[rows], prep.cluster[rows], alpha=alpha,
+                              width=width, margin=transport_margin)
+              for pol, rows in zip(probes, probe_rows, strict=True)]
+    audit_of = {a.policy: a for a in audits}
 
     # ---- per-policy results ------------------------------------------------------------------
     s_lab_raw = ev.judge_score[ev.labelled]
@@ -429,7 +409,7 @@ def _analyze_direct(
         df = satterthwaite_df(v_if, v_cal, g, k)
         per_var[p] = (v_if, v_cal, g, df)
         lo, hi = t_interval(est.values[p], se, df, alpha)
-        status, reasons, diag = _gate(
+        status, reasons, diag = level_gate(
             name, ev.judge_score[ev.policy_code == p], s_lab_raw, int(est.n_labels[p]),
             audit_of.get(name), calibrator.is_constant_,
         )
@@ -465,12 +445,7 @@ def _analyze_direct(
     ranking = ranking_tiers([results[p] for p in keep], pairs)
 
     oof_rmse = float(np.sqrt(np.mean((prep.y[prep.train] - full.oof) ** 2))) * width
-    rel = calibrator.reliability_rows()
-    for row in rel:  # back to the user's scales
-        for col in ("mean_label", "mean_calibrated", "mean_oof"):
-            row[col] = llo + width * row[col]
-        for col in ("judge_low", "judge_high"):
-            row[col] = jlo + (jhi - jlo) * row[col]
+    rel = scaled_reliability(calibrator, ev.judge_scale, ev.label_scale)
     curve = calibration_curve(prep.s[: ev.n_rows], prep.X, full.predict,
                               [c.predict for c in jackknife_fits], ev.judge_scale, ev.label_scale)
     cal_info = CalibrationInfo(
@@ -530,7 +505,7 @@ def calibration_curve(s01: np.ndarray, X: np.ndarray | None, full: Any,
     )
 
 
-def _gate(
+def level_gate(
     name: str,
     scores: np.ndarray,
     labelled_scores: np.ndarray,
@@ -588,18 +563,37 @@ def _gate(
     return status, tuple(reasons), diag
 
 
+def scaled_reliability(calibrator: RewardCalibrator, judge_scale: tuple[float, float],
+                       label_scale: tuple[float, float]) -> list[dict[str, float]]:
+    """The calibrator's reliability table with judge and label columns on the user's scales."""
+    (jlo, jhi), (llo, lhi) = judge_scale, label_scale
+    rows = calibrator.reliability_rows()
+    for row in rows:
+        for col in ("mean_label", "mean_calibrated", "mean_oof"):
+            row[col] = llo + (lhi - llo) * row[col]
+        for col in ("judge_low", "judge_high"):
+            row[col] = jlo + (jhi - jlo) * row[col]
+    return rows
+
+
+def naive_judge_mean(s01: np.ndarray, cluster: np.ndarray, alpha: float,
+                     label_scale: tuple[float, float], w: np.ndarray | None = None
+                     ) -> tuple[float, float, float]:
+    """The raw judge mean (weighted by ``w`` if given, Hájek), mapped affinely from [0, 1] to
+    the label scale, with its prompt-clustered t interval: what one would report without
+    calibration."""
+    llo, lhi = label_scale
+    w = np.ones(s01.size) if w is None else w
+    mean = float((w * s01).sum() / w.sum())
+    v, g = cluster_variance(w * (s01 - mean), cluster)
+    lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
+    return llo + (lhi - llo) * mean, llo + (lhi - llo) * lo, llo + (lhi - llo) * hi
+
+
 def _naive(prep: _Prepared, ev: EvalData, alpha: float) -> list[tuple[float, float, float]]:
-    """Raw judge mean per policy, rescaled affinely to the label scale, with a clustered t CI."""
-    llo, lhi = ev.label_scale
-    out = []
-    for p in range(prep.n_policies):
-        rows = np.flatnonzero(prep.group == p)
-        s = prep.s[rows]
-        mean = float(s.mean())
-        v, g = cluster_variance(s - mean, prep.cluster[rows])
-        lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
-        out.append((llo + (lhi - llo) * mean, llo + (lhi - llo) * lo, llo + (lhi - llo) * hi))
-    return out
+    """Raw judge mean per policy on the label scale, with a clustered t CI."""
+    return [naive_judge_mean(prep.s[rows], prep.cluster[rows], alpha, ev.label_scale)
+            for rows in (np.flatnonzero(prep.group == p) for p in range(prep.n_policies))]
 
 
 def _contrasts(

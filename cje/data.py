@@ -843,6 +843,14 @@ def _build(
                     "rows). A sequence log-probability is a sum of token log-probabilities; "
                     "check its sign and that it was not exponentiated or normalised."
                 )
+            if c == "logprob_base" and np.isnan(lp).any():
+                miss = np.flatnonzero(np.isnan(lp))
+                raise CJEInputError(
+                    f"The 'logprob_base' column must be complete; {_row_ref(int(miss[0]), pid)} "
+                    f"has none ({miss.size} such rows). Every importance weight needs the logging "
+                    "policy's log-probability of the logged response: fill it in, or drop those "
+                    "rows."
+                )
             lps["base" if c == "logprob_base" else c[len("logprob[") : -1]] = lp
 
     def ro(a: np.ndarray) -> np.ndarray:

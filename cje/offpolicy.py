@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cje.analysis import calibration_curve
+from cje.analysis import calibration_curve, level_gate, naive_judge_mean, scaled_reliability
 from cje.calibration.reward import Mode, RewardCalibrator, effective_folds
 from cje.calibration.weights import (
     SimcalWeights,
@@ -27,7 +27,7 @@ from cje.calibration.weights import (
     simcal_weights,
 )
 from cje.data import EvalData, prompt_folds
-from cje.diagnostics.calibration import out_of_range_share, transport_verdict
+from cje.diagnostics.calibration import transport_audit
 from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE, weight_summary
 from cje.errors import CJEInputError, CJEWarning
 from cje.estimators.direct import direct_estimate
@@ -49,7 +49,7 @@ from cje.inference import (
     satterthwaite_df,
     t_interval,
 )
-from cje.report import CalibrationInfo, PolicyEstimate, Report, TransportAudit
+from cje.report import CalibrationInfo, PolicyEstimate, Report
 
 __all__ = ["analyze_offpolicy", "OFFPOLICY_ESTIMATORS"]
 
@@ -382,15 +382,6 @@ def analyze_offpolicy(
     # ---- targets: weights, exclusions, fresh draws -------------------------------------------
     logged_rows = np.flatnonzero(role_all == 0)
     lp_base = logged.logprobs["base"][logged_rows]  # logged rows come first in the long table
-    miss = np.flatnonzero(np.isnan(lp_base))
-    if miss.size:
-        r = int(miss[0])
-        raise CJEInputError(
-            f"The 'logprob_base' column must be complete on logged rows; row {r} "
-            f"(prompt_id={pid[logged_rows[r]]!r}) has none ({miss.size} such rows). Every weight "
-            "needs the logging policy's log-probability of the logged response: fill it in, or "
-            "drop those rows."
-        )
     targets: list[_Target] = []
     for i, name in enumerate(target_names):
         lp_t = logged.logprobs[name][logged_rows]
@@ -446,8 +437,14 @@ def analyze_offpolicy(
     names = [base, *target_names]
     s_lab = (s[train] * (jhi - jlo) + jlo)
     results = []
-    audits, audit_of = _audits(probe_names, probes, role_all, s, y, X, cluster, calibrator, alpha,
-                               width, transport_margin)
+    f_full = calibrator.predictor()
+    audits = []
+    for j, pol in enumerate(probe_names):
+        rows_j = np.flatnonzero(role_all == 1000 + j)
+        resid_j = y[rows_j] - f_full(s[rows_j], None if X is None else X[rows_j])
+        audits.append(transport_audit(pol, resid_j, cluster[rows_j], alpha=alpha, width=width,
+                                      margin=transport_margin))
+    audit_of = {a.policy: a for a in audits}
     totals: dict[int, np.ndarray] = {}
     present: dict[int, np.ndarray] = {}
     for p, name in enumerate(names):
@@ -466,22 +463,20 @@ def analyze_offpolicy(
         se = float(np.sqrt(v_if + vc))
         df = satterthwaite_df(v_if, vc, g, k)
         lo, hi = t_interval(value.value, se, df, alpha)
-        naive = _naive(p, rows if p == 0 or estimator == "direct" else targets[p - 1].fresh,
-                       None if p == 0 else targets[p - 1], s, cluster, alpha, llo, width)
+        # the raw judge mean on the policy's own responses (logged rows for the logging policy,
+        # fresh draws for a target), or the Hájek-weighted logged mean without fresh draws
+        t_ = None if p == 0 else targets[p - 1]
+        if t_ is None or t_.fresh.size:
+            own = rows if t_ is None or estimator == "direct" else t_.fresh
+            naive = naive_judge_mean(s[own], cluster[own], alpha, logged.label_scale)
+        else:
+            naive = naive_judge_mean(s[t_.rows], cluster[t_.rows], alpha, logged.label_scale,
+                                     w=t_.w)
         diag: dict[str, Any] = {}
         reasons: list[str] = []
         status = "OK"
-        if p == 0:
-            share = out_of_range_share(logged.judge_score[logged_rows], s_lab)
-            diag["out_of_range_share"] = share
-            if share >= 0.05:
-                status = "REFUSED"
-                reasons.append(
-                    f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
-                    f"[{s_lab.min():g}, {s_lab.max():g}]: the calibration is extrapolated there; "
-                    "its level is not reliable."
-                )
-        else:
+        scores = logged.judge_score[logged_rows]
+        if p > 0:
             t = targets[p - 1]
             s_target = (s[t.fresh] * (jhi - jlo) + jlo) if t.fresh.size else None
             diag.update(weight_summary(
@@ -504,33 +499,14 @@ def analyze_offpolicy(
                              zip(("dr_cpo", "tmle", "mrdr"), value.mixture, strict=True)})
             status, reasons = _overlap_gate(estimator, diag)
             scores = s_target if s_target is not None else logged.judge_score[t.rows]
-            share = out_of_range_share(scores, s_lab)
-            diag["out_of_range_share"] = share
-            if share >= 0.05:
-                status = _worse(status, "REFUSED")
-                reasons.append(
-                    f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
-                    f"[{s_lab.min():g}, {s_lab.max():g}]: the calibration is extrapolated there; its "
-                    "level is not reliable."
-                )
-            a = audit_of.get(name)
-            if a is not None:
-                diag["transport_verdict"] = a.verdict
-                if a.verdict == "FAIL":
-                    status = _worse(status, "REFUSED")
-                    reasons.append(
-                        f"transport audit FAIL (δ = {a.delta:+.3f} [{a.ci_low:+.3f}, {a.ci_high:+.3f}] "
-                        f"vs margin ±{a.margin:g}): the judge's calibration does not hold for its "
-                        "responses."
-                    )
-                elif a.verdict == "INCONCLUSIVE":
-                    status = _worse(status, "CAUTION")
-                    reasons.append(f"transport audit INCONCLUSIVE (δ = {a.delta:+.3f} "
-                                   f"[{a.ci_low:+.3f}, {a.ci_high:+.3f}]).")
-            if estimator == "direct" and not pipe.lab[t.fresh].any() and a is None:
-                status = _worse(status, "CAUTION")
-                reasons.append("no oracle labels on its fresh draws: the calibration learned on "
-                               "the logged data is assumed to transport.")
+        # the level gates every estimate shares with the direct pipeline: transport audit, no
+        # labels of its own, judge scores outside the labelled range, a constant calibration
+        level, level_reasons, level_diag = level_gate(
+            name, scores, s_lab, int(pipe.lab[rows].sum()), audit_of.get(name),
+            calibrator.is_constant_)
+        status = _worse(status, level)
+        reasons += level_reasons
+        diag.update(level_diag)
         results.append(PolicyEstimate(
             policy=name, estimate=float(llo + width * value.value), se=se * width,
             ci_low=float(llo + width * lo), ci_high=float(llo + width * hi), alpha=alpha, df=df,
@@ -550,8 +526,8 @@ def analyze_offpolicy(
         n_labelled_prompts=m_prompts, covariates=covariates,
         oof_rmse=float(np.sqrt(np.mean((y[train] - oof) ** 2))) * width,
         judge_range=(float(s_lab.min()), float(s_lab.max())),
-        selection=dict(calibrator.selection_), reliability=tuple(_scaled_reliability(
-            calibrator, logged)), is_constant=calibrator.is_constant_,
+        selection=dict(calibrator.selection_), reliability=tuple(scaled_reliability(
+            calibrator, logged.judge_scale, logged.label_scale)), is_constant=calibrator.is_constant_,
         curve=calibration_curve(s[logged_rows], None if X is None else X[logged_rows],
                                 calibrator.predictor(),
                                 [calibrator.predictor(frozenset({d})) for d in range(k)],
@@ -564,22 +540,6 @@ def analyze_offpolicy(
         label_scale=logged.label_scale, alpha=alpha, notices=tuple(notices),
         warnings=tuple(warns), excluded=dict(logged.excluded), settings=settings,
     )
-
-
-def _naive(p: int, fresh_rows: np.ndarray, t: _Target | None, s: np.ndarray, cluster: np.ndarray,
-           alpha: float, llo: float, width: float) -> tuple[float, float, float]:
-    """The raw judge mean mapped affinely to the label scale, with a clustered t interval: on the
-    policy's own responses (logged rows for the logging policy, fresh draws for a target), or —
-    for a target without fresh draws — the Hájek-weighted mean of the logged scores."""
-    if p == 0 or fresh_rows.size:
-        rows, w = fresh_rows, np.ones(fresh_rows.size)
-    else:
-        assert t is not None
-        rows, w = t.rows, t.w
-    m = float((w * s[rows]).sum() / w.sum())
-    v, g = cluster_variance(w * (s[rows] - m), cluster[rows])
-    lo, hi = t_interval(m, float(np.sqrt(v)), float(max(g - 1, 1)), alpha)
-    return llo + width * m, llo + width * lo, llo + width * hi
 
 
 #: Exceedance probabilities at which the weights' tail is recorded (1/2 down to 1/10⁵).
@@ -628,37 +588,3 @@ def _overlap_gate(estimator: str, diag: Mapping[str, float]) -> tuple[str, list[
         if v == v and v < gate:
             reasons.append("poor overlap: " + text.format(v=v, g=gate) + ".")
     return ("CAUTION" if reasons else "OK"), reasons
-
-
-def _audits(names: Sequence[str], probes: Mapping[str, EvalData], role: np.ndarray, s: np.ndarray,
-            y: np.ndarray, X: np.ndarray | None, cluster: np.ndarray, calibrator: RewardCalibrator,
-            alpha: float, width: float, margin: float | None
-            ) -> tuple[list[TransportAudit], dict[str, TransportAudit]]:
-    """Transport audits of the probe slices against the full calibration (conditional on it)."""
-    audits, of = [], {}
-    for j, pol in enumerate(names):
-        rows = np.flatnonzero(role == 1000 + j)
-        r = y[rows] - calibrator.predictor()(s[rows], None if X is None else X[rows])
-        delta = float(r.mean())
-        v, g = cluster_variance(r - delta, cluster[rows])
-        se = float(np.sqrt(v))
-        df = float(max(g - 1, 1))
-        lo, hi = t_interval(delta, se, df, alpha)
-        a = TransportAudit(policy=pol, delta=delta * width, se=se * width, ci_low=lo * width,
-                           ci_high=hi * width, df=df, n=int(rows.size), n_prompts=g, margin=margin,
-                           verdict=transport_verdict(lo * width, hi * width, margin))
-        audits.append(a)
-        of[pol] = a
-    return audits, of
-
-
-def _scaled_reliability(calibrator: RewardCalibrator, logged: EvalData) -> list[dict[str, float]]:
-    llo, lhi = logged.label_scale
-    jlo, jhi = logged.judge_scale
-    rows = calibrator.reliability_rows()
-    for row in rows:
-        for col in ("mean_label", "mean_calibrated", "mean_oof"):
-            row[col] = llo + (lhi - llo) * row[col]
-        for col in ("judge_low", "judge_high"):
-            row[col] = jlo + (jhi - jlo) * row[col]
-    return rows

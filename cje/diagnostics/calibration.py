@@ -4,7 +4,39 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["transport_verdict", "out_of_range_share"]
+from cje.inference import cluster_variance, t_interval
+from cje.report import TransportAudit
+
+__all__ = ["transport_audit", "transport_verdict", "out_of_range_share"]
+
+
+def transport_audit(policy: str, residual: np.ndarray, cluster: np.ndarray, *, alpha: float,
+                    width: float, margin: float | None) -> TransportAudit:
+    """The transport audit of one probe slice from its residuals ``Y − f(S)`` (internal scale).
+
+    The audit asks whether the calibrator actually used transports, so its interval is
+    conditional on that fit: the prompt-clustered sampling error of the probe slice only
+    (METHODS §6). Adding the jackknife term would widen it with the calibrator's own
+    variability, which the estimate's OUA interval already carries. ``width`` maps the internal
+    [0, 1] scale back to label units.
+
+    Examples
+    --------
+    >>> a = transport_audit("p", np.array([-0.3, -0.2, -0.25, -0.35]), np.arange(4), alpha=0.05,
+    ...                     width=1.0, margin=0.05)
+    >>> round(a.delta, 3), a.verdict
+    (-0.275, 'FAIL')
+    """
+    delta = float(residual.mean())
+    v, g = cluster_variance(residual - delta, cluster)
+    se = float(np.sqrt(v))
+    df = float(max(g - 1, 1))
+    lo, hi = t_interval(delta, se, df, alpha)
+    return TransportAudit(
+        policy=policy, delta=delta * width, se=se * width, ci_low=float(lo * width),
+        ci_high=float(hi * width), df=df, n=int(residual.size), n_prompts=g, margin=margin,
+        verdict=transport_verdict(lo * width, hi * width, margin),
+    )
 
 
 def transport_verdict(ci_low: float, ci_high: float, margin: float | None) -> str:
