@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cje._progress import check_progress
 from cje.calibration.reward import Calibration, Mode, RewardCalibrator, effective_folds
 from cje.data import EvalData, load, prompt_folds, with_calibration_rows
 from cje.diagnostics.calibration import out_of_range_share, transport_audit
@@ -86,6 +87,7 @@ def analyze(
     mrdr_omega: str = "w",
     on_missing: str = "raise",
     residual_weights: str = "raw",
+    progress: bool | None = None,
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
 
@@ -152,6 +154,10 @@ def analyze(
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
         ``"drop"`` its rows are excluded for that target (counted in the diagnostics).
+    progress : bool, optional
+        A progress bar (on standard error) over the OUA jackknife's re-runs of the pipeline.
+        ``None`` (default) shows it only on a terminal and only once the work has lasted a
+        second (large off-policy analyses); ``True`` always; ``False`` never.
 
     Returns
     -------
@@ -167,6 +173,7 @@ def analyze(
     True
     """
     alpha = check_alpha(alpha)
+    check_progress(progress)
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise CJEInputError(f"n_folds must be an integer >= 2; got {n_folds!r}.")
     if transport_margin is not None and not (transport_margin > 0):
@@ -253,10 +260,11 @@ def analyze(
                                  mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
                                  transport_margin=transport_margin, only=policies,
                                  var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
-                                 settings=settings, residual_weights=residual_weights)
+                                 settings=settings, residual_weights=residual_weights,
+                                 progress=progress)
     return _analyze_direct(ev, probe_data, alpha=alpha, mode=mode, covariates=cov,
                            n_folds=n_folds, seed=seed, transport_margin=transport_margin,
-                           only=policies, settings=settings)
+                           only=policies, settings=settings, progress=progress)
 
 
 def _prepare(ev: EvalData, probes: Mapping[str, EvalData], cov: tuple[str, ...]) -> _Prepared:
@@ -346,6 +354,7 @@ def _analyze_direct(
     transport_margin: float | None,
     only: Sequence[str] | None,
     settings: dict[str, Any],
+    progress: bool | None = None,
 ) -> Report:
     notices = list(ev.notices)
     warns: list[str] = []
@@ -387,7 +396,7 @@ def _analyze_direct(
         return _pipeline(prep, c, estimator)[0].values
 
     jackknife_fits = calibrator.jackknife()
-    reps = oua_jackknife(run, jackknife_fits)  # (K, P)
+    reps = oua_jackknife(run, jackknife_fits, progress=progress)  # (K, P)
     var_cal_all = jackknife_variance(reps)
 
     # ---- transport audits --------------------------------------------------------------------

@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
                         "instead of failing")
     a.add_argument("--reliable-only", action="store_true",
                    help="hide estimates whose level is REFUSED (numbers never change)")
+    a.add_argument("--no-progress", action="store_true",
+                   help="never show a progress bar (default: one on a terminal for analyses "
+                        "that take over a second)")
     a.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="output format (default table)")
     a.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
@@ -143,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--bootstrap", type=int, default=2000, metavar="B",
                    help="bootstrap replicates for the tests that use them (default 2000)")
     b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    b.add_argument("--no-progress", action="store_true",
+                   help="never show a progress bar (default: one on a terminal for audits that "
+                        "take over a second)")
     b.add_argument("--format", choices=("table", "json", "csv"), default="table")
     b.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
 
@@ -227,6 +233,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         estimator=ns.estimator,
         var_cap=ns.var_cap,
         on_missing="drop" if ns.drop_missing else "raise",
+        progress=False if ns.no_progress else None,
     )
     _emit(_render(report, ns.format, ns.reliable_only), ns.out)
     if ns.report:
@@ -244,7 +251,8 @@ def _cmd_bias(ns: argparse.Namespace) -> int:
     import cje
 
     result = cje.bias.audit(ns.path, pairs=ns.pairs, alpha=ns.alpha, n_bootstrap=ns.bootstrap,
-                            rng=ns.seed, judge_column=ns.judge_column)
+                            rng=ns.seed, judge_column=ns.judge_column,
+                            progress=False if ns.no_progress else None)
     if ns.format == "json":
         text = result.to_json()
     elif ns.format == "csv":
@@ -304,7 +312,34 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cje`` command; returns the exit code (2 on bad input)."""
+    """Entry point of the ``cje`` command; returns the exit code (2 on bad input).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``cje``, e.g. ``["analyze", "scores.csv"]``; ``None`` reads
+        ``sys.argv``.
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a usage error or bad input (the one-line message goes to stderr).
+
+    Examples
+    --------
+    >>> import json, os, tempfile, cje
+    >>> from cje.cli import main
+    >>> tmp = tempfile.mkdtemp()
+    >>> path, out = os.path.join(tmp, "scores.csv"), os.path.join(tmp, "report.json")
+    >>> cje.synthetic.make_direct_eval(200, rng=0).data.to_csv(path, index=False)
+    >>> main(["analyze", path, "--judge-scale", "0", "10", "--label-scale", "1", "5",
+    ...       "--format", "json", "--out", out])
+    0
+    >>> sorted(e["policy"] for e in json.load(open(out))["estimates"])
+    ['base', 'concise', 'improved', 'small', 'verbose']
+    >>> main(["analyze", os.path.join(tmp, "missing.csv")])   # bad input: exit code 2
+    2
+    """
     parser = _parser()
     ns = parser.parse_args(argv)
     if ns.command is None:

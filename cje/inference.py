@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cje._progress import progress_iter
+
 if TYPE_CHECKING:
     from cje.report import Contrast, PolicyEstimate
 
@@ -90,7 +92,8 @@ def jackknife_variance(replicates: np.ndarray) -> np.ndarray:
     return (k - 1) / k * np.sum((r - r.mean(axis=0)) ** 2, axis=0)
 
 
-def oua_jackknife(run: Callable[[Any], np.ndarray], calibrations: Sequence[Any]) -> np.ndarray:
+def oua_jackknife(run: Callable[[Any], np.ndarray], calibrations: Sequence[Any], *,
+                  progress: bool | None = False) -> np.ndarray:
     """Re-run a whole estimation pipeline once per delete-one-oracle-fold calibration.
 
     This is the one OUA mechanism for every estimator: ``run`` maps a calibration to the vector of
@@ -101,13 +104,18 @@ def oua_jackknife(run: Callable[[Any], np.ndarray], calibrations: Sequence[Any])
     run : callable
         ``run(calibration) -> numpy.ndarray`` of estimates.
     calibrations : sequence
-        The K fold-deleted calibrations.
+        The K fold-deleted calibrations (or anything ``run`` takes, one per deleted fold).
+    progress : bool, optional
+        Show a progress bar over the K re-runs: ``None`` on a terminal once the work lasts over
+        a second, ``True`` always, ``False`` (default) never.
 
     Returns
     -------
     numpy.ndarray of shape (K, P)
     """
-    return np.vstack([np.atleast_1d(run(c)) for c in calibrations])
+    return np.vstack([np.atleast_1d(run(c))
+                      for c in progress_iter(calibrations, progress, desc="OUA jackknife",
+                                             unit="fold")])
 
 
 def satterthwaite_df(var_if: float, var_cal: float, g: int, k: int) -> float:

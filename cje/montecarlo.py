@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cje._progress import check_progress, progress_bar
 from cje.errors import CJEInputError
 
 __all__ = ["BACKENDS", "run_replicates", "summarise"]
@@ -91,8 +91,8 @@ def run_replicates(
         :class:`~cje.errors.CJEInputError` is raised. ``False`` starts afresh and overwrites
         the file.
     progress : bool, optional
-        Show a tqdm progress bar. ``None`` (default) shows it only when standard error is a
-        terminal; ``False`` never.
+        Show a tqdm progress bar on standard error. ``None`` (default) shows it only when
+        standard error is a terminal and the run lasts over a second; ``False`` never.
     config : Mapping[str, scalar], optional
         The setting of this run (e.g. ``{"n_prompts": 500, "oracle_fraction": 0.1}``): str,
         int, float, bool or None values. Each key becomes a constant column; the whole dict
@@ -141,8 +141,7 @@ def run_replicates(
         raise CJEInputError(
             f"scheduler={scheduler!r} is only used with backend='dask'; got backend={backend!r}."
         )
-    if progress is not None and not isinstance(progress, bool):
-        raise CJEInputError(f"progress must be True, False or None; got {progress!r}.")
+    check_progress(progress)
     if not isinstance(resume, bool):
         raise CJEInputError(f"resume must be True or False; got {resume!r}.")
     cfg = _check_config(config)
@@ -166,8 +165,8 @@ def run_replicates(
     todo = [r for r in range(n_replicates) if r not in done]
 
     new: list[tuple[int, list[dict[str, Any]]]] = []
-    show = progress if progress is not None else _is_tty()
-    bar = _progress_bar(show, n_replicates, n_replicates - len(todo))
+    bar = progress_bar(progress, n_replicates, desc="replicates", unit="rep",
+                       initial=n_replicates - len(todo))
     last = time.monotonic()
     try:
         for r, rows in _execute(task, todo, children, n_jobs, backend, scheduler):
@@ -452,25 +451,3 @@ def _flush(path: Path, stored: list[pd.DataFrame], new: list[tuple[int, list[dic
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 
-
-def _is_tty() -> bool:
-    try:
-        return bool(sys.stderr.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(show: bool, total: int, initial: int) -> Any:
-    if not show:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="rep", desc="replicates", file=sys.stderr)

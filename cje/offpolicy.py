@@ -44,6 +44,7 @@ from cje.estimators.offpolicy import (
 from cje.inference import (
     cluster_variance,
     jackknife_variance,
+    oua_jackknife,
     paired_contrasts,
     ranking_tiers,
     satterthwaite_df,
@@ -273,6 +274,7 @@ def analyze_offpolicy(
     on_missing: str,
     settings: dict[str, Any],
     residual_weights: str = "raw",
+    progress: bool | None = None,
 ) -> Report:
     """Estimates of every target policy's value from logged data (see :func:`cje.analyze`)."""
     import pandas as pd
@@ -430,7 +432,11 @@ def analyze_offpolicy(
     pipe = _Pipeline(s, y, X, cluster, fold, logged_rows, targets, estimator, k, var_cap,
                      mrdr_omega, residual_weights == "stable")
     full = pipe.run(calibrator, frozenset())
-    reps = np.array([[v.value for v, _ in pipe.run(calibrator, frozenset({d}))] for d in range(k)])
+
+    def values_without(fold_k: int) -> np.ndarray:
+        return np.array([v.value for v, _ in pipe.run(calibrator, frozenset({fold_k}))])
+
+    reps = oua_jackknife(values_without, range(k), progress=progress)
     var_cal = jackknife_variance(reps)
 
     # ---- per-policy results --------------------------------------------------------------------

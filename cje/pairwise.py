@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from cje._progress import check_progress, progress_bar
 from cje.bias._result import as_frame, require_columns
 from cje.errors import CJEInputError, CJEWarning, check_alpha
 
@@ -179,23 +180,30 @@ def _pair_codes(df: Any) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray,
 
 
 def _bootstrap_totals(
-    per_prompt: np.ndarray, n_bootstrap: int, gen: np.random.Generator, width: int = 1
+    per_prompt: np.ndarray, n_bootstrap: int, gen: np.random.Generator, width: int = 1,
+    progress: bool | None = False,
 ) -> Iterable[np.ndarray]:
     """Yield chunks of prompt-cluster bootstrap totals.
 
     Each replicate draws ``G`` prompts with replacement; with ``w`` the number of times each prompt
     was drawn, its totals are ``w @ per_prompt``. Chunks keep the ``(chunk, G)`` draw matrix (and the
-    caller's ``(chunk, width)`` work arrays) to a few million entries.
+    caller's ``(chunk, width)`` work arrays) to a few million entries. ``progress`` counts the
+    replicates on a bar (see :func:`cje._progress.progress_bar`).
     """
     g = per_prompt.shape[0]
     chunk = max(1, min(n_bootstrap, 2_000_000 // max(g, width, 1)))
     done = 0
-    while done < n_bootstrap:
-        b = min(chunk, n_bootstrap - done)
-        draws = gen.integers(0, g, size=(b, g))
-        w = np.stack([np.bincount(row, minlength=g) for row in draws]).astype(np.float64)
-        yield w @ per_prompt
-        done += b
+    bar = progress_bar(progress, n_bootstrap, desc="bootstrap", unit="rep")
+    try:
+        while done < n_bootstrap:
+            b = min(chunk, n_bootstrap - done)
+            draws = gen.integers(0, g, size=(b, g))
+            w = np.stack([np.bincount(row, minlength=g) for row in draws]).astype(np.float64)
+            yield w @ per_prompt
+            done += b
+            bar.update(b)
+    finally:
+        bar.close()
 
 
 def _percentile_ci(reps: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +229,7 @@ def win_rates(
     alpha: float = 0.05,
     n_bootstrap: int = 2000,
     rng: int | np.random.Generator | None = None,
+    progress: bool | None = None,
 ) -> Any:
     """Each item's win rate over its pairwise comparisons, ties counting ½.
 
@@ -239,6 +248,9 @@ def win_rates(
         Bootstrap replicates (0 skips the intervals, leaving them NaN).
     rng : int, numpy.random.Generator or None
         Seed or generator of the bootstrap.
+    progress : bool, optional
+        A progress bar over the bootstrap: ``None`` (default) on a terminal once it has run
+        for a second, ``True`` always, ``False`` never.
 
     Returns
     -------
@@ -263,6 +275,7 @@ def win_rates(
 
     alpha = check_alpha(alpha)
     n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    check_progress(progress)
     df = _pairs_frame(pairs, "win_rates")
     items, ia, ib, pcode, g = _pair_codes(df)
     k = len(items)
@@ -290,7 +303,7 @@ def win_rates(
         np.add.at(per_prompt, (pcode, k + ib), 1.0 - score_a)
         gen = np.random.default_rng(rng)
         reps = []
-        for tot in _bootstrap_totals(per_prompt, n_bootstrap, gen):
+        for tot in _bootstrap_totals(per_prompt, n_bootstrap, gen, progress=progress):
             with np.errstate(invalid="ignore", divide="ignore"):
                 reps.append(tot[:, k:] / tot[:, :k])
         lo, hi = _percentile_ci(np.vstack(reps), alpha)
@@ -507,6 +520,7 @@ def bradley_terry(
     alpha: float = 0.05,
     n_bootstrap: int = 1000,
     rng: int | np.random.Generator | None = None,
+    progress: bool | None = None,
 ) -> BradleyTerryResult:
     """Bradley–Terry strengths of the compared items, with an optional first-slot position effect.
 
@@ -535,6 +549,9 @@ def bradley_terry(
         Bootstrap replicates (0 skips the intervals, leaving them NaN).
     rng : int, numpy.random.Generator or None
         Seed or generator of the bootstrap.
+    progress : bool, optional
+        A progress bar over the bootstrap: ``None`` (default) on a terminal once it has run
+        for a second, ``True`` always, ``False`` never.
 
     Returns
     -------
@@ -560,6 +577,7 @@ def bradley_terry(
     """
     alpha = check_alpha(alpha)
     n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    check_progress(progress)
     df = _pairs_frame(pairs, "bradley_terry")
     items, ia, ib, pcode, g = _pair_codes(df)
     k = len(items)
@@ -648,7 +666,8 @@ def bradley_terry(
         np.add.at(per_prompt, (pcode, m + cidx), y_first)
         gen = np.random.default_rng(rng)
         reps = []
-        for t in _bootstrap_totals(per_prompt, n_bootstrap, gen, width=k * k):
+        for t in _bootstrap_totals(per_prompt, n_bootstrap, gen, width=k * k,
+                                       progress=progress):
             t_tot, t_succ = t[:, :m], t[:, m:]
             bb = np.zeros((t.shape[0], k, k))
             bb[:, cf, cs] += t_succ

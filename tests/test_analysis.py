@@ -104,3 +104,25 @@ def test_out_of_range_scores_refuse_the_level():
     assert rep["b"].status == "REFUSED"
     assert rep["b"].diagnostics["out_of_range_share"] > 0.5
     assert "outside the labelled range" in rep["b"].reasons[-1]
+
+
+def test_progress_bar_over_the_jackknife(capsys):
+    sim = cje.synthetic.make_direct_eval(300, rng=3)
+    quiet = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale,
+                        progress=False)
+    assert capsys.readouterr().err == ""
+    shown = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale,
+                        progress=True)
+    err = capsys.readouterr().err
+    assert "OUA jackknife" in err and "5/5" in err
+    assert shown == quiet  # the bar never changes a number
+    with pytest.raises(cje.CJEInputError, match="progress must be True, False or None"):
+        cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale,
+                    progress="yes")
+
+
+def test_offpolicy_progress_bar(capsys):
+    sim = cje.synthetic.make_offpolicy_eval(300, rng=4)
+    cje.analyze(sim.logged, estimator="snips", progress=True, n_folds=3)
+    err = capsys.readouterr().err
+    assert "OUA jackknife" in err and "3/3" in err

@@ -79,3 +79,12 @@ def test_cli_bias(panel, pairs, tmp_path, capsys):
     assert main(["bias", str(tmp_path / "bad.csv")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cje: error: No bias test could run") and err.count("\n") == 1
+
+
+def test_audit_progress_bar_counts_tests(capsys):
+    from cje.synthetic.pairwise import make_pairwise_eval
+
+    pairs = make_pairwise_eval(60, rng=5).pairs
+    cje.bias.audit(pairs=pairs, n_bootstrap=50, rng=0, progress=True)
+    err = capsys.readouterr().err
+    assert "bias tests" in err and "3/3" in err  # position, pairwise verbosity, self-preference

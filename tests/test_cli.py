@@ -275,3 +275,19 @@ def test_offpolicy_cli_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None
     # off-policy estimators need log-probabilities
     assert main(["analyze", str(arena / "fresh_draws"), "--estimator", "snips"]) == 2
     assert "logprob_base" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], None), (["--no-progress"], False)])
+def test_analyze_progress_flag(csv_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str], flags: list[str],
+                               expected: bool | None) -> None:
+    seen = {}
+    real = cje.analyze
+
+    def spy(*args, **kwargs):
+        seen["progress"] = kwargs.get("progress", "missing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cje, "analyze", spy)
+    assert main(["analyze", str(csv_path), "--format", "json", *flags]) == 0
+    assert seen["progress"] is expected  # None: a bar only on a terminal, after a second

@@ -16,6 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "cje"
 # lower number = lower layer
 LAYER = {
     "errors": 0,
+    "_progress": 0,
     "synthetic": 1,
     "data": 1,
     "calibration": 2,

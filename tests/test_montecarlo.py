@@ -187,6 +187,9 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", tty)
     run_replicates(normal_ci_task, 3, progress=False)
     assert tty.getvalue() == ""
+    run_replicates(normal_ci_task, 3)  # a terminal, but done before the bar's delay
+    assert tty.getvalue() == ""
+    monkeypatch.setattr("cje._progress.DELAY", 0.0)
     run_replicates(normal_ci_task, 3)
     assert "3/3" in tty.getvalue()
 

@@ -681,3 +681,19 @@ AGREEMENT_CASES: list[tuple[str, Any, str]] = [
 def test_bad_agreement_inputs(case, call, message):
     with pytest.raises(cje.CJEInputError, match=message):
         call()
+
+
+def test_bootstrap_progress_bar_counts_replicates(capsys):
+    from cje.synthetic.pairwise import make_pairwise_eval
+
+    pairs = make_pairwise_eval(60, rng=5).pairs
+    quiet = cje.pairwise.bradley_terry(pairs, n_bootstrap=50, rng=1, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = cje.pairwise.bradley_terry(pairs, n_bootstrap=50, rng=1, progress=True)
+    err = capsys.readouterr().err
+    assert "bootstrap" in err and "50/50" in err
+    assert np.array_equal(quiet.ci_low, shown.ci_low, equal_nan=True)  # same draws, bar or not
+    cje.pairwise.win_rates(pairs, n_bootstrap=40, rng=1, progress=True)
+    assert "40/40" in capsys.readouterr().err
+    with pytest.raises(cje.CJEInputError, match="progress must be True, False or None"):
+        cje.pairwise.win_rates(pairs, n_bootstrap=40, progress=1)

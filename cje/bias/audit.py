@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cje._progress import check_progress, progress_iter
 from cje.bias._result import BiasAudit, BiasResult, as_frame
 from cje.errors import CJEInputError
 
@@ -38,6 +39,7 @@ def audit(
     n_bootstrap: int = 2000,
     rng: int | np.random.Generator | None = None,
     judge_column: str = "judge",
+    progress: bool | None = None,
 ) -> BiasAudit:
     """Run every judge-bias test the columns allow, one per judge, Holm-adjusted across them.
 
@@ -59,6 +61,9 @@ def audit(
         Seed; each bootstrap test gets its own stream (``SeedSequence.spawn``).
     judge_column : str
         Name of the column identifying the judge, if not ``judge``.
+    progress : bool, optional
+        A progress bar over the tests: ``None`` (default) on a terminal once the audit has run
+        for a second, ``True`` always, ``False`` never.
 
     Returns
     -------
@@ -76,6 +81,7 @@ def audit(
     """
     if data is None and pairs is None:
         raise CJEInputError("audit needs data: pass pointwise scores, pairs=, or both.")
+    check_progress(progress)
     point = None if data is None else _rename_judge(as_frame(data), judge_column)
     if point is not None and set(PAIR_COLUMNS) - {"prompt_id"} <= set(point.columns):
         if pairs is not None:
@@ -111,7 +117,8 @@ def audit(
     results: list[BiasResult] = []
     names: list[str] = []
     skipped: list[str] = []
-    for name, frame, run, per_judge in plan:
+    for name, frame, run, per_judge in progress_iter(plan, progress, desc="bias tests",
+                                                     unit="test"):
         needs, what = _NEEDS[name]
         missing = [c for c in needs if c not in frame.columns]
         if missing:
