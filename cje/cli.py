@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("path", metavar="PATH", help="pointwise scores or pairwise verdicts (.jsonl, .csv, "
-                                                ".parquet)")
+                                                ".parquet), or a cje-eval fresh-draws directory")
     b.add_argument("--pairs", metavar="FILE", help="pairwise verdicts, when PATH holds pointwise scores")
     b.add_argument("--judge-column", default="judge", metavar="NAME",
                    help="column naming the judge (default: judge)")

@@ -88,3 +88,25 @@ def test_audit_progress_bar_counts_tests(capsys):
     cje.bias.audit(pairs=pairs, n_bootstrap=50, rng=0, progress=True)
     err = capsys.readouterr().err
     assert "bias tests" in err and "3/3" in err  # position, pairwise verbosity, self-preference
+
+
+def test_audit_reads_a_directory_of_fresh_draws(tmp_path):
+    """A cje-eval fresh-draws directory (``<policy>_responses.jsonl``) is read as cje.load reads
+    it, with the response length derived from the text (a word count); nothing is dropped."""
+    import pandas as pd
+
+    sim = cje.synthetic.make_direct_eval(120, oracle_fraction=1.0, length_effect=0.3, rng=2)
+    df = sim.data
+    df = df.assign(response=[" ".join(["w"] * int(n)) for n in df["response_length"]],
+                   judge_score=(df["judge_score"] - sim.judge_scale[0]) / np.ptp(sim.judge_scale),
+                   oracle_label=(df["oracle_label"] - sim.label_scale[0]) / np.ptp(sim.label_scale))
+    for pol, part in df.groupby("policy"):
+        part[["prompt_id", "response", "judge_score", "oracle_label"]].to_json(
+            tmp_path / f"{pol}_responses.jsonl", orient="records", lines=True)
+    from_dir = cje.bias.audit(tmp_path)
+    from_frame = cje.bias.audit(df.drop(columns="response"))
+    a, b = (next(r for r in x.results if r.bias == "verbosity") for x in (from_dir, from_frame))
+    assert a.n == b.n == len(df)
+    assert a.flagged and b.flagged
+    assert a.effect == pytest.approx(b.effect, rel=1e-9)  # in units of the judge range either way
+    assert isinstance(from_dir.to_pandas(), pd.DataFrame)

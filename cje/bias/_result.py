@@ -220,6 +220,8 @@ def as_frame(data: Any) -> Any:
 
     if isinstance(data, (str, Path)):
         p = Path(data)
+        if p.is_dir():  # cje-eval fresh draws (<policy>_responses.jsonl): read as cje.load does
+            return _flat_from_load(p)
         if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
             return pd.read_json(p, lines=True)
         if p.suffix.lower() == ".csv":
@@ -230,5 +232,19 @@ def as_frame(data: Any) -> Any:
 
     raise CJEInputError(
         f"Cannot read data of type {type(data).__name__}: pass a pandas or polars DataFrame, a "
-        "dict of arrays or a .jsonl/.csv/.parquet path."
+        "dict of arrays, a .jsonl/.csv/.parquet path or a directory of fresh draws."
     )
+
+
+def _flat_from_load(path: Any) -> Any:
+    """The flat table (:func:`cje.export.flat_table`) of a directory :func:`cje.load` reads,
+    with ``response_length`` derived from the response text when there is one."""
+    from cje.data import load
+    from cje.errors import CJEInputError
+    from cje.export import flat_table
+
+    try:
+        data = load(path, covariates=("response_length",))
+    except CJEInputError:  # no response text: the tests that need a length say so
+        data = load(path)
+    return flat_table(data)

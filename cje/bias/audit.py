@@ -49,7 +49,9 @@ def audit(
         Pointwise judge scores in long format (``prompt_id, policy, judge_score,
         oracle_label?, response_length?``, and for panels ``judge, judge_family,
         policy_family``), or pairwise verdicts (``prompt_id, a_id, b_id, slot_a, winner``, …),
-        recognised by their columns.
+        recognised by their columns. A directory of cje-eval fresh draws
+        (``<policy>_responses.jsonl``) is read as :func:`cje.load` reads it, with
+        ``response_length`` counted from the response text.
     pairs : DataFrame, dict of arrays or path, optional
         Pairwise verdicts, when ``data`` holds the pointwise scores.
     alpha : float
