@@ -134,17 +134,71 @@ class EvalData:
         return self.policy_code < 0
 
     def judge01(self) -> np.ndarray:
-        """Judge scores mapped affinely to [0, 1]."""
+        """Judge scores mapped affinely to [0, 1].
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(judge_score − low) / (high − low)`` with ``(low, high) = judge_scale``.
+
+        Examples
+        --------
+        >>> import cje
+        >>> d = cje.load({"prompt_id": ["a", "b"], "policy": ["x", "x"], "judge_score": [2, 9]},
+        ...              judge_scale=(0, 10))
+        >>> d.judge01().tolist()
+        [0.2, 0.9]
+        """
         lo, hi = self.judge_scale
         return (self.judge_score - lo) / (hi - lo)
 
     def label01(self) -> np.ndarray:
-        """Oracle labels mapped affinely to [0, 1] (NaN where unlabelled)."""
+        """Oracle labels mapped affinely to [0, 1] (NaN where unlabelled).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(oracle_label − low) / (high − low)`` with ``(low, high) = label_scale``.
+
+        Examples
+        --------
+        >>> import cje
+        >>> d = cje.load({"prompt_id": ["a", "b", "c"], "policy": ["x"] * 3,
+        ...               "judge_score": [2, 9, 5], "oracle_label": [1, 4, None]},
+        ...              judge_scale=(0, 10), label_scale=(1, 5))
+        >>> d.label01().tolist()
+        [0.0, 0.75, nan]
+        """
         lo, hi = self.label_scale
         return (self.oracle_label - lo) / (hi - lo)
 
     def rows_of(self, policy: str) -> np.ndarray:
-        """Row indices of one policy."""
+        """Row indices of one policy.
+
+        Parameters
+        ----------
+        policy : str
+            A name in :attr:`policies`.
+
+        Returns
+        -------
+        numpy.ndarray of int
+
+        Raises
+        ------
+        CJEInputError
+            The policy has no rows (the message lists the policies).
+
+        Examples
+        --------
+        >>> import cje
+        >>> d = cje.load({"prompt_id": ["a", "b", "a", "b"], "policy": ["x", "x", "y", "y"],
+        ...               "judge_score": [0.2, 0.9, 0.4, 0.7]}, judge_scale=(0, 1))
+        >>> d.rows_of("y").tolist()
+        [2, 3]
+        >>> d.judge_score[d.rows_of("y")].tolist()
+        [0.4, 0.7]
+        """
         try:
             code = self.policies.index(policy)
         except ValueError:
@@ -188,6 +242,20 @@ class EvalData:
             their number is recorded in :attr:`excluded` and shown in the report.
         policy : str, optional
             Policy name for data with no ``policy`` column (one policy).
+
+        Returns
+        -------
+        EvalData
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"prompt_id": ["a", "b", "c"], "score": [0.2, 0.9, 0.5],
+        ...                    "oracle_label": [0.0, 1.0, None]})
+        >>> d = EvalData.from_frame(df, columns={"judge_score": "score"}, policy="model-v1",
+        ...                         judge_scale=(0, 1), label_scale=(0, 1))
+        >>> d.policies, d.n_rows, d.n_labels
+        (('model-v1',), 3, 2)
         """
         cols = _columns_of(frame)
         return _build(
@@ -563,6 +631,17 @@ def _to_float(arr: np.ndarray, name: str, pid: np.ndarray | None) -> np.ndarray:
 
 def infer_scale(values: np.ndarray) -> tuple[float, float]:
     """The narrowest common scale containing ``values``, else their observed range.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite judge scores or labels.
+
+    Returns
+    -------
+    (low, high)
+        One of :data:`COMMON_SCALES`, else ``(min, max)`` (``(v, v + 1)`` when every value is
+        ``v``).
 
     Examples
     --------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["CJEInputError", "CJEWarning", "check_alpha"]
+
 
 class CJEInputError(ValueError):
     """Invalid user input: the message names the field, the row and the fix.
@@ -16,11 +18,43 @@ class CJEInputError(ValueError):
 
 
 class CJEWarning(UserWarning):
-    """A condition the user should know about that does not stop the analysis."""
+    """A condition the user should know about that does not stop the analysis.
+
+    Filter on this category to collect, escalate or silence cje's warnings
+    (``warnings.simplefilter("ignore", CJEWarning)``).
+
+    Examples
+    --------
+    A judge that ranks the labels backwards makes the calibration collapse:
+
+    >>> import warnings
+    >>> import numpy as np
+    >>> from cje.calibration import RewardCalibrator
+    >>> s = np.arange(20.0)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always", CJEWarning)
+    ...     cal = RewardCalibrator(mode="monotone").fit(s, -s)
+    >>> [w.category.__name__ for w in caught], cal.is_constant_
+    (['CJEWarning'], True)
+    """
 
 
 def check_alpha(alpha: object) -> float:
     """Validate a significance level: a real number in (0, 1).
+
+    Parameters
+    ----------
+    alpha : object
+        The value to check (booleans are rejected).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    CJEInputError
+        ``alpha`` is not a number strictly between 0 and 1.
 
     Examples
     --------

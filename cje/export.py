@@ -94,6 +94,17 @@ def _intro(report: Report) -> str:
 def report_markdown(report: Report, figures: Sequence[str] = ()) -> str:
     """The report as markdown; ``figures`` are image paths (relative to the file) to include.
 
+    Parameters
+    ----------
+    report : Report
+    figures : sequence of str
+        Image paths, relative to where the markdown will be written, listed under "Figures".
+
+    Returns
+    -------
+    str
+        Markdown text: the introduction, one table per section, lists and the figures.
+
     Examples
     --------
     >>> import cje
@@ -200,6 +211,15 @@ def write_report(report: Report, path: str | Path, *, figures: bool = True) -> l
 def flat_table(data: EvalData) -> pd.DataFrame:
     """One flat row per response: ``prompt_id, policy, draw_idx, judge_score, oracle_label``,
     the covariates and the log-probability columns (``logprob_base``, ``logprob[<target>]``).
+
+    Parameters
+    ----------
+    data : EvalData
+
+    Returns
+    -------
+    pandas.DataFrame
+        Calibration-only rows have policy ``"(calibration)"``.
 
     Examples
     --------

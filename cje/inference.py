@@ -33,6 +33,19 @@ __all__ = [
 def cluster_totals(phi: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
     """Per-cluster sums ``T_g = Σ_{i∈g} φ_i`` (length ``n_clusters``).
 
+    Parameters
+    ----------
+    phi : numpy.ndarray
+        Influence values of the rows.
+    cluster : numpy.ndarray of int
+        Cluster code per row, in ``0..n_clusters−1``.
+    n_clusters : int
+        Length of the result (clusters without rows get 0).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_clusters,)
+
     Examples
     --------
     >>> cluster_totals(np.array([1.0, -1.0, 2.0]), np.array([0, 0, 2]), 3).tolist()
@@ -82,6 +95,11 @@ def jackknife_variance(replicates: np.ndarray) -> np.ndarray:
     replicates : numpy.ndarray of shape (K,) or (K, P)
         Estimates with each of the K groups deleted.
 
+    Returns
+    -------
+    numpy.float64 or numpy.ndarray of shape (P,)
+        One variance per column (a scalar for 1-D ``replicates``).
+
     Examples
     --------
     >>> float(jackknife_variance(np.array([1.0, 2.0, 3.0])))
@@ -112,6 +130,21 @@ def oua_jackknife(run: Callable[[Any], np.ndarray], calibrations: Sequence[Any],
     Returns
     -------
     numpy.ndarray of shape (K, P)
+
+    Examples
+    --------
+    The calibration-uncertainty SE of a policy's mean calibrated score:
+
+    >>> from cje.calibration import RewardCalibrator
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.uniform(0, 10, 300); y = (s / 10) ** 2 + rng.normal(0, 0.05, 300)
+    >>> cal = RewardCalibrator(mode="monotone").fit(s, y)
+    >>> scores = np.array([3.0, 6.0, 9.0])   # one policy's judge scores
+    >>> reps = oua_jackknife(lambda c: c.predict(scores).mean(), cal.jackknife())
+    >>> reps.shape
+    (5, 1)
+    >>> round(float(np.sqrt(jackknife_variance(reps)[0])), 3)
+    0.011
     """
     return np.vstack([np.atleast_1d(run(c))
                       for c in progress_iter(calibrations, progress, desc="OUA jackknife",
@@ -123,6 +156,20 @@ def satterthwaite_df(var_if: float, var_cal: float, g: int, k: int) -> float:
 
     ``df = (V_IF + V_cal)² / (V_IF²/(G−1) + V_cal²/(K−1))``; ``G − 1`` when there is no
     calibration term.
+
+    Parameters
+    ----------
+    var_if, var_cal : float
+        Sampling (influence-function) and calibration (jackknife) variances.
+    g : int
+        Number of prompt clusters G.
+    k : int
+        Number of jackknife folds K.
+
+    Returns
+    -------
+    float
+        At least 1.
 
     Examples
     --------
@@ -141,6 +188,19 @@ def satterthwaite_df(var_if: float, var_cal: float, g: int, k: int) -> float:
 
 def t_interval(estimate: float, se: float, df: float, alpha: float) -> tuple[float, float]:
     """Two-sided ``1 − alpha`` t interval.
+
+    Parameters
+    ----------
+    estimate, se : float
+        Point estimate and its standard error.
+    df : float
+        Degrees of freedom of the t critical value.
+    alpha : float
+        ``1 − alpha`` coverage.
+
+    Returns
+    -------
+    (low, high)
 
     Examples
     --------
@@ -165,6 +225,16 @@ def t_pvalue(estimate: float, se: float, df: float) -> float:
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm step-down adjusted p-values (family-wise error control).
+
+    Parameters
+    ----------
+    pvalues : sequence of float
+        Raw p-values of the family.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values in the input order (capped at 1).
 
     Examples
     --------
@@ -196,7 +266,47 @@ def paired_contrasts(
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
-    policies, so the shared calibration error cancels); Holm-adjusted p-values."""
+    policies, so the shared calibration error cancels); Holm-adjusted p-values.
+
+    Parameters
+    ----------
+    totals : Mapping[int, numpy.ndarray]
+        Policy index → per-prompt influence totals divided by the policy's row count, one entry
+        per prompt of the shared prompt index (0 where the policy has no rows).
+    present : Mapping[int, numpy.ndarray of bool]
+        Policy index → whether the policy has rows on each prompt.
+    values : sequence of float
+        Point estimates per policy index (internal [0, 1] scale).
+    reps : numpy.ndarray of shape (K, P)
+        OUA jackknife replicates of the estimates (internal scale).
+    keep : list of int
+        Policy indices to contrast, every pair ``a − b`` in this order.
+    names : sequence of str
+        Policy names by index.
+    k : int
+        Number of oracle folds K (for the Satterthwaite degrees of freedom).
+    alpha : float
+        ``1 − alpha`` intervals; a contrast is significant when its Holm p-value is below it.
+    width : float
+        Width of the label scale: multiplies estimates and SEs back to label units.
+
+    Returns
+    -------
+    tuple of Contrast
+
+    Examples
+    --------
+    >>> totals = {0: np.array([0.02, -0.01, 0.03, -0.04, 0.01, -0.01]),
+    ...           1: np.array([0.01, -0.02, 0.02, -0.03, 0.0, 0.02])}
+    >>> present = {0: np.ones(6, bool), 1: np.ones(6, bool)}
+    >>> reps = np.array([[0.70, 0.50], [0.71, 0.52], [0.69, 0.50], [0.70, 0.51], [0.72, 0.52]])
+    >>> (c,) = paired_contrasts(totals, present, [0.7, 0.5], reps, [0, 1], ["a", "b"], k=5,
+    ...                         alpha=0.05, width=4.0)
+    >>> c.policy_a, c.policy_b, round(c.estimate, 3), round(c.ci_low, 2), round(c.ci_high, 2)
+    ('a', 'b', 0.8, 0.38, 1.22)
+    >>> c.significant, c.n_shared_prompts
+    (True, 6)
+    """
     from cje.report import Contrast
 
     raw = []
@@ -227,7 +337,27 @@ def paired_contrasts(
 def ranking_tiers(results: Sequence[PolicyEstimate],
                   pairs: Sequence[Contrast]) -> tuple[tuple[str, ...], ...]:
     """Best-to-worst tiers: a policy joins the current tier unless it is separable from the
-    tier's best policy (Holm-adjusted contrast significant)."""
+    tier's best policy (Holm-adjusted contrast significant).
+
+    Parameters
+    ----------
+    results : sequence of PolicyEstimate
+    pairs : sequence of Contrast
+        The pairwise contrasts of those policies (a missing pair counts as separable).
+
+    Returns
+    -------
+    tuple of tuple of str
+        Tiers from best to worst, each ordered by estimate.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> ranking_tiers(rep.estimates, rep.pairs)
+    (('improved', 'concise', 'base'), ('verbose', 'small'))
+    """
     sig = {frozenset((c.policy_a, c.policy_b)): c.significant for c in pairs}
     order = sorted(results, key=lambda e: -e.estimate)
     tiers: list[list[str]] = []

@@ -276,7 +276,48 @@ def analyze_offpolicy(
     residual_weights: str = "raw",
     progress: bool | None = None,
 ) -> Report:
-    """Estimates of every target policy's value from logged data (see :func:`cje.analyze`)."""
+    """Estimates of every target policy's value from logged data (see :func:`cje.analyze`).
+
+    :func:`cje.analyze` calls this for data with log-probabilities, after loading and
+    validating every input; call it directly only with :class:`~cje.data.EvalData` already built.
+
+    Parameters
+    ----------
+    logged : EvalData
+        The logging policy's rows with ``logprobs["base"]`` and one ``logprobs[target]`` per
+        target policy (calibration-only rows allowed).
+    fresh : EvalData or None
+        Fresh draws of the target policies (needed by ``"direct"`` and the DR estimators).
+    probes : Mapping[str, EvalData]
+        Oracle-labelled probe slices per policy, for the transport audits.
+    estimator, alpha, mode, covariates, n_folds, seed, transport_margin
+        As in :func:`cje.analyze` (required here; ``"auto"`` is resolved here).
+    only : sequence of str or None
+        Report only these policies (:func:`cje.analyze`'s ``policies``).
+    var_cap, mrdr_omega, on_missing, residual_weights, progress
+        As in :func:`cje.analyze`.
+    settings : dict
+        The run's options, stored in :attr:`Report.settings`.
+
+    Returns
+    -------
+    Report
+        The logging policy's on-policy value, then each target's.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_offpolicy_eval(500, rng=0)
+    >>> logged = cje.load(sim.logged, judge_scale=(0, 1), label_scale=(0, 1))
+    >>> rep = analyze_offpolicy(logged, None, {}, estimator="calibrated-ips", alpha=0.05,
+    ...                         mode="monotone", covariates=(), n_folds=5, seed=0,
+    ...                         transport_margin=None, only=None, var_cap=None, mrdr_omega="w",
+    ...                         on_missing="raise", settings={})
+    >>> [(e.policy, e.method) for e in rep.estimates[:2]]
+    [('base', 'on-policy (logged)'), ('mild', 'calibrated-ips')]
+    >>> round(rep["far"].estimate, 3), rep["far"].status   # truth 0.711; poor overlap
+    (0.65, 'CAUTION')
+    """
     import pandas as pd
 
     notices = list(logged.notices)

@@ -360,6 +360,18 @@ class BradleyTerryResult:
         Replicates whose MLE did not exist (a resample where some item never lost or never won);
         they are left out of the intervals.
     warnings : tuple of str
+
+    Examples
+    --------
+    >>> import cje
+    >>> pairs = cje.synthetic.make_pairwise_eval(100, rng=0).pairs   # items A > B > C > D
+    >>> bt = bradley_terry(pairs, n_bootstrap=100, rng=0)
+    >>> bt.items, bt.reference, bt.n_pairs, bt.n_prompts
+    (('A', 'B', 'C', 'D'), 'A', 1200, 100)
+    >>> bt.strength.round(2).tolist()
+    [0.0, -0.12, -0.62, -0.75]
+    >>> bool(bt.ci_high[3] < 0)   # D is reliably weaker than the reference A
+    True
     """
 
     items: tuple[Any, ...]
@@ -394,6 +406,10 @@ class BradleyTerryResult:
             None: position-free, ``σ(strength_i − strength_j)``. 1 or 2: ``i`` shown in that slot,
             adding ``±position_effect``.
 
+        Returns
+        -------
+        float
+
         Examples
         --------
         >>> r = BradleyTerryResult(("x", "y"), np.array([0.0, np.log(3)]), np.zeros(2), np.zeros(2),
@@ -411,7 +427,24 @@ class BradleyTerryResult:
         return float(expit(d))
 
     def to_pandas(self) -> Any:
-        """Per item: ``item``, ``strength``, ``ci_low``, ``ci_high``, ``reference``; strongest first."""
+        """Per item: ``item``, ``strength``, ``ci_low``, ``ci_high``, ``reference``; strongest first.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> import cje
+        >>> pairs = cje.synthetic.make_pairwise_eval(100, rng=0).pairs
+        >>> t = bradley_terry(pairs, n_bootstrap=100, rng=0).to_pandas()
+        >>> print(t.round(2).to_string(index=False))
+        item  strength  ci_low  ci_high  reference
+           A      0.00    0.00     0.00       True
+           B     -0.12   -0.35     0.14      False
+           C     -0.62   -0.85    -0.42      False
+           D     -0.75   -1.03    -0.51      False
+        """
         import pandas as pd
 
         df = pd.DataFrame(
@@ -426,7 +459,25 @@ class BradleyTerryResult:
         return df.sort_values("strength", ascending=False, kind="stable").reset_index(drop=True)
 
     def summary(self) -> str:
-        """A readable table of strengths and the position effect."""
+        """A readable table of strengths and the position effect.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import cje
+        >>> pairs = cje.synthetic.make_pairwise_eval(100, rng=0).pairs
+        >>> print(bradley_terry(pairs, n_bootstrap=100, rng=0).summary())
+        Bradley–Terry strengths (log-odds, 'A' = 0); 1200 verdicts on 100 prompts; 95% prompt-bootstrap CIs
+        <BLANKLINE>
+          A                          +0.000  [+0.000, +0.000]
+          B                          -0.121  [-0.351, +0.145]
+          C                          -0.622  [-0.850, -0.420]
+          D                          -0.753  [-1.032, -0.511]
+          (first-slot advantage)     +0.089  [-0.004, +0.183]
+        """
         level = int(round(100 * (1 - self.alpha)))
         out = [
             f"Bradley–Terry strengths (log-odds, {self.reference!r} = 0); {self.n_pairs} verdicts on "
@@ -767,6 +818,19 @@ class DawidSkeneResult:
         The log-likelihood changed by less than ``tol`` (relative) before ``max_iter``.
     log_likelihood : float
         Observed-data log-likelihood at the end.
+
+    Examples
+    --------
+    >>> labels = {"item": [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4],
+    ...           "rater": ["r1", "r2", "r3"] * 4,
+    ...           "label": ["y", "y", "n", "n", "n", "n", "y", "n", "y", "y", "y", "y"]}
+    >>> ds = dawid_skene(labels)
+    >>> ds.classes, ds.labels.tolist(), ds.converged
+    (('n', 'y'), ['y', 'n', 'y', 'y'], True)
+    >>> ds.priors.round(2).tolist()
+    [0.25, 0.75]
+    >>> ds.confusion["r3"].round(2).tolist()   # r3 says "n" to a third of the true "y" items
+    [[1.0, 0.0], [0.33, 0.67]]
     """
 
     classes: tuple[Any, ...]
@@ -779,7 +843,24 @@ class DawidSkeneResult:
     log_likelihood: float = float("nan")
 
     def to_pandas(self) -> Any:
-        """One row per item: ``item``, ``label`` and the posterior probability of each class."""
+        """One row per item: ``item``, ``label`` and the posterior probability of each class.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``item``, ``label`` and ``p_<class>`` per class.
+
+        Examples
+        --------
+        >>> labels = {"item": [1, 1, 1, 2, 2, 2, 3, 3, 3],
+        ...           "rater": ["r1", "r2", "r3"] * 3,
+        ...           "label": ["y", "y", "n", "n", "n", "n", "y", "n", "y"]}
+        >>> print(dawid_skene(labels).to_pandas().round(3).to_string(index=False))
+         item label  p_n  p_y
+            1     y  0.0  1.0
+            2     n  1.0  0.0
+            3     y  0.0  1.0
+        """
         df = self.posterior.copy()
         df.columns = [f"p_{c}" for c in df.columns]
         df.insert(0, "label", self.labels.to_numpy())
@@ -1142,6 +1223,11 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None) -> float:
         Labels (numbers or strings) of the same units.
     weights : {None, "linear", "quadratic"}
 
+    Returns
+    -------
+    float
+        1 for perfect agreement, 0 for chance agreement.
+
     Examples
     --------
     >>> round(cohen_kappa([1, 2, 3, 3, 2], [1, 2, 3, 2, 2]), 4)
@@ -1187,6 +1273,11 @@ def krippendorff_alpha(data: Any, *, level: str = "nominal") -> float:
     data : array-like of shape (raters, units)
         Numeric values; NaN marks a missing value.
     level : {"nominal", "ordinal", "interval", "ratio"}
+
+    Returns
+    -------
+    float
+        1 for perfect reliability, 0 for chance-level agreement.
 
     Examples
     --------
@@ -1248,6 +1339,15 @@ def krippendorff_alpha(data: Any, *, level: str = "nominal") -> float:
 def kendall_tau(x: Any, y: Any) -> tuple[float, float]:
     """Kendall's τ-b between two score vectors and its two-sided p-value (scipy).
 
+    Parameters
+    ----------
+    x, y : array-like
+        Paired numeric scores (e.g. judge and oracle values of the same items).
+
+    Returns
+    -------
+    (tau, p_value)
+
     Examples
     --------
     >>> tau, p = kendall_tau([1, 2, 3, 4], [1, 3, 2, 4])
@@ -1266,6 +1366,15 @@ def spearman_rho(x: Any, y: Any) -> tuple[float, float]:
     """Spearman's ρ between two score vectors and its two-sided p-value (scipy).
 
     With two elements ρ is ±1 and the exact p-value is 1.
+
+    Parameters
+    ----------
+    x, y : array-like
+        Paired numeric scores (e.g. judge and oracle values of the same items).
+
+    Returns
+    -------
+    (rho, p_value)
 
     Examples
     --------
@@ -1303,6 +1412,11 @@ def ndcg_at_k(relevance: Any, scores: Any, k: int) -> float:
         Predicted scores (e.g. judge values); higher ranks first.
     k : int
         Positions counted (``k`` larger than the number of items counts all).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 when the top ``k`` are in the ideal order.
 
     Examples
     --------

@@ -48,6 +48,21 @@ class PolicyEstimate:
     units : str
         ``"label"`` or ``"judge"``.
     diagnostics : dict
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> e = rep["improved"]
+    >>> e.policy, e.method, e.status, e.n, e.n_labels
+    ('improved', 'direct', 'OK', 300, 23)
+    >>> round(e.estimate, 2), round(e.ci_low, 2), round(e.ci_high, 2)   # truth 3.24
+    (3.31, 2.96, 3.66)
+    >>> round(e.naive_estimate, 2)   # the raw judge mean, rescaled: biased
+    3.03
+    >>> bool(abs(e.se ** 2 - (e.var_if + e.var_cal)) < 1e-12)
+    True
     """
 
     policy: str
@@ -88,6 +103,17 @@ class Contrast:
     var_if, var_cal : float
     n_shared_prompts : int
         Prompts both policies answered.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> c = next(c for c in rep.pairs if (c.policy_a, c.policy_b) == ("improved", "small"))
+    >>> round(c.estimate, 2), round(c.ci_low, 2), round(c.ci_high, 2)   # truth 0.56
+    (0.61, 0.22, 1.0)
+    >>> c.significant, c.n_shared_prompts
+    (True, 300)
     """
 
     policy_a: str
@@ -113,13 +139,33 @@ class TransportAudit:
     ----------
     policy : str
     delta, se, ci_low, ci_high, df : float
-        Mean residual on the label scale, with a prompt-clustered + OUA interval.
+        Mean residual on the label scale, with a prompt-clustered t interval (``df = G − 1``).
+        The interval is conditional on the calibration actually used, so it has no OUA term
+        (see :func:`cje.diagnostics.calibration.transport_audit`).
     n, n_prompts : int
     margin : float or None
         Practical margin ``δ_max``.
     verdict : str
         ``PASS`` (interval inside ±margin), ``FAIL`` (wholly outside), ``INCONCLUSIVE``, or
         ``NOT GRADED`` (no margin given).
+
+    Examples
+    --------
+    The synthetic judge over-rates ``verbose``. Withhold its labels from the calibration and
+    use them as its probe slice:
+
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(400, rng=0)
+    >>> d = sim.data
+    >>> probe = d[d.policy.eq("verbose") & d.oracle_label.notna()]
+    >>> train = d.assign(oracle_label=d.oracle_label.mask(d.policy.eq("verbose")))
+    >>> rep = cje.analyze(train, probes={"verbose": probe}, transport_margin=0.25,
+    ...                   judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    >>> a = rep.audits[0]
+    >>> a.policy, a.n, round(a.delta, 2), a.verdict
+    ('verbose', 35, -0.47, 'FAIL')
+    >>> rep["verbose"].status
+    'REFUSED'
     """
 
     policy: str
@@ -156,6 +202,19 @@ class CalibrationInfo:
     curve : tuple of dict
         The map on a grid of judge scores (``judge_score``, ``calibrated``, ``se``: the jackknife
         standard error of the map, i.e. its OUA band), label scale; covariates at their medians.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> cal = cje.analyze(sim.data, judge_scale=sim.judge_scale,
+    ...                   label_scale=sim.label_scale).calibration
+    >>> cal.mode, cal.requested_mode, cal.n_folds, cal.n_labels, cal.n_labelled_prompts
+    ('monotone', 'auto', 5, 158, 134)
+    >>> round(cal.oof_rmse, 2), cal.judge_range, len(cal.curve)
+    (0.67, (0.0, 10.0), 11)
+    >>> [round(p["calibrated"], 2) for p in cal.curve[::5]]   # the map at judge scores 0, 5, 10
+    [2.11, 2.86, 3.91]
     """
 
     mode: str
@@ -249,9 +308,31 @@ class Report:
     def to_pandas(self, reliable_only: bool = False) -> Any:
         """One row per policy (``reliable_only=True`` hides REFUSED estimates).
 
+        Parameters
+        ----------
+        reliable_only : bool
+            Leave out the policies whose status is ``REFUSED`` (no other number changes).
+
         Returns
         -------
         pandas.DataFrame
+            The fields of :class:`PolicyEstimate` (``reasons`` joined by ``"; "``), and one
+            ``diag_<name>`` column per diagnostic.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> df = rep.to_pandas()
+        >>> print(df[["policy", "estimate", "ci_low", "ci_high", "status"]].round(2)
+        ...       .to_string(index=False))
+          policy  estimate  ci_low  ci_high status
+            base      3.06    2.83     3.28     OK
+         concise      3.13    2.90     3.36     OK
+        improved      3.31    2.96     3.66     OK
+           small      2.70    2.49     2.92     OK
+         verbose      2.73    2.49     2.97     OK
         """
         import pandas as pd
 
@@ -265,7 +346,26 @@ class Report:
         return pd.DataFrame(rows)
 
     def to_polars(self, reliable_only: bool = False) -> Any:
-        """:meth:`to_pandas` as a polars DataFrame."""
+        """:meth:`to_pandas` as a polars DataFrame.
+
+        Parameters
+        ----------
+        reliable_only : bool
+            Leave out the policies whose status is ``REFUSED``.
+
+        Returns
+        -------
+        polars.DataFrame
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> df = rep.to_polars()
+        >>> df.height, df["policy"].to_list()
+        (5, ['base', 'concise', 'improved', 'small', 'verbose'])
+        """
         import polars as pl
 
         return pl.from_pandas(self.to_pandas(reliable_only))
@@ -276,6 +376,22 @@ class Report:
         Returns
         -------
         pandas.DataFrame
+            One row per :class:`Contrast`, its fields as columns.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> t = rep.contrasts()
+        >>> len(t)   # 5 policies: 10 pairs
+        10
+        >>> print(t.loc[t.significant, ["policy_a", "policy_b", "estimate", "p_holm"]].round(3)
+        ...       .to_string(index=False))
+        policy_a policy_b  estimate  p_holm
+         concise    small     0.427   0.019
+        improved    small     0.611   0.019
+        improved  verbose     0.584   0.043
         """
         import pandas as pd
 
@@ -283,7 +399,27 @@ class Report:
         return pd.DataFrame([asdict(c) for c in self.pairs], columns=cols)
 
     def audit_table(self) -> Any:
-        """Transport audits as a pandas DataFrame."""
+        """Transport audits as a pandas DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per :class:`TransportAudit` (no rows without probe slices).
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(400, rng=0)
+        >>> d = sim.data
+        >>> probe = d[d.policy.eq("verbose") & d.oracle_label.notna()]
+        >>> train = d.assign(oracle_label=d.oracle_label.mask(d.policy.eq("verbose")))
+        >>> rep = cje.analyze(train, probes={"verbose": probe}, transport_margin=0.25,
+        ...                   judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> print(rep.audit_table()[["policy", "delta", "ci_low", "ci_high", "verdict"]].round(2)
+        ...       .to_string(index=False))
+         policy  delta  ci_low  ci_high verdict
+        verbose  -0.47    -0.7    -0.25    FAIL
+        """
         import pandas as pd
 
         cols = [f.name for f in fields(TransportAudit)]
@@ -303,6 +439,22 @@ class Report:
         Returns
         -------
         pandas.DataFrame
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_offpolicy_eval(500, rng=0)
+        >>> rep = cje.analyze(sim.logged, estimator="calibrated-ips", judge_scale=(0, 1),
+        ...                   label_scale=(0, 1))
+        >>> t = rep.diagnostics("overlap")
+        >>> print(t[["policy", "ess_raw", "ess_stable", "hill_raw", "status"]].round(2)
+        ...       .to_string(index=False))
+          policy  ess_raw  ess_stable  hill_raw  status
+            mild     0.91        0.98      6.25      OK
+        moderate     0.64        0.89      2.84      OK
+             far     0.19        0.66      1.34 CAUTION
+        >>> rep.diagnostics("calibration").columns.tolist()[:4]
+        ['bin', 'judge_low', 'judge_high', 'n']
         """
         import pandas as pd
 
@@ -327,7 +479,31 @@ class Report:
 
     # ---- text -----------------------------------------------------------------------------
     def summary(self, reliable_only: bool = False) -> str:
-        """A readable table of estimates, contrasts, audits and warnings."""
+        """A readable table of estimates, contrasts, audits and warnings.
+
+        Parameters
+        ----------
+        reliable_only : bool
+            Leave out the policies whose status is ``REFUSED`` (a line says how many).
+
+        Returns
+        -------
+        str
+            What ``print(report)`` shows.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> lines = [ln.rstrip() for ln in rep.summary().splitlines()]
+        >>> print("\\n".join(lines[2:5]))
+        policy                   estimate            95% CI      SE  cal%      n labels   naive status
+        ------------------------------------------------------------------------------------------------
+        base                        3.057    [2.831, 3.284]   0.115     6    300     29   2.663 OK
+        >>> print(next(ln for ln in lines if "Ranking" in ln))
+          Ranking (braces: not separable at alpha = 0.05): {improved, concise, base} > {verbose, small}
+        """
         lo, hi = self.label_scale
         level = int(round(100 * (1 - self.alpha)))
         out: list[str] = []
@@ -414,17 +590,75 @@ class Report:
 
     # ---- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict of lists, numbers and strings (JSON-ready)."""
+        """A plain dict of lists, numbers and strings (JSON-ready).
+
+        Returns
+        -------
+        dict
+            One key per field; nested records become dicts (inverse: :meth:`from_dict`).
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> d = rep.to_dict()
+        >>> list(d)[:5]
+        ['estimates', 'pairs', 'audits', 'calibration', 'ranking']
+        >>> d["estimates"][2]["policy"], round(d["estimates"][2]["estimate"], 2)
+        ('improved', 3.31)
+        """
         return asdict(self)
 
     def to_json(self, **kwargs: Any) -> str:
-        """JSON text of :meth:`to_dict` (NaN written as ``NaN``)."""
+        """JSON text of :meth:`to_dict` (NaN written as ``NaN``).
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`json.dumps` (``indent`` defaults to 2).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import json, cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> text = rep.to_json()
+        >>> json.loads(text)["ranking"]
+        [['improved', 'concise', 'base'], ['verbose', 'small']]
+        >>> cje.Report.from_json(text) == rep   # lossless
+        True
+        """
         kwargs.setdefault("indent", 2)
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Report:
-        """Rebuild a report from :meth:`to_dict` output."""
+        """Rebuild a report from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        d : dict
+            As :meth:`to_dict` returns it, or as read back from its JSON (lists for tuples).
+
+        Returns
+        -------
+        Report
+
+        Examples
+        --------
+        >>> import json, cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> stored = json.loads(json.dumps(rep.to_dict()))   # e.g. kept in a database
+        >>> back = cje.Report.from_dict(stored)
+        >>> back == rep, back["improved"].ci_low == rep["improved"].ci_low
+        (True, True)
+        """
         cal = d.get("calibration")
         return cls(
             estimates=tuple(
@@ -455,12 +689,56 @@ class Report:
 
     @classmethod
     def from_json(cls, text: str) -> Report:
-        """Rebuild a report from :meth:`to_json` output."""
+        """Rebuild a report from :meth:`to_json` output.
+
+        Parameters
+        ----------
+        text : str
+            JSON text written by :meth:`to_json` (or ``cje analyze --format json``).
+
+        Returns
+        -------
+        Report
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> back = cje.Report.from_json(rep.to_json())
+        >>> back == rep, back.ranking[0]
+        (True, ('improved', 'concise', 'base'))
+        """
         return cls.from_dict(json.loads(text))
 
     def write(self, path: Any, *, figures: bool = True) -> list[Any]:
         """Write the report as markdown (``.md``) or self-contained HTML (``.html``) with its
-        figures; see :func:`cje.export.write_report`."""
+        figures; see :func:`cje.export.write_report`.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Output file ending in ``.md`` (figures written as PNGs beside it) or ``.html``
+            (figures embedded).
+        figures : bool
+            Draw the figures (matplotlib); ``False`` writes the tables only.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written, the report first.
+
+        Examples
+        --------
+        >>> import os, tempfile, cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> paths = rep.write(os.path.join(tempfile.mkdtemp(), "report.md"), figures=False)
+        >>> [p.name for p in paths]
+        ['report.md']
+        >>> paths[0].read_text().splitlines()[0]
+        '# cje report'
+        """
         from cje.export import write_report
 
         return write_report(self, path, figures=figures)

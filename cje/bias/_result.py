@@ -45,6 +45,20 @@ class BiasResult:
     details : dict
         Extra statistics of the test (e.g. position consistency, preference fairness).
     warnings : tuple of str
+
+    Examples
+    --------
+    >>> from cje.bias import position
+    >>> from cje.synthetic.pairwise import make_pairwise_eval
+    >>> sim = make_pairwise_eval(200, strengths=[3, 1, -1, -3], position_logodds=0.5,
+    ...                          prompt_noise=0.5, rng=0)
+    >>> r = position(sim.pairs, n_bootstrap=200, rng=0)
+    >>> r.bias, r.flagged, r.n, r.n_prompts
+    ('position', True, 1200, 200)
+    >>> bool(r.ci_low < 0.5 < r.ci_high), r.p_holm == r.p_value   # planted: 0.5; run alone
+    (True, True)
+    >>> round(r.details["pc"], 2)   # position consistency
+    0.87
     """
 
     bias: str
@@ -65,11 +79,45 @@ class BiasResult:
     warnings: tuple[str, ...] = ()
 
     def with_holm(self, p_holm: float, flagged: bool) -> BiasResult:
-        """A copy with the audit's Holm-adjusted p-value and the flag recomputed from it."""
+        """A copy with the audit's Holm-adjusted p-value and the flag recomputed from it.
+
+        Parameters
+        ----------
+        p_holm : float
+            The Holm-adjusted p-value across the audit's tests.
+        flagged : bool
+            The test's flag, recomputed by the caller with ``p_holm``.
+
+        Returns
+        -------
+        BiasResult
+
+        Examples
+        --------
+        >>> r = BiasResult("position", "demo", 0.4, "slot log-odds", 0.1, 0.7, 0.05,
+        ...                p_value=0.02, p_holm=0.02, flagged=True, n=100, n_prompts=50)
+        >>> adj = r.with_holm(0.06, flagged=False)   # two more tests in the audit
+        >>> adj.p_holm, adj.flagged, adj.p_value, r.p_holm
+        (0.06, False, 0.02, 0.02)
+        """
         return replace(self, p_holm=float(p_holm), flagged=bool(flagged))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-ready)."""
+        """Plain dict (JSON-ready).
+
+        Returns
+        -------
+        dict
+            One key per field.
+
+        Examples
+        --------
+        >>> r = BiasResult("position", "demo", 0.4, "slot log-odds", 0.1, 0.7, 0.05,
+        ...                p_value=0.02, p_holm=0.02, flagged=True, n=100, n_prompts=50)
+        >>> d = r.to_dict()
+        >>> d["bias"], d["effect"], d["flagged"], d["details"]
+        ('position', 0.4, True, {})
+        """
         return asdict(self)
 
 
@@ -85,6 +133,18 @@ class BiasAudit:
     alpha : float
     tests : tuple of str
         The test that produced each result (e.g. ``"verbosity (pairwise)"``).
+
+    Examples
+    --------
+    >>> from cje.bias import audit
+    >>> from cje.synthetic.pairwise import make_pairwise_eval
+    >>> sim = make_pairwise_eval(200, strengths=[3, 1, -1, -3], position_logodds=0.5,
+    ...                          prompt_noise=0.5, rng=0)
+    >>> a = audit(pairs=sim.pairs, n_bootstrap=200, rng=0)
+    >>> a.tests, [r.flagged for r in a.results]
+    (('position', 'verbosity (pairwise)'), [True, False])
+    >>> len(a.skipped)   # self-preference needs model families
+    1
     """
 
     results: tuple[BiasResult, ...]
@@ -97,21 +157,79 @@ class BiasAudit:
             r.bias for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-ready)."""
+        """Plain dict (JSON-ready).
+
+        Returns
+        -------
+        dict
+            ``alpha``, ``results`` (each result's fields plus its ``test``) and ``skipped``.
+
+        Examples
+        --------
+        >>> from cje.bias import audit
+        >>> from cje.synthetic.pairwise import make_pairwise_eval
+        >>> sim = make_pairwise_eval(200, strengths=[3, 1, -1, -3], position_logodds=0.5,
+        ...                          prompt_noise=0.5, rng=0)
+        >>> d = audit(pairs=sim.pairs, n_bootstrap=200, rng=0).to_dict()
+        >>> list(d), [(r["test"], r["flagged"]) for r in d["results"]]
+        (['alpha', 'results', 'skipped'], [('position', True), ('verbosity (pairwise)', False)])
+        """
         return {"alpha": self.alpha,
                 "results": [{"test": t, **r.to_dict()} for t, r in zip(self._names(), self.results,
                                                                         strict=True)],
                 "skipped": list(self.skipped)}
 
     def to_json(self, **kwargs: Any) -> str:
-        """JSON text of :meth:`to_dict`."""
+        """JSON text of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`json.dumps` (``indent`` defaults to 2).
+
+        Returns
+        -------
+        str
+            numpy values inside ``details`` are written as plain numbers and lists.
+
+        Examples
+        --------
+        >>> import json
+        >>> from cje.bias import audit
+        >>> from cje.synthetic.pairwise import make_pairwise_eval
+        >>> sim = make_pairwise_eval(200, strengths=[3, 1, -1, -3], position_logodds=0.5,
+        ...                          prompt_noise=0.5, rng=0)
+        >>> text = audit(pairs=sim.pairs, n_bootstrap=200, rng=0).to_json()
+        >>> round(json.loads(text)["results"][0]["details"]["pc"], 2)
+        0.87
+        """
         import json
 
         kwargs.setdefault("indent", 2)
         return json.dumps(self.to_dict(), default=_plain, **kwargs)
 
     def to_pandas(self) -> Any:
-        """One row per test."""
+        """One row per test.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``test``, the :class:`BiasResult` fields (``warnings`` joined by ``"; "``) and one
+            ``detail_<name>`` column per entry of ``details``.
+
+        Examples
+        --------
+        >>> from cje.bias import audit
+        >>> from cje.synthetic.pairwise import make_pairwise_eval
+        >>> sim = make_pairwise_eval(200, strengths=[3, 1, -1, -3], position_logodds=0.5,
+        ...                          prompt_noise=0.5, rng=0)
+        >>> t = audit(pairs=sim.pairs, n_bootstrap=200, rng=0).to_pandas()
+        >>> print(t[["test", "effect", "ci_low", "ci_high", "flagged"]].round(2)
+        ...       .to_string(index=False))
+                        test  effect  ci_low  ci_high  flagged
+                    position    0.55    0.40     0.75     True
+        verbosity (pairwise)    0.00   -0.02     0.02    False
+        """
         import pandas as pd
 
         rows = []
@@ -124,7 +242,28 @@ class BiasAudit:
         return pd.DataFrame(rows)
 
     def summary(self) -> str:
-        """A readable table: effect, CI, p, flag and mitigation per bias (and per judge)."""
+        """A readable table: effect, CI, p, flag and mitigation per bias (and per judge).
+
+        Returns
+        -------
+        str
+            What ``print(audit)`` shows.
+
+        Examples
+        --------
+        >>> from cje.bias import audit
+        >>> from cje.synthetic.pairwise import make_pairwise_eval
+        >>> sim = make_pairwise_eval(200, strengths=[3, 1, -1, -3], position_logodds=0.5,
+        ...                          prompt_noise=0.5, rng=0)
+        >>> text = audit(pairs=sim.pairs, n_bootstrap=200, rng=0).summary()
+        >>> print("\\n".join(text.splitlines()[:6]))
+        Judge bias audit (2 tests, Holm-adjusted; 95% CIs)
+        <BLANKLINE>
+        test                       judge             effect                95% CI   p_holm  flag
+        ----------------------------------------------------------------------------------------
+        position                   —                 +0.545      [+0.396, +0.752] 5.28e-10  FLAG
+        verbosity (pairwise)       —                 +0.002      [-0.016, +0.022]    0.827  ok
+        """
         level = int(round(100 * (1 - self.alpha)))
         out = [f"Judge bias audit ({len(self.results)} tests, Holm-adjusted; {level}% CIs)", ""]
         head = f"{'test':<26} {'judge':<14} {'effect':>9} {f'{level}% CI':>21} {'p_holm':>8}  flag"

@@ -343,6 +343,17 @@ def wilson_interval(x: float, n: float, alpha: float = 0.05) -> tuple[float, flo
 
     ``(p + z²/2n ± z √(p(1−p)/n + z²/4n²)) / (1 + z²/n)`` with ``z = Φ⁻¹(1 − alpha/2)``.
 
+    Parameters
+    ----------
+    x, n : float
+        Successes and trials (may be fractional effective counts).
+    alpha : float, default 0.05
+        ``1 − alpha`` interval.
+
+    Returns
+    -------
+    (lower, upper)
+
     Examples
     --------
     >>> [round(v, 4) for v in wilson_interval(56, 70)]

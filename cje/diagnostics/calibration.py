@@ -20,6 +20,25 @@ def transport_audit(policy: str, residual: np.ndarray, cluster: np.ndarray, *, a
     variability, which the estimate's OUA interval already carries. ``width`` maps the internal
     [0, 1] scale back to label units.
 
+    Parameters
+    ----------
+    policy : str
+        The audited policy.
+    residual : numpy.ndarray
+        ``Y − f(S)`` on the probe slice's rows (internal [0, 1] scale).
+    cluster : numpy.ndarray of int
+        Prompt code per row.
+    alpha : float
+        ``1 − alpha`` interval.
+    width : float
+        Width of the label scale (``high − low``).
+    margin : float or None
+        Practical margin ``δ_max`` in label units; ``None`` leaves the audit NOT GRADED.
+
+    Returns
+    -------
+    TransportAudit
+
     Examples
     --------
     >>> a = transport_audit("p", np.array([-0.3, -0.2, -0.25, -0.35]), np.arange(4), alpha=0.05,
@@ -45,6 +64,18 @@ def transport_verdict(ci_low: float, ci_high: float, margin: float | None) -> st
     ``PASS`` if the interval lies inside ``[−margin, margin]``, ``FAIL`` if it lies wholly outside
     it, ``INCONCLUSIVE`` otherwise, ``NOT GRADED`` without a margin.
 
+    Parameters
+    ----------
+    ci_low, ci_high : float
+        The interval of ``δ`` (label units).
+    margin : float or None
+        Practical margin ``δ_max`` (label units).
+
+    Returns
+    -------
+    str
+        ``"PASS"``, ``"FAIL"``, ``"INCONCLUSIVE"`` or ``"NOT GRADED"``.
+
     Examples
     --------
     >>> transport_verdict(-0.02, 0.03, 0.05), transport_verdict(-0.3, -0.1, 0.05)
@@ -65,6 +96,18 @@ def out_of_range_share(scores: np.ndarray, labelled_scores: np.ndarray) -> float
     """Share of ``scores`` outside the range of judge scores seen on labelled rows.
 
     Beyond that range the calibrator is flat (extrapolation), so levels there are not learned.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        Judge scores of one policy.
+    labelled_scores : numpy.ndarray
+        Judge scores of the labelled rows the calibrator was fitted on.
+
+    Returns
+    -------
+    float
+        A share in [0, 1]; NaN when either array is empty.
 
     Examples
     --------

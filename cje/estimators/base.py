@@ -26,6 +26,16 @@ class Estimate:
         Rows per group.
     n_labels : numpy.ndarray of int, shape (P,)
         Labelled rows per group (used by the residual augmentation).
+
+    Examples
+    --------
+    >>> from cje.estimators import direct_estimate
+    >>> est = direct_estimate(np.array([0.5, 0.5, 0.7, 0.7]), np.array([0.1, 0.0, 0.0, 0.0]),
+    ...                       np.array([True, False, False, False]), np.array([0, 0, 1, 1]), 2)
+    >>> est.values.round(3).tolist(), est.n.tolist(), est.n_labels.tolist()
+    ([0.6, 0.7], [2, 2], [1, 0])
+    >>> np.bincount(est.group, weights=est.influence).round(12).tolist()   # mean zero per group
+    [0.0, 0.0]
     """
 
     values: np.ndarray

@@ -106,5 +106,26 @@ class DirectEstimator:
         group: np.ndarray,
         n_groups: int,
     ) -> Estimate:
-        """Estimates and influence values; see :func:`direct_estimate`."""
+        """Estimates and influence values; see :func:`direct_estimate`.
+
+        Parameters
+        ----------
+        reward, residual, labelled, group : numpy.ndarray
+            Per row: calibrated reward, out-of-fold oracle residual, labelled flag, policy.
+        n_groups : int
+            Number of groups P.
+
+        Returns
+        -------
+        Estimate
+
+        Examples
+        --------
+        >>> r = np.array([0.5, 0.5, 0.7, 0.7]); e = np.array([0.1, 0.0, 0.0, 0.0])
+        >>> lab, grp = np.array([True, False, False, False]), np.array([0, 0, 1, 1])
+        >>> DirectEstimator().estimate(r, e, lab, grp, 2).values.round(3).tolist()
+        [0.6, 0.7]
+        >>> DirectEstimator(augment=False).estimate(r, e, lab, grp, 2).values.round(3).tolist()
+        [0.5, 0.7]
+        """
         return direct_estimate(reward, residual, labelled, group, n_groups, augment=self.augment)

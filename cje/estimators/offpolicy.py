@@ -61,6 +61,16 @@ class OffPolicyRows:
         Stabilised (SIMCal-W) weights, mean one.
     ratio : numpy.ndarray, optional
         Unnormalised importance ratios ``exp(λ_i)`` (for unnormalised IPS).
+
+    Examples
+    --------
+    >>> rows = OffPolicyRows(reward=np.array([0.2, 0.6, 0.4]), residual=np.array([0.1, 0.0, 0.0]),
+    ...                      labelled=np.array([True, False, False]),
+    ...                      weights=np.array([0.5, 1.5, 1.0]))
+    >>> rows.scaled_residual.round(6).tolist()   # (L_i / p_L) e_i with p_L = 1/3
+    [0.3, 0.0, 0.0]
+    >>> round(snips(rows).value, 4)   # Σ w_i (R_i + 3 L_i e_i) / Σ w_i
+    0.5167
     """
 
     reward: np.ndarray
@@ -91,6 +101,18 @@ class PolicyValue:
         Influence value of each logged row (mean zero).
     mixture : numpy.ndarray, optional
         Stacking weights (stacked estimators only).
+
+    Examples
+    --------
+    >>> rows = OffPolicyRows(np.array([0.2, 0.6]), np.zeros(2), np.zeros(2, bool),
+    ...                      np.array([0.5, 1.5]))
+    >>> v = snips(rows)
+    >>> round(v.value, 6), v.influence.round(6).tolist(), v.mixture
+    (0.5, [-0.15, 0.15], None)
+    >>> from cje.inference import cluster_variance
+    >>> var, n_prompts = cluster_variance(v.influence, np.array([0, 1]))   # its standard error
+    >>> round(float(np.sqrt(var)), 3), n_prompts
+    (0.15, 2)
     """
 
     value: float
@@ -125,6 +147,20 @@ def ips(rows: OffPolicyRows) -> PolicyValue:
     Offered for completeness and as the naive baseline: its weights do not average one in a
     finite sample, so it is unbiased but very variable. Influence ``φ_i = ρ_i ỹ_i − ψ``.
 
+    Parameters
+    ----------
+    rows : OffPolicyRows
+        With ``ratio`` set.
+
+    Returns
+    -------
+    PolicyValue
+
+    Raises
+    ------
+    ValueError
+        ``rows.ratio`` is missing.
+
     Examples
     --------
     >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.zeros(2), np.zeros(2, bool),
@@ -144,6 +180,14 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
 
     ``ỹ_i = R_i + (L_i/p_L) e_i``; influence ``φ_i = w_i (ỹ_i − ψ)`` (delta method for the ratio).
 
+    Parameters
+    ----------
+    rows : OffPolicyRows
+
+    Returns
+    -------
+    PolicyValue
+
     Examples
     --------
     >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.zeros(2), np.zeros(2, bool),
@@ -162,6 +206,17 @@ def calibrated_ips(rows: OffPolicyRows, *, stable_residual: bool = False) -> Pol
     default) or ``v = w̃`` (``stable_residual=True``);
     ``φ_i = w_i (R_i − ψ_R) − c + v_i ((L_i/p_L) e_i − ψ_e)`` (``c`` centres the first term):
     the reward term's influence includes the estimation of ``w̃`` (see :func:`_stabilised`).
+
+    Parameters
+    ----------
+    rows : OffPolicyRows
+        With ``stable`` set (without it the raw weights are used: SNIPS).
+    stable_residual : bool
+        Stabilised instead of raw weights on the oracle residual term.
+
+    Returns
+    -------
+    PolicyValue
 
     Examples
     --------
@@ -199,6 +254,10 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     stable_residual : bool
         Stabilised instead of raw weights on the oracle residual term.
 
+    Returns
+    -------
+    PolicyValue
+
     Examples
     --------
     >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.zeros(2), np.zeros(2, bool),
@@ -220,6 +279,18 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
     ``α = argmin_{α ∈ simplex} α'Σα`` with ``Σ`` the covariance of the estimates' prompt-cluster
     totals of influence values (all computed on the same rows); ``ψ = Σ α_k ψ_k``,
     ``φ = Σ α_k φ_k``.
+
+    Parameters
+    ----------
+    values : sequence of PolicyValue
+        Estimates of one target on the same rows.
+    cluster : numpy.ndarray of int
+        Prompt code per row.
+
+    Returns
+    -------
+    PolicyValue
+        With ``mixture`` = α.
 
     Examples
     --------
