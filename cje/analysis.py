@@ -150,7 +150,7 @@ def analyze(
         the CJE paper) assumes the judge score carries everything the target changes about the
         label; where it does not, the estimate is biased toward the logging policy's calibration
         and its interval too narrow (coverage 0.56–0.91 at 10–60% raw ESS in
-        ``simulations/results/residual_weights.md``).
+        ``simulations/results/study_residual_weights.md``).
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
         ``"drop"`` its rows are excluded for that target (counted in the diagnostics).

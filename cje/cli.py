@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser(
         "simulate",
-        help="rerun a simulation study (coverage, naive_ci, ranking, modes, bias)",
+        help=f"rerun a simulation study ({', '.join(NAMES)})",
         description="Rerun one of the seeded Monte Carlo studies behind cje's claims and defaults; "
                     "writes a markdown table, a figure and the replicates (Parquet) to --out-dir "
                     "(--resume keeps finished replicates on disk).",

@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 
 from cje.errors import CJEInputError
-from cje.studies import STUDIES, main
+from cje.studies import DEFAULT_SEEDS, NAMES, STUDIES, main
+from cje.studies.overlap import ranking_accuracy
 from cje.studies.ranking import budget_for, per_replicate
+
+OFFPOLICY = {"overlap", "var_cap", "residual_weights", "mrdr_omega", "folds"}
 
 
 def _outputs(md, name, reps):
@@ -37,8 +40,18 @@ def quick_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("studies")
 
 
+def _floor(reps, p=0.95, z=3.0):
+    """Lowest coverage consistent with ``p`` at ``z`` binomial MC SE over ``reps`` replicates
+    (rows of one replicate share data, so ``reps`` is a conservative effective size)."""
+    return p - z * np.sqrt(p * (1 - p) / reps)
+
+
 def test_registry():
-    assert set(STUDIES) == {"coverage", "naive_ci", "ranking", "modes", "bias"}
+    assert set(STUDIES) == {"coverage", "naive_ci", "ranking", "modes", "bias"} | OFFPOLICY
+    assert list(STUDIES) == list(NAMES) and set(DEFAULT_SEEDS) == set(NAMES)
+    # The defaults studies keep the seeds their committed results were first run with.
+    assert DEFAULT_SEEDS["var_cap"] == 107
+    assert {DEFAULT_SEEDS[n] for n in ("residual_weights", "mrdr_omega", "folds")} == {20261123}
     with pytest.raises(SystemExit, match="unknown study"):
         main("nope", [])
 
@@ -106,6 +119,94 @@ def test_bias_quick(quick_dir):
         assert rates.loc[(test, top), "rejected"] >= 0.8, test  # power at the largest bias
 
 
+def test_overlap_quick(quick_dir):
+    md = STUDIES["overlap"](quick=True, out_dir=quick_dir)
+    df, text = _outputs(md, "overlap", 10)
+    assert len(df) == 10 * 6 * 4  # replicates × estimators × targets (one cell)
+    # Raw-weight ESS falls with overlap; SIMCal-W's stabilised ESS is above it at every level.
+    cips = df[df.estimator == "calibrated-ips"].groupby("target")[["ess_raw", "ess_stable"]].mean()
+    raw = cips["ess_raw"].reindex(["ess90", "ess60", "ess10", "ess01"])
+    assert raw.is_monotonic_decreasing and raw["ess01"] < 0.10
+    assert (cips["ess_stable"] > cips["ess_raw"]).all()
+    assert cips.loc["ess01", "ess_stable"] > 0.10  # "high" stabilised ESS where raw is tiny
+    assert df[df.estimator.isin(["ips", "snips"])]["ess_stable"].isna().all()
+    assert (df.groupby(["replicate", "target"])["ess_raw"].nunique() == 1).all()  # same weights
+    # DR at good overlap covers within binomial MC error of 0.95.
+    good = df[(df.family == "DR") & df.target.isin(["ess90", "ess60"])]
+    assert good["covered"].mean() >= _floor(10)
+    # The gate reads the raw weights: the IPS family at 1% raw ESS is flagged.
+    assert (df[(df.family == "IPS") & (df.target == "ess01")]["status"] != "OK").mean() >= 0.9
+    acc = ranking_accuracy(df).groupby("estimator")["accuracy"].mean()
+    assert acc["stacked-dr"] >= max(0.9, acc["ips"])
+    assert "Criteria (fixed before the run)" in text and "ESS raw → stabilised" in text
+
+
+def test_ranking_accuracy_counts_pairs():
+    df = pd.DataFrame({"replicate": [0] * 4 + [1] * 4, "judge_noise": 0.1, "n_prompts": 500,
+                       "estimator": "x", "target": ["ess90", "ess60", "ess10", "ess01"] * 2,
+                       "truth": [0.55, 0.60, 0.71, 0.78] * 2,
+                       "estimate": [0.55, 0.60, 0.71, 0.78, 0.78, 0.71, 0.60, 0.55]})
+    out = ranking_accuracy(df).set_index("replicate")
+    assert out["accuracy"].tolist() == [1.0, 0.0]
+    assert out["exact"].tolist() == [1.0, 0.0] and out["top1"].tolist() == [1.0, 0.0]
+
+
+def _settings_differ(df, by, setting_a, setting_b):
+    """Share of (replicate, …) rows whose estimates differ between two settings."""
+    w = df.pivot_table(index=["replicate", *by], columns="setting", values="estimate")
+    return float((w[setting_a] != w[setting_b]).mean())
+
+
+def test_var_cap_quick(quick_dir):
+    md = STUDIES["var_cap"](quick=True, out_dir=quick_dir)
+    df, text = _outputs(md, "var_cap", 4)
+    assert len(df) == 4 * 2 * 4 * 4  # replicates × estimators × caps × targets
+    assert (df[df.var_cap == "off"]["gamma"] == 0).all()
+    far = df[df.target == "ess01"]
+    gamma = far.groupby("var_cap")["gamma"].mean()
+    assert 0 < gamma["1"] < gamma["0.5"] < gamma["0.25"] < 1  # a tighter cap blends more
+    # The cap pulls calibrated IPS toward the logging policy (worse than every target) in every replicate.
+    est = far[far.estimator == "calibrated-ips"].pivot(index="replicate", columns="var_cap",
+                                                        values="estimate")
+    assert (est["0.25"] < est["1"]).all() and (est["1"] < est["off"]).all()
+    assert "Transport gap of the DGP" in text and "20k rows" in text
+
+
+def test_residual_weights_quick(quick_dir):
+    md = STUDIES["residual_weights"](quick=True, out_dir=quick_dir)
+    df, text = _outputs(md, "residual_weights", 6)
+    assert len(df) == 6 * 2 * 5 * 3  # replicates × judge noises × settings × targets
+    assert _settings_differ(df, ["judge_noise", "target"], "calibrated-ips / raw",
+                            "calibrated-ips / stable") == 1.0
+    # With a noisy judge, stabilised residual weights pull the estimate toward the logging policy:
+    # the paired difference is negative beyond 3 MC SE (6 replicates).
+    w = df[(df.judge_noise == 0.1) & (df.target == "ess60")].pivot(
+        index="replicate", columns="setting", values="estimate")
+    d = w["calibrated-ips / stable"] - w["calibrated-ips / raw"]
+    assert d.mean() + 3 * d.std(ddof=1) / np.sqrt(len(d)) < 0
+    assert df[df.setting == "snips"]["ess_stable"].isna().all()
+    assert "Decision:" in text
+
+
+def test_mrdr_omega_quick(quick_dir):
+    md = STUDIES["mrdr_omega"](quick=True, out_dir=quick_dir)
+    df, _ = _outputs(md, "mrdr_omega", 6)
+    assert len(df) == 6 * 3 * 3
+    assert _settings_differ(df, ["target"], "mrdr / ω=w", "mrdr / ω=w2") > 0.5  # the option is used
+    # ... but it moves the estimate by far less than its standard error.
+    w = df.pivot_table(index=["replicate", "target"], columns="setting", values="estimate")
+    se = df[df.setting == "mrdr / ω=w"].set_index(["replicate", "target"])["se"]
+    assert ((w.max(axis=1) - w.min(axis=1)) / se).max() < 0.5
+
+
+def test_folds_quick(quick_dir):
+    md = STUDIES["folds"](quick=True, out_dir=quick_dir)
+    df, _ = _outputs(md, "folds", 6)
+    assert len(df) == 6 * 6 * 3
+    assert _settings_differ(df, ["target"], "stacked-dr / K=2", "stacked-dr / K=5") == 1.0
+    assert df.groupby("setting")["covered"].mean().min() >= _floor(6)
+
+
 def test_script_entry_point_records_the_command(tmp_path):
     md = main("ranking", ["--quick", "--reps", "4", "--out-dir", str(tmp_path)],
               prog="cje simulate ranking")
@@ -119,7 +220,7 @@ def test_resume_runs_only_the_missing_replicates(tmp_path):
     first = pd.read_parquet(tmp_path / "study_ranking.parquet")
     md = main("ranking", ["--quick", "--reps", "5", "--resume", "--out-dir", str(tmp_path)])
     assert "Runtime: " in md.read_text() and "for 2 replicates" in md.read_text()
-    assert "3 more were read back from an earlier run" in md.read_text()
+    assert "3 more were read back from an earlier run (--resume) that took " in md.read_text()
     df = pd.read_parquet(md.with_suffix(".parquet"))
     assert df["replicate"].nunique() == 5
     pd.testing.assert_frame_equal(df[df.replicate < 3].reset_index(drop=True), first)
@@ -179,3 +280,57 @@ def test_bias_full(tmp_path):
     df, _ = _outputs(STUDIES["bias"](n_jobs=2, out_dir=tmp_path), "bias", 2000)
     size = df[df.planted == 0].groupby(["test", "n_prompts"])["rejected"].mean()
     assert (size < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 2000)).all(), size
+
+
+@pytest.mark.slow
+def test_overlap_full(tmp_path):
+    df, _ = _outputs(STUDIES["overlap"](n_jobs=2, out_dir=tmp_path), "overlap", 800)
+    by = ["judge_noise", "n_prompts", "target", "estimator"]
+    cov = df.groupby(by)["covered"].mean()
+    good = cov[cov.index.get_level_values("target").isin(["ess90", "ess60"])]
+    assert good.xs("stacked-dr", level="estimator").between(0.93, 0.97).all()
+    ess = df[df.estimator == "calibrated-ips"].groupby(by[:3])[["ess_raw", "ess_stable"]].mean()
+    assert (ess["ess_stable"] > ess["ess_raw"]).all()
+    far = df[(df.family == "IPS") & (df.target == "ess01")]
+    assert (far["status"] != "OK").mean() > 0.95
+    rmse = df.assign(e2=(df.estimate - df.truth) ** 2).groupby(by)["e2"].mean() ** 0.5
+    assert (rmse.xs(("ess01", "ips"), level=("target", "estimator"))
+            > rmse.xs(("ess01", "snips"), level=("target", "estimator"))).all()
+
+
+@pytest.mark.slow
+def test_var_cap_full(tmp_path):
+    df, _ = _outputs(STUDIES["var_cap"](n_jobs=2, out_dir=tmp_path), "var_cap", 400)
+    off = df[(df.var_cap == "off") & df.target.isin(["ess90", "ess60"])]
+    assert off.groupby(["estimator", "target"])["covered"].mean().between(0.93, 0.97).all()
+    g = df.assign(err=df.estimate - df.truth).groupby(["estimator", "target", "var_cap"])
+    bias, gamma = g["err"].mean(), g["gamma"].mean()
+    binding = gamma[gamma > 0.2].index
+    assert len(binding) > 0 and (bias[binding].xs("calibrated-ips") < 0).all()
+
+
+@pytest.mark.slow
+def test_residual_weights_full(tmp_path):
+    df, _ = _outputs(STUDIES["residual_weights"](n_jobs=2, out_dir=tmp_path), "residual_weights", 600)
+    cov = df.groupby(["judge_noise", "target", "setting"])["covered"].mean()
+    for est in ("calibrated-ips", "stacked-dr"):
+        raw, stable = cov.xs(f"{est} / raw", level="setting"), cov.xs(f"{est} / stable", level="setting")
+        assert raw.xs("ess60", level="target").between(0.93, 0.97).all()
+        assert stable[(0.1, "ess10")] < raw[(0.1, "ess10")] - 0.1
+
+
+@pytest.mark.slow
+def test_mrdr_omega_full(tmp_path):
+    df, _ = _outputs(STUDIES["mrdr_omega"](n_jobs=2, out_dir=tmp_path), "mrdr_omega", 300)
+    rmse = df.assign(e2=(df.estimate - df.truth) ** 2).groupby(["target", "setting"])["e2"].mean() ** 0.5
+    spread = rmse.groupby(level="target").max() / rmse.groupby(level="target").min()
+    assert (spread < 1.05).all()
+
+
+@pytest.mark.slow
+def test_folds_full(tmp_path):
+    df, _ = _outputs(STUDIES["folds"](n_jobs=2, out_dir=tmp_path), "folds", 300)
+    rmse = df.assign(e2=(df.estimate - df.truth) ** 2).groupby(["target", "setting"])["e2"].mean() ** 0.5
+    for est in ("calibrated-ips", "stacked-dr"):
+        r = rmse[rmse.index.get_level_values("setting").str.startswith(est)].unstack("setting")
+        assert (r[f"{est} / K=5"] <= 1.02 * r.min(axis=1)).all()

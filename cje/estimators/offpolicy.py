@@ -14,7 +14,7 @@ function of ``S`` (METHODS §3.2's key fact) — the reward is one, the residual
 ``stable_residual=True`` the stabilised weights go on the residual too: lower variance, but the
 estimate then targets ``E_target[E_logging[Y | S]]``, which equals the target's value only when the
 judge score carries everything the target changes about the label (the calibration transports;
-audit it with a probe slice). ``simulations/results/residual_weights.md`` has the evidence.
+audit it with a probe slice). ``simulations/results/study_residual_weights.md`` has the evidence.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _stabilised(stable: np.ndarray, raw: np.ndarray, x: np.ndarray) -> tuple[flo
     adding ``(w_i − w̃_i)(x_i − ψ)`` to its influence; with ``w̃``'s own term ``w̃_i (x_i − ψ)`` the
     total is ``w_i (x_i − ψ)`` (centred). Treating ``w̃`` as fixed instead would report the
     variance of the ideal ``E[W | S]``, which an estimated one does not reach: in
-    ``simulations/results/residual_weights.md`` such intervals covered 0.69 at 10% raw ESS.
+    ``simulations/results/study_residual_weights.md`` such intervals covered 0.69 at 10% raw ESS.
     """
     psi = float((stable * x).sum() / stable.sum())
     phi = raw * (x - psi)

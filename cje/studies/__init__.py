@@ -12,16 +12,24 @@ registry :data:`STUDIES` maps names to these functions; ``simulations/study_<nam
 ======================  ==================================================================
 ``coverage``            coverage, bias, RMSE of the direct estimator: oracle fraction × n
 ``naive_ci``            naive CIs vs OUA, labels on every policy or on one policy only
+``overlap``             off-policy estimators (IPS family vs DR) across overlap levels: ESS
+                        raw vs stabilised, coverage, bias, RMSE, gates, ranking of targets
 ``ranking``             ranking accuracy and Kendall τ vs label budget; budget for 99%
 ``modes``               how often ``mode="auto"`` picks two-stage, and what it buys
 ``bias``                size and power of the judge-bias diagnostics
+``var_cap``             default study: SIMCal-W's variance cap (off by default)
+``residual_weights``    default study: raw vs stabilised weights on the oracle residual
+``mrdr_omega``          default study: MRDR's regression weights
+``folds``               default study: cross-fitting / jackknife folds K
 ======================  ==================================================================
 
 Examples
 --------
 >>> from cje.studies import STUDIES
->>> sorted(STUDIES)
-['bias', 'coverage', 'modes', 'naive_ci', 'ranking']
+>>> list(STUDIES)[:6]
+['coverage', 'naive_ci', 'overlap', 'ranking', 'modes', 'bias']
+>>> list(STUDIES)[6:]
+['var_cap', 'residual_weights', 'mrdr_omega', 'folds']
 """
 
 from __future__ import annotations
@@ -36,11 +44,14 @@ from typing import Any
 
 __all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", "main", "run_study"]
 
-#: The studies, in the order of METHODS §9.
-NAMES: tuple[str, ...] = ("coverage", "naive_ci", "ranking", "modes", "bias")
-#: Each study's default root seed.
-DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "ranking": 104, "modes": 105,
-                                 "bias": 106}
+#: The studies, in the order of METHODS §9 (the last four are the defaults studies).
+NAMES: tuple[str, ...] = ("coverage", "naive_ci", "overlap", "ranking", "modes", "bias", "var_cap",
+                          "residual_weights", "mrdr_omega", "folds")
+#: Each study's default root seed (the three settings studies share the seed they first ran with).
+DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "overlap": 103, "ranking": 104,
+                                 "modes": 105, "bias": 106, "var_cap": 107,
+                                 "residual_weights": 20261123, "mrdr_omega": 20261123,
+                                 "folds": 20261123}
 #: Where ``simulations/study_*.py`` and ``cje simulate`` write their results by default.
 RESULTS_DIR = Path("simulations/results")
 
@@ -66,6 +77,24 @@ def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path = RESULTS_DI
 
     ``--reps --n-jobs --seed --quick --backend --scheduler --resume --out-dir`` (``out_dir`` is
     the default of ``--out-dir``).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser (or sub-parser) to extend.
+    out_dir : path, default ``simulations/results``
+        Default of ``--out-dir``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        ``parser``, for chaining.
+
+    Examples
+    --------
+    >>> ns = add_arguments(argparse.ArgumentParser()).parse_args(["--reps", "4", "--quick"])
+    >>> ns.reps, ns.quick, ns.n_jobs, ns.seed, str(ns.out_dir)
+    (4, True, 1, None, 'simulations/results')
     """
     parser.add_argument("--reps", type=int, default=None,
                         help="replicates (default: the study's full size, or its quick size)")
@@ -91,6 +120,37 @@ def main(name: str, argv: Sequence[str] | None = None, *, prog: str | None = Non
 
     The recorded command is ``prog`` followed by ``argv`` (default: ``python`` and the running
     script, then ``sys.argv[1:]``). ``out_dir`` is the default of ``--out-dir``.
+
+    Parameters
+    ----------
+    name : str
+        A study of :data:`STUDIES`.
+    argv : sequence of str, optional
+        The options (default ``sys.argv[1:]``).
+    prog : str, optional
+        The command to record in front of ``argv``.
+    out_dir : path, default ``simulations/results``
+        Default of ``--out-dir``.
+
+    Returns
+    -------
+    pathlib.Path
+        The markdown results file.
+
+    Raises
+    ------
+    SystemExit
+        For an unknown study or bad options.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     md = main("ranking", ["--quick", "--reps", "2", "--out-dir", tmp],
+    ...               prog="cje simulate ranking")
+    ...     print(md.read_text().splitlines()[2].replace(tmp, "TMP"))
+    wrote .../study_ranking.md
+    Command: `cje simulate ranking --quick --reps 2 --out-dir TMP`
     """
     if name not in STUDIES:
         raise SystemExit(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}")
@@ -104,7 +164,34 @@ def main(name: str, argv: Sequence[str] | None = None, *, prog: str | None = Non
 
 
 def run_study(name: str, ns: Any, *, command: str | None = None) -> Path:
-    """Run study ``name`` with parsed options ``ns`` (from :func:`add_arguments`)."""
+    """Run study ``name`` with parsed options ``ns`` (from :func:`add_arguments`).
+
+    Parameters
+    ----------
+    name : str
+        A study of :data:`STUDIES`.
+    ns : argparse.Namespace
+        Options parsed by a parser extended with :func:`add_arguments` (``--seed`` omitted: the
+        study's :data:`DEFAULT_SEEDS` entry).
+    command : str, optional
+        The command line to record in the results file.
+
+    Returns
+    -------
+    pathlib.Path
+        The markdown results file (its path is also printed).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> parser = add_arguments(argparse.ArgumentParser())
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     ns = parser.parse_args(["--quick", "--reps", "2", "--out-dir", tmp])
+    ...     md = run_study("ranking", ns, command="my command")
+    ...     print(md.read_text().splitlines()[2])
+    wrote .../study_ranking.md
+    Command: `my command`
+    """
     seed = DEFAULT_SEEDS[name] if ns.seed is None else ns.seed
     path = STUDIES[name](ns.reps, n_jobs=ns.n_jobs, seed=seed, quick=ns.quick, out_dir=ns.out_dir,
                          backend=ns.backend, scheduler=ns.scheduler, command=command,

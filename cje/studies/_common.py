@@ -18,7 +18,8 @@ from cje.montecarlo import BACKENDS, run_replicates
 from cje.studies import RESULTS_DIR
 
 __all__ = ["COVERAGE_BAND", "RESULTS_DIR", "StudyRun", "cov_cell", "figure", "md_table", "pct",
-           "replicate", "replicate_se", "study_entry", "study_run", "write_results"]
+           "log_x", "log_y", "replicate", "replicate_se", "study_entry", "study_run",
+           "write_results"]
 
 #: Coverage outside this band is called out in the tables (nominal 95% intervals).
 COVERAGE_BAND: tuple[float, float] = (0.93, 0.97)
@@ -40,6 +41,8 @@ class StudyRun:
     command: str
     resume: bool = False
     resumed: int = 0
+    #: Seconds the replicates read back with ``resume`` took, from the earlier results file.
+    earlier_seconds: float | None = None
 
     @property
     def stem(self) -> Path:
@@ -117,6 +120,18 @@ _RUN_DOC = """Run {title} and write ``study_{name}.{{md,png,parquet}}`` to ``out
     -------
     pathlib.Path
         The markdown results file.
+
+    Examples
+    --------
+    The quick tier with two replicates, written to a temporary folder:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     md = run(reps=2, quick=True, out_dir=tmp)
+    ...     print(md.name, md.with_suffix(".png").is_file())
+    ...     print(md.read_text().splitlines()[2])
+    study_{name}.md True
+    Command: `python simulations/study_{name}.py --reps 2 --n-jobs 1 --seed {seed} --quick`
     """
 
 
@@ -165,11 +180,25 @@ def replicate(run: StudyRun, task: Callable[..., Any], config: dict[str, Any]
     """
     out = run.stem.with_suffix(".parquet")
     resumed = _finished(out, run.reps) if run.resume else 0
+    earlier = _earlier_runtime(run.stem.with_suffix(".md")) if resumed else None
     t0 = time.perf_counter()
     df = run_replicates(task, run.reps, seed=run.seed, n_jobs=run.n_jobs, backend=run.backend,
                         scheduler=run.scheduler, out=out, resume=run.resume, progress=run.progress,
                         config={"study": run.name, "quick": run.quick, **config})
-    return df, time.perf_counter() - t0, replace(run, resumed=resumed)
+    return df, time.perf_counter() - t0, replace(run, resumed=resumed, earlier_seconds=earlier)
+
+
+def _earlier_runtime(md: Path) -> float | None:
+    """Seconds recorded in an earlier results file (its own run plus what it read back)."""
+    import re
+
+    if not md.is_file():
+        return None
+    m = re.search(r"^Runtime: (\d+) s for \d+ replicates[^\n]*?(?:that took (\d+) s)?\.?$",
+                  md.read_text(), flags=re.M)
+    if m is None:
+        return None
+    return float(m.group(1)) + (float(m.group(2)) if m.group(2) else 0.0)
 
 
 def _finished(path: Path, reps: int) -> int:
@@ -231,6 +260,25 @@ def figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Any, np.n
     return fig, axes
 
 
+def log_x(axes: Iterable[Any], x: Any, labels: Sequence[str]) -> None:
+    """Log x axes with ticks at ``x`` labelled ``labels``, no minor ticks, a light grid."""
+    for a in axes:
+        a.set_xscale("log")
+        a.set_xticks(x, labels)
+        a.minorticks_off()
+        a.grid(alpha=0.3)
+
+
+def log_y(ax: Any, subs: Sequence[float] = (1.0, 2.0, 5.0)) -> None:
+    """A log y axis with plain-number major ticks at ``subs`` × powers of ten, no minor ticks."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=subs))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
 def write_results(run: StudyRun, *, title: str, seconds: float, design: str, body: Sequence[str],
                   fig: Any) -> Path:
     """Write ``study_<name>.md`` (command and runtime at the top) and ``study_<name>.png``."""
@@ -246,7 +294,9 @@ def write_results(run: StudyRun, *, title: str, seconds: float, design: str, bod
         "",
         f"Runtime: {seconds:.0f} s for {run.reps - run.resumed} replicates (n_jobs={run.n_jobs}, "
         f"{where}, {os.cpu_count()} CPUs)"
-        + (f"; {run.resumed} more were read back from an earlier run (--resume)" if run.resumed else "")
+        + (f"; {run.resumed} more were read back from an earlier run (--resume)"
+           + (f" that took {run.earlier_seconds:.0f} s" if run.earlier_seconds is not None else "")
+           if run.resumed else "")
         + (" — QUICK tier: small sizes, not the evidence" if run.quick else "") + ".",
         f"Figure: `{png.name}`. Replicates: `{run.stem.with_suffix('.parquet').name}` (tidy rows, "
         f"seed {run.seed}; git-ignored, the command above rewrites it).",

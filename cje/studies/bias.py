@@ -78,7 +78,32 @@ def _one(test: str, planted: float, n: int, gen: np.random.Generator) -> tuple[B
 
 
 def task(rng: np.random.Generator, replicate: int, *, n_prompts: tuple[int, ...]) -> list[dict[str, Any]]:
-    """One replicate: every test × planted value × size, each cell with its own child stream."""
+    """One replicate: every test × planted value × size, each cell with its own child stream.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The replicate's stream (one child per cell).
+    replicate : int
+        Replicate number (unused: the stream identifies the replicate).
+    n_prompts : tuple of int
+        Prompts (or pairs) per data set.
+
+    Returns
+    -------
+    list of dict
+        One row per test × planted value × size: the estimated effect with its interval and
+        p-value against the true estimand, ``rejected`` (p < 0.05), ``flagged`` (the
+        diagnostic's flag), ``covered`` and ``relevant``.
+
+    Examples
+    --------
+    >>> rows = task(np.random.default_rng(0), 0, n_prompts=(60,))
+    >>> len(rows)  # 5 + 4 + 4 + 4 + 4 planted values over the five tests
+    21
+    >>> rows[0]["test"], rows[0]["planted"]
+    ('position', 0.0)
+    """
     cells = [(t, v, n) for t, (values, _) in TESTS.items() for v in values for n in n_prompts]
     rows: list[dict[str, Any]] = []
     for (test, planted, n), child in zip(cells, rng.spawn(len(cells)), strict=True):

@@ -55,7 +55,34 @@ METHODS = {"oua": "calibrated + OUA (cje)", "no_oua": "calibrated, no OUA", "nai
 
 def task(rng: np.random.Generator, replicate: int, *, fractions: tuple[float, ...],
          n_prompts: tuple[int, ...]) -> list[dict[str, Any]]:
-    """One replicate: every (oracle fraction, n prompts) cell, each with its own child stream."""
+    """One replicate: every (oracle fraction, n prompts) cell, each with its own child stream.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The replicate's stream (one child per cell).
+    replicate : int
+        Replicate number (unused: the stream identifies the replicate).
+    fractions : tuple of float
+        Oracle fractions (MCAR labels on every policy's rows).
+    n_prompts : tuple of int
+        Prompts per data set.
+
+    Returns
+    -------
+    list of dict
+        One row per cell × policy × interval method (``oua``, ``no_oua``, ``naive``):
+        ``oracle_fraction, n_prompts, policy, method, estimate, ci_low, ci_high, truth, covered,
+        n_labels, calibration_share, status, mode``.
+
+    Examples
+    --------
+    >>> rows = task(np.random.default_rng(0), 0, fractions=(0.25,), n_prompts=(200,))
+    >>> len(rows)  # 5 policies × 3 methods
+    15
+    >>> sorted({r["method"] for r in rows}), rows[0]["n_labels"] > 0
+    (['naive', 'no_oua', 'oua'], True)
+    """
     cells = [(f, n) for n in n_prompts for f in fractions]
     rows: list[dict[str, Any]] = []
     for (frac, n), child in zip(cells, rng.spawn(len(cells)), strict=True):

@@ -56,7 +56,34 @@ LABELLED_POLICY = "base"
 
 def task(rng: np.random.Generator, replicate: int, *, fractions: tuple[float, ...],
          n_prompts: int) -> list[dict[str, Any]]:
-    """One replicate: both label designs at every oracle fraction (own child stream per cell)."""
+    """One replicate: both label designs at every oracle fraction (own child stream per cell).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The replicate's stream (one child per cell).
+    replicate : int
+        Replicate number (unused: the stream identifies the replicate).
+    fractions : tuple of float
+        Oracle fractions.
+    n_prompts : int
+        Prompts per data set.
+
+    Returns
+    -------
+    list of dict
+        One row per design × fraction × policy × interval method (``naive``, ``no_oua``,
+        ``oua``), with ``own_labels`` (whether the policy has labels of its own), the interval,
+        the truth and ``covered``.
+
+    Examples
+    --------
+    >>> rows = task(np.random.default_rng(0), 0, fractions=(0.25,), n_prompts=200)
+    >>> len(rows)  # 2 designs × 5 policies × 3 methods
+    30
+    >>> sorted({(r["design"], r["own_labels"]) for r in rows if r["policy"] == "verbose"})
+    [('base only', False), ('every policy', True)]
+    """
     cells = [(d, f) for d in DESIGNS for f in fractions]
     rows: list[dict[str, Any]] = []
     for (design, frac), child in zip(cells, rng.spawn(len(cells)), strict=True):

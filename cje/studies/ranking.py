@@ -47,7 +47,34 @@ METHODS = {"calibrated": "calibrated (cje)", "naive": "naive judge mean"}
 
 def task(rng: np.random.Generator, replicate: int, *, fractions: tuple[float, ...],
          n_prompts: int) -> list[dict[str, Any]]:
-    """One replicate: one row per (oracle fraction, method, pair of policies)."""
+    """One replicate: one row per (oracle fraction, method, pair of policies).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The replicate's stream (one child per cell).
+    replicate : int
+        Replicate number (unused: the stream identifies the replicate).
+    fractions : tuple of float
+        Oracle fractions (label budgets).
+    n_prompts : int
+        Prompts per data set.
+
+    Returns
+    -------
+    list of dict
+        Per fraction, method (``calibrated``, ``naive``) and pair (truly better first):
+        ``oracle_fraction, n_labels, method, pair, correct`` (ordered as the truth),
+        ``separated`` (Holm-significant contrast; calibrated only) and ``involves_best``.
+
+    Examples
+    --------
+    >>> rows = task(np.random.default_rng(0), 0, fractions=(0.25,), n_prompts=200)
+    >>> len(rows)  # 2 methods × 10 pairs of 5 policies
+    20
+    >>> rows[0]["method"], rows[0]["pair"]
+    ('calibrated', 'improved > concise')
+    """
     rows: list[dict[str, Any]] = []
     for frac, child in zip(fractions, rng.spawn(len(fractions)), strict=True):
         sim = make_direct_eval(n_prompts, oracle_fraction=frac, rng=child)
@@ -76,8 +103,20 @@ def task(rng: np.random.Generator, replicate: int, *, fractions: tuple[float, ..
 def budget_for(labels: np.ndarray, accuracy: np.ndarray, target: float = TARGET) -> float | None:
     """Label budget where ``accuracy`` first reaches ``target``, interpolated linearly in log labels.
 
-    Returns ``None`` when the target is never reached on the grid, and the smallest budget when
-    it is reached already there.
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Label budgets of the grid, increasing.
+    accuracy : numpy.ndarray
+        Ranking accuracy at each budget.
+    target : float
+        The accuracy to reach (default 0.99).
+
+    Returns
+    -------
+    float or None
+        The interpolated budget; ``None`` when the target is never reached on the grid, and the
+        smallest budget when it is reached already there.
 
     Examples
     --------

@@ -74,10 +74,9 @@ def bias_figure() -> None:
 RESULTS = ROOT / "simulations" / "results"
 STUDY_FIGURES = HERE / "studies"
 #: Results files in the order of the page (METHODS §9); any others follow alphabetically.
-STUDY_ORDER = ("study_coverage", "study_naive_ci", "study_ranking", "study_modes", "study_bias",
-               "study_overlap", "study_var_cap", "var_cap", "study_residual_weights",
-               "residual_weights", "study_mrdr_omega", "mrdr_omega", "study_folds", "folds",
-               "oua_jackknife_design")
+STUDY_ORDER = ("study_coverage", "study_naive_ci", "study_overlap", "study_ranking", "study_modes",
+               "study_bias", "study_var_cap", "study_residual_weights", "study_mrdr_omega",
+               "study_folds", "oua_jackknife_design")
 PAGE_INTRO = """# Simulation results
 
 The evidence behind the package's claims and defaults: Monte Carlo studies on synthetic data

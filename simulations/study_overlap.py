@@ -1,0 +1,16 @@
+"""Study `overlap`: see :mod:`cje.studies.overlap` for the design (module docstring).
+
+Writes ``simulations/results/study_overlap.{md,png,parquet}``. Usage::
+
+    python simulations/study_overlap.py [--reps N] [--n-jobs 2] [--seed S] [--quick]
+        [--backend dask --scheduler tcp://HOST:8786] [--out-dir DIR]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cje.studies import main
+
+if __name__ == "__main__":
+    main("overlap", out_dir=Path(__file__).resolve().parent / "results")
