@@ -8,7 +8,7 @@ import pytest
 
 from cje.errors import CJEInputError
 from cje.studies import DEFAULT_SEEDS, NAMES, STUDIES, main
-from cje.studies.overlap import ranking_accuracy
+from cje.studies.overlap import ranking_accuracy, stabilisation_spread
 from cje.studies.ranking import budget_for, per_replicate
 
 OFFPOLICY = {"overlap", "var_cap", "residual_weights", "mrdr_omega", "folds"}
@@ -138,6 +138,10 @@ def test_overlap_quick(quick_dir):
     assert (df[(df.family == "IPS") & (df.target == "ess01")]["status"] != "OK").mean() >= 0.9
     acc = ranking_accuracy(df).groupby("estimator")["accuracy"].mean()
     assert acc["stacked-dr"] >= max(0.9, acc["ips"])
+    spread = stabilisation_spread(df, n_boot=100)
+    assert len(spread) == 4 and (spread["sd_low"] <= spread["sd_ratio"]).all()
+    assert (spread["sd_ratio"] <= spread["sd_high"]).all() and (spread["rmse_ratio"] > 0).all()
+    assert "SIMCal-W against SNIPS" in text
     assert "Criteria (fixed before the run)" in text and "ESS raw → stabilised" in text
 
 
