@@ -220,7 +220,7 @@ def settings_figure(s: pd.DataFrame, noises: list[float], targets: list[str],
         bot.set_xlabel("population raw-weight ESS (overlap)")
     ax[0, 0].set_ylabel("coverage of 95% CI (±2 MC SE)")
     ax[1, 0].set_ylabel("RMSE (label scale 0–1)")
-    ax[0, 0].legend(fontsize=7, loc="lower left")
+    ax[0, 0].legend(fontsize=7, loc="lower right")
     fig.suptitle(title)
     return fig
 
