@@ -514,6 +514,27 @@ def calibration_curve(s01: np.ndarray, X: np.ndarray | None, full: Any,
     )
 
 
+def worse_status(status: str, new: str) -> str:
+    """The more severe of two statuses (``OK`` < ``CAUTION`` < ``REFUSED``).
+
+    Parameters
+    ----------
+    status, new : str
+        Statuses to compare.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> worse_status("CAUTION", "OK"), worse_status("CAUTION", "REFUSED")
+    ('CAUTION', 'REFUSED')
+    """
+    order = ("OK", "CAUTION", "REFUSED")
+    return new if order.index(new) > order.index(status) else status
+
+
 def level_gate(
     name: str,
     scores: np.ndarray,
@@ -530,9 +551,7 @@ def level_gate(
 
     def worse(new: str) -> None:
         nonlocal status
-        order = ("OK", "CAUTION", "REFUSED")
-        if order.index(new) > order.index(status):
-            status = new
+        status = worse_status(status, new)
 
     if audit is not None:
         diag["transport_verdict"] = audit.verdict

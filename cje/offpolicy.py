@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cje.analysis import calibration_curve, level_gate, naive_judge_mean, scaled_reliability
+from cje.analysis import (
+    calibration_curve,
+    level_gate,
+    naive_judge_mean,
+    scaled_reliability,
+    worse_status,
+)
 from cje.calibration.reward import Mode, RewardCalibrator, effective_folds
 from cje.calibration.weights import (
     SimcalWeights,
@@ -71,8 +77,9 @@ class _Target:
     w: np.ndarray  # Hájek weights
     fresh: np.ndarray  # its fresh-draw rows (may be empty)
     excluded: dict[str, int]
+    # set by _Pipeline: the target's distinct index values, and its fresh draws per prompt
     codes_sub: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int64), np.empty(0, np.int64))
-    fresh_count: np.ndarray | None = None  # fresh draws per prompt (cached)
+    fresh_count: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 class _Pipeline:
@@ -101,6 +108,7 @@ class _Pipeline:
         for t in targets:
             sub, used = pd.factorize(self.codes[t.rows], sort=True)
             t.codes_sub = (sub, np.asarray(used))
+            t.fresh_count = np.maximum(np.bincount(cluster[t.fresh], minlength=self.n_clusters), 1)
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
     def run(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> list[Any]:
@@ -237,10 +245,7 @@ class _Pipeline:
 
     def _fresh_mean(self, t: _Target, rows: np.ndarray, q_fresh: np.ndarray) -> np.ndarray:
         """``ḡ_i``: mean outcome model over the target's fresh draws of row i's prompt."""
-        c = self.cluster[t.fresh]
-        if t.fresh_count is None:
-            t.fresh_count = np.maximum(np.bincount(c, minlength=self.n_clusters), 1)
-        tot = np.bincount(c, weights=q_fresh, minlength=self.n_clusters)
+        tot = np.bincount(self.cluster[t.fresh], weights=q_fresh, minlength=self.n_clusters)
         return (tot / t.fresh_count)[self.cluster[rows]]
 
 
@@ -551,7 +556,7 @@ def analyze_offpolicy(
         level, level_reasons, level_diag = level_gate(
             name, scores, s_lab, int(pipe.lab[rows].sum()), audit_of.get(name),
             calibrator.is_constant_)
-        status = _worse(status, level)
+        status = worse_status(status, level)
         reasons += level_reasons
         diag.update(level_diag)
         results.append(PolicyEstimate(
@@ -600,11 +605,6 @@ def _tail(w: np.ndarray) -> list[list[float]]:
     probs = [p for p in TAIL_PROBS if p >= 1.0 / w.size]
     q = np.quantile(w, [1.0 - p for p in probs])
     return [[p, float(v)] for p, v in zip(probs, q, strict=True)]
-
-
-def _worse(status: str, new: str) -> str:
-    order = ("OK", "CAUTION", "REFUSED")
-    return new if order.index(new) > order.index(status) else status
 
 
 def _overlap_gate(estimator: str, diag: Mapping[str, float]) -> tuple[str, list[str]]:
