@@ -107,7 +107,8 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     commands = cje_commands(path)
     if not blocks and not commands:
         pytest.skip(f"docs/{page} has no Python block and no cje command")
-    if any("../shared/" in code for _, code in blocks):
+    arena_linked = any("../shared/" in code for _, code in blocks)
+    if arena_linked:
         # The page reads the real Arena sample by its path from the project root: run it from a
         # directory that has ../shared beside it (a link), so that its files land in tmp_path.
         if not (ARENA / "fresh_draws").is_dir():
@@ -123,8 +124,8 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
             exec(compile("\n" * (line - 1) + code, str(path), "exec", dont_inherit=True), namespace)  # noqa: S102
         for argv in commands:
             cwd = tmp_path
-            if (any(a.startswith("../shared/") or "=../shared/" in a for a in argv)
-                    and not (tmp_path.parent / "shared").is_symlink()):
+            if not arena_linked and any(a.startswith("../shared/") or "=../shared/" in a
+                                        for a in argv):
                 if not (ARENA / "fresh_draws").is_dir():
                     continue  # the Arena sample is not beside this checkout
                 cwd = ROOT

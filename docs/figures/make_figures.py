@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import cje  # noqa: E402
 import cje.bias  # noqa: E402
 from cje.export import flat_table  # noqa: E402
+from cje.studies import NAMES  # noqa: E402
 from cje.plots import bias_plot, contrast_plot, forest_plot, reliability_diagram  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -73,10 +74,9 @@ def bias_figure() -> None:
 # ---- the simulation results page ------------------------------------------------------------------
 RESULTS = ROOT / "simulations" / "results"
 STUDY_FIGURES = HERE / "studies"
-#: Results files in the order of the page (METHODS §9); any others follow alphabetically.
-STUDY_ORDER = ("study_coverage", "study_naive_ci", "study_overlap", "study_ranking", "study_modes",
-               "study_bias", "study_var_cap", "study_residual_weights", "study_mrdr_omega",
-               "study_folds", "oua_jackknife_design")
+#: Results files in the order of the page: the registered studies (METHODS §9), then any others
+#: (e.g. ``oua_jackknife_design``) alphabetically.
+STUDY_ORDER = tuple(f"study_{name}" for name in NAMES)
 PAGE_INTRO = """# Simulation results
 
 The evidence behind the package's claims and defaults: Monte Carlo studies on synthetic data
