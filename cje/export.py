@@ -34,6 +34,10 @@ def _cell(x: Any) -> str:
     return str(x)
 
 
+def _pct(x: float) -> str:
+    return "—" if math.isnan(x) else f"{100 * x:.2f}%"
+
+
 def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table the report has."""
     level = int(round(100 * (1 - report.alpha)))
@@ -49,9 +53,7 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         rows = []
         for e in overlap:
             d = e.diagnostics
-            rows.append([e.policy, f"{100 * d['ess_raw']:.2f}%",
-                         "—" if d.get("ess_stable") != d.get("ess_stable") or "ess_stable" not in d
-                         else f"{100 * d['ess_stable']:.2f}%",
+            rows.append([e.policy, _pct(d["ess_raw"]), _pct(d.get("ess_stable", math.nan)),
                          _cell(d["max_weight_raw"]), _cell(d["hill_raw"]), _cell(d["ttc"]),
                          _cell(d["affinity"]), _cell(d["cle"]), str(d.get("n_excluded", 0))])
         out.append(("Overlap (off-policy)", ["policy", "ESS raw", "ESS stabilised", "max weight",
