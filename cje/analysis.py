@@ -86,7 +86,7 @@ def analyze(
     var_cap: float | None = None,
     mrdr_omega: str = "w",
     on_missing: str = "raise",
-    residual_weights: str = "raw",
+    residual_weights: str = "auto",
     progress: bool | None = None,
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
@@ -144,13 +144,19 @@ def analyze(
         Off by default, chosen by ``simulations/study_var_cap.py``.
     mrdr_omega : {"w", "w2", "w1sq"}
         MRDR regression weights ``w``, ``w²`` or ``(w − 1)²``.
-    residual_weights : {"raw", "stable"}
+    residual_weights : {"auto", "raw", "stable"}
         Off-policy: weights on the oracle residual term of calibrated IPS and the DR family.
-        ``"raw"`` (default) is unbiased whatever the judge. ``"stable"`` (SIMCal-W weights, as in
-        the CJE paper) assumes the judge score carries everything the target changes about the
-        label; where it does not, the estimate is biased toward the logging policy's calibration
-        and its interval too narrow (coverage 0.56–0.91 at 10–60% raw ESS in
-        ``simulations/results/study_residual_weights.md``).
+        ``"raw"`` needs no assumption, but under poor overlap the term rests on the few labelled
+        rows that hold the weight mass (wide intervals). ``"stable"`` (SIMCal-W weights, as in the
+        CJE paper) is far less variable but assumes the judge score carries everything the target
+        changes about the label (the calibration transports); where it does not, the estimate is
+        biased toward the logging policy's calibration. Stabilised residual weights therefore add
+        the squared gap between the two corrections to the variance as an allowance
+        (:attr:`~cje.report.PolicyEstimate.var_transport`). ``"auto"`` (default): raw weights
+        for a target whose raw-weight ESS is at least 10%, stabilised ones below it, where the
+        overlap gate marks the estimate CAUTION and names that assumption. The diagnostics'
+        ``residual_weights`` says which was used; the evidence is in
+        ``simulations/results/study_residual_weights.md``.
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
         ``"drop"`` its rows are excluded for that target (counted in the diagnostics).
@@ -196,9 +202,9 @@ def analyze(
         )
     if mrdr_omega not in ("w", "w2", "w1sq"):
         raise CJEInputError(f"mrdr_omega must be 'w', 'w2' or 'w1sq'; got {mrdr_omega!r}.")
-    if residual_weights not in ("raw", "stable"):
+    if residual_weights not in ("auto", "raw", "stable"):
         raise CJEInputError(
-            f"residual_weights must be 'raw' or 'stable'; got {residual_weights!r}."
+            f"residual_weights must be 'auto', 'raw' or 'stable'; got {residual_weights!r}."
         )
     if on_missing not in ("raise", "drop"):
         raise CJEInputError(f"on_missing must be 'raise' or 'drop'; got {on_missing!r}.")

@@ -111,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--var-cap", type=float, metavar="RHO",
                    help="SIMCal-W variance cap (off by default; blends weights toward one, "
                         "trading bias for variance)")
+    a.add_argument("--residual-weights", choices=("auto", "raw", "stable"), default="auto",
+                   help="logged data: weights on the oracle residual term (default auto: raw "
+                        "where a target's raw-weight ESS is at least 10%%, SIMCal-W below it, "
+                        "which assumes the calibration transports)")
     a.add_argument("--drop-missing", action="store_true",
                    help="DR: exclude logged prompts without fresh draws of the target (counted) "
                         "instead of failing")
@@ -232,6 +236,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         fresh_draws=ns.fresh_draws,
         estimator=ns.estimator,
         var_cap=ns.var_cap,
+        residual_weights=ns.residual_weights,
         on_missing="drop" if ns.drop_missing else "raise",
         progress=False if ns.no_progress else None,
     )

@@ -263,6 +263,7 @@ def paired_contrasts(
     k: int,
     alpha: float,
     width: float,
+    gaps: Sequence[float] | None = None,
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
@@ -289,6 +290,10 @@ def paired_contrasts(
         ``1 − alpha`` intervals; a contrast is significant when its Holm p-value is below it.
     width : float
         Width of the label scale: multiplies estimates and SEs back to label units.
+    gaps : sequence of float, optional
+        Transport gap per policy index (internal scale; see
+        :attr:`~cje.report.PolicyEstimate.var_transport`): the contrast's variance adds
+        ``(gap_a − gap_b)²``. None: no gaps.
 
     Returns
     -------
@@ -316,21 +321,22 @@ def paired_contrasts(
             g = int((present[a] | present[b]).sum())
             v_if = g / (g - 1) * float((c * c).sum()) if g > 1 else float("nan")
             v_cal = float(jackknife_variance(reps[:, a] - reps[:, b]))
-            se = float(np.sqrt(v_if + v_cal))
+            v_tr = 0.0 if gaps is None else float((gaps[a] - gaps[b]) ** 2)
+            se = float(np.sqrt(v_if + v_cal + v_tr))
             df = satterthwaite_df(v_if, v_cal, g, k)
             delta = float(values[a] - values[b])
             lo, hi = t_interval(delta, se, df, alpha)
             raw.append((a, b, delta, se, lo, hi, df, t_pvalue(delta, se, df), v_if, v_cal,
-                        int((present[a] & present[b]).sum())))
+                        int((present[a] & present[b]).sum()), v_tr))
     adj = holm([r[7] for r in raw])
     return tuple(
         Contrast(
             policy_a=names[a], policy_b=names[b], estimate=d * width, se=se * width,
             ci_low=lo * width, ci_high=hi * width, df=df, p_value=p, p_holm=float(ph),
             significant=bool(ph < alpha), var_if=vi * width**2, var_cal=vc * width**2,
-            n_shared_prompts=shared,
+            n_shared_prompts=shared, var_transport=vt * width**2,
         )
-        for (a, b, d, se, lo, hi, df, p, vi, vc, shared), ph in zip(raw, adj, strict=True)
+        for (a, b, d, se, lo, hi, df, p, vi, vc, shared, vt), ph in zip(raw, adj, strict=True)
     )
 
 

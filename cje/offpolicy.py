@@ -34,7 +34,7 @@ from cje.calibration.weights import (
 )
 from cje.data import EvalData, prompt_folds
 from cje.diagnostics.calibration import transport_audit
-from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE, weight_summary
+from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE, ess_fraction, weight_summary
 from cje.errors import CJEInputError, CJEWarning
 from cje.estimators.direct import direct_estimate
 from cje.estimators.offpolicy import (
@@ -44,6 +44,7 @@ from cje.estimators.offpolicy import (
     calibrated_ips,
     doubly_robust,
     ips,
+    residual_gap,
     snips,
     stack,
 )
@@ -77,6 +78,8 @@ class _Target:
     w: np.ndarray  # Hájek weights
     fresh: np.ndarray  # its fresh-draw rows (may be empty)
     excluded: dict[str, int]
+    # oracle residual weighted by the stabilised weights (residual_weights, resolved per target)
+    stable_residual: bool = False
     # set by _Pipeline: the target's distinct index values, and its fresh draws per prompt
     codes_sub: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int64), np.empty(0, np.int64))
     fresh_count: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -87,13 +90,12 @@ class _Pipeline:
 
     def __init__(self, s: np.ndarray, y: np.ndarray, X: np.ndarray | None, cluster: np.ndarray,
                  fold: np.ndarray, logged: np.ndarray, targets: list[_Target], estimator: str,
-                 n_folds: int, var_cap: float | None, mrdr_omega: str, stable_residual: bool):
+                 n_folds: int, var_cap: float | None, mrdr_omega: str, residual_weights: str):
         import pandas as pd
 
         self.s, self.y, self.X, self.cluster, self.fold = s, y, X, cluster, fold
         self.logged, self.targets, self.estimator = logged, targets, estimator
         self.K, self.var_cap, self.mrdr_omega = n_folds, var_cap, mrdr_omega
-        self.stable_residual = stable_residual
         self.n_clusters = int(cluster.max()) + 1
         if X is None:
             codes, uniq = pd.factorize(s)
@@ -106,14 +108,19 @@ class _Pipeline:
             self.codes, self.distinct_s, self.distinct_X = codes, s[first], X[first]
         self.lab = ~np.isnan(y)
         for t in targets:
+            t.stable_residual = estimator not in ("ips", "snips", "direct") and (
+                residual_weights == "stable"
+                or (residual_weights == "auto" and ess_fraction(t.w) < ESS_GATE))
             sub, used = pd.factorize(self.codes[t.rows], sort=True)
             t.codes_sub = (sub, np.asarray(used))
             t.fresh_count = np.maximum(np.bincount(cluster[t.fresh], minlength=self.n_clusters), 1)
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
     def run(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> list[Any]:
-        """Values and influence values of the logging policy and every target, plus the
-        stabilised weights (for diagnostics), under the calibration that deletes ``deleted``."""
+        """``(value, stabilised weights, transport gap)`` of the logging policy and every target
+        under the calibration that deletes ``deleted``: the weights for diagnostics, the gap
+        (:func:`~cje.estimators.offpolicy.residual_gap`, 0 unless the target's residual uses the
+        stabilised weights) for the bias allowance."""
         d_s, d_X = self.distinct_s, self.distinct_X
         full = calibrator.predictor(deleted)(d_s, d_X)
         index = np.vstack([
@@ -133,17 +140,18 @@ class _Pipeline:
         resid = np.where(lab, np.nan_to_num(self.y[rows]) - oof, 0.0)
         return reward, oof, resid, lab
 
-    def _logging_value(self, full: np.ndarray, index: np.ndarray) -> tuple[PolicyValue, None]:
+    def _logging_value(self, full: np.ndarray, index: np.ndarray) -> tuple[PolicyValue, None, float]:
         rows = self.logged
         reward, _, resid, lab = self._rows(rows, full, index)
         est = direct_estimate(reward, resid, lab, np.zeros(rows.size, dtype=np.int64), 1)
-        return PolicyValue(float(est.values[0]), est.influence), None
+        return PolicyValue(float(est.values[0]), est.influence), None, 0.0
 
-    def _target_value(self, t: _Target, full: np.ndarray, index: np.ndarray) -> tuple[PolicyValue, Any]:
+    def _target_value(self, t: _Target, full: np.ndarray,
+                      index: np.ndarray) -> tuple[PolicyValue, Any, float]:
         if self.estimator == "direct":
             reward, _, resid, lab = self._rows(t.fresh, full, index)
             est = direct_estimate(reward, resid, lab, np.zeros(t.fresh.size, dtype=np.int64), 1)
-            return PolicyValue(float(est.values[0]), est.influence), None
+            return PolicyValue(float(est.values[0]), est.influence), None, 0.0
         rows = t.rows
         reward, oof, resid, lab = self._rows(rows, full, index)
         stable: SimcalWeights | None = None
@@ -153,25 +161,27 @@ class _Pipeline:
             sub, used = t.codes_sub
             stable = simcal_weights(t.w, sub, self.fold[rows], index[:, used], self.y[rows],
                                     tiebreak=self.distinct_s[used],
-                                    var_cap=self.var_cap, stable_residual=self.stable_residual)
+                                    var_cap=self.var_cap, stable_residual=t.stable_residual)
         data = OffPolicyRows(reward=reward, residual=resid, labelled=lab, weights=t.w,
                              stable=None if stable is None else stable.weights,
                              ratio=np.exp(t.log_w) if self.estimator == "ips" else None)
         if self.estimator == "ips":
-            return ips(data), None
+            return ips(data), None, 0.0
         if self.estimator == "snips":
-            return snips(data), None
+            return snips(data), None, 0.0
+        gap = residual_gap(data) if t.stable_residual else 0.0
         if self.estimator == "calibrated-ips":
-            return calibrated_ips(data, stable_residual=self.stable_residual), stable
+            return calibrated_ips(data, stable_residual=t.stable_residual), stable, gap
         fits: list[PolicyValue] = []
         kinds = ("dr-cpo", "tmle", "mrdr") if self.estimator == "stacked-dr" else (self.estimator,)
         for kind in kinds:
             q_logged, q_fresh = self._outcome(kind, t, oof, index, reward)
             fits.append(doubly_robust(data, q_logged, self._fresh_mean(t, rows, q_fresh),
-                                      stable_residual=self.stable_residual))
+                                      stable_residual=t.stable_residual))
+        # every DR fit shares the residual term, so the stack has the same gap
         if len(fits) == 1:
-            return fits[0], stable
-        return stack(fits, self.cluster[rows]), stable
+            return fits[0], stable, gap
+        return stack(fits, self.cluster[rows]), stable, gap
 
     # ---- outcome models ------------------------------------------------------------------------
     def _outcome(self, kind: str, t: _Target, oof: np.ndarray, index: np.ndarray,
@@ -278,7 +288,7 @@ def analyze_offpolicy(
     mrdr_omega: str,
     on_missing: str,
     settings: dict[str, Any],
-    residual_weights: str = "raw",
+    residual_weights: str = "auto",
     progress: bool | None = None,
 ) -> Report:
     """Estimates of every target policy's value from logged data (see :func:`cje.analyze`).
@@ -476,11 +486,11 @@ def analyze_offpolicy(
                        prompt_id=cluster[train], folds=fold[train])
     warns += [str(w.message) for w in caught]
     pipe = _Pipeline(s, y, X, cluster, fold, logged_rows, targets, estimator, k, var_cap,
-                     mrdr_omega, residual_weights == "stable")
+                     mrdr_omega, residual_weights)
     full = pipe.run(calibrator, frozenset())
 
     def values_without(fold_k: int) -> np.ndarray:
-        return np.array([v.value for v, _ in pipe.run(calibrator, frozenset({fold_k}))])
+        return np.array([v.value for v, _, _ in pipe.run(calibrator, frozenset({fold_k}))])
 
     reps = oua_jackknife(values_without, range(k), progress=progress)
     var_cal = jackknife_variance(reps)
@@ -500,7 +510,7 @@ def analyze_offpolicy(
     totals: dict[int, np.ndarray] = {}
     present: dict[int, np.ndarray] = {}
     for p, name in enumerate(names):
-        value, stable = full[p]
+        value, stable, gap = full[p]
         if p == 0:
             rows, method = logged_rows, "on-policy (logged)"
         elif estimator == "direct":
@@ -512,7 +522,8 @@ def analyze_offpolicy(
         totals[p] = np.bincount(cluster[rows], weights=phi, minlength=len(prompts)) / rows.size
         present[p] = np.bincount(cluster[rows], minlength=len(prompts)) > 0
         vc = float(var_cal[p])
-        se = float(np.sqrt(v_if + vc))
+        v_tr = gap * gap
+        se = float(np.sqrt(v_if + vc + v_tr))
         df = satterthwaite_df(v_if, vc, g, k)
         lo, hi = t_interval(value.value, se, df, alpha)
         # the raw judge mean on the policy's own responses (logged rows for the logging policy,
@@ -540,12 +551,15 @@ def analyze_offpolicy(
             for why, cnt in t.excluded.items():
                 diag[f"excluded_{why.replace(' ', '_')}"] = cnt
             diag["weight_tail_raw"] = _tail(t.w)
+            if t.stable_residual:
+                diag["transport_gap"] = gap * width
             if stable is not None:
                 diag["weight_tail_stable"] = _tail(stable.weights)
                 diag["var_cap_gamma"] = stable.gamma
                 mix = stable.mixture.mean(axis=0)
                 diag.update({"simcal_increasing": float(mix[0]), "simcal_decreasing": float(mix[1]),
-                             "simcal_baseline": float(mix[2])})
+                             "simcal_baseline": float(mix[2]),
+                             "residual_weights": "stable" if t.stable_residual else "raw"})
             if value.mixture is not None:
                 diag.update({f"stack_{n}": float(a) for n, a in
                              zip(("dr_cpo", "tmle", "mrdr"), value.mixture, strict=True)})
@@ -563,14 +577,14 @@ def analyze_offpolicy(
             policy=name, estimate=float(llo + width * value.value), se=se * width,
             ci_low=float(llo + width * lo), ci_high=float(llo + width * hi), alpha=alpha, df=df,
             n=int(rows.size), n_prompts=g, n_labels=int(pipe.lab[rows].sum()),
-            var_if=v_if * width**2, var_cal=vc * width**2,
-            calibration_share=float(vc / (v_if + vc)) if v_if + vc > 0 else 0.0,
+            var_if=v_if * width**2, var_cal=vc * width**2, var_transport=v_tr * width**2,
+            calibration_share=float(vc / se**2) if se > 0 else 0.0,
             naive_estimate=naive[0], naive_ci_low=naive[1], naive_ci_high=naive[2],
             method=method, status=status, reasons=tuple(reasons), diagnostics=diag,
         ))
     shown = [i for i, n in enumerate(names) if only is None or n in only]
-    pairs = paired_contrasts(totals, present, [float(v.value) for v, _ in full], reps, shown,
-                             tuple(names), k, alpha, width)
+    pairs = paired_contrasts(totals, present, [float(v.value) for v, _, _ in full], reps, shown,
+                             tuple(names), k, alpha, width, gaps=[g for _, _, g in full])
     ranking = ranking_tiers([results[i] for i in shown], pairs)
     oof = calibrator.predict_oof()
     cal_info = CalibrationInfo(
@@ -607,13 +621,23 @@ def _tail(w: np.ndarray) -> list[list[float]]:
     return [[p, float(v)] for p, v in zip(probs, q, strict=True)]
 
 
-def _overlap_gate(estimator: str, diag: Mapping[str, float]) -> tuple[str, list[str]]:
-    """CAUTION when the logged data barely covers the target (METHODS §6)."""
+def _overlap_gate(estimator: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """CAUTION when the logged data barely covers the target (METHODS §6). The reason for a low
+    raw ESS names what the estimate then rests on, which depends on the residual weights."""
     reasons: list[str] = []
+    stable_resid = diag.get("residual_weights") == "stable"
+    resid = (
+        "; the oracle residual is weighted by the stabilised weights, so the estimate rests on the "
+        "calibration transporting to the target's responses, and its interval adds the gap to "
+        f"the raw-weight correction ({diag.get('transport_gap', float('nan')):+.3f}) as an "
+        "allowance for that (audit it with a probe slice; residual_weights='raw' drops the "
+        "assumption)"
+    ) if stable_resid else ""
     checks: tuple[tuple[str, float, str], ...]
     if estimator in _IPS:
         checks = (
-            ("ess_raw", ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: a few logged rows carry the estimate"),
+            ("ess_raw", ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: a few logged rows carry the "
+                                  "estimate" + resid),
             ("ttc", TTC_GATE, "TTC {v:.2f} < {g:.2f}: the logging policy rarely produces the "
                               "responses the target concentrates on"),
             ("hill_raw", HILL_GATE, "Hill tail index {v:.2f} < {g:g}: the weights' variance is "
@@ -622,8 +646,9 @@ def _overlap_gate(estimator: str, diag: Mapping[str, float]) -> tuple[str, list[
     elif estimator in _DR:
         checks = (
             ("ess_raw", ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: the logged labels barely "
-                                  "reach the target's responses, so the estimate rests on the "
-                                  "calibration transporting to them (audit it with a probe slice)"),
+                                  "reach the target's responses" + (resid or
+                                  ", so the oracle residual correction rests on a few labelled "
+                                  "rows and its interval is wide")),
             ("ttc", TTC_GATE, "TTC {v:.2f} < {g:.2f}: the logging policy rarely produces the "
                               "responses the target concentrates on; the estimate rests on the "
                               "outcome model"),

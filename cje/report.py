@@ -17,7 +17,7 @@ STATUSES = ("OK", "CAUTION", "REFUSED", "UNCALIBRATED")
 #: Overlap diagnostics of an off-policy estimate (see :meth:`Report.diagnostics`).
 OVERLAP_KEYS = ("ess_raw", "ess_stable", "max_weight_raw", "max_weight_stable", "top5_mass_raw",
                 "top5_mass_stable", "hill_raw", "affinity", "ttc", "cle", "var_cap_gamma",
-                "n_excluded")
+                "residual_weights", "transport_gap", "n_excluded")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,12 @@ class PolicyEstimate:
         Rows, distinct prompts and labelled rows of this policy.
     var_if, var_cal : float
         Sampling variance (prompt-clustered influence values) and calibration variance (OUA
-        delete-one-oracle-fold jackknife); ``se**2 == var_if + var_cal``.
+        delete-one-oracle-fold jackknife).
+    var_transport : float
+        Off-policy estimates whose oracle residual used the stabilised weights: an allowance for
+        the transport assumption this makes, the squared gap between the residual correction
+        with raw and with stabilised weights (0 otherwise). ``se**2 == var_if + var_cal +
+        var_transport``.
     calibration_share : float
         ``var_cal / se**2``: near 1, more labels help most; near 0, more prompts do.
     naive_estimate, naive_ci_low, naive_ci_high : float
@@ -61,7 +66,7 @@ class PolicyEstimate:
     (3.31, 2.96, 3.66)
     >>> round(e.naive_estimate, 2)   # the raw judge mean, rescaled: biased
     3.03
-    >>> bool(abs(e.se ** 2 - (e.var_if + e.var_cal)) < 1e-12)
+    >>> bool(abs(e.se ** 2 - (e.var_if + e.var_cal + e.var_transport)) < 1e-12)
     True
     """
 
@@ -86,6 +91,7 @@ class PolicyEstimate:
     reasons: tuple[str, ...] = ()
     units: str = "label"
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    var_transport: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,9 @@ class Contrast:
     var_if, var_cal : float
     n_shared_prompts : int
         Prompts both policies answered.
+    var_transport : float
+        The squared difference of the two policies' transport gaps (see
+        :attr:`PolicyEstimate.var_transport`); ``se**2 == var_if + var_cal + var_transport``.
 
     Examples
     --------
@@ -129,6 +138,7 @@ class Contrast:
     var_if: float
     var_cal: float
     n_shared_prompts: int
+    var_transport: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -548,6 +558,9 @@ class Report:
                 if d.get("ess_stable") == d.get("ess_stable"):  # not NaN
                     ess += f" → {100 * d['ess_stable']:.1f}%"
                 excl = f", {d['n_excluded']} rows excluded" if d.get("n_excluded") else ""
+                if d.get("residual_weights") == "stable":
+                    excl = (f", residual on stabilised weights (transport gap "
+                            f"{d.get('transport_gap', float('nan')):+.3f})" + excl)
                 out.append(
                     f"  {e.policy[:24]:<24} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
                     f"TTC {_fmt(d['ttc'], 2)}, affinity {_fmt(d['affinity'], 2)}, "

@@ -179,9 +179,22 @@ def test_var_cap_quick(quick_dir):
 def test_residual_weights_quick(quick_dir):
     md = STUDIES["residual_weights"](quick=True, out_dir=quick_dir)
     df, text = _outputs(md, "residual_weights", 6)
-    assert len(df) == 6 * 2 * 5 * 3  # replicates × judge noises × settings × targets
+    assert len(df) == 6 * 2 * 7 * 4  # replicates × judge noises × settings × targets
     assert _settings_differ(df, ["judge_noise", "target"], "calibrated-ips / raw",
                             "calibrated-ips / stable") == 1.0
+    # "auto" is, row by row, the raw weighting where it kept raw weights and the stabilised one
+    # where it switched (sample raw ESS < 10%): mostly at 1% population ESS (a sample of 400
+    # often misses the heaviest weights, so its ESS can exceed 10%), never at 60–90%.
+    key = ["replicate", "judge_noise", "target"]
+    for est in ("calibrated-ips", "stacked-dr"):
+        auto = df[df.setting == f"{est} / auto"].set_index(key)
+        raw = df[df.setting == f"{est} / raw"].set_index(key).loc[auto.index]
+        stable = df[df.setting == f"{est} / stable"].set_index(key).loc[auto.index]
+        same = np.where(auto["stable_residual"], stable["estimate"], raw["estimate"])
+        assert (auto["estimate"].to_numpy() == same).all(), est
+        assert ((auto["ess_raw"] < 0.10) == auto["stable_residual"]).all(), est
+        by_target = auto.groupby(level="target")["stable_residual"].mean()
+        assert by_target["ess01"] > 0.5 and by_target[["ess60", "ess90"]].eq(0).all(), est
     # With a noisy judge, stabilised residual weights pull the estimate toward the logging policy:
     # the paired difference is negative beyond 3 MC SE (6 replicates).
     w = df[(df.judge_noise == 0.1) & (df.target == "ess60")].pivot(
@@ -320,7 +333,17 @@ def test_residual_weights_full(tmp_path):
     for est in ("calibrated-ips", "stacked-dr"):
         raw, stable = cov.xs(f"{est} / raw", level="setting"), cov.xs(f"{est} / stable", level="setting")
         assert raw.xs("ess60", level="target").between(0.93, 0.97).all()
-        assert stable[(0.1, "ess10")] < raw[(0.1, "ess10")] - 0.1
+        # noisy judge, 10% ESS: the stabilised residual's bias costs coverage even with the gap
+        # allowance (measured 0.897 → 0.830 for stacked DR; MC SE of the gap ≈ 0.02)
+        assert stable[(0.1, "ess10")] < raw[(0.1, "ess10")] - 0.04
+        auto = cov.xs(f"{est} / auto", level="setting")
+        assert (auto.xs("ess60", level="target") == raw.xs("ess60", level="target")).all()
+    # where auto switches (1% ESS), it buys RMSE: measured 0.46–0.83x raw's
+    rmse = df.assign(e2=(df.estimate - df.truth) ** 2).groupby(
+        ["judge_noise", "target", "setting"])["e2"].mean() ** 0.5
+    for est in ("calibrated-ips", "stacked-dr"):
+        ratio = (rmse.xs(f"{est} / auto", level="setting") / rmse.xs(f"{est} / raw", level="setting"))
+        assert (ratio.xs("ess01", level="target") < 0.9).all(), ratio
 
 
 @pytest.mark.slow

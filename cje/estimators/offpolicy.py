@@ -7,14 +7,17 @@ prompt — and returns the point estimate with a per-row influence value (mean z
 prompt downstream). Nothing here fits anything: the outcome models, SIMCal weights and TMLE
 fluctuation are built by the pipeline (:mod:`cje.offpolicy`) so the OUA jackknife can refit them.
 
-The oracle residual term ``mean((L/p_L)·w·e)`` uses the **raw** (Hájek) weights by default: it
-estimates ``E_target[Y − f(S)]``, the part of the target's value the calibrated reward misses.
-Stabilised weights estimate ``E[W | S]``, a valid replacement for ``W`` only when multiplied by a
-function of ``S`` (METHODS §3.2's key fact) — the reward is one, the residual is not. With
-``stable_residual=True`` the stabilised weights go on the residual too: lower variance, but the
-estimate then targets ``E_target[E_logging[Y | S]]``, which equals the target's value only when the
-judge score carries everything the target changes about the label (the calibration transports;
-audit it with a probe slice). ``simulations/results/study_residual_weights.md`` has the evidence.
+The oracle residual term ``mean((L/p_L)·w·e)`` estimates ``E_target[Y − f(S)]``, the part of the
+target's value the calibrated reward misses; here it uses the **raw** (Hájek) weights unless
+``stable_residual=True``. Stabilised weights estimate ``E[W | S]``, a valid replacement for ``W``
+only when multiplied by a function of ``S`` (METHODS §3.2's key fact) — the reward is one, the
+residual is not. With ``stable_residual=True`` the stabilised weights go on the residual too:
+lower variance, but the estimate then targets ``E_target[E_logging[Y | S]]``, which equals the
+target's value only when the judge score carries everything the target changes about the label
+(the calibration transports; audit it with a probe slice) — the pipeline then adds the square of
+:func:`residual_gap` to the variance as an allowance. The pipeline chooses per target
+(:func:`cje.analyze`'s ``residual_weights``: by default raw weights at a raw-weight ESS of at
+least 10%, stabilised below); ``simulations/results/study_residual_weights.md`` has the evidence.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "snips",
     "calibrated_ips",
     "doubly_robust",
+    "residual_gap",
     "stack",
 ]
 
@@ -271,6 +275,43 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     psi_c, phi_c = _stabilised(w_s, rows.weights, rows.reward - outcome)
     psi_e, phi_e = _weighted(w_s if stable_residual else rows.weights, rows.scaled_residual)
     return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e)
+
+
+def residual_gap(rows: OffPolicyRows) -> float:
+    """The oracle residual correction with raw weights minus the one with stabilised weights.
+
+    ``Σ w_i (L_i/p_L) e_i / Σ w_i − Σ w̃_i (L_i/p_L) e_i / Σ w̃_i``. Its expectation is what the
+    stabilised weights assume away, ``E[(W − E[W | S])·(Y − f(S))]``: zero when the calibration
+    transports from the logging policy to the target. The pipeline adds its square to the
+    variance of an estimate whose residual uses the stabilised weights (a bias allowance,
+    :attr:`cje.report.PolicyEstimate.var_transport`).
+
+    Parameters
+    ----------
+    rows : OffPolicyRows
+        With ``stable`` set.
+
+    Returns
+    -------
+    float
+        On the internal [0, 1] scale.
+
+    Raises
+    ------
+    ValueError
+        ``rows.stable`` is missing.
+
+    Examples
+    --------
+    >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.array([0.1, 0.0]), np.array([True, False]),
+    ...                   np.array([0.5, 1.5]), stable=np.array([0.8, 1.2]))
+    >>> round(residual_gap(r), 6)   # 0.5*(2*0.1)/2 − 0.8*(2*0.1)/2
+    -0.03
+    """
+    if rows.stable is None:
+        raise ValueError("residual_gap needs the stabilised weights (rows.stable).")
+    x = rows.scaled_residual
+    return _weighted(rows.weights, x)[0] - _weighted(rows.stable, x)[0]
 
 
 def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:

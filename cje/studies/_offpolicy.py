@@ -57,7 +57,8 @@ def estimate_row(e: Any, truth: float) -> dict[str, Any]:
     d = e.diagnostics
     return {"estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "truth": truth,
             "covered": bool(e.ci_low <= truth <= e.ci_high), "se": e.se, "status": e.status,
-            "ess_raw": float(d.get("ess_raw", np.nan)), "ess_stable": float(d.get("ess_stable", np.nan))}
+            "ess_raw": float(d.get("ess_raw", np.nan)), "ess_stable": float(d.get("ess_stable", np.nan)),
+            "stable_residual": d.get("residual_weights") == "stable"}
 
 
 def ess_label(target: str) -> str:
@@ -83,7 +84,8 @@ _TASK_DOC = """One replicate: a data set per judge noise ({noises}), every setti
     list of dict
         One row per judge noise × setting × target: ``judge_noise, setting, target, estimate,
         ci_low, ci_high, truth, covered, se, status, ess_raw, ess_stable`` (sample ESS fractions
-        of the raw and the SIMCal-W weights).
+        of the raw and the SIMCal-W weights), ``stable_residual`` (the oracle residual was
+        weighted by the SIMCal-W weights).
 
     Examples
     --------

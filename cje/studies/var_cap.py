@@ -12,8 +12,8 @@ miscalibrated S-curve judge on the 0.05 grid with ``judge_noise=0``, four target
 better responses at the four overlap levels) and runs :func:`cje.analyze` once per estimator ×
 var_cap on that same data (paired comparison), with every other option at its default. Intervals
 are scored against the exact truth. ``judge_noise=0`` keeps the calibration transportable (with a
-noisy judge ``E[Y | S]`` differs between policies and the default residual weighting targets
-``E_target[E_logging[Y | S]]`` instead of the truth — a separate question, see
+noisy judge ``E[Y | S]`` differs between policies, and stabilised residual weights — the default
+below 10% raw ESS — target ``E_target[E_logging[Y | S]]`` instead of the truth: a separate question, see
 :mod:`cje.studies.residual_weights`); the gap left by the 0.05 grid is measured on 400k rows and
 shown in the table.
 """
