@@ -65,6 +65,8 @@ __all__ = ["analyze_offpolicy", "OFFPOLICY_ESTIMATORS"]
 OFFPOLICY_ESTIMATORS: tuple[str, ...] = ("auto", "direct", *ESTIMATORS)
 _DR = ("dr-cpo", "mrdr", "tmle", "stacked-dr")
 _IPS = ("ips", "snips", "calibrated-ips")
+#: Estimators that use SIMCal-W weights (and so may weight the oracle residual by them).
+_STABILISED = ("calibrated-ips", *_DR)
 _TMLE_STEPS, _TMLE_TOL, _CLIP = 50, 1e-8, 1e-7
 
 
@@ -108,7 +110,7 @@ class _Pipeline:
             self.codes, self.distinct_s, self.distinct_X = codes, s[first], X[first]
         self.lab = ~np.isnan(y)
         for t in targets:
-            t.stable_residual = estimator not in ("ips", "snips", "direct") and (
+            t.stable_residual = estimator in _STABILISED and (
                 residual_weights == "stable"
                 or (residual_weights == "auto" and ess_fraction(t.w) < ESS_GATE))
             sub, used = pd.factorize(self.codes[t.rows], sort=True)
@@ -155,7 +157,7 @@ class _Pipeline:
         rows = t.rows
         reward, oof, resid, lab = self._rows(rows, full, index)
         stable: SimcalWeights | None = None
-        if self.estimator not in ("ips", "snips"):
+        if self.estimator in _STABILISED:
             # rank only the target's own logged values: other rows (fresh draws, probes) must
             # not move its weights through the interpolation grid
             sub, used = t.codes_sub
