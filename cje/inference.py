@@ -269,6 +269,11 @@ def paired_contrasts(
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
     policies, so the shared calibration error cancels); Holm-adjusted p-values.
 
+    All pairs are computed at once with numpy (one block of pairs per policy; memory
+    ``O(P·G)`` besides the ``P(P−1)/2`` results), so 1,000 policies take seconds. A pair
+    without a variance estimate (fewer than two prompts between the two policies: NaN SE) gets
+    a NaN p-value and is never significant.
+
     Parameters
     ----------
     totals : Mapping[int, numpy.ndarray]
@@ -314,62 +319,152 @@ def paired_contrasts(
     """
     from cje.report import Contrast
 
-    raw = []
-    for i, a in enumerate(keep):
-        for b in keep[i + 1:]:
-            c = totals[a] - totals[b]
-            g = int((present[a] | present[b]).sum())
-            v_if = g / (g - 1) * float((c * c).sum()) if g > 1 else float("nan")
-            v_cal = float(jackknife_variance(reps[:, a] - reps[:, b]))
-            v_tr = 0.0 if gaps is None else float((gaps[a] - gaps[b]) ** 2)
-            se = float(np.sqrt(v_if + v_cal + v_tr))
-            df = satterthwaite_df(v_if, v_cal, g, k)
-            delta = float(values[a] - values[b])
-            lo, hi = t_interval(delta, se, df, alpha)
-            raw.append((a, b, delta, se, lo, hi, df, t_pvalue(delta, se, df), v_if, v_cal,
-                        int((present[a] & present[b]).sum()), v_tr))
-    adj = holm([r[7] for r in raw])
+    m = len(keep)
+    if m < 2:
+        return ()
+    T = np.vstack([np.asarray(totals[p], dtype=np.float64) for p in keep])  # (m, G)
+    pres = np.vstack([np.asarray(present[p], dtype=bool) for p in keep])  # (m, G)
+    R = np.ascontiguousarray(np.asarray(reps, dtype=np.float64)[:, keep].T)  # (m, K)
+    kr = R.shape[1]
+    val = np.asarray(values, dtype=np.float64)[keep]
+    gap = None if gaps is None else np.asarray(gaps, dtype=np.float64)[keep]
+    # every pair (i, j), i < j, in the order of the old double loop over ``keep``
+    ia, ib = np.triu_indices(m, 1)
+    n_pairs = ia.size
+    ss = np.empty(n_pairs)
+    g = np.empty(n_pairs, dtype=np.int64)
+    shared = np.empty(n_pairs, dtype=np.int64)
+    v_cal = np.empty(n_pairs)
+    at = 0
+    for i in range(m - 1):  # one block of pairs (i, i+1..m-1) at a time: memory O(m·G)
+        c = T[i] - T[i + 1:]
+        stop = at + c.shape[0]
+        ss[at:stop] = (c * c).sum(axis=1)
+        g[at:stop] = (pres[i] | pres[i + 1:]).sum(axis=1)
+        shared[at:stop] = (pres[i] & pres[i + 1:]).sum(axis=1)
+        d = R[i] - R[i + 1:]
+        v_cal[at:stop] = (kr - 1) / kr * ((d - d.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        at = stop
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_if = np.where(g > 1, g / np.maximum(g - 1, 1) * ss, np.nan)
+        v_tr = np.zeros(n_pairs) if gap is None else (gap[ia] - gap[ib]) ** 2
+        se = np.sqrt(v_if + v_cal + v_tr)
+        df = _satterthwaite_df_array(v_if, v_cal, g, k)
+        delta = val[ia] - val[ib]
+        lo, hi = _t_intervals(delta, se, df, alpha)
+        p = _t_pvalues(delta, se, df)
+    adj = holm(p)
+    sig = adj < alpha  # NaN (no variance estimate) is never significant
+    nm = [names[q] for q in keep]
+    w2 = width**2
+    cols = zip(ia.tolist(), ib.tolist(), (delta * width).tolist(), (se * width).tolist(),
+               (lo * width).tolist(), (hi * width).tolist(), df.tolist(), p.tolist(), adj.tolist(),
+               sig.tolist(), (v_if * w2).tolist(), (v_cal * w2).tolist(), shared.tolist(),
+               (v_tr * w2).tolist(), strict=True)
     return tuple(
-        Contrast(
-            policy_a=names[a], policy_b=names[b], estimate=d * width, se=se * width,
-            ci_low=lo * width, ci_high=hi * width, df=df, p_value=p, p_holm=float(ph),
-            significant=bool(ph < alpha), var_if=vi * width**2, var_cal=vc * width**2,
-            n_shared_prompts=shared, var_transport=vt * width**2,
-        )
-        for (a, b, d, se, lo, hi, df, p, vi, vc, shared, vt), ph in zip(raw, adj, strict=True)
+        Contrast(policy_a=nm[a], policy_b=nm[b], estimate=d, se=s, ci_low=lo_, ci_high=hi_, df=f,
+                 p_value=pv, p_holm=ph, significant=sg, var_if=vi, var_cal=vc,
+                 n_shared_prompts=sh, var_transport=vt)
+        for a, b, d, s, lo_, hi_, f, pv, ph, sg, vi, vc, sh, vt in cols
     )
+
+
+def _satterthwaite_df_array(var_if: np.ndarray, var_cal: np.ndarray, g: np.ndarray,
+                            k: int) -> np.ndarray:
+    """:func:`satterthwaite_df` elementwise (same arithmetic, same fallbacks)."""
+    base = np.maximum(g - 1, 1).astype(np.float64)
+    if k < 2:
+        return base
+    with np.errstate(divide="ignore", invalid="ignore"):
+        den = var_if**2 / base + var_cal**2 / (k - 1)
+        sat = (var_if + var_cal) ** 2 / den
+    return np.where((var_cal <= 0) | (den <= 0), base, sat)
+
+
+def _t_intervals(estimate: np.ndarray, se: np.ndarray, df: np.ndarray,
+                 alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`t_interval` elementwise."""
+    from scipy.special import stdtrit
+
+    q = stdtrit(df, 1 - alpha / 2)
+    return estimate - q * se, estimate + q * se
+
+
+def _t_pvalues(estimate: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """:func:`t_pvalue` elementwise, except that a NaN standard error gives a NaN p-value (no
+    variance estimate: nothing can be claimed), where the scalar function returns 0."""
+    from scipy.special import stdtr
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stdtr(df, -np.abs(estimate / se))
+    zero_se = se == 0  # a difference known exactly: 0 if it is non-zero, else 1
+    p = np.where(zero_se, np.where(estimate != 0, 0.0, 1.0), p)
+    return np.where(np.isnan(se), np.nan, p)
 
 
 def ranking_tiers(results: Sequence[PolicyEstimate],
                   pairs: Sequence[Contrast]) -> tuple[tuple[str, ...], ...]:
-    """Best-to-worst tiers: a policy joins the current tier unless it is separable from the
-    tier's best policy (Holm-adjusted contrast significant).
+    """Best-to-worst tiers such that every two policies in different tiers are separable: their
+    Holm-adjusted contrast is significant.
+
+    The policies are sorted by estimate (best first). A cut between sorted positions ``i`` and
+    ``i + 1`` is allowed only if every pair ``(a, b)`` with ``a ≤ i < b`` is significant; the
+    tiers are the runs between allowed cuts. This is the finest partition into runs of the
+    sorted order with that property (a cut is allowed or not whatever the other cuts are), so
+    the printed ranking never contradicts the printed contrasts: a chain of non-separable
+    neighbours (``a ≈ b ≈ c`` with ``a − c`` significant) stays one tier.
 
     Parameters
     ----------
     results : sequence of PolicyEstimate
+        The policies to rank. REFUSED estimates (level not reliable) are left out of the tiers.
     pairs : sequence of Contrast
-        The pairwise contrasts of those policies (a missing pair counts as separable).
+        The pairwise contrasts of those policies. A missing pair counts as **not** separable:
+        it never allows a cut.
 
     Returns
     -------
     tuple of tuple of str
-        Tiers from best to worst, each ordered by estimate.
+        Tiers from best to worst, each ordered by estimate (best first).
 
     Examples
     --------
     >>> import cje
-    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> sim = cje.synthetic.make_direct_eval(2000, rng=0)
     >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
     >>> ranking_tiers(rep.estimates, rep.pairs)
-    (('improved', 'concise', 'base'), ('verbose', 'small'))
+    (('improved',), ('concise', 'base'), ('verbose', 'small'))
+
+    Three policies where only the outer pair is separable form one tier:
+
+    >>> from types import SimpleNamespace as NS
+    >>> est = [NS(policy=p, estimate=v, status="OK") for p, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))]
+    >>> sig = [NS(policy_a="a", policy_b="b", significant=False),
+    ...        NS(policy_a="a", policy_b="c", significant=True),
+    ...        NS(policy_a="b", policy_b="c", significant=False)]
+    >>> ranking_tiers(est, sig)
+    (('a', 'b', 'c'),)
     """
-    sig = {frozenset((c.policy_a, c.policy_b)): c.significant for c in pairs}
-    order = sorted(results, key=lambda e: -e.estimate)
-    tiers: list[list[str]] = []
-    for e in order:
-        if tiers and not sig.get(frozenset((tiers[-1][0], e.policy)), True):
-            tiers[-1].append(e.policy)
-        else:
-            tiers.append([e.policy])
-    return tuple(tuple(t) for t in tiers)
+    order = sorted((e for e in results if e.status != "REFUSED"), key=lambda e: -e.estimate)
+    if not order:
+        return ()
+    m = len(order)
+    pos = {e.policy: i for i, e in enumerate(order)}
+    # sep[i, j]: the pair (i, j) of sorted positions has a significant contrast (missing: False)
+    sep = np.zeros((m, m), dtype=bool)
+    for c in pairs:
+        i, j = pos.get(c.policy_a), pos.get(c.policy_b)
+        if i is not None and j is not None and c.significant is True:
+            sep[i, j] = sep[j, i] = True
+    blocked = ~sep
+    np.fill_diagonal(blocked, False)
+    # last[a]: the largest sorted position b > a that a cannot be separated from (a if none);
+    # the cut after position i is allowed iff max(last[0..i]) <= i
+    upper = np.triu(blocked, 1)
+    idx = np.arange(m)
+    last = np.where(upper.any(axis=1), m - 1 - np.argmax(upper[:, ::-1], axis=1), idx)
+    reach = np.maximum.accumulate(last)
+    cuts = np.flatnonzero(reach[:-1] <= idx[:-1]) + 1
+    names = [e.policy for e in order]
+    bounds = [0, *cuts.tolist(), m]
+    return tuple(tuple(names[s:t]) for s, t in zip(bounds[:-1], bounds[1:], strict=True))
