@@ -43,6 +43,16 @@ NAIVE_COLOR = "#7f7f7f"
 SIGNIFICANT_COLOR = "#1f77b4"
 FLAG_COLOR = "#d62728"
 MUTED_COLOR = "#8c8c8c"
+#: Above this many policies the forest plot becomes a compact "caterpillar": one artist per
+#: status instead of one per policy, a figure of bounded height, only the best and worst
+#: policies named on the axis.
+FOREST_MAX_ROWS = 60
+#: Policies named at each end of a caterpillar forest plot.
+FOREST_NAMED = 10
+#: Default most pairs the contrast plot draws; beyond it, only the pairs among the best policies.
+CONTRAST_MAX_PAIRS = 45
+#: Characters of the ranking line above the contrast plot before it is abbreviated.
+RANKING_TEXT_CHARS = 480
 
 
 # ---- shared helpers ---------------------------------------------------------------------------
@@ -271,6 +281,8 @@ def forest_plot(report: Report, ax: Axes | None = None, reliable_only: bool = Fa
             "forest_plot has nothing to draw: every estimate is REFUSED and reliable_only=True."
         )
     shown.sort(key=lambda e: e.estimate)  # bottom to top: best at the top
+    if len(shown) > FOREST_MAX_ROWS:
+        return _forest_many(report, shown, ax)
     ax = _new_axes(ax, (7.0, 1.6 + 0.62 * len(shown)))
     level = _level(report.alpha)
     calibrated = any(e.units == "label" for e in shown)
@@ -334,8 +346,115 @@ def forest_plot(report: Report, ax: Axes | None = None, reliable_only: bool = Fa
     return ax
 
 
+def _forest_many(report: Report, shown: list[Any], ax: Axes | None) -> Axes:
+    """The forest plot of more than :data:`FOREST_MAX_ROWS` policies (``shown`` sorted worst
+    first): every policy is drawn, but with one error-bar artist per status (gid
+    ``"estimates:<status>"``) and one for the naive means (gid ``"naive"``), in a figure of
+    bounded height; only the :data:`FOREST_NAMED` best and worst policies are named."""
+    from matplotlib.lines import Line2D
+
+    n = len(shown)
+    ax = _new_axes(ax, (7.0, 9.0))
+    level = _level(report.alpha)
+    y = np.arange(n, dtype=float)
+    est = np.array([e.estimate for e in shown])
+    lo = np.array([e.ci_low for e in shown])
+    hi = np.array([e.ci_high for e in shown])
+    status = np.array([e.status for e in shown])
+    label_units = np.array([e.units == "label" for e in shown])
+    calibrated = bool(label_units.any())
+    if calibrated:
+        nv = np.array([e.naive_estimate for e in shown])
+        nlo = np.array([e.naive_ci_low for e in shown])
+        nhi = np.array([e.naive_ci_high for e in shown])
+        m = label_units
+        eb = ax.errorbar(nv[m], y[m], xerr=[nv[m] - nlo[m], nhi[m] - nv[m]], fmt="D", ms=2,
+                         color=NAIVE_COLOR, mfc="white", mew=0.6, elinewidth=0.5, alpha=0.6,
+                         zorder=3)
+        eb.lines[0].set_gid("naive")
+    for st in dict.fromkeys(status.tolist()):
+        m = status == st
+        color = STATUS_COLORS.get(st, STATUS_COLORS["OK"])
+        eb = ax.errorbar(est[m], y[m], xerr=[est[m] - lo[m], hi[m] - est[m]], fmt="o", ms=2.5,
+                         color=color, mfc="white" if st == "REFUSED" else color, mew=0.8,
+                         elinewidth=0.8, zorder=4)
+        eb.lines[0].set_gid(f"estimates:{st}")
+    k = min(FOREST_NAMED, n // 2)
+    ticks = [*range(k), *range(n - k, n)]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([shown[i].policy for i in ticks], fontsize="x-small")
+    for tick, i in zip(ax.get_yticklabels(), ticks, strict=True):
+        if shown[i].status in ("CAUTION", "REFUSED"):
+            tick.set_color(STATUS_COLORS[shown[i].status])
+    ax.set_ylim(-1, n)
+    ax.grid(axis="x", color="0.9", lw=0.8)
+    ax.set_axisbelow(True)
+    what = (f"{n:,} policies, best at the top (the {k} best and {k} worst named; every estimate is "
+            "in report.summary() and report.to_pandas())")
+    if calibrated:
+        ax.set_xlabel(f"policy value (label scale {_scale(report.label_scale)})")
+        ax.set_title(f"Policy estimates with {level}% CIs: calibrated vs naive judge mean\n{what}",
+                     fontsize="medium")
+        handles = [Line2D([], [], marker="o", color=STATUS_COLORS["OK"], ms=4, lw=1,
+                          label=f"calibrated estimate, {level}% CI (with OUA)"),
+                   Line2D([], [], marker="D", color=NAIVE_COLOR, mfc="white", ms=3, lw=0.8,
+                          label=f"naive: judge mean on the label scale, {level}% CI")]
+    else:
+        ax.set_xlabel(f"raw judge mean (judge scale {_scale(report.judge_scale)}) — UNCALIBRATED")
+        ax.set_title(f"UNCALIBRATED: raw judge means with {level}% CIs (too few oracle labels)\n{what}",
+                     fontsize="medium")
+        handles = [Line2D([], [], marker="o", color=STATUS_COLORS["UNCALIBRATED"], ms=4, lw=1,
+                          label=f"raw judge mean, {level}% CI (not the label)")]
+    for st, text in (("CAUTION", "CAUTION (see status reasons)"),
+                     ("REFUSED", "REFUSED: level not reliable")):
+        if st in status:
+            handles.append(Line2D([], [], marker="o", color=STATUS_COLORS[st], ms=4, lw=1,
+                                  mfc="white" if st == "REFUSED" else STATUS_COLORS[st], label=text))
+    hidden = len(report.estimates) - n
+    if hidden:
+        handles.append(Line2D([], [], ls="", label=f"({hidden} REFUSED hidden: reliable_only)"))
+    _legend_below(ax, handles, ncol=2 if len(handles) > 2 else 1)
+    return ax
+
+
 # ---- contrasts --------------------------------------------------------------------------------
-def contrast_plot(report: Report, ax: Axes | None = None) -> Axes:
+def _ranking_text(ranking: Sequence[Sequence[str]], limit: int = RANKING_TEXT_CHARS) -> str:
+    """``"{a, b} > c > …"``, abbreviated past ``limit`` characters with a count of what is left.
+
+    Examples
+    --------
+    >>> _ranking_text([("a", "b"), ("c",)])
+    '{a, b} > c'
+    >>> _ranking_text([tuple(f"p{i}" for i in range(100)), ("q",)], limit=40)
+    '{p0, p1, p2, p3, p4, … 95 more} > q'
+    >>> _ranking_text([(f"p{i}",) for i in range(100)], limit=40)
+    'p0 > p1 > p2 > p3 > p4 > p5 > p6 > p7 > … (92 more policies in 92 more tiers)'
+    """
+    parts: list[str] = []
+    used = 0
+    for i, t in enumerate(ranking):
+        names = list(t)
+        if len(", ".join(names)) > limit:  # one huge tier: its first names and a count
+            head: list[str] = []
+            for x in names:
+                if len(", ".join([*head, x])) > limit // 2:
+                    break
+                head.append(x)
+            names = [*head, f"… {len(t) - len(head)} more"]
+        part = "{" + ", ".join(names) + "}" if len(t) > 1 else names[0]
+        if parts and used + len(part) > limit:
+            rest = ranking[i:]
+            n = sum(len(r) for r in rest)
+            parts.append(f"… ({n} more polic{'y' if n == 1 else 'ies'} in {len(rest)} more "
+                         f"tier{'' if len(rest) == 1 else 's'})")
+            break
+        parts.append(part)
+        used += len(part) + 3
+    return " > ".join(parts)
+
+
+def contrast_plot(report: Report, ax: Axes | None = None,
+                  max_pairs: int = CONTRAST_MAX_PAIRS) -> Axes:
     """Every paired difference with its confidence interval, and the ranking it implies.
 
     One row per pair, oriented "higher − lower" by the report's ranking (so most differences
@@ -344,7 +463,12 @@ def contrast_plot(report: Report, ax: Axes | None = None) -> Axes:
     p-value is below ``alpha`` are drawn in blue and filled, the others grey and hollow; the
     Holm p-value is written at the right (the CIs themselves are per pair, not adjusted). Rows
     whose two policies share a ranking tier (not separable at ``alpha``) are shaded, the ranking
-    is spelled out above the plot, and a REFUSED policy's name carries a dagger (†).
+    is spelled out above the plot (abbreviated when long), and a REFUSED policy's name carries a
+    dagger (†).
+
+    With more than ``max_pairs`` contrasts (P policies give P(P−1)/2) only the pairs among the
+    best policies by estimate are drawn — as many policies as fit in ``max_pairs`` — and the
+    title says so; every pair stays in ``report.contrasts()``.
 
     Parameters
     ----------
@@ -352,6 +476,8 @@ def contrast_plot(report: Report, ax: Axes | None = None) -> Axes:
         A report with at least two calibrated policies.
     ax : matplotlib Axes, optional
         Where to draw; a new figure sized to the number of pairs when ``None``.
+    max_pairs : int, default 45
+        Most pairs to draw (45: every pair of the 10 best policies). At least 1.
 
     Returns
     -------
@@ -385,11 +511,26 @@ def contrast_plot(report: Report, ax: Axes | None = None) -> Axes:
             "contrast_plot needs at least two calibrated policies; this report has no contrasts"
             + (" (it is UNCALIBRATED)." if report.calibration is None else ".")
         )
-    rank = {p: i for i, p in enumerate(p for tier in report.ranking for p in tier)}
+    if isinstance(max_pairs, bool) or not isinstance(max_pairs, (int, np.integer)) or max_pairs < 1:
+        raise CJEInputError(f"max_pairs must be a positive integer; got {max_pairs!r}.")
+    # orientation and order: by estimate, best first (the ranking's order for ranked policies)
+    by_est = sorted(report.estimates, key=lambda e: -e.estimate)
+    rank = {e.policy: i for i, e in enumerate(by_est)}
     tier_of = {p: t for t, tier in enumerate(report.ranking) for p in tier}
     big = len(rank) + 1
+    pairs: Sequence[Any] = report.pairs
+    n_all = len(pairs)
+    top = 0
+    if n_all > max_pairs:  # only the pairs among the `top` best contrasted policies
+        in_pairs = {p for c in pairs for p in (c.policy_a, c.policy_b)}
+        ranked = [e.policy for e in by_est if e.policy in in_pairs]
+        top = 2
+        while (top + 1) * top // 2 <= max_pairs:
+            top += 1
+        best = set(ranked[:top])
+        pairs = [c for c in pairs if c.policy_a in best and c.policy_b in best]
     rows = []
-    for c in report.pairs:
+    for c in pairs:
         flip = rank.get(c.policy_b, big) < rank.get(c.policy_a, big)
         a, b = (c.policy_b, c.policy_a) if flip else (c.policy_a, c.policy_b)
         sign = -1.0 if flip else 1.0
@@ -432,10 +573,13 @@ def contrast_plot(report: Report, ax: Axes | None = None) -> Axes:
     ax.grid(axis="x", color="0.9", lw=0.8)
     ax.set_axisbelow(True)
     ax.set_xlabel(f"difference in policy value, a − b (label scale {_scale(report.label_scale)})")
-    tiers = " > ".join("{" + ", ".join(t) + "}" if len(t) > 1 else t[0] for t in report.ranking)
+    tiers = _ranking_text(report.ranking)
     ranking = "Ranking, best first (braces: not separable):\n" + textwrap.fill(tiers, 80)
-    ax.set_title(f"Paired contrasts with {level}% CIs, Holm-adjusted over {n} pairs", fontsize="medium",
-                 pad=8 + 11 * (ranking.count("\n") + 1))
+    title = f"Paired contrasts with {level}% CIs, Holm-adjusted over {n_all:,} pairs"
+    if top:
+        title += (f"\nshowing the {n} pairs among the {top} best policies of {len(rank):,} "
+                  "(every pair: report.contrasts())")
+    ax.set_title(title, fontsize="medium", pad=8 + 11 * (ranking.count("\n") + 1))
     ax.text(0.5, 1.0, ranking, transform=ax.transAxes, ha="center", va="bottom", fontsize="small",
             color="0.25", linespacing=1.3)
     handles: list[Any] = [

@@ -207,7 +207,9 @@ def test_contrasts_one_bar_per_pair_oriented_and_highlighted(report):
     assert 0 < sum(c.significant for c in report.pairs) < len(report.pairs)  # both styles shown
     assert any(list(ln.get_xdata()) == [0, 0] for ln in ax.get_lines())  # zero line
     texts = " ".join(t.get_text() for t in ax.texts)
-    assert "Ranking" in texts and "{improved, concise, base} > {verbose, small}" in texts
+    # the ranking above the plot is the report's (here one tier: a chain of non-separable pairs)
+    assert report.ranking == (("improved", "concise", "base", "verbose", "small"),)
+    assert "Ranking" in texts and "{improved, concise, base, verbose, small}" in texts
     assert "label scale 1–5" in ax.get_xlabel()
 
 
@@ -226,6 +228,74 @@ def test_contrasts_of_uncalibrated_report_is_a_clear_error(uncalibrated):
 def test_contrasts_honour_ax(report):
     _, ax = plt.subplots()
     assert contrast_plot(report, ax=ax) is ax
+
+
+@pytest.fixture(scope="module")
+def many():
+    """80 policies of random quality on 20 prompts (3,160 contrasts)."""
+    from cje.synthetic.direct import PolicySpec
+
+    rng = np.random.default_rng(5)
+    pols = [PolicySpec(f"pol{i:02d}", quality=float(q)) for i, q in enumerate(rng.normal(0, 0.5, 80))]
+    sim = cje.synthetic.make_direct_eval(20, policies=pols, oracle_fraction=0.2, rng=5)
+    return cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+
+
+def test_forest_many_policies_is_a_compact_caterpillar(many):
+    from cje.plots import FOREST_MAX_ROWS, FOREST_NAMED
+
+    n = len(many.estimates)
+    assert n > FOREST_MAX_ROWS
+    ax = forest_plot(many)
+    assert len(ax.containers) <= 1 + len(STATUS_COLORS)  # one per status + the naive means
+    drawn = _lines(ax, "estimates:")
+    assert sum(len(line.get_xdata()) for line in drawn.values()) == n  # every policy is drawn
+    assert len(_lines(ax, "naive")[""].get_xdata()) == n
+    xs = np.concatenate([line.get_xdata() for line in drawn.values()])
+    np.testing.assert_allclose(np.sort(xs), np.sort([e.estimate for e in many.estimates]))
+    best_first = [e.policy for e in sorted(many.estimates, key=lambda e: -e.estimate)]
+    named = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(named) == 2 * FOREST_NAMED
+    assert set(named) == set(best_first[:FOREST_NAMED]) | set(best_first[-FOREST_NAMED:])
+    assert ax.figure.get_size_inches()[1] <= 10
+    assert f"{n:,} policies" in ax.get_title()
+
+
+def test_forest_below_the_threshold_keeps_one_row_per_policy(report):
+    from cje.plots import FOREST_MAX_ROWS
+
+    assert len(report.estimates) <= FOREST_MAX_ROWS
+    assert len(forest_plot(report).containers) == 2 * len(report.estimates)
+
+
+def test_contrasts_many_pairs_draw_only_the_best_policies(many):
+    ax = contrast_plot(many)
+    drawn = _lines(ax, "contrast:")
+    assert len(drawn) == 45 < len(many.pairs)
+    best = {e.policy for e in sorted(many.estimates, key=lambda e: -e.estimate)[:10]}
+    assert {p for name in drawn for p in name.split(" − ")} == best
+    assert "showing the 45 pairs among the 10 best policies of 80" in ax.get_title()
+    assert f"over {len(many.pairs):,} pairs" in ax.get_title()
+    ranking = next(t.get_text() for t in ax.texts if t.get_text().startswith("Ranking"))
+    assert len(ranking) < 700  # abbreviated, not 80 names
+    assert ax.figure.get_size_inches()[1] < 25
+
+
+@pytest.mark.parametrize("max_pairs, n_rows", [(1, 1), (3, 3), (5, 3), (6, 6), (10, 10), (100, 10)])
+def test_contrasts_max_pairs(report, max_pairs, n_rows):
+    ax = contrast_plot(report, max_pairs=max_pairs)
+    drawn = _lines(ax, "contrast:")
+    assert len(drawn) == n_rows
+    top = len({p for name in drawn for p in name.split(" − ")})
+    best = [e.policy for e in sorted(report.estimates, key=lambda e: -e.estimate)][:top]
+    assert {p for name in drawn for p in name.split(" − ")} == set(best)
+    assert ("showing the" in ax.get_title()) == (n_rows < len(report.pairs))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_contrasts_max_pairs_must_be_a_positive_integer(report, bad):
+    with pytest.raises(cje.CJEInputError, match=r"max_pairs must be a positive integer; got"):
+        contrast_plot(report, max_pairs=bad)
 
 
 # ---- bias audit -------------------------------------------------------------------------------
