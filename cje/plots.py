@@ -53,6 +53,10 @@ FOREST_NAMED = 10
 CONTRAST_MAX_PAIRS = 45
 #: Characters of the ranking line above the contrast plot before it is abbreviated.
 RANKING_TEXT_CHARS = 480
+#: Most targets the overlap plot draws (those with the lowest raw-weight ESS beyond it).
+OVERLAP_MAX_TARGETS = 40
+#: Most targets the weight-tail plot draws (those with the lowest raw-weight ESS beyond it).
+WEIGHT_TAIL_MAX_TARGETS = 8
 
 
 # ---- shared helpers ---------------------------------------------------------------------------
@@ -727,15 +731,21 @@ def bias_plot(audit: BiasAudit, ax: Axes | None = None) -> Axes:
 
 
 # ---- files ------------------------------------------------------------------------------------
-def _weighted_targets(report: Report, plot: str) -> list[Any]:
-    """The target estimates of an off-policy report (those with importance-weight diagnostics)."""
+def _weighted_targets(report: Report, plot: str, most: int | None = None) -> tuple[list[Any], str]:
+    """The target estimates of an off-policy report (those with importance-weight diagnostics),
+    at most ``most`` of them (the lowest raw-weight ESS, in report order), and a note for the
+    title when some were left out ("" otherwise)."""
     rows = [e for e in report.estimates if "ess_raw" in e.diagnostics]
     if not rows:
         raise CJEInputError(
             f"{plot} needs an off-policy report (cje.analyze on logged data with "
             "log-probabilities); this report has no importance weights."
         )
-    return rows
+    if most is None or len(rows) <= most:
+        return rows, ""
+    worst = set(sorted(range(len(rows)), key=lambda i: rows[i].diagnostics["ess_raw"])[:most])
+    note = f"\nthe {most} of {len(rows)} targets with the lowest raw-weight ESS"
+    return [e for i, e in enumerate(rows) if i in worst], note
 
 
 def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
@@ -745,7 +755,8 @@ def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
     — against the 10% gate (dashed); the labels give the Hill tail index and TTC of the raw
     weights and the estimate's status. A high stabilised ESS does not make the estimate more
     precise than its interval says (see ``docs/offpolicy.md``): the raw bar is the one the gates
-    read.
+    read. With more than 40 targets only the 40 with the lowest raw-weight ESS are drawn (the
+    title says so).
 
     Parameters
     ----------
@@ -774,7 +785,7 @@ def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
 
     from cje.diagnostics.overlap import ESS_GATE
 
-    rows = _weighted_targets(report, "overlap_plot")
+    rows, note = _weighted_targets(report, "overlap_plot", OVERLAP_MAX_TARGETS)
     ax = _new_axes(ax, (7.0, 1.4 + 0.7 * len(rows)))
     y = np.arange(len(rows))
     raw = np.array([e.diagnostics["ess_raw"] for e in rows])
@@ -796,7 +807,7 @@ def overlap_plot(report: Report, ax: Axes | None = None) -> Axes:
                 transform=ax.get_yaxis_transform(), va="center", fontsize=8,
                 color=STATUS_COLORS.get(e.status, "black"))
     ax.set_xlabel("effective sample size (fraction of logged rows, log scale)")
-    ax.set_title("Overlap of the logged data with each target")
+    ax.set_title("Overlap of the logged data with each target" + note)
     handles: list[Any] = [Patch(color=MUTED_COLOR, label="raw weights")]
     if has_stable:
         handles.append(Patch(color=SIGNIFICANT_COLOR, label="SIMCal-W weights"))
@@ -811,7 +822,8 @@ def weight_tail_plot(report: Report, ax: Axes | None = None) -> Axes:
     Survival curves on log–log axes: the share of logged rows whose mean-one weight exceeds w.
     A straight tail of slope −α is a Pareto tail with index α (the Hill index in the report);
     α < 2 (steeper than the dotted guide) means the raw weights' variance is effectively
-    infinite. Solid: raw weights; dashed: stabilised.
+    infinite. Solid: raw weights; dashed: stabilised. With more than 8 targets only the 8 with
+    the lowest raw-weight ESS are drawn (the title says so).
 
     Parameters
     ----------
@@ -838,7 +850,7 @@ def weight_tail_plot(report: Report, ax: Axes | None = None) -> Axes:
     """
     import matplotlib.pyplot as plt
 
-    rows = _weighted_targets(report, "weight_tail_plot")
+    rows, note = _weighted_targets(report, "weight_tail_plot", WEIGHT_TAIL_MAX_TARGETS)
     ax = _new_axes(ax, (6.4, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     w_max, p_min = 1.0, 0.5
@@ -862,7 +874,7 @@ def weight_tail_plot(report: Report, ax: Axes | None = None) -> Axes:
     ax.set_ylim(p_min / 2, 0.7)
     ax.set_xlabel("importance weight w (mean one)")
     ax.set_ylabel("share of logged rows with weight > w")
-    ax.set_title("Tail of the importance weights")
+    ax.set_title("Tail of the importance weights" + note)
     ax.legend(fontsize=7, loc="lower left")
     return ax
 

@@ -434,3 +434,36 @@ def test_weight_tail_plot_draws_the_recorded_tails():
     with pytest.raises(cje.CJEInputError, match="off-policy report"):
         cje.plots.weight_tail_plot(cje.analyze(cje.synthetic.make_direct_eval(200, rng=0).data,
                                                judge_scale=(0, 10), label_scale=(1, 5)))
+
+
+def _many_targets(n):
+    """An off-policy report with ``n`` targets (copies of the three, with distinct raw ESS)."""
+    sim = cje.synthetic.make_offpolicy_eval(400, rng=3)
+    rep = cje.analyze(sim.logged, estimator="calibrated-ips", judge_scale=(0, 1), label_scale=(0, 1))
+    targets = [e for e in rep.estimates if "ess_raw" in e.diagnostics]
+    ess = np.linspace(0.9, 0.01, n)
+    est = [replace(targets[i % 3], policy=f"t{i:02d}",
+                   diagnostics={**targets[i % 3].diagnostics, "ess_raw": float(ess[i])})
+           for i in range(n)]
+    return replace(rep, estimates=tuple(est), pairs=(), ranking=())
+
+
+@pytest.mark.parametrize("plot, most, n", [
+    ("overlap", 40, 55), ("overlap", 40, 12), ("weight_tail", 8, 30), ("weight_tail", 8, 5),
+])
+def test_offpolicy_plots_with_many_targets_draw_the_worst_overlap(plot, most, n):
+    rep = _many_targets(n)
+    ax = rep.plot(plot)
+    lowest = {f"t{i:02d}" for i in range(n)[-most:]}  # ESS decreases with i
+    shown = min(n, most)
+    if plot == "overlap":
+        names = {t.get_text() for t in ax.get_yticklabels()}
+        assert len(names) == shown
+        if n > most:
+            assert names == lowest
+    else:
+        labels = [ln.get_label() for ln in ax.get_lines() if "(raw)" in ln.get_label()]
+        assert len(labels) == shown
+        if n > most:
+            assert {lab.split(" ")[0] for lab in labels} == lowest
+    assert (f"the {most} of {n} targets with the lowest raw-weight ESS" in ax.get_title()) == (n > most)
