@@ -47,8 +47,9 @@ MUTED_COLOR = "#8c8c8c"
 #: status instead of one per policy, a figure of bounded height, only the best and worst
 #: policies named on the axis.
 FOREST_MAX_ROWS = 60
-#: Policies named at each end of a caterpillar forest plot.
-FOREST_NAMED = 10
+#: Policies named (at evenly spaced ranks, the best and the worst included) in a caterpillar
+#: forest plot.
+FOREST_NAMED = 21
 #: Default most pairs the contrast plot draws; beyond it, only the pairs among the best policies.
 CONTRAST_MAX_PAIRS = 45
 #: Characters of the ranking line above the contrast plot before it is abbreviated.
@@ -354,7 +355,7 @@ def _forest_many(report: Report, shown: list[Any], ax: Axes | None) -> Axes:
     """The forest plot of more than :data:`FOREST_MAX_ROWS` policies (``shown`` sorted worst
     first): every policy is drawn, but with one error-bar artist per status (gid
     ``"estimates:<status>"``) and one for the naive means (gid ``"naive"``), in a figure of
-    bounded height; only the :data:`FOREST_NAMED` best and worst policies are named."""
+    bounded height; :data:`FOREST_NAMED` policies at evenly spaced ranks are named."""
     from matplotlib.lines import Line2D
 
     n = len(shown)
@@ -383,18 +384,18 @@ def _forest_many(report: Report, shown: list[Any], ax: Axes | None) -> Axes:
                          color=color, mfc="white" if st == "REFUSED" else color, mew=0.8,
                          elinewidth=0.8, zorder=4)
         eb.lines[0].set_gid(f"estimates:{st}")
-    k = min(FOREST_NAMED, n // 2)
-    ticks = [*range(k), *range(n - k, n)]
+    # names at evenly spaced ranks, always the best and the worst (rank 1 is the best)
+    ticks = sorted({int(round(t)) for t in np.linspace(0, n - 1, FOREST_NAMED)})
     ax.set_yticks(ticks)
-    ax.set_yticklabels([shown[i].policy for i in ticks], fontsize="x-small")
+    ax.set_yticklabels([f"#{n - i} {shown[i].policy}" for i in ticks], fontsize="x-small")
     for tick, i in zip(ax.get_yticklabels(), ticks, strict=True):
         if shown[i].status in ("CAUTION", "REFUSED"):
             tick.set_color(STATUS_COLORS[shown[i].status])
     ax.set_ylim(-1, n)
     ax.grid(axis="x", color="0.9", lw=0.8)
     ax.set_axisbelow(True)
-    what = (f"{n:,} policies, best at the top (the {k} best and {k} worst named; every estimate is "
-            "in report.summary() and report.to_pandas())")
+    what = (f"{n:,} policies, best at the top, {len(ticks)} named with their rank\n"
+            "(every estimate: report.summary(), report.to_pandas())")
     if calibrated:
         ax.set_xlabel(f"policy value (label scale {_scale(report.label_scale)})")
         ax.set_title(f"Policy estimates with {level}% CIs: calibrated vs naive judge mean\n{what}",
