@@ -454,7 +454,7 @@ def ranking_tiers(results: Sequence[PolicyEstimate],
     sep = np.zeros((m, m), dtype=bool)
     for c in pairs:
         i, j = pos.get(c.policy_a), pos.get(c.policy_b)
-        if i is not None and j is not None and c.significant is True:
+        if i is not None and j is not None and bool(c.significant):
             sep[i, j] = sep[j, i] = True
     blocked = ~sep
     np.fill_diagonal(blocked, False)
