@@ -159,3 +159,18 @@ def test_one_thousand_policies_in_seconds():
         assert c.estimate == pytest.approx(r.estimate, rel=1e-12)
         assert c.se == pytest.approx(r.se, rel=1e-12)
         assert c.p_value == pytest.approx(r.p_value, rel=1e-12, abs=1e-300)
+
+
+def test_contrasts_by_keyword_when_the_field_order_differs(monkeypatch):
+    """If Contrast's fields were ever reordered, the contrasts are built by keyword: same result."""
+    import dataclasses
+
+    totals, present, values, reps, gaps = _problem(4, gaps=True)
+    args = (totals, present, values, reps, list(range(6)), list("abcdef"), 5, 0.05, 4.0)
+    fast = paired_contrasts(*args, gaps=gaps)
+    real = dataclasses.fields
+    monkeypatch.setattr(dataclasses, "fields", lambda cls: tuple(reversed(real(cls))))
+    slow = paired_contrasts(*args, gaps=gaps)
+    monkeypatch.setattr(dataclasses, "fields", real)
+    assert slow == fast
+    assert all(c.var_transport > 0 for c in slow)  # the last field, filled by keyword too
