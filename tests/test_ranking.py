@@ -229,11 +229,9 @@ def test_demo_ranking_consistent(monkeypatch, capsys):
     capsys.readouterr()
 
 
-def test_many_policies_ranking_is_fast_and_consistent():
-    """1,000 policies (499,500 contrasts): the tiers come in well under a second's work and keep
-    the property (checked on a random sample of cross-tier pairs)."""
-    import time
-
+def test_many_policies_ranking_is_consistent():
+    """1,000 policies (499,500 contrasts) keep the property (checked on a random sample of
+    cross-tier pairs). Its speed is measured in benchmarks/bench_many_policies.py, not here."""
     rng = np.random.default_rng(3)
     m = 1000
     values = np.sort(rng.normal(size=m))[::-1]
@@ -241,9 +239,7 @@ def test_many_policies_ranking_is_fast_and_consistent():
     gaps = np.abs(values[:, None] - values[None, :])
     pairs = [NS(policy_a=f"p{i}", policy_b=f"p{j}", significant=bool(gaps[i, j] > 0.05))
              for i, j in zip(*np.triu_indices(m, 1), strict=True)]
-    t = time.perf_counter()
     tiers = ranking_tiers(est, pairs)
-    assert time.perf_counter() - t < 5.0
     tier_of = {p: k for k, tt in enumerate(tiers) for p in tt}
     assert len(tier_of) == m and 1 < len(tiers) < m
     for i, j in rng.integers(0, m, size=(20000, 2)):
