@@ -808,7 +808,7 @@ class Report:
                     f"{_fmt(a.ci_high)}], n = {a.n}, {margin}: {visible(a.verdict)}"
                 )
         if self.pairs:
-            out += ["", f"Paired contrasts ({self._contrast_caption()}):"]
+            out += ["", f"Paired contrasts ({self._contrast_caption().rstrip('.')}):"]
             listed, omitted = self._pairs_shown(max_pairs)
             for c in listed:
                 mark = "*" if c.p_holm < self.alpha else " "
@@ -1007,8 +1007,9 @@ class Report:
         ``excluded_by_reason`` on every row: a CSV has no place for a note that every reader
         keeps, and a comment line breaks parsers, so the count travels with each row (a script
         can check ``excluded_rows == 0``). Text cells that a spreadsheet would run as a formula
-        (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) get a leading ``'``;
-        numeric columns are never changed.
+        (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) get a leading ``'``,
+        and control characters are shown as escapes (:func:`visible`); numeric columns are
+        never changed.
 
         Parameters
         ----------
@@ -1324,10 +1325,13 @@ def csv_text(x: Any) -> Any:
 
 
 def _csv_safe(df: Any) -> Any:
-    """Every text (object/string) column through :func:`csv_text`; numeric columns untouched."""
+    """Every text cell made visible (:func:`visible`: the CSV may be printed to a terminal) and
+    formula-safe (:func:`csv_text`); numeric columns untouched."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     df = df.copy()
     for col in df.columns:
-        if df[col].dtype == object or str(df[col].dtype).startswith("string"):
-            df[col] = df[col].map(csv_text)
-    df.columns = [csv_text(c) for c in df.columns]
+        if is_object_dtype(df[col]) or is_string_dtype(df[col]):
+            df[col] = df[col].map(lambda x: csv_text(visible(x)) if isinstance(x, str) else x)
+    df.columns = [csv_text(visible(c)) for c in df.columns]
     return df
