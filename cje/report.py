@@ -731,8 +731,8 @@ class Report:
         policy                   estimate            95% CI      SE  cal%      n labels   naive status
         ------------------------------------------------------------------------------------------------
         base                        3.057    [2.831, 3.284]   0.115     6    300     29   2.663 OK
-        >>> print(next(ln for ln in lines if ln.startswith("Paired"))[:72])
-        Paired contrasts (a − b with per-pair unadjusted 95% intervals; p = unad
+        >>> print(next(ln for ln in lines if ln.startswith("Paired")))
+        Paired contrasts a − b: per-pair unadjusted 95% CIs; p_holm = Holm-adjusted over all 10 pairs.
         >>> print(next(ln for ln in lines if "Ranking" in ln).split("): ")[1])
         {improved, concise, base} > {verbose, small}
         """
@@ -808,7 +808,11 @@ class Report:
                     f"{_fmt(a.ci_high)}], n = {a.n}, {margin}: {visible(a.verdict)}"
                 )
         if self.pairs:
-            out += ["", f"Paired contrasts ({self._contrast_caption().rstrip('.')}):"]
+            n = len(self.pairs)
+            out += ["", f"Paired contrasts a − b: per-pair unadjusted {lv} CIs; p_holm = "
+                        f"Holm-adjusted over all {n} pairs.",
+                    f"  (* = p_holm < {self.alpha:g}; p = unadjusted. The intervals are not "
+                    "adjusted for multiplicity: one may exclude 0 while p_holm ≥ alpha.)"]
             listed, omitted = self._pairs_shown(max_pairs)
             for c in listed:
                 mark = "*" if c.p_holm < self.alpha else " "

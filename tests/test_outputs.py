@@ -100,8 +100,8 @@ def fake_report(n_policies: int, refused: tuple[str, ...] = (), seed: int = 0) -
 
 # ---- 1. headings say which intervals and p-values are shown --------------------------------------
 @pytest.mark.parametrize("fmt, must", [
-    ("summary", ["per-pair unadjusted 95% intervals", "Holm-adjusted over all 10 pairs",
-                 "significant (*) when p_holm < 0.05", "per-policy 95% CIs"]),
+    ("summary", ["Paired contrasts a − b: per-pair unadjusted 95% CIs; p_holm = Holm-adjusted "
+                 "over all 10 pairs.", "(* = p_holm < 0.05; p = unadjusted.", "per-policy 95% CIs"]),
     ("markdown", ["## Paired contrasts (per-pair unadjusted 95% intervals; p-values Holm-adjusted "
                   "over all 10 pairs)", "95% CI (per pair, unadjusted)", "p (Holm, all 10 pairs)",
                   "95% CI (per policy)"]),
