@@ -6,6 +6,8 @@ are raw judge means on the judge scale (``units == "judge"``) and say so.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import re
@@ -143,6 +145,20 @@ class Contrast:
     var_cal: float
     n_shared_prompts: int
     var_transport: float = 0.0
+
+
+_CONTRAST_FIELDS = tuple(f.name for f in fields(Contrast))
+
+
+def _plain(v: Any) -> Any:
+    """What :func:`dataclasses.asdict` makes of a field value."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return asdict(v)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return copy.deepcopy(v)
 
 
 @dataclass(frozen=True)
@@ -316,6 +332,8 @@ def _short(name: str, width: int = 24) -> str:
 #: Default number of contrasts shown by :meth:`Report.summary` and the markdown/HTML reports
 #: (all pairs of 10 policies); every pair stays in :meth:`Report.contrasts`, JSON and CSV.
 MAX_PAIRS_SHOWN = 45
+#: Above this many pairs :meth:`Report.to_json` writes compact JSON by default.
+_INDENT_MAX_PAIRS = 5000
 
 
 @dataclass(frozen=True, eq=False)
@@ -619,8 +637,8 @@ class Report:
         """
         import pandas as pd
 
-        cols = [f.name for f in fields(Contrast)]
-        return pd.DataFrame([asdict(c) for c in self.pairs], columns=cols)
+        cols = list(_CONTRAST_FIELDS)
+        return pd.DataFrame({n: [getattr(c, n) for c in self.pairs] for n in cols}, columns=cols)
 
     def audit_table(self) -> Any:
         """Transport audits as a pandas DataFrame.
@@ -862,7 +880,14 @@ class Report:
         >>> d["estimates"][2]["policy"], round(d["estimates"][2]["estimate"], 2)
         ('improved', 3.31)
         """
-        return asdict(self)
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "pairs":  # flat records, possibly ~10^5 of them: no deep copy needed
+                out[f.name] = tuple({n: getattr(c, n) for n in _CONTRAST_FIELDS} for c in v)
+            else:
+                out[f.name] = _plain(v)
+        return out
 
     def to_json(self, **kwargs: Any) -> str:
         """Strict JSON text of :meth:`to_dict`: every parser reads it (no ``NaN``/``Infinity``).
@@ -870,12 +895,18 @@ class Report:
         A number that is not finite is written as ``null``, and ``null_reasons`` (a JSON
         object keyed by the JSON Pointer of each such value) records what it was (``"NaN"``,
         ``"Infinity"``, ``"-Infinity"``) and why, so :meth:`from_json` restores it exactly.
+        ``derived`` spells out what the fields imply, for readers without cje: each policy's own
+        label count (``n_labels_own``: 0 for an off-policy target, whose ``n_labels`` are the
+        logging policy's rows) and where its calibration labels come from, the policies left
+        out of the ranking with the reason, the number of rows dropped by
+        ``on_invalid="drop"``, and what the intervals and ``p_holm`` are.
 
         Parameters
         ----------
         **kwargs
-            Passed to :func:`json.dumps` (``indent`` defaults to 2; ``allow_nan`` is always
-            ``False``).
+            Passed to :func:`json.dumps` (``indent`` defaults to 2, or to ``None`` (compact)
+            for reports with more than 5,000 pairs, which the indenting encoder writes ~10×
+            slower; ``allow_nan`` is always ``False``).
 
         Returns
         -------
@@ -895,11 +926,25 @@ class Report:
         >>> rep.from_json(text) == rep   # lossless (from_json is a classmethod of Report)
         True
         """
-        kwargs.setdefault("indent", 2)
+        kwargs.setdefault("indent", 2 if len(self.pairs) <= _INDENT_MAX_PAIRS else None)
         kwargs["allow_nan"] = False
         reasons: dict[str, dict[str, str]] = {}
         clean = _strict(self.to_dict(), "", reasons, self)
         clean["null_reasons"] = reasons
+        info = self._label_info()
+        lv = level_text(self.alpha)
+        clean["derived"] = {  # read-outs of the fields above; from_json ignores them
+            "n_labels_own": {e.policy: own for e, (own, _) in zip(self.estimates, info,
+                                                                  strict=True)},
+            "calibration_labels_from": {e.policy: src for e, (_, src) in zip(self.estimates, info,
+                                                                             strict=True)},
+            "not_ranked": [{"policy": p, "why": why} for p, why in self._unranked()],
+            "excluded_rows": sum(int(v) for v in self.excluded.values()),
+            "estimate_intervals": f"per-policy {lv} (with OUA; not adjusted for multiplicity)",
+            "contrast_intervals": f"per-pair unadjusted {lv}",
+            "p_holm": f"Holm-adjusted over all {len(self.pairs)} pairs; significant = p_holm < "
+                      f"{self.alpha:g}",
+        }
         return json.dumps(clean, **kwargs)
 
     @classmethod
@@ -944,6 +989,7 @@ class Report:
                 f"{type(d).__name__} {_clip(d)}."
             )
         d = dict(d)
+        d.pop("derived", None)  # read-outs written by to_json, recomputed from the fields
         reasons = d.pop("null_reasons", None) or {}
         if not isinstance(reasons, dict):
             raise CJEInputError(f"null_reasons must be an object; got {_clip(reasons)}.")
@@ -1061,7 +1107,8 @@ class Report:
         df = _csv_safe(df)
         return df.to_csv(path, index=False)
 
-    def write(self, path: Any, *, figures: bool = True) -> list[Any]:
+    def write(self, path: Any, *, figures: bool = True,
+              max_pairs: int | None = MAX_PAIRS_SHOWN) -> list[Any]:
         """Write the report as markdown (``.md``) or self-contained HTML (``.html``) with its
         figures; see :func:`cje.export.write_report`.
 
@@ -1072,6 +1119,9 @@ class Report:
             (figures embedded).
         figures : bool
             Draw the figures (matplotlib); ``False`` writes the tables only.
+        max_pairs : int or None, default 45
+            List at most this many contrasts (a line says how many were left out); ``None``
+            lists all.
 
         Returns
         -------
@@ -1091,7 +1141,7 @@ class Report:
         """
         from cje.export import write_report
 
-        return write_report(self, path, figures=figures)
+        return write_report(self, path, figures=figures, max_pairs=max_pairs)
 
     # ---- plots ----------------------------------------------------------------------------
     def plot(self, kind: str = "forest", ax: Any = None) -> Any:
@@ -1167,7 +1217,14 @@ def _strict(obj: Any, path: str, reasons: dict[str, dict[str, str]], report: Rep
     """``obj`` with non-finite floats as ``None`` (recorded in ``reasons``); numpy scalars as
     Python numbers."""
     if isinstance(obj, dict):
-        return {k: _strict(v, f"{path}/{_ptr_part(k)}", reasons, report) for k, v in obj.items()}
+        out = {}
+        for k, v in obj.items():
+            t = type(v)
+            if (t is float and v - v == 0) or t is int or t is str or t is bool or v is None:
+                out[k] = v  # the common case, without a call (reports may hold 10^5 pairs)
+            else:
+                out[k] = _strict(v, f"{path}/{_ptr_part(k)}", reasons, report)
+        return out
     if isinstance(obj, (list, tuple)):
         return [_strict(v, f"{path}/{i}", reasons, report) for i, v in enumerate(obj)]
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
@@ -1331,11 +1388,20 @@ def csv_text(x: Any) -> Any:
 def _csv_safe(df: Any) -> Any:
     """Every text cell made visible (:func:`visible`: the CSV may be printed to a terminal) and
     formula-safe (:func:`csv_text`); numeric columns untouched."""
+    import pandas as pd
     from pandas.api.types import is_object_dtype, is_string_dtype
 
     df = df.copy()
     for col in df.columns:
         if is_object_dtype(df[col]) or is_string_dtype(df[col]):
-            df[col] = df[col].map(lambda x: csv_text(visible(x)) if isinstance(x, str) else x)
+            try:
+                codes, uniq = pd.factorize(df[col], use_na_sentinel=True)  # each text once
+            except TypeError:  # unhashable cells (lists): one by one
+                df[col] = df[col].map(lambda x: csv_text(visible(x)) if isinstance(x, str) else x)
+                continue
+            safe = [csv_text(visible(x)) if isinstance(x, str) else x for x in uniq]
+            df[col] = pd.Series([safe[c] if c >= 0 else v for c, v in zip(codes, df[col],
+                                                                            strict=True)],
+                                index=df.index, dtype=object)
     df.columns = [csv_text(visible(c)) for c in df.columns]
     return df

@@ -164,6 +164,9 @@ def test_offpolicy_targets_show_zero_own_labels_in_every_output(offpolicy):
     assert csv.loc["base", "n_labels_own"] == base.n_labels > 0
     for text in (offpolicy.summary(), md):
         assert "no oracle labels of their own" in text and "train the calibrator only" in text
+    derived = json.loads(offpolicy.to_json())["derived"]
+    assert derived["n_labels_own"] == {"base": base.n_labels, "mild": 0, "moderate": 0, "far": 0}
+    assert derived["calibration_labels_from"]["far"].startswith("logging policy 'base'")
 
 
 def test_direct_reports_keep_their_label_counts(direct):
@@ -196,7 +199,7 @@ def dropped() -> Report:
 
 @pytest.mark.parametrize("fmt, must", [
     ("summary", ["1 rows with empty prompt_id, 2 rows with non-finite judge_score. 3 row(s) in all"]),
-    ("json", ['"empty prompt_id": 1', '"non-finite judge_score": 2']),
+    ("json", ['"empty prompt_id": 1', '"non-finite judge_score": 2', '"excluded_rows": 3']),
     ("markdown", ["## Excluded rows", "| empty prompt_id | 1 |", "| non-finite judge_score | 2 |",
                   "| total | 3 |"]),
     ("html", ["<h2>Excluded rows</h2>", "<td>empty prompt_id</td><td>1</td>",
@@ -425,6 +428,8 @@ def test_all_pairs_stay_in_the_tables(many):
     ("markdown", "* p0002 (REFUSED: transport audit FAIL: its level is not reliable)"),
     ("html", "<li>p0002 (REFUSED: transport audit FAIL: its level is not reliable)</li>"),
     ("csv", "no: REFUSED: transport audit FAIL: its level is not reliable"),
+    ("json", '"not_ranked": [\n      {\n        "policy": "p0002",\n        "why": "REFUSED: '
+             'transport audit FAIL: its level is not reliable"'),
 ])
 def test_refused_policies_are_listed_as_not_ranked(fmt, must):
     rep = fake_report(5, refused=("p0002",))
