@@ -423,14 +423,15 @@ class Report:
         base = f"logging policy {logged.policy!r}" if logged is not None else "the logging policy"
         out: list[tuple[int | None, str]] = []
         for e in self.estimates:
-            if cal is None:
-                out.append((e.n_labels, "none (uncalibrated)"))
-            elif "ess_raw" in e.diagnostics:
+            if "ess_raw" in e.diagnostics:  # an off-policy target
                 own = e.diagnostics.get("n_labels_own")
-                if own is None and cal.n_labels <= n_logged:
+                if own is None and cal is not None and cal.n_labels <= n_logged:
                     own = 0
-                out.append((None if own is None else int(own),
-                            f"{base}: {e.n_labels} labels (train the calibrator only)"))
+                src = ("none (uncalibrated)" if cal is None
+                       else f"{base}: {e.n_labels} labels (train the calibrator only)")
+                out.append((None if own is None else int(own), src))
+            elif cal is None:
+                out.append((e.n_labels, "none (uncalibrated)"))
             elif logged is not None and e is logged:
                 out.append((e.n_labels, f"its own logged rows ({e.n_labels} labels)"))
             else:
@@ -442,7 +443,7 @@ class Report:
         info = self._label_info()
         tg = [(e, own) for e, (own, _) in zip(self.estimates, info, strict=True)
               if "ess_raw" in e.diagnostics]
-        if not tg:
+        if not tg or self.calibration is None:
             return None
         src = info[self.estimates.index(tg[0][0])][1].split(":")[0]
         zero = [e.policy for e, own in tg if own == 0]

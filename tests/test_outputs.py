@@ -452,3 +452,20 @@ def test_skipped_figures_are_named(direct, tmp_path, monkeypatch, behaviour, not
     assert note in files[0].read_text()
     html = write_report(direct, tmp_path / "r.html")[0].read_text()
     assert note in html and html.count("data:image/png;base64,") == 2
+
+
+# ---- the outside test's findings on the real Arena sample ----------------------------------------
+def test_arena_offpolicy_outputs(arena):
+    snips = cje.analyze(arena / "logged_data.jsonl", estimator="snips")
+    json.loads(snips.to_json(), parse_constant=fail_on_constant)  # strict JSON
+    assert {e.policy: e.n_labels for e in snips.estimates} == dict.fromkeys(
+        ["base", "clone", "parallel_universe_prompt", "unhelpful"], 480)
+    df = snips.to_pandas().set_index("policy")
+    assert df["n_labels_own"].to_dict() == {"base": 480, "clone": 0, "parallel_universe_prompt": 0,
+                                            "unhelpful": 0}
+    dr = cje.analyze(arena / "logged_data.jsonl", fresh_draws=arena / "fresh_draws",
+                     estimator="stacked-dr")
+    c = next(c for c in dr.pairs if (c.policy_a, c.policy_b) == ("base", "unhelpful"))
+    assert c.ci_low > 0 and c.p_holm > 0.05  # the interval excludes 0; Holm does not separate
+    line = next(ln for ln in dr.summary().splitlines() if ln.startswith("  base − unhelpful:"))
+    assert "*" not in line and "per-pair unadjusted 95% CIs" in dr.summary()
