@@ -35,6 +35,8 @@ class _Text(str):
     Cells built here from numbers are plain ``str`` and only have ``|`` escaped."""
 
 
+#: A start that would open a heading, a nested list or a numbered list inside a list item.
+_MD_LEADING = re.compile(r"^(\s*)([#+\-]|\d+[.)])")
 _MD_SPECIAL = re.compile(r"([\\`*\[\]{}|])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
@@ -45,7 +47,8 @@ def md_text(text: Any) -> str:
     Control characters and newlines are shown as escapes (:func:`cje.report.visible`); ``<``,
     ``>`` and ``&`` become HTML entities, so no tag can form (renderers that pass raw HTML,
     like Python-Markdown under mkdocs, show them as text); the markdown punctuation ``\ ` * [ ] { }
-    |`` and word-boundary underscores are backslash-escaped (CommonMark and Python-Markdown).
+    |`` and word-boundary underscores are backslash-escaped, and so is a leading ``#``, ``-``,
+    ``+`` or ``1.`` that would start a heading or a list (CommonMark and Python-Markdown).
 
     Parameters
     ----------
@@ -66,7 +69,9 @@ def md_text(text: Any) -> str:
     def esc(m: re.Match[str]) -> str:
         return "\\" + m.group(0)
 
-    return html.escape(_MD_SPECIAL.sub(esc, visible(text)), quote=False)
+    out = _MD_SPECIAL.sub(esc, visible(text))
+    out = _MD_LEADING.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], out)
+    return html.escape(out, quote=False)
 
 
 def _md_cell(c: str) -> str:

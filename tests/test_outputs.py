@@ -381,6 +381,8 @@ def test_visible():
     assert visible("a\x1b[2J\r\n\t\u202e\x00z") == "a\\x1b[2J\\r\\n\\t\\u202e\\x00z"
     assert visible("näme – ok") == "näme – ok"
     assert md_text("*x* _y_ `z` {: onclick=1}") == "\\*x\\* \\_y\\_ \\`z\\` \\{: onclick=1\\}"
+    assert [md_text(t) for t in ("# h", "- a", "+ b", "12. c", "3) d", "a-b #1")] == [
+        "\\# h", "\\- a", "\\+ b", "12\\. c", "3\\) d", "a-b #1"]
 
 
 # ---- 6. many policies: the contrasts are capped, with a line saying so ---------------------------
