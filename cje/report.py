@@ -483,12 +483,14 @@ class Report:
         import heapq
 
         pairs = self.pairs
-        if max_pairs is None or len(pairs) <= max_pairs:
-            return list(pairs), None
-        if max_pairs < 0:
+        if max_pairs is not None and (not isinstance(max_pairs, int) or isinstance(max_pairs, bool)
+                                      or max_pairs < 0):
             from cje.errors import CJEInputError
 
-            raise CJEInputError(f"max_pairs must be >= 0 or None; got {max_pairs!r}.")
+            raise CJEInputError(f"max_pairs must be an integer >= 0, or None to list every pair; "
+                                f"got {max_pairs!r}.")
+        if max_pairs is None or len(pairs) <= max_pairs:
+            return list(pairs), None
         order = [p for t in self.ranking for p in t]
         ranked = set(order)
         order += [e.policy for e in sorted(self.estimates, key=lambda e: -e.estimate

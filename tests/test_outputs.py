@@ -424,6 +424,18 @@ def test_all_pairs_stay_in_the_tables(many):
     assert "not shown" not in small.summary()  # 10 pairs: all listed
 
 
+@pytest.mark.parametrize("bad", [-1, 2.5, "10", True])
+@pytest.mark.parametrize("fmt", ["summary", "markdown", "html"])
+def test_max_pairs_is_checked(direct, fmt, bad):
+    with pytest.raises(cje.CJEInputError, match=r"max_pairs must be an integer >= 0, or None"):
+        render(direct, fmt, max_pairs=bad)
+
+
+def test_max_pairs_zero_lists_no_pair(direct):
+    text = direct.summary(max_pairs=0)
+    assert "10 of 10 pairs not shown (max_pairs = 0)" in text and " − small:" not in text
+
+
 # ---- 7. REFUSED policies left out of the ranking are listed as not ranked -------------------------
 @pytest.mark.parametrize("fmt, must", [
     ("summary", "Not ranked: p0002 (REFUSED: transport audit FAIL: its level is not reliable)"),
