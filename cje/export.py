@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cje.errors import CJEInputError
+from cje.report import MAX_PAIRS_SHOWN, level_text, visible
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +27,60 @@ if TYPE_CHECKING:
     from cje.data import EvalData
     from cje.report import Report
 
-__all__ = ["write_report", "report_markdown", "flat_table", "convert"]
+__all__ = ["write_report", "report_markdown", "md_text", "flat_table", "convert"]
+
+
+class _Text(str):
+    """A cell holding text from the data or the run (a name, a reason): escaped for markdown.
+    Cells built here from numbers are plain ``str`` and only have ``|`` escaped."""
+
+
+#: A start that would open a heading, a nested list or a numbered list inside a list item.
+_MD_LEADING = re.compile(r"^(\s*)([#+\-]|\d+[.)])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]{}|])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def md_text(text: Any) -> str:
+    r"""Text made inert in markdown: a name or reason shows as itself and cannot become HTML,
+    a link, emphasis or code, or split a table row.
+
+    Control characters and newlines are shown as escapes (:func:`cje.report.visible`); ``<``,
+    ``>`` and ``&`` become HTML entities, so no tag can form (renderers that pass raw HTML,
+    like Python-Markdown under mkdocs, show them as text); the markdown punctuation ``\ ` * [ ] { }
+    |`` and word-boundary underscores are backslash-escaped, and so is a leading ``#``, ``-``,
+    ``+`` or ``1.`` that would start a heading or a list (CommonMark and Python-Markdown).
+
+    Parameters
+    ----------
+    text : object
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(md_text('"><img src=x onerror=alert(2)>'))
+    "&gt;&lt;img src=x onerror=alert(2)&gt;
+    >>> print(md_text("a|b\nc [x](javascript:y) gpt_4o"))
+    a\|b\\nc \[x\](javascript:y) gpt_4o
+    """
+
+    def esc(m: re.Match[str]) -> str:
+        return "\\" + m.group(0)
+
+    out = _MD_SPECIAL.sub(esc, visible(text))
+    out = _MD_LEADING.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], out)
+    return html.escape(out, quote=False)
+
+
+def _md_cell(c: str) -> str:
+    return md_text(c) if isinstance(c, _Text) else c.replace("|", "\\|")
+
+
+def _html_text(c: Any) -> str:
+    """Element text (never an attribute value: those also need quotes escaped)."""
+    return html.escape(visible(c), quote=False)
 
 
 def _cell(x: Any) -> str:
@@ -34,52 +89,98 @@ def _cell(x: Any) -> str:
     return str(x)
 
 
+def _signed(x: float) -> str:
+    return "—" if x != x else f"{x:+.3f}"
+
+
+def _p(x: float) -> str:
+    return "—" if x != x else f"{x:.3g}"
+
+
 def _pct(x: float) -> str:
     return "—" if math.isnan(x) else f"{100 * x:.2f}%"
 
 
-def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of every table the report has."""
-    level = int(round(100 * (1 - report.alpha)))
+class _Section:
+    """One part of the report: a title, a caption, a table or a list, and a note after it."""
+
+    def __init__(self, title: str, caption: str = "", header: Sequence[str] = (),
+                 rows: Sequence[Sequence[str]] = (), items: Sequence[str] = (), note: str = ""):
+        self.title, self.caption, self.note = title, caption, note
+        self.header, self.rows, self.items = list(header), [list(r) for r in rows], list(items)
+
+
+def _sections(report: Report, max_pairs: int | None) -> list[_Section]:
+    """Every part of the report, in order, with the same words in markdown and HTML."""
+    lv = level_text(report.alpha)
     out = []
-    est = [[e.policy, _cell(e.estimate), f"[{_cell(e.ci_low)}, {_cell(e.ci_high)}]", _cell(e.se),
+    info = report._label_info()
+    est = [[_Text(e.policy), _cell(e.estimate), f"[{_cell(e.ci_low)}, {_cell(e.ci_high)}]",
+            _cell(e.se),
             "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}%",
-            str(e.n), str(e.n_labels), _cell(e.naive_estimate), e.method, e.status]
-           for e in report.estimates]
-    out.append(("Estimates", ["policy", "estimate", f"{level}% CI", "SE", "calibration share", "n",
-                              "labels", "naive judge mean", "method", "status"], est))
+            str(e.n), "?" if own is None else str(own), _Text(src), _cell(e.naive_estimate),
+            _Text(e.method), _Text(e.status)]
+           for e, (own, src) in zip(report.estimates, info, strict=True)]
+    out.append(_Section(
+        "Estimates", f"Per-policy {lv} confidence intervals with the calibration's own "
+        "uncertainty (OUA), not adjusted for multiplicity. own labels = oracle labels on the "
+        "policy's own responses.",
+        ["policy", "estimate", f"{lv} CI (per policy)", "SE", "calibration share", "n",
+         "own labels", "calibration labels from", "naive judge mean", "method", "status"], est,
+        note=report._label_note() or ""))
     overlap = [e for e in report.estimates if "ess_raw" in e.diagnostics]
     if overlap:
         rows = []
         for e in overlap:
             d = e.diagnostics
-            rows.append([e.policy, _pct(d["ess_raw"]), _pct(d.get("ess_stable", math.nan)),
+            rows.append([_Text(e.policy), _pct(d["ess_raw"]), _pct(d.get("ess_stable", math.nan)),
                          _cell(d["max_weight_raw"]), _cell(d["hill_raw"]), _cell(d["ttc"]),
                          _cell(d["affinity"]), _cell(d["cle"]), str(d.get("n_excluded", 0))])
-        out.append(("Overlap (off-policy)", ["policy", "ESS raw", "ESS stabilised", "max weight",
-                                             "Hill", "TTC", "affinity", "CLE", "excluded rows"],
-                    rows))
+        out.append(_Section("Overlap (off-policy)", "", ["policy", "ESS raw", "ESS stabilised",
+                                                        "max weight", "Hill", "TTC", "affinity",
+                                                        "CLE", "excluded rows"], rows))
     if report.audits:
-        out.append(("Transport audits", ["policy", "δ", "CI", "n", "margin", "verdict"],
-                    [[a.policy, f"{a.delta:+.3f}", f"[{a.ci_low:+.3f}, {a.ci_high:+.3f}]", str(a.n),
-                      "—" if a.margin is None else f"±{a.margin:g}", a.verdict]
-                     for a in report.audits]))
+        out.append(_Section(
+            "Transport audits", f"δ = mean(label − calibrated judge) on the probe slice, with its "
+            f"{lv} interval.", ["policy", "δ", f"{lv} CI", "n", "margin", "verdict"],
+            [[_Text(a.policy), _signed(a.delta), f"[{_signed(a.ci_low)}, {_signed(a.ci_high)}]",
+              str(a.n), "—" if a.margin is None else f"±{a.margin:g}", _Text(a.verdict)]
+             for a in report.audits]))
     if report.pairs:
-        out.append(("Paired contrasts (a − b, Holm-adjusted)",
-                    ["a", "b", "difference", "CI", "p (Holm)", "significant"],
-                    [[c.policy_a, c.policy_b, f"{c.estimate:+.3f}",
-                      f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]", f"{c.p_holm:.3g}",
-                      "yes" if c.significant else "no"] for c in report.pairs]))
+        shown, omitted = report._pairs_shown(max_pairs)
+        n = len(report.pairs)
+        out.append(_Section(
+            f"Paired contrasts (per-pair unadjusted {lv} intervals; p-values Holm-adjusted over "
+            f"all {n} pairs)", f"Paired contrasts: {report._contrast_caption()}",
+            ["a", "b", "difference a − b", f"{lv} CI (per pair, unadjusted)", "p (unadjusted)",
+             f"p (Holm, all {n} pairs)", f"significant (p Holm < {report.alpha:g})"],
+            [[_Text(c.policy_a), _Text(c.policy_b), _signed(c.estimate),
+              f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]", _p(c.p_value), _p(c.p_holm),
+              "yes" if c.p_holm < report.alpha else "no"] for c in shown],
+            note=omitted or ""))
+    reasons = [_Text(f"{e.policy}: {r}") for e in report.estimates for r in e.reasons]
+    if reasons:
+        out.append(_Section("Status reasons", items=reasons))
+    unranked = report._unranked()
+    if report.ranking and (report.pairs or len(report.estimates) > 1):
+        tiers = " > ".join("{" + ", ".join(t) + "}" if len(t) > 1 else t[0] for t in report.ranking)
+        out.append(_Section(f"Ranking (Holm-adjusted tests at alpha = {report.alpha:g}; braces: "
+                            "not separable)", items=[_Text(tiers)]))
+    if unranked:
+        out.append(_Section("Not ranked", "Policies left out of the ranking, with the reason.",
+                            items=[_Text(f"{p} ({why})") for p, why in unranked]))
+    total = sum(int(v) for v in report.excluded.values())
+    if total:
+        out.append(_Section(
+            "Excluded rows", "Rows dropped on request (on_invalid='drop', CLI --drop-invalid), by "
+            "reason; none of them enters any estimate.", ["reason", "rows"],
+            [[_Text(k), str(v)] for k, v in report.excluded.items()] + [["total", str(total)]]))
+    else:
+        out.append(_Section("Excluded rows", "None: no row was dropped (on_invalid='drop', CLI "
+                                             "--drop-invalid, was not needed or not used)."))
+    out += [_Section(t, items=[_Text(i) for i in v]) for t, v in
+            (("Warnings", report.warnings), ("Notices", report.notices)) if v]
     return out
-
-
-def _lists(report: Report) -> list[tuple[str, list[str]]]:
-    items = [("Status reasons", [f"{e.policy}: {r}" for e in report.estimates for r in e.reasons])]
-    if report.ranking and report.pairs:
-        items.append(("Ranking (braces: not separable)", [" > ".join(
-            "{" + ", ".join(t) + "}" if len(t) > 1 else t[0] for t in report.ranking)]))
-    items += [("Warnings", list(report.warnings)), ("Notices", list(report.notices))]
-    return [(t, v) for t, v in items if v]
 
 
 def _intro(report: Report) -> str:
@@ -93,67 +194,131 @@ def _intro(report: Report) -> str:
             f"{cal.oof_rmse:.3f}. Estimator: {report.settings.get('estimator', 'direct')}.")
 
 
-def report_markdown(report: Report, figures: Sequence[str] = ()) -> str:
+def report_markdown(report: Report, figures: Sequence[str] = (), *,
+                    max_pairs: int | None = MAX_PAIRS_SHOWN, figure_notes: Sequence[str] = ()) -> str:
     """The report as markdown; ``figures`` are image paths (relative to the file) to include.
+
+    Every name, reason, warning and notice is escaped (:func:`md_text`), so a hostile policy
+    name renders as text under any markdown renderer.
 
     Parameters
     ----------
     report : Report
     figures : sequence of str
         Image paths, relative to where the markdown will be written, listed under "Figures".
+    max_pairs : int or None, default 45
+        List at most this many contrasts (see :meth:`cje.report.Report.summary`); a line says
+        how many were left out and where to find all of them. ``None`` lists all.
+    figure_notes : sequence of str
+        Figures that were skipped or failed, listed under "Figures".
 
     Returns
     -------
     str
-        Markdown text: the introduction, one table per section, lists and the figures.
+        Markdown text: the introduction, one table or list per section, and the figures.
 
     Examples
     --------
     >>> import cje
     >>> sim = cje.synthetic.make_direct_eval(300, rng=1)
     >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
-    >>> print(report_markdown(rep).splitlines()[0])
+    >>> text = report_markdown(rep)
+    >>> print(text.splitlines()[0])
     # cje report
+    >>> print(next(ln for ln in text.splitlines() if ln.startswith("## Paired")))
+    ## Paired contrasts (per-pair unadjusted 95% intervals; p-values Holm-adjusted over all 10 pairs)
     """
-    md = ["# cje report", "", _intro(report), ""]
-    for title, header, rows in _tables(report):
-        md += [f"## {title}", "", "| " + " | ".join(header) + " |",
-               "|" + "|".join("---" for _ in header) + "|"]
-        md += ["| " + " | ".join(r.replace("|", "\\|") for r in row) + " |" for row in rows]
-        md.append("")
-    for title, items in _lists(report):
-        md += [f"## {title}", ""] + [f"* {i}" for i in items] + [""]
-    if figures:
-        md += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    md = ["# cje report", "", md_text(_intro(report)), ""]
+    for sec in _sections(report, max_pairs):
+        md += [f"## {md_text(sec.title)}", ""]
+        if sec.caption:
+            md += [md_text(sec.caption), ""]
+        if sec.header:
+            md += ["| " + " | ".join(md_text(h) for h in sec.header) + " |",
+                   "|" + "|".join("---" for _ in sec.header) + "|"]
+            md += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in sec.rows]
+            md.append("")
+        if sec.items:
+            md += [f"* {md_text(i)}" for i in sec.items] + [""]
+        if sec.note:
+            md += [md_text(sec.note), ""]
+    if figures or figure_notes:
+        md += ["## Figures", ""] + [f"![{md_text(Path(f).stem)}]({f})" for f in figures]
+        md += [f"* {md_text(n)}" for n in figure_notes] + [""]
     return "\n".join(md)
 
 
-def _report_html(report: Report, figures: Sequence[tuple[str, bytes]]) -> str:
-    e = html.escape
+def _report_html(report: Report, figures: Sequence[tuple[str, bytes]], *,
+                 max_pairs: int | None = MAX_PAIRS_SHOWN, figure_notes: Sequence[str] = ()) -> str:
+    e = _html_text
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cje report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;"
              "padding:.25em .6em;text-align:right}td:first-child,th:first-child{text-align:left}"
              "img{max-width:100%}</style></head><body>",
              "<h1>cje report</h1>", f"<p>{e(_intro(report))}</p>"]
-    for title, header, rows in _tables(report):
-        parts.append(f"<h2>{e(title)}</h2><table><tr>"
-                     + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    for title, items in _lists(report):
-        parts.append(f"<h2>{e(title)}</h2><ul>" + "".join(f"<li>{e(i)}</li>" for i in items)
-                     + "</ul>")
-    if figures:
+    for sec in _sections(report, max_pairs):
+        parts.append(f"<h2>{e(sec.title)}</h2>")
+        if sec.caption:
+            parts.append(f"<p>{e(sec.caption)}</p>")
+        if sec.header:
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in sec.header) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
+                      for row in sec.rows]
+            parts.append("</table>")
+        if sec.items:
+            parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in sec.items) + "</ul>")
+        if sec.note:
+            parts.append(f"<p>{e(sec.note)}</p>")
+    if figures or figure_notes:
         parts.append("<h2>Figures</h2>")
         for name, png in figures:
             data = base64.b64encode(png).decode()
-            parts.append(f"<p><img alt='{e(name)}' src='data:image/png;base64,{data}'></p>")
+            alt = html.escape(visible(name), quote=True)
+            parts.append(f"<p><img alt='{alt}' src='data:image/png;base64,{data}'></p>")
+        if figure_notes:
+            parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in figure_notes) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(report: Report, path: str | Path, *, figures: bool = True) -> list[Path]:
+def _draw_figures(report: Report, directory: Path) -> tuple[list[Path], list[str]]:
+    """Save the report's figures; a figure whose function returns ``None`` (it chose not to
+    draw, e.g. too many policies) or fails is left out with a note, never silently."""
+    import matplotlib.pyplot as plt
+
+    from cje import plots
+
+    jobs: list[tuple[str, Any]] = [("forest", plots.forest_plot)]
+    if report.calibration is not None and report.calibration.curve:
+        jobs.append(("reliability", plots.reliability_diagram))
+    if report.pairs:
+        jobs.append(("contrasts", plots.contrast_plot))
+    if any("ess_raw" in e.diagnostics for e in report.estimates):
+        jobs += [("overlap", plots.overlap_plot), ("weight_tail", plots.weight_tail_plot)]
+    directory.mkdir(parents=True, exist_ok=True)
+    written, notes = [], []
+    for name, draw in jobs:
+        try:
+            ax = draw(report)
+        except Exception as err:  # a figure must not cost the tables; the note says why
+            notes.append(f"Figure '{name}' not drawn: {type(err).__name__}: {err}")
+            continue
+        if ax is None:
+            notes.append(f"Figure '{name}' skipped: its plotting function drew nothing for this "
+                         "report (see the notices of cje.plots).")
+            continue
+        path = directory / f"{name}.png"
+        try:
+            ax.figure.savefig(path, dpi=110)
+        finally:
+            plt.close(ax.figure)
+        written.append(path)
+    return written, notes
+
+
+def write_report(report: Report, path: str | Path, *, figures: bool = True,
+                 max_pairs: int | None = MAX_PAIRS_SHOWN) -> list[Path]:
     """Write the report as markdown (``.md``) or self-contained HTML (``.html``).
 
     Parameters
@@ -163,7 +328,11 @@ def write_report(report: Report, path: str | Path, *, figures: bool = True) -> l
         ``*.md`` (figures go to ``<stem>_figures/`` beside it) or ``*.html``/``*.htm`` (figures
         embedded, one file to share).
     figures : bool, default True
-        Include the report's figures (:func:`cje.plots.save_report_figures`).
+        Include the report's figures (forest, reliability, contrasts, overlap, weight tail);
+        one that its plotting function skips (returns ``None``) or that fails is named under
+        "Figures" with the reason.
+    max_pairs : int or None, default 45
+        List at most this many contrasts; ``None`` lists all.
 
     Returns
     -------
@@ -184,8 +353,6 @@ def write_report(report: Report, path: str | Path, *, figures: bool = True) -> l
     """
     import tempfile
 
-    from cje.plots import save_report_figures
-
     out = Path(path)
     suffix = out.suffix.lower()
     if suffix not in (".md", ".html", ".htm"):
@@ -195,18 +362,22 @@ def write_report(report: Report, path: str | Path, *, figures: bool = True) -> l
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".md":
-        written = []
+        written: list[Path] = []
+        notes: list[str] = []
         if figures:
-            fig_dir = out.parent / f"{out.stem}_figures"
-            written = save_report_figures(report, fig_dir)
+            written, notes = _draw_figures(report, out.parent / f"{out.stem}_figures")
         rel = [f"{out.stem}_figures/{p.name}" for p in written]
-        out.write_text(report_markdown(report, rel))
+        out.write_text(report_markdown(report, rel, max_pairs=max_pairs, figure_notes=notes),
+                       encoding="utf-8")
         return [out, *written]
     pngs: list[tuple[str, bytes]] = []
+    notes = []
     if figures:
         with tempfile.TemporaryDirectory() as tmp:
-            pngs = [(p.stem, p.read_bytes()) for p in save_report_figures(report, tmp)]
-    out.write_text(_report_html(report, pngs))
+            paths, notes = _draw_figures(report, Path(tmp))
+            pngs = [(p.stem, p.read_bytes()) for p in paths]
+    out.write_text(_report_html(report, pngs, max_pairs=max_pairs, figure_notes=notes),
+                   encoding="utf-8")
     return [out]
 
 

@@ -6,8 +6,11 @@ are raw judge means on the judge scale (``units == "judge"``) and say so.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -32,7 +35,10 @@ class PolicyEstimate:
     alpha, df : float
         Interval level and the Satterthwaite degrees of freedom of its t critical value.
     n, n_prompts, n_labels : int
-        Rows, distinct prompts and labelled rows of this policy.
+        Rows, distinct prompts and labelled rows the estimate uses. For an off-policy target
+        these are logged rows of the logging policy: its labels train the calibrator, and the
+        target has none of its own (the outputs show its own count, see
+        :meth:`Report.to_pandas`).
     var_if, var_cal : float
         Sampling variance (prompt-clustered influence values) and calibration variance (OUA
         delete-one-oracle-fold jackknife).
@@ -141,6 +147,20 @@ class Contrast:
     var_transport: float = 0.0
 
 
+_CONTRAST_FIELDS = tuple(f.name for f in fields(Contrast))
+
+
+def _plain(v: Any) -> Any:
+    """What :func:`dataclasses.asdict` makes of a field value."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return asdict(v)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return copy.deepcopy(v)
+
+
 @dataclass(frozen=True)
 class TransportAudit:
     """Does the calibration transport to a policy? ``δ = mean(Y − f(S))`` on its probe slice.
@@ -247,6 +267,75 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
+def _sfmt(x: float, digits: int = 3) -> str:
+    """Signed number, ``—`` for NaN/None."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:+.{digits}f}"
+
+
+def _pfmt(p: float) -> str:
+    return "—" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
+
+
+def level_text(alpha: float) -> str:
+    """``"95%"`` for ``alpha = 0.05`` (``"97.5%"`` for 0.025: never rounded to a wrong level)."""
+    return f"{100 * (1 - alpha):g}%"
+
+
+#: Characters shown as escapes by :func:`visible`: C0/C1 controls, DEL, line/paragraph
+#: separators, and the invisible format characters that reorder or hide text (bidi overrides,
+#: zero-width characters, BOM).
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: Any) -> str:
+    r"""``text`` with every control or invisible character written as an escape (``\x1b``,
+    ``\n``, ``\u202e``), so a name cannot move the cursor, recolour a terminal, split a line or
+    reorder what is printed.
+
+    Parameters
+    ----------
+    text : object
+        Converted with ``str``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(visible("a\x1b[31mred\nline"))
+    a\x1b[31mred\nline
+    >>> visible("plain name")
+    'plain name'
+    """
+
+    def esc(m: re.Match[str]) -> str:
+        c = m.group(0)
+        if c in _NAMED:
+            return _NAMED[c]
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return _INVISIBLE.sub(esc, str(text))
+
+
+def _short(name: str, width: int = 24) -> str:
+    """A visible name cut to ``width`` characters, the cut marked with ``…``."""
+    v = visible(name)
+    return v if len(v) <= width else v[: width - 1] + "…"
+
+
+#: Default number of contrasts shown by :meth:`Report.summary` and the markdown/HTML reports
+#: (all pairs of 10 policies); every pair stays in :meth:`Report.contrasts`, JSON and CSV.
+MAX_PAIRS_SHOWN = 45
+#: Above this many pairs :meth:`Report.to_json` writes compact JSON by default.
+_INDENT_MAX_PAIRS = 5000
+
+
 @dataclass(frozen=True, eq=False)
 class Report:
     """Everything :func:`cje.analyze` found.
@@ -260,12 +349,13 @@ class Report:
     calibration : CalibrationInfo or None
         ``None`` when there were too few labels to calibrate.
     ranking : tuple of tuple of str
-        Policies from best to worst in groups that are not separable at ``alpha`` (Holm).
+        Policies from best to worst in groups that are not separable at ``alpha`` (Holm). A
+        policy left out (e.g. REFUSED) is listed by every output as "not ranked" with its reason.
     judge_scale, label_scale : tuple of float
     alpha : float
     notices, warnings : tuple of str
     excluded : dict
-        Rows excluded on request, by reason (nothing else is dropped).
+        Rows excluded on request, by reason (nothing else is dropped); every output counts them.
     settings : dict
         The options of the run.
 
@@ -314,6 +404,143 @@ class Report:
     def _shown(self, reliable_only: bool) -> list[PolicyEstimate]:
         return [e for e in self.estimates if not (reliable_only and e.status == "REFUSED")]
 
+    # ---- what every output shows the same way ----------------------------------------------
+    def _label_info(self) -> list[tuple[int | None, str]]:
+        """``(own labels, where the calibration's labels come from)`` per estimate.
+
+        An off-policy target has no responses of its own in the logged data, so the labelled
+        rows its estimate uses (``n_labels``) are the logging policy's: they train the
+        calibrator only. Its own count is ``diagnostics["n_labels_own"]`` when the pipeline
+        records it; otherwise 0 when every calibration label is accounted for by the logged
+        rows, and ``None`` (unknown, shown ``?``) when labels also came from elsewhere (fresh
+        draws), which this report cannot attribute.
+        """
+        cal = self.calibration
+        targets = [e for e in self.estimates if "ess_raw" in e.diagnostics]
+        logged = next((e for e in self.estimates if e.method.startswith("on-policy")), None)
+        n_logged = logged.n_labels if logged is not None else max(
+            (e.n_labels for e in targets), default=0)
+        base = f"logging policy {logged.policy!r}" if logged is not None else "the logging policy"
+        out: list[tuple[int | None, str]] = []
+        for e in self.estimates:
+            if "ess_raw" in e.diagnostics:  # an off-policy target
+                own = e.diagnostics.get("n_labels_own")
+                if own is None and cal is not None and cal.n_labels <= n_logged:
+                    own = 0
+                src = ("none (uncalibrated)" if cal is None
+                       else f"{base}: {e.n_labels} labels (train the calibrator only)")
+                out.append((None if own is None else int(own), src))
+            elif cal is None:
+                out.append((e.n_labels, "none (uncalibrated)"))
+            elif logged is not None and e is logged:
+                out.append((e.n_labels, f"its own logged rows ({e.n_labels} labels)"))
+            else:
+                out.append((e.n_labels, f"all policies pooled ({cal.n_labels} labels)"))
+        return out
+
+    def _label_note(self) -> str | None:
+        """One sentence on the off-policy targets' labels, or ``None`` when there are none."""
+        info = self._label_info()
+        tg = [(e, own) for e, (own, _) in zip(self.estimates, info, strict=True)
+              if "ess_raw" in e.diagnostics]
+        if not tg or self.calibration is None:
+            return None
+        src = info[self.estimates.index(tg[0][0])][1].split(":")[0]
+        zero = [e.policy for e, own in tg if own == 0]
+        unknown = [e.policy for e, own in tg if own is None]
+        some = [e.policy for e, own in tg if own]
+        parts = []
+        if zero:
+            parts.append(f"{len(zero)} off-policy target(s) have no oracle labels of their own "
+                         f"(labels = 0)")
+        if some:
+            parts.append(f"{len(some)} have labels of their own")
+        if unknown:
+            parts.append(f"for {len(unknown)} the count of their own labels is not recorded "
+                         "(labels = ?: calibration labels came also from fresh draws)")
+        return ("; ".join(parts) + f". Their calibration is learned on the labels of the {src}, "
+                "which train the calibrator only; the targets' levels rest on it transporting.")
+
+    def _unranked(self) -> list[tuple[str, str]]:
+        """``(policy, why)`` of every estimate left out of :attr:`ranking`."""
+        if not self.ranking:
+            return []
+        ranked = {p for t in self.ranking for p in t}
+        out = []
+        for e in self.estimates:
+            if e.policy not in ranked:
+                why = e.status + (f": {e.reasons[0]}" if e.reasons else "")
+                out.append((e.policy, why))
+        return out
+
+    def _pairs_shown(self, max_pairs: int | None) -> tuple[list[Contrast], str | None]:
+        """The contrasts a readable output lists, and the sentence saying what was left out.
+
+        All pairs when there are at most ``max_pairs`` (``None``: no limit); otherwise the
+        pairs adjacent in the ranking from the top (half the budget), then the remaining pairs
+        with the smallest Holm p-values. One pass over the pairs.
+        """
+        import heapq
+
+        pairs = self.pairs
+        if max_pairs is not None and (not isinstance(max_pairs, int) or isinstance(max_pairs, bool)
+                                      or max_pairs < 0):
+            from cje.errors import CJEInputError
+
+            raise CJEInputError(f"max_pairs must be an integer >= 0, or None to list every pair; "
+                                f"got {max_pairs!r}.")
+        if max_pairs is None or len(pairs) <= max_pairs:
+            return list(pairs), None
+        order = [p for t in self.ranking for p in t]
+        ranked = set(order)
+        order += [e.policy for e in sorted(self.estimates, key=lambda e: -e.estimate
+                                           if e.estimate == e.estimate else math.inf)
+                  if e.policy not in ranked]
+        n_adj = min(max_pairs // 2 + max_pairs % 2, max(len(order) - 1, 0))
+        want = {}
+        for i in range(n_adj):
+            want[(order[i], order[i + 1])] = i
+            want[(order[i + 1], order[i])] = i
+        adjacent: dict[int, Contrast] = {}
+        rest = []
+        for c in pairs:
+            i = want.get((c.policy_a, c.policy_b))
+            if i is not None and i not in adjacent:
+                adjacent[i] = c
+            else:
+                rest.append(c)
+        chosen = [adjacent[i] for i in sorted(adjacent)]
+        k = max_pairs - len(chosen)
+
+        def key(c: Contrast) -> tuple[float, float]:
+            p = c.p_holm if c.p_holm == c.p_holm else math.inf
+            return (p, -abs(c.estimate) if c.estimate == c.estimate else 0.0)
+
+        others = heapq.nsmallest(k, rest, key=key) if k > 0 else []
+        shown = chosen + others
+        note = (f"{len(pairs) - len(shown)} of {len(pairs)} pairs not shown (max_pairs = "
+                f"{max_pairs}): listed are the {len(chosen)} pairs adjacent in the ranking from the "
+                f"top and the {len(others)} other pairs with the smallest p_holm. Every pair is in "
+                "report.contrasts(), report.to_csv(table='contrasts') and the JSON output "
+                "(cje analyze --format json).")
+        return shown, note
+
+    def _contrast_caption(self) -> str:
+        """What the contrast intervals and p-values are (the same words in every output)."""
+        lv = level_text(self.alpha)
+        return (f"a − b with per-pair unadjusted {lv} intervals; p = unadjusted two-sided "
+                f"p-value; p_holm = Holm-adjusted over all {len(self.pairs)} pairs; significant "
+                f"(*) when p_holm < {self.alpha:g}. The intervals are not adjusted for "
+                "multiplicity: one may exclude 0 while p_holm ≥ alpha.")
+
+    def _excluded_text(self) -> str | None:
+        if not self.excluded:
+            return None
+        ex = ", ".join(f"{v} rows with {visible(k)}" for k, v in self.excluded.items())
+        total = sum(int(v) for v in self.excluded.values())
+        return (f"Excluded on request (on_invalid='drop'): {ex}. {total} row(s) in all, left out "
+                "of every estimate.")
+
     # ---- frames ---------------------------------------------------------------------------
     def to_pandas(self, reliable_only: bool = False) -> Any:
         """One row per policy (``reliable_only=True`` hides REFUSED estimates).
@@ -326,8 +553,11 @@ class Report:
         Returns
         -------
         pandas.DataFrame
-            The fields of :class:`PolicyEstimate` (``reasons`` joined by ``"; "``), and one
-            ``diag_<name>`` column per diagnostic.
+            The fields of :class:`PolicyEstimate` (``reasons`` joined by ``"; "``), one
+            ``diag_<name>`` column per diagnostic, and after ``n_labels``: ``n_labels_own``, the
+            oracle labels on the policy's own responses (0 for an off-policy target, whose
+            ``n_labels`` counts the logging policy's labelled rows; ``None`` if not recorded),
+            and ``calibration_labels_from``, where the calibration's labels come from.
 
         Examples
         --------
@@ -347,8 +577,13 @@ class Report:
         import pandas as pd
 
         rows = []
+        info = dict(zip((e.policy for e in self.estimates), self._label_info(), strict=True))
         for e in self._shown(reliable_only):
-            d = asdict(e)
+            d: dict[str, Any] = {}
+            for k, v in asdict(e).items():
+                d[k] = v
+                if k == "n_labels":  # the policy's own labels, and where the calibration's are
+                    d["n_labels_own"], d["calibration_labels_from"] = info[e.policy]
             d["reasons"] = "; ".join(e.reasons)
             d.pop("diagnostics")
             d.update({f"diag_{k}": v for k, v in e.diagnostics.items()})
@@ -405,8 +640,8 @@ class Report:
         """
         import pandas as pd
 
-        cols = [f.name for f in fields(Contrast)]
-        return pd.DataFrame([asdict(c) for c in self.pairs], columns=cols)
+        cols = list(_CONTRAST_FIELDS)
+        return pd.DataFrame({n: [getattr(c, n) for c in self.pairs] for n in cols}, columns=cols)
 
     def audit_table(self) -> Any:
         """Transport audits as a pandas DataFrame.
@@ -488,13 +723,19 @@ class Report:
         )
 
     # ---- text -----------------------------------------------------------------------------
-    def summary(self, reliable_only: bool = False) -> str:
+    def summary(self, reliable_only: bool = False, max_pairs: int | None = MAX_PAIRS_SHOWN) -> str:
         """A readable table of estimates, contrasts, audits and warnings.
+
+        Names and reasons are printed with control characters made visible (see
+        :func:`visible`), so a policy name cannot drive the terminal.
 
         Parameters
         ----------
         reliable_only : bool
             Leave out the policies whose status is ``REFUSED`` (a line says how many).
+        max_pairs : int or None, default 45
+            List at most this many contrasts (adjacent pairs in the ranking, then the smallest
+            Holm p-values); a line says how many were left out. ``None`` lists all.
 
         Returns
         -------
@@ -511,50 +752,59 @@ class Report:
         policy                   estimate            95% CI      SE  cal%      n labels   naive status
         ------------------------------------------------------------------------------------------------
         base                        3.057    [2.831, 3.284]   0.115     6    300     29   2.663 OK
-        >>> print(next(ln for ln in lines if "Ranking" in ln))
-          Ranking (braces: not separable at alpha = 0.05): {improved, concise, base} > {verbose, small}
+        >>> print(next(ln for ln in lines if ln.startswith("Paired")))
+        Paired contrasts a − b: per-pair unadjusted 95% CIs; p_holm = Holm-adjusted over all 10 pairs.
+        >>> print(next(ln for ln in lines if "Ranking" in ln).split("): ")[1])
+        {improved, concise, base} > {verbose, small}
         """
         lo, hi = self.label_scale
-        level = int(round(100 * (1 - self.alpha)))
+        lv = level_text(self.alpha)
         out: list[str] = []
         cal = self.calibration
         if cal is not None:
             out.append(
-                f"Calibrated estimates on the label scale ({lo:g}–{hi:g}), {level}% CIs with "
-                f"oracle uncertainty (OUA); calibration: {cal.mode} "
+                f"Calibrated estimates on the label scale ({lo:g}–{hi:g}), per-policy {lv} CIs "
+                f"with oracle uncertainty (OUA); calibration: {visible(cal.mode)} "
                 f"({cal.n_labels} labels on {cal.n_labelled_prompts} prompts, {cal.n_folds} "
                 f"folds, out-of-fold RMSE {_fmt(cal.oof_rmse)})."
             )
         else:
             out.append("UNCALIBRATED: too few oracle labels; raw judge means on the judge scale.")
         head = (
-            f"{'policy':<24} {'estimate':>8} {f'{level}% CI':>17} {'SE':>7} {'cal%':>5} "
+            f"{'policy':<24} {'estimate':>8} {f'{lv} CI':>17} {'SE':>7} {'cal%':>5} "
             f"{'n':>6} {'labels':>6} {'naive':>7} {'status':<8}"
         )
         out += ["", head, "-" * len(head)]
         shown = self._shown(reliable_only)
+        own_of = {e.policy: own for e, (own, _) in zip(self.estimates, self._label_info(),
+                                                         strict=True)}
         for e in shown:
             ci = f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
             share = "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}"
             naive = _fmt(e.naive_estimate) if e.units == "label" else "—"  # same number there
+            own = own_of[e.policy]
             out.append(
-                f"{e.policy[:24]:<24} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} {share:>5} "
-                f"{e.n:>6} {e.n_labels:>6} {naive:>7} {e.status:<8}"
+                f"{_short(e.policy):<24} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} "
+                f"{share:>5} {e.n:>6} {'?' if own is None else own:>6} {naive:>7} "
+                f"{visible(e.status):<8}"
             )
         hidden = len(self.estimates) - len(shown)
         if hidden:
             out.append(f"({hidden} REFUSED estimate(s) hidden by reliable_only=True)")
         out.append(
             "naive = raw judge mean rescaled to the label scale, as if the judge were the metric; "
-            "cal% = calibration share of the variance."
+            "cal% = calibration share of the variance; labels = the policy's own oracle labels."
         )
+        note = self._label_note()
+        if note:
+            out.append(note)
         overlap = [e for e in shown if "ess_raw" in e.diagnostics]
         if overlap:
             out += ["", "Overlap of the logged data with each target (ESS raw → stabilised, "
                         "Hill tail index and TTC on raw weights, judge-space affinity):"]
             for e in overlap:
                 d = e.diagnostics
-                ess = f"{100 * d['ess_raw']:.1f}%"
+                ess = _fmt(100 * d["ess_raw"], 1) + "%"
                 if d.get("ess_stable") == d.get("ess_stable"):  # not NaN
                     ess += f" → {100 * d['ess_stable']:.1f}%"
                 excl = f", {d['n_excluded']} rows excluded" if d.get("n_excluded") else ""
@@ -562,40 +812,52 @@ class Report:
                     excl = (f", residual on stabilised weights (transport gap "
                             f"{d.get('transport_gap', float('nan')):+.3f})" + excl)
                 out.append(
-                    f"  {e.policy[:24]:<24} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
+                    f"  {_short(e.policy):<24} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
                     f"TTC {_fmt(d['ttc'], 2)}, affinity {_fmt(d['affinity'], 2)}, "
                     f"CLE {_fmt(d['cle'], 2)}{excl}"
                 )
         reasons = [(e.policy, r) for e in shown for r in e.reasons]
         if reasons:
             out += ["", "Status reasons:"]
-            out += [f"  {p}: {r}" for p, r in reasons]
+            out += [f"  {visible(p)}: {visible(r)}" for p, r in reasons]
         if self.audits:
             out += ["", "Transport audits (δ = mean(label − calibrated judge) on the probe slice):"]
             for a in self.audits:
                 margin = "no margin" if a.margin is None else f"margin ±{a.margin:g}"
                 out.append(
-                    f"  {a.policy:<24} δ = {_fmt(a.delta)} [{_fmt(a.ci_low)}, {_fmt(a.ci_high)}], "
-                    f"n = {a.n}, {margin}: {a.verdict}"
+                    f"  {_short(a.policy):<24} δ = {_fmt(a.delta)} [{_fmt(a.ci_low)}, "
+                    f"{_fmt(a.ci_high)}], n = {a.n}, {margin}: {visible(a.verdict)}"
                 )
         if self.pairs:
-            out += ["", f"Paired contrasts (a − b, Holm-adjusted over {len(self.pairs)} pairs):"]
-            for c in self.pairs:
-                mark = "*" if c.significant else " "
+            n = len(self.pairs)
+            out += ["", f"Paired contrasts a − b: per-pair unadjusted {lv} CIs; p_holm = "
+                        f"Holm-adjusted over all {n} pairs.",
+                    f"  (* = p_holm < {self.alpha:g}; p = unadjusted. The intervals are not "
+                    "adjusted for multiplicity: one may exclude 0 while p_holm ≥ alpha.)"]
+            listed, omitted = self._pairs_shown(max_pairs)
+            for c in listed:
+                mark = "*" if c.p_holm < self.alpha else " "
                 out.append(
-                    f"  {c.policy_a} − {c.policy_b}: {c.estimate:+.3f} "
-                    f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}], p_holm = {c.p_holm:.3g} {mark}"
+                    f"  {visible(c.policy_a)} − {visible(c.policy_b)}: {_sfmt(c.estimate)} "
+                    f"[{_sfmt(c.ci_low)}, {_sfmt(c.ci_high)}], p = {_pfmt(c.p_value)}, "
+                    f"p_holm = {_pfmt(c.p_holm)} {mark}"
                 )
-            tiers = " > ".join("{" + ", ".join(t) + "}" if len(t) > 1 else t[0]
-                               for t in self.ranking)
-            out.append(f"  Ranking (braces: not separable at alpha = {self.alpha:g}): {tiers}")
+            if omitted:
+                out.append(f"  ({omitted})")
+        if self.ranking and (self.pairs or len(self.estimates) > 1):
+            tiers = " > ".join("{" + ", ".join(map(visible, t)) + "}" if len(t) > 1
+                               else visible(t[0]) for t in self.ranking)
+            out.append(f"  Ranking (Holm-adjusted tests at alpha = {self.alpha:g}; braces: not "
+                       f"separable): {tiers}")
+        for p, why in self._unranked():
+            out.append(f"  Not ranked: {visible(p)} ({visible(why)})")
         if self.warnings:
-            out += ["", "Warnings:"] + [f"  ! {w}" for w in self.warnings]
-        if self.excluded:
-            ex = ", ".join(f"{v} rows with {k}" for k, v in self.excluded.items())
-            out += ["", f"Excluded on request (on_invalid='drop'): {ex}."]
+            out += ["", "Warnings:"] + [f"  ! {visible(w)}" for w in self.warnings]
+        ex = self._excluded_text()
+        if ex:
+            out += ["", ex]
         if self.notices:
-            out += ["", "Notices:"] + [f"  - {n}" for n in self.notices]
+            out += ["", "Notices:"] + [f"  - {visible(n)}" for n in self.notices]
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -621,15 +883,33 @@ class Report:
         >>> d["estimates"][2]["policy"], round(d["estimates"][2]["estimate"], 2)
         ('improved', 3.31)
         """
-        return asdict(self)
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "pairs":  # flat records, possibly ~10^5 of them: no deep copy needed
+                out[f.name] = tuple({n: getattr(c, n) for n in _CONTRAST_FIELDS} for c in v)
+            else:
+                out[f.name] = _plain(v)
+        return out
 
     def to_json(self, **kwargs: Any) -> str:
-        """JSON text of :meth:`to_dict` (NaN written as ``NaN``).
+        """Strict JSON text of :meth:`to_dict`: every parser reads it (no ``NaN``/``Infinity``).
+
+        A number that is not finite is written as ``null``, and ``null_reasons`` (a JSON
+        object keyed by the JSON Pointer of each such value) records what it was (``"NaN"``,
+        ``"Infinity"``, ``"-Infinity"``) and why, so :meth:`from_json` restores it exactly.
+        ``derived`` spells out what the fields imply, for readers without cje: each policy's own
+        label count (``n_labels_own``: 0 for an off-policy target, whose ``n_labels`` are the
+        logging policy's rows) and where its calibration labels come from, the policies left
+        out of the ranking with the reason, the number of rows dropped by
+        ``on_invalid="drop"``, and what the intervals and ``p_holm`` are.
 
         Parameters
         ----------
         **kwargs
-            Passed to :func:`json.dumps` (``indent`` defaults to 2).
+            Passed to :func:`json.dumps` (``indent`` defaults to 2, or to ``None`` (compact)
+            for reports with more than 5,000 pairs, which the indenting encoder writes ~10×
+            slower; ``allow_nan`` is always ``False``).
 
         Returns
         -------
@@ -638,29 +918,57 @@ class Report:
         Examples
         --------
         >>> import json, cje
-        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
-        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> sim = cje.synthetic.make_offpolicy_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.logged, estimator="snips", judge_scale=(0, 1), label_scale=(0, 1))
         >>> text = rep.to_json()
-        >>> json.loads(text)["ranking"]
-        [['improved', 'concise', 'base'], ['verbose', 'small']]
-        >>> cje.Report.from_json(text) == rep   # lossless
+        >>> d = json.loads(text, parse_constant=lambda c: 1 / 0)   # no NaN anywhere
+        >>> d["estimates"][1]["diagnostics"]["ess_stable"] is None
+        True
+        >>> d["null_reasons"]["/estimates/1/diagnostics/ess_stable"]["value"]
+        'NaN'
+        >>> rep.from_json(text) == rep   # lossless (from_json is a classmethod of Report)
         True
         """
-        kwargs.setdefault("indent", 2)
-        return json.dumps(self.to_dict(), **kwargs)
+        kwargs.setdefault("indent", 2 if len(self.pairs) <= _INDENT_MAX_PAIRS else None)
+        kwargs["allow_nan"] = False
+        reasons: dict[str, dict[str, str]] = {}
+        clean = _strict(self.to_dict(), "", reasons, self)
+        clean["null_reasons"] = reasons
+        info = self._label_info()
+        lv = level_text(self.alpha)
+        clean["derived"] = {  # read-outs of the fields above; from_json ignores them
+            "n_labels_own": {e.policy: own for e, (own, _) in zip(self.estimates, info,
+                                                                  strict=True)},
+            "calibration_labels_from": {e.policy: src for e, (_, src) in zip(self.estimates, info,
+                                                                             strict=True)},
+            "not_ranked": [{"policy": p, "why": why} for p, why in self._unranked()],
+            "excluded_rows": sum(int(v) for v in self.excluded.values()),
+            "estimate_intervals": f"per-policy {lv} (with OUA; not adjusted for multiplicity)",
+            "contrast_intervals": f"per-pair unadjusted {lv}",
+            "p_holm": f"Holm-adjusted over all {len(self.pairs)} pairs; significant = p_holm < "
+                      f"{self.alpha:g}",
+        }
+        return json.dumps(clean, **kwargs)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Report:
-        """Rebuild a report from :meth:`to_dict` output.
+        """Rebuild a report from :meth:`to_dict` output (or the parsed :meth:`to_json` text).
 
         Parameters
         ----------
         d : dict
-            As :meth:`to_dict` returns it, or as read back from its JSON (lists for tuples).
+            As :meth:`to_dict` returns it, or as read back from its JSON (lists for tuples,
+            ``null`` for a float that was not finite: restored from ``null_reasons``, else NaN).
 
         Returns
         -------
         Report
+
+        Raises
+        ------
+        CJEInputError
+            When ``d`` is not a report: a missing or unknown field (named with its path, e.g.
+            ``estimates[2]``), or a value of the wrong type.
 
         Examples
         --------
@@ -671,47 +979,48 @@ class Report:
         >>> back = cje.Report.from_dict(stored)
         >>> back == rep, back["improved"].ci_low == rep["improved"].ci_low
         (True, True)
+        >>> cje.Report.from_dict({"estimates": []})   # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        cje.errors.CJEInputError: The report lacks the field(s) ['pairs', 'audits', ...]; it is not...
         """
-        cal = d.get("calibration")
-        return cls(
-            estimates=tuple(
-                PolicyEstimate(**{**e, "reasons": tuple(e["reasons"])}) for e in d["estimates"]
-            ),
-            pairs=tuple(Contrast(**c) for c in d["pairs"]),
-            audits=tuple(TransportAudit(**a) for a in d["audits"]),
-            calibration=None
-            if cal is None
-            else CalibrationInfo(
-                **{
-                    **cal,
-                    "covariates": tuple(cal["covariates"]),
-                    "judge_range": tuple(cal["judge_range"]),
-                    "reliability": tuple(cal["reliability"]),
-                    "curve": tuple(cal.get("curve", ())),
-                }
-            ),
-            ranking=tuple(tuple(t) for t in d["ranking"]),
-            judge_scale=tuple(d["judge_scale"]),  # type: ignore[arg-type]
-            label_scale=tuple(d["label_scale"]),  # type: ignore[arg-type]
-            alpha=d["alpha"],
-            notices=tuple(d["notices"]),
-            warnings=tuple(d["warnings"]),
-            excluded=dict(d["excluded"]),
-            settings=dict(d["settings"]),
-        )
+        from cje.errors import CJEInputError
+
+        if not isinstance(d, dict):
+            raise CJEInputError(
+                f"A report must be a JSON object (dict) as Report.to_json writes it; got "
+                f"{type(d).__name__} {_clip(d)}."
+            )
+        d = dict(d)
+        d.pop("derived", None)  # read-outs written by to_json, recomputed from the fields
+        reasons = d.pop("null_reasons", None) or {}
+        if not isinstance(reasons, dict):
+            raise CJEInputError(f"null_reasons must be an object; got {_clip(reasons)}.")
+        if reasons:
+            import copy
+
+            d = copy.deepcopy(d)
+            for ptr, info in reasons.items():
+                _restore(d, ptr, info)
+        return _record(cls, d, "The report")
 
     @classmethod
-    def from_json(cls, text: str) -> Report:
+    def from_json(cls, text: str | bytes) -> Report:
         """Rebuild a report from :meth:`to_json` output.
 
         Parameters
         ----------
-        text : str
+        text : str or bytes
             JSON text written by :meth:`to_json` (or ``cje analyze --format json``).
 
         Returns
         -------
         Report
+
+        Raises
+        ------
+        CJEInputError
+            Not JSON, or JSON that is not a report (see :meth:`from_dict`).
 
         Examples
         --------
@@ -722,9 +1031,87 @@ class Report:
         >>> back == rep, back.ranking[0]
         (True, ('improved', 'concise', 'base'))
         """
-        return cls.from_dict(json.loads(text))
+        from cje.errors import CJEInputError
 
-    def write(self, path: Any, *, figures: bool = True) -> list[Any]:
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise CJEInputError(
+                f"from_json needs the JSON text (str or bytes); got {type(text).__name__}. For a "
+                "file use Report.from_json(pathlib.Path(p).read_text()); for a dict, from_dict."
+            )
+        try:
+            d = json.loads(text)
+        except ValueError as err:  # JSONDecodeError, or bad bytes
+            raise CJEInputError(f"The text is not valid JSON ({err}); expected the output of "
+                                "Report.to_json (cje analyze --format json).") from None
+        return cls.from_dict(d)
+
+    def to_csv(self, path: Any = None, *, table: str = "estimates",
+               reliable_only: bool = False) -> str | None:
+        """One table as CSV, safe to open in a spreadsheet and self-describing.
+
+        * ``table="estimates"``: :meth:`to_pandas` plus ``interval`` (what ``ci_low``/``ci_high``
+          are), ``ranked`` (``yes``, or ``no: <status>: <reason>``), ``n_labels_own`` and
+          ``calibration_labels_from`` (see :meth:`to_pandas`).
+        * ``table="contrasts"``: every pair of :meth:`contrasts` plus ``interval`` (per-pair,
+          unadjusted) and ``p_adjustment`` (how ``p_holm`` was adjusted); ``significant`` is
+          ``p_holm < alpha``.
+
+        Both carry ``excluded_rows`` (rows dropped by ``on_invalid="drop"``) and
+        ``excluded_by_reason`` on every row: a CSV has no place for a note that every reader
+        keeps, and a comment line breaks parsers, so the count travels with each row (a script
+        can check ``excluded_rows == 0``). Text cells that a spreadsheet would run as a formula
+        (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) get a leading ``'``,
+        and control characters are shown as escapes (:func:`visible`); numeric columns are
+        never changed.
+
+        Parameters
+        ----------
+        path : str, Path or None
+            Where to write; ``None`` returns the text.
+        table : {"estimates", "contrasts"}
+        reliable_only : bool
+            ``table="estimates"``: leave out REFUSED policies.
+
+        Returns
+        -------
+        str or None
+
+        Examples
+        --------
+        >>> import io, pandas as pd, cje
+        >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+        >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+        >>> t = pd.read_csv(io.StringIO(rep.to_csv(table="contrasts")))
+        >>> len(t), t["interval"][0], int(t["excluded_rows"][0])
+        (10, 'per-pair unadjusted 95%', 0)
+        >>> t["p_adjustment"][0]
+        'p_holm: Holm over all 10 pairs; p_value: unadjusted'
+        """
+        from cje.errors import CJEInputError
+
+        lv = level_text(self.alpha)
+        if table == "estimates":
+            df = self.to_pandas(reliable_only)
+            df.insert(df.columns.get_loc("ci_high") + 1, "interval",
+                      f"per-policy {lv} (with OUA; not adjusted for multiplicity)")
+            unranked = dict(self._unranked())
+            df["ranked"] = ["yes" if p not in unranked else f"no: {unranked[p]}"
+                            for p in df.get("policy", [])]
+        elif table == "contrasts":
+            df = self.contrasts()
+            df["significant"] = df["p_holm"] < self.alpha
+            df.insert(df.columns.get_loc("ci_high") + 1, "interval", f"per-pair unadjusted {lv}")
+            df.insert(df.columns.get_loc("p_holm") + 1, "p_adjustment",
+                      f"p_holm: Holm over all {len(self.pairs)} pairs; p_value: unadjusted")
+        else:
+            raise CJEInputError(f"table must be 'estimates' or 'contrasts'; got {table!r}.")
+        df["excluded_rows"] = sum(int(v) for v in self.excluded.values())
+        df["excluded_by_reason"] = "; ".join(f"{k}: {v}" for k, v in self.excluded.items())
+        df = _csv_safe(df)
+        return df.to_csv(path, index=False)
+
+    def write(self, path: Any, *, figures: bool = True,
+              max_pairs: int | None = MAX_PAIRS_SHOWN) -> list[Any]:
         """Write the report as markdown (``.md``) or self-contained HTML (``.html``) with its
         figures; see :func:`cje.export.write_report`.
 
@@ -735,6 +1122,9 @@ class Report:
             (figures embedded).
         figures : bool
             Draw the figures (matplotlib); ``False`` writes the tables only.
+        max_pairs : int or None, default 45
+            List at most this many contrasts (a line says how many were left out); ``None``
+            lists all.
 
         Returns
         -------
@@ -754,7 +1144,7 @@ class Report:
         """
         from cje.export import write_report
 
-        return write_report(self, path, figures=figures)
+        return write_report(self, path, figures=figures, max_pairs=max_pairs)
 
     # ---- plots ----------------------------------------------------------------------------
     def plot(self, kind: str = "forest", ax: Any = None) -> Any:
@@ -801,3 +1191,220 @@ class Report:
                 f"'weight_tail'; got {kind!r}."
             )
         return draw[kind](self, ax=ax)
+
+
+# ---- strict JSON ------------------------------------------------------------------------------
+def _ptr_part(key: Any) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _why(path: str, report: Report) -> str:
+    """Why the value at ``path`` is not a finite number, in words."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "estimates" and len(parts) > 2:
+        e = report.estimates[int(parts[1])]
+        name = parts[-1].replace("~1", "/").replace("~0", "~")
+        if e.status == "REFUSED" and parts[2] in ("estimate", "se", "ci_low", "ci_high"):
+            return "REFUSED: " + (e.reasons[0] if e.reasons else "no reliable value")
+        if parts[2] == "diagnostics" and name.endswith("_stable"):
+            return f"not computed: the estimator ({e.method}) uses no stabilised weights"
+        if parts[2] == "diagnostics":
+            return f"diagnostic {name!r} is not defined for this estimate"
+        return f"{parts[2]} is not defined for policy {e.policy!r} (e.g. no variance to share)"
+    if parts[0] == "pairs":
+        return "not defined for this pair (e.g. zero standard error)"
+    return "not defined for this run"
+
+
+def _strict(obj: Any, path: str, reasons: dict[str, dict[str, str]], report: Report) -> Any:
+    """``obj`` with non-finite floats as ``None`` (recorded in ``reasons``); numpy scalars as
+    Python numbers."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            t = type(v)
+            if (t is float and v - v == 0) or t is int or t is str or t is bool or v is None:
+                out[k] = v  # the common case, without a call (reports may hold 10^5 pairs)
+            else:
+                out[k] = _strict(v, f"{path}/{_ptr_part(k)}", reasons, report)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v, f"{path}/{i}", reasons, report) for i, v in enumerate(obj)]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if hasattr(obj, "item") and not isinstance(obj, (int, float)):  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        value = "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+        reasons[path] = {"value": value, "why": _why(path, report)}
+        return None
+    return obj
+
+
+def _restore(d: Any, ptr: Any, info: Any) -> None:
+    """Put back at JSON Pointer ``ptr`` the non-finite value ``info["value"]``."""
+    from cje.errors import CJEInputError
+
+    value = info.get("value") if isinstance(info, dict) else None
+    if value not in ("NaN", "Infinity", "-Infinity") or not isinstance(ptr, str):
+        raise CJEInputError(
+            f"null_reasons[{ptr!r}] must be an object with value 'NaN', 'Infinity' or "
+            f"'-Infinity'; got {_clip(info)}."
+        )
+    keys = [k.replace("~1", "/").replace("~0", "~") for k in ptr.split("/")[1:]]
+    node = d
+    try:
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node[k]
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = float(value.lower().replace("infinity", "inf"))
+        elif isinstance(node, dict) and last in node:
+            node[last] = float(value.lower().replace("infinity", "inf"))
+        else:
+            raise KeyError(last)
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise CJEInputError(
+            f"null_reasons names {ptr!r}, which is not a value of this report; the JSON was "
+            "edited or truncated."
+        ) from None
+
+
+def _clip(x: Any, n: int = 60) -> str:
+    r = repr(x)
+    return r if len(r) <= n else r[: n - 1] + "…"
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _value(kind: str, v: Any, where: str) -> Any:
+    """``v`` checked (and lists made tuples) for a field annotated ``kind``."""
+    from cje.errors import CJEInputError
+
+    def bad(what: str) -> CJEInputError:
+        return CJEInputError(f"{where} must be {what}; got {_clip(v)}.")
+
+    if kind == "float":
+        if v is None:
+            return math.nan
+        if not _is_num(v):
+            raise bad("a number (or null)")
+        return v
+    if kind == "float | None":
+        if v is not None and not _is_num(v):
+            raise bad("a number or null")
+        return v
+    if kind == "int":
+        if not (_is_num(v) and float(v).is_integer()):
+            raise bad("an integer")
+        return int(v)
+    if kind == "str":
+        if not isinstance(v, str):
+            raise bad("a string")
+        return v
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+        return v
+    if kind.startswith("dict"):
+        if not isinstance(v, dict):
+            raise bad("an object")
+        return dict(v)
+    if kind == "tuple[str, ...]":
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+            raise bad("a list of strings")
+        return tuple(v)
+    if kind == "tuple[float, float]":
+        if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
+                x is None or _is_num(x) for x in v):
+            raise bad("a list of two numbers")
+        return tuple(math.nan if x is None else x for x in v)
+    if kind.startswith("tuple[dict"):
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, dict) for x in v):
+            raise bad("a list of objects")
+        return tuple(v)
+    if kind == "tuple[tuple[str, ...], ...]":
+        if not isinstance(v, (list, tuple)):
+            raise bad("a list of lists of policy names")
+        return tuple(_value("tuple[str, ...]", t, f"{where}[{i}]") for i, t in enumerate(v))
+    for cls in (PolicyEstimate, Contrast, TransportAudit):
+        if kind == f"tuple[{cls.__name__}, ...]":
+            if not isinstance(v, (list, tuple)):
+                raise bad(f"a list of {cls.__name__} records")
+            return tuple(_record(cls, x, f"{where}[{i}]") for i, x in enumerate(v))
+    if kind == "CalibrationInfo | None":
+        return None if v is None else _record(CalibrationInfo, v, where)
+    return v  # pragma: no cover - every annotation above is handled
+
+
+def _record(cls: Any, obj: Any, where: str) -> Any:
+    """An instance of the dataclass ``cls`` from a JSON object, or a CJEInputError that names
+    the path, the missing or unknown fields and the value."""
+    from dataclasses import MISSING
+
+    from cje.errors import CJEInputError
+
+    if not isinstance(obj, dict):
+        raise CJEInputError(f"{where} must be an object with the fields of {cls.__name__}; got "
+                            f"{type(obj).__name__} {_clip(obj)}.")
+    flds = {f.name: f for f in fields(cls)}
+    missing = [n for n, f in flds.items() if n not in obj and f.default is MISSING
+               and f.default_factory is MISSING]
+    what = "The report" if cls is Report else f"{where} ({cls.__name__})"
+    if missing:
+        raise CJEInputError(
+            f"{what} lacks the field(s) {missing}; it is not the output of Report.to_json / "
+            "to_dict (cje analyze --format json)."
+        )
+    unknown = sorted(set(obj) - set(flds))
+    if unknown:
+        raise CJEInputError(
+            f"{what} has unknown field(s) {unknown}; it was written by another version of cje "
+            "or edited. Remove them, or read it with the cje version that wrote it."
+        )
+    sub = "" if cls is Report else where
+    kw = {k: _value(str(flds[k].type), v, f"{sub}.{k}" if sub else k) for k, v in obj.items()}
+    return cls(**kw)
+
+
+# ---- CSV ---------------------------------------------------------------------------------------
+#: First characters that make a spreadsheet treat a text cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(x: Any) -> Any:
+    """A text cell made inert for spreadsheets (leading ``'`` before a formula character);
+    anything that is not a string is returned unchanged.
+
+    Examples
+    --------
+    >>> print(csv_text("=SUM(A1:A9)"), csv_text("-1+2"), csv_text(-1.5), csv_text("base"))
+    '=SUM(A1:A9) '-1+2 -1.5 base
+    """
+    if isinstance(x, str) and x.startswith(FORMULA_START):
+        return "'" + x
+    return x
+
+
+def _csv_safe(df: Any) -> Any:
+    """Every text cell made visible (:func:`visible`: the CSV may be printed to a terminal) and
+    formula-safe (:func:`csv_text`); numeric columns untouched."""
+    import pandas as pd
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    df = df.copy()
+    for col in df.columns:
+        if is_object_dtype(df[col]) or is_string_dtype(df[col]):
+            try:
+                codes, uniq = pd.factorize(df[col], use_na_sentinel=True)  # each text once
+            except TypeError:  # unhashable cells (lists): one by one
+                df[col] = df[col].map(lambda x: csv_text(visible(x)) if isinstance(x, str) else x)
+                continue
+            safe = [csv_text(visible(x)) if isinstance(x, str) else x for x in uniq]
+            df[col] = pd.Series([safe[c] if c >= 0 else v for c, v in zip(codes, df[col],
+                                                                            strict=True)],
+                                index=df.index, dtype=object)
+    df.columns = [csv_text(visible(c)) for c in df.columns]
+    return df
