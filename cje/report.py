@@ -349,8 +349,10 @@ class Report:
     calibration : CalibrationInfo or None
         ``None`` when there were too few labels to calibrate.
     ranking : tuple of tuple of str
-        Policies from best to worst in groups that are not separable at ``alpha`` (Holm). A
-        policy left out (e.g. REFUSED) is listed by every output as "not ranked" with its reason.
+        Policies from best to worst in groups: any two policies in different groups have a
+        significant Holm-adjusted contrast at ``alpha`` (so a chain of close policies can make
+        one group). REFUSED policies are left out and listed by every output as "not ranked"
+        with their reason.
     judge_scale, label_scale : tuple of float
     alpha : float
     notices, warnings : tuple of str
@@ -755,7 +757,7 @@ class Report:
         >>> print(next(ln for ln in lines if ln.startswith("Paired")))
         Paired contrasts a − b: per-pair unadjusted 95% CIs; p_holm = Holm-adjusted over all 10 pairs.
         >>> print(next(ln for ln in lines if "Ranking" in ln).split("): ")[1])
-        {improved, concise, base} > {verbose, small}
+        {improved, concise, base, verbose, small}
         """
         lo, hi = self.label_scale
         lv = level_text(self.alpha)
@@ -1029,7 +1031,7 @@ class Report:
         >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
         >>> back = cje.Report.from_json(rep.to_json())
         >>> back == rep, back.ranking[0]
-        (True, ('improved', 'concise', 'base'))
+        (True, ('improved', 'concise', 'base', 'verbose', 'small'))
         """
         from cje.errors import CJEInputError
 
