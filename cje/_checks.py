@@ -177,6 +177,6 @@ def check_scale(name: str, value: Any) -> tuple[float, float] | None:
                                 f"entry {_shown(v)} is not a number ({_kind(v)}).")
     lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise CJEInputError(f"{name} must be a pair of finite numbers with low < high, e.g. {example}; "
-                            f"got {_shown(value)}.")
+        raise CJEInputError(f"{name} must satisfy low < high (both finite), e.g. {example}; got "
+                            f"{_shown(value)}.")
     return lo, hi
