@@ -163,7 +163,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"rerun a simulation study ({', '.join(NAMES)})",
         description="Rerun one of the seeded Monte Carlo studies behind cje's claims and defaults; "
                     "writes a markdown table, a figure and the replicates (Parquet) to --out-dir "
-                    "(--resume keeps finished replicates on disk).",
+                    "(default: a per-user data directory, never the current directory). Existing "
+                    "results are never replaced without --force; --resume keeps finished "
+                    "replicates on disk, including those of an interrupted run.",
     )
     sim.add_argument("study", choices=NAMES, help="which study")
     add_arguments(sim)
