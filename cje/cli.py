@@ -246,7 +246,7 @@ def _check_outputs(inputs: list[tuple[str, Path]],
     for flag, given, files, dirs in outputs:
         for what, inp in inputs:
             if inp.is_dir():
-                for target in [*dirs, *files]:
+                for target in [given, *files, *dirs]:  # the path as given first
                     if _inside(target.resolve(), inp.resolve()):
                         shown = "" if target == given else f" (it writes '{target}')"
                         raise CJEInputError(
