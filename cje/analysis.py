@@ -169,6 +169,14 @@ def analyze(
     -------
     Report
 
+    Raises
+    ------
+    CJEInputError
+        Bad data, or a misused argument, checked before any data is read: the message names the
+        argument, the value and the fix. Strings are not taken for lists (``policies="base"``
+        must be ``policies=["base"]``), and booleans, strings or fractions are not taken for
+        integers or numbers (``seed=1.7`` and ``transport_margin="0.1"`` are refused).
+
     Examples
     --------
     >>> import cje
@@ -177,6 +185,10 @@ def analyze(
     >>> est = rep["improved"]
     >>> bool(est.ci_low < sim.truth["improved"] < est.ci_high)
     True
+    >>> cje.analyze(sim.data, policies="improved")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: policies must be a list of strings, ...; got the string 'improved'. ...
     """
     # Every argument is checked before any data is read (cje._checks: a misuse names the argument,
     # the value and the fix; strings are never iterated, booleans and strings never read as numbers).
