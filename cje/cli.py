@@ -359,15 +359,29 @@ class _Outputs:
 
     def commit(self) -> list[Path]:
         import os
+        import signal
+        import threading
 
         done = []
-        # The report's own file last: its figures are in place when it appears.
-        for tmp, final in sorted(self.moves, key=lambda m: m[1].suffix in (".md", ".html", ".htm")):
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            done.append(final)
+        # Ctrl-C during the renames is held until they are all done (the set stays consistent).
+        held: list[int] = []
+        previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+        try:
+            # The report's own file last: its figures are in place when it appears.
+            for tmp, final in sorted(self.moves,
+                                     key=lambda m: m[1].suffix in (".md", ".html", ".htm")):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+                done.append(final)
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         self.moves = []
         self.discard()
+        if held:
+            raise KeyboardInterrupt
         return done
 
     def discard(self) -> None:

@@ -628,3 +628,30 @@ def test_ctrl_c_while_simulate_writes_its_figure(
     assert main(["simulate", "ranking", "--quick", "--reps", "2", "--out-dir", str(out)]) == 130
     assert capsys.readouterr().err == "cje: interrupted\n"
     assert sorted(p.name for p in out.iterdir()) == ["study_ranking.parquet"]  # no half figure
+
+
+def test_ctrl_c_during_the_renames_is_held_until_all_outputs_are_in_place(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import signal
+
+    real, calls = os.replace, []
+
+    def replace_with_ctrl_c(src: object, dst: object) -> None:
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right at the first rename
+        calls.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_with_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    argv = ["analyze", str(csv_path), *SCALES, "--format", "json", "--out", str(tmp_path / "o.json"),
+            "--report", str(tmp_path / "r.md")]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "cje: interrupted\n"
+    assert len(calls) >= 3  # o.json, the figures and r.md: all renamed, none left half-way
+    assert cje.Report.from_json((tmp_path / "o.json").read_text()).estimates
+    assert (tmp_path / "r.md").is_file() and (tmp_path / "r_figures" / "forest.png").is_file()
+    assert not list(tmp_path.glob(".cje-tmp-*"))
+    assert signal.getsignal(signal.SIGINT) is before  # the handler restored
