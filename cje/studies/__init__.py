@@ -96,7 +96,14 @@ def default_out_dir() -> Path:
         return Path(own).expanduser()
     if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
         return Path(os.environ["LOCALAPPDATA"]) / "cje" / "simulations"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    base = os.environ.get("XDG_DATA_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".local" / "share")
+        except RuntimeError:  # no home directory (some containers): the temporary directory
+            import tempfile
+
+            base = tempfile.gettempdir()
     return Path(base).expanduser() / "cje" / "simulations"
 
 
