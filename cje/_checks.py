@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from cje.errors import CJEInputError
 
 __all__ = ["check_choice", "check_int", "check_mapping", "check_number", "check_scale",
-           "check_str_list"]
+           "check_str_list", "naming"]
 
 
 def _shown(value: Any) -> str:
@@ -180,3 +181,23 @@ def check_scale(name: str, value: Any) -> tuple[float, float] | None:
         raise CJEInputError(f"{name} must satisfy low < high (both finite), e.g. {example}; got "
                             f"{_shown(value)}.")
     return lo, hi
+
+
+@contextmanager
+def naming(argument: str) -> Iterator[None]:
+    """Prefix the message of a :class:`~cje.errors.CJEInputError` raised inside with the argument
+    whose data caused it (``calibration``, ``probes['verbose']``, ...): the same message about a
+    row or a column could otherwise be about any of the inputs.
+
+    Examples
+    --------
+    >>> with naming("calibration"):
+    ...     raise CJEInputError("The input has no rows.")
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: In calibration=: The input has no rows.
+    """
+    try:
+        yield
+    except CJEInputError as exc:
+        raise CJEInputError(f"In {argument}=: {exc}") from None

@@ -200,6 +200,7 @@ def analyze(
         check_scale,
         check_str_list,
     )
+    from cje._checks import naming as _naming
 
     alpha = check_alpha(alpha)
     check_progress(progress)
@@ -247,10 +248,11 @@ def analyze(
             "the default estimator ('direct')."
         )
     if calibration is not None:
-        extra = load(calibration, judge_scale=ev.judge_scale,
-                     label_scale=label_scale if label_scale is not None
-                     else (ev.label_scale if ev.n_labels else None),
-                     columns=columns, covariates=cov, policy="(calibration)")
+        with _naming("calibration"):
+            extra = load(calibration, judge_scale=ev.judge_scale,
+                         label_scale=label_scale if label_scale is not None
+                         else (ev.label_scale if ev.n_labels else None),
+                         columns=columns, covariates=cov, policy="(calibration)")
         ev = with_calibration_rows(ev, extra)
     probe_data = {}
     known = list(ev.policies) + [t for t in ev.logprobs if t != "base"]
@@ -260,8 +262,9 @@ def analyze(
                 f"Probe slice given for policy {pol!r}, which has no rows; the data has policies "
                 f"{known}."
             )
-        pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale, columns=columns,
-                  covariates=cov, policy=pol)
+        with _naming(f"probes[{pol!r}]"):
+            pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
+                      columns=columns, covariates=cov, policy=pol)
         if pr.n_labels < 2:
             raise CJEInputError(
                 f"The probe slice of {pol!r} needs oracle labels on at least 2 rows; it has "
@@ -286,8 +289,9 @@ def analyze(
 
         fresh = None
         if fresh_draws is not None:
-            fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
-                         columns=columns, covariates=cov)
+            with _naming("fresh_draws"):
+                fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
+                             columns=columns, covariates=cov)
         settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
                         residual_weights=residual_weights)
         return analyze_offpolicy(ev, fresh, probe_data, estimator=estimator, alpha=alpha,

@@ -178,3 +178,19 @@ def test_messages_are_one_line(data):
         with pytest.raises(CJEInputError) as info:
             cje.analyze(data, **{**SCALES, **kwargs})
         assert "\n" not in str(info.value) and re.search(r"\w", str(info.value))
+
+
+@pytest.mark.parametrize(("kwargs", "pattern"), [
+    ({"calibration": 123}, r"^In calibration=: Cannot read data of type int"),
+    ({"probes": {"verbose": 123}}, r"^In probes\['verbose'\]=: Cannot read data of type int"),
+    ({"calibration": {"prompt_id": ["a"], "judge_score": [float("nan")], "oracle_label": [3.0]}},
+     r"^In calibration=: The 'judge_score' column must be finite"),
+])
+def test_errors_in_the_extra_inputs_name_the_argument(data, kwargs, pattern):
+    with pytest.raises(CJEInputError, match=pattern):
+        cje.analyze(data, **{**SCALES, **kwargs})
+
+
+def test_the_main_data_errors_are_not_prefixed(data):
+    with pytest.raises(CJEInputError, match=r"^The 'judge_score' column must be finite"):
+        cje.analyze(data.assign(judge_score=float("nan")), **SCALES)
