@@ -169,6 +169,14 @@ def analyze(
     -------
     Report
 
+    Raises
+    ------
+    CJEInputError
+        Bad data, or a misused argument, checked before any data is read: the message names the
+        argument, the value and the fix. Strings are not taken for lists (``policies="base"``
+        must be ``policies=["base"]``), and booleans, strings or fractions are not taken for
+        integers or numbers (``seed=1.7`` and ``transport_margin="0.1"`` are refused).
+
     Examples
     --------
     >>> import cje
@@ -177,16 +185,53 @@ def analyze(
     >>> est = rep["improved"]
     >>> bool(est.ci_low < sim.truth["improved"] < est.ci_high)
     True
+    >>> cje.analyze(sim.data, policies="improved")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: policies must be a list of strings, ...; got the string 'improved'. ...
     """
+    # Every argument is checked before any data is read (cje._checks: a misuse names the argument,
+    # the value and the fix; strings are never iterated, booleans and strings never read as numbers).
+    from cje._checks import (
+        check_choice,
+        check_int,
+        check_mapping,
+        check_number,
+        check_scale,
+        check_str_list,
+    )
+    from cje._checks import naming as _naming
+
     alpha = check_alpha(alpha)
     check_progress(progress)
-    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise CJEInputError(f"n_folds must be an integer >= 2; got {n_folds!r}.")
-    if transport_margin is not None and not (transport_margin > 0):
-        raise CJEInputError(
-            f"transport_margin must be a positive number of label units; got {transport_margin!r}."
-        )
-    cov = tuple(covariates)
+    judge_scale = check_scale("judge_scale", judge_scale)
+    label_scale = check_scale("label_scale", label_scale)
+    n_folds = check_int("n_folds", n_folds, minimum=2, example="n_folds=5")
+    seed = check_int("seed", seed, example="seed=0")
+    if transport_margin is not None:
+        transport_margin = check_number("transport_margin", transport_margin, positive=True,
+                                        example="transport_margin=0.05 (label units)")
+    if var_cap is not None:
+        var_cap = check_number("var_cap", var_cap, positive=True, example="var_cap=1.0")
+    mode = check_choice("mode", mode, ("auto", "monotone", "two_stage"))  # type: ignore[assignment]
+    from cje.offpolicy import OFFPOLICY_ESTIMATORS
+
+    estimator = check_choice("estimator", estimator, tuple(OFFPOLICY_ESTIMATORS))
+    mrdr_omega = check_choice("mrdr_omega", mrdr_omega, ("w", "w2", "w1sq"))
+    residual_weights = check_choice("residual_weights", residual_weights, ("auto", "raw", "stable"))
+    on_invalid = check_choice("on_invalid", on_invalid, ("raise", "drop"))
+    on_missing = check_choice("on_missing", on_missing, ("raise", "drop"))
+    cov = tuple(check_str_list("covariates", () if covariates is None else covariates,
+                               example="covariates=['response_length']"))
+    if policies is not None:
+        policies = check_str_list("policies", policies, example="policies=['base', 'verbose']",
+                                  allow_empty=False)
+    if columns is not None:
+        columns = check_mapping("columns", columns, example="columns={'judge_score': 'score'}",
+                                value_str=True)
+    if probes is not None:
+        probes = check_mapping("probes", probes, example="probes={'verbose': 'verbose_probe.jsonl'} "
+                                                         "(policy -> its probe slice)")
     if mode == "monotone" and cov:
         raise CJEInputError(
             "covariates were given with mode='monotone', which uses the judge score alone. Use "
@@ -194,22 +239,6 @@ def analyze(
         )
     ev = load(data, judge_scale=judge_scale, label_scale=label_scale, columns=columns,
               covariates=cov, on_invalid=on_invalid)  # type: ignore[arg-type]
-    from cje.offpolicy import OFFPOLICY_ESTIMATORS
-
-    if estimator not in OFFPOLICY_ESTIMATORS:
-        raise CJEInputError(
-            f"estimator must be one of {list(OFFPOLICY_ESTIMATORS)}; got {estimator!r}."
-        )
-    if mrdr_omega not in ("w", "w2", "w1sq"):
-        raise CJEInputError(f"mrdr_omega must be 'w', 'w2' or 'w1sq'; got {mrdr_omega!r}.")
-    if residual_weights not in ("auto", "raw", "stable"):
-        raise CJEInputError(
-            f"residual_weights must be 'auto', 'raw' or 'stable'; got {residual_weights!r}."
-        )
-    if on_missing not in ("raise", "drop"):
-        raise CJEInputError(f"on_missing must be 'raise' or 'drop'; got {on_missing!r}.")
-    if var_cap is not None and not (isinstance(var_cap, (int, float)) and var_cap > 0):
-        raise CJEInputError(f"var_cap must be a positive number or None; got {var_cap!r}.")
     logged = bool(ev.logprobs)
     if not logged and (fresh_draws is not None or estimator not in ("auto", "direct")):
         raise CJEInputError(
@@ -219,10 +248,11 @@ def analyze(
             "the default estimator ('direct')."
         )
     if calibration is not None:
-        extra = load(calibration, judge_scale=ev.judge_scale,
-                     label_scale=label_scale if label_scale is not None
-                     else (ev.label_scale if ev.n_labels else None),
-                     columns=columns, covariates=cov, policy="(calibration)")
+        with _naming("calibration"):
+            extra = load(calibration, judge_scale=ev.judge_scale,
+                         label_scale=label_scale if label_scale is not None
+                         else (ev.label_scale if ev.n_labels else None),
+                         columns=columns, covariates=cov, policy="(calibration)")
         ev = with_calibration_rows(ev, extra)
     probe_data = {}
     known = list(ev.policies) + [t for t in ev.logprobs if t != "base"]
@@ -232,8 +262,9 @@ def analyze(
                 f"Probe slice given for policy {pol!r}, which has no rows; the data has policies "
                 f"{known}."
             )
-        pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale, columns=columns,
-                  covariates=cov, policy=pol)
+        with _naming(f"probes[{pol!r}]"):
+            pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
+                      columns=columns, covariates=cov, policy=pol)
         if pr.n_labels < 2:
             raise CJEInputError(
                 f"The probe slice of {pol!r} needs oracle labels on at least 2 rows; it has "
@@ -258,8 +289,9 @@ def analyze(
 
         fresh = None
         if fresh_draws is not None:
-            fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
-                         columns=columns, covariates=cov)
+            with _naming("fresh_draws"):
+                fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
+                             columns=columns, covariates=cov)
         settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
                         residual_weights=residual_weights)
         return analyze_offpolicy(ev, fresh, probe_data, estimator=estimator, alpha=alpha,

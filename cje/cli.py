@@ -163,7 +163,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"rerun a simulation study ({', '.join(NAMES)})",
         description="Rerun one of the seeded Monte Carlo studies behind cje's claims and defaults; "
                     "writes a markdown table, a figure and the replicates (Parquet) to --out-dir "
-                    "(--resume keeps finished replicates on disk).",
+                    "(default: a per-user data directory, never the current directory). Existing "
+                    "results are never replaced without --force; --resume keeps finished "
+                    "replicates on disk, including those of an interrupted run.",
     )
     sim.add_argument("study", choices=NAMES, help="which study")
     add_arguments(sim)
@@ -206,9 +208,203 @@ def _render(report: Any, fmt: str, reliable_only: bool) -> str:
     return report.summary(reliable_only=reliable_only)
 
 
+#: The figures :func:`cje.plots.save_report_figures` may write (a superset: some are conditional).
+_FIGURES = ("forest.png", "reliability.png", "contrasts.png", "overlap.png", "weight_tail.png")
+
+
+def _inputs(*pairs: tuple[str, Any]) -> list[tuple[str, Path]]:
+    """``(what, path)`` of each input given (``None`` skipped)."""
+    return [(what, Path(str(path))) for what, path in pairs if path is not None]
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _check_outputs(inputs: list[tuple[str, Path]],
+                   outputs: list[tuple[str, Path, list[Path], list[Path]]]) -> None:
+    """Refuse, before any work, an output that would overwrite an input or land in an input
+    directory (a fresh-draws directory), and two outputs that are the same file.
+
+    ``outputs`` holds ``(flag, path as given, files it writes, directories it writes into)``.
+    Paths are compared resolved (symlinks, ``./x`` and ``x``) and, where both exist, by
+    :func:`os.path.samefile` (hard links, case-insensitive file systems).
+    """
+    import os
+
+    from cje.errors import CJEInputError
+
+    def same(a: Path, b: Path) -> bool:
+        if a.resolve() == b.resolve():
+            return True
+        try:
+            return a.exists() and b.exists() and os.path.samefile(a, b)
+        except OSError:
+            return False
+
+    seen: list[tuple[str, Path]] = []
+    for flag, given, files, dirs in outputs:
+        for what, inp in inputs:
+            if inp.is_dir():
+                for target in [given, *files, *dirs]:  # the path as given first
+                    if _inside(target.resolve(), inp.resolve()):
+                        shown = "" if target == given else f" (it writes '{target}')"
+                        raise CJEInputError(
+                            f"{flag} '{given}'{shown} is inside {what} ('{inp}'), an input "
+                            "directory; cje never writes into its input. Choose a path outside it."
+                        )
+                continue
+            for target in files:
+                if same(target, inp):
+                    shown = "" if target == given else f" (it writes '{target}')"
+                    raise CJEInputError(
+                        f"{flag} '{given}'{shown} is the same file as {what} ('{inp}'); writing "
+                        "it would overwrite your input. Choose another output path."
+                    )
+        for target in files:
+            for other_flag, other in seen:
+                if same(target, other):
+                    raise CJEInputError(
+                        f"{flag} '{given}' and {other_flag} write the same file '{target}'; give "
+                        "them different paths."
+                    )
+            seen.append((flag, target))
+
+
+def _out_file(flag: str, out: str) -> tuple[str, Path, list[Path], list[Path]]:
+    """An output file (``--out``, ``cje convert``'s OUTPUT), checked to be writable as a file."""
+    from cje.errors import CJEInputError
+
+    path = Path(out)
+    if path.is_dir():
+        raise CJEInputError(f"{flag} '{out}' is a directory; give a file path, e.g. {path / 'out.json'}.")
+    if not path.parent.is_dir():
+        raise CJEInputError(f"{flag} '{out}': the directory '{path.parent}' does not exist; create it "
+                            "first or choose another path.")
+    return flag, path, [path], []
+
+
+def _report_files(out: str) -> tuple[str, Path, list[Path], list[Path]]:
+    """What ``--report FILE`` writes: FILE, and for markdown its ``<stem>_figures/`` beside it."""
+    from cje.errors import CJEInputError
+
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (".md", ".html", ".htm"):
+        raise CJEInputError(
+            f"--report must end in .md or .html; got '{out}'. Use --format/--out for table, JSON or "
+            "CSV output."
+        )
+    if suffix != ".md":
+        return "--report", path, [path], []
+    figs = path.parent / f"{path.stem}_figures"
+    return "--report", path, [path, *(figs / f for f in _FIGURES)], [figs]
+
+
+def _relative(path: Any, base: Path) -> Path:
+    try:
+        return Path(path).relative_to(base)
+    except ValueError:
+        return Path(path).resolve().relative_to(base.resolve())
+
+
+class _Outputs:
+    """Output files written under temporary names beside their targets and renamed into place
+    together by :meth:`commit`, so an interrupted or failed run leaves no partial file (and
+    :meth:`discard` removes the temporaries and any directory this run created)."""
+
+    def __init__(self) -> None:
+        self.moves: list[tuple[Path, Path]] = []  # (temporary, final)
+        self.tmp_dirs: list[Path] = []
+        self.made_dirs: list[Path] = []
+
+    def _mkdir(self, d: Path) -> None:
+        missing = [q for q in [d, *d.parents] if not q.exists()]
+        d.mkdir(parents=True, exist_ok=True)
+        self.made_dirs.extend(missing)  # deepest first
+
+    def _tmp_dir(self, parent: Path) -> Path:
+        import tempfile
+
+        self._mkdir(parent)
+        d = Path(tempfile.mkdtemp(prefix=".cje-tmp-", dir=parent))
+        self.tmp_dirs.append(d)
+        return d
+
+    @staticmethod
+    def _final(path: Path) -> Path:
+        return path.resolve() if path.is_symlink() else path  # write through a symlink, as before
+
+    def text(self, out: str, text: str) -> None:
+        final = self._final(Path(out))
+        tmp = self._tmp_dir(final.parent) / final.name
+        tmp.write_text(text if text.endswith("\n") else text + "\n")
+        self.moves.append((tmp, final))
+
+    def files(self, target: Path, write: Any) -> None:
+        """``write(path_in_a_temporary_directory)`` returns the files it wrote; they are moved to
+        the same place relative to ``target``'s directory."""
+        final = self._final(target)
+        tmp = self._tmp_dir(final.parent)
+        for path in write(tmp / final.name):
+            self.moves.append((Path(path), final.parent / _relative(path, tmp)))
+
+    def directory(self, target: str, write: Any) -> None:
+        """``write(temporary_directory)`` returns the files it wrote, moved into ``target``."""
+        final = Path(target)
+        self._mkdir(final)
+        tmp = self._tmp_dir(final)
+        for path in write(tmp):
+            self.moves.append((Path(path), final / _relative(path, tmp)))
+
+    def commit(self) -> list[Path]:
+        import os
+        import signal
+        import threading
+
+        done = []
+        # Ctrl-C during the renames is held until they are all done (the set stays consistent).
+        held: list[int] = []
+        previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+        try:
+            # The report's own file last: its figures are in place when it appears.
+            for tmp, final in sorted(self.moves,
+                                     key=lambda m: m[1].suffix in (".md", ".html", ".htm")):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+                done.append(final)
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        self.moves = []
+        self.discard()
+        if held:
+            raise KeyboardInterrupt
+        return done
+
+    def discard(self) -> None:
+        import shutil
+
+        for d in self.tmp_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        for d in self.made_dirs:  # deepest first; only if still empty
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        self.tmp_dirs, self.made_dirs = [], []
+
+
 def _emit(text: str, out: str | None) -> None:
     if out:
-        Path(out).write_text(text if text.endswith("\n") else text + "\n")
+        staged = _Outputs()
+        try:
+            staged.text(out, text)
+            staged.commit()
+        finally:
+            staged.discard()
         print(f"wrote {out}", file=sys.stderr)
     else:
         print(text)
@@ -218,6 +414,22 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
     import cje
 
     probes = dict(ns.probe)
+    outputs = []
+    if ns.out:
+        outputs.append(_out_file("--out", ns.out))
+    if ns.report:
+        outputs.append(_report_files(ns.report))
+    if ns.plots:
+        plots = Path(ns.plots)
+        if plots.exists() and not plots.is_dir():
+            raise cje.CJEInputError(f"--plots '{plots}' is a file; give a directory for the PNGs.")
+        outputs.append(("--plots", plots, [plots / f for f in _FIGURES], [plots]))
+    _check_outputs(
+        _inputs(("the input data", ns.path), ("--fresh-draws", ns.fresh_draws),
+                ("--calibration", ns.calibration),
+                *((f"the --probe file of {pol!r}", src) for pol, src in ns.probe)),
+        outputs,
+    )
     report = cje.analyze(
         ns.path,
         judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
@@ -240,21 +452,38 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         on_missing="drop" if ns.drop_missing else "raise",
         progress=False if ns.no_progress else None,
     )
-    _emit(_render(report, ns.format, ns.reliable_only), ns.out)
-    if ns.report:
-        for path in report.write(ns.report):
-            print(f"wrote {path}", file=sys.stderr)
-    if ns.plots:
-        from cje.plots import save_report_figures
+    text = _render(report, ns.format, ns.reliable_only)
+    if not (ns.out or ns.report or ns.plots):
+        print(text)
+        return 0
+    # Every output is written under a temporary name, then all are renamed into place: an
+    # interruption (Ctrl-C) or a failure leaves no partial file.
+    staged = _Outputs()
+    try:
+        if ns.out:
+            staged.text(ns.out, text)
+        if ns.report:
+            staged.files(Path(ns.report), report.write)
+        if ns.plots:
+            from cje.plots import save_report_figures
 
-        for path in save_report_figures(report, ns.plots):
-            print(f"wrote {path}", file=sys.stderr)
+            staged.directory(ns.plots, lambda d: save_report_figures(report, d))
+        written = staged.commit()
+    finally:
+        staged.discard()
+    if not ns.out:
+        print(text)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
 def _cmd_bias(ns: argparse.Namespace) -> int:
     import cje
 
+    if ns.out:
+        _check_outputs(_inputs(("the input data", ns.path), ("--pairs", ns.pairs)),
+                       [_out_file("--out", ns.out)])
     result = cje.bias.audit(ns.path, pairs=ns.pairs, alpha=ns.alpha, n_bootstrap=ns.bootstrap,
                             rng=ns.seed, judge_column=ns.judge_column,
                             progress=False if ns.no_progress else None)
@@ -328,7 +557,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on a usage error or bad input (the one-line message goes to stderr).
+        0 on success, 2 on a usage error or bad input (the one-line message goes to stderr),
+        130 when interrupted (Ctrl-C; ``cje: interrupted`` on stderr). Output files are written
+        under temporary names and renamed into place at the end, so an interrupted or failed run
+        leaves none half-written, and an output path that is one of the inputs (or lies in an
+        input directory) is refused before any work.
 
     Examples
     --------
@@ -368,16 +601,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "convert":
             from cje.export import convert
 
-            out = convert(ns.path, ns.output,
-                          judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
-                          label_scale=tuple(ns.label_scale) if ns.label_scale else None,
-                          covariates=ns.covariate, columns=dict(ns.column) or None)
-            print(f"wrote {out}", file=sys.stderr)
+            _check_outputs(_inputs(("the input", ns.path)), [_out_file("OUTPUT", ns.output)])
+            staged = _Outputs()
+            try:
+                staged.files(Path(ns.output), lambda tmp: [convert(
+                    ns.path, tmp, judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
+                    label_scale=tuple(ns.label_scale) if ns.label_scale else None,
+                    covariates=ns.covariate, columns=dict(ns.column) or None)])
+                staged.commit()
+            finally:
+                staged.discard()
+            print(f"wrote {ns.output}", file=sys.stderr)
             return 0
         return _cmd_demo(ns)
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, the conventional 128 + SIGINT, no partial file
+        print("cje: interrupted", file=sys.stderr)
+        return 130
     except (CJEInputError, OSError) as exc:  # bad input or an unreadable/unwritable path
         print(f"cje: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return 2

@@ -45,7 +45,8 @@ def check_alpha(alpha: object) -> float:
     Parameters
     ----------
     alpha : object
-        The value to check (booleans are rejected).
+        The value to check: a real number (booleans and strings such as ``"0.05"`` are
+        rejected, not converted).
 
     Returns
     -------
@@ -64,14 +65,17 @@ def check_alpha(alpha: object) -> float:
     Traceback (most recent call last):
     ...
     cje.errors.CJEInputError: alpha must be a number in (0, 1), e.g. 0.05; got 1.5.
+    >>> check_alpha("0.05")
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: alpha must be a number in (0, 1), e.g. 0.05; got '0.05'.
     """
+    import numbers
+
     msg = f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}."
-    if isinstance(alpha, bool):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):  # no strings, no booleans
         raise CJEInputError(msg)
-    try:
-        a = float(alpha)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise CJEInputError(msg) from None
+    a = float(alpha)
     if not 0 < a < 1:
         raise CJEInputError(msg)
     return a

@@ -448,6 +448,10 @@ def _flush(path: Path, stored: list[pd.DataFrame], new: list[tuple[int, list[dic
     table = table.replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:  # including Ctrl-C mid-write: leave no half-written temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
 

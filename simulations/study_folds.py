@@ -1,9 +1,11 @@
 """Study `folds`: see :mod:`cje.studies.folds` for the design (module docstring).
 
-Writes ``simulations/results/study_folds.{md,png,parquet}``. Usage::
+Writes ``simulations/results/study_folds.{md,png,parquet}``; results already there are
+replaced only with ``--force``. Usage::
 
     python simulations/study_folds.py [--reps N] [--n-jobs 2] [--seed S] [--quick]
         [--backend dask --scheduler tcp://HOST:8786] [--out-dir DIR]
+        [--resume] [--force]
 """
 
 from __future__ import annotations

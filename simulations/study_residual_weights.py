@@ -1,9 +1,11 @@
 """Study `residual_weights`: see :mod:`cje.studies.residual_weights` for the design (module docstring).
 
-Writes ``simulations/results/study_residual_weights.{md,png,parquet}``. Usage::
+Writes ``simulations/results/study_residual_weights.{md,png,parquet}``; results already there are
+replaced only with ``--force``. Usage::
 
     python simulations/study_residual_weights.py [--reps N] [--n-jobs 2] [--seed S] [--quick]
         [--backend dask --scheduler tcp://HOST:8786] [--out-dir DIR]
+        [--resume] [--force]
 """
 
 from __future__ import annotations

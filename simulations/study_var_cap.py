@@ -1,9 +1,11 @@
 """Study `var_cap`: see :mod:`cje.studies.var_cap` for the design (module docstring).
 
-Writes ``simulations/results/study_var_cap.{md,png,parquet}``. Usage::
+Writes ``simulations/results/study_var_cap.{md,png,parquet}``; results already there are
+replaced only with ``--force``. Usage::
 
     python simulations/study_var_cap.py [--reps N] [--n-jobs 2] [--seed S] [--quick]
         [--backend dask --scheduler tcp://HOST:8786] [--out-dir DIR]
+        [--resume] [--force]
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ def test_analyze_drop_invalid_reports_excluded(nan_csv: Path, capsys: pytest.Cap
         (["{csv}", "--covariate", "nope"], r"Covariate 'nope' is not a column of the input"),
         (["{csv}", "--probe", "nope={csv}"], r"Probe slice given for policy 'nope', which has no rows"),
         (["{empty}"], r"The input has no rows: '.*empty\.csv' is empty"),
-        (["{csv}", "--format", "csv", "--out", "{tmp}/no/such/dir/out.csv"], r"No such file or directory"),
+        (["{csv}", "--format", "csv", "--out", "{tmp}/no/such/dir/out.csv"],
+         r"--out '.*out\.csv': the directory '.*dir' does not exist"),
     ],
     ids=["missing-file", "nan-score", "unknown-policy", "bad-column-map", "bad-scale",
          "score-outside-scale", "bad-alpha", "zero-folds", "missing-covariate", "unknown-probe",
@@ -302,3 +303,355 @@ def test_analyze_progress_flag(csv_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(cje, "analyze", spy)
     assert main(["analyze", str(csv_path), "--format", "json", *flags]) == 0
     assert seen["progress"] is expected  # None: a bar only on a terminal, after a second
+
+
+# ---- outputs never overwrite inputs (checked before the analysis runs) ----------------------------
+def _digest(path: Path) -> str:
+    import hashlib
+
+    if path.is_dir():
+        return "|".join(f"{p.name}:{_digest(p)}" for p in sorted(path.iterdir()))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path, sim: cje.synthetic.SyntheticEval) -> dict[str, Path]:
+    """Every kind of input ``cje analyze`` reads, on disk, plus a symlink and a hard link to the
+    data file."""
+    d = tmp_path / "in"
+    d.mkdir()
+    data = d / "data.csv"
+    sim.data.to_csv(data, index=False)
+    labelled = sim.data[sim.data.oracle_label.notna()]
+    labelled.head(20).to_csv(d / "calib.csv", index=False)
+    labelled[labelled.policy == "verbose"].to_json(d / "probe.jsonl", orient="records", lines=True)
+    sim.data.to_csv(d / "fresh.csv", index=False)
+    fd = d / "fresh_draws"
+    fd.mkdir()
+    for pol, rows in sim.data.groupby("policy"):
+        rows.to_json(fd / f"{pol}_responses.jsonl", orient="records", lines=True)
+    (d / "link.csv").symlink_to(data)
+    (d / "fd_link").symlink_to(fd, target_is_directory=True)
+    import os
+
+    os.link(data, d / "hard.csv")
+    return {"data": data, "calib": d / "calib.csv", "probe": d / "probe.jsonl",
+            "fresh": d / "fresh.csv", "fresh_dir": fd, "link": d / "link.csv", "hard": d / "hard.csv",
+            "dir": d, "dirlink": d / "fd_link"}
+
+
+# (argv after "analyze" with {placeholders}, the message it must give)
+OUTPUT_IS_INPUT = [
+    (["{data}", "--out", "{data}"], r"--out '.*data\.csv' is the same file as the input data"),
+    (["{data}", "--out", "{dir}/./fresh_draws/../data.csv"], r"--out .* is the same file as the input data"),
+    (["{data}", "--out", "{link}"], r"--out '.*link\.csv' is the same file as the input data "
+                                    r"\('.*data\.csv'\); writing it would overwrite your input"),
+    (["{link}", "--out", "{data}"], r"--out '.*data\.csv' is the same file as the input data "
+                                    r"\('.*link\.csv'\)"),
+    (["{data}", "--out", "{hard}"], r"--out '.*hard\.csv' is the same file as the input data"),
+    (["{data}", "--calibration", "{calib}", "--out", "{calib}"],
+     r"--out '.*calib\.csv' is the same file as --calibration"),
+    (["{data}", "--probe", "verbose={probe}", "--out", "{probe}"],
+     r"--out '.*probe\.jsonl' is the same file as the --probe file of 'verbose'"),
+    (["{data}", "--fresh-draws", "{fresh}", "--out", "{fresh}"],
+     r"--out '.*fresh\.csv' is the same file as --fresh-draws"),
+    (["{fresh_dir}", "--out", "{fresh_dir}/out.json"],
+     r"--out '.*out\.json' is inside the input data \('.*fresh_draws'\), an input directory"),
+    (["{fresh_dir}", "--out", "{fresh_dir}/base_responses.jsonl"],
+     r"--out '.*base_responses\.jsonl' is inside the input data"),
+    (["{data}", "--fresh-draws", "{fresh_dir}", "--out", "{fresh_dir}/x.csv"],
+     r"--out '.*x\.csv' is inside --fresh-draws"),
+    (["{data}", "--report", "{data}"], r"--report must end in \.md or \.html; got '.*data\.csv'"),
+    (["{fresh_dir}", "--report", "{fresh_dir}/r.html"], r"--report '.*r\.html' is inside"),
+    (["{fresh_dir}", "--report", "{dirlink}/r.md"], r"--report '.*fd_link/r\.md' is inside the input "
+                                                    r"data \('.*fresh_draws'\)"),
+    (["{dirlink}", "--plots", "{fresh_dir}/p"], r"--plots '.*fresh_draws/p' is inside the input data "
+                                                r"\('.*fd_link'\)"),
+    (["{data}", "--probe", "verbose={probe}", "--report", "{dir}/probe.md", "--plots", "{link}"],
+     r"--plots '.*link\.csv' is a file"),
+    (["{fresh_dir}", "--report", "{fresh_dir}/../fresh_draws/r.md"], r"--report .* is inside"),
+    (["{data}", "--plots", "{data}"], r"--plots '.*data\.csv' is a file; give a directory"),
+    (["{fresh_dir}", "--plots", "{fresh_dir}"], r"--plots '.*fresh_draws' is inside the input data"),
+    (["{fresh_dir}", "--plots", "{fresh_dir}/figs"], r"--plots '.*figs' is inside the input data"),
+    (["{data}", "--out", "{dir}/r.md", "--report", "{dir}/r.md"],
+     r"--report '.*r\.md' and --out write the same file"),
+]
+
+
+@pytest.mark.parametrize(("args", "pattern"), OUTPUT_IS_INPUT,
+                         ids=[f"{i}-{a[-2]}" for i, (a, _) in enumerate(OUTPUT_IS_INPUT)])
+def test_output_that_is_an_input_exits_2_before_the_analysis(
+    args: list[str], pattern: str, inputs: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = _digest(inputs["dir"])
+
+    def must_not_run(*a: object, **k: object) -> None:
+        raise AssertionError("the analysis ran before the output paths were checked")
+
+    monkeypatch.setattr(cje, "analyze", must_not_run)
+    argv = ["analyze"] + [a.format(**inputs) for a in args]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    line = _one_line_error(err)
+    assert re.search(pattern, line), line
+    assert _digest(inputs["dir"]) == before  # every input byte unchanged, nothing added
+
+
+def test_outputs_beside_the_inputs_are_fine(inputs: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    d = inputs["dir"]
+    before = _digest(inputs["fresh_dir"])
+    argv = ["analyze", str(inputs["fresh_dir"]), *SCALES, "--format", "json",
+            "--out", str(d / "report.json"), "--report", str(d / "fresh_draws.md"),
+            "--plots", str(d / "plots")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert cje.Report.from_json((d / "report.json").read_text()).estimates
+    assert (d / "fresh_draws.md").read_text().startswith("#")
+    assert (d / "fresh_draws_figures" / "forest.png").stat().st_size > 1000
+    assert (d / "plots" / "forest.png").stat().st_size > 1000
+    assert f"wrote {d / 'report.json'}" in err
+    assert _digest(inputs["fresh_dir"]) == before
+    assert not list(d.rglob(".cje-tmp-*"))  # no temporary left behind
+
+
+@pytest.mark.parametrize(("argv", "pattern"), [
+    (["bias", "{data}", "--out", "{link}"], r"--out '.*link\.csv' is the same file as the input data"),
+    (["bias", "{data}", "--pairs", "{probe}", "--out", "{probe}"],
+     r"--out '.*probe\.jsonl' is the same file as --pairs"),
+    (["bias", "{fresh_dir}", "--out", "{fresh_dir}/bias.json"], r"--out '.*bias\.json' is inside the "
+                                                                r"input data"),
+    (["convert", "{data}", "{data}"], r"OUTPUT '.*data\.csv' is the same file as the input"),
+    (["convert", "{link}", "{hard}"], r"OUTPUT '.*hard\.csv' is the same file as the input"),
+    (["convert", "{fresh_dir}", "{fresh_dir}/flat.csv"], r"OUTPUT '.*flat\.csv' is inside the input"),
+], ids=["bias-symlink", "bias-pairs", "bias-in-dir", "convert-same", "convert-links", "convert-in-dir"])
+def test_bias_and_convert_never_overwrite_an_input(
+    argv: list[str], pattern: str, inputs: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import cje.export
+
+    def must_not_run(*a: object, **k: object) -> None:
+        raise AssertionError("ran before the output path was checked")
+
+    monkeypatch.setattr(cje.bias, "audit", must_not_run)
+    monkeypatch.setattr(cje.export, "convert", must_not_run)
+    before = _digest(inputs["dir"])
+    assert main([a.format(**inputs) for a in argv]) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert re.search(pattern, line), line
+    assert _digest(inputs["dir"]) == before
+
+
+def test_convert_writes_through_a_temporary_file(inputs: dict[str, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = inputs["dir"].parent / "flat.parquet"
+    assert main(["convert", str(inputs["data"]), str(out)]) == 0
+    assert pd.read_parquet(out).shape[0] == pd.read_csv(inputs["data"]).shape[0]
+    assert f"wrote {out}" in capsys.readouterr().err
+    assert not list(out.parent.rglob(".cje-tmp-*"))
+
+
+# ---- Ctrl-C: one line, exit 130, no partial output ------------------------------------------------
+def _interrupt(*a: object, **k: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_the_analysis(csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cje, "analyze", _interrupt)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = ["analyze", str(csv_path), "--out", str(tmp_path / "o.json"), "--report",
+            str(tmp_path / "new" / "r.md"), "--plots", str(tmp_path / "plots")]
+    assert main(argv) == 130
+    out, err = capsys.readouterr()
+    assert err == "cje: interrupted\n" and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_ctrl_c_while_writing_the_outputs_leaves_no_file(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import cje.plots
+
+    real = cje.plots.save_report_figures
+    calls = []
+
+    def write_then_interrupt(report: object, directory: object, **kw: object) -> None:
+        calls.append(directory)
+        real(report, directory, **kw)  # files really written (under temporary names) ...
+        raise KeyboardInterrupt  # ... then Ctrl-C before the rename
+
+    monkeypatch.setattr(cje.plots, "save_report_figures", write_then_interrupt)
+    (tmp_path / "old.json").write_text("earlier output\n")
+    before = {p.name: _digest(p) for p in tmp_path.iterdir()}
+    argv = ["analyze", str(csv_path), *SCALES, "--format", "json", "--out", str(tmp_path / "old.json"),
+            "--plots", str(tmp_path / "plots" / "deep")]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "cje: interrupted\n"
+    assert calls  # the interruption happened while writing
+    assert {p.name: _digest(p) for p in tmp_path.iterdir()} == before  # old output intact, no new file
+
+
+def test_ctrl_c_in_a_real_process_prints_one_line(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    code = ("import time, cje\n"
+            "def slow(*a, **k):\n"
+            "    print('started', flush=True); time.sleep(60)\n"
+            "cje.analyze = slow\n"
+            "from cje.cli import main\n"
+            "raise SystemExit(main(['analyze', 'x.csv', '--out', 'o.json']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(cje.__file__).parents[1])})
+    assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err == "cje: interrupted\n"
+    assert not (tmp_path / "o.json").exists()
+
+
+# ---- cje simulate: where it writes, and never over existing results without --force --------------
+@pytest.fixture()
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory that looks like a source checkout with published results, and a
+    private per-user data directory."""
+    root = tmp_path / "checkout"
+    results = root / "simulations" / "results"
+    results.mkdir(parents=True)
+    (results / "study_ranking.md").write_text("# published table\n")
+    (results / "study_ranking.png").write_bytes(b"published figure")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("CJE_SIMULATIONS_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return root
+
+
+def test_simulate_writes_outside_the_source_tree_by_default(
+    checkout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    published = _digest(checkout)
+    assert main(["simulate", "ranking", "--quick", "--reps", "2"]) == 0
+    md = tmp_path / "xdg" / "cje" / "simulations" / "study_ranking.md"
+    assert f"wrote {md}" in capsys.readouterr().out
+    assert md.read_text().startswith("# Study 4")
+    assert _digest(checkout) == published  # the published tables untouched
+
+
+def test_simulate_never_replaces_results_without_force(
+    checkout: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = checkout / "simulations" / "results"
+    published = _digest(results)
+    argv = ["simulate", "ranking", "--quick", "--reps", "2", "--out-dir", str(results)]
+    assert main(argv) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert re.search(r"simulations/results/study_ranking\.md already exists; cje never overwrites "
+                     r"results\. Pass --force", line), line
+    assert _digest(results) == published
+    # --resume without replicates to continue is no way round it
+    assert main([*argv, "--resume"]) == 2
+    assert "--force" in capsys.readouterr().err and _digest(results) == published
+    # --force replaces them, and records that it did
+    assert main([*argv, "--force"]) == 0
+    assert "--force`" in (results / "study_ranking.md").read_text()
+    # a run's replicates left in place: continue with --resume, or start afresh with --force
+    (results / "study_ranking.md").unlink()
+    (results / "study_ranking.png").unlink()
+    assert main(argv) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert re.search(r"study_ranking\.parquet already exists .* Pass --resume to continue that run, "
+                     r"--force", line), line
+    assert main([*argv[:-4], "--reps", "3", "--out-dir", str(results), "--resume"]) == 0
+    assert pd.read_parquet(results / "study_ranking.parquet")["replicate"].nunique() == 3
+
+
+def test_simulation_script_refuses_to_replace_published_results(checkout: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from cje.studies import main as study_main
+
+    results = checkout / "simulations" / "results"
+    published = _digest(results)
+    with pytest.raises(SystemExit) as info:  # what `python simulations/study_ranking.py` does
+        study_main("ranking", ["--quick", "--reps", "2"], prog="study_ranking.py", out_dir=results)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("study_ranking.py: error: ") and "already exists" in err and "--force" in err
+    assert _digest(results) == published
+
+
+def test_ctrl_c_during_simulate_keeps_finished_replicates_only(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import cje.montecarlo
+
+    real, seen = cje.montecarlo._one, []
+
+    def one_then_interrupt(task, r, child):  # type: ignore[no-untyped-def]
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        seen.append(r)
+        return real(task, r, child)
+
+    monkeypatch.setattr(cje.montecarlo, "_one", one_then_interrupt)
+    out = tmp_path / "runs"
+    argv = ["simulate", "ranking", "--quick", "--reps", "4", "--out-dir", str(out)]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "cje: interrupted\n"
+    # no table or figure, no temporary; the finished replicates kept (complete) for --resume
+    assert sorted(p.name for p in out.iterdir()) == ["study_ranking.parquet"]
+    assert sorted(pd.read_parquet(out / "study_ranking.parquet")["replicate"].unique()) == [0, 1]
+    monkeypatch.setattr(cje.montecarlo, "_one", real)
+    assert main([*argv, "--resume"]) == 0
+    assert pd.read_parquet(out / "study_ranking.parquet")["replicate"].nunique() == 4
+
+
+def test_ctrl_c_while_simulate_writes_its_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from matplotlib.figure import Figure
+
+    def partial_then_interrupt(self, fname, **kw):  # type: ignore[no-untyped-def]
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", partial_then_interrupt)
+    out = tmp_path / "runs"
+    assert main(["simulate", "ranking", "--quick", "--reps", "2", "--out-dir", str(out)]) == 130
+    assert capsys.readouterr().err == "cje: interrupted\n"
+    assert sorted(p.name for p in out.iterdir()) == ["study_ranking.parquet"]  # no half figure
+
+
+def test_ctrl_c_during_the_renames_is_held_until_all_outputs_are_in_place(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import signal
+
+    real, calls = os.replace, []
+
+    def replace_with_ctrl_c(src: object, dst: object) -> None:
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right at the first rename
+        calls.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_with_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    argv = ["analyze", str(csv_path), *SCALES, "--format", "json", "--out", str(tmp_path / "o.json"),
+            "--report", str(tmp_path / "r.md")]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "cje: interrupted\n"
+    assert len(calls) >= 3  # o.json, the figures and r.md: all renamed, none left half-way
+    assert cje.Report.from_json((tmp_path / "o.json").read_text()).estimates
+    assert (tmp_path / "r.md").is_file() and (tmp_path / "r_figures" / "forest.png").is_file()
+    assert not list(tmp_path.glob(".cje-tmp-*"))
+    assert signal.getsignal(signal.SIGINT) is before  # the handler restored

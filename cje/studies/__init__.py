@@ -1,13 +1,22 @@
 """The simulation studies behind cje's defaults (METHODS §9), as importable functions.
 
-Each study is ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir="simulations/results",
-backend="loky", scheduler=None, progress=None, command=None, resume=False) -> Path``: it runs
+Each study is ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=None, backend="loky",
+scheduler=None, progress=None, command=None, resume=False, force=False) -> Path``: it runs
 seeded replicates with :func:`cje.montecarlo.run_replicates` and writes ``study_<name>.md`` (a
 markdown table, with the exact command and the measured runtime at the top), ``study_<name>.png``
 (a figure) and ``study_<name>.parquet`` (the tidy replicate rows) to ``out_dir``. ``quick=True``
 is a small tier for tests; ``resume=True`` keeps finished replicates from an earlier run. The
 registry :data:`STUDIES` maps names to these functions; ``simulations/study_<name>.py`` and
 ``cje simulate NAME`` call them through :func:`main` / :func:`run_study`.
+
+Where results go: ``cje simulate`` and ``run()`` write to :func:`default_out_dir` (a per-user
+data directory, outside any source tree) unless ``--out-dir`` / ``out_dir`` says otherwise; the
+``simulations/study_<name>.py`` scripts write to ``simulations/results/`` beside them, where the
+published results live. Existing results are never overwritten without ``--force``
+(``force=True``): a run that would replace ``study_<name>.md`` or ``.png`` stops before any work
+(exit code 2 from the command line), and one that finds ``study_<name>.parquet`` asks for
+``--resume`` (continue that run; it then rewrites that run's tables) or ``--force`` (start
+afresh).
 
 ======================  ==================================================================
 ``coverage``            coverage, bias, RMSE of the direct estimator: oracle fraction × n
@@ -42,7 +51,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", "main", "run_study"]
+__all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", "default_out_dir", "main",
+           "run_study"]
 
 #: The studies, in the order of METHODS §9 (the last four are the defaults studies).
 NAMES: tuple[str, ...] = ("coverage", "naive_ci", "overlap", "ranking", "modes", "bias", "var_cap",
@@ -52,8 +62,49 @@ DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "overlap": 10
                                  "modes": 105, "bias": 106, "var_cap": 107,
                                  "residual_weights": 20261123, "mrdr_omega": 20261123,
                                  "folds": 20261123}
-#: Where ``simulations/study_*.py`` and ``cje simulate`` write their results by default.
+#: Where the published results live in a source checkout (relative to its root); the
+#: ``simulations/study_*.py`` scripts write there (as ``simulations/results`` beside themselves).
 RESULTS_DIR = Path("simulations/results")
+
+
+def default_out_dir() -> Path:
+    """Where ``cje simulate`` and the studies' ``run()`` write without ``--out-dir``/``out_dir``.
+
+    A per-user data directory, never the current directory (a run from a checkout must not
+    replace the published tables in ``simulations/results``): ``$CJE_SIMULATIONS_DIR`` if set,
+    else ``%LOCALAPPDATA%\\cje\\simulations`` on Windows, else
+    ``$XDG_DATA_HOME/cje/simulations`` (``~/.local/share/cje/simulations``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["CJE_SIMULATIONS_DIR"] = "/tmp/my-runs"
+    >>> str(default_out_dir())
+    '/tmp/my-runs'
+    >>> del os.environ["CJE_SIMULATIONS_DIR"]
+    >>> default_out_dir().parts[-2:]
+    ('cje', 'simulations')
+    """
+    import os
+
+    own = os.environ.get("CJE_SIMULATIONS_DIR")
+    if own:
+        return Path(own).expanduser()
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "cje" / "simulations"
+    base = os.environ.get("XDG_DATA_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".local" / "share")
+        except RuntimeError:  # no home directory (some containers): the temporary directory
+            import tempfile
+
+            base = tempfile.gettempdir()
+    return Path(base).expanduser() / "cje" / "simulations"
 
 
 def _runner(name: str) -> Callable[..., Path]:
@@ -71,19 +122,19 @@ def _runner(name: str) -> Callable[..., Path]:
 STUDIES: dict[str, Callable[..., Path]] = {name: _runner(name) for name in NAMES}
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path = RESULTS_DIR
+def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path | None = None
                   ) -> argparse.ArgumentParser:
     """Add the options every study takes.
 
-    ``--reps --n-jobs --seed --quick --backend --scheduler --resume --out-dir`` (``out_dir`` is
-    the default of ``--out-dir``).
+    ``--reps --n-jobs --seed --quick --backend --scheduler --resume --force --out-dir``
+    (``out_dir`` is the default of ``--out-dir``).
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
         The parser (or sub-parser) to extend.
-    out_dir : path, default ``simulations/results``
-        Default of ``--out-dir``.
+    out_dir : path, optional
+        Default of ``--out-dir`` (default: :func:`default_out_dir`).
 
     Returns
     -------
@@ -93,9 +144,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path = RESULTS_DI
     Examples
     --------
     >>> ns = add_arguments(argparse.ArgumentParser()).parse_args(["--reps", "4", "--quick"])
-    >>> ns.reps, ns.quick, ns.n_jobs, ns.seed, str(ns.out_dir)
-    (4, True, 1, None, 'simulations/results')
+    >>> ns.reps, ns.quick, ns.n_jobs, ns.seed, ns.force, ns.out_dir == default_out_dir()
+    (4, True, 1, None, False, True)
     """
+    out_dir = default_out_dir() if out_dir is None else Path(out_dir)
     parser.add_argument("--reps", type=int, default=None,
                         help="replicates (default: the study's full size, or its quick size)")
     parser.add_argument("--n-jobs", type=int, default=1,
@@ -109,17 +161,23 @@ def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path = RESULTS_DI
     parser.add_argument("--resume", action="store_true",
                         help="keep the replicates already in the study's Parquet file (same seed and "
                              "settings) and run only the missing ones")
+    parser.add_argument("--force", action="store_true",
+                        help="replace results already in --out-dir (without it an existing "
+                             "study_<name>.md, .png or .parquet stops the run before any work)")
     parser.add_argument("--out-dir", type=Path, default=out_dir,
                         help=f"where results are written (default {out_dir})")
     return parser
 
 
 def main(name: str, argv: Sequence[str] | None = None, *, prog: str | None = None,
-         out_dir: Path = RESULTS_DIR) -> Path:
+         out_dir: Path | None = None) -> Path:
     """Parse ``argv`` with :func:`add_arguments` and run study ``name``; prints the results path.
 
     The recorded command is ``prog`` followed by ``argv`` (default: ``python`` and the running
-    script, then ``sys.argv[1:]``). ``out_dir`` is the default of ``--out-dir``.
+    script, then ``sys.argv[1:]``). ``out_dir`` is the default of ``--out-dir``. Bad options or
+    results that already exist (without ``--force``) exit with code 2 and a one-line message;
+    Ctrl-C exits with code 130 and ``interrupted`` (finished replicates stay in the Parquet file
+    for ``--resume``).
 
     Parameters
     ----------
@@ -129,8 +187,8 @@ def main(name: str, argv: Sequence[str] | None = None, *, prog: str | None = Non
         The options (default ``sys.argv[1:]``).
     prog : str, optional
         The command to record in front of ``argv``.
-    out_dir : path, default ``simulations/results``
-        Default of ``--out-dir``.
+    out_dir : path, optional
+        Default of ``--out-dir`` (default: :func:`default_out_dir`).
 
     Returns
     -------
@@ -140,7 +198,7 @@ def main(name: str, argv: Sequence[str] | None = None, *, prog: str | None = Non
     Raises
     ------
     SystemExit
-        For an unknown study or bad options.
+        For an unknown study, bad options or existing results (code 2), or Ctrl-C (code 130).
 
     Examples
     --------
@@ -160,7 +218,14 @@ def main(name: str, argv: Sequence[str] | None = None, *, prog: str | None = Non
     args = list(sys.argv[1:] if argv is None else argv)
     ns = parser.parse_args(args)
     command = shlex.join([*(shlex.split(prog) if prog else ["python", sys.argv[0]]), *args])
-    return run_study(name, ns, command=command)
+    from cje.errors import CJEInputError
+
+    try:
+        return run_study(name, ns, command=command)
+    except CJEInputError as exc:
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"{parser.prog}: interrupted\n")
 
 
 def run_study(name: str, ns: Any, *, command: str | None = None) -> Path:
@@ -195,6 +260,7 @@ def run_study(name: str, ns: Any, *, command: str | None = None) -> Path:
     seed = DEFAULT_SEEDS[name] if ns.seed is None else ns.seed
     path = STUDIES[name](ns.reps, n_jobs=ns.n_jobs, seed=seed, quick=ns.quick, out_dir=ns.out_dir,
                          backend=ns.backend, scheduler=ns.scheduler, command=command,
-                         resume=bool(getattr(ns, "resume", False)))
+                         resume=bool(getattr(ns, "resume", False)),
+                         force=bool(getattr(ns, "force", False)))
     print(f"wrote {path}")
     return path

@@ -17,8 +17,8 @@ from cje.errors import CJEInputError
 from cje.montecarlo import BACKENDS, run_replicates
 from cje.studies import RESULTS_DIR
 
-__all__ = ["COVERAGE_BAND", "RESULTS_DIR", "StudyRun", "cov_cell", "figure", "md_table", "pct",
-           "log_x", "log_y", "replicate", "replicate_se", "study_entry", "study_run",
+__all__ = ["COVERAGE_BAND", "RESULTS_DIR", "StudyRun", "check_existing", "cov_cell", "figure", "md_table",
+           "pct", "log_x", "log_y", "replicate", "replicate_se", "study_entry", "study_run",
            "write_results"]
 
 #: Coverage outside this band is called out in the tables (nominal 95% intervals).
@@ -40,6 +40,8 @@ class StudyRun:
     progress: bool | None
     command: str
     resume: bool = False
+    #: Replace results already in ``out_dir`` (``--force``).
+    force: bool = False
     resumed: int = 0
     #: Seconds the replicates read back with ``resume`` took, from the earlier results file.
     earlier_seconds: float | None = None
@@ -59,14 +61,16 @@ def study_run(
     n_jobs: int,
     seed: int,
     quick: bool,
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None,
     backend: str,
     scheduler: Any,
     progress: bool | None,
     command: str | None,
     resume: bool = False,
+    force: bool = False,
 ) -> StudyRun:
-    """Validate a study's arguments and fill in the defaults."""
+    """Validate a study's arguments and fill in the defaults; refuse, before any work, to replace
+    existing results without ``force`` (:func:`check_existing`)."""
     if reps is None:
         reps = quick_reps if quick else full_reps
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 2:
@@ -79,6 +83,19 @@ def study_run(
         raise CJEInputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}.")
     if not isinstance(resume, bool):
         raise CJEInputError(f"resume must be True or False; got {resume!r}.")
+    if not isinstance(force, bool):
+        raise CJEInputError(f"force must be True or False; got {force!r}.")
+    if out_dir is None:
+        from cje.studies import default_out_dir
+
+        out_dir = default_out_dir()
+    if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)):
+        raise CJEInputError(f"out_dir must be a directory path; got {out_dir!r}.")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CJEInputError(f"out_dir '{out}' is a file; give a directory (--out-dir DIR).")
+    if not force:
+        check_existing(out / f"study_{name}", resume=resume)
     if command is None:
         parts = ["python", f"simulations/study_{name}.py", "--reps", str(reps), "--n-jobs",
                  str(n_jobs), "--seed", str(seed)]
@@ -90,10 +107,46 @@ def study_run(
             parts += ["--scheduler", str(getattr(scheduler, "scheduler_address", scheduler))]
         if resume:
             parts.append("--resume")
+        if force:
+            parts.append("--force")
         command = shlex.join(parts)
     return StudyRun(name=name, reps=int(reps), n_jobs=n_jobs, seed=int(seed), quick=quick,
-                    out_dir=Path(out_dir), backend=backend, scheduler=scheduler,
-                    progress=progress, command=command, resume=resume)
+                    out_dir=out, backend=backend, scheduler=scheduler,
+                    progress=progress, command=command, resume=resume, force=force)
+
+
+def check_existing(stem: Path, *, resume: bool) -> None:
+    """Refuse to replace a study's results (``stem`` + ``.md``, ``.png``, ``.parquet``).
+
+    The tables and figure may be rewritten only by ``--resume`` of the run whose replicates
+    ``.parquet`` holds (continuing it); the Parquet file only by ``--resume``. Everything else
+    needs ``--force`` (``force=True``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> check_existing(d / "study_x", resume=False)  # nothing there yet
+    >>> _ = (d / "study_x.md").write_text("published")
+    >>> check_existing(d / "study_x", resume=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: .../study_x.md already exists; cje never overwrites results. Pass --force ...
+    """
+    md, png, pq = (stem.with_suffix(s) for s in (".md", ".png", ".parquet"))
+    if resume and pq.is_file():
+        return  # continuing the run whose replicates are there: its tables are rewritten
+    for path in (md, png):
+        if path.exists():
+            raise CJEInputError(
+                f"{path} already exists; cje never overwrites results. Pass --force (force=True) "
+                "to replace them, or choose another --out-dir (out_dir=)."
+            )
+    if pq.exists() and not resume:
+        raise CJEInputError(
+            f"{pq} already exists (replicates of an earlier run). Pass --resume to continue that "
+            "run, --force (force=True) to start afresh, or choose another --out-dir (out_dir=)."
+        )
 
 
 _RUN_DOC = """Run {title} and write ``study_{name}.{{md,png,parquet}}`` to ``out_dir``.
@@ -108,11 +161,15 @@ _RUN_DOC = """Run {title} and write ``study_{name}.{{md,png,parquet}}`` to ``out
         Root seed of the replicates (default {seed}).
     quick : bool
         {quick_note}
-    out_dir : path
-        Where the results go (default ``simulations/results``).
+    out_dir : path, optional
+        Where the results go (default :func:`cje.studies.default_out_dir`, a per-user data
+        directory; ``simulations/results`` holds the published ones).
     resume : bool
         Keep the replicates already in ``study_{name}.parquet`` (same seed and settings) and
-        run only the missing ones.
+        run only the missing ones (the run's tables are then rewritten).
+    force : bool
+        Replace results already in ``out_dir``; without it existing ``study_{name}.md``, ``.png``
+        or ``.parquet`` (unless resuming) raise :class:`~cje.errors.CJEInputError` before any work.
     command : str, optional
         The command line to record (default: the equivalent ``simulations/study_{name}.py`` call).
 
@@ -151,16 +208,18 @@ def study_entry(name: str, full: dict[str, Any], quick_grid: dict[str, Any],
         n_jobs: int = 1,
         seed: int = default_seed,
         quick: bool = False,
-        out_dir: str | os.PathLike[str] = RESULTS_DIR,
+        out_dir: str | os.PathLike[str] | None = None,
         backend: str = "loky",
         scheduler: Any = None,
         progress: bool | None = None,
         command: str | None = None,
         resume: bool = False,
+        force: bool = False,
     ) -> Path:
         r = study_run(name, reps, full_reps=full["reps"], quick_reps=quick_grid["reps"],
                       n_jobs=n_jobs, seed=seed, quick=quick, out_dir=out_dir, backend=backend,
-                      scheduler=scheduler, progress=progress, command=command, resume=resume)
+                      scheduler=scheduler, progress=progress, command=command, resume=resume,
+                      force=force)
         return report(r, quick_grid if quick else full)
 
     run.__doc__ = _RUN_DOC.format(title=title, name=name, full_reps=full["reps"],
@@ -281,10 +340,11 @@ def log_y(ax: Any, subs: Sequence[float] = (1.0, 2.0, 5.0)) -> None:
 
 def write_results(run: StudyRun, *, title: str, seconds: float, design: str, body: Sequence[str],
                   fig: Any) -> Path:
-    """Write ``study_<name>.md`` (command and runtime at the top) and ``study_<name>.png``."""
+    """Write ``study_<name>.md`` (command and runtime at the top) and ``study_<name>.png``, each
+    under a temporary name renamed into place (an interrupted run leaves no partial file)."""
     run.out_dir.mkdir(parents=True, exist_ok=True)
     png = run.stem.with_suffix(".png")
-    fig.savefig(png, dpi=130)
+    _atomic(png, lambda tmp: fig.savefig(tmp, dpi=130, format="png"))
     where = (f"backend {run.backend}" if run.backend != "dask"
              else "a Dask cluster")
     header = [
@@ -305,5 +365,17 @@ def write_results(run: StudyRun, *, title: str, seconds: float, design: str, bod
         "",
     ]
     md = run.stem.with_suffix(".md")
-    md.write_text("\n".join([*header, *body]).rstrip() + "\n")
+    text = "\n".join([*header, *body]).rstrip() + "\n"
+    _atomic(md, lambda tmp: tmp.write_text(text))
     return md
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # including Ctrl-C mid-write
+        tmp.unlink(missing_ok=True)
+        raise

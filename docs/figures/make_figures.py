@@ -82,7 +82,9 @@ PAGE_INTRO = """# Simulation results
 The evidence behind the package's claims and defaults: Monte Carlo studies on synthetic data
 whose truth is known exactly (`cje.synthetic`). Each section below is a results file of
 `simulations/results/`, written by the script named in its first lines; `cje simulate STUDY`
-reruns a registered study (`cje simulate --help` lists them). Coverage is that of nominal 95%
+reruns a registered study (`cje simulate --help` lists them) into a per-user data directory
+(`~/.local/share/cje/simulations`) or `--out-dir DIR`, never into the current directory. Neither
+it nor the scripts replace existing results without `--force`. Coverage is that of nominal 95%
 intervals, with its Monte Carlo standard error; nothing was tuned to make a cell pass, and cells
 outside [0.93, 0.97] are marked.
 
