@@ -204,7 +204,7 @@ def _render(report: Any, fmt: str, reliable_only: bool) -> str:
     if fmt == "json":
         return report.to_json()
     if fmt == "csv":
-        return report.to_pandas(reliable_only=reliable_only).to_csv(index=False)
+        return report.to_csv(reliable_only=reliable_only)
     return report.summary(reliable_only=reliable_only)
 
 
@@ -490,7 +490,9 @@ def _cmd_bias(ns: argparse.Namespace) -> int:
     if ns.format == "json":
         text = result.to_json()
     elif ns.format == "csv":
-        text = result.to_pandas().to_csv(index=False)
+        from cje.report import csv_safe
+
+        text = csv_safe(result.to_pandas()).to_csv(index=False)
     else:
         text = result.summary()
     _emit(text, ns.out)

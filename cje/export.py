@@ -285,36 +285,10 @@ def _report_html(report: Report, figures: Sequence[tuple[str, bytes]], *,
 def _draw_figures(report: Report, directory: Path) -> tuple[list[Path], list[str]]:
     """Save the report's figures; a figure whose function returns ``None`` (it chose not to
     draw, e.g. too many policies) or fails is left out with a note, never silently."""
-    import matplotlib.pyplot as plt
+    from cje.plots import save_report_figures
 
-    from cje import plots
-
-    jobs: list[tuple[str, Any]] = [("forest", plots.forest_plot)]
-    if report.calibration is not None and report.calibration.curve:
-        jobs.append(("reliability", plots.reliability_diagram))
-    if report.pairs:
-        jobs.append(("contrasts", plots.contrast_plot))
-    if any("ess_raw" in e.diagnostics for e in report.estimates):
-        jobs += [("overlap", plots.overlap_plot), ("weight_tail", plots.weight_tail_plot)]
-    directory.mkdir(parents=True, exist_ok=True)
-    written, notes = [], []
-    for name, draw in jobs:
-        try:
-            ax = draw(report)
-        except Exception as err:  # a figure must not cost the tables; the note says why
-            notes.append(f"Figure '{name}' not drawn: {type(err).__name__}: {err}")
-            continue
-        if ax is None:
-            notes.append(f"Figure '{name}' skipped: its plotting function drew nothing for this "
-                         "report (see the notices of cje.plots).")
-            continue
-        path = directory / f"{name}.png"
-        try:
-            ax.figure.savefig(path, dpi=110)
-        finally:
-            plt.close(ax.figure)
-        written.append(path)
-    return written, notes
+    notes: list[str] = []
+    return save_report_figures(report, directory, notes=notes), notes
 
 
 def write_report(report: Report, path: str | Path, *, figures: bool = True,

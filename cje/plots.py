@@ -880,7 +880,8 @@ def weight_tail_plot(report: Report, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110) -> list[Path]:
+def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110,
+                        notes: list[str] | None = None) -> list[Path]:
     """Write the report's figures as PNG files (``forest.png``, ``reliability.png``,
     ``contrasts.png``, ``overlap.png``, ``weight_tail.png``).
 
@@ -894,6 +895,10 @@ def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110
     directory : str or Path
         Created if missing; existing files of the same names are overwritten.
     dpi : int, default 110
+    notes : list of str, optional
+        Given: a figure whose function fails or draws nothing (returns ``None``) is left out
+        and a line saying which and why is appended here, so the tables of a report are never
+        lost to a figure. ``None`` (default): such a failure raises.
 
     Returns
     -------
@@ -925,7 +930,20 @@ def save_report_figures(report: Report, directory: str | Path, *, dpi: int = 110
         jobs.append(("weight_tail", weight_tail_plot))
     written = []
     for name, draw in jobs:
-        ax = draw(report)
+        if notes is None:
+            ax = draw(report)
+        else:
+            try:
+                ax = draw(report)
+            except Exception as err:  # the note says why; the tables are still written
+                notes.append(f"Figure '{name}' not drawn: {type(err).__name__}: {err}")
+                continue
+        if ax is None:
+            msg = f"Figure '{name}' skipped: its plotting function drew nothing for this report."
+            if notes is None:
+                raise RuntimeError(msg)
+            notes.append(msg)
+            continue
         path = out / f"{name}.png"
         try:
             ax.figure.savefig(path, dpi=dpi)  # type: ignore[union-attr]

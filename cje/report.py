@@ -1109,7 +1109,7 @@ class Report:
             raise CJEInputError(f"table must be 'estimates' or 'contrasts'; got {table!r}.")
         df["excluded_rows"] = sum(int(v) for v in self.excluded.values())
         df["excluded_by_reason"] = "; ".join(f"{k}: {v}" for k, v in self.excluded.items())
-        df = _csv_safe(df)
+        df = csv_safe(df)
         return df.to_csv(path, index=False)
 
     def write(self, path: Any, *, figures: bool = True,
@@ -1390,7 +1390,7 @@ def csv_text(x: Any) -> Any:
     return x
 
 
-def _csv_safe(df: Any) -> Any:
+def csv_safe(df: Any) -> Any:
     """Every text cell made visible (:func:`visible`: the CSV may be printed to a terminal) and
     formula-safe (:func:`csv_text`); numeric columns untouched."""
     import pandas as pd

@@ -237,7 +237,8 @@ def _figure(agg: pd.DataFrame, ns: list[int]) -> Any:
     return fig
 
 
-#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
-#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=None, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False, force=False) -> Path``
+#: — see :func:`cje.studies._common.study_entry`.
 run = study_entry(NAME, FULL, QUICK, _report, title="the bias-diagnostics study",
                   quick_note="Small tier (150 prompts) for tests.")

@@ -220,7 +220,8 @@ def _figure(sel: pd.DataFrame, s: pd.DataFrame, ns: list[int], labels: pd.Series
     return fig
 
 
-#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
-#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=None, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False, force=False) -> Path``
+#: — see :func:`cje.studies._common.study_entry`.
 run = study_entry(NAME, FULL, QUICK, _report, title="the mode-selection study",
                   quick_note="Small tier (n = 300 and 1200 prompts) for tests.")

@@ -255,7 +255,8 @@ def _figure(df: pd.DataFrame, cse: pd.DataFrame, fracs: list[float], pols: list[
     return fig
 
 
-#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
-#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=None, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False, force=False) -> Path``
+#: — see :func:`cje.studies._common.study_entry`.
 run = study_entry(NAME, FULL, QUICK, _report, title="the naive-CI study",
                   quick_note="Small tier (n = 400, oracle fractions 10% and 25%) for tests.")

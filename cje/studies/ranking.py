@@ -290,7 +290,8 @@ def _figure(stats: dict[str, pd.DataFrame], labels: pd.Series, fracs: list[float
     return fig
 
 
-#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
-#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=None, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False, force=False) -> Path``
+#: — see :func:`cje.studies._common.study_entry`.
 run = study_entry(NAME, FULL, QUICK, _report, title="the ranking study",
                   quick_note="Small tier (n = 500, oracle fractions 2% and 10%) for tests.")

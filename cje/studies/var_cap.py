@@ -310,7 +310,8 @@ def _figure(s: pd.DataFrame, cse: pd.DataFrame, caps: list[str], n_prompts: int)
     return fig
 
 
-#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=…, backend="loky", scheduler=None,
-#: progress=None, command=None, resume=False) -> Path`` — see :func:`cje.studies._common.study_entry`.
+#: ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=None, backend="loky", scheduler=None,
+#: progress=None, command=None, resume=False, force=False) -> Path``
+#: — see :func:`cje.studies._common.study_entry`.
 run = study_entry(NAME, FULL, QUICK, _report, title="the var_cap study",
                   quick_note="Small tier (n = 400 prompts; transport gap from 20k rows) for tests.")
