@@ -16,7 +16,7 @@ from typing import Any
 
 from cje.errors import CJEInputError
 
-__all__ = ["check_choice", "check_int", "check_mapping", "check_number", "check_scale",
+__all__ = ["check_vector", "check_choice", "check_int", "check_mapping", "check_number", "check_scale",
            "check_str_list", "naming"]
 
 
@@ -201,3 +201,42 @@ def naming(argument: str) -> Iterator[None]:
         yield
     except CJEInputError as exc:
         raise CJEInputError(f"In {argument}=: {exc}") from None
+
+
+def check_vector(name: str, value: Any, *, n: int | None = None, finite: bool = True,
+                 other: str = "") -> Any:
+    """A one-dimensional array of real numbers as float64 (strings are not numbers).
+
+    ``n`` (with ``other``, the name of the array it must match) fixes the length; ``finite``
+    refuses NaN and infinities, naming the first offending position.
+
+    Examples
+    --------
+    >>> check_vector("s", [1, 2.5]).tolist()
+    [1.0, 2.5]
+    >>> check_vector("s", "abc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: s must be a 1-D array of numbers; got 'abc' (str). ...
+    """
+    import numpy as np
+
+    hint = " Pass a list or numpy array of numbers."
+    if isinstance(value, (str, bytes)) or isinstance(value, Mapping):
+        raise CJEInputError(f"{name} must be a 1-D array of numbers; got {_shown(value)} "
+                            f"({_kind(value)}).{hint}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CJEInputError(f"{name} must be a 1-D array of numbers; got {_shown(value)} "
+                            f"({_kind(value)}).{hint}") from None
+    if arr.ndim != 1:
+        raise CJEInputError(f"{name} must be a 1-D array of numbers; got shape {arr.shape}.{hint}")
+    if n is not None and arr.shape[0] != n:
+        raise CJEInputError(f"{name} must have the same length as {other or 'the other inputs'} "
+                            f"({n}); got {arr.shape[0]}.")
+    if finite and not np.isfinite(arr).all():
+        i = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise CJEInputError(f"{name} must be finite; position {i} has {float(arr[i])!r}. Remove or fix "
+                            "that value.")
+    return arr

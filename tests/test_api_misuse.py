@@ -11,6 +11,7 @@ import pytest
 
 import cje
 from cje._checks import check_choice, check_int, check_mapping, check_number, check_scale, check_str_list
+from cje.calibration.reward import RewardCalibrator, fit_isotonic
 from cje.errors import CJEInputError, check_alpha
 
 SCALES = {"judge_scale": (0, 10), "label_scale": (1, 5)}
@@ -194,3 +195,18 @@ def test_errors_in_the_extra_inputs_name_the_argument(data, kwargs, pattern):
 def test_the_main_data_errors_are_not_prefixed(data):
     with pytest.raises(CJEInputError, match=r"^The 'judge_score' column must be finite"):
         cje.analyze(data.assign(judge_score=float("nan")), **SCALES)
+
+
+@pytest.mark.parametrize(("call", "pattern"), [
+    (lambda: fit_isotonic("abc", [1.0]), r"^s must be a 1-D array of numbers; got 'abc' \(str\)"),
+    (lambda: fit_isotonic([1.0, 2.0], [1.0]), r"^y must have the same length as s \(2\); got 1"),
+    (lambda: fit_isotonic([1.0, float("nan")], [0.0, 1.0]), r"^s must be finite; position 1 has nan"),
+    (lambda: fit_isotonic([], []), r"needs at least one point"),
+    (lambda: fit_isotonic([[1.0, 2.0]], [[0.0, 1.0]]), r"^s must be a 1-D array of numbers; got shape"),
+    (lambda: RewardCalibrator().fit("abc", [1.0]), r"^judge_score must be a 1-D array of numbers"),
+    (lambda: RewardCalibrator().fit([1.0, 2.0], {"a": 1}), r"^oracle_label must be a 1-D array"),
+])
+def test_functional_core_misuse(call, pattern):
+    """The functional core (fit_isotonic, RewardCalibrator.fit) refuses bad arrays by name."""
+    with pytest.raises(CJEInputError, match=pattern):
+        call()

@@ -105,14 +105,23 @@ def fit_isotonic(s: np.ndarray, y: np.ndarray) -> IsotonicMap:
     -------
     IsotonicMap
 
+    Raises
+    ------
+    CJEInputError
+        Non-numeric, non-finite, empty or unequal-length inputs.
+
     Examples
     --------
     >>> f = fit_isotonic(np.array([0.0, 1.0, 1.0, 2.0]), np.array([0.0, 1.0, 0.0, 1.0]))
     >>> f(np.array([-1.0, 0.5, 1.0, 3.0])).tolist()
     [0.0, 0.25, 0.5, 1.0]
     """
-    s = np.asarray(s, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    from cje._checks import check_vector
+
+    s = check_vector("s", s)
+    y = check_vector("y", y, n=s.shape[0], other="s")
+    if s.shape[0] == 0:
+        raise CJEInputError("fit_isotonic needs at least one point; s and y are empty.")
     o = np.argsort(s, kind="stable")
     return _iso_sorted(s[o], y[o])
 
@@ -445,8 +454,10 @@ class RewardCalibrator:
         >>> cal.mode_, cal.n_folds_, cal.folds_.shape   # "auto" kept the monotone map
         ('monotone', 5, (100,))
         """
-        s = np.asarray(judge_score, dtype=np.float64)
-        y = np.asarray(oracle_label, dtype=np.float64)
+        from cje._checks import check_vector
+
+        s = check_vector("judge_score", judge_score, finite=False)
+        y = check_vector("oracle_label", oracle_label, finite=False)
         if s.ndim != 1 or y.shape != s.shape:
             raise CJEInputError(
                 "judge_score and oracle_label must be 1-D arrays of the same length; got "
