@@ -293,6 +293,9 @@ def test_direct_pipeline_single_prompt_policy_is_refused():
     assert any("not a finite number" in r for r in e.reasons)
     assert rep["improved"].status == "OK"  # normal policies untouched
     assert all(o.status == "OK" for o in rep.estimates if o.policy != "lonely")
+    # no contrast with a number that cannot be compared; the others are all there (5 policies)
+    assert not any("lonely" in (c.policy_a, c.policy_b) for c in rep.pairs)
+    assert len(rep.pairs) == 10
 
 
 def test_offpolicy_ips_out_of_scale_is_refused(sim):
@@ -302,6 +305,21 @@ def test_offpolicy_ips_out_of_scale_is_refused(sim):
     e = rep["mild"]
     assert e.estimate > 1e10 and e.status == "REFUSED"
     assert any("outside the label scale" in r for r in e.reasons)
+    assert all("mild" not in (c.policy_a, c.policy_b) for c in rep.pairs)
+    assert all(math.isfinite(c.estimate) and math.isfinite(c.se) for c in rep.pairs)
+
+
+def test_offpolicy_overflowing_ips_is_refused_without_warnings(sim):
+    df = sim.logged.copy()
+    df.loc[0, "logprob_base"] = df.loc[0, "logprob[mild]"] - 800.0  # exp(λ) overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        rep = cje.analyze(df, estimator="ips", **SCALES)
+    for t in ("mild", "moderate", "far"):
+        assert rep[t].status == "REFUSED"
+        assert any("not a finite number" in r and "overflow" in r for r in rep[t].reasons)
+        assert any("suspect log-probabilities" in r and "exp(−" in r for r in rep[t].reasons)
+    assert rep.pairs == ()
 
 
 # ================================================================================================

@@ -38,6 +38,7 @@ __all__ = [
     "worse_status",
     "support_gate",
     "sanity_gate",
+    "passes_sanity",
 ]
 
 #: Mean raw weight outside ``(low, high)`` → REFUSED (weighting estimators; DR: see below).
@@ -140,8 +141,9 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
                 what = (f"no support: {stat}: the logged responses carry about "
                         f"{min(m, 1.0):.2%} of the target's probability{nz_txt}")
             else:
+                bound = f"{math.exp(-log_m):.2g}" if log_m < 690 else f"exp(−{log_m:.4g})"
                 what = (f"suspect log-probabilities: {stat}; with correct log-probabilities a "
-                        f"mean this large has probability at most {math.exp(-log_m):.2g} (Markov)")
+                        f"mean this large has probability at most {bound} (Markov)")
             if log_m < math.log(refuse_lo) or log_m > math.log(refuse_hi):
                 fix = ("the logs cannot estimate its value. " + _CAUSES + "; check the "
                        "log-probabilities, or estimate from fresh draws of the target "
@@ -259,3 +261,20 @@ def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> Policy
     if status == est.status and len(reasons) == len(est.reasons):
         return est
     return dataclasses.replace(est, status=status, reasons=tuple(reasons))
+
+
+def passes_sanity(est: PolicyEstimate, label_scale: tuple[float, float]) -> bool:
+    """Whether :func:`sanity_gate` alone leaves the estimate short of ``REFUSED``: its numbers can
+    be compared with other policies' (the pipelines build contrasts only between such policies;
+    a contrast with a non-finite or out-of-scale estimate would be a number nobody should read).
+
+    Examples
+    --------
+    >>> from cje.report import PolicyEstimate
+    >>> e = PolicyEstimate("p", 0.5, 0.05, 0.4, 0.6, 0.05, 30.0, 100, 100, 10, 0.0025, 0.0, 0.0,
+    ...                    0.5, 0.4, 0.6, "direct", "REFUSED", ("transport audit FAIL",))
+    >>> passes_sanity(e, (0, 1)), passes_sanity(dataclasses.replace(e, estimate=14.8), (0, 1))
+    (True, False)
+    """
+    fresh = dataclasses.replace(est, status="OK", reasons=())
+    return sanity_gate(fresh, label_scale).status != "REFUSED"
