@@ -20,7 +20,7 @@ from cje._progress import check_progress
 from cje.calibration.reward import Calibration, Mode, RewardCalibrator, effective_folds
 from cje.data import EvalData, load, prompt_folds, with_calibration_rows
 from cje.diagnostics.calibration import out_of_range_share, transport_audit
-from cje.diagnostics.gates import passes_sanity, sanity_gate
+from cje.diagnostics.gates import comparable, sanity_gate
 from cje.diagnostics.gates import worse_status as _worse_status
 from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.estimators.direct import DirectEstimator
@@ -462,8 +462,8 @@ def _analyze_direct(
 
     # ---- contrasts (only between numbers that can be compared) -------------------------------
     keep = [p for p, name in enumerate(ev.policies) if only is None or name in only]
-    comparable = [p for p in keep if passes_sanity(results[p], ev.label_scale)]
-    pairs = _contrasts(prep, est, reps, comparable, ev.policies, k, alpha, width)
+    can_compare = [p for p in keep if comparable(results[p], ev.label_scale)]
+    pairs = _contrasts(prep, est, reps, can_compare, ev.policies, k, alpha, width)
     ranking = ranking_tiers([results[p] for p in keep], pairs)
 
     oof_rmse = float(np.sqrt(np.mean((prep.y[prep.train] - full.oof) ** 2))) * width

@@ -34,7 +34,7 @@ from cje.calibration.weights import (
 )
 from cje.data import EvalData, prompt_folds
 from cje.diagnostics.calibration import transport_audit
-from cje.diagnostics.gates import passes_sanity, sanity_gate, support_gate
+from cje.diagnostics.gates import comparable, sanity_gate, support_gate
 from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE, ess_fraction, weight_summary
 from cje.errors import CJEInputError, CJEWarning
 from cje.estimators.direct import direct_estimate
@@ -596,9 +596,9 @@ def analyze_offpolicy(
     results = [sanity_gate(r, logged.label_scale) for r in results]
     shown = [i for i, n in enumerate(names) if only is None or n in only]
     # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
-    comparable = [i for i in shown if passes_sanity(results[i], logged.label_scale)]
+    can_compare = [i for i in shown if comparable(results[i], logged.label_scale)]
     pairs = paired_contrasts(totals, present, [float(v.value) for v, _, _ in full], reps,
-                             comparable, tuple(names), k, alpha, width,
+                             can_compare, tuple(names), k, alpha, width,
                              gaps=[g for _, _, g in full])
     ranking = ranking_tiers([results[i] for i in shown], pairs)
     oof = calibrator.predict_oof()

@@ -18,7 +18,7 @@ import pytest
 
 import cje
 from cje.calibration.weights import hajek_weights, min_variance_simplex, simcal_weights
-from cje.diagnostics.gates import sanity_gate, support_gate
+from cje.diagnostics.gates import comparable, sanity_gate, support_gate
 from cje.report import PolicyEstimate
 from cje.synthetic import make_direct_eval, make_offpolicy_eval
 
@@ -266,6 +266,23 @@ def test_sanity_gate_table(kw, scale, status, match):
         # the numbers are kept; only status and reasons change
         assert dataclasses.replace(g, status=e.status, reasons=e.reasons) == e or (
             math.isnan(e.estimate) or math.isnan(e.se) or math.isnan(e.ci_high))
+
+
+@pytest.mark.parametrize(
+    "kw, expected",
+    [
+        ({}, True),
+        ({"estimate": 0.5, "ci_low": -0.3, "ci_high": 1.2}, True),  # level refused, difference not
+        ({"estimate": 0.02, "ci_low": -0.01, "ci_high": 0.05}, True),
+        ({"estimate": 14.8, "ci_low": -2.4, "ci_high": 32.0}, False),
+        ({"estimate": INF, "se": NAN, "ci_low": NAN, "ci_high": NAN}, False),
+        ({"se": NAN}, False),
+        ({"n_prompts": 1}, False),
+        ({"units": "judge", "estimate": 7.0}, True),
+    ],
+)
+def test_comparable_table(kw, expected):
+    assert comparable(_est(**kw), (0, 1)) is expected
 
 
 def test_sanity_gate_keeps_worse_status_and_old_reasons():

@@ -10,7 +10,8 @@ Two gates, both pure functions:
 * :func:`sanity_gate` — every estimate of both pipelines, applied last, before the ranking and the
   contrasts: a non-finite estimate, standard error or interval, an estimate outside the label
   scale, an interval wider than the whole scale, or fewer than two prompts → ``REFUSED`` with the
-  reason; an interval that merely crosses a scale bound → ``CAUTION``.
+  reason; an interval that merely crosses a scale bound → ``CAUTION``. :func:`comparable` says
+  which estimates may enter a contrast.
 
 Thresholds of the support gate, from the measurements in ``docs/offpolicy.md`` ("Support gate"):
 with correct log-probabilities on the package's synthetic off-policy DGP the mean raw weight
@@ -38,7 +39,7 @@ __all__ = [
     "worse_status",
     "support_gate",
     "sanity_gate",
-    "passes_sanity",
+    "comparable",
 ]
 
 #: Mean raw weight outside ``(low, high)`` → REFUSED (weighting estimators; DR: see below).
@@ -178,6 +179,49 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
     return status, reasons
 
 
+def _sanity_checks(est: PolicyEstimate,
+                   label_scale: tuple[float, float]) -> list[tuple[str, str, str]]:
+    """``(status, reason, kind)`` of every sanity check the estimate fails."""
+    lo, hi = (float(v) for v in label_scale)
+    width = hi - lo
+    tol = 1e-9 * width
+    out: list[tuple[str, str, str]] = []
+    nums = {"estimate": est.estimate, "SE": est.se, "interval low": est.ci_low,
+            "interval high": est.ci_high}
+    bad = [k for k, v in nums.items() if not math.isfinite(v)]
+    if bad:
+        cause = ("importance ratios that overflow (a log-weight far above the rest; the "
+                 "self-normalised estimators avoid the overflow)" if est.method == "ips" else
+                 "a variance that cannot be estimated (e.g. a single prompt)")
+        out.append(("REFUSED", (
+            f"not a finite number: {', '.join(bad)} = "
+            f"{', '.join(repr(float(nums[k])) for k in bad)} (estimate {est.estimate:.4g}, SE "
+            f"{est.se:.3g}, interval [{est.ci_low:.4g}, {est.ci_high:.4g}]): nothing can be "
+            f"reported. Likely cause: {cause}."), "non-finite"))
+    if est.n_prompts < 2:
+        out.append(("REFUSED", (
+            f"observed on {est.n_prompts} prompt(s): its standard error needs at least two prompts "
+            "(responses to one prompt are not independent). Add responses on other prompts."),
+            "prompts"))
+    inside = math.isfinite(est.estimate) and lo - tol <= est.estimate <= hi + tol
+    if math.isfinite(est.estimate) and not inside:
+        out.append(("REFUSED", (
+            f"the estimate {est.estimate:.4g} lies outside the label scale [{lo:g}, {hi:g}]: it "
+            "cannot be a value of the label (off-policy: the importance ratios do not average "
+            "one; see the overlap diagnostics)."), "scale"))
+    span = est.ci_high - est.ci_low
+    if math.isfinite(span) and span > width + tol:
+        out.append(("REFUSED", (
+            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] is wider ({span:.3g}) than the "
+            f"whole label scale [{lo:g}, {hi:g}]: the data say nothing about its level."), "width"))
+    elif inside and (est.ci_low < lo - tol or est.ci_high > hi + tol):
+        out.append(("CAUTION", (
+            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] crosses the label scale's bound "
+            f"({lo:g}, {hi:g}): the t interval is approximate this close to the edge (not "
+            "clipped)."), "crosses"))
+    return out
+
+
 def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> PolicyEstimate:
     """The last gate on one estimate: refuse what cannot be a value on the label scale.
 
@@ -215,66 +259,31 @@ def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> Policy
     """
     if est.units != "label" or est.status == "UNCALIBRATED":
         return est
-    lo, hi = (float(v) for v in label_scale)
-    width = hi - lo
-    tol = 1e-9 * width
-    status = est.status
-    reasons = list(est.reasons)
-
-    def worse(new: str, text: str) -> None:
-        nonlocal status
-        status = worse_status(status, new)
-        reasons.append(text)
-
-    nums = {"estimate": est.estimate, "SE": est.se, "interval low": est.ci_low,
-            "interval high": est.ci_high}
-    bad = [k for k, v in nums.items() if not math.isfinite(v)]
-    if bad:
-        cause = ("importance ratios that overflow (a log-weight far above the rest; the "
-                 "self-normalised estimators avoid the overflow)" if est.method == "ips" else
-                 "a variance that cannot be estimated (e.g. a single prompt)")
-        worse("REFUSED", (
-            f"not a finite number: {', '.join(bad)} = "
-            f"{', '.join(repr(float(nums[k])) for k in bad)} (estimate {est.estimate:.4g}, SE "
-            f"{est.se:.3g}, interval [{est.ci_low:.4g}, {est.ci_high:.4g}]): nothing can be "
-            f"reported. Likely cause: {cause}."))
-    if est.n_prompts < 2:
-        worse("REFUSED", (
-            f"observed on {est.n_prompts} prompt(s): its standard error needs at least two prompts "
-            "(responses to one prompt are not independent). Add responses on other prompts."))
-    if math.isfinite(est.estimate) and not (lo - tol <= est.estimate <= hi + tol):
-        worse("REFUSED", (
-            f"the estimate {est.estimate:.4g} lies outside the label scale [{lo:g}, {hi:g}]: it "
-            "cannot be a value of the label (off-policy: the importance ratios do not average "
-            "one; see the overlap diagnostics)."))
-    span = est.ci_high - est.ci_low
-    if math.isfinite(span) and span > width + tol:
-        worse("REFUSED", (
-            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] is wider ({span:.3g}) than the "
-            f"whole label scale [{lo:g}, {hi:g}]: the data say nothing about its level."))
-    elif (math.isfinite(est.estimate) and lo - tol <= est.estimate <= hi + tol
-          and (est.ci_low < lo - tol or est.ci_high > hi + tol)):
-        worse("CAUTION", (
-            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] crosses the label scale's bound "
-            f"({lo:g}, {hi:g}): the t interval is approximate this close to the edge (not "
-            "clipped)."))
-    if status == est.status and len(reasons) == len(est.reasons):
+    checks = _sanity_checks(est, label_scale)
+    if not checks:
         return est
-    return dataclasses.replace(est, status=status, reasons=tuple(reasons))
+    status = est.status
+    for new, _, _ in checks:
+        status = worse_status(status, new)
+    return dataclasses.replace(est, status=status,
+                               reasons=tuple(est.reasons) + tuple(r for _, r, _ in checks))
 
 
-def passes_sanity(est: PolicyEstimate, label_scale: tuple[float, float]) -> bool:
-    """Whether :func:`sanity_gate` alone leaves the estimate short of ``REFUSED``: its numbers can
-    be compared with other policies' (the pipelines build contrasts only between such policies;
-    a contrast with a non-finite or out-of-scale estimate would be a number nobody should read).
+def comparable(est: PolicyEstimate, label_scale: tuple[float, float]) -> bool:
+    """Whether the estimate can enter a contrast: finite numbers, an estimate on the label scale
+    and at least two prompts. The pipelines build contrasts only between such policies (a
+    contrast with an infinite or out-of-scale estimate would be a number nobody should read); an
+    interval wider than the scale refuses the *level* but leaves the paired difference usable.
 
     Examples
     --------
     >>> from cje.report import PolicyEstimate
-    >>> e = PolicyEstimate("p", 0.5, 0.05, 0.4, 0.6, 0.05, 30.0, 100, 100, 10, 0.0025, 0.0, 0.0,
-    ...                    0.5, 0.4, 0.6, "direct", "REFUSED", ("transport audit FAIL",))
-    >>> passes_sanity(e, (0, 1)), passes_sanity(dataclasses.replace(e, estimate=14.8), (0, 1))
+    >>> e = PolicyEstimate("p", 0.5, 0.4, -0.3, 1.3, 0.05, 30.0, 100, 100, 10, 0.16, 0.0, 0.0,
+    ...                    0.5, 0.4, 0.6, "direct", "OK")
+    >>> comparable(e, (0, 1)), comparable(dataclasses.replace(e, estimate=14.8), (0, 1))
     (True, False)
     """
-    fresh = dataclasses.replace(est, status="OK", reasons=())
-    return sanity_gate(fresh, label_scale).status != "REFUSED"
+    if est.units != "label" or est.status == "UNCALIBRATED":
+        return True
+    return not any(kind in ("non-finite", "prompts", "scale")
+                   for _, _, kind in _sanity_checks(est, label_scale))
