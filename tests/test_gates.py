@@ -67,7 +67,7 @@ def _shift_targets(df: pd.DataFrame, nats: float) -> pd.DataFrame:
         (math.log(0.03), "stacked-dr", "CAUTION", r"no support: .*rests on the outcome model"),
         (math.log(0.3), "calibrated-ips", "CAUTION", r"no support: .*its level may be off"),
         (math.log(0.5) - 0.05, "snips", "CAUTION", r"no support"),
-        (math.log(2000.0), "calibrated-ips", "REFUSED", r"suspect log-probabilities: .*Markov"),
+        (math.log(2000.0), "calibrated-ips", "REFUSED", r"suspect log-probabilities: .*Markov.*swapped"),
         (math.log(2000.0), "stacked-dr", "REFUSED", r"suspect log-probabilities"),
         (math.log(30.0), "snips", "CAUTION", r"suspect log-probabilities"),
     ],

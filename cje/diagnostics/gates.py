@@ -73,10 +73,15 @@ def worse_status(status: str, new: str) -> str:
     return new if _ORDER.index(new) > _ORDER.index(status) else status
 
 
-_CAUSES = (
+_CAUSES_LOW = (
     "Likely causes: log-probabilities on different footings (per-token for one policy, "
     "per-sequence for the other), log-probabilities of a different logging policy than the one "
     "that wrote the responses, or a target that writes responses the logging policy never does"
+)
+_CAUSES_HIGH = (
+    "Likely causes: log-probabilities on different footings (per-token for one policy, "
+    "per-sequence for the other), target and logging log-probabilities swapped, or "
+    "log-probabilities of a different logging policy than the one that wrote the responses"
 )
 
 
@@ -138,6 +143,7 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
         low = log_m < math.log(MEAN_WEIGHT_CAUTION[0])
         high = log_m > math.log(MEAN_WEIGHT_CAUTION[1])
         if low or high:
+            causes = _CAUSES_LOW if low else _CAUSES_HIGH
             if low:
                 what = (f"no support: {stat}: the logged responses carry about "
                         f"{min(m, 1.0):.2%} of the target's probability{nz_txt}")
@@ -146,7 +152,7 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
                 what = (f"suspect log-probabilities: {stat}; with correct log-probabilities a "
                         f"mean this large has probability at most {bound} (Markov)")
             if log_m < math.log(refuse_lo) or log_m > math.log(refuse_hi):
-                fix = ("the logs cannot estimate its value. " + _CAUSES + "; check the "
+                fix = ("the logs cannot estimate its value. " + causes + "; check the "
                        "log-probabilities, or estimate from fresh draws of the target "
                        "(estimator='direct').")
                 worse("REFUSED", f"{what}; {fix}")
@@ -154,9 +160,9 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
                                      or log_m > math.log(MEAN_WEIGHT_REFUSE[1])):
                 worse("CAUTION", f"{what}; the logs barely reach the target, so the estimate rests "
                                  "on the outcome model fitted to its fresh draws (direct method). "
-                                 + _CAUSES + ".")
+                                 + causes + ".")
             else:
-                worse("CAUTION", f"{what}; its level may be off. " + _CAUSES + ".")
+                worse("CAUTION", f"{what}; its level may be off. " + causes + ".")
     if nz == nz and nz >= NEAR_ZERO_CAUTION and status == "OK":
         worse("CAUTION", f"{nz:.0%} of the logged rows have a raw importance ratio below 1e-3: the "
                          "target hardly ever writes what the logging policy writes.")
