@@ -63,6 +63,15 @@ def worse_status(status: str, new: str) -> str:
     """The more severe of two statuses (``OK`` < ``CAUTION`` < ``REFUSED``); a status outside
     that order (e.g. ``UNCALIBRATED``) is kept.
 
+    Parameters
+    ----------
+    status, new : str
+        The current status and the one a gate proposes.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> worse_status("CAUTION", "OK"), worse_status("CAUTION", "REFUSED")
@@ -280,6 +289,15 @@ def comparable(est: PolicyEstimate, label_scale: tuple[float, float]) -> bool:
     and at least two prompts. The pipelines build contrasts only between such policies (a
     contrast with an infinite or out-of-scale estimate would be a number nobody should read); an
     interval wider than the scale refuses the *level* but leaves the paired difference usable.
+
+    Parameters
+    ----------
+    est : PolicyEstimate
+    label_scale : (low, high)
+
+    Returns
+    -------
+    bool
 
     Examples
     --------
