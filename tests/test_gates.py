@@ -205,11 +205,15 @@ def test_pipeline_at_every_gap_is_finite_or_refused(sim, gap, estimator):
         else:
             assert all(math.isfinite(v) for v in nums), e
             assert 0.0 <= e.estimate <= 1.0
-    if gap not in (0.0,):
+    if gap != 0.0:
         assert all(rep[t].status == "REFUSED" for t in ("mild", "moderate", "far")), [
             (e.policy, e.status) for e in rep.estimates]
     else:
         assert rep["mild"].status != "REFUSED"
+    if estimator in ("calibrated-ips", "stacked-dr"):  # the stabiliser's fallback is recorded
+        fell_back = "simcal_fallback" in rep["mild"].diagnostics
+        assert fell_back == (gap in (378.0, 800.0, 1e5, "-1e308")), rep["mild"].diagnostics.get(
+            "simcal_fallback")
 
 
 # ================================================================================================
