@@ -20,6 +20,8 @@ from cje._progress import check_progress
 from cje.calibration.reward import Calibration, Mode, RewardCalibrator, effective_folds
 from cje.data import EvalData, load, prompt_folds, with_calibration_rows
 from cje.diagnostics.calibration import out_of_range_share, transport_audit
+from cje.diagnostics.gates import comparable, sanity_gate
+from cje.diagnostics.gates import worse_status as _worse_status
 from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.estimators.direct import DirectEstimator
 from cje.inference import (
@@ -486,9 +488,14 @@ def _analyze_direct(
             )
         )
 
-    # ---- contrasts ---------------------------------------------------------------------------
+    # the last gate, before the ranking and the contrasts: non-finite numbers, estimates or
+    # intervals beyond the label scale, a policy seen on a single prompt
+    results = [sanity_gate(r, ev.label_scale) for r in results]
+
+    # ---- contrasts (only between numbers that can be compared) -------------------------------
     keep = [p for p, name in enumerate(ev.policies) if only is None or name in only]
-    pairs = _contrasts(prep, est, reps, keep, ev.policies, k, alpha, width)
+    can_compare = [p for p in keep if comparable(results[p], ev.label_scale)]
+    pairs = _contrasts(prep, est, reps, can_compare, ev.policies, k, alpha, width)
     ranking = ranking_tiers([results[p] for p in keep], pairs)
 
     oof_rmse = float(np.sqrt(np.mean((prep.y[prep.train] - full.oof) ** 2))) * width
@@ -555,6 +562,9 @@ def calibration_curve(s01: np.ndarray, X: np.ndarray | None, full: Any,
 def worse_status(status: str, new: str) -> str:
     """The more severe of two statuses (``OK`` < ``CAUTION`` < ``REFUSED``).
 
+    One implementation, :func:`cje.diagnostics.gates.worse_status` (the gates need it without
+    importing this module).
+
     Parameters
     ----------
     status, new : str
@@ -569,8 +579,7 @@ def worse_status(status: str, new: str) -> str:
     >>> worse_status("CAUTION", "OK"), worse_status("CAUTION", "REFUSED")
     ('CAUTION', 'REFUSED')
     """
-    order = ("OK", "CAUTION", "REFUSED")
-    return new if order.index(new) > order.index(status) else status
+    return _worse_status(status, new)
 
 
 def level_gate(

@@ -34,6 +34,7 @@ from cje.calibration.weights import (
 )
 from cje.data import EvalData, prompt_folds
 from cje.diagnostics.calibration import transport_audit
+from cje.diagnostics.gates import comparable, sanity_gate, support_gate
 from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE, ess_fraction, weight_summary
 from cje.errors import CJEInputError, CJEWarning
 from cje.estimators.direct import direct_estimate
@@ -164,11 +165,13 @@ class _Pipeline:
             stable = simcal_weights(t.w, sub, self.fold[rows], index[:, used], self.y[rows],
                                     tiebreak=self.distinct_s[used],
                                     var_cap=self.var_cap, stable_residual=t.stable_residual)
+        with np.errstate(over="ignore"):  # an overflowing ratio gives inf, refused downstream
+            ratio = np.exp(t.log_w) if self.estimator == "ips" else None
         data = OffPolicyRows(reward=reward, residual=resid, labelled=lab, weights=t.w,
-                             stable=None if stable is None else stable.weights,
-                             ratio=np.exp(t.log_w) if self.estimator == "ips" else None)
+                             stable=None if stable is None else stable.weights, ratio=ratio)
         if self.estimator == "ips":
-            return ips(data), None, 0.0
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → REFUSED
+                return ips(data), None, 0.0
         if self.estimator == "snips":
             return snips(data), None, 0.0
         gap = residual_gap(data) if t.stable_residual else 0.0
@@ -495,7 +498,8 @@ def analyze_offpolicy(
         return np.array([v.value for v, _, _ in pipe.run(calibrator, frozenset({fold_k}))])
 
     reps = oua_jackknife(values_without, range(k), progress=progress)
-    var_cal = jackknife_variance(reps)
+    with np.errstate(invalid="ignore", over="ignore"):  # IPS may overflow: refused below
+        var_cal = jackknife_variance(reps)
 
     # ---- per-policy results --------------------------------------------------------------------
     names = [base, *target_names]
@@ -547,8 +551,9 @@ def analyze_offpolicy(
             diag.update(weight_summary(
                 t.w, None if stable is None else stable.weights,
                 logp_target=logged.logprobs[t.name][t.rows], s_logged=logged.judge_score[t.rows],
-                s_target=s_target, scale=logged.judge_scale,
+                s_target=s_target, scale=logged.judge_scale, log_w=t.log_w,
             ))
+            diag["n_eff_raw"] = diag["ess_raw"] * t.rows.size
             diag["n_excluded"] = int(sum(t.excluded.values()))
             for why, cnt in t.excluded.items():
                 diag[f"excluded_{why.replace(' ', '_')}"] = cnt
@@ -558,6 +563,8 @@ def analyze_offpolicy(
             if stable is not None:
                 diag["weight_tail_stable"] = _tail(stable.weights)
                 diag["var_cap_gamma"] = stable.gamma
+                if stable.fallbacks:
+                    diag["simcal_fallback"] = "; ".join(stable.fallbacks)
                 mix = stable.mixture.mean(axis=0)
                 diag.update({"simcal_increasing": float(mix[0]), "simcal_decreasing": float(mix[1]),
                              "simcal_baseline": float(mix[2]),
@@ -565,7 +572,7 @@ def analyze_offpolicy(
             if value.mixture is not None:
                 diag.update({f"stack_{n}": float(a) for n, a in
                              zip(("dr_cpo", "tmle", "mrdr"), value.mixture, strict=True)})
-            status, reasons = _overlap_gate(estimator, diag)
+            status, reasons = _overlap_gate(estimator, diag, t.rows.size)
             scores = s_target if s_target is not None else logged.judge_score[t.rows]
         # the level gates every estimate shares with the direct pipeline: transport audit, no
         # labels of its own, judge scores outside the labelled range, a constant calibration
@@ -584,9 +591,15 @@ def analyze_offpolicy(
             naive_estimate=naive[0], naive_ci_low=naive[1], naive_ci_high=naive[2],
             method=method, status=status, reasons=tuple(reasons), diagnostics=diag,
         ))
+    # the last gate, before the ranking and the contrasts: non-finite numbers, estimates or
+    # intervals beyond the label scale, a policy seen on a single prompt
+    results = [sanity_gate(r, logged.label_scale) for r in results]
     shown = [i for i, n in enumerate(names) if only is None or n in only]
-    pairs = paired_contrasts(totals, present, [float(v.value) for v, _, _ in full], reps, shown,
-                             tuple(names), k, alpha, width, gaps=[g for _, _, g in full])
+    # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
+    can_compare = [i for i in shown if comparable(results[i], logged.label_scale)]
+    pairs = paired_contrasts(totals, present, [float(v.value) for v, _, _ in full], reps,
+                             can_compare, tuple(names), k, alpha, width,
+                             gaps=[g for _, _, g in full])
     ranking = ranking_tiers([results[i] for i in shown], pairs)
     oof = calibrator.predict_oof()
     cal_info = CalibrationInfo(
@@ -623,9 +636,23 @@ def _tail(w: np.ndarray) -> list[list[float]]:
     return [[p, float(v)] for p, v in zip(probs, q, strict=True)]
 
 
-def _overlap_gate(estimator: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
+def _overlap_gate(estimator: str, diag: Mapping[str, Any],
+                  n_rows: int = 0) -> tuple[str, list[str]]:
     """CAUTION when the logged data barely covers the target (METHODS §6). The reason for a low
-    raw ESS names what the estimate then rests on, which depends on the residual weights."""
+    raw ESS names what the estimate then rests on, which depends on the residual weights. Then
+    the no-support gate (:func:`cje.diagnostics.gates.support_gate`): REFUSED when the target
+    has no support on the logged responses (mean raw weight far from one, degenerate weights)."""
+    status, reasons = _ess_gate(estimator, diag)
+    if estimator in _IPS or estimator in _DR:
+        sup, why = support_gate("weighting" if estimator in _IPS else "dr", diag, n_rows)
+        order = ("OK", "CAUTION", "REFUSED")
+        status = max(status, sup, key=order.index)
+        reasons = why + reasons if sup == "REFUSED" else reasons + why
+    return status, reasons
+
+
+def _ess_gate(estimator: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The METHODS §6 overlap gates on ESS, TTC and the Hill index (CAUTION)."""
     reasons: list[str] = []
     stable_resid = diag.get("residual_weights") == "stable"
     resid = (

@@ -13,6 +13,8 @@ from cje.diagnostics.overlap import (
     hill_index,
     judge_affinity,
     max_weight,
+    mean_raw_weight,
+    near_zero_share,
     top_mass,
     ttc,
     weight_summary,
@@ -283,6 +285,10 @@ KEYS = {
     "affinity",
     "ttc",
     "cle",
+    "mean_raw_weight",
+    "mean_raw_weight_se",
+    "log_mean_raw_weight",
+    "near_zero_share",
 }
 
 
@@ -309,6 +315,64 @@ def test_weight_summary_full():
     # fresh target draws take precedence over the weighted logged histogram
     t = rng.uniform(0, 1, 123) ** 3
     assert weight_summary(w_raw, s_logged=s, s_target=t)["affinity"] == judge_affinity(s, s_target=t)
+
+
+def test_weight_summary_support_keys_with_log_w():
+    lw = np.log(np.array([0.5, 1.5, 1.0, 1.0]))
+    d = weight_summary(np.exp(lw), log_w=lw)
+    assert d["mean_raw_weight"] == pytest.approx(1.0, abs=1e-12)
+    # sd of (0.5, 1.5, 1, 1) with ddof=1 is sqrt(0.5/3); SE = sd / sqrt(4)
+    assert d["mean_raw_weight_se"] == pytest.approx(math.sqrt(0.5 / 3) / 2, rel=1e-12)
+    assert d["log_mean_raw_weight"] == pytest.approx(0.0, abs=1e-12)
+    assert d["near_zero_share"] == 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# support: mean raw weight, near-zero share
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "log_w, m, log_m",
+    [
+        (np.log([1.0, 3.0]), 2.0, math.log(2.0)),  # (1 + 3) / 2
+        (np.log([0.25, 0.25, 0.25, 0.25]), 0.25, math.log(0.25)),  # a constant shift of log 1/4
+        (np.full(5, -5000.0), 0.0, -5000.0),  # per-token vs per-sequence: underflows, log does not
+        (np.array([800.0, 0.0, 0.0, 0.0]), math.inf, 800.0 - math.log(4.0)),  # overflows
+        (np.array([0.0, -np.inf]), 0.5, math.log(0.5)),  # a zero ratio is allowed
+    ],
+)
+def test_mean_raw_weight_hand(log_w, m, log_m):
+    got_m, se, got_log = mean_raw_weight(log_w)
+    assert got_m == pytest.approx(m, rel=1e-12)
+    assert got_log == pytest.approx(log_m, rel=1e-12, abs=1e-12)
+    assert se >= 0
+
+
+def test_mean_raw_weight_se_and_single_row():
+    # ratios 1, 2, 3, 6: mean 3, sd (ddof=1) = sqrt(((-2)² + 1 + 0 + 9) / 3) = sqrt(14/3)
+    m, se, _ = mean_raw_weight(np.log([1.0, 2.0, 3.0, 6.0]))
+    assert m == pytest.approx(3.0, rel=1e-12)
+    assert se == pytest.approx(math.sqrt(14 / 3) / 2, rel=1e-12)
+    assert math.isnan(mean_raw_weight(np.array([0.0]))[1])
+
+
+def test_mean_raw_weight_is_about_one_on_the_synthetic_dgp():
+    from cje.synthetic import make_offpolicy_eval
+
+    sim = make_offpolicy_eval(4000, n_fresh_per_prompt=0, rng=3)
+    lb = sim.logged["logprob_base"].to_numpy()
+    for name in ("mild", "moderate"):
+        m, se, _ = mean_raw_weight(sim.logged[f"logprob[{name}]"].to_numpy() - lb)
+        assert abs(m - 1.0) < 4 * se + 1e-3, (name, m, se)
+
+
+def test_near_zero_share_hand():
+    lw = np.log(np.array([1.0, 2e-3, 9e-4, 1e-10]))
+    assert near_zero_share(lw) == 0.5
+    assert near_zero_share(lw, ratio=1e-2) == 0.75
+    assert near_zero_share(lw, ratio=1e-5) == 0.25
+    assert near_zero_share(lw, ratio=1.0) == 0.75
 
 
 def test_weight_summary_missing_inputs_are_nan():
@@ -377,6 +441,12 @@ S3 = np.array([0.1, 0.5, 0.9])
         (lambda: weight_summary(GOOD, np.zeros(3)), r"w_stable is all zeros"),
         (lambda: weight_summary(GOOD, logp_target=LP3[:2]), r"logp_target has 2 values but w_raw has 3"),
         (lambda: weight_summary(GOOD, s_logged=S3[:1]), r"s_logged has 1 values but w_raw has 3"),
+        (lambda: weight_summary(GOOD, log_w=LP3[:2]), r"log_w has 2 values but w_raw has 3"),
+        (lambda: mean_raw_weight(np.array([0.0, np.nan])), r"log_w has a NaN or \+inf log-weight at index 1"),
+        (lambda: mean_raw_weight(np.array([np.inf])), r"log_w has a NaN or \+inf log-weight at index 0"),
+        (lambda: mean_raw_weight(np.array([-np.inf, -np.inf])), r"log_w is all −inf"),
+        (lambda: mean_raw_weight(np.array([])), r"log_w must be a non-empty 1-D array"),
+        (lambda: near_zero_share(LP3, ratio=0.0), r"ratio must be a number in \(0, 1\]"),
     ],
 )
 def test_bad_input(call, match):

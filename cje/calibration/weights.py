@@ -45,6 +45,8 @@ __all__ = [
 #: Candidate names, in the order of :attr:`SimcalWeights.mixture`'s columns.
 CANDIDATES: tuple[str, ...] = ("increasing", "decreasing", "baseline")
 _FLOOR = 1e-9
+#: Smallest mean a candidate's weights on a fold's rows may have to be rescaled to mean one.
+_TINY = float(np.finfo(float).tiny)
 
 
 def hajek_weights(log_w: np.ndarray) -> np.ndarray:
@@ -89,6 +91,8 @@ def _mse_matrix(moments: np.ndarray, psis: np.ndarray, n: float) -> np.ndarray:
     d = moments - moments[:, -1:] - moments[-1:, :] + moments[-1, -1]
     bias = psis - psis[-1]
     m = var + np.outer(bias, bias) - d * scale
+    top = float(np.max(np.abs(m)))
+    m = m / top if top > 0 else m  # the simplex minimiser is scale-free; eigh on O(1) entries
     vals, vecs = np.linalg.eigh((m + m.T) / 2)
     return (vecs * np.clip(vals, 0.0, None)) @ vecs.T
 
@@ -98,7 +102,9 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
 
     Every active set is enumerated (the problem is tiny: a handful of candidates); on each, the
     equality-constrained minimiser is ``Σ_A⁻¹1 / 1'Σ_A⁻¹1``; the feasible one with the smallest
-    objective wins. A ridge ``1e-8·tr(Σ)/m`` on the diagonal keeps singular ``Σ`` solvable.
+    objective wins. A ridge ``1e-8·tr(Σ)/m`` on the diagonal keeps singular ``Σ`` solvable; a
+    trace outside ``[1e-100, 1e100]`` is divided out first (the minimiser does not depend on the
+    scale). It never raises: a ``Σ`` with a non-finite entry gives equal weights ``1/m``.
 
     Parameters
     ----------
@@ -115,11 +121,20 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
     [0.8, 0.2]
     >>> min_variance_simplex(np.array([[1.0, 1.0], [1.0, 4.0]])).round(6).tolist()  # corner
     [1.0, 0.0]
+    >>> min_variance_simplex(np.diag([1e300, 4e300])).round(6).tolist()   # scaled solve
+    [0.8, 0.2]
+    >>> min_variance_simplex(np.array([[np.inf, 0.0], [0.0, 1.0]])).tolist()
+    [0.5, 0.5]
     """
     from itertools import combinations
 
     m = sigma.shape[0]
+    if not np.all(np.isfinite(sigma)):
+        return np.full(m, 1.0 / m)
     tr = float(np.trace(sigma))
+    if tr > 1e100 or 0.0 < tr < 1e-100:  # scaled solve: the minimiser is scale-free
+        sigma = sigma / tr
+        tr = 1.0
     s = sigma + np.eye(m) * (1e-8 * tr / m if tr > 0 else 1e-12)
     best, best_val = np.full(m, 1.0 / m), np.inf
     for size in range(1, m + 1):
@@ -156,6 +171,11 @@ class SimcalWeights:
         Stacking weights of the candidates (increasing, decreasing, baseline) per fold.
     gamma : float
         Blend toward uniform applied by the variance cap (0 without a cap).
+    fallbacks : tuple of str
+        Why the stabiliser fell back from its normal path (empty normally): a fold whose
+        stacking objective was not finite (stacked on the raw weights instead), or a candidate
+        whose weights were numerically zero on a fold's rows (its share moved to the others).
+        :func:`simcal_weights` never raises on extreme weights; it records the reason here.
 
     Examples
     --------
@@ -176,6 +196,7 @@ class SimcalWeights:
     weights: np.ndarray
     mixture: np.ndarray
     gamma: float
+    fallbacks: tuple[str, ...] = ()
 
 
 class _CellStats:
@@ -372,11 +393,29 @@ def simcal_weights(
     >>> res = simcal_weights(w, s, np.arange(400) % 2, idx, np.full(400, np.nan))
     >>> bool(np.var(res.weights) < np.var(w)), round(float(res.weights.mean()), 12)
     (True, 1.0)
+
+    It never raises: one row 800 nats above the rest (its fold holds all the raw weight) gives
+    finite weights and a recorded reason.
+
+    >>> lw = np.zeros(400); lw[0] = 800.0
+    >>> odd = simcal_weights(hajek_weights(lw), s, np.arange(400) % 2, idx, np.full(400, np.nan))
+    >>> bool(np.all(np.isfinite(odd.weights))), len(odd.fallbacks) > 0
+    (True, True)
     """
     n = w.shape[0]
     k_folds, n_codes = index.shape
     if var_cap is not None and not (var_cap > 0):
         raise CJEInputError(f"var_cap must be a positive number or None; got {var_cap!r}.")
+    fallbacks: list[str] = []
+    w = np.asarray(w, dtype=float)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():  # the pipeline's Hájek weights never are; keep the stabiliser total anyway
+        fallbacks.append(f"{int(bad.sum())} non-finite or negative raw weight(s) set to 0")
+        w = np.where(bad, 0.0, w)
+    if not w.sum() > 0:
+        fallbacks.append("every raw weight is zero: uniform weights")
+        return SimcalWeights(weights=np.ones(n), mixture=np.tile([0.0, 0.0, 1.0], (k_folds, 1)),
+                             gamma=0.0, fallbacks=tuple(fallbacks))
     st = _CellStats(w, codes, fold, y, n_codes, k_folds)
     out = np.empty(n)
     mixture = np.zeros((k_folds, 3))
@@ -397,8 +436,17 @@ def simcal_weights(
             for j in present:
                 # with a single other fold (K = 2) there is nothing to hold out: in-sample fits
                 inc_tab[j], dec_tab[j] = fit((k, j) if len(present) > 1 else (k,))
-            moments, psis, n_k = _stacking_moments(st, inc_tab, dec_tab, ix, k, stable_residual)
-            pi = min_variance_simplex(_mse_matrix(moments, psis, n_k))
+            with np.errstate(all="ignore"):
+                moments, psis, n_k = _stacking_moments(st, inc_tab, dec_tab, ix, k,
+                                                       stable_residual)
+            if np.all(np.isfinite(moments)) and np.all(np.isfinite(psis)):
+                pi = min_variance_simplex(_mse_matrix(moments, psis, n_k))
+            else:
+                pi = np.array([0.0, 0.0, 1.0])
+                fallbacks.append(
+                    f"fold {k}: the stacking objective is not finite (the other folds' raw weights "
+                    "are numerically zero: one row's log-weight exceeds theirs by hundreds of "
+                    "nats); stacked on the raw weights")
         else:
             pi = np.array([0.0, 0.0, 1.0])
         mixture[k] = pi
@@ -410,7 +458,18 @@ def simcal_weights(
         inc, dec = fit((k,))
         ck = codes[rows_k]
         parts = (inc[ck], dec[ck], w[rows_k])
-        wk = sum(p * (part / part.mean()) for p, part in zip(pi, parts, strict=True))
+        means = np.array([float(part.mean()) for part in parts])
+        usable = np.isfinite(means) & (means >= _TINY)
+        if pi[~usable].sum() > 0:
+            fallbacks.append(
+                f"fold {k}: the " + " and ".join(c for c, u in zip(CANDIDATES, usable, strict=True)
+                                                 if not u)
+                + " weights of its rows are numerically zero; their share went to the others")
+            pi = np.where(usable, pi, 0.0)
+            pi = pi / pi.sum() if pi.sum() > 0 else usable / usable.sum()
+            mixture[k] = pi
+        wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
+                 if u and p > 0)
         wk = np.maximum(wk, _FLOOR)
         out[rows_k] = wk / wk.mean()
     gamma = 0.0
@@ -419,4 +478,4 @@ def simcal_weights(
         if v > var_cap:
             gamma = 1.0 - float(np.sqrt(var_cap / v))
             out = 1.0 + (1.0 - gamma) * (out - 1.0)
-    return SimcalWeights(weights=out, mixture=mixture, gamma=gamma)
+    return SimcalWeights(weights=out, mixture=mixture, gamma=gamma, fallbacks=tuple(fallbacks))

@@ -10,6 +10,9 @@ here is scale-free); in the pipeline they are the mean-one Hájek weights of MET
   distributions.
 * :func:`ttc`, :func:`cle_factor`: target-typicality coverage and the coverage-limited efficiency
   factor of the CJE paper (Landesberg et al., arXiv 2512.11150).
+* :func:`mean_raw_weight`, :func:`near_zero_share`: whether the target has support on the logged
+  responses at all (the mean of the *unnormalised* ratios ``exp(λ)`` is ≈ 1 under correct
+  log-probabilities; Hájek weights hide a wrong level, since they are mean-one by construction).
 * :func:`weight_summary`: all of the above in one dict.
 
 Bad input (empty, non-finite or negative weights, all-zero weights, mismatched lengths, a share or
@@ -34,6 +37,8 @@ __all__ = [
     "judge_affinity",
     "ttc",
     "cle_factor",
+    "mean_raw_weight",
+    "near_zero_share",
     "weight_summary",
 ]
 
@@ -470,6 +475,109 @@ def cle_factor(logp_target: np.ndarray, w: np.ndarray, *, mass: float = 0.9) -> 
 
 
 # --------------------------------------------------------------------------------------------------
+# support: the level of the raw ratios
+# --------------------------------------------------------------------------------------------------
+
+#: A raw ratio ``exp(λ)`` below this counts as near zero (the target would give the logged
+#: response at most a thousandth of the logging policy's probability).
+NEAR_ZERO_RATIO = 1e-3
+
+
+def _log_weights(log_w: object, name: str = "log_w") -> np.ndarray:
+    """Log-weights: a non-empty 1-D array without NaN or +inf (−inf, a zero ratio, is allowed)."""
+    try:
+        a = np.asarray(log_w, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CJEInputError(f"{name} must be a 1-D array of numbers; got {type(log_w).__name__}.") from None
+    if a.ndim != 1 or a.size == 0:
+        raise CJEInputError(f"{name} must be a non-empty 1-D array; got shape {a.shape}.")
+    bad = np.flatnonzero(np.isnan(a) | (a == np.inf))
+    if bad.size:
+        raise CJEInputError(
+            f"{name} has a NaN or +inf log-weight at index {bad[0]} ({bad.size} in all); drop or fix "
+            "those rows (log π_target − log π_logging must be a number)."
+        )
+    if not np.any(np.isfinite(a)):
+        raise CJEInputError(f"{name} is all −inf (every ratio is zero); check the log-probabilities.")
+    return a
+
+
+def mean_raw_weight(log_w: np.ndarray) -> tuple[float, float, float]:
+    """Mean of the unnormalised importance ratios ``m = (1/n) Σ exp(λ_i)``, its standard error
+    and ``log m``, computed in log space (no overflow at any log-weight).
+
+    ``E_logging[exp(λ)]`` is the target's probability of the responses the logging policy can
+    produce: 1 when the logs cover the target and the log-probabilities are right. ``m`` far
+    below 1 means the logged responses carry only a share ``m`` of the target's probability (a
+    target that writes different responses, or log-probabilities on different footings, e.g.
+    per-token vs per-sequence, or of a different logging policy); far above 1 is impossible with
+    correct log-probabilities beyond chance, since ``P(m ≥ c) ≤ 1/c`` (Markov). Heavy tails pull
+    ``m`` *below* 1 in most samples (the rare huge ratios are unseen), so the standard error
+    ``sd(exp λ)/√n`` understates the uncertainty there; it is reported, not tested.
+
+    Parameters
+    ----------
+    log_w : numpy.ndarray
+        Log importance ratios ``λ_i = log π_target − log π_logging`` of the logged rows.
+
+    Returns
+    -------
+    tuple of float
+        ``(m, se, log m)``; ``m`` may underflow to 0 or overflow to ``inf``, ``log m`` does not.
+
+    Examples
+    --------
+    >>> m, se, lm = mean_raw_weight(np.log(np.array([0.5, 1.5])))
+    >>> m, round(se, 6), round(lm, 12)
+    (1.0, 0.5, 0.0)
+    >>> m, se, lm = mean_raw_weight(np.full(3, -5000.0))   # 5,000 nats below: no support
+    >>> m, se, lm
+    (0.0, 0.0, -5000.0)
+    """
+    a = _log_weights(log_w)
+    n = a.size
+    top = float(np.max(a))
+    e = np.exp(a - top)
+    tot = float(e.sum())
+    log_m = top + math.log(tot) - math.log(n)
+    m = math.exp(log_m) if log_m < 709.0 else math.inf
+    if n < 2:
+        return m, math.nan, log_m
+    r = e * (n / tot)  # mean-one ratios: sd(exp λ) = m · sd(r)
+    sd = float(np.std(r, ddof=1))
+    se = m * sd / math.sqrt(n) if m < math.inf else math.inf
+    return m, se, log_m
+
+
+def near_zero_share(log_w: np.ndarray, *, ratio: float = NEAR_ZERO_RATIO) -> float:
+    """Share of logged rows whose raw ratio ``exp(λ)`` is below ``ratio`` (default 1e-3).
+
+    Responses the target would almost never give. Under correct log-probabilities this share
+    grows with poor overlap (about 9% at a population ESS of 0.1% in the synthetic DGP); most of
+    the rows (≥ 50%) near zero means the target hardly produces what the logging policy does.
+
+    Parameters
+    ----------
+    log_w : numpy.ndarray
+        Log importance ratios of the logged rows.
+    ratio : float, default 1e-3
+        Threshold on the raw ratio, in (0, 1].
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> near_zero_share(np.array([0.0, -1.0, -10.0, -np.inf]))
+    0.5
+    """
+    r = _unit_share(ratio, "ratio")
+    a = _log_weights(log_w)
+    return float(np.mean(a < math.log(r)))
+
+
+# --------------------------------------------------------------------------------------------------
 # summary
 # --------------------------------------------------------------------------------------------------
 
@@ -482,14 +590,17 @@ def weight_summary(
     s_logged: np.ndarray | None = None,
     s_target: np.ndarray | None = None,
     scale: tuple[float, float] = (0.0, 1.0),
+    log_w: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All overlap diagnostics of one target policy in one dict (METHODS §6).
 
     Keys: ``ess_raw``, ``ess_stable``, ``max_weight_raw``, ``max_weight_stable``, ``top5_mass_raw``,
-    ``top5_mass_stable``, ``hill_raw``, ``affinity``, ``ttc``, ``cle``. A value is ``nan`` when an
+    ``top5_mass_stable``, ``hill_raw``, ``affinity``, ``ttc``, ``cle``, ``mean_raw_weight``,
+    ``mean_raw_weight_se``, ``log_mean_raw_weight``, ``near_zero_share``. A value is ``nan`` when an
     input it needs is missing: the ``*_stable`` keys need ``w_stable``; ``affinity`` needs
     ``s_logged`` (it uses ``s_target`` when given, else ``s_logged`` weighted by ``w_raw``); ``ttc`` and
-    ``cle`` need ``logp_target`` (with ``w_raw``). ``hill_raw`` is ``nan`` below 20 weights.
+    ``cle`` need ``logp_target`` (with ``w_raw``); the last four need ``log_w`` (see
+    :func:`mean_raw_weight`, :func:`near_zero_share`). ``hill_raw`` is ``nan`` below 20 weights.
 
     Parameters
     ----------
@@ -505,6 +616,8 @@ def weight_summary(
         Judge scores of fresh draws of the target (any length).
     scale : tuple of float, default (0.0, 1.0)
         Judge scale for the affinity bins.
+    log_w : numpy.ndarray, optional
+        Log importance ratios ``λ`` of the same rows (unnormalised), for the support keys.
 
     Returns
     -------
@@ -515,8 +628,12 @@ def weight_summary(
     >>> d = weight_summary(np.array([2.0, 1.0, 1.0, 0.0]), logp_target=np.log([0.4, 0.3, 0.2, 0.1]))
     >>> d["ess_raw"], d["max_weight_raw"], d["top5_mass_raw"], d["ttc"]
     (0.6666666666666666, 2.0, 0.5, 0.75)
-    >>> [k for k, v in d.items() if math.isnan(v)]
+    >>> [k for k, v in d.items() if math.isnan(v)][:5]
     ['ess_stable', 'max_weight_stable', 'top5_mass_stable', 'hill_raw', 'affinity']
+    >>> lw = np.log([2.0, 1.0, 1.0, 0.0001])   # ratios 2, 1, 1, 1e-4: mean ≈ 1
+    >>> d = weight_summary(np.exp(lw), log_w=lw)
+    >>> round(d["mean_raw_weight"], 4), d["near_zero_share"]
+    (1.0, 0.25)
     """
     nan = float("nan")
     wr = _weights(w_raw, "w_raw")
@@ -531,6 +648,10 @@ def weight_summary(
         "affinity": nan,
         "ttc": nan,
         "cle": nan,
+        "mean_raw_weight": nan,
+        "mean_raw_weight_se": nan,
+        "log_mean_raw_weight": nan,
+        "near_zero_share": nan,
     }
     if w_stable is not None:
         ws = _weights(w_stable, "w_stable")
@@ -550,4 +671,10 @@ def weight_summary(
         _same_length(lp, "logp_target", wr, "w_raw")
         out["ttc"] = ttc(lp, wr)
         out["cle"] = cle_factor(lp, wr)
+    if log_w is not None:
+        lw = _log_weights(log_w, "log_w")
+        _same_length(lw, "log_w", wr, "w_raw")
+        m, se, log_m = mean_raw_weight(lw)
+        out.update(mean_raw_weight=m, mean_raw_weight_se=se, log_mean_raw_weight=log_m,
+                   near_zero_share=near_zero_share(lw))
     return out

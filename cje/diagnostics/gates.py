@@ -1,0 +1,313 @@
+"""Gates that refuse numbers nobody should read (issue #19, "no silent wrong numbers").
+
+Two gates, both pure functions:
+
+* :func:`support_gate` — off-policy only: does the target have support on the logged responses
+  at all? It reads the *level* of the unnormalised importance ratios (the mean raw weight,
+  :func:`cje.diagnostics.overlap.mean_raw_weight`), which Hájek normalisation hides, the share of
+  near-zero ratios, and whether the raw weights rest on effectively one logged row (then SIMCal-W
+  flattens them to ≈ 1 and the "target" estimate is the logging policy's value).
+* :func:`sanity_gate` — every estimate of both pipelines, applied last, before the ranking and the
+  contrasts: a non-finite estimate, standard error or interval, an estimate outside the label
+  scale, an interval wider than the whole scale, or fewer than two prompts → ``REFUSED`` with the
+  reason; an interval that merely crosses a scale bound → ``CAUTION``. :func:`comparable` says
+  which estimates may enter a contrast.
+
+Thresholds of the support gate, from the measurements in ``docs/offpolicy.md`` ("Support gate"):
+with correct log-probabilities on the package's synthetic off-policy DGP the mean raw weight
+never fell below 0.17 (population ESS ≥ 0.1%, n ≥ 100, 8,000 samples) and went below 0.1 only at
+a population ESS of 10⁻⁴ or less, where the logs hold less than one effective row; above ``c`` it
+has probability at most ``1/c`` (Markov) whatever the weights' tails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cje.report import PolicyEstimate
+
+__all__ = [
+    "MEAN_WEIGHT_REFUSE",
+    "MEAN_WEIGHT_CAUTION",
+    "MEAN_WEIGHT_DATA_ERROR",
+    "NEAR_ZERO_CAUTION",
+    "N_EFF_REFUSE",
+    "worse_status",
+    "support_gate",
+    "sanity_gate",
+    "comparable",
+]
+
+#: Mean raw weight outside ``(low, high)`` → REFUSED (weighting estimators; DR: see below).
+MEAN_WEIGHT_REFUSE: tuple[float, float] = (0.1, 100.0)
+#: Mean raw weight outside ``(low, high)`` → CAUTION.
+MEAN_WEIGHT_CAUTION: tuple[float, float] = (0.5, 10.0)
+#: Mean raw weight outside ``(low, high)`` → REFUSED for the DR estimators too: log-probabilities
+#: this far off are a data error (per-token vs per-sequence, a wrong logging policy).
+MEAN_WEIGHT_DATA_ERROR: tuple[float, float] = (1e-6, 100.0)
+#: Share of logged rows with a raw ratio below 1e-3 at or above which the estimate is CAUTION.
+NEAR_ZERO_CAUTION = 0.5
+#: Effective number of logged rows ``n · ESS_raw`` below which a weighting estimate is REFUSED.
+N_EFF_REFUSE = 2.0
+#: Stabilised-weight ESS at or above which SIMCal-W counts as having flattened the weights.
+COLLAPSED_ESS = 0.9
+
+_ORDER = ("OK", "CAUTION", "REFUSED")
+
+
+def worse_status(status: str, new: str) -> str:
+    """The more severe of two statuses (``OK`` < ``CAUTION`` < ``REFUSED``); a status outside
+    that order (e.g. ``UNCALIBRATED``) is kept.
+
+    Parameters
+    ----------
+    status, new : str
+        The current status and the one a gate proposes.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> worse_status("CAUTION", "OK"), worse_status("CAUTION", "REFUSED")
+    ('CAUTION', 'REFUSED')
+    """
+    if status not in _ORDER:
+        return status
+    return new if _ORDER.index(new) > _ORDER.index(status) else status
+
+
+_CAUSES_LOW = (
+    "Likely causes: log-probabilities on different footings (per-token for one policy, "
+    "per-sequence for the other), log-probabilities of a different logging policy than the one "
+    "that wrote the responses, or a target that writes responses the logging policy never does"
+)
+_CAUSES_HIGH = (
+    "Likely causes: log-probabilities on different footings (per-token for one policy, "
+    "per-sequence for the other), target and logging log-probabilities swapped, or "
+    "log-probabilities of a different logging policy than the one that wrote the responses"
+)
+
+
+def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str, list[str]]:
+    """Status and reasons of the no-support gate of one off-policy target.
+
+    Parameters
+    ----------
+    family : {"weighting", "dr"}
+        ``"weighting"`` for IPS, SNIPS and calibrated IPS (the estimate rests on the logs alone),
+        ``"dr"`` for the doubly robust estimators (the outcome model on the target's fresh draws
+        carries the level; the logs only correct it).
+    diag : Mapping
+        The target's overlap diagnostics: ``mean_raw_weight``, ``mean_raw_weight_se``,
+        ``log_mean_raw_weight``, ``near_zero_share``, ``ess_raw`` and, for stabilised weights,
+        ``ess_stable`` (missing keys skip their check).
+    n_rows : int
+        The target's usable logged rows.
+
+    Returns
+    -------
+    tuple of (str, list of str)
+        ``"OK"``, ``"CAUTION"`` or ``"REFUSED"``, and the reasons.
+
+    Examples
+    --------
+    Every target log-probability 5,000 nats below the logging one: no support.
+
+    >>> st, why = support_gate("weighting", {"mean_raw_weight": 0.0, "log_mean_raw_weight": -5000.0,
+    ...                                       "mean_raw_weight_se": 0.0, "ess_raw": 1.0}, 500)
+    >>> st, why[0][:40]
+    ('REFUSED', 'no support: the mean raw importance rati')
+    >>> support_gate("weighting", {"mean_raw_weight": 0.97, "log_mean_raw_weight": -0.03,
+    ...                            "ess_raw": 0.4}, 500)
+    ('OK', [])
+    """
+    if family not in ("weighting", "dr"):
+        raise ValueError(f"family must be 'weighting' or 'dr'; got {family!r}.")
+    status = "OK"
+    reasons: list[str] = []
+
+    def worse(new: str, text: str) -> None:
+        nonlocal status
+        status = worse_status(status, new)
+        reasons.append(text)
+
+    nan = float("nan")
+    m = float(diag.get("mean_raw_weight", nan))
+    log_m = float(diag.get("log_mean_raw_weight", math.log(m) if m > 0 else nan))
+    se = float(diag.get("mean_raw_weight_se", nan))
+    nz = float(diag.get("near_zero_share", nan))
+    if log_m == log_m:
+        shown = f"{m:.3g}" if math.isfinite(m) and m > 0 else f"exp({log_m:.4g})"
+        stat = (f"the mean raw importance ratio exp(log π_target − log π_logging) over the logged "
+                f"rows is {shown} (SE {se:.2g}), where ≈ 1 is expected")
+        nz_txt = (f"; {nz:.0%} of the logged rows have a ratio below 1e-3" if nz == nz else "")
+        refuse_lo, refuse_hi = (MEAN_WEIGHT_REFUSE if family == "weighting"
+                                else MEAN_WEIGHT_DATA_ERROR)
+        low = log_m < math.log(MEAN_WEIGHT_CAUTION[0])
+        high = log_m > math.log(MEAN_WEIGHT_CAUTION[1])
+        if low or high:
+            causes = _CAUSES_LOW if low else _CAUSES_HIGH
+            if low:
+                what = (f"no support: {stat}: the logged responses carry about "
+                        f"{min(m, 1.0):.2%} of the target's probability{nz_txt}")
+            else:
+                bound = f"{math.exp(-log_m):.2g}" if log_m < 690 else f"exp(−{log_m:.4g})"
+                what = (f"suspect log-probabilities: {stat}; with correct log-probabilities a "
+                        f"mean this large has probability at most {bound} (Markov)")
+            if log_m < math.log(refuse_lo) or log_m > math.log(refuse_hi):
+                fix = ("the logs cannot estimate its value. " + causes + "; check the "
+                       "log-probabilities, or estimate from fresh draws of the target "
+                       "(estimator='direct').")
+                worse("REFUSED", f"{what}; {fix}")
+            elif family == "dr" and (log_m < math.log(MEAN_WEIGHT_REFUSE[0])
+                                     or log_m > math.log(MEAN_WEIGHT_REFUSE[1])):
+                worse("CAUTION", f"{what}; the logs barely reach the target, so the estimate rests "
+                                 "on the outcome model fitted to its fresh draws (direct method). "
+                                 + causes + ".")
+            else:
+                worse("CAUTION", f"{what}; its level may be off. " + causes + ".")
+    if nz == nz and nz >= NEAR_ZERO_CAUTION and status == "OK":
+        worse("CAUTION", f"{nz:.0%} of the logged rows have a raw importance ratio below 1e-3: the "
+                         "target hardly ever writes what the logging policy writes.")
+    ess = float(diag.get("ess_raw", nan))
+    n_eff = ess * n_rows
+    if n_eff == n_eff and n_eff < N_EFF_REFUSE:
+        ess_st = float(diag.get("ess_stable", nan))
+        collapsed = ess_st == ess_st and ess_st >= COLLAPSED_ESS
+        what = (f"the raw weights rest on effectively {n_eff:.2g} logged row(s) (ESS {ess:.2%} of "
+                f"{n_rows})")
+        if collapsed:
+            what += (f", and SIMCal-W flattened them to ≈ 1 (stabilised ESS {ess_st:.0%}): the "
+                     "estimate is the logging policy's value, the target is indistinguishable "
+                     "from it after stabilisation")
+        if family == "weighting":
+            worse("REFUSED", f"degenerate weights: {what}. One log-weight far above the rest "
+                             "(hundreds of nats) points to inconsistent log-probabilities.")
+        else:
+            worse("CAUTION", f"degenerate weights: {what}; the estimate rests on the outcome model.")
+    return status, reasons
+
+
+def _sanity_checks(est: PolicyEstimate,
+                   label_scale: tuple[float, float]) -> list[tuple[str, str, str]]:
+    """``(status, reason, kind)`` of every sanity check the estimate fails."""
+    lo, hi = (float(v) for v in label_scale)
+    width = hi - lo
+    tol = 1e-9 * width
+    out: list[tuple[str, str, str]] = []
+    nums = {"estimate": est.estimate, "SE": est.se, "interval low": est.ci_low,
+            "interval high": est.ci_high}
+    bad = [k for k, v in nums.items() if not math.isfinite(v)]
+    if bad:
+        cause = ("importance ratios that overflow (a log-weight far above the rest; the "
+                 "self-normalised estimators avoid the overflow)" if est.method == "ips" else
+                 "a variance that cannot be estimated (e.g. a single prompt)")
+        out.append(("REFUSED", (
+            f"not a finite number: {', '.join(bad)} = "
+            f"{', '.join(repr(float(nums[k])) for k in bad)} (estimate {est.estimate:.4g}, SE "
+            f"{est.se:.3g}, interval [{est.ci_low:.4g}, {est.ci_high:.4g}]): nothing can be "
+            f"reported. Likely cause: {cause}."), "non-finite"))
+    if est.n_prompts < 2:
+        out.append(("REFUSED", (
+            f"observed on {est.n_prompts} prompt(s): its standard error needs at least two prompts "
+            "(responses to one prompt are not independent). Add responses on other prompts."),
+            "prompts"))
+    inside = math.isfinite(est.estimate) and lo - tol <= est.estimate <= hi + tol
+    if math.isfinite(est.estimate) and not inside:
+        out.append(("REFUSED", (
+            f"the estimate {est.estimate:.4g} lies outside the label scale [{lo:g}, {hi:g}]: it "
+            "cannot be a value of the label (off-policy: the importance ratios do not average "
+            "one; see the overlap diagnostics)."), "scale"))
+    span = est.ci_high - est.ci_low
+    if math.isfinite(span) and span > width + tol:
+        out.append(("REFUSED", (
+            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] is wider ({span:.3g}) than the "
+            f"whole label scale [{lo:g}, {hi:g}]: the data say nothing about its level."), "width"))
+    elif inside and (est.ci_low < lo - tol or est.ci_high > hi + tol):
+        out.append(("CAUTION", (
+            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] crosses the label scale's bound "
+            f"({lo:g}, {hi:g}): the t interval is approximate this close to the edge (not "
+            "clipped)."), "crosses"))
+    return out
+
+
+def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> PolicyEstimate:
+    """The last gate on one estimate: refuse what cannot be a value on the label scale.
+
+    * estimate, SE or an interval end NaN or ±inf → ``REFUSED``;
+    * fewer than two prompts (no prompt-level variance) → ``REFUSED``;
+    * estimate outside the label scale → ``REFUSED``;
+    * interval wider than the whole label scale → ``REFUSED`` (uninformative);
+    * interval crossing a scale bound with the estimate inside → at least ``CAUTION`` (normal for
+      a rate near 0 or 1 with a t interval; the interval is not clipped).
+
+    Estimates not on the label scale (``units != "label"``, e.g. UNCALIBRATED judge means) are
+    returned unchanged. Only ``status`` and ``reasons`` change; the numbers are kept.
+
+    Parameters
+    ----------
+    est : PolicyEstimate
+    label_scale : (low, high)
+
+    Returns
+    -------
+    PolicyEstimate
+
+    Examples
+    --------
+    >>> from cje.report import PolicyEstimate
+    >>> e = PolicyEstimate("p", 2.0, float("nan"), float("nan"), float("nan"), 0.05, 1.0, 3, 1, 1,
+    ...                    float("nan"), 0.0, 0.0, 0.5, 0.4, 0.6, "direct", "OK")
+    >>> g = sanity_gate(e, (0.0, 1.0))
+    >>> g.status, len(g.reasons)
+    ('REFUSED', 3)
+    >>> ok = dataclasses.replace(e, estimate=0.02, se=0.01, ci_low=-0.01, ci_high=0.05,
+    ...                          n_prompts=40)
+    >>> sanity_gate(ok, (0.0, 1.0)).status
+    'CAUTION'
+    """
+    if est.units != "label" or est.status == "UNCALIBRATED":
+        return est
+    checks = _sanity_checks(est, label_scale)
+    if not checks:
+        return est
+    status = est.status
+    for new, _, _ in checks:
+        status = worse_status(status, new)
+    return dataclasses.replace(est, status=status,
+                               reasons=tuple(est.reasons) + tuple(r for _, r, _ in checks))
+
+
+def comparable(est: PolicyEstimate, label_scale: tuple[float, float]) -> bool:
+    """Whether the estimate can enter a contrast: finite numbers, an estimate on the label scale
+    and at least two prompts. The pipelines build contrasts only between such policies (a
+    contrast with an infinite or out-of-scale estimate would be a number nobody should read); an
+    interval wider than the scale refuses the *level* but leaves the paired difference usable.
+
+    Parameters
+    ----------
+    est : PolicyEstimate
+    label_scale : (low, high)
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from cje.report import PolicyEstimate
+    >>> e = PolicyEstimate("p", 0.5, 0.4, -0.3, 1.3, 0.05, 30.0, 100, 100, 10, 0.16, 0.0, 0.0,
+    ...                    0.5, 0.4, 0.6, "direct", "OK")
+    >>> comparable(e, (0, 1)), comparable(dataclasses.replace(e, estimate=14.8), (0, 1))
+    (True, False)
+    """
+    if est.units != "label" or est.status == "UNCALIBRATED":
+        return True
+    return not any(kind in ("non-finite", "prompts", "scale")
+                   for _, _, kind in _sanity_checks(est, label_scale))
