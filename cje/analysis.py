@@ -629,7 +629,7 @@ def level_gate(
         reasons.append(
             f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
             f"[{labelled_scores.min():g}, {labelled_scores.max():g}], where the calibration is "
-            "extrapolated: its level is not reliable (rankings may stand). Label responses "
+            "extrapolated: its level is not reliable (it is left out of the ranking). Label responses "
             "with such scores."
         )
     if is_constant:
@@ -732,7 +732,7 @@ def _uncalibrated(
         )
     return Report(
         estimates=tuple(res), pairs=(), audits=(), calibration=None,
-        ranking=tuple((e.policy,) for e in sorted(res, key=lambda e: -e.estimate)),
+        ranking=ranking_tiers(res, ()),  # no contrasts: nothing is shown to be separable
         judge_scale=ev.judge_scale, label_scale=ev.label_scale, alpha=alpha,
         notices=tuple(notices), warnings=(), excluded=dict(ev.excluded), settings=settings,
     )

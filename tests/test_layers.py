@@ -17,8 +17,10 @@ PKG = Path(__file__).resolve().parents[1] / "cje"
 LAYER = {
     "errors": 0,
     "_progress": 0,
+    "_checks": 0,
     "synthetic": 1,
     "data": 1,
+    "readers": 1,
     "calibration": 2,
     "estimators": 3,
     "inference": 4,

@@ -117,7 +117,8 @@ def test_poor_overlap_is_flagged(seed):
     # Population raw-weight ESS 3% and 1% (< 5%). Every IPS-family estimate must carry CAUTION
     # with a "poor overlap" reason (METHODS §6: ESS < 0.10 or TTC < 0.30 or Hill < 2 on the raw
     # weights). A REFUSED status is stricter and only acceptable when the out-of-range gate
-    # (>= 5% of judge scores outside the labelled range) fired as well.
+    # (>= 5% of judge scores outside the labelled range) or the final sanity gate (an estimate off
+    # the label scale, an interval wider than it, a non-finite number) fired as well.
     sim = make_offpolicy_eval(1000, targets=POOR_OVERLAP, oracle_fraction=0.1,
                               n_fresh_per_prompt=1, rng=seed)
     runs = [("ips", None), ("snips", None), ("calibrated-ips", None), ("stacked-dr", sim.fresh)]
@@ -129,7 +130,10 @@ def test_poor_overlap_is_flagged(seed):
             assert e.diagnostics["ess_raw"] < 0.10, (est, name, e.diagnostics["ess_raw"])
             assert any(r.startswith("poor overlap") for r in e.reasons), (est, name, e.reasons)
             refused_for_range = e.status == "REFUSED" and e.diagnostics["out_of_range_share"] >= 0.05
-            assert e.status == "CAUTION" or refused_for_range, (est, name, e.status, e.reasons)
+            refused_by_sanity = e.status == "REFUSED" and any(
+                r.startswith(("the interval", "the estimate", "not a finite")) for r in e.reasons)
+            assert e.status == "CAUTION" or refused_for_range or refused_by_sanity, (
+                est, name, e.status, e.reasons)
         assert rep["base"].status == "OK"
 
 
