@@ -44,8 +44,6 @@ _INDEX_COLUMNS: tuple[str, ...] = ("draw_idx",)
 _JSONL = (".jsonl", ".ndjson", ".json")
 _BOM = b"\xef\xbb\xbf"
 _LOGGED_KEYS = ("metadata", "target_policy_logprobs")
-# a JSON number written in its plain integer form, which polars turns into the same text
-_PLAIN_INT = re.compile(rb"-?[1-9][0-9]{0,17}|0")
 _CANON_INT = re.compile(r"^(?:-?[1-9][0-9]*|0)$")
 
 
@@ -314,9 +312,19 @@ def _lines(path: Path) -> Any:
 
 
 def _first_record(path: Path) -> dict[str, Any]:
-    for line, raw, last in _lines(path):
-        return _parse_line(path, line, raw, last=last)
-    raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    """The first record, read without reading the rest of the file."""
+    with open(path, "rb") as fh:
+        line, first = 0, b""
+        for line, raw in enumerate(fh, start=1):
+            if line == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            if raw.strip():
+                first = raw
+                break
+    if not first:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    # a first line without a line end is also the last one: it may be truncated
+    return _parse_line(path, line, first.rstrip(b"\r\n"), last=not first.endswith(b"\n"))
 
 
 def _value_at(rec: dict[str, Any], key: str) -> tuple[bool, Any]:
@@ -451,8 +459,7 @@ def _looks_non_text(col: Any) -> bool:
 
     if col.dtype != pl.String:
         return True
-    uniq = col.drop_nulls().unique()
-    return bool(uniq.str.contains(r"^(?:[-0-9\[{]|true$|false$)").any())
+    return bool(col.str.contains(r"^(?:[-0-9\[{]|true$|false$)").any())
 
 
 def _exact_id_columns(frame: Any, path: Path, ids: Sequence[str]) -> Any:
@@ -474,25 +481,18 @@ def _exact_id_columns(frame: Any, path: Path, ids: Sequence[str]) -> Any:
 
 
 def _plain_ints_only(path: Path, key: str) -> bool:
-    """True when every non-string value of ``key`` in the file is a plain integer (``7``, not
-    ``7.0``, ``1e2`` or a list) and no string value has the text of one of them, so polars'
-    text of the column is exactly what was written. A cheap byte scan, not a parse."""
-    with open(path, "rb") as fh:
-        data = fh.read()
+    """True when every non-string value of ``key`` in the file is a plain integer of at most 18
+    digits (``7``; not ``7.0``, ``1e2``, ``-0``, ``true`` or a list) and no string value is
+    written like one (``"7"``): then polars' text of the column is exactly what was written and
+    no number can meet a string of the same text. A byte scan over a memory map, not a parse."""
+    import mmap
+
     name = re.escape(json.dumps(key).encode())
-    values = re.findall(name + rb'\s*:\s*("(?:[^"\\]|\\.)*"|[\[{]|[^\s,}\]\[{]+)', data)
-    numbers: set[bytes] = set()
-    strings: set[bytes] = set()
-    for v in set(values):
-        if v.startswith(b'"'):
-            strings.add(v[1:-1])
-        elif v == b"null":
-            continue
-        elif _PLAIN_INT.fullmatch(v):
-            numbers.add(v)
-        else:
-            return False
-    return not numbers & strings
+    other = rb'\s*:\s*(?:-?[0-9]+[.eE]|-?[0-9]{19}|-0\b|[\[{tf]|"-?[0-9]+")'
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if re.search(name + rb"\s*:\s*[-0-9\[{tf]", data) is None:
+            return True  # strings and nulls only
+        return re.search(name + other, data) is None
 
 
 def _read_jsonl(path: Path, want: Sequence[str] | None, ids: Sequence[str],

@@ -412,3 +412,37 @@ def test_normal_inputs_do_not_trip_the_new_gates() -> None:
     assert cje.load(_base(), label_scale=(0, 1e100)).label_scale == (0.0, 1e100)
     mixed_distinct = cje.load(pd.DataFrame({"prompt_id": [7, "a", "8"], "judge_score": [0.1, 0.2, 0.3]}))
     assert mixed_distinct.prompt_id.tolist() == ["7", "a", "8"]
+
+
+# ---- the byte scan that lets plain-integer JSON ids skip the exact (Python) pass -------------
+@pytest.mark.parametrize(("values", "fast"), [
+    (['"a"', '"b"', "null"], True),            # strings and nulls: polars' text is exact
+    (["7", "8", "-12"], True),                 # plain integers: polars' text is exact
+    (["7", '"a"'], True),                      # a number and a non-numeric string cannot meet
+    (["7", '"8"'], False),                     # a number and a numeric string might
+    (["7", "7.0"], False),
+    (["1e2"], False),
+    (["-0"], False),
+    (["1234567890123456789"], False),          # 19 digits
+    (['["a"]'], False),
+    (['{"n": 1}'], False),
+    (["true"], False),
+])
+def test_plain_integer_scan(values: list[str], fast: bool, tmp_path: Path) -> None:
+    from cje.readers import _plain_ints_only
+
+    path = _write_text(tmp_path, "s.jsonl", "".join(f'{{"prompt_id": {v}, "judge_score": 1}}\n'
+                                                    for v in values))
+    assert _plain_ints_only(path, "prompt_id") is fast
+
+
+@pytest.mark.parametrize(("written", "read"), [
+    (['"7"', '"8"', '"007"'], ["7", "8", "007"]),
+    (["7", '"8"'], ["7", "8"]),
+    (["1234567890123456789012", "-0", "0"], ["1234567890123456789012", "-0", "0"]),
+])
+def test_json_ids_are_read_as_written(written: list[str], read: list[str], tmp_path: Path) -> None:
+    path = _write_text(tmp_path, "w.jsonl", "".join(f'{{"prompt_id": {v}, "judge_score": 0.{i + 1}}}\n'
+                                                    for i, v in enumerate(written)))
+    assert cje.load(path).prompt_id.tolist() == read
+    assert as_frame(path)["prompt_id"].tolist() == read

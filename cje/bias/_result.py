@@ -357,7 +357,7 @@ def as_frame(data: Any) -> Any:
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = pathlib.Path(d) / "scores.csv"
-    ...     _ = p.write_text("prompt_id,policy,judge,judge_score\n007,1.10,j,0.5\n7,1.1,j,0.2\n")
+    ...     _ = p.write_text("prompt_id,policy,judge,judge_score\\n007,1.10,j,0.5\\n7,1.1,j,0.2\\n")
     ...     df = as_frame(p)
     >>> df["prompt_id"].tolist(), df["policy"].tolist()
     (['007', '7'], ['1.10', '1.1'])
