@@ -404,9 +404,10 @@ def test_misuse_is_refused_with_argument_value_and_fix(call: Callable[[], Any], 
 
 
 def test_normal_inputs_do_not_trip_the_new_gates() -> None:
-    d = cje.load(_base(), columns={"judge_score": "judge_score"}, covariates=("response_length",)
-                 if False else [], judge_scale=(0, 1))
-    assert d.n_rows == 16
+    d = cje.load({**_base(), "response": ["a b c"] * 16}, columns={"judge_score": "judge_score"},
+                 covariates=("response_length",), judge_scale=(0, 1))
+    assert d.n_rows == 16 and d.covariates["response_length"].tolist() == [3.0] * 16
+    assert cje.load(_base(), covariates=frozenset(), judge_scale=(0, 1)).n_rows == 16
     wide = cje.load(_labels(-50, 900), judge_scale=(0, 1))  # a wide but usable label scale
     assert wide.label_scale == (-50.0, 900.0)
     assert cje.load(_base(), label_scale=(0, 1e100)).label_scale == (0.0, 1e100)
