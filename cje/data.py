@@ -235,10 +235,14 @@ class EvalData:
             error; an undeclared scale is inferred (the smallest common scale containing the
             data, else the observed range) and a notice says so.
         columns : Mapping[str, str], optional
-            Rename your columns to the standard names, e.g. ``{"judge_score": "score"}``.
+            Rename your columns to the standard names, e.g. ``{"judge_score": "score"}`` (a
+            mapping; a list is refused). Columns mapped to ``prompt_id`` or ``policy`` are read
+            from files as the exact text written.
         covariates : sequence of str
-            Numeric columns to keep as calibration covariates. ``"response_length"`` is derived
-            from a ``response`` column (whitespace words) when there is no such column.
+            Numeric columns to keep as calibration covariates, as a list of names
+            (``["response_length"]``; a bare string is refused, not split into characters).
+            ``"response_length"`` is derived from a ``response`` column (whitespace words) when
+            there is no such column.
         on_invalid : {"raise", "drop"}
             ``"drop"`` excludes rows with an invalid judge score or prompt id instead of raising;
             their number is recorded in :attr:`excluded` and shown in the report.
@@ -259,7 +263,7 @@ class EvalData:
         >>> d.policies, d.n_rows, d.n_labels
         (('model-v1',), 3, 2)
         """
-        _check_options(columns, covariates)
+        covariates = _check_options(columns, covariates)
         cols = _columns_of(frame)
         return _build(
             cols,
@@ -293,7 +297,9 @@ def load(
     source : EvalData, DataFrame, Mapping or path
         * an :class:`EvalData` (returned as is);
         * a pandas or polars DataFrame, or a dict of arrays, in long format;
-        * a ``.jsonl``/``.ndjson``, ``.csv`` or ``.parquet`` file in long format;
+        * a ``.jsonl``/``.ndjson``, ``.csv`` or ``.parquet`` file in long format (read by
+          :func:`cje.readers.read_table`: ids as the exact text written; a file that does not
+          parse fails naming the file and the line);
         * a ``cje-eval`` fresh-draws directory of ``<policy>_responses.jsonl`` files;
         * a ``cje-eval`` logged-data JSONL file (``metadata.prompt_id``,
           ``base_policy_logprob``, ``target_policy_logprobs``): its rows become policy
@@ -330,7 +336,7 @@ def load(
         on_invalid=on_invalid,
         policy=policy,
     )
-    _check_options(columns, covariates)
+    covariates = kw["covariates"] = _check_options(columns, covariates)
     if isinstance(source, (str, os.PathLike)):
         cols = read_columns(Path(source), covariates=covariates, logging_policy=logging_policy,
                             columns=columns)
@@ -379,9 +385,12 @@ def _wanted(covariates: Sequence[str]) -> list[str]:
     return want
 
 
-def _check_options(columns: Any, covariates: Any) -> None:
+def _check_options(columns: Any, covariates: Any) -> tuple[str, ...]:
     """Refuse a ``columns`` that is not a mapping and a ``covariates`` that is not a list of
-    names (a string is not iterated character by character)."""
+    names (a string is not iterated character by character); the covariates as a tuple
+    (``None`` means none)."""
+    if covariates is None:
+        covariates = ()
     if columns is not None and not isinstance(columns, Mapping):
         raise CJEInputError(
             f"columns must be a mapping from standard name to your column name, e.g. "
@@ -401,6 +410,7 @@ def _check_options(columns: Any, covariates: Any) -> None:
     for c in covariates:
         if not isinstance(c, str):
             raise CJEInputError(f"covariates must be column names (strings); got {c!r}.")
+    return tuple(covariates)
 
 
 def pd_is_string(dtype: Any) -> bool:

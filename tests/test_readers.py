@@ -408,6 +408,7 @@ def test_normal_inputs_do_not_trip_the_new_gates() -> None:
                  covariates=("response_length",), judge_scale=(0, 1))
     assert d.n_rows == 16 and d.covariates["response_length"].tolist() == [3.0] * 16
     assert cje.load(_base(), covariates=frozenset(), judge_scale=(0, 1)).n_rows == 16
+    assert cje.load(_base(), covariates=None, judge_scale=(0, 1)).covariates == {}
     wide = cje.load(_labels(-50, 900), judge_scale=(0, 1))  # a wide but usable label scale
     assert wide.label_scale == (-50.0, 900.0)
     assert cje.load(_base(), label_scale=(0, 1e100)).label_scale == (0.0, 1e100)
