@@ -13,7 +13,6 @@ arrays. Every error names the field, the row (0-based, in input order) or prompt
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,9 @@ COMMON_SCALES: tuple[tuple[float, float], ...] = (
     (1.0, 10.0),
     (0.0, 100.0),
 )
+
+#: Largest scale width and bound accepted: variances (width squared) must stay finite.
+MAX_SCALE_WIDTH = 1e100
 
 _STANDARD = ("prompt_id", "policy", "judge_score", "oracle_label", "draw_idx")
 OnInvalid = Literal["raise", "drop"]
@@ -233,10 +235,14 @@ class EvalData:
             error; an undeclared scale is inferred (the smallest common scale containing the
             data, else the observed range) and a notice says so.
         columns : Mapping[str, str], optional
-            Rename your columns to the standard names, e.g. ``{"judge_score": "score"}``.
+            Rename your columns to the standard names, e.g. ``{"judge_score": "score"}`` (a
+            mapping; a list is refused). Columns mapped to ``prompt_id`` or ``policy`` are read
+            from files as the exact text written.
         covariates : sequence of str
-            Numeric columns to keep as calibration covariates. ``"response_length"`` is derived
-            from a ``response`` column (whitespace words) when there is no such column.
+            Numeric columns to keep as calibration covariates, as a list of names
+            (``["response_length"]``; a bare string is refused, not split into characters).
+            ``"response_length"`` is derived from a ``response`` column (whitespace words) when
+            there is no such column.
         on_invalid : {"raise", "drop"}
             ``"drop"`` excludes rows with an invalid judge score or prompt id instead of raising;
             their number is recorded in :attr:`excluded` and shown in the report.
@@ -257,6 +263,7 @@ class EvalData:
         >>> d.policies, d.n_rows, d.n_labels
         (('model-v1',), 3, 2)
         """
+        covariates = _check_options(columns, covariates)
         cols = _columns_of(frame)
         return _build(
             cols,
@@ -290,7 +297,9 @@ def load(
     source : EvalData, DataFrame, Mapping or path
         * an :class:`EvalData` (returned as is);
         * a pandas or polars DataFrame, or a dict of arrays, in long format;
-        * a ``.jsonl``/``.ndjson``, ``.csv`` or ``.parquet`` file in long format;
+        * a ``.jsonl``/``.ndjson``, ``.csv`` or ``.parquet`` file in long format (read by
+          :func:`cje.readers.read_table`: ids as the exact text written; a file that does not
+          parse fails naming the file and the line);
         * a ``cje-eval`` fresh-draws directory of ``<policy>_responses.jsonl`` files;
         * a ``cje-eval`` logged-data JSONL file (``metadata.prompt_id``,
           ``base_policy_logprob``, ``target_policy_logprobs``): its rows become policy
@@ -327,17 +336,24 @@ def load(
         on_invalid=on_invalid,
         policy=policy,
     )
+    covariates = kw["covariates"] = _check_options(columns, covariates)
     if isinstance(source, (str, os.PathLike)):
-        extra = [*covariates, *(columns or {}).values()]  # JSONL reads only the fields it is told
-        cols = read_columns(Path(source), covariates=extra, logging_policy=logging_policy)
+        cols = read_columns(Path(source), covariates=covariates, logging_policy=logging_policy,
+                            columns=columns)
         return _build(cols, **kw)
     return EvalData.from_frame(source, **kw)
 
 
 def read_columns(
-    path: Path, *, covariates: Sequence[str] = (), logging_policy: str = "base"
+    path: Path,
+    *,
+    covariates: Sequence[str] = (),
+    logging_policy: str = "base",
+    columns: Mapping[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Read a supported file or directory into a dict of numpy columns (no validation).
+
+    The file is read by :func:`cje.readers.read_table`, the one reader of every format.
 
     Parameters
     ----------
@@ -348,33 +364,16 @@ def read_columns(
         Extra columns to read besides the standard ones.
     logging_policy : str
         Policy name for the rows of a logged-data file.
+    columns : Mapping[str, str], optional
+        The user's rename map; the columns it maps to ``prompt_id`` and ``policy`` are read as
+        the exact text written, like the standard id columns.
     """
-    if not path.exists():
-        raise CJEInputError(f"No such file or directory: '{path}'.")
-    if path.is_dir():
-        return _read_fresh_draws_dir(path, covariates)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return _read_jsonl(path, covariates, logging_policy=logging_policy)
-    import polars as pl
+    from cje.readers import ID_COLUMNS, read_table
 
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise CJEInputError(
-            f"Cannot read '{path}': unknown file type {suffix!r}. Use .jsonl, .csv or .parquet, "
-            "or a directory of <policy>_responses.jsonl files."
-        )
-    if path.stat().st_size == 0:
-        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
-    kind = "CSV" if suffix == ".csv" else "Parquet"
-    try:
-        if suffix == ".csv":
-            frame = pl.read_csv(path, infer_schema_length=None)
-        else:
-            frame = pl.read_parquet(path)
-    except Exception as exc:  # message depends on polars version
-        raise CJEInputError(f"Cannot parse '{path}' as {kind}: {exc}") from None
-    if frame.height == 0:
-        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    mapped = [*(columns or {}).values()]
+    ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
+    frame = read_table(path, want=_wanted([*covariates, *mapped]), id_columns=ids,
+                       logging_policy=logging_policy)
     return _columns_of(frame)
 
 
@@ -386,121 +385,32 @@ def _wanted(covariates: Sequence[str]) -> list[str]:
     return want
 
 
-def _first_record(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CJEInputError(
-                        f"'{path}' is not valid JSON Lines: its first record does not parse "
-                        f"({exc.msg})."
-                    ) from None
-                if not isinstance(rec, dict):
-                    raise CJEInputError(f"'{path}': each JSON line must be an object.")
-                return rec
-    raise CJEInputError(f"The input has no rows: '{path}' is empty.")
-
-
-def _scan_jsonl(paths: Sequence[Path], want: Sequence[str]) -> list[Any]:
-    """Read the wanted top-level fields of JSONL files with polars, in parallel.
-
-    Fast path: an explicit schema of the wanted fields (the rest of each line, e.g. long response
-    texts, is skipped), all files collected at once. Files whose types differ from that guess
-    (e.g. integer prompt ids) or that hold nested records are read with full schema inference.
-    """
-    import polars as pl
-
-    types = {"prompt_id": pl.String, "policy": pl.String, "response": pl.String,
-             "draw_idx": pl.Int64}
-    schema = {c: types.get(c, pl.Float64) for c in want}
-    flat = [i for i, p in enumerate(paths)
-            if not {"metadata", "target_policy_logprobs"} & set(_first_record(p))]
-    frames: list[Any] = [None] * len(paths)
-    try:
-        got = pl.collect_all([pl.scan_ndjson(paths[i], schema=schema) for i in flat])
-        for i, fr in zip(flat, got, strict=True):
-            frames[i] = fr.select([c for c in want if fr.get_column(c).null_count() < fr.height])
-    except Exception:  # types differ from the fast-path guess: infer them below
-        pass
-    for i, p in enumerate(paths):
-        if frames[i] is None:
-            try:
-                frames[i] = pl.read_ndjson(p, infer_schema_length=None)
-            except Exception as exc:  # message depends on the polars version
-                raise CJEInputError(f"Cannot parse '{p}' as JSON Lines: {exc}") from None
-    return frames
-
-
-def _read_jsonl(path: Path, covariates: Sequence[str], *, logging_policy: str) -> dict[str, Any]:
-    frame = _scan_jsonl([path], _wanted(covariates))[0]
-    if frame.height == 0:
-        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
-    names = frame.columns
-    if "metadata" in names or "target_policy_logprobs" in names:
-        return _logged_columns(frame, path, logging_policy)
-    return _columns_of(frame)
-
-
-def _logged_columns(frame: Any, path: Path, logging_policy: str) -> dict[str, Any]:
-    """Flatten the cje-eval logged-data format into standard columns."""
-    import polars as pl
-
-    cols: dict[str, Any] = {}
-    meta_fields: list[str] = []
-    if "metadata" in frame.columns and isinstance(frame.schema["metadata"], pl.Struct):
-        meta_fields = [f.name for f in frame.schema["metadata"].fields]
-    for name in frame.columns:
-        if name in ("metadata", "target_policy_logprobs"):
-            continue
-        dtype = frame.schema[name]
-        if isinstance(dtype, (pl.Struct, pl.List)):
-            continue
-        cols[name] = frame.get_column(name).to_numpy()
-    for name in ("prompt_id", "judge_score", "oracle_label"):
-        if name not in cols and name in meta_fields:
-            cols[name] = frame.get_column("metadata").struct.field(name).to_numpy()
-    if "prompt_id" not in cols:
+def _check_options(columns: Any, covariates: Any) -> tuple[str, ...]:
+    """Refuse a ``columns`` that is not a mapping and a ``covariates`` that is not a list of
+    names (a string is not iterated character by character); the covariates as a tuple
+    (``None`` means none)."""
+    if covariates is None:
+        covariates = ()
+    if columns is not None and not isinstance(columns, Mapping):
         raise CJEInputError(
-            f"'{path}' looks like cje-eval logged data but has no prompt id: expected "
-            "'metadata.prompt_id' or a top-level 'prompt_id' field on every row."
+            f"columns must be a mapping from standard name to your column name, e.g. "
+            f"columns={{'judge_score': 'score'}}; got {type(columns).__name__} {columns!r}."
         )
-    if "base_policy_logprob" in cols:
-        cols["logprob_base"] = np.asarray(cols.pop("base_policy_logprob"), dtype=float)
-    if "target_policy_logprobs" in frame.columns:
-        tp = frame.get_column("target_policy_logprobs")
-        if isinstance(tp.dtype, pl.Struct):
-            for f in tp.dtype.fields:
-                cols[f"logprob[{f.name}]"] = tp.struct.field(f.name).cast(pl.Float64).to_numpy()
-    cols.setdefault("policy", np.full(frame.height, logging_policy, dtype=object))
-    return cols
-
-
-def _read_fresh_draws_dir(path: Path, covariates: Sequence[str]) -> dict[str, Any]:
-    """Read a cje-eval fresh-draws directory: one ``<policy>_responses.jsonl`` per policy."""
-    import polars as pl
-
-    files = sorted(path.glob("*_responses.jsonl"))
-    if not files:
+    for std, theirs in (columns or {}).items():
+        if not isinstance(std, str) or not isinstance(theirs, str):
+            raise CJEInputError(
+                f"columns must map column names (strings) to column names; got {std!r}: {theirs!r}."
+            )
+    if isinstance(covariates, (str, bytes)) or not isinstance(covariates, Sequence | set | frozenset):
+        hint = f"covariates=[{covariates!r}]" if isinstance(covariates, str) else "covariates=['a', 'b']"
         raise CJEInputError(
-            f"'{path}' is a directory but holds no '<policy>_responses.jsonl' files. Pass a "
-            "long-format file instead, or a cje-eval fresh-draws directory."
+            f"covariates must be a list of column names, e.g. {hint}; got "
+            f"{type(covariates).__name__} {covariates!r}."
         )
-    for f in files:
-        with open(f, "rb") as fh:
-            if not any(line.strip() for line in fh):
-                raise CJEInputError(
-                    f"Policy {f.name[: -len('_responses.jsonl')]!r} has no rows: '{f}' is empty. "
-                    "Add its responses, or remove the file."
-                )
-    frames = []
-    for f, fr in zip(files, _scan_jsonl(files, _wanted(covariates)), strict=True):
-        if "policy" in fr.columns:
-            fr = fr.drop("policy")
-        frames.append(fr.with_columns(pl.lit(f.name[: -len("_responses.jsonl")]).alias("policy")))
-    frame = pl.concat(frames, how="diagonal_relaxed")
-    return _columns_of(frame)
+    for c in covariates:
+        if not isinstance(c, str):
+            raise CJEInputError(f"covariates must be column names (strings); got {c!r}.")
+    return tuple(covariates)
 
 
 def pd_is_string(dtype: Any) -> bool:
@@ -517,7 +427,18 @@ def _columns_of(frame: Any) -> dict[str, Any]:
         if hasattr(frame, "collect") and not hasattr(frame, "height"):
             frame = frame.collect()
         return {c: frame.get_column(c).to_numpy() for c in frame.columns}
+    if mod.startswith("pandas") and not hasattr(frame, "columns"):
+        raise CJEInputError(
+            f"Cannot read a pandas {type(frame).__name__}: pass a DataFrame with one column per "
+            "field (for a Series, series.to_frame() or a dict of columns)."
+        )
     if mod.startswith("pandas"):
+        dup = frame.columns[frame.columns.duplicated()]
+        if len(dup):
+            raise CJEInputError(
+                f"The DataFrame has more than one column named {dup[0]!r}: each column needs a "
+                "distinct name. Rename or drop the duplicate."
+            )
         # string columns stay pandas arrays: factorizing them natively is much faster than
         # converting millions of strings to Python objects first
         return {
@@ -527,7 +448,11 @@ def _columns_of(frame: Any) -> dict[str, Any]:
     if isinstance(frame, Mapping):
         out = {}
         for k, v in frame.items():
-            arr = np.asarray(v)
+            try:
+                arr = np.asarray(v)
+            except ValueError:  # ragged, e.g. a list among the ids: keep the values as given
+                arr = np.empty(len(v), dtype=object)
+                arr[:] = list(v)
             if arr.dtype.kind == "U" and not isinstance(v, np.ndarray):
                 arr = np.asarray(v, dtype=object)  # a missing value stays missing, not 'nan'
             if arr.ndim != 1:
@@ -535,6 +460,15 @@ def _columns_of(frame: Any) -> dict[str, Any]:
                     f"Column {k!r} must be one-dimensional; got shape {arr.shape}."
                 )
             out[str(k)] = arr
+        lengths = {k: len(v) for k, v in out.items()}
+        if len(set(lengths.values())) > 1:
+            (k1, n1), (k2, n2) = next(
+                ((a, b) for a, b in zip(lengths.items(), list(lengths.items())[1:], strict=False)
+                 if a[1] != b[1]))
+            raise CJEInputError(
+                f"Every column must have one value per row; column {k1!r} has {n1} values but "
+                f"{k2!r} has {n2}. Pass columns of equal length."
+            )
         return out
     raise CJEInputError(
         f"Cannot read data of type {type(frame).__name__}: pass a pandas or polars DataFrame, a "
@@ -555,24 +489,38 @@ def _show(v: Any) -> str:
     return repr(v.item() if isinstance(v, np.generic) else v)
 
 
-def _clean_ids(raw: np.ndarray, strip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _clean_ids(
+    raw: Any, strip: bool = True, name: str = "prompt_id"
+) -> tuple[np.ndarray, np.ndarray]:
     """Factorize an id column: codes per row (-1 where missing or empty) and the cleaned ids.
 
-    Ids become strings (an integer-valued float ``3.0`` becomes ``"3"``) and, with ``strip``,
-    lose surrounding whitespace; ids equal after cleaning share a code. Only distinct values are
-    cleaned in Python, so this is fast on millions of rows.
+    Ids become strings (an integer ``3`` or integer-valued float ``3.0`` becomes ``"3"``) and,
+    with ``strip``, lose surrounding whitespace. Distinct values that would become the same id
+    (``7`` and ``"7"``, ``" a"`` and ``"a"``) are refused, naming both rows: ids are never merged
+    silently. Only distinct values are cleaned in Python, so this is fast on millions of rows.
     """
     import pandas as pd
 
     if raw.dtype.kind in "iu":
         raw = raw.astype(str)
-    codes, uniq = pd.factorize(raw, use_na_sentinel=True)
+    try:
+        codes, uniq = pd.factorize(raw, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists, dicts)
+        _refuse_non_scalar_ids(np.asarray(raw, dtype=object), name, range(len(raw)))
+        raise  # pragma: no cover - the line above raises
     uniq = np.asarray(uniq, dtype=object)
     if pd.api.types.infer_dtype(uniq, skipna=False) == "string":  # fast path: all str
         cleaned = pd.Series(uniq, dtype=object).str.strip().to_numpy(object) if strip else uniq
         if not (cleaned == "").any() and (cleaned is uniq or (cleaned == uniq).all()):
             return codes.astype(np.int64), uniq
-        return _merge_cleaned(codes, cleaned)
+        return _merge_cleaned(codes, cleaned, uniq, name)
+    _refuse_non_scalar_ids(uniq, name, None, codes)
+    if raw.dtype == object:  # 7 == 7.0 == True to pandas: factorize on (type, value) instead
+        typed = np.empty(len(raw), dtype=object)
+        typed[:] = [(type(v), v) for v in raw]
+        codes, _ = pd.factorize(typed)
+        _, first_row = np.unique(codes, return_index=True)  # codes are in order of appearance
+        uniq = np.asarray(raw, dtype=object)[first_row]
     cleaned = np.empty(len(uniq), dtype=object)
     for j, v in enumerate(uniq):
         if _is_missing(v):
@@ -581,13 +529,41 @@ def _clean_ids(raw: np.ndarray, strip: bool = True) -> tuple[np.ndarray, np.ndar
             cleaned[j] = str(int(v))
         else:
             cleaned[j] = str(v).strip() if strip else str(v)
-    return _merge_cleaned(codes, cleaned)
+    return _merge_cleaned(codes, cleaned, uniq, name)
 
 
-def _merge_cleaned(codes: np.ndarray, cleaned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-code rows after cleaning their distinct ids (ids equal after cleaning merge; '' → -1)."""
+def _refuse_non_scalar_ids(values: np.ndarray, name: str, rows: Any, codes: Any = None) -> None:
+    """Raise on the first list, dict, tuple, set or array among id values (naming its row)."""
+    for j, v in enumerate(values):
+        if isinstance(v, (list, dict, tuple, set, np.ndarray)):
+            i = j if codes is None else int(np.flatnonzero(codes == j)[0])
+            kind = type(v).__name__
+            raise CJEInputError(
+                f"The {name!r} column must hold one string or number per row; row {i} has a "
+                f"{kind} ({_show(v)[:60]}). Give each row a single id."
+            )
+
+
+def _merge_cleaned(
+    codes: np.ndarray, cleaned: np.ndarray, uniq: np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-code rows after cleaning their distinct ids ('' → -1); ids equal after cleaning are
+    refused (both rows named)."""
     import pandas as pd
 
+    dup = pd.Series(cleaned).duplicated(keep=False).to_numpy() & (cleaned != "")
+    if dup.any():
+        j1 = int(np.flatnonzero(dup)[0])
+        j2 = int(np.flatnonzero(dup & (cleaned == cleaned[j1]))[1])
+        r1, r2 = (int(np.flatnonzero(codes == j)[0]) for j in (j1, j2))
+        r1, r2, j1, j2 = (r1, r2, j1, j2) if r1 < r2 else (r2, r1, j2, j1)
+        raise CJEInputError(
+            f"The {name!r} column has two different values that read as the same id "
+            f"{cleaned[j1]!r}: row {r1} has {_show(uniq[j1])} ({type(uniq[j1]).__name__}) and row "
+            f"{r2} has {_show(uniq[j2])} ({type(uniq[j2]).__name__}). Ids are compared as text: "
+            "write each id the same way on every row (e.g. all as strings, without surrounding "
+            "spaces)."
+        )
     code2, uniq2 = pd.factorize(cleaned)
     uniq2 = np.asarray(uniq2, dtype=object)
     empty = np.flatnonzero(uniq2 == "")
@@ -672,7 +648,27 @@ def _check_scale(scale: Any, name: str) -> tuple[float, float]:
         ) from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise CJEInputError(f"{name} must satisfy low < high (both finite); got {scale!r}.")
+    if not hi - lo <= MAX_SCALE_WIDTH or max(abs(lo), abs(hi)) > MAX_SCALE_WIDTH:
+        raise CJEInputError(
+            f"{name} must have a width (high - low) and bounds of at most {MAX_SCALE_WIDTH:g}, so "
+            f"that variances on it stay finite; got {scale!r}. Rescale the values (e.g. to (0, 1))."
+        )
     return (lo, hi)
+
+
+def _check_inferred_width(scale: tuple[float, float], values: np.ndarray, field: str,
+                          arg: str, pid: np.ndarray) -> None:
+    """An inferred scale must be as usable as a declared one (finite width, finite variances)."""
+    lo, hi = scale
+    if hi - lo <= MAX_SCALE_WIDTH and max(abs(lo), abs(hi)) <= MAX_SCALE_WIDTH and lo < hi:
+        return
+    i = int(np.nanargmax(np.abs(values)))
+    raise CJEInputError(
+        f"The {field!r} column spans {np.nanmin(values):g} to {np.nanmax(values):g}, wider than the "
+        f"largest usable scale ({MAX_SCALE_WIDTH:g}); {_row_ref(i, pid)} has {values[i]:g}. A value "
+        f"like this is usually a sentinel for a missing value: leave such rows empty (null/NaN), "
+        f"or rescale the values and pass {arg}=(low, high)."
+    )
 
 
 def _build(
@@ -723,7 +719,7 @@ def _build(
 
     # ---- policy ------------------------------------------------------------------------
     if "policy" in cols:
-        pol_code, pol_uniq = _clean_ids(cols["policy"], strip=False)
+        pol_code, pol_uniq = _clean_ids(cols["policy"], strip=False, name="policy")
         pol = np.append(pol_uniq, "")[pol_code]
         empty_pol = pol_code < 0
         if empty_pol.any():
@@ -796,6 +792,7 @@ def _build(
             )
     else:
         jscale = infer_scale(s)
+        _check_inferred_width(jscale, s, "judge_score", "judge_scale", pid)
         notices.append(
             f"judge_scale was not given; inferred {_fmt_scale(jscale)} from the scores "
             f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
@@ -813,6 +810,7 @@ def _build(
                 )
     elif lab.any():
         lscale = infer_scale(y[lab])
+        _check_inferred_width(lscale, np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
         notices.append(
             f"label_scale was not given; inferred {_fmt_scale(lscale)} from the oracle labels "
             f"(observed {np.nanmin(y):g} to {np.nanmax(y):g}). Pass label_scale=(low, high) to "

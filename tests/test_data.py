@@ -181,7 +181,7 @@ BAD_INPUT: list[tuple[str, Callable[[Path], Any], str]] = [
     ("corrupt_parquet", lambda t: cje.load(_write(t, "bad.parquet", "not parquet at all")),
      r"Cannot parse '.*bad\.parquet' as Parquet"),
     ("not_json_lines", lambda t: cje.load(_write(t, "d.jsonl", '[{"prompt_id": "a"}]\n')),
-     r"is not valid JSON Lines|each JSON line must be an object"),
+     r"'.*d\.jsonl', line 1: each line must be a JSON object \(\{\.\.\.\}\); got a list"),
     ("dir_without_responses", lambda t: cje.load(t),
      r"is a directory but holds no '<policy>_responses\.jsonl' files"),
     ("unsupported_type", lambda t: cje.load(42), r"Cannot read data of type int"),

@@ -345,28 +345,44 @@ def require_columns(frame_columns: Sequence[str], needed: Sequence[str], what: s
 
 
 def as_frame(data: Any) -> Any:
-    """A pandas DataFrame from pandas, polars, a dict of arrays or a file path."""
+    """A pandas DataFrame from pandas, polars, a dict of arrays or a file path.
+
+    Files are read by :func:`cje.readers.read_table`, the reader :func:`cje.load` uses: the same
+    formats, ids read as the exact text written (``1.10`` and ``1.1`` stay distinct), and the same
+    errors, naming the file and the line. A directory of cje-eval fresh draws is read by
+    :func:`cje.load` itself (its flat table, with ``response_length`` derived when possible).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "scores.csv"
+    ...     _ = p.write_text("prompt_id,policy,judge,judge_score\\n007,1.10,j,0.5\\n7,1.1,j,0.2\\n")
+    ...     df = as_frame(p)
+    >>> df["prompt_id"].tolist(), df["policy"].tolist()
+    (['007', '7'], ['1.10', '1.1'])
+    """
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
         return data
     mod = type(data).__module__
-    if mod.startswith("polars"):
+    if mod.startswith("polars") and hasattr(data, "to_pandas"):
         return data.to_pandas()
-    if isinstance(data, dict):
-        return pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
+    if isinstance(data, dict):  # as cje.load reads a dict: equal lengths, mixed ids kept as given
+        from cje.data import _columns_of
+
+        return pd.DataFrame(_columns_of(data))
+    import os
     from pathlib import Path
 
-    if isinstance(data, (str, Path)):
+    if isinstance(data, (str, os.PathLike)):
+        from cje.readers import read_table
+
         p = Path(data)
         if p.is_dir():  # cje-eval fresh draws (<policy>_responses.jsonl): read as cje.load does
             return _flat_from_load(p)
-        if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            return pd.read_json(p, lines=True)
-        if p.suffix.lower() == ".csv":
-            return pd.read_csv(p)
-        if p.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(p)
+        return read_table(p).to_pandas()
     from cje.errors import CJEInputError
 
     raise CJEInputError(
@@ -384,6 +400,8 @@ def _flat_from_load(path: Any) -> Any:
 
     try:
         data = load(path, covariates=("response_length",))
-    except CJEInputError:  # no response text: the tests that need a length say so
+    except CJEInputError as exc:  # no response text: the tests that need a length say so
+        if "response_length" not in str(exc):
+            raise
         data = load(path)
     return flat_table(data)

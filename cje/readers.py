@@ -1,0 +1,587 @@
+"""Every file format :mod:`cje` reads, in one place.
+
+:func:`read_table` turns a path into one flat polars DataFrame. :func:`cje.load` (via
+:mod:`cje.data`) and the judge-bias diagnostics (:mod:`cje.bias`) both read files through it, so
+they accept the same formats, read ids the same way and fail with the same messages.
+
+Formats: a long-format ``.jsonl``/``.ndjson``/``.json`` (JSON Lines), ``.csv`` or ``.parquet``/
+``.pq`` file; a cje-eval fresh-draws directory of ``<policy>_responses.jsonl`` files; a cje-eval
+logged-data JSONL file (``metadata.prompt_id``, ``base_policy_logprob``,
+``target_policy_logprobs``), flattened to ``prompt_id``, ``logprob_base`` and ``logprob[<target>]``.
+
+Ids are read as the exact text written. Id columns (:data:`ID_COLUMNS`, plus the columns a user
+maps to them) are never type-inferred: ``1.10`` and ``1.1``, ``2`` and ``2.0``, ``007`` and ``7``
+stay distinct. A JSON number id keeps the text it was written with (``7.0`` stays ``"7.0"``); a
+JSON number and a JSON string with the same text (``7`` and ``"7"``) in one id column are refused,
+naming both lines, since no reading of them is safe.
+
+A file that cannot be parsed is checked line by line in Python (only then: valid files take the
+fast polars path) and the error names the file, the line and the fix. A UTF-8 byte-order mark is
+accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cje.errors import CJEInputError
+
+__all__ = ["ID_COLUMNS", "read_table"]
+
+#: Columns always read as text: the ids of the long format and of the judge-bias inputs.
+ID_COLUMNS: tuple[str, ...] = (
+    "prompt_id", "policy", "a_id", "b_id", "judge", "judge_family", "policy_family", "a_family",
+    "b_family",
+)
+#: Read as text, then as integers when every value is written as a plain integer.
+_INDEX_COLUMNS: tuple[str, ...] = ("draw_idx",)
+_JSONL = (".jsonl", ".ndjson", ".json")
+_BOM = b"\xef\xbb\xbf"
+_LOGGED_KEYS = ("metadata", "target_policy_logprobs")
+_CANON_INT = re.compile(r"^(?:-?[1-9][0-9]*|0)$")
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+def read_table(
+    path: str | Path,
+    *,
+    want: Sequence[str] | None = None,
+    id_columns: Sequence[str] = ID_COLUMNS,
+    logging_policy: str = "base",
+) -> Any:
+    """Read a supported file or directory into one flat polars DataFrame (no validation).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A long-format JSONL, CSV or Parquet file, a cje-eval logged-data JSONL file, or a
+        cje-eval fresh-draws directory.
+    want : sequence of str, optional
+        The fields a JSON Lines reader needs (the rest of each line, e.g. long response texts,
+        is skipped); ``None`` reads every field. CSV and Parquet files are read whole.
+    id_columns : sequence of str
+        Columns read as the exact text written (never as numbers).
+    logging_policy : str
+        Policy name for the rows of a logged-data file.
+
+    Returns
+    -------
+    polars.DataFrame
+        Id columns are strings; a fresh-draws directory gets a ``policy`` column from the file
+        names, logged data a ``policy`` column set to ``logging_policy``.
+
+    Raises
+    ------
+    CJEInputError
+        The path does not exist, has an unknown type, is empty or cannot be parsed; a parse
+        error names the file and the line and says how to fix it.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "runs.csv"
+    ...     _ = p.write_text("prompt_id,policy,judge_score\\n007,1.10,0.5\\n7,1.1,0.25\\n")
+    ...     t = read_table(p)
+    >>> t["prompt_id"].to_list(), t["policy"].to_list(), t["judge_score"].to_list()
+    (['007', '7'], ['1.10', '1.1'], [0.5, 0.25])
+    """
+    path = Path(path)
+    ids = tuple(dict.fromkeys(id_columns))
+    if not path.exists():
+        raise CJEInputError(f"No such file or directory: '{path}'.")
+    if path.is_dir():
+        return _read_fresh_draws_dir(path, want, ids)
+    suffix = path.suffix.lower()
+    if suffix not in (*_JSONL, ".csv", ".parquet", ".pq"):
+        raise CJEInputError(
+            f"Cannot read '{path}': unknown file type {suffix!r}. Use .jsonl, .csv or .parquet, "
+            "or a directory of <policy>_responses.jsonl files."
+        )
+    if path.stat().st_size == 0:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    if suffix in _JSONL:
+        frame = _read_jsonl(path, want, ids, logging_policy)
+    elif suffix == ".csv":
+        frame = _read_csv(path, ids)
+    else:
+        frame = _read_parquet(path)
+    if frame.height == 0:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    return frame
+
+
+def _where(path: Path, line: int) -> str:
+    return f"'{path}', line {line}"
+
+
+# --------------------------------------------------------------------------------------------
+# CSV and Parquet
+# --------------------------------------------------------------------------------------------
+def _csv_header(path: Path) -> list[str]:
+    """The header fields (a UTF-8 BOM is dropped); duplicate names are refused."""
+    with open(path, "rb") as fh:
+        raw = fh.readline()
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+    text = _decode_line(path, 1, raw)
+    names = next(csv.reader([text]), [])
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise CJEInputError(
+                f"{_where(path, 1)}: column {name!r} appears more than once in the header — "
+                "rename or remove the duplicate so each column has one meaning."
+            )
+        seen.add(name)
+    return names
+
+
+def _read_csv(path: Path, ids: Sequence[str]) -> Any:
+    import polars as pl
+
+    header = _csv_header(path)
+    text_cols = [c for c in (*ids, *_INDEX_COLUMNS) if c in header]
+    try:
+        frame = pl.read_csv(path, infer_schema_length=None,
+                            schema_overrides={c: pl.String for c in text_cols})
+    except Exception as exc:  # message depends on the polars version
+        _diagnose_csv(path, len(header))
+        raise CJEInputError(f"Cannot parse '{path}' as CSV: {exc}") from None
+    _check_csv_last_line(path, len(header))
+    return _index_as_int(frame)
+
+
+def _index_as_int(frame: Any) -> Any:
+    """Text index columns become integers when every value is a plain integer."""
+    import polars as pl
+
+    for c in _INDEX_COLUMNS:
+        if c in frame.columns and frame.schema[c] == pl.String:
+            col = frame.get_column(c)
+            if col.drop_nulls().str.contains(_CANON_INT.pattern).all():
+                frame = frame.with_columns(col.cast(pl.Int64))
+    return frame
+
+
+def _check_csv_last_line(path: Path, n_fields: int) -> None:
+    """A last line with fewer fields than the header is a truncated file (polars pads it)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    if tail.endswith(b"\n") or b"\n" not in tail:
+        return
+    last = tail.rsplit(b"\n", 1)[1]
+    if not last.strip():
+        return
+    try:
+        fields = next(csv.reader([last.decode("utf-8")]), [])
+    except (UnicodeDecodeError, csv.Error):  # pragma: no cover - polars refused these already
+        return
+    if len(fields) < n_fields:
+        with open(path, "rb") as fh:
+            line = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) + 1
+        raise CJEInputError(
+            f"{_where(path, line)}: the last line has {len(fields)} of the header's {n_fields} "
+            "fields and no line end: the file looks truncated — complete the line or remove it."
+        )
+
+
+def _diagnose_csv(path: Path, n_fields: int) -> None:
+    """Find the first line polars could not read and raise a CJEInputError naming it."""
+    with open(path, "rb") as fh:
+        raw_lines = fh.read().split(b"\n")
+    if raw_lines and raw_lines[0].startswith(_BOM):
+        raw_lines[0] = raw_lines[0][len(_BOM):]
+    texts = [_decode_line(path, i + 1, raw) for i, raw in enumerate(raw_lines)]
+    reader = csv.reader(io.StringIO("\n".join(texts), newline=""), strict=True)
+    start = 1  # the line the current record starts on
+    try:
+        for fields in reader:
+            if len(fields) > n_fields:
+                raise CJEInputError(
+                    f"{_where(path, start)}: the line has {len(fields)} fields but the header has "
+                    f"{n_fields} — quote values that contain commas, or fix the line."
+                )
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise CJEInputError(
+                f"{_where(path, start)}: a quoted value is never closed, so the rest of the file "
+                "reads as one value — close the quote, or remove the line if the file is truncated."
+            ) from None
+        raise CJEInputError(f"{_where(path, start)}: not valid CSV ({exc}) — fix the line.") from None
+
+
+def _read_parquet(path: Path) -> Any:
+    import polars as pl
+
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # message depends on polars version
+        raise CJEInputError(f"Cannot parse '{path}' as Parquet: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# JSON Lines: line-level checks (used when the fast path fails, and on the first line)
+# --------------------------------------------------------------------------------------------
+def _decode_line(path: Path, line: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start:exc.start + 1]
+        raise CJEInputError(
+            f"{_where(path, line)}: byte 0x{bad.hex()} at position {exc.start} is not valid "
+            "UTF-8 — re-save the file as UTF-8."
+        ) from None
+
+
+class _Num(str):
+    """The text of a JSON number as written (``7.0`` stays ``"7.0"``)."""
+
+
+def _json_text(value: Any) -> str:
+    """Short JSON text of a parsed value, numbers shown as written."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, _Num):
+            return float(v) if any(ch in v for ch in ".eE") else int(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+    text = json.dumps(plain(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _parse_line(path: Path, line: int, raw: bytes, *, last: bool = False) -> dict[str, Any]:
+    """One JSON Lines record, numbers kept as their written text; errors name the line."""
+    text = _decode_line(path, line, raw)
+    try:
+        rec = json.loads(text, parse_int=_Num, parse_float=_Num, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        if last and not text.rstrip().endswith("}"):
+            what = "the record ends early: the file looks truncated — complete the line or remove it"
+        else:
+            what = f"not valid JSON ({exc.msg} at column {exc.colno}) — fix the line"
+        raise CJEInputError(f"{_where(path, line)}: {what}.") from None
+    except ValueError as exc:  # NaN, Infinity, -Infinity
+        raise CJEInputError(
+            f"{_where(path, line)}: bare {exc.args[0]} is not valid JSON — write null for a missing "
+            "value (or a quoted string)."
+        ) from None
+    except RecursionError:
+        raise CJEInputError(
+            f"{_where(path, line)}: the record is nested too deeply to read — flatten it (cje "
+            "needs top-level fields)."
+        ) from None
+    if not isinstance(rec, dict):
+        raise CJEInputError(
+            f"{_where(path, line)}: each line must be a JSON object ({{...}}); got a "
+            f"{type(rec).__name__} — write one record per line."
+        )
+    return rec
+
+
+def _lines(path: Path) -> Any:
+    """(line number, raw bytes, is last) of the non-empty lines; a leading BOM is dropped."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    raw_lines = data.split(b"\n")
+    while raw_lines and not raw_lines[-1].strip():
+        raw_lines.pop()
+    n = len(raw_lines)
+    for i, raw in enumerate(raw_lines):
+        if raw.strip():
+            yield i + 1, raw, i == n - 1
+
+
+def _first_record(path: Path) -> dict[str, Any]:
+    """The first record, read without reading the rest of the file."""
+    with open(path, "rb") as fh:
+        line, first = 0, b""
+        for line, raw in enumerate(fh, start=1):
+            if line == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            if raw.strip():
+                first = raw
+                break
+    if not first:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    # a first line without a line end is also the last one: it may be truncated
+    return _parse_line(path, line, first.rstrip(b"\r\n"), last=not first.endswith(b"\n"))
+
+
+def _value_at(rec: dict[str, Any], key: str) -> tuple[bool, Any]:
+    if key in rec:
+        return True, rec[key]
+    meta = rec.get("metadata")
+    if isinstance(meta, dict) and key in meta:
+        return True, meta[key]
+    return False, None
+
+
+def _id_text(path: Path, line: int, key: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    kind = {bool: "a boolean", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    raise CJEInputError(
+        f"{_where(path, line)}: {key!r} is {kind} ({_json_text(value)}) — ids must be strings "
+        "or numbers."
+    )
+
+
+def _check_logprobs(path: Path, line: int, rec: dict[str, Any]) -> None:
+    checks = [("base_policy_logprob", rec.get("base_policy_logprob"))]
+    tp = rec.get("target_policy_logprobs")
+    if isinstance(tp, dict):
+        checks += [(f"target_policy_logprobs[{k!r}]", v) for k, v in tp.items()]
+    elif tp is not None:
+        raise CJEInputError(
+            f"{_where(path, line)}: 'target_policy_logprobs' must be an object mapping each target "
+            f"policy to a log-probability; got {_json_text(tp)}."
+        )
+    for name, v in checks:
+        if v is not None and not isinstance(v, _Num):
+            raise CJEInputError(
+                f"{_where(path, line)}: {name} is {_json_text(v)}, not a number — write a "
+                "number, or null where the log-probability is missing."
+            )
+
+
+def _diagnose_jsonl(path: Path, ids: Sequence[str]) -> None:
+    """Raise a CJEInputError naming the first line that is not a valid record, if there is one."""
+    for line, raw, last in _lines(path):
+        rec = _parse_line(path, line, raw, last=last)
+        for key in ids:
+            found, value = _value_at(rec, key)
+            if found:
+                _id_text(path, line, key, value)
+        if "target_policy_logprobs" in rec or "base_policy_logprob" in rec:
+            _check_logprobs(path, line, rec)
+
+
+def _exact_ids(path: Path, key: str) -> list[str | None]:
+    """The ids of one field as written, line by line (numbers keep their text).
+
+    A JSON number and a JSON string with the same text in one column are refused.
+    """
+    out: list[str | None] = []
+    first_of: dict[str, tuple[int, bool]] = {}
+    for line, raw, last in _lines(path):
+        rec = _parse_line(path, line, raw, last=last)
+        _, value = _value_at(rec, key)
+        text = _id_text(path, line, key, value)
+        if text is not None:
+            is_num = isinstance(value, _Num)
+            prev = first_of.setdefault(text, (line, is_num))
+            if prev[1] != is_num:
+                num_line, str_line = (prev[0], line) if prev[1] else (line, prev[0])
+                raise CJEInputError(
+                    f"'{path}': {key!r} is the number {text} on line {num_line} and the string "
+                    f"\"{text}\" on line {str_line}; they cannot be told apart as ids — write every "
+                    f"{key} as a string (or every one as a number)."
+                )
+            text = str(text)
+        out.append(text)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# JSON Lines: reading
+# --------------------------------------------------------------------------------------------
+def _source(path: Path) -> Any:
+    """The path, or its bytes without a UTF-8 byte-order mark (polars rejects the mark)."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(_BOM))
+    if head == _BOM:
+        with open(path, "rb") as fh:
+            return io.BytesIO(fh.read()[len(_BOM):])
+    return path
+
+
+def _scan_jsonl(paths: Sequence[Path], want: Sequence[str] | None, ids: Sequence[str]) -> list[Any]:
+    """Read JSONL files with polars, in parallel; ids exact; failures explained by line.
+
+    Fast path: an explicit schema of the wanted fields (the rest of each line, e.g. long response
+    texts, is skipped), all flat files collected at once. Files whose types differ from that
+    guess or that hold nested records are read with full schema inference.
+    """
+    import polars as pl
+
+    firsts = [_first_record(p) for p in paths]
+    sources = [_source(p) for p in paths]
+    frames: list[Any] = [None] * len(paths)
+    if want is not None:
+        types = {"response": pl.String, "draw_idx": pl.Int64}
+        schema = {c: pl.String if c in ids else types.get(c, pl.Float64) for c in want}
+        flat = [i for i, rec in enumerate(firsts) if not set(_LOGGED_KEYS) & set(rec)]
+        try:
+            got = pl.collect_all([pl.scan_ndjson(sources[i], schema=schema) for i in flat])
+            for i, fr in zip(flat, got, strict=True):
+                frames[i] = fr.select([c for c in want if fr.get_column(c).null_count() < fr.height])
+        except Exception:  # types differ from the fast-path guess: infer them below
+            pass
+    for i, p in enumerate(paths):
+        if frames[i] is None:
+            src = sources[i]
+            if isinstance(src, io.BytesIO):
+                src.seek(0)
+            try:
+                frames[i] = pl.read_ndjson(src, infer_schema_length=None)
+            except Exception as exc:  # message depends on the polars version
+                _diagnose_jsonl(p, ids)
+                raise CJEInputError(f"Cannot parse '{p}' as JSON Lines: {exc}") from None
+        if not set(_LOGGED_KEYS) & set(firsts[i]):  # logged data: after flattening
+            frames[i] = _exact_id_columns(frames[i], p, ids)
+    return frames
+
+
+def _looks_non_text(col: Any) -> bool:
+    """Whether some value of a string id column may have come from a JSON number, boolean,
+    list or object (polars turns those into text); plain string ids answer False cheaply."""
+    import polars as pl
+
+    if col.dtype != pl.String:
+        return True
+    return bool(col.str.contains(r"^(?:[-0-9\[{]|true$|false$)").any())
+
+
+def _exact_id_columns(frame: Any, path: Path, ids: Sequence[str]) -> Any:
+    """Id columns as the exact text written (a logged file's are read from ``metadata`` too)."""
+    import polars as pl
+
+    for key in ids:
+        if key not in frame.columns:
+            continue
+        col = frame.get_column(key)
+        if not _looks_non_text(col):
+            continue
+        if _plain_ints_only(path, key) and col.dtype in (pl.String, pl.Int64, pl.Int32, pl.Null):
+            exact = col.cast(pl.String)
+        else:
+            exact = pl.Series(key, _exact_ids(path, key), dtype=pl.String)
+        frame = frame.with_columns(exact.alias(key))
+    return frame
+
+
+def _plain_ints_only(path: Path, key: str) -> bool:
+    """True when every non-string value of ``key`` in the file is a plain integer of at most 18
+    digits (``7``; not ``7.0``, ``1e2``, ``-0``, ``true`` or a list) and no string value is
+    written like one (``"7"``): then polars' text of the column is exactly what was written and
+    no number can meet a string of the same text. A byte scan over a memory map, not a parse."""
+    import mmap
+
+    name = re.escape(json.dumps(key).encode())
+    other = rb'\s*:\s*(?:-?[0-9]+[.eE]|-?[0-9]{19}|-0\b|[\[{tf]|"-?[0-9]+")'
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if re.search(name + rb"\s*:\s*[-0-9\[{tf]", data) is None:
+            return True  # strings and nulls only
+        return re.search(name + other, data) is None
+
+
+def _read_jsonl(path: Path, want: Sequence[str] | None, ids: Sequence[str],
+                logging_policy: str) -> Any:
+    frame = _scan_jsonl([path], want, ids)[0]
+    if frame.height == 0:
+        raise CJEInputError(f"The input has no rows: '{path}' is empty.")
+    if set(_LOGGED_KEYS) & set(frame.columns):
+        return _logged_frame(frame, path, logging_policy, ids)
+    _check_id_types(frame, path, ids)
+    return frame
+
+
+def _check_id_types(frame: Any, path: Path, ids: Sequence[str]) -> None:
+    import polars as pl
+
+    for key in ids:
+        if key in frame.columns and frame.schema[key] not in (pl.String, pl.Null):
+            _diagnose_jsonl(path, ids)  # names the line with the list or object id
+            raise CJEInputError(  # pragma: no cover - the diagnosis finds it
+                f"'{path}': {key!r} must hold strings or numbers; it was read as {frame.schema[key]}."
+            )
+
+
+def _logged_frame(frame: Any, path: Path, logging_policy: str, ids: Sequence[str]) -> Any:
+    """Flatten the cje-eval logged-data format into standard columns."""
+    import polars as pl
+
+    meta_fields: list[str] = []
+    if "metadata" in frame.columns and isinstance(frame.schema["metadata"], pl.Struct):
+        meta_fields = [f.name for f in frame.schema["metadata"].fields]
+    cols: list[Any] = []
+    names: set[str] = set()
+    for name in frame.columns:
+        if name in _LOGGED_KEYS or isinstance(frame.schema[name], (pl.Struct, pl.List)):
+            continue
+        cols.append(frame.get_column(name))
+        names.add(name)
+    for name in ("prompt_id", "judge_score", "oracle_label"):
+        if name not in names and name in meta_fields:
+            cols.append(frame.get_column("metadata").struct.field(name).alias(name))
+            names.add(name)
+    if "prompt_id" not in names:
+        raise CJEInputError(
+            f"'{path}' looks like cje-eval logged data but has no prompt id: expected "
+            "'metadata.prompt_id' or a top-level 'prompt_id' field on every row."
+        )
+    out = _exact_id_columns(pl.DataFrame(cols), path, ids)
+    _check_id_types(out, path, ids)
+    try:
+        if "base_policy_logprob" in names:
+            out = out.with_columns(pl.col("base_policy_logprob").cast(pl.Float64)
+                                   .alias("logprob_base")).drop("base_policy_logprob")
+        if "target_policy_logprobs" in frame.columns:
+            tp = frame.get_column("target_policy_logprobs")
+            if isinstance(tp.dtype, pl.Struct):
+                out = out.with_columns([tp.struct.field(f.name).cast(pl.Float64)
+                                        .alias(f"logprob[{f.name}]") for f in tp.dtype.fields])
+            else:
+                raise TypeError("target_policy_logprobs is not an object")
+    except Exception as exc:  # 'n/a' strings and the like
+        _diagnose_jsonl(path, ids)
+        raise CJEInputError(f"Cannot read the log-probabilities of '{path}': {exc}") from None
+    if "policy" not in names:
+        out = out.with_columns(pl.lit(logging_policy, dtype=pl.String).alias("policy"))
+    return out
+
+
+def _read_fresh_draws_dir(path: Path, want: Sequence[str] | None, ids: Sequence[str]) -> Any:
+    """Read a cje-eval fresh-draws directory: one ``<policy>_responses.jsonl`` per policy."""
+    import polars as pl
+
+    files = sorted(path.glob("*_responses.jsonl"))
+    if not files:
+        raise CJEInputError(
+            f"'{path}' is a directory but holds no '<policy>_responses.jsonl' files. Pass a "
+            "long-format file instead, or a cje-eval fresh-draws directory."
+        )
+    for f in files:
+        with open(f, "rb") as fh:
+            if not any(line.strip() and line.strip() != _BOM for line in fh):
+                raise CJEInputError(
+                    f"Policy {f.name[: -len('_responses.jsonl')]!r} has no rows: '{f}' is empty. "
+                    "Add its responses, or remove the file."
+                )
+    frames = []
+    for f, fr in zip(files, _scan_jsonl(files, want, ids), strict=True):
+        _check_id_types(fr, f, ids)
+        if "policy" in fr.columns:
+            fr = fr.drop("policy")
+        frames.append(fr.with_columns(pl.lit(f.name[: -len("_responses.jsonl")]).alias("policy")))
+    return pl.concat(frames, how="diagonal_relaxed")
