@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cje.errors import CJEInputError
 
 __all__ = ["ID_COLUMNS", "read_table"]
@@ -156,7 +158,11 @@ def _read_csv(path: Path, ids: Sequence[str]) -> Any:
     except Exception as exc:  # message depends on the polars version
         _diagnose_csv(path, len(header))
         raise CJEInputError(f"Cannot parse '{path}' as CSV: {exc}") from None
-    _check_csv_last_line(path, len(header))
+    n_blank = _check_csv_field_counts(path, len(header))
+    if n_blank:  # blank lines are not rows (polars reads each as a row of nulls)
+        empty = pl.all_horizontal(pl.all().is_null())
+        if frame.filter(empty).height == n_blank:
+            frame = frame.filter(~empty)
     return _index_as_int(frame)
 
 
@@ -172,28 +178,61 @@ def _index_as_int(frame: Any) -> Any:
     return frame
 
 
-def _check_csv_last_line(path: Path, n_fields: int) -> None:
-    """A last line with fewer fields than the header is a truncated file (polars pads it)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        fh.seek(max(0, size - 65536))
-        tail = fh.read()
-    if tail.endswith(b"\n") or b"\n" not in tail:
-        return
-    last = tail.rsplit(b"\n", 1)[1]
-    if not last.strip():
-        return
-    try:
-        fields = next(csv.reader([last.decode("utf-8")]), [])
-    except (UnicodeDecodeError, csv.Error):  # pragma: no cover - polars refused these already
-        return
-    if len(fields) < n_fields:
-        with open(path, "rb") as fh:
-            line = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) + 1
+def _check_csv_field_counts(path: Path, n_fields: int) -> int:
+    """Every line holds as many fields as the header (polars pads a short line with nulls, so a
+    row missing a separator would silently lose its last values, e.g. read as unlabelled).
+    Returns the number of blank lines (polars reads each as a row of nulls).
+
+    Quote-free files (the usual case) are checked with numpy over the raw bytes; files with
+    quotes (a field may then hold a comma or a line break) with the ``csv`` module.
+    """
+    data = path.read_bytes()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    if b'"' in data:
+        texts = data.decode("utf-8", errors="replace")
+        reader = csv.reader(io.StringIO(texts, newline=""))
+        counts, lines = [], []
+        start, n_blank = 1, 0
+        for fields in reader:
+            n_blank += not fields
+            counts.append(len(fields) if fields else n_fields)
+            lines.append(start)
+            start = reader.line_num + 1
+        cnt, line_no = np.array(counts), np.array(lines)
+    else:
+        buf = np.frombuffer(data, dtype=np.uint8)
+        nl = np.flatnonzero(buf == 10)
+        ends = nl if data.endswith(b"\n") else np.append(nl, buf.size)
+        starts = np.concatenate([[0], nl + 1])[: ends.size]
+        commas = np.flatnonzero(buf == 44)
+        cnt = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+        length = ends - starts
+        blank = (length == 0) | ((length == 1) & (buf[np.minimum(starts, buf.size - 1)] == 13))
+        cnt[blank] = n_fields  # blank lines: dropped by _read_csv
+        n_blank = int(blank.sum())
+        line_no = np.arange(1, ends.size + 1)
+    bad = np.flatnonzero(cnt[1:] != n_fields) + 1  # the header itself was read already
+    if not bad.size:
+        return n_blank
+    i = int(bad[0])
+    got, line = int(cnt[i]), int(line_no[i])
+    if got < n_fields and i == cnt.size - 1 and not data.endswith(b"\n"):
         raise CJEInputError(
-            f"{_where(path, line)}: the last line has {len(fields)} of the header's {n_fields} "
+            f"{_where(path, line)}: the last line has {got} of the header's {n_fields} "
             "fields and no line end: the file looks truncated — complete the line or remove it."
         )
+    if got < n_fields:
+        raise CJEInputError(
+            f"{_where(path, line)}: the line has {got} of the header's {n_fields} fields "
+            f"({bad.size} such lines); a missing value still needs its separator (an unlabelled "
+            "row ends with ',') — fix the line, or the values after the gap would be read as "
+            "missing."
+        )
+    raise CJEInputError(
+        f"{_where(path, line)}: the line has {got} fields but the header has {n_fields} — quote "
+        "values that contain commas, or fix the line."
+    )
 
 
 def _diagnose_csv(path: Path, n_fields: int) -> None:

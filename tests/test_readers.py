@@ -277,6 +277,13 @@ BAD_FILES: list[tuple[str, str, str | bytes, str]] = [
     ("csv_too_many_fields", "d.csv", "prompt_id,policy,judge_score\na,x,0.5\nb,x,0,1\n",
      r"'.*d\.csv', line 3: the line has 4 fields but the header has 3 — quote values that contain "
      r"commas"),
+    ("csv_short_middle_line", "d.csv",
+     "prompt_id,policy,judge_score,oracle_label\na,x,0.5,1\nb,x,0.1\nc,x,0.2,\n",
+     r"'.*d\.csv', line 3: the line has 3 of the header's 4 fields \(1 such lines\); a missing value "
+     r"still needs its separator"),
+    ("csv_short_middle_line_quoted", "d.csv",
+     'prompt_id,policy,judge_score,oracle_label\na,"x,y",0.5,1\nb,x,0.1\nc,x,0.2,\n',
+     r"'.*d\.csv', line 3: the line has 3 of the header's 4 fields"),
     ("csv_duplicate_header", "d.csv", "prompt_id,policy,prompt_id,judge_score\na,x,b,0.5\n",
      r"'.*d\.csv', line 1: column 'prompt_id' appears more than once in the header"),
 ]
@@ -448,3 +455,16 @@ def test_json_ids_are_read_as_written(written: list[str], read: list[str], tmp_p
                                                     for i, v in enumerate(written)))
     assert cje.load(path).prompt_id.tolist() == read
     assert as_frame(path)["prompt_id"].tolist() == read
+
+
+@pytest.mark.parametrize("body", [
+    "prompt_id,policy,judge_score,oracle_label\na,x,0.5,1\n\nb,x,0.1,\nc,y,0.2,0\n\n\n",
+    'prompt_id,policy,judge_score,oracle_label\r\na,"x",0.5,1\r\n\r\nb,x,0.1,\r\nc,y,0.2,0\r\n',
+])
+def test_blank_csv_lines_are_not_rows(tmp_path, body):
+    """Blank lines (polars reads each as a row of nulls) are skipped, not errors and not rows;
+    an unlabelled row written with its trailing separator stays unlabelled."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(body.encode())
+    ev = cje.load(path, judge_scale=(0, 1), label_scale=(0, 1))
+    assert ev.n_rows == 3 and ev.policies == ("x", "y") and ev.n_labels == 2
