@@ -135,7 +135,13 @@ def _csv_header(path: Path) -> list[str]:
     if raw.startswith(_BOM):
         raw = raw[len(_BOM):]
     text = _decode_line(path, 1, raw)
-    names = next(csv.reader([text]), [])
+    try:
+        names = next(csv.reader([text]), [])
+    except csv.Error as exc:  # e.g. a bare carriage return inside the header line
+        raise CJEInputError(
+            f"{_where(path, 1)}: the header line is not valid CSV ({exc}) — write the column names "
+            "on the first line, separated by commas, ending with a line break."
+        ) from None
     seen: set[str] = set()
     for name in names:
         if name in seen:

@@ -284,6 +284,8 @@ BAD_FILES: list[tuple[str, str, str | bytes, str]] = [
     ("csv_short_middle_line_quoted", "d.csv",
      'prompt_id,policy,judge_score,oracle_label\na,"x,y",0.5,1\nb,x,0.1\nc,x,0.2,\n',
      r"'.*d\.csv', line 3: the line has 3 of the header's 4 fields"),
+    ("csv_header_carriage_return", "d.csv", "\rprompt_id,policy,judge_score,oracle_label",
+     r"'.*d\.csv', line 1: the header line is not valid CSV"),
     ("csv_duplicate_header", "d.csv", "prompt_id,policy,prompt_id,judge_score\na,x,b,0.5\n",
      r"'.*d\.csv', line 1: column 'prompt_id' appears more than once in the header"),
 ]

@@ -148,6 +148,11 @@ class _SplineBasis:
         self.knots: list[np.ndarray | None] = []
         for j in range(X.shape[1]):
             br = np.unique(np.quantile(X[:, j], np.linspace(0, 1, n_knots)))
+            # breakpoints closer than 1e-10 of the column's magnitude are one (float noise), and a
+            # column whose values are all below 1e-200 in magnitude is constant: spline spacings
+            # that small overflow the basis to inf/NaN
+            scale = float(np.abs(br).max()) if br.size else 0.0
+            br = br[np.r_[True, np.diff(br) > 1e-10 * scale]] if scale >= 1e-200 else br[:1]
             if br.size < 2:  # constant column: contributes nothing
                 self.knots.append(None)
                 continue
