@@ -304,6 +304,7 @@ def load(
         * a ``cje-eval`` logged-data JSONL file (``metadata.prompt_id``,
           ``base_policy_logprob``, ``target_policy_logprobs``): its rows become policy
           ``logging_policy`` and the log-probabilities are kept in :attr:`EvalData.logprobs`.
+        * a file of a format registered with :func:`cje.readers.register_reader`.
     judge_scale, label_scale, columns, covariates, on_invalid, policy
         As in :meth:`EvalData.from_frame`.
     logging_policy : str

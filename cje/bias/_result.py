@@ -348,9 +348,10 @@ def as_frame(data: Any) -> Any:
     """A pandas DataFrame from pandas, polars, a dict of arrays or a file path.
 
     Files are read by :func:`cje.readers.read_table`, the reader :func:`cje.load` uses: the same
-    formats, ids read as the exact text written (``1.10`` and ``1.1`` stay distinct), and the same
-    errors, naming the file and the line. A directory of cje-eval fresh draws is read by
-    :func:`cje.load` itself (its flat table, with ``response_length`` derived when possible).
+    formats (those registered with :func:`cje.readers.register_reader` included), ids read as the
+    exact text written (``1.10`` and ``1.1`` stay distinct), and the same errors, naming the file
+    and the line. A directory (cje-eval fresh draws, one file per policy) is read by
+    :func:`cje.load` itself: its flat table, with ``response_length`` derived when possible.
 
     Examples
     --------
