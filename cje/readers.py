@@ -88,6 +88,12 @@ class Reader:
         ``matches(path) -> bool``, for paths a suffix cannot tell (e.g. directories).
     options : tuple of str
         The options ``read`` declares (set by :func:`register_reader`).
+
+    Examples
+    --------
+    >>> r = reader_for("runs.parquet")
+    >>> r.name, r.suffixes, r.options
+    ('parquet', ('.parquet', '.pq'), ())
     """
 
     name: str
@@ -97,7 +103,23 @@ class Reader:
     options: tuple[str, ...] = ()
 
     def handles(self, path: Path) -> bool:
-        """Whether this reader reads ``path`` (by its suffix, else by :attr:`matches`)."""
+        """Whether this reader reads ``path`` (by its suffix, else by :attr:`matches`).
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            A file or directory.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> reader_for("a.csv").handles(Path("b.CSV")), reader_for("a.csv").handles(Path("b.tsv"))
+        (True, False)
+        """
         if self.suffixes and not path.is_dir() and path.suffix.lower() in self.suffixes:
             return True
         return self.matches is not None and bool(self.matches(path))
@@ -206,6 +228,11 @@ def unregister_reader(name: str) -> Reader:
     name : str
         The name it was registered under.
 
+    Returns
+    -------
+    Reader
+        The reader removed.
+
     Raises
     ------
     CJEInputError
@@ -228,6 +255,10 @@ def unregister_reader(name: str) -> Reader:
 def registered_readers() -> tuple[Reader, ...]:
     """The registered readers in the order they are tried (the latest registered first).
 
+    Returns
+    -------
+    tuple of Reader
+
     Examples
     --------
     >>> [r.name for r in registered_readers()][-4:]
@@ -237,7 +268,16 @@ def registered_readers() -> tuple[Reader, ...]:
 
 
 def reader_for(path: str | Path) -> Reader:
-    """The reader of an existing ``path``: the first registered one that handles it.
+    """The reader of ``path``: the first registered one that handles it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file or directory.
+
+    Returns
+    -------
+    Reader
 
     Raises
     ------
