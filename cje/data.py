@@ -578,8 +578,9 @@ def _merge_cleaned(
 
 
 def _row_ref(i: int, pid: np.ndarray | None) -> str:
+    """``row 17 (prompt_id='p9')``, or ``row 17`` without ids."""
     if pid is not None:
-        return f"row {i} (prompt_id={pid[i]!r})"
+        return f"row {i} (prompt_id={_show(pid[i])})"
     return f"row {i}"
 
 
@@ -685,7 +686,7 @@ def first_bad(
     """Raise a :class:`CJEInputError` naming the first row where ``bad`` holds, if there is one.
 
     The one home of the "first offending row" message: ``"{rule}; row {i} (prompt_id={id!r})
-    has {value} ({n} such rows). {fix}"``.
+    has {value} ({n} such rows). {fix}"``. Rows are 0-based, in input order.
 
     Parameters
     ----------
@@ -693,9 +694,10 @@ def first_bad(
         The offending rows.
     rule : str
         What the column must be, e.g. ``"The 'judge_score' column must be finite"``.
-    values : array-like or str
-        The column (its value in the first bad row is shown, as written), or a fixed text such
-        as ``"none"``.
+    values : array-like, str or callable
+        The column: ``has {value}`` shows its value in the first bad row, as written; or a fixed
+        text (``"none"`` gives ``has none``); or ``values(i) -> str``, the whole clause after the
+        row (e.g. ``"is missing"``).
     pid : numpy.ndarray, optional
         Prompt id per row, to name the row by its prompt; ``None`` names the row number only.
     fix : str
@@ -723,12 +725,14 @@ def first_bad(
     if not bad.any():
         return
     i = int(np.argmax(bad))
-    if isinstance(values, str):
-        shown = values
+    if callable(values):
+        clause = values(i)
+    elif isinstance(values, str):
+        clause = f"has {values}"
     else:
-        shown = format(values[i], fmt) if fmt else _show(values[i])
+        clause = f"has {format(values[i], fmt) if fmt else _show(values[i])}"
     many = f" ({int(np.count_nonzero(bad))} such rows)" if count else ""
-    raise CJEInputError(f"{rule}; {_row_ref(i, pid)} has {shown}{many}.{' ' + fix if fix else ''}")
+    raise CJEInputError(f"{rule}; {_row_ref(i, pid)} {clause}{many}.{' ' + fix if fix else ''}")
 
 
 _OR_DROP = "or pass on_invalid='drop' to exclude such rows (they are counted in the report)."

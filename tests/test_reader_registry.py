@@ -28,7 +28,7 @@ from cje.readers import (
     registered_readers,
     unregister_reader,
 )
-from cje.synthetic import make_direct_eval, make_panel_eval
+from cje.synthetic import make_direct_eval, make_pairwise_eval, make_panel_eval
 
 # ids that a number-guessing reader would merge
 PROMPT_IDS = {"p00000": "007", "p00001": "7", "p00002": "1.10", "p00003": "1.1"}
@@ -241,3 +241,24 @@ def test_a_bad_return_value_is_named(tmp_path):
         unregister_reader("ragged")
     assert "unknown file type '.bad'" in str(pytest.raises(CJEInputError, read_table,
                                                             tmp_path / "d.bad").value)
+
+
+def test_a_directory_format_reaches_the_pairwise_bias_tests(tmp_path):
+    """A registered directory format is read by read_table itself (only cje-eval fresh-draws
+    directories are read through cje.load), so pairwise verdicts can come from one."""
+    pairs = make_pairwise_eval(120, position_logodds=0.5, rng=3).pairs
+    folder = tmp_path / "verdicts"
+    folder.mkdir()
+    mine, csv = _write(pairs, folder, "all")
+    csv.unlink()
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    register_reader("verdict-dir", lambda path, id_columns=(): read_myfmt(path / "all.myfmt", id_columns),
+                    matches=lambda p: p.is_dir() and (p / "all.myfmt").is_file())
+    try:
+        with pytest.warns(cje.CJEWarning):
+            a = cje.bias.audit(pairs=folder, n_bootstrap=200, rng=0)
+        with pytest.warns(cje.CJEWarning):
+            b = cje.bias.audit(pairs=tmp_path / "pairs.csv", n_bootstrap=200, rng=0)
+        assert a.to_json() == b.to_json()
+    finally:
+        unregister_reader("verdict-dir")
