@@ -43,8 +43,8 @@ import numpy as np
 from cje.errors import CJEInputError
 
 __all__ = [
-    "ID_COLUMNS", "Reader", "read_table", "reader_for", "register_reader", "registered_readers",
-    "unregister_reader",
+    "ID_COLUMNS", "READ_OPTIONS", "Reader", "read_table", "reader_for", "register_reader",
+    "registered_readers", "unregister_reader",
 ]
 
 #: Columns always read as text: the ids of the long format and of the judge-bias inputs.
