@@ -304,6 +304,7 @@ def load(
         * a ``cje-eval`` logged-data JSONL file (``metadata.prompt_id``,
           ``base_policy_logprob``, ``target_policy_logprobs``): its rows become policy
           ``logging_policy`` and the log-probabilities are kept in :attr:`EvalData.logprobs`.
+        * a file of a format registered with :func:`cje.readers.register_reader`.
     judge_scale, label_scale, columns, covariates, on_invalid, policy
         As in :meth:`EvalData.from_frame`.
     logging_policy : str
@@ -577,8 +578,9 @@ def _merge_cleaned(
 
 
 def _row_ref(i: int, pid: np.ndarray | None) -> str:
+    """``row 17 (prompt_id='p9')``, or ``row 17`` without ids."""
     if pid is not None:
-        return f"row {i} (prompt_id={pid[i]!r})"
+        return f"row {i} (prompt_id={_show(pid[i])})"
     return f"row {i}"
 
 
@@ -671,6 +673,71 @@ def _check_inferred_width(scale: tuple[float, float], values: np.ndarray, field:
     )
 
 
+def first_bad(
+    bad: np.ndarray,
+    rule: str,
+    values: Any,
+    pid: np.ndarray | None,
+    fix: str = "",
+    *,
+    count: bool = False,
+    fmt: str = "",
+) -> None:
+    """Raise a :class:`CJEInputError` naming the first row where ``bad`` holds, if there is one.
+
+    The one home of the "first offending row" message: ``"{rule}; row {i} (prompt_id={id!r})
+    has {value} ({n} such rows). {fix}"``. Rows are 0-based, in input order.
+
+    Parameters
+    ----------
+    bad : numpy.ndarray of bool
+        The offending rows.
+    rule : str
+        What the column must be, e.g. ``"The 'judge_score' column must be finite"``.
+    values : array-like, str or callable
+        The column: ``has {value}`` shows its value in the first bad row, as written; or a fixed
+        text (``"none"`` gives ``has none``); or ``values(i) -> str``, the whole clause after the
+        row (e.g. ``"is missing"``).
+    pid : numpy.ndarray, optional
+        Prompt id per row, to name the row by its prompt; ``None`` names the row number only.
+    fix : str
+        The sentence saying how to fix it (none when empty).
+    count : bool
+        Say how many rows are affected.
+    fmt : str
+        Format spec for the value (e.g. ``"g"``); by default its ``repr``.
+
+    Raises
+    ------
+    CJEInputError
+        When any row is bad.
+
+    Examples
+    --------
+    >>> s, pid = np.array([0.5, np.nan, np.inf]), np.array(["a", "b", "c"], dtype=object)
+    >>> try:
+    ...     first_bad(~np.isfinite(s), "The 'judge_score' column must be finite", s, pid,
+    ...               "Fix the value.", count=True)
+    ... except CJEInputError as exc:
+    ...     print(exc)
+    The 'judge_score' column must be finite; row 1 (prompt_id='b') has nan (2 such rows). Fix the value.
+    """
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    if callable(values):
+        clause = values(i)
+    elif isinstance(values, str):
+        clause = f"has {values}"
+    else:
+        clause = f"has {format(values[i], fmt) if fmt else _show(values[i])}"
+    many = f" ({int(np.count_nonzero(bad))} such rows)" if count else ""
+    raise CJEInputError(f"{rule}; {_row_ref(i, pid)} {clause}{many}.{' ' + fix if fix else ''}")
+
+
+_OR_DROP = "or pass on_invalid='drop' to exclude such rows (they are counted in the report)."
+
+
 def _build(
     cols: dict[str, Any],
     *,
@@ -681,21 +748,68 @@ def _build(
     on_invalid: OnInvalid,
     policy: str | None,
 ) -> EvalData:
-    import pandas as pd
+    """Validate the columns, one validator per column, and build the :class:`EvalData`.
 
+    The order of the checks is the order of the messages a user with several problems sees.
+    """
     if on_invalid not in ("raise", "drop"):
         raise CJEInputError(f"on_invalid must be 'raise' or 'drop'; got {on_invalid!r}.")
-    if columns:
-        for std, theirs in columns.items():
-            if theirs not in cols:
-                raise CJEInputError(
-                    f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
-                    f"its columns are {sorted(cols)}."
-                )
-            cols[std] = cols.pop(theirs)
+    _rename(cols, columns)
+    n = _n_rows(cols)
     notices: list[str] = []
-    excluded: dict[str, int] = {}
+    pid_code, pid_uniq, pid = _prompt_ids(cols)
+    s = _judge_scores(cols, pid)
+    pol_code, pol_uniq, pol = _policy_column(cols, n, pid, policy, notices)
+    excluded, keep = _invalid_rows(cols["prompt_id"], pid_code < 0, s, pid, on_invalid)
+    if keep is not None:
+        cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
+        pid, s, pol, pid_code, pol_code = (a[keep] for a in (pid, s, pol, pid_code, pol_code))
+    y = _oracle_labels(cols, s.size, pid)
+    lab = ~np.isnan(y)
+    jscale = _judge_scale(s, judge_scale, pid, notices)
+    lscale = _label_scale(y, lab, label_scale, jscale, pid, notices)
+    _check_label_variation(y, lab)
+    prompt_code, prompts, pol_names, policy_code = _codes(pid_code, pid_uniq, pol_code, pol_uniq)
+    draw = _draw_idx(cols, pid, pol, prompt_code * len(pol_names) + policy_code, notices)
+    cov = _covariates(cols, covariates, pid, notices)
+    lps = _logprobs(cols, pid)
+    return EvalData(
+        prompt_id=_read_only(pid),
+        prompt_code=_read_only(prompt_code),
+        prompts=_read_only(prompts),
+        policy_code=_read_only(policy_code),
+        policies=pol_names,
+        draw_idx=_read_only(draw),
+        judge_score=_read_only(s),
+        oracle_label=_read_only(y),
+        covariates={k: _read_only(v) for k, v in cov.items()},
+        logprobs={k: _read_only(v) for k, v in lps.items()},
+        judge_scale=jscale,
+        label_scale=lscale,
+        notices=tuple(notices),
+        excluded=excluded,
+    )
 
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+def _rename(cols: dict[str, Any], columns: Mapping[str, str] | None) -> None:
+    """Apply the user's ``columns`` map (standard name -> their name), in place."""
+    for std, theirs in (columns or {}).items():
+        if theirs not in cols:
+            raise CJEInputError(
+                f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
+                f"its columns are {sorted(cols)}."
+            )
+        cols[std] = cols.pop(theirs)
+
+
+def _n_rows(cols: dict[str, Any]) -> int:
+    """The number of rows; there must be some, with the required columns."""
     n = len(next(iter(cols.values()))) if cols else 0
     if n == 0:
         raise CJEInputError("The input has no rows.")
@@ -706,120 +820,115 @@ def _build(
                 f"The input has no {req!r} column{hint}. Its columns are {sorted(cols)}; rename "
                 f"yours with columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name)."
             )
+    return n
 
-    # ---- prompt_id ---------------------------------------------------------------------
-    raw_pid = cols["prompt_id"]  # numpy array or pandas string array
-    pid_code, pid_uniq = _clean_ids(raw_pid)
-    bad_pid = pid_code < 0
-    pid = np.append(pid_uniq, "")[pid_code]  # row -> cleaned id ("" where missing)
 
-    # ---- judge_score -------------------------------------------------------------------
-    s = _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
-    bad_s = ~np.isfinite(s)
+def _prompt_ids(cols: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes per row (-1 where empty), the distinct cleaned ids, and the id per row ("" where
+    empty; refused or dropped by :func:`_invalid_rows`)."""
+    pid_code, pid_uniq = _clean_ids(cols["prompt_id"])  # numpy array or pandas string array
+    return pid_code, pid_uniq, np.append(pid_uniq, "")[pid_code]
 
-    # ---- policy ------------------------------------------------------------------------
+
+def _judge_scores(cols: dict[str, Any], pid: np.ndarray) -> np.ndarray:
+    """Judge scores as float64 (non-finite ones are refused or dropped by :func:`_invalid_rows`)."""
+    return _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
+
+
+def _policy_column(cols: dict[str, Any], n: int, pid: np.ndarray, policy: str | None,
+                   notices: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes per row, distinct names and the name per row; without a ``policy`` column every row
+    is one policy (``policy``, else ``"default"`` with a notice)."""
     if "policy" in cols:
         pol_code, pol_uniq = _clean_ids(cols["policy"], strip=False, name="policy")
-        pol = np.append(pol_uniq, "")[pol_code]
-        empty_pol = pol_code < 0
-        if empty_pol.any():
-            i = int(np.flatnonzero(empty_pol)[0])
-            raise CJEInputError(
-                f"The 'policy' column must name a policy on every row; {_row_ref(i, pid)} has an "
-                "empty policy. Fill it in, or drop the row."
-            )
-    else:
-        name = policy if policy is not None else "default"
-        pol = np.full(n, name, dtype=object)
-        pol_code, pol_uniq = np.zeros(n, dtype=np.int64), np.array([name], dtype=object)
-        if policy is None:
-            notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
+        first_bad(pol_code < 0, "The 'policy' column must name a policy on every row",
+                  "an empty policy", pid, "Fill it in, or drop the row.")
+        return pol_code, pol_uniq, np.append(pol_uniq, "")[pol_code]
+    name = policy if policy is not None else "default"
+    if policy is None:
+        notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
+    return np.zeros(n, dtype=np.int64), np.array([name], dtype=object), np.full(n, name, dtype=object)
 
-    # ---- invalid rows: raise or drop (counted) -----------------------------------------
-    if bad_pid.any() or bad_s.any():
-        if on_invalid == "raise":
-            if bad_pid.any():
-                i = int(np.flatnonzero(bad_pid)[0])
-                raise CJEInputError(
-                    f"The 'prompt_id' column must be non-empty on every row; row {i} has "
-                    f"{_show(raw_pid[i])} ({int(bad_pid.sum())} such rows). Give each response the id of "
-                    "its prompt, or pass on_invalid='drop' to exclude such rows (they are counted "
-                    "in the report)."
-                )
-            i = int(np.flatnonzero(bad_s)[0])
-            raise CJEInputError(
-                f"The 'judge_score' column must be finite; {_row_ref(i, pid)} has {_show(s[i])} "
-                f"({int(bad_s.sum())} such rows). Fix the value, or pass on_invalid='drop' to "
-                "exclude such rows (they are counted in the report)."
-            )
-        keep = ~(bad_pid | bad_s)
-        if bad_pid.any():
-            excluded["empty prompt_id"] = int(bad_pid.sum())
-        if (bad_s & ~bad_pid).any():
-            excluded["non-finite judge_score"] = int((bad_s & ~bad_pid).sum())
-        if not keep.any():
-            raise CJEInputError("The input has no valid rows left after on_invalid='drop'.")
-        idx = np.flatnonzero(keep)
-        cols = {k: np.asarray(v)[idx] for k, v in cols.items()}
-        pid, s, pol = pid[idx], s[idx], pol[idx]
-        pid_code, pol_code = pid_code[idx], pol_code[idx]
-        n = idx.size
 
-    # ---- labels ------------------------------------------------------------------------
-    if "oracle_label" in cols:
-        y = _to_float(np.asarray(cols["oracle_label"]), "oracle_label", pid)
-        inf_y = np.isinf(y)
-        if inf_y.any():
-            i = int(np.flatnonzero(inf_y)[0])
-            raise CJEInputError(
-                f"The 'oracle_label' column must be finite or empty; {_row_ref(i, pid)} has "
-                f"{_show(y[i])}. Leave unlabelled rows empty (null/NaN)."
-            )
-    else:
-        y = np.full(n, np.nan)
-    lab = ~np.isnan(y)
+def _invalid_rows(raw_pid: Any, bad_pid: np.ndarray, s: np.ndarray, pid: np.ndarray,
+                  on_invalid: OnInvalid) -> tuple[dict[str, int], np.ndarray | None]:
+    """Rows with an empty prompt id or a non-finite judge score: refused (``"raise"``) or
+    excluded and counted (``"drop"``). Returns the counts by reason and the rows kept (``None``:
+    all of them)."""
+    bad_s = ~np.isfinite(s)
+    if not (bad_pid.any() or bad_s.any()):
+        return {}, None
+    if on_invalid == "raise":
+        first_bad(bad_pid, "The 'prompt_id' column must be non-empty on every row", raw_pid, None,
+                  f"Give each response the id of its prompt, {_OR_DROP}", count=True)
+        first_bad(bad_s, "The 'judge_score' column must be finite", s, pid,
+                  f"Fix the value, {_OR_DROP}", count=True)
+    excluded: dict[str, int] = {}
+    if bad_pid.any():
+        excluded["empty prompt_id"] = int(bad_pid.sum())
+    if (bad_s & ~bad_pid).any():
+        excluded["non-finite judge_score"] = int((bad_s & ~bad_pid).sum())
+    keep = ~(bad_pid | bad_s)
+    if not keep.any():
+        raise CJEInputError("The input has no valid rows left after on_invalid='drop'.")
+    return excluded, np.flatnonzero(keep)
 
-    # ---- scales ------------------------------------------------------------------------
+
+def _oracle_labels(cols: dict[str, Any], n: int, pid: np.ndarray) -> np.ndarray:
+    """Oracle labels as float64, NaN where unlabelled (all of them without the column)."""
+    if "oracle_label" not in cols:
+        return np.full(n, np.nan)
+    y = _to_float(np.asarray(cols["oracle_label"]), "oracle_label", pid)
+    first_bad(np.isinf(y), "The 'oracle_label' column must be finite or empty", y, pid,
+              "Leave unlabelled rows empty (null/NaN).")
+    return y
+
+
+def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: np.ndarray,
+                 notices: list[str]) -> tuple[float, float]:
+    """The declared judge scale (every score inside it), else the inferred one, with a notice."""
     if judge_scale is not None:
         jscale = _check_scale(judge_scale, "judge_scale")
-        out = (s < jscale[0]) | (s > jscale[1])
-        if out.any():
-            i = int(np.flatnonzero(out)[0])
-            raise CJEInputError(
-                f"The 'judge_score' column must lie within judge_scale={_fmt_scale(jscale)}; "
-                f"{_row_ref(i, pid)} has {s[i]:g} ({int(out.sum())} such rows). Declare the "
-                "scale the judge really uses, or fix the scores (values are never clipped)."
-            )
-    else:
-        jscale = infer_scale(s)
-        _check_inferred_width(jscale, s, "judge_score", "judge_scale", pid)
-        notices.append(
-            f"judge_scale was not given; inferred {_fmt_scale(jscale)} from the scores "
-            f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
-        )
+        first_bad((s < jscale[0]) | (s > jscale[1]),
+                  f"The 'judge_score' column must lie within judge_scale={_fmt_scale(jscale)}", s, pid,
+                  "Declare the scale the judge really uses, or fix the scores (values are never "
+                  "clipped).", count=True, fmt="g")
+        return jscale
+    jscale = infer_scale(s)
+    _check_inferred_width(jscale, s, "judge_score", "judge_scale", pid)
+    notices.append(
+        f"judge_scale was not given; inferred {_fmt_scale(jscale)} from the scores "
+        f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
+    )
+    return jscale
+
+
+def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float] | None,
+                 jscale: tuple[float, float], pid: np.ndarray,
+                 notices: list[str]) -> tuple[float, float]:
+    """The declared label scale (every label inside it), else the one inferred from the labels
+    (with a notice), else the judge scale when nothing is labelled."""
     if label_scale is not None:
         lscale = _check_scale(label_scale, "label_scale")
         if lab.any():
-            out = lab & ((y < lscale[0]) | (y > lscale[1]))
-            if out.any():
-                i = int(np.flatnonzero(out)[0])
-                raise CJEInputError(
-                    f"The 'oracle_label' column must lie within label_scale="
-                    f"{_fmt_scale(lscale)}; {_row_ref(i, pid)} has {y[i]:g}. Declare the scale the "
-                    "labels really use, or fix the labels."
-                )
-    elif lab.any():
-        lscale = infer_scale(y[lab])
-        _check_inferred_width(lscale, np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
-        notices.append(
-            f"label_scale was not given; inferred {_fmt_scale(lscale)} from the oracle labels "
-            f"(observed {np.nanmin(y):g} to {np.nanmax(y):g}). Pass label_scale=(low, high) to "
-            "set it; results are reported on this scale."
-        )
-    else:
-        lscale = jscale
+            first_bad(lab & ((y < lscale[0]) | (y > lscale[1])),
+                      f"The 'oracle_label' column must lie within label_scale={_fmt_scale(lscale)}",
+                      y, pid, "Declare the scale the labels really use, or fix the labels.", fmt="g")
+        return lscale
+    if not lab.any():
+        return jscale
+    lscale = infer_scale(y[lab])
+    _check_inferred_width(lscale, np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
+    notices.append(
+        f"label_scale was not given; inferred {_fmt_scale(lscale)} from the oracle labels "
+        f"(observed {np.nanmin(y):g} to {np.nanmax(y):g}). Pass label_scale=(low, high) to "
+        "set it; results are reported on this scale."
+    )
+    return lscale
 
-    # ---- label variation ---------------------------------------------------------------
+
+def _check_label_variation(y: np.ndarray, lab: np.ndarray) -> None:
+    """Two or more labels must not all be equal: nothing could be calibrated to them."""
     if lab.sum() >= 2:
         ly = y[lab]
         if np.all(ly == ly[0]):
@@ -829,31 +938,28 @@ def _build(
                 "column is used and that labels were recorded correctly."
             )
 
-    # ---- codes and draw_idx ------------------------------------------------------------
-    prompt_code, used = pd.factorize(pid_code, sort=False)  # codes are dense after any drop
-    prompt_code = prompt_code.astype(np.int64)
-    prompts = pid_uniq[used]
+
+def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
+           pol_uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """Dense prompt codes (after any drop) and distinct prompts; sorted policy names and codes."""
+    import pandas as pd
+
+    prompt_code, used = pd.factorize(pid_code, sort=False)
     present = np.unique(pol_code)
     pol_names = tuple(sorted(pol_uniq[present].tolist()))
     remap = np.full(len(pol_uniq), -1, dtype=np.int64)
     remap[present] = [pol_names.index(p) for p in pol_uniq[present]]
-    policy_code = remap[pol_code]
+    return prompt_code.astype(np.int64), pid_uniq[used], pol_names, remap[pol_code]
 
-    if "draw_idx" in cols:
-        d = _to_float(np.asarray(cols["draw_idx"]), "draw_idx", pid)
-        bad = ~np.isfinite(d) | (d != np.round(d)) | (d < 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise CJEInputError(
-                f"The 'draw_idx' column must hold non-negative integers; {_row_ref(i, pid)} has "
-                f"{_show(d[i])}."
-            )
-        draw = d.astype(np.int64)
-    else:
-        draw = None
-    key_pp = prompt_code * len(pol_names) + policy_code
-    if draw is None:
-        # repeated (prompt, policy) rows are taken as repeated draws, numbered in input order
+
+def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np.ndarray,
+              notices: list[str]) -> np.ndarray:
+    """Draw index per row: the ``draw_idx`` column (non-negative integers, no duplicate
+    (prompt, policy, draw)), else repeated (prompt, policy) rows numbered in input order.
+    ``key_pp`` codes the (prompt, policy) pair of each row."""
+    import pandas as pd
+
+    if "draw_idx" not in cols:
         k = pd.Series(key_pp)
         draw = k.groupby(k).cumcount().to_numpy().astype(np.int64)
         if draw.max(initial=0) > 0:
@@ -861,20 +967,29 @@ def _build(
                 f"{int((draw > 0).sum())} rows repeat a (prompt_id, policy) pair and there is no "
                 "'draw_idx' column: they were taken as repeated draws, numbered in input order."
             )
-    else:
-        key = key_pp * (int(draw.max()) + 1) + draw
-        dup = pd.Series(key).duplicated(keep=False).to_numpy()
-        if dup.any():
-            rows = np.flatnonzero(dup)
-            first = rows[0]
-            second = rows[1:][key[rows[1:]] == key[first]][0]
-            raise CJEInputError(
-                f"Rows {first} and {second} share prompt_id={pid[first]!r}, "
-                f"policy={pol[first]!r}, draw_idx={int(draw[first])} ({int(dup.sum())} rows are "
-                "duplicated). Give repeated draws distinct draw_idx values, or remove the duplicate."
-            )
+        return draw
+    d = _to_float(np.asarray(cols["draw_idx"]), "draw_idx", pid)
+    first_bad(~np.isfinite(d) | (d != np.round(d)) | (d < 0),
+              "The 'draw_idx' column must hold non-negative integers", d, pid)
+    draw = d.astype(np.int64)
+    key = key_pp * (int(draw.max()) + 1) + draw
+    dup = pd.Series(key).duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        first = rows[0]
+        second = rows[1:][key[rows[1:]] == key[first]][0]
+        raise CJEInputError(
+            f"Rows {first} and {second} share prompt_id={pid[first]!r}, "
+            f"policy={pol[first]!r}, draw_idx={int(draw[first])} ({int(dup.sum())} rows are "
+            "duplicated). Give repeated draws distinct draw_idx values, or remove the duplicate."
+        )
+    return draw
 
-    # ---- covariates --------------------------------------------------------------------
+
+def _covariates(cols: dict[str, Any], covariates: Sequence[str], pid: np.ndarray,
+                notices: list[str]) -> dict[str, np.ndarray]:
+    """The requested covariates, numeric and complete (``response_length`` may be derived from
+    a ``response`` column as a whitespace word count)."""
     cov: dict[str, np.ndarray] = {}
     for c in covariates:
         if c in _STANDARD:
@@ -897,60 +1012,30 @@ def _build(
             raise CJEInputError(
                 f"Covariate {c!r} is not a column of the input; its columns are {sorted(cols)}."
             )
-        bad = ~np.isfinite(v)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise CJEInputError(
-                f"Covariate {c!r} must be numeric and complete; {_row_ref(i, pid)} has "
-                f"{_show(np.asarray(cols.get(c, v))[i])}. Fill it in, or drop the covariate."
-            )
+        first_bad(~np.isfinite(v), f"Covariate {c!r} must be numeric and complete", cols.get(c, v),
+                  pid, "Fill it in, or drop the covariate.")
         cov[c] = v
+    return cov
 
-    # ---- log-probabilities (logged data) -----------------------------------------------
+
+def _logprobs(cols: dict[str, Any], pid: np.ndarray) -> dict[str, np.ndarray]:
+    """Log-probability columns of logged data (``logprob_base``, ``logprob[<target>]``) keyed
+    ``base`` and by target: finite and <= 0 or missing; the logging policy's complete."""
     lps: dict[str, np.ndarray] = {}
     for c, v in cols.items():
         if c == "logprob_base" or (c.startswith("logprob[") and c.endswith("]")):
             lp = _to_float(np.asarray(v), c, pid)
-            bad = np.isinf(lp) | (lp > 0)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise CJEInputError(
-                    f"The {c!r} column must hold log-probabilities (finite and <= 0, empty where "
-                    f"missing); {_row_ref(i, pid)} has {_show(lp[i])} ({int(bad.sum())} such "
-                    "rows). A sequence log-probability is a sum of token log-probabilities; "
-                    "check its sign and that it was not exponentiated or normalised."
-                )
-            if c == "logprob_base" and np.isnan(lp).any():
-                miss = np.flatnonzero(np.isnan(lp))
-                raise CJEInputError(
-                    f"The 'logprob_base' column must be complete; {_row_ref(int(miss[0]), pid)} "
-                    f"has none ({miss.size} such rows). Every importance weight needs the logging "
-                    "policy's log-probability of the logged response: fill it in, or drop those "
-                    "rows."
-                )
+            first_bad(np.isinf(lp) | (lp > 0),
+                      f"The {c!r} column must hold log-probabilities (finite and <= 0, empty where "
+                      "missing)", lp, pid,
+                      "A sequence log-probability is a sum of token log-probabilities; check its "
+                      "sign and that it was not exponentiated or normalised.", count=True)
+            if c == "logprob_base":
+                first_bad(np.isnan(lp), "The 'logprob_base' column must be complete", "none", pid,
+                          "Every importance weight needs the logging policy's log-probability of "
+                          "the logged response: fill it in, or drop those rows.", count=True)
             lps["base" if c == "logprob_base" else c[len("logprob[") : -1]] = lp
-
-    def ro(a: np.ndarray) -> np.ndarray:
-        a = np.ascontiguousarray(a)
-        a.flags.writeable = False
-        return a
-
-    return EvalData(
-        prompt_id=ro(pid),
-        prompt_code=ro(prompt_code),
-        prompts=ro(prompts),
-        policy_code=ro(policy_code),
-        policies=pol_names,
-        draw_idx=ro(draw),
-        judge_score=ro(s),
-        oracle_label=ro(y),
-        covariates={k: ro(v) for k, v in cov.items()},
-        logprobs={k: ro(v) for k, v in lps.items()},
-        judge_scale=jscale,
-        label_scale=lscale,
-        notices=tuple(notices),
-        excluded=excluded,
-    )
+    return lps
 
 
 def _fmt_scale(scale: tuple[float, float]) -> str:

@@ -1,13 +1,19 @@
-"""Every file format :mod:`cje` reads, in one place.
+"""Every file format :mod:`cje` reads, in one place: a registry of readers.
 
 :func:`read_table` turns a path into one flat polars DataFrame. :func:`cje.load` (via
-:mod:`cje.data`) and the judge-bias diagnostics (:mod:`cje.bias`) both read files through it, so
-they accept the same formats, read ids the same way and fail with the same messages.
+:mod:`cje.data`), the judge-bias diagnostics (:mod:`cje.bias`) and the pairwise tools
+(:mod:`cje.pairwise`) all read files through it, so they accept the same formats, read ids the same
+way and fail with the same messages.
 
-Formats: a long-format ``.jsonl``/``.ndjson``/``.json`` (JSON Lines), ``.csv`` or ``.parquet``/
-``.pq`` file; a cje-eval fresh-draws directory of ``<policy>_responses.jsonl`` files; a cje-eval
-logged-data JSONL file (``metadata.prompt_id``, ``base_policy_logprob``,
-``target_policy_logprobs``), flattened to ``prompt_id``, ``logprob_base`` and ``logprob[<target>]``.
+Each format is a :class:`Reader` in one registry, picked by the path's suffix or by a
+``matches(path)`` predicate; :func:`register_reader` adds a format from outside the package (it then
+reaches ``cje analyze`` and ``cje bias`` alike) and :func:`unregister_reader` removes it.
+
+Built-in formats: a long-format ``.jsonl``/``.ndjson``/``.json`` (JSON Lines), ``.csv`` or
+``.parquet``/``.pq`` file; a cje-eval fresh-draws directory of ``<policy>_responses.jsonl`` files; a
+cje-eval logged-data JSONL file (``metadata.prompt_id``, ``base_policy_logprob``,
+``target_policy_logprobs``), recognised by its fields and flattened to ``prompt_id``,
+``logprob_base`` and ``logprob[<target>]``.
 
 Ids are read as the exact text written. Id columns (:data:`ID_COLUMNS`, plus the columns a user
 maps to them) are never type-inferred: ``1.10`` and ``1.1``, ``2`` and ``2.0``, ``007`` and ``7``
@@ -23,10 +29,12 @@ accepted.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +42,10 @@ import numpy as np
 
 from cje.errors import CJEInputError
 
-__all__ = ["ID_COLUMNS", "read_table"]
+__all__ = [
+    "ID_COLUMNS", "READ_OPTIONS", "Reader", "read_table", "reader_for", "register_reader",
+    "registered_readers", "unregister_reader",
+]
 
 #: Columns always read as text: the ids of the long format and of the judge-bias inputs.
 ID_COLUMNS: tuple[str, ...] = (
@@ -50,6 +61,247 @@ _CANON_INT = re.compile(r"^(?:-?[1-9][0-9]*|0)$")
 
 
 # --------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------
+#: The keyword options :func:`read_table` passes to a reader that declares them.
+READ_OPTIONS: tuple[str, ...] = ("want", "id_columns", "logging_policy")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One input format: its name, the paths it reads and the function that reads them.
+
+    Build one with :func:`register_reader`, which also adds it to the registry.
+
+    Attributes
+    ----------
+    name : str
+        Unique name, e.g. ``"csv"``; shown in errors and used by :func:`unregister_reader`.
+    read : callable
+        ``read(path, **options) -> frame``: a polars or pandas DataFrame or a dict of columns.
+        It receives those of :data:`READ_OPTIONS` it declares as parameters: ``want`` (the
+        fields needed, ``None`` for all; a hint), ``id_columns`` (columns to read as the exact
+        text written) and ``logging_policy`` (the policy name for logged data).
+    suffixes : tuple of str
+        File suffixes read, lower case with the dot (``(".tsv",)``); directories never match one.
+    matches : callable, optional
+        ``matches(path) -> bool``, for paths a suffix cannot tell (e.g. directories).
+    options : tuple of str
+        The options ``read`` declares (set by :func:`register_reader`).
+
+    Examples
+    --------
+    >>> r = reader_for("runs.parquet")
+    >>> r.name, r.suffixes, r.options
+    ('parquet', ('.parquet', '.pq'), ())
+    """
+
+    name: str
+    read: Callable[..., Any]
+    suffixes: tuple[str, ...] = ()
+    matches: Callable[[Path], bool] | None = None
+    options: tuple[str, ...] = ()
+
+    def handles(self, path: Path) -> bool:
+        """Whether this reader reads ``path`` (by its suffix, else by :attr:`matches`).
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            A file or directory.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> reader_for("a.csv").handles(Path("b.CSV")), reader_for("a.csv").handles(Path("b.tsv"))
+        (True, False)
+        """
+        if self.suffixes and not path.is_dir() and path.suffix.lower() in self.suffixes:
+            return True
+        return self.matches is not None and bool(self.matches(path))
+
+
+_REGISTRY: dict[str, Reader] = {}
+
+
+def register_reader(
+    name: str,
+    read: Callable[..., Any],
+    *,
+    suffixes: Sequence[str] = (),
+    matches: Callable[[Path], bool] | None = None,
+    replace: bool = False,
+) -> Reader:
+    """Add a file format to the one registry every :mod:`cje` entry point reads through.
+
+    A registered format is read by :func:`cje.load` (so by :func:`cje.analyze` and
+    ``cje analyze``) and by the judge-bias and pairwise tools (``cje bias``). Readers registered
+    later are tried first, so a registration can take over a built-in suffix.
+
+    Parameters
+    ----------
+    name : str
+        Unique name of the format.
+    read : callable
+        ``read(path, **options)`` returning a polars or pandas DataFrame or a dict of columns in
+        the long format; see :class:`Reader` for the options it may declare. Raise
+        :class:`cje.errors.CJEInputError` naming the file and line for a line that cannot be
+        read; any other exception is reported as an input error naming the file and the reader.
+    suffixes : sequence of str
+        File suffixes it reads (``".tsv"``; matched case-insensitively).
+    matches : callable, optional
+        ``matches(path) -> bool`` for paths not told by a suffix.
+    replace : bool
+        Replace a reader registered under the same name (otherwise that is an error).
+
+    Returns
+    -------
+    Reader
+        The registered reader.
+
+    Raises
+    ------
+    CJEInputError
+        The name is taken (and ``replace`` is false), or neither ``suffixes`` nor ``matches`` is
+        given, or a suffix does not start with a dot.
+
+    Examples
+    --------
+    >>> import csv, tempfile, pathlib
+    >>> def read_tsv(path, id_columns=()):
+    ...     with open(path, newline="") as fh:
+    ...         rows = list(csv.DictReader(fh, delimiter="\\t"))
+    ...     return {k: [r[k] if k in id_columns else float(r[k]) for r in rows] for k in rows[0]}
+    >>> _ = register_reader("tsv", read_tsv, suffixes=[".tsv"])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "runs.tsv"
+    ...     _ = p.write_text("prompt_id\\tpolicy\\tjudge_score\\n007\\tA\\t0.5\\n7\\tA\\t0.25\\n")
+    ...     t = read_table(p)
+    >>> t["prompt_id"].to_list(), t["judge_score"].to_list()
+    (['007', '7'], [0.5, 0.25])
+    >>> unregister_reader("tsv").name
+    'tsv'
+    """
+    if not isinstance(name, str) or not name:
+        raise CJEInputError(f"A reader needs a non-empty name (a string); got {name!r}.")
+    if not callable(read):
+        raise CJEInputError(f"read must be a function read(path, **options); got {read!r}.")
+    if isinstance(suffixes, str):
+        suffixes = (suffixes,)
+    sfx = tuple(s.lower() for s in suffixes)
+    bad = [s for s in sfx if not (isinstance(s, str) and s.startswith(".") and len(s) > 1)]
+    if bad:
+        raise CJEInputError(f"suffixes must look like '.tsv' (with the dot); got {bad[0]!r}.")
+    if not sfx and matches is None:
+        raise CJEInputError(
+            f"Reader {name!r} needs suffixes=[...] or a matches(path) predicate, or it reads nothing."
+        )
+    if name in _REGISTRY and not replace:
+        raise CJEInputError(
+            f"A reader named {name!r} is already registered; pick another name, or pass "
+            "replace=True to replace it."
+        )
+    try:
+        params = list(inspect.signature(read).parameters.values())
+    except (TypeError, ValueError):  # some builtins have no signature: pass no options
+        params = []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        options = READ_OPTIONS
+    else:
+        names = {p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+        options = tuple(o for o in READ_OPTIONS if o in names)
+    reader = Reader(name=name, read=read, suffixes=sfx, matches=matches, options=options)
+    _REGISTRY.pop(name, None)
+    _REGISTRY[name] = reader
+    return reader
+
+
+def unregister_reader(name: str) -> Reader:
+    """Remove a registered reader; returns it.
+
+    Parameters
+    ----------
+    name : str
+        The name it was registered under.
+
+    Returns
+    -------
+    Reader
+        The reader removed.
+
+    Raises
+    ------
+    CJEInputError
+        No reader has that name (the message lists the registered ones).
+
+    Examples
+    --------
+    >>> _ = register_reader("mine", lambda path: {"prompt_id": ["a"]}, suffixes=[".mine"])
+    >>> unregister_reader("mine").suffixes
+    ('.mine',)
+    """
+    try:
+        return _REGISTRY.pop(name)
+    except KeyError:
+        raise CJEInputError(
+            f"No reader named {name!r} is registered; the readers are {list(_REGISTRY)}."
+        ) from None
+
+
+def registered_readers() -> tuple[Reader, ...]:
+    """The registered readers in the order they are tried (the latest registered first).
+
+    Returns
+    -------
+    tuple of Reader
+
+    Examples
+    --------
+    >>> [r.name for r in registered_readers()][-4:]
+    ['fresh-draws', 'jsonl', 'parquet', 'csv']
+    """
+    return tuple(reversed(_REGISTRY.values()))
+
+
+def reader_for(path: str | Path) -> Reader:
+    """The reader of ``path``: the first registered one that handles it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file or directory.
+
+    Returns
+    -------
+    Reader
+
+    Raises
+    ------
+    CJEInputError
+        No reader handles the path (the message lists the file types read).
+
+    Examples
+    --------
+    >>> reader_for("runs.CSV").name
+    'csv'
+    """
+    path = Path(path)
+    for reader in registered_readers():
+        if reader.handles(path):
+            return reader
+    extra = [", ".join(r.suffixes) or r.name for r in registered_readers() if r not in _BUILT_IN]
+    also = f", a registered format ({'; '.join(extra)})" if extra else ""
+    raise CJEInputError(
+        f"Cannot read '{path}': unknown file type {path.suffix.lower()!r}. Use .jsonl, .csv or "
+        f".parquet{also}, or a directory of <policy>_responses.jsonl files."
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
 def read_table(
@@ -61,11 +313,13 @@ def read_table(
 ) -> Any:
     """Read a supported file or directory into one flat polars DataFrame (no validation).
 
+    The path's :class:`Reader` comes from the registry (:func:`reader_for`).
+
     Parameters
     ----------
     path : str or pathlib.Path
-        A long-format JSONL, CSV or Parquet file, a cje-eval logged-data JSONL file, or a
-        cje-eval fresh-draws directory.
+        A long-format JSONL, CSV or Parquet file, a cje-eval logged-data JSONL file, a
+        cje-eval fresh-draws directory, or a path a registered reader handles.
     want : sequence of str, optional
         The fields a JSON Lines reader needs (the rest of each line, e.g. long response texts,
         is skipped); ``None`` reads every field. CSV and Parquet files are read whole.
@@ -100,25 +354,54 @@ def read_table(
     ids = tuple(dict.fromkeys(id_columns))
     if not path.exists():
         raise CJEInputError(f"No such file or directory: '{path}'.")
-    if path.is_dir():
-        return _read_fresh_draws_dir(path, want, ids)
-    suffix = path.suffix.lower()
-    if suffix not in (*_JSONL, ".csv", ".parquet", ".pq"):
-        raise CJEInputError(
-            f"Cannot read '{path}': unknown file type {suffix!r}. Use .jsonl, .csv or .parquet, "
-            "or a directory of <policy>_responses.jsonl files."
-        )
-    if path.stat().st_size == 0:
+    reader = reader_for(path)
+    if not path.is_dir() and path.stat().st_size == 0:
         raise CJEInputError(f"The input has no rows: '{path}' is empty.")
-    if suffix in _JSONL:
-        frame = _read_jsonl(path, want, ids, logging_policy)
-    elif suffix == ".csv":
-        frame = _read_csv(path, ids)
+    given = {"want": want, "id_columns": ids, "logging_policy": logging_policy}
+    options = {k: given[k] for k in reader.options}
+    if reader in _BUILT_IN:  # their failures are CJEInputErrors naming the file and line
+        frame = reader.read(path, **options)
     else:
-        frame = _read_parquet(path)
+        frame = _as_polars(_read_outside(reader, path, options), reader, path)
     if frame.height == 0:
         raise CJEInputError(f"The input has no rows: '{path}' is empty.")
     return frame
+
+
+def _read_outside(reader: Reader, path: Path, options: dict[str, Any]) -> Any:
+    """Call a reader registered from outside the package; its failures become input errors."""
+    try:
+        return reader.read(path, **options)
+    except CJEInputError:
+        raise
+    except Exception as exc:
+        raise CJEInputError(
+            f"Cannot read '{path}' with the {reader.name!r} reader: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _as_polars(frame: Any, reader: Reader, path: Path) -> Any:
+    """A reader's result (polars or pandas DataFrame, dict of columns) as a polars DataFrame."""
+    import polars as pl
+
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    try:
+        if type(frame).__module__.startswith("pandas") and hasattr(frame, "columns"):
+            return pl.from_pandas(frame)
+        if isinstance(frame, Mapping):
+            return pl.DataFrame({str(k): v for k, v in frame.items()})
+    except Exception as exc:  # ragged columns, mixed types in one column, ...
+        raise CJEInputError(
+            f"The {reader.name!r} reader returned columns polars cannot hold for '{path}': {exc}. "
+            "Return one value type per column, every column the same length."
+        ) from None
+    raise CJEInputError(
+        f"The {reader.name!r} reader returned a {type(frame).__name__} for '{path}'; a reader must "
+        "return a polars or pandas DataFrame or a dict of columns."
+    )
 
 
 def _where(path: Path, line: int) -> str:
@@ -153,11 +436,11 @@ def _csv_header(path: Path) -> list[str]:
     return names
 
 
-def _read_csv(path: Path, ids: Sequence[str]) -> Any:
+def _read_csv(path: Path, *, id_columns: Sequence[str]) -> Any:
     import polars as pl
 
     header = _csv_header(path)
-    text_cols = [c for c in (*ids, *_INDEX_COLUMNS) if c in header]
+    text_cols = [c for c in (*id_columns, *_INDEX_COLUMNS) if c in header]
     try:
         frame = pl.read_csv(path, infer_schema_length=None,
                             schema_overrides={c: pl.String for c in text_cols})
@@ -540,8 +823,10 @@ def _plain_ints_only(path: Path, key: str) -> bool:
         return re.search(name + other, data) is None
 
 
-def _read_jsonl(path: Path, want: Sequence[str] | None, ids: Sequence[str],
+def _read_jsonl(path: Path, *, want: Sequence[str] | None, id_columns: Sequence[str],
                 logging_policy: str) -> Any:
+    """A long-format JSON Lines file, or a cje-eval logged-data file (told by its fields)."""
+    ids = id_columns
     frame = _scan_jsonl([path], want, ids)[0]
     if frame.height == 0:
         raise CJEInputError(f"The input has no rows: '{path}' is empty.")
@@ -606,10 +891,11 @@ def _logged_frame(frame: Any, path: Path, logging_policy: str, ids: Sequence[str
     return out
 
 
-def _read_fresh_draws_dir(path: Path, want: Sequence[str] | None, ids: Sequence[str]) -> Any:
+def _read_fresh_draws_dir(path: Path, *, want: Sequence[str] | None, id_columns: Sequence[str]) -> Any:
     """Read a cje-eval fresh-draws directory: one ``<policy>_responses.jsonl`` per policy."""
     import polars as pl
 
+    ids = id_columns
     files = sorted(path.glob("*_responses.jsonl"))
     if not files:
         raise CJEInputError(
@@ -630,3 +916,13 @@ def _read_fresh_draws_dir(path: Path, want: Sequence[str] | None, ids: Sequence[
             fr = fr.drop("policy")
         frames.append(fr.with_columns(pl.lit(f.name[: -len("_responses.jsonl")]).alias("policy")))
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in formats: registry entries like any other
+# --------------------------------------------------------------------------------------------
+register_reader("csv", _read_csv, suffixes=[".csv"])
+register_reader("parquet", _read_parquet, suffixes=[".parquet", ".pq"])
+register_reader("jsonl", _read_jsonl, suffixes=_JSONL)
+register_reader("fresh-draws", _read_fresh_draws_dir, matches=Path.is_dir)
+_BUILT_IN: tuple[Reader, ...] = tuple(_REGISTRY.values())

@@ -348,9 +348,10 @@ def as_frame(data: Any) -> Any:
     """A pandas DataFrame from pandas, polars, a dict of arrays or a file path.
 
     Files are read by :func:`cje.readers.read_table`, the reader :func:`cje.load` uses: the same
-    formats, ids read as the exact text written (``1.10`` and ``1.1`` stay distinct), and the same
-    errors, naming the file and the line. A directory of cje-eval fresh draws is read by
-    :func:`cje.load` itself (its flat table, with ``response_length`` derived when possible).
+    formats (those registered with :func:`cje.readers.register_reader` included), ids read as the
+    exact text written (``1.10`` and ``1.1`` stay distinct), and the same errors, naming the file
+    and the line. A cje-eval fresh-draws directory (one file per policy) is read by
+    :func:`cje.load` itself: its flat table, with ``response_length`` derived when possible.
 
     Examples
     --------
@@ -377,10 +378,10 @@ def as_frame(data: Any) -> Any:
     from pathlib import Path
 
     if isinstance(data, (str, os.PathLike)):
-        from cje.readers import read_table
+        from cje.readers import read_table, reader_for
 
         p = Path(data)
-        if p.is_dir():  # cje-eval fresh draws (<policy>_responses.jsonl): read as cje.load does
+        if p.is_dir() and reader_for(p).name == "fresh-draws":  # read as cje.load does
             return _flat_from_load(p)
         return read_table(p).to_pandas()
     from cje.errors import CJEInputError
