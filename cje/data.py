@@ -341,7 +341,12 @@ def load(
     if isinstance(source, (str, os.PathLike)):
         cols = read_columns(Path(source), covariates=covariates, logging_policy=logging_policy,
                             columns=columns)
-        return _build(cols, **kw)
+        try:
+            return _build(cols, **kw)
+        except CJEInputError as exc:  # a validation error names the file it came from
+            if str(source) in str(exc):
+                raise
+            raise CJEInputError(f"In '{source}': {exc}") from None
     return EvalData.from_frame(source, **kw)
 
 
