@@ -29,6 +29,7 @@ from scipy import stats
 
 from cje.bias._result import BiasResult, as_frame, require_columns
 from cje.errors import CJEInputError, CJEWarning, check_alpha
+from cje.inference import check_n_bootstrap, cluster_bootstrap_totals, percentile_interval
 
 __all__ = [
     "FIRST_SLOT_BAND",
@@ -131,7 +132,7 @@ def position(
     0.72
     """
     alpha = check_alpha(alpha)
-    n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    n_bootstrap = check_n_bootstrap(n_bootstrap, minimum=50)
     what = "position bias (both orders of each pair)"
     d = load_pairs(pairs, POSITION_COLUMNS, what, judge)
     units = _order_units(d, what)
@@ -181,7 +182,7 @@ def position(
         tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
         with np.errstate(invalid="ignore", divide="ignore"):
             reps = tot[:, 0] / tot[:, 1]
-        r_lo, r_hi = percentile_ci(reps, alpha)
+        r_lo, r_hi = percentile_interval(reps, alpha)
         ci_method = f"prompt-cluster bootstrap (B = {n_bootstrap}, percentile)"
     ci_low, ci_high = _half_logit(r_lo), _half_logit(r_hi)
     band_lo, band_hi = FIRST_SLOT_BAND
@@ -500,52 +501,6 @@ def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) 
     )
 
 
-def cluster_bootstrap_totals(
-    per_cluster: np.ndarray, n_bootstrap: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Weighted column totals of ``per_cluster`` (G × m) over ``n_bootstrap`` cluster resamples.
-
-    The prompt-cluster bootstrap of METHODS §5.4: every resample gives each of the G clusters
-    (prompts) an independent standard exponential weight (the Bayesian bootstrap; positive
-    weights, so no resample drops a cluster entirely), scaled to sum to G. A ratio of two columns
-    of the result is a bootstrap replicate of a ratio estimator. Shape ``(n_bootstrap, m)``.
-
-    Examples
-    --------
-    >>> t = cluster_bootstrap_totals(np.ones((5, 1)), 3, np.random.default_rng(0))
-    >>> t.round(12).ravel().tolist()
-    [5.0, 5.0, 5.0]
-    """
-    per = np.asarray(per_cluster, dtype=float)
-    if per.ndim == 1:
-        per = per[:, None]
-    g = per.shape[0]
-    chunk = max(1, min(n_bootstrap, 4_000_000 // max(g, 1)))
-    out = np.empty((n_bootstrap, per.shape[1]))
-    for start in range(0, n_bootstrap, chunk):
-        c = min(chunk, n_bootstrap - start)
-        wts = rng.standard_exponential((c, g))
-        wts *= g / wts.sum(axis=1, keepdims=True)
-        out[start : start + c] = wts @ per
-    return out
-
-
-def percentile_ci(replicates: np.ndarray, alpha: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates (non-finite replicates ignored).
-
-    Examples
-    --------
-    >>> percentile_ci(np.arange(101.0), 0.1)
-    (5.0, 95.0)
-    """
-    r = np.asarray(replicates, dtype=float)
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(r, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 # ----------------------------------------------------------------------------- internals
 
 
@@ -656,7 +611,7 @@ def _flip_rates(d: PairData, alpha: float, n_bootstrap: int, gen: np.random.Gene
     g = pd.factorize(prompt_of_pair[ok])[0]
     per_g = np.column_stack([np.bincount(g, weights=excess), np.bincount(g)])
     tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
-    lo, hi = percentile_ci(tot[:, 0] / tot[:, 1], alpha)
+    lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
     return {
         "flip_rate_cross_order": float(cross.mean()),
         "flip_rate_same_order": float(same.mean()),
@@ -723,9 +678,3 @@ def _half_logit(r: float) -> float:
     if r >= 1.0:
         return math.inf
     return 0.5 * math.log(r / (1.0 - r))
-
-
-def _check_n_bootstrap(n_bootstrap: int) -> int:
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 50:
-        raise CJEInputError(f"n_bootstrap must be an integer >= 50, e.g. 2000; got {n_bootstrap!r}.")
-    return int(n_bootstrap)
