@@ -29,7 +29,6 @@ from scipy.optimize import brentq
 from scipy.special import expit, ndtr, ndtri
 
 from cje.bias._result import BiasResult
-from cje.bias.position import load_pairs
 from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.inference import (
     check_n_bootstrap,
@@ -40,6 +39,7 @@ from cje.inference import (
     percentile_interval,
     t_pvalue,
 )
+from cje.pairwise.verdicts import load_pairs
 
 __all__ = [
     "LENGTH_COLUMNS",
