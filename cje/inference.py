@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = [
     "cluster_variance",
     "cluster_totals",
+    "cluster_correlation",
+    "cluster_effective_size",
     "cluster_robust_covariance",
     "cluster_ols",
     "check_n_bootstrap",
@@ -91,6 +93,73 @@ def cluster_variance(phi: np.ndarray, cluster: np.ndarray) -> tuple[float, int]:
     if g < 2:
         return float("nan"), g
     return g / (g - 1) * float((t * t).sum()) / n**2, g
+
+
+def cluster_correlation(y1: np.ndarray, c1: np.ndarray, y2: np.ndarray, c2: np.ndarray,
+                        n_clusters: int) -> float:
+    """Cluster-robust correlation of two sample means computed on rows of the same clusters.
+
+    ``ρ = Σ_g T1_g T2_g / √(Σ_g T1_g² · Σ_g T2_g²)`` with ``Tk_g`` the sum of ``yk − ȳk`` over the
+    rows of sample ``k`` in cluster ``g`` (the two clustered variances share the ``1/n`` factors,
+    which cancel). 0 when either variance vanishes; clipped to [−1, 1].
+
+    Parameters
+    ----------
+    y1, y2 : numpy.ndarray
+        The two samples' values.
+    c1, c2 : numpy.ndarray of int
+        Cluster code of each row, in ``0..n_clusters−1`` (one coding for both samples).
+    n_clusters : int
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> c = np.array([0, 1, 2, 3])
+    >>> cluster_correlation(np.array([1.0, 0, 1, 0]), c, np.array([0.0, 1, 0, 1]), c, 4)
+    -1.0
+    """
+    t1 = cluster_totals(y1 - y1.mean(), c1, n_clusters)
+    t2 = cluster_totals(y2 - y2.mean(), c2, n_clusters)
+    den = float(np.sqrt(float(t1 @ t1) * float(t2 @ t2)))
+    return float(np.clip(float(t1 @ t2) / den, -1.0, 1.0)) if den > 0 else 0.0
+
+
+def cluster_effective_size(y: np.ndarray, cluster: np.ndarray, n_clusters: int) -> float:
+    """Effective sample size of a proportion under clustering: ``p̂(1 − p̂) / Var_cluster(p̂)``.
+
+    ``Var_cluster(p̂) = Σ_g T_g² / n²`` with ``T_g`` the sum of ``y − p̂`` over cluster ``g``;
+    the size is capped at the row count ``n`` and is ``n_clusters`` when ``p̂`` is 0 or 1 (or
+    the variance vanishes). With one row per cluster it is ``n`` (up to rounding).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        0/1 outcomes (fractions allowed).
+    cluster : numpy.ndarray of int
+        Cluster code of each row, in ``0..n_clusters−1``.
+    n_clusters : int
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    Two prompts, each with two identical verdicts, count as two:
+
+    >>> cluster_effective_size(np.array([1.0, 1.0, 0.0, 0.0]), np.array([0, 0, 1, 1]), 2)
+    2.0
+    """
+    n = y.size
+    p = float(y.mean())
+    t = cluster_totals(y - p, cluster, n_clusters)
+    var = float(t @ t) / n**2
+    if 0.0 < p < 1.0 and var > 0.0:
+        return min(float(n), p * (1.0 - p) / var)
+    return float(n_clusters)
 
 
 def cluster_robust_covariance(xh: np.ndarray, u: np.ndarray, groups: np.ndarray,

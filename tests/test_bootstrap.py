@@ -118,3 +118,18 @@ def test_pairwise_package_keeps_the_public_names():
     from cje.bias.position import POSITION_COLUMNS
 
     assert audit_columns is POSITION_COLUMNS is cje.pairwise.PAIR_COLUMNS
+
+
+def test_cluster_effective_size_and_correlation_against_references():
+    from cje.inference import cluster_correlation, cluster_effective_size
+
+    rng = np.random.default_rng(2)
+    y = (rng.uniform(size=200) < 0.3).astype(float)
+    assert cluster_effective_size(y, np.arange(200), 200) == pytest.approx(200.0)  # one row per prompt: n
+    c = np.repeat(np.arange(50), 4)
+    t = np.bincount(c, weights=y - y.mean())
+    assert cluster_effective_size(y, c, 50) == pytest.approx(y.mean() * (1 - y.mean()) / (t @ t / 200**2))
+    assert cluster_effective_size(np.ones(8), np.arange(8) // 2, 4) == 4.0  # p = 1: the prompts
+    x, z = rng.normal(size=60), rng.normal(size=60)
+    pearson = np.corrcoef(x, x + z)[0, 1]
+    assert cluster_correlation(x, np.arange(60), x + z, np.arange(60), 60) == pytest.approx(pearson)

@@ -34,7 +34,8 @@ from cje.inference import (
     check_n_bootstrap,
     cluster_bootstrap_totals,
     cluster_bootstrap_weights,
-    cluster_totals,
+    cluster_correlation,
+    cluster_effective_size,
     cluster_variance,
     percentile_interval,
     t_pvalue,
@@ -476,7 +477,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
         )
     p1, n1, ne1 = _clustered_rate(agree[g_own], d.prompt[g_own])
     p2, n2, ne2 = _clustered_rate(agree[g_oth], d.prompt[g_oth])
-    rho = _cluster_correlation(
+    rho = cluster_correlation(
         agree[g_own], d.prompt[g_own], agree[g_oth], d.prompt[g_oth], int(d.prompt.max()) + 1
     )
     z = float(ndtri(1 - alpha / 2))
@@ -574,26 +575,7 @@ def _newcombe_pvalue(p1: float, n1: float, p2: float, n2: float, rho: float = 0.
     return float(2.0 * ndtr(-z_star))
 
 
-def _cluster_correlation(
-    y1: np.ndarray, g1: np.ndarray, y2: np.ndarray, g2: np.ndarray, n_clusters: int
-) -> float:
-    """Prompt-cluster correlation of the two group means (0 when a variance vanishes)."""
-    t1 = cluster_totals(y1 - y1.mean(), g1, n_clusters)
-    t2 = cluster_totals(y2 - y2.mean(), g2, n_clusters)
-    den = math.sqrt(float(t1 @ t1) * float(t2 @ t2))
-    return float(np.clip(float(t1 @ t2) / den, -1.0, 1.0)) if den > 0 else 0.0
-
-
 def _clustered_rate(y: np.ndarray, prompt: np.ndarray) -> tuple[float, int, float]:
     """Rate, row count and prompt-cluster effective sample size of a 0/1 outcome."""
-    n = y.size
-    p = float(y.mean())
     g = pd.factorize(prompt)[0]
-    n_prompts = int(g.max()) + 1
-    t = cluster_totals(y - p, g, n_prompts)
-    var = float(t @ t) / n**2
-    if 0.0 < p < 1.0 and var > 0.0:
-        n_eff = min(float(n), p * (1.0 - p) / var)
-    else:
-        n_eff = float(n_prompts)
-    return p, n, n_eff
+    return float(y.mean()), y.size, cluster_effective_size(y, g, int(g.max()) + 1)
