@@ -120,8 +120,27 @@ def pairs_frame(pairs: Any, what: str) -> Any:
 
 
 def pair_codes(df: Any) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, int]:
-    """Items (sorted), item codes of a and b, prompt codes and the number of prompts of a
-    :func:`pairs_frame`."""
+    """Items (sorted), item codes of a and b, prompt codes and the number of prompts.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A frame from :func:`pairs_frame`.
+
+    Returns
+    -------
+    (items, a_code, b_code, prompt_code, n_prompts)
+        ``items`` sorted naturally (by text when not comparable); codes index into ``items``
+        and into the prompts in order of appearance.
+
+    Examples
+    --------
+    >>> df = pairs_frame({"prompt_id": ["p2", "p1"], "a_id": ["y", "x"], "b_id": ["x", "z"],
+    ...                   "slot_a": [1, 2], "winner": ["a", "b"]}, "win_rates")
+    >>> items, ia, ib, pcode, g = pair_codes(df)
+    >>> items, ia.tolist(), ib.tolist(), pcode.tolist(), g
+    (['x', 'y', 'z'], [1, 0], [0, 2], [0, 1], 2)
+    """
     items = _sorted(pd.unique(np.concatenate([df["a_id"].to_numpy(), df["b_id"].to_numpy()])))
     index = pd.Index(items, dtype=object)
     ia = index.get_indexer(df["a_id"].to_numpy())
@@ -137,6 +156,14 @@ class PairData:
     ``a_id`` < ``b_id`` (as strings) on every row: rows given the other way round have their
     ids, slot, winners, lengths and families swapped. Codes: winners 0 = a, 1 = b, 2 = tie
     (−1 = missing human verdict). Arrays of columns that were not requested are ``None``.
+
+    Examples
+    --------
+    >>> v = {"prompt_id": ["p1", "p1"], "a_id": ["B", "A"], "b_id": ["A", "B"],
+    ...      "slot_a": [1, 1], "winner": ["a", "tie"]}
+    >>> d = load_pairs(v, PAIR_COLUMNS, "position bias", None)
+    >>> d.a_id.tolist(), d.b_id.tolist(), d.slot.tolist(), d.w.tolist()
+    (['A', 'A'], ['B', 'B'], [2, 1], [1, 2])
     """
 
     row: np.ndarray  # original row labels, for messages
@@ -157,7 +184,23 @@ class PairData:
     judge: str | None
 
     def pair_txt(self, i: int) -> str:
-        """``(prompt_id=…, a_id=…, b_id=…[, judge=…])`` of row ``i``."""
+        """``(prompt_id=…, a_id=…, b_id=…[, judge=…])`` of row ``i``, for messages.
+
+        Parameters
+        ----------
+        i : int
+            Row position.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> v = {"prompt_id": ["p1"], "a_id": ["A"], "b_id": ["B"], "slot_a": [1], "winner": ["a"]}
+        >>> load_pairs(v, PAIR_COLUMNS, "position bias", None).pair_txt(0)
+        "(prompt_id='p1', a_id='A', b_id='B')"
+        """
         txt = f"prompt_id={self.prompt_id[i]!r}"
         if self.a_id is not None and self.b_id is not None:
             txt += f", a_id={self.a_id[i]!r}, b_id={self.b_id[i]!r}"
