@@ -1,5 +1,5 @@
-"""Inference from influence values: prompt-clustered variance, the OUA jackknife, intervals,
-paired contrasts and Holm adjustment (METHODS §5).
+"""Inference from influence values: prompt-clustered variance, the prompt-cluster bootstrap, the
+OUA jackknife, intervals, paired contrasts and Holm adjustment (METHODS §5).
 
 Every function here works on numbers an estimator produced (per-row influence values, point
 estimates, jackknife replicates); none knows which estimator made them.
@@ -7,7 +7,7 @@ estimates, jackknife replicates); none knows which estimator made them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +20,14 @@ if TYPE_CHECKING:
 __all__ = [
     "cluster_variance",
     "cluster_totals",
+    "cluster_correlation",
+    "cluster_effective_size",
+    "cluster_robust_covariance",
+    "cluster_ols",
+    "check_n_bootstrap",
+    "cluster_bootstrap_weights",
+    "cluster_bootstrap_totals",
+    "percentile_interval",
     "jackknife_variance",
     "oua_jackknife",
     "satterthwaite_df",
@@ -85,6 +93,358 @@ def cluster_variance(phi: np.ndarray, cluster: np.ndarray) -> tuple[float, int]:
     if g < 2:
         return float("nan"), g
     return g / (g - 1) * float((t * t).sum()) / n**2, g
+
+
+def cluster_correlation(y1: np.ndarray, c1: np.ndarray, y2: np.ndarray, c2: np.ndarray,
+                        n_clusters: int) -> float:
+    """Cluster-robust correlation of two sample means computed on rows of the same clusters.
+
+    ``ρ = Σ_g T1_g T2_g / √(Σ_g T1_g² · Σ_g T2_g²)`` with ``Tk_g`` the sum of ``yk − ȳk`` over the
+    rows of sample ``k`` in cluster ``g`` (the two clustered variances share the ``1/n`` factors,
+    which cancel). 0 when either variance vanishes; clipped to [−1, 1].
+
+    Parameters
+    ----------
+    y1, y2 : numpy.ndarray
+        The two samples' values.
+    c1, c2 : numpy.ndarray of int
+        Cluster code of each row, in ``0..n_clusters−1`` (one coding for both samples).
+    n_clusters : int
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> c = np.array([0, 1, 2, 3])
+    >>> cluster_correlation(np.array([1.0, 0, 1, 0]), c, np.array([0.0, 1, 0, 1]), c, 4)
+    -1.0
+    """
+    t1 = cluster_totals(y1 - y1.mean(), c1, n_clusters)
+    t2 = cluster_totals(y2 - y2.mean(), c2, n_clusters)
+    den = float(np.sqrt(float(t1 @ t1) * float(t2 @ t2)))
+    return float(np.clip(float(t1 @ t2) / den, -1.0, 1.0)) if den > 0 else 0.0
+
+
+def cluster_effective_size(y: np.ndarray, cluster: np.ndarray, n_clusters: int) -> float:
+    """Effective sample size of a proportion under clustering: ``p̂(1 − p̂) / Var_cluster(p̂)``.
+
+    ``Var_cluster(p̂) = Σ_g T_g² / n²`` with ``T_g`` the sum of ``y − p̂`` over cluster ``g``;
+    the size is capped at the row count ``n`` and is ``n_clusters`` when ``p̂`` is 0 or 1 (or
+    the variance vanishes). With one row per cluster it is ``n`` (up to rounding).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        0/1 outcomes (fractions allowed).
+    cluster : numpy.ndarray of int
+        Cluster code of each row, in ``0..n_clusters−1``.
+    n_clusters : int
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    Two prompts, each with two identical verdicts, count as two:
+
+    >>> cluster_effective_size(np.array([1.0, 1.0, 0.0, 0.0]), np.array([0, 0, 1, 1]), 2)
+    2.0
+    """
+    n = y.size
+    p = float(y.mean())
+    t = cluster_totals(y - p, cluster, n_clusters)
+    var = float(t @ t) / n**2
+    if 0.0 < p < 1.0 and var > 0.0:
+        return min(float(n), p * (1.0 - p) / var)
+    return float(n_clusters)
+
+
+def cluster_robust_covariance(xh: np.ndarray, u: np.ndarray, groups: np.ndarray,
+                              bread: np.ndarray) -> np.ndarray:
+    """Cluster-robust (sandwich) covariance of a linear estimator's coefficients.
+
+    ``V = c · B [Σ_g X_g'u_g u_g'X_g] B`` with ``B`` the bread (e.g. ``(X'X)⁻¹``), ``X_g`` and
+    ``u_g`` the rows of cluster ``g`` and the small-sample factor ``c = G/(G−1) · (N−1)/(N−K)``
+    (Stata's and statsmodels' ``cov_type="cluster"`` default).
+
+    Parameters
+    ----------
+    xh : numpy.ndarray of shape (N, K)
+        The design whose scores enter the meat (the fitted first stage ``X̂`` for 2SLS).
+    u : numpy.ndarray of shape (N,)
+        Residuals.
+    groups : numpy.ndarray of shape (N,)
+        Cluster label of each row (any sortable labels).
+    bread : numpy.ndarray of shape (K, K)
+
+    Returns
+    -------
+    numpy.ndarray of shape (K, K)
+
+    Examples
+    --------
+    The intercept-only case is :func:`cluster_variance` with the ``(N−1)/(N−K)`` factor (here 1):
+
+    >>> x = np.ones((4, 1)); u = np.array([1.0, -1.0, 1.0, -1.0])
+    >>> round(float(cluster_robust_covariance(x, u, np.arange(4), np.array([[0.25]]))[0, 0]), 6)
+    0.333333
+    """
+    _, codes = np.unique(groups, return_inverse=True)
+    n, k = xh.shape
+    g = int(codes.max()) + 1
+    xu = xh * u[:, None]
+    scores = np.column_stack([np.bincount(codes, weights=col, minlength=g) for col in xu.T])
+    meat = scores.T @ scores
+    c = g / (g - 1) * (n - 1) / (n - k)
+    return c * bread @ meat @ bread
+
+
+def cluster_ols(y: np.ndarray, x: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """OLS coefficient of the **last** column of ``x`` and its cluster-robust standard error.
+
+    statsmodels' ``OLS(y, x).fit(cov_type="cluster")`` (the sandwich of
+    :func:`cluster_robust_covariance`, same small-sample factor).
+
+    Parameters
+    ----------
+    y : numpy.ndarray of shape (N,)
+    x : numpy.ndarray of shape (N, K)
+        Regressors; the coefficient of interest is the last column.
+    groups : numpy.ndarray of shape (N,)
+        Cluster label of each row.
+
+    Returns
+    -------
+    (coefficient, se)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.column_stack([np.ones(200), rng.normal(size=200)])
+    >>> y = 1.0 + 2.0 * x[:, 1] + rng.normal(size=200)
+    >>> b, se = cluster_ols(y, x, np.repeat(np.arange(50), 4))
+    >>> round(b, 2), bool(0 < se < 0.2)
+    (1.93, True)
+    """
+    import statsmodels.api as sm
+
+    fit = sm.OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    return float(fit.params[-1]), float(np.sqrt(fit.cov_params()[-1, -1]))
+
+
+def check_n_bootstrap(n_bootstrap: int, *, minimum: int = 0) -> int:
+    """Validate a number of bootstrap replicates: an integer ``>= minimum``.
+
+    Parameters
+    ----------
+    n_bootstrap : int
+        The value the user passed.
+    minimum : int, default 0
+        The smallest allowed value. 0 means "0 skips the intervals".
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    CJEInputError
+        A bool, a non-integer or a value below ``minimum``, naming the value and a fix.
+
+    Examples
+    --------
+    >>> check_n_bootstrap(np.int64(200))
+    200
+    >>> check_n_bootstrap(10, minimum=50)
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: n_bootstrap must be an integer >= 50; got 10. Use e.g. n_bootstrap=2000.
+    """
+    from cje.errors import CJEInputError
+
+    if (isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer))
+            or n_bootstrap < minimum):
+        need = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+        skip = " (0 skips the intervals)" if minimum == 0 else ""
+        raise CJEInputError(
+            f"n_bootstrap must be {need}; got {n_bootstrap!r}. Use e.g. n_bootstrap=2000{skip}."
+        )
+    return int(n_bootstrap)
+
+
+#: The two cluster-bootstrap weightings of :func:`cluster_bootstrap_weights`.
+BOOTSTRAP_METHODS = ("multinomial", "exponential")
+
+
+def cluster_bootstrap_weights(
+    n_clusters: int,
+    n_bootstrap: int,
+    rng: int | np.random.Generator | None = None,
+    *,
+    method: str = "exponential",
+    max_entries: int = 4_000_000,
+    width: int = 1,
+    progress: bool | None = False,
+) -> Iterator[np.ndarray]:
+    """Yield the cluster weights of ``n_bootstrap`` prompt-cluster bootstrap replicates, in chunks.
+
+    The one prompt-cluster bootstrap of the package: a replicate gives each of the ``G`` clusters
+    (prompts) a weight, and every statistic is recomputed with the rows of a cluster weighted
+    by it, so all rows of a prompt move together.
+
+    * ``method="multinomial"``: Efron's bootstrap, ``G`` clusters drawn with replacement; the
+      weight is how often a cluster was drawn (a replicate may leave clusters out).
+    * ``method="exponential"``: the Bayesian bootstrap, independent standard exponential
+      weights scaled to sum to ``G`` (positive, so no replicate drops a cluster).
+
+    The draws do not depend on the chunking: replicate ``b`` gets the same weights whatever
+    ``max_entries`` is. Chunks hold at most ``max(1, max_entries // max(G, width))`` replicates,
+    so the ``(chunk, G)`` weights and the caller's ``(chunk, width)`` work arrays stay small.
+
+    Parameters
+    ----------
+    n_clusters : int
+        ``G``, the number of clusters.
+    n_bootstrap : int
+        Replicates (see :func:`check_n_bootstrap`).
+    rng : int, numpy.random.Generator or None
+        Seed or generator (a generator passed in is advanced, not copied).
+    method : {"multinomial", "exponential"}, default "exponential"
+    max_entries : int, default 4,000,000
+        Memory budget per chunk, in array entries.
+    width : int, default 1
+        Entries per replicate of the caller's own work arrays.
+    progress : bool, optional
+        A progress bar over the replicates: ``None`` on a terminal once the work lasts over a
+        second, ``True`` always, ``False`` (default) never.
+
+    Yields
+    ------
+    numpy.ndarray of shape (chunk, G)
+        float64 weights; the chunks together hold ``n_bootstrap`` rows.
+
+    Examples
+    --------
+    >>> w = np.vstack(list(cluster_bootstrap_weights(4, 3, rng=0, method="multinomial")))
+    >>> w.shape, w.sum(axis=1).tolist()
+    ((3, 4), [4.0, 4.0, 4.0])
+    >>> w = np.vstack(list(cluster_bootstrap_weights(4, 3, rng=0)))
+    >>> bool((w > 0).all()), w.sum(axis=1).round(12).tolist()
+    (True, [4.0, 4.0, 4.0])
+    """
+    from cje._progress import progress_bar
+
+    if method not in BOOTSTRAP_METHODS:
+        from cje.errors import CJEInputError
+
+        raise CJEInputError(f"method must be 'multinomial' or 'exponential'; got {method!r}.")
+    gen = np.random.default_rng(rng)
+    g = int(n_clusters)
+    chunk = max(1, min(n_bootstrap, max_entries // max(g, width, 1)))
+    done = 0
+    bar = progress_bar(progress, n_bootstrap, desc="bootstrap", unit="rep")
+    try:
+        while done < n_bootstrap:
+            b = min(chunk, n_bootstrap - done)
+            if method == "multinomial":
+                draws = gen.integers(0, g, size=(b, g))
+                draws += (np.arange(b) * g)[:, None]  # row r counts into bins r·G … r·G + G − 1
+                w = np.bincount(draws.ravel(), minlength=b * g).reshape(b, g).astype(np.float64)
+            else:
+                w = gen.standard_exponential((b, g))
+                w *= g / w.sum(axis=1, keepdims=True)
+            yield w
+            done += b
+            bar.update(b)
+    finally:
+        bar.close()
+
+
+def cluster_bootstrap_totals(
+    per_cluster: np.ndarray,
+    n_bootstrap: int,
+    rng: int | np.random.Generator | None = None,
+    *,
+    method: str = "exponential",
+    max_entries: int = 4_000_000,
+    progress: bool | None = False,
+) -> np.ndarray:
+    """Weighted column totals of ``per_cluster`` over ``n_bootstrap`` cluster-bootstrap replicates.
+
+    Replicate ``b`` is ``w_b @ per_cluster`` with ``w_b`` the weights of
+    :func:`cluster_bootstrap_weights` (same ``rng``, ``method``, ``max_entries`` and ``progress``).
+    A ratio of two columns is a bootstrap replicate of a ratio estimator (e.g. wins / comparisons).
+
+    Parameters
+    ----------
+    per_cluster : numpy.ndarray of shape (G,) or (G, m)
+        Per-cluster totals of each statistic (a 1-D array is one column).
+    n_bootstrap : int
+    rng : int, numpy.random.Generator or None
+    method : {"multinomial", "exponential"}, default "exponential"
+    max_entries : int, default 4,000,000
+    progress : bool, optional
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_bootstrap, m)
+
+    Examples
+    --------
+    >>> t = cluster_bootstrap_totals(np.ones((5, 1)), 3, np.random.default_rng(0))
+    >>> t.round(12).ravel().tolist()
+    [5.0, 5.0, 5.0]
+    """
+    per = np.asarray(per_cluster, dtype=np.float64)
+    if per.ndim == 1:
+        per = per[:, None]
+    out = np.empty((n_bootstrap, per.shape[1]))
+    start = 0
+    for w in cluster_bootstrap_weights(per.shape[0], n_bootstrap, rng, method=method,
+                                       max_entries=max_entries, progress=progress):
+        out[start:start + w.shape[0]] = w @ per
+        start += w.shape[0]
+    return out
+
+
+def percentile_interval(replicates: np.ndarray, alpha: float) -> tuple[Any, Any]:
+    """Two-sided ``1 − alpha`` percentile interval of bootstrap replicates, non-finite ones ignored.
+
+    Parameters
+    ----------
+    replicates : numpy.ndarray of shape (B,) or (B, m)
+        Replicates of one statistic, or of ``m`` statistics (one column each).
+    alpha : float
+
+    Returns
+    -------
+    (low, high)
+        Floats for 1-D ``replicates``, arrays of length ``m`` for 2-D; NaN where a column has
+        no finite replicate.
+
+    Examples
+    --------
+    >>> percentile_interval(np.arange(101.0), 0.1)
+    (5.0, 95.0)
+    >>> lo, hi = percentile_interval(np.array([[0.0, np.nan], [1.0, np.nan], [2.0, np.nan]]), 0.5)
+    >>> lo.tolist(), hi.tolist()
+    ([0.5, nan], [1.5, nan])
+    """
+    r = np.asarray(replicates, dtype=np.float64)
+    if r.ndim == 1:
+        lo, hi = percentile_interval(r[:, None], alpha)
+        return float(lo[0]), float(hi[0])
+    ok = np.isfinite(r)
+    lo = np.full(r.shape[1], np.nan)
+    hi = np.full(r.shape[1], np.nan)
+    for j in range(r.shape[1]):
+        col = r[ok[:, j], j]
+        if col.size:
+            lo[j], hi[j] = np.quantile(col, [alpha / 2, 1 - alpha / 2])
+    return lo, hi
 
 
 def jackknife_variance(replicates: np.ndarray) -> np.ndarray:

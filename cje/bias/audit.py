@@ -10,11 +10,10 @@ import numpy as np
 from cje._progress import check_progress, progress_iter
 from cje.bias._result import BiasAudit, BiasResult, as_frame
 from cje.errors import CJEInputError
+from cje.pairwise.verdicts import PAIR_COLUMNS
 
 __all__ = ["audit", "PAIR_COLUMNS"]
 
-#: Columns that mark a frame as pairwise verdicts.
-PAIR_COLUMNS = ("prompt_id", "a_id", "b_id", "slot_a", "winner")
 
 # test name -> (columns it needs, what to add when missing)
 _NEEDS: dict[str, tuple[tuple[str, ...], str]] = {

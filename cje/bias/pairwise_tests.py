@@ -29,14 +29,18 @@ from scipy.optimize import brentq
 from scipy.special import expit, ndtr, ndtri
 
 from cje.bias._result import BiasResult
-from cje.bias.position import (
-    _check_n_bootstrap,
-    cluster_bootstrap_totals,
-    load_pairs,
-    percentile_ci,
-)
 from cje.errors import CJEInputError, CJEWarning, check_alpha
-from cje.inference import cluster_variance, t_pvalue
+from cje.inference import (
+    check_n_bootstrap,
+    cluster_bootstrap_totals,
+    cluster_bootstrap_weights,
+    cluster_correlation,
+    cluster_effective_size,
+    cluster_variance,
+    percentile_interval,
+    t_pvalue,
+)
+from cje.pairwise.verdicts import load_pairs
 
 __all__ = [
     "LENGTH_COLUMNS",
@@ -125,7 +129,7 @@ def excess_length_preference(
     True
     """
     alpha = check_alpha(alpha)
-    n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    n_bootstrap = check_n_bootstrap(n_bootstrap, minimum=50)
     what = "excess length preference (pairwise verbosity; needs human verdicts)"
     d = load_pairs(pairs, LENGTH_COLUMNS, what, judge)
     assert d.w is not None and d.h is not None and d.len_a is not None and d.len_b is not None
@@ -152,8 +156,8 @@ def excess_length_preference(
     var, _ = cluster_variance(diff - effect, g)
     p_value = t_pvalue(effect, math.sqrt(var), n_prompts - 1)
     per_g = np.column_stack([np.bincount(g, weights=diff), np.bincount(g)])
-    tot = cluster_bootstrap_totals(per_g, n_bootstrap, np.random.default_rng(rng))
-    lo, hi = percentile_ci(tot[:, 0] / tot[:, 1], alpha)
+    tot = cluster_bootstrap_totals(per_g, n_bootstrap, rng)
+    lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
     details = {
         "judge_longer_rate": float(j.mean()),
@@ -241,7 +245,7 @@ def length_controlled_win_rates(
     ('A', True, True)
     """
     alpha = check_alpha(alpha)
-    n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    n_bootstrap = check_n_bootstrap(n_bootstrap, minimum=50)
     what = "length-controlled win rates"
     d = load_pairs(pairs, _LC_COLUMNS, what, judge)
     assert d.a_id is not None and d.b_id is not None and d.slot is not None and d.w is not None
@@ -269,15 +273,9 @@ def length_controlled_win_rates(
     coef = _logit_fit(x, y, np.ones((1, n)))[0]
     g = d.prompt
     n_prompts = int(g.max()) + 1
-    gen = np.random.default_rng(rng)
-    reps = []
-    chunk = max(1, min(n_bootstrap, 4_000_000 // max(n * x.shape[1], 1)))
-    for start in range(0, n_bootstrap, chunk):
-        c = min(chunk, n_bootstrap - start)
-        wg = gen.standard_exponential((c, n_prompts))
-        wg *= n_prompts / wg.sum(axis=1, keepdims=True)
-        reps.append(_logit_fit(x, y, wg[:, g], start=coef))
-    rep = np.vstack(reps)
+    # one batched fit per chunk of replicates, each row weighted by its prompt's weight
+    rep = np.vstack([_logit_fit(x, y, wg[:, g], start=coef)
+                     for wg in cluster_bootstrap_weights(n_prompts, n_bootstrap, rng, width=n * x.shape[1])])
 
     def lc_rates(c: np.ndarray) -> np.ndarray:
         theta = np.concatenate([np.zeros(c.shape[:-1] + (1,)), c[..., : k - 1]], axis=-1)
@@ -285,8 +283,7 @@ def length_controlled_win_rates(
         return (pw.sum(axis=-1) - 0.5) / (k - 1)  # drop the self-comparison σ(0) = ½
 
     lc = lc_rates(coef)
-    lc_rep = lc_rates(rep)
-    q = np.quantile(lc_rep, [alpha / 2, 1 - alpha / 2], axis=0)
+    lc_lo, lc_hi = percentile_interval(lc_rates(rep), alpha)
     raw_num = np.bincount(ca, weights=y, minlength=k) + np.bincount(cb, weights=1.0 - y, minlength=k)
     raw_den = np.bincount(ca, minlength=k) + np.bincount(cb, minlength=k)
     out = pd.DataFrame(
@@ -295,17 +292,15 @@ def length_controlled_win_rates(
             "n_comparisons": raw_den.astype(np.int64),
             "win_rate": raw_num / raw_den,
             "lc_win_rate": lc,
-            "lc_ci_low": q[0],
-            "lc_ci_high": q[1],
+            "lc_ci_low": lc_lo,
+            "lc_ci_high": lc_hi,
             "strength": np.concatenate([[0.0], coef[: k - 1]]),
         }
     )
     out.attrs.update(
         position_logodds=float(coef[k - 1]),
         length_logodds_per_sd=float(coef[k]) if has_len else 0.0,
-        length_ci=tuple(np.quantile(rep[:, k], [alpha / 2, 1 - alpha / 2]).tolist())
-        if has_len
-        else (0.0, 0.0),
+        length_ci=percentile_interval(rep[:, k], alpha) if has_len else (0.0, 0.0),
         alpha=alpha,
         n_bootstrap=n_bootstrap,
         judge=d.judge,
@@ -482,7 +477,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
         )
     p1, n1, ne1 = _clustered_rate(agree[g_own], d.prompt[g_own])
     p2, n2, ne2 = _clustered_rate(agree[g_oth], d.prompt[g_oth])
-    rho = _cluster_correlation(
+    rho = cluster_correlation(
         agree[g_own], d.prompt[g_own], agree[g_oth], d.prompt[g_oth], int(d.prompt.max()) + 1
     )
     z = float(ndtri(1 - alpha / 2))
@@ -580,25 +575,7 @@ def _newcombe_pvalue(p1: float, n1: float, p2: float, n2: float, rho: float = 0.
     return float(2.0 * ndtr(-z_star))
 
 
-def _cluster_correlation(
-    y1: np.ndarray, g1: np.ndarray, y2: np.ndarray, g2: np.ndarray, n_clusters: int
-) -> float:
-    """Prompt-cluster correlation of the two group means (0 when a variance vanishes)."""
-    t1 = np.bincount(g1, weights=y1 - y1.mean(), minlength=n_clusters)
-    t2 = np.bincount(g2, weights=y2 - y2.mean(), minlength=n_clusters)
-    den = math.sqrt(float(t1 @ t1) * float(t2 @ t2))
-    return float(np.clip(float(t1 @ t2) / den, -1.0, 1.0)) if den > 0 else 0.0
-
-
 def _clustered_rate(y: np.ndarray, prompt: np.ndarray) -> tuple[float, int, float]:
     """Rate, row count and prompt-cluster effective sample size of a 0/1 outcome."""
-    n = y.size
-    p = float(y.mean())
     g = pd.factorize(prompt)[0]
-    t = np.bincount(g, weights=y - p)
-    var = float(t @ t) / n**2
-    if 0.0 < p < 1.0 and var > 0.0:
-        n_eff = min(float(n), p * (1.0 - p) / var)
-    else:
-        n_eff = float(int(g.max()) + 1)
-    return p, n, n_eff
+    return float(y.mean()), y.size, cluster_effective_size(y, g, int(g.max()) + 1)

@@ -1,7 +1,8 @@
 """Position (slot) bias of a pairwise judge, from verdicts in both orders (METHODS §7).
 
-Pairwise data contract: one row per verdict with ``prompt_id``, ``a_id``, ``b_id``, ``slot_a``
-(1 or 2: the slot in which item a was shown) and ``winner`` in {"a", "b", "tie"}; optional
+Pairwise data contract (:mod:`cje.pairwise.verdicts`, read by its ``load_pairs``): one row per
+verdict with ``prompt_id``, ``a_id``, ``b_id``, ``slot_a`` (1 or 2: the slot in which item a was
+shown) and ``winner`` in {"a", "b", "tie"}; optional
 ``judge``, ``run`` (repeats of the same order), ``human_winner``, ``len_a``, ``len_b``,
 ``a_family``, ``b_family``, ``judge_family``. A *pair* is (prompt_id, a_id, b_id[, judge]); its
 two orders are a row with ``slot_a=1`` and a row with ``slot_a=2``. A row written with the items
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cje.bias._result import BiasResult, as_frame, require_columns
+from cje.bias._result import BiasResult
 from cje.errors import CJEInputError, CJEWarning, check_alpha
+from cje.inference import check_n_bootstrap, cluster_bootstrap_totals, percentile_interval
+from cje.pairwise.verdicts import PAIR_COLUMNS, PairData, load_pairs
 
 __all__ = [
     "FIRST_SLOT_BAND",
@@ -38,14 +40,13 @@ __all__ = [
     "position",
 ]
 
-#: Columns every position analysis needs.
-POSITION_COLUMNS: tuple[str, ...] = ("prompt_id", "a_id", "b_id", "slot_a", "winner")
+#: Columns every position analysis needs (the pairwise-verdicts contract).
+POSITION_COLUMNS: tuple[str, ...] = PAIR_COLUMNS
 #: A first-slot rate whose CI lies entirely outside this band is practically relevant.
 FIRST_SLOT_BAND: tuple[float, float] = (0.45, 0.55)
 #: Position consistency below this draws a warning.
 PC_WARN: float = 0.80
 
-_WINNERS = ("a", "b", "tie")
 _MITIGATION = (
     "Judge every pair in both orders and average them: p̄_a = ½[p^AB(a) + 1 − p^BA(a)] (the "
     "probability that a wins, averaged over a shown first and a shown second), or count pairs "
@@ -131,7 +132,7 @@ def position(
     0.72
     """
     alpha = check_alpha(alpha)
-    n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    n_bootstrap = check_n_bootstrap(n_bootstrap, minimum=50)
     what = "position bias (both orders of each pair)"
     d = load_pairs(pairs, POSITION_COLUMNS, what, judge)
     units = _order_units(d, what)
@@ -181,7 +182,7 @@ def position(
         tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
         with np.errstate(invalid="ignore", divide="ignore"):
             reps = tot[:, 0] / tot[:, 1]
-        r_lo, r_hi = percentile_ci(reps, alpha)
+        r_lo, r_hi = percentile_interval(reps, alpha)
         ci_method = f"prompt-cluster bootstrap (B = {n_bootstrap}, percentile)"
     ci_low, ci_high = _half_logit(r_lo), _half_logit(r_hi)
     band_lo, band_hi = FIRST_SLOT_BAND
@@ -307,245 +308,6 @@ def debias_position(pairs: Any, *, method: str = "average", judge: str | None = 
     return out
 
 
-# ----------------------------------------------------------------------------- shared helpers
-
-
-@dataclass(frozen=True, eq=False)
-class PairData:
-    """Validated pairwise verdicts as numpy arrays (rows of one judge, pairs in canonical order).
-
-    ``a_id`` < ``b_id`` (as strings) on every row: rows given the other way round have their
-    ids, slot, winners, lengths and families swapped. Codes: winners 0 = a, 1 = b, 2 = tie
-    (−1 = missing human verdict). Arrays of columns that were not requested are ``None``.
-    """
-
-    row: np.ndarray  # original row labels, for messages
-    prompt_id: np.ndarray  # str
-    prompt: np.ndarray  # prompt code 0..G-1
-    a_id: np.ndarray | None
-    b_id: np.ndarray | None
-    pair: np.ndarray | None  # pair code (prompt, a_id, b_id)
-    slot: np.ndarray | None
-    run: np.ndarray | None  # run code
-    w: np.ndarray | None
-    h: np.ndarray | None
-    len_a: np.ndarray | None
-    len_b: np.ndarray | None
-    a_family: np.ndarray | None
-    b_family: np.ndarray | None
-    judge_family: np.ndarray | None
-    judge: str | None
-
-    def pair_txt(self, i: int) -> str:
-        """``(prompt_id=…, a_id=…, b_id=…[, judge=…])`` of row ``i``."""
-        txt = f"prompt_id={self.prompt_id[i]!r}"
-        if self.a_id is not None and self.b_id is not None:
-            txt += f", a_id={self.a_id[i]!r}, b_id={self.b_id[i]!r}"
-        if self.judge is not None:
-            txt += f", judge={self.judge!r}"
-        return f"({txt})"
-
-
-def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) -> PairData:
-    """Validate pairwise verdicts for one judge and put every pair in canonical order.
-
-    Parameters
-    ----------
-    pairs : pandas.DataFrame, polars.DataFrame, dict of arrays or path
-    needed : sequence of str
-        Columns the calling test needs; only these (plus ``judge`` and, with ``slot_a``, ``run``)
-        are read and validated.
-    what : str
-        The test's name for messages, e.g. ``"position bias"``.
-    judge : str or None
-        Judge to keep when a ``judge`` column holds several (required then).
-
-    Returns
-    -------
-    PairData
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> v = pd.DataFrame({"prompt_id": ["p1", "p1"], "a_id": ["B", "A"], "b_id": ["A", "B"],
-    ...                   "slot_a": [1, 1], "winner": ["a", "B"]})
-    >>> d = load_pairs(v, POSITION_COLUMNS, "position bias", None)
-    >>> d.a_id.tolist(), d.slot.tolist(), d.w.tolist(), d.pair.tolist()
-    (['A', 'A'], [2, 1], [1, 1], [0, 0])
-    """
-    frame = as_frame(pairs)
-    require_columns(list(frame.columns), needed, what)
-    if len(frame) == 0:
-        raise CJEInputError(f"{what}: the data have no rows.")
-    keep = np.ones(len(frame), dtype=bool)
-    judge_name: str | None = None
-    if judge is not None:
-        if "judge" not in frame.columns:
-            raise CJEInputError(
-                f"judge={judge!r} was given but the data have no 'judge' column; drop judge= or add "
-                "the column."
-            )
-        keep = (frame["judge"].astype(str) == str(judge)).to_numpy()
-        if not keep.any():
-            have = ", ".join(map(str, pd.unique(frame["judge"].dropna())))
-            raise CJEInputError(f"No verdicts of judge={judge!r}; the 'judge' column holds: {have}.")
-        judge_name = str(judge)
-    elif "judge" in frame.columns:
-        judges = pd.unique(frame["judge"].dropna())
-        if len(judges) > 1:
-            shown = ", ".join(map(str, judges[:5])) + (" …" if len(judges) > 5 else "")
-            raise CJEInputError(
-                f"The 'judge' column holds {len(judges)} judges ({shown}); {what} tests one judge at "
-                f"a time: pass judge={str(judges[0])!r} (or another), or run the bias audit, which "
-                "tests every judge and Holm-adjusts across them."
-            )
-        if len(judges) == 1:
-            judge_name = str(judges[0])
-
-    def col(name: str) -> np.ndarray:
-        return frame[name].to_numpy()[keep]
-
-    row = frame.index.to_numpy()[keep]
-    ids: dict[str, np.ndarray | None] = {}
-    for name in ("prompt_id", "a_id", "b_id", "a_family", "b_family", "judge_family"):
-        if name not in needed:
-            ids[name] = None
-            continue
-        v = col(name)
-        bad = np.asarray(pd.isna(v), dtype=bool)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise CJEInputError(
-                f"The '{name}' column has missing values in {int(bad.sum())} row(s), e.g. row "
-                f"{_py(row[i])!r}; fill or drop them."
-            )
-        ids[name] = v.astype(str).astype(object)
-    pid = ids["prompt_id"]
-    assert pid is not None  # prompt_id is needed by every test
-    w = _winner_codes(col("winner"), "winner", False, row, pid) if "winner" in needed else None
-    h = (
-        _winner_codes(col("human_winner"), "human_winner", True, row, pid)
-        if "human_winner" in needed
-        else None
-    )
-    slot = run = None
-    if "slot_a" in needed:
-        raw = col("slot_a")
-        s = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isin(s, (1.0, 2.0))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise CJEInputError(
-                f"The 'slot_a' column must be 1 or 2 (the slot in which item a was shown); row "
-                f"{_py(row[i])!r} (prompt_id={pid[i]!r}) has {_show(raw[i])}."
-            )
-        slot = s.astype(np.int64)
-        if "run" in frame.columns:
-            r = col("run")
-            bad = np.asarray(pd.isna(r), dtype=bool)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise CJEInputError(f"The 'run' column has missing values, e.g. row {_py(row[i])!r}.")
-            run = pd.factorize(r)[0]
-    len_a = len_b = None
-    if "len_a" in needed:
-        len_a, len_b = (_lengths(col(c), c, row, pid) for c in ("len_a", "len_b"))
-    a_id, b_id = ids["a_id"], ids["b_id"]
-    a_fam, b_fam = ids["a_family"], ids["b_family"]
-    pair = None
-    if a_id is not None and b_id is not None:
-        same = np.asarray(a_id == b_id, dtype=bool)
-        if same.any():
-            i = int(np.flatnonzero(same)[0])
-            raise CJEInputError(
-                f"a_id and b_id must differ; row {_py(row[i])!r} (prompt_id={pid[i]!r}) compares "
-                f"{a_id[i]!r} with itself."
-            )
-        swap = np.asarray(a_id > b_id, dtype=bool)
-        if swap.any():
-            a_id, b_id = np.where(swap, b_id, a_id), np.where(swap, a_id, b_id)
-            if len_a is not None and len_b is not None:
-                len_a, len_b = np.where(swap, len_b, len_a), np.where(swap, len_a, len_b)
-            if a_fam is not None and b_fam is not None:
-                a_fam, b_fam = np.where(swap, b_fam, a_fam), np.where(swap, a_fam, b_fam)
-            if slot is not None:
-                slot = np.where(swap, 3 - slot, slot)
-            flip = np.array([1, 0, 2, -1])  # index -1 (missing) maps to -1
-            if w is not None:
-                w = np.where(swap, flip[w], w)
-            if h is not None:
-                h = np.where(swap, flip[h], h)
-        item_code = pd.factorize(np.concatenate([a_id, b_id]))[0]
-        k = int(item_code.max()) + 1
-        prompt_code = pd.factorize(pid)[0].astype(np.int64)
-        key = (prompt_code * k + item_code[: pid.size]) * k + item_code[pid.size :]
-        pair = pd.factorize(key)[0]
-    return PairData(
-        row=row,
-        prompt_id=pid,
-        prompt=pd.factorize(pid)[0],
-        a_id=a_id,
-        b_id=b_id,
-        pair=pair,
-        slot=slot,
-        run=run,
-        w=w,
-        h=h,
-        len_a=len_a,
-        len_b=len_b,
-        a_family=a_fam,
-        b_family=b_fam,
-        judge_family=ids["judge_family"],
-        judge=judge_name,
-    )
-
-
-def cluster_bootstrap_totals(
-    per_cluster: np.ndarray, n_bootstrap: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Weighted column totals of ``per_cluster`` (G × m) over ``n_bootstrap`` cluster resamples.
-
-    The prompt-cluster bootstrap of METHODS §5.4: every resample gives each of the G clusters
-    (prompts) an independent standard exponential weight (the Bayesian bootstrap; positive
-    weights, so no resample drops a cluster entirely), scaled to sum to G. A ratio of two columns
-    of the result is a bootstrap replicate of a ratio estimator. Shape ``(n_bootstrap, m)``.
-
-    Examples
-    --------
-    >>> t = cluster_bootstrap_totals(np.ones((5, 1)), 3, np.random.default_rng(0))
-    >>> t.round(12).ravel().tolist()
-    [5.0, 5.0, 5.0]
-    """
-    per = np.asarray(per_cluster, dtype=float)
-    if per.ndim == 1:
-        per = per[:, None]
-    g = per.shape[0]
-    chunk = max(1, min(n_bootstrap, 4_000_000 // max(g, 1)))
-    out = np.empty((n_bootstrap, per.shape[1]))
-    for start in range(0, n_bootstrap, chunk):
-        c = min(chunk, n_bootstrap - start)
-        wts = rng.standard_exponential((c, g))
-        wts *= g / wts.sum(axis=1, keepdims=True)
-        out[start : start + c] = wts @ per
-    return out
-
-
-def percentile_ci(replicates: np.ndarray, alpha: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates (non-finite replicates ignored).
-
-    Examples
-    --------
-    >>> percentile_ci(np.arange(101.0), 0.1)
-    (5.0, 95.0)
-    """
-    r = np.asarray(replicates, dtype=float)
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(r, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 # ----------------------------------------------------------------------------- internals
 
 
@@ -656,7 +418,7 @@ def _flip_rates(d: PairData, alpha: float, n_bootstrap: int, gen: np.random.Gene
     g = pd.factorize(prompt_of_pair[ok])[0]
     per_g = np.column_stack([np.bincount(g, weights=excess), np.bincount(g)])
     tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
-    lo, hi = percentile_ci(tot[:, 0] / tot[:, 1], alpha)
+    lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
     return {
         "flip_rate_cross_order": float(cross.mean()),
         "flip_rate_same_order": float(same.mean()),
@@ -667,54 +429,6 @@ def _flip_rates(d: PairData, alpha: float, n_bootstrap: int, gen: np.random.Gene
     }
 
 
-def _winner_codes(
-    values: np.ndarray, name: str, allow_missing: bool, row: np.ndarray, pid: np.ndarray
-) -> np.ndarray:
-    """Codes 0 = a, 1 = b, 2 = tie (−1 = missing); case and surrounding spaces are ignored."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    lookup = np.array(
-        [_WINNERS.index(t) if (t := str(u).strip().lower()) in _WINNERS else -2 for u in uniques] + [-1],
-        dtype=np.int64,
-    )
-    out = lookup[codes]  # the sentinel -1 indexes the trailing "missing" entry
-    bad = (out == -2) | ((out == -1) & (not allow_missing))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise CJEInputError(
-            f"The '{name}' column must be 'a', 'b' or 'tie'{' (or missing)' if allow_missing else ''}; "
-            f"{int(bad.sum())} row(s) are not, e.g. row {_py(row[i])!r} (prompt_id={pid[i]!r}) has "
-            f"{_show(values[i])}. Map your labels to a/b/tie (the item named a_id won, b_id won, or a tie)."
-        )
-    return out
-
-
-def _lengths(values: np.ndarray, name: str, row: np.ndarray, pid: np.ndarray) -> np.ndarray:
-    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
-    bad = ~(np.isfinite(v) & (v > 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise CJEInputError(
-            f"The '{name}' column must hold positive response lengths (tokens); row {_py(row[i])!r} "
-            f"(prompt_id={pid[i]!r}) has {_show(values[i])}."
-        )
-    return v
-
-
-def _py(value: Any) -> Any:
-    """A numpy scalar as the plain Python value (for readable messages)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _show(value: Any) -> str:
-    """``repr`` of a cell for messages; ``a missing value`` for None/NaN."""
-    try:
-        if pd.isna(value):
-            return "a missing value"
-    except (TypeError, ValueError):
-        pass
-    return repr(_py(value))
-
-
 def _half_logit(r: float) -> float:
     if not math.isfinite(r):
         return float("nan")
@@ -723,9 +437,3 @@ def _half_logit(r: float) -> float:
     if r >= 1.0:
         return math.inf
     return 0.5 * math.log(r / (1.0 - r))
-
-
-def _check_n_bootstrap(n_bootstrap: int) -> int:
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 50:
-        raise CJEInputError(f"n_bootstrap must be an integer >= 50, e.g. 2000; got {n_bootstrap!r}.")
-    return int(n_bootstrap)

@@ -26,7 +26,6 @@ import numpy as np
 from cje.bias._result import BiasResult, as_frame
 from cje.bias.verbosity import (
     PRACTICAL_SD_FRACTION,
-    _cluster_ols,
     _drop_null,
     _finite_column,
     _label_column,
@@ -35,7 +34,7 @@ from cje.bias.verbosity import (
     _within,
 )
 from cje.errors import CJEInputError, check_alpha
-from cje.inference import holm, t_interval, t_pvalue
+from cje.inference import cluster_ols, holm, t_interval, t_pvalue
 
 __all__ = ["self_preference"]
 
@@ -250,7 +249,7 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str) -> dict[str, 
     if g < 3:
         raise CJEInputError(f"self-preference bias needs labelled responses on at least 3 prompts; "
                             f"found {g}.")
-    tau, se = _cluster_ols(ctx["s"][lab], X, codes)
+    tau, se = cluster_ols(ctx["s"][lab], X, codes)
     return {"design": "labelled", "method": name, "tau": tau, "se": se, "df": float(g - 1),
             "n": int(lab.sum()), "n_prompts": g,
             "effect_name": "judge points added to own-family responses, at fixed oracle label"}
@@ -294,7 +293,7 @@ def _panel(frame: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     g = int(codes.max()) + 1
     if g < 3:
         raise CJEInputError(f"self-preference bias needs a panel over at least 3 prompts; found {g}.")
-    tau, se = _cluster_ols(_within(ctx["s"][keep], rcodes), Xw, codes)
+    tau, se = cluster_ols(_within(ctx["s"][keep], rcodes), Xw, codes)
     return {"design": "panel",
             "method": "response fixed effects S_jk = mu_k + alpha_j + tau*self_jk (difference in "
                       "differences across judges); prompt-clustered SE",

@@ -26,7 +26,7 @@ import numpy as np
 
 from cje.bias._result import BiasResult, as_frame, require_columns
 from cje.errors import CJEInputError, check_alpha
-from cje.inference import t_interval, t_pvalue
+from cje.inference import cluster_ols, cluster_robust_covariance, t_interval, t_pvalue
 
 __all__ = ["PRACTICAL_SD_FRACTION", "cluster_2sls", "verbosity"]
 
@@ -260,23 +260,11 @@ def cluster_2sls(
     A = Xh.T @ Xh
     beta = np.linalg.solve(A, Xh.T @ y)
     u = y - X @ beta
-    cov = _sandwich(Xh, u, groups, np.linalg.inv(A))
+    cov = cluster_robust_covariance(Xh, u, groups, np.linalg.inv(A))
     return beta, cov
 
 
 # -------------------------------------------------------------------- fits
-
-
-def _sandwich(Xh: np.ndarray, u: np.ndarray, groups: np.ndarray, bread: np.ndarray) -> np.ndarray:
-    """Cluster-robust sandwich with the ``G/(G−1)·(N−1)/(N−K)`` small-sample factor."""
-    _, codes = np.unique(groups, return_inverse=True)
-    n, k = Xh.shape
-    g = int(codes.max()) + 1
-    xu = Xh * u[:, None]
-    scores = np.column_stack([np.bincount(codes, weights=col, minlength=g) for col in xu.T])
-    meat = scores.T @ scores
-    c = g / (g - 1) * (n - 1) / (n - k)
-    return c * bread @ meat @ bread
 
 
 def _within(M: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -322,14 +310,6 @@ def _drop_null(X: np.ndarray) -> np.ndarray:
     return X[:, np.abs(X).max(axis=0) > 1e-10]
 
 
-def _cluster_ols(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
-    """Coefficient and clustered SE of the *last* column of ``X`` (statsmodels OLS)."""
-    import statsmodels.api as sm
-
-    fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
-    return float(fit.params[-1]), float(np.sqrt(fit.cov_params()[-1, -1]))
-
-
 def _ols_fit(s: np.ndarray, y: np.ndarray, z: np.ndarray, prompt: np.ndarray) -> dict[str, Any]:
     keep, codes, singletons = _keep_multi(prompt)
     g = int(codes.max()) + 1 if codes.size else 0
@@ -345,7 +325,7 @@ def _ols_fit(s: np.ndarray, y: np.ndarray, z: np.ndarray, prompt: np.ndarray) ->
         raise CJEInputError("Length does not vary within prompts among the labelled responses: "
                             "the length effect is not identified.")
     X = np.column_stack([_drop_null(_within(L, codes)), zw])
-    beta, se = _cluster_ols(_within(s[keep], codes), X, codes)
+    beta, se = cluster_ols(_within(s[keep], codes), X, codes)
     return {"coefficient": beta, "se": se, "df": float(g - 1), "n": int(keep.sum()),
             "n_prompts": g, "n_singleton_prompts": singletons, "label_terms": terms}
 
@@ -358,7 +338,7 @@ def _iv_fit(s: np.ndarray, y1: np.ndarray, y2: np.ndarray, z: np.ndarray,
     sw, y1w, y2w, zw = W.T
     beta, cov = cluster_2sls(sw, np.column_stack([y1w, zw]), np.column_stack([y2w, zw]), codes)
     # first stage: Y1 on (Y2, z); cluster-robust Wald F of the excluded instrument
-    fb, fse = _cluster_ols(y1w, np.column_stack([zw, y2w]), codes)
+    fb, fse = cluster_ols(y1w, np.column_stack([zw, y2w]), codes)
     return {"coefficient": float(beta[1]), "se": float(np.sqrt(cov[1, 1])), "df": float(g - 1),
             "label_coefficient": float(beta[0]), "first_stage_coefficient": fb,
             "first_stage_F": (fb / fse) ** 2 if fse > 0 else float("inf"),
