@@ -10,7 +10,7 @@ judge) and Holm-adjusts across them.
 * pointwise scores with oracle labels: :func:`verbosity`; judge panels: :func:`self_preference`.
 """
 
-from cje.bias._result import BiasAudit, BiasResult
+from cje.bias._report import BiasAudit
 from cje.bias.audit import audit
 from cje.bias.pairwise_tests import (
     excess_length_preference,
@@ -22,6 +22,7 @@ from cje.bias.pairwise_tests import (
 from cje.bias.position import debias_position, position
 from cje.bias.self_preference import self_preference
 from cje.bias.verbosity import verbosity
+from cje.results import BiasResult
 
 __all__ = [
     "BiasAudit",
