@@ -11,6 +11,7 @@ judge) and Holm-adjusts across them.
 """
 
 from cje.bias._report import BiasAudit
+from cje.bias._result import BiasResult
 from cje.bias.audit import audit
 from cje.bias.pairwise_tests import (
     excess_length_preference,
@@ -22,7 +23,6 @@ from cje.bias.pairwise_tests import (
 from cje.bias.position import debias_position, position
 from cje.bias.self_preference import self_preference
 from cje.bias.verbosity import verbosity
-from cje.results import BiasResult
 
 __all__ = [
     "BiasAudit",

@@ -9,9 +9,8 @@ import numpy as np
 
 from cje._progress import check_progress, progress_iter
 from cje.bias._report import BiasAudit
-from cje.bias._result import as_frame
+from cje.bias._result import BiasResult, as_frame
 from cje.errors import CJEInputError
-from cje.results import BiasResult
 
 __all__ = ["audit", "PAIR_COLUMNS"]
 

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit, ndtr, ndtri
 
+from cje.bias._result import BiasResult
 from cje.bias.position import (
     _check_n_bootstrap,
     cluster_bootstrap_totals,
@@ -36,7 +37,6 @@ from cje.bias.position import (
 )
 from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.inference import cluster_variance, t_pvalue
-from cje.results import BiasResult
 
 __all__ = [
     "LENGTH_COLUMNS",

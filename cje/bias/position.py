@@ -27,9 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cje.bias._result import as_frame, require_columns
+from cje.bias._result import BiasResult, as_frame, require_columns
 from cje.errors import CJEInputError, CJEWarning, check_alpha
-from cje.results import BiasResult
 
 __all__ = [
     "FIRST_SLOT_BAND",

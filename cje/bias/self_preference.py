@@ -23,7 +23,7 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from cje.bias._result import as_frame
+from cje.bias._result import BiasResult, as_frame
 from cje.bias.verbosity import (
     PRACTICAL_SD_FRACTION,
     _cluster_ols,
@@ -36,7 +36,6 @@ from cje.bias.verbosity import (
 )
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import holm, t_interval, t_pvalue
-from cje.results import BiasResult
 
 __all__ = ["self_preference"]
 

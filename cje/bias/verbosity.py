@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from cje.bias._result import as_frame, require_columns
+from cje.bias._result import BiasResult, as_frame, require_columns
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import t_interval, t_pvalue
-from cje.results import BiasResult
 
 __all__ = ["PRACTICAL_SD_FRACTION", "cluster_2sls", "verbosity"]
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cje.results import PolicyEstimate
+    from cje.report import PolicyEstimate
 
 __all__ = [
     "MEAN_WEIGHT_REFUSE",

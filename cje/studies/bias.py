@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from cje.bias import excess_length_preference, position, self_preference, self_preference_gap, verbosity
+from cje.bias._result import BiasResult
 from cje.errors import CJEWarning
-from cje.results import BiasResult
 from cje.studies import DEFAULT_SEEDS
 from cje.studies._common import StudyRun, figure, md_table, replicate, study_entry, write_results
 from cje.synthetic.pairwise import make_pairwise_eval
