@@ -1,7 +1,8 @@
 """What every judge-bias diagnostic shares (METHODS §7): reading the input, checking columns.
 
-The result records moved to the ground floor: :class:`~cje.results.BiasResult` in
-:mod:`cje.results` (re-exported here), :class:`~cje.report.BiasAudit` with the reports.
+The result types live elsewhere: :class:`~cje.results.BiasResult` on the ground floor
+(:mod:`cje.results`, re-exported here), the audit's :class:`~cje.bias.BiasAudit` with its
+presentation in ``cje/bias/_report.py``.
 """
 
 from __future__ import annotations
