@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cje._text import MAX_PAIRS_SHOWN, level_text, visible
 from cje.errors import CJEInputError
-from cje.report import MAX_PAIRS_SHOWN, level_text, visible
+from cje.tables import flat_table
 
 if TYPE_CHECKING:
-    import pandas as pd
 
-    from cje.data import EvalData
     from cje.report import Report
 
 __all__ = ["write_report", "report_markdown", "md_text", "flat_table", "convert"]
@@ -353,44 +352,6 @@ def write_report(report: Report, path: str | Path, *, figures: bool = True,
     out.write_text(_report_html(report, pngs, max_pairs=max_pairs, figure_notes=notes),
                    encoding="utf-8")
     return [out]
-
-
-def flat_table(data: EvalData) -> pd.DataFrame:
-    """One flat row per response: ``prompt_id, policy, draw_idx, judge_score, oracle_label``,
-    the covariates and the log-probability columns (``logprob_base``, ``logprob[<target>]``).
-
-    Parameters
-    ----------
-    data : EvalData
-
-    Returns
-    -------
-    pandas.DataFrame
-        Calibration-only rows have policy ``"(calibration)"``.
-
-    Examples
-    --------
-    >>> import cje
-    >>> d = cje.load({"prompt_id": ["a", "b"], "judge_score": [3, 8], "oracle_label": [2, None]},
-    ...              policy="m", judge_scale=(0, 10), label_scale=(1, 5))
-    >>> flat_table(d).columns.tolist()
-    ['prompt_id', 'policy', 'draw_idx', 'judge_score', 'oracle_label']
-    """
-    import numpy as np
-    import pandas as pd
-
-    names = np.append(np.asarray(data.policies, dtype=object), "(calibration)")
-    cols: dict[str, Any] = {
-        "prompt_id": data.prompt_id,
-        "policy": names[data.policy_code],
-        "draw_idx": data.draw_idx,
-        "judge_score": data.judge_score,
-        "oracle_label": data.oracle_label,
-    }
-    cols.update(data.covariates)
-    for k, v in data.logprobs.items():
-        cols["logprob_base" if k == "base" else f"logprob[{k}]"] = v
-    return pd.DataFrame(cols)
 
 
 def convert(source: Any, destination: str | Path, *,

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cje._progress import progress_iter
+from cje.results import Contrast
 
 if TYPE_CHECKING:
-    from cje.report import Contrast, PolicyEstimate
+    from cje.results import PolicyEstimate
 
 __all__ = [
     "cluster_variance",
@@ -677,8 +678,6 @@ def paired_contrasts(
     >>> c.significant, c.n_shared_prompts
     (True, 6)
     """
-    from cje.report import Contrast
-
     m = len(keep)
     if m < 2:
         return ()

@@ -31,7 +31,7 @@ from cje.errors import CJEInputError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from cje.bias._result import BiasAudit
+    from cje.bias._report import BiasAudit
     from cje.report import Report
 
 __all__ = ["reliability_diagram", "forest_plot", "contrast_plot", "bias_plot", "overlap_plot",

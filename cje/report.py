@@ -1,266 +1,33 @@
-"""Result types: frozen records with readable summaries and lossless dict/JSON round-trips.
+"""The report: what :func:`cje.analyze` returns, read as a summary, frames, JSON, CSV, files
+and figures.
 
-All numbers are on the label scale (``units == "label"``) except uncalibrated estimates, which
-are raw judge means on the judge scale (``units == "judge"``) and say so.
+The presentation layer: a :class:`Report` holds the result records of :mod:`cje.results`
+(re-exported here: ``from cje.report import PolicyEstimate`` keeps working) and presents them;
+it may call :mod:`cje.export` and :mod:`cje.plots`, and nothing numeric imports it.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cje._text import MAX_PAIRS_SHOWN, level_text, visible
+from cje.results import (
+    CONTRAST_FIELDS,
+    OVERLAP_KEYS,
+    STATUSES,  # noqa: F401  (re-exported: cje.report.STATUSES)
+    CalibrationInfo,
+    Contrast,
+    PolicyEstimate,
+    TransportAudit,
+    record_from_dict,
+)
+from cje.results import clip_repr as _clip
+from cje.results import plain_value as _plain
+
 __all__ = ["PolicyEstimate", "Contrast", "TransportAudit", "CalibrationInfo", "Report"]
-
-STATUSES = ("OK", "CAUTION", "REFUSED", "UNCALIBRATED")
-#: Overlap diagnostics of an off-policy estimate (see :meth:`Report.diagnostics`).
-OVERLAP_KEYS = ("ess_raw", "ess_stable", "max_weight_raw", "max_weight_stable", "top5_mass_raw",
-                "top5_mass_stable", "hill_raw", "affinity", "ttc", "cle", "var_cap_gamma",
-                "residual_weights", "transport_gap", "n_excluded", "mean_raw_weight",
-                "mean_raw_weight_se", "log_mean_raw_weight", "near_zero_share", "n_eff_raw")
-
-
-@dataclass(frozen=True)
-class PolicyEstimate:
-    """The estimate of one policy's value.
-
-    Attributes
-    ----------
-    policy : str
-    estimate, se, ci_low, ci_high : float
-        Point estimate, standard error and ``1 − alpha`` interval (label scale).
-    alpha, df : float
-        Interval level and the Satterthwaite degrees of freedom of its t critical value.
-    n, n_prompts, n_labels : int
-        Rows, distinct prompts and labelled rows the estimate uses. For an off-policy target
-        these are logged rows of the logging policy: its labels train the calibrator, and the
-        target has none of its own (the outputs show its own count, see
-        :meth:`Report.to_pandas`).
-    var_if, var_cal : float
-        Sampling variance (prompt-clustered influence values) and calibration variance (OUA
-        delete-one-oracle-fold jackknife).
-    var_transport : float
-        Off-policy estimates whose oracle residual used the stabilised weights: an allowance for
-        the transport assumption this makes, the squared gap between the residual correction
-        with raw and with stabilised weights (0 otherwise). ``se**2 == var_if + var_cal +
-        var_transport``.
-    calibration_share : float
-        ``var_cal / se**2``: near 1, more labels help most; near 0, more prompts do.
-    naive_estimate, naive_ci_low, naive_ci_high : float
-        Raw judge mean rescaled affinely from the judge scale to the label scale, with its
-        clustered t interval: what you would report without calibration.
-    method : str
-    status : str
-        ``OK``, ``CAUTION``, ``REFUSED`` (level not reliable) or ``UNCALIBRATED``.
-    reasons : tuple of str
-    units : str
-        ``"label"`` or ``"judge"``.
-    diagnostics : dict
-
-    Examples
-    --------
-    >>> import cje
-    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
-    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
-    >>> e = rep["improved"]
-    >>> e.policy, e.method, e.status, e.n, e.n_labels
-    ('improved', 'direct', 'OK', 300, 23)
-    >>> round(e.estimate, 2), round(e.ci_low, 2), round(e.ci_high, 2)   # truth 3.24
-    (3.31, 2.96, 3.66)
-    >>> round(e.naive_estimate, 2)   # the raw judge mean, rescaled: biased
-    3.03
-    >>> bool(abs(e.se ** 2 - (e.var_if + e.var_cal + e.var_transport)) < 1e-12)
-    True
-    """
-
-    policy: str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    alpha: float
-    df: float
-    n: int
-    n_prompts: int
-    n_labels: int
-    var_if: float
-    var_cal: float
-    calibration_share: float
-    naive_estimate: float
-    naive_ci_low: float
-    naive_ci_high: float
-    method: str
-    status: str
-    reasons: tuple[str, ...] = ()
-    units: str = "label"
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-    var_transport: float = 0.0
-
-
-@dataclass(frozen=True)
-class Contrast:
-    """A paired difference ``policy_a − policy_b`` (influence values aligned by prompt).
-
-    Attributes
-    ----------
-    policy_a, policy_b : str
-    estimate, se, ci_low, ci_high, df : float
-    p_value, p_holm : float
-        Two-sided p-value and its Holm adjustment over all pairs.
-    significant : bool
-        ``p_holm < alpha``.
-    var_if, var_cal : float
-    n_shared_prompts : int
-        Prompts both policies answered.
-    var_transport : float
-        The squared difference of the two policies' transport gaps (see
-        :attr:`PolicyEstimate.var_transport`); ``se**2 == var_if + var_cal + var_transport``.
-
-    Examples
-    --------
-    >>> import cje
-    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
-    >>> rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
-    >>> c = next(c for c in rep.pairs if (c.policy_a, c.policy_b) == ("improved", "small"))
-    >>> round(c.estimate, 2), round(c.ci_low, 2), round(c.ci_high, 2)   # truth 0.56
-    (0.61, 0.22, 1.0)
-    >>> c.significant, c.n_shared_prompts
-    (True, 300)
-    """
-
-    policy_a: str
-    policy_b: str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    df: float
-    p_value: float
-    p_holm: float
-    significant: bool
-    var_if: float
-    var_cal: float
-    n_shared_prompts: int
-    var_transport: float = 0.0
-
-
-_CONTRAST_FIELDS = tuple(f.name for f in fields(Contrast))
-
-
-def _plain(v: Any) -> Any:
-    """What :func:`dataclasses.asdict` makes of a field value."""
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return asdict(v)
-    if isinstance(v, (list, tuple)):
-        return type(v)(_plain(x) for x in v)
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return copy.deepcopy(v)
-
-
-@dataclass(frozen=True)
-class TransportAudit:
-    """Does the calibration transport to a policy? ``δ = mean(Y − f(S))`` on its probe slice.
-
-    Attributes
-    ----------
-    policy : str
-    delta, se, ci_low, ci_high, df : float
-        Mean residual on the label scale, with a prompt-clustered t interval (``df = G − 1``).
-        The interval is conditional on the calibration actually used, so it has no OUA term
-        (see :func:`cje.diagnostics.calibration.transport_audit`).
-    n, n_prompts : int
-    margin : float or None
-        Practical margin ``δ_max``.
-    verdict : str
-        ``PASS`` (interval inside ±margin), ``FAIL`` (wholly outside), ``INCONCLUSIVE``, or
-        ``NOT GRADED`` (no margin given).
-
-    Examples
-    --------
-    The synthetic judge over-rates ``verbose``. Withhold its labels from the calibration and
-    use them as its probe slice:
-
-    >>> import cje
-    >>> sim = cje.synthetic.make_direct_eval(400, rng=0)
-    >>> d = sim.data
-    >>> probe = d[d.policy.eq("verbose") & d.oracle_label.notna()]
-    >>> train = d.assign(oracle_label=d.oracle_label.mask(d.policy.eq("verbose")))
-    >>> rep = cje.analyze(train, probes={"verbose": probe}, transport_margin=0.25,
-    ...                   judge_scale=sim.judge_scale, label_scale=sim.label_scale)
-    >>> a = rep.audits[0]
-    >>> a.policy, a.n, round(a.delta, 2), a.verdict
-    ('verbose', 35, -0.47, 'FAIL')
-    >>> rep["verbose"].status
-    'REFUSED'
-    """
-
-    policy: str
-    delta: float
-    se: float
-    ci_low: float
-    ci_high: float
-    df: float
-    n: int
-    n_prompts: int
-    margin: float | None
-    verdict: str
-
-
-@dataclass(frozen=True)
-class CalibrationInfo:
-    """How the judge was calibrated.
-
-    Attributes
-    ----------
-    mode, requested_mode : str
-    n_folds, n_labels, n_labelled_prompts : int
-    covariates : tuple of str
-    oof_rmse : float
-        Out-of-fold RMSE of the calibrated reward against the labels (label scale).
-    judge_range : tuple of float
-        Range of judge scores on labelled rows (judge scale).
-    selection : dict
-        Mode-selection statistics (``mode="auto"``).
-    reliability : tuple of dict
-        Reliability table rows (label scale).
-    is_constant : bool
-        The map collapsed to one value while labels vary.
-    curve : tuple of dict
-        The map on a grid of judge scores (``judge_score``, ``calibrated``, ``se``: the jackknife
-        standard error of the map, i.e. its OUA band), label scale; covariates at their medians.
-
-    Examples
-    --------
-    >>> import cje
-    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
-    >>> cal = cje.analyze(sim.data, judge_scale=sim.judge_scale,
-    ...                   label_scale=sim.label_scale).calibration
-    >>> cal.mode, cal.requested_mode, cal.n_folds, cal.n_labels, cal.n_labelled_prompts
-    ('monotone', 'auto', 5, 158, 134)
-    >>> round(cal.oof_rmse, 2), cal.judge_range, len(cal.curve)
-    (0.67, (0.0, 10.0), 11)
-    >>> [round(p["calibrated"], 2) for p in cal.curve[::5]]   # the map at judge scores 0, 5, 10
-    [2.11, 2.86, 3.91]
-    """
-
-    mode: str
-    requested_mode: str
-    n_folds: int
-    n_labels: int
-    n_labelled_prompts: int
-    covariates: tuple[str, ...]
-    oof_rmse: float
-    judge_range: tuple[float, float]
-    selection: dict[str, float] = field(default_factory=dict)
-    reliability: tuple[dict[str, Any], ...] = ()
-    is_constant: bool = False
-    curve: tuple[dict[str, float], ...] = ()
-
 
 def _fmt(x: float, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -279,50 +46,6 @@ def _pfmt(p: float) -> str:
     return "—" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
 
 
-def level_text(alpha: float) -> str:
-    """``"95%"`` for ``alpha = 0.05`` (``"97.5%"`` for 0.025: never rounded to a wrong level)."""
-    return f"{100 * (1 - alpha):g}%"
-
-
-#: Characters shown as escapes by :func:`visible`: C0/C1 controls, DEL, line/paragraph
-#: separators, and the invisible format characters that reorder or hide text (bidi overrides,
-#: zero-width characters, BOM).
-_INVISIBLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
-)
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def visible(text: Any) -> str:
-    r"""``text`` with every control or invisible character written as an escape (``\x1b``,
-    ``\n``, ``\u202e``), so a name cannot move the cursor, recolour a terminal, split a line or
-    reorder what is printed.
-
-    Parameters
-    ----------
-    text : object
-        Converted with ``str``.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> print(visible("a\x1b[31mred\nline"))
-    a\x1b[31mred\nline
-    >>> visible("plain name")
-    'plain name'
-    """
-
-    def esc(m: re.Match[str]) -> str:
-        c = m.group(0)
-        if c in _NAMED:
-            return _NAMED[c]
-        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-
-    return _INVISIBLE.sub(esc, str(text))
-
 
 def _short(name: str, width: int = 24) -> str:
     """A visible name cut to ``width`` characters, the cut marked with ``…``."""
@@ -330,9 +53,7 @@ def _short(name: str, width: int = 24) -> str:
     return v if len(v) <= width else v[: width - 1] + "…"
 
 
-#: Default number of contrasts shown by :meth:`Report.summary` and the markdown/HTML reports
-#: (all pairs of 10 policies); every pair stays in :meth:`Report.contrasts`, JSON and CSV.
-MAX_PAIRS_SHOWN = 45
+
 #: Above this many pairs :meth:`Report.to_json` writes compact JSON by default.
 _INDENT_MAX_PAIRS = 5000
 
@@ -643,7 +364,7 @@ class Report:
         """
         import pandas as pd
 
-        cols = list(_CONTRAST_FIELDS)
+        cols = list(CONTRAST_FIELDS)
         return pd.DataFrame({n: [getattr(c, n) for c in self.pairs] for n in cols}, columns=cols)
 
     def audit_table(self) -> Any:
@@ -890,7 +611,7 @@ class Report:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "pairs":  # flat records, possibly ~10^5 of them: no deep copy needed
-                out[f.name] = tuple({n: getattr(c, n) for n in _CONTRAST_FIELDS} for c in v)
+                out[f.name] = tuple({n: getattr(c, n) for n in CONTRAST_FIELDS} for c in v)
             else:
                 out[f.name] = _plain(v)
         return out
@@ -1005,7 +726,7 @@ class Report:
             d = copy.deepcopy(d)
             for ptr, info in reasons.items():
                 _restore(d, ptr, info)
-        return _record(cls, d, "The report")
+        return record_from_dict(cls, d, "The report", name="The report")
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Report:
@@ -1272,104 +993,6 @@ def _restore(d: Any, ptr: Any, info: Any) -> None:
             "edited or truncated."
         ) from None
 
-
-def _clip(x: Any, n: int = 60) -> str:
-    r = repr(x)
-    return r if len(r) <= n else r[: n - 1] + "…"
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _value(kind: str, v: Any, where: str) -> Any:
-    """``v`` checked (and lists made tuples) for a field annotated ``kind``."""
-    from cje.errors import CJEInputError
-
-    def bad(what: str) -> CJEInputError:
-        return CJEInputError(f"{where} must be {what}; got {_clip(v)}.")
-
-    if kind == "float":
-        if v is None:
-            return math.nan
-        if not _is_num(v):
-            raise bad("a number (or null)")
-        return v
-    if kind == "float | None":
-        if v is not None and not _is_num(v):
-            raise bad("a number or null")
-        return v
-    if kind == "int":
-        if not (_is_num(v) and float(v).is_integer()):
-            raise bad("an integer")
-        return int(v)
-    if kind == "str":
-        if not isinstance(v, str):
-            raise bad("a string")
-        return v
-    if kind == "bool":
-        if not isinstance(v, bool):
-            raise bad("true or false")
-        return v
-    if kind.startswith("dict"):
-        if not isinstance(v, dict):
-            raise bad("an object")
-        return dict(v)
-    if kind == "tuple[str, ...]":
-        if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
-            raise bad("a list of strings")
-        return tuple(v)
-    if kind == "tuple[float, float]":
-        if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
-                x is None or _is_num(x) for x in v):
-            raise bad("a list of two numbers")
-        return tuple(math.nan if x is None else x for x in v)
-    if kind.startswith("tuple[dict"):
-        if not isinstance(v, (list, tuple)) or not all(isinstance(x, dict) for x in v):
-            raise bad("a list of objects")
-        return tuple(v)
-    if kind == "tuple[tuple[str, ...], ...]":
-        if not isinstance(v, (list, tuple)):
-            raise bad("a list of lists of policy names")
-        return tuple(_value("tuple[str, ...]", t, f"{where}[{i}]") for i, t in enumerate(v))
-    for cls in (PolicyEstimate, Contrast, TransportAudit):
-        if kind == f"tuple[{cls.__name__}, ...]":
-            if not isinstance(v, (list, tuple)):
-                raise bad(f"a list of {cls.__name__} records")
-            return tuple(_record(cls, x, f"{where}[{i}]") for i, x in enumerate(v))
-    if kind == "CalibrationInfo | None":
-        return None if v is None else _record(CalibrationInfo, v, where)
-    return v  # pragma: no cover - every annotation above is handled
-
-
-def _record(cls: Any, obj: Any, where: str) -> Any:
-    """An instance of the dataclass ``cls`` from a JSON object, or a CJEInputError that names
-    the path, the missing or unknown fields and the value."""
-    from dataclasses import MISSING
-
-    from cje.errors import CJEInputError
-
-    if not isinstance(obj, dict):
-        raise CJEInputError(f"{where} must be an object with the fields of {cls.__name__}; got "
-                            f"{type(obj).__name__} {_clip(obj)}.")
-    flds = {f.name: f for f in fields(cls)}
-    missing = [n for n, f in flds.items() if n not in obj and f.default is MISSING
-               and f.default_factory is MISSING]
-    what = "The report" if cls is Report else f"{where} ({cls.__name__})"
-    if missing:
-        raise CJEInputError(
-            f"{what} lacks the field(s) {missing}; it is not the output of Report.to_json / "
-            "to_dict (cje analyze --format json)."
-        )
-    unknown = sorted(set(obj) - set(flds))
-    if unknown:
-        raise CJEInputError(
-            f"{what} has unknown field(s) {unknown}; it was written by another version of cje "
-            "or edited. Remove them, or read it with the cje version that wrote it."
-        )
-    sub = "" if cls is Report else where
-    kw = {k: _value(str(flds[k].type), v, f"{sub}.{k}" if sub else k) for k, v in obj.items()}
-    return cls(**kw)
 
 
 # ---- CSV ---------------------------------------------------------------------------------------

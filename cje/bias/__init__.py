@@ -10,7 +10,8 @@ judge) and Holm-adjusts across them.
 * pointwise scores with oracle labels: :func:`verbosity`; judge panels: :func:`self_preference`.
 """
 
-from cje.bias._result import BiasAudit, BiasResult
+from cje.bias._report import BiasAudit
+from cje.bias._result import BiasResult
 from cje.bias.audit import audit
 from cje.bias.pairwise_tests import (
     excess_length_preference,

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from cje._progress import check_progress, progress_iter
-from cje.bias._result import BiasAudit, BiasResult, as_frame
+from cje.bias._report import BiasAudit
+from cje.bias._result import BiasResult, as_frame
 from cje.errors import CJEInputError
 from cje.pairwise.verdicts import PAIR_COLUMNS
 

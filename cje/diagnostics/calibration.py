@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cje.inference import cluster_variance, t_interval
-from cje.report import TransportAudit
+from cje.results import TransportAudit
 
 __all__ = ["transport_audit", "transport_verdict", "out_of_range_share"]
 
