@@ -2,97 +2,14 @@
 
 The result types live elsewhere: :class:`~cje.results.BiasResult` on the ground floor
 (:mod:`cje.results`, re-exported here), the audit's :class:`~cje.bias.BiasAudit` with its
-presentation in ``cje/bias/_report.py``.
+presentation in ``cje/bias/_report.py``. Reading any input as a table (:func:`as_frame`) and the
+column check (:func:`require_columns`) live in :mod:`cje.tables`, beside the data, so that
+:mod:`cje.pairwise` uses them too without importing the bias package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from cje.results import BiasResult
+from cje.tables import as_frame, require_columns
 
-__all__ = ["BiasResult", "require_columns"]
-
-
-def require_columns(frame_columns: Sequence[str], needed: Sequence[str], what: str) -> None:
-    """Raise a clear error naming every missing column a test needs.
-
-    Examples
-    --------
-    >>> require_columns(["prompt_id", "winner"], ["prompt_id", "a_id", "winner"], "position bias")
-    Traceback (most recent call last):
-    ...
-    cje.errors.CJEInputError: position bias needs columns prompt_id, a_id, winner; missing: a_id.
-    """
-    from cje.errors import CJEInputError
-
-    missing = [c for c in needed if c not in frame_columns]
-    if missing:
-        raise CJEInputError(
-            f"{what} needs columns {', '.join(needed)}; missing: {', '.join(missing)}."
-        )
-
-
-def as_frame(data: Any) -> Any:
-    """A pandas DataFrame from pandas, polars, a dict of arrays or a file path.
-
-    Files are read by :func:`cje.readers.read_table`, the reader :func:`cje.load` uses: the same
-    formats (those registered with :func:`cje.readers.register_reader` included), ids read as the
-    exact text written (``1.10`` and ``1.1`` stay distinct), and the same errors, naming the file
-    and the line. A cje-eval fresh-draws directory (one file per policy) is read by
-    :func:`cje.load` itself: its flat table, with ``response_length`` derived when possible.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     p = pathlib.Path(d) / "scores.csv"
-    ...     _ = p.write_text("prompt_id,policy,judge,judge_score\\n007,1.10,j,0.5\\n7,1.1,j,0.2\\n")
-    ...     df = as_frame(p)
-    >>> df["prompt_id"].tolist(), df["policy"].tolist()
-    (['007', '7'], ['1.10', '1.1'])
-    """
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        return data
-    mod = type(data).__module__
-    if mod.startswith("polars") and hasattr(data, "to_pandas"):
-        return data.to_pandas()
-    if isinstance(data, dict):  # as cje.load reads a dict: equal lengths, mixed ids kept as given
-        from cje.data import _columns_of
-
-        return pd.DataFrame(_columns_of(data))
-    import os
-    from pathlib import Path
-
-    if isinstance(data, (str, os.PathLike)):
-        from cje.readers import read_table, reader_for
-
-        p = Path(data)
-        if p.is_dir() and reader_for(p).name == "fresh-draws":  # read as cje.load does
-            return _flat_from_load(p)
-        return read_table(p).to_pandas()
-    from cje.errors import CJEInputError
-
-    raise CJEInputError(
-        f"Cannot read data of type {type(data).__name__}: pass a pandas or polars DataFrame, a "
-        "dict of arrays, a .jsonl/.csv/.parquet path or a directory of fresh draws."
-    )
-
-
-def _flat_from_load(path: Any) -> Any:
-    """The flat table (:func:`cje.export.flat_table`) of a directory :func:`cje.load` reads,
-    with ``response_length`` derived from the response text when there is one."""
-    from cje.data import load
-    from cje.errors import CJEInputError
-    from cje.tables import flat_table
-
-    try:
-        data = load(path, covariates=("response_length",))
-    except CJEInputError as exc:  # no response text: the tests that need a length say so
-        if "response_length" not in str(exc):
-            raise
-        data = load(path)
-    return flat_table(data)
+__all__ = ["BiasResult", "as_frame", "require_columns"]

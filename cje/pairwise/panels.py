@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from cje.bias._result import as_frame, require_columns
 from cje.errors import CJEInputError
 from cje.pairwise._common import _has, _isna, _py, _row_ref, _sorted
+from cje.tables import as_frame, require_columns
 
 __all__ = ["DawidSkeneResult", "aggregate_panel", "dawid_skene"]
 

@@ -13,9 +13,7 @@ Two readings of it, one per kind of analysis:
   canonical order ``a_id < b_id``, returning numpy codes (:class:`PairData`).
 
 (They differ in how strictly they read winners and how they name rows; both are kept as they were
-so that no message or number changes.) The readers come from :mod:`cje.bias._result` and are
-imported inside the functions: importing that module runs ``cje/bias/__init__.py``, which imports
-this one back.
+so that no message or number changes.) Both read their input with :func:`cje.tables.as_frame`.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ import pandas as pd
 
 from cje.errors import CJEInputError
 from cje.pairwise._common import _has, _isna, _py, _row_ref, _show, _sorted
+from cje.tables import as_frame, require_columns
 
 __all__ = ["PAIR_COLUMNS", "WINNERS", "PairData", "load_pairs", "pair_codes", "pairs_frame"]
 
@@ -63,7 +62,6 @@ def pairs_frame(pairs: Any, what: str) -> Any:
     >>> pairs_frame(v, "win_rates")["slot_a"].tolist()
     [1, 2]
     """
-    from cje.bias._result import as_frame, require_columns  # lazily: see the module docstring
 
     df = as_frame(pairs)
     require_columns(list(df.columns), PAIR_COLUMNS, what)
@@ -240,7 +238,6 @@ def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) 
     >>> d.a_id.tolist(), d.slot.tolist(), d.w.tolist(), d.pair.tolist()
     (['A', 'A'], [2, 1], [1, 1], [0, 0])
     """
-    from cje.bias._result import as_frame, require_columns  # lazily: see the module docstring
 
     frame = as_frame(pairs)
     require_columns(list(frame.columns), needed, what)
