@@ -32,7 +32,7 @@ from cje.inference import (
     satterthwaite_df,
     t_interval,
 )
-from cje.pipeline.summaries import calibration_curve, scaled_reliability
+from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
 from cje.report import CalibrationInfo, PolicyEstimate, Report
 
 # Table, PolicyRows and Shape are the contract between this skeleton and the data shapes, not
@@ -315,8 +315,8 @@ def estimate(
     (['base', 'concise'], 5)
     """
     k = calibrator.n_folds_
-    llo, lhi = shape.label_scale
-    width = lhi - llo
+    scale = shape.label_scale
+    width = scale[1] - scale[0]  # standard errors and variances scale by it
     table = shape.table
     full = shape.run(calibrator, frozenset())
     reps = oua_jackknife(lambda d: shape.values(calibrator, frozenset({d})), range(k),
@@ -355,8 +355,9 @@ def estimate(
             calibrator.is_constant_)
         diag = {**info.diagnostics, **level_diag}
         results.append(PolicyEstimate(
-            policy=name, estimate=float(llo + width * value.value), se=se * width,
-            ci_low=float(llo + width * lo), ci_high=float(llo + width * hi), alpha=alpha, df=df,
+            policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,
+            ci_low=float(from_unit(lo, scale)), ci_high=float(from_unit(hi, scale)), alpha=alpha,
+            df=df,
             n=int(cl.size), n_prompts=g, n_labels=info.n_labels,
             var_if=v_if * width**2, var_cal=vc * width**2, var_transport=v_tr * width**2,
             calibration_share=float(vc / (se**2 if shape.share_over_se2 else total))

@@ -21,7 +21,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
-from cje.pipeline.summaries import naive_judge_mean
+from cje.pipeline.summaries import naive_judge_mean, to_unit
 from cje.report import PolicyEstimate, Report
 
 __all__ = ["analyze_direct"]
@@ -46,8 +46,6 @@ class DirectShape:
 
     def __init__(self, ev: EvalData, probes: Mapping[str, EvalData], covariates: tuple[str, ...],
                  estimator: DirectEstimator, alpha: float):
-        jlo, jhi = ev.judge_scale
-        llo, lhi = ev.label_scale
         parts_s = [ev.judge_score]
         parts_y = [ev.oracle_label]
         parts_g = [ev.policy_code]
@@ -64,8 +62,8 @@ class DirectShape:
             n_prompts += pr.prompts.shape[0]
             if covariates:
                 parts_x.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
-        s = (np.concatenate(parts_s) - jlo) / (jhi - jlo)
-        y = (np.concatenate(parts_y) - llo) / (lhi - llo)
+        s = to_unit(np.concatenate(parts_s), ev.judge_scale)
+        y = to_unit(np.concatenate(parts_y), ev.label_scale)
         group = np.concatenate(parts_g)
         X = np.vstack(parts_x) if covariates else None
         codes, distinct_s, distinct_X = distinct_rows(s, X)

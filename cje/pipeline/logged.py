@@ -34,7 +34,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
-from cje.pipeline.summaries import naive_judge_mean, weight_tail
+from cje.pipeline.summaries import from_unit, naive_judge_mean, to_unit, weight_tail
 from cje.report import Report
 
 __all__ = ["analyze_logged"]
@@ -71,8 +71,7 @@ class LoggedShape:
         self.logged_rows = np.flatnonzero(role == 0)
         self.names = [logged.policies[0], *(t.name for t in targets)]
         self.judge_scale, self.label_scale = logged.judge_scale, logged.label_scale
-        jlo, jhi = logged.judge_scale
-        self.labelled_scores = table.s[table.train] * (jhi - jlo) + jlo
+        self.labelled_scores = from_unit(table.s[table.train], logged.judge_scale)
         self.n_clusters = n_clusters
         self.probe_names = probe_names
         self._probe_rows = [np.flatnonzero(role == 1000 + j) for j in range(len(probe_names))]
@@ -169,10 +168,9 @@ class LoggedShape:
         else:
             naive = naive_judge_mean(t.s[tg.rows], t.cluster[tg.rows], alpha, ev.label_scale,
                                      w=tg.w)
-        jlo, jhi = ev.judge_scale
         width = ev.label_scale[1] - ev.label_scale[0]
         stable = value.stable
-        s_target = (t.s[tg.fresh] * (jhi - jlo) + jlo) if tg.fresh.size else None
+        s_target = from_unit(t.s[tg.fresh], ev.judge_scale) if tg.fresh.size else None
         diag: dict[str, Any] = dict(weight_summary(
             tg.w, None if stable is None else stable.weights,
             logp_target=ev.logprobs[tg.name][tg.rows], s_logged=ev.judge_score[tg.rows],
@@ -347,13 +345,11 @@ def analyze_logged(
         if covariates:
             parts_X.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
         role.append(np.full(keep.size, 1000 + j, dtype=np.int64))
-    jlo, jhi = logged.judge_scale
-    llo, lhi = logged.label_scale
     pid = np.concatenate(parts_pid)
     cluster, prompts = pd.factorize(pid, sort=False)
     cluster = cluster.astype(np.int64)
-    s = (np.concatenate(parts_s) - jlo) / (jhi - jlo)
-    y = (np.concatenate(parts_y) - llo) / (lhi - llo)
+    s = to_unit(np.concatenate(parts_s), logged.judge_scale)
+    y = to_unit(np.concatenate(parts_y), logged.label_scale)
     X = np.vstack(parts_X) if covariates else None
     role_all = np.concatenate(role)
     is_probe = role_all >= 1000

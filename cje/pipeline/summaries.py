@@ -1,6 +1,9 @@
-"""What the report shows besides the estimates: the naive judge mean, the reliability table, the
-calibration curve and the weights' tail — the places where internal [0, 1] numbers meet the
-user's scales.
+"""Units, and what the report shows besides the estimates.
+
+The numerics work on [0, 1]: :func:`to_unit` maps the user's judge scores and labels down once
+when the table is built, :func:`from_unit` maps results back up at assembly. The naive judge
+mean, the reliability table, the calibration curve and the weights' tail are here because they
+are where internal numbers meet the user's scales.
 """
 
 from __future__ import annotations
@@ -13,11 +16,53 @@ import numpy as np
 from cje.calibration.reward import RewardCalibrator
 from cje.inference import cluster_variance, jackknife_variance, t_interval
 
-__all__ = ["TAIL_PROBS", "calibration_curve", "naive_judge_mean", "scaled_reliability",
-           "weight_tail"]
+__all__ = ["TAIL_PROBS", "calibration_curve", "from_unit", "naive_judge_mean",
+           "scaled_reliability", "to_unit", "weight_tail"]
 
 #: Exceedance probabilities at which the weights' tail is recorded (1/2 down to 1/10⁵).
 TAIL_PROBS = tuple(float(p) for p in np.logspace(np.log10(0.5), -5, 23))
+
+
+def to_unit(x: Any, scale: tuple[float, float]) -> Any:
+    """``x`` on ``scale = (low, high)`` mapped affinely to [0, 1].
+
+    Parameters
+    ----------
+    x : float or numpy.ndarray
+    scale : (low, high)
+
+    Returns
+    -------
+    float or numpy.ndarray
+
+    Examples
+    --------
+    >>> to_unit(np.array([1.0, 3.0, 5.0]), (1, 5)).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    lo, hi = scale
+    return (x - lo) / (hi - lo)
+
+
+def from_unit(u: Any, scale: tuple[float, float]) -> Any:
+    """``u`` on [0, 1] mapped affinely to ``scale = (low, high)``: the inverse of :func:`to_unit`.
+
+    Parameters
+    ----------
+    u : float or numpy.ndarray
+    scale : (low, high)
+
+    Returns
+    -------
+    float or numpy.ndarray
+
+    Examples
+    --------
+    >>> from_unit(0.5, (1, 5))
+    3.0
+    """
+    lo, hi = scale
+    return lo + (hi - lo) * u
 
 
 def naive_judge_mean(s01: np.ndarray, cluster: np.ndarray, alpha: float,
@@ -50,12 +95,12 @@ def naive_judge_mean(s01: np.ndarray, cluster: np.ndarray, alpha: float,
     >>> round(m, 3), bool(lo < m < hi)
     (3.0, True)
     """
-    llo, lhi = label_scale
     w = np.ones(s01.size) if w is None else w
     mean = float((w * s01).sum() / w.sum())
     v, g = cluster_variance(w * (s01 - mean), cluster)
     lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
-    return llo + (lhi - llo) * mean, llo + (lhi - llo) * lo, llo + (lhi - llo) * hi
+    return (from_unit(mean, label_scale), from_unit(lo, label_scale),
+            from_unit(hi, label_scale))
 
 
 def scaled_reliability(calibrator: RewardCalibrator, judge_scale: tuple[float, float],
@@ -80,13 +125,12 @@ def scaled_reliability(calibrator: RewardCalibrator, judge_scale: tuple[float, f
     >>> row["judge_high"], round(row["mean_label"], 2)
     (10.0, 4.84)
     """
-    (jlo, jhi), (llo, lhi) = judge_scale, label_scale
     rows = calibrator.reliability_rows()
     for row in rows:
         for col in ("mean_label", "mean_calibrated", "mean_oof"):
-            row[col] = llo + (lhi - llo) * row[col]
+            row[col] = from_unit(row[col], label_scale)
         for col in ("judge_low", "judge_high"):
-            row[col] = jlo + (jhi - jlo) * row[col]
+            row[col] = from_unit(row[col], judge_scale)
     return rows
 
 
@@ -128,11 +172,10 @@ def calibration_curve(s01: np.ndarray, X: np.ndarray | None, full: Any,
     f = full(grid, Xg)
     reps = np.vstack([c(grid, Xg) for c in jackknife])
     se = np.sqrt(jackknife_variance(reps))
-    jlo, jhi = judge_scale
-    llo, lhi = label_scale
+    width = label_scale[1] - label_scale[0]
     return tuple(
-        {"judge_score": float(jlo + (jhi - jlo) * g), "calibrated": float(llo + (lhi - llo) * v),
-         "se": float((lhi - llo) * e)}
+        {"judge_score": float(from_unit(g, judge_scale)),
+         "calibrated": float(from_unit(v, label_scale)), "se": float(width * e)}
         for g, v, e in zip(grid, f, se, strict=True)
     )
 
