@@ -189,7 +189,12 @@ def analyze_direct(
     m_prompts = int(lab_prompt.sum())
     if m_prompts < MIN_LABELLED_PROMPTS:
         return _uncalibrated(shape, m_prompts, alpha, notices, settings, only)
-    k, fold_of_prompt, warns = fold_plan(ev.prompts, lab_prompt, n_folds, seed)
+    # only the labelled prompts' folds matter here (they depend on the labelled set alone), so
+    # only they are hashed
+    k, lab_folds, warns = fold_plan(ev.prompts[lab_prompt], np.ones(m_prompts, dtype=bool),
+                                    n_folds, seed)
+    fold_of_prompt = np.full(ev.prompts.shape[0], -1, dtype=np.int64)
+    fold_of_prompt[lab_prompt] = lab_folds
     train = shape.table.train
     calibrator, caught = fit_calibrator(shape.table, fold_of_prompt[shape.table.cluster[train]],
                                         mode=mode, k=k, seed=seed)
