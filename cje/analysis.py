@@ -16,7 +16,7 @@ from cje.calibration.reward import Mode
 from cje.data import load, with_calibration_rows
 from cje.errors import CJEInputError, check_alpha
 from cje.estimators.direct import DirectEstimator
-from cje.estimators.registry import Estimator, registered, resolve
+from cje.estimators.registry import Estimator, resolve
 from cje.report import Report
 
 __all__ = ["analyze"]
@@ -185,8 +185,8 @@ def analyze(
             )
         var_cap = getattr(estimator, "var_cap", None)
         mrdr_omega = getattr(estimator, "omega", mrdr_omega)
-    else:
-        estimator = check_choice("estimator", estimator, ("auto", *registered()))
+    else:  # a name, checked (and a non-estimator object refused) before any data is read
+        resolve(estimator, logged=True, fresh=True)
     residual_weights = check_choice("residual_weights", residual_weights, ("auto", "raw", "stable"))
     on_invalid = check_choice("on_invalid", on_invalid, ("raise", "drop"))
     on_missing = check_choice("on_missing", on_missing, ("raise", "drop"))

@@ -155,3 +155,29 @@ def test_registered_user_estimator_by_name(sim):
         from cje.estimators import registry
 
         registry._REGISTRY.pop("half-clipped-ips-test", None)
+
+
+@pytest.mark.parametrize("estimator, match", [
+    ("clipped", r"estimator must be one of 'auto', 'direct', 'ips'.*got 'clipped'"),
+    (3, r"estimator must be a name \('auto', 'direct'.*or an instance of a subclass of "
+        r"cje.estimators.Estimator; got 3"),
+    (Clipped, r"estimator must be a name .*got <class"),
+])
+def test_bad_estimator_is_refused_before_reading(estimator, match):
+    with pytest.raises(CJEInputError, match=match):
+        cje.analyze("no/such/file.jsonl", estimator=estimator)
+
+
+def test_declared_attributes_are_checked(sim):
+    @dataclass(frozen=True, slots=True)
+    class Odd(Clipped):
+        overlap = "dr-ish"
+
+    with pytest.raises(CJEInputError, match=r"Odd.overlap must be 'weighting', 'dr' or None"):
+        cje.analyze(sim.logged, estimator=Odd(), **SCALES)
+    with pytest.raises(ValueError, match=r"sample must be 'logged' or 'fresh'"):
+        @register
+        @dataclass(frozen=True, slots=True)
+        class Odder(Clipped):
+            name = "odder-test"
+            sample = "both"

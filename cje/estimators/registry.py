@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cje._checks import check_choice
+from cje.errors import CJEInputError
 
 if TYPE_CHECKING:
     from cje.estimators.offpolicy import LoggedTarget, PolicyValue
@@ -129,6 +130,18 @@ class Estimator:
         return cls(**{k: v for k, v in options.items() if k in have})
 
 
+def _check_declared(cls: type[Estimator], error: type[Exception]) -> None:
+    """The class attributes the pipeline reads hold values it understands."""
+    if cls.sample not in ("logged", "fresh"):
+        raise error(f"{cls.__name__}.sample must be 'logged' or 'fresh'; got {cls.sample!r}.")
+    if cls.overlap not in (None, "weighting", "dr"):
+        raise error(f"{cls.__name__}.overlap must be 'weighting', 'dr' or None; got "
+                    f"{cls.overlap!r}.")
+    if cls.sample == "fresh" and not cls.needs_fresh:
+        raise error(f"{cls.__name__} estimates on fresh draws (sample='fresh'), so it needs them: "
+                    "set needs_fresh = True.")
+
+
 def register(cls: type[Estimator]) -> type[Estimator]:
     """Class decorator: make ``cls.name`` a valid ``estimator=`` (and CLI ``--estimator``) value.
 
@@ -145,7 +158,8 @@ def register(cls: type[Estimator]) -> type[Estimator]:
     Raises
     ------
     ValueError
-        ``cls`` is not an :class:`Estimator` with a new name.
+        ``cls`` is not an :class:`Estimator` with a new name, or declares a ``sample`` or
+        ``overlap`` the pipeline does not know.
 
     Examples
     --------
@@ -161,6 +175,7 @@ def register(cls: type[Estimator]) -> type[Estimator]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Estimator)) or not cls.name:
         raise ValueError(f"register needs an Estimator subclass with a name; got {cls!r}.")
+    _check_declared(cls, ValueError)
     if cls.name == "auto" or (cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls):
         raise ValueError(f"An estimator named {cls.name!r} is already registered.")
     _REGISTRY[cls.name] = cls
@@ -207,7 +222,8 @@ def resolve(estimator: Any, *, logged: bool, fresh: bool, var_cap: float | None 
     Raises
     ------
     CJEInputError
-        An unknown name (or an object that is not an :class:`Estimator`).
+        An unknown name, an object that is not an :class:`Estimator`, or an estimator whose
+        class attributes the pipeline cannot read.
 
     Examples
     --------
@@ -217,7 +233,13 @@ def resolve(estimator: Any, *, logged: bool, fresh: bool, var_cap: float | None 
     StackedDR(var_cap=None, omega='w2')
     """
     if isinstance(estimator, Estimator):
+        _check_declared(type(estimator), CJEInputError)
         return estimator
+    if not isinstance(estimator, str):
+        raise CJEInputError(
+            f"estimator must be a name ({', '.join(repr(n) for n in ('auto', *registered()))}) or "
+            f"an instance of a subclass of cje.estimators.Estimator; got {estimator!r}."
+        )
     check_choice("estimator", estimator, ("auto", *registered()))
     if estimator == "auto":
         estimator = "direct" if not logged else ("stacked-dr" if fresh else "calibrated-ips")
