@@ -159,9 +159,9 @@ def test_registered_user_estimator_by_name(sim):
 
 @pytest.mark.parametrize("estimator, match", [
     ("clipped", r"estimator must be one of 'auto', 'direct', 'ips'.*got 'clipped'"),
-    (3, r"estimator must be a name \('auto', 'direct'.*or an instance of a subclass of "
+    (3, r"estimator must be one of 'auto', 'direct'.*, or an instance of a subclass of "
         r"cje.estimators.Estimator; got 3"),
-    (Clipped, r"estimator must be a name .*got <class"),
+    (Clipped, r"estimator must be one of .*got <class"),
 ])
 def test_bad_estimator_is_refused_before_reading(estimator, match):
     with pytest.raises(CJEInputError, match=match):

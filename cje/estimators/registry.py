@@ -237,7 +237,7 @@ def resolve(estimator: Any, *, logged: bool, fresh: bool, var_cap: float | None 
         return estimator
     if not isinstance(estimator, str):
         raise CJEInputError(
-            f"estimator must be a name ({', '.join(repr(n) for n in ('auto', *registered()))}) or "
+            f"estimator must be one of {', '.join(repr(n) for n in ('auto', *registered()))}, or "
             f"an instance of a subclass of cje.estimators.Estimator; got {estimator!r}."
         )
     check_choice("estimator", estimator, ("auto", *registered()))
