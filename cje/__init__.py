@@ -16,6 +16,7 @@ Examples
 
 from typing import TYPE_CHECKING
 
+from cje import estimators
 from cje.analysis import analyze
 from cje.calibration import RewardCalibrator, fit_isotonic
 from cje.data import EvalData, load, prompt_folds
@@ -49,6 +50,7 @@ __all__ = [
     "TransportAudit",
     "analyze",
     "bias",
+    "estimators",
     "export",
     "fit_isotonic",
     "load",

@@ -63,6 +63,8 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from cje.estimators import registered  # --estimator choices: every registered estimator
+
     p = argparse.ArgumentParser(
         prog="cje",
         description="Calibrated LLM-as-a-judge evaluation: honest estimates on the label scale.",
@@ -103,9 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--fresh-draws", metavar="PATH",
                    help="logged data: fresh draws of the target policies (file or cje-eval "
                         "directory), for 'direct' and the doubly robust estimators")
-    a.add_argument("--estimator", default="auto",
-                   choices=("auto", "direct", "ips", "snips", "calibrated-ips", "dr-cpo", "mrdr",
-                            "tmle", "stacked-dr"),
+    a.add_argument("--estimator", default="auto", choices=("auto", *registered()),
                    help="logged data: the off-policy estimator (default auto: stacked-dr with "
                         "fresh draws, calibrated-ips without)")
     a.add_argument("--var-cap", type=float, metavar="RHO",

@@ -1,7 +1,11 @@
 """Gates that refuse numbers nobody should read (issue #19, "no silent wrong numbers").
 
-Two gates, both pure functions:
+The gates, all pure functions, in the order the pipeline applies them:
 
+* :func:`level_gate` — every estimate: a failed or inconclusive transport audit, no oracle labels
+  of its own, judge scores outside the labelled range (METHODS §6), a constant calibration.
+* :func:`overlap_gate` — off-policy only, by the estimator's overlap family: ESS, TTC and Hill
+  index (CAUTION), then :func:`support_gate`.
 * :func:`support_gate` — off-policy only: does the target have support on the logged responses
   at all? It reads the *level* of the unnormalised importance ratios (the mean raw weight,
   :func:`cje.diagnostics.overlap.mean_raw_weight`), which Hájek normalisation hides, the share of
@@ -27,21 +31,35 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from cje.diagnostics.calibration import out_of_range_share
+from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE
+
 if TYPE_CHECKING:
-    from cje.report import PolicyEstimate
+    import numpy as np
+
+    from cje.report import PolicyEstimate, TransportAudit
 
 __all__ = [
+    "OUT_OF_RANGE_GATE",
+    "FAMILIES",
     "MEAN_WEIGHT_REFUSE",
     "MEAN_WEIGHT_CAUTION",
     "MEAN_WEIGHT_DATA_ERROR",
     "NEAR_ZERO_CAUTION",
     "N_EFF_REFUSE",
     "worse_status",
+    "level_gate",
+    "overlap_gate",
     "support_gate",
     "sanity_gate",
     "comparable",
 ]
 
+#: Share of a policy's judge scores outside the labelled range above which levels are refused.
+OUT_OF_RANGE_GATE = 0.05
+#: Overlap families an estimator may declare (``Estimator.overlap``): the estimate rests on the
+#: logs alone, or an outcome model on the target's fresh draws carries it.
+FAMILIES = ("weighting", "dr")
 #: Mean raw weight outside ``(low, high)`` → REFUSED (weighting estimators; DR: see below).
 MEAN_WEIGHT_REFUSE: tuple[float, float] = (0.1, 100.0)
 #: Mean raw weight outside ``(low, high)`` → CAUTION.
@@ -127,7 +145,7 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
     ...                            "ess_raw": 0.4}, 500)
     ('OK', [])
     """
-    if family not in ("weighting", "dr"):
+    if family not in FAMILIES:
         raise ValueError(f"family must be 'weighting' or 'dr'; got {family!r}.")
     status = "OK"
     reasons: list[str] = []
@@ -311,3 +329,165 @@ def comparable(est: PolicyEstimate, label_scale: tuple[float, float]) -> bool:
         return True
     return not any(kind in ("non-finite", "prompts", "scale")
                    for _, _, kind in _sanity_checks(est, label_scale))
+
+
+def level_gate(
+    name: str,
+    scores: np.ndarray,
+    labelled_scores: np.ndarray,
+    n_labels: int,
+    audit: TransportAudit | None,
+    is_constant: bool,
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """Status and reasons of one policy's level estimate (METHODS §6 gates).
+
+    Parameters
+    ----------
+    name : str
+        The policy.
+    scores : numpy.ndarray
+        The judge scores of its responses (user's scale).
+    labelled_scores : numpy.ndarray
+        The judge scores of the calibrator's labelled rows (user's scale).
+    n_labels : int
+        Oracle labels among its own responses.
+    audit : TransportAudit or None
+        Its transport audit, if it has a probe slice.
+    is_constant : bool
+        Whether the calibration collapsed to a constant.
+
+    Returns
+    -------
+    (str, tuple of str, dict)
+        Status, reasons, and the diagnostics the gate read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> st, why, diag = level_gate("p", np.array([1.0, 2.0, 9.0]), np.array([1.0, 5.0]), 3,
+    ...                            None, False)
+    >>> st, round(diag["out_of_range_share"], 3)
+    ('REFUSED', 0.333)
+    """
+    status = "OK"
+    reasons: list[str] = []
+    share = out_of_range_share(scores, labelled_scores)
+    diag: dict[str, Any] = {"out_of_range_share": share}
+
+    def worse(new: str) -> None:
+        nonlocal status
+        status = worse_status(status, new)
+
+    if audit is not None:
+        diag["transport_verdict"] = audit.verdict
+        diag["transport_delta"] = audit.delta
+        if audit.verdict == "FAIL":
+            worse("REFUSED")
+            reasons.append(
+                f"transport audit FAIL: on its probe slice the labels differ from the calibrated "
+                f"judge by δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, {audit.ci_high:+.3f}], "
+                f"beyond the margin ±{audit.margin:g}; its level is not reliable. Label some of "
+                "its own responses so the estimate can be corrected."
+            )
+        elif audit.verdict == "INCONCLUSIVE":
+            worse("CAUTION")
+            reasons.append(
+                f"transport audit INCONCLUSIVE (δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, "
+                f"{audit.ci_high:+.3f}] vs margin ±{audit.margin:g}): a larger probe slice would "
+                "settle it."
+            )
+    if n_labels == 0 and (audit is None or audit.verdict in ("NOT GRADED",)):
+        worse("CAUTION")
+        reasons.append(
+            "no oracle labels of its own: the calibration learned on other policies is assumed to "
+            "transport; audit it with a probe slice (probes=/--probe) and a margin."
+        )
+    if share >= OUT_OF_RANGE_GATE:
+        worse("REFUSED")
+        reasons.append(
+            f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
+            f"[{labelled_scores.min():g}, {labelled_scores.max():g}], where the calibration is "
+            "extrapolated: its level is not reliable (it is left out of the ranking). Label responses "
+            "with such scores."
+        )
+    if is_constant:
+        worse("CAUTION")
+        reasons.append("the calibration is constant: the judge does not rank the labels.")
+    return status, tuple(reasons), diag
+
+
+def overlap_gate(family: str | None, diag: Mapping[str, Any],
+                 n_rows: int = 0) -> tuple[str, list[str]]:
+    """CAUTION when the logged data barely covers the target (METHODS §6), then the no-support
+    gate (:func:`support_gate`): REFUSED when the target has no support on the logged responses.
+
+    The reason for a low raw ESS names what the estimate then rests on, which depends on the
+    residual weights (``diag["residual_weights"]``).
+
+    Parameters
+    ----------
+    family : {"weighting", "dr"} or None
+        The estimator's overlap family (``Estimator.overlap``); ``None`` checks nothing.
+    diag : Mapping
+        The target's overlap diagnostics (:func:`cje.diagnostics.overlap.weight_summary`).
+    n_rows : int
+        The target's usable logged rows.
+
+    Returns
+    -------
+    (str, list of str)
+
+    Examples
+    --------
+    >>> overlap_gate("dr", {"ess_raw": 0.05, "ttc": 0.9})[0]
+    'CAUTION'
+    >>> overlap_gate(None, {"ess_raw": 0.05})
+    ('OK', [])
+    """
+    if family is None:
+        return "OK", []
+    if family not in FAMILIES:
+        raise ValueError(f"family must be 'weighting', 'dr' or None; got {family!r}.")
+    status, reasons = _ess_gate(family, diag)
+    sup, why = support_gate(family, diag, n_rows)
+    status = max(status, sup, key=_ORDER.index)
+    reasons = why + reasons if sup == "REFUSED" else reasons + why
+    return status, reasons
+
+
+def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The METHODS §6 overlap gates on ESS, TTC and the Hill index (CAUTION)."""
+    reasons: list[str] = []
+    stable_resid = diag.get("residual_weights") == "stable"
+    resid = (
+        "; the oracle residual is weighted by the stabilised weights, so the estimate rests on the "
+        "calibration transporting to the target's responses, and its interval adds the gap to "
+        f"the raw-weight correction ({diag.get('transport_gap', float('nan')):+.3f}) as an "
+        "allowance for that (audit it with a probe slice; residual_weights='raw' drops the "
+        "assumption)"
+    ) if stable_resid else ""
+    checks: tuple[tuple[str, float, str], ...]
+    if family == "weighting":
+        checks = (
+            ("ess_raw", ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: a few logged rows carry the "
+                                  "estimate" + resid),
+            ("ttc", TTC_GATE, "TTC {v:.2f} < {g:.2f}: the logging policy rarely produces the "
+                              "responses the target concentrates on"),
+            ("hill_raw", HILL_GATE, "Hill tail index {v:.2f} < {g:g}: the weights' variance is "
+                                    "effectively infinite"),
+        )
+    else:
+        checks = (
+            ("ess_raw", ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: the logged labels barely "
+                                  "reach the target's responses" + (resid or
+                                  ", so the oracle residual correction rests on a few labelled "
+                                  "rows and its interval is wide")),
+            ("ttc", TTC_GATE, "TTC {v:.2f} < {g:.2f}: the logging policy rarely produces the "
+                              "responses the target concentrates on; the estimate rests on the "
+                              "outcome model"),
+        )
+    for key, gate, text in checks:
+        v = diag.get(key, float("nan"))
+        if v == v and v < gate:
+            reasons.append("poor overlap: " + text.format(v=v, g=gate) + ".")
+    return ("CAUTION" if reasons else "OK"), reasons

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cje.estimators.base import Estimate
+from cje.estimators.registry import Estimator, register
+
+if TYPE_CHECKING:
+    from cje.estimators.offpolicy import LoggedTarget, PolicyValue
 
 __all__ = ["DirectEstimator", "direct_estimate"]
 
@@ -74,9 +79,13 @@ def direct_estimate(
     return Estimate(values=values, influence=phi, group=group, n=n, n_labels=m)
 
 
+@register
 @dataclass(frozen=True, slots=True)
-class DirectEstimator:
+class DirectEstimator(Estimator):
     """Direct method on each policy's own (fresh) draws.
+
+    With fresh draws of every policy it is the only estimator (:meth:`estimate_groups`); with
+    logged data it evaluates each target on its fresh draws alone (:meth:`estimate`).
 
     Parameters
     ----------
@@ -87,18 +96,48 @@ class DirectEstimator:
 
     Examples
     --------
-    >>> DirectEstimator().name
-    'direct'
+    >>> DirectEstimator().name, DirectEstimator(augment=False).method
+    ('direct', 'direct (plug-in)')
     """
 
     augment: bool = True
+    name = "direct"
+    needs_fresh = True
+    sample = "fresh"
 
     @property
-    def name(self) -> str:
+    def method(self) -> str:
         """Method name shown in reports."""
         return "direct" if self.augment else "direct (plug-in)"
 
-    def estimate(
+    def estimate(self, x: LoggedTarget) -> PolicyValue:
+        """One target's estimate on its fresh draws (logged data): :func:`direct_estimate`.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        PolicyValue
+            Influence values on the target's fresh draws.
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> v = DirectEstimator().estimate(x)   # 0.8 + the residual of the labelled draw
+        >>> round(v.value, 4), v.influence.round(3).tolist()
+        (0.95, [-0.15, 0.15])
+        """
+        from cje.estimators.offpolicy import PolicyValue
+
+        reward, resid, lab = x.fresh_rows()
+        est = direct_estimate(reward, resid, lab, np.zeros(reward.size, dtype=np.int64), 1,
+                              augment=self.augment)
+        return PolicyValue(float(est.values[0]), est.influence)
+
+    def estimate_groups(
         self,
         reward: np.ndarray,
         residual: np.ndarray,
@@ -123,9 +162,9 @@ class DirectEstimator:
         --------
         >>> r = np.array([0.5, 0.5, 0.7, 0.7]); e = np.array([0.1, 0.0, 0.0, 0.0])
         >>> lab, grp = np.array([True, False, False, False]), np.array([0, 0, 1, 1])
-        >>> DirectEstimator().estimate(r, e, lab, grp, 2).values.round(3).tolist()
+        >>> DirectEstimator().estimate_groups(r, e, lab, grp, 2).values.round(3).tolist()
         [0.6, 0.7]
-        >>> DirectEstimator(augment=False).estimate(r, e, lab, grp, 2).values.round(3).tolist()
+        >>> DirectEstimator(augment=False).estimate_groups(r, e, lab, grp, 2).values.round(3).tolist()
         [0.5, 0.7]
         """
         return direct_estimate(reward, residual, labelled, group, n_groups, augment=self.augment)

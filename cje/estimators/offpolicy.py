@@ -1,11 +1,14 @@
 """Off-policy estimators: IPS, SNIPS, calibrated IPS and the doubly robust family (METHODS §4).
 
-Each takes the per-row arrays of one target policy's usable logged rows — calibrated reward
-``R``, oracle residual ``e = Y − f_oof(S)`` on labelled rows, importance weights, and for the DR
-family an outcome model ``q`` with its mean ``ḡ`` over the target's fresh draws of the row's
-prompt — and returns the point estimate with a per-row influence value (mean zero; clustered by
-prompt downstream). Nothing here fits anything: the outcome models, SIMCal weights and TMLE
-fluctuation are built by the pipeline (:mod:`cje.offpolicy`) so the OUA jackknife can refit them.
+Each estimator (a registered :class:`~cje.estimators.registry.Estimator`) takes one target
+policy's :class:`LoggedTarget` — calibrated reward ``R``, oracle residual ``e = Y − f_oof(S)`` on
+labelled rows, importance weights, and for the DR family what its outcome model ``q`` needs (the
+fold-deleted calibrations, the target's fresh draws) — and returns the point estimate with a
+per-row influence value (mean zero; clustered by prompt downstream). The functions below
+(:func:`ips`, :func:`snips`, :func:`calibrated_ips`, :func:`doubly_robust`, :func:`stack`) are
+the formulas on fixed arrays; the classes fit what the formulas need (SIMCal-W weights, outcome
+models, the TMLE fluctuation) from the target, so the OUA jackknife, which rebuilds the target
+under every fold-deleted calibration, refits them.
 
 The oracle residual term ``mean((L/p_L)·w·e)`` estimates ``E_target[Y − f(S)]``, the part of the
 target's value the calibrated reward misses; here it uses the **raw** (Hájek) weights unless
@@ -23,14 +26,24 @@ least 10%, stabilised below); ``simulations/results/study_residual_weights.md`` 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cje.calibration.weights import min_variance_simplex
+from cje._checks import check_choice, check_number
+from cje.calibration.weights import SimcalWeights, min_variance_simplex, simcal_weights
+from cje.estimators.outcome import mrdr_outcome, tmle_outcome
+from cje.estimators.registry import Estimator, register
 
 __all__ = [
-    "ESTIMATORS",
+    "IPS",
+    "SNIPS",
+    "CalibratedIPS",
+    "DRCPO",
+    "MRDR",
+    "TMLE",
+    "StackedDR",
+    "LoggedTarget",
     "OffPolicyRows",
     "PolicyValue",
     "ips",
@@ -40,12 +53,6 @@ __all__ = [
     "residual_gap",
     "stack",
 ]
-
-#: Off-policy estimator names accepted by ``cje.analyze(..., estimator=...)``.
-ESTIMATORS: tuple[str, ...] = (
-    "ips", "snips", "calibrated-ips", "dr-cpo", "mrdr", "tmle", "stacked-dr",
-)
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class OffPolicyRows:
@@ -105,6 +112,10 @@ class PolicyValue:
         Influence value of each logged row (mean zero).
     mixture : numpy.ndarray, optional
         Stacking weights (stacked estimators only).
+    stable : SimcalWeights, optional
+        The stabilised weights the estimate used (reported in the overlap diagnostics).
+    parts : tuple of str
+        Names of the stacked estimates, in the order of ``mixture``.
 
     Examples
     --------
@@ -122,6 +133,8 @@ class PolicyValue:
     value: float
     influence: np.ndarray
     mixture: np.ndarray | None = None
+    stable: SimcalWeights | None = None
+    parts: tuple[str, ...] = ()
 
 
 def _weighted(w: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -347,3 +360,513 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
     value = float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
     phi = sum(a * v.influence for a, v in zip(alpha, values, strict=True))
     return PolicyValue(value, np.asarray(phi), mixture=alpha)
+
+
+# ------------------------------------------------------------------------------------------------
+# What an off-policy estimator sees, and the registered estimators
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class LoggedTarget(OffPolicyRows):
+    """One target policy's rows under one calibration: what :meth:`Estimator.estimate` reads.
+
+    The :class:`OffPolicyRows` fields (``reward``, ``residual``, ``labelled``, ``weights``) are
+    on the target's usable logged rows, in their order; the rest serve the stabilised weights
+    and the outcome models. Internal [0, 1] scales.
+
+    Attributes
+    ----------
+    log_w : numpy.ndarray
+        Log importance ratios ``λ_i`` of the logged rows.
+    oof : numpy.ndarray
+        Out-of-fold calibration ``f^(−fold(i))(S_i)`` of each logged row.
+    label : numpy.ndarray
+        Oracle label of each logged row (NaN if unlabelled).
+    cluster, fold, codes : numpy.ndarray of int
+        Prompt, fold and distinct (score, covariate) value of each logged row.
+    stable_residual : bool
+        Stabilised weights on the oracle residual term (:func:`cje.analyze`'s
+        ``residual_weights``, resolved for this target).
+    index : numpy.ndarray of shape (K, U)
+        The K fold-deleted calibrations at the U distinct values.
+    distinct_s : numpy.ndarray of shape (U,)
+        Judge score of each distinct value (ties broken by it).
+    full : numpy.ndarray of shape (U,)
+        The calibration at the distinct values.
+    used, used_codes : numpy.ndarray of int
+        The distinct values among the logged rows, and each row's position among them.
+    fresh_cluster, fresh_fold, fresh_codes : numpy.ndarray of int
+        Prompt, fold and distinct value of each of the target's fresh draws (may be empty).
+    fresh_label : numpy.ndarray
+        Oracle label of each fresh draw (NaN if unlabelled).
+    fresh_count : numpy.ndarray
+        Fresh draws per prompt (at least 1).
+
+    Examples
+    --------
+    >>> x = _example_target()   # six logged rows, two fresh draws
+    >>> x.reward.tolist(), x.labelled.tolist()
+    ([0.2, 0.5, 0.8, 0.2, 0.5, 0.8], [True, False, True, True, True, False])
+    >>> round(SNIPS().estimate(x).value, 4)   # an estimator reads it
+    0.8
+    """
+
+    log_w: np.ndarray
+    oof: np.ndarray
+    label: np.ndarray
+    cluster: np.ndarray
+    fold: np.ndarray
+    codes: np.ndarray
+    stable_residual: bool
+    index: np.ndarray
+    distinct_s: np.ndarray
+    full: np.ndarray
+    used: np.ndarray
+    used_codes: np.ndarray
+    fresh_cluster: np.ndarray
+    fresh_fold: np.ndarray
+    fresh_codes: np.ndarray
+    fresh_label: np.ndarray
+    fresh_count: np.ndarray
+
+    def simcal(self, var_cap: float | None = None) -> SimcalWeights:
+        """SIMCal-W stabilised weights of the logged rows.
+
+        :func:`~cje.calibration.weights.simcal_weights` ranking only the target's own logged
+        values: other rows (fresh draws, probes) must not move its weights through the
+        interpolation grid.
+
+        Parameters
+        ----------
+        var_cap : float, optional
+            Variance cap.
+
+        Returns
+        -------
+        SimcalWeights
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> x.simcal().weights.round(3).tolist()
+        [0.429, 0.857, 1.714, 0.429, 0.857, 1.714]
+        """
+        return simcal_weights(self.weights, self.used_codes, self.fold, self.index[:, self.used],
+                              self.label, tiebreak=self.distinct_s[self.used], var_cap=var_cap,
+                              stable_residual=self.stable_residual)
+
+    def fresh_oof(self) -> np.ndarray:
+        """Out-of-fold calibration of each fresh draw.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> x.fresh_oof().tolist()
+        [0.75, 0.85]
+        """
+        return self.index[self.fresh_fold, self.fresh_codes]
+
+    def fresh_mean(self, q_fresh: np.ndarray) -> np.ndarray:
+        """``ḡ_i``: mean of ``q_fresh`` over the target's fresh draws of logged row i's prompt.
+
+        Parameters
+        ----------
+        q_fresh : numpy.ndarray
+            A value per fresh draw.
+
+        Returns
+        -------
+        numpy.ndarray
+            A value per logged row (0 where its prompt has no fresh draws).
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> x.fresh_mean(np.array([0.7, 0.9])).tolist()
+        [0.7, 0.0, 0.0, 0.9, 0.0, 0.0]
+        """
+        tot = np.bincount(self.fresh_cluster, weights=q_fresh, minlength=self.fresh_count.size)
+        return (tot / self.fresh_count)[self.cluster]
+
+    def fresh_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated reward, out-of-fold oracle residual (0 unlabelled) and labelled flag of
+        each fresh draw.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> reward, resid, lab = x.fresh_rows()
+        >>> reward.tolist(), resid.round(3).tolist(), lab.tolist()
+        ([0.8, 0.8], [0.0, 0.15], [False, True])
+        """
+        lab = ~np.isnan(self.fresh_label)
+        resid = np.where(lab, np.nan_to_num(self.fresh_label) - self.fresh_oof(), 0.0)
+        return self.full[self.fresh_codes], resid, lab
+
+
+def _check_var_cap(var_cap: float | None) -> None:
+    if var_cap is not None:
+        check_number("var_cap", var_cap, positive=True, example="var_cap=1.0")
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class IPS(Estimator):
+    """Unnormalised IPS on the raw ratios ``exp(λ)`` (:func:`ips`); the naive baseline.
+
+    Examples
+    --------
+    >>> IPS().name, IPS().overlap
+    ('ips', 'weighting')
+    """
+
+    name = "ips"
+    overlap = "weighting"
+
+    def estimate(self, x: LoggedTarget) -> PolicyValue:
+        """See :func:`ips`; an overflowing ratio gives ``inf``, which the sanity gate refuses.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        PolicyValue
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> round(IPS().estimate(x).value, 4)
+        0.9333
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            return ips(replace(x, ratio=np.exp(x.log_w)))
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class SNIPS(Estimator):
+    """Self-normalised IPS with the raw Hájek weights (:func:`snips`).
+
+    Examples
+    --------
+    >>> SNIPS().name
+    'snips'
+    """
+
+    name = "snips"
+    overlap = "weighting"
+
+    def estimate(self, x: LoggedTarget) -> PolicyValue:
+        """See :func:`snips`.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        PolicyValue
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> round(SNIPS().estimate(x).value, 4)
+        0.8
+        """
+        return snips(x)
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class CalibratedIPS(Estimator):
+    """Calibrated IPS: SIMCal-W stabilised weights on the reward (:func:`calibrated_ips`).
+
+    Parameters
+    ----------
+    var_cap : float, optional
+        SIMCal-W variance cap (blends the stabilised weights toward one).
+
+    Examples
+    --------
+    >>> CalibratedIPS(var_cap=1.0).stabilised
+    True
+    >>> CalibratedIPS(var_cap=-1.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: var_cap must be ...
+    """
+
+    var_cap: float | None = None
+    name = "calibrated-ips"
+    stabilised = True
+    overlap = "weighting"
+
+    def __post_init__(self) -> None:
+        _check_var_cap(self.var_cap)
+
+    def estimate(self, x: LoggedTarget) -> PolicyValue:
+        """See :func:`calibrated_ips`.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        PolicyValue
+            With the stabilised weights it used (``stable``).
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> v = CalibratedIPS().estimate(x)
+        >>> round(v.value, 4), v.stable.weights.round(3).tolist()
+        (0.8, [0.429, 0.857, 1.714, 0.429, 0.857, 1.714])
+        """
+        sw = x.simcal(self.var_cap)
+        v = calibrated_ips(replace(x, stable=sw.weights), stable_residual=x.stable_residual)
+        return replace(v, stable=sw)
+
+
+@dataclass(frozen=True, slots=True)
+class _DoublyRobust(Estimator):
+    """The DR family: SIMCal-W weights on the correction term, an outcome model on the fresh draws."""
+
+    var_cap: float | None = None
+    needs_fresh = True
+    stabilised = True
+    overlap = "dr"
+
+    def __post_init__(self) -> None:
+        _check_var_cap(self.var_cap)
+
+    def outcome(self, x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
+        """Cross-fitted outcome model ``q`` on the logged rows and on the fresh draws."""
+        raise NotImplementedError
+
+    def fit(self, x: LoggedTarget, stable: SimcalWeights) -> PolicyValue:
+        """:func:`doubly_robust` with this outcome model and the given stabilised weights."""
+        q_logged, q_fresh = self.outcome(x)
+        return doubly_robust(replace(x, stable=stable.weights), q_logged, x.fresh_mean(q_fresh),
+                             stable_residual=x.stable_residual)
+
+    def estimate(self, x: LoggedTarget) -> PolicyValue:
+        """See :func:`doubly_robust`."""
+        sw = x.simcal(self.var_cap)
+        return replace(self.fit(x, sw), stable=sw)
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class DRCPO(_DoublyRobust):
+    """DR-CPO: the out-of-fold calibration as the outcome model.
+
+    Examples
+    --------
+    >>> DRCPO().name, DRCPO().needs_fresh
+    ('dr-cpo', True)
+    """
+
+    name = "dr-cpo"
+
+    def outcome(self, x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
+        """``q = f^(−fold)(S)`` on both.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            ``q`` on the logged rows and on the fresh draws.
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> [q.tolist() for q in DRCPO().outcome(x)]
+        [[0.25, 0.5, 0.75, 0.15, 0.5, 0.85], [0.75, 0.85]]
+        """
+        return x.oof, x.fresh_oof()
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class MRDR(_DoublyRobust):
+    """MRDR: a weighted isotonic outcome model (:func:`~cje.estimators.outcome.mrdr_outcome`).
+
+    Parameters
+    ----------
+    var_cap : float, optional
+        SIMCal-W variance cap.
+    omega : {"w", "w2", "w1sq"}
+        Regression weights ``w``, ``w²`` or ``(w − 1)²``.
+
+    Examples
+    --------
+    >>> MRDR(omega="w2").omega
+    'w2'
+    >>> MRDR(omega="w3")
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: omega must be 'w', 'w2' or 'w1sq'; got 'w3'.
+    """
+
+    omega: str = "w"
+    name = "mrdr"
+
+    def __post_init__(self) -> None:
+        _check_var_cap(self.var_cap)
+        check_choice("omega", self.omega, ("w", "w2", "w1sq"))
+
+    def outcome(self, x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
+        """See :func:`~cje.estimators.outcome.mrdr_outcome`.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            ``q`` on the logged rows and on the fresh draws.
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> [q.round(3).tolist() for q in MRDR().outcome(x)]
+        [[0.0, 1.0, 1.0, 0.0, 0.5, 1.0], [1.0, 1.0]]
+        """
+        return mrdr_outcome(x, self.omega)
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class TMLE(_DoublyRobust):
+    """TMLE: the out-of-fold calibration fluctuated toward the weights
+    (:func:`~cje.estimators.outcome.tmle_outcome`).
+
+    Examples
+    --------
+    >>> TMLE().name
+    'tmle'
+    """
+
+    name = "tmle"
+
+    def outcome(self, x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
+        """See :func:`~cje.estimators.outcome.tmle_outcome`.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            ``q`` on the logged rows and on the fresh draws.
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> [q.round(3).tolist() for q in TMLE().outcome(x)]
+        [[0.25, 0.5, 0.75, 0.15, 0.5, 0.85], [0.75, 0.85]]
+        """
+        return tmle_outcome(x)
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class StackedDR(_DoublyRobust):
+    """DR-CPO, TMLE and MRDR stacked with minimum-variance simplex weights (:func:`stack`).
+
+    Parameters
+    ----------
+    var_cap : float, optional
+        SIMCal-W variance cap (the members share one set of stabilised weights).
+    omega : {"w", "w2", "w1sq"}
+        The MRDR member's regression weights.
+
+    Examples
+    --------
+    >>> [m.name for m in StackedDR(omega="w2").members]
+    ['dr-cpo', 'tmle', 'mrdr']
+    """
+
+    omega: str = "w"
+    name = "stacked-dr"
+
+    def __post_init__(self) -> None:
+        _check_var_cap(self.var_cap)
+        check_choice("omega", self.omega, ("w", "w2", "w1sq"))
+
+    @property
+    def members(self) -> tuple[_DoublyRobust, ...]:
+        """The stacked estimators."""
+        return (DRCPO(self.var_cap), TMLE(self.var_cap), MRDR(self.var_cap, self.omega))
+
+    def estimate(self, x: LoggedTarget) -> PolicyValue:
+        """:func:`stack` of the members' estimates; every fit shares the residual term.
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        PolicyValue
+            With the stacking weights (``mixture``, in the order of ``parts``).
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> v = StackedDR().estimate(x)
+        >>> v.parts, round(v.value, 4)
+        (('dr-cpo', 'tmle', 'mrdr'), 0.4381)
+        """
+        sw = x.simcal(self.var_cap)
+        members = self.members
+        fits = [m.fit(x, sw) for m in members]
+        return replace(stack(fits, x.cluster), stable=sw, parts=tuple(m.name for m in members))
+
+
+def _example_target() -> LoggedTarget:
+    """Six logged rows over two folds and three distinct scores, two fresh draws (doctests)."""
+    codes = np.array([0, 1, 2, 0, 1, 2])
+    fold = np.array([0, 0, 0, 1, 1, 1])
+    index = np.array([[0.25, 0.5, 0.75], [0.15, 0.5, 0.85]])
+    full = np.array([0.2, 0.5, 0.8])
+    oof = index[fold, codes]
+    label = np.array([0.0, np.nan, 1.0, 0.0, 1.0, np.nan])
+    lab = ~np.isnan(label)
+    log_w = np.log(np.array([0.5, 1.0, 2.0, 0.5, 1.0, 2.0]))
+    w = np.exp(log_w) / np.exp(log_w).mean()
+    fresh_cluster = np.array([0, 3])
+    return LoggedTarget(
+        reward=full[codes], residual=np.where(lab, np.nan_to_num(label) - oof, 0.0), labelled=lab,
+        weights=w, log_w=log_w, oof=oof, label=label, cluster=np.arange(6), fold=fold,
+        codes=codes, stable_residual=False, index=index, distinct_s=np.array([0.1, 0.5, 0.9]),
+        full=full, used=np.arange(3), used_codes=codes, fresh_cluster=fresh_cluster,
+        fresh_fold=np.array([0, 1]), fresh_codes=np.array([2, 2]),
+        fresh_label=np.array([np.nan, 1.0]),
+        fresh_count=np.maximum(np.bincount(fresh_cluster, minlength=6), 1))

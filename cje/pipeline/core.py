@@ -1,0 +1,401 @@
+"""The skeleton every analysis shares: fold plan, calibrator fit, OUA jackknife, gates, contrasts,
+ranking and assembly of the :class:`~cje.report.Report`.
+
+A *data shape* (:class:`~cje.pipeline.direct.DirectShape` for fresh draws of each policy,
+:class:`~cje.pipeline.logged.LoggedShape` for logs with log-probabilities) turns its rows into
+per-row influence values under a calibration — :meth:`Shape.run` — and says what each policy's
+rows are (:meth:`Shape.policy`). Everything else is here, once. The OUA jackknife is
+:meth:`Shape.values` re-run with each oracle fold's labels deleted from the calibrator.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from cje.calibration.reward import Mode, RewardCalibrator, effective_folds
+from cje.data import prompt_folds
+from cje.diagnostics.calibration import transport_audit
+from cje.diagnostics.gates import comparable, level_gate, sanity_gate, worse_status
+from cje.errors import CJEWarning
+from cje.estimators.offpolicy import PolicyValue
+from cje.inference import (
+    cluster_variance,
+    jackknife_variance,
+    oua_jackknife,
+    paired_contrasts,
+    ranking_tiers,
+    satterthwaite_df,
+    t_interval,
+)
+from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
+from cje.report import CalibrationInfo, PolicyEstimate, Report
+
+# Table, PolicyRows and Shape are the contract between this skeleton and the data shapes, not
+# public API: they may change with the shapes.
+__all__ = ["MIN_LABELLED_PROMPTS", "distinct_rows", "estimate", "fit_calibrator", "fold_plan"]
+
+#: Minimum number of labelled prompts needed to calibrate (METHODS §1).
+MIN_LABELLED_PROMPTS = 4
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Table:
+    """Every row of one analysis on the internal [0, 1] scales: the rows estimated on, the
+    calibration-only rows and the probe rows.
+
+    Attributes
+    ----------
+    s, y : numpy.ndarray
+        Judge score and label (NaN if unlabelled) in [0, 1].
+    X : numpy.ndarray or None
+        Covariates (n, p).
+    cluster : numpy.ndarray of int
+        Prompt code per row (probe prompts have their own codes).
+    train : numpy.ndarray of int
+        Rows that train the calibrator (labelled, not probe), in order.
+    codes, distinct_s, distinct_X : numpy.ndarray or None
+        The distinct (S, Z) rows (see :func:`distinct_rows`).
+    """
+
+    s: np.ndarray
+    y: np.ndarray
+    X: np.ndarray | None
+    cluster: np.ndarray
+    train: np.ndarray
+    codes: np.ndarray | None = None
+    distinct_s: np.ndarray | None = None
+    distinct_X: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PolicyRows:
+    """What a data shape says about one reported policy's estimate, before the shared gates.
+
+    Attributes
+    ----------
+    cluster : numpy.ndarray of int
+        Prompt of each row that carries an influence value.
+    n_labels : int
+        Oracle labels among those rows.
+    method : str
+        Shown in the report.
+    naive : (float, float, float)
+        Raw judge mean and its interval, label scale.
+    scores : numpy.ndarray
+        The policy's judge scores on the user's scale (the out-of-range gate reads them).
+    status, reasons, diagnostics
+        The shape's own gates' verdict (off-policy: overlap and support) and diagnostics.
+    """
+
+    cluster: np.ndarray
+    n_labels: int
+    method: str
+    naive: tuple[float, float, float]
+    scores: np.ndarray
+    status: str = "OK"
+    reasons: list[str] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+class Shape(Protocol):
+    """A data shape: how rows become per-row influence values (see the module docstring)."""
+
+    table: Table
+    names: Sequence[str]
+    judge_scale: tuple[float, float]
+    label_scale: tuple[float, float]
+    labelled_scores: np.ndarray  # the calibrator's labelled judge scores, user's scale
+    n_clusters: int
+    # calibration_share divides by se² (the square root squared back) rather than by the sum of
+    # the variances: the logged shape always did, and changing either would move the last bit
+    share_over_se2: bool
+    probe_names: Sequence[str]
+
+    def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Judge scores ([0, 1]) spanning the calibration curve's grid, and the covariates whose
+        medians it holds fixed."""
+
+    def run(self, calibrator: RewardCalibrator,
+            deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
+        """Every policy's estimate and transport gap under the calibration without ``deleted``."""
+
+    def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
+        """Only the point estimates (what the jackknife needs)."""
+
+    def probe_residuals(self, calibrator: RewardCalibrator) -> list[np.ndarray]:
+        """``Y − f(S)`` on each probe slice's rows under the full calibration."""
+
+    def probe_rows(self) -> list[np.ndarray]:
+        """Each probe slice's rows."""
+
+    def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
+        """What the report needs about policy ``p`` besides its variance."""
+
+
+def distinct_rows(s: np.ndarray, X: np.ndarray | None, *, always: bool = False
+                  ) -> tuple[Any, Any, Any]:
+    """Codes of the distinct (S, Z) rows: judges score on coarse grids, so the calibrator is
+    evaluated on a few values instead of every row.
+
+    Parameters
+    ----------
+    s : numpy.ndarray
+        Judge scores.
+    X : numpy.ndarray or None
+        Covariates (n, p).
+    always : bool
+        Give codes even when the distinct rows are nearly as many as the rows.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray or None)
+        ``(codes, distinct_s, distinct_X)`` in order of first appearance; with covariates and
+        more combinations than rows, ``(None, None, None)`` unless ``always``.
+
+    Examples
+    --------
+    >>> codes, d, _ = distinct_rows(np.array([0.5, 0.2, 0.5]), None)
+    >>> codes.tolist(), d.tolist()
+    ([0, 1, 0], [0.5, 0.2])
+    """
+    import pandas as pd
+
+    if X is None:
+        codes, uniq = pd.factorize(s)
+        return codes, np.asarray(uniq, dtype=np.float64), None
+    key = np.zeros(s.shape[0], dtype=np.int64)
+    size = 1
+    for col in (s, *X.T):
+        c, u = pd.factorize(col)
+        size *= len(u)
+        if size > s.shape[0] or size > 2**62:  # too many combinations to gain anything
+            if not always:
+                return None, None, None
+            codes, _ = pd.factorize(pd.MultiIndex.from_arrays([s, *X.T]))
+            break
+        key = key * len(u) + c
+    else:
+        codes, _ = pd.factorize(key)
+    first = np.empty(int(codes.max()) + 1 if codes.size else 0, dtype=np.int64)
+    first[codes] = np.arange(s.shape[0])  # a row holding each distinct (S, Z)
+    return codes, s[first], X[first]
+
+
+def fold_plan(prompts: np.ndarray, labelled_prompt: np.ndarray, n_folds: int,
+              seed: int) -> tuple[int, np.ndarray, list[str]]:
+    """Folds K (fewer when labelled prompts are few), each prompt's fold, and the warning.
+
+    Parameters
+    ----------
+    prompts : numpy.ndarray
+        Distinct prompt ids.
+    labelled_prompt : numpy.ndarray of bool
+        Prompts with an oracle label that trains the calibrator.
+    n_folds, seed : int
+        As in :func:`cje.analyze`.
+
+    Returns
+    -------
+    (int, numpy.ndarray, list of str)
+
+    Examples
+    --------
+    >>> prompts = np.array(["a", "b", "c", "d", "e", "f"], dtype=object)
+    >>> k, fold, warns = fold_plan(prompts, np.array([1, 1, 1, 1, 0, 0], bool), 5, 0)
+    >>> k, sorted(fold[:4].tolist()), warns[0][:36]
+    (2, [0, 0, 1, 1], 'Only 4 labelled prompts: cross-fitti')
+    """
+    m = int(labelled_prompt.sum())
+    k = effective_folds(m, n_folds)
+    warns = []
+    if k < n_folds:
+        warns.append(
+            f"Only {m} labelled prompts: cross-fitting and the OUA jackknife use K = {k} "
+            f"folds instead of {n_folds}; intervals are less stable. Label more prompts."
+        )
+    return k, prompt_folds(prompts, labelled_prompt, k, seed), warns
+
+
+def fit_calibrator(table: Table, fold: np.ndarray, *, mode: Mode, k: int,
+                   seed: int) -> tuple[RewardCalibrator, list[str]]:
+    """AutoCal-R fitted on the table's training rows; its warnings are captured for the report.
+
+    Parameters
+    ----------
+    table : Table
+    fold : numpy.ndarray of int
+        Fold of each training row (``table.train``).
+    mode : {"auto", "monotone", "two_stage"}
+    k, seed : int
+        Folds and fold-hash seed.
+
+    Returns
+    -------
+    (RewardCalibrator, list of str)
+
+    Examples
+    --------
+    >>> s = np.linspace(0, 1, 40); y = s ** 2
+    >>> t = Table(s=s, y=y, X=None, cluster=np.arange(40), train=np.arange(40))
+    >>> cal, warns = fit_calibrator(t, np.arange(40) % 4, mode="monotone", k=4, seed=0)
+    >>> cal.mode_, warns
+    ('monotone', [])
+    """
+    t = table.train
+    calibrator = RewardCalibrator(mode=mode, n_folds=k, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CJEWarning)
+        calibrator.fit(table.s[t], table.y[t], covariates=None if table.X is None else table.X[t],
+                       prompt_id=table.cluster[t], folds=fold)
+    return calibrator, [str(w.message) for w in caught]
+
+
+def estimate(
+    shape: Shape,
+    calibrator: RewardCalibrator,
+    *,
+    alpha: float,
+    requested_mode: Mode,
+    covariates: tuple[str, ...],
+    transport_margin: float | None,
+    only: Sequence[str] | None,
+    notices: list[str],
+    warns: list[str],
+    excluded: Mapping[str, int],
+    settings: dict[str, Any],
+    progress: bool | None = None,
+) -> Report:
+    """Everything after the calibrator fit: estimates, OUA jackknife, audits, gates, contrasts,
+    ranking, and the report on the user's scales.
+
+    Parameters
+    ----------
+    shape : Shape
+        The data shape (:class:`~cje.pipeline.direct.DirectShape`,
+        :class:`~cje.pipeline.logged.LoggedShape`).
+    calibrator : RewardCalibrator
+        Fitted by :func:`fit_calibrator` on ``shape.table``.
+    alpha, covariates, transport_margin, progress
+        As in :func:`cje.analyze`.
+    requested_mode : str
+        The ``mode=`` asked for.
+    only : sequence of str or None
+        Report only these policies.
+    notices, warns : list of str
+        The report's notices and warnings so far.
+    excluded : Mapping[str, int]
+        Rows excluded while loading.
+    settings : dict
+        The run's options (:attr:`Report.settings`).
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> import cje
+    >>> from cje.estimators import DirectEstimator
+    >>> from cje.pipeline.direct import DirectShape
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> ev = cje.load(sim.data, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> shape = DirectShape(ev, {}, (), DirectEstimator(), 0.05)
+    >>> lab = shape.table.train
+    >>> cal, _ = fit_calibrator(shape.table, shape.table.cluster[lab] % 5, mode="monotone", k=5,
+    ...                         seed=0)
+    >>> rep = estimate(shape, cal, alpha=0.05, requested_mode="monotone", covariates=(),
+    ...                transport_margin=None, only=None, notices=[], warns=[], excluded={},
+    ...                settings={})
+    >>> [e.policy for e in rep.estimates][:2], rep.calibration.n_folds
+    (['base', 'concise'], 5)
+    """
+    k = calibrator.n_folds_
+    scale = shape.label_scale
+    width = scale[1] - scale[0]  # standard errors and variances scale by it
+    table = shape.table
+    full = shape.run(calibrator, frozenset())
+    reps = oua_jackknife(lambda d: shape.values(calibrator, frozenset({d})), range(k),
+                         progress=progress)  # (K, P)
+    with np.errstate(invalid="ignore", over="ignore"):  # IPS may overflow: refused below
+        var_cal = jackknife_variance(reps)
+
+    # ---- transport audits --------------------------------------------------------------------
+    audits = [transport_audit(pol, resid, table.cluster[rows], alpha=alpha, width=width,
+                              margin=transport_margin)
+              for pol, resid, rows in zip(shape.probe_names, shape.probe_residuals(calibrator),
+                                          shape.probe_rows(), strict=True)]
+    audit_of = {a.policy: a for a in audits}
+
+    # ---- per-policy results ------------------------------------------------------------------
+    results = []
+    totals: dict[int, np.ndarray] = {}
+    present: dict[int, np.ndarray] = {}
+    for p, name in enumerate(shape.names):
+        value, gap = full[p]
+        info = shape.policy(p, value, gap)
+        phi, cl = value.influence, info.cluster
+        v_if, g = cluster_variance(phi, cl)
+        totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / cl.size
+        present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
+        vc = float(var_cal[p])
+        v_tr = gap * gap
+        total = v_if + vc + v_tr
+        se = float(np.sqrt(total))
+        df = satterthwaite_df(v_if, vc, g, k)
+        lo, hi = t_interval(value.value, se, df, alpha)
+        # the level gates every estimate shares: transport audit, no labels of its own, judge
+        # scores outside the labelled range, a constant calibration
+        level, level_reasons, level_diag = level_gate(
+            name, info.scores, shape.labelled_scores, info.n_labels, audit_of.get(name),
+            calibrator.is_constant_)
+        diag = {**info.diagnostics, **level_diag}
+        results.append(PolicyEstimate(
+            policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,
+            ci_low=float(from_unit(lo, scale)), ci_high=float(from_unit(hi, scale)), alpha=alpha,
+            df=df,
+            n=int(cl.size), n_prompts=g, n_labels=info.n_labels,
+            var_if=v_if * width**2, var_cal=vc * width**2, var_transport=v_tr * width**2,
+            calibration_share=float(vc / (se**2 if shape.share_over_se2 else total))
+            if se > 0 else 0.0,
+            naive_estimate=info.naive[0], naive_ci_low=info.naive[1], naive_ci_high=info.naive[2],
+            method=info.method, status=worse_status(info.status, level),
+            reasons=tuple(info.reasons) + level_reasons, diagnostics=diag,
+        ))
+    # the last gate, before the ranking and the contrasts: non-finite numbers, estimates or
+    # intervals beyond the label scale, a policy seen on a single prompt
+    results = [sanity_gate(r, shape.label_scale) for r in results]
+    shown = [i for i, n in enumerate(shape.names) if only is None or n in only]
+    # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
+    can_compare = [i for i in shown if comparable(results[i], shape.label_scale)]
+    pairs = paired_contrasts(totals, present, [float(v.value) for v, _ in full], reps,
+                             can_compare, tuple(shape.names), k, alpha, width,
+                             gaps=[g for _, g in full])
+    ranking = ranking_tiers([results[i] for i in shown], pairs)
+
+    y_train = table.y[table.train]
+    curve_s, curve_X = shape.curve_inputs()
+    cal_info = CalibrationInfo(
+        mode=calibrator.mode_, requested_mode=requested_mode, n_folds=k,
+        n_labels=int(table.train.size),
+        n_labelled_prompts=int(np.unique(table.cluster[table.train]).size),
+        covariates=covariates,
+        oof_rmse=float(np.sqrt(np.mean((y_train - calibrator.predict_oof()) ** 2))) * width,
+        judge_range=(float(shape.labelled_scores.min()), float(shape.labelled_scores.max())),
+        selection=dict(calibrator.selection_),
+        reliability=tuple(scaled_reliability(calibrator, shape.judge_scale, shape.label_scale)),
+        is_constant=calibrator.is_constant_,
+        curve=calibration_curve(curve_s, curve_X, calibrator.predictor(),
+                                [calibrator.predictor(frozenset({d})) for d in range(k)],
+                                shape.judge_scale, shape.label_scale),
+    )
+    return Report(
+        estimates=tuple(results[i] for i in shown), pairs=pairs, audits=tuple(audits),
+        calibration=cal_info, ranking=ranking, judge_scale=shape.judge_scale,
+        label_scale=shape.label_scale, alpha=alpha, notices=tuple(notices),
+        warnings=tuple(warns), excluded=dict(excluded), settings=settings,
+    )

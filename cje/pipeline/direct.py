@@ -1,0 +1,246 @@
+"""Fresh draws of each policy: every policy is estimated on its own rows by the direct method."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from cje.calibration.reward import Mode, RewardCalibrator
+from cje.data import EvalData
+from cje.estimators.direct import DirectEstimator
+from cje.estimators.offpolicy import PolicyValue
+from cje.inference import cluster_variance, ranking_tiers, t_interval
+from cje.pipeline.core import (
+    MIN_LABELLED_PROMPTS,
+    PolicyRows,
+    Table,
+    distinct_rows,
+    estimate,
+    fit_calibrator,
+    fold_plan,
+)
+from cje.pipeline.summaries import naive_judge_mean, to_unit
+from cje.report import PolicyEstimate, Report
+
+__all__ = ["analyze_direct"]
+
+
+class DirectShape:
+    """Policies' own rows (plus calibration-only and probe rows) and the direct estimator.
+
+    Parameters
+    ----------
+    ev : EvalData
+        Fresh draws of each policy.
+    probes : Mapping[str, EvalData]
+        Oracle-labelled probe slices per policy.
+    covariates : tuple of str
+    estimator : DirectEstimator
+    alpha : float
+        For the naive intervals.
+    """
+
+    share_over_se2 = False
+
+    def __init__(self, ev: EvalData, probes: Mapping[str, EvalData], covariates: tuple[str, ...],
+                 estimator: DirectEstimator, alpha: float):
+        parts_s = [ev.judge_score]
+        parts_y = [ev.oracle_label]
+        parts_g = [ev.policy_code]
+        parts_c = [ev.prompt_code]
+        parts_x = [np.column_stack([ev.covariates[c] for c in covariates])] if covariates else []
+        n_prompts = ev.prompts.shape[0]
+        P = len(ev.policies)
+        for j, pr in enumerate(probes.values()):
+            keep = np.flatnonzero(pr.labelled)
+            parts_s.append(pr.judge_score[keep])
+            parts_y.append(pr.oracle_label[keep])
+            parts_g.append(np.full(keep.size, P + j, dtype=np.int64))
+            parts_c.append(pr.prompt_code[keep] + n_prompts)  # probe prompts: own clusters
+            n_prompts += pr.prompts.shape[0]
+            if covariates:
+                parts_x.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
+        s = to_unit(np.concatenate(parts_s), ev.judge_scale)
+        y = to_unit(np.concatenate(parts_y), ev.label_scale)
+        group = np.concatenate(parts_g)
+        X = np.vstack(parts_x) if covariates else None
+        codes, distinct_s, distinct_X = distinct_rows(s, X)
+        self.table = Table(s=s, y=y, X=X, cluster=np.concatenate(parts_c),
+                           train=np.flatnonzero(~np.isnan(y) & (group < P)), codes=codes,
+                           distinct_s=distinct_s, distinct_X=distinct_X)
+        self.ev, self.estimator = ev, estimator
+        self.names = ev.policies
+        self.judge_scale, self.label_scale = ev.judge_scale, ev.label_scale
+        self.labelled_scores = ev.judge_score[ev.labelled]
+        self.n_clusters = int(self.table.cluster.max()) + 1
+        self.probe_names = list(probes)
+        self._group = np.where(group < P, group, -1)
+        self._rows = [np.flatnonzero(group == p) for p in range(P)]
+        self._probe_rows = [np.flatnonzero(group == P + j) for j in range(len(probes))]
+        self._labelled = np.zeros(s.shape[0], dtype=bool)
+        self._labelled[self.table.train] = True
+        self.naive = [naive_judge_mean(s[rows], self.table.cluster[rows], alpha, ev.label_scale)
+                      for rows in self._rows]
+
+    def _reward(self, predict: Any, rows: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated reward of every row (or of ``rows``), through the distinct values."""
+        t = self.table
+        if t.codes is not None:
+            out = predict(t.distinct_s, t.distinct_X)
+            return out[t.codes] if rows is None else out[t.codes[rows]]
+        out = predict(t.s, t.X)
+        return out if rows is None else out[rows]
+
+    def _estimate(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> Any:
+        calib = calibrator.calibration(deleted)
+        t = self.table
+        reward = self._reward(calib.predict)
+        residual = np.zeros_like(reward)
+        residual[t.train] = t.y[t.train] - calib.oof
+        return self.estimator.estimate_groups(reward, residual, self._labelled, self._group,
+                                              len(self.names))
+
+    def run(self, calibrator: RewardCalibrator,
+            deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
+        """Every policy's estimate (no transport gap) under the calibration without ``deleted``."""
+        est = self._estimate(calibrator, deleted)
+        return [(PolicyValue(est.values[p], est.influence[rows]), 0.0)
+                for p, rows in enumerate(self._rows)]
+
+    def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
+        """The point estimates only."""
+        return self._estimate(calibrator, deleted).values
+
+    def probe_rows(self) -> list[np.ndarray]:
+        """Each probe slice's rows."""
+        return self._probe_rows
+
+    def probe_residuals(self, calibrator: RewardCalibrator) -> list[np.ndarray]:
+        """``Y − f(S)`` on each probe slice under the full calibration."""
+        predict = calibrator.predictor()
+        return [self.table.y[rows] - self._reward(predict, rows) for rows in self._probe_rows]
+
+    def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
+        """Policy ``p``'s rows, labels, naive mean and judge scores."""
+        rows = self._rows[p]
+        return PolicyRows(cluster=self.table.cluster[rows],
+                          n_labels=int(np.count_nonzero(self._labelled[rows])),
+                          method=self.estimator.method, naive=self.naive[p],
+                          scores=self.ev.judge_score[self.ev.policy_code == p])
+
+    def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The policies' judge scores (covariate medians over every row)."""
+        return self.table.s[: self.ev.n_rows], self.table.X
+
+
+def analyze_direct(
+    ev: EvalData,
+    probes: Mapping[str, EvalData],
+    *,
+    estimator: DirectEstimator,
+    alpha: float,
+    mode: Mode,
+    covariates: tuple[str, ...],
+    n_folds: int,
+    seed: int,
+    transport_margin: float | None,
+    only: Sequence[str] | None,
+    settings: dict[str, Any],
+    progress: bool | None = None,
+) -> Report:
+    """The report of fresh draws of each policy (see :func:`cje.analyze`, which validates first).
+
+    Parameters
+    ----------
+    ev : EvalData
+        Fresh draws of each policy (calibration-only rows allowed).
+    probes : Mapping[str, EvalData]
+        Oracle-labelled probe slices per policy.
+    estimator : DirectEstimator
+    alpha, mode, covariates, n_folds, seed, transport_margin, progress
+        As in :func:`cje.analyze`.
+    only : sequence of str or None
+        Report only these policies.
+    settings : dict
+        The run's options (:attr:`Report.settings`).
+
+    Returns
+    -------
+    Report
+        Fewer than 4 labelled prompts: raw judge means marked ``UNCALIBRATED``.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> ev = cje.load(sim.data, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> rep = analyze_direct(ev, {}, estimator=DirectEstimator(), alpha=0.05, mode="monotone",
+    ...                      covariates=(), n_folds=5, seed=0, transport_margin=None, only=None,
+    ...                      settings={})
+    >>> rep.estimates[0].policy, rep.estimates[0].method
+    ('base', 'direct')
+    """
+    notices = list(ev.notices)
+    shape = DirectShape(ev, probes, covariates, estimator, alpha)
+    lab_prompt = np.zeros(ev.prompts.shape[0], dtype=bool)
+    lab_prompt[ev.prompt_code[ev.labelled]] = True
+    m_prompts = int(lab_prompt.sum())
+    if m_prompts < MIN_LABELLED_PROMPTS:
+        return _uncalibrated(shape, m_prompts, alpha, notices, settings, only)
+    # only the labelled prompts' folds matter here (they depend on the labelled set alone), so
+    # only they are hashed
+    k, lab_folds, warns = fold_plan(ev.prompts[lab_prompt], np.ones(m_prompts, dtype=bool),
+                                    n_folds, seed)
+    fold_of_prompt = np.full(ev.prompts.shape[0], -1, dtype=np.int64)
+    fold_of_prompt[lab_prompt] = lab_folds
+    train = shape.table.train
+    calibrator, caught = fit_calibrator(shape.table, fold_of_prompt[shape.table.cluster[train]],
+                                        mode=mode, k=k, seed=seed)
+    warns += caught
+    if mode == "auto":
+        notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (1-SE rule).")
+    return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=covariates,
+                    transport_margin=transport_margin, only=only, notices=notices, warns=warns,
+                    excluded=ev.excluded, settings=settings, progress=progress)
+
+
+def _uncalibrated(shape: DirectShape, m_prompts: int, alpha: float, notices: list[str],
+                  settings: dict[str, Any], only: Sequence[str] | None) -> Report:
+    """Fewer than 4 labelled prompts: raw judge means on the judge scale, clearly marked."""
+    ev = shape.ev
+    jlo, jhi = ev.judge_scale
+    res = []
+    reason = (
+        f"UNCALIBRATED: only {m_prompts} labelled prompt(s) (at least {MIN_LABELLED_PROMPTS} are "
+        f"needed); this is the raw judge mean on the judge scale ({jlo:g}, {jhi:g}), not an "
+        "estimate of the label. Add oracle labels to calibrate."
+    )
+    for p, name in enumerate(ev.policies):
+        if only is not None and name not in only:
+            continue
+        rows = shape._rows[p]
+        s = ev.judge_score[ev.policy_code == p]
+        mean = float(s.mean())
+        v, g = cluster_variance(s - mean, shape.table.cluster[rows])
+        se = float(np.sqrt(v)) if g > 1 else float("nan")
+        lo, hi = t_interval(mean, se, max(g - 1, 1), alpha)
+        naive = shape.naive[p]
+        res.append(
+            PolicyEstimate(
+                policy=name, estimate=mean, se=se, ci_low=lo, ci_high=hi, alpha=alpha,
+                df=float(max(g - 1, 1)), n=int(rows.size), n_prompts=g,
+                n_labels=int(np.count_nonzero(ev.labelled[ev.policy_code == p])),
+                var_if=v, var_cal=0.0, calibration_share=0.0, naive_estimate=naive[0],
+                naive_ci_low=naive[1], naive_ci_high=naive[2],
+                method="judge mean (uncalibrated)", status="UNCALIBRATED", reasons=(reason,),
+                units="judge",
+            )
+        )
+    return Report(
+        estimates=tuple(res), pairs=(), audits=(), calibration=None,
+        ranking=ranking_tiers(res, ()),  # no contrasts: nothing is shown to be separable
+        judge_scale=ev.judge_scale, label_scale=ev.label_scale, alpha=alpha,
+        notices=tuple(notices), warnings=(), excluded=dict(ev.excluded), settings=settings,
+    )

@@ -1,0 +1,431 @@
+"""Logs of one logging policy with log-probabilities: the logging policy's on-policy value from
+its own rows, each target's by the chosen estimator from importance-weighted logged rows
+(optionally with the targets' fresh draws) (METHODS §3–6).
+
+Under each calibration the shape builds one :class:`~cje.estimators.offpolicy.LoggedTarget` per
+target and hands it to the estimator, so everything downstream of the calibrator — rewards,
+SIMCal-W ordering and stacking, outcome models, the TMLE fluctuation, the stacking of DR
+estimators, the residual augmentation — is refitted in every OUA jackknife replicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from cje.calibration.reward import Mode, RewardCalibrator
+from cje.calibration.weights import hajek_weights
+from cje.data import EvalData
+from cje.diagnostics.gates import overlap_gate
+from cje.diagnostics.overlap import ESS_GATE, ess_fraction, weight_summary
+from cje.errors import CJEInputError
+from cje.estimators.direct import direct_estimate
+from cje.estimators.offpolicy import LoggedTarget, PolicyValue, residual_gap
+from cje.estimators.registry import Estimator
+from cje.pipeline.core import (
+    MIN_LABELLED_PROMPTS,
+    PolicyRows,
+    Table,
+    distinct_rows,
+    estimate,
+    fit_calibrator,
+    fold_plan,
+)
+from cje.pipeline.summaries import from_unit, naive_judge_mean, to_unit, weight_tail
+from cje.report import Report
+
+__all__ = ["analyze_logged"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Target:
+    """A target policy's usable logged rows and its fresh draws (row indices of the table), and
+    what does not change between calibrations."""
+
+    name: str
+    rows: np.ndarray  # usable logged rows
+    log_w: np.ndarray  # λ on those rows
+    w: np.ndarray  # Hájek weights
+    fresh: np.ndarray  # its fresh-draw rows (may be empty)
+    excluded: dict[str, int]
+    stable_residual: bool  # oracle residual weighted by the stabilised weights
+    used_codes: np.ndarray  # each logged row's position among the target's distinct values
+    used: np.ndarray  # the target's distinct values
+    fresh_count: np.ndarray  # fresh draws per prompt (at least 1)
+
+
+class LoggedShape:
+    """The long table (logged rows, the targets' fresh draws, calibration-only rows, probes) and
+    the estimator that turns each target's rows into influence values."""
+
+    share_over_se2 = True
+
+    def __init__(self, table: Table, fold: np.ndarray, role: np.ndarray, logged: EvalData,
+                 targets: list[_Target], estimator: Estimator, probe_names: list[str],
+                 n_clusters: int, k: int, alpha: float):
+        self.table, self.fold, self.k = table, fold, k
+        self.estimator, self.targets, self.ev = estimator, targets, logged
+        self.logged_rows = np.flatnonzero(role == 0)
+        self.names = [logged.policies[0], *(t.name for t in targets)]
+        self.judge_scale, self.label_scale = logged.judge_scale, logged.label_scale
+        self.labelled_scores = from_unit(table.s[table.train], logged.judge_scale)
+        self.n_clusters = n_clusters
+        self.probe_names = probe_names
+        self._probe_rows = [np.flatnonzero(role == 1000 + j) for j in range(len(probe_names))]
+        self._lab = ~np.isnan(table.y)
+        self.alpha = alpha
+
+    # ---- one run of everything downstream of the calibrator ----------------------------------
+    def run(self, calibrator: RewardCalibrator,
+            deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
+        """``(value, transport gap)`` of the logging policy and every target under the
+        calibration that deletes ``deleted``; the gap
+        (:func:`~cje.estimators.offpolicy.residual_gap`, 0 unless the target's residual uses the
+        stabilised weights) is the bias allowance."""
+        t = self.table
+        d_s, d_X = t.distinct_s, t.distinct_X
+        full = calibrator.predictor(deleted)(d_s, d_X)
+        index = np.vstack([
+            calibrator.predictor(deleted | {k} if len(deleted | {k}) < self.k else deleted)(d_s, d_X)
+            for k in range(self.k)
+        ])
+        out = [self._logging_value(full, index)]
+        out += [self._target_value(tg, full, index) for tg in self.targets]
+        return out
+
+    def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
+        """The point estimates only."""
+        return np.array([v.value for v, _ in self.run(calibrator, deleted)])
+
+    def _rows(self, rows: np.ndarray, full: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ...]:
+        c = self.table.codes[rows]
+        reward = full[c]
+        oof = index[self.fold[rows], c]  # f^(-fold(i))(S_i): the out-of-fold calibration
+        lab = self._lab[rows]
+        resid = np.where(lab, np.nan_to_num(self.table.y[rows]) - oof, 0.0)
+        return reward, oof, resid, lab
+
+    def _logging_value(self, full: np.ndarray, index: np.ndarray) -> tuple[PolicyValue, float]:
+        rows = self.logged_rows
+        reward, _, resid, lab = self._rows(rows, full, index)
+        est = direct_estimate(reward, resid, lab, np.zeros(rows.size, dtype=np.int64), 1)
+        return PolicyValue(float(est.values[0]), est.influence), 0.0
+
+    def _target_value(self, tg: _Target, full: np.ndarray,
+                      index: np.ndarray) -> tuple[PolicyValue, float]:
+        t, rows = self.table, tg.rows
+        reward, oof, resid, lab = self._rows(rows, full, index)
+        x = LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w, log_w=tg.log_w,
+                         oof=oof, label=t.y[rows], cluster=t.cluster[rows], fold=self.fold[rows],
+                         codes=t.codes[rows], stable_residual=tg.stable_residual, index=index,
+                         distinct_s=t.distinct_s, full=full, used=tg.used,
+                         used_codes=tg.used_codes, fresh_cluster=t.cluster[tg.fresh],
+                         fresh_fold=self.fold[tg.fresh], fresh_codes=t.codes[tg.fresh],
+                         fresh_label=t.y[tg.fresh], fresh_count=tg.fresh_count)
+        value = self.estimator.estimate(x)
+        gap = 0.0
+        if tg.stable_residual and value.stable is not None:
+            gap = residual_gap(replace(x, stable=value.stable.weights))
+        return value, gap
+
+    # ---- what the report needs ---------------------------------------------------------------
+    def probe_rows(self) -> list[np.ndarray]:
+        """Each probe slice's rows."""
+        return self._probe_rows
+
+    def probe_residuals(self, calibrator: RewardCalibrator) -> list[np.ndarray]:
+        """``Y − f(S)`` on each probe slice under the full calibration."""
+        f, t = calibrator.predictor(), self.table
+        return [t.y[rows] - f(t.s[rows], None if t.X is None else t.X[rows])
+                for rows in self._probe_rows]
+
+    def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The logged rows' judge scores and covariates."""
+        rows, t = self.logged_rows, self.table
+        return t.s[rows], None if t.X is None else t.X[rows]
+
+    def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
+        """The logging policy (``p = 0``) or a target: rows, naive mean, overlap diagnostics and
+        the overlap gate."""
+        t, ev, alpha = self.table, self.ev, self.alpha
+        sample_fresh = self.estimator.sample == "fresh"
+        if p == 0:
+            rows = self.logged_rows
+            return PolicyRows(
+                cluster=t.cluster[rows], n_labels=int(self._lab[rows].sum()),
+                method="on-policy (logged)",
+                naive=naive_judge_mean(t.s[rows], t.cluster[rows], alpha, ev.label_scale),
+                scores=ev.judge_score[rows])
+        tg = self.targets[p - 1]
+        rows = tg.fresh if sample_fresh else tg.rows
+        # the raw judge mean on the target's own responses (its fresh draws), or the
+        # Hájek-weighted logged mean without fresh draws
+        if tg.fresh.size:
+            naive = naive_judge_mean(t.s[tg.fresh], t.cluster[tg.fresh], alpha, ev.label_scale)
+        else:
+            naive = naive_judge_mean(t.s[tg.rows], t.cluster[tg.rows], alpha, ev.label_scale,
+                                     w=tg.w)
+        width = ev.label_scale[1] - ev.label_scale[0]
+        stable = value.stable
+        s_target = from_unit(t.s[tg.fresh], ev.judge_scale) if tg.fresh.size else None
+        diag: dict[str, Any] = dict(weight_summary(
+            tg.w, None if stable is None else stable.weights,
+            logp_target=ev.logprobs[tg.name][tg.rows], s_logged=ev.judge_score[tg.rows],
+            s_target=s_target, scale=ev.judge_scale, log_w=tg.log_w,
+        ))
+        diag["n_eff_raw"] = diag["ess_raw"] * tg.rows.size
+        diag["n_excluded"] = int(sum(tg.excluded.values()))
+        for why, cnt in tg.excluded.items():
+            diag[f"excluded_{why.replace(' ', '_')}"] = cnt
+        diag["weight_tail_raw"] = weight_tail(tg.w)
+        if tg.stable_residual:
+            diag["transport_gap"] = gap * width
+        if stable is not None:
+            diag["weight_tail_stable"] = weight_tail(stable.weights)
+            diag["var_cap_gamma"] = stable.gamma
+            if stable.fallbacks:
+                diag["simcal_fallback"] = "; ".join(stable.fallbacks)
+            mix = stable.mixture.mean(axis=0)
+            diag.update({"simcal_increasing": float(mix[0]), "simcal_decreasing": float(mix[1]),
+                         "simcal_baseline": float(mix[2]),
+                         "residual_weights": "stable" if tg.stable_residual else "raw"})
+        if value.mixture is not None:
+            diag.update({f"stack_{n.replace('-', '_')}": float(a)
+                         for n, a in zip(value.parts, value.mixture, strict=True)})
+        status, reasons = overlap_gate(self.estimator.overlap, diag, tg.rows.size)
+        return PolicyRows(
+            cluster=t.cluster[rows], n_labels=int(self._lab[rows].sum()),
+            method=self.estimator.method, naive=naive,
+            scores=s_target if s_target is not None else ev.judge_score[tg.rows],
+            status=status, reasons=reasons, diagnostics=diag)
+
+
+def analyze_logged(
+    logged: EvalData,
+    fresh: EvalData | None,
+    probes: Mapping[str, EvalData],
+    *,
+    estimator: Any,
+    alpha: float,
+    mode: Mode,
+    covariates: tuple[str, ...],
+    n_folds: int,
+    seed: int,
+    transport_margin: float | None,
+    only: Sequence[str] | None,
+    on_missing: str,
+    settings: dict[str, Any],
+    residual_weights: str = "auto",
+    var_cap: float | None = None,
+    mrdr_omega: str = "w",
+    progress: bool | None = None,
+) -> Report:
+    """Estimates of every target policy's value from logged data (see :func:`cje.analyze`,
+    which validates every input first).
+
+    Parameters
+    ----------
+    logged : EvalData
+        The logging policy's rows with ``logprobs["base"]`` and one ``logprobs[target]`` per
+        target policy (calibration-only rows allowed).
+    fresh : EvalData or None
+        Fresh draws of the target policies (needed by estimators with ``needs_fresh``).
+    probes : Mapping[str, EvalData]
+        Oracle-labelled probe slices per policy, for the transport audits.
+    estimator : str or Estimator
+        A registered name, ``"auto"``, or an estimator object.
+    alpha, mode, covariates, n_folds, seed, transport_margin, on_missing, residual_weights
+        As in :func:`cje.analyze`.
+    only : sequence of str or None
+        Report only these policies (:func:`cje.analyze`'s ``policies``).
+    settings : dict
+        The run's options, stored in :attr:`Report.settings`.
+    var_cap, mrdr_omega
+        Hyper-parameters of an estimator given by name.
+    progress : bool, optional
+        As in :func:`cje.analyze`.
+
+    Returns
+    -------
+    Report
+        The logging policy's on-policy value, then each target's.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_offpolicy_eval(500, rng=0)
+    >>> logged = cje.load(sim.logged, judge_scale=(0, 1), label_scale=(0, 1))
+    >>> rep = analyze_logged(logged, None, {}, estimator="calibrated-ips", alpha=0.05,
+    ...                      mode="monotone", covariates=(), n_folds=5, seed=0,
+    ...                      transport_margin=None, only=None, on_missing="raise", settings={})
+    >>> [(e.policy, e.method) for e in rep.estimates[:2]]
+    [('base', 'on-policy (logged)'), ('mild', 'calibrated-ips')]
+    >>> round(rep["far"].estimate, 3), rep["far"].status   # truth 0.711; poor overlap
+    (0.65, 'CAUTION')
+    """
+    import pandas as pd
+
+    from cje.estimators.registry import resolve
+
+    notices = list(logged.notices)
+    warns: list[str] = []
+    if len(logged.policies) != 1:
+        raise CJEInputError(
+            f"Logged data must come from one logging policy; it has {list(logged.policies)}. "
+            "Pass each target policy's log-probabilities as columns 'logprob[<policy>]' of the "
+            "logging policy's rows."
+        )
+    base = logged.policies[0]
+    if "base" not in logged.logprobs:
+        raise CJEInputError(
+            "Logged data needs the logging policy's log-probabilities: a 'logprob_base' column "
+            "(cje-eval: 'base_policy_logprob'), plus 'logprob[<target>]' per target policy."
+        )
+    target_names = [t for t in logged.logprobs if t != "base"]
+    if not target_names:
+        raise CJEInputError(
+            "Logged data has no target policies: add a 'logprob[<target>]' column of each "
+            "target's log-probability of the logged response (cje-eval: 'target_policy_logprobs')."
+        )
+    if only is not None:
+        for pol in only:
+            if pol != base and pol not in target_names:
+                raise CJEInputError(
+                    f"Policy {pol!r} is neither the logging policy {base!r} nor a target with "
+                    f"log-probabilities ({target_names})."
+                )
+        target_names = [t for t in target_names if t in only]
+    est = resolve(estimator, logged=True, fresh=fresh is not None, var_cap=var_cap,
+                  mrdr_omega=mrdr_omega)
+    if estimator == "auto":
+        notices.append(f"estimator 'auto' chose '{est.name}' "
+                       f"({'fresh draws given' if fresh is not None else 'no fresh draws'}).")
+    if est.needs_fresh and fresh is None:
+        raise CJEInputError(
+            f"estimator={est.name!r} needs fresh draws of each target policy (fresh_draws=, "
+            "CLI --fresh-draws DIR); without them use 'calibrated-ips', 'snips' or 'ips'."
+        )
+
+    # ---- one long table: logged rows, target fresh draws, calibration rows, probes -----------
+    parts_pid = [logged.prompt_id]
+    parts_s, parts_y = [logged.judge_score], [logged.oracle_label]
+    parts_X = [np.column_stack([logged.covariates[c] for c in covariates])] if covariates else []
+    role = [np.where(logged.policy_code >= 0, 0, -1)]  # 0 logged, -1 calibration-only
+    if fresh is not None:
+        ignored = [p for p in fresh.policies if p not in target_names]
+        if base in ignored:
+            notices.append(
+                f"The fresh draws of the logging policy {base!r} were not used: its logged rows "
+                "are its on-policy sample (cje-eval's files repeat them)."
+            )
+        other = [p for p in ignored if p != base]
+        if other:
+            notices.append(f"Fresh draws of {other} were ignored: they have no log-probabilities "
+                           "in the logged data.")
+        code_of = {p: i + 1 for i, p in enumerate(target_names)}
+        role_of = np.array([code_of.get(p, -2) for p in fresh.policies] + [-2], dtype=np.int64)
+        fresh_role = role_of[fresh.policy_code]  # calibration-only rows (-1) map to -2 too
+        sel = fresh_role > 0
+        parts_pid.append(fresh.prompt_id[sel])
+        parts_s.append(fresh.judge_score[sel])
+        parts_y.append(fresh.oracle_label[sel])
+        if covariates:
+            parts_X.append(np.column_stack([fresh.covariates[c][sel] for c in covariates]))
+        role.append(fresh_role[sel])
+    probe_names = list(probes)
+    for j, pol in enumerate(probe_names):
+        pr = probes[pol]
+        keep = np.flatnonzero(pr.labelled)
+        parts_pid.append(np.array([f"\x00probe:{pol}:{p}" for p in pr.prompt_id[keep]], dtype=object))
+        parts_s.append(pr.judge_score[keep])
+        parts_y.append(pr.oracle_label[keep])
+        if covariates:
+            parts_X.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
+        role.append(np.full(keep.size, 1000 + j, dtype=np.int64))
+    pid = np.concatenate(parts_pid)
+    cluster, prompts = pd.factorize(pid, sort=False)
+    cluster = cluster.astype(np.int64)
+    s = to_unit(np.concatenate(parts_s), logged.judge_scale)
+    y = to_unit(np.concatenate(parts_y), logged.label_scale)
+    X = np.vstack(parts_X) if covariates else None
+    role_all = np.concatenate(role)
+    is_probe = role_all >= 1000
+    train = np.flatnonzero(~np.isnan(y) & ~is_probe)
+    codes, distinct_s, distinct_X = distinct_rows(s, X, always=True)
+    table = Table(s=s, y=y, X=X, cluster=cluster, train=train, codes=codes,
+                  distinct_s=distinct_s, distinct_X=distinct_X)
+
+    lab_prompt = np.zeros(len(prompts), dtype=bool)
+    lab_prompt[cluster[train]] = True
+    m_prompts = int(lab_prompt.sum())
+    if m_prompts < MIN_LABELLED_PROMPTS:
+        raise CJEInputError(
+            f"Off-policy estimates need a calibrated reward: the logged data has oracle labels on "
+            f"{m_prompts} prompt(s), at least {MIN_LABELLED_PROMPTS} are needed. Label a random "
+            "slice of the logged responses (5–25% is typical)."
+        )
+    k, fold_of_prompt, fold_warns = fold_plan(np.asarray(prompts, dtype=object), lab_prompt,
+                                              n_folds, seed)
+    warns += fold_warns
+    fold = fold_of_prompt[cluster]
+
+    # ---- targets: weights, exclusions, fresh draws -------------------------------------------
+    logged_rows = np.flatnonzero(role_all == 0)
+    lp_base = logged.logprobs["base"][logged_rows]  # logged rows come first in the long table
+    targets: list[_Target] = []
+    for i, name in enumerate(target_names):
+        lp_t = logged.logprobs[name][logged_rows]
+        ok = ~np.isnan(lp_t)
+        excluded = {}
+        if (~ok).any():
+            excluded["missing log-probability"] = int((~ok).sum())
+        frows = np.flatnonzero(role_all == i + 1)
+        if est.needs_fresh:
+            if frows.size == 0:
+                raise CJEInputError(
+                    f"estimator={est.name!r} needs fresh draws of target {name!r}, and there are "
+                    f"none; add '{name}_responses.jsonl' (or rows with policy={name!r}) to the "
+                    "fresh draws, or use 'calibrated-ips'."
+                )
+            has = np.zeros(len(prompts), dtype=bool)
+            has[cluster[frows]] = True
+            miss = ok & ~has[cluster[logged_rows]]
+            if miss.any() and est.sample == "logged":
+                if on_missing == "raise":
+                    r = int(np.flatnonzero(miss)[0])
+                    raise CJEInputError(
+                        f"Target {name!r} has no fresh draws for prompt_id={pid[logged_rows[r]]!r} "
+                        f"(logged row {r}; {int(miss.sum())} logged rows lack them). DR needs the "
+                        "target's fresh draws on every logged prompt: add them, or pass "
+                        "on_missing='drop' (CLI --drop-missing) to exclude those rows (counted)."
+                    )
+                excluded["no fresh draws for the prompt"] = int(miss.sum())
+                ok &= ~miss
+        if not ok.any():
+            raise CJEInputError(
+                f"Target {name!r} has no usable logged rows (every row lacks its log-probability"
+                f"{' or fresh draws' if est.needs_fresh else ''})."
+            )
+        lw = (lp_t - lp_base)[ok]
+        rows, w = logged_rows[ok], hajek_weights(lw)
+        sub, used = pd.factorize(codes[rows], sort=True)
+        targets.append(_Target(
+            name=name, rows=rows, log_w=lw, w=w, fresh=frows, excluded=excluded,
+            stable_residual=est.stabilised and (
+                residual_weights == "stable"
+                or (residual_weights == "auto" and ess_fraction(w) < ESS_GATE)),
+            used_codes=sub, used=np.asarray(used),
+            fresh_count=np.maximum(np.bincount(cluster[frows], minlength=len(prompts)), 1)))
+
+    # ---- calibrate, estimate, report ---------------------------------------------------------
+    calibrator, caught = fit_calibrator(table, fold[train], mode=mode, k=k, seed=seed)
+    warns += caught
+    shape = LoggedShape(table, fold, role_all, logged, targets, est, probe_names, len(prompts),
+                        k, alpha)
+    return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=covariates,
+                    transport_margin=transport_margin, only=only, notices=notices, warns=warns,
+                    excluded=logged.excluded, settings={**settings, "estimator": est.name},
+                    progress=progress)
