@@ -21,7 +21,8 @@ from cje.analysis import analyze
 from cje.calibration import RewardCalibrator, fit_isotonic
 from cje.data import EvalData, load, prompt_folds
 from cje.errors import CJEInputError, CJEWarning
-from cje.report import CalibrationInfo, Contrast, PolicyEstimate, Report, TransportAudit
+from cje.report import Report
+from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudit
 
 if TYPE_CHECKING:
     from cje import bias, export, montecarlo, pairwise, plots, studies, synthetic

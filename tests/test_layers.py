@@ -14,15 +14,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PKG = Path(__file__).resolve().parents[1] / "cje"
-
-#: Edges of a cycle that is known and being removed. Issue #13: cje/offpolicy.py imports helpers
-#: back from cje/analysis.py, which dispatches to it; the pipeline work (cje/pipeline/) replaces
-#: offpolicy.py and ends the cycle. Remove the entry (and the xfail below) after merging it.
-KNOWN = {("cje.offpolicy", "cje.analysis")}
-
 
 def _modules() -> dict[str, Path]:
     out = {}
@@ -143,16 +135,6 @@ def _text(cycles: list[list[str]]) -> str:
     return "\n".join(" → ".join(c) for c in cycles)
 
 
-def test_no_import_cycles_but_the_known_one():
-    graph = _graph()
-    for a, b in KNOWN:
-        graph.get(a, set()).discard(b)
-    cycles = _cycles(graph)
-    assert not cycles, f"import cycles among cje modules (lazy imports count):\n{_text(cycles)}"
-
-
-@pytest.mark.xfail(strict=True, reason="issue #13: cje.analysis ↔ cje.offpolicy, removed by the "
-                                       "cje/pipeline/ work; drop this mark and KNOWN after merging it")
 def test_no_import_cycles():
     cycles = _cycles(_graph())
     assert not cycles, f"import cycles among cje modules (lazy imports count):\n{_text(cycles)}"

@@ -37,7 +37,7 @@ from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE
 if TYPE_CHECKING:
     import numpy as np
 
-    from cje.report import PolicyEstimate, TransportAudit
+    from cje.results import PolicyEstimate, TransportAudit
 
 __all__ = [
     "OUT_OF_RANGE_GATE",
@@ -279,7 +279,7 @@ def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> Policy
 
     Examples
     --------
-    >>> from cje.report import PolicyEstimate
+    >>> from cje.results import PolicyEstimate
     >>> e = PolicyEstimate("p", 2.0, float("nan"), float("nan"), float("nan"), 0.05, 1.0, 3, 1, 1,
     ...                    float("nan"), 0.0, 0.0, 0.5, 0.4, 0.6, "direct", "OK")
     >>> g = sanity_gate(e, (0.0, 1.0))
@@ -319,7 +319,7 @@ def comparable(est: PolicyEstimate, label_scale: tuple[float, float]) -> bool:
 
     Examples
     --------
-    >>> from cje.report import PolicyEstimate
+    >>> from cje.results import PolicyEstimate
     >>> e = PolicyEstimate("p", 0.5, 0.4, -0.3, 1.3, 0.05, 30.0, 100, 100, 10, 0.16, 0.0, 0.0,
     ...                    0.5, 0.4, 0.6, "direct", "OK")
     >>> comparable(e, (0, 1)), comparable(dataclasses.replace(e, estimate=14.8), (0, 1))

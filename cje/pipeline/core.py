@@ -33,7 +33,8 @@ from cje.inference import (
     t_interval,
 )
 from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
-from cje.report import CalibrationInfo, PolicyEstimate, Report
+from cje.report import Report
+from cje.results import CalibrationInfo, PolicyEstimate
 
 # Table, PolicyRows and Shape are the contract between this skeleton and the data shapes, not
 # public API: they may change with the shapes.

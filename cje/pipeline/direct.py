@@ -22,7 +22,8 @@ from cje.pipeline.core import (
     fold_plan,
 )
 from cje.pipeline.summaries import naive_judge_mean, to_unit
-from cje.report import PolicyEstimate, Report
+from cje.report import Report
+from cje.results import PolicyEstimate
 
 __all__ = ["analyze_direct"]
 
