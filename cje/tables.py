@@ -61,6 +61,20 @@ def flat_table(data: EvalData) -> pd.DataFrame:
 def require_columns(frame_columns: Sequence[str], needed: Sequence[str], what: str) -> None:
     """Raise a clear error naming every missing column a test needs.
 
+    Parameters
+    ----------
+    frame_columns : sequence of str
+        The columns the table has.
+    needed : sequence of str
+        The columns the test needs.
+    what : str
+        The test's name, for the message.
+
+    Raises
+    ------
+    CJEInputError
+        Some needed column is missing (all of them are named).
+
     Examples
     --------
     >>> require_columns(["prompt_id", "winner"], ["prompt_id", "a_id", "winner"], "position bias")
@@ -85,6 +99,15 @@ def as_frame(data: Any) -> Any:
     exact text written (``1.10`` and ``1.1`` stay distinct), and the same errors, naming the file
     and the line. A cje-eval fresh-draws directory (one file per policy) is read by
     :func:`cje.load` itself: its flat table, with ``response_length`` derived when possible.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, polars.DataFrame, dict of arrays, str or path
+        The input; a pandas frame is returned as is.
+
+    Returns
+    -------
+    pandas.DataFrame
 
     Examples
     --------
