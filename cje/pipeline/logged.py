@@ -57,6 +57,16 @@ class _Target:
     fresh_count: np.ndarray  # fresh draws per prompt (at least 1)
 
 
+def _take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]``, as a read-only view (no copy) when the rows are one contiguous run, as they
+    are for the logged rows and each target's fresh draws of the long table."""
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size and (np.diff(rows) == 1).all():
+        v = a[rows[0]: rows[-1] + 1]
+        v.flags.writeable = False
+        return v
+    return a[rows]
+
+
 class LoggedShape:
     """The long table (logged rows, the targets' fresh draws, calibration-only rows, probes) and
     the estimator that turns each target's rows into influence values."""
@@ -77,6 +87,23 @@ class LoggedShape:
         self._probe_rows = [np.flatnonzero(role == 1000 + j) for j in range(len(probe_names))]
         self._lab = ~np.isnan(table.y)
         self.alpha = alpha
+        # what does not change between calibrations, gathered once (the OUA jackknife re-runs
+        # everything downstream of the calibrator K + 1 times)
+        self._rows_of = {"logged": self._gather(self.logged_rows)}
+        self._static = [self._static_parts(tg) for tg in targets]
+
+    def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        t = self.table
+        return {"codes": _take(t.codes, rows), "fold": _take(self.fold, rows),
+                "lab": _take(self._lab, rows), "label": _take(t.y, rows)}
+
+    def _static_parts(self, tg: _Target) -> dict[str, Any]:
+        t = self.table
+        parts: dict[str, Any] = self._gather(tg.rows)
+        parts.update(cluster=_take(t.cluster, tg.rows), fresh_cluster=_take(t.cluster, tg.fresh),
+                     fresh_fold=_take(self.fold, tg.fresh), fresh_codes=_take(t.codes, tg.fresh),
+                     fresh_label=_take(t.y, tg.fresh))
+        return parts
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
     def run(self, calibrator: RewardCalibrator,
@@ -93,38 +120,41 @@ class LoggedShape:
             for k in range(self.k)
         ])
         out = [self._logging_value(full, index)]
-        out += [self._target_value(tg, full, index) for tg in self.targets]
+        out += [self._target_value(tg, st, full, index)
+                for tg, st in zip(self.targets, self._static, strict=True)]
         return out
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The point estimates only."""
         return np.array([v.value for v, _ in self.run(calibrator, deleted)])
 
-    def _rows(self, rows: np.ndarray, full: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ...]:
-        c = self.table.codes[rows]
+    @staticmethod
+    def _rows(st: Mapping[str, np.ndarray], full: np.ndarray,
+              index: np.ndarray) -> tuple[np.ndarray, ...]:
+        c = st["codes"]
         reward = full[c]
-        oof = index[self.fold[rows], c]  # f^(-fold(i))(S_i): the out-of-fold calibration
-        lab = self._lab[rows]
-        resid = np.where(lab, np.nan_to_num(self.table.y[rows]) - oof, 0.0)
+        oof = index[st["fold"], c]  # f^(-fold(i))(S_i): the out-of-fold calibration
+        lab = st["lab"]
+        with np.errstate(invalid="ignore"):  # unlabelled rows: NaN − oof, replaced by 0
+            resid = np.where(lab, st["label"] - oof, 0.0)
         return reward, oof, resid, lab
 
     def _logging_value(self, full: np.ndarray, index: np.ndarray) -> tuple[PolicyValue, float]:
         rows = self.logged_rows
-        reward, _, resid, lab = self._rows(rows, full, index)
+        reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index)
         est = direct_estimate(reward, resid, lab, np.zeros(rows.size, dtype=np.int64), 1)
         return PolicyValue(float(est.values[0]), est.influence), 0.0
 
-    def _target_value(self, tg: _Target, full: np.ndarray,
+    def _target_value(self, tg: _Target, st: Mapping[str, Any], full: np.ndarray,
                       index: np.ndarray) -> tuple[PolicyValue, float]:
-        t, rows = self.table, tg.rows
-        reward, oof, resid, lab = self._rows(rows, full, index)
+        reward, oof, resid, lab = self._rows(st, full, index)
         x = LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w, log_w=tg.log_w,
-                         oof=oof, label=t.y[rows], cluster=t.cluster[rows], fold=self.fold[rows],
-                         codes=t.codes[rows], stable_residual=tg.stable_residual, index=index,
-                         distinct_s=t.distinct_s, full=full, used=tg.used,
-                         used_codes=tg.used_codes, fresh_cluster=t.cluster[tg.fresh],
-                         fresh_fold=self.fold[tg.fresh], fresh_codes=t.codes[tg.fresh],
-                         fresh_label=t.y[tg.fresh], fresh_count=tg.fresh_count)
+                         oof=oof, label=st["label"], cluster=st["cluster"], fold=st["fold"],
+                         codes=st["codes"], stable_residual=tg.stable_residual, index=index,
+                         distinct_s=self.table.distinct_s, full=full, used=tg.used,
+                         used_codes=tg.used_codes, fresh_cluster=st["fresh_cluster"],
+                         fresh_fold=st["fresh_fold"], fresh_codes=st["fresh_codes"],
+                         fresh_label=st["fresh_label"], fresh_count=tg.fresh_count)
         value = self.estimator.estimate(x)
         gap = 0.0
         if tg.stable_residual and value.stable is not None:
