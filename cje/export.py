@@ -545,6 +545,14 @@ def convert(source: Any, destination: str | Path, *,
     -------
     Path
 
+    Notes
+    -----
+    A Parquet file carries the provenance (:func:`provenance`: cje and library versions, the
+    source's path and SHA-256, the UTC time) as JSON in the schema's key-value metadata under
+    ``cje_provenance`` (``pyarrow.parquet.read_schema(path).metadata[b"cje_provenance"]``).
+    CSV and JSONL have no place for metadata that readers keep, and a provenance column would
+    be one more column in a data file meant to be read back, so they carry none.
+
     Examples
     --------
     >>> import tempfile, pathlib, pandas as pd
@@ -569,7 +577,15 @@ def convert(source: Any, destination: str | Path, *,
     if suffix == ".csv":
         frame.to_csv(out, index=False)
     elif suffix == ".parquet":
-        frame.to_parquet(out, index=False)
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"cje_provenance"] = json.dumps(provenance({"source": source})).encode()
+        pq.write_table(table.replace_schema_metadata(meta), out)
     else:
         frame.to_json(out, orient="records", lines=True)
     return out
