@@ -9,7 +9,15 @@ A restructuring of the package (issue #13) must not change any number. This scri
 
 and either saves each ``Report.to_json()`` (``--save DIR``) or compares against a saved set
 (``--compare DIR``), printing the first differing line of any report that changed. Exit code 1
-when anything differs. The Arena cases are skipped (and said so) when ``../shared`` is absent.
+when anything differs. The Arena cases are skipped (and said so) when ``../shared`` is absent
+(``CJE_ARENA_DIR=/path/to/arena_sample`` points elsewhere, e.g. from a git worktree).
+
+The ``provenance`` block (cje version, input hashes, the UTC time of the run) is removed from
+both sides before comparing, and only from there: it changes on every run by design, while
+every number, setting and text of the report must stay bit for bit the same. Both sides are
+compared as ``json.dumps(<report without provenance>, indent=2)`` of the parsed text (Python's
+float repr round-trips exactly, so no number can hide a change); a saved set written before
+reports carried provenance compares as it is.
 
 Usage::
 
@@ -22,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -29,7 +39,15 @@ from pathlib import Path
 
 import cje
 
-ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample"
+ARENA = Path(os.environ.get("CJE_ARENA_DIR")
+             or Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample")
+
+
+def without_provenance(text: str) -> str:
+    """The report's JSON text without its ``provenance`` block, re-written with indent 2."""
+    d = json.loads(text)
+    d.pop("provenance", None)
+    return json.dumps(d, indent=2, allow_nan=False)
 
 
 def _demo() -> cje.Report:
@@ -96,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         if not ref.exists():
             print(f"MISSING  {name} (no {ref})")
             changed += 1
-        elif ref.read_text() == text:
+            continue
+        before, after = without_provenance(ref.read_text()), without_provenance(text)
+        if before == after:
             print(f"same     {name}")
         else:
             changed += 1
-            diff = difflib.unified_diff(ref.read_text().splitlines(), text.splitlines(), "before",
+            diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "before",
                                         "after", n=0, lineterm="")
             print(f"CHANGED  {name}:\n  " + "\n  ".join(list(diff)[2:8]))
     return 1 if changed else 0

@@ -27,7 +27,18 @@ from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudi
 if TYPE_CHECKING:
     from cje import bias, export, montecarlo, pairwise, plots, studies, synthetic
 
-__version__ = "0.1.0.dev0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cje")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.1.0.dev0"
+
+
+#: The installed version (from the package metadata; ``0.1.0.dev0`` in an uninstalled tree).
+__version__ = _version()
 
 
 def __getattr__(name: str) -> object:

@@ -9,6 +9,7 @@ logged one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cje._progress import check_progress
@@ -254,6 +255,8 @@ def analyze(
         "policies": list(policies) if policies is not None else None,
         "estimator": "direct",
     }
+    inputs = {"data": data, "calibration": calibration, "fresh_draws": fresh_draws,
+              **{f"probes[{p!r}]": src for p, src in (probes or {}).items()}}
     if logged:
         from cje.pipeline.logged import analyze_logged
 
@@ -264,16 +267,22 @@ def analyze(
                              columns=columns, covariates=cov)
         settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
                         residual_weights=residual_weights)
-        return analyze_logged(ev, fresh, probe_data, estimator=estimator, alpha=alpha,
-                              mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
-                              transport_margin=transport_margin, only=policies,
-                              var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
-                              settings=settings, residual_weights=residual_weights,
-                              progress=progress)
-    from cje.pipeline.direct import analyze_direct
+        report = analyze_logged(ev, fresh, probe_data, estimator=estimator, alpha=alpha,
+                                mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
+                                transport_margin=transport_margin, only=policies,
+                                var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
+                                settings=settings, residual_weights=residual_weights,
+                                progress=progress)
+    else:
+        from cje.pipeline.direct import analyze_direct
 
-    direct = resolve(estimator, logged=False, fresh=False)
-    return analyze_direct(ev, probe_data, estimator=direct,  # type: ignore[arg-type]
-                          alpha=alpha, mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
-                          transport_margin=transport_margin, only=policies, settings=settings,
-                          progress=progress)
+        direct = resolve(estimator, logged=False, fresh=False)
+        report = analyze_direct(ev, probe_data, estimator=direct,  # type: ignore[arg-type]
+                                alpha=alpha, mode=mode, covariates=cov, n_folds=n_folds,
+                                seed=seed, transport_margin=transport_margin, only=policies,
+                                settings=settings, progress=progress)
+    # provenance: attached here, where the inputs as the caller gave them (paths, frames) are
+    # known; the pipeline sees only the loaded EvalData
+    from cje.export import provenance  # (lazy: keeps `import cje` light)
+
+    return replace(report, provenance=provenance(inputs))

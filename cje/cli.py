@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="cje",
         description="Calibrated LLM-as-a-judge evaluation: honest estimates on the label scale.",
     )
+    from cje import __version__
+
+    p.add_argument("--version", action="version", version=f"cje {__version__}",
+                   help="print the version of cje and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     a = sub.add_parser(
@@ -153,7 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true",
                    help="never show a progress bar (default: one on a terminal for audits that "
                         "take over a second)")
-    b.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    b.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table (readable summary, default), json (BiasAudit.to_json, with "
+                        "provenance) or csv (one row per test)")
     b.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
 
     from cje.studies import NAMES, add_arguments
@@ -174,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run the full analysis on built-in synthetic data with a known truth",
         description="Generate a realistic synthetic evaluation (5 policies, a miscalibrated "
-                    "judge, 8%% oracle labels, one policy that fools the judge), analyse it and "
+                    "judge, 8% oracle labels, one policy that fools the judge), analyse it and "
                     "print the calibrated estimates next to the naive judge means and the truth.",
     )
     d.add_argument("--prompts", type=int, default=2000, help="number of prompts (default 2000)")
@@ -191,8 +197,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("path", metavar="PATH", help="input file or cje-eval fresh-draws directory")
     c.add_argument("output", metavar="OUTPUT", help="output file: .csv, .parquet or .jsonl")
-    c.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"))
-    c.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"))
+    c.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="range of the judge scores, e.g. 0 10 (default: inferred from the data)")
+    c.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="range of the oracle labels, e.g. 1 5 (default: inferred from the data)")
     c.add_argument("--covariate", action="append", default=[], metavar="NAME",
                    help="add a covariate column, e.g. response_length (derived from 'response')")
     c.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",

@@ -26,7 +26,153 @@ if TYPE_CHECKING:
 
     from cje.report import Report
 
-__all__ = ["write_report", "report_markdown", "md_text", "flat_table", "convert"]
+__all__ = ["write_report", "report_markdown", "md_text", "flat_table", "convert", "provenance",
+           "content_hash"]
+
+_HASH_CHUNK = 1 << 20
+
+
+def content_hash(source: Any) -> dict[str, Any]:
+    """Where an input came from and a SHA-256 of its content, for the provenance of an output.
+
+    * a file: ``{"path", "sha256"}`` of its bytes;
+    * a directory: ``{"path", "sha256", "n_files"}``, the hash of every file under it in sorted
+      order of their relative paths (each path and each file's bytes enter the hash, so a
+      renamed or moved file changes it);
+    * a pandas or polars DataFrame: ``{"in_memory": "<type> <rows>x<columns>", "sha256"}``,
+      a hash of the column names and the data (``sha256`` is ``None`` when the data cannot be
+      hashed, e.g. list cells);
+    * anything else in memory (a dict of arrays, an ``EvalData``): ``{"in_memory": "<type>"}``;
+    * a path that does not exist (e.g. a built-in data set's name): ``{"path", "sha256": None}``.
+
+    Parameters
+    ----------
+    source : str, Path, DataFrame or other object
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.csv").write_bytes(b"x")
+    >>> content_hash(d / "a.csv")["sha256"][:12]
+    '2d711642b726'
+    >>> content_hash(d)["n_files"]
+    1
+    >>> content_hash({"x": [1]})
+    {'in_memory': 'dict'}
+    """
+    import hashlib
+
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_file():
+            h = hashlib.sha256()
+            with path.open("rb") as fh:
+                while chunk := fh.read(_HASH_CHUNK):
+                    h.update(chunk)
+            return {"path": str(source), "sha256": h.hexdigest()}
+        if path.is_dir():
+            h = hashlib.sha256()
+            files = sorted((p for p in path.rglob("*") if p.is_file()),
+                           key=lambda p: p.relative_to(path).as_posix())
+            for f in files:
+                h.update(f.relative_to(path).as_posix().encode() + b"\0")
+                with f.open("rb") as fh:
+                    while chunk := fh.read(_HASH_CHUNK):
+                        h.update(chunk)
+                h.update(b"\0")
+            return {"path": str(source), "sha256": h.hexdigest(), "n_files": len(files)}
+        return {"path": str(source), "sha256": None}
+    kind = type(source).__name__
+    mod = type(source).__module__.split(".")[0]
+    if kind == "DataFrame" and mod in ("pandas", "polars"):
+        rows, cols = source.shape
+        desc = f"{mod} DataFrame {rows}x{cols}"
+        try:
+            h = hashlib.sha256(repr([str(c) for c in source.columns]).encode())
+            if mod == "pandas":
+                import pandas as pd
+
+                h.update(pd.util.hash_pandas_object(source, index=True).to_numpy().tobytes())
+            else:
+                h.update(source.hash_rows().to_numpy().tobytes())
+            digest: str | None = h.hexdigest()
+        except (TypeError, ValueError):  # unhashable cells (lists, dicts)
+            digest = None
+        return {"in_memory": desc, "sha256": digest}
+    return {"in_memory": kind}
+
+
+def _versions() -> dict[str, str]:
+    import platform
+    import sys
+
+    import numpy as np
+
+    out = {"cje": getattr(sys.modules.get("cje"), "__version__", "unknown"),
+           "python": platform.python_version(), "numpy": np.__version__}
+    for lib in ("pandas", "polars"):
+        mod = sys.modules.get(lib)  # only what the run used: importing polars to ask is slow
+        if mod is not None:
+            out[lib] = getattr(mod, "__version__", "unknown")
+    return out
+
+
+def provenance(inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What made an output: package and library versions, the inputs with a content hash
+    (:func:`content_hash`) and the UTC time.
+
+    The options of a run are not repeated here: a :class:`~cje.report.Report` keeps them in
+    ``settings`` (a :class:`~cje.bias.BiasAudit` in its provenance's ``options``).
+
+    Parameters
+    ----------
+    inputs : dict, optional
+        Role → source, e.g. ``{"data": "scores.csv", "probes['a']": "a_probe.jsonl"}``; a
+        ``None`` source is left out.
+
+    Returns
+    -------
+    dict
+        ``cje_version``, ``created_utc`` (ISO 8601, seconds), ``python``, ``numpy`` (and
+        ``pandas``/``polars`` when loaded) and ``inputs`` (role → :func:`content_hash`).
+
+    Examples
+    --------
+    >>> p = provenance({"data": {"x": [1.0]}, "fresh_draws": None})
+    >>> sorted(p)[:3], p["inputs"]
+    (['cje_version', 'created_utc', 'inputs'], {'data': {'in_memory': 'dict'}})
+    """
+    from datetime import datetime, timezone
+
+    v = _versions()
+    out: dict[str, Any] = {"cje_version": v.pop("cje"),
+                           "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           **v}
+    out["inputs"] = {role: content_hash(src) for role, src in (inputs or {}).items()
+                     if src is not None}
+    return out
+
+
+def provenance_lines(prov: dict[str, Any], options: dict[str, Any] | None = None) -> list[str]:
+    """The provenance as short lines for the markdown/HTML reports (empty for none)."""
+    if not prov:
+        return []
+    libs = ", ".join(f"{k} {prov[k]}" for k in ("python", "numpy", "pandas", "polars") if k in prov)
+    out = [f"cje {prov.get('cje_version', '?')}; {libs}",
+           f"created {prov.get('created_utc', '?')} (UTC)"]
+    for role, src in (prov.get("inputs") or {}).items():
+        where = src.get("path", src.get("in_memory", "?"))
+        digest = src.get("sha256")
+        files = f", {src['n_files']} files" if "n_files" in src else ""
+        out.append(f"input {role}: {where} (sha256 {digest or 'not computed'}{files})")
+    if options:
+        out.append("options: " + ", ".join(f"{k}={v!r}" for k, v in options.items()))
+    return out
 
 
 class _Text(str):
@@ -100,13 +246,33 @@ def _pct(x: float) -> str:
     return "—" if math.isnan(x) else f"{100 * x:.2f}%"
 
 
+#: CSS class of an estimate's row in the HTML report, by status (OK rows are plain).
+_STATUS_CLASS = {"REFUSED": "refused", "CAUTION": "caution"}
+
+#: The HTML report's style: REFUSED rows tinted red, CAUTION rows amber; interval cells
+#: (class ``ci``) never wrap, so "[2.83, 3.28]" stays on one line.
+_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;"
+        "padding:.25em .6em;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "td.ci{white-space:nowrap}tr.refused td{background:#fbdcdc}"
+        "tr.caution td{background:#fff3cd}img{max-width:100%}")
+
+
+def _is_ci(header: str) -> bool:
+    """A column of intervals (its header names a CI): its cells must not wrap."""
+    return re.search(r"\bCI\b", header) is not None
+
+
 class _Section:
     """One part of the report: a title, a caption, a table or a list, and a note after it."""
 
     def __init__(self, title: str, caption: str = "", header: Sequence[str] = (),
-                 rows: Sequence[Sequence[str]] = (), items: Sequence[str] = (), note: str = ""):
+                 rows: Sequence[Sequence[str]] = (), items: Sequence[str] = (), note: str = "",
+                 row_classes: Sequence[str] = ()):
         self.title, self.caption, self.note = title, caption, note
         self.header, self.rows, self.items = list(header), [list(r) for r in rows], list(items)
+        # HTML only: a CSS class per row ("refused", "caution" or ""), e.g. to tint REFUSED rows
+        self.row_classes = list(row_classes) or [""] * len(self.rows)
 
 
 def _sections(report: Report, max_pairs: int | None) -> list[_Section]:
@@ -126,7 +292,8 @@ def _sections(report: Report, max_pairs: int | None) -> list[_Section]:
         "policy's own responses.",
         ["policy", "estimate", f"{lv} CI (per policy)", "SE", "calibration share", "n",
          "own labels", "calibration labels from", "naive judge mean", "method", "status"], est,
-        note=report._label_note() or ""))
+        note=report._label_note() or "",
+        row_classes=[_STATUS_CLASS.get(e.status, "") for e in report.estimates]))
     overlap = [e for e in report.estimates if "ess_raw" in e.diagnostics]
     if overlap:
         rows = []
@@ -179,6 +346,12 @@ def _sections(report: Report, max_pairs: int | None) -> list[_Section]:
                                              "--drop-invalid, was not needed or not used)."))
     out += [_Section(t, items=[_Text(i) for i in v]) for t, v in
             (("Warnings", report.warnings), ("Notices", report.notices)) if v]
+    lines = provenance_lines(report.provenance, report.settings)
+    if not report.provenance:
+        lines.insert(0, "Not recorded: the report was built by hand or read from JSON written "
+                        "before cje recorded provenance.")
+    out.append(_Section("Provenance", "What made this report: versions, inputs with their "
+                        "SHA-256, time and options.", items=[_Text(i) for i in lines]))
     return out
 
 
@@ -251,10 +424,7 @@ def _report_html(report: Report, figures: Sequence[tuple[str, bytes]], *,
                  max_pairs: int | None = MAX_PAIRS_SHOWN, figure_notes: Sequence[str] = ()) -> str:
     e = _html_text
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cje report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;"
-             "padding:.25em .6em;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "img{max-width:100%}</style></head><body>",
+             f"<style>{_CSS}</style></head><body>",
              "<h1>cje report</h1>", f"<p>{e(_intro(report))}</p>"]
     for sec in _sections(report, max_pairs):
         parts.append(f"<h2>{e(sec.title)}</h2>")
@@ -262,8 +432,11 @@ def _report_html(report: Report, figures: Sequence[tuple[str, bytes]], *,
             parts.append(f"<p>{e(sec.caption)}</p>")
         if sec.header:
             parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in sec.header) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
-                      for row in sec.rows]
+            ci = [_is_ci(h) for h in sec.header]
+            for row, cls in zip(sec.rows, sec.row_classes, strict=True):
+                tr = f"<tr class='{cls}'>" if cls else "<tr>"
+                parts.append(tr + "".join(f"<td class='ci'>{e(c)}</td>" if is_ci else f"<td>{e(c)}</td>"
+                                          for c, is_ci in zip(row, ci, strict=True)) + "</tr>")
             parts.append("</table>")
         if sec.items:
             parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in sec.items) + "</ul>")
@@ -372,6 +545,14 @@ def convert(source: Any, destination: str | Path, *,
     -------
     Path
 
+    Notes
+    -----
+    A Parquet file carries the provenance (:func:`provenance`: cje and library versions, the
+    source's path and SHA-256, the UTC time) as JSON in the schema's key-value metadata under
+    ``cje_provenance`` (``pyarrow.parquet.read_schema(path).metadata[b"cje_provenance"]``).
+    CSV and JSONL have no place for metadata that readers keep, and a provenance column would
+    be one more column in a data file meant to be read back, so they carry none.
+
     Examples
     --------
     >>> import tempfile, pathlib, pandas as pd
@@ -396,7 +577,15 @@ def convert(source: Any, destination: str | Path, *,
     if suffix == ".csv":
         frame.to_csv(out, index=False)
     elif suffix == ".parquet":
-        frame.to_parquet(out, index=False)
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"cje_provenance"] = json.dumps(provenance({"source": source})).encode()
+        pq.write_table(table.replace_schema_metadata(meta), out)
     else:
         frame.to_json(out, orient="records", lines=True)
     return out

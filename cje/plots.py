@@ -61,6 +61,25 @@ WEIGHT_TAIL_MAX_TARGETS = 8
 
 
 # ---- shared helpers ---------------------------------------------------------------------------
+def _clipped_err(est: Any, lo: Any, hi: Any, bounds: Sequence[Any]) -> list[Any]:
+    """``xerr`` of an interval drawn inside ``bounds = (low, high)`` (the scale: no value can
+    lie beyond it; scalars, or arrays with one bound per interval).
+
+    The interval's ends are clipped to the scale, then the arms are measured from the estimate
+    (never negative, so an estimate that itself lies off the scale keeps its marker). Only the
+    drawing is clipped; the report's numbers are not.
+
+    Examples
+    --------
+    >>> [round(float(a[0]), 3) for a in _clipped_err(0.9, 0.7, 1.2, (0, 1))]   # ends 0.7, 1.0
+    [0.2, 0.1]
+    """
+    b_lo, b_hi = (np.asarray(b, dtype=float) for b in bounds)  # scalars, or one per interval
+    est, lo, hi = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (est, lo, hi))
+    lo_c, hi_c = np.clip(lo, b_lo, b_hi), np.clip(hi, b_lo, b_hi)
+    return [np.maximum(est - lo_c, 0.0), np.maximum(hi_c - est, 0.0)]
+
+
 def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     """``ax`` itself, or the Axes of a new constrained-layout figure of ``size`` inches."""
     if ax is not None:
@@ -185,7 +204,9 @@ def reliability_diagram(report: Report, ax: Axes | None = None) -> Axes:
 
     ref = ax.plot([jlo, jhi], [llo, lhi], ls="--", color="0.35", lw=1.2, zorder=1,
                   label="judge taken at face value\n(judge scale mapped onto label scale)")
-    band = ax.fill_between(x, f - z * se, f + z * se, color="#1f77b4", alpha=0.25, lw=0, zorder=2,
+    # the band clipped to the label scale: no label lies beyond it
+    band = ax.fill_between(x, np.clip(f - z * se, llo, lhi), np.clip(f + z * se, llo, lhi),
+                           color="#1f77b4", alpha=0.25, lw=0, zorder=2,
                            label=f"{level}% OUA band (oracle-fold jackknife)")
     band.set_gid("oua_band")
     what = "calibration map f" + (" (covariates at medians)" if cal.covariates else "")
@@ -298,11 +319,13 @@ def forest_plot(report: Report, ax: Axes | None = None, reliable_only: bool = Fa
         refused = e.status == "REFUSED"
         if e.units == "label":  # the naive judge mean is on the label scale only then
             nv = ax.errorbar(e.naive_estimate, y - off,
-                             xerr=[[e.naive_estimate - e.naive_ci_low], [e.naive_ci_high - e.naive_estimate]],
+                             xerr=_clipped_err(e.naive_estimate, e.naive_ci_low, e.naive_ci_high,
+                                               report.label_scale),
                              fmt="D", ms=5.5, color=NAIVE_COLOR, mfc="white", mew=1.3, elinewidth=1.2,
                              capsize=3, zorder=3)
             nv.lines[0].set_gid(f"naive:{e.policy}")
-        eb = ax.errorbar(e.estimate, y + off, xerr=[[e.estimate - e.ci_low], [e.ci_high - e.estimate]],
+        scale = report.label_scale if e.units == "label" else report.judge_scale
+        eb = ax.errorbar(e.estimate, y + off, xerr=_clipped_err(e.estimate, e.ci_low, e.ci_high, scale),
                          fmt="o", ms=7.5, color=color, mfc="white" if refused else color, mew=1.8,
                          elinewidth=2, capsize=4, zorder=4)
         eb.lines[0].set_gid(f"estimate:{e.policy}")
@@ -368,20 +391,25 @@ def _forest_many(report: Report, shown: list[Any], ax: Axes | None) -> Axes:
     status = np.array([e.status for e in shown])
     label_units = np.array([e.units == "label" for e in shown])
     calibrated = bool(label_units.any())
+    # each interval drawn inside its own scale (label, or judge for an uncalibrated mean)
+    b_lo = np.where(label_units, report.label_scale[0], report.judge_scale[0])
+    b_hi = np.where(label_units, report.label_scale[1], report.judge_scale[1])
     if calibrated:
         nv = np.array([e.naive_estimate for e in shown])
         nlo = np.array([e.naive_ci_low for e in shown])
         nhi = np.array([e.naive_ci_high for e in shown])
         m = label_units
-        eb = ax.errorbar(nv[m], y[m], xerr=[nv[m] - nlo[m], nhi[m] - nv[m]], fmt="D", ms=2,
+        eb = ax.errorbar(nv[m], y[m], xerr=_clipped_err(nv[m], nlo[m], nhi[m], report.label_scale),
+                         fmt="D", ms=2,
                          color=NAIVE_COLOR, mfc="white", mew=0.6, elinewidth=0.5, alpha=0.6,
                          zorder=3)
         eb.lines[0].set_gid("naive")
     for st in dict.fromkeys(status.tolist()):
         m = status == st
         color = STATUS_COLORS.get(st, STATUS_COLORS["OK"])
-        eb = ax.errorbar(est[m], y[m], xerr=[est[m] - lo[m], hi[m] - est[m]], fmt="o", ms=2.5,
-                         color=color, mfc="white" if st == "REFUSED" else color, mew=0.8,
+        eb = ax.errorbar(est[m], y[m], xerr=_clipped_err(est[m], lo[m], hi[m], (b_lo[m], b_hi[m])),
+                         fmt="o", ms=2.5, color=color, mfc="white" if st == "REFUSED" else color,
+                         mew=0.8,
                          elinewidth=0.8, zorder=4)
         eb.lines[0].set_gid(f"estimates:{st}")
     # names at evenly spaced ranks, always the best and the worst (rank 1 is the best)
@@ -552,7 +580,9 @@ def contrast_plot(report: Report, ax: Axes | None = None,
             ax.axhspan(y - 0.5, y + 0.5, color="0.93", lw=0, zorder=0)
             same_tier = True
         color = SIGNIFICANT_COLOR if c.significant else MUTED_COLOR
-        eb = ax.errorbar(est, y, xerr=[[est - lo], [hi - est]], fmt="o", ms=6.5, color=color,
+        span = report.label_scale[1] - report.label_scale[0]  # a difference lies in ±span
+        eb = ax.errorbar(est, y, xerr=_clipped_err(est, lo, hi, (-span, span)), fmt="o", ms=6.5,
+                         color=color,
                          mfc=color if c.significant else "white", mew=1.5,
                          elinewidth=2 if c.significant else 1.3, capsize=3, zorder=3)
         eb.lines[0].set_gid(f"contrast:{a} − {b}")

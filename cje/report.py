@@ -82,6 +82,12 @@ class Report:
         Rows excluded on request, by reason (nothing else is dropped); every output counts them.
     settings : dict
         The options of the run.
+    provenance : dict
+        What made the report (:func:`cje.export.provenance`): ``cje_version``, ``created_utc``,
+        the Python/numpy (pandas, polars) versions and ``inputs`` (each input's path, or
+        "in-memory", with a SHA-256 of its content). Empty for a report built by hand or read
+        from JSON written before cje recorded it. Not compared by ``==``: two runs of the same
+        analysis on the same data are the same result, made at different times.
 
     Examples
     --------
@@ -106,14 +112,19 @@ class Report:
     warnings: tuple[str, ...] = ()
     excluded: dict[str, int] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __eq__(self, other: object) -> bool:
         """Equal content, NaN included (a NaN diagnostic equals a NaN diagnostic), so that
-        ``Report.from_json(r.to_json()) == r``."""
+        ``Report.from_json(r.to_json()) == r``. ``provenance`` is not compared: it holds the
+        time the report was made, so a rerun of the same analysis on the same data would
+        otherwise never equal the first (compare ``a.provenance == b.provenance`` for that)."""
         if not isinstance(other, Report):
             return NotImplemented
-        return json.dumps(self.to_dict(), sort_keys=True) == json.dumps(other.to_dict(),
-                                                                           sort_keys=True)
+        a, b = self.to_dict(), other.to_dict()
+        a.pop("provenance", None)
+        b.pop("provenance", None)
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
     __hash__ = None  # type: ignore[assignment]  # mutable dict fields: not hashable
 
@@ -783,10 +794,13 @@ class Report:
         Both carry ``excluded_rows`` (rows dropped by ``on_invalid="drop"``) and
         ``excluded_by_reason`` on every row: a CSV has no place for a note that every reader
         keeps, and a comment line breaks parsers, so the count travels with each row (a script
-        can check ``excluded_rows == 0``). Text cells that a spreadsheet would run as a formula
-        (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) get a leading ``'``,
-        and control characters are shown as escapes (:func:`visible`); numeric columns are
-        never changed.
+        can check ``excluded_rows == 0``). The provenance travels the same way, in the last
+        columns ``cje_version``, ``created_utc`` and ``inputs`` (each input as
+        ``role=path sha256:<hex>``, ``; ``-separated; the options are in the JSON output's
+        ``settings``); a report without provenance leaves them empty. Text cells that a
+        spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or
+        carriage return) get a leading ``'``, and control characters are shown as escapes
+        (:func:`visible`); numeric columns are never changed.
 
         Parameters
         ----------
@@ -831,6 +845,12 @@ class Report:
             raise CJEInputError(f"table must be 'estimates' or 'contrasts'; got {table!r}.")
         df["excluded_rows"] = sum(int(v) for v in self.excluded.values())
         df["excluded_by_reason"] = "; ".join(f"{k}: {v}" for k, v in self.excluded.items())
+        prov = self.provenance or {}
+        df["cje_version"] = prov.get("cje_version", "")
+        df["created_utc"] = prov.get("created_utc", "")
+        df["inputs"] = "; ".join(
+            f"{role}={src.get('path', src.get('in_memory', '?'))} sha256:{src.get('sha256')}"
+            for role, src in (prov.get("inputs") or {}).items())
         df = csv_safe(df)
         return df.to_csv(path, index=False)
 

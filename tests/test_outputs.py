@@ -483,3 +483,92 @@ def test_arena_offpolicy_outputs(arena):
     assert c.ci_low > 0 and c.p_holm > 0.05  # the interval excludes 0; Holm does not separate
     line = next(ln for ln in dr.summary().splitlines() if ln.startswith("  base − unhelpful:"))
     assert "*" not in line and "per-pair unadjusted 95% CIs" in dr.summary()
+
+
+# ---- issue #20: the HTML report marks REFUSED rows, keeps intervals on one line; figures clip ----
+def _estimate_rows(html_text: str) -> dict[str, str]:
+    """Each estimate row's opening <tr ...> tag, by policy."""
+    table = html_text[html_text.index("<h2>Estimates</h2>"):]
+    table = table[:table.index("</table>")]
+    return {m.group(2): m.group(1) for m in re.finditer(r"(<tr[^>]*>)<td>([^<]+)</td>", table)}
+
+
+@pytest.mark.parametrize(("status", "css_class"), [("REFUSED", "refused"), ("CAUTION", "caution")])
+def test_html_tints_refused_and_caution_rows_only(direct, status, css_class):
+    marked = direct.estimates[1].policy
+    rep = dataclasses.replace(direct, estimates=tuple(
+        dataclasses.replace(e, status=status) if e.policy == marked else e for e in direct.estimates))
+    page = _report_html(rep, [])
+    rows = _estimate_rows(page)
+    assert rows[marked] == f"<tr class='{css_class}'>"
+    assert all(tag == "<tr>" for p, tag in rows.items() if p != marked and
+               direct[p].status == "OK")
+    assert re.search(rf"tr\.{css_class} td\{{background:#[0-9a-f]{{6}}\}}", page)
+
+
+def test_html_on_normal_data_tints_nothing(direct):
+    assert {e.status for e in direct.estimates} == {"OK"}
+    assert set(_estimate_rows(_report_html(direct, [])).values()) == {"<tr>"}
+
+
+def test_html_interval_cells_do_not_wrap(direct):
+    page = _report_html(direct, [])
+    assert "td.ci{white-space:nowrap}" in page
+    cells = re.findall(r"<td class='ci'>([^<]*)</td>", page)
+    # every estimate's and every listed pair's interval, and nothing else
+    assert len(cells) == len(direct.estimates) + min(len(direct.pairs), 45)
+    assert all(re.fullmatch(r"\[[^,]+, [^\]]+\]", c) for c in cells)
+
+
+def _bar_extents(ax) -> list[tuple[float, float]]:
+    """(min x, max x) of every error bar drawn on ``ax``."""
+    out = []
+    for container in ax.containers:
+        for coll in container.lines[2]:
+            for seg in coll.get_segments():
+                out.append((float(seg[:, 0].min()), float(seg[:, 0].max())))
+    return out
+
+
+def _widened(rep: Report, by: float) -> Report:
+    """The report with every interval and the calibration band made ``by`` wider on each side."""
+    ests = tuple(dataclasses.replace(e, ci_low=e.ci_low - by, ci_high=e.ci_high + by,
+                                     naive_ci_low=e.naive_ci_low - by,
+                                     naive_ci_high=e.naive_ci_high + by) for e in rep.estimates)
+    pairs = tuple(dataclasses.replace(c, ci_low=c.ci_low - 3 * by, ci_high=c.ci_high + 3 * by)
+                  for c in rep.pairs)
+    cal = dataclasses.replace(rep.calibration, curve=tuple({**c, "se": c["se"] + by}
+                                                           for c in rep.calibration.curve))
+    return dataclasses.replace(rep, estimates=ests, pairs=pairs, calibration=cal)
+
+
+@pytest.mark.parametrize("by", [0.0, 5.0])
+def test_figures_draw_every_interval_inside_the_scale(direct, by):
+    import matplotlib.pyplot as plt
+
+    rep = _widened(direct, by)
+    lo, hi = rep.label_scale
+    span = hi - lo
+    eps = 1e-9
+    ax = rep.plot("reliability")
+    band = next(c for c in ax.collections if c.get_gid() == "oua_band")
+    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    assert ys.min() >= lo - eps and ys.max() <= hi + eps
+    if by:  # the clip is what holds it: without it the band would reach lo - 5 and hi + 5
+        assert ys.min() == pytest.approx(lo) and ys.max() == pytest.approx(hi)
+    plt.close(ax.figure)
+
+    ax = rep.plot("forest")
+    ext = _bar_extents(ax)
+    assert len(ext) == 2 * len(rep.estimates)  # estimate and naive interval per policy
+    assert all(lo - eps <= a and b <= hi + eps for a, b in ext)
+    if not by:  # on normal data the drawn intervals are the report's own, unclipped
+        want = sorted([(e.ci_low, e.ci_high) for e in rep.estimates]
+                      + [(e.naive_ci_low, e.naive_ci_high) for e in rep.estimates])
+        assert sorted(ext) == pytest.approx(want)
+    plt.close(ax.figure)
+
+    ax = rep.plot("contrasts")
+    ext = _bar_extents(ax)
+    assert ext and all(-span - eps <= a and b <= span + eps for a, b in ext)
+    plt.close(ax.figure)

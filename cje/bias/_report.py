@@ -7,7 +7,7 @@ The bias room's presentation, as :class:`cje.report.Report` is the analysis's: b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cje.results import BiasResult
@@ -27,6 +27,10 @@ class BiasAudit:
     alpha : float
     tests : tuple of str
         The test that produced each result (e.g. ``"verbosity (pairwise)"``).
+    provenance : dict
+        What made the audit (:func:`cje.export.provenance`: cje and library versions, inputs
+        with their SHA-256, UTC time); empty when not recorded, in which case :meth:`to_json`
+        records the versions and time of writing. Not compared by ``==`` (it holds a time).
 
     Examples
     --------
@@ -45,6 +49,7 @@ class BiasAudit:
     skipped: tuple[str, ...] = ()
     alpha: float = 0.05
     tests: tuple[str, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def _names(self) -> tuple[str, ...]:
         return self.tests if len(self.tests) == len(self.results) else tuple(
@@ -56,7 +61,8 @@ class BiasAudit:
         Returns
         -------
         dict
-            ``alpha``, ``results`` (each result's fields plus its ``test``) and ``skipped``.
+            ``alpha``, ``results`` (each result's fields plus its ``test``), ``skipped`` and
+            ``provenance``.
 
         Examples
         --------
@@ -66,15 +72,16 @@ class BiasAudit:
         ...                          prompt_noise=0.5, rng=0)
         >>> d = audit(pairs=sim.pairs, n_bootstrap=200, rng=0).to_dict()
         >>> list(d), [(r["test"], r["flagged"]) for r in d["results"]]
-        (['alpha', 'results', 'skipped'], [('position', True), ('verbosity (pairwise)', False)])
+        (['alpha', 'results', 'skipped', 'provenance'], [('position', True), ('verbosity (pairwise)', False)])
         """
         return {"alpha": self.alpha,
                 "results": [{"test": t, **r.to_dict()} for t, r in zip(self._names(), self.results,
                                                                         strict=True)],
-                "skipped": list(self.skipped)}
+                "skipped": list(self.skipped), "provenance": dict(self.provenance)}
 
     def to_json(self, **kwargs: Any) -> str:
-        """JSON text of :meth:`to_dict`.
+        """JSON text of :meth:`to_dict`; an audit without recorded provenance gets one made at
+        writing (versions and time; ``inputs`` empty), so the file always says what wrote it.
 
         Parameters
         ----------
@@ -96,11 +103,18 @@ class BiasAudit:
         >>> text = audit(pairs=sim.pairs, n_bootstrap=200, rng=0).to_json()
         >>> round(json.loads(text)["results"][0]["details"]["pc"], 2)
         0.87
+        >>> sorted(json.loads(text)["provenance"])[:2]
+        ['cje_version', 'created_utc']
         """
         import json
 
         kwargs.setdefault("indent", 2)
-        return json.dumps(self.to_dict(), default=_json_number, **kwargs)
+        d = self.to_dict()
+        if not d["provenance"]:
+            from cje.export import provenance
+
+            d["provenance"] = provenance()
+        return json.dumps(d, default=_json_number, **kwargs)
 
     def to_pandas(self) -> Any:
         """One row per test.
