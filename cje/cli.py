@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -460,6 +462,8 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         on_missing="drop" if ns.drop_missing else "raise",
         progress=False if ns.no_progress else None,
     )
+    report = dataclasses.replace(report, provenance={**report.provenance,
+                                                     "command": shlex.join(["cje", *ns.argv])})
     text = _render(report, ns.format, ns.reliable_only)
     if not (ns.out or ns.report or ns.plots):
         print(text)
@@ -590,6 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _parser()
     ns = parser.parse_args(argv)
+    ns.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in the provenance
     if ns.command is None:
         parser.print_help()
         return 2

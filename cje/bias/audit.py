@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +85,7 @@ def audit(
     if data is None and pairs is None:
         raise CJEInputError("audit needs data: pass pointwise scores, pairs=, or both.")
     check_progress(progress)
+    inputs = {"data": data, "pairs": pairs}  # as given, for the provenance
     point = None if data is None else _rename_judge(as_frame(data), judge_column)
     if point is not None and set(PAIR_COLUMNS) - {"prompt_id"} <= set(point.columns):
         if pairs is not None:
@@ -140,7 +142,12 @@ def audit(
             names.extend([name] * len(got))
     if not results:
         raise CJEInputError("No bias test could run. " + " ".join(skipped))
-    return _holm(results, names, skipped, alpha)
+    from cje.export import provenance
+
+    prov = provenance(inputs)
+    prov["options"] = {"alpha": alpha, "n_bootstrap": n_bootstrap, "judge_column": judge_column,
+                       "rng": rng if rng is None or isinstance(rng, int) else type(rng).__name__}
+    return dataclasses.replace(_holm(results, names, skipped, alpha), provenance=prov)
 
 
 def _holm(results: list[BiasResult], names: list[str], skipped: list[str], alpha: float
