@@ -98,6 +98,17 @@ class Arena:
         Each target's probe slice (50 oracle-labelled responses), columns as ``fresh_draws``.
     policies, targets : tuple of str
         All four policies (``base`` first) and the three targets.
+    source : str
+        Where the data come from and under which licence.
+
+    Examples
+    --------
+    >>> from cje import datasets
+    >>> ds = datasets.arena()
+    >>> ds.targets
+    ('clone', 'parallel_universe_prompt', 'unhelpful')
+    >>> list(ds.fresh_draws.columns)
+    ['policy', 'prompt_id', 'draw_idx', 'judge_score', 'oracle_label', 'response_length']
     """
 
     fresh_draws: Any
@@ -124,6 +135,16 @@ class ArenaFiles:
         target).
     probes : dict of str to Path
         ``root/probe_slice/<target>_probe.jsonl`` per target.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from cje import datasets
+    >>> root = Path(tempfile.mkdtemp())
+    >>> files = datasets.export(root)
+    >>> files.logged == root / "logged_data.jsonl", files.probes["clone"].name
+    (True, 'clone_probe.jsonl')
     """
 
     root: Path
