@@ -189,6 +189,26 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--oracle-fraction", type=float, default=0.08,
                    help="share of responses with an oracle label (default 0.08)")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    d.add_argument("--save", metavar="DIR",
+                   help="also write the data the demo analyses to DIR/results.csv and "
+                        "DIR/results.jsonl (judge scale 0-10, label scale 1-5), to try "
+                        "cje analyze on")
+
+    ds = sub.add_parser(
+        "datasets",
+        help="list or export the real data sets shipped with cje (the Arena sample)",
+        description="The Arena sample (real judge scores, oracle labels and log-probabilities of "
+                    "four policies; MIT licence, CIMO Labs) ships inside the package. 'export' "
+                    "writes it in the cje-eval formats cje analyze reads: DIR/fresh_draws/, "
+                    "DIR/logged_data.jsonl and DIR/probe_slice/.",
+        epilog="example: cje datasets export arena arena && cje analyze arena/fresh_draws",
+    )
+    ds.add_argument("action", choices=["list", "export"], help="list the data sets, or export one")
+    ds.add_argument("name", nargs="?", metavar="NAME", help="data set to export: arena")
+    ds.add_argument("directory", nargs="?", metavar="DIR",
+                    help="directory to write into (default: ./NAME)")
+    ds.add_argument("--force", action="store_true",
+                    help="replace files in DIR that hold other content (refused without it)")
 
     c = sub.add_parser(
         "convert",
@@ -511,6 +531,53 @@ def _cmd_bias(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _save_demo(data: Any, directory: str) -> list[Path]:
+    """Write the demo's long table to ``directory/results.csv`` and ``results.jsonl`` (refusing
+    to replace a file of the same name that holds other data)."""
+    from cje.errors import CJEInputError
+
+    root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise CJEInputError(f"--save '{directory}' is a file; give a directory to write "
+                            "results.csv and results.jsonl into.")
+    texts = {root / "results.csv": data.to_csv(index=False),
+             root / "results.jsonl": data.to_json(orient="records", lines=True)}
+    for path, text in texts.items():
+        if path.exists() and (not path.is_file() or path.read_text(encoding="utf-8") != text):
+            raise CJEInputError(f"--save: '{path}' already exists with other content; remove it or "
+                                "choose another directory.")
+    staged = _Outputs()
+    try:
+        staged.directory(str(root), lambda tmp: [_write(tmp / p.name, t) for p, t in texts.items()])
+        return staged.commit()
+    finally:
+        staged.discard()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _cmd_datasets(ns: argparse.Namespace) -> int:
+    from cje import datasets
+    from cje.errors import CJEInputError
+
+    if ns.action == "list":
+        for name in datasets.names():
+            print(f"{name}: real judge scores, oracle labels and log-probabilities of 4 policies "
+                  "(MIT licence, CIMO Labs); cje datasets export arena DIR")
+        return 0
+    if ns.name is None:
+        raise CJEInputError(f"cje datasets export needs a NAME, one of {list(datasets.names())}: "
+                            "e.g. cje datasets export arena arena")
+    files = datasets.export(ns.directory or ns.name, ns.name, overwrite=ns.force)
+    print(f"wrote {files.fresh_draws}/, {files.logged} and {files.probes['clone'].parent}/", file=sys.stderr)
+    print(f"try: cje analyze {files.fresh_draws} --probe unhelpful={files.probes['unhelpful']} "
+          "--transport-margin 0.05", file=sys.stderr)
+    return 0
+
+
 def _cmd_demo(ns: argparse.Namespace) -> int:
     import cje
 
@@ -525,6 +592,11 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
     data = sim.data.assign(
         oracle_label=sim.data.oracle_label.where(sim.data.policy != "concise")
     )
+    if ns.save is not None:
+        saved = _save_demo(data, ns.save)
+        print(f"wrote {' and '.join(map(str, saved))}: cje analyze {saved[0]} --judge-scale "
+              f"{sim.judge_scale[0]:g} {sim.judge_scale[1]:g} --label-scale {sim.label_scale[0]:g} "
+              f"{sim.label_scale[1]:g}", file=sys.stderr)
     print("cje demo: a synthetic evaluation with a known truth")
     print(f"  {sim.description}")
     print("  The 'concise' policy's oracle labels are withheld (a new policy nobody has labelled "
@@ -605,6 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_analyze(ns)
         if ns.command == "bias":
             return _cmd_bias(ns)
+        if ns.command == "datasets":
+            return _cmd_datasets(ns)
         if ns.command == "simulate":
             import shlex
 

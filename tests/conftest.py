@@ -1,4 +1,9 @@
-"""Shared fixtures: the real Arena sample (skipped with a reason where it is absent)."""
+"""Shared fixtures: the real Arena sample, from the copy shipped in the package (cje.datasets).
+
+It is always there, so the real-data tests never skip. ``ORIGINAL_ARENA`` is the original
+sample beside the project (``../shared/data/arena_sample``), used only by the test that the
+packaged copy gives the same numbers (tests/test_datasets.py), which skips where it is absent.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample"
+ORIGINAL_ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample"
 
 
 @pytest.fixture(scope="session")
-def arena() -> Path:
-    """Path of the Arena sample (``../shared/data/arena_sample`` from the project root)."""
-    if not (ARENA / "fresh_draws").is_dir():
-        pytest.skip(f"Arena sample not found at {ARENA}")
-    return ARENA
+def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged Arena sample written once per session as cje-eval files
+    (``fresh_draws/``, ``logged_data.jsonl``, ``probe_slice/``) in a temporary directory."""
+    from cje import datasets
+
+    return datasets.export(tmp_path_factory.mktemp("arena")).root

@@ -1,4 +1,4 @@
-"""The real Arena sample (cje-eval formats), read from ../shared/data."""
+"""The real Arena sample (cje-eval formats), the copy shipped in cje.datasets (conftest.py)."""
 
 from __future__ import annotations
 

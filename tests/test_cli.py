@@ -17,15 +17,8 @@ import pytest
 import cje
 from cje.cli import main
 
-ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample"
 POLICIES = ["base", "concise", "improved", "small", "verbose"]
 SCALES = ["--judge-scale", "0", "10", "--label-scale", "1", "5"]
-
-
-def _arena() -> Path:
-    if not (ARENA / "fresh_draws").is_dir() or not (ARENA / "probe_slice").is_dir():
-        pytest.skip(f"arena sample not found at {ARENA}")
-    return ARENA
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +190,8 @@ def test_analyze_help_names_the_columns(capsys: pytest.CaptureFixture[str]) -> N
 
 
 # ---- real data: the transport audit ----------------------------------------------------------------
-def test_arena_probe_grades_unhelpful_fail_and_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    arena = _arena()
+def test_arena_probe_grades_unhelpful_fail_and_refused(arena: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     probe = arena / "probe_slice" / "unhelpful_probe.jsonl"
     argv = ["analyze", str(arena / "fresh_draws"), "--probe", f"unhelpful={probe}",
             "--transport-margin", "0.05"]
@@ -255,8 +248,7 @@ def test_json_output_is_valid_json(csv_path: Path, capsys: pytest.CaptureFixture
 
 
 # ---- off-policy ------------------------------------------------------------------------------------
-def test_arena_offpolicy_cli_reports_overlap(capsys: pytest.CaptureFixture[str]) -> None:
-    arena = _arena()
+def test_arena_offpolicy_cli_reports_overlap(arena: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["analyze", str(arena / "logged_data.jsonl"), "--fresh-draws", str(arena / "fresh_draws"),
             "--estimator", "stacked-dr"]
     assert main(argv) == 0
@@ -279,8 +271,7 @@ def test_arena_offpolicy_cli_reports_overlap(capsys: pytest.CaptureFixture[str])
     assert pu["ci_high"] - pu["ci_low"] > 1.5 * (float(hi.strip("]")) - float(lo.strip("[,")))
 
 
-def test_offpolicy_cli_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    arena = _arena()
+def test_offpolicy_cli_errors_exit_2(arena: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # DR needs fresh draws of the targets
     assert main(["analyze", str(arena / "logged_data.jsonl"), "--estimator", "dr-cpo"]) == 2
     err = capsys.readouterr().err

@@ -20,16 +20,8 @@ import pytest
 
 import cje
 
-ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample"
-
 NAN = float("nan")
 INF = float("inf")
-
-
-def _arena() -> Path:
-    if not (ARENA / "fresh_draws").is_dir() or not (ARENA / "logged_data.jsonl").is_file():
-        pytest.skip(f"arena sample not found at {ARENA}")
-    return ARENA
 
 
 def _base() -> dict[str, list[Any]]:
@@ -502,8 +494,7 @@ def test_oracle_label_nan_text_is_unlabelled() -> None:
 
 
 # ---- cje-eval formats (real Arena sample) ------------------------------------------------------
-def test_arena_fresh_draws_directory() -> None:
-    arena = _arena()
+def test_arena_fresh_draws_directory(arena: Path) -> None:
     d = cje.load(arena / "fresh_draws")
     assert d.policies == ("base", "clone", "parallel_universe_prompt", "unhelpful")
     assert d.n_rows == 4000
@@ -520,8 +511,7 @@ def test_arena_fresh_draws_directory() -> None:
     np.testing.assert_array_equal(d.judge_score[base], [r["judge_score"] for r in recs])
 
 
-def test_arena_logged_data() -> None:
-    arena = _arena()
+def test_arena_logged_data(arena: Path) -> None:
     d = cje.load(arena / "logged_data.jsonl")
     assert d.n_rows == 1000
     assert d.n_labels == 480

@@ -6,8 +6,8 @@
   A failure points at the block's line in the page.
 * Then every ``cje analyze | bias | demo | simulate`` command in that page's shell blocks runs
   in-process (``cje.cli.main``) in the same directory, on the files the Python blocks wrote, and
-  must exit 0. Commands reading the real Arena sample (``../shared/...``) run from the project
-  root when the sample is there, and are skipped otherwise.
+  must exit 0. The real Arena sample comes from the package (``cje.datasets.export`` in a Python
+  block, ``cje datasets export`` in a shell block), so nothing here needs ``../shared`` or skips.
 * Every ``--option`` in the shell blocks and inline code of the docs (and the README) must exist
   on the ``cje`` parser: on the named subcommand when the command is spelled out, on some
   subcommand otherwise.
@@ -29,7 +29,6 @@ DOCS = ROOT / "docs"
 EXECUTED = ("index.md", "getting-started.md", "offpolicy.md", "tutorial-arena.md")
 #: Pages whose options are checked: every page of the site, and the README.
 CHECKED = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
-ARENA = ROOT.parent / "shared" / "data" / "arena_sample"
 
 FENCE = re.compile(r"^(?P<fence>```+)(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
 INLINE = re.compile(r"(?<!`)`(?P<code>(?:[^`\n]|\n(?![ \t]*\n))+)`(?!`)")  # may wrap a line
@@ -107,15 +106,6 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     commands = cje_commands(path)
     if not blocks and not commands:
         pytest.skip(f"docs/{page} has no Python block and no cje command")
-    arena_linked = any("../shared/" in code for _, code in blocks)
-    if arena_linked:
-        # The page reads the real Arena sample by its path from the project root: run it from a
-        # directory that has ../shared beside it (a link), so that its files land in tmp_path.
-        if not (ARENA / "fresh_draws").is_dir():
-            pytest.skip(f"docs/{page} reads the Arena sample, which is not beside this checkout")
-        (tmp_path / "shared").symlink_to(ARENA.parents[1], target_is_directory=True)
-        tmp_path = tmp_path / "project"
-        tmp_path.mkdir()
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__docs__"}
     try:
@@ -124,12 +114,6 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
             exec(compile("\n" * (line - 1) + code, str(path), "exec", dont_inherit=True), namespace)  # noqa: S102
         for argv in commands:
             cwd = tmp_path
-            if not arena_linked and any(a.startswith("../shared/") or "=../shared/" in a
-                                        for a in argv):
-                if not (ARENA / "fresh_draws").is_dir():
-                    continue  # the Arena sample is not beside this checkout
-                cwd = ROOT
-            monkeypatch.chdir(cwd)
             rc = main(argv)
             err = capsys.readouterr().err
             assert rc == 0, f"`cje {shlex.join(argv)}` in docs/{page} exited {rc}: {err}"
@@ -138,6 +122,14 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
                     assert (cwd / argv[i + 1]).exists(), f"`cje {shlex.join(argv)}` wrote nothing"
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("page", [*EXECUTED, "../README.md"])
+def test_docs_use_the_packaged_arena_sample(page: str) -> None:
+    """No page points at the data beside the repository (``../shared``), which a user who
+    installed the package does not have: the Arena sample comes from ``cje.datasets``."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    assert "../shared" not in text, f"docs/{page} reads ../shared; use cje datasets export arena DIR"
 
 
 def test_getting_started_is_executed() -> None:

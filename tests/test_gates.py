@@ -10,7 +10,6 @@ import dataclasses
 import math
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,10 +22,6 @@ from cje.report import PolicyEstimate
 from cje.synthetic import make_direct_eval, make_offpolicy_eval
 
 SCALES = {"judge_scale": (0.0, 1.0), "label_scale": (0.0, 1.0)}
-_HERE = Path(__file__).resolve()
-_ARENA = next((p for p in (_HERE.parents[2] / "shared" / "data" / "arena_sample",
-                           _HERE.parents[3] / "shared" / "data" / "arena_sample")
-               if (p / "logged_data.jsonl").is_file()), None)
 
 
 @pytest.fixture(scope="module")
@@ -346,11 +341,10 @@ def test_offpolicy_overflowing_ips_is_refused_without_warnings(sim):
 # ================================================================================================
 # the real Arena logged data: only the target the logs cannot reach is refused
 # ================================================================================================
-@pytest.mark.skipif(_ARENA is None, reason="Arena sample not found")
-def test_arena_support_gate():
+def test_arena_support_gate(arena):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rep = cje.analyze(str(_ARENA / "logged_data.jsonl"), estimator="calibrated-ips")
+        rep = cje.analyze(str(arena / "logged_data.jsonl"), estimator="calibrated-ips")
     assert rep["clone"].status != "REFUSED"
     assert rep["parallel_universe_prompt"].status != "REFUSED"
     u = rep["unhelpful"]

@@ -16,16 +16,11 @@ from hypothesis import strategies as st
 import cje
 from cje.inference import ranking_tiers
 
-_HERE = Path(__file__).resolve()
-_ARENA = [p / "shared" / "data" / "arena_sample" for p in (_HERE.parents[2], _HERE.parents[3])]
-
 
 @pytest.fixture(scope="module")
-def arena_path() -> Path:
-    for p in _ARENA:
-        if (p / "fresh_draws").is_dir():
-            return p
-    pytest.skip(f"Arena sample not found at {[str(p) for p in _ARENA]}")
+def arena_path(arena: Path) -> Path:
+    """The packaged Arena sample as cje-eval files (the session fixture of conftest.py)."""
+    return arena
 
 
 def assert_consistent(ranking, estimates, pairs):
