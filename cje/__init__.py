@@ -25,7 +25,7 @@ from cje.report import Report
 from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudit
 
 if TYPE_CHECKING:
-    from cje import bias, export, montecarlo, pairwise, plots, studies, synthetic
+    from cje import bias, datasets, export, montecarlo, pairwise, plots, studies, synthetic
 
 
 def _version() -> str:
@@ -44,11 +44,13 @@ __version__ = _version()
 def __getattr__(name: str) -> object:
     # These pull in pandas, scipy and statsmodels: load them on first use to keep `import cje`
     # (and the CLI) fast.
-    if name in ("synthetic", "bias", "pairwise", "plots", "montecarlo", "studies", "export"):
+    if name in ("synthetic", "bias", "pairwise", "plots", "montecarlo", "studies", "export",
+                "datasets"):
         import importlib
 
         return importlib.import_module(f"cje.{name}")
     raise AttributeError(f"module 'cje' has no attribute {name!r}")
+
 
 __all__ = [
     "CJEInputError",
@@ -62,6 +64,7 @@ __all__ = [
     "TransportAudit",
     "analyze",
     "bias",
+    "datasets",
     "estimators",
     "export",
     "fit_isotonic",
