@@ -597,10 +597,15 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
         print(f"wrote {' and '.join(map(str, saved))}: cje analyze {saved[0]} --judge-scale "
               f"{sim.judge_scale[0]:g} {sim.judge_scale[1]:g} --label-scale {sim.label_scale[0]:g} "
               f"{sim.label_scale[1]:g}", file=sys.stderr)
-    print("cje demo: a synthetic evaluation with a known truth")
-    print(f"  {sim.description}")
-    print("  The 'concise' policy's oracle labels are withheld (a new policy nobody has labelled "
-          "yet).\n")
+    lab_pct = f"{100 * float(data.oracle_label.notna().mean()):.0f}%"
+    n_prompts = data.prompt_id.nunique()
+    print(f"cje demo: {len(sim.truth)} versions of a chatbot (\"policies\") answered the same "
+          f"{n_prompts} prompts (simulated data, so the true values are known).")
+    print(f"  An LLM judge scored every answer {sim.judge_scale[0]:g}-{sim.judge_scale[1]:g}; a "
+          f"trusted {sim.label_scale[0]:g}-{sim.label_scale[1]:g} rating exists for {lab_pct} of "
+          "the answers, none yet for the newest policy, 'concise'.")
+    print("  cje turns the judge scores into each policy's value on the trusted rating's scale, "
+          "with 95% intervals; the truth is compared at the end.\n")
     report = cje.analyze(
         data,
         judge_scale=sim.judge_scale,
@@ -627,7 +632,9 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
         print(f"\n'concise' has no labels of its own, so its level relies on the calibration "
               f"transporting (CAUTION above), {verdict}: it is off by {off:+.3f}. Labelling some "
               "of its responses corrects it; a probe slice (--probe) tests it.")
-    print("\nAnalyse your own data: cje analyze PATH   (see cje analyze --help)")
+    print(f"\nHow the data were made: {sim.description}")
+    print("\nAnalyse your own data: cje analyze PATH   (see cje analyze --help; cje demo --save DIR "
+          "writes this demo's data)")
     return 0
 
 
