@@ -49,7 +49,7 @@ def analyze(
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
 
-    Two data shapes (METHODS §0): **fresh draws** of each policy (on-policy; the direct method),
+    Two data shapes (docs: Methods): **fresh draws** of each policy (on-policy; the direct method),
     or **logged data** of one logging policy with the log-probability of each logged response
     under each target policy (``logprob_base`` and ``logprob[<target>]`` columns, or cje-eval's
     logged JSONL) — then the targets are evaluated off-policy, optionally with ``fresh_draws`` of
@@ -68,7 +68,7 @@ def analyze(
         calibrator.
     probes : Mapping[str, source], optional
         Probe slices per policy: oracle-labelled samples of that policy's own responses, used to
-        audit whether the calibration transports to it (METHODS §6).
+        audit whether the calibration transports to it (docs: Methods › Diagnostics and gates).
     transport_margin : float, optional
         Practical margin ``δ_max`` (label units) that grades the audits PASS / FAIL /
         INCONCLUSIVE. Without it audits are NOT GRADED.

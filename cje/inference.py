@@ -1,5 +1,5 @@
 """Inference from influence values: prompt-clustered variance, the prompt-cluster bootstrap, the
-OUA jackknife, intervals, paired contrasts and Holm adjustment (METHODS §5).
+OUA jackknife, intervals, paired contrasts and Holm adjustment (docs: Methods › Inference).
 
 Every function here works on numbers an estimator produced (per-row influence values, point
 estimates, jackknife replicates); none knows which estimator made them.

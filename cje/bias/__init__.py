@@ -1,4 +1,4 @@
-"""Judge bias diagnostics: position, verbosity and self-preference (METHODS §7).
+"""Judge bias diagnostics: position, verbosity and self-preference (docs: Judge bias).
 
 Each test returns a :class:`BiasResult` — effect, confidence interval, p-value, flag and the
 mitigation — with prompts as clusters. :func:`audit` runs every test the columns allow (one per

@@ -1,4 +1,4 @@
-"""What every judge-bias diagnostic shares (METHODS §7): reading the input, checking columns.
+"""What every judge-bias diagnostic shares (docs: Judge bias): reading the input, checking columns.
 
 The result types live elsewhere: :class:`~cje.results.BiasResult` on the ground floor
 (:mod:`cje.results`, re-exported here), the audit's :class:`~cje.bias.BiasAudit` with its

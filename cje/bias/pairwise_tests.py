@@ -1,4 +1,4 @@
-"""Pairwise forms of the verbosity and self-preference diagnostics (METHODS §7).
+"""Pairwise forms of the verbosity and self-preference diagnostics (docs: Judge bias).
 
 Both tests compare the judge with human verdicts on the same pairs (column ``human_winner``),
 so they measure what the judge does *beyond* what humans see:
@@ -95,7 +95,7 @@ def excess_length_preference(
     length-controlled win rates.)
 
     Interval: percentile prompt-cluster bootstrap (Bayesian exponential prompt weights,
-    METHODS §5.4). Test: cluster-robust t test of the mean difference (clusters = prompts,
+    docs: Methods › Inference). Test: cluster-robust t test of the mean difference (clusters = prompts,
     ``G − 1`` degrees of freedom). Flag rule: ``flagged = p_holm < alpha and
     practically_relevant`` with ``practically_relevant`` = CI entirely outside
     ``[−RELEVANCE_MARGIN, RELEVANCE_MARGIN]`` = [−0.05, 0.05].

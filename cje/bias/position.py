@@ -1,4 +1,4 @@
-"""Position (slot) bias of a pairwise judge, from verdicts in both orders (METHODS §7).
+"""Position (slot) bias of a pairwise judge, from verdicts in both orders (docs: Judge bias).
 
 Pairwise data contract (:mod:`cje.pairwise.verdicts`, read by its ``load_pairs``): one row per
 verdict with ``prompt_id``, ``a_id``, ``b_id``, ``slot_a`` (1 or 2: the slot in which item a was

@@ -1,4 +1,4 @@
-"""Self-preference bias: does a judge favour responses from its own model family? (METHODS §7)
+"""Self-preference bias: does a judge favour responses from its own model family? (docs: Judge bias)
 
 ``self = 1[judge family == generator family]``. Two designs estimate the judge-point bonus ``τ``
 a judge gives its own family:

@@ -1,4 +1,4 @@
-"""Verbosity bias: does the judge reward length at fixed true quality? (METHODS §7)
+"""Verbosity bias: does the judge reward length at fixed true quality? (docs: Judge bias)
 
 The diagnostic is the judge's *direct* effect of standardised log length ``z`` at a fixed oracle
 label: ``S ~ C(Y) + z + C(prompt)`` by OLS, standard errors clustered by prompt. The effect is in

@@ -191,7 +191,7 @@ class _SplineBasis:
 
 @dataclass(frozen=True, slots=True)
 class TwoStageMap:
-    """Index calibration ``f(S, Z) = iso(U(g(S, Z)))`` (METHODS §2.3)."""
+    """Index calibration ``f(S, Z) = iso(U(g(S, Z)))`` (docs: Methods › AutoCal-R)."""
 
     basis: Any
     coef: np.ndarray

@@ -1,8 +1,9 @@
 """Importance weights and SIMCal-W, the surrogate-indexed monotone stabilisation of weights.
 
-Raw weights (METHODS §3.1) come from log-probabilities and are Hájek-normalised in log space, so
-their mean is exactly one. SIMCal-W (METHODS §3.2) replaces them by an estimate of ``E[W | index]``
-under shape constraints, where the index is the calibrated reward: because the reward is a
+Raw weights (docs: Off-policy › The data) come from log-probabilities and are Hájek-normalised in log
+space, so their mean is exactly one. SIMCal-W (docs: Off-policy › SIMCal-W) replaces them by an
+estimate of ``E[W | index]`` under shape constraints, where the index is the calibrated reward:
+because the reward is a
 function of that index, ``E[W·R] = E[E[W | index]·R]``, and the part of ``W``'s variance that is
 orthogonal to the index is removed without bias.
 

@@ -1,4 +1,5 @@
-"""Calibration diagnostics: transport audits and coverage of the labelled judge range (METHODS §6)."""
+"""Calibration diagnostics: transport audits and coverage of the labelled judge range (docs: Methods ›
+Diagnostics and gates)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ def transport_audit(policy: str, residual: np.ndarray, cluster: np.ndarray, *, a
 
     The audit asks whether the calibrator actually used transports, so its interval is
     conditional on that fit: the prompt-clustered sampling error of the probe slice only
-    (METHODS §6). Adding the jackknife term would widen it with the calibrator's own
-    variability, which the estimate's OUA interval already carries. ``width`` maps the internal
+    (docs: Methods › Diagnostics and gates). Adding the jackknife term would widen it with the calibrator's
+    own variability, which the estimate's OUA interval already carries. ``width`` maps the internal
     [0, 1] scale back to label units.
 
     Parameters

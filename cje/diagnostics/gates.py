@@ -3,7 +3,8 @@
 The gates, all pure functions, in the order the pipeline applies them:
 
 * :func:`level_gate` — every estimate: a failed or inconclusive transport audit, no oracle labels
-  of its own, judge scores outside the labelled range (METHODS §6), a constant calibration.
+  of its own, judge scores outside the labelled range (docs: Methods › Diagnostics and gates), a constant
+  calibration.
 * :func:`overlap_gate` — off-policy only, by the estimator's overlap family: ESS, TTC and Hill
   index (CAUTION), then :func:`support_gate`.
 * :func:`support_gate` — off-policy only: does the target have support on the logged responses
@@ -339,7 +340,7 @@ def level_gate(
     audit: TransportAudit | None,
     is_constant: bool,
 ) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """Status and reasons of one policy's level estimate (METHODS §6 gates).
+    """Status and reasons of one policy's level estimate (docs: Methods › Diagnostics and gates).
 
     Parameters
     ----------
@@ -418,8 +419,9 @@ def level_gate(
 
 def overlap_gate(family: str | None, diag: Mapping[str, Any],
                  n_rows: int = 0) -> tuple[str, list[str]]:
-    """CAUTION when the logged data barely covers the target (METHODS §6), then the no-support
-    gate (:func:`support_gate`): REFUSED when the target has no support on the logged responses.
+    """CAUTION when the logged data barely covers the target (docs: Methods › Diagnostics and gates), then
+    the no-support gate (:func:`support_gate`): REFUSED when the target has no support on the logged
+    responses.
 
     The reason for a low raw ESS names what the estimate then rests on, which depends on the
     residual weights (``diag["residual_weights"]``).
@@ -456,7 +458,7 @@ def overlap_gate(family: str | None, diag: Mapping[str, Any],
 
 
 def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """The METHODS §6 overlap gates on ESS, TTC and the Hill index (CAUTION)."""
+    """The overlap gates (docs: Methods › Diagnostics and gates) on ESS, TTC and the Hill index (CAUTION)."""
     reasons: list[str] = []
     stable_resid = diag.get("residual_weights") == "stable"
     resid = (

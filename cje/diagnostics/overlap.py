@@ -1,7 +1,7 @@
-"""Overlap diagnostics of importance weights (METHODS §6).
+"""Overlap diagnostics of importance weights (docs: Methods › Diagnostics and gates).
 
 Pure functions on 1-D arrays. Weights are non-negative and need not be normalised (every statistic
-here is scale-free); in the pipeline they are the mean-one Hájek weights of METHODS §3.1,
+here is scale-free); in the pipeline they are the mean-one Hájek weights (docs: Off-policy › The data),
 ``w_i = n·exp(λ_i − max λ) / Σ_j exp(λ_j − max λ)``.
 
 * :func:`ess_fraction`, :func:`max_weight`, :func:`top_mass`: how concentrated the weights are.
@@ -42,7 +42,8 @@ __all__ = [
     "weight_summary",
 ]
 
-#: Overlap gates on the raw weights (METHODS §6 / §10): below these an estimate is CAUTION.
+#: Overlap gates on the raw weights (docs: Methods › Diagnostics and gates): below these an estimate is
+#: CAUTION.
 ESS_GATE, TTC_GATE, HILL_GATE = 0.10, 0.30, 2.0
 
 # Relative tolerance used when comparing a cumulative weight sum with a target share of the total,
@@ -241,7 +242,7 @@ def hill_index(w: np.ndarray, k: int | None = None) -> float:
         Non-negative importance weights, not all zero (any scale: the estimate is scale-free).
     k : int, optional
         Number of upper order statistics, ``1 ≤ k ≤ n − 1``. Default
-        ``min(max(10, ⌊0.05 n⌋), ⌊0.1 n⌋, n − 1)`` (METHODS §6).
+        ``min(max(10, ⌊0.05 n⌋), ⌊0.1 n⌋, n − 1)`` (docs: Methods › Diagnostics and gates).
 
     Returns
     -------
@@ -381,7 +382,7 @@ def ttc(logp_target: np.ndarray, w: np.ndarray, *, mass: float = 0.9) -> float:
     region ``T`` where the target policy concentrates ``mass`` of its probability (the weights carry the
     logged rows to the target distribution); TTC estimates the logging policy's probability of ``T``.
     Low TTC means the logging policy rarely produces the responses the target policy favours, which no
-    reweighting can repair (METHODS §6 gate: TTC < 0.30 → CAUTION for IPS).
+    reweighting can repair (docs: Methods › Diagnostics and gates; TTC < 0.30 → CAUTION for IPS).
 
     The CJE paper defines surprisal per token (``−log π_target(a|x) / |a|``); pass
     ``logp_target / n_tokens`` for that variant. Pass raw (not stabilised) weights: the region is
@@ -592,7 +593,7 @@ def weight_summary(
     scale: tuple[float, float] = (0.0, 1.0),
     log_w: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """All overlap diagnostics of one target policy in one dict (METHODS §6).
+    """All overlap diagnostics of one target policy in one dict (docs: Methods › Diagnostics and gates).
 
     Keys: ``ess_raw``, ``ess_stable``, ``max_weight_raw``, ``max_weight_stable``, ``top5_mass_raw``,
     ``top5_mass_stable``, ``hill_raw``, ``affinity``, ``ttc``, ``cle``, ``mean_raw_weight``,

@@ -1,4 +1,4 @@
-"""Direct (on-policy) estimator with oracle residual augmentation (METHODS §4)."""
+"""Direct (on-policy) estimator with oracle residual augmentation (docs: Methods › The direct estimator)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Off-policy estimators: IPS, SNIPS, calibrated IPS and the doubly robust family (METHODS §4).
+"""Off-policy estimators: IPS, SNIPS, calibrated IPS and the doubly robust family (docs: Off-policy ›
+Estimators).
 
 Each estimator (a registered :class:`~cje.estimators.registry.Estimator`) takes one target
 policy's :class:`LoggedTarget` — calibrated reward ``R``, oracle residual ``e = Y − f_oof(S)`` on
@@ -13,8 +14,9 @@ under every fold-deleted calibration, refits them.
 The oracle residual term ``mean((L/p_L)·w·e)`` estimates ``E_target[Y − f(S)]``, the part of the
 target's value the calibrated reward misses; here it uses the **raw** (Hájek) weights unless
 ``stable_residual=True``. Stabilised weights estimate ``E[W | S]``, a valid replacement for ``W``
-only when multiplied by a function of ``S`` (METHODS §3.2's key fact) — the reward is one, the
-residual is not. With ``stable_residual=True`` the stabilised weights go on the residual too:
+only when multiplied by a function of ``S`` (SIMCal-W's key fact (docs: Off-policy › SIMCal-W)) — the
+reward is one, the residual is not. With ``stable_residual=True`` the stabilised weights go on the residual
+too:
 lower variance, but the estimate then targets ``E_target[E_logging[Y | S]]``, which equals the
 target's value only when the judge score carries everything the target changes about the label
 (the calibration transports; audit it with a probe slice) — the pipeline then adds the square of

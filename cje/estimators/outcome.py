@@ -1,5 +1,5 @@
-"""Cross-fitted outcome models of the doubly robust estimators (METHODS §4): MRDR's weighted
-isotonic regression and TMLE's logistic fluctuation.
+"""Cross-fitted outcome models of the doubly robust estimators (docs: Off-policy › Estimators): MRDR's
+weighted isotonic regression and TMLE's logistic fluctuation.
 
 Both work on a :class:`~cje.estimators.offpolicy.LoggedTarget`, whose ``index`` holds the K
 fold-deleted calibrations at the distinct (score, covariate) values: refitted in every OUA

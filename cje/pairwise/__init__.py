@@ -1,4 +1,5 @@
-"""Pairwise verdicts, judge panels and agreement with the oracle (METHODS §8).
+"""Pairwise verdicts, judge panels and agreement with the oracle (docs: Judge bias › Pairwise scores and
+panels).
 
 Three groups of tools:
 

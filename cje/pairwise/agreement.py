@@ -1,5 +1,5 @@
 """Agreement with the oracle: Cohen's κ, Krippendorff's α, Kendall's τ, Spearman's ρ, NDCG@k and
-the judge-vs-oracle ranking agreement of policies (METHODS §8)."""
+the judge-vs-oracle ranking agreement of policies (docs: Judge bias › Pairwise scores and panels)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Judge panels: one score per item from several judges (mean, max, majority vote or Dawid–Skene),
-optionally leaving out judges of the policy's own family; the Dawid–Skene EM model (METHODS §8)."""
+optionally leaving out judges of the policy's own family; the Dawid–Skene EM model (docs: Judge bias ›
+Pairwise scores and panels)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Pairwise verdicts → scores: win rates (ties ½) and Bradley–Terry strengths with an optional
-first-slot position effect, both with prompt-cluster bootstrap intervals (METHODS §8)."""
+first-slot position effect, both with prompt-cluster bootstrap intervals (docs: Judge bias › Pairwise
+scores and panels)."""
 
 from __future__ import annotations
 

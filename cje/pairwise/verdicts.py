@@ -1,4 +1,4 @@
-"""The pairwise-verdicts model: one row per verdict, validated in one place (METHODS §7, §8).
+"""The pairwise-verdicts model: one row per verdict, validated in one place (docs: Judge bias).
 
 Columns: ``prompt_id``, ``a_id``, ``b_id`` (the two compared items, e.g. policies), ``slot_a`` (1
 or 2: the position in which item a was shown) and ``winner`` in {"a", "b", "tie"}; optional

@@ -40,7 +40,7 @@ from cje.results import CalibrationInfo, PolicyEstimate
 # public API: they may change with the shapes.
 __all__ = ["MIN_LABELLED_PROMPTS", "distinct_rows", "estimate", "fit_calibrator", "fold_plan"]
 
-#: Minimum number of labelled prompts needed to calibrate (METHODS §1).
+#: Minimum number of labelled prompts needed to calibrate (docs: Methods › Data, scales and folds).
 MIN_LABELLED_PROMPTS = 4
 
 

@@ -1,6 +1,6 @@
 """Logs of one logging policy with log-probabilities: the logging policy's on-policy value from
 its own rows, each target's by the chosen estimator from importance-weighted logged rows
-(optionally with the targets' fresh draws) (METHODS §3–6).
+(optionally with the targets' fresh draws) (docs: Off-policy evaluation).
 
 Under each calibration the shape builds one :class:`~cje.estimators.offpolicy.LoggedTarget` per
 target and hands it to the estimator, so everything downstream of the calibrator — rewards,

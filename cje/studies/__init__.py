@@ -1,4 +1,4 @@
-"""The simulation studies behind cje's defaults (METHODS §9), as importable functions.
+"""The simulation studies behind cje's defaults (docs: Simulation results), as importable functions.
 
 Each study is ``run(reps=None, *, n_jobs=1, seed=…, quick=False, out_dir=None, backend="loky",
 scheduler=None, progress=None, command=None, resume=False, force=False) -> Path``: it runs
@@ -54,7 +54,7 @@ from typing import Any
 __all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", "default_out_dir", "main",
            "run_study"]
 
-#: The studies, in the order of METHODS §9 (the last four are the defaults studies).
+#: The studies, in the order of the simulation results page (the last four are the defaults studies).
 NAMES: tuple[str, ...] = ("coverage", "naive_ci", "overlap", "ranking", "modes", "bias", "var_cap",
                           "residual_weights", "mrdr_omega", "folds")
 #: Each study's default root seed (the three settings studies share the seed they first ran with).

@@ -1,8 +1,8 @@
 """Study 7 — MRDR's regression weights (``mrdr_omega``): ``w``, ``w²`` or ``(w − 1)²``.
 
 MRDR fits its outcome model by weighted least squares with weights ``ω(w)`` of the importance
-weight, chosen to minimise the DR estimator's variance (METHODS §4). This study runs MRDR with
-each of the three weightings on the same data (noisy judge, ``judge_noise=0.1``).
+weight, chosen to minimise the DR estimator's variance (docs: Off-policy › Estimators). This study runs
+MRDR with each of the three weightings on the same data (noisy judge, ``judge_noise=0.1``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Study 7 — should SIMCal-W's optional variance cap (``var_cap``) be on by default? (METHODS §3.2)
+"""Study 7 — should SIMCal-W's optional variance cap (``var_cap``) be on by default? (docs: Off-policy ›
+SIMCal-W)
 
 ``var_cap=ρ`` blends the stabilised weights toward one, ``w ← 1 + (1 − γ)(w − 1)`` with
 ``γ = max(0, 1 − sqrt(ρ / Var(w)))``. Blending toward uniform pulls every estimate toward the

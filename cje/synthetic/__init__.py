@@ -1,4 +1,4 @@
-"""Synthetic evaluation data with a known truth (data-generating processes, METHODS §9).
+"""Synthetic evaluation data with a known truth (data-generating processes, docs: Simulation results).
 
 * :mod:`cje.synthetic.direct` — fresh draws of several policies scored by one judge, with oracle
   labels on a random slice (the direct / on-policy setting);

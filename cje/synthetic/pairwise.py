@@ -1,4 +1,4 @@
-"""Synthetic pairwise judge verdicts with a known truth (METHODS §7 and §9).
+"""Synthetic pairwise judge verdicts with a known truth (docs: Judge bias; Simulation results).
 
 Every pair of items (models, prompts, agent versions …) answers every prompt; a judge compares
 the two answers of each pair in **both orders** (``repeats`` times per order) and a human gives one
@@ -26,7 +26,7 @@ For prompt ``j`` and item ``i`` (items indexed in the order given):
   probability ``tie_rate``; otherwise ``a`` wins with probability ``σ(x + β)`` when ``a`` is shown
   in slot 1 and ``σ(x − β)`` when it is shown in slot 2, ``β = position_logodds``. The log-odds of
   the slot-1 item winning is thus shifted by exactly ``β``, so ``β`` is the conditional-logit slot
-  shift of METHODS §7: ``P(PP) / P(RP) = e^{2β}`` for every pair whatever its ``x``;
+  shift (docs: Judge bias): ``P(PP) / P(RP) = e^{2β}`` for every pair whatever its ``x``;
 * the human verdict (one per pair, repeated on the rows of both orders) is a tie with probability
   ``tie_rate``, otherwise ``a`` with probability ``σ(h)``: humans see neither slot nor length nor
   family.

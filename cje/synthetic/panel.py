@@ -1,4 +1,4 @@
-"""A crossed judge panel with planted verbosity and self-preference (METHODS §9).
+"""A crossed judge panel with planted verbosity and self-preference (docs: Simulation results).
 
 Every generator (a policy with a model ``family``) answers every prompt once; every judge (with its
 own ``family``) scores every response. The judge score is **linear** in the true Likert label, so

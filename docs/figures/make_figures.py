@@ -74,7 +74,7 @@ def bias_figure() -> None:
 # ---- the simulation results page ------------------------------------------------------------------
 RESULTS = ROOT / "simulations" / "results"
 STUDY_FIGURES = HERE / "studies"
-#: Results files in the order of the page: the registered studies (METHODS §9), then any others
+#: Results files in the order of the page: the registered studies (cje.studies), then any others
 #: (e.g. ``oua_jackknife_design``) alphabetically.
 STUDY_ORDER = tuple(f"study_{name}" for name in NAMES)
 PAGE_INTRO = """# Simulation results
