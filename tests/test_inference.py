@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -141,15 +139,13 @@ def test_exactly_known_difference_is_significant_and_zero_is_not():
     assert by[("a", "c")].p_value == 1.0 and not by[("a", "c")].significant
 
 
-def test_one_thousand_policies_in_seconds():
-    """499,500 contrasts of 1,000 policies on 20 prompts: vectorised, a few seconds at most."""
+def test_one_thousand_policies_match_the_loop():
+    """499,500 contrasts of 1,000 policies on 20 prompts, spot-checked against the per-pair loop
+    (their speed is measured in benchmarks/bench_many_policies.py, not here)."""
     totals, present, values, reps, _ = _problem(7, n_pol=1000, n_prompts=20, missing=0.0)
     names = [f"p{i}" for i in range(1000)]
-    t = time.perf_counter()
     out = paired_contrasts(totals, present, values, reps, list(range(1000)), names, 5, 0.05, 4.0)
-    took = time.perf_counter() - t
     assert len(out) == 499_500
-    assert took < 20, took  # was ~40 s as a per-pair loop on this machine
     # spot-check against the loop on a few pairs
     sub = [0, 1, 998, 999]
     ref = _old_paired_contrasts(totals, present, values, reps, sub, names, 5, 0.05, 4.0)

@@ -10,7 +10,6 @@ import io
 import json
 import math
 import re
-import time
 
 import matplotlib
 
@@ -393,16 +392,14 @@ def many() -> Report:
 
 @pytest.mark.parametrize("fmt", ["summary", "markdown", "html"])
 def test_contrasts_are_capped_with_a_note(many, fmt):
-    start = time.perf_counter()
     text = render(many, fmt)
-    elapsed = time.perf_counter() - start
     n = 200 * 199 // 2
     assert f"{n - 45} of {n} pairs not shown (max_pairs = 45)" in text
     assert "report.contrasts()" in text
     listed = text.count("p0000 − p0001") + text.count("p0000 | p0001") + text.count(
         "<td>p0000</td><td>p0001</td>")
     assert listed == 1  # the top adjacent pair is listed
-    assert elapsed < 10 and len(text) < 200_000
+    assert len(text) < 200_000  # capped; its speed is measured in benchmarks/bench_many_policies.py
 
 
 def test_capped_listing_prefers_adjacent_pairs(many):
