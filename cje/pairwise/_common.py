@@ -34,12 +34,6 @@ def _show(value: Any) -> str:
     return "a missing value" if _missing(value) else repr(_py(value))
 
 
-def _row_ref(i: int, pid: np.ndarray | None) -> str:
-    if pid is not None:
-        return f"row {i} (prompt_id={_py(pid[i])!r})"
-    return f"row {i}"
-
-
 def _sorted(values: Iterable[Any]) -> list[Any]:
     """Values sorted naturally, or by their text when they are not mutually comparable."""
     vals = list(values)

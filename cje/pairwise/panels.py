@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from cje.data import _row_ref
 from cje.errors import CJEInputError
-from cje.pairwise._common import _has, _isna, _py, _row_ref, _sorted
+from cje.pairwise._common import _has, _isna, _py, _sorted
 from cje.tables import as_frame, require_columns
 
 __all__ = ["DawidSkeneResult", "aggregate_panel", "dawid_skene"]

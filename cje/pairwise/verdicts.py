@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cje.data import _row_ref
 from cje.errors import CJEInputError
-from cje.pairwise._common import _has, _isna, _py, _row_ref, _show, _sorted
+from cje.pairwise._common import _has, _isna, _py, _show, _sorted
 from cje.tables import as_frame, require_columns
 
 __all__ = ["PAIR_COLUMNS", "WINNERS", "PairData", "load_pairs", "pair_codes", "pairs_frame"]
