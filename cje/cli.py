@@ -316,16 +316,10 @@ def _out_file(flag: str, out: str) -> tuple[str, Path, list[Path], list[Path]]:
 
 def _report_files(out: str) -> tuple[str, Path, list[Path], list[Path]]:
     """What ``--report FILE`` writes: FILE, and for markdown its ``<stem>_figures/`` beside it."""
-    from cje.errors import CJEInputError
+    from cje.export import report_suffix
 
     path = Path(out)
-    suffix = path.suffix.lower()
-    if suffix not in (".md", ".html", ".htm"):
-        raise CJEInputError(
-            f"--report must end in .md or .html; got '{out}'. Use --format/--out for table, JSON or "
-            "CSV output."
-        )
-    if suffix != ".md":
+    if report_suffix(out, "--report") != ".md":
         return "--report", path, [path], []
     figs = path.parent / f"{path.stem}_figures"
     return "--report", path, [path, *(figs / f for f in _FIGURES)], [figs]

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
     from cje.report import Report
 
-__all__ = ["write_report", "report_markdown", "md_text", "flat_table", "convert", "provenance",
-           "content_hash"]
+__all__ = ["write_report", "report_suffix", "report_markdown", "md_text", "flat_table", "convert",
+           "provenance", "content_hash"]
 
 _HASH_CHUNK = 1 << 20
 
@@ -463,6 +463,36 @@ def _draw_figures(report: Report, directory: Path) -> tuple[list[Path], list[str
     return save_report_figures(report, directory, notes=notes), notes
 
 
+def report_suffix(path: str | Path, what: str = "The report path") -> str:
+    """The report's kind from its suffix (``.md``, ``.html`` or ``.htm``), or a
+    :class:`~cje.errors.CJEInputError` naming ``what`` (the CLI checks ``--report`` with it
+    before any analysis runs).
+
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        How the message names the path.
+
+    Returns
+    -------
+    str
+        The lower-case suffix.
+
+    Examples
+    --------
+    >>> report_suffix("r.HTML")
+    '.html'
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".md", ".html", ".htm"):
+        raise CJEInputError(
+            f"{what} must end in .md or .html; got '{path}'. Use --format/--out for table, JSON "
+            "or CSV output."
+        )
+    return suffix
+
+
 def write_report(report: Report, path: str | Path, *, figures: bool = True,
                  max_pairs: int | None = MAX_PAIRS_SHOWN) -> list[Path]:
     """Write the report as markdown (``.md``) or self-contained HTML (``.html``).
@@ -500,12 +530,7 @@ def write_report(report: Report, path: str | Path, *, figures: bool = True,
     import tempfile
 
     out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix not in (".md", ".html", ".htm"):
-        raise CJEInputError(
-            f"The report path must end in .md or .html; got '{out}'. Use --format/--out for "
-            "table, JSON or CSV output."
-        )
+    suffix = report_suffix(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".md":
         written: list[Path] = []
