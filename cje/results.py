@@ -25,8 +25,9 @@ STATUSES = ("OK", "CAUTION", "REFUSED", "UNCALIBRATED")
 #: Overlap diagnostics of an off-policy estimate (see :meth:`cje.report.Report.diagnostics`).
 OVERLAP_KEYS = ("ess_raw", "ess_stable", "max_weight_raw", "max_weight_stable", "top5_mass_raw",
                 "top5_mass_stable", "hill_raw", "affinity", "ttc", "cle", "var_cap_gamma",
-                "residual_weights", "transport_gap", "n_excluded", "mean_raw_weight",
-                "mean_raw_weight_se", "log_mean_raw_weight", "near_zero_share", "n_eff_raw")
+                "residual_weights", "transport_gap", "transport_gap_se", "n_eff_labelled",
+                "n_excluded", "mean_raw_weight", "mean_raw_weight_se", "log_mean_raw_weight",
+                "near_zero_share", "n_eff_raw")
 
 
 class _Record:

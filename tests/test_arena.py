@@ -136,35 +136,35 @@ def test_arena_unhelpful_is_flagged_by_every_weighted_estimator(arena_offpolicy)
 def test_arena_dr_estimates_agree_with_the_probe_slices(arena, arena_offpolicy):
     # The probe slices (n = 50, all labelled) are the only ground truth for the targets. With the
     # default residual_weights="auto", every DR point estimate lands inside the probe slice's 95%
-    # interval: clone (raw ESS 21.5%) weights its oracle residual by the raw weights (0.727 vs
-    # [0.721, 0.838]); parallel_universe_prompt (raw ESS 0.3%) by the stabilised ones
-    # (0.762–0.785 vs [0.727, 0.846]) and says so in its CAUTION reason; its interval adds the
-    # gap to the raw-weight residual correction (−0.057) as a bias allowance, and covers the
-    # probe mean.
+    # interval and every DR interval covers the probe mean. Both targets weight their oracle
+    # residual by the stabilised weights: clone because the largest raw weights dominate (raw ESS
+    # 21.5% but Hill tail index 0.76 < 1; 0.759 vs [0.721, 0.838], raw weights gave 0.727),
+    # parallel_universe_prompt because its raw ESS is 0.3% (0.762–0.785 vs [0.727, 0.846]); each
+    # says so in its CAUTION reason, and its interval adds gap² + Var(gap) (the gap between the raw-
+    # and the stabilised-weight residual corrections) as an allowance for the transport assumption.
     for t in ("clone", "parallel_universe_prompt"):
         lo, hi = _probe_ci(arena, t)
         for est in ("dr-cpo", "tmle", "mrdr", "stacked-dr"):
             e = arena_offpolicy[est][t]
             assert lo < e.estimate < hi, (est, t, lo, hi, e.estimate)
-            stable = t == "parallel_universe_prompt"
-            assert e.diagnostics["residual_weights"] == ("stable" if stable else "raw"), (est, t)
-            assert any("transporting" in r for r in e.reasons) == stable, (est, t, e.reasons)
-            assert (e.var_transport > 0) == stable, (est, t)
-            # clone's raw-weight interval ([0.682, 0.772]) only overlaps the probe interval
-            assert (e.ci_low < (lo + hi) / 2 < e.ci_high) if stable else (e.ci_high > lo), (est, t)
-    # residual_weights="raw" everywhere: no transport assumption, but parallel_universe_prompt's
-    # residual rests on a few labelled rows (one holds 9% of the weight): the point estimate moves
-    # (stacked DR 0.705) with an SE ~1.8x as large (0.103 vs 0.059), and the interval still
-    # overlaps the probe slice's.
+            assert e.diagnostics["residual_weights"] == "stable", (est, t)
+            why = "largest weights dominate" if t == "clone" else "raw-weight ESS"
+            assert any(why in r and "transports" in r for r in e.reasons), (est, t, e.reasons)
+            assert e.status == "CAUTION" and e.var_transport > 0, (est, t)
+            assert e.ci_low < (lo + hi) / 2 < e.ci_high, (est, t)
+    # residual_weights="raw" everywhere: no transport assumption, but the residual rests on a few
+    # labelled rows (parallel_universe_prompt: one holds 9% of the weight): clone moves down to
+    # 0.727 and its interval ([0.682, 0.772]) misses the probe mean, parallel_universe_prompt's
+    # to 0.705 with an interval that still overlaps the probe slice's.
     rep = {est: cje.analyze(arena / "logged_data.jsonl", fresh_draws=arena / "fresh_draws",
                             estimator=est, residual_weights="raw")
            for est in ("dr-cpo", "tmle", "mrdr", "stacked-dr")}
     for est, r in rep.items():
-        assert r["clone"].estimate == arena_offpolicy[est]["clone"].estimate  # raw either way
-        t = "parallel_universe_prompt"
-        lo, hi = _probe_ci(arena, t)
-        assert r[t].ci_low < hi and lo < r[t].ci_high, (est, lo, hi, r[t])
-        assert r[t].se > 1.5 * arena_offpolicy[est][t].se, (est, r[t].se)
+        for t in ("clone", "parallel_universe_prompt"):
+            lo, hi = _probe_ci(arena, t)
+            assert r[t].diagnostics["residual_weights"] == "raw" and r[t].var_transport == 0
+            assert r[t].ci_low < hi and lo < r[t].ci_high, (est, t, lo, hi, r[t])
+        assert r["clone"].estimate < arena_offpolicy[est]["clone"].estimate - 0.02, est
 
 
 def test_arena_offpolicy_with_probes_refuses_unhelpful(arena):

@@ -364,7 +364,7 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
             stable[ap] = wk / wk.mean()
         return stable
 
-    gaps: dict[frozenset[int], float] = {}
+    gaps: dict[frozenset[int], tuple[float, float]] = {}
 
     def run(deleted: set[int]) -> tuple[float, np.ndarray]:
         f = fit_without(deleted)  # the calibration of this replicate
@@ -384,8 +384,12 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
         v = ws if stable_resid else w  # weights on the residual term
         psi_e = float(np.sum(v * sr) / np.sum(v))
         phi_e = v * (sr - psi_e)
-        # transport gap: the residual correction with raw minus with stabilised weights
-        gaps[frozenset(deleted)] = (float(np.sum(w * sr) / np.sum(w)) - psi_e) if stable_resid else 0.0
+        # transport gap: the residual correction with raw minus with stabilised weights, and its
+        # clustered variance (influence w(x − ψ_raw) − w̃(x − ψ_stable), one row per prompt)
+        psi_raw_e = float(np.sum(w * sr) / np.sum(w))
+        gap_phi = w * (sr - psi_raw_e) - phi_e
+        gaps[frozenset(deleted)] = ((psi_raw_e - psi_e, _cluster_var(gap_phi, E2E_PID))
+                                    if stable_resid else (0.0, 0.0))
         # the stabilised-weight term's influence includes w̃'s estimation: raw w, centred
         if estimator == "calibrated-ips":
             psi_r = float(np.sum(ws * R) / np.sum(ws))
@@ -402,7 +406,8 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
     var_if = _cluster_var(phi, E2E_PID)
     reps = [run({k})[0] for k in (0, 1)]
     var_cal = (2 - 1) / 2 * sum((x - np.mean(reps)) ** 2 for x in reps)
-    return psi, var_if, var_cal, gaps.get(frozenset(), 0.0) ** 2  # allowance: full-data gap²
+    gap, gap_var = gaps.get(frozenset(), (0.0, 0.0))
+    return psi, var_if, var_cal, gap**2 + gap_var  # allowance: full-data gap² + Var(gap)
 
 
 @pytest.mark.parametrize(("estimator", "residual_weights"),
@@ -557,15 +562,16 @@ def test_calibrated_ips_beats_snips_in_monte_carlo(residual_weights: str, pop_es
 @pytest.mark.parametrize("estimator", ["calibrated-ips", "dr-cpo", "stacked-dr"])
 def test_auto_residual_weights_follow_the_raw_ess(estimator: str) -> None:
     # residual_weights="auto" (the default) is "raw" for a target whose sample raw-weight ESS is
-    # at least 10% (the overlap gate's threshold) and "stable" below it — the same numbers, bit
-    # for bit, as asking for that weighting — and says which in the diagnostics and, when
-    # stabilised, in the CAUTION reason. Population raw ESS 60% and 1% (sample 0.6 and ~0.01).
+    # at least 10% and whose Hill tail index is at least 1, and "stable" otherwise — the same
+    # numbers, bit for bit, as asking for that weighting — and says which in the diagnostics and,
+    # when stabilised, in the CAUTION reason. Population raw ESS 60% and 1% (sample 0.6 and ~0.01).
     sim = make_offpolicy_eval(600, targets={"near": theta_for_ess(0.6), "far": theta_for_ess(0.01)},
                               oracle_fraction=0.2, n_fresh_per_prompt=1, rng=5)
     fresh = None if estimator == "calibrated-ips" else sim.fresh
     rep = {rw: cje.analyze(sim.logged, fresh_draws=fresh, estimator=estimator,
                            residual_weights=rw, **SCALES) for rw in ("auto", "raw", "stable")}
-    assert rep["auto"]["near"].diagnostics["ess_raw"] >= 0.10
+    near_d = rep["auto"]["near"].diagnostics
+    assert near_d["ess_raw"] >= 0.10 and near_d["hill_raw"] >= 1.0
     assert rep["auto"]["far"].diagnostics["ess_raw"] < 0.10
     for target, expect in (("near", "raw"), ("far", "stable")):
         got, ref = rep["auto"][target], rep[expect][target]
@@ -574,23 +580,50 @@ def test_auto_residual_weights_follow_the_raw_ess(estimator: str) -> None:
         assert got.diagnostics["residual_weights"] == expect
         other = rep["stable" if expect == "raw" else "raw"][target]
         assert got.estimate != other.estimate  # the choice matters on this data
-    # the stabilised residual's bias allowance: the gap between the raw- and the stabilised-weight
-    # residual corrections, squared, in the SE (and in every contrast with that policy)
+    # the stabilised residual's allowance: the gap between the raw- and the stabilised-weight
+    # residual corrections, squared, plus the gap's sampling variance, in the SE (and in every
+    # contrast with that policy)
     far = rep["auto"]["far"]
-    gap = far.diagnostics["transport_gap"]
-    assert gap != 0 and rep["auto"]["near"].var_transport == 0
+    gap, gap_se = far.diagnostics["transport_gap"], far.diagnostics["transport_gap_se"]
+    assert gap != 0 and gap_se > 0 and rep["auto"]["near"].var_transport == 0
     assert "transport_gap" not in rep["auto"]["near"].diagnostics
-    assert far.var_transport == pytest.approx(gap**2, rel=1e-12)
-    assert far.se == pytest.approx(np.sqrt(far.var_if + far.var_cal + gap**2), rel=1e-12)
+    allowance = gap**2 + gap_se**2
+    assert far.var_transport == pytest.approx(allowance, rel=1e-12)
+    assert far.se == pytest.approx(np.sqrt(far.var_if + far.var_cal + allowance), rel=1e-12)
     c = next(c for c in rep["auto"].pairs if {c.policy_a, c.policy_b} == {"near", "far"})
-    assert c.var_transport == pytest.approx(gap**2, rel=1e-12)
-    assert c.se == pytest.approx(np.sqrt(c.var_if + c.var_cal + gap**2), rel=1e-12)
-    assert any("stabilised weights" in r and "transporting" in r and f"{gap:+.3f}" in r
+    assert c.var_transport == pytest.approx(allowance, rel=1e-12)
+    assert c.se == pytest.approx(np.sqrt(c.var_if + c.var_cal + allowance), rel=1e-12)
+    assert any("stabilised weights" in r and "transports" in r and f"{gap:+.3f} ± {gap_se:.3f}" in r
                for r in far.reasons)
     assert rep["auto"]["far"].status == "CAUTION"
     assert "residual on stabilised weights" in rep["auto"].summary()
     assert rep["auto"].diagnostics("overlap").set_index("policy").loc["far", "residual_weights"] \
         == "stable"
+
+
+def test_auto_residual_weights_follow_the_tail() -> None:
+    # At a raw ESS of at least 10%, a Hill tail index below 1 (the largest weights dominate)
+    # switches "auto" to the stabilised weights too, and the DR gate says why in one reason.
+    # Built to trip it: the Gaussian-tilt logs at population ESS 60%, with the 30 largest log
+    # weights (the Hill estimator's k at n = 600) respaced evenly from 0.1 to 2.5 nats above the
+    # 31st: sample ESS 18%, Hill 0.77.
+    sim = make_offpolicy_eval(600, targets={"near": theta_for_ess(0.6)}, oracle_fraction=0.3,
+                              rng=5)
+    logged = sim.logged.copy()
+    lw = (logged["logprob[near]"] - logged["logprob_base"]).to_numpy(copy=True)
+    order = np.argsort(lw)[::-1]
+    lw[order[:30]] = lw[order[30]] + np.linspace(2.5, 0.1, 30)
+    logged["logprob[near]"] = logged["logprob_base"] + lw
+    rep = {rw: cje.analyze(logged, fresh_draws=sim.fresh, estimator="dr-cpo", residual_weights=rw,
+                           **SCALES) for rw in ("auto", "stable")}
+    e = rep["auto"]["near"]
+    d = e.diagnostics
+    assert d["ess_raw"] >= 0.10 and d["hill_raw"] < 1.0, (d["ess_raw"], d["hill_raw"])
+    assert d["residual_weights"] == "stable"
+    assert (e.estimate, e.se) == (rep["stable"]["near"].estimate, rep["stable"]["near"].se)
+    tail = [r for r in e.reasons if "largest weights dominate" in r]
+    assert e.status == "CAUTION" and len(tail) == 1 and "transports" in tail[0]
+    assert "Weight tails" in tail[0] and "infinite" not in " ".join(e.reasons)
 
 
 def test_residual_weights_option_is_checked() -> None:

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cje.diagnostics.calibration import out_of_range_share
-from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, TTC_GATE
+from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, HILL_RESIDUAL, TTC_GATE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -457,17 +457,31 @@ def overlap_gate(family: str | None, diag: Mapping[str, Any],
     return status, reasons
 
 
+#: Where the reasons about weight tails point (docs/offpolicy.md, "Weight tails").
+TAIL_DOCS = "docs: Off-policy › Weight tails"
+
+
 def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """The overlap gates (docs: Methods › Diagnostics and gates) on ESS, TTC and the Hill index (CAUTION)."""
+    """The overlap gates (docs: Methods › Diagnostics and gates) on ESS, TTC and the Hill index
+    (CAUTION), one short sentence per reason.
+
+    The Hill index says what the sample shows — the largest weights dominate — not that the
+    weights' variance is infinite: importance weights of a finite set of responses are bounded,
+    and a sample of them can look heavy-tailed all the same. The reason then says what the
+    interval allows for.
+    """
     reasons: list[str] = []
     stable_resid = diag.get("residual_weights") == "stable"
+    nan = float("nan")
     resid = (
-        "; the oracle residual is weighted by the stabilised weights, so the estimate rests on the "
-        "calibration transporting to the target's responses, and its interval adds the gap to "
-        f"the raw-weight correction ({diag.get('transport_gap', float('nan')):+.3f}) as an "
-        "allowance for that (audit it with a probe slice; residual_weights='raw' drops the "
-        "assumption)"
+        "; the oracle residual is weighted by the stabilised weights, so the estimate assumes the "
+        "calibration transports to the target's responses, and its interval adds the gap to the "
+        f"raw-weight correction ({diag.get('transport_gap', nan):+.3f} ± "
+        f"{diag.get('transport_gap_se', nan):.3f}) as an allowance (a probe slice audits the "
+        f"assumption; residual_weights='raw' drops it; {TAIL_DOCS})"
     ) if stable_resid else ""
+    ess = diag.get("ess_raw", nan)
+    low_ess = ess == ess and ess < ESS_GATE
     checks: tuple[tuple[str, float, str], ...]
     if family == "weighting":
         checks = (
@@ -475,8 +489,10 @@ def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
                                   "estimate" + resid),
             ("ttc", TTC_GATE, "TTC {v:.2f} < {g:.2f}: the logging policy rarely produces the "
                               "responses the target concentrates on"),
-            ("hill_raw", HILL_GATE, "Hill tail index {v:.2f} < {g:g}: the weights' variance is "
-                                    "effectively infinite"),
+            ("hill_raw", HILL_GATE, "the largest weights dominate (Hill tail index {v:.2f} < {g:g}): "
+                                    "the estimate rests on a few logged rows, and its interval "
+                                    "allows only for the spread of the rows it saw, not for rarer "
+                                    f"high-weight responses it missed ({TAIL_DOCS})"),
         )
     else:
         checks = (
@@ -488,8 +504,11 @@ def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
                               "responses the target concentrates on; the estimate rests on the "
                               "outcome model"),
         )
+        if stable_resid and not low_ess:
+            checks += (("hill_raw", HILL_RESIDUAL, "the largest weights dominate (Hill tail index "
+                                                   "{v:.2f} < {g:g})" + resid),)
     for key, gate, text in checks:
-        v = diag.get(key, float("nan"))
+        v = diag.get(key, nan)
         if v == v and v < gate:
             reasons.append("poor overlap: " + text.format(v=v, g=gate) + ".")
     return ("CAUTION" if reasons else "OK"), reasons

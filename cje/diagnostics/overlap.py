@@ -30,6 +30,10 @@ import numpy as np
 from cje.errors import CJEInputError
 
 __all__ = [
+    "ESS_GATE",
+    "HILL_GATE",
+    "HILL_RESIDUAL",
+    "TTC_GATE",
     "ess_fraction",
     "max_weight",
     "top_mass",
@@ -45,6 +49,10 @@ __all__ = [
 #: Overlap gates on the raw weights (docs: Methods › Diagnostics and gates): below these an estimate is
 #: CAUTION.
 ESS_GATE, TTC_GATE, HILL_GATE = 0.10, 0.30, 2.0
+#: Hill tail index of the raw weights below which the largest weights dominate their sample mean
+#: (a Pareto tail of index below 1 has no mean); ``residual_weights="auto"`` then weights the oracle
+#: residual by the stabilised weights (docs: Off-policy › Weight tails).
+HILL_RESIDUAL = 1.0
 
 # Relative tolerance used when comparing a cumulative weight sum with a target share of the total,
 # so that e.g. 9 equal weights out of 10 count as holding 90% despite floating-point rounding.

@@ -53,6 +53,7 @@ __all__ = [
     "calibrated_ips",
     "doubly_robust",
     "residual_gap",
+    "residual_gap_variance",
     "stack",
 ]
 
@@ -327,6 +328,52 @@ def residual_gap(rows: OffPolicyRows) -> float:
         raise ValueError("residual_gap needs the stabilised weights (rows.stable).")
     x = rows.scaled_residual
     return _weighted(rows.weights, x)[0] - _weighted(rows.stable, x)[0]
+
+
+def residual_gap_variance(rows: OffPolicyRows, cluster: np.ndarray) -> float:
+    """Prompt-clustered variance of :func:`residual_gap` (its sampling noise).
+
+    The gap is the difference of two Hájek means of ``x = (L/p_L)·e``; its influence is
+    ``φ_i = w_i (x_i − ψ_raw) − w̃_i (x_i − ψ_stable)`` (the stabilised weights held fixed), and
+    the variance is :func:`cje.inference.cluster_variance` of ``φ``. The pipeline's allowance for
+    the transport assumption is ``gap² + Var(gap)``: ``gap²`` alone is a one-sample reading of the
+    squared bias that is small exactly when the noise happens to cancel the bias.
+
+    Parameters
+    ----------
+    rows : OffPolicyRows
+        With ``stable`` set.
+    cluster : numpy.ndarray of int
+        Prompt code per row.
+
+    Returns
+    -------
+    float
+        On the internal [0, 1] scale (squared); 0 with fewer than two prompts.
+
+    Raises
+    ------
+    ValueError
+        ``rows.stable`` is missing.
+
+    Examples
+    --------
+    >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.array([0.1, 0.0]), np.array([True, False]),
+    ...                   np.array([0.5, 1.5]), stable=np.array([0.8, 1.2]))
+    >>> # x = (0.2, 0), ψ_raw = 0.05, ψ_stable = 0.08:
+    >>> # φ = (0.5·0.15 − 0.8·0.12, 1.5·(−0.05) − 1.2·(−0.08)) = (−0.021, 0.021)
+    >>> round(residual_gap_variance(r, np.array([0, 1])), 6)   # 2/1 · (0.021² + 0.021²) / 2²
+    0.000441
+    """
+    from cje.inference import cluster_variance
+
+    if rows.stable is None:
+        raise ValueError("residual_gap_variance needs the stabilised weights (rows.stable).")
+    x = rows.scaled_residual
+    psi_r, phi_r = _weighted(rows.weights, x)
+    psi_s, phi_s = _weighted(rows.stable, x)
+    v, _ = cluster_variance(phi_r - phi_s, cluster)
+    return float(v) if v == v else 0.0
 
 
 def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:

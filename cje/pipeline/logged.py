@@ -10,6 +10,7 @@ estimators, the residual augmentation — is refitted in every OUA jackknife rep
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,10 +21,21 @@ from cje.calibration.reward import Mode, RewardCalibrator
 from cje.calibration.weights import hajek_weights
 from cje.data import EvalData
 from cje.diagnostics.gates import overlap_gate
-from cje.diagnostics.overlap import ESS_GATE, ess_fraction, weight_summary
+from cje.diagnostics.overlap import (
+    ESS_GATE,
+    HILL_RESIDUAL,
+    ess_fraction,
+    hill_index,
+    weight_summary,
+)
 from cje.errors import CJEInputError
 from cje.estimators.direct import direct_estimate
-from cje.estimators.offpolicy import LoggedTarget, PolicyValue, residual_gap
+from cje.estimators.offpolicy import (
+    LoggedTarget,
+    PolicyValue,
+    residual_gap,
+    residual_gap_variance,
+)
 from cje.estimators.registry import Estimator
 from cje.pipeline.core import (
     MIN_LABELLED_PROMPTS,
@@ -37,7 +49,7 @@ from cje.pipeline.core import (
 from cje.pipeline.summaries import from_unit, naive_judge_mean, to_unit, weight_tail
 from cje.report import Report
 
-__all__ = ["analyze_logged"]
+__all__ = ["analyze_logged", "residual_on_stable"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -91,6 +103,8 @@ class LoggedShape:
         # everything downstream of the calibrator K + 1 times)
         self._rows_of = {"logged": self._gather(self.logged_rows)}
         self._static = [self._static_parts(tg) for tg in targets]
+        self._deleted: frozenset[int] = frozenset()
+        self._gap_parts: dict[str, tuple[float, float]] = {}  # (gap, its SE), full calibration
 
     def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t = self.table
@@ -113,6 +127,7 @@ class LoggedShape:
         (:func:`~cje.estimators.offpolicy.residual_gap`, 0 unless the target's residual uses the
         stabilised weights) is the bias allowance."""
         t = self.table
+        self._deleted = deleted
         d_s, d_X = t.distinct_s, t.distinct_X
         full = calibrator.predictor(deleted)(d_s, d_X)
         index = np.vstack([
@@ -158,7 +173,14 @@ class LoggedShape:
         value = self.estimator.estimate(x)
         gap = 0.0
         if tg.stable_residual and value.stable is not None:
-            gap = residual_gap(replace(x, stable=value.stable.weights))
+            # the allowance for the transport assumption, gap² + Var(gap), passed as one signed
+            # number whose square it is (the skeleton adds the square to the variance)
+            xs = replace(x, stable=value.stable.weights)
+            g = residual_gap(xs)
+            v = residual_gap_variance(xs, x.cluster)
+            gap = math.copysign(math.sqrt(g * g + v), g)
+            if not self._deleted:
+                self._gap_parts[tg.name] = (g, math.sqrt(v))
         return value, gap
 
     # ---- what the report needs ---------------------------------------------------------------
@@ -211,8 +233,14 @@ class LoggedShape:
         for why, cnt in tg.excluded.items():
             diag[f"excluded_{why.replace(' ', '_')}"] = cnt
         diag["weight_tail_raw"] = weight_tail(tg.w)
-        if tg.stable_residual:
-            diag["transport_gap"] = gap * width
+        # the labelled rows' Kish ESS (Σ w)² / Σ w²: how many rows a raw-weighted residual rests on
+        w_lab = tg.w[self._lab[tg.rows]]
+        ss = float((w_lab * w_lab).sum())
+        diag["n_eff_labelled"] = float(w_lab.sum()) ** 2 / ss if ss > 0 else 0.0
+        if tg.stable_residual and tg.name in self._gap_parts:
+            g, g_se = self._gap_parts[tg.name]
+            diag["transport_gap"] = g * width
+            diag["transport_gap_se"] = g_se * width
         if stable is not None:
             diag["weight_tail_stable"] = weight_tail(stable.weights)
             diag["var_cap_gamma"] = stable.gamma
@@ -231,6 +259,44 @@ class LoggedShape:
             method=self.estimator.method, naive=naive,
             scores=s_target if s_target is not None else ev.judge_score[tg.rows],
             status=status, reasons=reasons, diagnostics=diag)
+
+
+def residual_on_stable(w: np.ndarray, residual_weights: str = "auto") -> bool:
+    """Whether a target's oracle residual term is weighted by the stabilised weights.
+
+    ``"raw"`` / ``"stable"`` as asked. ``"auto"``: stabilised when the raw weights' ESS fraction
+    is below :data:`~cje.diagnostics.overlap.ESS_GATE` (10%) **or** their Hill tail index is below
+    :data:`~cje.diagnostics.overlap.HILL_RESIDUAL` (1: the largest weights dominate the sample
+    mean, so a raw-weighted residual rests on a few labelled rows); raw otherwise. The estimate's
+    interval then carries the allowance ``gap² + Var(gap)``
+    (:func:`~cje.estimators.offpolicy.residual_gap`,
+    :func:`~cje.estimators.offpolicy.residual_gap_variance`) and the overlap gate names the
+    assumption. Evidence: ``simulations/results/study_tails.md``.
+
+    Parameters
+    ----------
+    w : numpy.ndarray
+        The target's raw (Hájek) weights.
+    residual_weights : {"auto", "raw", "stable"}
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from scipy.stats import norm
+    >>> light = np.exp(0.8 * norm.ppf((np.arange(200) + 0.5) / 200))   # ESS 55%, Hill 2.89
+    >>> residual_on_stable(light), residual_on_stable(light, "stable")
+    (False, True)
+    >>> heavy = np.r_[np.ones(189), 1.3 ** np.arange(11)]   # ESS 46%, Hill 0.69
+    >>> residual_on_stable(heavy)
+    True
+    """
+    if residual_weights != "auto":
+        return residual_weights == "stable"
+    hill = hill_index(w)
+    return bool(ess_fraction(w) < ESS_GATE or (hill == hill and hill < HILL_RESIDUAL))
 
 
 def analyze_logged(
@@ -444,9 +510,7 @@ def analyze_logged(
         sub, used = pd.factorize(codes[rows], sort=True)
         targets.append(_Target(
             name=name, rows=rows, log_w=lw, w=w, fresh=frows, excluded=excluded,
-            stable_residual=est.stabilised and (
-                residual_weights == "stable"
-                or (residual_weights == "auto" and ess_fraction(w) < ESS_GATE)),
+            stable_residual=est.stabilised and residual_on_stable(w, residual_weights),
             used_codes=sub, used=np.asarray(used),
             fresh_count=np.maximum(np.bincount(cluster[frows], minlength=len(prompts)), 1)))
 

@@ -5,6 +5,9 @@
 * :mod:`cje.synthetic.offpolicy` — logs of a logging policy with exact importance weights for
   target policies (exponential tilts with known overlap), plus fresh draws of every policy (the
   off-policy setting);
+* :mod:`cje.synthetic.tails` — off-policy logs with bounded (discrete response types) or unbounded
+  importance-weight tails and a judge style the targets prefer (the calibration does not
+  transport);
 * :mod:`cje.synthetic.pairwise` — pairwise verdicts in both orders with planted position,
   length and self-preference effects, and human verdicts;
 * :mod:`cje.synthetic.panel` — a crossed panel of judges and generators with model families,
@@ -36,6 +39,7 @@ from cje.synthetic.offpolicy import (
 )
 from cje.synthetic.pairwise import SyntheticPairs, make_pairwise_eval
 from cje.synthetic.panel import JudgeSpec, SyntheticPanel, make_panel_eval
+from cje.synthetic.tails import TailSim, make_tail_eval
 
 __all__ = [
     "DEFAULT_TARGET_ESS",
@@ -52,12 +56,14 @@ __all__ = [
     "SyntheticEval",
     "SyntheticPairs",
     "SyntheticPanel",
+    "TailSim",
     "default_policies",
     "default_targets",
     "judge_link",
     "make_direct_eval",
     "make_offpolicy_eval",
     "make_pairwise_eval",
+    "make_tail_eval",
     "make_panel_eval",
     "offpolicy_true_value",
     "theta_for_ess",
