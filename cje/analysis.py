@@ -113,12 +113,13 @@ def analyze(
         CJE paper) is far less variable but assumes the judge score carries everything the target
         changes about the label (the calibration transports); where it does not, the estimate is
         biased toward the logging policy's calibration. Stabilised residual weights therefore add
-        the squared gap between the two corrections to the variance as an allowance
-        (:attr:`~cje.report.PolicyEstimate.var_transport`). ``"auto"`` (default): raw weights
-        for a target whose raw-weight ESS is at least 10%, stabilised ones below it, where the
-        overlap gate marks the estimate CAUTION and names that assumption. The diagnostics'
-        ``residual_weights`` says which was used; the evidence is in
-        ``simulations/results/study_residual_weights.md``.
+        ``gap² + Var(gap)`` to the variance as an allowance, the gap being the difference between
+        the two corrections (:attr:`~cje.report.PolicyEstimate.var_transport`). ``"auto"``
+        (default): raw weights for a target whose raw-weight ESS is at least 10% and whose
+        Hill tail index is at least 1, stabilised ones otherwise (few effective rows, or the
+        largest weights dominate), where the overlap gate marks the estimate CAUTION and names
+        that assumption. The diagnostics' ``residual_weights`` says which was used; the evidence
+        is in ``simulations/results/study_tails.md`` and ``study_residual_weights.md``.
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
         ``"drop"`` its rows are excluded for that target (counted in the diagnostics).

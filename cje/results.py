@@ -101,9 +101,9 @@ class PolicyEstimate(_Record):
         delete-one-oracle-fold jackknife).
     var_transport : float
         Off-policy estimates whose oracle residual used the stabilised weights: an allowance for
-        the transport assumption this makes, the squared gap between the residual correction
-        with raw and with stabilised weights (0 otherwise). ``se**2 == var_if + var_cal +
-        var_transport``.
+        the transport assumption this makes, ``gap² + Var(gap)`` with ``gap`` the residual
+        correction with raw minus with stabilised weights (0 otherwise). ``se**2 == var_if +
+        var_cal + var_transport``.
     calibration_share : float
         ``var_cal / se**2``: near 1, more labels help most; near 0, more prompts do.
     naive_estimate, naive_ci_low, naive_ci_high : float
@@ -173,8 +173,9 @@ class Contrast(_Record):
     n_shared_prompts : int
         Prompts both policies answered.
     var_transport : float
-        The squared difference of the two policies' transport gaps (see
-        :attr:`PolicyEstimate.var_transport`); ``se**2 == var_if + var_cal + var_transport``.
+        The squared difference of the two policies' signed transport allowances
+        ``sign(gap)·sqrt(gap² + Var(gap))`` (see :attr:`PolicyEstimate.var_transport`);
+        ``se**2 == var_if + var_cal + var_transport``.
 
     Examples
     --------

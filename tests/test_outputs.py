@@ -476,9 +476,12 @@ def test_arena_offpolicy_outputs(arena):
                                             "unhelpful": 0}
     dr = cje.analyze(arena / "logged_data.jsonl", fresh_draws=arena / "fresh_draws",
                      estimator="stacked-dr")
-    c = next(c for c in dr.pairs if (c.policy_a, c.policy_b) == ("base", "unhelpful"))
+    # clone − unhelpful: the unadjusted interval excludes 0, Holm does not separate (base −
+    # unhelpful was the example until issue #14: its interval now carries unhelpful's transport
+    # allowance gap² + Var(gap) and reaches 0)
+    c = next(c for c in dr.pairs if (c.policy_a, c.policy_b) == ("clone", "unhelpful"))
     assert c.ci_low > 0 and c.p_holm > 0.05  # the interval excludes 0; Holm does not separate
-    line = next(ln for ln in dr.summary().splitlines() if ln.startswith("  base − unhelpful:"))
+    line = next(ln for ln in dr.summary().splitlines() if ln.startswith("  clone − unhelpful:"))
     assert "*" not in line and "per-pair unadjusted 95% CIs" in dr.summary()
 
 

@@ -11,7 +11,7 @@ from cje.studies import DEFAULT_SEEDS, NAMES, STUDIES, main
 from cje.studies.overlap import ranking_accuracy, stabilisation_spread
 from cje.studies.ranking import budget_for, per_replicate
 
-OFFPOLICY = {"overlap", "var_cap", "residual_weights", "mrdr_omega", "folds"}
+OFFPOLICY = {"overlap", "var_cap", "residual_weights", "mrdr_omega", "folds", "tails"}
 
 
 def _outputs(md, name, reps):
@@ -224,6 +224,25 @@ def test_folds_quick(quick_dir):
     assert df.groupby("setting")["covered"].mean().min() >= _floor(6)
 
 
+def test_tails_quick(quick_dir):
+    md = STUDIES["tails"](quick=True, out_dir=quick_dir)
+    df, text = _outputs(md, "tails", 3)
+    assert len(df) == 3 * 9 * 6  # replicates × (4 data sets + 5 settings on one) × targets
+    assert "## Acceptance (issue #14)" in text
+    # "auto" is, row by row, "raw" or "stable" on the same data, as its diagnostics say
+    key = ["replicate", "target"]
+    b = df[(df["tail"] == "bounded") & (df["style"] == 0.9)]
+    auto = b[b.setting == "stacked-dr"].set_index(key)
+    for rw in ("raw", "stable"):
+        other = b[b.setting == f"stacked-dr / {rw}"].set_index(key).loc[auto.index]
+        same = auto["stable_residual"] == (rw == "stable")
+        assert (auto.loc[same, "estimate"] == other.loc[same, "estimate"]).all()
+    # stabilised below 10% raw ESS or with a Hill index below 1, raw otherwise
+    want = (auto["ess_raw"] < 0.10) | (auto["hill_raw"] < 1.0)
+    assert (auto["stable_residual"] == want).all()
+    assert df["covered"].mean() >= _floor(3 * 9)  # rows of one data set's 6 targets share data
+
+
 def test_script_entry_point_records_the_command(tmp_path):
     md = main("ranking", ["--quick", "--reps", "4", "--out-dir", str(tmp_path)],
               prog="cje simulate ranking")
@@ -361,3 +380,21 @@ def test_folds_full(tmp_path):
     for est in ("calibrated-ips", "stacked-dr"):
         r = rmse[rmse.index.get_level_values("setting").str.startswith(est)].unstack("setting")
         assert (r[f"{est} / K=5"] <= 1.02 * r.min(axis=1)).all()
+
+
+@pytest.mark.slow
+def test_tails_full(tmp_path):
+    # issue #14's acceptance on the tails study (500 replicates per cell): DR intervals with the
+    # default residual weights cover within [0.935, 0.965] at ESS 50%, at least 0.935 (or are not
+    # OK) at 10–20%, at least 0.93 (or are REFUSED) at 5% and below. Tolerance: 2 binomial MC SE
+    # (0.0097 at 0.95 over 500 replicates) on each bound, as the rows are cells of one run.
+    df, _ = _outputs(STUDIES["tails"](out_dir=tmp_path), "tails", 500)
+    tol = 2 * np.sqrt(0.95 * 0.05 / 500)
+    dr = df[df.setting.isin(["stacked-dr", "dr-cpo", "tmle"])]
+    cov = dr.groupby(["tail", "style", "setting", "ess"])["covered"].mean()
+    good = cov[cov.index.get_level_values("ess") >= 0.5]
+    assert good.between(0.935 - tol, 0.965 + tol).all(), good
+    mid = dr[dr.ess.between(0.10, 0.20) & (dr.status == "OK")]
+    assert (mid.groupby(["tail", "style", "setting", "ess"])["covered"].mean() >= 0.935 - tol).all()
+    low = dr[(dr.ess <= 0.05) & (dr.status != "REFUSED")]
+    assert (low.groupby(["tail", "style", "setting", "ess"])["covered"].mean() >= 0.93 - tol).all()

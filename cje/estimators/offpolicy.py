@@ -20,9 +20,11 @@ too:
 lower variance, but the estimate then targets ``E_target[E_logging[Y | S]]``, which equals the
 target's value only when the judge score carries everything the target changes about the label
 (the calibration transports; audit it with a probe slice) — the pipeline then adds the square of
-:func:`residual_gap` to the variance as an allowance. The pipeline chooses per target
-(:func:`cje.analyze`'s ``residual_weights``: by default raw weights at a raw-weight ESS of at
-least 10%, stabilised below); ``simulations/results/study_residual_weights.md`` has the evidence.
+:func:`residual_gap` plus its sampling variance (:func:`residual_gap_variance`) to the variance
+as an allowance. The pipeline chooses per target (:func:`cje.analyze`'s ``residual_weights``: by
+default raw weights at a raw-weight ESS of at least 10% with a Hill tail index of at least 1,
+stabilised otherwise); ``simulations/results/study_tails.md`` and ``study_residual_weights.md``
+have the evidence.
 """
 
 from __future__ import annotations
@@ -298,8 +300,9 @@ def residual_gap(rows: OffPolicyRows) -> float:
 
     ``Σ w_i (L_i/p_L) e_i / Σ w_i − Σ w̃_i (L_i/p_L) e_i / Σ w̃_i``. Its expectation is what the
     stabilised weights assume away, ``E[(W − E[W | S])·(Y − f(S))]``: zero when the calibration
-    transports from the logging policy to the target. The pipeline adds its square to the
-    variance of an estimate whose residual uses the stabilised weights (a bias allowance,
+    transports from the logging policy to the target. The pipeline adds its square plus its
+    sampling variance (:func:`residual_gap_variance`) to the variance of an estimate whose
+    residual uses the stabilised weights (a bias allowance,
     :attr:`cje.report.PolicyEstimate.var_transport`).
 
     Parameters

@@ -122,10 +122,12 @@ class LoggedShape:
     # ---- one run of everything downstream of the calibrator ----------------------------------
     def run(self, calibrator: RewardCalibrator,
             deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
-        """``(value, transport gap)`` of the logging policy and every target under the
-        calibration that deletes ``deleted``; the gap
-        (:func:`~cje.estimators.offpolicy.residual_gap`, 0 unless the target's residual uses the
-        stabilised weights) is the bias allowance."""
+        """``(value, transport allowance)`` of the logging policy and every target under the
+        calibration that deletes ``deleted``. The allowance (0 unless the target's residual uses
+        the stabilised weights) is ``sign(gap)·sqrt(gap² + Var(gap))`` with ``gap``
+        :func:`~cje.estimators.offpolicy.residual_gap` and ``Var(gap)``
+        :func:`~cje.estimators.offpolicy.residual_gap_variance`: the skeleton adds its square to
+        the variance and differences of it to the contrasts'."""
         t = self.table
         self._deleted = deleted
         d_s, d_X = t.distinct_s, t.distinct_X
