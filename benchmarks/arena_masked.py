@@ -47,13 +47,21 @@ def _write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _with_text(r: dict) -> dict:
+    """cje-eval's loaders require ``prompt`` and ``response`` text, which the shipped copy does not
+    have: a placeholder with the recorded number of words (no estimator here reads the text)."""
+    pid = r.get("prompt_id") or r["metadata"]["prompt_id"]
+    return {**r, "prompt": str(pid), "response": " ".join(["word"] * int(r.get("response_length", 1)))}
+
+
 def masked_copies(root: Path, fraction: float, seeds: int) -> tuple[list[Path], dict[str, float]]:
     """Write one masked copy of the Arena files per seed; return the dirs and the probe means."""
     files = datasets.export(root / "full")
-    logged = _jsonl(files.logged)
+    logged = [_with_text(r) for r in _jsonl(files.logged)]
     labelled = np.flatnonzero([r.get("oracle_label") is not None for r in logged])
     n_keep = round(fraction * len(logged))
-    fresh = {p.name: _jsonl(p) for p in sorted(files.fresh_draws.glob("*_responses.jsonl"))}
+    fresh = {p.name: [_with_text(r) for r in _jsonl(p)]
+             for p in sorted(files.fresh_draws.glob("*_responses.jsonl"))}
     dirs = []
     for seed in range(seeds):
         keep = set(np.random.default_rng(seed).choice(labelled, size=n_keep, replace=False).tolist())
