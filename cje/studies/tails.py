@@ -42,7 +42,8 @@ from cje.studies._common import (
     write_results,
 )
 
-__all__ = ["DEFAULT_SEED", "ESS", "FULL", "QUICK", "SETTINGS", "run", "task"]
+__all__ = ["DEFAULT_SEED", "ESS", "FULL", "QUICK", "SETTINGS", "compact_table", "run", "summary",
+           "task"]
 
 NAME = "tails"
 DEFAULT_SEED = DEFAULT_SEEDS[NAME]
@@ -198,6 +199,48 @@ def _reading(s: pd.DataFrame) -> list[str]:
     return lines
 
 
+def compact_table(s: pd.DataFrame) -> list[str]:
+    """The evidence table of docs/offpolicy.md ("Weight tails"): coverage ± MC SE of the DR
+    estimators with the default residual weights per raw ESS, and the share not OK.
+
+    Parameters
+    ----------
+    s : pandas.DataFrame
+        :func:`summary` of the replicate rows.
+
+    Returns
+    -------
+    list of str
+        Markdown lines.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"tail": "bounded", "style": 0.9, "setting": "stacked-dr", "ess": 0.15,
+    ...                      "estimate": [0.50, 0.52], "truth": 0.5, "ci_low": [0.45, 0.51],
+    ...                      "ci_high": [0.55, 0.53], "status": ["OK", "CAUTION"],
+    ...                      "stable_residual": False})
+    >>> print("\\n".join(compact_table(summary(rows))))
+    | raw ESS | stacked DR, bounded, style on |
+    |---|---:|
+    | 15% | **0.500 ± 0.354** ✗ (50%) |
+    """
+    cols = [("stacked-dr", "bounded", 0.9), ("stacked-dr", "bounded", 0.0),
+            ("stacked-dr", "unbounded", 0.9), ("stacked-dr", "unbounded", 0.0),
+            ("dr-cpo", "bounded", 0.9), ("tmle", "bounded", 0.9)]
+    have = {k[:3] for k in s.index}
+    cols = [c for c in cols if (c[1], c[2], c[0]) in have]
+    head = ["raw ESS"] + [f"{'stacked DR' if lab == 'stacked-dr' else lab.upper()}, {tail}, "
+                          f"style {'on' if style else 'off'}" for lab, tail, style in cols]
+    rows = []
+    for e in sorted({k[3] for k in s.index}, reverse=True):
+        row = [pct(e)]
+        for lab, tail, style in cols:
+            x = s.loc[(tail, style, lab, e)]
+            row.append(f"{cov_cell(x['coverage'], x['coverage_se'])} ({1 - x['ok']:.0%})")
+        rows.append(row)
+    return md_table(head, rows, align="l" + "r" * len(cols))
+
+
 def _figure(s: pd.DataFrame) -> Any:
     fig, ax = figure(1, 2, (11.0, 4.2))
     for j, tail in enumerate(("bounded", "unbounded")):
@@ -249,6 +292,11 @@ def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
         "default residual weights.",
         "",
         *([f"- {line}" for line in acc] or ["- every DR cell meets it."]),
+        "",
+        "Coverage ± MC SE of the DR estimators with the default residual weights (share of "
+        "estimates not OK in parentheses; the table in docs/offpolicy.md, \"Weight tails\"):",
+        "",
+        *compact_table(s),
         "",
         "## Reading",
         "",
