@@ -585,7 +585,8 @@ class Report:
                 excl = f", {d['n_excluded']} rows excluded" if d.get("n_excluded") else ""
                 if d.get("residual_weights") == "stable":
                     excl = (f", residual on stabilised weights (transport gap "
-                            f"{d.get('transport_gap', float('nan')):+.3f})" + excl)
+                            f"{d.get('transport_gap', float('nan')):+.3f} ± "
+                            f"{d.get('transport_gap_se', float('nan')):.3f})" + excl)
                 out.append(
                     f"  {_short(e.policy):<24} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
                     f"TTC {_fmt(d['ttc'], 2)}, affinity {_fmt(d['affinity'], 2)}, "
