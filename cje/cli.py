@@ -119,8 +119,9 @@ def _parser() -> argparse.ArgumentParser:
                         "trading bias for variance)")
     a.add_argument("--residual-weights", choices=("auto", "raw", "stable"), default="auto",
                    help="logged data: weights on the oracle residual term (default auto: raw "
-                        "where a target's raw-weight ESS is at least 10%%, SIMCal-W below it, "
-                        "which assumes the calibration transports)")
+                        "where a target's raw-weight ESS is at least 10%% and its weights' Hill "
+                        "tail index at least 1, SIMCal-W otherwise, which assumes the calibration "
+                        "transports)")
     a.add_argument("--drop-missing", action="store_true",
                    help="DR: exclude logged prompts without fresh draws of the target (counted) "
                         "instead of failing")
