@@ -58,7 +58,7 @@ def test_direct_rare_rate_interval_is_cut_flagged_and_cautioned() -> None:
     assert d["ci_low_unclipped"] == pytest.approx(lo, abs=1e-12)
     assert d["ci_high_unclipped"] == pytest.approx(hi, abs=1e-12)
     assert e.status == "CAUTION"
-    assert any("cut to the scale" in r for r in e.reasons), e.reasons
+    assert any("reported cut to it" in r for r in e.reasons), e.reasons
     # an interval away from the bounds is not cut
     assert rep["mid"].diagnostics["interval_clipped"] is False
     assert "ci_low_unclipped" not in rep["mid"].diagnostics

@@ -255,11 +255,11 @@ def _sanity_checks(est: PolicyEstimate,
             "about its level."), "width"))
     elif inside and (c_lo < lo - tol or c_hi > hi + tol):
         if clipped:
-            text = (f"the t interval [{c_lo:.4g}, {c_hi:.4g}] crosses the label scale's bound "
-                    f"({lo:g}, {hi:g}) and is reported cut to the scale, [{est.ci_low:.4g}, "
-                    f"{est.ci_high:.4g}] (the value cannot lie outside it, so the cut loses no "
-                    "coverage); this close to the edge the interval is approximate (in simulations, "
-                    "intervals that needed the cut covered 0.89–0.94 instead of 0.95).")
+            text = (f"the interval crosses the label scale's bound ({lo:g}, {hi:g}) and is reported "
+                    f"cut to it: t interval [{c_lo:.4g}, {c_hi:.4g}], reported [{est.ci_low:.4g}, "
+                    f"{est.ci_high:.4g}]; the cut loses no coverage (the value lies on the scale), but "
+                    "this close to the edge the interval is approximate (in simulations, intervals "
+                    "that needed the cut covered 0.89–0.94 instead of 0.95).")
         else:
             text = (f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] crosses the label scale's "
                     f"bound ({lo:g}, {hi:g}): the t interval is approximate this close to the edge.")
