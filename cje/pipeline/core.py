@@ -24,6 +24,7 @@ from cje.diagnostics.gates import comparable, level_gate, sanity_gate, worse_sta
 from cje.errors import CJEWarning
 from cje.estimators.offpolicy import PolicyValue
 from cje.inference import (
+    clip_interval,
     cluster_variance,
     jackknife_variance,
     oua_jackknife,
@@ -348,13 +349,19 @@ def estimate(
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
         df = satterthwaite_df(v_if, vc, g, k)
-        lo, hi = t_interval(value.value, se, df, alpha)
+        lo_t, hi_t = t_interval(value.value, se, df, alpha)
+        # inside the label scale (docs: Methods › Inference): cut at the bounds, which loses no
+        # coverage; the sanity gate still judges the uncut interval (width, crossing)
+        lo, hi, clipped = clip_interval(value.value, lo_t, hi_t, (0.0, 1.0))
         # the level gates every estimate shares: transport audit, no labels of its own, judge
         # scores outside the labelled range, a constant calibration
         level, level_reasons, level_diag = level_gate(
             name, info.scores, shape.labelled_scores, info.n_labels, audit_of.get(name),
             calibrator.is_constant_)
-        diag = {**info.diagnostics, **level_diag}
+        diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
+        if clipped:
+            diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))
+            diag["ci_high_unclipped"] = float(from_unit(hi_t, scale))
         results.append(PolicyEstimate(
             policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,
             ci_low=float(from_unit(lo, scale)), ci_high=float(from_unit(hi, scale)), alpha=alpha,
