@@ -122,7 +122,28 @@ def task(rng: np.random.Generator, replicate: int, *, n_prompts: int) -> list[di
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Coverage (± MC SE), bias, RMSE, width, status shares and the share of stabilised residual
-    weights per (tail, style, setting, ess)."""
+    weights per (tail, style, setting, ess).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Replicate rows of :func:`task`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``tail, style, setting, ess``: the columns of
+        :func:`cje.montecarlo.summarise` plus ``ok``, ``caution``, ``refused`` and ``stable``.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"tail": "bounded", "style": 0.9, "setting": "stacked-dr", "ess": 0.15,
+    ...                      "estimate": [0.50, 0.52], "truth": 0.5, "ci_low": [0.45, 0.51],
+    ...                      "ci_high": [0.55, 0.53], "status": ["OK", "CAUTION"],
+    ...                      "stable_residual": [False, True]})
+    >>> summary(rows)[["coverage", "ok", "stable"]].round(2).to_numpy().tolist()
+    [[0.5, 0.5, 0.5]]
+    """
     by = ["tail", "style", "setting", "ess"]
     s = summarise(df, by=by).set_index(by)
     g = df.groupby(by)
