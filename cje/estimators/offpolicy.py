@@ -388,9 +388,10 @@ def residual_gap_variance(rows: OffPolicyRows, cluster: np.ndarray) -> float:
     The gap is the difference of two Hájek means of ``x = (L/p_L)·e``; its influence is
     ``φ_i = w_i (x_i − ψ_raw) − w̃_i (x_i − ψ_stable) − gap·(L_i/p_L − 1)`` (the stabilised
     weights held fixed; the last part, as in the residual term, counts the labelled share as
-    estimated), and the variance is :func:`cje.inference.cluster_variance` of ``φ``. The pipeline's allowance for
-    the transport assumption is ``gap² + Var(gap)``: ``gap²`` alone is a one-sample reading of the
-    squared bias that is small exactly when the noise happens to cancel the bias.
+    estimated), and the variance is :func:`cje.inference.cluster_variance` of ``φ``. The
+    pipeline's allowance for the transport assumption is ``gap² + Var(gap)``: ``gap²`` alone is a
+    one-sample reading of the squared bias that is small exactly when the noise happens to cancel
+    the bias.
 
     Parameters
     ----------
