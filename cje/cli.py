@@ -1,4 +1,5 @@
-"""The ``cje`` command line: ``cje analyze`` (your data) and ``cje demo`` (built-in data)."""
+"""The ``cje`` command line: ``cje analyze`` (your data), ``cje monitor`` (over time) and ``cje demo``
+(built-in data)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,26 @@ Pairwise verdicts (one row per verdict; winner is a, b or tie; slot_a is 1 or 2)
 examples:
   cje bias scores.csv
   cje bias scores.csv --pairs verdicts.jsonl --format json --out bias.json
+"""
+
+
+_MONITOR_HELP = """\
+Continuous evaluation: cut time-stamped judged rows into windows and report, per window and
+policy, the calibrated estimate with its 95% interval beside the raw judge mean, and a status:
+
+  OK / CAUTION  calibrated on the window's own labels (at least --min-labels), or on the
+                reference calibration (CAUTION: a judge drift since would go unseen)
+  DRIFT         the window's labels no longer fit the reference calibration (the judge moved);
+                the calibration restarts from the window where the drift starts
+  SHIFT         the judge scores moved against the reference: a shift in scores, not proof of
+                drift (better traffic moves scores too)
+  REFUSED       no estimate (e.g. a window with one row)
+
+Rows need not be sorted; several rows may share a time stamp; empty windows are skipped.
+
+examples:
+  cje monitor traffic.csv --window 1D --judge-scale 0 10 --label-scale 1 5
+  cje monitor traffic.parquet --window 7D --reference labels.csv --format json --out monitor.json
 """
 
 
@@ -166,6 +187,46 @@ def _parser() -> argparse.ArgumentParser:
                    help="table (readable summary, default), json (BiasAudit.to_json, with "
                         "provenance) or csv (one row per test)")
     b.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+
+    m = sub.add_parser(
+        "monitor",
+        help="calibrated estimates per time window, with judge-drift and score-shift checks",
+        description=_MONITOR_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    m.add_argument("path", metavar="PATH",
+                   help="judged rows with a time column (.jsonl, .csv, .parquet): prompt_id, "
+                        "policy, judge_score, oracle_label (some rows), timestamp")
+    m.add_argument("--window", default="1D", metavar="LEN|COLUMN",
+                   help="window length ('1D', '12h', '7D'; windows start at midnight UTC of the "
+                        "first time stamp), or the name of a column holding each row's window "
+                        "(default 1D)")
+    m.add_argument("--reference", default="7", metavar="N|FILE",
+                   help="the first N windows are the reference calibration, or a labelled file "
+                        "(judge_score, oracle_label) whose calibration is carried forward "
+                        "(default 7)")
+    m.add_argument("--time-column", default="timestamp", metavar="NAME",
+                   help="column with the time stamps; offsets are converted to UTC, naive times "
+                        "read as UTC (default timestamp)")
+    m.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="range of the judge scores, e.g. 0 10 (default: inferred from the data)")
+    m.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="range of the oracle labels, e.g. 1 5 (default: inferred from the data)")
+    m.add_argument("--alpha", type=float, default=0.05,
+                   help="1 - alpha intervals; also the chance of any false DRIFT over the run "
+                        "(default 0.05)")
+    m.add_argument("--min-labels", type=int, default=50, metavar="N",
+                   help="a window with at least N labels is calibrated on its own labels, "
+                        "otherwise on the reference (default 50)")
+    m.add_argument("--horizon", type=int, default=None, metavar="N",
+                   help="windows the drift error budget is spread over (default: the windows in "
+                        "PATH; fix it when the same stream is monitored again as it grows)")
+    m.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
+                   help="map a standard column name to yours, e.g. --column judge_score=score")
+    m.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table (readable summary, default), json (MonitorReport.to_json, with "
+                        "provenance) or csv (one row per window and policy)")
+    m.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
 
     from cje.studies import NAMES, add_arguments
 
@@ -510,6 +571,38 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_monitor(ns: argparse.Namespace) -> int:
+    import cje
+
+    ref: Any = ns.reference
+    if ref.isdigit():
+        ref = int(ref)
+    elif not Path(ref).exists():
+        raise cje.CJEInputError(f"--reference {ref!r} is neither a number of windows nor an "
+                                "existing file; e.g. --reference 3 or --reference labels.csv.")
+    if ns.out:
+        _check_outputs(_inputs(("the input data", ns.path),
+                               *((("--reference", ref),) if not isinstance(ref, int) else ())),
+                       [_out_file("--out", ns.out)])
+    rep = cje.monitor(ns.path, window=ns.window, reference=ref, time_column=ns.time_column,
+                      judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
+                      label_scale=tuple(ns.label_scale) if ns.label_scale else None,
+                      alpha=ns.alpha, min_labels=ns.min_labels, horizon=ns.horizon,
+                      columns=dict(ns.column) or None)
+    rep = dataclasses.replace(rep, provenance={**rep.provenance,
+                                               "command": shlex.join(["cje", *ns.argv])})
+    if ns.format == "json":
+        text = rep.to_json()
+    elif ns.format == "csv":
+        from cje.report import csv_safe
+
+        text = csv_safe(rep.to_pandas()).to_csv(index=False)
+    else:
+        text = rep.summary()
+    _emit(text, ns.out)
+    return 0
+
+
 def _cmd_bias(ns: argparse.Namespace) -> int:
     import cje
 
@@ -684,6 +777,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_analyze(ns)
         if ns.command == "bias":
             return _cmd_bias(ns)
+        if ns.command == "monitor":
+            return _cmd_monitor(ns)
         if ns.command == "datasets":
             return _cmd_datasets(ns)
         if ns.command == "simulate":

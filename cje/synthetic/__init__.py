@@ -5,6 +5,8 @@
 * :mod:`cje.synthetic.offpolicy` — logs of a logging policy with exact importance weights for
   target policies (exponential tilts with known overlap), plus fresh draws of every policy (the
   off-policy setting);
+* :mod:`cje.synthetic.monitor` — time-stamped production traffic over windows with a known judge
+  change (a shift or a slope of the judge→label map) or a pure shift of the traffic;
 * :mod:`cje.synthetic.pairwise` — pairwise verdicts in both orders with planted position,
   length and self-preference effects, and human verdicts;
 * :mod:`cje.synthetic.panel` — a crossed panel of judges and generators with model families,
@@ -23,6 +25,13 @@ from cje.synthetic.direct import (
     judge_link,
     make_direct_eval,
     true_value,
+)
+from cje.synthetic.monitor import (
+    MONITOR_KINDS,
+    SyntheticMonitor,
+    default_monitor_policies,
+    make_monitor_eval,
+    monitor_true_value,
 )
 from cje.synthetic.offpolicy import (
     DEFAULT_TARGET_ESS,
@@ -47,18 +56,23 @@ __all__ = [
     "QUALITY_SLOPE",
     "JudgeSpec",
     "LOGGING_POLICY",
+    "MONITOR_KINDS",
     "OffPolicySim",
     "PolicySpec",
     "SyntheticEval",
+    "SyntheticMonitor",
     "SyntheticPairs",
     "SyntheticPanel",
+    "default_monitor_policies",
     "default_policies",
     "default_targets",
     "judge_link",
     "make_direct_eval",
+    "make_monitor_eval",
     "make_offpolicy_eval",
     "make_pairwise_eval",
     "make_panel_eval",
+    "monitor_true_value",
     "offpolicy_true_value",
     "theta_for_ess",
     "true_value",

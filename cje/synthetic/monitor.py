@@ -28,6 +28,7 @@ From the window ``change_at`` on, one of three things changes (``kind``):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,8 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import integrate
-from scipy.special import expit
-from scipy.stats import norm
+from scipy.special import expit, ndtr
 
 from cje.synthetic.direct import PolicySpec
 
@@ -57,7 +57,11 @@ def _clipped_normal_mean(m: np.ndarray | float, sd: float) -> np.ndarray:
     if sd == 0:
         return np.clip(m, 0.0, 1.0)
     a, b = m / sd, (m - 1.0) / sd
-    return sd * ((a * norm.cdf(a) + norm.pdf(a)) - (b * norm.cdf(b) + norm.pdf(b)))
+    return sd * ((a * ndtr(a) + _phi(a)) - (b * ndtr(b) + _phi(b)))
+
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
 def monitor_true_value(quality: float, *, label_noise: float = 0.15,
@@ -89,13 +93,17 @@ def monitor_true_value(quality: float, *, label_noise: float = 0.15,
     True
     """
     lo, hi = (float(x) for x in label_scale)
+    return lo + (hi - lo) * _mean01(float(quality), float(label_noise))
 
+
+@functools.lru_cache(maxsize=256)
+def _mean01(quality: float, label_noise: float) -> float:
     def f(w: float) -> float:
         u = expit(quality + _SIGNAL_SD * w)
-        return float(_clipped_normal_mean(u**LINK_POWER, label_noise)) * norm.pdf(w)
+        return float(_clipped_normal_mean(u**LINK_POWER, label_noise)) * float(_phi(np.float64(w)))
 
     val, _ = integrate.quad(f, -40, 40, epsabs=1e-12, limit=200)
-    return lo + (hi - lo) * val
+    return val
 
 
 def default_monitor_policies() -> tuple[PolicySpec, ...]:
