@@ -289,16 +289,16 @@ class MonitorReport:
                    settings=doc["settings"], provenance=doc["provenance"])
 
     def __eq__(self, other: object) -> bool:
-        # NaN-aware: a report equals its JSON round trip
+        """Equal content, NaN included, so that ``MonitorReport.from_json(r.to_json()) == r``;
+        ``provenance`` (which holds the time the report was made) is not compared, as for
+        :class:`~cje.report.Report`."""
         if not isinstance(other, MonitorReport):
             return NotImplemented
-        return self.to_json_dict() == other.to_json_dict()
+        a, b = json.loads(self.to_json()), json.loads(other.to_json())
+        a.pop("provenance"), b.pop("provenance")
+        return bool(a == b)
 
     __hash__ = None  # type: ignore[assignment]
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The report as the dict :meth:`to_json` writes (no provenance time stamp changes)."""
-        return json.loads(self.to_json())
 
     def to_parquet(self, path: str | Path) -> Path:
         """Write :meth:`to_pandas` (one row per window × policy) to a Parquet file."""

@@ -950,7 +950,6 @@ def monitor(report: MonitorReport, policy: str | None = None, ax: Axes | None = 
     >>> plt.close(ax.figure)
     """
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     pols = list(dict.fromkeys(w.policy for w in report.windows))
     if policy is None:
@@ -993,9 +992,13 @@ def monitor(report: MonitorReport, policy: str | None = None, ax: Axes | None = 
         Line2D([], [], color=NAIVE_COLOR, marker="D", mfc="white", ls="--", label="naive judge mean"),
         Line2D([], [], color=color, marker="o", mfc="white", ls="",
                label="calibrated on the reference (no own labels)"),
-        Line2D([], [], color=FLAG_COLOR, ls="--", label="judge drift starts (recalibrated)"),
-        Patch(color=STATUS_COLORS["CAUTION"], label="score shift (not proof of drift)"),
     ]
+    if report.events:
+        handles.append(Line2D([], [], color=FLAG_COLOR, ls="--",
+                              label="judge drift starts (recalibrated)"))
+    if shift.any():
+        handles.append(Line2D([], [], color=STATUS_COLORS["CAUTION"], marker="v", ls="",
+                              label="score shift (not proof of drift)"))
     ax.legend(handles=handles, fontsize=7.5, loc="best")
     return ax
 
