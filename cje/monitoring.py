@@ -13,13 +13,14 @@ on the window), the raw judge mean beside it, and a status:
   ``δ = mean(Y − f(S))`` on the window's labelled rows, with a prompt-clustered standard error plus
   the calibration's own delete-one-fold jackknife variance. Two tests per window — the window
   alone, and the window pooled with the previous audited window (more power for a change that
-  starts between them) — each at level ``alpha_drift / (2 · horizon)`` (Bonferroni over every test of the
-  run; ``horizon`` = the windows after the reference), so the chance of ANY false DRIFT over the
-  run is at most ``alpha_drift``. A
-  rejection is a confirmed drift: it starts at the window (or at the earlier window of the pooled
-  pair); the reference calibration restarts from that window's labels and accumulates later
-  windows' labels until it holds as many labels as the first reference did, then stays fixed.
-  Earlier windows keep their estimates;
+  starts between them) — each at level ``alpha_drift / (2 · horizon)`` (Bonferroni over every
+  test of the run; ``horizon`` = the windows after the reference), so the chance of ANY false
+  DRIFT over the run is at most ``alpha_drift``. A rejection is a confirmed drift. It starts
+  right after the last window that fitted the calibration (the window itself, or the earlier
+  window of the pooled pair, when every window has labels; unlabelled windows in between are
+  counted in). The reference calibration restarts from the labels from there on and accumulates
+  later windows' labels until it holds as many labels as the first reference did, then stays
+  fixed. Earlier windows keep their estimates;
 * **SHIFT** — without labels a drift cannot be seen; a two-sample Kolmogorov–Smirnov test of each
   policy's judge scores against the reference windows' scores (Bonferroni over windows × policies
   at ``alpha``) flags a shift in the scores. That is an early warning, not proof of drift: better
@@ -680,6 +681,9 @@ def monitor(
     use_extra = ref_extra is not None
     growing = False  # after a drift: the new reference accumulates labels
     prev: tuple[int, _Reference] | None = None  # last audited window and the calibration used
+    # the last window known to fit the current calibration (one of its own windows, or audited
+    # and passed), and the one before that: a drift found at window w started after it
+    last_ok, last_ok_before = (max(ref_windows) if ref_windows else -1), -1
     drift_of: dict[int, str] = {}
     s_all = core["judge_score"].to_numpy()
     y_all = core["oracle_label"].to_numpy()
@@ -698,7 +702,9 @@ def monitor(
             audits.append(DriftAudit(w, labels[w], int(lab_w.sum()), d1, se1, p1, d2, se2, p2,
                                      drift_level, hit1 or hit2, ref.name))
             if hit1 or hit2:
-                start = w if hit1 else prev[0]  # type: ignore[index]
+                # the drift started after the last window that fitted: unlabelled windows in
+                # between are counted in (their estimates used the stale calibration)
+                start = last_ok + 1 if hit1 else last_ok_before + 1
                 events.append(DriftEvent(start, w, labels[start], labels[w],
                                          "window" if hit1 else "pooled",
                                          d1 if hit1 else d2, se1 if hit1 else se2,
@@ -719,6 +725,7 @@ def monitor(
             # the next pooled test pairs the next window with this one, under the calibration
             # that audited this one (fitted before it: out of sample for both); none after a drift
             prev = None if (hit1 or hit2) else (w, ref)
+            last_ok, last_ok_before = (w, last_ok) if not (hit1 or hit2) else (w, w)
         # 2. a new reference still growing takes this window's labels (after its audit)
         if growing and w not in cal_windows and lab_w.sum() > 0:
             cal_windows.append(w)
@@ -799,8 +806,8 @@ def monitor(
                                       float(hi), naive, int(g.shape[0]), n_lab, used, calib,
                                       ks_d, ks_p, status, tuple(reasons)))
     # windows flagged DRIFT after their estimate was made (the earlier window of a pooled test)
-    out = [w if w.window not in drift_of or w.status in ("REFUSED", "DRIFT") else
-           WindowEstimate(**{**asdict(w), "status": "DRIFT",
+    out = [w if w.window not in drift_of or w.status == "DRIFT" else
+           WindowEstimate(**{**asdict(w), "status": "REFUSED" if w.status == "REFUSED" else "DRIFT",
                              "reasons": (*w.reasons, drift_of[w.window])})
            for w in out]
     from cje.export import provenance

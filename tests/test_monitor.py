@@ -333,3 +333,20 @@ def test_study_full_acceptance(tmp_path: Path) -> None:
     assert (none.n_events > 0).mean() <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / n)
     assert (per[per.cell == "distribution/200"].n_events > 0).mean() <= 0.05 + 2 * math.sqrt(
         0.05 * 0.95 / n)
+
+
+def test_drift_in_an_unlabelled_window_starts_there() -> None:
+    # the judge update lands on window 5, which has no labels; window 6's audit finds it: the drift
+    # started after window 4 (the last that fitted), so window 5 is DRIFT too and starts the event
+    labels = [120, 120, 120, 120, 120, 0, 120, 120, 120]
+    sim = make_monitor_eval(n_windows=9, rows_per_window=400, labels_per_window=labels,
+                            kind="shift", change_at=5, judge_shift=2.0, rng=3)
+    rep = cje.monitor(sim.data, **REF)
+    assert [(e.start_window, e.confirmed_window) for e in rep.events] == [(5, 6)]
+    st = {w.window: w.status for w in rep.windows if w.policy == "prod"}
+    assert st[6] == "DRIFT" and st[4] != "DRIFT" and st[7] != "DRIFT"
+    # window 5 (+2 points, no labels) mostly scores beyond the labelled range: REFUSED outranks
+    # DRIFT, and the drift is named among its reasons
+    w5 = [w for w in rep.windows if w.window == 5]
+    assert all(w.status in ("DRIFT", "REFUSED") for w in w5)
+    assert all(any("judge drifted" in r for r in w.reasons) for w in w5)
