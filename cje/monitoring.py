@@ -89,6 +89,16 @@ class WindowEstimate:
         ``OK``, ``CAUTION``, ``SHIFT``, ``DRIFT`` or ``REFUSED``.
     reasons : tuple of str
         One sentence per reason.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+    ...                                       labels_per_window=60, kind="none", rng=0)
+    >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> w = rep.windows[0]
+    >>> w.window, w.window_label, w.policy, w.calibration, w.status
+    (0, '2026-11-01', 'canary', 'window', 'OK')
     """
 
     window: int
@@ -133,6 +143,16 @@ class DriftAudit:
         Whether either test rejected (a confirmed drift).
     reference : str
         Which windows the audited calibration was fitted on.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+    ...                                       labels_per_window=60, kind="none", rng=0)
+    >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> a = rep.audits[0]
+    >>> a.window, a.n_labels, a.flagged, a.reference
+    (2, 60, False, 'windows 2026-11-01..2026-11-02')
     """
 
     window: int
@@ -162,6 +182,17 @@ class DriftEvent:
         ``"window"`` or ``"pooled"`` (the confirming window with the previous audited one).
     delta, se, pvalue : float
         The confirming test (label units).
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_monitor_eval(n_windows=6, rows_per_window=400,
+    ...                                       labels_per_window=120, change_at=4, judge_shift=2.0,
+    ...                                       rng=0)
+    >>> rep = cje.monitor(sim.data, reference=3, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> e = rep.events[0]
+    >>> e.start_label, e.confirmed_label, e.test, e.delta < 0
+    ('2026-11-05', '2026-11-05', 'window', True)
     """
 
     start_window: int
@@ -214,9 +245,23 @@ class MonitorReport:
         """One row per window × policy (``what="windows"``), per audit (``"audits"``) or per
         drift event (``"events"``).
 
+        Parameters
+        ----------
+        what : {"windows", "audits", "events"}
+
         Returns
         -------
         pandas.DataFrame
+            The fields of the records as columns (``reasons`` joined into one string).
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+        ...                                       labels_per_window=60, kind="none", rng=0)
+        >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> rep.to_pandas().shape, rep.to_pandas("audits").shape
+        ((10, 16), (3, 12))
         """
         import pandas as pd
 
@@ -234,9 +279,25 @@ class MonitorReport:
     def to_json(self, path: str | Path | None = None) -> str:
         """The whole report as JSON (NaN written as ``null``); also written to ``path`` if given.
 
+        Parameters
+        ----------
+        path : path, optional
+            A file to write the JSON to.
+
         Returns
         -------
         str
+            The JSON text.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+        ...                                       labels_per_window=60, kind="none", rng=0)
+        >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> import json
+        >>> sorted(json.loads(rep.to_json()))
+        ['audits', 'events', 'format', 'provenance', 'settings', 'windows']
         """
         def clean(x: Any) -> Any:
             if isinstance(x, float) and not math.isfinite(x):
@@ -261,9 +322,23 @@ class MonitorReport:
     def from_json(cls, source: str | Path) -> MonitorReport:
         """Read a report written by :meth:`to_json` (JSON text or a path to it).
 
+        Parameters
+        ----------
+        source : str or path
+            The JSON text, or the path of a file holding it.
+
         Returns
         -------
         MonitorReport
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+        ...                                       labels_per_window=60, kind="none", rng=0)
+        >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> MonitorReport.from_json(rep.to_json()) == rep
+        True
         """
         text = str(source)
         if not text.lstrip().startswith("{"):
@@ -302,12 +377,54 @@ class MonitorReport:
     __hash__ = None  # type: ignore[assignment]
 
     def to_parquet(self, path: str | Path) -> Path:
-        """Write :meth:`to_pandas` (one row per window × policy) to a Parquet file."""
+        """Write :meth:`to_pandas` (one row per window × policy) to a Parquet file.
+
+        Parameters
+        ----------
+        path : path
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+        ...                                       labels_per_window=60, kind="none", rng=0)
+        >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> import tempfile, pathlib, pandas as pd
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     pd.read_parquet(rep.to_parquet(pathlib.Path(d) / "m.parquet")).shape
+        (10, 16)
+        """
         self.to_pandas().to_parquet(path, index=False)
         return Path(path)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write :meth:`to_pandas` (one row per window × policy) to a CSV file."""
+        """Write :meth:`to_pandas` (one row per window × policy) to a CSV file.
+
+        Parameters
+        ----------
+        path : path
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+        ...                                       labels_per_window=60, kind="none", rng=0)
+        >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> import tempfile, pathlib, pandas as pd
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     pd.read_csv(rep.to_csv(pathlib.Path(d) / "m.csv")).shape
+        (10, 16)
+        """
         self.to_pandas().to_csv(path, index=False)
         return Path(path)
 
@@ -317,6 +434,15 @@ class MonitorReport:
         Returns
         -------
         str
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_monitor_eval(n_windows=5, rows_per_window=200,
+        ...                                       labels_per_window=60, kind="none", rng=0)
+        >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> print(rep.summary().splitlines()[0])
+        cje monitor: 5 windows (1D), reference 2, 95% intervals
         """
         s = self.settings
         lines = [f"cje monitor: {len({w.window for w in self.windows})} windows "

@@ -69,6 +69,17 @@ def task(rng: np.random.Generator, replicate: int, *, rows_per_window: int, n_wi
          cells: tuple[str, ...] = tuple(CELLS)) -> list[dict[str, Any]]:
     """One replicate: every cell with its own child stream.
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The replicate's stream (one child per cell).
+    replicate : int
+        Replicate number (unused: the stream identifies the replicate).
+    rows_per_window, n_windows : int
+        Size of each cell's data.
+    cells : tuple of str
+        Cells of :data:`CELLS` to run.
+
     Returns
     -------
     list of dict
@@ -272,14 +283,38 @@ def run(reps: int | None = None, *, n_jobs: int = 1, seed: int = DEFAULT_SEED, q
         force: bool = False) -> Path:
     """Run the monitoring study and write ``study_monitor.{md,png,parquet}`` to ``out_dir``.
 
-    Full size: 200 replicates of every cell (about 20 minutes on one core); ``quick=True``: 2
-    replicates of 20 smaller windows (tests). Other options as in the other studies
-    (:mod:`cje.studies`).
+    Full size: 200 replicates of every cell; ``quick=True``: 2 replicates of 20 smaller windows
+    (tests).
+
+    Parameters
+    ----------
+    reps : int, optional
+        Replicates (default 200, or 2 with ``quick``).
+    n_jobs, backend, scheduler, progress
+        Passed to :func:`cje.montecarlo.run_replicates`.
+    seed : int
+        Root seed of the replicates (default 20261206).
+    quick : bool
+        Small tier (20 windows of 400 rows) for tests.
+    out_dir : path, optional
+        Where the results go (default :func:`cje.studies.default_out_dir`).
+    command : str, optional
+        The command line to record.
+    resume, force : bool
+        As in the other studies (:mod:`cje.studies`).
 
     Returns
     -------
     pathlib.Path
         The markdown results file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     md = run(reps=2, quick=True, out_dir=tmp)
+    ...     print(md.name, md.with_suffix(".png").is_file())
+    study_monitor.md True
     """
     r = study_run(NAME, reps, full_reps=FULL["reps"], quick_reps=QUICK["reps"], n_jobs=n_jobs,
                   seed=seed, quick=quick, out_dir=out_dir, backend=backend, scheduler=scheduler,
