@@ -238,11 +238,30 @@ def _reading(per_rep: pd.DataFrame, cse: pd.DataFrame, df: pd.DataFrame, change:
         lines.append(f"- `distribution/200` (traffic shift, judge unchanged): any DRIFT in "
                      f"{_binom(a, len(dist))} of replicates; after the shift {sh:.2f} of window × "
                      "policy rows are marked SHIFT (a change in scores, worded as such).")
+    null = per_rep[per_rep.cell.isin(["none/200", "none/50", "distribution/200"])]
+    if len(null):
+        # one replicate per cell: the three cells are independent, so the pooled share is binomial
+        a = float((null.n_events > 0).mean())
+        lines.append(f"- Pooled over the three cells without a judge change: any false DRIFT in "
+                     f"{_binom(a, len(null))} of {len(null)} runs.")
     bad = [f"{c} ({ph}: {cse.loc[(c, ph), 'mean']:.3f})" for c, ph in cse.index
            if not 0.935 <= cse.loc[(c, ph), "mean"]]
     lines.append("- Per-window coverage is at least 0.935 in every cell and phase" if not bad else
-                 "- Per-window coverage below 0.935: " + "; ".join(bad)
-                 + " (see the sparse-cell table for which windows).")
+                 "- Per-window coverage below 0.935: " + "; ".join(bad) + ".")
+    sp = df[df.cell == "shift/sparse"]
+    if len(sp):
+        conf = sp["first_confirmed"].where(sp["first_confirmed"] >= 0, int(df["window"].max()) + 1)
+        stale = sp[(sp.calibration == "reference") & (sp.window >= change) & (sp.window <= conf)]
+        rest = sp[~sp.index.isin(stale.index)]
+        if len(stale):
+            lines.append(
+                f"- In `shift/sparse` the misses are the unlabelled windows between the change and "
+                f"its confirmation, estimated with the stale calibration: coverage "
+                f"{stale.covered.mean():.3f} on {len(stale)} intervals, of which "
+                f"{(stale.status == 'OK').mean():.0%} are OK (all are CAUTION, DRIFT or REFUSED). "
+                f"Every other interval of the cell covers {rest.covered.mean():.3f}, and those on "
+                "the restarted calibration after the confirmation cover as those before the change "
+                "(table above). An unlabelled window cannot show a drift; its status says so.")
     return lines
 
 
