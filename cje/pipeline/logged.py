@@ -281,6 +281,8 @@ class LoggedShape:
                          "simcal_baseline": float(mix[2]),
                          "residual_weights": "probe" if use is not None
                          else "stable" if tg.stable_residual else "raw"})
+        if use is not None:
+            diag["residual_weights"] = "probe"  # the probe's mean residual replaced the term
         if value.mixture is not None:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(value.parts, value.mixture, strict=True)})
