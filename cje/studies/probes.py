@@ -53,8 +53,8 @@ __all__ = ["DEFAULT_SEED", "FULL", "QUICK", "run", "task"]
 
 NAME = "probes"
 DEFAULT_SEED = DEFAULT_SEEDS[NAME]
-FULL: dict[str, Any] = {"reps": 600, "n_prompts": 2000, "fractions": (0.05, 0.25),
-                        "probe_sizes": (15, 50), "off_prompts": 2000}
+FULL: dict[str, Any] = {"reps": 500, "n_prompts": 2000, "fractions": (0.05, 0.25),
+                        "probe_sizes": (15, 50), "off_prompts": 1000}
 QUICK: dict[str, Any] = {"reps": 8, "n_prompts": 300, "fractions": (0.25,),
                          "probe_sizes": (15, 50), "off_prompts": 300}
 LABELLED_POLICY = "base"
@@ -117,9 +117,9 @@ def task(rng: np.random.Generator, replicate: int, *, n_prompts: int,
     [('direct', 'probe 50'), ('direct', 'today'), ('offpolicy', 'probe 50')]
     """
     rows: list[dict[str, Any]] = []
-    streams = iter(rng.spawn(2 * len(fractions) + len(probe_sizes) + 2))
+    streams = iter(rng.spawn(len(fractions) + len(probe_sizes) + 4))
     probe_sets = {m: make_direct_eval(m, oracle_fraction=1.0, rng=next(streams)).data
-                  for m in probe_sizes}
+                  for m in dict.fromkeys((*probe_sizes, PROBE))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CJEWarning)
         for i, frac in enumerate(fractions):
@@ -131,9 +131,10 @@ def task(rng: np.random.Generator, replicate: int, *, n_prompts: int,
                         data["policy"] == LABELLED_POLICY))
                 others = [p for p in sim.truth if p != LABELLED_POLICY]
                 keys = {"part": "direct", "design": design, "oracle_fraction": frac}
-                runs = [("today", None, False)] + [(f"probe {m}", m, True) for m in probe_sizes]
+                sizes = probe_sizes if design == "base only" else (PROBE,)
+                runs = [("today", None, False)] + [(f"probe {m}", m, True) for m in sizes]
                 for setting, m, corr in runs:
-                    probes = _probe_frames(probe_sets[m if m is not None else probe_sizes[-1]], others)
+                    probes = _probe_frames(probe_sets[PROBE if m is None else m], others)
                     rep = analyze(data, judge_scale=sim.judge_scale, label_scale=sim.label_scale,
                                   probes=probes, probe_correction=corr)
                     rows += [_row(e, sim.truth[e.policy], **keys, setting=setting, probe_size=m or 0)
@@ -218,7 +219,7 @@ def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
     body += ["", f"## Direct: labels on every policy ({pct(fracs[0])}) pooled with the probes", ""]
     body += md_table(["setting", "coverage", "bias", "RMSE", "width"], [
         [s, cov_cell(evc.loc[s, "coverage"], evc.loc[s, "coverage_se"]), f"{evc.loc[s, 'bias']:+.4f}",
-         f"{evc.loc[s, 'rmse']:.4f}", f"{evc.loc[s, 'width']:.3f}"] for s in settings])
+         f"{evc.loc[s, 'rmse']:.4f}", f"{evc.loc[s, 'width']:.3f}"] for s in evc.index])
     body += [
         "",
         "The four non-base policies pooled; their own labelled rows and the probe's residuals "
@@ -291,7 +292,7 @@ def _reading(pooled: pd.DataFrame, fracs: list[float], sizes: list[int], evc: pd
             f"(fewer than 30 labels) are marked CAUTION: the t interval for a mean of that few "
             "residuals leans on their distribution.")
     lines.append(
-        f"- **Pooled with own labels** (every policy labelled at {pct(fracs[0])} plus the "
+        f"- **Pooled with own labels** (every policy labelled at {pct(fracs[0])} and their "
         f"{PROBE}-label probes): coverage {evc.loc[f'probe {PROBE}', 'coverage']:.3f} vs "
         f"{evc.loc['today', 'coverage']:.3f} without the probes, width "
         f"{evc.loc[f'probe {PROBE}', 'width']:.3f} vs {evc.loc['today', 'width']:.3f}.")
