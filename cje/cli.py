@@ -631,7 +631,7 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
                    else "and here it happens to hold")
         print(f"\n'concise' has no labels of its own, so its level relies on the calibration "
               f"transporting (CAUTION above), {verdict}: it is off by {off:+.3f}. Labelling some "
-              "of its responses corrects it; a probe slice (--probe) tests it.")
+              "of its responses corrects it — in its data or as a probe slice (--probe).")
     print(f"\nHow the data were made: {sim.description}")
     print("\nAnalyse your own data: cje analyze PATH   (see cje analyze --help; cje demo --save DIR "
           "writes this demo's data)")

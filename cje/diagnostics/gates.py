@@ -452,7 +452,8 @@ def level_gate(
         worse("CAUTION")
         reasons.append(
             "no oracle labels of its own: the calibration learned on other policies is assumed to "
-            "transport; audit it with a probe slice (probes=/--probe) and a margin."
+            "transport; a probe slice of its labelled responses (probes=/--probe) corrects its "
+            "level."
         )
     if share >= OUT_OF_RANGE_GATE:
         if probe is None:
