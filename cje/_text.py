@@ -60,3 +60,106 @@ def visible(text: Any) -> str:
 #: Default number of contrasts shown by :meth:`Report.summary` and the markdown/HTML reports
 #: (all pairs of 10 policies); every pair stays in :meth:`Report.contrasts`, JSON and CSV.
 MAX_PAIRS_SHOWN = 45
+
+
+#: Plain-words explanations of the terms in a report's text output, with the docs section that
+#: says more; :meth:`cje.Report.summary` with ``explain=True`` (CLI ``--explain``) prints those of
+#: the terms it used. ``docs/glossary.md`` carries the same entries (a test keeps them in step).
+GLOSSARY: dict[str, tuple[str, str]] = {
+    "OUA": ("oracle-uncertainty-aware: the interval also counts the error of the calibration, "
+            "which was learned from a limited number of oracle labels (a jackknife that refits it "
+            "without each fold of labels).", "Methods › Inference"),
+    "SE": ("standard error of the estimate; the 95% interval is about ±2 SE.",
+           "Methods › Inference"),
+    "cal%": ("the share of the estimate's variance that comes from the calibration: near 100 more "
+             "oracle labels narrow the interval most, near 0 more prompts do.", "Methods › Inference"),
+    "naive": ("the raw judge mean rescaled to the label scale, as if the judge score were the "
+              "metric; shown only for comparison.", "Methods › The direct estimator"),
+    "labels": ("oracle labels (the trusted metric) on the policy's own responses.",
+               "Getting started › Data"),
+    "out-of-fold RMSE": ("the typical error of one calibrated judge score against its oracle "
+                         "label, measured on labels the calibration did not see.",
+                         "Methods › AutoCal-R"),
+    "monotone": ("calibration mode: label as a non-decreasing function of the judge score "
+                 "(isotonic regression, mean-preserving).", "Methods › AutoCal-R"),
+    "two_stage": ("calibration mode: a smooth index of the judge score (and covariates such as "
+                  "length), then isotonic regression on that index; chosen when the judge score "
+                  "alone is not enough.", "Methods › AutoCal-R"),
+    "status": ("OK: no check failed. CAUTION: usable, but an assumption is untested or a check "
+               "is borderline (read the reason). REFUSED: not reliable; left out of the ranking "
+               "and the contrasts. UNCALIBRATED: too few labels; raw judge means.",
+               "Methods › Diagnostics and gates"),
+    "p_holm": ("the p-value of a pair adjusted for testing all pairs (Holm's method); a pair is "
+               "called different when p_holm < alpha.", "Methods › Inference"),
+    "transport audit": ("a check, on a probe slice (oracle labels on a random sample of the "
+                        "policy's own responses), that the calibration learned elsewhere holds "
+                        "for this policy: δ = mean(label − calibrated judge score) should be 0.",
+                        "Methods › Diagnostics and gates"),
+    "ESS": ("effective sample size of the importance weights, as a share of the logged rows: "
+            "how many logged rows the estimate effectively rests on (100% = as good as the "
+            "target's own data).", "Off-policy › Overlap diagnostics and gates"),
+    "stabilised": ("SIMCal-W weights: importance weights smoothed as a monotone function of the "
+                   "judge score and rescaled to mean one, which lowers variance.",
+                   "Off-policy › SIMCal-W and its honest use"),
+    "Hill": ("Hill tail index of the importance weights: how heavy their upper tail is; below 2 "
+             "a few very large weights dominate, and an interval may be too narrow.",
+             "Off-policy › Overlap diagnostics and gates"),
+    "TTC": ("target-typicality coverage: the share of logged rows in the region that holds 90% "
+            "of the target's weight; low means the target writes responses the logs rarely hold.",
+            "Off-policy › Overlap diagnostics and gates"),
+    "affinity": ("overlap of the judge-score histograms of the logged and the target's "
+                 "responses (1 = identical).", "Off-policy › Overlap diagnostics and gates"),
+    "CLE": ("coverage-limited efficiency factor: how much larger than on-policy the error of any "
+            "estimate from these logs must be (1 = no penalty).",
+            "Off-policy › Overlap diagnostics and gates"),
+}
+
+# (word in a reason, docs section) — the first that matches points the reader to more
+_REASON_DOCS = (
+    ("support", "Off-policy › Support gate"),
+    ("log-probabilit", "Off-policy › Support gate"),
+    ("overlap", "Off-policy › Overlap diagnostics and gates"),
+    ("probe labels", "Methods › Probe slices"),
+    ("labels of its own", "Getting started › Transport audits with probe slices"),
+    ("audit", "Getting started › Transport audits with probe slices"),
+    ("probe", "Getting started › Transport audits with probe slices"),
+    ("label scale", "Off-policy › The sanity gate on every estimate"),
+)
+
+
+def glossary_terms(text: str) -> list[str]:
+    """The :data:`GLOSSARY` terms used in ``text``, in the glossary's order.
+
+    Examples
+    --------
+    >>> glossary_terms("ESS 12% → 40%, Hill 1.2, p_holm = 0.01")
+    ['p_holm', 'ESS', 'Hill']
+    """
+    return [t for t in GLOSSARY
+            if re.search(r"(?<![\w%])" + re.escape(t) + r"(?![\w])", text)]
+
+
+def short_reason(reason: str) -> str:
+    """A status reason in one short sentence, with the docs section that says more.
+
+    Reasons are written ``"what: why; what to do"``. This keeps what was found (the lead and, when
+    the lead is a bare label such as ``"poor overlap"``, the finding after it) and drops the
+    explanation, which the full reason (``--explain``, the JSON) keeps.
+
+    Examples
+    --------
+    >>> short_reason("poor overlap: raw-weight ESS 0.3% < 10%: the logged labels barely reach "
+    ...              "the target's responses; the oracle residual is weighted ...")
+    'poor overlap: raw-weight ESS 0.3% < 10%. [docs: Off-policy › Overlap diagnostics and gates]'
+    >>> short_reason("the estimate 14.81 lies outside the label scale [0, 1]: it cannot be a "
+    ...              "value of the label").split(" [docs")[0]
+    'the estimate 14.81 lies outside the label scale [0, 1].'
+    """
+    parts = reason.split(": ")
+    head = parts[0]
+    if len(head) < 30 and len(parts) > 1:
+        head += ": " + re.split(r"; |\. ", parts[1])[0]
+    head = re.split(r"; |\. (?=[A-Z])", head)[0].rstrip(".")
+    low = reason.lower()
+    where = next((d for word, d in _REASON_DOCS if word in low), "Methods › Diagnostics and gates")
+    return f"{head}. [docs: {where}]"

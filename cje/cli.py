@@ -134,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
                         "instead of failing")
     a.add_argument("--reliable-only", action="store_true",
                    help="hide estimates whose level is REFUSED (numbers never change)")
+    a.add_argument("--explain", action="store_true",
+                   help="table output: print each status reason in full and explain in plain "
+                        "words every term the output uses (OUA, cal%%, ESS, Hill, …)")
     a.add_argument("--no-progress", action="store_true",
                    help="never show a progress bar (default: one on a terminal for analyses "
                         "that take over a second)")
@@ -198,6 +201,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write the data the demo analyses to DIR/results.csv and "
                         "DIR/results.jsonl (judge scale 0-10, label scale 1-5), to try "
                         "cje analyze on")
+    d.add_argument("--explain", action="store_true",
+                   help="print each status reason in full and explain in plain words every "
+                        "term the output uses")
 
     ds = sub.add_parser(
         "datasets",
@@ -235,12 +241,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _render(report: Any, fmt: str, reliable_only: bool) -> str:
+def _render(report: Any, fmt: str, reliable_only: bool, explain: bool = False) -> str:
     if fmt == "json":
         return report.to_json()
     if fmt == "csv":
         return report.to_csv(reliable_only=reliable_only)
-    return report.summary(reliable_only=reliable_only)
+    return report.summary(reliable_only=reliable_only, explain=explain)
 
 
 #: The figures :func:`cje.plots.save_report_figures` may write (a superset: some are conditional).
@@ -484,7 +490,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
     )
     report = dataclasses.replace(report, provenance={**report.provenance,
                                                      "command": shlex.join(["cje", *ns.argv])})
-    text = _render(report, ns.format, ns.reliable_only)
+    text = _render(report, ns.format, ns.reliable_only, ns.explain)
     if not (ns.out or ns.report or ns.plots):
         print(text)
         return 0
@@ -612,7 +618,7 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
         label_scale=sim.label_scale,
         covariates=["response_length"],
     )
-    print(report.summary())
+    print(report.summary(explain=ns.explain))
     print("\nAgainst the truth (known here because the data are simulated):")
     print(f"  {'policy':<12} {'truth':>7} {'calibrated':>11} {'covered':>8} {'naive':>7} {'covered':>8}")
     for e in report.estimates:

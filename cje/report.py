@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from cje._text import MAX_PAIRS_SHOWN, level_text, visible
+from cje._text import GLOSSARY, MAX_PAIRS_SHOWN, glossary_terms, level_text, short_reason, visible
 from cje.results import (
     CONTRAST_FIELDS,
     OVERLAP_KEYS,
@@ -28,6 +28,11 @@ from cje.results import clip_repr as _clip
 from cje.results import plain_value as _plain
 
 __all__ = ["PolicyEstimate", "Contrast", "TransportAudit", "CalibrationInfo", "Report"]
+
+#: What each calibration mode is, in the summary's calibration line.
+_MODE_WORDS = {"monotone": " (label as a monotone function of the judge score)",
+               "two_stage": " (a smooth index of judge score and covariates, then monotone)"}
+
 
 def _fmt(x: float, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -196,6 +201,27 @@ class Report:
         return ("; ".join(parts) + f". Their calibration is learned on the labels of the {src}, "
                 "which train the calibrator only; the targets' levels rest on it transporting.")
 
+    def _better_text(self, max_winners: int = 8) -> str | None:
+        """Which policies the Holm-adjusted contrasts show better than which, in one line."""
+        if not self.pairs:
+            return None
+        value = {e.policy: e.estimate for e in self.estimates}
+        beats: dict[str, list[str]] = {}
+        for c in self.pairs:
+            if c.p_holm < self.alpha:
+                win, lose = (c.policy_a, c.policy_b) if c.estimate > 0 else (c.policy_b, c.policy_a)
+                beats.setdefault(win, []).append(lose)
+        test = (f"(Holm-adjusted tests over all {len(self.pairs)} pairs, alpha = {self.alpha:g})")
+        if not beats:
+            return f"No policy is shown better than another {test}."
+        order = sorted(beats, key=lambda p: -value.get(p, 0.0))
+        parts = [f"{visible(w)} > " + ", ".join(visible(x) for x in
+                                               sorted(beats[w], key=lambda p: -value.get(p, 0.0)))
+                 for w in order[:max_winners]]
+        more = f"; … ({len(order) - max_winners} more: Report.contrasts())" \
+            if len(order) > max_winners else ""
+        return f"Better {test}: " + "; ".join(parts) + more + "; no other pair is separable."
+
     def _unranked(self) -> list[tuple[str, str]]:
         """``(policy, why)`` of every estimate left out of :attr:`ranking`."""
         if not self.ranking:
@@ -303,11 +329,11 @@ class Report:
         >>> print(df[["policy", "estimate", "ci_low", "ci_high", "status"]].round(2)
         ...       .to_string(index=False))
           policy  estimate  ci_low  ci_high status
-            base      3.06    2.83     3.28     OK
+            base      3.06    2.84     3.28     OK
          concise      3.13    2.90     3.36     OK
-        improved      3.31    2.96     3.66     OK
+        improved      3.31    2.97     3.65     OK
            small      2.70    2.49     2.92     OK
-         verbose      2.73    2.49     2.97     OK
+         verbose      2.73    2.52     2.94     OK
         """
         import pandas as pd
 
@@ -369,9 +395,11 @@ class Report:
         >>> print(t.loc[t.significant, ["policy_a", "policy_b", "estimate", "p_holm"]].round(3)
         ...       .to_string(index=False))
         policy_a policy_b  estimate  p_holm
-         concise    small     0.427   0.019
-        improved    small     0.611   0.019
-        improved  verbose     0.584   0.043
+            base    small     0.356   0.045
+         concise    small     0.427   0.016
+         concise  verbose     0.401   0.034
+        improved    small     0.611   0.016
+        improved  verbose     0.584   0.021
         """
         import pandas as pd
 
@@ -458,7 +486,8 @@ class Report:
         )
 
     # ---- text -----------------------------------------------------------------------------
-    def summary(self, reliable_only: bool = False, max_pairs: int | None = MAX_PAIRS_SHOWN) -> str:
+    def summary(self, reliable_only: bool = False, max_pairs: int | None = MAX_PAIRS_SHOWN,
+                explain: bool = False) -> str:
         """A readable table of estimates, contrasts, audits and warnings.
 
         Names and reasons are printed with control characters made visible (see
@@ -471,6 +500,9 @@ class Report:
         max_pairs : int or None, default 45
             List at most this many contrasts (adjacent pairs in the ranking, then the smallest
             Holm p-values); a line says how many were left out. ``None`` lists all.
+        explain : bool, default False
+            Print each status reason in full (instead of one short sentence with a docs
+            pointer) and end with plain-words explanations of the terms used (CLI ``--explain``).
 
         Returns
         -------
@@ -486,7 +518,7 @@ class Report:
         >>> print("\\n".join(lines[2:5]))
         policy                   estimate            95% CI      SE  cal%      n labels   naive status
         ------------------------------------------------------------------------------------------------
-        base                        3.057    [2.831, 3.284]   0.115     6    300     29   2.663 OK
+        base                        3.057    [2.837, 3.278]   0.112     6    300     29   2.663 OK
         >>> print(next(ln for ln in lines if ln.startswith("Paired")))
         Paired contrasts a − b: per-pair unadjusted 95% CIs; p_holm = Holm-adjusted over all 10 pairs.
         >>> print(next(ln for ln in lines if "Ranking" in ln).split("): ")[1])
@@ -498,10 +530,9 @@ class Report:
         cal = self.calibration
         if cal is not None:
             out.append(
-                f"Calibrated estimates on the label scale ({lo:g}–{hi:g}), per-policy {lv} CIs "
-                f"with oracle uncertainty (OUA); calibration: {visible(cal.mode)} "
-                f"({cal.n_labels} labels on {cal.n_labelled_prompts} prompts, {cal.n_folds} "
-                f"folds, out-of-fold RMSE {_fmt(cal.oof_rmse)})."
+                f"Each policy's value on the label scale ({lo:g}–{hi:g}), from judge scores "
+                f"calibrated to {cal.n_labels} oracle labels; per-policy {lv} CIs that include "
+                "the calibration's own uncertainty (OUA)."
             )
         else:
             out.append("UNCALIBRATED: too few oracle labels; raw judge means on the judge scale.")
@@ -527,9 +558,18 @@ class Report:
         if hidden:
             out.append(f"({hidden} REFUSED estimate(s) hidden by reliable_only=True)")
         out.append(
-            "naive = raw judge mean rescaled to the label scale, as if the judge were the metric; "
-            "cal% = calibration share of the variance; labels = the policy's own oracle labels."
+            "SE = standard error; cal% = share of the variance due to the calibration; labels = "
+            "the policy's own oracle labels; naive = raw judge mean, as if the judge were the metric."
         )
+        better = self._better_text()
+        if better:
+            out.append(better)
+        if cal is not None:
+            out.append(
+                f"Calibration: {visible(cal.mode)}{_MODE_WORDS.get(cal.mode, '')}, {cal.n_labels} labels on "
+                f"{cal.n_labelled_prompts} prompts, {cal.n_folds} folds; out-of-fold RMSE "
+                f"{_fmt(cal.oof_rmse)} (typical error of one calibrated score)."
+            )
         note = self._label_note()
         if note:
             out.append(note)
@@ -553,8 +593,9 @@ class Report:
                 )
         reasons = [(e.policy, r) for e in shown for r in e.reasons]
         if reasons:
-            out += ["", "Status reasons:"]
-            out += [f"  {visible(p)}: {visible(r)}" for p, r in reasons]
+            out += ["", "Status reasons:" if explain else "Status reasons (in full: --explain):"]
+            out += [f"  {visible(p)}: {visible(r if explain else short_reason(r))}"
+                    for p, r in reasons]
         if self.audits:
             out += ["", "Transport audits (δ = mean(label − calibrated judge) on the probe slice):"]
             for a in self.audits:
@@ -593,6 +634,14 @@ class Report:
             out += ["", ex]
         if self.notices:
             out += ["", "Notices:"] + [f"  - {visible(n)}" for n in self.notices]
+        terms = glossary_terms("\n".join(out))
+        if explain:
+            out += ["", "Terms used above:"]
+            out += [f"  {t}: {GLOSSARY[t][0]} [docs: {GLOSSARY[t][1]}]" for t in terms]
+        elif terms:
+            out += ["", f"Terms ({', '.join(terms[:6])}{', …' if len(terms) > 6 else ''}) are "
+                        "explained by --explain (Report.summary(explain=True)) and in the docs' "
+                        "Glossary."]
         return "\n".join(out)
 
     def __str__(self) -> str:

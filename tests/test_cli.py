@@ -49,7 +49,7 @@ def _table(out: str) -> dict[str, list[str]]:
     start = next(i for i, line in enumerate(lines) if line.startswith("---")) + 1
     rows = {}
     for line in lines[start:]:
-        if not line.strip() or line.startswith("naive ="):
+        if not line.strip() or line.startswith("SE = "):
             break
         rows[line.split()[0]] = line.split()
     return rows
@@ -67,7 +67,7 @@ def _one_line_error(err: str) -> str:
 def test_analyze_table_lists_every_policy(csv_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(csv_path), *SCALES]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("Calibrated estimates on the label scale (1–5)")
+    assert out.startswith("Each policy's value on the label scale (1–5)")
     table = _table(out)
     assert list(table) == POLICIES
     assert all(r[-1] in ("OK", "CAUTION", "REFUSED") for r in table.values())
@@ -204,7 +204,7 @@ def test_arena_probe_grades_unhelpful_fail_and_refused(arena: Path,
     assert list(rows) == ["base", "clone", "parallel_universe_prompt", "unhelpful"]
     assert rows["unhelpful"][-1] == "REFUSED"
     assert rows["base"][-1] == "OK"
-    audits = out.split("Transport audits", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    audits = out.split("\nTransport audits (", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert len(audits) == 1
     assert audits[0].split()[0] == "unhelpful" and audits[0].rstrip().endswith("margin ±0.05: FAIL")
     assert "transport audit FAIL" in out

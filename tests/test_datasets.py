@@ -1,9 +1,9 @@
 """The Arena sample shipped in the package (cje.datasets), its export, ``cje datasets`` and
 ``cje demo --save``.
 
-Only ``test_packaged_copy_matches_the_original`` needs the original files beside the project
-(``../shared/data/arena_sample``) and skips without them; everything else runs on the copy in
-the package.
+Everything runs on the copy in the package; ``test_packaged_copy_is_the_recorded_build_of_the_original``
+checks that copy against the digests in its MANIFEST.json and, when the original files are beside the
+project (``../shared/data/arena_sample``), against them as well — it never skips.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_arena_frames_hold_what_the_readme_says() -> None:
 def test_package_data_is_small_licensed_and_declared() -> None:
     files = sorted(p for p in PKG_DATA.iterdir() if p.is_file())
     assert {p.name for p in files} == {"fresh_draws.parquet", "logged_data.parquet",
-                                       "probe_slice.parquet", "LICENSE", "README.md"}
+                                       "probe_slice.parquet", "MANIFEST.json", "LICENSE", "README.md"}
     assert sum(p.stat().st_size for p in files) < 200_000  # well under 1 MB
     licence = (PKG_DATA / "LICENSE").read_text(encoding="utf-8")
     assert "MIT License" in licence and "CIMO Labs" in licence
@@ -156,13 +156,20 @@ def test_export_refuses_bad_arguments(tmp_path: Path, kwargs: dict, match: str) 
 
 
 # ---- the packaged copy gives the numbers of the original ----------------------------------------------
-@pytest.mark.skipif(not (ORIGINAL_ARENA / "fresh_draws").is_dir(),
-                    reason=f"the original Arena sample is not beside this checkout ({ORIGINAL_ARENA})")
-def test_packaged_copy_matches_the_original(arena: Path) -> None:
-    """The only test that reads ../shared: the rebuild script reproduces the packaged tables, and
-    cje.analyze on the shipped copy gives exactly the Report numbers of the original files (direct
-    with probes, with the response_length covariate, off-policy calibrated-ips and stacked-dr)."""
+def test_packaged_copy_is_the_recorded_build_of_the_original(arena: Path) -> None:
+    """The shipped tables are, value for value, those the rebuild script made from the original
+    files whose SHA-256 digests MANIFEST.json records (this runs on any checkout). Beside the
+    original (``../shared``) it also checks that the original still has those digests, that the
+    rebuild reproduces the tables, and that cje.analyze on the shipped copy gives exactly the
+    Report numbers of the original files (direct with probes, with the response_length
+    covariate, off-policy calibrated-ips and stacked-dr)."""
+    manifest = json.loads((PKG_DATA / "MANIFEST.json").read_text())
+    for name, digest in manifest["tables_sha256"].items():
+        assert _build_arena.table_digest(pd.read_parquet(PKG_DATA / f"{name}.parquet")) == digest, name
     orig = ORIGINAL_ARENA
+    if not (orig / "fresh_draws").is_dir():
+        return  # the digest chain above is the whole check without the original
+    assert _build_arena.file_digests(orig) == manifest["source_files_sha256"]
     for name, table in _build_arena.tables(orig).items():
         pd.testing.assert_frame_equal(table.to_pandas(), pd.read_parquet(PKG_DATA / f"{name}.parquet"),
                                       check_exact=True, obj=name)
@@ -204,9 +211,12 @@ def test_rebuild_script_reproduces_the_tables(tmp_path: Path) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
     written = _build_arena.build(tmp_path / "src", tmp_path / "out")
     assert [p.name for p in written] == ["fresh_draws.parquet", "logged_data.parquet",
-                                         "probe_slice.parquet"]
-    for p in written:
+                                         "probe_slice.parquet", "MANIFEST.json"]
+    for p in written[:3]:
         pd.testing.assert_frame_equal(pd.read_parquet(p), pd.read_parquet(PKG_DATA / p.name))
+    # the same tables, so the same table digests as the shipped manifest's
+    made = json.loads(written[3].read_text())
+    assert made["tables_sha256"] == json.loads((PKG_DATA / "MANIFEST.json").read_text())["tables_sha256"]
     # a response that is not text is refused, naming it
     bad = files.probes["clone"]
     bad.write_text(bad.read_text(encoding="utf-8").replace('"response": "word', '"response": 3, "x": "'))

@@ -57,19 +57,27 @@ def _folds_of_twelve() -> dict[str, int]:
 
 
 def _hand_phi(df: pd.DataFrame, fold_of: dict[str, int], psi: dict[str, float]) -> dict[str, dict]:
-    """φ_i = f(S_i) + (L_i / p_L)(Y_i − f_oof(S_i)) − ψ_p, keyed by policy then prompt."""
+    """φ_i = (f(S_i) − mean f) + (L_i / p_L)(e_i − ē), e_i = Y_i − f_oof(S_i) and ē the mean
+    residual of the policy's labelled rows (centred residual term), keyed by policy then prompt.
+    ``psi`` is only used to check that mean f + ē is the estimate."""
     lab_rows = df[df.oracle_label.notna()]
     f = _iso(lab_rows.judge_score, lab_rows.oracle_label)
     phi: dict[str, dict] = {}
     for pol, g in df.groupby("policy"):
         p_l = g.oracle_label.notna().mean()
+        mean_f = float(np.mean(f.predict(g.judge_score)))
+        resid = {}
+        for _, row in g[g.oracle_label.notna()].iterrows():
+            tr = lab_rows[lab_rows.prompt_id.map(fold_of) != fold_of[row.prompt_id]]
+            resid[row.prompt_id] = row.oracle_label - _iso(tr.judge_score, tr.oracle_label).predict(
+                [row.judge_score])[0]
+        e_bar = float(np.mean(list(resid.values())))
+        assert mean_f + e_bar == pytest.approx(psi[pol], abs=1e-12)
         vals = {}
         for _, row in g.iterrows():
-            v = f.predict([row.judge_score])[0] - psi[pol]
-            if not np.isnan(row.oracle_label):
-                tr = lab_rows[lab_rows.prompt_id.map(fold_of) != fold_of[row.prompt_id]]
-                v += (row.oracle_label - _iso(tr.judge_score, tr.oracle_label).predict(
-                    [row.judge_score])[0]) / p_l
+            v = f.predict([row.judge_score])[0] - mean_f
+            if row.prompt_id in resid and not np.isnan(row.oracle_label):
+                v += (resid[row.prompt_id] - e_bar) / p_l
             vals[row.prompt_id] = v
         phi[pol] = vals
     return phi
@@ -111,8 +119,10 @@ def test_direct_estimate_function_by_hand():
     # policy 0: mean R = 0.5, mean residual over its 2 labelled rows = -0.1
     assert est.values[0] == pytest.approx(0.4)
     assert est.values[1] == pytest.approx(0.7)
-    expected = [0.2 - 0.4 + 2 * 0.1, 0.0, 0.6 - 0.4 - 0.6, 0.4]
-    np.testing.assert_allclose(est.influence[:4], expected, atol=1e-15)
+    # φ_i = (R_i − 0.5) + (L_i / p_L)(e_i − ē) with p_L = 1/2, ē = −0.1 (centred residual term);
+    # policy 1 has one labelled row: e − ē = 0 and R − mean R = 0
+    expected = [0.2 - 0.5 + 2 * (0.1 + 0.1), 0.4 - 0.5, 0.6 - 0.5 + 2 * (-0.3 + 0.1), 0.8 - 0.5, 0.0]
+    np.testing.assert_allclose(est.influence[:5], expected, atol=1e-15)
     assert est.influence[5] == 0.0 and est.group[5] == -1
     assert est.n.tolist() == [4, 1] and est.n_labels.tolist() == [2, 1]
     plain = direct_estimate(reward, resid, labelled, group, 2, augment=False)

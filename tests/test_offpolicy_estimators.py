@@ -130,11 +130,20 @@ def test_hajek_weights_by_hand() -> None:
     assert abs(hajek_weights(np.log(RHO8)).mean() - 1.0) < TOL
 
 
+def _share8(psi_e: float) -> list[float]:
+    # ψ_e (L_i/p_L − 1): the residual term's influence from the labelled share p_L = 3/8 being
+    # estimated (the ratio mean(v L e)/(mean(L) mean(v)) linearised in mean(L) as well)
+    return [psi_e * ((8 / 3 if LAB8[i] else 0.0) - 1.0) for i in range(8)]
+
+
 def test_ips_by_hand() -> None:
-    # unnormalised IPS: ψ = (1/n) Σ ρ_i ỹ_i, φ_i = ρ_i ỹ_i − ψ
+    # unnormalised IPS: ψ = (1/n) Σ ρ_i ỹ_i = mean(ρR) + mean(ρLe)/mean(L),
+    # φ_i = ρ_i ỹ_i − ψ − ψ_e (L_i/p_L − 1), ψ_e = (1/n) Σ ρ_i (L_i/p_L) e_i
     yt = _ytilde8()
     psi = sum(RHO8[i] * yt[i] for i in range(8)) / 8
-    phi = [RHO8[i] * yt[i] - psi for i in range(8)]
+    psi_e = sum(RHO8[i] * (yt[i] - R8[i]) for i in range(8)) / 8
+    share = _share8(psi_e)
+    phi = [RHO8[i] * yt[i] - psi - share[i] for i in range(8)]
     v = ips(_rows8())
     assert abs(v.value - psi) < TOL
     np.testing.assert_allclose(v.influence, phi, rtol=0, atol=TOL)
@@ -143,11 +152,14 @@ def test_ips_by_hand() -> None:
 
 def test_snips_by_hand() -> None:
     # SNIPS: ψ = Σ w_i ỹ_i / Σ w_i with the raw ratios (the Hájek normalisation cancels),
-    # φ_i = w_i (ỹ_i − ψ) with w the mean-one weights
+    # φ_i = w_i (ỹ_i − ψ) − ψ_e (L_i/p_L − 1) with w the mean-one weights and ψ_e the residual
+    # part of ψ, Σ w (L/p_L) e / Σ w
     yt = _ytilde8()
     psi = sum(RHO8[i] * yt[i] for i in range(8)) / sum(RHO8)
     w = [8 * r / sum(RHO8) for r in RHO8]
-    phi = [w[i] * (yt[i] - psi) for i in range(8)]
+    psi_e = sum(RHO8[i] * (yt[i] - R8[i]) for i in range(8)) / sum(RHO8)
+    share = _share8(psi_e)
+    phi = [w[i] * (yt[i] - psi) - share[i] for i in range(8)]
     v = snips(_rows8())
     assert abs(v.value - psi) < TOL
     np.testing.assert_allclose(v.influence, phi, rtol=0, atol=TOL)
@@ -158,15 +170,17 @@ def test_calibrated_ips_by_hand() -> None:
     # calibrated IPS: stabilised weights w̃ on the reward, and on the oracle residual term the
     # raw weights v = w (default) or v = w̃ (stable_residual=True):
     # ψ = Σ w̃ R / Σ w̃ + Σ v (L/p_L) e / Σ v,
-    # φ_i = [w_i (R_i − ψ_R) − mean_j w_j (R_j − ψ_R)] + v_i ((L_i/p_L) e_i − ψ_e): the reward
-    # term's influence includes the estimation of w̃ and so carries the raw weights
+    # φ_i = [w_i (R_i − ψ_R) − mean_j w_j (R_j − ψ_R)] + v_i ((L_i/p_L) e_i − ψ_e)
+    # − ψ_e (L_i/p_L − 1): the reward term's influence includes the estimation of w̃ and so
+    # carries the raw weights, the residual term's the estimation of p_L
     w = [8 * r / sum(RHO8) for r in RHO8]
     sr = [(E8[i] / (3 / 8) if LAB8[i] else 0.0) for i in range(8)]
     for stable_residual, v in ((False, w), (True, list(STAB8))):
         psi_r = sum(STAB8[i] * R8[i] for i in range(8)) / sum(STAB8)
         psi_e = sum(v[i] * sr[i] for i in range(8)) / sum(v)
         raw_r = [w[i] * (R8[i] - psi_r) for i in range(8)]
-        phi = [raw_r[i] - sum(raw_r) / 8 + v[i] * (sr[i] - psi_e) for i in range(8)]
+        share = _share8(psi_e)
+        phi = [raw_r[i] - sum(raw_r) / 8 + v[i] * (sr[i] - psi_e) - share[i] for i in range(8)]
         out = calibrated_ips(_rows8(), stable_residual=stable_residual)
         assert abs(out.value - (psi_r + psi_e)) < TOL
         np.testing.assert_allclose(out.influence, phi, rtol=0, atol=TOL)
@@ -180,7 +194,8 @@ def test_calibrated_ips_by_hand() -> None:
 def test_doubly_robust_by_hand() -> None:
     # DR: ψ = mean ḡ + Σ w̃ (R − q) / Σ w̃ + Σ v (L/p_L) e / Σ v  (v = w raw by default, w̃ with
     # stable_residual=True); φ_i = (ḡ_i − ψ_g) + [w_i (R_i − q_i − ψ_c) − its mean]
-    # + v_i ((L_i/p_L) e_i − ψ_e)  (the correction term's influence includes w̃'s estimation)
+    # + v_i ((L_i/p_L) e_i − ψ_e) − ψ_e (L_i/p_L − 1)  (the correction term's influence includes
+    # w̃'s estimation, the residual term's that of p_L)
     w = [8 * r / sum(RHO8) for r in RHO8]
     sr = [(E8[i] / (3 / 8) if LAB8[i] else 0.0) for i in range(8)]
     psi_g = sum(GBAR8) / 8
@@ -188,7 +203,8 @@ def test_doubly_robust_by_hand() -> None:
     raw_c = [w[i] * (R8[i] - Q8[i] - psi_c) for i in range(8)]
     for stable_residual, v in ((False, w), (True, list(STAB8))):
         psi_e = sum(v[i] * sr[i] for i in range(8)) / sum(v)
-        phi = [(GBAR8[i] - psi_g) + raw_c[i] - sum(raw_c) / 8 + v[i] * (sr[i] - psi_e)
+        share = _share8(psi_e)
+        phi = [(GBAR8[i] - psi_g) + raw_c[i] - sum(raw_c) / 8 + v[i] * (sr[i] - psi_e) - share[i]
                for i in range(8)]
         out = doubly_robust(_rows8(), Q8, GBAR8, stable_residual=stable_residual)
         assert abs(out.value - (psi_g + psi_c + psi_e)) < TOL
@@ -377,13 +393,16 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
         oof = np.array([index(fold[i])(s[i])[0] for i in range(n)])
         e = np.where(lab, np.nan_to_num(y) - oof, 0.0)
         sr = np.where(lab, e / (lab.sum() / n), 0.0)  # (L/p_L) e
+        # the labelled share p_L is estimated too: − ψ_e (L/p_L − 1) centres the residual term
+        centre = np.where(lab, n / lab.sum(), 0.0) - 1.0
         if estimator == "snips":
             psi = float(np.sum(w * (R + sr)) / np.sum(w))
-            return psi, w * (R + sr - psi)
+            psi_e = float(np.sum(w * sr) / np.sum(w))
+            return psi, w * (R + sr - psi) - psi_e * centre
         ws = simcal(index)
         v = ws if stable_resid else w  # weights on the residual term
         psi_e = float(np.sum(v * sr) / np.sum(v))
-        phi_e = v * (sr - psi_e)
+        phi_e = v * (sr - psi_e) - psi_e * centre
         # transport gap: the residual correction with raw minus with stabilised weights
         gaps[frozenset(deleted)] = (float(np.sum(w * sr) / np.sum(w)) - psi_e) if stable_resid else 0.0
         # the stabilised-weight term's influence includes w̃'s estimation: raw w, centred

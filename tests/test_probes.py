@@ -194,13 +194,13 @@ def test_gates_with_and_without_probe_correction():
     v = corr["verbose"]
     assert {a.policy: a.verdict for a in corr.audits}["verbose"] == "FAIL"
     assert v.status == "OK"
-    assert v.reasons[0].startswith("level corrected by its 50 probe labels; the judge-only "
+    assert v.reasons[0].startswith("level corrected by its 50 probe labels (the judge-only "
                                    "calibration failed the transport audit, δ = ")
     assert corr["concise"].status == "CAUTION"  # no labels, no probe: as before
     assert any("no oracle labels of its own" in r for r in corr["concise"].reasons)
     small = cje.analyze(data, probes={"verbose": tiny}, **kw)["verbose"]
     assert small.status == "CAUTION"
-    assert "fewer than 30 probe labels" in small.reasons[0]
+    assert small.reasons[0].startswith("level corrected by only 15 probe labels (fewer than 30)")
 
 
 def test_out_of_range_scores_caution_a_corrected_level():

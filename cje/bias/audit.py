@@ -141,7 +141,13 @@ def audit(
             results.extend(got)
             names.extend([name] * len(got))
     if not results:
-        raise CJEInputError("No bias test could run. " + " ".join(skipped))
+        raise CJEInputError(
+            "No bias test could run on these data. " + " ".join(skipped) + " Each test needs its "
+            "own kind of data: position bias, pairwise verdicts (pairs=); verbosity, oracle labels "
+            "on two or more responses to the same prompt; self-preference, judge and generator "
+            "families. For data on which all three run: cje.synthetic.make_pairwise_eval(300, "
+            "rng=0).pairs (docs: Judge bias)."
+        )
     from cje.export import provenance
 
     prov = provenance(inputs)

@@ -15,6 +15,7 @@ float64, so values are bit-for-bit those the JSON text parses to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -85,20 +86,45 @@ def tables(source: str | Path) -> dict[str, Any]:
     }
 
 
+def file_digests(source: str | Path) -> dict[str, str]:
+    """SHA-256 of each source file the tables are built from, by path relative to ``source``."""
+    root = Path(source)
+    files = [root / "logged_data.jsonl",
+             *(root / "fresh_draws" / f"{p}_responses.jsonl" for p in POLICIES),
+             *(root / "probe_slice" / f"{t}_probe.jsonl" for t in TARGETS)]
+    return {f.relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def table_digest(frame: Any) -> str:
+    """SHA-256 of a table's content (column names, dtypes, every value), independent of how the
+    parquet file was compressed."""
+    import pandas as pd
+
+    h = hashlib.sha256(json.dumps([[c, str(t)] for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+
 def build(source: str | Path, dest: str | Path = DEST) -> list[Path]:
     """Write ``fresh_draws.parquet``, ``logged_data.parquet`` and ``probe_slice.parquet``
-    (zstd-compressed) to ``dest``; return their paths."""
+    (zstd-compressed) to ``dest``, and ``MANIFEST.json`` with the digests of the source files and
+    of each table built from them; return the paths."""
     import pyarrow.parquet as pq
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     out = []
+    digests = {}
     for name, table in tables(source).items():
         path = dest / f"{name}.parquet"
         pq.write_table(table, path, compression="zstd", compression_level=19,
                        use_dictionary=["policy", "prompt_id"], write_statistics=False)
+        digests[name] = table_digest(table.to_pandas())
         out.append(path)
-    return out
+    manifest = dest / "MANIFEST.json"
+    manifest.write_text(json.dumps({"source_files_sha256": file_digests(source),
+                                    "tables_sha256": digests}, indent=1, sort_keys=True) + "\n")
+    return [*out, manifest]
 
 
 if __name__ == "__main__":  # pragma: no cover - a maintenance script

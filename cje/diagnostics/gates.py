@@ -395,8 +395,8 @@ def level_gate(
     'REFUSED'
     >>> st, why, _ = level_gate("p", s, s, 0, fail, False,
     ...                         probe=ProbeUse(50, 50, 0, 1.0, -0.25, 0.001, 400))
-    >>> st, why[0][:77]
-    ('OK', 'level corrected by its 50 probe labels; the judge-only calibration failed the')
+    >>> st, why[0][:78]
+    ('OK', 'level corrected by its 50 probe labels (the judge-only calibration failed the ')
     """
     status = "OK"
     reasons: list[str] = []
@@ -417,19 +417,20 @@ def level_gate(
         if audit is None or audit.verdict == "NOT GRADED":
             graded = ""
         elif audit.verdict == "PASS":
-            graded = "; the judge-only calibration passed the transport audit"
+            graded = " (the judge-only calibration passed the transport audit)"
         else:
             verb = "failed" if audit.verdict == "FAIL" else "did not pass"
-            graded = (f"; the judge-only calibration {verb} the transport audit, "
-                      f"δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, {audit.ci_high:+.3f}]")
-        small = probe.n_labels < MIN_PROBE_LABELS
-        if small:
+            graded = (f" (the judge-only calibration {verb} the transport audit, "
+                      f"δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, {audit.ci_high:+.3f}])")
+        if probe.n_labels < MIN_PROBE_LABELS:
             worse("CAUTION")
-        reasons.append(
-            f"level corrected by its {probe.n_labels} probe labels{pooled}{graded}"
-            + (f"; fewer than {MIN_PROBE_LABELS} probe labels: the interval is approximate, label "
-               "more of its responses." if small else ".")
-        )
+            reasons.append(
+                f"level corrected by only {probe.n_labels} probe labels{pooled} (fewer than "
+                f"{MIN_PROBE_LABELS}){graded}: the interval of a mean of that few residuals is "
+                "approximate; label more of its responses."
+            )
+        else:
+            reasons.append(f"level corrected by its {probe.n_labels} probe labels{pooled}{graded}.")
     elif audit is not None:
         diag["transport_verdict"] = audit.verdict
         diag["transport_delta"] = audit.delta

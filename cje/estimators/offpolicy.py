@@ -23,6 +23,9 @@ target's value only when the judge score carries everything the target changes a
 :func:`residual_gap` to the variance as an allowance. The pipeline chooses per target
 (:func:`cje.analyze`'s ``residual_weights``: by default raw weights at a raw-weight ESS of at
 least 10%, stabilised below); ``simulations/results/study_residual_weights.md`` has the evidence.
+
+The residual term's influence values are centred: they count the labelled share ``p_L`` as
+estimated (:func:`_residual_term`), as the direct estimator does; point estimates are unaffected.
 """
 
 from __future__ import annotations
@@ -145,6 +148,29 @@ def _weighted(w: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
     return psi, w * (x - psi)
 
 
+def _labelling_term(rows: OffPolicyRows, psi_e: float) -> np.ndarray:
+    """``ψ_e (L_i/p_L − 1)``: what a residual term ``ψ_e = Σ v (L/p_L) e / Σ v`` owes to the
+    labelled share ``p_L = m/n`` being estimated (the labelling is random).
+
+    Linearising the ratio ``mean(v L e) / (mean(L)·mean(v))`` gives
+    ``v_i((L_i/p_L) e_i − ψ_e) − ψ_e (L_i/p_L − 1)``; the second part, subtracted by the
+    callers, centres the residual term (sums to zero). Zero without labels or with every row
+    labelled.
+    """
+    m = int(np.count_nonzero(rows.labelled))
+    n = rows.labelled.shape[0]
+    if m == 0 or m == n:
+        return np.zeros(n)
+    return psi_e * (np.where(rows.labelled, n / m, 0.0) - 1.0)
+
+
+def _residual_term(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray]:
+    """The oracle residual correction ``ψ_e = Σ v_i (L_i/p_L) e_i / Σ v_i`` and its influence
+    ``v_i((L_i/p_L) e_i − ψ_e) − ψ_e (L_i/p_L − 1)`` (see :func:`_labelling_term`)."""
+    psi_e, phi_e = _weighted(v, rows.scaled_residual)
+    return psi_e, phi_e - _labelling_term(rows, psi_e)
+
+
 def _stabilised(stable: np.ndarray, raw: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
     """Hájek mean of ``x`` (a function of the judge score) with stabilised weights, and its
     influence values *including the stabiliser's own estimation*.
@@ -164,7 +190,9 @@ def ips(rows: OffPolicyRows) -> PolicyValue:
     """Unnormalised IPS: ``ψ = (1/n) Σ ρ_i (R_i + (L_i/p_L) e_i)`` with ``ρ = exp(λ)``.
 
     Offered for completeness and as the naive baseline: its weights do not average one in a
-    finite sample, so it is unbiased but very variable. Influence ``φ_i = ρ_i ỹ_i − ψ``.
+    finite sample, so it is unbiased but very variable. Influence
+    ``φ_i = ρ_i ỹ_i − ψ − ψ_e (L_i/p_L − 1)`` with ``ψ_e = (1/n) Σ ρ_i (L_i/p_L) e_i``: the
+    residual part ``mean(ρ L e)/mean(L)`` linearised with the labelled share ``p_L`` estimated.
 
     Parameters
     ----------
@@ -186,18 +214,29 @@ def ips(rows: OffPolicyRows) -> PolicyValue:
     ...                   np.array([0.5, 1.5]), ratio=np.array([0.5, 2.0]))
     >>> round(ips(r).value, 6)   # (0.5*0.2 + 2*0.6)/2
     0.65
+    >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.array([0.1, 0.0]), np.array([True, False]),
+    ...                   np.array([0.5, 1.5]), ratio=np.array([0.5, 2.0]))
+    >>> v = ips(r); round(v.value, 6)   # 0.65 + 0.5*(2*0.1)/2; ψ_e = 0.05
+    0.7
+    >>> v.influence.round(6).tolist()   # [0.5*0.4 − 0.7 − 0.05*(2 − 1), 2*0.6 − 0.7 + 0.05]
+    [-0.55, 0.55]
     """
     if rows.ratio is None:
         raise ValueError("ips needs the unnormalised ratios (rows.ratio).")
     contrib = rows.ratio * (rows.reward + rows.scaled_residual)
     psi = float(contrib.mean())
-    return PolicyValue(psi, contrib - psi)
+    phi = contrib - psi
+    if rows.labelled.any():
+        phi = phi - _labelling_term(rows, float((rows.ratio * rows.scaled_residual).mean()))
+    return PolicyValue(psi, phi)
 
 
 def snips(rows: OffPolicyRows) -> PolicyValue:
     """Self-normalised IPS with raw Hájek weights: ``ψ = Σ w_i ỹ_i / Σ w_i``.
 
-    ``ỹ_i = R_i + (L_i/p_L) e_i``; influence ``φ_i = w_i (ỹ_i − ψ)`` (delta method for the ratio).
+    ``ỹ_i = R_i + (L_i/p_L) e_i``; influence ``φ_i = w_i (ỹ_i − ψ) − ψ_e (L_i/p_L − 1)`` (delta
+    method for the ratio, with the labelled share ``p_L`` estimated too), where
+    ``ψ_e = Σ w_i (L_i/p_L) e_i / Σ w_i`` is the residual part of ``ψ``.
 
     Parameters
     ----------
@@ -213,8 +252,16 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
     ...                   np.array([0.5, 1.5]))
     >>> v = snips(r); round(v.value, 6), v.influence.round(6).tolist()
     (0.5, [-0.15, 0.15])
+    >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.array([0.1, 0.0]), np.array([True, False]),
+    ...                   np.array([0.5, 1.5]))
+    >>> v = snips(r); round(v.value, 6)   # 0.5 + ψ_e, ψ_e = 0.5*(2*0.1)/2 = 0.05
+    0.55
+    >>> v.influence.round(6).tolist()   # [0.5*(0.4 − 0.55) − 0.05, 1.5*(0.6 − 0.55) + 0.05]
+    [-0.125, 0.125]
     """
     psi, phi = _weighted(rows.weights, rows.reward + rows.scaled_residual)
+    if rows.labelled.any():
+        phi = phi - _labelling_term(rows, _weighted(rows.weights, rows.scaled_residual)[0])
     return PolicyValue(psi, phi)
 
 
@@ -223,8 +270,9 @@ def calibrated_ips(rows: OffPolicyRows, *, stable_residual: bool = False) -> Pol
 
     ``ψ = Σ w̃_i R_i / Σ w̃_i + Σ v_i (L_i/p_L) e_i / Σ v_i`` with ``v = w`` (raw Hájek weights,
     default) or ``v = w̃`` (``stable_residual=True``);
-    ``φ_i = w_i (R_i − ψ_R) − c + v_i ((L_i/p_L) e_i − ψ_e)`` (``c`` centres the first term):
-    the reward term's influence includes the estimation of ``w̃`` (see :func:`_stabilised`).
+    ``φ_i = w_i (R_i − ψ_R) − c + v_i ((L_i/p_L) e_i − ψ_e) − ψ_e (L_i/p_L − 1)`` (``c`` centres
+    the first term): the reward term's influence includes the estimation of ``w̃`` (see
+    :func:`_stabilised`), the residual term's the estimation of the labelled share ``p_L``.
 
     Parameters
     ----------
@@ -248,7 +296,7 @@ def calibrated_ips(rows: OffPolicyRows, *, stable_residual: bool = False) -> Pol
     """
     w_s = rows.weights if rows.stable is None else rows.stable
     psi_r, phi_r = _stabilised(w_s, rows.weights, rows.reward)
-    psi_e, phi_e = _weighted(w_s if stable_residual else rows.weights, rows.scaled_residual)
+    psi_e, phi_e = _residual_term(w_s if stable_residual else rows.weights, rows)
     return PolicyValue(psi_r + psi_e, phi_r + phi_e)
 
 
@@ -260,8 +308,9 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     the mean of ``q`` over the target's fresh draws of row i's prompt, ``w̃`` the stabilised
     weights (raw when there are none) and ``v`` the raw weights (``w̃`` with
     ``stable_residual=True``). Influence
-    ``φ_i = (ḡ_i − ψ_g) + w_i (R_i − q_i − ψ_c) − c + v_i ((L_i/p_L) e_i − ψ_e)``, the
-    correction term's influence including the estimation of ``w̃`` (see :func:`_stabilised`).
+    ``φ_i = (ḡ_i − ψ_g) + w_i (R_i − q_i − ψ_c) − c + v_i ((L_i/p_L) e_i − ψ_e)
+    − ψ_e (L_i/p_L − 1)``, the correction term's influence including the estimation of ``w̃``
+    (see :func:`_stabilised`), the residual term's the estimation of the labelled share ``p_L``.
 
     Parameters
     ----------
@@ -288,7 +337,7 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     w_s = rows.weights if rows.stable is None else rows.stable
     psi_g = float(fresh_mean.mean())
     psi_c, phi_c = _stabilised(w_s, rows.weights, rows.reward - outcome)
-    psi_e, phi_e = _weighted(w_s if stable_residual else rows.weights, rows.scaled_residual)
+    psi_e, phi_e = _residual_term(w_s if stable_residual else rows.weights, rows)
     return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e)
 
 

@@ -234,7 +234,9 @@ def analyze_direct(
                                         mode=mode, k=k, seed=seed)
     warns += caught
     if mode == "auto":
-        notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (1-SE rule).")
+        notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (it keeps 'monotone' "
+                       "unless 'two_stage' predicts the labels better, out of fold, by more than "
+                       "one standard error).")
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=covariates,
                     transport_margin=transport_margin, only=only, notices=notices, warns=warns,
                     excluded=ev.excluded, settings=settings, progress=progress)

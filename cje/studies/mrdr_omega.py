@@ -50,8 +50,8 @@ def _reading(s: pd.DataFrame, df: pd.DataFrame) -> list[str]:
                      "with the noisy judge and heavy-tailed weights at this n (compare SNIPS and "
                      "stacked DR in `study_residual_weights.md`). The CAUTION share is that of the "
                      "default ω = w.")
-    lines += ["", ("Decision: `mrdr_omega=\"w\"` kept (METHODS §4's variance-minimising choice): the "
-                   "alternatives do not beat it by more than 5% RMSE anywhere."
+    lines += ["", ("Decision: `mrdr_omega=\"w\"` kept (the variance-minimising choice, docs: "
+                   "Off-policy › Estimators): the alternatives do not beat it by more than 5% RMSE anywhere."
                    if rmse_spread <= 0.05 else
                    "Decision: the weightings differ by more than 5% RMSE somewhere; see the table "
                    "before keeping `mrdr_omega=\"w\"`.")]

@@ -243,7 +243,7 @@ def _conclusion(s: pd.DataFrame, cse: pd.DataFrame, extra: pd.DataFrame, truth: 
         f"- The cap binds (γ > 0) in {n_bind} of {len(ESTIMATORS) * len(TARGETS) * (len(caps) - 1)} "
         "estimator × overlap × cap cells; where it binds, the estimate moves toward the logging "
         f"policy's value in {len(pulls)} of {n_bind} (bias of the sign that hides part of the "
-        "target's improvement), as METHODS §3.2 predicts.")
+        "target's improvement), as the docs predict (Off-policy › SIMCal-W and its honest use).")
     lines.append("- Cells where a binding cap cuts RMSE by more than 5%: "
                  + ("; ".join(wins) if wins else "none") + ".")
     lines.append("- Cells where it raises RMSE by more than 5% or costs more than 2 points of "

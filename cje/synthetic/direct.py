@@ -1,6 +1,6 @@
 """Synthetic evaluation data with a known truth (direct, on-policy setting).
 
-This module implements the data-generating process (DGP) of METHODS.md section 9 for the
+This module implements the data-generating process (DGP) for the
 *fresh-draws* data shape: every policy answers every prompt (possibly several times), a cheap
 judge scores every response, and an expensive oracle label is observed on a random (MCAR)
 subset of rows.  Because the DGP is fully specified, the true policy value

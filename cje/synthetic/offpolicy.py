@@ -1,6 +1,6 @@
 """Synthetic off-policy evaluation data with a known truth (logged data + fresh draws).
 
-This module implements the off-policy data-generating process (DGP) of METHODS.md section 9.
+This module implements the off-policy data-generating process (DGP) described below.
 One logging policy ``pi0`` (named ``"base"``) answers every prompt once; those *logged* responses
 carry a judge score, an oracle label on a random (MCAR) slice, the logging policy's sequence
 log-probability ``logprob_base`` and, for every target policy ``p``, the log-probability
