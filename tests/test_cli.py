@@ -221,7 +221,7 @@ def test_arena_probe_corrects_unhelpful_by_default(arena: Path,
     out = capsys.readouterr().out
     rows = _table(out)
     assert rows["unhelpful"][-1] == "OK"
-    audits = out.split("Transport audits", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    audits = out.split("\nTransport audits (", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert audits[0].rstrip().endswith("margin ±0.05: FAIL")
     assert "level corrected by its 50 probe labels" in out
     assert "failed the transport audit" in out
