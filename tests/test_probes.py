@@ -291,3 +291,10 @@ def test_offpolicy_probe_replaces_the_residual_term(est, monkeypatch):
     assert audit.delta == pytest.approx(e_bar, abs=1e-12)
     assert rep["far"].var_transport == 0.0
     assert any(r.startswith("level corrected by its 50 probe labels") for r in rep["far"].reasons)
+
+
+def test_corrected_report_round_trips_through_json():
+    sim, data = _base_only()
+    rep = cje.analyze(data, probes={"verbose": _probe("verbose", 40, seed=5)}, **SCALES)
+    assert cje.Report.from_json(rep.to_json()) == rep
+    assert rep["verbose"].diagnostics["probe_labels"] == 40
