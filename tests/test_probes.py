@@ -200,7 +200,7 @@ def test_gates_with_and_without_probe_correction():
     assert any("no oracle labels of its own" in r for r in corr["concise"].reasons)
     small = cje.analyze(data, probes={"verbose": tiny}, **kw)["verbose"]
     assert small.status == "CAUTION"
-    assert small.reasons[0].startswith("level corrected by only 15 probe labels (fewer than 30)")
+    assert small.reasons[0].startswith("level corrected by only 15 probe labels, fewer than 30")
 
 
 def test_out_of_range_scores_caution_a_corrected_level():

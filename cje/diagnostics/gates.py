@@ -425,8 +425,8 @@ def level_gate(
         if probe.n_labels < MIN_PROBE_LABELS:
             worse("CAUTION")
             reasons.append(
-                f"level corrected by only {probe.n_labels} probe labels{pooled} (fewer than "
-                f"{MIN_PROBE_LABELS}){graded}: the interval of a mean of that few residuals is "
+                f"level corrected by only {probe.n_labels} probe labels{pooled}, fewer than "
+                f"{MIN_PROBE_LABELS}{graded}: the interval of a mean of that few residuals is "
                 "approximate; label more of its responses."
             )
         else:
