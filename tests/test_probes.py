@@ -298,3 +298,27 @@ def test_corrected_report_round_trips_through_json():
     rep = cje.analyze(data, probes={"verbose": _probe("verbose", 40, seed=5)}, **SCALES)
     assert cje.Report.from_json(rep.to_json()) == rep
     assert rep["verbose"].diagnostics["probe_labels"] == 40
+
+
+def test_logging_policy_probe_pools_with_its_logged_labels(monkeypatch):
+    """Logged data: a probe of the logging policy pools with its labelled logged rows, as in
+    the direct shape (λ = m/(m + n_P) on the mean out-of-fold residual of its own labels)."""
+    sim = make_offpolicy_eval(400, oracle_fraction=0.2, rng=3)
+    ps = make_offpolicy_eval(40, fresh_oracle_fraction=1.0, rng=4)
+    probe = ps.fresh[ps.fresh["policy"] == "base"].assign(prompt_id=lambda d: "probe:" + d["prompt_id"])
+    seen = _capture(monkeypatch, logged_mod)
+    rep = cje.analyze(sim.logged, estimator="snips", probes={"base": probe}, mode="monotone",
+                      judge_scale=(0, 1), label_scale=(0, 1))
+    shape, cal = seen["shape"], seen["cal"]
+    t, rows = shape.table, shape.logged_rows
+    f = cal.predictor()
+    lab = ~np.isnan(t.y[rows])
+    oof = cal.calibration().oof  # training rows in table order: the labelled logged rows
+    assert np.array_equal(t.train, rows[lab])
+    e_own = float((t.y[rows][lab] - oof).mean())
+    prow = shape.probe_rows()[0]
+    e_p = t.y[prow] - f(t.s[prow])
+    lam = lab.sum() / (lab.sum() + prow.size)
+    want = f(t.s[rows]).mean() + lam * e_own + (1 - lam) * e_p.mean()
+    assert rep["base"].estimate == pytest.approx(want, abs=1e-12)
+    assert rep["base"].diagnostics["probe_weight"] == pytest.approx(1 - lam)

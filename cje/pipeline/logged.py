@@ -243,8 +243,8 @@ class LoggedShape:
         if p == 0:
             rows = self.logged_rows
             return PolicyRows(
-                cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),
-                method="on-policy (logged)",
+                cluster=_with(t.cluster[rows], probe_cluster),
+                n_labels=int(self._lab[rows].sum()), method="on-policy (logged)",
                 naive=naive_judge_mean(t.s[rows], t.cluster[rows], alpha, ev.label_scale),
                 scores=ev.judge_score[rows], probe=use)
         tg = self.targets[p - 1]
@@ -279,8 +279,7 @@ class LoggedShape:
             mix = stable.mixture.mean(axis=0)
             diag.update({"simcal_increasing": float(mix[0]), "simcal_decreasing": float(mix[1]),
                          "simcal_baseline": float(mix[2]),
-                         "residual_weights": "probe" if use is not None
-                         else "stable" if tg.stable_residual else "raw"})
+                         "residual_weights": "stable" if tg.stable_residual else "raw"})
         if use is not None:
             diag["residual_weights"] = "probe"  # the probe's mean residual replaced the term
         if value.mixture is not None:
