@@ -141,7 +141,7 @@ def test_accepted_spellings_give_the_same_numbers(data):
     a = cje.analyze(data, seed=3, n_folds=4, policies=["base"], **SCALES)
     b = cje.analyze(data, seed=np.int64(3), n_folds=np.int8(4), policies=("base",),
                     judge_scale=np.array([0, 10]), label_scale=(1.0, 5.0))
-    assert a.to_json() == b.to_json()
+    assert a == b  # every field but the provenance (its time stamp may differ by a second)
 
 
 # ---- the helpers themselves ---------------------------------------------------------------------
