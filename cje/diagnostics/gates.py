@@ -248,16 +248,27 @@ def _sanity_checks(est: PolicyEstimate,
             f"the estimate {est.estimate:.4g} lies outside the label scale [{lo:g}, {hi:g}]: it "
             "cannot be a value of the label (off-policy: the importance ratios do not average "
             "one; see the overlap diagnostics)."), "scale"))
-    span = est.ci_high - est.ci_low
+    # an interval reported cut to the scale is judged as it was before the cut
+    clipped = bool(est.diagnostics.get("interval_clipped", False))
+    c_lo = float(est.diagnostics.get("ci_low_unclipped", est.ci_low))
+    c_hi = float(est.diagnostics.get("ci_high_unclipped", est.ci_high))
+    span = c_hi - c_lo
     if math.isfinite(span) and span > width + tol:
         out.append(("REFUSED", (
-            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] is wider ({span:.3g}) than the "
-            f"whole label scale [{lo:g}, {hi:g}]: the data say nothing about its level."), "width"))
-    elif inside and (est.ci_low < lo - tol or est.ci_high > hi + tol):
-        out.append(("CAUTION", (
-            f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] crosses the label scale's bound "
-            f"({lo:g}, {hi:g}): the t interval is approximate this close to the edge (not "
-            "clipped)."), "crosses"))
+            f"the interval [{c_lo:.4g}, {c_hi:.4g}]{' (before cutting it to the scale)' if clipped else ''} "
+            f"is wider ({span:.3g}) than the whole label scale [{lo:g}, {hi:g}]: the data say nothing "
+            "about its level."), "width"))
+    elif inside and (c_lo < lo - tol or c_hi > hi + tol):
+        if clipped:
+            text = (f"the interval crosses the label scale's bound ({lo:g}, {hi:g}) and is reported "
+                    f"cut to it: t interval [{c_lo:.4g}, {c_hi:.4g}], reported [{est.ci_low:.4g}, "
+                    f"{est.ci_high:.4g}]; the cut loses no coverage (the value lies on the scale), but "
+                    "this close to the edge the interval is approximate (in simulations, intervals "
+                    "that needed the cut covered 0.89–0.94 instead of 0.95).")
+        else:
+            text = (f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] crosses the label scale's "
+                    f"bound ({lo:g}, {hi:g}): the t interval is approximate this close to the edge.")
+        out.append(("CAUTION", text, "crosses"))
     return out
 
 
@@ -269,7 +280,10 @@ def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> Policy
     * estimate outside the label scale → ``REFUSED``;
     * interval wider than the whole label scale → ``REFUSED`` (uninformative);
     * interval crossing a scale bound with the estimate inside → at least ``CAUTION`` (normal for
-      a rate near 0 or 1 with a t interval; the interval is not clipped).
+      a rate near 0 or 1 with a t interval). The pipelines report such an interval cut to the
+      scale (:func:`cje.inference.clip_interval`; ``diagnostics["interval_clipped"]``, the uncut
+      ends in ``ci_low_unclipped`` / ``ci_high_unclipped``); both checks judge the uncut
+      interval, so cutting never turns a too-wide interval into an acceptable one.
 
     Estimates not on the label scale (``units != "label"``, e.g. UNCALIBRATED judge means) are
     returned unchanged. Only ``status`` and ``reasons`` change; the numbers are kept.
@@ -295,6 +309,10 @@ def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> Policy
     ...                          n_prompts=40)
     >>> sanity_gate(ok, (0.0, 1.0)).status
     'CAUTION'
+    >>> cut = dataclasses.replace(ok, ci_low=0.0, ci_high=1.0, diagnostics={
+    ...     "interval_clipped": True, "ci_low_unclipped": -0.4, "ci_high_unclipped": 1.3})
+    >>> sanity_gate(cut, (0.0, 1.0)).status   # judged before the cut: wider than the scale
+    'REFUSED'
     """
     if est.units != "label" or est.status == "UNCALIBRATED":
         return est

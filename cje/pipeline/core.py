@@ -24,6 +24,7 @@ from cje.diagnostics.gates import comparable, level_gate, sanity_gate, worse_sta
 from cje.errors import CJEWarning
 from cje.estimators.offpolicy import PolicyValue
 from cje.inference import (
+    clip_interval,
     cluster_variance,
     jackknife_variance,
     oua_jackknife,
@@ -392,13 +393,19 @@ def estimate(
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
         df = probe_df(v_if, vc, g, k, info.probe)
-        lo, hi = t_interval(value.value, se, df, alpha)
+        lo_t, hi_t = t_interval(value.value, se, df, alpha)
+        # inside the label scale (docs: Methods › Inference): cut at the bounds, which loses no
+        # coverage; the sanity gate still judges the uncut interval (width, crossing)
+        lo, hi, clipped = clip_interval(value.value, lo_t, hi_t, (0.0, 1.0))
         # the level gates every estimate shares: transport audit, no labels of its own, judge
         # scores outside the labelled range, a constant calibration
         level, level_reasons, level_diag = level_gate(
             name, info.scores, shape.labelled_scores, info.n_labels, audit_of.get(name),
             calibrator.is_constant_, probe=info.probe)
-        diag = {**info.diagnostics, **level_diag}
+        diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
+        if clipped:
+            diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))
+            diag["ci_high_unclipped"] = float(from_unit(hi_t, scale))
         n_labels = info.n_labels + (info.probe.n_labels if info.probe is not None else 0)
         results.append(PolicyEstimate(
             policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,

@@ -1,4 +1,4 @@
-"""Study 11 — probe labels that correct: coverage of policies without labels of their own, with
+"""Study — probe labels that correct: coverage of policies without labels of their own, with
 and without their probe slices entering the estimate (``probe_correction``).
 
 **Direct cells** (:func:`cje.synthetic.make_direct_eval`: miscalibrated judge, the five default
@@ -265,7 +265,7 @@ def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
         f"fresh draws; {PROBE}-row probes from a second simulation's labelled fresh draws. "
         f"`cje.analyze` defaults otherwise. {r.reps} replicates."
     )
-    return write_results(r, title="Study 11 — probe labels that correct", seconds=secs,
+    return write_results(r, title="Study — probe labels that correct", seconds=secs,
                          design=design, body=body, fig=fig)
 
 
