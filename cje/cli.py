@@ -113,8 +113,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="extra labelled rows (prompt_id, judge_score, oracle_label) used only to "
                         "fit the calibrator")
     a.add_argument("--probe", action="append", type=_pair, default=[], metavar="POLICY=FILE",
-                   help="oracle-labelled probe slice of a policy's own responses, to audit "
-                        "whether the calibration transports to it (repeatable)")
+                   help="oracle-labelled probe slice of a policy's own responses: audits "
+                        "whether the calibration transports to it and corrects its level "
+                        "(repeatable)")
+    a.add_argument("--no-probe-correction", action="store_true",
+                   help="probe slices only audit the calibration; by default a policy's probe "
+                        "labels also correct its level (its residual term), so a failed "
+                        "transport audit no longer refuses it")
     a.add_argument("--transport-margin", type=float, metavar="D",
                    help="practical margin (label units) that grades the audits PASS/FAIL")
     a.add_argument("--alpha", type=float, default=0.05,
@@ -540,6 +545,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         estimator=ns.estimator,
         var_cap=ns.var_cap,
         residual_weights=ns.residual_weights,
+        probe_correction=not ns.no_probe_correction,
         on_missing="drop" if ns.drop_missing else "raise",
         progress=False if ns.no_progress else None,
     )
@@ -724,7 +730,7 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
                    else "and here it happens to hold")
         print(f"\n'concise' has no labels of its own, so its level relies on the calibration "
               f"transporting (CAUTION above), {verdict}: it is off by {off:+.3f}. Labelling some "
-              "of its responses corrects it; a probe slice (--probe) tests it.")
+              "of its responses corrects it — in its data or as a probe slice (--probe).")
     print(f"\nHow the data were made: {sim.description}")
     print("\nAnalyse your own data: cje analyze PATH   (see cje analyze --help; cje demo --save DIR "
           "writes this demo's data)")

@@ -106,8 +106,15 @@ def test_direct_equals_hand_computation_on_12_rows():
         df = (v_if + var_cal[j]) ** 2 / (v_if**2 / 5 + var_cal[j] ** 2 / 2)
         assert e.df == pytest.approx(df, rel=1e-10)
         q = stats.t.ppf(0.975, df)
-        assert e.ci_low == pytest.approx(full[pol] - q * e.se, abs=1e-12)
-        assert e.ci_high == pytest.approx(full[pol] + q * e.se, abs=1e-12)
+        # the t interval, reported cut to the label scale [0, 1] where it leaves it (its uncut ends
+        # are in the diagnostics)
+        lo, hi = full[pol] - q * e.se, full[pol] + q * e.se
+        assert e.ci_low == pytest.approx(max(lo, 0.0), abs=1e-12)
+        assert e.ci_high == pytest.approx(min(hi, 1.0), abs=1e-12)
+        assert e.diagnostics["interval_clipped"] == (lo < 0 or hi > 1)
+        if e.diagnostics["interval_clipped"]:
+            assert e.diagnostics["ci_low_unclipped"] == pytest.approx(lo, abs=1e-12)
+            assert e.diagnostics["ci_high_unclipped"] == pytest.approx(hi, abs=1e-12)
 
 
 def test_direct_estimate_function_by_hand():

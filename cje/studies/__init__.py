@@ -30,6 +30,10 @@ afresh).
 ``residual_weights``    default study: raw vs stabilised weights on the oracle residual
 ``mrdr_omega``          default study: MRDR's regression weights
 ``folds``               default study: cross-fitting / jackknife folds K
+``ppi``                 cje direct intervals vs PPI++ (``ppi_py``, a dev dependency)
+``bounds``              t, clipped and logit intervals for values near the scale's bounds
+``probes``              probe labels that correct: policies without labels, direct and
+                        off-policy, with and without their probe slices in the estimate
 ======================  ==================================================================
 
 Examples
@@ -38,7 +42,7 @@ Examples
 >>> list(STUDIES)[:6]
 ['coverage', 'naive_ci', 'overlap', 'ranking', 'modes', 'bias']
 >>> list(STUDIES)[6:]
-['var_cap', 'residual_weights', 'mrdr_omega', 'folds']
+['var_cap', 'residual_weights', 'mrdr_omega', 'folds', 'ppi', 'bounds', 'probes']
 """
 
 from __future__ import annotations
@@ -54,14 +58,17 @@ from typing import Any
 __all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", "default_out_dir", "main",
            "run_study"]
 
-#: The studies, in the order of the simulation results page (the last four are the defaults studies).
+#: The studies, in the order of the simulation results page (var_cap … folds are the defaults
+#: studies; ppi compares with PPI++, bounds chooses the interval near the scale's bounds).
 NAMES: tuple[str, ...] = ("coverage", "naive_ci", "overlap", "ranking", "modes", "bias", "var_cap",
-                          "residual_weights", "mrdr_omega", "folds")
+                          "residual_weights", "mrdr_omega", "folds", "ppi",
+                          "bounds", "probes")
 #: Each study's default root seed (the three settings studies share the seed they first ran with).
 DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "overlap": 103, "ranking": 104,
                                  "modes": 105, "bias": 106, "var_cap": 107,
                                  "residual_weights": 20261123, "mrdr_omega": 20261123,
-                                 "folds": 20261123}
+                                 "folds": 20261123, "ppi": 20261206,
+                                 "bounds": 20261206, "probes": 20261206}
 #: Where the published results live in a source checkout (relative to its root); the
 #: ``simulations/study_*.py`` scripts write there (as ``simulations/results`` beside themselves).
 RESULTS_DIR = Path("simulations/results")
