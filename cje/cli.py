@@ -232,6 +232,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="table (readable summary, default), json (MonitorReport.to_json, with "
                         "provenance) or csv (one row per window and policy)")
     m.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+    m.add_argument("--report", metavar="FILE",
+                   help="also write a report: .md (figures in FILE_figures/) or .html (one "
+                        "shareable file with the figures)")
 
     from cje.studies import NAMES, add_arguments
 
@@ -386,15 +389,18 @@ def _out_file(flag: str, out: str) -> tuple[str, Path, list[Path], list[Path]]:
     return flag, path, [path], []
 
 
-def _report_files(out: str) -> tuple[str, Path, list[Path], list[Path]]:
-    """What ``--report FILE`` writes: FILE, and for markdown its ``<stem>_figures/`` beside it."""
+def _report_files(out: str, figures: Sequence[str] | None = None
+                  ) -> tuple[str, Path, list[Path], list[Path]]:
+    """What ``--report FILE`` writes: FILE, and for markdown its ``<stem>_figures/`` beside it
+    (holding ``figures``, by default the analysis report's)."""
     from cje.export import report_suffix
 
     path = Path(out)
     if report_suffix(out, "--report") != ".md":
         return "--report", path, [path], []
     figs = path.parent / f"{path.stem}_figures"
-    return "--report", path, [path, *(figs / f for f in _FIGURES)], [figs]
+    names = _FIGURES if figures is None else figures
+    return "--report", path, [path, *(figs / f for f in names)], [figs]
 
 
 def _relative(path: Any, base: Path) -> Path:
@@ -586,10 +592,12 @@ def _cmd_monitor(ns: argparse.Namespace) -> int:
     elif not Path(ref).exists():
         raise cje.CJEInputError(f"--reference {ref!r} is neither a number of windows nor an "
                                 "existing file; e.g. --reference 3 or --reference labels.csv.")
-    if ns.out:
+    outs = ([_out_file("--out", ns.out)] if ns.out else []) + \
+        ([_report_files(ns.report, figures=())] if ns.report else [])
+    if outs:
         _check_outputs(_inputs(("the input data", ns.path),
                                *((("--reference", ref),) if not isinstance(ref, int) else ())),
-                       [_out_file("--out", ns.out)])
+                       outs)
     rep = cje.monitor(ns.path, window=ns.window, reference=ref, time_column=ns.time_column,
                       judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
                       label_scale=tuple(ns.label_scale) if ns.label_scale else None,
@@ -605,7 +613,21 @@ def _cmd_monitor(ns: argparse.Namespace) -> int:
         text = csv_safe(rep.to_pandas()).to_csv(index=False)
     else:
         text = rep.summary()
-    _emit(text, ns.out)
+    if not ns.report:
+        _emit(text, ns.out)
+        return 0
+    if not ns.out:
+        print(text)
+    staged = _Outputs()  # as in cje analyze: all or nothing, no partial file on Ctrl-C
+    try:
+        if ns.out:
+            staged.text(ns.out, text)
+        staged.files(Path(ns.report), rep.write_report)
+        written = staged.commit()
+    finally:
+        staged.discard()
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

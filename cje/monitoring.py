@@ -482,6 +482,141 @@ class MonitorReport:
     def __str__(self) -> str:
         return self.summary()
 
+    def write_report(self, path: str | Path, *, figures: bool = True,
+                     max_figures: int = 12) -> list[Path]:
+        """Write the monitor report as markdown (``.md``) or self-contained HTML (``.html``).
+
+        The same parts as :meth:`summary` — the window × policy table (DRIFT rows tinted red,
+        SHIFT and CAUTION amber), the drift events, each window's drift audit, the reasons, the
+        test rule and the provenance — plus one :func:`cje.plots.monitor` figure per policy.
+
+        Parameters
+        ----------
+        path : str or Path
+            ``*.md`` (figures go to ``<stem>_figures/`` beside it) or ``*.html``/``*.htm`` (one
+            file, figures embedded).
+        figures : bool, default True
+            Include the figures.
+        max_figures : int, default 12
+            Draw at most this many policies' figures (the report says how many were left out).
+
+        Returns
+        -------
+        list of Path
+            Every file written, the report first.
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import tempfile, pathlib, cje
+        >>> sim = cje.synthetic.make_monitor_eval(n_windows=6, rows_per_window=300,
+        ...                                       labels_per_window=80, kind="none", rng=0)
+        >>> rep = cje.monitor(sim.data, reference=2, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     text = rep.write_report(pathlib.Path(d) / "m.html")[0].read_text()
+        >>> "<h2>Windows</h2>" in text and "data:image/png;base64," in text
+        True
+        """
+        import tempfile
+
+        from cje.export import render_html, render_markdown, report_suffix
+
+        out = Path(path)
+        suffix = report_suffix(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sections = self._sections()
+        pols = list(dict.fromkeys(w.policy for w in self.windows))
+        drawn = pols[:max_figures] if figures else []
+        notes = ([f"{len(pols) - len(drawn)} more policies not drawn (max_figures={max_figures})"]
+                 if figures and len(pols) > len(drawn) else [])
+        if suffix == ".md":
+            fig_dir = out.parent / f"{out.stem}_figures"
+            written = self._draw(drawn, fig_dir) if drawn else []
+            out.write_text(render_markdown("cje monitor report", self._intro(), sections,
+                                           [f"{fig_dir.name}/{f.name}" for f in written], notes),
+                           encoding="utf-8")
+            return [out, *written]
+        with tempfile.TemporaryDirectory() as tmp:
+            pngs = [(f.stem, f.read_bytes()) for f in self._draw(drawn, Path(tmp))] if drawn else []
+        out.write_text(render_html("cje monitor report", self._intro(), sections, pngs, notes),
+                       encoding="utf-8")
+        return [out]
+
+    def _intro(self) -> str:
+        s = self.settings
+        lv = f"{100 * (1 - s.get('alpha', 0.05)):g}%"
+        n = len({w.window for w in self.windows})
+        return (f"Calibrated estimates in {n} time windows ({s.get('window')}), reference "
+                f"{s.get('reference')}: per window and policy, {lv} intervals that include the "
+                "calibration's own uncertainty (OUA), beside the naive judge mean. Each window's "
+                "labels audit the current calibration for judge drift.")
+
+    def _sections(self) -> list[Any]:
+        from cje.export import Section, TextCell, provenance_lines
+
+        def num(x: float, fmt: str = ".3f") -> str:
+            return format(x, fmt) if math.isfinite(x) else "—"
+
+        lv = f"{100 * (1 - self.settings.get('alpha', 0.05)):g}%"
+        tint = {"REFUSED": "refused", "DRIFT": "refused", "CAUTION": "caution", "SHIFT": "caution"}
+        out = [Section(
+            "Windows", "One row per window and policy; calibration = the window's own labels or "
+            "the carried reference.",
+            ["window", "policy", "estimate", f"{lv} CI", "naive judge mean", "n", "labels",
+             "calibration", "status"],
+            [[TextCell(w.window_label), TextCell(w.policy), num(w.estimate),
+              f"[{num(w.ci_low)}, {num(w.ci_high)}]" if math.isfinite(w.ci_low) else "—",
+              num(w.naive_estimate), str(w.n), str(w.n_labels), TextCell(w.calibration),
+              TextCell(w.status)] for w in self.windows],
+            row_classes=[tint.get(w.status, "") for w in self.windows])]
+        events = [TextCell(f"starts {e.start_label}, confirmed {e.confirmed_label} ({e.test} test): "
+                           f"δ = {e.delta:+.3f} ± {e.se:.3f}, p = {e.pvalue:.2g}") for e in self.events]
+        out.append(Section("Judge drift", "The judge→label map moved; the calibration restarted "
+                           "from the drift window's labels." if events else
+                           "No judge drift confirmed.", items=events))
+        if self.audits:
+            out.append(Section(
+                "Drift audits", "δ = mean(label − calibrated judge) against the current "
+                "calibration, alone and pooled with the previous audited window.",
+                ["window", "labels", "δ", "SE", "p", "pooled δ", "pooled p", "level", "flagged",
+                 "calibration fitted on"],
+                [[TextCell(a.window_label), str(a.n_labels), num(a.delta, "+.3f"), num(a.se),
+                  num(a.pvalue, ".2g"), num(a.pooled_delta, "+.3f"), num(a.pooled_pvalue, ".2g"),
+                  num(a.level, ".2g"), "yes" if a.flagged else "no", TextCell(a.reference)]
+                 for a in self.audits],
+                row_classes=["refused" if a.flagged else "" for a in self.audits]))
+        seen: dict[tuple[str, str, str], None] = {}
+        for w in self.windows:
+            for r in w.reasons:
+                seen.setdefault((w.window_label, w.policy, r), None)
+        if seen:
+            out.append(Section("Reasons", items=[TextCell(f"{lab} {pol}: {r}")
+                                                 for lab, pol, r in seen]))
+        s = self.settings
+        out.append(Section("Rules", items=[TextCell(
+            f"Drift tests at level {s.get('drift_level', float('nan')):.2g} each (Bonferroni over "
+            f"2 × {s.get('horizon')} audited windows: any false DRIFT ≤ {s.get('alpha_drift')}). "
+            "SHIFT is a change in judge scores, not proof of drift.")]))
+        out.append(Section("Provenance", "What made this report: versions, inputs with their "
+                           "SHA-256, time and options.",
+                           items=[TextCell(i) for i in provenance_lines(self.provenance, s)]))
+        return out
+
+    def _draw(self, policies: Sequence[str], directory: Path) -> list[Path]:
+        import matplotlib.pyplot as plt
+
+        from cje.plots import monitor as plot_monitor
+
+        directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, pol in enumerate(policies):
+            ax = plot_monitor(self, policy=pol)
+            f = directory / f"monitor_{i:02d}.png"
+            ax.figure.savefig(f, dpi=110, bbox_inches="tight")
+            plt.close(ax.figure)
+            files.append(f)
+        return files
+
 
 # ------------------------------------------------------------------------------- input
 def _frame(data: Any, what: str) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -290,6 +291,46 @@ def test_cli_monitor(tmp_path: Path, shifted, capsys) -> None:
     assert doc["events"][0]["start_window"] == 5 and doc["provenance"]["command"].startswith("cje monitor")
     assert main(["monitor", str(path), "--reference", "3", "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("window,window_label,policy")
+
+
+def test_markdown_and_html_reports(shifted_report: MonitorReport, tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    md, *figs = shifted_report.write_report(tmp_path / "m.md")
+    text = md.read_text()
+    assert text.startswith("# cje monitor report")
+    for part in ("## Windows", "## Judge drift", "## Drift audits", "## Rules", "## Provenance"):
+        assert part in text
+    assert "starts 2026-11-06" in text and "DRIFT" in text
+    assert len(figs) == len({w.policy for w in shifted_report.windows})
+    assert all(f.is_file() and f.parent.name == "m_figures" for f in figs)
+    assert all(f"m_figures/{f.name}" in text for f in figs)
+    (html,) = shifted_report.write_report(tmp_path / "m.html")
+    page = html.read_text()
+    assert "<tr class='refused'>" in page and "<td class='ci'>" in page
+    assert page.count("data:image/png;base64,") == len(figs)
+    # a hostile policy name is text in both formats
+    bad = dataclasses.replace(shifted_report, windows=tuple(
+        dataclasses.replace(w, policy="<script>x</script>|*") for w in shifted_report.windows))
+    assert "<script>" not in bad.write_report(tmp_path / "b.html", figures=False)[0].read_text()
+    assert "\\|" in bad.write_report(tmp_path / "b.md", figures=False)[0].read_text()
+
+
+def test_cli_monitor_report(tmp_path: Path, shifted, capsys) -> None:
+    path = tmp_path / "traffic.csv"
+    shifted.data.to_csv(path, index=False)
+    report = tmp_path / "r.html"
+    assert main(["monitor", str(path), "--reference", "3", "--judge-scale", "0", "10",
+                 "--label-scale", "1", "5", "--report", str(report)]) == 0
+    cap = capsys.readouterr()
+    assert "DRIFT" in cap.out and f"wrote {report}" in cap.err
+    assert "<h1>cje monitor report</h1>" in report.read_text()
+    # a report path that is not .md/.html (here: the input itself) is refused before any work
+    before = path.read_bytes()
+    assert main(["monitor", str(path), "--reference", "3", "--report", str(tmp_path / "x.txt")]) == 2
+    assert main(["monitor", str(path), "--reference", "3", "--report", str(path)]) == 2
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize("args, match", [
