@@ -1051,7 +1051,9 @@ def monitor(
             else:
                 est, se, lo, hi = e.estimate, e.se, e.ci_low, e.ci_high
                 status = "OK" if e.status == "OK" else "CAUTION"
-                reasons.extend(e.reasons)
+                # the analysis calls the reference "other policies"; the reason below says what it is
+                reasons.extend(r for r in e.reasons if not (
+                    calib == "reference" and r.startswith("no oracle labels of its own")))
                 if calib == "reference":
                     status = "CAUTION" if status == "OK" else status
                     reasons.append(f"Calibrated with the reference labels ({ref.name}): the window "
