@@ -21,6 +21,7 @@ from cje.analysis import analyze
 from cje.calibration import RewardCalibrator, fit_isotonic
 from cje.data import EvalData, load, prompt_folds
 from cje.errors import CJEInputError, CJEWarning
+from cje.monitoring import MonitorReport, monitor
 from cje.report import Report
 from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudit
 
@@ -58,6 +59,7 @@ __all__ = [
     "CalibrationInfo",
     "Contrast",
     "EvalData",
+    "MonitorReport",
     "PolicyEstimate",
     "Report",
     "RewardCalibrator",
@@ -69,6 +71,7 @@ __all__ = [
     "export",
     "fit_isotonic",
     "load",
+    "monitor",
     "montecarlo",
     "pairwise",
     "plots",

@@ -119,6 +119,7 @@ _REASON_DOCS = (
     ("support", "Off-policy › Support gate"),
     ("log-probabilit", "Off-policy › Support gate"),
     ("overlap", "Off-policy › Overlap diagnostics and gates"),
+    ("probe labels", "Methods › Probe slices"),
     ("labels of its own", "Getting started › Transport audits with probe slices"),
     ("audit", "Getting started › Transport audits with probe slices"),
     ("probe", "Getting started › Transport audits with probe slices"),

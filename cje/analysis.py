@@ -45,6 +45,7 @@ def analyze(
     mrdr_omega: str = "w",
     on_missing: str = "raise",
     residual_weights: str = "auto",
+    probe_correction: bool = True,
     progress: bool | None = None,
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
@@ -67,8 +68,10 @@ def analyze(
         Extra labelled rows (``prompt_id, judge_score, oracle_label``) that only train the
         calibrator.
     probes : Mapping[str, source], optional
-        Probe slices per policy: oracle-labelled samples of that policy's own responses, used to
-        audit whether the calibration transports to it (docs: Methods › Diagnostics and gates).
+        Probe slices per policy: oracle-labelled random samples of that policy's own responses
+        on prompts of their own. Each is audited (does the calibration transport to the
+        policy? docs: Methods › Diagnostics and gates) and, with ``probe_correction``, corrects
+        the policy's level.
     transport_margin : float, optional
         Practical margin ``δ_max`` (label units) that grades the audits PASS / FAIL /
         INCONCLUSIVE. Without it audits are NOT GRADED.
@@ -120,6 +123,14 @@ def analyze(
         largest weights dominate), where the overlap gate marks the estimate CAUTION and names
         that assumption. The diagnostics' ``residual_weights`` says which was used; the evidence
         is in ``simulations/results/study_tails.md`` and ``study_residual_weights.md``.
+    probe_correction : bool
+        A policy's probe labels enter its residual correction (default ``True``; docs: Methods ›
+        Probe slices): direct estimates pool them with the policy's own labelled rows, and the
+        off-policy estimators replace their weighted logged residual term by the probe's mean
+        residual. The level then no longer rests on the calibration transporting, so a failed
+        transport audit no longer refuses it (the audit is still reported, and the status says
+        what was used). ``False``: probes only audit, as before. Not for
+        ``DirectEstimator(augment=False)``, which has no residual term.
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
         ``"drop"`` its rows are excluded for that target (counted in the diagnostics).
@@ -255,6 +266,7 @@ def analyze(
         "transport_margin": transport_margin,
         "policies": list(policies) if policies is not None else None,
         "estimator": "direct",
+        "probe_correction": bool(probe_correction),
     }
     inputs = {"data": data, "calibration": calibration, "fresh_draws": fresh_draws,
               **{f"probes[{p!r}]": src for p, src in (probes or {}).items()}}
@@ -273,7 +285,7 @@ def analyze(
                                 transport_margin=transport_margin, only=policies,
                                 var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
                                 settings=settings, residual_weights=residual_weights,
-                                progress=progress)
+                                probe_correction=bool(probe_correction), progress=progress)
     else:
         from cje.pipeline.direct import analyze_direct
 
@@ -281,7 +293,8 @@ def analyze(
         report = analyze_direct(ev, probe_data, estimator=direct,  # type: ignore[arg-type]
                                 alpha=alpha, mode=mode, covariates=cov, n_folds=n_folds,
                                 seed=seed, transport_margin=transport_margin, only=policies,
-                                settings=settings, progress=progress)
+                                settings=settings, probe_correction=bool(probe_correction),
+                                progress=progress)
     # provenance: attached here, where the inputs as the caller gave them (paths, frames) are
     # known; the pipeline sees only the loaded EvalData
     from cje.export import provenance  # (lazy: keeps `import cje` light)

@@ -1,4 +1,5 @@
-"""The ``cje`` command line: ``cje analyze`` (your data) and ``cje demo`` (built-in data)."""
+"""The ``cje`` command line: ``cje analyze`` (your data), ``cje monitor`` (over time) and ``cje demo``
+(built-in data)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,26 @@ examples:
 """
 
 
+_MONITOR_HELP = """\
+Continuous evaluation: cut time-stamped judged rows into windows and report, per window and
+policy, the calibrated estimate with its 95% interval beside the raw judge mean, and a status:
+
+  OK / CAUTION  calibrated on the window's own labels (at least --min-labels), or on the
+                reference calibration (CAUTION: a judge drift since would go unseen)
+  DRIFT         the window's labels no longer fit the reference calibration (the judge moved);
+                the calibration restarts from the window where the drift starts
+  SHIFT         the judge scores moved against the reference: a shift in scores, not proof of
+                drift (better traffic moves scores too)
+  REFUSED       no estimate (e.g. a window with one row)
+
+Rows need not be sorted; several rows may share a time stamp; empty windows are skipped.
+
+examples:
+  cje monitor traffic.csv --window 1D --judge-scale 0 10 --label-scale 1 5
+  cje monitor traffic.parquet --window 7D --reference labels.csv --format json --out monitor.json
+"""
+
+
 def _pair(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -92,8 +113,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="extra labelled rows (prompt_id, judge_score, oracle_label) used only to "
                         "fit the calibrator")
     a.add_argument("--probe", action="append", type=_pair, default=[], metavar="POLICY=FILE",
-                   help="oracle-labelled probe slice of a policy's own responses, to audit "
-                        "whether the calibration transports to it (repeatable)")
+                   help="oracle-labelled probe slice of a policy's own responses: audits "
+                        "whether the calibration transports to it and corrects its level "
+                        "(repeatable)")
+    a.add_argument("--no-probe-correction", action="store_true",
+                   help="probe slices only audit the calibration; by default a policy's probe "
+                        "labels also correct its level (its residual term), so a failed "
+                        "transport audit no longer refuses it")
     a.add_argument("--transport-margin", type=float, metavar="D",
                    help="practical margin (label units) that grades the audits PASS/FAIL")
     a.add_argument("--alpha", type=float, default=0.05,
@@ -167,6 +193,49 @@ def _parser() -> argparse.ArgumentParser:
                    help="table (readable summary, default), json (BiasAudit.to_json, with "
                         "provenance) or csv (one row per test)")
     b.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+
+    m = sub.add_parser(
+        "monitor",
+        help="calibrated estimates per time window, with judge-drift and score-shift checks",
+        description=_MONITOR_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    m.add_argument("path", metavar="PATH",
+                   help="judged rows with a time column (.jsonl, .csv, .parquet): prompt_id, "
+                        "policy, judge_score, oracle_label (some rows), timestamp")
+    m.add_argument("--window", default="1D", metavar="LEN|COLUMN",
+                   help="window length ('1D', '12h', '7D'; windows start at midnight UTC of the "
+                        "first time stamp), or the name of a column holding each row's window "
+                        "(default 1D)")
+    m.add_argument("--reference", default="7", metavar="N|FILE",
+                   help="the first N windows are the reference calibration, or a labelled file "
+                        "(judge_score, oracle_label) whose calibration is carried forward "
+                        "(default 7)")
+    m.add_argument("--time-column", default="timestamp", metavar="NAME",
+                   help="column with the time stamps; offsets are converted to UTC, naive times "
+                        "read as UTC (default timestamp)")
+    m.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="range of the judge scores, e.g. 0 10 (default: inferred from the data)")
+    m.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="range of the oracle labels, e.g. 1 5 (default: inferred from the data)")
+    m.add_argument("--alpha", type=float, default=0.05,
+                   help="1 - alpha intervals; also the chance of any false DRIFT over the run "
+                        "(default 0.05)")
+    m.add_argument("--min-labels", type=int, default=50, metavar="N",
+                   help="a window with at least N labels is calibrated on its own labels, "
+                        "otherwise on the reference (default 50)")
+    m.add_argument("--horizon", type=int, default=None, metavar="N",
+                   help="windows the drift error budget is spread over (default: the windows in "
+                        "PATH; fix it when the same stream is monitored again as it grows)")
+    m.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
+                   help="map a standard column name to yours, e.g. --column judge_score=score")
+    m.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table (readable summary, default), json (MonitorReport.to_json, with "
+                        "provenance) or csv (one row per window and policy)")
+    m.add_argument("--out", metavar="FILE", help="write the output to FILE instead of stdout")
+    m.add_argument("--report", metavar="FILE",
+                   help="also write a report: .md (figures in FILE_figures/) or .html (one "
+                        "shareable file with the figures)")
 
     from cje.studies import NAMES, add_arguments
 
@@ -321,15 +390,18 @@ def _out_file(flag: str, out: str) -> tuple[str, Path, list[Path], list[Path]]:
     return flag, path, [path], []
 
 
-def _report_files(out: str) -> tuple[str, Path, list[Path], list[Path]]:
-    """What ``--report FILE`` writes: FILE, and for markdown its ``<stem>_figures/`` beside it."""
+def _report_files(out: str, figures: Sequence[str] | None = None
+                  ) -> tuple[str, Path, list[Path], list[Path]]:
+    """What ``--report FILE`` writes: FILE, and for markdown its ``<stem>_figures/`` beside it
+    (holding ``figures``, by default the analysis report's)."""
     from cje.export import report_suffix
 
     path = Path(out)
     if report_suffix(out, "--report") != ".md":
         return "--report", path, [path], []
     figs = path.parent / f"{path.stem}_figures"
-    return "--report", path, [path, *(figs / f for f in _FIGURES)], [figs]
+    names = _FIGURES if figures is None else figures
+    return "--report", path, [path, *(figs / f for f in names)], [figs]
 
 
 def _relative(path: Any, base: Path) -> Path:
@@ -480,6 +552,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         estimator=ns.estimator,
         var_cap=ns.var_cap,
         residual_weights=ns.residual_weights,
+        probe_correction=not ns.no_probe_correction,
         on_missing="drop" if ns.drop_missing else "raise",
         progress=False if ns.no_progress else None,
     )
@@ -506,6 +579,54 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         staged.discard()
     if not ns.out:
         print(text)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_monitor(ns: argparse.Namespace) -> int:
+    import cje
+
+    ref: Any = ns.reference
+    if ref.isdigit():
+        ref = int(ref)
+    elif not Path(ref).exists():
+        raise cje.CJEInputError(f"--reference {ref!r} is neither a number of windows nor an "
+                                "existing file; e.g. --reference 3 or --reference labels.csv.")
+    outs = ([_out_file("--out", ns.out)] if ns.out else []) + \
+        ([_report_files(ns.report, figures=())] if ns.report else [])
+    if outs:
+        _check_outputs(_inputs(("the input data", ns.path),
+                               *((("--reference", ref),) if not isinstance(ref, int) else ())),
+                       outs)
+    rep = cje.monitor(ns.path, window=ns.window, reference=ref, time_column=ns.time_column,
+                      judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
+                      label_scale=tuple(ns.label_scale) if ns.label_scale else None,
+                      alpha=ns.alpha, min_labels=ns.min_labels, horizon=ns.horizon,
+                      columns=dict(ns.column) or None)
+    rep = dataclasses.replace(rep, provenance={**rep.provenance,
+                                               "command": shlex.join(["cje", *ns.argv])})
+    if ns.format == "json":
+        text = rep.to_json()
+    elif ns.format == "csv":
+        from cje.report import csv_safe
+
+        text = csv_safe(rep.to_pandas()).to_csv(index=False)
+    else:
+        text = rep.summary()
+    if not ns.report:
+        _emit(text, ns.out)
+        return 0
+    if not ns.out:
+        print(text)
+    staged = _Outputs()  # as in cje analyze: all or nothing, no partial file on Ctrl-C
+    try:
+        if ns.out:
+            staged.text(ns.out, text)
+        staged.files(Path(ns.report), rep.write_report)
+        written = staged.commit()
+    finally:
+        staged.discard()
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -632,7 +753,7 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
                    else "and here it happens to hold")
         print(f"\n'concise' has no labels of its own, so its level relies on the calibration "
               f"transporting (CAUTION above), {verdict}: it is off by {off:+.3f}. Labelling some "
-              "of its responses corrects it; a probe slice (--probe) tests it.")
+              "of its responses corrects it — in its data or as a probe slice (--probe).")
     print(f"\nHow the data were made: {sim.description}")
     print("\nAnalyse your own data: cje analyze PATH   (see cje analyze --help; cje demo --save DIR "
           "writes this demo's data)")
@@ -685,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_analyze(ns)
         if ns.command == "bias":
             return _cmd_bias(ns)
+        if ns.command == "monitor":
+            return _cmd_monitor(ns)
         if ns.command == "datasets":
             return _cmd_datasets(ns)
         if ns.command == "simulate":

@@ -175,7 +175,7 @@ def provenance_lines(prov: dict[str, Any], options: dict[str, Any] | None = None
     return out
 
 
-class _Text(str):
+class TextCell(str):
     """A cell holding text from the data or the run (a name, a reason): escaped for markdown.
     Cells built here from numbers are plain ``str`` and only have ``|`` escaped."""
 
@@ -220,7 +220,7 @@ def md_text(text: Any) -> str:
 
 
 def _md_cell(c: str) -> str:
-    return md_text(c) if isinstance(c, _Text) else c.replace("|", "\\|")
+    return md_text(c) if isinstance(c, TextCell) else c.replace("|", "\\|")
 
 
 def _html_text(c: Any) -> str:
@@ -247,7 +247,7 @@ def _pct(x: float) -> str:
 
 
 #: CSS class of an estimate's row in the HTML report, by status (OK rows are plain).
-_STATUS_CLASS = {"REFUSED": "refused", "CAUTION": "caution"}
+STATUS_CLASS = {"REFUSED": "refused", "CAUTION": "caution"}
 
 #: The HTML report's style: REFUSED rows tinted red, CAUTION rows amber; interval cells
 #: (class ``ci``) never wrap, so "[2.83, 3.28]" stays on one line.
@@ -263,7 +263,7 @@ def _is_ci(header: str) -> bool:
     return re.search(r"\bCI\b", header) is not None
 
 
-class _Section:
+class Section:
     """One part of the report: a title, a caption, a table or a list, and a note after it."""
 
     def __init__(self, title: str, caption: str = "", header: Sequence[str] = (),
@@ -275,83 +275,83 @@ class _Section:
         self.row_classes = list(row_classes) or [""] * len(self.rows)
 
 
-def _sections(report: Report, max_pairs: int | None) -> list[_Section]:
+def _sections(report: Report, max_pairs: int | None) -> list[Section]:
     """Every part of the report, in order, with the same words in markdown and HTML."""
     lv = level_text(report.alpha)
     out = []
     info = report._label_info()
-    est = [[_Text(e.policy), _cell(e.estimate), f"[{_cell(e.ci_low)}, {_cell(e.ci_high)}]",
+    est = [[TextCell(e.policy), _cell(e.estimate), f"[{_cell(e.ci_low)}, {_cell(e.ci_high)}]",
             _cell(e.se),
             "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}%",
-            str(e.n), "?" if own is None else str(own), _Text(src), _cell(e.naive_estimate),
-            _Text(e.method), _Text(e.status)]
+            str(e.n), "?" if own is None else str(own), TextCell(src), _cell(e.naive_estimate),
+            TextCell(e.method), TextCell(e.status)]
            for e, (own, src) in zip(report.estimates, info, strict=True)]
-    out.append(_Section(
+    out.append(Section(
         "Estimates", f"Per-policy {lv} confidence intervals with the calibration's own "
         "uncertainty (OUA), not adjusted for multiplicity. own labels = oracle labels on the "
         "policy's own responses.",
         ["policy", "estimate", f"{lv} CI (per policy)", "SE", "calibration share", "n",
          "own labels", "calibration labels from", "naive judge mean", "method", "status"], est,
         note=report._label_note() or "",
-        row_classes=[_STATUS_CLASS.get(e.status, "") for e in report.estimates]))
+        row_classes=[STATUS_CLASS.get(e.status, "") for e in report.estimates]))
     overlap = [e for e in report.estimates if "ess_raw" in e.diagnostics]
     if overlap:
         rows = []
         for e in overlap:
             d = e.diagnostics
-            rows.append([_Text(e.policy), _pct(d["ess_raw"]), _pct(d.get("ess_stable", math.nan)),
+            rows.append([TextCell(e.policy), _pct(d["ess_raw"]), _pct(d.get("ess_stable", math.nan)),
                          _cell(d["max_weight_raw"]), _cell(d["hill_raw"]), _cell(d["ttc"]),
                          _cell(d["affinity"]), _cell(d["cle"]), str(d.get("n_excluded", 0))])
-        out.append(_Section("Overlap (off-policy)", "", ["policy", "ESS raw", "ESS stabilised",
+        out.append(Section("Overlap (off-policy)", "", ["policy", "ESS raw", "ESS stabilised",
                                                         "max weight", "Hill", "TTC", "affinity",
                                                         "CLE", "excluded rows"], rows))
     if report.audits:
-        out.append(_Section(
+        out.append(Section(
             "Transport audits", f"δ = mean(label − calibrated judge) on the probe slice, with its "
             f"{lv} interval.", ["policy", "δ", f"{lv} CI", "n", "margin", "verdict"],
-            [[_Text(a.policy), _signed(a.delta), f"[{_signed(a.ci_low)}, {_signed(a.ci_high)}]",
-              str(a.n), "—" if a.margin is None else f"±{a.margin:g}", _Text(a.verdict)]
+            [[TextCell(a.policy), _signed(a.delta), f"[{_signed(a.ci_low)}, {_signed(a.ci_high)}]",
+              str(a.n), "—" if a.margin is None else f"±{a.margin:g}", TextCell(a.verdict)]
              for a in report.audits]))
     if report.pairs:
         shown, omitted = report._pairs_shown(max_pairs)
         n = len(report.pairs)
-        out.append(_Section(
+        out.append(Section(
             f"Paired contrasts (per-pair unadjusted {lv} intervals; p-values Holm-adjusted over "
             f"all {n} pairs)", f"Paired contrasts: {report._contrast_caption()}",
             ["a", "b", "difference a − b", f"{lv} CI (per pair, unadjusted)", "p (unadjusted)",
              f"p (Holm, all {n} pairs)", f"significant (p Holm < {report.alpha:g})"],
-            [[_Text(c.policy_a), _Text(c.policy_b), _signed(c.estimate),
+            [[TextCell(c.policy_a), TextCell(c.policy_b), _signed(c.estimate),
               f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]", _p(c.p_value), _p(c.p_holm),
               "yes" if c.p_holm < report.alpha else "no"] for c in shown],
             note=omitted or ""))
-    reasons = [_Text(f"{e.policy}: {r}") for e in report.estimates for r in e.reasons]
+    reasons = [TextCell(f"{e.policy}: {r}") for e in report.estimates for r in e.reasons]
     if reasons:
-        out.append(_Section("Status reasons", items=reasons))
+        out.append(Section("Status reasons", items=reasons))
     unranked = report._unranked()
     if report.ranking and (report.pairs or len(report.estimates) > 1):
         tiers = " > ".join("{" + ", ".join(t) + "}" if len(t) > 1 else t[0] for t in report.ranking)
-        out.append(_Section(f"Ranking (Holm-adjusted tests at alpha = {report.alpha:g}; braces: "
-                            "not separable)", items=[_Text(tiers)]))
+        out.append(Section(f"Ranking (Holm-adjusted tests at alpha = {report.alpha:g}; braces: "
+                            "not separable)", items=[TextCell(tiers)]))
     if unranked:
-        out.append(_Section("Not ranked", "Policies left out of the ranking, with the reason.",
-                            items=[_Text(f"{p} ({why})") for p, why in unranked]))
+        out.append(Section("Not ranked", "Policies left out of the ranking, with the reason.",
+                            items=[TextCell(f"{p} ({why})") for p, why in unranked]))
     total = sum(int(v) for v in report.excluded.values())
     if total:
-        out.append(_Section(
+        out.append(Section(
             "Excluded rows", "Rows dropped on request (on_invalid='drop', CLI --drop-invalid), by "
             "reason; none of them enters any estimate.", ["reason", "rows"],
-            [[_Text(k), str(v)] for k, v in report.excluded.items()] + [["total", str(total)]]))
+            [[TextCell(k), str(v)] for k, v in report.excluded.items()] + [["total", str(total)]]))
     else:
-        out.append(_Section("Excluded rows", "None: no row was dropped (on_invalid='drop', CLI "
+        out.append(Section("Excluded rows", "None: no row was dropped (on_invalid='drop', CLI "
                                              "--drop-invalid, was not needed or not used)."))
-    out += [_Section(t, items=[_Text(i) for i in v]) for t, v in
+    out += [Section(t, items=[TextCell(i) for i in v]) for t, v in
             (("Warnings", report.warnings), ("Notices", report.notices)) if v]
     lines = provenance_lines(report.provenance, report.settings)
     if not report.provenance:
         lines.insert(0, "Not recorded: the report was built by hand or read from JSON written "
                         "before cje recorded provenance.")
-    out.append(_Section("Provenance", "What made this report: versions, inputs with their "
-                        "SHA-256, time and options.", items=[_Text(i) for i in lines]))
+    out.append(Section("Provenance", "What made this report: versions, inputs with their "
+                        "SHA-256, time and options.", items=[TextCell(i) for i in lines]))
     return out
 
 
@@ -400,8 +400,16 @@ def report_markdown(report: Report, figures: Sequence[str] = (), *,
     >>> print(next(ln for ln in text.splitlines() if ln.startswith("## Paired")))
     ## Paired contrasts (per-pair unadjusted 95% intervals; p-values Holm-adjusted over all 10 pairs)
     """
-    md = ["# cje report", "", md_text(_intro(report)), ""]
-    for sec in _sections(report, max_pairs):
+    return render_markdown("cje report", _intro(report), _sections(report, max_pairs), figures,
+                           figure_notes)
+
+
+def render_markdown(title: str, intro: str, sections: Sequence[Section],
+                    figures: Sequence[str] = (), figure_notes: Sequence[str] = ()) -> str:
+    """Markdown of a titled document of :class:`Section` parts (a table or a list each), every
+    text escaped with :func:`md_text`; shared by the analysis report and the monitor report."""
+    md = [f"# {md_text(title)}", "", md_text(intro), ""]
+    for sec in sections:
         md += [f"## {md_text(sec.title)}", ""]
         if sec.caption:
             md += [md_text(sec.caption), ""]
@@ -422,11 +430,19 @@ def report_markdown(report: Report, figures: Sequence[str] = (), *,
 
 def _report_html(report: Report, figures: Sequence[tuple[str, bytes]], *,
                  max_pairs: int | None = MAX_PAIRS_SHOWN, figure_notes: Sequence[str] = ()) -> str:
+    return render_html("cje report", _intro(report), _sections(report, max_pairs), figures,
+                       figure_notes)
+
+
+def render_html(title: str, intro: str, sections: Sequence[Section],
+                figures: Sequence[tuple[str, bytes]] = (), figure_notes: Sequence[str] = ()) -> str:
+    """Self-contained HTML of a titled document of :class:`Section` parts (figures embedded as
+    PNG, REFUSED/CAUTION rows tinted, interval cells unbroken), every text escaped."""
     e = _html_text
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cje report</title>",
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
              f"<style>{_CSS}</style></head><body>",
-             "<h1>cje report</h1>", f"<p>{e(_intro(report))}</p>"]
-    for sec in _sections(report, max_pairs):
+             f"<h1>{e(title)}</h1>", f"<p>{e(intro)}</p>"]
+    for sec in sections:
         parts.append(f"<h2>{e(sec.title)}</h2>")
         if sec.caption:
             parts.append(f"<p>{e(sec.caption)}</p>")

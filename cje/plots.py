@@ -13,6 +13,8 @@ artists themselves.
   against the gate, with Hill index and TTC.
 * :func:`weight_tail_plot` — off-policy: the upper tail (survival curve) of the raw and the
   stabilised weights per target, on log–log axes.
+* :func:`monitor` — a :class:`~cje.monitoring.MonitorReport` over time: calibrated estimates with
+  their bands, the naive judge means, drift and score-shift markers.
 * :func:`save_report_figures` — the report's figures as PNG files.
 """
 
@@ -32,10 +34,11 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from cje.bias._report import BiasAudit
+    from cje.monitoring import MonitorReport
     from cje.report import Report
 
 __all__ = ["reliability_diagram", "forest_plot", "contrast_plot", "bias_plot", "overlap_plot",
-           "weight_tail_plot", "save_report_figures"]
+           "weight_tail_plot", "monitor", "save_report_figures"]
 
 #: Colours of the estimate statuses (colour-blind-safe Tableau hues).
 STATUS_COLORS = {"OK": "#1f77b4", "CAUTION": "#ff7f0e", "REFUSED": "#d62728", "UNCALIBRATED": "#7f7f7f"}
@@ -907,6 +910,96 @@ def weight_tail_plot(report: Report, ax: Axes | None = None) -> Axes:
     ax.set_ylabel("share of logged rows with weight > w")
     ax.set_title("Tail of the importance weights" + note)
     ax.legend(fontsize=7, loc="lower left")
+    return ax
+
+
+def monitor(report: MonitorReport, policy: str | None = None, ax: Axes | None = None) -> Axes:
+    """One policy's calibrated estimate per window with its interval band, beside the naive judge
+    mean, with the drift and score-shift windows marked.
+
+    The band is the ``1 − alpha`` interval of each window (OUA); hollow markers are windows
+    calibrated on the carried reference instead of their own labels (CAUTION). A red dashed line
+    marks where a confirmed judge drift starts (the calibration restarts there), a shaded red span
+    the windows it covers until confirmed; orange triangles are windows whose judge scores shifted
+    against the reference (a shift in scores, not proof of drift).
+
+    Parameters
+    ----------
+    report : MonitorReport
+        From :func:`cje.monitor`.
+    policy : str, optional
+        The policy to draw (default: the first one).
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> sim = cje.synthetic.make_monitor_eval(n_windows=10, rows_per_window=400,
+    ...                                       labels_per_window=100, change_at=8, rng=0)
+    >>> rep = cje.monitor(sim.data, reference=4, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> ax = cje.plots.monitor(rep, policy="prod")
+    >>> [t.get_text() for t in ax.get_legend().get_texts()][:2]
+    ['calibrated estimate (95% interval)', 'naive judge mean']
+    >>> plt.close(ax.figure)
+    """
+    from matplotlib.lines import Line2D
+
+    pols = list(dict.fromkeys(w.policy for w in report.windows))
+    if policy is None:
+        if not pols:
+            raise CJEInputError("The monitor report has no windows to draw.")
+        policy = pols[0]
+    rows = [w for w in report.windows if w.policy == policy]
+    if not rows:
+        raise CJEInputError(f"The monitor report has no policy {policy!r}; it has {pols}.")
+    ax = _new_axes(ax, (max(7.0, 0.28 * len(rows) + 3.0), 4.2))
+    x = np.array([w.window for w in rows], dtype=float)
+    est = np.array([w.estimate for w in rows])
+    lo = np.array([w.ci_low for w in rows])
+    hi = np.array([w.ci_high for w in rows])
+    color = STATUS_COLORS["OK"]
+    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0, step=None)
+    ax.plot(x, est, color=color, lw=1.5, zorder=3)
+    own = np.array([w.calibration == "window" for w in rows])
+    ax.plot(x[own], est[own], "o", color=color, ms=5, zorder=4)
+    ax.plot(x[~own], est[~own], "o", color=color, mfc="white", mew=1.5, ms=5, zorder=4)
+    naive = np.array([w.naive_estimate for w in rows])
+    ax.plot(x, naive, "D--", color=NAIVE_COLOR, ms=4, lw=1.0, mfc="white", zorder=2)
+    for e in report.events:
+        ax.axvline(e.start_window - 0.5, color=FLAG_COLOR, ls="--", lw=1.2, zorder=1)
+        ax.axvspan(e.start_window - 0.5, e.confirmed_window + 0.5, color=FLAG_COLOR, alpha=0.08,
+                   lw=0, zorder=0)
+    shift = np.array([w.status == "SHIFT" for w in rows])
+    if shift.any():
+        top = np.nanmax(np.concatenate([hi, naive]))
+        ax.plot(x[shift], np.full(shift.sum(), top), "v", color=STATUS_COLORS["CAUTION"], ms=6)
+    step = max(1, len(rows) // 12)
+    ax.set_xticks(x[::step], [w.window_label for w in rows][::step], rotation=35, ha="right",
+                  fontsize=8)
+    level = _level(float(report.settings.get("alpha", 0.05)))
+    ax.set_ylabel("value (label scale)")
+    ax.set_title(f"{policy}: calibrated estimate per window", fontsize=10)
+    ax.grid(alpha=0.3)
+    handles = [
+        Line2D([], [], color=color, marker="o", label=f"calibrated estimate ({level}% interval)"),
+        Line2D([], [], color=NAIVE_COLOR, marker="D", mfc="white", ls="--", label="naive judge mean"),
+        Line2D([], [], color=color, marker="o", mfc="white", ls="",
+               label="calibrated on the reference (no own labels)"),
+    ]
+    if report.events:
+        handles.append(Line2D([], [], color=FLAG_COLOR, ls="--",
+                              label="judge drift starts (recalibrated)"))
+    if shift.any():
+        handles.append(Line2D([], [], color=STATUS_COLORS["CAUTION"], marker="v", ls="",
+                              label="score shift (not proof of drift)"))
+    ax.legend(handles=handles, fontsize=7.5, loc="best")
     return ax
 
 

@@ -241,7 +241,8 @@ class TransportAudit(_Record):
     Examples
     --------
     The synthetic judge over-rates ``verbose``. Withhold its labels from the calibration and
-    use them as its probe slice:
+    use them as its probe slice, for the audit only (``probe_correction=False``; by default the
+    probe's labels would also correct its level):
 
     >>> import cje
     >>> sim = cje.synthetic.make_direct_eval(400, rng=0)
@@ -249,7 +250,8 @@ class TransportAudit(_Record):
     >>> probe = d[d.policy.eq("verbose") & d.oracle_label.notna()]
     >>> train = d.assign(oracle_label=d.oracle_label.mask(d.policy.eq("verbose")))
     >>> rep = cje.analyze(train, probes={"verbose": probe}, transport_margin=0.25,
-    ...                   judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    ...                   judge_scale=sim.judge_scale, label_scale=sim.label_scale,
+    ...                   probe_correction=False)
     >>> a = rep.audits[0]
     >>> a.policy, a.n, round(a.delta, 2), a.verdict
     ('verbose', 35, -0.47, 'FAIL')

@@ -29,7 +29,9 @@ def test_arena_direct_estimates_all_policies(arena):
 
 
 def test_arena_transport_audit_flags_unhelpful(arena):
-    rep = cje.analyze(arena / "fresh_draws", probes=_probes(arena), transport_margin=0.05)
+    # audit only (probe_correction=False): a FAIL refuses the level
+    rep = cje.analyze(arena / "fresh_draws", probes=_probes(arena), transport_margin=0.05,
+                      probe_correction=False)
     audits = {a.policy: a for a in rep.audits}
     assert audits["unhelpful"].verdict == "FAIL"
     assert audits["unhelpful"].delta < -0.1  # the judge overstates its quality
@@ -168,8 +170,9 @@ def test_arena_dr_estimates_agree_with_the_probe_slices(arena, arena_offpolicy):
 
 
 def test_arena_offpolicy_with_probes_refuses_unhelpful(arena):
+    # audit only (probe_correction=False): a FAIL refuses the level
     rep = cje.analyze(arena / "logged_data.jsonl", fresh_draws=arena / "fresh_draws",
-                      probes=_probes(arena), transport_margin=0.05)
+                      probes=_probes(arena), transport_margin=0.05, probe_correction=False)
     assert rep.settings["estimator"] == "stacked-dr"  # auto with fresh draws
     assert rep["unhelpful"].status == "REFUSED"
     assert {a.policy: a.verdict for a in rep.audits}["unhelpful"] == "FAIL"

@@ -197,7 +197,7 @@ def test_arena_probe_grades_unhelpful_fail_and_refused(arena: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     probe = arena / "probe_slice" / "unhelpful_probe.jsonl"
     argv = ["analyze", str(arena / "fresh_draws"), "--probe", f"unhelpful={probe}",
-            "--transport-margin", "0.05"]
+            "--transport-margin", "0.05", "--no-probe-correction"]  # the probe only audits
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = _table(out)
@@ -208,6 +208,23 @@ def test_arena_probe_grades_unhelpful_fail_and_refused(arena: Path,
     assert len(audits) == 1
     assert audits[0].split()[0] == "unhelpful" and audits[0].rstrip().endswith("margin ±0.05: FAIL")
     assert "transport audit FAIL" in out
+
+
+def test_arena_probe_corrects_unhelpful_by_default(arena: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --no-probe-correction the probe's labels correct the level: the audit still
+    reports FAIL, the level is not refused and the reason says what was used."""
+    probe = arena / "probe_slice" / "unhelpful_probe.jsonl"
+    argv = ["analyze", str(arena / "fresh_draws"), "--probe", f"unhelpful={probe}",
+            "--transport-margin", "0.05"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = _table(out)
+    assert rows["unhelpful"][-1] == "OK"
+    audits = out.split("\nTransport audits (", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert audits[0].rstrip().endswith("margin ±0.05: FAIL")
+    assert "level corrected by its 50 probe labels" in out
+    assert "failed the transport audit" in out
 
 
 # ---- demo ------------------------------------------------------------------------------------------

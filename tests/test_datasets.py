@@ -234,7 +234,8 @@ def test_cli_datasets_export_and_analyze(tmp_path: Path, monkeypatch: pytest.Mon
     assert "wrote arena/fresh_draws/" in capsys.readouterr().err
     assert main(["analyze", "arena/fresh_draws", "--probe",
                  "unhelpful=arena/probe_slice/unhelpful_probe.jsonl", "--transport-margin", "0.05"]) == 0
-    assert re.search(r"^unhelpful .*REFUSED", capsys.readouterr().out, re.M)
+    out = capsys.readouterr().out  # the probe corrects unhelpful's level; its audit still FAILs
+    assert re.search(r"^unhelpful .*OK", out, re.M) and "margin ±0.05: FAIL" in out
     (tmp_path / "arena" / "logged_data.jsonl").write_text("{}\n")
     assert main(["datasets", "export", "arena", "arena"]) == 2
     err = capsys.readouterr().err

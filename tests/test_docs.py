@@ -26,7 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 #: Pages whose Python blocks are executed (index first: it is the first page a reader sees).
-EXECUTED = ("index.md", "getting-started.md", "offpolicy.md", "tutorial-arena.md", "../README.md")
+EXECUTED = ("index.md", "getting-started.md", "offpolicy.md", "tutorial-arena.md", "monitoring.md",
+            "../README.md")
 #: Pages whose options are checked: every page of the site, and the README.
 CHECKED = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
 
@@ -222,3 +223,19 @@ def test_simulations_page_is_current() -> None:
     assert set(copied) == set(shown)
     for name, src in shown.items():
         assert copied[name].read_bytes() == src.read_bytes(), f"docs/figures/studies/{name} is stale"
+
+
+def test_getting_started_shows_the_summary_as_printed(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary printed in Getting started › Analyse is what the code above it prints now
+    (so a change of wording or of an interval cannot leave the page behind)."""
+    import cje
+
+    monkeypatch.chdir(tmp_path)
+    cje.synthetic.make_direct_eval(1000, rng=0).data.to_csv("results.csv", index=False)
+    report = cje.analyze("results.csv", judge_scale=(0, 10), label_scale=(1, 5))
+    page = (DOCS / "getting-started.md").read_text(encoding="utf-8")
+    start = page.index("print(report.summary())\n```\n\n```text\n") + len(
+        "print(report.summary())\n```\n\n```text\n")
+    shown = page[start:page.index("\n```", start)]
+    assert shown == "\n".join(ln.rstrip() for ln in report.summary().splitlines())

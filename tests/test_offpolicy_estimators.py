@@ -678,7 +678,7 @@ def test_reliable_only_never_changes_a_number() -> None:
     probe = far[["prompt_id", "judge_score"]].assign(
         oracle_label=np.minimum(far["oracle_label"].to_numpy() + 0.35, 1.0))
     rep = cje.analyze(sim.logged, estimator="snips", probes={"far": probe}, transport_margin=0.05,
-                      **SCALES)
+                      probe_correction=False, **SCALES)  # audit only: the FAIL refuses 'far'
     full = rep.to_pandas()
     shown = rep.to_pandas(reliable_only=True)
     refused = set(full.loc[full["status"] == "REFUSED", "policy"])

@@ -381,7 +381,7 @@ def test_arena_refused_policy_is_red_and_hollow(arena):
         arena / "fresh_draws",
         probes={p: arena / "probe_slice" / f"{p}_probe.jsonl"
                 for p in ("clone", "parallel_universe_prompt", "unhelpful")},
-        transport_margin=0.05,
+        transport_margin=0.05, probe_correction=False,  # audit only: the FAIL refuses unhelpful
     )
     line = _lines(forest_plot(rep), "estimate:")["unhelpful"]
     assert rep["unhelpful"].status == "REFUSED"

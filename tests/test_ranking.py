@@ -188,7 +188,7 @@ def test_refused_policy_is_not_ranked(arena_path):
     rep = cje.analyze(arena_path / "fresh_draws",
                       probes={p: arena_path / "probe_slice" / f"{p}_probe.jsonl"
                               for p in ("clone", "parallel_universe_prompt", "unhelpful")},
-                      transport_margin=0.05)
+                      transport_margin=0.05, probe_correction=False)  # audit-only: FAIL refuses
     assert rep["unhelpful"].status == "REFUSED"
     assert "unhelpful" not in {p for t in rep.ranking for p in t}
     assert_consistent(rep.ranking, rep.estimates, rep.pairs)

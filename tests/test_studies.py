@@ -47,7 +47,8 @@ def _floor(reps, p=0.95, z=3.0):
 
 
 def test_registry():
-    assert set(STUDIES) == {"coverage", "naive_ci", "ranking", "modes", "bias", "ppi", "bounds"} | OFFPOLICY
+    assert set(STUDIES) == {"coverage", "naive_ci", "ranking", "modes", "bias", "ppi", "bounds",
+                            "probes"} | OFFPOLICY
     assert list(STUDIES) == list(NAMES) and set(DEFAULT_SEEDS) == set(NAMES)
     # The defaults studies keep the seeds their committed results were first run with.
     assert DEFAULT_SEEDS["var_cap"] == 107
@@ -273,6 +274,23 @@ def test_bad_arguments(tmp_path, kwargs, match):
         STUDIES["coverage"](out_dir=tmp_path, **({"quick": True} | kwargs))
 
 
+def test_probes_quick(quick_dir):
+    md = STUDIES["probes"](quick=True, out_dir=quick_dir)
+    df, text = _outputs(md, "probes", 8)
+    unl = df[(df.part == "direct") & (df.design == "base only")]
+    # 8 replicates; the four policies share each replicate's probe prompts, so pooled coverage
+    # has a clustered MC SE near 0.08 here: 0.7 is > 3 SE below 0.95. 'verbose' (a planted judge
+    # bonus) is never covered today and is covered by most corrected intervals.
+    assert _coverage(unl, setting="probe 50") > 0.7
+    assert _coverage(unl, setting="today", policy="verbose") < 0.2
+    assert _coverage(unl, setting="probe 50", policy="verbose") > 0.6
+    assert (unl[unl.setting == "probe 15"]["status"] == "CAUTION").all()
+    off = df[(df.part == "offpolicy") & (df.setting == "probe 50")]
+    assert set(off["design"]) == {"stacked-dr", "dr-cpo", "tmle", "mrdr", "calibrated-ips", "snips"}
+    assert (off["residual_weights"] == "probe").all()
+    assert "Off-policy" in text
+
+
 def test_ppi_quick(quick_dir):
     pytest.importorskip("ppi_py")  # a dev dependency (pyproject [dev])
     md = STUDIES["ppi"](quick=True, out_dir=quick_dir)
@@ -409,6 +427,19 @@ def test_folds_full(tmp_path):
     for est in ("calibrated-ips", "stacked-dr"):
         r = rmse[rmse.index.get_level_values("setting").str.startswith(est)].unstack("setting")
         assert (r[f"{est} / K=5"] <= 1.02 * r.min(axis=1)).all()
+
+
+@pytest.mark.slow
+def test_probes_full(tmp_path):
+    df, _ = _outputs(STUDIES["probes"](out_dir=tmp_path), "probes", 500)
+    unl = df[(df.part == "direct") & (df.design == "base only")]
+    # the acceptance: policies without labels of their own, 50-label probes, coverage >= 0.93
+    # (500 replicates x 4 policies: MC SE about 0.005)
+    cov = unl[unl.setting == "probe 50"].groupby("oracle_fraction")["covered"].mean()
+    assert (cov >= 0.93).all(), cov
+    off = df[(df.part == "offpolicy") & (df.setting == "probe 50")]
+    dr = off[off.design.isin(["stacked-dr", "dr-cpo", "tmle", "mrdr"])]
+    assert (dr.groupby(["design", "policy"])["covered"].mean() >= _floor(500)).all()
 
 
 @pytest.mark.slow

@@ -32,8 +32,10 @@ In memory (pandas frames):
 >>> [c for c in ds.logged.columns if c.startswith("logprob")]
 ['logprob_base', 'logprob[clone]', 'logprob[parallel_universe_prompt]', 'logprob[unhelpful]']
 >>> report = cje.analyze(ds.fresh_draws, probes=ds.probes, transport_margin=0.05)
->>> report["unhelpful"].status
-'REFUSED'
+>>> report["unhelpful"].status   # its 50 probe labels correct its level ...
+'OK'
+>>> {a.policy: a.verdict for a in report.audits}["unhelpful"]   # ... though its audit fails
+'FAIL'
 
 As files in the formats ``cje analyze`` reads (what ``cje datasets export arena DIR`` writes):
 

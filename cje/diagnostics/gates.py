@@ -38,6 +38,7 @@ from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, HILL_RESIDUAL, TTC_GATE
 if TYPE_CHECKING:
     import numpy as np
 
+    from cje.pipeline.probes import ProbeUse
     from cje.results import PolicyEstimate, TransportAudit
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "MEAN_WEIGHT_DATA_ERROR",
     "NEAR_ZERO_CAUTION",
     "N_EFF_REFUSE",
+    "MIN_PROBE_LABELS",
     "worse_status",
     "level_gate",
     "overlap_gate",
@@ -58,6 +60,9 @@ __all__ = [
 
 #: Share of a policy's judge scores outside the labelled range above which levels are refused.
 OUT_OF_RANGE_GATE = 0.05
+#: Probe labels below which a probe-corrected level is CAUTION (its interval rests on the t
+#: approximation for a mean of that few residuals; simulations/results/study_probes.md).
+MIN_PROBE_LABELS = 30
 #: Overlap families an estimator may declare (``Estimator.overlap``): the estimate rests on the
 #: logs alone, or an outcome model on the target's fresh draws carries it.
 FAMILIES = ("weighting", "dr")
@@ -357,8 +362,18 @@ def level_gate(
     n_labels: int,
     audit: TransportAudit | None,
     is_constant: bool,
+    *,
+    probe: ProbeUse | None = None,
 ) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     """Status and reasons of one policy's level estimate (docs: Methods › Diagnostics and gates).
+
+    Without a probe correction a transport audit that FAILs refuses the level and one that is
+    INCONCLUSIVE cautions it. When the policy's probe slice corrects its level (``probe``), the
+    level no longer rests on the calibration transporting: the audit is still reported (and
+    named in the reason) but does not refuse; the level is CAUTION only when the probe has fewer
+    than :data:`MIN_PROBE_LABELS` labels, and judge scores outside the labelled range caution
+    it instead of refusing it (the probe's residuals correct the extrapolated calibration in
+    expectation).
 
     Parameters
     ----------
@@ -369,11 +384,13 @@ def level_gate(
     labelled_scores : numpy.ndarray
         The judge scores of the calibrator's labelled rows (user's scale).
     n_labels : int
-        Oracle labels among its own responses.
+        Oracle labels among its own responses (probe labels not counted).
     audit : TransportAudit or None
         Its transport audit, if it has a probe slice.
     is_constant : bool
         Whether the calibration collapsed to a constant.
+    probe : ProbeUse, optional
+        How its probe slice corrected its level (None: it did not).
 
     Returns
     -------
@@ -387,6 +404,17 @@ def level_gate(
     ...                            None, False)
     >>> st, round(diag["out_of_range_share"], 3)
     ('REFUSED', 0.333)
+    >>> from cje.pipeline.probes import ProbeUse
+    >>> from cje.results import TransportAudit
+    >>> fail = TransportAudit(policy="p", delta=-0.25, se=0.03, ci_low=-0.31, ci_high=-0.19, df=49,
+    ...                       n=50, n_prompts=50, margin=0.05, verdict="FAIL")
+    >>> s = np.array([2.0, 3.0])
+    >>> level_gate("p", s, s, 0, fail, False)[0]
+    'REFUSED'
+    >>> st, why, _ = level_gate("p", s, s, 0, fail, False,
+    ...                         probe=ProbeUse(50, 50, 0, 1.0, -0.25, 0.001, 400))
+    >>> st, why[0][:78]
+    ('OK', 'level corrected by its 50 probe labels (the judge-only calibration failed the ')
     """
     status = "OK"
     reasons: list[str] = []
@@ -397,7 +425,31 @@ def level_gate(
         nonlocal status
         status = worse_status(status, new)
 
-    if audit is not None:
+    if probe is not None:
+        diag["probe_labels"] = probe.n_labels
+        diag["probe_weight"] = probe.weight
+        if audit is not None:
+            diag["transport_verdict"] = audit.verdict
+            diag["transport_delta"] = audit.delta
+        pooled = f", pooled with its {probe.n_own} own labels" if probe.n_own else ""
+        if audit is None or audit.verdict == "NOT GRADED":
+            graded = ""
+        elif audit.verdict == "PASS":
+            graded = " (the judge-only calibration passed the transport audit)"
+        else:
+            verb = "failed" if audit.verdict == "FAIL" else "did not pass"
+            graded = (f" (the judge-only calibration {verb} the transport audit, "
+                      f"δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, {audit.ci_high:+.3f}])")
+        if probe.n_labels < MIN_PROBE_LABELS:
+            worse("CAUTION")
+            reasons.append(
+                f"level corrected by only {probe.n_labels} probe labels{pooled}, fewer than "
+                f"{MIN_PROBE_LABELS}{graded}: the interval of a mean of that few residuals is "
+                "approximate; label more of its responses."
+            )
+        else:
+            reasons.append(f"level corrected by its {probe.n_labels} probe labels{pooled}{graded}.")
+    elif audit is not None:
         diag["transport_verdict"] = audit.verdict
         diag["transport_delta"] = audit.delta
         if audit.verdict == "FAIL":
@@ -415,20 +467,30 @@ def level_gate(
                 f"{audit.ci_high:+.3f}] vs margin ±{audit.margin:g}): a larger probe slice would "
                 "settle it."
             )
-    if n_labels == 0 and (audit is None or audit.verdict in ("NOT GRADED",)):
+    if n_labels == 0 and probe is None and (audit is None or audit.verdict in ("NOT GRADED",)):
         worse("CAUTION")
         reasons.append(
             "no oracle labels of its own: the calibration learned on other policies is assumed to "
-            "transport; audit it with a probe slice (probes=/--probe) and a margin."
+            "transport; a probe slice of its labelled responses (probes=/--probe) corrects its "
+            "level."
         )
     if share >= OUT_OF_RANGE_GATE:
-        worse("REFUSED")
-        reasons.append(
-            f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
-            f"[{labelled_scores.min():g}, {labelled_scores.max():g}], where the calibration is "
-            "extrapolated: its level is not reliable (it is left out of the ranking). Label responses "
-            "with such scores."
-        )
+        if probe is None:
+            worse("REFUSED")
+            reasons.append(
+                f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
+                f"[{labelled_scores.min():g}, {labelled_scores.max():g}], where the calibration is "
+                "extrapolated: its level is not reliable (it is left out of the ranking). Label "
+                "responses with such scores."
+            )
+        else:
+            worse("CAUTION")
+            reasons.append(
+                f"{100 * share:.0f}% of its judge scores lie outside the labelled range "
+                f"[{labelled_scores.min():g}, {labelled_scores.max():g}], where the calibration is "
+                "extrapolated; its probe labels correct the level, but only as precisely as that "
+                "many labels can."
+            )
     if is_constant:
         worse("CAUTION")
         reasons.append("the calibration is constant: the judge does not rank the labels.")

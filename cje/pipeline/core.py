@@ -33,6 +33,7 @@ from cje.inference import (
     satterthwaite_df,
     t_interval,
 )
+from cje.pipeline.probes import ProbeUse
 from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
 from cje.report import Report
 from cje.results import CalibrationInfo, PolicyEstimate
@@ -92,6 +93,9 @@ class PolicyRows:
         The policy's judge scores on the user's scale (the out-of-range gate reads them).
     status, reasons, diagnostics
         The shape's own gates' verdict (off-policy: overlap and support) and diagnostics.
+    probe : ProbeUse or None
+        How the policy's probe slice entered its estimate (its rows then follow the main rows
+        in ``cluster`` and the influence values; see :func:`cje.pipeline.probes.combine`).
     """
 
     cluster: np.ndarray
@@ -102,6 +106,46 @@ class PolicyRows:
     status: str = "OK"
     reasons: list[str] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    probe: ProbeUse | None = None
+
+
+def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None) -> float:
+    """Satterthwaite degrees of freedom, with a probe-corrected estimate's probe part as a third
+    independent component: ``(V_D + V_P + V_cal)² / (V_D²/(G_D−1) + V_P²/(G_P−1) + V_cal²/(K−1))``.
+
+    Without a probe it is :func:`~cje.inference.satterthwaite_df`. A 50-label probe that carries
+    most of the variance gets about 49 degrees of freedom, not those of the policy's many
+    prompts.
+
+    Parameters
+    ----------
+    v_if, var_cal : float
+        Sampling variance (main + probe parts) and calibration variance.
+    g, k : int
+        Prompts (main + probe) and jackknife folds.
+    probe : ProbeUse or None
+
+    Returns
+    -------
+    float
+        At least 1.
+
+    Examples
+    --------
+    >>> use = ProbeUse(50, 50, 0, 1.0, -0.2, 0.0009, 1000)
+    >>> round(probe_df(0.001, 0.0, 1050, 5, use), 1)
+    60.5
+    >>> probe_df(0.001, 0.0, 1050, 5, None)
+    1049.0
+    """
+    if probe is None:
+        return satterthwaite_df(v_if, var_cal, g, k)
+    v_d = max(v_if - probe.var, 0.0)
+    den = (v_d**2 / max(g - probe.n_prompts - 1, 1) + probe.var**2 / max(probe.n_prompts - 1, 1)
+           + (var_cal**2 / (k - 1) if k > 1 else 0.0))
+    if not den > 0:
+        return float(max(g - 1, 1))
+    return float(max((v_if + max(var_cal, 0.0)) ** 2 / den, 1.0))
 
 
 class Shape(Protocol):
@@ -348,7 +392,7 @@ def estimate(
         v_tr = gap * gap
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
-        df = satterthwaite_df(v_if, vc, g, k)
+        df = probe_df(v_if, vc, g, k, info.probe)
         lo_t, hi_t = t_interval(value.value, se, df, alpha)
         # inside the label scale (docs: Methods › Inference): cut at the bounds, which loses no
         # coverage; the sanity gate still judges the uncut interval (width, crossing)
@@ -357,16 +401,17 @@ def estimate(
         # scores outside the labelled range, a constant calibration
         level, level_reasons, level_diag = level_gate(
             name, info.scores, shape.labelled_scores, info.n_labels, audit_of.get(name),
-            calibrator.is_constant_)
+            calibrator.is_constant_, probe=info.probe)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if clipped:
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))
             diag["ci_high_unclipped"] = float(from_unit(hi_t, scale))
+        n_labels = info.n_labels + (info.probe.n_labels if info.probe is not None else 0)
         results.append(PolicyEstimate(
             policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,
             ci_low=float(from_unit(lo, scale)), ci_high=float(from_unit(hi, scale)), alpha=alpha,
             df=df,
-            n=int(cl.size), n_prompts=g, n_labels=info.n_labels,
+            n=int(cl.size), n_prompts=g, n_labels=n_labels,
             var_if=v_if * width**2, var_cal=vc * width**2, var_transport=v_tr * width**2,
             calibration_share=float(vc / (se**2 if shape.share_over_se2 else total))
             if se > 0 else 0.0,

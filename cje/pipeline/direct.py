@@ -9,7 +9,7 @@ import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.data import EvalData
-from cje.estimators.direct import DirectEstimator
+from cje.estimators.direct import DirectEstimator, direct_estimate
 from cje.estimators.offpolicy import PolicyValue
 from cje.inference import cluster_variance, ranking_tiers, t_interval
 from cje.pipeline.core import (
@@ -21,6 +21,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
+from cje.pipeline.probes import ProbeUse, combine
 from cje.pipeline.summaries import naive_judge_mean, to_unit
 from cje.report import Report
 from cje.results import PolicyEstimate
@@ -41,12 +42,15 @@ class DirectShape:
     estimator : DirectEstimator
     alpha : float
         For the naive intervals.
+    probe_correction : bool
+        A policy's probe slice enters its residual term, pooled with its own labelled rows
+        (:mod:`cje.pipeline.probes`); only with the augmented estimator.
     """
 
     share_over_se2 = False
 
     def __init__(self, ev: EvalData, probes: Mapping[str, EvalData], covariates: tuple[str, ...],
-                 estimator: DirectEstimator, alpha: float):
+                 estimator: DirectEstimator, alpha: float, probe_correction: bool = True):
         parts_s = [ev.judge_score]
         parts_y = [ev.oracle_label]
         parts_g = [ev.policy_code]
@@ -82,6 +86,12 @@ class DirectShape:
         self._probe_rows = [np.flatnonzero(group == P + j) for j in range(len(probes))]
         self._labelled = np.zeros(s.shape[0], dtype=bool)
         self._labelled[self.table.train] = True
+        # policy -> its probe slice, when the probe corrects its level
+        self._probe_of = {ev.policies.index(name): j for j, name in enumerate(probes)
+                          if probe_correction and estimator.augment and name in ev.policies}
+        # the full calibration's run, read by policy(): each policy's prompts and probe use
+        self._used: list[tuple[np.ndarray, ProbeUse | None]] = [
+            (self.table.cluster[rows], None) for rows in self._rows]
         self.naive = [naive_judge_mean(s[rows], self.table.cluster[rows], alpha, ev.label_scale)
                       for rows in self._rows]
 
@@ -94,25 +104,44 @@ class DirectShape:
         out = predict(t.s, t.X)
         return out if rows is None else out[rows]
 
-    def _estimate(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> Any:
+    def _estimate(self, calibrator: RewardCalibrator, deleted: frozenset[int]
+                  ) -> list[tuple[PolicyValue, np.ndarray, ProbeUse | None]]:
+        """Each policy's estimate, the prompts of the rows its influence values are on, and how
+        its probe slice entered (None: not at all)."""
         calib = calibrator.calibration(deleted)
         t = self.table
         reward = self._reward(calib.predict)
         residual = np.zeros_like(reward)
         residual[t.train] = t.y[t.train] - calib.oof
-        return self.estimator.estimate_groups(reward, residual, self._labelled, self._group,
-                                              len(self.names))
+        P = len(self.names)
+        est = self.estimator.estimate_groups(reward, residual, self._labelled, self._group, P)
+        plug = None
+        if self._probe_of:  # the residual term apart from the rest: the probe pools with it
+            plug = direct_estimate(reward, residual, self._labelled, self._group, P, augment=False)
+        out: list[tuple[PolicyValue, np.ndarray, ProbeUse | None]] = []
+        for p, rows in enumerate(self._rows):
+            j = self._probe_of.get(p)
+            if j is None or plug is None:
+                out.append((PolicyValue(est.values[p], est.influence[rows]), t.cluster[rows], None))
+                continue
+            prow = self._probe_rows[j]
+            own = est.influence[rows] - plug.influence[rows]
+            out.append(combine(PolicyValue(float(plug.values[p]), plug.influence[rows]),
+                               float(est.values[p] - plug.values[p]), own, int(est.n_labels[p]),
+                               t.cluster[rows], t.y[prow] - reward[prow], t.cluster[prow]))
+        return out
 
     def run(self, calibrator: RewardCalibrator,
             deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
         """Every policy's estimate (no transport gap) under the calibration without ``deleted``."""
-        est = self._estimate(calibrator, deleted)
-        return [(PolicyValue(est.values[p], est.influence[rows]), 0.0)
-                for p, rows in enumerate(self._rows)]
+        res = self._estimate(calibrator, deleted)
+        if not deleted:
+            self._used = [(cl, use) for _, cl, use in res]
+        return [(v, 0.0) for v, _, _ in res]
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The point estimates only."""
-        return self._estimate(calibrator, deleted).values
+        return np.array([v.value for v, _, _ in self._estimate(calibrator, deleted)])
 
     def probe_rows(self) -> list[np.ndarray]:
         """Each probe slice's rows."""
@@ -126,10 +155,11 @@ class DirectShape:
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         """Policy ``p``'s rows, labels, naive mean and judge scores."""
         rows = self._rows[p]
-        return PolicyRows(cluster=self.table.cluster[rows],
+        cluster, use = self._used[p]
+        return PolicyRows(cluster=cluster,
                           n_labels=int(np.count_nonzero(self._labelled[rows])),
                           method=self.estimator.method, naive=self.naive[p],
-                          scores=self.ev.judge_score[self.ev.policy_code == p])
+                          scores=self.ev.judge_score[self.ev.policy_code == p], probe=use)
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The policies' judge scores (covariate medians over every row)."""
@@ -149,6 +179,7 @@ def analyze_direct(
     transport_margin: float | None,
     only: Sequence[str] | None,
     settings: dict[str, Any],
+    probe_correction: bool = True,
     progress: bool | None = None,
 ) -> Report:
     """The report of fresh draws of each policy (see :func:`cje.analyze`, which validates first).
@@ -166,6 +197,8 @@ def analyze_direct(
         Report only these policies.
     settings : dict
         The run's options (:attr:`Report.settings`).
+    probe_correction : bool
+        Probe slices enter their policies' residual terms (:mod:`cje.pipeline.probes`).
 
     Returns
     -------
@@ -184,7 +217,7 @@ def analyze_direct(
     ('base', 'direct')
     """
     notices = list(ev.notices)
-    shape = DirectShape(ev, probes, covariates, estimator, alpha)
+    shape = DirectShape(ev, probes, covariates, estimator, alpha, probe_correction)
     lab_prompt = np.zeros(ev.prompts.shape[0], dtype=bool)
     lab_prompt[ev.prompt_code[ev.labelled]] = True
     m_prompts = int(lab_prompt.sum())

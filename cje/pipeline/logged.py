@@ -29,7 +29,7 @@ from cje.diagnostics.overlap import (
     weight_summary,
 )
 from cje.errors import CJEInputError
-from cje.estimators.direct import direct_estimate
+from cje.estimators.direct import DirectEstimator, direct_estimate
 from cje.estimators.offpolicy import (
     LoggedTarget,
     PolicyValue,
@@ -46,6 +46,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
+from cje.pipeline.probes import ProbeUse, combine
 from cje.pipeline.summaries import from_unit, naive_judge_mean, to_unit, weight_tail
 from cje.report import Report
 
@@ -87,7 +88,7 @@ class LoggedShape:
 
     def __init__(self, table: Table, fold: np.ndarray, role: np.ndarray, logged: EvalData,
                  targets: list[_Target], estimator: Estimator, probe_names: list[str],
-                 n_clusters: int, k: int, alpha: float):
+                 n_clusters: int, k: int, alpha: float, probe_correction: bool = True):
         self.table, self.fold, self.k = table, fold, k
         self.estimator, self.targets, self.ev = estimator, targets, logged
         self.logged_rows = np.flatnonzero(role == 0)
@@ -103,6 +104,14 @@ class LoggedShape:
         # everything downstream of the calibrator K + 1 times)
         self._rows_of = {"logged": self._gather(self.logged_rows)}
         self._static = [self._static_parts(tg) for tg in targets]
+        # policy index -> its probe slice's rows, when the probe corrects its level (not for
+        # the plug-in direct estimator, which has no residual term)
+        plug_in = isinstance(estimator, DirectEstimator) and not estimator.augment
+        self._probe_of = {p: self._probe_rows[probe_names.index(name)]
+                          for p, name in enumerate(self.names)
+                          if probe_correction and not plug_in and name in probe_names}
+        # the full calibration's run, read by policy(): each policy's probe use
+        self._used: dict[int, ProbeUse] = {}
         self._deleted: frozenset[int] = frozenset()
         self._gap_parts: dict[str, tuple[float, float]] = {}  # (gap, its SE), full calibration
 
@@ -139,7 +148,17 @@ class LoggedShape:
         out = [self._logging_value(full, index)]
         out += [self._target_value(tg, st, full, index)
                 for tg, st in zip(self.targets, self._static, strict=True)]
-        return out
+        res = []
+        for p, (value, gap, use) in enumerate(out):
+            if use is not None and not deleted:
+                self._used[p] = use
+            res.append((value, gap))
+        return res
+
+    def _probe_residual(self, p: int, full: np.ndarray) -> np.ndarray:
+        """``Y − f(S)`` on policy ``p``'s probe rows under the calibration ``full``."""
+        rows, t = self._probe_of[p], self.table
+        return t.y[rows] - full[t.codes[rows]]
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The point estimates only."""
@@ -156,14 +175,26 @@ class LoggedShape:
             resid = np.where(lab, st["label"] - oof, 0.0)
         return reward, oof, resid, lab
 
-    def _logging_value(self, full: np.ndarray, index: np.ndarray) -> tuple[PolicyValue, float]:
+    def _logging_value(self, full: np.ndarray,
+                       index: np.ndarray) -> tuple[PolicyValue, float, ProbeUse | None]:
         rows = self.logged_rows
         reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index)
-        est = direct_estimate(reward, resid, lab, np.zeros(rows.size, dtype=np.int64), 1)
-        return PolicyValue(float(est.values[0]), est.influence), 0.0
+        zero = np.zeros(rows.size, dtype=np.int64)
+        est = direct_estimate(reward, resid, lab, zero, 1)
+        value = PolicyValue(float(est.values[0]), est.influence)
+        if 0 not in self._probe_of:
+            return value, 0.0, None
+        # its probe pools with its own labelled logged rows (cje.pipeline.probes)
+        plug = direct_estimate(reward, resid, lab, zero, 1, augment=False)
+        prow = self._probe_of[0]
+        v, _, use = combine(PolicyValue(float(plug.values[0]), plug.influence),
+                            value.value - float(plug.values[0]), est.influence - plug.influence,
+                            int(est.n_labels[0]), self.table.cluster[rows],
+                            self._probe_residual(0, full), self.table.cluster[prow])
+        return v, 0.0, use
 
     def _target_value(self, tg: _Target, st: Mapping[str, Any], full: np.ndarray,
-                      index: np.ndarray) -> tuple[PolicyValue, float]:
+                      index: np.ndarray) -> tuple[PolicyValue, float, ProbeUse | None]:
         reward, oof, resid, lab = self._rows(st, full, index)
         x = LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w, log_w=tg.log_w,
                          oof=oof, label=st["label"], cluster=st["cluster"], fold=st["fold"],
@@ -172,6 +203,9 @@ class LoggedShape:
                          used_codes=tg.used_codes, fresh_cluster=st["fresh_cluster"],
                          fresh_fold=st["fresh_fold"], fresh_codes=st["fresh_codes"],
                          fresh_label=st["fresh_label"], fresh_count=tg.fresh_count)
+        p = self.names.index(tg.name)
+        if p in self._probe_of:
+            return self._probe_value(p, tg, x)
         value = self.estimator.estimate(x)
         gap = 0.0
         if tg.stable_residual and value.stable is not None:
@@ -183,7 +217,29 @@ class LoggedShape:
             gap = math.copysign(math.sqrt(g * g + v), g)
             if not self._deleted:
                 self._gap_parts[tg.name] = (g, math.sqrt(v))
-        return value, gap
+        return value, gap, None
+
+    def _probe_value(self, p: int, tg: _Target, x: LoggedTarget
+                     ) -> tuple[PolicyValue, float, ProbeUse]:
+        """A target whose probe slice corrects its level (:mod:`cje.pipeline.probes`): the
+        estimator without its residual term, plus the probe's mean residual — in place of the
+        weighted logged residual term, or pooled with the labelled fresh draws of the direct
+        estimator. No transport gap: the residual term no longer rests on stabilised weights."""
+        t = self.table
+        if self.estimator.sample == "fresh" and isinstance(self.estimator, DirectEstimator):
+            plug = DirectEstimator(augment=False).estimate(x)
+            own = self.estimator.estimate(x)
+            main = tg.fresh
+            own_value, own_phi = own.value - plug.value, own.influence - plug.influence
+            n_own = int(np.count_nonzero(~np.isnan(x.fresh_label)))
+        else:
+            plug = self.estimator.estimate(replace(x, residual=np.zeros_like(x.residual)))
+            main = tg.rows
+            own_value, own_phi, n_own = 0.0, np.zeros(main.size), 0
+        prow = self._probe_of[p]
+        v, _, use = combine(plug, own_value, own_phi, n_own, t.cluster[main],
+                            self._probe_residual(p, x.full), t.cluster[prow])
+        return v, 0.0, use
 
     # ---- what the report needs ---------------------------------------------------------------
     def probe_rows(self) -> list[np.ndarray]:
@@ -206,13 +262,15 @@ class LoggedShape:
         the overlap gate."""
         t, ev, alpha = self.table, self.ev, self.alpha
         sample_fresh = self.estimator.sample == "fresh"
+        use = self._used.get(p) if p in self._probe_of else None
+        probe_cluster = t.cluster[self._probe_of[p]] if use is not None else None
         if p == 0:
             rows = self.logged_rows
             return PolicyRows(
-                cluster=t.cluster[rows], n_labels=int(self._lab[rows].sum()),
-                method="on-policy (logged)",
+                cluster=_with(t.cluster[rows], probe_cluster),
+                n_labels=int(self._lab[rows].sum()), method="on-policy (logged)",
                 naive=naive_judge_mean(t.s[rows], t.cluster[rows], alpha, ev.label_scale),
-                scores=ev.judge_score[rows])
+                scores=ev.judge_score[rows], probe=use)
         tg = self.targets[p - 1]
         rows = tg.fresh if sample_fresh else tg.rows
         # the raw judge mean on the target's own responses (its fresh draws), or the
@@ -239,7 +297,7 @@ class LoggedShape:
         w_lab = tg.w[self._lab[tg.rows]]
         ss = float((w_lab * w_lab).sum())
         diag["n_eff_labelled"] = float(w_lab.sum()) ** 2 / ss if ss > 0 else 0.0
-        if tg.stable_residual and tg.name in self._gap_parts:
+        if tg.stable_residual and use is None and tg.name in self._gap_parts:
             g, g_se = self._gap_parts[tg.name]
             diag["transport_gap"] = g * width
             diag["transport_gap_se"] = g_se * width
@@ -252,15 +310,22 @@ class LoggedShape:
             diag.update({"simcal_increasing": float(mix[0]), "simcal_decreasing": float(mix[1]),
                          "simcal_baseline": float(mix[2]),
                          "residual_weights": "stable" if tg.stable_residual else "raw"})
+        if use is not None:
+            diag["residual_weights"] = "probe"  # the probe's mean residual replaced the term
         if value.mixture is not None:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(value.parts, value.mixture, strict=True)})
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.rows.size)
         return PolicyRows(
-            cluster=t.cluster[rows], n_labels=int(self._lab[rows].sum()),
+            cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),
             method=self.estimator.method, naive=naive,
             scores=s_target if s_target is not None else ev.judge_score[tg.rows],
-            status=status, reasons=reasons, diagnostics=diag)
+            status=status, reasons=reasons, diagnostics=diag, probe=use)
+
+
+def _with(cluster: np.ndarray, probe_cluster: np.ndarray | None) -> np.ndarray:
+    """The prompts of a policy's rows, then its probe rows' (when the probe corrects it)."""
+    return cluster if probe_cluster is None else np.concatenate([cluster, probe_cluster])
 
 
 def residual_on_stable(w: np.ndarray, residual_weights: str = "auto") -> bool:
@@ -319,6 +384,7 @@ def analyze_logged(
     residual_weights: str = "auto",
     var_cap: float | None = None,
     mrdr_omega: str = "w",
+    probe_correction: bool = True,
     progress: bool | None = None,
 ) -> Report:
     """Estimates of every target policy's value from logged data (see :func:`cje.analyze`,
@@ -332,7 +398,8 @@ def analyze_logged(
     fresh : EvalData or None
         Fresh draws of the target policies (needed by estimators with ``needs_fresh``).
     probes : Mapping[str, EvalData]
-        Oracle-labelled probe slices per policy, for the transport audits.
+        Oracle-labelled probe slices per policy, for the transport audits and (with
+        ``probe_correction``) the policies' residual terms.
     estimator : str or Estimator
         A registered name, ``"auto"``, or an estimator object.
     alpha, mode, covariates, n_folds, seed, transport_margin, on_missing, residual_weights
@@ -343,6 +410,8 @@ def analyze_logged(
         The run's options, stored in :attr:`Report.settings`.
     var_cap, mrdr_omega
         Hyper-parameters of an estimator given by name.
+    probe_correction : bool
+        As in :func:`cje.analyze` (:mod:`cje.pipeline.probes`).
     progress : bool, optional
         As in :func:`cje.analyze`.
 
@@ -520,7 +589,7 @@ def analyze_logged(
     calibrator, caught = fit_calibrator(table, fold[train], mode=mode, k=k, seed=seed)
     warns += caught
     shape = LoggedShape(table, fold, role_all, logged, targets, est, probe_names, len(prompts),
-                        k, alpha)
+                        k, alpha, probe_correction)
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=covariates,
                     transport_margin=transport_margin, only=only, notices=notices, warns=warns,
                     excluded=logged.excluded, settings={**settings, "estimator": est.name},

@@ -32,6 +32,8 @@ afresh).
 ``folds``               default study: cross-fitting / jackknife folds K
 ``ppi``                 cje direct intervals vs PPI++ (``ppi_py``, a dev dependency)
 ``bounds``              t, clipped and logit intervals for values near the scale's bounds
+``probes``              probe labels that correct: policies without labels, direct and
+                        off-policy, with and without their probe slices in the estimate
 ``tails``               DR intervals with bounded and unbounded weight tails, judge style
 ======================  ==================================================================
 
@@ -41,7 +43,7 @@ Examples
 >>> list(STUDIES)[:6]
 ['coverage', 'naive_ci', 'overlap', 'ranking', 'modes', 'bias']
 >>> list(STUDIES)[6:]
-['var_cap', 'residual_weights', 'mrdr_omega', 'folds', 'ppi', 'bounds', 'tails']
+['var_cap', 'residual_weights', 'mrdr_omega', 'folds', 'ppi', 'bounds', 'probes', 'tails']
 """
 
 from __future__ import annotations
@@ -62,13 +64,13 @@ __all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", 
 #: measures DR intervals under heavy weight tails).
 NAMES: tuple[str, ...] = ("coverage", "naive_ci", "overlap", "ranking", "modes", "bias", "var_cap",
                           "residual_weights", "mrdr_omega", "folds", "ppi",
-                          "bounds", "tails")
+                          "bounds", "probes", "tails")
 #: Each study's default root seed (the three settings studies share the seed they first ran with).
 DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "overlap": 103, "ranking": 104,
                                  "modes": 105, "bias": 106, "var_cap": 107,
                                  "residual_weights": 20261123, "mrdr_omega": 20261123,
                                  "folds": 20261123, "ppi": 20261206,
-                                 "bounds": 20261206, "tails": 111}
+                                 "bounds": 20261206, "probes": 20261206, "tails": 111}
 #: Where the published results live in a source checkout (relative to its root); the
 #: ``simulations/study_*.py`` scripts write there (as ``simulations/results`` beside themselves).
 RESULTS_DIR = Path("simulations/results")

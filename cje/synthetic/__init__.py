@@ -5,6 +5,8 @@
 * :mod:`cje.synthetic.offpolicy` — logs of a logging policy with exact importance weights for
   target policies (exponential tilts with known overlap), plus fresh draws of every policy (the
   off-policy setting);
+* :mod:`cje.synthetic.monitor` — time-stamped production traffic over windows with a known judge
+  change (a shift or a slope of the judge→label map) or a pure shift of the traffic;
 * :mod:`cje.synthetic.tails` — off-policy logs with bounded (discrete response types) or unbounded
   importance-weight tails and a judge style the targets prefer (the calibration does not
   transport);
@@ -26,6 +28,13 @@ from cje.synthetic.direct import (
     judge_link,
     make_direct_eval,
     true_value,
+)
+from cje.synthetic.monitor import (
+    MONITOR_KINDS,
+    SyntheticMonitor,
+    default_monitor_policies,
+    make_monitor_eval,
+    monitor_true_value,
 )
 from cje.synthetic.offpolicy import (
     DEFAULT_TARGET_ESS,
@@ -51,20 +60,25 @@ __all__ = [
     "QUALITY_SLOPE",
     "JudgeSpec",
     "LOGGING_POLICY",
+    "MONITOR_KINDS",
     "OffPolicySim",
     "PolicySpec",
     "SyntheticEval",
+    "SyntheticMonitor",
     "SyntheticPairs",
     "SyntheticPanel",
     "TailSim",
+    "default_monitor_policies",
     "default_policies",
     "default_targets",
     "judge_link",
     "make_direct_eval",
+    "make_monitor_eval",
     "make_offpolicy_eval",
     "make_pairwise_eval",
     "make_tail_eval",
     "make_panel_eval",
+    "monitor_true_value",
     "offpolicy_true_value",
     "theta_for_ess",
     "true_value",
