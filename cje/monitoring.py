@@ -403,7 +403,8 @@ class MonitorReport:
         return Path(path)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write :meth:`to_pandas` (one row per window × policy) to a CSV file.
+        """Write :meth:`to_pandas` (one row per window × policy) to a CSV file; text cells that
+        a spreadsheet would run as a formula (``= + - @``) are written with a leading ``'``.
 
         Parameters
         ----------
@@ -425,7 +426,9 @@ class MonitorReport:
         ...     pd.read_csv(rep.to_csv(pathlib.Path(d) / "m.csv")).shape
         (10, 16)
         """
-        self.to_pandas().to_csv(path, index=False)
+        from cje.report import csv_safe
+
+        csv_safe(self.to_pandas()).to_csv(path, index=False)  # '=…' names stay text in a spreadsheet
         return Path(path)
 
     def summary(self) -> str:

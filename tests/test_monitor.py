@@ -315,6 +315,10 @@ def test_markdown_and_html_reports(shifted_report: MonitorReport, tmp_path: Path
         dataclasses.replace(w, policy="<script>x</script>|*") for w in shifted_report.windows))
     assert "<script>" not in bad.write_report(tmp_path / "b.html", figures=False)[0].read_text()
     assert "\\|" in bad.write_report(tmp_path / "b.md", figures=False)[0].read_text()
+    formula = dataclasses.replace(shifted_report, windows=tuple(
+        dataclasses.replace(w, policy="=HYPERLINK(1)") for w in shifted_report.windows))
+    cells = pd.read_csv(formula.to_csv(tmp_path / "f.csv"))["policy"]
+    assert (cells == "'=HYPERLINK(1)").all()  # a spreadsheet shows it as text
 
 
 def test_cli_monitor_report(tmp_path: Path, shifted, capsys) -> None:

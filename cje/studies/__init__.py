@@ -35,6 +35,7 @@ afresh).
 ``probes``              probe labels that correct: policies without labels, direct and
                         off-policy, with and without their probe slices in the estimate
 ``tails``               DR intervals with bounded and unbounded weight tails, judge style
+``monitor``             cje.monitor over 30 windows: drift detection, false alarms, coverage
 ======================  ==================================================================
 
 Examples
@@ -42,8 +43,9 @@ Examples
 >>> from cje.studies import STUDIES
 >>> list(STUDIES)[:6]
 ['coverage', 'naive_ci', 'overlap', 'ranking', 'modes', 'bias']
->>> list(STUDIES)[6:]
-['var_cap', 'residual_weights', 'mrdr_omega', 'folds', 'ppi', 'bounds', 'probes', 'tails']
+>>> list(STUDIES)[6:]  # doctest: +NORMALIZE_WHITESPACE
+['var_cap', 'residual_weights', 'mrdr_omega', 'folds', 'ppi', 'bounds', 'probes', 'tails',
+ 'monitor']
 """
 
 from __future__ import annotations
@@ -61,16 +63,17 @@ __all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", 
 
 #: The studies, in the order of the simulation results page (var_cap … folds are the defaults
 #: studies; ppi compares with PPI++, bounds chooses the interval near the scale's bounds, tails
-#: measures DR intervals under heavy weight tails).
+#: measures DR intervals under heavy weight tails, monitor checks cje.monitor's drift tests).
 NAMES: tuple[str, ...] = ("coverage", "naive_ci", "overlap", "ranking", "modes", "bias", "var_cap",
                           "residual_weights", "mrdr_omega", "folds", "ppi",
-                          "bounds", "probes", "tails")
+                          "bounds", "probes", "tails", "monitor")
 #: Each study's default root seed (the three settings studies share the seed they first ran with).
 DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "overlap": 103, "ranking": 104,
                                  "modes": 105, "bias": 106, "var_cap": 107,
                                  "residual_weights": 20261123, "mrdr_omega": 20261123,
                                  "folds": 20261123, "ppi": 20261206,
-                                 "bounds": 20261206, "probes": 20261206, "tails": 111}
+                                 "bounds": 20261206, "probes": 20261206, "tails": 111,
+                                 "monitor": 20261206}
 #: Where the published results live in a source checkout (relative to its root); the
 #: ``simulations/study_*.py`` scripts write there (as ``simulations/results`` beside themselves).
 RESULTS_DIR = Path("simulations/results")
