@@ -322,3 +322,16 @@ def test_logging_policy_probe_pools_with_its_logged_labels(monkeypatch):
     want = f(t.s[rows]).mean() + lam * e_own + (1 - lam) * e_p.mean()
     assert rep["base"].estimate == pytest.approx(want, abs=1e-12)
     assert rep["base"].diagnostics["probe_weight"] == pytest.approx(1 - lam)
+
+
+def test_overlap_reason_of_a_probe_corrected_dr_target_names_the_probe() -> None:
+    """Arena stacked DR with the shipped probes: the poor-overlap reason of a corrected target
+    says where its residual comes from, not that it rests on a few labelled logged rows."""
+    ds = cje.datasets.arena()
+    rep = cje.analyze(ds.logged, fresh_draws=ds.fresh_draws, probes=ds.probes,
+                      estimator="stacked-dr")
+    (overlap,) = [r for r in rep["unhelpful"].reasons if r.startswith("poor overlap")]
+    assert "comes from the probe slice" in overlap and "few labelled rows" not in overlap
+    plain = cje.analyze(ds.logged, fresh_draws=ds.fresh_draws, estimator="stacked-dr",
+                        residual_weights="raw")
+    assert any("few labelled rows" in r for r in plain["unhelpful"].reasons)

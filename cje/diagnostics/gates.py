@@ -577,9 +577,12 @@ def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
     else:
         checks = (
             ("ess_raw", ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: the logged labels barely "
-                                  "reach the target's responses" + (resid or
-                                  ", so the oracle residual correction rests on a few labelled "
-                                  "rows and its interval is wide")),
+                                  "reach the target's responses" + (resid or (
+                                      ", so the weighted correction to the outcome model rests on "
+                                      "a few logged rows (the oracle residual comes from the "
+                                      "probe slice)" if diag.get("residual_weights") == "probe" else
+                                      ", so the oracle residual correction rests on a few labelled "
+                                      "rows and its interval is wide"))),
             ("ttc", TTC_GATE, "TTC {v:.2f} < {g:.2f}: the logging policy rarely produces the "
                               "responses the target concentrates on; the estimate rests on the "
                               "outcome model"),
