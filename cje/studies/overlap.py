@@ -403,7 +403,8 @@ def _reading(s: pd.DataFrame, cse: pd.DataFrame, rk: dict[str, pd.DataFrame],
         "raw-weight ESS is high the two coincide: the reward is a function of the judge score and "
         "the stabiliser is fitted on the same logs, so to first order the estimate's influence is "
         "SNIPS's. The gain at low overlap comes mostly from the oracle residual, which the default "
-        "`residual_weights=\"auto\"` weights by the stabilised weights below 10% raw ESS — at the "
+        "`residual_weights=\"auto\"` weights by the stabilised weights below 10% raw ESS (or "
+        "under a Hill index below 1) — at the "
         "price of the transport assumption, whose bias the coverage and bias columns above show "
         "(see `study_residual_weights.md`).")
     return lines

@@ -8,9 +8,11 @@ on the few labelled rows that carry the weight mass when overlap is poor. With `
 CJE paper's calibrated IPS) they are the SIMCal-W weights, functions of the judge score, which
 assume the score carries everything the target changes about the label (the calibration
 transports); cje then adds the squared gap between the raw- and the stabilised-weight corrections
-to the variance as an allowance for that assumption. ``"auto"`` (the default) uses raw weights
-where the target's sample raw-weight ESS is at least 10% (the overlap gate's threshold) and
-stabilised ones below it, where the estimate is marked CAUTION with that assumption named. This
+plus that gap's sampling variance to the variance as an allowance for that assumption. ``"auto"``
+(the default) uses raw weights where the target's sample raw-weight ESS is at least 10% (the
+overlap gate's threshold) and the raw weights' Hill tail index is at least 1, and stabilised ones
+otherwise, where the estimate is marked CAUTION with that assumption named
+(``study_tails.md`` measures the tail rule on bounded and unbounded weight tails). This
 study runs SNIPS (the reference), and calibrated IPS and stacked DR with each weighting on the
 same data, with a judge that is not sufficient for the label (``judge_noise=0.1``) and a nearly
 sufficient one (``judge_noise=0``), at population raw ESS 90%, 60%, 10% and 1%.
@@ -72,8 +74,9 @@ def _reading(s: pd.DataFrame, df: pd.DataFrame) -> list[str]:
         "Their bias has the sign of a pull toward the logging policy's calibration "
         "(E_target[E_logging[Y | S]] instead of the truth) and grows as overlap falls and the judge "
         "gets noisier; the gap allowance in their intervals (the squared difference between the "
-        "raw- and the stabilised-weight residual corrections) recovers part of the coverage, not "
-        "all of it.")
+        "raw- and the stabilised-weight residual corrections, plus its sampling variance) "
+        + ("recovers part of the coverage, not all of it." if worse else
+           "recovers the coverage the bias costs."))
     # The default: auto.
     auto = df[df["setting"].str.endswith("/ auto")]
     switched = auto.groupby(["judge_noise", "target"])["stable_residual"].mean()
@@ -91,7 +94,8 @@ def _reading(s: pd.DataFrame, df: pd.DataFrame) -> list[str]:
                    f"replicates; CAUTION share {s.loc[(n, t, 'stacked-dr / auto'), 'caution']:.2f}): "
                    + "; ".join(part))
     lines.append(
-        "- **`\"auto\"` (the default)** is raw weights wherever the sample raw ESS is at least 10%"
+        "- **`\"auto\"` (the default)** is raw weights wherever the sample raw ESS is at least 10% "
+        "and the raw weights' Hill index at least 1"
         + (f" — identical to raw at {', '.join(same)}" if same else "") + ". Where it switches to "
         "stabilised weights (raw → auto): " + ("; ".join(low) if low else "nowhere") + ".")
     # SIMCal-W and first-order variance.
@@ -124,11 +128,11 @@ def _reading(s: pd.DataFrame, df: pd.DataFrame) -> list[str]:
                  "estimate CAUTION.")
     lines += [
         "",
-        "Decision: `residual_weights=\"auto\"` by default. At raw ESS ≥ 10% it is the raw weighting, "
-        "which needs no assumption. Below 10% the "
+        "Decision: `residual_weights=\"auto\"` by default. At raw ESS ≥ 10% (with a Hill index ≥ 1) it "
+        "is the raw weighting, which needs no assumption. Below 10% (or under a heavier tail) the "
         "raw-weighted residual rests on a handful of labelled rows (on the Arena sample's "
-        "parallel_universe_prompt, 0.3% raw ESS: one labelled row holds 9% of the weight, and the "
-        "stacked-DR interval spans [0.50, 0.91]); there the default takes the stabilised weights "
+        "parallel_universe_prompt, 0.3% raw ESS: one labelled row holds 9% of the weight); there "
+        "the default takes the stabilised weights "
         "and the gate marks the estimate CAUTION, naming the transport assumption it then rests on "
         "— the same assumption as a direct estimate from fresh draws, and the one a probe slice "
         "audits — and the interval carries the gap allowance. The cost is visible above: where the "
