@@ -121,7 +121,7 @@ def _reading(s: pd.DataFrame, df: pd.DataFrame) -> list[str]:
         rmse_ratio = [s.loc[(n, t, f"{e} / auto"), "rmse"] / s.loc[(n, t, f"{e} / raw"), "rmse"]
                       for n, t in full for e in ("calibrated-ips", "stacked-dr")]
         trade = (f" In the cells where at least 95% of replicates switched, RMSE is {min(rmse_ratio):.2f}–"
-                 f"{max(rmse_ratio):.2f}× raw's, and coverage falls from "
+                 f"{max(rmse_ratio):.2f}× raw's, and coverage goes from "
                  f"{min(a for a, _ in cov_pairs):.3f}–{max(a for a, _ in cov_pairs):.3f} to "
                  f"{min(b for _, b in cov_pairs):.3f}–{max(b for _, b in cov_pairs):.3f}: "
                  "neither weighting gives a valid interval there, and the gate marks every such "
@@ -136,7 +136,8 @@ def _reading(s: pd.DataFrame, df: pd.DataFrame) -> list[str]:
         "and the gate marks the estimate CAUTION, naming the transport assumption it then rests on "
         "— the same assumption as a direct estimate from fresh draws, and the one a probe slice "
         "audits — and the interval carries the gap allowance. The cost is visible above: where the "
-        "judge is not sufficient, those CAUTION estimates under-cover more than raw ones." + trade
+        "judge is not sufficient, a bias toward the logging policy's calibration, which the "
+        "allowance pays for with a wider interval." + trade
         + " `\"raw\"` stays available for an assumption-free (wide) interval.",
     ]
     return lines
