@@ -543,28 +543,48 @@ def write_report(report: Report, path: str | Path, *, figures: bool = True,
     >>> "<h2>Estimates</h2>" in text and "data:image/png;base64," in text
     True
     """
+    sections = _sections(report, max_pairs)
+    draw = (lambda d: _draw_figures(report, d)) if figures else None
+    return write_document(path, "cje report", _intro(report), sections, draw)
+
+
+def write_document(path: str | Path, title: str, intro: str, sections: Sequence[Section],
+                   draw: Any = None) -> list[Path]:
+    """Write a titled document of :class:`Section` parts as markdown (``.md``, figures saved to
+    ``<stem>_figures/`` beside it) or self-contained HTML (``.html``/``.htm``, figures embedded);
+    shared by :func:`write_report` and the monitor report.
+
+    Parameters
+    ----------
+    path : str or Path
+    title, intro : str
+    sections : sequence of Section
+    draw : callable, optional
+        ``draw(directory) -> (png paths, notes)`` saves the figures into ``directory``; the
+        notes name figures that were left out. ``None``: no figures.
+
+    Returns
+    -------
+    list of Path
+        Every file written, the document first.
+    """
     import tempfile
 
     out = Path(path)
     suffix = report_suffix(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".md":
-        written: list[Path] = []
-        notes: list[str] = []
-        if figures:
-            written, notes = _draw_figures(report, out.parent / f"{out.stem}_figures")
+        written, notes = draw(out.parent / f"{out.stem}_figures") if draw else ([], [])
         rel = [f"{out.stem}_figures/{p.name}" for p in written]
-        out.write_text(report_markdown(report, rel, max_pairs=max_pairs, figure_notes=notes),
-                       encoding="utf-8")
+        out.write_text(render_markdown(title, intro, sections, rel, notes), encoding="utf-8")
         return [out, *written]
     pngs: list[tuple[str, bytes]] = []
     notes = []
-    if figures:
+    if draw:
         with tempfile.TemporaryDirectory() as tmp:
-            paths, notes = _draw_figures(report, Path(tmp))
+            paths, notes = draw(Path(tmp))
             pngs = [(p.stem, p.read_bytes()) for p in paths]
-    out.write_text(_report_html(report, pngs, max_pairs=max_pairs, figure_notes=notes),
-                   encoding="utf-8")
+    out.write_text(render_html(title, intro, sections, pngs, notes), encoding="utf-8")
     return [out]
 
 

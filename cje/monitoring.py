@@ -520,30 +520,14 @@ class MonitorReport:
         >>> "<h2>Windows</h2>" in text and "data:image/png;base64," in text
         True
         """
-        import tempfile
+        from cje.export import write_document
 
-        from cje.export import render_html, render_markdown, report_suffix
-
-        out = Path(path)
-        suffix = report_suffix(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sections = self._sections()
         pols = list(dict.fromkeys(w.policy for w in self.windows))
-        drawn = pols[:max_figures] if figures else []
+        drawn = pols[:max_figures]
         notes = ([f"{len(pols) - len(drawn)} more policies not drawn (max_figures={max_figures})"]
-                 if figures and len(pols) > len(drawn) else [])
-        if suffix == ".md":
-            fig_dir = out.parent / f"{out.stem}_figures"
-            written = self._draw(drawn, fig_dir) if drawn else []
-            out.write_text(render_markdown("cje monitor report", self._intro(), sections,
-                                           [f"{fig_dir.name}/{f.name}" for f in written], notes),
-                           encoding="utf-8")
-            return [out, *written]
-        with tempfile.TemporaryDirectory() as tmp:
-            pngs = [(f.stem, f.read_bytes()) for f in self._draw(drawn, Path(tmp))] if drawn else []
-        out.write_text(render_html("cje monitor report", self._intro(), sections, pngs, notes),
-                       encoding="utf-8")
-        return [out]
+                 if len(pols) > len(drawn) else [])
+        draw = (lambda d: (self._draw(drawn, d), notes)) if figures and drawn else None
+        return write_document(path, "cje monitor report", self._intro(), self._sections(), draw)
 
     def _intro(self) -> str:
         s = self.settings

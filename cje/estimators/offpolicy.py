@@ -228,9 +228,8 @@ def ips(rows: OffPolicyRows) -> PolicyValue:
         raise ValueError("ips needs the unnormalised ratios (rows.ratio).")
     contrib = rows.ratio * (rows.reward + rows.scaled_residual)
     psi = float(contrib.mean())
-    phi = contrib - psi
-    if rows.labelled.any():
-        phi = phi - _labelling_term(rows, float((rows.ratio * rows.scaled_residual).mean()))
+    # _labelling_term is zero without labels
+    phi = contrib - psi - _labelling_term(rows, float((rows.ratio * rows.scaled_residual).mean()))
     return PolicyValue(psi, phi)
 
 
@@ -263,8 +262,7 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
     [-0.125, 0.125]
     """
     psi, phi = _weighted(rows.weights, rows.reward + rows.scaled_residual)
-    if rows.labelled.any():
-        phi = phi - _labelling_term(rows, _weighted(rows.weights, rows.scaled_residual)[0])
+    phi = phi - _labelling_term(rows, _weighted(rows.weights, rows.scaled_residual)[0])
     return PolicyValue(psi, phi)
 
 
