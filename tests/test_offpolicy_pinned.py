@@ -1,0 +1,168 @@
+"""Off-policy outputs pinned before the speed work of issue #18 (estimates, SEs, intervals,
+statuses, diagnostics, and every run's per-row influence values — the full calibration's and each
+OUA jackknife replicate's — for each estimator).
+
+The pinned numbers in ``tests/data/offpolicy_pinned.json.gz`` were written by this file
+(``python tests/test_offpolicy_pinned.py --write``) on the code *before* the off-policy hot path
+was reorganised; the reorganisation must reproduce them (to 1e-12 relative: the arithmetic is the
+same, so in practice bit for bit). Influence values are pinned through fingerprints — count, sum,
+sum of squares, three fixed random projections, the first and last entries — which move with any
+change of any entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import cje
+import cje.pipeline.logged as logged_mod
+
+PINNED = Path(__file__).parent / "data" / "offpolicy_pinned.json.gz"
+ESTIMATORS = ["ips", "snips", "calibrated-ips", "dr-cpo", "mrdr", "tmle", "stacked-dr", "direct"]
+RTOL, ATOL = 1e-12, 1e-13
+
+
+def _fingerprint(a: np.ndarray | None) -> list[float] | None:
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=float)
+    n = a.shape[0]
+    rng = np.random.default_rng(12345)
+    proj = rng.standard_normal((3, n)) @ a if n else np.zeros(3)
+    head = a[:3].tolist() + [0.0] * (3 - min(n, 3))
+    tail = a[-3:].tolist() + [0.0] * (3 - min(n, 3))
+    return [float(n), float(a.sum()), float((a * a).sum()), *map(float, proj), *head, *tail]
+
+
+def _record_runs(kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch | None) -> tuple[Any, list]:
+    """``cje.analyze(**kwargs)`` and what every run of the logged shape returned."""
+    runs: list = []
+    original = logged_mod.estimate
+
+    def wrapped(shape: Any, calibrator: Any, **kw: Any) -> Any:
+        run = shape.run
+
+        def recording(cal: Any, deleted: frozenset[int]) -> Any:
+            out = run(cal, deleted)
+            runs.append({
+                "deleted": sorted(deleted),
+                "policies": [{
+                    "value": float(v.value), "gap": float(g),
+                    "influence": _fingerprint(v.influence),
+                    "mixture": None if v.mixture is None else v.mixture.tolist(),
+                    "stable": None if v.stable is None else _fingerprint(v.stable.weights),
+                    "stable_mixture": None if v.stable is None else v.stable.mixture.tolist(),
+                } for v, g in out],
+            })
+            return out
+
+        shape.run = recording
+        return original(shape, calibrator, **kw)
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(logged_mod, "estimate", wrapped)
+        rep = cje.analyze(**kwargs)
+    else:
+        logged_mod.estimate = wrapped
+        try:
+            rep = cje.analyze(**kwargs)
+        finally:
+            logged_mod.estimate = original
+    return rep, runs
+
+
+@functools.lru_cache(maxsize=1)
+def _cases() -> dict[str, dict[str, Any]]:
+    cases: dict[str, dict[str, Any]] = {}
+    sim = cje.synthetic.make_offpolicy_eval(600, oracle_fraction=0.2, n_fresh_per_prompt=1, rng=3)
+    grid = dict(data=sim.logged, fresh_draws=sim.fresh, judge_scale=sim.judge_scale,
+                label_scale=sim.label_scale)
+    for est in ESTIMATORS:
+        cases[f"synthetic-{est}"] = dict(grid, estimator=est)
+    # continuous scores (many distinct values), missing log-probabilities, labelled fresh draws
+    sim2 = cje.synthetic.make_offpolicy_eval(500, oracle_fraction=0.15, n_fresh_per_prompt=2,
+                                             judge_grid=None, missing_logprob_rate=0.05,
+                                             fresh_oracle_fraction=0.1, rng=7)
+    cont = dict(data=sim2.logged, fresh_draws=sim2.fresh, judge_scale=sim2.judge_scale,
+                label_scale=sim2.label_scale, on_missing="drop")
+    for est in ESTIMATORS:
+        cases[f"continuous-{est}"] = dict(cont, estimator=est)
+    cases["synthetic-calibrated-ips-varcap"] = dict(grid, estimator="calibrated-ips", var_cap=0.5)
+    cases["synthetic-stacked-dr-w2-stable"] = dict(grid, estimator="stacked-dr", mrdr_omega="w2",
+                                                   residual_weights="stable")
+    cases["synthetic-snips-nofresh"] = dict(data=sim.logged, judge_scale=sim.judge_scale,
+                                            label_scale=sim.label_scale, estimator="snips")
+    ds = cje.datasets.arena()
+    for est in ESTIMATORS:
+        cases[f"arena-{est}"] = dict(data=ds.logged, fresh_draws=ds.fresh_draws, estimator=est)
+    for est in ("calibrated-ips", "stacked-dr", "direct"):
+        cases[f"arena-probes-{est}"] = dict(data=ds.logged, fresh_draws=ds.fresh_draws,
+                                            probes=ds.probes, estimator=est)
+    return cases
+
+
+def _summary(kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch | None = None) -> dict:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep, runs = _record_runs(kwargs, monkeypatch)
+    report = json.loads(rep.to_json())
+    # not the analysis' numbers (time stamp, versions) or not downstream of the calibrator fit,
+    # which this work does not touch (the curve; its other numbers stay pinned)
+    report.pop("provenance", None)
+    report["calibration"].pop("curve", None)
+    return {"report": report, "runs": runs}
+
+
+def _compare(got: Any, want: Any, path: str) -> None:
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(want), f"{path}: keys differ"
+        for k in want:
+            _compare(got[k], want[k], f"{path}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{path}: length differs"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _compare(g, w, f"{path}[{i}]")
+    elif isinstance(want, float) and not isinstance(want, bool):
+        assert isinstance(got, (int, float)), f"{path}: {got!r} is not a number"
+        if math.isnan(want):
+            assert math.isnan(got), f"{path}: {got} != nan"
+        else:
+            assert got == pytest.approx(want, rel=RTOL, abs=ATOL), f"{path}: {got!r} != {want!r}"
+    else:
+        assert got == want, f"{path}: {got!r} != {want!r}"
+
+
+@pytest.fixture(scope="module")
+def pinned() -> dict:
+    return json.loads(gzip.decompress(PINNED.read_bytes()))
+
+
+@pytest.mark.parametrize("name", sorted(_cases()))
+def test_offpolicy_outputs_pinned(name: str, pinned: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    got = json.loads(json.dumps(_summary(_cases()[name], monkeypatch)))  # same float round-trip
+    _compare(got, pinned[name], name)
+
+
+def test_fingerprint_moves_with_any_entry() -> None:
+    a = np.linspace(-1, 1, 50)
+    b = a.copy()
+    b[20] += 1e-9
+    assert _fingerprint(a) != _fingerprint(b)
+
+
+if __name__ == "__main__" and "--write" in sys.argv:
+    PINNED.parent.mkdir(exist_ok=True)
+    text = json.dumps({name: _summary(kw) for name, kw in _cases().items()}, separators=(",", ":"))
+    PINNED.write_bytes(gzip.compress(text.encode(), mtime=0))
+    print(f"wrote {PINNED}")
