@@ -30,7 +30,10 @@ How ours is built (and why):
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -127,8 +130,6 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
     >>> min_variance_simplex(np.array([[np.inf, 0.0], [0.0, 1.0]])).tolist()
     [0.5, 0.5]
     """
-    from itertools import combinations
-
     m = sigma.shape[0]
     if not np.all(np.isfinite(sigma)):
         return np.full(m, 1.0 / m)
@@ -138,12 +139,21 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
         tr = 1.0
     s = sigma + np.eye(m) * (1e-8 * tr / m if tr > 0 else 1e-12)
     best, best_val = np.full(m, 1.0 / m), np.inf
-    for size in range(1, m + 1):
-        for act in combinations(range(m), size):
-            sub = s[np.ix_(act, act)]
-            try:
-                x = np.linalg.solve(sub, np.ones(size))
-            except np.linalg.LinAlgError:
+    for size, acts, rows, cols in _active_sets(m):
+        # every active set of this size in one batched LAPACK call (the same gesv per matrix
+        # as one call each); a singular one sends the batch back to one call per set
+        subs = s[rows, cols]
+        try:
+            xs = list(np.linalg.solve(subs, np.ones((len(acts), size, 1)))[..., 0])
+        except np.linalg.LinAlgError:
+            xs = []
+            for sub in subs:
+                try:
+                    xs.append(np.linalg.solve(sub, np.ones(size)))
+                except np.linalg.LinAlgError:
+                    xs.append(None)
+        for act, x in zip(acts, xs, strict=True):
+            if x is None:
                 continue
             tot = x.sum()
             if not np.isfinite(tot) or tot <= 0:
@@ -158,6 +168,21 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
             if val < best_val - 1e-15 * max(1.0, abs(val)):
                 best, best_val = pi, val
     return best
+
+
+@functools.lru_cache(maxsize=16)
+def _active_sets(m: int) -> tuple[tuple[int, tuple[tuple[int, ...], ...], np.ndarray, np.ndarray],
+                                  ...]:
+    """Per size: the active sets of ``m`` candidates (in :func:`itertools.combinations` order)
+    and the row/column indices that gather their sub-matrices as one batch."""
+    from itertools import combinations
+
+    out = []
+    for size in range(1, m + 1):
+        acts = tuple(combinations(range(m), size))
+        idx = np.array(acts, dtype=np.intp)  # (n_sets, size)
+        out.append((size, acts, idx[:, :, None], idx[:, None, :]))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -344,6 +369,73 @@ def iso_by_rank(rank: np.ndarray, num: np.ndarray, den: np.ndarray, *, increasin
     return np.maximum(np.interp(rank, keep, fit), floor)
 
 
+def _iso_both(rank: np.ndarray, num: np.ndarray, den: np.ndarray, n_ranks: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``iso_by_rank`` increasing and decreasing on the same sums, pooled once (the same
+    numbers as two calls)."""
+    from scipy.optimize import isotonic_regression
+
+    gw = np.bincount(rank, weights=num, minlength=n_ranks)
+    gc = np.bincount(rank, weights=den, minlength=n_ranks)
+    keep = np.flatnonzero(gc > 0)
+    ratio, weights = gw[keep] / gc[keep], gc[keep]
+    return tuple(  # type: ignore[return-value]
+        np.maximum(np.interp(rank, keep, isotonic_regression(ratio, weights=weights,
+                                                             increasing=inc).x), _FLOOR)
+        for inc in (True, False))
+
+
+def _digest(a: np.ndarray) -> bytes:
+    """A 128-bit digest of an array's values (the key of a memoised fit)."""
+    return hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8), digest_size=16).digest()
+
+
+def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray,
+                pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str]) -> np.ndarray:
+    """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the rows'
+    codes ``ck``) and the raw weights, mixed by ``pi``, mean one within the fold. A candidate
+    numerically zero on the fold's rows gives its share to the others (``mixture[k]`` updated,
+    the reason appended to ``msgs``)."""
+    inc, dec = cands
+    parts = (inc[ck], dec[ck], wk_raw)
+    means = np.array([float(part.mean()) for part in parts])
+    usable = np.isfinite(means) & (means >= _TINY)
+    if pi[~usable].sum() > 0:
+        msgs.append(
+            f"fold {k}: the " + " and ".join(c for c, u in zip(CANDIDATES, usable, strict=True)
+                                             if not u)
+            + " weights of its rows are numerically zero; their share went to the others")
+        pi = np.where(usable, pi, 0.0)
+        pi = pi / pi.sum() if pi.sum() > 0 else usable / usable.sum()
+        mixture[k] = pi
+    wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
+             if u and p > 0)
+    wk = np.maximum(wk, _FLOOR)
+    return wk / wk.mean()
+
+
+def _stack_fold(st: _CellStats, fit: Any, ix: np.ndarray, k: int, k_folds: int, n_codes: int,
+                stable_residual: bool) -> tuple[np.ndarray, str]:
+    """Fold ``k``'s stacking weights from out-of-fold candidates on the other folds' rows, and
+    the fallback's reason ("" normally)."""
+    present = [f for f in range(k_folds) if f != k and st.N[f].sum() > 0]
+    if not present:
+        return np.array([0.0, 0.0, 1.0]), ""
+    inc_tab = np.ones((k_folds, n_codes))
+    dec_tab = np.ones((k_folds, n_codes))
+    for j in present:
+        # with a single other fold (K = 2) there is nothing to hold out: in-sample fits
+        inc_tab[j], dec_tab[j] = fit((k, j) if len(present) > 1 else (k,))
+    with np.errstate(all="ignore"):
+        moments, psis, n_k = _stacking_moments(st, inc_tab, dec_tab, ix, k, stable_residual)
+    if np.all(np.isfinite(moments)) and np.all(np.isfinite(psis)):
+        return min_variance_simplex(_mse_matrix(moments, psis, n_k)), ""
+    return np.array([0.0, 0.0, 1.0]), (
+        f"fold {k}: the stacking objective is not finite (the other folds' raw weights "
+        "are numerically zero: one row's log-weight exceeds theirs by hundreds of "
+        "nats); stacked on the raw weights")
+
+
 def simcal_weights(
     w: np.ndarray,
     codes: np.ndarray,
@@ -354,6 +446,7 @@ def simcal_weights(
     tiebreak: np.ndarray | None = None,
     var_cap: float | None = None,
     stable_residual: bool = False,
+    cache: dict | None = None,
 ) -> SimcalWeights:
     """SIMCal-W: stacked, cross-fitted monotone stabilisation of importance weights.
 
@@ -380,6 +473,15 @@ def simcal_weights(
     stable_residual : bool
         Whether the estimator puts the stabilised weights on the oracle residual term too
         (then the stacking objective does as well); by default the raw weights carry it.
+    cache : dict, optional
+        A dict kept between calls on the *same* ``w``, ``codes``, ``fold``, ``y``, ``tiebreak``
+        and ``stable_residual`` that differ only in ``index`` (the OUA jackknife's runs). It
+        keeps what does not depend on ``index`` (the per-cell sums, each fold's rows) and the
+        first call's per-fold results (stacking weights and stabilised weights of the fold's
+        rows), keyed by a digest of the row of ``index`` that made them: the jackknife run that
+        deletes fold ``d`` orders fold ``d``'s rows by the calibration without fold ``d``, as
+        the full run does, and so repeats that fold's block exactly; every other fold is
+        refitted. Results are identical with or without it.
 
     Returns
     -------
@@ -417,62 +519,43 @@ def simcal_weights(
         fallbacks.append("every raw weight is zero: uniform weights")
         return SimcalWeights(weights=np.ones(n), mixture=np.tile([0.0, 0.0, 1.0], (k_folds, 1)),
                              gamma=0.0, fallbacks=tuple(fallbacks))
-    st = _CellStats(w, codes, fold, y, n_codes, k_folds)
+    if cache is None:
+        cache = {}
+    if "st" not in cache:
+        # what does not depend on the index: the cell sums and each fold's rows
+        cache["st"] = _CellStats(w, codes, fold, y, n_codes, k_folds)
+        cache["rows"] = [np.flatnonzero(fold == k) for k in range(k_folds)]
+        cache["blocks"] = {}
+    st, blocks = cache["st"], cache["blocks"]
     out = np.empty(n)
     mixture = np.zeros((k_folds, 3))
     for k in range(k_folds):
         ix = index[k]
-        rank = order_rank(ix, tiebreak)
-
-        def fit(excluded: tuple[int, ...], rank: np.ndarray = rank) -> tuple[np.ndarray, ...]:
-            ws, cs = st.without(excluded)
-            return (iso_by_rank(rank, ws, cs, increasing=True),
-                    iso_by_rank(rank, ws, cs, increasing=False))
-        present = [f for f in range(k_folds) if f != k and st.N[f].sum() > 0]
-
-        # ---- stacking weights from out-of-fold candidates on the other folds' rows ----------
-        if present:
-            inc_tab = np.ones((k_folds, n_codes))
-            dec_tab = np.ones((k_folds, n_codes))
-            for j in present:
-                # with a single other fold (K = 2) there is nothing to hold out: in-sample fits
-                inc_tab[j], dec_tab[j] = fit((k, j) if len(present) > 1 else (k,))
-            with np.errstate(all="ignore"):
-                moments, psis, n_k = _stacking_moments(st, inc_tab, dec_tab, ix, k,
-                                                       stable_residual)
-            if np.all(np.isfinite(moments)) and np.all(np.isfinite(psis)):
-                pi = min_variance_simplex(_mse_matrix(moments, psis, n_k))
-            else:
-                pi = np.array([0.0, 0.0, 1.0])
-                fallbacks.append(
-                    f"fold {k}: the stacking objective is not finite (the other folds' raw weights "
-                    "are numerically zero: one row's log-weight exceeds theirs by hundreds of "
-                    "nats); stacked on the raw weights")
-        else:
-            pi = np.array([0.0, 0.0, 1.0])
-        mixture[k] = pi
-
-        # ---- apply: candidates fitted on every other fold, mixed, mean one within the fold --
-        rows_k = np.flatnonzero(fold == k)
-        if rows_k.size == 0:
+        rows_k = cache["rows"][k]
+        bkey = (k, _digest(ix), stable_residual)
+        if bkey in blocks:  # the same fold ordered by the same calibration: the same block
+            mixture[k], wk, why = blocks[bkey]
+            fallbacks += why
+            out[rows_k] = wk
             continue
-        inc, dec = fit((k,))
-        ck = codes[rows_k]
-        parts = (inc[ck], dec[ck], w[rows_k])
-        means = np.array([float(part.mean()) for part in parts])
-        usable = np.isfinite(means) & (means >= _TINY)
-        if pi[~usable].sum() > 0:
-            fallbacks.append(
-                f"fold {k}: the " + " and ".join(c for c, u in zip(CANDIDATES, usable, strict=True)
-                                                 if not u)
-                + " weights of its rows are numerically zero; their share went to the others")
-            pi = np.where(usable, pi, 0.0)
-            pi = pi / pi.sum() if pi.sum() > 0 else usable / usable.sum()
-            mixture[k] = pi
-        wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
-                 if u and p > 0)
-        wk = np.maximum(wk, _FLOOR)
-        out[rows_k] = wk / wk.mean()
+        rank = order_rank(ix, tiebreak)
+        n_ranks = int(rank.max()) + 1
+
+        def fit(excluded: tuple[int, ...], rank: np.ndarray = rank, n_ranks: int = n_ranks
+                ) -> tuple[np.ndarray, np.ndarray]:
+            ws, cs = st.without(excluded)
+            return _iso_both(rank, ws, cs, n_ranks)
+
+        pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual)
+        mixture[k] = pi
+        msgs = [why] if why else []
+        if rows_k.size:
+            out[rows_k] = _apply_fold(fit((k,)), codes[rows_k], w[rows_k], pi, k, mixture, msgs)
+        fallbacks += msgs
+        if len(blocks) < k_folds:
+            # the first run's blocks: the jackknife run that deletes fold k orders fold k's rows
+            # by the calibration without fold k, as the full run did, and repeats its block
+            blocks[bkey] = (mixture[k].copy(), out[rows_k].copy(), msgs)
     gamma = 0.0
     if var_cap is not None:
         v = float(np.var(out))

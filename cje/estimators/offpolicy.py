@@ -500,6 +500,11 @@ class LoggedTarget(OffPolicyRows):
         Oracle label of each fresh draw (NaN if unlabelled).
     fresh_count : numpy.ndarray
         Fresh draws per prompt (at least 1).
+    cache : dict, optional
+        Kept by the pipeline for one target across its calibrations (the OUA jackknife's
+        runs): what the estimators compute from the rows alone, and pieces the runs repeat
+        (see :func:`~cje.calibration.weights.simcal_weights`'s ``cache``). ``None``: nothing
+        kept.
 
     Examples
     --------
@@ -527,6 +532,7 @@ class LoggedTarget(OffPolicyRows):
     fresh_codes: np.ndarray
     fresh_label: np.ndarray
     fresh_count: np.ndarray
+    cache: dict | None = None
 
     def simcal(self, var_cap: float | None = None) -> SimcalWeights:
         """SIMCal-W stabilised weights of the logged rows.
@@ -553,7 +559,8 @@ class LoggedTarget(OffPolicyRows):
         """
         return simcal_weights(self.weights, self.used_codes, self.fold, self.index[:, self.used],
                               self.label, tiebreak=self.distinct_s[self.used], var_cap=var_cap,
-                              stable_residual=self.stable_residual)
+                              stable_residual=self.stable_residual,
+                              cache=None if self.cache is None else self.cache.setdefault("simcal", {}))
 
     def fresh_oof(self) -> np.ndarray:
         """Out-of-fold calibration of each fresh draw.

@@ -31,6 +31,8 @@ from cje.diagnostics.overlap import (
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator, direct_estimate
 from cje.estimators.offpolicy import (
+    IPS,
+    SNIPS,
     LoggedTarget,
     PolicyValue,
     residual_gap,
@@ -125,7 +127,7 @@ class LoggedShape:
         parts: dict[str, Any] = self._gather(tg.rows)
         parts.update(cluster=_take(t.cluster, tg.rows), fresh_cluster=_take(t.cluster, tg.fresh),
                      fresh_fold=_take(self.fold, tg.fresh), fresh_codes=_take(t.codes, tg.fresh),
-                     fresh_label=_take(t.y, tg.fresh))
+                     fresh_label=_take(t.y, tg.fresh), cache={})
         return parts
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
@@ -202,7 +204,8 @@ class LoggedShape:
                          distinct_s=self.table.distinct_s, full=full, used=tg.used,
                          used_codes=tg.used_codes, fresh_cluster=st["fresh_cluster"],
                          fresh_fold=st["fresh_fold"], fresh_codes=st["fresh_codes"],
-                         fresh_label=st["fresh_label"], fresh_count=tg.fresh_count)
+                         fresh_label=st["fresh_label"], fresh_count=tg.fresh_count,
+                         cache=st["cache"])
         p = self.names.index(tg.name)
         if p in self._probe_of:
             return self._probe_value(p, tg, x)
@@ -321,6 +324,30 @@ class LoggedShape:
             method=self.estimator.method, naive=naive,
             scores=s_target if s_target is not None else ev.judge_score[tg.rows],
             status=status, reasons=reasons, diagnostics=diag, probe=use)
+
+
+def _cluster_codes(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt code of every row of the long table and the distinct prompts, numbered in order of
+    first appearance over the rows (as ``pandas.factorize`` of the concatenated ids would).
+
+    ``parts``: per block of rows, its distinct ids and each row's code into them. Only distinct
+    ids are hashed as strings (each block's in order of first appearance among its rows); the
+    rows themselves are coded through integers.
+    """
+    import pandas as pd
+
+    firsts, local = [], []
+    for uniq, codes in parts:
+        lc, used = pd.factorize(codes, sort=False)  # integer codes, in order of first appearance
+        firsts.append(np.asarray(uniq, dtype=object)[used])
+        local.append(lc)
+    gcode, prompts = pd.factorize(np.concatenate(firsts), sort=False)
+    cluster = np.empty(sum(c.size for c in local), dtype=np.int64)
+    at = off = 0
+    for lc, first in zip(local, firsts, strict=True):
+        cluster[at: at + lc.size] = gcode[off: off + first.size][lc]
+        at, off = at + lc.size, off + first.size
+    return cluster, np.asarray(prompts, dtype=object)
 
 
 def _with(cluster: np.ndarray, probe_cluster: np.ndarray | None) -> np.ndarray:
@@ -477,7 +504,8 @@ def analyze_logged(
         )
 
     # ---- one long table: logged rows, target fresh draws, calibration rows, probes -----------
-    parts_pid = [logged.prompt_id]
+    # prompt ids of each block of the long table, as (distinct ids, code per row)
+    parts_pid = [(logged.prompts, logged.prompt_code)]
     parts_s, parts_y = [logged.judge_score], [logged.oracle_label]
     parts_X = [np.column_stack([logged.covariates[c] for c in covariates])] if covariates else []
     role = [np.where(logged.policy_code >= 0, 0, -1)]  # 0 logged, -1 calibration-only
@@ -496,7 +524,7 @@ def analyze_logged(
         role_of = np.array([code_of.get(p, -2) for p in fresh.policies] + [-2], dtype=np.int64)
         fresh_role = role_of[fresh.policy_code]  # calibration-only rows (-1) map to -2 too
         sel = fresh_role > 0
-        parts_pid.append(fresh.prompt_id[sel])
+        parts_pid.append((fresh.prompts, fresh.prompt_code[sel]))
         parts_s.append(fresh.judge_score[sel])
         parts_y.append(fresh.oracle_label[sel])
         if covariates:
@@ -506,15 +534,14 @@ def analyze_logged(
     for j, pol in enumerate(probe_names):
         pr = probes[pol]
         keep = np.flatnonzero(pr.labelled)
-        parts_pid.append(np.array([f"\x00probe:{pol}:{p}" for p in pr.prompt_id[keep]], dtype=object))
+        parts_pid.append((np.array([f"\x00probe:{pol}:{p}" for p in pr.prompts], dtype=object),
+                          pr.prompt_code[keep]))
         parts_s.append(pr.judge_score[keep])
         parts_y.append(pr.oracle_label[keep])
         if covariates:
             parts_X.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
         role.append(np.full(keep.size, 1000 + j, dtype=np.int64))
-    pid = np.concatenate(parts_pid)
-    cluster, prompts = pd.factorize(pid, sort=False)
-    cluster = cluster.astype(np.int64)
+    cluster, prompts = _cluster_codes(parts_pid)
     s = to_unit(np.concatenate(parts_s), logged.judge_scale)
     y = to_unit(np.concatenate(parts_y), logged.label_scale)
     X = np.vstack(parts_X) if covariates else None
@@ -534,8 +561,16 @@ def analyze_logged(
             f"{m_prompts} prompt(s), at least {MIN_LABELLED_PROMPTS} are needed. Label a random "
             "slice of the logged responses (5–25% is typical)."
         )
-    k, fold_of_prompt, fold_warns = fold_plan(np.asarray(prompts, dtype=object), lab_prompt,
-                                              n_folds, seed)
+    if type(est) in (IPS, SNIPS):
+        # they read a row's fold only through its oracle residual (labelled rows), and the
+        # labelled prompts' folds depend on the labelled set alone (cje.data.prompt_folds): only
+        # those prompts are hashed; the others get fold 0, which nothing reads
+        k, lab_folds, fold_warns = fold_plan(prompts[lab_prompt], np.ones(m_prompts, dtype=bool),
+                                             n_folds, seed)
+        fold_of_prompt = np.zeros(len(prompts), dtype=np.int64)
+        fold_of_prompt[lab_prompt] = lab_folds
+    else:
+        k, fold_of_prompt, fold_warns = fold_plan(prompts, lab_prompt, n_folds, seed)
     warns += fold_warns
     fold = fold_of_prompt[cluster]
 
@@ -564,7 +599,8 @@ def analyze_logged(
                 if on_missing == "raise":
                     r = int(np.flatnonzero(miss)[0])
                     raise CJEInputError(
-                        f"Target {name!r} has no fresh draws for prompt_id={pid[logged_rows[r]]!r} "
+                        f"Target {name!r} has no fresh draws for prompt_id="
+                        f"{logged.prompt_id[logged_rows[r]]!r} "
                         f"(logged row {r}; {int(miss.sum())} logged rows lack them). DR needs the "
                         "target's fresh draws on every logged prompt: add them, or pass "
                         "on_missing='drop' (CLI --drop-missing) to exclude those rows (counted)."
