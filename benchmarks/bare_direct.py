@@ -14,7 +14,8 @@ no validation, on integer-coded arrays:
 * ``se = sqrt(var_if + var_cal)`` and a normal 95% interval.
 
 The input is what cje holds after loading (prompt codes, policy codes, judge scores and labels on
-[0, 1], NaN where unlabelled); cje's reading and validation of a frame is not in it. Folds are
+[0, 1], NaN where unlabelled); cje's reading and validation of a frame is not in it
+(:func:`codes_from_frame` is the bare minimum of it: ``pandas.factorize`` of the id columns). Folds are
 dealt to the labelled prompts by a seeded permutation (cje hashes the prompt ids), which changes
 which prompts share a fold but not the work.
 
@@ -51,6 +52,20 @@ def make_data(n_rows: int, n_policies: int = 4, label_fraction: float = 0.10, se
     s = np.clip(np.round((y**1.5 + 0.1 * rng.standard_normal(y.size)) / 0.05) * 0.05, 0.0, 1.0)
     y = np.where(rng.random(y.size) < label_fraction, y, np.nan)
     return {"prompt": prompt, "policy": policy, "s": s, "y": y}
+
+
+def codes_from_frame(df, judge_scale: tuple[float, float], label_scale: tuple[float, float]
+                     ) -> dict[str, np.ndarray]:
+    """The arrays :func:`run` takes, from a frame as a user holds it (string prompt ids and
+    policy names, ``judge_score``, ``oracle_label``): ids coded by ``pandas.factorize`` (the
+    fastest way to code strings), scores and labels mapped to [0, 1]. No validation."""
+    import pandas as pd
+
+    prompt, _ = pd.factorize(df["prompt_id"].to_numpy(), sort=False)
+    policy, _ = pd.factorize(df["policy"].to_numpy(), sort=True)
+    s = (df["judge_score"].to_numpy(dtype=float) - judge_scale[0]) / (judge_scale[1] - judge_scale[0])
+    y = (df["oracle_label"].to_numpy(dtype=float) - label_scale[0]) / (label_scale[1] - label_scale[0])
+    return {"prompt": prompt.astype(np.int64), "policy": policy.astype(np.int64), "s": s, "y": y}
 
 
 def iso_fit(u_train: np.ndarray, y_train: np.ndarray, n_u: int) -> np.ndarray:

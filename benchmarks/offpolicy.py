@@ -86,15 +86,46 @@ def call(sim, est):
     return cje.analyze(sim.logged, fresh_draws=sim.fresh, estimator=est,
                        judge_scale=sim.judge_scale, label_scale=sim.label_scale)
 
+def bare_inputs(n):
+    # the bare-numpy references' inputs at n rows: the direct pipeline's frame (4 policies, as
+    # benchmarks/direct.py builds it) and its coded arrays, and a logged set of n rows x 3 targets
+    sys.path.insert(0, __HERE__)
+    import bare_direct, bare_offpolicy
+    pols = cje.synthetic.default_policies()[:4]
+    d = cje.synthetic.make_direct_eval(n // 4, policies=pols, oracle_fraction=0.10, rng=0)
+    frame, scales = d.data[["prompt_id", "policy", "judge_score", "oracle_label"]], (
+        d.judge_scale, d.label_scale)
+    return {"direct_codes": bare_direct.codes_from_frame(frame, *scales),
+            "direct_frame": (frame, scales), "offpolicy": bare_offpolicy.make_data(n)}
+
+def bare_times(inp):
+    # CPU seconds of one run of each bare reference
+    import bare_direct, bare_offpolicy
+    out = {}
+    c = time.process_time(); bare_direct.run(inp["direct_codes"])
+    out["bare_direct"] = time.process_time() - c
+    frame, scales = inp["direct_frame"]
+    c = time.process_time(); bare_direct.run(bare_direct.codes_from_frame(frame, *scales))
+    out["bare_direct_frame"] = time.process_time() - c
+    c = time.process_time(); bare_offpolicy.run(inp["offpolicy"])
+    out["bare_offpolicy"] = time.process_time() - c
+    return out
+
 mode = sys.argv[1]
 if mode == "synthetic":
     n, est, repeats = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    with_bare = len(sys.argv) > 5 and sys.argv[5] == "bare"
     call(synthetic(__WARMUP_N__), est)  # warm-up: imports, first-call paths
     sim = synthetic(n)
     truth = sim.truth
+    inp = bare_inputs(n) if with_bare else None
+    if with_bare:
+        bare_times(bare_inputs(__WARMUP_N__))  # warm-up
     gc.collect()
-    times, cpus, peaks, bases, resets = [], [], [], [], []
+    times, cpus, peaks, bases, resets, bare = [], [], [], [], [], []
     for _ in range(repeats):
+        if with_bare:  # the references, interleaved with the cje call in the same process
+            bare.append(bare_times(inp))
         gc.collect()
         resets.append(reset_peak())
         base = rss_mb()
@@ -110,7 +141,7 @@ if mode == "synthetic":
     err = max(abs(v[0] - truth[p]) for p, v in ests.items() if p != "base")
     print(json.dumps({"n": n, "estimator": est, "times": times, "cpu": cpus, "peak_mb": peaks,
                       "rss_before_mb": bases, "hwm_reset": all(resets), "estimates": ests,
-                      "truth": truth, "max_abs_error": err,
+                      "truth": truth, "max_abs_error": err, "bare": bare,
                       "n_fresh_rows": int(sim.fresh.shape[0])}))
 elif mode == "arena":
     root, runs = sys.argv[2], int(sys.argv[3])
@@ -119,14 +150,22 @@ elif mode == "arena":
     t = time.perf_counter()
     rep = cje.analyze(*args, **kw)  # warm-up
     warm = time.perf_counter() - t
-    times, cpus = [], []
+    times, cpus, read_cpu, analysis_cpu = [], [], [], []
     for _ in range(runs):
         c = time.process_time()
         t = time.perf_counter()
         rep = cje.analyze(*args, **kw)
         times.append(time.perf_counter() - t)
         cpus.append(time.process_time() - c)
+        # the same call split: reading the files, then the analysis of the loaded data
+        c = time.process_time()
+        data = cje.load(args[0]), cje.load(kw["fresh_draws"])
+        read_cpu.append(time.process_time() - c)
+        c = time.process_time()
+        cje.analyze(data[0], fresh_draws=data[1], estimator=kw["estimator"])
+        analysis_cpu.append(time.process_time() - c)
     print(json.dumps({"warmup": warm, "times": times, "cpu": cpus, "peak_rss_mb": maxrss_mb(),
+                      "read_cpu": read_cpu, "analysis_cpu": analysis_cpu,
                       "estimates": {e.policy: [e.estimate, e.ci_low, e.ci_high]
                                     for e in rep.estimates}}))
 elif mode == "profile":
@@ -145,7 +184,7 @@ elif mode == "profile":
     st.sort_stats("tottime").print_stats(top)
     print(f"wall time under cProfile: {wall:.2f} s", file=out)
     sys.stderr.write(out.getvalue())
-""".replace("__WARMUP_N__", str(WARMUP_N))
+""".replace("__WARMUP_N__", str(WARMUP_N)).replace("__HERE__", repr(str(HERE)))
 
 
 def _child(*args: str, timeout: float | None = None) -> dict:
@@ -168,7 +207,7 @@ def _cje_version() -> str:
 
 
 def measure_scaling(sizes: list[int], estimators: list[str], repeats: int, repeats_large: int,
-                    large_from: int, timeout: float) -> list[dict]:
+                    large_from: int, timeout: float, bare: bool = True) -> list[dict]:
     rows = []
     for n in sizes:
         reps = repeats_large if n >= large_from else repeats
@@ -176,7 +215,8 @@ def measure_scaling(sizes: list[int], estimators: list[str], repeats: int, repea
             load0 = os.getloadavg()
             t0 = time.perf_counter()
             try:
-                r = _child("synthetic", str(n), est, str(reps), timeout=timeout)
+                r = _child("synthetic", str(n), est, str(reps), *(["bare"] if bare else []),
+                           timeout=timeout)
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
                 tail = getattr(exc, "stderr", "") or ""
                 r = {"n": n, "estimator": est, "error": f"{type(exc).__name__}: "
@@ -191,7 +231,7 @@ def measure_scaling(sizes: list[int], estimators: list[str], repeats: int, repea
 def _scaling_line(r: dict) -> str:
     n, est = r["n"], r["estimator"]
     if "error" in r:
-        return f"| {n:,} | {est} | — | — | — | — | — | — | — | failed: {r['error']} |"
+        return f"| {n:,} | {est} | — | — | — | — | — | — | — | — | — | — | failed: {r['error']} |"
     t_med, t_min = statistics.median(r["times"]), min(r["times"])
     cpu = statistics.median(r["cpu"])
     mem = max(r["peak_mb"])
@@ -201,14 +241,22 @@ def _scaling_line(r: dict) -> str:
         ok_t, ok_m = t_med <= TARGET_SECONDS, mem <= TARGET_MB
         verdict = "yes" if ok_t and ok_m else "no (" + ", ".join(
             x for x, ok in (("time", ok_t), ("memory", ok_m)) if not ok) + ")"
+    ref = "— | — | — |"
+    if r.get("bare"):
+        best = {k: min(b[k] for b in r["bare"]) for k in r["bare"][0]}
+        cpu_best = min(r["cpu"])
+        ref = (f"{best['bare_direct']:.2f} / {best['bare_direct_frame']:.2f} | "
+               f"{cpu_best / best['bare_direct']:.1f}× / {cpu_best / best['bare_direct_frame']:.1f}× "
+               f"| {best['bare_offpolicy']:.2f} |")
     return (f"| {n:,} | {est} | {len(r['times'])} | {t_med:.3f} | {t_min:.3f} | {cpu:.2f} | "
-            f"{mem:,.0f} | {base:,.0f} | {r['max_abs_error']:.4f} | {verdict} |")
+            f"{mem:,.0f} | {base:,.0f} | {r['max_abs_error']:.4f} | {ref} {verdict} |")
 
 
 SCALING_HEADER = [
     "| logged rows | estimator | runs | median s | min s | CPU s | peak RSS over pre-call (MB) "
-    "| RSS before call (MB) | max abs error vs truth | ≤ 30 s and ≤ 3 GB at 10⁶ |",
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| RSS before call (MB) | max abs error vs truth | bare direct CPU s (codes / frame) "
+    "| best CPU ÷ bare direct (codes / frame) | bare SNIPS CPU s | ≤ 30 s and ≤ 3 GB at 10⁶ |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
 ]
 
 
@@ -247,6 +295,12 @@ def arena_lines(a: dict) -> list[str]:
         f"estimator=\"stacked-dr\")` | {t_ours:.4f} | {min(ours['times']):.4f} | "
         f"{statistics.median(ours['cpu']):.4f} | {len(ours['times'])} |",
     ]
+    if ours.get("read_cpu"):
+        lines += ["", f"cje's warm call split (CPU, median / best of {len(ours['read_cpu'])}): reading "
+                  f"the files with `cje.load` {statistics.median(ours['read_cpu']):.4f} / "
+                  f"{min(ours['read_cpu']):.4f} s, `cje.analyze` of the loaded data "
+                  f"{statistics.median(ours['analysis_cpu']):.4f} / {min(ours['analysis_cpu']):.4f} s "
+                  "(target for the whole call: ≤ 0.05 s).", ""]
     theirs = a.get("cje_eval")
     if theirs:
         tim = theirs["timings"]["stacked-dr"]
@@ -281,6 +335,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800.0, help="per subprocess, seconds")
     ap.add_argument("--arena-runs", type=int, default=20)
     ap.add_argument("--no-arena", action="store_true")
+    ap.add_argument("--no-bare", action="store_true",
+                    help="do not time the bare-numpy references beside each call")
     ap.add_argument("--no-scaling", action="store_true", help="only the Arena side by side")
     ap.add_argument("--cje-eval-python", default="/work/venvs/cje-eval-030/bin/python")
     ap.add_argument("--cje-eval-json", default=None,
@@ -308,7 +364,8 @@ def main() -> None:
     if not ns.no_scaling:
         print("\n".join(SCALING_HEADER), flush=True)
     rows = [] if ns.no_scaling else measure_scaling(
-        ns.sizes, ns.estimators, ns.repeats, ns.repeats_large, ns.large_from, ns.timeout)
+        ns.sizes, ns.estimators, ns.repeats, ns.repeats_large, ns.large_from, ns.timeout,
+        bare=not ns.no_bare)
     arena = None
     if not ns.no_arena and ARENA.is_dir():
         arena = measure_arena(ns.arena_runs, ns.cje_eval_python, ns.cje_eval_json)

@@ -231,8 +231,15 @@ def top_mass(w: np.ndarray, share: float = 0.05) -> float:
     share = _unit_share(share, "share")
     a = _weights(w, "w")
     k = max(1, math.ceil(share * a.size - 1e-9))
-    top = np.sort(a)[::-1][:k]
-    return float(top.sum() / a.sum())
+    return float(_largest(a, k).sum() / a.sum())
+
+
+def _largest(a: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest entries in descending order (``np.sort(a)[::-1][:k]``, through a
+    partition: the same entries in the same order)."""
+    if k >= a.size:
+        return np.sort(a)[::-1]
+    return np.sort(np.partition(a, a.size - k)[a.size - k:])[::-1]
 
 
 def hill_index(w: np.ndarray, k: int | None = None) -> float:
@@ -282,7 +289,7 @@ def hill_index(w: np.ndarray, k: int | None = None) -> float:
         kk = int(k)
         if not 1 <= kk <= n - 1:
             raise CJEInputError(f"k must be in [1, n − 1] = [1, {n - 1}] for {n} weights; got {kk}.")
-    top = np.sort(a)[::-1][: kk + 1]
+    top = _largest(a, kk + 1)
     if top[0] == top[kk]:
         return float("nan")
     if top[kk] == 0.0:
@@ -474,7 +481,11 @@ def cle_factor(logp_target: np.ndarray, w: np.ndarray, *, mass: float = 0.9) -> 
     >>> round(cle_factor(lp, w), 6), round(float(np.sqrt(186)) / 10, 6)
     (1.363818, 1.363818)
     """
-    a, region = _typical_prefix(logp_target, w, mass)
+    return _cle(*_typical_prefix(logp_target, w, mass))
+
+
+def _cle(a: np.ndarray, region: np.ndarray) -> float:
+    """:func:`cle_factor` from the weights and the typical region's rows."""
     wt = a[region]
     alpha = wt.sum() / a.sum()
     beta = region.size / a.size
@@ -678,8 +689,9 @@ def weight_summary(
     if logp_target is not None:
         lp = _as_1d(logp_target, "logp_target")
         _same_length(lp, "logp_target", wr, "w_raw")
-        out["ttc"] = ttc(lp, wr)
-        out["cle"] = cle_factor(lp, wr)
+        a, region = _typical_prefix(lp, wr, 0.9)  # one ordering for both (ttc, cle_factor)
+        out["ttc"] = region.size / a.size
+        out["cle"] = _cle(a, region)
     if log_w is not None:
         lw = _log_weights(log_w, "log_w")
         _same_length(lw, "log_w", wr, "w_raw")

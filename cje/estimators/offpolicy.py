@@ -226,10 +226,11 @@ def ips(rows: OffPolicyRows) -> PolicyValue:
     """
     if rows.ratio is None:
         raise ValueError("ips needs the unnormalised ratios (rows.ratio).")
-    contrib = rows.ratio * (rows.reward + rows.scaled_residual)
+    x = rows.scaled_residual
+    contrib = rows.ratio * (rows.reward + x)
     psi = float(contrib.mean())
     # _labelling_term is zero without labels
-    phi = contrib - psi - _labelling_term(rows, float((rows.ratio * rows.scaled_residual).mean()))
+    phi = contrib - psi - _labelling_term(rows, float((rows.ratio * x).mean()))
     return PolicyValue(psi, phi)
 
 
@@ -261,8 +262,9 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
     >>> v.influence.round(6).tolist()   # [0.5*(0.4 − 0.55) − 0.05, 1.5*(0.6 − 0.55) + 0.05]
     [-0.125, 0.125]
     """
-    psi, phi = _weighted(rows.weights, rows.reward + rows.scaled_residual)
-    phi = phi - _labelling_term(rows, _weighted(rows.weights, rows.scaled_residual)[0])
+    w, x = rows.weights, rows.scaled_residual
+    psi, phi = _weighted(w, rows.reward + x)
+    phi -= _labelling_term(rows, float((w * x).sum() / w.sum()))  # ψ_e, as _weighted's
     return PolicyValue(psi, phi)
 
 

@@ -124,7 +124,10 @@ class LoggedShape:
 
     def _static_parts(self, tg: _Target) -> dict[str, Any]:
         t = self.table
-        parts: dict[str, Any] = self._gather(tg.rows)
+        same = tg.rows.size == self.logged_rows.size and np.array_equal(tg.rows, self.logged_rows)
+        # a target that uses every logged row shares the logging policy's arrays, and with them
+        # each run's rewards and residuals (computed once per run, see run())
+        parts: dict[str, Any] = dict(self._rows_of["logged"]) if same else self._gather(tg.rows)
         parts.update(cluster=_take(t.cluster, tg.rows), fresh_cluster=_take(t.cluster, tg.fresh),
                      fresh_fold=_take(self.fold, tg.fresh), fresh_codes=_take(t.codes, tg.fresh),
                      fresh_label=_take(t.y, tg.fresh), cache={})
@@ -147,8 +150,9 @@ class LoggedShape:
             calibrator.predictor(deleted | {k} if len(deleted | {k}) < self.k else deleted)(d_s, d_X)
             for k in range(self.k)
         ])
-        out = [self._logging_value(full, index)]
-        out += [self._target_value(tg, st, full, index)
+        memo: dict[int, tuple[np.ndarray, ...]] = {}  # rows -> (reward, oof, resid, lab) this run
+        out = [self._logging_value(full, index, memo)]
+        out += [self._target_value(tg, st, full, index, memo)
                 for tg, st in zip(self.targets, self._static, strict=True)]
         res = []
         for p, (value, gap, use) in enumerate(out):
@@ -167,20 +171,30 @@ class LoggedShape:
         return np.array([v.value for v, _ in self.run(calibrator, deleted)])
 
     @staticmethod
-    def _rows(st: Mapping[str, np.ndarray], full: np.ndarray,
-              index: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _rows(st: Mapping[str, np.ndarray], full: np.ndarray, index: np.ndarray,
+              memo: dict[int, tuple[np.ndarray, ...]] | None = None) -> tuple[np.ndarray, ...]:
+        """Calibrated reward, out-of-fold calibration, oracle residual (0 unlabelled) and the
+        labelled flag of the rows ``st`` under one calibration; read-only, shared (``memo``)
+        by the policies of one run that use the same rows."""
         c = st["codes"]
+        if memo is not None and id(c) in memo:
+            return memo[id(c)]
         reward = full[c]
         oof = index[st["fold"], c]  # f^(-fold(i))(S_i): the out-of-fold calibration
         lab = st["lab"]
         with np.errstate(invalid="ignore"):  # unlabelled rows: NaN − oof, replaced by 0
             resid = np.where(lab, st["label"] - oof, 0.0)
+        for a in (reward, oof, resid):
+            a.flags.writeable = False
+        if memo is not None:
+            memo[id(c)] = (reward, oof, resid, lab)
         return reward, oof, resid, lab
 
-    def _logging_value(self, full: np.ndarray,
-                       index: np.ndarray) -> tuple[PolicyValue, float, ProbeUse | None]:
+    def _logging_value(self, full: np.ndarray, index: np.ndarray,
+                       memo: dict[int, tuple[np.ndarray, ...]] | None = None
+                       ) -> tuple[PolicyValue, float, ProbeUse | None]:
         rows = self.logged_rows
-        reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index)
+        reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index, memo)
         zero = np.zeros(rows.size, dtype=np.int64)
         est = direct_estimate(reward, resid, lab, zero, 1)
         value = PolicyValue(float(est.values[0]), est.influence)
@@ -196,8 +210,9 @@ class LoggedShape:
         return v, 0.0, use
 
     def _target_value(self, tg: _Target, st: Mapping[str, Any], full: np.ndarray,
-                      index: np.ndarray) -> tuple[PolicyValue, float, ProbeUse | None]:
-        reward, oof, resid, lab = self._rows(st, full, index)
+                      index: np.ndarray, memo: dict[int, tuple[np.ndarray, ...]] | None = None
+                      ) -> tuple[PolicyValue, float, ProbeUse | None]:
+        reward, oof, resid, lab = self._rows(st, full, index, memo)
         x = LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w, log_w=tg.log_w,
                          oof=oof, label=st["label"], cluster=st["cluster"], fold=st["fold"],
                          codes=st["codes"], stable_residual=tg.stable_residual, index=index,
