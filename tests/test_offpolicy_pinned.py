@@ -161,6 +161,58 @@ def test_fingerprint_moves_with_any_entry() -> None:
     assert _fingerprint(a) != _fingerprint(b)
 
 
+def _reference_min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
+    """The loop min_variance_simplex ran before its solves were batched (commit a9fe6ac)."""
+    from itertools import combinations
+
+    m = sigma.shape[0]
+    if not np.all(np.isfinite(sigma)):
+        return np.full(m, 1.0 / m)
+    tr = float(np.trace(sigma))
+    if tr > 1e100 or 0.0 < tr < 1e-100:
+        sigma = sigma / tr
+        tr = 1.0
+    s = sigma + np.eye(m) * (1e-8 * tr / m if tr > 0 else 1e-12)
+    best, best_val = np.full(m, 1.0 / m), np.inf
+    for size in range(1, m + 1):
+        for act in combinations(range(m), size):
+            try:
+                x = np.linalg.solve(s[np.ix_(act, act)], np.ones(size))
+            except np.linalg.LinAlgError:
+                continue
+            tot = x.sum()
+            if not np.isfinite(tot) or tot <= 0:
+                continue
+            x = x / tot
+            if np.any(x < -1e-12):
+                continue
+            pi = np.zeros(m)
+            pi[list(act)] = np.clip(x, 0.0, None)
+            pi /= pi.sum()
+            val = float(pi @ s @ pi)
+            if val < best_val - 1e-15 * max(1.0, abs(val)):
+                best, best_val = pi, val
+    return best
+
+
+def test_min_variance_simplex_batched_equals_loop() -> None:
+    from cje.calibration.weights import min_variance_simplex
+
+    rng = np.random.default_rng(0)
+    for t in range(3000):
+        m = int(rng.integers(1, 5))
+        a = rng.standard_normal((m, int(rng.integers(1, 4))))
+        sigma = a @ a.T * 10 ** rng.uniform(-120, 120)
+        if t % 7 == 0:
+            sigma[0] = sigma[:, 0] = 0.0
+        if t % 11 == 0:
+            sigma = np.ones((m, m))
+        if t % 13 == 0 and m > 1:
+            sigma[1, 0] = sigma[0, 1] = -sigma[0, 0]
+        got, want = min_variance_simplex(sigma), _reference_min_variance_simplex(sigma)
+        assert got.tobytes() == want.tobytes(), (sigma, got, want)
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     PINNED.parent.mkdir(exist_ok=True)
     text = json.dumps({name: _summary(kw) for name, kw in _cases().items()}, separators=(",", ":"))

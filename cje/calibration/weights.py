@@ -139,34 +139,37 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
         tr = 1.0
     s = sigma + np.eye(m) * (1e-8 * tr / m if tr > 0 else 1e-12)
     best, best_val = np.full(m, 1.0 / m), np.inf
+    # every active set's equality-constrained minimiser, one padded row each (zeros off the set)
+    X = np.zeros((2**m - 1, m))
+    solved = np.ones(2**m - 1, dtype=bool)
+    at = 0
     for size, acts, rows, cols in _active_sets(m):
-        # every active set of this size in one batched LAPACK call (the same gesv per matrix
-        # as one call each); a singular one sends the batch back to one call per set
-        subs = s[rows, cols]
+        # one batched LAPACK call per size (the same gesv per matrix as one call each); a
+        # singular matrix sends its batch back to one call per set
+        subs, n_sets = s[rows, cols], len(acts)
         try:
-            xs = list(np.linalg.solve(subs, np.ones((len(acts), size, 1)))[..., 0])
+            xs = np.linalg.solve(subs, np.ones((n_sets, size, 1)))[..., 0]
         except np.linalg.LinAlgError:
-            xs = []
-            for sub in subs:
+            xs = np.zeros((n_sets, size))
+            for j, sub in enumerate(subs):
                 try:
-                    xs.append(np.linalg.solve(sub, np.ones(size)))
+                    xs[j] = np.linalg.solve(sub, np.ones(size))
                 except np.linalg.LinAlgError:
-                    xs.append(None)
-        for act, x in zip(acts, xs, strict=True):
-            if x is None:
-                continue
-            tot = x.sum()
-            if not np.isfinite(tot) or tot <= 0:
-                continue
-            x = x / tot
-            if np.any(x < -1e-12):
-                continue
-            pi = np.zeros(m)
-            pi[list(act)] = np.clip(x, 0.0, None)
-            pi /= pi.sum()
-            val = float(pi @ s @ pi)
-            if val < best_val - 1e-15 * max(1.0, abs(val)):
-                best, best_val = pi, val
+                    solved[at + j] = False
+        X[at + np.arange(n_sets)[:, None], rows[:, :, 0]] = xs
+        at += n_sets
+    # the zeros off each set leave its sums unchanged: the numbers of one set at a time
+    with np.errstate(all="ignore"):
+        tot = X.sum(axis=1)
+        ok = solved & np.isfinite(tot) & (tot > 0)
+        X = X / tot[:, None]
+    ok &= ~np.any(X < -1e-12, axis=1)
+    P = np.clip(X[ok], 0.0, None)
+    P /= P.sum(axis=1)[:, None]
+    for pi in P:  # in the order of the active sets, the first of equal minima wins
+        val = float(pi @ s @ pi)
+        if val < best_val - 1e-15 * max(1.0, abs(val)):
+            best, best_val = pi, val
     return best
 
 
@@ -250,11 +253,33 @@ class _CellStats:
         w2 = wl * wl
         self.Lw2, self.Lw2y, self.Lw2y2 = tab(w2, lab), tab(w2 * yl, lab), tab(w2 * yl * yl, lab)
 
+        self._without: dict[frozenset[int], tuple[np.ndarray, np.ndarray]] = {}
+        self._outside: dict[int, tuple[Any, ...]] = {}
+
     def without(self, folds: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-value sums of weights and counts over the folds not in ``folds``."""
-        keep = np.ones(self.N.shape[0], dtype=bool)
-        keep[list(folds)] = False
-        return self.Sw[keep].sum(axis=0), self.N[keep].sum(axis=0)
+        """Per-value sums of weights and counts over the folds not in ``folds`` (computed once
+        per set of folds)."""
+        key = frozenset(folds)
+        if key not in self._without:
+            keep = np.ones(self.N.shape[0], dtype=bool)
+            keep[list(folds)] = False
+            self._without[key] = (self.Sw[keep].sum(axis=0), self.N[keep].sum(axis=0))
+        return self._without[key]
+
+    def outside(self, k: int) -> tuple[Any, ...]:
+        """The cell sums of the folds other than ``k`` (:func:`_stacking_moments` reads them),
+        their row count and ``1/p_L`` there (computed once per fold)."""
+        if k not in self._outside:
+            keep = np.ones(self.N.shape[0], dtype=bool)
+            keep[k] = False
+            N = self.N[keep]
+            n_k = float(N.sum())
+            l1 = float(self.L1[keep].sum())
+            ip = n_k / l1 if l1 > 0 else 0.0  # 1/p_L
+            self._outside[k] = (N, n_k, ip, *(a[keep] for a in (
+                self.Ly, self.Ly2, self.L1, self.Lw, self.Lwy, self.Lwy2, self.Lw2, self.Lw2y,
+                self.Lw2y2, self.Sw, self.Sw2)))
+        return self._outside[k]
 
 
 def _stacking_moments(st: _CellStats, a_inc: np.ndarray, a_dec: np.ndarray, x: np.ndarray,
@@ -270,16 +295,9 @@ def _stacking_moments(st: _CellStats, a_inc: np.ndarray, a_dec: np.ndarray, x: n
     """
     keep = np.ones(st.N.shape[0], dtype=bool)
     keep[k] = False
-    N = st.N[keep]
-    n_k = float(N.sum())
-    l1 = float(st.L1[keep].sum())
-    ip = n_k / l1 if l1 > 0 else 0.0  # 1/p_L
+    N, n_k, ip, Ly, Ly2, L1, Lw, Lwy, Lwy2, Lw2, Lw2y, Lw2y2, Sw, Sw2 = st.outside(k)
     ip2 = ip * ip
     xs = x[None, :]
-    Ly, Ly2, L1 = st.Ly[keep], st.Ly2[keep], st.L1[keep]
-    Lw, Lwy, Lwy2 = st.Lw[keep], st.Lwy[keep], st.Lwy2[keep]
-    Lw2, Lw2y, Lw2y2 = st.Lw2[keep], st.Lw2y[keep], st.Lw2y2[keep]
-    Sw, Sw2 = st.Sw[keep], st.Sw2[keep]
     Se, See = ip * (Ly - xs * L1), ip2 * (Ly2 - 2 * xs * Ly + xs * xs * L1)
     Swe, Swee = ip * (Lwy - xs * Lw), ip2 * (Lwy2 - 2 * xs * Lwy + xs * xs * Lw)
     Sw2e, Sw2ee = ip * (Lw2y - xs * Lw2), ip2 * (Lw2y2 - 2 * xs * Lw2y + xs * xs * Lw2)

@@ -304,7 +304,8 @@ def calibrated_ips(rows: OffPolicyRows, *, stable_residual: bool = False) -> Pol
 
 
 def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarray, *,
-                  stable_residual: bool = False) -> PolicyValue:
+                  stable_residual: bool = False,
+                  residual: tuple[float, np.ndarray] | None = None) -> PolicyValue:
     """Doubly robust estimate with an outcome model ``q`` (DR-CPO, MRDR and TMLE share it).
 
     ``ψ = mean ḡ_i + Σ w̃_i (R_i − q_i)/Σ w̃_i + Σ v_i (L_i/p_L) e_i / Σ v_i``, where ``ḡ_i`` is
@@ -324,6 +325,10 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
         ``ḡ_i`` per logged row.
     stable_residual : bool
         Stabilised instead of raw weights on the oracle residual term.
+    residual : (float, numpy.ndarray), optional
+        The oracle residual term and its influence values, when already computed for these
+        rows and weights (it does not depend on the outcome model: the members of a stacked
+        estimator share it).
 
     Returns
     -------
@@ -340,7 +345,8 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     w_s = rows.weights if rows.stable is None else rows.stable
     psi_g = float(fresh_mean.mean())
     psi_c, phi_c = _stabilised(w_s, rows.weights, rows.reward - outcome)
-    psi_e, phi_e = _residual_term(w_s if stable_residual else rows.weights, rows)
+    psi_e, phi_e = (_residual_term(w_s if stable_residual else rows.weights, rows)
+                    if residual is None else residual)
     return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e)
 
 
@@ -769,11 +775,13 @@ class _DoublyRobust(Estimator):
         """Cross-fitted outcome model ``q`` on the logged rows and on the fresh draws."""
         raise NotImplementedError
 
-    def fit(self, x: LoggedTarget, stable: SimcalWeights) -> PolicyValue:
-        """:func:`doubly_robust` with this outcome model and the given stabilised weights."""
+    def fit(self, x: LoggedTarget, stable: SimcalWeights,
+            residual: tuple[float, np.ndarray] | None = None) -> PolicyValue:
+        """:func:`doubly_robust` with this outcome model and the given stabilised weights (and
+        oracle residual term, when already computed)."""
         q_logged, q_fresh = self.outcome(x)
         return doubly_robust(replace(x, stable=stable.weights), q_logged, x.fresh_mean(q_fresh),
-                             stable_residual=x.stable_residual)
+                             stable_residual=x.stable_residual, residual=residual)
 
     def estimate(self, x: LoggedTarget) -> PolicyValue:
         """See :func:`doubly_robust`."""
@@ -955,7 +963,9 @@ class StackedDR(_DoublyRobust):
         """
         sw = x.simcal(self.var_cap)
         members = self.members
-        fits = [m.fit(x, sw) for m in members]
+        # the members differ only in the outcome model: one oracle residual term for all
+        residual = _residual_term(sw.weights if x.stable_residual else x.weights, x)
+        fits = [m.fit(x, sw, residual) for m in members]
         return replace(stack(fits, x.cluster), stable=sw, parts=tuple(m.name for m in members))
 
 

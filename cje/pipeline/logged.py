@@ -545,6 +545,7 @@ def analyze_logged(
         if covariates:
             parts_X.append(np.column_stack([fresh.covariates[c][sel] for c in covariates]))
         role.append(fresh_role[sel])
+        del fresh_role, sel
     probe_names = list(probes)
     for j, pol in enumerate(probe_names):
         pr = probes[pol]
@@ -566,6 +567,8 @@ def analyze_logged(
     codes, distinct_s, distinct_X = distinct_rows(s, X, always=True)
     table = Table(s=s, y=y, X=X, cluster=cluster, train=train, codes=codes,
                   distinct_s=distinct_s, distinct_X=distinct_X)
+    # the blocks live on in the table; their copies would outlive the analysis
+    del parts_pid, parts_s, parts_y, parts_X, role, is_probe
 
     lab_prompt = np.zeros(len(prompts), dtype=bool)
     lab_prompt[cluster[train]] = True
