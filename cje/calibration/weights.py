@@ -408,6 +408,31 @@ def _digest(a: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8), digest_size=16).digest()
 
 
+#: Most numbers the memoised candidate fits of one target may hold (16 MB): with many distinct
+#: scores a fit costs about what storing it would, and is recomputed instead.
+_FIT_MEMO_BUDGET = 1 << 21
+
+
+def _fit_candidates(cache: dict, st: _CellStats, rank: np.ndarray, rank_key: bytes,
+                    excluded: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The increasing and decreasing candidates fitted on the folds not in ``excluded``, along
+    ``rank`` (digest ``rank_key``). They depend on the calibration only through the order it
+    induces; with a monotone calibration and ties broken by the score that order is the
+    scores' own, the same in every run, so the fits are memoised in ``cache["fits"]`` by
+    (order, excluded folds) within :data:`_FIT_MEMO_BUDGET`."""
+    fits = cache.setdefault("fits", {})
+    key = (rank_key, frozenset(excluded))
+    if key in fits:
+        return fits[key]
+    ws, cs = st.without(excluded)
+    out = _iso_both(rank, ws, cs, int(rank.max()) + 1)
+    used = cache.get("fit_floats", 0) + 2 * rank.size
+    if used <= _FIT_MEMO_BUDGET:
+        fits[key] = out
+        cache["fit_floats"] = used
+    return out
+
+
 def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray,
                 pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str]) -> np.ndarray:
     """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the rows'
@@ -494,12 +519,14 @@ def simcal_weights(
     cache : dict, optional
         A dict kept between calls on the *same* ``w``, ``codes``, ``fold``, ``y``, ``tiebreak``
         and ``stable_residual`` that differ only in ``index`` (the OUA jackknife's runs). It
-        keeps what does not depend on ``index`` (the per-cell sums, each fold's rows) and the
-        first call's per-fold results (stacking weights and stabilised weights of the fold's
+        keeps what does not depend on ``index`` (the per-cell sums, each fold's rows), the
+        candidate fits by the order ``index`` induces and the folds they leave out (a monotone
+        calibration orders the values as their scores do, whichever folds it was fitted on), and
+        the first call's per-fold results (stacking weights and stabilised weights of the fold's
         rows), keyed by a digest of the row of ``index`` that made them: the jackknife run that
         deletes fold ``d`` orders fold ``d``'s rows by the calibration without fold ``d``, as
-        the full run does, and so repeats that fold's block exactly; every other fold is
-        refitted. Results are identical with or without it.
+        the full run does, and so repeats that fold's block exactly. The stacking of every other
+        fold is recomputed with its own calibration. Results are identical with or without it.
 
     Returns
     -------
@@ -557,12 +584,7 @@ def simcal_weights(
             out[rows_k] = wk
             continue
         rank = order_rank(ix, tiebreak)
-        n_ranks = int(rank.max()) + 1
-
-        def fit(excluded: tuple[int, ...], rank: np.ndarray = rank, n_ranks: int = n_ranks
-                ) -> tuple[np.ndarray, np.ndarray]:
-            ws, cs = st.without(excluded)
-            return _iso_both(rank, ws, cs, n_ranks)
+        fit = functools.partial(_fit_candidates, cache, st, rank, _digest(rank))
 
         pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual)
         mixture[k] = pi

@@ -3,7 +3,9 @@ weighted isotonic regression and TMLE's logistic fluctuation.
 
 Both work on a :class:`~cje.estimators.offpolicy.LoggedTarget`, whose ``index`` holds the K
 fold-deleted calibrations at the distinct (score, covariate) values: refitted in every OUA
-jackknife replicate because the pipeline rebuilds the target under each calibration.
+jackknife replicate because the pipeline rebuilds the target under each calibration. Their
+per-fold pieces that depend on the calibration only through the order it induces (MRDR's
+isotonic fit, TMLE's clever covariate) are memoised in the target's ``cache`` by that order.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cje.calibration.weights import iso_by_rank, order_rank
+from cje.calibration.weights import _FIT_MEMO_BUDGET, _digest, iso_by_rank, order_rank
 
 if TYPE_CHECKING:
     from cje.estimators.offpolicy import LoggedTarget
@@ -57,10 +59,17 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
     den = np.bincount(key, weights=om, minlength=K * U).reshape(K, U)
     table = np.empty((K, U))
     for k in range(K):
+        rank = order_rank(x.index[k], x.distinct_s)
+        key = ("mrdr", omega, k, _digest(rank))
+        hit = _memo_get(x.cache, key)
+        if hit is not None:
+            table[k] = hit
+            continue
         others = [f for f in range(K) if f != k and den[f].sum() > 0]
         use = others if others else list(range(K))
-        table[k] = iso_by_rank(order_rank(x.index[k], x.distinct_s), num[use].sum(axis=0),
-                               den[use].sum(axis=0), increasing=True, floor=0.0)
+        table[k] = iso_by_rank(rank, num[use].sum(axis=0), den[use].sum(axis=0), increasing=True,
+                               floor=0.0)
+        _memo_put(x.cache, key, table[k])
     return table[x.fold, x.codes], table[x.fresh_fold, x.fresh_codes]
 
 
@@ -94,14 +103,20 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     cnt = np.bincount(key, minlength=K * U).reshape(K, U).astype(float)
     h_tab = np.empty((K, U))
     for k in range(K):
+        rank = order_rank(x.index[k], x.distinct_s)
+        key = ("tmle", k, _digest(rank))
+        hit = _memo_get(x.cache, key)
+        if hit is not None:
+            h_tab[k] = hit
+            continue
         ws, cs = wsum.sum(0) - wsum[k], cnt.sum(0) - cnt[k]
         if not (cs > 0).any():
             ws, cs = wsum.sum(0), cnt.sum(0)
-        rank = order_rank(x.index[k], x.distinct_s)
         gw = np.bincount(rank, weights=ws)
         gc = np.bincount(rank, weights=cs)
         keep = np.flatnonzero(gc > 0)
         h_tab[k] = np.interp(rank, keep, gw[keep] / gc[keep])
+        _memo_put(x.cache, key, h_tab[k])
     h_l = h_tab[x.fold, x.codes]
     h_f = h_tab[x.fresh_fold, x.fresh_codes]
     eta_l = _logit(x.oof)
@@ -117,6 +132,24 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
         if abs(step) < _TMLE_TOL:
             break
     return _expit(eta_l + eps * h_l), _expit(_logit(x.fresh_oof()) + eps * h_f)
+
+
+def _memo_get(cache: dict | None, key: tuple) -> np.ndarray | None:
+    """A per-fold row of an outcome model memoised for this target (``None``: not kept)."""
+    return None if cache is None else cache.get("outcome", {}).get(key)
+
+
+def _memo_put(cache: dict | None, key: tuple, row: np.ndarray) -> None:
+    """Keep a per-fold row of an outcome model. It depends on the calibration only through the
+    order of the distinct values (``key`` holds its digest), which a monotone calibration with
+    ties broken by the score leaves unchanged between the jackknife's runs; kept within
+    :data:`~cje.calibration.weights._FIT_MEMO_BUDGET` numbers per target."""
+    if cache is None:
+        return
+    used = cache.get("outcome_floats", 0) + row.size
+    if used <= _FIT_MEMO_BUDGET:
+        cache.setdefault("outcome", {})[key] = row.copy()
+        cache["outcome_floats"] = used
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
