@@ -142,8 +142,12 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
     # every active set's equality-constrained minimiser, one padded row each (zeros off the set)
     X = np.zeros((2**m - 1, m))
     solved = np.ones(2**m - 1, dtype=bool)
-    at = 0
-    for size, acts, rows, cols in _active_sets(m):
+    with np.errstate(all="ignore"):
+        # single candidates: gesv of a 1x1 system is the division 1/s_ii (a zero pivot, which
+        # gesv refuses, gives inf here: not finite, so refused below too)
+        X[np.arange(m), np.arange(m)] = 1.0 / np.diagonal(s)
+    at = m
+    for size, acts, rows, cols, put_r, put_c in _active_sets(m)[1:]:
         # one batched LAPACK call per size (the same gesv per matrix as one call each); a
         # singular matrix sends its batch back to one call per set
         subs, n_sets = s[rows, cols], len(acts)
@@ -156,7 +160,7 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
                     xs[j] = np.linalg.solve(sub, np.ones(size))
                 except np.linalg.LinAlgError:
                     solved[at + j] = False
-        X[at + np.arange(n_sets)[:, None], rows[:, :, 0]] = xs
+        X[put_r, put_c] = xs
         at += n_sets
     # the zeros off each set leave its sums unchanged: the numbers of one set at a time
     with np.errstate(all="ignore"):
@@ -174,17 +178,19 @@ def min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _active_sets(m: int) -> tuple[tuple[int, tuple[tuple[int, ...], ...], np.ndarray, np.ndarray],
-                                  ...]:
-    """Per size: the active sets of ``m`` candidates (in :func:`itertools.combinations` order)
-    and the row/column indices that gather their sub-matrices as one batch."""
+def _active_sets(m: int) -> tuple[tuple[Any, ...], ...]:
+    """Per size: the active sets of ``m`` candidates (in :func:`itertools.combinations` order),
+    the row/column indices that gather their sub-matrices as one batch, and the (row, column)
+    indices that put their solutions into the padded rows (sets of all sizes in order)."""
     from itertools import combinations
 
-    out = []
+    out, at = [], 0
     for size in range(1, m + 1):
         acts = tuple(combinations(range(m), size))
         idx = np.array(acts, dtype=np.intp)  # (n_sets, size)
-        out.append((size, acts, idx[:, :, None], idx[:, None, :]))
+        put_r = at + np.arange(len(acts))[:, None] + np.zeros(size, dtype=np.intp)
+        out.append((size, acts, idx[:, :, None], idx[:, None, :], put_r, idx))
+        at += len(acts)
     return tuple(out)
 
 

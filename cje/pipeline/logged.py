@@ -596,6 +596,7 @@ def analyze_logged(
     logged_rows = np.flatnonzero(role_all == 0)
     lp_base = logged.logprobs["base"][logged_rows]  # logged rows come first in the long table
     targets: list[_Target] = []
+    all_rows: tuple[np.ndarray, Any] | None = None  # distinct values of all the logged rows
     for i, name in enumerate(target_names):
         lp_t = logged.logprobs[name][logged_rows]
         ok = ~np.isnan(lp_t)
@@ -632,7 +633,12 @@ def analyze_logged(
             )
         lw = (lp_t - lp_base)[ok]
         rows, w = logged_rows[ok], hajek_weights(lw)
-        sub, used = pd.factorize(codes[rows], sort=True)
+        if ok.all():  # every logged row: the same distinct values as the other such targets
+            if all_rows is None:
+                all_rows = pd.factorize(codes[rows], sort=True)
+            sub, used = all_rows
+        else:
+            sub, used = pd.factorize(codes[rows], sort=True)
         targets.append(_Target(
             name=name, rows=rows, log_w=lw, w=w, fresh=frows, excluded=excluded,
             stable_residual=est.stabilised and residual_on_stable(w, residual_weights),
