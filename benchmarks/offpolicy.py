@@ -16,12 +16,21 @@ Two measurements, printed as markdown and (``--write``) written to ``benchmarks/
    just before the call; before each call the kernel's high-water mark is reset to the current
    RSS (``echo 5 > /proc/self/clear_refs``) so that the transient peak of building the data is
    not counted. Process CPU time (all threads) is reported next to the wall time.
+   Beside each call, in the same process and interleaved with it (one run of each before
+   every timed call, best of the repeats), the bare-numpy references (issue #18):
+   ``benchmarks/bare_direct.py`` on n rows of the direct pipeline (4 policies, as
+   ``benchmarks/direct.py`` builds them) from coded arrays, and from the frame (ids coded by
+   ``pandas.factorize``), and ``benchmarks/bare_offpolicy.py`` (SNIPS, 3 targets) on n logged
+   rows; the table gives cje's best CPU time divided by the bare direct pipeline's
+   (acceptance: ≤ 3× for every estimator, ≤ 1.5× for IPS/SNIPS, at 10⁶). ``--no-bare`` skips
+   them.
 2. Side by side on the real Arena sample (1,000 logged rows, 3 targets, fresh draws, 480
    labels): ``cje.analyze(logged_data.jsonl, fresh_draws=fresh_draws/, estimator="stacked-dr")``
    vs ``cje-eval==0.3.0``'s ``analyze_dataset(..., estimator="stacked-dr")`` (run by
    ``benchmarks/cje_eval_030_offpolicy.py`` with its own virtualenv's interpreter). Each package
    runs in its own process: one untimed warm-up run, then the median of ``--arena-runs`` runs;
-   both read the same files with default options.
+   both read the same files with default options. cje's warm call is also split into
+   reading the files (``cje.load`` of both) and the analysis of the loaded data.
 
 Runs can be split (``--json-out`` saves the raw measurements, merged ones included; ``--merge``
 folds the raw measurements of earlier runs into the tables; ``--no-scaling`` runs only the Arena

@@ -161,6 +161,28 @@ def test_fingerprint_moves_with_any_entry() -> None:
     assert _fingerprint(a) != _fingerprint(b)
 
 
+def test_target_cache_is_never_read_for_other_data() -> None:
+    # a target copied with new weights or labels (as a user's estimator might) keeps the cache
+    # dict; what was memoised for the old arrays must not be used for the new ones
+    from dataclasses import replace
+
+    from cje.estimators.offpolicy import MRDR, TMLE, _example_target
+
+    rng = np.random.default_rng(1)
+    x = replace(_example_target(), cache={})
+    for other in (dict(weights=x.weights[::-1].copy()),
+                  dict(label=np.where(np.isnan(x.label), np.nan, 1.0 - x.label)),
+                  dict(weights=rng.uniform(0.2, 2.0, x.weights.size))):
+        for target in (x, replace(x, **other)):
+            fresh = replace(target, cache=None)
+            a, b = target.simcal(), fresh.simcal()
+            assert a.weights.tobytes() == b.weights.tobytes()
+            assert a.mixture.tobytes() == b.mixture.tobytes()
+            for model in (MRDR(), TMLE()):
+                for qa, qb in zip(model.outcome(target), model.outcome(fresh), strict=True):
+                    assert qa.tobytes() == qb.tobytes()
+
+
 def _reference_min_variance_simplex(sigma: np.ndarray) -> np.ndarray:
     """The loop min_variance_simplex ran before its solves were batched (commit a9fe6ac)."""
     from itertools import combinations

@@ -409,6 +409,20 @@ def _iso_both(rank: np.ndarray, num: np.ndarray, den: np.ndarray, n_ranks: int
         for inc in (True, False))
 
 
+def _scoped(cache: dict | None, *arrays: np.ndarray) -> dict:
+    """The part of a target's ``cache`` that holds what was computed from exactly these arrays
+    (the same objects): emptied when called with others, e.g. a target copied with
+    ``dataclasses.replace`` and new weights, so a memoised result is never read for other
+    data. A new dict when ``cache`` is ``None``."""
+    if cache is None:
+        return {}
+    if len(cache.get("for", ())) != len(arrays) or any(
+            a is not b for a, b in zip(cache["for"], arrays, strict=True)):
+        cache.clear()
+        cache["for"] = arrays
+    return cache
+
+
 def _digest(a: np.ndarray) -> bytes:
     """A 128-bit digest of an array's values (the key of a memoised fit)."""
     return hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8), digest_size=16).digest()
@@ -561,7 +575,7 @@ def simcal_weights(
     if var_cap is not None and not (var_cap > 0):
         raise CJEInputError(f"var_cap must be a positive number or None; got {var_cap!r}.")
     fallbacks: list[str] = []
-    w = np.asarray(w, dtype=float)
+    w_in, w = w, np.asarray(w, dtype=float)
     bad = ~np.isfinite(w) | (w < 0)
     if bad.any():  # the pipeline's Hájek weights never are; keep the stabiliser total anyway
         fallbacks.append(f"{int(bad.sum())} non-finite or negative raw weight(s) set to 0")
@@ -570,8 +584,7 @@ def simcal_weights(
         fallbacks.append("every raw weight is zero: uniform weights")
         return SimcalWeights(weights=np.ones(n), mixture=np.tile([0.0, 0.0, 1.0], (k_folds, 1)),
                              gamma=0.0, fallbacks=tuple(fallbacks))
-    if cache is None:
-        cache = {}
+    cache = _scoped(cache, w_in, codes, fold, y)
     if "st" not in cache:
         # what does not depend on the index: the cell sums and each fold's rows
         cache["st"] = _CellStats(w, codes, fold, y, n_codes, k_folds)
@@ -583,14 +596,15 @@ def simcal_weights(
     for k in range(k_folds):
         ix = index[k]
         rows_k = cache["rows"][k]
-        bkey = (k, _digest(ix), stable_residual)
+        rank = order_rank(ix, tiebreak)
+        rank_key = _digest(rank)
+        bkey = (k, _digest(ix), rank_key, stable_residual)
         if bkey in blocks:  # the same fold ordered by the same calibration: the same block
             mixture[k], wk, why = blocks[bkey]
             fallbacks += why
             out[rows_k] = wk
             continue
-        rank = order_rank(ix, tiebreak)
-        fit = functools.partial(_fit_candidates, cache, st, rank, _digest(rank))
+        fit = functools.partial(_fit_candidates, cache, st, rank, rank_key)
 
         pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual)
         mixture[k] = pi

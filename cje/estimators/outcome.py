@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cje.calibration.weights import _FIT_MEMO_BUDGET, _digest, iso_by_rank, order_rank
+from cje.calibration.weights import (
+    _FIT_MEMO_BUDGET,
+    _digest,
+    _scoped,
+    iso_by_rank,
+    order_rank,
+)
 
 if TYPE_CHECKING:
     from cje.estimators.offpolicy import LoggedTarget
@@ -58,10 +64,11 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
     num = np.bincount(key, weights=om * x.label[lab], minlength=K * U).reshape(K, U)
     den = np.bincount(key, weights=om, minlength=K * U).reshape(K, U)
     table = np.empty((K, U))
+    memo = _memo(x)
     for k in range(K):
         rank = order_rank(x.index[k], x.distinct_s)
         key = ("mrdr", omega, k, _digest(rank))
-        hit = _memo_get(x.cache, key)
+        hit = _memo_get(memo, key)
         if hit is not None:
             table[k] = hit
             continue
@@ -69,7 +76,7 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
         use = others if others else list(range(K))
         table[k] = iso_by_rank(rank, num[use].sum(axis=0), den[use].sum(axis=0), increasing=True,
                                floor=0.0)
-        _memo_put(x.cache, key, table[k])
+        _memo_put(memo, key, table[k])
     return table[x.fold, x.codes], table[x.fresh_fold, x.fresh_codes]
 
 
@@ -102,10 +109,11 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     wsum = np.bincount(key, weights=x.weights, minlength=K * U).reshape(K, U)
     cnt = np.bincount(key, minlength=K * U).reshape(K, U).astype(float)
     h_tab = np.empty((K, U))
+    memo = _memo(x)
     for k in range(K):
         rank = order_rank(x.index[k], x.distinct_s)
         key = ("tmle", k, _digest(rank))
-        hit = _memo_get(x.cache, key)
+        hit = _memo_get(memo, key)
         if hit is not None:
             h_tab[k] = hit
             continue
@@ -116,7 +124,7 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
         gc = np.bincount(rank, weights=cs)
         keep = np.flatnonzero(gc > 0)
         h_tab[k] = np.interp(rank, keep, gw[keep] / gc[keep])
-        _memo_put(x.cache, key, h_tab[k])
+        _memo_put(memo, key, h_tab[k])
     h_l = h_tab[x.fold, x.codes]
     h_f = h_tab[x.fresh_fold, x.fresh_codes]
     eta_l = _logit(x.oof)
@@ -134,9 +142,18 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     return _expit(eta_l + eps * h_l), _expit(_logit(x.fresh_oof()) + eps * h_f)
 
 
+def _memo(x: LoggedTarget) -> dict | None:
+    """The target's memo of outcome-model rows, valid for its current weights, labels, folds
+    and codes (see :func:`~cje.calibration.weights._scoped`); ``None`` without a cache."""
+    if x.cache is None:
+        return None
+    return _scoped(x.cache.setdefault("outcome", {}), x.weights, x.label, x.labelled, x.fold,
+                   x.codes)
+
+
 def _memo_get(cache: dict | None, key: tuple) -> np.ndarray | None:
     """A per-fold row of an outcome model memoised for this target (``None``: not kept)."""
-    return None if cache is None else cache.get("outcome", {}).get(key)
+    return None if cache is None else cache.get(key)
 
 
 def _memo_put(cache: dict | None, key: tuple, row: np.ndarray) -> None:
@@ -146,10 +163,10 @@ def _memo_put(cache: dict | None, key: tuple, row: np.ndarray) -> None:
     :data:`~cje.calibration.weights._FIT_MEMO_BUDGET` numbers per target."""
     if cache is None:
         return
-    used = cache.get("outcome_floats", 0) + row.size
+    used = cache.get("floats", 0) + row.size
     if used <= _FIT_MEMO_BUDGET:
-        cache.setdefault("outcome", {})[key] = row.copy()
-        cache["outcome_floats"] = used
+        cache[key] = row.copy()
+        cache["floats"] = used
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
