@@ -116,6 +116,8 @@ class LoggedShape:
         self._used: dict[int, ProbeUse] = {}
         self._deleted: frozenset[int] = frozenset()
         self._gap_parts: dict[str, tuple[float, float]] = {}  # (gap, its SE), full calibration
+        self._pred_of: RewardCalibrator | None = None  # the calibrator _pred holds predictions of
+        self._pred: dict[frozenset[int], np.ndarray] = {}
 
     def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t = self.table
@@ -142,12 +144,10 @@ class LoggedShape:
         :func:`~cje.estimators.offpolicy.residual_gap` and ``Var(gap)``
         :func:`~cje.estimators.offpolicy.residual_gap_variance`: the skeleton adds its square to
         the variance and differences of it to the contrasts'."""
-        t = self.table
         self._deleted = deleted
-        d_s, d_X = t.distinct_s, t.distinct_X
-        full = calibrator.predictor(deleted)(d_s, d_X)
+        full = self._predict(calibrator, deleted)
         index = np.vstack([
-            calibrator.predictor(deleted | {k} if len(deleted | {k}) < self.k else deleted)(d_s, d_X)
+            self._predict(calibrator, deleted | {k} if len(deleted | {k}) < self.k else deleted)
             for k in range(self.k)
         ])
         memo: dict[int, tuple[np.ndarray, ...]] = {}  # rows -> (reward, oof, resid, lab) this run
@@ -160,6 +160,22 @@ class LoggedShape:
                 self._used[p] = use
             res.append((value, gap))
         return res
+
+    def _predict(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
+        """The calibration without the folds ``deleted`` at the table's distinct values. The
+        runs ask for each one up to three times (``f^(−d)`` is run d's calibration and the full
+        run's out-of-fold one for fold d; ``f^(−{d,k})`` serves runs d and k): kept when the
+        table has at most 2^17 distinct values (1 + K + K(K−1)/2 tables, 16 at K = 5)."""
+        if self._pred_of is not calibrator:
+            self._pred_of, self._pred = calibrator, {}
+        if deleted in self._pred:
+            return self._pred[deleted]
+        t = self.table
+        out = calibrator.predictor(deleted)(t.distinct_s, t.distinct_X)
+        if out.size <= 1 << 17:
+            out.flags.writeable = False
+            self._pred[deleted] = out
+        return out
 
     def _probe_residual(self, p: int, full: np.ndarray) -> np.ndarray:
         """``Y − f(S)`` on policy ``p``'s probe rows under the calibration ``full``."""
