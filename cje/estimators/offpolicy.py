@@ -584,7 +584,15 @@ class LoggedTarget(OffPolicyRows):
         >>> x.fresh_oof().tolist()
         [0.75, 0.85]
         """
-        return self.index[self.fresh_fold, self.fresh_codes]
+        memo = None if self.cache is None else self.cache.get("fresh_oof")
+        key = (self.index, self.fresh_fold, self.fresh_codes)
+        if memo is not None and all(a is b for a, b in zip(memo[0], key, strict=True)):
+            return memo[1]  # this calibration's, already gathered (DR-CPO and TMLE both ask)
+        out = self.index[self.fresh_fold, self.fresh_codes]
+        if self.cache is not None:
+            out.flags.writeable = False
+            self.cache["fresh_oof"] = (key, out)
+        return out
 
     def fresh_mean(self, q_fresh: np.ndarray) -> np.ndarray:
         """``ḡ_i``: mean of ``q_fresh`` over the target's fresh draws of logged row i's prompt.
