@@ -387,6 +387,7 @@ def estimate(
     results = []
     totals: dict[int, np.ndarray] = {}
     present: dict[int, np.ndarray] = {}
+    probes: dict[int, tuple[float, int]] = {}  # probe-corrected policies: their contrasts' df
     for p, name in enumerate(shape.names):
         value, gap = full[p]
         info = shape.policy(p, value, gap)
@@ -399,6 +400,8 @@ def estimate(
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
         df = probe_df(v_if, vc, g, k, info.probe)
+        if info.probe is not None:
+            probes[p] = (info.probe.var, info.probe.n_prompts)
         lo_t, hi_t = t_interval(value.value, se, df, alpha)
         # inside the label scale (docs: Methods › Inference): cut at the bounds, which loses no
         # coverage; the sanity gate still judges the uncut interval (width, crossing)
@@ -433,7 +436,7 @@ def estimate(
     can_compare = [i for i in shown if comparable(results[i], shape.label_scale)]
     pairs = paired_contrasts(totals, present, [float(v.value) for v, _ in full], reps,
                              can_compare, tuple(shape.names), k, alpha, width,
-                             gaps=[g for _, g in full])
+                             gaps=[g for _, g in full], probes=probes)
     ranking = ranking_tiers([results[i] for i in shown], pairs)
 
     y_train = table.y[table.train]
