@@ -554,14 +554,45 @@ def _clean_ids(
 _SMALL_IDS = 50_000
 
 
-def _factorize_small_str(raw: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """``pandas.factorize`` of a small object array holding only ``str``, else ``None``."""
+def _factorize_small_str(raw: Any, kinds: tuple[type, ...] = (str,)) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pandas.factorize`` of a small object array whose values are all of one of ``kinds``
+    (exactly, not a subclass), else ``None``."""
     if not isinstance(raw, np.ndarray) or raw.dtype != object or raw.shape[0] > _SMALL_IDS:
         return None
     values = raw.tolist()
-    if not all(type(v) is str for v in values):
+    if not values or not any(all(type(v) is k for v in values) for k in kinds):
         return None
     return _factorize_list(values)
+
+
+def factorize_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pandas.factorize(values)``: codes in order of first appearance and the distinct values.
+
+    Up to :data:`_SMALL_IDS` ids that are all ``str`` or all ``int`` are factorized in Python (no
+    pandas import: the start-up of a small analysis); anything else by pandas.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Ids (an object array of str, typically).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Codes per value and the distinct values.
+
+    Examples
+    --------
+    >>> codes, uniq = factorize_ids(np.array(["b", "a", "b"], dtype=object))
+    >>> codes.tolist(), uniq.tolist()
+    ([0, 1, 0], ['b', 'a'])
+    """
+    plain = _factorize_small_str(values, (str, int))
+    if plain is not None:
+        return plain
+    import pandas as pd
+
+    return pd.factorize(values)
 
 
 def _factorize_list(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
