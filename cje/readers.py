@@ -959,18 +959,14 @@ def _plain_lines(path: Path, budget: list[int]) -> list[dict[str, Any]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _NotPlain from None
-    recs = []
-    for line in text.split("\n"):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line, object_pairs_hook=_pairs, parse_float=_finite,
-                             parse_constant=_no_constant)
-        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
-            raise _NotPlain from None
-        if not isinstance(rec, dict):
-            raise _NotPlain
-        recs.append(rec)
+    decode = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=_finite,
+                              parse_constant=_no_constant).decode
+    try:
+        recs = [decode(line) for line in text.split("\n") if line and not line.isspace()]
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        raise _NotPlain from None
+    if not all(type(rec) is dict for rec in recs):
+        raise _NotPlain
     if not recs:
         raise _NotPlain
     return recs
