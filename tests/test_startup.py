@@ -44,7 +44,7 @@ NOT_FOR_SMALL_DIRECT = ("pandas", "polars", "pyarrow", "matplotlib", "statsmodel
 def _loaded_after(code: str) -> set[str]:
     """The modules a fresh interpreter has loaded after running ``code`` (this checkout first)."""
     probe = code + "\nimport sys, json\nprint('\\nMODULES' + json.dumps(sorted(sys.modules)))\n"
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
                          check=True, cwd=ROOT).stdout
     return set(json.loads(out.rsplit("MODULES", 1)[1]))
