@@ -98,7 +98,8 @@ print("INPROC", time.process_time() - t0)
 
 def _child_cpu(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    # cwd: `python -c` and `-m` put the working directory before PYTHONPATH on sys.path
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, out
