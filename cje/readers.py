@@ -972,7 +972,8 @@ def _plain_lines(path: Path, budget: list[int]) -> list[dict[str, Any]]:
     return recs
 
 
-def _plain_columns(recs: list[dict[str, Any]], want: Sequence[str], ids: Sequence[str]) -> dict[str, Any]:
+def _plain_columns(recs: list[dict[str, Any]], want: Sequence[str],
+                   ids: Sequence[str]) -> dict[str, np.ndarray]:
     """The wanted fields of plain records as numpy columns, as polars would read them with the
     wanted schema (ids and ``response`` text, ``draw_idx`` Int64, the rest Float64) and
     ``to_numpy`` would return them; fields without a value in any record are left out.
@@ -981,7 +982,7 @@ def _plain_columns(recs: list[dict[str, Any]], want: Sequence[str], ids: Sequenc
     a boolean or string score, a non-finite or huge number, ...): those take the polars path."""
     if set(_LOGGED_KEYS) & set(recs[0]):  # logged data (told by the first record, as polars is)
         raise _NotPlain
-    out: dict[str, Any] = {}
+    out: dict[str, np.ndarray] = {}
     for c in want:
         vals = [r.get(c) for r in recs]
         present = [v for v in vals if v is not None]
@@ -1069,7 +1070,7 @@ def read_small_columns(
         ids = tuple(id_columns)
         if reader.read is _read_jsonl:
             return _plain_columns(_plain_lines(path, budget), want, ids)
-        parts = []
+        parts: list[dict[str, np.ndarray]] = []
         for f in files:
             cols = _plain_columns(_plain_lines(f, budget), want, ids)
             cols.pop("policy", None)  # the file name names the policy (its ids checked above)
@@ -1085,22 +1086,25 @@ def read_small_columns(
     return _concat_diagonal(parts)
 
 
-def _concat_diagonal(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def _concat_diagonal(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Stack column dicts like ``polars.concat(how="diagonal_relaxed")`` then ``to_numpy``:
-    columns in order of first appearance, a column missing from a part is null there."""
+    columns in order of first appearance, a column missing from a part is null there (None in
+    text, NaN in numbers; an integer column with nulls becomes float, as polars' Int64 does)."""
     names = list(dict.fromkeys(c for p in parts for c in p))
     sizes = [len(p["policy"]) for p in parts]
-    out: dict[str, Any] = {}
+    out: dict[str, np.ndarray] = {}
     for c in names:
         got = [p.get(c) for p in parts]
-        kinds = {a.dtype.kind for a in got if a is not None}
-        if all(a is not None for a in got):
-            out[c] = np.concatenate(got) if kinds != {"i", "f"} else np.concatenate(
-                [a.astype(np.float64) for a in got])
+        present = [a for a in got if a is not None]
+        kinds = {a.dtype.kind for a in present}
+        if len(present) == len(got) and kinds != {"i", "f"}:
+            out[c] = np.concatenate(present)  # one type throughout
             continue
-        fill = [a if a is not None else (np.full(n, None, dtype=object) if kinds == {"O"}
-                                         else np.full(n, np.nan)) for a, n in zip(got, sizes, strict=True)]
-        out[c] = np.concatenate([a.astype(np.float64) if a.dtype.kind in "if" else a for a in fill])
+        text = kinds == {"O"}
+        out[c] = np.concatenate([
+            (np.full(n, None, dtype=object) if text else np.full(n, np.nan)) if a is None
+            else (a if text else a.astype(np.float64))
+            for a, n in zip(got, sizes, strict=True)])
     return out
 
 
