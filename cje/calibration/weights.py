@@ -397,7 +397,7 @@ def _iso_both(rank: np.ndarray, num: np.ndarray, den: np.ndarray, n_ranks: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """``iso_by_rank`` increasing and decreasing on the same sums, pooled once (the same
     numbers as two calls)."""
-    from scipy.optimize import isotonic_regression
+    from cje._lite import isotonic_regression  # scipy's PAVA; in Python on small inputs
 
     gw = np.bincount(rank, weights=num, minlength=n_ranks)
     gc = np.bincount(rank, weights=den, minlength=n_ranks)
