@@ -196,8 +196,11 @@ elif mode == "profile":
 """.replace("__WARMUP_N__", str(WARMUP_N)).replace("__HERE__", repr(str(HERE)))
 
 
+# The children run with -P: ``python -c`` would put the working directory first on sys.path, so a
+# run from inside another checkout would time that checkout's cje, not the one PYTHONPATH (or the
+# installation) gives this process.
 def _child(*args: str, timeout: float | None = None) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, *args], check=True, capture_output=True,
+    out = subprocess.run([sys.executable, "-P", "-c", _CHILD, *args], check=True, capture_output=True,
                          text=True, timeout=timeout)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -361,7 +364,7 @@ def main() -> None:
 
     if ns.profile:
         n = max(ns.sizes)
-        res = subprocess.run([sys.executable, "-c", _CHILD, "profile", str(n), ns.profile,
+        res = subprocess.run([sys.executable, "-P", "-c", _CHILD, "profile", str(n), ns.profile,
                               str(ns.profile_top)], check=True, capture_output=True, text=True)
         print(f"cProfile of cje.analyze(estimator={ns.profile!r}) at {n:,} logged rows\n")
         print(res.stderr)
