@@ -516,7 +516,8 @@ def _clean_ids(
         raise  # pragma: no cover - the line above raises
     uniq = np.asarray(uniq, dtype=object)
     if pd.api.types.infer_dtype(uniq, skipna=False) == "string":  # fast path: all str
-        cleaned = pd.Series(uniq, dtype=object).str.strip().to_numpy(object) if strip else uniq
+        # str.strip per distinct id (pandas' .str.strip does the same call with more overhead)
+        cleaned = np.array([v.strip() for v in uniq], dtype=object) if strip else uniq
         if not (cleaned == "").any() and (cleaned is uniq or (cleaned == uniq).all()):
             return codes.astype(np.int64), uniq
         return _merge_cleaned(codes, cleaned, uniq, name)
@@ -949,12 +950,33 @@ def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
     """Dense prompt codes (after any drop) and distinct prompts; sorted policy names and codes."""
     import pandas as pd
 
-    prompt_code, used = pd.factorize(pid_code, sort=False)
+    if _dense_in_order(pid_code):  # already 0..G-1 in order of first appearance: no re-coding
+        prompt_code, used = pid_code, np.arange(len(pid_uniq))
+    else:
+        prompt_code, used = pd.factorize(pid_code, sort=False)
     present = np.unique(pol_code)
     pol_names = tuple(sorted(pol_uniq[present].tolist()))
     remap = np.full(len(pol_uniq), -1, dtype=np.int64)
     remap[present] = [pol_names.index(p) for p in pol_uniq[present]]
     return prompt_code.astype(np.int64), pid_uniq[used], pol_names, remap[pol_code]
+
+
+def _dense_in_order(codes: np.ndarray) -> bool:
+    """Whether ``codes`` are 0, 1, 2, … in order of first appearance, every value present (what
+    ``pandas.factorize(codes, sort=False)`` would return unchanged)."""
+    if codes.size == 0 or codes[0] != 0:
+        return codes.size == 0
+    top = np.maximum.accumulate(codes)
+    return bool(codes.min() >= 0 and (np.diff(top) <= 1).all())
+
+
+def _has_duplicate(key: np.ndarray) -> bool:
+    """Whether a non-negative integer key repeats (a count per value when the range is small)."""
+    top = int(key.max(initial=0))
+    if top < 4 * key.size + 1024:
+        return bool(np.bincount(key, minlength=top + 1).max(initial=0) > 1)
+    k = np.sort(key)
+    return bool((k[1:] == k[:-1]).any())
 
 
 def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np.ndarray,
@@ -978,8 +1000,8 @@ def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np
               "The 'draw_idx' column must hold non-negative integers", d, pid)
     draw = d.astype(np.int64)
     key = key_pp * (int(draw.max()) + 1) + draw
-    dup = pd.Series(key).duplicated(keep=False).to_numpy()
-    if dup.any():
+    if _has_duplicate(key):
+        dup = pd.Series(key).duplicated(keep=False).to_numpy()
         rows = np.flatnonzero(dup)
         first = rows[0]
         second = rows[1:][key[rows[1:]] == key[first]][0]

@@ -47,6 +47,15 @@ def _synthetic_calibration_only() -> dict[str, Any]:
     return kw
 
 
+def _synthetic_calibration_rows() -> dict[str, Any]:
+    # labelled rows that only train the calibrator (policy code -1 among the policies' rows)
+    kw = _synthetic("monotone")
+    extra = cje.synthetic.make_direct_eval(100, policies=cje.synthetic.default_policies()[:1],
+                                           oracle_fraction=1.0, rng=4).data
+    kw["calibration"] = extra.assign(prompt_id="c" + extra.prompt_id.astype(str))
+    return kw
+
+
 def _arena(arena: Path) -> dict[str, Any]:
     probes = {p: arena / "probe_slice" / f"{p}_probe.jsonl"
               for p in ("clone", "parallel_universe_prompt", "unhelpful")}
@@ -58,6 +67,7 @@ CASES = {
     "synthetic_monotone": lambda arena: _synthetic("monotone"),
     "synthetic_two_stage_cov": lambda arena: _synthetic("two_stage", ("response_length",)),
     "synthetic_no_labels_for_one": lambda arena: _synthetic_calibration_only(),
+    "synthetic_calibration_rows": lambda arena: _synthetic_calibration_rows(),
     "arena_probes": _arena,
     "arena_plain": lambda arena: dict(data=arena / "fresh_draws"),
 }

@@ -28,6 +28,8 @@ from cje.results import PolicyEstimate
 
 __all__ = ["analyze_direct"]
 
+_OWN_ESTIMATE_GROUPS = DirectEstimator.estimate_groups
+
 
 class DirectShape:
     """Policies' own rows (plus calibration-only and probe rows) and the direct estimator.
@@ -86,6 +88,18 @@ class DirectShape:
         self._probe_rows = [np.flatnonzero(group == P + j) for j in range(len(probes))]
         self._labelled = np.zeros(s.shape[0], dtype=bool)
         self._labelled[self.table.train] = True
+        # for values(): the rows of some policy (a slice when, without calibration-only rows,
+        # they are the first ones), their number per policy, the policy of each training row of
+        # some policy and their number per policy
+        inside = np.flatnonzero(self._group >= 0)
+        self._inside = slice(0, inside.size) if inside.size == 0 or inside[-1] == inside.size - 1 \
+            else inside
+        self._n = np.bincount(self._group[inside], minlength=P)
+        g_train = self._group[self.table.train]
+        self._train_inside = np.flatnonzero(g_train >= 0)
+        self._group_train = g_train[self._train_inside]
+        self._m = np.bincount(self._group_train, minlength=P).astype(np.int64)
+        del inside, g_train
         # policy -> its probe slice, when the probe corrects its level
         self._probe_of = {ev.policies.index(name): j for j, name in enumerate(probes)
                           if probe_correction and estimator.augment and name in ev.policies}
@@ -140,8 +154,31 @@ class DirectShape:
         return [(v, 0.0) for v, _, _ in res]
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
-        """The point estimates only."""
-        return np.array([v.value for v, _, _ in self._estimate(calibrator, deleted)])
+        """The point estimates only.
+
+        With the package's own direct estimator and no probe correction (the jackknife's case at
+        scale) only the per-policy sums of :func:`direct_estimate` are formed, in the same order
+        (so the same bits), without its influence values: one gather and one ``bincount`` over
+        the rows, the residual sums over the labelled rows.
+        """
+        if self._probe_of or type(self.estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+            return np.array([v.value for v, _, _ in self._estimate(calibrator, deleted)])
+        calib = calibrator.calibration(deleted)
+        t = self.table
+        inside = self._inside  # the rows of some policy: a slice when they come first
+        if t.codes is not None:
+            reward = calib.predict(t.distinct_s, t.distinct_X)[t.codes[inside]]
+        else:
+            reward = calib.predict(t.s, t.X)[inside]
+        P = len(self.names)
+        values = np.bincount(self._group[inside], weights=reward, minlength=P) / np.maximum(
+            self._n, 1)
+        if self.estimator.augment:
+            e = (t.y[t.train] - calib.oof)[self._train_inside]
+            mean_e = np.divide(np.bincount(self._group_train, weights=e, minlength=P), self._m,
+                               out=np.zeros(P), where=self._m > 0)
+            values = values + mean_e
+        return values
 
     def probe_rows(self) -> list[np.ndarray]:
         """Each probe slice's rows."""
