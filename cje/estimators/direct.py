@@ -81,7 +81,8 @@ def direct_estimate(
     n = np.bincount(group, minlength=n_groups)
     m = np.bincount(g_lab, minlength=n_groups).astype(np.int64)
     values = np.bincount(group, weights=reward, minlength=n_groups) / np.maximum(n, 1)
-    phi = reward - values[group]
+    phi = values[group]
+    np.subtract(reward, phi, out=phi)  # reward − value of the row's group, in place
     if augment:
         e = residual[lab]
         mean_e = np.divide(np.bincount(g_lab, weights=e, minlength=n_groups), m,
