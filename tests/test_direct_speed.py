@@ -56,3 +56,35 @@ def test_has_duplicate() -> None:
         if rng.random() < 0.3:
             key = key * 10**9  # a large range: the sorting branch
         assert _has_duplicate(key) == bool(len(np.unique(key)) < key.size)
+
+
+def _folds_before(prompts: np.ndarray, labelled: np.ndarray, k: int, seed: int,
+                  h: np.ndarray | None = None) -> np.ndarray:
+    """prompt_folds as written before issue #18 (hash of the concatenation, lexsort)."""
+    import hashlib
+
+    if h is None:
+        pre = f"{int(seed)}\x1f"
+        h = np.frombuffer(b"".join(hashlib.blake2b((pre + str(p)).encode(), digest_size=8)
+                                   .digest() for p in prompts), dtype="<u8").astype(np.uint64)
+    fold = (h % np.uint64(k)).astype(np.int64)
+    lab = np.flatnonzero(labelled)
+    order = np.lexsort((prompts[lab].astype(str), h[lab]))
+    fold[lab[order]] = np.arange(lab.size) % k
+    return fold
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prompt_folds_as_before(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cje.data as data
+
+    rng = np.random.default_rng(seed)
+    prompts = np.array([f"p{i}" for i in rng.permutation(3000)] + [7, 3.5], dtype=object)
+    labelled = rng.random(prompts.size) < 0.4
+    np.testing.assert_array_equal(data.prompt_folds(prompts, labelled, 5, seed),
+                                  _folds_before(prompts, labelled, 5, seed))
+    # equal hashes (a collision): the ids break the tie, as before
+    h = rng.integers(0, 40, prompts.size).astype(np.uint64)
+    monkeypatch.setattr(data, "_prompt_hash", lambda p, s: h)
+    np.testing.assert_array_equal(data.prompt_folds(prompts, labelled, 5, seed),
+                                  _folds_before(prompts, labelled, 5, seed, h))
