@@ -528,12 +528,19 @@ def _clean_ids(
     except TypeError:  # unhashable values (lists, dicts)
         _refuse_non_scalar_ids(np.asarray(raw, dtype=object), name, range(len(raw)))
         raise  # pragma: no cover - the line above raises
+    edges = _space_at_edges(uniq) if strip else None
     uniq = np.asarray(uniq, dtype=object)
     if pd.api.types.infer_dtype(uniq, skipna=False) == "string":  # fast path: all str
-        # str.strip per distinct id (pandas' .str.strip does the same call with more overhead)
-        cleaned = np.array([v.strip() for v in uniq], dtype=object) if strip else uniq
+        cleaned = uniq
+        if strip:
+            # str.strip per distinct id (pandas' .str.strip does the same call with more
+            # overhead); for Arrow strings only on the ids that start or end with whitespace
+            todo = range(len(uniq)) if edges is None else np.flatnonzero(edges).tolist()
+            if len(todo):
+                cleaned = uniq.copy()
+                cleaned[todo] = [uniq[j].strip() for j in todo]
         if not (cleaned == "").any() and (cleaned is uniq or (cleaned == uniq).all()):
-            return codes.astype(np.int64), uniq
+            return codes.astype(np.int64, copy=False), uniq
         return _merge_cleaned(codes, cleaned, uniq, name)
     _refuse_non_scalar_ids(uniq, name, None, codes)
     if raw.dtype == object:  # 7 == 7.0 == True to pandas: factorize on (type, value) instead
@@ -551,6 +558,28 @@ def _clean_ids(
         else:
             cleaned[j] = str(v).strip() if strip else str(v)
     return _merge_cleaned(codes, cleaned, uniq, name)
+
+
+_PY_SPACE: list[str] = []  # every character str.strip() removes, as RE2 escapes (on first use)
+
+
+def _space_at_edges(uniq: Any) -> np.ndarray | None:
+    """For distinct ids held as Arrow strings: whether each starts or ends with a character
+    ``str.strip()`` removes (found by Arrow's regex engine over the buffers, not in Python);
+    ``None`` for other arrays."""
+    data = getattr(uniq, "_pa_array", None)
+    if data is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
+        return None
+    if not _PY_SPACE:
+        _PY_SPACE.append("".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()))
+    space = _PY_SPACE[0]
+    hit = pc.match_substring_regex(data, f"^[{space}]|[{space}]$")
+    return np.asarray(hit.fill_null(False), dtype=bool)
 
 
 def _refuse_non_scalar_ids(values: np.ndarray, name: str, rows: Any, codes: Any = None) -> None:
@@ -968,11 +997,11 @@ def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
         prompt_code, used = pid_code, np.arange(len(pid_uniq))
     else:
         prompt_code, used = pd.factorize(pid_code, sort=False)
-    present = np.unique(pol_code)
+    present = np.flatnonzero(np.bincount(pol_code, minlength=len(pol_uniq)))  # (codes >= 0)
     pol_names = tuple(sorted(pol_uniq[present].tolist()))
     remap = np.full(len(pol_uniq), -1, dtype=np.int64)
     remap[present] = [pol_names.index(p) for p in pol_uniq[present]]
-    return prompt_code.astype(np.int64), pid_uniq[used], pol_names, remap[pol_code]
+    return prompt_code.astype(np.int64, copy=False), pid_uniq[used], pol_names, remap[pol_code]
 
 
 def _dense_in_order(codes: np.ndarray) -> bool:

@@ -88,3 +88,19 @@ def test_prompt_folds_as_before(seed: int, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(data, "_prompt_hash", lambda p, s: h)
     np.testing.assert_array_equal(data.prompt_folds(prompts, labelled, 5, seed),
                                   _folds_before(prompts, labelled, 5, seed, h))
+
+
+def test_space_at_edges_is_where_str_strip_changes_the_id() -> None:
+    import pandas as pd
+
+    from cje.data import _space_at_edges
+
+    rng = np.random.default_rng(2)
+    alphabet = [" ", "\t", "\n", "\x1c", "\x1f", "\x85", "\xa0", "\u2028", "\u3000", "\u200b",
+                "\ufeff", "a", "é", "λ", "0", "_"]
+    ids = ["".join(rng.choice(alphabet, int(rng.integers(0, 5)))) for _ in range(3000)]
+    arr = pd.array(ids, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    got = _space_at_edges(arr)
+    assert got is not None
+    np.testing.assert_array_equal(got, [v != v.strip() for v in ids])
+    assert _space_at_edges(np.array(ids, dtype=object)) is None
