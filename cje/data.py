@@ -560,7 +560,11 @@ def _clean_ids(
     return _merge_cleaned(codes, cleaned, uniq, name)
 
 
-_PY_SPACE: list[str] = []  # every character str.strip() removes, as RE2 escapes (on first use)
+#: Every character ``str.strip()`` removes (``str.isspace``; a test checks the list against the
+#: running Python's Unicode database), as a regular-expression class.
+_PY_SPACE = "".join(f"\\x{{{c:x}}}" for c in (
+    0x9, 0xA, 0xB, 0xC, 0xD, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+    0x2028, 0x2029, 0x202F, 0x205F, 0x3000))
 
 
 def _space_at_edges(uniq: Any) -> np.ndarray | None:
@@ -575,10 +579,7 @@ def _space_at_edges(uniq: Any) -> np.ndarray | None:
 
     if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
         return None
-    if not _PY_SPACE:
-        _PY_SPACE.append("".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()))
-    space = _PY_SPACE[0]
-    hit = pc.match_substring_regex(data, f"^[{space}]|[{space}]$")
+    hit = pc.match_substring_regex(data, f"^[{_PY_SPACE}]|[{_PY_SPACE}]$")
     return np.asarray(hit.fill_null(False), dtype=bool)
 
 

@@ -104,3 +104,10 @@ def test_space_at_edges_is_where_str_strip_changes_the_id() -> None:
     assert got is not None
     np.testing.assert_array_equal(got, [v != v.strip() for v in ids])
     assert _space_at_edges(np.array(ids, dtype=object)) is None
+
+
+def test_space_class_is_str_isspace() -> None:
+    from cje.data import _PY_SPACE
+
+    want = "".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace())
+    assert _PY_SPACE == want
