@@ -664,6 +664,8 @@ def paired_contrasts(
     alpha: float,
     width: float,
     gaps: Sequence[float] | None = None,
+    probes: Mapping[int, tuple[float, int]] | None = None,
+    gap_influence: Mapping[int, tuple[float, np.ndarray]] | None = None,
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
@@ -699,6 +701,19 @@ def paired_contrasts(
         Transport gap per policy index (internal scale; see
         :attr:`~cje.report.PolicyEstimate.var_transport`): the contrast's variance adds
         ``(gap_a − gap_b)²``. None: no gaps.
+    gap_influence : Mapping[int, tuple[float, numpy.ndarray]], optional
+        Policy index → (gap, per-prompt totals of the gap's influence, scaled so that their
+        sum of squares is the gap's variance). For these policies ``gaps`` holds the allowance
+        ``sign(gap)·sqrt(gap² + Var(gap))``; the contrast's allowance is then
+        ``(gap_a − gap_b)² + Var(gap_a − gap_b)``, the variance of the difference taken prompt by
+        prompt (two targets' gaps rest on the same labelled rows), instead of the difference of
+        the two allowances — which is zero for two equal allowances however noisy each gap is.
+    probes : Mapping[int, tuple[float, int]], optional
+        Policy index → (variance of its probe part, probe prompts) for probe-corrected policies
+        (see :class:`cje.pipeline.probes.ProbeUse`). Their probe parts then enter the degrees of
+        freedom as components of their own, each with ``probe prompts − 1`` degrees of freedom,
+        as for the policy's own interval: a contrast whose variance is mostly a 50-label probe
+        gets about 49 degrees of freedom, not those of all the shared prompts. None: no probes.
 
     Returns
     -------
@@ -726,9 +741,17 @@ def paired_contrasts(
     kr = R.shape[1]
     val = np.asarray(values, dtype=np.float64)[keep]
     gap = None if gaps is None else np.asarray(gaps, dtype=np.float64)[keep]
+    gi = {j: gap_influence[q] for j, q in enumerate(keep) if gap_influence and q in gap_influence}
+    if gi:  # the gap itself (not the allowance) and its influence totals per kept policy
+        gap = gap if gap is not None else np.zeros(m)
+        gap = np.array([gi[j][0] if j in gi else gap[j] for j in range(m)])
+        GT = np.zeros((m, T.shape[1]))
+        for j, (_, tot) in gi.items():
+            GT[j, :tot.size] = tot
     # every pair (i, j), i < j, in the order of the old double loop over ``keep``
     ia, ib = np.triu_indices(m, 1)
     n_pairs = ia.size
+    v_gap = np.zeros(n_pairs) if gi else None
     ss = np.empty(n_pairs)
     g = np.empty(n_pairs, dtype=np.int64)
     shared = np.empty(n_pairs, dtype=np.int64)
@@ -742,12 +765,19 @@ def paired_contrasts(
         shared[at:stop] = (pres[i] & pres[i + 1:]).sum(axis=1)
         d = R[i] - R[i + 1:]
         v_cal[at:stop] = (kr - 1) / kr * ((d - d.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        if v_gap is not None:
+            cg = GT[i] - GT[i + 1:]
+            v_gap[at:stop] = (cg * cg).sum(axis=1)
         at = stop
     with np.errstate(divide="ignore", invalid="ignore"):
         v_if = np.where(g > 1, g / np.maximum(g - 1, 1) * ss, np.nan)
         v_tr = np.zeros(n_pairs) if gap is None else (gap[ia] - gap[ib]) ** 2
+        if v_gap is not None:
+            v_tr = v_tr + v_gap
         se = np.sqrt(v_if + v_cal + v_tr)
         df = _satterthwaite_df_array(v_if, v_cal, g, k)
+        if probes:
+            df = _probe_pair_df(df, v_if, v_cal, g, k, probes, keep, ia, ib)
         delta = val[ia] - val[ib]
         lo, hi = _t_intervals(delta, se, df, alpha)
         p = _t_pvalues(delta, se, df)
@@ -784,6 +814,27 @@ def _satterthwaite_df_array(var_if: np.ndarray, var_cal: np.ndarray, g: np.ndarr
         den = var_if**2 / base + var_cal**2 / (k - 1)
         sat = (var_if + var_cal) ** 2 / den
     return np.where((var_cal <= 0) | (den <= 0), base, sat)
+
+
+def _probe_pair_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.ndarray, g: np.ndarray, k: int,
+                   probes: Mapping[int, tuple[float, int]], keep: list[int], ia: np.ndarray,
+                   ib: np.ndarray) -> np.ndarray:
+    """Satterthwaite degrees of freedom of the pairs where either policy is probe-corrected: the
+    pair's sampling variance split into the shared prompts' part and each probe part,
+    ``(V + V_cal)² / (V_D²/(G_D−1) + V_Pa²/(G_Pa−1) + V_Pb²/(G_Pb−1) + V_cal²/(K−1))`` — the
+    pairwise form of :func:`cje.pipeline.core.probe_df`. Other pairs keep ``df``."""
+    pv = np.array([probes.get(q, (0.0, 0))[0] for q in keep], dtype=np.float64)
+    pn = np.array([probes.get(q, (0.0, 0))[1] for q in keep], dtype=np.int64)
+    va, vb, na, nb = pv[ia], pv[ib], pn[ia], pn[ib]
+    has = (na > 0) | (nb > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_d = np.maximum(var_if - va - vb, 0.0)
+        den = (v_d**2 / np.maximum(g - na - nb - 1, 1)
+               + np.where(na > 0, va**2 / np.maximum(na - 1, 1), 0.0)
+               + np.where(nb > 0, vb**2 / np.maximum(nb - 1, 1), 0.0)
+               + (var_cal**2 / (k - 1) if k > 1 else 0.0))
+        sat = np.maximum((var_if + np.maximum(var_cal, 0.0)) ** 2 / den, 1.0)
+    return np.where(has & (den > 0) & np.isfinite(sat), sat, df)
 
 
 def _t_intervals(estimate: np.ndarray, se: np.ndarray, df: np.ndarray,

@@ -177,6 +177,18 @@ def test_contrast_variance_adds_the_probe(monkeypatch):
     v_probe = cluster_variance(e - e.mean(), t.cluster[prow])[0]
     assert c.var_if == pytest.approx(WIDTH**2 * (v_main + v_probe), rel=0.01)
     assert v_probe > 0.3 * v_main  # the probe is a real part of it, not a rounding error
+    # degrees of freedom: the probe part is a component of its own with 40 − 1 df (as in the
+    # policy's own interval), not part of the ~340 shared prompts'
+    n_p = np.unique(t.cluster[prow]).size
+    vi, vc = c.var_if / WIDTH**2, c.var_cal / WIDTH**2
+    iv = shape.names.index("verbose")
+    use = shape.policy(iv, *shape.run(cal, frozenset())[iv]).probe
+    assert use.n_prompts == n_p
+    g_pair = np.unique(np.concatenate([t.cluster[rb], t.cluster[rv], t.cluster[prow]])).size
+    v_d = vi - use.var
+    df = (vi + vc) ** 2 / (v_d**2 / (g_pair - n_p - 1) + use.var**2 / (n_p - 1) + vc**2 / 4)
+    assert c.df == pytest.approx(df, rel=1e-9)
+    assert c.df < 0.5 * (g_pair - 1)  # far from the shared prompts' count
 
 
 # ---- gates -------------------------------------------------------------------------------------

@@ -196,6 +196,10 @@ class DirectShape:
             values = values + mean_e
         return values
 
+    def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
+        """No transport gaps in direct mode."""
+        return {}
+
     def probe_rows(self) -> list[np.ndarray]:
         """Each probe slice's rows."""
         return self._probe_rows
