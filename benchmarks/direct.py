@@ -23,7 +23,8 @@ average is printed next to every row. 10^7 rows: ``--sizes 10000000`` (about 3 G
 Usage::
 
     python benchmarks/direct.py [--sizes 10000 100000 1000000] [--repeats 3]
-        [--cje-eval-python /work/venvs/cje-eval/bin/python] [--no-bare] [--no-write]
+        [--cje-eval-python /work/venvs/cje-eval/bin/python] [--no-bare] [--no-covariates]
+        [--no-write]
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def main() -> None:
     ap.add_argument("--cje-eval-python", default="/work/venvs/cje-eval/bin/python")
     ap.add_argument("--no-bare", action="store_true",
                     help="do not time the bare-numpy reference (benchmarks/bare_direct_10m.py)")
+    ap.add_argument("--no-covariates", action="store_true",
+                    help="skip the two-stage run with a covariate at the largest size")
     ap.add_argument("--no-write", action="store_true", help="print only; do not edit results.md")
     ns = ap.parse_args()
 
@@ -161,7 +164,9 @@ def main() -> None:
         "| peak RSS (MB) | peak over input (MB) | input RSS (MB) | calibration | load average |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    configs = [(n, ()) for n in ns.sizes] + [(max(ns.sizes), ("response_length",))]
+    configs = [(n, ()) for n in ns.sizes]
+    if not ns.no_covariates:
+        configs.append((max(ns.sizes), ("response_length",)))
     for n, cov in configs:
         r = _run_child("synthetic", str(n), ns.repeats, cov, bare=not ns.no_bare)
         cpu = min(r["cpus"])
