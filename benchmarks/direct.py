@@ -95,11 +95,6 @@ base = rss_mb()
 times, cpus, bare_times, bare_cpus, peaks = [], [], [], [], []
 loads = [load()]
 for r in range(repeats):
-    if bare_fn is not None:
-        t, c = time.perf_counter(), time.process_time()
-        bare_fn()
-        bare_times.append(time.perf_counter() - t)
-        bare_cpus.append(time.process_time() - c)
     reset_ok = reset_hwm()
     t, c = time.perf_counter(), time.process_time()
     rep = cje.analyze(data, **kw)
@@ -107,7 +102,12 @@ for r in range(repeats):
     cpus.append(time.process_time() - c)
     peaks.append(hwm_mb() if reset_ok else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     cal_mode = rep.calibration.mode
-    del rep  # before the next bare run
+    del rep  # before the bare run
+    if bare_fn is not None:
+        t, c = time.perf_counter(), time.process_time()
+        bare_fn()
+        bare_times.append(time.perf_counter() - t)
+        bare_cpus.append(time.process_time() - c)
     loads.append(load())
 peak = min(peaks)
 print(json.dumps({"times": times, "cpus": cpus, "bare_times": bare_times, "bare_cpus": bare_cpus,
