@@ -22,6 +22,7 @@ from cje.calibration import RewardCalibrator, fit_isotonic
 from cje.data import EvalData, load, prompt_folds
 from cje.errors import CJEInputError, CJEWarning
 from cje.monitoring import MonitorReport, monitor
+from cje.planning import Plan, plan
 from cje.report import Report
 from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudit
 
@@ -60,6 +61,7 @@ __all__ = [
     "Contrast",
     "EvalData",
     "MonitorReport",
+    "Plan",
     "PolicyEstimate",
     "Report",
     "RewardCalibrator",
@@ -74,6 +76,7 @@ __all__ = [
     "monitor",
     "montecarlo",
     "pairwise",
+    "plan",
     "plots",
     "prompt_folds",
     "studies",
