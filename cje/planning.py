@@ -195,6 +195,16 @@ class PlanTarget:
         The half-width under the budget's design (NaN without ``budget``).
     note : str
         Why a number is missing, or ``""``.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+    >>> t = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))["base"]
+    >>> t.kind, t.n_prompts, t.rows_per_prompt
+    ('policy', 1000, 1.0)
+    >>> bool(t.labels_needed_low <= t.labels_needed <= t.labels_needed_high)
+    True
     """
 
     target: str
