@@ -665,6 +665,7 @@ def paired_contrasts(
     width: float,
     gaps: Sequence[float] | None = None,
     probes: Mapping[int, tuple[float, int]] | None = None,
+    gap_influence: Mapping[int, tuple[float, np.ndarray]] | None = None,
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
@@ -700,6 +701,13 @@ def paired_contrasts(
         Transport gap per policy index (internal scale; see
         :attr:`~cje.report.PolicyEstimate.var_transport`): the contrast's variance adds
         ``(gap_a − gap_b)²``. None: no gaps.
+    gap_influence : Mapping[int, tuple[float, numpy.ndarray]], optional
+        Policy index → (gap, per-prompt totals of the gap's influence, scaled so that their
+        sum of squares is the gap's variance). For these policies ``gaps`` holds the allowance
+        ``sign(gap)·sqrt(gap² + Var(gap))``; the contrast's allowance is then
+        ``(gap_a − gap_b)² + Var(gap_a − gap_b)``, the variance of the difference taken prompt by
+        prompt (two targets' gaps rest on the same labelled rows), instead of the difference of
+        the two allowances — which is zero for two equal allowances however noisy each gap is.
     probes : Mapping[int, tuple[float, int]], optional
         Policy index → (variance of its probe part, probe prompts) for probe-corrected policies
         (see :class:`cje.pipeline.probes.ProbeUse`). Their probe parts then enter the degrees of
@@ -733,9 +741,17 @@ def paired_contrasts(
     kr = R.shape[1]
     val = np.asarray(values, dtype=np.float64)[keep]
     gap = None if gaps is None else np.asarray(gaps, dtype=np.float64)[keep]
+    gi = {j: gap_influence[q] for j, q in enumerate(keep) if gap_influence and q in gap_influence}
+    if gi:  # the gap itself (not the allowance) and its influence totals per kept policy
+        gap = gap if gap is not None else np.zeros(m)
+        gap = np.array([gi[j][0] if j in gi else gap[j] for j in range(m)])
+        GT = np.zeros((m, T.shape[1]))
+        for j, (_, tot) in gi.items():
+            GT[j, :tot.size] = tot
     # every pair (i, j), i < j, in the order of the old double loop over ``keep``
     ia, ib = np.triu_indices(m, 1)
     n_pairs = ia.size
+    v_gap = np.zeros(n_pairs) if gi else None
     ss = np.empty(n_pairs)
     g = np.empty(n_pairs, dtype=np.int64)
     shared = np.empty(n_pairs, dtype=np.int64)
@@ -749,10 +765,15 @@ def paired_contrasts(
         shared[at:stop] = (pres[i] & pres[i + 1:]).sum(axis=1)
         d = R[i] - R[i + 1:]
         v_cal[at:stop] = (kr - 1) / kr * ((d - d.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        if v_gap is not None:
+            cg = GT[i] - GT[i + 1:]
+            v_gap[at:stop] = (cg * cg).sum(axis=1)
         at = stop
     with np.errstate(divide="ignore", invalid="ignore"):
         v_if = np.where(g > 1, g / np.maximum(g - 1, 1) * ss, np.nan)
         v_tr = np.zeros(n_pairs) if gap is None else (gap[ia] - gap[ib]) ** 2
+        if v_gap is not None:
+            v_tr = v_tr + v_gap
         se = np.sqrt(v_if + v_cal + v_tr)
         df = _satterthwaite_df_array(v_if, v_cal, g, k)
         if probes:

@@ -513,7 +513,10 @@ def test_ctrl_c_in_a_real_process_prints_one_line(tmp_path: Path) -> None:
     import signal
     import time
 
-    code = ("import time, cje\n"
+    # a shell's background job starts with SIGINT ignored, and Python then installs no handler:
+    # restore the default one a terminal user has, so the test does not depend on how it is run
+    code = ("import signal, time, cje\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "def slow(*a, **k):\n"
             "    print('started', flush=True); time.sleep(60)\n"
             "cje.analyze = slow\n"

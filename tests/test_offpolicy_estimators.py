@@ -321,6 +321,9 @@ def _psd(m: np.ndarray) -> np.ndarray:
     return vecs @ np.diag(np.clip(vals, 0.0, None)) @ vecs.T
 
 
+_E2E_GAP_PHI: dict = {}  # (target, estimator, residual weights) -> full-data gap, its influence
+
+
 def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
               ) -> tuple[float, float, float, float]:
     """The whole off-policy pipeline by hand (METHODS §2.2, §3, §4, §5.1–5.2), K = 2."""
@@ -411,6 +414,8 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
         gap_phi = w * (sr - psi_raw_e) - v * (sr - psi_e) - gap * centre
         gaps[frozenset(deleted)] = ((gap, _cluster_var(gap_phi, E2E_PID))
                                     if stable_resid else (0.0, 0.0))
+        if not deleted:
+            _E2E_GAP_PHI[(target, estimator, residual_weights)] = (gap, gap_phi)
         # the stabilised-weight term's influence includes w̃'s estimation: raw w, centred
         if estimator == "calibrated-ips":
             psi_r = float(np.sum(ws * R) / np.sum(ws))
@@ -453,6 +458,25 @@ def test_analyze_end_to_end_by_hand(estimator: str, residual_weights: str, targe
     assert abs(est.var_transport - var_tr) < 1e-12
     assert (var_tr > 0) == (residual_weights == "stable")
     assert abs(est.se - np.sqrt(var_if + var_cal + var_tr)) < 1e-10
+
+
+@pytest.mark.parametrize("estimator", ["calibrated-ips", "dr-cpo"])
+def test_contrast_allowance_of_two_stabilised_targets_by_hand(estimator: str) -> None:
+    # Both targets' residuals use the stabilised weights: the contrast A − B carries
+    # (gap_A − gap_B)² + Var(gap_A − gap_B), the variance of the difference of the two gaps'
+    # influence values prompt by prompt (both rest on the same labelled logged rows) — not
+    # (allowance_A − allowance_B)², which is zero for equal allowances however noisy each gap is.
+    logged, fresh = _e2e_frames()
+    rep = cje.analyze(logged, fresh_draws=fresh, estimator=estimator, n_folds=2, mode="monotone",
+                      residual_weights="stable", **SCALES)
+    for t in ("A", "B"):
+        _e2e_hand(t, estimator, "stable")
+    (ga, pa), (gb, pb) = (_E2E_GAP_PHI[(t, estimator, "stable")] for t in ("A", "B"))
+    want = (ga - gb) ** 2 + _cluster_var(pa - pb, E2E_PID)
+    (c,) = [c for c in rep.pairs if {c.policy_a, c.policy_b} == {"A", "B"}]
+    assert abs(c.var_transport - want) < 1e-12
+    old = (np.sign(ga) * np.sqrt(rep["A"].var_transport) - np.sign(gb) * np.sqrt(rep["B"].var_transport)) ** 2
+    assert abs(want - old) > 1e-6  # the two formulas differ on this data
 
 
 # ================================================================================================

@@ -419,12 +419,41 @@ def residual_gap_variance(rows: OffPolicyRows, cluster: np.ndarray) -> float:
     """
     from cje.inference import cluster_variance
 
-    if rows.stable is None:
-        raise ValueError("residual_gap_variance needs the stabilised weights (rows.stable).")
-    psi_r, phi_r = _residual_term(rows.weights, rows)
-    psi_s, phi_s = _residual_term(rows.stable, rows)
-    v, _ = cluster_variance(phi_r - phi_s, cluster)
+    v, _ = cluster_variance(residual_gap_influence(rows), cluster)
     return float(v) if v == v else 0.0
+
+
+def residual_gap_influence(rows: OffPolicyRows) -> np.ndarray:
+    """Per-row influence values of :func:`residual_gap` (see :func:`residual_gap_variance`).
+
+    The contrasts use them: two targets' gaps rest on the same labelled logged rows, so the
+    variance of their difference is that of the difference of these values, prompt by prompt.
+
+    Parameters
+    ----------
+    rows : OffPolicyRows
+        With ``stable`` set.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per row (internal scale).
+
+    Raises
+    ------
+    ValueError
+        ``rows.stable`` is missing.
+
+    Examples
+    --------
+    >>> r = OffPolicyRows(np.array([0.2, 0.6]), np.array([0.1, 0.0]), np.array([True, False]),
+    ...                   np.array([0.5, 1.5]), stable=np.array([0.8, 1.2]))
+    >>> residual_gap_influence(r).round(6)
+    array([ 0.009, -0.009])
+    """
+    if rows.stable is None:
+        raise ValueError("residual_gap needs the stabilised weights (rows.stable).")
+    return _residual_term(rows.weights, rows)[1] - _residual_term(rows.stable, rows)[1]
 
 
 def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:

@@ -179,6 +179,11 @@ class Shape(Protocol):
     def probe_rows(self) -> list[np.ndarray]:
         """Each probe slice's rows."""
 
+    def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
+        """Policy index → (transport gap, per-prompt totals of its influence scaled so that their
+        sum of squares is the gap's variance), for the policies that carry a transport
+        allowance, under the full calibration."""
+
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         """What the report needs about policy ``p`` besides its variance."""
 
@@ -430,7 +435,8 @@ def estimate(
     can_compare = [i for i in shown if comparable(results[i], shape.label_scale)]
     pairs = paired_contrasts(totals, present, [float(v.value) for v, _ in full], reps,
                              can_compare, tuple(shape.names), k, alpha, width,
-                             gaps=[g for _, g in full], probes=probes)
+                             gaps=[g for _, g in full], probes=probes,
+                             gap_influence=shape.gap_influence())
     ranking = ranking_tiers([results[i] for i in shown], pairs)
 
     y_train = table.y[table.train]

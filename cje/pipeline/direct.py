@@ -143,6 +143,10 @@ class DirectShape:
         """The point estimates only."""
         return np.array([v.value for v, _, _ in self._estimate(calibrator, deleted)])
 
+    def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
+        """No transport gaps in direct mode."""
+        return {}
+
     def probe_rows(self) -> list[np.ndarray]:
         """Each probe slice's rows."""
         return self._probe_rows

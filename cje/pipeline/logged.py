@@ -34,6 +34,7 @@ from cje.estimators.offpolicy import (
     LoggedTarget,
     PolicyValue,
     residual_gap,
+    residual_gap_influence,
     residual_gap_variance,
 )
 from cje.estimators.registry import Estimator
@@ -113,7 +114,8 @@ class LoggedShape:
         # the full calibration's run, read by policy(): each policy's probe use
         self._used: dict[int, ProbeUse] = {}
         self._deleted: frozenset[int] = frozenset()
-        self._gap_parts: dict[str, tuple[float, float]] = {}  # (gap, its SE), full calibration
+        # (gap, its SE, per-prompt influence totals) under the full calibration
+        self._gap_parts: dict[str, tuple[float, float, np.ndarray]] = {}
 
     def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t = self.table
@@ -216,7 +218,13 @@ class LoggedShape:
             v = residual_gap_variance(xs, x.cluster)
             gap = math.copysign(math.sqrt(g * g + v), g)
             if not self._deleted:
-                self._gap_parts[tg.name] = (g, math.sqrt(v))
+                # per-prompt totals of the gap's influence, scaled so that their sum of squares
+                # is v: the contrasts difference them prompt by prompt
+                phi = residual_gap_influence(xs)
+                n_g = np.unique(x.cluster).size
+                tot = np.bincount(x.cluster, weights=phi, minlength=self.n_clusters) / phi.size
+                self._gap_parts[tg.name] = (g, math.sqrt(v),
+                                            tot * math.sqrt(n_g / (n_g - 1)) if n_g > 1 else 0 * tot)
         return value, gap, None
 
     def _probe_value(self, p: int, tg: _Target, x: LoggedTarget
@@ -242,6 +250,12 @@ class LoggedShape:
         return v, 0.0, use
 
     # ---- what the report needs ---------------------------------------------------------------
+    def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
+        """Policy index → (transport gap, per-prompt totals of its influence) of the targets
+        whose residual uses the stabilised weights, under the full calibration (the last
+        :meth:`run` without deleted folds)."""
+        return {self.names.index(name): (g, tot) for name, (g, _, tot) in self._gap_parts.items()}
+
     def probe_rows(self) -> list[np.ndarray]:
         """Each probe slice's rows."""
         return self._probe_rows
@@ -298,7 +312,7 @@ class LoggedShape:
         ss = float((w_lab * w_lab).sum())
         diag["n_eff_labelled"] = float(w_lab.sum()) ** 2 / ss if ss > 0 else 0.0
         if tg.stable_residual and use is None and tg.name in self._gap_parts:
-            g, g_se = self._gap_parts[tg.name]
+            g, g_se, _ = self._gap_parts[tg.name]
             diag["transport_gap"] = g * width
             diag["transport_gap_se"] = g_se * width
         if stable is not None:
