@@ -250,13 +250,14 @@ def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
              ("- The median achieved/predicted half-width is within ±15% in every cell, "
               "held-out DGPs and the real-data cell included." if not bad else
               "- Outside ±15% (median): " + ", ".join(f"`{c}`" for c in bad) + ".")]
-    fig, ax = figure(1, 1, (7.0, 4.0))
+    fig, ax = figure(1, 1, (9.0, 4.2))
     a = ax[0, 0]
     ok = df[df.feasible]
     cells = [c for c in CELLS if (ok.cell == c).any()]
     a.boxplot([ok[ok.cell == c]["ratio"].to_numpy() for c in cells], whis=(10, 90),
               showfliers=False)
-    a.set_xticks(range(1, len(cells) + 1), cells, rotation=20, fontsize=8)
+    a.set_xticks(range(1, len(cells) + 1), [c.replace(", ", ",\n").replace(" (", "\n(")
+                                            for c in cells], fontsize=7.5)
     a.axhspan(0.85, 1.15, color="0.9", zorder=0)
     a.axhline(1.0, color="0.4", lw=0.8)
     a.set_ylabel("achieved / predicted half-width")
