@@ -16,17 +16,42 @@ Examples
 
 from typing import TYPE_CHECKING
 
-from cje import estimators
-from cje.analysis import analyze
-from cje.calibration import RewardCalibrator, fit_isotonic
-from cje.data import EvalData, load, prompt_folds
-from cje.errors import CJEInputError, CJEWarning
-from cje.monitoring import MonitorReport, monitor
-from cje.report import Report
-from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudit
-
 if TYPE_CHECKING:
-    from cje import bias, datasets, export, montecarlo, pairwise, plots, studies, synthetic
+    from cje import bias, datasets, estimators, export, montecarlo, pairwise, plots, studies, synthetic
+    from cje.analysis import analyze
+    from cje.calibration import RewardCalibrator, fit_isotonic
+    from cje.data import EvalData, load, prompt_folds
+    from cje.errors import CJEInputError, CJEWarning
+    from cje.monitoring import MonitorReport, monitor
+    from cje.planning import Plan, plan
+    from cje.report import Report
+    from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudit
+
+    __version__: str
+
+# Every public name is loaded on first use (PEP 562): `import cje` costs no numpy, and a command
+# loads only the modules its path needs (`cje analyze` never loads cje.monitoring).
+_LAZY = {
+    "analyze": "cje.analysis",
+    "RewardCalibrator": "cje.calibration",
+    "fit_isotonic": "cje.calibration",
+    "EvalData": "cje.data",
+    "load": "cje.data",
+    "prompt_folds": "cje.data",
+    "CJEInputError": "cje.errors",
+    "CJEWarning": "cje.errors",
+    "MonitorReport": "cje.monitoring",
+    "monitor": "cje.monitoring",
+    "Plan": "cje.planning",
+    "plan": "cje.planning",
+    "Report": "cje.report",
+    "CalibrationInfo": "cje.results",
+    "Contrast": "cje.results",
+    "PolicyEstimate": "cje.results",
+    "TransportAudit": "cje.results",
+}
+_SUBMODULES = ("estimators", "synthetic", "bias", "pairwise", "plots", "montecarlo", "studies",
+               "export", "datasets")
 
 
 def _version() -> str:
@@ -38,19 +63,24 @@ def _version() -> str:
         return "0.1.0.dev0"
 
 
-#: The installed version (from the package metadata; ``0.1.0.dev0`` in an uninstalled tree).
-__version__ = _version()
-
-
 def __getattr__(name: str) -> object:
-    # These pull in pandas, scipy and statsmodels: load them on first use to keep `import cje`
-    # (and the CLI) fast.
-    if name in ("synthetic", "bias", "pairwise", "plots", "montecarlo", "studies", "export",
-                "datasets"):
-        import importlib
+    import importlib
 
-        return importlib.import_module(f"cje.{name}")
-    raise AttributeError(f"module 'cje' has no attribute {name!r}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"cje.{name}")
+    elif name == "__version__":
+        #: The installed version (from the package metadata; ``0.1.0.dev0`` in an uninstalled tree).
+        value = _version()
+    else:
+        raise AttributeError(f"module 'cje' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, "__version__"})
 
 
 __all__ = [
@@ -60,6 +90,7 @@ __all__ = [
     "Contrast",
     "EvalData",
     "MonitorReport",
+    "Plan",
     "PolicyEstimate",
     "Report",
     "RewardCalibrator",
@@ -74,6 +105,7 @@ __all__ = [
     "monitor",
     "montecarlo",
     "pairwise",
+    "plan",
     "plots",
     "prompt_folds",
     "studies",

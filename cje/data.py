@@ -359,7 +359,8 @@ def read_columns(
 ) -> dict[str, np.ndarray]:
     """Read a supported file or directory into a dict of numpy columns (no validation).
 
-    The file is read by :func:`cje.readers.read_table`, the one reader of every format.
+    The file is read by :func:`cje.readers.read_table`, the one reader of every format (a small,
+    plain JSON Lines input by :func:`cje.readers.read_small_columns`, to the same columns).
 
     Parameters
     ----------
@@ -374,12 +375,15 @@ def read_columns(
         The user's rename map; the columns it maps to ``prompt_id`` and ``policy`` are read as
         the exact text written, like the standard id columns.
     """
-    from cje.readers import ID_COLUMNS, read_table
+    from cje.readers import ID_COLUMNS, read_small_columns, read_table
 
     mapped = [*(columns or {}).values()]
     ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
-    frame = read_table(path, want=_wanted([*covariates, *mapped]), id_columns=ids,
-                       logging_policy=logging_policy)
+    want = _wanted([*covariates, *mapped])
+    small = read_small_columns(path, want=want, id_columns=ids)  # no polars import for a few rows
+    if small is not None:
+        return small
+    frame = read_table(path, want=want, id_columns=ids, logging_policy=logging_policy)
     return _columns_of(frame)
 
 
@@ -519,6 +523,13 @@ def _clean_ids(
     (``7`` and ``"7"``, ``" a"`` and ``"a"``) are refused, naming both rows: ids are never merged
     silently. Only distinct values are cleaned in Python, so this is fast on millions of rows.
     """
+    plain = _factorize_small_str(raw)  # a few thousand str ids: no pandas import
+    if plain is not None:
+        codes, uniq = plain
+        cleaned = np.array([v.strip() for v in uniq.tolist()] or [], dtype=object) if strip else uniq
+        if not (cleaned == "").any() and (cleaned is uniq or (cleaned == uniq).all()):
+            return codes, uniq
+        return _merge_cleaned(codes, cleaned, uniq, name)
     import pandas as pd
 
     if raw.dtype.kind in "iu":
@@ -581,6 +592,62 @@ def _space_at_edges(uniq: Any) -> np.ndarray | None:
         return None
     hit = pc.match_substring_regex(data, f"^[{_PY_SPACE}]|[{_PY_SPACE}]$")
     return np.asarray(hit.fill_null(False), dtype=bool)
+
+
+#: Up to this many ids, an object column of str is factorized in Python (as ``pandas.factorize``
+#: would: codes in order of first appearance): importing pandas costs more than the loop.
+_SMALL_IDS = 50_000
+
+
+def _factorize_small_str(raw: Any, kinds: tuple[type, ...] = (str,)) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pandas.factorize`` of a small object array whose values are all of one of ``kinds``
+    (exactly, not a subclass), else ``None``."""
+    if not isinstance(raw, np.ndarray) or raw.dtype != object or raw.shape[0] > _SMALL_IDS:
+        return None
+    values = raw.tolist()
+    if not values or not any(all(type(v) is k for v in values) for k in kinds):
+        return None
+    return _factorize_list(values)
+
+
+def factorize_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pandas.factorize(values)``: codes in order of first appearance and the distinct values.
+
+    Up to :data:`_SMALL_IDS` ids that are all ``str`` or all ``int`` are factorized in Python (no
+    pandas import: the start-up of a small analysis); anything else by pandas.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Ids (an object array of str, typically).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Codes per value and the distinct values.
+
+    Examples
+    --------
+    >>> codes, uniq = factorize_ids(np.array(["b", "a", "b"], dtype=object))
+    >>> codes.tolist(), uniq.tolist()
+    ([0, 1, 0], ['b', 'a'])
+    """
+    plain = _factorize_small_str(values, (str, int))
+    if plain is not None:
+        return plain
+    import pandas as pd
+
+    return pd.factorize(values)
+
+
+def _factorize_list(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in order of first appearance and the distinct values (object array), in Python."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64,
+                        count=len(values))
+    uniq = np.empty(len(index), dtype=object)
+    uniq[:] = list(index)
+    return codes, uniq
 
 
 def _refuse_non_scalar_ids(values: np.ndarray, name: str, rows: Any, codes: Any = None) -> None:
@@ -992,11 +1059,14 @@ def _check_label_variation(y: np.ndarray, lab: np.ndarray) -> None:
 def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
            pol_uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
     """Dense prompt codes (after any drop) and distinct prompts; sorted policy names and codes."""
-    import pandas as pd
-
     if _dense_in_order(pid_code):  # already 0..G-1 in order of first appearance: no re-coding
         prompt_code, used = pid_code, np.arange(len(pid_uniq))
+    elif pid_code.shape[0] <= _SMALL_IDS:  # as pandas.factorize, without importing pandas
+        prompt_code, used_obj = _factorize_list(pid_code.tolist())
+        used = used_obj.astype(pid_code.dtype)
     else:
+        import pandas as pd
+
         prompt_code, used = pd.factorize(pid_code, sort=False)
     present = np.flatnonzero(np.bincount(pol_code, minlength=len(pol_uniq)))  # (codes >= 0)
     pol_names = tuple(sorted(pol_uniq[present].tolist()))
@@ -1028,11 +1098,20 @@ def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np
     """Draw index per row: the ``draw_idx`` column (non-negative integers, no duplicate
     (prompt, policy, draw)), else repeated (prompt, policy) rows numbered in input order.
     ``key_pp`` codes the (prompt, policy) pair of each row."""
-    import pandas as pd
-
+    small = key_pp.shape[0] <= _SMALL_IDS  # counted in Python: no pandas import for a few rows
     if "draw_idx" not in cols:
-        k = pd.Series(key_pp)
-        draw = k.groupby(k).cumcount().to_numpy().astype(np.int64)
+        if small:
+            seen: dict[int, int] = {}
+            numbers = []
+            for k in key_pp.tolist():
+                numbers.append(seen.get(k, 0))
+                seen[k] = numbers[-1] + 1
+            draw = np.array(numbers, dtype=np.int64)
+        else:
+            import pandas as pd
+
+            k = pd.Series(key_pp)
+            draw = k.groupby(k).cumcount().to_numpy().astype(np.int64)
         if draw.max(initial=0) > 0:
             notices.append(
                 f"{int((draw > 0).sum())} rows repeat a (prompt_id, policy) pair and there is no "
@@ -1045,7 +1124,13 @@ def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np
     draw = d.astype(np.int64)
     key = key_pp * (int(draw.max()) + 1) + draw
     if _has_duplicate(key):
-        dup = pd.Series(key).duplicated(keep=False).to_numpy()
+        if small:
+            _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+            dup = counts[inverse.reshape(-1)] > 1
+        else:
+            import pandas as pd
+
+            dup = pd.Series(key).duplicated(keep=False).to_numpy()
         rows = np.flatnonzero(dup)
         first = rows[0]
         second = rows[1:][key[rows[1:]] == key[first]][0]

@@ -32,6 +32,7 @@ import csv
 import inspect
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -916,6 +917,195 @@ def _read_fresh_draws_dir(path: Path, *, want: Sequence[str] | None, id_columns:
             fr = fr.drop("policy")
         frames.append(fr.with_columns(pl.lit(f.name[: -len("_responses.jsonl")]).alias("policy")))
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+# --------------------------------------------------------------------------------------------
+# Small JSON Lines inputs: the standard library instead of polars (start-up cost)
+# --------------------------------------------------------------------------------------------
+#: Inputs up to this size (bytes, all files together) and line count may be read with :mod:`json`:
+#: importing polars (and the pandas/pyarrow it loads) costs more CPU than parsing them in Python.
+_SMALL_BYTES = 16 * 2**20
+_SMALL_LINES = 20_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _NotPlain(Exception):
+    """A record the small-input path does not read itself (the polars path reads or refuses it)."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    rec = dict(pairs)
+    if len(rec) != len(pairs):  # a repeated key: polars keeps the first, json the last
+        raise _NotPlain
+    return rec
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):  # 1e400: polars refuses the line
+        raise _NotPlain
+    return v
+
+
+def _plain_lines(path: Path, budget: list[int]) -> list[dict[str, Any]]:
+    """Every record of a JSON Lines file, or :class:`_NotPlain` when the file is not plain."""
+    data = path.read_bytes()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    budget[0] -= data.count(b"\n")
+    if budget[0] < 0:
+        raise _NotPlain
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _NotPlain from None
+    decode = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=_finite,
+                              parse_constant=_no_constant).decode
+    try:
+        recs = [decode(line) for line in text.split("\n") if line and not line.isspace()]
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        raise _NotPlain from None
+    if not all(type(rec) is dict for rec in recs):
+        raise _NotPlain
+    if not recs:
+        raise _NotPlain
+    return recs
+
+
+def _plain_columns(recs: list[dict[str, Any]], want: Sequence[str],
+                   ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """The wanted fields of plain records as numpy columns, as polars would read them with the
+    wanted schema (ids and ``response`` text, ``draw_idx`` Int64, the rest Float64) and
+    ``to_numpy`` would return them; fields without a value in any record are left out.
+
+    Raises :class:`_NotPlain` for any value that is not of its column's plain type (a number id,
+    a boolean or string score, a non-finite or huge number, ...): those take the polars path."""
+    if set(_LOGGED_KEYS) & set(recs[0]):  # logged data (told by the first record, as polars is)
+        raise _NotPlain
+    out: dict[str, np.ndarray] = {}
+    for c in want:
+        vals = [r.get(c) for r in recs]
+        present = [v for v in vals if v is not None]
+        if not present:
+            continue
+        missing = len(present) < len(vals)
+        if c in ids or c == "response":
+            if not all(type(v) is str and (v.isascii() or not _SURROGATE.search(v)) for v in present):
+                raise _NotPlain  # numbers keep their text on the polars path; lone surrogates
+            arr = np.empty(len(vals), dtype=object)
+            arr[:] = vals
+        elif c == "draw_idx":
+            if not all(type(v) is int and -(2**53) <= v <= 2**53 for v in present):
+                raise _NotPlain
+            arr = (np.array([np.nan if v is None else float(v) for v in vals]) if missing
+                   else np.array(vals, dtype=np.int64))
+        else:
+            if not all((type(v) is float and math.isfinite(v)) or (type(v) is int and -(2**53) <= v <= 2**53)
+                       for v in present):
+                raise _NotPlain
+            arr = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
+        out[c] = arr
+    if not out:  # no wanted field at all: polars reads no rows
+        raise _NotPlain
+    return out
+
+
+def read_small_columns(
+    path: str | Path,
+    *,
+    want: Sequence[str],
+    id_columns: Sequence[str] = ID_COLUMNS,
+) -> dict[str, Any] | None:
+    """A small, plain JSON Lines input read with :mod:`json`, as :func:`read_table` would read it.
+
+    The start-up path of ``cje analyze`` on a few thousand rows: importing polars costs more than
+    parsing them. Only the built-in long-format JSONL reader and the cje-eval fresh-draws
+    directory reader are served, only for inputs of at most :data:`_SMALL_BYTES` bytes and
+    :data:`_SMALL_LINES` lines, and only when every line is a JSON object whose wanted fields are
+    of their plain type (id and response text as strings; numbers finite; ``draw_idx`` an
+    integer) with no repeated key and no logged-data fields. Anything else returns ``None`` and
+    :func:`read_table` reads (or refuses, with its messages) the input as before, so no check is
+    lost. The columns equal ``read_table(...)``'s converted with ``to_numpy()``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A JSON Lines file or a fresh-draws directory.
+    want : sequence of str
+        The fields to read (as in :func:`read_table`).
+    id_columns : sequence of str
+        Columns read as text.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray, or None
+        ``None`` when the input is not small and plain (then call :func:`read_table`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "runs.jsonl"
+    ...     _ = p.write_text('{"prompt_id": "a", "judge_score": 3}\\n{"prompt_id": 7, "judge_score": 1}\\n')
+    ...     plain = read_small_columns(p, want=["prompt_id", "judge_score"])
+    ...     _ = p.write_text('{"prompt_id": "a", "judge_score": 3}\\n')
+    ...     cols = read_small_columns(p, want=["prompt_id", "judge_score", "oracle_label"])
+    >>> plain is None   # a number id: read_table keeps its exact text
+    True
+    >>> cols
+    {'prompt_id': array(['a'], dtype=object), 'judge_score': array([3.])}
+    """
+    path = Path(path)
+    try:
+        reader = reader_for(path)
+        if reader.read is _read_fresh_draws_dir:
+            files = sorted(path.glob("*_responses.jsonl"))
+        elif reader.read is _read_jsonl:
+            files = [path]
+        else:
+            return None
+        if not files or sum(f.stat().st_size for f in files) > _SMALL_BYTES:
+            return None
+        budget = [_SMALL_LINES]
+        ids = tuple(id_columns)
+        if reader.read is _read_jsonl:
+            return _plain_columns(_plain_lines(path, budget), want, ids)
+        parts: list[dict[str, np.ndarray]] = []
+        for f in files:
+            cols = _plain_columns(_plain_lines(f, budget), want, ids)
+            cols.pop("policy", None)  # the file name names the policy (its ids checked above)
+            if not cols:
+                return None
+            n = len(next(iter(cols.values())))
+            name = np.empty(n, dtype=object)
+            name[:] = f.name[: -len("_responses.jsonl")]
+            cols["policy"] = name
+            parts.append(cols)
+    except (_NotPlain, CJEInputError, OSError):
+        return None
+    return _concat_diagonal(parts)
+
+
+def _concat_diagonal(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Stack column dicts like ``polars.concat(how="diagonal_relaxed")`` then ``to_numpy``:
+    columns in order of first appearance, a column missing from a part is null there (None in
+    text, NaN in numbers; an integer column with nulls becomes float, as polars' Int64 does)."""
+    names = list(dict.fromkeys(c for p in parts for c in p))
+    sizes = [len(p["policy"]) for p in parts]
+    out: dict[str, np.ndarray] = {}
+    for c in names:
+        got = [p.get(c) for p in parts]
+        present = [a for a in got if a is not None]
+        kinds = {a.dtype.kind for a in present}
+        if len(present) == len(got) and kinds != {"i", "f"}:
+            out[c] = np.concatenate(present)  # one type throughout
+            continue
+        text = kinds == {"O"}
+        out[c] = np.concatenate([
+            (np.full(n, None, dtype=object) if text else np.full(n, np.nan)) if a is None
+            else (a if text else a.astype(np.float64))
+            for a, n in zip(got, sizes, strict=True)])
+    return out
 
 
 # --------------------------------------------------------------------------------------------

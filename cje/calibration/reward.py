@@ -86,7 +86,7 @@ def _pool_sorted(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _iso_sorted(s: np.ndarray, y: np.ndarray) -> IsotonicMap:
-    from scipy.optimize import isotonic_regression  # lazy: keeps `import cje` fast
+    from cje._lite import isotonic_regression  # scipy's PAVA; in Python on small inputs
 
     xs, means, counts = _pool_sorted(s, y)
     fitted = isotonic_regression(means, weights=counts, increasing=True).x
@@ -160,7 +160,7 @@ class _SplineBasis:
             self.knots.append(np.r_[np.repeat(br[0], k), br, np.repeat(br[-1], k)])
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        from scipy.interpolate import BSpline
+        from cje._lite import BSpline  # scipy's BSpline; numpy on small inputs
 
         cols = []
         k = self.degree
@@ -175,7 +175,7 @@ class _SplineBasis:
 
     def evaluate(self, X: np.ndarray, coef: np.ndarray) -> np.ndarray:
         """``basis(X) @ coef`` without building the design matrix (one BSpline per column)."""
-        from scipy.interpolate import BSpline
+        from cje._lite import BSpline  # scipy's BSpline; numpy on small inputs
 
         k = self.degree
         out = np.zeros(X.shape[0])
@@ -491,14 +491,14 @@ class RewardCalibrator:
             raise CJEInputError(
                 f"Calibration needs oracle labels on at least 4 prompts; got {m} labelled rows."
             )
-        import pandas as pd
+        from cje.data import factorize_ids  # pandas.factorize without pandas for a few ids
 
         pid = (
             np.asarray(prompt_id, dtype=object)[idx]
             if prompt_id is not None
             else idx.astype(str).astype(object)
         )
-        cluster, uniq = pd.factorize(pid)
+        cluster, uniq = factorize_ids(pid)
         if folds is not None:
             fold = np.asarray(folds, dtype=np.int64)[idx]
             k = int(fold.max()) + 1

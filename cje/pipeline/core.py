@@ -188,6 +188,10 @@ class Shape(Protocol):
         """What the report needs about policy ``p`` besides its variance."""
 
 
+#: Up to this many scores, :func:`distinct_rows` factorizes in Python (no pandas import).
+_SMALL_ROWS = 50_000
+
+
 def distinct_rows(s: np.ndarray, X: np.ndarray | None, *, always: bool = False
                   ) -> tuple[Any, Any, Any]:
     """Codes of the distinct (S, Z) rows: judges score on coarse grids, so the calibrator is
@@ -214,6 +218,12 @@ def distinct_rows(s: np.ndarray, X: np.ndarray | None, *, always: bool = False
     >>> codes.tolist(), d.tolist()
     ([0, 1, 0], [0.5, 0.2])
     """
+    if X is None and s.shape[0] <= _SMALL_ROWS and not np.isnan(s).any():
+        # pandas.factorize in Python: importing pandas costs more than a few thousand rows
+        index: dict[float, int] = {}
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in s.tolist()), dtype=np.intp,
+                            count=s.shape[0])
+        return codes, np.fromiter(index, dtype=np.float64, count=len(index)), None
     import pandas as pd
 
     if X is None:
