@@ -15,7 +15,7 @@ Two measurements, written to ``benchmarks/results.md`` (section "Direct"):
 
 The bare-numpy reference (``benchmarks/bare_direct_10m.py``: the same statistics written
 plainly) is timed in the same child process on the same DataFrame, alternating with
-``cje.analyze`` (``--bare``, on by default); the table gives both in CPU seconds (best of the
+``cje.analyze`` (unless ``--no-bare``); the table gives both in CPU seconds (best of the
 repeats), their ratio, and the peak RSS of the process (whole, and over the input) with the
 high-water mark reset (``/proc/self/clear_refs``) before the ``cje.analyze`` calls. The load
 average is printed next to every row. 10^7 rows: ``--sizes 10000000`` (about 3 GB of RAM).
