@@ -13,10 +13,18 @@ Two measurements, written to ``benchmarks/results.md`` (section "Direct"):
    ``cje-eval`` runs from its own virtualenv (``--cje-eval-python``); see
    ``benchmarks/cje_eval_arena.py`` for how to create it.
 
+The bare-numpy reference (``benchmarks/bare_direct_10m.py``: the same statistics written
+plainly) is timed in the same child process on the same DataFrame, alternating with
+``cje.analyze`` (unless ``--no-bare``); the table gives both in CPU seconds (best of the
+repeats), their ratio, and the peak RSS of the process (whole, and over the input) with the
+high-water mark reset (``/proc/self/clear_refs``) before the ``cje.analyze`` calls. The load
+average is printed next to every row. 10^7 rows: ``--sizes 10000000`` (about 3 GB of RAM).
+
 Usage::
 
     python benchmarks/direct.py [--sizes 10000 100000 1000000] [--repeats 3]
-        [--cje-eval-python /work/venvs/cje-eval/bin/python] [--no-write]
+        [--cje-eval-python /work/venvs/cje-eval/bin/python] [--no-bare] [--no-covariates]
+        [--no-write]
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ARENA = HERE.parents[1] / "shared" / "data" / "arena_sample"
 
 _CHILD = r"""
-import json, resource, sys, time, warnings
+import json, os, resource, sys, time, warnings
 import numpy as np
 import cje
 
@@ -46,37 +54,75 @@ def rss_mb():
                 return int(line.split()[1]) / 1024
     return float("nan")
 
-mode, arg, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
-cov = sys.argv[4:]
+def hwm_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+def reset_hwm():
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+def load():
+    with open("/proc/loadavg") as fh:
+        return fh.read().split()[0]
+
+mode, arg, repeats, bare = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+cov = sys.argv[5:]
+bare_fn = None
 if mode == "synthetic":
     n = int(arg)
     pols = cje.synthetic.default_policies()[:4]
     sim = cje.synthetic.make_direct_eval(n // 4, policies=pols, oracle_fraction=0.10, rng=0)
     data, kw = sim.data, dict(judge_scale=sim.judge_scale, label_scale=sim.label_scale,
                               covariates=cov)
-    del sim
+    if bare and not cov:
+        sys.path.insert(0, os.environ["CJE_BENCH_DIR"])
+        from bare_direct_10m import bare_direct
+        bare_fn = lambda: bare_direct(data, sim.judge_scale, sim.label_scale)
 else:
     data, kw = arg, {}
-base = rss_mb()
-times = []
 warnings.simplefilter("ignore")
-for r in range(repeats + (mode != "synthetic")):
-    t = time.perf_counter()
+if mode != "synthetic":
+    cje.analyze(data, **kw)  # warm-up
+base = rss_mb()
+times, cpus, bare_times, bare_cpus, peaks = [], [], [], [], []
+loads = [load()]
+for r in range(repeats):
+    reset_ok = reset_hwm()
+    t, c = time.perf_counter(), time.process_time()
     rep = cje.analyze(data, **kw)
     times.append(time.perf_counter() - t)
-if mode != "synthetic":
-    times = times[1:]  # first run is the warm-up
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"times": times, "peak_mb": peak - base, "rss_input_mb": base,
-                  "mode": rep.calibration.mode,
-                  "estimates": {e.policy: [e.estimate, e.ci_low, e.ci_high] for e in rep.estimates}}))
+    cpus.append(time.process_time() - c)
+    peaks.append(hwm_mb() if reset_ok else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    cal_mode = rep.calibration.mode
+    del rep  # before the bare run
+    if bare_fn is not None:
+        t, c = time.perf_counter(), time.process_time()
+        bare_fn()
+        bare_times.append(time.perf_counter() - t)
+        bare_cpus.append(time.process_time() - c)
+    loads.append(load())
+peak = min(peaks)
+print(json.dumps({"times": times, "cpus": cpus, "bare_times": bare_times, "bare_cpus": bare_cpus,
+                  "peak_mb": peak - base, "peak_rss_mb": peak, "rss_input_mb": base,
+                  "loads": loads,
+                  "mode": cal_mode}))
 """
 
 
-def _run_child(mode: str, arg: str, repeats: int, covariates: tuple[str, ...] = ()) -> dict:
+def _run_child(mode: str, arg: str, repeats: int, covariates: tuple[str, ...] = (),
+               bare: bool = False) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, arg, str(repeats), *covariates],
-        check=True, capture_output=True, text=True,
+        [sys.executable, "-c", _CHILD, mode, arg, str(repeats), "1" if bare else "0",
+         *covariates],
+        check=True, capture_output=True, text=True, env={**os.environ, "CJE_BENCH_DIR": str(HERE)},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -96,6 +142,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cje-eval-python", default="/work/venvs/cje-eval/bin/python")
+    ap.add_argument("--no-bare", action="store_true",
+                    help="do not time the bare-numpy reference (benchmarks/bare_direct_10m.py)")
+    ap.add_argument("--no-covariates", action="store_true",
+                    help="skip the two-stage run with a covariate at the largest size")
     ap.add_argument("--no-write", action="store_true", help="print only; do not edit results.md")
     ns = ap.parse_args()
 
@@ -103,20 +153,30 @@ def main() -> None:
         "## Direct: `cje.analyze` with full OUA (4 policies, 10% labels)",
         "",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}. Command: "
-        f"`python benchmarks/direct.py --repeats {ns.repeats}`. Recorded "
-        f"{time.strftime('%Y-%m-%d')}.",
+        f"`python benchmarks/direct.py --sizes {' '.join(map(str, ns.sizes))} --repeats "
+        f"{ns.repeats}`. Recorded {time.strftime('%Y-%m-%d %H:%M')}. CPU seconds are the "
+        "process's (best of the repeats); the bare-numpy reference (`benchmarks/bare_direct_10m.py`"
+        ", the same statistics on the same DataFrame) runs in the same process, alternating. "
+        "Peak RSS: the process's high-water mark during the `cje.analyze` call (reset before it), "
+        "whole and over the RSS with the input loaded.",
         "",
-        "| rows | covariates | best s | median s | peak memory over input (MB) | input RSS (MB) "
-        "| calibration |",
-        "|---:|---|---:|---:|---:|---:|---|",
+        "| rows | covariates | best s | median s | CPU s | bare CPU s | ratio (CPU) "
+        "| peak RSS (MB) | peak over input (MB) | input RSS (MB) | calibration | load average |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    configs = [(n, ()) for n in ns.sizes] + [(max(ns.sizes), ("response_length",))]
+    configs = [(n, ()) for n in ns.sizes]
+    if not ns.no_covariates:
+        configs.append((max(ns.sizes), ("response_length",)))
     for n, cov in configs:
-        r = _run_child("synthetic", str(n), ns.repeats, cov)
+        r = _run_child("synthetic", str(n), ns.repeats, cov, bare=not ns.no_bare)
+        cpu = min(r["cpus"])
+        bare = f"{min(r['bare_cpus']):.3f}" if r["bare_cpus"] else "—"
+        ratio = f"{cpu / min(r['bare_cpus']):.2f}" if r["bare_cpus"] else "—"
         lines.append(
             f"| {n:,} | {', '.join(cov) or '—'} | {min(r['times']):.3f} | "
-            f"{statistics.median(r['times']):.3f} | {r['peak_mb']:.0f} | {r['rss_input_mb']:.0f} "
-            f"| {r['mode']} |"
+            f"{statistics.median(r['times']):.3f} | {cpu:.3f} | {bare} | {ratio} | "
+            f"{r['peak_rss_mb']:.0f} | {r['peak_mb']:.0f} | {r['rss_input_mb']:.0f} "
+            f"| {r['mode']} | {' → '.join(r['loads'])} |"
         )
         print(lines[-1], flush=True)
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from cje.data import EvalData, load, prompt_folds
     from cje.errors import CJEInputError, CJEWarning
     from cje.monitoring import MonitorReport, monitor
+    from cje.planning import Plan, plan
     from cje.report import Report
     from cje.results import CalibrationInfo, Contrast, PolicyEstimate, TransportAudit
 
@@ -41,6 +42,8 @@ _LAZY = {
     "CJEWarning": "cje.errors",
     "MonitorReport": "cje.monitoring",
     "monitor": "cje.monitoring",
+    "Plan": "cje.planning",
+    "plan": "cje.planning",
     "Report": "cje.report",
     "CalibrationInfo": "cje.results",
     "Contrast": "cje.results",
@@ -87,6 +90,7 @@ __all__ = [
     "Contrast",
     "EvalData",
     "MonitorReport",
+    "Plan",
     "PolicyEstimate",
     "Report",
     "RewardCalibrator",
@@ -101,6 +105,7 @@ __all__ = [
     "monitor",
     "montecarlo",
     "pairwise",
+    "plan",
     "plots",
     "prompt_folds",
     "studies",

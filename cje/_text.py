@@ -112,6 +112,10 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "CLE": ("coverage-limited efficiency factor: how much larger than on-policy the error of any "
             "estimate from these logs must be (1 = no penalty).",
             "Off-policy › Overlap diagnostics and gates"),
+    "plan interval": ("in a label plan (cje plan), the range of the labels needed when the "
+                      "pilot's variance components are redrawn within their own uncertainty: a "
+                      "pilot with few labels gives a wide one.",
+                      "Planning a label budget › How the plan is made"),
 }
 
 # (word in a reason, docs section) — the first that matches points the reader to more

@@ -1,5 +1,5 @@
-"""The ``cje`` command line: ``cje analyze`` (your data), ``cje monitor`` (over time) and ``cje demo``
-(built-in data)."""
+"""The ``cje`` command line: ``cje analyze`` (your data), ``cje monitor`` (over time), ``cje plan``
+(a label budget) and ``cje demo`` (built-in data)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,20 @@ Rows need not be sorted; several rows may share a time stamp; empty windows are 
 examples:
   cje monitor traffic.csv --window 1D --judge-scale 0 10 --label-scale 1 5
   cje monitor traffic.parquet --window 7D --reference labels.csv --format json --out monitor.json
+"""
+
+
+_PLAN_HELP = """\
+Plan a label budget from a pilot: per policy (and per paired contrast with --contrasts), the
+oracle labels (and prompts) that reach a target half-width of the 95% intervals, how sure the
+plan is, the half-width a budget buys and the cheapest split when a label costs --label-cost
+judged responses. The pilot is judged responses with a uniform random slice of oracle labels
+(the exact variance split), or a report written by `cje analyze --format json` (.json; an
+approximate split). Direct mode (fresh draws of each policy) only.
+
+examples:
+  cje plan pilot.csv --half-width 0.05 --judge-scale 0 10 --label-scale 1 5
+  cje plan pilot.csv --half-width 0.05 --label-cost 20 --budget 50000 --json plan.json --plot plan.png
 """
 
 
@@ -236,6 +250,37 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--report", metavar="FILE",
                    help="also write a report: .md (figures in FILE_figures/) or .html (one "
                         "shareable file with the figures)")
+
+    pl = sub.add_parser(
+        "plan",
+        help="how many oracle labels (and prompts) reach a target interval half-width",
+        description=_PLAN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pl.add_argument("path", metavar="PATH",
+                    help="the pilot: judged rows with some oracle labels (.jsonl, .csv, .parquet, "
+                         "fresh-draws directory), or a report JSON from cje analyze")
+    pl.add_argument("--half-width", type=float, required=True, metavar="H",
+                    help="target half-width of the intervals, in label units (e.g. 0.02)")
+    pl.add_argument("--alpha", type=float, default=0.05, help="1 - alpha intervals (default 0.05)")
+    pl.add_argument("--label-cost", type=float, default=None, metavar="C",
+                    help="a label costs C judged responses: adds the cheapest design")
+    pl.add_argument("--budget", type=float, default=None, metavar="N",
+                    help="labels to buy (all policies), or with --label-cost the total cost in "
+                         "judged responses: adds the half-width it buys")
+    pl.add_argument("--contrasts", action="store_true", help="plan the paired contrasts too")
+    pl.add_argument("--policy", action="append", default=None, metavar="NAME",
+                    help="plan only this policy (repeatable)")
+    pl.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                    help="range of the judge scores (default: inferred from the data)")
+    pl.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                    help="range of the oracle labels (default: inferred from the data)")
+    pl.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
+                    help="map a standard column name to yours, e.g. --column judge_score=score")
+    pl.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    pl.add_argument("--json", metavar="FILE", help="also write the plan as JSON (Plan.to_json)")
+    pl.add_argument("--plot", metavar="FILE",
+                    help="also write the figure (half-width vs labels per policy), e.g. plan.png")
 
     from cje.studies import NAMES, add_arguments
 
@@ -632,6 +677,53 @@ def _cmd_monitor(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(ns: argparse.Namespace) -> int:
+    import cje
+    from cje.planning import plan
+
+    outs = ([_out_file("--json", ns.json)] if ns.json else []) + \
+        ([_out_file("--plot", ns.plot)] if ns.plot else [])
+    if outs:
+        _check_outputs(_inputs(("the input data", ns.path)), outs)
+    src: Any = ns.path
+    if Path(ns.path).suffix.lower() == ".json" and Path(ns.path).is_file():
+        src = cje.Report.from_json(Path(ns.path).read_text(encoding="utf-8"))
+    kw: dict[str, Any] = {}
+    if not isinstance(src, cje.Report):
+        kw = {"judge_scale": tuple(ns.judge_scale) if ns.judge_scale else None,
+              "label_scale": tuple(ns.label_scale) if ns.label_scale else None,
+              "columns": dict(ns.column) or None}
+    p = plan(src, half_width=ns.half_width, alpha=ns.alpha, label_cost=ns.label_cost,
+             budget=ns.budget, contrasts=ns.contrasts, policies=ns.policy, seed=ns.seed, **kw)
+    p = dataclasses.replace(p, provenance={**p.provenance, "command": shlex.join(["cje", *ns.argv])})
+    print(p.summary())
+    staged = _Outputs()  # all or nothing, as in cje analyze
+    try:
+        if ns.json:
+            staged.text(ns.json, p.to_json())
+        if ns.plot:
+            def draw(tmp: Path) -> list[Path]:
+                import matplotlib
+
+                matplotlib.use("Agg")
+                import matplotlib.pyplot as plt
+
+                from cje.plots import plan as plan_plot
+
+                ax = plan_plot(p)
+                ax.figure.savefig(tmp, dpi=110, bbox_inches="tight")
+                plt.close(ax.figure)
+                return [tmp]
+
+            staged.files(Path(ns.plot), draw)
+        written = staged.commit()
+    finally:
+        staged.discard()
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def _cmd_bias(ns: argparse.Namespace) -> int:
     import cje
 
@@ -808,6 +900,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_bias(ns)
         if ns.command == "monitor":
             return _cmd_monitor(ns)
+        if ns.command == "plan":
+            return _cmd_plan(ns)
         if ns.command == "datasets":
             return _cmd_datasets(ns)
         if ns.command == "simulate":

@@ -15,6 +15,8 @@ artists themselves.
   stabilised weights per target, on log–log axes.
 * :func:`monitor` — a :class:`~cje.monitoring.MonitorReport` over time: calibrated estimates with
   their bands, the naive judge means, drift and score-shift markers.
+* :func:`plan` — a :class:`~cje.planning.Plan`: the predicted half-width against the labels
+  bought, per policy, with the target line and each policy's labels needed.
 * :func:`save_report_figures` — the report's figures as PNG files.
 """
 
@@ -35,10 +37,11 @@ if TYPE_CHECKING:
 
     from cje.bias._report import BiasAudit
     from cje.monitoring import MonitorReport
+    from cje.planning import Plan
     from cje.report import Report
 
 __all__ = ["reliability_diagram", "forest_plot", "contrast_plot", "bias_plot", "overlap_plot",
-           "weight_tail_plot", "monitor", "save_report_figures"]
+           "weight_tail_plot", "monitor", "plan", "save_report_figures"]
 
 #: Colours of the estimate statuses (colour-blind-safe Tableau hues).
 STATUS_COLORS = {"OK": "#1f77b4", "CAUTION": "#ff7f0e", "REFUSED": "#d62728", "UNCALIBRATED": "#7f7f7f"}
@@ -999,6 +1002,86 @@ def monitor(report: MonitorReport, policy: str | None = None, ax: Axes | None = 
     if shift.any():
         handles.append(Line2D([], [], color=STATUS_COLORS["CAUTION"], marker="v", ls="",
                               label="score shift (not proof of drift)"))
+    ax.legend(handles=handles, fontsize=7.5, loc="best")
+    return ax
+
+
+def plan(plan: Plan, ax: Axes | None = None, contrasts: bool = False) -> Axes:
+    """The predicted half-width of each policy against the labels bought (at the pilot's
+    prompts), with the target half-width, the pilot and each policy's labels needed.
+
+    The curves are the plan's variance model (``t_{df}·sqrt(a/n + (b + c)/m)``, log–log axes);
+    a dot marks the pilot, a cross the labels needed with its plan interval as a bar on the
+    target line. A curve that flattens above the target cannot reach it by labels alone.
+
+    Parameters
+    ----------
+    plan : Plan
+        From :func:`cje.plan`.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when ``None``.
+    contrasts : bool
+        Draw the paired contrasts instead of the policies.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+    >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> ax = cje.plots.plan(p)
+    >>> len(ax.get_lines()) >= 5, ax.get_xscale()
+    (True, 'log')
+    >>> plt.close(ax.figure)
+    """
+    from matplotlib.lines import Line2D
+
+    kind = "contrast" if contrasts else "policy"
+    targets = [t for t in plan.targets if t.kind == kind]
+    if not targets:
+        raise CJEInputError(f"The plan has no {kind} targets to draw"
+                            + (" (plan with contrasts=True)." if contrasts else "."))
+    ax = _new_axes(ax, (7.5, 4.6))
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab10").colors
+    hi_m = max(max(t.n_rows, 1) for t in targets)
+    lo_m = max(1.0, min(t.n_labels for t in targets) / 4)
+    grid = np.geomspace(lo_m, hi_m, 200)
+    for i, t in enumerate(targets):
+        c = colors[i % len(colors)]
+        ms = grid[grid <= t.n_rows]
+        hw = [plan.predict(t.target, t.n_prompts, m) for m in ms]
+        ax.plot(ms, hw, color=c, lw=1.5, label=t.target)
+        ax.plot([t.n_labels], [t.half_width], "o", color=c, ms=5)
+        if t.labels_needed is not None:
+            ax.plot([t.labels_needed], [plan.half_width], "x", color=c, ms=8, mew=2)
+            lo = t.labels_needed_low if t.labels_needed_low is not None else t.labels_needed
+            hi = t.labels_needed_high if t.labels_needed_high is not None else hi_m
+            y = plan.half_width * (1 + 0.025 * (i - (len(targets) - 1) / 2))  # apart, not on top
+            ax.plot([lo, hi], [y, y], color=c, lw=3, alpha=0.4, solid_capstyle="butt")
+    ax.axhline(plan.half_width, color="0.3", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.set_xlabel("oracle labels (at the pilot's prompts)")
+    ax.set_ylabel(f"half-width of the {_level(plan.alpha)}% interval (label units)")
+    ax.set_title(f"Label plan: labels for ±{plan.half_width:g}", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.3", ls="--", label=f"target ±{plan.half_width:g}"),
+                Line2D([], [], color="0.3", marker="o", ls="", label="pilot"),
+                Line2D([], [], color="0.3", marker="x", mew=2, ls="",
+                       label=f"labels needed ({round(100 * plan.level)}% plan interval)")]
     ax.legend(handles=handles, fontsize=7.5, loc="best")
     return ax
 

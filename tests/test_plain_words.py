@@ -13,7 +13,8 @@ from cje._text import GLOSSARY, glossary_terms, short_reason
 from cje.cli import main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = {"Methods": "methods.md", "Off-policy": "offpolicy.md", "Getting started": "getting-started.md"}
+PAGES = {"Methods": "methods.md", "Off-policy": "offpolicy.md", "Getting started": "getting-started.md",
+         "Planning a label budget": "planning.md"}
 POLICIES = ["base", "concise", "improved", "small", "verbose"]
 
 

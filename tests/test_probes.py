@@ -94,7 +94,7 @@ def test_direct_probe_pooled_with_own_labels_by_hand(monkeypatch):
     rep = cje.analyze(sim.data, probes={"small": probe}, mode="monotone", **SCALES)
     e, cal, shape = rep["small"], seen["cal"], seen["shape"]
     t = shape.table
-    rows = shape._rows[shape.names.index("small")]
+    rows = np.arange(t.s.size)[shape._rows[shape.names.index("small")]]  # (a slice or indices)
     calib = cal.calibration()
     reward = calib.predict(t.s, t.X)
     residual = np.zeros_like(reward)
@@ -164,7 +164,7 @@ def test_contrast_variance_adds_the_probe(monkeypatch):
     residual[t.train] = t.y[t.train] - calib.oof
     lab = np.zeros(t.s.size, bool)
     lab[t.train] = True
-    rb, rv = shape._rows[0], shape._rows[shape.names.index("verbose")]
+    rb, rv = (np.arange(t.s.size)[shape._rows[p]] for p in (0, shape.names.index("verbose")))
     one = np.zeros(rb.size, dtype=np.int64)
     phi_b = direct_estimate(reward[rb], residual[rb], lab[rb], one, 1).influence
     phi_v = reward[rv] - reward[rv].mean()

@@ -153,6 +153,27 @@ def test_in_memory_frame_hash_follows_the_data(sim: cje.synthetic.SyntheticEval)
     assert content_hash({"x": [1.0]}) == {"in_memory": "dict"}
 
 
+def test_in_memory_frame_hash_is_by_content_not_layout() -> None:
+    # string columns are hashed from their Arrow buffers: a slice and a copy of the same rows
+    # hash the same; moving a character across a boundary, a null for an empty string, a
+    # different index or column order all change the hash
+    df = pd.DataFrame({"prompt_id": ["p1", "p22", "p3", "p4"], "policy": ["a", "b", "a", "b"],
+                       "judge_score": [0.1, 0.2, 0.3, 0.4]})
+
+    def digest(frame: pd.DataFrame) -> str:
+        return content_hash(frame)["sha256"]
+
+    assert isinstance(df["prompt_id"].array, pd.arrays.ArrowStringArray)  # the fast path's input
+    assert digest(df.iloc[1:].reset_index(drop=True)) == digest(df.iloc[1:].copy().reset_index(drop=True))
+    assert digest(df.iloc[1:]) != digest(df.iloc[1:].reset_index(drop=True))  # the index counts
+    moved = df.assign(prompt_id=["p12", "p2", "p3", "p4"])  # same characters, other boundary
+    assert digest(moved) != digest(df)
+    assert digest(df.assign(policy=["a", "", "a", "b"])) != digest(df.assign(policy=["a", None, "a", "b"]))
+    assert digest(df[["policy", "prompt_id", "judge_score"]]) != digest(df)
+    assert digest(df.astype({"judge_score": "float32"})) != digest(df)  # the dtype enters too
+    assert digest(df.astype({"policy": "category"})) is not None  # other dtypes: pandas' hash
+
+
 def test_analyze_of_a_frame_records_it_as_in_memory(sim: cje.synthetic.SyntheticEval) -> None:
     rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale,
                       progress=False)

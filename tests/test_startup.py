@@ -183,7 +183,9 @@ def _both(path: Path, covariates: tuple[str, ...] = ()) -> tuple[Any, dict[str, 
     want = _wanted(list(covariates))
     small = readers.read_small_columns(path, want=want, id_columns=readers.ID_COLUMNS)
     full = _columns_of(readers.read_table(path, want=want, id_columns=readers.ID_COLUMNS))
-    return small, full
+    # complete string columns come as pandas Arrow string arrays (issue #18): as numpy they are
+    # the object arrays of str that read_table's to_numpy() gave
+    return small, {k: np.asarray(v) for k, v in full.items()}
 
 
 def _assert_same_columns(small: dict[str, Any], full: dict[str, Any]) -> None:

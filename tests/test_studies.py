@@ -48,7 +48,7 @@ def _floor(reps, p=0.95, z=3.0):
 
 def test_registry():
     assert set(STUDIES) == {"coverage", "naive_ci", "ranking", "modes", "bias", "ppi", "bounds",
-                            "probes", "monitor"} | OFFPOLICY
+                            "probes", "monitor", "plan"} | OFFPOLICY
     assert list(STUDIES) == list(NAMES) and set(DEFAULT_SEEDS) == set(NAMES)
     # The defaults studies keep the seeds their committed results were first run with.
     assert DEFAULT_SEEDS["var_cap"] == 107
@@ -494,3 +494,20 @@ def test_tails_full(tmp_path):
     assert (mid.groupby(["tail", "style", "setting", "ess"])["covered"].mean() >= 0.935 - tol).all()
     low = dr[(dr.ess <= 0.05) & (dr.status != "REFUSED")]
     assert (low.groupby(["tail", "style", "setting", "ess"])["covered"].mean() >= 0.93 - tol).all()
+
+
+def test_plan_quick(quick_dir):
+    from cje.studies.plan import CELLS
+
+    md = STUDIES["plan"](quick=True, out_dir=quick_dir)
+    df, text = _outputs(md, "plan", 8)
+    ok = df[df.feasible]
+    assert set(ok["cell"]) == set(CELLS)
+    med = ok.groupby("cell")["ratio"].median()
+    assert ((med > 0.75) & (med < 1.25)).all(), med  # ±15% at full size; 8 small replicates here
+    # at the pilot's prompts the binding policy is planned to the target itself
+    labels = ok[ok.binding & ok.cell.map(lambda c: CELLS[c][4] == "labels")]
+    target = labels.cell.map(lambda c: CELLS[c][2] * (1 if CELLS[c][0] == "arena"
+                                                      else np.sqrt(2000 / 600)))
+    assert np.allclose(labels["predicted"], target, rtol=0.01)
+    assert "achieved/predicted" in text

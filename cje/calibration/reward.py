@@ -523,7 +523,7 @@ class RewardCalibrator:
             two = _CrossFitter("two_stage", self._s, X, self._y, fold)
         self.selection_: dict[str, float] = {}
         if (self.mode == "auto" and score_only and two is not None
-                and _index_is_monotone(two.model(frozenset()), self._s)):
+                and _score_index_is_monotone(two, self._s, self._y)):
             # Without covariates the two-stage map is isotonic in a transform g(S) of the score.
             # When g is non-decreasing, isotonic regression on g(S) is isotonic regression on S
             # (same order; at most some blocks pooled), so two-stage cannot beat monotone: skip
@@ -797,6 +797,70 @@ def _index_is_monotone(model: Any, s: np.ndarray) -> bool:
     """
     g = model.index(np.unique(s)[:, None])
     return bool(np.all(np.diff(g) >= -1e-3 * max(float(np.ptp(g)), 1e-12)))
+
+
+def _score_index_is_monotone(two: _CrossFitter, s: np.ndarray, y: np.ndarray) -> bool:
+    """:func:`_index_is_monotone` of the full score-only two-stage fit, decided on the distinct
+    scores when that is unambiguous.
+
+    Judges score on coarse grids: the spline design has as many distinct rows as distinct scores.
+    The ridge fit with its leave-one-out choice of alpha is then computed from per-score counts,
+    sums and sums of squares (:func:`_ridge_gcv_grouped`), the same estimator in another
+    summation order. When the chosen alpha is clear (next-best leave-one-out error larger by
+    more than 1e-9 relative) and the monotonicity test passes or fails by more than 1e-6 of the
+    index's range, that is the answer of the full fit; otherwise the full fit decides (cached by
+    the cross-fitter). Only the yes/no answer is used: a monotone index means the monotone map
+    is kept and the two-stage fit is never used.
+    """
+    xs, inv = np.unique(s, return_inverse=True)
+    if xs.size > 4096 or xs.size * 16 > s.size:  # few ties: no gain over the full fit
+        return _index_is_monotone(two.model(frozenset()), s)
+    basis = _SplineBasis(s[:, None], _n_knots(s.shape[0]))  # the full fit's knots
+    w = np.bincount(inv, minlength=xs.size).astype(np.float64)
+    s1 = np.bincount(inv, weights=y, minlength=xs.size)
+    s2 = np.bincount(inv, weights=y * y, minlength=xs.size)
+    quick = _ridge_gcv_grouped(basis(xs[:, None]), w, s1, s2)
+    if quick is not None:
+        coef, intercept = quick
+        g = basis.evaluate(xs[:, None], coef) + intercept
+        tol = 1e-3 * max(float(np.ptp(g)), 1e-12)
+        slack = float(np.diff(g).min(initial=np.inf)) + tol
+        if abs(slack) > 1e-6 * max(float(np.ptp(g)), 1e-12):
+            return slack > 0
+    return _index_is_monotone(two.model(frozenset()), s)
+
+
+def _ridge_gcv_grouped(B: np.ndarray, w: np.ndarray, s1: np.ndarray, s2: np.ndarray,
+                       alphas: np.ndarray = _RIDGE_ALPHAS) -> tuple[np.ndarray, float] | None:
+    """:func:`ridge_gcv` on rows grouped by identical design rows ``B`` (counts ``w``, sums
+    ``s1`` and sums of squares ``s2`` of ``y`` per group): coefficients and intercept, or
+    ``None`` when two penalties' leave-one-out errors are within 1e-9 relative (the choice is
+    then left to the full fit; the two computations' errors differ by at most 2.4e-12 relative
+    in 60 random designs of 100 to 300,000 rows). The leave-one-out error of a row depends on
+    its group and its own ``y`` only, so its sum over a group needs ``Σy`` and ``Σy²``.
+    """
+    n = float(w.sum())
+    xm = (w @ B) / n
+    ym = float(s1.sum()) / n
+    Xc = B - xm
+    c1 = s1 - w * ym  # Σ (y − ȳ) per group
+    c2 = s2 - 2.0 * ym * s1 + w * ym * ym  # Σ (y − ȳ)² per group
+    e, V = np.linalg.eigh(Xc.T @ (Xc * w[:, None]))
+    e = np.maximum(e, 0.0)
+    Q = Xc @ V
+    qy = Q.T @ c1
+    D = 1.0 / (e[None, :] + np.asarray(alphas, dtype=np.float64)[:, None])  # (A, p)
+    C = D * qy
+    H = 1.0 / n + (Q * Q) @ D.T  # (groups, A)
+    fit = Q @ C.T  # (groups, A)
+    sse = c2[:, None] - 2.0 * fit * c1[:, None] + w[:, None] * fit * fit
+    loo = (np.maximum(sse, 0.0) / (1.0 - H) ** 2).sum(axis=0) / n
+    order = np.argsort(loo, kind="stable")
+    j = int(order[0])
+    if order.size > 1 and loo[order[1]] - loo[j] <= 1e-9 * abs(loo[j]):
+        return None
+    coef = V @ C[j]
+    return coef, ym - float(xm @ coef)
 
 
 def effective_folds(n_labelled_prompts: int, n_folds: int) -> int:

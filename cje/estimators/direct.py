@@ -74,18 +74,25 @@ def direct_estimate(
         phi = np.zeros(group.shape[0])
         phi[inside] = sub.influence
         return Estimate(sub.values, phi, group, sub.n, sub.n_labels)
+    # the residual term is computed on the labelled rows alone (in row order, so every sum is
+    # the same as over all rows with zeros elsewhere): no per-row temporaries of length n
+    lab = np.flatnonzero(labelled)
+    g_lab = group[lab]
     n = np.bincount(group, minlength=n_groups)
-    m = np.bincount(group, weights=labelled, minlength=n_groups).astype(np.int64)
+    m = np.bincount(g_lab, minlength=n_groups).astype(np.int64)
     values = np.bincount(group, weights=reward, minlength=n_groups) / np.maximum(n, 1)
-    phi = reward - values[group]
+    phi = values[group]
+    np.subtract(reward, phi, out=phi)  # reward − value of the row's group, in place
     if augment:
-        e = np.where(labelled, residual, 0.0)
-        mean_e = np.divide(np.bincount(group, weights=e, minlength=n_groups), m,
+        e = residual[lab]
+        mean_e = np.divide(np.bincount(g_lab, weights=e, minlength=n_groups), m,
                            out=np.zeros(n_groups), where=m > 0)
         inv_p = np.divide(n, m, out=np.zeros(n_groups), where=m > 0)  # 1/p_L per group
         values = values + mean_e
         # centred: (L_i/p_L)(e_i − ē); unlabelled rows contribute nothing
-        phi += np.where(labelled, inv_p[group] * (e - mean_e[group]), 0.0)
+        e -= mean_e[g_lab]
+        e *= inv_p[g_lab]
+        phi[lab] += e
     return Estimate(values=values, influence=phi, group=group, n=n, n_labels=m)
 
 

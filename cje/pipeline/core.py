@@ -443,9 +443,15 @@ def estimate(
     shown = [i for i, n in enumerate(shape.names) if only is None or n in only]
     # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
     can_compare = [i for i in shown if comparable(results[i], shape.label_scale)]
-    pairs = paired_contrasts(totals, present, [float(v.value) for v, _ in full], reps,
+    # the influence values are summarised in totals: free them before the contrasts (80 MB
+    # at 10^7 rows)
+    point, gaps = [float(v.value) for v, _ in full], [g for _, g in full]
+    del full
+    if shape.names:  # the last policy's loop variables hold them too
+        del value, info, phi, cl
+    pairs = paired_contrasts(totals, present, point, reps,
                              can_compare, tuple(shape.names), k, alpha, width,
-                             gaps=[g for _, g in full], probes=probes,
+                             gaps=gaps, probes=probes,
                              gap_influence=shape.gap_influence())
     ranking = ranking_tiers([results[i] for i in shown], pairs)
 

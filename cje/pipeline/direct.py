@@ -28,6 +28,20 @@ from cje.results import PolicyEstimate
 
 __all__ = ["analyze_direct"]
 
+_OWN_ESTIMATE_GROUPS = DirectEstimator.estimate_groups
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """``numpy.concatenate``, or the one part itself (no copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _as_slice(rows: np.ndarray) -> np.ndarray | slice:
+    """Increasing row indices as a slice when they are contiguous."""
+    if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
 
 class DirectShape:
     """Policies' own rows (plus calibration-only and probe rows) and the direct estimator.
@@ -67,12 +81,14 @@ class DirectShape:
             n_prompts += pr.prompts.shape[0]
             if covariates:
                 parts_x.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
-        s = to_unit(np.concatenate(parts_s), ev.judge_scale)
-        y = to_unit(np.concatenate(parts_y), ev.label_scale)
-        group = np.concatenate(parts_g)
+        # without probe slices the policies' own arrays are used as they are (read-only), not
+        # copied: at 10^7 rows each copy is 80 MB
+        s = to_unit(_concat(parts_s), ev.judge_scale)
+        y = to_unit(_concat(parts_y), ev.label_scale)
+        group = _concat(parts_g)
         X = np.vstack(parts_x) if covariates else None
         codes, distinct_s, distinct_X = distinct_rows(s, X)
-        self.table = Table(s=s, y=y, X=X, cluster=np.concatenate(parts_c),
+        self.table = Table(s=s, y=y, X=X, cluster=_concat(parts_c),
                            train=np.flatnonzero(~np.isnan(y) & (group < P)), codes=codes,
                            distinct_s=distinct_s, distinct_X=distinct_X)
         self.ev, self.estimator = ev, estimator
@@ -81,11 +97,25 @@ class DirectShape:
         self.labelled_scores = ev.judge_score[ev.labelled]
         self.n_clusters = int(self.table.cluster.max()) + 1
         self.probe_names = list(probes)
-        self._group = np.where(group < P, group, -1)
-        self._rows = [np.flatnonzero(group == p) for p in range(P)]
+        self._group = np.where(group < P, group, -1) if probes else group
+        # each policy's rows: a slice (views, not copies, of every per-row array) when they are
+        # contiguous, as in files written per policy
+        self._rows = [_as_slice(np.flatnonzero(group == p)) for p in range(P)]
         self._probe_rows = [np.flatnonzero(group == P + j) for j in range(len(probes))]
         self._labelled = np.zeros(s.shape[0], dtype=bool)
         self._labelled[self.table.train] = True
+        # for values(): the rows of some policy (a slice when, without calibration-only rows,
+        # they are the first ones), their number per policy, the policy of each training row of
+        # some policy and their number per policy
+        inside = np.flatnonzero(self._group >= 0)
+        self._inside = slice(0, inside.size) if inside.size == 0 or inside[-1] == inside.size - 1 \
+            else inside
+        self._n = np.bincount(self._group[inside], minlength=P)
+        g_train = self._group[self.table.train]
+        self._train_inside = np.flatnonzero(g_train >= 0)
+        self._group_train = g_train[self._train_inside]
+        self._m = np.bincount(self._group_train, minlength=P).astype(np.int64)
+        del inside, g_train
         # policy -> its probe slice, when the probe corrects its level
         self._probe_of = {ev.policies.index(name): j for j, name in enumerate(probes)
                           if probe_correction and estimator.augment and name in ev.policies}
@@ -140,8 +170,31 @@ class DirectShape:
         return [(v, 0.0) for v, _, _ in res]
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
-        """The point estimates only."""
-        return np.array([v.value for v, _, _ in self._estimate(calibrator, deleted)])
+        """The point estimates only.
+
+        With the package's own direct estimator and no probe correction (the jackknife's case at
+        scale) only the per-policy sums of :func:`direct_estimate` are formed, in the same order
+        (so the same bits), without its influence values: one gather and one ``bincount`` over
+        the rows, the residual sums over the labelled rows.
+        """
+        if self._probe_of or type(self.estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+            return np.array([v.value for v, _, _ in self._estimate(calibrator, deleted)])
+        calib = calibrator.calibration(deleted)
+        t = self.table
+        inside = self._inside  # the rows of some policy: a slice when they come first
+        if t.codes is not None:
+            reward = calib.predict(t.distinct_s, t.distinct_X)[t.codes[inside]]
+        else:
+            reward = calib.predict(t.s, t.X)[inside]
+        P = len(self.names)
+        values = np.bincount(self._group[inside], weights=reward, minlength=P) / np.maximum(
+            self._n, 1)
+        if self.estimator.augment:
+            e = (t.y[t.train] - calib.oof)[self._train_inside]
+            mean_e = np.divide(np.bincount(self._group_train, weights=e, minlength=P), self._m,
+                               out=np.zeros(P), where=self._m > 0)
+            values = values + mean_e
+        return values
 
     def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
         """No transport gaps in direct mode."""
@@ -163,11 +216,19 @@ class DirectShape:
         return PolicyRows(cluster=cluster,
                           n_labels=int(np.count_nonzero(self._labelled[rows])),
                           method=self.estimator.method, naive=self.naive[p],
-                          scores=self.ev.judge_score[self.ev.policy_code == p], probe=use)
+                          scores=self.ev.judge_score[rows], probe=use)
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """The policies' judge scores (covariate medians over every row)."""
-        return self.table.s[: self.ev.n_rows], self.table.X
+        """The policies' judge scores (covariate medians over every row).
+
+        Without covariates only the distinct scores matter (the curve's grid): they are given
+        instead of the 10^7 rows, which the grid's ``numpy.unique`` would copy and sort.
+        """
+        t = self.table
+        if t.X is None and t.codes is not None:
+            present = np.bincount(t.codes[: self.ev.n_rows], minlength=t.distinct_s.size) > 0
+            return t.distinct_s[present], None
+        return t.s[: self.ev.n_rows], t.X
 
 
 def analyze_direct(
@@ -261,7 +322,7 @@ def _uncalibrated(shape: DirectShape, m_prompts: int, alpha: float, notices: lis
         if only is not None and name not in only:
             continue
         rows = shape._rows[p]
-        s = ev.judge_score[ev.policy_code == p]
+        s = ev.judge_score[rows]
         mean = float(s.mean())
         v, g = cluster_variance(s - mean, shape.table.cluster[rows])
         se = float(np.sqrt(v)) if g > 1 else float("nan")
@@ -270,7 +331,7 @@ def _uncalibrated(shape: DirectShape, m_prompts: int, alpha: float, notices: lis
         res.append(
             PolicyEstimate(
                 policy=name, estimate=mean, se=se, ci_low=lo, ci_high=hi, alpha=alpha,
-                df=float(max(g - 1, 1)), n=int(rows.size), n_prompts=g,
+                df=float(max(g - 1, 1)), n=int(s.size), n_prompts=g,
                 n_labels=int(np.count_nonzero(ev.labelled[ev.policy_code == p])),
                 var_if=v, var_cal=0.0, calibration_share=0.0, naive_estimate=naive[0],
                 naive_ci_low=naive[1], naive_ci_high=naive[2],

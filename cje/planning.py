@@ -1,0 +1,1038 @@
+"""``cje.plan`` (this module: ``cje.planning``): how many oracle labels and prompts to buy.
+
+From a pilot (judged responses with a uniform random slice of oracle labels, or the
+:class:`~cje.report.Report` of one), :func:`plan` fits a variance model per policy (and per paired
+contrast, if asked) and turns it into a plan: the labels (and prompts) that reach a target
+interval half-width, the half-width a budget buys, and the cheapest split when a label costs
+``label_cost`` judged responses.
+
+The variance model comes from what the direct estimator is (docs: Methods › The direct
+estimator): ``ψ = mean_n R + mean_m e`` — the calibrated reward ``R = f(S)`` averaged over the
+policy's ``n`` rows plus the out-of-fold residual ``e = Y − f_oof(S)`` averaged over its ``m``
+labelled rows. Its influence value ``φ_i = (R_i − R̄) + (L_i n/m)(e_i − ē)`` splits in two, and
+the prompt-clustered variance ``Var_IF`` splits into three sums over prompts ``g`` (with
+``u_g = Σ_{i∈g}(R_i − R̄)/n`` and ``w_g = Σ_{i∈g} L_i(n/m)(e_i − ē)/n``)::
+
+    Var_IF = G/(G−1) Σ u_g²  +  2 G/(G−1) Σ u_g w_g  +  G/(G−1) Σ w_g²
+             ≈ Var(R)/n       +  2 Cov(R, e)/n       +  Var(e)/m
+
+so the first two scale like ``1/n_prompts`` and the third like ``1/n_labels``; the calibration
+variance ``Var_cal`` (OUA jackknife) is taken to scale like ``1/n_labels``. Hence::
+
+    SE²(n, m) = a/n + b/m + c/m,   a = G·(ΣΣ first two),  b = m·(third),  c = m·Var_cal
+
+which reproduces the pilot's own ``SE²`` exactly at the pilot's sizes. The half-width is
+``t_{1−α/2, df} · SE`` with the Satterthwaite ``df`` of the report at the planned sizes
+(``Var_cal`` has only ``K − 1`` degrees of freedom, so a plan where it dominates needs more labels
+than the normal quantile would say).
+
+Assumptions (stated in every plan): the second round draws prompts and labels the way the pilot
+did — labels a uniform random sample of each policy's rows (the same share for every policy), the
+same judge, policies, prompt distribution and responses per prompt; the calibration mode and the
+number of folds ``K`` unchanged. Off-policy (logged) data and reports are not planned yet: they
+are refused with a message.
+
+How sure the plan is: the components are estimates. ``a`` and ``b`` are resampled with the
+prompt-cluster bootstrap (multinomial weights on the prompts' ``u_g``, ``w_g``); ``c`` is drawn
+as ``c·(K−1)/χ²_{K−1}`` (a jackknife variance with ``K − 1`` degrees of freedom). The labels
+needed under each draw give an interval (default 80%: its 10th and 90th percentiles).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cje.errors import CJEInputError, check_alpha
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cje.report import Report
+
+__all__ = ["Plan", "PlanTarget", "plan"]
+
+#: The format tag of :meth:`Plan.to_json`.
+FORMAT = "cje.Plan/1"
+#: Labels at most this many times the rows are searched (labels cannot exceed the rows).
+_MAX_PROMPTS = 1e9
+
+
+# ------------------------------------------------------------------------------ the model
+def _t(df: Any, alpha: float) -> Any:
+    from scipy.special import stdtrit
+
+    return stdtrit(df, 1 - alpha / 2)
+
+
+def _df(v_if: Any, v_cal: Any, g: Any, k: int) -> Any:
+    """Satterthwaite df, as :func:`cje.inference.satterthwaite_df`, vectorised."""
+    v_if, v_cal, g = np.broadcast_arrays(np.asarray(v_if, float), np.asarray(v_cal, float),
+                                         np.asarray(g, float))
+    gm1 = np.maximum(g - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        den = v_if**2 / gm1 + (v_cal**2 / (k - 1) if k > 1 else 0.0)
+        df = np.where((v_cal > 0) & (k >= 2) & (den > 0), (v_if + v_cal) ** 2 / den, gm1)
+    return np.maximum(df, 1.0)
+
+
+def half_width_at(a: Any, b: Any, c: Any, k: int, n: Any, m: Any, alpha: float
+                  ) -> tuple[Any, Any, Any]:
+    """Predicted half-width, SE and df of a target with components ``a, b, c`` at ``n`` prompts
+    and ``m`` labels: ``SE² = a/n + b/m + c/m``, half-width ``t_{1−α/2, df}·SE``.
+
+    Parameters
+    ----------
+    a, b, c : float or numpy.ndarray
+        Variance components (label units², times the sizes).
+    k : int
+        Jackknife folds (``Var_cal`` has ``k − 1`` degrees of freedom).
+    n, m : float or numpy.ndarray
+        Prompts and labels.
+    alpha : float
+
+    Returns
+    -------
+    (half_width, se, df)
+
+    Examples
+    --------
+    >>> hw, se, df = half_width_at(1.0, 0.5, 0.0, 5, 400, 100, 0.05)
+    >>> round(float(se), 4), float(df), round(float(hw), 4)   # sqrt(1/400 + 0.5/100)
+    (0.0866, 399.0, 0.1703)
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_if = np.asarray(a, float) / n + np.asarray(b, float) / m
+        v_cal = np.asarray(c, float) / m
+    se = np.sqrt(v_if + v_cal)
+    df = _df(v_if, v_cal, n, k)
+    return _t(df, alpha) * se, se, df
+
+
+def _labels_for(a: Any, b: Any, c: Any, k: int, n: float, h: float, alpha: float,
+                m_max: float) -> np.ndarray:
+    """Fewest labels (real-valued) at ``n`` prompts with half-width ≤ ``h``; inf if even
+    ``m_max`` labels do not reach it. Vectorised over the components (bisection on log m)."""
+    a, b, c = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), np.asarray(c, float))
+    ok = half_width_at(a, b, c, k, n, m_max, alpha)[0] <= h
+    lo = np.full(a.shape, 0.0)   # log m: half-width above h at m = 1 unless b + c = 0
+    hi = np.full(a.shape, math.log(m_max))
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        good = half_width_at(a, b, c, k, n, np.exp(mid), alpha)[0] <= h
+        hi = np.where(good, mid, hi)
+        lo = np.where(good, lo, mid)
+    first = half_width_at(a, b, c, k, n, 1.0, alpha)[0] <= h
+    out = np.where(first, 1.0, np.exp(hi))
+    return np.where(ok, out, np.inf)
+
+
+def _prompts_for(a: float, b: float, c: float, k: int, share: Any, h: float,
+                 alpha: float) -> Any:
+    """Fewest prompts (real-valued) with half-width ≤ ``h`` when ``share`` labels per prompt are
+    bought (``m = share·n``); inf where none (``share = 0`` with ``b + c > 0``). Vectorised over
+    ``share`` (bisection on log n)."""
+    share = np.asarray(share, dtype=float)
+    top = half_width_at(a, b, c, k, _MAX_PROMPTS, share * _MAX_PROMPTS, alpha)[0] > h
+    lo = np.zeros(share.shape)
+    hi = np.full(share.shape, math.log(_MAX_PROMPTS))
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        n = np.exp(mid)
+        good = half_width_at(a, b, c, k, n, share * n, alpha)[0] <= h
+        hi = np.where(good, mid, hi)
+        lo = np.where(good, lo, mid)
+    out = np.where(top | ((share <= 0) & (b + c > 0)), np.inf, np.exp(hi))
+    return float(out) if out.ndim == 0 else out
+
+
+def _ceil(x: float) -> int | None:
+    return None if not math.isfinite(x) else int(math.ceil(x - 1e-9))
+
+
+# ------------------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class PlanTarget:
+    """The plan of one policy (or one paired contrast ``a − b``).
+
+    Attributes
+    ----------
+    target : str
+        Policy name, or ``"a − b"`` for a contrast.
+    kind : str
+        ``"policy"`` or ``"contrast"``.
+    n_prompts, n_labels, n_rows : int
+        The pilot's prompts, oracle labels and rows of this target (a contrast: shared prompts,
+        and the labels and rows of both policies).
+    a, b, c : float
+        The fitted variance model ``SE² = a/n_prompts + (b + c)/n_labels`` (label units²):
+        ``a`` the prompt part of ``Var_IF``, ``b`` its label-residual part, ``c`` the calibration
+        part (``Var_cal``).
+    k : int
+        Jackknife folds (``Var_cal`` has ``k − 1`` degrees of freedom).
+    se, df, half_width : float
+        The pilot's own SE, Satterthwaite df and half-width ``t·SE`` (as reported).
+    labels_needed : int or None
+        Labels that reach the target half-width at the pilot's prompts (None: not reachable by
+        labels alone — the prompt part ``a/n`` is too large; buy prompts).
+    labels_needed_low, labels_needed_high : int or None
+        The plan interval of ``labels_needed`` (None at the top: not reachable in that share of
+        the draws).
+    prompts_needed, prompts_needed_labels : int or None
+        Prompts (and the labels that go with them) that reach the target when prompts and labels
+        grow together at the pilot's labels per prompt.
+    optimal_prompts, optimal_labels : int or None
+        The cheapest design reaching the target when a label costs ``label_cost`` rows (None
+        without ``label_cost``).
+    optimal_cost : float
+        Its cost in rows (judged responses): ``rows + label_cost·labels``; NaN without it.
+    budget_half_width : float
+        The half-width under the budget's design (NaN without ``budget``).
+    note : str
+        Why a number is missing, or ``""``.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+    >>> t = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))["base"]
+    >>> t.kind, t.n_prompts, t.rows_per_prompt
+    ('policy', 1000, 1.0)
+    >>> bool(t.labels_needed_low <= t.labels_needed <= t.labels_needed_high)
+    True
+    """
+
+    target: str
+    kind: str
+    n_prompts: int
+    n_labels: int
+    n_rows: int
+    a: float
+    b: float
+    c: float
+    k: int
+    se: float
+    df: float
+    half_width: float
+    labels_needed: int | None
+    labels_needed_low: int | None
+    labels_needed_high: int | None
+    prompts_needed: int | None
+    prompts_needed_labels: int | None
+    optimal_prompts: int | None = None
+    optimal_labels: int | None = None
+    optimal_cost: float = float("nan")
+    budget_half_width: float = float("nan")
+    note: str = ""
+
+    @property
+    def rows_per_prompt(self) -> float:
+        """Rows per prompt in the pilot (labels cannot exceed the rows)."""
+        return self.n_rows / max(self.n_prompts, 1)
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A label plan from :func:`plan`: per target the fitted variance model and what it buys.
+
+    Attributes
+    ----------
+    targets : tuple of PlanTarget
+        Every policy, then (with ``contrasts=True``) every pair.
+    half_width, alpha : float
+        The target half-width (label units) of the ``1 − alpha`` intervals.
+    level : float
+        Level of the plan intervals (``labels_needed_low`` … ``_high``).
+    label_cost, budget : float or None
+        As given to :func:`plan`.
+    design : dict
+        One design for every target at once (the same label share for every policy):
+        ``label_share`` (labels per row), ``n_prompts``, ``n_labels`` (total), ``binding``
+        (the target that needs it), ``n_labels_low``/``_high`` (plan interval), ``reachable``;
+        with ``label_cost`` also ``optimal``, with ``budget`` also ``budget`` (each a dict).
+    source : str
+        ``"data"`` (exact split of ``Var_IF``) or ``"report"`` (approximate split).
+    notices : tuple of str
+        The assumptions and anything the plan could not do.
+    settings, provenance : dict
+        The options of the run; versions, inputs and time (:func:`cje.export.provenance`).
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+    >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> t = p["base"]
+    >>> t.n_labels < t.labels_needed, round(p.predict("base", t.n_prompts, t.n_labels), 6) == round(
+    ...     t.half_width, 6)
+    (True, True)
+    >>> Plan.from_json(p.to_json()) == p
+    True
+    """
+
+    targets: tuple[PlanTarget, ...]
+    half_width: float
+    alpha: float
+    level: float
+    label_cost: float | None
+    budget: float | None
+    design: dict[str, Any]
+    source: str
+    notices: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> PlanTarget:
+        for t in self.targets:
+            if t.target == name:
+                return t
+        raise CJEInputError(f"The plan has no target {name!r}; it has "
+                            f"{[t.target for t in self.targets]}.")
+
+    def predict(self, target: str, n_prompts: float, n_labels: float) -> float:
+        """The model's half-width of ``target`` at ``n_prompts`` prompts and ``n_labels`` labels.
+
+        Parameters
+        ----------
+        target : str
+        n_prompts, n_labels : float
+
+        Returns
+        -------
+        float
+            ``t_{1−α/2, df} · sqrt(a/n + (b + c)/m)`` with the Satterthwaite ``df`` there.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(600, oracle_fraction=0.1, rng=1)
+        >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> p.predict("base", 600, 60) > p.predict("base", 600, 240)
+        True
+        """
+        t = self[target]
+        return float(half_width_at(t.a, t.b, t.c, t.k, n_prompts, n_labels, self.alpha)[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain JSON-ready data (non-finite numbers as ``None``).
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(400, oracle_fraction=0.1, rng=0)
+        >>> d = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10),
+        ...              label_scale=(1, 5)).to_dict()
+        >>> d["format"], len(d["targets"])
+        ('cje.Plan/1', 5)
+        """
+        doc = {"format": FORMAT, **{f.name: getattr(self, f.name) for f in fields(self)}}
+        doc["targets"] = [asdict(t) for t in self.targets]
+        doc["notices"] = list(self.notices)
+        return _clean(doc)  # type: ignore[no-any-return]
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The plan as JSON; also written to ``path`` if given.
+
+        Parameters
+        ----------
+        path : path, optional
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import cje, json
+        >>> sim = cje.synthetic.make_direct_eval(400, oracle_fraction=0.1, rng=0)
+        >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> sorted(json.loads(p.to_json()))[:4]
+        ['alpha', 'budget', 'design', 'format']
+        """
+        text = json.dumps(self.to_dict(), indent=1, default=str)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        """The plan of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+
+        Returns
+        -------
+        Plan
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(400, oracle_fraction=0.1, rng=0)
+        >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> Plan.from_dict(p.to_dict()) == p
+        True
+        """
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise CJEInputError(f"This is not a cje plan (no 'format': '{FORMAT}'); write it with "
+                                "Plan.to_json / Plan.to_dict.")
+        nan = float("nan")
+        ts = []
+        for t in d["targets"]:
+            kw = {}
+            for f in fields(PlanTarget):
+                v = t.get(f.name)
+                if v is None and f.type in ("float",):
+                    v = nan
+                kw[f.name] = v
+            ts.append(PlanTarget(**kw))
+        rest = {f.name: d.get(f.name) for f in fields(cls) if f.name not in ("targets", "notices")}
+        return cls(targets=tuple(ts), notices=tuple(d.get("notices") or ()), **rest)
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> Plan:
+        """Read a plan written by :meth:`to_json` (JSON text or a path to it).
+
+        Parameters
+        ----------
+        source : str or path
+
+        Returns
+        -------
+        Plan
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(400, oracle_fraction=0.1, rng=0)
+        >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> Plan.from_json(p.to_json()).design == p.design
+        True
+        """
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            text = Path(source).read_text(encoding="utf-8")
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CJEInputError(f"This is not JSON ({err}); pass the text or path written by "
+                                "Plan.to_json.") from None
+        return cls.from_dict(doc)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal content (NaN equal to NaN), ``provenance`` not compared (it holds the time)."""
+        if type(other).__name__ != "Plan" or not hasattr(other, "to_dict"):  # (a module imported
+            return NotImplemented                                            # twice, as doctests do)
+        a, b = self.to_dict(), other.to_dict()
+        a.pop("provenance"), b.pop("provenance")
+        return bool(a == b)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per target, the fields of :class:`PlanTarget` as columns.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(400, oracle_fraction=0.1, rng=0)
+        >>> cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10),
+        ...          label_scale=(1, 5)).to_pandas().shape
+        (5, 22)
+        """
+        import pandas as pd
+
+        return pd.DataFrame([asdict(t) for t in self.targets],
+                            columns=[f.name for f in fields(PlanTarget)])
+
+    def summary(self) -> str:
+        """The plan as a text table, with the joint design and the assumptions.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+        >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+        >>> print(p.summary().splitlines()[0])
+        Label plan: ±0.1 (95% intervals, label units), from a pilot (data)
+        """
+        lvl = round(100 * (1 - self.alpha))
+        pl = round(100 * self.level)
+
+        def num(x: int | None) -> str:
+            return "—" if x is None else f"{x:,}"
+
+        head = ["target", "prompts", "labels", "±now", "share cal", f"labels for ±{self.half_width:g}",
+                f"{pl}% plan interval", "prompts+labels (same share)"]
+        if self.label_cost is not None:
+            head.append(f"cheapest (label = {self.label_cost:g} rows)")
+        if self.budget is not None:
+            head.append("± under budget")
+        rows = []
+        for t in self.targets:
+            share = t.c / t.n_labels / (t.se**2) if t.se > 0 and t.n_labels else 0.0
+            r = [t.target, f"{t.n_prompts:,}", f"{t.n_labels:,}", f"{t.half_width:.4f}",
+                 f"{share:.2f}", num(t.labels_needed),
+                 f"{num(t.labels_needed_low)} – {num(t.labels_needed_high)}",
+                 "—" if t.prompts_needed is None
+                 else f"{t.prompts_needed:,} + {num(t.prompts_needed_labels)}"]
+            if self.label_cost is not None:
+                r.append("—" if t.optimal_prompts is None
+                         else f"{t.optimal_prompts:,} + {num(t.optimal_labels)}")
+            if self.budget is not None:
+                r.append(f"{t.budget_half_width:.4f}")
+            rows.append(r)
+        widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
+        line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+        out = [f"Label plan: ±{self.half_width:g} ({lvl}% intervals, label units), from a pilot "
+               f"({self.source})", "", line, "-" * len(line)]
+        out += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+        d = self.design
+        out.append("")
+        if d.get("reachable"):
+            out.append(f"One design for every target (same label share for every policy, the "
+                       f"pilot's {d['n_prompts']:,} prompts): {d['n_labels']:,} labels in all "
+                       f"({d['label_share']:.1%} of rows; {pl}% plan interval "
+                       f"{num(d.get('n_labels_low'))} – {num(d.get('n_labels_high'))}), bound by "
+                       f"{d['binding']}.")
+        else:
+            out.append(f"Labels alone at the pilot's {d['n_prompts']:,} prompts cannot reach "
+                       f"±{self.half_width:g} for {d['binding']}: buy prompts too.")
+        if "optimal" in d and d["optimal"].get("n_prompts") is not None:
+            o = d["optimal"]
+            out.append(f"Cheapest design for every target: {o['n_prompts']:,} prompts, "
+                       f"{o['n_labels']:,} labels ({o['label_share']:.1%} of rows), cost "
+                       f"{o['cost']:,.0f} rows.")
+        if "budget" in d:
+            bd = d["budget"]
+            out.append(f"Budget {self.budget:g}: {bd['n_prompts']:,} prompts, {bd['n_labels']:,} "
+                       f"labels; the widest ± is {bd['max_half_width']:.4f} ({bd['widest']}).")
+        out.append("")
+        out += [f"* {n}" for n in self.notices]
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+# ------------------------------------------------------------------------------ components
+@dataclass
+class _Parts:
+    name: str
+    kind: str
+    g: int
+    m: int
+    rows: int
+    u: np.ndarray | None   # per-prompt prompt-part totals (label units)
+    w: np.ndarray | None   # per-prompt label-part totals
+    a: float
+    b: float
+    c: float
+    k: int
+    se: float
+    df: float
+
+
+def _from_sums(name: str, kind: str, u: np.ndarray, w: np.ndarray, g: int, m: int, rows: int,
+               var_cal: float, k: int, se: float, df: float) -> _Parts:
+    f = g / (g - 1)
+    v_a = f * float(u @ u + 2 * (u @ w))
+    v_b = f * float(w @ w)
+    return _Parts(name, kind, g, m, rows, u, w, g * v_a, m * v_b, m * var_cal, k, se, df)
+
+
+def _split_from_data(ev: Any, rep: Report, *, alpha: float, mode: str, covariates: tuple[str, ...],
+                     n_folds: int, seed: int, contrasts: bool) -> list[_Parts]:
+    """The exact split of each target's ``Var_IF``: the report's calibrator refitted the way
+    :func:`cje.pipeline.direct.analyze_direct` fits it, and the direct estimator's influence
+    values taken apart."""
+    from cje.estimators.direct import DirectEstimator
+    from cje.pipeline.core import fit_calibrator, fold_plan
+    from cje.pipeline.direct import DirectShape
+
+    shape = DirectShape(ev, {}, covariates, DirectEstimator(), alpha)
+    t = shape.table
+    lab_prompt = np.zeros(ev.prompts.shape[0], dtype=bool)
+    lab_prompt[ev.prompt_code[ev.labelled]] = True
+    k, lab_folds, _ = fold_plan(ev.prompts[lab_prompt], np.ones(int(lab_prompt.sum()), dtype=bool),
+                                n_folds, seed)
+    fold_of_prompt = np.full(ev.prompts.shape[0], -1, dtype=np.int64)
+    fold_of_prompt[lab_prompt] = lab_folds
+    calibrator, _ = fit_calibrator(t, fold_of_prompt[t.cluster[t.train]], mode=mode,  # type: ignore[arg-type]
+                                   k=k, seed=seed)
+    calib = calibrator.calibration(frozenset())
+    if t.codes is not None:
+        reward = calib.predict(t.distinct_s, t.distinct_X)[t.codes]
+    else:
+        reward = calib.predict(t.s, t.X)
+    labelled = np.zeros(t.s.shape[0], dtype=bool)
+    labelled[t.train] = True
+    e = np.zeros_like(reward)
+    e[t.train] = t.y[t.train] - calib.oof
+    lo, hi = ev.label_scale
+    width = hi - lo
+    P = len(ev.policies)
+    G = shape.n_clusters
+    est_of = {x.policy: x for x in rep.estimates}
+    u_of: dict[str, np.ndarray] = {}
+    w_of: dict[str, np.ndarray] = {}
+    meta: dict[str, tuple[int, int, np.ndarray]] = {}
+    out = []
+    for p in range(P):
+        name = ev.policies[p]
+        if name not in est_of:
+            continue
+        rows = np.flatnonzero(ev.policy_code == p)
+        n = rows.size
+        lab = labelled[rows]
+        m = int(lab.sum())
+        r = reward[rows]
+        ep = np.where(lab, e[rows], 0.0)
+        mean_e = ep.sum() / m if m else 0.0
+        phi_r = r - r.sum() / n
+        phi_e = np.where(lab, (n / m) * (ep - mean_e), 0.0) if m else np.zeros(n)
+        cl = t.cluster[rows]
+        u = np.bincount(cl, weights=phi_r, minlength=G) / n * width
+        w = np.bincount(cl, weights=phi_e, minlength=G) / n * width
+        present = np.bincount(cl, minlength=G) > 0
+        g = int(present.sum())
+        x = est_of[name]
+        u_of[name], w_of[name] = u, w
+        meta[name] = (m, n, present)
+        out.append(_from_sums(name, "policy", u[present], w[present], g, m, n, x.var_cal, k,
+                              x.se, x.df))
+    if contrasts:
+        for c in rep.pairs:
+            a_, b_ = c.policy_a, c.policy_b
+            if a_ not in u_of or b_ not in u_of:
+                continue
+            present = meta[a_][2] | meta[b_][2]
+            g = int(present.sum())
+            u = (u_of[a_] - u_of[b_])[present]
+            w = (w_of[a_] - w_of[b_])[present]
+            out.append(_from_sums(f"{a_} − {b_}", "contrast", u, w, g, meta[a_][0] + meta[b_][0],
+                                  meta[a_][1] + meta[b_][1], c.var_cal, k, c.se, c.df))
+    return out
+
+
+def _split_from_report(rep: Report, contrasts: bool) -> list[_Parts]:
+    """Approximate split: the label-residual part of ``Var_IF`` is ``σ_e²/m`` with ``σ_e`` the
+    calibration's out-of-fold RMSE (pooled over policies)."""
+    cal = rep.calibration
+    assert cal is not None
+    s2 = cal.oof_rmse**2
+    k = cal.n_folds
+    out = []
+    for x in rep.estimates:
+        v_b = min(s2 / x.n_labels, x.var_if) if x.n_labels else 0.0
+        out.append(_Parts(x.policy, "policy", x.n_prompts, x.n_labels, x.n, None, None,
+                          x.n_prompts * (x.var_if - v_b), x.n_labels * v_b, x.n_labels * x.var_cal,
+                          k, x.se, x.df))
+    if contrasts:
+        est = {x.policy: x for x in rep.estimates}
+        for c in rep.pairs:
+            ea, eb = est[c.policy_a], est[c.policy_b]
+            m = ea.n_labels + eb.n_labels
+            v_b = min(s2 / max(ea.n_labels, 1) + s2 / max(eb.n_labels, 1), c.var_if)
+            g = max(ea.n_prompts, eb.n_prompts)
+            out.append(_Parts(f"{c.policy_a} − {c.policy_b}", "contrast", g, m, ea.n + eb.n, None,
+                              None, g * (c.var_if - v_b), m * v_b, m * c.var_cal, k, c.se, c.df))
+    return out
+
+
+# ------------------------------------------------------------------------------ plan
+def _check_positive(name: str, value: Any, example: str, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)) or float(value) <= 0:
+        raise CJEInputError(f"{name} must be a positive number; got {value!r}. Example: {example}.")
+    return float(value)
+
+
+def plan(
+    data_or_report: Any,
+    half_width: float = 0.02,
+    alpha: float = 0.05,
+    label_cost: float | None = None,
+    budget: float | None = None,
+    *,
+    contrasts: bool = False,
+    policies: Any = None,
+    level: float = 0.8,
+    n_boot: int = 1000,
+    seed: int = 0,
+    judge_scale: tuple[float, float] | None = None,
+    label_scale: tuple[float, float] | None = None,
+    mode: str = "auto",
+    covariates: Any = (),
+    n_folds: int = 5,
+    columns: Any = None,
+    on_invalid: str = "raise",
+) -> Plan:
+    """How many oracle labels (and prompts) reach a target interval half-width, from a pilot.
+
+    See the module docstring (:mod:`cje.planning`) for the variance model, its assumptions and
+    how the plan interval is made; docs: Planning a label budget.
+
+    Parameters
+    ----------
+    data_or_report : DataFrame, path, EvalData or Report
+        The pilot: judged responses with a uniform random slice of oracle labels (anything
+        :func:`cje.analyze` reads; the exact split of ``Var_IF``), or the
+        :class:`~cje.report.Report` of one (an approximate split: the label part from the
+        calibration's out-of-fold RMSE). Direct mode (fresh draws of each policy) only.
+    half_width : float
+        Target half-width of the ``1 − alpha`` intervals, in label units.
+    alpha : float
+        Interval level (must match the report's when a report is given).
+    label_cost : float, optional
+        Cost of one label in judged responses (rows): adds the cheapest design per target and
+        for every target at once (``optimal_*``, ``design["optimal"]``).
+    budget : float, optional
+        Without ``label_cost``: the total labels to buy (all policies, at the pilot's prompts, the
+        same share of every policy's rows). With it: the total cost in rows
+        (``rows + label_cost·labels``, the cheapest split). Adds ``budget_half_width``.
+    contrasts : bool
+        Plan the paired contrasts too.
+    policies : list of str, optional
+        Plan only these policies (and their contrasts).
+    level : float
+        Level of the plan interval on the labels needed (default 0.8: 10th–90th percentiles).
+    n_boot : int
+        Draws for the plan interval.
+    seed : int
+        Seed of those draws, and of the folds when data are given (as in :func:`cje.analyze`).
+    judge_scale, label_scale, mode, covariates, n_folds, columns, on_invalid
+        As in :func:`cje.analyze` (data only).
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    CJEInputError
+        A non-positive ``half_width``/``label_cost``/``budget``, an unknown policy, a pilot
+        without oracle labels (or a policy without labels of its own), off-policy data.
+
+    Examples
+    --------
+    >>> import cje
+    >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+    >>> p = cje.plan(sim.data, half_width=0.1, judge_scale=(0, 10), label_scale=(1, 5))
+    >>> t = p["improved"]
+    >>> t.n_labels, t.labels_needed > t.n_labels
+    (55, True)
+    >>> cje.plan(sim.data, half_width=0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: half_width must be a positive number; got 0. ...
+    """
+    from cje._checks import check_int, check_str_list
+
+    h = _check_positive("half_width", half_width, "half_width=0.02 (label units)", False)
+    assert h is not None
+    alpha = check_alpha(alpha)
+    label_cost = _check_positive("label_cost", label_cost, "label_cost=20 (a label costs 20 judged "
+                                 "responses)")
+    budget = _check_positive("budget", budget, "budget=2000 (labels, or rows with label_cost)")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise CJEInputError(f"level must be a number in (0, 1); got {level!r}. Example: level=0.8.")
+    n_boot = check_int("n_boot", n_boot, minimum=10, example="n_boot=1000")
+    seed = check_int("seed", seed, example="seed=0")
+    if policies is not None:
+        policies = check_str_list("policies", policies, example="policies=['base', 'verbose']",
+                                  allow_empty=False)
+    from cje.report import Report
+
+    notices = [
+        "Assumes the second round samples like the pilot: labels a uniform random sample of each "
+        "policy's rows (the same share for every policy), the same judge, policies, prompt "
+        "distribution and responses per prompt, the same calibration mode and folds.",
+        "Model: SE² = a/prompts + (b + c)/labels; a = prompt part of Var_IF, b = its label-"
+        "residual part, c = Var_cal (taken to fall like 1/labels). Half-width = t(df)·SE with the "
+        "Satterthwaite df at the planned sizes.",
+    ]
+    if isinstance(data_or_report, Report):
+        rep = data_or_report
+        _check_report(rep, policies)
+        if abs(rep.alpha - alpha) > 1e-12:
+            raise CJEInputError(f"alpha={alpha:g} differs from the report's alpha={rep.alpha:g}; "
+                                f"plan with alpha={rep.alpha:g} or re-run cje.analyze.")
+        parts = _split_from_report(_only(rep, policies), contrasts)
+        source = "report"
+        notices.append("From a report: the split of Var_IF into its prompt and label parts is "
+                       "approximate (label part = out-of-fold RMSE² / labels, pooled over "
+                       "policies), so a policy whose residuals are wider or narrower than the "
+                       "pooled ones is planned too low or too high (by a factor of 2–3 when the "
+                       "prompt part is small); the plan interval reflects Var_cal's uncertainty "
+                       "only. Pass the data for the exact split.")
+        prov = dict(rep.provenance)
+        settings_in = dict(rep.settings)
+    else:
+        from cje.analysis import analyze
+        from cje.data import load
+        from cje.export import provenance
+
+        cov = tuple(check_str_list("covariates", () if covariates is None else covariates,
+                                   example="covariates=['response_length']"))
+        ev = load(data_or_report, judge_scale=judge_scale, label_scale=label_scale,
+                  columns=columns, covariates=cov, on_invalid=on_invalid)
+        if ev.logprobs:
+            raise CJEInputError(
+                "cje.plan covers the direct mode (fresh draws of each policy) for now; this data "
+                "is logged (it has log-probabilities), whose off-policy estimators have another "
+                "variance. Plan on fresh draws of each policy, or use the report's calibration "
+                "share as a guide.")
+        if ev.n_labels == 0:
+            raise CJEInputError(
+                "The pilot has no oracle labels, so there is nothing to fit the label part of the "
+                "variance on. Label a uniform random sample of the rows first (about 5% or at "
+                "least 50 rows per policy), then plan.")
+        if policies is not None:
+            for p in policies:
+                ev.rows_of(p)
+        rep = analyze(ev, alpha=alpha, mode=mode, covariates=cov, n_folds=n_folds,  # type: ignore[arg-type]
+                      seed=seed, policies=policies)
+        _check_report(rep, policies)
+        parts = _split_from_data(ev, rep, alpha=alpha, mode=mode, covariates=cov,
+                                 n_folds=n_folds, seed=seed, contrasts=contrasts)
+        source = "data"
+        prov = provenance({"data": data_or_report})
+        settings_in = dict(rep.settings)
+    return _make_plan(parts, h, alpha, label_cost, budget, level, n_boot, seed, source, notices,
+                      {"half_width": h, "alpha": alpha, "label_cost": label_cost, "budget": budget,
+                       "contrasts": contrasts, "level": level, "n_boot": n_boot, "seed": seed,
+                       "analysis": settings_in}, prov)
+
+
+def _only(rep: Report, policies: Any) -> Report:
+    if policies is None:
+        return rep
+    from dataclasses import replace
+
+    keep = set(policies)
+    return replace(rep, estimates=tuple(x for x in rep.estimates if x.policy in keep),
+                   pairs=tuple(c for c in rep.pairs if c.policy_a in keep and c.policy_b in keep))
+
+
+def _check_report(rep: Report, policies: Any) -> None:
+    names = [x.policy for x in rep.estimates]
+    for p in policies or ():
+        if p not in names:
+            raise CJEInputError(f"policies: no policy {p!r} in the pilot; it has {names}.")
+    if rep.calibration is None or any(x.status == "UNCALIBRATED" for x in rep.estimates):
+        raise CJEInputError(
+            "The pilot is not calibrated (fewer than 4 labelled prompts, or no oracle labels): "
+            "there is no label part of the variance to fit. Label a uniform random sample of the "
+            "rows first (about 5%, at least 50 rows per policy), then plan.")
+    for x in rep.estimates:
+        if policies is not None and x.policy not in policies:
+            continue
+        if x.method != "direct":
+            raise CJEInputError(
+                f"cje.plan covers the direct mode (fresh draws of each policy, method 'direct') "
+                f"for now; policy {x.policy!r} was estimated by {x.method!r}. Off-policy plans "
+                "are not supported yet.")
+        if x.n_labels == 0:
+            raise CJEInputError(
+                f"Policy {x.policy!r} has no oracle labels of its own, so the plan cannot fit its "
+                "label part (the model assumes every policy's labels are a random sample of its "
+                f"rows). Label some of its rows, or leave it out with policies=[...].")
+        if x.var_transport > 0 or "probe_labels" in x.diagnostics:
+            raise CJEInputError(f"Policy {x.policy!r} has a probe or transport term; cje.plan "
+                                "does not model it yet. Plan without probes.")
+
+
+def _make_plan(parts: list[_Parts], h: float, alpha: float, label_cost: float | None,
+               budget: float | None, level: float, n_boot: int, seed: int, source: str,
+               notices: list[str], settings: dict[str, Any], prov: dict[str, Any]) -> Plan:
+    rng = np.random.default_rng(seed)
+    q_lo, q_hi = (1 - level) / 2, 1 - (1 - level) / 2
+    # draws of the components: prompt-cluster bootstrap of a and b, scaled χ² of c
+    draws: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for pt in parts:
+        if pt.u is not None and pt.w is not None and pt.g > 1:
+            wts = rng.multinomial(pt.g, np.full(pt.g, 1 / pt.g), size=n_boot).astype(float)
+            f = pt.g / (pt.g - 1)
+            a_s = pt.g * f * (wts @ (pt.u * pt.u + 2 * pt.u * pt.w))
+            b_s = pt.m * f * (wts @ (pt.w * pt.w))
+        else:
+            a_s, b_s = np.full(n_boot, pt.a), np.full(n_boot, pt.b)
+        c_s = pt.c * (pt.k - 1) / rng.chisquare(max(pt.k - 1, 1), n_boot) if pt.c > 0 \
+            else np.zeros(n_boot)
+        neg = a_s < 0  # as for the estimate: a negative prompt part moves to the label part
+        b_s = np.where(neg, b_s + a_s * pt.m / pt.g, b_s)
+        draws.append((np.maximum(a_s, 0.0), np.maximum(b_s, 0.0), c_s))
+
+    targets: list[PlanTarget] = []
+    need_draws = []
+    for pt, (a_s, b_s, c_s) in zip(parts, draws, strict=True):
+        a, b = pt.a, pt.b
+        note = ""
+        if a < 0:
+            # the cross term 2·Cov(R, e)/n is estimated on the labelled rows only and can outweigh
+            # Var(R)/n where R hardly varies (paired contrasts): the whole Var_IF is then taken to
+            # fall with the labels (keeps the pilot's SE; the conservative direction)
+            b, a = b + a * pt.m / pt.g, 0.0
+            note = ("The prompt part of Var_IF came out negative (a noisy covariance term); all "
+                    "of Var_IF is taken to fall with the labels. ")
+        pt.a, pt.b = a, b
+        m_max = pt.rows
+        need = float(_labels_for(a, b, pt.c, pt.k, pt.g, h, alpha, m_max))
+        nd = _labels_for(a_s, b_s, c_s, pt.k, pt.g, h, alpha, m_max)
+        need_draws.append(nd)
+        lo_q, hi_q = np.quantile(nd, [q_lo, q_hi], method="inverted_cdf")  # inf-safe
+        share = pt.m / pt.g
+        n_more = _prompts_for(a, b, pt.c, pt.k, share, h, alpha)
+        if not math.isfinite(need):
+            note += (f"Labels alone cannot reach ±{h:g} at {pt.g:,} prompts (the prompt part alone "
+                    f"gives ±{float(_t(max(pt.g - 1, 1), alpha) * math.sqrt(a / pt.g)):.4f}); "
+                    "buy prompts too.")
+        opt = (None, None, float("nan"))
+        if label_cost is not None:
+            opt = _cheapest([(a, b, pt.c, pt.k, pt.rows / pt.g)], h, alpha, label_cost)
+        targets.append(PlanTarget(
+            target=pt.name, kind=pt.kind, n_prompts=pt.g, n_labels=pt.m, n_rows=pt.rows,
+            a=a, b=b, c=pt.c, k=pt.k, se=pt.se, df=pt.df,
+            half_width=float(_t(pt.df, alpha) * pt.se),
+            labels_needed=_ceil(need), labels_needed_low=_ceil(float(lo_q)),
+            labels_needed_high=_ceil(float(hi_q)),
+            prompts_needed=_ceil(n_more),
+            prompts_needed_labels=_ceil(share * n_more) if math.isfinite(n_more) else None,
+            optimal_prompts=opt[0], optimal_labels=opt[1], optimal_cost=opt[2], note=note))
+    # one design for every target: the same label share of every policy's rows, pilot prompts
+    rows_total = sum(t.n_rows for t in targets if t.kind == "policy")
+    pol = [i for i, t in enumerate(targets) if t.kind == "policy"]
+    share_need = [(_labels_for(targets[i].a, targets[i].b, targets[i].c, targets[i].k,
+                               targets[i].n_prompts, h, alpha, targets[i].n_rows).item()
+                   / targets[i].n_rows) for i in range(len(targets))]
+    j = int(np.argmax(share_need))
+    f = share_need[j]
+    # the plan interval of the binding target (the maximum over every target's draws would be
+    # biased upwards: the largest of several noisy estimates)
+    flo, fhi = np.quantile(need_draws[j] / targets[j].n_rows, [q_lo, q_hi], method="inverted_cdf")
+    n_pr = max(targets[i].n_prompts for i in pol) if pol else targets[0].n_prompts
+    design: dict[str, Any] = {
+        "n_prompts": n_pr, "binding": targets[j].target, "reachable": bool(math.isfinite(f)),
+        "label_share": f if math.isfinite(f) else None,
+        "n_labels": _ceil(f * rows_total) if math.isfinite(f) else None,
+        "n_labels_low": _ceil(float(flo) * rows_total),
+        "n_labels_high": _ceil(float(fhi) * rows_total),
+        "predicted": {t.target: (float(half_width_at(t.a, t.b, t.c, t.k, t.n_prompts,
+                                                      min(f, 1.0) * t.n_rows, alpha)[0])
+                                 if math.isfinite(f) else None) for t in targets},
+    }
+    comps = [(t.a, t.b, t.c, t.k, t.rows_per_prompt) for t in targets]
+    if label_cost is not None:
+        n_o, m_o, cost, share_o = _cheapest_joint(comps, h, alpha, label_cost, rows_total / n_pr
+                                                  if n_pr else 1.0)
+        design["optimal"] = {"n_prompts": n_o, "n_labels": m_o, "cost": cost,
+                             "label_share": share_o}
+    if budget is not None:
+        bd = _budget_design(comps, targets, alpha, label_cost, budget, rows_total, n_pr)
+        design["budget"] = bd
+        targets = [_replace(t, budget_half_width=bd["half_widths"][t.target]) for t in targets]
+    return Plan(targets=tuple(targets), half_width=h, alpha=alpha, level=level,
+                label_cost=label_cost, budget=budget, design=design, source=source,
+                notices=tuple(notices), settings=settings, provenance=prov)
+
+
+def _replace(t: PlanTarget, **kw: Any) -> PlanTarget:
+    from dataclasses import replace
+
+    return replace(t, **kw)
+
+
+def _joint_prompts(comps: list[tuple[float, float, float, int, float]], share: Any, h: float,
+                   alpha: float) -> Any:
+    """Prompts so that every target reaches ``h`` when ``share`` of every row is labelled
+    (vectorised over ``share``)."""
+    return np.max([_prompts_for(a, b, c, k, np.asarray(share) * r, h, alpha)
+                   for a, b, c, k, r in comps], axis=0)
+
+
+def _cheapest(comps: list[tuple[float, float, float, int, float]], h: float, alpha: float,
+              label_cost: float) -> tuple[int | None, int | None, float]:
+    n, m, cost, _ = _cheapest_joint(comps, h, alpha, label_cost, comps[0][4])
+    return n, m, cost
+
+
+def _cheapest_joint(comps: list[tuple[float, float, float, int, float]], h: float, alpha: float,
+                    label_cost: float, rows_per_prompt: float
+                    ) -> tuple[int | None, int | None, float, float | None]:
+    """Minimise ``rows + label_cost·labels`` over the label share of the rows: a log grid, then
+    a finer one around its best point (the cost is flat near its minimum)."""
+    def best(grid: np.ndarray) -> tuple[int, np.ndarray]:
+        n = _joint_prompts(comps, grid, h, alpha)
+        cost = n * rows_per_prompt * (1 + label_cost * grid)
+        return int(np.argmin(cost)), cost
+
+    grid = np.geomspace(1e-4, 1.0, 121)
+    i, cost = best(grid)
+    if not math.isfinite(cost[i]):
+        return None, None, float("nan"), None
+    fine = np.geomspace(grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)], 81)
+    j, _ = best(fine)
+    s = float(fine[j])
+    n = float(_joint_prompts(comps, s, h, alpha))
+    n_i = _ceil(n)
+    assert n_i is not None
+    m_i = _ceil(s * n * rows_per_prompt)
+    return n_i, m_i, float(n_i * rows_per_prompt + label_cost * (m_i or 0)), s
+
+
+def _budget_design(comps: list[tuple[float, float, float, int, float]],
+                   targets: list[PlanTarget], alpha: float, label_cost: float | None,
+                   budget: float, rows_total: int, n_pilot: int) -> dict[str, Any]:
+    """The design a budget buys and every target's half-width under it."""
+    rpp = rows_total / n_pilot if n_pilot else 1.0
+
+    def widths(n: float, share: float) -> dict[str, float]:
+        return {t.target: float(half_width_at(t.a, t.b, t.c, t.k, n, share * r, alpha)[0])
+                for t, (_, _, _, _, r) in zip(targets, comps, strict=True)}
+
+    if label_cost is None:
+        share = min(budget / rows_total, 1.0)
+        n = float(n_pilot)
+    else:  # the share whose widest half-width is smallest, at the prompts the rest buys
+        grid = np.geomspace(1e-4, 1.0, 400)
+        n_s = budget / (rpp * (1 + label_cost * grid))
+        worst = np.max([half_width_at(t.a, t.b, t.c, t.k, n_s, grid * r * n_s, alpha)[0]
+                        for t, (_, _, _, _, r) in zip(targets, comps, strict=True)], axis=0)
+        share = float(grid[int(np.argmin(worst))])
+        n = budget / (rpp * (1 + label_cost * share))
+    hw = widths(n, share)
+    widest = max(hw, key=lambda k: hw[k])
+    return {"n_prompts": int(math.floor(n)), "n_labels": int(math.floor(share * n * rpp)),
+            "label_share": share, "half_widths": hw, "max_half_width": hw[widest],
+            "widest": widest}

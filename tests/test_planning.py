@@ -1,0 +1,304 @@
+"""cje.plan: the variance model, its fit to the pilot, the plan's arithmetic, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.special import stdtrit
+
+import cje
+from cje.cli import main
+from cje.errors import CJEInputError
+from cje.planning import Plan, _from_sums, _labels_for, half_width_at, plan
+
+SCALES = {"judge_scale": (0, 10), "label_scale": (1, 5)}
+
+
+@pytest.fixture(scope="module")
+def pilot():
+    return cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=3)
+
+
+@pytest.fixture(scope="module")
+def the_plan(pilot):
+    return plan(pilot.data, half_width=0.1, contrasts=True, label_cost=20, budget=800, **SCALES)
+
+
+# ---- the variance model, by hand ---------------------------------------------------------------
+def test_components_by_hand():
+    # three prompts: u = prompt-part totals, w = label-part totals (already / n)
+    u = np.array([0.1, -0.1, 0.0])
+    w = np.array([0.05, 0.0, -0.05])
+    p = _from_sums("x", "policy", u, w, g=3, m=2, rows=3, var_cal=0.001, k=5, se=0.0, df=2.0)
+    f = 3 / 2
+    assert p.a == pytest.approx(3 * f * (0.01 + 0.01 + 2 * 0.005))      # G·(Σu² + 2Σuw)·G/(G−1)
+    assert p.b == pytest.approx(2 * f * (0.0025 + 0.0025))              # m·Σw²·G/(G−1)
+    assert p.c == pytest.approx(2 * 0.001)                              # m·Var_cal
+
+
+def test_split_on_small_data_by_hand():
+    """Two policies × 12 prompts, every third row labelled, the judge already calibrated: with
+    mode='monotone' the calibrator is isotonic, and the influence split is recomputed here from
+    the calibrator's own out-of-fold predictions."""
+    rng = np.random.default_rng(0)
+    n = 12
+    rows = []
+    for pol, shift in (("a", 0.0), ("b", 0.5)):
+        for j in range(n):
+            s = float(np.clip(rng.normal(5 + shift, 2), 0, 10))
+            y = 1 + 4 * s / 10 + rng.normal(0, 0.3)
+            rows.append({"prompt_id": f"p{j}", "policy": pol, "judge_score": s,
+                         "oracle_label": y if j % 3 == 0 or (pol == "b" and j % 3 == 1) else None})
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    p = plan(df, half_width=0.5, judge_scale=(0, 10), label_scale=(0, 6), mode="monotone", n_folds=4)
+    rep = cje.analyze(df, judge_scale=(0, 10), label_scale=(0, 6), mode="monotone", n_folds=4)
+    for t in p.targets:
+        e = rep[t.target]
+        assert t.n_prompts == e.n_prompts == n and t.n_labels == e.n_labels
+        # reproduces the pilot's own variance: Var_IF = a/n + b/m, Var_cal = c/m
+        assert t.a / t.n_prompts + t.b / t.n_labels == pytest.approx(e.var_if, rel=1e-12)
+        assert t.c / t.n_labels == pytest.approx(e.var_cal, rel=1e-12)
+        assert t.a >= 0 and t.b > 0
+
+
+def test_model_reproduces_the_pilot_se(pilot, the_plan):
+    rep = cje.analyze(pilot.data, **SCALES)
+    for t in the_plan.targets:
+        if t.kind == "policy":
+            e = rep[t.target]
+            v_if, v_cal, se, df = e.var_if, e.var_cal, e.se, e.df
+        else:
+            a, b = t.target.split(" − ")
+            c = next(c for c in rep.pairs if (c.policy_a, c.policy_b) == (a, b))
+            v_if, v_cal, se, df = c.var_if, c.var_cal, c.se, c.df
+        assert t.a / t.n_prompts + t.b / t.n_labels == pytest.approx(v_if, rel=1e-10)
+        assert t.c / t.n_labels == pytest.approx(v_cal, rel=1e-10)
+        hw, se_m, df_m = half_width_at(t.a, t.b, t.c, t.k, t.n_prompts, t.n_labels, 0.05)
+        assert float(se_m) == pytest.approx(se, rel=1e-10)
+        if t.kind == "policy":
+            assert float(df_m) == pytest.approx(df, rel=1e-10)
+        assert the_plan.predict(t.target, t.n_prompts, t.n_labels) == pytest.approx(
+            float(stdtrit(df_m, 0.975)) * se, rel=1e-10)
+
+
+def test_labels_needed_is_the_smallest_count_that_reaches_the_target(the_plan):
+    h = the_plan.half_width
+    for t in the_plan.targets:
+        if t.labels_needed is None:
+            continue
+        assert the_plan.predict(t.target, t.n_prompts, t.labels_needed) <= h + 1e-12
+        assert the_plan.predict(t.target, t.n_prompts, t.labels_needed - 1) > h
+        assert t.labels_needed_low <= t.labels_needed <= (t.labels_needed_high or math.inf)
+
+
+def test_labels_needed_closed_form_without_calibration_variance():
+    # c = 0 and many prompts: df = n − 1, so m = b / ((h/t)² − a/n)
+    a, b, n, h = 2.0, 1.5, 10_000, 0.05
+    q = float(stdtrit(n - 1, 0.975))
+    m = b / ((h / q) ** 2 - a / n)
+    got = float(_labels_for(a, b, 0.0, 5, n, h, 0.05, 1e7))
+    assert got == pytest.approx(m, rel=1e-9)
+    assert math.isinf(float(_labels_for(a, b, 0.0, 5, 100, h, 0.05, 1e7)))  # a/n alone too wide
+
+
+def test_calibration_variance_lowers_df_and_raises_the_labels_needed():
+    no_cal = float(_labels_for(1.0, 1.0, 0.0, 5, 5000, 0.08, 0.05, 1e7))
+    with_cal = float(_labels_for(1.0, 0.5, 0.5, 5, 5000, 0.08, 0.05, 1e7))  # same SE², df ~ 4–10
+    assert with_cal > no_cal * 1.1
+
+
+def test_cheapest_design_matches_the_square_root_rule():
+    # one target, c = 0, df huge: n ∝ sqrt(a), m ∝ sqrt(b / cost)
+    from cje.planning import _cheapest
+
+    a, b, cost, h = 4.0, 1.0, 16.0, 0.05
+    n, m, total = _cheapest([(a, b, 0.0, 5, 1.0)], h, 0.05, cost)
+    z = float(stdtrit(1e9, 0.975))
+    v = (h / z) ** 2
+    k = math.sqrt(a) + math.sqrt(b * cost)
+    assert n == pytest.approx(math.sqrt(a) * k / v, rel=0.02)
+    assert m == pytest.approx(math.sqrt(b / cost) * k / v, rel=0.02)
+    assert total == pytest.approx(n + cost * m)
+
+
+def test_budget_and_joint_design(the_plan):
+    d = the_plan.design
+    assert d["reachable"] and d["binding"] in [t.target for t in the_plan.targets]
+    for name, hw in d["predicted"].items():
+        assert hw <= the_plan.half_width + 1e-9, name
+    assert max(d["predicted"].values()) == pytest.approx(the_plan.half_width, rel=0.02)
+    bd = d["budget"]
+    assert bd["n_labels"] <= the_plan.budget
+    assert bd["max_half_width"] == max(t.budget_half_width for t in the_plan.targets)
+    assert "optimal" in d and d["optimal"]["cost"] > 0
+
+
+def test_labels_alone_that_cannot_reach_the_target_say_so(pilot):
+    p = plan(pilot.data, half_width=0.02, **SCALES)
+    t = p["base"]
+    assert t.labels_needed is None and "buy prompts" in t.note
+    assert t.prompts_needed is not None and t.prompts_needed > t.n_prompts
+    assert not p.design["reachable"] and "buy prompts too" in p.summary()
+
+
+# ---- a report as the pilot ---------------------------------------------------------------------
+def test_plan_from_a_report(pilot):
+    rep = cje.analyze(pilot.data, **SCALES)
+    p = plan(rep, half_width=0.1)
+    assert p.source == "report" and any("approximate" in n for n in p.notices)
+    for t in p.targets:
+        e = rep[t.target]
+        assert t.a / t.n_prompts + t.b / t.n_labels == pytest.approx(e.var_if, rel=1e-10)
+        assert t.labels_needed is not None
+    # the approximate split: the label part from the pooled out-of-fold RMSE (not per policy)
+    rmse2 = rep.calibration.oof_rmse ** 2
+    for t in p.targets:
+        assert t.b == pytest.approx(min(rmse2, t.n_labels * rep[t.target].var_if), rel=1e-12)
+
+
+# ---- outputs ----------------------------------------------------------------------------------
+def test_round_trip_and_tables(the_plan, tmp_path):
+    assert Plan.from_json(the_plan.to_json()) == the_plan
+    path = tmp_path / "plan.json"
+    the_plan.to_json(path)
+    back = Plan.from_json(path)
+    assert back == the_plan and back.targets == the_plan.targets
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "cje.Plan/1" and "cje_version" in doc["provenance"]
+    assert the_plan.to_pandas().shape == (15, 22)
+    text = the_plan.summary()
+    assert "base − concise" in text and "80% plan interval" in text and "Assumes" in text
+    with pytest.raises(CJEInputError, match="not a cje plan"):
+        Plan.from_dict({"format": "x"})
+
+
+def test_plot(the_plan):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = cje.plots.plan(the_plan)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:5] == [
+        "base", "concise", "improved", "small", "verbose"]
+    assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == the_plan.half_width
+               for line in ax.get_lines())
+    plt.close(ax.figure)
+    ax = cje.plots.plan(the_plan, contrasts=True)
+    assert "base − concise" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(ax.figure)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [0, -0.1, float("nan"), True, "0.02", None])
+def test_half_width_must_be_positive(pilot, bad):
+    with pytest.raises(CJEInputError, match="half_width must be a positive number.*half_width=0.02"):
+        plan(pilot.data, half_width=bad, **SCALES)
+
+
+@pytest.mark.parametrize("field", ["label_cost", "budget"])
+def test_cost_and_budget_must_be_positive(pilot, field):
+    with pytest.raises(CJEInputError, match=f"{field} must be a positive number"):
+        plan(pilot.data, half_width=0.1, **{field: -1}, **SCALES)
+
+
+def test_unknown_policy(pilot):
+    with pytest.raises(CJEInputError, match="nope"):
+        plan(pilot.data, half_width=0.1, policies=["nope"], **SCALES)
+    rep = cje.analyze(pilot.data, **SCALES)
+    with pytest.raises(CJEInputError, match="policies: no policy 'nope'"):
+        plan(rep, half_width=0.1, policies=["nope"])
+
+
+def test_unknown_target_lookup(the_plan):
+    with pytest.raises(CJEInputError, match="no target 'nope'"):
+        the_plan["nope"]
+
+
+def test_pilot_without_labels(pilot):
+    data = pilot.data.assign(oracle_label=np.nan)
+    with pytest.raises(CJEInputError, match="no oracle labels.*Label a uniform random sample"):
+        plan(data, half_width=0.1, **SCALES)
+
+
+def test_uncalibrated_report(pilot):
+    data = pilot.data.copy()
+    keep = data.index[data.oracle_label.notna()][:3]
+    data.loc[~data.index.isin(keep), "oracle_label"] = np.nan
+    rep = cje.analyze(data, **SCALES)
+    with pytest.raises(CJEInputError, match="not calibrated"):
+        plan(rep, half_width=0.1)
+
+
+def test_policy_without_labels_of_its_own(pilot):
+    data = pilot.data.copy()
+    data.loc[data.policy == "verbose", "oracle_label"] = np.nan
+    with pytest.raises(CJEInputError, match="'verbose' has no oracle labels of its own.*policies="):
+        plan(data, half_width=0.1, **SCALES)
+    p = plan(data, half_width=0.1, policies=["base", "small"], **SCALES)
+    assert [t.target for t in p.targets] == ["base", "small"]
+
+
+def test_alpha_must_match_the_report(pilot):
+    rep = cje.analyze(pilot.data, **SCALES)
+    with pytest.raises(CJEInputError, match="alpha=0.1 differs"):
+        plan(rep, half_width=0.1, alpha=0.1)
+
+
+def test_offpolicy_data_and_reports_are_refused():
+    sim = cje.synthetic.make_offpolicy_eval(300, rng=0)
+    with pytest.raises(CJEInputError, match="direct mode.*logged"):
+        plan(sim.logged, half_width=0.1, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    rep = cje.analyze(sim.logged, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    with pytest.raises(CJEInputError, match="direct mode"):
+        plan(rep, half_width=0.1)
+
+
+# ---- command line -----------------------------------------------------------------------------
+def test_cli_plan(pilot, tmp_path, capsys):
+    path = tmp_path / "pilot.csv"
+    pilot.data.to_csv(path, index=False)
+    out, png = tmp_path / "plan.json", tmp_path / "plan.png"
+    code = main(["plan", str(path), "--half-width", "0.1", "--judge-scale", "0", "10",
+                 "--label-scale", "1", "5", "--label-cost", "20", "--budget", "5000",
+                 "--json", str(out), "--plot", str(png)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Label plan: ±0.1") and "cheapest" in text
+    p = Plan.from_json(out)
+    assert p.label_cost == 20 and p.provenance["command"].startswith("cje plan")
+    assert png.stat().st_size > 10_000
+    # a report written by cje analyze is a pilot too
+    rep = tmp_path / "report.json"
+    assert main(["analyze", str(path), "--judge-scale", "0", "10", "--label-scale", "1", "5",
+                 "--format", "json", "--out", str(rep)]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(rep), "--half-width", "0.1"]) == 0
+    assert "from a pilot (report)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--half-width", "0"], "half_width must be a positive number"),
+    (["--half-width", "0.1", "--label-cost", "-2"], "label_cost must be a positive number"),
+    (["--half-width", "0.1", "--policy", "nope"], "nope"),
+])
+def test_cli_bad_input_exits_2(pilot, tmp_path, capsys, args, message):
+    path = tmp_path / "pilot.csv"
+    pilot.data.to_csv(path, index=False)
+    assert main(["plan", str(path), "--judge-scale", "0", "10", "--label-scale", "1", "5",
+                 *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cje: error:") and message in err
+
+
+def test_cli_missing_file_and_output_over_input(tmp_path, capsys):
+    assert main(["plan", str(tmp_path / "missing.csv"), "--half-width", "0.1"]) == 2
+    path = tmp_path / "pilot.csv"
+    cje.synthetic.make_direct_eval(200, rng=0).data.to_csv(path, index=False)
+    assert main(["plan", str(path), "--half-width", "0.1", "--json", str(path)]) == 2
+    assert "cje: error:" in capsys.readouterr().err
