@@ -366,3 +366,37 @@ def test_distinct_rows_small_path_is_pandas(monkeypatch: pytest.MonkeyPatch) -> 
     pc, pu, _ = core.distinct_rows(s, None)
     assert codes.tolist() == pc.tolist() and uniq.tobytes() == pu.tobytes()
     assert not math.isnan(uniq.sum())
+
+
+def test_json_reader_serves_a_budget_then_polars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    # read_columns uses the json reader while polars is not loaded and json has read less than
+    # _JSON_BUDGET bytes in the process (rent or buy: then importing polars is cheaper); both
+    # readers give the same columns
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps({"prompt_id": f"p{i}", "policy": "a", "judge_score": i % 7})
+                            + "\n" for i in range(50)))
+    size = path.stat().st_size
+    calls: list[int] = []
+    real = readers.read_small_columns
+
+    def spy(*a: Any, **k: Any) -> Any:
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(readers, "read_small_columns", spy)
+    monkeypatch.setattr(cje_data, "sys", type("S", (), {"modules": {}})())  # polars "not loaded"
+    monkeypatch.setattr(cje_data, "_JSON_BUDGET", size)
+    monkeypatch.setattr(cje_data, "_JSON_READ", [0])
+    first = cje_data.read_columns(path)
+    assert calls == [1] and cje_data._JSON_READ == [size]
+    second = cje_data.read_columns(path)  # the budget is spent: polars reads
+    assert calls == [1]
+    assert first.keys() == second.keys()
+    for k in first:
+        assert np.array_equal(np.asarray(first[k]), np.asarray(second[k])), k
+    monkeypatch.setattr(cje_data, "_JSON_READ", [0])
+    monkeypatch.setattr(cje_data, "sys", sys)  # polars loaded (it is, in this process): polars reads
+    assert "polars" in sys.modules
+    cje_data.read_columns(path)
+    assert calls == [1]
