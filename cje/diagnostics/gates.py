@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cje.diagnostics.calibration import out_of_range_share
-from cje.diagnostics.overlap import ESS_GATE, HILL_GATE, HILL_RESIDUAL, TTC_GATE
+from cje.diagnostics.overlap import DR_ESS_GATE, ESS_GATE, HILL_GATE, HILL_RESIDUAL, TTC_GATE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -587,6 +587,12 @@ def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
                               "responses the target concentrates on; the estimate rests on the "
                               "outcome model"),
         )
+        if not low_ess:
+            checks += (("ess_raw", DR_ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: doubly robust "
+                                                "intervals have covered less than 95% at such "
+                                                "overlap when the few high-weight responses are "
+                                                "missed or under-sampled (0.90 in simulation; "
+                                                f"{TAIL_DOCS})" + resid),)
         if stable_resid and not low_ess:
             checks += (("hill_raw", HILL_RESIDUAL, "the largest weights dominate (Hill tail index "
                                                    "{v:.2f} < {g:g})" + resid),)
