@@ -352,3 +352,19 @@ def test_arena_support_gate(arena):
     # probe slice (n = 50) says 0.16
     assert u.status == "REFUSED" and u.diagnostics["mean_raw_weight"] < 0.01
     assert any(r.startswith("no support") for r in u.reasons)
+
+
+def test_dr_estimates_are_caution_below_twenty_percent_raw_ess() -> None:
+    # DR_ESS_GATE (20%): between 10% and 20% raw-weight ESS doubly robust intervals under-covered
+    # (0.90 in study_overlap) while OK; below 10% the stronger reason alone; at 20% and above OK
+    from cje.diagnostics.gates import overlap_gate
+    from cje.diagnostics.overlap import DR_ESS_GATE, ESS_GATE
+
+    assert (ESS_GATE, DR_ESS_GATE) == (0.10, 0.20)
+    status, why = overlap_gate("dr", {"ess_raw": 0.15, "ttc": 0.9}, 1000)
+    assert status == "CAUTION" and len(why) == 1 and "15.0% < 20%" in why[0]
+    status, why = overlap_gate("dr", {"ess_raw": 0.05, "ttc": 0.9}, 1000)
+    assert status == "CAUTION" and len(why) == 1 and "5.0% < 10%" in why[0]
+    assert overlap_gate("dr", {"ess_raw": 0.20, "ttc": 0.9}, 1000) == ("OK", [])
+    # the weighting family keeps its 10% gate
+    assert overlap_gate("weighting", {"ess_raw": 0.15, "ttc": 0.9, "hill_raw": 3.0}, 1000) == ("OK", [])
