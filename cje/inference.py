@@ -32,6 +32,8 @@ __all__ = [
     "jackknife_variance",
     "oua_jackknife",
     "satterthwaite_df",
+    "satterthwaite_dfs",
+    "probe_satterthwaite_df",
     "t_interval",
     "clip_interval",
     "holm",
@@ -775,9 +777,11 @@ def paired_contrasts(
         if v_gap is not None:
             v_tr = v_tr + v_gap
         se = np.sqrt(v_if + v_cal + v_tr)
-        df = _satterthwaite_df_array(v_if, v_cal, g, k)
+        df = satterthwaite_dfs(v_if, v_cal, g, k)
         if probes:
-            df = _probe_pair_df(df, v_if, v_cal, g, k, probes, keep, ia, ib)
+            pv = np.array([probes.get(q, (0.0, 0))[0] for q in keep], dtype=np.float64)
+            pn = np.array([probes.get(q, (0.0, 0))[1] for q in keep], dtype=np.int64)
+            df = probe_satterthwaite_df(df, v_if, v_cal, g, k, pv[ia], pn[ia], pv[ib], pn[ib])
         delta = val[ia] - val[ib]
         lo, hi = _t_intervals(delta, se, df, alpha)
         p = _t_pvalues(delta, se, df)
@@ -804,9 +808,28 @@ _CONTRAST_FIELDS = ("policy_a", "policy_b", "estimate", "se", "ci_low", "ci_high
                     "var_transport")
 
 
-def _satterthwaite_df_array(var_if: np.ndarray, var_cal: np.ndarray, g: np.ndarray,
+def satterthwaite_dfs(var_if: np.ndarray, var_cal: np.ndarray, g: np.ndarray,
                             k: int) -> np.ndarray:
-    """:func:`satterthwaite_df` elementwise (same arithmetic, same fallbacks)."""
+    """:func:`satterthwaite_df` elementwise (same arithmetic, same fallbacks).
+
+    Parameters
+    ----------
+    var_if, var_cal : numpy.ndarray
+        Sampling and calibration variances.
+    g : numpy.ndarray
+        Prompts.
+    k : int
+        Jackknife folds.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> satterthwaite_dfs(np.array([1.0, 1.0]), np.array([0.0, 1.0]), np.array([100, 100]), 5).round(2)
+    array([99.  , 15.38])
+    """
     base = np.maximum(g - 1, 1).astype(np.float64)
     if k < 2:
         return base
@@ -816,22 +839,48 @@ def _satterthwaite_df_array(var_if: np.ndarray, var_cal: np.ndarray, g: np.ndarr
     return np.where((var_cal <= 0) | (den <= 0), base, sat)
 
 
-def _probe_pair_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.ndarray, g: np.ndarray, k: int,
-                   probes: Mapping[int, tuple[float, int]], keep: list[int], ia: np.ndarray,
-                   ib: np.ndarray) -> np.ndarray:
-    """Satterthwaite degrees of freedom of the pairs where either policy is probe-corrected: the
-    pair's sampling variance split into the shared prompts' part and each probe part,
-    ``(V + V_cal)² / (V_D²/(G_D−1) + V_Pa²/(G_Pa−1) + V_Pb²/(G_Pb−1) + V_cal²/(K−1))`` — the
-    pairwise form of :func:`cje.pipeline.core.probe_df`. Other pairs keep ``df``."""
-    pv = np.array([probes.get(q, (0.0, 0))[0] for q in keep], dtype=np.float64)
-    pn = np.array([probes.get(q, (0.0, 0))[1] for q in keep], dtype=np.int64)
-    va, vb, na, nb = pv[ia], pv[ib], pn[ia], pn[ib]
-    has = (na > 0) | (nb > 0)
+def probe_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.ndarray,
+                           g: np.ndarray, k: int, var_a: np.ndarray, n_a: np.ndarray,
+                           var_b: np.ndarray, n_b: np.ndarray) -> np.ndarray:
+    """Satterthwaite degrees of freedom with probe parts as components of their own, elementwise:
+    ``(V + V_cal)² / (V_D²/(G_D−1) + V_Pa²/(G_Pa−1) + V_Pb²/(G_Pb−1) + V_cal²/(K−1))``, the
+    sampling variance ``V`` split into the shared prompts' part ``V_D = V − V_Pa − V_Pb`` and the
+    probe parts of up to two probe-corrected policies (a policy's own interval: ``n_b = 0``; a
+    contrast: both). A 50-label probe that carries most of the variance gets about 49 degrees of
+    freedom, not those of the policy's many prompts. Where neither has a probe (``n = 0``), or
+    the denominator vanishes, ``df`` (the plain Satterthwaite value) is kept.
+
+    Parameters
+    ----------
+    df : numpy.ndarray
+        Plain Satterthwaite degrees of freedom (:func:`satterthwaite_dfs`).
+    var_if, var_cal : numpy.ndarray
+        Sampling variance (shared prompts + probe parts) and calibration variance.
+    g : numpy.ndarray
+        Prompts (shared + probe).
+    k : int
+        Jackknife folds.
+    var_a, n_a, var_b, n_b : numpy.ndarray
+        Each side's probe-part variance and probe prompts (0 prompts: no probe).
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> out = probe_satterthwaite_df(np.array([1049.0]), np.array([0.001]), np.array([0.0]),
+    ...                              np.array([1050]), 5, np.array([0.0009]), np.array([50]),
+    ...                              np.zeros(1), np.zeros(1, int))
+    >>> round(float(out[0]), 1)
+    60.5
+    """
+    has = (n_a > 0) | (n_b > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        v_d = np.maximum(var_if - va - vb, 0.0)
-        den = (v_d**2 / np.maximum(g - na - nb - 1, 1)
-               + np.where(na > 0, va**2 / np.maximum(na - 1, 1), 0.0)
-               + np.where(nb > 0, vb**2 / np.maximum(nb - 1, 1), 0.0)
+        v_d = np.maximum(var_if - var_a - var_b, 0.0)
+        den = (v_d**2 / np.maximum(g - n_a - n_b - 1, 1)
+               + np.where(n_a > 0, var_a**2 / np.maximum(n_a - 1, 1), 0.0)
+               + np.where(n_b > 0, var_b**2 / np.maximum(n_b - 1, 1), 0.0)
                + (var_cal**2 / (k - 1) if k > 1 else 0.0))
         sat = np.maximum((var_if + np.maximum(var_cal, 0.0)) ** 2 / den, 1.0)
     return np.where(has & (den > 0) & np.isfinite(sat), sat, df)

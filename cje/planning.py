@@ -71,14 +71,12 @@ def _t(df: Any, alpha: float) -> Any:
 
 
 def _df(v_if: Any, v_cal: Any, g: Any, k: int) -> Any:
-    """Satterthwaite df, as :func:`cje.inference.satterthwaite_df`, vectorised."""
+    """Satterthwaite df (:func:`cje.inference.satterthwaite_dfs`) of broadcast inputs, at least 1."""
+    from cje.inference import satterthwaite_dfs
+
     v_if, v_cal, g = np.broadcast_arrays(np.asarray(v_if, float), np.asarray(v_cal, float),
                                          np.asarray(g, float))
-    gm1 = np.maximum(g - 1, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        den = v_if**2 / gm1 + (v_cal**2 / (k - 1) if k > 1 else 0.0)
-        df = np.where((v_cal > 0) & (k >= 2) & (den > 0), (v_if + v_cal) ** 2 / den, gm1)
-    return np.maximum(df, 1.0)
+    return np.maximum(satterthwaite_dfs(v_if, v_cal, g, k), 1.0)
 
 
 def half_width_at(a: Any, b: Any, c: Any, k: int, n: Any, m: Any, alpha: float

@@ -29,6 +29,7 @@ from cje.inference import (
     jackknife_variance,
     oua_jackknife,
     paired_contrasts,
+    probe_satterthwaite_df,
     ranking_tiers,
     satterthwaite_df,
     t_interval,
@@ -138,14 +139,13 @@ def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None
     >>> probe_df(0.001, 0.0, 1050, 5, None)
     1049.0
     """
+    df = satterthwaite_df(v_if, var_cal, g, k)
     if probe is None:
-        return satterthwaite_df(v_if, var_cal, g, k)
-    v_d = max(v_if - probe.var, 0.0)
-    den = (v_d**2 / max(g - probe.n_prompts - 1, 1) + probe.var**2 / max(probe.n_prompts - 1, 1)
-           + (var_cal**2 / (k - 1) if k > 1 else 0.0))
-    if not den > 0:
-        return float(max(g - 1, 1))
-    return float(max((v_if + max(var_cal, 0.0)) ** 2 / den, 1.0))
+        return df
+    out = probe_satterthwaite_df(np.array([df]), np.array([v_if]), np.array([var_cal]),
+                                 np.array([g]), k, np.array([probe.var]),
+                                 np.array([probe.n_prompts]), np.zeros(1), np.zeros(1, np.int64))
+    return float(out[0])
 
 
 class Shape(Protocol):
