@@ -99,6 +99,22 @@ def _pair(text: str) -> tuple[str, str]:
     return a.strip(), b.strip()
 
 
+def _scale_args(p: argparse.ArgumentParser, label: str = "range of the oracle labels, e.g. 1 5 "
+                "(default: inferred from the data)") -> None:
+    """--judge-scale and --label-scale, the same on every command that reads judged rows."""
+    p.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="range of the judge scores, e.g. 0 10 (default: inferred from the data, "
+                        "with a notice)")
+    p.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"), help=label)
+
+
+def _column_arg(p: argparse.ArgumentParser) -> None:
+    """--column, the same on every command that reads judged rows."""
+    p.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
+                   help="map a standard column name to yours, e.g. --column judge_score=score "
+                        "(repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     from cje.estimators import registered  # --estimator choices: every registered estimator
 
@@ -119,10 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     a.add_argument("path", metavar="PATH", help="data file or cje-eval fresh-draws directory")
-    a.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="scale of the judge scores (inferred if omitted, with a notice)")
-    a.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="scale of the oracle labels; results are reported on it")
+    _scale_args(a, label="scale of the oracle labels; results are reported on it")
     a.add_argument("--calibration", metavar="FILE",
                    help="extra labelled rows (prompt_id, judge_score, oracle_label) used only to "
                         "fit the calibrator")
@@ -142,8 +155,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="calibration map (default auto: two-stage only if it clearly wins)")
     a.add_argument("--covariate", action="append", default=[], metavar="NAME",
                    help="calibration covariate, e.g. response_length (repeatable)")
-    a.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
-                   help="map a standard column to yours, e.g. judge_score=score (repeatable)")
+    _column_arg(a)
     a.add_argument("--policy", action="append", default=None, metavar="NAME",
                    help="report only these policies (repeatable)")
     a.add_argument("--folds", type=int, default=5, help="cross-fitting folds K (default 5)")
@@ -228,10 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--time-column", default="timestamp", metavar="NAME",
                    help="column with the time stamps; offsets are converted to UTC, naive times "
                         "read as UTC (default timestamp)")
-    m.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="range of the judge scores, e.g. 0 10 (default: inferred from the data)")
-    m.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="range of the oracle labels, e.g. 1 5 (default: inferred from the data)")
+    _scale_args(m)
     m.add_argument("--alpha", type=float, default=0.05,
                    help="1 - alpha intervals; also the chance of any false DRIFT over the run "
                         "(default 0.05)")
@@ -241,8 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--horizon", type=int, default=None, metavar="N",
                    help="windows the drift error budget is spread over (default: the windows in "
                         "PATH; fix it when the same stream is monitored again as it grows)")
-    m.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
-                   help="map a standard column name to yours, e.g. --column judge_score=score")
+    _column_arg(m)
     m.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="table (readable summary, default), json (MonitorReport.to_json, with "
                         "provenance) or csv (one row per window and policy)")
@@ -271,12 +279,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--contrasts", action="store_true", help="plan the paired contrasts too")
     pl.add_argument("--policy", action="append", default=None, metavar="NAME",
                     help="plan only this policy (repeatable)")
-    pl.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                    help="range of the judge scores (default: inferred from the data)")
-    pl.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                    help="range of the oracle labels (default: inferred from the data)")
-    pl.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
-                    help="map a standard column name to yours, e.g. --column judge_score=score")
+    _scale_args(pl)
+    _column_arg(pl)
     pl.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     pl.add_argument("--json", metavar="FILE", help="also write the plan as JSON (Plan.to_json)")
     pl.add_argument("--plot", metavar="FILE",
@@ -340,14 +344,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("path", metavar="PATH", help="input file or cje-eval fresh-draws directory")
     c.add_argument("output", metavar="OUTPUT", help="output file: .csv, .parquet or .jsonl")
-    c.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="range of the judge scores, e.g. 0 10 (default: inferred from the data)")
-    c.add_argument("--label-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="range of the oracle labels, e.g. 1 5 (default: inferred from the data)")
+    _scale_args(c)
     c.add_argument("--covariate", action="append", default=[], metavar="NAME",
                    help="add a covariate column, e.g. response_length (derived from 'response')")
-    c.add_argument("--column", action="append", type=_pair, default=[], metavar="STD=YOURS",
-                   help="map a standard column name to yours")
+    _column_arg(c)
     return p
 
 
