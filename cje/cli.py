@@ -24,7 +24,9 @@ PATH is one of
       policy        the model / prompt / agent version that produced the response
       judge_score   the LLM judge's score
       oracle_label  the trusted label (human rating, KPI, ...) where you have one; empty elsewhere
-    and optionally draw_idx, response_length or response, and covariate columns;
+    and optionally draw_idx, response_length or response, covariate columns, and
+      label_probability  the probability with which the row was sent for a label (a non-uniform
+                         labelling design, e.g. from cje plan --next; empty on unlabelled rows)
   * a cje-eval fresh-draws directory of <policy>_responses.jsonl files;
   * logged data of one logging policy for off-policy evaluation: the columns above plus
     logprob_base and logprob[<target>] (sequence log-probabilities of each logged response),
