@@ -914,7 +914,7 @@ def _build(
     draw = _draw_idx(cols, pid, pol, prompt_code * len(pol_names) + policy_code, notices)
     cov = _covariates(cols, covariates, pid, notices)
     lps = _logprobs(cols, pid)
-    pi = label_probabilities(cols, lab, pid)
+    pi = label_probabilities(cols, lab, pid, policy_code)
     if pi is not None and lps:
         raise CJEInputError(
             "A non-uniform 'label_probability' column is supported for fresh draws of each policy "
@@ -944,14 +944,16 @@ _PI_FIX = ("label_probability is the probability (in (0, 1]) with which the row 
            "oracle label")
 
 
-def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: np.ndarray
-                        ) -> np.ndarray | None:
+def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: np.ndarray,
+                        policy_code: np.ndarray | None = None) -> np.ndarray | None:
     """The ``label_probability`` column, validated; ``None`` when absent or uniform.
 
     Rules (each refusal names the first offending row and the fix): every value lies in
-    (0, 1] or is empty (NaN) on an unlabelled row; a labelled row has a value; no unlabelled
-    row has probability 0 (it could never have been labelled: the design does not overlap
-    it, and no weighting can represent it); with a ``label_stratum`` column, every row of a
+    [0, 1] or is empty (NaN) on an unlabelled row; a labelled row has a value in (0, 1]; no
+    unlabelled row of a policy with labelled rows has probability 0 (it could never have been
+    labelled: the design does not overlap it, and no weighting of the policy's labelled rows
+    can stand for it — a policy with no labelled rows at all may have 0 everywhere, it is
+    analysed as without labels); with a ``label_stratum`` column, every row of a
     stratum has the same probability (the design's unit). When every labelled row has the same
     value the design is uniform: the analysis is the one without the column, bit for bit (the
     estimator only uses ratios of the labelled rows' probabilities), and ``None`` is returned.
@@ -964,6 +966,8 @@ def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: np.ndarray
         Labelled rows.
     pid : numpy.ndarray
         Prompt id per row (for the messages).
+    policy_code : numpy.ndarray of int, optional
+        Policy of each row (default: one policy).
 
     Returns
     -------
@@ -990,11 +994,18 @@ def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: np.ndarray
         first_bad(np.isinf(pi) | (pi < 0) | (pi > 1) | ((pi == 0) & lab),
                   "The 'label_probability' column must lie in (0, 1]", pi, pid, fix, count=True,
                   fmt="g")
+        zero = pi == 0
+        if zero.any():  # allowed only on policies without labelled rows
+            pc = np.zeros(pi.shape[0], np.int64) if policy_code is None else policy_code
+            has_lab = np.zeros(int(pc.max(initial=0)) + 2, dtype=bool)
+            has_lab[pc[lab]] = True
+            zero &= has_lab[pc]
         first_bad(np.isnan(pi) & lab, "The 'label_probability' column must be given on every "
                   "labelled row", "none", pid, f"{_PI_FIX}: give it for every labelled row "
                   "(unlabelled rows may leave it empty).", count=True)
-        first_bad(pi == 0, "No overlap of the labelling design: a row with label_probability 0 "
-                  "could never have been labelled, so no labelled row can stand for it", pi, pid,
+        first_bad(zero, "No overlap of the labelling design: a row with label_probability 0 "
+                  "could never have been labelled, so no labelled row of its policy can stand for "
+                  "it", pi, pid,
                   "Give its true (positive) probability, or analyse the rows that could not be "
                   "labelled separately (drop them from this analysis).", count=True, fmt="g")
     if "label_stratum" in cols:

@@ -292,3 +292,18 @@ def test_cli_column_mapping(tmp_path) -> None:
     got = cje.Report.from_json(out.read_text())
     ref = cje.analyze(_base(), judge_scale=(0, 1), label_scale=(0, 1))
     assert [x.estimate for x in got.estimates] == [x.estimate for x in ref.estimates]
+
+
+def test_zero_probability_on_a_policy_without_labels_is_allowed() -> None:
+    """A policy none of whose rows could be labelled is analysed as a policy without labels
+    (transport assumed, flagged); π = 0 there is no overlap failure of a labelled policy."""
+    df = _base()
+    b = (df.policy == "b").to_numpy()
+    df.loc[b, "oracle_label"] = np.nan
+    df.loc[b, "label_probability"] = 0.0
+    rep = cje.analyze(df, judge_scale=(0, 1), label_scale=(0, 1))
+    assert rep["b"].n_labels == 0 and rep["b"].status != "OK"
+    # the same with b's π given: identical (unlabelled rows' π is not used)
+    df.loc[b, "label_probability"] = 0.5
+    other = cje.analyze(df, judge_scale=(0, 1), label_scale=(0, 1))
+    assert [x.estimate for x in rep.estimates] == [x.estimate for x in other.estimates]
