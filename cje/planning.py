@@ -1403,9 +1403,14 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
     K = float(k.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         res_after = np.where(N > 0, N**2 * sigma**2 / (M + k), 0.0).sum(axis=1) / n_pol**2
-        res_now = np.where(N > 0, N**2 * sigma**2 / M, 0.0).sum(axis=1) / n_pol**2
+        # the ratio after/now over the cells the pilot labelled (the others have no variance
+        # estimate now): how much the new labels there narrow the pilot's own interval
+        seen = (N > 0) & (M > 0)
+        res_seen_now = np.where(seen, N**2 * sigma**2 / M, 0.0).sum(axis=1) / n_pol**2
+        res_seen_after = np.where(seen, N**2 * sigma**2 / (M + k), 0.0).sum(axis=1) / n_pol**2
     after = tq * np.sqrt(A + C * m0 / (m0 + K) + res_after)
-    now_model = tq * np.sqrt(A + C + res_now)
+    now_model = tq * np.sqrt(A + C + res_seen_now)
+    ratio = np.sqrt((A + C * m0 / (m0 + K) + res_seen_after) / (A + C + res_seen_now))
 
     def stratum(j: int, h: int) -> str:
         return f"{names[chosen[j]]} | score region {h + 1}/{H}"
@@ -1434,9 +1439,9 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
                     # with labels: the pilot's own half-width scaled by the model's ratio (the
                     # regional model need not reproduce it); without: the model's value
                     "half_width_predicted": float(
-                        _t(x.df, alpha) * x.se * after[j] / now_model[j]
-                        if x is not None and M[j].sum() > 0 and np.isfinite(now_model[j])
-                        and now_model[j] > 0 else after[j])})
+                        _t(x.df, alpha) * x.se * ratio[j]
+                        if x is not None and M[j].sum() > 0 and np.isfinite(ratio[j])
+                        else after[j])})
     order = np.lexsort((ev.draw_idx[pick], ev.prompt_id[pick].astype(str), ev.policy_code[pick]))
     pick = pick[order]
     rows_out = {
