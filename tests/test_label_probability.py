@@ -307,3 +307,33 @@ def test_zero_probability_on_a_policy_without_labels_is_allowed() -> None:
     df.loc[b, "label_probability"] = 0.5
     other = cje.analyze(df, judge_scale=(0, 1), label_scale=(0, 1))
     assert [x.estimate for x in rep.estimates] == [x.estimate for x in other.estimates]
+
+
+def test_design_on_probes_and_fresh_draws_is_refused() -> None:
+    df = _base()
+    plain = df.drop(columns="label_probability")
+    with pytest.raises(CJEInputError, match=r"probes\['a'\] has a non-uniform"):
+        cje.analyze(plain, probes={"a": df[df.policy == "a"]}, judge_scale=(0, 1),
+                    label_scale=(0, 1))
+    ds = cje.datasets.arena()
+    fresh = ds.fresh_draws
+    pi = np.where(np.arange(len(fresh)) % 2, 0.5, 0.25)
+    with pytest.raises(CJEInputError, match="fresh_draws has a non-uniform"):
+        cje.analyze(ds.logged, fresh_draws=fresh.assign(label_probability=pi),
+                    estimator="dr-cpo")
+
+
+def test_jsonl_and_parquet_read_the_column(tmp_path) -> None:
+    df = _base()
+    ref = cje.analyze(df, judge_scale=(0, 1), label_scale=(0, 1))
+    for name, write in (("d.jsonl", lambda p: df.to_json(p, orient="records", lines=True)),
+                        ("d.parquet", lambda p: df.to_parquet(p))):
+        path = tmp_path / name
+        write(path)
+        got = cje.analyze(path, judge_scale=(0, 1), label_scale=(0, 1))
+        assert [x.estimate for x in got.estimates] == [x.estimate for x in ref.estimates]
+    # the flat table (cje convert) keeps a non-uniform design
+    from cje.tables import flat_table
+
+    t = flat_table(cje.load(df, judge_scale=(0, 1), label_scale=(0, 1)))
+    np.testing.assert_array_equal(t.label_probability.to_numpy(), df.label_probability.to_numpy())
