@@ -60,6 +60,17 @@ def truth(policy: str) -> float:
 def draw(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, np.ndarray]:
     """One data set of ``n`` prompts × 3 policies, unlabelled, and the labels of every row.
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n : int
+        Prompts (each policy answers every prompt once).
+
+    Returns
+    -------
+    (pandas.DataFrame, numpy.ndarray)
+        ``prompt_id, policy, judge_score, oracle_label`` (all NaN) and every row's label.
+
     Examples
     --------
     >>> df, y = draw(np.random.default_rng(0), 10)
@@ -89,6 +100,19 @@ def _summaries(rep: Any, names: list[str]) -> dict[str, tuple[float, float, floa
 def task(rng: np.random.Generator, replicate: int, *, n_prompts: int, next: int,  # noqa: A002
          uniform: tuple[int, ...]) -> list[dict[str, Any]]:
     """One replicate: the pilot, its active second round, and the uniform designs.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The replicate's stream.
+    replicate : int
+        Replicate number (unused).
+    n_prompts : int
+        Prompts per data set.
+    next : int
+        Round-2 labels asked of :func:`cje.plan`.
+    uniform : tuple of int
+        Label totals of the uniform designs.
 
     Returns
     -------
@@ -156,6 +180,15 @@ def saving(df: pd.DataFrame) -> tuple[float, float, float, float]:
     ``H`` is the mean over replicates of the largest half-width over policies; ``L_uniform(H)``
     interpolates the uniform designs' mean largest half-width on log–log axes (NaN outside the
     grid).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows of :func:`task` with a ``replicate`` column.
+
+    Returns
+    -------
+    (float, float, float, float)
 
     Examples
     --------
