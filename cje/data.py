@@ -238,7 +238,9 @@ class EvalData:
         frame : pandas.DataFrame, polars.DataFrame or Mapping[str, array-like]
             Long-format data. Required columns: ``prompt_id``, ``judge_score``; usually also
             ``policy`` and ``oracle_label`` (NaN/None where unlabelled); optional ``draw_idx``,
-            ``response_length`` or ``response``, and covariate columns.
+            ``response_length`` or ``response``, covariate columns, and ``label_probability``
+            (the probability with which each row was sent for a label; see
+            :func:`label_probabilities`) with an optional ``label_stratum``.
         judge_scale, label_scale : (low, high), optional
             The scales the judge and the labels are on. Values outside a declared scale are an
             error; an undeclared scale is inferred (the smallest common scale containing the

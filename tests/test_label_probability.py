@@ -337,3 +337,13 @@ def test_jsonl_and_parquet_read_the_column(tmp_path) -> None:
 
     t = flat_table(cje.load(df, judge_scale=(0, 1), label_scale=(0, 1)))
     np.testing.assert_array_equal(t.label_probability.to_numpy(), df.label_probability.to_numpy())
+
+
+def test_monitor_refuses_a_non_uniform_design() -> None:
+    sim = cje.synthetic.make_monitor_eval(n_windows=3, rows_per_window=200, labels_per_window=40,
+                                          kind="none", change_at=None, rng=0)
+    df = pd.DataFrame(sim.data)
+    df["label_probability"] = np.where(np.arange(len(df)) % 2, 0.2, 0.4)
+    with pytest.raises(CJEInputError, match="cje.monitor does not weight"):
+        cje.monitor(df, window="window", judge_scale=sim.judge_scale,
+                    label_scale=sim.label_scale)
