@@ -604,7 +604,9 @@ class Plan:
         -------
         pandas.DataFrame
             ``label_probability`` and ``label_stratum``, one row per input row (same index for a
-            pandas frame); NaN / empty for a policy the plan did not cover.
+            pandas frame). A policy left out with ``policies=[...]`` gets no round-2 labels: its
+            probability is the pilot's labelled share of its rows; a policy the pilot did not
+            have: NaN / empty.
 
         Examples
         --------
@@ -644,6 +646,9 @@ class Plan:
             elif pp in pol_p0:  # a region the pilot's rows of this policy did not reach
                 pi[i] = pol_p0[pp]["pilot_probability"]
                 stratum[i] = f"{pp} | score region {h}/{h_all}"
+            elif pp in nl.get("other_policies", {}):  # not planned: the pilot's share
+                pi[i] = nl["other_policies"][pp]
+                stratum[i] = f"{pp} | not planned"
         index = data.index if hasattr(data, "index") and isinstance(data, pd.DataFrame) else None
         return pd.DataFrame({"label_probability": pi, "label_stratum": stratum}, index=index)
 
@@ -1452,6 +1457,11 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
         "label_probability": [float(pi[pj[i], region[i]]) for i in pick],
         "label_stratum": [stratum(int(pj[i]), int(region[i])) for i in pick],
     }
+    # policies left out with policies=[...]: no round-2 labels, so their probability is the
+    # pilot's labelled share
+    others = {names[p]: float(np.mean(lab[ev.policy_code == p])) for p in range(len(names))
+              if p not in code_of}
     return {"requested": int(n_next), "selected": int(pick.size), "expected": K, "seed": int(seed),
+            "other_policies": others,
             "cuts": [float(c) for c in cuts], "policies": pol, "cells": cells, "rows": rows_out,
             "defensive_share": DEFENSIVE_SHARE}

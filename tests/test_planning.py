@@ -483,3 +483,15 @@ def test_active_study_full(tmp_path):
     cov = df[df.design == "active"].groupby("policy")["covers"].mean()
     assert (cov >= 0.935).all(), cov
     assert saving(df)[3] >= 0.20
+
+
+def test_next_with_some_policies_only(active_pilot):
+    df, _ = active_pilot
+    p = plan(df, half_width=0.02, judge_scale=(0, 1), label_scale=(0, 1), next=100,
+             policies=["B", "C"], n_boot=20)
+    assert set(p.next_frame().policy) <= {"B", "C"}
+    d = p.label_design(df)
+    a = (df.policy == "A").to_numpy()
+    share = df.oracle_label[a].notna().mean()
+    assert np.allclose(d.label_probability[a], share)
+    assert (d.label_stratum[a] == "A | not planned").all()
