@@ -1268,19 +1268,42 @@ def _region_of(scores: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     return np.searchsorted(cuts, scores, side="right")
 
 
+def _predicted_var(N: np.ndarray, M: np.ndarray, sigma: np.ndarray, A: np.ndarray,
+                   C: np.ndarray, L0: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Each policy's predicted variance after ``k`` new labels per (policy, region) cell.
+
+    ``A_p + C_p·Σ_h (N_ph/n_p)·((L0_h + 1)/(L0_h + 1 + K_h))² + Σ_h N_ph² σ_h² / (M_ph + k_ph) / n_p²``:
+    the prompt part; the calibration part, spread over the judge-score regions where the policy's
+    rows lie and falling in each with the labels there (``L0_h`` the pilot's, ``K_h`` the new
+    ones, all policies: the calibration is shared) like 1/labels²: with the policy's own residual
+    correction the calibration's error enters only to second order (the pilot plan above takes
+    the cautious 1/labels; ``C_p = 0`` for a policy without pilot
+    labels, see :func:`_next_labels`); the residual part of the π-weighted estimator (a
+    stratified mean's variance; infinite while a cell with rows has no label).
+    """
+    n = N.sum(axis=1)
+    K = k.sum(axis=0)
+    w = N / np.maximum(n, 1)[:, None]
+    cal = C * (w * ((L0 + 1) / (L0 + 1 + K)) ** 2).sum(axis=1)
+    m = M + k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = np.where(N > 0, N**2 * sigma**2 / m, 0.0)
+        res = np.where((N > 0) & (m <= 0), np.inf, res)
+    return A + cal + res.sum(axis=1) / np.maximum(n, 1) ** 2
+
+
 def _allocate(N: np.ndarray, M: np.ndarray, sigma: np.ndarray, A: np.ndarray, C: np.ndarray,
-              m0: int, budget: int) -> np.ndarray:
+              L0: np.ndarray, budget: int, scale: np.ndarray | None = None) -> np.ndarray:
     """Round-2 labels per (policy, region) cell: greedy minimax of the predicted variance.
 
-    Policy ``p``'s predicted variance after ``k`` new labels is
-    ``A_p + C_p·m0/(m0 + K) + Σ_h N_ph² σ_h² / (M_ph + k_ph) / n_p²`` — prompt part, calibration
-    part (falling with all labels ``K``) and the residual part of the π-weighted estimator (a
-    stratified mean's variance). In chunks of about ``budget/400`` labels the policy with the
-    largest predicted variance gets a chunk, in the region where it lowers that variance most
-    (Neyman-like: ``N_ph² σ_h² (1/m − 1/(m+Δ))``). A cell without labels has infinite variance, so
-    policies without labels of their own are served first, in every region. Then
-    :data:`DEFENSIVE_SHARE` of each policy's new labels is spread over its regions in proportion
-    to their unlabelled rows.
+    The predicted variance is :func:`_predicted_var`. In chunks of about ``budget/400`` labels
+    the policy with the largest predicted variance gets a chunk, in the region where it lowers
+    that variance most (Neyman-like for the residual part: ``N_ph² σ_h² (1/m − 1/(m+Δ))``; and
+    where its calibration is least certain). A cell without labels has infinite variance, so
+    policies without labels of their own are served first, in every region. The design is the
+    defensive mixture: :data:`DEFENSIVE_SHARE` of each policy's new labels spread over its
+    regions in proportion to their unlabelled rows, the rest where the greedy put them; the
+    variances are evaluated on it.
 
     Parameters
     ----------
@@ -1290,10 +1313,14 @@ def _allocate(N: np.ndarray, M: np.ndarray, sigma: np.ndarray, A: np.ndarray, C:
         Residual SD per region.
     A, C : numpy.ndarray of shape (P,)
         Prompt part and calibration part of each policy's variance in the pilot.
-    m0 : int
-        Pilot labels (all policies).
+    L0 : numpy.ndarray of shape (H,)
+        Pilot labels per region (all policies).
     budget : int
         New labels to place.
+    scale : numpy.ndarray of shape (P,), optional
+        Per policy, the pilot's own variance over the model's at the pilot's labels (1 for a
+        policy without labels): the model, fitted with residual SDs pooled over policies, is
+        anchored at each policy's measured variance.
 
     Returns
     -------
@@ -1303,40 +1330,47 @@ def _allocate(N: np.ndarray, M: np.ndarray, sigma: np.ndarray, A: np.ndarray, C:
     Examples
     --------
     >>> N = np.array([[500., 500.], [500., 500.]]); M = np.array([[25., 25.], [0., 0.]])
-    >>> k = _allocate(N, M, np.array([0.05, 0.5]), np.zeros(2), np.zeros(2), 50, 200)
+    >>> k = _allocate(N, M, np.array([0.05, 0.5]), np.zeros(2), np.zeros(2), M.sum(0), 200)
     >>> bool(k[1].sum() > k[0].sum()), bool(k[1, 1] > 4 * k[1, 0])   # the unlabelled policy
     (True, True)
     """
     P, H = N.shape
     U = N - M
-    n = N.sum(axis=1)
     k = np.zeros((P, H))
+    sc = np.ones(P) if scale is None else scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prop = np.where(U.sum(axis=1, keepdims=True) > 0, U / U.sum(axis=1, keepdims=True), 0.0)
+
+    def design(kk: np.ndarray) -> np.ndarray:  # the defensive mixture of the greedy part
+        return (1 - DEFENSIVE_SHARE) * kk + DEFENSIVE_SHARE * kk.sum(axis=1, keepdims=True) * prop
+
+    def var(kk: np.ndarray) -> np.ndarray:
+        return sc * _predicted_var(N, M, sigma, A, C, L0, design(kk))
+
     step = max(1.0, budget / 400)
-    s2 = sigma**2
     spent = 0.0
     while spent < budget - 1e-9:
-        m = M + k
         room = U - k > 1e-9
-        with np.errstate(divide="ignore", invalid="ignore"):
-            res = np.where(N > 0, N**2 * s2 / m, 0.0)
-            res = np.where((N > 0) & (m <= 0), np.inf, res)
-            v = A + C * m0 / (m0 + spent) + res.sum(axis=1) / np.maximum(n, 1) ** 2
-        v = np.where(room.any(axis=1), v, -np.inf)
-        if not np.isfinite(v).any() and not (v == np.inf).any():
+        v = np.where(room.any(axis=1), var(k), -np.inf)
+        if np.all(v == -np.inf):
             break  # no unlabelled row left anywhere
         p = int(np.argmax(v))
         d = min(step, budget - spent)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = np.where(m[p] > 0, N[p] ** 2 * s2 * (1 / m[p] - 1 / (m[p] + d)), np.inf)
-        gain = np.where(room[p] & (N[p] > 0), gain, -np.inf)
-        h = int(np.argmax(gain))
+        open_ = np.flatnonzero(room[p] & (N[p] > 0))
+        empty = open_[(M[p] + k[p])[open_] <= 0]
+        if empty.size:  # a cell without any label yet: the largest first
+            h = int(empty[np.argmax(N[p, empty])])
+        else:
+            after = np.full(H, np.inf)
+            for h in open_:
+                kk = k.copy()
+                kk[p, h] += min(d, U[p, h] - k[p, h])
+                after[h] = var(kk)[p]
+            h = int(np.argmin(after))
         add = min(d, U[p, h] - k[p, h])
         k[p, h] += add
         spent += add
-    tot = k.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        prop = np.where(U.sum(axis=1, keepdims=True) > 0, U / U.sum(axis=1, keepdims=True), 0.0)
-    return (1 - DEFENSIVE_SHARE) * k + DEFENSIVE_SHARE * tot * prop
+    return np.minimum(design(k), U)
 
 
 def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tuple[str, ...],
@@ -1384,16 +1418,35 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
         u = np.bincount(t.cluster[rows], weights=r - r.mean(), minlength=G) / rows.size
         g = int(np.count_nonzero(np.bincount(t.cluster[rows], minlength=G)))
         A[j] = g / max(g - 1, 1) * float(u @ u)
-        C[j] = est[names[p]].var_cal if names[p] in est else 0.0
+        # a policy without labels: its pilot Var_cal measures the transported calibration; once
+        # it has labels of its own, its residual term cancels the calibration's error to first
+        # order (a labelled policy's Var_cal is small), so none is carried over
+        C[j] = est[names[p]].var_cal if names[p] in est and M[j].sum() > 0 else 0.0
     unl = N - M
     if n_next > unl.sum():
         raise CJEInputError(f"next={n_next} is more than the {int(unl.sum())} unlabelled rows of "
                             f"the policies planned; ask for at most {int(unl.sum())}.")
-    m0 = int(t.train.size)
-    k = _allocate(N, M, sigma, A, C, m0, n_next)
+    L0 = np.bincount(region[lab & inside], minlength=H).astype(float)
+    n_pol = N.sum(axis=1)
+    # the model over the cells the pilot labelled (the others have no variance estimate now)
+    seen = (N > 0) & (M > 0)
+    wgt = N / np.maximum(n_pol, 1)[:, None]
+
+    def part(kk: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cal = C * (wgt * ((L0 + 1) / (L0 + 1 + kk.sum(axis=0))) ** 2).sum(axis=1)
+            res = np.where(seen, N**2 * sigma**2 / (M + kk), 0.0).sum(axis=1)
+        return A + cal + res / np.maximum(n_pol, 1) ** 2
+
+    model_now = part(np.zeros((P, H)))
+    scale = np.ones(P)
+    for j, p in enumerate(chosen):
+        x = est.get(names[p])
+        if x is not None and M[j].sum() > 0 and np.isfinite(model_now[j]) and model_now[j] > 0:
+            scale[j] = x.se**2 / model_now[j]
+    k = _allocate(N, M, sigma, A, C, L0, n_next, scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.clip(np.where(unl > 0, k / unl, 0.0), 0.0, 1.0)
-    n_pol = N.sum(axis=1)
     p0 = np.where(n_pol > 0, M.sum(axis=1) / np.maximum(n_pol, 1), 0.0)
     pi = p0[:, None] + (1 - p0[:, None]) * q  # every row's overall inclusion probability
     # Poisson sampling of the unlabelled rows of each cell with probability q
@@ -1403,19 +1456,16 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
     cand = np.flatnonzero((pj >= 0) & ~lab)
     draw = rng.random(cand.size)
     pick = cand[draw < q[pj[cand], region[cand]]]
-    tq = _t(np.maximum(np.array([est[names[p]].df if names[p] in est else 1e6 for p in chosen]),
-                       1.0), alpha)
+    # t quantile: the pilot's df for a policy with labels; a policy without labels gets its own
+    # residual term, whose df are those of its many prompts (the normal quantile, nearly)
+    tq = _t(np.maximum(np.array([est[names[p]].df if names[p] in est and M[j].sum() > 0 else 1e6
+                                 for j, p in enumerate(chosen)]), 1.0), alpha)
     K = float(k.sum())
+    after = tq * np.sqrt(_predicted_var(N, M, sigma, A, C, L0, k))
+    # how much the new labels narrow the pilot's own interval (cells the pilot labelled)
     with np.errstate(divide="ignore", invalid="ignore"):
-        res_after = np.where(N > 0, N**2 * sigma**2 / (M + k), 0.0).sum(axis=1) / n_pol**2
-        # the ratio after/now over the cells the pilot labelled (the others have no variance
-        # estimate now): how much the new labels there narrow the pilot's own interval
-        seen = (N > 0) & (M > 0)
-        res_seen_now = np.where(seen, N**2 * sigma**2 / M, 0.0).sum(axis=1) / n_pol**2
-        res_seen_after = np.where(seen, N**2 * sigma**2 / (M + k), 0.0).sum(axis=1) / n_pol**2
-    after = tq * np.sqrt(A + C * m0 / (m0 + K) + res_after)
-    now_model = tq * np.sqrt(A + C + res_seen_now)
-    ratio = np.sqrt((A + C * m0 / (m0 + K) + res_seen_after) / (A + C + res_seen_now))
+        ratio = np.sqrt(part(k) / model_now)
+    now_model = tq * np.sqrt(model_now)
 
     def stratum(j: int, h: int) -> str:
         return f"{names[chosen[j]]} | score region {h + 1}/{H}"

@@ -414,7 +414,7 @@ def test_allocation_by_hand():
 
     N = np.array([[100.0, 100.0], [100.0, 100.0]])
     M = np.array([[10.0, 10.0], [0.0, 0.0]])
-    k = _allocate(N, M, np.array([0.1, 0.1]), np.zeros(2), np.zeros(2), 20, 40)
+    k = _allocate(N, M, np.array([0.1, 0.1]), np.zeros(2), np.zeros(2), M.sum(axis=0), 40)
     # equal σ: after the defensive share, the unlabelled policy's two cells share alike; it
     # gets the labels until its variance falls to the labelled policy's (10 + 10 labels)
     assert k[1, 0] == pytest.approx(k[1, 1])
@@ -495,3 +495,17 @@ def test_next_with_some_policies_only(active_pilot):
     share = df.oracle_label[a].notna().mean()
     assert np.allclose(d.label_probability[a], share)
     assert (d.label_stratum[a] == "A | not planned").all()
+
+
+def test_next_on_arena_shares_labels_among_the_unlabelled_policies():
+    """Arena: only base has labels. Its unhelpful policy's pilot Var_cal is large (its scores lie
+    where base has 4 labels: the transported calibration is uncertain), but once it has labels
+    of its own the residual term cancels the calibration's error; the labels go to the three
+    unlabelled policies alike, none to base (already ±0.02)."""
+    f = cje.datasets.arena().fresh_draws
+    p = plan(f, half_width=0.02, next=200, n_boot=20)
+    new = {x["policy"]: x["expected_new"] for x in p.next_labels["policies"]}
+    assert new["base"] < 1
+    for name in ("clone", "parallel_universe_prompt", "unhelpful"):
+        assert 40 < new[name] < 100, new
+
