@@ -248,6 +248,7 @@ def analyze(
         with _naming(f"probes[{pol!r}]"):
             pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
                       columns=columns, covariates=cov, policy=pol)
+        _no_design(pr, f"probes[{pol!r}]")
         if pr.n_labels < 2:
             raise CJEInputError(
                 f"The probe slice of {pol!r} needs oracle labels on at least 2 rows; it has "
@@ -278,6 +279,7 @@ def analyze(
             with _naming("fresh_draws"):
                 fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
                              columns=columns, covariates=cov)
+            _no_design(fresh, "fresh_draws")
         settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
                         residual_weights=residual_weights)
         report = analyze_logged(ev, fresh, probe_data, estimator=estimator, alpha=alpha,
@@ -300,3 +302,13 @@ def analyze(
     from cje.export import provenance  # (lazy: keeps `import cje` light)
 
     return replace(report, provenance=provenance(inputs))
+
+
+def _no_design(ev: Any, what: str) -> None:
+    """A non-uniform ``label_probability`` column where it is not used yet is refused, not
+    ignored (docs: Methods › Labels sampled with known probabilities)."""
+    if ev.label_probability is not None:
+        raise CJEInputError(
+            f"{what} has a non-uniform 'label_probability' column, which is supported only on the "
+            "main data of fresh draws (direct mode) for now. Drop the column if its labels are a "
+            "uniform random sample, or analyse it as the main data.")
