@@ -384,13 +384,35 @@ def judge_affinity(
 # --------------------------------------------------------------------------------------------------
 
 
+def _stable_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` of finite values, faster when they have no ties.
+
+    numpy's default (SIMD quick-) sort is several times faster than its merge sort at 10⁶ values;
+    it may order tied values differently, so when two sorted neighbours are equal the stable sort
+    is redone. Without ties both orders are the same permutation.
+
+    Examples
+    --------
+    >>> _stable_order(np.array([0.3, 0.1, 0.2])).tolist()
+    [1, 2, 0]
+    >>> k = np.array([0.0, -0.0, 1.0, 0.0])   # ties (0.0 == −0.0): in row order
+    >>> _stable_order(k).tolist() == np.argsort(k, kind="stable").tolist() == [0, 1, 3, 2]
+    True
+    """
+    order = np.argsort(key)
+    sk = key[order]
+    if sk.size > 1 and bool((sk[1:] == sk[:-1]).any()):
+        return np.argsort(key, kind="stable")
+    return order
+
+
 def _typical_prefix(logp_target: object, w: object, mass: object) -> tuple[np.ndarray, np.ndarray]:
     """Validated weights and the row indices of the target-typical region, in surprisal order."""
     m = _unit_share(mass, "mass")
     lp = _log_probs(logp_target, "logp_target")
     a = _weights(w, "w")
     _same_length(a, "w", lp, "logp_target")
-    order = np.argsort(-lp, kind="stable")  # ascending surprisal −log π_target, ties in row order
+    order = _stable_order(-lp)  # ascending surprisal −log π_target, ties in row order
     cum = np.cumsum(a[order])
     need = m * cum[-1] * (1.0 - _REL_TOL)
     length = int(np.searchsorted(cum, need, side="left")) + 1  # first prefix with cum ≥ need

@@ -757,6 +757,19 @@ class LoggedTarget(OffPolicyRows):
         return self.full[self.fresh_codes], resid, lab
 
 
+def _ratio(x: LoggedTarget) -> np.ndarray:
+    """``exp(λ)`` of the target's rows, kept in ``x.cache`` (the same in every OUA replicate).
+    The caller silences overflow (an infinite ratio is refused by the sanity gate)."""
+    if x.cache is None:
+        return np.exp(x.log_w)
+    got = x.cache.get("ratio")
+    if got is None or got[0] is not x.log_w:
+        got = (x.log_w, np.exp(x.log_w))
+        got[1].flags.writeable = False
+        x.cache["ratio"] = got
+    return got[1]
+
+
 def _check_var_cap(var_cap: float | None) -> None:
     if var_cap is not None:
         check_number("var_cap", var_cap, positive=True, example="var_cap=1.0")
@@ -795,7 +808,7 @@ class IPS(Estimator):
         0.9333
         """
         with np.errstate(over="ignore", invalid="ignore"):
-            return ips(replace(x, ratio=np.exp(x.log_w)))
+            return ips(replace(x, ratio=_ratio(x)))
 
 
 @register
