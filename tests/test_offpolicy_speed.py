@@ -1,0 +1,66 @@
+"""Issue #18, off-policy hot path: the shortcuts give what the library calls they replace give
+(``pandas.factorize`` for the long table's prompt codes, ``numpy.argsort(kind="stable")`` for
+the TTC / CLE ordering, ``numpy.exp`` for the IPS ratios). The end-to-end numbers are pinned by
+``tests/test_offpolicy_pinned.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cje.diagnostics.overlap import _stable_order, cle_factor, ttc
+from cje.pipeline.logged import _cluster_codes
+
+
+def _oracle(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.concatenate([np.asarray(u, dtype=object)[c] for u, c in parts])
+    codes, uniq = pd.factorize(ids, sort=False)
+    return codes, np.asarray(uniq, dtype=object)
+
+
+def _ids(n: int, prefix: str = "p") -> np.ndarray:
+    return np.array([f"{prefix}{i:05d}" for i in range(n)], dtype=object)
+
+
+@pytest.mark.parametrize("case", ["same", "prefix", "shuffled", "other", "unused", "probe", "one"])
+def test_cluster_codes_match_pandas_factorize(case: str) -> None:
+    rng = np.random.default_rng(sum(map(ord, case)))
+    n = 300
+    uniq = _ids(n)
+    logged = (uniq, np.arange(n))  # codes in first-appearance order (as cje.load gives them)
+    fresh_codes = np.tile(np.arange(n), 3)  # three targets' fresh draws of every prompt
+    parts = {
+        "same": [logged, (uniq.copy(), fresh_codes)],
+        "prefix": [logged, (uniq[:200].copy(), np.tile(np.arange(200), 2))],
+        "shuffled": [logged, (uniq.copy(), rng.permutation(fresh_codes))],
+        "other": [logged, (uniq[::-1].copy(), fresh_codes)],
+        "unused": [(uniq, rng.integers(0, n, 500)), (uniq, np.arange(n))],
+        "probe": [logged, (uniq, fresh_codes), (_ids(40, "\x00probe:x:p"), rng.integers(0, 40, 90))],
+        "one": [logged],
+    }[case]
+    got_codes, got_uniq = _cluster_codes(parts)
+    want_codes, want_uniq = _oracle(parts)
+    assert got_codes.dtype == np.int64
+    np.testing.assert_array_equal(got_codes, want_codes)
+    assert got_uniq.tolist() == want_uniq.tolist()
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_stable_order_is_numpy_stable_argsort(ties: bool) -> None:
+    rng = np.random.default_rng(int(ties))
+    key = rng.standard_normal(5000)
+    if ties:
+        key = np.round(key, 1)  # many ties: the stable sort is redone
+    np.testing.assert_array_equal(_stable_order(key), np.argsort(key, kind="stable"))
+
+
+def test_ttc_cle_by_hand_with_ties() -> None:
+    # tied log-probabilities keep row order: the first two rows (weights 3, 1) come before the
+    # third (weight 6); 90% of 10 needs all three rows in that order
+    lp = np.log([0.5, 0.5, 0.25, 0.25])
+    w = np.array([3.0, 1.0, 5.5, 0.5])
+    assert ttc(lp, w) == 0.75
+    # T = rows 0-2: α = 9.5/10, β = 3/4, 1 + χ² = 3·(9 + 1 + 30.25)/9.5²
+    want = 0.95 / np.sqrt(0.75) * np.sqrt(3 * 40.25 / 9.5**2)
+    assert cle_factor(lp, w) == pytest.approx(want, rel=1e-12)
