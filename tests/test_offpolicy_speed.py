@@ -64,3 +64,21 @@ def test_ttc_cle_by_hand_with_ties() -> None:
     # T = rows 0-2: α = 9.5/10, β = 3/4, 1 + χ² = 3·(9 + 1 + 30.25)/9.5²
     want = 0.95 / np.sqrt(0.75) * np.sqrt(3 * 40.25 / 9.5**2)
     assert cle_factor(lp, w) == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 19, 20, 21, 200, 4001])
+def test_weight_summary_equals_the_public_functions(n: int) -> None:
+    # weight_summary validates once and takes the top 5% and the Hill index's top k + 1 from one
+    # partition: the numbers must be the public functions' own, bit for bit
+    from cje.diagnostics.overlap import ess_fraction, hill_index, max_weight, top_mass, weight_summary
+
+    rng = np.random.default_rng(n)
+    w = np.exp(rng.standard_normal(n) * 1.5)
+    w[: n // 7] = w[0]  # ties among the largest too
+    ws = np.sqrt(w)
+    d = weight_summary(w, ws)
+    assert d["ess_raw"] == ess_fraction(w) and d["ess_stable"] == ess_fraction(ws)
+    assert d["max_weight_raw"] == max_weight(w) and d["max_weight_stable"] == max_weight(ws)
+    assert d["top5_mass_raw"] == top_mass(w, 0.05) and d["top5_mass_stable"] == top_mass(ws, 0.05)
+    h = hill_index(w)
+    assert (np.isnan(h) and np.isnan(d["hill_raw"])) or d["hill_raw"] == h
