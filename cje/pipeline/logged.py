@@ -255,7 +255,7 @@ class LoggedShape:
                 # per-prompt totals of the gap's influence, scaled so that their sum of squares
                 # is v: the contrasts difference them prompt by prompt
                 phi = residual_gap_influence(xs)
-                n_g = np.unique(x.cluster).size
+                n_g = int(np.count_nonzero(np.bincount(x.cluster)))  # distinct prompts
                 tot = np.bincount(x.cluster, weights=phi, minlength=self.n_clusters) / phi.size
                 self._gap_parts[tg.name] = (g, math.sqrt(v),
                                             tot * math.sqrt(n_g / (n_g - 1)) if n_g > 1 else 0 * tot)
