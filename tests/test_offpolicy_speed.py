@@ -82,3 +82,32 @@ def test_weight_summary_equals_the_public_functions(n: int) -> None:
     assert d["top5_mass_raw"] == top_mass(w, 0.05) and d["top5_mass_stable"] == top_mass(ws, 0.05)
     h = hill_index(w)
     assert (np.isnan(h) and np.isnan(d["hill_raw"])) or d["hill_raw"] == h
+
+
+@pytest.mark.parametrize("case", ["every", "some", "twice", "count"])
+def test_fresh_mean_single_draw_is_the_bincount_mean(case: str) -> None:
+    # one fresh draw per prompt: fresh_mean reads the draw's value instead of (Σ q) / count;
+    # the bincount formula of the general case is the oracle, bit for bit (−0.0 included)
+    from dataclasses import replace
+
+    from cje.estimators.offpolicy import _example_target
+
+    rng = np.random.default_rng(len(case))
+    g = 50
+    cluster = rng.integers(0, g, 120)  # logged rows' prompts
+    fresh = {"every": np.arange(g), "some": rng.permutation(g)[:30],
+             "twice": np.r_[np.arange(g), np.arange(5)], "count": np.arange(g)}[case]
+    count = np.maximum(np.bincount(fresh, minlength=g), 1)
+    if case == "count":
+        count = count.copy()
+        count[3] = 2  # a count that is not the number of draws: the general formula
+    x = replace(_example_target(), cluster=cluster, fresh_cluster=fresh, fresh_count=count,
+                cache={})
+    for _ in range(2):  # the second call reads the cached positions
+        q = rng.standard_normal(fresh.size)
+        q[:3] = -0.0
+        got = x.fresh_mean(q)
+        want = (np.bincount(fresh, weights=q, minlength=g) / count)[cluster]
+        np.testing.assert_array_equal(got, want)
+        assert not np.signbit(got[want == 0]).any()
+    assert (x.cache["single_draw"][1][0] is None) == (case in ("twice", "count"))
