@@ -111,3 +111,23 @@ def test_fresh_mean_single_draw_is_the_bincount_mean(case: str) -> None:
         np.testing.assert_array_equal(got, want)
         assert not np.signbit(got[want == 0]).any()
     assert (x.cache["single_draw"][1][0] is None) == (case in ("twice", "count"))
+
+
+@pytest.mark.parametrize("one_per_prompt", [True, False])
+def test_stack_totals_shortcut(one_per_prompt: bool) -> None:
+    # one row per prompt in prompt order: the cluster totals are the rows' values; the mixture
+    # and the combined estimate are those of the bincount totals, bit for bit
+    from cje.calibration.weights import min_variance_simplex
+    from cje.estimators.offpolicy import PolicyValue, stack
+
+    rng = np.random.default_rng(int(one_per_prompt))
+    n = 400
+    cluster = np.arange(n) if one_per_prompt else np.sort(rng.integers(0, 150, n))
+    vals = [PolicyValue(float(rng.random()), rng.standard_normal(n) * (k + 1)) for k in range(3)]
+    vals[0].influence[:4] = -0.0
+    got = stack(vals, cluster)
+    tot = np.vstack([np.bincount(cluster, weights=v.influence, minlength=int(cluster.max()) + 1)
+                     for v in vals])
+    want = min_variance_simplex(tot @ tot.T)
+    np.testing.assert_array_equal(got.mixture, want)
+    assert got.value == float(sum(a * v.value for a, v in zip(want, vals, strict=True)))

@@ -581,8 +581,14 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
     (0.5, [1.0, 0.0])
     """
     n_clusters = int(cluster.max()) + 1
-    totals = np.vstack([np.bincount(cluster, weights=v.influence, minlength=n_clusters)
-                        for v in values])
+    if n_clusters == cluster.size and np.array_equal(cluster, np.arange(n_clusters)):
+        # one row per prompt, in prompt order (logged data usually): each prompt's total is its
+        # row's value, 0.0 + φ as bincount adds it (which turns −0.0 into 0.0)
+        totals = np.vstack([v.influence for v in values])
+        totals += 0.0
+    else:
+        totals = np.vstack([np.bincount(cluster, weights=v.influence, minlength=n_clusters)
+                            for v in values])
     alpha = min_variance_simplex(totals @ totals.T)
     value = float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
     phi = sum(a * v.influence for a, v in zip(alpha, values, strict=True))
