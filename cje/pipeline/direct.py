@@ -37,6 +37,25 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _narrow(codes: np.ndarray | None) -> np.ndarray | None:
+    """Distinct-value codes in the smallest unsigned type that holds them (they only index the
+    distinct values): judges score on coarse grids, so one byte per row instead of eight (70 MB
+    less at 10^7 rows).
+
+    Examples
+    --------
+    >>> _narrow(np.array([0, 2, 1])).dtype, _narrow(np.array([0, 300])).dtype
+    (dtype('uint8'), dtype('uint16'))
+    """
+    if codes is None or codes.size == 0:
+        return codes
+    top = int(codes.max())
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dt).max:
+            return codes.astype(dt)
+    return codes
+
+
 def _as_slice(rows: np.ndarray) -> np.ndarray | slice:
     """Increasing row indices as a slice when they are contiguous."""
     if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
@@ -89,6 +108,7 @@ class DirectShape:
         group = _concat(parts_g)
         X = np.vstack(parts_x) if covariates else None
         codes, distinct_s, distinct_X = distinct_rows(s, X)
+        codes = _narrow(codes)
         weight = None
         if ev.label_probability is not None:  # a non-uniform design (probes refused before)
             with np.errstate(divide="ignore", invalid="ignore"):
