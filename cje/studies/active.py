@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from cje.errors import CJEWarning
-from cje.studies._common import StudyRun, figure, md_table, replicate, study_run, write_results
+from cje.studies._common import StudyRun, figure, md_table, replicate, study_entry, write_results
 
 __all__ = ["DEFAULT_SEED", "FULL", "QUICK", "POLICIES", "draw", "run", "task", "saving"]
 
@@ -312,46 +312,5 @@ def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
                          "random labelling", seconds=secs, design=design, body=body, fig=fig)
 
 
-def run(reps: int | None = None, *, n_jobs: int = 1, seed: int = DEFAULT_SEED, quick: bool = False,
-        out_dir: Any = None, backend: str = "loky", scheduler: Any = None,
-        progress: bool | None = None, command: str | None = None, resume: bool = False,
-        force: bool = False) -> Path:
-    """Run the active-labelling study and write ``study_active.{md,png,parquet}`` to ``out_dir``.
-
-    Full size: 500 replicates at 2,000 prompts, 400 labels in round 2; ``quick=True``: 6
-    replicates at 800 prompts (tests).
-
-    Parameters
-    ----------
-    reps : int, optional
-        Replicates (default 500, or 6 with ``quick``).
-    n_jobs, backend, scheduler, progress
-        Passed to :func:`cje.montecarlo.run_replicates`.
-    seed : int
-        Root seed of the replicates (default 20261206).
-    quick : bool
-        Small tier for tests.
-    out_dir : path, optional
-        Where the results go (default :func:`cje.studies.default_out_dir`).
-    command : str, optional
-        The command line to record.
-    resume, force : bool
-        As in the other studies (:mod:`cje.studies`).
-
-    Returns
-    -------
-    pathlib.Path
-        The markdown results file.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     md = run(reps=2, quick=True, out_dir=tmp)
-    ...     print(md.name, md.with_suffix(".png").is_file())
-    study_active.md True
-    """
-    r = study_run(NAME, reps, full_reps=FULL["reps"], quick_reps=QUICK["reps"], n_jobs=n_jobs,
-                  seed=seed, quick=quick, out_dir=out_dir, backend=backend, scheduler=scheduler,
-                  progress=progress, command=command, resume=resume, force=force)
-    return _report(r, QUICK if quick else FULL)
+run = study_entry(NAME, FULL, QUICK, _report, title="the active-labelling study",
+                  quick_note="Small tier (800 prompts, 160 labels in round 2) for tests.")

@@ -38,7 +38,7 @@ from cje.studies._common import (
     md_table,
     replicate,
     replicate_se,
-    study_run,
+    study_entry,
     write_results,
 )
 from cje.synthetic.monitor import make_monitor_eval
@@ -296,46 +296,5 @@ def _figure(df: pd.DataFrame, change: int, nw: int) -> Any:
     return fig
 
 
-def run(reps: int | None = None, *, n_jobs: int = 1, seed: int = DEFAULT_SEED, quick: bool = False,
-        out_dir: Any = None, backend: str = "loky", scheduler: Any = None,
-        progress: bool | None = None, command: str | None = None, resume: bool = False,
-        force: bool = False) -> Path:
-    """Run the monitoring study and write ``study_monitor.{md,png,parquet}`` to ``out_dir``.
-
-    Full size: 200 replicates of every cell; ``quick=True``: 2 replicates of 20 smaller windows
-    (tests).
-
-    Parameters
-    ----------
-    reps : int, optional
-        Replicates (default 200, or 2 with ``quick``).
-    n_jobs, backend, scheduler, progress
-        Passed to :func:`cje.montecarlo.run_replicates`.
-    seed : int
-        Root seed of the replicates (default 20261206).
-    quick : bool
-        Small tier (20 windows of 400 rows) for tests.
-    out_dir : path, optional
-        Where the results go (default :func:`cje.studies.default_out_dir`).
-    command : str, optional
-        The command line to record.
-    resume, force : bool
-        As in the other studies (:mod:`cje.studies`).
-
-    Returns
-    -------
-    pathlib.Path
-        The markdown results file.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     md = run(reps=2, quick=True, out_dir=tmp)
-    ...     print(md.name, md.with_suffix(".png").is_file())
-    study_monitor.md True
-    """
-    r = study_run(NAME, reps, full_reps=FULL["reps"], quick_reps=QUICK["reps"], n_jobs=n_jobs,
-                  seed=seed, quick=quick, out_dir=out_dir, backend=backend, scheduler=scheduler,
-                  progress=progress, command=command, resume=resume, force=force)
-    return _report(r, QUICK if quick else FULL)
+run = study_entry(NAME, FULL, QUICK, _report, title="the monitoring study",
+                  quick_note="Small tier (20 windows of 400 rows) for tests.")
