@@ -1,0 +1,1025 @@
+"""Direct analysis over data too large for memory: polars streaming or Dask (docs: Large data).
+
+The direct estimator is a sum over rows of a function of (judge score, label, fitted map),
+clustered by prompt, and judge scores are coarse. So the analysis runs in passes over the
+partitions, each done by the engine (no scheduler or shuffle of ours):
+
+1. **scan** — validation of every row (the first bad row is named by file and row), the number
+   of rows per (policy, distinct judge score), and the labelled rows (small), collected;
+2. **fit** (driver) — the calibrator and its K fold-deleted refits on the labelled rows with the
+   package's own code (:func:`~cje.pipeline.core.fold_plan`, :func:`~cje.pipeline.core.fit_calibrator`);
+   every policy's point estimate, and every jackknife replicate, follows from the counts per
+   distinct score and the labelled rows alone;
+3. **per-prompt sums** — one ``group_by(prompt_id)`` pass: per prompt and policy the total of the
+   influence values ``Σ_{i∈g} φ_i = Σ R_i − R̄·n_g + b_g`` (``R = f(S)`` by a lookup of the
+   distinct scores, ``b_g`` the labelled rows' centred residual term, joined from a small table)
+   and the naive judge mean's centred totals, computed in the engine; only these numbers (no ids)
+   reach the driver;
+4. **reduce** — :func:`cje.pipeline.core.estimate`, the same skeleton as in memory, on those
+   per-prompt totals: clustered variances, the OUA jackknife, gates, contrasts, ranking and the
+   :class:`~cje.report.Report`.
+
+Only fresh draws (direct mode), with ``mode="monotone"``, ``"two_stage"`` or ``"auto"`` on the
+judge score alone, are supported; covariates, probe slices, calibration-only rows,
+``on_invalid="drop"`` and logged data are refused with a message naming ``engine="memory"``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cje._progress import progress_bar
+from cje.calibration.reward import Mode, RewardCalibrator
+from cje.data import _check_scale, infer_scale
+from cje.errors import CJEInputError
+from cje.estimators.direct import DirectEstimator
+from cje.estimators.offpolicy import PolicyValue
+from cje.inference import cluster_variance, t_interval
+from cje.pipeline.core import (
+    MIN_LABELLED_PROMPTS,
+    PolicyRows,
+    Table,
+    distinct_rows,
+    estimate,
+    fit_calibrator,
+    fold_plan,
+)
+from cje.pipeline.summaries import from_unit, to_unit
+from cje.report import Report
+
+__all__ = ["ENGINES", "analyze_partitioned", "choose_engine", "expand_files", "is_partitioned"]
+
+#: The engines of :func:`cje.analyze`.
+ENGINES = ("auto", "memory", "polars", "dask")
+#: File formats read out of core, by suffix.
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+            ".ndjson": "jsonl"}
+#: ``engine="auto"`` streams a set of files when the in-memory engine would need more than this
+#: share of the available memory. The in-memory engine holds ~320 bytes per row at 10^7 rows
+#: (3.2 GB, issue #15), about 40 times the bytes of a Parquet file with a string prompt id and
+#: ~8 times those of CSV / JSON Lines.
+AUTO_MEMORY_SHARE = 0.5
+_EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
+_STD = ("prompt_id", "policy", "judge_score", "oracle_label")
+#: Row key of the first bad row: file number × 2^40 + row in the file.
+_ROW_BITS = 40
+_OR_MEMORY = "Use engine='memory' (it needs the data in memory)."
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs and the engine choice
+
+
+def _is_glob(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def expand_files(source: Any) -> list[Path] | None:
+    """The files of a path, glob or directory of Parquet / CSV / JSON Lines files.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A file, a glob (``'dir/*.parquet'``, ``'dir/**/*.parquet'``) or a directory (its files
+        with a supported suffix, recursively).
+
+    Returns
+    -------
+    list of pathlib.Path or None
+        Sorted by path (the order rows are numbered and concatenated in); ``None`` when the
+        source is none of these (e.g. a cje-eval directory, which only the in-memory engine
+        reads).
+
+    Raises
+    ------
+    CJEInputError
+        A glob that matches nothing, or files of more than one format.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("b.parquet", "a.parquet"):
+    ...     _ = (d / name).write_bytes(b"")
+    >>> [p.name for p in expand_files(d)]
+    ['a.parquet', 'b.parquet']
+    >>> [p.name for p in expand_files(str(d / "*.parquet"))]
+    ['a.parquet', 'b.parquet']
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    text = os.fspath(source)
+    if _is_glob(text) and not Path(text).exists():
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise CJEInputError(f"No file matches {text!r}. Check the path and the pattern.")
+    elif Path(text).is_dir():
+        from cje.readers import registered_readers
+
+        if any(r.matches is not None and r.matches(Path(text)) for r in registered_readers()):
+            return None  # a directory a reader of its own reads (cje-eval fresh draws)
+        files = sorted(p for p in Path(text).rglob("*")
+                       if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if not files:
+            return None
+    elif Path(text).is_file() and Path(text).suffix.lower() in SUFFIXES:
+        files = [Path(text)]
+    else:
+        return None
+    kinds = {SUFFIXES.get(p.suffix.lower()) for p in files}
+    if None in kinds or len(kinds) > 1:
+        raise CJEInputError(
+            f"{text!r} holds files of several formats ({sorted(str(k) for k in kinds)}); give a "
+            "glob of one format, e.g. 'dir/*.parquet'.")
+    return files
+
+
+def is_partitioned(data: Any) -> bool:
+    """Whether ``data`` is a polars LazyFrame or a Dask DataFrame (never imports either)."""
+    mod = type(data).__module__
+    return (mod.startswith("polars") and type(data).__name__ == "LazyFrame") or (
+        mod.startswith("dask") and type(data).__name__ == "DataFrame")
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def choose_engine(data: Any, engine: str, client: Any = None) -> str:
+    """The engine ``engine="auto"`` resolves to (a named engine is returned as it is).
+
+    The rule: a polars LazyFrame streams with polars, a Dask DataFrame (or a ``client``) runs on
+    Dask; a file set streams with polars when the in-memory engine would need more than half the
+    available memory (estimated as 40 × the bytes of Parquet files, 8 × those of CSV / JSON
+    Lines); everything else — data frames, dicts, ``EvalData``, small files — is analysed in
+    memory.
+
+    Parameters
+    ----------
+    data : Any
+        The ``data`` of :func:`cje.analyze`.
+    engine : {"auto", "memory", "polars", "dask"}
+    client : dask.distributed.Client, optional
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> choose_engine({"prompt_id": ["a"]}, "auto")
+    'memory'
+    >>> choose_engine({"prompt_id": ["a"]}, "polars")
+    'polars'
+    """
+    if engine != "auto":
+        return engine
+    if is_partitioned(data):
+        return "polars" if type(data).__module__.startswith("polars") else "dask"
+    if client is not None:
+        return "dask"
+    try:
+        files = expand_files(data)
+    except CJEInputError:
+        return "memory"  # the in-memory reader says what is wrong
+    if not files:
+        return "memory"
+    need = sum(p.stat().st_size * _EXPANSION[SUFFIXES[p.suffix.lower()]] for p in files)
+    return "memory" if need <= AUTO_MEMORY_SHARE * _available_memory() else "polars"
+
+
+def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
+    """A file set read whole into one polars DataFrame (``engine="memory"`` on a glob or a
+    directory), in the order of :func:`expand_files`, ids as written."""
+    import polars as pl
+
+    from cje.readers import read_table
+
+    return pl.concat([read_table(p) for p in files], how="vertical_relaxed")
+
+
+# ------------------------------------------------------------------------------------------------
+# Engines: the same three queries on polars (streaming) and on Dask
+
+
+def _polars_scan(path: Path, i: int) -> tuple[Any, str]:
+    import polars as pl
+
+    kind = SUFFIXES[path.suffix.lower()]
+    if kind == "parquet":
+        lf = pl.scan_parquet(path)
+    elif kind == "csv":  # ids as the exact text written
+        lf = pl.scan_csv(path, schema_overrides={"prompt_id": pl.String, "policy": pl.String})
+    else:
+        lf = pl.scan_ndjson(path)
+    return lf.with_row_index("__row").with_columns(pl.lit(i, dtype=pl.Int64).alias("__file")), str(path)
+
+
+@dataclass
+class _Checks:
+    """What pass 1 found: counts and first rows (file × 2^40 + row) of each kind of bad row."""
+
+    counts: dict[str, int]
+    first: dict[str, int | None]
+
+
+#: The row checks of pass 1: name, rule, fix (the texts of :mod:`cje.data`'s validators).
+_RULES = {
+    "pid": ("The 'prompt_id' column must be non-empty on every row",
+            "Give each response the id of its prompt. (on_invalid='drop' is not supported out of "
+            "core.)"),
+    "pid_space": ("Out of core, prompt ids must not start or end with whitespace (in memory "
+                  "they are stripped and two ids that become equal are refused, which needs "
+                  "every id at once)", "Strip the ids in the files."),
+    "policy": ("The 'policy' column must name a policy on every row", "Fill it in, or drop the row."),
+    "score": ("The 'judge_score' column must be finite",
+              "Fix the value. (on_invalid='drop' is not supported out of core.)"),
+    "score_scale": ("", "Declare the scale the judge really uses, or fix the scores (values are "
+                        "never clipped)."),
+    "label": ("The 'oracle_label' column must be finite or empty",
+              "Leave unlabelled rows empty (null/NaN)."),
+}
+
+
+class _Engine:
+    """The queries of the passes, on one engine."""
+
+    name = ""
+    sources: list[str]
+
+    def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
+             ) -> tuple[_Checks, Any, Any]:
+        """Pass 1: checks, rows per (policy, judge_score), labelled rows."""
+        raise NotImplementedError
+
+    def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
+        """The prompt id and the value of ``column`` in the row ``key``."""
+        raise NotImplementedError
+
+    def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
+                      centres: np.ndarray, labelled: Any, progress: bool | None) -> np.ndarray:
+        """Pass 3: per prompt and policy ``[Σ R − R̄ n + b, Σ s − s̄ n, n]`` (G, 3P)."""
+        raise NotImplementedError
+
+
+def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[str]]:
+    """The standard columns of a LazyFrame (renamed, typed); notices."""
+    import polars as pl
+
+    if columns:
+        names = lf.collect_schema().names()
+        for std, theirs in columns.items():
+            if theirs not in names:
+                raise CJEInputError(
+                    f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
+                    f"its columns are {sorted(n for n in names if not n.startswith('__'))}.")
+        lf = lf.rename({theirs: std for std, theirs in columns.items()})
+    schema = lf.collect_schema()
+    names = schema.names()
+    notices: list[str] = []
+    for req in ("prompt_id", "judge_score"):
+        if req not in names:
+            raise CJEInputError(
+                f"The input has no {req!r} column. Its columns are "
+                f"{sorted(n for n in names if not n.startswith('__'))}; rename yours with "
+                f"columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name).")
+    if any(n.startswith("logprob") for n in names):
+        raise CJEInputError("The data has log-probability columns (logged data): out of core only "
+                            "fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
+    for name in ("prompt_id", "policy"):
+        if name in names and not (schema[name] == pl.String or schema[name].is_integer()
+                                  or schema[name] == pl.Categorical):
+            raise CJEInputError(
+                f"Out of core the {name!r} column must hold strings or integers; it is "
+                f"{schema[name]}. Write the ids as text. " + _OR_MEMORY)
+    for name in ("judge_score", "oracle_label"):
+        if name in names and not (schema[name].is_numeric() or schema[name] == pl.Null):
+            raise CJEInputError(f"The {name!r} column must be numeric; it is {schema[name]}.")
+    cols = [pl.col("prompt_id").cast(pl.String),
+            pl.col("policy").cast(pl.String) if "policy" in names
+            else pl.lit(policy_default, dtype=pl.String).alias("policy"),
+            pl.col("judge_score").cast(pl.Float64),
+            pl.col("oracle_label").cast(pl.Float64) if "oracle_label" in names
+            else pl.lit(None, dtype=pl.Float64).alias("oracle_label"),
+            pl.col("__file"), pl.col("__row").cast(pl.Int64)]
+    if "policy" not in names:
+        notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
+    return lf.select(cols), notices
+
+
+def _pl_bad_exprs(judge_scale: tuple[float, float] | None) -> dict[str, Any]:
+    import polars as pl
+
+    pid, s, y = pl.col("prompt_id"), pl.col("judge_score"), pl.col("oracle_label")
+    out = {
+        "pid": pid.is_null() | (pid.str.strip_chars() == ""),
+        "pid_space": pid.is_not_null() & (pid.str.strip_chars() != pid) & (pid.str.strip_chars() != ""),
+        "policy": pl.col("policy").is_null() | (pl.col("policy") == ""),
+        "score": s.is_null() | ~s.is_finite(),
+        "label": y.is_infinite().fill_null(False),
+    }
+    if judge_scale is not None:
+        out["score_scale"] = ((s < judge_scale[0]) | (s > judge_scale[1])).fill_null(False)
+    return out
+
+
+class _PolarsEngine(_Engine):
+    name = "polars"
+
+    def __init__(self, frames: list[tuple[Any, str]], columns: Any):
+        import polars as pl
+
+        parts, notices = [], []
+        for lf, _ in frames:
+            q, notices = _pl_columns(lf, columns, "default")
+            parts.append(q)
+        self.notices = notices
+        self.sources = [src for _, src in frames]
+        self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+        self._parts = parts
+
+    def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
+             ) -> tuple[_Checks, Any, Any]:
+        import polars as pl
+
+        bad = _pl_bad_exprs(judge_scale)
+        key = (pl.col("__file") * (1 << _ROW_BITS) + pl.col("__row"))
+        checks = [e.sum().alias(f"n_{k}") for k, e in bad.items()] + [
+            key.filter(e).min().alias(f"first_{k}") for k, e in bad.items()]
+        lab = pl.col("oracle_label").is_not_null() & pl.col("oracle_label").is_not_nan()
+        # pass 1 by batch of files: a progress bar, and each batch streamed by polars
+        n = len(self._parts)
+        step = max(1, n // 20)
+        batches = [self._parts[i:i + step] for i in range(0, n, step)]
+        counts_all, first_all = {k: 0 for k in bad}, {k: None for k in bad}
+        tables, labelled = [], []
+        bar = progress_bar(progress, len(batches), desc="scan (polars)", unit="batch")
+        try:
+            for parts in batches:
+                lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+                c, t, lrows = pl.collect_all(
+                    [lf.select(checks),
+                     lf.group_by("policy", "judge_score").agg(pl.len().alias("n")),
+                     lf.filter(lab).select("__file", "__row", "prompt_id", "policy",
+                                           "judge_score", "oracle_label")],
+                    engine="streaming")
+                for k in bad:
+                    counts_all[k] += int(c[f"n_{k}"][0] or 0)
+                    f = c[f"first_{k}"][0]
+                    if f is not None and (first_all[k] is None or f < first_all[k]):
+                        first_all[k] = int(f)
+                tables.append(t)
+                labelled.append(lrows)
+                bar.update(1)
+        finally:
+            bar.close()
+        counts = pl.concat(tables).group_by("policy", "judge_score").agg(pl.col("n").sum())
+        lab_rows = pl.concat(labelled).sort("__file", "__row")
+        return _Checks(counts_all, first_all), counts.to_pandas(), lab_rows.to_pandas()
+
+    def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
+        import polars as pl
+
+        f, r = divmod(key, 1 << _ROW_BITS)
+        row = self._parts[f].filter(pl.col("__row") == r).select("prompt_id", column).collect()
+        return row["prompt_id"][0], row[column][0]
+
+    def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
+                      centres: np.ndarray, labelled: Any, progress: bool | None) -> np.ndarray:
+        import polars as pl
+
+        s = pl.col("judge_score")
+        keys = lookup["score"].tolist()
+        lf = self.lf.with_columns(
+            s.replace_strict(keys, lookup["reward"].tolist(), return_dtype=pl.Float64).alias("__r"),
+            s.replace_strict(keys, lookup["s01"].tolist(), return_dtype=pl.Float64).alias("__s"))
+        aggs = []
+        for p, name in enumerate(policies):
+            mine = pl.col("policy") == name
+            aggs += [pl.col("__r").filter(mine).sum().alias(f"r{p}"),
+                     pl.col("__s").filter(mine).sum().alias(f"s{p}"),
+                     mine.sum().cast(pl.Int64).alias(f"n{p}")]
+        b = pl.from_pandas(labelled).lazy()
+        q = lf.group_by("prompt_id").agg(aggs).join(b, on="prompt_id", how="left")
+        out = []
+        for p in range(len(policies)):
+            rbar, sbar = centres[p]
+            out += [(pl.col(f"r{p}") - rbar * pl.col(f"n{p}") + pl.col(f"b{p}").fill_null(0.0)
+                     ).alias(f"t{p}"),
+                    (pl.col(f"s{p}") - sbar * pl.col(f"n{p}")).alias(f"u{p}"),
+                    pl.col(f"n{p}").cast(pl.Float64)]
+        bar = progress_bar(progress, 1, desc="per-prompt sums (polars)", unit="pass")
+        try:
+            res = q.select(out).collect(engine="streaming")
+            bar.update(1)
+        finally:
+            bar.close()
+        return res.to_numpy()
+
+
+class _DaskEngine(_Engine):
+    name = "dask"
+
+    def __init__(self, ddf: Any, sources: list[str], columns: Any, client: Any):
+        self.client = client
+        self.sources = sources
+        names = list(ddf.columns)
+        if columns:
+            for std, theirs in columns.items():
+                if theirs not in names:
+                    raise CJEInputError(
+                        f"columns maps {std!r} to {theirs!r}, but the input has no column "
+                        f"{theirs!r}; its columns are {sorted(n for n in names if n[:2] != '__')}.")
+            ddf = ddf.rename(columns={theirs: std for std, theirs in columns.items()})
+            names = list(ddf.columns)
+        for req in ("prompt_id", "judge_score"):
+            if req not in names:
+                raise CJEInputError(
+                    f"The input has no {req!r} column. Its columns are "
+                    f"{sorted(n for n in names if n[:2] != '__')}; rename yours with "
+                    f"columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name).")
+        if any(str(n).startswith("logprob") for n in names):
+            raise CJEInputError("The data has log-probability columns (logged data): out of core "
+                                "only fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
+        self.notices = [] if "policy" in names else [
+            "No 'policy' column: all rows were taken as one policy named 'default'."]
+        self.ddf = ddf.map_partitions(_dask_standard, meta=_dask_meta())
+
+    def _compute(self, *objs: Any, progress: bool | None, desc: str) -> Any:
+        import dask
+
+        if progress and self.client is not None:
+            from distributed import progress as dprogress
+
+            futures = self.client.compute(list(objs))
+            dprogress(futures)
+            return self.client.gather(futures)
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar():
+                return dask.compute(*objs)
+        return dask.compute(*objs)
+
+    def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
+             ) -> tuple[_Checks, Any, Any]:
+        ddf = self.ddf
+        flags = ddf.map_partitions(_dask_flags, judge_scale, meta=_dask_flags_meta(judge_scale))
+        kinds = [c[2:] for c in flags.columns if c.startswith("n_")]
+        n_bad = flags[[f"n_{k}" for k in kinds]].sum()
+        first = flags[[f"first_{k}" for k in kinds]].min()
+        counts = ddf.groupby(["policy", "judge_score"]).size()
+        lab = ddf[ddf["oracle_label"].notnull()][
+            ["__file", "__row", "prompt_id", "policy", "judge_score", "oracle_label"]]
+        n_bad, first, counts, lab = self._compute(n_bad, first, counts, lab, progress=progress,
+                                                  desc="scan (dask)")
+        cnt = {k: int(n_bad[f"n_{k}"]) for k in kinds}
+        fst = {k: (None if not np.isfinite(first[f"first_{k}"]) else int(first[f"first_{k}"]))
+               for k in kinds}
+        counts = counts.rename("n").reset_index()
+        lab = lab.sort_values(["__file", "__row"], kind="stable").reset_index(drop=True)
+        return _Checks(cnt, fst), counts, lab
+
+    def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
+        f, r = divmod(key, 1 << _ROW_BITS)
+        part = self.ddf.get_partition(f).compute() if f < self.ddf.npartitions else None
+        if part is None:  # pragma: no cover - the key comes from the partitions
+            return None, None
+        row = part[part["__row"] == r].iloc[0]
+        return row["prompt_id"], row[column]
+
+    def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
+                      centres: np.ndarray, labelled: Any, progress: bool | None) -> np.ndarray:
+        import pandas as pd
+
+        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=object),
+                             **{f"{c}{p}": pd.Series([], dtype="float64" if c != "n" else "int64")
+                                for p in range(len(policies)) for c in "rsn"}})
+        wide = self.ddf.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
+        agg = wide.groupby("prompt_id").sum()
+        joined = agg.merge(labelled.set_index("prompt_id"), left_index=True, right_index=True,
+                           how="left")
+        res = joined.map_partitions(_dask_centre, len(policies), centres,
+                                    meta=pd.DataFrame({f"{c}{p}": pd.Series([], dtype="float64")
+                                                       for p in range(len(policies))
+                                                       for c in "tun"}))
+        (out,) = self._compute(res, progress=progress, desc="per-prompt sums (dask)")
+        return out.to_numpy(dtype=np.float64)
+
+
+def _dask_meta() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"prompt_id": pd.Series([], dtype=object),
+                         "policy": pd.Series([], dtype=object),
+                         "judge_score": pd.Series([], dtype="float64"),
+                         "oracle_label": pd.Series([], dtype="float64"),
+                         "__file": pd.Series([], dtype="int64"),
+                         "__row": pd.Series([], dtype="int64")})
+
+
+def _dask_ids(col: Any, name: str) -> Any:
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        raise CJEInputError(
+            f"Out of core the {name!r} column must hold strings or integers; it is {col.dtype}. "
+            "Write the ids as text. " + _OR_MEMORY)
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return col.astype(str).astype(object)
+    return col.astype(object).where(col.notna(), None)
+
+
+def _dask_standard(pdf: Any, partition_info: Any = None) -> Any:
+    """One partition's standard columns, with its number and row numbers when the reader did
+    not add them."""
+    import pandas as pd
+
+    out = pd.DataFrame(index=pdf.index)
+    out["prompt_id"] = _dask_ids(pdf["prompt_id"], "prompt_id")
+    out["policy"] = _dask_ids(pdf["policy"], "policy") if "policy" in pdf else "default"
+    for name in ("judge_score", "oracle_label"):
+        if name not in pdf:
+            out[name] = np.nan
+            continue
+        col = pdf[name]
+        if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
+            raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}.")
+        out[name] = pd.to_numeric(col).astype("float64")
+    if "__file" in pdf:
+        out["__file"] = pdf["__file"].astype("int64")
+        out["__row"] = pdf["__row"].astype("int64")
+    else:
+        num = partition_info["number"] if partition_info else 0
+        out["__file"] = np.int64(num)
+        out["__row"] = np.arange(len(pdf), dtype=np.int64)
+    return out.reset_index(drop=True)
+
+
+def _dask_flags_meta(judge_scale: Any) -> Any:
+    import pandas as pd
+
+    kinds = ["pid", "pid_space", "policy", "score", "label"] + (
+        ["score_scale"] if judge_scale is not None else [])
+    return pd.DataFrame({**{f"n_{k}": pd.Series([], dtype="int64") for k in kinds},
+                         **{f"first_{k}": pd.Series([], dtype="float64") for k in kinds}})
+
+
+def _dask_flags(pdf: Any, judge_scale: Any) -> Any:
+    """One partition's bad-row counts and first bad row keys (one row)."""
+    import pandas as pd
+
+    pid = pdf["prompt_id"]
+    stripped = pid.str.strip()
+    s = pdf["judge_score"].to_numpy()
+    y = pdf["oracle_label"].to_numpy()
+    bad = {
+        "pid": (pid.isna() | (stripped == "")).to_numpy(),
+        "pid_space": (pid.notna() & (stripped != pid) & (stripped != "")).to_numpy(dtype=bool),
+        "policy": (pdf["policy"].isna() | (pdf["policy"] == "")).to_numpy(),
+        "score": ~np.isfinite(s),
+        "label": np.isinf(y),
+    }
+    if judge_scale is not None:
+        with np.errstate(invalid="ignore"):
+            bad["score_scale"] = (s < judge_scale[0]) | (s > judge_scale[1])
+    key = pdf["__file"].to_numpy() * (1 << _ROW_BITS) + pdf["__row"].to_numpy()
+    row = {f"n_{k}": [int(b.sum())] for k, b in bad.items()}
+    row.update({f"first_{k}": [float(key[b].min()) if b.any() else np.inf] for k, b in bad.items()})
+    return pd.DataFrame(row)
+
+
+def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str]) -> Any:
+    """Per row: the prompt and, per policy, the calibrated reward, the [0, 1] judge score and 1
+    (0 on the other policies' rows)."""
+    import pandas as pd
+
+    order = np.argsort(lookup["score"], kind="stable")
+    keys = lookup["score"][order]
+    idx = np.searchsorted(keys, pdf["judge_score"].to_numpy())
+    r = lookup["reward"][order][idx]
+    s = lookup["s01"][order][idx]
+    pol = pdf["policy"].to_numpy()
+    out = {"prompt_id": pdf["prompt_id"].to_numpy()}
+    for p, name in enumerate(policies):
+        mine = pol == name
+        out[f"r{p}"] = np.where(mine, r, 0.0)
+        out[f"s{p}"] = np.where(mine, s, 0.0)
+        out[f"n{p}"] = mine.astype(np.int64)
+    return pd.DataFrame(out)
+
+
+def _dask_centre(pdf: Any, n_policies: int, centres: np.ndarray) -> Any:
+    import pandas as pd
+
+    out = {}
+    for p in range(n_policies):
+        rbar, sbar = centres[p]
+        n = pdf[f"n{p}"].to_numpy(dtype=np.float64)
+        out[f"t{p}"] = pdf[f"r{p}"].to_numpy() - rbar * n + pdf[f"b{p}"].fillna(0.0).to_numpy()
+        out[f"u{p}"] = pdf[f"s{p}"].to_numpy() - sbar * n
+        out[f"n{p}"] = n
+    return pd.DataFrame(out)
+
+
+def _dask_read(arg: tuple[int, str, str]) -> Any:
+    """One file as one Dask partition, with its number and row numbers."""
+    import pandas as pd
+
+    i, path, kind = arg
+    if kind == "parquet":
+        pdf = pd.read_parquet(path)
+    elif kind == "csv":
+        pdf = pd.read_csv(path, dtype={"prompt_id": str, "policy": str}, keep_default_na=False,
+                          na_values={"judge_score": ["", "nan", "NaN"],
+                                     "oracle_label": ["", "nan", "NaN"]})
+    else:
+        pdf = pd.read_json(path, lines=True, dtype={"prompt_id": str, "policy": str})
+    pdf["__file"] = np.int64(i)
+    pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
+    return pdf
+
+
+def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
+    files = None if is_partitioned(data) else expand_files(data)
+    if files is None and not is_partitioned(data):
+        raise CJEInputError(
+            f"engine={engine!r} reads a polars LazyFrame, a Dask DataFrame, or a file, glob or "
+            f"directory of Parquet / CSV / JSON Lines files; got {type(data).__name__}. "
+            + _OR_MEMORY)
+    if engine == "polars":
+        import polars as pl
+
+        if files is not None:
+            return _PolarsEngine([_polars_scan(p, i) for i, p in enumerate(files)], columns)
+        if type(data).__module__.startswith("dask"):
+            raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
+        lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
+        return _PolarsEngine([(lf, "the LazyFrame")], columns)
+    import dask.dataframe as dd
+
+    if files is not None:
+        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()])
+                                       for i, p in enumerate(files)])
+        sources = [str(p) for p in files]
+    else:
+        if type(data).__module__.startswith("polars"):
+            raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
+        ddf = data
+        sources = [f"partition {i} of the Dask DataFrame" for i in range(data.npartitions)]
+    return _DaskEngine(ddf, sources, columns, client)
+
+
+# ------------------------------------------------------------------------------------------------
+# The shape: per-prompt totals instead of rows
+
+
+class PartitionedShape:
+    """The direct data shape of :mod:`cje.pipeline.core` on sufficient statistics.
+
+    The calibrator's table holds only the labelled rows; the policies' rows are summarised by
+    the rows per (policy, distinct judge score) — every point estimate and jackknife replicate
+    follows from them — and by the per-prompt totals of the full fit's influence values, which
+    :meth:`run` hands to the skeleton as one value per prompt (:attr:`PolicyRows.n_rows` holds
+    the policy's rows).
+    """
+
+    share_over_se2 = False
+
+    def __init__(self, *, names: Sequence[str], table: Table, lab_policy: np.ndarray,
+                 distinct: np.ndarray, counts: np.ndarray, judge_scale: tuple[float, float],
+                 label_scale: tuple[float, float], labelled_scores: np.ndarray,
+                 estimator: DirectEstimator):
+        self.names = tuple(names)
+        self.table = table
+        self.judge_scale, self.label_scale = judge_scale, label_scale
+        self.labelled_scores = labelled_scores
+        self.estimator = estimator
+        self.probe_names: list[str] = []
+        self.distinct = distinct  # judge scores, user's scale
+        self.distinct01 = to_unit(distinct, judge_scale)
+        self.counts = counts  # (P, D) rows per policy and distinct score
+        self.n = counts.sum(axis=1)
+        self.lab_policy = lab_policy  # policy of each labelled row (-1: none)
+        P = len(self.names)
+        inside = lab_policy >= 0
+        self._train_inside = np.flatnonzero(inside)
+        self._group_train = lab_policy[inside]
+        self._m = np.bincount(self._group_train, minlength=P).astype(np.int64)
+        self.totals: np.ndarray | None = None  # (G, 3P) after the per-prompt pass
+        self.n_clusters = 0
+        self.naive: list[tuple[float, float, float]] = []
+
+    # the numbers every pass needs ---------------------------------------------------------------
+    def reward(self, calibrator: RewardCalibrator, deleted: frozenset[int] = frozenset()
+               ) -> np.ndarray:
+        """``f(S)`` on the distinct judge scores."""
+        t = self.table
+        return calibrator.calibration(deleted).predict(self.distinct01, None) if t.X is None \
+            else None  # pragma: no cover - covariates are refused
+
+    def _residual_means(self, oof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each labelled row's residual ``e`` and each policy's mean residual ``ē``."""
+        t = self.table
+        e = (t.y[t.train] - oof)[self._train_inside]
+        P = len(self.names)
+        mean_e = np.divide(np.bincount(self._group_train, weights=e, minlength=P), self._m,
+                           out=np.zeros(P), where=self._m > 0)
+        return e, mean_e
+
+    def plug_in(self, reward: np.ndarray) -> np.ndarray:
+        """Each policy's calibrated mean ``R̄``."""
+        return (self.counts @ reward) / np.maximum(self.n, 1)
+
+    def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
+        """The point estimates under the calibration without ``deleted`` (the jackknife)."""
+        calib = calibrator.calibration(deleted)
+        values = self.plug_in(calib.predict(self.distinct01, None))
+        if self.estimator.augment:
+            values = values + self._residual_means(calib.oof)[1]
+        return values
+
+    def labelled_terms(self, calibrator: RewardCalibrator) -> tuple[np.ndarray, np.ndarray]:
+        """The residual term of the influence values, ``(n/m)(e_i − ē)``, per labelled row of
+        some policy, and those rows' indices in the table (zeros without augmentation)."""
+        calib = calibrator.calibration(frozenset())
+        e, mean_e = self._residual_means(calib.oof)
+        if not self.estimator.augment:
+            return np.zeros(e.size), self._train_inside
+        inv_p = np.divide(self.n, self._m, out=np.zeros(len(self.names)), where=self._m > 0)
+        g = self._group_train
+        return (e - mean_e[g]) * inv_p[g], self._train_inside
+
+    def set_totals(self, totals: np.ndarray, alpha: float, centres: np.ndarray) -> None:
+        """The per-prompt pass's result: ``[t_p, u_p, n_p]`` per prompt (columns by policy)."""
+        self.totals = totals
+        self.n_clusters = totals.shape[0]
+        self.naive = []
+        for p in range(len(self.names)):
+            u, n = totals[:, 3 * p + 1], totals[:, 3 * p + 2]
+            present = n > 0
+            mean = float(centres[p, 1])
+            v, g = cluster_variance(u[present], np.arange(int(present.sum())), int(self.n[p]))
+            lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
+            self.naive.append((from_unit(mean, self.label_scale), from_unit(lo, self.label_scale),
+                               from_unit(hi, self.label_scale)))
+
+    # the Shape protocol -------------------------------------------------------------------------
+    def run(self, calibrator: RewardCalibrator,
+            deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
+        """Every policy's estimate and its per-prompt influence totals (full calibration)."""
+        assert not deleted and self.totals is not None
+        values = self.values(calibrator, deleted)
+        out = []
+        for p in range(len(self.names)):
+            t, n = self.totals[:, 3 * p], self.totals[:, 3 * p + 2]
+            out.append((PolicyValue(float(values[p]), t[n > 0]), 0.0))
+        return out
+
+    def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
+        """No transport gaps in direct mode."""
+        return {}
+
+    def probe_rows(self) -> list[np.ndarray]:
+        """No probe slices out of core."""
+        return []
+
+    def probe_residuals(self, calibrator: RewardCalibrator) -> list[np.ndarray]:
+        """No probe slices out of core."""
+        return []
+
+    def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
+        """Policy ``p``: its prompts (one influence total each) and rows."""
+        assert self.totals is not None
+        present = self.totals[:, 3 * p + 2] > 0
+        return PolicyRows(cluster=np.flatnonzero(present), n_labels=int(self._m[p]),
+                          method=self.estimator.method, naive=self.naive[p],
+                          scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]))
+
+    def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The distinct judge scores ([0, 1]) of the policies' rows."""
+        return self.distinct01[self.counts.sum(axis=0) > 0], None
+
+
+# ------------------------------------------------------------------------------------------------
+# The analysis
+
+
+def _raise_bad(eng: _Engine, checks: _Checks, judge_scale: tuple[float, float] | None) -> None:
+    """The first kind of bad row found (in :mod:`cje.data`'s order), naming its file and row."""
+    for kind, column in (("pid", "prompt_id"), ("pid_space", "prompt_id"), ("policy", "policy"),
+                         ("score", "judge_score"), ("label", "oracle_label"),
+                         ("score_scale", "judge_score")):
+        if not checks.counts.get(kind):
+            continue
+        key = checks.first[kind]
+        assert key is not None
+        f, r = divmod(key, 1 << _ROW_BITS)
+        pid, value = eng.bad_row(key, column)
+        rule, fix = _RULES[kind]
+        if kind == "score_scale":
+            assert judge_scale is not None
+            rule = (f"The 'judge_score' column must lie within judge_scale=({judge_scale[0]:g}, "
+                    f"{judge_scale[1]:g})")
+        shown = "none" if value is None else (format(float(value), "g") if kind in (
+            "score", "label", "score_scale") else repr(value))
+        who = "" if kind in ("pid",) else f" (prompt_id={pid!r})"
+        raise CJEInputError(
+            f"In '{eng.sources[f]}': {rule}; row {r}{who} has {shown} "
+            f"({checks.counts[kind]} such rows in all). {fix}")
+
+
+def _label_checks(lab: Any, label_scale: tuple[float, float] | None, sources: Sequence[str]
+                  ) -> None:
+    """The label checks of :mod:`cje.data` on the collected labelled rows, naming file and row."""
+    y = lab["oracle_label"].to_numpy(dtype=np.float64)
+    if label_scale is not None:
+        bad = (y < label_scale[0]) | (y > label_scale[1])
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise CJEInputError(
+                f"In '{sources[int(lab['__file'].iloc[i])]}': The 'oracle_label' column must lie "
+                f"within label_scale=({label_scale[0]:g}, {label_scale[1]:g}); row "
+                f"{int(lab['__row'].iloc[i])} (prompt_id={lab['prompt_id'].iloc[i]!r}) has "
+                f"{y[i]:g}. Declare the scale the labels really use, or fix the labels.")
+    if y.size >= 2 and np.all(y == y[0]):
+        raise CJEInputError(
+            f"The 'oracle_label' column has a single value ({y[0]:g}) on all {y.size} labelled "
+            "rows, so the judge cannot be calibrated to it. Check that the right column is used "
+            "and that labels were recorded correctly.")
+
+
+def analyze_partitioned(
+    data: Any,
+    *,
+    engine: str,
+    client: Any = None,
+    estimator: DirectEstimator,
+    judge_scale: tuple[float, float] | None,
+    label_scale: tuple[float, float] | None,
+    columns: Any,
+    alpha: float,
+    mode: Mode,
+    n_folds: int,
+    seed: int,
+    only: Sequence[str] | None,
+    settings: dict[str, Any],
+    progress: bool | None = None,
+) -> Report:
+    """The report of fresh draws of each policy, computed out of core (see :func:`cje.analyze`,
+    which checks the options first).
+
+    Parameters
+    ----------
+    data : polars.LazyFrame, dask.dataframe.DataFrame, str or os.PathLike
+        The rows, or a file, glob or directory of Parquet / CSV / JSON Lines files.
+    engine : {"polars", "dask"}
+    client : dask.distributed.Client, optional
+        Dask: the cluster to run on (default: Dask's current scheduler).
+    estimator : DirectEstimator
+    judge_scale, label_scale, columns, alpha, mode, n_folds, seed, progress
+        As in :func:`cje.analyze`.
+    only : sequence of str or None
+        Report only these policies.
+    settings : dict
+        The run's options (:attr:`Report.settings`).
+
+    Returns
+    -------
+    Report
+        The same numbers as the in-memory engine (to rounding: sums are taken in another
+        order).
+
+    Raises
+    ------
+    CJEInputError
+        A bad row (named by file and row), or what is not supported out of core yet.
+
+    Examples
+    --------
+    >>> import cje, polars as pl
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> lf = pl.from_pandas(sim.data).lazy()
+    >>> rep = analyze_partitioned(lf, engine="polars", estimator=DirectEstimator(),
+    ...                           judge_scale=(0, 10), label_scale=(1, 5), columns=None,
+    ...                           alpha=0.05, mode="monotone", n_folds=5, seed=0, only=None,
+    ...                           settings={})
+    >>> mem = cje.analyze(sim.data, judge_scale=(0, 10), label_scale=(1, 5), mode="monotone")
+    >>> bool(abs(rep.estimates[0].se - mem.estimates[0].se) < 1e-12)
+    True
+    """
+    if engine not in ("polars", "dask"):
+        raise CJEInputError(f"engine must be 'polars' or 'dask' here; got {engine!r}.")
+    judge_scale = None if judge_scale is None else _check_scale(judge_scale, "judge_scale")
+    label_scale = None if label_scale is None else _check_scale(label_scale, "label_scale")
+    eng = _make_engine(data, engine, columns, client)
+    notices = list(eng.notices)
+
+    # ---- pass 1: checks, rows per (policy, score), labelled rows -------------------------------
+    checks, counts_df, lab = eng.scan(judge_scale, progress)
+    n_rows = int(counts_df["n"].sum()) if len(counts_df) else 0
+    if n_rows == 0:
+        raise CJEInputError("The input has no rows.")
+    _raise_bad(eng, checks, judge_scale)
+    names = tuple(sorted(counts_df["policy"].unique().tolist()))
+    distinct = np.sort(counts_df["judge_score"].unique().astype(np.float64))
+    P, D = len(names), distinct.size
+    counts = np.zeros((P, D), dtype=np.int64)
+    counts[np.searchsorted(np.array(names, dtype=object), counts_df["policy"].to_numpy()),
+           np.searchsorted(distinct, counts_df["judge_score"].to_numpy(dtype=np.float64))] = \
+        counts_df["n"].to_numpy(dtype=np.int64)
+    if judge_scale is None:
+        jscale = infer_scale(distinct)
+        _check_scale(jscale, "judge_scale")
+        notices.append(
+            f"judge_scale was not given; inferred ({jscale[0]:g}, {jscale[1]:g}) from the scores "
+            f"(observed {distinct[0]:g} to {distinct[-1]:g}). Pass judge_scale=(low, high) to "
+            "set it.")
+    else:
+        jscale = judge_scale
+    _label_checks(lab, label_scale, eng.sources)
+    y = lab["oracle_label"].to_numpy(dtype=np.float64)
+    if label_scale is None:
+        if y.size == 0:
+            lscale = jscale
+        else:
+            lscale = infer_scale(y)
+            _check_scale(lscale, "label_scale")
+            notices.append(
+                f"label_scale was not given; inferred ({lscale[0]:g}, {lscale[1]:g}) from the "
+                f"oracle labels (observed {y.min():g} to {y.max():g}). Pass label_scale=(low, "
+                "high) to set it; results are reported on this scale.")
+    else:
+        lscale = label_scale
+    if only is not None:
+        for p in only:
+            if p not in names:
+                raise CJEInputError(f"No rows for policy {p!r}; the data has policies "
+                                    f"{list(names)}.")
+
+    # ---- fit: folds and the calibrator on the labelled rows ------------------------------------
+    lab_pid = lab["prompt_id"].to_numpy(dtype=object)
+    from cje.data import factorize_ids
+
+    lab_code, lab_prompts = factorize_ids(lab_pid)
+    m_prompts = int(lab_prompts.size)
+    if m_prompts < MIN_LABELLED_PROMPTS:
+        raise CJEInputError(
+            f"Only {m_prompts} labelled prompt(s): out of core the analysis needs at least "
+            f"{MIN_LABELLED_PROMPTS} to calibrate (the uncalibrated judge mean is not computed "
+            "out of core). " + _OR_MEMORY)
+    k, lab_folds, warns = fold_plan(lab_prompts, np.ones(m_prompts, dtype=bool), n_folds, seed)
+    s_lab = lab["judge_score"].to_numpy(dtype=np.float64)
+    s01 = to_unit(s_lab, jscale)
+    codes, dist_s, _ = distinct_rows(s01, None)
+    table = Table(s=s01, y=to_unit(y, lscale), X=None, cluster=lab_code.astype(np.int64),
+                  train=np.arange(y.size), codes=codes, distinct_s=dist_s, distinct_X=None)
+    lab_policy = np.searchsorted(np.array(names, dtype=object), lab["policy"].to_numpy(dtype=object))
+    calibrator, caught = fit_calibrator(table, lab_folds[table.cluster], mode=mode, k=k, seed=seed)
+    warns += caught
+    if mode == "auto":
+        notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (it keeps 'monotone' "
+                       "unless 'two_stage' predicts the labels better, out of fold, by more than "
+                       "one standard error).")
+    shape = PartitionedShape(names=names, table=table, lab_policy=lab_policy, distinct=distinct,
+                             counts=counts, judge_scale=jscale, label_scale=lscale,
+                             labelled_scores=s_lab, estimator=estimator)
+
+    # ---- pass 2: per-prompt totals of the influence values -------------------------------------
+    reward = calibrator.calibration(frozenset()).predict(shape.distinct01, None)
+    rbar = shape.plug_in(reward)
+    sbar = (counts @ shape.distinct01) / np.maximum(shape.n, 1)
+    centres = np.column_stack([rbar, sbar])
+    term, rows = shape.labelled_terms(calibrator)
+    import pandas as pd
+
+    # the labelled rows' residual terms summed per (prompt, policy): a small table joined in
+    key = lab_code[rows] * P + lab_policy[rows]
+    sums = np.bincount(key, weights=term, minlength=m_prompts * P).reshape(m_prompts, P)
+    b = pd.DataFrame({"prompt_id": lab_prompts.astype(object),
+                      **{f"b{p}": sums[:, p] for p in range(P)}})
+    lookup = {"score": distinct, "reward": np.asarray(reward, dtype=np.float64),
+              "s01": shape.distinct01}
+    totals = eng.prompt_totals(lookup, names, centres, b, progress)
+    shape.set_totals(totals, alpha, centres)
+    settings = {**settings, "engine": engine}
+    return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
+                    transport_margin=None, only=only, notices=notices, warns=warns, excluded={},
+                    settings=settings, progress=progress)
