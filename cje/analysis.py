@@ -241,7 +241,7 @@ def analyze(
             "mode='auto' or 'two_stage', or drop the covariates."
         )
     engine = check_choice("engine", engine, ("auto", "memory", "polars", "dask"))
-    if engine != "memory" and not isinstance(data, (dict, list)):
+    if engine != "memory":
         from cje.pipeline import streaming
 
         engine = streaming.choose_engine(data, engine, client)

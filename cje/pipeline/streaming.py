@@ -94,8 +94,8 @@ def expand_files(source: Any) -> list[Path] | None:
     -------
     list of pathlib.Path or None
         Sorted by path (the order rows are numbered and concatenated in); ``None`` when the
-        source is none of these (e.g. a cje-eval directory, which only the in-memory engine
-        reads).
+        source is none of these (e.g. a cje-eval fresh-draws directory of
+        ``<policy>_responses.jsonl`` files, which only the in-memory engine reads).
 
     Raises
     ------
@@ -121,10 +121,8 @@ def expand_files(source: Any) -> list[Path] | None:
         if not files:
             raise CJEInputError(f"No file matches {text!r}. Check the path and the pattern.")
     elif Path(text).is_dir():
-        from cje.readers import registered_readers
-
-        if any(r.matches is not None and r.matches(Path(text)) for r in registered_readers()):
-            return None  # a directory a reader of its own reads (cje-eval fresh draws)
+        if any(Path(text).glob("*_responses.jsonl")):
+            return None  # a cje-eval fresh-draws directory: its reader names the policies
         files = sorted(p for p in Path(text).rglob("*")
                        if p.is_file() and p.suffix.lower() in SUFFIXES)
         if not files:
@@ -263,6 +261,7 @@ class _Engine:
 
     name = ""
     sources: list[str]
+    has_draw_idx: bool  # (not read out of core: repeated draws are numbered in memory only)
 
     def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
              ) -> tuple[_Checks, Any, Any]:
@@ -347,9 +346,11 @@ class _PolarsEngine(_Engine):
         import polars as pl
 
         parts, notices = [], []
+        self.has_draw_idx = False
         for lf, _ in frames:
             q, notices = _pl_columns(lf, columns, "default")
             parts.append(q)
+            self.has_draw_idx |= "draw_idx" in lf.collect_schema().names()
         self.notices = notices
         self.sources = [src for _, src in frames]
         self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -398,8 +399,9 @@ class _PolarsEngine(_Engine):
         import polars as pl
 
         f, r = divmod(key, 1 << _ROW_BITS)
-        row = self._parts[f].filter(pl.col("__row") == r).select("prompt_id", column).collect()
-        return row["prompt_id"][0], row[column][0]
+        row = self._parts[f].filter(pl.col("__row") == r).select(
+            pl.col("prompt_id").alias("__pid"), pl.col(column)).collect()
+        return row["__pid"][0], row[column][0]
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None) -> np.ndarray:
@@ -458,6 +460,7 @@ class _DaskEngine(_Engine):
         if any(str(n).startswith("logprob") for n in names):
             raise CJEInputError("The data has log-probability columns (logged data): out of core "
                                 "only fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
+        self.has_draw_idx = "draw_idx" in names
         self.notices = [] if "policy" in names else [
             "No 'policy' column: all rows were taken as one policy named 'default'."]
         self.ddf = ddf.map_partitions(_dask_standard, meta=_dask_meta())
@@ -994,6 +997,7 @@ def analyze_partitioned(
     lab_policy = np.searchsorted(np.array(names, dtype=object), lab["policy"].to_numpy(dtype=object))
     calibrator, caught = fit_calibrator(table, lab_folds[table.cluster], mode=mode, k=k, seed=seed)
     warns += caught
+    at_draws = len(notices)  # the loader's notice of repeated draws comes before the mode's
     if mode == "auto":
         notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (it keeps 'monotone' "
                        "unless 'two_stage' predicts the labels better, out of fold, by more than "
@@ -1019,6 +1023,11 @@ def analyze_partitioned(
               "s01": shape.distinct01}
     totals = eng.prompt_totals(lookup, names, centres, b, progress)
     shape.set_totals(totals, alpha, centres)
+    repeats = int(shape.n.sum() - sum(int((totals[:, 3 * p + 2] > 0).sum()) for p in range(P)))
+    if repeats > 0 and not eng.has_draw_idx:
+        notices.insert(at_draws, (
+            f"{repeats} rows repeat a (prompt_id, policy) pair and there is no 'draw_idx' column: "
+            "they were taken as repeated draws, numbered in input order."))
     settings = {**settings, "engine": engine}
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
                     transport_margin=None, only=only, notices=notices, warns=warns, excluded={},
