@@ -241,7 +241,11 @@ def analyze(
             "mode='auto' or 'two_stage', or drop the covariates."
         )
     engine = check_choice("engine", engine, ("auto", "memory", "polars", "dask"))
-    if engine != "memory":
+    source = data  # as the caller gave it (the provenance's input)
+    if engine == "memory" and client is not None:
+        raise CJEInputError("client= is for engine='dask' (or 'auto'); engine='memory' was given.")
+    if engine != "memory" or isinstance(data, (str, os.PathLike)) or type(data).__module__.startswith(
+            ("polars", "dask")):
         from cje.pipeline import streaming
 
         engine = streaming.choose_engine(data, engine, client)
@@ -253,13 +257,12 @@ def analyze(
                 estimator=estimator, alpha=alpha, mode=mode, n_folds=n_folds, seed=seed,
                 policies=policies, columns=columns, probe_correction=probe_correction,
                 progress=progress, transport_margin=transport_margin)
+        # in memory: a glob or a directory of files is read whole, a lazy frame collected
         files = streaming.expand_files(data)
         if files is not None and (len(files) > 1 or files[0] != Path(data)):
-            data = streaming.read_files_in_memory(files)  # a glob or a directory of files
+            data = streaming.read_files_in_memory(files)
         elif streaming.is_partitioned(data):
             data = data.collect() if hasattr(data, "collect") else data.compute()
-    elif client is not None:
-        raise CJEInputError("client= is for engine='dask' (or 'auto'); engine='memory' was given.")
     ev = load(data, judge_scale=judge_scale, label_scale=label_scale, columns=columns,
               covariates=cov, on_invalid=on_invalid)  # type: ignore[arg-type]
     logged = bool(ev.logprobs)
@@ -309,7 +312,7 @@ def analyze(
         "estimator": "direct",
         "probe_correction": bool(probe_correction),
     }
-    inputs = {"data": data, "calibration": calibration, "fresh_draws": fresh_draws,
+    inputs = {"data": source, "calibration": calibration, "fresh_draws": fresh_draws,
               **{f"probes[{p!r}]": src for p, src in (probes or {}).items()}}
     if logged:
         from cje.pipeline.logged import analyze_logged
