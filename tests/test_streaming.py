@@ -183,6 +183,20 @@ def test_frames_equal_memory(parts: list[Path], memory_report: cje.Report,
     assert differences(memory_report, rep) == []
 
 
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_prompts_split_over_group_bys(parts: list[Path], memory_report: cje.Report,
+                                      monkeypatch: pytest.MonkeyPatch, engine: str,
+                                      dask_client: Any) -> None:
+    """Above ``ROWS_PER_GROUP_BY`` rows the per-prompt pass splits the prompts by a hash of
+    their id over several group-bys (polars: one pass each; Dask: ``split_out``): same numbers."""
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)  # 4 group-bys here
+    rep = cje.analyze(str(parts[0].parent), engine=engine,
+                      client=dask_client if engine == "dask" else None, **KW)
+    assert differences(memory_report, rep) == []
+
+
 def test_comparison_can_fail(parts: list[Path], memory_report: cje.Report,
                              tmp_path: Path) -> None:
     """One label moved by one point is seen by the comparison (it is not vacuous)."""

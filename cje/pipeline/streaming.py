@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "j
 AUTO_MEMORY_SHARE = 0.5
 _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 _STD = ("prompt_id", "policy", "judge_score", "oracle_label")
+#: Rows per group-by of the per-prompt pass: above it the prompts are split by a hash of their
+#: id into several group-bys (one pass over the data each), so the engine never holds the hash
+#: table of more prompts than these rows have (measured: ~1 GB for 10^7 rows, 2.5·10^6 prompts).
+ROWS_PER_GROUP_BY = 20_000_000
 #: Row key of the first bad row: file number × 2^40 + row in the file.
 _ROW_BITS = 40
 _OR_MEMORY = "Use engine='memory' (it needs the data in memory)."
@@ -273,8 +278,10 @@ class _Engine:
         raise NotImplementedError
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
-                      centres: np.ndarray, labelled: Any, progress: bool | None) -> np.ndarray:
-        """Pass 3: per prompt and policy ``[Σ R − R̄ n + b, Σ s − s̄ n, n]`` (G, 3P)."""
+                      centres: np.ndarray, labelled: Any, progress: bool | None,
+                      buckets: int = 1) -> list[Any]:
+        """Pass 2: per prompt, ``Σ R − R̄ n + b`` of each policy, then ``Σ s − s̄ n`` of each,
+        then ``n`` of each (frames of 3P columns, one per bucket of prompts)."""
         raise NotImplementedError
 
 
@@ -404,36 +411,42 @@ class _PolarsEngine(_Engine):
         return row["__pid"][0], row[column][0]
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
-                      centres: np.ndarray, labelled: Any, progress: bool | None) -> np.ndarray:
+                      centres: np.ndarray, labelled: Any, progress: bool | None,
+                      buckets: int = 1) -> list[Any]:
         import polars as pl
 
         s = pl.col("judge_score")
         keys = lookup["score"].tolist()
-        lf = self.lf.with_columns(
-            s.replace_strict(keys, lookup["reward"].tolist(), return_dtype=pl.Float64).alias("__r"),
-            s.replace_strict(keys, lookup["s01"].tolist(), return_dtype=pl.Float64).alias("__s"))
-        aggs = []
-        for p, name in enumerate(policies):
+        r = s.replace_strict(keys, lookup["reward"].tolist(), return_dtype=pl.Float64)
+        u = s.replace_strict(keys, lookup["s01"].tolist(), return_dtype=pl.Float64)
+        cols = []
+        for p, name in enumerate(policies):  # one column per policy: 0 on others' rows
             mine = pl.col("policy") == name
-            aggs += [pl.col("__r").filter(mine).sum().alias(f"r{p}"),
-                     pl.col("__s").filter(mine).sum().alias(f"s{p}"),
-                     mine.sum().cast(pl.Int64).alias(f"n{p}")]
+            cols += [pl.when(mine).then(r).otherwise(0.0).alias(f"r{p}"),
+                     pl.when(mine).then(u).otherwise(0.0).alias(f"s{p}"),
+                     mine.cast(pl.Int32).alias(f"n{p}")]
         b = pl.from_pandas(labelled).lazy()
-        q = lf.group_by("prompt_id").agg(aggs).join(b, on="prompt_id", how="left")
         out = []
         for p in range(len(policies)):
             rbar, sbar = centres[p]
-            out += [(pl.col(f"r{p}") - rbar * pl.col(f"n{p}") + pl.col(f"b{p}").fill_null(0.0)
-                     ).alias(f"t{p}"),
-                    (pl.col(f"s{p}") - sbar * pl.col(f"n{p}")).alias(f"u{p}"),
-                    pl.col(f"n{p}").cast(pl.Float64)]
-        bar = progress_bar(progress, 1, desc="per-prompt sums (polars)", unit="pass")
+            out.append((pl.col(f"r{p}") - rbar * pl.col(f"n{p}") + pl.col(f"b{p}").fill_null(0.0)
+                        ).alias(f"t{p}"))
+        out += [(pl.col(f"s{p}") - centres[p, 1] * pl.col(f"n{p}")).alias(f"u{p}")
+                for p in range(len(policies))]
+        out += [pl.col(f"n{p}") for p in range(len(policies))]
+        chunks = []
+        bar = progress_bar(progress, buckets, desc="per-prompt sums (polars)", unit="pass")
         try:
-            res = q.select(out).collect(engine="streaming")
-            bar.update(1)
+            for k in range(buckets):  # prompts split by a hash: each group-by holds 1/buckets
+                lf = self.lf if buckets == 1 else self.lf.filter(
+                    pl.col("prompt_id").hash(seed=0) % buckets == k)
+                q = (lf.select(pl.col("prompt_id"), *cols).group_by("prompt_id").agg(pl.all().sum())
+                     .join(b, on="prompt_id", how="left").select(out))
+                chunks.append(q.collect(engine="streaming"))
+                bar.update(1)
         finally:
             bar.close()
-        return res.to_numpy()
+        return chunks
 
 
 class _DaskEngine(_Engine):
@@ -466,17 +479,25 @@ class _DaskEngine(_Engine):
         self.ddf = ddf.map_partitions(_dask_standard, meta=_dask_meta())
 
     def _compute(self, *objs: Any, progress: bool | None, desc: str) -> Any:
+        """Compute on the given client (else Dask's current scheduler), with Dask's own progress
+        bar when ``progress`` is true (``None``: on a terminal)."""
         import dask
 
-        if progress and self.client is not None:
-            from distributed import progress as dprogress
+        from cje._progress import stderr_is_tty
 
+        show = progress or (progress is None and stderr_is_tty())
+        if self.client is not None:
             futures = self.client.compute(list(objs))
-            dprogress(futures)
-            return self.client.gather(futures)
-        if progress:
+            if show:
+                from distributed import progress as dask_progress
+
+                print(desc, file=sys.stderr)
+                dask_progress(futures)
+            return tuple(self.client.gather(futures))
+        if show:
             from dask.diagnostics import ProgressBar
 
+            print(desc, file=sys.stderr)
             with ProgressBar():
                 return dask.compute(*objs)
         return dask.compute(*objs)
@@ -509,29 +530,39 @@ class _DaskEngine(_Engine):
         return row["prompt_id"], row[column]
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
-                      centres: np.ndarray, labelled: Any, progress: bool | None) -> np.ndarray:
+                      centres: np.ndarray, labelled: Any, progress: bool | None,
+                      buckets: int = 1) -> list[Any]:
         import pandas as pd
 
-        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=object),
-                             **{f"{c}{p}": pd.Series([], dtype="float64" if c != "n" else "int64")
-                                for p in range(len(policies)) for c in "rsn"}})
+        P = len(policies)
+        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
+                             **{f"{c}{p}": pd.Series([], dtype="float64" if c != "n" else "int32")
+                                for p in range(P) for c in "rsn"}})
         wide = self.ddf.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
-        agg = wide.groupby("prompt_id").sum()
-        joined = agg.merge(labelled.set_index("prompt_id"), left_index=True, right_index=True,
-                           how="left")
-        res = joined.map_partitions(_dask_centre, len(policies), centres,
-                                    meta=pd.DataFrame({f"{c}{p}": pd.Series([], dtype="float64")
-                                                       for p in range(len(policies))
-                                                       for c in "tun"}))
+        # split_out: the per-prompt table in `buckets` partitions, none of them whole
+        agg = wide.groupby("prompt_id", sort=False).sum(split_out=buckets)
+        b = labelled.set_index("prompt_id")
+        b.index = b.index.astype(_ID_DTYPE)
+        joined = agg.merge(b, left_index=True, right_index=True, how="left")
+        res = joined.map_partitions(
+            _dask_centre, P, centres,
+            meta=pd.DataFrame({**{f"t{p}": pd.Series([], dtype="float64") for p in range(P)},
+                               **{f"u{p}": pd.Series([], dtype="float64") for p in range(P)},
+                               **{f"n{p}": pd.Series([], dtype="int32") for p in range(P)}}))
         (out,) = self._compute(res, progress=progress, desc="per-prompt sums (dask)")
-        return out.to_numpy(dtype=np.float64)
+        return [out]
+
+
+#: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
+#: hash and take more memory).
+_ID_DTYPE = "string[pyarrow]"
 
 
 def _dask_meta() -> Any:
     import pandas as pd
 
-    return pd.DataFrame({"prompt_id": pd.Series([], dtype=object),
-                         "policy": pd.Series([], dtype=object),
+    return pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
+                         "policy": pd.Series([], dtype=_ID_DTYPE),
                          "judge_score": pd.Series([], dtype="float64"),
                          "oracle_label": pd.Series([], dtype="float64"),
                          "__file": pd.Series([], dtype="int64"),
@@ -546,8 +577,8 @@ def _dask_ids(col: Any, name: str) -> Any:
             f"Out of core the {name!r} column must hold strings or integers; it is {col.dtype}. "
             "Write the ids as text. " + _OR_MEMORY)
     if pd.api.types.is_integer_dtype(col.dtype):
-        return col.astype(str).astype(object)
-    return col.astype(object).where(col.notna(), None)
+        return col.astype(str).astype(_ID_DTYPE)
+    return col.astype(_ID_DTYPE)
 
 
 def _dask_standard(pdf: Any, partition_info: Any = None) -> Any:
@@ -557,7 +588,8 @@ def _dask_standard(pdf: Any, partition_info: Any = None) -> Any:
 
     out = pd.DataFrame(index=pdf.index)
     out["prompt_id"] = _dask_ids(pdf["prompt_id"], "prompt_id")
-    out["policy"] = _dask_ids(pdf["policy"], "policy") if "policy" in pdf else "default"
+    out["policy"] = _dask_ids(pdf["policy"], "policy") if "policy" in pdf else pd.Series(
+        "default", index=pdf.index, dtype=_ID_DTYPE)
     for name in ("judge_score", "oracle_label"):
         if name not in pdf:
             out[name] = np.nan
@@ -593,10 +625,12 @@ def _dask_flags(pdf: Any, judge_scale: Any) -> Any:
     stripped = pid.str.strip()
     s = pdf["judge_score"].to_numpy()
     y = pdf["oracle_label"].to_numpy()
+    empty = (stripped == "").to_numpy(dtype=bool, na_value=True)  # missing ids too
+    pol = pdf["policy"]
     bad = {
-        "pid": (pid.isna() | (stripped == "")).to_numpy(),
-        "pid_space": (pid.notna() & (stripped != pid) & (stripped != "")).to_numpy(dtype=bool),
-        "policy": (pdf["policy"].isna() | (pdf["policy"] == "")).to_numpy(),
+        "pid": empty,
+        "pid_space": (stripped != pid).to_numpy(dtype=bool, na_value=False) & ~empty,
+        "policy": (pol == "").to_numpy(dtype=bool, na_value=True),
         "score": ~np.isfinite(s),
         "label": np.isinf(y),
     }
@@ -619,13 +653,13 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str]) -> 
     idx = np.searchsorted(keys, pdf["judge_score"].to_numpy())
     r = lookup["reward"][order][idx]
     s = lookup["s01"][order][idx]
-    pol = pdf["policy"].to_numpy()
-    out = {"prompt_id": pdf["prompt_id"].to_numpy()}
+    pol = pdf["policy"]
+    out = {"prompt_id": pdf["prompt_id"]}
     for p, name in enumerate(policies):
-        mine = pol == name
+        mine = (pol == name).to_numpy(dtype=bool, na_value=False)
         out[f"r{p}"] = np.where(mine, r, 0.0)
         out[f"s{p}"] = np.where(mine, s, 0.0)
-        out[f"n{p}"] = mine.astype(np.int64)
+        out[f"n{p}"] = mine.astype(np.int32)
     return pd.DataFrame(out)
 
 
@@ -634,11 +668,13 @@ def _dask_centre(pdf: Any, n_policies: int, centres: np.ndarray) -> Any:
 
     out = {}
     for p in range(n_policies):
-        rbar, sbar = centres[p]
         n = pdf[f"n{p}"].to_numpy(dtype=np.float64)
-        out[f"t{p}"] = pdf[f"r{p}"].to_numpy() - rbar * n + pdf[f"b{p}"].fillna(0.0).to_numpy()
-        out[f"u{p}"] = pdf[f"s{p}"].to_numpy() - sbar * n
-        out[f"n{p}"] = n
+        out[f"t{p}"] = (pdf[f"r{p}"].to_numpy() - centres[p, 0] * n
+                        + pdf[f"b{p}"].fillna(0.0).to_numpy())
+    for p in range(n_policies):
+        out[f"u{p}"] = pdf[f"s{p}"].to_numpy() - centres[p, 1] * pdf[f"n{p}"].to_numpy(np.float64)
+    for p in range(n_policies):
+        out[f"n{p}"] = pdf[f"n{p}"].to_numpy(dtype=np.int32)
     return pd.DataFrame(out)
 
 
@@ -726,7 +762,8 @@ class PartitionedShape:
         self._train_inside = np.flatnonzero(inside)
         self._group_train = lab_policy[inside]
         self._m = np.bincount(self._group_train, minlength=P).astype(np.int64)
-        self.totals: np.ndarray | None = None  # (G, 3P) after the per-prompt pass
+        self.totals: np.ndarray | None = None  # (G, P) after the per-prompt pass
+        self.present: np.ndarray | None = None  # (G, P): the policy has rows on the prompt
         self.n_clusters = 0
         self.naive: list[tuple[float, float, float]] = []
 
@@ -770,31 +807,43 @@ class PartitionedShape:
         g = self._group_train
         return (e - mean_e[g]) * inv_p[g], self._train_inside
 
-    def set_totals(self, totals: np.ndarray, alpha: float, centres: np.ndarray) -> None:
-        """The per-prompt pass's result: ``[t_p, u_p, n_p]`` per prompt (columns by policy)."""
-        self.totals = totals
-        self.n_clusters = totals.shape[0]
+    def set_totals(self, chunks: Sequence[Any], alpha: float, centres: np.ndarray) -> int:
+        """The per-prompt pass's result, ``[t_p…, u_p…, n_p…]`` per prompt in chunks (polars or
+        pandas frames): keeps the influence totals ``t`` and where each policy is present, turns
+        ``u`` into the naive means' intervals; returns the rows that repeat a (prompt, policy)."""
+        P = len(self.names)
+
+        def block(lo: int, dtype: Any) -> np.ndarray:
+            parts = [np.asarray(c[:, lo:lo + P] if isinstance(c, np.ndarray) else
+                                c[list(c.columns)[lo:lo + P]].to_numpy(), dtype=dtype)
+                     for c in chunks]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+        n = block(2 * P, np.int64)
+        self.present = n > 0
+        repeats = int((n - self.present).sum())
+        del n
+        self.totals = block(0, np.float64)
+        self.n_clusters = self.totals.shape[0]
+        u = block(P, np.float64)
         self.naive = []
-        for p in range(len(self.names)):
-            u, n = totals[:, 3 * p + 1], totals[:, 3 * p + 2]
-            present = n > 0
+        for p in range(P):
+            present = self.present[:, p]
             mean = float(centres[p, 1])
-            v, g = cluster_variance(u[present], np.arange(int(present.sum())), int(self.n[p]))
+            v, g = cluster_variance(u[present, p], np.arange(int(present.sum())), int(self.n[p]))
             lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
             self.naive.append((from_unit(mean, self.label_scale), from_unit(lo, self.label_scale),
                                from_unit(hi, self.label_scale)))
+        return repeats
 
     # the Shape protocol -------------------------------------------------------------------------
     def run(self, calibrator: RewardCalibrator,
             deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
         """Every policy's estimate and its per-prompt influence totals (full calibration)."""
-        assert not deleted and self.totals is not None
+        assert not deleted and self.totals is not None and self.present is not None
         values = self.values(calibrator, deleted)
-        out = []
-        for p in range(len(self.names)):
-            t, n = self.totals[:, 3 * p], self.totals[:, 3 * p + 2]
-            out.append((PolicyValue(float(values[p]), t[n > 0]), 0.0))
-        return out
+        return [(PolicyValue(float(values[p]), self.totals[self.present[:, p], p]), 0.0)
+                for p in range(len(self.names))]
 
     def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
         """No transport gaps in direct mode."""
@@ -810,9 +859,8 @@ class PartitionedShape:
 
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         """Policy ``p``: its prompts (one influence total each) and rows."""
-        assert self.totals is not None
-        present = self.totals[:, 3 * p + 2] > 0
-        return PolicyRows(cluster=np.flatnonzero(present), n_labels=int(self._m[p]),
+        assert self.present is not None
+        return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=int(self._m[p]),
                           method=self.estimator.method, naive=self.naive[p],
                           scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]))
 
@@ -1021,9 +1069,11 @@ def analyze_partitioned(
                       **{f"b{p}": sums[:, p] for p in range(P)}})
     lookup = {"score": distinct, "reward": np.asarray(reward, dtype=np.float64),
               "s01": shape.distinct01}
-    totals = eng.prompt_totals(lookup, names, centres, b, progress)
-    shape.set_totals(totals, alpha, centres)
-    repeats = int(shape.n.sum() - sum(int((totals[:, 3 * p + 2] > 0).sum()) for p in range(P)))
+    # at most ~2·10^7 rows per group-by: its hash table of prompt ids is the pass's memory
+    buckets = max(1, -(-n_rows // ROWS_PER_GROUP_BY))
+    chunks = eng.prompt_totals(lookup, names, centres, b, progress, buckets)
+    repeats = shape.set_totals(chunks, alpha, centres)
+    del chunks
     if repeats > 0 and not eng.has_draw_idx:
         notices.insert(at_draws, (
             f"{repeats} rows repeat a (prompt_id, policy) pair and there is no 'draw_idx' column: "
