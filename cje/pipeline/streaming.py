@@ -723,8 +723,11 @@ def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
             raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
         lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
         return _PolarsEngine([(lf, "the LazyFrame")], columns)
-    import dask.dataframe as dd
-
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        raise CJEInputError("engine='dask' needs dask[distributed]: pip install 'cje[dask]'.") \
+            from None
     if files is not None:
         ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()])
                                        for i, p in enumerate(files)])
@@ -818,25 +821,32 @@ class PartitionedShape:
         g = self._group_train
         return (e - mean_e[g]) * inv_p[g], self._train_inside
 
-    def set_totals(self, chunks: Sequence[Any], alpha: float, centres: np.ndarray) -> int:
+    def set_totals(self, chunks: list[Any], alpha: float, centres: np.ndarray) -> int:
         """The per-prompt pass's result, ``[t_p…, u_p…, n_p…]`` per prompt in chunks (polars or
         pandas frames): keeps the influence totals ``t`` and where each policy is present, turns
         ``u`` into the naive means' intervals; returns the rows that repeat a (prompt, policy)."""
         P = len(self.names)
+        t_parts, u_parts, present_parts = [], [], []
+        repeats = 0
+        while chunks:  # each chunk to numpy blocks, then dropped: the frames are not kept
+            c = chunks.pop(0)
+            cols = list(c.columns)
+            t_parts.append(np.asarray(c[cols[:P]].to_numpy(), dtype=np.float64))
+            u_parts.append(np.asarray(c[cols[P:2 * P]].to_numpy(), dtype=np.float64))
+            n = np.asarray(c[cols[2 * P:]].to_numpy(), dtype=np.int64)
+            present_parts.append(n > 0)
+            repeats += int((n - present_parts[-1]).sum())
+            del n, c
 
-        def block(lo: int, dtype: Any) -> np.ndarray:
-            parts = [np.asarray(c[:, lo:lo + P] if isinstance(c, np.ndarray) else
-                                c[list(c.columns)[lo:lo + P]].to_numpy(), dtype=dtype)
-                     for c in chunks]
-            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        def whole(parts: list[np.ndarray]) -> np.ndarray:
+            out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            parts.clear()
+            return out
 
-        n = block(2 * P, np.int64)
-        self.present = n > 0
-        repeats = int((n - self.present).sum())
-        del n
-        self.totals = block(0, np.float64)
+        self.totals = whole(t_parts)
+        self.present = whole(present_parts)
         self.n_clusters = self.totals.shape[0]
-        u = block(P, np.float64)
+        u = whole(u_parts)
         self.naive = []
         for p in range(P):
             present = self.present[:, p]
@@ -1082,9 +1092,8 @@ def analyze_partitioned(
               "s01": shape.distinct01}
     # at most ROWS_PER_GROUP_BY rows per group-by: its hash table of prompt ids is the pass's memory
     buckets = max(1, -(-n_rows // ROWS_PER_GROUP_BY))
-    chunks = eng.prompt_totals(lookup, names, centres, b, progress, buckets)
-    repeats = shape.set_totals(chunks, alpha, centres)
-    del chunks
+    repeats = shape.set_totals(eng.prompt_totals(lookup, names, centres, b, progress, buckets),
+                               alpha, centres)
     if repeats > 0 and not eng.has_draw_idx:
         notices.insert(at_draws, (
             f"{repeats} rows repeat a (prompt_id, policy) pair and there is no 'draw_idx' column: "
