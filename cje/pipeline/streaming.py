@@ -147,7 +147,22 @@ def expand_files(source: Any) -> list[Path] | None:
 
 
 def is_partitioned(data: Any) -> bool:
-    """Whether ``data`` is a polars LazyFrame or a Dask DataFrame (never imports either)."""
+    """Whether ``data`` is a polars LazyFrame or a Dask DataFrame (never imports either).
+
+    Parameters
+    ----------
+    data : Any
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> is_partitioned(pl.LazyFrame({"a": [1]})), is_partitioned(pl.DataFrame({"a": [1]}))
+    (True, False)
+    """
     mod = type(data).__module__
     return (mod.startswith("polars") and type(data).__name__ == "LazyFrame") or (
         mod.startswith("dask") and type(data).__name__ == "DataFrame")
