@@ -152,19 +152,27 @@ def main() -> None:
               f"cpu {r['cpu_s']:6.1f} s  peak RSS {r['peak_rss_gb']:5.2f} GB  "
               f"(load before {r['load_before']})", flush=True)
     ok = [r for r in results if "error" not in r]
-    if len(ok) > 1:  # the engines agree
-        ref = ok[0]
-        worst = 0.0
+    agreement = {}
+    if len(ok) > 1:  # the engines agree (var_cal: to the variance it is part of, se²; see
+        ref = ok[0]  # tests/test_streaming.py)
         for r in ok[1:]:
-            for pol, v in ref["estimates"].items():
-                for a, b in zip(v, r["estimates"][pol], strict=True):
+            worst, worst_cal = 0.0, 0.0
+            for pol, (est, se, var_cal, lo, hi) in ref["estimates"].items():
+                e2, se2, vc2, lo2, hi2 = r["estimates"][pol]
+                for a, b in ((est, e2), (se, se2), (lo, lo2), (hi, hi2)):
                     worst = max(worst, abs(a - b) / max(abs(a), 1e-300))
-        print(f"largest relative difference to {ref['engine']} (estimates, SEs, var_cal, CIs): "
-              f"{worst:.1e}")
+                worst_cal = max(worst_cal, abs(var_cal - vc2) / se**2)
+            for (*_, ea, sa), (*_, eb, sb) in zip(ref["contrasts"], r["contrasts"], strict=True):
+                worst = max(worst, abs(ea - eb) / max(abs(ea), 1e-300),
+                            abs(sa - sb) / max(abs(sa), 1e-300))
+            agreement[r["engine"]] = {"rel_estimates_se_ci_contrasts": worst,
+                                      "var_cal_over_se2": worst_cal}
+            print(f"{r['engine']} vs {ref['engine']}: estimates, SEs, CIs, contrasts to "
+                  f"{worst:.1e} relative; var_cal to {worst_cal:.1e} of se²")
     record = {"rows": args.rows, "files": len(files), "bytes": size, "nproc": os.cpu_count(),
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "results": [{k: v for k, v in r.items() if k not in ("estimates", "contrasts")}
-                          for r in results]}
+                          for r in results], "agreement": agreement}
     out = ROOT / "benchmarks" / "results_scale_out.json"
     old = json.loads(out.read_text()) if out.exists() else []
     out.write_text(json.dumps(old + [record], indent=1) + "\n")
