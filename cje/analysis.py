@@ -260,7 +260,7 @@ def analyze(
         # in memory: a glob or a directory of files is read whole, a lazy frame collected
         files = streaming.expand_files(data)
         if files is not None and (len(files) > 1 or files[0] != Path(data)):
-            data = streaming.read_files_in_memory(files)
+            data = streaming.read_files_in_memory(files, columns)
         elif streaming.is_partitioned(data):
             data = data.collect() if hasattr(data, "collect") else data.compute()
     ev = load(data, judge_scale=judge_scale, label_scale=label_scale, columns=columns,

@@ -281,6 +281,28 @@ def test_plug_in_estimator(parts: list[Path]) -> None:
     assert rep.estimates[0].method == "direct (plug-in)"
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_text_files_ids_as_written(tmp_path: Path, fmt: str, dask_client: Any) -> None:
+    """CSV / JSON Lines with renamed columns and zero-padded ids: ids are the text written
+    ("00012", not 12 — the folds hash the id), so both engines give the in-memory numbers."""
+    rng = np.random.default_rng(4)
+    n = 6_000
+    df = pl.DataFrame({"pid": [f"{i // 3:05d}" for i in range(n)],
+                       "model": [("a", "b", "c")[i % 3] for i in range(n)],
+                       "score": rng.integers(0, 11, n).astype(float),
+                       "y": np.where(rng.random(n) < 0.2, rng.integers(1, 6, n), np.nan)})
+    for i in range(4):
+        part = df.slice(i * n // 4, n // 4)
+        (part.write_csv if fmt == "csv" else part.write_ndjson)(tmp_path / f"p{i}.{fmt}")
+    kw = dict(KW, columns={"prompt_id": "pid", "policy": "model", "judge_score": "score",
+                           "oracle_label": "y"})
+    mem = cje.analyze(str(tmp_path), engine="memory", **kw)
+    for engine in ("polars", "dask"):
+        rep = cje.analyze(str(tmp_path), engine=engine,
+                          client=dask_client if engine == "dask" else None, **kw)
+        assert differences(mem, rep) == [], engine
+
+
 def test_refusals(parts: list[Path], tmp_path: Path) -> None:
     """What is not supported out of core yet is refused before any row is read, naming
     engine='memory'."""

@@ -227,26 +227,35 @@ def choose_engine(data: Any, engine: str, client: Any = None) -> str:
 
 def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
     """A file set read whole into one polars DataFrame (``engine="memory"`` on a glob or a
-    directory), in the order of :func:`expand_files`, ids as written."""
+    directory), in the order of :func:`expand_files`, ids (also those ``columns`` renames) as
+    the exact text written, as :func:`cje.load` reads one file."""
     import polars as pl
 
-    from cje.readers import read_table
+    from cje.readers import ID_COLUMNS, read_table
 
-    return pl.concat([read_table(p) for p in files], how="vertical_relaxed")
+    ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
+    return pl.concat([read_table(p, id_columns=ids) for p in files], how="vertical_relaxed")
 
 
 # ------------------------------------------------------------------------------------------------
 # Engines: the same three queries on polars (streaming) and on Dask
 
 
-def _polars_scan(path: Path, i: int) -> tuple[Any, str]:
+def _id_names(columns: Any) -> list[str]:
+    """The input's names of the id columns (``columns=`` maps standard names to the input's)."""
+    return [(columns or {}).get(c, c) for c in ("prompt_id", "policy")]
+
+
+def _polars_scan(path: Path, i: int, columns: Any = None) -> tuple[Any, str]:
     import polars as pl
 
     kind = SUFFIXES[path.suffix.lower()]
     if kind == "parquet":
         lf = pl.scan_parquet(path)
-    elif kind == "csv":  # ids as the exact text written
-        lf = pl.scan_csv(path, schema_overrides={"prompt_id": pl.String, "policy": pl.String})
+    elif kind == "csv":  # ids as the exact text written ("007" stays "007": folds hash the id)
+        header = pl.scan_csv(path, n_rows=0).collect_schema().names()
+        lf = pl.scan_csv(path, schema_overrides={c: pl.String for c in _id_names(columns)
+                                                 if c in header})
     else:
         lf = pl.scan_ndjson(path)
     return lf.with_row_index("__row").with_columns(pl.lit(i, dtype=pl.Int64).alias("__file")), str(path)
@@ -704,19 +713,25 @@ def _dask_centre(agg: Any, b: Any, n_policies: int, centres: np.ndarray) -> Any:
     return pd.DataFrame(out)
 
 
-def _dask_read(arg: tuple[int, str, str]) -> Any:
-    """One file as one Dask partition, with its number and row numbers."""
+def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
+    """One file as one Dask partition, with its number and row numbers; ids as the exact text
+    written (``"007"`` stays ``"007"``, ``"NA"`` is an id, not a missing value)."""
     import pandas as pd
 
-    i, path, kind = arg
+    i, path, kind, ids = arg
     if kind == "parquet":
         pdf = pd.read_parquet(path)
     elif kind == "csv":
-        pdf = pd.read_csv(path, dtype={"prompt_id": str, "policy": str}, keep_default_na=False,
-                          na_values={"judge_score": ["", "nan", "NaN"],
-                                     "oracle_label": ["", "nan", "NaN"]})
+        header = pd.read_csv(path, nrows=0).columns
+        pdf = pd.read_csv(path, dtype={c: str for c in ids if c in header},
+                          keep_default_na=False,
+                          na_values={c: ["", "nan", "NaN", "NA", "null", "None", "N/A"]
+                                     for c in header if c not in ids})
+        for c in ids:  # an empty id is missing (refused), as in memory
+            if c in pdf:
+                pdf[c] = pdf[c].replace("", None)
     else:
-        pdf = pd.read_json(path, lines=True, dtype={"prompt_id": str, "policy": str})
+        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids})
     pdf["__file"] = np.int64(i)
     pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
     return pdf
@@ -733,7 +748,8 @@ def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
         import polars as pl
 
         if files is not None:
-            return _PolarsEngine([_polars_scan(p, i) for i, p in enumerate(files)], columns)
+            return _PolarsEngine([_polars_scan(p, i, columns) for i, p in enumerate(files)],
+                                 columns)
         if type(data).__module__.startswith("dask"):
             raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
         lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
@@ -744,7 +760,7 @@ def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
         raise CJEInputError("engine='dask' needs dask[distributed]: pip install 'cje[dask]'.") \
             from None
     if files is not None:
-        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()])
+        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns))
                                        for i, p in enumerate(files)])
         sources = [str(p) for p in files]
     else:
