@@ -395,6 +395,23 @@ def test_engine_choice(parts: list[Path]) -> None:
     assert "engine" not in rep.settings and rep.estimates[0].n > 20_000
 
 
+def test_auto_streams_what_does_not_fit(parts: list[Path], monkeypatch: pytest.MonkeyPatch,
+                                        memory_report: cje.Report,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """With too little memory for 40 × the Parquet bytes, auto streams with polars; progress
+    bars over the scan's file batches and the per-prompt pass."""
+    from cje.pipeline import streaming
+
+    size = sum(p.stat().st_size for p in parts)
+    monkeypatch.setattr(streaming, "_available_memory", lambda: 40 * size)  # needs 80 × size
+    assert streaming.choose_engine(str(parts[0].parent), "auto") == "polars"
+    rep = cje.analyze(str(parts[0].parent), progress=True, **KW)
+    assert rep.settings["engine"] == "polars"
+    assert differences(memory_report, rep) == []
+    err = capsys.readouterr().err
+    assert "scan (polars)" in err and "per-prompt sums (polars)" in err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["polars", "dask"])
 def test_million_rows(tmp_path_factory: pytest.TempPathFactory, engine: str) -> None:
