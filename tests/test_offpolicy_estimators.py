@@ -845,3 +845,65 @@ def test_regression_calibrated_ips_ignores_unused_fresh_draws() -> None:
     for t in ("mild", "moderate", "far"):
         assert b[t].estimate == pytest.approx(a[t].estimate, abs=1e-12), t
         assert b[t].var_cal == pytest.approx(a[t].var_cal, rel=1e-9), t
+
+
+# ------------------------------------------------------------------------------------------------
+# the residual term's tail-aware variance (issue #14)
+# ------------------------------------------------------------------------------------------------
+def _tail_rows(heavy_labelled: bool) -> OffPolicyRows:
+    """200 logged rows, 15 of them with 19 times the others' weight (raw ESS 20%), 40 labelled;
+    the labels miss the heavy rows unless ``heavy_labelled``."""
+    rng = np.random.default_rng(5)
+    w = np.r_[np.full(185, 1.0), np.full(15, 19.0)]
+    w = w / w.mean()
+    lab = np.zeros(200, bool)
+    lab[:40] = True
+    if heavy_labelled:
+        lab[[190, 195]] = True
+    score = rng.uniform(0, 1, 200)
+    e = np.where(lab, rng.normal(0, 0.2 + 0.2 * score), 0.0)
+    return OffPolicyRows(reward=score, residual=e, labelled=lab, weights=w)
+
+
+def test_tail_inflation_matches_hand_computation():
+    from cje.estimators.offpolicy import _labelling_term, _residual_term, tail_inflation
+
+    rows = _tail_rows(heavy_labelled=False)
+    w, lab, e, r = rows.weights, rows.labelled, rows.residual, rows.reward
+    n, m = 200, int(lab.sum())
+    assert (w.sum() ** 2 / (w * w).sum()) / n < 0.30  # below TAIL_VARIANCE_ESS
+    # by hand: Hájek residual term and its centred influence
+    x = np.where(lab, e * n / m, 0.0)
+    psi = (w * x).sum() / w.sum()
+    phi = w * (x - psi) - psi * (np.where(lab, n / m, 0.0) - 1.0)
+    # second moment of the residual per quintile of the labelled rows' rewards (m // 20 = 2
+    # regions here: edges at the labelled median)
+    edge = np.quantile(r[lab], 0.5)
+    region = (r > edge).astype(int)
+    h = np.array([np.mean(e[lab & (region == k)] ** 2) for k in (0, 1)])[region]
+    design = (w * w * h).sum() * n / m - n * psi * psi
+    c = np.sqrt(design / (phi * phi).sum())
+    assert c > 1.5  # the labels missed every heavy row: the sample variance is far too small
+    assert tail_inflation(w, rows, psi, phi) == pytest.approx(c, rel=1e-12)
+    psi_e, phi_e = _residual_term(w, rows)
+    assert psi_e == pytest.approx(psi, rel=1e-14)          # the estimate does not move
+    np.testing.assert_allclose(phi_e, c * phi, rtol=1e-12)  # the influence values scale by c
+    assert _labelling_term(rows, psi_e).shape == (n,)
+
+
+def test_tail_inflation_never_narrows_and_stays_off_with_good_overlap():
+    from cje.estimators.offpolicy import _labelling_term, _weighted, tail_inflation
+
+    def factor(rows):
+        psi, phi = _weighted(rows.weights, rows.scaled_residual)
+        return tail_inflation(rows.weights, rows, psi, phi - _labelling_term(rows, psi))
+
+    # labels on the heavy rows too: the sample variance sees them, the factor is at least 1
+    assert factor(_tail_rows(heavy_labelled=True)) >= 1.0
+    # flat weights (ESS 100%): exactly 1, so every number is unchanged with good overlap
+    flat = _tail_rows(heavy_labelled=False)
+    flat = OffPolicyRows(flat.reward, flat.residual, flat.labelled, np.ones(200))
+    assert factor(flat) == 1.0
+    # no labels, every row labelled: nothing to estimate, exactly 1
+    none = OffPolicyRows(flat.reward, np.zeros(200), np.zeros(200, bool), _tail_rows(False).weights)
+    assert factor(none) == 1.0

@@ -588,11 +588,12 @@ def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
                               "outcome model"),
         )
         if not low_ess:
-            checks += (("ess_raw", DR_ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: doubly robust "
-                                                "intervals have covered less than 95% at such "
-                                                "overlap when the few high-weight responses are "
-                                                "missed or under-sampled (0.90 in simulation; "
-                                                f"{TAIL_DOCS})" + resid),)
+            checks += (("ess_raw", DR_ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: the oracle "
+                                                "residual correction rests on a few high-weight "
+                                                "rows; its variance is estimated from every logged "
+                                                "row's weight, which assumes the residual's spread "
+                                                "does not grow with the weight (a probe slice "
+                                                f"checks it; {TAIL_DOCS})" + resid),)
         if stable_resid and not low_ess:
             checks += (("hill_raw", HILL_RESIDUAL, "the largest weights dominate (Hill tail index "
                                                    "{v:.2f} < {g:g})" + resid),)

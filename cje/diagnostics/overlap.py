@@ -51,13 +51,12 @@ __all__ = [
 #: CAUTION.
 ESS_GATE, TTC_GATE, HILL_GATE = 0.10, 0.30, 2.0
 #: Raw-weight ESS below which a doubly robust estimate is CAUTION even though its level rests on
-#: the outcome model: with population ESS 10% (sample ESS 8–17%), a judge that is not sufficient
-#: and 2,000 prompts, DR-CPO / TMLE / stacked DR intervals covered 0.90–0.91 ± 0.01 while 77%
-#: of them were OK (`simulations/results/study_overlap.md`); 1.1% of those replicates have sample
-#: ESS ≥ 20%, and every cell at 60% ESS stays OK. On `make_tail_eval` the same estimators covered
-#: at 10–25% ESS (`study_tails.md`): the gate then costs a needless CAUTION. It is not a complete
-#: fix: in `study_probes.md` (a calibration that does not transport, population ESS 15%) 40% of
-#: the DR estimates have sample ESS ≥ 20%, stay OK and cover 0.90 (a probe slice fixes them).
+#: the outcome model. Before the residual term's variance looked at every logged row's weight
+#: (:func:`cje.estimators.offpolicy.tail_inflation`), DR intervals covered 0.90–0.91 at
+#: population ESS 10% (`study_overlap.md`) and 15% (`study_probes.md`) while most were OK; with it
+#: they cover 0.96–0.99 there, and the gate stays as a second line: the tail-aware variance
+#: assumes the residual's spread at a judge score does not grow with the weight, which the data
+#: cannot check without a probe slice.
 DR_ESS_GATE = 0.20
 #: Hill tail index of the raw weights below which the largest weights dominate their sample mean
 #: (a Pareto tail of index below 1 has no mean); ``residual_weights="auto"`` then weights the oracle
