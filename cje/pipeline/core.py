@@ -407,7 +407,7 @@ def estimate(
         info = shape.policy(p, value, gap)
         phi, cl = value.influence, info.cluster
         n_rows = cl.size if info.n_rows is None else info.n_rows
-        v_if, g = cluster_variance(phi, cl, n_rows)
+        v_if, g = cluster_variance(phi, cl, info.n_rows)  # None: one value per row, as before
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
         vc = float(var_cal[p])
