@@ -10,7 +10,8 @@ partitions, each done by the engine (no scheduler or shuffle of ours):
    package's own code (:func:`~cje.pipeline.core.fold_plan`, :func:`~cje.pipeline.core.fit_calibrator`);
    every policy's point estimate, and every jackknife replicate, follows from the counts per
    distinct score and the labelled rows alone;
-3. **per-prompt sums** — one ``group_by(prompt_id)`` pass: per prompt and policy the total of the
+3. **per-prompt sums** — ``group_by(prompt_id)`` (one per :data:`ROWS_PER_GROUP_BY` rows, the
+   prompts split between them by a hash of their id): per prompt and policy the total of the
    influence values ``Σ_{i∈g} φ_i = Σ R_i − R̄·n_g + b_g`` (``R = f(S)`` by a lookup of the
    distinct scores, ``b_g`` the labelled rows' centred residual term, joined from a small table)
    and the naive judge mean's centred totals, computed in the engine; only these numbers (no ids)
@@ -63,12 +64,11 @@ ENGINES = ("auto", "memory", "polars", "dask")
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
             ".ndjson": "jsonl"}
 #: ``engine="auto"`` streams a set of files when the in-memory engine would need more than this
-#: share of the available memory. The in-memory engine holds ~320 bytes per row at 10^7 rows
-#: (3.2 GB, issue #15), about 40 times the bytes of a Parquet file with a string prompt id and
-#: ~8 times those of CSV / JSON Lines.
+#: share of the available memory. The in-memory engine holds 250–320 bytes per row at 10^7 rows
+#: (2.5 GB for 52 MB of Parquet in benchmarks/scale_out.py: 48×; 3.2 GB in issue #15): about 40
+#: times the bytes of Parquet files with a string prompt id, ~8 times those of CSV / JSON Lines.
 AUTO_MEMORY_SHARE = 0.5
 _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
-_STD = ("prompt_id", "policy", "judge_score", "oracle_label")
 #: Rows per group-by of the per-prompt pass: above it the prompts are split by a hash of their
 #: id into several group-bys (one pass over the data each), so the engine never holds the hash
 #: table of more prompts than these rows have. Measured at 10^7 rows (2.5·10^6 prompts, polars
@@ -740,10 +740,12 @@ def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
 def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
     files = None if is_partitioned(data) else expand_files(data)
     if files is None and not is_partitioned(data):
+        what = (f"'{os.fspath(data)}', which is not one (a cje-eval fresh-draws directory is read "
+                "in memory only)" if isinstance(data, (str, os.PathLike))
+                else f"a {type(data).__name__}")
         raise CJEInputError(
             f"engine={engine!r} reads a polars LazyFrame, a Dask DataFrame, or a file, glob or "
-            f"directory of Parquet / CSV / JSON Lines files; got {type(data).__name__}. "
-            + _OR_MEMORY)
+            f"directory of Parquet / CSV / JSON Lines files; got {what}. " + _OR_MEMORY)
     if engine == "polars":
         import polars as pl
 
