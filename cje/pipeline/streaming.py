@@ -30,7 +30,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,7 +305,7 @@ class _Engine:
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
-                      buckets: int = 1) -> list[Any]:
+                      buckets: int = 1) -> Iterable[Any]:
         """Pass 2: per prompt, ``Σ R − R̄ n + b`` of each policy, then ``Σ s − s̄ n`` of each,
         then ``n`` of each (frames of 3P columns, one per bucket of prompts)."""
         raise NotImplementedError
@@ -425,8 +425,9 @@ class _PolarsEngine(_Engine):
         finally:
             bar.close()
         counts = pl.concat(tables).group_by("policy", "judge_score").agg(pl.col("n").sum())
-        lab_rows = pl.concat(labelled).sort("__file", "__row")
-        return _Checks(counts_all, first_all), counts.to_pandas(), lab_rows.to_pandas()
+        lab_rows = pl.concat(labelled).sort("__file", "__row")  # kept in polars (Arrow strings)
+        del labelled
+        return _Checks(counts_all, first_all), counts.to_pandas(), lab_rows
 
     def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
         import polars as pl
@@ -438,7 +439,7 @@ class _PolarsEngine(_Engine):
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
-                      buckets: int = 1) -> list[Any]:
+                      buckets: int = 1) -> Iterator[Any]:
         import polars as pl
 
         s = pl.col("judge_score")
@@ -451,7 +452,8 @@ class _PolarsEngine(_Engine):
             cols += [pl.when(mine).then(r).otherwise(0.0).alias(f"r{p}"),
                      pl.when(mine).then(u).otherwise(0.0).alias(f"s{p}"),
                      mine.cast(pl.Int32).alias(f"n{p}")]
-        b = pl.from_pandas(labelled).lazy()
+        b = pl.DataFrame({k: pl.Series(k, v, dtype=pl.String if k == "prompt_id" else pl.Float64)
+                          for k, v in labelled.items()}).lazy()
         out = []
         for p in range(len(policies)):
             rbar, sbar = centres[p]
@@ -460,7 +462,6 @@ class _PolarsEngine(_Engine):
         out += [(pl.col(f"s{p}") - centres[p, 1] * pl.col(f"n{p}")).alias(f"u{p}")
                 for p in range(len(policies))]
         out += [pl.col(f"n{p}") for p in range(len(policies))]
-        chunks = []
         bar = progress_bar(progress, buckets, desc="per-prompt sums (polars)", unit="pass")
         try:
             for k in range(buckets):  # prompts split by a hash: each group-by holds 1/buckets
@@ -468,11 +469,10 @@ class _PolarsEngine(_Engine):
                     pl.col("prompt_id").hash(seed=0) % buckets == k)
                 q = (lf.select(pl.col("prompt_id"), *cols).group_by("prompt_id").agg(pl.all().sum())
                      .join(b, on="prompt_id", how="left").select(out))
-                chunks.append(q.collect(engine="streaming"))
+                yield q.collect(engine="streaming")  # consumed before the next group-by runs
                 bar.update(1)
         finally:
             bar.close()
-        return chunks
 
 
 class _DaskEngine(_Engine):
@@ -567,8 +567,8 @@ class _DaskEngine(_Engine):
         wide = self.ddf.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
         # split_out: the per-prompt table in `buckets` partitions, none of them whole
         agg = wide.groupby("prompt_id", sort=False).sum(split_out=buckets)
-        b = labelled.set_index("prompt_id")
-        b.index = b.index.astype(_ID_DTYPE)
+        b = pd.DataFrame({k: v for k, v in labelled.items() if k != "prompt_id"},
+                         index=pd.Index(labelled["prompt_id"], dtype=_ID_DTYPE, name="prompt_id"))
         # the labelled prompts' table goes to the workers once (scattered), not into every task
         if self.client is not None:
             b_ref: Any = self.client.scatter(b, broadcast=True, hash=False)
@@ -854,15 +854,14 @@ class PartitionedShape:
         g = self._group_train
         return (e - mean_e[g]) * inv_p[g], self._train_inside
 
-    def set_totals(self, chunks: list[Any], alpha: float, centres: np.ndarray) -> int:
+    def set_totals(self, chunks: Iterable[Any], alpha: float, centres: np.ndarray) -> int:
         """The per-prompt pass's result, ``[t_p…, u_p…, n_p…]`` per prompt in chunks (polars or
         pandas frames): keeps the influence totals ``t`` and where each policy is present, turns
         ``u`` into the naive means' intervals; returns the rows that repeat a (prompt, policy)."""
         P = len(self.names)
         t_parts, u_parts, present_parts = [], [], []
         repeats = 0
-        while chunks:  # each chunk to numpy blocks, then dropped: the frames are not kept
-            c = chunks.pop(0)
+        for c in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
             cols = list(c.columns)
             t_parts.append(np.asarray(c[cols[:P]].to_numpy(), dtype=np.float64))
             u_parts.append(np.asarray(c[cols[P:2 * P]].to_numpy(), dtype=np.float64))
@@ -951,18 +950,24 @@ def _raise_bad(eng: _Engine, checks: _Checks, judge_scale: tuple[float, float] |
             f"({checks.counts[kind]} such rows in all). {fix}")
 
 
+def _column(frame: Any, name: str, dtype: Any) -> np.ndarray:
+    """A column of a polars or pandas frame as a numpy array of ``dtype``."""
+    return np.asarray(frame[name].to_numpy(), dtype=dtype)
+
+
 def _label_checks(lab: Any, label_scale: tuple[float, float] | None, sources: Sequence[str]
                   ) -> None:
     """The label checks of :mod:`cje.data` on the collected labelled rows, naming file and row."""
-    y = lab["oracle_label"].to_numpy(dtype=np.float64)
+    y = _column(lab, "oracle_label", np.float64)
     if label_scale is not None:
         bad = (y < label_scale[0]) | (y > label_scale[1])
         if bad.any():
             i = int(np.argmax(bad))
+            f, r = (int(_column(lab, c, np.int64)[i]) for c in ("__file", "__row"))
             raise CJEInputError(
-                f"In '{sources[int(lab['__file'].iloc[i])]}': The 'oracle_label' column must lie "
+                f"In '{sources[f]}': The 'oracle_label' column must lie "
                 f"within label_scale=({label_scale[0]:g}, {label_scale[1]:g}); row "
-                f"{int(lab['__row'].iloc[i])} (prompt_id={lab['prompt_id'].iloc[i]!r}) has "
+                f"{r} (prompt_id={_column(lab, 'prompt_id', object)[i]!r}) has "
                 f"{y[i]:g}. Declare the scale the labels really use, or fix the labels.")
     if y.size >= 2 and np.all(y == y[0]):
         raise CJEInputError(
@@ -1060,7 +1065,7 @@ def analyze_partitioned(
     else:
         jscale = judge_scale
     _label_checks(lab, label_scale, eng.sources)
-    y = lab["oracle_label"].to_numpy(dtype=np.float64)
+    y = _column(lab, "oracle_label", np.float64)
     if label_scale is None:
         if y.size == 0:
             lscale = jscale
@@ -1080,7 +1085,7 @@ def analyze_partitioned(
                                     f"{list(names)}.")
 
     # ---- fit: folds and the calibrator on the labelled rows ------------------------------------
-    lab_pid = lab["prompt_id"].to_numpy(dtype=object)
+    lab_pid = _column(lab, "prompt_id", object)
     from cje.data import factorize_ids
 
     lab_code, lab_prompts = factorize_ids(lab_pid)
@@ -1091,12 +1096,13 @@ def analyze_partitioned(
             f"{MIN_LABELLED_PROMPTS} to calibrate (the uncalibrated judge mean is not computed "
             "out of core). " + _OR_MEMORY)
     k, lab_folds, warns = fold_plan(lab_prompts, np.ones(m_prompts, dtype=bool), n_folds, seed)
-    s_lab = lab["judge_score"].to_numpy(dtype=np.float64)
+    s_lab = _column(lab, "judge_score", np.float64)
     s01 = to_unit(s_lab, jscale)
     codes, dist_s, _ = distinct_rows(s01, None)
     table = Table(s=s01, y=to_unit(y, lscale), X=None, cluster=lab_code.astype(np.int64),
                   train=np.arange(y.size), codes=codes, distinct_s=dist_s, distinct_X=None)
-    lab_policy = np.searchsorted(np.array(names, dtype=object), lab["policy"].to_numpy(dtype=object))
+    lab_policy = np.searchsorted(np.array(names, dtype=object), _column(lab, "policy", object))
+    del lab, lab_pid  # (10^7 rows at 10^8: the arrays above are all that is needed)
     calibrator, caught = fit_calibrator(table, lab_folds[table.cluster], mode=mode, k=k, seed=seed)
     warns += caught
     at_draws = len(notices)  # the loader's notice of repeated draws comes before the mode's
@@ -1114,13 +1120,10 @@ def analyze_partitioned(
     sbar = (counts @ shape.distinct01) / np.maximum(shape.n, 1)
     centres = np.column_stack([rbar, sbar])
     term, rows = shape.labelled_terms(calibrator)
-    import pandas as pd
-
     # the labelled rows' residual terms summed per (prompt, policy): a small table joined in
     key = lab_code[rows] * P + lab_policy[rows]
     sums = np.bincount(key, weights=term, minlength=m_prompts * P).reshape(m_prompts, P)
-    b = pd.DataFrame({"prompt_id": lab_prompts.astype(object),
-                      **{f"b{p}": sums[:, p] for p in range(P)}})
+    b = {"prompt_id": lab_prompts, **{f"b{p}": sums[:, p] for p in range(P)}}
     lookup = {"score": distinct, "reward": np.asarray(reward, dtype=np.float64),
               "s01": shape.distinct01}
     # at most ROWS_PER_GROUP_BY rows per group-by: its hash table of prompt ids is the pass's memory
