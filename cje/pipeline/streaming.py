@@ -292,6 +292,7 @@ class _Engine:
 
     name = ""
     sources: list[str]
+    notices: list[str]
     has_draw_idx: bool  # (not read out of core: repeated draws are numbered in memory only)
 
     def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
@@ -378,7 +379,8 @@ class _PolarsEngine(_Engine):
     def __init__(self, frames: list[tuple[Any, str]], columns: Any):
         import polars as pl
 
-        parts, notices = [], []
+        parts: list[Any] = []
+        notices: list[str] = []
         self.has_draw_idx = False
         for lf, _ in frames:
             q, notices = _pl_columns(lf, columns, "default")
@@ -402,7 +404,8 @@ class _PolarsEngine(_Engine):
         n = len(self._parts)
         step = max(1, n // 20)
         batches = [self._parts[i:i + step] for i in range(0, n, step)]
-        counts_all, first_all = {k: 0 for k in bad}, {k: None for k in bad}
+        counts_all: dict[str, int] = {k: 0 for k in bad}
+        first_all: dict[str, int | None] = {k: None for k in bad}
         tables, labelled = [], []
         bar = progress_bar(progress, len(batches), desc="scan (polars)", unit="batch")
         try:
@@ -670,7 +673,7 @@ def _dask_flags(pdf: Any, judge_scale: Any) -> Any:
         with np.errstate(invalid="ignore"):
             bad["score_scale"] = (s < judge_scale[0]) | (s > judge_scale[1])
     key = pdf["__file"].to_numpy() * (1 << _ROW_BITS) + pdf["__row"].to_numpy()
-    row = {f"n_{k}": [int(b.sum())] for k, b in bad.items()}
+    row: dict[str, list[Any]] = {f"n_{k}": [int(b.sum())] for k, b in bad.items()}
     row.update({f"first_{k}": [float(key[b].min()) if b.any() else np.inf] for k, b in bad.items()})
     return pd.DataFrame(row)
 
@@ -793,12 +796,12 @@ class PartitionedShape:
                  distinct: np.ndarray, counts: np.ndarray, judge_scale: tuple[float, float],
                  label_scale: tuple[float, float], labelled_scores: np.ndarray,
                  estimator: DirectEstimator):
-        self.names = tuple(names)
+        self.names: Sequence[str] = tuple(names)
         self.table = table
         self.judge_scale, self.label_scale = judge_scale, label_scale
         self.labelled_scores = labelled_scores
         self.estimator = estimator
-        self.probe_names: list[str] = []
+        self.probe_names: Sequence[str] = []
         self.distinct = distinct  # judge scores, user's scale
         self.distinct01 = to_unit(distinct, judge_scale)
         self.counts = counts  # (P, D) rows per policy and distinct score
@@ -815,13 +818,6 @@ class PartitionedShape:
         self.naive: list[tuple[float, float, float]] = []
 
     # the numbers every pass needs ---------------------------------------------------------------
-    def reward(self, calibrator: RewardCalibrator, deleted: frozenset[int] = frozenset()
-               ) -> np.ndarray:
-        """``f(S)`` on the distinct judge scores."""
-        t = self.table
-        return calibrator.calibration(deleted).predict(self.distinct01, None) if t.X is None \
-            else None  # pragma: no cover - covariates are refused
-
     def _residual_means(self, oof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each labelled row's residual ``e`` and each policy's mean residual ``ē``."""
         t = self.table
