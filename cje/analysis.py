@@ -355,8 +355,7 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
     memory = "Use engine='memory' (it needs the data in memory)."
     for given, what in ((calibration is not None, "calibration="), (bool(probes), "probes="),
                         (fresh_draws is not None, "fresh_draws= (off-policy)"),
-                        (bool(covariates), "covariates="), (on_invalid != "raise",
-                                                            "on_invalid='drop'")):
+                        (bool(covariates), "covariates=")):
         if given:
             raise CJEInputError(f"{what} is not supported out of core yet (engine={engine!r}). "
                                 + memory)
@@ -375,7 +374,8 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
                                  judge_scale=kw["judge_scale"], label_scale=kw["label_scale"],
                                  columns=kw["columns"], alpha=kw["alpha"], mode=mode,
                                  n_folds=kw["n_folds"], seed=kw["seed"], only=policies,
-                                 settings=settings, progress=kw["progress"])
+                                 settings=settings, progress=kw["progress"],
+                                 on_invalid=on_invalid)
     from cje.export import provenance
 
     src = data if isinstance(data, (str, os.PathLike)) else None

@@ -308,7 +308,6 @@ def test_refusals(parts: list[Path], tmp_path: Path) -> None:
     engine='memory'."""
     src = str(parts[0].parent)
     for kw, what in ((dict(covariates=["response_length"]), "covariates="),
-                     (dict(on_invalid="drop"), "on_invalid='drop'"),
                      (dict(calibration=str(parts[0])), "calibration="),
                      (dict(estimator="snips"), "logged data")):
         with pytest.raises(CJEInputError, match="engine='memory'") as exc:
@@ -361,6 +360,35 @@ def test_bad_row_names_file_and_row(parts: list[Path], tmp_path: Path, engine: s
     assert rule in msg and f"In '{path}'" in msg and f"row {row}" in msg, msg
     if column != "prompt_id":
         assert f"prompt_id={pid!r}" in msg
+
+
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_drop_invalid(parts: list[Path], tmp_path: Path, engine: str, dask_client: Any) -> None:
+    """on_invalid="drop": empty prompt ids and non-finite scores excluded and counted as in
+    memory (a row with both counted once, as an empty prompt id); a dropped row's label or
+    out-of-scale score is not checked."""
+    frames = [pl.read_parquet(p) for p in parts]
+    df = frames[3]
+    pid, s, y = df["prompt_id"].to_list(), df["judge_score"].to_list(), df["oracle_label"].to_list()
+    for i in (4, 9):
+        pid[i] = "  "
+    pid[11], s[11] = None, float("nan")
+    s[20], s[21] = float("nan"), float("inf")
+    pid[30], s[30] = "", 99.0  # dropped: its off-scale score is not refused
+    frames[3] = df.with_columns(pl.Series("prompt_id", pid), pl.Series("judge_score", s),
+                                pl.Series("oracle_label", y))
+    where = tmp_path / "d"
+    where.mkdir()
+    for p, f in zip(parts, frames, strict=True):
+        f.write_parquet(where / p.name)
+    mem = cje.analyze(pl.concat(frames).to_pandas(), engine="memory", on_invalid="drop", **KW)
+    assert mem.excluded == {"empty prompt_id": 4, "non-finite judge_score": 2}
+    rep = cje.analyze(str(where), engine=engine, on_invalid="drop",
+                      client=dask_client if engine == "dask" else None, **KW)
+    assert differences(mem, rep) == []
+    with pytest.raises(CJEInputError, match="or pass on_invalid='drop'"):
+        cje.analyze(str(where), engine=engine, client=dask_client if engine == "dask" else None,
+                    **KW)
 
 
 def test_cli_engine_and_bad_row(parts: list[Path], tmp_path: Path,

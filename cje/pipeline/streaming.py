@@ -21,8 +21,8 @@ partitions, each done by the engine (no scheduler or shuffle of ours):
    :class:`~cje.report.Report`.
 
 Only fresh draws (direct mode), with ``mode="monotone"``, ``"two_stage"`` or ``"auto"`` on the
-judge score alone, are supported; covariates, probe slices, calibration-only rows,
-``on_invalid="drop"`` and logged data are refused with a message naming ``engine="memory"``.
+judge score alone, are supported; covariates, probe slices, calibration-only rows and logged
+data are refused with a message naming ``engine="memory"``.
 """
 
 from __future__ import annotations
@@ -272,14 +272,15 @@ class _Checks:
 #: The row checks of pass 1: name, rule, fix (the texts of :mod:`cje.data`'s validators).
 _RULES = {
     "pid": ("The 'prompt_id' column must be non-empty on every row",
-            "Give each response the id of its prompt. (on_invalid='drop' is not supported out of "
-            "core.)"),
+            "Give each response the id of its prompt, or pass on_invalid='drop' to exclude such "
+            "rows (they are counted in the report)."),
     "pid_space": ("Out of core, prompt ids must not start or end with whitespace (in memory "
                   "they are stripped and two ids that become equal are refused, which needs "
                   "every id at once)", "Strip the ids in the files."),
     "policy": ("The 'policy' column must name a policy on every row", "Fill it in, or drop the row."),
     "score": ("The 'judge_score' column must be finite",
-              "Fix the value. (on_invalid='drop' is not supported out of core.)"),
+              "Fix the value, or pass on_invalid='drop' to exclude such rows (they are counted in "
+              "the report)."),
     "score_scale": ("", "Declare the scale the judge really uses, or fix the scores (values are "
                         "never clipped)."),
     "label": ("The 'oracle_label' column must be finite or empty",
@@ -357,28 +358,42 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[s
     return lf.select(cols), notices
 
 
-def _pl_bad_exprs(judge_scale: tuple[float, float] | None) -> dict[str, Any]:
+def _pl_invalid() -> tuple[Any, Any]:
+    """Rows ``on_invalid="drop"`` drops: an empty prompt id; a non-finite judge score."""
+    import polars as pl
+
+    pid, s = pl.col("prompt_id"), pl.col("judge_score")
+    return pid.is_null() | (pid.str.strip_chars() == ""), s.is_null() | ~s.is_finite()
+
+
+def _pl_bad_exprs(judge_scale: tuple[float, float] | None, drop: bool) -> dict[str, Any]:
+    """The row checks of pass 1 (with ``drop``, those :mod:`cje.data` makes after dropping the
+    invalid rows look at the rows kept only, and the dropped rows are counted)."""
     import polars as pl
 
     pid, s, y = pl.col("prompt_id"), pl.col("judge_score"), pl.col("oracle_label")
+    bad_pid, bad_s = _pl_invalid()
+    kept = ~(bad_pid | bad_s) if drop else pl.lit(True)
     out = {
-        "pid": pid.is_null() | (pid.str.strip_chars() == ""),
+        "pid": bad_pid,
         "pid_space": pid.is_not_null() & (pid.str.strip_chars() != pid) & (pid.str.strip_chars() != ""),
         "policy": pl.col("policy").is_null() | (pl.col("policy") == ""),
-        "score": s.is_null() | ~s.is_finite(),
-        "label": y.is_infinite().fill_null(False),
+        "score": bad_s,
+        "score_only": bad_s & ~bad_pid,
+        "label": y.is_infinite().fill_null(False) & kept,
     }
     if judge_scale is not None:
-        out["score_scale"] = ((s < judge_scale[0]) | (s > judge_scale[1])).fill_null(False)
+        out["score_scale"] = ((s < judge_scale[0]) | (s > judge_scale[1])).fill_null(False) & kept
     return out
 
 
 class _PolarsEngine(_Engine):
     name = "polars"
 
-    def __init__(self, frames: list[tuple[Any, str]], columns: Any):
+    def __init__(self, frames: list[tuple[Any, str]], columns: Any, drop: bool = False):
         import polars as pl
 
+        self.drop = drop
         parts: list[Any] = []
         notices: list[str] = []
         self.has_draw_idx = False
@@ -390,12 +405,16 @@ class _PolarsEngine(_Engine):
         self.sources = [src for _, src in frames]
         self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
         self._parts = parts
+        if drop:  # the passes after the checks see the rows kept
+            bad_pid, bad_s = _pl_invalid()
+            self.lf = self.lf.filter(~(bad_pid | bad_s))
 
     def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
              ) -> tuple[_Checks, Any, Any]:
         import polars as pl
 
-        bad = _pl_bad_exprs(judge_scale)
+        bad = _pl_bad_exprs(judge_scale, self.drop)
+        bad_pid, bad_s = _pl_invalid()
         key = (pl.col("__file") * (1 << _ROW_BITS) + pl.col("__row"))
         checks = [e.sum().alias(f"n_{k}") for k, e in bad.items()] + [
             key.filter(e).min().alias(f"first_{k}") for k, e in bad.items()]
@@ -411,11 +430,12 @@ class _PolarsEngine(_Engine):
         try:
             for parts in batches:
                 lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+                kept = lf.filter(~(bad_pid | bad_s)) if self.drop else lf
                 c, t, lrows = pl.collect_all(
                     [lf.select(checks),
-                     lf.group_by("policy", "judge_score").agg(pl.len().alias("n")),
-                     lf.filter(lab).select("__file", "__row", "prompt_id", "policy",
-                                           "judge_score", "oracle_label")],
+                     kept.group_by("policy", "judge_score").agg(pl.len().alias("n")),
+                     kept.filter(lab).select("__file", "__row", "prompt_id", "policy",
+                                             "judge_score", "oracle_label")],
                     engine="streaming")
                 for k in bad:
                     counts_all[k] += int(c[f"n_{k}"][0] or 0)
@@ -481,8 +501,10 @@ class _PolarsEngine(_Engine):
 class _DaskEngine(_Engine):
     name = "dask"
 
-    def __init__(self, ddf: Any, sources: list[str], columns: Any, client: Any):
+    def __init__(self, ddf: Any, sources: list[str], columns: Any, client: Any,
+                 drop: bool = False):
         self.client = client
+        self.drop = drop
         self.sources = sources
         names = list(ddf.columns)
         if columns:
@@ -506,6 +528,7 @@ class _DaskEngine(_Engine):
         self.notices = [] if "policy" in names else [
             "No 'policy' column: all rows were taken as one policy named 'default'."]
         self.ddf = ddf.map_partitions(_dask_standard, meta=_dask_meta())
+        self.kept = self.ddf.map_partitions(_dask_kept, meta=_dask_meta()) if drop else self.ddf
 
     def _compute(self, *objs: Any, progress: bool | None, desc: str) -> Any:
         """Compute on the given client (else Dask's current scheduler), with Dask's own progress
@@ -534,12 +557,14 @@ class _DaskEngine(_Engine):
     def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
              ) -> tuple[_Checks, Any, Any]:
         ddf = self.ddf
-        flags = ddf.map_partitions(_dask_flags, judge_scale, meta=_dask_flags_meta(judge_scale))
+        flags = ddf.map_partitions(_dask_flags, judge_scale, self.drop,
+                                   meta=_dask_flags_meta(judge_scale))
         kinds = [c[2:] for c in flags.columns if c.startswith("n_")]
         n_bad = flags[[f"n_{k}" for k in kinds]].sum()
         first = flags[[f"first_{k}" for k in kinds]].min()
-        counts = ddf.groupby(["policy", "judge_score"]).size()
-        lab = ddf[ddf["oracle_label"].notnull()][
+        kept = self.kept
+        counts = kept.groupby(["policy", "judge_score"]).size()
+        lab = kept[kept["oracle_label"].notnull()][
             ["__file", "__row", "prompt_id", "policy", "judge_score", "oracle_label"]]
         n_bad, first, counts, lab = self._compute(n_bad, first, counts, lab, progress=progress,
                                                   desc="scan (dask)")
@@ -567,7 +592,7 @@ class _DaskEngine(_Engine):
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
                              **{f"{c}{p}": pd.Series([], dtype="float64" if c != "n" else "int32")
                                 for p in range(P) for c in "rsn"}})
-        wide = self.ddf.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
+        wide = self.kept.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
         # split_out: the per-prompt table in `buckets` partitions, none of them whole
         agg = wide.groupby("prompt_id", sort=False).sum(split_out=buckets)
         b = pd.DataFrame({k: v for k, v in labelled.items() if k != "prompt_id"},
@@ -646,32 +671,47 @@ def _dask_standard(pdf: Any, partition_info: Any = None) -> Any:
 def _dask_flags_meta(judge_scale: Any) -> Any:
     import pandas as pd
 
-    kinds = ["pid", "pid_space", "policy", "score", "label"] + (
+    kinds = ["pid", "pid_space", "policy", "score", "score_only", "label"] + (
         ["score_scale"] if judge_scale is not None else [])
     return pd.DataFrame({**{f"n_{k}": pd.Series([], dtype="int64") for k in kinds},
                          **{f"first_{k}": pd.Series([], dtype="float64") for k in kinds}})
 
 
-def _dask_flags(pdf: Any, judge_scale: Any) -> Any:
-    """One partition's bad-row counts and first bad row keys (one row)."""
+def _dask_invalid(pdf: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``on_invalid="drop"`` drops: an empty prompt id; a non-finite judge score."""
+    empty = (pdf["prompt_id"].str.strip() == "").to_numpy(dtype=bool, na_value=True)
+    return empty, ~np.isfinite(pdf["judge_score"].to_numpy())
+
+
+def _dask_kept(pdf: Any) -> Any:
+    """The partition's rows ``on_invalid="drop"`` keeps."""
+    bad_pid, bad_s = _dask_invalid(pdf)
+    return pdf[~(bad_pid | bad_s)]
+
+
+def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
+    """One partition's bad-row counts and first bad row keys (one row); see
+    :func:`_pl_bad_exprs`."""
     import pandas as pd
 
     pid = pdf["prompt_id"]
     stripped = pid.str.strip()
     s = pdf["judge_score"].to_numpy()
     y = pdf["oracle_label"].to_numpy()
-    empty = (stripped == "").to_numpy(dtype=bool, na_value=True)  # missing ids too
+    empty, bad_s = _dask_invalid(pdf)
+    kept = ~(empty | bad_s) if drop else np.ones(len(pdf), dtype=bool)
     pol = pdf["policy"]
     bad = {
         "pid": empty,
         "pid_space": (stripped != pid).to_numpy(dtype=bool, na_value=False) & ~empty,
         "policy": (pol == "").to_numpy(dtype=bool, na_value=True),
-        "score": ~np.isfinite(s),
-        "label": np.isinf(y),
+        "score": bad_s,
+        "score_only": bad_s & ~empty,
+        "label": np.isinf(y) & kept,
     }
     if judge_scale is not None:
         with np.errstate(invalid="ignore"):
-            bad["score_scale"] = (s < judge_scale[0]) | (s > judge_scale[1])
+            bad["score_scale"] = ((s < judge_scale[0]) | (s > judge_scale[1])) & kept
     key = pdf["__file"].to_numpy() * (1 << _ROW_BITS) + pdf["__row"].to_numpy()
     row: dict[str, list[Any]] = {f"n_{k}": [int(b.sum())] for k, b in bad.items()}
     row.update({f"first_{k}": [float(key[b].min()) if b.any() else np.inf] for k, b in bad.items()})
@@ -740,7 +780,8 @@ def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
     return pdf
 
 
-def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
+def _make_engine(data: Any, engine: str, columns: Any, client: Any, drop: bool = False
+                 ) -> _Engine:
     files = None if is_partitioned(data) else expand_files(data)
     if files is None and not is_partitioned(data):
         what = (f"'{os.fspath(data)}', which is not one (a cje-eval fresh-draws directory is read "
@@ -754,11 +795,11 @@ def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
 
         if files is not None:
             return _PolarsEngine([_polars_scan(p, i, columns) for i, p in enumerate(files)],
-                                 columns)
+                                 columns, drop)
         if type(data).__module__.startswith("dask"):
             raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
         lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
-        return _PolarsEngine([(lf, "the LazyFrame")], columns)
+        return _PolarsEngine([(lf, "the LazyFrame")], columns, drop)
     try:
         import dask.dataframe as dd
     except ImportError:
@@ -773,7 +814,7 @@ def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
             raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
         ddf = data
         sources = [f"partition {i} of the Dask DataFrame" for i in range(data.npartitions)]
-    return _DaskEngine(ddf, sources, columns, client)
+    return _DaskEngine(ddf, sources, columns, client, drop)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -922,12 +963,14 @@ class PartitionedShape:
 # The analysis
 
 
-def _raise_bad(eng: _Engine, checks: _Checks, judge_scale: tuple[float, float] | None) -> None:
-    """The first kind of bad row found (in :mod:`cje.data`'s order), naming its file and row."""
-    for kind, column in (("pid", "prompt_id"), ("pid_space", "prompt_id"), ("policy", "policy"),
+def _raise_bad(eng: _Engine, checks: _Checks, judge_scale: tuple[float, float] | None,
+               drop: bool = False) -> None:
+    """The first kind of bad row found (in :mod:`cje.data`'s order), naming its file and row
+    (with ``drop``, empty prompt ids and non-finite scores are dropped, not refused)."""
+    for kind, column in (("policy", "policy"), ("pid", "prompt_id"), ("pid_space", "prompt_id"),
                          ("score", "judge_score"), ("label", "oracle_label"),
                          ("score_scale", "judge_score")):
-        if not checks.counts.get(kind):
+        if not checks.counts.get(kind) or (drop and kind in ("pid", "score")):
             continue
         key = checks.first[kind]
         assert key is not None
@@ -988,6 +1031,7 @@ def analyze_partitioned(
     only: Sequence[str] | None,
     settings: dict[str, Any],
     progress: bool | None = None,
+    on_invalid: str = "raise",
 ) -> Report:
     """The report of fresh draws of each policy, computed out of core (see :func:`cje.analyze`,
     which checks the options first).
@@ -1000,7 +1044,7 @@ def analyze_partitioned(
     client : dask.distributed.Client, optional
         Dask: the cluster to run on (default: Dask's current scheduler).
     estimator : DirectEstimator
-    judge_scale, label_scale, columns, alpha, mode, n_folds, seed, progress
+    judge_scale, label_scale, columns, alpha, mode, n_folds, seed, progress, on_invalid
         As in :func:`cje.analyze`.
     only : sequence of str or None
         Report only these policies.
@@ -1035,15 +1079,23 @@ def analyze_partitioned(
         raise CJEInputError(f"engine must be 'polars' or 'dask' here; got {engine!r}.")
     judge_scale = None if judge_scale is None else _check_scale(judge_scale, "judge_scale")
     label_scale = None if label_scale is None else _check_scale(label_scale, "label_scale")
-    eng = _make_engine(data, engine, columns, client)
+    drop = on_invalid == "drop"
+    eng = _make_engine(data, engine, columns, client, drop)
     notices = list(eng.notices)
 
     # ---- pass 1: checks, rows per (policy, score), labelled rows -------------------------------
     checks, counts_df, lab = eng.scan(judge_scale, progress)
     n_rows = int(counts_df["n"].sum()) if len(counts_df) else 0
+    excluded: dict[str, int] = {}
+    if drop:  # counted as cje.load counts them
+        if checks.counts.get("pid"):
+            excluded["empty prompt_id"] = int(checks.counts["pid"])
+        if checks.counts.get("score_only"):
+            excluded["non-finite judge_score"] = int(checks.counts["score_only"])
+    _raise_bad(eng, checks, judge_scale, drop)
     if n_rows == 0:
-        raise CJEInputError("The input has no rows.")
-    _raise_bad(eng, checks, judge_scale)
+        raise CJEInputError("The input has no valid rows left after on_invalid='drop'."
+                            if excluded else "The input has no rows.")
     names = tuple(sorted(counts_df["policy"].unique().tolist()))
     distinct = np.sort(counts_df["judge_score"].unique().astype(np.float64))
     P, D = len(names), distinct.size
@@ -1132,5 +1184,6 @@ def analyze_partitioned(
             "they were taken as repeated draws, numbered in input order."))
     settings = {**settings, "engine": engine}
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
-                    transport_margin=None, only=only, notices=notices, warns=warns, excluded={},
+                    transport_margin=None, only=only, notices=notices, warns=warns,
+                    excluded=excluded,
                     settings=settings, progress=progress)
