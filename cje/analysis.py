@@ -152,9 +152,9 @@ def analyze(
         ``"polars"`` (polars' streaming engine) and ``"dask"`` (any Dask scheduler) pass over
         the partitions without holding the rows, with the same numbers (direct mode only, on
         the judge score alone: docs › Large data and clusters). ``"auto"`` (default): a
-        LazyFrame streams with polars, a Dask DataFrame (or a ``client``) runs on Dask, a file
-        set streams with polars when the in-memory engine would need more than half the
-        available memory, everything else runs in memory
+        LazyFrame streams with polars, a Dask DataFrame (or files with a ``client``) runs on
+        Dask, a file set streams with polars when the in-memory engine would need more than
+        half the available memory, everything else runs in memory
         (:func:`cje.pipeline.streaming.choose_engine`).
     client : dask.distributed.Client, optional
         ``engine="dask"``: the cluster to run on (default: Dask's current scheduler, e.g. the

@@ -185,10 +185,10 @@ def _available_memory() -> int:
 def choose_engine(data: Any, engine: str, client: Any = None) -> str:
     """The engine ``engine="auto"`` resolves to (a named engine is returned as it is).
 
-    The rule: a polars LazyFrame streams with polars, a Dask DataFrame (or a ``client``) runs on
-    Dask; a file set streams with polars when the in-memory engine would need more than half the
-    available memory (estimated as 40 × the bytes of Parquet files, 8 × those of CSV / JSON
-    Lines); everything else — data frames, dicts, ``EvalData``, small files — is analysed in
+    The rule: a polars LazyFrame streams with polars, a Dask DataFrame (or files with a
+    ``client``) runs on Dask; a file set streams with polars when the in-memory engine would
+    need more than half the available memory (estimated as 40 × the bytes of Parquet files,
+    8 × those of CSV / JSON Lines); everything else — data frames, dicts, ``EvalData``, small files — is analysed in
     memory.
 
     Parameters
@@ -213,14 +213,14 @@ def choose_engine(data: Any, engine: str, client: Any = None) -> str:
         return engine
     if is_partitioned(data):
         return "polars" if type(data).__module__.startswith("polars") else "dask"
-    if client is not None:
-        return "dask"
     try:
         files = expand_files(data)
     except CJEInputError:
         return "memory"  # the in-memory reader says what is wrong
     if not files:
         return "memory"
+    if client is not None:  # files and a Dask client: run there
+        return "dask"
     need = sum(p.stat().st_size * _EXPANSION[SUFFIXES[p.suffix.lower()]] for p in files)
     return "memory" if need <= AUTO_MEMORY_SHARE * _available_memory() else "polars"
 
