@@ -188,8 +188,8 @@ def choose_engine(data: Any, engine: str, client: Any = None) -> str:
     The rule: a polars LazyFrame streams with polars, a Dask DataFrame (or files with a
     ``client``) runs on Dask; a file set streams with polars when the in-memory engine would
     need more than half the available memory (estimated as 40 × the bytes of Parquet files,
-    8 × those of CSV / JSON Lines); everything else — data frames, dicts, ``EvalData``, small files — is analysed in
-    memory.
+    8 × those of CSV / JSON Lines); everything else — data frames, dicts, ``EvalData``, small
+    files — is analysed in memory.
 
     Parameters
     ----------
