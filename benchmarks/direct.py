@@ -120,7 +120,9 @@ print(json.dumps({"times": times, "cpus": cpus, "bare_times": bare_times, "bare_
 def _run_child(mode: str, arg: str, repeats: int, covariates: tuple[str, ...] = (),
                bare: bool = False) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, arg, str(repeats), "1" if bare else "0",
+        # -P: ``python -c`` would put the working directory first on sys.path, so a run from
+        # inside another checkout would time that checkout's cje, not the one PYTHONPATH gives
+        [sys.executable, "-P", "-c", _CHILD, mode, arg, str(repeats), "1" if bare else "0",
          *covariates],
         check=True, capture_output=True, text=True, env={**os.environ, "CJE_BENCH_DIR": str(HERE)},
     )

@@ -292,6 +292,7 @@ def analyze(
         with _naming(f"probes[{pol!r}]"):
             pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
                       columns=columns, covariates=cov, policy=pol)
+        _no_design(pr, f"probes[{pol!r}]")
         if pr.n_labels < 2:
             raise CJEInputError(
                 f"The probe slice of {pol!r} needs oracle labels on at least 2 rows; it has "
@@ -322,6 +323,7 @@ def analyze(
             with _naming("fresh_draws"):
                 fresh = load(fresh_draws, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
                              columns=columns, covariates=cov)
+            _no_design(fresh, "fresh_draws")
         settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
                         residual_weights=residual_weights)
         report = analyze_logged(ev, fresh, probe_data, estimator=estimator, alpha=alpha,
@@ -383,3 +385,13 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
     if src is None:
         prov["inputs"] = {"data": {"in_memory": type(data).__name__}}
     return replace(report, provenance=prov)
+
+
+def _no_design(ev: Any, what: str) -> None:
+    """A non-uniform ``label_probability`` column where it is not used yet is refused, not
+    ignored (docs: Methods › Labels sampled with known probabilities)."""
+    if ev.label_probability is not None:
+        raise CJEInputError(
+            f"{what} has a non-uniform 'label_probability' column, which is supported only on the "
+            "main data of fresh draws (direct mode) for now. Drop the column if its labels are a "
+            "uniform random sample, or analyse it as the main data.")

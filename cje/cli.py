@@ -24,7 +24,9 @@ PATH is one of
       policy        the model / prompt / agent version that produced the response
       judge_score   the LLM judge's score
       oracle_label  the trusted label (human rating, KPI, ...) where you have one; empty elsewhere
-    and optionally draw_idx, response_length or response, and covariate columns;
+    and optionally draw_idx, response_length or response, covariate columns, and
+      label_probability  the probability with which the row was sent for a label (a non-uniform
+                         labelling design, e.g. from cje plan --next; empty on unlabelled rows)
   * a cje-eval fresh-draws directory of <policy>_responses.jsonl files;
   * logged data of one logging policy for off-policy evaluation: the columns above plus
     logprob_base and logprob[<target>] (sequence log-probabilities of each logged response),
@@ -86,9 +88,17 @@ judged responses. The pilot is judged responses with a uniform random slice of o
 (the exact variance split), or a report written by `cje analyze --format json` (.json; an
 approximate split). Direct mode (fresh draws of each policy) only.
 
+Active labelling: --next N chooses about N unlabelled rows to label next (more for the policies
+whose intervals are widest or that have no labels, more in the judge-score regions where the
+calibration's residuals are widest), drawn at random with known probabilities; --out writes
+them (prompt_id, policy, draw_idx, judge_score, label_probability, label_stratum) and --design
+writes every row's label_probability and label_stratum for the second round's analysis
+(`cje analyze` on the data with the new labels and these two columns).
+
 examples:
   cje plan pilot.csv --half-width 0.05 --judge-scale 0 10 --label-scale 1 5
   cje plan pilot.csv --half-width 0.05 --label-cost 20 --budget 50000 --json plan.json --plot plan.png
+  cje plan pilot.csv --half-width 0.02 --next 200 --out to_label.csv --design design.csv
 """
 
 
@@ -294,6 +304,16 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", metavar="FILE", help="also write the plan as JSON (Plan.to_json)")
     pl.add_argument("--plot", metavar="FILE",
                     help="also write the figure (half-width vs labels per policy), e.g. plan.png")
+    pl.add_argument("--next", type=int, default=None, metavar="N",
+                    help="active labelling: choose about N unlabelled rows to label next")
+    pl.add_argument("--regions", type=int, default=None, metavar="H",
+                    help="judge-score regions of the --next design (default: one per 30 pilot "
+                         "labels, 1 to 5)")
+    pl.add_argument("--out", metavar="FILE",
+                    help="with --next: write the rows to label (CSV)")
+    pl.add_argument("--design", metavar="FILE",
+                    help="with --next: write every row's prompt_id, policy, draw_idx, "
+                         "label_probability and label_stratum (CSV) for the second round")
 
     from cje.studies import NAMES, add_arguments
 
@@ -719,10 +739,17 @@ def _cmd_monitor(ns: argparse.Namespace) -> int:
 
 def _cmd_plan(ns: argparse.Namespace) -> int:
     import cje
+    from cje.errors import CJEInputError
     from cje.planning import plan
 
+    if (ns.out or ns.design or ns.regions is not None) and ns.next is None:
+        raise CJEInputError("--out, --design and --regions go with --next N (the rows to label "
+                            "next), e.g. cje plan pilot.csv --half-width 0.02 --next 200 --out "
+                            "to_label.csv.")
     outs = ([_out_file("--json", ns.json)] if ns.json else []) + \
-        ([_out_file("--plot", ns.plot)] if ns.plot else [])
+        ([_out_file("--plot", ns.plot)] if ns.plot else []) + \
+        ([_out_file("--out", ns.out)] if ns.out else []) + \
+        ([_out_file("--design", ns.design)] if ns.design else [])
     if outs:
         _check_outputs(_inputs(("the input data", ns.path)), outs)
     src: Any = ns.path
@@ -733,6 +760,8 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
         kw = {"judge_scale": tuple(ns.judge_scale) if ns.judge_scale else None,
               "label_scale": tuple(ns.label_scale) if ns.label_scale else None,
               "columns": dict(ns.column) or None}
+    if ns.next is not None:
+        kw.update(next=ns.next, n_regions=ns.regions)
     p = plan(src, half_width=ns.half_width, alpha=ns.alpha, label_cost=ns.label_cost,
              budget=ns.budget, contrasts=ns.contrasts, policies=ns.policy, seed=ns.seed, **kw)
     p = dataclasses.replace(p, provenance={**p.provenance, "command": shlex.join(["cje", *ns.argv])})
@@ -741,6 +770,18 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
     try:
         if ns.json:
             staged.text(ns.json, p.to_json())
+        if ns.out:
+            staged.text(ns.out, p.next_frame().to_csv(index=False))
+        if ns.design:
+            from cje.data import load
+            from cje.tables import flat_table
+
+            ev = load(src, **_kw_load(kw))
+            rows = flat_table(ev)[["prompt_id", "policy", "draw_idx", "judge_score"]]
+            d = p.label_design(rows)
+            staged.text(ns.design, rows.drop(columns="judge_score").assign(
+                label_probability=d.label_probability.to_numpy(),
+                label_stratum=d.label_stratum.to_numpy()).to_csv(index=False))
         if ns.plot:
             def draw(tmp: Path) -> list[Path]:
                 import matplotlib
@@ -762,6 +803,11 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _kw_load(kw: dict[str, Any]) -> dict[str, Any]:
+    """The options of :func:`cje.load` among ``cje.plan``'s."""
+    return {k: kw[k] for k in ("judge_scale", "label_scale", "columns") if k in kw}
 
 
 def _cmd_bias(ns: argparse.Namespace) -> int:

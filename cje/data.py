@@ -47,7 +47,8 @@ COMMON_SCALES: tuple[tuple[float, float], ...] = (
 #: Largest scale width and bound accepted: variances (width squared) must stay finite.
 MAX_SCALE_WIDTH = 1e100
 
-_STANDARD = ("prompt_id", "policy", "judge_score", "oracle_label", "draw_idx")
+_STANDARD = ("prompt_id", "policy", "judge_score", "oracle_label", "draw_idx",
+             "label_probability", "label_stratum")
 OnInvalid = Literal["raise", "drop"]
 
 
@@ -89,6 +90,12 @@ class EvalData:
         Things the user should know (inferred scales, assigned draw indices…).
     excluded : Mapping[str, int]
         Rows excluded on request (``on_invalid="drop"``), by reason. Nothing else is dropped.
+    label_probability : numpy.ndarray or None
+        The probability ``π_i ∈ (0, 1]`` with which each row was sent for an oracle label (the
+        ``label_probability`` column; NaN allowed on unlabelled rows), when the labelled rows do
+        not all share one value; ``None`` when the column is absent or constant over the
+        labelled rows — a uniform design, analysed exactly as without the column (docs: Methods
+        › Labels sampled with known probabilities).
 
     Examples
     --------
@@ -114,6 +121,7 @@ class EvalData:
     label_scale: tuple[float, float]
     notices: tuple[str, ...] = ()
     excluded: Mapping[str, int] = field(default_factory=dict)
+    label_probability: np.ndarray | None = None
 
     # ---- derived, cheap ------------------------------------------------------------------
     @property
@@ -230,7 +238,9 @@ class EvalData:
         frame : pandas.DataFrame, polars.DataFrame or Mapping[str, array-like]
             Long-format data. Required columns: ``prompt_id``, ``judge_score``; usually also
             ``policy`` and ``oracle_label`` (NaN/None where unlabelled); optional ``draw_idx``,
-            ``response_length`` or ``response``, and covariate columns.
+            ``response_length`` or ``response``, covariate columns, and ``label_probability``
+            (the probability with which each row was sent for a label; see
+            :func:`label_probabilities`) with an optional ``label_stratum``.
         judge_scale, label_scale : (low, high), optional
             The scales the judge and the labels are on. Values outside a declared scale are an
             error; an undeclared scale is inferred (the smallest common scale containing the
@@ -906,6 +916,13 @@ def _build(
     draw = _draw_idx(cols, pid, pol, prompt_code * len(pol_names) + policy_code, notices)
     cov = _covariates(cols, covariates, pid, notices)
     lps = _logprobs(cols, pid)
+    pi = label_probabilities(cols, lab, pid, policy_code)
+    if pi is not None and lps:
+        raise CJEInputError(
+            "A non-uniform 'label_probability' column is supported for fresh draws of each policy "
+            "(direct mode) only; this data is logged (it has log-probabilities), whose off-policy "
+            "estimators do not weight their residual terms by it yet. Analyse without the column "
+            "only if the labels are a uniform random sample of the logged rows.")
     return EvalData(
         prompt_id=_read_only(pid),
         prompt_code=_read_only(prompt_code),
@@ -921,7 +938,109 @@ def _build(
         label_scale=lscale,
         notices=tuple(notices),
         excluded=excluded,
+        label_probability=None if pi is None else _read_only(pi),
     )
+
+
+_PI_FIX = ("label_probability is the probability (in (0, 1]) with which the row was sent for an "
+           "oracle label")
+
+
+def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: np.ndarray,
+                        policy_code: np.ndarray | None = None) -> np.ndarray | None:
+    """The ``label_probability`` column, validated; ``None`` when absent or uniform.
+
+    Rules (each refusal names the first offending row and the fix): every value lies in
+    [0, 1] or is empty (NaN) on an unlabelled row; a labelled row has a value in (0, 1]; no
+    unlabelled row of a policy with labelled rows has probability 0 (it could never have been
+    labelled: the design does not overlap it, and no weighting of the policy's labelled rows
+    can stand for it — a policy with no labelled rows at all may have 0 everywhere, it is
+    analysed as without labels); with a ``label_stratum`` column, every row of a
+    stratum has the same probability (the design's unit). When every labelled row has the same
+    value the design is uniform: the analysis is the one without the column, bit for bit (the
+    estimator only uses ratios of the labelled rows' probabilities), and ``None`` is returned.
+
+    Parameters
+    ----------
+    cols : dict
+        The input's columns (renamed).
+    lab : numpy.ndarray of bool
+        Labelled rows.
+    pid : numpy.ndarray
+        Prompt id per row (for the messages).
+    policy_code : numpy.ndarray of int, optional
+        Policy of each row (default: one policy).
+
+    Returns
+    -------
+    numpy.ndarray or None
+
+    Examples
+    --------
+    >>> lab = np.array([True, True, False])
+    >>> pid = np.array(["a", "b", "c"], dtype=object)
+    >>> label_probabilities({"label_probability": [0.5, 0.25, 0.25]}, lab, pid).tolist()
+    [0.5, 0.25, 0.25]
+    >>> label_probabilities({"label_probability": [0.5, 0.5, 0.1]}, lab, pid) is None
+    True
+    >>> label_probabilities({"label_probability": [0.5, 1.5, 0.1]}, lab, pid)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The 'label_probability' column must lie in (0, 1]; row 1 (prompt_id='b') ...
+    """
+    if "label_probability" not in cols:
+        return None
+    pi = _to_float(np.asarray(cols["label_probability"]), "label_probability", pid)
+    fix = f"{_PI_FIX}; fix the value (a row that could not be labelled is not part of the design)."
+    with np.errstate(invalid="ignore"):
+        first_bad(np.isinf(pi) | (pi < 0) | (pi > 1) | ((pi == 0) & lab),
+                  "The 'label_probability' column must lie in (0, 1]", pi, pid, fix, count=True,
+                  fmt="g")
+        zero = pi == 0
+        if zero.any():  # allowed only on policies without labelled rows
+            pc = np.zeros(pi.shape[0], np.int64) if policy_code is None else policy_code
+            has_lab = np.zeros(int(pc.max(initial=0)) + 2, dtype=bool)
+            has_lab[pc[lab]] = True
+            zero &= has_lab[pc]
+        first_bad(np.isnan(pi) & lab, "The 'label_probability' column must be given on every "
+                  "labelled row", "none", pid, f"{_PI_FIX}: give it for every labelled row "
+                  "(unlabelled rows may leave it empty).", count=True)
+        first_bad(zero, "No overlap of the labelling design: a row with label_probability 0 "
+                  "could never have been labelled, so no labelled row of its policy can stand for "
+                  "it", pi, pid,
+                  "Give its true (positive) probability, or analyse the rows that could not be "
+                  "labelled separately (drop them from this analysis).", count=True, fmt="g")
+    if "label_stratum" in cols:
+        _check_strata(np.asarray(cols["label_stratum"]), pi, pid)
+    if not lab.any():
+        return None
+    lp = pi[lab]
+    if np.all(lp == lp[0]):
+        return None
+    return pi
+
+
+def _check_strata(stratum: np.ndarray, pi: np.ndarray, pid: np.ndarray) -> None:
+    """Every row of one ``label_stratum`` shares its (given) label probability."""
+    code, _ = _clean_ids(stratum, strip=False, name="label_stratum")
+    given = ~np.isnan(pi)
+    k = np.flatnonzero(given & (code >= 0))
+    if not k.size:
+        return
+    first = {}
+    bad = np.zeros(pi.shape[0], dtype=bool)
+    ref = np.zeros(pi.shape[0], dtype=np.int64)
+    for i in k.tolist():
+        j = first.setdefault(int(code[i]), i)
+        if pi[i] != pi[j]:
+            bad[i] = True
+            ref[i] = j
+    first_bad(bad, "The 'label_probability' column must be the same on every row of a "
+              "'label_stratum' (the design samples each stratum with one probability)",
+              lambda i: (f"has {pi[i]:g} but row {int(ref[i])} of the same stratum "
+                         f"{_show(stratum[i])} has {pi[int(ref[i])]:g}"),
+              pid, "Give the stratum's one probability to all its rows, or split the stratum.",
+              count=True)
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -1224,6 +1343,12 @@ def with_calibration_rows(data: EvalData, extra: EvalData) -> EvalData:
     extra : EvalData
         Calibration data (judge scores with oracle labels); must use the same scales.
     """
+    if data.label_probability is not None or extra.label_probability is not None:
+        raise CJEInputError(
+            "calibration= data cannot be combined with a non-uniform 'label_probability' column "
+            "yet (the calibration-only rows' place in the labelling design is not defined). Put "
+            "the calibration rows' labels in the data with their probabilities, or drop "
+            "calibration=.")
     if extra.n_labels == 0:
         raise CJEInputError(
             "The calibration data has no oracle labels: it needs an 'oracle_label' column with "

@@ -766,14 +766,14 @@ def paired_contrasts(
     for i in range(m - 1):  # one block of pairs (i, i+1..m-1) at a time: memory O(m·G)
         c = T[i] - T[i + 1:]
         stop = at + c.shape[0]
-        ss[at:stop] = (c * c).sum(axis=1)
+        ss[at:stop] = np.square(c, out=c).sum(axis=1)  # in place: no second (pairs, G) array
         g[at:stop] = (pres[i] | pres[i + 1:]).sum(axis=1)
         shared[at:stop] = (pres[i] & pres[i + 1:]).sum(axis=1)
         d = R[i] - R[i + 1:]
         v_cal[at:stop] = (kr - 1) / kr * ((d - d.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
         if v_gap is not None:
             cg = GT[i] - GT[i + 1:]
-            v_gap[at:stop] = (cg * cg).sum(axis=1)
+            v_gap[at:stop] = np.square(cg, out=cg).sum(axis=1)
         at = stop
     with np.errstate(divide="ignore", invalid="ignore"):
         v_if = np.where(g > 1, g / np.maximum(g - 1, 1) * ss, np.nan)

@@ -816,6 +816,13 @@ def monitor(
                                 f"Rename yours, e.g. columns={{'{c}': 'your_name'}}.")
     if "oracle_label" not in df.columns:
         df["oracle_label"] = np.nan
+    if "label_probability" in df.columns:  # not used per window yet: refused, not ignored
+        lp = pd.to_numeric(df["label_probability"][df["oracle_label"].notna()], errors="coerce")
+        if lp.nunique(dropna=False) > 1:
+            raise CJEInputError(
+                "cje.monitor does not weight by a non-uniform 'label_probability' column yet; "
+                "analyse such a design with cje.analyze, or drop the column if the labels are a "
+                "uniform random sample.")
     # one validation of every row (numbers, ids, scales), with row numbers of the whole input
     core = df[["prompt_id", "policy", "judge_score", "oracle_label"]].reset_index(drop=True)
     ev = load(core, judge_scale=judge_scale, label_scale=label_scale)

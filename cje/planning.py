@@ -269,6 +269,13 @@ class Plan:
         The assumptions and anything the plan could not do.
     settings, provenance : dict
         The options of the run; versions, inputs and time (:func:`cje.export.provenance`).
+    next_labels : dict or None
+        With ``next=``: the rows to send for labels next and their design — ``rows`` (columns
+        ``prompt_id, policy, draw_idx, judge_score, label_probability, label_stratum``),
+        ``cells`` (per policy × judge-score region: rows, pilot labels, residual SD, expected
+        new labels, round-2 probability ``q`` and overall probability ``π``), ``policies``
+        (pilot labels, new labels, half-width now and predicted after), ``cuts`` (the regions'
+        cut points on the judge scale). See :meth:`next_frame` and :meth:`label_design`.
 
     Examples
     --------
@@ -294,6 +301,7 @@ class Plan:
     notices: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    next_labels: dict[str, Any] | None = None
 
     def __getitem__(self, name: str) -> PlanTarget:
         for t in self.targets:
@@ -533,12 +541,116 @@ class Plan:
             bd = d["budget"]
             out.append(f"Budget {self.budget:g}: {bd['n_prompts']:,} prompts, {bd['n_labels']:,} "
                        f"labels; the widest ± is {bd['max_half_width']:.4f} ({bd['widest']}).")
+        if self.next_labels is not None:
+            out += [""] + _next_summary(self.next_labels)
         out.append("")
         out += [f"* {n}" for n in self.notices]
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.summary()
+
+    def _need_next(self) -> dict[str, Any]:
+        if self.next_labels is None:
+            raise CJEInputError("This plan has no next list; make it with cje.plan(data, ..., "
+                                "next=200).")
+        return self.next_labels
+
+    def next_frame(self) -> pd.DataFrame:
+        """The rows to send for labels next (``next=``): ``prompt_id, policy, draw_idx,
+        judge_score, label_probability, label_stratum``.
+
+        ``label_probability`` is the row's overall probability of being labelled in the two
+        rounds (pilot and this one); keep it with the label.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+        >>> p = cje.plan(sim.data, half_width=0.05, judge_scale=(0, 10), label_scale=(1, 5),
+        ...              next=100)
+        >>> f = p.next_frame()
+        >>> f.columns.tolist()[:4], bool(f.oracle_label.isna().all()) if "oracle_label" in f else True
+        (['prompt_id', 'policy', 'draw_idx', 'judge_score'], True)
+        >>> 60 < len(f) < 140   # Poisson sampling: about 100
+        True
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self._need_next()["rows"],
+                            columns=["prompt_id", "policy", "draw_idx", "judge_score",
+                                     "label_probability", "label_stratum"])
+
+    def label_design(self, data: Any, *, columns: Any = None) -> pd.DataFrame:
+        """Every row's ``label_probability`` and ``label_stratum`` under this plan's two-round
+        design: ``π = p0 + (1 − p0)·q`` of its policy and judge-score region.
+
+        Put both columns on the second round's data (pilot labels plus the new ones, same rows)
+        and analyse it with :func:`cje.analyze` (docs: Planning a label budget › A second round).
+
+        Parameters
+        ----------
+        data : DataFrame or Mapping
+            The rows (with ``policy`` and ``judge_score`` columns, on the pilot's judge scale),
+            in any order.
+        columns : Mapping[str, str], optional
+            Your names of ``policy`` and ``judge_score`` (as in :func:`cje.analyze`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``label_probability`` and ``label_stratum``, one row per input row (same index for a
+            pandas frame). A policy left out with ``policies=[...]`` gets no round-2 labels: its
+            probability is the pilot's labelled share of its rows; a policy the pilot did not
+            have: NaN / empty.
+
+        Examples
+        --------
+        >>> import cje
+        >>> sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+        >>> p = cje.plan(sim.data, half_width=0.05, judge_scale=(0, 10), label_scale=(1, 5),
+        ...              next=100)
+        >>> d = p.label_design(sim.data)
+        >>> bool(d.label_probability.between(0, 1).all()), d.shape[0] == len(sim.data)
+        (True, True)
+        """
+        import pandas as pd
+
+        from cje.data import _columns_of
+
+        nl = self._need_next()
+        cols = dict(_columns_of(data))
+        for std, theirs in (columns or {}).items():
+            if theirs in cols:
+                cols[std] = cols.pop(theirs)
+        for req in ("policy", "judge_score"):
+            if req not in cols:
+                raise CJEInputError(f"label_design needs a {req!r} column; the data has "
+                                    f"{sorted(cols)} (map yours with columns={{'{req}': ...}}).")
+        pol = np.asarray(cols["policy"], dtype=object).astype(str)
+        s = np.asarray(cols["judge_score"], dtype=np.float64)
+        region = _region_of(s, np.asarray(nl["cuts"], dtype=np.float64)) + 1
+        pi = np.full(s.size, np.nan)
+        stratum = np.full(s.size, "", dtype=object)
+        h_all = len(nl["cuts"]) + 1
+        by = {(c["policy"], c["region"]): c for c in nl["cells"]}
+        pol_p0 = {x["policy"]: x for x in nl["policies"]}
+        for i, (pp, h) in enumerate(zip(pol.tolist(), region.tolist(), strict=True)):
+            c = by.get((pp, h))
+            if c is not None:
+                pi[i], stratum[i] = c["label_probability"], c["label_stratum"]
+            elif pp in pol_p0:  # a region the pilot's rows of this policy did not reach
+                pi[i] = pol_p0[pp]["pilot_probability"]
+                stratum[i] = f"{pp} | score region {h}/{h_all}"
+            elif pp in nl.get("other_policies", {}):  # not planned: the pilot's share
+                pi[i] = nl["other_policies"][pp]
+                stratum[i] = f"{pp} | not planned"
+        index = data.index if hasattr(data, "index") and isinstance(data, pd.DataFrame) else None
+        return pd.DataFrame({"label_probability": pi, "label_stratum": stratum}, index=index)
 
 
 # ------------------------------------------------------------------------------ components
@@ -572,11 +684,25 @@ def _split_from_data(ev: Any, rep: Report, *, alpha: float, mode: str, covariate
     """The exact split of each target's ``Var_IF``: the report's calibrator refitted the way
     :func:`cje.pipeline.direct.analyze_direct` fits it, and the direct estimator's influence
     values taken apart."""
+    t, k, reward, labelled, e = _pilot_fit(ev, mode=mode, covariates=covariates,
+                                           n_folds=n_folds, seed=seed)
+    lo, hi = ev.label_scale
+    width = hi - lo
+    P = len(ev.policies)
+    G = int(t.cluster.max()) + 1
+    return _split_parts(ev, rep, t, k, reward, labelled, e, width, P, G, contrasts)
+
+
+def _pilot_fit(ev: Any, *, mode: str, covariates: tuple[str, ...], n_folds: int, seed: int
+               ) -> tuple[Any, int, np.ndarray, np.ndarray, np.ndarray]:
+    """The pilot's calibration refitted as :func:`cje.pipeline.direct.analyze_direct` fits it:
+    the table, the folds K, every row's reward, the labelled rows and the out-of-fold
+    residuals ([0, 1] scale; 0 where unlabelled)."""
     from cje.estimators.direct import DirectEstimator
     from cje.pipeline.core import fit_calibrator, fold_plan
     from cje.pipeline.direct import DirectShape
 
-    shape = DirectShape(ev, {}, covariates, DirectEstimator(), alpha)
+    shape = DirectShape(ev, {}, covariates, DirectEstimator(), 0.05)
     t = shape.table
     lab_prompt = np.zeros(ev.prompts.shape[0], dtype=bool)
     lab_prompt[ev.prompt_code[ev.labelled]] = True
@@ -595,10 +721,11 @@ def _split_from_data(ev: Any, rep: Report, *, alpha: float, mode: str, covariate
     labelled[t.train] = True
     e = np.zeros_like(reward)
     e[t.train] = t.y[t.train] - calib.oof
-    lo, hi = ev.label_scale
-    width = hi - lo
-    P = len(ev.policies)
-    G = shape.n_clusters
+    return t, k, reward, labelled, e
+
+
+def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, labelled: np.ndarray,
+                 e: np.ndarray, width: float, P: int, G: int, contrasts: bool) -> list[_Parts]:
     est_of = {x.policy: x for x in rep.estimates}
     u_of: dict[str, np.ndarray] = {}
     w_of: dict[str, np.ndarray] = {}
@@ -695,6 +822,8 @@ def plan(
     n_folds: int = 5,
     columns: Any = None,
     on_invalid: str = "raise",
+    next: int | None = None,  # noqa: A002 (the issue's name for it)
+    n_regions: int | None = None,
 ) -> Plan:
     """How many oracle labels (and prompts) reach a target interval half-width, from a pilot.
 
@@ -731,6 +860,22 @@ def plan(
         Seed of those draws, and of the folds when data are given (as in :func:`cje.analyze`).
     judge_scale, label_scale, mode, covariates, n_folds, columns, on_invalid
         As in :func:`cje.analyze` (data only).
+    next : int, optional
+        Active labelling (data only): choose about ``next`` currently unlabelled rows to send
+        for labels next (:attr:`Plan.next_labels`, :meth:`Plan.next_frame`). Labels are
+        allocated across policies to lower the largest predicted variance first (policies
+        without labels of their own first), within a policy across judge-score regions where
+        the calibration's residual SD is largest (Neyman-like), with
+        :data:`DEFENSIVE_SHARE` spread in proportion to the rows; the rows are then drawn by
+        Poisson sampling, each with a known probability. Every row's overall probability of
+        being labelled in the two rounds, ``π = p0 + (1 − p0)·q`` (``p0`` the pilot's labelled
+        share of its policy, ``q`` its cell's round-2 probability), is recorded: analyse the
+        second round with it as the ``label_probability`` column (:meth:`Plan.label_design`).
+        The number drawn is random, ``next`` on average. Policies without labels are then not
+        planned by the variance model (a notice says so).
+    n_regions : int, optional
+        Judge-score regions of the ``next`` design (default: one per 30 pilot labels, 1 to 5;
+        equal-count quantiles of the scores).
 
     Returns
     -------
@@ -766,6 +911,10 @@ def plan(
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise CJEInputError(f"level must be a number in (0, 1); got {level!r}. Example: level=0.8.")
     n_boot = check_int("n_boot", n_boot, minimum=10, example="n_boot=1000")
+    if next is not None:
+        next = check_int("next", next, minimum=1, example="next=200 (rows to label next)")
+    if n_regions is not None:
+        n_regions = check_int("n_regions", n_regions, minimum=1, example="n_regions=4")
     seed = check_int("seed", seed, example="seed=0")
     if policies is not None:
         policies = check_str_list("policies", policies, example="policies=['base', 'verbose']",
@@ -780,6 +929,9 @@ def plan(
         "residual part, c = Var_cal (taken to fall like 1/labels). Half-width = t(df)·SE with the "
         "Satterthwaite df at the planned sizes.",
     ]
+    if next is not None and isinstance(data_or_report, Report):
+        raise CJEInputError("next= chooses rows of the data to label: pass the pilot data (the "
+                            "judged rows), not a report.")
     if isinstance(data_or_report, Report):
         rep = data_or_report
         _check_report(rep, policies)
@@ -811,6 +963,12 @@ def plan(
                 "is logged (it has log-probabilities), whose off-policy estimators have another "
                 "variance. Plan on fresh draws of each policy, or use the report's calibration "
                 "share as a guide.")
+        if ev.label_probability is not None:
+            raise CJEInputError(
+                "cje.plan needs a pilot whose labels are a uniform random sample of each "
+                "policy's rows; this one has a non-uniform 'label_probability' column (a second "
+                "round, for example), which the variance model does not cover yet. Plan from the "
+                "uniform pilot, or analyse this data with cje.analyze.")
         if ev.n_labels == 0:
             raise CJEInputError(
                 "The pilot has no oracle labels, so there is nothing to fit the label part of the "
@@ -821,16 +979,41 @@ def plan(
                 ev.rows_of(p)
         rep = analyze(ev, alpha=alpha, mode=mode, covariates=cov, n_folds=n_folds,  # type: ignore[arg-type]
                       seed=seed, policies=policies)
-        _check_report(rep, policies)
+        nxt = None
+        if next is not None:
+            nxt = _next_labels(ev, rep, next, mode=mode, covariates=cov, n_folds=n_folds,
+                               seed=seed, alpha=alpha, n_regions=n_regions, policies=policies)
+            bare = [x.policy for x in rep.estimates if x.n_labels == 0]
+            if bare:
+                notices.append(
+                    f"No labels of their own in the pilot: {', '.join(bare)}. The variance model "
+                    "cannot be fitted for them, so they are not in the table; the next list gives "
+                    "them labels first.")
+                rep = _only(rep, [x.policy for x in rep.estimates if x.n_labels > 0])
+                if not rep.estimates:
+                    raise CJEInputError("No policy of the pilot has labels of its own.")
+        _check_report(rep, policies if next is None else None)
         parts = _split_from_data(ev, rep, alpha=alpha, mode=mode, covariates=cov,
                                  n_folds=n_folds, seed=seed, contrasts=contrasts)
         source = "data"
         prov = provenance({"data": data_or_report})
         settings_in = dict(rep.settings)
-    return _make_plan(parts, h, alpha, label_cost, budget, level, n_boot, seed, source, notices,
-                      {"half_width": h, "alpha": alpha, "label_cost": label_cost, "budget": budget,
-                       "contrasts": contrasts, "level": level, "n_boot": n_boot, "seed": seed,
-                       "analysis": settings_in}, prov)
+    settings = {"half_width": h, "alpha": alpha, "label_cost": label_cost, "budget": budget,
+                "contrasts": contrasts, "level": level, "n_boot": n_boot, "seed": seed,
+                "analysis": settings_in}
+    if next is None:
+        return _make_plan(parts, h, alpha, label_cost, budget, level, n_boot, seed, source,
+                          notices, settings, prov)
+    settings.update(next=next, n_regions=n_regions)
+    notices.append(
+        "Next labels: drawn by Poisson sampling (each row independently, with its cell's "
+        "probability), so their number is random around next=. Analyse the second round with "
+        "every row's label_probability = p0 + (1 − p0)·q (Plan.label_design), pilot rows included.")
+    out = _make_plan(parts, h, alpha, label_cost, budget, level, n_boot, seed, source, notices,
+                     settings, prov)
+    from dataclasses import replace
+
+    return replace(out, next_labels=nxt)
 
 
 def _only(rep: Report, policies: Any) -> Report:
@@ -1034,3 +1217,301 @@ def _budget_design(comps: list[tuple[float, float, float, int, float]],
     return {"n_prompts": int(math.floor(n)), "n_labels": int(math.floor(share * n * rpp)),
             "label_share": share, "half_widths": hw, "max_half_width": hw[widest],
             "widest": widest}
+
+
+def _next_summary(nl: dict[str, Any]) -> list[str]:
+    """The text of the next list: per policy, then per cell."""
+    head = ["policy", "pilot labels", "new (expected)", "new (drawn)", "±now", "± predicted"]
+    rows = []
+    for x in nl["policies"]:
+        now = x["half_width_now"]
+        rows.append([x["policy"], f"{x['pilot_labels']:,}", f"{x['expected_new']:.0f}",
+                     f"{x['selected']:,}",
+                     "—" if now is None or x["pilot_labels"] == 0 else f"{now:.4f}",
+                     f"{x['half_width_predicted']:.4f}"])
+    widths = [max(len(str(v)) for v in col) for col in zip(head, *rows, strict=False)]
+    out = [f"Next labels: {nl['selected']:,} rows drawn (about {nl['requested']:,} asked; Poisson "
+           f"sampling, seed {nl['seed']}), in {len(nl['cuts']) + 1} judge-score region(s) per "
+           "policy:", "",
+           "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    out += ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    out += ["", "Design (per policy and judge-score region: rows, pilot labels, residual SD, "
+            "round-2 probability q, overall label_probability π):"]
+    for c in nl["cells"]:
+        out.append(f"  {c['label_stratum']} [{c['score_low']:g}, {c['score_high']:g}]: "
+                   f"{c['rows']:,} rows, {c['pilot_labels']:,} labels, SD {c['residual_sd']:.3f}, "
+                   f"q = {c['round2_probability']:.4f}, π = {c['label_probability']:.4f}")
+    return out
+
+
+# ------------------------------------------------------------------------------ active labelling
+#: Share of each policy's round-2 labels spread in proportion to its unlabelled rows (the rest
+#: follows the variance-driven allocation): keeps every row's probability at least 0.2 of the
+#: policy's uniform rate, so no weight 1/π is more than 5 times the uniform one.
+DEFENSIVE_SHARE = 0.2
+#: Pilot labels per judge-score region wanted when the regions are chosen (at most 5 regions).
+_LABELS_PER_REGION = 30
+
+
+def _regions(scores: np.ndarray, n_labels: int, n_regions: int | None) -> np.ndarray:
+    """Interior cut points of the judge-score regions: equal-count quantiles of every row's score
+    (ties kept together, so a coarse judge may give fewer regions)."""
+    h = n_regions if n_regions is not None else int(np.clip(n_labels // _LABELS_PER_REGION, 1, 5))
+    if h <= 1:
+        return np.zeros(0)
+    cuts = np.unique(np.quantile(scores, np.linspace(0, 1, h + 1)[1:-1], method="inverted_cdf"))
+    # a cut equal to the largest score would leave an empty top region
+    return cuts[cuts < scores.max()]
+
+
+def _region_of(scores: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    return np.searchsorted(cuts, scores, side="right")
+
+
+def _predicted_var(N: np.ndarray, M: np.ndarray, sigma: np.ndarray, A: np.ndarray,
+                   C: np.ndarray, L0: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Each policy's predicted variance after ``k`` new labels per (policy, region) cell.
+
+    ``A_p + C_p·Σ_h (N_ph/n_p)·((L0_h + 1)/(L0_h + 1 + K_h))² + Σ_h N_ph² σ_h² / (M_ph + k_ph) / n_p²``:
+    the prompt part; the calibration part, spread over the judge-score regions where the policy's
+    rows lie and falling in each with the labels there (``L0_h`` the pilot's, ``K_h`` the new
+    ones, all policies: the calibration is shared) like 1/labels²: with the policy's own residual
+    correction the calibration's error enters only to second order (the pilot plan above takes
+    the cautious 1/labels; ``C_p = 0`` for a policy without pilot
+    labels, see :func:`_next_labels`); the residual part of the π-weighted estimator (a
+    stratified mean's variance; infinite while a cell with rows has no label).
+    """
+    n = N.sum(axis=1)
+    K = k.sum(axis=0)
+    w = N / np.maximum(n, 1)[:, None]
+    cal = C * (w * ((L0 + 1) / (L0 + 1 + K)) ** 2).sum(axis=1)
+    m = M + k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = np.where(N > 0, N**2 * sigma**2 / m, 0.0)
+        res = np.where((N > 0) & (m <= 0), np.inf, res)
+    return A + cal + res.sum(axis=1) / np.maximum(n, 1) ** 2
+
+
+def _allocate(N: np.ndarray, M: np.ndarray, sigma: np.ndarray, A: np.ndarray, C: np.ndarray,
+              L0: np.ndarray, budget: int, scale: np.ndarray | None = None) -> np.ndarray:
+    """Round-2 labels per (policy, region) cell: greedy minimax of the predicted variance.
+
+    The predicted variance is :func:`_predicted_var`. In chunks of about ``budget/400`` labels
+    the policy with the largest predicted variance gets a chunk, in the region where it lowers
+    that variance most (Neyman-like for the residual part: ``N_ph² σ_h² (1/m − 1/(m+Δ))``; and
+    where its calibration is least certain). A cell without labels has infinite variance, so
+    policies without labels of their own are served first, in every region. The design is the
+    defensive mixture: :data:`DEFENSIVE_SHARE` of each policy's new labels spread over its
+    regions in proportion to their unlabelled rows, the rest where the greedy put them; the
+    variances are evaluated on it.
+
+    Parameters
+    ----------
+    N, M : numpy.ndarray of shape (P, H)
+        Rows and pilot labels per cell.
+    sigma : numpy.ndarray of shape (H,)
+        Residual SD per region.
+    A, C : numpy.ndarray of shape (P,)
+        Prompt part and calibration part of each policy's variance in the pilot.
+    L0 : numpy.ndarray of shape (H,)
+        Pilot labels per region (all policies).
+    budget : int
+        New labels to place.
+    scale : numpy.ndarray of shape (P,), optional
+        Per policy, the pilot's own variance over the model's at the pilot's labels (1 for a
+        policy without labels): the model, fitted with residual SDs pooled over policies, is
+        anchored at each policy's measured variance.
+
+    Returns
+    -------
+    numpy.ndarray of shape (P, H)
+        Expected new labels per cell (real-valued, at most its unlabelled rows).
+
+    Examples
+    --------
+    >>> N = np.array([[500., 500.], [500., 500.]]); M = np.array([[25., 25.], [0., 0.]])
+    >>> k = _allocate(N, M, np.array([0.05, 0.5]), np.zeros(2), np.zeros(2), M.sum(0), 200)
+    >>> bool(k[1].sum() > k[0].sum()), bool(k[1, 1] > 4 * k[1, 0])   # the unlabelled policy
+    (True, True)
+    """
+    P, H = N.shape
+    U = N - M
+    k = np.zeros((P, H))
+    sc = np.ones(P) if scale is None else scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prop = np.where(U.sum(axis=1, keepdims=True) > 0, U / U.sum(axis=1, keepdims=True), 0.0)
+
+    def design(kk: np.ndarray) -> np.ndarray:  # the defensive mixture of the greedy part
+        return (1 - DEFENSIVE_SHARE) * kk + DEFENSIVE_SHARE * kk.sum(axis=1, keepdims=True) * prop
+
+    def var(kk: np.ndarray) -> np.ndarray:
+        return sc * _predicted_var(N, M, sigma, A, C, L0, design(kk))
+
+    step = max(1.0, budget / 400)
+    spent = 0.0
+    while spent < budget - 1e-9:
+        room = U - k > 1e-9
+        v = np.where(room.any(axis=1), var(k), -np.inf)
+        if np.all(v == -np.inf):
+            break  # no unlabelled row left anywhere
+        p = int(np.argmax(v))
+        d = min(step, budget - spent)
+        open_ = np.flatnonzero(room[p] & (N[p] > 0))
+        empty = open_[(M[p] + k[p])[open_] <= 0]
+        if empty.size:  # a cell without any label yet: the largest first
+            h = int(empty[np.argmax(N[p, empty])])
+        else:
+            after = np.full(H, np.inf)
+            for h in open_:
+                kk = k.copy()
+                kk[p, h] += min(d, U[p, h] - k[p, h])
+                after[h] = var(kk)[p]
+            h = int(np.argmin(after))
+        add = min(d, U[p, h] - k[p, h])
+        k[p, h] += add
+        spent += add
+    return np.minimum(design(k), U)
+
+
+def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tuple[str, ...],
+                 n_folds: int, seed: int, alpha: float, n_regions: int | None,
+                 policies: Any) -> dict[str, Any]:
+    """The rows to send for labels next, drawn by Poisson sampling with recorded probabilities
+    (see :func:`plan`, ``next=``)."""
+    t, _, reward, labelled, e = _pilot_fit(ev, mode=mode, covariates=covariates,
+                                           n_folds=n_folds, seed=seed)
+    lo, hi = ev.label_scale
+    width = hi - lo
+    inside = ev.policy_code >= 0
+    scores = ev.judge_score
+    cuts = _regions(scores[inside], int(ev.n_labels), n_regions)
+    H = cuts.size + 1
+    region = _region_of(scores, cuts)
+    lab = ev.labelled
+    # residual SD per region (label units), pooled over policies; a region with fewer than 10
+    # labels takes the pooled value; every region at least a tenth of the largest
+    e_row = np.full(ev.n_rows, np.nan)
+    e_row[t.train] = e[t.train] * width
+    pooled = float(np.sqrt(np.nanmean(e_row[lab] ** 2)))
+    sigma = np.full(H, pooled)
+    for h in range(H):
+        r = lab & (region == h)
+        if r.sum() >= 10:
+            sigma[h] = float(np.sqrt(np.mean(e_row[r] ** 2)))
+    sigma = np.maximum(sigma, 0.1 * sigma.max()) if sigma.max() > 0 else np.full(H, 1.0)
+    names = list(ev.policies)
+    chosen = [i for i, nm in enumerate(names) if policies is None or nm in policies]
+    P = len(chosen)
+    N = np.zeros((P, H))
+    M = np.zeros((P, H))
+    for j, p in enumerate(chosen):
+        rows = ev.policy_code == p
+        N[j] = np.bincount(region[rows], minlength=H)
+        M[j] = np.bincount(region[rows & lab], minlength=H)
+    est = {x.policy: x for x in rep.estimates}
+    G = ev.prompts.shape[0]
+    A = np.zeros(P)
+    C = np.zeros(P)
+    for j, p in enumerate(chosen):
+        rows = np.flatnonzero(ev.policy_code == p)
+        r = reward[rows] * width
+        u = np.bincount(t.cluster[rows], weights=r - r.mean(), minlength=G) / rows.size
+        g = int(np.count_nonzero(np.bincount(t.cluster[rows], minlength=G)))
+        A[j] = g / max(g - 1, 1) * float(u @ u)
+        # a policy without labels: its pilot Var_cal measures the transported calibration; once
+        # it has labels of its own, its residual term cancels the calibration's error to first
+        # order (a labelled policy's Var_cal is small), so none is carried over
+        C[j] = est[names[p]].var_cal if names[p] in est and M[j].sum() > 0 else 0.0
+    unl = N - M
+    if n_next > unl.sum():
+        raise CJEInputError(f"next={n_next} is more than the {int(unl.sum())} unlabelled rows of "
+                            f"the policies planned; ask for at most {int(unl.sum())}.")
+    L0 = np.bincount(region[lab & inside], minlength=H).astype(float)
+    n_pol = N.sum(axis=1)
+    # the model over the cells the pilot labelled (the others have no variance estimate now)
+    seen = (N > 0) & (M > 0)
+    wgt = N / np.maximum(n_pol, 1)[:, None]
+
+    def part(kk: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cal = C * (wgt * ((L0 + 1) / (L0 + 1 + kk.sum(axis=0))) ** 2).sum(axis=1)
+            res = np.where(seen, N**2 * sigma**2 / (M + kk), 0.0).sum(axis=1)
+        return A + cal + res / np.maximum(n_pol, 1) ** 2
+
+    model_now = part(np.zeros((P, H)))
+    scale = np.ones(P)
+    for j, p in enumerate(chosen):
+        x = est.get(names[p])
+        if x is not None and M[j].sum() > 0 and np.isfinite(model_now[j]) and model_now[j] > 0:
+            scale[j] = x.se**2 / model_now[j]
+    k = _allocate(N, M, sigma, A, C, L0, n_next, scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.clip(np.where(unl > 0, k / unl, 0.0), 0.0, 1.0)
+    p0 = np.where(n_pol > 0, M.sum(axis=1) / np.maximum(n_pol, 1), 0.0)
+    pi = p0[:, None] + (1 - p0[:, None]) * q  # every row's overall inclusion probability
+    # Poisson sampling of the unlabelled rows of each cell with probability q
+    rng = np.random.default_rng(seed)
+    code_of = {p: j for j, p in enumerate(chosen)}
+    pj = np.array([code_of.get(int(c), -1) for c in range(-1, len(names))])[ev.policy_code + 1]
+    cand = np.flatnonzero((pj >= 0) & ~lab)
+    draw = rng.random(cand.size)
+    pick = cand[draw < q[pj[cand], region[cand]]]
+    # t quantile: the pilot's df for a policy with labels; a policy without labels gets its own
+    # residual term, whose df are those of its many prompts (the normal quantile, nearly)
+    tq = _t(np.maximum(np.array([est[names[p]].df if names[p] in est and M[j].sum() > 0 else 1e6
+                                 for j, p in enumerate(chosen)]), 1.0), alpha)
+    K = float(k.sum())
+    after = tq * np.sqrt(_predicted_var(N, M, sigma, A, C, L0, k))
+    # how much the new labels narrow the pilot's own interval (cells the pilot labelled)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.sqrt(part(k) / model_now)
+    now_model = tq * np.sqrt(model_now)
+
+    def stratum(j: int, h: int) -> str:
+        return f"{names[chosen[j]]} | score region {h + 1}/{H}"
+
+    edges = [float(scores[inside].min()), *[float(c) for c in cuts], float(scores[inside].max())]
+    cells = []
+    for j in range(P):
+        for h in range(H):
+            if N[j, h] == 0:
+                continue
+            cells.append({"policy": names[chosen[j]], "region": h + 1,
+                          "score_low": edges[h], "score_high": edges[h + 1],
+                          "rows": int(N[j, h]), "pilot_labels": int(M[j, h]),
+                          "residual_sd": float(sigma[h]), "expected_new": float(k[j, h]),
+                          "selected": int(np.count_nonzero((pj[pick] == j) & (region[pick] == h))),
+                          "round2_probability": float(q[j, h]),
+                          "label_probability": float(pi[j, h]), "label_stratum": stratum(j, h)})
+    pol = []
+    for j, p in enumerate(chosen):
+        x = est.get(names[p])
+        pol.append({"policy": names[p], "pilot_labels": int(M[j].sum()),
+                    "pilot_probability": float(p0[j]), "expected_new": float(k[j].sum()),
+                    "selected": int(np.count_nonzero(pj[pick] == j)),
+                    "half_width_now": float(_t(x.df, alpha) * x.se) if x is not None else None,
+                    "half_width_model_now": float(now_model[j]),
+                    # with labels: the pilot's own half-width scaled by the model's ratio (the
+                    # regional model need not reproduce it); without: the model's value
+                    "half_width_predicted": float(
+                        _t(x.df, alpha) * x.se * ratio[j]
+                        if x is not None and M[j].sum() > 0 and np.isfinite(ratio[j])
+                        else after[j])})
+    order = np.lexsort((ev.draw_idx[pick], ev.prompt_id[pick].astype(str), ev.policy_code[pick]))
+    pick = pick[order]
+    rows_out = {
+        "prompt_id": [str(v) for v in ev.prompt_id[pick]],
+        "policy": [names[int(c)] for c in ev.policy_code[pick]],
+        "draw_idx": [int(v) for v in ev.draw_idx[pick]],
+        "judge_score": [float(v) for v in scores[pick]],
+        "label_probability": [float(pi[pj[i], region[i]]) for i in pick],
+        "label_stratum": [stratum(int(pj[i]), int(region[i])) for i in pick],
+    }
+    # policies left out with policies=[...]: no round-2 labels, so their probability is the
+    # pilot's labelled share
+    others = {names[p]: float(np.mean(lab[ev.policy_code == p])) for p in range(len(names))
+              if p not in code_of}
+    return {"requested": int(n_next), "selected": int(pick.size), "expected": K, "seed": int(seed),
+            "other_policies": others,
+            "cuts": [float(c) for c in cuts], "policies": pol, "cells": cells, "rows": rows_out,
+            "defensive_share": DEFENSIVE_SHARE}

@@ -21,7 +21,8 @@ __all__ = ["as_frame", "flat_table", "require_columns"]
 
 def flat_table(data: EvalData) -> pd.DataFrame:
     """One flat row per response: ``prompt_id, policy, draw_idx, judge_score, oracle_label``,
-    the covariates and the log-probability columns (``logprob_base``, ``logprob[<target>]``).
+    ``label_probability`` (only when the labelling design is not uniform), the covariates and
+    the log-probability columns (``logprob_base``, ``logprob[<target>]``).
 
     Parameters
     ----------
@@ -52,6 +53,8 @@ def flat_table(data: EvalData) -> pd.DataFrame:
         "judge_score": data.judge_score,
         "oracle_label": data.oracle_label,
     }
+    if data.label_probability is not None:  # a non-uniform labelling design (absent: uniform)
+        cols["label_probability"] = data.label_probability
     cols.update(data.covariates)
     for k, v in data.logprobs.items():
         cols["logprob_base" if k == "base" else f"logprob[{k}]"] = v

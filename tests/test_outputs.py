@@ -476,11 +476,12 @@ def test_arena_offpolicy_outputs(arena):
                                             "unhelpful": 0}
     dr = cje.analyze(arena / "logged_data.jsonl", fresh_draws=arena / "fresh_draws",
                      estimator="stacked-dr")
-    # clone − unhelpful: the unadjusted p-value is near 0.05 and Holm does not separate. Until
-    # issue #14 its unadjusted interval excluded 0; with the variance of the difference of the two
-    # targets' transport gaps (both use stabilised residual weights) it reaches 0 (−0.004).
+    # clone − unhelpful: Holm does not separate. Until issue #14 its unadjusted interval excluded
+    # 0; with the variance of the difference of the two targets' transport gaps (both use
+    # stabilised residual weights) it reached 0 (−0.004, p 0.052), and with the tail-aware
+    # residual variance (unhelpful's raw ESS is 0.8%) it is [−0.077, 0.746], p 0.089.
     c = next(c for c in dr.pairs if (c.policy_a, c.policy_b) == ("clone", "unhelpful"))
-    assert c.var_transport > 0 and 0.04 < c.p_value < 0.06 and c.p_holm > 0.05
+    assert c.var_transport > 0 and 0.05 < c.p_value < 0.15 and c.p_holm > 0.05
     assert (c.ci_low > 0) == (c.p_value < 0.05)  # the interval and the p-value agree
     # a pair whose unadjusted interval excludes 0 but Holm does not separate is not starred, and
     # the summary says its intervals are unadjusted

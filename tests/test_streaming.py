@@ -321,6 +321,13 @@ def test_refusals(parts: list[Path], tmp_path: Path) -> None:
         cje.analyze(str(logged), engine="polars", **KW)
     with pytest.raises(CJEInputError, match="engine="):
         cje.analyze({"prompt_id": ["a"], "judge_score": [1.0]}, engine="polars")
+    # a label_probability design (weights on the labelled rows) is refused, not ignored
+    design = tmp_path / "design.parquet"
+    pl.read_parquet(parts[0]).with_columns(pl.lit(0.5).alias("label_probability")).write_parquet(
+        design)
+    for engine in ("polars", "dask"):
+        with pytest.raises(CJEInputError, match="label_probability"):
+            cje.analyze(str(design), engine=engine, **KW)
 
 
 def _broken(parts: list[Path], where: Path, part: int, row: int, column: str, value: Any

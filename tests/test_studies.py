@@ -48,7 +48,7 @@ def _floor(reps, p=0.95, z=3.0):
 
 def test_registry():
     assert set(STUDIES) == {"coverage", "naive_ci", "ranking", "modes", "bias", "ppi", "bounds",
-                            "probes", "monitor", "plan"} | OFFPOLICY
+                            "probes", "monitor", "plan", "active"} | OFFPOLICY
     assert list(STUDIES) == list(NAMES) and set(DEFAULT_SEEDS) == set(NAMES)
     # The defaults studies keep the seeds their committed results were first run with.
     assert DEFAULT_SEEDS["var_cap"] == 107

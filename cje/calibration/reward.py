@@ -85,10 +85,23 @@ def _pool_sorted(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return s[starts], means, counts
 
 
-def _iso_sorted(s: np.ndarray, y: np.ndarray) -> IsotonicMap:
+def _pool_sorted_weighted(s: np.ndarray, y: np.ndarray, w: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pool ties of a sorted ``s`` with sample weights: distinct values, weighted mean ``y`` and
+    total weight per value."""
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    tot = np.add.reduceat(w, starts)
+    means = np.add.reduceat(w * y, starts) / tot
+    return s[starts], means, tot
+
+
+def _iso_sorted(s: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> IsotonicMap:
+    """Isotonic fit of a sorted ``s``; with sample weights ``w`` (label designs with known
+    probabilities: ``w = 1/π``) the weighted least-squares fit, whose weighted mean of fitted
+    values equals the weighted mean of ``y``. Without weights: the unweighted path, unchanged."""
     from cje._lite import isotonic_regression  # scipy's PAVA; in Python on small inputs
 
-    xs, means, counts = _pool_sorted(s, y)
+    xs, means, counts = _pool_sorted(s, y) if w is None else _pool_sorted_weighted(s, y, w)
     fitted = isotonic_regression(means, weights=counts, increasing=True).x
     return IsotonicMap(xs, fitted)
 
@@ -285,14 +298,20 @@ class _CrossFitter:
     """
 
     def __init__(self, kind: str, s: np.ndarray, X: np.ndarray | None, y: np.ndarray,
-                 fold: np.ndarray):
+                 fold: np.ndarray, weight: np.ndarray | None = None):
         self.kind, self.s, self.X, self.y, self.fold = kind, s, X, y, fold
         self._cache: dict[frozenset[int], Any] = {}
         self._fold_rows = {f: fold == f for f in range(int(fold.max()) + 1)}
+        self._w_sorted: np.ndarray | None = None
         if kind == "monotone":
             self._order = np.argsort(s, kind="stable")
             self._s_sorted = s[self._order]
             self._y_sorted = y[self._order]
+            if weight is not None:
+                self._w_sorted = weight[self._order]
+        elif weight is not None:
+            raise CJEInputError("Sample weights (label_probability) are supported by the monotone "
+                                "calibration only.")
 
     def model(self, deleted: frozenset[int]) -> Any:
         m = self._cache.get(deleted)
@@ -301,7 +320,8 @@ class _CrossFitter:
         drop = np.logical_or.reduce([self._fold_rows[d] for d in deleted]) if deleted else None
         if self.kind == "monotone":
             keep = slice(None) if drop is None else ~drop[self._order]
-            m = _iso_sorted(self._s_sorted[keep], self._y_sorted[keep])
+            m = _iso_sorted(self._s_sorted[keep], self._y_sorted[keep],
+                            None if self._w_sorted is None else self._w_sorted[keep])
         else:
             keep = slice(None) if drop is None else ~drop
             assert self.X is not None
@@ -431,6 +451,7 @@ class RewardCalibrator:
         covariates: Any = None,
         prompt_id: Any = None,
         folds: Any = None,
+        sample_weight: Any = None,
     ) -> RewardCalibrator:
         """Fit on the labelled rows (rows whose label is NaN are ignored).
 
@@ -444,6 +465,12 @@ class RewardCalibrator:
             Cluster of each row (all rows of a prompt share a fold). Defaults to one per row.
         folds : array-like of int of shape (n,), optional
             Precomputed fold per row (overrides the prompt hash).
+        sample_weight : array-like of shape (n,), optional
+            Positive weight per row (read on labelled rows): the inverse of the probability
+            with which the row was sent for a label (docs: Methods › Labels sampled with known
+            probabilities). The isotonic fits — full, out-of-fold and fold-deleted — are then
+            weighted least squares, mean-preserving in the weighted (population) sense. Monotone
+            mode only (``"auto"`` and ``"two_stage"`` are refused). ``None``: unweighted.
 
         Returns
         -------
@@ -487,6 +514,20 @@ class RewardCalibrator:
             X = np.column_stack([s, Z])[lab]
         idx = np.flatnonzero(lab)
         m = idx.size
+        weight = None
+        if sample_weight is not None:
+            if self.mode != "monotone":
+                raise CJEInputError(
+                    f"sample_weight (a label design with known probabilities) needs "
+                    f"mode='monotone'; got mode={self.mode!r}. The two-stage index is not fitted "
+                    "with weights yet.")
+            w_all = check_vector("sample_weight", sample_weight, n=s.shape[0],
+                                 other="judge_score", finite=False)
+            weight = w_all[idx]
+            if not np.all(np.isfinite(weight) & (weight > 0)):
+                i = int(idx[np.flatnonzero(~(np.isfinite(weight) & (weight > 0)))[0]])
+                raise CJEInputError(f"sample_weight must be positive and finite on labelled rows; "
+                                    f"row {i} has {w_all[i]!r}.")
         if m < 4:
             raise CJEInputError(
                 f"Calibration needs oracle labels on at least 4 prompts; got {m} labelled rows."
@@ -514,7 +555,7 @@ class RewardCalibrator:
         self._n = s.shape[0]
         self._s, self._y = s[idx], y[idx]
         self._cluster = cluster.astype(np.int64)
-        mono = _CrossFitter("monotone", self._s, None, self._y, fold)
+        mono = _CrossFitter("monotone", self._s, None, self._y, fold, weight)
         two = None
         score_only = X is None
         if self.mode != "monotone":

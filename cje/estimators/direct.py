@@ -24,6 +24,7 @@ def direct_estimate(
     n_groups: int,
     *,
     augment: bool = True,
+    weight: np.ndarray | None = None,
 ) -> Estimate:
     """Calibrated mean per group, plus the mean oracle residual of the group's labelled rows.
 
@@ -36,6 +37,12 @@ def direct_estimate(
     rows). Leaving the residual uncentred (``(L_i/p_L) e_i − ē``) adds about ``ē²(1/m − 1/n)``:
     a judge that mis-rates the policy would widen the interval for no reason. Groups without
     labelled rows get no augmentation.
+
+    With ``weight`` (``w_i = 1/π_i``, the inverse of the probability with which row ``i`` was
+    sent for a label) the residual term is the Hájek (ratio) mean
+    ``ē_w = Σ L_i w_i e_i / Σ L_i w_i`` over the group's labelled rows and the influence value
+    ``φ_i = (R_i − R̄) + (n/Ŵ) L_i w_i (e_i − ē_w)`` with ``Ŵ = Σ L_i w_i`` (an estimate of ``n``).
+    With equal weights both reduce to the unweighted formulas above (``n w/Ŵ = n/m``).
 
     Parameters
     ----------
@@ -65,12 +72,17 @@ def direct_estimate(
     >>> lab = np.array([1, 1, 0, 0], bool)   # group 0: ē = 0.05, 1/p_L = 1
     >>> direct_estimate(r, e, lab, np.array([0, 0, 1, 1]), 2).influence.round(3).tolist()
     [0.05, -0.05, 0.0, 0.0]
+    >>> w = np.array([1.0, 3.0, 1.0, 1.0])   # row 1 was labelled with probability 1/3
+    >>> est = direct_estimate(r, e, lab, np.array([0, 0, 1, 1]), 2, weight=w)
+    >>> est.values.round(4).tolist(), est.influence.round(4).tolist()   # ē_w = 0.1/4
+    ([0.525, 0.7], [0.0375, -0.0375, 0.0, 0.0])
     """
     if group.size and group.min() < 0:
         # calibration-only rows enter no estimate: compute on the others, give them φ = 0
         inside = np.flatnonzero(group >= 0)
         sub = direct_estimate(reward[inside], residual[inside], labelled[inside], group[inside],
-                              n_groups, augment=augment)
+                              n_groups, augment=augment,
+                              weight=None if weight is None else weight[inside])
         phi = np.zeros(group.shape[0])
         phi[inside] = sub.influence
         return Estimate(sub.values, phi, group, sub.n, sub.n_labels)
@@ -83,7 +95,16 @@ def direct_estimate(
     values = np.bincount(group, weights=reward, minlength=n_groups) / np.maximum(n, 1)
     phi = values[group]
     np.subtract(reward, phi, out=phi)  # reward − value of the row's group, in place
-    if augment:
+    if augment and weight is not None:
+        e = residual[lab]
+        w = weight[lab]
+        tot = np.bincount(g_lab, weights=w, minlength=n_groups)  # Ŵ per group
+        mean_e = np.divide(np.bincount(g_lab, weights=w * e, minlength=n_groups), tot,
+                           out=np.zeros(n_groups), where=m > 0)
+        scale = np.divide(n, tot, out=np.zeros(n_groups), where=m > 0)  # n/Ŵ per group
+        values = values + mean_e
+        phi[lab] += scale[g_lab] * w * (e - mean_e[g_lab])
+    elif augment:
         e = residual[lab]
         mean_e = np.divide(np.bincount(g_lab, weights=e, minlength=n_groups), m,
                            out=np.zeros(n_groups), where=m > 0)
@@ -161,6 +182,7 @@ class DirectEstimator(Estimator):
         labelled: np.ndarray,
         group: np.ndarray,
         n_groups: int,
+        weight: np.ndarray | None = None,
     ) -> Estimate:
         """Estimates and influence values; see :func:`direct_estimate`.
 
@@ -170,6 +192,8 @@ class DirectEstimator(Estimator):
             Per row: calibrated reward, out-of-fold oracle residual, labelled flag, policy.
         n_groups : int
             Number of groups P.
+        weight : numpy.ndarray, optional
+            ``1/π_i`` per row (a labelling design with known probabilities); ``None``: uniform.
 
         Returns
         -------
@@ -184,4 +208,5 @@ class DirectEstimator(Estimator):
         >>> DirectEstimator(augment=False).estimate_groups(r, e, lab, grp, 2).values.round(3).tolist()
         [0.5, 0.7]
         """
-        return direct_estimate(reward, residual, labelled, group, n_groups, augment=self.augment)
+        return direct_estimate(reward, residual, labelled, group, n_groups, augment=self.augment,
+                               weight=weight)

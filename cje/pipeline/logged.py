@@ -19,7 +19,7 @@ import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.calibration.weights import hajek_weights
-from cje.data import EvalData
+from cje.data import EvalData, _dense_in_order
 from cje.diagnostics.gates import overlap_gate
 from cje.diagnostics.overlap import (
     ESS_GATE,
@@ -255,7 +255,7 @@ class LoggedShape:
                 # per-prompt totals of the gap's influence, scaled so that their sum of squares
                 # is v: the contrasts difference them prompt by prompt
                 phi = residual_gap_influence(xs)
-                n_g = np.unique(x.cluster).size
+                n_g = int(np.count_nonzero(np.bincount(x.cluster)))  # distinct prompts
                 tot = np.bincount(x.cluster, weights=phi, minlength=self.n_clusters) / phi.size
                 self._gap_parts[tg.name] = (g, math.sqrt(v),
                                             tot * math.sqrt(n_g / (n_g - 1)) if n_g > 1 else 0 * tot)
@@ -383,9 +383,20 @@ def _cluster_codes(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.n
 
     firsts, local = [], []
     for uniq, codes in parts:
-        lc, used = pd.factorize(codes, sort=False)  # integer codes, in order of first appearance
-        firsts.append(np.asarray(uniq, dtype=object)[used])
+        uniq = np.asarray(uniq, dtype=object)
+        if _dense_in_order(codes):  # what pandas.factorize would return: the codes themselves
+            lc, first = codes, uniq[: int(codes.max(initial=-1)) + 1]
+        else:
+            lc, used = pd.factorize(codes, sort=False)  # integer codes, in first-appearance order
+            first = uniq[used]
+        firsts.append(first)
         local.append(lc)
+    ref = firsts[0]
+    if all(f.size <= ref.size and np.array_equal(f, ref[: f.size]) for f in firsts[1:]):
+        # every block's ids are the first block's, in its order (the targets' fresh draws of the
+        # logged prompts): the factorisation of the concatenation would number the first block
+        # 0, 1, 2, … and give the others the same numbers; no string needs hashing
+        return np.concatenate(local).astype(np.int64, copy=False), ref
     gcode, prompts = pd.factorize(np.concatenate(firsts), sort=False)
     cluster = np.empty(sum(c.size for c in local), dtype=np.int64)
     at = off = 0
@@ -680,6 +691,8 @@ def analyze_logged(
     warns += caught
     shape = LoggedShape(table, fold, role_all, logged, targets, est, probe_names, len(prompts),
                         k, alpha, probe_correction)
+    # what the shape does not keep, freed before the estimation's own arrays are made
+    del role_all, lp_base, lp_t, fold_of_prompt, lab_prompt, all_rows
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=covariates,
                     transport_margin=transport_margin, only=only, notices=notices, warns=warns,
                     excluded=logged.excluded, settings={**settings, "estimator": est.name},

@@ -313,6 +313,16 @@ class _Engine:
         raise NotImplementedError
 
 
+def _refuse_design(names: Sequence[Any]) -> None:
+    """A ``label_probability`` column (labels sampled with known probabilities) is refused out of
+    core, never ignored: the in-memory engine weights the labelled rows by it."""
+    if "label_probability" in names:
+        raise CJEInputError(
+            "The data has a 'label_probability' column (labels sampled with known "
+            "probabilities): out of core it is not supported yet, and ignoring it would give "
+            "other numbers. " + _OR_MEMORY)
+
+
 def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[str]]:
     """The standard columns of a LazyFrame (renamed, typed); notices."""
     import polars as pl
@@ -337,6 +347,7 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[s
     if any(n.startswith("logprob") for n in names):
         raise CJEInputError("The data has log-probability columns (logged data): out of core only "
                             "fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
+    _refuse_design(names)
     for name in ("prompt_id", "policy"):
         if name in names and not (schema[name] == pl.String or schema[name].is_integer()
                                   or schema[name] == pl.Categorical):
@@ -524,6 +535,7 @@ class _DaskEngine(_Engine):
         if any(str(n).startswith("logprob") for n in names):
             raise CJEInputError("The data has log-probability columns (logged data): out of core "
                                 "only fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
+        _refuse_design(names)
         self.has_draw_idx = "draw_idx" in names
         self.notices = [] if "policy" in names else [
             "No 'policy' column: all rows were taken as one policy named 'default'."]

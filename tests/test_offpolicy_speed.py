@@ -1,0 +1,133 @@
+"""Issue #18, off-policy hot path: the shortcuts give what the library calls they replace give
+(``pandas.factorize`` for the long table's prompt codes, ``numpy.argsort(kind="stable")`` for
+the TTC / CLE ordering, ``numpy.exp`` for the IPS ratios). The end-to-end numbers are pinned by
+``tests/test_offpolicy_pinned.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cje.diagnostics.overlap import _stable_order, cle_factor, ttc
+from cje.pipeline.logged import _cluster_codes
+
+
+def _oracle(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.concatenate([np.asarray(u, dtype=object)[c] for u, c in parts])
+    codes, uniq = pd.factorize(ids, sort=False)
+    return codes, np.asarray(uniq, dtype=object)
+
+
+def _ids(n: int, prefix: str = "p") -> np.ndarray:
+    return np.array([f"{prefix}{i:05d}" for i in range(n)], dtype=object)
+
+
+@pytest.mark.parametrize("case", ["same", "prefix", "shuffled", "other", "unused", "probe", "one"])
+def test_cluster_codes_match_pandas_factorize(case: str) -> None:
+    rng = np.random.default_rng(sum(map(ord, case)))
+    n = 300
+    uniq = _ids(n)
+    logged = (uniq, np.arange(n))  # codes in first-appearance order (as cje.load gives them)
+    fresh_codes = np.tile(np.arange(n), 3)  # three targets' fresh draws of every prompt
+    parts = {
+        "same": [logged, (uniq.copy(), fresh_codes)],
+        "prefix": [logged, (uniq[:200].copy(), np.tile(np.arange(200), 2))],
+        "shuffled": [logged, (uniq.copy(), rng.permutation(fresh_codes))],
+        "other": [logged, (uniq[::-1].copy(), fresh_codes)],
+        "unused": [(uniq, rng.integers(0, n, 500)), (uniq, np.arange(n))],
+        "probe": [logged, (uniq, fresh_codes), (_ids(40, "\x00probe:x:p"), rng.integers(0, 40, 90))],
+        "one": [logged],
+    }[case]
+    got_codes, got_uniq = _cluster_codes(parts)
+    want_codes, want_uniq = _oracle(parts)
+    assert got_codes.dtype == np.int64
+    np.testing.assert_array_equal(got_codes, want_codes)
+    assert got_uniq.tolist() == want_uniq.tolist()
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_stable_order_is_numpy_stable_argsort(ties: bool) -> None:
+    rng = np.random.default_rng(int(ties))
+    key = rng.standard_normal(5000)
+    if ties:
+        key = np.round(key, 1)  # many ties: the stable sort is redone
+    np.testing.assert_array_equal(_stable_order(key), np.argsort(key, kind="stable"))
+
+
+def test_ttc_cle_by_hand_with_ties() -> None:
+    # tied log-probabilities keep row order: the first two rows (weights 3, 1) come before the
+    # third (weight 6); 90% of 10 needs all three rows in that order
+    lp = np.log([0.5, 0.5, 0.25, 0.25])
+    w = np.array([3.0, 1.0, 5.5, 0.5])
+    assert ttc(lp, w) == 0.75
+    # T = rows 0-2: α = 9.5/10, β = 3/4, 1 + χ² = 3·(9 + 1 + 30.25)/9.5²
+    want = 0.95 / np.sqrt(0.75) * np.sqrt(3 * 40.25 / 9.5**2)
+    assert cle_factor(lp, w) == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 19, 20, 21, 200, 4001])
+def test_weight_summary_equals_the_public_functions(n: int) -> None:
+    # weight_summary validates once and takes the top 5% and the Hill index's top k + 1 from one
+    # partition: the numbers must be the public functions' own, bit for bit
+    from cje.diagnostics.overlap import ess_fraction, hill_index, max_weight, top_mass, weight_summary
+
+    rng = np.random.default_rng(n)
+    w = np.exp(rng.standard_normal(n) * 1.5)
+    w[: n // 7] = w[0]  # ties among the largest too
+    ws = np.sqrt(w)
+    d = weight_summary(w, ws)
+    assert d["ess_raw"] == ess_fraction(w) and d["ess_stable"] == ess_fraction(ws)
+    assert d["max_weight_raw"] == max_weight(w) and d["max_weight_stable"] == max_weight(ws)
+    assert d["top5_mass_raw"] == top_mass(w, 0.05) and d["top5_mass_stable"] == top_mass(ws, 0.05)
+    h = hill_index(w)
+    assert (np.isnan(h) and np.isnan(d["hill_raw"])) or d["hill_raw"] == h
+
+
+@pytest.mark.parametrize("case", ["every", "some", "twice", "count"])
+def test_fresh_mean_single_draw_is_the_bincount_mean(case: str) -> None:
+    # one fresh draw per prompt: fresh_mean reads the draw's value instead of (Σ q) / count;
+    # the bincount formula of the general case is the oracle, bit for bit (−0.0 included)
+    from dataclasses import replace
+
+    from cje.estimators.offpolicy import _example_target
+
+    rng = np.random.default_rng(len(case))
+    g = 50
+    cluster = rng.integers(0, g, 120)  # logged rows' prompts
+    fresh = {"every": np.arange(g), "some": rng.permutation(g)[:30],
+             "twice": np.r_[np.arange(g), np.arange(5)], "count": np.arange(g)}[case]
+    count = np.maximum(np.bincount(fresh, minlength=g), 1)
+    if case == "count":
+        count = count.copy()
+        count[3] = 2  # a count that is not the number of draws: the general formula
+    x = replace(_example_target(), cluster=cluster, fresh_cluster=fresh, fresh_count=count,
+                cache={})
+    for _ in range(2):  # the second call reads the cached positions
+        q = rng.standard_normal(fresh.size)
+        q[:3] = -0.0
+        got = x.fresh_mean(q)
+        want = (np.bincount(fresh, weights=q, minlength=g) / count)[cluster]
+        np.testing.assert_array_equal(got, want)
+        assert not np.signbit(got[want == 0]).any()
+    assert (x.cache["single_draw"][1][0] is None) == (case in ("twice", "count"))
+
+
+@pytest.mark.parametrize("one_per_prompt", [True, False])
+def test_stack_totals_shortcut(one_per_prompt: bool) -> None:
+    # one row per prompt in prompt order: the cluster totals are the rows' values; the mixture
+    # and the combined estimate are those of the bincount totals, bit for bit
+    from cje.calibration.weights import min_variance_simplex
+    from cje.estimators.offpolicy import PolicyValue, stack
+
+    rng = np.random.default_rng(int(one_per_prompt))
+    n = 400
+    cluster = np.arange(n) if one_per_prompt else np.sort(rng.integers(0, 150, n))
+    vals = [PolicyValue(float(rng.random()), rng.standard_normal(n) * (k + 1)) for k in range(3)]
+    vals[0].influence[:4] = -0.0
+    got = stack(vals, cluster)
+    tot = np.vstack([np.bincount(cluster, weights=v.influence, minlength=int(cluster.max()) + 1)
+                     for v in vals])
+    want = min_variance_simplex(tot @ tot.T)
+    np.testing.assert_array_equal(got.mixture, want)
+    assert got.value == float(sum(a * v.value for a, v in zip(want, vals, strict=True)))
