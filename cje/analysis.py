@@ -8,8 +8,10 @@ logged one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from cje._progress import check_progress
@@ -47,6 +49,8 @@ def analyze(
     residual_weights: str = "auto",
     probe_correction: bool = True,
     progress: bool | None = None,
+    engine: str = "auto",
+    client: Any = None,
 ) -> Report:
     """Calibrated estimates of each policy's value with honest confidence intervals.
 
@@ -58,9 +62,12 @@ def analyze(
 
     Parameters
     ----------
-    data : DataFrame, dict of arrays, path or EvalData
+    data : DataFrame, dict of arrays, path, glob, LazyFrame, Dask DataFrame or EvalData
         Judged responses in long format (``prompt_id, policy, judge_score, oracle_label?``, …),
-        a JSONL/CSV/Parquet file, or a ``cje-eval`` fresh-draws directory. See :func:`cje.load`.
+        a JSONL/CSV/Parquet file, or a ``cje-eval`` fresh-draws directory (see :func:`cje.load`);
+        or, for data larger than memory (docs: Large data and clusters), a glob or directory of
+        Parquet / CSV / JSON Lines files, a ``polars.LazyFrame`` or a
+        ``dask.dataframe.DataFrame``.
     judge_scale, label_scale : (low, high), optional
         Scales of the judge scores and the oracle labels; inferred (with a notice) if omitted.
         Results are reported on the label scale.
@@ -137,7 +144,21 @@ def analyze(
     progress : bool, optional
         A progress bar (on standard error) over the OUA jackknife's re-runs of the pipeline.
         ``None`` (default) shows it only on a terminal and only once the work has lasted a
-        second (large off-policy analyses); ``True`` always; ``False`` never.
+        second (large off-policy analyses); ``True`` always; ``False`` never. Out of core also
+        over the passes (polars: a bar per batch of files; Dask: its progress bar, or
+        ``distributed.progress`` with a ``client``).
+    engine : {"auto", "memory", "polars", "dask"}
+        Where the rows are processed. ``"memory"``: loaded whole (:func:`cje.load`);
+        ``"polars"`` (polars' streaming engine) and ``"dask"`` (any Dask scheduler) pass over
+        the partitions without holding the rows, with the same numbers (direct mode only, on
+        the judge score alone: docs › Large data and clusters). ``"auto"`` (default): a
+        LazyFrame streams with polars, a Dask DataFrame (or files with a ``client``) runs on
+        Dask, a file set streams with polars when the in-memory engine would need more than
+        half the available memory, everything else runs in memory
+        (:func:`cje.pipeline.streaming.choose_engine`).
+    client : dask.distributed.Client, optional
+        ``engine="dask"``: the cluster to run on (default: Dask's current scheduler, e.g. the
+        last ``Client`` created).
 
     Returns
     -------
@@ -219,6 +240,29 @@ def analyze(
             "covariates were given with mode='monotone', which uses the judge score alone. Use "
             "mode='auto' or 'two_stage', or drop the covariates."
         )
+    engine = check_choice("engine", engine, ("auto", "memory", "polars", "dask"))
+    source = data  # as the caller gave it (the provenance's input)
+    if engine == "memory" and client is not None:
+        raise CJEInputError("client= is for engine='dask' (or 'auto'); engine='memory' was given.")
+    if engine != "memory" or isinstance(data, (str, os.PathLike)) or type(data).__module__.startswith(
+            ("polars", "dask")):
+        from cje.pipeline import streaming
+
+        engine = streaming.choose_engine(data, engine, client)
+        if engine != "memory":
+            return _analyze_out_of_core(
+                data, engine=engine, client=client, judge_scale=judge_scale,
+                label_scale=label_scale, calibration=calibration, probes=probes,
+                fresh_draws=fresh_draws, covariates=cov, on_invalid=on_invalid,
+                estimator=estimator, alpha=alpha, mode=mode, n_folds=n_folds, seed=seed,
+                policies=policies, columns=columns, probe_correction=probe_correction,
+                progress=progress, transport_margin=transport_margin)
+        # in memory: a glob or a directory of files is read whole, a lazy frame collected
+        files = streaming.expand_files(data)
+        if files is not None and (len(files) > 1 or files[0] != Path(data)):
+            data = streaming.read_files_in_memory(files, columns)
+        elif streaming.is_partitioned(data):
+            data = data.collect() if hasattr(data, "collect") else data.compute()
     ev = load(data, judge_scale=judge_scale, label_scale=label_scale, columns=columns,
               covariates=cov, on_invalid=on_invalid)  # type: ignore[arg-type]
     logged = bool(ev.logprobs)
@@ -269,7 +313,7 @@ def analyze(
         "estimator": "direct",
         "probe_correction": bool(probe_correction),
     }
-    inputs = {"data": data, "calibration": calibration, "fresh_draws": fresh_draws,
+    inputs = {"data": source, "calibration": calibration, "fresh_draws": fresh_draws,
               **{f"probes[{p!r}]": src for p, src in (probes or {}).items()}}
     if logged:
         from cje.pipeline.logged import analyze_logged
@@ -302,6 +346,45 @@ def analyze(
     from cje.export import provenance  # (lazy: keeps `import cje` light)
 
     return replace(report, provenance=provenance(inputs))
+
+
+def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any, probes: Any,
+                         fresh_draws: Any, covariates: tuple[str, ...], on_invalid: str,
+                         estimator: Any, probe_correction: bool, policies: Any, mode: Mode,
+                         **kw: Any) -> Report:
+    """``engine="polars"`` / ``"dask"``: what is not supported out of core yet is refused here,
+    before any data is read (docs: Large data and clusters)."""
+    memory = "Use engine='memory' (it needs the data in memory)."
+    for given, what in ((calibration is not None, "calibration="), (bool(probes), "probes="),
+                        (fresh_draws is not None, "fresh_draws= (off-policy)"),
+                        (bool(covariates), "covariates=")):
+        if given:
+            raise CJEInputError(f"{what} is not supported out of core yet (engine={engine!r}). "
+                                + memory)
+    direct = resolve(estimator, logged=False, fresh=False)
+    if not isinstance(direct, DirectEstimator):
+        raise CJEInputError(
+            f"estimator={estimator!r} is for logged data; out of core only fresh draws (direct "
+            f"mode) are supported yet (engine={engine!r}). " + memory)
+    from cje.pipeline.streaming import analyze_partitioned
+
+    settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
+                "seed": kw["seed"], "transport_margin": kw["transport_margin"],
+                "policies": list(policies) if policies is not None else None,
+                "estimator": "direct", "probe_correction": bool(probe_correction)}
+    report = analyze_partitioned(data, engine=engine, client=client, estimator=direct,
+                                 judge_scale=kw["judge_scale"], label_scale=kw["label_scale"],
+                                 columns=kw["columns"], alpha=kw["alpha"], mode=mode,
+                                 n_folds=kw["n_folds"], seed=kw["seed"], only=policies,
+                                 settings=settings, progress=kw["progress"],
+                                 on_invalid=on_invalid)
+    from cje.export import provenance
+
+    src = data if isinstance(data, (str, os.PathLike)) else None
+    prov = provenance({"data": src} if src is not None else {})
+    if src is None:
+        prov["inputs"] = {"data": {"in_memory": type(data).__name__}}
+    return replace(report, provenance=prov)
 
 
 def _no_design(ev: Any, what: str) -> None:

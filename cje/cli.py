@@ -144,8 +144,17 @@ def _parser() -> argparse.ArgumentParser:
         description=_ANALYZE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    a.add_argument("path", metavar="PATH", help="data file or cje-eval fresh-draws directory")
+    a.add_argument("path", metavar="PATH",
+                   help="data file, cje-eval fresh-draws directory, or a glob / directory of "
+                        "Parquet, CSV or JSON Lines files (quote the glob: 'dir/*.parquet')")
     _scale_args(a, label="scale of the oracle labels; results are reported on it")
+    a.add_argument("--engine", choices=("auto", "memory", "polars", "dask"), default="auto",
+                   help="where rows are processed: in memory, or out of core by polars' "
+                        "streaming engine or Dask (direct mode; default auto: out of core with "
+                        "polars only when the files would not fit in half the free memory)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="--engine dask: address of a running Dask scheduler, e.g. "
+                        "tcp://host:8786 (default: a local cluster on this machine)")
     a.add_argument("--calibration", metavar="FILE",
                    help="extra labelled rows (prompt_id, judge_score, oracle_label) used only to "
                         "fit the calibrator")
@@ -598,29 +607,36 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
                 *((f"the --probe file of {pol!r}", src) for pol, src in ns.probe)),
         outputs,
     )
-    report = cje.analyze(
-        ns.path,
-        judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
-        label_scale=tuple(ns.label_scale) if ns.label_scale else None,
-        calibration=ns.calibration,
-        probes=probes or None,
-        transport_margin=ns.transport_margin,
-        alpha=ns.alpha,
-        mode=ns.mode,
-        covariates=ns.covariate,
-        n_folds=ns.folds,
-        seed=ns.seed,
-        policies=ns.policy,
-        columns=dict(ns.column) or None,
-        on_invalid="drop" if ns.drop_invalid else "raise",
-        fresh_draws=ns.fresh_draws,
-        estimator=ns.estimator,
-        var_cap=ns.var_cap,
-        residual_weights=ns.residual_weights,
-        probe_correction=not ns.no_probe_correction,
-        on_missing="drop" if ns.drop_missing else "raise",
-        progress=False if ns.no_progress else None,
-    )
+    client = _dask_client(ns.engine, ns.scheduler)
+    try:
+        report = cje.analyze(
+            ns.path,
+            judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
+            label_scale=tuple(ns.label_scale) if ns.label_scale else None,
+            calibration=ns.calibration,
+            probes=probes or None,
+            transport_margin=ns.transport_margin,
+            alpha=ns.alpha,
+            mode=ns.mode,
+            covariates=ns.covariate,
+            n_folds=ns.folds,
+            seed=ns.seed,
+            policies=ns.policy,
+            columns=dict(ns.column) or None,
+            on_invalid="drop" if ns.drop_invalid else "raise",
+            fresh_draws=ns.fresh_draws,
+            estimator=ns.estimator,
+            var_cap=ns.var_cap,
+            residual_weights=ns.residual_weights,
+            probe_correction=not ns.no_probe_correction,
+            on_missing="drop" if ns.drop_missing else "raise",
+            progress=False if ns.no_progress else None,
+            engine=ns.engine,
+            client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
     report = dataclasses.replace(report, provenance={**report.provenance,
                                                      "command": shlex.join(["cje", *ns.argv])})
     text = _render(report, ns.format, ns.reliable_only, ns.explain)
@@ -647,6 +663,30 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _dask_client(engine: str, scheduler: str | None) -> Any:
+    """``--engine dask``: a client of the scheduler at ``--scheduler``, else of a local cluster
+    (Dask's default); ``None`` for the other engines."""
+    import cje
+
+    if scheduler is not None and engine != "dask":
+        raise cje.CJEInputError(f"--scheduler is for --engine dask; --engine is {engine!r}.")
+    if engine != "dask":
+        return None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise cje.CJEInputError("--engine dask needs dask[distributed]: pip install "
+                                "'cje[dask]'.") from None
+    if scheduler is None:
+        return Client(processes=False)
+    try:
+        return Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise cje.CJEInputError(f"--scheduler {scheduler!r}: could not connect ({exc}). Start "
+                                "one with `dask scheduler` and `dask worker ADDRESS`, or leave "
+                                "--scheduler out for a local cluster.") from None
 
 
 def _cmd_monitor(ns: argparse.Namespace) -> int:

@@ -66,7 +66,8 @@ def cluster_totals(phi: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.
     return np.bincount(cluster, weights=phi, minlength=n_clusters)
 
 
-def cluster_variance(phi: np.ndarray, cluster: np.ndarray) -> tuple[float, int]:
+def cluster_variance(phi: np.ndarray, cluster: np.ndarray, n: int | None = None
+                     ) -> tuple[float, int]:
     """Prompt-clustered variance of a mean estimator from its influence values.
 
     ``Var = G/(G−1) · Σ_g T_g² / n²`` with ``T_g`` the sum of ``φ`` over cluster ``g``, ``G`` the
@@ -79,6 +80,9 @@ def cluster_variance(phi: np.ndarray, cluster: np.ndarray) -> tuple[float, int]:
         Influence values (mean zero) of the rows.
     cluster : numpy.ndarray of int
         Cluster code per row (prompt).
+    n : int, optional
+        Number of rows behind ``phi``, when ``phi`` already holds per-cluster totals (the
+        out-of-core engines: one value per prompt); by default ``phi``'s length.
 
     Returns
     -------
@@ -90,7 +94,7 @@ def cluster_variance(phi: np.ndarray, cluster: np.ndarray) -> tuple[float, int]:
     >>> round(v, 6), g
     (0.333333, 4)
     """
-    n = phi.shape[0]
+    n = phi.shape[0] if n is None else n
     t = np.bincount(cluster, weights=phi)
     present = np.bincount(cluster) > 0
     g = int(np.count_nonzero(present))

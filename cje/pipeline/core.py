@@ -102,6 +102,10 @@ class PolicyRows:
     probe : ProbeUse or None
         How the policy's probe slice entered its estimate (its rows then follow the main rows
         in ``cluster`` and the influence values; see :func:`cje.pipeline.probes.combine`).
+    n_rows : int or None
+        The policy's rows when its influence values are given as per-prompt totals (one value
+        per prompt, as the out-of-core engines of :mod:`cje.pipeline.streaming` compute them);
+        ``None``: one influence value per row.
     """
 
     cluster: np.ndarray
@@ -113,6 +117,7 @@ class PolicyRows:
     reasons: list[str] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     probe: ProbeUse | None = None
+    n_rows: int | None = None
 
 
 def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None) -> float:
@@ -407,8 +412,9 @@ def estimate(
         value, gap = full[p]
         info = shape.policy(p, value, gap)
         phi, cl = value.influence, info.cluster
-        v_if, g = cluster_variance(phi, cl)
-        totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / cl.size
+        n_rows = cl.size if info.n_rows is None else info.n_rows
+        v_if, g = cluster_variance(phi, cl, info.n_rows)  # None: one value per row, as before
+        totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
         vc = float(var_cal[p])
         v_tr = gap * gap
@@ -435,7 +441,7 @@ def estimate(
             policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,
             ci_low=float(from_unit(lo, scale)), ci_high=float(from_unit(hi, scale)), alpha=alpha,
             df=df,
-            n=int(cl.size), n_prompts=g, n_labels=n_labels,
+            n=int(n_rows), n_prompts=g, n_labels=n_labels,
             var_if=v_if * width**2, var_cal=vc * width**2, var_transport=v_tr * width**2,
             calibration_share=float(vc / (se**2 if shape.share_over_se2 else total))
             if se > 0 else 0.0,

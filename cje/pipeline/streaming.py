@@ -1,0 +1,1226 @@
+"""Direct analysis over data too large for memory: polars streaming or Dask (docs: Large data).
+
+The direct estimator is a sum over rows of a function of (judge score, label, fitted map),
+clustered by prompt, and judge scores are coarse. So the analysis runs in passes over the
+partitions, each done by the engine (no scheduler or shuffle of ours):
+
+1. **scan** — validation of every row (the first bad row is named by file and row), the number
+   of rows per (policy, distinct judge score), and the labelled rows (small), collected;
+2. **fit** (driver) — the calibrator and its K fold-deleted refits on the labelled rows with the
+   package's own code (:func:`~cje.pipeline.core.fold_plan`, :func:`~cje.pipeline.core.fit_calibrator`);
+   every policy's point estimate, and every jackknife replicate, follows from the counts per
+   distinct score and the labelled rows alone;
+3. **per-prompt sums** — ``group_by(prompt_id)`` (one per :data:`ROWS_PER_GROUP_BY` rows, the
+   prompts split between them by a hash of their id): per prompt and policy the total of the
+   influence values ``Σ_{i∈g} φ_i = Σ R_i − R̄·n_g + b_g`` (``R = f(S)`` by a lookup of the
+   distinct scores, ``b_g`` the labelled rows' centred residual term, joined from a small table)
+   and the naive judge mean's centred totals, computed in the engine; only these numbers (no ids)
+   reach the driver;
+4. **reduce** — :func:`cje.pipeline.core.estimate`, the same skeleton as in memory, on those
+   per-prompt totals: clustered variances, the OUA jackknife, gates, contrasts, ranking and the
+   :class:`~cje.report.Report`.
+
+Only fresh draws (direct mode), with ``mode="monotone"``, ``"two_stage"`` or ``"auto"`` on the
+judge score alone, are supported; covariates, probe slices, calibration-only rows and logged
+data are refused with a message naming ``engine="memory"``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cje._progress import progress_bar
+from cje.calibration.reward import Mode, RewardCalibrator
+from cje.data import _check_scale, infer_scale
+from cje.errors import CJEInputError
+from cje.estimators.direct import DirectEstimator
+from cje.estimators.offpolicy import PolicyValue
+from cje.inference import cluster_variance, t_interval
+from cje.pipeline.core import (
+    MIN_LABELLED_PROMPTS,
+    PolicyRows,
+    Table,
+    distinct_rows,
+    estimate,
+    fit_calibrator,
+    fold_plan,
+)
+from cje.pipeline.summaries import from_unit, to_unit
+from cje.report import Report
+
+__all__ = ["ENGINES", "analyze_partitioned", "choose_engine", "expand_files", "is_partitioned"]
+
+#: The engines of :func:`cje.analyze`.
+ENGINES = ("auto", "memory", "polars", "dask")
+#: File formats read out of core, by suffix.
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+            ".ndjson": "jsonl"}
+#: ``engine="auto"`` streams a set of files when the in-memory engine would need more than this
+#: share of the available memory. The in-memory engine holds 250–320 bytes per row at 10^7 rows
+#: (2.5 GB for 52 MB of Parquet in benchmarks/scale_out.py: 48×; 3.2 GB in issue #15): about 40
+#: times the bytes of Parquet files with a string prompt id, ~8 times those of CSV / JSON Lines.
+AUTO_MEMORY_SHARE = 0.5
+_EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
+#: Rows per group-by of the per-prompt pass: above it the prompts are split by a hash of their
+#: id into several group-bys (one pass over the data each), so the engine never holds the hash
+#: table of more prompts than these rows have. Measured at 10^7 rows (2.5·10^6 prompts, polars
+#: streaming, peak RSS of the pass alone): 1 group-by 1.38 GB in 3.3 s, 2: 0.88 GB in 3.9 s,
+#: 4: 0.65 GB in 4.1 s.
+ROWS_PER_GROUP_BY = 5_000_000
+#: Row key of the first bad row: file number × 2^40 + row in the file.
+_ROW_BITS = 40
+_OR_MEMORY = "Use engine='memory' (it needs the data in memory)."
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs and the engine choice
+
+
+def _is_glob(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def expand_files(source: Any) -> list[Path] | None:
+    """The files of a path, glob or directory of Parquet / CSV / JSON Lines files.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A file, a glob (``'dir/*.parquet'``, ``'dir/**/*.parquet'``) or a directory (its files
+        with a supported suffix, recursively).
+
+    Returns
+    -------
+    list of pathlib.Path or None
+        Sorted by path (the order rows are numbered and concatenated in); ``None`` when the
+        source is none of these (e.g. a cje-eval fresh-draws directory of
+        ``<policy>_responses.jsonl`` files, which only the in-memory engine reads).
+
+    Raises
+    ------
+    CJEInputError
+        A glob that matches nothing, or files of more than one format.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("b.parquet", "a.parquet"):
+    ...     _ = (d / name).write_bytes(b"")
+    >>> [p.name for p in expand_files(d)]
+    ['a.parquet', 'b.parquet']
+    >>> [p.name for p in expand_files(str(d / "*.parquet"))]
+    ['a.parquet', 'b.parquet']
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    text = os.fspath(source)
+    if _is_glob(text) and not Path(text).exists():
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise CJEInputError(f"No file matches {text!r}. Check the path and the pattern.")
+    elif Path(text).is_dir():
+        if any(Path(text).glob("*_responses.jsonl")):
+            return None  # a cje-eval fresh-draws directory: its reader names the policies
+        files = sorted(p for p in Path(text).rglob("*")
+                       if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if not files:
+            return None
+    elif Path(text).is_file() and Path(text).suffix.lower() in SUFFIXES:
+        files = [Path(text)]
+    else:
+        return None
+    kinds = {SUFFIXES.get(p.suffix.lower()) for p in files}
+    if None in kinds or len(kinds) > 1:
+        raise CJEInputError(
+            f"{text!r} holds files of several formats ({sorted(str(k) for k in kinds)}); give a "
+            "glob of one format, e.g. 'dir/*.parquet'.")
+    return files
+
+
+def is_partitioned(data: Any) -> bool:
+    """Whether ``data`` is a polars LazyFrame or a Dask DataFrame (never imports either).
+
+    Parameters
+    ----------
+    data : Any
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> is_partitioned(pl.LazyFrame({"a": [1]})), is_partitioned(pl.DataFrame({"a": [1]}))
+    (True, False)
+    """
+    mod = type(data).__module__
+    return (mod.startswith("polars") and type(data).__name__ == "LazyFrame") or (
+        mod.startswith("dask") and type(data).__name__ == "DataFrame")
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def choose_engine(data: Any, engine: str, client: Any = None) -> str:
+    """The engine ``engine="auto"`` resolves to (a named engine is returned as it is).
+
+    The rule: a polars LazyFrame streams with polars, a Dask DataFrame (or files with a
+    ``client``) runs on Dask; a file set streams with polars when the in-memory engine would
+    need more than half the available memory (estimated as 40 × the bytes of Parquet files,
+    8 × those of CSV / JSON Lines); everything else — data frames, dicts, ``EvalData``, small
+    files — is analysed in memory.
+
+    Parameters
+    ----------
+    data : Any
+        The ``data`` of :func:`cje.analyze`.
+    engine : {"auto", "memory", "polars", "dask"}
+    client : dask.distributed.Client, optional
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> choose_engine({"prompt_id": ["a"]}, "auto")
+    'memory'
+    >>> choose_engine({"prompt_id": ["a"]}, "polars")
+    'polars'
+    """
+    if engine != "auto":
+        return engine
+    if is_partitioned(data):
+        return "polars" if type(data).__module__.startswith("polars") else "dask"
+    try:
+        files = expand_files(data)
+    except CJEInputError:
+        return "memory"  # the in-memory reader says what is wrong
+    if not files:
+        return "memory"
+    if client is not None:  # files and a Dask client: run there
+        return "dask"
+    need = sum(p.stat().st_size * _EXPANSION[SUFFIXES[p.suffix.lower()]] for p in files)
+    return "memory" if need <= AUTO_MEMORY_SHARE * _available_memory() else "polars"
+
+
+def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
+    """A file set read whole into one polars DataFrame (``engine="memory"`` on a glob or a
+    directory), in the order of :func:`expand_files`, ids (also those ``columns`` renames) as
+    the exact text written, as :func:`cje.load` reads one file."""
+    import polars as pl
+
+    from cje.readers import ID_COLUMNS, read_table
+
+    ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
+    return pl.concat([read_table(p, id_columns=ids) for p in files], how="vertical_relaxed")
+
+
+# ------------------------------------------------------------------------------------------------
+# Engines: the same three queries on polars (streaming) and on Dask
+
+
+def _id_names(columns: Any) -> list[str]:
+    """The input's names of the id columns (``columns=`` maps standard names to the input's)."""
+    return [(columns or {}).get(c, c) for c in ("prompt_id", "policy")]
+
+
+def _polars_scan(path: Path, i: int, columns: Any = None) -> tuple[Any, str]:
+    import polars as pl
+
+    kind = SUFFIXES[path.suffix.lower()]
+    if kind == "parquet":
+        lf = pl.scan_parquet(path)
+    elif kind == "csv":  # ids as the exact text written ("007" stays "007": folds hash the id)
+        header = pl.scan_csv(path, n_rows=0).collect_schema().names()
+        lf = pl.scan_csv(path, schema_overrides={c: pl.String for c in _id_names(columns)
+                                                 if c in header})
+    else:
+        lf = pl.scan_ndjson(path)
+    return lf.with_row_index("__row").with_columns(pl.lit(i, dtype=pl.Int64).alias("__file")), str(path)
+
+
+@dataclass
+class _Checks:
+    """What pass 1 found: counts and first rows (file × 2^40 + row) of each kind of bad row."""
+
+    counts: dict[str, int]
+    first: dict[str, int | None]
+
+
+#: The row checks of pass 1: name, rule, fix (the texts of :mod:`cje.data`'s validators).
+_RULES = {
+    "pid": ("The 'prompt_id' column must be non-empty on every row",
+            "Give each response the id of its prompt, or pass on_invalid='drop' to exclude such "
+            "rows (they are counted in the report)."),
+    "pid_space": ("Out of core, prompt ids must not start or end with whitespace (in memory "
+                  "they are stripped and two ids that become equal are refused, which needs "
+                  "every id at once)", "Strip the ids in the files."),
+    "policy": ("The 'policy' column must name a policy on every row", "Fill it in, or drop the row."),
+    "score": ("The 'judge_score' column must be finite",
+              "Fix the value, or pass on_invalid='drop' to exclude such rows (they are counted in "
+              "the report)."),
+    "score_scale": ("", "Declare the scale the judge really uses, or fix the scores (values are "
+                        "never clipped)."),
+    "label": ("The 'oracle_label' column must be finite or empty",
+              "Leave unlabelled rows empty (null/NaN)."),
+}
+
+
+class _Engine:
+    """The queries of the passes, on one engine."""
+
+    name = ""
+    sources: list[str]
+    notices: list[str]
+    has_draw_idx: bool  # (not read out of core: repeated draws are numbered in memory only)
+
+    def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
+             ) -> tuple[_Checks, Any, Any]:
+        """Pass 1: checks, rows per (policy, judge_score), labelled rows."""
+        raise NotImplementedError
+
+    def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
+        """The prompt id and the value of ``column`` in the row ``key``."""
+        raise NotImplementedError
+
+    def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
+                      centres: np.ndarray, labelled: Any, progress: bool | None,
+                      buckets: int = 1) -> Iterable[Any]:
+        """Pass 2: per prompt, ``Σ R − R̄ n + b`` of each policy, then ``Σ s − s̄ n`` of each,
+        then ``n`` of each (frames of 3P columns, one per bucket of prompts)."""
+        raise NotImplementedError
+
+
+def _refuse_design(names: Sequence[Any]) -> None:
+    """A ``label_probability`` column (labels sampled with known probabilities) is refused out of
+    core, never ignored: the in-memory engine weights the labelled rows by it."""
+    if "label_probability" in names:
+        raise CJEInputError(
+            "The data has a 'label_probability' column (labels sampled with known "
+            "probabilities): out of core it is not supported yet, and ignoring it would give "
+            "other numbers. " + _OR_MEMORY)
+
+
+def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[str]]:
+    """The standard columns of a LazyFrame (renamed, typed); notices."""
+    import polars as pl
+
+    if columns:
+        names = lf.collect_schema().names()
+        for std, theirs in columns.items():
+            if theirs not in names:
+                raise CJEInputError(
+                    f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
+                    f"its columns are {sorted(n for n in names if not n.startswith('__'))}.")
+        lf = lf.rename({theirs: std for std, theirs in columns.items()})
+    schema = lf.collect_schema()
+    names = schema.names()
+    notices: list[str] = []
+    for req in ("prompt_id", "judge_score"):
+        if req not in names:
+            raise CJEInputError(
+                f"The input has no {req!r} column. Its columns are "
+                f"{sorted(n for n in names if not n.startswith('__'))}; rename yours with "
+                f"columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name).")
+    if any(n.startswith("logprob") for n in names):
+        raise CJEInputError("The data has log-probability columns (logged data): out of core only "
+                            "fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
+    _refuse_design(names)
+    for name in ("prompt_id", "policy"):
+        if name in names and not (schema[name] == pl.String or schema[name].is_integer()
+                                  or schema[name] == pl.Categorical):
+            raise CJEInputError(
+                f"Out of core the {name!r} column must hold strings or integers; it is "
+                f"{schema[name]}. Write the ids as text. " + _OR_MEMORY)
+    for name in ("judge_score", "oracle_label"):
+        if name in names and not (schema[name].is_numeric() or schema[name] == pl.Null):
+            raise CJEInputError(f"The {name!r} column must be numeric; it is {schema[name]}.")
+    cols = [pl.col("prompt_id").cast(pl.String),
+            pl.col("policy").cast(pl.String) if "policy" in names
+            else pl.lit(policy_default, dtype=pl.String).alias("policy"),
+            pl.col("judge_score").cast(pl.Float64),
+            pl.col("oracle_label").cast(pl.Float64) if "oracle_label" in names
+            else pl.lit(None, dtype=pl.Float64).alias("oracle_label"),
+            pl.col("__file"), pl.col("__row").cast(pl.Int64)]
+    if "policy" not in names:
+        notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
+    return lf.select(cols), notices
+
+
+def _pl_invalid() -> tuple[Any, Any]:
+    """Rows ``on_invalid="drop"`` drops: an empty prompt id; a non-finite judge score."""
+    import polars as pl
+
+    pid, s = pl.col("prompt_id"), pl.col("judge_score")
+    return pid.is_null() | (pid.str.strip_chars() == ""), s.is_null() | ~s.is_finite()
+
+
+def _pl_bad_exprs(judge_scale: tuple[float, float] | None, drop: bool) -> dict[str, Any]:
+    """The row checks of pass 1 (with ``drop``, those :mod:`cje.data` makes after dropping the
+    invalid rows look at the rows kept only, and the dropped rows are counted)."""
+    import polars as pl
+
+    pid, s, y = pl.col("prompt_id"), pl.col("judge_score"), pl.col("oracle_label")
+    bad_pid, bad_s = _pl_invalid()
+    kept = ~(bad_pid | bad_s) if drop else pl.lit(True)
+    out = {
+        "pid": bad_pid,
+        "pid_space": pid.is_not_null() & (pid.str.strip_chars() != pid) & (pid.str.strip_chars() != ""),
+        "policy": pl.col("policy").is_null() | (pl.col("policy") == ""),
+        "score": bad_s,
+        "score_only": bad_s & ~bad_pid,
+        "label": y.is_infinite().fill_null(False) & kept,
+    }
+    if judge_scale is not None:
+        out["score_scale"] = ((s < judge_scale[0]) | (s > judge_scale[1])).fill_null(False) & kept
+    return out
+
+
+class _PolarsEngine(_Engine):
+    name = "polars"
+
+    def __init__(self, frames: list[tuple[Any, str]], columns: Any, drop: bool = False):
+        import polars as pl
+
+        self.drop = drop
+        parts: list[Any] = []
+        notices: list[str] = []
+        self.has_draw_idx = False
+        for lf, _ in frames:
+            q, notices = _pl_columns(lf, columns, "default")
+            parts.append(q)
+            self.has_draw_idx |= "draw_idx" in lf.collect_schema().names()
+        self.notices = notices
+        self.sources = [src for _, src in frames]
+        self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+        self._parts = parts
+        if drop:  # the passes after the checks see the rows kept
+            bad_pid, bad_s = _pl_invalid()
+            self.lf = self.lf.filter(~(bad_pid | bad_s))
+
+    def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
+             ) -> tuple[_Checks, Any, Any]:
+        import polars as pl
+
+        bad = _pl_bad_exprs(judge_scale, self.drop)
+        bad_pid, bad_s = _pl_invalid()
+        key = (pl.col("__file") * (1 << _ROW_BITS) + pl.col("__row"))
+        checks = [e.sum().alias(f"n_{k}") for k, e in bad.items()] + [
+            key.filter(e).min().alias(f"first_{k}") for k, e in bad.items()]
+        lab = pl.col("oracle_label").is_not_null() & pl.col("oracle_label").is_not_nan()
+        # pass 1 by batch of files: a progress bar, and each batch streamed by polars
+        n = len(self._parts)
+        step = max(1, n // 20)
+        batches = [self._parts[i:i + step] for i in range(0, n, step)]
+        counts_all: dict[str, int] = {k: 0 for k in bad}
+        first_all: dict[str, int | None] = {k: None for k in bad}
+        tables, labelled = [], []
+        bar = progress_bar(progress, len(batches), desc="scan (polars)", unit="batch")
+        try:
+            for parts in batches:
+                lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+                kept = lf.filter(~(bad_pid | bad_s)) if self.drop else lf
+                c, t, lrows = pl.collect_all(
+                    [lf.select(checks),
+                     kept.group_by("policy", "judge_score").agg(pl.len().alias("n")),
+                     kept.filter(lab).select("__file", "__row", "prompt_id", "policy",
+                                             "judge_score", "oracle_label")],
+                    engine="streaming")
+                for k in bad:
+                    counts_all[k] += int(c[f"n_{k}"][0] or 0)
+                    f = c[f"first_{k}"][0]
+                    if f is not None and (first_all[k] is None or f < first_all[k]):
+                        first_all[k] = int(f)
+                tables.append(t)
+                labelled.append(lrows)
+                bar.update(1)
+        finally:
+            bar.close()
+        counts = pl.concat(tables).group_by("policy", "judge_score").agg(pl.col("n").sum())
+        lab_rows = pl.concat(labelled).sort("__file", "__row")  # kept in polars (Arrow strings)
+        del labelled
+        return _Checks(counts_all, first_all), counts.to_pandas(), lab_rows
+
+    def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
+        import polars as pl
+
+        f, r = divmod(key, 1 << _ROW_BITS)
+        row = self._parts[f].filter(pl.col("__row") == r).select(
+            pl.col("prompt_id").alias("__pid"), pl.col(column)).collect()
+        return row["__pid"][0], row[column][0]
+
+    def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
+                      centres: np.ndarray, labelled: Any, progress: bool | None,
+                      buckets: int = 1) -> Iterator[Any]:
+        import polars as pl
+
+        s = pl.col("judge_score")
+        keys = lookup["score"].tolist()
+        r = s.replace_strict(keys, lookup["reward"].tolist(), return_dtype=pl.Float64)
+        u = s.replace_strict(keys, lookup["s01"].tolist(), return_dtype=pl.Float64)
+        cols = []
+        for p, name in enumerate(policies):  # one column per policy: 0 on others' rows
+            mine = pl.col("policy") == name
+            cols += [pl.when(mine).then(r).otherwise(0.0).alias(f"r{p}"),
+                     pl.when(mine).then(u).otherwise(0.0).alias(f"s{p}"),
+                     mine.cast(pl.Int32).alias(f"n{p}")]
+        b = pl.DataFrame({k: pl.Series(k, v, dtype=pl.String if k == "prompt_id" else pl.Float64)
+                          for k, v in labelled.items()}).lazy()
+        out = []
+        for p in range(len(policies)):
+            rbar, sbar = centres[p]
+            out.append((pl.col(f"r{p}") - rbar * pl.col(f"n{p}") + pl.col(f"b{p}").fill_null(0.0)
+                        ).alias(f"t{p}"))
+        out += [(pl.col(f"s{p}") - centres[p, 1] * pl.col(f"n{p}")).alias(f"u{p}")
+                for p in range(len(policies))]
+        out += [pl.col(f"n{p}") for p in range(len(policies))]
+        bar = progress_bar(progress, buckets, desc="per-prompt sums (polars)", unit="pass")
+        try:
+            for k in range(buckets):  # prompts split by a hash: each group-by holds 1/buckets
+                lf = self.lf if buckets == 1 else self.lf.filter(
+                    pl.col("prompt_id").hash(seed=0) % buckets == k)
+                q = (lf.select(pl.col("prompt_id"), *cols).group_by("prompt_id").agg(pl.all().sum())
+                     .join(b, on="prompt_id", how="left").select(out))
+                yield q.collect(engine="streaming")  # consumed before the next group-by runs
+                bar.update(1)
+        finally:
+            bar.close()
+
+
+class _DaskEngine(_Engine):
+    name = "dask"
+
+    def __init__(self, ddf: Any, sources: list[str], columns: Any, client: Any,
+                 drop: bool = False):
+        self.client = client
+        self.drop = drop
+        self.sources = sources
+        names = list(ddf.columns)
+        if columns:
+            for std, theirs in columns.items():
+                if theirs not in names:
+                    raise CJEInputError(
+                        f"columns maps {std!r} to {theirs!r}, but the input has no column "
+                        f"{theirs!r}; its columns are {sorted(n for n in names if n[:2] != '__')}.")
+            ddf = ddf.rename(columns={theirs: std for std, theirs in columns.items()})
+            names = list(ddf.columns)
+        for req in ("prompt_id", "judge_score"):
+            if req not in names:
+                raise CJEInputError(
+                    f"The input has no {req!r} column. Its columns are "
+                    f"{sorted(n for n in names if n[:2] != '__')}; rename yours with "
+                    f"columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name).")
+        if any(str(n).startswith("logprob") for n in names):
+            raise CJEInputError("The data has log-probability columns (logged data): out of core "
+                                "only fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
+        _refuse_design(names)
+        self.has_draw_idx = "draw_idx" in names
+        self.notices = [] if "policy" in names else [
+            "No 'policy' column: all rows were taken as one policy named 'default'."]
+        self.ddf = ddf.map_partitions(_dask_standard, meta=_dask_meta())
+        self.kept = self.ddf.map_partitions(_dask_kept, meta=_dask_meta()) if drop else self.ddf
+
+    def _compute(self, *objs: Any, progress: bool | None, desc: str) -> Any:
+        """Compute on the given client (else Dask's current scheduler), with Dask's own progress
+        bar when ``progress`` is true (``None``: on a terminal)."""
+        import dask
+
+        from cje._progress import stderr_is_tty
+
+        show = progress or (progress is None and stderr_is_tty())
+        if self.client is not None:
+            futures = self.client.compute(list(objs))
+            if show:
+                from distributed import progress as dask_progress
+
+                print(desc, file=sys.stderr)
+                dask_progress(futures)
+            return tuple(self.client.gather(futures))
+        if show:
+            from dask.diagnostics import ProgressBar
+
+            print(desc, file=sys.stderr)
+            with ProgressBar():
+                return dask.compute(*objs)
+        return dask.compute(*objs)
+
+    def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
+             ) -> tuple[_Checks, Any, Any]:
+        ddf = self.ddf
+        flags = ddf.map_partitions(_dask_flags, judge_scale, self.drop,
+                                   meta=_dask_flags_meta(judge_scale))
+        kinds = [c[2:] for c in flags.columns if c.startswith("n_")]
+        n_bad = flags[[f"n_{k}" for k in kinds]].sum()
+        first = flags[[f"first_{k}" for k in kinds]].min()
+        kept = self.kept
+        counts = kept.groupby(["policy", "judge_score"]).size()
+        lab = kept[kept["oracle_label"].notnull()][
+            ["__file", "__row", "prompt_id", "policy", "judge_score", "oracle_label"]]
+        n_bad, first, counts, lab = self._compute(n_bad, first, counts, lab, progress=progress,
+                                                  desc="scan (dask)")
+        cnt = {k: int(n_bad[f"n_{k}"]) for k in kinds}
+        fst = {k: (None if not np.isfinite(first[f"first_{k}"]) else int(first[f"first_{k}"]))
+               for k in kinds}
+        counts = counts.rename("n").reset_index()
+        lab = lab.sort_values(["__file", "__row"], kind="stable").reset_index(drop=True)
+        return _Checks(cnt, fst), counts, lab
+
+    def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
+        f, r = divmod(key, 1 << _ROW_BITS)
+        part = self.ddf.get_partition(f).compute() if f < self.ddf.npartitions else None
+        if part is None:  # pragma: no cover - the key comes from the partitions
+            return None, None
+        row = part[part["__row"] == r].iloc[0]
+        return row["prompt_id"], row[column]
+
+    def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
+                      centres: np.ndarray, labelled: Any, progress: bool | None,
+                      buckets: int = 1) -> Iterator[Any]:
+        import pandas as pd
+
+        P = len(policies)
+        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
+                             **{f"{c}{p}": pd.Series([], dtype="float64" if c != "n" else "int32")
+                                for p in range(P) for c in "rsn"}})
+        wide = self.kept.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
+        # split_out: the per-prompt table in `buckets` partitions, none of them whole
+        agg = wide.groupby("prompt_id", sort=False).sum(split_out=buckets)
+        b = pd.DataFrame({k: v for k, v in labelled.items() if k != "prompt_id"},
+                         index=pd.Index(labelled["prompt_id"], dtype=_ID_DTYPE, name="prompt_id"))
+        # the labelled prompts' table goes to the workers once (scattered), not into every task
+        if self.client is not None:
+            b_ref: Any = self.client.scatter(b, broadcast=True, hash=False)
+        else:
+            import dask
+
+            b_ref = dask.delayed(b, pure=True)
+        res = agg.map_partitions(
+            _dask_centre, b_ref, P, centres,
+            meta=pd.DataFrame({**{f"t{p}": pd.Series([], dtype="float64") for p in range(P)},
+                               **{f"u{p}": pd.Series([], dtype="float64") for p in range(P)},
+                               **{f"n{p}": pd.Series([], dtype="int32") for p in range(P)}}))
+        # the output partitions one by one, each released once taken (never concatenated into one
+        # frame: at 10^8 rows that copy alone is 2.2 GB)
+        parts = res.to_delayed()
+        if self.client is not None:
+            futures = self.client.compute(parts)
+            if progress or (progress is None and _stderr_tty()):
+                from distributed import progress as dask_progress
+
+                print("per-prompt sums (dask)", file=sys.stderr)
+                dask_progress(futures)
+            del parts
+            while futures:
+                future = futures.pop(0)
+                yield future.result()
+                future.release()
+                del future
+            return
+        computed = list(self._compute(*parts, progress=progress, desc="per-prompt sums (dask)"))
+        del parts
+        while computed:
+            yield computed.pop(0)
+
+
+#: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
+#: hash and take more memory).
+_ID_DTYPE = "string[pyarrow]"
+
+
+def _stderr_tty() -> bool:
+    from cje._progress import stderr_is_tty
+
+    return stderr_is_tty()
+
+
+def _dask_meta() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
+                         "policy": pd.Series([], dtype=_ID_DTYPE),
+                         "judge_score": pd.Series([], dtype="float64"),
+                         "oracle_label": pd.Series([], dtype="float64"),
+                         "__file": pd.Series([], dtype="int64"),
+                         "__row": pd.Series([], dtype="int64")})
+
+
+def _dask_ids(col: Any, name: str) -> Any:
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        raise CJEInputError(
+            f"Out of core the {name!r} column must hold strings or integers; it is {col.dtype}. "
+            "Write the ids as text. " + _OR_MEMORY)
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return col.astype(str).astype(_ID_DTYPE)
+    return col.astype(_ID_DTYPE)
+
+
+def _dask_standard(pdf: Any, partition_info: Any = None) -> Any:
+    """One partition's standard columns, with its number and row numbers when the reader did
+    not add them."""
+    import pandas as pd
+
+    out = pd.DataFrame(index=pdf.index)
+    out["prompt_id"] = _dask_ids(pdf["prompt_id"], "prompt_id")
+    out["policy"] = _dask_ids(pdf["policy"], "policy") if "policy" in pdf else pd.Series(
+        "default", index=pdf.index, dtype=_ID_DTYPE)
+    for name in ("judge_score", "oracle_label"):
+        if name not in pdf:
+            out[name] = np.nan
+            continue
+        col = pdf[name]
+        if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
+            raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}.")
+        out[name] = pd.to_numeric(col).astype("float64")
+    if "__file" in pdf:
+        out["__file"] = pdf["__file"].astype("int64")
+        out["__row"] = pdf["__row"].astype("int64")
+    else:
+        num = partition_info["number"] if partition_info else 0
+        out["__file"] = np.int64(num)
+        out["__row"] = np.arange(len(pdf), dtype=np.int64)
+    return out.reset_index(drop=True)
+
+
+def _dask_flags_meta(judge_scale: Any) -> Any:
+    import pandas as pd
+
+    kinds = ["pid", "pid_space", "policy", "score", "score_only", "label"] + (
+        ["score_scale"] if judge_scale is not None else [])
+    return pd.DataFrame({**{f"n_{k}": pd.Series([], dtype="int64") for k in kinds},
+                         **{f"first_{k}": pd.Series([], dtype="float64") for k in kinds}})
+
+
+def _dask_invalid(pdf: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``on_invalid="drop"`` drops: an empty prompt id; a non-finite judge score."""
+    empty = (pdf["prompt_id"].str.strip() == "").to_numpy(dtype=bool, na_value=True)
+    return empty, ~np.isfinite(pdf["judge_score"].to_numpy())
+
+
+def _dask_kept(pdf: Any) -> Any:
+    """The partition's rows ``on_invalid="drop"`` keeps."""
+    bad_pid, bad_s = _dask_invalid(pdf)
+    return pdf[~(bad_pid | bad_s)]
+
+
+def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
+    """One partition's bad-row counts and first bad row keys (one row); see
+    :func:`_pl_bad_exprs`."""
+    import pandas as pd
+
+    pid = pdf["prompt_id"]
+    stripped = pid.str.strip()
+    s = pdf["judge_score"].to_numpy()
+    y = pdf["oracle_label"].to_numpy()
+    empty, bad_s = _dask_invalid(pdf)
+    kept = ~(empty | bad_s) if drop else np.ones(len(pdf), dtype=bool)
+    pol = pdf["policy"]
+    bad = {
+        "pid": empty,
+        "pid_space": (stripped != pid).to_numpy(dtype=bool, na_value=False) & ~empty,
+        "policy": (pol == "").to_numpy(dtype=bool, na_value=True),
+        "score": bad_s,
+        "score_only": bad_s & ~empty,
+        "label": np.isinf(y) & kept,
+    }
+    if judge_scale is not None:
+        with np.errstate(invalid="ignore"):
+            bad["score_scale"] = ((s < judge_scale[0]) | (s > judge_scale[1])) & kept
+    key = pdf["__file"].to_numpy() * (1 << _ROW_BITS) + pdf["__row"].to_numpy()
+    row: dict[str, list[Any]] = {f"n_{k}": [int(b.sum())] for k, b in bad.items()}
+    row.update({f"first_{k}": [float(key[b].min()) if b.any() else np.inf] for k, b in bad.items()})
+    return pd.DataFrame(row)
+
+
+def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str]) -> Any:
+    """Per row: the prompt and, per policy, the calibrated reward, the [0, 1] judge score and 1
+    (0 on the other policies' rows)."""
+    import pandas as pd
+
+    order = np.argsort(lookup["score"], kind="stable")
+    keys = lookup["score"][order]
+    idx = np.searchsorted(keys, pdf["judge_score"].to_numpy())
+    r = lookup["reward"][order][idx]
+    s = lookup["s01"][order][idx]
+    pol = pdf["policy"]
+    out = {"prompt_id": pdf["prompt_id"]}
+    for p, name in enumerate(policies):
+        mine = (pol == name).to_numpy(dtype=bool, na_value=False)
+        out[f"r{p}"] = np.where(mine, r, 0.0)
+        out[f"s{p}"] = np.where(mine, s, 0.0)
+        out[f"n{p}"] = mine.astype(np.int32)
+    return pd.DataFrame(out)
+
+
+def _dask_centre(agg: Any, b: Any, n_policies: int, centres: np.ndarray) -> Any:
+    """One partition of the per-prompt sums, joined with the labelled rows' residual terms
+    (``b``) and centred: ``[t_p…, u_p…, n_p…]``."""
+    import pandas as pd
+
+    pdf = agg.join(b, how="left")
+    out = {}
+    for p in range(n_policies):
+        n = pdf[f"n{p}"].to_numpy(dtype=np.float64)
+        out[f"t{p}"] = (pdf[f"r{p}"].to_numpy() - centres[p, 0] * n
+                        + pdf[f"b{p}"].fillna(0.0).to_numpy())
+    for p in range(n_policies):
+        out[f"u{p}"] = pdf[f"s{p}"].to_numpy() - centres[p, 1] * pdf[f"n{p}"].to_numpy(np.float64)
+    for p in range(n_policies):
+        out[f"n{p}"] = pdf[f"n{p}"].to_numpy(dtype=np.int32)
+    return pd.DataFrame(out)
+
+
+def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
+    """One file as one Dask partition, with its number and row numbers; ids as the exact text
+    written (``"007"`` stays ``"007"``, ``"NA"`` is an id, not a missing value)."""
+    import pandas as pd
+
+    i, path, kind, ids = arg
+    if kind == "parquet":
+        pdf = pd.read_parquet(path)
+    elif kind == "csv":
+        header = pd.read_csv(path, nrows=0).columns
+        pdf = pd.read_csv(path, dtype={c: str for c in ids if c in header},
+                          keep_default_na=False,
+                          na_values={c: ["", "nan", "NaN", "NA", "null", "None", "N/A"]
+                                     for c in header if c not in ids})
+        for c in ids:  # an empty id is missing (refused), as in memory
+            if c in pdf:
+                pdf[c] = pdf[c].replace("", None)
+    else:
+        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids})
+    pdf["__file"] = np.int64(i)
+    pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
+    return pdf
+
+
+def _make_engine(data: Any, engine: str, columns: Any, client: Any, drop: bool = False
+                 ) -> _Engine:
+    files = None if is_partitioned(data) else expand_files(data)
+    if files is None and not is_partitioned(data):
+        what = (f"'{os.fspath(data)}', which is not one (a cje-eval fresh-draws directory is read "
+                "in memory only)" if isinstance(data, (str, os.PathLike))
+                else f"a {type(data).__name__}")
+        raise CJEInputError(
+            f"engine={engine!r} reads a polars LazyFrame, a Dask DataFrame, or a file, glob or "
+            f"directory of Parquet / CSV / JSON Lines files; got {what}. " + _OR_MEMORY)
+    if engine == "polars":
+        import polars as pl
+
+        if files is not None:
+            return _PolarsEngine([_polars_scan(p, i, columns) for i, p in enumerate(files)],
+                                 columns, drop)
+        if type(data).__module__.startswith("dask"):
+            raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
+        lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
+        return _PolarsEngine([(lf, "the LazyFrame")], columns, drop)
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        raise CJEInputError("engine='dask' needs dask[distributed]: pip install 'cje[dask]'.") \
+            from None
+    if files is not None:
+        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns))
+                                       for i, p in enumerate(files)])
+        sources = [str(p) for p in files]
+    else:
+        if type(data).__module__.startswith("polars"):
+            raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
+        ddf = data
+        sources = [f"partition {i} of the Dask DataFrame" for i in range(data.npartitions)]
+    return _DaskEngine(ddf, sources, columns, client, drop)
+
+
+# ------------------------------------------------------------------------------------------------
+# The shape: per-prompt totals instead of rows
+
+
+class PartitionedShape:
+    """The direct data shape of :mod:`cje.pipeline.core` on sufficient statistics.
+
+    The calibrator's table holds only the labelled rows; the policies' rows are summarised by
+    the rows per (policy, distinct judge score) — every point estimate and jackknife replicate
+    follows from them — and by the per-prompt totals of the full fit's influence values, which
+    :meth:`run` hands to the skeleton as one value per prompt (:attr:`PolicyRows.n_rows` holds
+    the policy's rows).
+    """
+
+    share_over_se2 = False
+
+    def __init__(self, *, names: Sequence[str], table: Table, lab_policy: np.ndarray,
+                 distinct: np.ndarray, counts: np.ndarray, judge_scale: tuple[float, float],
+                 label_scale: tuple[float, float], labelled_scores: np.ndarray,
+                 estimator: DirectEstimator):
+        self.names: Sequence[str] = tuple(names)
+        self.table = table
+        self.judge_scale, self.label_scale = judge_scale, label_scale
+        self.labelled_scores = labelled_scores
+        self.estimator = estimator
+        self.probe_names: Sequence[str] = []
+        self.distinct = distinct  # judge scores, user's scale
+        self.distinct01 = to_unit(distinct, judge_scale)
+        self.counts = counts  # (P, D) rows per policy and distinct score
+        self.n = counts.sum(axis=1)
+        self.lab_policy = lab_policy  # policy of each labelled row (-1: none)
+        P = len(self.names)
+        inside = lab_policy >= 0
+        self._train_inside = np.flatnonzero(inside)
+        self._group_train = lab_policy[inside]
+        self._m = np.bincount(self._group_train, minlength=P).astype(np.int64)
+        self.totals: np.ndarray | None = None  # (G, P) after the per-prompt pass
+        self.present: np.ndarray | None = None  # (G, P): the policy has rows on the prompt
+        self.n_clusters = 0
+        self.naive: list[tuple[float, float, float]] = []
+
+    # the numbers every pass needs ---------------------------------------------------------------
+    def _residual_means(self, oof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each labelled row's residual ``e`` and each policy's mean residual ``ē``."""
+        t = self.table
+        e = (t.y[t.train] - oof)[self._train_inside]
+        P = len(self.names)
+        mean_e = np.divide(np.bincount(self._group_train, weights=e, minlength=P), self._m,
+                           out=np.zeros(P), where=self._m > 0)
+        return e, mean_e
+
+    def plug_in(self, reward: np.ndarray) -> np.ndarray:
+        """Each policy's calibrated mean ``R̄``."""
+        return (self.counts @ reward) / np.maximum(self.n, 1)
+
+    def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
+        """The point estimates under the calibration without ``deleted`` (the jackknife)."""
+        calib = calibrator.calibration(deleted)
+        values = self.plug_in(calib.predict(self.distinct01, None))
+        if self.estimator.augment:
+            values = values + self._residual_means(calib.oof)[1]
+        return values
+
+    def labelled_terms(self, calibrator: RewardCalibrator) -> tuple[np.ndarray, np.ndarray]:
+        """The residual term of the influence values, ``(n/m)(e_i − ē)``, per labelled row of
+        some policy, and those rows' indices in the table (zeros without augmentation)."""
+        calib = calibrator.calibration(frozenset())
+        e, mean_e = self._residual_means(calib.oof)
+        if not self.estimator.augment:
+            return np.zeros(e.size), self._train_inside
+        inv_p = np.divide(self.n, self._m, out=np.zeros(len(self.names)), where=self._m > 0)
+        g = self._group_train
+        return (e - mean_e[g]) * inv_p[g], self._train_inside
+
+    def set_totals(self, chunks: Iterable[Any], alpha: float, centres: np.ndarray) -> int:
+        """The per-prompt pass's result, ``[t_p…, u_p…, n_p…]`` per prompt in chunks (polars or
+        pandas frames): keeps the influence totals ``t`` and where each policy is present, turns
+        ``u`` into the naive means' intervals; returns the rows that repeat a (prompt, policy)."""
+        P = len(self.names)
+        t_parts, u_parts, present_parts = [], [], []
+        repeats = 0
+        for c in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
+            cols = list(c.columns)
+            t_parts.append(np.asarray(c[cols[:P]].to_numpy(), dtype=np.float64))
+            u_parts.append(np.asarray(c[cols[P:2 * P]].to_numpy(), dtype=np.float64))
+            n = np.asarray(c[cols[2 * P:]].to_numpy(), dtype=np.int64)
+            present_parts.append(n > 0)
+            repeats += int((n - present_parts[-1]).sum())
+            del n, c
+
+        def whole(parts: list[np.ndarray]) -> np.ndarray:
+            out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            parts.clear()
+            return out
+
+        self.totals = whole(t_parts)
+        self.present = whole(present_parts)
+        self.n_clusters = self.totals.shape[0]
+        u = whole(u_parts)
+        self.naive = []
+        for p in range(P):
+            present = self.present[:, p]
+            mean = float(centres[p, 1])
+            v, g = cluster_variance(u[present, p], np.arange(int(present.sum())), int(self.n[p]))
+            lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
+            self.naive.append((from_unit(mean, self.label_scale), from_unit(lo, self.label_scale),
+                               from_unit(hi, self.label_scale)))
+        return repeats
+
+    # the Shape protocol -------------------------------------------------------------------------
+    def run(self, calibrator: RewardCalibrator,
+            deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
+        """Every policy's estimate and its per-prompt influence totals (full calibration)."""
+        assert not deleted and self.totals is not None and self.present is not None
+        values = self.values(calibrator, deleted)
+        return [(PolicyValue(float(values[p]), self.totals[self.present[:, p], p]), 0.0)
+                for p in range(len(self.names))]
+
+    def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
+        """No transport gaps in direct mode."""
+        return {}
+
+    def probe_rows(self) -> list[np.ndarray]:
+        """No probe slices out of core."""
+        return []
+
+    def probe_residuals(self, calibrator: RewardCalibrator) -> list[np.ndarray]:
+        """No probe slices out of core."""
+        return []
+
+    def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
+        """Policy ``p``: its prompts (one influence total each) and rows."""
+        assert self.present is not None
+        return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=int(self._m[p]),
+                          method=self.estimator.method, naive=self.naive[p],
+                          scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]))
+
+    def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The distinct judge scores ([0, 1]) of the policies' rows."""
+        return self.distinct01[self.counts.sum(axis=0) > 0], None
+
+
+# ------------------------------------------------------------------------------------------------
+# The analysis
+
+
+def _raise_bad(eng: _Engine, checks: _Checks, judge_scale: tuple[float, float] | None,
+               drop: bool = False) -> None:
+    """The first kind of bad row found (in :mod:`cje.data`'s order), naming its file and row
+    (with ``drop``, empty prompt ids and non-finite scores are dropped, not refused)."""
+    for kind, column in (("policy", "policy"), ("pid", "prompt_id"), ("pid_space", "prompt_id"),
+                         ("score", "judge_score"), ("label", "oracle_label"),
+                         ("score_scale", "judge_score")):
+        if not checks.counts.get(kind) or (drop and kind in ("pid", "score")):
+            continue
+        key = checks.first[kind]
+        assert key is not None
+        f, r = divmod(key, 1 << _ROW_BITS)
+        pid, value = eng.bad_row(key, column)
+        rule, fix = _RULES[kind]
+        if kind == "score_scale":
+            assert judge_scale is not None
+            rule = (f"The 'judge_score' column must lie within judge_scale=({judge_scale[0]:g}, "
+                    f"{judge_scale[1]:g})")
+        shown = "none" if value is None else (format(float(value), "g") if kind in (
+            "score", "label", "score_scale") else repr(value))
+        who = "" if kind in ("pid",) else f" (prompt_id={pid!r})"
+        raise CJEInputError(
+            f"In '{eng.sources[f]}': {rule}; row {r}{who} has {shown} "
+            f"({checks.counts[kind]} such rows in all). {fix}")
+
+
+def _column(frame: Any, name: str, dtype: Any) -> np.ndarray:
+    """A column of a polars or pandas frame as a numpy array of ``dtype``."""
+    return np.asarray(frame[name].to_numpy(), dtype=dtype)
+
+
+def _label_checks(lab: Any, label_scale: tuple[float, float] | None, sources: Sequence[str]
+                  ) -> None:
+    """The label checks of :mod:`cje.data` on the collected labelled rows, naming file and row."""
+    y = _column(lab, "oracle_label", np.float64)
+    if label_scale is not None:
+        bad = (y < label_scale[0]) | (y > label_scale[1])
+        if bad.any():
+            i = int(np.argmax(bad))
+            f, r = (int(_column(lab, c, np.int64)[i]) for c in ("__file", "__row"))
+            raise CJEInputError(
+                f"In '{sources[f]}': The 'oracle_label' column must lie "
+                f"within label_scale=({label_scale[0]:g}, {label_scale[1]:g}); row "
+                f"{r} (prompt_id={_column(lab, 'prompt_id', object)[i]!r}) has "
+                f"{y[i]:g}. Declare the scale the labels really use, or fix the labels.")
+    if y.size >= 2 and np.all(y == y[0]):
+        raise CJEInputError(
+            f"The 'oracle_label' column has a single value ({y[0]:g}) on all {y.size} labelled "
+            "rows, so the judge cannot be calibrated to it. Check that the right column is used "
+            "and that labels were recorded correctly.")
+
+
+def analyze_partitioned(
+    data: Any,
+    *,
+    engine: str,
+    client: Any = None,
+    estimator: DirectEstimator,
+    judge_scale: tuple[float, float] | None,
+    label_scale: tuple[float, float] | None,
+    columns: Any,
+    alpha: float,
+    mode: Mode,
+    n_folds: int,
+    seed: int,
+    only: Sequence[str] | None,
+    settings: dict[str, Any],
+    progress: bool | None = None,
+    on_invalid: str = "raise",
+) -> Report:
+    """The report of fresh draws of each policy, computed out of core (see :func:`cje.analyze`,
+    which checks the options first).
+
+    Parameters
+    ----------
+    data : polars.LazyFrame, dask.dataframe.DataFrame, str or os.PathLike
+        The rows, or a file, glob or directory of Parquet / CSV / JSON Lines files.
+    engine : {"polars", "dask"}
+    client : dask.distributed.Client, optional
+        Dask: the cluster to run on (default: Dask's current scheduler).
+    estimator : DirectEstimator
+    judge_scale, label_scale, columns, alpha, mode, n_folds, seed, progress, on_invalid
+        As in :func:`cje.analyze`.
+    only : sequence of str or None
+        Report only these policies.
+    settings : dict
+        The run's options (:attr:`Report.settings`).
+
+    Returns
+    -------
+    Report
+        The same numbers as the in-memory engine (to rounding: sums are taken in another
+        order).
+
+    Raises
+    ------
+    CJEInputError
+        A bad row (named by file and row), or what is not supported out of core yet.
+
+    Examples
+    --------
+    >>> import cje, polars as pl
+    >>> sim = cje.synthetic.make_direct_eval(300, rng=0)
+    >>> lf = pl.from_pandas(sim.data).lazy()
+    >>> rep = analyze_partitioned(lf, engine="polars", estimator=DirectEstimator(),
+    ...                           judge_scale=(0, 10), label_scale=(1, 5), columns=None,
+    ...                           alpha=0.05, mode="monotone", n_folds=5, seed=0, only=None,
+    ...                           settings={})
+    >>> mem = cje.analyze(sim.data, judge_scale=(0, 10), label_scale=(1, 5), mode="monotone")
+    >>> bool(abs(rep.estimates[0].se - mem.estimates[0].se) < 1e-12)
+    True
+    """
+    if engine not in ("polars", "dask"):
+        raise CJEInputError(f"engine must be 'polars' or 'dask' here; got {engine!r}.")
+    judge_scale = None if judge_scale is None else _check_scale(judge_scale, "judge_scale")
+    label_scale = None if label_scale is None else _check_scale(label_scale, "label_scale")
+    drop = on_invalid == "drop"
+    eng = _make_engine(data, engine, columns, client, drop)
+    notices = list(eng.notices)
+
+    # ---- pass 1: checks, rows per (policy, score), labelled rows -------------------------------
+    checks, counts_df, lab = eng.scan(judge_scale, progress)
+    n_rows = int(counts_df["n"].sum()) if len(counts_df) else 0
+    excluded: dict[str, int] = {}
+    if drop:  # counted as cje.load counts them
+        if checks.counts.get("pid"):
+            excluded["empty prompt_id"] = int(checks.counts["pid"])
+        if checks.counts.get("score_only"):
+            excluded["non-finite judge_score"] = int(checks.counts["score_only"])
+    _raise_bad(eng, checks, judge_scale, drop)
+    if n_rows == 0:
+        raise CJEInputError("The input has no valid rows left after on_invalid='drop'."
+                            if excluded else "The input has no rows.")
+    names = tuple(sorted(counts_df["policy"].unique().tolist()))
+    distinct = np.sort(counts_df["judge_score"].unique().astype(np.float64))
+    P, D = len(names), distinct.size
+    counts = np.zeros((P, D), dtype=np.int64)
+    counts[np.searchsorted(np.array(names, dtype=object), counts_df["policy"].to_numpy()),
+           np.searchsorted(distinct, counts_df["judge_score"].to_numpy(dtype=np.float64))] = \
+        counts_df["n"].to_numpy(dtype=np.int64)
+    if judge_scale is None:
+        jscale = infer_scale(distinct)
+        _check_scale(jscale, "judge_scale")
+        notices.append(
+            f"judge_scale was not given; inferred ({jscale[0]:g}, {jscale[1]:g}) from the scores "
+            f"(observed {distinct[0]:g} to {distinct[-1]:g}). Pass judge_scale=(low, high) to "
+            "set it.")
+    else:
+        jscale = judge_scale
+    _label_checks(lab, label_scale, eng.sources)
+    y = _column(lab, "oracle_label", np.float64)
+    if label_scale is None:
+        if y.size == 0:
+            lscale = jscale
+        else:
+            lscale = infer_scale(y)
+            _check_scale(lscale, "label_scale")
+            notices.append(
+                f"label_scale was not given; inferred ({lscale[0]:g}, {lscale[1]:g}) from the "
+                f"oracle labels (observed {y.min():g} to {y.max():g}). Pass label_scale=(low, "
+                "high) to set it; results are reported on this scale.")
+    else:
+        lscale = label_scale
+    if only is not None:
+        for p in only:
+            if p not in names:
+                raise CJEInputError(f"No rows for policy {p!r}; the data has policies "
+                                    f"{list(names)}.")
+
+    # ---- fit: folds and the calibrator on the labelled rows ------------------------------------
+    lab_pid = _column(lab, "prompt_id", object)
+    from cje.data import factorize_ids
+
+    lab_code, lab_prompts = factorize_ids(lab_pid)
+    m_prompts = int(lab_prompts.size)
+    if m_prompts < MIN_LABELLED_PROMPTS:
+        raise CJEInputError(
+            f"Only {m_prompts} labelled prompt(s): out of core the analysis needs at least "
+            f"{MIN_LABELLED_PROMPTS} to calibrate (the uncalibrated judge mean is not computed "
+            "out of core). " + _OR_MEMORY)
+    k, lab_folds, warns = fold_plan(lab_prompts, np.ones(m_prompts, dtype=bool), n_folds, seed)
+    s_lab = _column(lab, "judge_score", np.float64)
+    s01 = to_unit(s_lab, jscale)
+    codes, dist_s, _ = distinct_rows(s01, None)
+    table = Table(s=s01, y=to_unit(y, lscale), X=None, cluster=lab_code.astype(np.int64),
+                  train=np.arange(y.size), codes=codes, distinct_s=dist_s, distinct_X=None)
+    lab_policy = np.searchsorted(np.array(names, dtype=object), _column(lab, "policy", object))
+    del lab, lab_pid  # (10^7 rows at 10^8: the arrays above are all that is needed)
+    calibrator, caught = fit_calibrator(table, lab_folds[table.cluster], mode=mode, k=k, seed=seed)
+    warns += caught
+    at_draws = len(notices)  # the loader's notice of repeated draws comes before the mode's
+    if mode == "auto":
+        notices.append(f"Calibration mode 'auto' chose '{calibrator.mode_}' (it keeps 'monotone' "
+                       "unless 'two_stage' predicts the labels better, out of fold, by more than "
+                       "one standard error).")
+    shape = PartitionedShape(names=names, table=table, lab_policy=lab_policy, distinct=distinct,
+                             counts=counts, judge_scale=jscale, label_scale=lscale,
+                             labelled_scores=s_lab, estimator=estimator)
+
+    # ---- pass 2: per-prompt totals of the influence values -------------------------------------
+    reward = calibrator.calibration(frozenset()).predict(shape.distinct01, None)
+    rbar = shape.plug_in(reward)
+    sbar = (counts @ shape.distinct01) / np.maximum(shape.n, 1)
+    centres = np.column_stack([rbar, sbar])
+    term, rows = shape.labelled_terms(calibrator)
+    # the labelled rows' residual terms summed per (prompt, policy): a small table joined in
+    key = lab_code[rows] * P + lab_policy[rows]
+    sums = np.bincount(key, weights=term, minlength=m_prompts * P).reshape(m_prompts, P)
+    b = {"prompt_id": lab_prompts, **{f"b{p}": sums[:, p] for p in range(P)}}
+    lookup = {"score": distinct, "reward": np.asarray(reward, dtype=np.float64),
+              "s01": shape.distinct01}
+    # at most ROWS_PER_GROUP_BY rows per group-by: its hash table of prompt ids is the pass's memory
+    buckets = max(1, -(-n_rows // ROWS_PER_GROUP_BY))
+    repeats = shape.set_totals(eng.prompt_totals(lookup, names, centres, b, progress, buckets),
+                               alpha, centres)
+    if repeats > 0 and not eng.has_draw_idx:
+        notices.insert(at_draws, (
+            f"{repeats} rows repeat a (prompt_id, policy) pair and there is no 'draw_idx' column: "
+            "they were taken as repeated draws, numbered in input order."))
+    settings = {**settings, "engine": engine}
+    return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
+                    transport_margin=None, only=only, notices=notices, warns=warns,
+                    excluded=excluded,
+                    settings=settings, progress=progress)
