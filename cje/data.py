@@ -394,6 +394,48 @@ def read_columns(
         The user's rename map; the columns it maps to ``prompt_id`` and ``policy`` are read as
         the exact text written, like the standard id columns.
     """
+    from cje.readers import _BUILT_IN, file_signature, reader_for
+
+    key: tuple[Any, ...] | None = None
+    try:
+        if reader_for(path) in _BUILT_IN:  # a registered reader may read more than the path
+            sig = file_signature(path)
+            if sig is not None and sum(e[3] for e in sig) <= _MEMO_BYTES:
+                key = (os.path.abspath(path), sig, tuple(covariates), logging_policy,
+                       tuple((columns or {}).items()))
+    except CJEInputError:  # an unknown file type: the reader says so below
+        pass
+    if key is not None and key in _READ_MEMO:
+        return {k: v.copy() for k, v in _READ_MEMO[key].items()}
+    cols = _read_columns(path, covariates=covariates, logging_policy=logging_policy,
+                         columns=columns)
+    if key is not None and all(isinstance(v, np.ndarray) or _is_extension_array(v)
+                               for v in cols.values()):
+        if len(_READ_MEMO) >= _READ_MEMO_SIZE:
+            _READ_MEMO.pop(next(iter(_READ_MEMO)))
+        _READ_MEMO[key] = {k: v.copy() for k, v in cols.items()}
+    return cols
+
+
+#: Columns read by :func:`read_columns` from small inputs (at most ``_MEMO_BYTES`` on disk), by
+#: (absolute path, :func:`cje.readers.file_signature`, options): a warm call on the same unchanged
+#: files does not parse them again. Copies go in and out, so no caller can change what another
+#: gets. The most recent ``_READ_MEMO_SIZE`` inputs.
+_READ_MEMO: dict[tuple[Any, ...], dict[str, Any]] = {}
+_READ_MEMO_SIZE = 8
+_MEMO_BYTES = 64 * 2**20
+
+
+def _is_extension_array(v: Any) -> bool:
+    """A pandas extension array (e.g. Arrow-backed strings of a logged-data file): its
+    ``copy()`` is a new array that changes apart from the original."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(v, pd.api.extensions.ExtensionArray)
+
+
+def _read_columns(path: Path, *, covariates: Sequence[str], logging_policy: str,
+                  columns: Mapping[str, str] | None) -> dict[str, np.ndarray]:
+    """:func:`read_columns` without its memo."""
     from cje.readers import ID_COLUMNS, read_small_columns, read_table
 
     mapped = [*(columns or {}).values()]

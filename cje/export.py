@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cje._text import MAX_PAIRS_SHOWN, level_text, visible
 from cje.errors import CJEInputError
+from cje.readers import file_signature
 from cje.tables import flat_table
 
 if TYPE_CHECKING:
@@ -69,24 +71,16 @@ def content_hash(source: Any) -> dict[str, Any]:
 
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if path.is_file():
-            h = hashlib.sha256()
-            with path.open("rb") as fh:
-                while chunk := fh.read(_HASH_CHUNK):
-                    h.update(chunk)
-            return {"path": str(source), "sha256": h.hexdigest()}
-        if path.is_dir():
-            h = hashlib.sha256()
-            files = sorted((p for p in path.rglob("*") if p.is_file()),
-                           key=lambda p: p.relative_to(path).as_posix())
-            for f in files:
-                h.update(f.relative_to(path).as_posix().encode() + b"\0")
-                with f.open("rb") as fh:
-                    while chunk := fh.read(_HASH_CHUNK):
-                        h.update(chunk)
-                h.update(b"\0")
-            return {"path": str(source), "sha256": h.hexdigest(), "n_files": len(files)}
-        return {"path": str(source), "sha256": None}
+        sig = file_signature(path) if path.exists() else None
+        key = (os.path.abspath(path), sig)
+        if sig is not None and key in _HASH_MEMO:  # the same bytes as when hashed
+            return {"path": str(source), **_HASH_MEMO[key]}
+        got = _hash_path(path)
+        if sig is not None and got is not None:
+            if len(_HASH_MEMO) >= _HASH_MEMO_SIZE:
+                _HASH_MEMO.pop(next(iter(_HASH_MEMO)))
+            _HASH_MEMO[key] = got
+        return {"path": str(source), **(got or {"sha256": None})}
     kind = type(source).__name__
     mod = type(source).__module__.split(".")[0]
     if kind == "DataFrame" and mod in ("pandas", "polars"):
@@ -103,6 +97,37 @@ def content_hash(source: Any) -> dict[str, Any]:
             digest = None
         return {"in_memory": desc, "sha256": digest}
     return {"in_memory": kind}
+
+
+#: :func:`content_hash` of files and directories, by (absolute path, :func:`file_signature`): a
+#: warm call on the same unchanged input does not read and hash it again (the most recent 32).
+_HASH_MEMO: dict[tuple[Any, ...], dict[str, Any]] = {}
+_HASH_MEMO_SIZE = 32
+
+
+def _hash_path(path: Path) -> dict[str, Any] | None:
+    """The ``sha256`` (and ``n_files`` of a directory) of a file's or a directory's bytes, as
+    :func:`content_hash` reports them; ``None`` for a path that is neither."""
+    import hashlib
+
+    if path.is_file():
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                h.update(chunk)
+        return {"sha256": h.hexdigest()}
+    if path.is_dir():
+        h = hashlib.sha256()
+        files = sorted((p for p in path.rglob("*") if p.is_file()),
+                       key=lambda p: p.relative_to(path).as_posix())
+        for f in files:
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+            with f.open("rb") as fh:
+                while chunk := fh.read(_HASH_CHUNK):
+                    h.update(chunk)
+            h.update(b"\0")
+        return {"sha256": h.hexdigest(), "n_files": len(files)}
+    return None
 
 
 def _hash_pandas_frame(h: Any, frame: Any) -> None:

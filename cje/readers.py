@@ -61,6 +61,58 @@ _LOGGED_KEYS = ("metadata", "target_policy_logprobs")
 _CANON_INT = re.compile(r"^(?:-?[1-9][0-9]*|0)$")
 
 
+#: A file modified less than this many seconds ago has no :func:`file_signature`: a second write
+#: within one tick of a coarse file-system clock could leave size and times unchanged.
+_SETTLED_S = 2.0
+
+
+def file_signature(path: str | Path) -> tuple[Any, ...] | None:
+    """What identifies the bytes of a file, or of every file under a directory, without reading
+    them: per entry its relative path, device, inode, size and modification and change times in
+    nanoseconds (symbolic links followed).
+
+    A memo keyed by it (:func:`cje.data.read_columns`, :func:`cje.export.content_hash`) serves
+    an input again only while none of these changed: writing a file changes its times, replacing
+    it its inode, adding, removing or renaming one changes its directory's times. ``None`` (do not
+    memoise) when the path cannot be read, when some entry was modified within the last
+    :data:`_SETTLED_S` seconds (the "racy" case: a rewrite within one clock tick of a coarse
+    file system keeps the times), or when a directory holds more than 10,000 entries.
+
+    Examples
+    --------
+    >>> import os, pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = f.write_text("{}")
+    >>> file_signature(f) is None   # just written: not settled
+    True
+    >>> os.utime(f, (1e9, 1e9))      # a file last written long ago (its change time is now)
+    >>> file_signature(f) is None
+    True
+    """
+    import os
+    import time
+
+    root = Path(path)
+    out: list[tuple[Any, ...]] = []
+    try:
+        entries = [root]
+        if root.is_dir():
+            entries += sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix())
+        if len(entries) > 10_001:
+            return None
+        newest = 0
+        for p in entries:
+            st = os.stat(p)
+            out.append((p.relative_to(root).as_posix(), st.st_dev, st.st_ino, st.st_size,
+                        st.st_mtime_ns, st.st_ctime_ns))
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    except (OSError, ValueError):
+        return None
+    if time.time_ns() - newest < _SETTLED_S * 1e9:
+        return None
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------

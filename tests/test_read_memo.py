@@ -1,0 +1,124 @@
+"""The memos of a warm call on unchanged input files (issue #18): ``cje.data.read_columns`` and
+``cje.export.content_hash`` serve an input again only while its ``cje.readers.file_signature``
+is unchanged, and what they serve is bit for bit what reading or hashing it again gives."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cje
+from cje import data as cje_data
+from cje import export, readers
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written by the test count as settled (the default waits 2 s after a write), and
+    the memos start empty."""
+    monkeypatch.setattr(readers, "_SETTLED_S", 0.0)
+    monkeypatch.setattr(cje_data, "_READ_MEMO", {})
+    monkeypatch.setattr(export, "_HASH_MEMO", {})
+
+
+@pytest.fixture(scope="module")
+def arena(tmp_path_factory: pytest.TempPathFactory) -> cje.datasets.ArenaFiles:
+    return cje.datasets.export(tmp_path_factory.mktemp("arena"))
+
+
+def _same(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        assert type(a[k]) is type(b[k]) and x.dtype == y.dtype, k
+        if x.dtype.kind == "f":
+            assert x.tobytes() == y.tobytes(), k  # bit for bit, NaN included
+        else:
+            assert x.tolist() == y.tolist(), k
+
+
+def test_read_memo_serves_what_reading_gives(arena: cje.datasets.ArenaFiles, settled: None) -> None:
+    for path in (Path(arena.logged), Path(arena.fresh_draws)):
+        first = cje_data.read_columns(path)
+        assert len(cje_data._READ_MEMO) >= 1
+        again = cje_data.read_columns(path)  # from the memo
+        fresh = cje_data._read_columns(path, covariates=(), logging_policy="base", columns=None)
+        _same(again, fresh)
+        _same(first, fresh)
+    assert len(cje_data._READ_MEMO) == 2
+
+
+def test_read_memo_hands_out_copies(arena: cje.datasets.ArenaFiles, settled: None) -> None:
+    path = Path(arena.fresh_draws)
+    got = cje_data.read_columns(path)
+    keep = got["judge_score"].copy()
+    got["judge_score"][:] = -1.0
+    got["prompt_id"][0] = "changed"
+    again = cje_data.read_columns(path)
+    assert again["judge_score"].tobytes() == keep.tobytes() and again["prompt_id"][0] != "changed"
+
+
+def test_analysis_is_the_same_with_and_without_the_memos(arena: cje.datasets.ArenaFiles,
+                                                         settled: None) -> None:
+    kw = dict(fresh_draws=str(arena.fresh_draws), estimator="stacked-dr")
+    cold = cje.analyze(str(arena.logged), **kw)
+    assert cje_data._READ_MEMO and export._HASH_MEMO
+    warm = cje.analyze(str(arena.logged), **kw)
+    for a, b in zip(cold.estimates, warm.estimates, strict=True):
+        assert (a.policy, a.estimate, a.se, a.ci_low, a.ci_high, a.status) == (
+            b.policy, b.estimate, b.se, b.ci_low, b.ci_high, b.status)
+    assert cold.provenance["inputs"] == warm.provenance["inputs"]
+
+
+def test_a_changed_file_is_read_and_hashed_again(tmp_path: Path, settled: None) -> None:
+    path = tmp_path / "runs.jsonl"
+    path.write_text('{"prompt_id": "a", "policy": "m", "judge_score": 0.25}\n')
+    before = os.stat(path)
+    first = cje_data.read_columns(path)
+    h1 = export.content_hash(path)
+    assert len(cje_data._READ_MEMO) == 1 and len(export._HASH_MEMO) == 1
+    # the same size, and the modification time put back: the change time still tells
+    path.write_text('{"prompt_id": "a", "policy": "m", "judge_score": 0.75}\n')
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size
+    second = cje_data.read_columns(path)
+    assert first["judge_score"].tolist() == [0.25] and second["judge_score"].tolist() == [0.75]
+    h2 = export.content_hash(path)
+    assert h2 == {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    assert h1 != h2
+
+
+def test_a_file_added_to_a_directory_is_seen(arena: cje.datasets.ArenaFiles, tmp_path: Path,
+                                             settled: None) -> None:
+    d = tmp_path / "fresh"
+    d.mkdir()
+    src = sorted(Path(arena.fresh_draws).glob("*_responses.jsonl"))
+    (d / src[0].name).write_bytes(src[0].read_bytes())
+    one = cje_data.read_columns(d)
+    h1 = export.content_hash(d)
+    (d / src[1].name).write_bytes(src[1].read_bytes())
+    two = cje_data.read_columns(d)
+    assert len(set(one["policy"])) == 1 and len(set(two["policy"])) == 2
+    h2 = export.content_hash(d)
+    assert h1["n_files"] == 1 and h2["n_files"] == 2
+    export._HASH_MEMO.clear()
+    assert export.content_hash(d) == h2  # the memo's hash is the hash of the bytes
+
+
+def test_files_just_written_are_not_memoised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    # the default: a file modified within the last 2 s has no signature (a rewrite within one
+    # tick of a coarse file-system clock could keep size and times)
+    monkeypatch.setattr(cje_data, "_READ_MEMO", {})
+    monkeypatch.setattr(export, "_HASH_MEMO", {})
+    path = tmp_path / "runs.jsonl"
+    path.write_text('{"prompt_id": "a", "policy": "m", "judge_score": 0.25}\n')
+    assert readers.file_signature(path) is None
+    cje_data.read_columns(path)
+    export.content_hash(path)
+    assert cje_data._READ_MEMO == {} and export._HASH_MEMO == {}
+    assert readers.file_signature(tmp_path / "missing.jsonl") is None
