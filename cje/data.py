@@ -412,7 +412,10 @@ def read_columns(
     if key is not None and all(isinstance(v, np.ndarray) or _is_extension_array(v)
                                for v in cols.values()):
         if len(_READ_MEMO) >= _READ_MEMO_SIZE:
-            _READ_MEMO.pop(next(iter(_READ_MEMO)))
+            try:  # the oldest out (another thread may be at it too)
+                _READ_MEMO.pop(next(iter(_READ_MEMO)))
+            except (KeyError, RuntimeError, StopIteration):
+                pass
         _READ_MEMO[key] = {k: v.copy() for k, v in cols.items()}
     return cols
 

@@ -78,7 +78,10 @@ def content_hash(source: Any) -> dict[str, Any]:
         got = _hash_path(path)
         if sig is not None and got is not None:
             if len(_HASH_MEMO) >= _HASH_MEMO_SIZE:
-                _HASH_MEMO.pop(next(iter(_HASH_MEMO)))
+                try:  # the oldest out (another thread may be at it too)
+                    _HASH_MEMO.pop(next(iter(_HASH_MEMO)))
+                except (KeyError, RuntimeError, StopIteration):
+                    pass
             _HASH_MEMO[key] = got
         return {"path": str(source), **(got or {"sha256": None})}
     kind = type(source).__name__

@@ -122,3 +122,26 @@ def test_files_just_written_are_not_memoised(tmp_path: Path, monkeypatch: pytest
     export.content_hash(path)
     assert cje_data._READ_MEMO == {} and export._HASH_MEMO == {}
     assert readers.file_signature(tmp_path / "missing.jsonl") is None
+
+
+def test_rank_memo_is_order_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the memoised ranks of SIMCal-W and the MRDR/TMLE outcome models are order_rank's, bit for
+    # bit, read-only, and a different index or tiebreak is never served another's ranks
+    from cje.calibration import weights
+
+    monkeypatch.setattr(weights, "_RANK_MEMO", {})
+    rng = np.random.default_rng(7)
+    tb = rng.integers(0, 6, 40).astype(float)
+    for _ in range(30):
+        ix = np.round(rng.random(40), 1)  # ties in the index, broken by tb
+        for t in (tb, None, tb[::-1].copy()):
+            want = weights.order_rank(ix, t)
+            for _ in range(2):  # computed, then from the memo
+                got = weights._rank_of(ix, t)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+                assert not got.flags.writeable
+    assert 0 < len(weights._RANK_MEMO) <= weights._RANK_MEMO_SIZE
+    big = np.arange(weights._RANK_MEMO_MAX + 1, dtype=float)
+    before = len(weights._RANK_MEMO)
+    assert weights._rank_of(big, None).tolist() == weights.order_rank(big).tolist()
+    assert len(weights._RANK_MEMO) == before  # large tables are not kept

@@ -370,6 +370,32 @@ def order_rank(ix: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray
     return rank
 
 
+#: Ranks by (index row, tiebreak) of small tables (at most ``_RANK_MEMO_MAX`` distinct values):
+#: the runs of one analysis and its targets order the same few calibrations (``f^(−k)`` and
+#: ``f^(−{d,k})``, 15 at K = 5) again and again. The most recent ``_RANK_MEMO_SIZE``.
+_RANK_MEMO: dict[tuple[Any, ...], np.ndarray] = {}
+_RANK_MEMO_SIZE, _RANK_MEMO_MAX = 256, 4096
+
+
+def _rank_of(ix: np.ndarray, tiebreak: np.ndarray | None) -> np.ndarray:
+    """:func:`order_rank` (read-only), memoised for small tables by the bytes of its inputs."""
+    if ix.size > _RANK_MEMO_MAX or (tiebreak is not None and tiebreak.shape != ix.shape):
+        return order_rank(ix, tiebreak)
+    key = (ix.dtype.str, ix.tobytes(),
+           None if tiebreak is None else (tiebreak.dtype.str, tiebreak.tobytes()))
+    got = _RANK_MEMO.get(key)
+    if got is None:
+        got = order_rank(ix, tiebreak)
+        got.flags.writeable = False
+        if len(_RANK_MEMO) >= _RANK_MEMO_SIZE:
+            try:  # the oldest out (another thread may be at it too)
+                _RANK_MEMO.pop(next(iter(_RANK_MEMO)))
+            except (KeyError, RuntimeError, StopIteration):
+                pass
+        _RANK_MEMO[key] = got
+    return got
+
+
 def iso_by_rank(rank: np.ndarray, num: np.ndarray, den: np.ndarray, *, increasing: bool = True,
                 floor: float = _FLOOR) -> np.ndarray:
     """Weighted isotonic regression of ``num/den`` along ``rank``, predicted at every entry.
@@ -596,7 +622,7 @@ def simcal_weights(
     for k in range(k_folds):
         ix = index[k]
         rows_k = cache["rows"][k]
-        rank = order_rank(ix, tiebreak)
+        rank = _rank_of(ix, tiebreak)
         rank_key = _digest(rank)
         bkey = (k, _digest(ix), rank_key, stable_residual)
         if bkey in blocks:  # the same fold ordered by the same calibration: the same block

@@ -17,9 +17,9 @@ import numpy as np
 from cje.calibration.weights import (
     _FIT_MEMO_BUDGET,
     _digest,
+    _rank_of,
     _scoped,
     iso_by_rank,
-    order_rank,
 )
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
     table = np.empty((K, U))
     memo = _memo(x)
     for k in range(K):
-        rank = order_rank(x.index[k], x.distinct_s)
+        rank = _rank_of(x.index[k], x.distinct_s)
         key = ("mrdr", omega, k, _digest(rank))
         hit = _memo_get(memo, key)
         if hit is not None:
@@ -111,7 +111,7 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     h_tab = np.empty((K, U))
     memo = _memo(x)
     for k in range(K):
-        rank = order_rank(x.index[k], x.distinct_s)
+        rank = _rank_of(x.index[k], x.distinct_s)
         key = ("tmle", k, _digest(rank))
         hit = _memo_get(memo, key)
         if hit is not None:
