@@ -145,3 +145,28 @@ def test_rank_memo_is_order_rank(monkeypatch: pytest.MonkeyPatch) -> None:
     before = len(weights._RANK_MEMO)
     assert weights._rank_of(big, None).tolist() == weights.order_rank(big).tolist()
     assert len(weights._RANK_MEMO) == before  # large tables are not kept
+
+
+@pytest.mark.parametrize("stable_residual", [False, True])
+def test_stacking_moments_are_the_reference_bit_for_bit(stable_residual: bool) -> None:
+    # _stacking_moments computes each sum once and only those the residual's weighting uses;
+    # _stacking_moments_reference is the plain form it replaced (every pair's sums in full)
+    from cje.calibration import weights
+
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n, k_folds, n_codes = int(rng.integers(20, 400)), int(rng.integers(2, 6)), int(rng.integers(1, 30))
+        w = np.exp(rng.normal(0, 1.5, n))
+        w = w / w.mean()
+        codes = rng.integers(0, n_codes, n)
+        fold = rng.integers(0, k_folds, n)
+        y = np.where(rng.random(n) < 0.4, rng.random(n), np.nan)
+        st = weights._CellStats(w, codes, fold, y, n_codes, k_folds)
+        a_inc, a_dec = rng.random((k_folds, n_codes)) + 0.1, rng.random((k_folds, n_codes)) + 0.1
+        x = rng.random(n_codes)
+        for k in range(k_folds):
+            with np.errstate(all="ignore"):
+                got = weights._stacking_moments(st, a_inc, a_dec, x, k, stable_residual)
+                want = weights._stacking_moments_reference(st, a_inc, a_dec, x, k, stable_residual)
+            assert got[0].tobytes() == want[0].tobytes(), (trial, k)
+            assert got[1].tobytes() == want[1].tobytes() and got[2] == want[2]
