@@ -170,3 +170,25 @@ def test_stacking_moments_are_the_reference_bit_for_bit(stable_residual: bool) -
                 want = weights._stacking_moments_reference(st, a_inc, a_dec, x, k, stable_residual)
             assert got[0].tobytes() == want[0].tobytes(), (trial, k)
             assert got[1].tobytes() == want[1].tobytes() and got[2] == want[2]
+
+
+def test_the_estimates_residual_term_is_the_gaps_stable_term() -> None:
+    # StackedDR hands out the influence of its residual term on the stabilised weights; the
+    # transport gap's influence and variance take it instead of computing it again: the same
+    # numbers, bit for bit, as computing it
+    from dataclasses import replace
+
+    from cje.estimators import offpolicy as op
+
+    x = replace(op._example_target(), stable_residual=True)
+    value = op.StackedDR().estimate(x)
+    assert value.residual_influence is not None
+    xs = replace(x, stable=value.stable.weights)
+    assert value.residual_influence.tobytes() == op._residual_term(xs.stable, xs)[1].tobytes()
+    fast = op.residual_gap_influence(xs, stable_term=value.residual_influence)
+    slow = op.residual_gap_influence(xs)
+    assert fast.tobytes() == slow.tobytes()
+    cl = x.cluster
+    assert op.residual_gap_variance(xs, cl, influence=fast) == op.residual_gap_variance(xs, cl)
+    # raw weights on the residual: nothing to hand out
+    assert op.StackedDR().estimate(replace(x, stable_residual=False)).residual_influence is None

@@ -129,6 +129,10 @@ class PolicyValue:
         The stabilised weights the estimate used (reported in the overlap diagnostics).
     parts : tuple of str
         Names of the stacked estimates, in the order of ``mixture``.
+    residual_influence : numpy.ndarray, optional
+        Influence values of the oracle residual term the estimate used, when it put the
+        stabilised weights ``stable`` on it (``stable_residual``; set by :class:`StackedDR`):
+        :func:`residual_gap_influence` takes them instead of computing them again.
 
     Examples
     --------
@@ -148,6 +152,7 @@ class PolicyValue:
     mixture: np.ndarray | None = None
     stable: SimcalWeights | None = None
     parts: tuple[str, ...] = ()
+    residual_influence: np.ndarray | None = None
 
 
 def _weighted(w: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -483,7 +488,8 @@ def residual_gap(rows: OffPolicyRows) -> float:
     return _weighted(rows.weights, x)[0] - _weighted(rows.stable, x)[0]
 
 
-def residual_gap_variance(rows: OffPolicyRows, cluster: np.ndarray) -> float:
+def residual_gap_variance(rows: OffPolicyRows, cluster: np.ndarray, *,
+                          influence: np.ndarray | None = None) -> float:
     """Prompt-clustered variance of :func:`residual_gap` (its sampling noise).
 
     The gap is the difference of two Hájek means of ``x = (L/p_L)·e``; its influence is
@@ -500,6 +506,8 @@ def residual_gap_variance(rows: OffPolicyRows, cluster: np.ndarray) -> float:
         With ``stable`` set.
     cluster : numpy.ndarray of int
         Prompt code per row.
+    influence : numpy.ndarray, optional
+        :func:`residual_gap_influence` of ``rows`` when the caller already has it.
 
     Returns
     -------
@@ -522,11 +530,13 @@ def residual_gap_variance(rows: OffPolicyRows, cluster: np.ndarray) -> float:
     """
     from cje.inference import cluster_variance
 
-    v, _ = cluster_variance(residual_gap_influence(rows), cluster)
+    phi = residual_gap_influence(rows) if influence is None else influence
+    v, _ = cluster_variance(phi, cluster)
     return float(v) if v == v else 0.0
 
 
-def residual_gap_influence(rows: OffPolicyRows) -> np.ndarray:
+def residual_gap_influence(rows: OffPolicyRows, *,
+                           stable_term: np.ndarray | None = None) -> np.ndarray:
     """Per-row influence values of :func:`residual_gap` (see :func:`residual_gap_variance`).
 
     The contrasts use them: two targets' gaps rest on the same labelled logged rows, so the
@@ -536,6 +546,9 @@ def residual_gap_influence(rows: OffPolicyRows) -> np.ndarray:
     ----------
     rows : OffPolicyRows
         With ``stable`` set.
+    stable_term : numpy.ndarray, optional
+        Influence values of the residual term on the stabilised weights ``rows.stable`` when
+        the caller already has them (an estimate's ``residual_influence``): the same numbers.
 
     Returns
     -------
@@ -556,7 +569,9 @@ def residual_gap_influence(rows: OffPolicyRows) -> np.ndarray:
     """
     if rows.stable is None:
         raise ValueError("residual_gap needs the stabilised weights (rows.stable).")
-    return _residual_term(rows.weights, rows)[1] - _residual_term(rows.stable, rows)[1]
+    if stable_term is None:
+        stable_term = _residual_term(rows.stable, rows)[1]
+    return _residual_term(rows.weights, rows)[1] - stable_term
 
 
 def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
@@ -1146,7 +1161,8 @@ class StackedDR(_DoublyRobust):
         # the members differ only in the outcome model: one oracle residual term for all
         residual = _residual_term(sw.weights if x.stable_residual else x.weights, x)
         fits = [m.fit(x, sw, residual) for m in members]
-        return replace(stack(fits, x.cluster), stable=sw, parts=tuple(m.name for m in members))
+        return replace(stack(fits, x.cluster), stable=sw, parts=tuple(m.name for m in members),
+                       residual_influence=residual[1] if x.stable_residual else None)
 
 
 def _example_target() -> LoggedTarget:

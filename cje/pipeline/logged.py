@@ -249,12 +249,13 @@ class LoggedShape:
             # number whose square it is (the skeleton adds the square to the variance)
             xs = replace(x, stable=value.stable.weights)
             g = residual_gap(xs)
-            v = residual_gap_variance(xs, x.cluster)
+            # the estimate's own residual term on the stabilised weights, when it has one
+            phi = residual_gap_influence(xs, stable_term=value.residual_influence)
+            v = residual_gap_variance(xs, x.cluster, influence=phi)
             gap = math.copysign(math.sqrt(g * g + v), g)
             if not self._deleted:
                 # per-prompt totals of the gap's influence, scaled so that their sum of squares
                 # is v: the contrasts difference them prompt by prompt
-                phi = residual_gap_influence(xs)
                 n_g = int(np.count_nonzero(np.bincount(x.cluster)))  # distinct prompts
                 tot = np.bincount(x.cluster, weights=phi, minlength=self.n_clusters) / phi.size
                 self._gap_parts[tg.name] = (g, math.sqrt(v),
