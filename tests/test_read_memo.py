@@ -155,7 +155,9 @@ def test_stacking_moments_are_the_reference_bit_for_bit(stable_residual: bool) -
 
     rng = np.random.default_rng(11)
     for trial in range(40):
-        n, k_folds, n_codes = int(rng.integers(20, 400)), int(rng.integers(2, 6)), int(rng.integers(1, 30))
+        # few distinct scores, and many (sums over blocks longer than numpy's pairwise unit)
+        n_codes = int(rng.integers(1, 30) if trial % 2 else rng.integers(100, 1500))
+        n, k_folds = int(rng.integers(20, 3000)), int(rng.integers(2, 6))
         w = np.exp(rng.normal(0, 1.5, n))
         w = w / w.mean()
         codes = rng.integers(0, n_codes, n)
