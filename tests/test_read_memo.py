@@ -194,3 +194,38 @@ def test_the_estimates_residual_term_is_the_gaps_stable_term() -> None:
     assert op.residual_gap_variance(xs, cl, influence=fast) == op.residual_gap_variance(xs, cl)
     # raw weights on the residual: nothing to hand out
     assert op.StackedDR().estimate(replace(x, stable_residual=False)).residual_influence is None
+
+
+@pytest.mark.parametrize("budget", [None, 50])
+@pytest.mark.parametrize("k_folds", [2, 5])
+def test_simcal_with_a_cache_is_simcal_without(k_folds: int, budget: int | None,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # the jackknife's runs share one cache (fits, candidate tables and fold parts by order and
+    # fold): every run's weights, mixture and reasons are those of a call without it, bit for
+    # bit — for index rows that order the values alike (monotone calibrations) and ones that
+    # do not, with a fold without rows, and with a memo budget too small to keep anything
+    from cje.calibration import weights
+
+    if budget is not None:
+        monkeypatch.setattr(weights, "_FIT_MEMO_BUDGET", budget)
+    rng = np.random.default_rng(3 + k_folds)
+    n, n_codes = 300, 12
+    s = rng.integers(0, n_codes, n)
+    w = np.exp(0.4 * s + rng.normal(0, 1, n))
+    w = w / w.mean()
+    fold = rng.integers(0, k_folds, n)
+    if k_folds == 5:
+        fold[fold == 3] = 1  # fold 3 without rows
+    y = np.where(rng.random(n) < 0.5, rng.random(n), np.nan)
+    tb = np.arange(n_codes, dtype=float)
+    cache: dict = {}
+    for run in range(6):
+        base = np.sort(rng.random(n_codes)) if run < 4 else rng.random(n_codes)  # run 4, 5: other orders
+        index = np.vstack([np.clip(base + 0.01 * rng.normal(size=n_codes), 0, 1) if run % 2
+                           else base for _ in range(k_folds)])
+        for stable in (False, True):
+            got = weights.simcal_weights(w, s, fold, index, y, tiebreak=tb, stable_residual=stable,
+                                         cache=cache)
+            want = weights.simcal_weights(w, s, fold, index, y, tiebreak=tb, stable_residual=stable)
+            assert got.weights.tobytes() == want.weights.tobytes(), (run, stable)
+            assert got.mixture.tobytes() == want.mixture.tobytes() and got.fallbacks == want.fallbacks

@@ -554,15 +554,24 @@ def _fit_candidates(cache: dict, st: _CellStats, rank: np.ndarray, rank_key: byt
     return out
 
 
+def _fold_parts(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray
+                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The three candidates' weights on a fold's rows (fitted at the rows' codes ``ck``, and
+    the raw weights) and their means."""
+    inc, dec = cands
+    parts = (inc[ck], dec[ck], wk_raw)
+    return parts, np.array([float(part.mean()) for part in parts])
+
+
 def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray,
-                pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str]) -> np.ndarray:
+                pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str],
+                memo: tuple[tuple[np.ndarray, ...], np.ndarray] | None = None) -> np.ndarray:
     """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the rows'
     codes ``ck``) and the raw weights, mixed by ``pi``, mean one within the fold. A candidate
     numerically zero on the fold's rows gives its share to the others (``mixture[k]`` updated,
-    the reason appended to ``msgs``)."""
-    inc, dec = cands
-    parts = (inc[ck], dec[ck], wk_raw)
-    means = np.array([float(part.mean()) for part in parts])
+    the reason appended to ``msgs``). ``memo``: :func:`_fold_parts` of these inputs, when the
+    caller has it."""
+    parts, means = _fold_parts(cands, ck, wk_raw) if memo is None else memo
     usable = np.isfinite(means) & (means >= _TINY)
     if pi[~usable].sum() > 0:
         msgs.append(
@@ -578,18 +587,32 @@ def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
     return wk / wk.mean()
 
 
-def _stack_fold(st: _CellStats, fit: Any, ix: np.ndarray, k: int, k_folds: int, n_codes: int,
-                stable_residual: bool) -> tuple[np.ndarray, str]:
-    """Fold ``k``'s stacking weights from out-of-fold candidates on the other folds' rows, and
-    the fallback's reason ("" normally)."""
+def _candidate_tables(st: _CellStats, fit: Any, k: int, k_folds: int, n_codes: int
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per other fold ``j``, the increasing and decreasing candidates fitted without folds
+    ``k`` and ``j`` (rows of ones for folds without rows); ``None`` when no other fold has
+    rows."""
     present = [f for f in range(k_folds) if f != k and st.N[f].sum() > 0]
     if not present:
-        return np.array([0.0, 0.0, 1.0]), ""
+        return None
     inc_tab = np.ones((k_folds, n_codes))
     dec_tab = np.ones((k_folds, n_codes))
     for j in present:
         # with a single other fold (K = 2) there is nothing to hold out: in-sample fits
         inc_tab[j], dec_tab[j] = fit((k, j) if len(present) > 1 else (k,))
+    return inc_tab, dec_tab
+
+
+def _stack_fold(st: _CellStats, fit: Any, ix: np.ndarray, k: int, k_folds: int, n_codes: int,
+                stable_residual: bool, tables: Any = None) -> tuple[np.ndarray, str]:
+    """Fold ``k``'s stacking weights from out-of-fold candidates on the other folds' rows, and
+    the fallback's reason ("" normally). ``tables``: :func:`_candidate_tables` of these
+    inputs, when the caller has it."""
+    if tables is None:
+        tables = _candidate_tables(st, fit, k, k_folds, n_codes)
+    if tables is None:
+        return np.array([0.0, 0.0, 1.0]), ""
+    inc_tab, dec_tab = tables
     with np.errstate(all="ignore"):
         moments, psis, n_k = _stacking_moments(st, inc_tab, dec_tab, ix, k, stable_residual)
     if np.all(np.isfinite(moments)) and np.all(np.isfinite(psis)):
@@ -692,6 +715,7 @@ def simcal_weights(
         cache["rows"] = [np.flatnonzero(fold == k) for k in range(k_folds)]
         cache["blocks"] = {}
     st, blocks = cache["st"], cache["blocks"]
+    folds_memo = cache.setdefault("folds", {})
     out = np.empty(n)
     mixture = np.zeros((k_folds, 3))
     for k in range(k_folds):
@@ -706,12 +730,28 @@ def simcal_weights(
             out[rows_k] = wk
             continue
         fit = functools.partial(_fit_candidates, cache, st, rank, rank_key)
-
-        pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual)
+        # what depends on the fold and the order only (not on the index's values): the same in
+        # every run whose calibration orders the values alike, computed once
+        fkey = (k, rank_key)
+        if fkey not in folds_memo:
+            cands = fit((k,))
+            tables = _candidate_tables(st, fit, k, k_folds, n_codes)
+            parts = _fold_parts(cands, codes[rows_k], w[rows_k]) if rows_k.size else None
+            for a in (*(tables or ()), *(parts[0] if parts else ())):
+                a.flags.writeable = False  # shared by the runs: read only
+            used = cache.get("fit_floats", 0) + 2 * k_folds * n_codes + 3 * rows_k.size
+            if used > _FIT_MEMO_BUDGET:
+                folds_memo = {}  # this call only
+            else:
+                cache["fit_floats"] = used
+            folds_memo[fkey] = (cands, tables, parts)
+        cands, tables, parts = folds_memo[fkey]
+        pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual, tables)
         mixture[k] = pi
         msgs = [why] if why else []
         if rows_k.size:
-            out[rows_k] = _apply_fold(fit((k,)), codes[rows_k], w[rows_k], pi, k, mixture, msgs)
+            out[rows_k] = _apply_fold(cands, codes[rows_k], w[rows_k], pi, k, mixture, msgs,
+                                      parts)
         fallbacks += msgs
         if len(blocks) < k_folds:
             # the first run's blocks: the jackknife run that deletes fold k orders fold k's rows
