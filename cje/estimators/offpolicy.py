@@ -334,7 +334,10 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
 
     ``ỹ_i = R_i + (L_i/p_L) e_i``; influence ``φ_i = w_i (ỹ_i − ψ) − ψ_e (L_i/p_L − 1)`` (delta
     method for the ratio, with the labelled share ``p_L`` estimated too), where
-    ``ψ_e = Σ w_i (L_i/p_L) e_i / Σ w_i`` is the residual part of ``ψ``.
+    ``ψ_e = Σ w_i (L_i/p_L) e_i / Σ w_i`` is the residual part of ``ψ``. Below
+    :data:`TAIL_VARIANCE_ESS` raw ESS the residual part of ``φ``,
+    ``w_i((L_i/p_L) e_i − ψ_e) − ψ_e (L_i/p_L − 1)``, is scaled by :func:`tail_inflation`, as in
+    the other estimators' residual terms.
 
     Parameters
     ----------
@@ -359,7 +362,13 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
     """
     w, x = rows.weights, rows.scaled_residual
     psi, phi = _weighted(w, rows.reward + x)
-    phi -= _labelling_term(rows, float((w * x).sum() / w.sum()))  # ψ_e, as _weighted's
+    psi_e = float((w * x).sum() / w.sum())  # as _weighted's
+    phi -= _labelling_term(rows, psi_e)
+    if rows.labelled.any():
+        phi_e = w * (x - psi_e) - _labelling_term(rows, psi_e)
+        c = tail_inflation(w, rows, psi_e, phi_e)
+        if c > 1.0:  # else bit for bit the formula above
+            phi += (c - 1.0) * phi_e
     return PolicyValue(psi, phi)
 
 
