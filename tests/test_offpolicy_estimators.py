@@ -907,3 +907,23 @@ def test_tail_inflation_never_narrows_and_stays_off_with_good_overlap():
     # no labels, every row labelled: nothing to estimate, exactly 1
     none = OffPolicyRows(flat.reward, np.zeros(200), np.zeros(200, bool), _tail_rows(False).weights)
     assert factor(none) == 1.0
+
+
+def test_snips_residual_part_gets_the_tail_aware_variance():
+    from cje.estimators.offpolicy import snips, tail_inflation
+
+    rows = _tail_rows(heavy_labelled=False)
+    w, lab, e, r = rows.weights, rows.labelled, rows.residual, rows.reward
+    n, m = 200, int(lab.sum())
+    x = np.where(lab, e * n / m, 0.0)
+    psi = (w * (r + x)).sum() / w.sum()
+    psi_e = (w * x).sum() / w.sum()
+    labelling = psi_e * (np.where(lab, n / m, 0.0) - 1.0)
+    phi_e = w * (x - psi_e) - labelling
+    c = tail_inflation(w, rows, psi_e, phi_e)
+    assert c > 1.5
+    # by hand: the delta-method influence with the residual part scaled by c
+    phi = w * (r - (psi - psi_e)) + c * phi_e
+    v = snips(rows)
+    assert v.value == pytest.approx(psi, rel=1e-14)
+    np.testing.assert_allclose(v.influence, phi, rtol=1e-10, atol=1e-13)
