@@ -426,7 +426,7 @@ def read_columns(
 #: gets. The most recent ``_READ_MEMO_SIZE`` inputs.
 _READ_MEMO: dict[tuple[Any, ...], dict[str, Any]] = {}
 _READ_MEMO_SIZE = 8
-_MEMO_BYTES = 64 * 2**20
+_MEMO_BYTES = 16 * 2**20
 
 
 def _is_extension_array(v: Any) -> bool:
