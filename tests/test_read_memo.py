@@ -169,7 +169,7 @@ def test_stacking_moments_are_the_reference_bit_for_bit(stable_residual: bool) -
         for k in range(k_folds):
             with np.errstate(all="ignore"):
                 got = weights._stacking_moments(st, a_inc, a_dec, x, k, stable_residual)
-                want = weights._stacking_moments_reference(st, a_inc, a_dec, x, k, stable_residual)
+                want = _stacking_moments_reference(st, a_inc, a_dec, x, k, stable_residual)
             assert got[0].tobytes() == want[0].tobytes(), (trial, k)
             assert got[1].tobytes() == want[1].tobytes() and got[2] == want[2]
 
@@ -229,3 +229,66 @@ def test_simcal_with_a_cache_is_simcal_without(k_folds: int, budget: int | None,
             want = weights.simcal_weights(w, s, fold, index, y, tiebreak=tb, stable_residual=stable)
             assert got.weights.tobytes() == want.weights.tobytes(), (run, stable)
             assert got.mixture.tobytes() == want.mixture.tobytes() and got.fallbacks == want.fallbacks
+
+
+def _stacking_moments_reference(st, a_inc: np.ndarray, a_dec: np.ndarray, x: np.ndarray,
+                      k: int, stable_residual: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Second moments ``M = Σ_i φ_c,i φ_c',i`` of the three candidates' calibrated-IPS influence
+    values over the rows outside fold ``k`` (and their point estimates), from cell sums.
+
+    Candidate weights ``v``: the out-of-fold fits ``a_inc``/``a_dec`` (constant within a cell) and
+    the raw weights. With ``e_i = (Y_i − x_u)/p_L`` on labelled rows:
+    ``φ_c = (v_c/m_c)(x − ψ_c) + (w/m_w)(e − ē)`` (raw weights on the residual) or
+    ``φ_c = (v_c/m_c)(x + e − ψ_c)`` (stabilised weights on the residual). Row-level moments: the
+    stacking objective ignores correlation within a prompt (exact with one row per prompt).
+
+    The plain form of ``cje.calibration.weights._stacking_moments`` (every pair's sums in full),
+    the oracle of the test above.
+    """
+    keep = np.ones(st.N.shape[0], dtype=bool)
+    keep[k] = False
+    N, n_k, ip, Ly, Ly2, L1, Lw, Lwy, Lwy2, Lw2, Lw2y, Lw2y2, Sw, Sw2 = st.outside(k)
+    ip2 = ip * ip
+    xs = x[None, :]
+    Se, See = ip * (Ly - xs * L1), ip2 * (Ly2 - 2 * xs * Ly + xs * xs * L1)
+    Swe, Swee = ip * (Lwy - xs * Lw), ip2 * (Lwy2 - 2 * xs * Lwy + xs * xs * Lw)
+    Sw2e, Sw2ee = ip * (Lw2y - xs * Lw2), ip2 * (Lw2y2 - 2 * xs * Lw2y + xs * xs * Lw2)
+    a = (a_inc[keep], a_dec[keep])
+
+    def pair(c: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cell sums of v_c v_d, v_c v_d e and v_c v_d e²."""
+        if c < 2 and d < 2:
+            f = a[c] * a[d]
+            return f * N, f * Se, f * See
+        if c == 2 and d == 2:
+            return Sw2, Sw2e, Sw2ee
+        f = a[min(c, d)]
+        return f * Sw, f * Swe, f * Swee
+
+    tot_v = [float((a[0] * N).sum()), float((a[1] * N).sum()), float(Sw.sum())]
+    sum_ve = [float((a[0] * Se).sum()), float((a[1] * Se).sum()), float(Swe.sum())]
+    sum_vx = [float((a[0] * N * xs).sum()), float((a[1] * N * xs).sum()), float((Sw * xs).sum())]
+    m = np.array(tot_v) / n_k
+    if stable_residual:
+        psi = (np.array(sum_vx) + np.array(sum_ve)) / np.array(tot_v)
+    else:
+        psi = np.array(sum_vx) / np.array(tot_v)
+    M = np.empty((3, 3))
+    if not stable_residual:
+        m_w = m[2]
+        e_bar = float(Swe.sum()) / (m_w * n_k)
+        # Σ_cell v_c γ with γ = (w/m_w)(e − ē)
+        vg = [a[0] * (Swe - e_bar * Sw) / m_w, a[1] * (Swe - e_bar * Sw) / m_w,
+              (Sw2e - e_bar * Sw2) / m_w]
+        gg = float((Sw2ee - 2 * e_bar * Sw2e + e_bar**2 * Sw2).sum()) / m_w**2
+    for c in range(3):
+        for d in range(c, 3):
+            p0, p1, p2 = pair(c, d)
+            dc, dd = xs - psi[c], xs - psi[d]
+            if stable_residual:
+                val = float((dc * dd * p0 + (dc + dd) * p1 + p2).sum()) / (m[c] * m[d])
+            else:
+                val = (float((dc * dd * p0).sum()) / (m[c] * m[d])
+                       + float((dc * vg[c]).sum()) / m[c] + float((dd * vg[d]).sum()) / m[d] + gg)
+            M[c, d] = M[d, c] = val
+    return M, psi, n_k
