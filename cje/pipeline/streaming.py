@@ -840,7 +840,7 @@ def _make_engine(data: Any, engine: str, columns: Any, client: Any, drop: bool =
     try:
         import dask.dataframe as dd
     except ImportError:
-        raise CJEInputError("engine='dask' needs dask[distributed]: pip install 'cje[dask]'.") \
+        raise CJEInputError("engine='dask' needs dask[dataframe,distributed]: pip install 'cje[dask]'.") \
             from None
     if files is not None:
         ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns))
