@@ -366,5 +366,25 @@ def test_dr_estimates_are_caution_below_twenty_percent_raw_ess() -> None:
     status, why = overlap_gate("dr", {"ess_raw": 0.05, "ttc": 0.9}, 1000)
     assert status == "CAUTION" and len(why) == 1 and "5.0% < 10%" in why[0]
     assert overlap_gate("dr", {"ess_raw": 0.20, "ttc": 0.9}, 1000) == ("OK", [])
-    # the weighting family keeps its 10% gate
-    assert overlap_gate("weighting", {"ess_raw": 0.15, "ttc": 0.9, "hill_raw": 3.0}, 1000) == ("OK", [])
+    # the weighting family has its own gate (below)
+    status, why = overlap_gate("weighting", {"ess_raw": 0.15, "ttc": 0.9, "hill_raw": 3.0}, 1000)
+    assert status == "CAUTION" and len(why) == 1 and "15.0% < 30%" in why[0]
+
+
+def test_weighted_estimates_are_caution_below_thirty_percent_raw_ess() -> None:
+    # WEIGHTING_ESS_GATE (30%): at population ESS 10% the samples that missed the high-weight
+    # responses show sample ESS 20-30%, pass the 10% and Hill gates, and their weighted intervals
+    # covered 0.64-0.81 while OK (study_overlap). Built to trip it: ESS 25% with a light tail.
+    from cje.diagnostics.gates import overlap_gate
+    from cje.diagnostics.overlap import WEIGHTING_ESS_GATE
+
+    assert WEIGHTING_ESS_GATE == 0.30
+    status, why = overlap_gate("weighting", {"ess_raw": 0.25, "ttc": 0.9, "hill_raw": 3.0}, 1000)
+    assert status == "CAUTION" and len(why) == 1 and "25.0% < 30%" in why[0]
+    assert "never saw" in why[0]
+    # below 10% only the stronger reason; at 30% and above OK
+    status, why = overlap_gate("weighting", {"ess_raw": 0.05, "ttc": 0.9, "hill_raw": 3.0}, 1000)
+    assert status == "CAUTION" and len(why) == 1 and "5.0% < 10%" in why[0]
+    assert overlap_gate("weighting", {"ess_raw": 0.30, "ttc": 0.9, "hill_raw": 3.0}, 1000) == ("OK", [])
+    # the DR family keeps its 20% gate
+    assert overlap_gate("dr", {"ess_raw": 0.25, "ttc": 0.9}, 1000) == ("OK", [])

@@ -33,7 +33,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cje.diagnostics.calibration import out_of_range_share
-from cje.diagnostics.overlap import DR_ESS_GATE, ESS_GATE, HILL_GATE, HILL_RESIDUAL, TTC_GATE
+from cje.diagnostics.overlap import (
+    DR_ESS_GATE,
+    ESS_GATE,
+    HILL_GATE,
+    HILL_RESIDUAL,
+    TTC_GATE,
+    WEIGHTING_ESS_GATE,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -574,6 +581,13 @@ def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
                                     "allows only for the spread of the rows it saw, not for rarer "
                                     f"high-weight responses it missed ({TAIL_DOCS})"),
         )
+        if not low_ess:
+            checks += (("ess_raw", WEIGHTING_ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: a sample "
+                                                       "that missed the target's rarer high-weight "
+                                                       "responses looks like this, and its interval "
+                                                       "cannot allow for rows it never saw (weighted "
+                                                       "intervals covered 0.28–0.96 at such sample "
+                                                       f"ESS in simulation; {TAIL_DOCS})"),)
     else:
         checks = (
             ("ess_raw", ESS_GATE, "raw-weight ESS {v:.1%} < {g:.0%}: the logged labels barely "

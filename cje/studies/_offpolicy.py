@@ -181,8 +181,8 @@ def settings_report(r: StudyRun, grid: dict[str, Any], task: Callable[..., Any],
         f"{r.reps} replicates, {grid['n_prompts']} prompts. Coverage of 95% intervals ± binomial MC "
         f"SE; **bold ✗** = outside [{COVERAGE_BAND[0]}, {COVERAGE_BAND[1]}]. Bias, RMSE and width "
         "in label units (0–1). Raw ESS = the target's population raw-weight ESS. Share CAUTION: "
-        "estimates the overlap gate marks CAUTION (raw ESS < 10%, TTC < 0.3 or, for the IPS "
-        "family, Hill index < 2).",
+        "estimates the overlap gate marks CAUTION (raw ESS < 10% or TTC < 0.3; for the IPS "
+        "family also raw ESS < 30% or Hill index < 2, for the doubly robust ones raw ESS < 20%).",
         "",
         "## Reading",
         "",
