@@ -905,8 +905,11 @@ def test_tail_inflation_never_narrows_and_stays_off_with_good_overlap():
     flat = OffPolicyRows(flat.reward, flat.residual, flat.labelled, np.ones(200))
     assert factor(flat) == 1.0
     # no labels, every row labelled: nothing to estimate, exactly 1
-    none = OffPolicyRows(flat.reward, np.zeros(200), np.zeros(200, bool), _tail_rows(False).weights)
+    heavy = _tail_rows(False).weights
+    none = OffPolicyRows(flat.reward, np.zeros(200), np.zeros(200, bool), heavy)
     assert factor(none) == 1.0
+    every = OffPolicyRows(flat.reward, np.full(200, 0.1), np.ones(200, bool), heavy)
+    assert factor(every) == 1.0
 
 
 def test_snips_residual_part_gets_the_tail_aware_variance():

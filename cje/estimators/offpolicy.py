@@ -181,9 +181,14 @@ def _residual_term(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarra
     """The oracle residual correction ``ψ_e = Σ v_i (L_i/p_L) e_i / Σ v_i`` and its influence
     ``v_i((L_i/p_L) e_i − ψ_e) − ψ_e (L_i/p_L − 1)`` (see :func:`_labelling_term`), scaled by
     :func:`tail_inflation` when the raw weights' ESS is below :data:`TAIL_VARIANCE_ESS`."""
-    psi_e, phi_e = _weighted(v, rows.scaled_residual)
-    phi_e = phi_e - _labelling_term(rows, psi_e)
+    psi_e, phi_e = _residual_parts(v, rows)
     return psi_e, phi_e * tail_inflation(v, rows, psi_e, phi_e)
+
+
+def _residual_parts(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray]:
+    """:func:`_residual_term` before :func:`tail_inflation`."""
+    psi_e, phi_e = _weighted(v, rows.scaled_residual)
+    return psi_e, phi_e - _labelling_term(rows, psi_e)
 
 
 #: Raw-weight ESS fraction below which the residual term's variance is also estimated from every
@@ -365,15 +370,13 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
     >>> v.influence.round(6).tolist()   # [0.5*(0.4 − 0.55) − 0.05, 1.5*(0.6 − 0.55) + 0.05]
     [-0.125, 0.125]
     """
-    w, x = rows.weights, rows.scaled_residual
-    psi, phi = _weighted(w, rows.reward + x)
-    psi_e = float((w * x).sum() / w.sum())  # as _weighted's
+    w = rows.weights
+    psi, phi = _weighted(w, rows.reward + rows.scaled_residual)
+    psi_e, phi_e = _residual_parts(w, rows)
     phi -= _labelling_term(rows, psi_e)
-    if rows.labelled.any():
-        phi_e = w * (x - psi_e) - _labelling_term(rows, psi_e)
-        c = tail_inflation(w, rows, psi_e, phi_e)
-        if c > 1.0:  # else bit for bit the formula above
-            phi += (c - 1.0) * phi_e
+    c = tail_inflation(w, rows, psi_e, phi_e)
+    if c > 1.0:  # else bit for bit the formula above
+        phi += (c - 1.0) * phi_e
     return PolicyValue(psi, phi)
 
 
