@@ -373,8 +373,9 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
     direct = resolve(estimator, logged=False, fresh=False)
     if not isinstance(direct, DirectEstimator):
         raise CJEInputError(
-            f"estimator={estimator!r} is for logged data; out of core only fresh draws (direct "
-            f"mode) are supported yet (engine={engine!r}). " + memory)
+            f"estimator={estimator!r} is for logged data, which needs the logging policy's "
+            "log-probabilities ('logprob_base') and each target's ('logprob[<target>]'); this "
+            "data has none. For fresh draws of each policy use the default estimator ('direct').")
     from cje.pipeline.streaming import analyze_partitioned
 
     settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
