@@ -125,6 +125,27 @@ def test_frames_and_options(parts: list[Path], dask_client: Any) -> None:
     assert differences(mem, cje.analyze(str(parts[0].parent), engine="polars", **KW)) == []
 
 
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_stabilised_residual(tmp_path: Path, engine: str, dask_client: Any) -> None:
+    """Very poor overlap (raw ESS ~3%): 'auto' puts the stabilised weights on the residual term
+    of that target, with the transport allowance (gap² + Var(gap)) in its variance and its gap's
+    influence in the contrasts; residual_weights='stable' for every target, with a variance
+    cap."""
+    far = tmp_path / "veryfar"
+    sim = cje.synthetic.make_offpolicy_eval(4000, rng=2, targets={"x": 2.0, "b": 0.8})
+    paths = write_parts(pl.from_pandas(sim.logged), far, 4)
+    client = dask_client if engine == "dask" else None
+    for kw in (dict(), dict(residual_weights="stable", var_cap=0.1)):
+        kw = dict(KW, estimator="calibrated-ips", **kw)
+        mem = in_memory(paths, **kw)
+        rep = cje.analyze(str(far), engine=engine, client=client, **kw)
+        assert differences(mem, rep) == []
+        x = rep["x"]
+        assert x.diagnostics["residual_weights"] == "stable" and x.var_transport > 0
+        assert "transport_gap" in x.diagnostics and x.status == "CAUTION"
+    assert rep["b"].diagnostics["residual_weights"] == "stable"
+
+
 def test_comparison_can_fail(parts: list[Path], memory_reports: dict[str, cje.Report],
                              tmp_path: Path) -> None:
     """One target log-probability moved by 1 nat is seen by the comparison."""
@@ -226,21 +247,10 @@ def test_refusals(parts: list[Path], tmp_path: Path,
     src = str(parts[0].parent)
     for kw, what in ((dict(estimator="dr-cpo"), "DR family"),
                      (dict(fresh_draws=str(parts[0])), "fresh_draws="),
-                     (dict(on_invalid="drop"), "on_invalid='drop'"),
-                     (dict(residual_weights="stable"), "stabilised weights")):
+                     (dict(on_invalid="drop"), "on_invalid='drop'")):
         with pytest.raises(CJEInputError, match="engine='memory'") as exc:
             cje.analyze(src, engine="polars", **KW, **kw)
         assert what in str(exc.value)
-    # 'auto' residual weights under very poor overlap (raw ESS < 10%) choose the stabilised
-    # weights in memory: refused out of core, and residual_weights='raw' runs
-    far = tmp_path / "veryfar"
-    sim = cje.synthetic.make_offpolicy_eval(4000, rng=2, targets={"x": 2.0})
-    write_parts(pl.from_pandas(sim.logged), far, 4)
-    with pytest.raises(CJEInputError, match="residual_weights='raw'"):
-        cje.analyze(str(far), engine="polars", estimator="calibrated-ips", **KW)
-    kw = dict(KW, estimator="calibrated-ips", residual_weights="raw")
-    assert differences(in_memory(sorted(far.glob("*.parquet")), **kw),
-                       cje.analyze(str(far), engine="polars", **kw)) == []
     # too many distinct judge scores for cell tables: the count and the limit named
     from cje.pipeline import streaming_logged
 

@@ -25,11 +25,12 @@ small tables reach the driver:
    bins, as for the raw weights.
 
 The skeleton (:func:`cje.pipeline.core.estimate`: clustered variances, OUA jackknife, gates,
-contrasts, report) is the in-memory one. Refused, with a message naming ``engine="memory"``:
-the DR family (fresh draws), probes, covariates, calibration-only rows, ``on_invalid="drop"``,
-a target whose residual term would use the stabilised weights (``residual_weights="stable"``
-or chosen by ``"auto"`` under poor overlap), SIMCal-W's weight floor binding, and more than
-:data:`MAX_DISTINCT_SCORES` distinct judge scores.
+contrasts, report) is the in-memory one; a residual term on the stabilised weights
+(``residual_weights="stable"``, or ``"auto"`` under poor overlap) adds a column of the
+stabilised weights' per-prompt sums and the transport allowance. Refused, with a message naming
+``engine="memory"``: the DR family (fresh draws), probes, covariates, calibration-only rows,
+``on_invalid="drop"``, SIMCal-W's weight floor binding (raw weights below 1e-9 of the mean
+carrying a fold's mixture), and more than :data:`MAX_DISTINCT_SCORES` distinct judge scores.
 """
 
 from __future__ import annotations
@@ -670,6 +671,8 @@ def _prompt_rows(b: _Batch, ctx: dict) -> dict:
         out[f"w{j + 1}"] = w
         out[f"wr{j + 1}"] = w * reward
         out[f"ws{j + 1}"] = w * s01
+        if t.get("stable_residual"):
+            out[f"wt{j + 1}"] = np.where(ok, t["a"][fold, code] + t["b"][fold] * w, 0.0)
     return out
 
 
@@ -791,6 +794,7 @@ class _TargetStats:
     lam_lab: np.ndarray
     excluded: dict[str, int]
     cache: dict
+    stable_residual: bool = False  # the oracle residual term on the stabilised weights
 
 
 class LoggedPartitionedShape:
@@ -820,6 +824,8 @@ class LoggedPartitionedShape:
         self.n_clusters = 0
         self.naive: list[tuple[float, float, float]] = []
         self.diag: dict[int, dict[str, Any]] = {}
+        # policy → (signed allowance, gap, its SE, per-prompt influence totals)
+        self.gaps: dict[int, tuple[float, float, float, np.ndarray]] = {}
 
     # ---- one calibration ---------------------------------------------------------------------
     def _calib(self, calibrator: RewardCalibrator, deleted: frozenset[int]
@@ -869,7 +875,7 @@ class LoggedPartitionedShape:
         # the residual term on the raw weights (SNIPS, calibrated IPS: stabilised refused)
         psi_e = float((w_lab * x).sum()) / sum_w
         res["psi_e"] = psi_e
-        c = self._tail(tg, full, e, x, w_lab, psi_e, sum_w)
+        c = self._tail(tg, full, e, x, w_lab, psi_e, sum_w, tg.Sw2.sum(axis=0))
         res["c"] = c
         if isinstance(est, SNIPS):
             res["value"] = (float(sw_code @ full) + float((w_lab * x).sum())) / sum_w
@@ -878,18 +884,29 @@ class LoggedPartitionedShape:
             cell_stats(tg.N, tg.Sw, tg.Sw2, w_lab, self.lab_code[tg.lab], self.lab_fold[tg.lab],
                        self.table.y[self.table.train][tg.lab]),
             tg.w_min, index, tiebreak=self.distinct01, var_cap=est.var_cap,
-            stable_residual=False, cache=tg.cache)
+            stable_residual=tg.stable_residual, cache=tg.cache)
         sws = aff.a * tg.N + aff.b[:, None] * tg.Sw
         psi_r = float(sws.sum(axis=0) @ full) / float(sws.sum())
         res.update(value=psi_r + psi_e, psi_r=psi_r, stable=aff,
                    mu=(float(sw_code @ full) - psi_r * sum_w) / n)
+        if tg.stable_residual:
+            # the residual term on the stabilised weights (the raw one kept for the gap)
+            fl, cl = self.lab_fold[tg.lab], self.lab_code[tg.lab]
+            ws_lab = aff.a[fl, cl] + aff.b[fl] * w_lab
+            sum_s = float(sws.sum())
+            psi_s = float((ws_lab * x).sum()) / sum_s
+            b2 = aff.b[:, None]
+            v2 = (aff.a * aff.a * tg.N + 2 * aff.a * b2 * tg.Sw + b2 * b2 * tg.Sw2).sum(axis=0)
+            res.update(value=psi_r + psi_s, psi_s=psi_s, ws_lab=ws_lab,
+                       c_s=self._tail(tg, full, e, x, ws_lab, psi_s, sum_s, v2))
         if not deleted:
             self.stable[j] = aff
         return res
 
     def _tail(self, tg: _TargetStats, full: np.ndarray, e: np.ndarray, x: np.ndarray,
-              v_lab: np.ndarray, psi_e: float, sum_v: float) -> float:
-        """:func:`~cje.estimators.offpolicy.tail_inflation` from the cells (raw weights)."""
+              v_lab: np.ndarray, psi_e: float, sum_v: float, v2_code: np.ndarray) -> float:
+        """:func:`~cje.estimators.offpolicy.tail_inflation` from the cells: the residual term's
+        weights ``v`` given by their labelled rows' values, their sum and ``Σ v²`` per score."""
         from cje.estimators.offpolicy import _REGIONS, _ROWS_PER_REGION
 
         n, m = tg.n, e.size
@@ -900,7 +917,7 @@ class LoggedPartitionedShape:
             return 1.0
         lab_term = psi_e * (n / m - 1.0)
         phi_lab = v_lab * (x - psi_e) - lab_term
-        sum_v2 = sum_w2
+        sum_v2 = float(v2_code.sum())
         u_n = n - m
         u_v = sum_v - float(v_lab.sum())
         u_v2 = sum_v2 - float((v_lab * v_lab).sum())
@@ -910,7 +927,6 @@ class LoggedPartitionedShape:
         e2 = e ** 2
         r_lab = full[self.lab_code[tg.lab]]
         regions = max(1, min(_REGIONS, m // _ROWS_PER_REGION))
-        v2_code = tg.Sw2.sum(axis=0)
         if regions > 1:
             edges = np.quantile(r_lab, np.linspace(0.0, 1.0, regions + 1)[1:-1])
             region = np.searchsorted(edges, r_lab)
@@ -975,8 +991,25 @@ class LoggedPartitionedShape:
                     t = wr + wx - p["value"] * w - (psi_e * ((n / m) * mg - nj) if lab_on else 0.0)
                     if p["c"] > 1.0:
                         t = t + (p["c"] - 1.0) * phi_e
-                else:
+                elif not tg.stable_residual:
                     t = wr - p["psi_r"] * w - p["mu"] * nj + p["c"] * phi_e
+                else:
+                    wt = c[f"wt{j + 1}"]
+                    psi_s = p["psi_s"]
+                    phi_s = (add(p["ws_lab"] * x, rows) - psi_s * wt
+                             - (psi_s * ((n / m) * mg - nj) if lab_on else 0.0))
+                    t = wr - p["psi_r"] * w - p["mu"] * nj + p["c_s"] * phi_s
+                    # the transport allowance: the gap between the raw and the stabilised
+                    # residual terms, and its per-prompt influence totals
+                    g = psi_e - psi_s
+                    phi_g = p["c"] * phi_e - p["c_s"] * phi_s
+                    on = nj > 0
+                    v, g_n = cluster_variance(phi_g[on], np.arange(int(on.sum())), n)
+                    v = float(v) if v == v else 0.0
+                    tot = np.where(on, phi_g, 0.0) / n
+                    tot = tot * math.sqrt(g_n / (g_n - 1)) if g_n > 1 else 0 * tot
+                    self.gaps[j + 1] = (math.copysign(math.sqrt(g * g + v), g), g, math.sqrt(v),
+                                        tot)
             totals[:, j + 1] = t
             mean = float(tg.Sw.sum(axis=0) @ self.distinct01) / float(tg.Sw.sum())
             naive.append(self._naive(c[f"ws{j + 1}"], w, nj, mean, n))
@@ -997,11 +1030,11 @@ class LoggedPartitionedShape:
             deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
         assert not deleted and self.totals is not None and self.present is not None
         values = self.values(calibrator, deleted)
-        return [(PolicyValue(float(values[p]), self.totals[self.present[:, p], p]), 0.0)
-                for p in range(len(self.names))]
+        return [(PolicyValue(float(values[p]), self.totals[self.present[:, p], p]),
+                 self.gaps[p][0] if p in self.gaps else 0.0) for p in range(len(self.names))]
 
     def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
-        return {}
+        return {p: (g[1], g[3]) for p, g in self.gaps.items()}
 
     def probe_rows(self) -> list[np.ndarray]:
         return []
@@ -1020,7 +1053,13 @@ class LoggedPartitionedShape:
                               method="on-policy (logged)", naive=self.naive[0],
                               scores=np.repeat(self.distinct, self.n_code), n_rows=self.n_logged)
         tg = self.targets[p - 1]
-        diag = self.diag[p - 1]
+        diag = dict(self.diag[p - 1])
+        if p in self.gaps:
+            width = self.label_scale[1] - self.label_scale[0]
+            diag["transport_gap"] = self.gaps[p][1] * width
+            diag["transport_gap_se"] = self.gaps[p][2] * width
+        if tg.stable_residual and "residual_weights" in diag:
+            diag["residual_weights"] = "stable"
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.n)
         return PolicyRows(cluster=cl, n_labels=int(tg.lab.size), method=self.estimator.method,
                           naive=self.naive[p],
@@ -1365,21 +1404,20 @@ def analyze_logged_partitioned(
                 ess = (sum_w / mean_w) ** 2 / (tg.n * (sum_w2 / mean_w ** 2))
                 hill = _hill_of(raw_orders[i], tg.n, eng, ctx, i, progress, cells)
                 stable = ess < ESS_GATE or (hill == hill and hill < HILL_RESIDUAL)
-            if stable:
-                raise CJEInputError(
-                    f"Target {tg.name!r}: its oracle residual term would use the stabilised "
-                    "weights (residual_weights='stable', or 'auto' under poor overlap: raw ESS "
-                    "below 10% or a Hill index below 1), which is not supported out of core yet. "
-                    "Pass residual_weights='raw', or " + _OR_MEMORY[0].lower() + _OR_MEMORY[1:])
+            tg.stable_residual = bool(stable)
     full_parts = shape.parts(calibrator, frozenset())
 
     # ---- pass 3: per-prompt sums; the bins of the order statistics --------------------------------
     reward = full_parts[0]["full"]
     ctx3 = dict(ctx, reward=np.asarray(reward, dtype=np.float64), s01=dist01)
+    cols = ["lab", "n0", "r0", "s0"]
     for i, t in enumerate(ctx3["targets"]):
         t["scale"] = targets[i].scale
-    cols = ["lab", "n0", "r0", "s0"] + [f"{c}{i + 1}" for i in range(len(targets))
-                                        for c in ("n", "w", "wr", "ws")]
+        cols += [f"{c}{i + 1}" for c in ("n", "w", "wr", "ws")]
+        if targets[i].stable_residual:
+            aff = shape.stable[i]
+            t.update(stable_residual=True, a=aff.a, b=aff.b)
+            cols.append(f"wt{i + 1}")
     sums = eng.prompt_sums(_selected(_prompt_rows), ctx3, cols, progress)
     shape.set_totals(sums, cols, full_parts, lab_code_p, m_prompts, s01)
     del sums
