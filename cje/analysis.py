@@ -257,7 +257,7 @@ def analyze(
                 estimator=estimator, alpha=alpha, mode=mode, n_folds=n_folds, seed=seed,
                 policies=policies, columns=columns, probe_correction=probe_correction,
                 progress=progress, transport_margin=transport_margin, var_cap=var_cap,
-                residual_weights=residual_weights)
+                residual_weights=residual_weights, mrdr_omega=mrdr_omega, on_missing=on_missing)
         # in memory: a glob or a directory of files is read whole, a lazy frame collected
         files = streaming.expand_files(data)
         if files is not None and (len(files) > 1 or files[0] != Path(data)):
@@ -400,20 +400,29 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
 def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any, probes: Any,
                         fresh_draws: Any, covariates: tuple[str, ...], on_invalid: str,
                         estimator: Any, mode: Mode, policies: Any, var_cap: Any = None,
-                        residual_weights: str = "auto", **kw: Any) -> Report:
+                        residual_weights: str = "auto", mrdr_omega: str = "w",
+                        on_missing: str = "raise", **kw: Any) -> Report:
     """Logged data with ``engine="polars"`` / ``"dask"``: the weighting family out of core
     (:mod:`cje.pipeline.streaming_logged`); what is not supported yet is refused before any
     row is read."""
     memory = "Use engine='memory' (it needs the data in memory)."
     for given, what in ((calibration is not None, "calibration="), (bool(probes), "probes="),
-                        (fresh_draws is not None,
-                         "fresh_draws= (the DR family: DR-CPO, TMLE, MRDR, stacked DR)"),
                         (bool(covariates), "covariates="),
                         (on_invalid == "drop", "on_invalid='drop' on logged data")):
         if given:
             raise CJEInputError(f"{what} is not supported out of core yet (engine={engine!r}). "
                                 + memory)
     from cje.pipeline.streaming_logged import analyze_logged_partitioned
+
+    def load_fresh(judge_scale: Any, label_scale: Any) -> Any:
+        """The fresh draws (the DR family holds them in memory), on the logged data's scales."""
+        from cje._checks import naming
+
+        with naming("fresh_draws"):
+            fresh = load(fresh_draws, judge_scale=judge_scale, label_scale=label_scale,
+                         columns=kw["columns"], covariates=())
+        _no_design(fresh, "fresh_draws")
+        return fresh
 
     settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
                 "seed": kw["seed"], "transport_margin": kw["transport_margin"],
@@ -424,7 +433,9 @@ def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any
         data, engine=engine, client=client, estimator=estimator, judge_scale=kw["judge_scale"],
         label_scale=kw["label_scale"], columns=kw["columns"], alpha=kw["alpha"], mode=mode,
         n_folds=kw["n_folds"], seed=kw["seed"], only=policies, settings=settings,
-        residual_weights=residual_weights, var_cap=var_cap, progress=kw["progress"])
+        residual_weights=residual_weights, var_cap=var_cap, mrdr_omega=mrdr_omega,
+        fresh_loader=load_fresh if fresh_draws is not None else None, on_missing=on_missing,
+        progress=kw["progress"])
     from cje.export import provenance
 
     src = data if isinstance(data, (str, os.PathLike)) else None

@@ -60,7 +60,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
-from cje.pipeline.summaries import TAIL_PROBS, from_unit, to_unit
+from cje.pipeline.summaries import TAIL_PROBS, from_unit, naive_judge_mean, to_unit
 from cje.report import Report
 
 __all__ = ["MAX_DISTINCT_SCORES", "analyze_logged_partitioned", "has_logprobs", "input_columns"]
@@ -237,7 +237,7 @@ class _PolarsEngine(_Engine):
         import polars as pl
 
         n_lp = len(self.lp_names)
-        schema = pl.Struct({c: (pl.Int64 if c == "lab" else pl.Float64) for c in cols})
+        schema = pl.Struct({c: (pl.Int64 if c in ("lab", "f") else pl.Float64) for c in cols})
 
         def udf(st: Any) -> Any:
             out = fn(_to_batch(st.struct.unnest(), n_lp), ctx)
@@ -246,7 +246,7 @@ class _PolarsEngine(_Engine):
         names = self.lf.collect_schema().names()
         q = (self.lf.select(pl.col("prompt_id"), pl.struct(names).map_batches(
             udf, return_dtype=schema, is_elementwise=True).alias("__x")).unnest("__x")
-            .group_by("prompt_id").agg(*[pl.col(c).max() if c == "lab" else pl.col(c).sum()
+            .group_by("prompt_id").agg(*[pl.col(c).max() if c in ("lab", "f") else pl.col(c).sum()
                                          for c in cols]).select(cols))
         return q.collect(engine="streaming").to_numpy().astype(np.float64)
 
@@ -379,11 +379,11 @@ class _DaskEngine(_Engine):
 
         n_lp = len(self.lp_names)
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=object),
-                             **{c: pd.Series([], dtype="int64" if c == "lab" else "float64")
+                             **{c: pd.Series([], dtype="int64" if c in ("lab", "f") else "float64")
                                 for c in cols}})
         ctx_d = dask.delayed(ctx, pure=True, traverse=False)
         wide = self.ddf.map_partitions(_dask_rows, fn, ctx_d, n_lp, cols, meta=meta)
-        agg = wide.groupby("prompt_id", sort=False).agg({c: "max" if c == "lab" else "sum"
+        agg = wide.groupby("prompt_id", sort=False).agg({c: "max" if c in ("lab", "f") else "sum"
                                                          for c in cols})
         parts = self._compute(agg.to_delayed(), progress, "per-prompt sums (dask)")
         return np.concatenate([p[cols].to_numpy(dtype=np.float64) for p in parts]) if parts \
@@ -617,16 +617,41 @@ def _row_folds(b: _Batch, ctx: dict) -> tuple[np.ndarray, np.ndarray]:
     return fold, idx
 
 
+def _fresh_index(b: _Batch, ctx: dict) -> np.ndarray | None:
+    """Each row's prompt among the fresh draws' prompts (−1: none); ``None`` without them."""
+    fp = ctx.get("fresh_prompt")
+    if fp is None:
+        return None
+    return np.fromiter((fp.get(p, -1) for p in b.pid), dtype=np.int64, count=b.pid.size)
+
+
+def _usable(b: _Batch, ctx: dict, j: int, fidx: np.ndarray | None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Target ``j``'s usable rows (its log-probability present and, for the DR family, fresh
+    draws of the row's prompt) and the rows that lack only the fresh draws."""
+    ok = ~np.isnan(b.lp[j + 1])
+    if fidx is None:
+        return ok, None
+    has = ctx["targets"][j]["has"]
+    with_fresh = (fidx >= 0) & has[np.maximum(fidx, 0)]
+    return ok & with_fresh, ok & ~with_fresh
+
+
 def _cells(b: _Batch, ctx: dict) -> dict:
     """Pass 2 on one batch."""
     D, K, nb = ctx["distinct"].size, ctx["k"], HIST_BINS
     code = np.searchsorted(ctx["distinct"], b.s)
     fold, _ = _row_folds(b, ctx)
+    fidx = _fresh_index(b, ctx)
     out: dict[str, Any] = {}
     base = b.lp[0]
     for j, t in enumerate(ctx["targets"]):
         lp = b.lp[j + 1]
-        ok = ~np.isnan(lp)
+        ok, miss = _usable(b, ctx, j, fidx)
+        if miss is not None:
+            out[f"n_miss{j}"] = int(miss.sum())
+            out[f"first_miss{j}"] = _first(miss, b, None)
+            out[f"nf{j}"] = np.bincount(fidx[ok], minlength=ctx["n_fresh_prompts"])
         lam = lp[ok] - base[ok]
         e = np.exp(lam - t["M"])
         key = fold[ok] * D + code[ok]
@@ -660,12 +685,15 @@ def _prompt_rows(b: _Batch, ctx: dict) -> dict:
     the summands of the per-prompt totals."""
     code = np.searchsorted(ctx["distinct"], b.s)
     fold, idx = _row_folds(b, ctx)
+    fidx = _fresh_index(b, ctx)
     reward, s01 = ctx["reward"][code], ctx["s01"][code]
     out: dict[str, np.ndarray] = {"lab": idx, "n0": np.ones(b.s.size), "r0": reward, "s0": s01}
+    if fidx is not None:
+        out["f"] = fidx
     base = b.lp[0]
     for j, t in enumerate(ctx["targets"]):
         lp = b.lp[j + 1]
-        ok = ~np.isnan(lp)
+        ok, _ = _usable(b, ctx, j, fidx)
         w = np.where(ok, np.exp(np.where(ok, lp - base, 0.0) - t["M"]) * t["scale"], 0.0)
         out[f"n{j + 1}"] = ok.astype(np.float64)
         out[f"w{j + 1}"] = w
@@ -673,6 +701,12 @@ def _prompt_rows(b: _Batch, ctx: dict) -> dict:
         out[f"ws{j + 1}"] = w * s01
         if t.get("stable_residual"):
             out[f"wt{j + 1}"] = np.where(ok, t["a"][fold, code] + t["b"][fold] * w, 0.0)
+        # per calibration run (DR family): the reward, the outcome models, the stabilised
+        # weights, each a table over (fold, score) or over the scores
+        for name, tab in t.get("extra", {}).items():
+            out[name] = w * (tab[code] if tab.ndim == 1 else tab[fold, code])
+        for name, (a, bb) in t.get("extra_stable", {}).items():
+            out[name] = np.where(ok, a[fold, code] + bb[fold] * w, 0.0)
     return out
 
 
@@ -681,12 +715,13 @@ def _collect(b: _Batch, ctx: dict) -> dict:
     and, with stabilised weights, their histogram."""
     code = np.searchsorted(ctx["distinct"], b.s)
     fold, _ = _row_folds(b, ctx)
+    fidx = _fresh_index(b, ctx)
     out: dict[str, Any] = {}
     base = b.lp[0]
     nb = HIST_BINS
     for j, t in enumerate(ctx["targets"]):
         lp = b.lp[j + 1]
-        ok = ~np.isnan(lp)
+        ok, _ = _usable(b, ctx, j, fidx)
         lam = lp[ok] - base[ok]
         lb = _bins(lam, t["lam_lo"], t["lam_hi"], nb)
         keep = np.isin(lb, t["lam_bins"])
@@ -795,6 +830,14 @@ class _TargetStats:
     excluded: dict[str, int]
     cache: dict
     stable_residual: bool = False  # the oracle residual term on the stabilised weights
+    # the DR family: the target's fresh draws (held in memory) and its usable logged rows per
+    # fresh-draw prompt
+    nf: np.ndarray | None = None  # (F,) usable logged rows per fresh prompt
+    f_prompt: np.ndarray | None = None  # per fresh draw: its prompt (of the F)
+    f_fold: np.ndarray | None = None
+    f_code: np.ndarray | None = None
+    f_s01: np.ndarray | None = None
+    f_count: np.ndarray | None = None  # (F,) fresh draws per prompt, at least 1
 
 
 class LoggedPartitionedShape:
@@ -818,6 +861,10 @@ class LoggedPartitionedShape:
         self.n_code = n_code  # logged rows per distinct score
         self.n_logged = int(n_code.sum())
         self.lab_fold, self.lab_code = lab_fold, lab_code  # per labelled row: fold, score code
+        self.m_log = int(lab_fold.size)  # labelled logged rows (the table's first rows)
+        self.run_parts: dict[frozenset[int], list[dict]] = {}
+        self.run_values: dict[frozenset[int], np.ndarray] = {}
+        self.mixture: dict[int, np.ndarray] = {}
         self.stable: dict[int, AffineSimcal] = {}
         self.totals: np.ndarray | None = None
         self.present: np.ndarray | None = None
@@ -839,7 +886,12 @@ class LoggedPartitionedShape:
             for k in range(self.k)])
         t = self.table
         oof = index[self.lab_fold, self.lab_code]
-        return full, index, t.y[t.train] - oof
+        return full, index, t.y[t.train][: self.m_log] - oof
+
+    def prepare(self, calibrator: RewardCalibrator) -> None:
+        """The numbers of every calibration run (the full one and each fold-deleted one)."""
+        for r in [frozenset(), *(frozenset({d}) for d in range(self.k))]:
+            self.run_parts[r] = self.parts(calibrator, r)
 
     def parts(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> list[dict]:
         """Per policy the numbers of its estimate under one calibration."""
@@ -888,7 +940,7 @@ class LoggedPartitionedShape:
         sws = aff.a * tg.N + aff.b[:, None] * tg.Sw
         psi_r = float(sws.sum(axis=0) @ full) / float(sws.sum())
         res.update(value=psi_r + psi_e, psi_r=psi_r, stable=aff,
-                   mu=(float(sw_code @ full) - psi_r * sum_w) / n)
+                   mu=(float(sw_code @ full) - psi_r * sum_w) / n, sws=sws)
         if tg.stable_residual:
             # the residual term on the stabilised weights (the raw one kept for the gap)
             fl, cl = self.lab_fold[tg.lab], self.lab_code[tg.lab]
@@ -901,7 +953,79 @@ class LoggedPartitionedShape:
                        c_s=self._tail(tg, full, e, x, ws_lab, psi_s, sum_s, v2))
         if not deleted:
             self.stable[j] = aff
+        if not isinstance(est, CalibratedIPS):
+            self._doubly_robust(tg, res, full, index, aff, sws, sum_w)
         return res
+
+    def _doubly_robust(self, tg: _TargetStats, res: dict, full: np.ndarray, index: np.ndarray,
+                       aff: AffineSimcal, sws: np.ndarray, sum_w: float) -> None:
+        """The DR family's numbers (:func:`~cje.estimators.offpolicy.doubly_robust`) of each
+        member: the outcome model per (fold, score) cell and at the fresh draws, the fresh-draw
+        mean per prompt, and the terms of the estimate."""
+        from cje.estimators.offpolicy import StackedDR
+
+        est = self.estimator
+        members = est.members if isinstance(est, StackedDR) else (est,)
+        resid = res["psi_s"] if tg.stable_residual else res["psi_e"]
+        out = []
+        assert tg.nf is not None and tg.f_prompt is not None and tg.f_count is not None
+        for mb in members:
+            Q, qf = self._outcome(mb, tg, full, index)
+            gbar = np.bincount(tg.f_prompt, weights=qf, minlength=tg.nf.size) / tg.f_count
+            psi_g = float(tg.nf @ gbar) / tg.n
+            d = full[None, :] - Q
+            psi_c = float((sws * d).sum()) / float(sws.sum())
+            mu_c = (float((tg.Sw * d).sum()) - psi_c * sum_w) / tg.n
+            out.append({"name": mb.name, "Q": Q, "gbar": gbar, "psi_g": psi_g, "psi_c": psi_c,
+                        "mu_c": mu_c, "value": psi_g + psi_c + resid})
+        res["members"] = out
+        res["value"] = out[0]["value"] if len(out) == 1 else None  # stacked: after the pass
+
+    def _outcome(self, mb: Any, tg: _TargetStats, full: np.ndarray, index: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """A DR member's outcome model ``q`` per (fold, score) cell (K, D) and at the target's
+        fresh draws: the in-memory fits on the cells and the labelled rows."""
+        from cje.estimators.offpolicy import MRDR, TMLE, LoggedTarget
+        from cje.estimators.outcome import _expit, _logit, mrdr_outcome, tmle_clever
+
+        K, D = index.shape
+        ff, fc = tg.f_fold, tg.f_code
+        if isinstance(mb, TMLE):
+            h = tmle_clever(tg.Sw, tg.N, index, self.distinct01, tg.cache.setdefault("tmle", {}))
+            eta = _logit(index)
+            R = np.broadcast_to(full, (K, D))
+            eps = 0.0
+            for _ in range(50):  # cje.estimators.outcome._TMLE_STEPS, on the cells
+                pr = _expit(eta + eps * h)
+                score = float((tg.N * h * (R - pr)).sum())
+                info = float((tg.N * h * h * pr * (1.0 - pr)).sum())
+                if info <= 0:
+                    break
+                step = score / info
+                eps += step
+                if abs(step) < 1e-8:
+                    break
+            return _expit(eta + eps * h), _expit(_logit(index[ff, fc]) + eps * h[ff, fc])
+        if isinstance(mb, MRDR):
+            # the target's labelled rows, then one unlabelled row per cell: mrdr_outcome fits
+            # on the first and gives the table at the others
+            m = tg.lab.size
+            grid_f, grid_c = np.repeat(np.arange(K), D), np.tile(np.arange(D), K)
+            y_lab = self.table.y[self.table.train][: self.m_log][tg.lab]
+            lab = np.r_[np.ones(m, bool), np.zeros(K * D, bool)]
+            z = np.zeros(m + K * D)
+            x = LoggedTarget(
+                reward=z, residual=z, labelled=lab, weights=np.r_[tg.w_lab, np.ones(K * D)],
+                log_w=z, oof=z, label=np.r_[y_lab, np.full(K * D, np.nan)],
+                cluster=np.zeros(m + K * D, np.int64),
+                fold=np.r_[self.lab_fold[tg.lab], grid_f], codes=np.r_[self.lab_code[tg.lab], grid_c],
+                stable_residual=False, index=index, distinct_s=self.distinct01, full=full,
+                used=np.arange(D), used_codes=np.r_[self.lab_code[tg.lab], grid_c],
+                fresh_cluster=np.zeros(0, np.int64), fresh_fold=ff, fresh_codes=fc,
+                fresh_label=np.full(ff.size, np.nan), fresh_count=np.ones(1), cache=None)
+            q, qf = mrdr_outcome(x, mb.omega)
+            return q[m:].reshape(K, D), qf
+        return index, index[ff, fc]  # DR-CPO: the out-of-fold calibration
 
     def _tail(self, tg: _TargetStats, full: np.ndarray, e: np.ndarray, x: np.ndarray,
               v_lab: np.ndarray, psi_e: float, sum_v: float, v2_code: np.ndarray) -> float:
@@ -940,13 +1064,16 @@ class LoggedPartitionedShape:
         return float(np.sqrt(design / sample)) if design > sample else 1.0
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
+        if deleted in self.run_values:
+            return self.run_values[deleted]
         return np.array([p["value"] for p in self.parts(calibrator, deleted)])
 
     # ---- per-prompt totals (full calibration) ------------------------------------------------
-    def set_totals(self, sums: np.ndarray, cols: list[str], parts: list[dict],
-                   lab_prompt: np.ndarray, n_lab_prompts: int, s01_lab: np.ndarray) -> None:
+    def set_totals(self, sums: np.ndarray, cols: list[str], lab_prompt: np.ndarray,
+                   n_lab_prompts: int) -> None:
         """Each policy's per-prompt influence totals from the per-prompt sums and the labelled
         rows' terms (``lab_prompt``: each labelled row's prompt among the labelled prompts)."""
+        parts = self.run_parts[frozenset()]
         c = {name: sums[:, i] for i, name in enumerate(cols)}
         G = sums.shape[0]
         lab = c["lab"].astype(np.int64)
@@ -999,6 +1126,9 @@ class LoggedPartitionedShape:
                     phi_s = (add(p["ws_lab"] * x, rows) - psi_s * wt
                              - (psi_s * ((n / m) * mg - nj) if lab_on else 0.0))
                     t = wr - p["psi_r"] * w - p["mu"] * nj + p["c_s"] * phi_s
+                if "members" in p:  # the DR family (in place of calibrated IPS's reward term)
+                    t = self._dr_totals(j, tg, c, add, mg, lab_on)
+                if tg.stable_residual:
                     # the transport allowance: the gap between the raw and the stabilised
                     # residual terms, and its per-prompt influence totals
                     g = psi_e - psi_s
@@ -1011,10 +1141,57 @@ class LoggedPartitionedShape:
                     self.gaps[j + 1] = (math.copysign(math.sqrt(g * g + v), g), g, math.sqrt(v),
                                         tot)
             totals[:, j + 1] = t
-            mean = float(tg.Sw.sum(axis=0) @ self.distinct01) / float(tg.Sw.sum())
-            naive.append(self._naive(c[f"ws{j + 1}"], w, nj, mean, n))
+            if tg.f_s01 is not None:  # the raw judge mean on its fresh draws
+                naive.append(naive_judge_mean(tg.f_s01, tg.f_prompt, self.alpha,
+                                              self.label_scale))
+            else:
+                mean = float(tg.Sw.sum(axis=0) @ self.distinct01) / float(tg.Sw.sum())
+                naive.append(self._naive(c[f"ws{j + 1}"], w, nj, mean, n))
         self.totals, self.present, self.naive = totals, present, naive
         self.n_clusters = G
+        # every run's point estimates (stacked DR: stacked per run, above)
+        for r, ps in self.run_parts.items():
+            self.run_values[r] = np.array([q["value"] for q in ps])
+
+    def _dr_totals(self, j: int, tg: _TargetStats, c: dict[str, np.ndarray], add: Any,
+                   mg: np.ndarray, lab_on: bool) -> np.ndarray:
+        """A DR target's per-prompt influence totals under the full calibration: per member
+        ``n_g (ḡ_g − ψ_g) + Σ_g w (R − q) − ψ_c Σ_g w − μ_c n_g`` plus the residual term; for
+        stacked DR the members' totals under every run, stacked as :func:`stack` does (the
+        runs' stacking weights set their point estimates)."""
+        from cje.calibration.weights import min_variance_simplex
+
+        nj, w = c[f"n{j + 1}"], c[f"w{j + 1}"]
+        f = np.maximum(c["f"].astype(np.int64), 0)
+        n, rows = tg.n, tg.lab
+        out = None
+        for ri, r in enumerate(self.run_parts):
+            p = self.run_parts[r][j + 1]
+            if ri > 0 and len(p["members"]) == 1:
+                break  # one member: its value needs no totals
+            m, x = p["m"], p["x"]
+            sfx = "" if ri == 0 else f"_{ri}"
+            if tg.stable_residual:
+                v, psi, cc, v_lab = c[f"wt{j + 1}{sfx}"], p["psi_s"], p["c_s"], p["ws_lab"]
+            else:
+                v, psi, cc, v_lab = w, p["psi_e"], p["c"], tg.w_lab
+            resid = cc * (add(v_lab * x, rows) - psi * v
+                          - (psi * ((n / m) * mg - nj) if lab_on else 0.0))
+            wr = c[f"wr{j + 1}{sfx}"]
+            T = [nj * (mb["gbar"][f] - mb["psi_g"]) + wr - c[f"wq{j + 1}_{i}{sfx}"]
+                 - mb["psi_c"] * w - mb["mu_c"] * nj + resid
+                 for i, mb in enumerate(p["members"])]
+            if len(T) == 1:
+                return T[0]
+            Tm = np.vstack(T)
+            alpha = min_variance_simplex(Tm @ Tm.T)
+            p["value"] = float(sum(a * mb["value"] for a, mb in zip(alpha, p["members"],
+                                                                    strict=True)))
+            if ri == 0:
+                self.mixture[j] = alpha
+                out = np.asarray(sum(a * t for a, t in zip(alpha, T, strict=True)))
+        assert out is not None
+        return out
 
     def _naive(self, sx: np.ndarray, w: np.ndarray | None, n_g: np.ndarray, mean: float,
                n: int) -> tuple[float, float, float]:
@@ -1049,7 +1226,7 @@ class LoggedPartitionedShape:
         assert self.present is not None
         cl = np.flatnonzero(self.present[:, p])
         if p == 0:
-            return PolicyRows(cluster=cl, n_labels=int(self.table.train.size),
+            return PolicyRows(cluster=cl, n_labels=self.m_log,
                               method="on-policy (logged)", naive=self.naive[0],
                               scores=np.repeat(self.distinct, self.n_code), n_rows=self.n_logged)
         tg = self.targets[p - 1]
@@ -1060,10 +1237,15 @@ class LoggedPartitionedShape:
             diag["transport_gap_se"] = self.gaps[p][2] * width
         if tg.stable_residual and "residual_weights" in diag:
             diag["residual_weights"] = "stable"
+        if p - 1 in self.mixture:
+            parts = [mb.name for mb in self.estimator.members]
+            diag.update({f"stack_{n.replace('-', '_')}": float(a)
+                         for n, a in zip(parts, self.mixture[p - 1], strict=True)})
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.n)
+        scores = (from_unit(tg.f_s01, self.judge_scale) if tg.f_s01 is not None
+                  else np.repeat(self.distinct, tg.N.sum(axis=0).astype(np.int64)))
         return PolicyRows(cluster=cl, n_labels=int(tg.lab.size), method=self.estimator.method,
-                          naive=self.naive[p],
-                          scores=np.repeat(self.distinct, tg.N.sum(axis=0).astype(np.int64)),
+                          naive=self.naive[p], scores=scores,
                           status=status, reasons=reasons, diagnostics=diag, n_rows=tg.n)
 
 
@@ -1076,7 +1258,7 @@ def _raw_order(tg: _TargetStats, cells: dict, j: int) -> _Order:
 
 
 def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineSimcal | None,
-                 st_order: _Order | None, near: int, s_code01: np.ndarray,
+                 st_order: _Order | None, near: int, s_user: np.ndarray,
                  judge_scale: tuple[float, float]) -> dict[str, Any]:
     """:func:`~cje.diagnostics.overlap.weight_summary` and the pipeline's own diagnostics of one
     target, from the order statistics and the cells."""
@@ -1088,7 +1270,8 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
     mean_w = sum_w / n
     ess = (sum_w / mean_w) ** 2 / (n * (sum_w2 / mean_w ** 2))
     w_of = lambda lam: math.exp(lam - tg.M) * sc  # noqa: E731
-    out: dict[str, Any] = {"ess_raw": ess, "ess_stable": nan, "max_weight_raw": sc / mean_w,
+    out: dict[str, Any] = {"ess_raw": ess, "ess_stable": nan,
+                           "max_weight_raw": float(tg.w_max.max()) / mean_w,
                            "max_weight_stable": nan}
     k5 = _top_k(n, 0.05)
     out["top5_mass_raw"] = raw.top_sum(k5, "e") * sc / sum_w
@@ -1109,9 +1292,11 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
         out["hill_raw"] = nan
     # affinity: the logged scores' histogram, unweighted and weighted by the raw weights
     edges = (judge_scale[0], judge_scale[1])
-    s_user = from_unit(s_code01, judge_scale)
     pcount = np.histogram(s_user, bins=20, range=edges, weights=tg.N.sum(axis=0))[0]
-    q = np.histogram(s_user, bins=20, range=edges, weights=tg.Sw.sum(axis=0))[0]
+    if tg.f_s01 is not None:  # the target's own responses: its fresh draws
+        q = np.histogram(from_unit(tg.f_s01, judge_scale), bins=20, range=edges)[0].astype(float)
+    else:
+        q = np.histogram(s_user, bins=20, range=edges, weights=tg.Sw.sum(axis=0))[0]
     pp, qq = pcount / pcount.sum(), q / q.sum()
     out["affinity"] = float(min(1.0, np.sum(np.sqrt(pp * qq))))
     out["ttc"], out["cle"] = surprisal["ttc"], surprisal["cle"]
@@ -1206,6 +1391,9 @@ def analyze_logged_partitioned(
     settings: dict[str, Any],
     residual_weights: str = "auto",
     var_cap: float | None = None,
+    mrdr_omega: str = "w",
+    fresh_loader: Callable[[tuple[float, float], tuple[float, float]], Any] | None = None,
+    on_missing: str = "raise",
     progress: bool | None = None,
 ) -> Report:
     """The report of logged data (IPS, SNIPS, calibrated IPS) computed out of core (see
@@ -1223,6 +1411,11 @@ def analyze_logged_partitioned(
         estimator object.
     judge_scale, label_scale, columns, alpha, mode, n_folds, seed, residual_weights, var_cap
         As in :func:`cje.analyze`.
+    mrdr_omega, on_missing
+        As in :func:`cje.analyze`.
+    fresh_loader : callable, optional
+        The DR family: ``fresh_loader(judge_scale, label_scale)`` loads the fresh draws
+        (:class:`~cje.data.EvalData`, held in memory) once the scales are known.
     progress : bool, optional
         As in :func:`cje.analyze`.
     only : sequence of str or None
@@ -1260,18 +1453,30 @@ def analyze_logged_partitioned(
         raise CJEInputError(f"engine must be 'polars' or 'dask' here; got {engine!r}.")
     judge_scale = None if judge_scale is None else _check_scale(judge_scale, "judge_scale")
     label_scale = None if label_scale is None else _check_scale(label_scale, "label_scale")
-    est = resolve(estimator, logged=True, fresh=False, var_cap=var_cap, mrdr_omega="w")
-    if type(est) not in (IPS, SNIPS, CalibratedIPS):
+    from cje.estimators.offpolicy import DRCPO, MRDR, TMLE, StackedDR
+
+    given = fresh_loader is not None
+    est = resolve(estimator, logged=True, fresh=given, var_cap=var_cap, mrdr_omega=mrdr_omega)
+    dr = type(est) in (DRCPO, TMLE, MRDR, StackedDR)
+    if type(est) not in (IPS, SNIPS, CalibratedIPS) and not dr:
         raise CJEInputError(
-            f"estimator={est.name!r} out of core: only the weighting family ('ips', 'snips', "
-            "'calibrated-ips') runs out of core yet; the DR family (fresh draws) does not. "
-            + _OR_MEMORY)
+            f"estimator={est.name!r} out of core: the weighting family ('ips', 'snips', "
+            "'calibrated-ips') and the DR family ('dr-cpo', 'tmle', 'mrdr', 'stacked-dr') run "
+            "out of core. " + _OR_MEMORY)
+    if est.needs_fresh and not given:
+        raise CJEInputError(
+            f"estimator={est.name!r} needs fresh draws of each target policy (fresh_draws=, "
+            "CLI --fresh-draws DIR); without them use 'calibrated-ips', 'snips' or 'ips'.")
+    if given and not dr:
+        raise CJEInputError(
+            f"fresh_draws= with estimator={est.name!r} is not supported out of core yet (the "
+            "weighting estimators do not read them; in memory they add the fresh draws' labels "
+            "to the calibration). Leave out fresh_draws=, use a DR estimator, or "
+            + _OR_MEMORY[0].lower() + _OR_MEMORY[1:])
     eng = _make_engine(data, engine, columns, client)
     notices = list(eng.notices)
     lp_names = eng.lp_names
     target_names = [c[len("logprob["):-1] for c in lp_names[1:]]
-    if estimator == "auto":
-        notices.append(f"estimator 'auto' chose '{est.name}' (no fresh draws).")
 
     # ---- pass 1 ----------------------------------------------------------------------------------
     ctx1 = {"judge_scale": judge_scale, "lp_names": lp_names, "default_policy": "default"}
@@ -1331,9 +1536,44 @@ def analyze_logged_partitioned(
                 "(low, high) to set it; results are reported on this scale.")
     else:
         lscale = label_scale
+    if estimator == "auto":
+        notices.append(f"estimator 'auto' chose '{est.name}' "
+                       f"({'fresh draws given' if given else 'no fresh draws'}).")
+    kept = [t for t in target_names if only is None or t in only]
+
+    # ---- the DR family: the fresh draws, in memory ---------------------------------------------
+    f_pid = np.zeros(0, dtype=object)
+    f_s, f_y, f_pol = np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    if given:
+        assert fresh_loader is not None
+        fresh = fresh_loader(jscale, lscale)
+        ignored = [p for p in fresh.policies if p not in kept]
+        if base in ignored:
+            notices.append(
+                f"The fresh draws of the logging policy {base!r} were not used: its logged rows "
+                "are its on-policy sample (cje-eval's files repeat them).")
+        other = [p for p in ignored if p != base]
+        if other:
+            notices.append(f"Fresh draws of {other} were ignored: they have no log-probabilities "
+                           "in the logged data.")
+        code_of = {p: i for i, p in enumerate(kept)}
+        pol_of = np.array([code_of.get(p, -1) for p in fresh.policies] + [-1], dtype=np.int64)
+        f_all = pol_of[fresh.policy_code]
+        sel = f_all >= 0
+        f_pid = np.asarray(fresh.prompt_id, dtype=object)[sel]
+        f_s, f_y, f_pol = fresh.judge_score[sel], fresh.oracle_label[sel], f_all[sel]
+        distinct = np.union1d(distinct, f_s)
+        if distinct.size > MAX_DISTINCT_SCORES:
+            raise CJEInputError(
+                f"The judge scores (logged rows and fresh draws) take {distinct.size} distinct "
+                f"values; out of core at most {MAX_DISTINCT_SCORES} are allowed. Round the scores "
+                "or " + _OR_MEMORY[0].lower() + _OR_MEMORY[1:])
+    f_lab = ~np.isnan(f_y)
 
     # ---- fit --------------------------------------------------------------------------------------
-    lab_code_p, lab_prompts = factorize_ids(lab_pid)
+    m_log = lab_pid.size
+    all_code, lab_prompts = factorize_ids(np.concatenate([lab_pid, f_pid[f_lab]]))
+    lab_code_p = all_code[:m_log]
     m_prompts = int(lab_prompts.size)
     if m_prompts < MIN_LABELLED_PROMPTS:
         raise CJEInputError(
@@ -1341,19 +1581,27 @@ def analyze_logged_partitioned(
             f"{m_prompts} prompt(s), at least {MIN_LABELLED_PROMPTS} are needed. Label a random "
             "slice of the logged responses (5–25% is typical).")
     k, lab_folds, warns = fold_plan(lab_prompts, np.ones(m_prompts, dtype=bool), n_folds, seed)
-    s01 = to_unit(lab_s, jscale)
+    s01 = to_unit(np.concatenate([lab_s, f_s[f_lab]]), jscale)
     codes, dist_s, _ = distinct_rows(s01, None)
-    table = Table(s=s01, y=to_unit(lab_y, lscale), X=None, cluster=lab_code_p.astype(np.int64),
-                  train=np.arange(lab_y.size), codes=codes, distinct_s=dist_s, distinct_X=None)
+    table = Table(s=s01, y=to_unit(np.concatenate([lab_y, f_y[f_lab]]), lscale), X=None,
+                  cluster=all_code.astype(np.int64), train=np.arange(s01.size), codes=codes,
+                  distinct_s=dist_s, distinct_X=None)
     calibrator, caught = fit_calibrator(table, lab_folds[table.cluster], mode=mode, k=k, seed=seed)
     warns += caught
     lab_prompt_index = {p: i for i, p in enumerate(lab_prompts.tolist())}
-    need_fold = type(est) is CalibratedIPS
+    need_fold = type(est) not in (IPS, SNIPS)
+    # the fresh draws' prompts (F of them): folds, and per target its draws per prompt
+    f_code_all, f_prompts = factorize_ids(f_pid) if given else (np.zeros(0, np.int64), f_pid)
+    F = int(f_prompts.size)
+    f_lab_idx = np.array([lab_prompt_index.get(p, -1) for p in f_prompts.tolist()], np.int64)
+    f_fold_p = ((_prompt_hash(f_prompts, seed) % np.uint64(k)).astype(np.int64) if F
+                else np.zeros(0, np.int64))
+    f_fold_p[f_lab_idx >= 0] = lab_folds[f_lab_idx[f_lab_idx >= 0]]
 
     # ---- targets: normalisers, exclusions --------------------------------------------------------
     keep_t = [j for j, t in enumerate(target_names) if only is None or t in only]
     tstat: list[dict[str, Any]] = []
-    for j in keep_t:
+    for i, j in enumerate(keep_t):
         n_ok = int(scan["n_ok"][j])
         if n_ok == 0:
             raise CJEInputError(
@@ -1362,32 +1610,75 @@ def analyze_logged_partitioned(
         tstat.append({"j": j, "M": float(scan["max_lam"][j]), "lam_lo": float(scan["min_lam"][j]),
                       "lam_hi": float(scan["max_lam"][j]), "u_lo": -float(scan["max_lp"][j]),
                       "u_hi": -float(scan["min_lp"][j]), "n": n_ok})
+        if dr:
+            rows_i = f_pol == i
+            if not rows_i.any():
+                raise CJEInputError(
+                    f"estimator={est.name!r} needs fresh draws of target {target_names[j]!r}, and "
+                    f"there are none; add '{target_names[j]}_responses.jsonl' (or rows with "
+                    f"policy={target_names[j]!r}) to the fresh draws, or use 'calibrated-ips'.")
+            count = np.bincount(f_code_all[rows_i], minlength=F)
+            tstat[-1].update(has=count > 0, f_rows=rows_i, f_count=np.maximum(count, 1))
     # the engine's batches index the targets by their column: pass only those kept
     sel_lp = [0, *[j + 1 for j in keep_t]]
     ctx: dict[str, Any] = {"distinct": distinct, "k": k, "seed": seed, "need_fold": need_fold,
                            "lab_prompt": lab_prompt_index, "lab_fold": lab_folds,
-                           "targets": [dict(t) for t in tstat], "sel": sel_lp}
+                           "targets": [{k_: v for k_, v in t.items() if k_ not in ("f_rows", "f_count")}
+                                       for t in tstat], "sel": sel_lp}
+    if dr:
+        ctx.update(fresh_prompt={p: i for i, p in enumerate(f_prompts.tolist())},
+                   n_fresh_prompts=F)
     cells = eng.reduce(_selected(_cells), ctx, progress, "cell sums")
     targets: list[_TargetStats] = []
     lab_fold_rows = lab_folds[lab_code_p]
     dist01 = to_unit(distinct, jscale)
     lab_code = np.searchsorted(distinct, lab_s)
+    lab_fidx = (np.array([ctx["fresh_prompt"].get(p, -1) for p in lab_pid.tolist()], np.int64)
+                if dr else None)
     for i, t in enumerate(tstat):
         j = t["j"]
+        name = target_names[j]
+        n = int(cells[f"N{i}"].sum())  # usable rows (with fresh draws, for the DR family)
+        excluded = {"missing log-probability": n_rows - t["n"]} if t["n"] < n_rows else {}
+        miss = int(cells.get(f"n_miss{i}", 0))
+        if miss:
+            if on_missing == "raise":
+                key = cells[f"first_miss{i}"]
+                f, r = divmod(key[0], 1 << _ROW_BITS)
+                raise CJEInputError(
+                    f"Target {name!r} has no fresh draws for prompt_id={key[1]!r} (row {r} of "
+                    f"'{eng.sources[f]}'; {miss} logged rows lack them). DR needs the target's "
+                    "fresh draws on every logged prompt: add them, or pass on_missing='drop' "
+                    "(CLI --drop-missing) to exclude those rows (counted).")
+            excluded["no fresh draws for the prompt"] = miss
+        if n == 0:
+            raise CJEInputError(
+                f"Target {name!r} has no usable logged rows (every row lacks its log-probability"
+                f"{' or fresh draws' if dr else ''}).")
+        t["n"] = n
         S = float(cells[f"Se{i}"].sum())
-        n = t["n"]
         sc = n / S
         lp_t = lab_lp[j + 1]
         ok = ~np.isnan(lp_t)
+        if lab_fidx is not None:
+            ok &= (lab_fidx >= 0) & t["has"][np.maximum(lab_fidx, 0)]
         lam_lab = (lp_t - lab_lp[0])[ok]
         w_lab = np.exp(lam_lab - t["M"]) * sc
-        excluded = {"missing log-probability": n_rows - n} if n < n_rows else {}
-        targets.append(_TargetStats(
-            name=target_names[j], n=n, M=t["M"], S=S, scale=sc, N=cells[f"N{i}"].astype(float),
+        tg = _TargetStats(
+            name=name, n=n, M=t["M"], S=S, scale=sc, N=cells[f"N{i}"].astype(float),
             Sw=cells[f"Se{i}"] * sc, Sw2=cells[f"Se2{i}"] * sc * sc,
             w_min=np.where(cells[f"N{i}"] > 0, cells[f"min_e{i}"] * sc, np.inf),
             w_max=np.where(cells[f"N{i}"] > 0, cells[f"max_e{i}"] * sc, -np.inf),
-            lab=np.flatnonzero(ok), w_lab=w_lab, lam_lab=lam_lab, excluded=excluded, cache={}))
+            lab=np.flatnonzero(ok), w_lab=w_lab, lam_lab=lam_lab, excluded=excluded, cache={})
+        if dr:
+            rows_i = t["f_rows"]
+            tg.nf = cells[f"nf{i}"].astype(float)
+            tg.f_prompt = f_code_all[rows_i]
+            tg.f_fold = f_fold_p[tg.f_prompt]
+            tg.f_code = np.searchsorted(distinct, f_s[rows_i])
+            tg.f_s01 = to_unit(f_s[rows_i], jscale)
+            tg.f_count = t["f_count"]
+        targets.append(tg)
         t["scale"] = sc
     shape = LoggedPartitionedShape(
         base=base, targets=targets, table=table, lab_fold=lab_fold_rows, lab_code=lab_code,
@@ -1405,7 +1696,8 @@ def analyze_logged_partitioned(
                 hill = _hill_of(raw_orders[i], tg.n, eng, ctx, i, progress, cells)
                 stable = ess < ESS_GATE or (hill == hill and hill < HILL_RESIDUAL)
             tg.stable_residual = bool(stable)
-    full_parts = shape.parts(calibrator, frozenset())
+    shape.prepare(calibrator)
+    full_parts = shape.run_parts[frozenset()]
 
     # ---- pass 3: per-prompt sums; the bins of the order statistics --------------------------------
     reward = full_parts[0]["full"]
@@ -1418,8 +1710,26 @@ def analyze_logged_partitioned(
             aff = shape.stable[i]
             t.update(stable_residual=True, a=aff.a, b=aff.b)
             cols.append(f"wt{i + 1}")
+        if dr:  # per member and run: Σ w·q (and per run Σ w·R, Σ w̃ for stacked DR)
+            extra: dict[str, np.ndarray] = {}
+            extra_stable: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            for ri, ps in enumerate(shape.run_parts.values()):
+                pt = ps[i + 1]
+                if ri > 0 and len(pt["members"]) == 1:
+                    break
+                sfx = "" if ri == 0 else f"_{ri}"
+                for mi, mb in enumerate(pt["members"]):
+                    extra[f"wq{i + 1}_{mi}{sfx}"] = mb["Q"]
+                if ri > 0:
+                    extra[f"wr{i + 1}{sfx}"] = np.asarray(ps[0]["full"], dtype=np.float64)
+                    if targets[i].stable_residual:
+                        extra_stable[f"wt{i + 1}{sfx}"] = (pt["stable"].a, pt["stable"].b)
+            t.update(extra=extra, extra_stable=extra_stable)
+            cols += [*extra, *extra_stable]
+    if dr:
+        cols.insert(1, "f")
     sums = eng.prompt_sums(_selected(_prompt_rows), ctx3, cols, progress)
-    shape.set_totals(sums, cols, full_parts, lab_code_p, m_prompts, s01)
+    shape.set_totals(sums, cols, lab_code_p, m_prompts)
     del sums
     wanted = []
     for i, tg in enumerate(targets):
@@ -1474,7 +1784,7 @@ def analyze_logged_partitioned(
     for i, tg in enumerate(targets):
         sur = _surprisal(tg, cells, i, got[f"u{i}"])
         shape.diag[i] = _diagnostics(tg, raw_orders[i], sur, shape.stable.get(i), st_orders[i],
-                                     int(cells[f"near{i}"]), dist01, jscale)
+                                     int(cells[f"near{i}"]), distinct, jscale)
     settings = {**settings, "engine": engine, "estimator": est.name}
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
                     transport_margin=None, only=only, notices=notices, warns=warns, excluded={},
