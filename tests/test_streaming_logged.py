@@ -1,5 +1,6 @@
-"""Out-of-core off-policy analysis (issue #15): IPS, SNIPS and calibrated IPS with
-``engine="polars" | "dask"`` over partitioned logged data give the in-memory engine's report,
+"""Out-of-core off-policy analysis (issue #15): IPS, SNIPS, calibrated IPS and the DR family (fresh
+draws held in memory) with ``engine="polars" | "dask"`` over partitioned logged data give the
+in-memory engine's report,
 name a bad row (log-probability columns too) by file and row, and refuse what they do not
 compute yet.
 
@@ -46,11 +47,15 @@ KW = dict(judge_scale=(0, 1), label_scale=(0, 1))
 TARGETS = {"near": 0.3, "mid": 0.8, "far": 1.2}
 
 
+def make_sim(n: int, seed: int) -> Any:
+    """``make_offpolicy_eval`` with 2% of the target log-probabilities missing."""
+    return cje.synthetic.make_offpolicy_eval(n, rng=seed, targets=TARGETS,
+                                             missing_logprob_rate=0.02)
+
+
 def make_logged(n: int, seed: int) -> Any:
-    """``make_offpolicy_eval``'s logged rows, with 2% of the target log-probabilities missing."""
-    sim = cje.synthetic.make_offpolicy_eval(n, rng=seed, targets=TARGETS,
-                                            missing_logprob_rate=0.02)
-    return pl.from_pandas(sim.logged)
+    """Its logged rows as a polars frame."""
+    return pl.from_pandas(make_sim(n, seed).logged)
 
 
 def in_memory(paths: list[Path], **kw: Any) -> cje.Report:
@@ -59,9 +64,14 @@ def in_memory(paths: list[Path], **kw: Any) -> cje.Report:
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def sim() -> Any:
+    return make_sim(20_000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory, sim: Any) -> list[Path]:
     """2·10^4 logged rows (one per prompt) in 8 Parquet files, shuffled."""
-    return write_parts(make_logged(20_000, seed=1), tmp_path_factory.mktemp("logged"), 8)
+    return write_parts(pl.from_pandas(sim.logged), tmp_path_factory.mktemp("logged"), 8)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +154,51 @@ def test_stabilised_residual(tmp_path: Path, engine: str, dask_client: Any) -> N
         assert x.diagnostics["residual_weights"] == "stable" and x.var_transport > 0
         assert "transport_gap" in x.diagnostics and x.status == "CAUTION"
     assert rep["b"].diagnostics["residual_weights"] == "stable"
+
+
+@pytest.mark.parametrize("estimator", ["dr-cpo", "tmle", "mrdr", "stacked-dr"])
+def test_dr_equals_memory(parts: list[Path], sim: Any, estimator: str) -> None:
+    """The DR family with the fresh draws (one per prompt and target) in memory."""
+    kw = dict(KW, estimator=estimator, fresh_draws=sim.fresh)
+    mem = in_memory(parts, **kw)
+    rep = cje.analyze(str(parts[0].parent), engine="polars", **kw)
+    assert differences(mem, rep) == []
+    assert [e.method for e in rep.estimates[1:]] == [estimator] * 3
+    assert all(e.var_cal > 0 for e in rep.estimates) and len(rep.pairs) == 6
+    if estimator == "stacked-dr":  # the stacking weights differ by target, and are reported
+        mix = [[e.diagnostics[f"stack_{m}"] for m in ("dr_cpo", "tmle", "mrdr")]
+               for e in rep.estimates[1:]]
+        assert all(abs(sum(m) - 1) < 1e-12 for m in mix) and len({tuple(m) for m in mix}) > 1
+
+
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_dr_options(tmp_path: Path, engine: str, dask_client: Any) -> None:
+    """DR under very poor overlap (stabilised residual weights, the transport allowance), two
+    fresh draws per prompt with labels of their own (they join the calibration), a variance
+    cap, MRDR's ω = w², and fresh draws missing on some prompts: refused naming the file and
+    row, or dropped and counted (on_missing='drop')."""
+    sim = cje.synthetic.make_offpolicy_eval(3000, rng=2, targets={"x": 2.0, "b": 0.8},
+                                            n_fresh_per_prompt=2, fresh_oracle_fraction=0.1,
+                                            missing_logprob_rate=0.02)
+    where = tmp_path / "dr"
+    paths = write_parts(pl.from_pandas(sim.logged), where, 4)
+    client = dask_client if engine == "dask" else None
+    short = sim.fresh[~((sim.fresh["policy"] == "b")
+                        & sim.fresh["prompt_id"].isin([f"p{i:05d}" for i in range(0, 3000, 7)]))]
+    for est, extra, fresh in (("stacked-dr", {}, sim.fresh),
+                              ("tmle", dict(residual_weights="stable", var_cap=0.2), sim.fresh),
+                              ("mrdr", dict(mrdr_omega="w2"), sim.fresh),
+                              ("stacked-dr", dict(on_missing="drop"), short)):
+        kw = dict(KW, estimator=est, fresh_draws=fresh, **extra)
+        mem = in_memory(paths, **kw)
+        rep = cje.analyze(str(where), engine=engine, client=client, **kw)
+        assert differences(mem, rep) == [], (est, extra)
+        assert rep["x"].diagnostics["residual_weights"] == "stable"
+    assert rep["b"].diagnostics["excluded_no_fresh_draws_for_the_prompt"] == 422
+    with pytest.raises(CJEInputError, match=r"Target 'b' has no fresh draws for prompt_id=.*"
+                                            r"\(row \d+ of '.*part-00\d.parquet'; 422 logged rows"):
+        cje.analyze(str(where), engine=engine, client=client, estimator="dr-cpo",
+                    fresh_draws=short, **KW)
 
 
 def test_comparison_can_fail(parts: list[Path], memory_reports: dict[str, cje.Report],
@@ -245,12 +300,13 @@ def test_refusals(parts: list[Path], tmp_path: Path,
     """What is not computed out of core yet is refused with a message naming engine='memory'
     (or the way around it), never approximated."""
     src = str(parts[0].parent)
-    for kw, what in ((dict(estimator="dr-cpo"), "DR family"),
-                     (dict(fresh_draws=str(parts[0])), "fresh_draws="),
+    for kw, what in ((dict(fresh_draws=str(parts[0]), estimator="snips"), "fresh_draws="),
                      (dict(on_invalid="drop"), "on_invalid='drop'")):
         with pytest.raises(CJEInputError, match="engine='memory'") as exc:
             cje.analyze(src, engine="polars", **KW, **kw)
         assert what in str(exc.value)
+    with pytest.raises(CJEInputError, match="needs fresh draws"):  # as in memory
+        cje.analyze(src, engine="polars", estimator="dr-cpo", **KW)
     # too many distinct judge scores for cell tables: the count and the limit named
     from cje.pipeline import streaming_logged
 
@@ -263,10 +319,13 @@ def test_refusals(parts: list[Path], tmp_path: Path,
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["polars", "dask"])
 def test_million_rows(tmp_path_factory: pytest.TempPathFactory, engine: str) -> None:
-    """10^6 logged rows in 8 files, SNIPS and calibrated IPS: the acceptance of issue #15."""
+    """10^6 logged rows in 8 files, SNIPS, calibrated IPS and stacked DR (the fresh draws in
+    memory): the acceptance of issue #15."""
     where = tmp_path_factory.mktemp("million_logged")
-    paths = write_parts(make_logged(1_000_000, seed=3), where, 8)
-    for est in ("snips", "calibrated-ips"):
-        mem = in_memory(paths, estimator=est, **KW)
-        rep = cje.analyze(str(where), engine=engine, estimator=est, **KW)
+    sim = make_sim(1_000_000, seed=3)
+    paths = write_parts(pl.from_pandas(sim.logged), where, 8)
+    for est in ("snips", "calibrated-ips", "stacked-dr"):
+        kw = dict(KW, estimator=est, fresh_draws=sim.fresh if est == "stacked-dr" else None)
+        mem = in_memory(paths, **kw)
+        rep = cje.analyze(str(where), engine=engine, **kw)
         assert differences(mem, rep) == [], est
