@@ -103,16 +103,19 @@ def write_logged(where: Path, rows: int, rows_per_file: int, seed: int = 0) -> l
         return files
     for f in files:
         f.unlink()
-    out = []
+    out, fresh = [], []
     for i in range(-(-rows // rows_per_file)):
         g = min(rows_per_file, rows - i * rows_per_file)
         sim = cje.synthetic.make_offpolicy_eval(g, rng=np.random.default_rng([seed, i]),
                                                 targets=LOGGED_TARGETS)
-        df = pl.from_pandas(sim.logged).with_columns(
-            (pl.lit(f"f{i:04d}-") + pl.col("prompt_id")).alias("prompt_id"))
+        prefix = (pl.lit(f"f{i:04d}-") + pl.col("prompt_id")).alias("prompt_id")
+        df = pl.from_pandas(sim.logged).with_columns(prefix)
         path = where / f"part-{i:04d}.parquet"
         df.write_parquet(path)
         out.append(path)
+        fresh.append(pl.from_pandas(sim.fresh).with_columns(prefix))
+    # the targets' fresh draws (the DR family holds them in memory), one file beside the logs
+    pl.concat(fresh).write_parquet(where.parent / f"{where.name}_fresh.parquet")
     done.write_text(f"logged {rows} {rows_per_file} {seed}")
     return out
 
@@ -132,8 +135,10 @@ if engine == "dask":
     client = Client(cluster)
 t = time.perf_counter(); c = time.process_time()
 if shape == "logged":
+    dr = estimator in ("dr-cpo", "tmle", "mrdr", "stacked-dr")
     rep = cje.analyze(path, engine=engine, client=client, judge_scale=(0, 1), label_scale=(0, 1),
-                      mode="monotone", estimator=estimator, progress=False)
+                      mode="monotone", estimator=estimator, progress=False,
+                      fresh_draws=path.rstrip("/") + "_fresh.parquet" if dr else None)
 else:
     rep = cje.analyze(path, engine=engine, client=client, judge_scale=(0, 10),
                       label_scale=(1, 5), mode="monotone", progress=False)
@@ -173,7 +178,9 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp/cje_scale_out")
     ap.add_argument("--shape", choices=("direct", "logged"), default="direct")
     ap.add_argument("--estimator", default="calibrated-ips",
-                    help="logged shape: ips, snips or calibrated-ips")
+                    help="logged shape: ips, snips, calibrated-ips, or a DR estimator (dr-cpo, "
+                         "tmle, mrdr, stacked-dr: the fresh draws, written beside the logs, "
+                         "are held in memory)")
     ap.add_argument("--engines", default=None,
                     help="comma-separated (default: memory,polars,dask; memory only up to 2e7)")
     args = ap.parse_args()

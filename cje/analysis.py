@@ -150,8 +150,9 @@ def analyze(
     engine : {"auto", "memory", "polars", "dask"}
         Where the rows are processed. ``"memory"``: loaded whole (:func:`cje.load`);
         ``"polars"`` (polars' streaming engine) and ``"dask"`` (any Dask scheduler) pass over
-        the partitions without holding the rows, with the same numbers (direct mode only, on
-        the judge score alone: docs › Large data and clusters). ``"auto"`` (default): a
+        the partitions without holding the rows, with the same numbers (direct mode on the judge
+        score alone, and logged data with IPS, SNIPS, calibrated IPS and the DR family, whose
+        fresh draws are held in memory: docs › Large data and clusters). ``"auto"`` (default): a
         LazyFrame streams with polars, a Dask DataFrame (or files with a ``client``) runs on
         Dask, a file set streams with polars when the in-memory engine would need more than
         half the available memory, everything else runs in memory
@@ -402,7 +403,8 @@ def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any
                         estimator: Any, mode: Mode, policies: Any, var_cap: Any = None,
                         residual_weights: str = "auto", mrdr_omega: str = "w",
                         on_missing: str = "raise", **kw: Any) -> Report:
-    """Logged data with ``engine="polars"`` / ``"dask"``: the weighting family out of core
+    """Logged data with ``engine="polars"`` / ``"dask"``: IPS, SNIPS, calibrated IPS and the DR
+    family out of core
     (:mod:`cje.pipeline.streaming_logged`); what is not supported yet is refused before any
     row is read."""
     memory = "Use engine='memory' (it needs the data in memory)."

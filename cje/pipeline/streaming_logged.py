@@ -1,8 +1,11 @@
-"""Off-policy analysis of logged data too large for memory: IPS, SNIPS and calibrated IPS on
-polars streaming or Dask (docs: Large data and clusters).
+"""Off-policy analysis of logged data too large for memory: IPS, SNIPS, calibrated IPS and the DR
+family (DR-CPO, TMLE, MRDR, stacked DR; their fresh draws held in memory) on polars streaming or
+Dask (docs: Large data and clusters).
 
-Every number of the weighting family is a sum over rows of a function of (judge score, label,
-raw weight, fold), so the analysis runs in passes over the partitions, each done by the engine
+Every number of these estimators is a sum over rows of a function of (judge score, label, raw
+weight, fold) — the DR family's outcome models are constant per (fold, score) cell, fitted on
+the cells and the labelled rows by the in-memory code — so the analysis runs in passes over
+the partitions, each done by the engine
 (polars' streaming batches and group-by, Dask's tasks and group-by; no scheduler of ours); only
 small tables reach the driver:
 
@@ -27,10 +30,13 @@ small tables reach the driver:
 The skeleton (:func:`cje.pipeline.core.estimate`: clustered variances, OUA jackknife, gates,
 contrasts, report) is the in-memory one; a residual term on the stabilised weights
 (``residual_weights="stable"``, or ``"auto"`` under poor overlap) adds a column of the
-stabilised weights' per-prompt sums and the transport allowance. Refused, with a message naming
-``engine="memory"``: the DR family (fresh draws), probes, covariates, calibration-only rows,
-``on_invalid="drop"``, SIMCal-W's weight floor binding (raw weights below 1e-9 of the mean
-carrying a fold's mixture), and more than :data:`MAX_DISTINCT_SCORES` distinct judge scores.
+stabilised weights' per-prompt sums and the transport allowance. The DR family adds, per prompt,
+``Σ w·q`` of each member (stacked DR: under every jackknife run, whose stacking weights are
+refitted), and the fresh-draw means per prompt in the driver. Refused, with a message naming
+``engine="memory"``: probes, covariates, calibration-only rows, ``on_invalid="drop"``, fresh
+draws with the weighting family, SIMCal-W's weight floor binding (raw weights below 1e-9 of
+the mean carrying a fold's mixture), and more than :data:`MAX_DISTINCT_SCORES` distinct judge
+scores.
 """
 
 from __future__ import annotations
