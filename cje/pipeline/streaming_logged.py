@@ -1690,17 +1690,19 @@ def analyze_logged_partitioned(
         base=base, targets=targets, table=table, lab_fold=lab_fold_rows, lab_code=lab_code,
         distinct=distinct, n_code=cells["n_code"], judge_scale=jscale, label_scale=lscale,
         estimator=est, k=k, alpha=alpha)
-    # residual weights: stabilised ones (chosen under poor overlap) are not out of core yet
+    # residual weights (cje.pipeline.logged.residual_on_stable): by the raw weights' ESS and
+    # Hill index ('auto'; the Hill index's bins collected in one pass for every target)
     raw_orders = [_raw_order(tg, cells, i) for i, tg in enumerate(targets)]
     if est.stabilised:
+        hills = (_hill_of(raw_orders, [tg.n for tg in targets], eng, ctx, progress)
+                 if residual_weights == "auto" else [])
         for i, tg in enumerate(targets):
             stable = residual_weights == "stable"
             if residual_weights == "auto":
                 sum_w, sum_w2 = float(tg.Sw.sum()), float(tg.Sw2.sum())
                 mean_w = sum_w / tg.n
                 ess = (sum_w / mean_w) ** 2 / (tg.n * (sum_w2 / mean_w ** 2))
-                hill = _hill_of(raw_orders[i], tg.n, eng, ctx, i, progress, cells)
-                stable = ess < ESS_GATE or (hill == hill and hill < HILL_RESIDUAL)
+                stable = ess < ESS_GATE or (hills[i] == hills[i] and hills[i] < HILL_RESIDUAL)
             tg.stable_residual = bool(stable)
     shape.prepare(calibrator)
     full_parts = shape.run_parts[frozenset()]
@@ -1809,27 +1811,31 @@ def _apply_selected(fn: Callable[[_Batch, dict], dict], b: _Batch, ctx: dict) ->
     return fn(b, ctx)
 
 
-def _hill_of(order: _Order, n: int, eng: _Engine, ctx: dict, i: int, progress: bool | None,
-             cells: dict) -> float:
-    """The raw weights' Hill index before pass 3 (residual weights 'auto'): its two bins
-    collected in a pass of their own."""
-    if n < 20:
-        return float("nan")
-    kk = _hill_k(n)
-    bins = sorted({order.bin_of(0), order.bin_of(kk - 1), order.bin_of(kk)})
-    c2 = dict(ctx, targets=[dict(t, lam_bins=np.array(bins if q == i else [], dtype=np.int64),
-                                 u_bin=-1, scale=1.0) for q, t in enumerate(ctx["targets"])])
+def _hill_of(orders: list[_Order], ns: list[int], eng: _Engine, ctx: dict,
+             progress: bool | None) -> list[float]:
+    """Each target's raw-weight Hill index before pass 3 (residual weights 'auto'): the bins
+    of its largest ``k + 1`` weights collected in one pass."""
+    bins = [sorted({o.bin_of(0), o.bin_of(_hill_k(n) - 1), o.bin_of(_hill_k(n))}) if n >= 20
+            else [] for o, n in zip(orders, ns, strict=True)]
+    c2 = dict(ctx, targets=[dict(t, lam_bins=np.array(bins[q], dtype=np.int64), u_bin=-1,
+                                 scale=1.0) for q, t in enumerate(ctx["targets"])])
     got = eng.reduce(_selected(_collect), c2, progress, "tail index")
-    b_l = np.concatenate([x[0] for x in got[f"lam{i}"]]) if got[f"lam{i}"] else np.zeros(0, int)
-    v_l = np.concatenate([x[1] for x in got[f"lam{i}"]]) if got[f"lam{i}"] else np.zeros(0)
-    o = _Order(order.counts, order.sums)
-    for bb in bins:
-        vals = v_l[b_l == bb]
-        o.put(bb, {"lam": vals, "e": vals}, np.argsort(-vals, kind="stable"))
-    first, top_kk = o.value(0, "lam"), o.value(kk, "lam")
-    if first == top_kk:
-        return float("nan")
-    return float(kk / (o.top_sum(kk, "lam") - kk * top_kk))
+    out = []
+    for i, (order, n) in enumerate(zip(orders, ns, strict=True)):
+        if n < 20:
+            out.append(float("nan"))
+            continue
+        kk = _hill_k(n)
+        b_l = np.concatenate([x[0] for x in got[f"lam{i}"]]) if got[f"lam{i}"] else np.zeros(0, int)
+        v_l = np.concatenate([x[1] for x in got[f"lam{i}"]]) if got[f"lam{i}"] else np.zeros(0)
+        o = _Order(order.counts, order.sums)
+        for bb in bins[i]:
+            vals = v_l[b_l == bb]
+            o.put(bb, {"lam": vals, "e": vals}, np.argsort(-vals, kind="stable"))
+        first, top_kk = o.value(0, "lam"), o.value(kk, "lam")
+        out.append(float("nan") if first == top_kk
+                   else float(kk / (o.top_sum(kk, "lam") - kk * top_kk)))
+    return out
 
 
 def _label_checks(y: np.ndarray, key: np.ndarray, pid: np.ndarray,
