@@ -222,6 +222,23 @@ def test_dr_options(tmp_path: Path, engine: str, dask_client: Any) -> None:
                     fresh_draws=short, **KW)
 
 
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_prompts_split_over_group_bys(parts: list[Path], sim: Any, engine: str,
+                                      monkeypatch: pytest.MonkeyPatch, dask_client: Any) -> None:
+    """Above ``CELLS_PER_GROUP_BY`` per-prompt numbers the prompts are split by a hash of their
+    id over several group-bys (polars: one pass each; Dask: ``split_out``), whose results are
+    reduced chunk by chunk (stacked DR's Gram matrices summed over them): same numbers."""
+    from cje.pipeline import streaming_logged
+
+    monkeypatch.setattr(streaming_logged, "CELLS_PER_GROUP_BY", 200_000)
+    for kw in (dict(estimator="stacked-dr", fresh_draws=sim.fresh),
+               dict(estimator="calibrated-ips", residual_weights="stable")):
+        kw = dict(KW, **kw)
+        rep = cje.analyze(str(parts[0].parent), engine=engine,
+                          client=dask_client if engine == "dask" else None, **kw)
+        assert differences(in_memory(parts, **kw), rep) == []
+
+
 def test_comparison_can_fail(parts: list[Path], memory_reports: dict[str, cje.Report],
                              tmp_path: Path) -> None:
     """One target log-probability moved by 1 nat is seen by the comparison."""

@@ -43,14 +43,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
-from cje.calibration.weights import AffineSimcal, cell_stats, simcal_affine
+from cje.calibration.weights import AffineSimcal, cell_stats, min_variance_simplex, simcal_affine
 from cje.data import _check_scale, _prompt_hash, factorize_ids, infer_scale
 from cje.diagnostics.gates import overlap_gate
 from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _hill_k, _top_k
@@ -74,6 +74,11 @@ __all__ = ["MAX_DISTINCT_SCORES", "analyze_logged_partitioned", "has_logprobs", 
 #: Most distinct judge scores out of core: each target's cell tables hold K × this many cells
 #: (with continuous scores round them, e.g. to 3 decimals, or use ``engine="memory"``).
 MAX_DISTINCT_SCORES = 20_000
+#: Per-prompt numbers (prompts × columns, bounded by rows × columns) per group-by of the
+#: per-prompt pass: above it the prompts are split by a hash of their id over several
+#: group-bys (one pass over the data each), so the group-by's table stays under ~0.5 GB
+#: (direct mode's ROWS_PER_GROUP_BY with its columns: 5·10^6 rows × 12).
+CELLS_PER_GROUP_BY = 60_000_000
 #: Bins of the histograms that locate the order statistics (the bins that hold them are then
 #: collected whole).
 HIST_BINS = 4096
@@ -182,7 +187,9 @@ class _Engine:
         raise NotImplementedError
 
     def prompt_sums(self, fn: Callable[[_Batch, Any], dict], ctx: Any, cols: list[str],
-                    progress: bool | None) -> np.ndarray:
+                    progress: bool | None, buckets: int = 1) -> Iterator[dict[str, np.ndarray]]:
+        """Per prompt the sums of the columns ``fn`` gives per row (``lab``, ``f``: the max),
+        in ``buckets`` chunks of prompts (split by a hash of their id); no ids returned."""
         raise NotImplementedError
 
 
@@ -239,8 +246,10 @@ class _PolarsEngine(_Engine):
         return acc if acc is not None else fn(_empty_batch(len(self.lp_names)), ctx)
 
     def prompt_sums(self, fn: Callable[[_Batch, Any], dict], ctx: Any, cols: list[str],
-                    progress: bool | None) -> np.ndarray:
+                    progress: bool | None, buckets: int = 1) -> Iterator[dict[str, np.ndarray]]:
         import polars as pl
+
+        from cje._progress import progress_bar
 
         n_lp = len(self.lp_names)
         schema = pl.Struct({c: (pl.Int64 if c in ("lab", "f") else pl.Float64) for c in cols})
@@ -250,11 +259,22 @@ class _PolarsEngine(_Engine):
             return pl.DataFrame({c: out[c] for c in cols}).to_struct()
 
         names = self.lf.collect_schema().names()
-        q = (self.lf.select(pl.col("prompt_id"), pl.struct(names).map_batches(
-            udf, return_dtype=schema, is_elementwise=True).alias("__x")).unnest("__x")
-            .group_by("prompt_id").agg(*[pl.col(c).max() if c in ("lab", "f") else pl.col(c).sum()
-                                         for c in cols]).select(cols))
-        return q.collect(engine="streaming").to_numpy().astype(np.float64)
+        bar = progress_bar(progress, buckets, desc="per-prompt sums (polars)", unit="pass")
+        try:
+            for k in range(buckets):  # prompts split by a hash: each group-by holds 1/buckets
+                lf = self.lf if buckets == 1 else self.lf.filter(
+                    pl.col("prompt_id").hash(seed=0) % buckets == k)
+                q = (lf.select(pl.col("prompt_id"), pl.struct(names).map_batches(
+                    udf, return_dtype=schema, is_elementwise=True).alias("__x")).unnest("__x")
+                    .group_by("prompt_id").agg(*[pl.col(c).max() if c in ("lab", "f")
+                                                 else pl.col(c).sum() for c in cols]).select(cols))
+                df = q.collect(engine="streaming")
+                out = {c: df[c].to_numpy() for c in cols}  # column by column: no wide copy
+                del df
+                yield out
+                bar.update(1)
+        finally:
+            bar.close()
 
 
 def _pl_standard(lf: Any, columns: Any) -> tuple[Any, list[str], list[str]]:
@@ -379,7 +399,7 @@ class _DaskEngine(_Engine):
         return acc if acc is not None else fn(_empty_batch(n_lp), ctx)
 
     def prompt_sums(self, fn: Callable[[_Batch, Any], dict], ctx: Any, cols: list[str],
-                    progress: bool | None) -> np.ndarray:
+                    progress: bool | None, buckets: int = 1) -> Iterator[dict[str, np.ndarray]]:
         import dask
         import pandas as pd
 
@@ -389,11 +409,22 @@ class _DaskEngine(_Engine):
                                 for c in cols}})
         ctx_d = dask.delayed(ctx, pure=True, traverse=False)
         wide = self.ddf.map_partitions(_dask_rows, fn, ctx_d, n_lp, cols, meta=meta)
-        agg = wide.groupby("prompt_id", sort=False).agg({c: "max" if c in ("lab", "f") else "sum"
-                                                         for c in cols})
-        parts = self._compute(agg.to_delayed(), progress, "per-prompt sums (dask)")
-        return np.concatenate([p[cols].to_numpy(dtype=np.float64) for p in parts]) if parts \
-            else np.zeros((0, len(cols)))
+        agg = wide.groupby("prompt_id", sort=False).agg(
+            {c: "max" if c in ("lab", "f") else "sum" for c in cols}, split_out=buckets)
+        # the output partitions one by one, each released once taken
+        parts = agg.to_delayed()
+        if self.client is not None:
+            futures = self.client.compute(parts)
+            del parts
+            while futures:
+                future = futures.pop(0)
+                pdf = future.result()
+                future.release()
+                yield {c: pdf[c].to_numpy() for c in cols}
+                del pdf, future
+            return
+        for pdf in self._compute(parts, progress, "per-prompt sums (dask)"):
+            yield {c: pdf[c].to_numpy() for c in cols}
 
 
 def _dask_apply(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int) -> dict:
@@ -1075,102 +1106,139 @@ class LoggedPartitionedShape:
         return np.array([p["value"] for p in self.parts(calibrator, deleted)])
 
     # ---- per-prompt totals (full calibration) ------------------------------------------------
-    def set_totals(self, sums: np.ndarray, cols: list[str], lab_prompt: np.ndarray,
+    def set_totals(self, chunks: Iterable[dict[str, np.ndarray]], lab_prompt: np.ndarray,
                    n_lab_prompts: int) -> None:
-        """Each policy's per-prompt influence totals from the per-prompt sums and the labelled
-        rows' terms (``lab_prompt``: each labelled row's prompt among the labelled prompts)."""
+        """Each policy's per-prompt influence totals from the per-prompt sums (``chunks``: the
+        group-by's results, column name → values, one chunk per bucket of prompts) and the
+        labelled rows' terms (``lab_prompt``: each labelled row's prompt among the labelled
+        prompts). Per chunk only the totals are kept (and, for stacked DR, each member's
+        totals under the full calibration and the Gram matrices of every run)."""
         parts = self.run_parts[frozenset()]
-        c = {name: sums[:, i] for i, name in enumerate(cols)}
-        G = sums.shape[0]
-        lab = c["lab"].astype(np.int64)
-        has = lab >= 0
-
-        def add(per_lab_row: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-            """Per prompt (of the G) the sum of a labelled-row quantity."""
-            tot = np.bincount(lab_prompt[rows], weights=per_lab_row, minlength=n_lab_prompts)
-            out = np.zeros(G)
-            out[has] = tot[lab[has]]
-            return out
-
         P = len(self.names)
-        totals = np.zeros((G, P))
-        present = np.zeros((G, P), dtype=bool)
-        p0 = parts[0]
-        e, m0 = p0["e"], p0["e"].size
-        n0 = c["n0"]
-        totals[:, 0] = c["r0"] - p0["rbar"] * n0 + (add((self.n_logged / m0) * (e - p0["ebar"]))
-                                                     if m0 else 0.0)
-        present[:, 0] = n0 > 0
-        naive = [self._naive(c["s0"], None, n0, self.n_code @ self.distinct01 / self.n_logged,
-                             self.n_logged)]
-        for j, tg in enumerate(self.targets):
-            p = parts[j + 1]
-            nj, w, wr = c[f"n{j + 1}"], c[f"w{j + 1}"], c[f"wr{j + 1}"]
-            present[:, j + 1] = nj > 0
-            n, m, x = p["n"], p["m"], p["x"]
-            rows = tg.lab
-            mg = add(np.ones(m), rows)
-            lab_on = 0 < m < n
-            if isinstance(self.estimator, IPS):
-                rx = add(p["rho_lab"] * x, rows)
-                t = p["kappa"] * wr + rx - p["value"] * nj
-                if lab_on:
-                    t -= p["psi_e"] * ((n / m) * mg - nj)
-            else:
-                wx = add(tg.w_lab * x, rows)
-                psi_e = p["psi_e"]
-                phi_e = wx - psi_e * w - (psi_e * ((n / m) * mg - nj) if lab_on else 0.0)
-                if isinstance(self.estimator, SNIPS):
-                    t = wr + wx - p["value"] * w - (psi_e * ((n / m) * mg - nj) if lab_on else 0.0)
-                    if p["c"] > 1.0:
-                        t = t + (p["c"] - 1.0) * phi_e
-                elif not tg.stable_residual:
-                    t = wr - p["psi_r"] * w - p["mu"] * nj + p["c"] * phi_e
+        keep: dict[str, list[np.ndarray]] = {}
+        grams: dict[tuple[int, int], np.ndarray] = {}  # (target, run) → Gram of members' totals
+
+        def put(name: str, a: np.ndarray) -> None:
+            keep.setdefault(name, []).append(a)
+
+        for c in chunks:
+            G = c["n0"].size
+            lab = c["lab"].astype(np.int64)
+            has = lab >= 0
+
+            def add(per_lab_row: np.ndarray, rows: np.ndarray | slice = slice(None),
+                    G: int = G, lab: np.ndarray = lab, has: np.ndarray = has) -> np.ndarray:
+                """Per prompt (of the chunk) the sum of a labelled-row quantity."""
+                tot = np.bincount(lab_prompt[rows], weights=per_lab_row, minlength=n_lab_prompts)
+                out = np.zeros(G)
+                out[has] = tot[lab[has]]
+                return out
+
+            p0 = parts[0]
+            e, m0 = p0["e"], p0["e"].size
+            n0 = c["n0"]
+            put("t0", c["r0"] - p0["rbar"] * n0 + (add((self.n_logged / m0) * (e - p0["ebar"]))
+                                                   if m0 else 0.0))
+            put("on0", n0 > 0)
+            put("u0", c["s0"] - (self.n_code @ self.distinct01 / self.n_logged) * n0)
+            for j, tg in enumerate(self.targets):
+                p = parts[j + 1]
+                nj, w, wr = c[f"n{j + 1}"], c[f"w{j + 1}"], c[f"wr{j + 1}"]
+                put(f"on{j + 1}", nj > 0)
+                n, m, x = p["n"], p["m"], p["x"]
+                rows = tg.lab
+                mg = add(np.ones(m), rows)
+                lab_on = 0 < m < n
+                t: Any = None
+                if isinstance(self.estimator, IPS):
+                    rx = add(p["rho_lab"] * x, rows)
+                    t = p["kappa"] * wr + rx - p["value"] * nj
+                    if lab_on:
+                        t -= p["psi_e"] * ((n / m) * mg - nj)
                 else:
-                    wt = c[f"wt{j + 1}"]
-                    psi_s = p["psi_s"]
-                    phi_s = (add(p["ws_lab"] * x, rows) - psi_s * wt
-                             - (psi_s * ((n / m) * mg - nj) if lab_on else 0.0))
-                    t = wr - p["psi_r"] * w - p["mu"] * nj + p["c_s"] * phi_s
-                if "members" in p:  # the DR family (in place of calibrated IPS's reward term)
-                    t = self._dr_totals(j, tg, c, add, mg, lab_on)
-                if tg.stable_residual:
-                    # the transport allowance: the gap between the raw and the stabilised
-                    # residual terms, and its per-prompt influence totals
-                    g = psi_e - psi_s
-                    phi_g = p["c"] * phi_e - p["c_s"] * phi_s
-                    on = nj > 0
-                    v, g_n = cluster_variance(phi_g[on], np.arange(int(on.sum())), n)
-                    v = float(v) if v == v else 0.0
-                    tot = np.where(on, phi_g, 0.0) / n
-                    tot = tot * math.sqrt(g_n / (g_n - 1)) if g_n > 1 else 0 * tot
-                    self.gaps[j + 1] = (math.copysign(math.sqrt(g * g + v), g), g, math.sqrt(v),
-                                        tot)
-            totals[:, j + 1] = t
+                    wx = add(tg.w_lab * x, rows)
+                    psi_e = p["psi_e"]
+                    phi_e = wx - psi_e * w - (psi_e * ((n / m) * mg - nj) if lab_on else 0.0)
+                    if isinstance(self.estimator, SNIPS):
+                        t = wr + wx - p["value"] * w - (psi_e * ((n / m) * mg - nj) if lab_on
+                                                        else 0.0)
+                        if p["c"] > 1.0:
+                            t = t + (p["c"] - 1.0) * phi_e
+                    elif not tg.stable_residual:
+                        t = wr - p["psi_r"] * w - p["mu"] * nj + p["c"] * phi_e
+                    else:
+                        wt = c[f"wt{j + 1}"]
+                        psi_s = p["psi_s"]
+                        phi_s = (add(p["ws_lab"] * x, rows) - psi_s * wt
+                                 - (psi_s * ((n / m) * mg - nj) if lab_on else 0.0))
+                        t = wr - p["psi_r"] * w - p["mu"] * nj + p["c_s"] * phi_s
+                        # the transport allowance's influence: raw minus stabilised residual
+                        put(f"g{j + 1}", p["c"] * phi_e - p["c_s"] * phi_s)
+                    if "members" in p:  # the DR family (in place of the reward term above)
+                        T = self._dr_totals(j, tg, c, add, mg, lab_on, grams)
+                        if len(T) == 1:
+                            t = T[0]
+                        else:
+                            put(f"T{j + 1}", np.vstack(T))
+                            t = np.zeros(G)  # stacked below, once every run's Gram is known
+                put(f"t{j + 1}", t)
+                if tg.f_s01 is None:
+                    mean = float(tg.Sw.sum(axis=0) @ self.distinct01) / float(tg.Sw.sum())
+                    put(f"u{j + 1}", c[f"ws{j + 1}"] - mean * w)
+            del c
+
+        def whole(name: str) -> np.ndarray:
+            parts_ = keep.pop(name)
+            return parts_[0] if len(parts_) == 1 else np.concatenate(parts_, axis=-1)
+
+        present = np.column_stack([whole(f"on{q}") for q in range(P)])
+        totals = np.column_stack([whole(f"t{q}") for q in range(P)])
+        naive = [self._naive(whole("u0"), present[:, 0], self.n_code @ self.distinct01
+                             / self.n_logged, self.n_logged)]
+        for j, tg in enumerate(self.targets):
+            on = present[:, j + 1]
+            if f"T{j + 1}" in keep:  # stacked DR: the stacking weights of every run
+                T = whole(f"T{j + 1}")
+                for ri, r in enumerate(self.run_parts):
+                    pt = self.run_parts[r][j + 1]
+                    alpha = min_variance_simplex(grams[(j, ri)])
+                    pt["value"] = float(sum(a * mb["value"] for a, mb in zip(
+                        alpha, pt["members"], strict=True)))
+                    if ri == 0:
+                        self.mixture[j] = alpha
+                        totals[:, j + 1] = alpha @ T
             if tg.f_s01 is not None:  # the raw judge mean on its fresh draws
                 naive.append(naive_judge_mean(tg.f_s01, tg.f_prompt, self.alpha,
                                               self.label_scale))
             else:
                 mean = float(tg.Sw.sum(axis=0) @ self.distinct01) / float(tg.Sw.sum())
-                naive.append(self._naive(c[f"ws{j + 1}"], w, nj, mean, n))
+                naive.append(self._naive(whole(f"u{j + 1}"), on, mean, tg.n))
+            if f"g{j + 1}" in keep:
+                p = parts[j + 1]
+                g = p["psi_e"] - p["psi_s"]
+                phi_g = whole(f"g{j + 1}")
+                v, g_n = cluster_variance(phi_g[on], np.arange(int(on.sum())), tg.n)
+                v = float(v) if v == v else 0.0
+                tot = np.where(on, phi_g, 0.0) / tg.n
+                tot = tot * math.sqrt(g_n / (g_n - 1)) if g_n > 1 else 0 * tot
+                self.gaps[j + 1] = (math.copysign(math.sqrt(g * g + v), g), g, math.sqrt(v), tot)
         self.totals, self.present, self.naive = totals, present, naive
-        self.n_clusters = G
+        self.n_clusters = totals.shape[0]
         # every run's point estimates (stacked DR: stacked per run, above)
         for r, ps in self.run_parts.items():
             self.run_values[r] = np.array([q["value"] for q in ps])
 
     def _dr_totals(self, j: int, tg: _TargetStats, c: dict[str, np.ndarray], add: Any,
-                   mg: np.ndarray, lab_on: bool) -> np.ndarray:
-        """A DR target's per-prompt influence totals under the full calibration: per member
-        ``n_g (ḡ_g − ψ_g) + Σ_g w (R − q) − ψ_c Σ_g w − μ_c n_g`` plus the residual term; for
-        stacked DR the members' totals under every run, stacked as :func:`stack` does (the
-        runs' stacking weights set their point estimates)."""
-        from cje.calibration.weights import min_variance_simplex
-
+                   mg: np.ndarray, lab_on: bool, grams: dict[tuple[int, int], np.ndarray]
+                   ) -> list[np.ndarray]:
+        """A DR target's per-prompt influence totals of each member under the full calibration
+        (``n_g (ḡ_g − ψ_g) + Σ_g w (R − q) − ψ_c Σ_g w − μ_c n_g`` plus the residual term); for
+        stacked DR also each run's Gram matrix of its members' totals, added to ``grams`` (the
+        runs' stacking weights, as :func:`~cje.estimators.offpolicy.stack` fits them)."""
         nj, w = c[f"n{j + 1}"], c[f"w{j + 1}"]
         f = np.maximum(c["f"].astype(np.int64), 0)
         n, rows = tg.n, tg.lab
-        out = None
+        out: list[np.ndarray] = []
         for ri, r in enumerate(self.run_parts):
             p = self.run_parts[r][j + 1]
             if ri > 0 and len(p["members"]) == 1:
@@ -1187,22 +1255,17 @@ class LoggedPartitionedShape:
             T = [nj * (mb["gbar"][f] - mb["psi_g"]) + wr - c[f"wq{j + 1}_{i}{sfx}"]
                  - mb["psi_c"] * w - mb["mu_c"] * nj + resid
                  for i, mb in enumerate(p["members"])]
-            if len(T) == 1:
-                return T[0]
-            Tm = np.vstack(T)
-            alpha = min_variance_simplex(Tm @ Tm.T)
-            p["value"] = float(sum(a * mb["value"] for a, mb in zip(alpha, p["members"],
-                                                                    strict=True)))
+            if len(T) > 1:
+                Tm = np.vstack(T)
+                grams[(j, ri)] = grams.get((j, ri), 0.0) + Tm @ Tm.T
             if ri == 0:
-                self.mixture[j] = alpha
-                out = np.asarray(sum(a * t for a, t in zip(alpha, T, strict=True)))
-        assert out is not None
+                out = T
         return out
 
-    def _naive(self, sx: np.ndarray, w: np.ndarray | None, n_g: np.ndarray, mean: float,
-               n: int) -> tuple[float, float, float]:
-        u = sx - mean * (n_g if w is None else w)
-        present = n_g > 0
+    def _naive(self, u: np.ndarray, present: np.ndarray, mean: float, n: int
+               ) -> tuple[float, float, float]:
+        """The raw (or Hájek-weighted) judge mean's interval from its per-prompt centred
+        totals ``u``."""
         v, g = cluster_variance(u[present], np.arange(int(present.sum())), n)
         lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), self.alpha)
         return (from_unit(mean, self.label_scale), from_unit(lo, self.label_scale),
@@ -1736,9 +1799,10 @@ def analyze_logged_partitioned(
             cols += [*extra, *extra_stable]
     if dr:
         cols.insert(1, "f")
-    sums = eng.prompt_sums(_selected(_prompt_rows), ctx3, cols, progress)
-    shape.set_totals(sums, cols, lab_code_p, m_prompts)
-    del sums
+    # at most CELLS_PER_GROUP_BY per-prompt numbers per group-by (its table is the pass's memory)
+    buckets = max(1, -(-n_rows * len(cols) // CELLS_PER_GROUP_BY))
+    shape.set_totals(eng.prompt_sums(_selected(_prompt_rows), ctx3, cols, progress, buckets),
+                     lab_code_p, m_prompts)
     wanted = []
     for i, tg in enumerate(targets):
         o = raw_orders[i]
