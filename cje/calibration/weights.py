@@ -509,6 +509,20 @@ def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
     the reason appended to ``msgs``). ``memo``: :func:`_fold_parts` of these inputs, when the
     caller has it."""
     parts, means = _fold_parts(cands, ck, wk_raw) if memo is None else memo
+    pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
+    wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
+             if u and p > 0)
+    wk = np.maximum(wk, _FLOOR)
+    return wk / wk.mean()
+
+
+def _usable_mixture(means: np.ndarray, pi: np.ndarray, k: int, mixture: np.ndarray,
+                    msgs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ``k``'s mixture without the candidates whose weights are numerically zero on its
+    rows (their mean over the fold's rows ``means`` below the smallest normal number): their
+    share goes to the others, ``mixture[k]`` is updated and the reason appended to ``msgs``.
+    Returns the mixture and which candidates are usable (:func:`simcal_weights` and
+    :func:`simcal_affine` share it)."""
     usable = np.isfinite(means) & (means >= _TINY)
     if pi[~usable].sum() > 0:
         msgs.append(
@@ -518,10 +532,7 @@ def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
         pi = np.where(usable, pi, 0.0)
         pi = pi / pi.sum() if pi.sum() > 0 else usable / usable.sum()
         mixture[k] = pi
-    wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
-             if u and p > 0)
-    wk = np.maximum(wk, _FLOOR)
-    return wk / wk.mean()
+    return pi, usable
 
 
 def _candidate_tables(st: _CellStats, fit: Any, k: int, k_folds: int, n_codes: int
@@ -826,15 +837,7 @@ def simcal_affine(st: _CellStats, w_min: np.ndarray, index: np.ndarray, *,
             inc, dec = cands
             means = np.array([float((inc * st.N[k]).sum()) / n_k,
                               float((dec * st.N[k]).sum()) / n_k, float(st.Sw[k].sum()) / n_k])
-            usable = np.isfinite(means) & (means >= _TINY)
-            if pi[~usable].sum() > 0:
-                msgs.append(
-                    f"fold {k}: the " + " and ".join(
-                        c for c, u in zip(CANDIDATES, usable, strict=True) if not u)
-                    + " weights of its rows are numerically zero; their share went to the others")
-                pi = np.where(usable, pi, 0.0)
-                pi = pi / pi.sum() if pi.sum() > 0 else usable / usable.sum()
-                mixture[k] = pi
+            pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
             ak = np.zeros(n_codes)
             bk = 0.0
             for p, part, m, u in zip(pi, (inc, dec, None), means, usable, strict=True):
