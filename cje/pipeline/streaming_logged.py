@@ -638,20 +638,25 @@ def _bins(v: np.ndarray, lo: float, hi: float, nb: int) -> np.ndarray:
     return np.clip(b, 0, nb - 1)
 
 
-def _row_folds(b: _Batch, ctx: dict) -> tuple[np.ndarray, np.ndarray]:
+def _row_folds(b: _Batch, ctx: dict, fold: bool = True, lab: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's prompt fold (:func:`cje.data.prompt_folds`: the labelled prompts' from the
     small table of the driver, the others' from the hash of their id) and its labelled prompt's
-    position (−1: none)."""
-    lab = ctx["lab_prompt"]
-    idx = np.fromiter((lab.get(p, -1) for p in b.pid), dtype=np.int64, count=b.pid.size)
-    if not ctx["need_fold"]:
+    position (−1: none). A pass that reads neither (``fold``/``lab`` false, or an estimator
+    that reads no fold) gets zeros: the hash is most of a pass's time."""
+    fold = fold and ctx["need_fold"]
+    if not (fold or lab):
+        z = np.zeros(b.pid.size, dtype=np.int64)
+        return z, z - 1
+    idx = _lookup(ctx["lab_prompt"], b.pid)
+    if not fold:
         return np.zeros(b.pid.size, dtype=np.int64), idx
     k = ctx["k"]
-    fold = (_prompt_hash(b.pid, ctx["seed"]) % np.uint64(k)).astype(np.int64) if b.pid.size \
+    folds = (_prompt_hash(b.pid, ctx["seed"]) % np.uint64(k)).astype(np.int64) if b.pid.size \
         else np.zeros(0, dtype=np.int64)
     has = idx >= 0
-    fold[has] = ctx["lab_fold"][idx[has]]
-    return fold, idx
+    folds[has] = ctx["lab_fold"][idx[has]]
+    return folds, idx
 
 
 def _fresh_index(b: _Batch, ctx: dict) -> np.ndarray | None:
@@ -659,7 +664,15 @@ def _fresh_index(b: _Batch, ctx: dict) -> np.ndarray | None:
     fp = ctx.get("fresh_prompt")
     if fp is None:
         return None
-    return np.fromiter((fp.get(p, -1) for p in b.pid), dtype=np.int64, count=b.pid.size)
+    return _lookup(fp, b.pid)
+
+
+def _lookup(index: Any, pid: np.ndarray) -> np.ndarray:
+    """Each id's position in ``index`` (a :class:`pandas.Index` of distinct ids; −1: absent),
+    by pandas' hash table (a Python dict per row took a third of a pass)."""
+    if pid.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(index.get_indexer(pid), dtype=np.int64)
 
 
 def _usable(b: _Batch, ctx: dict, j: int, fidx: np.ndarray | None
@@ -678,7 +691,7 @@ def _cells(b: _Batch, ctx: dict) -> dict:
     """Pass 2 on one batch."""
     D, K, nb = ctx["distinct"].size, ctx["k"], HIST_BINS
     code = np.searchsorted(ctx["distinct"], b.s)
-    fold, _ = _row_folds(b, ctx)
+    fold, _ = _row_folds(b, ctx, lab=False)
     fidx = _fresh_index(b, ctx)
     out: dict[str, Any] = {}
     base = b.lp[0]
@@ -721,7 +734,9 @@ def _prompt_rows(b: _Batch, ctx: dict) -> dict:
     """Per row: its labelled prompt's position (``lab``, max over the prompt), and per policy
     the summands of the per-prompt totals."""
     code = np.searchsorted(ctx["distinct"], b.s)
-    fold, idx = _row_folds(b, ctx)
+    # folds only for the stabilised weights' and the outcome models' (fold, score) tables
+    fold, idx = _row_folds(b, ctx, fold=any(t.get("stable_residual") or t.get("extra")
+                                            for t in ctx["targets"]))
     fidx = _fresh_index(b, ctx)
     reward, s01 = ctx["reward"][code], ctx["s01"][code]
     out: dict[str, np.ndarray] = {"lab": idx, "n0": np.ones(b.s.size), "r0": reward, "s0": s01}
@@ -751,7 +766,8 @@ def _collect(b: _Batch, ctx: dict) -> dict:
     """The rows of the wanted histogram bins (raw log-ratios; surprisal with row key and ``e``)
     and, with stabilised weights, their histogram."""
     code = np.searchsorted(ctx["distinct"], b.s)
-    fold, _ = _row_folds(b, ctx)
+    fold, _ = _row_folds(b, ctx, fold=any(t.get("a") is not None for t in ctx["targets"]),
+                         lab=False)
     fidx = _fresh_index(b, ctx)
     out: dict[str, Any] = {}
     base = b.lp[0]
@@ -1516,6 +1532,8 @@ def analyze_logged_partitioned(
     >>> bool(abs(rep["far"].se - mem["far"].se) < 1e-9 * mem["far"].se)
     True
     """
+    import pandas as pd
+
     from cje.estimators.registry import resolve
 
     if engine not in ("polars", "dask"):
@@ -1691,19 +1709,18 @@ def analyze_logged_partitioned(
     # the engine's batches index the targets by their column: pass only those kept
     sel_lp = [0, *[j + 1 for j in keep_t]]
     ctx: dict[str, Any] = {"distinct": distinct, "k": k, "seed": seed, "need_fold": need_fold,
-                           "lab_prompt": lab_prompt_index, "lab_fold": lab_folds,
+                           "lab_prompt": pd.Index(lab_prompts.tolist(), dtype=object),
+                           "lab_fold": lab_folds,
                            "targets": [{k_: v for k_, v in t.items() if k_ not in ("f_rows", "f_count")}
                                        for t in tstat], "sel": sel_lp}
     if dr:
-        ctx.update(fresh_prompt={p: i for i, p in enumerate(f_prompts.tolist())},
-                   n_fresh_prompts=F)
+        ctx.update(fresh_prompt=pd.Index(f_prompts.tolist(), dtype=object), n_fresh_prompts=F)
     cells = eng.reduce(_selected(_cells), ctx, progress, "cell sums")
     targets: list[_TargetStats] = []
     lab_fold_rows = lab_folds[lab_code_p]
     dist01 = to_unit(distinct, jscale)
     lab_code = np.searchsorted(distinct, lab_s)
-    lab_fidx = (np.array([ctx["fresh_prompt"].get(p, -1) for p in lab_pid.tolist()], np.int64)
-                if dr else None)
+    lab_fidx = _lookup(ctx["fresh_prompt"], lab_pid) if dr else None
     for i, t in enumerate(tstat):
         j = t["j"]
         name = target_names[j]
