@@ -404,13 +404,22 @@ class _DaskEngine(_Engine):
         import pandas as pd
 
         n_lp = len(self.lp_names)
-        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=object),
-                             **{c: pd.Series([], dtype="int64" if c in ("lab", "f") else "float64")
-                                for c in cols}})
+        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype="string[pyarrow]"),
+                             **{c: pd.Series([], dtype="float64") for c in cols}})
         ctx_d = dask.delayed(ctx, pure=True, traverse=False)
         wide = self.ddf.map_partitions(_dask_rows, fn, ctx_d, n_lp, cols, meta=meta)
-        agg = wide.groupby("prompt_id", sort=False).agg(
-            {c: "max" if c in ("lab", "f") else "sum" for c in cols}, split_out=buckets)
+        # one plain sum of every column (a dict of aggregations per column held several
+        # times the memory): 'lab' and 'f' are the same on every row of a prompt, so their
+        # sums divided by the prompt's rows (n0) are their values
+        agg = wide.groupby("prompt_id", sort=False).sum(split_out=buckets)
+
+        def columns(pdf: Any) -> dict[str, np.ndarray]:
+            out = {c: pdf[c].to_numpy() for c in cols}
+            for c in ("lab", "f"):
+                if c in out:
+                    out[c] = np.rint(out[c] / out["n0"]).astype(np.int64)
+            return out
+
         # the output partitions one by one, each released once taken
         parts = agg.to_delayed()
         if self.client is not None:
@@ -420,11 +429,11 @@ class _DaskEngine(_Engine):
                 future = futures.pop(0)
                 pdf = future.result()
                 future.release()
-                yield {c: pdf[c].to_numpy() for c in cols}
+                yield columns(pdf)
                 del pdf, future
             return
         for pdf in self._compute(parts, progress, "per-prompt sums (dask)"):
-            yield {c: pdf[c].to_numpy() for c in cols}
+            yield columns(pdf)
 
 
 def _dask_apply(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int) -> dict:
@@ -436,8 +445,9 @@ def _dask_rows(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int,
     import pandas as pd
 
     out = fn(_to_batch(pdf, n_lp), ctx)
-    return pd.DataFrame({"prompt_id": pdf["prompt_id"].to_numpy(dtype=object),
-                         **{c: out[c] for c in cols}})
+    return pd.DataFrame({"prompt_id": pd.array(pdf["prompt_id"].to_numpy(dtype=object),
+                                               dtype="string[pyarrow]"),
+                         **{c: np.asarray(out[c], dtype=np.float64) for c in cols}})
 
 
 def _dask_meta(n_lp: int, policy: bool) -> Any:
