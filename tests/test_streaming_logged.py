@@ -206,7 +206,13 @@ def test_dr_options(tmp_path: Path, engine: str, dask_client: Any) -> None:
     client = dask_client if engine == "dask" else None
     short = sim.fresh[~((sim.fresh["policy"] == "b")
                         & sim.fresh["prompt_id"].isin([f"p{i:05d}" for i in range(0, 3000, 7)]))]
-    for est, extra, fresh in (("stacked-dr", {}, sim.fresh),
+    # fresh draws on prompts without logged rows: said so in a notice, as in memory
+    orphans = sim.fresh[sim.fresh["policy"] == "b"].head(6).assign(
+        prompt_id=lambda d: "zz" + d["prompt_id"])
+    import pandas as pd
+
+    more = pd.concat([sim.fresh, orphans], ignore_index=True)
+    for est, extra, fresh in (("stacked-dr", {}, more),
                               ("tmle", dict(residual_weights="stable", var_cap=0.2), sim.fresh),
                               ("mrdr", dict(mrdr_omega="w2"), sim.fresh),
                               ("stacked-dr", dict(on_missing="drop"), short)):
@@ -215,6 +221,8 @@ def test_dr_options(tmp_path: Path, engine: str, dask_client: Any) -> None:
         rep = cje.analyze(str(where), engine=engine, client=client, **kw)
         assert differences(mem, rep) == [], (est, extra)
         assert rep["x"].diagnostics["residual_weights"] == "stable"
+        if fresh is more:
+            assert any("without logged rows" in n for n in rep.notices)
     assert rep["b"].diagnostics["excluded_no_fresh_draws_for_the_prompt"] == 422
     with pytest.raises(CJEInputError, match=r"Target 'b' has no fresh draws for prompt_id=.*"
                                             r"\(row \d+ of '.*part-00\d.parquet'; 422 logged rows"):

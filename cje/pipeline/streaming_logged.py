@@ -733,6 +733,8 @@ def _cells(b: _Batch, ctx: dict) -> dict:
         out[f"hu_e2{j}"] = np.bincount(ub, weights=e * e, minlength=nb)
         out[f"near{j}"] = int(np.count_nonzero(lam < math.log(NEAR_ZERO_RATIO)))
     out["n_code"] = np.bincount(code, minlength=D)
+    if fidx is not None:  # logged rows (any) per fresh-draw prompt
+        out["nf_any"] = np.bincount(fidx[fidx >= 0], minlength=ctx["n_fresh_prompts"])
     return out
 
 
@@ -1736,6 +1738,16 @@ def analyze_logged_partitioned(
         name = target_names[j]
         n = int(cells[f"N{i}"].sum())  # usable rows (with fresh draws, for the DR family)
         excluded = {"missing log-probability": n_rows - t["n"]} if t["n"] < n_rows else {}
+        if dr:  # fresh draws on prompts without logged rows (cje.pipeline.logged says so too)
+            on_logged = cells["nf_any"] > 0
+            extra = ~on_logged[f_code_all[t["f_rows"]]]
+            if extra.any():
+                n_extra = np.unique(f_code_all[t["f_rows"]][extra]).size
+                notices.append(
+                    f"{int(extra.sum())} fresh draws of {name!r} are on {n_extra} prompt(s) "
+                    "without logged rows: the DR average uses the fresh draws of the logged "
+                    "prompts only; these count in its raw judge mean and judge-score affinity "
+                    "(and, where labelled, in the calibration).")
         miss = int(cells.get(f"n_miss{i}", 0))
         if miss:
             if on_missing == "raise":
