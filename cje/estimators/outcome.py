@@ -134,6 +134,21 @@ def tmle_clever(wsum: np.ndarray, cnt: np.ndarray, index: np.ndarray, distinct_s
     rows per (fold, value) cell — all it depends on the rows through (the out-of-core engines
     pass their cell sums).
 
+    Parameters
+    ----------
+    wsum, cnt : numpy.ndarray of shape (K, U)
+        Sum of the raw weights and rows per (fold, distinct value).
+    index : numpy.ndarray of shape (K, U)
+        The fold-deleted calibrations at the distinct values.
+    distinct_s : numpy.ndarray of shape (U,)
+        Judge score of each distinct value (breaks ties of the index).
+    memo : dict, optional
+        Per-fold rows kept between calls on the same cells (keyed by the order they induce).
+
+    Returns
+    -------
+    numpy.ndarray of shape (K, U)
+
     Examples
     --------
     >>> wsum = np.array([[1.0, 3.0], [2.0, 0.0]]); cnt = np.array([[1.0, 1.0], [2.0, 0.0]])

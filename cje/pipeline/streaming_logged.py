@@ -90,6 +90,17 @@ _FLOOR_REL = 1e-12  # (the relative tolerance of cje.diagnostics.overlap's TTC p
 def has_logprobs(names: Sequence[Any], columns: Any = None) -> bool:
     """Whether the input's columns (after ``columns=``) are logged data's.
 
+    Parameters
+    ----------
+    names : sequence
+        The input's column names.
+    columns : Mapping[str, str], optional
+        :func:`cje.analyze`'s ``columns=`` (standard name → the input's).
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
     >>> has_logprobs(["prompt_id", "judge_score", "logprob_base", "logprob[a]"])
@@ -104,6 +115,15 @@ def has_logprobs(names: Sequence[Any], columns: Any = None) -> bool:
 def input_columns(data: Any) -> list[str] | None:
     """The column names of an out-of-core input (a file set's first file, a LazyFrame's or a
     Dask DataFrame's schema), read without reading rows; ``None`` when unknown.
+
+    Parameters
+    ----------
+    data : Any
+        :func:`cje.analyze`'s ``data``.
+
+    Returns
+    -------
+    list of str or None
 
     Examples
     --------
