@@ -681,12 +681,41 @@ def _row_folds(b: _Batch, ctx: dict, fold: bool = True, lab: bool = True
     idx = _lookup(ctx["lab_prompt"], b.pid)
     if not fold:
         return np.zeros(b.pid.size, dtype=np.int64), idx
-    k = ctx["k"]
-    folds = (_prompt_hash(b.pid, ctx["seed"]) % np.uint64(k)).astype(np.int64) if b.pid.size \
-        else np.zeros(0, dtype=np.int64)
+    folds = _hash_folds(b, ctx)
     has = idx >= 0
     folds[has] = ctx["lab_fold"][idx[has]]
     return folds, idx
+
+
+#: Hash folds of the batches seen by this process in the current analysis (the passes after the
+#: first read the same batches again): batch → folds, at most _HASH_CACHE_MAX rows in all.
+_HASH_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
+_HASH_CACHE_MAX = 1 << 27
+
+
+def _hash_folds(b: _Batch, ctx: dict) -> np.ndarray:
+    """``hash(seed, prompt id) mod K`` of each row (:func:`cje.data.prompt_folds`' fold of an
+    unlabelled prompt), kept for the batch: a batch is known by the analysis (``ctx["token"]``)
+    and its first, middle and last row keys and size — the keys (file × 2^40 + row) are unique,
+    and every pass reads the same ordered rows. A new analysis empties the cache."""
+    n = b.pid.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    token = ctx.get("token")
+    key = (token, int(b.key[0]), int(b.key[n // 2]), int(b.key[-1]), n, int(b.key.sum()))
+    got = _HASH_CACHE.get(key)
+    if got is not None:
+        return got.astype(np.int64)
+    folds = (_prompt_hash(b.pid, ctx["seed"]) % np.uint64(ctx["k"])).astype(np.int64)
+    if token is not None:
+        try:
+            if any(k_[0] != token for k_ in list(_HASH_CACHE)[:1]):
+                _HASH_CACHE.clear()  # another analysis's batches
+            if sum(v.size for v in list(_HASH_CACHE.values())) + n <= _HASH_CACHE_MAX:
+                _HASH_CACHE[key] = folds.astype(np.int16 if ctx["k"] < 2**15 else np.int64)
+        except RuntimeError:  # (another thread changed the dict meanwhile: not kept)
+            pass
+    return folds
 
 
 def _fresh_index(b: _Batch, ctx: dict) -> np.ndarray | None:
@@ -1740,7 +1769,10 @@ def analyze_logged_partitioned(
             tstat[-1].update(has=count > 0, f_rows=rows_i, f_count=np.maximum(count, 1))
     # the engine's batches index the targets by their column: pass only those kept
     sel_lp = [0, *[j + 1 for j in keep_t]]
+    import uuid
+
     ctx: dict[str, Any] = {"distinct": distinct, "k": k, "seed": seed, "need_fold": need_fold,
+                           "token": uuid.uuid4().hex,
                            "lab_prompt": pd.Index(lab_prompts.tolist(), dtype=object),
                            "lab_fold": lab_folds,
                            "targets": [{k_: v for k_, v in t.items() if k_ not in ("f_rows", "f_count")}
@@ -1916,6 +1948,7 @@ def analyze_logged_partitioned(
         sur = _surprisal(tg, cells, i, got[f"u{i}"])
         shape.diag[i] = _diagnostics(tg, raw_orders[i], sur, shape.stable.get(i), st_orders[i],
                                      int(cells[f"near{i}"]), distinct, jscale)
+    _HASH_CACHE.clear()  # (this process's; a Dask worker process empties its own next time)
     settings = {**settings, "engine": engine, "estimator": est.name}
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
                     transport_margin=None, only=only, notices=notices, warns=warns, excluded={},
