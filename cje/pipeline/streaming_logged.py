@@ -1085,15 +1085,26 @@ class LoggedPartitionedShape:
         assert tg.nf is not None and tg.f_prompt is not None and tg.f_count is not None
         for mb in members:
             Q, qf = self._outcome(mb, tg, full, index)
-            gbar = np.bincount(tg.f_prompt, weights=qf, minlength=tg.nf.size) / tg.f_count
-            psi_g = float(tg.nf @ gbar) / tg.n
+            assert np.array_equal(qf, Q[tg.f_fold, tg.f_code])  # (what _gbar relies on)
+            psi_g = float(tg.nf @ self._gbar(tg, Q)) / tg.n
             d = full[None, :] - Q
             psi_c = float((sws * d).sum()) / float(sws.sum())
             mu_c = (float((tg.Sw * d).sum()) - psi_c * sum_w) / tg.n
-            out.append({"name": mb.name, "Q": Q, "gbar": gbar, "psi_g": psi_g, "psi_c": psi_c,
+            out.append({"name": mb.name, "Q": Q, "psi_g": psi_g, "psi_c": psi_c,
                         "mu_c": mu_c, "value": psi_g + psi_c + resid})
         res["members"] = out
         res["value"] = out[0]["value"] if len(out) == 1 else None  # stacked: after the pass
+
+    @staticmethod
+    def _gbar(tg: _TargetStats, Q: np.ndarray) -> np.ndarray:
+        """``ḡ`` per fresh-draw prompt: the mean of the outcome model over the target's fresh
+        draws of the prompt. Every member's model at a fresh draw is its cell's value
+        ``Q[fold, score]`` (DR-CPO's index, MRDR's table, TMLE's fluctuated index: the same
+        operations on the same numbers), so the means are recomputed from ``Q`` where needed
+        rather than kept for every member and run (F numbers each)."""
+        assert tg.f_prompt is not None and tg.f_count is not None and tg.nf is not None
+        return np.bincount(tg.f_prompt, weights=Q[tg.f_fold, tg.f_code],
+                           minlength=tg.nf.size) / tg.f_count
 
     def _outcome(self, mb: Any, tg: _TargetStats, full: np.ndarray, index: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -1329,7 +1340,7 @@ class LoggedPartitionedShape:
             resid = cc * (add(v_lab * x, rows) - psi * v
                           - (psi * ((n / m) * mg - nj) if lab_on else 0.0))
             wr = c[f"wr{j + 1}{sfx}"]
-            T = [nj * (mb["gbar"][f] - mb["psi_g"]) + wr - c[f"wq{j + 1}_{i}{sfx}"]
+            T = [nj * (self._gbar(tg, mb["Q"])[f] - mb["psi_g"]) + wr - c[f"wq{j + 1}_{i}{sfx}"]
                  - mb["psi_c"] * w - mb["mu_c"] * nj + resid
                  for i, mb in enumerate(p["members"])]
             if len(T) > 1:
