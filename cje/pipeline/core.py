@@ -35,7 +35,7 @@ from cje.inference import (
     t_interval,
 )
 from cje.pipeline.probes import ProbeUse
-from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
+from cje.pipeline.summaries import UnitView, calibration_curve, from_unit, scaled_reliability
 from cje.report import Report
 from cje.results import CalibrationInfo, PolicyEstimate
 
@@ -54,8 +54,11 @@ class Table:
 
     Attributes
     ----------
-    s, y : numpy.ndarray
-        Judge score and label (NaN if unlabelled) in [0, 1].
+    s, y : numpy.ndarray or UnitView
+        Judge score and label (NaN if unlabelled) in [0, 1]; read by indexing (``y[rows]``),
+        so a :class:`~cje.pipeline.summaries.UnitView` that converts the rows read may stand
+        for the converted column (the direct shape's labels, and its scores when it has
+        ``codes``).
     X : numpy.ndarray or None
         Covariates (n, p).
     cluster : numpy.ndarray of int
@@ -70,8 +73,8 @@ class Table:
         ``None``: uniform.
     """
 
-    s: np.ndarray
-    y: np.ndarray
+    s: np.ndarray | UnitView
+    y: np.ndarray | UnitView
     X: np.ndarray | None
     cluster: np.ndarray
     train: np.ndarray
