@@ -1319,7 +1319,9 @@ def _check_label_variation(y: np.ndarray, lab: np.ndarray) -> None:
 def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
            pol_uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
     """Dense prompt codes (after any drop) and distinct prompts; sorted policy names and codes."""
-    if _dense_in_order(pid_code):  # already 0..G-1 in order of first appearance: no re-coding
+    if _dense_in_order(pid_code) and int(pid_code.max(initial=-1)) + 1 == len(pid_uniq):
+        # already 0..G-1 in order of first appearance, every prompt present: no re-coding (a
+        # drop may have left a last prompt without rows: re-coded below, so it is not listed)
         prompt_code, used = pid_code, np.arange(len(pid_uniq))
     elif pid_code.shape[0] <= _SMALL_IDS:  # as pandas.factorize, without importing pandas
         prompt_code, used_obj = _factorize_list(pid_code.tolist())
@@ -1340,14 +1342,15 @@ def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
 _BLOCK = 1 << 20
 
 
-def _dense_in_order(codes: np.ndarray, block: int = _BLOCK) -> bool:
+def _dense_in_order(codes: np.ndarray, block: int | None = None) -> bool:
     """Whether ``codes`` are 0, 1, 2, … in order of first appearance, every value present (what
     ``pandas.factorize(codes, sort=False)`` would return unchanged).
 
     The running maximum may rise by at most one from row to row; it is taken ``block`` rows at
-    a time, carried over from block to block."""
+    a time (default :data:`_BLOCK`), carried over from block to block."""
     if codes.size == 0 or codes[0] != 0:
         return codes.size == 0
+    block = _BLOCK if block is None else block
     top = 0  # the running maximum before the block
     for a in range(0, codes.size, block):
         part = codes[a:a + block]

@@ -35,7 +35,7 @@ from cje.inference import (
     t_interval,
 )
 from cje.pipeline.probes import ProbeUse
-from cje.pipeline.summaries import UnitView, calibration_curve, from_unit, scaled_reliability
+from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
 from cje.report import Report
 from cje.results import CalibrationInfo, PolicyEstimate
 
@@ -73,8 +73,8 @@ class Table:
         ``None``: uniform.
     """
 
-    s: np.ndarray | UnitView
-    y: np.ndarray | UnitView
+    s: np.ndarray  # or a UnitView (typed as the array it stands for: read the same way)
+    y: np.ndarray
     X: np.ndarray | None
     cluster: np.ndarray
     train: np.ndarray

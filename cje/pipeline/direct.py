@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -61,15 +61,15 @@ _BLOCK = 1 << 20
 
 
 def _sums_by_group(pred: np.ndarray, codes: np.ndarray, group: np.ndarray, n_groups: int,
-                   block: int = _BLOCK) -> np.ndarray:
+                   block: int | None = None) -> np.ndarray:
     """``numpy.bincount(group, weights=pred[codes], minlength=n_groups)``, bit for bit, without
     the per-row array ``pred[codes]`` (80 MB at 10^7 rows, made again by every jackknife
     replicate).
 
     ``bincount`` adds each row's weight to its group's sum in row order. Here the rows go
-    ``block`` at a time, each block's ``bincount`` starting with one leading row per group that
-    carries the sums so far (``0.0 + sum`` is ``sum``): every sum takes the same additions in
-    the same order.
+    ``block`` (default :data:`_BLOCK`) at a time, each block's ``bincount`` starting with one
+    leading row per group that carries the sums so far (``0.0 + sum`` is ``sum``): every sum
+    takes the same additions in the same order.
 
     Examples
     --------
@@ -80,12 +80,13 @@ def _sums_by_group(pred: np.ndarray, codes: np.ndarray, group: np.ndarray, n_gro
     True
     """
     n = group.shape[0]
+    block = _BLOCK if block is None else block
     if n <= block:
         return np.bincount(group, weights=pred[codes], minlength=n_groups)
     g = np.empty(n_groups + block, dtype=np.intp)
     w = np.empty(n_groups + block)
     g[:n_groups] = np.arange(n_groups)
-    sums = np.zeros(n_groups)
+    sums: np.ndarray = np.zeros(n_groups)
     for a in range(0, n, block):
         b = min(a + block, n)
         m = n_groups + b - a
@@ -151,9 +152,10 @@ class DirectShape:
         s_unit = to_unit(raw_s, ev.judge_scale)
         codes, distinct_s, distinct_X = distinct_rows(s_unit, X)
         codes = _narrow(codes)
-        s: np.ndarray | UnitView = s_unit if codes is None else UnitView(raw_s, ev.judge_scale)
+        # (typed as the arrays they stand for: Table's readers index them)
+        s = s_unit if codes is None else cast(np.ndarray, UnitView(raw_s, ev.judge_scale))
         del s_unit
-        y = UnitView(raw_y, ev.label_scale)
+        y = cast(np.ndarray, UnitView(raw_y, ev.label_scale))
         weight = None
         if ev.label_probability is not None:  # a non-uniform design (probes refused before)
             with np.errstate(divide="ignore", invalid="ignore"):
