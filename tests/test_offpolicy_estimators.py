@@ -767,6 +767,21 @@ def test_dr_prompt_without_fresh_draws_raise_then_drop() -> None:
     assert not any(k.startswith("excluded_") for k in rep["B"].diagnostics)
 
 
+def test_dr_fresh_draws_on_prompts_without_logged_rows_are_named() -> None:
+    """Fresh draws on prompts the logged data lacks do not move the DR estimate (it averages the
+    logged prompts' draws), but they did move the raw judge mean beside it without a word."""
+    lg, fr = _small()
+    extra = fr[fr["policy"] == "A"].head(5).assign(prompt_id=[f"new{i}" for i in range(5)],
+                                                   judge_score=0.0)
+    a = cje.analyze(lg, fresh_draws=fr, estimator="dr-cpo", **SCALES)
+    b = cje.analyze(lg, fresh_draws=pd.concat([fr, extra]), estimator="dr-cpo", **SCALES)
+    assert b["A"].estimate == a["A"].estimate and b["A"].se == a["A"].se
+    assert b["A"].naive_estimate != a["A"].naive_estimate
+    said = [n for n in b.notices if "without logged rows" in n]
+    assert said == [n for n in b.notices if n.startswith("5 fresh draws of 'A' are on 5 prompt(s)")]
+    assert len(said) == 1 and not [n for n in a.notices if "without logged rows" in n]
+
+
 def test_offpolicy_estimator_without_logprobs() -> None:
     lg, _ = _small()
     plain = lg[["prompt_id", "policy", "judge_score", "oracle_label"]]

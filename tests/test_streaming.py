@@ -303,6 +303,35 @@ def test_text_files_ids_as_written(tmp_path: Path, fmt: str, dask_client: Any) -
         assert differences(mem, rep) == [], engine
 
 
+def test_empty_file_and_missing_label_column(tmp_path: Path, dask_client: Any) -> None:
+    """A partition without rows and a partition without an ``oracle_label`` column (its rows
+    unlabelled) are read alike by every engine: the in-memory engine used to refuse the empty
+    file and fail with polars' "schema lengths differ" on the missing column, while the
+    out-of-core engines analysed the same files."""
+    rng = np.random.default_rng(5)
+    n = 3_000
+    df = pl.DataFrame({"prompt_id": [f"q{i // 2}" for i in range(n)],
+                       "policy": [("a", "b")[i % 2] for i in range(n)],
+                       "judge_score": rng.integers(0, 11, n).astype(float),
+                       "oracle_label": np.where(rng.random(n) < 0.3, rng.integers(1, 6, n), np.nan)})
+    df.slice(0, 0).write_parquet(tmp_path / "p0.parquet")
+    df.slice(0, n // 2).write_parquet(tmp_path / "p1.parquet")
+    df.slice(n // 2).drop("oracle_label").write_parquet(tmp_path / "p2.parquet")
+    mem = cje.analyze(str(tmp_path), engine="memory", **KW)
+    # the oracle: the same rows as one frame, the second half unlabelled
+    whole = df.with_columns(pl.when(pl.int_range(pl.len()) < n // 2).then(pl.col("oracle_label"))
+                            .otherwise(None).alias("oracle_label"))
+    assert differences(cje.analyze(whole, **KW), mem) == []
+    for engine in ("polars", "dask"):
+        rep = cje.analyze(str(tmp_path), engine=engine,
+                          client=dask_client if engine == "dask" else None, **KW)
+        assert differences(mem, rep) == [], engine
+    (tmp_path / "p1.parquet").unlink()
+    (tmp_path / "p2.parquet").unlink()
+    with pytest.raises(CJEInputError, match="no rows"):
+        cje.analyze(str(tmp_path), engine="memory", **KW)
+
+
 def test_refusals(parts: list[Path], tmp_path: Path) -> None:
     """What is not supported out of core yet is refused before any row is read, naming
     engine='memory'."""

@@ -412,6 +412,23 @@ def _with(cluster: np.ndarray, probe_cluster: np.ndarray | None) -> np.ndarray:
     return cluster if probe_cluster is None else np.concatenate([cluster, probe_cluster])
 
 
+def _note_unmatched_fresh(notices: list[str], name: str, frows: np.ndarray, cluster: np.ndarray,
+                          logged_rows: np.ndarray, n_prompts: int) -> None:
+    """Say so when some of a target's fresh draws are on prompts without logged rows: a DR
+    estimate averages the fresh draws of the logged prompts only (found by the hostile-input
+    check: nothing said so, while the raw judge mean beside it used them all)."""
+    on_logged = np.zeros(n_prompts, dtype=bool)
+    on_logged[cluster[logged_rows]] = True
+    extra = ~on_logged[cluster[frows]]
+    if extra.any():
+        n_prompts_extra = np.unique(cluster[frows][extra]).size
+        notices.append(
+            f"{int(extra.sum())} fresh draws of {name!r} are on {n_prompts_extra} prompt(s) "
+            "without logged rows: the DR average uses the fresh draws of the logged prompts "
+            "only; these count in its raw judge mean and judge-score affinity (and, where "
+            "labelled, in the calibration).")
+
+
 def residual_on_stable(w: np.ndarray, residual_weights: str = "auto") -> bool:
     """Whether a target's oracle residual term is weighted by the stabilised weights.
 
@@ -656,6 +673,8 @@ def analyze_logged(
             has = np.zeros(len(prompts), dtype=bool)
             has[cluster[frows]] = True
             miss = ok & ~has[cluster[logged_rows]]
+            if est.sample == "logged":
+                _note_unmatched_fresh(notices, name, frows, cluster, logged_rows, len(prompts))
             if miss.any() and est.sample == "logged":
                 if on_missing == "raise":
                     r = int(np.flatnonzero(miss)[0])

@@ -228,13 +228,28 @@ def choose_engine(data: Any, engine: str, client: Any = None) -> str:
 def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
     """A file set read whole into one polars DataFrame (``engine="memory"`` on a glob or a
     directory), in the order of :func:`expand_files`, ids (also those ``columns`` renames) as
-    the exact text written, as :func:`cje.load` reads one file."""
+    the exact text written, as :func:`cje.load` reads one file.
+
+    As the out-of-core engines read the same files: a file without rows adds none (an error only
+    when every file is empty), and a column that some files lack is empty (null) on their rows —
+    e.g. ``oracle_label`` in files of unlabelled rows."""
     import polars as pl
 
     from cje.readers import ID_COLUMNS, read_table
 
     ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
-    return pl.concat([read_table(p, id_columns=ids) for p in files], how="vertical_relaxed")
+    frames, empty = [], None
+    for p in files:
+        try:
+            frames.append(read_table(p, id_columns=ids))
+        except CJEInputError as err:
+            if not str(err).startswith("The input has no rows"):
+                raise
+            empty = err
+    if not frames:
+        assert empty is not None
+        raise empty
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
 # ------------------------------------------------------------------------------------------------
