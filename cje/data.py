@@ -1376,6 +1376,30 @@ def _has_duplicate(key: np.ndarray) -> bool:
     return bool((k[1:] == k[:-1]).any())
 
 
+def _cumcount(key: np.ndarray) -> np.ndarray:
+    """Each row's number among the earlier rows with the same key, in row order (what pandas'
+    ``Series(key).groupby(key).cumcount()`` gives), from one stable sort: no hash table of 10^7
+    keys.
+
+    Examples
+    --------
+    >>> _cumcount(np.array([5, 3, 5, 5, 3, 9])).tolist()
+    [0, 0, 1, 2, 1, 0]
+    """
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    start = np.empty(k.shape[0], dtype=bool)  # the first row of each key in sorted order
+    start[:1] = True
+    np.not_equal(k[1:], k[:-1], out=start[1:])
+    del k
+    first = np.flatnonzero(start)
+    pos = np.arange(key.shape[0], dtype=np.int64)
+    pos -= np.repeat(first, np.diff(np.append(first, key.shape[0])))
+    out = np.empty(key.shape[0], dtype=np.int64)
+    out[order] = pos
+    return out
+
+
 def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
               notices: list[str]) -> np.ndarray:
     """Draw index per row: the ``draw_idx`` column (non-negative integers, no duplicate
@@ -1391,11 +1415,10 @@ def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
                 numbers.append(seen.get(k, 0))
                 seen[k] = numbers[-1] + 1
             draw = np.array(numbers, dtype=np.int64)
+        elif not _has_duplicate(key_pp):  # one row per pair (the usual case): all draw 0
+            draw = np.zeros(key_pp.shape[0], dtype=np.int64)
         else:
-            import pandas as pd
-
-            k = pd.Series(key_pp)
-            draw = k.groupby(k).cumcount().to_numpy().astype(np.int64)
+            draw = _cumcount(key_pp)
         if draw.max(initial=0) > 0:
             notices.append(
                 f"{int((draw > 0).sum())} rows repeat a (prompt_id, policy) pair and there is no "

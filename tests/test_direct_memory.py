@@ -95,6 +95,34 @@ def test_duplicate_draw_names_both_rows(kind: str) -> None:
         cje.load(frame, judge_scale=(0, 10))
 
 
+def test_cumcount_is_pandas_cumcount() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        key = rng.integers(0, int(rng.integers(1, 40)), int(rng.integers(1, 60)))
+        if rng.random() < 0.3:
+            key = key * 10**12  # a range a mark per value would not hold
+        k = pd.Series(key)
+        want = k.groupby(k).cumcount().to_numpy()
+        assert D._cumcount(key).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_draws_numbered_without_a_draw_idx_column(repeat: bool, monkeypatch) -> None:
+    monkeypatch.setattr(D, "_SMALL_IDS", 0)  # the path of large inputs (numpy, not a dict)
+    rng = np.random.default_rng(6)
+    n = 3000
+    pid = rng.integers(0, 900 if repeat else n, n)
+    if not repeat:
+        pid = rng.permutation(n)
+    frame = pd.DataFrame({"prompt_id": [f"p{i}" for i in pid], "policy": rng.choice(["a", "b"], n),
+                          "judge_score": rng.integers(0, 11, n).astype(float)})
+    ev = cje.load(frame, judge_scale=(0, 10))
+    key = frame["prompt_id"] + "|" + frame["policy"]
+    want = key.groupby(key).cumcount().to_numpy()
+    assert ev.draw_idx.tolist() == want.tolist()
+    assert any("taken as repeated draws" in m for m in ev.notices) == repeat
+
+
 def test_row_ids_lookup() -> None:
     ids = D._RowIds(np.array([2, -1, 0, 1]), np.array(["a", "b", "c"], dtype=object))
     assert [ids[i] for i in range(4)] == ["c", "", "a", "b"]
