@@ -42,13 +42,34 @@ OTHER_PROGRAMS = {"pip", "python", "pytest", "mkdocs", "git", "cd", "rm", "cp", 
 # ---- reading the pages -------------------------------------------------------------------------
 def code_blocks(page: Path, langs: set[str]) -> list[tuple[int, str]]:
     """``(line number of the first code line, code)`` of each fenced block in ``langs``."""
+    return [(line, code) for line, code, _ in code_blocks_shown(page, langs)]
+
+
+def code_blocks_shown(page: Path, langs: set[str]) -> list[tuple[int, str, str | None]]:
+    """``(line, code, shown)`` of each fenced block in ``langs``: ``shown`` is the body of a
+    ```` ```text ```` block that follows it with nothing but blank lines between (what the page
+    says the code prints), else ``None``."""
     text = page.read_text(encoding="utf-8")
+    fences = list(FENCE.finditer(text))
     blocks = []
-    for m in FENCE.finditer(text):
+    for i, m in enumerate(fences):
         lang = m["info"].strip().split(" ")[0].lower()
         if lang in langs:
-            blocks.append((text.count("\n", 0, m.start("body")) + 1, m["body"]))
+            nxt = fences[i + 1] if i + 1 < len(fences) else None
+            shown = (nxt["body"] if nxt is not None and nxt["info"].strip() == "text"
+                     and not text[m.end():nxt.start()].strip() else None)
+            blocks.append((text.count("\n", 0, m.start("body")) + 1, m["body"], shown))
     return blocks
+
+
+def shown_lines_missing(shown: str, printed: str) -> str | None:
+    """The first line of ``shown`` that does not appear, in order, among the lines ``printed``
+    (trailing spaces and blank lines ignored; a page may show an excerpt), else ``None``."""
+    out = iter(ln.rstrip() for ln in printed.splitlines())
+    for want in (ln.rstrip() for ln in shown.splitlines()):
+        if want and not any(got == want for got in out):
+            return want
+    return None
 
 
 def shell_commands(text: str) -> Iterator[list[str]]:
@@ -103,16 +124,22 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from cje.cli import main
 
     path = DOCS / page
-    blocks = code_blocks(path, {"python", "py"})
+    blocks = code_blocks_shown(path, {"python", "py"})
     commands = cje_commands(path)
     if not blocks and not commands:
         pytest.skip(f"docs/{page} has no Python block and no cje command")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__docs__"}
     try:
-        for line, code in blocks:
+        for line, code, shown in blocks:
+            capsys.readouterr()
             # Pad with newlines so that a traceback names the line in the page.
             exec(compile("\n" * (line - 1) + code, str(path), "exec", dont_inherit=True), namespace)  # noqa: S102
+            if shown is not None:  # the output the page shows is what the code prints now
+                missing = shown_lines_missing(shown, capsys.readouterr().out)
+                assert missing is None, (
+                    f"docs/{page}:{line}: the output shown after this block has a line the code "
+                    f"no longer prints (in that order): {missing!r}")
         for argv in commands:
             cwd = tmp_path
             try:
