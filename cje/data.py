@@ -60,7 +60,9 @@ class EvalData:
     """Validated evaluation data in long format (one row per judged response).
 
     Build it with :func:`cje.load` (any supported source) or :meth:`EvalData.from_frame`; do
-    not call the constructor directly. Arrays are read-only.
+    not call the constructor directly. Arrays are read-only views; a numeric column that needs
+    no conversion (float64 scores and labels, an integer ``draw_idx``) shares the input's memory
+    instead of being copied, so load again after changing the input in place.
 
     Attributes
     ----------
