@@ -214,21 +214,20 @@ class DirectShape:
         calib = calibrator.calibration(deleted)
         t = self.table
         reward = self._reward(calib.predict)
-        residual = t.y[t.train] - calib.oof
-        if type(self.estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
-            # another estimator is given the residual on every row, as documented; the
-            # package's own takes the labelled rows' alone (the rows of self._labelled)
+        own = type(self.estimator).estimate_groups is _OWN_ESTIMATE_GROUPS
+        residual = t.y[t.train] - calib.oof  # on the training rows, those of self._labelled
+        if not own:  # another estimator is given the residual on every row, as documented
             full = np.zeros_like(reward)
             full[t.train] = residual
             residual = full
         P = len(self.names)
-        if not self._probe_of and type(self.estimator).estimate_groups is _OWN_ESTIMATE_GROUPS:
+        if own and not self._probe_of:
             # what estimate_groups computes, with the influence values written over the rewards
-            # (not read again here): one per-row array fewer at the analysis' memory peak
+            # (read again only by the probe correction, absent here): one per-row array fewer
+            # at the analysis' memory peak
             est = direct_estimate(reward, residual, self._labelled, self._group, P,
                                   augment=self.estimator.augment, weight=self._weight,
                                   overwrite_reward=True)
-            del reward
         elif self._weight is None:
             est = self.estimator.estimate_groups(reward, residual, self._labelled, self._group, P)
         else:
