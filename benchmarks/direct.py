@@ -24,7 +24,7 @@ Usage::
 
     python benchmarks/direct.py [--sizes 10000 100000 1000000] [--repeats 3]
         [--cje-eval-python /work/venvs/cje-eval/bin/python] [--no-bare] [--no-covariates]
-        [--no-write]
+        [--no-arena] [--no-write]
 """
 
 from __future__ import annotations
@@ -148,6 +148,8 @@ def main() -> None:
                     help="do not time the bare-numpy reference (benchmarks/bare_direct_10m.py)")
     ap.add_argument("--no-covariates", action="store_true",
                     help="skip the two-stage run with a covariate at the largest size")
+    ap.add_argument("--no-arena", action="store_true",
+                    help="skip the side-by-side run on the Arena sample")
     ap.add_argument("--no-write", action="store_true", help="print only; do not edit results.md")
     ns = ap.parse_args()
 
@@ -182,7 +184,7 @@ def main() -> None:
         )
         print(lines[-1], flush=True)
 
-    if ARENA.is_dir():
+    if ARENA.is_dir() and not ns.no_arena:
         ours = _run_child("path", str(ARENA / "fresh_draws"), max(ns.repeats, 20))
         theirs = _cje_eval(ns.cje_eval_python, max(ns.repeats, 20))
         t_ours = statistics.median(ours["times"])

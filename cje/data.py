@@ -60,12 +60,16 @@ class EvalData:
     """Validated evaluation data in long format (one row per judged response).
 
     Build it with :func:`cje.load` (any supported source) or :meth:`EvalData.from_frame`; do
-    not call the constructor directly. Arrays are read-only.
+    not call the constructor directly. Arrays are read-only views; a numeric column that needs
+    no conversion (float64 scores and labels, an integer ``draw_idx``) shares the input's memory
+    instead of being copied, so load again after changing the input in place.
 
     Attributes
     ----------
     prompt_id : numpy.ndarray
-        Prompt id per row (strings), the cluster unit for every variance.
+        Prompt id per row (strings), the cluster unit for every variance. Computed on each
+        access as ``prompts[prompt_code]`` (a new read-only array), not stored: every
+        computation uses :attr:`prompt_code` and :attr:`prompts`.
     prompt_code : numpy.ndarray
         Integer code per row into :attr:`prompts`.
     prompts : numpy.ndarray
@@ -107,7 +111,6 @@ class EvalData:
     (4, ('x', 'y'), 2)
     """
 
-    prompt_id: np.ndarray
     prompt_code: np.ndarray
     prompts: np.ndarray
     policy_code: np.ndarray
@@ -124,6 +127,31 @@ class EvalData:
     label_probability: np.ndarray | None = None
 
     # ---- derived, cheap ------------------------------------------------------------------
+    @property
+    def prompt_id(self) -> np.ndarray:
+        """Prompt id per row, ``prompts[prompt_code]``: computed on each access, not stored.
+
+        At 10^7 rows a stored per-row array of ids costs 80 MB of references (and the strings
+        themselves when every row has its own prompt), for what :attr:`prompt_code` and
+        :attr:`prompts` already hold; the package's own code reads those.
+
+        Returns
+        -------
+        numpy.ndarray of str (object)
+            A new read-only array, one id per row.
+
+        Examples
+        --------
+        >>> import cje
+        >>> d = cje.load({"prompt_id": ["a", "b", "a"], "judge_score": [1, 2, 3]}, policy="m",
+        ...              judge_scale=(0, 10))
+        >>> d.prompt_id.tolist(), d.prompt_code.tolist(), d.prompts.tolist()
+        (['a', 'b', 'a'], [0, 1, 0], ['a', 'b'])
+        """
+        out = self.prompts[self.prompt_code]
+        out.flags.writeable = False
+        return out
+
     @property
     def n_rows(self) -> int:
         """Number of rows (including calibration-only rows)."""
@@ -765,14 +793,48 @@ def _merge_cleaned(
     return out.astype(np.int64), uniq2
 
 
-def _row_ref(i: int, pid: np.ndarray | None) -> str:
+class _RowIds:
+    """The id of each row, looked up one row at a time from codes and distinct ids (``-1``
+    reads as ``""``): what the validators need to name a row in a message, without a per-row
+    array of ids (80 MB of references at 10^7 rows, and the time to fill and free it).
+
+    Indexing with an integer gives the row's id; with an array of rows (or a mask), the ids of
+    those rows as another ``_RowIds``.
+
+    Examples
+    --------
+    >>> ids = _RowIds(np.array([1, -1, 0]), np.array(["a", "b"], dtype=object))
+    >>> ids[0], ids[1], ids[np.array([2, 0])][1], len(ids)
+    ('b', '', 'b', 3)
+    """
+
+    __slots__ = ("codes", "uniq")
+
+    def __init__(self, codes: np.ndarray, uniq: np.ndarray) -> None:
+        self.codes, self.uniq = codes, uniq
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    def __getitem__(self, i: Any) -> Any:
+        c = self.codes[i]
+        if np.ndim(c):
+            return _RowIds(c, self.uniq)
+        return self.uniq[c] if c >= 0 else ""
+
+
+#: Ids of the rows as the validators take them: an array, or a :class:`_RowIds` lookup.
+_Ids = np.ndarray | _RowIds
+
+
+def _row_ref(i: int, pid: _Ids | None) -> str:
     """``row 17 (prompt_id='p9')``, or ``row 17`` without ids."""
     if pid is not None:
         return f"row {i} (prompt_id={_show(pid[i])})"
     return f"row {i}"
 
 
-def _to_float(arr: np.ndarray, name: str, pid: np.ndarray | None) -> np.ndarray:
+def _to_float(arr: np.ndarray, name: str, pid: _Ids | None) -> np.ndarray:
     """Convert a column to float64; None becomes NaN; a non-numeric value is an error."""
     if arr.dtype.kind in "fiub":
         return np.ascontiguousarray(arr, dtype=np.float64)
@@ -847,7 +909,7 @@ def _check_scale(scale: Any, name: str) -> tuple[float, float]:
 
 
 def _check_inferred_width(scale: tuple[float, float], values: np.ndarray, field: str,
-                          arg: str, pid: np.ndarray) -> None:
+                          arg: str, pid: _Ids) -> None:
     """An inferred scale must be as usable as a declared one (finite width, finite variances)."""
     lo, hi = scale
     if hi - lo <= MAX_SCALE_WIDTH and max(abs(lo), abs(hi)) <= MAX_SCALE_WIDTH and lo < hi:
@@ -865,7 +927,7 @@ def first_bad(
     bad: np.ndarray,
     rule: str,
     values: Any,
-    pid: np.ndarray | None,
+    pid: _Ids | None,
     fix: str = "",
     *,
     count: bool = False,
@@ -948,17 +1010,27 @@ def _build(
     pid_code, pid_uniq, pid = _prompt_ids(cols)
     s = _judge_scores(cols, pid)
     pol_code, pol_uniq, pol = _policy_column(cols, n, pid, policy, notices)
+    _release_arrow_memory()  # (after the ids are factorised)
     excluded, keep = _invalid_rows(cols["prompt_id"], pid_code < 0, s, pid, on_invalid)
     if keep is not None:
         cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
-        pid, s, pol, pid_code, pol_code = (a[keep] for a in (pid, s, pol, pid_code, pol_code))
+        s, pid_code, pol_code = (a[keep] for a in (s, pid_code, pol_code))
+        pid, pol = _RowIds(pid_code, pid_uniq), _RowIds(pol_code, pol_uniq)
     y = _oracle_labels(cols, s.size, pid)
     lab = ~np.isnan(y)
     jscale = _judge_scale(s, judge_scale, pid, notices)
     lscale = _label_scale(y, lab, label_scale, jscale, pid, notices)
     _check_label_variation(y, lab)
     prompt_code, prompts, pol_names, policy_code = _codes(pid_code, pid_uniq, pol_code, pol_uniq)
-    draw = _draw_idx(cols, pid, pol, prompt_code * len(pol_names) + policy_code, notices)
+    # the rows' ids for messages, from the final codes: the input's codes go (80 MB each at
+    # 10^7 rows, before the load's last per-row temporaries)
+    pid = _RowIds(prompt_code, prompts)
+    pol = _RowIds(policy_code, np.array(pol_names, dtype=object))
+    del pid_code, pid_uniq, pol_code, pol_uniq
+    key_pp = prompt_code * len(pol_names)  # the (prompt, policy) pair of each row
+    key_pp += policy_code
+    draw = _draw_idx(cols, pid, pol, key_pp, notices)
+    del key_pp
     cov = _covariates(cols, covariates, pid, notices)
     lps = _logprobs(cols, pid)
     pi = label_probabilities(cols, lab, pid, policy_code)
@@ -969,7 +1041,6 @@ def _build(
             "estimators do not weight their residual terms by it yet. Analyse without the column "
             "only if the labels are a uniform random sample of the logged rows.")
     return EvalData(
-        prompt_id=_read_only(pid),
         prompt_code=_read_only(prompt_code),
         prompts=_read_only(prompts),
         policy_code=_read_only(policy_code),
@@ -991,7 +1062,7 @@ _PI_FIX = ("label_probability is the probability (in (0, 1]) with which the row 
            "oracle label")
 
 
-def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: np.ndarray,
+def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: _Ids,
                         policy_code: np.ndarray | None = None) -> np.ndarray | None:
     """The ``label_probability`` column, validated; ``None`` when absent or uniform.
 
@@ -1065,7 +1136,7 @@ def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: np.ndarray,
     return pi
 
 
-def _check_strata(stratum: np.ndarray, pi: np.ndarray, pid: np.ndarray) -> None:
+def _check_strata(stratum: np.ndarray, pi: np.ndarray, pid: _Ids) -> None:
     """Every row of one ``label_stratum`` shares its (given) label probability."""
     code, _ = _clean_ids(stratum, strip=False, name="label_stratum")
     given = ~np.isnan(pi)
@@ -1088,8 +1159,18 @@ def _check_strata(stratum: np.ndarray, pi: np.ndarray, pid: np.ndarray) -> None:
               count=True)
 
 
+def _release_arrow_memory() -> None:
+    """Give the pages Arrow's memory pool keeps after freeing back to the system: factorising
+    Arrow string ids leaves ~90 MB of them at 10^7 rows, held through the analysis otherwise."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+
+
 def _read_only(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
+    """A read-only view of ``a`` (contiguous; a copy only when it is not): the caller's own
+    array, which a column may be, keeps its flags."""
+    a = np.ascontiguousarray(a).view()
     a.flags.writeable = False
     return a
 
@@ -1120,34 +1201,35 @@ def _n_rows(cols: dict[str, Any]) -> int:
     return n
 
 
-def _prompt_ids(cols: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Codes per row (-1 where empty), the distinct cleaned ids, and the id per row ("" where
-    empty; refused or dropped by :func:`_invalid_rows`)."""
+def _prompt_ids(cols: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, _RowIds]:
+    """Codes per row (-1 where empty), the distinct cleaned ids, and the id of each row for
+    messages ("" where empty; refused or dropped by :func:`_invalid_rows`)."""
     pid_code, pid_uniq = _clean_ids(cols["prompt_id"])  # numpy array or pandas string array
-    return pid_code, pid_uniq, np.append(pid_uniq, "")[pid_code]
+    return pid_code, pid_uniq, _RowIds(pid_code, pid_uniq)
 
 
-def _judge_scores(cols: dict[str, Any], pid: np.ndarray) -> np.ndarray:
+def _judge_scores(cols: dict[str, Any], pid: _Ids) -> np.ndarray:
     """Judge scores as float64 (non-finite ones are refused or dropped by :func:`_invalid_rows`)."""
     return _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
 
 
-def _policy_column(cols: dict[str, Any], n: int, pid: np.ndarray, policy: str | None,
-                   notices: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Codes per row, distinct names and the name per row; without a ``policy`` column every row
-    is one policy (``policy``, else ``"default"`` with a notice)."""
+def _policy_column(cols: dict[str, Any], n: int, pid: _RowIds, policy: str | None,
+                   notices: list[str]) -> tuple[np.ndarray, np.ndarray, _RowIds]:
+    """Codes per row, distinct names and the name of each row (for messages); without a
+    ``policy`` column every row is one policy (``policy``, else ``"default"`` with a notice)."""
     if "policy" in cols:
         pol_code, pol_uniq = _clean_ids(cols["policy"], strip=False, name="policy")
         first_bad(pol_code < 0, "The 'policy' column must name a policy on every row",
                   "an empty policy", pid, "Fill it in, or drop the row.")
-        return pol_code, pol_uniq, np.append(pol_uniq, "")[pol_code]
+        return pol_code, pol_uniq, _RowIds(pol_code, pol_uniq)
     name = policy if policy is not None else "default"
     if policy is None:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
-    return np.zeros(n, dtype=np.int64), np.array([name], dtype=object), np.full(n, name, dtype=object)
+    pol_code, pol_uniq = np.zeros(n, dtype=np.int64), np.array([name], dtype=object)
+    return pol_code, pol_uniq, _RowIds(pol_code, pol_uniq)
 
 
-def _invalid_rows(raw_pid: Any, bad_pid: np.ndarray, s: np.ndarray, pid: np.ndarray,
+def _invalid_rows(raw_pid: Any, bad_pid: np.ndarray, s: np.ndarray, pid: _Ids,
                   on_invalid: OnInvalid) -> tuple[dict[str, int], np.ndarray | None]:
     """Rows with an empty prompt id or a non-finite judge score: refused (``"raise"``) or
     excluded and counted (``"drop"``). Returns the counts by reason and the rows kept (``None``:
@@ -1171,7 +1253,7 @@ def _invalid_rows(raw_pid: Any, bad_pid: np.ndarray, s: np.ndarray, pid: np.ndar
     return excluded, np.flatnonzero(keep)
 
 
-def _oracle_labels(cols: dict[str, Any], n: int, pid: np.ndarray) -> np.ndarray:
+def _oracle_labels(cols: dict[str, Any], n: int, pid: _Ids) -> np.ndarray:
     """Oracle labels as float64, NaN where unlabelled (all of them without the column)."""
     if "oracle_label" not in cols:
         return np.full(n, np.nan)
@@ -1181,7 +1263,7 @@ def _oracle_labels(cols: dict[str, Any], n: int, pid: np.ndarray) -> np.ndarray:
     return y
 
 
-def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: np.ndarray,
+def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _Ids,
                  notices: list[str]) -> tuple[float, float]:
     """The declared judge scale (every score inside it), else the inferred one, with a notice."""
     if judge_scale is not None:
@@ -1201,7 +1283,7 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: np
 
 
 def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float] | None,
-                 jscale: tuple[float, float], pid: np.ndarray,
+                 jscale: tuple[float, float], pid: _Ids,
                  notices: list[str]) -> tuple[float, float]:
     """The declared label scale (every label inside it), else the one inferred from the labels
     (with a notice), else the judge scale when nothing is labelled."""
@@ -1239,7 +1321,9 @@ def _check_label_variation(y: np.ndarray, lab: np.ndarray) -> None:
 def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
            pol_uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
     """Dense prompt codes (after any drop) and distinct prompts; sorted policy names and codes."""
-    if _dense_in_order(pid_code):  # already 0..G-1 in order of first appearance: no re-coding
+    if _dense_in_order(pid_code) and int(pid_code.max(initial=-1)) + 1 == len(pid_uniq):
+        # already 0..G-1 in order of first appearance, every prompt present: no re-coding (a
+        # drop may have left a last prompt without rows: re-coded below, so it is not listed)
         prompt_code, used = pid_code, np.arange(len(pid_uniq))
     elif pid_code.shape[0] <= _SMALL_IDS:  # as pandas.factorize, without importing pandas
         prompt_code, used_obj = _factorize_list(pid_code.tolist())
@@ -1255,29 +1339,75 @@ def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
     return prompt_code.astype(np.int64, copy=False), pid_uniq[used], pol_names, remap[pol_code]
 
 
-def _dense_in_order(codes: np.ndarray) -> bool:
+#: Rows per block of the per-row checks that would otherwise make temporaries as long as the
+#: data (at 10^7 rows, each is 80 MB at the load's memory peak).
+_BLOCK = 1 << 20
+
+
+def _dense_in_order(codes: np.ndarray, block: int | None = None) -> bool:
     """Whether ``codes`` are 0, 1, 2, … in order of first appearance, every value present (what
-    ``pandas.factorize(codes, sort=False)`` would return unchanged)."""
+    ``pandas.factorize(codes, sort=False)`` would return unchanged).
+
+    The running maximum may rise by at most one from row to row; it is taken ``block`` rows at
+    a time (default :data:`_BLOCK`), carried over from block to block."""
     if codes.size == 0 or codes[0] != 0:
         return codes.size == 0
-    top = np.maximum.accumulate(codes)
-    return bool(codes.min() >= 0 and (np.diff(top) <= 1).all())
+    block = _BLOCK if block is None else block
+    top = 0  # the running maximum before the block
+    for a in range(0, codes.size, block):
+        part = codes[a:a + block]
+        if part.min() < 0:
+            return False
+        run = np.maximum.accumulate(part)
+        np.maximum(run, top, out=run)
+        if int(run[0]) - top > 1 or (np.diff(run) > 1).any():
+            return False
+        top = int(run[-1])
+    return True
 
 
 def _has_duplicate(key: np.ndarray) -> bool:
-    """Whether a non-negative integer key repeats (a count per value when the range is small)."""
+    """Whether a non-negative integer key repeats: a mark per value (one byte each) when the
+    range is at most a few times the rows, else a sort."""
     top = int(key.max(initial=0))
-    if top < 4 * key.size + 1024:
-        return bool(np.bincount(key, minlength=top + 1).max(initial=0) > 1)
+    if top < 8 * key.size + 1024:
+        seen = np.zeros(top + 1, dtype=bool)
+        seen[key] = True
+        return int(np.count_nonzero(seen)) < key.size
     k = np.sort(key)
     return bool((k[1:] == k[:-1]).any())
 
 
-def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np.ndarray,
+def _cumcount(key: np.ndarray) -> np.ndarray:
+    """Each row's number among the earlier rows with the same key, in row order (what pandas'
+    ``Series(key).groupby(key).cumcount()`` gives), from one stable sort: no hash table of 10^7
+    keys.
+
+    Examples
+    --------
+    >>> _cumcount(np.array([5, 3, 5, 5, 3, 9])).tolist()
+    [0, 0, 1, 2, 1, 0]
+    """
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    start = np.empty(k.shape[0], dtype=bool)  # the first row of each key in sorted order
+    start[:1] = True
+    np.not_equal(k[1:], k[:-1], out=start[1:])
+    del k
+    first = np.flatnonzero(start)
+    pos = np.arange(key.shape[0], dtype=np.int64)
+    pos -= np.repeat(first, np.diff(np.append(first, key.shape[0])))
+    out = np.empty(key.shape[0], dtype=np.int64)
+    out[order] = pos
+    return out
+
+
+def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
               notices: list[str]) -> np.ndarray:
     """Draw index per row: the ``draw_idx`` column (non-negative integers, no duplicate
     (prompt, policy, draw)), else repeated (prompt, policy) rows numbered in input order.
-    ``key_pp`` codes the (prompt, policy) pair of each row."""
+    ``key_pp`` codes the (prompt, policy) pair of each row; it is overwritten (a key of the
+    triple is built in its place)."""
     small = key_pp.shape[0] <= _SMALL_IDS  # counted in Python: no pandas import for a few rows
     if "draw_idx" not in cols:
         if small:
@@ -1287,22 +1417,31 @@ def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np
                 numbers.append(seen.get(k, 0))
                 seen[k] = numbers[-1] + 1
             draw = np.array(numbers, dtype=np.int64)
+        elif not _has_duplicate(key_pp):  # one row per pair (the usual case): all draw 0
+            draw = np.zeros(key_pp.shape[0], dtype=np.int64)
         else:
-            import pandas as pd
-
-            k = pd.Series(key_pp)
-            draw = k.groupby(k).cumcount().to_numpy().astype(np.int64)
+            draw = _cumcount(key_pp)
         if draw.max(initial=0) > 0:
             notices.append(
                 f"{int((draw > 0).sum())} rows repeat a (prompt_id, policy) pair and there is no "
                 "'draw_idx' column: they were taken as repeated draws, numbered in input order."
             )
         return draw
-    d = _to_float(np.asarray(cols["draw_idx"]), "draw_idx", pid)
-    first_bad(~np.isfinite(d) | (d != np.round(d)) | (d < 0),
-              "The 'draw_idx' column must hold non-negative integers", d, pid)
-    draw = d.astype(np.int64)
-    key = key_pp * (int(draw.max()) + 1) + draw
+    raw = np.asarray(cols["draw_idx"])
+    if (raw.dtype.kind == "i" or (raw.dtype.kind == "u" and raw.dtype.itemsize < 8)) \
+            and raw.min() >= 0:  # integers, none negative: valid as they are (no float copy)
+        draw = raw.astype(np.int64, copy=False)
+    else:
+        d = _to_float(raw, "draw_idx", pid)
+        first_bad(~np.isfinite(d) | (d != np.round(d)) | (d < 0),
+                  "The 'draw_idx' column must hold non-negative integers", d, pid)
+        draw = d.astype(np.int64)
+        del d
+    top = int(draw.max())
+    key = key_pp  # (prompt, policy, draw), in place: the caller's key_pp is not used again
+    if top > 0:
+        key *= top + 1
+        key += draw
     if _has_duplicate(key):
         if small:
             _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
@@ -1322,7 +1461,7 @@ def _draw_idx(cols: dict[str, Any], pid: np.ndarray, pol: np.ndarray, key_pp: np
     return draw
 
 
-def _covariates(cols: dict[str, Any], covariates: Sequence[str], pid: np.ndarray,
+def _covariates(cols: dict[str, Any], covariates: Sequence[str], pid: _Ids,
                 notices: list[str]) -> dict[str, np.ndarray]:
     """The requested covariates, numeric and complete (``response_length`` may be derived from
     a ``response`` column as a whitespace word count)."""
@@ -1354,7 +1493,7 @@ def _covariates(cols: dict[str, Any], covariates: Sequence[str], pid: np.ndarray
     return cov
 
 
-def _logprobs(cols: dict[str, Any], pid: np.ndarray) -> dict[str, np.ndarray]:
+def _logprobs(cols: dict[str, Any], pid: _Ids) -> dict[str, np.ndarray]:
     """Log-probability columns of logged data (``logprob_base``, ``logprob[<target>]``) keyed
     ``base`` and by target: finite and <= 0 or missing; the logging policy's complete."""
     lps: dict[str, np.ndarray] = {}
@@ -1400,7 +1539,7 @@ def with_calibration_rows(data: EvalData, extra: EvalData) -> EvalData:
             "values on at least 4 prompts."
         )
     keep = np.flatnonzero(extra.labelled)
-    pid = np.concatenate([data.prompt_id, extra.prompt_id[keep]])
+    pid = np.concatenate([data.prompt_id, extra.prompts[extra.prompt_code[keep]]])
     import pandas as pd
 
     code, prompts = pd.factorize(pid, sort=False)
@@ -1414,8 +1553,8 @@ def with_calibration_rows(data: EvalData, extra: EvalData) -> EvalData:
     lps = {
         k: np.concatenate([v, np.full(keep.size, np.nan)]) for k, v in data.logprobs.items()
     }
+    del pid
     return EvalData(
-        prompt_id=pid,
         prompt_code=code.astype(np.int64),
         prompts=np.asarray(prompts, dtype=object),
         policy_code=np.concatenate([data.policy_code, np.full(keep.size, -1, dtype=np.int64)]),

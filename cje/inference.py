@@ -741,8 +741,16 @@ def paired_contrasts(
     m = len(keep)
     if m < 2:
         return ()
-    T = np.vstack([np.asarray(totals[p], dtype=np.float64) for p in keep])  # (m, G)
-    pres = np.vstack([np.asarray(present[p], dtype=bool) for p in keep])  # (m, G)
+    rows_t = [np.asarray(totals[p], dtype=np.float64) for p in keep]
+    rows_p = [np.asarray(present[p], dtype=bool) for p in keep]
+    n_g = rows_t[0].shape[0]
+    # the pairs (i, j) of one i go in blocks of j's: all of them, from (m, G) copies of the
+    # totals, when those are small; else as many as _PAIR_BYTES holds, copied block by block
+    # (at 10^7 rows, 4 policies and 2.5·10^6 prompts the (m, G) copy alone is 80 MB)
+    whole = m * n_g * 8 <= _PAIR_BYTES
+    step = m if whole else max(1, _PAIR_BYTES // max(8 * n_g, 1))
+    T = np.vstack(rows_t) if whole else None  # (m, G)
+    pres = np.vstack(rows_p) if whole else None  # (m, G)
     R = np.ascontiguousarray(np.asarray(reps, dtype=np.float64)[:, keep].T)  # (m, K)
     kr = R.shape[1]
     val = np.asarray(values, dtype=np.float64)[keep]
@@ -751,7 +759,7 @@ def paired_contrasts(
     if gi:  # the gap itself (not the allowance) and its influence totals per kept policy
         gap = gap if gap is not None else np.zeros(m)
         gap = np.array([gi[j][0] if j in gi else gap[j] for j in range(m)])
-        GT = np.zeros((m, T.shape[1]))
+        GT = np.zeros((m, n_g))
         for j, (_, tot) in gi.items():
             GT[j, :tot.size] = tot
     # every pair (i, j), i < j, in the order of the old double loop over ``keep``
@@ -764,11 +772,19 @@ def paired_contrasts(
     v_cal = np.empty(n_pairs)
     at = 0
     for i in range(m - 1):  # one block of pairs (i, i+1..m-1) at a time: memory O(m·G)
-        c = T[i] - T[i + 1:]
-        stop = at + c.shape[0]
-        ss[at:stop] = np.square(c, out=c).sum(axis=1)  # in place: no second (pairs, G) array
-        g[at:stop] = (pres[i] | pres[i + 1:]).sum(axis=1)
-        shared[at:stop] = (pres[i] & pres[i + 1:]).sum(axis=1)
+        for j0 in range(i + 1, m, step):
+            j1 = min(j0 + step, m)
+            if T is not None and pres is not None:
+                c, pc = T[i] - T[j0:j1], pres[j0:j1]
+            else:
+                c, pc = np.vstack(rows_t[j0:j1]), np.vstack(rows_p[j0:j1])
+                np.subtract(rows_t[i], c, out=c)
+            b = at + (j0 - i - 1)
+            ss[b:b + j1 - j0] = np.square(c, out=c).sum(axis=1)  # in place: no second array
+            g[b:b + j1 - j0] = (rows_p[i] | pc).sum(axis=1)
+            shared[b:b + j1 - j0] = (rows_p[i] & pc).sum(axis=1)
+            del c, pc
+        stop = at + m - 1 - i
         d = R[i] - R[i + 1:]
         v_cal[at:stop] = (kr - 1) / kr * ((d - d.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
         if v_gap is not None:
@@ -805,6 +821,9 @@ def paired_contrasts(
     return tuple(Contrast(**dict(zip(_CONTRAST_FIELDS, (nm[a], nm[b], *rest), strict=True)))
                  for a, b, *rest in cols)
 
+
+#: Bytes of the (pairs, prompts) blocks :func:`paired_contrasts` works on at a time.
+_PAIR_BYTES = 2**25
 
 #: The fields :func:`paired_contrasts` fills, in the order it computes them.
 _CONTRAST_FIELDS = ("policy_a", "policy_b", "estimate", "se", "ci_low", "ci_high", "df", "p_value",

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DirectEstimator", "direct_estimate"]
 
+#: Rows per block of the per-row passes done a block at a time (no temporary as long as the data).
+_BLOCK = 1 << 20
+
 
 def direct_estimate(
     reward: np.ndarray,
@@ -25,6 +28,7 @@ def direct_estimate(
     *,
     augment: bool = True,
     weight: np.ndarray | None = None,
+    overwrite_reward: bool = False,
 ) -> Estimate:
     """Calibrated mean per group, plus the mean oracle residual of the group's labelled rows.
 
@@ -49,7 +53,9 @@ def direct_estimate(
     reward : numpy.ndarray
         Calibrated reward ``R_i = f(S_i)`` on every row.
     residual : numpy.ndarray
-        Out-of-fold residual ``e_i`` on labelled rows (any finite value elsewhere).
+        Out-of-fold residual ``e_i`` on labelled rows (any finite value elsewhere); or, as an
+        array of one value per labelled row (in row order), the residuals of the labelled rows
+        alone — the same numbers without a per-row array (80 MB at 10^7 rows).
     labelled : numpy.ndarray of bool
         Rows whose residual is observed.
     group : numpy.ndarray of int
@@ -58,6 +64,11 @@ def direct_estimate(
         Number of groups P.
     augment : bool
         Add the residual term (default). Without it the estimate is the plug-in calibrated mean.
+    weight : numpy.ndarray, optional
+        ``w_i = 1/π_i`` per row (read on the labelled rows); ``None``: uniform.
+    overwrite_reward : bool
+        The influence values may be written over ``reward`` (the caller no longer needs it):
+        one per-row array instead of two (80 MB less at 10^7 rows).
 
     Returns
     -------
@@ -76,13 +87,18 @@ def direct_estimate(
     >>> est = direct_estimate(r, e, lab, np.array([0, 0, 1, 1]), 2, weight=w)
     >>> est.values.round(4).tolist(), est.influence.round(4).tolist()   # ē_w = 0.1/4
     ([0.525, 0.7], [0.0375, -0.0375, 0.0, 0.0])
+    >>> direct_estimate(r, np.array([0.1, 0.0]), lab, np.array([0, 0, 1, 1]), 2).values.tolist()
+    [0.55, 0.7]
     """
+    compact = residual.shape[0] != reward.shape[0]  # the labelled rows' residuals only
     if group.size and group.min() < 0:
         # calibration-only rows enter no estimate: compute on the others, give them φ = 0
         inside = np.flatnonzero(group >= 0)
-        sub = direct_estimate(reward[inside], residual[inside], labelled[inside], group[inside],
-                              n_groups, augment=augment,
-                              weight=None if weight is None else weight[inside])
+        sub = direct_estimate(reward[inside],
+                              residual[group[labelled] >= 0] if compact else residual[inside],
+                              labelled[inside], group[inside], n_groups, augment=augment,
+                              weight=None if weight is None else weight[inside],
+                              overwrite_reward=True)  # (reward[inside] is a copy)
         phi = np.zeros(group.shape[0])
         phi[inside] = sub.influence
         return Estimate(sub.values, phi, group, sub.n, sub.n_labels)
@@ -93,10 +109,15 @@ def direct_estimate(
     n = np.bincount(group, minlength=n_groups)
     m = np.bincount(g_lab, minlength=n_groups).astype(np.int64)
     values = np.bincount(group, weights=reward, minlength=n_groups) / np.maximum(n, 1)
-    phi = values[group]
-    np.subtract(reward, phi, out=phi)  # reward − value of the row's group, in place
+    if overwrite_reward:  # reward − value of the row's group, over the reward, a block at a time
+        phi = reward
+        for a in range(0, phi.shape[0], _BLOCK):
+            phi[a:a + _BLOCK] -= values[group[a:a + _BLOCK]]
+    else:
+        phi = values[group]
+        np.subtract(reward, phi, out=phi)  # reward − value of the row's group, in place
     if augment and weight is not None:
-        e = residual[lab]
+        e = residual if compact else residual[lab]
         w = weight[lab]
         tot = np.bincount(g_lab, weights=w, minlength=n_groups)  # Ŵ per group
         mean_e = np.divide(np.bincount(g_lab, weights=w * e, minlength=n_groups), tot,
@@ -105,7 +126,7 @@ def direct_estimate(
         values = values + mean_e
         phi[lab] += scale[g_lab] * w * (e - mean_e[g_lab])
     elif augment:
-        e = residual[lab]
+        e = residual.copy() if compact else residual[lab]  # changed in place below
         mean_e = np.divide(np.bincount(g_lab, weights=e, minlength=n_groups), m,
                            out=np.zeros(n_groups), where=m > 0)
         inv_p = np.divide(n, m, out=np.zeros(n_groups), where=m > 0)  # 1/p_L per group

@@ -54,8 +54,11 @@ class Table:
 
     Attributes
     ----------
-    s, y : numpy.ndarray
-        Judge score and label (NaN if unlabelled) in [0, 1].
+    s, y : numpy.ndarray or UnitView
+        Judge score and label (NaN if unlabelled) in [0, 1]; read by indexing (``y[rows]``),
+        so a :class:`~cje.pipeline.summaries.UnitView` that converts the rows read may stand
+        for the converted column (the direct shape's labels, and its scores when it has
+        ``codes``).
     X : numpy.ndarray or None
         Covariates (n, p).
     cluster : numpy.ndarray of int
@@ -70,7 +73,7 @@ class Table:
         ``None``: uniform.
     """
 
-    s: np.ndarray
+    s: np.ndarray  # or a UnitView (typed as the array it stands for: read the same way)
     y: np.ndarray
     X: np.ndarray | None
     cluster: np.ndarray

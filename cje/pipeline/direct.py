@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from cje.pipeline.core import (
     fold_plan,
 )
 from cje.pipeline.probes import ProbeUse, combine
-from cje.pipeline.summaries import naive_judge_mean, to_unit
+from cje.pipeline.summaries import UnitView, naive_judge_mean, to_unit
 from cje.report import Report
 from cje.results import PolicyEstimate
 
@@ -54,6 +54,47 @@ def _narrow(codes: np.ndarray | None) -> np.ndarray | None:
         if top <= np.iinfo(dt).max:
             return codes.astype(dt)
     return codes
+
+
+#: Rows per block of :func:`_sums_by_group`.
+_BLOCK = 1 << 20
+
+
+def _sums_by_group(pred: np.ndarray, codes: np.ndarray, group: np.ndarray, n_groups: int,
+                   block: int | None = None) -> np.ndarray:
+    """``numpy.bincount(group, weights=pred[codes], minlength=n_groups)``, bit for bit, without
+    the per-row array ``pred[codes]`` (80 MB at 10^7 rows, made again by every jackknife
+    replicate).
+
+    ``bincount`` adds each row's weight to its group's sum in row order. Here the rows go
+    ``block`` (default :data:`_BLOCK`) at a time, each block's ``bincount`` starting with one
+    leading row per group that carries the sums so far (``0.0 + sum`` is ``sum``): every sum
+    takes the same additions in the same order.
+
+    Examples
+    --------
+    >>> pred, codes = np.array([0.1, 0.7, 0.2]), np.array([0, 2, 1, 1, 0, 2, 2])
+    >>> group = np.array([0, 0, 1, 1, 1, 0, 1])
+    >>> _sums_by_group(pred, codes, group, 2, block=3).tolist() == np.bincount(
+    ...     group, weights=pred[codes], minlength=2).tolist()
+    True
+    """
+    n = group.shape[0]
+    block = _BLOCK if block is None else block
+    if n <= block:
+        return np.bincount(group, weights=pred[codes], minlength=n_groups)
+    g = np.empty(n_groups + block, dtype=np.intp)
+    w = np.empty(n_groups + block)
+    g[:n_groups] = np.arange(n_groups)
+    sums: np.ndarray = np.zeros(n_groups)
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        m = n_groups + b - a
+        w[:n_groups] = sums
+        g[n_groups:m] = group[a:b]
+        np.take(pred, codes[a:b], out=w[n_groups:m])
+        sums = np.bincount(g[:m], weights=w[:m], minlength=n_groups)
+    return sums
 
 
 def _as_slice(rows: np.ndarray) -> np.ndarray | slice:
@@ -102,20 +143,26 @@ class DirectShape:
             if covariates:
                 parts_x.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
         # without probe slices the policies' own arrays are used as they are (read-only), not
-        # copied: at 10^7 rows each copy is 80 MB
-        s = to_unit(_concat(parts_s), ev.judge_scale)
-        y = to_unit(_concat(parts_y), ev.label_scale)
+        # copied: at 10^7 rows each copy is 80 MB. Scores and labels are converted to [0, 1]
+        # where they are read (UnitView): only the distinct scores are kept converted, unless
+        # there are no codes of distinct (S, Z) rows to read the rewards through
+        raw_s, raw_y = _concat(parts_s), _concat(parts_y)
         group = _concat(parts_g)
         X = np.vstack(parts_x) if covariates else None
-        codes, distinct_s, distinct_X = distinct_rows(s, X)
+        s_unit = to_unit(raw_s, ev.judge_scale)
+        codes, distinct_s, distinct_X = distinct_rows(s_unit, X)
         codes = _narrow(codes)
+        # (typed as the arrays they stand for: Table's readers index them)
+        s = s_unit if codes is None else cast(np.ndarray, UnitView(raw_s, ev.judge_scale))
+        del s_unit
+        y = cast(np.ndarray, UnitView(raw_y, ev.label_scale))
         weight = None
         if ev.label_probability is not None:  # a non-uniform design (probes refused before)
             with np.errstate(divide="ignore", invalid="ignore"):
                 weight = np.where(ev.labelled, 1.0 / ev.label_probability, 1.0)
         self._weight = weight
         self.table = Table(s=s, y=y, X=X, cluster=_concat(parts_c),
-                           train=np.flatnonzero(~np.isnan(y) & (group < P)), codes=codes,
+                           train=np.flatnonzero(~np.isnan(raw_y) & (group < P)), codes=codes,
                            distinct_s=distinct_s, distinct_X=distinct_X, weight=weight)
         self.ev, self.estimator = ev, estimator
         self.names = ev.policies
@@ -167,10 +214,21 @@ class DirectShape:
         calib = calibrator.calibration(deleted)
         t = self.table
         reward = self._reward(calib.predict)
-        residual = np.zeros_like(reward)
-        residual[t.train] = t.y[t.train] - calib.oof
+        own = type(self.estimator).estimate_groups is _OWN_ESTIMATE_GROUPS
+        residual = t.y[t.train] - calib.oof  # on the training rows, those of self._labelled
+        if not own:  # another estimator is given the residual on every row, as documented
+            full = np.zeros_like(reward)
+            full[t.train] = residual
+            residual = full
         P = len(self.names)
-        if self._weight is None:
+        if own and not self._probe_of:
+            # what estimate_groups computes, with the influence values written over the rewards
+            # (read again only by the probe correction, absent here): one per-row array fewer
+            # at the analysis' memory peak
+            est = direct_estimate(reward, residual, self._labelled, self._group, P,
+                                  augment=self.estimator.augment, weight=self._weight,
+                                  overwrite_reward=True)
+        elif self._weight is None:
             est = self.estimator.estimate_groups(reward, residual, self._labelled, self._group, P)
         else:
             est = self.estimator.estimate_groups(reward, residual, self._labelled, self._group, P,
@@ -212,13 +270,14 @@ class DirectShape:
         calib = calibrator.calibration(deleted)
         t = self.table
         inside = self._inside  # the rows of some policy: a slice when they come first
-        if t.codes is not None:
-            reward = calib.predict(t.distinct_s, t.distinct_X)[t.codes[inside]]
-        else:
-            reward = calib.predict(t.s, t.X)[inside]
         P = len(self.names)
-        values = np.bincount(self._group[inside], weights=reward, minlength=P) / np.maximum(
-            self._n, 1)
+        if t.codes is not None:
+            totals = _sums_by_group(calib.predict(t.distinct_s, t.distinct_X), t.codes[inside],
+                                    self._group[inside], P)
+        else:
+            totals = np.bincount(self._group[inside], weights=calib.predict(t.s, t.X)[inside],
+                                 minlength=P)
+        values = totals / np.maximum(self._n, 1)
         if self.estimator.augment and self._weight is not None:  # the Hájek residual mean
             e = (t.y[t.train] - calib.oof)[self._train_inside]
             w = self._weight[t.train][self._train_inside]
