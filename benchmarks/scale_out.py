@@ -12,9 +12,15 @@ processes the peak would be split over processes that ``time`` does not add up.
 The in-memory engine runs beside the others when ``--memory`` says so (by default when the data
 has at most 2·10^7 rows: at 10^8 it needs ~32 GB, more than this machine has).
 
+``--shape logged`` writes logged data instead (off-policy: one row per prompt of the logging
+policy with ``logprob_base`` and three targets' ``logprob[...]`` of raw-weight ESS about 90%,
+50% and 18%, 10% labelled, judge scores on a 0.05 grid; ``make_offpolicy_eval`` file by file)
+and runs ``--estimator`` (default calibrated IPS) on it.
+
 Usage::
 
     python benchmarks/scale_out.py --rows 10000000 [--engines memory,polars,dask] [--dir /tmp/x]
+    python benchmarks/scale_out.py --shape logged --rows 1000000 --estimator snips
 
 Results are printed and appended to ``benchmarks/results_scale_out.json`` with the machine's
 load average before each run.
@@ -83,10 +89,44 @@ def write_dataset(where: Path, rows: int, rows_per_file: int, seed: int = 0) -> 
     return out
 
 
+def write_logged(where: Path, rows: int, rows_per_file: int, seed: int = 0) -> list[Path]:
+    """Logged data, one file per ``rows_per_file`` rows, each from its own
+    ``make_offpolicy_eval`` (prompt ids prefixed by the file number)."""
+    import polars as pl
+
+    import cje
+
+    where.mkdir(parents=True, exist_ok=True)
+    done = where / "_DONE"
+    files = sorted(where.glob("part-*.parquet"))
+    if done.exists() and done.read_text() == f"logged {rows} {rows_per_file} {seed}":
+        return files
+    for f in files:
+        f.unlink()
+    out, fresh = [], []
+    for i in range(-(-rows // rows_per_file)):
+        g = min(rows_per_file, rows - i * rows_per_file)
+        sim = cje.synthetic.make_offpolicy_eval(g, rng=np.random.default_rng([seed, i]),
+                                                targets=LOGGED_TARGETS)
+        prefix = (pl.lit(f"f{i:04d}-") + pl.col("prompt_id")).alias("prompt_id")
+        df = pl.from_pandas(sim.logged).with_columns(prefix)
+        path = where / f"part-{i:04d}.parquet"
+        df.write_parquet(path)
+        out.append(path)
+        fresh.append(pl.from_pandas(sim.fresh).with_columns(prefix))
+    # the targets' fresh draws (the DR family holds them in memory), one file beside the logs
+    pl.concat(fresh).write_parquet(where.parent / f"{where.name}_fresh.parquet")
+    done.write_text(f"logged {rows} {rows_per_file} {seed}")
+    return out
+
+
+#: The logged benchmark's targets (tilts: raw-weight ESS about 90%, 50%, 18%).
+LOGGED_TARGETS = {"near": 0.3, "mid": 0.8, "far": 1.2}
+
 _CHILD = r"""
 import json, sys, time
 import cje
-engine, path = sys.argv[1], sys.argv[2]
+engine, path, shape, estimator = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 client = None
 if engine == "dask":
     from distributed import Client, LocalCluster
@@ -94,8 +134,14 @@ if engine == "dask":
                            dashboard_address=None)
     client = Client(cluster)
 t = time.perf_counter(); c = time.process_time()
-rep = cje.analyze(path, engine=engine, client=client, judge_scale=(0, 10), label_scale=(1, 5),
-                  mode="monotone", progress=False)
+if shape == "logged":
+    dr = estimator in ("dr-cpo", "tmle", "mrdr", "stacked-dr")
+    rep = cje.analyze(path, engine=engine, client=client, judge_scale=(0, 1), label_scale=(0, 1),
+                      mode="monotone", estimator=estimator, progress=False,
+                      fresh_draws=path.rstrip("/") + "_fresh.parquet" if dr else None)
+else:
+    rep = cje.analyze(path, engine=engine, client=client, judge_scale=(0, 10),
+                      label_scale=(1, 5), mode="monotone", progress=False)
 wall = time.perf_counter() - t
 out = {"wall_s": wall, "cpu_s_main": time.process_time() - c,
        "estimates": {e.policy: [e.estimate, e.se, e.var_cal, e.ci_low, e.ci_high]
@@ -106,12 +152,12 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def run_engine(engine: str, path: Path) -> dict:
+def run_engine(engine: str, path: Path, shape: str = "direct", estimator: str = "direct") -> dict:
     """One engine in a subprocess under /usr/bin/time -v."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     load = os.getloadavg()
-    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", _CHILD, engine, str(path)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", _CHILD, engine, str(path),
+                           shape, estimator], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"engine": engine, "error": proc.stderr[-2000:], "load_before": load}
     res = json.loads(proc.stdout.rsplit("RESULT", 1)[1])
@@ -130,12 +176,21 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--rows-per-file", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/tmp/cje_scale_out")
+    ap.add_argument("--shape", choices=("direct", "logged"), default="direct")
+    ap.add_argument("--estimator", default="calibrated-ips",
+                    help="logged shape: ips, snips, calibrated-ips, or a DR estimator (dr-cpo, "
+                         "tmle, mrdr, stacked-dr: the fresh draws, written beside the logs, "
+                         "are held in memory)")
     ap.add_argument("--engines", default=None,
                     help="comma-separated (default: memory,polars,dask; memory only up to 2e7)")
     args = ap.parse_args()
-    where = Path(args.dir) / f"rows_{args.rows}"
     t = time.perf_counter()
-    files = write_dataset(where, args.rows, args.rows_per_file)
+    if args.shape == "logged":
+        where = Path(args.dir) / f"logged_rows_{args.rows}"
+        files = write_logged(where, args.rows, args.rows_per_file)
+    else:
+        where = Path(args.dir) / f"rows_{args.rows}"
+        files = write_dataset(where, args.rows, args.rows_per_file)
     size = sum(f.stat().st_size for f in files)
     print(f"data: {len(files)} files, {size / 2**20:.0f} MB, written/checked in "
           f"{time.perf_counter() - t:.1f} s", flush=True)
@@ -143,7 +198,8 @@ def main() -> None:
         ["memory", "polars", "dask"] if args.rows <= 20_000_000 else ["polars", "dask"])
     results = []
     for eng in engines:
-        r = run_engine(eng, where)
+        r = run_engine(eng, where, args.shape,
+                       args.estimator if args.shape == "logged" else "direct")
         results.append(r)
         if "error" in r:
             print(f"{eng:7s} FAILED: {r['error'][-500:]}", flush=True)
@@ -169,7 +225,9 @@ def main() -> None:
                                       "var_cal_over_se2": worst_cal}
             print(f"{r['engine']} vs {ref['engine']}: estimates, SEs, CIs, contrasts to "
                   f"{worst:.1e} relative; var_cal to {worst_cal:.1e} of se²")
-    record = {"rows": args.rows, "files": len(files), "bytes": size, "nproc": os.cpu_count(),
+    record = {"shape": args.shape, "rows": args.rows, "files": len(files),
+              **({"estimator": args.estimator} if args.shape == "logged" else {}),
+              "bytes": size, "nproc": os.cpu_count(),
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "results": [{k: v for k, v in r.items() if k not in ("estimates", "contrasts")}
                           for r in results], "agreement": agreement}

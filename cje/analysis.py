@@ -150,8 +150,9 @@ def analyze(
     engine : {"auto", "memory", "polars", "dask"}
         Where the rows are processed. ``"memory"``: loaded whole (:func:`cje.load`);
         ``"polars"`` (polars' streaming engine) and ``"dask"`` (any Dask scheduler) pass over
-        the partitions without holding the rows, with the same numbers (direct mode only, on
-        the judge score alone: docs › Large data and clusters). ``"auto"`` (default): a
+        the partitions without holding the rows, with the same numbers (direct mode on the judge
+        score alone, and logged data with IPS, SNIPS, calibrated IPS and the DR family, whose
+        fresh draws are held in memory: docs › Large data and clusters). ``"auto"`` (default): a
         LazyFrame streams with polars, a Dask DataFrame (or files with a ``client``) runs on
         Dask, a file set streams with polars when the in-memory engine would need more than
         half the available memory, everything else runs in memory
@@ -256,7 +257,8 @@ def analyze(
                 fresh_draws=fresh_draws, covariates=cov, on_invalid=on_invalid,
                 estimator=estimator, alpha=alpha, mode=mode, n_folds=n_folds, seed=seed,
                 policies=policies, columns=columns, probe_correction=probe_correction,
-                progress=progress, transport_margin=transport_margin)
+                progress=progress, transport_margin=transport_margin, var_cap=var_cap,
+                residual_weights=residual_weights, mrdr_omega=mrdr_omega, on_missing=on_missing)
         # in memory: a glob or a directory of files is read whole, a lazy frame collected
         files = streaming.expand_files(data)
         if files is not None and (len(files) > 1 or files[0] != Path(data)):
@@ -355,6 +357,14 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
     """``engine="polars"`` / ``"dask"``: what is not supported out of core yet is refused here,
     before any data is read (docs: Large data and clusters)."""
     memory = "Use engine='memory' (it needs the data in memory)."
+    from cje.pipeline.streaming_logged import has_logprobs, input_columns
+
+    names = input_columns(data)
+    if names is not None and has_logprobs(names, kw["columns"]):
+        return _logged_out_of_core(data, engine=engine, client=client, calibration=calibration,
+                                   probes=probes, fresh_draws=fresh_draws, covariates=covariates,
+                                   on_invalid=on_invalid, estimator=estimator, mode=mode,
+                                   policies=policies, **kw)
     for given, what in ((calibration is not None, "calibration="), (bool(probes), "probes="),
                         (fresh_draws is not None, "fresh_draws= (off-policy)"),
                         (bool(covariates), "covariates=")):
@@ -364,8 +374,9 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
     direct = resolve(estimator, logged=False, fresh=False)
     if not isinstance(direct, DirectEstimator):
         raise CJEInputError(
-            f"estimator={estimator!r} is for logged data; out of core only fresh draws (direct "
-            f"mode) are supported yet (engine={engine!r}). " + memory)
+            f"estimator={estimator!r} is for logged data, which needs the logging policy's "
+            "log-probabilities ('logprob_base') and each target's ('logprob[<target>]'); this "
+            "data has none. For fresh draws of each policy use the default estimator ('direct').")
     from cje.pipeline.streaming import analyze_partitioned
 
     settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
@@ -378,6 +389,55 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
                                  n_folds=kw["n_folds"], seed=kw["seed"], only=policies,
                                  settings=settings, progress=kw["progress"],
                                  on_invalid=on_invalid)
+    from cje.export import provenance
+
+    src = data if isinstance(data, (str, os.PathLike)) else None
+    prov = provenance({"data": src} if src is not None else {})
+    if src is None:
+        prov["inputs"] = {"data": {"in_memory": type(data).__name__}}
+    return replace(report, provenance=prov)
+
+
+def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any, probes: Any,
+                        fresh_draws: Any, covariates: tuple[str, ...], on_invalid: str,
+                        estimator: Any, mode: Mode, policies: Any, var_cap: Any = None,
+                        residual_weights: str = "auto", mrdr_omega: str = "w",
+                        on_missing: str = "raise", **kw: Any) -> Report:
+    """Logged data with ``engine="polars"`` / ``"dask"``: IPS, SNIPS, calibrated IPS and the DR
+    family out of core
+    (:mod:`cje.pipeline.streaming_logged`); what is not supported yet is refused before any
+    row is read."""
+    memory = "Use engine='memory' (it needs the data in memory)."
+    for given, what in ((calibration is not None, "calibration="), (bool(probes), "probes="),
+                        (bool(covariates), "covariates="),
+                        (on_invalid == "drop", "on_invalid='drop' on logged data")):
+        if given:
+            raise CJEInputError(f"{what} is not supported out of core yet (engine={engine!r}). "
+                                + memory)
+    from cje.pipeline.streaming_logged import analyze_logged_partitioned
+
+    def load_fresh(judge_scale: Any, label_scale: Any) -> Any:
+        """The fresh draws (the DR family holds them in memory), on the logged data's scales."""
+        from cje._checks import naming
+
+        with naming("fresh_draws"):
+            fresh = load(fresh_draws, judge_scale=judge_scale, label_scale=label_scale,
+                         columns=kw["columns"], covariates=())
+        _no_design(fresh, "fresh_draws")
+        return fresh
+
+    settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
+                "seed": kw["seed"], "transport_margin": kw["transport_margin"],
+                "policies": list(policies) if policies is not None else None,
+                "estimator": "auto", "probe_correction": bool(kw.get("probe_correction", True)),
+                "var_cap": var_cap, "residual_weights": residual_weights}
+    report = analyze_logged_partitioned(
+        data, engine=engine, client=client, estimator=estimator, judge_scale=kw["judge_scale"],
+        label_scale=kw["label_scale"], columns=kw["columns"], alpha=kw["alpha"], mode=mode,
+        n_folds=kw["n_folds"], seed=kw["seed"], only=policies, settings=settings,
+        residual_weights=residual_weights, var_cap=var_cap, mrdr_omega=mrdr_omega,
+        fresh_loader=load_fresh if fresh_draws is not None else None, on_missing=on_missing,
+        progress=kw["progress"])
     from cje.export import provenance
 
     src = data if isinstance(data, (str, os.PathLike)) else None

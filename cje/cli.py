@@ -150,7 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     _scale_args(a, label="scale of the oracle labels; results are reported on it")
     a.add_argument("--engine", choices=("auto", "memory", "polars", "dask"), default="auto",
                    help="where rows are processed: in memory, or out of core by polars' "
-                        "streaming engine or Dask (direct mode; default auto: out of core with "
+                        "streaming engine or Dask (direct mode, and logged data without probes; "
+                        "default auto: out of core with "
                         "polars only when the files would not fit in half the free memory)")
     a.add_argument("--scheduler", metavar="ADDRESS",
                    help="--engine dask: address of a running Dask scheduler, e.g. "

@@ -337,16 +337,19 @@ def test_refusals(parts: list[Path], tmp_path: Path) -> None:
     engine='memory'."""
     src = str(parts[0].parent)
     for kw, what in ((dict(covariates=["response_length"]), "covariates="),
-                     (dict(calibration=str(parts[0])), "calibration="),
-                     (dict(estimator="snips"), "logged data")):
+                     (dict(calibration=str(parts[0])), "calibration=")):
         with pytest.raises(CJEInputError, match="engine='memory'") as exc:
             cje.analyze(src, engine="polars", **KW, **kw)
         assert what in str(exc.value)
-    # logged data (log-probability columns) is refused, not loaded
+    # an off-policy estimator on fresh draws: the data has no log-probabilities (as in memory)
+    with pytest.raises(CJEInputError, match="is for logged data.*this data has none"):
+        cje.analyze(src, engine="polars", estimator="snips", **KW)
+    # logged data (log-probability columns) goes to the off-policy path
+    # (tests/test_streaming_logged.py), which needs labels
     logged = tmp_path / "logged.parquet"
     pl.DataFrame({"prompt_id": ["a", "b"], "judge_score": [1.0, 2.0], "logprob_base": [-1.0, -2.0],
                   "logprob[t]": [-1.0, -1.5]}).write_parquet(logged)
-    with pytest.raises(CJEInputError, match="logged data"):
+    with pytest.raises(CJEInputError, match="Off-policy estimates need a calibrated reward"):
         cje.analyze(str(logged), engine="polars", **KW)
     with pytest.raises(CJEInputError, match="engine="):
         cje.analyze({"prompt_id": ["a"], "judge_score": [1.0]}, engine="polars")

@@ -509,6 +509,20 @@ def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
     the reason appended to ``msgs``). ``memo``: :func:`_fold_parts` of these inputs, when the
     caller has it."""
     parts, means = _fold_parts(cands, ck, wk_raw) if memo is None else memo
+    pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
+    wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
+             if u and p > 0)
+    wk = np.maximum(wk, _FLOOR)
+    return wk / wk.mean()
+
+
+def _usable_mixture(means: np.ndarray, pi: np.ndarray, k: int, mixture: np.ndarray,
+                    msgs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ``k``'s mixture without the candidates whose weights are numerically zero on its
+    rows (their mean over the fold's rows ``means`` below the smallest normal number): their
+    share goes to the others, ``mixture[k]`` is updated and the reason appended to ``msgs``.
+    Returns the mixture and which candidates are usable (:func:`simcal_weights` and
+    :func:`simcal_affine` share it)."""
     usable = np.isfinite(means) & (means >= _TINY)
     if pi[~usable].sum() > 0:
         msgs.append(
@@ -518,10 +532,7 @@ def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
         pi = np.where(usable, pi, 0.0)
         pi = pi / pi.sum() if pi.sum() > 0 else usable / usable.sum()
         mixture[k] = pi
-    wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
-             if u and p > 0)
-    wk = np.maximum(wk, _FLOOR)
-    return wk / wk.mean()
+    return pi, usable
 
 
 def _candidate_tables(st: _CellStats, fit: Any, k: int, k_folds: int, n_codes: int
@@ -701,3 +712,156 @@ def simcal_weights(
             gamma = 1.0 - float(np.sqrt(var_cap / v))
             out = 1.0 + (1.0 - gamma) * (out - 1.0)
     return SimcalWeights(weights=out, mixture=mixture, gamma=gamma, fallbacks=tuple(fallbacks))
+
+
+# ------------------------------------------------------------------------------------------------
+# SIMCal-W on cell sums alone (the out-of-core engines: cje.pipeline.streaming_logged)
+
+
+def cell_stats(N: np.ndarray, Sw: np.ndarray, Sw2: np.ndarray, w_lab: np.ndarray,
+               codes_lab: np.ndarray, fold_lab: np.ndarray, y_lab: np.ndarray) -> _CellStats:
+    """The :class:`_CellStats` of a target's rows from their sums per (fold, value) cell —
+    rows ``N``, ``Σw``, ``Σw²`` of shape (K, U) — and its labelled rows (raw weight, value code,
+    fold, label on [0, 1]), in row order: the labelled sums are those of the rows' own
+    constructor, bit for bit; the others differ only by the order of summation.
+
+    Examples
+    --------
+    >>> w = np.array([0.5, 1.5, 1.0, 1.0]); codes = np.array([0, 1, 0, 1])
+    >>> fold = np.array([0, 0, 1, 1]); y = np.array([0.2, np.nan, np.nan, 0.4])
+    >>> rows = _CellStats(w, codes, fold, y, 2, 2)
+    >>> key = fold * 2 + codes
+    >>> tab = lambda v: np.bincount(key, weights=v, minlength=4).reshape(2, 2)
+    >>> lab = ~np.isnan(y)
+    >>> sums = cell_stats(tab(None), tab(w), tab(w * w), w[lab], codes[lab], fold[lab], y[lab])
+    >>> all(np.array_equal(getattr(rows, a), getattr(sums, a)) for a in ("N", "Sw", "Lwy2"))
+    True
+    """
+    k, n_codes = N.shape
+    st = object.__new__(_CellStats)
+    st.N, st.Sw, st.Sw2 = (np.asarray(a, dtype=float) for a in (N, Sw, Sw2))
+    key = fold_lab * n_codes + codes_lab
+    size = k * n_codes
+
+    def tab(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(key, weights=weights, minlength=size).reshape(k, n_codes).astype(float)
+
+    wl, yl = w_lab, y_lab
+    st.L1, st.Ly, st.Ly2 = tab(None), tab(yl), tab(yl * yl)
+    st.Lw, st.Lwy, st.Lwy2 = tab(wl), tab(wl * yl), tab(wl * yl * yl)
+    w2 = wl * wl
+    st.Lw2, st.Lw2y, st.Lw2y2 = tab(w2), tab(w2 * yl), tab(w2 * yl * yl)
+    st._without, st._outside = {}, {}
+    return st
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AffineSimcal:
+    """SIMCal-W weights in closed form per cell: row ``i`` of fold ``k`` with value ``u`` and raw
+    weight ``w_i`` gets ``a[k, u] + b[k]·w_i`` (the candidates are constant within a cell, the
+    baseline is the raw weight; renormalisation and the variance cap are affine too), exactly
+    :func:`simcal_weights`'s weight while the floor ``1e-9`` does not bind.
+
+    Attributes
+    ----------
+    a : numpy.ndarray of shape (K, U)
+    b : numpy.ndarray of shape (K,)
+    mixture, gamma, fallbacks
+        As in :class:`SimcalWeights`.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    mixture: np.ndarray
+    gamma: float
+    fallbacks: tuple[str, ...] = ()
+
+
+def simcal_affine(st: _CellStats, w_min: np.ndarray, index: np.ndarray, *,
+                  tiebreak: np.ndarray | None = None, var_cap: float | None = None,
+                  stable_residual: bool = False, cache: dict | None = None) -> AffineSimcal:
+    """:func:`simcal_weights` from cell sums: the same candidate fits, stacking and mixing (the
+    functions :func:`simcal_weights` calls), with every mean over a fold's rows taken from the
+    cells, and the weights returned as :class:`AffineSimcal` instead of one per row.
+
+    Parameters
+    ----------
+    st : _CellStats
+        :func:`cell_stats` of the target's rows.
+    w_min : numpy.ndarray of shape (K, U)
+        Smallest raw weight in each cell (``inf`` for empty cells): whether the floor binds.
+    index, tiebreak, var_cap, stable_residual
+        As in :func:`simcal_weights`.
+    cache : dict, optional
+        Kept between calls on the same ``st`` (the OUA jackknife's runs): the candidate fits.
+
+    Returns
+    -------
+    AffineSimcal
+
+    Raises
+    ------
+    CJEInputError
+        The floor ``1e-9`` would bind on some row (a cell's smallest raw weight mixes to less
+        than it): not computable from cell sums.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.integers(0, 5, 400); w = np.exp(0.5 * s + rng.normal(0, 1, 400))
+    >>> w = w / w.mean(); fold = np.arange(400) % 2
+    >>> idx = np.tile(np.arange(5) / 4.0, (2, 1)); y = np.full(400, np.nan)
+    >>> rows = simcal_weights(w, s, fold, idx, y)
+    >>> st = _CellStats(w, s, fold, y, 5, 2)
+    >>> lo = np.full((2, 5), np.inf); np.minimum.at(lo, (fold, s), w)
+    >>> aff = simcal_affine(st, lo, idx)
+    >>> bool(np.allclose(aff.a[fold, s] + aff.b[fold] * w, rows.weights, rtol=1e-12))
+    True
+    """
+    k_folds, n_codes = index.shape
+    cache = {} if cache is None else cache
+    fallbacks: list[str] = []
+    a = np.zeros((k_folds, n_codes))
+    b = np.zeros(k_folds)
+    mixture = np.zeros((k_folds, 3))
+    for k in range(k_folds):
+        ix = index[k]
+        n_k = float(st.N[k].sum())
+        rank = _rank_of(ix, tiebreak)
+        fit = functools.partial(_fit_candidates, cache, st, rank, _digest(rank))
+        cands = fit((k,))
+        pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual)
+        mixture[k] = pi
+        msgs = [why] if why else []
+        if n_k > 0:
+            inc, dec = cands
+            means = np.array([float((inc * st.N[k]).sum()) / n_k,
+                              float((dec * st.N[k]).sum()) / n_k, float(st.Sw[k].sum()) / n_k])
+            pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
+            ak = np.zeros(n_codes)
+            bk = 0.0
+            for p, part, m, u in zip(pi, (inc, dec, None), means, usable, strict=True):
+                if u and p > 0:
+                    if part is None:
+                        bk = bk + p / m
+                    else:
+                        ak = ak + p * (part / m)
+            cells = st.N[k] > 0
+            if np.any(ak[cells] + bk * w_min[k][cells] < _FLOOR):
+                raise CJEInputError(
+                    f"SIMCal-W's floor of {_FLOOR:g} on the stabilised weights binds on some rows "
+                    f"of fold {k} (raw weights below {_FLOOR:g} of the mean carry the mixture): "
+                    "out of core that case is not computed.")
+            mean = float((ak * st.N[k] + bk * st.Sw[k]).sum()) / n_k
+            a[k], b[k] = ak / mean, bk / mean
+        fallbacks += msgs
+    gamma = 0.0
+    if var_cap is not None:
+        n = float(st.N.sum())
+        s1 = float((a * st.N + b[:, None] * st.Sw).sum())
+        s2 = float((a * a * st.N + 2 * a * b[:, None] * st.Sw + (b * b)[:, None] * st.Sw2).sum())
+        v = s2 / n - (s1 / n) ** 2
+        if v > var_cap:
+            gamma = 1.0 - float(np.sqrt(var_cap / v))
+            a, b = gamma + (1.0 - gamma) * a, (1.0 - gamma) * b
+    return AffineSimcal(a=a, b=b, mixture=mixture, gamma=gamma, fallbacks=tuple(fallbacks))

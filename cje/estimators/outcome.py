@@ -25,7 +25,7 @@ from cje.calibration.weights import (
 if TYPE_CHECKING:
     from cje.estimators.offpolicy import LoggedTarget
 
-__all__ = ["mrdr_outcome", "tmle_outcome"]
+__all__ = ["mrdr_outcome", "tmle_clever", "tmle_outcome"]
 
 _TMLE_STEPS, _TMLE_TOL, _CLIP = 50, 1e-8, 1e-7
 
@@ -108,23 +108,7 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     key = x.fold * U + x.codes
     wsum = np.bincount(key, weights=x.weights, minlength=K * U).reshape(K, U)
     cnt = np.bincount(key, minlength=K * U).reshape(K, U).astype(float)
-    h_tab = np.empty((K, U))
-    memo = _memo(x)
-    for k in range(K):
-        rank = _rank_of(x.index[k], x.distinct_s)
-        key = ("tmle", k, _digest(rank))
-        hit = _memo_get(memo, key)
-        if hit is not None:
-            h_tab[k] = hit
-            continue
-        ws, cs = wsum.sum(0) - wsum[k], cnt.sum(0) - cnt[k]
-        if not (cs > 0).any():
-            ws, cs = wsum.sum(0), cnt.sum(0)
-        gw = np.bincount(rank, weights=ws)
-        gc = np.bincount(rank, weights=cs)
-        keep = np.flatnonzero(gc > 0)
-        h_tab[k] = np.interp(rank, keep, gw[keep] / gc[keep])
-        _memo_put(memo, key, h_tab[k])
+    h_tab = tmle_clever(wsum, cnt, x.index, x.distinct_s, _memo(x))
     h_l = h_tab[x.fold, x.codes]
     h_f = h_tab[x.fresh_fold, x.fresh_codes]
     eta_l = _logit(x.oof)
@@ -140,6 +124,55 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
         if abs(step) < _TMLE_TOL:
             break
     return _expit(eta_l + eps * h_l), _expit(_logit(x.fresh_oof()) + eps * h_f)
+
+
+def tmle_clever(wsum: np.ndarray, cnt: np.ndarray, index: np.ndarray, distinct_s: np.ndarray,
+                memo: dict | None = None) -> np.ndarray:
+    """TMLE's clever covariate per (fold, distinct value): for fold ``k``, the mean raw weight
+    of the other folds' rows at each value of the index ``index[k]`` (pooled by its order,
+    interpolated between values without rows). ``wsum``/``cnt``: the raw weights' sum and the
+    rows per (fold, value) cell — all it depends on the rows through (the out-of-core engines
+    pass their cell sums).
+
+    Parameters
+    ----------
+    wsum, cnt : numpy.ndarray of shape (K, U)
+        Sum of the raw weights and rows per (fold, distinct value).
+    index : numpy.ndarray of shape (K, U)
+        The fold-deleted calibrations at the distinct values.
+    distinct_s : numpy.ndarray of shape (U,)
+        Judge score of each distinct value (breaks ties of the index).
+    memo : dict, optional
+        Per-fold rows kept between calls on the same cells (keyed by the order they induce).
+
+    Returns
+    -------
+    numpy.ndarray of shape (K, U)
+
+    Examples
+    --------
+    >>> wsum = np.array([[1.0, 3.0], [2.0, 0.0]]); cnt = np.array([[1.0, 1.0], [2.0, 0.0]])
+    >>> tmle_clever(wsum, cnt, np.array([[0.2, 0.6], [0.2, 0.6]]), np.array([0.1, 0.9])).tolist()
+    [[1.0, 1.0], [1.0, 3.0]]
+    """
+    K, U = index.shape
+    h_tab = np.empty((K, U))
+    for k in range(K):
+        rank = _rank_of(index[k], distinct_s)
+        key = ("tmle", k, _digest(rank))
+        hit = _memo_get(memo, key)
+        if hit is not None:
+            h_tab[k] = hit
+            continue
+        ws, cs = wsum.sum(0) - wsum[k], cnt.sum(0) - cnt[k]
+        if not (cs > 0).any():
+            ws, cs = wsum.sum(0), cnt.sum(0)
+        gw = np.bincount(rank, weights=ws)
+        gc = np.bincount(rank, weights=cs)
+        keep = np.flatnonzero(gc > 0)
+        h_tab[k] = np.interp(rank, keep, gw[keep] / gc[keep])
+        _memo_put(memo, key, h_tab[k])
+    return h_tab
 
 
 def _memo(x: LoggedTarget) -> dict | None:

@@ -712,7 +712,8 @@ def analyze_logged(
     shape = LoggedShape(table, fold, role_all, logged, targets, est, probe_names, len(prompts),
                         k, alpha, probe_correction)
     # what the shape does not keep, freed before the estimation's own arrays are made
-    del role_all, lp_base, lp_t, fold_of_prompt, lab_prompt, all_rows
+    del role_all, lp_base, fold_of_prompt, lab_prompt, all_rows
+    lp_t = None  # (unbound when only the logging policy is reported: policies=[base])
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=covariates,
                     transport_margin=transport_margin, only=only, notices=notices, warns=warns,
                     excluded=logged.excluded, settings={**settings, "estimator": est.name},

@@ -826,7 +826,9 @@ def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
             if c in pdf:
                 pdf[c] = pdf[c].replace("", None)
     else:
-        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids})
+        # precise_float: the default parser rounds the last bit of some decimals (0.35), which
+        # moves a score across a histogram edge (the judge-score affinity)
+        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True)
     pdf["__file"] = np.int64(i)
     pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
     return pdf
