@@ -370,6 +370,17 @@ def test_cli_logged_and_bad_row(parts: list[Path], tmp_path: Path,
     assert not out2.exists() and not list(tmp_path.glob("r2*"))
 
 
+def test_data_frame_in_memory_is_refused_with_what_the_engines_read() -> None:
+    """A pandas frame of logged data with engine='polars'/'dask' was told it had no
+    log-probabilities (the logged-data check could not read its columns); the engines read
+    files, LazyFrames and Dask DataFrames, and the message says so."""
+    sim = cje.synthetic.make_offpolicy_eval(200, oracle_fraction=0.2, rng=0)
+    for engine in ("polars", "dask"):
+        with pytest.raises(CJEInputError, match=rf"engine='{engine}' reads a polars LazyFrame.*"
+                                                r"got a DataFrame"):
+            cje.analyze(sim.logged, engine=engine, estimator="snips", **KW)
+
+
 def test_refusals(parts: list[Path], tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> None:
     """What is not computed out of core yet is refused with a message naming engine='memory'

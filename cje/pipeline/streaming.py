@@ -252,6 +252,86 @@ def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
+def out_of_core_files(data: Any, engine: str) -> list[Path] | None:
+    """The files of an out-of-core input, ``None`` for a polars LazyFrame or a Dask DataFrame;
+    anything else (a data frame in memory, a cje-eval fresh-draws directory) is refused with
+    what the engine reads."""
+    if is_partitioned(data):
+        return None
+    files = expand_files(data)
+    if files is None:
+        what = (f"'{os.fspath(data)}', which is not one (a cje-eval fresh-draws directory is read "
+                "in memory only)" if isinstance(data, (str, os.PathLike))
+                else f"a {type(data).__name__}")
+        raise CJEInputError(
+            f"engine={engine!r} reads a polars LazyFrame, a Dask DataFrame, or a file, glob or "
+            f"directory of Parquet / CSV / JSON Lines files; got {what}. " + _OR_MEMORY)
+    return files
+
+
+def polars_inputs(data: Any, files: list[Path] | None, columns: Any) -> list[tuple[Any, str]]:
+    """The LazyFrames to stream (one per file, with its number and row numbers) and their
+    names for messages."""
+    import polars as pl
+
+    if files is not None:
+        return [_polars_scan(p, i, columns) for i, p in enumerate(files)]
+    if type(data).__module__.startswith("dask"):
+        raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
+    lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
+    return [(lf, "the LazyFrame")]
+
+
+def dask_inputs(data: Any, files: list[Path] | None, columns: Any) -> tuple[Any, list[str]]:
+    """The Dask DataFrame (one partition per file) and each partition's name for messages."""
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        raise CJEInputError("engine='dask' needs dask[dataframe,distributed]: pip install 'cje[dask]'.") \
+            from None
+    if files is not None:
+        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns))
+                                       for i, p in enumerate(files)])
+        return ddf, [str(p) for p in files]
+    if type(data).__module__.startswith("polars"):
+        raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
+    return data, [f"partition {i} of the Dask DataFrame" for i in range(data.npartitions)]
+
+
+def check_renames(names: Sequence[Any], columns: Any) -> None:
+    """Every column ``columns=`` maps to must be in the input (``names``)."""
+    for std, theirs in (columns or {}).items():
+        if theirs not in names:
+            raise CJEInputError(
+                f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
+                f"its columns are {sorted(n for n in names if not str(n).startswith('__'))}.")
+
+
+def dask_compute(client: Any, objs: Sequence[Any], progress: bool | None, desc: str) -> list[Any]:
+    """Compute on the given client (else Dask's current scheduler), with Dask's own progress
+    bar when ``progress`` is true (``None``: on a terminal)."""
+    import dask
+
+    from cje._progress import stderr_is_tty
+
+    show = progress or (progress is None and stderr_is_tty())
+    if client is not None:
+        futures = client.compute(list(objs))
+        if show:
+            from distributed import progress as dask_progress
+
+            print(desc, file=sys.stderr)
+            dask_progress(futures)
+        return list(client.gather(futures))
+    if show:
+        from dask.diagnostics import ProgressBar
+
+        print(desc, file=sys.stderr)
+        with ProgressBar():
+            return list(dask.compute(*objs))
+    return list(dask.compute(*objs))
+
+
 # ------------------------------------------------------------------------------------------------
 # Engines: the same three queries on polars (streaming) and on Dask
 
@@ -343,12 +423,7 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[s
     import polars as pl
 
     if columns:
-        names = lf.collect_schema().names()
-        for std, theirs in columns.items():
-            if theirs not in names:
-                raise CJEInputError(
-                    f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
-                    f"its columns are {sorted(n for n in names if not n.startswith('__'))}.")
+        check_renames(lf.collect_schema().names(), columns)
         lf = lf.rename({theirs: std for std, theirs in columns.items()})
     schema = lf.collect_schema()
     names = schema.names()
@@ -534,11 +609,7 @@ class _DaskEngine(_Engine):
         self.sources = sources
         names = list(ddf.columns)
         if columns:
-            for std, theirs in columns.items():
-                if theirs not in names:
-                    raise CJEInputError(
-                        f"columns maps {std!r} to {theirs!r}, but the input has no column "
-                        f"{theirs!r}; its columns are {sorted(n for n in names if n[:2] != '__')}.")
+            check_renames(names, columns)
             ddf = ddf.rename(columns={theirs: std for std, theirs in columns.items()})
             names = list(ddf.columns)
         for req in ("prompt_id", "judge_score"):
@@ -557,29 +628,8 @@ class _DaskEngine(_Engine):
         self.ddf = ddf.map_partitions(_dask_standard, meta=_dask_meta())
         self.kept = self.ddf.map_partitions(_dask_kept, meta=_dask_meta()) if drop else self.ddf
 
-    def _compute(self, *objs: Any, progress: bool | None, desc: str) -> Any:
-        """Compute on the given client (else Dask's current scheduler), with Dask's own progress
-        bar when ``progress`` is true (``None``: on a terminal)."""
-        import dask
-
-        from cje._progress import stderr_is_tty
-
-        show = progress or (progress is None and stderr_is_tty())
-        if self.client is not None:
-            futures = self.client.compute(list(objs))
-            if show:
-                from distributed import progress as dask_progress
-
-                print(desc, file=sys.stderr)
-                dask_progress(futures)
-            return tuple(self.client.gather(futures))
-        if show:
-            from dask.diagnostics import ProgressBar
-
-            print(desc, file=sys.stderr)
-            with ProgressBar():
-                return dask.compute(*objs)
-        return dask.compute(*objs)
+    def _compute(self, *objs: Any, progress: bool | None, desc: str) -> list[Any]:
+        return dask_compute(self.client, objs, progress, desc)
 
     def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
              ) -> tuple[_Checks, Any, Any]:
@@ -836,38 +886,10 @@ def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
 
 def _make_engine(data: Any, engine: str, columns: Any, client: Any, drop: bool = False
                  ) -> _Engine:
-    files = None if is_partitioned(data) else expand_files(data)
-    if files is None and not is_partitioned(data):
-        what = (f"'{os.fspath(data)}', which is not one (a cje-eval fresh-draws directory is read "
-                "in memory only)" if isinstance(data, (str, os.PathLike))
-                else f"a {type(data).__name__}")
-        raise CJEInputError(
-            f"engine={engine!r} reads a polars LazyFrame, a Dask DataFrame, or a file, glob or "
-            f"directory of Parquet / CSV / JSON Lines files; got {what}. " + _OR_MEMORY)
+    files = out_of_core_files(data, engine)
     if engine == "polars":
-        import polars as pl
-
-        if files is not None:
-            return _PolarsEngine([_polars_scan(p, i, columns) for i, p in enumerate(files)],
-                                 columns, drop)
-        if type(data).__module__.startswith("dask"):
-            raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
-        lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
-        return _PolarsEngine([(lf, "the LazyFrame")], columns, drop)
-    try:
-        import dask.dataframe as dd
-    except ImportError:
-        raise CJEInputError("engine='dask' needs dask[dataframe,distributed]: pip install 'cje[dask]'.") \
-            from None
-    if files is not None:
-        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns))
-                                       for i, p in enumerate(files)])
-        sources = [str(p) for p in files]
-    else:
-        if type(data).__module__.startswith("polars"):
-            raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
-        ddf = data
-        sources = [f"partition {i} of the Dask DataFrame" for i in range(data.npartitions)]
+        return _PolarsEngine(polars_inputs(data, files, columns), columns, drop)
+    ddf, sources = dask_inputs(data, files, columns)
     return _DaskEngine(ddf, sources, columns, client, drop)
 
 

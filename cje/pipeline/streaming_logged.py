@@ -66,6 +66,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
+from cje.pipeline.streaming import check_renames, dask_compute
 from cje.pipeline.summaries import TAIL_PROBS, from_unit, naive_judge_mean, to_unit
 from cje.report import Report
 
@@ -303,12 +304,7 @@ def _pl_standard(lf: Any, columns: Any) -> tuple[Any, list[str], list[str]]:
     import polars as pl
 
     if columns:
-        names = lf.collect_schema().names()
-        for std, theirs in columns.items():
-            if theirs not in names:
-                raise CJEInputError(
-                    f"columns maps {std!r} to {theirs!r}, but the input has no column {theirs!r}; "
-                    f"its columns are {sorted(n for n in names if not n.startswith('__'))}.")
+        check_renames(lf.collect_schema().names(), columns)
         lf = lf.rename({theirs: std for std, theirs in columns.items()})
     schema = lf.collect_schema()
     names = schema.names()
@@ -367,11 +363,7 @@ class _DaskEngine(_Engine):
         self.sources = sources
         names = list(ddf.columns)
         if columns:
-            for std, theirs in columns.items():
-                if theirs not in names:
-                    raise CJEInputError(
-                        f"columns maps {std!r} to {theirs!r}, but the input has no column "
-                        f"{theirs!r}; its columns are {sorted(n for n in names if n[:2] != '__')}.")
+            check_renames(names, columns)
             ddf = ddf.rename(columns={theirs: std for std, theirs in columns.items()})
             names = list(ddf.columns)
         self.lp_names = _lp_columns(names)
@@ -381,30 +373,7 @@ class _DaskEngine(_Engine):
                                       meta=_dask_meta(len(self.lp_names), "policy" in names))
 
     def _compute(self, objs: list[Any], progress: bool | None, desc: str) -> list[Any]:
-        import dask
-
-        from cje._progress import stderr_is_tty
-
-        show = progress or (progress is None and stderr_is_tty())
-        if self.client is not None:
-            futures = self.client.compute(objs)
-            if show:
-                import sys
-
-                from distributed import progress as dask_progress
-
-                print(desc, file=sys.stderr)
-                dask_progress(futures)
-            return list(self.client.gather(futures))
-        if show:
-            import sys
-
-            from dask.diagnostics import ProgressBar
-
-            print(desc, file=sys.stderr)
-            with ProgressBar():
-                return list(dask.compute(*objs))
-        return list(dask.compute(*objs))
+        return dask_compute(self.client, objs, progress, desc)
 
     def reduce(self, fn: Callable[[_Batch, Any], dict], ctx: Any, progress: bool | None,
                desc: str) -> dict:
@@ -522,31 +491,12 @@ def _dask_standard(pdf: Any, lp_names: list[str], partition_info: Any = None) ->
 
 
 def _make_engine(data: Any, engine: str, columns: Any, client: Any) -> _Engine:
-    from cje.pipeline.streaming import SUFFIXES, _dask_read, _id_names, _polars_scan, expand_files
-    from cje.pipeline.streaming import is_partitioned as partitioned
+    from cje.pipeline.streaming import dask_inputs, out_of_core_files, polars_inputs
 
-    files = None if partitioned(data) else expand_files(data)
+    files = out_of_core_files(data, engine)
     if engine == "polars":
-        import polars as pl
-
-        if files is not None:
-            return _PolarsEngine([_polars_scan(p, i, columns) for i, p in enumerate(files)],
-                                 columns)
-        if type(data).__module__.startswith("dask"):
-            raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
-        lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
-        return _PolarsEngine([(lf, "the LazyFrame")], columns)
-    import dask.dataframe as dd
-
-    if files is not None:
-        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns))
-                                       for i, p in enumerate(files)])
-        sources = [str(p) for p in files]
-    else:
-        if type(data).__module__.startswith("polars"):
-            raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
-        ddf = data
-        sources = [f"partition {i} of the Dask DataFrame" for i in range(data.npartitions)]
+        return _PolarsEngine(polars_inputs(data, files, columns), columns)
+    ddf, sources = dask_inputs(data, files, columns)
     return _DaskEngine(ddf, sources, columns, client)
 
 
