@@ -64,17 +64,26 @@ ENGINES = ("auto", "memory", "polars", "dask")
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
             ".ndjson": "jsonl"}
 #: ``engine="auto"`` streams a set of files when the in-memory engine would need more than this
-#: share of the available memory. The in-memory engine holds 250–320 bytes per row at 10^7 rows
-#: (2.5 GB for 52 MB of Parquet in benchmarks/scale_out.py: 48×; 3.2 GB in issue #15): about 40
-#: times the bytes of Parquet files with a string prompt id, ~8 times those of CSV / JSON Lines.
+#: share of the available memory. The in-memory engine holds ~165 bytes per row at 10^7 rows
+#: (1.66 GB for 54 MB of Parquet in benchmarks/scale_out.py: 31×, after issue #18's memory work;
+#: 48× before): 40 times the bytes of Parquet files with a string prompt id is kept as a margin
+#: (streaming when in doubt), ~8 times those of CSV / JSON Lines.
 AUTO_MEMORY_SHARE = 0.5
 _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: Rows per group-by of the per-prompt pass: above it the prompts are split by a hash of their
 #: id into several group-bys (one pass over the data each), so the engine never holds the hash
 #: table of more prompts than these rows have. Measured at 10^7 rows (2.5·10^6 prompts, polars
 #: streaming, peak RSS of the pass alone): 1 group-by 1.38 GB in 3.3 s, 2: 0.88 GB in 3.9 s,
-#: 4: 0.65 GB in 4.1 s.
+#: 4: 0.65 GB in 4.1 s. Whole analysis at 10^7 rows (quiet machine, in-memory engine 1.66 GB):
+#: polars 1.36–1.40 GB at 5·10^6 rows per group-by, 1.20–1.22 GB at 2.5·10^6 (+4% time),
+#: 1.11 GB at 10^6 (+16%). Each group-by is a pass over the data, so at 10^8 rows halving this
+#: would add 20 passes; kept. (Dask splits one group-by's output instead: see
+#: :data:`DASK_SPLIT_PER_GROUP_BY`.)
 ROWS_PER_GROUP_BY = 5_000_000
+#: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows
+#: (``split_out``; a shuffle, not another pass). Measured at 10^7 rows: 2 partitions peak at
+#: 1.92–2.55 GB, 4 at 1.68–1.69 GB, in the same time.
+DASK_SPLIT_PER_GROUP_BY = 2
 #: Row key of the first bad row: file number × 2^40 + row in the file.
 _ROW_BITS = 40
 _OR_MEMORY = "Use engine='memory' (it needs the data in memory)."
@@ -670,8 +679,9 @@ class _DaskEngine(_Engine):
                              **{f"{c}{p}": pd.Series([], dtype="float64" if c != "n" else "int32")
                                 for p in range(P) for c in "rsn"}})
         wide = self.kept.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
-        # split_out: the per-prompt table in `buckets` partitions, none of them whole
-        agg = wide.groupby("prompt_id", sort=False).sum(split_out=buckets)
+        # split_out: the per-prompt table in several partitions, none of them whole
+        agg = wide.groupby("prompt_id", sort=False).sum(
+            split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1)
         b = pd.DataFrame({k: v for k, v in labelled.items() if k != "prompt_id"},
                          index=pd.Index(labelled["prompt_id"], dtype=_ID_DTYPE, name="prompt_id"))
         # the labelled prompts' table goes to the workers once (scattered), not into every task
