@@ -381,6 +381,32 @@ def test_data_frame_in_memory_is_refused_with_what_the_engines_read() -> None:
             cje.analyze(sim.logged, engine=engine, estimator="snips", **KW)
 
 
+def test_simcal_floor_refusal_on_data_built_to_trip_it(tmp_path: Path, dask_client: Any) -> None:
+    """One logged response the target likes 600 nats more than every other: the other rows' raw
+    weights are numerically zero, SIMCal-W falls back to the raw weights and floors them at 1e-9
+    (in memory), which the cell sums cannot represent: out of core refuses, naming
+    engine='memory'; in memory the level is REFUSED (no support)."""
+    pl = pytest.importorskip("polars")
+    rng = np.random.default_rng(0)
+    n = 2000
+    s = rng.integers(0, 11, n).astype(float)
+    y = np.clip(s / 10 + rng.normal(0, 0.1, n), 0, 1)
+    lp0 = -rng.uniform(10, 40, n)
+    lpt = lp0 - 600.0 + rng.normal(0, 1, n)
+    lpt[7] = lp0[7]
+    df = pl.DataFrame({"prompt_id": [f"p{i}" for i in range(n)], "judge_score": s,
+                       "oracle_label": np.where(rng.uniform(size=n) < 0.2, y, np.nan),
+                       "logprob_base": lp0, "logprob[t]": lpt})
+    for i in range(4):
+        df.slice(i * 500, 500).write_parquet(tmp_path / f"p{i}.parquet")
+    kw = dict(estimator="calibrated-ips", judge_scale=(0, 10), label_scale=(0, 1))
+    assert cje.analyze(str(tmp_path), engine="memory", **kw)["t"].status == "REFUSED"
+    for engine in ("polars", "dask"):
+        with pytest.raises(CJEInputError, match=r"floor of 1e-09.*binds.*engine='memory'"):
+            cje.analyze(str(tmp_path), engine=engine,
+                        client=dask_client if engine == "dask" else None, **kw)
+
+
 def test_refusals(parts: list[Path], tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> None:
     """What is not computed out of core yet is refused with a message naming engine='memory'

@@ -851,7 +851,8 @@ def simcal_affine(st: _CellStats, w_min: np.ndarray, index: np.ndarray, *,
                 raise CJEInputError(
                     f"SIMCal-W's floor of {_FLOOR:g} on the stabilised weights binds on some rows "
                     f"of fold {k} (raw weights below {_FLOOR:g} of the mean carry the mixture): "
-                    "out of core that case is not computed.")
+                    "out of core that case is not computed. Use engine='memory' (it needs the "
+                    "data in memory).")
             mean = float((ak * st.N[k] + bk * st.Sw[k]).sum()) / n_k
             a[k], b[k] = ak / mean, bk / mean
         fallbacks += msgs
