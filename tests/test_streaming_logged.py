@@ -381,6 +381,27 @@ def test_data_frame_in_memory_is_refused_with_what_the_engines_read() -> None:
             cje.analyze(sim.logged, engine=engine, estimator="snips", **KW)
 
 
+def test_target_column_missing_from_some_files(tmp_path: Path, dask_client: Any) -> None:
+    """A target's log-probability column that the first file lacks (and another) is null on
+    those files' rows, as in memory: polars failed with "schema lengths differ", and Dask took
+    its columns from the first file and dropped the target from every partition without a
+    word."""
+    df = make_logged(4_000, seed=3)
+    target = next(c for c in df.columns if c.startswith("logprob[") and c != "logprob_base")
+    for i in range(4):
+        part = df.slice(i * 1_000, 1_000)
+        (part.drop(target) if i in (0, 2) else part).write_parquet(tmp_path / f"p{i}.parquet")
+    kw = dict(estimator="snips", **KW)
+    mem = cje.analyze(str(tmp_path), engine="memory", **kw)
+    name = target[len("logprob["):-1]
+    kept = sum(df.slice(i * 1_000, 1_000)[target].is_not_null().sum() for i in (1, 3))
+    assert mem[name].n == kept  # the rows of the files that have the column (and a value)
+    for engine in ("polars", "dask"):
+        rep = cje.analyze(str(tmp_path), engine=engine,
+                          client=dask_client if engine == "dask" else None, **kw)
+        assert differences(mem, rep) == [], engine
+
+
 def test_simcal_floor_refusal_on_data_built_to_trip_it(tmp_path: Path, dask_client: Any) -> None:
     """One logged response the target likes 600 nats more than every other: the other rows' raw
     weights are numerically zero, SIMCal-W falls back to the raw weights and floors them at 1e-9

@@ -299,8 +299,9 @@ def dask_inputs(data: Any, files: list[Path] | None, columns: Any) -> tuple[Any,
         raise CJEInputError("engine='dask' needs dask[dataframe,distributed]: pip install 'cje[dask]'.") \
             from None
     if files is not None:
-        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns))
-                                       for i, p in enumerate(files)])
+        names = _file_columns(files)  # every file's partition gets them all (as in memory)
+        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns),
+                                        names) for i, p in enumerate(files)])
         return ddf, [str(p) for p in files]
     if type(data).__module__.startswith("polars"):
         raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
@@ -868,12 +869,28 @@ def _dask_centre(agg: Any, b: Any, n_policies: int, centres: np.ndarray) -> Any:
     return pd.DataFrame(out)
 
 
-def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
-    """One file as one Dask partition, with its number and row numbers; ids as the exact text
-    written (``"007"`` stays ``"007"``, ``"NA"`` is an id, not a missing value)."""
+def _file_columns(files: Sequence[Path]) -> list[str]:
+    """The columns of all the files, in order of first appearance, read from their schemas (a
+    Dask DataFrame takes its columns from its first partition: a column the first file lacks
+    would be dropped from every partition, e.g. a target's log-probabilities)."""
+    import polars as pl
+
+    out: dict[str, None] = {}
+    for path in files:
+        kind = SUFFIXES[path.suffix.lower()]
+        lf = (pl.scan_parquet(path) if kind == "parquet" else
+              pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(path))
+        out.update(dict.fromkeys(lf.collect_schema().names()))
+    return list(out)
+
+
+def _dask_read(arg: tuple[int, str, str, list[str], list[str]]) -> Any:
+    """One file as one Dask partition, with every file's columns (``names``; one this file lacks
+    is empty on its rows), its number and row numbers; ids as the exact text written (``"007"``
+    stays ``"007"``, ``"NA"`` is an id, not a missing value)."""
     import pandas as pd
 
-    i, path, kind, ids = arg
+    i, path, kind, ids, names = arg
     if kind == "parquet":
         pdf = pd.read_parquet(path)
     elif kind == "csv":
@@ -889,6 +906,10 @@ def _dask_read(arg: tuple[int, str, str, list[str]]) -> Any:
         # precise_float: the default parser rounds the last bit of some decimals (0.35), which
         # moves a score across a histogram edge (the judge-score affinity)
         pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True)
+    for c in names:
+        if c not in pdf:
+            pdf[c] = pd.Series(None, index=pdf.index, dtype=_ID_DTYPE) if c in ids else np.nan
+    pdf = pdf[[*names, *(c for c in pdf.columns if c not in names)]]
     pdf["__file"] = np.int64(i)
     pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
     return pdf

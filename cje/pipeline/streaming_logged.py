@@ -244,10 +244,19 @@ class _PolarsEngine(_Engine):
         import polars as pl
 
         self.sources = [src for _, src in frames]
+        # the log-probability columns of all the files, in order of first appearance (as the
+        # in-memory engine concatenates them): a file without a target's column has no
+        # log-probability of it (null) on its rows, as in memory
+        union: dict[str, None] = {}
+        for lf, _ in frames:
+            names = lf.collect_schema().names()
+            check_renames(names, columns)
+            renamed = {theirs: std for std, theirs in (columns or {}).items()}
+            union.update(dict.fromkeys(_lp_columns([renamed.get(n, n) for n in names])))
         parts = []
         self.notices = []
         for lf, _ in frames:
-            q, self.lp_names, notes = _pl_standard(lf, columns)
+            q, self.lp_names, notes = _pl_standard(lf, columns, list(union))
             self.notices = notes
             parts.append(q)
         self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -298,9 +307,11 @@ class _PolarsEngine(_Engine):
             bar.close()
 
 
-def _pl_standard(lf: Any, columns: Any) -> tuple[Any, list[str], list[str]]:
+def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None
+                 ) -> tuple[Any, list[str], list[str]]:
     """The standard columns of a LazyFrame (renamed, typed), the log-probability columns as
-    ``__lp0`` (``logprob_base``), ``__lp1``…; the input's names of those; notices."""
+    ``__lp0`` (``logprob_base``), ``__lp1``… (``lp_names``, by default this frame's; one it
+    lacks is null); the names of those; notices."""
     import polars as pl
 
     if columns:
@@ -308,7 +319,7 @@ def _pl_standard(lf: Any, columns: Any) -> tuple[Any, list[str], list[str]]:
         lf = lf.rename({theirs: std for std, theirs in columns.items()})
     schema = lf.collect_schema()
     names = schema.names()
-    lp_names = _lp_columns(names)
+    lp_names = _lp_columns(names) if lp_names is None else lp_names
     notices = []
     for name in ("judge_score", "oracle_label", *lp_names):
         if name in names and not (schema[name].is_numeric() or schema[name] == pl.Null):
@@ -328,7 +339,8 @@ def _pl_standard(lf: Any, columns: Any) -> tuple[Any, list[str], list[str]]:
         cols.append(pl.col("policy").cast(pl.String))
     else:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
-    cols += [pl.col(c).cast(pl.Float64).alias(f"__lp{j}") for j, c in enumerate(lp_names)]
+    cols += [(pl.col(c).cast(pl.Float64) if c in names else pl.lit(None, dtype=pl.Float64)
+              ).alias(f"__lp{j}") for j, c in enumerate(lp_names)]
     return lf.select(cols), lp_names, notices
 
 
