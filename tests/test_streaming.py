@@ -303,6 +303,24 @@ def test_text_files_ids_as_written(tmp_path: Path, fmt: str, dask_client: Any) -
         assert differences(mem, rep) == [], engine
 
 
+def test_column_type_error_names_the_file(tmp_path: Path, dask_client: Any) -> None:
+    """A file whose judge scores were written as text is named in the error (it was not)."""
+    rng = np.random.default_rng(6)
+    n = 800
+    df = pl.DataFrame({"prompt_id": [f"q{i // 2}" for i in range(n)],
+                       "policy": [("a", "b")[i % 2] for i in range(n)],
+                       "judge_score": rng.integers(0, 11, n).astype(float),
+                       "oracle_label": np.where(rng.random(n) < 0.3, rng.integers(1, 6, n), np.nan)})
+    df.slice(0, n // 2).write_parquet(tmp_path / "p0.parquet")
+    df.slice(n // 2).with_columns(pl.col("judge_score").cast(pl.String)).write_parquet(
+        tmp_path / "p1.parquet")
+    for engine in ("polars", "dask"):
+        with pytest.raises(CJEInputError, match=r"In '.*p1\.parquet': The 'judge_score' column "
+                                                r"must be numeric"):
+            cje.analyze(str(tmp_path), engine=engine,
+                        client=dask_client if engine == "dask" else None, **KW)
+
+
 def test_empty_file_and_missing_label_column(tmp_path: Path, dask_client: Any) -> None:
     """A partition without rows and a partition without an ``oracle_label`` column (its rows
     unlabelled) are read alike by every engine: the in-memory engine used to refuse the empty

@@ -31,6 +31,7 @@ import glob
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,18 @@ def dask_inputs(data: Any, files: list[Path] | None, columns: Any) -> tuple[Any,
     return data, [f"partition {i} of the Dask DataFrame" for i in range(data.npartitions)]
 
 
+@contextmanager
+def naming_file(src: str) -> Iterator[None]:
+    """An input error raised about one file's columns names the file (``src``: its path; a
+    LazyFrame's or a Dask DataFrame's description is not prefixed)."""
+    try:
+        yield
+    except CJEInputError as err:
+        if src.startswith(("the ", "partition ")):
+            raise
+        raise CJEInputError(f"In '{src}': {err}") from None
+
+
 def check_renames(names: Sequence[Any], columns: Any) -> None:
     """Every column ``columns=`` maps to must be in the input (``names``)."""
     for std, theirs in (columns or {}).items():
@@ -508,8 +521,9 @@ class _PolarsEngine(_Engine):
         parts: list[Any] = []
         notices: list[str] = []
         self.has_draw_idx = False
-        for lf, _ in frames:
-            q, notices = _pl_columns(lf, columns, "default")
+        for lf, src in frames:
+            with naming_file(src):
+                q, notices = _pl_columns(lf, columns, "default")
             parts.append(q)
             self.has_draw_idx |= "draw_idx" in lf.collect_schema().names()
         self.notices = notices
@@ -635,7 +649,7 @@ class _DaskEngine(_Engine):
         self.has_draw_idx = "draw_idx" in names
         self.notices = [] if "policy" in names else [
             "No 'policy' column: all rows were taken as one policy named 'default'."]
-        self.ddf = ddf.map_partitions(_dask_standard, meta=_dask_meta())
+        self.ddf = ddf.map_partitions(_dask_standard, sources, meta=_dask_meta())
         self.kept = self.ddf.map_partitions(_dask_kept, meta=_dask_meta()) if drop else self.ddf
 
     def _compute(self, *objs: Any, progress: bool | None, desc: str) -> list[Any]:
@@ -754,9 +768,23 @@ def _dask_ids(col: Any, name: str) -> Any:
     return col.astype(_ID_DTYPE)
 
 
-def _dask_standard(pdf: Any, partition_info: Any = None) -> Any:
+def _dask_standard(pdf: Any, sources: Sequence[str] = (), partition_info: Any = None) -> Any:
     """One partition's standard columns, with its number and row numbers when the reader did
-    not add them."""
+    not add them; an input error names the partition's file (``sources``)."""
+    with naming_file(_partition_source(pdf, sources, partition_info)):
+        return _dask_standard_columns(pdf, partition_info)
+
+
+def _partition_source(pdf: Any, sources: Sequence[str], partition_info: Any) -> str:
+    """The file (or description) of a Dask partition, for messages."""
+    if "__file" in pdf and len(pdf):
+        i = int(pdf["__file"].iloc[0])
+    else:
+        i = partition_info["number"] if partition_info else 0
+    return sources[i] if 0 <= i < len(sources) else f"partition {i}"
+
+
+def _dask_standard_columns(pdf: Any, partition_info: Any = None) -> Any:
     import pandas as pd
 
     out = pd.DataFrame(index=pdf.index)

@@ -66,7 +66,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
-from cje.pipeline.streaming import check_renames, dask_compute
+from cje.pipeline.streaming import _partition_source, check_renames, dask_compute, naming_file
 from cje.pipeline.summaries import TAIL_PROBS, from_unit, naive_judge_mean, to_unit
 from cje.report import Report
 
@@ -248,15 +248,17 @@ class _PolarsEngine(_Engine):
         # in-memory engine concatenates them): a file without a target's column has no
         # log-probability of it (null) on its rows, as in memory
         union: dict[str, None] = {}
-        for lf, _ in frames:
+        for lf, src in frames:
             names = lf.collect_schema().names()
-            check_renames(names, columns)
             renamed = {theirs: std for std, theirs in (columns or {}).items()}
-            union.update(dict.fromkeys(_lp_columns([renamed.get(n, n) for n in names])))
+            with naming_file(src):
+                check_renames(names, columns)
+                union.update(dict.fromkeys(_lp_columns([renamed.get(n, n) for n in names])))
         parts = []
         self.notices = []
-        for lf, _ in frames:
-            q, self.lp_names, notes = _pl_standard(lf, columns, list(union))
+        for lf, src in frames:
+            with naming_file(src):
+                q, self.lp_names, notes = _pl_standard(lf, columns, list(union))
             self.notices = notes
             parts.append(q)
         self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -381,7 +383,7 @@ class _DaskEngine(_Engine):
         self.lp_names = _lp_columns(names)
         self.notices = [] if "policy" in names else [
             "No 'policy' column: all rows were taken as one policy named 'default'."]
-        self.ddf = ddf.map_partitions(_dask_standard, self.lp_names,
+        self.ddf = ddf.map_partitions(_dask_standard, self.lp_names, sources,
                                       meta=_dask_meta(len(self.lp_names), "policy" in names))
 
     def _compute(self, objs: list[Any], progress: bool | None, desc: str) -> list[Any]:
@@ -463,9 +465,15 @@ def _dask_meta(n_lp: int, policy: bool) -> Any:
                          **{f"__lp{j}": pd.Series([], dtype="float64") for j in range(n_lp)}})
 
 
-def _dask_standard(pdf: Any, lp_names: list[str], partition_info: Any = None) -> Any:
+def _dask_standard(pdf: Any, lp_names: list[str], sources: Sequence[str] = (),
+                   partition_info: Any = None) -> Any:
     """One partition's standard columns (ids as Python strings), with its number and row
-    numbers when the reader did not add them."""
+    numbers when the reader did not add them; an input error names the partition's file."""
+    with naming_file(_partition_source(pdf, sources, partition_info)):
+        return _dask_standard_columns(pdf, lp_names, partition_info)
+
+
+def _dask_standard_columns(pdf: Any, lp_names: list[str], partition_info: Any = None) -> Any:
     import pandas as pd
 
     out = pd.DataFrame(index=pdf.index)
