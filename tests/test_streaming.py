@@ -303,14 +303,20 @@ def test_text_files_ids_as_written(tmp_path: Path, fmt: str, dask_client: Any) -
         assert differences(mem, rep) == [], engine
 
 
+def two_policies(n: int, seed: int) -> Any:
+    """``n`` rows: two policies on ``n/2`` prompts, judge scores 0–10, 30% labelled 1–5."""
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame({"prompt_id": [f"q{i // 2}" for i in range(n)],
+                         "policy": [("a", "b")[i % 2] for i in range(n)],
+                         "judge_score": rng.integers(0, 11, n).astype(float),
+                         "oracle_label": np.where(rng.random(n) < 0.3, rng.integers(1, 6, n),
+                                                  np.nan)})
+
+
 def test_column_type_error_names_the_file(tmp_path: Path, dask_client: Any) -> None:
     """A file whose judge scores were written as text is named in the error (it was not)."""
-    rng = np.random.default_rng(6)
     n = 800
-    df = pl.DataFrame({"prompt_id": [f"q{i // 2}" for i in range(n)],
-                       "policy": [("a", "b")[i % 2] for i in range(n)],
-                       "judge_score": rng.integers(0, 11, n).astype(float),
-                       "oracle_label": np.where(rng.random(n) < 0.3, rng.integers(1, 6, n), np.nan)})
+    df = two_policies(n, seed=6)
     df.slice(0, n // 2).write_parquet(tmp_path / "p0.parquet")
     df.slice(n // 2).with_columns(pl.col("judge_score").cast(pl.String)).write_parquet(
         tmp_path / "p1.parquet")
@@ -326,12 +332,8 @@ def test_empty_file_and_missing_label_column(tmp_path: Path, dask_client: Any) -
     unlabelled) are read alike by every engine: the in-memory engine used to refuse the empty
     file and fail with polars' "schema lengths differ" on the missing column, while the
     out-of-core engines analysed the same files."""
-    rng = np.random.default_rng(5)
     n = 3_000
-    df = pl.DataFrame({"prompt_id": [f"q{i // 2}" for i in range(n)],
-                       "policy": [("a", "b")[i % 2] for i in range(n)],
-                       "judge_score": rng.integers(0, 11, n).astype(float),
-                       "oracle_label": np.where(rng.random(n) < 0.3, rng.integers(1, 6, n), np.nan)})
+    df = two_policies(n, seed=5)
     df.slice(0, 0).write_parquet(tmp_path / "p0.parquet")
     df.slice(0, n // 2).write_parquet(tmp_path / "p1.parquet")
     df.slice(n // 2).drop("oracle_label").write_parquet(tmp_path / "p2.parquet")
