@@ -378,6 +378,9 @@ def load(
     )
     covariates = kw["covariates"] = _check_options(columns, covariates)
     if isinstance(source, (str, os.PathLike)):
+        from cje.readers import refuse_url
+
+        refuse_url(source)  # before Path() folds its '//'
         cols = read_columns(Path(source), covariates=covariates, logging_policy=logging_policy,
                             columns=columns)
         try:

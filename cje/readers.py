@@ -357,6 +357,29 @@ def reader_for(path: str | Path) -> Reader:
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def refuse_url(source: Any) -> None:
+    """A URL (``s3://…``, ``gs://…``, ``https://…``) is refused with the way to read it: cje's
+    readers take local paths; polars and Dask read object stores themselves.
+
+    Examples
+    --------
+    >>> refuse_url("evals/part-0.parquet")
+    >>> refuse_url("s3://bucket/evals/*.parquet")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: 's3://bucket/evals/*.parquet' is a URL; cje reads local paths. ...
+    """
+    if isinstance(source, str) and _URL.match(source):
+        raise CJEInputError(
+            f"{source!r} is a URL; cje reads local paths. For object storage pass a polars "
+            f"LazyFrame (pl.scan_parquet({source!r}, storage_options=...)) or a Dask DataFrame "
+            f"(dd.read_parquet({source!r})): engine='polars' / 'dask' stream them (docs: Large "
+            "data and clusters); or copy the files to a local directory.")
+
+
 def read_table(
     path: str | Path,
     *,
@@ -403,6 +426,7 @@ def read_table(
     >>> t["prompt_id"].to_list(), t["policy"].to_list(), t["judge_score"].to_list()
     (['007', '7'], ['1.10', '1.1'], [0.5, 0.25])
     """
+    refuse_url(path)
     path = Path(path)
     ids = tuple(dict.fromkeys(id_columns))
     if not path.exists():

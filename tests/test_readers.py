@@ -470,3 +470,19 @@ def test_blank_csv_lines_are_not_rows(tmp_path, body):
     path.write_bytes(body.encode())
     ev = cje.load(path, judge_scale=(0, 1), label_scale=(0, 1))
     assert ev.n_rows == 3 and ev.policies == ("x", "y") and ev.n_labels == 2
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/evals/*.parquet", "gs://b/x.jsonl",
+                                 "https://example.com/a.csv"])
+def test_url_is_refused_with_the_way_to_read_it(url: str) -> None:
+    """A URL was read as a local path: 'No such file or directory: s3:/…' (one slash: Path
+    folds '//') or 'No file matches'. Now every entry says it is a URL and how to stream it."""
+    import cje
+    from cje.cli import main
+
+    with pytest.raises(cje.CJEInputError, match=r"is a URL; cje reads local paths.*scan_parquet"):
+        cje.load(url)
+    for engine in ("memory", "polars", "auto"):
+        with pytest.raises(cje.CJEInputError, match=r"is a URL"):
+            cje.analyze(url, engine=engine)
+    assert main(["analyze", url]) == 2

@@ -132,6 +132,9 @@ def expand_files(source: Any) -> list[Path] | None:
     """
     if not isinstance(source, (str, os.PathLike)):
         return None
+    from cje.readers import refuse_url
+
+    refuse_url(source)
     text = os.fspath(source)
     if _is_glob(text) and not Path(text).exists():
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
