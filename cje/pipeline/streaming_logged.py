@@ -202,6 +202,7 @@ class _Engine:
     sources: list[str]
     lp_names: list[str]  # the input's log-probability columns: 'logprob_base' first
     notices: list[str]
+    n_rows: int | None = None  # known after the scan: the progress bars' total
 
     def reduce(self, fn: Callable[[_Batch, Any], dict], ctx: Any, progress: bool | None,
                desc: str) -> dict:
@@ -268,11 +269,12 @@ class _PolarsEngine(_Engine):
         from cje._progress import progress_bar
 
         acc = None
-        bar = progress_bar(progress, None, desc=f"{desc} (polars)", unit="batch")
+        # rows as the unit: their number is known after the scan (the first pass counts them)
+        bar = progress_bar(progress, self.n_rows, desc=f"{desc} (polars)", unit="row")
         try:
             for df in self.lf.collect_batches(engine="streaming"):
                 acc = _combine(acc, fn(_to_batch(df, len(self.lp_names)), ctx))
-                bar.update(1)
+                bar.update(df.height)
         finally:
             bar.close()
         return acc if acc is not None else fn(_empty_batch(len(self.lp_names)), ctx)
@@ -1614,6 +1616,7 @@ def analyze_logged_partitioned(
     n_rows = int(scan["n_rows"])
     if n_rows == 0:
         raise CJEInputError("The input has no rows.")
+    eng.n_rows = n_rows
     policies = sorted(scan["policies"])
     if len(policies) != 1:
         raise CJEInputError(
