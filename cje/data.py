@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from cje._memo import remember
 from cje.errors import CJEInputError
 
 __all__ = [
@@ -442,12 +443,7 @@ def read_columns(
                          columns=columns)
     if key is not None and all(isinstance(v, np.ndarray) or _is_extension_array(v)
                                for v in cols.values()):
-        if len(_READ_MEMO) >= _READ_MEMO_SIZE:
-            try:  # the oldest out (another thread may be at it too)
-                _READ_MEMO.pop(next(iter(_READ_MEMO)))
-            except (KeyError, RuntimeError, StopIteration):
-                pass
-        _READ_MEMO[key] = {k: v.copy() for k, v in cols.items()}
+        remember(_READ_MEMO, key, {k: v.copy() for k, v in cols.items()}, _READ_MEMO_SIZE)
     return cols
 
 

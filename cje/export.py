@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cje._memo import remember
 from cje._text import MAX_PAIRS_SHOWN, level_text, visible
 from cje.errors import CJEInputError
 from cje.readers import file_signature
@@ -77,12 +78,7 @@ def content_hash(source: Any) -> dict[str, Any]:
             return {"path": str(source), **_HASH_MEMO[key]}
         got = _hash_path(path)
         if sig is not None and got is not None:
-            if len(_HASH_MEMO) >= _HASH_MEMO_SIZE:
-                try:  # the oldest out (another thread may be at it too)
-                    _HASH_MEMO.pop(next(iter(_HASH_MEMO)))
-                except (KeyError, RuntimeError, StopIteration):
-                    pass
-            _HASH_MEMO[key] = got
+            remember(_HASH_MEMO, key, got, _HASH_MEMO_SIZE)
         return {"path": str(source), **(got or {"sha256": None})}
     kind = type(source).__name__
     mod = type(source).__module__.split(".")[0]

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from cje._memo import remember
 from cje.errors import CJEInputError
 
 __all__ = [
@@ -399,12 +400,7 @@ def _rank_of(ix: np.ndarray, tiebreak: np.ndarray | None) -> np.ndarray:
     if got is None:
         got = order_rank(ix, tiebreak)
         got.flags.writeable = False
-        if len(_RANK_MEMO) >= _RANK_MEMO_SIZE:
-            try:  # the oldest out (another thread may be at it too)
-                _RANK_MEMO.pop(next(iter(_RANK_MEMO)))
-            except (KeyError, RuntimeError, StopIteration):
-                pass
-        _RANK_MEMO[key] = got
+        remember(_RANK_MEMO, key, got, _RANK_MEMO_SIZE)
     return got
 
 
