@@ -333,6 +333,31 @@ def check_renames(names: Sequence[Any], columns: Any) -> None:
                 f"its columns are {sorted(n for n in names if not str(n).startswith('__'))}.")
 
 
+def require_columns(names: Sequence[Any], required: Sequence[str],
+                    hints: dict[str, str] | None = None) -> None:
+    """Every ``required`` column is among the input's ``names`` (after ``columns=``), else an
+    input error naming it, the input's columns and how to rename one (and ``hints[column]``)."""
+    for req in required:
+        if req not in names:
+            raise CJEInputError(
+                f"The input has no {req!r} column. Its columns are "
+                f"{sorted(str(n) for n in names if not str(n).startswith('__'))}; rename yours "
+                f"with columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name)."
+                + (hints or {}).get(req, ""))
+
+
+def _direct_columns(names: Sequence[Any]) -> None:
+    """The columns of fresh draws: the required ones, no log-probabilities (logged data has its
+    own passes, :mod:`cje.pipeline.streaming_logged`, where :func:`cje.analyze` sends it), no
+    label design."""
+    require_columns(names, ("prompt_id", "judge_score"))
+    if any(str(n).startswith("logprob") for n in names):
+        raise CJEInputError(
+            "The data has log-probability columns (logged data): these passes are for fresh "
+            "draws; cje.analyze(..., engine='polars' or 'dask') runs logged data on its own passes.")
+    _refuse_design(names)
+
+
 def dask_compute(client: Any, objs: Sequence[Any], progress: bool | None, desc: str) -> list[Any]:
     """Compute on the given client (else Dask's current scheduler), with Dask's own progress
     bar when ``progress`` is true (``None``: on a terminal)."""
@@ -454,16 +479,7 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[s
     schema = lf.collect_schema()
     names = schema.names()
     notices: list[str] = []
-    for req in ("prompt_id", "judge_score"):
-        if req not in names:
-            raise CJEInputError(
-                f"The input has no {req!r} column. Its columns are "
-                f"{sorted(n for n in names if not n.startswith('__'))}; rename yours with "
-                f"columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name).")
-    if any(n.startswith("logprob") for n in names):
-        raise CJEInputError("The data has log-probability columns (logged data): out of core only "
-                            "fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
-    _refuse_design(names)
+    _direct_columns(names)
     for name in ("prompt_id", "policy"):
         if name in names and not (schema[name] == pl.String or schema[name].is_integer()
                                   or schema[name] == pl.Categorical):
@@ -639,16 +655,7 @@ class _DaskEngine(_Engine):
             check_renames(names, columns)
             ddf = ddf.rename(columns={theirs: std for std, theirs in columns.items()})
             names = list(ddf.columns)
-        for req in ("prompt_id", "judge_score"):
-            if req not in names:
-                raise CJEInputError(
-                    f"The input has no {req!r} column. Its columns are "
-                    f"{sorted(n for n in names if n[:2] != '__')}; rename yours with "
-                    f"columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name).")
-        if any(str(n).startswith("logprob") for n in names):
-            raise CJEInputError("The data has log-probability columns (logged data): out of core "
-                                "only fresh draws (direct mode) are supported yet. " + _OR_MEMORY)
-        _refuse_design(names)
+        _direct_columns(names)
         self.has_draw_idx = "draw_idx" in names
         self.notices = [] if "policy" in names else [
             "No 'policy' column: all rows were taken as one policy named 'default'."]

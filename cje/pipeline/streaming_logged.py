@@ -66,7 +66,13 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
 )
-from cje.pipeline.streaming import _partition_source, check_renames, dask_compute, naming_file
+from cje.pipeline.streaming import (
+    _partition_source,
+    check_renames,
+    dask_compute,
+    naming_file,
+    require_columns,
+)
 from cje.pipeline.summaries import TAIL_PROBS, from_unit, naive_judge_mean, to_unit
 from cje.report import Report
 
@@ -350,15 +356,9 @@ def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None
 
 def _lp_columns(names: Sequence[Any]) -> list[str]:
     """``logprob_base`` then the ``logprob[<target>]`` columns in input order."""
-    for req in ("prompt_id", "judge_score", "logprob_base"):
-        if req not in names:
-            raise CJEInputError(
-                f"The input has no {req!r} column. Its columns are "
-                f"{sorted(str(n) for n in names if not str(n).startswith('__'))}; rename yours "
-                f"with columns={{'{req}': 'your_name'}} (CLI: --column {req}=your_name)."
-                + (" Logged data needs the logging policy's log-probabilities: a 'logprob_base' "
-                   "column, plus 'logprob[<target>]' per target policy."
-                   if req == "logprob_base" else ""))
+    require_columns(names, ("prompt_id", "judge_score", "logprob_base"), hints={
+        "logprob_base": " Logged data needs the logging policy's log-probabilities: a "
+                        "'logprob_base' column, plus 'logprob[<target>]' per target policy."})
     targets = [str(n) for n in names if str(n).startswith("logprob[") and str(n).endswith("]")]
     if not targets:
         raise CJEInputError(
