@@ -20,9 +20,10 @@ partitions, each done by the engine (no scheduler or shuffle of ours):
    per-prompt totals: clustered variances, the OUA jackknife, gates, contrasts, ranking and the
    :class:`~cje.report.Report`.
 
-Only fresh draws (direct mode), with ``mode="monotone"``, ``"two_stage"`` or ``"auto"`` on the
-judge score alone, are supported; covariates, probe slices, calibration-only rows and logged
-data are refused with a message naming ``engine="memory"``.
+These passes take fresh draws (direct mode), with ``mode="monotone"``, ``"two_stage"`` or
+``"auto"`` on the judge score alone; covariates, probe slices and calibration-only rows are
+refused with a message naming ``engine="memory"``. Logged data runs on its own passes
+(:mod:`cje.pipeline.streaming_logged`), which share this module's readers and engine helpers.
 """
 
 from __future__ import annotations
