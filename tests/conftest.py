@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Arena sample, from the copy shipped in the package (cje.datasets).
+"""Shared fixtures: the real Arena sample, from the copy shipped in the package (cje.datasets),
+and, for the out-of-core tests, a Dask cluster and a copy of partitioned files with one bad cell.
 
 It is always there, so the real-data tests never skip. ``ORIGINAL_ARENA`` is the original
 sample beside the project (``../shared/data/arena_sample``), used only by the test that the
@@ -7,7 +8,9 @@ packaged copy gives the same numbers (tests/test_datasets.py), which skips where
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +24,38 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cje import datasets
 
     return datasets.export(tmp_path_factory.mktemp("arena")).root
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """A Dask cluster of 2 thread workers (the same numbers as processes, and it starts in
+    well under a second), one per test module."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
+def _broken(parts: list[Path], where: Path, part: int, row: int, column: str, value: Any
+            ) -> tuple[Path, str]:
+    """The Parquet ``parts`` copied to ``where`` with one cell changed; the file and the cell's
+    prompt."""
+    import polars as pl
+
+    where.mkdir()
+    for i, p in enumerate(parts):
+        df = pl.read_parquet(p)
+        if i == part:
+            col = df[column].to_list()
+            col[row] = value
+            df = df.with_columns(pl.Series(column, col, dtype=df[column].dtype))
+            pid = df["prompt_id"][row]
+        df.write_parquet(where / p.name)
+    return where / parts[part].name, pid
+
+
+@pytest.fixture
+def broken() -> Callable[..., tuple[Path, str]]:
+    """``broken(parts, where, part, row, column, value)``: see :func:`_broken`."""
+    return _broken

@@ -138,16 +138,6 @@ def memory_report(parts: list[Path]) -> cje.Report:
     return in_memory(parts, **KW)
 
 
-@pytest.fixture(scope="module")
-def dask_client() -> Any:
-    distributed = pytest.importorskip("distributed")
-    # threads, not processes: the same numbers, and a cluster that starts in well under a second
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
-
-
 def test_polars_equals_memory(parts: list[Path], memory_report: cje.Report) -> None:
     rep = cje.analyze(str(parts[0].parent / "*.parquet"), engine="polars", **KW)
     assert differences(memory_report, rep) == []
@@ -382,21 +372,6 @@ def test_refusals(parts: list[Path], tmp_path: Path) -> None:
             cje.analyze(str(design), engine=engine, **KW)
 
 
-def _broken(parts: list[Path], where: Path, part: int, row: int, column: str, value: Any
-            ) -> tuple[Path, str]:
-    """The parts copied to ``where`` with one cell changed; the file and the cell's prompt."""
-    where.mkdir()
-    for i, p in enumerate(parts):
-        df = pl.read_parquet(p)
-        if i == part:
-            col = df[column].to_list()
-            col[row] = value
-            df = df.with_columns(pl.Series(column, col, dtype=df[column].dtype))
-            pid = df["prompt_id"][row]
-        df.write_parquet(where / p.name)
-    return where / parts[part].name, pid
-
-
 @pytest.mark.parametrize("engine", ["polars", "dask"])
 @pytest.mark.parametrize("column,value,rule", [
     ("judge_score", float("nan"), "'judge_score' column must be finite"),
@@ -405,13 +380,13 @@ def _broken(parts: list[Path], where: Path, part: int, row: int, column: str, va
     ("prompt_id", None, "'prompt_id' column must be non-empty"),
 ])
 def test_bad_row_names_file_and_row(parts: list[Path], tmp_path: Path, engine: str, column: str,
-                                    value: Any, rule: str, dask_client: Any) -> None:
+                                    value: Any, rule: str, dask_client: Any, broken: Any) -> None:
     """A bad row in the 6th partition is named by its file and its row in that file."""
     row = 17
     if column == "oracle_label":  # a labelled row, so the label is one that is read
         lab = pl.read_parquet(parts[5])["oracle_label"].is_not_null().to_numpy()
         row = int(np.flatnonzero(lab)[3])
-    path, pid = _broken(parts, tmp_path / "bad", 5, row, column, value)
+    path, pid = broken(parts, tmp_path / "bad", 5, row, column, value)
     with pytest.raises(CJEInputError) as exc:
         cje.analyze(str(tmp_path / "bad" / "*.parquet"), engine=engine,
                     client=dask_client if engine == "dask" else None, **KW)
@@ -451,7 +426,7 @@ def test_drop_invalid(parts: list[Path], tmp_path: Path, engine: str, dask_clien
 
 
 def test_cli_engine_and_bad_row(parts: list[Path], tmp_path: Path,
-                                memory_report: cje.Report) -> None:
+                                memory_report: cje.Report, broken: Any) -> None:
     """``cje analyze 'dir/*.parquet' --engine polars``; a bad row: exit 2, nothing written."""
     from cje.cli import main
 
@@ -461,7 +436,7 @@ def test_cli_engine_and_bad_row(parts: list[Path], tmp_path: Path,
                  "--out", str(out), "--no-progress"]) == 0
     rep = cje.Report.from_json(out.read_text())
     assert differences(memory_report, rep) == []
-    _broken(parts, tmp_path / "bad", 2, 5, "judge_score", float("inf"))
+    broken(parts, tmp_path / "bad", 2, 5, "judge_score", float("inf"))
     out2 = tmp_path / "r2.json"
     assert main(["analyze", str(tmp_path / "bad" / "*.parquet"), "--engine", "polars",
                  "--judge-scale", "0", "10", "--label-scale", "1", "5", "--format", "json",

@@ -96,15 +96,6 @@ def parts(tmp_path_factory: pytest.TempPathFactory, sim: Any) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def dask_client() -> Any:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def memory_reports(parts: list[Path]) -> dict[str, cje.Report]:
     return {est: in_memory(parts, estimator=est, **KW)
             for est in ("ips", "snips", "calibrated-ips")}
@@ -314,20 +305,6 @@ def test_order_statistics_against_numpy() -> None:
     assert np.allclose([x for _, x in ours], [x for _, x in theirs], rtol=1e-13, atol=0)
 
 
-def _broken(parts: list[Path], where: Path, part: int, row: int, column: str, value: Any
-            ) -> tuple[Path, str]:
-    where.mkdir()
-    for i, p in enumerate(parts):
-        df = pl.read_parquet(p)
-        if i == part:
-            col = df[column].to_list()
-            col[row] = value
-            df = df.with_columns(pl.Series(column, col, dtype=df[column].dtype))
-            pid = df["prompt_id"][row]
-        df.write_parquet(where / p.name)
-    return where / parts[part].name, pid
-
-
 @pytest.mark.parametrize("engine", ["polars", "dask"])
 @pytest.mark.parametrize("column,value,rule", [
     ("logprob_base", float("nan"), "The 'logprob_base' column must be complete"),
@@ -338,13 +315,13 @@ def _broken(parts: list[Path], where: Path, part: int, row: int, column: str, va
     ("oracle_label", 2.0, "must lie within label_scale=(0, 1)"),
 ])
 def test_bad_row_names_file_and_row(parts: list[Path], tmp_path: Path, engine: str, column: str,
-                                    value: Any, rule: str, dask_client: Any) -> None:
+                                    value: Any, rule: str, dask_client: Any, broken: Any) -> None:
     """A bad row in the 6th partition is named by its file and its row in that file."""
     row = 17
     if column == "oracle_label":  # a labelled row
         lab = pl.read_parquet(parts[5])["oracle_label"].is_not_null().to_numpy()
         row = int(np.flatnonzero(lab)[3])
-    path, pid = _broken(parts, tmp_path / "bad", 5, row, column, value)
+    path, pid = broken(parts, tmp_path / "bad", 5, row, column, value)
     with pytest.raises(CJEInputError) as exc:
         cje.analyze(str(tmp_path / "bad" / "*.parquet"), engine=engine, estimator="snips",
                     client=dask_client if engine == "dask" else None, **KW)
@@ -354,7 +331,7 @@ def test_bad_row_names_file_and_row(parts: list[Path], tmp_path: Path, engine: s
 
 
 def test_cli_logged_and_bad_row(parts: list[Path], tmp_path: Path,
-                                memory_reports: dict[str, cje.Report]) -> None:
+                                memory_reports: dict[str, cje.Report], broken: Any) -> None:
     """``cje analyze 'dir/*.parquet' --engine polars --estimator snips``; a bad log-probability:
     exit 2, nothing written."""
     from cje.cli import main
@@ -364,7 +341,7 @@ def test_cli_logged_and_bad_row(parts: list[Path], tmp_path: Path,
             "--label-scale", "0", "1", "--format", "json", "--no-progress"]
     assert main(["analyze", str(parts[0].parent / "*.parquet"), *args, "--out", str(out)]) == 0
     assert differences(memory_reports["snips"], cje.Report.from_json(out.read_text())) == []
-    _broken(parts, tmp_path / "bad", 2, 5, "logprob[near]", 3.0)
+    broken(parts, tmp_path / "bad", 2, 5, "logprob[near]", 3.0)
     out2 = tmp_path / "r2.json"
     assert main(["analyze", str(tmp_path / "bad" / "*.parquet"), *args, "--out", str(out2)]) == 2
     assert not out2.exists() and not list(tmp_path.glob("r2*"))
