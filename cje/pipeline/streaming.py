@@ -359,6 +359,61 @@ def _direct_columns(names: Sequence[Any]) -> None:
     _refuse_design(names)
 
 
+def pl_check_types(schema: Any, numeric: Sequence[str]) -> None:
+    """A LazyFrame's id columns hold strings or integers and its ``numeric`` columns numbers
+    (each checked where present)."""
+    import polars as pl
+
+    for name in ("prompt_id", "policy"):
+        if name in schema and not (schema[name] == pl.String or schema[name].is_integer()
+                                   or schema[name] == pl.Categorical):
+            raise CJEInputError(
+                f"Out of core the {name!r} column must hold strings or integers; it is "
+                f"{schema[name]}. Write the ids as text. " + _OR_MEMORY)
+    for name in numeric:
+        if name in schema and not (schema[name].is_numeric() or schema[name] == pl.Null):
+            raise CJEInputError(f"The {name!r} column must be numeric; it is {schema[name]}.")
+
+
+def dask_number(pdf: Any, name: str) -> Any:
+    """A Dask partition's column as float64 (NaN when the column is absent); anything but
+    numbers (or an all-missing column) is an input error."""
+    import pandas as pd
+
+    if name not in pdf:
+        return np.nan
+    col = pdf[name]
+    if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
+        raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}.")
+    return pd.to_numeric(col).astype("float64")
+
+
+def dask_row_keys(pdf: Any, out: Any, partition_info: Any) -> None:
+    """``out``'s file number and row in the file: the reader's, else the partition's number and
+    row numbers from 0."""
+    if "__file" in pdf:
+        out["__file"] = pdf["__file"].astype("int64")
+        out["__row"] = pdf["__row"].astype("int64")
+    else:
+        out["__file"] = np.int64(partition_info["number"] if partition_info else 0)
+        out["__row"] = np.arange(len(pdf), dtype=np.int64)
+
+
+def judge_scale_of(distinct: np.ndarray, judge_scale: tuple[float, float] | None,
+                   notices: list[str]) -> tuple[float, float]:
+    """The judge scale given, or inferred from the distinct scores with a notice (as
+    :func:`cje.load` infers it)."""
+    if judge_scale is not None:
+        return judge_scale
+    jscale = infer_scale(distinct)
+    _check_scale(jscale, "judge_scale")
+    notices.append(
+        f"judge_scale was not given; inferred ({jscale[0]:g}, {jscale[1]:g}) from the scores "
+        f"(observed {distinct[0]:g} to {distinct[-1]:g}). Pass judge_scale=(low, high) to "
+        "set it.")
+    return jscale
+
+
 def dask_compute(client: Any, objs: Sequence[Any], progress: bool | None, desc: str) -> list[Any]:
     """Compute on the given client (else Dask's current scheduler), with Dask's own progress
     bar when ``progress`` is true (``None``: on a terminal)."""
@@ -481,15 +536,7 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[s
     names = schema.names()
     notices: list[str] = []
     _direct_columns(names)
-    for name in ("prompt_id", "policy"):
-        if name in names and not (schema[name] == pl.String or schema[name].is_integer()
-                                  or schema[name] == pl.Categorical):
-            raise CJEInputError(
-                f"Out of core the {name!r} column must hold strings or integers; it is "
-                f"{schema[name]}. Write the ids as text. " + _OR_MEMORY)
-    for name in ("judge_score", "oracle_label"):
-        if name in names and not (schema[name].is_numeric() or schema[name] == pl.Null):
-            raise CJEInputError(f"The {name!r} column must be numeric; it is {schema[name]}.")
+    pl_check_types(schema, ("judge_score", "oracle_label"))
     cols = [pl.col("prompt_id").cast(pl.String),
             pl.col("policy").cast(pl.String) if "policy" in names
             else pl.lit(policy_default, dtype=pl.String).alias("policy"),
@@ -803,20 +850,8 @@ def _dask_standard_columns(pdf: Any, partition_info: Any = None) -> Any:
     out["policy"] = _dask_ids(pdf["policy"], "policy") if "policy" in pdf else pd.Series(
         "default", index=pdf.index, dtype=_ID_DTYPE)
     for name in ("judge_score", "oracle_label"):
-        if name not in pdf:
-            out[name] = np.nan
-            continue
-        col = pdf[name]
-        if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
-            raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}.")
-        out[name] = pd.to_numeric(col).astype("float64")
-    if "__file" in pdf:
-        out["__file"] = pdf["__file"].astype("int64")
-        out["__row"] = pdf["__row"].astype("int64")
-    else:
-        num = partition_info["number"] if partition_info else 0
-        out["__file"] = np.int64(num)
-        out["__row"] = np.arange(len(pdf), dtype=np.int64)
+        out[name] = dask_number(pdf, name)
+    dask_row_keys(pdf, out, partition_info)
     return out.reset_index(drop=True)
 
 
@@ -1249,15 +1284,7 @@ def analyze_partitioned(
     counts[np.searchsorted(np.array(names, dtype=object), counts_df["policy"].to_numpy()),
            np.searchsorted(distinct, counts_df["judge_score"].to_numpy(dtype=np.float64))] = \
         counts_df["n"].to_numpy(dtype=np.int64)
-    if judge_scale is None:
-        jscale = infer_scale(distinct)
-        _check_scale(jscale, "judge_scale")
-        notices.append(
-            f"judge_scale was not given; inferred ({jscale[0]:g}, {jscale[1]:g}) from the scores "
-            f"(observed {distinct[0]:g} to {distinct[-1]:g}). Pass judge_scale=(low, high) to "
-            "set it.")
-    else:
-        jscale = judge_scale
+    jscale = judge_scale_of(distinct, judge_scale, notices)
     _label_checks(lab, label_scale, eng.sources)
     y = _column(lab, "oracle_label", np.float64)
     if label_scale is None:

@@ -70,7 +70,11 @@ from cje.pipeline.streaming import (
     _partition_source,
     check_renames,
     dask_compute,
+    dask_number,
+    dask_row_keys,
+    judge_scale_of,
     naming_file,
+    pl_check_types,
     require_columns,
 )
 from cje.pipeline.summaries import TAIL_PROBS, from_unit, naive_judge_mean, to_unit
@@ -331,15 +335,7 @@ def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None
     names = schema.names()
     lp_names = _lp_columns(names) if lp_names is None else lp_names
     notices = []
-    for name in ("judge_score", "oracle_label", *lp_names):
-        if name in names and not (schema[name].is_numeric() or schema[name] == pl.Null):
-            raise CJEInputError(f"The {name!r} column must be numeric; it is {schema[name]}.")
-    for name in ("prompt_id", "policy"):
-        if name in names and not (schema[name] == pl.String or schema[name].is_integer()
-                                  or schema[name] == pl.Categorical):
-            raise CJEInputError(
-                f"Out of core the {name!r} column must hold strings or integers; it is "
-                f"{schema[name]}. Write the ids as text. " + _OR_MEMORY)
+    pl_check_types(schema, ("judge_score", "oracle_label", *lp_names))
     cols = [pl.col("prompt_id").cast(pl.String),
             pl.col("judge_score").cast(pl.Float64),
             (pl.col("oracle_label").cast(pl.Float64).fill_nan(None) if "oracle_label" in names
@@ -493,20 +489,8 @@ def _dask_standard_columns(pdf: Any, lp_names: list[str], partition_info: Any = 
         out[name] = pd.Series(v, index=pdf.index, dtype=object)
     for name, std in (("judge_score", "judge_score"), ("oracle_label", "oracle_label"),
                       *((c, f"__lp{j}") for j, c in enumerate(lp_names))):
-        if name not in pdf:
-            out[std] = np.nan
-            continue
-        col = pdf[name]
-        if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
-            raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}.")
-        out[std] = pd.to_numeric(col).astype("float64")
-    if "__file" in pdf:
-        out["__file"] = pdf["__file"].astype("int64")
-        out["__row"] = pdf["__row"].astype("int64")
-    else:
-        num = partition_info["number"] if partition_info else 0
-        out["__file"] = np.int64(num)
-        out["__row"] = np.arange(len(pdf), dtype=np.int64)
+        out[std] = dask_number(pdf, name)
+    dask_row_keys(pdf, out, partition_info)
     order = [c for c in ("prompt_id", "policy", "judge_score", "oracle_label", "__file", "__row")
              if c in out.columns] + [f"__lp{j}" for j in range(len(lp_names))]
     return out[order].reset_index(drop=True)
@@ -1637,15 +1621,7 @@ def analyze_logged_partitioned(
             f"estimators keep per-target tables of (fold, distinct score) cells and allow at most "
             f"{MAX_DISTINCT_SCORES}. Round the scores (e.g. to 2 or 3 decimals: the calibration "
             "barely changes) or " + _OR_MEMORY[0].lower() + _OR_MEMORY[1:])
-    if judge_scale is None:
-        jscale = infer_scale(distinct)
-        _check_scale(jscale, "judge_scale")
-        notices.append(
-            f"judge_scale was not given; inferred ({jscale[0]:g}, {jscale[1]:g}) from the scores "
-            f"(observed {distinct[0]:g} to {distinct[-1]:g}). Pass judge_scale=(low, high) to "
-            "set it.")
-    else:
-        jscale = judge_scale
+    jscale = judge_scale_of(distinct, judge_scale, notices)
     lab_parts = scan["lab"]
     lab_pid = np.concatenate([p["pid"] for p in lab_parts])
     lab_key = np.concatenate([p["key"] for p in lab_parts])
