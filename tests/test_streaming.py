@@ -187,6 +187,47 @@ def test_prompts_split_over_group_bys(parts: list[Path], memory_report: cje.Repo
     assert differences(memory_report, rep) == []
 
 
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_more_buckets_than_prompts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
+                                   dask_client: Any) -> None:
+    """The hash-bucket edge: more group-bys (polars: 97 passes) or output partitions (Dask:
+    one per row) than prompts, so many are empty and every prompt's rows (a few with two
+    responses of a policy, spread over 3 files) must still meet in one group: same numbers."""
+    from cje.pipeline import streaming
+
+    df = make_rows(60, seed=3, label_share=0.5)
+    paths = write_parts(df, tmp_path / "small", 3)
+    mem = in_memory(paths, **KW)
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 1)
+    monkeypatch.setattr(streaming, "MAX_POLARS_PASSES", 97)
+    rep = cje.analyze(str(tmp_path / "small"), engine=engine,
+                      client=dask_client if engine == "dask" else None, **KW)
+    assert differences(mem, rep) == []
+    assert sum(e.n_prompts for e in rep.estimates) > 200  # (the 4 policies' 60 prompts)
+
+
+def test_polars_passes_capped(parts: list[Path], memory_report: cje.Report,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ``MAX_POLARS_PASSES`` group-bys polars makes that many passes, each over more
+    rows than ``ROWS_PER_GROUP_BY``: counted, and the same numbers."""
+    from cje.pipeline import streaming
+
+    passes = []
+    real = streaming.progress_bar
+
+    def counting(progress: Any, total: int, **kw: Any) -> Any:
+        if kw.get("desc", "").startswith("per-prompt"):
+            passes.append(total)
+        return real(progress, total, **kw)
+
+    monkeypatch.setattr(streaming, "progress_bar", counting)
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 10_000)  # 10+ group-bys …
+    monkeypatch.setattr(streaming, "MAX_POLARS_PASSES", 3)  # … in 3 passes
+    rep = cje.analyze(str(parts[0].parent), engine="polars", **KW)
+    assert passes == [3]
+    assert differences(memory_report, rep) == []
+
+
 def test_comparison_can_fail(parts: list[Path], memory_report: cje.Report,
                              tmp_path: Path) -> None:
     """One label moved by one point is seen by the comparison (it is not vacuous)."""

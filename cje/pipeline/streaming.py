@@ -12,10 +12,12 @@ partitions, each done by the engine (no scheduler or shuffle of ours):
    distinct score and the labelled rows alone;
 3. **per-prompt sums** — ``group_by(prompt_id)`` (one per :data:`ROWS_PER_GROUP_BY` rows, the
    prompts split between them by a hash of their id): per prompt and policy the total of the
-   influence values ``Σ_{i∈g} φ_i = Σ R_i − R̄·n_g + b_g`` (``R = f(S)`` by a lookup of the
-   distinct scores, ``b_g`` the labelled rows' centred residual term, joined from a small table)
-   and the naive judge mean's centred totals, computed in the engine; only these numbers (no ids)
-   reach the driver;
+   influence values ``Σ_{i∈g} φ_i = Σ (R_i − R̄) + b_g`` (``R = f(S)`` by a lookup of the
+   distinct scores, each row centred on its policy's mean; ``b_g`` the labelled rows' centred
+   residual term, entered as extra rows in polars and joined from a small table in Dask), the
+   naive judge mean's centred totals and whether the policy has rows on the prompt, computed in
+   the engine; only these numbers (no ids) reach the driver, which keeps each policy's totals on
+   its prompts and only the sum of squares of the naive totals;
 4. **reduce** — :func:`cje.pipeline.core.estimate`, the same skeleton as in memory, on those
    per-prompt totals: clustered variances, the OUA jackknife, gates, contrasts, ranking and the
    :class:`~cje.report.Report`.
@@ -45,7 +47,7 @@ from cje.data import _check_scale, infer_scale
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.offpolicy import PolicyValue
-from cje.inference import cluster_variance, t_interval
+from cje.inference import t_interval
 from cje.pipeline.core import (
     MIN_LABELLED_PROMPTS,
     PolicyRows,
@@ -73,19 +75,19 @@ SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "j
 AUTO_MEMORY_SHARE = 0.5
 _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: Rows per group-by of the per-prompt pass: above it the prompts are split by a hash of their
-#: id into several group-bys (one pass over the data each), so the engine never holds the hash
-#: table of more prompts than these rows have. Measured at 10^7 rows (2.5·10^6 prompts, polars
-#: streaming, peak RSS of the pass alone): 1 group-by 1.38 GB in 3.3 s, 2: 0.88 GB in 3.9 s,
-#: 4: 0.65 GB in 4.1 s. Whole analysis at 10^7 rows (quiet machine, in-memory engine 1.66 GB):
-#: polars 1.36–1.40 GB at 5·10^6 rows per group-by, 1.20–1.22 GB at 2.5·10^6 (+4% time),
-#: 1.11 GB at 10^6 (+16%). Each group-by is a pass over the data, so at 10^8 rows halving this
-#: would add 20 passes; kept. (Dask splits one group-by's output instead: see
-#: :data:`DASK_SPLIT_PER_GROUP_BY`.)
-ROWS_PER_GROUP_BY = 5_000_000
-#: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows
-#: (``split_out``; a shuffle, not another pass). Measured at 10^7 rows: 2 partitions peak at
-#: 1.92–2.55 GB, 4 at 1.68–1.69 GB, in the same time.
-DASK_SPLIT_PER_GROUP_BY = 2
+#: id into several group-bys, so the engine never holds the hash table of more prompts than
+#: these rows have (polars: one pass over the data each, at most :data:`MAX_POLARS_PASSES`;
+#: Dask: one output partition each of its one group-by, ``split_out``, a shuffle and not another
+#: pass). The group-by's memory grows with its prompts × its columns (3 per policy): measured
+#: in polars (2.5·10^6 prompts of 10^7 rows, 8 float sums and 4 UInt8 maxima) ~280 bytes per
+#: prompt. MEASURED_FIGURES
+ROWS_PER_GROUP_BY = 1_250_000
+#: Polars: at most this many passes of the per-prompt group-by (above 2.5·10^7 rows each holds
+#: more rows than :data:`ROWS_PER_GROUP_BY`): each pass reads all the data, and at 10^8 rows
+#: the driver's per-prompt arrays, not the group-by, hold most of the memory.
+MAX_POLARS_PASSES = 20
+#: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows.
+DASK_SPLIT_PER_GROUP_BY = 1
 #: Row key of the first bad row: file number × 2^40 + row in the file.
 _ROW_BITS = 40
 _OR_MEMORY = "Use engine='memory' (it needs the data in memory)."
@@ -510,8 +512,9 @@ class _Engine:
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
                       buckets: int = 1) -> Iterable[Any]:
-        """Pass 2: per prompt, ``Σ R − R̄ n + b`` of each policy, then ``Σ s − s̄ n`` of each,
-        then ``n`` of each (frames of 3P columns, one per bucket of prompts)."""
+        """Pass 2: per prompt, ``Σ (R − R̄) + b`` of each policy, then ``Σ (s − s̄)`` of each,
+        then whether each has rows there (0/1) (frames of 3P columns, one per bucket of
+        prompts)."""
         raise NotImplementedError
 
 
@@ -661,29 +664,35 @@ class _PolarsEngine(_Engine):
         keys = lookup["score"].tolist()
         r = s.replace_strict(keys, lookup["reward"].tolist(), return_dtype=pl.Float64)
         u = s.replace_strict(keys, lookup["s01"].tolist(), return_dtype=pl.Float64)
-        cols = []
-        for p, name in enumerate(policies):  # one column per policy: 0 on others' rows
-            mine = pl.col("policy") == name
-            cols += [pl.when(mine).then(r).otherwise(0.0).alias(f"r{p}"),
-                     pl.when(mine).then(u).otherwise(0.0).alias(f"s{p}"),
-                     mine.cast(pl.Int32).alias(f"n{p}")]
-        b = pl.DataFrame({k: pl.Series(k, v, dtype=pl.String if k == "prompt_id" else pl.Float64)
-                          for k, v in labelled.items()}).lazy()
-        out = []
-        for p in range(len(policies)):
-            rbar, sbar = centres[p]
-            out.append((pl.col(f"r{p}") - rbar * pl.col(f"n{p}") + pl.col(f"b{p}").fill_null(0.0)
-                        ).alias(f"t{p}"))
-        out += [(pl.col(f"s{p}") - centres[p, 1] * pl.col(f"n{p}")).alias(f"u{p}")
-                for p in range(len(policies))]
-        out += [pl.col(f"n{p}") for p in range(len(policies))]
-        bar = progress_bar(progress, buckets, desc="per-prompt sums (polars)", unit="pass")
+        P = len(policies)
+        mine = [pl.col("policy") == name for name in policies]
+        # each row centred on its policy's mean (as the in-memory influence values are): the
+        # group-by sums the totals themselves, and the counts per policy are not needed for them
+        cols = ([pl.when(m).then(r - centres[p, 0]).otherwise(0.0).alias(f"t{p}")
+                 for p, m in enumerate(mine)]
+                + [pl.when(m).then(u - centres[p, 1]).otherwise(0.0).alias(f"u{p}")
+                   for p, m in enumerate(mine)]
+                + [m.cast(pl.UInt8).alias(f"n{p}") for p, m in enumerate(mine)])
+        # the labelled prompts' residual terms enter as extra rows of the group-by (no join):
+        # b_p on t_p, 0 elsewhere, and no presence (their prompts have rows of their own)
+        b = pl.DataFrame([pl.Series("prompt_id", labelled["prompt_id"], dtype=pl.String),
+                          *[pl.Series(f"t{p}", labelled[f"b{p}"], dtype=pl.Float64)
+                            for p in range(P)]]).lazy().with_columns(
+            *[pl.lit(0.0, dtype=pl.Float64).alias(f"u{p}") for p in range(P)],
+            *[pl.lit(0, dtype=pl.UInt8).alias(f"n{p}") for p in range(P)])
+        src = pl.concat([self.lf.select(pl.col("prompt_id"), *cols), b])
+        # sums of the totals; presence as the largest 0/1 flag (a UInt8 max holds ~1/5 of the
+        # memory of an Int32 sum in polars' group-by, measured)
+        agg = ([pl.col(f"t{p}").sum() for p in range(P)] + [pl.col(f"u{p}").sum() for p in range(P)]
+               + [pl.col(f"n{p}").max() for p in range(P)])
+        out = [f"{c}{p}" for c in "tun" for p in range(P)]
+        passes = min(buckets, MAX_POLARS_PASSES)
+        bar = progress_bar(progress, passes, desc="per-prompt sums (polars)", unit="pass")
         try:
-            for k in range(buckets):  # prompts split by a hash: each group-by holds 1/buckets
-                lf = self.lf if buckets == 1 else self.lf.filter(
-                    pl.col("prompt_id").hash(seed=0) % buckets == k)
-                q = (lf.select(pl.col("prompt_id"), *cols).group_by("prompt_id").agg(pl.all().sum())
-                     .join(b, on="prompt_id", how="left").select(out))
+            for k in range(passes):  # prompts split by a hash: each group-by holds 1/passes
+                lf = src if passes == 1 else src.filter(
+                    pl.col("prompt_id").hash(seed=0) % passes == k)
+                q = lf.group_by("prompt_id").agg(*agg).select(out)
                 yield q.collect(engine="streaming")  # consumed before the next group-by runs
                 bar.update(1)
         finally:
@@ -748,13 +757,10 @@ class _DaskEngine(_Engine):
         import pandas as pd
 
         P = len(policies)
+        out = [f"{c}{p}" for c in "tun" for p in range(P)]
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
-                             **{f"{c}{p}": pd.Series([], dtype="float64" if c != "n" else "int32")
-                                for p in range(P) for c in "rsn"}})
-        wide = self.kept.map_partitions(_dask_wide, lookup, list(policies), meta=meta)
-        # split_out: the per-prompt table in several partitions, none of them whole
-        agg = wide.groupby("prompt_id", sort=False).sum(
-            split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1)
+                             **{c: pd.Series([], dtype="float64" if c[0] != "n" else "uint8")
+                                for c in out}})
         b = pd.DataFrame({k: v for k, v in labelled.items() if k != "prompt_id"},
                          index=pd.Index(labelled["prompt_id"], dtype=_ID_DTYPE, name="prompt_id"))
         # the labelled prompts' table goes to the workers once (scattered), not into every task
@@ -764,20 +770,25 @@ class _DaskEngine(_Engine):
             import dask
 
             b_ref = dask.delayed(b, pure=True)
-        res = agg.map_partitions(
-            _dask_centre, b_ref, P, centres,
-            meta=pd.DataFrame({**{f"t{p}": pd.Series([], dtype="float64") for p in range(P)},
-                               **{f"u{p}": pd.Series([], dtype="float64") for p in range(P)},
-                               **{f"n{p}": pd.Series([], dtype="int32") for p in range(P)}}))
-        # the output partitions one by one, each released once taken (never concatenated into one
-        # frame: at 10^8 rows that copy alone is 2.2 GB)
+        wide = self.kept.map_partitions(_dask_wide, lookup, list(policies), centres, meta=meta)
+        # split_out: the per-prompt table in several partitions, none of them whole; sums of the
+        # centred values, presence as the largest 0/1 flag
+        agg = wide.groupby("prompt_id", sort=False).agg(
+            {c: "sum" if c[0] != "n" else "max" for c in out},
+            split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1)
+        res = agg.map_partitions(_dask_centre, b_ref, P, meta=meta[out])
+        yield from self._partitions(res, progress, "per-prompt sums (dask)")
+
+    def _partitions(self, res: Any, progress: bool | None, desc: str) -> Iterator[Any]:
+        """A Dask DataFrame's partitions one by one, each released once taken (never
+        concatenated into one frame: at 10^8 rows that copy alone is 2.2 GB)."""
         parts = res.to_delayed()
         if self.client is not None:
             futures = self.client.compute(parts)
             if progress or (progress is None and _stderr_tty()):
                 from distributed import progress as dask_progress
 
-                print("per-prompt sums (dask)", file=sys.stderr)
+                print(desc, file=sys.stderr)
                 dask_progress(futures)
             del parts
             while futures:
@@ -786,7 +797,7 @@ class _DaskEngine(_Engine):
                 future.release()
                 del future
             return
-        computed = list(self._compute(*parts, progress=progress, desc="per-prompt sums (dask)"))
+        computed = list(self._compute(*parts, progress=progress, desc=desc))
         del parts
         while computed:
             yield computed.pop(0)
@@ -905,9 +916,10 @@ def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
     return pd.DataFrame(row)
 
 
-def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str]) -> Any:
-    """Per row: the prompt and, per policy, the calibrated reward, the [0, 1] judge score and 1
-    (0 on the other policies' rows)."""
+def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
+               centres: np.ndarray) -> Any:
+    """Per row: the prompt and, per policy, the calibrated reward and the [0, 1] judge score
+    centred on the policy's means (``centres``), and 1 (0 on the other policies' rows)."""
     import pandas as pd
 
     order = np.argsort(lookup["score"], kind="stable")
@@ -916,31 +928,21 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str]) -> 
     r = lookup["reward"][order][idx]
     s = lookup["s01"][order][idx]
     pol = pdf["policy"]
+    mine = [(pol == name).to_numpy(dtype=bool, na_value=False) for name in policies]
     out = {"prompt_id": pdf["prompt_id"]}
-    for p, name in enumerate(policies):
-        mine = (pol == name).to_numpy(dtype=bool, na_value=False)
-        out[f"r{p}"] = np.where(mine, r, 0.0)
-        out[f"s{p}"] = np.where(mine, s, 0.0)
-        out[f"n{p}"] = mine.astype(np.int32)
+    out.update({f"t{p}": np.where(m, r - centres[p, 0], 0.0) for p, m in enumerate(mine)})
+    out.update({f"u{p}": np.where(m, s - centres[p, 1], 0.0) for p, m in enumerate(mine)})
+    out.update({f"n{p}": m.astype(np.uint8) for p, m in enumerate(mine)})
     return pd.DataFrame(out)
 
 
-def _dask_centre(agg: Any, b: Any, n_policies: int, centres: np.ndarray) -> Any:
-    """One partition of the per-prompt sums, joined with the labelled rows' residual terms
-    (``b``) and centred: ``[t_p…, u_p…, n_p…]``."""
-    import pandas as pd
-
+def _dask_centre(agg: Any, b: Any, n_policies: int) -> Any:
+    """One partition of the per-prompt sums with the labelled rows' residual terms (``b``)
+    added: ``[t_p…, u_p…, n_p…]``."""
     pdf = agg.join(b, how="left")
-    out = {}
     for p in range(n_policies):
-        n = pdf[f"n{p}"].to_numpy(dtype=np.float64)
-        out[f"t{p}"] = (pdf[f"r{p}"].to_numpy() - centres[p, 0] * n
-                        + pdf[f"b{p}"].fillna(0.0).to_numpy())
-    for p in range(n_policies):
-        out[f"u{p}"] = pdf[f"s{p}"].to_numpy() - centres[p, 1] * pdf[f"n{p}"].to_numpy(np.float64)
-    for p in range(n_policies):
-        out[f"n{p}"] = pdf[f"n{p}"].to_numpy(dtype=np.int32)
-    return pd.DataFrame(out)
+        pdf[f"t{p}"] = pdf[f"t{p}"].to_numpy() + pdf[f"b{p}"].fillna(0.0).to_numpy()
+    return pdf[[f"{c}{p}" for c in "tun" for p in range(n_policies)]].reset_index(drop=True)
 
 
 def _file_columns(files: Sequence[Path]) -> list[str]:
@@ -1034,7 +1036,8 @@ class PartitionedShape:
         self._train_inside = np.flatnonzero(inside)
         self._group_train = lab_policy[inside]
         self._m = np.bincount(self._group_train, minlength=P).astype(np.int64)
-        self.totals: np.ndarray | None = None  # (G, P) after the per-prompt pass
+        # after the per-prompt pass: per policy, its prompts' influence totals (in chunks)
+        self._totals: list[list[np.ndarray]] = []
         self.present: np.ndarray | None = None  # (G, P): the policy has rows on the prompt
         self.n_clusters = 0
         self.naive: list[tuple[float, float, float]] = []
@@ -1073,48 +1076,52 @@ class PartitionedShape:
         return (e - mean_e[g]) * inv_p[g], self._train_inside
 
     def set_totals(self, chunks: Iterable[Any], alpha: float, centres: np.ndarray) -> int:
-        """The per-prompt pass's result, ``[t_p…, u_p…, n_p…]`` per prompt in chunks (polars or
-        pandas frames): keeps the influence totals ``t`` and where each policy is present, turns
-        ``u`` into the naive means' intervals; returns the rows that repeat a (prompt, policy)."""
+        """The per-prompt pass's result, ``[t_p…, u_p…, present_p…]`` per prompt in chunks
+        (polars or pandas frames): keeps each policy's influence totals ``t`` on the prompts it
+        has rows on and where each policy is present; sums the squares of ``u`` (the naive
+        judge means' centred totals) for their intervals, so no ``u`` is kept; returns the rows
+        that repeat a (prompt, policy)."""
         P = len(self.names)
-        t_parts, u_parts, present_parts = [], [], []
-        repeats = 0
+        parts: list[list[np.ndarray]] = [[] for _ in range(P)]
+        present_parts = []
+        u_squares = np.zeros(P)
         for c in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
             cols = list(c.columns)
-            t_parts.append(np.asarray(c[cols[:P]].to_numpy(), dtype=np.float64))
-            u_parts.append(np.asarray(c[cols[P:2 * P]].to_numpy(), dtype=np.float64))
-            n = np.asarray(c[cols[2 * P:]].to_numpy(), dtype=np.int64)
-            present_parts.append(n > 0)
-            repeats += int((n - present_parts[-1]).sum())
-            del n, c
-
-        def whole(parts: list[np.ndarray]) -> np.ndarray:
-            out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            parts.clear()
-            return out
-
-        self.totals = whole(t_parts)
-        self.present = whole(present_parts)
-        self.n_clusters = self.totals.shape[0]
-        u = whole(u_parts)
+            present = np.asarray(c[cols[2 * P:]].to_numpy(), dtype=bool)
+            for p in range(P):
+                on = present[:, p]
+                parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[on])
+                u = np.asarray(c[cols[P + p]].to_numpy(), dtype=np.float64)[on]
+                u_squares[p] += float(u @ u)
+            present_parts.append(present)
+            del c, u
+        self.present = present_parts[0] if len(present_parts) == 1 else np.concatenate(present_parts)
+        del present_parts
+        self._totals = parts
+        self.n_clusters = self.present.shape[0]
         self.naive = []
         for p in range(P):
-            present = self.present[:, p]
             mean = float(centres[p, 1])
-            v, g = cluster_variance(u[present, p], np.arange(int(present.sum())), int(self.n[p]))
+            # cluster_variance of u over the policy's prompts, one total each: G/(G−1)·Σu²/n²
+            g = int(self.present[:, p].sum())
+            v = g / (g - 1) * u_squares[p] / float(self.n[p]) ** 2 if g > 1 else float("nan")
             lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
             self.naive.append((from_unit(mean, self.label_scale), from_unit(lo, self.label_scale),
                                from_unit(hi, self.label_scale)))
-        return repeats
+        return int(self.n.sum()) - int(self.present.sum())
 
     # the Shape protocol -------------------------------------------------------------------------
     def run(self, calibrator: RewardCalibrator,
             deleted: frozenset[int]) -> list[tuple[PolicyValue, float]]:
         """Every policy's estimate and its per-prompt influence totals (full calibration)."""
-        assert not deleted and self.totals is not None and self.present is not None
+        assert not deleted and self.present is not None
         values = self.values(calibrator, deleted)
-        return [(PolicyValue(float(values[p]), self.totals[self.present[:, p], p]), 0.0)
-                for p in range(len(self.names))]
+        out = []
+        for p, parts in enumerate(self._totals):  # one array per policy, joined once
+            if len(parts) > 1:
+                parts[:] = [np.concatenate(parts)]
+            out.append((PolicyValue(float(values[p]), parts[0]), 0.0))
+        return out
 
     def gap_influence(self) -> dict[int, tuple[float, np.ndarray]]:
         """No transport gaps in direct mode."""
@@ -1347,7 +1354,7 @@ def analyze_partitioned(
     b = {"prompt_id": lab_prompts, **{f"b{p}": sums[:, p] for p in range(P)}}
     lookup = {"score": distinct, "reward": np.asarray(reward, dtype=np.float64),
               "s01": shape.distinct01}
-    # at most ROWS_PER_GROUP_BY rows per group-by: its hash table of prompt ids is the pass's memory
+    # ROWS_PER_GROUP_BY rows per group-by: its hash table of prompts is the pass's memory
     buckets = max(1, -(-n_rows // ROWS_PER_GROUP_BY))
     repeats = shape.set_totals(eng.prompt_totals(lookup, names, centres, b, progress, buckets),
                                alpha, centres)
