@@ -918,8 +918,10 @@ def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
 
 def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
                centres: np.ndarray) -> Any:
-    """Per row: the prompt and, per policy, the calibrated reward and the [0, 1] judge score
-    centred on the policy's means (``centres``), and 1 (0 on the other policies' rows)."""
+    """Per prompt of the partition: per policy the sums of the calibrated reward and of the
+    [0, 1] judge score over its rows, each centred on the policy's means (``centres``), and
+    whether it has rows there (0/1) — the partition's share of Dask's group-by, summed in
+    numpy (no frame of a column per policy and row)."""
     import pandas as pd
 
     order = np.argsort(lookup["score"], kind="stable")
@@ -927,13 +929,18 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
     idx = np.searchsorted(keys, pdf["judge_score"].to_numpy())
     r = lookup["reward"][order][idx]
     s = lookup["s01"][order][idx]
+    codes, prompts = pd.factorize(pdf["prompt_id"])  # (ids are never missing here)
+    g = len(prompts)
     pol = pdf["policy"]
-    mine = [(pol == name).to_numpy(dtype=bool, na_value=False) for name in policies]
-    out = {"prompt_id": pdf["prompt_id"]}
-    out.update({f"t{p}": np.where(m, r - centres[p, 0], 0.0) for p, m in enumerate(mine)})
-    out.update({f"u{p}": np.where(m, s - centres[p, 1], 0.0) for p, m in enumerate(mine)})
-    out.update({f"n{p}": m.astype(np.uint8) for p, m in enumerate(mine)})
-    return pd.DataFrame(out)
+    t, u, n = {}, {}, {}
+    for p, name in enumerate(policies):
+        mine = (pol == name).to_numpy(dtype=bool, na_value=False)
+        c = codes[mine]
+        t[f"t{p}"] = np.bincount(c, weights=r[mine] - centres[p, 0], minlength=g)
+        u[f"u{p}"] = np.bincount(c, weights=s[mine] - centres[p, 1], minlength=g)
+        n[f"n{p}"] = np.zeros(g, dtype=np.uint8)
+        n[f"n{p}"][c] = 1
+    return pd.DataFrame({"prompt_id": pd.Series(prompts, dtype=_ID_DTYPE), **t, **u, **n})
 
 
 def _dask_centre(agg: Any, b: Any, n_policies: int) -> Any:

@@ -88,7 +88,7 @@ MAX_DISTINCT_SCORES = 20_000
 #: Per-prompt numbers (prompts × columns, bounded by rows × columns) per group-by of the
 #: per-prompt pass: above it the prompts are split by a hash of their id over several
 #: group-bys (one pass over the data each), so the group-by's table stays under ~0.5 GB
-#: (direct mode's ROWS_PER_GROUP_BY with its columns: 5·10^6 rows × 12).
+#: (5·10^6 rows × 12 columns, direct mode's group-by before its columns were made smaller).
 CELLS_PER_GROUP_BY = 60_000_000
 #: Bins of the histograms that locate the order statistics (the bins that hold them are then
 #: collected whole).
@@ -443,12 +443,16 @@ def _dask_apply(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int
 
 def _dask_rows(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int,
                cols: list[str]) -> Any:
+    """The partition's per-prompt sums of ``fn``'s per-row columns (summed in numpy, one row
+    per prompt: the partition's share of Dask's group-by, without a frame of every row)."""
     import pandas as pd
 
     out = fn(_to_batch(pdf, n_lp), ctx)
-    return pd.DataFrame({"prompt_id": pd.array(pdf["prompt_id"].to_numpy(dtype=object),
-                                               dtype="string[pyarrow]"),
-                         **{c: np.asarray(out[c], dtype=np.float64) for c in cols}})
+    codes, prompts = pd.factorize(pdf["prompt_id"].to_numpy(dtype=object))
+    g = len(prompts)
+    return pd.DataFrame({"prompt_id": pd.array(prompts, dtype="string[pyarrow]"),
+                         **{c: np.bincount(codes, weights=np.asarray(out[c], dtype=np.float64),
+                                           minlength=g) for c in cols}})
 
 
 def _dask_meta(n_lp: int, policy: bool) -> Any:
