@@ -512,9 +512,9 @@ class _Engine:
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
                       buckets: int = 1) -> Iterable[Any]:
-        """Pass 2: per prompt, ``Σ (R − R̄) + b`` of each policy, then ``Σ (s − s̄)`` of each,
-        then whether each has rows there (0/1) (frames of 3P columns, one per bucket of
-        prompts)."""
+        """Pass 2: per prompt, ``Σ (R − R̄) + b`` of each policy, then whether each has rows
+        there (0/1) (frames of 2P columns, one per bucket of prompts), each with the sum over
+        its prompts of every policy's squared ``Σ (s − s̄)`` (the naive judge means')."""
         raise NotImplementedError
 
 
@@ -692,8 +692,12 @@ class _PolarsEngine(_Engine):
             for k in range(passes):  # prompts split by a hash: each group-by holds 1/passes
                 lf = src if passes == 1 else src.filter(
                     pl.col("prompt_id").hash(seed=0) % passes == k)
-                q = lf.group_by("prompt_id").agg(*agg).select(out)
-                yield q.collect(engine="streaming")  # consumed before the next group-by runs
+                df = lf.group_by("prompt_id").agg(*agg).select(out).collect(engine="streaming")
+                # u's sum of squares over the prompts (0 where a policy has no rows) and t, n
+                usq = df.select([(pl.col(f"u{p}") ** 2).sum() for p in range(P)]).row(0)
+                df = df.drop([f"u{p}" for p in range(P)])
+                yield df, np.array(usq, dtype=np.float64)  # consumed before the next group-by
+                del df
                 bar.update(1)
         finally:
             bar.close()
@@ -776,31 +780,44 @@ class _DaskEngine(_Engine):
         agg = wide.groupby("prompt_id", sort=False).agg(
             {c: "sum" if c[0] != "n" else "max" for c in out},
             split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1)
-        res = agg.map_partitions(_dask_centre, b_ref, P, meta=meta[out])
-        yield from self._partitions(res, progress, "per-prompt sums (dask)")
+        res = agg.map_partitions(_dask_centre, b_ref, P,
+                                 meta=meta[[c for c in out if c[0] != "u"]])
+        usq = agg.map_partitions(_dask_u_squares, P,
+                                 meta=pd.DataFrame({f"u{p}": pd.Series([], dtype="float64")
+                                                    for p in range(P)}))
+        yield from self._partitions(res, usq, progress, "per-prompt sums (dask)")
 
-    def _partitions(self, res: Any, progress: bool | None, desc: str) -> Iterator[Any]:
-        """A Dask DataFrame's partitions one by one, each released once taken (never
-        concatenated into one frame: at 10^8 rows that copy alone is 2.2 GB)."""
-        parts = res.to_delayed()
+    def _partitions(self, res: Any, usq: Any, progress: bool | None, desc: str
+                    ) -> Iterator[tuple[Any, np.ndarray]]:
+        """A Dask DataFrame's partitions one by one with their sums of squares (``usq``: one
+        row per partition, computed with them), each released once taken (never concatenated
+        into one frame: at 10^8 rows that copy alone is 2.2 GB)."""
+        parts, sq = res.to_delayed(), usq.to_delayed()
         if self.client is not None:
-            futures = self.client.compute(parts)
+            futures = self.client.compute(parts + sq)
             if progress or (progress is None and _stderr_tty()):
                 from distributed import progress as dask_progress
 
                 print(desc, file=sys.stderr)
                 dask_progress(futures)
-            del parts
-            while futures:
-                future = futures.pop(0)
-                yield future.result()
-                future.release()
-                del future
+            del parts, sq
+            half = len(futures) // 2
+            frames, squares = futures[:half], futures[half:]
+            del futures
+            while frames:
+                frame, square = frames.pop(0), squares.pop(0)
+                yield frame.result(), square.result().to_numpy(dtype=np.float64).sum(axis=0)
+                frame.release()
+                square.release()
+                del frame, square
             return
-        computed = list(self._compute(*parts, progress=progress, desc=desc))
-        del parts
+        computed = list(self._compute(*parts, *sq, progress=progress, desc=desc))
+        half = len(computed) // 2
+        del parts, sq
+        squares = computed[half:]
+        del computed[half:]
         while computed:
-            yield computed.pop(0)
+            yield computed.pop(0), squares.pop(0).to_numpy(dtype=np.float64).sum(axis=0)
 
 
 #: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
@@ -945,11 +962,20 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
 
 def _dask_centre(agg: Any, b: Any, n_policies: int) -> Any:
     """One partition of the per-prompt sums with the labelled rows' residual terms (``b``)
-    added: ``[t_p…, u_p…, n_p…]``."""
+    added: ``[t_p…, n_p…]``."""
     pdf = agg.join(b, how="left")
     for p in range(n_policies):
         pdf[f"t{p}"] = pdf[f"t{p}"].to_numpy() + pdf[f"b{p}"].fillna(0.0).to_numpy()
-    return pdf[[f"{c}{p}" for c in "tun" for p in range(n_policies)]].reset_index(drop=True)
+    return pdf[[f"{c}{p}" for c in "tn" for p in range(n_policies)]].reset_index(drop=True)
+
+
+def _dask_u_squares(agg: Any, n_policies: int) -> Any:
+    """One partition's sum over its prompts of each policy's squared naive judge-mean total
+    (one row)."""
+    import pandas as pd
+
+    return pd.DataFrame({f"u{p}": [float(np.square(agg[f"u{p}"].to_numpy()).sum())]
+                         for p in range(n_policies)})
 
 
 def _file_columns(files: Sequence[Path]) -> list[str]:
@@ -1082,26 +1108,25 @@ class PartitionedShape:
         g = self._group_train
         return (e - mean_e[g]) * inv_p[g], self._train_inside
 
-    def set_totals(self, chunks: Iterable[Any], alpha: float, centres: np.ndarray) -> int:
-        """The per-prompt pass's result, ``[t_p…, u_p…, present_p…]`` per prompt in chunks
-        (polars or pandas frames): keeps each policy's influence totals ``t`` on the prompts it
-        has rows on and where each policy is present; sums the squares of ``u`` (the naive
-        judge means' centred totals) for their intervals, so no ``u`` is kept; returns the rows
-        that repeat a (prompt, policy)."""
+    def set_totals(self, chunks: Iterable[tuple[Any, np.ndarray]], alpha: float,
+                   centres: np.ndarray) -> int:
+        """The per-prompt pass's result in chunks of prompts: a frame (polars or pandas) of
+        ``[t_p…, present_p…]`` per prompt and each policy's sum over the chunk's prompts of the
+        squared naive judge-mean totals ``u`` (the engine sums them: no ``u`` reaches the
+        driver). Keeps each policy's influence totals ``t`` on the prompts it has rows on and
+        where each policy is present; returns the rows that repeat a (prompt, policy)."""
         P = len(self.names)
         parts: list[list[np.ndarray]] = [[] for _ in range(P)]
         present_parts = []
         u_squares = np.zeros(P)
-        for c in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
+        for c, usq in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
             cols = list(c.columns)
-            present = np.asarray(c[cols[2 * P:]].to_numpy(), dtype=bool)
+            present = np.asarray(c[cols[P:]].to_numpy(), dtype=bool)
             for p in range(P):
-                on = present[:, p]
-                parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[on])
-                u = np.asarray(c[cols[P + p]].to_numpy(), dtype=np.float64)[on]
-                u_squares[p] += float(u @ u)
+                parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[present[:, p]])
             present_parts.append(present)
-            del c, u
+            u_squares += usq
+            del c
         self.present = present_parts[0] if len(present_parts) == 1 else np.concatenate(present_parts)
         del present_parts
         self._totals = parts
