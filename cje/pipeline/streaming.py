@@ -78,13 +78,18 @@ _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: id into several group-bys, so the engine never holds the hash table of more prompts than
 #: these rows have (polars: one pass over the data each, at most :data:`MAX_POLARS_PASSES`;
 #: Dask: one output partition each of its one group-by, ``split_out``, a shuffle and not another
-#: pass). The group-by's memory grows with its prompts × its columns (3 per policy): measured
-#: in polars (2.5·10^6 prompts of 10^7 rows, 8 float sums and 4 UInt8 maxima) ~280 bytes per
-#: prompt. MEASURED_FIGURES
+#: pass). The group-by's memory grows with its prompts × its columns (3 per policy: ~40 bytes
+#: per prompt for each float sum, ~7 for each UInt8 maximum, in polars): measured in polars
+#: alone at 10^7 rows (2.5·10^6 prompts, 4 policies) 0.85 GB peak in one group-by, 0.67 GB in
+#: 2. Whole analysis at 10^7 rows (benchmarks/scale_out.py; in-memory engine 1.64 GB, 6.3 s):
+#: polars 0.84 GB in 8.1 s with 8 group-bys of 1.25·10^6 rows (1.11 GB at 2.5·10^6, 1.26 GB
+#: at 5·10^6, noisy to ±0.05 GB under a load of 2–3); Dask 1.24–1.37 GB in 12.5 s with 8 output
+#: partitions (most of it its scan and fit and the in-process cluster, ~0.8 GB before this pass).
 ROWS_PER_GROUP_BY = 1_250_000
 #: Polars: at most this many passes of the per-prompt group-by (above 2.5·10^7 rows each holds
-#: more rows than :data:`ROWS_PER_GROUP_BY`): each pass reads all the data, and at 10^8 rows
-#: the driver's per-prompt arrays, not the group-by, hold most of the memory.
+#: more rows than :data:`ROWS_PER_GROUP_BY`): each pass reads all the data (~5 s each at 10^8
+#: rows), and at 10^8 rows the labelled rows, the calibrator and the per-prompt totals in the
+#: driver, not the group-by of 5·10^6 rows, hold most of the memory.
 MAX_POLARS_PASSES = 20
 #: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows.
 DASK_SPLIT_PER_GROUP_BY = 1
