@@ -29,7 +29,7 @@ from cje.diagnostics.overlap import (
     weight_summary,
 )
 from cje.errors import CJEInputError
-from cje.estimators.direct import DirectEstimator, direct_estimate
+from cje.estimators.direct import DirectEstimator, direct_estimate, direct_values
 from cje.estimators.offpolicy import (
     IPS,
     SNIPS,
@@ -147,11 +147,7 @@ class LoggedShape:
         :func:`~cje.estimators.offpolicy.residual_gap_variance`: the skeleton adds its square to
         the variance and differences of it to the contrasts'."""
         self._deleted = deleted
-        full = self._predict(calibrator, deleted)
-        index = np.vstack([
-            self._predict(calibrator, deleted | {k} if len(deleted | {k}) < self.k else deleted)
-            for k in range(self.k)
-        ])
+        full, index = self._calibrations(calibrator, deleted)
         memo: dict[int, tuple[np.ndarray, ...]] = {}  # rows -> (reward, oof, resid, lab) this run
         out = [self._logging_value(full, index, memo)]
         out += [self._target_value(tg, st, full, index, memo)
@@ -162,6 +158,17 @@ class LoggedShape:
                 self._used[p] = use
             res.append((value, gap))
         return res
+
+    def _calibrations(self, calibrator: RewardCalibrator,
+                      deleted: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The calibration without the folds ``deleted`` and its K out-of-fold versions, at the
+        table's distinct values."""
+        full = self._predict(calibrator, deleted)
+        index = np.vstack([
+            self._predict(calibrator, deleted | {k} if len(deleted | {k}) < self.k else deleted)
+            for k in range(self.k)
+        ])
+        return full, index
 
     def _predict(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The calibration without the folds ``deleted`` at the table's distinct values. The
@@ -185,8 +192,24 @@ class LoggedShape:
         return t.y[rows] - full[t.codes[rows]]
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
-        """The point estimates only."""
-        return np.array([v.value for v, _ in self.run(calibrator, deleted)])
+        """The point estimates only, as :meth:`run` gives them (each OUA jackknife replicate):
+        each estimator's :meth:`~cje.estimators.registry.Estimator.value`, without influence
+        values or transport allowances."""
+        self._deleted = deleted
+        full, index = self._calibrations(calibrator, deleted)
+        memo: dict[int, tuple[np.ndarray, ...]] = {}
+        if 0 in self._probe_of:
+            out = [self._logging_value(full, index, memo)[0].value]
+        else:
+            reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index, memo)
+            out = [float(direct_values(reward, resid, lab, np.zeros(reward.size, dtype=np.int64),
+                                       1)[0])]
+        for tg, st in zip(self.targets, self._static, strict=True):
+            if self.names.index(tg.name) in self._probe_of:
+                out.append(self._target_value(tg, st, full, index, memo)[0].value)
+            else:
+                out.append(self.estimator.value(self._target(tg, st, full, index, memo)))
+        return np.array(out)
 
     @staticmethod
     def _rows(st: Mapping[str, np.ndarray], full: np.ndarray, index: np.ndarray,
@@ -227,18 +250,24 @@ class LoggedShape:
                             self._probe_residual(0, full), self.table.cluster[prow])
         return v, 0.0, use
 
+    def _target(self, tg: _Target, st: Mapping[str, Any], full: np.ndarray, index: np.ndarray,
+                memo: dict[int, tuple[np.ndarray, ...]] | None) -> LoggedTarget:
+        """What the estimator reads of target ``tg`` under one calibration."""
+        reward, oof, resid, lab = self._rows(st, full, index, memo)
+        return LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w,
+                            log_w=tg.log_w, oof=oof, label=st["label"], cluster=st["cluster"],
+                            fold=st["fold"], codes=st["codes"],
+                            stable_residual=tg.stable_residual, index=index,
+                            distinct_s=self.table.distinct_s, full=full, used=tg.used,
+                            used_codes=tg.used_codes, fresh_cluster=st["fresh_cluster"],
+                            fresh_fold=st["fresh_fold"], fresh_codes=st["fresh_codes"],
+                            fresh_label=st["fresh_label"], fresh_count=tg.fresh_count,
+                            cache=st["cache"])
+
     def _target_value(self, tg: _Target, st: Mapping[str, Any], full: np.ndarray,
                       index: np.ndarray, memo: dict[int, tuple[np.ndarray, ...]] | None = None
                       ) -> tuple[PolicyValue, float, ProbeUse | None]:
-        reward, oof, resid, lab = self._rows(st, full, index, memo)
-        x = LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w, log_w=tg.log_w,
-                         oof=oof, label=st["label"], cluster=st["cluster"], fold=st["fold"],
-                         codes=st["codes"], stable_residual=tg.stable_residual, index=index,
-                         distinct_s=self.table.distinct_s, full=full, used=tg.used,
-                         used_codes=tg.used_codes, fresh_cluster=st["fresh_cluster"],
-                         fresh_fold=st["fresh_fold"], fresh_codes=st["fresh_codes"],
-                         fresh_label=st["fresh_label"], fresh_count=tg.fresh_count,
-                         cache=st["cache"])
+        x = self._target(tg, st, full, index, memo)
         p = self.names.index(tg.name)
         if p in self._probe_of:
             return self._probe_value(p, tg, x)
