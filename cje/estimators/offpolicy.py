@@ -765,6 +765,39 @@ class LoggedTarget(OffPolicyRows):
                               stable_residual=self.stable_residual,
                               cache=None if self.cache is None else self.cache.setdefault("simcal", {}))
 
+    def at_cells(self, table: np.ndarray, fresh: bool = False) -> np.ndarray:
+        """``table[fold, codes]``: a (K, U) table read at each logged row's (or, with
+        ``fresh``, each fresh draw's) (fold, distinct value) cell, through a flat cell index
+        kept in :attr:`cache` (numpy's gather with two index arrays is ~6× slower at 10^6 rows).
+
+        Parameters
+        ----------
+        table : numpy.ndarray of shape (K, U)
+        fresh : bool
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> x.at_cells(x.index).tolist() == x.index[x.fold, x.codes].tolist()
+        True
+        """
+        fold, codes = (self.fresh_fold, self.fresh_codes) if fresh else (self.fold, self.codes)
+        width = table.shape[1]
+        name = "fresh_cells" if fresh else "cells"
+        memo = None if self.cache is None else self.cache.get(name)
+        if memo is not None and memo[0] is fold and memo[1] is codes and memo[2] == width:
+            key = memo[3]
+        else:
+            key = fold * width + codes  # a fold of −1 reads the last row, as table[-1, c] does
+            if self.cache is not None:
+                self.cache[name] = (fold, codes, width, key)
+        return np.take(table, key)
+
     def fresh_oof(self) -> np.ndarray:
         """Out-of-fold calibration of each fresh draw.
 
@@ -783,7 +816,7 @@ class LoggedTarget(OffPolicyRows):
         key = (self.index, self.fresh_fold, self.fresh_codes)
         if memo is not None and all(a is b for a, b in zip(memo[0], key, strict=True)):
             return memo[1]  # this calibration's, already gathered (DR-CPO and TMLE both ask)
-        out = self.index[self.fresh_fold, self.fresh_codes]
+        out = self.at_cells(self.index, fresh=True)
         if self.cache is not None:
             out.flags.writeable = False
             self.cache["fresh_oof"] = (key, out)

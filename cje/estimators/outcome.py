@@ -77,7 +77,7 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
         table[k] = iso_by_rank(rank, num[use].sum(axis=0), den[use].sum(axis=0), increasing=True,
                                floor=0.0)
         _memo_put(memo, key, table[k])
-    return table[x.fold, x.codes], table[x.fresh_fold, x.fresh_codes]
+    return x.at_cells(table), x.at_cells(table, fresh=True)
 
 
 def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
@@ -114,9 +114,8 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     # the K·U cells, and each row takes its cell's fluctuated value
     eta = _logit(x.index)
     eps = tmle_epsilon(eta, h_tab, rsum, cnt)
-    h_f = h_tab[x.fresh_fold, x.fresh_codes]
-    return (_expit(eta + eps * h_tab)[x.fold, x.codes],
-            _expit(_logit(x.fresh_oof()) + eps * h_f))
+    return (x.at_cells(_expit(eta + eps * h_tab)),
+            _expit(_logit(x.fresh_oof()) + eps * x.at_cells(h_tab, fresh=True)))
 
 
 def tmle_epsilon(eta: np.ndarray, h: np.ndarray, reward_sum: np.ndarray,

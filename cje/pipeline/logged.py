@@ -123,7 +123,10 @@ class LoggedShape:
 
     def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t = self.table
-        return {"codes": _take(t.codes, rows), "fold": _take(self.fold, rows),
+        codes, fold = _take(t.codes, rows), _take(self.fold, rows)
+        # each row's flat (fold, distinct value) cell of a (K, U) table (np.take on it is ~6×
+        # faster than indexing with the two arrays)
+        return {"codes": codes, "fold": fold, "cell": fold * t.distinct_s.size + codes,
                 "lab": _take(self._lab, rows), "label": _take(t.y, rows)}
 
     def _static_parts(self, tg: _Target) -> dict[str, Any]:
@@ -221,7 +224,7 @@ class LoggedShape:
         if memo is not None and id(c) in memo:
             return memo[id(c)]
         reward = full[c]
-        oof = index[st["fold"], c]  # f^(-fold(i))(S_i): the out-of-fold calibration
+        oof = np.take(index, st["cell"])  # f^(-fold(i))(S_i): the out-of-fold calibration
         lab = st["lab"]
         with np.errstate(invalid="ignore"):  # unlabelled rows: NaN − oof, replaced by 0
             resid = np.where(lab, st["label"] - oof, 0.0)
