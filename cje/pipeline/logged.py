@@ -137,7 +137,9 @@ class LoggedShape:
         parts: dict[str, Any] = dict(self._rows_of["logged"]) if same else self._gather(tg.rows)
         parts.update(cluster=_take(t.cluster, tg.rows), fresh_cluster=_take(t.cluster, tg.fresh),
                      fresh_fold=_take(self.fold, tg.fresh), fresh_codes=_take(t.codes, tg.fresh),
-                     fresh_label=_take(t.y, tg.fresh), cache={})
+                     fresh_label=_take(t.y, tg.fresh),
+                     cache={"cells": (parts["fold"], parts["codes"], t.distinct_s.size,
+                                      parts["cell"])})  # LoggedTarget.at_cells' index
         return parts
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
