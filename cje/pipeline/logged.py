@@ -530,8 +530,10 @@ def analyze_logged(
     logged : EvalData
         The logging policy's rows with ``logprobs["base"]`` and one ``logprobs[target]`` per
         target policy (calibration-only rows allowed).
-    fresh : EvalData or None
-        Fresh draws of the target policies (needed by estimators with ``needs_fresh``).
+    fresh : EvalData, callable or None
+        Fresh draws of the target policies (needed by estimators with ``needs_fresh``), or a
+        function without arguments that loads them: then nothing outside this function holds
+        them, and they are freed once the long table has their rows.
     probes : Mapping[str, EvalData]
         Oracle-labelled probe slices per policy, for the transport audits and (with
         ``probe_correction``) the policies' residual terms.
@@ -574,6 +576,8 @@ def analyze_logged(
 
     notices = list(logged.notices)
     warns: list[str] = []
+    if callable(fresh):
+        fresh = fresh()
     if len(logged.policies) != 1:
         raise CJEInputError(
             f"Logged data must come from one logging policy; it has {list(logged.policies)}. "
@@ -639,6 +643,7 @@ def analyze_logged(
             parts_X.append(np.column_stack([fresh.covariates[c][sel] for c in covariates]))
         role.append(fresh_role[sel])
         del fresh_role, sel
+    del fresh  # its rows are in the blocks now (freed here when the caller passed a loader)
     probe_names = list(probes)
     for j, pol in enumerate(probe_names):
         pr = probes[pol]
