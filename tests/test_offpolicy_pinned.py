@@ -65,7 +65,16 @@ def _record_runs(kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch | None)
             })
             return out
 
-        shape.run = recording
+        values = shape.values
+
+        def checked_values(cal: Any, deleted: frozenset[int]) -> Any:
+            # the OUA replicates ask for the values alone: recorded through a whole run, and
+            # the values-only path must give that run's values bit for bit
+            got = values(cal, deleted)
+            assert got.tolist() == [float(v.value) for v, _ in recording(cal, deleted)]
+            return got
+
+        shape.run, shape.values = recording, checked_values
         return original(shape, calibrator, **kw)
 
     if monkeypatch is not None:
@@ -131,6 +140,22 @@ def _compare(got: Any, want: Any, path: str) -> None:
             _compare(got[k], want[k], f"{path}.{k}")
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), f"{path}: length differs"
+        if path.endswith((".influence", ".stable")) and len(want) == 12 and want[0] > 0:
+            # a fingerprint: its sum of centred influence values is rounding noise around 0,
+            # of order eps·Σ|φ_i| ≤ eps·sqrt(n Σφ²) — judged on that scale, not relative to
+            # itself (summing TMLE's fit per cell instead of per row moved one by 1e-13)
+            n, ssq = want[0], want[2]
+            assert got[1] == pytest.approx(want[1], rel=RTOL,
+                                           abs=max(ATOL, 1e-14 * math.sqrt(n * ssq))), \
+                f"{path}[1]: {got[1]!r} != {want[1]!r}"
+            got, want = got[:1] + got[2:], want[:1] + want[2:]
+        if path.endswith(".mixture"):
+            # stacking weights minimise a quadratic that is flat near its minimum: a rounding
+            # change δ in its matrix moves them by ~cond·δ (TMLE's fit summed per cell instead
+            # of per row moved them by ≤ 1e-11 while every value, SE and interval stayed
+            # within 1e-12)
+            assert got == pytest.approx(want, rel=1e-10, abs=ATOL), f"{path}: {got} != {want}"
+            return
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             _compare(g, w, f"{path}[{i}]")
     elif isinstance(want, float) and not isinstance(want, bool):

@@ -25,7 +25,7 @@ from cje.calibration.weights import (
 if TYPE_CHECKING:
     from cje.estimators.offpolicy import LoggedTarget
 
-__all__ = ["mrdr_outcome", "tmle_clever", "tmle_outcome"]
+__all__ = ["mrdr_outcome", "tmle_clever", "tmle_epsilon", "tmle_outcome"]
 
 _TMLE_STEPS, _TMLE_TOL, _CLIP = 50, 1e-8, 1e-7
 
@@ -77,7 +77,7 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
         table[k] = iso_by_rank(rank, num[use].sum(axis=0), den[use].sum(axis=0), increasing=True,
                                floor=0.0)
         _memo_put(memo, key, table[k])
-    return table[x.fold, x.codes], table[x.fresh_fold, x.fresh_codes]
+    return x.at_cells(table), x.at_cells(table, fresh=True)
 
 
 def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
@@ -108,22 +108,52 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     key = x.fold * U + x.codes
     wsum = np.bincount(key, weights=x.weights, minlength=K * U).reshape(K, U)
     cnt = np.bincount(key, minlength=K * U).reshape(K, U).astype(float)
+    rsum = np.bincount(key, weights=x.reward, minlength=K * U).reshape(K, U)
     h_tab = tmle_clever(wsum, cnt, x.index, x.distinct_s, _memo(x))
-    h_l = h_tab[x.fold, x.codes]
-    h_f = h_tab[x.fresh_fold, x.fresh_codes]
-    eta_l = _logit(x.oof)
+    # every logged row's Q0 = f^(-fold)(S) and h are its (fold, value) cell's: the fit runs on
+    # the K·U cells, and each row takes its cell's fluctuated value
+    eta = _logit(x.index)
+    eps = tmle_epsilon(eta, h_tab, rsum, cnt)
+    return (x.at_cells(_expit(eta + eps * h_tab)),
+            _expit(_logit(x.fresh_oof()) + eps * x.at_cells(h_tab, fresh=True)))
+
+
+def tmle_epsilon(eta: np.ndarray, h: np.ndarray, reward_sum: np.ndarray,
+                 count: np.ndarray) -> float:
+    """TMLE's fluctuation ``ε``: Newton steps on the logistic score
+    ``Σ_i h_i (R_i − expit(η_i + ε h_i)) = 0`` over the logged rows, written per cell (rows
+    sharing ``η`` and ``h``): ``Σ_c h_c (ΣR_c − n_c expit(η_c + ε h_c))``.
+
+    Parameters
+    ----------
+    eta, h : numpy.ndarray
+        ``logit Q0`` and the clever covariate per cell.
+    reward_sum, count : numpy.ndarray
+        The calibrated rewards' sum and the rows per cell.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> eta, h = np.zeros(2), np.ones(2)   # Q0 = 1/2 everywhere, a constant covariate
+    >>> eps = tmle_epsilon(eta, h, np.array([0.7, 1.4]), np.array([1.0, 2.0]))
+    >>> round(float(_expit(np.array([eps]))[0]), 6)   # Q* = the mean reward, 2.1 / 3
+    0.7
+    """
     eps = 0.0
     for _ in range(_TMLE_STEPS):
-        p = _expit(eta_l + eps * h_l)
-        score = float((h_l * (x.reward - p)).sum())
-        info = float((h_l * h_l * p * (1.0 - p)).sum())
+        p = _expit(eta + eps * h)
+        score = float((h * (reward_sum - count * p)).sum())
+        info = float((count * h * h * p * (1.0 - p)).sum())
         if info <= 0:
             break
         step = score / info
         eps += step
         if abs(step) < _TMLE_TOL:
             break
-    return _expit(eta_l + eps * h_l), _expit(_logit(x.fresh_oof()) + eps * h_f)
+    return eps
 
 
 def tmle_clever(wsum: np.ndarray, cnt: np.ndarray, index: np.ndarray, distinct_s: np.ndarray,

@@ -29,7 +29,7 @@ from cje.diagnostics.overlap import (
     weight_summary,
 )
 from cje.errors import CJEInputError
-from cje.estimators.direct import DirectEstimator, direct_estimate
+from cje.estimators.direct import DirectEstimator, direct_estimate, direct_values
 from cje.estimators.offpolicy import (
     IPS,
     SNIPS,
@@ -123,7 +123,10 @@ class LoggedShape:
 
     def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t = self.table
-        return {"codes": _take(t.codes, rows), "fold": _take(self.fold, rows),
+        codes, fold = _take(t.codes, rows), _take(self.fold, rows)
+        # each row's flat (fold, distinct value) cell of a (K, U) table (np.take on it is ~6×
+        # faster than indexing with the two arrays)
+        return {"codes": codes, "fold": fold, "cell": fold * t.distinct_s.size + codes,
                 "lab": _take(self._lab, rows), "label": _take(t.y, rows)}
 
     def _static_parts(self, tg: _Target) -> dict[str, Any]:
@@ -134,7 +137,9 @@ class LoggedShape:
         parts: dict[str, Any] = dict(self._rows_of["logged"]) if same else self._gather(tg.rows)
         parts.update(cluster=_take(t.cluster, tg.rows), fresh_cluster=_take(t.cluster, tg.fresh),
                      fresh_fold=_take(self.fold, tg.fresh), fresh_codes=_take(t.codes, tg.fresh),
-                     fresh_label=_take(t.y, tg.fresh), cache={})
+                     fresh_label=_take(t.y, tg.fresh),
+                     cache={"cells": (parts["fold"], parts["codes"], t.distinct_s.size,
+                                      parts["cell"])})  # LoggedTarget.at_cells' index
         return parts
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
@@ -147,11 +152,7 @@ class LoggedShape:
         :func:`~cje.estimators.offpolicy.residual_gap_variance`: the skeleton adds its square to
         the variance and differences of it to the contrasts'."""
         self._deleted = deleted
-        full = self._predict(calibrator, deleted)
-        index = np.vstack([
-            self._predict(calibrator, deleted | {k} if len(deleted | {k}) < self.k else deleted)
-            for k in range(self.k)
-        ])
+        full, index = self._calibrations(calibrator, deleted)
         memo: dict[int, tuple[np.ndarray, ...]] = {}  # rows -> (reward, oof, resid, lab) this run
         out = [self._logging_value(full, index, memo)]
         out += [self._target_value(tg, st, full, index, memo)
@@ -162,6 +163,17 @@ class LoggedShape:
                 self._used[p] = use
             res.append((value, gap))
         return res
+
+    def _calibrations(self, calibrator: RewardCalibrator,
+                      deleted: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The calibration without the folds ``deleted`` and its K out-of-fold versions, at the
+        table's distinct values."""
+        full = self._predict(calibrator, deleted)
+        index = np.vstack([
+            self._predict(calibrator, deleted | {k} if len(deleted | {k}) < self.k else deleted)
+            for k in range(self.k)
+        ])
+        return full, index
 
     def _predict(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The calibration without the folds ``deleted`` at the table's distinct values. The
@@ -185,8 +197,24 @@ class LoggedShape:
         return t.y[rows] - full[t.codes[rows]]
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
-        """The point estimates only."""
-        return np.array([v.value for v, _ in self.run(calibrator, deleted)])
+        """The point estimates only, as :meth:`run` gives them (each OUA jackknife replicate):
+        each estimator's :meth:`~cje.estimators.registry.Estimator.value`, without influence
+        values or transport allowances."""
+        self._deleted = deleted
+        full, index = self._calibrations(calibrator, deleted)
+        memo: dict[int, tuple[np.ndarray, ...]] = {}
+        if 0 in self._probe_of:
+            out = [self._logging_value(full, index, memo)[0].value]
+        else:
+            reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index, memo)
+            out = [float(direct_values(reward, resid, lab, np.zeros(reward.size, dtype=np.int64),
+                                       1)[0])]
+        for tg, st in zip(self.targets, self._static, strict=True):
+            if self.names.index(tg.name) in self._probe_of:
+                out.append(self._target_value(tg, st, full, index, memo)[0].value)
+            else:
+                out.append(self.estimator.value(self._target(tg, st, full, index, memo)))
+        return np.array(out)
 
     @staticmethod
     def _rows(st: Mapping[str, np.ndarray], full: np.ndarray, index: np.ndarray,
@@ -198,7 +226,7 @@ class LoggedShape:
         if memo is not None and id(c) in memo:
             return memo[id(c)]
         reward = full[c]
-        oof = index[st["fold"], c]  # f^(-fold(i))(S_i): the out-of-fold calibration
+        oof = np.take(index, st["cell"])  # f^(-fold(i))(S_i): the out-of-fold calibration
         lab = st["lab"]
         with np.errstate(invalid="ignore"):  # unlabelled rows: NaN − oof, replaced by 0
             resid = np.where(lab, st["label"] - oof, 0.0)
@@ -227,18 +255,24 @@ class LoggedShape:
                             self._probe_residual(0, full), self.table.cluster[prow])
         return v, 0.0, use
 
+    def _target(self, tg: _Target, st: Mapping[str, Any], full: np.ndarray, index: np.ndarray,
+                memo: dict[int, tuple[np.ndarray, ...]] | None) -> LoggedTarget:
+        """What the estimator reads of target ``tg`` under one calibration."""
+        reward, oof, resid, lab = self._rows(st, full, index, memo)
+        return LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w,
+                            log_w=tg.log_w, oof=oof, label=st["label"], cluster=st["cluster"],
+                            fold=st["fold"], codes=st["codes"],
+                            stable_residual=tg.stable_residual, index=index,
+                            distinct_s=self.table.distinct_s, full=full, used=tg.used,
+                            used_codes=tg.used_codes, fresh_cluster=st["fresh_cluster"],
+                            fresh_fold=st["fresh_fold"], fresh_codes=st["fresh_codes"],
+                            fresh_label=st["fresh_label"], fresh_count=tg.fresh_count,
+                            cache=st["cache"])
+
     def _target_value(self, tg: _Target, st: Mapping[str, Any], full: np.ndarray,
                       index: np.ndarray, memo: dict[int, tuple[np.ndarray, ...]] | None = None
                       ) -> tuple[PolicyValue, float, ProbeUse | None]:
-        reward, oof, resid, lab = self._rows(st, full, index, memo)
-        x = LoggedTarget(reward=reward, residual=resid, labelled=lab, weights=tg.w, log_w=tg.log_w,
-                         oof=oof, label=st["label"], cluster=st["cluster"], fold=st["fold"],
-                         codes=st["codes"], stable_residual=tg.stable_residual, index=index,
-                         distinct_s=self.table.distinct_s, full=full, used=tg.used,
-                         used_codes=tg.used_codes, fresh_cluster=st["fresh_cluster"],
-                         fresh_fold=st["fresh_fold"], fresh_codes=st["fresh_codes"],
-                         fresh_label=st["fresh_label"], fresh_count=tg.fresh_count,
-                         cache=st["cache"])
+        x = self._target(tg, st, full, index, memo)
         p = self.names.index(tg.name)
         if p in self._probe_of:
             return self._probe_value(p, tg, x)
@@ -496,8 +530,10 @@ def analyze_logged(
     logged : EvalData
         The logging policy's rows with ``logprobs["base"]`` and one ``logprobs[target]`` per
         target policy (calibration-only rows allowed).
-    fresh : EvalData or None
-        Fresh draws of the target policies (needed by estimators with ``needs_fresh``).
+    fresh : EvalData, callable or None
+        Fresh draws of the target policies (needed by estimators with ``needs_fresh``), or a
+        function without arguments that loads them: then nothing outside this function holds
+        them, and they are freed once the long table has their rows.
     probes : Mapping[str, EvalData]
         Oracle-labelled probe slices per policy, for the transport audits and (with
         ``probe_correction``) the policies' residual terms.
@@ -540,6 +576,8 @@ def analyze_logged(
 
     notices = list(logged.notices)
     warns: list[str] = []
+    if callable(fresh):
+        fresh = fresh()
     if len(logged.policies) != 1:
         raise CJEInputError(
             f"Logged data must come from one logging policy; it has {list(logged.policies)}. "
@@ -605,6 +643,7 @@ def analyze_logged(
             parts_X.append(np.column_stack([fresh.covariates[c][sel] for c in covariates]))
         role.append(fresh_role[sel])
         del fresh_role, sel
+    del fresh  # its rows are in the blocks now (freed here when the caller passed a loader)
     probe_names = list(probes)
     for j, pol in enumerate(probe_names):
         pr = probes[pol]

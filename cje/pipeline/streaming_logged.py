@@ -1071,25 +1071,14 @@ class LoggedPartitionedShape:
         """A DR member's outcome model ``q`` per (fold, score) cell (K, D) and at the target's
         fresh draws: the in-memory fits on the cells and the labelled rows."""
         from cje.estimators.offpolicy import MRDR, TMLE, LoggedTarget
-        from cje.estimators.outcome import _expit, _logit, mrdr_outcome, tmle_clever
+        from cje.estimators.outcome import _expit, _logit, mrdr_outcome, tmle_clever, tmle_epsilon
 
         K, D = index.shape
         ff, fc = tg.f_fold, tg.f_code
         if isinstance(mb, TMLE):
             h = tmle_clever(tg.Sw, tg.N, index, self.distinct01, tg.cache.setdefault("tmle", {}))
             eta = _logit(index)
-            R = np.broadcast_to(full, (K, D))
-            eps = 0.0
-            for _ in range(50):  # cje.estimators.outcome._TMLE_STEPS, on the cells
-                pr = _expit(eta + eps * h)
-                score = float((tg.N * h * (R - pr)).sum())
-                info = float((tg.N * h * h * pr * (1.0 - pr)).sum())
-                if info <= 0:
-                    break
-                step = score / info
-                eps += step
-                if abs(step) < 1e-8:
-                    break
+            eps = tmle_epsilon(eta, h, tg.N * full, tg.N)
             return _expit(eta + eps * h), _expit(_logit(index[ff, fc]) + eps * h[ff, fc])
         if isinstance(mb, MRDR):
             # the target's labelled rows, then one unlabelled row per cell: mrdr_outcome fits
