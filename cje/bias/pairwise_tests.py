@@ -159,6 +159,7 @@ def excess_length_preference(
     tot = cluster_bootstrap_totals(per_g, n_bootstrap, rng)
     lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
+    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN)
     details = {
         "judge_longer_rate": float(j.mean()),
         "human_longer_rate": float(hum.mean()),
@@ -167,6 +168,7 @@ def excess_length_preference(
         "n_without_human": int((~has_h).sum()),
         "se": math.sqrt(var),
         "practically_relevant": relevant,
+        "negligible": negligible,
         "relevance_margin": RELEVANCE_MARGIN,
         "ci_method": f"prompt-cluster bootstrap (B = {n_bootstrap}, percentile)",
     }
@@ -485,6 +487,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     effect = p1 - p2
     p_value = _newcombe_pvalue(p1, ne1, p2, ne2, rho)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
+    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN)
     # Plain own-family win rates over the mixed pairs (judge vs human), for context.
     mixed_h = mixed & (d.h >= 0)
     s_own_j = np.where(own_a, _SCORE[d.w], 1.0 - _SCORE[d.w])[mixed]
@@ -511,6 +514,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
         "judge_own_win_rate": float(s_own_j.mean()),
         "human_own_win_rate": float(s_own_h.mean()),
         "practically_relevant": relevant,
+        "negligible": negligible,
         "relevance_margin": RELEVANCE_MARGIN,
         "ci_method": "Newcombe hybrid score (MOVER) at prompt-cluster effective sample sizes and correlation",
     }

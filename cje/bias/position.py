@@ -187,6 +187,8 @@ def position(
     ci_low, ci_high = _half_logit(r_lo), _half_logit(r_hi)
     band_lo, band_hi = FIRST_SLOT_BAND
     relevant = bool(r_hi < band_lo or r_lo > band_hi)
+    # the data rule out a relevant slot preference only when the whole CI sits inside the band
+    negligible = bool(disc > 0 and band_lo <= r_lo and r_hi <= band_hi)
 
     if pc < PC_WARN:
         notes.append(
@@ -204,6 +206,7 @@ def position(
         "first_slot_ci_low": r_lo,
         "first_slot_ci_high": r_hi,
         "practically_relevant": relevant,
+        "negligible": negligible,
         "relevance_band": FIRST_SLOT_BAND,
         "ci_method": ci_method,
     }

@@ -310,6 +310,7 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
     p = t_pvalue(tau, se, df)
     threshold = PRACTICAL_SD_FRACTION * ctx["sd"] if min_effect is None else float(min_effect)
     relevant = bool(abs(tau) >= threshold)
+    negligible = bool(-threshold < lo and hi < threshold)
     warn = [
         f"Structural: judge {j!r} (family {ctx['fam_of'][j]!r}) scores responses of its own "
         "family; its comparisons of those generators are exposed to self-preference whatever this "
@@ -322,7 +323,8 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
     details = {
         "design": fit["design"], "tau": tau, "se": se, "t": tau / se if se > 0 else float("nan"),
         "df": df, "naive_gap": ctx["naive_gap"], "naive_gap_by_judge": ctx["naive_gap_by_judge"],
-        "min_effect": threshold, "practically_relevant": relevant, "judges": ctx["judges"],
+        "min_effect": threshold, "practically_relevant": relevant,
+        "negligible": negligible, "judges": ctx["judges"],
         "judge_families": dict(ctx["fam_of"]), "generator_families": ctx["gen_fams"],
         "self_judges": ctx["self_judges"], "n_self_rows": int(ctx["own"].sum()),
     }

@@ -165,6 +165,7 @@ def verbosity(
     lo, hi = t_interval(beta, se, df_t, alpha)
     p = t_pvalue(beta, se, df_t)
     relevant = bool(abs(beta) >= threshold)
+    negligible = bool(-threshold < lo and hi < threshold)
     if head["n_prompts"] < 30:
         warn.append(f"Only {head['n_prompts']} labelled prompts with two or more responses: "
                     "clustered standard errors are rough below about 30 clusters.")
@@ -180,6 +181,7 @@ def verbosity(
         "sd_judge_score": sd_s,
         "min_effect": threshold,
         "practically_relevant": relevant,
+        "negligible": negligible,
         "ols": ols,
     }
     if iv is not None:
