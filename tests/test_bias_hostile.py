@@ -95,3 +95,77 @@ def test_verbosity_verdict_band_is_the_practical_threshold():
     thr = r.details["min_effect"]
     assert not (-thr < r.ci_low and r.ci_high < thr)
     assert not r.flagged and r.verdict == "inconclusive"
+
+
+# ------------------------------------------------------------------ ids and judges
+
+
+def _ids_pairs() -> pd.DataFrame:
+    return pd.DataFrame({"prompt_id": [f"p{i}" for i in range(8)], "a_id": ["A"] * 8,
+                         "b_id": ["B"] * 8, "slot_a": [1, 2] * 4, "winner": ["a", "b"] * 4})
+
+
+@pytest.mark.parametrize("col, bad", [("a_id", 7), ("b_id", "B "), ("prompt_id", "p1 ")])
+def test_ids_written_two_ways_are_refused_everywhere(col, bad):
+    from cje.pairwise import bradley_terry, win_rates
+
+    d = _ids_pairs()
+    other = {"a_id": "7", "b_id": "B", "prompt_id": "p1"}[col]
+    d[col] = d[col].astype(object)
+    d.loc[0, col], d.loc[1, col] = other, bad
+    for fn in (lambda x: win_rates(x, n_bootstrap=50, rng=0),
+               lambda x: bradley_terry(x, n_bootstrap=50, rng=0), position,
+               lambda x: audit(pairs=x, n_bootstrap=50, rng=0)):
+        with pytest.raises(CJEInputError, match="read as the same id") as err:
+            fn(d)
+        assert "row 0" in str(err.value) and "row 1" in str(err.value)
+
+
+def test_win_rates_no_longer_splits_one_item_in_two():
+    # before: 7 and "7" were two items, both printed "7", each with half the comparisons
+    from cje.pairwise import win_rates
+
+    d = _ids_pairs()
+    d["a_id"] = [7] * 4 + ["7"] * 4
+    with pytest.raises(CJEInputError, match=r"'7'.*row 0 has 7 \(int\) and row 4 has '7' \(str\)"):
+        win_rates(d, n_bootstrap=50, rng=0)
+    d["b_id"] = d["b_id"].astype(object)
+    d.loc[0, "a_id"], d.loc[5, "b_id"] = "X", 7  # a 7 and a "7" across the two columns
+    d.loc[1:, "a_id"] = "7"
+    with pytest.raises(CJEInputError, match=r"row 1 \(a_id\) has '7'.*row 5 \(b_id\) has 7"):
+        win_rates(d, n_bootstrap=50, rng=0)
+
+
+def test_missing_judge_is_refused_not_dropped():
+    # before: position() pooled the judge-less rows with j1 (200 pairs) while the audit dropped
+    # them (174): two answers from one file, neither saying so
+    d = _both_orders(200, 0.0, np.random.default_rng(4))
+    d["judge"] = "j1"
+    d.loc[:50, "judge"] = np.nan
+    with pytest.raises(CJEInputError, match="'judge' column must name an id on every row; row 0"):
+        position(d)
+    with pytest.raises(CJEInputError, match="'judge' column must name an id"):
+        audit(pairs=d, n_bootstrap=50, rng=0)
+
+
+def test_pointwise_tests_refuse_mixed_prompt_ids_instead_of_crashing():
+    # before: TypeError from np.unique ('<' not supported between str and int)
+    from cje.bias import self_preference
+    from cje.pairwise import aggregate_panel
+
+    rng = np.random.default_rng(5)
+    n = 24
+    df = pd.DataFrame({"prompt_id": [1, "1", 2, "2", 3, "3", 4, "4"] * 3,
+                       "judge_score": rng.normal(size=n), "oracle_label": rng.integers(1, 5, n) * 1.0,
+                       "response_length": rng.integers(10, 100, n)})
+    with pytest.raises(CJEInputError, match="prompt_id.*read as the same id '1'"):
+        verbosity(df)
+    panel = df.assign(judge=["j1", "j2"] * 12, judge_family=["f1", "f2"] * 12,
+                      policy_family=["f1"] * 12 + ["f2"] * 12, policy="m")
+    with pytest.raises(CJEInputError, match="read as the same id '1'"):
+        self_preference(panel)
+    with pytest.raises(CJEInputError, match="read as the same id '1'"):
+        aggregate_panel(panel)
+    # the same data with consistent ids runs
+    ok = df.assign(prompt_id=df["prompt_id"].astype(str))
+    assert np.isfinite(verbosity(ok).effect)

@@ -35,6 +35,7 @@ from cje.bias.verbosity import (
 )
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import cluster_ols, holm, t_interval, t_pvalue
+from cje.pairwise._common import _check_ids
 
 __all__ = ["self_preference"]
 
@@ -182,6 +183,8 @@ def _context(frame: Any) -> dict[str, Any]:
                 f"{frame.index[i]} (prompt_id={frame['prompt_id'].iloc[i]!r}) is missing. "
                 f"{_FIXES[col]}"
             )
+    for col in ("prompt_id", "judge"):  # 7 and "7": one id written two ways, refused
+        _check_ids(frame[col], col)
     s = _finite_column(frame, "judge_score")
     judge = frame["judge"].astype(str).to_numpy()
     jfam = frame["judge_family"].astype(str).to_numpy()
@@ -243,7 +246,7 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str) -> dict[str, 
     name += " + self; prompt-clustered SE"
     X = np.column_stack(cols)
     X = np.column_stack([X[:, :1], _drop_null(X[:, 1:] - X[:, 1:].mean(axis=0)), own])
-    prompts = frame["prompt_id"].to_numpy()[lab]
+    prompts = _prompt_codes(frame)[lab]
     _, codes = np.unique(prompts, return_inverse=True)
     g = int(codes.max()) + 1
     if g < 3:
@@ -288,7 +291,7 @@ def _panel(frame: Any, ctx: dict[str, Any]) -> dict[str, Any]:
             "collinear with the judge effects within responses. It needs generators from at least "
             "two of the judges' families, or a judge from a family no generator belongs to."
         )
-    prompts = frame["prompt_id"].to_numpy()[keep]
+    prompts = _prompt_codes(frame)[keep]
     _, codes = np.unique(prompts, return_inverse=True)
     g = int(codes.max()) + 1
     if g < 3:
@@ -338,3 +341,9 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
         judge=ctx["judges"][0] if len(ctx["judges"]) == 1 else None, mitigation=_MITIGATION,
         details=details, warnings=tuple(warn),
     )
+
+
+def _prompt_codes(frame: Any) -> np.ndarray:
+    """The prompt ids, as text when they are of mixed types (``np.unique`` cannot sort those)."""
+    prompt = frame["prompt_id"].to_numpy()
+    return prompt.astype(str) if prompt.dtype == object else prompt

@@ -27,6 +27,7 @@ import numpy as np
 from cje.bias._result import BiasResult, as_frame, require_columns
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import cluster_ols, cluster_robust_covariance, t_interval, t_pvalue
+from cje.pairwise._common import _check_ids
 
 __all__ = ["PRACTICAL_SD_FRACTION", "cluster_2sls", "verbosity"]
 
@@ -138,7 +139,10 @@ def verbosity(
         raise CJEInputError(f"Every response has the same {length_column}: the length effect is not "
                             "identified.")
     z = (log_len - log_len.mean()) / sd
+    _check_ids(frame["prompt_id"], "prompt_id")  # 7 and "7": refused, not merged nor a crash
     prompt = frame["prompt_id"].to_numpy()
+    if prompt.dtype == object:
+        prompt = prompt.astype(str)
     sd_s = float(s.std(ddof=1)) if s.size > 1 else 0.0
     threshold = PRACTICAL_SD_FRACTION * sd_s if min_effect is None else float(min_effect)
 
@@ -360,6 +364,8 @@ def _require_with_fix(columns: Any, needed: list[str], what: str, fixes: dict[st
 
 
 def _one_judge(frame: Any, judge: str | None) -> tuple[Any, str | None]:
+    if "judge" in frame.columns:  # a row without its judge is refused, not dropped or pooled
+        _check_ids(frame["judge"], "judge")
     if "judge" not in frame.columns:
         if judge is not None:
             raise CJEInputError(f"judge={judge!r} was given but the data has no 'judge' column.")

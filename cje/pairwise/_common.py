@@ -3,7 +3,7 @@ missing-value tests and a natural sort that tolerates mixed types."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -47,3 +47,80 @@ def _isna(values: np.ndarray) -> np.ndarray:
     import pandas as pd
 
     return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _check_ids(values: Any, name: str, *, allow_missing: bool = False,
+               where: Callable[[int], str] | None = None) -> None:
+    """Refuse an id column in which two different values read as the same id.
+
+    The rule of :func:`cje.load`: ids are compared as text, so ``7`` and ``"7"`` (or ``"a "`` and
+    ``"a"``) are one id written two ways — refused, naming both rows, rather than merged (or kept
+    apart as two ids that print alike). Unless ``allow_missing``, a missing or empty id is refused
+    too, naming its row (positions counted from 0, as in :func:`cje.load`).
+
+    Parameters
+    ----------
+    values : array-like
+        The column.
+    name : str
+        Its name, for the message.
+    allow_missing : bool
+        Let missing values pass (the caller reports them).
+    where : callable, optional
+        Row position → how the message names it (default ``"row i"``).
+
+    Raises
+    ------
+    CJEInputError
+
+    Examples
+    --------
+    >>> _check_ids(["p1", "p2", "p1"], "prompt_id")
+    >>> _check_ids([7, "7"], "a_id")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The 'a_id' column has two different values that read as the same id '7': ...
+    """
+    import pandas as pd
+
+    from cje.errors import CJEInputError
+
+    if hasattr(values, "to_numpy"):
+        arr = values.to_numpy()
+    elif isinstance(values, np.ndarray):
+        arr = values
+    else:  # a list: np.asarray would turn [7, "7"] into two equal strings
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    if arr.dtype.kind in "iub":  # integers cannot collide
+        return
+    name_row = where or (lambda i: f"row {i}")
+    the = f"The {name!r} column" if " " not in name else f"The {name} columns"
+    codes, uniq = pd.factorize(np.asarray(arr, dtype=object), use_na_sentinel=True)
+    if not allow_missing:
+        missing = codes < 0
+        empty = np.array([isinstance(u, str) and not u.strip() for u in uniq] + [False], dtype=bool)
+        missing |= empty[codes] & (codes >= 0)
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise CJEInputError(
+                f"{the} must name an id on every row; {name_row(i)} has "
+                f"{_show(arr[i])} ({int(missing.sum())} such rows). Fill it in, or drop the row."
+            )
+    _, first = np.unique(codes, return_index=True)
+    first = first[codes[first] >= 0]
+    seen: dict[str, int] = {}
+    for i in first.tolist():
+        v = arr[i]
+        text = (str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer()
+                else str(v).strip())
+        if text in seen:
+            j = seen[text]
+            verb = "have" if " " in name else "has"
+            raise CJEInputError(
+                f"{the} {verb} two different values that read as the same id {text!r}: "
+                f"{name_row(j)} has {_show(arr[j])} ({type(arr[j]).__name__}) and {name_row(i)} has "
+                f"{_show(v)} ({type(v).__name__}). Ids are compared as text: write each id the same "
+                "way on every row (e.g. all as strings, without surrounding spaces)."
+            )
+        seen[text] = i

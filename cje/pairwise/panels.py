@@ -12,7 +12,7 @@ import numpy as np
 
 from cje.data import _row_ref
 from cje.errors import CJEInputError
-from cje.pairwise._common import _has, _isna, _py, _sorted
+from cje.pairwise._common import _check_ids, _has, _isna, _py, _sorted
 from cje.tables import as_frame, require_columns
 
 __all__ = ["DawidSkeneResult", "aggregate_panel", "dawid_skene"]
@@ -297,6 +297,8 @@ def aggregate_panel(
                 f"The '{col}' column must be non-empty on every row; {_row_ref(i, pid)} is missing "
                 f"({int(bad.sum())} such rows). Fill it in, or drop the row."
             )
+    for col in item_cols + ["judge"]:  # 7 and "7": one id written two ways, refused
+        _check_ids(df[col], col)
     if method in ("mean", "max"):
         s = pd.to_numeric(df["judge_score"], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(s)
