@@ -6,6 +6,7 @@ practically relevant bias; bad ids and judges are refused rather than merged or 
 
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -169,3 +170,57 @@ def test_pointwise_tests_refuse_mixed_prompt_ids_instead_of_crashing():
     # the same data with consistent ids runs
     ok = df.assign(prompt_id=df["prompt_id"].astype(str))
     assert np.isfinite(verbosity(ok).effect)
+
+
+# ------------------------------------------------------------------ few prompts: the bootstrap
+
+
+def _many_pairs(n_prompts: int, n_items: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Every pair of ``n_items`` judged in both orders on each prompt, no slot effect; the human
+    verdict has the same law as the judge's, so the excess length preference is 0."""
+    rows = []
+    for g in range(n_prompts):
+        for i in range(n_items):
+            for j in range(i + 1, n_items):
+                x = rng.normal()
+                for slot in (1, 2):
+                    pa = 1.0 / (1.0 + np.exp(-x))
+                    rows.append({"prompt_id": f"p{g}", "a_id": f"m{i:02d}", "b_id": f"m{j:02d}",
+                                 "slot_a": slot, "winner": "a" if rng.random() < pa else "b",
+                                 "human_winner": "a" if rng.random() < pa else "b",
+                                 "len_a": 100 + i, "len_b": 100 + j})
+    return pd.DataFrame(rows)
+
+
+def test_one_prompt_gives_no_interval_rather_than_a_point():
+    # before: the cluster bootstrap over one prompt returned the data each time, so the position
+    # interval was [r, r] (here 0.583) and win rates had zero-width intervals: certainty from one
+    # prompt; with r inside [0.45, 0.55] that would have read as "no relevant bias"
+    from cje.pairwise import bradley_terry, win_rates
+
+    d = _many_pairs(1, 20, np.random.default_rng(0))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        r = position(d, rng=0)
+        wr = win_rates(d, n_bootstrap=100, rng=0)
+        bt = bradley_terry(d, n_bootstrap=50, rng=0)
+    assert (r.details["first_slot_ci_low"], r.details["first_slot_ci_high"]) == (0.0, 1.0)
+    assert r.verdict == "inconclusive" and any("one prompt" in w for w in r.warnings)
+    assert wr[["ci_low", "ci_high"]].isna().all().all()
+    assert np.isnan(bt.ci_low[1:]).all() and any("one prompt" in w for w in bt.warnings)
+    assert sum("one prompt" in str(w.message) for w in rec) >= 3
+
+
+def test_few_prompts_never_read_no_relevant_bias():
+    # 2 prompts x 190 pairs, no excess length preference: before, the bootstrap interval of the
+    # excess was [0.013, 0.018] - inside the ±0.05 band, so "ok" from two prompts, while it
+    # excludes the true 0 (over seeds 0-14, 9 of 15 such intervals exclude 0). Prompt-cluster
+    # bootstrap intervals cover 0.67 at 3 prompts, 0.83 at 5.
+    from cje.bias import excess_length_preference
+
+    d = _many_pairs(2, 20, np.random.default_rng(1))
+    e = excess_length_preference(d, rng=0)
+    assert -0.05 <= e.ci_low and e.ci_high <= 0.05  # the interval alone would say negligible
+    assert e.verdict == "inconclusive" and any("only 2 prompts" in w for w in e.warnings)
+    r = position(d, rng=0)
+    assert r.verdict != "no relevant bias" and any("only 2 prompts" in w for w in r.warnings)

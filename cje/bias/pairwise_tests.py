@@ -40,6 +40,7 @@ from cje.inference import (
     percentile_interval,
     t_pvalue,
 )
+from cje.pairwise._common import _few_prompts_note
 from cje.pairwise.verdicts import load_pairs
 
 __all__ = [
@@ -159,7 +160,11 @@ def excess_length_preference(
     tot = cluster_bootstrap_totals(per_g, n_bootstrap, rng)
     lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
-    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN)
+    few = _few_prompts_note(n_prompts, what)
+    if few:
+        warnings.warn(few, CJEWarning, stacklevel=2)
+    # never "no relevant bias" from a bootstrap over too few prompts to trust its interval
+    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN and few is None)
     details = {
         "judge_longer_rate": float(j.mean()),
         "human_longer_rate": float(hum.mean()),
@@ -195,6 +200,7 @@ def excess_length_preference(
             "covariate of the two-stage calibrator."
         ),
         details=details,
+        warnings=(few,) if few else (),
     )
 
 

@@ -16,7 +16,8 @@ Two readings of it, one per kind of analysis:
 so that no message or number changes.) Both refuse, naming the two rows, an id written two ways —
 two different values that read as the same text (``7`` and ``"7"``, ``"A "`` and ``"A"``), the
 rule of :func:`cje.load` — rather than merge them or keep two items that print alike; and
-:func:`load_pairs` refuses a verdict without its judge when there is a ``judge`` column. Both read their input with :func:`cje.tables.as_frame`.
+:func:`load_pairs` refuses a verdict without its judge when there is a ``judge`` column. Both
+read their input with :func:`cje.tables.as_frame`.
 """
 
 from __future__ import annotations
