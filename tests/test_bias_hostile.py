@@ -224,3 +224,44 @@ def test_few_prompts_never_read_no_relevant_bias():
     assert e.verdict == "inconclusive" and any("only 2 prompts" in w for w in e.warnings)
     r = position(d, rng=0)
     assert r.verdict != "no relevant bias" and any("only 2 prompts" in w for w in r.warnings)
+
+
+# ------------------------------------------------------------------ verbosity: length goes with quality
+
+
+def _verbosity_dgp(n_prompts: int, lam: float, rho: float, seed: int) -> pd.DataFrame:
+    """4 responses per prompt; true quality q, log length z with within-prompt corr(z, q) = rho;
+    judge S = q + lam·z + N(0, 0.5²); the oracle label rounds q + N(0, 0.3²) to 1..5 (coarse)."""
+    rng = np.random.default_rng(seed)
+    n = n_prompts * 4
+    u = rng.normal(0, 1, n_prompts)[np.repeat(np.arange(n_prompts), 4)]
+    q = u + rng.normal(0, 1, n)
+    z = rho * (q - u) + np.sqrt(1 - rho**2) * rng.normal(0, 1, n)
+    return pd.DataFrame({"prompt_id": np.repeat([f"p{i}" for i in range(n_prompts)], 4),
+                         "judge_score": q + lam * z + rng.normal(0, 0.5, n),
+                         "oracle_label": np.clip(np.round(3 + q + rng.normal(0, 0.3, n)), 1, 5),
+                         "response_length": np.exp(5 + 0.5 * z)})
+
+
+def test_verbosity_confounded_by_a_coarse_label_is_never_no_relevant_bias():
+    # A judge adding 0.15 points per SD of log length (twice the practical threshold), longer
+    # answers worse (rho = -0.6), a 5-level noisy label: the OLS effect centres on -0.03 (100
+    # replicates of 600 prompts, SD 0.02) and before this check read "no relevant bias" in 60 of
+    # 100. The label-length association now makes it inconclusive, with a warning saying which way.
+    r = verbosity(_verbosity_dgp(600, 0.15, -0.6, seed=0))
+    thr = r.details["min_effect"]
+    assert -thr < r.ci_low and r.ci_high < thr  # the interval alone would rule the bias out
+    assert r.ci_high < 0.15  # ... and it misses the planted effect
+    assoc = r.details["length_label_association"]
+    assert assoc["coefficient"] < 0 and assoc["pvalue"] < 1e-6
+    assert r.verdict == "inconclusive"
+    assert any("downward" in w and "oracle_label_2" in w for w in r.warnings)
+
+
+def test_verbosity_length_unrelated_to_quality_can_still_rule_out():
+    # rho = 0 and no length effect: no association warning, and with 2000 prompts the interval
+    # sits inside ± the threshold
+    r = verbosity(_verbosity_dgp(2000, 0.0, 0.0, seed=1))
+    assert r.details["length_label_association"]["pvalue"] > 0.05
+    assert r.verdict == "no relevant bias"
+    assert not any("Length goes with the oracle label" in w for w in r.warnings)

@@ -170,6 +170,21 @@ def verbosity(
     p = t_pvalue(beta, se, df_t)
     relevant = bool(abs(beta) >= threshold)
     negligible = bool(-threshold < lo and hi < threshold)
+    assoc = _length_label_association(y[lab], z[lab], prompt[lab])
+    if iv is None and assoc["pvalue"] < alpha:
+        # A coarse or noisy label leaves part of the true quality in the error term; when length
+        # goes with the label within prompts, that remainder loads on length and biases the
+        # effect (up when longer is better, down when longer is worse) — the interval does not
+        # include that bias, so it cannot rule a relevant effect out.
+        negligible = False
+        way = "up" if assoc["coefficient"] > 0 else "down"
+        warn.append(
+            f"Length goes with the oracle label within prompts (label units per SD of log length "
+            f"{assoc['coefficient']:+.3f}, p = {assoc['pvalue']:.1g}): with a coarse or noisy "
+            f"label the quality it misses loads on length and biases this effect {way}ward, "
+            "beyond its interval. Add a second, independent label (oracle_label_2) for the 2SLS "
+            "fit, which removes it."
+        )
     if head["n_prompts"] < 30:
         warn.append(f"Only {head['n_prompts']} labelled prompts with two or more responses: "
                     "clustered standard errors are rough below about 30 clusters.")
@@ -186,6 +201,7 @@ def verbosity(
         "min_effect": threshold,
         "practically_relevant": relevant,
         "negligible": negligible,
+        "length_label_association": assoc,
         "ols": ols,
     }
     if iv is not None:
@@ -334,6 +350,22 @@ def _ols_fit(s: np.ndarray, y: np.ndarray, z: np.ndarray, prompt: np.ndarray) ->
     beta, se = cluster_ols(_within(s[keep], codes), X, codes)
     return {"coefficient": beta, "se": se, "df": float(g - 1), "n": int(keep.sum()),
             "n_prompts": g, "n_singleton_prompts": singletons, "label_terms": terms}
+
+
+def _length_label_association(y: np.ndarray, z: np.ndarray, prompt: np.ndarray) -> dict[str, Any]:
+    """Within-prompt slope of the label on standardised log length, prompt-clustered ``t`` test.
+
+    Over prompts with two or more labelled responses: ``Y ~ z + C(prompt)``. Where it is not
+    zero, a label that measures quality coarsely or with noise confounds the length effect.
+    """
+    keep, codes, _ = _keep_multi(prompt)
+    g = int(codes.max()) + 1 if codes.size else 0
+    zw = _within(z[keep], codes)
+    yw = _within(y[keep], codes)
+    if g < 3 or np.abs(zw).max() < 1e-10 or np.abs(yw).max() < 1e-10:
+        return {"coefficient": 0.0, "se": float("nan"), "pvalue": 1.0}
+    b, se = cluster_ols(yw, zw[:, None], codes)
+    return {"coefficient": b, "se": se, "pvalue": t_pvalue(b, se, g - 1) if se > 0 else 1.0}
 
 
 def _iv_fit(s: np.ndarray, y1: np.ndarray, y2: np.ndarray, z: np.ndarray,
