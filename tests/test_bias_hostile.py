@@ -265,3 +265,33 @@ def test_verbosity_length_unrelated_to_quality_can_still_rule_out():
     assert r.details["length_label_association"]["pvalue"] > 0.05
     assert r.verdict == "no relevant bias"
     assert not any("Length goes with the oracle label" in w for w in r.warnings)
+
+
+def _one_judge_two_families(n_prompts: int, tau: float, gap: float, seed: int) -> pd.DataFrame:
+    """One judge of family A scores a response of generator mA (family A, quality shifted by
+    ``gap``) and one of mB (family B) per prompt: S = q + tau·self + N(0, 0.5²); a 5-level noisy
+    label on every response."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(n_prompts):
+        for gen, fam, mu in (("mA", "A", gap), ("mB", "B", 0.0)):
+            q = rng.normal(mu, 1)
+            y = float(np.clip(np.round(3 + q + rng.normal(0, 0.3)), 1, 5))
+            rows.append({"prompt_id": f"p{g}", "policy": gen, "policy_family": fam, "judge": "jA",
+                         "judge_family": "A", "judge_score": q + tau * (fam == "A") + rng.normal(0, 0.5),
+                         "oracle_label": y})
+    return pd.DataFrame(rows)
+
+
+def test_self_preference_confounded_by_family_quality_is_never_no_relevant_bias():
+    # A judge adds tau = 0.11 points (about twice the threshold) to its own family, whose answers
+    # are worse (gap -0.7): the labelled fit centres near -0.01 and, at 2000 prompts, its interval
+    # lay inside ± the threshold in 31 of 50 replicates: "no relevant bias" before this check.
+    from cje.bias import self_preference
+
+    r = self_preference(_one_judge_two_families(2000, 0.11, -0.7, seed=1), method="labelled")
+    thr = r.details["min_effect"]
+    assert -thr < r.ci_low and r.ci_high < thr and r.ci_high < 0.11
+    assert r.details["label_association"]["coefficient"] < 0
+    assert r.verdict == "inconclusive"
+    assert any("downward" in w and "method='panel'" in w for w in r.warnings)

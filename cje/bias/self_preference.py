@@ -28,6 +28,7 @@ from cje.bias.verbosity import (
     PRACTICAL_SD_FRACTION,
     _drop_null,
     _finite_column,
+    _label_association,
     _label_column,
     _label_terms,
     _require_with_fix,
@@ -253,7 +254,9 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str) -> dict[str, 
         raise CJEInputError(f"self-preference bias needs labelled responses on at least 3 prompts; "
                             f"found {g}.")
     tau, se = cluster_ols(ctx["s"][lab], X, codes)
+    assoc = _label_association(y[lab], own.astype(np.float64), prompts)
     return {"design": "labelled", "method": name, "tau": tau, "se": se, "df": float(g - 1),
+            "label_association": assoc,
             "n": int(lab.sum()), "n_prompts": g,
             "effect_name": "judge points added to own-family responses, at fixed oracle label"}
 
@@ -323,6 +326,19 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
     if fit["n_prompts"] < 30:
         warn.append(f"Only {fit['n_prompts']} prompts: clustered standard errors are rough below "
                     "about 30 clusters.")
+    assoc = fit.get("label_association")
+    if assoc is not None and assoc["pvalue"] < alpha:
+        # own-family responses carry different labels than the others on the same prompts: the
+        # quality a coarse or noisy label misses then loads on `self` (as length in verbosity)
+        negligible = False
+        way = "up" if assoc["coefficient"] > 0 else "down"
+        warn.append(
+            f"Own-family responses have different oracle labels than the others on the same "
+            f"prompts ({assoc['coefficient']:+.3f} label units, p = {assoc['pvalue']:.1g}): with a "
+            f"coarse or noisy label the quality it misses loads on self and biases this effect "
+            f"{way}ward, beyond its interval. Use the crossed-panel design (method='panel'), "
+            "which compares judges on the same responses."
+        )
     details = {
         "design": fit["design"], "tau": tau, "se": se, "t": tau / se if se > 0 else float("nan"),
         "df": df, "naive_gap": ctx["naive_gap"], "naive_gap_by_judge": ctx["naive_gap_by_judge"],
@@ -331,6 +347,8 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
         "judge_families": dict(ctx["fam_of"]), "generator_families": ctx["gen_fams"],
         "self_judges": ctx["self_judges"], "n_self_rows": int(ctx["own"].sum()),
     }
+    if assoc is not None:
+        details["label_association"] = assoc
     for k in ("n_responses", "n_single_judge_rows"):
         if k in fit:
             details[k] = fit[k]

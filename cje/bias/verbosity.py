@@ -170,7 +170,7 @@ def verbosity(
     p = t_pvalue(beta, se, df_t)
     relevant = bool(abs(beta) >= threshold)
     negligible = bool(-threshold < lo and hi < threshold)
-    assoc = _length_label_association(y[lab], z[lab], prompt[lab])
+    assoc = _label_association(y[lab], z[lab], prompt[lab])
     if iv is None and assoc["pvalue"] < alpha:
         # A coarse or noisy label leaves part of the true quality in the error term; when length
         # goes with the label within prompts, that remainder loads on length and biases the
@@ -352,11 +352,12 @@ def _ols_fit(s: np.ndarray, y: np.ndarray, z: np.ndarray, prompt: np.ndarray) ->
             "n_prompts": g, "n_singleton_prompts": singletons, "label_terms": terms}
 
 
-def _length_label_association(y: np.ndarray, z: np.ndarray, prompt: np.ndarray) -> dict[str, Any]:
-    """Within-prompt slope of the label on standardised log length, prompt-clustered ``t`` test.
+def _label_association(y: np.ndarray, z: np.ndarray, prompt: np.ndarray) -> dict[str, Any]:
+    """Within-prompt slope of the label on a regressor ``z``, prompt-clustered ``t`` test.
 
-    Over prompts with two or more labelled responses: ``Y ~ z + C(prompt)``. Where it is not
-    zero, a label that measures quality coarsely or with noise confounds the length effect.
+    Over prompts with two or more labelled rows: ``Y ~ z + C(prompt)``. Where it is not zero, a
+    label that measures quality coarsely or with noise confounds the effect of ``z`` (length;
+    the own-family indicator) at fixed label.
     """
     keep, codes, _ = _keep_multi(prompt)
     g = int(codes.max()) + 1 if codes.size else 0
