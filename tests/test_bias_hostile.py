@@ -295,3 +295,35 @@ def test_self_preference_confounded_by_family_quality_is_never_no_relevant_bias(
     assert r.details["label_association"]["coefficient"] < 0
     assert r.verdict == "inconclusive"
     assert any("downward" in w and "method='panel'" in w for w in r.warnings)
+
+
+# ------------------------------------------------------------------ labels written two ways
+
+
+def test_kappa_refuses_a_label_written_two_ways_and_inf():
+    # before: 1 and "1" were two categories (kappa 0.6 where the raters agree on every unit: 1.0),
+    # and inf was silently the top category of a weighted kappa (0.556)
+    from cje.pairwise import cohen_kappa
+
+    assert cohen_kappa([1, 1, 2, 2], [1, 1, 2, 2]) == 1.0
+    with pytest.raises(CJEInputError, match=r"same label '1': element 0 of a has 1 \(int\) and "
+                                            r"element 1 of a has '1' \(str\)"):
+        cohen_kappa([1, "1", 2, 2], [1, 1, 2, 2])
+    with pytest.raises(CJEInputError, match="element 1 is inf"):
+        cohen_kappa([1, np.inf, 2, 3], [1, 2, 2, 3], weights="linear")
+
+
+def test_panels_refuse_items_and_labels_written_two_ways():
+    # before: dawid_skene returned 3 items for 1, "1" and 2; majority counted "good" and " good"
+    # as two labels; an inf label was a category
+    from cje.pairwise import aggregate_panel, dawid_skene
+
+    with pytest.raises(CJEInputError, match="'item' column has two different values"):
+        dawid_skene(pd.DataFrame({"item": [1, "1", 2, 2], "rater": ["a", "b", "a", "b"],
+                                  "label": [1, 2, 1, 2]}))
+    sc = pd.DataFrame({"prompt_id": ["p1"] * 2, "policy": ["x"] * 2, "judge": ["j1", "j2"],
+                       "judge_score": ["good", " good"]})
+    with pytest.raises(CJEInputError, match="same label 'good'"):
+        aggregate_panel(sc, method="majority")
+    with pytest.raises(CJEInputError, match="must hold labels; row 0 has inf"):
+        aggregate_panel(sc.assign(judge_score=[np.inf, 1.0]), method="majority")

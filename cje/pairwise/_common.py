@@ -69,7 +69,7 @@ def _isna(values: np.ndarray) -> np.ndarray:
 
 
 def _check_ids(values: Any, name: str, *, allow_missing: bool = False,
-               where: Callable[[int], str] | None = None) -> None:
+               where: Callable[[int], str] | None = None, kind: str = "id") -> None:
     """Refuse an id column in which two different values read as the same id.
 
     The rule of :func:`cje.load`: ids are compared as text, so ``7`` and ``"7"`` (or ``"a "`` and
@@ -87,6 +87,8 @@ def _check_ids(values: Any, name: str, *, allow_missing: bool = False,
         Let missing values pass (the caller reports them).
     where : callable, optional
         Row position → how the message names it (default ``"row i"``).
+    kind : str
+        What the values are, for the message (``"id"``; ``"label"`` for categorical labels).
 
     Raises
     ------
@@ -123,7 +125,8 @@ def _check_ids(values: Any, name: str, *, allow_missing: bool = False,
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
             raise CJEInputError(
-                f"{the} must name an id on every row; {name_row(i)} has "
+                f"{the} must name {'an' if kind[0] in 'aeiou' else 'a'} {kind} on every row; "
+                f"{name_row(i)} has "
                 f"{_show(arr[i])} ({int(missing.sum())} such rows). Fill it in, or drop the row."
             )
     _, first = np.unique(codes, return_index=True)
@@ -137,9 +140,35 @@ def _check_ids(values: Any, name: str, *, allow_missing: bool = False,
             j = seen[text]
             verb = "have" if " " in name else "has"
             raise CJEInputError(
-                f"{the} {verb} two different values that read as the same id {text!r}: "
+                f"{the} {verb} two different values that read as the same {kind} {text!r}: "
                 f"{name_row(j)} has {_show(arr[j])} ({type(arr[j]).__name__}) and {name_row(i)} has "
-                f"{_show(v)} ({type(v).__name__}). Ids are compared as text: write each id the same "
-                "way on every row (e.g. all as strings, without surrounding spaces)."
+                f"{_show(v)} ({type(v).__name__}). {kind.capitalize()}s are compared as text: write "
+                f"each {kind} the same way on every row (e.g. all as strings, without surrounding "
+                "spaces)."
             )
         seen[text] = i
+
+
+def _refuse_inf(values: Any, name: str) -> None:
+    """Refuse ±inf among categorical labels (a data error, not a category), naming the row.
+
+    Examples
+    --------
+    >>> _refuse_inf([1, 2.0, "x"], "label")
+    >>> _refuse_inf([1, float("inf")], "label")
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The 'label' column must hold labels; row 1 has inf. Drop or fix it.
+    """
+    from cje.errors import CJEInputError
+
+    arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+    if arr.dtype.kind in "iub" or arr.dtype.kind in "OUS" and not any(
+            isinstance(u, (float, np.floating)) for u in arr.tolist()):
+        return
+    inf = np.array([isinstance(u, (float, np.floating)) and np.isinf(u) for u in arr.tolist()],
+                   dtype=bool)
+    if inf.any():
+        i = int(np.flatnonzero(inf)[0])
+        raise CJEInputError(f"The {name!r} column must hold labels; row {i} has {_py(arr[i])!r}. "
+                            "Drop or fix it.")
