@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from cje.bias import audit, position, verbosity
-from cje.errors import CJEInputError
+from cje.errors import CJEInputError, CJEWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::cje.errors.CJEWarning")
 
@@ -327,3 +327,19 @@ def test_panels_refuse_items_and_labels_written_two_ways():
         aggregate_panel(sc, method="majority")
     with pytest.raises(CJEInputError, match="must hold labels; row 0 has inf"):
         aggregate_panel(sc.assign(judge_score=[np.inf, 1.0]), method="majority")
+
+
+def test_zero_width_bootstrap_intervals_are_called_out():
+    # all ties on 10 prompts: every resample gives strength 0, so [0, 0]; A winning every
+    # comparison: win rate 1 with [1, 1]. Before, neither said anything.
+    from cje.pairwise import bradley_terry, win_rates
+
+    ties = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(10)], "a_id": ["A"] * 10,
+                         "b_id": ["B"] * 10, "slot_a": [1, 2] * 5, "winner": ["tie"] * 10})
+    with pytest.warns(CJEWarning, match="interval of 'B' has zero width"):
+        bt = bradley_terry(ties, n_bootstrap=100, rng=0)
+    assert any("zero width" in w for w in bt.warnings)
+    sweep = ties.assign(winner="a")
+    with pytest.warns(CJEWarning, match="zero width.*not certainty"):
+        wr = win_rates(sweep, n_bootstrap=100, rng=0)
+    assert (wr["ci_low"] == wr["ci_high"]).all()

@@ -172,3 +172,14 @@ def _refuse_inf(values: Any, name: str) -> None:
         i = int(np.flatnonzero(inf)[0])
         raise CJEInputError(f"The {name!r} column must hold labels; row {i} has {_py(arr[i])!r}. "
                             "Drop or fix it.")
+
+
+def _zero_width_note(items: Any, lo: np.ndarray, hi: np.ndarray, what: str) -> str | None:
+    """A warning when some finite bootstrap interval has zero width (None otherwise)."""
+    zero = np.isfinite(lo) & np.isfinite(hi) & (hi - lo <= 0)
+    if not zero.any():
+        return None
+    names = ", ".join(repr(_py(items[i])) for i in np.flatnonzero(zero)[:5])
+    return (f"{what}: the interval of {names} has zero width — every bootstrap resample gave the "
+            "same value (e.g. it won, lost or tied every comparison). A percentile bootstrap "
+            "cannot measure that uncertainty; it is not certainty. Collect more comparisons.")

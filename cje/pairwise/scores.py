@@ -18,7 +18,7 @@ from cje.inference import (
     cluster_bootstrap_weights,
     percentile_interval,
 )
-from cje.pairwise._common import _few_prompts_note
+from cje.pairwise._common import _few_prompts_note, _zero_width_note
 from cje.pairwise.verdicts import pair_codes, pairs_frame
 
 __all__ = ["BradleyTerryResult", "bradley_terry", "win_rates"]
@@ -118,6 +118,9 @@ def win_rates(
             warnings.warn(few, CJEWarning, stacklevel=2)
         if g < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
             lo, hi = np.full(k, np.nan), np.full(k, np.nan)
+        zero = _zero_width_note(items, lo, hi, "win_rates")
+        if zero:
+            warnings.warn(zero, CJEWarning, stacklevel=2)
 
     out = pd.DataFrame(
         {
@@ -554,6 +557,10 @@ def bradley_terry(
         if g < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
             lo[free], hi[free] = np.nan, np.nan
             pos_ci = (float("nan"), float("nan")) if position_intercept else None
+        zero = _zero_width_note([items[i] for i in free], lo[free], hi[free], "bradley_terry")
+        if zero:
+            notes.append(zero)
+            warnings.warn(zero, CJEWarning, stacklevel=2)
         if n_failed:
             msg = (
                 f"{n_failed} of {n_bootstrap} bootstrap resamples had no finite MLE (some item never "
