@@ -129,6 +129,10 @@ def _check_ids(values: Any, name: str, *, allow_missing: bool = False,
                 f"{name_row(i)} has "
                 f"{_show(arr[i])} ({int(missing.sum())} such rows). Fill it in, or drop the row."
             )
+    if pd.api.types.infer_dtype(uniq, skipna=True) == "string":  # fast path: all text
+        text = pd.Series(uniq, dtype=object)
+        if (text.str.strip() == text).all():  # no two distinct strings read alike
+            return
     _, first = np.unique(codes, return_index=True)
     first = first[codes[first] >= 0]
     seen: dict[str, int] = {}
