@@ -343,3 +343,24 @@ def test_zero_width_bootstrap_intervals_are_called_out():
     with pytest.warns(CJEWarning, match="zero width.*not certainty"):
         wr = win_rates(sweep, n_bootstrap=100, rng=0)
     assert (wr["ci_low"] == wr["ci_high"]).all()
+
+
+def test_length_controlled_win_rates_one_prompt_and_a_sweep():
+    # before: verdicts on one prompt gave zero-width intervals ([0.209, 0.209]); an item that
+    # never loses gave lc_win_rate 1 with [1, 1]; neither said anything
+    from cje.bias import length_controlled_win_rates
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for g in range(30):
+        for a, b in (("A", "B"), ("A", "C"), ("B", "C")):
+            for slot in (1, 2):
+                rows.append({"prompt_id": f"p{g}", "a_id": a, "b_id": b, "slot_a": slot,
+                             "winner": "a" if a == "A" else str(rng.choice(["a", "b"])),
+                             "len_a": int(rng.integers(50, 200)), "len_b": int(rng.integers(50, 200))})
+    d = pd.DataFrame(rows)
+    with pytest.warns(CJEWarning, match="one prompt"):
+        one = length_controlled_win_rates(d[d["prompt_id"] == "p0"], n_bootstrap=100, rng=0)
+    assert one[["lc_ci_low", "lc_ci_high"]].isna().all().all()
+    with pytest.warns(CJEWarning, match=r"interval of 'A' has zero width"):
+        length_controlled_win_rates(d, n_bootstrap=100, rng=0)

@@ -40,7 +40,7 @@ from cje.inference import (
     percentile_interval,
     t_pvalue,
 )
-from cje.pairwise._common import _few_prompts_note
+from cje.pairwise._common import _few_prompts_note, _zero_width_note
 from cje.pairwise.verdicts import load_pairs
 
 __all__ = [
@@ -221,8 +221,9 @@ def length_controlled_win_rates(
     (quasi-likelihood). Identification: ``θ`` of the first item (sorted) is 0. An item's
     **length-controlled win rate** is its predicted win probability at zero length difference and
     no slot advantage, averaged over all other items: ``mean_k σ(θ_i − θ_k)``. Intervals:
-    percentile prompt-cluster bootstrap (Bayesian exponential prompt weights). A ridge penalty of
-    1e-6 keeps the fit finite when an item never loses.
+    percentile prompt-cluster bootstrap (Bayesian exponential prompt weights; NaN with verdicts on
+    one prompt, and a warning below 10 prompts or when an interval has zero width). A ridge
+    penalty of 1e-6 keeps the fit finite when an item never loses.
 
     Parameters
     ----------
@@ -292,6 +293,14 @@ def length_controlled_win_rates(
 
     lc = lc_rates(coef)
     lc_lo, lc_hi = percentile_interval(lc_rates(rep), alpha)
+    few = _few_prompts_note(n_prompts, what)
+    if few:
+        warnings.warn(few, CJEWarning, stacklevel=2)
+    if n_prompts < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
+        lc_lo, lc_hi = np.full(k, np.nan), np.full(k, np.nan)
+    zero = _zero_width_note(items, lc_lo, lc_hi, what)
+    if zero:
+        warnings.warn(zero, CJEWarning, stacklevel=2)
     raw_num = np.bincount(ca, weights=y, minlength=k) + np.bincount(cb, weights=1.0 - y, minlength=k)
     raw_den = np.bincount(ca, minlength=k) + np.bincount(cb, minlength=k)
     out = pd.DataFrame(
