@@ -498,13 +498,17 @@ def _fold_parts(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
 
 def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray,
                 pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str],
-                memo: tuple[tuple[np.ndarray, ...], np.ndarray] | None = None) -> np.ndarray:
+                means: np.ndarray | None = None) -> np.ndarray:
     """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the rows'
     codes ``ck``) and the raw weights, mixed by ``pi``, mean one within the fold. A candidate
     numerically zero on the fold's rows gives its share to the others (``mixture[k]`` updated,
-    the reason appended to ``msgs``). ``memo``: :func:`_fold_parts` of these inputs, when the
-    caller has it."""
-    parts, means = _fold_parts(cands, ck, wk_raw) if memo is None else memo
+    the reason appended to ``msgs``). ``means``: :func:`_fold_parts`' means of these inputs,
+    when the caller has them (the parts are gathered again: three arrays per row kept for each
+    target cost more memory than their gathers cost time)."""
+    if means is None:
+        parts, means = _fold_parts(cands, ck, wk_raw)
+    else:
+        parts = (cands[0][ck], cands[1][ck], wk_raw)
     pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
     wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
              if u and p > 0)
@@ -680,22 +684,22 @@ def simcal_weights(
         if fkey not in folds_memo:
             cands = fit((k,))
             tables = _candidate_tables(st, fit, k, k_folds, n_codes)
-            parts = _fold_parts(cands, codes[rows_k], w[rows_k]) if rows_k.size else None
-            for a in (*(tables or ()), *(parts[0] if parts else ())):
+            means = _fold_parts(cands, codes[rows_k], w[rows_k])[1] if rows_k.size else None
+            for a in tables or ():
                 a.flags.writeable = False  # shared by the runs: read only
-            used = cache.get("fit_floats", 0) + 2 * k_folds * n_codes + 3 * rows_k.size
+            used = cache.get("fit_floats", 0) + 2 * k_folds * n_codes
             if used > _FIT_MEMO_BUDGET:
                 folds_memo = {}  # this call only
             else:
                 cache["fit_floats"] = used
-            folds_memo[fkey] = (cands, tables, parts)
-        cands, tables, parts = folds_memo[fkey]
+            folds_memo[fkey] = (cands, tables, means)
+        cands, tables, means = folds_memo[fkey]
         pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual, tables)
         mixture[k] = pi
         msgs = [why] if why else []
         if rows_k.size:
             out[rows_k] = _apply_fold(cands, codes[rows_k], w[rows_k], pi, k, mixture, msgs,
-                                      parts)
+                                      means)
         fallbacks += msgs
         if len(blocks) < k_folds:
             # the first run's blocks: the jackknife run that deletes fold k orders fold k's rows

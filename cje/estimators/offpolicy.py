@@ -768,7 +768,8 @@ class LoggedTarget(OffPolicyRows):
     def at_cells(self, table: np.ndarray, fresh: bool = False) -> np.ndarray:
         """``table[fold, codes]``: a (K, U) table read at each logged row's (or, with
         ``fresh``, each fresh draw's) (fold, distinct value) cell, through a flat cell index
-        kept in :attr:`cache` (numpy's gather with two index arrays is ~6× slower at 10^6 rows).
+        (kept in :attr:`cache` for the logged rows): numpy's gather with two index arrays is ~6×
+        slower at 10^6 rows.
 
         Parameters
         ----------
@@ -786,16 +787,16 @@ class LoggedTarget(OffPolicyRows):
         >>> x.at_cells(x.index).tolist() == x.index[x.fold, x.codes].tolist()
         True
         """
-        fold, codes = (self.fresh_fold, self.fresh_codes) if fresh else (self.fold, self.codes)
         width = table.shape[1]
-        name = "fresh_cells" if fresh else "cells"
-        memo = None if self.cache is None else self.cache.get(name)
-        if memo is not None and memo[0] is fold and memo[1] is codes and memo[2] == width:
-            key = memo[3]
+        if fresh:  # computed afresh: one array per target less to keep
+            return np.take(table, self.fresh_fold * width + self.fresh_codes)
+        memo = None if self.cache is None else self.cache.get("cells")
+        if memo is not None and memo[0] is self.fold and memo[1] is self.codes and memo[2] == width:
+            key = memo[3]  # (the pipeline puts its own there: no copy per target)
         else:
-            key = fold * width + codes  # a fold of −1 reads the last row, as table[-1, c] does
+            key = self.fold * width + self.codes  # a fold of −1 reads row K − 1, as [-1, c] does
             if self.cache is not None:
-                self.cache[name] = (fold, codes, width, key)
+                self.cache["cells"] = (self.fold, self.codes, width, key)
         return np.take(table, key)
 
     def fresh_oof(self) -> np.ndarray:

@@ -137,7 +137,9 @@ class LoggedShape:
         parts: dict[str, Any] = dict(self._rows_of["logged"]) if same else self._gather(tg.rows)
         parts.update(cluster=_take(t.cluster, tg.rows), fresh_cluster=_take(t.cluster, tg.fresh),
                      fresh_fold=_take(self.fold, tg.fresh), fresh_codes=_take(t.codes, tg.fresh),
-                     fresh_label=_take(t.y, tg.fresh), cache={})
+                     fresh_label=_take(t.y, tg.fresh),
+                     cache={"cells": (parts["fold"], parts["codes"], t.distinct_s.size,
+                                      parts["cell"])})  # LoggedTarget.at_cells' index
         return parts
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
@@ -528,8 +530,10 @@ def analyze_logged(
     logged : EvalData
         The logging policy's rows with ``logprobs["base"]`` and one ``logprobs[target]`` per
         target policy (calibration-only rows allowed).
-    fresh : EvalData or None
-        Fresh draws of the target policies (needed by estimators with ``needs_fresh``).
+    fresh : EvalData, callable or None
+        Fresh draws of the target policies (needed by estimators with ``needs_fresh``), or a
+        function without arguments that loads them: then nothing outside this function holds
+        them, and they are freed once the long table has their rows.
     probes : Mapping[str, EvalData]
         Oracle-labelled probe slices per policy, for the transport audits and (with
         ``probe_correction``) the policies' residual terms.
@@ -572,6 +576,8 @@ def analyze_logged(
 
     notices = list(logged.notices)
     warns: list[str] = []
+    if callable(fresh):
+        fresh = fresh()
     if len(logged.policies) != 1:
         raise CJEInputError(
             f"Logged data must come from one logging policy; it has {list(logged.policies)}. "
@@ -637,6 +643,7 @@ def analyze_logged(
             parts_X.append(np.column_stack([fresh.covariates[c][sel] for c in covariates]))
         role.append(fresh_role[sel])
         del fresh_role, sel
+    del fresh  # its rows are in the blocks now (freed here when the caller passed a loader)
     probe_names = list(probes)
     for j, pol in enumerate(probe_names):
         pr = probes[pol]
