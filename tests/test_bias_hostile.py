@@ -364,3 +364,29 @@ def test_length_controlled_win_rates_one_prompt_and_a_sweep():
     assert one[["lc_ci_low", "lc_ci_high"]].isna().all().all()
     with pytest.warns(CJEWarning, match=r"interval of 'A' has zero width"):
         length_controlled_win_rates(d, n_bootstrap=100, rng=0)
+
+
+def test_self_preference_gap_needs_two_prompts_and_warns_below_ten():
+    # before: 60 mixed pairs on one prompt gave an interval from 29 'effective' rows (a cluster
+    # variance of 0); with 2 prompts the interval [-0.113, -0.037] excluded the true gap 0
+    from scipy.special import expit
+
+    from cje.bias import self_preference_gap
+
+    rng = np.random.default_rng(0)
+
+    def pairs(n_prompts: int) -> pd.DataFrame:
+        rows = []
+        for g in range(n_prompts):
+            for _ in range(60):
+                h = "a" if rng.random() < expit(rng.normal()) else "b"
+                w = h if rng.random() < 0.85 else ("b" if h == "a" else "a")
+                rows.append({"prompt_id": f"p{g}", "a_id": "own", "b_id": "oth", "slot_a": 1,
+                             "winner": w, "human_winner": h, "a_family": "F", "b_family": "G",
+                             "judge_family": "F"})
+        return pd.DataFrame(rows)
+
+    with pytest.raises(CJEInputError, match="at least 2 prompts"):
+        self_preference_gap(pairs(1))
+    r = self_preference_gap(pairs(4))
+    assert any("only 4 prompts" in w for w in r.warnings) and r.verdict != "no relevant bias"

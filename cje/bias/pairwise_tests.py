@@ -430,7 +430,8 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     p-value: the ``alpha`` at which the interval's bound touches 0 (test and interval agree). Flag rule:
     ``flagged = p_holm < alpha and practically_relevant``, ``practically_relevant`` = CI entirely
     outside [−0.05, 0.05]. A structural warning is always given: the judge's family is among the
-    compared items' families.
+    compared items' families. Mixed pairs on one prompt are refused (one cluster has no variance);
+    below 10 prompts a warning is added and the verdict is never "no relevant bias".
 
     Parameters
     ----------
@@ -492,6 +493,11 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
             f"{what}: humans never picked an item of {missing} in the mixed pairs; both groups are "
             "needed (collect more human verdicts)."
         )
+    n_prompts = int(np.unique(d.prompt[use]).size)
+    if n_prompts < 2:  # one cluster: its variance is 0 and the effective sizes meaningless
+        raise CJEInputError(f"{what}: needs mixed pairs with human verdicts on at least 2 prompts "
+                            "(prompts are the clusters of the interval); got 1.")
+    few = _few_prompts_note(n_prompts, what)
     p1, n1, ne1 = _clustered_rate(agree[g_own], d.prompt[g_own])
     p2, n2, ne2 = _clustered_rate(agree[g_oth], d.prompt[g_oth])
     rho = cluster_correlation(
@@ -502,7 +508,10 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     effect = p1 - p2
     p_value = _newcombe_pvalue(p1, ne1, p2, ne2, rho)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
-    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN)
+    # never "no relevant bias" from too few prompts to trust the clustered interval
+    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN and few is None)
+    if few:
+        warnings.warn(few, CJEWarning, stacklevel=2)
     # Plain own-family win rates over the mixed pairs (judge vs human), for context.
     mixed_h = mixed & (d.h >= 0)
     s_own_j = np.where(own_a, _SCORE[d.w], 1.0 - _SCORE[d.w])[mixed]
@@ -514,7 +523,6 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
         "leave-family-out panel aggregation."
     )
     warnings.warn(note, CJEWarning, stacklevel=2)
-    n_prompts = int(np.unique(d.prompt[use]).size)
     details = {
         "p_own": p1,
         "p_other": p2,
@@ -555,7 +563,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
             "family (leave-family-out); with oracle labels, add 'self' as a calibrator covariate."
         ),
         details=details,
-        warnings=(note,),
+        warnings=(note,) + ((few,) if few else ()),
     )
 
 
