@@ -651,6 +651,38 @@ def _timestamps(col: pd.Series, name: str) -> pd.Series:
     return parsed
 
 
+def _window_order(key: pd.Series, name: str) -> list[Any]:
+    """The distinct values of a window column in time order.
+
+    Numbers, times and other comparable values sort as they are; text sorts *naturally*: digit
+    runs compare as numbers, so ``"2"`` comes before ``"10"`` and ``"week 9"`` before ``"week 10"``
+    (as text, ``"10"`` < ``"2"`` would have put day 10 in a reference of "the first windows").
+    One window written two ways (``3`` and ``"3"``, ``"w1 "`` and ``"w1"``) is refused.
+    """
+    import re
+
+    values = list(key.unique())
+    if all(isinstance(v, str) for v in values) or key.dtype == object:
+        seen: dict[str, Any] = {}
+        for v in values:
+            text = (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)).strip()
+            if text in seen:
+                rows = [int(np.flatnonzero((key == u).to_numpy())[0]) for u in (seen[text], v)]
+                raise CJEInputError(
+                    f"The window column {name!r} has two different values that read as the same "
+                    f"window {text!r}: row {rows[0]} has {seen[text]!r} and row {rows[1]} has {v!r}. "
+                    "Write each window the same way on every row.")
+            seen[text] = v
+
+        def natural(v: Any) -> tuple[Any, ...]:
+            text = (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)).strip()
+            return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                         for part in re.split(r"(\d+)", text) if part)
+
+        return sorted(values, key=natural)
+    return sorted(values)
+
+
 def _duration(window: str) -> pd.Timedelta:
     import pandas as pd
 
@@ -726,7 +758,8 @@ def monitor(
         window column). Rows need not be sorted, and several rows may share a time stamp.
     window : str
         A fixed duration (``"1D"``, ``"12h"``, ``"7D"``; any :class:`pandas.Timedelta` string) or
-        the name of a column holding each row's window (windows are then its sorted values).
+        the name of a column holding each row's window (windows are then its sorted values;
+        text sorts naturally, digit runs as numbers: ``"2"`` before ``"10"``).
         Duration windows start at midnight UTC of the first time stamp; empty windows are
         skipped (listed in ``settings["empty_windows"]``).
     reference : int or labelled source
@@ -753,7 +786,8 @@ def monitor(
     horizon : int, optional
         Audited windows the drift error budget is spread over (default: the windows of ``data``
         after the reference). Fix it (e.g. 90) when the same stream is monitored again as it
-        grows, so that earlier windows' verdicts do not change.
+        grows, so that earlier windows' verdicts do not change. A horizon below the number of
+        windows audited in the data is refused (the bound would not hold).
     mode : {"monotone", "auto", "two_stage"}
         Calibration map, as in :func:`cje.analyze` (default monotone: no covariates here).
     n_folds, seed : int
@@ -768,8 +802,9 @@ def monitor(
     Raises
     ------
     CJEInputError
-        No time column, a time that does not parse, a window string that does not parse, or a
-        reference without enough labels; the message names the field, the row and the fix.
+        No time column, a time that does not parse, a window string that does not parse, a
+        window written two ways, a horizon below the audited windows, or a reference without
+        enough labels; the message names the field, the row and the fix.
 
     Examples
     --------
@@ -839,7 +874,7 @@ def monitor(
             i = int(np.flatnonzero(key.isna().to_numpy())[0])
             raise CJEInputError(f"The window column {window!r} is empty on row {i}. Fill it or "
                                 "drop the row.")
-        values = sorted(key.unique())
+        values = _window_order(key, window)
         code = key.map({v: i for i, v in enumerate(values)}).to_numpy()
         labels = [str(v) for v in values]
         empty: list[str] = []
@@ -875,6 +910,10 @@ def monitor(
     ref_windows: list[int]
     if isinstance(reference, (int, np.integer)) and not isinstance(reference, bool):
         n_ref = int(reference)
+        if n_win < 2:
+            raise CJEInputError(f"reference={n_ref} windows, but the data span one window: a "
+                                "reference of the first windows needs at least one more after it. "
+                                "Use a shorter window=, or a labelled file as the reference.")
         if not 1 <= n_ref < n_win:
             raise CJEInputError(f"reference={n_ref} windows, but the data has {n_win} windows: "
                                 f"use 1..{n_win - 1}, or a labelled file as the reference.")
@@ -926,6 +965,16 @@ def monitor(
     # window; the windows after the reference are audited
     horizon = (n_win - len(ref_windows) if horizon is None
                else check_int("horizon", horizon, minimum=1, example="horizon=90"))
+    # the windows that will be audited (after the reference, with 2+ labels): a horizon below
+    # their number would spend more than alpha_drift on false DRIFTs
+    lab_per_win = np.bincount(code[labelled], minlength=n_win)
+    n_audited = sum(1 for w in range(n_win) if w not in ref_windows and lab_per_win[w] >= 2)
+    if horizon < n_audited:
+        raise CJEInputError(
+            f"horizon={horizon} is smaller than the {n_audited} windows with labels audited here: "
+            f"the {2 * n_audited} drift tests at level alpha_drift / (2 · horizon) could give a "
+            f"false DRIFT with probability up to {min(1.0, alpha_drift * n_audited / horizon):.2g}, "
+            f"not alpha_drift = {alpha_drift}. Pass horizon >= {n_audited} (or leave it out).")
     drift_level = alpha_drift / (2 * max(horizon, 1))
     shift_level = alpha / max(1, (n_win - len(ref_windows)) * core["policy"].nunique())
 

@@ -389,6 +389,36 @@ class BiasResult(_Record):
     details: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
+    @property
+    def verdict(self) -> str:
+        """What the test concludes: ``"bias"``, ``"no relevant bias"`` or ``"inconclusive"``.
+
+        ``"bias"`` when flagged; ``"no relevant bias"`` only when the confidence interval lies
+        entirely inside the test's negligible band (``details["negligible"]``: the data rule out
+        every practically relevant effect); otherwise ``"inconclusive"`` — not flagged, but the
+        interval still reaches effects the flag rule counts as relevant (too few prompts or
+        discordant pairs to tell), which is not evidence of no bias. A result without
+        ``details["negligible"]`` (made by hand) reads ``"not flagged"`` when not flagged.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> r = BiasResult("position", "demo", 0.4, "slot log-odds", -0.1, 0.9, 0.05,
+        ...                p_value=0.2, p_holm=0.2, flagged=False, n=20, n_prompts=20,
+        ...                details={"negligible": False})
+        >>> r.verdict
+        'inconclusive'
+        """
+        if self.flagged:
+            return "bias"
+        negligible = self.details.get("negligible")
+        if negligible is None:
+            return "not flagged"
+        return "no relevant bias" if negligible else "inconclusive"
+
     def with_holm(self, p_holm: float, flagged: bool) -> BiasResult:
         """A copy with the audit's Holm-adjusted p-value and the flag recomputed from it.
 

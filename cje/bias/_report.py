@@ -61,8 +61,9 @@ class BiasAudit:
         Returns
         -------
         dict
-            ``alpha``, ``results`` (each result's fields plus its ``test``), ``skipped`` and
-            ``provenance``.
+            ``alpha``, ``results`` (each result's fields plus its ``test`` and ``verdict``:
+            ``"bias"``, ``"no relevant bias"`` or ``"inconclusive"``, see
+            :attr:`BiasResult.verdict`), ``skipped`` and ``provenance``.
 
         Examples
         --------
@@ -75,8 +76,8 @@ class BiasAudit:
         (['alpha', 'results', 'skipped', 'provenance'], [('position', True), ('verbosity (pairwise)', False)])
         """
         return {"alpha": self.alpha,
-                "results": [{"test": t, **r.to_dict()} for t, r in zip(self._names(), self.results,
-                                                                        strict=True)],
+                "results": [{"test": t, **r.to_dict(), "verdict": r.verdict}
+                            for t, r in zip(self._names(), self.results, strict=True)],
                 "skipped": list(self.skipped), "provenance": dict(self.provenance)}
 
     def to_json(self, **kwargs: Any) -> str:
@@ -122,8 +123,8 @@ class BiasAudit:
         Returns
         -------
         pandas.DataFrame
-            ``test``, the :class:`BiasResult` fields (``warnings`` joined by ``"; "``) and one
-            ``detail_<name>`` column per entry of ``details``.
+            ``test``, the :class:`BiasResult` fields (``warnings`` joined by ``"; "``), its
+            ``verdict`` and one ``detail_<name>`` column per entry of ``details``.
 
         Examples
         --------
@@ -142,7 +143,7 @@ class BiasAudit:
 
         rows = []
         for t, r in zip(self._names(), self.results, strict=True):
-            d = {"test": t, **r.to_dict()}
+            d = {"test": t, **r.to_dict(), "verdict": r.verdict}
             d["warnings"] = "; ".join(r.warnings)
             details = d.pop("details")
             d.update({f"detail_{k}": v for k, v in details.items()})
@@ -151,6 +152,10 @@ class BiasAudit:
 
     def summary(self) -> str:
         """A readable table: effect, CI, p, flag and mitigation per bias (and per judge).
+
+        The last column reads ``FLAG`` (flagged), ``ok`` (not flagged *and* the CI lies inside the
+        test's negligible band: a relevant bias is ruled out) or ``unclear`` (not flagged, but the
+        CI still reaches relevant effects: too little data to say; :attr:`BiasResult.verdict`).
 
         Returns
         -------
@@ -180,7 +185,7 @@ class BiasAudit:
             ci = f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
             out.append(
                 f"{t:<26} {str(r.judge or '—')[:14]:<14} {r.effect:>+9.3f} {ci:>21} "
-                f"{r.p_holm:>8.3g}  {'FLAG' if r.flagged else 'ok'}"
+                f"{r.p_holm:>8.3g}  {_MARK[r.verdict]}"
             )
         out.append("")
         for t, r in zip(self._names(), self.results, strict=True):
@@ -188,6 +193,10 @@ class BiasAudit:
             out.append(f"{t}{who}: {r.effect_name}; {r.method}; n = {r.n}.")
             if r.flagged:
                 out.append(f"  mitigation: {r.mitigation}")
+            elif r.verdict == "inconclusive":
+                out.append(f"  ? inconclusive: not flagged, but the {level}% CI still reaches effects "
+                           "counted as practically relevant; this is not evidence of no bias "
+                           "(more prompts, or more pairs judged in both orders, would tell).")
             out += [f"  ! {w}" for w in r.warnings]
         if self.skipped:
             out += ["", "Not run:"] + [f"  - {s}" for s in self.skipped]
@@ -222,6 +231,11 @@ class BiasAudit:
         from cje.plots import bias_plot
 
         return bias_plot(self, ax=ax)
+
+
+#: The summary's last column per :attr:`BiasResult.verdict`: "ok" only when the CI rules out a
+#: practically relevant effect.
+_MARK = {"bias": "FLAG", "no relevant bias": "ok", "inconclusive": "unclear", "not flagged": "-"}
 
 
 def _json_number(value: Any) -> Any:

@@ -40,6 +40,7 @@ from cje.inference import (
     percentile_interval,
     t_pvalue,
 )
+from cje.pairwise._common import _few_prompts_note, _zero_width_note
 from cje.pairwise.verdicts import load_pairs
 
 __all__ = [
@@ -159,6 +160,11 @@ def excess_length_preference(
     tot = cluster_bootstrap_totals(per_g, n_bootstrap, rng)
     lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
+    few = _few_prompts_note(n_prompts, what)
+    if few:
+        warnings.warn(few, CJEWarning, stacklevel=2)
+    # never "no relevant bias" from a bootstrap over too few prompts to trust its interval
+    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN and few is None)
     details = {
         "judge_longer_rate": float(j.mean()),
         "human_longer_rate": float(hum.mean()),
@@ -167,6 +173,7 @@ def excess_length_preference(
         "n_without_human": int((~has_h).sum()),
         "se": math.sqrt(var),
         "practically_relevant": relevant,
+        "negligible": negligible,
         "relevance_margin": RELEVANCE_MARGIN,
         "ci_method": f"prompt-cluster bootstrap (B = {n_bootstrap}, percentile)",
     }
@@ -193,6 +200,7 @@ def excess_length_preference(
             "covariate of the two-stage calibrator."
         ),
         details=details,
+        warnings=(few,) if few else (),
     )
 
 
@@ -213,8 +221,9 @@ def length_controlled_win_rates(
     (quasi-likelihood). Identification: ``θ`` of the first item (sorted) is 0. An item's
     **length-controlled win rate** is its predicted win probability at zero length difference and
     no slot advantage, averaged over all other items: ``mean_k σ(θ_i − θ_k)``. Intervals:
-    percentile prompt-cluster bootstrap (Bayesian exponential prompt weights). A ridge penalty of
-    1e-6 keeps the fit finite when an item never loses.
+    percentile prompt-cluster bootstrap (Bayesian exponential prompt weights; NaN with verdicts on
+    one prompt, and a warning below 10 prompts or when an interval has zero width). A ridge
+    penalty of 1e-6 keeps the fit finite when an item never loses.
 
     Parameters
     ----------
@@ -284,6 +293,14 @@ def length_controlled_win_rates(
 
     lc = lc_rates(coef)
     lc_lo, lc_hi = percentile_interval(lc_rates(rep), alpha)
+    few = _few_prompts_note(n_prompts, what)
+    if few:
+        warnings.warn(few, CJEWarning, stacklevel=2)
+    if n_prompts < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
+        lc_lo, lc_hi = np.full(k, np.nan), np.full(k, np.nan)
+    zero = _zero_width_note(items, lc_lo, lc_hi, what)
+    if zero:
+        warnings.warn(zero, CJEWarning, stacklevel=2)
     raw_num = np.bincount(ca, weights=y, minlength=k) + np.bincount(cb, weights=1.0 - y, minlength=k)
     raw_den = np.bincount(ca, minlength=k) + np.bincount(cb, minlength=k)
     out = pd.DataFrame(
@@ -413,7 +430,8 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     p-value: the ``alpha`` at which the interval's bound touches 0 (test and interval agree). Flag rule:
     ``flagged = p_holm < alpha and practically_relevant``, ``practically_relevant`` = CI entirely
     outside [−0.05, 0.05]. A structural warning is always given: the judge's family is among the
-    compared items' families.
+    compared items' families. Mixed pairs on one prompt are refused (one cluster has no variance);
+    below 10 prompts a warning is added and the verdict is never "no relevant bias".
 
     Parameters
     ----------
@@ -475,6 +493,11 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
             f"{what}: humans never picked an item of {missing} in the mixed pairs; both groups are "
             "needed (collect more human verdicts)."
         )
+    n_prompts = int(np.unique(d.prompt[use]).size)
+    if n_prompts < 2:  # one cluster: its variance is 0 and the effective sizes meaningless
+        raise CJEInputError(f"{what}: needs mixed pairs with human verdicts on at least 2 prompts "
+                            "(prompts are the clusters of the interval); got 1.")
+    few = _few_prompts_note(n_prompts, what)
     p1, n1, ne1 = _clustered_rate(agree[g_own], d.prompt[g_own])
     p2, n2, ne2 = _clustered_rate(agree[g_oth], d.prompt[g_oth])
     rho = cluster_correlation(
@@ -485,6 +508,10 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     effect = p1 - p2
     p_value = _newcombe_pvalue(p1, ne1, p2, ne2, rho)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
+    # never "no relevant bias" from too few prompts to trust the clustered interval
+    negligible = bool(-RELEVANCE_MARGIN <= lo and hi <= RELEVANCE_MARGIN and few is None)
+    if few:
+        warnings.warn(few, CJEWarning, stacklevel=2)
     # Plain own-family win rates over the mixed pairs (judge vs human), for context.
     mixed_h = mixed & (d.h >= 0)
     s_own_j = np.where(own_a, _SCORE[d.w], 1.0 - _SCORE[d.w])[mixed]
@@ -496,7 +523,6 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
         "leave-family-out panel aggregation."
     )
     warnings.warn(note, CJEWarning, stacklevel=2)
-    n_prompts = int(np.unique(d.prompt[use]).size)
     details = {
         "p_own": p1,
         "p_other": p2,
@@ -511,6 +537,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
         "judge_own_win_rate": float(s_own_j.mean()),
         "human_own_win_rate": float(s_own_h.mean()),
         "practically_relevant": relevant,
+        "negligible": negligible,
         "relevance_margin": RELEVANCE_MARGIN,
         "ci_method": "Newcombe hybrid score (MOVER) at prompt-cluster effective sample sizes and correlation",
     }
@@ -536,7 +563,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
             "family (leave-family-out); with oracle labels, add 'self' as a calibrator covariate."
         ),
         details=details,
-        warnings=(note,),
+        warnings=(note,) + ((few,) if few else ()),
     )
 
 

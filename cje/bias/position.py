@@ -30,6 +30,7 @@ from scipy import stats
 from cje.bias._result import BiasResult
 from cje.errors import CJEInputError, CJEWarning, check_alpha
 from cje.inference import check_n_bootstrap, cluster_bootstrap_totals, percentile_interval
+from cje.pairwise._common import MIN_BOOTSTRAP_PROMPTS, _few_prompts_note
 from cje.pairwise.verdicts import PAIR_COLUMNS, PairData, load_pairs
 
 __all__ = [
@@ -174,7 +175,13 @@ def position(
         ci = stats.binomtest(pp, disc, 0.5).proportion_ci(1 - alpha, method="exact")
         r_lo, r_hi = float(ci.low), float(ci.high)
         ci_method = "Clopper–Pearson"
+    elif n_prompts < 2:
+        r_lo, r_hi = 0.0, 1.0
+        ci_method = "none (one prompt: no prompt-cluster interval)"
+        notes.append(_few_prompts_note(n_prompts, "position bias") or "")
     else:
+        if n_prompts < MIN_BOOTSTRAP_PROMPTS:
+            notes.append(_few_prompts_note(n_prompts, "position bias") or "")
         g = units.prompt
         per_g = np.column_stack(
             [np.bincount(g, weights=pp_mask.astype(float)), np.bincount(g, weights=(pp_mask | rp_mask))]
@@ -187,6 +194,10 @@ def position(
     ci_low, ci_high = _half_logit(r_lo), _half_logit(r_hi)
     band_lo, band_hi = FIRST_SLOT_BAND
     relevant = bool(r_hi < band_lo or r_lo > band_hi)
+    # the data rule out a relevant slot preference only when the whole CI sits inside the band
+    # (never from a bootstrap over too few prompts to trust its interval)
+    negligible = bool(disc > 0 and band_lo <= r_lo and r_hi <= band_hi
+                      and (not clustered or n_prompts >= MIN_BOOTSTRAP_PROMPTS))
 
     if pc < PC_WARN:
         notes.append(
@@ -204,6 +215,7 @@ def position(
         "first_slot_ci_low": r_lo,
         "first_slot_ci_high": r_hi,
         "practically_relevant": relevant,
+        "negligible": negligible,
         "relevance_band": FIRST_SLOT_BAND,
         "ci_method": ci_method,
     }

@@ -28,6 +28,7 @@ from cje.bias.verbosity import (
     PRACTICAL_SD_FRACTION,
     _drop_null,
     _finite_column,
+    _label_association,
     _label_column,
     _label_terms,
     _require_with_fix,
@@ -35,6 +36,7 @@ from cje.bias.verbosity import (
 )
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import cluster_ols, holm, t_interval, t_pvalue
+from cje.pairwise._common import _check_ids
 
 __all__ = ["self_preference"]
 
@@ -182,6 +184,8 @@ def _context(frame: Any) -> dict[str, Any]:
                 f"{frame.index[i]} (prompt_id={frame['prompt_id'].iloc[i]!r}) is missing. "
                 f"{_FIXES[col]}"
             )
+    for col in ("prompt_id", "judge"):  # 7 and "7": one id written two ways, refused
+        _check_ids(frame[col], col)
     s = _finite_column(frame, "judge_score")
     judge = frame["judge"].astype(str).to_numpy()
     jfam = frame["judge_family"].astype(str).to_numpy()
@@ -243,14 +247,16 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str) -> dict[str, 
     name += " + self; prompt-clustered SE"
     X = np.column_stack(cols)
     X = np.column_stack([X[:, :1], _drop_null(X[:, 1:] - X[:, 1:].mean(axis=0)), own])
-    prompts = frame["prompt_id"].to_numpy()[lab]
+    prompts = _prompt_codes(frame)[lab]
     _, codes = np.unique(prompts, return_inverse=True)
     g = int(codes.max()) + 1
     if g < 3:
         raise CJEInputError(f"self-preference bias needs labelled responses on at least 3 prompts; "
                             f"found {g}.")
     tau, se = cluster_ols(ctx["s"][lab], X, codes)
+    assoc = _label_association(y[lab], own.astype(np.float64), prompts)
     return {"design": "labelled", "method": name, "tau": tau, "se": se, "df": float(g - 1),
+            "label_association": assoc,
             "n": int(lab.sum()), "n_prompts": g,
             "effect_name": "judge points added to own-family responses, at fixed oracle label"}
 
@@ -288,7 +294,7 @@ def _panel(frame: Any, ctx: dict[str, Any]) -> dict[str, Any]:
             "collinear with the judge effects within responses. It needs generators from at least "
             "two of the judges' families, or a judge from a family no generator belongs to."
         )
-    prompts = frame["prompt_id"].to_numpy()[keep]
+    prompts = _prompt_codes(frame)[keep]
     _, codes = np.unique(prompts, return_inverse=True)
     g = int(codes.max()) + 1
     if g < 3:
@@ -310,6 +316,7 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
     p = t_pvalue(tau, se, df)
     threshold = PRACTICAL_SD_FRACTION * ctx["sd"] if min_effect is None else float(min_effect)
     relevant = bool(abs(tau) >= threshold)
+    negligible = bool(-threshold < lo and hi < threshold)
     warn = [
         f"Structural: judge {j!r} (family {ctx['fam_of'][j]!r}) scores responses of its own "
         "family; its comparisons of those generators are exposed to self-preference whatever this "
@@ -319,13 +326,29 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
     if fit["n_prompts"] < 30:
         warn.append(f"Only {fit['n_prompts']} prompts: clustered standard errors are rough below "
                     "about 30 clusters.")
+    assoc = fit.get("label_association")
+    if assoc is not None and assoc["pvalue"] < alpha:
+        # own-family responses carry different labels than the others on the same prompts: the
+        # quality a coarse or noisy label misses then loads on `self` (as length in verbosity)
+        negligible = False
+        way = "up" if assoc["coefficient"] > 0 else "down"
+        warn.append(
+            f"Own-family responses have different oracle labels than the others on the same "
+            f"prompts ({assoc['coefficient']:+.3f} label units, p = {assoc['pvalue']:.1g}): with a "
+            f"coarse or noisy label the quality it misses loads on self and biases this effect "
+            f"{way}ward, beyond its interval. Use the crossed-panel design (method='panel'), "
+            "which compares judges on the same responses."
+        )
     details = {
         "design": fit["design"], "tau": tau, "se": se, "t": tau / se if se > 0 else float("nan"),
         "df": df, "naive_gap": ctx["naive_gap"], "naive_gap_by_judge": ctx["naive_gap_by_judge"],
-        "min_effect": threshold, "practically_relevant": relevant, "judges": ctx["judges"],
+        "min_effect": threshold, "practically_relevant": relevant,
+        "negligible": negligible, "judges": ctx["judges"],
         "judge_families": dict(ctx["fam_of"]), "generator_families": ctx["gen_fams"],
         "self_judges": ctx["self_judges"], "n_self_rows": int(ctx["own"].sum()),
     }
+    if assoc is not None:
+        details["label_association"] = assoc
     for k in ("n_responses", "n_single_judge_rows"):
         if k in fit:
             details[k] = fit[k]
@@ -336,3 +359,9 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
         judge=ctx["judges"][0] if len(ctx["judges"]) == 1 else None, mitigation=_MITIGATION,
         details=details, warnings=tuple(warn),
     )
+
+
+def _prompt_codes(frame: Any) -> np.ndarray:
+    """The prompt ids, as text when they are of mixed types (``np.unique`` cannot sort those)."""
+    prompt = frame["prompt_id"].to_numpy()
+    return prompt.astype(str) if prompt.dtype == object else prompt

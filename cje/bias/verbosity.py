@@ -27,6 +27,7 @@ import numpy as np
 from cje.bias._result import BiasResult, as_frame, require_columns
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import cluster_ols, cluster_robust_covariance, t_interval, t_pvalue
+from cje.pairwise._common import _check_ids
 
 __all__ = ["PRACTICAL_SD_FRACTION", "cluster_2sls", "verbosity"]
 
@@ -138,7 +139,10 @@ def verbosity(
         raise CJEInputError(f"Every response has the same {length_column}: the length effect is not "
                             "identified.")
     z = (log_len - log_len.mean()) / sd
+    _check_ids(frame["prompt_id"], "prompt_id")  # 7 and "7": refused, not merged nor a crash
     prompt = frame["prompt_id"].to_numpy()
+    if prompt.dtype == object:
+        prompt = prompt.astype(str)
     sd_s = float(s.std(ddof=1)) if s.size > 1 else 0.0
     threshold = PRACTICAL_SD_FRACTION * sd_s if min_effect is None else float(min_effect)
 
@@ -165,6 +169,22 @@ def verbosity(
     lo, hi = t_interval(beta, se, df_t, alpha)
     p = t_pvalue(beta, se, df_t)
     relevant = bool(abs(beta) >= threshold)
+    negligible = bool(-threshold < lo and hi < threshold)
+    assoc = _label_association(y[lab], z[lab], prompt[lab])
+    if iv is None and assoc["pvalue"] < alpha:
+        # A coarse or noisy label leaves part of the true quality in the error term; when length
+        # goes with the label within prompts, that remainder loads on length and biases the
+        # effect (up when longer is better, down when longer is worse) — the interval does not
+        # include that bias, so it cannot rule a relevant effect out.
+        negligible = False
+        way = "up" if assoc["coefficient"] > 0 else "down"
+        warn.append(
+            f"Length goes with the oracle label within prompts (label units per SD of log length "
+            f"{assoc['coefficient']:+.3f}, p = {assoc['pvalue']:.1g}): with a coarse or noisy "
+            f"label the quality it misses loads on length and biases this effect {way}ward, "
+            "beyond its interval. Add a second, independent label (oracle_label_2) for the 2SLS "
+            "fit, which removes it."
+        )
     if head["n_prompts"] < 30:
         warn.append(f"Only {head['n_prompts']} labelled prompts with two or more responses: "
                     "clustered standard errors are rough below about 30 clusters.")
@@ -180,6 +200,8 @@ def verbosity(
         "sd_judge_score": sd_s,
         "min_effect": threshold,
         "practically_relevant": relevant,
+        "negligible": negligible,
+        "length_label_association": assoc,
         "ols": ols,
     }
     if iv is not None:
@@ -330,6 +352,23 @@ def _ols_fit(s: np.ndarray, y: np.ndarray, z: np.ndarray, prompt: np.ndarray) ->
             "n_prompts": g, "n_singleton_prompts": singletons, "label_terms": terms}
 
 
+def _label_association(y: np.ndarray, z: np.ndarray, prompt: np.ndarray) -> dict[str, Any]:
+    """Within-prompt slope of the label on a regressor ``z``, prompt-clustered ``t`` test.
+
+    Over prompts with two or more labelled rows: ``Y ~ z + C(prompt)``. Where it is not zero, a
+    label that measures quality coarsely or with noise confounds the effect of ``z`` (length;
+    the own-family indicator) at fixed label.
+    """
+    keep, codes, _ = _keep_multi(prompt)
+    g = int(codes.max()) + 1 if codes.size else 0
+    zw = _within(z[keep], codes)
+    yw = _within(y[keep], codes)
+    if g < 3 or np.abs(zw).max() < 1e-10 or np.abs(yw).max() < 1e-10:
+        return {"coefficient": 0.0, "se": float("nan"), "pvalue": 1.0}
+    b, se = cluster_ols(yw, zw[:, None], codes)
+    return {"coefficient": b, "se": se, "pvalue": t_pvalue(b, se, g - 1) if se > 0 else 1.0}
+
+
 def _iv_fit(s: np.ndarray, y1: np.ndarray, y2: np.ndarray, z: np.ndarray,
             prompt: np.ndarray) -> dict[str, Any]:
     keep, codes, singletons = _keep_multi(prompt)
@@ -358,6 +397,8 @@ def _require_with_fix(columns: Any, needed: list[str], what: str, fixes: dict[st
 
 
 def _one_judge(frame: Any, judge: str | None) -> tuple[Any, str | None]:
+    if "judge" in frame.columns:  # a row without its judge is refused, not dropped or pooled
+        _check_ids(frame["judge"], "judge")
     if "judge" not in frame.columns:
         if judge is not None:
             raise CJEInputError(f"judge={judge!r} was given but the data has no 'judge' column.")

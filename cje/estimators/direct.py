@@ -169,6 +169,20 @@ def direct_values(reward: np.ndarray, residual: np.ndarray, labelled: np.ndarray
     """:func:`direct_estimate`'s values alone, bit for bit (no influence values): what the OUA
     jackknife's replicates need. Every row in a group (``group ≥ 0``), uniform labelling.
 
+    Parameters
+    ----------
+    reward, residual, labelled, group : numpy.ndarray
+        As in :func:`direct_estimate`.
+    n_groups : int
+        Number of groups P.
+    augment : bool
+        Add the residual term (default).
+
+    Returns
+    -------
+    numpy.ndarray
+        The value of each group.
+
     Examples
     --------
     >>> r = np.array([0.5, 0.5, 0.7, 0.7]); e = np.array([0.1, 0.0, 0.0, 0.0])
@@ -240,7 +254,23 @@ class DirectEstimator(Estimator):
         return PolicyValue(float(est.values[0]), est.influence)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone (:func:`direct_values`)."""
+        """:meth:`estimate`'s value alone (:func:`direct_values`).
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> DirectEstimator().value(x) == DirectEstimator().estimate(x).value
+        True
+        """
         reward, resid, lab = x.fresh_rows()
         return float(direct_values(reward, resid, lab, np.zeros(reward.size, dtype=np.int64), 1,
                                    augment=self.augment)[0])

@@ -950,7 +950,23 @@ class IPS(Estimator):
             return ips(replace(x, ratio=_ratio(x)))
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone."""
+        """:meth:`estimate`'s value alone (no influence values).
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> IPS().value(x) == IPS().estimate(x).value
+        True
+        """
         with np.errstate(over="ignore", invalid="ignore"):
             return _ips_value(replace(x, ratio=_ratio(x)))
 
@@ -990,7 +1006,23 @@ class SNIPS(Estimator):
         return snips(x)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone."""
+        """:meth:`estimate`'s value alone (no influence values).
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> SNIPS().value(x) == SNIPS().estimate(x).value
+        True
+        """
         return _snips_value(x)
 
 
@@ -1047,7 +1079,23 @@ class CalibratedIPS(Estimator):
         return replace(v, stable=sw)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone."""
+        """:meth:`estimate`'s value alone (no influence values).
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> CalibratedIPS().value(x) == CalibratedIPS().estimate(x).value
+        True
+        """
         return _calibrated_ips_value(replace(x, stable=x.simcal(self.var_cap).weights),
                                      x.stable_residual)
 
@@ -1082,7 +1130,23 @@ class _DoublyRobust(Estimator):
         return replace(self.fit(x, sw), stable=sw)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone."""
+        """:meth:`estimate`'s value alone (no influence values).
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> DRCPO().value(x) == DRCPO().estimate(x).value
+        True
+        """
         q_logged, q_fresh = self.outcome(x)
         return _doubly_robust_value(replace(x, stable=x.simcal(self.var_cap).weights), q_logged,
                                     x.fresh_mean(q_fresh), x.stable_residual)
@@ -1269,7 +1333,23 @@ class StackedDR(_DoublyRobust):
                        residual_influence=residual[1] if x.stable_residual else None)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value (the stacking weights need the members' influence values)."""
+        """:meth:`estimate`'s value (the stacking weights need the members' influence values).
+
+        Parameters
+        ----------
+        x : LoggedTarget
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from cje.estimators.offpolicy import _example_target
+        >>> x = _example_target()   # six logged rows, two fresh draws
+        >>> StackedDR().value(x) == StackedDR().estimate(x).value
+        True
+        """
         return self.estimate(x).value
 
 

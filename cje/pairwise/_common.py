@@ -3,10 +3,29 @@ missing-value tests and a natural sort that tolerates mixed types."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+
+#: Below this many prompts a percentile prompt-cluster bootstrap interval is much too narrow: with
+#: 3 / 5 / 10 / 30 / 100 prompts the first-slot-rate interval of :func:`cje.bias.position` covered
+#: 0.67 / 0.83 / 0.91 / 0.93 / 0.95 (200 replicates each, Monte Carlo SE ≤ 0.033) and the win-rate
+#: intervals of :func:`cje.pairwise.win_rates` 0.68–0.70 / 0.84 / 0.88–0.91 at 3 / 5 / 10.
+MIN_BOOTSTRAP_PROMPTS: int = 10
+
+
+def _few_prompts_note(g: int, what: str) -> str | None:
+    """The warning for a prompt-cluster bootstrap over ``g`` prompts (None when ``g`` is enough)."""
+    if g < 2:
+        return (f"{what}: all verdicts come from one prompt, so a prompt-cluster interval does not "
+                "exist (resampling one prompt returns it unchanged); no interval is given. Judge "
+                "more prompts.")
+    if g < MIN_BOOTSTRAP_PROMPTS:
+        return (f"{what}: only {g} prompts; a prompt-cluster bootstrap interval is much too narrow "
+                f"below about {MIN_BOOTSTRAP_PROMPTS} prompts (95% intervals covered 0.67 at 3 "
+                "prompts and 0.83 at 5). Read it as a lower bound on the uncertainty.")
+    return None
 
 
 def _py(value: Any) -> Any:
@@ -47,3 +66,124 @@ def _isna(values: np.ndarray) -> np.ndarray:
     import pandas as pd
 
     return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _check_ids(values: Any, name: str, *, allow_missing: bool = False,
+               where: Callable[[int], str] | None = None, kind: str = "id") -> None:
+    """Refuse an id column in which two different values read as the same id.
+
+    The rule of :func:`cje.load`: ids are compared as text, so ``7`` and ``"7"`` (or ``"a "`` and
+    ``"a"``) are one id written two ways — refused, naming both rows, rather than merged (or kept
+    apart as two ids that print alike). Unless ``allow_missing``, a missing or empty id is refused
+    too, naming its row (positions counted from 0, as in :func:`cje.load`).
+
+    Parameters
+    ----------
+    values : array-like
+        The column.
+    name : str
+        Its name, for the message.
+    allow_missing : bool
+        Let missing values pass (the caller reports them).
+    where : callable, optional
+        Row position → how the message names it (default ``"row i"``).
+    kind : str
+        What the values are, for the message (``"id"``; ``"label"`` for categorical labels).
+
+    Raises
+    ------
+    CJEInputError
+
+    Examples
+    --------
+    >>> _check_ids(["p1", "p2", "p1"], "prompt_id")
+    >>> _check_ids([7, "7"], "a_id")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The 'a_id' column has two different values that read as the same id '7': ...
+    """
+    import pandas as pd
+
+    from cje.errors import CJEInputError
+
+    if hasattr(values, "to_numpy"):
+        arr = values.to_numpy()
+    elif isinstance(values, np.ndarray):
+        arr = values
+    else:  # a list: np.asarray would turn [7, "7"] into two equal strings
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    if arr.dtype.kind in "iub":  # integers cannot collide
+        return
+    name_row = where or (lambda i: f"row {i}")
+    the = f"The {name!r} column" if " " not in name else f"The {name} columns"
+    codes, uniq = pd.factorize(np.asarray(arr, dtype=object), use_na_sentinel=True)
+    if not allow_missing:
+        missing = codes < 0
+        empty = np.array([isinstance(u, str) and not u.strip() for u in uniq] + [False], dtype=bool)
+        missing |= empty[codes] & (codes >= 0)
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise CJEInputError(
+                f"{the} must name {'an' if kind[0] in 'aeiou' else 'a'} {kind} on every row; "
+                f"{name_row(i)} has "
+                f"{_show(arr[i])} ({int(missing.sum())} such rows). Fill it in, or drop the row."
+            )
+    if pd.api.types.infer_dtype(uniq, skipna=True) == "string":  # fast path: all text
+        text = pd.Series(uniq, dtype=object)
+        if (text.str.strip() == text).all():  # no two distinct strings read alike
+            return
+    _, first = np.unique(codes, return_index=True)
+    first = first[codes[first] >= 0]
+    seen: dict[str, int] = {}
+    for i in first.tolist():
+        v = arr[i]
+        text = (str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer()
+                else str(v).strip())
+        if text in seen:
+            j = seen[text]
+            verb = "have" if " " in name else "has"
+            raise CJEInputError(
+                f"{the} {verb} two different values that read as the same {kind} {text!r}: "
+                f"{name_row(j)} has {_show(arr[j])} ({type(arr[j]).__name__}) and {name_row(i)} has "
+                f"{_show(v)} ({type(v).__name__}). {kind.capitalize()}s are compared as text: write "
+                f"each {kind} the same way on every row (e.g. all as strings, without surrounding "
+                "spaces)."
+            )
+        seen[text] = i
+
+
+def _refuse_inf(values: Any, name: str) -> None:
+    """Refuse ±inf among categorical labels (a data error, not a category), naming the row.
+
+    Examples
+    --------
+    >>> _refuse_inf([1, 2.0, "x"], "label")
+    >>> _refuse_inf([1, float("inf")], "label")
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The 'label' column must hold labels; row 1 has inf. Drop or fix it.
+    """
+    from cje.errors import CJEInputError
+
+    arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+    if arr.dtype.kind in "iub" or arr.dtype.kind in "OUS" and not any(
+            isinstance(u, (float, np.floating)) for u in arr.tolist()):
+        return
+    inf = np.array([isinstance(u, (float, np.floating)) and np.isinf(u) for u in arr.tolist()],
+                   dtype=bool)
+    if inf.any():
+        i = int(np.flatnonzero(inf)[0])
+        raise CJEInputError(f"The {name!r} column must hold labels; row {i} has {_py(arr[i])!r}. "
+                            "Drop or fix it.")
+
+
+def _zero_width_note(items: Any, lo: np.ndarray, hi: np.ndarray, what: str) -> str | None:
+    """A warning when some finite bootstrap interval has zero width (None otherwise)."""
+    zero = np.isfinite(lo) & np.isfinite(hi) & (hi - lo <= 1e-6)  # (a ridge fit leaves ~1e-8)
+    if not zero.any():
+        return None
+    names = ", ".join(repr(_py(items[i])) for i in np.flatnonzero(zero)[:5])
+    return (f"{what}: the interval of {names} has zero width — every bootstrap resample gave the "
+            "same value (e.g. it won, lost or tied every comparison). A percentile bootstrap "
+            "cannot measure that uncertainty; it is not certainty. Collect more comparisons.")

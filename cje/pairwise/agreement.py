@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cje.errors import CJEInputError
-from cje.pairwise._common import _isna, _sorted
+from cje.pairwise._common import _check_ids, _isna, _sorted
 
 __all__ = [
     "cohen_kappa",
@@ -85,6 +85,14 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None) -> float:
     if weights not in (None, "linear", "quadratic"):
         raise CJEInputError(f"weights must be None, 'linear' or 'quadratic'; got {weights!r}.")
     x, y = _paired(a, b, ("a", "b"), numeric=False, min_n=1)
+    for name, v in (("a", x), ("b", y)):  # ±inf is a data error, not a category
+        inf = np.array([isinstance(u, (float, np.floating)) and np.isinf(u) for u in v], dtype=bool)
+        if inf.any():
+            i = int(np.flatnonzero(inf)[0])
+            raise CJEInputError(f"{name} must hold labels; element {i} is {v[i]!r}. Drop or fix it.")
+    n = x.size  # 1 and "1" would be two categories: refused, as in cje.load
+    _check_ids(np.concatenate([x, y]), "a and b", kind="label",
+               where=lambda i: f"element {i} of a" if i < n else f"element {i - n} of b")
     classes = _sorted(pd.unique(np.concatenate([x, y])))
     idx = pd.Index(classes, dtype=object)
     ix, iy = idx.get_indexer(x), idx.get_indexer(y)

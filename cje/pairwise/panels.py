@@ -12,7 +12,7 @@ import numpy as np
 
 from cje.data import _row_ref
 from cje.errors import CJEInputError
-from cje.pairwise._common import _has, _isna, _py, _sorted
+from cje.pairwise._common import _check_ids, _has, _isna, _py, _refuse_inf, _sorted
 from cje.tables import as_frame, require_columns
 
 __all__ = ["DawidSkeneResult", "aggregate_panel", "dawid_skene"]
@@ -153,6 +153,9 @@ def dawid_skene(
                 f"The '{col}' column must be non-empty on every row; row {i} is missing "
                 f"({int(bad.sum())} such rows). Drop rows without a label."
             )
+    for col, kind in ((item, "id"), (rater, "id"), (label, "label")):  # 1 and "1": refused
+        _check_ids(df[col], col, kind=kind)
+    _refuse_inf(df[label], label)
     icode, iuniq = pd.factorize(df[item], sort=True)
     rcode, runiq = pd.factorize(df[rater], sort=True)
     classes = _sorted(pd.unique(df[label].to_numpy(dtype=object)))
@@ -297,6 +300,8 @@ def aggregate_panel(
                 f"The '{col}' column must be non-empty on every row; {_row_ref(i, pid)} is missing "
                 f"({int(bad.sum())} such rows). Fill it in, or drop the row."
             )
+    for col in item_cols + ["judge"]:  # 7 and "7": one id written two ways, refused
+        _check_ids(df[col], col)
     if method in ("mean", "max"):
         s = pd.to_numeric(df["judge_score"], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(s)
@@ -308,6 +313,8 @@ def aggregate_panel(
             )
 
     if method in ("majority", "dawid_skene"):
+        _check_ids(df["judge_score"], "judge_score", kind="label")
+        _refuse_inf(df["judge_score"], "judge_score")
         n_labels = df["judge_score"].nunique()
         if n_labels > _MAX_CATEGORIES:
             raise CJEInputError(

@@ -18,6 +18,7 @@ from cje.inference import (
     cluster_bootstrap_weights,
     percentile_interval,
 )
+from cje.pairwise._common import _few_prompts_note, _zero_width_note
 from cje.pairwise.verdicts import pair_codes, pairs_frame
 
 __all__ = ["BradleyTerryResult", "bradley_terry", "win_rates"]
@@ -42,7 +43,8 @@ def win_rates(
     ``win_rate = (wins + ties / 2) / n_comparisons`` over every verdict involving the item (all
     judges and runs pooled). The interval is a percentile prompt-cluster bootstrap: prompts are
     resampled with replacement, keeping all verdicts of a drawn prompt together. A replicate in which
-    an item has no comparison is skipped for that item.
+    an item has no comparison is skipped for that item. With verdicts on one prompt there is no
+    such interval (NaN); below 10 prompts a warning says the intervals are too narrow.
 
     Parameters
     ----------
@@ -111,6 +113,14 @@ def win_rates(
                                        max_entries=_MAX_ENTRIES, progress=progress)
         with np.errstate(invalid="ignore", divide="ignore"):
             lo, hi = percentile_interval(tot[:, k:] / tot[:, :k], alpha)
+        few = _few_prompts_note(g, "win_rates")
+        if few:
+            warnings.warn(few, CJEWarning, stacklevel=2)
+        if g < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
+            lo, hi = np.full(k, np.nan), np.full(k, np.nan)
+        zero = _zero_width_note(items, lo, hi, "win_rates")
+        if zero:
+            warnings.warn(zero, CJEWarning, stacklevel=2)
 
     out = pd.DataFrame(
         {
@@ -383,7 +393,9 @@ def bradley_terry(
 
     Intervals are percentile prompt-cluster bootstraps: prompts are resampled with replacement and
     the model is refitted (a batched Newton solver warm-started at the estimate). A resample in which
-    the MLE does not exist (some item never lost or never won) is left out and counted.
+    the MLE does not exist (some item never lost or never won) is left out and counted. With
+    verdicts on one prompt there is no such interval (NaN); below 10 prompts a warning (also in
+    ``warnings``) says the intervals are too narrow.
 
     Parameters
     ----------
@@ -538,6 +550,17 @@ def bradley_terry(
         lo[free], hi[free] = r_lo[: len(free)], r_hi[: len(free)]
         if position_intercept:
             pos_ci = (float(r_lo[-1]), float(r_hi[-1]))
+        few = _few_prompts_note(g, "bradley_terry")
+        if few:
+            notes.append(few)
+            warnings.warn(few, CJEWarning, stacklevel=2)
+        if g < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
+            lo[free], hi[free] = np.nan, np.nan
+            pos_ci = (float("nan"), float("nan")) if position_intercept else None
+        zero = _zero_width_note([items[i] for i in free], lo[free], hi[free], "bradley_terry")
+        if zero:
+            notes.append(zero)
+            warnings.warn(zero, CJEWarning, stacklevel=2)
         if n_failed:
             msg = (
                 f"{n_failed} of {n_bootstrap} bootstrap resamples had no finite MLE (some item never "

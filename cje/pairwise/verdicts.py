@@ -8,12 +8,16 @@ or 2: the position in which item a was shown) and ``winner`` in {"a", "b", "tie"
 Two readings of it, one per kind of analysis:
 
 * :func:`pairs_frame` (scores: win rates, Bradley–Terry) pools every judge and run and keeps the
-  ids as given;
+  ids as given (their values and types);
 * :func:`load_pairs` (bias tests) keeps one judge, compares ids as text and puts every pair in the
   canonical order ``a_id < b_id``, returning numpy codes (:class:`PairData`).
 
 (They differ in how strictly they read winners and how they name rows; both are kept as they were
-so that no message or number changes.) Both read their input with :func:`cje.tables.as_frame`.
+so that no message or number changes.) Both refuse, naming the two rows, an id written two ways —
+two different values that read as the same text (``7`` and ``"7"``, ``"A "`` and ``"A"``), the
+rule of :func:`cje.load` — rather than merge them or keep two items that print alike; and
+:func:`load_pairs` refuses a verdict without its judge when there is a ``judge`` column. Both
+read their input with :func:`cje.tables.as_frame`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import pandas as pd
 
 from cje.data import _row_ref
 from cje.errors import CJEInputError
-from cje.pairwise._common import _has, _isna, _py, _show, _sorted
+from cje.pairwise._common import _check_ids, _has, _isna, _py, _show, _sorted
 from cje.tables import as_frame, require_columns
 
 __all__ = ["PAIR_COLUMNS", "WINNERS", "PairData", "load_pairs", "pair_codes", "pairs_frame"]
@@ -42,7 +46,8 @@ def pairs_frame(pairs: Any, what: str) -> Any:
     """Validate verdicts of every judge and run, pooled; return a clean pandas frame.
 
     The entry of the scores (:func:`~cje.pairwise.win_rates`, :func:`~cje.pairwise.bradley_terry`):
-    ids are kept as given (``1`` and ``"1"`` are different items), winners must be exactly
+    ids are kept as given (``1`` and ``"2"`` stay an int and a str; ``1`` and ``"1"``, one id
+    written two ways, are refused), winners must be exactly
     ``"a"``, ``"b"`` or ``"tie"``, and messages name the row's position.
 
     Parameters
@@ -79,6 +84,10 @@ def pairs_frame(pairs: Any, what: str) -> Any:
                 f"The '{col}' column must be non-empty on every row; {where} is missing "
                 f"({int(bad.sum())} such rows). Fill it in, or drop the row."
             )
+    for col in ("prompt_id", "a_id", "b_id"):  # 7 and "7" are one id written two ways: refused
+        _check_ids(df[col], col)
+    _check_ids(pd.concat([df["a_id"], df["b_id"]], ignore_index=True), "a_id and b_id",
+               where=_ab_row(n))
     a = df["a_id"].to_numpy(dtype=object)
     b = df["b_id"].to_numpy(dtype=object)
     same = a == b
@@ -212,7 +221,8 @@ def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) 
     """Validate pairwise verdicts for one judge and put every pair in canonical order.
 
     The entry of the bias tests (:mod:`cje.bias.position`, :mod:`cje.bias.pairwise_tests`): ids
-    are compared as text, winners ignore case and surrounding spaces, and messages name the
+    are compared as text (two values that read alike, ``7`` and ``"7"``, are refused), winners
+    ignore case and surrounding spaces, a missing ``judge`` is refused, and messages name the
     row's label.
 
     Parameters
@@ -246,6 +256,14 @@ def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) 
         raise CJEInputError(f"{what}: the data have no rows.")
     keep = np.ones(len(frame), dtype=bool)
     judge_name: str | None = None
+    # ids are compared as text: two values that read alike (7 and "7", "A " and "A") are refused,
+    # never merged; a verdict without its judge is refused, never dropped or pooled
+    for name in ("prompt_id", "a_id", "b_id", "judge"):
+        if name in frame.columns and (name in needed or name == "judge"):
+            _check_ids(frame[name], name, allow_missing=name != "judge")
+    if "a_id" in needed and "b_id" in needed:
+        _check_ids(pd.concat([frame["a_id"], frame["b_id"]], ignore_index=True), "a_id and b_id",
+                   allow_missing=True, where=_ab_row(len(frame)))
     if judge is not None:
         if "judge" not in frame.columns:
             raise CJEInputError(
@@ -365,6 +383,11 @@ def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) 
         judge_family=ids["judge_family"],
         judge=judge_name,
     )
+
+
+def _ab_row(n: int) -> Any:
+    """Names a position of ``a_id`` stacked on ``b_id`` (``n`` rows each) for messages."""
+    return lambda i: f"row {i} (a_id)" if i < n else f"row {i - n} (b_id)"
 
 
 def _winner_codes(
