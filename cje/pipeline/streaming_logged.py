@@ -443,16 +443,12 @@ def _dask_apply(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int
 
 def _dask_rows(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int,
                cols: list[str]) -> Any:
-    """The partition's per-prompt sums of ``fn``'s per-row columns (summed in numpy, one row
-    per prompt: the partition's share of Dask's group-by, without a frame of every row)."""
     import pandas as pd
 
     out = fn(_to_batch(pdf, n_lp), ctx)
-    codes, prompts = pd.factorize(pdf["prompt_id"].to_numpy(dtype=object))
-    g = len(prompts)
-    return pd.DataFrame({"prompt_id": pd.array(prompts, dtype="string[pyarrow]"),
-                         **{c: np.bincount(codes, weights=np.asarray(out[c], dtype=np.float64),
-                                           minlength=g) for c in cols}})
+    return pd.DataFrame({"prompt_id": pd.array(pdf["prompt_id"].to_numpy(dtype=object),
+                                               dtype="string[pyarrow]"),
+                         **{c: np.asarray(out[c], dtype=np.float64) for c in cols}})
 
 
 def _dask_meta(n_lp: int, policy: bool) -> Any:
