@@ -81,17 +81,19 @@ _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: pass). The group-by's memory grows with its prompts × its columns (3 per policy: ~40 bytes
 #: per prompt for each float sum, ~7 for each UInt8 maximum, in polars): measured in polars
 #: alone at 10^7 rows (2.5·10^6 prompts, 4 policies) 0.85 GB peak in one group-by, 0.67 GB in
-#: 2. Whole analysis at 10^7 rows (benchmarks/scale_out.py; in-memory engine 1.64 GB, 6.3 s):
-#: polars 0.84 GB in 8.1 s with 8 group-bys of 1.25·10^6 rows (1.11 GB at 2.5·10^6, 1.26 GB
-#: at 5·10^6, noisy to ±0.05 GB under a load of 2–3); Dask 1.24–1.37 GB in 12.5 s with 8 output
-#: partitions (most of it its scan and fit and the in-process cluster, ~0.8 GB before this pass).
+#: 2. Whole analysis at 10^7 rows (benchmarks/scale_out.py, quiet machine; in-memory engine
+#: 1.63 GB, 7.1 s): polars 0.79–0.82 GB in 6.5–6.7 s with 8 group-bys of 1.25·10^6 rows (1.11 GB
+#: at 2.5·10^6, 1.26 GB at 5·10^6, measured under a load of 2–3); Dask 1.23–1.28 GB in 10.7–11.0 s
+#: with 8 output partitions (most of it its scan and fit and the in-process cluster, ~0.8 GB
+#: before this pass). At 10^8 rows: polars 4.58 GB, Dask 5.57 GB.
 ROWS_PER_GROUP_BY = 1_250_000
 #: Polars: at most this many passes of the per-prompt group-by (above 2.5·10^7 rows each holds
 #: more rows than :data:`ROWS_PER_GROUP_BY`): each pass reads all the data (~5 s each at 10^8
 #: rows), and at 10^8 rows the labelled rows, the calibrator and the per-prompt totals in the
 #: driver, not the group-by of 5·10^6 rows, hold most of the memory.
 MAX_POLARS_PASSES = 20
-#: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows.
+#: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows
+#: (8 at 10^7 rows: 1.23–1.37 GB over repeat runs; 4: 1.44 GB in one run under a load of 2–3).
 DASK_SPLIT_PER_GROUP_BY = 1
 #: Row key of the first bad row: file number × 2^40 + row in the file.
 _ROW_BITS = 40
@@ -519,7 +521,9 @@ class _Engine:
                       buckets: int = 1) -> Iterable[Any]:
         """Pass 2: per prompt, ``Σ (R − R̄) + b`` of each policy, then whether each has rows
         there (0/1) (frames of 2P columns, one per bucket of prompts), each with the sum over
-        its prompts of every policy's squared ``Σ (s − s̄)`` (the naive judge means')."""
+        its prompts of every policy's squared ``Σ (s − s̄)`` (the naive judge means').
+        ``labelled``: the labelled prompts' ids (a polars String Series) and their ``b`` per
+        policy (``b0``…)."""
         raise NotImplementedError
 
 
