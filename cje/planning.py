@@ -633,7 +633,17 @@ class Plan:
                 raise CJEInputError(f"label_design needs a {req!r} column; the data has "
                                     f"{sorted(cols)} (map yours with columns={{'{req}': ...}}).")
         pol = np.asarray(cols["policy"], dtype=object).astype(str)
-        s = np.asarray(cols["judge_score"], dtype=np.float64)
+        try:
+            s = np.asarray(cols["judge_score"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CJEInputError("label_design needs numeric judge scores; the 'judge_score' column "
+                                "holds text. Convert it (on the pilot's judge scale).") from None
+        bad = ~np.isfinite(s)
+        if bad.any():  # a missing score has no region: it would take the top one's probability
+            i = int(np.flatnonzero(bad)[0])
+            raise CJEInputError(
+                f"label_design needs a finite judge score on every row; row {i} has {float(s[i])!r} "
+                f"({int(bad.sum())} such rows). Score the row, or drop it before the design.")
         region = _region_of(s, np.asarray(nl["cuts"], dtype=np.float64)) + 1
         pi = np.full(s.size, np.nan)
         stratum = np.full(s.size, "", dtype=object)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import cje
-from cje.errors import CJEWarning
+from cje.errors import CJEInputError, CJEWarning
 
 KW = {"judge_scale": (0, 10), "label_scale": (0, 1)}
 
@@ -43,3 +43,17 @@ def test_uniform_pilot_draws_no_selection_notice():
         warnings.simplefilter("error", CJEWarning)
         p = cje.plan(_pilot("uniform"), half_width=0.08, **KW)
     assert not any("uniform random sample of its rows" in n for n in p.notices)
+
+
+def test_label_design_refuses_missing_and_text_scores() -> None:
+    """A NaN judge score has no score region (it used to take the top region's probability
+    silently), and text scores crashed with a raw ValueError: both refused, naming the fix."""
+    sim = cje.synthetic.make_direct_eval(1000, oracle_fraction=0.05, rng=0)
+    p = cje.plan(sim.data, half_width=0.05, judge_scale=(0, 10), label_scale=(1, 5), next=100)
+    bad = sim.data.copy()
+    bad.loc[bad.index[3], "judge_score"] = np.nan
+    with pytest.raises(CJEInputError, match=r"finite judge score on every row; row 3 has nan"):
+        p.label_design(bad)
+    text = sim.data.assign(judge_score=sim.data["judge_score"].astype(str).str.replace(".", ","))
+    with pytest.raises(CJEInputError, match="numeric judge scores"):
+        p.label_design(text)

@@ -222,7 +222,7 @@ def length_controlled_win_rates(
     **length-controlled win rate** is its predicted win probability at zero length difference and
     no slot advantage, averaged over all other items: ``mean_k σ(θ_i − θ_k)``. Intervals:
     percentile prompt-cluster bootstrap (Bayesian exponential prompt weights; NaN with verdicts on
-    one prompt, and a warning below 10 prompts or when an interval has zero width). A ridge
+    one prompt, and a warning below 30 prompts or when an interval has zero width). A ridge
     penalty of 1e-6 keeps the fit finite when an item never loses.
 
     Parameters
@@ -431,7 +431,7 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     ``flagged = p_holm < alpha and practically_relevant``, ``practically_relevant`` = CI entirely
     outside [−0.05, 0.05]. A structural warning is always given: the judge's family is among the
     compared items' families. Mixed pairs on one prompt are refused (one cluster has no variance);
-    below 10 prompts a warning is added and the verdict is never "no relevant bias".
+    below 30 prompts a warning is added and the verdict is never "no relevant bias".
 
     Parameters
     ----------

@@ -44,7 +44,7 @@ def win_rates(
     judges and runs pooled). The interval is a percentile prompt-cluster bootstrap: prompts are
     resampled with replacement, keeping all verdicts of a drawn prompt together. A replicate in which
     an item has no comparison is skipped for that item. With verdicts on one prompt there is no
-    such interval (NaN); below 10 prompts a warning says the intervals are too narrow.
+    such interval (NaN); below 30 prompts a warning says the intervals are too narrow.
 
     Parameters
     ----------
@@ -394,7 +394,7 @@ def bradley_terry(
     Intervals are percentile prompt-cluster bootstraps: prompts are resampled with replacement and
     the model is refitted (a batched Newton solver warm-started at the estimate). A resample in which
     the MLE does not exist (some item never lost or never won) is left out and counted. With
-    verdicts on one prompt there is no such interval (NaN); below 10 prompts a warning (also in
+    verdicts on one prompt there is no such interval (NaN); below 30 prompts a warning (also in
     ``warnings``) says the intervals are too narrow.
 
     Parameters
