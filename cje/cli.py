@@ -493,6 +493,7 @@ class _Outputs:
 
     def __init__(self) -> None:
         self.moves: list[tuple[Path, Path]] = []  # (temporary, final)
+        self.direct: list[tuple[Path, str]] = []  # (device or pipe, text): written, not renamed
         self.tmp_dirs: list[Path] = []
         self.made_dirs: list[Path] = []
 
@@ -514,9 +515,16 @@ class _Outputs:
         return path.resolve() if path.is_symlink() else path  # write through a symlink, as before
 
     def text(self, out: str, text: str) -> None:
-        final = self._final(Path(out))
+        text = text if text.endswith("\n") else text + "\n"
+        given = Path(out)
+        if given.exists() and not given.is_file() and not given.is_dir():
+            # A device or a pipe (/dev/stdout, /dev/null, a FIFO): written into at commit, never
+            # replaced by a renamed file (as root, a rename would replace /dev/null itself).
+            self.direct.append((given, text))
+            return
+        final = self._final(given)
         tmp = self._tmp_dir(final.parent) / final.name
-        tmp.write_text(text if text.endswith("\n") else text + "\n")
+        tmp.write_text(text, encoding="utf-8")
         self.moves.append((tmp, final))
 
     def files(self, target: Path, write: Any) -> None:
@@ -553,10 +561,14 @@ class _Outputs:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
                 done.append(final)
+            for path, text in self.direct:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                done.append(path)
         finally:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-        self.moves = []
+        self.moves, self.direct = [], []
         self.discard()
         if held:
             raise KeyboardInterrupt
@@ -814,6 +826,14 @@ def _kw_load(kw: dict[str, Any]) -> dict[str, Any]:
 def _cmd_bias(ns: argparse.Namespace) -> int:
     import cje
 
+    # Checked here, before any test: inside the audit a bad value only makes the tests that use
+    # it "not run", and the others' results came out with exit code 0.
+    if not 0 < ns.alpha < 1:  # NaN too
+        raise cje.CJEInputError(f"--alpha must be a number in (0, 1), e.g. --alpha 0.05; got "
+                                f"{ns.alpha:g}.")
+    if ns.bootstrap < 50:
+        raise cje.CJEInputError(f"--bootstrap must be at least 50 (the bootstrap tests' minimum), "
+                                f"e.g. --bootstrap 2000; got {ns.bootstrap}.")
     if ns.out:
         _check_outputs(_inputs(("the input data", ns.path), ("--pairs", ns.pairs)),
                        [_out_file("--out", ns.out)])
@@ -1002,6 +1022,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "convert":
             from cje.export import convert
 
+            if Path(ns.output).suffix.lower() not in (".csv", ".parquet", ".jsonl"):
+                raise CJEInputError(f"OUTPUT must end in .csv, .parquet or .jsonl; got "
+                                    f"'{ns.output}'.")
             _check_outputs(_inputs(("the input", ns.path)), [_out_file("OUTPUT", ns.output)])
             staged = _Outputs()
             try:
@@ -1024,6 +1047,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CJEInputError, OSError) as exc:  # bad input or an unreadable/unwritable path
         print(f"cje: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return 2
+    except UnicodeEncodeError as exc:  # stdout in a locale that cannot show the output (ASCII)
+        if not _stdout_codec(exc.encoding):
+            raise
+        print(f"cje: error: the output holds characters that standard output's encoding "
+              f"({sys.stdout.encoding}) cannot show; use a UTF-8 locale (e.g. PYTHONUTF8=1) or "
+              "write it with --out FILE (always UTF-8).", file=sys.stderr)
+        return 2
+
+
+def _stdout_codec(encoding: str) -> bool:
+    """Whether ``encoding`` is standard output's (a failed print, not a failure elsewhere)."""
+    import codecs
+
+    try:
+        return codecs.lookup(encoding).name == codecs.lookup(sys.stdout.encoding or "").name
+    except (LookupError, TypeError):
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,125 @@
+"""Hostile checks of the ``cje`` command line: devices and pipes as outputs, locales that cannot
+show the output, bad option values that used to run anyway, and error messages that name the
+user's paths (never cje's temporary ones)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import cje
+from cje.cli import main
+
+SCALES = ["--judge-scale", "0", "10", "--label-scale", "1", "5"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("hostile")
+    cje.synthetic.make_direct_eval(80, rng=2).data.to_csv(d / "scores.csv", index=False)
+    cje.synthetic.make_pairwise_eval(120, rng=0).pairs.to_csv(d / "pairs.csv", index=False)
+    return d
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("cje: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_out_to_a_pipe_writes_into_it_and_never_replaces_it(data_dir: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    # Before: the output was renamed over the target, so --out /dev/null (as root) or a FIFO was
+    # replaced by a regular file holding the report. Now a device or pipe is written into.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+    try:
+        code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, "--format", "json",
+                     "--out", str(fifo)])
+    finally:
+        if reader.is_alive():  # unblock the reader if main never opened the pipe
+            with open(fifo, "w"):
+                pass
+        reader.join(timeout=60)
+    assert code == 0
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe, not a file
+    assert got and cje.Report.from_json(got[0]).estimates  # the whole report came through
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cje-tmp")]
+    capsys.readouterr()
+
+
+def _ascii_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8",
+                                                                      "PYTHONIOENCODING"))}
+    env.update(LC_ALL="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0",
+               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def _ascii_locale_works() -> bool:
+    out = subprocess.run([sys.executable, "-c", "import sys; print(sys.stdout.encoding)"],
+                         env=_ascii_env(), capture_output=True, text=True)
+    return out.stdout.strip().lower() in ("ascii", "ansi_x3.4-1968", "us-ascii")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX locales")
+def test_ascii_locale_out_file_is_utf8_and_stdout_fails_in_one_line(data_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    if not _ascii_locale_works():
+        pytest.skip("this Python does not honour an ASCII C locale")
+    out = tmp_path / "summary.txt"
+    cmd = [sys.executable, "-m", "cje.cli", "analyze", str(data_dir / "scores.csv"), *SCALES]
+    # Before: --out wrote with the locale's codec, so the table ("1–5", "—") raised a traceback.
+    r = subprocess.run([*cmd, "--out", str(out)], env=_ascii_env(), capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "(1–5)" in text and "policy" in text
+    # Before: printing the table to an ASCII stdout was a UnicodeEncodeError traceback (exit 1).
+    r = subprocess.run(cmd, env=_ascii_env(), capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--out FILE" in _one_line(r.stderr)
+
+
+def test_bias_bad_bootstrap_is_an_input_error_not_a_test_left_out(
+        data_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    # Before: exit 0, the pointwise verbosity test reported and "position: n_bootstrap must be
+    # an integer >= 50" buried under "Not run".
+    code = main(["bias", str(data_dir / "scores.csv"), "--pairs", str(data_dir / "pairs.csv"),
+                 "--bootstrap", "10"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert "--bootstrap" in _one_line(captured.err)
+
+
+@pytest.mark.parametrize("alpha", ["1.5", "0", "nan", "-0.1"])
+def test_bias_bad_alpha_names_the_flag(data_dir: Path, alpha: str,
+                                       capsys: pytest.CaptureFixture) -> None:
+    # Before: "No bias test could run on these data. verbosity: alpha must be ..." (a message
+    # about the data, for a bad option).
+    code = main(["bias", str(data_dir / "scores.csv"), "--alpha", alpha])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    line = _one_line(captured.err)
+    assert "--alpha" in line and "No bias test" not in line
+
+
+def test_convert_bad_suffix_names_the_given_path(data_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    # Before: "got '.cje-tmp-t77nw170/out.xlsx'": the message named cje's temporary path.
+    code = main(["convert", str(data_dir / "scores.csv"), str(tmp_path / "out.xlsx")])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2
+    assert ".cje-tmp" not in line and "out.xlsx" in line and ".parquet" in line
+    assert list(tmp_path.iterdir()) == []
