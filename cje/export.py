@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from cje._memo import remember
 from cje._text import MAX_PAIRS_SHOWN, level_text, visible
@@ -484,7 +485,10 @@ def render_markdown(title: str, intro: str, sections: Sequence[Section],
         if sec.note:
             md += [md_text(sec.note), ""]
     if figures or figure_notes:
-        md += ["## Figures", ""] + [f"![{md_text(Path(f).stem)}]({f})" for f in figures]
+        # Percent-encoded: a space or a parenthesis in the file name ("my report (v2).md") ends
+        # a CommonMark link destination, and the figure would show as literal text.
+        md += ["## Figures", ""] + [f"![{md_text(Path(f).stem)}]({quote(f, safe='/')})"
+                                    for f in figures]
         md += [f"* {md_text(n)}" for n in figure_notes] + [""]
     return "\n".join(md)
 

@@ -1,0 +1,39 @@
+"""Hostile checks of the report writers (cje.export, Report.to_*): file names that break links,
+and cells that would misstate the report's numbers."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+import cje  # noqa: E402
+from cje.export import write_report  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rep() -> cje.Report:
+    sim = cje.synthetic.make_direct_eval(200, rng=1)
+    return cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+
+
+def test_markdown_figure_links_survive_spaces_and_parentheses(rep: cje.Report, tmp_path) -> None:
+    # Before: "![forest](my report (v2)_figures/forest.png)": a space ends a CommonMark link
+    # destination, so GitHub and every CommonMark renderer showed the line as text.
+    files = write_report(rep, tmp_path / "my report (v2).md")
+    text = files[0].read_text(encoding="utf-8")
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)  # a CommonMark destination: no space
+    assert len(links) == len(files) - 1 >= 2
+    for link, png in zip(links, files[1:], strict=True):
+        assert (tmp_path / unquote(link)) == png and png.is_file()
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:  # the regex above is the check
+        return
+    html = MarkdownIt("commonmark").render(text)
+    assert html.count("<img ") == len(links)
