@@ -759,6 +759,8 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
         raise CJEInputError("--out, --design and --regions go with --next N (the rows to label "
                             "next), e.g. cje plan pilot.csv --half-width 0.02 --next 200 --out "
                             "to_label.csv.")
+    if ns.plot:
+        _check_figure_suffix("--plot", ns.plot)
     outs = ([_out_file("--json", ns.json)] if ns.json else []) + \
         ([_out_file("--plot", ns.plot)] if ns.plot else []) + \
         ([_out_file("--out", ns.out)] if ns.out else []) + \
@@ -767,7 +769,8 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
         _check_outputs(_inputs(("the input data", ns.path)), outs)
     src: Any = ns.path
     if Path(ns.path).suffix.lower() == ".json" and Path(ns.path).is_file():
-        src = cje.Report.from_json(Path(ns.path).read_text(encoding="utf-8"))
+        # bytes: a file that is not UTF-8 is "not valid JSON" (exit 2), not a decoding traceback
+        src = cje.Report.from_json(Path(ns.path).read_bytes())
     kw: dict[str, Any] = {}
     if not isinstance(src, cje.Report):
         kw = {"judge_scale": tuple(ns.judge_scale) if ns.judge_scale else None,
@@ -816,6 +819,24 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _check_figure_suffix(flag: str, path: str) -> None:
+    """A figure path whose suffix matplotlib can write, checked before any work: matplotlib
+    raises on an unknown one (a traceback after the analysis) and adds ``.png`` to a path
+    without one (so the staged file was not where it was expected)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from cje.errors import CJEInputError
+
+    kinds = sorted(Figure().canvas.get_supported_filetypes())
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in kinds:
+        raise CJEInputError(f"{flag} '{path}' must end in an image type matplotlib writes, e.g. "
+                            f".png, .svg or .pdf (one of {', '.join(kinds)}).")
 
 
 def _kw_load(kw: dict[str, Any]) -> dict[str, Any]:

@@ -123,3 +123,28 @@ def test_convert_bad_suffix_names_the_given_path(data_dir: Path, tmp_path: Path,
     assert code == 2
     assert ".cje-tmp" not in line and "out.xlsx" in line and ".parquet" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("plot", ["plan.txt", "plan"])
+def test_plan_plot_suffix_is_checked_before_the_plan(data_dir: Path, tmp_path: Path, plot: str,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    # Before: "plan.txt" was a matplotlib ValueError traceback (exit 1) after the plan was
+    # printed; "plan" (no suffix) made matplotlib write plan.png, and the rename of the staged
+    # file failed with "[Errno 2] No such file or directory: '.cje-tmp-…/plan'".
+    code = main(["plan", str(data_dir / "scores.csv"), "--half-width", "0.05", *SCALES,
+                 "--plot", str(tmp_path / plot)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""  # refused before the plan was computed
+    line = _one_line(captured.err)
+    assert "--plot" in line and ".png" in line and ".cje-tmp" not in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_from_a_json_file_that_is_not_utf8(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    # Before: a UnicodeDecodeError traceback (exit 1).
+    bad = tmp_path / "report.json"
+    bad.write_bytes(b"\xff\xfe{\x00}\x00\xe9")
+    code = main(["plan", str(bad), "--half-width", "0.05"])
+    assert code == 2
+    assert "JSON" in _one_line(capsys.readouterr().err)
