@@ -109,6 +109,20 @@ def _pair(text: str) -> tuple[str, str]:
     return a.strip(), b.strip()
 
 
+def _mapping(pairs: Sequence[tuple[str, str]], flag: str) -> dict[str, str]:
+    """NAME=VALUE pairs of a repeatable flag as a dict, refusing a NAME given twice with
+    different values (a dict would keep the last one silently)."""
+    from cje.errors import CJEInputError
+
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out and out[name] != value:
+            raise CJEInputError(f"{flag} gives {name!r} twice ({name}={out[name]} and "
+                                f"{name}={value}); give it once.")
+        out[name] = value
+    return out
+
+
 def _scale_args(p: argparse.ArgumentParser, label: str = "range of the oracle labels, e.g. 1 5 "
                 "(default: inferred from the data)") -> None:
     """--judge-scale and --label-scale, the same on every command that reads judged rows."""
@@ -603,7 +617,7 @@ def _emit(text: str, out: str | None) -> None:
 def _cmd_analyze(ns: argparse.Namespace) -> int:
     import cje
 
-    probes = dict(ns.probe)
+    probes = _mapping(ns.probe, "--probe")
     outputs = []
     if ns.out:
         outputs.append(_out_file("--out", ns.out))
@@ -635,7 +649,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
             n_folds=ns.folds,
             seed=ns.seed,
             policies=ns.policy,
-            columns=dict(ns.column) or None,
+            columns=_mapping(ns.column, "--column") or None,
             on_invalid="drop" if ns.drop_invalid else "raise",
             fresh_draws=ns.fresh_draws,
             estimator=ns.estimator,
@@ -721,7 +735,7 @@ def _cmd_monitor(ns: argparse.Namespace) -> int:
                       judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
                       label_scale=tuple(ns.label_scale) if ns.label_scale else None,
                       alpha=ns.alpha, min_labels=ns.min_labels, horizon=ns.horizon,
-                      columns=dict(ns.column) or None)
+                      columns=_mapping(ns.column, "--column") or None)
     rep = dataclasses.replace(rep, provenance={**rep.provenance,
                                                "command": shlex.join(["cje", *ns.argv])})
     if ns.format == "json":
@@ -775,7 +789,7 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
     if not isinstance(src, cje.Report):
         kw = {"judge_scale": tuple(ns.judge_scale) if ns.judge_scale else None,
               "label_scale": tuple(ns.label_scale) if ns.label_scale else None,
-              "columns": dict(ns.column) or None}
+              "columns": _mapping(ns.column, "--column") or None}
     if ns.next is not None:
         kw.update(next=ns.next, n_regions=ns.regions)
     p = plan(src, half_width=ns.half_width, alpha=ns.alpha, label_cost=ns.label_cost,
@@ -1052,7 +1066,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 staged.files(Path(ns.output), lambda tmp: [convert(
                     ns.path, tmp, judge_scale=tuple(ns.judge_scale) if ns.judge_scale else None,
                     label_scale=tuple(ns.label_scale) if ns.label_scale else None,
-                    covariates=ns.covariate, columns=dict(ns.column) or None)])
+                    covariates=ns.covariate, columns=_mapping(ns.column, "--column") or None)])
                 staged.commit()
             finally:
                 staged.discard()

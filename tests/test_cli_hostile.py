@@ -148,3 +148,31 @@ def test_plan_from_a_json_file_that_is_not_utf8(tmp_path: Path,
     code = main(["plan", str(bad), "--half-width", "0.05"])
     assert code == 2
     assert "JSON" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--column", "judge_score=judge_score", "--column", "judge_score=score2"],
+    ["--probe", "small=probe.csv", "--probe", "small=other.csv"],
+])
+def test_a_name_mapped_twice_is_refused(data_dir: Path, flags: list[str],
+                                        capsys: pytest.CaptureFixture) -> None:
+    # Before: the last of the two silently won (exit 0), e.g. the first probe slice was ignored.
+    import pandas as pd
+
+    data = pd.read_csv(data_dir / "scores.csv").assign(score2=lambda d: d.judge_score)
+    data.to_csv(data_dir / "two.csv", index=False)
+    for name in ("probe.csv", "other.csv"):
+        data[data.policy.eq("small") & data.oracle_label.notna()].to_csv(data_dir / name,
+                                                                         index=False)
+    flags = [f.replace("small=", f"small={data_dir}{os.sep}") for f in flags]  # probe paths
+    code = main(["analyze", str(data_dir / "two.csv"), *SCALES, *flags])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert "twice" in _one_line(captured.err)
+
+
+def test_a_name_repeated_with_the_same_value_is_fine(data_dir: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, "--column",
+                 "judge_score=judge_score", "--column", "judge_score=judge_score"])
+    assert code == 0, capsys.readouterr().err
