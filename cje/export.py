@@ -353,7 +353,8 @@ def _sections(report: Report, max_pairs: int | None) -> list[Section]:
         "uncertainty (OUA), not adjusted for multiplicity. own labels = oracle labels on the "
         "policy's own responses.",
         ["policy", "estimate", f"{lv} CI (per policy)", "SE", "calibration share", "n",
-         "own labels", "calibration labels from", "naive judge mean", "method", "status"], est,
+         "own labels", "calibration labels from", "naive judge mean (rescaled to the label scale)",
+         "method", "status"], est,
         note=report._label_note() or "",
         row_classes=[STATUS_CLASS.get(e.status, "") for e in report.estimates]))
     overlap = [e for e in report.estimates if "ess_raw" in e.diagnostics]

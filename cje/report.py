@@ -559,7 +559,8 @@ class Report:
             out.append(f"({hidden} REFUSED estimate(s) hidden by reliable_only=True)")
         out.append(
             "SE = standard error; cal% = share of the variance due to the calibration; labels = "
-            "the policy's own oracle labels; naive = raw judge mean, as if the judge were the metric."
+            "the policy's own oracle labels; naive = raw judge mean rescaled to the label scale, "
+            "as if the judge were the metric."
         )
         better = self._better_text()
         if better:

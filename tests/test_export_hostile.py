@@ -37,3 +37,17 @@ def test_markdown_figure_links_survive_spaces_and_parentheses(rep: cje.Report, t
         return
     html = MarkdownIt("commonmark").render(text)
     assert html.count("<img ") == len(links)
+
+
+def test_naive_column_says_it_is_on_the_label_scale(rep: cje.Report) -> None:
+    # The naive number is the judge mean mapped linearly onto the label scale (hand-checked
+    # below); before, the summary and the markdown/HTML header called it the "raw judge mean",
+    # a number a reader would compare with the judge scores (e.g. 2.66 for a judge mean of 4.16).
+    from cje.export import report_markdown
+
+    sim = cje.synthetic.make_direct_eval(200, rng=1)
+    (jlo, jhi), (lo, hi) = sim.judge_scale, sim.label_scale
+    mean = sim.data.loc[sim.data.policy.eq("base"), "judge_score"].mean()
+    assert rep["base"].naive_estimate == pytest.approx(lo + (mean - jlo) / (jhi - jlo) * (hi - lo))
+    assert "naive = raw judge mean rescaled to the label scale" in rep.summary()
+    assert "| naive judge mean (rescaled to the label scale) |" in report_markdown(rep)
