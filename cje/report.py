@@ -836,7 +836,8 @@ class Report:
         """One table as CSV, safe to open in a spreadsheet and self-describing.
 
         * ``table="estimates"``: :meth:`to_pandas` plus ``interval`` (what ``ci_low``/``ci_high``
-          are), ``ranked`` (``yes``, or ``no: <status>: <reason>``), ``n_labels_own`` and
+          are), ``scale`` (after ``units``: e.g. ``label scale 1 to 5``), ``ranked`` (``yes``,
+          or ``no: <status>: <reason>``), ``n_labels_own`` and
           ``calibration_labels_from`` (see :meth:`to_pandas`).
         * ``table="contrasts"``: every pair of :meth:`contrasts` plus ``interval`` (per-pair,
           unadjusted) and ``p_adjustment`` (how ``p_holm`` was adjusted); ``significant`` is
@@ -883,6 +884,11 @@ class Report:
             df = self.to_pandas(reliable_only)
             df.insert(df.columns.get_loc("ci_high") + 1, "interval",
                       f"per-policy {lv} (with OUA; not adjusted for multiplicity)")
+            if "units" in df:  # the scale's numbers: a CSV row is read without the JSON's fields
+                scales = {"label": self.label_scale, "judge": self.judge_scale}
+                df.insert(df.columns.get_loc("units") + 1, "scale",
+                          [f"{u} scale {scales[u][0]:g} to {scales[u][1]:g}" if u in scales else ""
+                           for u in df["units"]])
             unranked = dict(self._unranked())
             df["ranked"] = ["yes" if p not in unranked else f"no: {unranked[p]}"
                             for p in df.get("policy", [])]

@@ -51,3 +51,20 @@ def test_naive_column_says_it_is_on_the_label_scale(rep: cje.Report) -> None:
     assert rep["base"].naive_estimate == pytest.approx(lo + (mean - jlo) / (jhi - jlo) * (hi - lo))
     assert "naive = raw judge mean rescaled to the label scale" in rep.summary()
     assert "| naive judge mean (rescaled to the label scale) |" in report_markdown(rep)
+
+
+def test_csv_estimates_carry_their_scale(rep: cje.Report) -> None:
+    # Before: a CSV row said units=label but not which scale, so 3.3 on 1-5 and 3.3 on 0-10
+    # read the same; an uncalibrated report's judge-scale means looked like label values.
+    import io
+
+    import pandas as pd
+
+    t = pd.read_csv(io.StringIO(rep.to_csv()))
+    assert list(t.columns[t.columns.get_loc("units"):][:2]) == ["units", "scale"]
+    assert set(t["scale"]) == {"label scale 1 to 5"}
+    sim = cje.synthetic.make_direct_eval(100, rng=1)
+    raw = cje.analyze(sim.data.assign(oracle_label=float("nan")), judge_scale=(0, 10),
+                      label_scale=(1, 5))
+    t = pd.read_csv(io.StringIO(raw.to_csv()))
+    assert set(t["units"]) == {"judge"} and set(t["scale"]) == {"judge scale 0 to 10"}
