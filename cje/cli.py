@@ -437,6 +437,19 @@ def _check_outputs(inputs: list[tuple[str, Path]],
         except OSError:
             return False
 
+    for flag, given, files, dirs in outputs:  # a file where a directory must go
+        for target in [*files, *dirs]:
+            blocking = next((q for q in target.parents if q.exists() and not q.is_dir()), None)
+            if blocking is not None:
+                raise CJEInputError(f"{flag} '{given}': '{blocking}' is a file, not a directory; "
+                                    "choose a path in a directory.")
+    for i, (flag, given, files, _) in enumerate(outputs):  # a file where another writes a folder
+        for other_flag, _, other_files, other_dirs in outputs[:i] + outputs[i + 1:]:
+            for target in files:
+                if any(_inside(q.resolve(), target.resolve()) and q.resolve() != target.resolve()
+                       for q in [*other_files, *other_dirs]):
+                    raise CJEInputError(f"{flag} '{given}' is a folder that {other_flag} writes "
+                                        "into; give them different paths.")
     seen: list[tuple[str, Path]] = []
     for flag, given, files, dirs in outputs:
         for what, inp in inputs:

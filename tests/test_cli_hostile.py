@@ -176,3 +176,29 @@ def test_a_name_repeated_with_the_same_value_is_fine(data_dir: Path,
     code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, "--column",
                  "judge_score=judge_score", "--column", "judge_score=judge_score"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_report_under_a_file_is_refused_before_the_analysis(data_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    # Before: the analysis ran, then "cje: error: [Errno 17] File exists: '…/scores.csv'".
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine", encoding="utf-8")
+    code = main(["analyze", str(data_dir / "scores.csv"), *SCALES,
+                 "--report", str(blocker / "r.html")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""  # no summary: refused before the analysis
+    assert "is a file, not a directory" in _one_line(captured.err)
+    assert blocker.read_text(encoding="utf-8") == "mine"
+
+
+def test_out_on_the_folder_another_output_writes_is_refused(data_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    # Before: after the analysis, "[Errno 21] Is a directory: '.cje-tmp-…/r_figures' ->
+    # 'r_figures'" (cje's temporary path in the message).
+    code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, "--report",
+                 str(tmp_path / "r.md"), "--out", str(tmp_path / "r_figures")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    line = _one_line(captured.err)
+    assert "--report writes into" in line and ".cje-tmp" not in line
+    assert list(tmp_path.iterdir()) == []
