@@ -631,6 +631,11 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
     import cje
 
     probes = _mapping(ns.probe, "--probe")
+    for flag, given in (("--transport-margin", ns.transport_margin is not None),
+                        ("--no-probe-correction", ns.no_probe_correction)):
+        if given and not probes:  # it would be ignored: audits come only from probe slices
+            raise cje.CJEInputError(f"{flag} applies to the transport audits of probe slices; "
+                                    "give --probe POLICY=FILE too, or leave it out.")
     outputs = []
     if ns.out:
         outputs.append(_out_file("--out", ns.out))

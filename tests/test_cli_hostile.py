@@ -202,3 +202,15 @@ def test_out_on_the_folder_another_output_writes_is_refused(data_dir: Path, tmp_
     line = _one_line(captured.err)
     assert "--report writes into" in line and ".cje-tmp" not in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags", [["--transport-margin", "0.05"], ["--no-probe-correction"]])
+def test_probe_options_without_a_probe_are_refused(data_dir: Path, flags: list[str],
+                                                   capsys: pytest.CaptureFixture) -> None:
+    # Before: exit 0 with no audit and no word that the option did nothing (audits come only
+    # from --probe slices).
+    code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, *flags])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    line = _one_line(captured.err)
+    assert flags[0] in line and "--probe" in line
