@@ -682,6 +682,14 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
+    if report.settings.get("estimator") == "direct":  # no importance weights were used
+        unused = [f for f, given in (("--var-cap", ns.var_cap is not None),
+                                     ("--residual-weights", ns.residual_weights != "auto"))
+                  if given]
+        if unused:  # refused rather than ignored: the user asked for something not done
+            raise cje.CJEInputError(f"{' and '.join(unused)} apply to the importance weights of "
+                                    "off-policy estimators (logged data); this analysis used the "
+                                    "direct estimator and no weights. Leave them out.")
     report = dataclasses.replace(report, provenance={**report.provenance,
                                                      "command": shlex.join(["cje", *ns.argv])})
     text = _render(report, ns.format, ns.reliable_only, ns.explain)

@@ -214,3 +214,14 @@ def test_probe_options_without_a_probe_are_refused(data_dir: Path, flags: list[s
     assert code == 2 and captured.out == ""
     line = _one_line(captured.err)
     assert flags[0] in line and "--probe" in line
+
+
+@pytest.mark.parametrize("flags", [["--var-cap", "1"], ["--residual-weights", "stable"]])
+def test_weight_options_on_direct_data_are_refused(data_dir: Path, flags: list[str],
+                                                   capsys: pytest.CaptureFixture) -> None:
+    # Before: exit 0; the direct estimator uses no weights, so the option did nothing and the
+    # report's settings did not even record it.
+    code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, *flags])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert flags[0] in _one_line(captured.err)
