@@ -1062,6 +1062,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cje.errors import CJEInputError
 
     try:
+        _no_repeated_options(parser, ns.command, ns.argv)
         if ns.command == "analyze":
             return _cmd_analyze(ns)
         if ns.command == "bias":
@@ -1115,6 +1116,33 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({sys.stdout.encoding}) cannot show; use a UTF-8 locale (e.g. PYTHONUTF8=1) or "
               "write it with --out FILE (always UTF-8).", file=sys.stderr)
         return 2
+
+
+def _no_repeated_options(parser: argparse.ArgumentParser, command: str,
+                         argv: Sequence[str]) -> None:
+    """Refuse a single-valued option given twice (``--out a.json --out b.json``): argparse keeps
+    the last one silently. Repeatable options (``--probe``, ``--column``, …) and flags are not
+    counted; abbreviations (``--ou``) count as the option they stand for."""
+    from cje.errors import CJEInputError
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    actions = [a for a in sub.choices[command]._actions
+               if type(a).__name__ == "_StoreAction" and a.option_strings]
+    counts: dict[str, list[str]] = {}
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        hits = [a for a in actions if name in a.option_strings] or \
+               [a for a in actions if any(o.startswith(name) for o in a.option_strings)]
+        if len(hits) == 1:
+            counts.setdefault(hits[0].option_strings[-1], []).append(token)
+    for opt, tokens in counts.items():
+        if len(tokens) > 1:
+            raise CJEInputError(f"{opt} is given {len(tokens)} times; give it once (only one "
+                                "value is used).")
 
 
 def _stdout_codec(encoding: str) -> bool:

@@ -225,3 +225,18 @@ def test_weight_options_on_direct_data_are_refused(data_dir: Path, flags: list[s
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
     assert flags[0] in _one_line(captured.err)
+
+
+@pytest.mark.parametrize("flags", [["--out", "a.json", "--out", "b.json"],
+                                   ["--alpha", "0.05", "--alp=0.1"]])
+def test_a_single_valued_option_given_twice_is_refused(data_dir: Path, tmp_path: Path,
+                                                       flags: list[str],
+                                                       capsys: pytest.CaptureFixture) -> None:
+    # Before: argparse kept the last value silently (--out a.json --out b.json wrote b.json
+    # only, exit 0).
+    flags = [str(tmp_path / f) if f.endswith(".json") else f for f in flags]
+    code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, "--format", "json", *flags])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert "given 2 times" in _one_line(captured.err)
+    assert list(tmp_path.iterdir()) == []
