@@ -244,7 +244,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="column naming the judge (default: judge)")
     b.add_argument("--alpha", type=float, default=0.05, help="family-wise level (default 0.05)")
     b.add_argument("--bootstrap", type=int, default=2000, metavar="B",
-                   help="bootstrap replicates for the tests that use them (default 2000)")
+                   help="bootstrap replicates for the tests that use them (default 2000; at "
+                        "least 50)")
     b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     b.add_argument("--no-progress", action="store_true",
                    help="never show a progress bar (default: one on a terminal for audits that "
@@ -318,7 +319,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     pl.add_argument("--json", metavar="FILE", help="also write the plan as JSON (Plan.to_json)")
     pl.add_argument("--plot", metavar="FILE",
-                    help="also write the figure (half-width vs labels per policy), e.g. plan.png")
+                    help="also write the figure (half-width vs labels per policy), e.g. plan.png "
+                         "(or .svg, .pdf: any type matplotlib writes)")
     pl.add_argument("--next", type=int, default=None, metavar="N",
                     help="active labelling: choose about N unlabelled rows to label next")
     pl.add_argument("--regions", type=int, default=None, metavar="H",
