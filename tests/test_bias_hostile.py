@@ -390,3 +390,26 @@ def test_self_preference_gap_needs_two_prompts_and_warns_below_ten():
         self_preference_gap(pairs(1))
     r = self_preference_gap(pairs(4))
     assert any("only 4 prompts" in w for w in r.warnings) and r.verdict != "no relevant bias"
+
+
+def test_a_family_written_two_ways_is_refused_not_missed():
+    """'alpha' as a judge family and 'Alpha' as a generator family: matched as written, the
+    judge's own-family responses counted as another family's and its self-preference went
+    unseen. Refused in the pointwise test, the pairwise gap and the leave-family-out panel."""
+    from cje.bias import self_preference
+    from cje.bias.pairwise_tests import self_preference_gap
+    from cje.pairwise import aggregate_panel
+    from cje.synthetic.pairwise import make_pairwise_eval
+    from cje.synthetic.panel import make_panel_eval
+
+    data = make_panel_eval(40, self_preference=0.3, rng=21).data
+    bad = data.assign(policy_family=data["policy_family"].replace({"alpha": "Alpha"}))
+    with pytest.raises(CJEInputError, match=r"'alpha' \(judge_family.*'Alpha' \(policy_family"):
+        self_preference(bad)
+    with pytest.raises(CJEInputError, match="differ only in case or surrounding spaces"):
+        aggregate_panel(bad, leave_family_out=True)
+    pairs = make_pairwise_eval(50, strengths=[0, 0, 0, 0], self_preference=1.0, judge_family="A",
+                               rng=0).pairs
+    with pytest.raises(CJEInputError, match="differ only in case or surrounding spaces"):
+        self_preference_gap(pairs.assign(a_family=pairs["a_family"].replace({"A": "A "})))
+    self_preference(data)  # written alike: runs

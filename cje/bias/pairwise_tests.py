@@ -40,7 +40,7 @@ from cje.inference import (
     percentile_interval,
     t_pvalue,
 )
-from cje.pairwise._common import _few_prompts_note, _zero_width_note
+from cje.pairwise._common import _check_families, _few_prompts_note, _zero_width_note
 from cje.pairwise.verdicts import load_pairs
 
 __all__ = [
@@ -467,6 +467,8 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     d = load_pairs(pairs, SELF_COLUMNS, what, judge)
     assert d.w is not None and d.h is not None and d.judge_family is not None
     assert d.a_family is not None and d.b_family is not None
+    _check_families({"judge_family": d.judge_family, "a_family": d.a_family,
+                     "b_family": d.b_family})
     fams = pd.unique(d.judge_family)
     if len(fams) > 1:
         raise CJEInputError(

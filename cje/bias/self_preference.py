@@ -36,7 +36,7 @@ from cje.bias.verbosity import (
 )
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import cluster_ols, holm, t_interval, t_pvalue
-from cje.pairwise._common import _check_ids
+from cje.pairwise._common import _check_families, _check_ids
 
 __all__ = ["self_preference"]
 
@@ -186,6 +186,7 @@ def _context(frame: Any) -> dict[str, Any]:
             )
     for col in ("prompt_id", "judge"):  # 7 and "7": one id written two ways, refused
         _check_ids(frame[col], col)
+    _check_families({c: frame[c] for c in ("judge_family", "policy_family")})
     s = _finite_column(frame, "judge_score")
     judge = frame["judge"].astype(str).to_numpy()
     jfam = frame["judge_family"].astype(str).to_numpy()

@@ -497,18 +497,14 @@ def _fold_parts(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
 
 
 def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray,
-                pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str],
-                means: np.ndarray | None = None) -> np.ndarray:
+                pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str]) -> np.ndarray:
     """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the rows'
     codes ``ck``) and the raw weights, mixed by ``pi``, mean one within the fold. A candidate
     numerically zero on the fold's rows gives its share to the others (``mixture[k]`` updated,
-    the reason appended to ``msgs``). ``means``: :func:`_fold_parts`' means of these inputs,
-    when the caller has them (the parts are gathered again: three arrays per row kept for each
-    target cost more memory than their gathers cost time)."""
-    if means is None:
-        parts, means = _fold_parts(cands, ck, wk_raw)
-    else:
-        parts = (cands[0][ck], cands[1][ck], wk_raw)
+    the reason appended to ``msgs``). The parts are gathered in every run: kept per fold, three
+    arrays per row and target cost more memory (24 MB per target at 10^6 rows) than their
+    gathers cost time."""
+    parts, means = _fold_parts(cands, ck, wk_raw)
     pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
     wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
              if u and p > 0)
@@ -684,7 +680,6 @@ def simcal_weights(
         if fkey not in folds_memo:
             cands = fit((k,))
             tables = _candidate_tables(st, fit, k, k_folds, n_codes)
-            means = _fold_parts(cands, codes[rows_k], w[rows_k])[1] if rows_k.size else None
             for a in tables or ():
                 a.flags.writeable = False  # shared by the runs: read only
             used = cache.get("fit_floats", 0) + 2 * k_folds * n_codes
@@ -692,14 +687,13 @@ def simcal_weights(
                 folds_memo = {}  # this call only
             else:
                 cache["fit_floats"] = used
-            folds_memo[fkey] = (cands, tables, means)
-        cands, tables, means = folds_memo[fkey]
+            folds_memo[fkey] = (cands, tables)
+        cands, tables = folds_memo[fkey]
         pi, why = _stack_fold(st, fit, ix, k, k_folds, n_codes, stable_residual, tables)
         mixture[k] = pi
         msgs = [why] if why else []
         if rows_k.size:
-            out[rows_k] = _apply_fold(cands, codes[rows_k], w[rows_k], pi, k, mixture, msgs,
-                                      means)
+            out[rows_k] = _apply_fold(cands, codes[rows_k], w[rows_k], pi, k, mixture, msgs)
         fallbacks += msgs
         if len(blocks) < k_folds:
             # the first run's blocks: the jackknife run that deletes fold k orders fold k's rows

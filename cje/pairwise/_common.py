@@ -188,3 +188,51 @@ def _zero_width_note(items: Any, lo: np.ndarray, hi: np.ndarray, what: str) -> s
     return (f"{what}: the interval of {names} has zero width — every bootstrap resample gave the "
             "same value (e.g. it won, lost or tied every comparison). A percentile bootstrap "
             "cannot measure that uncertainty; it is not certainty. Collect more comparisons.")
+
+
+def _check_families(columns: dict[str, Any]) -> None:
+    """Refuse model-family names that read alike but are written differently across the family
+    columns (``"GPT"`` / ``"gpt"`` / ``"GPT "``).
+
+    Families are matched as written (a judge's family against a generator's), so one family
+    written two ways never matches itself: the judge's own-family responses would count as
+    another family's and its self-preference would go unseen. Refused, naming both spellings and
+    where each first appears; missing values are the callers' business.
+
+    Parameters
+    ----------
+    columns : dict of str to array-like
+        Column name → its values (e.g. ``judge_family`` and ``policy_family``).
+
+    Raises
+    ------
+    CJEInputError
+
+    Examples
+    --------
+    >>> _check_families({"judge_family": ["gpt", "claude"], "policy_family": ["gpt", "gpt"]})
+    >>> _check_families({"judge_family": ["GPT"], "policy_family": ["gpt"]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The family names 'GPT' (judge_family, row 0) and 'gpt' ... differ only ...
+    """
+    from cje.errors import CJEInputError
+
+    seen: dict[str, tuple[str, str, int]] = {}
+    for col, values in columns.items():
+        arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+        firsts: dict[str, int] = {}
+        for i, v in enumerate(arr.tolist()):
+            if isinstance(v, str) and v not in firsts:
+                firsts[v] = i
+        for v, i in firsts.items():
+            key = v.strip().casefold()
+            if key in seen and seen[key][0] != v:
+                other, ocol, oi = seen[key]
+                raise CJEInputError(
+                    f"The family names {other!r} ({ocol}, row {oi}) and {v!r} ({col}, row {i}) "
+                    "differ only in case or surrounding spaces. Families are matched as written, "
+                    "so one family written two ways would never match itself (its self-preference "
+                    "would go unseen): write each family the same way everywhere."
+                )
+            seen.setdefault(key, (v, col, i))

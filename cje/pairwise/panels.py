@@ -12,7 +12,7 @@ import numpy as np
 
 from cje.data import _row_ref
 from cje.errors import CJEInputError
-from cje.pairwise._common import _check_ids, _has, _isna, _py, _refuse_inf, _sorted
+from cje.pairwise._common import _check_families, _check_ids, _has, _isna, _py, _refuse_inf, _sorted
 from cje.tables import as_frame, require_columns
 
 __all__ = ["DawidSkeneResult", "aggregate_panel", "dawid_skene"]
@@ -344,6 +344,7 @@ def aggregate_panel(
             )
         jf = df["judge_family"].to_numpy(dtype=object)
         pf = df["policy_family"].to_numpy(dtype=object)
+        _check_families({"judge_family": jf, "policy_family": pf})
         same = ~_isna(jf) & ~_isna(pf) & (jf == pf)
         kept = work.loc[~same]
         lost = np.setdiff1d(work["_item"].unique(), kept["_item"].unique())
