@@ -105,7 +105,8 @@ class PolicyEstimate(_Record):
         correction with raw minus with stabilised weights (0 otherwise). ``se**2 == var_if +
         var_cal + var_transport``.
     calibration_share : float
-        ``var_cal / se**2``: near 1, more labels help most; near 0, more prompts do.
+        ``var_cal / se**2``: near 1, more labels help most; near 0, more prompts do. 0 when
+        ``se`` is 0, NaN when ``se`` is NaN (no standard error: no share either).
     naive_estimate, naive_ci_low, naive_ci_high : float
         Raw judge mean rescaled affinely from the judge scale to the label scale, with its
         clustered t interval: what you would report without calibration.

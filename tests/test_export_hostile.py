@@ -68,3 +68,21 @@ def test_csv_estimates_carry_their_scale(rep: cje.Report) -> None:
                       label_scale=(1, 5))
     t = pd.read_csv(io.StringIO(raw.to_csv()))
     assert set(t["units"]) == {"judge"} and set(t["scale"]) == {"judge scale 0 to 10"}
+
+
+def test_no_standard_error_gives_no_calibration_share() -> None:
+    """A policy seen on one prompt has no standard error (NaN, REFUSED); its calibration share
+    was reported as 0.0 ('cal% 0'), a number without a basis. Now NaN, shown as '—'."""
+    import warnings
+
+    import pandas as pd
+
+    sim = cje.synthetic.make_direct_eval(200, oracle_fraction=0.3, rng=0)
+    one = sim.data[sim.data.policy == sim.data.policy.iloc[0]].iloc[:1].assign(policy="solo")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = cje.analyze(pd.concat([sim.data, one]), judge_scale=(0, 10), label_scale=(1, 5))
+    e = rep["solo"]
+    assert e.status == "REFUSED" and e.se != e.se and e.calibration_share != e.calibration_share
+    others = [x for x in rep.estimates if x.policy != "solo"]
+    assert all(0.0 <= x.calibration_share <= 1.0 for x in others)

@@ -446,8 +446,9 @@ def estimate(
             df=df,
             n=int(n_rows), n_prompts=g, n_labels=n_labels,
             var_if=v_if * width**2, var_cal=vc * width**2, var_transport=v_tr * width**2,
+            # no standard error (NaN: e.g. one prompt) gives no share either, not 0%
             calibration_share=float(vc / (se**2 if shape.share_over_se2 else total))
-            if se > 0 else 0.0,
+            if se > 0 else (0.0 if se == 0 else float("nan")),
             naive_estimate=info.naive[0], naive_ci_low=info.naive[1], naive_ci_high=info.naive[2],
             method=info.method, status=worse_status(info.status, level),
             reasons=tuple(info.reasons) + level_reasons, diagnostics=diag,
