@@ -81,7 +81,8 @@ def analyze(
         the policy's level.
     transport_margin : float, optional
         Practical margin ``δ_max`` (label units) that grades the audits PASS / FAIL /
-        INCONCLUSIVE. Without it audits are NOT GRADED.
+        INCONCLUSIVE. Without it audits are NOT GRADED; without probes it has nothing to grade
+        (a notice says so).
     alpha : float
         ``1 − alpha`` intervals; contrasts are tested at ``alpha`` after Holm adjustment.
     mode : {"auto", "monotone", "two_stage"}
@@ -351,6 +352,12 @@ def analyze(
     # known; the pipeline sees only the loaded EvalData
     from cje.export import provenance  # (lazy: keeps `import cje` light)
 
+    if transport_margin is not None and not probes:
+        # it grades the probe slices' transport audits; without a probe it has nothing to grade
+        # (the CLI refuses --transport-margin without --probe)
+        report = replace(report, notices=(*report.notices, (
+            f"transport_margin={transport_margin:g} has no effect: it grades the transport audits "
+            "of probe slices, and none was given (probes=).")))
     return replace(report, provenance=provenance(inputs))
 
 

@@ -240,3 +240,19 @@ def test_a_single_valued_option_given_twice_is_refused(data_dir: Path, tmp_path:
     assert code == 2 and captured.out == ""
     assert "given 2 times" in _one_line(captured.err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_library_transport_margin_without_probes_says_it_did_nothing() -> None:
+    """The CLI refuses --transport-margin without --probe; the library call, which used to
+    ignore it silently, keeps its result and says in a notice that the margin graded nothing."""
+    import warnings
+
+    sim = cje.synthetic.make_direct_eval(200, oracle_fraction=0.3, rng=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with_margin = cje.analyze(sim.data, judge_scale=(0, 10), label_scale=(1, 5),
+                                  transport_margin=0.1)
+        plain = cje.analyze(sim.data, judge_scale=(0, 10), label_scale=(1, 5))
+    said = [n for n in with_margin.notices if "transport_margin=0.1 has no effect" in n]
+    assert len(said) == 1 and not [n for n in plain.notices if "transport_margin" in n]
+    assert [e.estimate for e in with_margin.estimates] == [e.estimate for e in plain.estimates]
