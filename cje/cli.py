@@ -523,6 +523,7 @@ class _Outputs:
     def __init__(self) -> None:
         self.moves: list[tuple[Path, Path]] = []  # (temporary, final)
         self.direct: list[tuple[Path, str]] = []  # (device or pipe, text): written, not renamed
+        self.stale: list[Path] = []  # an earlier run's figures this run does not write: removed
         self.tmp_dirs: list[Path] = []
         self.made_dirs: list[Path] = []
 
@@ -564,13 +565,20 @@ class _Outputs:
         for path in write(tmp / final.name):
             self.moves.append((Path(path), final.parent / _relative(path, tmp)))
 
-    def directory(self, target: str, write: Any) -> None:
-        """``write(temporary_directory)`` returns the files it wrote, moved into ``target``."""
+    def directory(self, target: str, write: Any, owned: tuple[str, ...] = ()) -> None:
+        """``write(temporary_directory)`` returns the files it wrote, moved into ``target``.
+        Files named in ``owned`` (the names this writer may produce) that are in ``target`` but
+        not written this time are an earlier run's: removed on commit, so the folder never
+        shows a figure of another analysis beside this one's."""
         final = Path(target)
         self._mkdir(final)
         tmp = self._tmp_dir(final)
+        names = set()
         for path in write(tmp):
-            self.moves.append((Path(path), final / _relative(path, tmp)))
+            rel = _relative(path, tmp)
+            names.add(rel.as_posix())
+            self.moves.append((Path(path), final / rel))
+        self.stale += [final / n for n in owned if n not in names and (final / n).is_file()]
 
     def commit(self) -> list[Path]:
         import os
@@ -594,10 +602,12 @@ class _Outputs:
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(text)
                 done.append(path)
+            for path in self.stale:
+                path.unlink(missing_ok=True)
         finally:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-        self.moves, self.direct = [], []
+        self.moves, self.direct, self.stale = [], [], []
         self.discard()
         if held:
             raise KeyboardInterrupt
@@ -709,7 +719,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         if ns.plots:
             from cje.plots import save_report_figures
 
-            staged.directory(ns.plots, lambda d: save_report_figures(report, d))
+            staged.directory(ns.plots, lambda d: save_report_figures(report, d), _FIGURES)
         written = staged.commit()
     finally:
         staged.discard()

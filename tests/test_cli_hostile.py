@@ -256,3 +256,19 @@ def test_library_transport_margin_without_probes_says_it_did_nothing() -> None:
     said = [n for n in with_margin.notices if "transport_margin=0.1 has no effect" in n]
     assert len(said) == 1 and not [n for n in plain.notices if "transport_margin" in n]
     assert [e.estimate for e in with_margin.estimates] == [e.estimate for e in plain.estimates]
+
+
+def test_plots_folder_keeps_no_figure_of_an_earlier_analysis(arena: Path, data_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """An off-policy run writes overlap.png into --plots DIR; a direct run into the same DIR
+    used to leave it there, beside its own figures, as if it belonged to this analysis."""
+    plots = tmp_path / "plots"
+    assert main(["analyze", str(arena / "logged_data.jsonl"), "--fresh-draws",
+                 str(arena / "fresh_draws"), "--plots", str(plots), "--out",
+                 str(tmp_path / "a.json"), "--format", "json"]) == 0
+    assert (plots / "overlap.png").is_file()
+    (plots / "mine.png").write_bytes(b"not cje's")
+    assert main(["analyze", str(data_dir / "scores.csv"), *SCALES, "--plots", str(plots),
+                 "--out", str(tmp_path / "b.json"), "--format", "json"]) == 0
+    assert not (plots / "overlap.png").exists() and (plots / "forest.png").is_file()
+    assert (plots / "mine.png").read_bytes() == b"not cje's"  # not one of cje's names: kept
