@@ -648,6 +648,14 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         if given and not probes:  # it would be ignored: audits come only from probe slices
             raise cje.CJEInputError(f"{flag} applies to the transport audits of probe slices; "
                                     "give --probe POLICY=FILE too, or leave it out.")
+    # options of the printed table that a format does not read would be ignored: refused
+    if ns.format == "json" and ns.reliable_only:
+        raise cje.CJEInputError("--reliable-only hides REFUSED rows of the table or CSV; the JSON "
+                                "report keeps every estimate with its status. Leave it out, or "
+                                "use --format table / csv.")
+    if ns.format != "table" and ns.explain:
+        raise cje.CJEInputError(f"--explain adds explanations to the printed table; --format "
+                                f"{ns.format} has none. Leave it out, or use --format table.")
     outputs = []
     if ns.out:
         outputs.append(_out_file("--out", ns.out))

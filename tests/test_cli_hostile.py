@@ -272,3 +272,12 @@ def test_plots_folder_keeps_no_figure_of_an_earlier_analysis(arena: Path, data_d
                  "--out", str(tmp_path / "b.json"), "--format", "json"]) == 0
     assert not (plots / "overlap.png").exists() and (plots / "forest.png").is_file()
     assert (plots / "mine.png").read_bytes() == b"not cje's"  # not one of cje's names: kept
+
+
+@pytest.mark.parametrize("args,flag", [(["--format", "json", "--reliable-only"], "--reliable-only"),
+                                       (["--format", "json", "--explain"], "--explain"),
+                                       (["--format", "csv", "--explain"], "--explain")])
+def test_table_options_a_format_ignores_are_refused(data_dir: Path, args: list[str], flag: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["analyze", str(data_dir / "scores.csv"), *SCALES, *args])
+    assert code == 2 and flag in _one_line(capsys.readouterr().err)
