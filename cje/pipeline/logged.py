@@ -71,6 +71,9 @@ class _Target:
     used_codes: np.ndarray  # each logged row's position among the target's distinct values
     used: np.ndarray  # the target's distinct values
     fresh_count: np.ndarray  # fresh draws per prompt (at least 1)
+    # (judge scores on [0, 1], prompt codes) of all its fresh draws, when only their labelled
+    # ones are in the table (estimators of the logged rows: see analyze_logged)
+    fresh_diag: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -358,14 +361,15 @@ class LoggedShape:
         rows = tg.fresh if sample_fresh else tg.rows
         # the raw judge mean on the target's own responses (its fresh draws), or the
         # Hájek-weighted logged mean without fresh draws
-        if tg.fresh.size:
-            naive = naive_judge_mean(t.s[tg.fresh], t.cluster[tg.fresh], alpha, ev.label_scale)
+        f_s, f_cl = tg.fresh_diag or (t.s[tg.fresh], t.cluster[tg.fresh])
+        if f_s.size:
+            naive = naive_judge_mean(f_s, f_cl, alpha, ev.label_scale)
         else:
             naive = naive_judge_mean(t.s[tg.rows], t.cluster[tg.rows], alpha, ev.label_scale,
                                      w=tg.w)
         width = ev.label_scale[1] - ev.label_scale[0]
         stable = value.stable
-        s_target = from_unit(t.s[tg.fresh], ev.judge_scale) if tg.fresh.size else None
+        s_target = from_unit(f_s, ev.judge_scale) if f_s.size else None
         diag: dict[str, Any] = dict(weight_summary(
             tg.w, None if stable is None else stable.weights,
             logp_target=ev.logprobs[tg.name][tg.rows], s_logged=ev.judge_score[tg.rows],
@@ -615,12 +619,14 @@ def analyze_logged(
             "CLI --fresh-draws DIR); without them use 'calibrated-ips', 'snips' or 'ips'."
         )
 
-    # ---- one long table: logged rows, target fresh draws, calibration rows, probes -----------
+    # ---- one long table: logged rows, target fresh draws (the IPS family: the labelled ones),
+    # calibration rows, probes ---------------------------------------------------------------
     # prompt ids of each block of the long table, as (distinct ids, code per row)
     parts_pid = [(logged.prompts, logged.prompt_code)]
     parts_s, parts_y = [logged.judge_score], [logged.oracle_label]
     parts_X = [np.column_stack([logged.covariates[c] for c in covariates])] if covariates else []
     role = [np.where(logged.policy_code >= 0, 0, -1)]  # 0 logged, -1 calibration-only
+    fresh_diag: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # role -> a target's fresh draws
     if fresh is not None:
         ignored = [p for p in fresh.policies if p not in target_names]
         if base in ignored:
@@ -636,6 +642,15 @@ def analyze_logged(
         role_of = np.array([code_of.get(p, -2) for p in fresh.policies] + [-2], dtype=np.int64)
         fresh_role = role_of[fresh.policy_code]  # calibration-only rows (-1) map to -2 too
         sel = fresh_role > 0
+        if not est.needs_fresh:
+            # the IPS family reads a target's fresh draws only for its diagnostics (raw judge
+            # mean, judge affinity, the level gate's scores: kept per target here) and their
+            # labels, which train the calibrator: only the labelled draws enter the long table
+            for r in np.unique(fresh_role[sel]).tolist():
+                at = np.flatnonzero(fresh_role == r)
+                fresh_diag[r] = (to_unit(fresh.judge_score[at], logged.judge_scale),
+                                 fresh.prompt_code[at])
+            sel &= ~np.isnan(fresh.oracle_label)
         parts_pid.append((fresh.prompts, fresh.prompt_code[sel]))
         parts_s.append(fresh.judge_score[sel])
         parts_y.append(fresh.oracle_label[sel])
@@ -743,7 +758,8 @@ def analyze_logged(
             name=name, rows=rows, log_w=lw, w=w, fresh=frows, excluded=excluded,
             stable_residual=est.stabilised and residual_on_stable(w, residual_weights),
             used_codes=sub, used=np.asarray(used),
-            fresh_count=np.maximum(np.bincount(cluster[frows], minlength=len(prompts)), 1)))
+            fresh_count=np.maximum(np.bincount(cluster[frows], minlength=len(prompts)), 1),
+            fresh_diag=fresh_diag.get(i + 1)))
 
     # ---- calibrate, estimate, report ---------------------------------------------------------
     calibrator, caught = fit_calibrator(table, fold[train], mode=mode, k=k, seed=seed)
