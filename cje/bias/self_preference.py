@@ -30,6 +30,7 @@ from cje.bias.verbosity import (
     _finite_column,
     _label_association,
     _label_column,
+    _label_confounding,
     _label_terms,
     _require_with_fix,
     _within,
@@ -328,18 +329,13 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
         warn.append(f"Only {fit['n_prompts']} prompts: clustered standard errors are rough below "
                     "about 30 clusters.")
     assoc = fit.get("label_association")
-    if assoc is not None and assoc["pvalue"] < alpha:
-        # own-family responses carry different labels than the others on the same prompts: the
-        # quality a coarse or noisy label misses then loads on `self` (as length in verbosity)
+    if assoc is not None and assoc["pvalue"] < alpha:  # (as length in verbosity)
         negligible = False
-        way = "up" if assoc["coefficient"] > 0 else "down"
-        warn.append(
-            f"Own-family responses have different oracle labels than the others on the same "
-            f"prompts ({assoc['coefficient']:+.3f} label units, p = {assoc['pvalue']:.1g}): with a "
-            f"coarse or noisy label the quality it misses loads on self and biases this effect "
-            f"{way}ward, beyond its interval. Use the crossed-panel design (method='panel'), "
-            "which compares judges on the same responses."
-        )
+        warn.append(_label_confounding(
+            assoc, "Own-family responses have different oracle labels than the others on the "
+            "same prompts", f"{assoc['coefficient']:+.3f} label units", "self",
+            "Use the crossed-panel design (method='panel'), which compares judges on the same "
+            "responses."))
     details = {
         "design": fit["design"], "tau": tau, "se": se, "t": tau / se if se > 0 else float("nan"),
         "df": df, "naive_gap": ctx["naive_gap"], "naive_gap_by_judge": ctx["naive_gap_by_judge"],

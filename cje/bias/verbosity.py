@@ -172,19 +172,11 @@ def verbosity(
     negligible = bool(-threshold < lo and hi < threshold)
     assoc = _label_association(y[lab], z[lab], prompt[lab])
     if iv is None and assoc["pvalue"] < alpha:
-        # A coarse or noisy label leaves part of the true quality in the error term; when length
-        # goes with the label within prompts, that remainder loads on length and biases the
-        # effect (up when longer is better, down when longer is worse) — the interval does not
-        # include that bias, so it cannot rule a relevant effect out.
         negligible = False
-        way = "up" if assoc["coefficient"] > 0 else "down"
-        warn.append(
-            f"Length goes with the oracle label within prompts (label units per SD of log length "
-            f"{assoc['coefficient']:+.3f}, p = {assoc['pvalue']:.1g}): with a coarse or noisy "
-            f"label the quality it misses loads on length and biases this effect {way}ward, "
-            "beyond its interval. Add a second, independent label (oracle_label_2) for the 2SLS "
-            "fit, which removes it."
-        )
+        warn.append(_label_confounding(
+            assoc, "Length goes with the oracle label within prompts",
+            f"label units per SD of log length {assoc['coefficient']:+.3f}", "length",
+            "Add a second, independent label (oracle_label_2) for the 2SLS fit, which removes it."))
     if head["n_prompts"] < 30:
         warn.append(f"Only {head['n_prompts']} labelled prompts with two or more responses: "
                     "clustered standard errors are rough below about 30 clusters.")
@@ -367,6 +359,21 @@ def _label_association(y: np.ndarray, z: np.ndarray, prompt: np.ndarray) -> dict
         return {"coefficient": 0.0, "se": float("nan"), "pvalue": 1.0}
     b, se = cluster_ols(yw, zw[:, None], codes)
     return {"coefficient": b, "se": se, "pvalue": t_pvalue(b, se, g - 1) if se > 0 else 1.0}
+
+
+def _label_confounding(assoc: dict[str, Any], finding: str, amount: str, regressor: str,
+                       fix: str) -> str:
+    """The warning when :func:`_label_association` finds the regressor going with the label.
+
+    A coarse or noisy label leaves part of the true quality in the error term; when the regressor
+    (length, the own-family indicator) goes with the label within prompts, that remainder loads
+    on it and biases the effect — up when the association is positive — by an amount the
+    interval does not include, so the test can never rule a relevant effect out.
+    """
+    way = "up" if assoc["coefficient"] > 0 else "down"
+    return (f"{finding} ({amount}, p = {assoc['pvalue']:.1g}): with a coarse or noisy label the "
+            f"quality it misses loads on {regressor} and biases this effect {way}ward, beyond its "
+            f"interval. {fix}")
 
 
 def _iv_fit(s: np.ndarray, y1: np.ndarray, y2: np.ndarray, z: np.ndarray,
