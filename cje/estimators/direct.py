@@ -254,23 +254,7 @@ class DirectEstimator(Estimator):
         return PolicyValue(float(est.values[0]), est.influence)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone (:func:`direct_values`).
-
-        Parameters
-        ----------
-        x : LoggedTarget
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> from cje.estimators.offpolicy import _example_target
-        >>> x = _example_target()   # six logged rows, two fresh draws
-        >>> DirectEstimator().value(x) == DirectEstimator().estimate(x).value
-        True
-        """
+        # (Estimator.value) direct_values: the value without influence values
         reward, resid, lab = x.fresh_rows()
         return float(direct_values(reward, resid, lab, np.zeros(reward.size, dtype=np.int64), 1,
                                    augment=self.augment)[0])

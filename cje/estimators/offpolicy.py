@@ -950,23 +950,7 @@ class IPS(Estimator):
             return ips(replace(x, ratio=_ratio(x)))
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone (no influence values).
-
-        Parameters
-        ----------
-        x : LoggedTarget
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> from cje.estimators.offpolicy import _example_target
-        >>> x = _example_target()   # six logged rows, two fresh draws
-        >>> IPS().value(x) == IPS().estimate(x).value
-        True
-        """
+        # (Estimator.value) the value without influence values, tail inflation or allowance
         with np.errstate(over="ignore", invalid="ignore"):
             return _ips_value(replace(x, ratio=_ratio(x)))
 
@@ -1006,23 +990,7 @@ class SNIPS(Estimator):
         return snips(x)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone (no influence values).
-
-        Parameters
-        ----------
-        x : LoggedTarget
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> from cje.estimators.offpolicy import _example_target
-        >>> x = _example_target()   # six logged rows, two fresh draws
-        >>> SNIPS().value(x) == SNIPS().estimate(x).value
-        True
-        """
+        # (Estimator.value) the value without influence values, tail inflation or allowance
         return _snips_value(x)
 
 
@@ -1079,23 +1047,7 @@ class CalibratedIPS(Estimator):
         return replace(v, stable=sw)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone (no influence values).
-
-        Parameters
-        ----------
-        x : LoggedTarget
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> from cje.estimators.offpolicy import _example_target
-        >>> x = _example_target()   # six logged rows, two fresh draws
-        >>> CalibratedIPS().value(x) == CalibratedIPS().estimate(x).value
-        True
-        """
+        # (Estimator.value) the value without influence values, tail inflation or allowance
         return _calibrated_ips_value(replace(x, stable=x.simcal(self.var_cap).weights),
                                      x.stable_residual)
 
@@ -1130,23 +1082,7 @@ class _DoublyRobust(Estimator):
         return replace(self.fit(x, sw), stable=sw)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value alone (no influence values).
-
-        Parameters
-        ----------
-        x : LoggedTarget
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> from cje.estimators.offpolicy import _example_target
-        >>> x = _example_target()   # six logged rows, two fresh draws
-        >>> DRCPO().value(x) == DRCPO().estimate(x).value
-        True
-        """
+        # (Estimator.value) the value without influence values, tail inflation or allowance
         q_logged, q_fresh = self.outcome(x)
         return _doubly_robust_value(replace(x, stable=x.simcal(self.var_cap).weights), q_logged,
                                     x.fresh_mean(q_fresh), x.stable_residual)
@@ -1333,23 +1269,7 @@ class StackedDR(_DoublyRobust):
                        residual_influence=residual[1] if x.stable_residual else None)
 
     def value(self, x: LoggedTarget) -> float:
-        """:meth:`estimate`'s value (the stacking weights need the members' influence values).
-
-        Parameters
-        ----------
-        x : LoggedTarget
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> from cje.estimators.offpolicy import _example_target
-        >>> x = _example_target()   # six logged rows, two fresh draws
-        >>> StackedDR().value(x) == StackedDR().estimate(x).value
-        True
-        """
+        # (Estimator.value) the stacking weights need the members' influence values
         return self.estimate(x).value
 
 
