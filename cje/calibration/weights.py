@@ -487,15 +487,6 @@ def _fit_candidates(cache: dict, st: _CellStats, rank: np.ndarray, rank_key: byt
     return out
 
 
-def _fold_parts(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray
-                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """The three candidates' weights on a fold's rows (fitted at the rows' codes ``ck``, and
-    the raw weights) and their means."""
-    inc, dec = cands
-    parts = (inc[ck], dec[ck], wk_raw)
-    return parts, np.array([float(part.mean()) for part in parts])
-
-
 def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray,
                 pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str]) -> np.ndarray:
     """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the rows'
@@ -504,7 +495,8 @@ def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np
     the reason appended to ``msgs``). The parts are gathered in every run: kept per fold, three
     arrays per row and target cost more memory (24 MB per target at 10^6 rows) than their
     gathers cost time."""
-    parts, means = _fold_parts(cands, ck, wk_raw)
+    parts = (cands[0][ck], cands[1][ck], wk_raw)  # the candidates' weights on the fold's rows
+    means = np.array([float(part.mean()) for part in parts])
     pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
     wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
              if u and p > 0)

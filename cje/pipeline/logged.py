@@ -5,7 +5,9 @@ its own rows, each target's by the chosen estimator from importance-weighted log
 Under each calibration the shape builds one :class:`~cje.estimators.offpolicy.LoggedTarget` per
 target and hands it to the estimator, so everything downstream of the calibrator — rewards,
 SIMCal-W ordering and stacking, outcome models, the TMLE fluctuation, the stacking of DR
-estimators, the residual augmentation — is refitted in every OUA jackknife replicate.
+estimators, the residual augmentation — is refitted in every OUA jackknife replicate. The
+replicates ask each estimator for its value alone (:meth:`~cje.estimators.registry.Estimator.value`:
+no influence values, tail inflation or transport allowance, which only the full run reports).
 """
 
 from __future__ import annotations
