@@ -30,6 +30,7 @@ is reported to. scipy is not imported here.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -159,6 +160,7 @@ def _log_pdf(t: float, nu: float) -> float:
     return _half_gamma_ratio(0.5 * nu) - 0.5 * math.log(nu) - _LN_SQRT_PI - 0.5 * (nu + 1.0) * ln_1p
 
 
+@lru_cache(maxsize=4096)  # an analysis asks again and again for the same few (q, df): K − 1, …
 def _isf(q: float, nu: float) -> float:
     """The t with ``P(T > t) = q``, for scalars."""
     if math.isnan(q) or math.isnan(nu) or nu <= 0 or not 0.0 <= q <= 1.0:
