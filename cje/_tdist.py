@@ -21,10 +21,15 @@ computes them with the standard library:
 
 Accuracy, checked in ``tests/test_tdist.py`` against :func:`scipy.special.stdtr` and
 :func:`scipy.special.stdtrit` (the outside oracle) on a grid of ν from 0.3 to 1e15 and t from
-1e-3 to 200: relative error below 2e-13 wherever the probability is above 1e-300 (scipy's own is a few
-1e-15; a relative error ``δ`` in ``t`` moves a tail probability by about ``t²δ``, so far in the
-tail neither can do much better). That is far below what any interval or p-value of the package
-is reported to. scipy is not imported here.
+1e-3 to 200 and on 20,000 random points: relative error below 2.5e-13 wherever the probability
+is above 1e-100, and below 1e-12 down to 1e-300 (scipy's own error is a few 1e-15, measured
+against 50-digit mpmath; a relative error ``δ`` in ``t`` moves a tail probability by about
+``t²δ``, so far in the tail neither can do much better; the largest errors, ~1.3e-13, are where
+the continued fraction takes over from the expansion at ν of 10⁴–10⁵). The quantile solves
+``P(T > t) = q`` to the survival function's accuracy (scipy's ``stdtrit`` itself is off by
+3e-13 at some points, and gives ``inf`` or caps near 1e153 for ``q = 1e-300`` at small ν). That
+is far below what any interval or p-value of the package is reported to. scipy is not imported
+here; :mod:`cje.planning` keeps scipy's vectorised quantile for its searches over many df.
 """
 
 from __future__ import annotations
