@@ -417,6 +417,12 @@ def estimate(
         phi, cl = value.influence, info.cluster
         n_rows = cl.size if info.n_rows is None else info.n_rows
         v_if, g = cluster_variance(phi, cl, info.n_rows)  # None: one value per row, as before
+        if info.probe is not None and info.probe.n_prompts < 2:
+            # the probe's mean residual on one prompt has no variance estimate (its rows are not
+            # independent): its part would enter with variance 0 and the interval claim a
+            # precision it does not have. No standard error: the sanity gate refuses it, and it
+            # enters no contrast
+            v_if = float("nan")
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
         vc = float(var_cal[p])
@@ -435,6 +441,13 @@ def estimate(
         level, level_reasons, level_diag = level_gate(
             name, info.scores, shape.labelled_scores, info.n_labels, audit_of.get(name),
             calibrator.is_constant_, probe=info.probe)
+        if info.probe is not None and info.probe.n_prompts < 2:
+            level = "REFUSED"
+            level_reasons += (
+                f"its probe slice's {info.probe.n_labels} labels lie on a single prompt: the "
+                "variance of the probe correction cannot be estimated (responses to one prompt "
+                "are not independent), so its level has no standard error. Label responses to "
+                "other prompts.",)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if clipped:
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))

@@ -1,0 +1,128 @@
+"""Hostile inputs to calibration, probes, transport audits and the status gates (never a wrong
+OK): each test was built to trip a defect found from outside, on a data-generating process of
+its own (not cje.synthetic)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cje
+from cje.cli import main
+
+SCALES = {"judge_scale": (0, 10), "label_scale": (0, 1)}
+
+
+def _judge(q: np.ndarray, pol: str, rng: np.random.Generator) -> np.ndarray:
+    """A 0–10 judge of quality q that inflates policy B by 2.5 points (transport fails)."""
+    bonus = 2.5 if pol == "B" else 0.0
+    return np.clip(np.round(10 * q + rng.normal(0, 1, q.size) + bonus), 0, 10)
+
+
+def _data(n: int, policies: tuple[str, ...] = ("A", "B"), labelled: tuple[str, ...] = ("A",),
+          frac: float = 0.25, seed: int = 0, prefix: str = "p") -> pd.DataFrame:
+    """Quality q ~ Beta(2, 2) per response, label Y ~ Bernoulli(q), judge :func:`_judge`."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for pol in policies:
+        q = rng.beta(2, 2, n)
+        y = (rng.uniform(size=n) < q).astype(float)
+        lab = (rng.uniform(size=n) < frac) & (pol in labelled)
+        parts.append(pd.DataFrame({"prompt_id": [f"{prefix}{i}" for i in range(n)], "policy": pol,
+                                   "judge_score": _judge(q, pol, rng),
+                                   "oracle_label": np.where(lab, y, np.nan)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _probe(n: int, seed: int = 1, **kw) -> pd.DataFrame:
+    return _data(n, ("B",), ("B",), frac=1.0, seed=seed, prefix="q", **kw)
+
+
+# ---- a probe slice on a single prompt ---------------------------------------------------------
+def test_probe_on_one_prompt_is_refused_not_ok():
+    """40 probe labels all on one prompt: the probe part's variance cannot be estimated (one
+    cluster). Before, it entered with variance 0: SE 0.019 instead of ~0.06, status OK and
+    "B > A" in the ranking. Now: no standard error, REFUSED with the reason, out of the
+    ranking and of the contrasts."""
+    data = _data(400)
+    one = _probe(40).assign(prompt_id="q0")
+    rep = cje.analyze(data, probes={"B": one}, **SCALES)
+    b = rep["B"]
+    assert b.status == "REFUSED"
+    assert np.isnan(b.se) and np.isnan(b.ci_low) and np.isnan(b.ci_high)
+    assert any("lie on a single prompt" in r for r in b.reasons)
+    assert all("B" not in tier for tier in rep.ranking)
+    assert all("B" not in (c.policy_a, c.policy_b) for c in rep.pairs)
+    # the same labels on 40 prompts: a standard error, not refused for it
+    spread = cje.analyze(data, probes={"B": _probe(40)}, **SCALES)["B"]
+    assert np.isfinite(spread.se) and spread.status != "REFUSED"
+    # JSON keeps the NaN standard error
+    assert np.isnan(cje.Report.from_json(rep.to_json())["B"].se)
+
+
+# ---- a probe file of another policy -----------------------------------------------------------
+@pytest.mark.parametrize(("column", "words"), [
+    ("A", r"naming \['A'\]; row 0 \(prompt_id='q0'\) has 'A'"),
+    ("b", r"'b' differs from 'B' only in case or spaces"),
+    ("B ", r"'B ' differs from 'B' only in case or spaces"),
+])
+def test_probe_file_naming_another_policy_is_refused(column, words):
+    """Before, ``load(policy=...)`` kept the file's own policy column and the pipeline used its
+    rows as B's probe whatever they named: another policy's responses corrected B's level."""
+    data = _data(300)
+    with pytest.raises(cje.CJEInputError, match=words):
+        cje.analyze(data, probes={"B": _probe(50).assign(policy=column)}, **SCALES)
+
+
+def test_probe_file_holding_every_policy_is_refused():
+    data = _data(300)
+    both = pd.concat([_probe(30), _probe(30).assign(policy="A")], ignore_index=True)
+    with pytest.raises(cje.CJEInputError, match=r"row 30 \(prompt_id='q0'\) has 'A'"):
+        cje.analyze(data, probes={"B": both}, **SCALES)
+    # the policy column naming the key itself, or no column at all, is accepted
+    assert cje.analyze(data, probes={"B": _probe(50)}, **SCALES)["B"].n_labels == 50
+    assert cje.analyze(data, probes={"B": _probe(50).drop(columns="policy")},
+                       **SCALES)["B"].n_labels == 50
+
+
+def test_cli_probe_of_another_policy_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    data, probe = tmp_path / "d.csv", tmp_path / "p.csv"
+    _data(300).to_csv(data, index=False)
+    _probe(50).assign(policy="A").to_csv(probe, index=False)
+    argv = ["analyze", str(data), "--judge-scale", "0", "10", "--label-scale", "0", "1",
+            "--probe", f"B={probe}"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert re.search(r"probes\['B'\].*'policy' column naming \['A'\]", err), err
+
+
+# ---- the probe's load notices ----------------------------------------------------------------
+def test_probe_notices_reach_the_report():
+    """Repeated (prompt_id, policy) rows of a probe without draw_idx are taken as draws; the
+    load said so, but only the main data's notices reached the report."""
+    data = _data(300)
+    pr = _probe(20)
+    rep = cje.analyze(data, probes={"B": pd.concat([pr, pr])}, **SCALES)
+    assert any(n.startswith("probes['B']: 20 rows repeat a (prompt_id, policy) pair")
+               for n in rep.notices)
+
+
+# ---- transport_margin as wide as the scale ----------------------------------------------------
+@pytest.mark.parametrize("margin", [1.0, 3.5, 1e9])
+def test_transport_margin_at_least_the_scale_width_is_refused(margin):
+    """Before, transport_margin=1e9 graded a probe whose labels sit 0.13 below the calibrated
+    judge as PASS ("the judge-only calibration passed the transport audit"); with
+    probe_correction=False that PASS made an uncorrected, biased level OK."""
+    data = _data(300)
+    with pytest.raises(cje.CJEInputError, match=r"transport_margin=.* is at least the width of "
+                                                r"the label scale \(0, 1\).*transport_margin=0\.05"):
+        cje.analyze(data, probes={"B": _probe(50)}, transport_margin=margin,
+                    probe_correction=False, **SCALES)
+    # a margin below the width still grades
+    rep = cje.analyze(data, probes={"B": _probe(50)}, transport_margin=0.05, **SCALES)
+    assert rep.audits[0].verdict in ("FAIL", "INCONCLUSIVE")
