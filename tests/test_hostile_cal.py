@@ -126,3 +126,72 @@ def test_transport_margin_at_least_the_scale_width_is_refused(margin):
     # a margin below the width still grades
     rep = cje.analyze(data, probes={"B": _probe(50)}, transport_margin=0.05, **SCALES)
     assert rep.audits[0].verdict in ("FAIL", "INCONCLUSIVE")
+
+
+# ---- RewardCalibrator.fit: prompts, folds and covariates --------------------------------------
+def _sy(n: int = 40):
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 11, n).astype(float)
+    return s, np.clip(s / 10 + rng.normal(0, 0.2, n), 0, 1)
+
+
+@pytest.mark.parametrize(("kw", "words"), [
+    # before: IndexError from add.reduceat (40 labelled rows passed the old "4 rows" check)
+    ({"prompt_id": np.zeros(40)}, r"at least 4 prompts; got 1 prompt\(s\) \(40 labelled rows\)"),
+    # before: rows of fold -1 were never left out and their out-of-fold predictions were
+    # np.empty's leftovers, returned as numbers
+    ({"folds": np.where(np.arange(40) < 5, -1, np.arange(40) % 3)},
+     r"whole numbers 0..K-1 on labelled rows; row 0 has -1"),
+    # before: 0.5 truncated to 0 silently
+    ({"folds": np.arange(40) % 3 + 0.5}, r"row 0 has 0.5"),
+    # before: IndexError (empty fold fitted)
+    ({"folds": np.where(np.arange(40) % 2 == 0, 0, 3)}, r"fold\(s\) \[1, 2\] with no labelled row"),
+    ({"folds": np.zeros(40, int)}, r"got 1 fold\(s\)"),
+    ({"folds": np.arange(10) % 3}, r"folds must have one value per judge score"),
+    ({"prompt_id": np.arange(10)}, r"prompt_id must have one value per judge score"),
+    # before: accepted; a prompt's other rows trained its "out-of-fold" prediction
+    ({"prompt_id": np.arange(40) // 4, "folds": np.arange(40) % 2},
+     r"every row of a prompt the same fold"),
+])
+def test_reward_calibrator_refuses_bad_prompts_and_folds(kw, words):
+    from cje.calibration import RewardCalibrator
+
+    s, y = _sy()
+    with pytest.raises(cje.CJEInputError, match=words):
+        RewardCalibrator(mode="monotone").fit(s, y, **kw)
+
+
+def test_reward_calibrator_good_folds_match_sklearn():
+    """Folds per prompt are accepted, and each fold-deleted fit is scikit-learn's isotonic
+    regression on the other folds (the oracle)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from cje.calibration import RewardCalibrator
+
+    s, y = _sy()
+    pid = np.arange(40) // 4
+    folds = pid % 3
+    cal = RewardCalibrator(mode="monotone").fit(s, y, prompt_id=pid, folds=folds)
+    assert cal.n_folds_ == 3
+    grid = np.linspace(-1, 11, 25)
+    for k in range(3):
+        keep = folds != k
+        ref = IsotonicRegression(out_of_bounds="clip").fit(s[keep], y[keep]).predict(grid)
+        np.testing.assert_allclose(cal.predictor(frozenset({k}))(grid), ref, rtol=0, atol=1e-12)
+        ref_oof = IsotonicRegression(out_of_bounds="clip").fit(s[keep], y[keep]).predict(s[~keep])
+        np.testing.assert_allclose(cal.predict_oof()[~keep], ref_oof, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("cov", "words"), [
+    # before: a NaN covariate was fitted silently (NaN spline knots)
+    (np.where(np.arange(40) == 3, np.nan, np.arange(40.0)), r"finite on labelled rows; row 3 has \[nan\]"),
+    (np.where(np.arange(40) == 5, np.inf, np.arange(40.0)), r"row 5 has \[inf\]"),
+    (np.array(["a"] * 40), r"covariates must be numeric"),
+    (np.zeros((40, 1, 1)), r"got shape \(40, 1, 1\)"),
+])
+def test_reward_calibrator_refuses_bad_covariates(cov, words):
+    from cje.calibration import RewardCalibrator
+
+    s, y = _sy()
+    with pytest.raises(cje.CJEInputError, match=words):
+        RewardCalibrator(mode="auto").fit(s, y, covariates=cov)
