@@ -195,3 +195,39 @@ def test_reward_calibrator_refuses_bad_covariates(cov, words):
     s, y = _sy()
     with pytest.raises(cje.CJEInputError, match=words):
         RewardCalibrator(mode="auto").fit(s, y, covariates=cov)
+
+
+# ---- contrasts with a level the level gate refused ---------------------------------------------
+def test_transport_fail_level_enters_no_contrast_and_no_better_line():
+    """A and B truly equal; the judge inflates B by 2.5 points and only A is labelled. With an
+    audit-only probe (probe_correction=False) B's audit FAILs and its level is REFUSED — but
+    before, its contrast with A was still computed, significant, and the summary printed
+    "Better …: B > A". In 300 replicates of this design B was refused in 203, and among those
+    the A − B contrast was significant in 80% ± 2.8% (Monte Carlo SE) though the truth is
+    equal."""
+    data = _data(400, seed=0)
+    rep = cje.analyze(data, probes={"B": _probe(50, seed=100)}, transport_margin=0.05,
+                      probe_correction=False, **SCALES)
+    assert rep.audits[0].verdict == "FAIL"
+    assert rep["B"].status == "REFUSED"
+    assert rep.pairs == ()
+    assert "B > A" not in rep.summary()
+    assert rep.ranking == (("A",),)
+
+
+def test_out_of_range_level_enters_no_contrast():
+    """Labels only on A, whose judge scores stay in 0–5; B scores 6–10 (outside the labelled
+    range, extrapolated: REFUSED). Its contrast with A would rest on the flat extrapolation."""
+    rng = np.random.default_rng(3)
+    n = 300
+    a = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(n)], "policy": "A",
+                      "judge_score": rng.integers(0, 6, n).astype(float)})
+    a["oracle_label"] = np.where(rng.uniform(size=n) < 0.3,
+                                 (rng.uniform(size=n) < a.judge_score / 10).astype(float), np.nan)
+    b = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(n)], "policy": "B",
+                      "judge_score": rng.integers(6, 11, n).astype(float), "oracle_label": np.nan})
+    c = a.assign(policy="C", oracle_label=np.nan)  # a comparable policy stays compared
+    rep = cje.analyze(pd.concat([a, b, c], ignore_index=True), **SCALES)
+    assert rep["B"].status == "REFUSED"
+    assert any("outside the labelled range" in r for r in rep["B"].reasons)
+    assert [(c.policy_a, c.policy_b) for c in rep.pairs] == [("A", "C")]

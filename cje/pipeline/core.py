@@ -411,6 +411,7 @@ def estimate(
     totals: dict[int, np.ndarray] = {}
     present: dict[int, np.ndarray] = {}
     probes: dict[int, tuple[float, int]] = {}  # probe-corrected policies: their contrasts' df
+    unreliable: set[int] = set()  # levels the level gate refused
     for p, name in enumerate(shape.names):
         value, gap = full[p]
         info = shape.policy(p, value, gap)
@@ -453,6 +454,8 @@ def estimate(
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))
             diag["ci_high_unclipped"] = float(from_unit(hi_t, scale))
         n_labels = info.n_labels + (info.probe.n_labels if info.probe is not None else 0)
+        if level == "REFUSED":
+            unreliable.add(p)
         results.append(PolicyEstimate(
             policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,
             ci_low=float(from_unit(lo, scale)), ci_high=float(from_unit(hi, scale)), alpha=alpha,
@@ -471,7 +474,12 @@ def estimate(
     results = [sanity_gate(r, shape.label_scale) for r in results]
     shown = [i for i, n in enumerate(shape.names) if only is None or n in only]
     # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
-    can_compare = [i for i in shown if comparable(results[i], shape.label_scale)]
+    # and not with a level the level gate refused (a failed transport audit, judge scores
+    # outside the labelled range): the difference carries the same biased level, and a "better
+    # than" built on it would be printed. The sanity gate's too-wide interval leaves the paired
+    # difference usable (its level is merely imprecise)
+    can_compare = [i for i in shown
+                   if i not in unreliable and comparable(results[i], shape.label_scale)]
     # the influence values are summarised in totals: free them before the contrasts (80 MB
     # at 10^7 rows)
     point, gaps = [float(v.value) for v, _ in full], [g for _, g in full]
