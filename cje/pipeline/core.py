@@ -109,6 +109,10 @@ class PolicyRows:
         The policy's rows when its influence values are given as per-prompt totals (one value
         per prompt, as the out-of-core engines of :mod:`cje.pipeline.streaming` compute them);
         ``None``: one influence value per row.
+    no_variance : bool
+        A part of the estimate rests on a single prompt's labels, so its variance cannot be
+        estimated: the estimate gets no standard error (the sanity gate refuses it; the shape
+        gives the reason).
     """
 
     cluster: np.ndarray
@@ -121,6 +125,7 @@ class PolicyRows:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     probe: ProbeUse | None = None
     n_rows: int | None = None
+    no_variance: bool = False
 
 
 def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None) -> float:
@@ -411,18 +416,18 @@ def estimate(
     totals: dict[int, np.ndarray] = {}
     present: dict[int, np.ndarray] = {}
     probes: dict[int, tuple[float, int]] = {}  # probe-corrected policies: their contrasts' df
-    unreliable: set[int] = set()  # levels the level gate refused
+    unreliable: set[int] = set()  # levels refused for a failed transport audit
     for p, name in enumerate(shape.names):
         value, gap = full[p]
         info = shape.policy(p, value, gap)
         phi, cl = value.influence, info.cluster
         n_rows = cl.size if info.n_rows is None else info.n_rows
         v_if, g = cluster_variance(phi, cl, info.n_rows)  # None: one value per row, as before
-        if info.probe is not None and info.probe.n_prompts < 2:
-            # the probe's mean residual on one prompt has no variance estimate (its rows are not
-            # independent): its part would enter with variance 0 and the interval claim a
-            # precision it does not have. No standard error: the sanity gate refuses it, and it
-            # enters no contrast
+        if info.no_variance or (info.probe is not None and info.probe.n_prompts < 2):
+            # a mean residual on one prompt (a probe's, or the policy's own labels) has no
+            # variance estimate (its rows are not independent): its part would enter with
+            # variance 0 and the interval claim a precision it does not have. No standard
+            # error: the sanity gate refuses it, and it enters no contrast
             v_if = float("nan")
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
@@ -454,7 +459,8 @@ def estimate(
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))
             diag["ci_high_unclipped"] = float(from_unit(hi_t, scale))
         n_labels = info.n_labels + (info.probe.n_labels if info.probe is not None else 0)
-        if level == "REFUSED":
+        audit = audit_of.get(name)
+        if info.probe is None and audit is not None and audit.verdict == "FAIL":
             unreliable.add(p)
         results.append(PolicyEstimate(
             policy=name, estimate=float(from_unit(value.value, scale)), se=se * width,
@@ -474,10 +480,10 @@ def estimate(
     results = [sanity_gate(r, shape.label_scale) for r in results]
     shown = [i for i, n in enumerate(shape.names) if only is None or n in only]
     # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
-    # and not with a level the level gate refused (a failed transport audit, judge scores
-    # outside the labelled range): the difference carries the same biased level, and a "better
-    # than" built on it would be printed. The sanity gate's too-wide interval leaves the paired
-    # difference usable (its level is merely imprecise)
+    # and not with a level refused for a failed transport audit: the difference carries the
+    # same untransported level, and a "better than" built on it would be printed (the sanity
+    # gate's too-wide interval leaves the paired difference usable: its level is merely
+    # imprecise)
     can_compare = [i for i in shown
                    if i not in unreliable and comparable(results[i], shape.label_scale)]
     # the influence values are summarised in totals: free them before the contrasts (80 MB
