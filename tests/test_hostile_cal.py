@@ -272,3 +272,19 @@ def test_few_own_labels_caution(m_b, status):
 
     plain = cje.analyze(_equal_pair(m_b, seed=7), estimator=DirectEstimator(augment=False), **SCALES)
     assert not any("own oracle labels" in r for r in plain["B"].reasons)
+
+
+def test_offpolicy_probe_on_one_prompt_is_refused():
+    """The logged pipeline's probe correction goes through the same combine() and core: a probe
+    of an off-policy target on one prompt gets no standard error either (before: OK, its probe
+    part with variance 0)."""
+    sim = cje.synthetic.make_offpolicy_eval(300, rng=0)
+    psim = cje.synthetic.make_offpolicy_eval(40, fresh_oracle_fraction=1.0, rng=1)
+    one = psim.fresh[psim.fresh.policy == "mild"].assign(prompt_id="one")
+    one = one.assign(draw_idx=np.arange(len(one)))
+    rep = cje.analyze(sim.logged, fresh_draws=sim.fresh, estimator="stacked-dr",
+                      probes={"mild": one}, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    e = rep["mild"]
+    assert e.status == "REFUSED" and np.isnan(e.se)
+    assert any("lie on a single prompt" in r for r in e.reasons)
+    assert all("mild" not in (c.policy_a, c.policy_b) for c in rep.pairs)
