@@ -260,7 +260,7 @@ def test_own_labels_on_one_prompt_are_refused():
 @pytest.mark.parametrize(("m_b", "status"), [(3, "CAUTION"), (9, "CAUTION"), (10, "OK")])
 def test_few_own_labels_caution(m_b, status):
     """2–9 own labels: CAUTION with the reason (their intervals covered 0.67–0.83 in 200
-    replicates each; see cje.pipeline.direct.MIN_OWN_LABELS)."""
+    replicates each; see cje.pipeline.core.MIN_OWN_LABELS)."""
     rep = cje.analyze(_equal_pair(m_b, seed=7), **SCALES)
     b = rep["B"]
     assert b.n_labels == m_b
