@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from cje._tdist import NU_ASYMPTOTIC, t_isf, t_ppf, t_sf
+from cje._tdist import NU_ASYMPTOTIC, SCIPY_FROM, _isf_v, _sf_v, t_isf, t_ppf, t_sf
 
 RTOL = 2e-13
 NUS = [0.3, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 7.3, 10.0, 33.3, 100.0, 299.0, 999.0, 1001.0,
@@ -45,6 +45,49 @@ def test_survival_function_on_both_sides_of_the_expansion_switch() -> None:
             want = special.stdtr(nu, -t)
             if want > 1e-300:
                 assert t_sf(t, nu) == pytest.approx(want, rel=RTOL), (nu, t)
+
+
+def test_survival_function_at_random_points() -> None:
+    # ν log-uniform on [0.3, 1e15], t on [1e-4, 3000]: 20,000 points, fixed seed
+    rng = np.random.default_rng(20261206)
+    nu = 10 ** rng.uniform(-0.5, 15, 20_000)
+    t = 10 ** rng.uniform(-4, 3.5, 20_000)
+    want = special.stdtr(nu, -t)
+    got = _sf_v(t, nu)  # the module's own code (t_sf hands arrays this large to scipy)
+    body, tail = want > 1e-100, (want > 1e-300) & (want <= 1e-100)
+    assert body.sum() > 10_000 and tail.sum() > 500
+    np.testing.assert_allclose(got[body], want[body], rtol=2.5e-13)
+    np.testing.assert_allclose(got[tail], want[tail], rtol=1e-12)
+    assert (got[want <= 1e-300] < 1e-290).all()
+
+
+def test_quantile_solves_the_survival_equation_at_random_points() -> None:
+    # checked by the round trip (the module's own survival function is checked above): scipy's
+    # stdtrit is itself off by ~3e-13 at some of these points
+    rng = np.random.default_rng(7)
+    nu = 10 ** rng.uniform(-0.3, 12, 5_000)
+    q = 10 ** rng.uniform(-30, np.log10(0.5), 5_000)
+    t = _isf_v(q, nu)  # the module's own code, as above
+    np.testing.assert_allclose(_sf_v(t, nu), q, rtol=2.5e-13)  # to the survival's own accuracy
+    np.testing.assert_allclose(t, -special.stdtrit(nu, q), rtol=5e-12)  # and near scipy's
+
+
+def test_large_arrays_go_to_scipy_and_agree_with_the_own_code() -> None:
+    rng = np.random.default_rng(3)
+    nu = 10 ** rng.uniform(0, 7, SCIPY_FROM)
+    t = 10 ** rng.uniform(-2, 1, SCIPY_FROM)
+    np.testing.assert_array_equal(t_sf(t, nu), special.stdtr(nu, -t))  # scipy's numbers
+    np.testing.assert_allclose(t_sf(t, nu), _sf_v(t, nu), rtol=2.5e-13)
+    np.testing.assert_allclose(t_ppf(0.975, nu), _isf_v(0.025, nu), rtol=2.5e-13)
+    np.testing.assert_allclose(t_isf(0.025, nu), -t_ppf(0.025, nu), rtol=0)
+    # where scipy fails (p = 0; tiny p at small ν), the own code answers
+    p = np.full(SCIPY_FROM, 0.3)
+    p[:3] = [0.0, 1e-300, 1e-120]
+    got = t_ppf(p, 2.5)
+    assert got[0] == -np.inf and got[1] == float(t_ppf(1e-300, 2.5)) < -1e119
+    assert got[2] == float(t_ppf(1e-120, 2.5)) and got[3] == pytest.approx(special.stdtrit(2.5, 0.3))
+    assert t_ppf(np.array([0.975, 0.975]), np.array([10.0, 10.0])).tolist() == [
+        float(t_ppf(0.975, 10.0))] * 2  # small arrays: the own code, as for scalars
 
 
 def test_closed_forms_where_scipy_is_not_the_oracle() -> None:
