@@ -297,9 +297,11 @@ def analyze(
         )
     for pol, src in (probes or {}).items():
         if pol not in known:
+            near = [k for k in known if str(k).strip().casefold() == str(pol).strip().casefold()]
             raise CJEInputError(
                 f"Probe slice given for policy {pol!r}, which has no rows; the data has policies "
-                f"{known}."
+                f"{known}." + (f" Did you mean {near[0]!r} (names are compared exactly, case and "
+                               "spaces included)?" if near else "")
             )
         with _naming(f"probes[{pol!r}]"):
             pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale,

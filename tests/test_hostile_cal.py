@@ -288,3 +288,9 @@ def test_offpolicy_probe_on_one_prompt_is_refused():
     assert e.status == "REFUSED" and np.isnan(e.se)
     assert any("lie on a single prompt" in r for r in e.reasons)
     assert all("mild" not in (c.policy_a, c.policy_b) for c in rep.pairs)
+
+
+@pytest.mark.parametrize("key", ["b", " B", "B\t"])
+def test_probe_key_near_miss_names_the_policy(key):
+    with pytest.raises(cje.CJEInputError, match=r"which has no rows.*Did you mean 'B'"):
+        cje.analyze(_data(300), probes={key: _probe(50).drop(columns="policy")}, **SCALES)
