@@ -294,3 +294,25 @@ def test_offpolicy_probe_on_one_prompt_is_refused():
 def test_probe_key_near_miss_names_the_policy(key):
     with pytest.raises(cje.CJEInputError, match=r"which has no rows.*Did you mean 'B'"):
         cje.analyze(_data(300), probes={key: _probe(50).drop(columns="policy")}, **SCALES)
+
+
+# ---- the reliability table of a judge on a coarse grid -----------------------------------------
+@pytest.mark.parametrize("grid", [(0.0, 10.0), (1.0, 2.0, 3.0, 4.0, 5.0), tuple(range(10))])
+def test_reliability_one_bin_per_score_on_a_coarse_grid(grid):
+    """Before, quantile edges put a two-valued judge's rows in one bin spanning [0, 10] (the
+    table said nothing about either score) and merged the top score of a 5-point judge into
+    the bin below. Oracle: pandas' groupby on the labelled rows."""
+    from cje.calibration import RewardCalibrator
+
+    rng = np.random.default_rng(4)
+    s = rng.choice(np.array(grid), 400, p=np.linspace(1, 3, len(grid)) / np.linspace(1, 3, len(grid)).sum())
+    y = (rng.uniform(size=400) < (s - min(grid) + 1) / (max(grid) - min(grid) + 2)).astype(float)
+    cal = RewardCalibrator(mode="monotone").fit(s, y)
+    rows = cal.reliability_rows(n_bins=10)
+    ref = pd.DataFrame({"s": s, "y": y}).groupby("s")["y"].agg(["size", "mean"])
+    assert [r["judge_low"] for r in rows] == [r["judge_high"] for r in rows] == ref.index.tolist()
+    assert [r["n"] for r in rows] == ref["size"].tolist()
+    np.testing.assert_allclose([r["mean_label"] for r in rows], ref["mean"], rtol=0, atol=1e-12)
+    # an isotonic fit on a grid is the pooled label mean per score (here increasing): equal
+    np.testing.assert_allclose([r["mean_calibrated"] for r in rows],
+                               cal.predict(ref.index.to_numpy()), rtol=0, atol=1e-12)

@@ -799,7 +799,8 @@ class RewardCalibrator:
         Parameters
         ----------
         n_bins : int
-            Number of equal-count bins of the judge score (ties kept together).
+            Number of equal-count bins of the judge score (ties kept together); a judge with
+            at most ``n_bins`` distinct scores gets one bin per score.
 
         Returns
         -------
@@ -828,7 +829,8 @@ class RewardCalibrator:
         Parameters
         ----------
         n_bins : int
-            Number of equal-count bins of the judge score (ties kept together).
+            Number of equal-count bins of the judge score (ties kept together); a judge with
+            at most ``n_bins`` distinct scores gets one bin per score.
 
         Returns
         -------
@@ -847,8 +849,14 @@ class RewardCalibrator:
         s, y = self._s, self._y
         full = self.calibration()
         fitted = full.predict(s, self._cov_rows())
-        edges = np.unique(np.quantile(s, np.linspace(0, 1, n_bins + 1)))
-        b = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(len(edges) - 2, 0))
+        distinct = np.unique(s)
+        if distinct.size <= n_bins:
+            # a judge on a grid of at most n_bins values: one bin per score (quantile edges
+            # would put the top score in the bin below it, and a two-valued judge in one bin)
+            b = np.searchsorted(distinct, s)
+        else:
+            edges = np.unique(np.quantile(s, np.linspace(0, 1, n_bins + 1)))
+            b = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(len(edges) - 2, 0))
         n = np.bincount(b)
         used = np.flatnonzero(n)
         lo = np.full(n.size, np.inf)
