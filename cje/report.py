@@ -215,12 +215,25 @@ class Report:
         if not beats:
             return f"No policy is shown better than another {test}."
         order = sorted(beats, key=lambda p: -value.get(p, 0.0))
-        parts = [f"{visible(w)} > " + ", ".join(visible(x) for x in
-                                               sorted(beats[w], key=lambda p: -value.get(p, 0.0)))
+        # a level that is not OK carries its caveat into every comparison it enters (a CAUTION
+        # level rests on an assumption, e.g. that the calibration transports): marked, not hidden
+        status = {e.policy: e.status for e in self.estimates}
+        marked: set[str] = set()
+
+        def name(p: str) -> str:
+            if status.get(p, "OK") == "OK":
+                return visible(p)
+            marked.add(p)
+            return visible(p) + "*"
+
+        parts = [f"{name(w)} > " + ", ".join(name(x) for x in
+                                            sorted(beats[w], key=lambda p: -value.get(p, 0.0)))
                  for w in order[:max_winners]]
         more = f"; … ({len(order) - max_winners} more: Report.contrasts())" \
             if len(order) > max_winners else ""
-        return f"Better {test}: " + "; ".join(parts) + more + "; no other pair is separable."
+        note = (" (* status not OK: the comparison rests on that estimate's caveats, see its "
+                "reasons)") if marked else ""
+        return f"Better {test}: " + "; ".join(parts) + more + "; no other pair is separable." + note
 
     def _unranked(self) -> list[tuple[str, str]]:
         """``(policy, why)`` of every estimate left out of :attr:`ranking`."""
