@@ -86,8 +86,12 @@ GLOSSARY: dict[str, tuple[str, str]] = {
                   "length), then isotonic regression on that index; chosen when the judge score "
                   "alone is not enough.", "Methods › AutoCal-R"),
     "status": ("OK: no check failed. CAUTION: usable, but an assumption is untested or a check "
-               "is borderline (read the reason). REFUSED: not reliable; left out of the ranking "
-               "and the contrasts. UNCALIBRATED: too few labels; raw judge means.",
+               "is borderline (read the reason). REFUSED: not reliable; left out of the ranking. "
+               "Its contrasts are still listed when the paired difference can stand although the "
+               "level cannot (an interval wider than the scale, judge scores outside the labelled "
+               "range, an overlap gate); a level refused for a failed transport audit, or with no "
+               "finite or in-scale estimate, enters none. UNCALIBRATED: too few labels; raw judge "
+               "means.",
                "Methods › Diagnostics and gates"),
     "p_holm": ("the p-value of a pair adjusted for testing all pairs (Holm's method); a pair is "
                "called different when p_holm < alpha.", "Methods › Inference"),

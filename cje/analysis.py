@@ -16,7 +16,7 @@ from typing import Any
 
 from cje._progress import check_progress
 from cje.calibration.reward import Mode
-from cje.data import EvalData, load, with_calibration_rows
+from cje.data import EvalData, check_label_variation, load, with_calibration_rows
 from cje.errors import CJEInputError, check_alpha
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.registry import Estimator, resolve
@@ -285,6 +285,7 @@ def analyze(
                          else (ev.label_scale if ev.n_labels else None),
                          columns=columns, covariates=cov, policy="(calibration)")
         ev = with_calibration_rows(ev, extra)
+    check_label_variation(ev.oracle_label, ev.oracle_label == ev.oracle_label)  # (not NaN)
     probe_data = {}
     known = list(ev.policies) + [t for t in ev.logprobs if t != "base"]
     if transport_margin is not None and transport_margin >= ev.label_scale[1] - ev.label_scale[0]:

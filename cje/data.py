@@ -1019,7 +1019,6 @@ def _build(
     lab = ~np.isnan(y)
     jscale = _judge_scale(s, judge_scale, pid, notices)
     lscale = _label_scale(y, lab, label_scale, jscale, pid, notices)
-    _check_label_variation(y, lab)
     prompt_code, prompts, pol_names, policy_code = _codes(pid_code, pid_uniq, pol_code, pol_uniq)
     # the rows' ids for messages, from the final codes: the input's codes go (80 MB each at
     # 10^7 rows, before the load's last per-row temporaries)
@@ -1305,8 +1304,12 @@ def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float
     return lscale
 
 
-def _check_label_variation(y: np.ndarray, lab: np.ndarray) -> None:
-    """Two or more labels must not all be equal: nothing could be calibrated to them."""
+def check_label_variation(y: np.ndarray, lab: np.ndarray) -> None:
+    """Two or more labels that train the calibrator must not all be equal: nothing could be
+    calibrated to them. Checked by :func:`cje.analyze` on the labels that train it (the data's,
+    with any ``calibration=`` rows), not by :func:`load`: a probe slice's labels (a strong
+    policy's binary labels may all be 1) or a set of calibration rows may be constant and still
+    be right."""
     if lab.sum() >= 2:
         ly = y[lab]
         if np.all(ly == ly[0]):

@@ -828,7 +828,7 @@ def monitor(
 
     from cje._checks import check_int, check_scale
     from cje.analysis import analyze
-    from cje.data import load
+    from cje.data import check_label_variation, load
 
     alpha = check_alpha(alpha)
     alpha_drift = alpha if alpha_drift is None else check_alpha(alpha_drift)
@@ -861,6 +861,7 @@ def monitor(
     # one validation of every row (numbers, ids, scales), with row numbers of the whole input
     core = df[["prompt_id", "policy", "judge_score", "oracle_label"]].reset_index(drop=True)
     ev = load(core, judge_scale=judge_scale, label_scale=label_scale)
+    check_label_variation(ev.oracle_label, ev.oracle_label == ev.oracle_label)  # (not NaN)
     judge_scale, label_scale = ev.judge_scale, ev.label_scale
     core = core.assign(prompt_id=core["prompt_id"].astype(str), policy=core["policy"].astype(str),
                        judge_score=pd.to_numeric(core["judge_score"]),
@@ -943,6 +944,7 @@ def monitor(
             rdf["prompt_id"] = [f"ref{i}" for i in range(len(rdf))]
         rv = load(rdf[["prompt_id", "judge_score", "oracle_label"]].assign(policy="(reference)"),
                   judge_scale=judge_scale, label_scale=label_scale)
+        check_label_variation(rv.oracle_label, rv.oracle_label == rv.oracle_label)
         if rv.n_labels < min_labels:
             raise CJEInputError(f"The reference has {rv.n_labels} oracle labels; it needs at "
                                 f"least min_labels={min_labels}.")

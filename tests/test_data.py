@@ -144,7 +144,7 @@ BAD_INPUT: list[tuple[str, Callable[[Path], Any], str]] = [
     ("inf_oracle_label", lambda t: cje.load(_with(oracle_label={3: INF})),
      r"'oracle_label' column must be finite or empty; row 3 \(prompt_id='p3'\) has inf\. Leave "
      r"unlabelled rows empty"),
-    ("identical_labels", lambda t: cje.load(_with(oracle_label=[1.0] * 5 + [None] * 7)),
+    ("identical_labels", lambda t: cje.analyze(_with(oracle_label=[1.0] * 5 + [None] * 7)),
      r"'oracle_label' column has a single value \(1\) on all 5 labelled rows.*Check that the right "
      r"column is used"),
     ("identical_labels_analyze",

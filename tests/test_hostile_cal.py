@@ -316,3 +316,25 @@ def test_reliability_one_bin_per_score_on_a_coarse_grid(grid):
     # an isotonic fit on a grid is the pooled label mean per score (here increasing): equal
     np.testing.assert_allclose([r["mean_calibrated"] for r in rows],
                                cal.predict(ref.index.to_numpy()), rtol=0, atol=1e-12)
+
+
+# ---- constant labels where they train nothing ----------------------------------------------
+def test_a_probe_with_constant_labels_is_used_not_refused():
+    """A strong policy's binary probe labels may all be 1; the probe trains no calibrator, so
+    it is not refused for it (the load used to refuse it as if it were the calibration data).
+    The main data's labels still must vary (next test)."""
+    probe = _probe(40).assign(oracle_label=1.0)
+    rep = cje.analyze(_data(400), probes={"B": probe}, transport_margin=0.05, **SCALES)
+    audit = next(a for a in rep.audits if a.policy == "B")
+    assert audit.n == 40 and np.isfinite(rep["B"].se)
+    # and calibration rows whose labels are constant, added to varying ones, are accepted too
+    extra = _data(30, ("A",), ("A",), frac=1.0, seed=5, prefix="c").assign(oracle_label=0.0)
+    assert np.isfinite(cje.analyze(_data(400), calibration=extra, **SCALES)["A"].se)
+
+
+def test_constant_labels_that_train_the_calibrator_are_refused():
+    data = _data(400).assign(oracle_label=lambda d: d.oracle_label.where(d.oracle_label.isna(), 1.0))
+    with pytest.raises(cje.CJEInputError, match=r"single value \(1\) on all \d+ labelled rows"):
+        cje.analyze(data, **SCALES)
+    # the same data loads (nothing is wrong with it as data)
+    assert cje.load(data, **SCALES).n_labels > 0
