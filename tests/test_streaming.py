@@ -199,6 +199,7 @@ def test_more_buckets_than_prompts(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     paths = write_parts(df, tmp_path / "small", 3)
     mem = in_memory(paths, **KW)
     monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 1)
+    monkeypatch.setattr(streaming, "DASK_SPLIT_PER_GROUP_BY", 1)  # (one output partition a row)
     monkeypatch.setattr(streaming, "MAX_POLARS_PASSES", 97)
     rep = cje.analyze(str(tmp_path / "small"), engine=engine,
                       client=dask_client if engine == "dask" else None, **KW)
