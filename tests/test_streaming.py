@@ -187,6 +187,84 @@ def test_prompts_split_over_group_bys(parts: list[Path], memory_report: cje.Repo
     assert differences(memory_report, rep) == []
 
 
+@pytest.mark.parametrize("method", ["p2p", "tasks", "disk"])
+def test_dask_shuffle_methods(parts: list[Path], memory_report: cje.Report,
+                              monkeypatch: pytest.MonkeyPatch, method: str,
+                              dask_client: Any) -> None:
+    """Dask's per-prompt group-by gives the same numbers with each of Dask's shuffles (set in
+    Dask's configuration, which the pass respects) and 16 output partitions (4 group-bys of
+    ``ROWS_PER_GROUP_BY`` rows × ``DASK_SPLIT_PER_GROUP_BY``) of prompts spread over 8 files."""
+    import dask
+
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    with dask.config.set({"dataframe.shuffle.method": method}):
+        assert streaming._shuffle_method(dask_client) == {}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", client=dask_client, **KW)
+    assert differences(memory_report, rep) == []
+
+
+def test_dask_shuffle_choice(parts: list[Path], memory_report: cje.Report,
+                             monkeypatch: pytest.MonkeyPatch, dask_client: Any) -> None:
+    """Without a configured shuffle: a disk shuffle on one machine (no client: Dask's threads;
+    a client of a LocalCluster), Dask's default (p2p) for a client that only knows a scheduler's
+    address (a cluster possibly of other machines); the same numbers with each."""
+    import dask
+    import distributed
+
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    assert dask.config.get("dataframe.shuffle.method", None) is None
+    assert streaming._shuffle_method(None) == {"shuffle_method": "disk"}
+    assert streaming._shuffle_method(dask_client) == {"shuffle_method": "disk"}
+    rep = cje.analyze(str(parts[0].parent), engine="dask", **KW)  # Dask's default scheduler
+    assert differences(memory_report, rep) == []
+    with distributed.Client(dask_client.scheduler.address, set_as_default=False) as remote:
+        assert streaming._shuffle_method(remote) == {}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", client=remote, **KW)
+    assert differences(memory_report, rep) == []
+
+
+def test_dask_partition_sums_by_hand() -> None:
+    """One partition's per-prompt sums against a pandas group-by of the rows: the centred
+    reward and judge score summed per (prompt, policy), presence 0/1; integer ids as text;
+    with ``drop``, rows with an empty id or a non-finite score left out."""
+    import pandas as pd
+
+    from cje.pipeline.streaming import _dask_wide
+
+    pdf = pd.DataFrame({"prompt_id": ["a", "b", "a", "c", "a", " ", "b"],
+                        "policy": ["x", "y", "y", "x", "x", "x", "y"],
+                        "judge_score": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, np.nan]})
+    lookup = {"score": np.array([1.0, 2.0, 3.0]), "reward": np.array([0.1, 0.5, 0.7]),
+              "s01": np.array([0.0, 0.5, 1.0])}
+    centres = np.array([[0.3, 0.4], [0.6, 0.2]])  # (policy x: R̄, s̄), (policy y: R̄, s̄)
+    out = _dask_wide(pdf, lookup, ["x", "y"], centres, drop=True).set_index("prompt_id")
+    kept = pdf.iloc[[0, 1, 2, 3, 4]].copy()  # (" " and the NaN score dropped)
+    p = kept["policy"].map({"x": 0, "y": 1}).to_numpy()
+    d = np.searchsorted(lookup["score"], kept["judge_score"].to_numpy())
+    kept["t"] = lookup["reward"][d] - centres[p, 0]
+    kept["u"] = lookup["s01"][d] - centres[p, 1]
+    want = kept.groupby(["prompt_id", "policy"])[["t", "u"]].sum()
+    assert sorted(out.index) == ["a", "b", "c"]
+    for (pid, pol), row in want.iterrows():
+        j = {"x": 0, "y": 1}[pol]
+        assert out.loc[pid, f"t{j}"] == pytest.approx(row["t"], abs=1e-15)
+        assert out.loc[pid, f"u{j}"] == pytest.approx(row["u"], abs=1e-15)
+    present = {(pid, pol) for pid, pol in want.index}
+    for pid in out.index:
+        for j, pol in enumerate("xy"):
+            assert out.loc[pid, f"n{j}"] == int((pid, pol) in present)
+            if (pid, pol) not in present:
+                assert out.loc[pid, f"t{j}"] == 0.0 and out.loc[pid, f"u{j}"] == 0.0
+    ints = _dask_wide(pd.DataFrame({"prompt_id": [7, 7, 8], "judge_score": [1.0, 3.0, 2.0]}),
+                      lookup, ["default"], centres[:1])
+    assert ints["prompt_id"].tolist() == ["7", "8"]
+    assert ints["t0"].tolist() == pytest.approx([0.1 - 0.3 + 0.7 - 0.3, 0.5 - 0.3])
+
+
 @pytest.mark.parametrize("engine", ["polars", "dask"])
 def test_more_buckets_than_prompts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
                                    dask_client: Any) -> None:
