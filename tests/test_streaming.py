@@ -200,7 +200,7 @@ def test_dask_shuffle_methods(parts: list[Path], memory_report: cje.Report,
 
     monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
     with dask.config.set({"dataframe.shuffle.method": method}):
-        assert streaming._shuffle_method(dask_client) == {}
+        assert streaming.shuffle_method(dask_client) == {}
         rep = cje.analyze(str(parts[0].parent), engine="dask", client=dask_client, **KW)
     assert differences(memory_report, rep) == []
 
@@ -217,12 +217,12 @@ def test_dask_shuffle_choice(parts: list[Path], memory_report: cje.Report,
 
     monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
     assert dask.config.get("dataframe.shuffle.method", None) is None
-    assert streaming._shuffle_method(None) == {"shuffle_method": "disk"}
-    assert streaming._shuffle_method(dask_client) == {"shuffle_method": "disk"}
+    assert streaming.shuffle_method(None) == {"shuffle_method": "disk"}
+    assert streaming.shuffle_method(dask_client) == {"shuffle_method": "disk"}
     rep = cje.analyze(str(parts[0].parent), engine="dask", **KW)  # Dask's default scheduler
     assert differences(memory_report, rep) == []
     with distributed.Client(dask_client.scheduler.address, set_as_default=False) as remote:
-        assert streaming._shuffle_method(remote) == {}
+        assert streaming.shuffle_method(remote) == {}
         rep = cje.analyze(str(parts[0].parent), engine="dask", client=remote, **KW)
     assert differences(memory_report, rep) == []
 
