@@ -225,6 +225,12 @@ def test_dask_shuffle_choice(parts: list[Path], memory_report: cje.Report,
         assert streaming.shuffle_method(remote) == {}
         rep = cje.analyze(str(parts[0].parent), engine="dask", client=remote, **KW)
     assert differences(memory_report, rep) == []
+    # no client given, but a default one of such a cluster: Dask computes there, so no disk
+    with distributed.Client(dask_client.scheduler.address) as remote:
+        assert distributed.default_client() is remote
+        assert streaming.shuffle_method(None) == {}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", **KW)
+    assert differences(memory_report, rep) == []
 
 
 def test_dask_partition_sums_by_hand() -> None:

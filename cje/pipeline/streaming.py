@@ -81,15 +81,16 @@ _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: Rows per group-by of the per-prompt pass: above it the prompts are split by a hash of their
 #: id into several group-bys, so the engine never holds the hash table of more prompts than
 #: these rows have (polars: one pass over the data each, at most :data:`MAX_POLARS_PASSES`;
-#: Dask: one output partition each of its one group-by, ``split_out``, a shuffle and not another
-#: pass). The group-by's memory grows with its prompts × its columns (3 per policy: ~40 bytes
-#: per prompt for each float sum, ~7 for each UInt8 maximum, in polars): measured in polars
-#: alone at 10^7 rows (2.5·10^6 prompts, 4 policies) 0.85 GB peak in one group-by, 0.67 GB in
-#: 2. Whole analysis at 10^7 rows (benchmarks/scale_out.py, quiet machine; in-memory engine
-#: 1.63 GB, 7.1 s): polars 0.79–0.82 GB in 6.5–6.7 s with 8 group-bys of 1.25·10^6 rows (1.11 GB
-#: at 2.5·10^6, 1.26 GB at 5·10^6, measured under a load of 2–3); Dask 1.23–1.28 GB in 10.7–11.0 s
-#: with 8 output partitions (most of it its scan and fit and the in-process cluster, ~0.8 GB
-#: before this pass). At 10^8 rows: polars 4.58 GB, Dask 5.57 GB.
+#: Dask: :data:`DASK_SPLIT_PER_GROUP_BY` output partitions each of its one group-by,
+#: ``split_out``, a shuffle and not another pass). The group-by's memory grows with its prompts
+#: × its columns (3 per policy: ~40 bytes per prompt for each float sum, ~7 for each UInt8
+#: maximum, in polars): measured in polars alone at 10^7 rows (2.5·10^6 prompts, 4 policies)
+#: 0.85 GB peak in one group-by, 0.67 GB in 2. Whole analysis at 10^7 rows
+#: (benchmarks/scale_out.py; in-memory engine 1.63–1.68 GB, 5.3–7.1 s): polars 0.78–0.82 GB in
+#: 5.2–7.5 s with 8 group-bys of 1.25·10^6 rows (1.11 GB at 2.5·10^6, 1.26 GB at 5·10^6,
+#: measured under a load of 2–3); Dask 0.86–0.89 GB in 7.1–8.2 s (load 2.2–3.6) with 32 output
+#: partitions through a disk shuffle (1.23–1.28 GB in 10.7–11.0 s before issue #15's Dask
+#: memory work). At 10^8 rows: polars 4.58 GB, Dask 4.90 GB (5.57 GB before).
 ROWS_PER_GROUP_BY = 1_250_000
 #: Polars: at most this many passes of the per-prompt group-by (above 2.5·10^7 rows each holds
 #: more rows than :data:`ROWS_PER_GROUP_BY`): each pass reads all the data (~5 s each at 10^8
@@ -97,7 +98,10 @@ ROWS_PER_GROUP_BY = 1_250_000
 #: driver, not the group-by of 5·10^6 rows, hold most of the memory.
 MAX_POLARS_PASSES = 20
 #: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows
-#: (8 at 10^7 rows: 1.23–1.37 GB over repeat runs; 4: 1.44 GB in one run under a load of 2–3).
+#: (32 at 10^7 rows). Measured at 10^7 rows, whole analysis, in-process cluster, load 2.5–4:
+#: with a disk shuffle 8 partitions 1.08 GB, 16: 0.96–0.97 GB, 32: 0.87–0.90 GB, 64: 0.93 GB;
+#: with p2p 8: 1.13 GB, 16: 1.10–1.11 GB, 32: 1.08–1.12 GB; with tasks 16: 1.04–1.06 GB, 32:
+#: 1.08 GB (more partitions: each is grouped and summed on its own, fewer prompts at once).
 DASK_SPLIT_PER_GROUP_BY = 4
 #: Row key of the first bad row: file number × 2^40 + row in the file.
 _ROW_BITS = 40
@@ -877,17 +881,24 @@ def shuffle_directory(shuffle: dict[str, str]) -> Iterator[Any]:
 def shuffle_method(client: Any) -> dict[str, str]:
     """The shuffle of the per-prompt group-by: the one set in Dask's configuration
     (``dataframe.shuffle.method``) when there is one; else ``"disk"`` on one machine (no
-    client: Dask's own default there; or a client of a ``LocalCluster``); else (a cluster of
-    other machines, where a shuffle through one machine's disk does not work) Dask's default,
-    ``"p2p"``. Measured at 10^7 rows in an in-process cluster (whole analysis, peak RSS, 32
-    output partitions unless said): ``"disk"`` 0.87–0.93 GB, ``"p2p"`` 1.08–1.13 GB (also with
-    8 or 16 partitions), ``"tasks"`` 1.04–1.13 GB."""
+    client and no default distributed client: Dask's own default there; or a client — given,
+    else the default one — of a ``LocalCluster``); else (a cluster possibly of other machines,
+    where a shuffle through one machine's disk does not work) Dask's default, ``"p2p"``.
+    Measured at 10^7 rows in an in-process cluster (whole analysis, peak RSS, 32
+    output partitions): ``"disk"`` 0.87–0.90 GB, ``"p2p"`` 1.08–1.12 GB, ``"tasks"`` 1.08 GB
+    (see :data:`DASK_SPLIT_PER_GROUP_BY`). Dask's disk shuffle writes through one machine's
+    file system, so a cluster of several machines cannot use it."""
     import dask
 
     if dask.config.get("dataframe.shuffle.method", None):
         return {}
-    if client is None:
-        return {"shuffle_method": "disk"}
+    if client is None:  # Dask computes on the default distributed client when there is one
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):  # none: Dask's local schedulers
+            return {"shuffle_method": "disk"}
     from distributed import LocalCluster
 
     local = isinstance(getattr(client, "cluster", None), LocalCluster)
