@@ -233,6 +233,22 @@ def test_dask_shuffle_choice(parts: list[Path], memory_report: cje.Report,
     assert differences(memory_report, rep) == []
 
 
+@pytest.mark.parametrize("with_client", [True, False])
+def test_dask_progress(parts: list[Path], memory_report: cje.Report, dask_client: Any,
+                       with_client: bool, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``progress=True`` on Dask: its own progress bars, named after the passes, and the same
+    numbers (the results are still taken one output partition at a time)."""
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    rep = cje.analyze(str(parts[0].parent), engine="dask", progress=True,
+                      client=dask_client if with_client else None, **KW)
+    assert differences(memory_report, rep) == []
+    err = capsys.readouterr().err
+    assert "scan (dask)" in err and "per-prompt sums (dask)" in err
+
+
 def test_dask_partition_sums_by_hand() -> None:
     """One partition's per-prompt sums against a pandas group-by of the rows: the centred
     reward and judge score summed per (prompt, policy), presence 0/1; integer ids as text;
