@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cje._progress import progress_iter
+from cje._tdist import t_ppf, t_sf
 from cje.results import Contrast
 
 if TYPE_CHECKING:
@@ -576,9 +577,7 @@ def t_interval(estimate: float, se: float, df: float, alpha: float) -> tuple[flo
     >>> round(hi, 3)
     1.96
     """
-    from scipy.special import stdtrit  # the t quantile, without scipy.stats' overhead
-
-    q = float(stdtrit(df, 1 - alpha / 2))
+    q = float(t_ppf(1 - alpha / 2, df))
     return estimate - q * se, estimate + q * se
 
 
@@ -622,11 +621,9 @@ def clip_interval(estimate: float, low: float, high: float,
 
 def t_pvalue(estimate: float, se: float, df: float) -> float:
     """Two-sided p-value of ``estimate / se`` against a t distribution with ``df``."""
-    from scipy.special import stdtr
-
     if not se > 0:
         return 0.0 if estimate != 0 else 1.0
-    return float(2 * stdtr(df, -abs(estimate / se)))
+    return float(2 * t_sf(abs(estimate / se), df))
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -912,19 +909,15 @@ def probe_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.ndarr
 def _t_intervals(estimate: np.ndarray, se: np.ndarray, df: np.ndarray,
                  alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`t_interval` elementwise."""
-    from scipy.special import stdtrit
-
-    q = stdtrit(df, 1 - alpha / 2)
+    q = t_ppf(1 - alpha / 2, df)
     return estimate - q * se, estimate + q * se
 
 
 def _t_pvalues(estimate: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
     """:func:`t_pvalue` elementwise, except that a NaN standard error gives a NaN p-value (no
     variance estimate: nothing can be claimed), where the scalar function returns 0."""
-    from scipy.special import stdtr
-
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stdtr(df, -np.abs(estimate / se))
+        p = 2 * t_sf(np.abs(estimate / se), df)
     zero_se = se == 0  # a difference known exactly: 0 if it is non-zero, else 1
     p = np.where(zero_se, np.where(estimate != 0, 0.0, 1.0), p)
     return np.where(np.isnan(se), np.nan, p)

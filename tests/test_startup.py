@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("numpy", "scipy", "pandas", "polars", "pyarrow", "matplotlib", "statsmodels", "sklearn",
          "tqdm", "joblib")
 #: Never loaded by a direct analysis of a few thousand rows of JSON Lines (the CLI included).
+#: No scipy at all: the t distribution is :mod:`cje._tdist`, the calibration's fits :mod:`cje._lite`.
 NOT_FOR_SMALL_DIRECT = ("pandas", "polars", "pyarrow", "matplotlib", "statsmodels", "sklearn",
-                        "scipy.interpolate", "scipy.optimize", "scipy.sparse", "scipy.stats",
-                        "tqdm", "joblib", "cje.monitoring", "cje.pipeline.logged", "cje.plots",
+                        "scipy", "tqdm", "joblib", "cje.monitoring", "cje.pipeline.logged", "cje.plots",
                         "cje.synthetic", "cje.montecarlo")
 
 
