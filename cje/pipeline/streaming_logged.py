@@ -420,35 +420,40 @@ class _DaskEngine(_Engine):
         shuffle = shuffle_method(self.client)
         with shuffle_directory(shuffle) as graph_context:
             with graph_context():
-                parts = wide.groupby("prompt_id", sort=False).sum(
-                    split_out=buckets * DASK_SPLIT_PER_GROUP_BY, **shuffle).to_delayed()
-            del wide
-            yield from self._partitions(parts, cols, progress)
+                agg = wide.groupby("prompt_id", sort=False).sum(
+                    split_out=buckets * DASK_SPLIT_PER_GROUP_BY, **shuffle)
+                # each output partition comes back as numpy columns alone (no ids, no index)
+                parts = [dask.delayed(_dask_columns, pure=True)(part, cols)
+                         for part in agg.to_delayed()]
+            del wide, agg
+            yield from self._partitions(parts, progress)
 
-    def _partitions(self, parts: list[Any], cols: list[str], progress: bool | None
+    def _partitions(self, parts: list[Any], progress: bool | None
                     ) -> Iterator[dict[str, np.ndarray]]:
         """The output partitions one by one, each released once taken."""
-
-        def columns(pdf: Any) -> dict[str, np.ndarray]:
-            out = {c: pdf[c].to_numpy() for c in cols}
-            for c in ("lab", "f"):
-                if c in out:
-                    out[c] = np.rint(out[c] / out["n0"]).astype(np.int64)
-            return out
-
         if self.client is not None:
             futures = self.client.compute(parts)
             del parts
             while futures:
                 future = futures.pop(0)
-                pdf = future.result()
+                out = future.result()
                 future.release()
-                yield columns(pdf)
-                del pdf, future
+                yield out
+                del out, future
         else:
-            for pdf in self._compute(parts, progress, "per-prompt sums (dask)"):
-                yield columns(pdf)
+            yield from self._compute(parts, progress, "per-prompt sums (dask)")
         release_arrow_memory()
+
+
+def _dask_columns(pdf: Any, cols: list[str]) -> dict[str, np.ndarray]:
+    """One output partition of the per-prompt group-by as numpy columns: 'lab' and 'f' are
+    the same on every row of a prompt, so their sums divided by the prompt's rows (n0) are
+    their values."""
+    out = {c: pdf[c].to_numpy() for c in cols}
+    for c in ("lab", "f"):
+        if c in out:
+            out[c] = np.rint(out[c] / out["n0"]).astype(np.int64)
+    return out
 
 
 def _dask_apply(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int) -> dict:
