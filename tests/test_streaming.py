@@ -249,6 +249,25 @@ def test_dask_progress(parts: list[Path], memory_report: cje.Report, dask_client
     assert "scan (dask)" in err and "per-prompt sums (dask)" in err
 
 
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_one_policy_integer_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
+                                dask_client: Any) -> None:
+    """Files without a 'policy' column (one policy, 'default') and with integer prompt ids
+    (taken as their text), prompts spread over 4 files, several group-bys: the in-memory
+    engine's numbers and notices."""
+    from cje.pipeline import streaming
+
+    df = make_rows(3_000, seed=5).filter(pl.col("policy") == "clone").drop("policy")
+    df = df.with_columns(pl.col("prompt_id").str.slice(1).cast(pl.Int64))
+    paths = write_parts(df, tmp_path / "ints", 4)
+    mem = in_memory(paths, **KW)
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 1_000)
+    rep = cje.analyze(str(tmp_path / "ints"), engine=engine,
+                      client=dask_client if engine == "dask" else None, **KW)
+    assert [e.policy for e in rep.estimates] == ["default"]
+    assert differences(mem, rep) == []
+
+
 def test_dask_partition_sums_by_hand() -> None:
     """One partition's per-prompt sums against a pandas group-by of the rows: the centred
     reward and judge score summed per (prompt, policy), presence 0/1; integer ids as text;
