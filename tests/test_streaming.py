@@ -636,6 +636,23 @@ def test_auto_streams_what_does_not_fit(parts: list[Path], monkeypatch: pytest.M
 
 
 @pytest.mark.slow
+def test_dask_process_workers(parts: list[Path], memory_report: cje.Report,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``LocalCluster`` of worker processes (the docs' example): the disk shuffle's files are
+    written and read by several processes on one machine; the same numbers."""
+    distributed = pytest.importorskip("distributed")
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert streaming.shuffle_method(client) == {"shuffle_method": "disk"}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", client=client, **KW)
+    assert differences(memory_report, rep) == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["polars", "dask"])
 def test_million_rows(tmp_path_factory: pytest.TempPathFactory, engine: str) -> None:
     """10^6 rows in 16 files: the acceptance size of issue #15."""
