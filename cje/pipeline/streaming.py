@@ -1088,7 +1088,8 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
     # each row's (policy, distinct score) cell, and its centred values from a table of the cells
     # (the same subtraction as row by row, made once per cell)
     D = lookup["score"].size
-    cell = pol * D + np.searchsorted(lookup["score"], s)  # (every row's score is there)
+    # (the distinct scores are sorted, and every row's score is among them: the scan found them)
+    cell = pol * D + np.searchsorted(lookup["score"], s)
     del s
     key = codes.astype(np.int64) * P + pol
     del codes, pol

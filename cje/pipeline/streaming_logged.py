@@ -421,7 +421,8 @@ class _DaskEngine(_Engine):
         with shuffle_directory(shuffle) as graph_context:
             with graph_context():
                 agg = wide.groupby("prompt_id", sort=False).sum(
-                    split_out=buckets * DASK_SPLIT_PER_GROUP_BY, **shuffle)
+                    split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1,
+                    **shuffle)
                 # each output partition comes back as numpy columns alone (no ids, no index)
                 parts = [dask.delayed(_dask_columns, pure=True)(part, cols)
                          for part in agg.to_delayed()]
