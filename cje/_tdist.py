@@ -195,6 +195,8 @@ def _isf(q: float, nu: float) -> float:
     lo, hi = 0.0, math.inf  # sf(lo) > q ≥ sf(hi)
     for _ in range(400):
         s = _sf(t, nu)
+        if s == q:
+            return t
         if s > q:
             lo = t
         else:
@@ -206,7 +208,7 @@ def _isf(q: float, nu: float) -> float:
             new = 0.0
         if not lo < new < hi:  # out of the bracket: bisect it (geometrically when it is wide),
             if math.isfinite(hi):  # or grow while it has no upper end (tails as heavy as t^−ν)
-                new = 0.5 * (lo + hi) if hi <= 4.0 * lo else math.sqrt(max(lo, 1.0)) * math.sqrt(hi)
+                new = math.sqrt(lo) * math.sqrt(hi) if 0.0 < 4.0 * lo < hi else 0.5 * (lo + hi)
             elif lo >= _LARGEST:
                 return math.inf  # the quantile is beyond the largest double
             else:

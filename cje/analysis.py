@@ -78,11 +78,12 @@ def analyze(
         Probe slices per policy: oracle-labelled random samples of that policy's own responses
         on prompts of their own. Each is audited (does the calibration transport to the
         policy? docs: Methods › Diagnostics and gates) and, with ``probe_correction``, corrects
-        the policy's level.
+        the policy's level. A probe file's ``policy`` column, if it has one, must name that
+        policy on every row (anything else is refused).
     transport_margin : float, optional
-        Practical margin ``δ_max`` (label units) that grades the audits PASS / FAIL /
-        INCONCLUSIVE. Without it audits are NOT GRADED; without probes it has nothing to grade
-        (a notice says so).
+        Practical margin ``δ_max`` (label units, smaller than the label scale's width) that
+        grades the audits PASS / FAIL / INCONCLUSIVE. Without it audits are NOT GRADED; without
+        probes it has nothing to grade (a notice says so).
     alpha : float
         ``1 − alpha`` intervals; contrasts are tested at ``alpha`` after Holm adjustment.
     mode : {"auto", "monotone", "two_stage"}
@@ -286,16 +287,27 @@ def analyze(
         ev = with_calibration_rows(ev, extra)
     probe_data = {}
     known = list(ev.policies) + [t for t in ev.logprobs if t != "base"]
+    if transport_margin is not None and transport_margin >= ev.label_scale[1] - ev.label_scale[0]:
+        lo, hi = ev.label_scale
+        raise CJEInputError(
+            f"transport_margin={transport_margin:g} is at least the width of the label scale "
+            f"({lo:g}, {hi:g}): every transport audit would PASS, whatever the probe shows. It is "
+            f"in label units: use a practical margin, e.g. transport_margin={0.05 * (hi - lo):g} "
+            "(5% of the scale)."
+        )
     for pol, src in (probes or {}).items():
         if pol not in known:
+            near = [k for k in known if str(k).strip().casefold() == str(pol).strip().casefold()]
             raise CJEInputError(
                 f"Probe slice given for policy {pol!r}, which has no rows; the data has policies "
-                f"{known}."
+                f"{known}." + (f" Did you mean {near[0]!r} (names are compared exactly, case and "
+                               "spaces included)?" if near else "")
             )
         with _naming(f"probes[{pol!r}]"):
             pr = load(src, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
                       columns=columns, covariates=cov, policy=pol)
         _no_design(pr, f"probes[{pol!r}]")
+        _probe_policy_column(pol, pr)
         if pr.n_labels < 2:
             raise CJEInputError(
                 f"The probe slice of {pol!r} needs oracle labels on at least 2 rows; it has "
@@ -352,6 +364,10 @@ def analyze(
     # known; the pipeline sees only the loaded EvalData
     from cje.export import provenance  # (lazy: keeps `import cje` light)
 
+    probe_notes = tuple(f"probes[{pol!r}]: {note}" for pol, pr in probe_data.items()
+                        for note in pr.notices)
+    if probe_notes:  # e.g. repeated (prompt_id, policy) rows taken as draws: said, not hidden
+        report = replace(report, notices=(*report.notices, *probe_notes))
     if transport_margin is not None and not probes:
         # it grades the probe slices' transport audits; without a probe it has nothing to grade
         # (the CLI refuses --transport-margin without --probe)
@@ -468,3 +484,26 @@ def _no_design(ev: Any, what: str) -> None:
             f"{what} has a non-uniform 'label_probability' column, which is supported only on the "
             "main data of fresh draws (direct mode) for now. Drop the column if its labels are a "
             "uniform random sample, or analyse it as the main data.")
+
+
+def _probe_policy_column(pol: str, pr: Any) -> None:
+    """A probe file whose own ``policy`` column names another policy (or several) is refused:
+    its rows would otherwise correct ``pol``'s level silently (a file of the wrong policy, or
+    the whole labelled data given as one policy's probe). Without the column every row is
+    ``pol``'s (``load(policy=pol)``)."""
+    import numpy as np
+
+    other = [name for name in pr.policies if name != pol]
+    if not other:
+        return
+    bad = [i for i, name in enumerate(pr.policies) if name != pol]
+    row = int(np.flatnonzero(np.isin(pr.policy_code, bad))[0])
+    near = [name for name in other if str(name).strip().casefold() == pol.strip().casefold()]
+    hint = (f" ({near[0]!r} differs from {pol!r} only in case or spaces: fix the key or the column)"
+            if near else "")
+    raise CJEInputError(
+        f"The probe slice given for policy {pol!r} (probes[{pol!r}]) has a 'policy' column naming "
+        f"{other!r}; row {row} (prompt_id={pr.prompts[pr.prompt_code[row]]!r}) has "
+        f"{pr.policies[pr.policy_code[row]]!r}{hint}. A probe slice holds labelled responses of "
+        f"its policy only: keep the rows of {pol!r} (or drop the column)."
+    )

@@ -122,6 +122,17 @@ def test_quantile_inverts_the_survival_function_far_in_the_tail() -> None:
     assert t_isf(1e-100, 1.0) == pytest.approx(1 / (math.pi * 1e-100), rel=1e-15)
 
 
+def test_quantile_next_to_one_half() -> None:
+    # the expansion's start can hit the quantile exactly there (a bracket without a lower end
+    # used to send the search away and back until it gave up)
+    for nu in (1.5, 3.0, 100.0, 381.67, 5e4):
+        for d in (1e-2, 1e-4, 1e-5, 1e-6, 1e-8, 1e-10, 1e-12):
+            for p in (0.5 + d, 0.5 - d):
+                got = float(t_ppf(p, nu))
+                assert got == pytest.approx(special.stdtrit(nu, p), rel=1e-12), (nu, p)
+                assert t_sf(-got, nu) == pytest.approx(p, rel=1e-15), (nu, p)
+
+
 def test_edges_and_refusals_match_scipy() -> None:
     assert t_ppf(1.0, 3.0) == math.inf and t_ppf(0.0, 3.0) == -math.inf
     assert t_isf(0.0, 3.0) == math.inf and t_isf(1.0, 3.0) == -math.inf

@@ -470,11 +470,14 @@ class RewardCalibrator:
         judge_score : array-like of shape (n,)
         oracle_label : array-like of shape (n,), NaN where unlabelled
         covariates : array-like of shape (n, p), optional
-            Numeric covariates for the two-stage map (e.g. response length).
+            Numeric covariates for the two-stage map (e.g. response length), finite on the
+            labelled rows.
         prompt_id : array-like of shape (n,), optional
             Cluster of each row (all rows of a prompt share a fold). Defaults to one per row.
+            The labelled rows must cover at least 4 prompts.
         folds : array-like of int of shape (n,), optional
-            Precomputed fold per row (overrides the prompt hash).
+            Precomputed fold per row (overrides the prompt hash): on the labelled rows whole
+            numbers ``0..K−1`` (K ≥ 2) with no fold empty, one fold per prompt.
         sample_weight : array-like of shape (n,), optional
             Positive weight per row (read on labelled rows): the inverse of the probability
             with which the row was sent for a label (docs: Methods › Labels sampled with known
@@ -486,6 +489,13 @@ class RewardCalibrator:
         -------
         RewardCalibrator
             ``self``, fitted.
+
+        Raises
+        ------
+        CJEInputError
+            Labels on fewer than 4 prompts; folds or covariates that break the rules above (a
+            negative, fractional or empty fold, a prompt split across folds, a non-finite
+            covariate on a labelled row), naming the row.
 
         Examples
         --------
@@ -511,11 +521,25 @@ class RewardCalibrator:
             raise CJEInputError(f"judge_score must be finite on labelled rows; row {i} has {s[i]}.")
         X = None
         if covariates is not None:
-            Z = np.asarray(covariates, dtype=np.float64)
+            try:
+                Z = np.asarray(covariates, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise CJEInputError(
+                    "covariates must be numeric (an array of shape (n,) or (n, p)); got values "
+                    "that are not numbers. Encode them as numbers, or drop them.") from None
             if Z.ndim == 1:
                 Z = Z[:, None]
-            if Z.shape[0] != s.shape[0]:
-                raise CJEInputError("covariates must have one row per judge score.")
+            if Z.ndim != 2 or Z.shape[0] != s.shape[0]:
+                raise CJEInputError(
+                    f"covariates must have one row per judge score (shape ({s.shape[0]},) or "
+                    f"({s.shape[0]}, p)); got shape {Z.shape}.")
+            bad = lab & ~np.all(np.isfinite(Z), axis=1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise CJEInputError(
+                    f"covariates must be finite on labelled rows; row {i} has "
+                    f"{Z[i].tolist()} ({int(bad.sum())} such rows). Fill them in, or drop the "
+                    "covariate.")
             if self.mode == "monotone" and Z.shape[1] > 0:
                 raise CJEInputError(
                     "Covariates were given with mode='monotone'; the monotone map uses the judge "
@@ -538,10 +562,11 @@ class RewardCalibrator:
                 i = int(idx[np.flatnonzero(~(np.isfinite(weight) & (weight > 0)))[0]])
                 raise CJEInputError(f"sample_weight must be positive and finite on labelled rows; "
                                     f"row {i} has {w_all[i]!r}.")
-        if m < 4:
-            raise CJEInputError(
-                f"Calibration needs oracle labels on at least 4 prompts; got {m} labelled rows."
-            )
+        for name, arr in (("prompt_id", prompt_id), ("folds", folds)):
+            if arr is not None and np.shape(arr) != s.shape:
+                raise CJEInputError(
+                    f"{name} must have one value per judge score (shape {s.shape}); got shape "
+                    f"{np.shape(arr)}.")
         from cje.data import factorize_ids  # pandas.factorize without pandas for a few ids
 
         pid = (
@@ -549,9 +574,14 @@ class RewardCalibrator:
             if prompt_id is not None
             else idx.astype(str).astype(object)
         )
-        cluster, uniq = factorize_ids(pid)
+        cluster, uniq = factorize_ids(pid) if m else (np.zeros(0, np.int64), [])
+        if len(uniq) < 4:
+            raise CJEInputError(
+                f"Calibration needs oracle labels on at least 4 prompts; got {len(uniq)} "
+                f"prompt(s) ({m} labelled rows). Label responses to more prompts."
+            )
         if folds is not None:
-            fold = np.asarray(folds, dtype=np.int64)[idx]
+            fold = _check_folds(folds, idx, cluster)
             k = int(fold.max()) + 1
         else:
             from cje.data import prompt_folds
@@ -769,7 +799,8 @@ class RewardCalibrator:
         Parameters
         ----------
         n_bins : int
-            Number of equal-count bins of the judge score (ties kept together).
+            Number of equal-count bins of the judge score (ties kept together); a judge with
+            at most ``n_bins`` distinct scores gets one bin per score.
 
         Returns
         -------
@@ -798,7 +829,8 @@ class RewardCalibrator:
         Parameters
         ----------
         n_bins : int
-            Number of equal-count bins of the judge score (ties kept together).
+            Number of equal-count bins of the judge score (ties kept together); a judge with
+            at most ``n_bins`` distinct scores gets one bin per score.
 
         Returns
         -------
@@ -817,8 +849,14 @@ class RewardCalibrator:
         s, y = self._s, self._y
         full = self.calibration()
         fitted = full.predict(s, self._cov_rows())
-        edges = np.unique(np.quantile(s, np.linspace(0, 1, n_bins + 1)))
-        b = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(len(edges) - 2, 0))
+        distinct = np.unique(s)
+        if distinct.size <= n_bins:
+            # a judge on a grid of at most n_bins values: one bin per score (quantile edges
+            # would put the top score in the bin below it, and a two-valued judge in one bin)
+            b = np.searchsorted(distinct, s)
+        else:
+            edges = np.unique(np.quantile(s, np.linspace(0, 1, n_bins + 1)))
+            b = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(len(edges) - 2, 0))
         n = np.bincount(b)
         used = np.flatnonzero(n)
         lo = np.full(n.size, np.inf)
@@ -912,6 +950,45 @@ def _ridge_gcv_grouped(B: np.ndarray, w: np.ndarray, s1: np.ndarray, s2: np.ndar
         return None
     coef = V @ C[j]
     return coef, ym - float(xm @ coef)
+
+
+def _check_folds(folds: Any, idx: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """The folds of the labelled rows ``idx``: whole numbers ``0..K−1`` (K ≥ 2), every fold
+    holding some labelled row, one fold per prompt (``cluster``: prompt code per labelled row).
+
+    Anything else is refused: a negative fold was never left out (its rows' out-of-fold
+    predictions were left unset), a fraction was truncated, an empty fold made an empty fit,
+    and a prompt split across folds trains on its own rows' labels.
+    """
+    raw = np.asarray(folds)
+    try:
+        f = raw[idx].astype(np.float64)
+    except (TypeError, ValueError):
+        raise CJEInputError("folds must be whole numbers 0..K-1 (one per row); got values that "
+                            "are not numbers.") from None
+    bad = ~np.isfinite(f) | (f < 0) | (f != np.round(f))
+    if bad.any():
+        i = int(idx[np.flatnonzero(bad)[0]])
+        raise CJEInputError(f"folds must be whole numbers 0..K-1 on labelled rows; row {i} has "
+                            f"{np.asarray(raw[i]).tolist()!r}.")
+    fold = f.astype(np.int64)
+    present = np.bincount(fold)
+    if present.size < 2 or not present.all():
+        missing = np.flatnonzero(present == 0).tolist()
+        raise CJEInputError(
+            f"folds must number the labelled rows' folds 0..K-1 with K >= 2 and no fold empty; "
+            f"got {present.size} fold(s)" + (f", fold(s) {missing} with no labelled row"
+                                             if missing else "") + ". Renumber them.")
+    k = present.size
+    n_folds_of = np.bincount(np.unique(cluster * k + fold) // k)  # distinct folds per prompt
+    split = n_folds_of[cluster] > 1
+    if split.any():
+        j = int(np.flatnonzero(split)[0])
+        raise CJEInputError(
+            f"folds must give every row of a prompt the same fold (cross-fitting leaves whole "
+            f"prompts out); row {int(idx[j])} has fold {fold[j]}, another row of its prompt a "
+            "different one. Assign folds per prompt, or omit folds=.")
+    return fold
 
 
 def effective_folds(n_labelled_prompts: int, n_folds: int) -> int:

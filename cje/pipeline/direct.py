@@ -21,6 +21,7 @@ from cje.pipeline.core import (
     estimate,
     fit_calibrator,
     fold_plan,
+    own_label_gate,
 )
 from cje.pipeline.probes import ProbeUse, combine
 from cje.pipeline.summaries import UnitView, naive_judge_mean, to_unit
@@ -306,13 +307,20 @@ class DirectShape:
         return [self.table.y[rows] - self._reward(predict, rows) for rows in self._probe_rows]
 
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
-        """Policy ``p``'s rows, labels, naive mean and judge scores."""
+        """Policy ``p``'s rows, labels, naive mean and judge scores, and the gate on its own
+        residual correction (:func:`own_label_gate`)."""
         rows = self._rows[p]
         cluster, use = self._used[p]
-        return PolicyRows(cluster=cluster,
-                          n_labels=int(np.count_nonzero(self._labelled[rows])),
+        lab = self._labelled[rows]
+        n_own = int(np.count_nonzero(lab))
+        status, reasons, alone = "OK", [], False
+        if use is None and getattr(self.estimator, "augment", False) and n_own:
+            g_own = int(np.unique(self.table.cluster[rows][lab]).size)
+            status, reasons, alone = own_label_gate(n_own, g_own)
+        return PolicyRows(cluster=cluster, n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
-                          scores=self.ev.judge_score[rows], probe=use)
+                          scores=self.ev.judge_score[rows], probe=use, status=status,
+                          reasons=reasons, no_variance=alone)
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The policies' judge scores (covariate medians over every row).
