@@ -88,7 +88,7 @@ _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: 0.85 GB peak in one group-by, 0.67 GB in 2. Whole analysis at 10^7 rows
 #: (benchmarks/scale_out.py; in-memory engine 1.63–1.68 GB, 5.3–7.1 s): polars 0.78–0.82 GB in
 #: 5.2–7.5 s with 8 group-bys of 1.25·10^6 rows (1.11 GB at 2.5·10^6, 1.26 GB at 5·10^6,
-#: measured under a load of 2–3); Dask 0.86–0.89 GB in 7.1–8.2 s (load 2.2–3.6) with 32 output
+#: measured under a load of 2–3); Dask 0.86–0.93 GB in 7.1–11.4 s (load 2.2–4) with 32 output
 #: partitions through a disk shuffle (1.23–1.28 GB in 10.7–11.0 s before issue #15's Dask
 #: memory work). At 10^8 rows: polars 4.58 GB, Dask 4.90 GB (5.57 GB before).
 ROWS_PER_GROUP_BY = 1_250_000
