@@ -187,6 +187,125 @@ def test_prompts_split_over_group_bys(parts: list[Path], memory_report: cje.Repo
     assert differences(memory_report, rep) == []
 
 
+@pytest.mark.parametrize("method", ["p2p", "tasks", "disk"])
+def test_dask_shuffle_methods(parts: list[Path], memory_report: cje.Report,
+                              monkeypatch: pytest.MonkeyPatch, method: str,
+                              dask_client: Any) -> None:
+    """Dask's per-prompt group-by gives the same numbers with each of Dask's shuffles (set in
+    Dask's configuration, which the pass respects) and 16 output partitions (4 group-bys of
+    ``ROWS_PER_GROUP_BY`` rows × ``DASK_SPLIT_PER_GROUP_BY``) of prompts spread over 8 files."""
+    import dask
+
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    with dask.config.set({"dataframe.shuffle.method": method}):
+        assert streaming.shuffle_method(dask_client) == {}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", client=dask_client, **KW)
+    assert differences(memory_report, rep) == []
+
+
+def test_dask_shuffle_choice(parts: list[Path], memory_report: cje.Report,
+                             monkeypatch: pytest.MonkeyPatch, dask_client: Any) -> None:
+    """Without a configured shuffle: a disk shuffle on one machine (no client: Dask's threads;
+    a client of a LocalCluster), Dask's default (p2p) for a client that only knows a scheduler's
+    address (a cluster possibly of other machines); the same numbers with each."""
+    import dask
+    import distributed
+
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    assert dask.config.get("dataframe.shuffle.method", None) is None
+    assert streaming.shuffle_method(None) == {"shuffle_method": "disk"}
+    assert streaming.shuffle_method(dask_client) == {"shuffle_method": "disk"}
+    rep = cje.analyze(str(parts[0].parent), engine="dask", **KW)  # Dask's default scheduler
+    assert differences(memory_report, rep) == []
+    with distributed.Client(dask_client.scheduler.address, set_as_default=False) as remote:
+        assert streaming.shuffle_method(remote) == {}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", client=remote, **KW)
+    assert differences(memory_report, rep) == []
+    # no client given, but a default one of such a cluster: Dask computes there, so no disk
+    with distributed.Client(dask_client.scheduler.address) as remote:
+        assert distributed.default_client() is remote
+        assert streaming.shuffle_method(None) == {}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", **KW)
+    assert differences(memory_report, rep) == []
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_dask_progress(parts: list[Path], memory_report: cje.Report, dask_client: Any,
+                       with_client: bool, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``progress=True`` on Dask: its own progress bars, named after the passes, and the same
+    numbers (the results are still taken one output partition at a time)."""
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    rep = cje.analyze(str(parts[0].parent), engine="dask", progress=True,
+                      client=dask_client if with_client else None, **KW)
+    assert differences(memory_report, rep) == []
+    err = capsys.readouterr().err
+    assert "scan (dask)" in err and "per-prompt sums (dask)" in err
+
+
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_one_policy_integer_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
+                                dask_client: Any) -> None:
+    """Files without a 'policy' column (one policy, 'default') and with integer prompt ids
+    (taken as their text), prompts spread over 4 files, several group-bys: the in-memory
+    engine's numbers and notices."""
+    from cje.pipeline import streaming
+
+    df = make_rows(3_000, seed=5).filter(pl.col("policy") == "clone").drop("policy")
+    df = df.with_columns(pl.col("prompt_id").str.slice(1).cast(pl.Int64))
+    paths = write_parts(df, tmp_path / "ints", 4)
+    mem = in_memory(paths, **KW)
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 1_000)
+    rep = cje.analyze(str(tmp_path / "ints"), engine=engine,
+                      client=dask_client if engine == "dask" else None, **KW)
+    assert [e.policy for e in rep.estimates] == ["default"]
+    assert differences(mem, rep) == []
+
+
+def test_dask_partition_sums_by_hand() -> None:
+    """One partition's per-prompt sums against a pandas group-by of the rows: the centred
+    reward and judge score summed per (prompt, policy), presence 0/1; integer ids as text;
+    with ``drop``, rows with an empty id or a non-finite score left out."""
+    import pandas as pd
+
+    from cje.pipeline.streaming import _dask_wide
+
+    pdf = pd.DataFrame({"prompt_id": ["a", "b", "a", "c", "a", " ", "b"],
+                        "policy": ["x", "y", "y", "x", "x", "x", "y"],
+                        "judge_score": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, np.nan]})
+    lookup = {"score": np.array([1.0, 2.0, 3.0]), "reward": np.array([0.1, 0.5, 0.7]),
+              "s01": np.array([0.0, 0.5, 1.0])}
+    centres = np.array([[0.3, 0.4], [0.6, 0.2]])  # (policy x: R̄, s̄), (policy y: R̄, s̄)
+    out = _dask_wide(pdf, lookup, ["x", "y"], centres, drop=True).set_index("prompt_id")
+    kept = pdf.iloc[[0, 1, 2, 3, 4]].copy()  # (" " and the NaN score dropped)
+    p = kept["policy"].map({"x": 0, "y": 1}).to_numpy()
+    d = np.searchsorted(lookup["score"], kept["judge_score"].to_numpy())
+    kept["t"] = lookup["reward"][d] - centres[p, 0]
+    kept["u"] = lookup["s01"][d] - centres[p, 1]
+    want = kept.groupby(["prompt_id", "policy"])[["t", "u"]].sum()
+    assert sorted(out.index) == ["a", "b", "c"]
+    for (pid, pol), row in want.iterrows():
+        j = {"x": 0, "y": 1}[pol]
+        assert out.loc[pid, f"t{j}"] == pytest.approx(row["t"], abs=1e-15)
+        assert out.loc[pid, f"u{j}"] == pytest.approx(row["u"], abs=1e-15)
+    present = {(pid, pol) for pid, pol in want.index}
+    for pid in out.index:
+        for j, pol in enumerate("xy"):
+            assert out.loc[pid, f"n{j}"] == int((pid, pol) in present)
+            if (pid, pol) not in present:
+                assert out.loc[pid, f"t{j}"] == 0.0 and out.loc[pid, f"u{j}"] == 0.0
+    ints = _dask_wide(pd.DataFrame({"prompt_id": [7, 7, 8], "judge_score": [1.0, 3.0, 2.0]}),
+                      lookup, ["default"], centres[:1])
+    assert ints["prompt_id"].tolist() == ["7", "8"]
+    assert ints["t0"].tolist() == pytest.approx([0.1 - 0.3 + 0.7 - 0.3, 0.5 - 0.3])
+
+
 @pytest.mark.parametrize("engine", ["polars", "dask"])
 def test_more_buckets_than_prompts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
                                    dask_client: Any) -> None:
@@ -199,6 +318,7 @@ def test_more_buckets_than_prompts(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     paths = write_parts(df, tmp_path / "small", 3)
     mem = in_memory(paths, **KW)
     monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 1)
+    monkeypatch.setattr(streaming, "DASK_SPLIT_PER_GROUP_BY", 1)  # (one output partition a row)
     monkeypatch.setattr(streaming, "MAX_POLARS_PASSES", 97)
     rep = cje.analyze(str(tmp_path / "small"), engine=engine,
                       client=dask_client if engine == "dask" else None, **KW)
@@ -513,6 +633,23 @@ def test_auto_streams_what_does_not_fit(parts: list[Path], monkeypatch: pytest.M
     assert differences(memory_report, rep) == []
     err = capsys.readouterr().err
     assert "scan (polars)" in err and "per-prompt sums (polars)" in err
+
+
+@pytest.mark.slow
+def test_dask_process_workers(parts: list[Path], memory_report: cje.Report,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``LocalCluster`` of worker processes (the docs' example): the disk shuffle's files are
+    written and read by several processes on one machine; the same numbers."""
+    distributed = pytest.importorskip("distributed")
+    from cje.pipeline import streaming
+
+    monkeypatch.setattr(streaming, "ROWS_PER_GROUP_BY", 30_000)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert streaming.shuffle_method(client) == {"shuffle_method": "disk"}
+        rep = cje.analyze(str(parts[0].parent), engine="dask", client=client, **KW)
+    assert differences(memory_report, rep) == []
 
 
 @pytest.mark.slow

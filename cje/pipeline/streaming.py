@@ -14,10 +14,12 @@ partitions, each done by the engine (no scheduler or shuffle of ours):
    prompts split between them by a hash of their id): per prompt and policy the total of the
    influence values ``Σ_{i∈g} φ_i = Σ (R_i − R̄) + b_g`` (``R = f(S)`` by a lookup of the
    distinct scores, each row centred on its policy's mean; ``b_g`` the labelled rows' centred
-   residual term, entered as extra rows in polars and joined from a small table in Dask), the
-   naive judge mean's centred totals and whether the policy has rows on the prompt, computed in
-   the engine; only these numbers (no ids) reach the driver, which keeps each policy's totals on
-   its prompts and only the sum of squares of the naive totals;
+   residual term, entered as extra rows of the group-by), the naive judge mean's centred totals
+   and whether the policy has rows on the prompt, computed in the engine (Dask: each partition
+   summed per prompt first, reading only ``prompt_id``, ``policy`` and ``judge_score``; one
+   group-by whose output is split into several partitions, through a disk shuffle on one
+   machine); only these numbers (no ids; from Dask as numpy arrays) reach the driver, which
+   keeps each policy's totals on its prompts and only the sum of squares of the naive totals;
 4. **reduce** — :func:`cje.pipeline.core.estimate`, the same skeleton as in memory, on those
    per-prompt totals: clustered variances, the OUA jackknife, gates, contrasts, ranking and the
    :class:`~cje.report.Report`.
@@ -32,9 +34,11 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,15 +81,16 @@ _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: Rows per group-by of the per-prompt pass: above it the prompts are split by a hash of their
 #: id into several group-bys, so the engine never holds the hash table of more prompts than
 #: these rows have (polars: one pass over the data each, at most :data:`MAX_POLARS_PASSES`;
-#: Dask: one output partition each of its one group-by, ``split_out``, a shuffle and not another
-#: pass). The group-by's memory grows with its prompts × its columns (3 per policy: ~40 bytes
-#: per prompt for each float sum, ~7 for each UInt8 maximum, in polars): measured in polars
-#: alone at 10^7 rows (2.5·10^6 prompts, 4 policies) 0.85 GB peak in one group-by, 0.67 GB in
-#: 2. Whole analysis at 10^7 rows (benchmarks/scale_out.py, quiet machine; in-memory engine
-#: 1.63 GB, 7.1 s): polars 0.79–0.82 GB in 6.5–6.7 s with 8 group-bys of 1.25·10^6 rows (1.11 GB
-#: at 2.5·10^6, 1.26 GB at 5·10^6, measured under a load of 2–3); Dask 1.23–1.28 GB in 10.7–11.0 s
-#: with 8 output partitions (most of it its scan and fit and the in-process cluster, ~0.8 GB
-#: before this pass). At 10^8 rows: polars 4.58 GB, Dask 5.57 GB.
+#: Dask: :data:`DASK_SPLIT_PER_GROUP_BY` output partitions each of its one group-by,
+#: ``split_out``, a shuffle and not another pass). The group-by's memory grows with its prompts
+#: × its columns (3 per policy: ~40 bytes per prompt for each float sum, ~7 for each UInt8
+#: maximum, in polars): measured in polars alone at 10^7 rows (2.5·10^6 prompts, 4 policies)
+#: 0.85 GB peak in one group-by, 0.67 GB in 2. Whole analysis at 10^7 rows
+#: (benchmarks/scale_out.py; in-memory engine 1.63–1.68 GB, 5.3–7.1 s): polars 0.78–0.82 GB in
+#: 5.2–7.5 s with 8 group-bys of 1.25·10^6 rows (1.11 GB at 2.5·10^6, 1.26 GB at 5·10^6,
+#: measured under a load of 2–3); Dask 0.86–0.93 GB in 7.1–11.4 s (load 2.2–4) with 32 output
+#: partitions through a disk shuffle (1.23–1.28 GB in 10.7–11.0 s before issue #15's Dask
+#: memory work). At 10^8 rows: polars 4.58 GB, Dask 4.90 GB (5.57 GB before).
 ROWS_PER_GROUP_BY = 1_250_000
 #: Polars: at most this many passes of the per-prompt group-by (above 2.5·10^7 rows each holds
 #: more rows than :data:`ROWS_PER_GROUP_BY`): each pass reads all the data (~5 s each at 10^8
@@ -93,8 +98,11 @@ ROWS_PER_GROUP_BY = 1_250_000
 #: driver, not the group-by of 5·10^6 rows, hold most of the memory.
 MAX_POLARS_PASSES = 20
 #: Dask: output partitions of its one per-prompt group-by per :data:`ROWS_PER_GROUP_BY` rows
-#: (8 at 10^7 rows: 1.23–1.37 GB over repeat runs; 4: 1.44 GB in one run under a load of 2–3).
-DASK_SPLIT_PER_GROUP_BY = 1
+#: (32 at 10^7 rows). Measured at 10^7 rows, whole analysis, in-process cluster, load 2.5–4:
+#: with a disk shuffle 8 partitions 1.08 GB, 16: 0.96–0.97 GB, 32: 0.87–0.90 GB, 64: 0.93 GB;
+#: with p2p 8: 1.13 GB, 16: 1.10–1.11 GB, 32: 1.08–1.12 GB; with tasks 16: 1.04–1.06 GB, 32:
+#: 1.08 GB (more partitions: each is grouped and summed on its own, fewer prompts at once).
+DASK_SPLIT_PER_GROUP_BY = 4
 #: Row key of the first bad row: file number × 2^40 + row in the file.
 _ROW_BITS = 40
 _OR_MEMORY = "Use engine='memory' (it needs the data in memory)."
@@ -314,8 +322,13 @@ def dask_inputs(data: Any, files: list[Path] | None, columns: Any) -> tuple[Any,
             from None
     if files is not None:
         names = _file_columns(files)  # every file's partition gets them all (as in memory)
-        ddf = dd.from_map(_dask_read, [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns),
-                                        names) for i, p in enumerate(files)])
+        args = [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns), names)
+                for i, p in enumerate(files)]
+        # Parquet: the meta from the first file's schema (else Dask reads the whole file in
+        # this process to learn it: ~0.15 GB at 10^6 rows a file, kept by the allocators)
+        meta = _dask_read((*args[0][:2], "parquet-schema", *args[0][3:])) \
+            if args[0][2] == "parquet" else None
+        ddf = dd.from_map(_dask_read, args, **({"meta": meta} if meta is not None else {}))
         return ddf, [str(p) for p in files]
     if type(data).__module__.startswith("polars"):
         raise CJEInputError("engine='dask' was given a polars LazyFrame; use engine='polars'.")
@@ -729,6 +742,7 @@ class _DaskEngine(_Engine):
         self.has_draw_idx = "draw_idx" in names
         self.notices = [] if "policy" in names else [
             "No 'policy' column: all rows were taken as one policy named 'default'."]
+        self.raw = ddf  # renamed, not yet typed: the per-prompt pass reads only its columns
         self.ddf = ddf.map_partitions(_dask_standard, sources, meta=_dask_meta())
         self.kept = self.ddf.map_partitions(_dask_kept, meta=_dask_meta()) if drop else self.ddf
 
@@ -754,6 +768,7 @@ class _DaskEngine(_Engine):
                for k in kinds}
         counts = counts.rename("n").reset_index()
         lab = lab.sort_values(["__file", "__row"], kind="stable").reset_index(drop=True)
+        release_arrow_memory()
         return _Checks(cnt, fst), counts, lab
 
     def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
@@ -767,6 +782,7 @@ class _DaskEngine(_Engine):
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
                       buckets: int = 1) -> Iterator[Any]:
+        import dask.dataframe as dd
         import pandas as pd
 
         P = len(policies)
@@ -774,60 +790,158 @@ class _DaskEngine(_Engine):
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
                              **{c: pd.Series([], dtype="float64" if c[0] != "n" else "uint8")
                                 for c in out}})
-        b = pd.DataFrame({k: v for k, v in labelled.items() if k != "prompt_id"},
-                         index=pd.Index(labelled["prompt_id"].to_arrow(), dtype=_ID_DTYPE,
-                                        name="prompt_id"))
-        # the labelled prompts' table goes to the workers once (scattered), not into every task
+        # only the three columns this pass needs are read (the projection reaches the reader)
+        raw = self.raw[[c for c in ("prompt_id", "policy", "judge_score") if c in self.raw.columns]]
+        wide = raw.map_partitions(_dask_wide, lookup, list(policies), centres, self.drop, meta=meta)
+        # the labelled prompts' residual terms enter as extra rows of the group-by (as in
+        # polars: b_p on t_p, no u, no presence), in pieces: no join with a table of every
+        # labelled prompt (measured: 0.14–0.27 s and ~0.29 GB at its peak per output partition
+        # at 10^7 rows), and each piece goes to one worker, not the whole table to every one
+        b = _b_rows(labelled, P)
+        del labelled  # (the caller keeps no reference: the table above is the one copy)
+        pieces = [b.iloc[i * len(b) // buckets:(i + 1) * len(b) // buckets]
+                  for i in range(buckets)] if len(b) else [b]
+        del b
         if self.client is not None:
-            b_ref: Any = self.client.scatter(b, broadcast=True, hash=False)
+            extra = dd.from_delayed(self.client.scatter(pieces, hash=False), meta=meta,
+                                    verify_meta=False)
         else:
-            import dask
-
-            b_ref = dask.delayed(b, pure=True)
-        wide = self.kept.map_partitions(_dask_wide, lookup, list(policies), centres, meta=meta)
+            extra = dd.from_delayed([dask_delayed(piece, pure=False) for piece in pieces], meta=meta,
+                                    verify_meta=False)
+        del pieces
         # split_out: the per-prompt table in several partitions, none of them whole; sums of the
         # centred values, presence as the largest 0/1 flag
-        agg = wide.groupby("prompt_id", sort=False).agg(
-            {c: "sum" if c[0] != "n" else "max" for c in out},
-            split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1)
-        res = agg.map_partitions(_dask_centre, b_ref, P,
-                                 meta=meta[[c for c in out if c[0] != "u"]])
-        usq = agg.map_partitions(_dask_u_squares, P,
-                                 meta=pd.DataFrame({f"u{p}": pd.Series([], dtype="float64")
-                                                    for p in range(P)}))
-        yield from self._partitions(res, usq, progress, "per-prompt sums (dask)")
+        shuffle = shuffle_method(self.client)
+        with shuffle_directory(shuffle) as graph_context:
+            with graph_context():
+                agg = dd.concat([wide, extra]).groupby("prompt_id", sort=False).agg(
+                    {c: "sum" if c[0] != "n" else "max" for c in out},
+                    split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1, **shuffle)
+                # each output partition comes back as numpy arrays alone (no ids, index or u)
+                parts = [dask_delayed(_dask_arrays, pure=True)(part, P)
+                         for part in agg.to_delayed()]
+            del agg, wide  # (``extra`` holds the scattered pieces until the pass ends)
+            yield from self._partitions(parts, progress, "per-prompt sums (dask)")
+            del extra
 
-    def _partitions(self, res: Any, usq: Any, progress: bool | None, desc: str
-                    ) -> Iterator[tuple[Any, np.ndarray]]:
-        """A Dask DataFrame's partitions one by one with their sums of squares (``usq``: one
-        row per partition, computed with them), each released once taken (never concatenated
-        into one frame: at 10^8 rows that copy alone is 2.2 GB)."""
-        parts, sq = res.to_delayed(), usq.to_delayed()
+    def _partitions(self, parts: list[Any], progress: bool | None, desc: str
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Delayed results computed together, taken one by one, each released once taken
+        (never all held at once in the driver: at 10^8 rows a copy of them all is 2.2 GB)."""
         if self.client is not None:
-            futures = self.client.compute(parts + sq)
+            futures = self.client.compute(parts)
+            del parts
             if progress or (progress is None and _stderr_tty()):
                 from distributed import progress as dask_progress
 
                 print(desc, file=sys.stderr)
                 dask_progress(futures)
-            del parts, sq
-            half = len(futures) // 2
-            frames, squares = futures[:half], futures[half:]
-            del futures
-            while frames:
-                frame, square = frames.pop(0), squares.pop(0)
-                yield frame.result(), square.result().to_numpy(dtype=np.float64).sum(axis=0)
-                frame.release()
-                square.release()
-                del frame, square
-            return
-        computed = list(self._compute(*parts, *sq, progress=progress, desc=desc))
-        half = len(computed) // 2
-        del parts, sq
-        squares = computed[half:]
-        del computed[half:]
-        while computed:
-            yield computed.pop(0), squares.pop(0).to_numpy(dtype=np.float64).sum(axis=0)
+            while futures:
+                future = futures.pop(0)
+                yield future.result()
+                future.release()
+                del future
+        else:
+            computed = list(self._compute(*parts, progress=progress, desc=desc))
+            del parts
+            while computed:
+                yield computed.pop(0)
+        release_arrow_memory()
+
+
+def release_arrow_memory() -> None:
+    """Hand back to the system the memory Arrow's allocator (mimalloc by default) keeps after
+    it is freed (called at the end of each Dask task of the per-prompt pass and after the
+    passes: at 10^7 rows it kept ~0.25 GB after the scan and ~0.45 GB after the per-prompt
+    pass in an in-process cluster, measured; a call takes a few milliseconds). Does nothing
+    when pyarrow is not imported."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+
+
+@contextmanager
+def shuffle_directory(shuffle: dict[str, str]) -> Iterator[Any]:
+    """For a disk shuffle, a directory of ours for its files, removed at the end (Dask removes
+    its own only when the process ends: 0.3 GB at 10^7 rows of direct data, measured); yields
+    the context in which to build the graph (Dask takes the directory from its configuration
+    then)."""
+    import dask
+
+    if shuffle.get("shuffle_method") != "disk":
+        yield nullcontext
+        return
+    tmp = tempfile.mkdtemp(prefix="cje-shuffle-", dir=dask.config.get("temporary_directory", None))
+    try:
+        yield lambda: dask.config.set({"temporary_directory": tmp})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shuffle_method(client: Any) -> dict[str, str]:
+    """The shuffle of the per-prompt group-by: the one set in Dask's configuration
+    (``dataframe.shuffle.method``) when there is one; else ``"disk"`` on one machine (no
+    client and no default distributed client: Dask's own default there; or a client — given,
+    else the default one — of a ``LocalCluster``); else (a cluster possibly of other machines,
+    where a shuffle through one machine's disk does not work) Dask's default, ``"p2p"``.
+    Measured at 10^7 rows in an in-process cluster (whole analysis, peak RSS, 32
+    output partitions): ``"disk"`` 0.87–0.90 GB, ``"p2p"`` 1.08–1.12 GB, ``"tasks"`` 1.08 GB
+    (see :data:`DASK_SPLIT_PER_GROUP_BY`). Dask's disk shuffle writes through one machine's
+    file system, so a cluster of several machines cannot use it."""
+    import dask
+
+    if dask.config.get("dataframe.shuffle.method", None):
+        return {}
+    if client is None:  # Dask computes on the default distributed client when there is one
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):  # none: Dask's local schedulers
+            return {"shuffle_method": "disk"}
+    from distributed import LocalCluster
+
+    local = isinstance(getattr(client, "cluster", None), LocalCluster)
+    return {"shuffle_method": "disk"} if local else {}
+
+
+def dask_delayed(obj: Any, pure: bool = False) -> Any:
+    """``dask.delayed`` (imported when used)."""
+    import dask
+
+    return dask.delayed(obj, pure=pure)
+
+
+def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
+    """The labelled prompts' residual terms as rows of the per-prompt group-by: ``b_p`` on
+    ``t_p``, 0 on ``u_p`` and on the presence flags ``n_p`` (their prompts have rows of their own)."""
+    import pandas as pd
+
+    ids = labelled["prompt_id"].to_arrow()
+    P = n_policies
+    zeros = np.zeros(len(ids))
+    flags = np.zeros(len(ids), dtype=np.uint8)
+    return pd.DataFrame({"prompt_id": pd.Series(pd.arrays.ArrowStringArray(ids)
+                                                if len(ids) else [], dtype=_ID_DTYPE),
+                         **{f"t{p}": np.asarray(labelled[f"b{p}"], dtype=np.float64)
+                            for p in range(P)},
+                         **{f"u{p}": zeros for p in range(P)},
+                         **{f"n{p}": flags for p in range(P)}})
+
+
+def _dask_arrays(agg: Any, n_policies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One output partition of the per-prompt group-by as ``(t, present, usq)``: the influence
+    totals ``t`` (prompts × policies), whether each policy has rows on each prompt, and each
+    policy's sum over these prompts of its squared naive judge-mean total ``u``."""
+    P = n_policies
+    t = np.column_stack([agg[f"t{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
+        if len(agg) else np.zeros((0, P))
+    present = np.column_stack([agg[f"n{p}"].to_numpy() > 0 for p in range(P)]) \
+        if len(agg) else np.zeros((0, P), dtype=bool)
+    usq = np.array([float(np.square(agg[f"u{p}"].to_numpy(dtype=np.float64)).sum())
+                    for p in range(P)])
+    release_arrow_memory()
+    return t, present, usq
 
 
 #: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
@@ -944,48 +1058,53 @@ def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
 
 
 def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
-               centres: np.ndarray) -> Any:
+               centres: np.ndarray, drop: bool = False) -> Any:
     """Per prompt of the partition: per policy the sums of the calibrated reward and of the
     [0, 1] judge score over its rows, each centred on the policy's means (``centres``), and
-    whether it has rows there (0/1) — the partition's share of Dask's group-by, summed in
-    numpy (no frame of a column per policy and row)."""
+    whether it has rows there (0/1) — the partition's share of Dask's group-by.
+
+    ``pdf`` holds the input's ``prompt_id``, ``judge_score`` and (when it has one) ``policy``
+    columns as read (typed here; the scan has checked every row, and with ``drop`` the rows it
+    drops are dropped here too). Each sum is one ``bincount`` over the key prompt × policy: no
+    frame of the standard columns, no copy of the rows per policy."""
     import pandas as pd
 
-    order = np.argsort(lookup["score"], kind="stable")
-    keys = lookup["score"][order]
-    idx = np.searchsorted(keys, pdf["judge_score"].to_numpy())
-    r = lookup["reward"][order][idx]
-    s = lookup["s01"][order][idx]
-    codes, prompts = pd.factorize(pdf["prompt_id"])  # (ids are never missing here)
+    P = len(policies)
+    pid = _dask_ids(pdf["prompt_id"], "prompt_id")
+    s = dask_number(pdf, "judge_score").to_numpy()
+    if "policy" in pdf:
+        pol_codes, pol_names = pd.factorize(_dask_ids(pdf["policy"], "policy"))
+        where = {name: p for p, name in enumerate(policies)}
+        pol = np.array([where.get(x, -1) for x in pol_names], dtype=np.int64)[pol_codes]
+    else:
+        pol = np.zeros(len(pdf), dtype=np.int64)
+    if drop:  # (a policy seen only on dropped rows is not among ``policies``)
+        empty = (pid.str.strip() == "").to_numpy(dtype=bool, na_value=True)
+        keep = ~empty & np.isfinite(s) & (pol >= 0)
+        pid, s, pol = pid[keep], s[keep], pol[keep]
+    codes, prompts = pd.factorize(pid)  # (ids are never missing here)
+    del pid
     g = len(prompts)
-    pol = pdf["policy"]
-    t, u, n = {}, {}, {}
-    for p, name in enumerate(policies):
-        mine = (pol == name).to_numpy(dtype=bool, na_value=False)
-        c = codes[mine]
-        t[f"t{p}"] = np.bincount(c, weights=r[mine] - centres[p, 0], minlength=g)
-        u[f"u{p}"] = np.bincount(c, weights=s[mine] - centres[p, 1], minlength=g)
-        n[f"n{p}"] = np.zeros(g, dtype=np.uint8)
-        n[f"n{p}"][c] = 1
-    return pd.DataFrame({"prompt_id": pd.Series(prompts, dtype=_ID_DTYPE), **t, **u, **n})
-
-
-def _dask_centre(agg: Any, b: Any, n_policies: int) -> Any:
-    """One partition of the per-prompt sums with the labelled rows' residual terms (``b``)
-    added: ``[t_p…, n_p…]``."""
-    pdf = agg.join(b, how="left")
-    for p in range(n_policies):
-        pdf[f"t{p}"] = pdf[f"t{p}"].to_numpy() + pdf[f"b{p}"].fillna(0.0).to_numpy()
-    return pdf[[f"{c}{p}" for c in "tn" for p in range(n_policies)]].reset_index(drop=True)
-
-
-def _dask_u_squares(agg: Any, n_policies: int) -> Any:
-    """One partition's sum over its prompts of each policy's squared naive judge-mean total
-    (one row)."""
-    import pandas as pd
-
-    return pd.DataFrame({f"u{p}": [float(np.square(agg[f"u{p}"].to_numpy()).sum())]
-                         for p in range(n_policies)})
+    # each row's (policy, distinct score) cell, and its centred values from a table of the cells
+    # (the same subtraction as row by row, made once per cell)
+    D = lookup["score"].size
+    # (the distinct scores are sorted, and every row's score is among them: the scan found them)
+    cell = pol * D + np.searchsorted(lookup["score"], s)
+    del s
+    key = codes.astype(np.int64) * P + pol
+    del codes, pol
+    t = np.bincount(key, weights=(lookup["reward"][None, :] - centres[:, :1]).ravel()[cell],
+                    minlength=g * P).reshape(g, P)
+    u = np.bincount(key, weights=(lookup["s01"][None, :] - centres[:, 1:]).ravel()[cell],
+                    minlength=g * P).reshape(g, P)
+    del cell
+    n = (np.bincount(key, minlength=g * P) > 0).reshape(g, P)
+    del key
+    release_arrow_memory()
+    return pd.DataFrame({"prompt_id": pd.Series(prompts, dtype=_ID_DTYPE),
+                         **{f"t{p}": t[:, p] for p in range(P)},
+                         **{f"u{p}": u[:, p] for p in range(P)},
+                         **{f"n{p}": n[:, p].astype(np.uint8) for p in range(P)}})
 
 
 def _file_columns(files: Sequence[Path]) -> list[str]:
@@ -1003,15 +1122,28 @@ def _file_columns(files: Sequence[Path]) -> list[str]:
     return list(out)
 
 
-def _dask_read(arg: tuple[int, str, str, list[str], list[str]]) -> Any:
+def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = None) -> Any:
     """One file as one Dask partition, with every file's columns (``names``; one this file lacks
     is empty on its rows), its number and row numbers; ids as the exact text written (``"007"``
-    stays ``"007"``, ``"NA"`` is an id, not a missing value)."""
+    stays ``"007"``, ``"NA"`` is an id, not a missing value).
+
+    ``columns``: only these (Dask passes the columns a query uses: a Parquet file is read for
+    them alone)."""
     import pandas as pd
 
     i, path, kind, ids, names = arg
     if kind == "parquet":
-        pdf = pd.read_parquet(path)
+        if columns is None:
+            pdf = pd.read_parquet(path)
+        else:
+            import pyarrow.parquet as pq
+
+            have = set(pq.read_schema(path).names)
+            pdf = pd.read_parquet(path, columns=[c for c in columns if c in have])
+    elif kind == "parquet-schema":  # no rows: the partitions' meta
+        import pyarrow.parquet as pq
+
+        pdf = pq.read_schema(path).empty_table().to_pandas()
     elif kind == "csv":
         header = pd.read_csv(path, nrows=0).columns
         pdf = pd.read_csv(path, dtype={c: str for c in ids if c in header},
@@ -1028,10 +1160,15 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]]) -> Any:
     for c in names:
         if c not in pdf:
             pdf[c] = pd.Series(None, index=pdf.index, dtype=_ID_DTYPE) if c in ids else np.nan
-    pdf = pdf[[*names, *(c for c in pdf.columns if c not in names)]]
-    pdf["__file"] = np.int64(i)
-    pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
-    return pdf
+    if columns is not None:
+        names = [c for c in names if c in columns]
+    pdf = pdf[[*names, *(c for c in pdf.columns if c not in names and (
+        columns is None or c in columns))]]
+    if columns is None or "__file" in columns:
+        pdf["__file"] = np.int64(i)
+    if columns is None or "__row" in columns:
+        pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
+    return pdf if columns is None else pdf[list(columns)]
 
 
 def _make_engine(data: Any, engine: str, columns: Any, client: Any, drop: bool = False
@@ -1120,8 +1257,9 @@ class PartitionedShape:
 
     def set_totals(self, chunks: Iterable[tuple[Any, np.ndarray]], alpha: float,
                    centres: np.ndarray) -> int:
-        """The per-prompt pass's result in chunks of prompts: a frame (polars or pandas) of
-        ``[t_p…, present_p…]`` per prompt and each policy's sum over the chunk's prompts of the
+        """The per-prompt pass's result in chunks of prompts: a polars frame of
+        ``[t_p…, present_p…]`` per prompt (or, from Dask, the numpy arrays ``t`` and
+        ``present``, prompts × policies) and each policy's sum over the chunk's prompts of the
         squared naive judge-mean totals ``u`` (the engine sums them: no ``u`` reaches the
         driver). Keeps each policy's influence totals ``t`` on the prompts it has rows on and
         where each policy is present; returns the rows that repeat a (prompt, policy)."""
@@ -1129,14 +1267,22 @@ class PartitionedShape:
         parts: list[list[np.ndarray]] = [[] for _ in range(P)]
         present_parts = []
         u_squares = np.zeros(P)
-        for c, usq in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
-            cols = list(c.columns)
-            present = np.asarray(c[cols[P:]].to_numpy(), dtype=bool)
-            for p in range(P):
-                parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[present[:, p]])
+        for chunk in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
+            if len(chunk) == 2:  # polars: a frame
+                c, usq = chunk
+                cols = list(c.columns)
+                present = np.asarray(c[cols[P:]].to_numpy(), dtype=bool)
+                for p in range(P):
+                    parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[present[:, p]])
+                del c
+            else:  # Dask: numpy arrays
+                t, present, usq = chunk
+                for p in range(P):
+                    parts[p].append(t[present[:, p], p])
+                del t
             present_parts.append(present)
             u_squares += usq
-            del c
+            del chunk
         self.present = present_parts[0] if len(present_parts) == 1 else np.concatenate(present_parts)
         del present_parts
         self._totals = parts
@@ -1396,16 +1542,18 @@ def analyze_partitioned(
     sbar = (counts @ shape.distinct01) / np.maximum(shape.n, 1)
     centres = np.column_stack([rbar, sbar])
     term, rows = shape.labelled_terms(calibrator)
-    # the labelled rows' residual terms summed per (prompt, policy): a small table joined in
+    # the labelled rows' residual terms summed per (prompt, policy): extra rows of the group-by
     key = lab_code[rows] * P + lab_policy[rows]
     sums = np.bincount(key, weights=term, minlength=m_prompts * P).reshape(m_prompts, P)
     b = {"prompt_id": lab_ids, **{f"b{p}": sums[:, p] for p in range(P)}}
+    del term, rows, key, sums, lab_ids
     lookup = {"score": distinct, "reward": np.asarray(reward, dtype=np.float64),
               "s01": shape.distinct01}
     # ROWS_PER_GROUP_BY rows per group-by: its hash table of prompts is the pass's memory
     buckets = max(1, -(-n_rows // ROWS_PER_GROUP_BY))
-    repeats = shape.set_totals(eng.prompt_totals(lookup, names, centres, b, progress, buckets),
-                               alpha, centres)
+    chunks = eng.prompt_totals(lookup, names, centres, b, progress, buckets)
+    del b  # (the pass holds it while it needs it)
+    repeats = shape.set_totals(chunks, alpha, centres)
     if repeats > 0 and not eng.has_draw_idx:
         notices.insert(at_draws, (
             f"{repeats} rows repeat a (prompt_id, policy) pair and there is no 'draw_idx' column: "

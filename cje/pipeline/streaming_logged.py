@@ -67,6 +67,7 @@ from cje.pipeline.core import (
     fold_plan,
 )
 from cje.pipeline.streaming import (
+    DASK_SPLIT_PER_GROUP_BY,
     _partition_source,
     check_renames,
     dask_compute,
@@ -75,7 +76,10 @@ from cje.pipeline.streaming import (
     judge_scale_of,
     naming_file,
     pl_check_types,
+    release_arrow_memory,
     require_columns,
+    shuffle_directory,
+    shuffle_method,
 )
 from cje.pipeline.summaries import TAIL_PROBS, from_unit, naive_judge_mean, to_unit
 from cje.report import Report
@@ -397,6 +401,7 @@ class _DaskEngine(_Engine):
         acc = None
         for part in self._compute(tasks, progress, f"{desc} (dask)"):
             acc = _combine(acc, part)
+        release_arrow_memory()
         return acc if acc is not None else fn(_empty_batch(n_lp), ctx)
 
     def prompt_sums(self, fn: Callable[[_Batch, Any], dict], ctx: Any, cols: list[str],
@@ -412,29 +417,44 @@ class _DaskEngine(_Engine):
         # one plain sum of every column (a dict of aggregations per column held several
         # times the memory): 'lab' and 'f' are the same on every row of a prompt, so their
         # sums divided by the prompt's rows (n0) are their values
-        agg = wide.groupby("prompt_id", sort=False).sum(split_out=buckets)
+        shuffle = shuffle_method(self.client)
+        with shuffle_directory(shuffle) as graph_context:
+            with graph_context():
+                agg = wide.groupby("prompt_id", sort=False).sum(
+                    split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1,
+                    **shuffle)
+                # each output partition comes back as numpy columns alone (no ids, no index)
+                parts = [dask.delayed(_dask_columns, pure=True)(part, cols)
+                         for part in agg.to_delayed()]
+            del wide, agg
+            yield from self._partitions(parts, progress)
 
-        def columns(pdf: Any) -> dict[str, np.ndarray]:
-            out = {c: pdf[c].to_numpy() for c in cols}
-            for c in ("lab", "f"):
-                if c in out:
-                    out[c] = np.rint(out[c] / out["n0"]).astype(np.int64)
-            return out
-
-        # the output partitions one by one, each released once taken
-        parts = agg.to_delayed()
+    def _partitions(self, parts: list[Any], progress: bool | None
+                    ) -> Iterator[dict[str, np.ndarray]]:
+        """The output partitions one by one, each released once taken."""
         if self.client is not None:
             futures = self.client.compute(parts)
             del parts
             while futures:
                 future = futures.pop(0)
-                pdf = future.result()
+                out = future.result()
                 future.release()
-                yield columns(pdf)
-                del pdf, future
-            return
-        for pdf in self._compute(parts, progress, "per-prompt sums (dask)"):
-            yield columns(pdf)
+                yield out
+                del out, future
+        else:
+            yield from self._compute(parts, progress, "per-prompt sums (dask)")
+        release_arrow_memory()
+
+
+def _dask_columns(pdf: Any, cols: list[str]) -> dict[str, np.ndarray]:
+    """One output partition of the per-prompt group-by as numpy columns: 'lab' and 'f' are
+    the same on every row of a prompt, so their sums divided by the prompt's rows (n0) are
+    their values."""
+    out = {c: pdf[c].to_numpy() for c in cols}
+    for c in ("lab", "f"):
+        if c in out:
+            out[c] = np.rint(out[c] / out["n0"]).astype(np.int64)
+    return out
 
 
 def _dask_apply(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int) -> dict:
@@ -446,9 +466,11 @@ def _dask_rows(pdf: Any, fn: Callable[[_Batch, Any], dict], ctx: Any, n_lp: int,
     import pandas as pd
 
     out = fn(_to_batch(pdf, n_lp), ctx)
-    return pd.DataFrame({"prompt_id": pd.array(pdf["prompt_id"].to_numpy(dtype=object),
-                                               dtype="string[pyarrow]"),
-                         **{c: np.asarray(out[c], dtype=np.float64) for c in cols}})
+    frame = pd.DataFrame({"prompt_id": pd.array(pdf["prompt_id"].to_numpy(dtype=object),
+                                                dtype="string[pyarrow]"),
+                          **{c: np.asarray(out[c], dtype=np.float64) for c in cols}})
+    release_arrow_memory()
+    return frame
 
 
 def _dask_meta(n_lp: int, policy: bool) -> Any:
