@@ -338,3 +338,22 @@ def test_constant_labels_that_train_the_calibrator_are_refused():
         cje.analyze(data, **SCALES)
     # the same data loads (nothing is wrong with it as data)
     assert cje.load(data, **SCALES).n_labels > 0
+
+
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+@pytest.mark.parametrize(("m_b", "want"), [(1, "REFUSED"), (5, "CAUTION")])
+def test_out_of_core_engines_gate_own_labels_as_in_memory(tmp_path, engine, m_b, want):
+    """The out-of-core direct shape applies the same own-label gate: before, one own label
+    gave B OK with SE 0.046 (estimate 0.726, truth 0.5) on polars, REFUSED in memory."""
+    pytest.importorskip(engine)
+    data = _equal_pair(m_b, seed=1)
+    for i, part in enumerate(np.array_split(np.arange(len(data)), 3)):
+        data.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    mem = cje.analyze(data, **SCALES)
+    ooc = cje.analyze(str(tmp_path), engine=engine, **SCALES)
+    for name in ("A", "B"):
+        a, b = mem[name], ooc[name]
+        assert (b.status, b.reasons) == (a.status, a.reasons)
+        assert b.se == pytest.approx(a.se, rel=1e-9, nan_ok=True)
+    assert ooc["B"].status == want
+    assert [(c.policy_a, c.policy_b) for c in ooc.pairs] == [(c.policy_a, c.policy_b) for c in mem.pairs]

@@ -60,6 +60,7 @@ from cje.pipeline.core import (
     estimate,
     fit_calibrator,
     fold_plan,
+    own_label_gate,
 )
 from cje.pipeline.summaries import from_unit, to_unit
 from cje.report import Report
@@ -1324,11 +1325,18 @@ class PartitionedShape:
         return []
 
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
-        """Policy ``p``: its prompts (one influence total each) and rows."""
+        """Policy ``p``: its prompts (one influence total each) and rows, and the gate on its
+        own residual correction (:func:`~cje.pipeline.core.own_label_gate`, as in memory)."""
         assert self.present is not None
-        return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=int(self._m[p]),
+        n_own = int(self._m[p])
+        status, reasons, alone = "OK", [], False
+        if getattr(self.estimator, "augment", False) and n_own:
+            own = self.table.cluster[self._train_inside][self._group_train == p]
+            status, reasons, alone = own_label_gate(n_own, int(np.unique(own).size))
+        return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
-                          scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]))
+                          scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]),
+                          status=status, reasons=reasons, no_variance=alone)
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The distinct judge scores ([0, 1]) of the policies' rows."""
