@@ -357,3 +357,19 @@ def test_out_of_core_engines_gate_own_labels_as_in_memory(tmp_path, engine, m_b,
         assert b.se == pytest.approx(a.se, rel=1e-9, nan_ok=True)
     assert ooc["B"].status == want
     assert [(c.policy_a, c.policy_b) for c in ooc.pairs] == [(c.policy_a, c.policy_b) for c in mem.pairs]
+
+
+def test_probe_labels_repeated_on_few_prompts_are_counted_by_prompt():
+    """30 probe labels as two draws on each of 15 prompts reached OK (labels counted, not
+    prompts); repeated draws of a prompt are not independent, so the few-probe CAUTION counts
+    prompts too."""
+    one = _probe(15)
+    twice = pd.concat([one.assign(draw_idx=0), _probe(15, seed=9).assign(draw_idx=1)],
+                      ignore_index=True)
+    rep = cje.analyze(_data(400), probes={"B": twice}, **SCALES)
+    b = rep["B"]
+    assert b.status == "CAUTION"
+    assert any("30 probe labels on only 15 prompts" in r for r in b.reasons), b.reasons
+    # the same number of labels on 30 prompts: no such caution
+    rep30 = cje.analyze(_data(400), probes={"B": _probe(30)}, **SCALES)
+    assert not any("probe labels" in r and "fewer than" in r for r in rep30["B"].reasons)

@@ -67,8 +67,9 @@ __all__ = [
 
 #: Share of a policy's judge scores outside the labelled range above which levels are refused.
 OUT_OF_RANGE_GATE = 0.05
-#: Probe labels below which a probe-corrected level is CAUTION (its interval rests on the t
-#: approximation for a mean of that few residuals; simulations/results/study_probes.md).
+#: Probe labels (and probe prompts: repeated draws count once) below which a probe-corrected
+#: level is CAUTION (its interval rests on the t approximation for a mean of that few
+#: residuals; simulations/results/study_probes.md).
 MIN_PROBE_LABELS = 30
 #: Overlap families an estimator may declare (``Estimator.overlap``): the estimate rests on the
 #: logs alone, or an outcome model on the target's fresh draws carries it.
@@ -453,6 +454,14 @@ def level_gate(
                 f"level corrected by only {probe.n_labels} probe labels{pooled}, fewer than "
                 f"{MIN_PROBE_LABELS}{graded}: the interval of a mean of that few residuals is "
                 "approximate; label more of its responses."
+            )
+        elif probe.n_prompts < MIN_PROBE_LABELS:  # repeated draws of a prompt are not independent
+            worse("CAUTION")
+            reasons.append(
+                f"level corrected by {probe.n_labels} probe labels on only {probe.n_prompts} "
+                f"prompts{pooled}, fewer than {MIN_PROBE_LABELS}{graded}: responses to one prompt "
+                "are not independent, so the interval of the mean residual is approximate; label "
+                "responses to more prompts."
             )
         else:
             reasons.append(f"level corrected by its {probe.n_labels} probe labels{pooled}{graded}.")
