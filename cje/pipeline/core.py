@@ -179,9 +179,9 @@ def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None
 MIN_OWN_LABELS = 10
 
 
-def own_label_gate(n_own: int, g_own: int) -> tuple[str, list[str], bool]:
+def own_label_gate(n_own: int, one_prompt: bool) -> tuple[str, list[str], bool]:
     """Status, reasons and "no variance" of a level whose residual correction is the mean of
-    the policy's own ``n_own`` labelled residuals, on ``g_own`` prompts.
+    the policy's own ``n_own`` labelled residuals (``one_prompt``: all on a single prompt).
 
     * one prompt → REFUSED, no standard error: the mean residual moves the level (by ±0.4 on
       a 0–1 scale with one binary label) while the spread of one prompt's residuals says
@@ -191,8 +191,10 @@ def own_label_gate(n_own: int, g_own: int) -> tuple[str, list[str], bool]:
 
     Parameters
     ----------
-    n_own, g_own : int
-        The policy's own labelled rows and their prompts.
+    n_own : int
+        The policy's own labelled rows.
+    one_prompt : bool
+        Whether they all lie on one prompt.
 
     Returns
     -------
@@ -200,12 +202,12 @@ def own_label_gate(n_own: int, g_own: int) -> tuple[str, list[str], bool]:
 
     Examples
     --------
-    >>> own_label_gate(1, 1)[0], own_label_gate(1, 1)[2]
+    >>> own_label_gate(1, True)[0], own_label_gate(1, True)[2]
     ('REFUSED', True)
-    >>> own_label_gate(5, 5)[0], own_label_gate(10, 10)
+    >>> own_label_gate(5, False)[0], own_label_gate(10, False)
     ('CAUTION', ('OK', [], False))
     """
-    if g_own < 2:
+    if one_prompt:
         return "REFUSED", [
             f"its level is corrected by the residuals of its {n_own} own oracle label(s), all on "
             "a single prompt: the variance of that correction cannot be estimated, so the level "

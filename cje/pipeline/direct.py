@@ -315,8 +315,8 @@ class DirectShape:
         n_own = int(np.count_nonzero(lab))
         status, reasons, alone = "OK", [], False
         if use is None and getattr(self.estimator, "augment", False) and n_own:
-            g_own = int(np.unique(self.table.cluster[rows][lab]).size)
-            status, reasons, alone = own_label_gate(n_own, g_own)
+            own = self.table.cluster[rows][lab]  # their prompts: one, or more (no sort needed)
+            status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
         return PolicyRows(cluster=cluster, n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
                           scores=self.ev.judge_score[rows], probe=use, status=status,

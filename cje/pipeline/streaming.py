@@ -1334,7 +1334,7 @@ class PartitionedShape:
         status, reasons, alone = "OK", [], False
         if getattr(self.estimator, "augment", False) and n_own:
             own = self.table.cluster[self._train_inside][self._group_train == p]
-            status, reasons, alone = own_label_gate(n_own, int(np.unique(own).size))
+            status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
         return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
                           scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]),
