@@ -237,30 +237,29 @@ _ppf_v = np.vectorize(_ppf, otypes=[float])
 SCIPY_FROM = 2_000
 
 
-def _scipy(kind: str, x: Any, nu: Any) -> np.ndarray:
+def _scipy(kind: str, x: np.ndarray, nu: np.ndarray) -> np.ndarray:
+    """scipy's loop on broadcast arrays ``x`` (t, q or p) and ``nu``."""
     from scipy.special import stdtr, stdtrit
 
     with np.errstate(invalid="ignore"):
         if kind == "sf":
-            return stdtr(nu, -np.asarray(x, dtype=float))
-        p = np.asarray(x, dtype=float)
-        out = stdtrit(nu, p) if kind == "ppf" else -stdtrit(nu, p)
-        # scipy gives +inf at p = 0 (the quantile is −inf) and, at tiny p with small ν, +inf or a
-        # cap near 1e153 where this module finds the finite quantile: the small tail is ours
-        tiny = np.broadcast_to(p, out.shape) < 1e-100
-        if tiny.any():
-            out = np.array(out, dtype=float)
-            out[tiny] = (_ppf_v if kind == "ppf" else _isf_v)(np.broadcast_to(p, out.shape)[tiny],
-                                                             np.broadcast_to(nu, out.shape)[tiny])
-        return out
+            return stdtr(nu, -x)
+        out = stdtrit(nu, x) if kind == "ppf" else -stdtrit(nu, x)
+    # scipy gives +inf at p = 0 (the quantile is −inf) and, at tiny p with small ν, +inf or a cap
+    # near 1e153 where this module finds the finite quantile: the small tail is ours
+    tiny = x < 1e-100
+    if tiny.any():
+        out[tiny] = (_ppf_v if kind == "ppf" else _isf_v)(x[tiny], nu[tiny])
+    return out
 
 
 def _apply(kind: str, f: Any, fv: Any, x: Any, nu: Any) -> Any:
-    if np.ndim(x) == 0 and np.ndim(nu) == 0:
+    shape = np.broadcast_shapes(np.shape(x), np.shape(nu))
+    if not shape:
         return np.float64(f(float(x), float(nu)))
-    if np.broadcast_shapes(np.shape(x), np.shape(nu)) and \
-            math.prod(np.broadcast_shapes(np.shape(x), np.shape(nu))) >= SCIPY_FROM:
-        return _scipy(kind, x, nu)
+    if math.prod(shape) >= SCIPY_FROM:
+        xb, nub = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(nu, dtype=float))
+        return _scipy(kind, xb, nub)
     return fv(x, nu)
 
 

@@ -482,7 +482,7 @@ def estimate(
             # a mean residual on one prompt (a probe's, or the policy's own labels) has no
             # variance estimate (its rows are not independent): its part would enter with
             # variance 0 and the interval claim a precision it does not have. No standard
-            # error: the sanity gate refuses it, and it enters no contrast
+            # error: it enters no contrast, and the gates refuse it (own_label_gate, level_gate)
             v_if = float("nan")
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
@@ -502,13 +502,6 @@ def estimate(
         level, level_reasons, level_diag = level_gate(
             name, info.scores, shape.labelled_scores, info.n_labels, audit_of.get(name),
             calibrator.is_constant_, probe=info.probe)
-        if info.probe is not None and info.probe.n_prompts < 2:
-            level = "REFUSED"
-            level_reasons += (
-                f"its probe slice's {info.probe.n_labels} labels lie on a single prompt: the "
-                "variance of the probe correction cannot be estimated (responses to one prompt "
-                "are not independent), so its level has no standard error. Label responses to "
-                "other prompts.",)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if clipped:
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))
