@@ -639,7 +639,8 @@ def _clean_ids(
         raise  # pragma: no cover - the line above raises
     edges = _space_at_edges(uniq) if strip else None
     uniq = np.asarray(uniq, dtype=object)
-    if pd.api.types.infer_dtype(uniq, skipna=False) == "string":  # fast path: all str
+    # fast path: all str (Arrow strings always are: factorize leaves their nulls out)
+    if edges is not None or pd.api.types.infer_dtype(uniq, skipna=False) == "string":
         cleaned = uniq
         if strip:
             # str.strip per distinct id (pandas' .str.strip does the same call with more
@@ -676,10 +677,22 @@ _PY_SPACE = "".join(f"\\x{{{c:x}}}" for c in (
     0x2028, 0x2029, 0x202F, 0x205F, 0x3000))
 
 
+#: Bytes that may begin or end a UTF-8 string with a character ``str.strip()`` removes: the ASCII
+#: ones of :data:`_PY_SPACE` and every non-ASCII byte (a lead or continuation byte of one of the
+#: others, or of any other character: those strings go to the exact test).
+_EDGE_BYTE = np.zeros(256, dtype=bool)
+_EDGE_BYTE[[0x9, 0xA, 0xB, 0xC, 0xD, 0x1C, 0x1D, 0x1E, 0x1F, 0x20]] = True
+_EDGE_BYTE[0x80:] = True
+
+
 def _space_at_edges(uniq: Any) -> np.ndarray | None:
     """For distinct ids held as Arrow strings: whether each starts or ends with a character
-    ``str.strip()`` removes (found by Arrow's regex engine over the buffers, not in Python);
-    ``None`` for other arrays."""
+    ``str.strip()`` removes; ``None`` for other arrays.
+
+    The first and last byte of every string are read from the Arrow buffers: a string whose two
+    edge bytes are ASCII and not white space has no white space at its edges. The others (edge
+    bytes that are white space or not ASCII: rare in ids) go through Arrow's regex engine, the
+    exact test. (The regex over every id took ~0.04 s per 10^6 distinct ids.)"""
     data = getattr(uniq, "_pa_array", None)
     if data is None:
         return None
@@ -688,8 +701,25 @@ def _space_at_edges(uniq: Any) -> np.ndarray | None:
 
     if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
         return None
-    hit = pc.match_substring_regex(data, f"^[{_PY_SPACE}]|[{_PY_SPACE}]$")
-    return np.asarray(hit.fill_null(False), dtype=bool)
+    chunks = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
+    out = [np.zeros(0, dtype=bool)]
+    for arr in chunks:
+        n = len(arr)
+        _, offsets, buf = arr.buffers()
+        width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+        cand = np.zeros(n, dtype=bool)
+        if n and buf is not None and buf.size:
+            off = np.frombuffer(offsets, dtype=width)[arr.offset: arr.offset + n + 1]
+            body = np.frombuffer(buf, dtype=np.uint8)
+            full = np.flatnonzero(off[1:] > off[:-1])  # non-empty strings (or nulls, tested below)
+            cand[full] = _EDGE_BYTE[body[off[full]]] | _EDGE_BYTE[body[off[full + 1] - 1]]
+        hit = np.zeros(n, dtype=bool)
+        at = np.flatnonzero(cand)
+        if at.size:
+            exact = pc.match_substring_regex(arr.take(pa.array(at)), f"^[{_PY_SPACE}]|[{_PY_SPACE}]$")
+            hit[at] = np.asarray(exact.fill_null(False), dtype=bool)
+        out.append(hit)
+    return np.concatenate(out)
 
 
 #: Up to this many ids, an object column of str is factorized in Python (as ``pandas.factorize``
@@ -1601,15 +1631,15 @@ def with_calibration_rows(data: EvalData, extra: EvalData) -> EvalData:
 def _prompt_hash(prompts: np.ndarray, seed: int) -> np.ndarray:
     # blake2b((seed, US, id)): the seed's prefix is hashed once and the state copied per id
     # (the same digest, a quarter less time than hashing the concatenation afresh)
+    # (one loop without a function call per id: ~10% less time at 10^6 prompts)
     start = hashlib.blake2b(f"{int(seed)}\x1f".encode(), digest_size=8).copy
-
-    def digest(p: Any) -> bytes:
+    out: list[bytes] = []
+    put = out.append
+    for p in prompts.tolist() if isinstance(prompts, np.ndarray) else prompts:
         h = start()
-        h.update(str(p).encode())
-        return h.digest()
-
-    digests = b"".join([digest(p) for p in prompts])
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+        h.update((p if type(p) is str else str(p)).encode())
+        put(h.digest())
+    return np.frombuffer(b"".join(out), dtype="<u8").astype(np.uint64)
 
 
 def prompt_folds(

@@ -131,3 +131,39 @@ def test_stack_totals_shortcut(one_per_prompt: bool) -> None:
     want = min_variance_simplex(tot @ tot.T)
     np.testing.assert_array_equal(got.mixture, want)
     assert got.value == float(sum(a * v.value for a, v in zip(want, vals, strict=True)))
+
+
+# ---- session 28: reading the ids (cje.data._space_at_edges' byte pre-filter) ----
+
+def _regex_edges(arr: object) -> np.ndarray:
+    """The test before the byte pre-filter: Arrow's regex over every string."""
+    import pyarrow.compute as pc
+
+    from cje.data import _PY_SPACE
+
+    hit = pc.match_substring_regex(arr, f"^[{_PY_SPACE}]|[{_PY_SPACE}]$")
+    return np.asarray(hit.fill_null(False), dtype=bool)
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_space_at_edges_prefilter_is_the_regex(large: bool) -> None:
+    """Sliced and chunked Arrow arrays, nulls, empty strings, multi-byte characters at either
+    edge and inside: the same flags as the regex over every string."""
+    pa = pytest.importorskip("pyarrow")
+
+    from cje.data import _space_at_edges
+
+    rng = np.random.default_rng(5)
+    alphabet = [" ", "\t", "\x0b", "\x1c", "\x85", "\xa0", "\u1680", "\u2009", "\u3000", "\u200b",
+                "\ufeff", "a", "é", "λ", "\U0001f600", "0"]
+    ids = ["".join(rng.choice(alphabet, int(rng.integers(0, 4)))) for _ in range(4000)]
+    vals: list[str | None] = [None if i % 97 == 0 else v for i, v in enumerate(ids)]
+    typ = pa.large_string() if large else pa.string()
+    whole = pa.array(vals, type=typ)
+    cases = [whole, whole.slice(13, 2500), pa.chunked_array([whole.slice(0, 1000), whole.slice(1500)]),
+             pa.array([], type=typ), pa.array(["", ""], type=typ), pa.array([None], type=typ)]
+    for arr in cases:
+        ser = pd.array(arr, dtype=pd.ArrowDtype(typ))
+        got = _space_at_edges(ser)
+        assert got is not None and got.dtype == bool and got.shape == (len(arr),)
+        np.testing.assert_array_equal(got, _regex_edges(arr))

@@ -389,17 +389,34 @@ def judge_affinity(
     >>> round(judge_affinity(s, w=np.array([1.0, 1.0, 3.0, 3.0]), bins=2), 6)
     0.965926
     """
+    return _affinity(s_logged, w, s_target, bins=bins, scale=scale)
+
+
+def _affinity(s_logged: np.ndarray, w: np.ndarray | None, s_target: np.ndarray | None, *,
+              bins: int, scale: tuple[float, float], memo: dict | None = None) -> float:
+    """:func:`judge_affinity`; ``memo`` keeps the logged scores' histogram for the next call
+    with the same ``s_logged`` object and bins (the targets of one analysis that share the
+    logged rows: the same integer counts, not recounted)."""
     if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 2:
         raise CJEInputError(f"bins must be an integer ≥ 2, e.g. 20; got {bins!r}.")
     lo, hi = _scale(scale)
-    s = _scores(s_logged, "s_logged", lo, hi)
     if (w is None) == (s_target is None):
+        # (checked before the scores, as judge_affinity always has)
+        _scores(s_logged, "s_logged", lo, hi)
         raise CJEInputError(
             "judge_affinity needs exactly one of w (importance weights of the logged rows) or s_target "
             "(judge scores of fresh target draws); got " + ("both." if w is not None else "neither.")
         )
     edges = (lo, hi)
-    p = np.histogram(s, bins=int(bins), range=edges)[0].astype(np.float64)
+    key = (int(bins), lo, hi)
+    hit = None if memo is None else memo.get("affinity_p")
+    if hit is not None and hit[0] is s_logged and hit[1] == key:
+        s, p = hit[2], hit[3].copy()
+    else:
+        s = _scores(s_logged, "s_logged", lo, hi)
+        p = np.histogram(s, bins=int(bins), range=edges)[0].astype(np.float64)
+        if memo is not None:
+            memo["affinity_p"] = (s_logged, key, s, p.copy())
     if s_target is not None:
         t = _scores(s_target, "s_target", lo, hi)
         q = np.histogram(t, bins=int(bins), range=edges)[0].astype(np.float64)
@@ -675,6 +692,7 @@ def weight_summary(
     s_target: np.ndarray | None = None,
     scale: tuple[float, float] = (0.0, 1.0),
     log_w: np.ndarray | None = None,
+    memo: dict | None = None,
 ) -> dict[str, float]:
     """All overlap diagnostics of one target policy in one dict (docs: Methods › Diagnostics and gates).
 
@@ -702,6 +720,10 @@ def weight_summary(
         Judge scale for the affinity bins.
     log_w : numpy.ndarray, optional
         Log importance ratios ``λ`` of the same rows (unnormalised), for the support keys.
+    memo : dict, optional
+        Kept by the caller across the targets of one analysis: what depends on ``s_logged``
+        alone (its histogram for the affinity) is reused when the next call passes the same
+        ``s_logged`` object. The results are the same with or without it.
 
     Returns
     -------
@@ -749,9 +771,9 @@ def weight_summary(
         s = _as_1d(s_logged, "s_logged")
         _same_length(s, "s_logged", wr, "w_raw")
         if s_target is not None:
-            out["affinity"] = judge_affinity(s, s_target=s_target, scale=scale)
+            out["affinity"] = _affinity(s, None, s_target, bins=20, scale=scale, memo=memo)
         else:
-            out["affinity"] = judge_affinity(s, w=wr, scale=scale)
+            out["affinity"] = _affinity(s, wr, None, bins=20, scale=scale, memo=memo)
     if logp_target is not None:
         lp = _as_1d(logp_target, "logp_target")
         _same_length(lp, "logp_target", wr, "w_raw")

@@ -125,6 +125,9 @@ class LoggedShape:
         self._gap_parts: dict[str, tuple[float, float, np.ndarray]] = {}
         self._pred_of: RewardCalibrator | None = None  # the calibrator _pred holds predictions of
         self._pred: dict[frozenset[int], np.ndarray] = {}
+        # what the targets' overlap diagnostics share (policy(): the logged rows' scores and
+        # their histogram)
+        self._diag_memo: dict[str, Any] = {}
 
     def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t = self.table
@@ -372,10 +375,19 @@ class LoggedShape:
         width = ev.label_scale[1] - ev.label_scale[0]
         stable = value.stable
         s_target = from_unit(f_s, ev.judge_scale) if f_s.size else None
+        if tg.rows.size == self.logged_rows.size and np.array_equal(tg.rows, self.logged_rows):
+            # every logged row: one array of their scores for all such targets (weight_summary
+            # counts its histogram once), views where the rows are contiguous
+            if "s_logged" not in self._diag_memo:
+                self._diag_memo["s_logged"] = _take(ev.judge_score, self.logged_rows)
+            s_logged = self._diag_memo["s_logged"]
+            logp_target = _take(ev.logprobs[tg.name], self.logged_rows)
+        else:
+            s_logged, logp_target = ev.judge_score[tg.rows], ev.logprobs[tg.name][tg.rows]
         diag: dict[str, Any] = dict(weight_summary(
             tg.w, None if stable is None else stable.weights,
-            logp_target=ev.logprobs[tg.name][tg.rows], s_logged=ev.judge_score[tg.rows],
-            s_target=s_target, scale=ev.judge_scale, log_w=tg.log_w,
+            logp_target=logp_target, s_logged=s_logged,
+            s_target=s_target, scale=ev.judge_scale, log_w=tg.log_w, memo=self._diag_memo,
         ))
         diag["n_eff_raw"] = diag["ess_raw"] * tg.rows.size
         diag["n_excluded"] = int(sum(tg.excluded.values()))
@@ -648,7 +660,8 @@ def analyze_logged(
             # the IPS family reads a target's fresh draws only for its diagnostics (raw judge
             # mean, judge affinity, the level gate's scores: kept per target here) and their
             # labels, which train the calibrator: only the labelled draws enter the long table
-            for r in np.unique(fresh_role[sel]).tolist():
+            # the targets with fresh draws, ascending (np.unique of the roles 1..T, by counting)
+            for r in np.flatnonzero(np.bincount(fresh_role[sel], minlength=1)).tolist():
                 at = np.flatnonzero(fresh_role == r)
                 fresh_diag[r] = (to_unit(fresh.judge_score[at], logged.judge_scale),
                                  fresh.prompt_code[at])
