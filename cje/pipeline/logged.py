@@ -26,6 +26,7 @@ from cje.diagnostics.gates import overlap_gate
 from cje.diagnostics.overlap import (
     ESS_GATE,
     HILL_RESIDUAL,
+    ascending_weights,
     ess_fraction,
     hill_index,
     weight_summary,
@@ -393,7 +394,8 @@ class LoggedShape:
         diag["n_excluded"] = int(sum(tg.excluded.values()))
         for why, cnt in tg.excluded.items():
             diag[f"excluded_{why.replace(' ', '_')}"] = cnt
-        diag["weight_tail_raw"] = weight_tail(tg.w)
+        memo = self._diag_memo
+        diag["weight_tail_raw"] = weight_tail(tg.w, ascending_weights(tg.w, memo))
         # the labelled rows' Kish ESS (Σ w)² / Σ w²: how many rows a raw-weighted residual rests on
         w_lab = tg.w[self._lab[tg.rows]]
         ss = float((w_lab * w_lab).sum())
@@ -403,7 +405,8 @@ class LoggedShape:
             diag["transport_gap"] = g * width
             diag["transport_gap_se"] = g_se * width
         if stable is not None:
-            diag["weight_tail_stable"] = weight_tail(stable.weights)
+            diag["weight_tail_stable"] = weight_tail(stable.weights,
+                                                     ascending_weights(stable.weights, memo))
             diag["var_cap_gamma"] = stable.gamma
             if stable.fallbacks:
                 diag["simcal_fallback"] = "; ".join(stable.fallbacks)
@@ -416,6 +419,7 @@ class LoggedShape:
         if value.mixture is not None:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(value.parts, value.mixture, strict=True)})
+        memo.pop("ascending", None)  # this target's sorted weights: not kept past its report
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.rows.size)
         return PolicyRows(
             cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),

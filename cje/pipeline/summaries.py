@@ -232,16 +232,20 @@ def calibration_curve(s01: np.ndarray, X: np.ndarray | None, full: Any,
     )
 
 
-def weight_tail(w: np.ndarray) -> list[list[float]]:
+def weight_tail(w: np.ndarray, ascending: np.ndarray | None = None) -> list[list[float]]:
     """The upper tail of mean-one weights as ``[exceedance probability, weight]`` pairs.
 
     The weight exceeded by a share ``p`` of the rows, for each ``p`` in :data:`TAIL_PROBS` that
-    the sample can resolve (``p ≥ 1/n``); plots draw it as a survival curve.
+    the sample can resolve (``p ≥ 1/n``); plots draw it as a survival curve. The values are
+    ``numpy.quantile(w, 1 − p)`` (its default linear interpolation), read from the sorted
+    weights: one sort is ~4× faster at 10⁶ weights than the quantile's partition at 46 ranks.
 
     Parameters
     ----------
     w : numpy.ndarray
         Mean-one weights.
+    ascending : numpy.ndarray, optional
+        ``numpy.sort(w)``, when the caller has it.
 
     Returns
     -------
@@ -253,5 +257,35 @@ def weight_tail(w: np.ndarray) -> list[list[float]]:
     [[0.5, 1.0], [0.306, 1.0]]
     """
     probs = [p for p in TAIL_PROBS if p >= 1.0 / w.size]
-    q = np.quantile(w, [1.0 - p for p in probs])
+    q = sorted_quantiles(np.sort(w) if ascending is None else ascending, [1.0 - p for p in probs])
     return [[p, float(v)] for p, v in zip(probs, q, strict=True)]
+
+
+def sorted_quantiles(ascending: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """``numpy.quantile(a, q)`` (method ``"linear"``) of a 1-D array given sorted ascending, bit
+    for bit: numpy's virtual indices ``(n − 1)·q``, its neighbouring ranks and its
+    interpolation (``a + (b − a)·γ``, or ``b − (b − a)·(1 − γ)`` from ``γ ≥ 0.5`` on) on the
+    same order statistics that its partition finds (NaN when the array holds one).
+
+    Examples
+    --------
+    >>> a = np.array([3.0, 1.0, 4.0, 1.5, 9.0])
+    >>> sorted_quantiles(np.sort(a), [0.1, 0.5, 0.9]).tolist() == np.quantile(a, [0.1, 0.5, 0.9]).tolist()
+    True
+    """
+    n = ascending.shape[0]
+    virtual = (n - 1) * np.asanyarray(q, dtype=np.float64)
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    above, below = virtual >= n - 1, virtual < 0
+    prev[above], nxt[above] = -1, -1
+    prev[below], nxt[below] = 0, 0
+    prev_i, next_i = prev.astype(np.intp), nxt.astype(np.intp)
+    a, b = ascending[prev_i], ascending[next_i]
+    gamma = np.asanyarray(virtual - prev_i, dtype=virtual.dtype)
+    diff = b - a
+    out = np.add(a, diff * gamma)
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    if n and np.isnan(ascending[-1]):
+        out[:] = np.nan
+    return out
