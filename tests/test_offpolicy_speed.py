@@ -286,3 +286,22 @@ def test_weight_summary_memo_changes_nothing(n: int) -> None:
         assert ascending_weights(w, memo) is memo["ascending"][id(w)][1]
         memo.pop("ascending")
     assert memo["affinity_p"][0] is s
+
+
+@pytest.mark.parametrize("scale", [(0.0, 1.0), (1.0, 10.0), (-3.0, 7.0), (0.0, 100.0)])
+def test_bin_counts_are_numpy_histogram(scale: tuple[float, float]) -> None:
+    # the affinity's histogram: numpy.histogram is the oracle, on scores at the bin edges (a
+    # grid), between them, at both ends of the scale, and across numpy's block boundary
+    from cje.diagnostics.overlap import _bin_counts
+
+    lo, hi = scale
+    rng = np.random.default_rng(int(hi))
+    n = (1 << 16) + 4321
+    grids = [lo + (hi - lo) * np.round(rng.random(n) * 20) / 20,
+             lo + (hi - lo) * rng.random(n),
+             lo + (hi - lo) * np.round(rng.random(n) * 7) / 7,
+             np.r_[np.full(50, lo), np.full(50, hi), np.nextafter(np.full(9, hi), lo)]]
+    for a in grids:
+        for bins in (2, 20, 33):
+            np.testing.assert_array_equal(_bin_counts(a, bins, lo, hi),
+                                          np.histogram(a, bins=bins, range=scale)[0])
