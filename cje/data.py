@@ -633,7 +633,12 @@ def _clean_ids(
     if raw.dtype.kind in "iu":
         raw = raw.astype(str)
     try:
-        codes, uniq = pd.factorize(raw, use_na_sentinel=True)
+        block = _repeated_block(raw)
+        if block is None:
+            codes, uniq = pd.factorize(raw, use_na_sentinel=True)
+        else:  # whole copies of its first `block` ids (then a prefix of them): factorised once
+            first, uniq = pd.factorize(raw[:block], use_na_sentinel=True)
+            codes = np.tile(first, -(-len(raw) // block))[: len(raw)]
     except TypeError:  # unhashable values (lists, dicts)
         _refuse_non_scalar_ids(np.asarray(raw, dtype=object), name, range(len(raw)))
         raise  # pragma: no cover - the line above raises
@@ -668,6 +673,46 @@ def _clean_ids(
         else:
             cleaned[j] = str(v).strip() if strip else str(v)
     return _merge_cleaned(codes, cleaned, uniq, name)
+
+
+#: At most this many copies are compared one by one (:func:`_repeated_block`).
+_MAX_COPIES = 64
+
+
+def _repeated_block(raw: Any) -> int | None:
+    """For Arrow strings without nulls that repeat their first ``P`` values whole (at least
+    twice, the last copy possibly cut short; at most :data:`_MAX_COPIES` copies), ``P``;
+    ``None`` otherwise.
+
+    The fresh draws of several policies on the same prompts often come as one block per policy,
+    each listing the prompts in the same order: then ``pandas.factorize`` of the column is that
+    of its first block, repeated (first appearances are all in the first block, and every later
+    row holds the id of the row ``P`` above it). ``P`` is where the first id appears again; the
+    copies are compared by Arrow (a few ms per 10⁶ ids, against ~0.05 s per 10⁶ ids for
+    hashing them)."""
+    data = getattr(raw, "_pa_array", None)
+    if data is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(data, pa.ChunkedArray):
+        if data.num_chunks != 1:
+            return None
+        data = data.chunk(0)
+    n = len(data)
+    if n < 2 or data.null_count or not (pa.types.is_string(data.type)
+                                        or pa.types.is_large_string(data.type)):
+        return None
+    period = pc.index(data, data[0], start=1).as_py()
+    if period is None or period <= 0 or n > _MAX_COPIES * period:
+        return None  # (many short copies, e.g. a column of one policy name: hashed as usual)
+    head = data.slice(0, period)
+    for at in range(period, n, period):
+        m = min(period, n - at)
+        if not data.slice(at, m).equals(head.slice(0, m)):
+            return None
+    return period
 
 
 #: Every character ``str.strip()`` removes (``str.isspace``; a test checks the list against the

@@ -305,3 +305,39 @@ def test_bin_counts_are_numpy_histogram(scale: tuple[float, float]) -> None:
         for bins in (2, 20, 33):
             np.testing.assert_array_equal(_bin_counts(a, bins, lo, hi),
                                           np.histogram(a, bins=bins, range=scale)[0])
+
+
+def test_repeated_id_blocks_factorise_as_pandas() -> None:
+    # a column of whole copies of its first block of ids (fresh draws listed per policy in the
+    # same prompt order) is factorised from that block: pandas.factorize of the column is the
+    # oracle, on copies cut short, copies with a difference, ids repeated inside the block,
+    # nulls, many short copies (one policy name) and chunked Arrow data
+    pa = pytest.importorskip("pyarrow")
+
+    import cje.data as D
+
+    rng = np.random.default_rng(11)
+    cases: list[object] = []
+    for t in range(300):
+        period, k, r = int(rng.integers(1, 40)), int(rng.integers(1, 5)), int(rng.integers(0, 40))
+        base = [f"p{int(v)}" for v in rng.integers(0, 15, period)]
+        vals: list[str | None] = base * k + base[: min(r, period)]
+        if t % 4 == 0 and len(vals) > 2:
+            vals[int(rng.integers(1, len(vals)))] = "other"
+        if t % 9 == 0:
+            vals[-1] = None
+        cases.append(pd.array(vals, dtype="str"))
+    cases.append(pd.array(["base"] * 1000, dtype="str"))
+    whole = pa.chunked_array([pa.array(["a", "b", "c"] * 3), pa.array(["a", "b"])])
+    cases.append(pd.array(whole, dtype=pd.ArrowDtype(pa.string())))
+    hits = 0
+    for arr in cases:
+        block = D._repeated_block(arr)
+        hits += block is not None
+        codes, uniq = D._clean_ids(arr)
+        want_codes, want_uniq = pd.factorize(arr, use_na_sentinel=True)
+        np.testing.assert_array_equal(codes, want_codes)
+        assert codes.dtype == np.int64
+        assert list(uniq) == list(want_uniq)
+    assert D._repeated_block(cases[-2]) is None  # 1,000 copies of one name: hashed as usual
+    assert 50 < hits < len(cases)  # the shortcut is taken, and refused, on some of them
