@@ -341,3 +341,23 @@ def test_repeated_id_blocks_factorise_as_pandas() -> None:
         assert list(uniq) == list(want_uniq)
     assert D._repeated_block(cases[-2]) is None  # 1,000 copies of one name: hashed as usual
     assert 50 < hits < len(cases)  # the shortcut is taken, and refused, on some of them
+
+
+def test_naive_judge_mean_unit_weights_are_the_weighted_formula() -> None:
+    # without weights the raw judge mean skips the products by 1.0: the weighted formula with
+    # w = 1 is the oracle, bit for bit (−0.0 scores, one row, clusters of any size)
+    from cje.inference import cluster_variance, t_interval
+    from cje.pipeline.summaries import from_unit, naive_judge_mean
+
+    rng = np.random.default_rng(4)
+    for t in range(200):
+        n = int(rng.integers(1, 2000))
+        s = np.round(rng.random(n) * 20) / 20 if t % 2 else rng.random(n)
+        s[: t % 3] = -0.0
+        cl = rng.integers(0, max(1, n // 2), n)
+        w = np.ones(n)
+        mean = float((w * s).sum() / w.sum())
+        v, g = cluster_variance(w * (s - mean), cl)
+        lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), 0.05)
+        want = [from_unit(x, (1, 5)) for x in (mean, lo, hi)]
+        assert np.array(naive_judge_mean(s, cl, 0.05, (1, 5))).tobytes() == np.array(want).tobytes()

@@ -147,9 +147,12 @@ def naive_judge_mean(s01: np.ndarray, cluster: np.ndarray, alpha: float,
     >>> round(m, 3), bool(lo < m < hi)
     (3.0, True)
     """
-    w = np.ones(s01.size) if w is None else w
-    mean = float((w * s01).sum() / w.sum())
-    v, g = cluster_variance(w * (s01 - mean), cluster)
+    if w is None:  # unit weights, without the products by 1.0 (the same numbers: Σ1 = n exactly)
+        mean = float(s01.sum() / s01.size)
+        v, g = cluster_variance(s01 - mean, cluster)
+    else:
+        mean = float((w * s01).sum() / w.sum())
+        v, g = cluster_variance(w * (s01 - mean), cluster)
     lo, hi = t_interval(mean, float(np.sqrt(v)) if g > 1 else 0.0, max(g - 1, 1), alpha)
     return (from_unit(mean, label_scale), from_unit(lo, label_scale),
             from_unit(hi, label_scale))
