@@ -274,7 +274,7 @@ def tail_inflation(v: np.ndarray, rows: OffPolicyRows, psi_e: float, phi_e: np.n
     regions = max(1, min(_REGIONS, m // _ROWS_PER_REGION))
     if regions > 1:
         edges = np.quantile(rows.reward[lab], np.linspace(0.0, 1.0, regions + 1)[1:-1])
-        region = np.searchsorted(edges, rows.reward)
+        region = _region(edges, rows.reward)
         count = np.bincount(region[lab], minlength=regions)
         h = np.bincount(region[lab], weights=e2, minlength=regions)
         h = np.where(count > 0, h / np.maximum(count, 1), e2.mean())[region]
@@ -282,6 +282,19 @@ def tail_inflation(v: np.ndarray, rows: OffPolicyRows, psi_e: float, phi_e: np.n
         h = e2.mean()
     design = float((v * v * h).sum()) * n / m - n * psi_e * psi_e
     return float(np.sqrt(design / sample)) if design > sample else 1.0
+
+
+def _region(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, x)`` for a few sorted edges and finite ``x``, as the number of
+    edges below each value (one comparison pass per edge: ~4× faster at 10⁶ values than the
+    binary search per value); ``np.searchsorted`` itself otherwise."""
+    if edges.size == 0 or edges.size > 8 or not bool((edges[1:] >= edges[:-1]).all()) \
+            or not bool(np.isfinite(x).all()):
+        return np.searchsorted(edges, x)
+    out = (x > edges[0]).astype(np.intp)
+    for e in edges[1:]:
+        out += x > e
+    return out
 
 
 def _stabilised(stable: np.ndarray, raw: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -624,7 +637,7 @@ def residual_gap_influence(rows: OffPolicyRows, *,
     return _residual_term(rows.weights, rows)[1] - stable_term
 
 
-def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
+def stack(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None = None) -> PolicyValue:
     """Convex combination of estimates minimising the variance of the combined influence.
 
     ``α = argmin_{α ∈ simplex} α'Σα`` with ``Σ`` the covariance of the estimates' prompt-cluster
@@ -637,6 +650,9 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
         Estimates of one target on the same rows.
     cluster : numpy.ndarray of int
         Prompt code per row.
+    cache : dict, optional
+        Kept across calls on the same ``cluster`` object (the OUA runs of one target): whether
+        it is one row per prompt in prompt order is checked once.
 
     Returns
     -------
@@ -650,8 +666,15 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
     >>> s = stack([a, b], np.arange(4)); round(s.value, 6), s.mixture.round(6).tolist()
     (0.5, [1.0, 0.0])
     """
-    n_clusters = int(cluster.max()) + 1
-    if n_clusters == cluster.size and np.array_equal(cluster, np.arange(n_clusters)):
+    hit = None if cache is None else cache.get("one_row_per_prompt")
+    if hit is not None and hit[0] is cluster:
+        n_clusters, identity = hit[1], hit[2]
+    else:
+        n_clusters = int(cluster.max()) + 1
+        identity = n_clusters == cluster.size and np.array_equal(cluster, np.arange(n_clusters))
+        if cache is not None:
+            cache["one_row_per_prompt"] = (cluster, n_clusters, identity)
+    if identity:
         # one row per prompt, in prompt order (logged data usually): each prompt's total is its
         # row's value, 0.0 + φ as bincount adds it (which turns −0.0 into 0.0)
         totals = np.vstack([v.influence for v in values])
@@ -661,7 +684,11 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray) -> PolicyValue:
                             for v in values])
     alpha = min_variance_simplex(totals @ totals.T)
     value = float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
-    phi = sum(a * v.influence for a, v in zip(alpha, values, strict=True))
+    # Σ α_k φ_k added in place, in the order (and with the 0 + …) of Python's sum
+    phi = alpha[0] * np.asarray(values[0].influence)
+    phi += 0.0
+    for a, v in zip(alpha[1:], values[1:], strict=True):
+        phi += a * v.influence
     return PolicyValue(value, np.asarray(phi), mixture=alpha)
 
 
@@ -1265,7 +1292,8 @@ class StackedDR(_DoublyRobust):
         # the members differ only in the outcome model: one oracle residual term for all
         residual = _residual_term(sw.weights if x.stable_residual else x.weights, x)
         fits = [m.fit(x, sw, residual) for m in members]
-        return replace(stack(fits, x.cluster), stable=sw, parts=tuple(m.name for m in members),
+        return replace(stack(fits, x.cluster, x.cache), stable=sw,
+                       parts=tuple(m.name for m in members),
                        residual_influence=residual[1] if x.stable_residual else None)
 
     def value(self, x: LoggedTarget) -> float:
