@@ -45,6 +45,26 @@ def make_data(n_rows: int, thetas: tuple[float, ...] = (0.3, 0.6, 1.2),
     return data
 
 
+def codes_from_frame(df, judge_scale: tuple[float, float], label_scale: tuple[float, float]
+                     ) -> dict[str, np.ndarray]:
+    """The arrays :func:`run` takes, from the logged frame ``cje.analyze`` is given (string
+    prompt ids, ``judge_score``, ``oracle_label``, ``logprob_base``, ``logprob[<target>]``):
+    prompt ids coded by ``pandas.factorize``, scores and labels mapped to [0, 1], the
+    log-probabilities as float arrays. No validation (the work a "from the frame" reference
+    must do that :func:`make_data`'s coded arrays skip)."""
+    import pandas as pd
+
+    prompt, _ = pd.factorize(df["prompt_id"].to_numpy(), sort=False)
+    s = (df["judge_score"].to_numpy(dtype=float) - judge_scale[0]) / (judge_scale[1] - judge_scale[0])
+    y = (df["oracle_label"].to_numpy(dtype=float) - label_scale[0]) / (label_scale[1] - label_scale[0])
+    out = {"prompt": prompt.astype(np.int64), "s": s, "y": y,
+           "lp_base": df["logprob_base"].to_numpy(dtype=float)}
+    for c in df.columns:
+        if c.startswith("logprob[") and c.endswith("]"):
+            out["lp_" + c[len("logprob["):-1]] = df[c].to_numpy(dtype=float)
+    return out
+
+
 def _cluster_var(phi: np.ndarray, prompt: np.ndarray, n_prompts: int) -> float:
     tot = np.bincount(prompt, weights=phi, minlength=n_prompts)
     g = int(np.count_nonzero(np.bincount(prompt, minlength=n_prompts)))
