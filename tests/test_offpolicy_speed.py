@@ -296,15 +296,19 @@ def test_bin_counts_are_numpy_histogram(scale: tuple[float, float]) -> None:
 
     lo, hi = scale
     rng = np.random.default_rng(int(hi))
-    n = (1 << 16) + 4321
+    n = 3 * (1 << 16) + 4321  # numpy's blocks of 65,536 rows, the last one partial
     grids = [lo + (hi - lo) * np.round(rng.random(n) * 20) / 20,
              lo + (hi - lo) * rng.random(n),
              lo + (hi - lo) * np.round(rng.random(n) * 7) / 7,
              np.r_[np.full(50, lo), np.full(50, hi), np.nextafter(np.full(9, hi), lo)]]
     for a in grids:
+        w = np.exp(rng.standard_normal(a.size))
         for bins in (2, 20, 33):
             np.testing.assert_array_equal(_bin_counts(a, bins, lo, hi),
                                           np.histogram(a, bins=bins, range=scale)[0])
+            # weighted: numpy's per-block sums added in its order, bit for bit
+            got = _bin_counts(a, bins, lo, hi, weights=w)
+            assert got.tobytes() == np.histogram(a, bins=bins, range=scale, weights=w)[0].tobytes()
 
 
 def test_repeated_id_blocks_factorise_as_pandas() -> None:
