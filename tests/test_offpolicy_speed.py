@@ -399,3 +399,34 @@ def test_stack_with_cache_and_in_place_sum(one_per_prompt: bool) -> None:
         assert a.influence.tobytes() == np.asarray(want).tobytes() == b.influence.tobytes()
         assert a.value == b.value and a.mixture.tobytes() == b.mixture.tobytes()
     assert cache["one_row_per_prompt"][2] is one_per_prompt
+
+
+@pytest.mark.parametrize("layout", ["one_each", "shuffled", "two_each"])
+def test_dr_members_read_their_tables_at_the_draws_cells(layout: str) -> None:
+    # fit/value read q and ḡ from the members' (K, U) tables (fresh_mean_at_cells); outcome()
+    # then fresh_mean() is the oracle, bit for bit, with a cache (kept cell index) and without
+    from dataclasses import replace
+
+    from cje.estimators.offpolicy import DRCPO, MRDR, TMLE
+
+    n = 3000
+    for cache in ({}, None):
+        x = _random_target(n, 25, 5, len(layout), cache)
+        rng = np.random.default_rng(3)
+        if layout == "shuffled":  # one draw per prompt, in another order
+            perm = rng.permutation(n)
+            x = replace(x, fresh_cluster=perm, fresh_fold=x.fresh_fold[perm],
+                        fresh_codes=x.fresh_codes[perm])
+        elif layout == "two_each":
+            fc = np.r_[np.arange(n), np.arange(n)]
+            x = replace(x, fresh_cluster=fc, fresh_fold=np.r_[x.fresh_fold, x.fresh_fold[::-1]],
+                        fresh_codes=np.r_[x.fresh_codes, x.fresh_codes[::-1]],
+                        fresh_label=np.full(2 * n, np.nan), fresh_count=np.full(n, 2))
+        for member in (DRCPO(), MRDR(), TMLE(), MRDR(omega="w2")):
+            for _ in range(2):  # the second time through the kept index
+                q, g = member._with_means(x)
+                q0, q_fresh = member.outcome(x)
+                assert q.tobytes() == q0.tobytes()
+                assert g.tobytes() == x.fresh_mean(q_fresh).tobytes()
+        if cache is not None:
+            assert ("fresh_cells_of_rows" in cache) == (layout != "two_each")

@@ -25,7 +25,7 @@ from cje.calibration.weights import (
 if TYPE_CHECKING:
     from cje.estimators.offpolicy import LoggedTarget
 
-__all__ = ["mrdr_outcome", "tmle_clever", "tmle_epsilon", "tmle_outcome"]
+__all__ = ["mrdr_outcome", "mrdr_table", "tmle_clever", "tmle_epsilon", "tmle_outcome", "tmle_table"]
 
 _TMLE_STEPS, _TMLE_TOL, _CLIP = 50, 1e-8, 1e-7
 
@@ -55,6 +55,13 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
     >>> [q.round(3).tolist() for q in mrdr_outcome(x, "w")]
     [[0.0, 1.0, 1.0, 0.0, 0.5, 1.0], [1.0, 1.0]]
     """
+    table = mrdr_table(x, omega)
+    return x.at_cells(table), x.at_cells(table, fresh=True)
+
+
+def mrdr_table(x: LoggedTarget, omega: str) -> np.ndarray:
+    """:func:`mrdr_outcome` as its (K, U) table: ``q`` of each (fold, distinct value) cell,
+    which every row and fresh draw of the cell takes."""
     K, U = x.index.shape
     memo = _memo(x)
     # the labelled rows' ω-weighted label sums and ω sums per (fold, value) cell: they depend on
@@ -84,7 +91,7 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
         table[k] = iso_by_rank(rank, num[use].sum(axis=0), den[use].sum(axis=0), increasing=True,
                                floor=0.0)
         _memo_put(memo, key, table[k])
-    return x.at_cells(table), x.at_cells(table, fresh=True)
+    return table
 
 
 def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +118,13 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     >>> q_fresh.round(3).tolist()
     [0.75, 0.85]
     """
+    q_tab = tmle_table(x)
+    return x.at_cells(q_tab), x.at_cells(q_tab, fresh=True)
+
+
+def tmle_table(x: LoggedTarget) -> np.ndarray:
+    """:func:`tmle_outcome` as its (K, U) table: ``Q*`` of each (fold, distinct value) cell,
+    which every row and fresh draw of the cell takes."""
     K, U = x.index.shape
     memo = _memo(x)
     key = _cells(x, U)
@@ -129,8 +143,7 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
     # element-wise operations on the same numbers as on the rows themselves)
     eta = _logit(x.index)
     eps = tmle_epsilon(eta, h_tab, rsum, cnt)
-    q_tab = _expit(eta + eps * h_tab)
-    return x.at_cells(q_tab), x.at_cells(q_tab, fresh=True)
+    return _expit(eta + eps * h_tab)
 
 
 def _cells(x: LoggedTarget, width: int) -> np.ndarray:
