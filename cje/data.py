@@ -1422,7 +1422,7 @@ def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
     if _dense_in_order(pid_code) and int(pid_code.max(initial=-1)) + 1 == len(pid_uniq):
         # already 0..G-1 in order of first appearance, every prompt present: no re-coding (a
         # drop may have left a last prompt without rows: re-coded below, so it is not listed)
-        prompt_code, used = pid_code, np.arange(len(pid_uniq))
+        prompt_code, used = pid_code, None  # (the distinct ids as they are: no copy)
     elif pid_code.shape[0] <= _SMALL_IDS:  # as pandas.factorize, without importing pandas
         prompt_code, used_obj = _factorize_list(pid_code.tolist())
         used = used_obj.astype(pid_code.dtype)
@@ -1434,7 +1434,11 @@ def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,
     pol_names = tuple(sorted(pol_uniq[present].tolist()))
     remap = np.full(len(pol_uniq), -1, dtype=np.int64)
     remap[present] = [pol_names.index(p) for p in pol_uniq[present]]
-    return prompt_code.astype(np.int64, copy=False), pid_uniq[used], pol_names, remap[pol_code]
+    # (pol_code ≥ 0: bincount refuses negative codes) an identity remap is no gather
+    policy_code = (pol_code.astype(np.int64, copy=False)
+                   if np.array_equal(remap, np.arange(remap.size)) else remap[pol_code])
+    return (prompt_code.astype(np.int64, copy=False), pid_uniq if used is None else pid_uniq[used],
+            pol_names, policy_code)
 
 
 #: Rows per block of the per-row checks that would otherwise make temporaries as long as the
