@@ -272,6 +272,17 @@ def ascending_weights(a: np.ndarray, memo: dict | None = None) -> np.ndarray:
     diagnostics and the weight tail of one target read the same sorted weights: the top 5%,
     the Hill index's top ``k + 1`` and the tail's quantiles from one sort). Read-only.
 
+    Parameters
+    ----------
+    a : numpy.ndarray
+        Weights.
+    memo : dict, optional
+        Where the sorted array is kept (under ``"ascending"``, by the id of ``a``, with ``a``).
+
+    Returns
+    -------
+    numpy.ndarray
+
     Examples
     --------
     >>> memo = {}; w = np.array([3.0, 1.0, 2.0])

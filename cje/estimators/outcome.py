@@ -61,7 +61,25 @@ def mrdr_outcome(x: LoggedTarget, omega: str) -> tuple[np.ndarray, np.ndarray]:
 
 def mrdr_table(x: LoggedTarget, omega: str) -> np.ndarray:
     """:func:`mrdr_outcome` as its (K, U) table: ``q`` of each (fold, distinct value) cell,
-    which every row and fresh draw of the cell takes."""
+    which every row and fresh draw of the cell takes.
+
+    Parameters
+    ----------
+    x : LoggedTarget
+    omega : {"w", "w2", "w1sq"}
+
+    Returns
+    -------
+    numpy.ndarray of shape (K, U)
+
+    Examples
+    --------
+    >>> from cje.estimators.offpolicy import _example_target
+    >>> x = _example_target()   # six logged rows, two fresh draws
+    >>> t = mrdr_table(x, "w")
+    >>> x.at_cells(t).tolist() == mrdr_outcome(x, "w")[0].tolist()
+    True
+    """
     K, U = x.index.shape
     memo = _memo(x)
     # the labelled rows' ω-weighted label sums and ω sums per (fold, value) cell: they depend on
@@ -124,7 +142,24 @@ def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
 
 def tmle_table(x: LoggedTarget) -> np.ndarray:
     """:func:`tmle_outcome` as its (K, U) table: ``Q*`` of each (fold, distinct value) cell,
-    which every row and fresh draw of the cell takes."""
+    which every row and fresh draw of the cell takes.
+
+    Parameters
+    ----------
+    x : LoggedTarget
+
+    Returns
+    -------
+    numpy.ndarray of shape (K, U)
+
+    Examples
+    --------
+    >>> from cje.estimators.offpolicy import _example_target
+    >>> x = _example_target()   # six logged rows, two fresh draws
+    >>> t = tmle_table(x)
+    >>> x.at_cells(t, fresh=True).tolist() == tmle_outcome(x)[1].tolist()
+    True
+    """
     K, U = x.index.shape
     memo = _memo(x)
     key = _cells(x, U)

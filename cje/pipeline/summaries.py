@@ -270,6 +270,18 @@ def sorted_quantiles(ascending: np.ndarray, q: Sequence[float]) -> np.ndarray:
     interpolation (``a + (b − a)·γ``, or ``b − (b − a)·(1 − γ)`` from ``γ ≥ 0.5`` on) on the
     same order statistics that its partition finds (NaN when the array holds one).
 
+    Parameters
+    ----------
+    ascending : numpy.ndarray
+        The values, sorted ascending (``numpy.sort``).
+    q : sequence of float
+        Probabilities in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        One quantile per probability.
+
     Examples
     --------
     >>> a = np.array([3.0, 1.0, 4.0, 1.5, 9.0])
