@@ -16,7 +16,7 @@ from typing import Any
 
 from cje._progress import check_progress
 from cje.calibration.reward import Mode
-from cje.data import EvalData, check_label_variation, load, with_calibration_rows
+from cje.data import EvalData, check_label_variation, load, shares_ids, with_calibration_rows
 from cje.errors import CJEInputError, check_alpha
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.registry import Estimator, resolve
@@ -25,6 +25,7 @@ from cje.report import Report
 __all__ = ["analyze"]
 
 
+@shares_ids  # (the fresh draws' prompt ids are coded once with the logged data's)
 def analyze(
     data: Any,
     *,

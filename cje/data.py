@@ -12,6 +12,8 @@ arrays. Every error names the field, the row (0-based, in input order) or prompt
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import os
 import sys
@@ -632,8 +634,15 @@ def _clean_ids(
 
     if raw.dtype.kind in "iu":
         raw = raw.astype(str)
+    shared, key = _SHARED_IDS.get(), None
     try:
         block = _repeated_block(raw)
+        if shared is not None and name == "prompt_id":  # (cje.analyze with fresh draws: shares_ids)
+            key = _ids_key(raw if block is None else raw[:block], strip, name)
+            if key is not None and key in shared:
+                head_codes, uniq = shared[key]
+                return (head_codes.copy() if block is None else
+                        np.tile(head_codes, -(-len(raw) // block))[: len(raw)]), uniq
         if block is None:
             codes, uniq = pd.factorize(raw, use_na_sentinel=True)
         else:  # whole copies of its first `block` ids (then a prefix of them): factorised once
@@ -655,7 +664,10 @@ def _clean_ids(
                 cleaned = uniq.copy()
                 cleaned[todo] = [uniq[j].strip() for j in todo]
         if not (cleaned == "").any() and (cleaned is uniq or (cleaned == uniq).all()):
-            return codes.astype(np.int64, copy=False), uniq
+            codes = codes.astype(np.int64, copy=False)
+            if key is not None and len(shared) < 8:
+                shared[key] = (codes if block is None else first.astype(np.int64, copy=False), uniq)
+            return codes, uniq
         return _merge_cleaned(codes, cleaned, uniq, name)
     _refuse_non_scalar_ids(uniq, name, None, codes)
     if raw.dtype == object:  # 7 == 7.0 == True to pandas: factorize on (type, value) instead
@@ -673,6 +685,58 @@ def _clean_ids(
         else:
             cleaned[j] = str(v).strip() if strip else str(v)
     return _merge_cleaned(codes, cleaned, uniq, name)
+
+
+#: Within :func:`shares_ids`: the id columns already coded, by (strip, name, digest of the
+#: ids) -> (codes, cleaned distinct ids). ``None`` outside.
+_SHARED_IDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("cje_shared_ids",
+                                                                          default=None)
+
+
+def shares_ids(fn: Any) -> Any:
+    """Decorate :func:`cje.analyze`: within a call given ``fresh_draws``, an Arrow string prompt
+    id column whose ids are those of a column coded before in the call (the fresh draws' prompt
+    ids are usually the logged data's, in the same order) takes that column's codes and distinct ids
+    instead of being hashed and converted again (~0.1 s per 10⁶ ids). The ids are compared by a
+    SHA-256 of their bytes and offsets (~8 ms per 10⁶ ids); the kept arrays are the first load's
+    own (its ``EvalData`` holds them)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("fresh_draws") is None or _SHARED_IDS.get() is not None:
+            return fn(*args, **kwargs)
+        token = _SHARED_IDS.set({})
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _SHARED_IDS.reset(token)
+
+    return wrapper
+
+
+def _ids_key(head: Any, strip: bool, name: str) -> tuple[bool, str, bytes] | None:
+    """The key of an id column in :data:`_SHARED_IDS`: Arrow strings in one chunk without nulls
+    (their bytes and relative offsets hashed), else ``None``."""
+    data = getattr(head, "_pa_array", None)
+    if data is None:
+        return None
+    import pyarrow as pa
+
+    if isinstance(data, pa.ChunkedArray):
+        if data.num_chunks != 1:
+            return None
+        data = data.chunk(0)
+    if data.null_count or not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
+        return None
+    _, offsets, buf = data.buffers()
+    width = np.int64 if pa.types.is_large_string(data.type) else np.int32
+    off = np.frombuffer(offsets, dtype=width)[data.offset: data.offset + len(data) + 1]
+    h = hashlib.sha256()
+    h.update(off if width is np.int64 and (not off.size or off[0] == 0)
+             else np.ascontiguousarray(off - off[0], dtype=np.int64))
+    if off.size and buf is not None:
+        h.update(memoryview(buf)[int(off[0]):int(off[-1])])
+    return strip, name, h.digest()
 
 
 #: At most this many copies are compared one by one (:func:`_repeated_block`).

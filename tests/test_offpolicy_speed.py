@@ -430,3 +430,35 @@ def test_dr_members_read_their_tables_at_the_draws_cells(layout: str) -> None:
                 assert g.tobytes() == x.fresh_mean(q_fresh).tobytes()
         if cache is not None:
             assert ("fresh_cells_of_rows" in cache) == (layout != "two_each")
+
+
+def test_shared_prompt_ids_within_an_analysis() -> None:
+    # within cje.analyze with fresh draws (shares_ids), a prompt-id column equal to one coded
+    # before takes its codes and distinct ids: the same EvalData as a load outside, and the
+    # distinct ids are the very same objects; other ids (a changed one, another order) are coded
+    # afresh; outside the decorated call nothing is kept
+    import cje
+    from cje.data import _SHARED_IDS, shares_ids
+
+    sim = cje.synthetic.make_offpolicy_eval(3000, n_fresh_per_prompt=1, rng=5)
+    other = sim.fresh.assign(prompt_id=sim.fresh["prompt_id"].where(sim.fresh.index != 7, "zz"))
+    kw = dict(judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    plain = [cje.load(f, **kw) for f in (sim.logged, sim.fresh, other, sim.fresh.iloc[::-1])]
+    seen: list = []
+
+    @shares_ids
+    def loads(*, fresh_draws: object) -> None:
+        assert _SHARED_IDS.get() == {}
+        seen.extend(cje.load(f, **kw) for f in (sim.logged, fresh_draws, other, sim.fresh.iloc[::-1]))
+        assert len(_SHARED_IDS.get()) >= 2
+
+    loads(fresh_draws=sim.fresh)
+    assert _SHARED_IDS.get() is None
+    for a, b in zip(plain, seen, strict=True):
+        assert a.prompt_code.tobytes() == b.prompt_code.tobytes()
+        assert a.prompts.tolist() == b.prompts.tolist()
+        assert a.policy_code.tobytes() == b.policy_code.tobytes()
+    # the logged data's distinct ids, shared (the same str objects), not those of other ids
+    assert all(x is y for x, y in zip(seen[1].prompts, seen[0].prompts, strict=True))
+    assert not any(x is y for x, y in zip(seen[2].prompts, seen[0].prompts, strict=False))
+    assert not any(x is y for x, y in zip(plain[1].prompts, plain[0].prompts, strict=True))
