@@ -42,7 +42,7 @@ from cje.results import CalibrationInfo, PolicyEstimate
 # Table, PolicyRows and Shape are the contract between this skeleton and the data shapes, not
 # public API: they may change with the shapes.
 __all__ = ["MIN_LABELLED_PROMPTS", "MIN_OWN_LABELS", "distinct_rows", "estimate", "fit_calibrator",
-           "fold_plan", "own_label_gate"]
+           "fold_plan", "own_label_gate", "own_residual_df", "own_residual_variance"]
 
 #: Minimum number of labelled prompts needed to calibrate (docs: Methods › Data, scales and folds).
 MIN_LABELLED_PROMPTS = 4
@@ -114,6 +114,12 @@ class PolicyRows:
         A part of the estimate rests on a single prompt's labels, so its variance cannot be
         estimated: the estimate gets no standard error (the sanity gate refuses it; the shape
         gives the reason).
+    own_ss : float
+        The residual part of the influence values (``(L_i/p_L)(e_i − ē)``, the policy's own
+        labelled rows) summed per prompt, squared and summed, over ``n²``: its clustered variance
+        without a small-sample factor (see :func:`own_residual_variance`); 0: no own residual part.
+    own_prompts : int
+        Prompts of the policy's own labelled rows (``m_g``; 0: no own residual part).
     """
 
     cluster: np.ndarray
@@ -127,6 +133,77 @@ class PolicyRows:
     probe: ProbeUse | None = None
     n_rows: int | None = None
     no_variance: bool = False
+    own_ss: float = 0.0
+    own_prompts: int = 0
+
+
+def own_residual_variance(v_if: float, own_ss: float, g: int, m_g: int) -> tuple[float, float]:
+    """The sampling variance with the own-label residual part given its own small-sample factor.
+
+    The prompt-clustered variance of all the policy's influence values applies ``G/(G−1)`` to
+    every part; the residual part is a mean over the ``m_g`` labelled prompts alone, whose
+    unbiased variance needs ``m_g/(m_g−1)`` (with one label per prompt it is ``s_e²/m``). Returns
+    ``(V_if', V_res)``: the corrected sampling variance and the residual part's variance.
+
+    Parameters
+    ----------
+    v_if : float
+        Clustered variance of the influence values (factor ``G/(G−1)`` throughout).
+    own_ss : float
+        ``Σ_g T_g² / n²`` of the residual part (:attr:`PolicyRows.own_ss`).
+    g, m_g : int
+        The policy's prompts and labelled prompts.
+
+    Returns
+    -------
+    (float, float)
+
+    Examples
+    --------
+    >>> v, vr = own_residual_variance(0.0103, 0.01, 300, 10)   # 10 labels: s_e²/m = 0.0111
+    >>> round(v, 5), round(vr, 5)
+    (0.01138, 0.01111)
+    """
+    v_old = g / (g - 1) * own_ss
+    v_res = m_g / (m_g - 1) * own_ss
+    return v_if - v_old + v_res, v_res
+
+
+def own_residual_df(v_if: float, v_res: float, var_cal: float, g: int, m_g: int, k: int) -> float:
+    """Satterthwaite degrees of freedom with the own-label residual part as a component of its
+    own: ``(V + V_cal)² / ((V − V_res)²/(G−1) + V_res²/(m_g−1) + V_cal²/(K−1))``.
+
+    A level corrected by 10 own labels whose residuals carry most of the variance gets about 9
+    degrees of freedom, not those of the policy's hundreds of prompts (as a probe's part does,
+    :func:`probe_df`).
+
+    Parameters
+    ----------
+    v_if, v_res : float
+        Sampling variance (all parts) and its residual part (:func:`own_residual_variance`).
+    var_cal : float
+        Calibration (jackknife) variance.
+    g, m_g, k : int
+        Prompts, labelled prompts, jackknife folds.
+
+    Returns
+    -------
+    float
+        At least 1.
+
+    Examples
+    --------
+    >>> round(own_residual_df(0.0114, 0.0111, 0.0, 300, 10, 5), 1)
+    9.5
+    >>> round(own_residual_df(0.0114, 0.0, 0.0, 300, 10, 5), 1)   # no residual part: G − 1
+    299.0
+    """
+    rest = max(v_if - v_res, 0.0)
+    den = (rest**2 / max(g - 1, 1) + v_res**2 / max(m_g - 1, 1)
+           + (var_cal**2 / (k - 1) if k > 1 and var_cal > 0 else 0.0))
+    if den <= 0:
+        return float(max(g - 1, 1))
+    return float(max((v_if + max(var_cal, 0.0)) ** 2 / den, 1.0))
 
 
 def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None) -> float:
@@ -172,9 +249,11 @@ def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None
 #: ``policy()``). Measured with binary labels, two equal policies, one with 60 labels
 #: and the other with m (200 replicates each, Monte Carlo SE ≤ 0.034): coverage 0.38 (m = 1),
 #: 0.67 (2), 0.77 (3), 0.83 (5), 0.90 (10), 0.91 (20), 0.95 (30, 40); "better than" between the
-#: equal policies 46%, 22%, 14%, 15%, 10%, 7.5%, 3.5%, 3.5%. Below 10 the interval misses
-#: badly; the remaining shortfall at 10–29 (the residual part's own degrees of freedom and
-#: small-sample factor) is not corrected yet.
+#: equal policies 46%, 22%, 14%, 15%, 10%, 7.5%, 3.5%, 3.5%. Since the residual part has its
+#: own small-sample factor and degrees of freedom (:func:`own_residual_variance`,
+#: :func:`own_residual_df`) the same design covers (2,000 replicates, MC SE ≤ 0.006) 0.931
+#: (m = 5), 0.950 (10), 0.952 (20), 0.961 (30) with binary labels and 0.952, 0.956, 0.961,
+#: 0.959 with continuous 1–5 labels: below 10 binary labels it still falls short.
 MIN_OWN_LABELS = 10
 
 
@@ -213,8 +292,9 @@ def own_label_gate(n_own: int, g_own: int) -> tuple[str, list[str], bool]:
     if n_own < MIN_OWN_LABELS:
         return "CAUTION", [
             f"level corrected by only {n_own} of its own oracle labels, fewer than "
-            f"{MIN_OWN_LABELS}: the interval of a mean of that few residuals is too narrow (in "
-            "simulation 5 labels covered 0.83 instead of 0.95); label more of its responses."], False
+            f"{MIN_OWN_LABELS}: the interval of a mean of that few residuals rests on a variance "
+            "estimated from them alone (in simulation 5 binary labels covered 0.93 instead of "
+            "0.95); label more of its responses."], False
     return "OK", [], False
 
 
@@ -485,9 +565,14 @@ def estimate(
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
         vc = float(var_cal[p])
         v_tr = gap * gap
+        own = info.probe is None and info.own_prompts >= 2 and g >= 2 and np.isfinite(v_if)
+        if own:  # the own-label residual part: its own small-sample factor and df (Methods ›
+            # The direct estimator: a mean of m_g residuals is not one of G prompts)
+            v_if, v_res = own_residual_variance(v_if, info.own_ss, g, info.own_prompts)
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
-        df = probe_df(v_if, vc, g, k, info.probe)
+        df = (own_residual_df(v_if, v_res, vc, g, info.own_prompts, k) if own
+              else probe_df(v_if, vc, g, k, info.probe))
         if info.probe is not None:
             probes[p] = (info.probe.var, info.probe.n_prompts)
         lo_t, hi_t = t_interval(value.value, se, df, alpha)
