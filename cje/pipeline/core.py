@@ -42,7 +42,7 @@ from cje.results import CalibrationInfo, PolicyEstimate
 # Table, PolicyRows and Shape are the contract between this skeleton and the data shapes, not
 # public API: they may change with the shapes.
 __all__ = ["MIN_LABELLED_PROMPTS", "MIN_OWN_LABELS", "distinct_rows", "estimate", "fit_calibrator",
-           "fold_plan", "own_label_gate", "own_residual_df", "own_residual_variance"]
+           "fold_plan", "own_label_gate", "own_part_sums", "own_residual_df", "own_residual_variance"]
 
 #: Minimum number of labelled prompts needed to calibrate (docs: Methods › Data, scales and folds).
 MIN_LABELLED_PROMPTS = 4
@@ -135,6 +135,43 @@ class PolicyRows:
     no_variance: bool = False
     own_ss: float = 0.0
     own_prompts: int = 0
+
+
+def own_part_sums(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: np.ndarray,
+                  n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per policy, ``Σ_g T_g² / n²`` of the own-label residual part of the influence values
+    (``T_g``: its sum over prompt ``g``) and the number of labelled prompts ``m_g``
+    (:attr:`PolicyRows.own_ss`, :attr:`PolicyRows.own_prompts`).
+
+    Parameters
+    ----------
+    part : numpy.ndarray
+        The residual part of each labelled row's influence value (``(n/m)(e_i − ē)``).
+    group, cluster : numpy.ndarray of int
+        Each labelled row's policy and prompt.
+    n : numpy.ndarray
+        Rows per policy.
+    n_groups : int
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+
+    Examples
+    --------
+    >>> ss, mg = own_part_sums(np.array([1.0, -1.0, 2.0, -2.0]), np.array([0, 0, 1, 1]),
+    ...                        np.array([0, 1, 5, 5]), np.array([4, 4]), 2)
+    >>> ss.tolist(), mg.tolist()   # policy 1: both rows on one prompt, T = 0
+    ([0.125, 0.0], [2, 1])
+    """
+    span = np.int64(int(cluster.max()) + 1) if cluster.size else np.int64(1)
+    key, inv = np.unique(group.astype(np.int64) * span + cluster, return_inverse=True)
+    totals = np.bincount(inv.ravel(), weights=part, minlength=key.size)
+    g_key = key // span
+    n = np.asarray(n, dtype=float)
+    ss = np.bincount(g_key, weights=totals * totals, minlength=n_groups)
+    ss = np.divide(ss, n * n, out=np.zeros(n_groups), where=n > 0)
+    return ss, np.bincount(g_key, minlength=n_groups)
 
 
 def own_residual_variance(v_if: float, own_ss: float, g: int, m_g: int) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
     own_label_gate,
+    own_part_sums,
 )
 from cje.pipeline.probes import ProbeUse, combine
 from cje.pipeline.summaries import UnitView, naive_judge_mean, to_unit
@@ -285,12 +286,7 @@ class DirectShape:
             mean_e = np.divide(np.bincount(g, weights=w * e, minlength=P), tot,
                                out=np.zeros(P), where=self._m > 0)
             part = np.divide(n, tot, out=np.zeros(P), where=self._m > 0)[g] * w * (e - mean_e[g])
-        key, inv = np.unique(g * np.int64(self.n_clusters) + cl, return_inverse=True)
-        totals = np.bincount(inv.ravel(), weights=part)
-        g_key = key // self.n_clusters
-        ss = np.bincount(g_key, weights=totals * totals, minlength=P)
-        ss = np.divide(ss, n * n, out=np.zeros(P), where=n > 0)
-        return ss, np.bincount(g_key, minlength=P)
+        return own_part_sums(part, g, cl, self._n, P)
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The point estimates only.
