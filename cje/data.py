@@ -1270,6 +1270,8 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
                   f"The 'judge_score' column must lie within judge_scale={_fmt_scale(jscale)}", s, pid,
                   "Declare the scale the judge really uses, or fix the scores (values are never "
                   "clipped).", count=True, fmt="g")
+        bottom_tenth(s.size, float(s.min()), float(s.max()), jscale, "judge scores",
+                     "judge_scale", notices)
         return jscale
     jscale = infer_scale(s)
     _check_inferred_width(jscale, s, "judge_score", "judge_scale", pid)
@@ -1278,6 +1280,23 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
         f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
     )
     return jscale
+
+
+def bottom_tenth(n: int, low: float, high: float, scale: tuple[float, float], what: str,
+                 option: str, notices: list[str]) -> None:
+    """A notice when ``n ≥ 20`` values (observed ``low`` to ``high``) all lie in the bottom tenth
+    of a declared scale: the usual sign of a scale declared in other units (0–1 labels declared
+    ``(0, 100)``, a 0–10 judge declared ``(0, 100)``). Results are still reported on the
+    declared scale; the out-of-core engines give the same notice."""
+    lo, hi = scale
+    if n >= 20 and high <= lo + 0.1 * (hi - lo):
+        seen = infer_scale(np.array([low, high]))
+        notices.append(
+            f"All {n} {what} lie in the bottom tenth of the declared {option}="
+            f"{_fmt_scale(scale)} (observed {low:g} to {high:g}): if they are on "
+            f"{_fmt_scale(seen)}, declare {option}={_fmt_scale(seen)} (results are reported on "
+            "the declared scale)."
+        )
 
 
 def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float] | None,
@@ -1291,6 +1310,9 @@ def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float
             first_bad(lab & ((y < lscale[0]) | (y > lscale[1])),
                       f"The 'oracle_label' column must lie within label_scale={_fmt_scale(lscale)}",
                       y, pid, "Declare the scale the labels really use, or fix the labels.", fmt="g")
+            ly = y[lab]
+            bottom_tenth(ly.size, float(ly.min()), float(ly.max()), lscale, "oracle labels",
+                         "label_scale", notices)
         return lscale
     if not lab.any():
         return jscale

@@ -375,3 +375,22 @@ def test_probe_labels_repeated_on_few_prompts_are_counted_by_prompt():
     # the same number of labels on 30 prompts: no such caution
     rep30 = cje.analyze(_data(400), probes={"B": _probe(30)}, **SCALES)
     assert not any("probe labels" in r and "fewer than" in r for r in rep30["B"].reasons)
+
+
+@pytest.mark.parametrize("engine", ["memory", "polars", "dask"])
+def test_a_scale_declared_in_other_units_draws_a_notice(tmp_path, engine):
+    """0–1 labels declared label_scale=(0, 100) passed silently (the estimates, on the declared
+    scale, then read as 0.5 "percent"); every engine now says so, with the scale they fit."""
+    pytest.importorskip("polars" if engine == "memory" else engine)
+    data = _data(200, labelled=("A", "B"))
+    data.to_parquet(tmp_path / "d.parquet")
+    rep = cje.analyze(str(tmp_path / "d.parquet"), engine=engine, judge_scale=(0, 100),
+                      label_scale=(0, 100))
+    notes = [n for n in rep.notices if "bottom tenth" in n]
+    assert len(notes) == 2, rep.notices
+    assert "All 400 judge scores lie in the bottom tenth of the declared judge_scale=(0, 100)" \
+        in notes[0] and "declare judge_scale=(0, 10)" in notes[0]
+    assert "oracle labels" in notes[1] and "declare label_scale=(0, 1)" in notes[1]
+    # the scales that fit: no such notice
+    ok = cje.analyze(str(tmp_path / "d.parquet"), engine=engine, **SCALES)
+    assert not any("bottom tenth" in n for n in ok.notices)

@@ -47,7 +47,7 @@ import numpy as np
 
 from cje._progress import progress_bar
 from cje.calibration.reward import Mode, RewardCalibrator
-from cje.data import _check_scale, infer_scale
+from cje.data import _check_scale, bottom_tenth, infer_scale
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.offpolicy import PolicyValue
@@ -424,10 +424,12 @@ def dask_row_keys(pdf: Any, out: Any, partition_info: Any) -> None:
 
 
 def judge_scale_of(distinct: np.ndarray, judge_scale: tuple[float, float] | None,
-                   notices: list[str]) -> tuple[float, float]:
-    """The judge scale given, or inferred from the distinct scores with a notice (as
-    :func:`cje.load` infers it)."""
+                   notices: list[str], n: int) -> tuple[float, float]:
+    """The judge scale given (with :func:`cje.data.bottom_tenth`'s notice over the ``n`` scores),
+    or inferred from the distinct scores with a notice (as :func:`cje.load` infers it)."""
     if judge_scale is not None:
+        bottom_tenth(int(n), float(distinct[0]), float(distinct[-1]), judge_scale, "judge scores",
+                     "judge_scale", notices)
         return judge_scale
     jscale = infer_scale(distinct)
     _check_scale(jscale, "judge_scale")
@@ -1497,7 +1499,7 @@ def analyze_partitioned(
     counts[np.searchsorted(np.array(names, dtype=object), counts_df["policy"].to_numpy()),
            np.searchsorted(distinct, counts_df["judge_score"].to_numpy(dtype=np.float64))] = \
         counts_df["n"].to_numpy(dtype=np.int64)
-    jscale = judge_scale_of(distinct, judge_scale, notices)
+    jscale = judge_scale_of(distinct, judge_scale, notices, n_rows)
     _label_checks(lab, label_scale, eng.sources)
     y = _column(lab, "oracle_label", np.float64)
     if label_scale is None:
@@ -1512,6 +1514,9 @@ def analyze_partitioned(
                 "high) to set it; results are reported on this scale.")
     else:
         lscale = label_scale
+        if y.size:
+            bottom_tenth(y.size, float(y.min()), float(y.max()), lscale, "oracle labels",
+                         "label_scale", notices)
     if only is not None:
         for p in only:
             if p not in names:

@@ -51,7 +51,7 @@ import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.calibration.weights import AffineSimcal, cell_stats, min_variance_simplex, simcal_affine
-from cje.data import _check_scale, _prompt_hash, factorize_ids, infer_scale
+from cje.data import _check_scale, _prompt_hash, bottom_tenth, factorize_ids, infer_scale
 from cje.diagnostics.gates import overlap_gate
 from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _hill_k, _top_k
 from cje.errors import CJEInputError
@@ -1632,7 +1632,7 @@ def analyze_logged_partitioned(
             f"estimators keep per-target tables of (fold, distinct score) cells and allow at most "
             f"{MAX_DISTINCT_SCORES}. Round the scores (e.g. to 2 or 3 decimals: the calibration "
             "barely changes) or " + _OR_MEMORY[0].lower() + _OR_MEMORY[1:])
-    jscale = judge_scale_of(distinct, judge_scale, notices)
+    jscale = judge_scale_of(distinct, judge_scale, notices, n_rows)
     lab_parts = scan["lab"]
     lab_pid = np.concatenate([p["pid"] for p in lab_parts])
     lab_key = np.concatenate([p["key"] for p in lab_parts])
@@ -1655,6 +1655,9 @@ def analyze_logged_partitioned(
                 "(low, high) to set it; results are reported on this scale.")
     else:
         lscale = label_scale
+        if lab_y.size:
+            bottom_tenth(lab_y.size, float(lab_y.min()), float(lab_y.max()), lscale,
+                         "oracle labels", "label_scale", notices)
     if estimator == "auto":
         notices.append(f"estimator 'auto' chose '{est.name}' "
                        f"({'fresh draws given' if given else 'no fresh draws'}).")
