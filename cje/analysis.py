@@ -285,7 +285,7 @@ def analyze(
                          else (ev.label_scale if ev.n_labels else None),
                          columns=columns, covariates=cov, policy="(calibration)")
         ev = with_calibration_rows(ev, extra)
-    check_label_variation(ev.oracle_label, ev.oracle_label == ev.oracle_label)  # (not NaN)
+    check_label_variation(ev.oracle_label[ev.oracle_label == ev.oracle_label])  # (not NaN)
     probe_data = {}
     known = list(ev.policies) + [t for t in ev.logprobs if t != "base"]
     if transport_margin is not None and transport_margin >= ev.label_scale[1] - ev.label_scale[0]:

@@ -1326,20 +1326,19 @@ def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float
     return lscale
 
 
-def check_label_variation(y: np.ndarray, lab: np.ndarray) -> None:
-    """Two or more labels that train the calibrator must not all be equal: nothing could be
-    calibrated to them. Checked by :func:`cje.analyze` on the labels that train it (the data's,
-    with any ``calibration=`` rows), not by :func:`load`: a probe slice's labels (a strong
-    policy's binary labels may all be 1) or a set of calibration rows may be constant and still
-    be right."""
-    if lab.sum() >= 2:
-        ly = y[lab]
-        if np.all(ly == ly[0]):
-            raise CJEInputError(
-                f"The 'oracle_label' column has a single value ({ly[0]:g}) on all {int(lab.sum())} "
-                "labelled rows, so the judge cannot be calibrated to it. Check that the right "
-                "column is used and that labels were recorded correctly."
-            )
+def check_label_variation(labels: np.ndarray) -> None:
+    """Two or more labels that train the calibrator (``labels``: their values, no NaN) must not
+    all be equal: nothing could be calibrated to them. Checked on the labels that train it —
+    by :func:`cje.analyze` (the data's, with any ``calibration=`` rows), :func:`cje.monitor`
+    and the out-of-core engines — not by :func:`load`: a probe slice's labels (a strong policy's
+    binary labels may all be 1) or a set of calibration rows may be constant and still be
+    right."""
+    if labels.size >= 2 and np.all(labels == labels[0]):
+        raise CJEInputError(
+            f"The 'oracle_label' column has a single value ({labels[0]:g}) on all {labels.size} "
+            "labelled rows, so the judge cannot be calibrated to it. Check that the right "
+            "column is used and that labels were recorded correctly."
+        )
 
 
 def _codes(pid_code: np.ndarray, pid_uniq: np.ndarray, pol_code: np.ndarray,

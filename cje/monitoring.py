@@ -861,7 +861,7 @@ def monitor(
     # one validation of every row (numbers, ids, scales), with row numbers of the whole input
     core = df[["prompt_id", "policy", "judge_score", "oracle_label"]].reset_index(drop=True)
     ev = load(core, judge_scale=judge_scale, label_scale=label_scale)
-    check_label_variation(ev.oracle_label, ev.oracle_label == ev.oracle_label)  # (not NaN)
+    check_label_variation(ev.oracle_label[ev.oracle_label == ev.oracle_label])  # (not NaN)
     judge_scale, label_scale = ev.judge_scale, ev.label_scale
     core = core.assign(prompt_id=core["prompt_id"].astype(str), policy=core["policy"].astype(str),
                        judge_score=pd.to_numeric(core["judge_score"]),
@@ -944,7 +944,7 @@ def monitor(
             rdf["prompt_id"] = [f"ref{i}" for i in range(len(rdf))]
         rv = load(rdf[["prompt_id", "judge_score", "oracle_label"]].assign(policy="(reference)"),
                   judge_scale=judge_scale, label_scale=label_scale)
-        check_label_variation(rv.oracle_label, rv.oracle_label == rv.oracle_label)
+        check_label_variation(rv.oracle_label[rv.oracle_label == rv.oracle_label])
         if rv.n_labels < min_labels:
             raise CJEInputError(f"The reference has {rv.n_labels} oracle labels; it needs at "
                                 f"least min_labels={min_labels}.")

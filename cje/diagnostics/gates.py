@@ -378,8 +378,9 @@ def level_gate(
     Without a probe correction a transport audit that FAILs refuses the level and one that is
     INCONCLUSIVE cautions it. When the policy's probe slice corrects its level (``probe``), the
     level no longer rests on the calibration transporting: the audit is still reported (and
-    named in the reason) but does not refuse; the level is CAUTION only when the probe has fewer
-    than :data:`MIN_PROBE_LABELS` labels, and judge scores outside the labelled range caution
+    named in the reason) but does not refuse; the level is REFUSED when the probe's labels lie
+    on one prompt (no variance estimate), CAUTION when the probe has fewer than
+    :data:`MIN_PROBE_LABELS` labels or prompts, and judge scores outside the labelled range caution
     it instead of refusing it (the probe's residuals correct the extrapolated calibration in
     expectation).
 
@@ -448,7 +449,14 @@ def level_gate(
             verb = "failed" if audit.verdict == "FAIL" else "did not pass"
             graded = (f" (the judge-only calibration {verb} the transport audit, "
                       f"δ = {audit.delta:+.3f} [{audit.ci_low:+.3f}, {audit.ci_high:+.3f}])")
-        if probe.n_labels < MIN_PROBE_LABELS:
+        if probe.n_prompts < 2:  # (the pipeline gives such a level no standard error)
+            worse("REFUSED")
+            reasons.append(
+                f"its probe slice's {probe.n_labels} labels lie on a single prompt: the variance "
+                "of the probe correction cannot be estimated (responses to one prompt are not "
+                "independent), so its level has no standard error. Label responses to other "
+                "prompts.")
+        elif probe.n_labels < MIN_PROBE_LABELS:
             worse("CAUTION")
             reasons.append(
                 f"level corrected by only {probe.n_labels} probe labels{pooled}, fewer than "

@@ -294,9 +294,9 @@ def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None
 MIN_OWN_LABELS = 10
 
 
-def own_label_gate(n_own: int, g_own: int) -> tuple[str, list[str], bool]:
+def own_label_gate(n_own: int, one_prompt: bool) -> tuple[str, list[str], bool]:
     """Status, reasons and "no variance" of a level whose residual correction is the mean of
-    the policy's own ``n_own`` labelled residuals, on ``g_own`` prompts.
+    the policy's own ``n_own`` labelled residuals (``one_prompt``: all on a single prompt).
 
     * one prompt → REFUSED, no standard error: the mean residual moves the level (by ±0.4 on
       a 0–1 scale with one binary label) while the spread of one prompt's residuals says
@@ -306,8 +306,10 @@ def own_label_gate(n_own: int, g_own: int) -> tuple[str, list[str], bool]:
 
     Parameters
     ----------
-    n_own, g_own : int
-        The policy's own labelled rows and their prompts.
+    n_own : int
+        The policy's own labelled rows.
+    one_prompt : bool
+        Whether they all lie on one prompt.
 
     Returns
     -------
@@ -315,12 +317,12 @@ def own_label_gate(n_own: int, g_own: int) -> tuple[str, list[str], bool]:
 
     Examples
     --------
-    >>> own_label_gate(1, 1)[0], own_label_gate(1, 1)[2]
+    >>> own_label_gate(1, True)[0], own_label_gate(1, True)[2]
     ('REFUSED', True)
-    >>> own_label_gate(5, 5)[0], own_label_gate(10, 10)
+    >>> own_label_gate(5, False)[0], own_label_gate(10, False)
     ('CAUTION', ('OK', [], False))
     """
-    if g_own < 2:
+    if one_prompt:
         return "REFUSED", [
             f"its level is corrected by the residuals of its {n_own} own oracle label(s), all on "
             "a single prompt: the variance of that correction cannot be estimated, so the level "
@@ -596,7 +598,7 @@ def estimate(
             # a mean residual on one prompt (a probe's, or the policy's own labels) has no
             # variance estimate (its rows are not independent): its part would enter with
             # variance 0 and the interval claim a precision it does not have. No standard
-            # error: the sanity gate refuses it, and it enters no contrast
+            # error: it enters no contrast, and the gates refuse it (own_label_gate, level_gate)
             v_if = float("nan")
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
@@ -621,13 +623,6 @@ def estimate(
         level, level_reasons, level_diag = level_gate(
             name, info.scores, shape.labelled_scores, info.n_labels, audit_of.get(name),
             calibrator.is_constant_, probe=info.probe)
-        if info.probe is not None and info.probe.n_prompts < 2:
-            level = "REFUSED"
-            level_reasons += (
-                f"its probe slice's {info.probe.n_labels} labels lie on a single prompt: the "
-                "variance of the probe correction cannot be estimated (responses to one prompt "
-                "are not independent), so its level has no standard error. Label responses to "
-                "other prompts.",)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if clipped:
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))

@@ -345,8 +345,8 @@ class DirectShape:
         n_own = int(np.count_nonzero(lab))
         status, reasons, alone = "OK", [], False
         if use is None and getattr(self.estimator, "augment", False) and n_own:
-            g_own = int(np.unique(self.table.cluster[rows][lab]).size)
-            status, reasons, alone = own_label_gate(n_own, g_own)
+            own = self.table.cluster[rows][lab]  # their prompts: one, or more (no sort needed)
+            status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
         own_ss, own_prompts = 0.0, 0
         if use is None and n_own and self._own is not None:
             own_ss, own_prompts = float(self._own[0][p]), int(self._own[1][p])

@@ -47,7 +47,7 @@ import numpy as np
 
 from cje._progress import progress_bar
 from cje.calibration.reward import Mode, RewardCalibrator
-from cje.data import _check_scale, bottom_tenth, infer_scale
+from cje.data import _check_scale, bottom_tenth, check_label_variation, infer_scale
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.offpolicy import PolicyValue
@@ -1340,7 +1340,7 @@ class PartitionedShape:
         status, reasons, alone = "OK", [], False
         if getattr(self.estimator, "augment", False) and n_own:
             own = self.table.cluster[self._train_inside][self._group_train == p]
-            status, reasons, alone = own_label_gate(n_own, int(np.unique(own).size))
+            status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
         own_ss, own_prompts = 0.0, 0
         if n_own and getattr(self, "_own", None) is not None:
             own_ss, own_prompts = float(self._own[0][p]), int(self._own[1][p])
@@ -1404,11 +1404,7 @@ def _label_checks(lab: Any, label_scale: tuple[float, float] | None, sources: Se
                 f"within label_scale=({label_scale[0]:g}, {label_scale[1]:g}); row "
                 f"{r} (prompt_id={_column(lab, 'prompt_id', object)[i]!r}) has "
                 f"{y[i]:g}. Declare the scale the labels really use, or fix the labels.")
-    if y.size >= 2 and np.all(y == y[0]):
-        raise CJEInputError(
-            f"The 'oracle_label' column has a single value ({y[0]:g}) on all {y.size} labelled "
-            "rows, so the judge cannot be calibrated to it. Check that the right column is used "
-            "and that labels were recorded correctly.")
+    check_label_variation(y)
 
 
 def analyze_partitioned(

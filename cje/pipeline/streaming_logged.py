@@ -51,7 +51,14 @@ import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.calibration.weights import AffineSimcal, cell_stats, min_variance_simplex, simcal_affine
-from cje.data import _check_scale, _prompt_hash, bottom_tenth, factorize_ids, infer_scale
+from cje.data import (
+    _check_scale,
+    _prompt_hash,
+    bottom_tenth,
+    check_label_variation,
+    factorize_ids,
+    infer_scale,
+)
 from cje.diagnostics.gates import overlap_gate
 from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _hill_k, _top_k
 from cje.errors import CJEInputError
@@ -1980,9 +1987,5 @@ def _label_checks(y: np.ndarray, key: np.ndarray, pid: np.ndarray,
                 f"In '{sources[f]}': The 'oracle_label' column must lie within label_scale="
                 f"({label_scale[0]:g}, {label_scale[1]:g}); row {r} (prompt_id={pid[i]!r}) has "
                 f"{y[i]:g}. Declare the scale the labels really use, or fix the labels.")
-    if y.size >= 2 and np.all(y == y[0]):
-        raise CJEInputError(
-            f"The 'oracle_label' column has a single value ({y[0]:g}) on all {y.size} labelled "
-            "rows, so the judge cannot be calibrated to it. Check that the right column is used "
-            "and that labels were recorded correctly.")
+    check_label_variation(y)
 
