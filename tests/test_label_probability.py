@@ -126,14 +126,22 @@ def test_hand_computation_estimate_and_se() -> None:
         n = rows.sum()
         ebar = np.sum(w[lp] * e[lp]) / np.sum(w[lp])
         phi = r[rows] - r[rows].mean()
-        phi = phi + np.where(lab[rows], n / np.sum(w[lp]) * w[rows] * (np.nan_to_num(e[rows]) - ebar),
-                             0.0)
+        part = np.where(lab[rows], n / np.sum(w[lp]) * w[rows] * (np.nan_to_num(e[rows]) - ebar),
+                        0.0)
+        phi = phi + part
         cl = ev.prompt_code[rows]
         tot = pd.Series(phi).groupby(cl).sum().to_numpy()
         G = tot.size
-        v_if = G / (G - 1) * np.sum(tot**2) / n**2
+        # the residual part (own labels, weighted): its own factor m/(m−1) over its m labelled
+        # prompts in place of G/(G−1), and a Satterthwaite component with m − 1 df
+        ptot = pd.Series(part[lab[rows]]).groupby(cl[lab[rows]]).sum().to_numpy()
+        m = ptot.size
+        ss = np.sum(ptot**2) / n**2
+        v_res = m / (m - 1) * ss
+        v_if = G / (G - 1) * (np.sum(tot**2) / n**2 - ss) + v_res
         se = np.sqrt(v_if + var_cal[p])
-        df_ = (v_if + var_cal[p]) ** 2 / (v_if**2 / (G - 1) + var_cal[p] ** 2 / (K - 1))
+        df_ = (v_if + var_cal[p]) ** 2 / (max(v_if - v_res, 0.0) ** 2 / (G - 1) + v_res**2 / (m - 1)
+                                          + var_cal[p] ** 2 / (K - 1))
         x = rep.estimates[p]
         assert x.policy == name
         assert x.estimate == pytest.approx(psi[p], abs=1e-12)

@@ -12,7 +12,7 @@ import pytest
 
 import cje
 import cje.pipeline.direct as pdir
-from cje.pipeline.core import own_residual_df, own_residual_variance
+from cje.pipeline.core import level_df, own_residual_variance
 
 
 def _pair(m_b: int, rep: int) -> pd.DataFrame:
@@ -50,6 +50,7 @@ def test_variance_and_df_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
         rep = cje.analyze(_pair(12, 3), judge_scale=(0, 10), label_scale=(0, 1))
     reward, residual, labelled, group = seen[0]
     e_lab = residual if residual.size != reward.size else residual[labelled]
+    parts = {}
     for p, name in enumerate(("A", "B")):
         rows = np.flatnonzero(group == p)
         n = rows.size
@@ -68,14 +69,33 @@ def test_variance_and_df_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
         df = (v_if + vc) ** 2 / ((v_if - v_res) ** 2 / (n - 1) + v_res**2 / (m - 1) + vc**2 / 4)
         assert est.df == pytest.approx(df, rel=1e-10)
         assert est.se == pytest.approx(np.sqrt(v_if + vc), rel=1e-12)
+        parts[name] = (a / n, b / n, m)
+    # the contrast A − B, prompt by prompt (both policies answer the same 300 prompts): the
+    # pair's factor G/(G−1) on everything but each side's residual part, which gets m/(m−1);
+    # each residual part a component of the Satterthwaite df with m − 1 (the rest, prompt parts
+    # and covariances, on G − 1; here it is negative: the two policies' prompt parts covary, and
+    # a negative rest counts as 0)
+    (aa, ba, ma), (ab, bb, mb) = parts["A"], parts["B"]
+    G = aa.size
+    d = (aa + ba) - (ab + bb)
+    va, vb = ma / (ma - 1) * ba @ ba, mb / (mb - 1) * bb @ bb
+    v_pair = G / (G - 1) * (d @ d - ba @ ba - bb @ bb) + va + vb
+    (c,) = rep.pairs
+    assert (c.policy_a, c.policy_b) == ("A", "B")
+    assert c.var_if == pytest.approx(v_pair, rel=1e-10)
+    vc = c.var_cal
+    df = (v_pair + vc) ** 2 / (max(v_pair - va - vb, 0.0) ** 2 / (G - 1) + va**2 / (ma - 1)
+                               + vb**2 / (mb - 1) + vc**2 / 4)
+    assert c.df == pytest.approx(df, rel=1e-10)
+    assert c.se == pytest.approx(np.sqrt(v_pair + vc), rel=1e-12)
 
 
 def test_helpers_reduce_to_the_plain_formulas() -> None:
     # no residual part: the plain clustered variance and G − 1 degrees of freedom
     assert own_residual_variance(0.01, 0.0, 300, 10) == (0.01, 0.0)
-    assert own_residual_df(0.01, 0.0, 0.0, 300, 10, 5) == 299.0
+    assert level_df(0.01, 0.0, 300, 5, own=(0.0, 10)) == 299.0
     # the residual part alone, no calibration term: m_g − 1
-    assert own_residual_df(0.02, 0.02, 0.0, 300, 10, 5) == pytest.approx(9.0)
+    assert level_df(0.02, 0.0, 300, 5, own=(0.02, 10)) == pytest.approx(9.0)
     # G = m_g (every prompt labelled): the factor is unchanged
     v, _ = own_residual_variance(0.5, 0.3, 40, 40)
     assert v == pytest.approx(0.5)

@@ -26,10 +26,10 @@ from cje.estimators.offpolicy import PolicyValue
 from cje.inference import (
     clip_interval,
     cluster_variance,
+    component_satterthwaite_df,
     jackknife_variance,
     oua_jackknife,
     paired_contrasts,
-    probe_satterthwaite_df,
     ranking_tiers,
     satterthwaite_df,
     t_interval,
@@ -42,7 +42,7 @@ from cje.results import CalibrationInfo, PolicyEstimate
 # Table, PolicyRows and Shape are the contract between this skeleton and the data shapes, not
 # public API: they may change with the shapes.
 __all__ = ["MIN_LABELLED_PROMPTS", "MIN_OWN_LABELS", "distinct_rows", "estimate", "fit_calibrator",
-           "fold_plan", "own_label_gate", "own_part_sums", "own_residual_df", "own_residual_variance"]
+           "fold_plan", "own_label_gate", "own_part_sums", "own_residual_variance"]
 
 #: Minimum number of labelled prompts needed to calibrate (docs: Methods › Data, scales and folds).
 MIN_LABELLED_PROMPTS = 4
@@ -206,58 +206,27 @@ def own_residual_variance(v_if: float, own_ss: float, g: int, m_g: int) -> tuple
     return v_if - v_old + v_res, v_res
 
 
-def own_residual_df(v_if: float, v_res: float, var_cal: float, g: int, m_g: int, k: int) -> float:
-    """Satterthwaite degrees of freedom with the own-label residual part as a component of its
-    own: ``(V + V_cal)² / ((V − V_res)²/(G−1) + V_res²/(m_g−1) + V_cal²/(K−1))``.
+def level_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None = None,
+             own: tuple[float, int] | None = None) -> float:
+    """Satterthwaite degrees of freedom of a level, with the part of its sampling variance that
+    rests on fewer prompts as a component of its own: a probe-corrected estimate's probe part
+    (``(V_D + V_P + V_cal)² / (V_D²/(G_D−1) + V_P²/(G_P−1) + V_cal²/(K−1))``) or the residual
+    part of the policy's own labels (``V_res`` with ``m_g − 1``, the rest with ``G − 1``).
 
-    A level corrected by 10 own labels whose residuals carry most of the variance gets about 9
-    degrees of freedom, not those of the policy's hundreds of prompts (as a probe's part does,
-    :func:`probe_df`).
-
-    Parameters
-    ----------
-    v_if, v_res : float
-        Sampling variance (all parts) and its residual part (:func:`own_residual_variance`).
-    var_cal : float
-        Calibration (jackknife) variance.
-    g, m_g, k : int
-        Prompts, labelled prompts, jackknife folds.
-
-    Returns
-    -------
-    float
-        At least 1.
-
-    Examples
-    --------
-    >>> round(own_residual_df(0.0114, 0.0111, 0.0, 300, 10, 5), 1)
-    9.5
-    >>> round(own_residual_df(0.0114, 0.0, 0.0, 300, 10, 5), 1)   # no residual part: G − 1
-    299.0
-    """
-    rest = max(v_if - v_res, 0.0)
-    den = (rest**2 / max(g - 1, 1) + v_res**2 / max(m_g - 1, 1)
-           + (var_cal**2 / (k - 1) if k > 1 and var_cal > 0 else 0.0))
-    if den <= 0:
-        return float(max(g - 1, 1))
-    return float(max((v_if + max(var_cal, 0.0)) ** 2 / den, 1.0))
-
-
-def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None) -> float:
-    """Satterthwaite degrees of freedom, with a probe-corrected estimate's probe part as a third
-    independent component: ``(V_D + V_P + V_cal)² / (V_D²/(G_D−1) + V_P²/(G_P−1) + V_cal²/(K−1))``.
-
-    Without a probe it is :func:`~cje.inference.satterthwaite_df`. A 50-label probe that carries
-    most of the variance gets about 49 degrees of freedom, not those of the policy's many
-    prompts.
+    Without either it is :func:`~cje.inference.satterthwaite_df`. A 50-label probe, or 10 own
+    labels, that carry most of the variance get about 49 (or 9) degrees of freedom, not those
+    of the policy's many prompts (:func:`~cje.inference.component_satterthwaite_df`).
 
     Parameters
     ----------
     v_if, var_cal : float
-        Sampling variance (main + probe parts) and calibration variance.
+        Sampling variance (all parts) and calibration variance.
     g, k : int
         Prompts (main + probe) and jackknife folds.
     probe : ProbeUse or None
+    own : (float, int) or None
+        The own-label residual part's variance and labelled prompts
+        (:func:`own_residual_variance`).
 
     Returns
     -------
@@ -267,17 +236,23 @@ def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None
     Examples
     --------
     >>> use = ProbeUse(50, 50, 0, 1.0, -0.2, 0.0009, 1000)
-    >>> round(probe_df(0.001, 0.0, 1050, 5, use), 1)
+    >>> round(level_df(0.001, 0.0, 1050, 5, use), 1)
     60.5
-    >>> probe_df(0.001, 0.0, 1050, 5, None)
+    >>> level_df(0.001, 0.0, 1050, 5)
     1049.0
+    >>> round(level_df(0.0114, 0.0, 300, 5, own=(0.0111, 10)), 1)   # 10 own labels
+    9.5
     """
     df = satterthwaite_df(v_if, var_cal, g, k)
-    if probe is None:
+    parts = []
+    if probe is not None:
+        parts.append((np.array([probe.var]), np.array([probe.n_prompts]), True))
+    if own is not None:
+        parts.append((np.array([own[0]]), np.array([own[1]]), False))
+    if not parts:
         return df
-    out = probe_satterthwaite_df(np.array([df]), np.array([v_if]), np.array([var_cal]),
-                                 np.array([g]), k, np.array([probe.var]),
-                                 np.array([probe.n_prompts]), np.zeros(1), np.zeros(1, np.int64))
+    out = component_satterthwaite_df(np.array([df]), np.array([v_if]), np.array([var_cal]),
+                                     np.array([g]), k, parts)
     return float(out[0])
 
 
@@ -288,7 +263,7 @@ def probe_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None
 #: 0.67 (2), 0.77 (3), 0.83 (5), 0.90 (10), 0.91 (20), 0.95 (30, 40); "better than" between the
 #: equal policies 46%, 22%, 14%, 15%, 10%, 7.5%, 3.5%, 3.5%. Since the residual part has its
 #: own small-sample factor and degrees of freedom (:func:`own_residual_variance`,
-#: :func:`own_residual_df`) the same design covers (2,000 replicates, MC SE ≤ 0.006) 0.931
+#: :func:`level_df`) the same design covers (2,000 replicates, MC SE ≤ 0.006) 0.931
 #: (m = 5), 0.950 (10), 0.952 (20), 0.961 (30) with binary labels and 0.952, 0.956, 0.961,
 #: 0.959 with continuous 1–5 labels: below 10 binary labels it still falls short.
 MIN_OWN_LABELS = 10
@@ -587,6 +562,7 @@ def estimate(
     totals: dict[int, np.ndarray] = {}
     present: dict[int, np.ndarray] = {}
     probes: dict[int, tuple[float, int]] = {}  # probe-corrected policies: their contrasts' df
+    owns: dict[int, tuple[float, int]] = {}  # own-label residual parts: their contrasts' factor, df
     unreliable: set[int] = set()  # levels refused for a failed transport audit
     for p, name in enumerate(shape.names):
         value, gap = full[p]
@@ -604,14 +580,16 @@ def estimate(
         present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
         vc = float(var_cal[p])
         v_tr = gap * gap
-        own = info.probe is None and info.own_prompts >= 2 and g >= 2 and np.isfinite(v_if)
-        if own:  # the own-label residual part: its own small-sample factor and df (Methods ›
-            # The direct estimator: a mean of m_g residuals is not one of G prompts)
+        own = None
+        if info.probe is None and info.own_prompts >= 2 and g >= 2 and np.isfinite(v_if):
+            # the own-label residual part: its own small-sample factor and df (Methods › The
+            # direct estimator: a mean of m_g residuals is not one of G prompts)
             v_if, v_res = own_residual_variance(v_if, info.own_ss, g, info.own_prompts)
+            own = (v_res, info.own_prompts)
+            owns[p] = (info.own_ss, info.own_prompts)
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
-        df = (own_residual_df(v_if, v_res, vc, g, info.own_prompts, k) if own
-              else probe_df(v_if, vc, g, k, info.probe))
+        df = level_df(v_if, vc, g, k, info.probe, own)
         if info.probe is not None:
             probes[p] = (info.probe.var, info.probe.n_prompts)
         lo_t, hi_t = t_interval(value.value, se, df, alpha)
@@ -664,7 +642,7 @@ def estimate(
     pairs = paired_contrasts(totals, present, point, reps,
                              can_compare, tuple(shape.names), k, alpha, width,
                              gaps=gaps, probes=probes,
-                             gap_influence=shape.gap_influence())
+                             gap_influence=shape.gap_influence(), own=owns)
     ranking = ranking_tiers([results[i] for i in shown], pairs)
 
     y_train = table.y[table.train]
