@@ -549,3 +549,22 @@ def test_own_labels_quick(quick_dir):
     assert (a["label_probability"] == 0.2).all() and a["oracle_label"].notna().sum() == 60
     assert np.array_equal(bb["label_probability"], np.where(bb["judge_score"] < 5, 0.03, 0.10))
     assert (scale, truth) == ((0.0, 1.0), 0.5)
+
+
+@pytest.mark.slow
+def test_own_labels_full(tmp_path):
+    # issue #14's acceptance for the own-label residual part (4,000 replicates per cell): B's 95%
+    # interval covers within [0.935, 0.965] from m = 10 on, and so do the equal pair's contrasts.
+    # Tolerance: 2 binomial MC SE (0.0069 at 0.95 over 4,000 replicates) on each bound. The
+    # Hajek-weighted cell is left out: it measured 0.926 ± 0.004 (results file, Reading) — a
+    # shortfall reported, not a behaviour to pin.
+    df, _ = _outputs(STUDIES["own_labels"](n_jobs=2, out_dir=tmp_path), "own_labels", 4000)
+    tol = 2 * np.sqrt(0.95 * 0.05 / 4000)
+    judged = df[~df.cell.isin(["binary/m=5", "weighted/m≈20"])]
+    lev = judged[(judged.kind == "level") & judged.focus].groupby("cell")["covered"].mean()
+    assert lev.between(0.935 - tol, 0.965 + tol).all(), lev
+    con = judged[judged.kind == "contrast"].groupby("cell")["covered"].mean()
+    assert con.between(0.935 - tol, 0.965 + tol).all(), con
+    # no "better than" in the wrong direction between the balanced design's truly different pairs
+    bal = df[(df.kind == "contrast") & df.cell.str.startswith("balanced")]
+    assert bal["wrong_sign"].mean() < 0.005
