@@ -670,7 +670,7 @@ def paired_contrasts(
     gaps: Sequence[float] | None = None,
     probes: Mapping[int, tuple[float, int]] | None = None,
     gap_influence: Mapping[int, tuple[float, np.ndarray]] | None = None,
-    own: Mapping[int, tuple[float, int]] | None = None,
+    own: Mapping[int, tuple[float, float, float]] | None = None,
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
@@ -719,12 +719,13 @@ def paired_contrasts(
         freedom as components of their own, each with ``probe prompts − 1`` degrees of freedom,
         as for the policy's own interval: a contrast whose variance is mostly a 50-label probe
         gets about 49 degrees of freedom, not those of all the shared prompts. None: no probes.
-    own : Mapping[int, tuple[float, int]], optional
-        Policy index → (``Σ_g T_g²`` of the residual part of its own labels, its labelled
-        prompts ``m``), ``T_g`` that part's per-prompt total on the scale of ``totals`` (see
-        :attr:`cje.pipeline.core.PolicyRows.own_ss`). That part of each side gets its own
-        small-sample factor ``m/(m−1)`` instead of the pair's ``G/(G−1)`` and enters the degrees
-        of freedom as a component with ``m − 1``, as in the policy's own interval. None: none.
+    own : Mapping[int, tuple[float, float, float]], optional
+        Policy index → (``Σ_g T_g²`` of the residual part of its own labels, that part's factor,
+        its effective number of labelled prompts ``m``), ``T_g`` the part's per-prompt total on
+        the scale of ``totals`` (see :func:`cje.pipeline.core.own_part_sums`). That part of each
+        side gets its own small-sample factor (``m/(m−1)`` for equal weights) instead of the
+        pair's ``G/(G−1)`` and enters the degrees of freedom as a component with ``m − 1``, as
+        in the policy's own interval. A factor of 0: the side has no such part. None: none.
 
     Returns
     -------
@@ -803,13 +804,14 @@ def paired_contrasts(
             v_tr = v_tr + v_gap
         parts = []
         if own:  # the own-label residual parts: their own factor (Methods › The direct estimator)
-            oss = np.array([own.get(q, (0.0, 0))[0] for q in keep], dtype=np.float64)
-            om = np.array([own.get(q, (0.0, 0))[1] for q in keep], dtype=np.int64)
-            om = np.where(om >= 2, om, 0)
-            ov = np.where(om >= 2, om / np.maximum(om - 1, 1) * oss, 0.0)
+            oss, ofac, om = (np.array([own.get(q, (0.0, 0.0, 0.0))[j] for q in keep],
+                                      dtype=np.float64) for j in range(3))
+            on = ofac != 0
+            om = np.where(on, om, 0.0)
+            ov = np.where(on, ofac * oss, 0.0)
             f = g / np.maximum(g - 1, 1)
-            v_if = v_if + (ov[ia] - np.where(om[ia] >= 2, f * oss[ia], 0.0)) \
-                + (ov[ib] - np.where(om[ib] >= 2, f * oss[ib], 0.0))
+            v_if = v_if + (ov[ia] - np.where(on[ia], f * oss[ia], 0.0)) \
+                + (ov[ib] - np.where(on[ib], f * oss[ib], 0.0))
             parts = [(ov[ia], om[ia], False), (ov[ib], om[ib], False)]
         se = np.sqrt(v_if + v_cal + v_tr)
         df = satterthwaite_dfs(v_if, v_cal, g, k)

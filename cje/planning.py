@@ -751,6 +751,8 @@ def _pilot_fit(ev: Any, *, mode: str, covariates: tuple[str, ...], n_folds: int,
 
 def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, labelled: np.ndarray,
                  e: np.ndarray, width: float, P: int, G: int, contrasts: bool) -> list[_Parts]:
+    from cje.pipeline.core import own_part_sums
+
     est_of = {x.policy: x for x in rep.estimates}
     u_of: dict[str, np.ndarray] = {}
     w_of: dict[str, np.ndarray] = {}
@@ -777,9 +779,10 @@ def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, label
         g = int(present.sum())
         x = est_of[name]
         u_of[name], w_of[name] = u, w
-        # the residual part's own factor m_g/(m_g−1) (m_g: labelled prompts), in place of G/(G−1)
-        m_g = int(np.count_nonzero(np.bincount(cl[lab], minlength=G)))
-        own_f[name] = (m_g / (m_g - 1) if m_g >= 2 and g >= 2 else None, float(w @ w))
+        # the residual part's own factor (m_g/(m_g−1) for m_g labelled prompts of equal weight)
+        # in place of G/(G−1), as the report gives it (own_part_sums)
+        _, fac, _ = own_part_sums(phi_e[lab], np.zeros(m, dtype=np.int64), cl[lab], np.array([n]), 1)
+        own_f[name] = (float(fac[0]) if fac[0] != 0 and g >= 2 else None, float(w @ w))
         meta[name] = (m, n, present)
         out.append(_from_sums(name, "policy", u[present], w[present], g, m, n, x.var_cal, k,
                               x.se, x.df, own=_own_change(own_f[name], g)))

@@ -92,12 +92,12 @@ def test_variance_and_df_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_helpers_reduce_to_the_plain_formulas() -> None:
     # no residual part: the plain clustered variance and G − 1 degrees of freedom
-    assert own_residual_variance(0.01, 0.0, 300, 10) == (0.01, 0.0)
+    assert own_residual_variance(0.01, 0.0, 300, 10 / 9) == (0.01, 0.0)
     assert level_df(0.01, 0.0, 300, 5, own=(0.0, 10)) == 299.0
     # the residual part alone, no calibration term: m_g − 1
     assert level_df(0.02, 0.0, 300, 5, own=(0.02, 10)) == pytest.approx(9.0)
     # G = m_g (every prompt labelled): the factor is unchanged
-    v, _ = own_residual_variance(0.5, 0.3, 40, 40)
+    v, _ = own_residual_variance(0.5, 0.3, 40, 40 / 39)
     assert v == pytest.approx(0.5)
 
 

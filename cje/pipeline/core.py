@@ -118,8 +118,11 @@ class PolicyRows:
         The residual part of the influence values (``(L_i/p_L)(e_i − ē)``, the policy's own
         labelled rows) summed per prompt, squared and summed, over ``n²``: its clustered variance
         without a small-sample factor (see :func:`own_residual_variance`); 0: no own residual part.
-    own_prompts : int
-        Prompts of the policy's own labelled rows (``m_g``; 0: no own residual part).
+    own_factor : float
+        That part's small-sample factor (:func:`own_part_sums`; ``m_g/(m_g−1)`` for ``m_g``
+        labelled prompts of equal weight); 0: none (the part keeps the policy's ``G/(G−1)``).
+    own_m : float
+        That part's effective number of labelled prompts (its degrees of freedom + 1).
     """
 
     cluster: np.ndarray
@@ -134,52 +137,84 @@ class PolicyRows:
     n_rows: int | None = None
     no_variance: bool = False
     own_ss: float = 0.0
-    own_prompts: int = 0
+    own_factor: float = 0.0
+    own_m: float = 0.0
 
 
 def own_part_sums(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: np.ndarray,
-                  n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per policy, ``Σ_g T_g² / n²`` of the own-label residual part of the influence values
-    (``T_g``: its sum over prompt ``g``) and the number of labelled prompts ``m_g``
-    (:attr:`PolicyRows.own_ss`, :attr:`PolicyRows.own_prompts`).
+                  n_groups: int, weight: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per policy, what the own-label residual part of the influence values needs for its own
+    small-sample factor and degrees of freedom (:attr:`PolicyRows.own_ss`, ``own_factor``,
+    ``own_m``).
+
+    ``T_g`` is the part's sum over prompt ``g`` and ``W_g`` the labelled rows' total weight there
+    (their count; ``Σ 1/π_i`` with ``label_probability``). The centred sum ``Σ_g T_g²`` has
+    expectation ``d·Σ Var(T_g)`` with ``d = 1 − 2·ΣW³/(ΣW·ΣW²) + ΣW²/(ΣW)²`` when the prompts'
+    residual means have one variance; the factor is ``1/d`` (``m_g/(m_g−1)`` for ``m_g`` prompts
+    of equal weight), and the part's effective number of prompts, for its Satterthwaite degrees
+    of freedom, is ``(ΣW²)²/ΣW⁴`` (``m_g`` for equal weights; fewer when a few heavy labels carry
+    the mean).
 
     Parameters
     ----------
     part : numpy.ndarray
-        The residual part of each labelled row's influence value (``(n/m)(e_i − ē)``).
+        The residual part of each labelled row's influence value (``(n/m)(e_i − ē)``, or
+        ``(n/Ŵ) w_i (e_i − ē_w)`` with weights).
     group, cluster : numpy.ndarray of int
         Each labelled row's policy and prompt.
     n : numpy.ndarray
         Rows per policy.
     n_groups : int
+    weight : numpy.ndarray, optional
+        Each labelled row's weight ``1/π`` (None: 1).
 
     Returns
     -------
-    (numpy.ndarray, numpy.ndarray)
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        ``Σ_g T_g² / n²``; the factor ``1/d`` (0 where the policy has fewer than 2 labelled
+        prompts: the part keeps the policy's factor; NaN where ``d`` vanishes: one prompt's
+        weight is everything, no variance estimate); the effective number of prompts.
 
     Examples
     --------
-    >>> ss, mg = own_part_sums(np.array([1.0, -1.0, 2.0, -2.0]), np.array([0, 0, 1, 1]),
-    ...                        np.array([0, 1, 5, 5]), np.array([4, 4]), 2)
-    >>> ss.tolist(), mg.tolist()   # policy 1: both rows on one prompt, T = 0
-    ([0.125, 0.0], [2, 1])
+    >>> ss, f, m = own_part_sums(np.array([1.0, -1.0, 2.0, -2.0]), np.array([0, 0, 1, 1]),
+    ...                          np.array([0, 1, 5, 5]), np.array([4, 4]), 2)
+    >>> ss.tolist(), f.tolist(), m.tolist()   # policy 1: both rows on one prompt, T = 0
+    ([0.125, 0.0], [2.0, 0.0], [2.0, 1.0])
+    >>> _, f, m = own_part_sums(np.zeros(4), np.zeros(4, int), np.arange(4), np.array([10]), 1,
+    ...                         weight=np.array([1.0, 1.0, 1.0, 5.0]))
+    >>> round(float(f[0]), 3), round(float(m[0]), 3)   # 4/3 and 4 if the weights were equal
+    (3.394, 1.248)
     """
     span = np.int64(int(cluster.max()) + 1) if cluster.size else np.int64(1)
     key, inv = np.unique(group.astype(np.int64) * span + cluster, return_inverse=True)
-    totals = np.bincount(inv.ravel(), weights=part, minlength=key.size)
+    inv = inv.ravel()
+    totals = np.bincount(inv, weights=part, minlength=key.size)
+    w_g = np.bincount(inv, weights=weight, minlength=key.size).astype(float)
     g_key = key // span
     n = np.asarray(n, dtype=float)
     ss = np.bincount(g_key, weights=totals * totals, minlength=n_groups)
     ss = np.divide(ss, n * n, out=np.zeros(n_groups), where=n > 0)
-    return ss, np.bincount(g_key, minlength=n_groups)
+    s1, s2, s3, s4 = (np.bincount(g_key, weights=w_g**j, minlength=n_groups) for j in (1, 2, 3, 4))
+    m_g = np.bincount(g_key, minlength=n_groups)
+    # 1/d as s1²·s2 / (s1²·s2 − 2·s1·s3 + s2²): whole numbers without weights, so that the
+    # factor is m_g/(m_g − 1) to the last bit
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = s1 * s1 * s2
+        den = num - 2 * s1 * s3 + s2 * s2
+        factor = np.where(den > 1e-12 * num, num / den, np.nan)
+        m_eff = np.where(s4 > 0, s2 * s2 / s4, 0.0)
+    return ss, np.where(m_g >= 2, factor, 0.0), m_eff
 
 
-def own_residual_variance(v_if: float, own_ss: float, g: int, m_g: int) -> tuple[float, float]:
+def own_residual_variance(v_if: float, own_ss: float, g: int, factor: float) -> tuple[float, float]:
     """The sampling variance with the own-label residual part given its own small-sample factor.
 
     The prompt-clustered variance of all the policy's influence values applies ``G/(G−1)`` to
-    every part; the residual part is a mean over the ``m_g`` labelled prompts alone, whose
-    unbiased variance needs ``m_g/(m_g−1)`` (with one label per prompt it is ``s_e²/m``). Returns
+    every part; the residual part is a mean over the policy's labelled prompts alone, whose
+    unbiased variance needs their factor (``m_g/(m_g−1)`` for ``m_g`` prompts of equal weight;
+    with one label per prompt it is ``s_e²/m``; :func:`own_part_sums`). Returns
     ``(V_if', V_res)``: the corrected sampling variance and the residual part's variance.
 
     Parameters
@@ -188,8 +223,10 @@ def own_residual_variance(v_if: float, own_ss: float, g: int, m_g: int) -> tuple
         Clustered variance of the influence values (factor ``G/(G−1)`` throughout).
     own_ss : float
         ``Σ_g T_g² / n²`` of the residual part (:attr:`PolicyRows.own_ss`).
-    g, m_g : int
-        The policy's prompts and labelled prompts.
+    g : int
+        The policy's prompts.
+    factor : float
+        The residual part's factor (:attr:`PolicyRows.own_factor`).
 
     Returns
     -------
@@ -197,17 +234,17 @@ def own_residual_variance(v_if: float, own_ss: float, g: int, m_g: int) -> tuple
 
     Examples
     --------
-    >>> v, vr = own_residual_variance(0.0103, 0.01, 300, 10)   # 10 labels: s_e²/m = 0.0111
+    >>> v, vr = own_residual_variance(0.0103, 0.01, 300, 10 / 9)   # 10 labels: s_e²/m = 0.0111
     >>> round(v, 5), round(vr, 5)
     (0.01138, 0.01111)
     """
     v_old = g / (g - 1) * own_ss
-    v_res = m_g / (m_g - 1) * own_ss
+    v_res = factor * own_ss
     return v_if - v_old + v_res, v_res
 
 
 def level_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None = None,
-             own: tuple[float, int] | None = None) -> float:
+             own: tuple[float, float] | None = None) -> float:
     """Satterthwaite degrees of freedom of a level, with the part of its sampling variance that
     rests on fewer prompts as a component of its own: a probe-corrected estimate's probe part
     (``(V_D + V_P + V_cal)² / (V_D²/(G_D−1) + V_P²/(G_P−1) + V_cal²/(K−1))``) or the residual
@@ -224,9 +261,9 @@ def level_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None
     g, k : int
         Prompts (main + probe) and jackknife folds.
     probe : ProbeUse or None
-    own : (float, int) or None
-        The own-label residual part's variance and labelled prompts
-        (:func:`own_residual_variance`).
+    own : (float, float) or None
+        The own-label residual part's variance and effective number of labelled prompts
+        (:func:`own_residual_variance`, :func:`own_part_sums`).
 
     Returns
     -------
@@ -562,7 +599,7 @@ def estimate(
     totals: dict[int, np.ndarray] = {}
     present: dict[int, np.ndarray] = {}
     probes: dict[int, tuple[float, int]] = {}  # probe-corrected policies: their contrasts' df
-    owns: dict[int, tuple[float, int]] = {}  # own-label residual parts: their contrasts' factor, df
+    owns: dict[int, tuple[float, float, float]] = {}  # own-label residual parts, for contrasts
     unreliable: set[int] = set()  # levels refused for a failed transport audit
     for p, name in enumerate(shape.names):
         value, gap = full[p]
@@ -581,12 +618,12 @@ def estimate(
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None
-        if info.probe is None and info.own_prompts >= 2 and g >= 2 and np.isfinite(v_if):
+        if info.probe is None and info.own_factor != 0 and g >= 2 and np.isfinite(v_if):
             # the own-label residual part: its own small-sample factor and df (Methods › The
             # direct estimator: a mean of m_g residuals is not one of G prompts)
-            v_if, v_res = own_residual_variance(v_if, info.own_ss, g, info.own_prompts)
-            own = (v_res, info.own_prompts)
-            owns[p] = (info.own_ss, info.own_prompts)
+            v_if, v_res = own_residual_variance(v_if, info.own_ss, g, info.own_factor)
+            own = (v_res, info.own_m)
+            owns[p] = (info.own_ss, info.own_factor, info.own_m)
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
         df = level_df(v_if, vc, g, k, info.probe, own)

@@ -1341,14 +1341,14 @@ class PartitionedShape:
         if getattr(self.estimator, "augment", False) and n_own:
             own = self.table.cluster[self._train_inside][self._group_train == p]
             status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
-        own_ss, own_prompts = 0.0, 0
+        own = (0.0, 0.0, 0.0)
         if n_own and getattr(self, "_own", None) is not None:
-            own_ss, own_prompts = float(self._own[0][p]), int(self._own[1][p])
+            own = tuple(float(x[p]) for x in self._own)
         return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
                           scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]),
-                          status=status, reasons=reasons, no_variance=alone, own_ss=own_ss,
-                          own_prompts=own_prompts)
+                          status=status, reasons=reasons, no_variance=alone, own_ss=own[0],
+                          own_factor=own[1], own_m=own[2])
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The distinct judge scores ([0, 1]) of the policies' rows."""
