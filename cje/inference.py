@@ -35,6 +35,7 @@ __all__ = [
     "satterthwaite_df",
     "satterthwaite_dfs",
     "probe_satterthwaite_df",
+    "component_satterthwaite_df",
     "t_interval",
     "clip_interval",
     "holm",
@@ -669,6 +670,7 @@ def paired_contrasts(
     gaps: Sequence[float] | None = None,
     probes: Mapping[int, tuple[float, int]] | None = None,
     gap_influence: Mapping[int, tuple[float, np.ndarray]] | None = None,
+    own: Mapping[int, tuple[float, float, float]] | None = None,
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
@@ -717,6 +719,13 @@ def paired_contrasts(
         freedom as components of their own, each with ``probe prompts − 1`` degrees of freedom,
         as for the policy's own interval: a contrast whose variance is mostly a 50-label probe
         gets about 49 degrees of freedom, not those of all the shared prompts. None: no probes.
+    own : Mapping[int, tuple[float, float, float]], optional
+        Policy index → (``Σ_g T_g²`` of the residual part of its own labels, that part's factor,
+        its effective number of labelled prompts ``m``), ``T_g`` the part's per-prompt total on
+        the scale of ``totals`` (see :func:`cje.pipeline.core.own_part_sums`). That part of each
+        side gets its own small-sample factor (``m/(m−1)`` for equal weights) instead of the
+        pair's ``G/(G−1)`` and enters the degrees of freedom as a component with ``m − 1``, as
+        in the policy's own interval. A factor of 0: the side has no such part. None: none.
 
     Returns
     -------
@@ -793,12 +802,25 @@ def paired_contrasts(
         v_tr = np.zeros(n_pairs) if gap is None else (gap[ia] - gap[ib]) ** 2
         if v_gap is not None:
             v_tr = v_tr + v_gap
+        parts = []
+        if own:  # the own-label residual parts: their own factor (Methods › The direct estimator)
+            oss, ofac, om = (np.array([own.get(q, (0.0, 0.0, 0.0))[j] for q in keep],
+                                      dtype=np.float64) for j in range(3))
+            on = ofac != 0
+            om = np.where(on, om, 0.0)
+            ov = np.where(on, ofac * oss, 0.0)
+            f = g / np.maximum(g - 1, 1)
+            v_if = v_if + (ov[ia] - np.where(on[ia], f * oss[ia], 0.0)) \
+                + (ov[ib] - np.where(on[ib], f * oss[ib], 0.0))
+            parts = [(ov[ia], om[ia], False), (ov[ib], om[ib], False)]
         se = np.sqrt(v_if + v_cal + v_tr)
         df = satterthwaite_dfs(v_if, v_cal, g, k)
         if probes:
             pv = np.array([probes.get(q, (0.0, 0))[0] for q in keep], dtype=np.float64)
             pn = np.array([probes.get(q, (0.0, 0))[1] for q in keep], dtype=np.int64)
-            df = probe_satterthwaite_df(df, v_if, v_cal, g, k, pv[ia], pn[ia], pv[ib], pn[ib])
+            parts = [(pv[ia], pn[ia], True), (pv[ib], pn[ib], True)] + parts
+        if parts:
+            df = component_satterthwaite_df(df, v_if, v_cal, g, k, parts)
         delta = val[ia] - val[ib]
         lo, hi = _t_intervals(delta, se, df, alpha)
         p = _t_pvalues(delta, se, df)
@@ -868,7 +890,8 @@ def probe_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.ndarr
     probe parts of up to two probe-corrected policies (a policy's own interval: ``n_b = 0``; a
     contrast: both). A 50-label probe that carries most of the variance gets about 49 degrees of
     freedom, not those of the policy's many prompts. Where neither has a probe (``n = 0``), or
-    the denominator vanishes, ``df`` (the plain Satterthwaite value) is kept.
+    the denominator vanishes, ``df`` (the plain Satterthwaite value) is kept. The probe's prompts
+    are outside the shared ones: :func:`component_satterthwaite_df` with ``outside=True``.
 
     Parameters
     ----------
@@ -895,13 +918,65 @@ def probe_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.ndarr
     >>> round(float(out[0]), 1)
     60.5
     """
-    has = (n_a > 0) | (n_b > 0)
+    return component_satterthwaite_df(df, var_if, var_cal, g, k,
+                                      [(var_a, n_a, True), (var_b, n_b, True)])
+
+
+def component_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.ndarray,
+                               g: np.ndarray, k: int,
+                               parts: Sequence[tuple[np.ndarray, np.ndarray, bool]]) -> np.ndarray:
+    """Satterthwaite degrees of freedom with parts of the sampling variance that rest on fewer
+    prompts as components of their own, elementwise:
+    ``(V + V_cal)² / (V_R²/(G_R−1) + Σ_j V_j²/(n_j−1) + V_cal²/(K−1))`` with the rest
+    ``V_R = V − Σ_j V_j`` on ``G_R`` prompts.
+
+    Two kinds of part: a probe slice's (``outside=True``: its ``n_j`` prompts are added to the
+    policy's, so ``G_R = G − n_j``) and the residual part of a policy's own labels
+    (``outside=False``: its ``n_j`` labelled prompts are among the policy's ``G``). A part with
+    ``n_j = 0`` is absent; where every part is absent, or the denominator vanishes, ``df`` (the
+    plain Satterthwaite value) is kept.
+
+    Parameters
+    ----------
+    df : numpy.ndarray
+        Plain Satterthwaite degrees of freedom (:func:`satterthwaite_dfs`).
+    var_if, var_cal : numpy.ndarray
+        Sampling variance (all parts) and calibration variance.
+    g : numpy.ndarray
+        Prompts (with any probe's).
+    k : int
+        Jackknife folds.
+    parts : sequence of (numpy.ndarray, numpy.ndarray, bool)
+        Each part's variance, prompts (0: absent) and whether its prompts are outside ``g``'s
+        rest.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    Ten own labels whose residuals carry most of a policy's variance (300 prompts):
+
+    >>> out = component_satterthwaite_df(np.array([299.0]), np.array([0.0114]), np.array([0.0]),
+    ...                                  np.array([300]), 5,
+    ...                                  [(np.array([0.0111]), np.array([10]), False)])
+    >>> round(float(out[0]), 1)
+    9.5
+    """
+    has = np.zeros(np.shape(var_if), dtype=bool)
+    v_r = var_if
+    g_r = g
+    for v, n, outside in parts:
+        has = has | (n > 0)
+        v_r = v_r - v
+        if outside:
+            g_r = g_r - n
     with np.errstate(divide="ignore", invalid="ignore"):
-        v_d = np.maximum(var_if - var_a - var_b, 0.0)
-        den = (v_d**2 / np.maximum(g - n_a - n_b - 1, 1)
-               + np.where(n_a > 0, var_a**2 / np.maximum(n_a - 1, 1), 0.0)
-               + np.where(n_b > 0, var_b**2 / np.maximum(n_b - 1, 1), 0.0)
-               + (var_cal**2 / (k - 1) if k > 1 else 0.0))
+        den = np.maximum(v_r, 0.0) ** 2 / np.maximum(g_r - 1, 1)
+        for v, n, _ in parts:
+            den = den + np.where(n > 0, v**2 / np.maximum(n - 1, 1), 0.0)
+        den = den + (var_cal**2 / (k - 1) if k > 1 else 0.0)
         sat = np.maximum((var_if + np.maximum(var_cal, 0.0)) ** 2 / den, 1.0)
     return np.where(has & (den > 0) & np.isfinite(sat), sat, df)
 

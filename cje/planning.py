@@ -71,19 +71,28 @@ def _t(df: Any, alpha: float) -> Any:
     return stdtrit(df, 1 - alpha / 2)
 
 
-def _df(v_if: Any, v_cal: Any, g: Any, k: int) -> Any:
-    """Satterthwaite df (:func:`cje.inference.satterthwaite_dfs`) of broadcast inputs, at least 1."""
-    from cje.inference import satterthwaite_dfs
+def _df(v_a: Any, v_b: Any, v_cal: Any, n: Any, m: Any, k: int) -> Any:
+    """Satterthwaite df of broadcast inputs, at least 1: the prompt part ``v_a`` with ``n − 1``,
+    the label-residual part ``v_b`` with ``m − 1`` (:func:`cje.pipeline.core.level_df`) and
+    ``v_cal`` with ``k − 1`` (:func:`cje.inference.component_satterthwaite_df`)."""
+    from cje.inference import component_satterthwaite_df, satterthwaite_dfs
 
-    v_if, v_cal, g = np.broadcast_arrays(np.asarray(v_if, float), np.asarray(v_cal, float),
-                                         np.asarray(g, float))
-    return np.maximum(satterthwaite_dfs(v_if, v_cal, g, k), 1.0)
+    v_a, v_b, v_cal, n, m = np.broadcast_arrays(*(np.asarray(x, float)
+                                                  for x in (v_a, v_b, v_cal, n, m)))
+    v_if = v_a + v_b
+    plain = satterthwaite_dfs(v_if, v_cal, n, k)
+    own = np.where(v_b > 0, m, 0.0)
+    return np.maximum(component_satterthwaite_df(plain, v_if, v_cal, n, k, [(v_b, own, False)]),
+                      1.0)
 
 
 def half_width_at(a: Any, b: Any, c: Any, k: int, n: Any, m: Any, alpha: float
                   ) -> tuple[Any, Any, Any]:
     """Predicted half-width, SE and df of a target with components ``a, b, c`` at ``n`` prompts
-    and ``m`` labels: ``SE² = a/n + b/m + c/m``, half-width ``t_{1−α/2, df}·SE``.
+    and ``m`` labels: ``SE² = a/n + b/m + c/m``, half-width ``t_{1−α/2, df}·SE`` with the
+    Satterthwaite ``df`` of the three parts (``n − 1``, ``m − 1`` and ``k − 1`` degrees of
+    freedom), as the report computes it for a policy (for a contrast, whose labels are split
+    between two policies, the label part's df is one more than the report's ``m − 2``).
 
     Parameters
     ----------
@@ -102,14 +111,15 @@ def half_width_at(a: Any, b: Any, c: Any, k: int, n: Any, m: Any, alpha: float
     Examples
     --------
     >>> hw, se, df = half_width_at(1.0, 0.5, 0.0, 5, 400, 100, 0.05)
-    >>> round(float(se), 4), float(df), round(float(hw), 4)   # sqrt(1/400 + 0.5/100)
-    (0.0866, 399.0, 0.1703)
+    >>> round(float(se), 4), round(float(df), 1), round(float(hw), 4)   # sqrt(1/400 + 0.5/100)
+    (0.0866, 209.7, 0.1707)
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        v_if = np.asarray(a, float) / n + np.asarray(b, float) / m
+        v_a = np.asarray(a, float) / n
+        v_b = np.asarray(b, float) / m
         v_cal = np.asarray(c, float) / m
-    se = np.sqrt(v_if + v_cal)
-    df = _df(v_if, v_cal, n, k)
+    se = np.sqrt(v_a + v_b + v_cal)
+    df = _df(v_a, v_b, v_cal, n, m, k)
     return _t(df, alpha) * se, se, df
 
 
@@ -683,10 +693,14 @@ class _Parts:
 
 
 def _from_sums(name: str, kind: str, u: np.ndarray, w: np.ndarray, g: int, m: int, rows: int,
-               var_cal: float, k: int, se: float, df: float) -> _Parts:
+               var_cal: float, k: int, se: float, df: float, own: float = 0.0) -> _Parts:
+    """The components from the per-prompt totals of the prompt part ``u`` and the label part
+    ``w``: the pair's (or policy's) factor ``G/(G−1)`` throughout, plus ``own``, the change that
+    gives each policy's own-label residual part its factor ``m_g/(m_g−1)`` instead
+    (:func:`cje.pipeline.core.own_residual_variance`)."""
     f = g / (g - 1)
     v_a = f * float(u @ u + 2 * (u @ w))
-    v_b = f * float(w @ w)
+    v_b = f * float(w @ w) + own
     return _Parts(name, kind, g, m, rows, u, w, g * v_a, m * v_b, m * var_cal, k, se, df)
 
 
@@ -737,10 +751,13 @@ def _pilot_fit(ev: Any, *, mode: str, covariates: tuple[str, ...], n_folds: int,
 
 def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, labelled: np.ndarray,
                  e: np.ndarray, width: float, P: int, G: int, contrasts: bool) -> list[_Parts]:
+    from cje.pipeline.core import own_part_sums
+
     est_of = {x.policy: x for x in rep.estimates}
     u_of: dict[str, np.ndarray] = {}
     w_of: dict[str, np.ndarray] = {}
     meta: dict[str, tuple[int, int, np.ndarray]] = {}
+    own_f: dict[str, tuple[float | None, float]] = {}
     out = []
     for p in range(P):
         name = ev.policies[p]
@@ -762,9 +779,13 @@ def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, label
         g = int(present.sum())
         x = est_of[name]
         u_of[name], w_of[name] = u, w
+        # the residual part's own factor (m_g/(m_g−1) for m_g labelled prompts of equal weight)
+        # in place of G/(G−1), as the report gives it (own_part_sums)
+        _, fac, _ = own_part_sums(phi_e[lab], np.zeros(m, dtype=np.int64), cl[lab], np.array([n]), 1)
+        own_f[name] = (float(fac[0]) if fac[0] != 0 and g >= 2 else None, float(w @ w))
         meta[name] = (m, n, present)
         out.append(_from_sums(name, "policy", u[present], w[present], g, m, n, x.var_cal, k,
-                              x.se, x.df))
+                              x.se, x.df, own=_own_change(own_f[name], g)))
     if contrasts:
         for c in rep.pairs:
             a_, b_ = c.policy_a, c.policy_b
@@ -775,8 +796,16 @@ def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, label
             u = (u_of[a_] - u_of[b_])[present]
             w = (w_of[a_] - w_of[b_])[present]
             out.append(_from_sums(f"{a_} − {b_}", "contrast", u, w, g, meta[a_][0] + meta[b_][0],
-                                  meta[a_][1] + meta[b_][1], c.var_cal, k, c.se, c.df))
+                                  meta[a_][1] + meta[b_][1], c.var_cal, k, c.se, c.df,
+                                  own=_own_change(own_f[a_], g) + _own_change(own_f[b_], g)))
     return out
+
+
+def _own_change(own: tuple[float | None, float], g: int) -> float:
+    """``(m_g/(m_g−1) − G/(G−1))·Σ w²``: the own-label residual part's factor in place of the
+    ``g`` prompts' (0 where the report keeps ``G/(G−1)``: fewer than 2 labelled prompts)."""
+    f_own, ww = own
+    return 0.0 if f_own is None else (f_own - g / (g - 1)) * ww
 
 
 def _split_from_report(rep: Report, contrasts: bool) -> list[_Parts]:
@@ -1115,7 +1144,8 @@ def _make_plan(parts: list[_Parts], h: float, alpha: float, label_cost: float | 
             wts = rng.multinomial(pt.g, np.full(pt.g, 1 / pt.g), size=n_boot).astype(float)
             f = pt.g / (pt.g - 1)
             a_s = pt.g * f * (wts @ (pt.u * pt.u + 2 * pt.u * pt.w))
-            b_s = pt.m * f * (wts @ (pt.w * pt.w))
+            ww = float(pt.w @ pt.w)  # b's draws: its factors kept, the label part resampled
+            b_s = pt.b * (wts @ (pt.w * pt.w)) / ww if ww > 0 else np.full(n_boot, pt.b)
         else:
             a_s, b_s = np.full(n_boot, pt.a), np.full(n_boot, pt.b)
         c_s = pt.c * (pt.k - 1) / rng.chisquare(max(pt.k - 1, 1), n_boot) if pt.c > 0 \

@@ -342,11 +342,11 @@ class Report:
         >>> print(df[["policy", "estimate", "ci_low", "ci_high", "status"]].round(2)
         ...       .to_string(index=False))
           policy  estimate  ci_low  ci_high status
-            base      3.06    2.84     3.28     OK
-         concise      3.13    2.90     3.36     OK
-        improved      3.31    2.97     3.65     OK
-           small      2.70    2.49     2.92     OK
-         verbose      2.73    2.52     2.94     OK
+            base      3.06    2.83     3.29     OK
+         concise      3.13    2.89     3.37     OK
+        improved      3.31    2.95     3.67     OK
+           small      2.70    2.48     2.92     OK
+         verbose      2.73    2.51     2.94     OK
         """
         import pandas as pd
 
@@ -408,11 +408,9 @@ class Report:
         >>> print(t.loc[t.significant, ["policy_a", "policy_b", "estimate", "p_holm"]].round(3)
         ...       .to_string(index=False))
         policy_a policy_b  estimate  p_holm
-            base    small     0.356   0.045
-         concise    small     0.427   0.016
-         concise  verbose     0.401   0.034
-        improved    small     0.611   0.016
-        improved  verbose     0.584   0.021
+         concise    small     0.427   0.032
+        improved    small     0.611   0.032
+        improved  verbose     0.584   0.041
         """
         import pandas as pd
 
@@ -531,7 +529,7 @@ class Report:
         >>> print("\\n".join(lines[2:5]))
         policy                   estimate            95% CI      SE  cal%      n labels   naive status
         ------------------------------------------------------------------------------------------------
-        base                        3.057    [2.837, 3.278]   0.112     6    300     29   2.663 OK
+        base                        3.057    [2.828, 3.287]   0.113     6    300     29   2.663 OK
         >>> print(next(ln for ln in lines if ln.startswith("Paired")))
         Paired contrasts a − b: per-pair unadjusted 95% CIs; p_holm = Holm-adjusted over all 10 pairs.
         >>> print(next(ln for ln in lines if "Ranking" in ln).split("): ")[1])

@@ -11,6 +11,13 @@ package's own (:mod:`cje._tdist`, to skip importing ``scipy.special``), which ag
 to that tolerance (``tests/test_tdist.py``), not bit for bit.
 Regenerate (only when a change of a number is intended and explained, and with the code whose
 numbers are meant) with ``CJE_WRITE_PINNED=1 python -m pytest tests/test_direct_pinned.py``.
+
+Regenerated once, for issue #14 (the residual part of a policy's own labels got its own
+small-sample factor ``m/(m−1)`` and Satterthwaite degrees of freedom ``m − 1``; docs: Methods ›
+The direct estimator). Checked against the file before, case by case: estimates, influence values,
+calibration, statuses and reasons unchanged; SEs ×1.0005–1.008, ``var_if`` ×1.001–1.016, df
+×0.12–0.58 (e.g. 498–502 → 62–68 with 52–57 own labels; Arena base 1,003 → 581), contrasts' SEs
+×1.000–1.009.
 """
 
 from __future__ import annotations

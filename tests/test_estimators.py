@@ -56,13 +56,16 @@ def _folds_of_twelve() -> dict[str, int]:
     return dict(zip(d.prompts.tolist(), cje.prompt_folds(d.prompts, lab, 3).tolist(), strict=True))
 
 
-def _hand_phi(df: pd.DataFrame, fold_of: dict[str, int], psi: dict[str, float]) -> dict[str, dict]:
+def _hand_phi(df: pd.DataFrame, fold_of: dict[str, int], psi: dict[str, float]
+              ) -> tuple[dict[str, dict], dict[str, dict]]:
     """φ_i = (f(S_i) − mean f) + (L_i / p_L)(e_i − ē), e_i = Y_i − f_oof(S_i) and ē the mean
-    residual of the policy's labelled rows (centred residual term), keyed by policy then prompt.
+    residual of the policy's labelled rows (centred residual term), keyed by policy then prompt;
+    and the residual part ``(L_i / p_L)(e_i − ē)`` alone, keyed the same way (0 unlabelled).
     ``psi`` is only used to check that mean f + ē is the estimate."""
     lab_rows = df[df.oracle_label.notna()]
     f = _iso(lab_rows.judge_score, lab_rows.oracle_label)
     phi: dict[str, dict] = {}
+    res: dict[str, dict] = {}
     for pol, g in df.groupby("policy"):
         p_l = g.oracle_label.notna().mean()
         mean_f = float(np.mean(f.predict(g.judge_score)))
@@ -73,14 +76,16 @@ def _hand_phi(df: pd.DataFrame, fold_of: dict[str, int], psi: dict[str, float]) 
                 [row.judge_score])[0]
         e_bar = float(np.mean(list(resid.values())))
         assert mean_f + e_bar == pytest.approx(psi[pol], abs=1e-12)
-        vals = {}
+        vals, parts = {}, {}
         for _, row in g.iterrows():
             v = f.predict([row.judge_score])[0] - mean_f
+            parts[row.prompt_id] = 0.0
             if row.prompt_id in resid and not np.isnan(row.oracle_label):
-                v += (resid[row.prompt_id] - e_bar) / p_l
+                parts[row.prompt_id] = (resid[row.prompt_id] - e_bar) / p_l
+                v += parts[row.prompt_id]
             vals[row.prompt_id] = v
-        phi[pol] = vals
-    return phi
+        phi[pol], res[pol] = vals, parts
+    return phi, res
 
 
 def test_direct_equals_hand_computation_on_12_rows():
@@ -95,15 +100,22 @@ def test_direct_equals_hand_computation_on_12_rows():
         assert e.estimate == pytest.approx(full[pol], abs=1e-12)
         assert e.var_cal == pytest.approx(var_cal[j], abs=1e-12)
 
-    phis = _hand_phi(TWELVE, fold_of, full)
+    phis, res = _hand_phi(TWELVE, fold_of, full)
     for j, pol in enumerate("AB"):
         phi = np.array(list(phis[pol].values()))
+        r = np.array(list(res[pol].values()))
+        m = int(np.count_nonzero(TWELVE.oracle_label[TWELVE.policy == pol].notna()))  # 4 prompts
         assert phi.sum() == pytest.approx(0.0, abs=1e-12)
-        v_if = 6 / 5 * np.sum(phi**2) / 36  # one row per prompt: T_g = φ_i
+        # one row per prompt: T_g = φ_i. The factor 6/5 of the 6 prompts on every part but the
+        # residual part of the policy's own m labelled prompts, which gets m/(m−1) (a mean of m
+        # residuals); that part is a Satterthwaite component with m − 1 df
+        v_res = m / (m - 1) * np.sum(r**2) / 36
+        v_if = 6 / 5 * (np.sum(phi**2) - np.sum(r**2)) / 36 + v_res
         e = rep[pol]
         assert e.var_if == pytest.approx(v_if, abs=1e-12)
         assert e.se == pytest.approx(np.sqrt(v_if + var_cal[j]), abs=1e-12)
-        df = (v_if + var_cal[j]) ** 2 / (v_if**2 / 5 + var_cal[j] ** 2 / 2)
+        df = (v_if + var_cal[j]) ** 2 / (max(v_if - v_res, 0.0) ** 2 / 5 + v_res**2 / (m - 1)
+                                         + var_cal[j] ** 2 / 2)
         assert e.df == pytest.approx(df, rel=1e-10)
         q = stats.t.ppf(0.975, df)
         # the t interval, reported cut to the label scale [0, 1] where it leaves it (its uncut ends
@@ -183,14 +195,20 @@ def test_contrast_by_hand_on_12_rows():
     reps = [_hand_direct(TWELVE, fold_of, {k}) for k in range(3)]
     diffs = np.array([r["A"] - r["B"] for r in reps])
     var_cal = 2 / 3 * np.sum((diffs - diffs.mean()) ** 2)
-    phi = _hand_phi(TWELVE, fold_of, full)
+    phi, res = _hand_phi(TWELVE, fold_of, full)
     c = np.array([phi["A"][p] / 6 - phi["B"][p] / 6 for p in sorted(fold_of)])
-    var_if = 6 / 5 * np.sum(c**2)
+    # each policy's own residual part (4 labelled prompts each) with its factor 4/3 in place of
+    # the pair's 6/5, and as a Satterthwaite component with 3 df
+    ss = {pol: np.sum(np.array(list(res[pol].values())) ** 2) / 36 for pol in "AB"}
+    v_res = {pol: 4 / 3 * ss[pol] for pol in "AB"}
+    var_if = 6 / 5 * (np.sum(c**2) - ss["A"] - ss["B"]) + v_res["A"] + v_res["B"]
     row = rep.contrasts().iloc[0]
     assert (row.policy_a, row.policy_b) == ("A", "B")
     assert row.estimate == pytest.approx(full["A"] - full["B"], abs=1e-12)
     assert row.var_if == pytest.approx(var_if, abs=1e-12)
     assert row.var_cal == pytest.approx(var_cal, abs=1e-12)
-    df = (var_if + var_cal) ** 2 / (var_if**2 / 5 + var_cal**2 / 2)
+    rest = max(var_if - v_res["A"] - v_res["B"], 0.0)
+    df = (var_if + var_cal) ** 2 / (rest**2 / 5 + v_res["A"] ** 2 / 3 + v_res["B"] ** 2 / 3
+                                    + var_cal**2 / 2)
     t = row.estimate / np.sqrt(var_if + var_cal)
     assert row.p_value == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)

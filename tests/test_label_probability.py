@@ -126,14 +126,28 @@ def test_hand_computation_estimate_and_se() -> None:
         n = rows.sum()
         ebar = np.sum(w[lp] * e[lp]) / np.sum(w[lp])
         phi = r[rows] - r[rows].mean()
-        phi = phi + np.where(lab[rows], n / np.sum(w[lp]) * w[rows] * (np.nan_to_num(e[rows]) - ebar),
-                             0.0)
+        part = np.where(lab[rows], n / np.sum(w[lp]) * w[rows] * (np.nan_to_num(e[rows]) - ebar),
+                        0.0)
+        phi = phi + part
         cl = ev.prompt_code[rows]
         tot = pd.Series(phi).groupby(cl).sum().to_numpy()
         G = tot.size
-        v_if = G / (G - 1) * np.sum(tot**2) / n**2
+        # the residual part (own labels, weighted): in place of G/(G−1) its own factor 1/d,
+        # d = E[Σ_g (W_g(ē_g − ē_w))²] / Σ_g W_g² Var(ē_g) for prompts whose mean residuals ē_g
+        # share one variance (W_g: the prompt's labelled weight; d = (m−1)/m at equal weights),
+        # and a Satterthwaite component with (ΣW²)²/ΣW⁴ − 1 df
+        ptot = pd.Series(part[lab[rows]]).groupby(cl[lab[rows]]).sum().to_numpy()
+        W = pd.Series(w[rows][lab[rows]]).groupby(cl[lab[rows]]).sum().to_numpy()
+        p_w = W / W.sum()
+        d = 1 - 2 * np.sum(p_w**3) / np.sum(p_w**2) + np.sum(p_w**2)
+        m_eff = np.sum(W**2) ** 2 / np.sum(W**4)
+        assert m_eff < ptot.size - 0.5  # the weights differ: fewer effective prompts than labelled
+        ss = np.sum(ptot**2) / n**2
+        v_res = ss / d
+        v_if = G / (G - 1) * (np.sum(tot**2) / n**2 - ss) + v_res
         se = np.sqrt(v_if + var_cal[p])
-        df_ = (v_if + var_cal[p]) ** 2 / (v_if**2 / (G - 1) + var_cal[p] ** 2 / (K - 1))
+        df_ = (v_if + var_cal[p]) ** 2 / (max(v_if - v_res, 0.0) ** 2 / (G - 1)
+                                          + v_res**2 / (m_eff - 1) + var_cal[p] ** 2 / (K - 1))
         x = rep.estimates[p]
         assert x.policy == name
         assert x.estimate == pytest.approx(psi[p], abs=1e-12)

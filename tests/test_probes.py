@@ -185,8 +185,14 @@ def test_contrast_variance_adds_the_probe(monkeypatch):
     use = shape.policy(iv, *shape.run(cal, frozenset())[iv]).probe
     assert use.n_prompts == n_p
     g_pair = np.unique(np.concatenate([t.cluster[rb], t.cluster[rv], t.cluster[prow]])).size
-    v_d = vi - use.var
-    df = (vi + vc) ** 2 / (v_d**2 / (g_pair - n_p - 1) + use.var**2 / (n_p - 1) + vc**2 / 4)
+    # base's own-label residual part is a component too, with its labelled prompts − 1 df (its
+    # factor m/(m−1) in place of the pair's is inside the rel=0.01 above)
+    part = phi_b - (reward[rb] - reward[rb].mean())
+    m_b = np.unique(t.cluster[rb][lab[rb]]).size
+    v_own = m_b / (m_b - 1) * float(((np.bincount(t.cluster[rb], part, G) / rb.size) ** 2).sum())
+    v_d = max(vi - use.var - v_own, 0.0)
+    df = (vi + vc) ** 2 / (v_d**2 / (g_pair - n_p - 1) + use.var**2 / (n_p - 1)
+                           + v_own**2 / (m_b - 1) + vc**2 / 4)
     assert c.df == pytest.approx(df, rel=1e-9)
     assert c.df < 0.5 * (g_pair - 1)  # far from the shared prompts' count
 

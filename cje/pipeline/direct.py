@@ -22,6 +22,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
     own_label_gate,
+    own_part_sums,
 )
 from cje.pipeline.probes import ProbeUse, combine
 from cje.pipeline.summaries import UnitView, naive_judge_mean, to_unit
@@ -196,6 +197,7 @@ class DirectShape:
         # the full calibration's run, read by policy(): each policy's prompts and probe use
         self._used: list[tuple[np.ndarray, ProbeUse | None]] = [
             (self.table.cluster[rows], None) for rows in self._rows]
+        self._own: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # run(): _own_parts
         self.naive = [naive_judge_mean(s[rows], self.table.cluster[rows], alpha, ev.label_scale)
                       for rows in self._rows]
 
@@ -256,7 +258,37 @@ class DirectShape:
         res = self._estimate(calibrator, deleted)
         if not deleted:
             self._used = [(cl, use) for _, cl, use in res]
+            self._own = self._own_parts(calibrator)
         return [(v, 0.0) for v, _, _ in res]
+
+    def _own_parts(self, calibrator: RewardCalibrator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per policy, the residual part of the influence values of :func:`direct_estimate`
+        (``(n/m)(e_i − ē)``, or ``(n/Ŵ) w_i (e_i − ē_w)`` with weights) summed per prompt, and
+        its factor and effective labelled prompts (:func:`~cje.pipeline.core.own_part_sums`;
+        read by :meth:`policy` for the part's own small-sample factor and degrees of freedom).
+        ``None`` for another estimator or without augmentation. Labelled rows only."""
+        if not getattr(self.estimator, "augment", False) or \
+                type(self.estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+            return None
+        t = self.table
+        P = len(self.names)
+        e = (t.y[t.train] - calibrator.calibration(frozenset()).oof)[self._train_inside]
+        g = self._group_train
+        cl = t.cluster[t.train][self._train_inside]
+        n = self._n.astype(float)
+        w = None
+        if self._weight is None:
+            mean_e = np.divide(np.bincount(g, weights=e, minlength=P), self._m,
+                               out=np.zeros(P), where=self._m > 0)
+            part = np.divide(n, self._m, out=np.zeros(P), where=self._m > 0)[g] * (e - mean_e[g])
+        else:
+            w = self._weight[t.train][self._train_inside]
+            tot = np.bincount(g, weights=w, minlength=P)
+            mean_e = np.divide(np.bincount(g, weights=w * e, minlength=P), tot,
+                               out=np.zeros(P), where=self._m > 0)
+            part = np.divide(n, tot, out=np.zeros(P), where=self._m > 0)[g] * w * (e - mean_e[g])
+        return own_part_sums(part, g, cl, self._n, P, weight=w)
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The point estimates only.
@@ -317,10 +349,14 @@ class DirectShape:
         if use is None and getattr(self.estimator, "augment", False) and n_own:
             own = self.table.cluster[rows][lab]  # their prompts: one, or more (no sort needed)
             status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
+        own = (0.0, 0.0, 0.0)
+        if use is None and n_own and self._own is not None:
+            own = tuple(float(x[p]) for x in self._own)
         return PolicyRows(cluster=cluster, n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
                           scores=self.ev.judge_score[rows], probe=use, status=status,
-                          reasons=reasons, no_variance=alone)
+                          reasons=reasons, no_variance=alone, own_ss=own[0],
+                          own_factor=own[1], own_m=own[2])
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The policies' judge scores (covariate medians over every row).

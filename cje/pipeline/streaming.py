@@ -61,6 +61,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
     own_label_gate,
+    own_part_sums,
 )
 from cje.pipeline.summaries import from_unit, to_unit
 from cje.report import Report
@@ -1307,6 +1308,11 @@ class PartitionedShape:
         """Every policy's estimate and its per-prompt influence totals (full calibration)."""
         assert not deleted and self.present is not None
         values = self.values(calibrator, deleted)
+        self._own = None
+        if getattr(self.estimator, "augment", False):  # the residual part's own factor and df
+            part, idx = self.labelled_terms(calibrator)
+            self._own = own_part_sums(part, self._group_train, self.table.cluster[idx], self.n,
+                                      len(self.names))
         out = []
         for p, parts in enumerate(self._totals):  # one array per policy, joined once
             if len(parts) > 1:
@@ -1335,10 +1341,14 @@ class PartitionedShape:
         if getattr(self.estimator, "augment", False) and n_own:
             own = self.table.cluster[self._train_inside][self._group_train == p]
             status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
+        own = (0.0, 0.0, 0.0)
+        if n_own and getattr(self, "_own", None) is not None:
+            own = tuple(float(x[p]) for x in self._own)
         return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
                           scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]),
-                          status=status, reasons=reasons, no_variance=alone)
+                          status=status, reasons=reasons, no_variance=alone, own_ss=own[0],
+                          own_factor=own[1], own_m=own[2])
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The distinct judge scores ([0, 1]) of the policies' rows."""

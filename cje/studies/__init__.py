@@ -38,6 +38,7 @@ afresh).
 ``monitor``             cje.monitor over 30 windows: drift detection, false alarms, coverage
 ``plan``                cje.plan: predicted vs achieved half-width after carrying out a plan
 ``active``              cje.plan(next=): pilot + active second round vs uniform labelling
+``own_labels``          few own labels (5–30): a policy's interval and its paired contrasts
 ======================  ==================================================================
 
 Examples
@@ -47,7 +48,7 @@ Examples
 ['coverage', 'naive_ci', 'overlap', 'ranking', 'modes', 'bias']
 >>> list(STUDIES)[6:]  # doctest: +NORMALIZE_WHITESPACE
 ['var_cap', 'residual_weights', 'mrdr_omega', 'folds', 'ppi', 'bounds', 'probes', 'tails',
- 'monitor', 'plan', 'active']
+ 'monitor', 'plan', 'active', 'own_labels']
 """
 
 from __future__ import annotations
@@ -65,17 +66,19 @@ __all__ = ["DEFAULT_SEEDS", "NAMES", "RESULTS_DIR", "STUDIES", "add_arguments", 
 
 #: The studies, in the order of the simulation results page (var_cap … folds are the defaults
 #: studies; ppi compares with PPI++, bounds chooses the interval near the scale's bounds, tails
-#: measures DR intervals under heavy weight tails, monitor checks cje.monitor's drift tests).
+#: measures DR intervals under heavy weight tails, monitor checks cje.monitor's drift tests,
+#: own_labels the intervals of policies with few labels of their own).
 NAMES: tuple[str, ...] = ("coverage", "naive_ci", "overlap", "ranking", "modes", "bias", "var_cap",
                           "residual_weights", "mrdr_omega", "folds", "ppi",
-                          "bounds", "probes", "tails", "monitor", "plan", "active")
+                          "bounds", "probes", "tails", "monitor", "plan", "active", "own_labels")
 #: Each study's default root seed (the three settings studies share the seed they first ran with).
 DEFAULT_SEEDS: dict[str, int] = {"coverage": 101, "naive_ci": 102, "overlap": 103, "ranking": 104,
                                  "modes": 105, "bias": 106, "var_cap": 107,
                                  "residual_weights": 20261123, "mrdr_omega": 20261123,
                                  "folds": 20261123, "ppi": 20261206,
                                  "bounds": 20261206, "probes": 20261206, "tails": 111,
-                                 "monitor": 20261206, "plan": 20261206, "active": 20261206}
+                                 "monitor": 20261206, "plan": 20261206, "active": 20261206,
+                                 "own_labels": 20261207}
 #: Where the published results live in a source checkout (relative to its root); the
 #: ``simulations/study_*.py`` scripts write there (as ``simulations/results`` beside themselves).
 RESULTS_DIR = Path("simulations/results")

@@ -6,13 +6,16 @@ them ``verbose``, whom the judge over-rates by a planted bonus; MCAR oracle labe
 policy's rows) for every cell of judge × oracle fraction × n prompts, and scores four 95%
 intervals per policy against the exact truth:
 
-* ``cje`` — :func:`cje.analyze` with its defaults (the centred residual term; influence variance
-  clustered by prompt + OUA jackknife, t with Satterthwaite df);
+* ``cje`` — :func:`cje.analyze` with its defaults (the centred residual term with its own
+  small-sample factor ``m/(m−1)``; influence variance clustered by prompt + OUA jackknife, t with
+  Satterthwaite df, the residual part a component with ``m − 1``);
 * ``cje uncentred`` — the same estimate with the influence variance of the residual term as it was
-  before it was centred (``(L_i/p_L) e_i − ē``), the OUA term unchanged: the "before" of the
-  centring;
-* ``cje no OUA`` — the centred influence variance alone (t with G − 1 df): what the interval would
-  be without the calibration variance, which PPI++ does not have;
+  before it was centred (``(L_i/p_L) e_i − ē``), everything else as cje's own (the residual
+  part's factor ``m/(m−1)`` in place of ``G/(G−1)`` and its ``m − 1`` df, the OUA term): cje
+  without the centring, so that the two differ by the centring alone;
+* ``cje no OUA`` — cje's influence variance alone (t with the df of its parts, the residual part's
+  ``m − 1`` among them): what the interval would be without the calibration variance, which PPI++
+  does not have;
 * ``PPI++`` — ``ppi_py.ppi_mean_ci`` with its tuned power-tuning parameter (``lam=None``, PPI++) on
   the policy's own rows: the labelled rows give the label and the judge score, the unlabelled
   rows the judge score. The judge score is first mapped linearly onto the label scale
@@ -43,7 +46,7 @@ import pandas as pd
 from cje.analysis import analyze
 from cje.errors import CJEWarning
 from cje.estimators.direct import DirectEstimator, direct_estimate
-from cje.inference import satterthwaite_df, t_interval
+from cje.inference import t_interval
 from cje.montecarlo import summarise
 from cje.studies import DEFAULT_SEEDS
 from cje.studies._common import (
@@ -84,7 +87,9 @@ ARENA_FRACTIONS: tuple[float, ...] = (0.05, 0.10, 0.25)
 @dataclass(frozen=True, slots=True)
 class _Recorder(DirectEstimator):
     """The direct estimator, recording the first (full-calibration) call's influence values in
-    both forms: centred (what cje reports) and uncentred (before the centring)."""
+    both forms — centred and uncentred (before the centring) — and its residuals. Being another
+    estimator than cje's own, its report applies ``G/(G−1)`` to every part of the variance (no
+    own factor for the residual part); :func:`_cje_rows` adds that factor by hand."""
 
     log: list = field(default_factory=list, compare=False, repr=False)
 
@@ -101,7 +106,8 @@ class _Recorder(DirectEstimator):
                               m, out=np.zeros(n_groups), where=m > 0)
             share = np.where(lab, np.divide(n, m, out=np.zeros(n_groups), where=m > 0)[g], 0.0) - 1.0
             old = est.influence + np.where(inside & (m[g] > 0), e_bar[g] * share, 0.0)
-            self.log.append((group.copy(), est.influence.copy(), old))
+            e_lab = residual[labelled] if residual.size == reward.size else residual
+            self.log.append((group.copy(), est.influence.copy(), old, labelled.copy(), e_lab.copy()))
         return est
 
 
@@ -140,30 +146,51 @@ def ppi_interval(y: np.ndarray, s_lab: np.ndarray, s_unlab: np.ndarray, alpha: f
 
 def _cje_rows(data: pd.DataFrame, judge_scale: tuple[float, float], label_scale: tuple[float, float],
               alpha: float) -> dict[str, dict[str, Any]]:
-    """cje's estimate and its three intervals (centred, uncentred, no OUA) per policy."""
+    """cje's estimate and its three intervals (cje's own, uncentred, no OUA) per policy.
+
+    Two analyses of the same data: :func:`cje.analyze` with its defaults (the interval users get)
+    and with :class:`_Recorder` (the influence values, for the "before" and the hand check that
+    cje's variance is the recorder's centred one with the residual part's factor ``m/(m−1)``)."""
+    from cje.pipeline.core import level_df
+
     rec = _Recorder()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CJEWarning)
         rep = analyze(data, judge_scale=judge_scale, label_scale=label_scale, estimator=rec,
                       progress=False)
-    group, new, old = rec.log[0]
+        own = analyze(data, judge_scale=judge_scale, label_scale=label_scale, progress=False)
+    group, new, old, labelled, e_lab = rec.log[0]
     width2 = (label_scale[1] - label_scale[0]) ** 2
     k = rep.calibration.n_folds
     out = {}
     for p, e in enumerate(rep.estimates):  # in the order of the policy codes (checked below)
+        d = own[e.policy]
+        assert d.estimate == e.estimate  # one calibration, one estimate
         rows = group == p
         n = int(rows.sum())
         # one response per prompt and policy: the prompt clusters are the rows
         v_new = n / (n - 1) * float(np.sum(new[rows] ** 2)) / n**2 * width2
         v_old = n / (n - 1) * float(np.sum(old[rows] ** 2)) / n**2 * width2
         assert abs(v_new - e.var_if) <= 1e-9 * e.var_if, (v_new, e.var_if)  # the recorder is cje's
-        df_old = satterthwaite_df(v_old, e.var_cal, e.n_prompts, k)
+        # the residual part (n/m)(e_i − ē) of the labelled rows: Σ part² / n² = Σ (e − ē)² / m²
+        # under G/(G−1); cje's own gives it m/(m−1) (s_e²/m) and m − 1 df
+        r = e_lab[group[labelled] == p]
+        m = r.size
+        ss = float(np.sum((r - r.mean()) ** 2)) / m**2 * width2 if m else 0.0
+        v_res = m / (m - 1) * ss if m >= 2 else 0.0
+        v_own = v_new - (n / (n - 1) * ss if m >= 2 else 0.0) + v_res
+        assert abs(v_own - d.var_if) <= 1e-9 * d.var_if, (v_own, d.var_if)  # the hand computation
+        # uncentred: the same own-factor adjustment (the centring is the only difference)
+        v_old = v_old - v_new + v_own
+        own_part = (v_res, m) if m >= 2 else None
+        df_old = level_df(v_old, e.var_cal, e.n_prompts, k, own=own_part)
         lo_old, hi_old = t_interval(e.estimate, float(np.sqrt(v_old + e.var_cal)), df_old, alpha)
-        lo0, hi0 = t_interval(e.estimate, float(np.sqrt(e.var_if)), max(e.n_prompts - 1, 1), alpha)
+        df0 = level_df(d.var_if, 0.0, d.n_prompts, k, own=own_part)
+        lo0, hi0 = t_interval(d.estimate, float(np.sqrt(d.var_if)), df0, alpha)
         out[e.policy] = {
-            "estimate": e.estimate, "n_labels": e.n_labels, "calibration_share": e.calibration_share,
-            "status": e.status, "df": e.df,
-            "cje": (e.ci_low, e.ci_high), "cje_uncentred": (lo_old, hi_old), "cje_no_oua": (lo0, hi0),
+            "estimate": d.estimate, "n_labels": d.n_labels, "calibration_share": d.calibration_share,
+            "status": d.status, "df": d.df,
+            "cje": (d.ci_low, d.ci_high), "cje_uncentred": (lo_old, hi_old), "cje_no_oua": (lo0, hi0),
         }
     return out
 
@@ -437,8 +464,10 @@ def _report(r: StudyRun, grid: dict[str, Any]) -> Path:
         "response per prompt and policy, MCAR oracle labels on every policy's rows; `cje.analyze` "
         "with its defaults (mode 'auto', K = 5) against `ppi_py.ppi_mean_ci` (PPI++, tuned λ, "
         "`alpha=0.05`) per policy on the same rows, the judge score mapped linearly to the label "
-        "scale 1–5. 'uncentred' is cje's interval with the residual term's influence before it "
-        "was centred (same estimate, same OUA term). "
+        "scale 1–5. cje's intervals are those of `cje.analyze` (the residual part with its own "
+        "factor m/(m−1) and m − 1 degrees of freedom). 'uncentred' is cje's interval with the "
+        "residual term's influence before it was centred (same estimate, same own factor, same "
+        "OUA term). "
         f"{r.reps} replicates × 5 policies per cell. The DGP was not tuned to these results."
     )
     return write_results(r, title="Study — cje direct intervals vs PPI++ (ppi_py) on shared data",
