@@ -732,6 +732,8 @@ def _ids_key(head: Any, strip: bool, name: str) -> tuple[bool, str, bytes] | Non
     width = np.int64 if pa.types.is_large_string(data.type) else np.int32
     off = np.frombuffer(offsets, dtype=width)[data.offset: data.offset + len(data) + 1]
     h = hashlib.sha256()
+    # the count first: with it the offsets' bytes and the characters' cannot trade places
+    h.update(np.array([len(data)], dtype=np.int64).tobytes())
     h.update(off if width is np.int64 and (not off.size or off[0] == 0)
              else np.ascontiguousarray(off - off[0], dtype=np.int64))
     if off.size and buf is not None:
