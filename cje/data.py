@@ -717,17 +717,11 @@ def shares_ids(fn: Any) -> Any:
 def _ids_key(head: Any, strip: bool, name: str) -> tuple[bool, str, bytes] | None:
     """The key of an id column in :data:`_SHARED_IDS`: Arrow strings in one chunk without nulls
     (their bytes and relative offsets hashed), else ``None``."""
-    data = getattr(head, "_pa_array", None)
+    data = _arrow_strings(head)
     if data is None:
         return None
     import pyarrow as pa
 
-    if isinstance(data, pa.ChunkedArray):
-        if data.num_chunks != 1:
-            return None
-        data = data.chunk(0)
-    if data.null_count or not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
-        return None
     _, offsets, buf = data.buffers()
     width = np.int64 if pa.types.is_large_string(data.type) else np.int32
     off = np.frombuffer(offsets, dtype=width)[data.offset: data.offset + len(data) + 1]
@@ -739,6 +733,23 @@ def _ids_key(head: Any, strip: bool, name: str) -> tuple[bool, str, bytes] | Non
     if off.size and buf is not None:
         h.update(memoryview(buf)[int(off[0]):int(off[-1])])
     return strip, name, h.digest()
+
+
+def _arrow_strings(column: Any) -> Any:
+    """The column's Arrow string array when it is one chunk without nulls (an Arrow-backed
+    pandas column), else ``None``."""
+    data = getattr(column, "_pa_array", None)
+    if data is None:
+        return None
+    import pyarrow as pa
+
+    if isinstance(data, pa.ChunkedArray):
+        if data.num_chunks != 1:
+            return None
+        data = data.chunk(0)
+    if data.null_count or not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
+        return None
+    return data
 
 
 #: At most this many copies are compared one by one (:func:`_repeated_block`).
@@ -756,20 +767,12 @@ def _repeated_block(raw: Any) -> int | None:
     row holds the id of the row ``P`` above it). ``P`` is where the first id appears again; the
     copies are compared by Arrow (a few ms per 10⁶ ids, against ~0.05 s per 10⁶ ids for
     hashing them)."""
-    data = getattr(raw, "_pa_array", None)
-    if data is None:
+    data = _arrow_strings(raw)
+    n = 0 if data is None else len(data)
+    if data is None or n < 2:
         return None
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(data, pa.ChunkedArray):
-        if data.num_chunks != 1:
-            return None
-        data = data.chunk(0)
-    n = len(data)
-    if n < 2 or data.null_count or not (pa.types.is_string(data.type)
-                                        or pa.types.is_large_string(data.type)):
-        return None
     period = pc.index(data, data[0], start=1).as_py()
     if period is None or period <= 0 or n > _MAX_COPIES * period:
         return None  # (many short copies, e.g. a column of one policy name: hashed as usual)
