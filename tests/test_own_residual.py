@@ -116,3 +116,27 @@ def test_coverage_with_ten_own_labels() -> None:
             e = cje.analyze(_pair(10, 10_000 + rep), judge_scale=(0, 10), label_scale=(0, 1))["B"]
             cover.append(e.ci_low <= 0.5 <= e.ci_high)
     assert 0.945 <= np.mean(cover) <= 0.985
+
+
+def test_a_subclass_with_its_own_influence_values_is_told() -> None:
+    """A DirectEstimator subclass that overrides estimate_groups may compute other influence
+    values, so the own-label part's factor and df are not applied to it: the report says so, and
+    its B interval is the narrower one of the prompts' factor and df (same estimate)."""
+    from dataclasses import dataclass
+
+    from cje.estimators.direct import DirectEstimator
+
+    @dataclass(frozen=True)
+    class Mine(DirectEstimator):
+        def estimate_groups(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return super().estimate_groups(*args, **kwargs)
+
+    data = _pair(12, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        own = cje.analyze(data, judge_scale=(0, 10), label_scale=(0, 1))
+        mine = cje.analyze(data, judge_scale=(0, 10), label_scale=(0, 1), estimator=Mine())
+    assert any("Mine computes its own influence values" in n for n in mine.notices)
+    assert not any("computes its own influence values" in n for n in own.notices)
+    assert mine["B"].estimate == own["B"].estimate
+    assert mine["B"].se < own["B"].se and mine["B"].df > 5 * own["B"].df

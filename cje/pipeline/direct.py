@@ -425,6 +425,13 @@ def analyze_direct(
     requested = mode
     if ev.label_probability is not None:
         mode = _check_design(ev, probes, covariates, estimator, mode, notices, settings)
+    if getattr(estimator, "augment", False) and \
+            type(estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+        notices.append(
+            f"{type(estimator).__name__} computes its own influence values, so the residual part "
+            "of each policy's own labels keeps the prompts' small-sample factor and degrees of "
+            "freedom (the package's direct estimator gives it its own): with fewer than about 30 "
+            "own labels its intervals are too narrow (docs: Methods › The direct estimator).")
     shape = DirectShape(ev, probes, covariates, estimator, alpha, probe_correction)
     lab_prompt = np.zeros(ev.prompts.shape[0], dtype=bool)
     lab_prompt[ev.prompt_code[ev.labelled]] = True
