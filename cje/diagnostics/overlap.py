@@ -267,39 +267,6 @@ def _top_mass(a: np.ndarray, share: float, top: np.ndarray | None = None) -> flo
     return float(head.sum() / a.sum())
 
 
-def ascending_weights(a: np.ndarray, memo: dict | None = None) -> np.ndarray:
-    """``numpy.sort(a)``, kept in ``memo`` for the next call with the same object (the overlap
-    diagnostics and the weight tail of one target read the same sorted weights: the top 5%,
-    the Hill index's top ``k + 1`` and the tail's quantiles from one sort). Read-only.
-
-    Parameters
-    ----------
-    a : numpy.ndarray
-        Weights.
-    memo : dict, optional
-        Where the sorted array is kept (under ``"ascending"``, by the id of ``a``, with ``a``).
-
-    Returns
-    -------
-    numpy.ndarray
-
-    Examples
-    --------
-    >>> memo = {}; w = np.array([3.0, 1.0, 2.0])
-    >>> ascending_weights(w, memo).tolist(), ascending_weights(w, memo) is memo["ascending"][id(w)][1]
-    ([1.0, 2.0, 3.0], True)
-    """
-    kept = None if memo is None else memo.setdefault("ascending", {})
-    hit = None if kept is None else kept.get(id(a))
-    if hit is not None and hit[0] is a:
-        return hit[1]
-    out = np.sort(a)
-    out.flags.writeable = False
-    if kept is not None:
-        kept[id(a)] = (a, out)  # (a is held too: its id cannot be reused while kept)
-    return out
-
-
 def _largest(a: np.ndarray, k: int, ascending: np.ndarray | None = None) -> np.ndarray:
     """The ``k`` largest entries in descending order (``np.sort(a)[::-1][:k]``, through a
     partition: the same entries in the same order)."""
@@ -759,6 +726,8 @@ def weight_summary(
     s_target: np.ndarray | None = None,
     scale: tuple[float, float] = (0.0, 1.0),
     log_w: np.ndarray | None = None,
+    sorted_raw: np.ndarray | None = None,
+    sorted_stable: np.ndarray | None = None,
     memo: dict | None = None,
 ) -> dict[str, float]:
     """All overlap diagnostics of one target policy in one dict (docs: Methods › Diagnostics and gates).
@@ -787,11 +756,14 @@ def weight_summary(
         Judge scale for the affinity bins.
     log_w : numpy.ndarray, optional
         Log importance ratios ``λ`` of the same rows (unnormalised), for the support keys.
+    sorted_raw, sorted_stable : numpy.ndarray, optional
+        ``numpy.sort`` of ``w_raw`` and ``w_stable`` when the caller has them (it reads the
+        weight tail from them too): the top 5% and the Hill index's top ``k + 1`` are then read
+        from them instead of a partition. The same numbers either way.
     memo : dict, optional
         Kept by the caller across the targets of one analysis: what depends on ``s_logged``
         alone (its histogram for the affinity) is reused when the next call passes the same
-        ``s_logged`` object, and the sorted weights are kept for the caller
-        (:func:`ascending_weights`). The results are the same with or without it.
+        ``s_logged`` object. The results are the same with or without it.
 
     Returns
     -------
@@ -812,9 +784,9 @@ def weight_summary(
     nan = float("nan")
     wr = _weights(w_raw, "w_raw")
     # validated once; the top 5% and the Hill index's top k + 1 from one partition
-    # (with a memo, from the sorted weights the caller's weight tail reads too)
+    # (or from the caller's sorted weights, which its weight tail reads too)
     top = _largest(wr, max(_hill_k(wr.size) + 1, _top_k(wr.size, 0.05)),
-                   None if memo is None else ascending_weights(wr, memo)) if wr.size >= 20 else None
+                   sorted_raw) if wr.size >= 20 else None
     out: dict[str, float] = {
         "ess_raw": _ess(wr),
         "ess_stable": nan,
@@ -836,8 +808,8 @@ def weight_summary(
         _same_length(ws, "w_stable", wr, "w_raw")
         out["ess_stable"] = _ess(ws)
         out["max_weight_stable"] = float(ws.max() / ws.mean())
-        out["top5_mass_stable"] = _top_mass(ws, 0.05, None if memo is None else _largest(
-            ws, _top_k(ws.size, 0.05), ascending_weights(ws, memo)))
+        out["top5_mass_stable"] = _top_mass(ws, 0.05, None if sorted_stable is None else _largest(
+            ws, _top_k(ws.size, 0.05), sorted_stable))
     if s_logged is not None:
         s = _as_1d(s_logged, "s_logged")
         _same_length(s, "s_logged", wr, "w_raw")

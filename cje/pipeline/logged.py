@@ -26,7 +26,6 @@ from cje.diagnostics.gates import overlap_gate
 from cje.diagnostics.overlap import (
     ESS_GATE,
     HILL_RESIDUAL,
-    ascending_weights,
     ess_fraction,
     hill_index,
     weight_summary,
@@ -385,17 +384,20 @@ class LoggedShape:
             logp_target = _take(ev.logprobs[tg.name], self.logged_rows)
         else:
             s_logged, logp_target = ev.judge_score[tg.rows], ev.logprobs[tg.name][tg.rows]
+        # each weight vector sorted once: the overlap diagnostics and the weight tail read it
+        sorted_raw = np.sort(tg.w)
+        sorted_stable = None if stable is None else np.sort(stable.weights)
         diag: dict[str, Any] = dict(weight_summary(
             tg.w, None if stable is None else stable.weights,
             logp_target=logp_target, s_logged=s_logged,
-            s_target=s_target, scale=ev.judge_scale, log_w=tg.log_w, memo=self._diag_memo,
+            s_target=s_target, scale=ev.judge_scale, log_w=tg.log_w, sorted_raw=sorted_raw,
+            sorted_stable=sorted_stable, memo=self._diag_memo,
         ))
         diag["n_eff_raw"] = diag["ess_raw"] * tg.rows.size
         diag["n_excluded"] = int(sum(tg.excluded.values()))
         for why, cnt in tg.excluded.items():
             diag[f"excluded_{why.replace(' ', '_')}"] = cnt
-        memo = self._diag_memo
-        diag["weight_tail_raw"] = weight_tail(tg.w, ascending_weights(tg.w, memo))
+        diag["weight_tail_raw"] = weight_tail(tg.w, sorted_raw)
         # the labelled rows' Kish ESS (Σ w)² / Σ w²: how many rows a raw-weighted residual rests on
         w_lab = tg.w[self._lab[tg.rows]]
         ss = float((w_lab * w_lab).sum())
@@ -405,8 +407,7 @@ class LoggedShape:
             diag["transport_gap"] = g * width
             diag["transport_gap_se"] = g_se * width
         if stable is not None:
-            diag["weight_tail_stable"] = weight_tail(stable.weights,
-                                                     ascending_weights(stable.weights, memo))
+            diag["weight_tail_stable"] = weight_tail(stable.weights, sorted_stable)
             diag["var_cap_gamma"] = stable.gamma
             if stable.fallbacks:
                 diag["simcal_fallback"] = "; ".join(stable.fallbacks)
@@ -419,7 +420,6 @@ class LoggedShape:
         if value.mixture is not None:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(value.parts, value.mixture, strict=True)})
-        memo.pop("ascending", None)  # this target's sorted weights: not kept past its report
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.rows.size)
         return PolicyRows(
             cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),
