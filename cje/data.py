@@ -720,19 +720,25 @@ def _ids_key(head: Any, strip: bool, name: str) -> tuple[bool, str, bytes] | Non
     data = _arrow_strings(head)
     if data is None:
         return None
-    import pyarrow as pa
-
-    _, offsets, buf = data.buffers()
-    width = np.int64 if pa.types.is_large_string(data.type) else np.int32
-    off = np.frombuffer(offsets, dtype=width)[data.offset: data.offset + len(data) + 1]
+    off, buf = _arrow_offsets(data)
     h = hashlib.sha256()
     # the count first: with it the offsets' bytes and the characters' cannot trade places
     h.update(np.array([len(data)], dtype=np.int64).tobytes())
-    h.update(off if width is np.int64 and (not off.size or off[0] == 0)
+    h.update(off if off.dtype == np.int64 and (not off.size or off[0] == 0)
              else np.ascontiguousarray(off - off[0], dtype=np.int64))
     if off.size and buf is not None:
         h.update(memoryview(buf)[int(off[0]):int(off[-1])])
     return strip, name, h.digest()
+
+
+def _arrow_offsets(arr: Any) -> tuple[np.ndarray, Any]:
+    """An Arrow string array's offsets (``len(arr) + 1`` of them, int32 or int64 as stored) and
+    its character buffer, read in place."""
+    import pyarrow as pa
+
+    _, offsets, buf = arr.buffers()
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    return np.frombuffer(offsets, dtype=width)[arr.offset: arr.offset + len(arr) + 1], buf
 
 
 def _arrow_strings(column: Any) -> Any:
@@ -819,11 +825,9 @@ def _space_at_edges(uniq: Any) -> np.ndarray | None:
     out = [np.zeros(0, dtype=bool)]
     for arr in chunks:
         n = len(arr)
-        _, offsets, buf = arr.buffers()
-        width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
         cand = np.zeros(n, dtype=bool)
+        off, buf = _arrow_offsets(arr) if n else (None, None)
         if n and buf is not None and buf.size:
-            off = np.frombuffer(offsets, dtype=width)[arr.offset: arr.offset + n + 1]
             body = np.frombuffer(buf, dtype=np.uint8)
             full = np.flatnonzero(off[1:] > off[:-1])  # non-empty strings (or nulls, tested below)
             cand[full] = _EDGE_BYTE[body[off[full]]] | _EDGE_BYTE[body[off[full + 1] - 1]]
