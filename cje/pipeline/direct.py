@@ -34,6 +34,13 @@ __all__ = ["analyze_direct"]
 _OWN_ESTIMATE_GROUPS = DirectEstimator.estimate_groups
 
 
+def _package_estimates(estimator: DirectEstimator) -> bool:
+    """Whether the estimator's influence values are the package's own (``estimate_groups`` not
+    overridden): the shape may then form the estimator's sums itself (the fast paths, the
+    own-label residual part, the weighted design)."""
+    return type(estimator).estimate_groups is _OWN_ESTIMATE_GROUPS
+
+
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
     """``numpy.concatenate``, or the one part itself (no copy)."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -217,7 +224,7 @@ class DirectShape:
         calib = calibrator.calibration(deleted)
         t = self.table
         reward = self._reward(calib.predict)
-        own = type(self.estimator).estimate_groups is _OWN_ESTIMATE_GROUPS
+        own = _package_estimates(self.estimator)
         residual = t.y[t.train] - calib.oof  # on the training rows, those of self._labelled
         if not own:  # another estimator is given the residual on every row, as documented
             full = np.zeros_like(reward)
@@ -268,8 +275,7 @@ class DirectShape:
         its factor and effective labelled prompts (:func:`~cje.pipeline.core.own_part_sums`;
         read by :meth:`policy` for the part's own small-sample factor and degrees of freedom).
         ``None`` for another estimator or without augmentation. Labelled rows only."""
-        if not getattr(self.estimator, "augment", False) or \
-                type(self.estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+        if not getattr(self.estimator, "augment", False) or not _package_estimates(self.estimator):
             return None
         t = self.table
         P = len(self.names)
@@ -298,7 +304,7 @@ class DirectShape:
         (so the same bits), without its influence values: one gather and one ``bincount`` over
         the rows, the residual sums over the labelled rows.
         """
-        if self._probe_of or type(self.estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+        if self._probe_of or not _package_estimates(self.estimator):
             return np.array([v.value for v, _, _ in self._estimate(calibrator, deleted)])
         calib = calibrator.calibration(deleted)
         t = self.table
@@ -425,8 +431,7 @@ def analyze_direct(
     requested = mode
     if ev.label_probability is not None:
         mode = _check_design(ev, probes, covariates, estimator, mode, notices, settings)
-    if getattr(estimator, "augment", False) and \
-            type(estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+    if getattr(estimator, "augment", False) and not _package_estimates(estimator):
         notices.append(
             f"{type(estimator).__name__} computes its own influence values, so the residual part "
             "of each policy's own labels keeps the prompts' small-sample factor and degrees of "
@@ -474,7 +479,7 @@ def _check_design(ev: EvalData, probes: Mapping[str, EvalData], covariates: tupl
             "stage index is not fitted with weights yet); got "
             f"mode={mode!r}{' with covariates' if covariates else ''}. Use mode='monotone' "
             "(or 'auto') without covariates.")
-    if type(estimator).estimate_groups is not _OWN_ESTIMATE_GROUPS:
+    if not _package_estimates(estimator):
         raise CJEInputError(
             f"A non-uniform 'label_probability' column is supported by the package's direct "
             f"estimator only; {type(estimator).__name__} does not take the weights 1/π.")
