@@ -1,6 +1,6 @@
 """The own-label residual part of a direct estimate: its own small-sample factor ``m_g/(m_g−1)``
-and its own Satterthwaite degrees of freedom ``m_g − 1`` (issue #14; study:
-``/work/explore/ownlab`` of the ownlab helper, summarised in ``docs/methods.md``)."""
+and its own Satterthwaite degrees of freedom ``m_g − 1`` (issue #14; the ``own_labels`` study,
+``simulations/results/study_own_labels.md``, summarised in ``docs/methods.md``)."""
 
 from __future__ import annotations
 
