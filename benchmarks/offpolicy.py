@@ -312,8 +312,9 @@ def _scaling_line(r: dict) -> str:
             if frame is None:
                 own = "bare DR-CPO refused (far target's ESS < 10%) | — |"
             else:
-                own = (f"bare DR-CPO{'' if est == 'dr-cpo' else ' (as ' + est + ')'} {codes:.2f} / "
-                       f"{frame:.2f} | {cpu_best / codes:.1f}× / {cpu_best / frame:.1f}× |")
+                who = "" if est == "dr-cpo" else f" (stands in for {est})"
+                own = (f"bare DR-CPO{who} {codes:.2f} / {frame:.2f} | {cpu_best / codes:.1f}× / "
+                       f"{cpu_best / frame:.1f}× |")
         else:
             own = "none (no bare script of the direct estimator on logged data) | — |"
     if r.get("bare"):
