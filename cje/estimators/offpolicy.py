@@ -265,7 +265,17 @@ def tail_inflation(v: np.ndarray, rows: OffPolicyRows, psi_e: float, phi_e: np.n
     if m == 0 or m == n:
         return 1.0
     w = rows.weights
-    if float(w.sum()) ** 2 / float((w * w).sum()) >= TAIL_VARIANCE_ESS * n:
+    # whether the raw ESS is high enough to skip: the same in every OUA run of a target (kept in
+    # its cache for these weights; stacked DR asks in each run)
+    cache = getattr(rows, "cache", None)
+    hit = None if cache is None else cache.get("tail_ess")
+    if hit is not None and hit[0] is w:
+        high = hit[1]
+    else:
+        high = float(w.sum()) ** 2 / float((w * w).sum()) >= TAIL_VARIANCE_ESS * n
+        if cache is not None:
+            cache["tail_ess"] = (w, high)
+    if high:
         return 1.0
     sample = float((phi_e * phi_e).sum())
     if not sample > 0.0:
@@ -666,6 +676,26 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None
     >>> s = stack([a, b], np.arange(4)); round(s.value, 6), s.mixture.round(6).tolist()
     (0.5, [1.0, 0.0])
     """
+    alpha = _stack_weights(values, cluster, cache)
+    value = float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
+    # Σ α_k φ_k added in place, in the order (and with the 0 + …) of Python's sum
+    phi = alpha[0] * np.asarray(values[0].influence)
+    phi += 0.0
+    for a, v in zip(alpha[1:], values[1:], strict=True):
+        phi += a * v.influence
+    return PolicyValue(value, np.asarray(phi), mixture=alpha)
+
+
+def _stack_value(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None = None
+                 ) -> float:
+    """:func:`stack`'s value alone (an OUA jackknife run needs no combined influence values)."""
+    alpha = _stack_weights(values, cluster, cache)
+    return float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
+
+
+def _stack_weights(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None
+                   ) -> np.ndarray:
+    """:func:`stack`'s simplex weights (from the prompt totals of the influence values)."""
     hit = None if cache is None else cache.get("one_row_per_prompt")
     if hit is not None and hit[0] is cluster:
         n_clusters, identity = hit[1], hit[2]
@@ -682,14 +712,7 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None
     else:
         totals = np.vstack([np.bincount(cluster, weights=v.influence, minlength=n_clusters)
                             for v in values])
-    alpha = min_variance_simplex(totals @ totals.T)
-    value = float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
-    # Σ α_k φ_k added in place, in the order (and with the 0 + …) of Python's sum
-    phi = alpha[0] * np.asarray(values[0].influence)
-    phi += 0.0
-    for a, v in zip(alpha[1:], values[1:], strict=True):
-        phi += a * v.influence
-    return PolicyValue(value, np.asarray(phi), mixture=alpha)
+    return min_variance_simplex(totals @ totals.T)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1356,8 +1379,12 @@ class StackedDR(_DoublyRobust):
                        residual_influence=residual[1] if x.stable_residual else None)
 
     def value(self, x: LoggedTarget) -> float:
-        # (Estimator.value) the stacking weights need the members' influence values
-        return self.estimate(x).value
+        # (Estimator.value) the stacking weights need the members' influence values, the value
+        # not their combination: estimate()'s steps up to the stacking weights, bit for bit
+        sw = x.simcal(self.var_cap)
+        residual = _residual_term(sw.weights if x.stable_residual else x.weights, x)
+        fits = [m.fit(x, sw, residual) for m in self.members]
+        return _stack_value(fits, x.cluster, x.cache)
 
 
 def _example_target() -> LoggedTarget:
