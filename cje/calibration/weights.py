@@ -247,18 +247,19 @@ class _CellStats:
                  n_codes: int, k: int):
         key = fold * n_codes + codes
         size = k * n_codes
+        lab = np.flatnonzero(~np.isnan(y))
+        key_lab = key[lab]  # the labelled rows' cells, gathered once for their nine tables
 
-        def tab(weights: np.ndarray | None, sel: np.ndarray | slice = slice(None)) -> np.ndarray:
-            kk = key[sel]
+        def tab(weights: np.ndarray | None, labelled: bool = False) -> np.ndarray:
+            kk = key_lab if labelled else key
             return np.bincount(kk, weights=weights, minlength=size).reshape(k, n_codes).astype(float)
 
         self.N, self.Sw, self.Sw2 = tab(None), tab(w), tab(w * w)
-        lab = ~np.isnan(y)
         wl, yl = w[lab], y[lab]
-        self.L1, self.Ly, self.Ly2 = tab(None, lab), tab(yl, lab), tab(yl * yl, lab)
-        self.Lw, self.Lwy, self.Lwy2 = tab(wl, lab), tab(wl * yl, lab), tab(wl * yl * yl, lab)
+        self.L1, self.Ly, self.Ly2 = tab(None, True), tab(yl, True), tab(yl * yl, True)
+        self.Lw, self.Lwy, self.Lwy2 = tab(wl, True), tab(wl * yl, True), tab(wl * yl * yl, True)
         w2 = wl * wl
-        self.Lw2, self.Lw2y, self.Lw2y2 = tab(w2, lab), tab(w2 * yl, lab), tab(w2 * yl * yl, lab)
+        self.Lw2, self.Lw2y, self.Lw2y2 = tab(w2, True), tab(w2 * yl, True), tab(w2 * yl * yl, True)
 
         self._without: dict[frozenset[int], tuple[np.ndarray, np.ndarray]] = {}
         self._outside: dict[int, tuple[Any, ...]] = {}

@@ -179,7 +179,28 @@ def _labelling_term(rows: OffPolicyRows, psi_e: float) -> np.ndarray:
     n = rows.labelled.shape[0]
     if m == 0 or m == n:
         return np.zeros(n)
-    return psi_e * (np.where(rows.labelled, n / m, 0.0) - 1.0)
+    return psi_e * _shared(rows, "labelling_scale", (rows.labelled,),
+                           lambda: np.where(rows.labelled, n / m, 0.0) - 1.0)
+
+
+def _shared(rows: OffPolicyRows, name: str, key: tuple[np.ndarray, ...], make) -> np.ndarray:
+    """``make()``, kept (read-only) in the dict the pipeline shares between the targets of one
+    analysis (``rows.cache["shared"]``) for as long as the arrays ``key`` are the same objects:
+    the targets that use every logged row hold the same residual and labels in each OUA run,
+    and what is computed from them alone is the same for all of them. ``make()`` afresh
+    otherwise."""
+    cache = getattr(rows, "cache", None)
+    shared = None if cache is None else cache.get("shared")
+    if shared is None:
+        return make()
+    hit = shared.get(name)
+    if hit is not None and len(hit[0]) == len(key) and all(
+            a is b for a, b in zip(hit[0], key, strict=True)):
+        return hit[1]
+    out = make()
+    out.flags.writeable = False
+    shared[name] = (key, out)
+    return out
 
 
 def _residual_term(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray]:
@@ -756,8 +777,9 @@ class LoggedTarget(OffPolicyRows):
     cache : dict, optional
         Kept by the pipeline for one target across its calibrations (the OUA jackknife's
         runs): what the estimators compute from the rows alone, and pieces the runs repeat
-        (see :func:`~cje.calibration.weights.simcal_weights`'s ``cache``). ``None``: nothing
-        kept.
+        (see :func:`~cje.calibration.weights.simcal_weights`'s ``cache``); under ``"shared"``,
+        a dict shared by all the targets of one analysis (see :func:`_shared`). ``None``:
+        nothing kept.
 
     Examples
     --------
@@ -786,6 +808,13 @@ class LoggedTarget(OffPolicyRows):
     fresh_label: np.ndarray
     fresh_count: np.ndarray
     cache: dict | None = None
+
+    @property
+    def scaled_residual(self) -> np.ndarray:
+        """:attr:`OffPolicyRows.scaled_residual` (read-only), computed once per calibration
+        for the targets that share the residual and the labels (see :func:`_shared`)."""
+        return _shared(self, "scaled_residual", (self.residual, self.labelled),
+                       lambda: OffPolicyRows.scaled_residual.fget(self))
 
     def simcal(self, var_cap: float | None = None) -> SimcalWeights:
         """SIMCal-W stabilised weights of the logged rows.
