@@ -112,12 +112,10 @@ class LoggedShape:
         # everything downstream of the calibrator K + 1 times)
         self._rows_of = {"logged": self._gather(self.logged_rows)}
         # one dict shared by the targets' caches: what is computed from rows they share (the
-        # scaled oracle residual of a run: cje.estimators.offpolicy._shared)
+        # scaled oracle residual of a run: cje.estimators.offpolicy._shared), emptied after
+        # each run (it would outlive the run's arrays: 16 MB at 10^6 rows)
         self._shared: dict[str, Any] = {}
         self._static = [self._static_parts(tg) for tg in targets]
-        # the logging policy's one group (its value in every run)
-        self._zero = np.zeros(self.logged_rows.size, dtype=np.int64)
-        self._zero.flags.writeable = False
         # policy index -> its probe slice's rows, when the probe corrects its level (not for
         # the plug-in direct estimator, which has no residual term)
         plug_in = isinstance(estimator, DirectEstimator) and not estimator.augment
@@ -172,6 +170,7 @@ class LoggedShape:
         out = [self._logging_value(full, index, memo)]
         out += [self._target_value(tg, st, full, index, memo)
                 for tg, st in zip(self.targets, self._static, strict=True)]
+        self._shared.clear()
         res = []
         for p, (value, gap, use) in enumerate(out):
             if use is not None and not deleted:
@@ -222,12 +221,14 @@ class LoggedShape:
             out = [self._logging_value(full, index, memo)[0].value]
         else:
             reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index, memo)
-            out = [float(direct_values(reward, resid, lab, self._zero, 1)[0])]
+            out = [float(direct_values(reward, resid, lab, np.zeros(reward.size, dtype=np.int64),
+                                       1)[0])]
         for tg, st in zip(self.targets, self._static, strict=True):
             if self.names.index(tg.name) in self._probe_of:
                 out.append(self._target_value(tg, st, full, index, memo)[0].value)
             else:
                 out.append(self.estimator.value(self._target(tg, st, full, index, memo)))
+        self._shared.clear()
         return np.array(out)
 
     @staticmethod
@@ -255,7 +256,7 @@ class LoggedShape:
                        ) -> tuple[PolicyValue, float, ProbeUse | None]:
         rows = self.logged_rows
         reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index, memo)
-        zero = self._zero
+        zero = np.zeros(rows.size, dtype=np.int64)
         est = direct_estimate(reward, resid, lab, zero, 1)
         value = PolicyValue(float(est.values[0]), est.influence)
         if 0 not in self._probe_of:
