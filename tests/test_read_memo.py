@@ -376,3 +376,37 @@ def test_shared_scaled_residual_is_served_only_for_the_same_arrays() -> None:
     c = replace(a, residual=x.residual * 2.0)
     assert c.scaled_residual.tolist() == (got * 2.0).tolist()
     assert replace(x, cache=None).scaled_residual.flags.writeable  # no cache: a fresh array
+
+
+def test_simcal_with_a_shared_dict_is_simcal_without() -> None:
+    # the parts without the weights (each fold's rows, the labelled cells, the weight-free cell
+    # sums) computed once for two targets on the same rows: each target's weights, mixture and
+    # reasons bit for bit those of a call without it, in every run; other rows are not served
+    # the kept parts
+    from cje.calibration import weights
+
+    rng = np.random.default_rng(17)
+    n, n_codes, k_folds = 500, 10, 5
+    s = rng.integers(0, n_codes, n)
+    fold = rng.integers(0, k_folds, n)
+    y = np.where(rng.random(n) < 0.4, rng.random(n), np.nan)
+    tb = np.arange(n_codes, dtype=float)
+    ws = [np.exp(t * s / n_codes + rng.normal(0, 0.7, n)) for t in (0.5, -1.0)]
+    ws = [w / w.mean() for w in ws]
+    shared: dict = {}
+    caches: list[dict] = [{}, {}]
+    for run in range(3):
+        index = np.vstack([np.sort(rng.random(n_codes)) for _ in range(k_folds)])
+        for w, cache in zip(ws, caches, strict=True):
+            got = weights.simcal_weights(w, s, fold, index, y, tiebreak=tb, cache=cache,
+                                         shared=shared)
+            want = weights.simcal_weights(w, s, fold, index, y, tiebreak=tb)
+            assert got.weights.tobytes() == want.weights.tobytes(), run
+            assert got.mixture.tobytes() == want.mixture.tobytes() and got.fallbacks == want.fallbacks
+    kept = shared["simcal_rows"][1]
+    s2 = s.copy()  # other codes (a new object): computed afresh, not served the kept parts
+    s2[:50] = (s2[:50] + 1) % n_codes
+    got = weights.simcal_weights(ws[0], s2, fold, index, y, tiebreak=tb, cache={}, shared=shared)
+    want = weights.simcal_weights(ws[0], s2, fold, index, y, tiebreak=tb)
+    assert got.weights.tobytes() == want.weights.tobytes()
+    assert shared["simcal_rows"][1] is not kept

@@ -244,19 +244,20 @@ class _CellStats:
     """
 
     def __init__(self, w: np.ndarray, codes: np.ndarray, fold: np.ndarray, y: np.ndarray,
-                 n_codes: int, k: int):
+                 n_codes: int, k: int, common: dict[str, Any] | None = None):
+        if common is None:
+            common = _rows_parts(codes, fold, y, n_codes, k)
         key = fold * n_codes + codes
         size = k * n_codes
-        lab = np.flatnonzero(~np.isnan(y))
-        key_lab = key[lab]  # the labelled rows' cells, gathered once for their nine tables
+        lab, key_lab = common["lab"], common["key_lab"]
 
-        def tab(weights: np.ndarray | None, labelled: bool = False) -> np.ndarray:
+        def tab(weights: np.ndarray, labelled: bool = False) -> np.ndarray:
             kk = key_lab if labelled else key
             return np.bincount(kk, weights=weights, minlength=size).reshape(k, n_codes).astype(float)
 
-        self.N, self.Sw, self.Sw2 = tab(None), tab(w), tab(w * w)
+        self.N, self.Sw, self.Sw2 = common["N"], tab(w), tab(w * w)
         wl, yl = w[lab], y[lab]
-        self.L1, self.Ly, self.Ly2 = tab(None, True), tab(yl, True), tab(yl * yl, True)
+        self.L1, self.Ly, self.Ly2 = common["L1"], common["Ly"], common["Ly2"]
         self.Lw, self.Lwy, self.Lwy2 = tab(wl, True), tab(wl * yl, True), tab(wl * yl * yl, True)
         w2 = wl * wl
         self.Lw2, self.Lw2y, self.Lw2y2 = tab(w2, True), tab(w2 * yl, True), tab(w2 * yl * yl, True)
@@ -288,6 +289,39 @@ class _CellStats:
                 self.Ly, self.Ly2, self.L1, self.Lw, self.Lwy, self.Lwy2, self.Lw2, self.Lw2y,
                 self.Lw2y2, self.Sw, self.Sw2)))
         return self._outside[k]
+
+
+def _rows_parts(codes: np.ndarray, fold: np.ndarray, y: np.ndarray, n_codes: int, k: int,
+                shared: dict | None = None) -> dict[str, Any]:
+    """What SIMCal-W takes from the rows without their weights: the labelled rows and their
+    cells, the weight-free cell tables (rows, labels, labels², labelled rows per cell), each
+    fold's rows and their codes (in the smallest integer type that holds them: 1 MB per 10^6
+    rows with ≤ 256 codes). The same for every target on the same rows: kept in ``shared`` (a
+    dict the pipeline shares between its targets) while ``codes``, ``fold`` and ``y`` are the
+    same objects."""
+    hit = None if shared is None else shared.get("simcal_rows")
+    if hit is not None and hit[0][0] is codes and hit[0][1] is fold and hit[0][2] is y \
+            and hit[0][3] == (n_codes, k):
+        return hit[1]
+    key = fold * n_codes + codes
+    size = k * n_codes
+    lab = np.flatnonzero(~np.isnan(y))
+    key_lab = key[lab]  # the labelled rows' cells, gathered once for their tables
+    yl = y[lab]
+
+    def tab(kk: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(kk, weights=weights, minlength=size).reshape(k, n_codes).astype(float)
+
+    rows = [np.flatnonzero(fold == j) for j in range(k)]
+    small = np.min_scalar_type(max(n_codes - 1, 0))
+    out = {"lab": lab, "key_lab": key_lab, "N": tab(key, None), "L1": tab(key_lab, None),
+           "Ly": tab(key_lab, yl), "Ly2": tab(key_lab, yl * yl), "rows": rows,
+           "codes_of": [codes[r].astype(small if small.kind == "u" else np.intp) for r in rows]}
+    for a in (out["N"], out["L1"], out["Ly"], out["Ly2"], lab, key_lab, *rows, *out["codes_of"]):
+        a.flags.writeable = False  # shared by the targets and their runs: read only
+    if shared is not None:
+        shared["simcal_rows"] = ((codes, fold, y, (n_codes, k)), out)
+    return out
 
 
 def _stacking_moments(st: _CellStats, a_inc: np.ndarray, a_dec: np.ndarray, x: np.ndarray,
@@ -586,6 +620,7 @@ def simcal_weights(
     var_cap: float | None = None,
     stable_residual: bool = False,
     cache: dict | None = None,
+    shared: dict | None = None,
 ) -> SimcalWeights:
     """SIMCal-W: stacked, cross-fitted monotone stabilisation of importance weights.
 
@@ -623,6 +658,11 @@ def simcal_weights(
         deletes fold ``d`` orders fold ``d``'s rows by the calibration without fold ``d``, as
         the full run does, and so repeats that fold's block exactly. The stacking of every other
         fold is recomputed with its own calibration. Results are identical with or without it.
+    shared : dict, optional
+        A dict kept for one analysis and handed to the calls of all its targets: what does not
+        depend on the weights (each fold's rows, the labelled rows' cells, the weight-free cell
+        sums) is computed once for the targets whose ``codes``, ``fold`` and ``y`` are the same
+        objects. Results are identical with or without it.
 
     Returns
     -------
@@ -669,12 +709,10 @@ def simcal_weights(
                              gamma=0.0, fallbacks=tuple(fallbacks))
     if "st" not in cache:
         # what does not depend on the index: the cell sums, each fold's rows and their codes
-        # (in the smallest integer type that holds them: 1 MB per 10^6 rows with ≤ 256 codes)
-        cache["st"] = _CellStats(w, codes, fold, y, n_codes, k_folds)
-        cache["rows"] = [np.flatnonzero(fold == k) for k in range(k_folds)]
-        small = np.min_scalar_type(max(n_codes - 1, 0))
-        cache["codes_of"] = [codes[r].astype(small if small.kind == "u" else np.intp)
-                             for r in cache["rows"]]
+        # (the parts without the weights shared with the other targets on these rows)
+        common = _rows_parts(codes, fold, y, n_codes, k_folds, shared)
+        cache["st"] = _CellStats(w, codes, fold, y, n_codes, k_folds, common)
+        cache["rows"], cache["codes_of"] = common["rows"], common["codes_of"]
         cache["blocks"] = {}
         cache["means"] = {}
     st, blocks = cache["st"], cache["blocks"]

@@ -778,8 +778,9 @@ class LoggedTarget(OffPolicyRows):
         Kept by the pipeline for one target across its calibrations (the OUA jackknife's
         runs): what the estimators compute from the rows alone, and pieces the runs repeat
         (see :func:`~cje.calibration.weights.simcal_weights`'s ``cache``); under ``"shared"``,
-        a dict shared by all the targets of one analysis (see :func:`_shared`). ``None``:
-        nothing kept.
+        a dict shared by all the targets of one calibration run (see :func:`_shared`), under
+        ``"static"`` one shared for the whole analysis (``simcal_weights``' ``shared``).
+        ``None``: nothing kept.
 
     Examples
     --------
@@ -842,7 +843,8 @@ class LoggedTarget(OffPolicyRows):
         return simcal_weights(self.weights, self.used_codes, self.fold, self.index[:, self.used],
                               self.label, tiebreak=self.distinct_s[self.used], var_cap=var_cap,
                               stable_residual=self.stable_residual,
-                              cache=None if self.cache is None else self.cache.setdefault("simcal", {}))
+                              cache=None if self.cache is None else self.cache.setdefault("simcal", {}),
+                              shared=None if self.cache is None else self.cache.get("static"))
 
     def at_cells(self, table: np.ndarray, fresh: bool = False) -> np.ndarray:
         """``table[fold, codes]``: a (K, U) table read at each logged row's (or, with

@@ -115,6 +115,8 @@ class LoggedShape:
         # scaled oracle residual of a run: cje.estimators.offpolicy._shared), emptied after
         # each run (it would outlive the run's arrays: 16 MB at 10^6 rows)
         self._shared: dict[str, Any] = {}
+        # and one kept for the analysis: what SIMCal-W takes from the rows without the weights
+        self._static_shared: dict[str, Any] = {}
         self._static = [self._static_parts(tg) for tg in targets]
         # policy index -> its probe slice's rows, when the probe corrects its level (not for
         # the plug-in direct estimator, which has no residual term)
@@ -152,7 +154,7 @@ class LoggedShape:
                      fresh_label=_take(t.y, tg.fresh),
                      cache={"cells": (parts["fold"], parts["codes"], t.distinct_s.size,
                                       parts["cell"]),  # LoggedTarget.at_cells' index
-                            "shared": self._shared})
+                            "shared": self._shared, "static": self._static_shared})
         return parts
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
