@@ -550,8 +550,12 @@ def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, w: np.ndar
         wk = np.take(wk, ck)
     if usable[2] and pi[2] > 0:
         wk = wk + pi[2] * (w[rows_k] / means[2])
-    wk = np.maximum(wk, _FLOOR)
-    return wk / wk.mean()
+    if not isinstance(wk, np.ndarray):  # no share anywhere: as sum() of nothing gives
+        wk = np.maximum(wk, _FLOOR)
+        return wk / wk.mean()
+    np.maximum(wk, _FLOOR, out=wk)  # (wk is this call's own array: the same numbers in place)
+    wk /= wk.mean()
+    return wk
 
 
 def _usable_mixture(means: np.ndarray, pi: np.ndarray, k: int, mixture: np.ndarray,
