@@ -126,6 +126,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def base_reference() -> tuple[float, float, int] | None:
+    """Mean, standard error and count of the oracle labels on base's own responses (the shipped
+    Arena copy's fresh draws of ``base``); None without them."""
+    try:
+        frame = datasets.arena().fresh_draws
+    except Exception:  # noqa: BLE001 - the reference is optional in the report
+        return None
+    y = frame.loc[frame["policy"] == "base", "oracle_label"].dropna().to_numpy(dtype=float)
+    return float(y.mean()), float(y.std(ddof=1) / np.sqrt(y.size)), int(y.size)
+
+
+def ref_share_zero() -> float:
+    """Share of the logged rows whose ``clone`` log-probability equals base's."""
+    logged = datasets.arena().logged
+    return float((logged["logprob[clone]"] == logged["logprob_base"]).mean())
+
+
+def _err_vs(r: dict, side: str, ref: float) -> str:
+    est = [s["clone"]["estimate"] for s in r[side]["per_seed"] if "clone" in s]
+    return f"{np.mean(np.abs(np.array(est) - ref)):.3f} (estimates {min(est):.3f}–{max(est):.3f})"
+
+
 def report(r: dict) -> str:
     """The Markdown table of one run."""
     theirs = r["cje_eval"]["summary"] if isinstance(r["cje_eval"], dict) else None
@@ -144,6 +166,15 @@ def report(r: dict) -> str:
             + f"{a['mean_width']:.3f} | " + (f"{b['mean_width']:.3f} | " if b else "— | ")
             + f"{a['covers_probe_mean']}/{a['runs']} | "
             + (f"{b['covers_probe_mean']}/{b['runs']} |" if b else "— |"))
+    ref = base_reference()
+    if ref is not None:
+        mean, se, n = ref
+        lines += ["", "`clone` against a firmer reference: `clone` is base's model and prompt "
+                  f"(its log-weight is exactly 0 on {ref_share_zero():.1%} of the logged rows), "
+                  "so its value is base's, "
+                  f"whose {n} labelled responses average {mean:.3f} ± {se:.3f} (SE). Mean abs error "
+                  "against that: cje " + _err_vs(r, "cje", mean)
+                  + (", cje-eval " + _err_vs(r, "cje_eval", mean) if theirs else "") + "."]
     lines.append("")
     lines.append("cje statuses: " + "; ".join(f"{t}: {', '.join(r['cje']['summary'][t]['statuses'])}"
                                              for t in TARGETS))

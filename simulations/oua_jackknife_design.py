@@ -36,7 +36,8 @@ from scipy import stats
 import cje
 from cje.calibration import RewardCalibrator
 from cje.estimators import direct_estimate
-from cje.inference import jackknife_variance, satterthwaite_df
+from cje.inference import jackknife_variance
+from cje.pipeline.core import level_df
 
 OUT = Path(__file__).resolve().parent / "results" / "oua_jackknife_design.md"
 
@@ -70,6 +71,14 @@ def one_replicate(n_prompts: int, frac: float, seed: int, base_only: bool) -> di
     var_lt = jackknife_variance(np.vstack([labels_too(k) for k in range(5)]))
     lo_l, hi_l = sim.label_scale
     w = hi_l - lo_l
+    # each policy's own-label residual part (one draw per prompt: s_e²/m on the label scale) and
+    # its labelled prompts, for the degrees of freedom the report gives that part (level_df)
+    e_own = y[train] - cal.calibration(frozenset()).oof
+    pol_train = d.policy_code[train]
+    own = {}
+    for p in range(P):
+        ep = e_own[pol_train == p]
+        own[p] = (float(ep.var(ddof=1)) / ep.size * w**2, ep.size) if ep.size > 1 else None
     out: dict[str, list[bool]] = {"naive": [], "no OUA": [], "OUA calibrator-only": [],
                                   "OUA labels-too": []}
     for p, e in enumerate(rep.estimates):
@@ -78,13 +87,15 @@ def one_replicate(n_prompts: int, frac: float, seed: int, base_only: bool) -> di
         t = sim.truth[e.policy]
         out["naive"].append(e.naive_ci_low <= t <= e.naive_ci_high)
         g = e.n_prompts
-        q = stats.t.ppf(0.975, g - 1)
+        # the own part above is the report's: its df for the report's own interval is recovered
+        assert np.isclose(level_df(e.var_if, e.var_cal, g, 5, own=own[p]), e.df, rtol=1e-9), e.policy
+        q = stats.t.ppf(0.975, level_df(e.var_if, 0.0, g, 5, own=own[p]))
         se0 = np.sqrt(e.var_if)
         out["no OUA"].append(abs(e.estimate - t) <= q * se0)
         out["OUA calibrator-only"].append(e.ci_low <= t <= e.ci_high)
         v_cal = var_lt[p] * w**2
         se = np.sqrt(e.var_if + v_cal)
-        df = satterthwaite_df(e.var_if, v_cal, g, 5)
+        df = level_df(e.var_if, v_cal, g, 5, own=own[p])
         out["OUA labels-too"].append(abs(e.estimate - t) <= stats.t.ppf(0.975, df) * se)
     return out
 

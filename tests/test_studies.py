@@ -466,11 +466,14 @@ def test_bounds_full(tmp_path):
     df, _ = _outputs(STUDIES["bounds"](out_dir=tmp_path), "bounds", 500)
     df = df[df.status != "INPUT ERROR"]
     t = df[df.method == "t"]
-    # intervals that cross a bound cover less than the others (measured 0.943 vs 0.960 direct,
-    # 0.957 vs 0.959 off-policy; MC SE ≤ 0.012): the reason a cut interval stays CAUTION
+    # direct: intervals that cross a bound cover less than the others (measured 0.943 ± 0.004 vs
+    # 0.960 ± 0.003, MC SE clustered by replicate: 3.4 SE apart). Off-policy the two were within
+    # MC error (0.957 ± 0.006 vs 0.959 ± 0.005), so only that the crossing ones still cover is
+    # asserted: at least 0.935 less 2 MC SE (their ~1,700 intervals' SE clustered by replicate was
+    # 0.006)
     cov = t.groupby(["design", "crosses"])["covered"].mean()
-    for d in ("direct", "off-policy"):
-        assert cov[(d, True)] < cov[(d, False)]
+    assert cov[("direct", True)] < cov[("direct", False)]
+    assert cov[("off-policy", True)] >= 0.935 - 2 * 0.006
     # the logit interval does not beat the cut one near the bounds in the direct design
     # (measured 0.918 vs 0.960)
     near = df[(df.design == "direct") & df.policy.isin(["rare", "high"])]
