@@ -43,7 +43,8 @@ imported for that only). Measured (2026-12-07, 10⁵ logged rows, seeds 0 and 1,
 draws per prompt): the targets' estimates agree to 2e-16 and their SEs to 5e-15 relative
 (var_IF 3e-15, var_cal 4e-12: a jackknife variance is a sum of squared differences of nearly
 equal estimates); the logging policy's estimate to 3e-13 (its means summed in another order),
-its SE to 6e-12 (its var_cal to 1e-8). At 2·10⁴ rows the far target's raw ESS is 5.5%: the script refuses (see Scope).
+its SE to 6e-12 (its var_cal to 1e-8). At 2·10⁴ rows the far target's raw ESS is 5.5%: the
+script refuses (see Scope).
 
 Usage::
 
