@@ -938,8 +938,9 @@ class LoggedTarget(OffPolicyRows):
         """:meth:`fresh_mean` of ``at_cells(table, fresh=True)`` — ``ḡ_i`` for an outcome model
         given as a (K, U) table — bit for bit. With one fresh draw on every logged row's prompt
         (the common layout) each row reads its draw's cell of ``table`` directly, through a
-        cell index kept in :attr:`cache` (int32 when the table allows: 4 MB per 10⁶ rows), in
-        place of gathering every draw's value and then each row's draw.
+        cell index kept in :attr:`cache` (the smallest of uint8, uint16 and int32 the table
+        allows: 1, 2 or 4 MB per 10⁶ rows), in place of gathering every draw's value and then
+        each row's draw.
 
         Parameters
         ----------
@@ -967,7 +968,12 @@ class LoggedTarget(OffPolicyRows):
             cells = memo[2]
         else:
             cells = (self.fresh_fold * width + self.fresh_codes)[pos]
-            if table.size < 1 << 31:
+            small = np.min_scalar_type(max(table.size - 1, 0))
+            if small.kind == "u" and small.itemsize <= 2:
+                # a table of ≤ 65,536 cells: uint8/uint16 (1–2 MB per 10⁶ rows), which np.take
+                # reads as fast as intp (int32 ~40% slower at 10⁶ rows)
+                cells = cells.astype(small)
+            elif table.size < 1 << 31:
                 cells = cells.astype(np.int32)
             cells.flags.writeable = False
             self.cache["fresh_cells_of_rows"] = (key, width, cells)
