@@ -9,9 +9,26 @@ estimated), their prompt-clustered variance, and the jackknife's K refits; the l
 own value is the direct estimate on its rows. No ``cje`` import, no validation, integer-coded
 arrays in; the same statistics as ``cje.analyze(..., estimator="snips")``.
 
+The floor of cje's SNIPS call with fresh draws (issue #18) adds what a plain script must do
+with the fresh draws cje is given and with the weights for the overlap diagnostics:
+
+* :func:`fresh_from_frame`: the fresh-draws frame ``make_offpolicy_eval`` returns
+  (``sim.fresh``) coded — prompt ids and policy names by ``pandas.factorize``, judge scores and
+  labels mapped to [0, 1] — and each target's raw judge mean (what cje reports beside the
+  calibrated estimate; its labels, all missing there, would train the calibrator);
+* :func:`minimal_diagnostics`: per target, on the Hájek weights :func:`run` returns, the least
+  the IPS family's overlap diagnostics need: the ESS, one sort of the weights (top-5% mass, the
+  Hill tail index and the weight tail all read it) and one argsort by target surprisal with the
+  cumulative-weight search of the target-typical region (TTC);
+* :func:`floor`: "bare SNIPS from the logged frame + fresh draws from their frame + minimal
+  diagnostics", each part timed in CPU seconds.
+
+No cje call in any of them (``main`` uses ``cje.synthetic`` only to build the frames).
+
 Usage::
 
     python benchmarks/bare_offpolicy.py [--rows 1000000] [--repeats 3]
+    python benchmarks/bare_offpolicy.py --floor [--rows 1000000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -51,10 +68,12 @@ def codes_from_frame(df, judge_scale: tuple[float, float], label_scale: tuple[fl
     prompt ids, ``judge_score``, ``oracle_label``, ``logprob_base``, ``logprob[<target>]``):
     prompt ids coded by ``pandas.factorize``, scores and labels mapped to [0, 1], the
     log-probabilities as float arrays. No validation (the work a "from the frame" reference
-    must do that :func:`make_data`'s coded arrays skip)."""
+    must do that :func:`make_data`'s coded arrays skip). The id column is factorised as it is
+    (an Arrow-backed string column with pandas ≥ 3: hashed by Arrow, 0.06 s per 10⁶ ids here),
+    not through ``.to_numpy()``, which first makes 10⁶ Python strings (0.09 s)."""
     import pandas as pd
 
-    prompt, _ = pd.factorize(df["prompt_id"].to_numpy(), sort=False)
+    prompt, _ = pd.factorize(df["prompt_id"], sort=False)
     s = (df["judge_score"].to_numpy(dtype=float) - judge_scale[0]) / (judge_scale[1] - judge_scale[0])
     y = (df["oracle_label"].to_numpy(dtype=float) - label_scale[0]) / (label_scale[1] - label_scale[0])
     out = {"prompt": prompt.astype(np.int64), "s": s, "y": y,
@@ -118,14 +137,120 @@ def run(data: dict[str, np.ndarray], k: int = 5, seed: int = 0,
     var_cal = (k - 1) / k * ((reps - reps.mean(axis=0)) ** 2).sum(axis=0)
     theta = np.array(theta)
     se = np.sqrt(var_if + var_cal)
-    return {"estimate": theta, "se": se, "ci_low": theta - Z95 * se, "ci_high": theta + Z95 * se}
+    return {"estimate": theta, "se": se, "ci_low": theta - Z95 * se, "ci_high": theta + Z95 * se,
+            "targets": targets, "weights": weights}
+
+
+def fresh_from_frame(fresh, judge_scale: tuple[float, float], label_scale: tuple[float, float]
+                     ) -> dict:
+    """The fresh draws as a plain script must read them from the frame cje is given: prompt ids
+    and policy names coded by ``pandas.factorize``, judge scores and labels mapped to [0, 1],
+    the count of labelled draws, and each policy's raw judge mean (on [0, 1]). No validation."""
+    import pandas as pd
+
+    prompt, _ = pd.factorize(fresh["prompt_id"], sort=False)  # the columns themselves (see
+    policy, names = pd.factorize(fresh["policy"], sort=True)  # codes_from_frame)
+    s = (fresh["judge_score"].to_numpy(dtype=float) - judge_scale[0]) / (judge_scale[1] - judge_scale[0])
+    y = (fresh["oracle_label"].to_numpy(dtype=float) - label_scale[0]) / (label_scale[1] - label_scale[0])
+    n_pol = len(names)
+    count = np.bincount(policy, minlength=n_pol)
+    raw_mean = np.bincount(policy, weights=s, minlength=n_pol) / np.maximum(count, 1)
+    return {"prompt": prompt.astype(np.int64), "policy": policy.astype(np.int64), "s": s, "y": y,
+            "n_labelled": int(np.count_nonzero(~np.isnan(y))),
+            "raw_mean": dict(zip([str(x) for x in names], raw_mean.tolist(), strict=True))}
+
+
+def minimal_diagnostics(data: dict[str, np.ndarray], targets: list[str], weights: list[np.ndarray],
+                        mass: float = 0.9) -> dict[str, dict[str, float]]:
+    """The least the IPS family's overlap diagnostics need per target, in plain numpy: ESS
+    fraction, one sort of the weights (top-5% mass and the Hill index read from it) and one
+    argsort by target surprisal ``−log π_target`` with the prefix holding ``mass`` of the weight
+    (TTC)."""
+    out = {}
+    for t, w in zip(targets, weights, strict=True):
+        n = w.size
+        ess = float(w.sum()) ** 2 / float((w * w).sum()) / n
+        srt = np.sort(w)
+        k = min(max(10, n // 20), n // 10, n - 1)
+        top = srt[n - k - 1:][::-1]
+        hill = float(k / (np.log(top[:k]) - np.log(top[k])).sum())
+        top5 = float(srt[n - max(1, n // 20):].sum() / srt.sum())
+        order = np.argsort(-data[t])
+        cum = np.cumsum(w[order])
+        ttc = (int(np.searchsorted(cum, mass * cum[-1], side="left")) + 1) / n
+        out[t] = {"ess": ess, "hill": hill, "top5_mass": top5, "ttc": ttc}
+    return out
+
+
+def floor(logged, fresh, judge_scale: tuple[float, float], label_scale: tuple[float, float]
+          ) -> dict[str, float]:
+    """CPU seconds of the floor of cje's SNIPS call with fresh draws: the bare SNIPS from the
+    logged frame (ids factorised, columns read, full OUA), the fresh draws from their frame,
+    and the minimal overlap diagnostics; and their sum."""
+    c = time.process_time()
+    data = codes_from_frame(logged, judge_scale, label_scale)
+    out = run(data)
+    t_snips = time.process_time() - c
+    c = time.process_time()
+    fresh_from_frame(fresh, judge_scale, label_scale)
+    t_fresh = time.process_time() - c
+    c = time.process_time()
+    minimal_diagnostics(data, out["targets"], out["weights"])
+    t_diag = time.process_time() - c
+    return {"snips_frame": t_snips, "fresh": t_fresh, "diagnostics": t_diag,
+            "total": t_snips + t_fresh + t_diag}
+
+
+def _uptime() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "load average " + ", ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+
+
+def main_floor(rows: int, repeats: int) -> None:
+    """The floor and the bare direct pipeline (coded arrays, 4 policies as in
+    ``benchmarks/offpolicy.py``), interleaved in this process; best of ``repeats``."""
+    import bare_direct
+
+    import cje  # the data only
+
+    sim = cje.synthetic.make_offpolicy_eval(rows, oracle_fraction=0.10, n_fresh_per_prompt=1, rng=0)
+    d = cje.synthetic.make_direct_eval(rows // 4, policies=cje.synthetic.default_policies()[:4],
+                                       oracle_fraction=0.10, rng=0)
+    direct = bare_direct.codes_from_frame(d.data, d.judge_scale, d.label_scale)
+    scales = (sim.judge_scale, sim.label_scale)
+    floor(sim.logged.iloc[:2000], sim.fresh.iloc[:8000], *scales)  # warm-up
+    bare_direct.run(bare_direct.codes_from_frame(d.data.iloc[:2000], d.judge_scale, d.label_scale))
+    print(_uptime())
+    fl, bd = [], []
+    for _ in range(repeats):
+        c = time.process_time()
+        bare_direct.run(direct)
+        bd.append(time.process_time() - c)
+        fl.append(floor(sim.logged, sim.fresh, *scales))
+    best = {k: min(f[k] for f in fl) for k in fl[0]}
+    b = min(bd)
+    print(f"{rows:,} logged rows x 3 targets + {sim.fresh.shape[0]:,} fresh rows, best of {repeats} "
+          f"(CPU s): bare SNIPS from the frame {best['snips_frame']:.3f} + fresh draws "
+          f"{best['fresh']:.3f} + minimal diagnostics {best['diagnostics']:.3f} = floor "
+          f"{best['total']:.3f} (best total run {min(f['total'] for f in fl):.3f}); bare direct "
+          f"(coded, {rows:,} rows) {b:.3f}; floor / bare direct = {min(f['total'] for f in fl) / b:.2f}")
+    print(_uptime())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--floor", action="store_true",
+                    help="time the floor of cje's SNIPS call with fresh draws (see floor())")
     ns = ap.parse_args()
+    if ns.floor:
+        main_floor(ns.rows, ns.repeats)
+        return
     data = make_data(ns.rows)
     cpu = []
     for _ in range(ns.repeats):

@@ -24,7 +24,12 @@ Two measurements, printed as markdown and (``--write``) written to ``benchmarks/
    rows, from its own coded arrays and from the logged frame cje is given (its string prompt
    ids coded by ``pandas.factorize``, timed; no fresh draws, which the bare script does not
    read); the table gives cje's best CPU time divided by the bare direct pipeline's
-   (acceptance: ≤ 3× for every estimator, ≤ 1.5× for IPS/SNIPS, at 10⁶). ``--no-bare`` skips
+   (acceptance: ≤ 3× for every estimator, ≤ 1.5× for IPS/SNIPS, at 10⁶). Beside it, each
+   estimator's own bare reference (:data:`IPS_FAMILY`, :data:`DR_FAMILY`) on the frames cje is
+   given, and the ratio: the IPS family's floor (``bare_offpolicy.floor``: SNIPS from the logged
+   frame + the fresh draws from their frame + the minimal overlap diagnostics), the DR family's
+   ``benchmarks/bare_dr.py`` (DR-CPO, from its coded arrays / from the frames; MRDR, TMLE and
+   stacked DR have no bare script of their own and are set against it too). ``--no-bare`` skips
    them.
 2. Side by side on the real Arena sample (1,000 logged rows, 3 targets, fresh draws, 480
    labels): ``cje.analyze(logged_data.jsonl, fresh_draws=fresh_draws/, estimator="stacked-dr")``
@@ -113,6 +118,14 @@ def bare_frame_input(sim):
     # the off-policy reference on cje's own logged frame (ids factorised from it: timed)
     return (sim.logged, (sim.judge_scale, sim.label_scale))
 
+def own_inputs(inp, sim):
+    # the estimators' own references read the frames cje is given (timed); bare DR-CPO also
+    # from its coded arrays (coded once, untimed)
+    import bare_dr
+    scales = (sim.judge_scale, sim.label_scale)
+    inp["frames"] = (sim.logged, sim.fresh, scales)
+    inp["dr_codes"] = bare_dr.codes_from_frames(sim.logged, sim.fresh, *scales)
+
 def bare_times(inp):
     # CPU seconds of one run of each bare reference
     import bare_direct, bare_offpolicy
@@ -128,6 +141,19 @@ def bare_times(inp):
         frame, scales = inp["offpolicy_frame"]
         c = time.process_time(); bare_offpolicy.run(bare_offpolicy.codes_from_frame(frame, *scales))
         out["bare_offpolicy_frame"] = time.process_time() - c
+    if "frames" in inp:  # the estimators' own references on the frames cje is given
+        import bare_dr
+        logged, fresh, scales = inp["frames"]
+        # the IPS family's floor: SNIPS from the logged frame + fresh draws + minimal diagnostics
+        for key, v in bare_offpolicy.floor(logged, fresh, *scales).items():
+            out["floor_" + key] = v
+        try:  # (it refuses a target below 10% raw ESS: small n)
+            c = time.process_time(); bare_dr.run(inp["dr_codes"])
+            out["bare_dr"] = time.process_time() - c
+            c = time.process_time(); bare_dr.run(bare_dr.codes_from_frames(logged, fresh, *scales))
+            out["bare_dr_frame"] = time.process_time() - c
+        except NotImplementedError:
+            out["bare_dr"] = out["bare_dr_frame"] = None
     return out
 
 mode = sys.argv[1]
@@ -140,8 +166,11 @@ if mode == "synthetic":
     inp = bare_inputs(n) if with_bare else None
     if with_bare:
         inp["offpolicy_frame"] = bare_frame_input(sim)
+        own_inputs(inp, sim)
         warm = bare_inputs(__WARMUP_N__)
-        warm["offpolicy_frame"] = bare_frame_input(synthetic(__WARMUP_N__))
+        warm_sim = synthetic(50 * __WARMUP_N__)  # bare_dr needs the far target's ESS >= 10%
+        warm["offpolicy_frame"] = bare_frame_input(warm_sim)
+        own_inputs(warm, warm_sim)
         bare_times(warm)  # warm-up
     gc.collect()
     times, cpus, peaks, bases, resets, bare = [], [], [], [], [], []
@@ -256,7 +285,7 @@ def measure_scaling(sizes: list[int], estimators: list[str], repeats: int, repea
 def _scaling_line(r: dict) -> str:
     n, est = r["n"], r["estimator"]
     if "error" in r:
-        return f"| {n:,} | {est} | — | — | — | — | — | — | — | — | — | — | failed: {r['error']} |"
+        return f"| {n:,} | {est} | — | — | — | — | — | — | — | — | — | — | — | — | failed: {r['error']} |"
     t_med, t_min = statistics.median(r["times"]), min(r["times"])
     cpu = statistics.median(r["cpu"])
     mem = max(r["peak_mb"])
@@ -267,6 +296,27 @@ def _scaling_line(r: dict) -> str:
         verdict = "yes" if ok_t and ok_m else "no (" + ", ".join(
             x for x, ok in (("time", ok_t), ("memory", ok_m)) if not ok) + ")"
     ref = "— | — | — |"
+    own = "— | — |"
+    if r.get("bare") and "floor_total" in r["bare"][0]:
+        def best_of(key: str) -> float | None:
+            got = [b[key] for b in r["bare"] if b.get(key) is not None]
+            return min(got) if got else None
+        cpu_best = min(r["cpu"])
+        if est in IPS_FAMILY:
+            parts = [best_of("floor_" + k) for k in ("snips_frame", "fresh", "diagnostics")]
+            tot = best_of("floor_total")
+            own = (f"floor {parts[0]:.2f} + {parts[1]:.2f} + {parts[2]:.2f} = {tot:.2f} "
+                   f"| {cpu_best / tot:.1f}× |")
+        elif est in DR_FAMILY:
+            codes, frame = best_of("bare_dr"), best_of("bare_dr_frame")
+            if frame is None:
+                own = "bare DR-CPO refused (far target's ESS < 10%) | — |"
+            else:
+                who = "" if est == "dr-cpo" else f" (stands in for {est})"
+                own = (f"bare DR-CPO{who} {codes:.2f} / {frame:.2f} | {cpu_best / codes:.1f}× / "
+                       f"{cpu_best / frame:.1f}× |")
+        else:
+            own = "none (no bare script of the direct estimator on logged data) | — |"
     if r.get("bare"):
         best = {k: min(b[k] for b in r["bare"]) for k in r["bare"][0]}
         cpu_best = min(r["cpu"])
@@ -276,16 +326,25 @@ def _scaling_line(r: dict) -> str:
                f"| {best['bare_offpolicy']:.2f} / "
                f"{'—' if frame_op is None else f'{frame_op:.2f}'} |")
     return (f"| {n:,} | {est} | {len(r['times'])} | {t_med:.3f} | {t_min:.3f} | {cpu:.2f} | "
-            f"{mem:,.0f} | {base:,.0f} | {r['max_abs_error']:.4f} | {ref} {verdict} |")
+            f"{mem:,.0f} | {base:,.0f} | {r['max_abs_error']:.4f} | {ref} {own} {verdict} |")
 
 
 SCALING_HEADER = [
     "| logged rows | estimator | runs | median s | min s | CPU s | peak RSS over pre-call (MB) "
     "| RSS before call (MB) | max abs error vs truth | bare direct CPU s (codes / frame) "
     "| best CPU ÷ bare direct (codes / frame) | bare SNIPS CPU s (codes / cje's logged frame) "
+    "| own bare reference, CPU s | best CPU ÷ own bare reference "
     "| ≤ 30 s and ≤ 3 GB at 10⁶ |",
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
 ]
+#: The estimators' own bare references (issue #18): the IPS family's is the floor of a SNIPS call
+#: with fresh draws (``bare_offpolicy.floor``: SNIPS from the logged frame + the fresh draws from
+#: their frame + the minimal overlap diagnostics); the DR family's is ``bare_dr.py`` (DR-CPO, from
+#: its coded arrays / from the frames). MRDR, TMLE and stacked DR (three outcome models, a
+#: fluctuation, a stacking) have no bare script of their own: bare DR-CPO is their reference,
+#: the least any of them must do.
+IPS_FAMILY = ("ips", "snips", "calibrated-ips")
+DR_FAMILY = ("dr-cpo", "mrdr", "tmle", "stacked-dr")
 
 
 def measure_arena(runs: int, cje_eval_python: str, cje_eval_json: str | None) -> dict:
@@ -444,7 +503,10 @@ def section(raw: dict) -> str:
         "before the call. Error = largest |estimate − exact truth| over the 3 targets. Targets: "
         "≤ 30 s and ≤ 3 GB at 10⁶ logged rows for every estimator. A load average above the "
         "core count means other work competed for the CPUs (wall times inflated; CPU s is the "
-        "steadier column). Raw measurements: `benchmarks/results_offpolicy.json`.",
+        "steadier column). Own bare reference: the IPS family's floor (bare SNIPS from the "
+        "logged frame + fresh draws from their frame + minimal overlap diagnostics), the DR "
+        "family's bare DR-CPO (`benchmarks/bare_dr.py`, coded arrays / frames; MRDR, TMLE and "
+        "stacked DR against DR-CPO too). Raw measurements: `benchmarks/results_offpolicy.json`.",
         "",
     ]
     for run in raw["runs"]:

@@ -292,3 +292,121 @@ def _stacking_moments_reference(st, a_inc: np.ndarray, a_dec: np.ndarray, x: np.
                        + float((dc * vg[c]).sum()) / m[c] + float((dd * vg[d]).sum()) / m[d] + gg)
             M[c, d] = M[d, c] = val
     return M, psi, n_k
+
+
+def _apply_fold_reference(cands, ck, wk_raw, pi, k, mixture, msgs):
+    """The plain form of ``cje.calibration.weights._apply_fold`` (the three parts gathered on the
+    fold's rows, mixed by ``sum``), the oracle of the test below."""
+    from cje.calibration.weights import _FLOOR, _usable_mixture
+
+    parts = (cands[0][ck], cands[1][ck], wk_raw)
+    means = np.array([float(part.mean()) for part in parts])
+    pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
+    wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
+             if u and p > 0)
+    wk = np.maximum(wk, _FLOOR)
+    return wk / wk.mean()
+
+
+@pytest.mark.parametrize("pi", [(1.0, 0.0, 0.0), (0.0, 0.3, 0.7), (0.2, 0.5, 0.3), (0.0, 0.0, 1.0),
+                                (0.6, 0.4, 0.0)])
+@pytest.mark.parametrize("dead", [None, 1])
+def test_apply_fold_is_the_plain_mixture_bit_for_bit(pi: tuple, dead: int | None) -> None:
+    # the candidates mixed on the distinct values and gathered once, the parts' means memoised:
+    # the same weights, mixture and reasons as the three gathered parts mixed by sum(), in every
+    # call (the first computes the means, the second reads them), with a candidate whose
+    # weights are numerically zero on the fold's rows (its share moved to the others)
+    from cje.calibration.weights import _apply_fold
+
+    rng = np.random.default_rng(11)
+    n, n_codes = 400, 9
+    codes = rng.integers(0, n_codes, n)
+    w = np.exp(rng.normal(0, 1, n))
+    rows_k = np.flatnonzero(rng.random(n) < 0.3)
+    cands = [np.sort(rng.random(n_codes)) + 0.1, np.sort(rng.random(n_codes))[::-1] + 0.1]
+    if dead is not None:
+        cands[dead] = np.full(n_codes, 1e-320)  # below the smallest normal number
+    memo: dict = {}
+    for _ in range(2):
+        mix_a, mix_b = np.zeros((3, 3)), np.zeros((3, 3))
+        msgs_a: list[str] = []
+        msgs_b: list[str] = []
+        got = _apply_fold(tuple(cands), codes[rows_k].astype(np.uint8), w, rows_k, np.array(pi), 2,
+                          mix_a, msgs_a, memo, ("key",))
+        want = _apply_fold_reference(tuple(cands), codes[rows_k], w[rows_k], np.array(pi), 2, mix_b,
+                                     msgs_b)
+        assert got.tobytes() == want.tobytes()
+        assert mix_a.tobytes() == mix_b.tobytes() and msgs_a == msgs_b
+
+
+def test_stacked_dr_value_is_its_estimates_value_bit_for_bit() -> None:
+    # StackedDR.value skips the combined influence values: the same number as estimate().value,
+    # over the runs of one cache (a full calibration, then fold-deleted ones)
+    from dataclasses import replace
+
+    from cje.estimators import offpolicy as op
+
+    x = op._example_target()
+    cache: dict = {"shared": {}}
+    rng = np.random.default_rng(5)
+    for run in range(4):
+        index = np.clip(x.index + (0 if run == 0 else 0.02 * rng.normal(size=x.index.shape)), 0.01,
+                        0.99)
+        oof = index[x.fold, x.codes]
+        xr = replace(x, index=index, oof=oof,
+                     residual=np.where(x.labelled, np.nan_to_num(x.label) - oof, 0.0), cache=cache)
+        xe = replace(xr, cache={"shared": {}})
+        assert op.StackedDR().value(xr) == op.StackedDR().estimate(xe).value
+
+
+def test_shared_scaled_residual_is_served_only_for_the_same_arrays() -> None:
+    # targets sharing the pipeline's "shared" dict get one scaled residual per run, equal bit
+    # for bit to the plain property; another residual array is never served the kept one
+    from dataclasses import replace
+
+    from cje.estimators import offpolicy as op
+
+    x = op._example_target()
+    shared: dict = {}
+    a = replace(x, cache={"shared": shared})
+    b = replace(x, cache={"shared": shared}, weights=x.weights[::-1].copy())
+    got = a.scaled_residual
+    assert b.scaled_residual is got and not got.flags.writeable
+    assert got.tobytes() == op.OffPolicyRows.scaled_residual.fget(x).tobytes()
+    c = replace(a, residual=x.residual * 2.0)
+    assert c.scaled_residual.tolist() == (got * 2.0).tolist()
+    assert replace(x, cache=None).scaled_residual.flags.writeable  # no cache: a fresh array
+
+
+def test_simcal_with_a_shared_dict_is_simcal_without() -> None:
+    # the parts without the weights (each fold's rows, the labelled cells, the weight-free cell
+    # sums) computed once for two targets on the same rows: each target's weights, mixture and
+    # reasons bit for bit those of a call without it, in every run; other rows are not served
+    # the kept parts
+    from cje.calibration import weights
+
+    rng = np.random.default_rng(17)
+    n, n_codes, k_folds = 500, 10, 5
+    s = rng.integers(0, n_codes, n)
+    fold = rng.integers(0, k_folds, n)
+    y = np.where(rng.random(n) < 0.4, rng.random(n), np.nan)
+    tb = np.arange(n_codes, dtype=float)
+    ws = [np.exp(t * s / n_codes + rng.normal(0, 0.7, n)) for t in (0.5, -1.0)]
+    ws = [w / w.mean() for w in ws]
+    shared: dict = {}
+    caches: list[dict] = [{}, {}]
+    for run in range(3):
+        index = np.vstack([np.sort(rng.random(n_codes)) for _ in range(k_folds)])
+        for w, cache in zip(ws, caches, strict=True):
+            got = weights.simcal_weights(w, s, fold, index, y, tiebreak=tb, cache=cache,
+                                         shared=shared)
+            want = weights.simcal_weights(w, s, fold, index, y, tiebreak=tb)
+            assert got.weights.tobytes() == want.weights.tobytes(), run
+            assert got.mixture.tobytes() == want.mixture.tobytes() and got.fallbacks == want.fallbacks
+    kept = shared["simcal_rows"][1]
+    s2 = s.copy()  # other codes (a new object): computed afresh, not served the kept parts
+    s2[:50] = (s2[:50] + 1) % n_codes
+    got = weights.simcal_weights(ws[0], s2, fold, index, y, tiebreak=tb, cache={}, shared=shared)
+    want = weights.simcal_weights(ws[0], s2, fold, index, y, tiebreak=tb)
+    assert got.weights.tobytes() == want.weights.tobytes()
+    assert shared["simcal_rows"][1] is not kept

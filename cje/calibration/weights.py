@@ -244,21 +244,23 @@ class _CellStats:
     """
 
     def __init__(self, w: np.ndarray, codes: np.ndarray, fold: np.ndarray, y: np.ndarray,
-                 n_codes: int, k: int):
+                 n_codes: int, k: int, common: dict[str, Any] | None = None):
+        if common is None:
+            common = _rows_parts(codes, fold, y, n_codes, k)
         key = fold * n_codes + codes
         size = k * n_codes
+        lab, key_lab = common["lab"], common["key_lab"]
 
-        def tab(weights: np.ndarray | None, sel: np.ndarray | slice = slice(None)) -> np.ndarray:
-            kk = key[sel]
+        def tab(weights: np.ndarray, labelled: bool = False) -> np.ndarray:
+            kk = key_lab if labelled else key
             return np.bincount(kk, weights=weights, minlength=size).reshape(k, n_codes).astype(float)
 
-        self.N, self.Sw, self.Sw2 = tab(None), tab(w), tab(w * w)
-        lab = ~np.isnan(y)
+        self.N, self.Sw, self.Sw2 = common["N"], tab(w), tab(w * w)
         wl, yl = w[lab], y[lab]
-        self.L1, self.Ly, self.Ly2 = tab(None, lab), tab(yl, lab), tab(yl * yl, lab)
-        self.Lw, self.Lwy, self.Lwy2 = tab(wl, lab), tab(wl * yl, lab), tab(wl * yl * yl, lab)
+        self.L1, self.Ly, self.Ly2 = common["L1"], common["Ly"], common["Ly2"]
+        self.Lw, self.Lwy, self.Lwy2 = tab(wl, True), tab(wl * yl, True), tab(wl * yl * yl, True)
         w2 = wl * wl
-        self.Lw2, self.Lw2y, self.Lw2y2 = tab(w2, lab), tab(w2 * yl, lab), tab(w2 * yl * yl, lab)
+        self.Lw2, self.Lw2y, self.Lw2y2 = tab(w2, True), tab(w2 * yl, True), tab(w2 * yl * yl, True)
 
         self._without: dict[frozenset[int], tuple[np.ndarray, np.ndarray]] = {}
         self._outside: dict[int, tuple[Any, ...]] = {}
@@ -287,6 +289,39 @@ class _CellStats:
                 self.Ly, self.Ly2, self.L1, self.Lw, self.Lwy, self.Lwy2, self.Lw2, self.Lw2y,
                 self.Lw2y2, self.Sw, self.Sw2)))
         return self._outside[k]
+
+
+def _rows_parts(codes: np.ndarray, fold: np.ndarray, y: np.ndarray, n_codes: int, k: int,
+                shared: dict | None = None) -> dict[str, Any]:
+    """What SIMCal-W takes from the rows without their weights: the labelled rows and their
+    cells, the weight-free cell tables (rows, labels, labels², labelled rows per cell), each
+    fold's rows and their codes (in the smallest integer type that holds them: 1 MB per 10^6
+    rows with ≤ 256 codes). The same for every target on the same rows: kept in ``shared`` (a
+    dict the pipeline shares between its targets) while ``codes``, ``fold`` and ``y`` are the
+    same objects."""
+    hit = None if shared is None else shared.get("simcal_rows")
+    if hit is not None and hit[0][0] is codes and hit[0][1] is fold and hit[0][2] is y \
+            and hit[0][3] == (n_codes, k):
+        return hit[1]
+    key = fold * n_codes + codes
+    size = k * n_codes
+    lab = np.flatnonzero(~np.isnan(y))
+    key_lab = key[lab]  # the labelled rows' cells, gathered once for their tables
+    yl = y[lab]
+
+    def tab(kk: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(kk, weights=weights, minlength=size).reshape(k, n_codes).astype(float)
+
+    rows = [np.flatnonzero(fold == j) for j in range(k)]
+    small = np.min_scalar_type(max(n_codes - 1, 0))
+    out = {"lab": lab, "key_lab": key_lab, "N": tab(key, None), "L1": tab(key_lab, None),
+           "Ly": tab(key_lab, yl), "Ly2": tab(key_lab, yl * yl), "rows": rows,
+           "codes_of": [codes[r].astype(small if small.kind == "u" else np.intp) for r in rows]}
+    for a in (out["N"], out["L1"], out["Ly"], out["Ly2"], lab, key_lab, *rows, *out["codes_of"]):
+        a.flags.writeable = False  # shared by the targets and their runs: read only
+    if shared is not None:
+        shared["simcal_rows"] = ((codes, fold, y, (n_codes, k)), out)
+    return out
 
 
 def _stacking_moments(st: _CellStats, a_inc: np.ndarray, a_dec: np.ndarray, x: np.ndarray,
@@ -487,21 +522,40 @@ def _fit_candidates(cache: dict, st: _CellStats, rank: np.ndarray, rank_key: byt
     return out
 
 
-def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, wk_raw: np.ndarray,
-                pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str]) -> np.ndarray:
-    """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the rows'
-    codes ``ck``) and the raw weights, mixed by ``pi``, mean one within the fold. A candidate
-    numerically zero on the fold's rows gives its share to the others (``mixture[k]`` updated,
-    the reason appended to ``msgs``). The parts are gathered in every run: kept per fold, three
-    arrays per row and target cost more memory (24 MB per target at 10^6 rows) than their
-    gathers cost time."""
-    parts = (cands[0][ck], cands[1][ck], wk_raw)  # the candidates' weights on the fold's rows
-    means = np.array([float(part.mean()) for part in parts])
+def _apply_fold(cands: tuple[np.ndarray, np.ndarray], ck: np.ndarray, w: np.ndarray,
+                rows_k: np.ndarray, pi: np.ndarray, k: int, mixture: np.ndarray, msgs: list[str],
+                memo: dict | None = None, key: Any = None) -> np.ndarray:
+    """Fold ``k``'s stabilised weights: the candidates fitted on every other fold (at the codes
+    ``ck`` of its rows ``rows_k``) and the raw weights ``w[rows_k]``, mixed by ``pi``, mean one
+    within the fold. A candidate numerically zero on the fold's rows gives its share to the
+    others (``mixture[k]`` updated, the reason appended to ``msgs``).
+
+    ``Σ_c π_c · part_c / mean_c`` in the order of :func:`sum`, bit for bit, with less work: a
+    candidate's term ``π (cand[ck] / m)`` is ``(π (cand / m))[ck]`` element by element, so the
+    candidates' terms are added on the U distinct values and gathered once, and the raw weights
+    are gathered only when their share is positive. The parts' means over the fold's rows
+    depend on the candidates and the rows alone: kept in ``memo`` under ``key`` (the fold and
+    the order the calibration induces), the same in every OUA run."""
+    means = None if memo is None else memo.get(key)
+    if means is None:
+        means = np.array([float(part.mean()) for part in (cands[0][ck], cands[1][ck], w[rows_k])])
+        if memo is not None:
+            memo[key] = means
     pi, usable = _usable_mixture(means, pi, k, mixture, msgs)
-    wk = sum(p * (part / m) for p, part, m, u in zip(pi, parts, means, usable, strict=True)
-             if u and p > 0)
-    wk = np.maximum(wk, _FLOOR)
-    return wk / wk.mean()
+    wk: Any = 0  # sum()'s start
+    for c in (0, 1):
+        if usable[c] and pi[c] > 0:
+            wk = wk + pi[c] * (cands[c] / means[c])
+    if isinstance(wk, np.ndarray):
+        wk = np.take(wk, ck)
+    if usable[2] and pi[2] > 0:
+        wk = wk + pi[2] * (w[rows_k] / means[2])
+    if not isinstance(wk, np.ndarray):  # no share anywhere: as sum() of nothing gives
+        wk = np.maximum(wk, _FLOOR)
+        return wk / wk.mean()
+    np.maximum(wk, _FLOOR, out=wk)  # (wk is this call's own array: the same numbers in place)
+    wk /= wk.mean()
+    return wk
 
 
 def _usable_mixture(means: np.ndarray, pi: np.ndarray, k: int, mixture: np.ndarray,
@@ -570,6 +624,7 @@ def simcal_weights(
     var_cap: float | None = None,
     stable_residual: bool = False,
     cache: dict | None = None,
+    shared: dict | None = None,
 ) -> SimcalWeights:
     """SIMCal-W: stacked, cross-fitted monotone stabilisation of importance weights.
 
@@ -607,6 +662,11 @@ def simcal_weights(
         deletes fold ``d`` orders fold ``d``'s rows by the calibration without fold ``d``, as
         the full run does, and so repeats that fold's block exactly. The stacking of every other
         fold is recomputed with its own calibration. Results are identical with or without it.
+    shared : dict, optional
+        A dict kept for one analysis and handed to the calls of all its targets: what does not
+        depend on the weights (each fold's rows, the labelled rows' cells, the weight-free cell
+        sums) is computed once for the targets whose ``codes``, ``fold`` and ``y`` are the same
+        objects. Results are identical with or without it.
 
     Returns
     -------
@@ -635,21 +695,30 @@ def simcal_weights(
     if var_cap is not None and not (var_cap > 0):
         raise CJEInputError(f"var_cap must be a positive number or None; got {var_cap!r}.")
     fallbacks: list[str] = []
-    w_in, w = w, np.asarray(w, dtype=float)
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():  # the pipeline's Hájek weights never are; keep the stabiliser total anyway
-        fallbacks.append(f"{int(bad.sum())} non-finite or negative raw weight(s) set to 0")
-        w = np.where(bad, 0.0, w)
-    if not w.sum() > 0:
+    w_in = w
+    cache = _scoped(cache, w_in, codes, fold, y)
+    if "checked" not in cache:  # the raw weights checked once per set of rows (every OUA run)
+        w = np.asarray(w, dtype=float)
+        bad = ~np.isfinite(w) | (w < 0)
+        n_bad = int(bad.sum()) if bad.any() else 0
+        if n_bad:  # the pipeline's Hájek weights never are; keep the stabiliser total anyway
+            w = np.where(bad, 0.0, w)
+        cache["checked"] = (w, n_bad, bool(w.sum() > 0))
+    w, n_bad, positive = cache["checked"]
+    if n_bad:
+        fallbacks.append(f"{n_bad} non-finite or negative raw weight(s) set to 0")
+    if not positive:
         fallbacks.append("every raw weight is zero: uniform weights")
         return SimcalWeights(weights=np.ones(n), mixture=np.tile([0.0, 0.0, 1.0], (k_folds, 1)),
                              gamma=0.0, fallbacks=tuple(fallbacks))
-    cache = _scoped(cache, w_in, codes, fold, y)
     if "st" not in cache:
-        # what does not depend on the index: the cell sums and each fold's rows
-        cache["st"] = _CellStats(w, codes, fold, y, n_codes, k_folds)
-        cache["rows"] = [np.flatnonzero(fold == k) for k in range(k_folds)]
+        # what does not depend on the index: the cell sums, each fold's rows and their codes
+        # (the parts without the weights shared with the other targets on these rows)
+        common = _rows_parts(codes, fold, y, n_codes, k_folds, shared)
+        cache["st"] = _CellStats(w, codes, fold, y, n_codes, k_folds, common)
+        cache["rows"], cache["codes_of"] = common["rows"], common["codes_of"]
         cache["blocks"] = {}
+        cache["means"] = {}
     st, blocks = cache["st"], cache["blocks"]
     folds_memo = cache.setdefault("folds", {})
     out = np.empty(n)
@@ -685,7 +754,8 @@ def simcal_weights(
         mixture[k] = pi
         msgs = [why] if why else []
         if rows_k.size:
-            out[rows_k] = _apply_fold(cands, codes[rows_k], w[rows_k], pi, k, mixture, msgs)
+            out[rows_k] = _apply_fold(cands, cache["codes_of"][k], w, rows_k, pi, k, mixture, msgs,
+                                      cache["means"], fkey)
         fallbacks += msgs
         if len(blocks) < k_folds:
             # the first run's blocks: the jackknife run that deletes fold k orders fold k's rows

@@ -179,7 +179,28 @@ def _labelling_term(rows: OffPolicyRows, psi_e: float) -> np.ndarray:
     n = rows.labelled.shape[0]
     if m == 0 or m == n:
         return np.zeros(n)
-    return psi_e * (np.where(rows.labelled, n / m, 0.0) - 1.0)
+    return psi_e * _shared(rows, "labelling_scale", (rows.labelled,),
+                           lambda: np.where(rows.labelled, n / m, 0.0) - 1.0)
+
+
+def _shared(rows: OffPolicyRows, name: str, key: tuple[np.ndarray, ...], make) -> np.ndarray:
+    """``make()``, kept (read-only) in the dict the pipeline shares between the targets of one
+    analysis (``rows.cache["shared"]``) for as long as the arrays ``key`` are the same objects:
+    the targets that use every logged row hold the same residual and labels in each OUA run,
+    and what is computed from them alone is the same for all of them. ``make()`` afresh
+    otherwise."""
+    cache = getattr(rows, "cache", None)
+    shared = None if cache is None else cache.get("shared")
+    if shared is None:
+        return make()
+    hit = shared.get(name)
+    if hit is not None and len(hit[0]) == len(key) and all(
+            a is b for a, b in zip(hit[0], key, strict=True)):
+        return hit[1]
+    out = make()
+    out.flags.writeable = False
+    shared[name] = (key, out)
+    return out
 
 
 def _residual_term(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray]:
@@ -265,18 +286,30 @@ def tail_inflation(v: np.ndarray, rows: OffPolicyRows, psi_e: float, phi_e: np.n
     if m == 0 or m == n:
         return 1.0
     w = rows.weights
-    if float(w.sum()) ** 2 / float((w * w).sum()) >= TAIL_VARIANCE_ESS * n:
+    # whether the raw ESS is high enough to skip: the same in every OUA run of a target (kept in
+    # its cache for these weights; stacked DR asks in each run)
+    cache = getattr(rows, "cache", None)
+    hit = None if cache is None else cache.get("tail_ess")
+    if hit is not None and hit[0] is w:
+        high = hit[1]
+    else:
+        high = float(w.sum()) ** 2 / float((w * w).sum()) >= TAIL_VARIANCE_ESS * n
+        if cache is not None:
+            cache["tail_ess"] = (w, high)
+    if high:
         return 1.0
     sample = float((phi_e * phi_e).sum())
     if not sample > 0.0:
         return 1.0
-    e2 = rows.residual[lab] ** 2
+    at = np.flatnonzero(lab)  # the labelled rows, gathered by index (three boolean passes less)
+    e2 = rows.residual[at] ** 2
     regions = max(1, min(_REGIONS, m // _ROWS_PER_REGION))
     if regions > 1:
-        edges = np.quantile(rows.reward[lab], np.linspace(0.0, 1.0, regions + 1)[1:-1])
+        edges = np.quantile(rows.reward[at], np.linspace(0.0, 1.0, regions + 1)[1:-1])
         region = _region(edges, rows.reward)
-        count = np.bincount(region[lab], minlength=regions)
-        h = np.bincount(region[lab], weights=e2, minlength=regions)
+        region_lab = region[at]
+        count = np.bincount(region_lab, minlength=regions)
+        h = np.bincount(region_lab, weights=e2, minlength=regions)
         h = np.where(count > 0, h / np.maximum(count, 1), e2.mean())[region]
     else:
         h = e2.mean()
@@ -666,6 +699,26 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None
     >>> s = stack([a, b], np.arange(4)); round(s.value, 6), s.mixture.round(6).tolist()
     (0.5, [1.0, 0.0])
     """
+    alpha = _stack_weights(values, cluster, cache)
+    value = float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
+    # Σ α_k φ_k added in place, in the order (and with the 0 + …) of Python's sum
+    phi = alpha[0] * np.asarray(values[0].influence)
+    phi += 0.0
+    for a, v in zip(alpha[1:], values[1:], strict=True):
+        phi += a * v.influence
+    return PolicyValue(value, np.asarray(phi), mixture=alpha)
+
+
+def _stack_value(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None = None
+                 ) -> float:
+    """:func:`stack`'s value alone (an OUA jackknife run needs no combined influence values)."""
+    alpha = _stack_weights(values, cluster, cache)
+    return float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
+
+
+def _stack_weights(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None
+                   ) -> np.ndarray:
+    """:func:`stack`'s simplex weights (from the prompt totals of the influence values)."""
     hit = None if cache is None else cache.get("one_row_per_prompt")
     if hit is not None and hit[0] is cluster:
         n_clusters, identity = hit[1], hit[2]
@@ -682,14 +735,7 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None
     else:
         totals = np.vstack([np.bincount(cluster, weights=v.influence, minlength=n_clusters)
                             for v in values])
-    alpha = min_variance_simplex(totals @ totals.T)
-    value = float(sum(a * v.value for a, v in zip(alpha, values, strict=True)))
-    # Σ α_k φ_k added in place, in the order (and with the 0 + …) of Python's sum
-    phi = alpha[0] * np.asarray(values[0].influence)
-    phi += 0.0
-    for a, v in zip(alpha[1:], values[1:], strict=True):
-        phi += a * v.influence
-    return PolicyValue(value, np.asarray(phi), mixture=alpha)
+    return min_variance_simplex(totals @ totals.T)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -733,8 +779,10 @@ class LoggedTarget(OffPolicyRows):
     cache : dict, optional
         Kept by the pipeline for one target across its calibrations (the OUA jackknife's
         runs): what the estimators compute from the rows alone, and pieces the runs repeat
-        (see :func:`~cje.calibration.weights.simcal_weights`'s ``cache``). ``None``: nothing
-        kept.
+        (see :func:`~cje.calibration.weights.simcal_weights`'s ``cache``); under ``"shared"``,
+        a dict shared by all the targets of one calibration run (see :func:`_shared`), under
+        ``"static"`` one shared for the whole analysis (``simcal_weights``' ``shared``).
+        ``None``: nothing kept.
 
     Examples
     --------
@@ -764,6 +812,13 @@ class LoggedTarget(OffPolicyRows):
     fresh_count: np.ndarray
     cache: dict | None = None
 
+    @property
+    def scaled_residual(self) -> np.ndarray:
+        """:attr:`OffPolicyRows.scaled_residual` (read-only), computed once per calibration
+        for the targets that share the residual and the labels (see :func:`_shared`)."""
+        return _shared(self, "scaled_residual", (self.residual, self.labelled),
+                       lambda: OffPolicyRows.scaled_residual.fget(self))
+
     def simcal(self, var_cap: float | None = None) -> SimcalWeights:
         """SIMCal-W stabilised weights of the logged rows.
 
@@ -790,7 +845,8 @@ class LoggedTarget(OffPolicyRows):
         return simcal_weights(self.weights, self.used_codes, self.fold, self.index[:, self.used],
                               self.label, tiebreak=self.distinct_s[self.used], var_cap=var_cap,
                               stable_residual=self.stable_residual,
-                              cache=None if self.cache is None else self.cache.setdefault("simcal", {}))
+                              cache=None if self.cache is None else self.cache.setdefault("simcal", {}),
+                              shared=None if self.cache is None else self.cache.get("static"))
 
     def at_cells(self, table: np.ndarray, fresh: bool = False) -> np.ndarray:
         """``table[fold, codes]``: a (K, U) table read at each logged row's (or, with
@@ -882,8 +938,9 @@ class LoggedTarget(OffPolicyRows):
         """:meth:`fresh_mean` of ``at_cells(table, fresh=True)`` — ``ḡ_i`` for an outcome model
         given as a (K, U) table — bit for bit. With one fresh draw on every logged row's prompt
         (the common layout) each row reads its draw's cell of ``table`` directly, through a
-        cell index kept in :attr:`cache` (int32 when the table allows: 4 MB per 10⁶ rows), in
-        place of gathering every draw's value and then each row's draw.
+        cell index kept in :attr:`cache` (the smallest of uint8, uint16 and int32 the table
+        allows: 1, 2 or 4 MB per 10⁶ rows), in place of gathering every draw's value and then
+        each row's draw.
 
         Parameters
         ----------
@@ -911,7 +968,12 @@ class LoggedTarget(OffPolicyRows):
             cells = memo[2]
         else:
             cells = (self.fresh_fold * width + self.fresh_codes)[pos]
-            if table.size < 1 << 31:
+            small = np.min_scalar_type(max(table.size - 1, 0))
+            if small.kind == "u" and small.itemsize <= 2:
+                # a table of ≤ 65,536 cells: uint8/uint16 (1–2 MB per 10⁶ rows), which np.take
+                # reads as fast as intp (int32 ~40% slower at 10⁶ rows)
+                cells = cells.astype(small)
+            elif table.size < 1 << 31:
                 cells = cells.astype(np.int32)
             cells.flags.writeable = False
             self.cache["fresh_cells_of_rows"] = (key, width, cells)
@@ -1356,8 +1418,12 @@ class StackedDR(_DoublyRobust):
                        residual_influence=residual[1] if x.stable_residual else None)
 
     def value(self, x: LoggedTarget) -> float:
-        # (Estimator.value) the stacking weights need the members' influence values
-        return self.estimate(x).value
+        # (Estimator.value) the stacking weights need the members' influence values, the value
+        # not their combination: estimate()'s steps up to the stacking weights, bit for bit
+        sw = x.simcal(self.var_cap)
+        residual = _residual_term(sw.weights if x.stable_residual else x.weights, x)
+        fits = [m.fit(x, sw, residual) for m in self.members]
+        return _stack_value(fits, x.cluster, x.cache)
 
 
 def _example_target() -> LoggedTarget:

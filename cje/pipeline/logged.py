@@ -111,6 +111,12 @@ class LoggedShape:
         # what does not change between calibrations, gathered once (the OUA jackknife re-runs
         # everything downstream of the calibrator K + 1 times)
         self._rows_of = {"logged": self._gather(self.logged_rows)}
+        # one dict shared by the targets' caches: what is computed from rows they share (the
+        # scaled oracle residual of a run: cje.estimators.offpolicy._shared), emptied after
+        # each run (it would outlive the run's arrays: 16 MB at 10^6 rows)
+        self._shared: dict[str, Any] = {}
+        # and one kept for the analysis: what SIMCal-W takes from the rows without the weights
+        self._static_shared: dict[str, Any] = {}
         self._static = [self._static_parts(tg) for tg in targets]
         # policy index -> its probe slice's rows, when the probe corrects its level (not for
         # the plug-in direct estimator, which has no residual term)
@@ -147,7 +153,8 @@ class LoggedShape:
                      fresh_fold=_take(self.fold, tg.fresh), fresh_codes=_take(t.codes, tg.fresh),
                      fresh_label=_take(t.y, tg.fresh),
                      cache={"cells": (parts["fold"], parts["codes"], t.distinct_s.size,
-                                      parts["cell"])})  # LoggedTarget.at_cells' index
+                                      parts["cell"]),  # LoggedTarget.at_cells' index
+                            "shared": self._shared, "static": self._static_shared})
         return parts
 
     # ---- one run of everything downstream of the calibrator ----------------------------------
@@ -165,6 +172,7 @@ class LoggedShape:
         out = [self._logging_value(full, index, memo)]
         out += [self._target_value(tg, st, full, index, memo)
                 for tg, st in zip(self.targets, self._static, strict=True)]
+        self._shared.clear()
         res = []
         for p, (value, gap, use) in enumerate(out):
             if use is not None and not deleted:
@@ -222,6 +230,7 @@ class LoggedShape:
                 out.append(self._target_value(tg, st, full, index, memo)[0].value)
             else:
                 out.append(self.estimator.value(self._target(tg, st, full, index, memo)))
+        self._shared.clear()
         return np.array(out)
 
     @staticmethod
