@@ -1408,22 +1408,23 @@ class StackedDR(_DoublyRobust):
         >>> v.parts, round(v.value, 4)
         (('dr-cpo', 'tmle', 'mrdr'), 0.4381)
         """
-        sw = x.simcal(self.var_cap)
-        members = self.members
-        # the members differ only in the outcome model: one oracle residual term for all
-        residual = _residual_term(sw.weights if x.stable_residual else x.weights, x)
-        fits = [m.fit(x, sw, residual) for m in members]
+        sw, residual, fits = self._fits(x)
         return replace(stack(fits, x.cluster, x.cache), stable=sw,
-                       parts=tuple(m.name for m in members),
+                       parts=tuple(m.name for m in self.members),
                        residual_influence=residual[1] if x.stable_residual else None)
 
     def value(self, x: LoggedTarget) -> float:
         # (Estimator.value) the stacking weights need the members' influence values, the value
-        # not their combination: estimate()'s steps up to the stacking weights, bit for bit
+        # not their combination
+        return _stack_value(self._fits(x)[2], x.cluster, x.cache)
+
+    def _fits(self, x: LoggedTarget) -> tuple[SimcalWeights, tuple[float, np.ndarray],
+                                                 list[PolicyValue]]:
+        """The stabilised weights, the shared oracle residual term and the members' fits (the
+        members differ only in the outcome model: one residual term for all)."""
         sw = x.simcal(self.var_cap)
         residual = _residual_term(sw.weights if x.stable_residual else x.weights, x)
-        fits = [m.fit(x, sw, residual) for m in self.members]
-        return _stack_value(fits, x.cluster, x.cache)
+        return sw, residual, [m.fit(x, sw, residual) for m in self.members]
 
 
 def _example_target() -> LoggedTarget:
