@@ -163,17 +163,23 @@ def run(data: dict[str, np.ndarray], k: int = 5, seed: int = 0,
     return {"estimate": theta, "se": se, "ci_low": theta - Z95 * se, "ci_high": theta + Z95 * se}
 
 
+def timed(fn, data, repeats: int) -> tuple[dict[str, np.ndarray], list[float]]:
+    """``fn(data)`` ``repeats`` times: its last output and the CPU seconds of each run (the bare
+    scripts' command lines)."""
+    cpu = []
+    for _ in range(repeats):
+        c = time.process_time()
+        out = fn(data)
+        cpu.append(time.process_time() - c)
+    return out, cpu
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=3)
     ns = ap.parse_args()
-    data = make_data(ns.rows)
-    cpu = []
-    for _ in range(ns.repeats):
-        c = time.process_time()
-        out = run(data)
-        cpu.append(time.process_time() - c)
+    out, cpu = timed(run, make_data(ns.rows), ns.repeats)
     print(f"bare direct, {ns.rows:,} rows: best {min(cpu):.3f} s CPU, median "
           f"{statistics.median(cpu):.3f} s; estimates {np.round(out['estimate'], 4).tolist()}")
 

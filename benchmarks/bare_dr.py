@@ -57,14 +57,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import isotonic_regression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bare_direct import Z95, iso_fit  # noqa: E402
+from bare_direct import Z95, iso_fit, timed  # noqa: E402
 from bare_offpolicy import _cluster_var  # noqa: E402
 from bare_offpolicy import make_data as _logged_data  # noqa: E402
 
@@ -459,11 +458,7 @@ def main() -> None:
         return
     ns.rows = ns.rows or 1_000_000
     data = make_data(ns.rows)
-    cpu = []
-    for _ in range(ns.repeats):
-        c = time.process_time()
-        out = run(data)
-        cpu.append(time.process_time() - c)
+    out, cpu = timed(run, data, ns.repeats)
     print(f"bare DR-CPO, {ns.rows:,} logged rows x 3 targets + {data['fresh_s'].size:,} fresh draws: "
           f"best {min(cpu):.3f} s CPU, median {statistics.median(cpu):.3f} s; estimates "
           f"{np.round(out['estimate'], 4).tolist()}")

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bare_direct import Z95, Calibrations, prompt_folds  # noqa: E402
+from bare_direct import Z95, Calibrations, prompt_folds, timed  # noqa: E402
 
 
 def make_data(n_rows: int, thetas: tuple[float, ...] = (0.3, 0.6, 1.2),
@@ -251,12 +251,7 @@ def main() -> None:
     if ns.floor:
         main_floor(ns.rows, ns.repeats)
         return
-    data = make_data(ns.rows)
-    cpu = []
-    for _ in range(ns.repeats):
-        c = time.process_time()
-        out = run(data)
-        cpu.append(time.process_time() - c)
+    out, cpu = timed(run, make_data(ns.rows), ns.repeats)
     print(f"bare off-policy SNIPS, {ns.rows:,} logged rows x 3 targets: best {min(cpu):.3f} s "
           f"CPU, median {statistics.median(cpu):.3f} s; estimates "
           f"{np.round(out['estimate'], 4).tolist()}")
