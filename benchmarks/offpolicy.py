@@ -27,7 +27,8 @@ Two measurements, printed as markdown and (``--write``) written to ``benchmarks/
    (acceptance: ≤ 3× for every estimator, ≤ 1.5× for IPS/SNIPS, at 10⁶). Beside it, each
    estimator's own bare reference (:data:`IPS_FAMILY`, :data:`DR_FAMILY`) on the frames cje is
    given, and the ratio: the IPS family's floor (``bare_offpolicy.floor``: SNIPS from the logged
-   frame + the fresh draws from their frame + the minimal overlap diagnostics), the DR family's
+   frame + the fresh draws from their frame + the minimal overlap diagnostics; calibrated IPS:
+   ``bare_dr.py``'s calibrated IPS from the frames + those diagnostics), the DR family's
    ``benchmarks/bare_dr.py`` (DR-CPO, from its coded arrays / from the frames; MRDR, TMLE and
    stacked DR have no bare script of their own and are set against it too). ``--no-bare`` skips
    them.
@@ -152,8 +153,12 @@ def bare_times(inp):
             out["bare_dr"] = time.process_time() - c
             c = time.process_time(); bare_dr.run(bare_dr.codes_from_frames(logged, fresh, *scales))
             out["bare_dr_frame"] = time.process_time() - c
+            # calibrated IPS (its SIMCal-W weights, no outcome model) from the frames
+            c = time.process_time()
+            bare_dr.run(bare_dr.codes_from_frames(logged, fresh, *scales), estimator="calibrated-ips")
+            out["bare_cips_frame"] = time.process_time() - c
         except NotImplementedError:
-            out["bare_dr"] = out["bare_dr_frame"] = None
+            out["bare_dr"] = out["bare_dr_frame"] = out["bare_cips_frame"] = None
     return out
 
 mode = sys.argv[1]
@@ -302,7 +307,11 @@ def _scaling_line(r: dict) -> str:
             got = [b[key] for b in r["bare"] if b.get(key) is not None]
             return min(got) if got else None
         cpu_best = min(r["cpu"])
-        if est in IPS_FAMILY:
+        if est == "calibrated-ips" and best_of("bare_cips_frame") is not None:
+            cips, diag = best_of("bare_cips_frame"), best_of("floor_diagnostics")
+            own = (f"bare calibrated IPS from the frames {cips:.2f} + diagnostics {diag:.2f} = "
+                   f"{cips + diag:.2f} | {cpu_best / (cips + diag):.1f}× |")
+        elif est in IPS_FAMILY:
             parts = [best_of("floor_" + k) for k in ("snips_frame", "fresh", "diagnostics")]
             tot = best_of("floor_total")
             own = (f"floor {parts[0]:.2f} + {parts[1]:.2f} + {parts[2]:.2f} = {tot:.2f} "
@@ -339,7 +348,8 @@ SCALING_HEADER = [
 ]
 #: The estimators' own bare references (issue #18): the IPS family's is the floor of a SNIPS call
 #: with fresh draws (``bare_offpolicy.floor``: SNIPS from the logged frame + the fresh draws from
-#: their frame + the minimal overlap diagnostics); the DR family's is ``bare_dr.py`` (DR-CPO, from
+#: their frame + the minimal overlap diagnostics), calibrated IPS's ``bare_dr.py``'s calibrated
+#: IPS from the frames + the same diagnostics; the DR family's is ``bare_dr.py`` (DR-CPO, from
 #: its coded arrays / from the frames). MRDR, TMLE and stacked DR (three outcome models, a
 #: fluctuation, a stacking) have no bare script of their own: bare DR-CPO is their reference,
 #: the least any of them must do.
@@ -504,7 +514,8 @@ def section(raw: dict) -> str:
         "≤ 30 s and ≤ 3 GB at 10⁶ logged rows for every estimator. A load average above the "
         "core count means other work competed for the CPUs (wall times inflated; CPU s is the "
         "steadier column). Own bare reference: the IPS family's floor (bare SNIPS from the "
-        "logged frame + fresh draws from their frame + minimal overlap diagnostics), the DR "
+        "logged frame + fresh draws from their frame + minimal overlap diagnostics; calibrated "
+        "IPS: bare calibrated IPS from the frames + those diagnostics), the DR "
         "family's bare DR-CPO (`benchmarks/bare_dr.py`, coded arrays / frames; MRDR, TMLE and "
         "stacked DR against DR-CPO too). Raw measurements: `benchmarks/results_offpolicy.json`.",
         "",
