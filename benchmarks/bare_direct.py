@@ -58,11 +58,13 @@ def codes_from_frame(df, judge_scale: tuple[float, float], label_scale: tuple[fl
                      ) -> dict[str, np.ndarray]:
     """The arrays :func:`run` takes, from a frame as a user holds it (string prompt ids and
     policy names, ``judge_score``, ``oracle_label``): ids coded by ``pandas.factorize`` (the
-    fastest way to code strings), scores and labels mapped to [0, 1]. No validation."""
+    fastest way to code strings) of the columns as they are (Arrow-backed strings with pandas ≥ 3:
+    hashed by Arrow; through ``.to_numpy()`` they would first become Python strings, ~0.1 s more
+    per 10⁶ rows), scores and labels mapped to [0, 1]. No validation."""
     import pandas as pd
 
-    prompt, _ = pd.factorize(df["prompt_id"].to_numpy(), sort=False)
-    policy, _ = pd.factorize(df["policy"].to_numpy(), sort=True)
+    prompt, _ = pd.factorize(df["prompt_id"], sort=False)
+    policy, _ = pd.factorize(df["policy"], sort=True)
     s = (df["judge_score"].to_numpy(dtype=float) - judge_scale[0]) / (judge_scale[1] - judge_scale[0])
     y = (df["oracle_label"].to_numpy(dtype=float) - label_scale[0]) / (label_scale[1] - label_scale[0])
     return {"prompt": prompt.astype(np.int64), "policy": policy.astype(np.int64), "s": s, "y": y}
