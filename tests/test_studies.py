@@ -396,12 +396,19 @@ def test_var_cap_full(tmp_path):
 def test_residual_weights_full(tmp_path):
     df, _ = _outputs(STUDIES["residual_weights"](n_jobs=2, out_dir=tmp_path), "residual_weights", 600)
     cov = df.groupby(["judge_noise", "target", "setting"])["covered"].mean()
+    err = df.assign(e=df.estimate - df.truth).groupby(["judge_noise", "target", "setting"])["e"]
+    bias = err.mean()
     for est in ("calibrated-ips", "stacked-dr"):
         raw, stable = cov.xs(f"{est} / raw", level="setting"), cov.xs(f"{est} / stable", level="setting")
         assert raw.xs("ess60", level="target").between(0.93, 0.97).all()
-        # noisy judge, 10% ESS: the stabilised residual's bias costs coverage even with the gap
-        # allowance (measured 0.897 → 0.830 for stacked DR; MC SE of the gap ≈ 0.02)
-        assert stable[(0.1, "ess10")] < raw[(0.1, "ess10")] - 0.04
+        # noisy judge, 10% ESS: the stabilised residual is biased (measured −0.017 and −0.016,
+        # MC SE ≤ 0.0008; raw −0.003 and −0.001), and the gap allowance does not buy back all
+        # the coverage it costs: measured 0.942 → 0.910 (calibrated IPS), 0.977 → 0.942
+        # (stacked DR), each ± 0.006–0.012, the paired difference more precise; asserted with
+        # margins of about half the measured gaps
+        b_st, b_raw = bias[(0.1, "ess10", f"{est} / stable")], bias[(0.1, "ess10", f"{est} / raw")]
+        assert b_st < 0 and abs(b_raw) < abs(b_st) / 3, (b_st, b_raw)
+        assert stable[(0.1, "ess10")] < raw[(0.1, "ess10")] - 0.015
         auto = cov.xs(f"{est} / auto", level="setting")
         assert (auto.xs("ess60", level="target") == raw.xs("ess60", level="target")).all()
     # where auto switches (1% ESS), it buys RMSE: measured 0.46–0.83x raw's
