@@ -286,17 +286,7 @@ def tail_inflation(v: np.ndarray, rows: OffPolicyRows, psi_e: float, phi_e: np.n
     if m == 0 or m == n:
         return 1.0
     w = rows.weights
-    # whether the raw ESS is high enough to skip: the same in every OUA run of a target (kept in
-    # its cache for these weights; stacked DR asks in each run)
-    cache = getattr(rows, "cache", None)
-    hit = None if cache is None else cache.get("tail_ess")
-    if hit is not None and hit[0] is w:
-        high = hit[1]
-    else:
-        high = float(w.sum()) ** 2 / float((w * w).sum()) >= TAIL_VARIANCE_ESS * n
-        if cache is not None:
-            cache["tail_ess"] = (w, high)
-    if high:
+    if float(w.sum()) ** 2 / float((w * w).sum()) >= TAIL_VARIANCE_ESS * n:
         return 1.0
     sample = float((phi_e * phi_e).sum())
     if not sample > 0.0:
