@@ -17,6 +17,14 @@ import pytest
 ORIGINAL_ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow-tier studies run for up to ~20 minutes: no per-test time limit for them (the default
+    run's limit, ``timeout`` in pyproject.toml, is there to name a test that hangs)."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.timeout(0))
+
+
 @pytest.fixture(scope="session")
 def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The packaged Arena sample written once per session as cje-eval files

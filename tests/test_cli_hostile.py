@@ -49,9 +49,16 @@ def test_out_to_a_pipe_writes_into_it_and_never_replaces_it(data_dir: Path, tmp_
                      "--out", str(fifo)])
     finally:
         if reader.is_alive():  # unblock the reader if main never opened the pipe
-            with open(fifo, "w"):
+            # Never a blocking open here: the reader may have read to the end and closed its end
+            # while its thread is still finishing, and a blocking open for writing would then
+            # wait forever for a reader (it hung CI once; about 2 runs in 1,000 locally).
+            # Without a reader this open fails (ENXIO) and there is nothing to unblock.
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
                 pass
         reader.join(timeout=60)
+    assert not reader.is_alive(), "the reader of the pipe never saw its end"
     assert code == 0
     assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe, not a file
     assert got and cje.Report.from_json(got[0]).estimates  # the whole report came through
