@@ -1365,6 +1365,11 @@ def _policy_column(cols: dict[str, Any], n: int, pid: _RowIds, policy: str | Non
     ``policy`` column every row is one policy (``policy``, else ``"default"`` with a notice)."""
     if "policy" in cols:
         pol_code, pol_uniq = _clean_ids(cols["policy"], strip=False, name="policy")
+        # names are kept as written, but two that differ only by surrounding white space ('A'
+        # and 'A ') are one policy split in two, printed as two rows of the same name: refused
+        bare = np.array([str(v).strip() for v in pol_uniq.tolist()], dtype=object)
+        if len(set(bare.tolist())) < bare.size:
+            _merge_cleaned(pol_code, bare, pol_uniq, "policy")  # raises, naming both rows
         first_bad(pol_code < 0, "The 'policy' column must name a policy on every row",
                   "an empty policy", pid, "Fill it in, or drop the row.")
         return pol_code, pol_uniq, _RowIds(pol_code, pol_uniq)

@@ -518,6 +518,66 @@ def fit_calibrator(table: Table, fold: np.ndarray, *, mode: Mode, k: int,
     return calibrator, [str(w.message) for w in caught]
 
 
+#: A policy without rows on at least this share of the prompts makes the different prompt sets a
+#: warning (below it, e.g. a few failed generations, a notice).
+PROMPT_GAP_WARNING = 0.10
+
+
+def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
+                       ) -> tuple[bool, str] | None:
+    """Whether the policies were judged on different prompts, as (is a warning, text); ``None``
+    when every policy has rows on the same prompts.
+
+    Each policy's value is the mean over its own prompts and a contrast pairs only the prompts
+    two policies share: with different prompt sets, a difference between policies is partly a
+    difference between prompts. A policy lacking at least :data:`PROMPT_GAP_WARNING` of the
+    prompts makes it a warning (its usual cause: ids written differently in places, ``7`` and
+    ``7.0``, ``'7'`` and ``'007'``, which are different text and so different prompts); smaller
+    gaps (a few failed generations) a notice.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The policies.
+    present : sequence of numpy.ndarray of bool
+        Per policy, whether it has a row on each prompt (the same prompts in the same order).
+
+    Returns
+    -------
+    (bool, str) or None
+
+    Examples
+    --------
+    >>> on = [np.array([True, True, True, False]), np.array([False, True, True, True])]
+    >>> warn, text = prompt_set_message(["a", "b"], on)
+    >>> print(warn, text)  # doctest: +NORMALIZE_WHITESPACE
+    True The policies were judged on different prompts (4 prompts in all): 'a' has no row on 1
+    of them (25%), 'b' on 1 (25%). Each value is the mean over the policy's own prompts and a
+    contrast pairs only the prompts two policies share, so a difference between policies is
+    partly a difference between their prompts. If the same prompt is written differently in
+    places (e.g. 7 and '7.0', or '7' and '007'), write it the same way on every row.
+    >>> prompt_set_message(["a", "b"], [on[0], on[0]]) is None
+    True
+    """
+    if len(present) < 2 or all(np.array_equal(present[0], p) for p in present[1:]):
+        return None
+    union = np.logical_or.reduce(list(present))
+    g = int(union.sum())
+    lacking = [(name, int(np.count_nonzero(union & ~p)))
+               for name, p in zip(names, present, strict=True)]
+    lacking = sorted(((n, m) for n, m in lacking if m), key=lambda t: -t[1])
+    parts = [f"{name!r} {'has no row on' if j == 0 else 'on'} {m:,}{' of them' if j == 0 else ''} "
+             f"({m / g:.0%})" for j, (name, m) in enumerate(lacking[:5])]
+    more = f"; {len(lacking) - 5} more policies lack some" if len(lacking) > 5 else ""
+    text = (f"The policies were judged on different prompts ({g:,} prompts in all): "
+            f"{', '.join(parts)}{more}. Each value is the mean over the policy's own prompts and "
+            "a contrast pairs only the prompts two policies share, so a difference between "
+            "policies is partly a difference between their prompts. If the same prompt is "
+            "written differently in places (e.g. 7 and '7.0', or '7' and '007'), write it the "
+            "same way on every row.")
+    return lacking[0][1] >= PROMPT_GAP_WARNING * g, text
+
+
 def estimate(
     shape: Shape,
     calibrator: RewardCalibrator,
@@ -681,6 +741,13 @@ def estimate(
                              gaps=gaps, probes=probes,
                              gap_influence=shape.gap_influence(), own=owns)
     ranking = ranking_tiers([results[i] for i in shown], pairs)
+    own = getattr(shape, "policy_prompts", None)  # direct data: each policy its own prompts
+    if own is not None:
+        said = prompt_set_message([shape.names[i] for i in shown],
+                                  [present[i][:own] for i in shown])
+        if said is not None:
+            warns, notices = ([*warns, said[1]], notices) if said[0] else \
+                (warns, [*notices, said[1]])
 
     y_train = table.y[table.train]
     curve_s, curve_X = shape.curve_inputs()

@@ -178,6 +178,9 @@ class DirectShape:
         self.judge_scale, self.label_scale = ev.judge_scale, ev.label_scale
         self.labelled_scores = ev.judge_score[ev.labelled]
         self.n_clusters = int(self.table.cluster.max()) + 1
+        # the policies' prompts are the codes below this (probe slices' prompts come after):
+        # :func:`cje.pipeline.core.prompt_set_message` compares the policies' prompt sets
+        self.policy_prompts = int(ev.prompts.shape[0])
         self.probe_names = list(probes)
         self._group = np.where(group < P, group, -1) if probes else group
         # each policy's rows: a slice (views, not copies, of every per-row array) when they are

@@ -1226,6 +1226,12 @@ class PartitionedShape:
         self.n_clusters = 0
         self.naive: list[tuple[float, float, float]] = []
 
+    @property
+    def policy_prompts(self) -> int:
+        """Every prompt code is a policy's own (no probe slices out of core): the policies'
+        prompt sets are compared over all of them (:func:`cje.pipeline.core.prompt_set_message`)."""
+        return self.n_clusters
+
     # the numbers every pass needs ---------------------------------------------------------------
     def _residual_means(self, oof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each labelled row's residual ``e`` and each policy's mean residual ``ē``."""
@@ -1489,6 +1495,13 @@ def analyze_partitioned(
         raise CJEInputError("The input has no valid rows left after on_invalid='drop'."
                             if excluded else "The input has no rows.")
     names = tuple(sorted(counts_df["policy"].unique().tolist()))
+    bare: dict[str, str] = {}
+    for name in names:  # as in memory (cje.load): 'A' and 'A ' are one policy split in two
+        if bare.setdefault(name.strip(), name) != name:
+            raise CJEInputError(
+                f"The 'policy' column has two names that differ only by surrounding white space: "
+                f"{bare[name.strip()]!r} and {name!r}. Write each policy's name the same way on "
+                "every row.")
     distinct = np.sort(counts_df["judge_score"].unique().astype(np.float64))
     P, D = len(names), distinct.size
     counts = np.zeros((P, D), dtype=np.int64)
