@@ -502,16 +502,20 @@ READING = """## Reading
 - **A candidate fix** (not implemented): the unnormalised mean weight `m` is the one statistic
   whose expectation is known (1), and a sample that missed tail mass shows `m < 1`. Marking the
   weighting family CAUTION when `m < 1 − 1.5·SE(m)` lifts the OK coverage to 0.946–1.000 in every
-  cell here (table above) at the price of 13–14 points of OK share at 25–50% population ESS. Two
-  checks outside these replicates (run separately, calibrated IPS): on 400 fresh seeds (20000–20399)
-  of the consistent cell at n = 1,000 the OK intervals cover 0.60–0.90 at `t3`–`tinf` now and
-  0.957–1.000 with the gate; on the bounded-weight process of `independent_dgps.py` (300
-  replicates, judge bias −0.9 and 0) the 50%-ESS target stays OK in 92–93% of samples instead of
-  99–100%, covering 0.971 ± 0.010 instead of 0.963 ± 0.011. The support gate's documentation
-  rejected a z-test on `m` for *refusing* (it fires in up to a third of correct samples under heavy
-  tails); as a CAUTION for the weighting family those are the samples to caution. The threshold
-  is read off these replicates and needs checking on `make_offpolicy_eval`, `study_overlap` and
-  Arena before adoption."""
+  cell here (table above) at the price of 13–14 points of OK share at 25–50% population ESS. The
+  support gate's documentation rejected a z-test on `m` for *refusing* (it fires in up to a third
+  of correct samples under heavy tails); as a CAUTION for the weighting family those are the
+  samples to caution. Checked outside these replicates in `independent_tails_gate_check.md`
+  (calibrated IPS): on fresh seeds of this process the OK intervals cover 0.60–0.90 at `t3`–`tinf`
+  now and 0.957–1.000 with the gate; on bounded weights (`independent_dgps.py`, `make_tail_eval`)
+  the 50%-ESS targets lose 7 points of OK share and still cover. **The same defect shows on the
+  package's own `make_offpolicy_eval`** (log-normal weights): at 25% population ESS the OK
+  intervals of calibrated IPS cover 0.867 ± 0.028 (150 of 600, n = 1,000) and 0.865 ± 0.035 (96 of
+  300, n = 500) — samples that missed part of the tail cross the 30% sample-ESS gate — and the gate
+  only narrows that gap (0.920 ± 0.027, 0.941 ± 0.029). No pinned status of
+  `tests/test_offpolicy_pinned.py` would change under the gate (the OK weighting estimates there
+  have `m` within 0.7 SE of 1); the reasons of some estimates already CAUTION or REFUSED
+  (`continuous` `far`, Arena `unhelpful`) would gain a sentence."""
 
 
 def main() -> None:
