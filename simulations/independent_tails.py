@@ -31,7 +31,7 @@ importance weights are unbounded, and for some targets their variance is infinit
 per prompt of the logging policy and of each target (passed as ``fresh_draws`` with a ``policy``
 column, as ``independent_dgps.py`` does). ``cje.analyze`` with its defaults (``estimator="auto"``:
 stacked DR with fresh draws). Truth ``E σ(N(0.36 + 1.2 δ, 1.96 + 1.44 s² + 0.72))`` by 80-point
-Gauss–Hermite quadrature (exact to ~1e-12), checked against a 10⁶-row Monte Carlo draw (its
+Gauss–Hermite quadrature (within 1e-9 of adaptive quadrature), checked against a 10⁶-row Monte Carlo draw (its
 error printed in the results). Coverage ``c`` over ``r`` intervals has MC SE ``sqrt(c(1 − c)/r)``.
 Writes ``simulations/results/independent_tails.md`` (and the replicate rows to
 ``independent_tails.parquet`` beside it, git-ignored).

@@ -28,6 +28,19 @@ def test_truth_matches_monte_carlo() -> None:
         assert abs(mean - it.TRUTH[pol]) < 4 * se, pol
 
 
+def test_truth_matches_adaptive_quadrature() -> None:
+    """The 80-point Gauss–Hermite truth agrees with scipy's adaptive quadrature to 1e-9."""
+    from scipy import integrate
+
+    for pol, (delta, s) in it.POLICIES.items():
+        mu, sd = 0.36 + 1.2 * delta, np.sqrt(1.96 + 1.44 * s * s + 0.72)
+        def integrand(x: float, mu: float = mu, sd: float = sd) -> float:
+            return np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi) * (1.0 + np.exp(-x)))
+
+        exact = integrate.quad(integrand, -80, 80, epsabs=1e-14, limit=500)[0]
+        assert abs(it.TRUTH[pol] - exact) < 1e-9, pol
+
+
 def test_population_ess_formula() -> None:
     """``pop_ess`` is 1/E₀[w²] of the Gaussian tilt (numerical integration; sampling cannot check
     it: w² has infinite variance here), and 0 at s² ≥ 2."""
