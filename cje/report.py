@@ -469,9 +469,13 @@ class Report:
         >>> print(t[["policy", "ess_raw", "ess_stable", "hill_raw", "status"]].round(2)
         ...       .to_string(index=False))
           policy  ess_raw  ess_stable  hill_raw  status
-            mild     0.91        0.98      6.25      OK
-        moderate     0.64        0.89      2.84      OK
+            mild     0.91        0.98      6.25 CAUTION
+        moderate     0.64        0.89      2.84 CAUTION
              far     0.19        0.66      1.34 CAUTION
+        >>> # mild and moderate: this sample's mean raw weight is 2.0 and 2.4 SE below 1 (it drew
+        >>> # few of their high-weight responses; both estimates are low): CAUTION, not OK
+        >>> t.loc[t.policy == "mild", "mean_raw_weight"].round(3).tolist()
+        [0.972]
         >>> rep.diagnostics("calibration").columns.tolist()[:4]
         ['bin', 'judge_low', 'judge_high', 'n']
         """

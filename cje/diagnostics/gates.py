@@ -55,6 +55,7 @@ __all__ = [
     "MEAN_WEIGHT_CAUTION",
     "MEAN_WEIGHT_DATA_ERROR",
     "NEAR_ZERO_CAUTION",
+    "MEAN_WEIGHT_DEFICIT_Z",
     "N_EFF_REFUSE",
     "MIN_PROBE_LABELS",
     "worse_status",
@@ -83,6 +84,14 @@ MEAN_WEIGHT_CAUTION: tuple[float, float] = (0.5, 10.0)
 MEAN_WEIGHT_DATA_ERROR: tuple[float, float] = (1e-6, 100.0)
 #: Share of logged rows with a raw ratio below 1e-3 at or above which the estimate is CAUTION.
 NEAR_ZERO_CAUTION = 0.5
+#: Weighting estimators: a mean raw weight more than this many of its standard errors below 1 →
+#: CAUTION. A sample that missed part of the target's rare high-weight responses shows a deficit
+#: of ``m`` (the one statistic whose expectation is known) while its raw ESS and Hill index look
+#: *better*; its Hájek estimate leans toward the logging policy's value and its interval cannot
+#: allow for the rows it never saw. Measured in ``simulations/results/independent_tails.md`` and
+#: checked on other processes in ``simulations/results/independent_tails_gate_check.md``
+#: (docs: Off-policy › Weight tails).
+MEAN_WEIGHT_DEFICIT_Z = 1.5
 #: Effective number of logged rows ``n · ESS_raw`` below which a weighting estimate is REFUSED.
 N_EFF_REFUSE = 2.0
 #: Stabilised-weight ESS at or above which SIMCal-W counts as having flattened the weights.
@@ -156,8 +165,15 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
     >>> st, why[0][:40]
     ('REFUSED', 'no support: the mean raw importance rati')
     >>> support_gate("weighting", {"mean_raw_weight": 0.97, "log_mean_raw_weight": -0.03,
-    ...                            "ess_raw": 0.4}, 500)
+    ...                            "mean_raw_weight_se": 0.04, "ess_raw": 0.4}, 500)
     ('OK', [])
+
+    The same mean with a standard error of 0.01 (3 SE below 1): the sample likely missed some of
+    the target's high-weight responses, a weighted estimate is CAUTION (a DR one is not).
+
+    >>> d = {"mean_raw_weight": 0.97, "log_mean_raw_weight": -0.03, "mean_raw_weight_se": 0.01}
+    >>> support_gate("weighting", d, 500)[0], support_gate("dr", d, 500)[0]
+    ('CAUTION', 'OK')
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be 'weighting' or 'dr'; got {family!r}.")
@@ -204,6 +220,16 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
                                  + causes + ".")
             else:
                 worse("CAUTION", f"{what}; its level may be off. " + causes + ".")
+    deficit = 1.0 - m if m == m else nan
+    if (family == "weighting" and status == "OK" and deficit == deficit and se == se
+            and deficit > max(MEAN_WEIGHT_DEFICIT_Z * se, 1e-9)):
+        worse("CAUTION", f"the weights may have missed the target's rarer responses: {stat}, "
+                         f"{deficit / se if se > 0 else float('inf'):.1f} SE below. A sample "
+                         "that drew few of the target's high-weight responses looks like this "
+                         "(its ESS and Hill index look better, not worse), and its weighted "
+                         "estimate then leans toward the logging policy's value by an amount its "
+                         "interval does not allow for (or the log-probabilities are off). Fresh "
+                         f"draws of the target and a DR estimator avoid it ({TAIL_DOCS}).")
     if nz == nz and nz >= NEAR_ZERO_CAUTION and status == "OK":
         worse("CAUTION", f"{nz:.0%} of the logged rows have a raw importance ratio below 1e-3: the "
                          "target hardly ever writes what the logging policy writes.")
