@@ -480,12 +480,14 @@ READING = """## Reading
   although the samples look far better than the population (median raw ESS 18–35% at population
   ESS 3–10%; 40–49% for `tinf`, whose population ESS is 0).
 - **The weighting estimators (calibrated IPS — the default without fresh draws — and SNIPS):
-  wrong OKs.** Unconditionally their intervals cover 0.946–0.979, but the ones marked OK cover
-  0.78–0.89 at population ESS 3–10% and for `tinf` with the consistent judge and 1,000 prompts
-  (0.83–0.93 with 400; flagged list above), and all but a handful of the OK misses fall below the
-  truth. With the judge that favours the targets the OK intervals are wider and cover 0.84–0.95
-  (those below 0.93 within 2 MC SE of it).
-- **Mechanism: the gates select the samples that missed the tail.** With a polynomial weight tail
+  wrong OKs before the mean-raw-weight gate, none with it.** Unconditionally their intervals cover
+  0.946–0.979. In the first run of this script (commit 3eb29e4, before the gate) the ones marked OK
+  covered 0.78–0.89 at population ESS 3–10% and for `tinf` with the consistent judge and 1,000
+  prompts (0.83–0.93 with 400), all but a handful of the misses below the truth; 0.84–0.95 with
+  the judge that favours the targets. With the gate the package now applies (tables above) the
+  OK intervals of both cover 0.946–1.000 in every cell, at the price of OK share: 0.73 instead of
+  0.86 at 50% population ESS, 0.35 instead of 0.48 at 25%, 0.08 instead of 0.18 at 10% (n = 1,000).
+- **Mechanism (before the gate): the gates selected the samples that missed the tail.** With a polynomial weight tail
   (index 2.78 or 1.8) a logged sample that drew few of the target's rare high-weight responses has
   a *higher* raw ESS (at `t3`–`t10` and `tinf`, median 0.34–0.61 among the OK samples against
   0.18–0.42 among the others), a larger Hill index (2.1–2.3 against 1.6–1.8), a smaller largest
@@ -499,23 +501,20 @@ READING = """## Reading
   not involved. A stricter ESS or Hill threshold does not help — it selects samples that missed
   more of the tail (from the saved replicates: the OK intervals of `tinf` with raw ESS ≥ 50% cover
   0.86–0.92; with Hill ≥ 3 almost no sample stays OK at 3–10% ESS, and 4–17% at 50%).
-- **A candidate fix** (not implemented): the unnormalised mean weight `m` is the one statistic
-  whose expectation is known (1), and a sample that missed tail mass shows `m < 1`. Marking the
-  weighting family CAUTION when `m < 1 − 1.5·SE(m)` lifts the OK coverage to 0.946–1.000 in every
-  cell here (table above) at the price of 13–14 points of OK share at 25–50% population ESS. The
-  support gate's documentation rejected a z-test on `m` for *refusing* (it fires in up to a third
-  of correct samples under heavy tails); as a CAUTION for the weighting family those are the
-  samples to caution. Checked outside these replicates in `independent_tails_gate_check.md`
-  (calibrated IPS): on fresh seeds of this process the OK intervals cover 0.60–0.90 at `t3`–`tinf`
-  now and 0.957–1.000 with the gate; on bounded weights (`independent_dgps.py`, `make_tail_eval`)
-  the 50%-ESS targets lose 7 points of OK share and still cover. **The same defect shows on the
-  package's own `make_offpolicy_eval`** (log-normal weights): at 25% population ESS the OK
-  intervals of calibrated IPS cover 0.867 ± 0.028 (150 of 600, n = 1,000) and 0.865 ± 0.035 (96 of
-  300, n = 500) — samples that missed part of the tail cross the 30% sample-ESS gate — and the gate
-  only narrows that gap (0.920 ± 0.027, 0.941 ± 0.029). No pinned status of
-  `tests/test_offpolicy_pinned.py` would change under the gate (the OK weighting estimates there
-  have `m` within 0.7 SE of 1); the reasons of some estimates already CAUTION or REFUSED
-  (`continuous` `far`, Arena `unhelpful`) would gain a sentence."""
+- **The fix, adopted** (`cje.diagnostics.gates.MEAN_WEIGHT_DEFICIT_Z`): the unnormalised mean
+  weight `m` is the one statistic whose expectation is known (1), and a sample that missed tail
+  mass shows `m < 1`; the weighting family is CAUTION when `m < 1 − 1.5·SE(m)`. The 1.5 was read
+  off this script's first run. The support gate's documentation had rejected a z-test on `m` for
+  *refusing* (it fires in up to a third of correct samples under heavy tails); as a CAUTION for
+  the weighting family those are the samples to caution. Checked outside these replicates in
+  `independent_tails_gate_check.md` (calibrated IPS): on fresh seeds of this process the OK
+  intervals covered 0.60–0.90 at `t3`–`tinf` without the gate and 0.957–1.000 with it; on bounded
+  weights (`independent_dgps.py`, `make_tail_eval`) the 50%-ESS targets lose 7 points of OK share
+  and still cover. **Where it stops working: the package's own `make_offpolicy_eval`**
+  (log-normal weights): at 25% population ESS the OK intervals of calibrated IPS covered
+  0.867 ± 0.028 (150 of 600, n = 1,000) and 0.865 ± 0.035 (96 of 300, n = 500) without the gate
+  and 0.920 ± 0.027 and 0.941 ± 0.029 with it. No pinned status of `tests/test_offpolicy_pinned.py`
+  moved; three estimates already CAUTION (`continuous` `far`) gained the reason."""
 
 
 def main() -> None:
