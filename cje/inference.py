@@ -612,9 +612,14 @@ def clip_interval(estimate: float, low: float, high: float,
     (0.4, 0.6, False)
     >>> clip_interval(1.2, 0.9, 1.5, (0.0, 1.0))   # an impossible estimate: left as it is
     (0.9, 1.5, False)
+    >>> clip_interval(1.0000000000000002, 0.96, 1.04, (0.0, 1.0))   # on the bound up to rounding
+    (0.96, 1.0, True)
     """
     lo_s, hi_s = scale
-    if not (np.isfinite(estimate) and lo_s <= estimate <= hi_s):
+    # on the scale up to rounding, as the sanity gate judges it (a mean of values that are all
+    # 1 can add up to 1 + 2e-16): such an estimate is on the scale and its interval is cut
+    tol = 1e-9 * (hi_s - lo_s)
+    if not (np.isfinite(estimate) and lo_s - tol <= estimate <= hi_s + tol):
         return low, high, False
     cut_low, cut_high = bool(np.isfinite(low) and low < lo_s), bool(np.isfinite(high) and high > hi_s)
     return (lo_s if cut_low else low), (hi_s if cut_high else high), cut_low or cut_high

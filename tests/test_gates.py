@@ -233,7 +233,13 @@ NAN, INF = float("nan"), float("inf")
         ({"estimate": 0.02, "ci_low": -0.01, "ci_high": 0.05}, (0, 1), "CAUTION",
          r"crosses the label scale's bound"),
         ({"estimate": 4.9, "ci_low": 4.7, "ci_high": 5.1}, (1, 5), "CAUTION", r"crosses"),
-        ({"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0, "se": 0.0}, (0, 1), "OK", None),
+        # an interval that only touches a bound does not cross it
+        ({"estimate": 0.05, "ci_low": 0.0, "ci_high": 0.1, "se": 0.025}, (0, 1), "OK", None),
+        # a standard error of 0 is a variance that could not be estimated, not an exact value
+        ({"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0, "se": 0.0}, (0, 1), "CAUTION",
+         r"standard error is 0"),
+        ({"estimate": 4.0, "ci_low": 4.0, "ci_high": 4.0, "se": 0.0}, (1, 5), "CAUTION",
+         r"could not be estimated"),
         ({"estimate": NAN}, (0, 1), "REFUSED", r"not a finite number: estimate = nan"),
         ({"estimate": INF, "se": NAN, "ci_low": NAN, "ci_high": NAN, "method": "ips"}, (0, 1),
          "REFUSED", r"not a finite number: estimate, SE, .*importance ratios that overflow"),
@@ -312,6 +318,32 @@ def test_direct_pipeline_single_prompt_policy_is_refused():
     # no contrast with a number that cannot be compared; the others are all there (5 policies)
     assert not any("lonely" in (c.policy_a, c.policy_b) for c in rep.pairs)
     assert len(rep.pairs) == 10
+
+
+def test_direct_zero_standard_error_at_the_bound_is_not_ok():
+    """Binary labels that the 3-valued judge separates exactly (score 1 -> 0, else 1); policy T
+    has no score-1 responses and its 12 labels are all 1: every calibrated score and residual
+    of T is equal, its SE is 0 and its interval [1, 1]. Before the zero-SE check that was OK (in
+    ``simulations/independent_small.py``, binary labels, T's value 0.972: such intervals miss)."""
+    n = 40
+    pid = [f"q{i}" for i in range(n)]
+    s_a = np.tile([1.0, 2.0, 3.0, 1.0], n // 4)
+    s_t = np.tile([2.0, 3.0], n // 2)
+    lab = np.arange(n) < 12
+    data = pd.concat([
+        pd.DataFrame({"prompt_id": pid, "policy": "A", "judge_score": s_a,
+                      "oracle_label": np.where(lab, (s_a >= 2).astype(float), np.nan)}),
+        pd.DataFrame({"prompt_id": pid, "policy": "T", "judge_score": s_t,
+                      "oracle_label": np.where(lab, 1.0, np.nan)})], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = cje.analyze(data, judge_scale=(1, 3), label_scale=(0, 1))
+    t = rep["T"]
+    assert (t.estimate, t.se, t.ci_low, t.ci_high) == (1.0, 0.0, 1.0, 1.0)  # the numbers stay
+    assert t.status == "CAUTION"
+    assert any("standard error is 0" in r for r in t.reasons)
+    assert rep["A"].status == "OK" and rep["A"].se > 0  # the other policy is untouched
+    assert len(rep.pairs) == 1  # a zero-SE level still enters its contrasts
 
 
 def test_offpolicy_ips_out_of_scale_is_refused(sim):

@@ -303,6 +303,16 @@ def _sanity_checks(est: PolicyEstimate,
             text = (f"the interval [{est.ci_low:.4g}, {est.ci_high:.4g}] crosses the label scale's "
                     f"bound ({lo:g}, {hi:g}): the t interval is approximate this close to the edge.")
         out.append(("CAUTION", text, "crosses"))
+    if est.se == 0.0 and math.isfinite(est.estimate):
+        # every value the variance rests on is equal in these data (e.g. a policy's labels all
+        # at the scale's bound and its scores all calibrated there): the variance was not
+        # estimable, not zero, and the interval [x, x] claims an exactness no sample gives
+        out.append(("CAUTION", (
+            f"its standard error is 0 (interval [{est.ci_low:.4g}, {est.ci_high:.4g}]): every "
+            "residual and calibrated score it rests on is equal in these data (e.g. all of its "
+            "labels at a bound of the scale and the calibration mapping all of its scores there), "
+            "so its variance could not be estimated and the interval has no width; label more of "
+            "its responses."), "zero-se"))
     return out
 
 
@@ -317,7 +327,11 @@ def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> Policy
       a rate near 0 or 1 with a t interval). The pipelines report such an interval cut to the
       scale (:func:`cje.inference.clip_interval`; ``diagnostics["interval_clipped"]``, the uncut
       ends in ``ci_low_unclipped`` / ``ci_high_unclipped``); both checks judge the uncut
-      interval, so cutting never turns a too-wide interval into an acceptable one.
+      interval, so cutting never turns a too-wide interval into an acceptable one;
+    * a standard error of exactly 0 (a zero-width interval: every residual and calibrated score
+      equal, e.g. binary labels all 1 on responses all calibrated to 1) → at least ``CAUTION``:
+      the variance was not estimable, and such intervals miss whenever the value is not exactly
+      the bound (``simulations/results/independent_small.md``).
 
     Estimates not on the label scale (``units != "label"``, e.g. UNCALIBRATED judge means) are
     returned unchanged. Only ``status`` and ``reasons`` change; the numbers are kept.

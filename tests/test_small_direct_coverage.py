@@ -1,0 +1,70 @@
+"""Reproduction of a known defect: OK intervals of a policy near the top of a binary scale with
+few labels of its own cover far less than 95% (``simulations/results/independent_small.md``).
+
+The process is the one of ``simulations/independent_small.py`` (numpy only), reduced to two
+policies on 120 shared prompts with 15 labels each and a judge with three distinct scores:
+``A`` (value 0.5) and ``T`` (value 0.972). The judge's scores mean much more for ``T`` than for
+``A`` (E[Y | S] is higher for the better policy at every score), so ``T``'s level rests on its
+own residual correction. When ``T``'s 15 labels miss its lower-scored responses the correction
+and its estimated variance are both near 0: the level is too low, its interval narrow and away
+from the bound, and the status OK; when they hit them the level is right, and its interval
+crosses 1 (CAUTION). The OK status selects the misses. Slow tier only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cje
+
+SIGMA = math.sqrt(0.7**2 + 0.6**2 + 0.5**2)
+SHIFT = {"A": 0.0, "T": 2.0}
+
+
+def _truth(policy: str) -> float:
+    return 0.5 * (1.0 + math.erf(SHIFT[policy] / SIGMA / math.sqrt(2.0)))
+
+
+def _data(seed: int, n: int = 120, m: int = 15) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a = 0.7 * rng.standard_normal(n)
+    pid = [f"p{i}" for i in range(n)]
+    parts = []
+    for pol, q in SHIFT.items():
+        v = q - a + 0.6 * rng.standard_normal(n)
+        y = (v + 0.5 * rng.standard_normal(n) > 0).astype(float)
+        u = v + 0.6 * rng.standard_normal(n)
+        s = 1.0 + (u > -0.3) + (u > 0.8)
+        keep = np.zeros(n, dtype=bool)
+        keep[rng.choice(n, size=m, replace=False)] = True
+        parts.append(pd.DataFrame({"prompt_id": pid, "policy": pol, "judge_score": s,
+                                   "oracle_label": np.where(keep, y, np.nan)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known defect: OK near a bound with few own labels "
+                   "under-covers (simulations/results/independent_small.md); remove the mark "
+                   "when a gate or interval fixes it")
+def test_ok_intervals_near_the_top_of_a_binary_scale_cover():
+    covered, statuses = [], []
+    for seed in range(900_000, 901_000):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                rep = cje.analyze(_data(seed), judge_scale=(1, 3), label_scale=(0, 1))
+            except cje.errors.CJEInputError:  # all 30 labels equal: cannot calibrate
+                continue
+        t = rep["T"]
+        statuses.append(t.status)
+        if t.status == "OK":
+            covered.append(t.ci_low <= _truth("T") <= t.ci_high)
+    c, r = float(np.mean(covered)), len(covered)
+    assert r >= 50, (r, pd.Series(statuses).value_counts().to_dict())  # enough OK ones to judge
+    # measured (with the zero-SE check): 0.74 ± 0.05 over 80 OK intervals of 1,000 replicates
+    assert c >= 0.93 - 2 * math.sqrt(c * (1 - c) / r), (c, r)
