@@ -487,20 +487,20 @@ READING = """## Reading
   the judge that favours the targets. With the gate the package now applies (tables above) the
   OK intervals of both cover 0.946–1.000 in every cell, at the price of OK share: 0.73 instead of
   0.86 at 50% population ESS, 0.35 instead of 0.48 at 25%, 0.08 instead of 0.18 at 10% (n = 1,000).
-- **Mechanism (before the gate): the gates selected the samples that missed the tail.** With a polynomial weight tail
-  (index 2.78 or 1.8) a logged sample that drew few of the target's rare high-weight responses has
-  a *higher* raw ESS (at `t3`–`t10` and `tinf`, median 0.34–0.61 among the OK samples against
-  0.18–0.42 among the others), a larger Hill index (2.1–2.3 against 1.6–1.8), a smaller largest
-  weight and a mean raw weight `m` below 1 (median 0.88–0.95 against 0.98–1.01). So it passes the
-  weighting gates (raw ESS ≥ 30%, Hill ≥ 2, TTC ≥ 0.3, `m` in [0.5, 10]) exactly when its Hájek
-  estimate is pulled toward the logging policy's value: the OK estimates are biased by −0.017 to
-  −0.040 (mean z −0.6 to −1.5), while the spread of their errors is *not* larger than their SE
-  (SD/SE 0.84–1.08). It is a conditional bias created by the gates, not a too-small variance term:
-  the reward term's influence values `w (R − ψ_R)` are the right variance for the rows seen, and
-  `tail_inflation` (which acts only on the oracle residual term, and only below 30% raw ESS) is
-  not involved. A stricter ESS or Hill threshold does not help — it selects samples that missed
-  more of the tail (from the saved replicates: the OK intervals of `tinf` with raw ESS ≥ 50% cover
-  0.86–0.92; with Hill ≥ 3 almost no sample stays OK at 3–10% ESS, and 4–17% at 50%).
+- **Mechanism (before the gate): the gates selected the samples that missed the tail.** With a
+  polynomial weight tail (index 2.78 or 1.8) a logged sample that drew few of the target's rare
+  high-weight responses has a *higher* raw ESS (at `t3`–`t10` and `tinf`, median 0.34–0.61 among the
+  OK samples against 0.18–0.42 among the others), a larger Hill index (2.1–2.3 against 1.6–1.8), a
+  smaller largest weight and a mean raw weight `m` below 1 (median 0.88–0.95 against 0.98–1.01). So
+  it passes the weighting gates (raw ESS ≥ 30%, Hill ≥ 2, TTC ≥ 0.3, `m` in [0.5, 10]) exactly when
+  its Hájek estimate is pulled toward the logging policy's value: the OK estimates are biased by
+  −0.017 to −0.040 (mean z −0.6 to −1.5), while the spread of their errors is *not* larger than
+  their SE (SD/SE 0.84–1.08). It is a conditional bias created by the gates, not a too-small
+  variance term: the reward term's influence values `w (R − ψ_R)` are the right variance for the
+  rows seen, and `tail_inflation` (which acts only on the oracle residual term, and only below 30%
+  raw ESS) is not involved. A stricter ESS or Hill threshold does not help — it selects samples that
+  missed more of the tail (from the saved replicates: the OK intervals of `tinf` with raw ESS ≥ 50%
+  cover 0.86–0.92; with Hill ≥ 3 almost no sample stays OK at 3–10% ESS, and 4–17% at 50%).
 - **The fix, adopted** (`cje.diagnostics.gates.MEAN_WEIGHT_DEFICIT_Z`): the unnormalised mean
   weight `m` is the one statistic whose expectation is known (1), and a sample that missed tail
   mass shows `m < 1`; the weighting family is CAUTION when `m < 1 − 1.5·SE(m)`. The 1.5 was read

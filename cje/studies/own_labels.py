@@ -349,7 +349,8 @@ def _reading(s: pd.DataFrame, cells: list[str]) -> list[str]:
             "- **By status** (B, cells with at least 100 CAUTION intervals): OK intervals cover "
             + ", ".join(f"{s.loc[c, 'cover_ok']:.3f} (`{c}`)" for c in shown)
             + "; CAUTION ones (an interval cut at a bound of the label scale, a level near a bound "
-            "on few own labels, or fewer than 10 own labels) " + ", ".join(f"{s.loc[c, 'cover_caution']:.3f}" for c in shown)
+            "on few own labels, or fewer than 10 own labels) "
+            + ", ".join(f"{s.loc[c, 'cover_caution']:.3f}" for c in shown)
             + ": a cell's misses gather in its CAUTION intervals, not its OK ones.")
     if pairs:
         lines.append(
