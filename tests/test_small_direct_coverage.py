@@ -50,7 +50,7 @@ def _data(seed: int, n: int = 120, m: int = 15) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_near_the_top_of_a_binary_scale_few_own_labels_are_not_ok():
-    """Before the near-bound gate (``cje.pipeline.core.few_labels_near_bound``) ``T`` was OK in 80
+    """Before the near-bound gate (``cje.diagnostics.gates.few_labels_near_bound``) ``T`` was OK in 80
     of 1,000 replicates and those covered 0.74 ± 0.05: 21 wrong OKs. With it (2026-12-07) ``T`` is
     OK in 2 of 1,000 (both miss: estimates far enough below the bound that even the floored
     interval stays inside it), while the mid-scale policy ``A`` with as few labels stays OK in 920.

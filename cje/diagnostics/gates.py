@@ -5,6 +5,8 @@ The gates, all pure functions, in the order the pipeline applies them:
 * :func:`level_gate` — every estimate: a failed or inconclusive transport audit, no oracle labels
   of its own, judge scores outside the labelled range (docs: Methods › Diagnostics and gates), a constant
   calibration.
+* :func:`few_labels_near_bound` — a direct level near a scale bound whose own-label residual part
+  rests on few labels (CAUTION).
 * :func:`overlap_gate` — off-policy only, by the estimator's overlap family: ESS, TTC and Hill
   index (CAUTION), then :func:`support_gate`.
 * :func:`support_gate` — off-policy only: does the target have support on the logged responses
@@ -41,6 +43,7 @@ from cje.diagnostics.overlap import (
     TTC_GATE,
     WEIGHTING_ESS_GATE,
 )
+from cje.inference import t_interval
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,6 +63,7 @@ __all__ = [
     "MIN_PROBE_LABELS",
     "worse_status",
     "level_gate",
+    "few_labels_near_bound",
     "overlap_gate",
     "support_gate",
     "sanity_gate",
@@ -602,6 +606,73 @@ def overlap_gate(family: str | None, diag: Mapping[str, Any],
 
 
 #: Where the reasons about weight tails point (docs/offpolicy.md, "Weight tails").
+#: Pseudo-labels at each end of the scale that :func:`few_labels_near_bound` adds to a policy's
+#: own labels (Agresti–Coull's two extra outcomes, one at each bound).
+NEAR_BOUND_PSEUDO = 1
+
+
+def few_labels_near_bound(psi: float, se: float, v_res: float, m: float, df: float,
+                          alpha: float) -> tuple[str, str | None]:
+    """CAUTION for a level near a scale bound whose own-label residual part rests on few labels.
+
+    With few labels of its own, a policy's residual term can miss the rare responses the
+    calibration mis-rates: its mean and its variance are then both near 0, the level is off and
+    its interval narrow. Far from a bound nothing tells those samples apart; near one it does —
+    the samples whose labels hit those responses get the wide intervals that cross the bound
+    (CAUTION), so OK would select the misses (OK intervals covered 0.67 for a rate of 0.97 with
+    10–15 own binary labels; ``simulations/results/independent_small.md``). Here the residual
+    part's variance is floored as if :data:`NEAR_BOUND_PSEUDO` more label had fallen at each end
+    of the scale (residuals ``−ψ`` and ``1 − ψ`` on the unit scale, as Agresti–Coull add two
+    outcomes to a proportion): if the interval under that floor reaches past a bound, the level
+    is CAUTION. The reported interval is unchanged.
+
+    Parameters
+    ----------
+    psi, se : float
+        The level and its standard error (unit scale).
+    v_res : float
+        The own-label residual part's variance (:func:`cje.pipeline.core.own_residual_variance`).
+    m : float
+        The policy's own labels (labelled prompts) in that part.
+    df : float
+        Degrees of freedom of the level's t interval.
+    alpha : float
+
+    Returns
+    -------
+    (str, str or None)
+        ``"CAUTION"`` and the reason, or ``"OK"`` and ``None``.
+
+    Examples
+    --------
+    Fifteen own labels, a level of 0.96 whose residuals were all 0 (SE 0.01): CAUTION. The same
+    level on 400 own labels, or 15 labels in mid-scale, stay OK.
+
+    >>> few_labels_near_bound(0.96, 0.01, 0.0, 15, 14, 0.05)[0]
+    'CAUTION'
+    >>> few_labels_near_bound(0.96, 0.01, 0.0, 400, 399, 0.05)[0]
+    'OK'
+    >>> few_labels_near_bound(0.5, 0.08, 0.2 / 15, 15, 14, 0.05)[0]
+    'OK'
+    """
+    if not (m >= 1 and math.isfinite(psi) and math.isfinite(se) and math.isfinite(v_res)):
+        return "OK", None
+    k = NEAR_BOUND_PSEUDO
+    floor = (m * m * v_res + k * (psi * psi + (1.0 - psi) ** 2)) / ((m + 2 * k) * m)
+    if floor <= v_res:
+        return "OK", None
+    se_f = math.sqrt(se * se - v_res + floor)
+    lo, hi = t_interval(psi, se_f, df, alpha)
+    if lo >= 0.0 and hi <= 1.0:
+        return "OK", None
+    return "CAUTION", (
+        f"near a bound on few labels of its own ({m:g}): had the labels missed a rare response "
+        "the calibration mis-rates (as if one more label fell at each end of the scale), the "
+        "interval would reach past the bound. Near a bound a level on few own labels can look "
+        "precise exactly when its labels missed such responses (OK intervals covered 0.67 in "
+        "simulation); label more of this policy's responses.")
+
+
 TAIL_DOCS = "docs: Off-policy › Weight tails"
 
 
