@@ -1359,17 +1359,43 @@ def _judge_scores(cols: dict[str, Any], pid: _Ids) -> np.ndarray:
     return _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
 
 
+def split_by_space(names: list[Any]) -> tuple[str, str] | None:
+    """Two policy names that differ only by surrounding white space (``'A'`` and ``'A '``: one
+    policy split in two, printed as two rows of the same name), else ``None``. Names are kept as
+    written; such a pair is refused (in memory by :func:`_policy_column`, out of core by
+    :func:`cje.pipeline.streaming.analyze_partitioned`).
+
+    Parameters
+    ----------
+    names : list
+        The distinct policy names.
+
+    Returns
+    -------
+    (str, str) or None
+
+    Examples
+    --------
+    >>> split_by_space(["A", "B", "A "]), split_by_space(["A", "a"])
+    (('A', 'A '), None)
+    """
+    seen: dict[str, str] = {}
+    for name in map(str, names):
+        first = seen.setdefault(name.strip(), name)
+        if first != name:
+            return first, name
+    return None
+
+
 def _policy_column(cols: dict[str, Any], n: int, pid: _RowIds, policy: str | None,
                    notices: list[str]) -> tuple[np.ndarray, np.ndarray, _RowIds]:
     """Codes per row, distinct names and the name of each row (for messages); without a
     ``policy`` column every row is one policy (``policy``, else ``"default"`` with a notice)."""
     if "policy" in cols:
         pol_code, pol_uniq = _clean_ids(cols["policy"], strip=False, name="policy")
-        # names are kept as written, but two that differ only by surrounding white space ('A'
-        # and 'A ') are one policy split in two, printed as two rows of the same name: refused
-        bare = np.array([str(v).strip() for v in pol_uniq.tolist()], dtype=object)
-        if len(set(bare.tolist())) < bare.size:
-            _merge_cleaned(pol_code, bare, pol_uniq, "policy")  # raises, naming both rows
+        if split_by_space(pol_uniq.tolist()) is not None:  # refused, naming both rows
+            _merge_cleaned(pol_code, np.array([str(v).strip() for v in pol_uniq.tolist()],
+                                              dtype=object), pol_uniq, "policy")
         first_bad(pol_code < 0, "The 'policy' column must name a policy on every row",
                   "an empty policy", pid, "Fill it in, or drop the row.")
         return pol_code, pol_uniq, _RowIds(pol_code, pol_uniq)

@@ -755,9 +755,10 @@ def estimate(
     if own is not None:
         said = prompt_set_message([shape.names[i] for i in shown],
                                   [present[i][:own] for i in shown])
-        if said is not None:
-            warns, notices = ([*warns, said[1]], notices) if said[0] else \
-                (warns, [*notices, said[1]])
+        if said is not None and said[0]:
+            warns = [*warns, said[1]]
+        elif said is not None:
+            notices = [*notices, said[1]]
 
     y_train = table.y[table.train]
     curve_s, curve_X = shape.curve_inputs()

@@ -47,7 +47,13 @@ import numpy as np
 
 from cje._progress import progress_bar
 from cje.calibration.reward import Mode, RewardCalibrator
-from cje.data import _check_scale, bottom_tenth, check_label_variation, infer_scale
+from cje.data import (
+    _check_scale,
+    bottom_tenth,
+    check_label_variation,
+    infer_scale,
+    split_by_space,
+)
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.offpolicy import PolicyValue
@@ -1495,13 +1501,11 @@ def analyze_partitioned(
         raise CJEInputError("The input has no valid rows left after on_invalid='drop'."
                             if excluded else "The input has no rows.")
     names = tuple(sorted(counts_df["policy"].unique().tolist()))
-    bare: dict[str, str] = {}
-    for name in names:  # as in memory (cje.load): 'A' and 'A ' are one policy split in two
-        if bare.setdefault(name.strip(), name) != name:
-            raise CJEInputError(
-                f"The 'policy' column has two names that differ only by surrounding white space: "
-                f"{bare[name.strip()]!r} and {name!r}. Write each policy's name the same way on "
-                "every row.")
+    split = split_by_space(list(names))  # as in memory (cje.load)
+    if split is not None:
+        raise CJEInputError(
+            "The 'policy' column has two names that differ only by surrounding white space: "
+            f"{split[0]!r} and {split[1]!r}. Write each policy's name the same way on every row.")
     distinct = np.sort(counts_df["judge_score"].unique().astype(np.float64))
     P, D = len(names), distinct.size
     counts = np.zeros((P, D), dtype=np.int64)
