@@ -9,7 +9,7 @@ policies on 120 shared prompts with 15 labels each and a judge with three distin
 own residual correction. When ``T``'s 15 labels miss its lower-scored responses the correction
 and its estimated variance are both near 0: the level is too low, its interval narrow and away
 from the bound, and the status OK; when they hit them the level is right, and its interval
-crosses 1 (CAUTION). The OK status selected the misses. Slow tier only.
+crosses 1 (CAUTION). The OK status selected the misses. The coverage test is slow-tier only.
 """
 
 from __future__ import annotations
@@ -46,6 +46,21 @@ def _data(seed: int, n: int = 120, m: int = 15) -> pd.DataFrame:
         parts.append(pd.DataFrame({"prompt_id": pid, "policy": pol, "judge_score": s,
                                    "oracle_label": np.where(keep, y, np.nan)}))
     return pd.concat(parts, ignore_index=True)
+
+
+def test_estimate_on_the_bound_up_to_rounding_gets_its_interval_cut() -> None:
+    """A level whose calibrated scores and labels are all 1 can add up to 1 + 2e-16. The sanity
+    gate counts it on the scale (tolerance 1e-9 of the width) but the interval was left uncut,
+    reaching 1.04 on a 0–1 scale (21 of 612,000 estimates in
+    ``simulations/results/independent_small.md``). This process, seed 116."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = cje.analyze(_data(116), judge_scale=(1, 3), label_scale=(0, 1))
+    t = rep["T"]
+    assert 1.0 < t.estimate < 1.0 + 1e-12  # the number is kept as computed
+    assert t.ci_high == 1.0 and t.diagnostics["interval_clipped"]
+    assert t.diagnostics["ci_high_unclipped"] > 1.0
+    assert t.status == "CAUTION" and any("reported cut" in r for r in t.reasons)
 
 
 @pytest.mark.slow
