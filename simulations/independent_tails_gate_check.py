@@ -46,12 +46,6 @@ DEFICIT = "the weights may have missed the target's rarer responses"
 OUT = Path(__file__).resolve().parent / "results" / "independent_tails_gate_check.md"
 
 
-def _cov(x: pd.Series) -> str:
-    if len(x) == 0:
-        return "— (0)"
-    c = x.mean()
-    return f"{c:.3f} ± {np.sqrt(c * (1 - c) / len(x)):.3f} ({len(x)})"
-
 
 def _rows(rep, truth: dict, process: str) -> list[dict]:
     out = []
@@ -136,8 +130,8 @@ def main() -> None:
             continue
         # the package's gate is the post-hoc rule on m and its SE
         assert (only_gate == (ok & ((g["m"] - 1.0) / g["m_se"] < -Z))).all()
-        out.append(f"| {proc} | {pol} | {ok.mean():.2f}, {_cov(g.loc[ok, 'covered'])} | "
-                   f"{keep.mean():.2f}, {_cov(g.loc[keep, 'covered'])} |")
+        out.append(f"| {proc} | {pol} | {ok.mean():.2f}, {it._cov(g.loc[ok, 'covered'])} | "
+                   f"{keep.mean():.2f}, {it._cov(g.loc[keep, 'covered'])} |")
     out += ["", "Targets never OK are left out. On `make_offpolicy_eval` (the package's own generator, "
             "log-normal weights) the OK intervals at 25% population ESS under-cover too: a sample "
             "that missed part of the tail crosses the 30% sample-ESS gate. The gate helps there but "
