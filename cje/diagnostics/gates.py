@@ -13,11 +13,14 @@ The gates, all pure functions, in the order the pipeline applies them:
   at all? It reads the *level* of the unnormalised importance ratios (the mean raw weight,
   :func:`cje.diagnostics.overlap.mean_raw_weight`), which Hájek normalisation hides, the share of
   near-zero ratios, and whether the raw weights rest on effectively one logged row (then SIMCal-W
-  flattens them to ≈ 1 and the "target" estimate is the logging policy's value).
+  flattens them to ≈ 1 and the "target" estimate is the logging policy's value). For the
+  weighting estimators it also cautions a mean raw weight more than
+  :data:`MEAN_WEIGHT_DEFICIT_Z` standard errors below 1 (a sample that missed the tail).
 * :func:`sanity_gate` — every estimate of both pipelines, applied last, before the ranking and the
   contrasts: a non-finite estimate, standard error or interval, an estimate outside the label
   scale, an interval wider than the whole scale, or fewer than two prompts → ``REFUSED`` with the
-  reason; an interval that merely crosses a scale bound → ``CAUTION``. :func:`comparable` says
+  reason; an interval that merely crosses a scale bound, or a standard error of exactly 0 →
+  ``CAUTION``. :func:`comparable` says
   which estimates may enter a contrast.
 
 Thresholds of the support gate, from the measurements in ``docs/offpolicy.md`` ("Support gate"):
