@@ -61,6 +61,33 @@ def visible(text: Any) -> str:
 #: (all pairs of 10 policies); every pair stays in :meth:`Report.contrasts`, JSON and CSV.
 MAX_PAIRS_SHOWN = 45
 
+#: Legend of the ``*`` after a policy's name in comparisons: its level is not OK.
+NOT_OK_NOTE = "* status not OK: the comparison rests on that estimate's caveats, see its reasons"
+
+
+def starred(shown: str, policy: str, not_ok: set[str] | frozenset[str]) -> str:
+    """``shown`` followed by ``*`` when ``policy`` is among ``not_ok`` (see :data:`NOT_OK_NOTE`).
+
+    Parameters
+    ----------
+    shown : str
+        The policy's name as the output writes it (e.g. through :func:`visible`).
+    policy : str
+        The policy's name.
+    not_ok : set of str
+        Policies whose level is not OK.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> starred("V", "V", {"V"}), starred("A", "A", {"V"})
+    ('V*', 'A')
+    """
+    return shown + "*" if policy in not_ok else shown
+
 
 #: Plain-words explanations of the terms in a report's text output, with the docs section that
 #: says more; :meth:`cje.Report.summary` with ``explain=True`` (CLI ``--explain``) prints those of

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cje._memo import remember
-from cje._text import MAX_PAIRS_SHOWN, level_text, visible
+from cje._text import MAX_PAIRS_SHOWN, NOT_OK_NOTE, level_text, starred, visible
 from cje.errors import CJEInputError
 from cje.readers import file_signature
 from cje.tables import flat_table
@@ -378,23 +378,25 @@ def _sections(report: Report, max_pairs: int | None) -> list[Section]:
     if report.pairs:
         shown, omitted = report._pairs_shown(max_pairs)
         n = len(report.pairs)
+        bad = report._not_ok()
+        marked = any(c.policy_a in bad or c.policy_b in bad for c in shown)
+        note = " ".join(x for x in (omitted, f"({NOT_OK_NOTE}.)" if marked else None) if x)
         out.append(Section(
             f"Paired contrasts (per-pair unadjusted {lv} intervals; p-values Holm-adjusted over "
             f"all {n} pairs)", f"Paired contrasts: {report._contrast_caption()}",
             ["a", "b", "difference a − b", f"{lv} CI (per pair, unadjusted)", "p (unadjusted)",
              f"p (Holm, all {n} pairs)", f"significant (p Holm < {report.alpha:g})"],
-            [[TextCell(c.policy_a), TextCell(c.policy_b), _signed(c.estimate),
-              f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]", _p(c.p_value), _p(c.p_holm),
-              "yes" if c.p_holm < report.alpha else "no"] for c in shown],
-            note=omitted or ""))
+            [[TextCell(starred(c.policy_a, c.policy_a, bad)), TextCell(starred(c.policy_b, c.policy_b, bad)),
+              _signed(c.estimate), f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]", _p(c.p_value),
+              _p(c.p_holm), "yes" if c.p_holm < report.alpha else "no"] for c in shown],
+            note=note))
     reasons = [TextCell(f"{e.policy}: {r}") for e in report.estimates for r in e.reasons]
     if reasons:
         out.append(Section("Status reasons", items=reasons))
     unranked = report._unranked()
     if report.ranking and (report.pairs or len(report.estimates) > 1):
-        tiers = " > ".join("{" + ", ".join(t) + "}" if len(t) > 1 else t[0] for t in report.ranking)
-        out.append(Section(f"Ranking (Holm-adjusted tests at alpha = {report.alpha:g}; braces: "
-                            "not separable)", items=[TextCell(tiers)]))
+        tiers, legend = report._ranking_text()
+        out.append(Section(f"Ranking ({legend})", items=[TextCell(tiers)]))
     if unranked:
         out.append(Section("Not ranked", "Policies left out of the ranking, with the reason.",
                             items=[TextCell(f"{p} ({why})") for p, why in unranked]))

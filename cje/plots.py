@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cje._text import starred
 from cje.errors import CJEInputError
 
 if TYPE_CHECKING:
@@ -457,8 +458,11 @@ def _forest_many(report: Report, shown: list[Any], ax: Axes | None) -> Axes:
 
 
 # ---- contrasts --------------------------------------------------------------------------------
-def _ranking_text(ranking: Sequence[Sequence[str]], limit: int = RANKING_TEXT_CHARS) -> str:
+def _ranking_text(ranking: Sequence[Sequence[str]], limit: int = RANKING_TEXT_CHARS,
+                  not_ok: frozenset[str] | set[str] = frozenset()) -> str:
     """``"{a, b} > c > …"``, abbreviated past ``limit`` characters with a count of what is left.
+
+    Policies in ``not_ok`` (status not OK) are followed by ``*``.
 
     Examples
     --------
@@ -468,11 +472,13 @@ def _ranking_text(ranking: Sequence[Sequence[str]], limit: int = RANKING_TEXT_CH
     '{p0, p1, p2, p3, p4, … 95 more} > q'
     >>> _ranking_text([(f"p{i}",) for i in range(100)], limit=40)
     'p0 > p1 > p2 > p3 > p4 > p5 > p6 > p7 > … (92 more policies in 92 more tiers)'
+    >>> _ranking_text([("a",), ("b", "c")], not_ok={"a", "c"})
+    'a* > {b, c*}'
     """
     parts: list[str] = []
     used = 0
     for i, t in enumerate(ranking):
-        names = list(t)
+        names = [starred(p, p, not_ok) for p in t]
         if len(", ".join(names)) > limit:  # one huge tier: its first names and a count
             head: list[str] = []
             for x in names:
@@ -502,8 +508,8 @@ def contrast_plot(report: Report, ax: Axes | None = None,
     p-value is below ``alpha`` are drawn in blue and filled, the others grey and hollow; the
     Holm p-value is written at the right (the CIs themselves are per pair, not adjusted). Rows
     whose two policies share a ranking tier (not separable at ``alpha``) are shaded, the ranking
-    is spelled out above the plot (abbreviated when long), and a REFUSED policy's name carries a
-    dagger (†).
+    is spelled out above the plot (abbreviated when long), a REFUSED policy's name carries a
+    dagger (†) and any other policy whose status is not OK a star (*).
 
     With more than ``max_pairs`` contrasts (P policies give P(P−1)/2) only the pairs among the
     best policies by estimate are drawn — as many policies as fit in ``max_pairs`` — and the
@@ -595,8 +601,10 @@ def contrast_plot(report: Report, ax: Axes | None = None,
     ax.axvline(0, color="0.2", lw=1, ls="--", zorder=1)
 
     ax.set_yticks(range(n))
+    not_ok = report._not_ok()
     refused = {e.policy for e in report.estimates if e.status == "REFUSED"}
-    mark = {p: f"{p}†" if p in refused else p for p in {x for r in rows for x in r[:2]}}
+    caution = not_ok - refused
+    mark = {p: f"{p}†" if p in refused else starred(p, p, caution) for p in {x for r in rows for x in r[:2]}}
     ax.set_yticklabels([f"{mark[a]} − {mark[b]}" for a, b, *_ in rows])
     for tick, r in zip(ax.get_yticklabels(), rows, strict=True):
         if r[5].significant:
@@ -614,8 +622,10 @@ def contrast_plot(report: Report, ax: Axes | None = None,
     ax.grid(axis="x", color="0.9", lw=0.8)
     ax.set_axisbelow(True)
     ax.set_xlabel(f"difference in policy value, a − b (label scale {_scale(report.label_scale)})")
-    tiers = _ranking_text(report.ranking)
-    ranking = "Ranking, best first (braces: not separable):\n" + textwrap.fill(tiers, 80)
+    tiers = _ranking_text(report.ranking, not_ok=not_ok)
+    legend = "braces: not separable" + ("; * status not OK" if any(
+        p in not_ok for t in report.ranking for p in t) else "")
+    ranking = f"Ranking, best first ({legend}):\n" + textwrap.fill(tiers, 80)
     title = f"Paired contrasts with {level}% CIs, Holm-adjusted over {n_all:,} pairs"
     if top:
         title += (f"\nshowing the {n} pairs among the {top} best policies of {len(rank):,} "
@@ -633,6 +643,8 @@ def contrast_plot(report: Report, ax: Axes | None = None,
         handles.append(Patch(color="0.93", label="same ranking tier (not separable)"))
     if refused & set(mark):
         handles.append(Line2D([], [], ls="", label="† REFUSED policy: its level is not reliable"))
+    if caution & set(mark):
+        handles.append(Line2D([], [], ls="", label="* status CAUTION: the comparison rests on its caveats"))
     _legend_below(ax, handles, ncol=2)
     return ax
 

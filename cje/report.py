@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from cje._text import GLOSSARY, MAX_PAIRS_SHOWN, glossary_terms, level_text, short_reason, visible
+from cje._text import (
+    GLOSSARY,
+    MAX_PAIRS_SHOWN,
+    NOT_OK_NOTE,
+    glossary_terms,
+    level_text,
+    short_reason,
+    starred,
+    visible,
+)
 from cje.results import (
     CONTRAST_FIELDS,
     OVERLAP_KEYS,
@@ -215,25 +225,40 @@ class Report:
         if not beats:
             return f"No policy is shown better than another {test}."
         order = sorted(beats, key=lambda p: -value.get(p, 0.0))
-        # a level that is not OK carries its caveat into every comparison it enters (a CAUTION
-        # level rests on an assumption, e.g. that the calibration transports): marked, not hidden
-        status = {e.policy: e.status for e in self.estimates}
+        bad = self._not_ok()
         marked: set[str] = set()
 
         def name(p: str) -> str:
-            if status.get(p, "OK") == "OK":
-                return visible(p)
-            marked.add(p)
-            return visible(p) + "*"
+            if p in bad:
+                marked.add(p)
+            return starred(visible(p), p, bad)
 
         parts = [f"{name(w)} > " + ", ".join(name(x) for x in
                                             sorted(beats[w], key=lambda p: -value.get(p, 0.0)))
                  for w in order[:max_winners]]
         more = f"; … ({len(order) - max_winners} more: Report.contrasts())" \
             if len(order) > max_winners else ""
-        note = (" (* status not OK: the comparison rests on that estimate's caveats, see its "
-                "reasons)") if marked else ""
+        note = f" ({NOT_OK_NOTE})" if marked else ""
         return f"Better {test}: " + "; ".join(parts) + more + "; no other pair is separable." + note
+
+    def _not_ok(self) -> set[str]:
+        """Policies whose level is not OK.
+
+        A level that is not OK carries its caveat into every comparison it enters (a CAUTION
+        level rests on an assumption, e.g. that the calibration transports): the contrast lines,
+        the "Better" line and the ranking mark it with ``*`` (:data:`NOT_OK_NOTE`), never hide it.
+        """
+        return {e.policy for e in self.estimates if e.status != "OK"}
+
+    def _ranking_text(self, name: Callable[[str], str] = str) -> tuple[str, str]:
+        """The ranking's tiers as one line and its legend, policies that are not OK starred."""
+        bad = self._not_ok()
+        tiers = " > ".join("{" + ", ".join(starred(name(p), p, bad) for p in t) + "}" if len(t) > 1
+                           else starred(name(t[0]), t[0], bad) for t in self.ranking)
+        legend = f"Holm-adjusted tests at alpha = {self.alpha:g}; braces: not separable"
+        if any(p in bad for t in self.ranking for p in t):
+            legend += f"; {NOT_OK_NOTE}"
+        return tiers, legend
 
     def _unranked(self) -> list[tuple[str, str]]:
         """``(policy, why)`` of every estimate left out of :attr:`ranking`."""
@@ -628,20 +653,22 @@ class Report:
                     f"  (* = p_holm < {self.alpha:g}; p = unadjusted. The intervals are not "
                     "adjusted for multiplicity: one may exclude 0 while p_holm ≥ alpha.)"]
             listed, omitted = self._pairs_shown(max_pairs)
+            bad = self._not_ok()
+            if any(c.policy_a in bad or c.policy_b in bad for c in listed):
+                out.append(f"  (name{NOT_OK_NOTE})")
             for c in listed:
                 mark = "*" if c.p_holm < self.alpha else " "
                 out.append(
-                    f"  {visible(c.policy_a)} − {visible(c.policy_b)}: {_sfmt(c.estimate)} "
+                    f"  {starred(visible(c.policy_a), c.policy_a, bad)} − "
+                    f"{starred(visible(c.policy_b), c.policy_b, bad)}: {_sfmt(c.estimate)} "
                     f"[{_sfmt(c.ci_low)}, {_sfmt(c.ci_high)}], p = {_pfmt(c.p_value)}, "
                     f"p_holm = {_pfmt(c.p_holm)} {mark}"
                 )
             if omitted:
                 out.append(f"  ({omitted})")
         if self.ranking and (self.pairs or len(self.estimates) > 1):
-            tiers = " > ".join("{" + ", ".join(map(visible, t)) + "}" if len(t) > 1
-                               else visible(t[0]) for t in self.ranking)
-            out.append(f"  Ranking (Holm-adjusted tests at alpha = {self.alpha:g}; braces: not "
-                       f"separable): {tiers}")
+            tiers, legend = self._ranking_text(visible)
+            out.append(f"  Ranking ({legend}): {tiers}")
         for p, why in self._unranked():
             out.append(f"  Not ranked: {visible(p)} ({visible(why)})")
         if self.warnings:
