@@ -89,7 +89,8 @@ class Report:
         Policies from best to worst in groups: any two policies in different groups have a
         significant Holm-adjusted contrast at ``alpha`` (so a chain of close policies can make
         one group). REFUSED policies are left out and listed by every output as "not ranked"
-        with their reason.
+        with their reason; policies with another status that is not OK (CAUTION) stay in, and
+        every printed ranking stars them (``V*``): the order rests on their caveats.
     judge_scale, label_scale : tuple of float
     alpha : float
     notices, warnings : tuple of str
