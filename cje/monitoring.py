@@ -171,7 +171,7 @@ class DriftAudit:
 
 @dataclass(frozen=True)
 class DriftEvent:
-    """A confirmed judge drift.
+    """A confirmed drift of the judge→label map (the judge changed, or what it judges did).
 
     Attributes
     ----------
@@ -461,12 +461,13 @@ class MonitorReport:
                          f"{w.naive_estimate:>6.2f} {w.n:>5} {w.n_labels:>6} {w.calibration:>9}  "
                          f"{w.status}")
         if self.events:
-            lines += ["", "Judge drift (the judge→label map moved; calibration restarted):"]
+            lines += ["", "Drift (the judge→label map moved: the judge changed, or what it judges did; "
+                          "calibration restarted):"]
             for e in self.events:
                 lines.append(f"  starts {e.start_label}, confirmed {e.confirmed_label} ({e.test} "
                              f"test): δ = {e.delta:+.3f} ± {e.se:.3f}, p = {e.pvalue:.2g}")
         else:
-            lines += ["", "No judge drift confirmed."]
+            lines += ["", "No drift confirmed."]
         bad = [w for w in self.windows if w.status != "OK"]
         if bad:
             lines += ["", "Reasons:"]
@@ -558,9 +559,9 @@ class MonitorReport:
             row_classes=[tint.get(w.status, "") for w in self.windows])]
         events = [TextCell(f"starts {e.start_label}, confirmed {e.confirmed_label} ({e.test} test): "
                            f"δ = {e.delta:+.3f} ± {e.se:.3f}, p = {e.pvalue:.2g}") for e in self.events]
-        out.append(Section("Judge drift", "The judge→label map moved; the calibration restarted "
-                           "from the drift window's labels." if events else
-                           "No judge drift confirmed.", items=events))
+        out.append(Section("Drift", "The judge→label map moved (the judge changed, or what it judges "
+                           "did); the calibration restarted from the drift window's labels." if events else
+                           "No drift confirmed.", items=events))
         if self.audits:
             out.append(Section(
                 "Drift audits", "δ = mean(label − calibrated judge) against the current "
@@ -1018,9 +1019,11 @@ def monitor(
                                          p1 if hit1 else p2))
                 ev_ = events[-1]
                 for v in range(start, w + 1):
-                    drift_of[v] = (f"The judge drifted from {labels[start]} on: labels sit "
+                    drift_of[v] = (f"The judge→label map moved from {labels[start]} on: labels sit "
                                    f"{ev_.delta:+.3f} label points from the reference calibration "
-                                   f"(p = {ev_.pvalue:.1g}); the calibration restarts from there.")
+                                   f"(p = {ev_.pvalue:.1g}). Either the judge changed or what it "
+                                   "judges did (a noisy judge's score means a different label when "
+                                   "the mix of responses moves); the calibration restarts from there.")
                 cal_windows = list(range(start, w + 1))
                 use_extra, growing = False, True
                 m = rows_of(cal_windows) & labelled

@@ -934,7 +934,7 @@ def monitor(report: MonitorReport, policy: str | None = None, ax: Axes | None = 
 
     The band is the ``1 − alpha`` interval of each window (OUA); hollow markers are windows
     calibrated on the carried reference instead of their own labels (CAUTION). A red dashed line
-    marks where a confirmed judge drift starts (the calibration restarts there), a shaded red span
+    marks where a confirmed drift starts (the calibration restarts there), a shaded red span
     the windows it covers until confirmed; orange triangles are windows whose judge scores shifted
     against the reference (a shift in scores, not proof of drift).
 
@@ -1010,7 +1010,7 @@ def monitor(report: MonitorReport, policy: str | None = None, ax: Axes | None = 
     ]
     if report.events:
         handles.append(Line2D([], [], color=FLAG_COLOR, ls="--",
-                              label="judge drift starts (recalibrated)"))
+                              label="drift starts (recalibrated)"))
     if shift.any():
         handles.append(Line2D([], [], color=STATUS_COLORS["CAUTION"], marker="v", ls="",
                               label="score shift (not proof of drift)"))
