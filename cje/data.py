@@ -946,19 +946,26 @@ class _RowIds:
     array of ids (80 MB of references at 10^7 rows, and the time to fill and free it).
 
     Indexing with an integer gives the row's id; with an array of rows (or a mask), the ids of
-    those rows as another ``_RowIds``.
+    those rows as another ``_RowIds``. ``rows`` holds each row's number in the input when rows
+    were excluded (``on_invalid="drop"``), so that messages name the row the user wrote.
 
     Examples
     --------
     >>> ids = _RowIds(np.array([1, -1, 0]), np.array(["a", "b"], dtype=object))
     >>> ids[0], ids[1], ids[np.array([2, 0])][1], len(ids)
     ('b', '', 'b', 3)
+    >>> _RowIds(np.array([0, 0]), np.array(["a"], dtype=object), rows=np.array([0, 5])).row(1)
+    5
     """
 
-    __slots__ = ("codes", "uniq")
+    __slots__ = ("codes", "uniq", "rows")
 
-    def __init__(self, codes: np.ndarray, uniq: np.ndarray) -> None:
-        self.codes, self.uniq = codes, uniq
+    def __init__(self, codes: np.ndarray, uniq: np.ndarray, rows: np.ndarray | None = None) -> None:
+        self.codes, self.uniq, self.rows = codes, uniq, rows
+
+    def row(self, i: int) -> int:
+        """The input row number of row ``i`` (``i`` itself unless rows were excluded)."""
+        return int(i) if self.rows is None else int(self.rows[i])
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
@@ -966,7 +973,7 @@ class _RowIds:
     def __getitem__(self, i: Any) -> Any:
         c = self.codes[i]
         if np.ndim(c):
-            return _RowIds(c, self.uniq)
+            return _RowIds(c, self.uniq, None if self.rows is None else self.rows[i])
         return self.uniq[c] if c >= 0 else ""
 
 
@@ -974,10 +981,15 @@ class _RowIds:
 _Ids = np.ndarray | _RowIds
 
 
+def _input_row(i: int, pid: _Ids | None) -> int:
+    """The input row number of row ``i``: rows excluded by ``on_invalid="drop"`` still count."""
+    return pid.row(i) if isinstance(pid, _RowIds) else int(i)
+
+
 def _row_ref(i: int, pid: _Ids | None) -> str:
-    """``row 17 (prompt_id='p9')``, or ``row 17`` without ids."""
+    """``row 17 (prompt_id='p9')``, or ``row 17`` without ids; the row as numbered in the input."""
     if pid is not None:
-        return f"row {i} (prompt_id={_show(pid[i])})"
+        return f"row {_input_row(i, pid)} (prompt_id={_show(pid[i])})"
     return f"row {i}"
 
 
@@ -1162,7 +1174,7 @@ def _build(
     if keep is not None:
         cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
         s, pid_code, pol_code = (a[keep] for a in (s, pid_code, pol_code))
-        pid, pol = _RowIds(pid_code, pid_uniq), _RowIds(pol_code, pol_uniq)
+        pid, pol = _RowIds(pid_code, pid_uniq, keep), _RowIds(pol_code, pol_uniq, keep)
     y = _oracle_labels(cols, s.size, pid)
     lab = ~np.isnan(y)
     jscale = _judge_scale(s, judge_scale, pid, notices)
@@ -1170,8 +1182,8 @@ def _build(
     prompt_code, prompts, pol_names, policy_code = _codes(pid_code, pid_uniq, pol_code, pol_uniq)
     # the rows' ids for messages, from the final codes: the input's codes go (80 MB each at
     # 10^7 rows, before the load's last per-row temporaries)
-    pid = _RowIds(prompt_code, prompts)
-    pol = _RowIds(policy_code, np.array(pol_names, dtype=object))
+    pid = _RowIds(prompt_code, prompts, keep)
+    pol = _RowIds(policy_code, np.array(pol_names, dtype=object), keep)
     del pid_code, pid_uniq, pol_code, pol_uniq
     key_pp = prompt_code * len(pol_names)  # the (prompt, policy) pair of each row
     key_pp += policy_code
@@ -1299,7 +1311,7 @@ def _check_strata(stratum: np.ndarray, pi: np.ndarray, pid: _Ids) -> None:
             ref[i] = j
     first_bad(bad, "The 'label_probability' column must be the same on every row of a "
               "'label_stratum' (the design samples each stratum with one probability)",
-              lambda i: (f"has {pi[i]:g} but row {int(ref[i])} of the same stratum "
+              lambda i: (f"has {pi[i]:g} but row {_input_row(int(ref[i]), pid)} of the same stratum "
                          f"{_show(stratum[i])} has {pi[int(ref[i])]:g}"),
               pid, "Give the stratum's one probability to all its rows, or split the stratum.",
               count=True)
@@ -1660,7 +1672,8 @@ def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
         first = rows[0]
         second = rows[1:][key[rows[1:]] == key[first]][0]
         raise CJEInputError(
-            f"Rows {first} and {second} share prompt_id={pid[first]!r}, "
+            f"Rows {_input_row(first, pid)} and {_input_row(second, pid)} share "
+            f"prompt_id={pid[first]!r}, "
             f"policy={pol[first]!r}, draw_idx={int(draw[first])} ({int(dup.sum())} rows are "
             "duplicated). Give repeated draws distinct draw_idx values, or remove the duplicate."
         )
