@@ -16,6 +16,7 @@ import contextvars
 import functools
 import hashlib
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -468,8 +469,15 @@ def _is_extension_array(v: Any) -> bool:
 def _read_columns(path: Path, *, covariates: Sequence[str], logging_policy: str,
                   columns: Mapping[str, str] | None) -> dict[str, np.ndarray]:
     """:func:`read_columns` without its memo."""
-    from cje.readers import ID_COLUMNS, read_small_columns, read_table
+    from cje.readers import ID_COLUMNS, first_record_fields, read_small_columns, read_table
 
+    fields = first_record_fields(Path(path))  # (JSON Lines: only the wanted fields are read)
+    if fields is not None:
+        std_of = {theirs: std for std, theirs in (columns or {}).items()}
+        try:
+            refuse_near_miss([std_of.get(f, f) for f in fields])
+        except CJEInputError as exc:
+            raise CJEInputError(f"In '{path}': {exc}") from None
     mapped = [*(columns or {}).values()]
     ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
     want = _wanted([*covariates, *mapped])
@@ -1164,6 +1172,7 @@ def _build(
     if on_invalid not in ("raise", "drop"):
         raise CJEInputError(f"on_invalid must be 'raise' or 'drop'; got {on_invalid!r}.")
     _rename(cols, columns)
+    refuse_near_miss(list(cols))
     n = _n_rows(cols)
     notices: list[str] = []
     pid_code, pid_uniq, pid = _prompt_ids(cols)
@@ -1342,6 +1351,59 @@ def _rename(cols: dict[str, Any], columns: Mapping[str, str] | None) -> None:
                 f"its columns are {sorted(cols)}."
             )
         cols[std] = cols.pop(theirs)
+
+
+#: What ignoring a standard column would do, for the message refusing a near miss of its name.
+_IGNORED = {
+    "prompt_id": "the input would have no prompt ids",
+    "policy": "every row would be taken as one policy",
+    "judge_score": "the input would have no judge scores",
+    "oracle_label": "every row would read as unlabelled",
+    "draw_idx": "its draw numbers would be ignored",
+    "label_probability": "the labelling design would be taken as uniform",
+    "label_stratum": "its strata would be ignored",
+}
+
+
+def _standard_name(name: str) -> str:
+    """A column name as compared with the standard names when looking for a near miss: lower
+    case, no surrounding white space, inner white space and hyphens as ``_``."""
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+def refuse_near_miss(names: Sequence[str]) -> None:
+    """Refuse a column named like a standard column but for case, surrounding white space or
+    ``' '``/``'-'`` for ``'_'`` (``'Policy'``, ``'oracle_label '``, ``'Judge Score'``) when the
+    standard column itself is absent: names are matched exactly, so the column would be ignored
+    without a word (every row unlabelled, all policies pooled into one, ...).
+
+    Parameters
+    ----------
+    names : sequence of str
+        The input's column names (after the user's ``columns`` map).
+
+    Raises
+    ------
+    CJEInputError
+        Naming the column, the standard name and the two fixes (rename, or ``columns=``).
+
+    Examples
+    --------
+    >>> refuse_near_miss(["prompt_id", "judge_score", "Policy_Name"])  # not a near miss
+    >>> refuse_near_miss(["prompt_id", "judge_score", "Oracle_Label"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The input has a column 'Oracle_Label' but no 'oracle_label': ...
+    """
+    present = set(names)
+    for name in names:
+        std = _standard_name(str(name))
+        if std in _IGNORED and std not in present and name != std:
+            raise CJEInputError(
+                f"The input has a column {name!r} but no {std!r}: column names are matched "
+                f"exactly, so {_IGNORED[std]}. Rename it to {std!r}, or map it with "
+                f"columns={{'{std}': '{name}'}} (CLI: --column {shlex.quote(f'{std}={name}')})."
+            )
 
 
 def _n_rows(cols: dict[str, Any]) -> int:

@@ -732,6 +732,51 @@ def _first_record(path: Path) -> dict[str, Any]:
     return _parse_line(path, line, first.rstrip(b"\r\n"), last=not first.endswith(b"\n"))
 
 
+def first_record_fields(path: Path) -> list[str] | None:
+    """The field names of the first record of a JSON Lines input (each file's, for a fresh-draws
+    directory, with ``policy``; a logged-data file's ``metadata`` fields too), read without
+    reading the rest; ``None`` for other formats. The JSON Lines readers read only the fields
+    they want, so a near miss of a standard name (``"Policy"``) is looked for here.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        An input path.
+
+    Returns
+    -------
+    list of str or None
+        The field names; ``None`` for a format that is not JSON Lines, or an input its reader
+        will refuse (that reader's message says why).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "runs.jsonl"
+    ...     _ = p.write_text('{"prompt_id": "a", "Policy": "x", "judge_score": 3}\\n')
+    ...     first_record_fields(p), first_record_fields(pathlib.Path(d) / "runs.csv")
+    (['prompt_id', 'Policy', 'judge_score'], None)
+    """
+    try:
+        reader = reader_for(path)
+        if reader.read is _read_jsonl:
+            files, extra = [path], []
+        elif reader.read is _read_fresh_draws_dir:
+            files, extra = sorted(path.glob("*_responses.jsonl")), ["policy"]
+        else:
+            return None
+        names: dict[str, None] = dict.fromkeys(extra)
+        for f in files:
+            rec = _first_record(f)
+            names.update(dict.fromkeys(rec))
+            if isinstance(rec.get("metadata"), dict):
+                names.update(dict.fromkeys(rec["metadata"]))
+    except (CJEInputError, OSError):  # the reader says what is wrong with the input
+        return None
+    return list(names)
+
+
 def _value_at(rec: dict[str, Any], key: str) -> tuple[bool, Any]:
     if key in rec:
         return True, rec[key]

@@ -52,3 +52,52 @@ def test_label_outside_the_declared_scale_after_a_drop_names_its_input_row() -> 
     d = _twelve(judge_score=[NAN] + [1.0] * 5 + [2.0] * 6, oracle_label=[0, 1] * 4 + [0, 7, 0, 1])
     with pytest.raises(CJEInputError, match=r"label_scale=\(0, 1\); row 9 \(prompt_id='p4'\) has 7"):
         cje.load(d, on_invalid="drop", label_scale=(0, 1))
+
+
+# ---- column names that miss a standard name by case or white space ----------------------------
+def _frame(**rename: str) -> pd.DataFrame:
+    return pd.DataFrame(_twelve()).rename(columns=rename)
+
+
+@pytest.mark.parametrize(("name", "std", "what"), [
+    ("Oracle_Label", "oracle_label", "every row would read as unlabelled"),
+    ("Policy", "policy", "every row would be taken as one policy"),
+    ("label probability", "label_probability", "the labelling design would be taken as uniform"),
+])
+def test_a_near_miss_of_a_standard_name_is_refused_not_ignored(name: str, std: str, what: str) -> None:
+    # before: 'Oracle_Label' was ignored (every row unlabelled), 'Policy' pooled every policy
+    # into one named 'default' (a notice only), a 'label probability' column was ignored
+    frame = _frame(**{std: name}) if std in _twelve() else _frame().assign(**{name: 0.5})
+    with pytest.raises(CJEInputError, match=(
+            rf"has a column '{name}' but no '{std}': column names are matched exactly, so {what}\. "
+            rf"Rename it to '{std}', or map it with columns=\{{'{std}': '{name}'\}}")):
+        cje.load(frame)
+
+
+def test_a_near_miss_mapped_with_columns_is_read() -> None:
+    d = cje.load(_frame(policy="Policy", oracle_label="Oracle_Label"),
+                 columns={"policy": "Policy", "oracle_label": "Oracle_Label"})
+    assert d.policies == ("a", "b") and d.n_labels == 12
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    ("prompt_id, policy, judge_score, oracle_label", " policy"),  # a space after each comma
+    ("prompt_id,policy,judge_score ,oracle_label", "judge_score "),
+    ("Prompt_ID,Policy,Judge_Score,Oracle_Label", "Prompt_ID"),
+])
+def test_csv_header_near_misses_name_the_column(header: str, name: str, tmp_path: Path) -> None:
+    p = tmp_path / "runs.csv"
+    body = pd.DataFrame(_twelve()).to_csv(index=False, header=False)
+    p.write_text(header + "\n" + body)
+    with pytest.raises(CJEInputError, match=rf"In '.*runs\.csv': The input has a column '{name}' but"):
+        cje.load(p)
+
+
+def test_jsonl_near_miss_is_refused_though_the_reader_skips_unwanted_fields(tmp_path: Path) -> None:
+    # the JSON Lines readers read only the wanted fields: 'Policy' never reached the validation
+    p = tmp_path / "runs.jsonl"
+    pd.DataFrame(_twelve()).rename(columns={"policy": "Policy"}).to_json(p, orient="records", lines=True)
+    with pytest.raises(CJEInputError, match=r"In '.*runs\.jsonl': The input has a column 'Policy' but "
+                                            r"no 'policy'.*\(CLI: --column policy=Policy\)"):
+        cje.load(p)
+    assert cje.load(p, columns={"policy": "Policy"}).policies == ("a", "b")
