@@ -1188,6 +1188,9 @@ def _build(
     lab = ~np.isnan(y)
     jscale = _judge_scale(s, judge_scale, pid, notices)
     lscale = _label_scale(y, lab, label_scale, jscale, pid, notices)
+    scale_mix(s, pol_code, pol_uniq, jscale, "judge scores", "judge_scale", notices)
+    if lab.any():
+        scale_mix(y[lab], pol_code[lab], pol_uniq, lscale, "oracle labels", "label_scale", notices)
     prompt_code, prompts, pol_names, policy_code = _codes(pid_code, pid_uniq, pol_code, pol_uniq)
     # the rows' ids for messages, from the final codes: the input's codes go (80 MB each at
     # 10^7 rows, before the load's last per-row temporaries)
@@ -1550,6 +1553,58 @@ def bottom_tenth(n: int, low: float, high: float, scale: tuple[float, float], wh
             f"{_fmt_scale(seen)}, declare {option}={_fmt_scale(seen)} (results are reported on "
             "the declared scale)."
         )
+
+
+def scale_mix(values: np.ndarray, pol_code: np.ndarray, pol_names: Any, scale: tuple[float, float],
+              what: str, option: str, notices: list[str]) -> None:
+    """A notice for each policy whose values (at least 20) all lie on a common scale a fifth as
+    wide as the data's, or less, below where the other policies' values reach: the usual sign of
+    one policy judged (or labelled) on another scale, e.g. 0–1 scores beside others' 0–10. The
+    calibration then reads its 0.9 as a bad 0.9 out of 10 and its value is wrong, with nothing
+    else amiss.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite values (judge scores, or the labelled rows' labels).
+    pol_code : numpy.ndarray of int
+        Policy of each value (codes into ``pol_names``, all >= 0).
+    pol_names : sequence of str
+        Policy names.
+    scale : (low, high)
+        The declared or inferred scale of ``values``.
+    what, option : str
+        Their name in the notice (``"judge scores"``) and the option setting the scale.
+    notices : list of str
+        Appended to.
+
+    Examples
+    --------
+    >>> s = np.r_[np.linspace(0, 1, 30), np.linspace(0, 10, 30)]
+    >>> notes = []
+    >>> scale_mix(s, np.repeat([0, 1], 30), ["a", "b"], (0.0, 10.0), "judge scores",
+    ...           "judge_scale", notes)
+    >>> print(notes[0][:70])
+    All 30 judge scores of policy 'a' lie within (0, 1) (observed 0 to 1),
+    """
+    n_pol = len(pol_names)
+    if n_pol < 2 or values.size < 40:
+        return
+    count = np.bincount(pol_code, minlength=n_pol)
+    low, high = np.full(n_pol, np.inf), np.full(n_pol, -np.inf)
+    np.minimum.at(low, pol_code, values)
+    np.maximum.at(high, pol_code, values)
+    width = scale[1] - scale[0]
+    for p in np.flatnonzero(count >= 20).tolist():
+        own = infer_scale(np.array([low[p], high[p]]))
+        others = np.delete(high, p)
+        if own in COMMON_SCALES and own[1] - own[0] <= 0.2 * width and others.max() > own[1]:
+            notices.append(
+                f"All {int(count[p])} {what} of policy {str(pol_names[p])!r} lie within "
+                f"{_fmt_scale(own)} (observed {low[p]:g} to {high[p]:g}), while the other "
+                f"policies' reach {others.max():g} on {option}={_fmt_scale(scale)}: if "
+                f"{str(pol_names[p])!r} was scored on {_fmt_scale(own)}, its {what} are on another "
+                "scale than the others' and its value is wrong — rescale them to the others' scale.")
 
 
 def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float] | None,

@@ -101,3 +101,43 @@ def test_jsonl_near_miss_is_refused_though_the_reader_skips_unwanted_fields(tmp_
                                             r"no 'policy'.*\(CLI: --column policy=Policy\)"):
         cje.load(p)
     assert cje.load(p, columns={"policy": "Policy"}).policies == ("a", "b")
+
+
+# ---- one policy on another scale ---------------------------------------------------------------
+def _direct(n: int = 200) -> tuple[pd.DataFrame, object]:
+    sim = cje.synthetic.make_direct_eval(n, rng=1)
+    return sim.data.copy(), sim
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_one_policy_scored_on_0_1_beside_0_10_is_said(declared: bool) -> None:
+    # the 'base' scores rescaled to 0-1 beside the others' 0-10: the calibration reads a 0.9 as
+    # 0.9 out of 10 and base's value moves (3.04 -> 2.89 on this sample) while its status stays
+    # OK; before, no word said so
+    df, sim = _direct()
+    base = df["policy"] == "base"
+    df.loc[base, "judge_score"] = df.loc[base, "judge_score"] / 10
+    kw = {"judge_scale": (0, 10)} if declared else {}
+    rep = cje.analyze(df, label_scale=sim.label_scale, **kw)
+    said = [n for n in rep.notices if "of policy 'base' lie within (0, 1)" in n]
+    assert len(said) == 1, rep.notices
+    assert "other policies' reach 10 on judge_scale=(0, 10)" in said[0]
+    assert "rescale them to the others' scale" in said[0]
+
+
+def test_labels_of_one_policy_on_another_scale_are_said() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for pol, top in (("a", 1.0), ("b", 5.0), ("c", 5.0)):
+        s = rng.uniform(0, 10, 60)
+        y = np.round(s / 10 * top, 2) if top == 1 else np.round(1 + s / 10 * 4, 2)
+        rows.append(pd.DataFrame({"prompt_id": [f"p{i}" for i in range(60)], "policy": pol,
+                                  "judge_score": s, "oracle_label": y}))
+    d = cje.load(pd.concat(rows), judge_scale=(0, 10))
+    assert any("All 60 oracle labels of policy 'a' lie within (0, 1)" in n for n in d.notices)
+
+
+def test_one_scale_across_policies_says_nothing_of_a_mix() -> None:
+    df, sim = _direct()
+    d = cje.load(df, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    assert not [n for n in d.notices if "lie within" in n]
