@@ -16,6 +16,7 @@ import contextvars
 import functools
 import hashlib
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -392,7 +393,11 @@ def load(
         except CJEInputError as exc:  # a validation error names the file it came from
             if str(source) in str(exc):
                 raise
-            raise CJEInputError(f"In '{source}': {exc}") from None
+            from cje.readers import row_lines
+
+            rows = getattr(exc, "rows", ())
+            lines = row_lines(source, rows) if rows else None
+            raise CJEInputError(f"In '{source}'{f' ({lines})' if lines else ''}: {exc}") from None
     return EvalData.from_frame(source, **kw)
 
 
@@ -910,10 +915,10 @@ def _refuse_non_scalar_ids(values: np.ndarray, name: str, rows: Any, codes: Any 
         if isinstance(v, (list, dict, tuple, set, np.ndarray)):
             i = j if codes is None else int(np.flatnonzero(codes == j)[0])
             kind = type(v).__name__
-            raise CJEInputError(
+            raise _at_rows(CJEInputError(
                 f"The {name!r} column must hold one string or number per row; row {i} has a "
                 f"{kind} ({_show(v)[:60]}). Give each row a single id."
-            )
+            ), i)
 
 
 def _merge_cleaned(
@@ -929,13 +934,13 @@ def _merge_cleaned(
         j2 = int(np.flatnonzero(dup & (cleaned == cleaned[j1]))[1])
         r1, r2 = (int(np.flatnonzero(codes == j)[0]) for j in (j1, j2))
         r1, r2, j1, j2 = (r1, r2, j1, j2) if r1 < r2 else (r2, r1, j2, j1)
-        raise CJEInputError(
+        raise _at_rows(CJEInputError(
             f"The {name!r} column has two different values that read as the same id "
             f"{cleaned[j1]!r}: row {r1} has {_show(uniq[j1])} ({type(uniq[j1]).__name__}) and row "
             f"{r2} has {_show(uniq[j2])} ({type(uniq[j2]).__name__}). Ids are compared as text: "
             "write each id the same way on every row (e.g. all as strings, without surrounding "
             "spaces)."
-        )
+        ), r1, r2)
     code2, uniq2 = pd.factorize(cleaned)
     uniq2 = np.asarray(uniq2, dtype=object)
     empty = np.flatnonzero(uniq2 == "")
@@ -989,6 +994,13 @@ class _RowIds:
 _Ids = np.ndarray | _RowIds
 
 
+def _at_rows(exc: CJEInputError, *rows: int) -> CJEInputError:
+    """``exc`` marked with the input rows it names (``exc.rows``), so that :func:`load` can add
+    their lines in the file."""
+    exc.rows = tuple(int(r) for r in rows)  # type: ignore[attr-defined]
+    return exc
+
+
 def _input_row(i: int, pid: _Ids | None) -> int:
     """The input row number of row ``i``: rows excluded by ``on_invalid="drop"`` still count."""
     return pid.row(i) if isinstance(pid, _RowIds) else int(i)
@@ -1015,13 +1027,52 @@ def _to_float(arr: np.ndarray, name: str, pid: _Ids | None) -> np.ndarray:
         try:
             out[i] = float(v)
         except (TypeError, ValueError):
-            raise CJEInputError(
-                f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}. Convert "
-                "it to a number, or leave it empty if the row is not labelled."
-                if name == "oracle_label"
-                else f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}."
-            ) from None
+            fix = ("Convert it to a number, or leave it empty if the row is not labelled."
+                   if name == "oracle_label" else "Convert it to a number.")
+            raise _at_rows(CJEInputError(
+                f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}. "
+                f"{_number_hint(v, name) or fix}"
+            ), _input_row(i, pid)) from None
     return out
+
+
+_MISSING_WORDS = frozenset(("na", "n/a", "null", "none", "-", "--", "?", "missing", "nil", "#n/a"))
+_YES_NO = {"yes": 1, "no": 0, "y": 1, "n": 0, "true": 1, "false": 0, "pass": 1, "fail": 0,
+           "correct": 1, "incorrect": 0}
+
+
+def _number_hint(v: Any, name: str) -> str:
+    """The fix for a text value that is not a number, when its form tells what was meant: a
+    decimal comma or thousands separator, a percent sign, a yes/no word, a missing-value marker.
+
+    Examples
+    --------
+    >>> _number_hint("7,5", "judge_score")[:40]
+    'It has a comma: write numbers with a poi'
+    >>> _number_hint("abc", "judge_score")
+    ''
+    """
+    if not isinstance(v, str):
+        return ""
+    t = v.strip()
+    if re.fullmatch(r"[+-]?[0-9]*,[0-9][0-9,]*(\.[0-9]*)?", t):
+        return ("It has a comma: write numbers with a point as the decimal separator (7.5, not "
+                "7,5) and without thousands separators (1000, not 1,000), e.g. re-export the file "
+                "with a point as its decimal separator.")
+    if re.fullmatch(r"[+-]?[0-9.]+\s*%", t):
+        return (f"Write a percentage as a number ({t.rstrip('% ')}, and declare the scale, e.g. "
+                "(0, 100)), without the '%'.")
+    if t.lower() in _YES_NO:
+        return (f"Write it as a number ({t!r} as {_YES_NO[t.lower()]}, its opposite as "
+                f"{1 - _YES_NO[t.lower()]}).")
+    if t.lower() in _MISSING_WORDS:
+        if name == "oracle_label":
+            return "If it marks a row without a label, leave the value empty (null/NaN)."
+        if name == "judge_score":
+            return ("If it marks a missing score, leave the value empty (null/NaN) and pass "
+                    "on_invalid='drop' to exclude such rows (they are counted in the report).")
+        return "If it marks a missing value, leave it empty (null/NaN)."
+    return ""
 
 
 def infer_scale(values: np.ndarray) -> tuple[float, float]:
@@ -1082,12 +1133,12 @@ def _check_inferred_width(scale: tuple[float, float], values: np.ndarray, field:
     if hi - lo <= MAX_SCALE_WIDTH and max(abs(lo), abs(hi)) <= MAX_SCALE_WIDTH and lo < hi:
         return
     i = int(np.nanargmax(np.abs(values)))
-    raise CJEInputError(
+    raise _at_rows(CJEInputError(
         f"The {field!r} column spans {np.nanmin(values):g} to {np.nanmax(values):g}, wider than the "
         f"largest usable scale ({MAX_SCALE_WIDTH:g}); {_row_ref(i, pid)} has {values[i]:g}. A value "
         f"like this is usually a sentinel for a missing value: leave such rows empty (null/NaN), "
         f"or rescale the values and pass {arg}=(low, high)."
-    )
+    ), _input_row(i, pid))
 
 
 def first_bad(
@@ -1149,7 +1200,8 @@ def first_bad(
     else:
         clause = f"has {format(values[i], fmt) if fmt else _show(values[i])}"
     many = f" ({int(np.count_nonzero(bad))} such rows)" if count else ""
-    raise CJEInputError(f"{rule}; {_row_ref(i, pid)} {clause}{many}.{' ' + fix if fix else ''}")
+    raise _at_rows(CJEInputError(f"{rule}; {_row_ref(i, pid)} {clause}{many}.{' ' + fix if fix else ''}"),
+                   _input_row(i, pid))
 
 
 _OR_DROP = "or pass on_invalid='drop' to exclude such rows (they are counted in the report)."
@@ -1788,12 +1840,12 @@ def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
         rows = np.flatnonzero(dup)
         first = rows[0]
         second = rows[1:][key[rows[1:]] == key[first]][0]
-        raise CJEInputError(
+        raise _at_rows(CJEInputError(
             f"Rows {_input_row(first, pid)} and {_input_row(second, pid)} share "
             f"prompt_id={pid[first]!r}, "
             f"policy={pol[first]!r}, draw_idx={int(draw[first])} ({int(dup.sum())} rows are "
             "duplicated). Give repeated draws distinct draw_idx values, or remove the duplicate."
-        )
+        ), _input_row(first, pid), _input_row(second, pid))
     return draw
 
 

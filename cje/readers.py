@@ -777,6 +777,80 @@ def first_record_fields(path: Path) -> list[str] | None:
     return list(names)
 
 
+def _record_lines(path: Path, csv_file: bool) -> list[int]:
+    """The line (1-based) each row of a CSV or JSON Lines file starts on, in the readers' row
+    order: the header and blank lines are not rows; a quoted CSV value may span lines."""
+    data = path.read_bytes()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    if csv_file and b'"' in data:
+        reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
+        starts, start = [], 1
+        for fields in reader:
+            if fields:
+                starts.append(start)
+            start = reader.line_num + 1
+        return starts[1:]
+    lines = data.split(b"\n")
+    full = [i + 1 for i, raw in enumerate(lines) if raw.strip(b"\r" if csv_file else None)]
+    return full[1:] if csv_file else full
+
+
+def row_lines(path: str | Path, rows: Sequence[int]) -> str | None:
+    """Where rows of a file read by a built-in reader are in it: ``"line 12"``,
+    ``"lines 2 and 9"``, ``"'a_responses.jsonl', line 4"`` (a fresh-draws directory); ``None``
+    for a Parquet file, a registered reader's format, or a row the file does not have. Rows are
+    numbered from 0 in the order the reader returns them. Read only when a message needs it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The input.
+    rows : sequence of int
+        Row numbers (0-based).
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "runs.csv"
+    ...     _ = p.write_text("prompt_id,judge_score\\na,1\\n\\nb,x\\n")
+    ...     row_lines(p, [1])
+    'line 4'
+    """
+    try:
+        path = Path(path)
+        reader = reader_for(path)
+        if reader.read in (_read_csv, _read_jsonl):
+            where = [("", _record_lines(path, reader.read is _read_csv))]
+        elif reader.read is _read_fresh_draws_dir:
+            where = [(f"'{f.name}', ", _record_lines(f, False))
+                     for f in sorted(path.glob("*_responses.jsonl"))]
+        else:
+            return None
+        found: list[tuple[str, int]] = []
+        for r in rows:
+            for name, starts in where:
+                if r < len(starts):
+                    found.append((name, starts[r]))
+                    break
+                r -= len(starts)
+            else:
+                return None
+    except (CJEInputError, OSError):
+        return None
+    if not found:
+        return None
+    if len({name for name, _ in found}) == 1:
+        nums = [str(line) for _, line in found]
+        return f"{found[0][0]}{'line' if len(nums) == 1 else 'lines'} {' and '.join(nums)}"
+    return " and ".join(f"{name}line {line}" for name, line in found)
+
+
 def _value_at(rec: dict[str, Any], key: str) -> tuple[bool, Any]:
     if key in rec:
         return True, rec[key]

@@ -8,6 +8,7 @@ ones (a bad label on input row 10 was "row 9"); ...
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,71 @@ def test_one_scale_across_policies_says_nothing_of_a_mix() -> None:
     df, sim = _direct()
     d = cje.load(df, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
     assert not [n for n in d.notices if "lie within" in n]
+
+
+# ---- where a bad value is in a file: its line, not only its row ----------------------------------
+def _long_rows(n: int, bad_at: int, bad: str) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for i in range(n):
+        score = bad if i == bad_at else str(i % 11)
+        rows.append((f"p{i // 2}", "AB"[i % 2], score, str(i % 2) if i % 10 == 0 else ""))
+    return rows
+
+
+def test_long_csv_with_blank_lines_crlf_and_a_quoted_line_break_names_the_line(tmp_path: Path) -> None:
+    # 3000 rows, a blank line after row 999, a prompt id holding a line break in row 1500 (quoted),
+    # CRLF line ends and a BOM: the decimal comma in row 2990 is on line 2994 (header + blank +
+    # the extra line of the quoted value); before, only "row 2990" was said
+    rows = _long_rows(3000, 2990, '"7,5"')
+    rows[1500] = ('"p750\nsecond line"', *rows[1500][1:])
+    lines = ["prompt_id,policy,judge_score,oracle_label"] + [",".join(r) for r in rows]
+    lines.insert(1001, "")
+    p = tmp_path / "runs.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    assert p.read_bytes().split(b"\n")[2993].startswith(b"p1495,A,\"7,5\"")  # line 2994
+    with pytest.raises(CJEInputError, match=(
+            r"In '.*runs\.csv' \(line 2994\): The 'judge_score' column must be numeric; row 2990 "
+            r"\(prompt_id='p1495'\) has '7,5'\. It has a comma: write numbers with a point")):
+        cje.load(p)
+
+
+def test_jsonl_duplicate_draws_name_both_lines(tmp_path: Path) -> None:
+    rows = [{"prompt_id": f"p{i}", "policy": "A", "judge_score": i % 11, "draw_idx": 0}
+            for i in range(500)]
+    rows.append({"prompt_id": "p7", "policy": "A", "judge_score": 3, "draw_idx": 0})
+    p = tmp_path / "runs.jsonl"
+    p.write_text("\n" + "\n".join(json.dumps(r) for r in rows) + "\n")  # a blank first line
+    with pytest.raises(CJEInputError, match=r"In '.*runs\.jsonl' \(lines 9 and 502\): Rows 7 and 500 "
+                                            r"share prompt_id='p7'"):
+        cje.load(p)
+
+
+def test_fresh_draws_directory_names_the_file_and_its_line(tmp_path: Path) -> None:
+    for pol in ("a", "b"):
+        rows = [{"prompt_id": f"p{i}", "judge_score": 5} for i in range(30)]
+        if pol == "b":
+            rows[20]["judge_score"] = "N/A"
+        pd.DataFrame(rows).to_json(tmp_path / f"{pol}_responses.jsonl", orient="records", lines=True)
+    with pytest.raises(CJEInputError, match=(
+            r"\('b_responses\.jsonl', line 21\): The 'judge_score' column must be numeric; row 50 "
+            r"\(prompt_id='p20'\) has 'N/A'\. If it marks a missing score, leave the value empty")):
+        cje.load(tmp_path)
+
+
+@pytest.mark.parametrize(("column", "value", "fix"), [
+    ("judge_score", "7,5", r"It has a comma: write numbers with a point as the decimal separator"),
+    ("judge_score", "1,000", r"It has a comma: .* without thousands separators \(1000, not 1,000\)"),
+    ("judge_score", "85%", r"Write a percentage as a number \(85, and declare the scale"),
+    ("oracle_label", "yes", r"Write it as a number \('yes' as 1, its opposite as 0\)"),
+    ("oracle_label", "NA", r"If it marks a row without a label, leave the value empty"),
+    ("judge_score", "-", r"If it marks a missing score, leave the value empty \(null/NaN\) and pass "
+                        r"on_invalid='drop'"),
+])
+def test_text_that_is_not_a_number_gets_the_fix_its_form_suggests(column: str, value: str,
+                                                                  fix: str) -> None:
+    d = _twelve()
+    d[column] = [str(v) for v in d[column]]
+    d[column][4] = value
+    with pytest.raises(CJEInputError, match=rf"'{column}' column must be numeric; row 4 "
+                                            rf"\(prompt_id='p2'\) has '{value}'\. {fix}"):
+        cje.load(d)
