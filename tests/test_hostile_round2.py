@@ -210,3 +210,20 @@ def test_text_that_is_not_a_number_gets_the_fix_its_form_suggests(column: str, v
     with pytest.raises(CJEInputError, match=rf"'{column}' column must be numeric; row 4 "
                                             rf"\(prompt_id='p2'\) has '{value}'\. {fix}"):
         cje.load(d)
+
+
+# ---- duplicates --------------------------------------------------------------------------------
+def test_a_file_appended_to_itself_is_said_to_hold_exact_copies(tmp_path: Path) -> None:
+    df, sim = _direct(100)
+    df = df.drop(columns=["draw_idx"])
+    p = tmp_path / "runs.csv"
+    p.write_text(df.to_csv(index=False) + df.iloc[:40].to_csv(index=False, header=False))
+    d = cje.load(p, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    said = [n for n in d.notices if "taken as repeated draws" in n]
+    assert said and ("40 of them are exact copies of their pair's first row (every column equal; "
+                     f"e.g. row {len(df)} repeats row 0)") in said[0]
+    # the same pairs with new scores are repeated draws, not copies
+    again = df.iloc[:40].assign(judge_score=lambda f: (f["judge_score"] + 1) % 11)
+    d = cje.load(pd.concat([df, again]), judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    said = [n for n in d.notices if "taken as repeated draws" in n]
+    assert said and "exact copies" not in said[0]
