@@ -1055,6 +1055,8 @@ def _number_hint(v: Any, name: str) -> str:
     if not isinstance(v, str):
         return ""
     t = v.strip()
+    if t == name:
+        return ("The row repeats the header line (files joined with their headers?): remove it.")
     if re.fullmatch(r"[+-]?[0-9]*,[0-9][0-9,]*(\.[0-9]*)?", t):
         return ("It has a comma: write numbers with a point as the decimal separator (7.5, not "
                 "7,5) and without thousands separators (1000, not 1,000), e.g. re-export the file "

@@ -502,6 +502,16 @@ def _csv_header(path: Path) -> list[str]:
             f"{_where(path, 1)}: the header line is not valid CSV ({exc}) — write the column names "
             "on the first line, separated by commas, ending with a line break."
         ) from None
+    if len(names) == 1:
+        sep = next((c for c in (";", "\t", "|") if c in names[0]), None)
+        if sep is not None:
+            shown = "tabs" if sep == "\t" else repr(sep)
+            raise CJEInputError(
+                f"{_where(path, 1)}: the header is one column, {names[0][:60]!r}: the file looks "
+                f"separated by {shown}, and cje reads comma-separated values — re-save it with "
+                "commas (and a point as the decimal separator), or read it with pandas "
+                f"(sep={sep!r}) and pass the DataFrame."
+            )
     seen: set[str] = set()
     for name in names:
         if name in seen:

@@ -227,3 +227,24 @@ def test_a_file_appended_to_itself_is_said_to_hold_exact_copies(tmp_path: Path) 
     d = cje.load(pd.concat([df, again]), judge_scale=sim.judge_scale, label_scale=sim.label_scale)
     said = [n for n in d.notices if "taken as repeated draws" in n]
     assert said and "exact copies" not in said[0]
+
+
+# ---- CSV files that are not quite CSV ----------------------------------------------------------
+@pytest.mark.parametrize(("sep", "shown"), [(";", "';'"), ("\t", "tabs")])
+def test_a_file_separated_by_another_character_is_named_so(sep: str, shown: str, tmp_path: Path) -> None:
+    # before: "no 'prompt_id' column; its columns are ['prompt_id;policy;...']", or, with decimal
+    # commas, "line 2: the line has 3 fields but the header has 1"
+    p = tmp_path / "runs.csv"
+    pd.DataFrame(_twelve()).to_csv(p, sep=sep, decimal=",", index=False)
+    with pytest.raises(CJEInputError, match=rf"runs\.csv', line 1: the header is one column, .* the "
+                                            rf"file looks separated by {shown}, and cje reads comma"):
+        cje.load(p)
+
+
+def test_two_files_joined_with_their_headers_name_the_second_header(tmp_path: Path) -> None:
+    p = tmp_path / "runs.csv"
+    text = pd.DataFrame(_twelve()).to_csv(index=False)
+    p.write_text(text + text)
+    with pytest.raises(CJEInputError, match=r"\(line 14\): The 'judge_score' column must be numeric; "
+                                            r"row 12 .* The row repeats the header line"):
+        cje.load(p)
