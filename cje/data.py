@@ -1791,31 +1791,6 @@ def _cumcount(key: np.ndarray) -> np.ndarray:
     return out
 
 
-def _exact_copies(cols: dict[str, Any], key_pp: np.ndarray, draw: np.ndarray, pid: _Ids) -> str:
-    """For the notice on repeated (prompt, policy) rows: how many repeats equal their pair's
-    first row in every column (a file appended to itself, a join that doubled rows), with an
-    example; ``""`` when none does, or when there are more than :data:`_SMALL_IDS` repeats (not
-    compared)."""
-    rep = np.flatnonzero(draw > 0)
-    if rep.size > _SMALL_IDS:
-        return ""
-    _, first_of, inverse = np.unique(key_pp, return_index=True, return_inverse=True)
-    first = first_of[inverse.reshape(-1)[rep]]
-    same = np.ones(rep.size, dtype=bool)
-    for col in cols.values():
-        a, b = (np.asarray(col[idx], dtype=object) for idx in (rep, first))
-        same &= np.fromiter(((x == y) is True or (_is_missing(x) and _is_missing(y))
-                             for x, y in zip(a.tolist(), b.tolist(), strict=True)),
-                            dtype=bool, count=rep.size)
-    if not same.any():
-        return ""
-    j = int(np.argmax(same))
-    return (f" {int(same.sum())} of them are exact copies of their pair's first row (every column "
-            f"equal; e.g. row {_input_row(int(rep[j]), pid)} repeats row "
-            f"{_input_row(int(first[j]), pid)}): if rows were written twice by mistake, remove the "
-            "copies, or each counts as another draw.")
-
-
 def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
               notices: list[str]) -> np.ndarray:
     """Draw index per row: the ``draw_idx`` column (non-negative integers, no duplicate
@@ -1839,7 +1814,6 @@ def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
             notices.append(
                 f"{int((draw > 0).sum())} rows repeat a (prompt_id, policy) pair and there is no "
                 "'draw_idx' column: they were taken as repeated draws, numbered in input order."
-                + _exact_copies(cols, key_pp, draw, pid)
             )
         return draw
     raw = np.asarray(cols["draw_idx"])
