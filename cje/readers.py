@@ -898,8 +898,17 @@ def _check_logprobs(path: Path, line: int, rec: dict[str, Any]) -> None:
             )
 
 
-def _diagnose_jsonl(path: Path, ids: Sequence[str]) -> None:
-    """Raise a CJEInputError naming the first line that is not a valid record, if there is one."""
+#: Fields read as numbers: a list, an object, or a boolean among numbers is named by its line.
+_NUMERIC_FIELDS: tuple[str, ...] = ("judge_score", "oracle_label", "draw_idx", "label_probability",
+                                    "response_length")
+
+
+def _diagnose_jsonl(path: Path, ids: Sequence[str],
+                    numeric: Sequence[str] = _NUMERIC_FIELDS) -> None:
+    """Raise a CJEInputError naming the first line that is not a valid record, if there is one:
+    not JSON, an id that is not a string or number, a log-probability that is not a number, a
+    list or object in a ``numeric`` field, or a boolean in a field other lines give numbers."""
+    kinds: dict[str, dict[bool, int]] = {}  # field -> {is boolean: first line}
     for line, raw, last in _lines(path):
         rec = _parse_line(path, line, raw, last=last)
         for key in ids:
@@ -908,6 +917,23 @@ def _diagnose_jsonl(path: Path, ids: Sequence[str]) -> None:
                 _id_text(path, line, key, value)
         if "target_policy_logprobs" in rec or "base_policy_logprob" in rec:
             _check_logprobs(path, line, rec)
+        for key in numeric:
+            found, value = _value_at(rec, key)
+            if not found or value is None or (isinstance(value, str) and not isinstance(value, _Num)):
+                continue
+            if isinstance(value, (list, dict)):
+                kind = "a list" if isinstance(value, list) else "an object"
+                raise CJEInputError(
+                    f"{_where(path, line)}: {key!r} is {kind} ({_json_text(value)}) — write one "
+                    "number per record (or null where it is missing)."
+                )
+            kinds.setdefault(key, {}).setdefault(isinstance(value, bool), line)
+            if len(kinds[key]) == 2:
+                b_line, n_line = kinds[key][True], kinds[key][False]
+                raise CJEInputError(
+                    f"'{path}': {key!r} is a boolean on line {b_line} and a number on line "
+                    f"{n_line} — write every {key} as a number (true as 1, false as 0)."
+                )
 
 
 def _exact_ids(path: Path, key: str) -> list[str | None]:
@@ -979,7 +1005,8 @@ def _scan_jsonl(paths: Sequence[Path], want: Sequence[str] | None, ids: Sequence
             try:
                 frames[i] = pl.read_ndjson(src, infer_schema_length=None)
             except Exception as exc:  # message depends on the polars version
-                _diagnose_jsonl(p, ids)
+                _diagnose_jsonl(p, ids, _NUMERIC_FIELDS if want is None else
+                                [c for c in want if c not in ids and c != "response"])
                 raise CJEInputError(f"Cannot parse '{p}' as JSON Lines: {exc}") from None
         if not set(_LOGGED_KEYS) & set(firsts[i]):  # logged data: after flattening
             frames[i] = _exact_id_columns(frames[i], p, ids)

@@ -212,23 +212,6 @@ def test_text_that_is_not_a_number_gets_the_fix_its_form_suggests(column: str, v
         cje.load(d)
 
 
-# ---- duplicates --------------------------------------------------------------------------------
-def test_a_file_appended_to_itself_is_said_to_hold_exact_copies(tmp_path: Path) -> None:
-    df, sim = _direct(100)
-    df = df.drop(columns=["draw_idx"])
-    p = tmp_path / "runs.csv"
-    p.write_text(df.to_csv(index=False) + df.iloc[:40].to_csv(index=False, header=False))
-    d = cje.load(p, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
-    said = [n for n in d.notices if "taken as repeated draws" in n]
-    assert said and ("40 of them are exact copies of their pair's first row (every column equal; "
-                     f"e.g. row {len(df)} repeats row 0)") in said[0]
-    # the same pairs with new scores are repeated draws, not copies
-    again = df.iloc[:40].assign(judge_score=lambda f: (f["judge_score"] + 1) % 11)
-    d = cje.load(pd.concat([df, again]), judge_scale=sim.judge_scale, label_scale=sim.label_scale)
-    said = [n for n in d.notices if "taken as repeated draws" in n]
-    assert said and "exact copies" not in said[0]
-
-
 # ---- CSV files that are not quite CSV ----------------------------------------------------------
 @pytest.mark.parametrize(("sep", "shown"), [(";", "';'"), ("\t", "tabs")])
 def test_a_file_separated_by_another_character_is_named_so(sep: str, shown: str, tmp_path: Path) -> None:
@@ -247,4 +230,24 @@ def test_two_files_joined_with_their_headers_name_the_second_header(tmp_path: Pa
     p.write_text(text + text)
     with pytest.raises(CJEInputError, match=r"\(line 14\): The 'judge_score' column must be numeric; "
                                             r"row 12 .* The row repeats the header line"):
+        cje.load(p)
+
+
+# ---- JSON Lines values polars cannot type: named by line and field -----------------------------
+@pytest.mark.parametrize(("field", "value", "pattern"), [
+    ("oracle_label", {"v": 1}, r"line 6: 'oracle_label' is an object \(\{\"v\": 1\}\) — write one number"),
+    ("judge_score", [7], r"line 6: 'judge_score' is a list \(\[7\]\) — write one number per record"),
+    ("judge_score", True, r"'judge_score' is a boolean on line 6 and a number on line 1 — write every "
+                          r"judge_score as a number \(true as 1, false as 0\)"),
+])
+def test_jsonl_value_of_the_wrong_kind_names_its_line(field: str, value: object, pattern: str,
+                                                      tmp_path: Path) -> None:
+    # before: "Cannot parse '...' as JSON Lines: failed to determine supertype of struct[4] and
+    # struct[4]" (polars' words), no line and no field
+    recs = [{"prompt_id": f"p{i // 2}", "policy": "ab"[i % 2], "judge_score": i % 10,
+             "oracle_label": i % 2} for i in range(12)]
+    recs[5][field] = value
+    p = tmp_path / "runs.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    with pytest.raises(CJEInputError, match=pattern):
         cje.load(p)
