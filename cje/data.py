@@ -570,6 +570,13 @@ def _columns_of(frame: Any) -> dict[str, Any]:
             "field (for a Series, series.to_frame() or a dict of columns)."
         )
     if mod.startswith("pandas"):
+        in_index = [n for n in frame.index.names if n in _STANDARD and n not in frame.columns]
+        if in_index:
+            raise CJEInputError(
+                f"The DataFrame's index holds {', '.join(map(repr, in_index))}, which cje reads "
+                "from columns (the index is not read, so it would be missing): pass "
+                "df.reset_index()."
+            )
         dup = frame.columns[frame.columns.duplicated()]
         if len(dup):
             raise CJEInputError(

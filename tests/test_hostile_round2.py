@@ -251,3 +251,13 @@ def test_jsonl_value_of_the_wrong_kind_names_its_line(field: str, value: object,
     p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     with pytest.raises(CJEInputError, match=pattern):
         cje.load(p)
+
+
+@pytest.mark.parametrize("index", [["prompt_id"], ["prompt_id", "policy"], ["oracle_label"]])
+def test_standard_columns_in_a_dataframe_index_are_named(index: list[str]) -> None:
+    # before: "no 'prompt_id' column", and an index of labels left every row unlabelled unsaid
+    frame = pd.DataFrame(_twelve()).set_index(index)
+    shown = ", ".join(map(repr, index))
+    with pytest.raises(CJEInputError, match=rf"The DataFrame's index holds {shown}, which cje reads "
+                                            r"from columns .* pass df\.reset_index\(\)"):
+        cje.load(frame)
