@@ -261,3 +261,10 @@ def test_standard_columns_in_a_dataframe_index_are_named(index: list[str]) -> No
     with pytest.raises(CJEInputError, match=rf"The DataFrame's index holds {shown}, which cje reads "
                                             r"from columns .* pass df\.reset_index\(\)"):
         cje.load(frame)
+
+
+def test_a_near_miss_is_refused_out_of_core_too(tmp_path: Path) -> None:
+    p = tmp_path / "runs.parquet"
+    pd.DataFrame(_twelve()).rename(columns={"oracle_label": "Oracle_Label"}).to_parquet(p)
+    with pytest.raises(CJEInputError, match=r"has a column 'Oracle_Label' but no 'oracle_label'"):
+        cje.analyze(p, engine="polars", judge_scale=(0, 10), label_scale=(0, 1))

@@ -52,6 +52,7 @@ from cje.data import (
     bottom_tenth,
     check_label_variation,
     infer_scale,
+    refuse_near_miss,
     split_by_space,
 )
 from cje.errors import CJEInputError
@@ -367,7 +368,10 @@ def check_renames(names: Sequence[Any], columns: Any) -> None:
 def require_columns(names: Sequence[Any], required: Sequence[str],
                     hints: dict[str, str] | None = None) -> None:
     """Every ``required`` column is among the input's ``names`` (after ``columns=``), else an
-    input error naming it, the input's columns and how to rename one (and ``hints[column]``)."""
+    input error naming it, the input's columns and how to rename one (and ``hints[column]``).
+    A near miss of a standard name (``'Policy'``, ``'oracle_label '``) is refused first, as in
+    memory (:func:`cje.data.refuse_near_miss`)."""
+    refuse_near_miss([str(n) for n in names if not str(n).startswith("__")])
     for req in required:
         if req not in names:
             raise CJEInputError(
