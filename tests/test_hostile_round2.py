@@ -268,3 +268,41 @@ def test_a_near_miss_is_refused_out_of_core_too(tmp_path: Path) -> None:
     pd.DataFrame(_twelve()).rename(columns={"oracle_label": "Oracle_Label"}).to_parquet(p)
     with pytest.raises(CJEInputError, match=r"has a column 'Oracle_Label' but no 'oracle_label'"):
         cje.analyze(p, engine="polars", judge_scale=(0, 10), label_scale=(0, 1))
+
+
+# ---- column types that must read as the plain ones (already right; guarded) ---------------------
+def _typed(kind: str, tmp_path: Path) -> object:
+    import decimal
+
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = pd.DataFrame(_twelve(oracle_label=[0.0, 1, NAN] * 4))
+    if kind == "polars categorical and enum":
+        return pl.from_pandas(d).with_columns(pl.col("prompt_id").cast(pl.Categorical),
+                                              pl.col("policy").cast(pl.Enum(["b", "a"])))
+    if kind == "pandas nullable Int64 and boolean":
+        return d.assign(judge_score=d["judge_score"].astype("Int64"),
+                        oracle_label=pd.array([False, True, None] * 4, dtype="boolean"))
+    p = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({
+        "prompt_id": pa.array(d["prompt_id"]).dictionary_encode(),
+        "policy": pa.array(d["policy"]).dictionary_encode(),
+        "judge_score": pa.array([decimal.Decimal(f"{v:.2f}") for v in d["judge_score"]],
+                                type=pa.decimal128(5, 2)) if kind == "parquet decimal"
+        else pa.array(d["judge_score"].astype("int8")),
+        "oracle_label": pa.array(d["oracle_label"], type=pa.float16()),
+    }), p)
+    return p
+
+
+@pytest.mark.parametrize("kind", ["parquet dictionary, int8 and float16", "parquet decimal",
+                                  "polars categorical and enum", "pandas nullable Int64 and boolean"])
+def test_typed_columns_read_as_the_plain_ones(kind: str, tmp_path: Path) -> None:
+    plain = cje.load(_twelve(oracle_label=[0.0, 1, NAN] * 4))
+    d = cje.load(_typed(kind, tmp_path))
+    assert d.policies == plain.policies and d.prompt_id.tolist() == plain.prompt_id.tolist()
+    np.testing.assert_array_equal(d.policy_code, plain.policy_code)
+    np.testing.assert_array_equal(d.judge_score, plain.judge_score)
+    np.testing.assert_array_equal(d.oracle_label, plain.oracle_label)
