@@ -1590,6 +1590,7 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
         bottom_tenth(s.size, float(s.min()), float(s.max()), jscale, "judge scores",
                      "judge_scale", notices)
         return jscale
+    refuse_sentinel(s, "judge_score", "judge_scale", pid)
     jscale = infer_scale(s)
     _check_inferred_width(jscale, s, "judge_score", "judge_scale", pid)
     notices.append(
@@ -1597,6 +1598,64 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
         f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
     )
     return jscale
+
+
+def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | None) -> None:
+    """Refuse a marker value read as data when no scale is declared: every value but those at
+    the lowest (or highest) one lies on a common scale, and that one is a negative integer below
+    it (``-1`` for "no label" or "judge failed") or 99, 999, ... above it. Read as a label or a
+    score, such a marker silently moves every estimate (labels of -1 on the unlabelled rows
+    turned values on (1, 5) into -0.6, status OK).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The column, NaN where there is no value (unlabelled rows).
+    field, option : str
+        Column name and the scale option that declares a real value of that kind.
+    pid : numpy.ndarray or None
+        Prompt id per row, for the message.
+
+    Raises
+    ------
+    CJEInputError
+        Naming the value, its rows, the scale the other values fit and the two fixes.
+
+    Examples
+    --------
+    >>> refuse_sentinel(np.array([1.0, 3.0, 5.0, np.nan]), "oracle_label", "label_scale", None)
+    >>> refuse_sentinel(np.array([-1.0, 3.0, 5.0, -1.0]), "oracle_label", "label_scale", None)
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The 'oracle_label' column holds -1 on 2 rows while every other value...
+    """
+    seen = values[~np.isnan(values)]
+    if seen.size < 3:
+        return
+    low, high = float(seen.min()), float(seen.max())
+    for v, side in ((low, "low"), (high, "high")):
+        if not v.is_integer() or (side == "low" and v >= 0) or (
+                side == "high" and not (v >= 99 and set(str(int(v))) == {"9"})):
+            continue
+        rest = seen[seen != v]
+        if rest.size < 2 or rest.min() == rest.max():
+            continue
+        scale = infer_scale(rest)
+        if scale not in COMMON_SCALES or scale[0] <= v <= scale[1]:
+            continue
+        where = values == v
+        n = int(np.count_nonzero(where))
+        what = ("a missing or failed judgement" if field == "judge_score" else "a row without a label")
+        fix = ("leave those scores empty and pass on_invalid='drop' to exclude the rows (they are "
+               "counted in the report)" if field == "judge_score" else
+               "leave unlabelled rows empty (null/NaN)")
+        span = (v, scale[1]) if side == "low" else (scale[0], v)
+        first_bad(where, f"The {field!r} column holds {v:g} on {n} rows while every other value "
+                  f"lies within {_fmt_scale(scale)}: {v:g} looks like a marker for {what}, and read "
+                  f"as a value it moves every estimate", values, pid,
+                  f"If it is such a marker, {fix}; if it is a real value, declare "
+                  f"{option}={_fmt_scale(span)}.", fmt="g")
 
 
 def bottom_tenth(n: int, low: float, high: float, scale: tuple[float, float], what: str,
@@ -1685,6 +1744,7 @@ def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float
         return lscale
     if not lab.any():
         return jscale
+    refuse_sentinel(np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
     lscale = infer_scale(y[lab])
     _check_inferred_width(lscale, np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
     notices.append(

@@ -212,6 +212,37 @@ def test_text_that_is_not_a_number_gets_the_fix_its_form_suggests(column: str, v
         cje.load(d)
 
 
+# ---- a marker value read as data ---------------------------------------------------------------
+def test_unlabelled_rows_marked_minus_one_are_refused_not_read_as_labels() -> None:
+    # before: the 897 unlabelled rows' -1 were labels; label_scale inferred (-1, 4.69) with a
+    # notice only, and every policy's value was about -0.6 instead of 2.6-3.3, status OK
+    df, sim = _direct()
+    df["oracle_label"] = df["oracle_label"].fillna(-1)
+    with pytest.raises(CJEInputError, match=(
+            r"The 'oracle_label' column holds -1 on 897 rows while every other value lies within "
+            r"\(1, 5\): -1 looks like a marker for a row without a label.*; row 0 \(prompt_id="
+            r"'p00000'\) has -1\. If it is such a marker, leave unlabelled rows empty \(null/NaN\); "
+            r"if it is a real value, declare label_scale=\(-1, 5\)")):
+        cje.analyze(df, judge_scale=sim.judge_scale)
+    rep = cje.analyze(df.replace({"oracle_label": {-1: NAN}}), judge_scale=sim.judge_scale)
+    assert all(2.5 < e.estimate < 3.4 for e in rep.estimates)
+
+
+@pytest.mark.parametrize("marker", [-1, 99])
+def test_failed_judgements_marked_by_a_value_are_refused(marker: int) -> None:
+    df, sim = _direct()
+    df.loc[df.index[::17], "judge_score"] = marker
+    with pytest.raises(CJEInputError, match=(
+            rf"The 'judge_score' column holds {marker} on 59 rows while every other value lies "
+            r"within \(0, 10\): .* marker for a missing or failed judgement.* pass on_invalid='drop'")):
+        cje.load(df, label_scale=sim.label_scale)
+
+
+def test_a_declared_scale_takes_the_marker_as_a_value() -> None:
+    d = cje.load(_twelve(oracle_label=[-1.0, 0, 1] * 4), label_scale=(-1, 1))
+    assert d.label_scale == (-1.0, 1.0) and d.n_labels == 12
+
+
 # ---- CSV files that are not quite CSV ----------------------------------------------------------
 @pytest.mark.parametrize(("sep", "shown"), [(";", "';'"), ("\t", "tabs")])
 def test_a_file_separated_by_another_character_is_named_so(sep: str, shown: str, tmp_path: Path) -> None:
