@@ -1,9 +1,23 @@
 """Hostile inputs, round 2: realistic files and frames a user hands over, each either read right
-(compared with a hand computation on the cleaned data) or refused with a message that names the
-field, the row (as the user numbers it) and the fix.
+(compared with the same data written plainly) or refused with a message that names the field,
+the row (and, in a file, its line) and the fix.
 
-Before this round: after ``on_invalid="drop"`` the later messages counted rows without the dropped
-ones (a bad label on input row 10 was "row 9"); ...
+Before this round:
+
+* unlabelled rows marked ``-1`` were read as labels (every value about -0.6 instead of about 3,
+  status OK, a notice of an inferred label scale only); failed judgements marked ``-1`` or ``99``
+  were scores;
+* a policy judged on 0-1 beside others on 0-10 moved its value (3.04 -> 2.89) without a word;
+* a column named ``'Policy'``, ``'Oracle_Label'``, ``'oracle_label '`` or ``'label probability'``
+  was ignored (all policies pooled, every row unlabelled, the label design taken as uniform), in
+  a frame, a CSV header, a JSON Lines record and out of core; a DataFrame index holding
+  ``prompt_id`` or the labels was not read;
+* after ``on_invalid="drop"`` later messages counted rows without the dropped ones;
+* errors on a file said "row 99990" (0-based, header and blank lines not counted) but not the
+  line (99992); "7,5", "85%", "yes", "NA" got no fix; a ';'- or tab-separated file read as one
+  column; a second header line inside the data was "not numeric";
+* a list, an object or a boolean among numbers in a JSON Lines field failed with polars' own
+  words ("failed to determine supertype of struct[4]"), no line and no field.
 """
 
 from __future__ import annotations
