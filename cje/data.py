@@ -1600,7 +1600,8 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
     return jscale
 
 
-def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | None) -> None:
+def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | None,
+                    counts: np.ndarray | None = None) -> None:
     """Refuse a marker value read as data when no scale is declared: every value but those at
     the lowest (or highest) one lies on a common scale, and that one is a negative integer below
     it (``-1`` for "no label" or "judge failed") or 99, 999, ... above it. Read as a label or a
@@ -1610,11 +1611,16 @@ def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | Non
     Parameters
     ----------
     values : numpy.ndarray
-        The column, NaN where there is no value (unlabelled rows).
+        The column, NaN where there is no value (unlabelled rows); or, with ``counts``, its
+        distinct values.
     field, option : str
         Column name and the scale option that declares a real value of that kind.
     pid : numpy.ndarray or None
-        Prompt id per row, for the message.
+        Prompt id per row, for the message (``None``: the message names no row, e.g. for the
+        out-of-core engines, which hold distinct values or the labelled rows only).
+    counts : numpy.ndarray, optional
+        Rows holding each of ``values`` (distinct values; zeros when not known: the message
+        then gives no count).
 
     Raises
     ------
@@ -1630,8 +1636,9 @@ def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | Non
     ...
     cje.errors.CJEInputError: The 'oracle_label' column holds -1 on 2 rows while every other value...
     """
-    seen = values[~np.isnan(values)]
-    if seen.size < 3:
+    given = ~np.isnan(values)
+    seen = values[given]
+    if seen.size < (2 if counts is not None else 3):
         return
     low, high = float(seen.min()), float(seen.max())
     for v, side in ((low, "low"), (high, "high")):
@@ -1645,17 +1652,20 @@ def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | Non
         if scale not in COMMON_SCALES or scale[0] <= v <= scale[1]:
             continue
         where = values == v
-        n = int(np.count_nonzero(where))
+        n = int(counts[where].sum()) if counts is not None else int(np.count_nonzero(where))
         what = ("a missing or failed judgement" if field == "judge_score" else "a row without a label")
         fix = ("leave those scores empty and pass on_invalid='drop' to exclude the rows (they are "
                "counted in the report)" if field == "judge_score" else
                "leave unlabelled rows empty (null/NaN)")
         span = (v, scale[1]) if side == "low" else (scale[0], v)
-        first_bad(where, f"The {field!r} column holds {v:g} on {n} rows while every other value "
-                  f"lies within {_fmt_scale(scale)}: {v:g} looks like a marker for {what}, and read "
-                  f"as a value it moves every estimate", values, pid,
-                  f"If it is such a marker, {fix}; if it is a real value, declare "
-                  f"{option}={_fmt_scale(span)}.", fmt="g")
+        on = f" on {n} rows" if n else ""
+        rule = (f"The {field!r} column holds {v:g}{on} while every other value lies within "
+                f"{_fmt_scale(scale)}: {v:g} looks like a marker for {what}, and read as a value it "
+                "moves every estimate")
+        fix = f"If it is such a marker, {fix}; if it is a real value, declare {option}={_fmt_scale(span)}."
+        if pid is None:
+            raise CJEInputError(f"{rule}. {fix}")
+        first_bad(where, rule, values, pid, fix, fmt="g")
 
 
 def bottom_tenth(n: int, low: float, high: float, scale: tuple[float, float], what: str,

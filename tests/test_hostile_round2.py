@@ -257,6 +257,20 @@ def test_a_declared_scale_takes_the_marker_as_a_value() -> None:
     assert d.label_scale == (-1.0, 1.0) and d.n_labels == 12
 
 
+@pytest.mark.parametrize("field", ["oracle_label", "judge_score"])
+def test_a_marker_value_is_refused_out_of_core_too(field: str, tmp_path: Path) -> None:
+    df, sim = _direct()
+    if field == "oracle_label":
+        df["oracle_label"] = df["oracle_label"].fillna(-1)
+    else:
+        df.loc[df.index[::17], "judge_score"] = -1
+    df.to_parquet(tmp_path / "runs.parquet")
+    with pytest.raises(CJEInputError, match=rf"The '{field}' column holds -1 on \d+ rows while every "
+                                            r"other value lies within"):
+        cje.analyze(tmp_path / "runs.parquet", engine="polars",
+                    **({"judge_scale": (0, 10)} if field == "oracle_label" else {"label_scale": (1, 5)}))
+
+
 # ---- CSV files that are not quite CSV ----------------------------------------------------------
 @pytest.mark.parametrize(("sep", "shown"), [(";", "';'"), ("\t", "tabs")])
 def test_a_file_separated_by_another_character_is_named_so(sep: str, shown: str, tmp_path: Path) -> None:

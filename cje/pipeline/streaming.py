@@ -53,6 +53,7 @@ from cje.data import (
     check_label_variation,
     infer_scale,
     refuse_near_miss,
+    refuse_sentinel,
     split_by_space,
 )
 from cje.errors import CJEInputError
@@ -434,13 +435,17 @@ def dask_row_keys(pdf: Any, out: Any, partition_info: Any) -> None:
 
 
 def judge_scale_of(distinct: np.ndarray, judge_scale: tuple[float, float] | None,
-                   notices: list[str], n: int) -> tuple[float, float]:
+                   notices: list[str], n: int, counts: np.ndarray | None = None) -> tuple[float, float]:
     """The judge scale given (with :func:`cje.data.bottom_tenth`'s notice over the ``n`` scores),
-    or inferred from the distinct scores with a notice (as :func:`cje.load` infers it)."""
+    or inferred from the distinct scores with a notice (as :func:`cje.load` infers it; a marker
+    value such as -1 refused as there, :func:`cje.data.refuse_sentinel`; ``counts``: rows per
+    distinct score, for its message)."""
     if judge_scale is not None:
         bottom_tenth(int(n), float(distinct[0]), float(distinct[-1]), judge_scale, "judge scores",
                      "judge_scale", notices)
         return judge_scale
+    refuse_sentinel(np.asarray(distinct, dtype=np.float64), "judge_score", "judge_scale", None,
+                    np.zeros(len(distinct), dtype=np.int64) if counts is None else counts)
     jscale = infer_scale(distinct)
     _check_scale(jscale, "judge_scale")
     notices.append(
@@ -1516,13 +1521,14 @@ def analyze_partitioned(
     counts[np.searchsorted(np.array(names, dtype=object), counts_df["policy"].to_numpy()),
            np.searchsorted(distinct, counts_df["judge_score"].to_numpy(dtype=np.float64))] = \
         counts_df["n"].to_numpy(dtype=np.int64)
-    jscale = judge_scale_of(distinct, judge_scale, notices, n_rows)
+    jscale = judge_scale_of(distinct, judge_scale, notices, n_rows, counts.sum(axis=0))
     _label_checks(lab, label_scale, eng.sources)
     y = _column(lab, "oracle_label", np.float64)
     if label_scale is None:
         if y.size == 0:
             lscale = jscale
         else:
+            refuse_sentinel(y, "oracle_label", "label_scale", None)
             lscale = infer_scale(y)
             _check_scale(lscale, "label_scale")
             notices.append(
