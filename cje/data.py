@@ -1686,7 +1686,7 @@ def bottom_tenth(n: int, low: float, high: float, scale: tuple[float, float], wh
 
 
 def scale_mix(values: np.ndarray, pol_code: np.ndarray, pol_names: Any, scale: tuple[float, float],
-              what: str, option: str, notices: list[str]) -> None:
+              what: str, option: str, notices: list[str], n_rows: np.ndarray | None = None) -> None:
     """A notice for each policy whose values (at least 20) all lie on a common scale a fifth as
     wide as the data's, or less, below where the other policies' values reach: the usual sign of
     one policy judged (or labelled) on another scale, e.g. 0–1 scores beside others' 0–10. The
@@ -1707,6 +1707,9 @@ def scale_mix(values: np.ndarray, pol_code: np.ndarray, pol_names: Any, scale: t
         Their name in the notice (``"judge scores"``) and the option setting the scale.
     notices : list of str
         Appended to.
+    n_rows : numpy.ndarray of int, optional
+        Rows per policy, when ``values`` are each policy's distinct values (out of core), not
+        one value per row.
 
     Examples
     --------
@@ -1718,9 +1721,9 @@ def scale_mix(values: np.ndarray, pol_code: np.ndarray, pol_names: Any, scale: t
     All 30 judge scores of policy 'a' lie within (0, 1) (observed 0 to 1),
     """
     n_pol = len(pol_names)
-    if n_pol < 2 or values.size < 40:
+    count = np.bincount(pol_code, minlength=n_pol) if n_rows is None else np.asarray(n_rows)
+    if n_pol < 2 or count.sum() < 40:
         return
-    count = np.bincount(pol_code, minlength=n_pol)
     low, high = np.full(n_pol, np.inf), np.full(n_pol, -np.inf)
     np.minimum.at(low, pol_code, values)
     np.maximum.at(high, pol_code, values)

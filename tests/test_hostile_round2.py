@@ -140,6 +140,17 @@ def test_one_policy_scored_on_0_1_beside_0_10_is_said(declared: bool) -> None:
     assert "rescale them to the others' scale" in said[0]
 
 
+def test_one_policy_on_another_scale_is_said_out_of_core_as_in_memory(tmp_path: Path) -> None:
+    df, sim = _direct()
+    base = df["policy"] == "base"
+    df.loc[base, "judge_score"] = df.loc[base, "judge_score"] / 10
+    df.to_parquet(tmp_path / "runs.parquet")
+    kw = {"label_scale": sim.label_scale}
+    said = [[n for n in rep.notices if "lie within" in n] for rep in (
+        cje.analyze(df, **kw), cje.analyze(tmp_path / "runs.parquet", engine="polars", **kw))]
+    assert len(said[0]) == 1 and said[0] == said[1]
+
+
 def test_labels_of_one_policy_on_another_scale_are_said() -> None:
     rng = np.random.default_rng(3)
     rows = []

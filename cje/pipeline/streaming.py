@@ -54,6 +54,7 @@ from cje.data import (
     infer_scale,
     refuse_near_miss,
     refuse_sentinel,
+    scale_mix,
     split_by_space,
 )
 from cje.errors import CJEInputError
@@ -1540,6 +1541,9 @@ def analyze_partitioned(
         if y.size:
             bottom_tenth(y.size, float(y.min()), float(y.max()), lscale, "oracle labels",
                          "label_scale", notices)
+    cell_pol, cell_score = np.nonzero(counts)  # each policy's distinct scores, as in memory
+    scale_mix(distinct[cell_score], cell_pol, names, jscale, "judge scores", "judge_scale", notices,
+              n_rows=counts.sum(axis=1))
     if only is not None:
         for p in only:
             if p not in names:
