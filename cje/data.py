@@ -1642,9 +1642,9 @@ def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | Non
         return
     low, high = float(seen.min()), float(seen.max())
     for v, side in ((low, "low"), (high, "high")):
-        if not v.is_integer() or (side == "low" and v >= 0) or (
+        if not v.is_integer() or abs(v) > MAX_SCALE_WIDTH or (side == "low" and v >= 0) or (
                 side == "high" and not (v >= 99 and set(str(int(v))) == {"9"})):
-            continue
+            continue  # (beyond the widest scale: _check_inferred_width says so)
         rest = seen[seen != v]
         if rest.size < 2 or rest.min() == rest.max():
             continue
@@ -1658,7 +1658,7 @@ def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | Non
                "counted in the report)" if field == "judge_score" else
                "leave unlabelled rows empty (null/NaN)")
         span = (v, scale[1]) if side == "low" else (scale[0], v)
-        on = f" on {n} rows" if n else ""
+        on = f" on {n} row{'s' if n > 1 else ''}" if n else ""
         rule = (f"The {field!r} column holds {v:g}{on} while every other value lies within "
                 f"{_fmt_scale(scale)}: {v:g} looks like a marker for {what}, and read as a value it "
                 "moves every estimate")
