@@ -1264,6 +1264,15 @@ def _build(
     del key_pp
     cov = _covariates(cols, covariates, pid, notices)
     lps = _logprobs(cols, pid)
+    for name, lp in lps.items():
+        given = lp[~np.isnan(lp)]
+        if given.size >= 20 and np.all(given == given[0]):
+            col = "logprob_base" if name == "base" else f"logprob[{name}]"
+            notices.append(
+                f"'{col}' is {given[0]:g} on every row: right only if the policy gives every logged "
+                "response the same probability (e.g. uniform over a fixed set of responses); a "
+                "language model's sequence log-probability varies with the response — check that "
+                "the column is not a placeholder.")
     pi = label_probabilities(cols, lab, pid, policy_code)
     if pi is not None and lps:
         raise CJEInputError(

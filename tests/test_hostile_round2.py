@@ -282,6 +282,17 @@ def test_a_marker_value_is_refused_out_of_core_too(field: str, tmp_path: Path) -
                     **({"judge_scale": (0, 10)} if field == "oracle_label" else {"label_scale": (1, 5)}))
 
 
+def test_a_constant_log_probability_column_is_said() -> None:
+    # one placeholder value in every row's base log-probability (n = 1000, chosen near the
+    # target's level) gave 'mild' 0.507 against a truth of 0.548, status OK, without a word;
+    # a constant column is right only under uniform logging
+    sim = cje.synthetic.make_offpolicy_eval(200, oracle_fraction=0.2, rng=1)
+    lg = sim.logged.assign(logprob_base=-45.0)
+    d = cje.load(lg, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
+    assert [n for n in d.notices if n.startswith("'logprob_base' is -45 on every row: right only if")]
+    assert not [n for n in cje.load(sim.logged).notices if "on every row" in n]
+
+
 # ---- CSV files that are not quite CSV ----------------------------------------------------------
 @pytest.mark.parametrize(("sep", "shown"), [(";", "';'"), ("\t", "tabs")])
 def test_a_file_separated_by_another_character_is_named_so(sep: str, shown: str, tmp_path: Path) -> None:
