@@ -787,9 +787,11 @@ def first_record_fields(path: Path) -> list[str] | None:
     return list(names)
 
 
-def _record_lines(path: Path, csv_file: bool) -> list[int]:
+def _record_lines(path: Path, csv_file: bool) -> np.ndarray:
     """The line (1-based) each row of a CSV or JSON Lines file starts on, in the readers' row
-    order: the header and blank lines are not rows; a quoted CSV value may span lines."""
+    order: the header and blank lines are not rows (in JSON Lines, white space only is blank); a
+    quoted CSV value may span lines. Line ends are found with numpy, not a Python string per
+    line, since this runs on error on files of any size."""
     data = path.read_bytes()
     if data.startswith(_BOM):
         data = data[len(_BOM):]
@@ -800,9 +802,18 @@ def _record_lines(path: Path, csv_file: bool) -> list[int]:
             if fields:
                 starts.append(start)
             start = reader.line_num + 1
-        return starts[1:]
-    lines = data.split(b"\n")
-    full = [i + 1 for i, raw in enumerate(lines) if raw.strip(b"\r" if csv_file else None)]
+        return np.array(starts[1:], dtype=np.int64)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    begin = np.concatenate([[0], nl + 1])
+    end = np.append(nl, buf.size)
+    length = end - begin
+    first = buf[np.minimum(begin, max(buf.size - 1, 0))] if buf.size else np.zeros(0, np.uint8)
+    blank = (length == 0) | ((length == 1) & (first == 13))
+    if not csv_file:  # a line of white space only: test the lines that start with white space
+        for i in np.flatnonzero(~blank & np.isin(first, (9, 11, 12, 13, 32))).tolist():
+            blank[i] = not data[begin[i]:end[i]].strip()
+    full = np.flatnonzero(~blank) + 1
     return full[1:] if csv_file else full
 
 

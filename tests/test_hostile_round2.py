@@ -200,7 +200,7 @@ def test_jsonl_duplicate_draws_name_both_lines(tmp_path: Path) -> None:
             for i in range(500)]
     rows.append({"prompt_id": "p7", "policy": "A", "judge_score": 3, "draw_idx": 0})
     p = tmp_path / "runs.jsonl"
-    p.write_text("\n" + "\n".join(json.dumps(r) for r in rows) + "\n")  # a blank first line
+    p.write_text(" \t\n" + "\n".join(json.dumps(r) for r in rows) + "\n")  # a blank first line
     with pytest.raises(CJEInputError, match=r"In '.*runs\.jsonl' \(lines 9 and 502\): Rows 7 and 500 "
                                             r"share prompt_id='p7'"):
         cje.load(p)
