@@ -1440,7 +1440,11 @@ _IGNORED = {
 
 def _standard_name(name: str) -> str:
     """A column name as compared with the standard names when looking for a near miss: lower
-    case, no surrounding white space, inner white space and hyphens as ``_``."""
+    case, without byte-order marks or zero-width spaces (a UTF-8 file read as another encoding,
+    or a copy from a web page), no surrounding white space, inner white space and hyphens as
+    ``_``."""
+    for invisible in ("\ufeff", "\u200b", "ï»¿"):
+        name = name.replace(invisible, "")
     return "_".join(name.strip().lower().replace("-", " ").split())
 
 
@@ -1475,7 +1479,9 @@ def refuse_near_miss(names: Sequence[str]) -> None:
             raise CJEInputError(
                 f"The input has a column {name!r} but no {std!r}: column names are matched "
                 f"exactly, so {_IGNORED[std]}. Rename it to {std!r}, or map it with "
-                f"columns={{'{std}': '{name}'}} (CLI: --column {shlex.quote(f'{std}={name}')})."
+                f"columns={{{std!r}: {name!r}}} (CLI: --column {shlex.quote(f'{std}={name}')})."
+                + (" (A byte-order mark starts the name: read the file with encoding='utf-8-sig'.)"
+                   if "\ufeff" in name or "ï»¿" in name else "")
             )
 
 

@@ -89,6 +89,14 @@ def test_a_near_miss_of_a_standard_name_is_refused_not_ignored(name: str, std: s
         cje.load(frame)
 
 
+def test_a_byte_order_mark_in_a_frame_column_name_is_named() -> None:
+    # pandas.read_csv(encoding="utf-8") keeps the mark in the first column's name
+    frame = pd.DataFrame(_twelve()).rename(columns={"prompt_id": "\ufeffprompt_id"})
+    with pytest.raises(CJEInputError, match=r"has a column '\\ufeffprompt_id' but no 'prompt_id'.*"
+                                            r"read the file with encoding='utf-8-sig'"):
+        cje.load(frame)
+
+
 def test_a_near_miss_mapped_with_columns_is_read() -> None:
     d = cje.load(_frame(policy="Policy", oracle_label="Oracle_Label"),
                  columns={"policy": "Policy", "oracle_label": "Oracle_Label"})
