@@ -1020,15 +1020,16 @@ def _row_ref(i: int, pid: _Ids | None) -> str:
     return f"row {i}"
 
 
-def _to_float(arr: np.ndarray, name: str, pid: _Ids | None) -> np.ndarray:
-    """Convert a column to float64; None becomes NaN; a non-numeric value is an error."""
+def _to_float(arr: np.ndarray, name: str, pid: _Ids | None, markers: bool = False) -> np.ndarray:
+    """Convert a column to float64; None becomes NaN; a non-numeric value is an error (with
+    ``markers``, a missing-value word such as ``'NA'`` or an empty text becomes NaN)."""
     if arr.dtype.kind in "fiub":
         return np.ascontiguousarray(arr, dtype=np.float64)
     out = np.empty(arr.shape[0], dtype=np.float64)
     for i, v in enumerate(arr):
         if _is_missing(v) or (
             name == "oracle_label" and isinstance(v, str) and v.strip().lower() in ("nan", "")
-        ):
+        ) or (markers and isinstance(v, str) and v.strip().lower() in _MISSING_WORDS | {""}):
             out[i] = np.nan
             continue
         try:
@@ -1078,8 +1079,8 @@ def _number_hint(v: Any, name: str) -> str:
         if name == "oracle_label":
             return "If it marks a row without a label, leave the value empty (null/NaN)."
         if name == "judge_score":
-            return ("If it marks a missing score, leave the value empty (null/NaN) and pass "
-                    "on_invalid='drop' to exclude such rows (they are counted in the report).")
+            return ("If it marks a missing score, pass on_invalid='drop' to exclude such rows "
+                    "(they are counted in the report), or fill in the score.")
         return "If it marks a missing value, leave it empty (null/NaN)."
     return ""
 
@@ -1237,7 +1238,7 @@ def _build(
     n = _n_rows(cols)
     notices: list[str] = []
     pid_code, pid_uniq, pid = _prompt_ids(cols)
-    s = _judge_scores(cols, pid)
+    s = _judge_scores(cols, pid, on_invalid)
     pol_code, pol_uniq, pol = _policy_column(cols, n, pid, policy, notices)
     _release_arrow_memory()  # (after the ids are factorised)
     excluded, keep = _invalid_rows(cols["prompt_id"], pid_code < 0, s, pid, on_invalid)
@@ -1507,9 +1508,10 @@ def _prompt_ids(cols: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, _RowIds]:
     return pid_code, pid_uniq, _RowIds(pid_code, pid_uniq)
 
 
-def _judge_scores(cols: dict[str, Any], pid: _Ids) -> np.ndarray:
-    """Judge scores as float64 (non-finite ones are refused or dropped by :func:`_invalid_rows`)."""
-    return _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
+def _judge_scores(cols: dict[str, Any], pid: _Ids, on_invalid: OnInvalid = "raise") -> np.ndarray:
+    """Judge scores as float64 (non-finite ones are refused or dropped by :func:`_invalid_rows`;
+    with ``on_invalid="drop"`` a missing-value word such as ``'NA'`` is a missing score too)."""
+    return _to_float(np.asarray(cols["judge_score"]), "judge_score", pid, markers=on_invalid == "drop")
 
 
 def split_by_space(names: list[Any]) -> tuple[str, str] | None:

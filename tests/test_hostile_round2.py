@@ -222,7 +222,7 @@ def test_fresh_draws_directory_names_the_file_and_its_line(tmp_path: Path) -> No
         pd.DataFrame(rows).to_json(tmp_path / f"{pol}_responses.jsonl", orient="records", lines=True)
     with pytest.raises(CJEInputError, match=(
             r"\('b_responses\.jsonl', line 21\): The 'judge_score' column must be numeric; row 50 "
-            r"\(prompt_id='p20'\) has 'N/A'\. If it marks a missing score, leave the value empty")):
+            r"\(prompt_id='p20'\) has 'N/A'\. If it marks a missing score, pass on_invalid='drop'")):
         cje.load(tmp_path)
 
 
@@ -232,8 +232,7 @@ def test_fresh_draws_directory_names_the_file_and_its_line(tmp_path: Path) -> No
     ("judge_score", "85%", r"Write a percentage as a number \(85, and declare the scale"),
     ("oracle_label", "yes", r"Write it as a number \('yes' as 1, its opposite as 0\)"),
     ("oracle_label", "NA", r"If it marks a row without a label, leave the value empty"),
-    ("judge_score", "-", r"If it marks a missing score, leave the value empty \(null/NaN\) and pass "
-                        r"on_invalid='drop'"),
+    ("judge_score", "-", r"If it marks a missing score, pass on_invalid='drop' to exclude such rows"),
 ])
 def test_text_that_is_not_a_number_gets_the_fix_its_form_suggests(column: str, value: str,
                                                                   fix: str) -> None:
@@ -299,6 +298,24 @@ def test_a_constant_log_probability_column_is_said() -> None:
     d = cje.load(lg, judge_scale=sim.judge_scale, label_scale=sim.label_scale)
     assert [n for n in d.notices if n.startswith("'logprob_base' is -45 on every row: right only if")]
     assert not [n for n in cje.load(sim.logged).notices if "on every row" in n]
+
+
+def test_drop_excludes_scores_marked_missing_by_a_word_but_not_malformed_numbers(tmp_path: Path) -> None:
+    # on_invalid="drop" excludes invalid judge scores: 'NA' (R's missing value) is one; before,
+    # it raised "must be numeric" however on_invalid was set. A malformed number is still refused.
+    p = tmp_path / "runs.csv"
+    d = pd.DataFrame(_twelve())
+    d["judge_score"] = d["judge_score"].astype(object)
+    d.loc[[3, 8], "judge_score"] = ["NA", "null"]
+    d.to_csv(p, index=False)
+    data = cje.load(p, on_invalid="drop")
+    assert dict(data.excluded) == {"non-finite judge_score": 2} and data.n_rows == 10
+    np.testing.assert_array_equal(data.judge_score, np.delete(_twelve()["judge_score"], [3, 8]))
+    d.loc[5, "judge_score"] = "7,5"
+    d.to_csv(p, index=False)
+    with pytest.raises(CJEInputError, match=r"\(line 7\): The 'judge_score' column must be numeric; "
+                                            r"row 5 .* It has a comma"):
+        cje.load(p, on_invalid="drop")
 
 
 # ---- CSV files that are not quite CSV ----------------------------------------------------------
