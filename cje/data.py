@@ -288,8 +288,10 @@ class EvalData:
             ``"response_length"`` is derived from a ``response`` column (whitespace words) when
             there is no such column.
         on_invalid : {"raise", "drop"}
-            ``"drop"`` excludes rows with an invalid judge score or prompt id instead of raising;
-            their number is recorded in :attr:`excluded` and shown in the report.
+            ``"drop"`` excludes rows with an invalid judge score (empty, NaN, infinite, or a
+            missing-value word such as ``'NA'``; a malformed number such as ``'7,5'`` is still
+            refused) or an empty prompt id instead of raising; their number is recorded in
+            :attr:`excluded` and shown in the report.
         policy : str, optional
             Policy name for data with no ``policy`` column (one policy).
 
