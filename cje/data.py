@@ -16,6 +16,8 @@ import contextvars
 import functools
 import hashlib
 import os
+import re
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -286,8 +288,10 @@ class EvalData:
             ``"response_length"`` is derived from a ``response`` column (whitespace words) when
             there is no such column.
         on_invalid : {"raise", "drop"}
-            ``"drop"`` excludes rows with an invalid judge score or prompt id instead of raising;
-            their number is recorded in :attr:`excluded` and shown in the report.
+            ``"drop"`` excludes rows with an invalid judge score (empty, NaN, infinite, or a
+            missing-value word such as ``'NA'``; a malformed number such as ``'7,5'`` is still
+            refused) or an empty prompt id instead of raising; their number is recorded in
+            :attr:`excluded` and shown in the report.
         policy : str, optional
             Policy name for data with no ``policy`` column (one policy).
 
@@ -391,7 +395,11 @@ def load(
         except CJEInputError as exc:  # a validation error names the file it came from
             if str(source) in str(exc):
                 raise
-            raise CJEInputError(f"In '{source}': {exc}") from None
+            from cje.readers import row_lines
+
+            rows = getattr(exc, "rows", ())
+            lines = row_lines(source, rows) if rows else None
+            raise CJEInputError(f"In '{source}'{f' ({lines})' if lines else ''}: {exc}") from None
     return EvalData.from_frame(source, **kw)
 
 
@@ -468,8 +476,15 @@ def _is_extension_array(v: Any) -> bool:
 def _read_columns(path: Path, *, covariates: Sequence[str], logging_policy: str,
                   columns: Mapping[str, str] | None) -> dict[str, np.ndarray]:
     """:func:`read_columns` without its memo."""
-    from cje.readers import ID_COLUMNS, read_small_columns, read_table
+    from cje.readers import ID_COLUMNS, first_record_fields, read_small_columns, read_table
 
+    fields = first_record_fields(Path(path))  # (JSON Lines: only the wanted fields are read)
+    if fields is not None:
+        std_of = {theirs: std for std, theirs in (columns or {}).items()}
+        try:
+            refuse_near_miss([std_of.get(f, f) for f in fields])
+        except CJEInputError as exc:
+            raise CJEInputError(f"In '{path}': {exc}") from None
     mapped = [*(columns or {}).values()]
     ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
     want = _wanted([*covariates, *mapped])
@@ -557,6 +572,13 @@ def _columns_of(frame: Any) -> dict[str, Any]:
             "field (for a Series, series.to_frame() or a dict of columns)."
         )
     if mod.startswith("pandas"):
+        in_index = [n for n in frame.index.names if n in _STANDARD and n not in frame.columns]
+        if in_index:
+            raise CJEInputError(
+                f"The DataFrame's index holds {', '.join(map(repr, in_index))}, which cje reads "
+                "from columns (the index is not read, so it would be missing): pass "
+                "df.reset_index()."
+            )
         dup = frame.columns[frame.columns.duplicated()]
         if len(dup):
             raise CJEInputError(
@@ -902,10 +924,10 @@ def _refuse_non_scalar_ids(values: np.ndarray, name: str, rows: Any, codes: Any 
         if isinstance(v, (list, dict, tuple, set, np.ndarray)):
             i = j if codes is None else int(np.flatnonzero(codes == j)[0])
             kind = type(v).__name__
-            raise CJEInputError(
+            raise _at_rows(CJEInputError(
                 f"The {name!r} column must hold one string or number per row; row {i} has a "
                 f"{kind} ({_show(v)[:60]}). Give each row a single id."
-            )
+            ), i)
 
 
 def _merge_cleaned(
@@ -921,13 +943,13 @@ def _merge_cleaned(
         j2 = int(np.flatnonzero(dup & (cleaned == cleaned[j1]))[1])
         r1, r2 = (int(np.flatnonzero(codes == j)[0]) for j in (j1, j2))
         r1, r2, j1, j2 = (r1, r2, j1, j2) if r1 < r2 else (r2, r1, j2, j1)
-        raise CJEInputError(
+        raise _at_rows(CJEInputError(
             f"The {name!r} column has two different values that read as the same id "
             f"{cleaned[j1]!r}: row {r1} has {_show(uniq[j1])} ({type(uniq[j1]).__name__}) and row "
             f"{r2} has {_show(uniq[j2])} ({type(uniq[j2]).__name__}). Ids are compared as text: "
             "write each id the same way on every row (e.g. all as strings, without surrounding "
             "spaces)."
-        )
+        ), r1, r2)
     code2, uniq2 = pd.factorize(cleaned)
     uniq2 = np.asarray(uniq2, dtype=object)
     empty = np.flatnonzero(uniq2 == "")
@@ -946,19 +968,26 @@ class _RowIds:
     array of ids (80 MB of references at 10^7 rows, and the time to fill and free it).
 
     Indexing with an integer gives the row's id; with an array of rows (or a mask), the ids of
-    those rows as another ``_RowIds``.
+    those rows as another ``_RowIds``. ``rows`` holds each row's number in the input when rows
+    were excluded (``on_invalid="drop"``), so that messages name the row the user wrote.
 
     Examples
     --------
     >>> ids = _RowIds(np.array([1, -1, 0]), np.array(["a", "b"], dtype=object))
     >>> ids[0], ids[1], ids[np.array([2, 0])][1], len(ids)
     ('b', '', 'b', 3)
+    >>> _RowIds(np.array([0, 0]), np.array(["a"], dtype=object), rows=np.array([0, 5])).row(1)
+    5
     """
 
-    __slots__ = ("codes", "uniq")
+    __slots__ = ("codes", "uniq", "rows")
 
-    def __init__(self, codes: np.ndarray, uniq: np.ndarray) -> None:
-        self.codes, self.uniq = codes, uniq
+    def __init__(self, codes: np.ndarray, uniq: np.ndarray, rows: np.ndarray | None = None) -> None:
+        self.codes, self.uniq, self.rows = codes, uniq, rows
+
+    def row(self, i: int) -> int:
+        """The input row number of row ``i`` (``i`` itself unless rows were excluded)."""
+        return int(i) if self.rows is None else int(self.rows[i])
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
@@ -966,7 +995,7 @@ class _RowIds:
     def __getitem__(self, i: Any) -> Any:
         c = self.codes[i]
         if np.ndim(c):
-            return _RowIds(c, self.uniq)
+            return _RowIds(c, self.uniq, None if self.rows is None else self.rows[i])
         return self.uniq[c] if c >= 0 else ""
 
 
@@ -974,34 +1003,88 @@ class _RowIds:
 _Ids = np.ndarray | _RowIds
 
 
+def _at_rows(exc: CJEInputError, *rows: int) -> CJEInputError:
+    """``exc`` marked with the input rows it names (``exc.rows``), so that :func:`load` can add
+    their lines in the file."""
+    exc.rows = tuple(int(r) for r in rows)  # type: ignore[attr-defined]
+    return exc
+
+
+def _input_row(i: int, pid: _Ids | None) -> int:
+    """The input row number of row ``i``: rows excluded by ``on_invalid="drop"`` still count."""
+    return pid.row(i) if isinstance(pid, _RowIds) else int(i)
+
+
 def _row_ref(i: int, pid: _Ids | None) -> str:
-    """``row 17 (prompt_id='p9')``, or ``row 17`` without ids."""
+    """``row 17 (prompt_id='p9')``, or ``row 17`` without ids; the row as numbered in the input."""
     if pid is not None:
-        return f"row {i} (prompt_id={_show(pid[i])})"
+        return f"row {_input_row(i, pid)} (prompt_id={_show(pid[i])})"
     return f"row {i}"
 
 
-def _to_float(arr: np.ndarray, name: str, pid: _Ids | None) -> np.ndarray:
-    """Convert a column to float64; None becomes NaN; a non-numeric value is an error."""
+def _to_float(arr: np.ndarray, name: str, pid: _Ids | None, markers: bool = False) -> np.ndarray:
+    """Convert a column to float64; None becomes NaN; a non-numeric value is an error (with
+    ``markers``, a missing-value word such as ``'NA'`` or an empty text becomes NaN)."""
     if arr.dtype.kind in "fiub":
         return np.ascontiguousarray(arr, dtype=np.float64)
     out = np.empty(arr.shape[0], dtype=np.float64)
     for i, v in enumerate(arr):
         if _is_missing(v) or (
             name == "oracle_label" and isinstance(v, str) and v.strip().lower() in ("nan", "")
-        ):
+        ) or (markers and isinstance(v, str) and v.strip().lower() in _MISSING_WORDS | {""}):
             out[i] = np.nan
             continue
         try:
             out[i] = float(v)
         except (TypeError, ValueError):
-            raise CJEInputError(
-                f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}. Convert "
-                "it to a number, or leave it empty if the row is not labelled."
-                if name == "oracle_label"
-                else f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}."
-            ) from None
+            fix = ("Convert it to a number, or leave it empty if the row is not labelled."
+                   if name == "oracle_label" else "Convert it to a number.")
+            raise _at_rows(CJEInputError(
+                f"The {name!r} column must be numeric; {_row_ref(i, pid)} has {_show(v)}. "
+                f"{_number_hint(v, name) or fix}"
+            ), _input_row(i, pid)) from None
     return out
+
+
+_MISSING_WORDS = frozenset(("na", "n/a", "null", "none", "-", "--", "?", "missing", "nil", "#n/a"))
+_YES_NO = {"yes": 1, "no": 0, "y": 1, "n": 0, "true": 1, "false": 0, "pass": 1, "fail": 0,
+           "correct": 1, "incorrect": 0}
+
+
+def _number_hint(v: Any, name: str) -> str:
+    """The fix for a text value that is not a number, when its form tells what was meant: a
+    decimal comma or thousands separator, a percent sign, a yes/no word, a missing-value marker.
+
+    Examples
+    --------
+    >>> _number_hint("7,5", "judge_score")[:40]
+    'It has a comma: write numbers with a poi'
+    >>> _number_hint("abc", "judge_score")
+    ''
+    """
+    if not isinstance(v, str):
+        return ""
+    t = v.strip()
+    if t == name:
+        return ("The row repeats the header line (files joined with their headers?): remove it.")
+    if re.fullmatch(r"[+-]?[0-9]*,[0-9][0-9,]*(\.[0-9]*)?", t):
+        return ("It has a comma: write numbers with a point as the decimal separator (7.5, not "
+                "7,5) and without thousands separators (1000, not 1,000), e.g. re-export the file "
+                "with a point as its decimal separator.")
+    if re.fullmatch(r"[+-]?[0-9.]+\s*%", t):
+        return (f"Write a percentage as a number ({t.rstrip('% ')}, and declare the scale, e.g. "
+                "(0, 100)), without the '%'.")
+    if t.lower() in _YES_NO:
+        return (f"Write it as a number ({t!r} as {_YES_NO[t.lower()]}, its opposite as "
+                f"{1 - _YES_NO[t.lower()]}).")
+    if t.lower() in _MISSING_WORDS:
+        if name == "oracle_label":
+            return "If it marks a row without a label, leave the value empty (null/NaN)."
+        if name == "judge_score":
+            return ("If it marks a missing score, pass on_invalid='drop' to exclude such rows "
+                    "(they are counted in the report), or fill in the score.")
+        return "If it marks a missing value, leave it empty (null/NaN)."
+    return ""
 
 
 def infer_scale(values: np.ndarray) -> tuple[float, float]:
@@ -1062,12 +1145,12 @@ def _check_inferred_width(scale: tuple[float, float], values: np.ndarray, field:
     if hi - lo <= MAX_SCALE_WIDTH and max(abs(lo), abs(hi)) <= MAX_SCALE_WIDTH and lo < hi:
         return
     i = int(np.nanargmax(np.abs(values)))
-    raise CJEInputError(
+    raise _at_rows(CJEInputError(
         f"The {field!r} column spans {np.nanmin(values):g} to {np.nanmax(values):g}, wider than the "
         f"largest usable scale ({MAX_SCALE_WIDTH:g}); {_row_ref(i, pid)} has {values[i]:g}. A value "
         f"like this is usually a sentinel for a missing value: leave such rows empty (null/NaN), "
         f"or rescale the values and pass {arg}=(low, high)."
-    )
+    ), _input_row(i, pid))
 
 
 def first_bad(
@@ -1129,7 +1212,8 @@ def first_bad(
     else:
         clause = f"has {format(values[i], fmt) if fmt else _show(values[i])}"
     many = f" ({int(np.count_nonzero(bad))} such rows)" if count else ""
-    raise CJEInputError(f"{rule}; {_row_ref(i, pid)} {clause}{many}.{' ' + fix if fix else ''}")
+    raise _at_rows(CJEInputError(f"{rule}; {_row_ref(i, pid)} {clause}{many}.{' ' + fix if fix else ''}"),
+                   _input_row(i, pid))
 
 
 _OR_DROP = "or pass on_invalid='drop' to exclude such rows (they are counted in the report)."
@@ -1152,26 +1236,30 @@ def _build(
     if on_invalid not in ("raise", "drop"):
         raise CJEInputError(f"on_invalid must be 'raise' or 'drop'; got {on_invalid!r}.")
     _rename(cols, columns)
+    refuse_near_miss(list(cols))
     n = _n_rows(cols)
     notices: list[str] = []
     pid_code, pid_uniq, pid = _prompt_ids(cols)
-    s = _judge_scores(cols, pid)
+    s = _judge_scores(cols, pid, on_invalid)
     pol_code, pol_uniq, pol = _policy_column(cols, n, pid, policy, notices)
     _release_arrow_memory()  # (after the ids are factorised)
     excluded, keep = _invalid_rows(cols["prompt_id"], pid_code < 0, s, pid, on_invalid)
     if keep is not None:
         cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
         s, pid_code, pol_code = (a[keep] for a in (s, pid_code, pol_code))
-        pid, pol = _RowIds(pid_code, pid_uniq), _RowIds(pol_code, pol_uniq)
+        pid, pol = _RowIds(pid_code, pid_uniq, keep), _RowIds(pol_code, pol_uniq, keep)
     y = _oracle_labels(cols, s.size, pid)
     lab = ~np.isnan(y)
     jscale = _judge_scale(s, judge_scale, pid, notices)
     lscale = _label_scale(y, lab, label_scale, jscale, pid, notices)
+    scale_mix(s, pol_code, pol_uniq, jscale, "judge scores", "judge_scale", notices)
+    if lab.any():
+        scale_mix(y[lab], pol_code[lab], pol_uniq, lscale, "oracle labels", "label_scale", notices)
     prompt_code, prompts, pol_names, policy_code = _codes(pid_code, pid_uniq, pol_code, pol_uniq)
     # the rows' ids for messages, from the final codes: the input's codes go (80 MB each at
     # 10^7 rows, before the load's last per-row temporaries)
-    pid = _RowIds(prompt_code, prompts)
-    pol = _RowIds(policy_code, np.array(pol_names, dtype=object))
+    pid = _RowIds(prompt_code, prompts, keep)
+    pol = _RowIds(policy_code, np.array(pol_names, dtype=object), keep)
     del pid_code, pid_uniq, pol_code, pol_uniq
     key_pp = prompt_code * len(pol_names)  # the (prompt, policy) pair of each row
     key_pp += policy_code
@@ -1179,6 +1267,15 @@ def _build(
     del key_pp
     cov = _covariates(cols, covariates, pid, notices)
     lps = _logprobs(cols, pid)
+    for name, lp in lps.items():
+        given = lp[~np.isnan(lp)]
+        if given.size >= 20 and np.all(given == given[0]):
+            col = "logprob_base" if name == "base" else f"logprob[{name}]"
+            notices.append(
+                f"'{col}' is {given[0]:g} on every row: right only if the policy gives every logged "
+                "response the same probability (e.g. uniform over a fixed set of responses); a "
+                "language model's sequence log-probability varies with the response — check that "
+                "the column is not a placeholder.")
     pi = label_probabilities(cols, lab, pid, policy_code)
     if pi is not None and lps:
         raise CJEInputError(
@@ -1299,7 +1396,7 @@ def _check_strata(stratum: np.ndarray, pi: np.ndarray, pid: _Ids) -> None:
             ref[i] = j
     first_bad(bad, "The 'label_probability' column must be the same on every row of a "
               "'label_stratum' (the design samples each stratum with one probability)",
-              lambda i: (f"has {pi[i]:g} but row {int(ref[i])} of the same stratum "
+              lambda i: (f"has {pi[i]:g} but row {_input_row(int(ref[i]), pid)} of the same stratum "
                          f"{_show(stratum[i])} has {pi[int(ref[i])]:g}"),
               pid, "Give the stratum's one probability to all its rows, or split the stratum.",
               count=True)
@@ -1332,6 +1429,65 @@ def _rename(cols: dict[str, Any], columns: Mapping[str, str] | None) -> None:
         cols[std] = cols.pop(theirs)
 
 
+#: What ignoring a standard column would do, for the message refusing a near miss of its name.
+_IGNORED = {
+    "prompt_id": "the input would have no prompt ids",
+    "policy": "every row would be taken as one policy",
+    "judge_score": "the input would have no judge scores",
+    "oracle_label": "every row would read as unlabelled",
+    "draw_idx": "its draw numbers would be ignored",
+    "label_probability": "the labelling design would be taken as uniform",
+    "label_stratum": "its strata would be ignored",
+}
+
+
+def _standard_name(name: str) -> str:
+    """A column name as compared with the standard names when looking for a near miss: lower
+    case, without byte-order marks or zero-width spaces (a UTF-8 file read as another encoding,
+    or a copy from a web page), no surrounding white space, inner white space and hyphens as
+    ``_``."""
+    for invisible in ("\ufeff", "\u200b", "ï»¿"):
+        name = name.replace(invisible, "")
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+def refuse_near_miss(names: Sequence[str]) -> None:
+    """Refuse a column named like a standard column but for case, surrounding white space or
+    ``' '``/``'-'`` for ``'_'`` (``'Policy'``, ``'oracle_label '``, ``'Judge Score'``) when the
+    standard column itself is absent: names are matched exactly, so the column would be ignored
+    without a word (every row unlabelled, all policies pooled into one, ...).
+
+    Parameters
+    ----------
+    names : sequence of str
+        The input's column names (after the user's ``columns`` map).
+
+    Raises
+    ------
+    CJEInputError
+        Naming the column, the standard name and the two fixes (rename, or ``columns=``).
+
+    Examples
+    --------
+    >>> refuse_near_miss(["prompt_id", "judge_score", "Policy_Name"])  # not a near miss
+    >>> refuse_near_miss(["prompt_id", "judge_score", "Oracle_Label"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The input has a column 'Oracle_Label' but no 'oracle_label': ...
+    """
+    present = set(names)
+    for name in names:
+        std = _standard_name(str(name))
+        if std in _IGNORED and std not in present and name != std:
+            raise CJEInputError(
+                f"The input has a column {name!r} but no {std!r}: column names are matched "
+                f"exactly, so {_IGNORED[std]}. Rename it to {std!r}, or map it with "
+                f"columns={{{std!r}: {name!r}}} (CLI: --column {shlex.quote(f'{std}={name}')})."
+                + (" (A byte-order mark starts the name: read the file with encoding='utf-8-sig'.)"
+                   if "\ufeff" in name or "ï»¿" in name else "")
+            )
+
+
 def _n_rows(cols: dict[str, Any]) -> int:
     """The number of rows; there must be some, with the required columns."""
     n = len(next(iter(cols.values()))) if cols else 0
@@ -1354,9 +1510,10 @@ def _prompt_ids(cols: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, _RowIds]:
     return pid_code, pid_uniq, _RowIds(pid_code, pid_uniq)
 
 
-def _judge_scores(cols: dict[str, Any], pid: _Ids) -> np.ndarray:
-    """Judge scores as float64 (non-finite ones are refused or dropped by :func:`_invalid_rows`)."""
-    return _to_float(np.asarray(cols["judge_score"]), "judge_score", pid)
+def _judge_scores(cols: dict[str, Any], pid: _Ids, on_invalid: OnInvalid = "raise") -> np.ndarray:
+    """Judge scores as float64 (non-finite ones are refused or dropped by :func:`_invalid_rows`;
+    with ``on_invalid="drop"`` a missing-value word such as ``'NA'`` is a missing score too)."""
+    return _to_float(np.asarray(cols["judge_score"]), "judge_score", pid, markers=on_invalid == "drop")
 
 
 def split_by_space(names: list[Any]) -> tuple[str, str] | None:
@@ -1452,6 +1609,7 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
         bottom_tenth(s.size, float(s.min()), float(s.max()), jscale, "judge scores",
                      "judge_scale", notices)
         return jscale
+    refuse_sentinel(s, "judge_score", "judge_scale", pid)
     jscale = infer_scale(s)
     _check_inferred_width(jscale, s, "judge_score", "judge_scale", pid)
     notices.append(
@@ -1459,6 +1617,74 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
         f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
     )
     return jscale
+
+
+def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | None,
+                    counts: np.ndarray | None = None) -> None:
+    """Refuse a marker value read as data when no scale is declared: every value but those at
+    the lowest (or highest) one lies on a common scale, and that one is a negative integer below
+    it (``-1`` for "no label" or "judge failed") or 99, 999, ... above it. Read as a label or a
+    score, such a marker silently moves every estimate (labels of -1 on the unlabelled rows
+    turned values on (1, 5) into -0.6, status OK).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The column, NaN where there is no value (unlabelled rows); or, with ``counts``, its
+        distinct values.
+    field, option : str
+        Column name and the scale option that declares a real value of that kind.
+    pid : numpy.ndarray or None
+        Prompt id per row, for the message (``None``: the message names no row, e.g. for the
+        out-of-core engines, which hold distinct values or the labelled rows only).
+    counts : numpy.ndarray, optional
+        Rows holding each of ``values`` (distinct values; zeros when not known: the message
+        then gives no count).
+
+    Raises
+    ------
+    CJEInputError
+        Naming the value, its rows, the scale the other values fit and the two fixes.
+
+    Examples
+    --------
+    >>> refuse_sentinel(np.array([1.0, 3.0, 5.0, np.nan]), "oracle_label", "label_scale", None)
+    >>> refuse_sentinel(np.array([-1.0, 3.0, 5.0, -1.0]), "oracle_label", "label_scale", None)
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The 'oracle_label' column holds -1 on 2 rows while every other value...
+    """
+    given = ~np.isnan(values)
+    seen = values[given]
+    if seen.size < (2 if counts is not None else 3):
+        return
+    low, high = float(seen.min()), float(seen.max())
+    for v, side in ((low, "low"), (high, "high")):
+        if not v.is_integer() or abs(v) > MAX_SCALE_WIDTH or (side == "low" and v >= 0) or (
+                side == "high" and not (v >= 99 and set(str(int(v))) == {"9"})):
+            continue  # (beyond the widest scale: _check_inferred_width says so)
+        rest = seen[seen != v]
+        if rest.size < 2 or rest.min() == rest.max():
+            continue
+        scale = infer_scale(rest)
+        if scale not in COMMON_SCALES or scale[0] <= v <= scale[1]:
+            continue
+        where = values == v
+        n = int(counts[where].sum()) if counts is not None else int(np.count_nonzero(where))
+        what = ("a missing or failed judgement" if field == "judge_score" else "a row without a label")
+        fix = ("leave those scores empty and pass on_invalid='drop' to exclude the rows (they are "
+               "counted in the report)" if field == "judge_score" else
+               "leave unlabelled rows empty (null/NaN)")
+        span = (v, scale[1]) if side == "low" else (scale[0], v)
+        on = f" on {n} row{'s' if n > 1 else ''}" if n else ""
+        rule = (f"The {field!r} column holds {v:g}{on} while every other value lies within "
+                f"{_fmt_scale(scale)}: {v:g} looks like a marker for {what}, and read as a value it "
+                "moves every estimate")
+        fix = f"If it is such a marker, {fix}; if it is a real value, declare {option}={_fmt_scale(span)}."
+        if pid is None:
+            raise CJEInputError(f"{rule}. {fix}")
+        first_bad(where, rule, values, pid, fix, fmt="g")
 
 
 def bottom_tenth(n: int, low: float, high: float, scale: tuple[float, float], what: str,
@@ -1478,6 +1704,61 @@ def bottom_tenth(n: int, low: float, high: float, scale: tuple[float, float], wh
         )
 
 
+def scale_mix(values: np.ndarray, pol_code: np.ndarray, pol_names: Any, scale: tuple[float, float],
+              what: str, option: str, notices: list[str], n_rows: np.ndarray | None = None) -> None:
+    """A notice for each policy whose values (at least 20) all lie on a common scale a fifth as
+    wide as the data's, or less, below where the other policies' values reach: the usual sign of
+    one policy judged (or labelled) on another scale, e.g. 0–1 scores beside others' 0–10. The
+    calibration then reads its 0.9 as a bad 0.9 out of 10 and its value is wrong, with nothing
+    else amiss.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite values (judge scores, or the labelled rows' labels).
+    pol_code : numpy.ndarray of int
+        Policy of each value (codes into ``pol_names``, all >= 0).
+    pol_names : sequence of str
+        Policy names.
+    scale : (low, high)
+        The declared or inferred scale of ``values``.
+    what, option : str
+        Their name in the notice (``"judge scores"``) and the option setting the scale.
+    notices : list of str
+        Appended to.
+    n_rows : numpy.ndarray of int, optional
+        Rows per policy, when ``values`` are each policy's distinct values (out of core), not
+        one value per row.
+
+    Examples
+    --------
+    >>> s = np.r_[np.linspace(0, 1, 30), np.linspace(0, 10, 30)]
+    >>> notes = []
+    >>> scale_mix(s, np.repeat([0, 1], 30), ["a", "b"], (0.0, 10.0), "judge scores",
+    ...           "judge_scale", notes)
+    >>> print(notes[0][:70])
+    All 30 judge scores of policy 'a' lie within (0, 1) (observed 0 to 1),
+    """
+    n_pol = len(pol_names)
+    count = np.bincount(pol_code, minlength=n_pol) if n_rows is None else np.asarray(n_rows)
+    if n_pol < 2 or count.sum() < 40:
+        return
+    low, high = np.full(n_pol, np.inf), np.full(n_pol, -np.inf)
+    np.minimum.at(low, pol_code, values)
+    np.maximum.at(high, pol_code, values)
+    width = scale[1] - scale[0]
+    for p in np.flatnonzero(count >= 20).tolist():
+        own = infer_scale(np.array([low[p], high[p]]))
+        others = np.delete(high, p)
+        if own in COMMON_SCALES and own[1] - own[0] <= 0.2 * width and others.max() > own[1]:
+            notices.append(
+                f"All {int(count[p])} {what} of policy {str(pol_names[p])!r} lie within "
+                f"{_fmt_scale(own)} (observed {low[p]:g} to {high[p]:g}), while the other "
+                f"policies' reach {others.max():g} on {option}={_fmt_scale(scale)}: if "
+                f"{str(pol_names[p])!r} was scored on {_fmt_scale(own)}, its {what} are on another "
+                "scale than the others' and its value is wrong — rescale them to the others' scale.")
+
+
 def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float] | None,
                  jscale: tuple[float, float], pid: _Ids,
                  notices: list[str]) -> tuple[float, float]:
@@ -1495,6 +1776,7 @@ def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float
         return lscale
     if not lab.any():
         return jscale
+    refuse_sentinel(np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
     lscale = infer_scale(y[lab])
     _check_inferred_width(lscale, np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
     notices.append(
@@ -1659,11 +1941,12 @@ def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
         rows = np.flatnonzero(dup)
         first = rows[0]
         second = rows[1:][key[rows[1:]] == key[first]][0]
-        raise CJEInputError(
-            f"Rows {first} and {second} share prompt_id={pid[first]!r}, "
+        raise _at_rows(CJEInputError(
+            f"Rows {_input_row(first, pid)} and {_input_row(second, pid)} share "
+            f"prompt_id={pid[first]!r}, "
             f"policy={pol[first]!r}, draw_idx={int(draw[first])} ({int(dup.sum())} rows are "
             "duplicated). Give repeated draws distinct draw_idx values, or remove the duplicate."
-        )
+        ), _input_row(first, pid), _input_row(second, pid))
     return draw
 
 

@@ -502,6 +502,16 @@ def _csv_header(path: Path) -> list[str]:
             f"{_where(path, 1)}: the header line is not valid CSV ({exc}) — write the column names "
             "on the first line, separated by commas, ending with a line break."
         ) from None
+    if len(names) == 1:
+        sep = next((c for c in (";", "\t", "|") if c in names[0]), None)
+        if sep is not None:
+            shown = "tabs" if sep == "\t" else repr(sep)
+            raise CJEInputError(
+                f"{_where(path, 1)}: the header is one column, {names[0][:60]!r}: the file looks "
+                f"separated by {shown}, and cje reads comma-separated values — re-save it with "
+                "commas (and a point as the decimal separator), or read it with pandas "
+                f"(sep={sep!r}) and pass the DataFrame."
+            )
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -732,6 +742,136 @@ def _first_record(path: Path) -> dict[str, Any]:
     return _parse_line(path, line, first.rstrip(b"\r\n"), last=not first.endswith(b"\n"))
 
 
+def first_record_fields(path: Path) -> list[str] | None:
+    """The field names of the first record of a JSON Lines input (each file's, for a fresh-draws
+    directory, with ``policy``; a logged-data file's ``metadata`` fields too), read without
+    reading the rest; ``None`` for other formats. The JSON Lines readers read only the fields
+    they want, so a near miss of a standard name (``"Policy"``) is looked for here.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        An input path.
+
+    Returns
+    -------
+    list of str or None
+        The field names; ``None`` for a format that is not JSON Lines, or an input its reader
+        will refuse (that reader's message says why).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "runs.jsonl"
+    ...     _ = p.write_text('{"prompt_id": "a", "Policy": "x", "judge_score": 3}\\n')
+    ...     first_record_fields(p), first_record_fields(pathlib.Path(d) / "runs.csv")
+    (['prompt_id', 'Policy', 'judge_score'], None)
+    """
+    try:
+        reader = reader_for(path)
+        if reader.read is _read_jsonl:
+            files, extra = [path], []
+        elif reader.read is _read_fresh_draws_dir:
+            files, extra = sorted(path.glob("*_responses.jsonl")), ["policy"]
+        else:
+            return None
+        names: dict[str, None] = dict.fromkeys(extra)
+        for f in files:
+            rec = _first_record(f)
+            names.update(dict.fromkeys(rec))
+            if isinstance(rec.get("metadata"), dict):
+                names.update(dict.fromkeys(rec["metadata"]))
+    except (CJEInputError, OSError):  # the reader says what is wrong with the input
+        return None
+    return list(names)
+
+
+def _record_lines(path: Path, csv_file: bool) -> np.ndarray:
+    """The line (1-based) each row of a CSV or JSON Lines file starts on, in the readers' row
+    order: the header and blank lines are not rows (in JSON Lines, white space only is blank); a
+    quoted CSV value may span lines. Line ends are found with numpy, not a Python string per
+    line, since this runs on error on files of any size."""
+    data = path.read_bytes()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    if csv_file and b'"' in data:
+        reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
+        starts, start = [], 1
+        for fields in reader:
+            if fields:
+                starts.append(start)
+            start = reader.line_num + 1
+        return np.array(starts[1:], dtype=np.int64)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    begin = np.concatenate([[0], nl + 1])
+    end = np.append(nl, buf.size)
+    length = end - begin
+    first = buf[np.minimum(begin, max(buf.size - 1, 0))] if buf.size else np.zeros(0, np.uint8)
+    blank = (length == 0) | ((length == 1) & (first == 13))
+    if not csv_file:  # a line of white space only: test the lines that start with white space
+        for i in np.flatnonzero(~blank & np.isin(first, (9, 11, 12, 13, 32))).tolist():
+            blank[i] = not data[begin[i]:end[i]].strip()
+    full = np.flatnonzero(~blank) + 1
+    return full[1:] if csv_file else full
+
+
+def row_lines(path: str | Path, rows: Sequence[int]) -> str | None:
+    """Where rows of a file read by a built-in reader are in it: ``"line 12"``,
+    ``"lines 2 and 9"``, ``"'a_responses.jsonl', line 4"`` (a fresh-draws directory); ``None``
+    for a Parquet file, a registered reader's format, or a row the file does not have. Rows are
+    numbered from 0 in the order the reader returns them. Read only when a message needs it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The input.
+    rows : sequence of int
+        Row numbers (0-based).
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "runs.csv"
+    ...     _ = p.write_text("prompt_id,judge_score\\na,1\\n\\nb,x\\n")
+    ...     row_lines(p, [1])
+    'line 4'
+    """
+    try:
+        path = Path(path)
+        reader = reader_for(path)
+        if reader.read in (_read_csv, _read_jsonl):
+            where = [("", _record_lines(path, reader.read is _read_csv))]
+        elif reader.read is _read_fresh_draws_dir:
+            where = [(f"'{f.name}', ", _record_lines(f, False))
+                     for f in sorted(path.glob("*_responses.jsonl"))]
+        else:
+            return None
+        found: list[tuple[str, int]] = []
+        for r in rows:
+            for name, starts in where:
+                if r < len(starts):
+                    found.append((name, starts[r]))
+                    break
+                r -= len(starts)
+            else:
+                return None
+    except (CJEInputError, OSError):
+        return None
+    if not found:
+        return None
+    if len({name for name, _ in found}) == 1:
+        nums = [str(line) for _, line in found]
+        return f"{found[0][0]}{'line' if len(nums) == 1 else 'lines'} {' and '.join(nums)}"
+    return " and ".join(f"{name}line {line}" for name, line in found)
+
+
 def _value_at(rec: dict[str, Any], key: str) -> tuple[bool, Any]:
     if key in rec:
         return True, rec[key]
@@ -769,8 +909,17 @@ def _check_logprobs(path: Path, line: int, rec: dict[str, Any]) -> None:
             )
 
 
-def _diagnose_jsonl(path: Path, ids: Sequence[str]) -> None:
-    """Raise a CJEInputError naming the first line that is not a valid record, if there is one."""
+#: Fields read as numbers: a list, an object, or a boolean among numbers is named by its line.
+_NUMERIC_FIELDS: tuple[str, ...] = ("judge_score", "oracle_label", "draw_idx", "label_probability",
+                                    "response_length")
+
+
+def _diagnose_jsonl(path: Path, ids: Sequence[str],
+                    numeric: Sequence[str] = _NUMERIC_FIELDS) -> None:
+    """Raise a CJEInputError naming the first line that is not a valid record, if there is one:
+    not JSON, an id that is not a string or number, a log-probability that is not a number, a
+    list or object in a ``numeric`` field, or a boolean in a field other lines give numbers."""
+    kinds: dict[str, dict[bool, int]] = {}  # field -> {is boolean: first line}
     for line, raw, last in _lines(path):
         rec = _parse_line(path, line, raw, last=last)
         for key in ids:
@@ -779,6 +928,23 @@ def _diagnose_jsonl(path: Path, ids: Sequence[str]) -> None:
                 _id_text(path, line, key, value)
         if "target_policy_logprobs" in rec or "base_policy_logprob" in rec:
             _check_logprobs(path, line, rec)
+        for key in numeric:
+            found, value = _value_at(rec, key)
+            if not found or value is None or (isinstance(value, str) and not isinstance(value, _Num)):
+                continue
+            if isinstance(value, (list, dict)):
+                kind = "a list" if isinstance(value, list) else "an object"
+                raise CJEInputError(
+                    f"{_where(path, line)}: {key!r} is {kind} ({_json_text(value)}) — write one "
+                    "number per record (or null where it is missing)."
+                )
+            kinds.setdefault(key, {}).setdefault(isinstance(value, bool), line)
+            if len(kinds[key]) == 2:
+                b_line, n_line = kinds[key][True], kinds[key][False]
+                raise CJEInputError(
+                    f"'{path}': {key!r} is a boolean on line {b_line} and a number on line "
+                    f"{n_line} — write every {key} as a number (true as 1, false as 0)."
+                )
 
 
 def _exact_ids(path: Path, key: str) -> list[str | None]:
@@ -850,7 +1016,8 @@ def _scan_jsonl(paths: Sequence[Path], want: Sequence[str] | None, ids: Sequence
             try:
                 frames[i] = pl.read_ndjson(src, infer_schema_length=None)
             except Exception as exc:  # message depends on the polars version
-                _diagnose_jsonl(p, ids)
+                _diagnose_jsonl(p, ids, _NUMERIC_FIELDS if want is None else
+                                [c for c in want if c not in ids and c != "response"])
                 raise CJEInputError(f"Cannot parse '{p}' as JSON Lines: {exc}") from None
         if not set(_LOGGED_KEYS) & set(firsts[i]):  # logged data: after flattening
             frames[i] = _exact_id_columns(frames[i], p, ids)

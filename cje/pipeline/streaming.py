@@ -52,6 +52,9 @@ from cje.data import (
     bottom_tenth,
     check_label_variation,
     infer_scale,
+    refuse_near_miss,
+    refuse_sentinel,
+    scale_mix,
     split_by_space,
 )
 from cje.errors import CJEInputError
@@ -367,7 +370,10 @@ def check_renames(names: Sequence[Any], columns: Any) -> None:
 def require_columns(names: Sequence[Any], required: Sequence[str],
                     hints: dict[str, str] | None = None) -> None:
     """Every ``required`` column is among the input's ``names`` (after ``columns=``), else an
-    input error naming it, the input's columns and how to rename one (and ``hints[column]``)."""
+    input error naming it, the input's columns and how to rename one (and ``hints[column]``).
+    A near miss of a standard name (``'Policy'``, ``'oracle_label '``) is refused first, as in
+    memory (:func:`cje.data.refuse_near_miss`)."""
+    refuse_near_miss([str(n) for n in names if not str(n).startswith("__")])
     for req in required:
         if req not in names:
             raise CJEInputError(
@@ -430,13 +436,17 @@ def dask_row_keys(pdf: Any, out: Any, partition_info: Any) -> None:
 
 
 def judge_scale_of(distinct: np.ndarray, judge_scale: tuple[float, float] | None,
-                   notices: list[str], n: int) -> tuple[float, float]:
+                   notices: list[str], n: int, counts: np.ndarray | None = None) -> tuple[float, float]:
     """The judge scale given (with :func:`cje.data.bottom_tenth`'s notice over the ``n`` scores),
-    or inferred from the distinct scores with a notice (as :func:`cje.load` infers it)."""
+    or inferred from the distinct scores with a notice (as :func:`cje.load` infers it; a marker
+    value such as -1 refused as there, :func:`cje.data.refuse_sentinel`; ``counts``: rows per
+    distinct score, for its message)."""
     if judge_scale is not None:
         bottom_tenth(int(n), float(distinct[0]), float(distinct[-1]), judge_scale, "judge scores",
                      "judge_scale", notices)
         return judge_scale
+    refuse_sentinel(np.asarray(distinct, dtype=np.float64), "judge_score", "judge_scale", None,
+                    np.zeros(len(distinct), dtype=np.int64) if counts is None else counts)
     jscale = infer_scale(distinct)
     _check_scale(jscale, "judge_scale")
     notices.append(
@@ -1512,13 +1522,14 @@ def analyze_partitioned(
     counts[np.searchsorted(np.array(names, dtype=object), counts_df["policy"].to_numpy()),
            np.searchsorted(distinct, counts_df["judge_score"].to_numpy(dtype=np.float64))] = \
         counts_df["n"].to_numpy(dtype=np.int64)
-    jscale = judge_scale_of(distinct, judge_scale, notices, n_rows)
+    jscale = judge_scale_of(distinct, judge_scale, notices, n_rows, counts.sum(axis=0))
     _label_checks(lab, label_scale, eng.sources)
     y = _column(lab, "oracle_label", np.float64)
     if label_scale is None:
         if y.size == 0:
             lscale = jscale
         else:
+            refuse_sentinel(y, "oracle_label", "label_scale", None)
             lscale = infer_scale(y)
             _check_scale(lscale, "label_scale")
             notices.append(
@@ -1530,6 +1541,9 @@ def analyze_partitioned(
         if y.size:
             bottom_tenth(y.size, float(y.min()), float(y.max()), lscale, "oracle labels",
                          "label_scale", notices)
+    cell_pol, cell_score = np.nonzero(counts)  # each policy's distinct scores, as in memory
+    scale_mix(distinct[cell_score], cell_pol, names, jscale, "judge scores", "judge_scale", notices,
+              n_rows=counts.sum(axis=1))
     if only is not None:
         for p in only:
             if p not in names:

@@ -58,6 +58,7 @@ from cje.data import (
     check_label_variation,
     factorize_ids,
     infer_scale,
+    refuse_sentinel,
 )
 from cje.diagnostics.gates import overlap_gate
 from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _hill_k, _top_k
@@ -1654,6 +1655,7 @@ def analyze_logged_partitioned(
         if lab_y.size == 0:
             lscale = jscale
         else:
+            refuse_sentinel(lab_y, "oracle_label", "label_scale", None)
             lscale = infer_scale(lab_y)
             _check_scale(lscale, "label_scale")
             notices.append(
