@@ -109,16 +109,7 @@ def replicate(seed: int, design: str, n: int) -> dict:
 
 def offpolicy_replicate(seed: int, bias: float, n: int = 1000) -> dict:
     """One logged data set of ``independent_dgps``' off-policy process, the default estimator."""
-    rng = np.random.default_rng(seed)
-    pid = np.array([f"x{i}" for i in range(n)])
-    logged, k, y = dgps._responses(rng, dgps.P0, pid, "base", bias)
-    logged["oracle_label"] = np.where(rng.random(n) < 0.10, y, np.nan)
-    logged["logprob_base"] = np.log(dgps.P0[k]) - 30.0
-    for name, tau in dgps.TAUS.items():
-        logged[f"logprob[{name}]"] = np.log(dgps._target(tau)[k]) - 30.0
-    fresh = pd.concat([dgps._responses(rng, dgps.P0, pid, "base", bias)[0]]
-                      + [dgps._responses(rng, dgps._target(t), pid, name, bias)[0]
-                         for name, t in dgps.TAUS.items()], ignore_index=True)
+    logged, fresh = dgps.offpolicy_data(seed, bias, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = cje.analyze(logged, fresh_draws=fresh, judge_scale=(1, 10), label_scale=(0, 1))

@@ -100,7 +100,11 @@ def _responses(rng: np.random.Generator, p: np.ndarray, pid: np.ndarray, policy:
     return pd.DataFrame({"prompt_id": pid, "policy": policy, "judge_score": s}), k, y
 
 
-def offpolicy_replicate(seed: int, bias: float, estimator: str, n: int = 1000) -> list[dict]:
+def offpolicy_data(seed: int, bias: float, n: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One replicate of the off-policy process: the logged rows and the fresh draws.
+
+    The logged rows are drawn first, so a caller that uses only them gets the same rows.
+    """
     rng = np.random.default_rng(seed)
     pid = np.array([f"x{i}" for i in range(n)])
     logged, k, y = _responses(rng, P0, pid, "base", bias)
@@ -111,6 +115,11 @@ def offpolicy_replicate(seed: int, bias: float, estimator: str, n: int = 1000) -
     fresh = pd.concat([_responses(rng, P0, pid, "base", bias)[0]]
                       + [_responses(rng, _target(t), pid, name, bias)[0] for name, t in TAUS.items()],
                       ignore_index=True)
+    return logged, fresh
+
+
+def offpolicy_replicate(seed: int, bias: float, estimator: str, n: int = 1000) -> list[dict]:
+    logged, fresh = offpolicy_data(seed, bias, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = cje.analyze(logged, fresh_draws=fresh, estimator=estimator, judge_scale=(1, 10),

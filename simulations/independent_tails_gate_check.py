@@ -60,14 +60,7 @@ def _rows(rep, truth: dict, process: str) -> list[dict]:
 
 
 def _bounded_logged(seed: int, bias: float, n: int = 1000) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    pid = np.array([f"x{i}" for i in range(n)])
-    logged, k, y = idg._responses(rng, idg.P0, pid, "base", bias)
-    logged["oracle_label"] = np.where(rng.random(n) < 0.10, y, np.nan)
-    logged["logprob_base"] = np.log(idg.P0[k]) - 30.0
-    for name, tau in idg.TAUS.items():
-        logged[f"logprob[{name}]"] = np.log(idg._target(tau)[k]) - 30.0
-    return logged
+    return idg.offpolicy_data(seed, bias, n)[0]
 
 
 def run() -> pd.DataFrame:
