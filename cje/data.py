@@ -1271,11 +1271,7 @@ def _build(
         given = lp[~np.isnan(lp)]
         if given.size >= 20 and np.all(given == given[0]):
             col = "logprob_base" if name == "base" else f"logprob[{name}]"
-            notices.append(
-                f"'{col}' is {given[0]:g} on every row: right only if the policy gives every logged "
-                "response the same probability (e.g. uniform over a fixed set of responses); a "
-                "language model's sequence log-probability varies with the response — check that "
-                "the column is not a placeholder.")
+            notices.append(constant_logprob_notice(col, float(given[0])))
     pi = label_probabilities(cols, lab, pid, policy_code)
     if pi is not None and lps:
         raise CJEInputError(
@@ -1617,6 +1613,31 @@ def _judge_scale(s: np.ndarray, judge_scale: tuple[float, float] | None, pid: _I
         f"(observed {s.min():g} to {s.max():g}). Pass judge_scale=(low, high) to set it."
     )
     return jscale
+
+
+def constant_logprob_notice(column: str, value: float) -> str:
+    """The notice for a log-probability column with one value on every row (20 or more rows).
+
+    Parameters
+    ----------
+    column : str
+        The column (``logprob_base`` or ``logprob[<target>]``).
+    value : float
+        Its one value.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> constant_logprob_notice("logprob_base", -3.0)[:40]
+    "'logprob_base' is -3 on every row: right"
+    """
+    return (f"'{column}' is {value:g} on every row: right only if the policy gives every logged "
+            "response the same probability (e.g. uniform over a fixed set of responses); a "
+            "language model's sequence log-probability varies with the response — check that the "
+            "column is not a placeholder.")
 
 
 def refuse_sentinel(values: np.ndarray, field: str, option: str, pid: _Ids | None,

@@ -300,6 +300,21 @@ def test_a_constant_log_probability_column_is_said() -> None:
     assert not [n for n in cje.load(sim.logged).notices if "on every row" in n]
 
 
+def test_a_constant_log_probability_column_is_said_out_of_core(tmp_path: Path) -> None:
+    # the same notice, word for word, when the logged rows stream (polars) from files
+    sim = cje.synthetic.make_offpolicy_eval(200, oracle_fraction=0.2, rng=1)
+    kw = {"judge_scale": sim.judge_scale, "label_scale": sim.label_scale, "estimator": "snips"}
+    lg = sim.logged.assign(logprob_base=-45.0)
+    lg.iloc[:100].to_parquet(tmp_path / "a.parquet")
+    lg.iloc[100:].to_parquet(tmp_path / "b.parquet")
+    said = [n for n in cje.analyze(tmp_path, engine="polars", **kw).notices if "on every row" in n]
+    assert said == [n for n in cje.analyze(lg, **kw).notices if "on every row" in n]
+    assert len(said) == 1 and said[0].startswith("'logprob_base' is -45 on every row")
+    sim.logged.to_parquet(tmp_path / "a.parquet")
+    (tmp_path / "b.parquet").unlink()
+    assert not [n for n in cje.analyze(tmp_path, engine="polars", **kw).notices if "on every row" in n]
+
+
 def test_drop_excludes_scores_marked_missing_by_a_word_but_not_malformed_numbers(tmp_path: Path) -> None:
     # on_invalid="drop" excludes invalid judge scores: 'NA' (R's missing value) is one; before,
     # it raised "must be numeric" however on_invalid was set. A malformed number is still refused.

@@ -56,6 +56,7 @@ from cje.data import (
     _prompt_hash,
     bottom_tenth,
     check_label_variation,
+    constant_logprob_notice,
     factorize_ids,
     infer_scale,
     refuse_sentinel,
@@ -594,6 +595,11 @@ def _scan(b: _Batch, ctx: dict) -> dict:
             lp_hi[j], lp_lo[j] = lp[ok].max(), lp[ok].min()
     out.update(n_rows=b.s.size, n_ok=n_ok, max_lam=lam_hi, min_lam=lam_lo, max_lp=lp_hi,
                min_lp=lp_lo)
+    # every log-probability column's count and range (a constant one draws a notice)
+    given = [lp[~np.isnan(lp)] for lp in b.lp]
+    out.update(n_lp_given=np.array([g.size for g in given], dtype=np.int64),
+               min_lp_all=np.array([g.min() if g.size else np.inf for g in given]),
+               max_lp_all=np.array([g.max() if g.size else -np.inf for g in given]))
     return out
 
 
@@ -1667,6 +1673,9 @@ def analyze_logged_partitioned(
         if lab_y.size:
             bottom_tenth(lab_y.size, float(lab_y.min()), float(lab_y.max()), lscale,
                          "oracle labels", "label_scale", notices)
+    for j, name in enumerate(lp_names):
+        if scan["n_lp_given"][j] >= 20 and scan["min_lp_all"][j] == scan["max_lp_all"][j]:
+            notices.append(constant_logprob_notice(name, float(scan["min_lp_all"][j])))
     if estimator == "auto":
         notices.append(f"estimator 'auto' chose '{est.name}' "
                        f"({'fresh draws given' if given else 'no fresh draws'}).")
