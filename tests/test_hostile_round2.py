@@ -171,6 +171,24 @@ def test_labels_of_one_policy_on_another_scale_are_said() -> None:
     assert any("All 60 oracle labels of policy 'a' lie within (0, 1)" in n for n in d.notices)
 
 
+def test_labels_of_one_policy_on_another_scale_are_said_out_of_core_as_in_memory(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for pol, top in (("a", 1.0), ("b", 5.0), ("c", 5.0)):
+        s = rng.uniform(0, 10, 300)
+        y = np.round(s / 10 * top, 2) if top == 1 else np.round(1 + s / 10 * 4, 2)
+        rows.append(pd.DataFrame({"prompt_id": [f"p{i}" for i in range(300)], "policy": pol,
+                                  "judge_score": s, "oracle_label": np.where(np.arange(300) % 4 == 0, y,
+                                                                             np.nan)}))
+    df = pd.concat(rows, ignore_index=True)
+    df.to_parquet(tmp_path / "runs.parquet")
+    said = [[n for n in rep.notices if "oracle labels of policy" in n] for rep in (
+        cje.analyze(df, judge_scale=(0, 10)),
+        cje.analyze(tmp_path / "runs.parquet", engine="polars", judge_scale=(0, 10)))]
+    assert len(said[0]) == 1 and said[0] == said[1]
+    assert said[0][0].startswith("All 75 oracle labels of policy 'a' lie within (0, 1)")
+
+
 def test_one_scale_across_policies_says_nothing_of_a_mix() -> None:
     df, sim = _direct()
     d = cje.load(df, judge_scale=sim.judge_scale, label_scale=sim.label_scale)

@@ -1544,6 +1544,9 @@ def analyze_partitioned(
     cell_pol, cell_score = np.nonzero(counts)  # each policy's distinct scores, as in memory
     scale_mix(distinct[cell_score], cell_pol, names, jscale, "judge scores", "judge_scale", notices,
               n_rows=counts.sum(axis=1))
+    lab_policy = np.searchsorted(np.array(names, dtype=object), _column(lab, "policy", object))
+    if y.size:
+        scale_mix(y, lab_policy, names, lscale, "oracle labels", "label_scale", notices)
     if only is not None:
         for p in only:
             if p not in names:
@@ -1573,7 +1576,6 @@ def analyze_partitioned(
     codes, dist_s, _ = distinct_rows(s01, None)
     table = Table(s=s01, y=to_unit(y, lscale), X=None, cluster=lab_code.astype(np.int64),
                   train=np.arange(y.size), codes=codes, distinct_s=dist_s, distinct_X=None)
-    lab_policy = np.searchsorted(np.array(names, dtype=object), _column(lab, "policy", object))
     del lab, lab_pid  # (10^7 rows at 10^8: the arrays above are all that is needed)
     calibrator, caught = fit_calibrator(table, lab_folds[table.cluster], mode=mode, k=k, seed=seed)
     warns += caught
