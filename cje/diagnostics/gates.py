@@ -676,6 +676,100 @@ def few_labels_near_bound(psi: float, se: float, v_res: float, m: float, df: flo
         "simulation); label more of this policy's responses.")
 
 
+#: Logged rows a target leaves out for a missing log-probability caution its value when they
+#: could move it by more than this many standard errors (a bias of 0.5 SE leaves a 95% interval
+#: covering 0.92) and their judge scores differ from the kept rows' (|z| > MISSING_SCORE_Z).
+EXCLUDED_SHIFT_SE = 0.5
+#: 3, not 2: rows missing at random (time-outs) pass |z| > 2 in 4.6% of targets and |z| > 3 in
+#: 0.27%; a difference that biases the value by half an SE or more when 3% or fewer of the rows are
+#: missing has |z| of about 3 or more (bias / SE ≈ |z| √q for a share q).
+MISSING_SCORE_Z = 3.0
+
+
+def score_gap_z(n_miss: int, s1_miss: float, s2_miss: float, n_kept: int, s1_kept: float,
+                s2_kept: float) -> float:
+    """Welch's z of the mean judge score of the rows left out against the rows kept, from sums.
+
+    Parameters
+    ----------
+    n_miss, s1_miss, s2_miss : int, float, float
+        Count, sum and sum of squares of the left-out rows' judge scores.
+    n_kept, s1_kept, s2_kept : int, float, float
+        The same for the kept rows.
+
+    Returns
+    -------
+    float
+        NaN with fewer than 2 rows on a side; ``inf`` when the means differ with no spread.
+
+    Examples
+    --------
+    >>> round(score_gap_z(2, 2.0, 2.0, 3, 0.0, 2.0), 3)  # (1, 1) against (-1, 0, 1)
+    1.732
+    """
+    if n_miss < 2 or n_kept < 2:
+        return float("nan")
+    m1, m0 = s1_miss / n_miss, s1_kept / n_kept
+    v1 = max(s2_miss - n_miss * m1 * m1, 0.0) / (n_miss - 1)
+    v0 = max(s2_kept - n_kept * m0 * m0, 0.0) / (n_kept - 1)
+    se = math.sqrt(v1 / n_miss + v0 / n_kept)
+    if se == 0.0:
+        return 0.0 if m1 == m0 else math.copysign(math.inf, m1 - m0)
+    return (m1 - m0) / se
+
+
+def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple[str, str | None]:
+    """CAUTION when logged rows a target leaves out for a missing log-probability could move its
+    value, and look unlike the rows it keeps.
+
+    A target's value is over the logged rows that have its log-probability. If the others differ
+    (e.g. scoring failed on the long responses) the value is off by as much as their share ``q``
+    of the label range. Missing at random leaves it unbiased, so the gate needs two things: the
+    worst case ``q`` exceeds :data:`EXCLUDED_SHIFT_SE` standard errors, and the left-out rows'
+    judge scores differ from the kept rows' (``diag["missing_score_z"]``, Welch's z, beyond
+    :data:`MISSING_SCORE_Z`). A difference the judge does not see goes unnoticed.
+
+    Parameters
+    ----------
+    diag : Mapping
+        The target's diagnostics (``excluded_missing_log-probability``, ``missing_score_z``).
+    n_rows : int
+        The logged rows it keeps.
+    se : float
+        Its standard error on the unit scale (label range 1).
+
+    Returns
+    -------
+    (str, str or None)
+        Status and reason (None when OK).
+
+    Examples
+    --------
+    >>> excluded_rows_gate({}, 1000, 0.01)
+    ('OK', None)
+    >>> d = {"excluded_missing_log-probability": 50, "n_excluded": 50, "missing_score_z": 3.5}
+    >>> excluded_rows_gate(d, 950, 0.01)[0]
+    'CAUTION'
+    >>> excluded_rows_gate({**d, "missing_score_z": 2.4}, 950, 0.01)[0]
+    'OK'
+    """
+    k = int(diag.get("excluded_missing_log-probability") or 0)
+    z = float(diag.get("missing_score_z", float("nan")))
+    if k == 0 or not math.isfinite(se):
+        return "OK", None
+    n_all = n_rows + int(diag.get("n_excluded") or k)
+    q = k / n_all
+    if q <= EXCLUDED_SHIFT_SE * se or not abs(z) > MISSING_SCORE_Z:
+        return "OK", None
+    return "CAUTION", (
+        f"{k} of its {n_all} logged rows ({100 * q:.2g}%) have no log-probability under it and are "
+        f"left out, and their judge scores are {'higher' if z > 0 else 'lower'} than the kept "
+        f"rows' (z = {z:.1f}): not missing at random, so its value (over the other rows) is off by "
+        f"as much as the left-out responses differ, up to {100 * q:.2g}% of the label range. Fill "
+        "in the missing log-probabilities, or remove those rows from the logged data to make the "
+        "smaller population explicit.")
+
+
 TAIL_DOCS = "docs: Off-policy › Weight tails"
 
 

@@ -22,6 +22,7 @@ from cje.data import prompt_folds
 from cje.diagnostics.calibration import transport_audit
 from cje.diagnostics.gates import (
     comparable,
+    excluded_rows_gate,
     few_labels_near_bound,
     level_gate,
     sanity_gate,
@@ -708,6 +709,9 @@ def estimate(
             near, why = few_labels_near_bound(value.value, se, own[0], info.own_m, df, alpha)
             if why:
                 level, level_reasons = worse_status(level, near), (*level_reasons, why)
+        left_out, why = excluded_rows_gate(info.diagnostics, int(n_rows), se)
+        if why:  # logged rows a target left out (no log-probability, no fresh draws)
+            level, level_reasons = worse_status(level, left_out), (*level_reasons, why)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if clipped:
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))

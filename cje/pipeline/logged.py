@@ -22,7 +22,7 @@ import numpy as np
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.calibration.weights import hajek_weights
 from cje.data import EvalData, _dense_in_order
-from cje.diagnostics.gates import overlap_gate
+from cje.diagnostics.gates import overlap_gate, score_gap_z
 from cje.diagnostics.overlap import (
     ESS_GATE,
     HILL_RESIDUAL,
@@ -76,6 +76,8 @@ class _Target:
     # (judge scores on [0, 1], prompt codes) of all its fresh draws, when only their labelled
     # ones are in the table (estimators of the logged rows: see analyze_logged)
     fresh_diag: tuple[np.ndarray, np.ndarray] | None = None
+    # Welch's z of the judge scores of the rows without its log-probability against the rest
+    missing_score_z: float = float("nan")
 
 
 def _take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -406,6 +408,8 @@ class LoggedShape:
         diag["n_excluded"] = int(sum(tg.excluded.values()))
         for why, cnt in tg.excluded.items():
             diag[f"excluded_{why.replace(' ', '_')}"] = cnt
+        if tg.excluded.get("missing log-probability"):
+            diag["missing_score_z"] = tg.missing_score_z
         diag["weight_tail_raw"] = weight_tail(tg.w, sorted_raw)
         # the labelled rows' Kish ESS (Σ w)² / Σ w²: how many rows a raw-weighted residual rests on
         w_lab = tg.w[self._lab[tg.rows]]
@@ -742,8 +746,13 @@ def analyze_logged(
         lp_t = logged.logprobs[name][logged_rows]
         ok = ~np.isnan(lp_t)
         excluded = {}
+        miss_z = float("nan")
         if (~ok).any():
             excluded["missing log-probability"] = int((~ok).sum())
+            s_l = logged.judge_score[logged_rows]
+            sm, sk = s_l[~ok], s_l[ok]
+            miss_z = score_gap_z(sm.size, float(sm.sum()), float(sm @ sm), sk.size, float(sk.sum()),
+                                 float(sk @ sk))
         frows = np.flatnonzero(role_all == i + 1)
         if est.needs_fresh:
             if frows.size == 0:
@@ -787,7 +796,7 @@ def analyze_logged(
             stable_residual=est.stabilised and residual_on_stable(w, residual_weights),
             used_codes=sub, used=np.asarray(used),
             fresh_count=np.maximum(np.bincount(cluster[frows], minlength=len(prompts)), 1),
-            fresh_diag=fresh_diag.get(i + 1)))
+            fresh_diag=fresh_diag.get(i + 1), missing_score_z=miss_z))
 
     # ---- calibrate, estimate, report ---------------------------------------------------------
     calibrator, caught = fit_calibrator(table, fold[train], mode=mode, k=k, seed=seed)

@@ -61,7 +61,7 @@ from cje.data import (
     infer_scale,
     refuse_sentinel,
 )
-from cje.diagnostics.gates import overlap_gate
+from cje.diagnostics.gates import overlap_gate, score_gap_z
 from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _hill_k, _top_k
 from cje.errors import CJEInputError
 from cje.estimators.offpolicy import IPS, SNIPS, TAIL_VARIANCE_ESS, CalibratedIPS, PolicyValue
@@ -585,16 +585,22 @@ def _scan(b: _Batch, ctx: dict) -> dict:
     n_ok = np.zeros(T, dtype=np.int64)
     lam_hi, lam_lo = np.full(T, -np.inf), np.full(T, np.inf)
     lp_hi, lp_lo = np.full(T, -np.inf), np.full(T, np.inf)
+    # judge-score sums of each target's rows without / with its log-probability (the
+    # missing-at-random check of cje.diagnostics.gates.excluded_rows_gate)
+    s_sums = np.zeros((T, 4))
+    s_fin = np.where(np.isfinite(b.s), b.s, 0.0)
     for j in range(T):
         lp = b.lp[j + 1]
         ok = ~np.isnan(lp)
         n_ok[j] = int(ok.sum())
+        sk, sm = s_fin[ok], s_fin[~ok]
+        s_sums[j] = (sm.sum(), sm @ sm, sk.sum(), sk @ sk)
         if n_ok[j]:
             lam = lp[ok] - base[ok]
             lam_hi[j], lam_lo[j] = lam.max(), lam.min()
             lp_hi[j], lp_lo[j] = lp[ok].max(), lp[ok].min()
     out.update(n_rows=b.s.size, n_ok=n_ok, max_lam=lam_hi, min_lam=lam_lo, max_lp=lp_hi,
-               min_lp=lp_lo)
+               min_lp=lp_lo, score_sums=s_sums)
     # every log-probability column's count and range (a constant one draws a notice)
     given = [lp[~np.isnan(lp)] for lp in b.lp]
     out.update(n_lp_given=np.array([g.size for g in given], dtype=np.int64),
@@ -1464,6 +1470,8 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
     out["n_excluded"] = int(sum(tg.excluded.values()))
     for why, cnt in tg.excluded.items():
         out[f"excluded_{why.replace(' ', '_')}"] = cnt
+    if tg.excluded.get("missing log-probability"):
+        out["missing_score_z"] = tg.missing_score_z
     out["weight_tail_raw"] = _weight_tail(n, lambda r: w_of(raw.value(r, "lam")))
     ss = float((tg.w_lab * tg.w_lab).sum())
     out["n_eff_labelled"] = float(tg.w_lab.sum()) ** 2 / ss if ss > 0 else 0.0
@@ -1782,6 +1790,8 @@ def analyze_logged_partitioned(
         name = target_names[j]
         n = int(cells[f"N{i}"].sum())  # usable rows (with fresh draws, for the DR family)
         excluded = {"missing log-probability": n_rows - t["n"]} if t["n"] < n_rows else {}
+        miss_z = score_gap_z(n_rows - t["n"], *scan["score_sums"][j][:2], t["n"],
+                             *scan["score_sums"][j][2:]) if excluded else float("nan")
         if dr:  # fresh draws on prompts without logged rows (cje.pipeline.logged says so too)
             on_logged = cells["nf_any"] > 0
             extra = ~on_logged[f_code_all[t["f_rows"]]]
@@ -1822,6 +1832,7 @@ def analyze_logged_partitioned(
             w_min=np.where(cells[f"N{i}"] > 0, cells[f"min_e{i}"] * sc, np.inf),
             w_max=np.where(cells[f"N{i}"] > 0, cells[f"max_e{i}"] * sc, -np.inf),
             lab=np.flatnonzero(ok), w_lab=w_lab, lam_lab=lam_lab, excluded=excluded, cache={})
+        tg.missing_score_z = miss_z
         if dr:
             rows_i = t["f_rows"]
             tg.nf = cells[f"nf{i}"].astype(float)
