@@ -403,7 +403,7 @@ def oracle_checks(seed=7):
     f_naive = sm.GLM(yy, np.ones((yy.size, 1)), family=sm.families.Binomial()).fit()
     f_cl = sm.GLM(yy, np.ones((yy.size, 1)), family=sm.families.Binomial()).fit(
         cov_type="cluster", cov_kwds={"groups": gg})
-    lines.append(f"| position p (tau = 1, one data set) | McNemar {res.p_value:.4f} | "
+    lines.append(f"| position p (tau = 1, one data set) | package {res.p_value:.4f} | "
                  f"GLM naive Wald {f_naive.pvalues[0]:.4f}; cluster-robust Wald {f_cl.pvalues[0]:.4f}; "
                  f"clustered McNemar {durkalski_p(_units(dfp)):.4f} |")
     # 3. self-preference panel tau and SE vs OLS with response dummies, prompt-clustered
