@@ -115,6 +115,62 @@ def test_clustered_prompts_use_the_bootstrap_and_are_seeded():
     assert c.effect == a.effect and c.ci_low == a.ci_low
 
 
+def _prompt_level_preference(n_pp_prompts: int, n_rp_prompts: int, units: int = 6) -> pd.DataFrame:
+    """Every prompt holds ``units`` pairs; on a prompt all of them follow the same slot in both orders."""
+    rows = []
+    for g in range(n_pp_prompts + n_rp_prompts):
+        w1, w2 = ("a", "b") if g < n_pp_prompts else ("b", "a")
+        for k in range(units):
+            rows += [{"prompt_id": f"p{g}", "a_id": f"A{k}", "b_id": f"B{k}", "slot_a": 1, "winner": w1},
+                     {"prompt_id": f"p{g}", "a_id": f"A{k}", "b_id": f"B{k}", "slot_a": 2, "winner": w2}]
+    return pd.DataFrame(rows)
+
+
+def test_repeated_prompts_use_the_clustered_mcnemar_test():
+    """Units of one prompt share its slot preference: the test counts prompts, not units.
+
+    24 prompts favour slot 1 and 16 slot 2, six pairs each (PP = 144, RP = 96). The exact McNemar
+    test treats the 240 units as independent (p = 0.0024); the evidence is 24 of 40 prompts. The
+    clustered McNemar test (Durkalski et al. 2003): d_g = ±6, X² = (8·6)² / (40·36) = 1.6.
+    """
+    d = _prompt_level_preference(24, 16)
+    res = quiet(position, d, rng=0, n_bootstrap=300)
+    assert (res.details["pp"], res.details["rp"]) == (144, 96)
+    assert stats.binomtest(144, 240).pvalue < 0.01  # what the unclustered test said before
+    assert res.p_value == pytest.approx(stats.chi2.sf(1.6, 1)) and res.p_value > 0.2
+    assert not res.flagged and "clustered McNemar" in res.method
+    # one unit per prompt: still the exact McNemar test
+    one = quiet(position, _prompt_level_preference(24, 16, units=1))
+    assert one.p_value == pytest.approx(stats.binomtest(24, 40).pvalue) and "exact McNemar" in one.method
+    # no prompt with an excess of PP or RP units: no evidence (p = 1)
+    rows = [{"prompt_id": f"p{g}", "a_id": f"A{k}", "b_id": "B", "slot_a": s, "winner": w}
+            for g in range(3) for k, ws in enumerate([("a", "b"), ("b", "a")])
+            for s, w in zip((1, 2), ws, strict=True)]
+    balanced = quiet(position, pd.DataFrame(rows), rng=0, n_bootstrap=100)
+    assert (balanced.details["pp"], balanced.details["rp"]) == (3, 3) and balanced.p_value == 1.0
+
+
+@pytest.mark.slow
+def test_size_with_a_prompt_varying_slot_preference():
+    """Slot preference b_p ~ N(0, 1) by prompt (first-slot rate exactly ½), 100 prompts × 6 pairs:
+    P(p < 0.05) must stay near 0.05 (the exact McNemar test gave ~0.1; 600 replicates, MC SE 0.009)."""
+    rng = np.random.default_rng(20261207)
+    hits = []
+    for _ in range(600):
+        rows = []
+        for g in range(100):
+            b = rng.normal(0.0, 1.0)
+            u = rng.normal(0.0, 0.8, 4)
+            for i, j in itertools.combinations(range(4), 2):
+                for slot in (1, 2):
+                    eta = u[i] - u[j] + (b if slot == 1 else -b)
+                    winner = "a" if rng.random() < 1 / (1 + math.exp(-eta)) else "b"
+                    rows.append((f"p{g}", f"I{i}", f"I{j}", slot, winner))
+        d = pd.DataFrame(rows, columns=["prompt_id", "a_id", "b_id", "slot_a", "winner"])
+        hits.append(quiet(position, d, rng=0, n_bootstrap=50).p_value < 0.05)
+    assert np.mean(hits) < 0.05 + 3 * math.sqrt(0.05 * 0.95 / 600)
+
+
 def test_flip_rates_by_hand():
     runs1 = {"A-B": ["a", "a", "b"], "A-C": ["a", "tie"]}
     runs2 = {"A-B": ["b", "a", "b"], "A-C": ["b", "b"]}

@@ -350,6 +350,32 @@ def test_bradley_terry_sparse_resamples_are_counted():
     assert 0 < bt.n_bootstrap_failed < 200 and bt.warnings
 
 
+def test_item_compared_on_few_prompts_is_named():
+    """An item seen on 6 of 200 prompts: its interval is a 6-cluster bootstrap, too narrow (0.87
+    coverage in simulations/independent_bias.py) although the data hold 200 prompts."""
+    df = _simulate_bt(200, GAMMA, seed=11)
+    g = np.random.default_rng(12)
+    rows = []
+    for p in range(6):
+        for other in ("A", "B", "C", "D"):
+            for slot in (1, 2):
+                rows.append({"prompt_id": p, "a_id": "E", "b_id": other, "slot_a": slot,
+                             "winner": str(g.choice(["a", "b", "tie"]))})
+    df = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+    with pytest.warns(cje.CJEWarning, match=r"'E' \(6\) were compared on fewer than 30 of the 200"):
+        pw.win_rates(df, n_bootstrap=50, rng=0)
+    with pytest.warns(cje.CJEWarning, match=r"'E' \(6\)"):
+        bt = pw.bradley_terry(df, n_bootstrap=50, rng=0)
+    assert any("'E' (6)" in w for w in bt.warnings)
+    # every item on every prompt: no such warning
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        pw.win_rates(_simulate_bt(200, GAMMA, seed=11), n_bootstrap=50, rng=0)
+        assert not pw.bradley_terry(_simulate_bt(200, GAMMA, seed=11), n_bootstrap=50, rng=0).warnings
+
+
 # ---------------------------------------------------------------------------------------------
 # Dawid–Skene
 # ---------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ class BiasAudit:
         <BLANKLINE>
         test                       judge             effect                95% CI   p_holm  flag
         ----------------------------------------------------------------------------------------
-        position                   —                 +0.545      [+0.396, +0.752] 5.28e-10  FLAG
+        position                   —                 +0.545      [+0.396, +0.752] 8.61e-09  FLAG
         verbosity (pairwise)       —                 +0.002      [-0.016, +0.022]    0.827  ok
         """
         level = int(round(100 * (1 - self.alpha)))

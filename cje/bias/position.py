@@ -76,13 +76,18 @@ def position(
     winning; > 0 favours the first slot). When ``PP`` or ``RP`` is zero, 0.5 is added to both
     (continuity correction) and a warning is given.
 
-    Test: exact McNemar test, ``scipy.stats.binomtest(PP, PP + RP)`` against ½. Interval: the
-    first-slot rate ``r = PP/(PP+RP)`` (which estimates ``σ(2β)``) gets a Clopper–Pearson interval
-    when every prompt contributes one unit, and a percentile prompt-cluster bootstrap interval
-    when prompts repeat (several pairs or runs per prompt); ``ci_low``/``ci_high`` are its
-    transform ``½ logit(r)`` to the β scale. (The exact McNemar test stays valid with repeated
-    prompts: under "no position bias" the two orders of a unit are exchangeable, so each
-    discordant unit is PP or RP with probability ½ independently given the prompts.)
+    Test and interval: when every prompt contributes one unit, the exact McNemar test
+    (``scipy.stats.binomtest(PP, PP + RP)`` against ½) and a Clopper–Pearson interval for the
+    first-slot rate ``r = PP/(PP+RP)`` (which estimates ``σ(2β)``). When prompts repeat (several
+    pairs or runs per prompt), the clustered McNemar test of Durkalski et al. (2003) —
+    ``X² = (Σ_g d_g)² / Σ_g d_g²`` with ``d_g = PP_g − RP_g`` the prompt's excess of PP units,
+    referred to χ²(1) — and a percentile prompt-cluster bootstrap interval. ``ci_low``/``ci_high``
+    are the interval's transform ``½ logit(r)`` to the β scale. (The exact McNemar test is exact
+    only under the sharp null that no prompt has a slot preference; when the slot preference
+    varies by prompt and averages out, units of one prompt share it: with six pairs per prompt and
+    a prompt slot preference of SD 0.5 / 1 log-odds, the exact test rejected a first-slot rate of
+    exactly ½ in 0.077 / 0.165 of data sets at α = 0.05, the clustered test in 0.046 / 0.051
+    (2000 replicates each, ``simulations/results/independent_bias.md``).)
 
     Flag rule: ``flagged = p_holm < alpha and practically_relevant``, where
     ``practically_relevant`` means the first-slot-rate CI lies entirely outside
@@ -163,11 +168,16 @@ def position(
     else:
         beta = 0.5 * math.log(pp / rp)
     rate = pp / disc if disc else float("nan")
-    p_value = float(stats.binomtest(pp, disc, 0.5).pvalue) if disc else 1.0
 
     gen = np.random.default_rng(rng)
     n_prompts = int(np.unique(units.prompt).size)
     clustered = n_prompts < n
+    if not disc:
+        p_value = 1.0
+    elif clustered:
+        p_value = _clustered_mcnemar(pp_mask, rp_mask, units.prompt)
+    else:
+        p_value = float(stats.binomtest(pp, disc, 0.5).pvalue)
     if disc == 0:
         r_lo, r_hi = 0.0, 1.0
         ci_method = "none (no discordant pairs)"
@@ -226,7 +236,9 @@ def position(
         warnings.warn(msg, CJEWarning, stacklevel=2)
     return BiasResult(
         bias="position",
-        method=f"slot log-odds ½ln(PP/RP) (conditional logit); exact McNemar test; {ci_method} CI",
+        method=(f"slot log-odds ½ln(PP/RP) (conditional logit); "
+                f"{'clustered McNemar (Durkalski)' if clustered and disc else 'exact McNemar'} test; "
+                f"{ci_method} CI"),
         effect=beta,
         effect_name="slot-1 log-odds shift β (conditional logit; > 0 favours the first slot)",
         ci_low=ci_low,
@@ -439,6 +451,21 @@ def _flip_rates(d: PairData, alpha: float, n_bootstrap: int, gen: np.random.Gene
         "excess_flip_ci_high": hi,
         "n_pairs_repeated": int(ok.sum()),
     }
+
+
+def _clustered_mcnemar(pp_mask: np.ndarray, rp_mask: np.ndarray, prompt: np.ndarray) -> float:
+    """p-value of the clustered McNemar test (Durkalski, Palesch, Lipsitz & Rust 2003).
+
+    ``X² = (Σ_g d_g)² / Σ_g d_g²`` with ``d_g`` the number of PP minus RP units of prompt ``g``,
+    referred to χ²(1): the score test of ``E[PP − RP] = 0`` with a variance that lets the units of
+    one prompt be correlated. With one unit per prompt it is McNemar's χ² without continuity
+    correction. 1.0 when every prompt has as many PP as RP units.
+    """
+    d = np.bincount(prompt, weights=pp_mask.astype(np.float64) - rp_mask.astype(np.float64))
+    den = float(d @ d)
+    if den <= 0.0:
+        return 1.0
+    return float(stats.chi2.sf(float(d.sum()) ** 2 / den, 1))
 
 
 def _half_logit(r: float) -> float:

@@ -15,6 +15,13 @@ a judge gives its own family:
 
 The naive gap (mean score on own-family minus other-family responses) is reported alongside: it
 mixes self-preference with genuine quality differences between families and is not the estimate.
+
+Both designs assume the judges share one scale: judge effects are additive (``α_j``; a common
+``C(Y)``), so a judge that separates good from bad answers more steeply than the others, and whose
+own family writes better (or worse) answers, is read as self-preferring (or self-deprecating). With
+no self-preference, 150 prompts and the best family's judge 1.15 / 1.3 times as steep as the
+others, the panel design flagged 0.13 / 0.46 of data sets and the labelled design 0.37 at 1.3
+(``simulations/results/independent_bias.md``; ``tests/test_bias_self_preference.py``, slow tier).
 """
 
 from __future__ import annotations

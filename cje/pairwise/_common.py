@@ -29,6 +29,28 @@ def _few_prompts_note(g: int, what: str) -> str | None:
     return None
 
 
+def _rare_items_note(items: Any, item_prompts: np.ndarray, g: int, what: str) -> str | None:
+    """The warning for items compared on fewer than ``MIN_BOOTSTRAP_PROMPTS`` of ``g`` prompts.
+
+    An item's interval rests on the prompts where it was compared: the prompt-cluster bootstrap
+    over 200 prompts is, for an item seen on 6 of them, a bootstrap over 6 clusters (its 95%
+    win-rate and strength intervals covered 0.87; ``simulations/results/independent_bias.md``).
+    None when every item has enough prompts, or when the data as a whole have too few (that
+    warning is :func:`_few_prompts_note`'s).
+    """
+    if g < MIN_BOOTSTRAP_PROMPTS:
+        return None
+    rare = np.flatnonzero(np.asarray(item_prompts) < MIN_BOOTSTRAP_PROMPTS)
+    if rare.size == 0:
+        return None
+    names = ", ".join(f"{_py(items[i])!r} ({int(item_prompts[i])})" for i in rare[:5])
+    more = f" and {rare.size - 5} more" if rare.size > 5 else ""
+    return (f"{what}: item(s) {names}{more} were compared on fewer than {MIN_BOOTSTRAP_PROMPTS} of "
+            f"the {g} prompts (prompt counts in brackets). Their intervals rest on those prompts "
+            "alone and are too narrow (an item on 6 of 200 prompts: 95% intervals covered 0.87); "
+            "read them as lower bounds on the uncertainty, or compare these items on more prompts.")
+
+
 def _py(value: Any) -> Any:
     """A numpy scalar as the plain Python value (so messages show ``3``, not ``np.int64(3)``)."""
     return value.item() if isinstance(value, np.generic) else value

@@ -18,7 +18,7 @@ from cje.inference import (
     cluster_bootstrap_weights,
     percentile_interval,
 )
-from cje.pairwise._common import _few_prompts_note, _zero_width_note
+from cje.pairwise._common import _few_prompts_note, _rare_items_note, _zero_width_note
 from cje.pairwise.verdicts import pair_codes, pairs_frame
 
 __all__ = ["BradleyTerryResult", "bradley_terry", "win_rates"]
@@ -44,7 +44,8 @@ def win_rates(
     judges and runs pooled). The interval is a percentile prompt-cluster bootstrap: prompts are
     resampled with replacement, keeping all verdicts of a drawn prompt together. A replicate in which
     an item has no comparison is skipped for that item. With verdicts on one prompt there is no
-    such interval (NaN); below 30 prompts a warning says the intervals are too narrow.
+    such interval (NaN); below 30 prompts a warning says the intervals are too narrow, and so does
+    one naming any item compared on fewer than 30 prompts (its interval rests on those alone).
 
     Parameters
     ----------
@@ -118,6 +119,9 @@ def win_rates(
             warnings.warn(few, CJEWarning, stacklevel=2)
         if g < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
             lo, hi = np.full(k, np.nan), np.full(k, np.nan)
+        rare = _rare_items_note(items, (per_prompt[:, :k] > 0).sum(axis=0), g, "win_rates")
+        if rare:
+            warnings.warn(rare, CJEWarning, stacklevel=2)
         zero = _zero_width_note(items, lo, hi, "win_rates")
         if zero:
             warnings.warn(zero, CJEWarning, stacklevel=2)
@@ -395,7 +399,8 @@ def bradley_terry(
     the model is refitted (a batched Newton solver warm-started at the estimate). A resample in which
     the MLE does not exist (some item never lost or never won) is left out and counted. With
     verdicts on one prompt there is no such interval (NaN); below 30 prompts a warning (also in
-    ``warnings``) says the intervals are too narrow.
+    ``warnings``) says the intervals are too narrow, and so does one naming any item compared on
+    fewer than 30 prompts (its interval rests on those alone).
 
     Parameters
     ----------
@@ -557,6 +562,13 @@ def bradley_terry(
         if g < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
             lo[free], hi[free] = np.nan, np.nan
             pos_ci = (float("nan"), float("nan")) if position_intercept else None
+        seen = np.zeros((g, k), dtype=bool)
+        seen[pcode, ia] = True
+        seen[pcode, ib] = True
+        rare = _rare_items_note(items, seen.sum(axis=0), g, "bradley_terry")
+        if rare:
+            notes.append(rare)
+            warnings.warn(rare, CJEWarning, stacklevel=2)
         zero = _zero_width_note([items[i] for i in free], lo[free], hi[free], "bradley_terry")
         if zero:
             notes.append(zero)
