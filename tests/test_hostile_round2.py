@@ -159,28 +159,26 @@ def test_one_policy_on_another_scale_is_said_out_of_core_as_in_memory(tmp_path: 
     assert len(said[0]) == 1 and said[0] == said[1]
 
 
-def test_labels_of_one_policy_on_another_scale_are_said() -> None:
+def _labels_on_two_scales(n: int, every: int = 1) -> pd.DataFrame:
+    """Policy 'a' labelled on (0, 1), 'b' and 'c' on (1, 5); every ``every``-th row labelled."""
     rng = np.random.default_rng(3)
     rows = []
     for pol, top in (("a", 1.0), ("b", 5.0), ("c", 5.0)):
-        s = rng.uniform(0, 10, 60)
+        s = rng.uniform(0, 10, n)
         y = np.round(s / 10 * top, 2) if top == 1 else np.round(1 + s / 10 * 4, 2)
-        rows.append(pd.DataFrame({"prompt_id": [f"p{i}" for i in range(60)], "policy": pol,
-                                  "judge_score": s, "oracle_label": y}))
-    d = cje.load(pd.concat(rows), judge_scale=(0, 10))
+        rows.append(pd.DataFrame({"prompt_id": [f"p{i}" for i in range(n)], "policy": pol,
+                                  "judge_score": s,
+                                  "oracle_label": np.where(np.arange(n) % every == 0, y, np.nan)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_labels_of_one_policy_on_another_scale_are_said() -> None:
+    d = cje.load(_labels_on_two_scales(60), judge_scale=(0, 10))
     assert any("All 60 oracle labels of policy 'a' lie within (0, 1)" in n for n in d.notices)
 
 
 def test_labels_of_one_policy_on_another_scale_are_said_out_of_core_as_in_memory(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    rows = []
-    for pol, top in (("a", 1.0), ("b", 5.0), ("c", 5.0)):
-        s = rng.uniform(0, 10, 300)
-        y = np.round(s / 10 * top, 2) if top == 1 else np.round(1 + s / 10 * 4, 2)
-        rows.append(pd.DataFrame({"prompt_id": [f"p{i}" for i in range(300)], "policy": pol,
-                                  "judge_score": s, "oracle_label": np.where(np.arange(300) % 4 == 0, y,
-                                                                             np.nan)}))
-    df = pd.concat(rows, ignore_index=True)
+    df = _labels_on_two_scales(300, every=4)
     df.to_parquet(tmp_path / "runs.parquet")
     said = [[n for n in rep.notices if "oracle labels of policy" in n] for rep in (
         cje.analyze(df, judge_scale=(0, 10)),
