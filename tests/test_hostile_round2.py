@@ -443,3 +443,16 @@ def test_typed_columns_read_as_the_plain_ones(kind: str, tmp_path: Path) -> None
     np.testing.assert_array_equal(d.policy_code, plain.policy_code)
     np.testing.assert_array_equal(d.judge_score, plain.judge_score)
     np.testing.assert_array_equal(d.oracle_label, plain.oracle_label)
+
+
+def test_text_in_the_label_column_out_of_core_names_the_likely_fix(tmp_path: Path) -> None:
+    # out of core only the column's type is read: 'NA' for unlabelled rows made it text, and the
+    # error said only "it is String"
+    p = tmp_path / "runs.csv"
+    d = pd.DataFrame(_twelve())
+    d["oracle_label"] = d["oracle_label"].astype(object)
+    d.loc[[1, 4, 7], "oracle_label"] = "NA"
+    d.to_csv(p, index=False)
+    with pytest.raises(CJEInputError, match=r"must be numeric; it is String\. Some row holds text: a word "
+                                            r"such as 'NA' marking unlabelled rows \(leave them empty\)"):
+        cje.analyze(p, engine="polars", judge_scale=(0, 10), label_scale=(0, 1))

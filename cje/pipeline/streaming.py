@@ -395,6 +395,14 @@ def _direct_columns(names: Sequence[Any]) -> None:
     _refuse_design(names)
 
 
+def _text_in_numbers(name: str) -> str:
+    """The fix for text in a numeric column out of core, which reads a column's type, not rows."""
+    what = ("a word such as 'NA' marking unlabelled rows (leave them empty)" if name == "oracle_label"
+            else "a word such as 'NA' marking a missing value (leave it empty)")
+    return (f" Some row holds text: {what}, a decimal comma (7,5) or a second header line. "
+            "engine='memory' names the first such row.")
+
+
 def pl_check_types(schema: Any, numeric: Sequence[str]) -> None:
     """A LazyFrame's id columns hold strings or integers and its ``numeric`` columns numbers
     (each checked where present)."""
@@ -408,7 +416,8 @@ def pl_check_types(schema: Any, numeric: Sequence[str]) -> None:
                 f"{schema[name]}. Write the ids as text. " + _OR_MEMORY)
     for name in numeric:
         if name in schema and not (schema[name].is_numeric() or schema[name] == pl.Null):
-            raise CJEInputError(f"The {name!r} column must be numeric; it is {schema[name]}.")
+            raise CJEInputError(f"The {name!r} column must be numeric; it is {schema[name]}."
+                                + _text_in_numbers(name))
 
 
 def dask_number(pdf: Any, name: str) -> Any:
@@ -420,7 +429,8 @@ def dask_number(pdf: Any, name: str) -> Any:
         return np.nan
     col = pdf[name]
     if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
-        raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}.")
+        raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}."
+                            + _text_in_numbers(name))
     return pd.to_numeric(col).astype("float64")
 
 
