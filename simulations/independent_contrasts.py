@@ -48,6 +48,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -65,8 +66,7 @@ CUTS = (-1.5, -0.5, 0.5, 1.5)
 LABELLED = {"all": set(POLICIES), "some": {"A", "A2", "G"}, "probe": {"A", "A2", "G"}}
 
 
-def _phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+_phi = NormalDist().cdf  # the standard normal distribution function
 
 
 TRUTH = {p: 1.0 + sum(_phi((mu - c) / math.sqrt(1.25)) for c in CUTS) for p, (mu, _) in POLICIES.items()}

@@ -52,6 +52,7 @@ import math
 import time
 import warnings
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -73,8 +74,7 @@ JUDGE_SCALE = {"grid10": (1.0, 10.0), "three": (1.0, 3.0), "nonmono": (1.0, 10.0
 LABELLED = {"A": ("A",), "AT": ("A", "T"), "all": ("A", "B", "T")}
 
 
-def _phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+_phi = NormalDist().cdf  # the standard normal distribution function
 
 
 def shift(policy: str, labels: str) -> float:
