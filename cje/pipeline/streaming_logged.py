@@ -587,14 +587,17 @@ def _scan(b: _Batch, ctx: dict) -> dict:
     lp_hi, lp_lo = np.full(T, -np.inf), np.full(T, np.inf)
     # judge-score sums of each target's rows without / with its log-probability (the
     # missing-at-random check of cje.diagnostics.gates.excluded_rows_gate)
-    s_sums = np.zeros((T, 4))
     s_fin = np.where(np.isfinite(b.s), b.s, 0.0)
+    s_all = np.array([s_fin.sum(), s_fin @ s_fin])
+    s_sums = np.tile(np.r_[0.0, 0.0, s_all], (T, 1))  # (missing Σs, Σs², kept Σs, Σs²)
     for j in range(T):
         lp = b.lp[j + 1]
         ok = ~np.isnan(lp)
         n_ok[j] = int(ok.sum())
-        sk, sm = s_fin[ok], s_fin[~ok]
-        s_sums[j] = (sm.sum(), sm @ sm, sk.sum(), sk @ sk)
+        if n_ok[j] < ok.size:  # the kept rows' sums are the rest of the batch's
+            sm = s_fin[~ok]
+            s_sums[j, :2] = sm.sum(), sm @ sm
+            s_sums[j, 2:] -= s_sums[j, :2]
         if n_ok[j]:
             lam = lp[ok] - base[ok]
             lam_hi[j], lam_lo[j] = lam.max(), lam.min()
