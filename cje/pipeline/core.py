@@ -710,7 +710,7 @@ def estimate(
             if why:
                 level, level_reasons = worse_status(level, near), (*level_reasons, why)
         left_out, why = excluded_rows_gate(info.diagnostics, int(n_rows), se)
-        if why:  # logged rows a target left out (no log-probability, no fresh draws)
+        if why:  # logged rows a target left out for a missing log-probability (needs the SE)
             level, level_reasons = worse_status(level, left_out), (*level_reasons, why)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if clipped:
