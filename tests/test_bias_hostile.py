@@ -215,7 +215,7 @@ def test_few_prompts_never_read_no_relevant_bias():
     # 2 prompts x 190 pairs, no excess length preference: before, the bootstrap interval of the
     # excess was [0.013, 0.018] - inside the ±0.05 band, so "ok" from two prompts, while it
     # excludes the true 0 (over seeds 0-14, 9 of 15 such intervals exclude 0). Prompt-cluster
-    # bootstrap intervals cover 0.67 at 3 prompts, 0.83 at 5.
+    # bootstrap intervals cover 0.48 at 3 prompts, 0.74 at 5 (bootstrap_few_prompts.md).
     from cje.bias import excess_length_preference
 
     d = _many_pairs(2, 20, np.random.default_rng(1))

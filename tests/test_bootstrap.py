@@ -15,6 +15,7 @@ from cje.inference import (
     cluster_bootstrap_totals,
     cluster_bootstrap_weights,
     cluster_robust_covariance,
+    expanded_alpha,
     percentile_interval,
 )
 
@@ -74,6 +75,31 @@ def test_percentile_interval_matches_numpy_and_skips_non_finite():
     assert percentile_interval(col, 0.1) == tuple(np.quantile(col[np.isfinite(col)], [0.05, 0.95]))
     lo, hi = percentile_interval(np.column_stack([col, np.full(400, np.nan)]), 0.1)
     assert np.isnan(lo[1]) and np.isnan(hi[1]) and lo[0] == np.quantile(col[np.isfinite(col)], 0.05)
+
+
+@pytest.mark.parametrize("g", [2, 3, 5, 10, 30, 200, 10**6])
+def test_expanded_alpha_against_scipy(g):
+    # Hesterberg's expanded percentile level: z_{1-a'/2} = sqrt(G/(G-1)) t_{1-a/2, G-1}, here
+    # computed with scipy's t and normal distributions (the package uses its own t quantile)
+    from scipy import stats
+
+    z = np.sqrt(g / (g - 1)) * stats.t.ppf(0.975, g - 1)
+    assert expanded_alpha(0.05, g) == pytest.approx(2 * stats.norm.sf(z), rel=1e-9, abs=1e-12)
+    assert expanded_alpha(0.05, g) < 0.05
+
+
+def test_expanded_percentile_interval_reads_the_replicates_further_out():
+    r = np.random.default_rng(1).normal(size=(4000, 3))
+    g = np.array([1, 30, 200])
+    lo, hi = percentile_interval(r, 0.05, n_clusters=g)
+    a = expanded_alpha(0.05, g)
+    assert a[0] == 0.0  # one cluster: the whole range of the replicates
+    for j in range(3):
+        assert (lo[j], hi[j]) == tuple(np.quantile(r[:, j], [a[j] / 2, 1 - a[j] / 2]))
+    plain_lo, plain_hi = percentile_interval(r, 0.05)
+    assert (lo <= plain_lo).all() and (hi >= plain_hi).all()
+    # a scalar count is used for every column
+    assert percentile_interval(r, 0.05, n_clusters=30)[0][1] == lo[1]
 
 
 @pytest.mark.parametrize(

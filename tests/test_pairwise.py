@@ -351,8 +351,10 @@ def test_bradley_terry_sparse_resamples_are_counted():
 
 
 def test_item_compared_on_few_prompts_is_named():
-    """An item seen on 6 of 200 prompts: its interval is a 6-cluster bootstrap, too narrow (0.87
-    coverage in simulations/independent_bias.py) although the data hold 200 prompts."""
+    """An item seen on 6 of 200 prompts: its interval is a 6-cluster bootstrap (as a plain
+    percentile interval it covered 0.86-0.87, expanded over its 6 prompts 0.95:
+    simulations/results/bootstrap_few_prompts.md) although the data hold 200 prompts; the warning
+    names it."""
     df = _simulate_bt(200, GAMMA, seed=11)
     g = np.random.default_rng(12)
     rows = []

@@ -95,10 +95,10 @@ def excess_length_preference(
     bias are less extreme than the human's — also moves this difference; compare with the
     length-controlled win rates.)
 
-    Interval: percentile prompt-cluster bootstrap (Bayesian exponential prompt weights,
-    docs: Methods › Inference). Test: cluster-robust t test of the mean difference (clusters = prompts,
-    ``G − 1`` degrees of freedom). Flag rule: ``flagged = p_holm < alpha and
-    practically_relevant`` with ``practically_relevant`` = CI entirely outside
+    Interval: expanded percentile prompt-cluster bootstrap (Bayesian exponential prompt weights;
+    :func:`cje.inference.expanded_alpha`; docs: Methods › Inference). Test: cluster-robust t test
+    of the mean difference (clusters = prompts, ``G − 1`` degrees of freedom). Flag rule:
+    ``flagged = p_holm < alpha and practically_relevant`` with ``practically_relevant`` = CI entirely outside
     ``[−RELEVANCE_MARGIN, RELEVANCE_MARGIN]`` = [−0.05, 0.05].
 
     Parameters
@@ -158,7 +158,7 @@ def excess_length_preference(
     p_value = t_pvalue(effect, math.sqrt(var), n_prompts - 1)
     per_g = np.column_stack([np.bincount(g, weights=diff), np.bincount(g)])
     tot = cluster_bootstrap_totals(per_g, n_bootstrap, rng)
-    lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
+    lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha, n_clusters=n_prompts)
     relevant = bool(lo > RELEVANCE_MARGIN or hi < -RELEVANCE_MARGIN)
     few = _few_prompts_note(n_prompts, what)
     if few:
@@ -175,7 +175,7 @@ def excess_length_preference(
         "practically_relevant": relevant,
         "negligible": negligible,
         "relevance_margin": RELEVANCE_MARGIN,
-        "ci_method": f"prompt-cluster bootstrap (B = {n_bootstrap}, percentile)",
+        "ci_method": f"prompt-cluster bootstrap (B = {n_bootstrap}, expanded percentile)",
     }
     return BiasResult(
         bias="verbosity",
@@ -221,7 +221,7 @@ def length_controlled_win_rates(
     (quasi-likelihood). Identification: ``θ`` of the first item (sorted) is 0. An item's
     **length-controlled win rate** is its predicted win probability at zero length difference and
     no slot advantage, averaged over all other items: ``mean_k σ(θ_i − θ_k)``. Intervals:
-    percentile prompt-cluster bootstrap (Bayesian exponential prompt weights; NaN with verdicts on
+    expanded percentile prompt-cluster bootstrap (Bayesian exponential prompt weights; NaN with verdicts on
     one prompt, and a warning below 30 prompts or when an interval has zero width). A ridge
     penalty of 1e-6 keeps the fit finite when an item never loses.
 
@@ -292,7 +292,7 @@ def length_controlled_win_rates(
         return (pw.sum(axis=-1) - 0.5) / (k - 1)  # drop the self-comparison σ(0) = ½
 
     lc = lc_rates(coef)
-    lc_lo, lc_hi = percentile_interval(lc_rates(rep), alpha)
+    lc_lo, lc_hi = percentile_interval(lc_rates(rep), alpha, n_clusters=n_prompts)
     few = _few_prompts_note(n_prompts, what)
     if few:
         warnings.warn(few, CJEWarning, stacklevel=2)
@@ -317,7 +317,7 @@ def length_controlled_win_rates(
     out.attrs.update(
         position_logodds=float(coef[k - 1]),
         length_logodds_per_sd=float(coef[k]) if has_len else 0.0,
-        length_ci=percentile_interval(rep[:, k], alpha) if has_len else (0.0, 0.0),
+        length_ci=percentile_interval(rep[:, k], alpha, n_clusters=n_prompts) if has_len else (0.0, 0.0),
         alpha=alpha,
         n_bootstrap=n_bootstrap,
         judge=d.judge,

@@ -81,7 +81,8 @@ def position(
     first-slot rate ``r = PP/(PP+RP)`` (which estimates ``σ(2β)``). When prompts repeat (several
     pairs or runs per prompt), the clustered McNemar test of Durkalski et al. (2003) —
     ``X² = (Σ_g d_g)² / Σ_g d_g²`` with ``d_g = PP_g − RP_g`` the prompt's excess of PP units,
-    referred to χ²(1) — and a percentile prompt-cluster bootstrap interval. ``ci_low``/``ci_high``
+    referred to χ²(1) — and an expanded percentile prompt-cluster bootstrap interval
+    (:func:`cje.inference.expanded_alpha`). ``ci_low``/``ci_high``
     are the interval's transform ``½ logit(r)`` to the β scale. (The exact McNemar test is exact
     only under the sharp null that no prompt has a slot preference; when the slot preference
     varies by prompt and averages out, units of one prompt share it: with six pairs per prompt and
@@ -199,8 +200,8 @@ def position(
         tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
         with np.errstate(invalid="ignore", divide="ignore"):
             reps = tot[:, 0] / tot[:, 1]
-        r_lo, r_hi = percentile_interval(reps, alpha)
-        ci_method = f"prompt-cluster bootstrap (B = {n_bootstrap}, percentile)"
+        r_lo, r_hi = percentile_interval(reps, alpha, n_clusters=n_prompts)
+        ci_method = f"prompt-cluster bootstrap (B = {n_bootstrap}, expanded percentile)"
     ci_low, ci_high = _half_logit(r_lo), _half_logit(r_hi)
     band_lo, band_hi = FIRST_SLOT_BAND
     relevant = bool(r_hi < band_lo or r_lo > band_hi)
@@ -442,7 +443,7 @@ def _flip_rates(d: PairData, alpha: float, n_bootstrap: int, gen: np.random.Gene
     g = pd.factorize(prompt_of_pair[ok])[0]
     per_g = np.column_stack([np.bincount(g, weights=excess), np.bincount(g)])
     tot = cluster_bootstrap_totals(per_g, n_bootstrap, gen)
-    lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha)
+    lo, hi = percentile_interval(tot[:, 0] / tot[:, 1], alpha, n_clusters=per_g.shape[0])
     return {
         "flip_rate_cross_order": float(cross.mean()),
         "flip_rate_same_order": float(same.mean()),

@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
-#: Below this many prompts a percentile prompt-cluster bootstrap interval is too narrow: with
-#: 3 / 5 / 10 / 30 / 100 prompts the first-slot-rate interval of :func:`cje.bias.position` covered
-#: 0.67 / 0.83 / 0.91 / 0.93 / 0.95 (200 replicates each, Monte Carlo SE ≤ 0.033) and the win-rate
-#: intervals of :func:`cje.pairwise.win_rates` 0.68–0.70 / 0.84 / 0.88–0.91 / 0.90–0.945 at
-#: 3 / 5 / 10 / 30: clearly short of 95% up to 10, still short (within two MC SE) at 30.
+#: Below this many prompts a prompt-cluster bootstrap interval is too narrow. The plain percentile
+#: interval of :func:`cje.bias.position`'s first-slot rate covered 0.48 / 0.72 / 0.87 / 0.91 / 0.93
+#: / 0.94 with 3 / 5 / 10 / 20 / 30 / 100 prompts, the expanded one the package now uses
+#: (:func:`cje.inference.expanded_alpha`) 0.48 / 0.74 / 0.92 / 0.94 / 0.94 / 0.95 (1,500 replicates
+#: each, MC SE ≤ 0.013; ``simulations/results/bootstrap_few_prompts.md``); win-rate and strength
+#: intervals over 20 prompts 0.91–0.96 by item. Still short up to about 10, and single items still
+#: dip below 0.93 at 20, so the warning stays at 30.
 MIN_BOOTSTRAP_PROMPTS: int = 30
 
 
@@ -24,8 +26,8 @@ def _few_prompts_note(g: int, what: str) -> str | None:
                 "more prompts.")
     if g < MIN_BOOTSTRAP_PROMPTS:
         return (f"{what}: only {g} prompts; a prompt-cluster bootstrap interval is too narrow "
-                f"below about {MIN_BOOTSTRAP_PROMPTS} prompts (95% intervals covered 0.67 at 3 "
-                "prompts, 0.83 at 5 and 0.91 at 10). Read it as a lower bound on the uncertainty.")
+                f"below about {MIN_BOOTSTRAP_PROMPTS} prompts (95% intervals covered 0.48 at 3 "
+                "prompts, 0.74 at 5 and 0.92 at 10). Read it as a lower bound on the uncertainty.")
     return None
 
 
@@ -34,7 +36,9 @@ def _rare_items_note(items: Any, item_prompts: np.ndarray, g: int, what: str) ->
 
     An item's interval rests on the prompts where it was compared: the prompt-cluster bootstrap
     over 200 prompts is, for an item seen on 6 of them, a bootstrap over 6 clusters (its 95%
-    win-rate and strength intervals covered 0.87; ``simulations/results/independent_bias.md``).
+    win-rate and strength intervals covered 0.86–0.87 as plain percentile intervals, 0.95 as the
+    expanded ones over its own prompts; ``simulations/results/bootstrap_few_prompts.md``). The
+    warning stays: below 30 prompts the interval rests on few clusters, however it is widened.
     None when every item has enough prompts, or when the data as a whole have too few (that
     warning is :func:`_few_prompts_note`'s).
     """
@@ -47,8 +51,8 @@ def _rare_items_note(items: Any, item_prompts: np.ndarray, g: int, what: str) ->
     more = f" and {rare.size - 5} more" if rare.size > 5 else ""
     return (f"{what}: item(s) {names}{more} were compared on fewer than {MIN_BOOTSTRAP_PROMPTS} of "
             f"the {g} prompts (prompt counts in brackets). Their intervals rest on those prompts "
-            "alone and are too narrow (an item on 6 of 200 prompts: 95% intervals covered 0.87); "
-            "read them as lower bounds on the uncertainty, or compare these items on more prompts.")
+            "alone; they are widened for it, but a bootstrap over that few prompts is coarse: read them "
+            "with care, or compare these items on more prompts.")
 
 
 def _py(value: Any) -> Any:

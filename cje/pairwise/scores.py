@@ -41,7 +41,8 @@ def win_rates(
     """Each item's win rate over its pairwise comparisons, ties counting ½.
 
     ``win_rate = (wins + ties / 2) / n_comparisons`` over every verdict involving the item (all
-    judges and runs pooled). The interval is a percentile prompt-cluster bootstrap: prompts are
+    judges and runs pooled). The interval is an expanded percentile prompt-cluster bootstrap
+    (:func:`cje.inference.expanded_alpha`, over the prompts the item was compared on): prompts are
     resampled with replacement, keeping all verdicts of a drawn prompt together. A replicate in which
     an item has no comparison is skipped for that item. With verdicts on one prompt there is no
     such interval (NaN); below 30 prompts a warning says the intervals are too narrow, and so does
@@ -113,7 +114,8 @@ def win_rates(
         tot = cluster_bootstrap_totals(per_prompt, n_bootstrap, rng, method="multinomial",
                                        max_entries=_MAX_ENTRIES, progress=progress)
         with np.errstate(invalid="ignore", divide="ignore"):
-            lo, hi = percentile_interval(tot[:, k:] / tot[:, :k], alpha)
+            lo, hi = percentile_interval(tot[:, k:] / tot[:, :k], alpha,
+                                         n_clusters=(per_prompt[:, :k] > 0).sum(axis=0))
         few = _few_prompts_note(g, "win_rates")
         if few:
             warnings.warn(few, CJEWarning, stacklevel=2)
@@ -155,8 +157,8 @@ class BradleyTerryResult:
     items : tuple
         The items, sorted.
     strength, ci_low, ci_high : numpy.ndarray
-        Strengths (log-odds scale, ``reference`` fixed at 0) and their ``1 − alpha`` percentile
-        bootstrap intervals (``[0, 0]`` for the reference; NaN when ``n_bootstrap`` was 0).
+        Strengths (log-odds scale, ``reference`` fixed at 0) and their ``1 − alpha`` expanded
+        percentile bootstrap intervals (``[0, 0]`` for the reference; NaN when ``n_bootstrap`` was 0).
     position_effect : float or None
         Log-odds advantage of the first slot (None when fitted without a position intercept).
     position_ci : tuple of float or None
@@ -395,7 +397,8 @@ def bradley_terry(
     equally strong items wins. A tie enters as two half-weight rows, one won by a and one by b (the
     usual "tie = half a win" convention). Strengths are identified by fixing ``reference`` at 0.
 
-    Intervals are percentile prompt-cluster bootstraps: prompts are resampled with replacement and
+    Intervals are expanded percentile prompt-cluster bootstraps (:func:`cje.inference.expanded_alpha`,
+    over the prompts each item was compared on): prompts are resampled with replacement and
     the model is refitted (a batched Newton solver warm-started at the estimate). A resample in which
     the MLE does not exist (some item never lost or never won) is left out and counted. With
     verdicts on one prompt there is no such interval (NaN); below 30 prompts a warning (also in
@@ -549,7 +552,13 @@ def bradley_terry(
             reps.append(est)
         rep = np.vstack(reps)
         n_failed = int(np.isnan(rep).any(axis=1).sum())
-        r_lo, r_hi = percentile_interval(rep, alpha)
+        seen = np.zeros((g, k), dtype=bool)
+        seen[pcode, ia] = True
+        seen[pcode, ib] = True
+        # each strength rests on the prompts its item was compared on; the slot effect on all
+        item_prompts = seen.sum(axis=0)
+        clusters = np.append(item_prompts[free], g)[: rep.shape[1]]
+        r_lo, r_hi = percentile_interval(rep, alpha, n_clusters=clusters)
         lo[:] = 0.0
         hi[:] = 0.0
         lo[free], hi[free] = r_lo[: len(free)], r_hi[: len(free)]
@@ -562,10 +571,7 @@ def bradley_terry(
         if g < 2:  # one prompt: every resample is the data; [x, x] would claim certainty
             lo[free], hi[free] = np.nan, np.nan
             pos_ci = (float("nan"), float("nan")) if position_intercept else None
-        seen = np.zeros((g, k), dtype=bool)
-        seen[pcode, ia] = True
-        seen[pcode, ib] = True
-        rare = _rare_items_note(items, seen.sum(axis=0), g, "bradley_terry")
+        rare = _rare_items_note(items, item_prompts, g, "bradley_terry")
         if rare:
             notes.append(rare)
             warnings.warn(rare, CJEWarning, stacklevel=2)
