@@ -136,7 +136,7 @@ class BiasAudit:
         >>> print(t[["test", "effect", "ci_low", "ci_high", "flagged"]].round(2)
         ...       .to_string(index=False))
                         test  effect  ci_low  ci_high  flagged
-                    position    0.55    0.40     0.75     True
+                    position    0.55    0.39     0.75     True
         verbosity (pairwise)    0.00   -0.02     0.02    False
         """
         import pandas as pd
@@ -174,7 +174,7 @@ class BiasAudit:
         <BLANKLINE>
         test                       judge             effect                95% CI   p_holm  flag
         ----------------------------------------------------------------------------------------
-        position                   —                 +0.545      [+0.396, +0.752] 8.61e-09  FLAG
+        position                   —                 +0.545      [+0.393, +0.752] 8.61e-09  FLAG
         verbosity (pairwise)       —                 +0.002      [-0.016, +0.022]    0.827  ok
         """
         level = int(round(100 * (1 - self.alpha)))

@@ -256,9 +256,9 @@ class BradleyTerryResult:
         >>> print(t.round(2).to_string(index=False))
         item  strength  ci_low  ci_high  reference
            A      0.00    0.00     0.00       True
-           B     -0.12   -0.35     0.14      False
+           B     -0.12   -0.35     0.15      False
            C     -0.62   -0.85    -0.42      False
-           D     -0.75   -1.03    -0.51      False
+           D     -0.75   -1.04    -0.51      False
         """
         import pandas as pd
 
@@ -288,10 +288,10 @@ class BradleyTerryResult:
         Bradley–Terry strengths (log-odds, 'A' = 0); 1200 verdicts on 100 prompts; 95% prompt-bootstrap CIs
         <BLANKLINE>
           A                          +0.000  [+0.000, +0.000]
-          B                          -0.121  [-0.351, +0.145]
-          C                          -0.622  [-0.850, -0.420]
-          D                          -0.753  [-1.032, -0.511]
-          (first-slot advantage)     +0.089  [-0.004, +0.183]
+          B                          -0.121  [-0.352, +0.145]
+          C                          -0.622  [-0.852, -0.419]
+          D                          -0.753  [-1.037, -0.506]
+          (first-slot advantage)     +0.089  [-0.005, +0.186]
         """
         level = int(round(100 * (1 - self.alpha)))
         out = [
