@@ -36,7 +36,8 @@ Usage::
 
     PYTHONPATH=. python simulations/independent_cov.py [--reps 500] [--cells A,B] [--n-jobs 1]
 
-Writes ``simulations/results/independent_cov.csv`` (per policy and replicate) and the tables of
+Writes ``simulations/results/independent_cov.parquet`` (per policy, mode and replicate;
+git-ignored) and the tables of
 ``simulations/results/independent_cov.md`` (the reading above its ``# Tables`` line is kept).
 """
 
@@ -259,7 +260,7 @@ def replicate(cell: str, seed: int, truths: dict[str, dict[str, float]]) -> list
                               mode=mode, covariates=cov, seed=seed,
                               transport_margin=margin,
                               probe_correction=correct)
-        audits = {a.policy: a.verdict for a in rep.audits}
+        audits = {a.policy: a for a in rep.audits}
         for e in rep.estimates:
             t = truths[process][e.policy]
             out.append({
@@ -267,7 +268,10 @@ def replicate(cell: str, seed: int, truths: dict[str, dict[str, float]]) -> list
                 "policy": e.policy, "truth": t, "estimate": e.estimate, "se": e.se,
                 "ci_low": e.ci_low, "ci_high": e.ci_high, "status": e.status,
                 "covered": bool(e.ci_low <= t <= e.ci_high),
-                "audit": audits.get(e.policy, ""),
+                "audit": audits[e.policy].verdict if e.policy in audits else "",
+                "audit_delta": audits[e.policy].delta if e.policy in audits else float("nan"),
+                "audit_se": audits[e.policy].se if e.policy in audits else float("nan"),
+                "df": e.df,
                 "oor": e.diagnostics.get("out_of_range_share", float("nan")),
                 "len_beyond": beyond[e.policy],
                 "reason": (e.reasons[0][:60] if e.reasons else ""),
@@ -381,7 +385,7 @@ def main() -> None:
         rows += [r for rr in res for r in rr]
         print(f"{cell}: {time.time() - t1:.0f} s", flush=True)
     df = pd.DataFrame(rows)
-    df.to_csv(args.out + ".csv", index=False)
+    df.to_parquet(args.out + ".parquet", index=False)  # git-ignored (40 MB as CSV)
     eq = pd.DataFrame(text_equivalence(range(1, 1 + args.text_seeds))) if args.text_seeds else None
     lines = ["# Tables", "", f"Command: `PYTHONPATH=. python simulations/independent_cov.py "
              f"--reps {args.reps} --cells {args.cells}`; runtime {time.time() - t0:.0f} s "
