@@ -387,7 +387,7 @@ def main() -> None:
     df = pd.DataFrame(rows)
     df.to_parquet(args.out + ".parquet", index=False)  # git-ignored (40 MB as CSV)
     eq = pd.DataFrame(text_equivalence(range(1, 1 + args.text_seeds))) if args.text_seeds else None
-    lines = ["# Tables", "", f"Command: `PYTHONPATH=. python simulations/independent_cov.py "
+    lines = ["# Tables", "", f"Command: `python simulations/independent_cov.py "
              f"--reps {args.reps} --cells {args.cells}`; runtime {time.time() - t0:.0f} s "
              f"(n_jobs={args.n_jobs}).", "",
              "Truths (label scale 1–5): " + "; ".join(
