@@ -423,8 +423,10 @@ def level_gate(
     """Status and reasons of one policy's level estimate (docs: Methods › Diagnostics and gates).
 
     Without a probe correction a transport audit that FAILs refuses the level and one that is
-    INCONCLUSIVE cautions it. When the policy's probe slice corrects its level (``probe``), the
-    level no longer rests on the calibration transporting: the audit is still reported (and
+    INCONCLUSIVE cautions it; one that PASSes leaves a policy without labels of its own CAUTION
+    (the level still carries a transport error of up to the margin, which its interval omits).
+    When the policy's probe slice corrects its level (``probe``), the level no longer rests on the
+    calibration transporting: the audit is still reported (and
     named in the reason) but does not refuse; the level is REFUSED when the probe's labels lie
     on one prompt (no variance estimate), CAUTION when the probe has fewer than
     :data:`MIN_PROBE_LABELS` labels or prompts, and judge scores outside the labelled range caution
@@ -544,6 +546,18 @@ def level_gate(
             "no oracle labels of its own: the calibration learned on other policies is assumed to "
             "transport; a probe slice of its labelled responses (probes=/--probe) corrects its "
             "level."
+        )
+    elif n_labels == 0 and probe is None and audit is not None and audit.verdict == "PASS":
+        # an audit-only PASS (probe_correction=False) bounds the transport error by the margin
+        # but leaves it in the level, and the interval has no allowance for it: with a precise
+        # calibration such OK intervals covered 0.33 (simulations/results/independent_cov.md)
+        worse("CAUTION")
+        reasons.append(
+            f"no oracle labels of its own, and its probe slice only audits the calibration "
+            f"(probe_correction=False): the audit passed (δ = {audit.delta:+.3f} "
+            f"[{audit.ci_low:+.3f}, {audit.ci_high:+.3f}] inside ±{audit.margin:g}), which bounds "
+            "the transport error by the margin but does not remove it, and the interval does not "
+            "include it. probe_correction=True corrects the level with the probe's labels."
         )
     if share >= OUT_OF_RANGE_GATE:
         if probe is None:
