@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-from collections.abc import Callable
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import cje
 from cje.errors import CJEInputError
 
 pl = pytest.importorskip("polars")
+pa = pytest.importorskip("pyarrow")
 
 KW_DIRECT = dict(judge_scale=(0, 10), label_scale=(1, 5))
 KW_LOGGED = dict(judge_scale=(0, 10), label_scale=(0, 1))
@@ -83,13 +83,23 @@ def make_logged(seed: int, n_prompts: int = 150) -> tuple[pd.DataFrame, pd.DataF
 
 
 # ---- writing and routes ---------------------------------------------------------------------
+def _plain(v: Any) -> Any:
+    """A cell as JSON writes it: missing values (NaN, None, pd.NA) as null, numpy scalars as
+    Python numbers."""
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def write(df: pd.DataFrame, path: Path) -> Path:
     """One file of ``df`` in the format its suffix names (NaN written as empty / null)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         df.to_csv(path, index=False)
-    elif path.suffix == ".jsonl":
-        df.to_json(path, orient="records", lines=True, force_ascii=False)
+    elif path.suffix == ".jsonl":  # (json: pandas' writer rounds floats to 10 digits)
+        with open(path, "w", encoding="utf-8") as fh:
+            for rec in df.to_dict(orient="records"):
+                fh.write(json.dumps({k: _plain(v) for k, v in rec.items()}, ensure_ascii=False) + "\n")
     else:
         df.to_parquet(path, index=False)
     return path
@@ -234,7 +244,8 @@ def differences(ref: dict[str, Any] | str, got: dict[str, Any] | str, rel: float
             total = (x.get("se") or 0.0) ** 2
             if abs((x.get("var_cal") or 0) - (y.get("var_cal") or 0)) <= rel * total:
                 y["var_cal"] = x.get("var_cal")
-            if key == "estimates" and abs(x["calibration_share"] - y["calibration_share"]) <= 1e-9:
+            if key == "estimates" and None not in (x.get("calibration_share"), y.get("calibration_share")) \
+                    and abs(x["calibration_share"] - y["calibration_share"]) <= 1e-9:
                 y["calibration_share"] = x["calibration_share"]
     out: list[str] = []
     _close(a, b, "report", out, rel)
@@ -242,8 +253,7 @@ def differences(ref: dict[str, Any] | str, got: dict[str, Any] | str, rel: float
 
 
 def check_routes(df: pd.DataFrame, routes: tuple[str, ...], tmp: Path, kw: dict[str, Any],
-                 client: Any = None, prepare: Callable[[Any], Any] | None = None
-                 ) -> dict[str, list[str]]:
+                 client: Any = None) -> dict[str, list[str]]:
     """Every route's differences from the oracle (routes without any are left out)."""
     found: dict[str, list[str]] = {}
     for route in routes:
@@ -251,13 +261,33 @@ def check_routes(df: pd.DataFrame, routes: tuple[str, ...], tmp: Path, kw: dict[
             continue
         where = tmp / route.replace("/", "_")
         where.mkdir(parents=True, exist_ok=True)
-        data, rows, engine = route_input(route, df, where)
+        try:
+            data, rows, engine = route_input(route, df, where)
+        except (pa.ArrowException, pl.exceptions.PolarsError):
+            continue  # the data cannot be written that way (e.g. Parquet of mixed str/int ids)
         ref = oracle(rows, kw)
         got = run(data, route, where, kw, engine, client)
         diff = differences(ref, got)
+        if diff and out_of_core_refusal(route, ref, got):
+            continue  # a documented limitation, refused with the fix
         if diff:
             found[route] = diff[:8]
     return found
+
+
+def out_of_core_refusal(route: str, ref: dict[str, Any] | str, got: dict[str, Any] | str) -> bool:
+    """Whether an out-of-core route refused, with the fix, what memory analyses: text in a
+    numeric column, float ids, no labels (out of core reads a column's type, not its rows, and
+    needs labels to calibrate); its message names the column and points to engine='memory'."""
+    return (isinstance(ref, dict) and isinstance(got, str) and engine_of(route) != "memory"
+            and "engine='memory'" in got and any(c in got for c in (
+                "'judge_score'", "'oracle_label'", "'prompt_id'", "labelled prompt")))
+
+
+def engine_of(route: str) -> str:
+    """The engine a route runs on."""
+    kind, _, engine = route.partition("/")
+    return "polars" if kind == "lazy" else engine or "memory"
 
 
 # ---- the fast tier: clean random data through every route -----------------------------------
@@ -315,8 +345,249 @@ def test_jsonl_logged_long_format_keeps_logprobs(reader: str, tmp_path: Path) ->
                 "print(r.to_json())")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, cwd=tmp_path,
-                             env={**__import__("os").environ, "PYTHONPATH": str(Path(cje.__file__).parents[1])})
+                             env={**os.environ, "PYTHONPATH": str(Path(cje.__file__).parents[1])})
         got = json.loads(out.stdout)
     assert _methods(got) == [("base", "on-policy (logged)"), ("near", "calibrated-ips"),
                              ("far", "calibrated-ips")]
     assert differences(ref, got) == []
+
+
+# ---- hostile values, one at a time: every route agrees with the pandas route or refuses -----
+def _hostile(name: str) -> pd.DataFrame:
+    """The seed-1 direct data set with one hostile change (see the ids below)."""
+    d = make_direct(1, 40)
+    num = d["prompt_id"].str[1:].astype(int)
+    if name == "int_ids":
+        d["prompt_id"] = num
+    elif name == "ids_01_and_1":  # "01" and 1 are two prompts on every route
+        d["prompt_id"] = pd.Series([f"0{i}" if k % 2 else i for k, i in enumerate(num)], dtype=object)
+    elif name == "ids_with_spaces":
+        d.loc[d.index % 3 == 0, "prompt_id"] = " " + d["prompt_id"] + " "
+    elif name == "ids_nfc_nfd":  # 'é' composed and decomposed: two ids on every route
+        d["prompt_id"] = d["prompt_id"] + np.where(d.index % 2, "e\u0301", "\u00e9")
+    elif name == "ids_long":
+        d["prompt_id"] = d["prompt_id"] + "x" * 5000
+    elif name == "ids_nan_NA_null":
+        d["prompt_id"] = d["prompt_id"].replace({"q0003": "nan", "q0004": "NA", "q0005": "null"})
+    elif name == "labels_as_text":
+        d["oracle_label"] = d["oracle_label"].map(lambda x: "" if x != x else str(x))
+    elif name == "labels_NA":
+        d["oracle_label"] = d["oracle_label"].map(lambda x: "NA" if x != x else x)
+    elif name == "labels_nullable_int":
+        d["oracle_label"] = d["oracle_label"].astype("Int64")
+    elif name == "labels_bool":
+        d["oracle_label"] = d["oracle_label"].map(lambda x: None if x != x else bool(x >= 3)).astype(object)
+    elif name == "scores_as_text":
+        d["judge_score"] = d["judge_score"].map(str)
+    elif name == "score_inf":
+        d.loc[5, "judge_score"] = np.inf
+    elif name == "label_inf":
+        d.loc[7, "oracle_label"] = np.inf
+    elif name.startswith("policy_"):
+        d["policy"] = d["policy"].replace({"gamma": name[len("policy_"):].replace("EMPTY", "")})
+    elif name == "duplicate_rows":
+        d = pd.concat([d, d.iloc[:5]], ignore_index=True)
+    elif name != "clean":
+        raise AssertionError(name)
+    return d
+
+
+HOSTILE = ("clean", "int_ids", "ids_01_and_1", "ids_with_spaces", "ids_nfc_nfd", "ids_long",
+           "ids_nan_NA_null", "labels_as_text", "labels_NA", "labels_nullable_int", "labels_bool",
+           "scores_as_text", "score_inf", "label_inf", "policy_nan", "policy_NA", "policy_null",
+           "policy_EMPTY", "policy_None", "duplicate_rows")
+FAST_ROUTES = ("dict", "polars", "csv", "jsonl", "parquet", "jsonl-dir", "csv-glob/polars",
+               "parquet-glob/polars", "fresh-dir")
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_values(name: str, tmp_path: Path) -> None:
+    """Each hostile change alone: every route gives the pandas route's report or refuses with
+    an input error (a refusal out of core of text in a numeric column is such a refusal)."""
+    df = _hostile(name)
+    assert check_routes(df, FAST_ROUTES, tmp_path, KW_DIRECT) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_values_every_route(name: str, tmp_path: Path, dask_client: Any) -> None:
+    df = _hostile(name)
+    assert check_routes(df, DIRECT_ROUTES, tmp_path, KW_DIRECT, dask_client) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10, 30))
+def test_direct_routes_agree_sweep(seed: int, tmp_path: Path, dask_client: Any) -> None:
+    df = make_direct(seed, n_prompts=int(np.random.default_rng(seed).integers(30, 200)))
+    assert check_routes(df, DIRECT_ROUTES, tmp_path, KW_DIRECT, dask_client) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10, 20))
+@pytest.mark.parametrize("estimator", ["ips", "snips", "calibrated-ips", "dr-cpo", "tmle", "stacked-dr"])
+def test_logged_routes_agree_sweep(seed: int, estimator: str, tmp_path: Path, dask_client: Any) -> None:
+    logged, fresh = make_logged(seed, n_prompts=int(np.random.default_rng(seed).integers(80, 300)))
+    kw = dict(KW_LOGGED, estimator=estimator)
+    if estimator not in ("ips", "snips", "calibrated-ips"):
+        kw["fresh_draws"] = str(write(fresh, tmp_path / "fresh.parquet"))
+    assert check_routes(logged, LOGGED_ROUTES, tmp_path, kw, dask_client) == {}
+
+
+# ---- file sets whose files differ: every engine reads them as the pandas concatenation -------
+def _file_set(name: str, logged: bool) -> list[pd.DataFrame]:
+    df = make_logged(3, 150)[0] if logged else make_direct(2, 40)
+    n = len(df)
+    a, b, c = df.iloc[:n // 3], df.iloc[n // 3:2 * n // 3], df.iloc[2 * n // 3:]
+    return {
+        "label_column_missing_in_one": [a, b.drop(columns="oracle_label"), c],
+        "labels_empty_in_one": [a, b.assign(oracle_label=np.nan), c],  # F3: CSV, polars
+        "labels_empty_in_first": [b.assign(oracle_label=np.nan), a, c],
+        "header_only_file": [a, b.iloc[:0], c],  # F4 (CSV) and F5 (a blank JSON Lines file)
+        "policy_column_missing_in_one": [a, b.drop(columns="policy"), c],  # F2, F6
+        "labels_int_in_one": [a.assign(oracle_label=a["oracle_label"].astype("Int64")), b, c]
+        if not logged else [a, b, c],
+        "duplicates_across_files": [a, b, pd.concat([c, a.iloc[:4]])],
+        "columns_reordered_in_one": [a, b[b.columns[::-1]], c],
+    }[name]
+
+
+FILE_SETS = ("label_column_missing_in_one", "labels_empty_in_one", "labels_empty_in_first",
+             "header_only_file", "policy_column_missing_in_one", "labels_int_in_one",
+             "duplicates_across_files", "columns_reordered_in_one")
+
+
+def check_file_set(parts: list[pd.DataFrame], tmp: Path, kw: dict[str, Any], client: Any,
+                   formats: tuple[str, ...] = ("csv", "jsonl", "parquet")) -> dict[str, list[str]]:
+    """Differences of each (format, engine) from the pandas route on the concatenated parts."""
+    ref = oracle(pd.concat(parts, ignore_index=True), kw)
+    found = {}
+    for fmt in formats:
+        where = tmp / fmt
+        for i, part in enumerate(parts):
+            write(part, where / f"part-{i:02d}.{fmt}")
+        for engine in ("memory", "polars", "dask"):
+            got = run(str(where / f"*.{fmt}"), fmt, where, kw, engine, client)
+            diff = differences(ref, got)
+            if diff:
+                found[f"{fmt}/{engine}"] = diff[:5]
+    return found
+
+
+@pytest.mark.parametrize("name", FILE_SETS)
+def test_file_sets_direct(name: str, tmp_path: Path, dask_client: Any) -> None:
+    """F2-F5: a file without a policy column among files with one was taken as a policy named
+    'default' by polars (memory and Dask refuse it: no policy on its rows); a CSV file whose label
+    column is empty on every row (a file of unlabelled rows) or that holds a header only was
+    refused by polars ("it is String. Some row holds text"); a blank JSON Lines file crashed
+    polars and Dask ("could not infer data-type")."""
+    assert check_file_set(_file_set(name, logged=False), tmp_path, KW_DIRECT, dask_client) == {}
+
+
+@pytest.mark.parametrize("name", ["label_column_missing_in_one", "labels_empty_in_one",
+                                  "header_only_file", "policy_column_missing_in_one",
+                                  "duplicates_across_files", "columns_reordered_in_one"])
+def test_file_sets_logged(name: str, tmp_path: Path, dask_client: Any) -> None:
+    """F6: logged data, a file without a policy column among files with one crashed polars
+    ("schema lengths differ"); the rest as in direct mode."""
+    kw = dict(KW_LOGGED, estimator="snips")
+    assert check_file_set(_file_set(name, logged=True), tmp_path, kw, dask_client) == {}
+
+
+def test_blank_and_empty_files(tmp_path: Path, dask_client: Any) -> None:
+    """F5: files of whitespace (a JSON Lines file of one line end, a CSV file of blank lines)
+    and 0-byte files add no rows on every engine; every file empty is refused alike."""
+    df = make_direct(4, 40)
+    ref = oracle(df, KW_DIRECT)
+    for fmt, blank in (("jsonl", "\n"), ("csv", "\n\n"), ("jsonl", ""), ("csv", ""), ("jsonl", "\ufeff\n")):
+        where = tmp_path / f"{fmt}{len(blank)}"
+        write_parts(df, where, fmt, parts=2)
+        (where / f"part-00a.{fmt}").write_text(blank, encoding="utf-8")
+        for engine in ("memory", "polars", "dask"):
+            got = run(str(where), fmt, where, KW_DIRECT, engine, dask_client)
+            assert differences(ref, got) == [], (fmt, repr(blank), engine)
+    where = tmp_path / "none"
+    where.mkdir()
+    (where / "a.jsonl").write_text("\n")
+    (where / "b.jsonl").write_text("")
+    for engine in ("memory", "polars", "dask"):
+        got = run(str(where), "jsonl", where, KW_DIRECT, engine, dask_client)
+        assert isinstance(got, str) and "no rows" in got, (engine, got)
+
+
+def _jsonl_lines(n: int = 200) -> list[str]:
+    return [json.dumps({"prompt_id": f"q{i}", "policy": "ab"[i % 2], "judge_score": i % 10,
+                        "oracle_label": (i % 5 + 1) if i % 3 == 0 else None}) for i in range(n)]
+
+
+def _csv_lines(n: int = 200) -> list[str]:
+    return ["prompt_id,policy,judge_score,oracle_label"] + [
+        f"q{i},{'ab'[i % 2]},{i % 10},{(i % 5 + 1) if i % 3 == 0 else ''}" for i in range(n)]
+
+
+def _bad_file(kind: str) -> tuple[str, str, str]:
+    """(suffix, content, what the message must say) of an unreadable file; the bad line is late
+    (line 151), after the rows polars infers the types from."""
+    if kind.startswith("csv"):
+        lines = _csv_lines()
+        if kind == "csv_extra_field":
+            lines[150] += ",extra"
+            return "csv", "\n".join(lines) + "\n", "line 151"
+        lines[150] = lines[0]  # csv_header_again
+        return "csv", "\n".join(lines) + "\n", "judge_score"
+    lines = _jsonl_lines()
+    if kind == "jsonl_truncated":
+        lines[150] = lines[150][:-5]
+        return "jsonl", "\n".join(lines) + "\n", "line 151"
+    if kind == "jsonl_infinity":
+        lines[150] = lines[150].replace('"judge_score": 0', '"judge_score": Infinity')
+        return "jsonl", "\n".join(lines) + "\n", "Infinity"
+    if kind == "jsonl_1e400":
+        lines[190] = lines[190].replace('"oracle_label": null', '"oracle_label": 1e400')
+        return "jsonl", "\n".join(lines) + "\n", "Cannot parse"
+    if kind == "jsonl_truncated_early":
+        lines[3] = lines[3][:-5]
+        return "jsonl", "\n".join(lines) + "\n", "line 4"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["csv_extra_field", "csv_header_again", "jsonl_truncated",
+                                  "jsonl_infinity", "jsonl_1e400", "jsonl_truncated_early"])
+def test_unreadable_file_refused_on_every_engine(kind: str, tmp_path: Path, dask_client: Any) -> None:
+    """F8: a file the engines' parsers cannot read failed out of core with the parser's own
+    exception (polars' ComputeError "error parsing line: Syntax at character 0", pandas'
+    ParserError, ValueError "Range error when decoding numeric") where memory names the line;
+    now every engine raises the input error, the same as memory's where the readers find the
+    line."""
+    suffix, content, says = _bad_file(kind)
+    where = tmp_path / "d"
+    where.mkdir()
+    (where / f"a.{suffix}").write_text(content)
+    for engine in ("memory", "polars", "dask"):
+        got = run(str(where), suffix, where, KW_DIRECT, engine, dask_client)
+        # (Dask's JSON parser reads a bare Infinity: the value is refused, naming its row)
+        assert isinstance(got, str) and (says in got or (
+            engine == "dask" and kind == "jsonl_infinity" and "must be finite; row 150" in got)), \
+            (engine, got)
+
+
+# ---- defects left open ----------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="F7: a float prompt id 1.0 in a DataFrame becomes the id "
+                   "'1' (cje.data: integer-valued floats are written as integers), while a CSV or "
+                   "JSON Lines file keeps the text written, '1.0' (ids as written): the fold hash "
+                   "differs, so the same rows give other estimates (design decision needed)")
+def test_float_ids_same_by_route(tmp_path: Path) -> None:
+    df = make_direct(1, 40)
+    df["prompt_id"] = df["prompt_id"].str[1:].astype(int).astype(float)
+    assert check_routes(df, ("csv", "jsonl", "polars", "parquet"), tmp_path, KW_DIRECT) == {}
+
+
+@pytest.mark.xfail(strict=True, reason="F9: Dask reads JSON Lines with pandas.read_json, which "
+                   "silently turns a boolean among numbers into 1/0 (memory and polars refuse the "
+                   "line)")
+def test_dask_jsonl_boolean_among_numbers(tmp_path: Path, dask_client: Any) -> None:
+    lines = _jsonl_lines()
+    lines[190] = lines[190].replace('"oracle_label": null', '"oracle_label": true')
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    for engine in ("memory", "polars", "dask"):
+        got = run(str(tmp_path), "jsonl", tmp_path, KW_DIRECT, engine, dask_client)
+        assert isinstance(got, str) and "boolean" in got, (engine, got)

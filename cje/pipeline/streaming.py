@@ -294,6 +294,93 @@ def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
+def files_with_rows(files: Sequence[Path]) -> list[Path]:
+    """The files of a file set without those that are empty or blank (a JSON Lines or CSV file
+    of whitespace only), which add no rows — as :func:`read_files_in_memory` skips them; the
+    out-of-core readers could not infer a blank file's schema (polars: "could not infer
+    data-type"). Refused, as in memory, when every file is empty.
+
+    Parameters
+    ----------
+    files : sequence of pathlib.Path
+        The files of :func:`expand_files`.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    CJEInputError
+        Every file is empty.
+    """
+    from cje.readers import blank_text_file
+
+    kept = [p for p in files if p.stat().st_size > 0 and
+            (SUFFIXES[p.suffix.lower()] == "parquet" or not blank_text_file(p))]
+    if not kept:
+        raise CJEInputError(f"The input has no rows: '{files[-1]}' is empty"
+                            + (" (and so is every other file)." if len(files) > 1 else "."))
+    return kept
+
+
+def explain_unreadable(data: Any, columns: Any = None) -> None:
+    """After an out-of-core engine failed with an error that is not an input error: if a file
+    of ``data`` cannot be read, raise the input error the in-memory readers give for it — the
+    first bad line of the first such file (a truncated or invalid JSON line, a bare
+    ``Infinity``, a boolean among numbers, a CSV line with too many or too few fields), or a
+    numeric column that holds text once every row is looked at (polars infers a CSV or JSON
+    Lines column's type from its first rows, then fails on a later row). Returns when every
+    file reads (the caller re-raises its error).
+
+    Parameters
+    ----------
+    data : Any
+        :func:`cje.analyze`'s ``data``; only a path, glob or directory is looked at.
+    columns : Mapping[str, str], optional
+        :func:`cje.analyze`'s ``columns=``.
+
+    Raises
+    ------
+    CJEInputError
+        Naming the file (and the line, where the readers can find it).
+    """
+    import polars as pl
+
+    from cje import readers
+
+    try:
+        files = expand_files(data)
+    except CJEInputError:
+        return
+    renamed = {theirs: std for std, theirs in (columns or {}).items()}
+    ids = _id_names(columns)
+    for path in files_with_rows(files) if files else ():
+        kind = SUFFIXES[path.suffix.lower()]
+        if kind == "parquet":
+            continue
+        if kind == "jsonl":
+            readers._diagnose_jsonl(path, ids)  # raises, naming the line, if it finds one
+            lf = pl.scan_ndjson(path, infer_schema_length=None)
+        else:
+            n_fields = len(readers._csv_header(path))
+            readers._diagnose_csv(path, n_fields)
+            readers._check_csv_field_counts(path, n_fields)
+            lf = pl.scan_csv(path, infer_schema_length=None,
+                             schema_overrides={c: pl.String for c in ids})
+        try:
+            schema = _empty_csv_numbers(lf, columns).collect_schema()  # (an empty column: Null)
+        except Exception as exc:  # message depends on the polars version
+            what = "JSON Lines" if kind == "jsonl" else "CSV"
+            raise CJEInputError(f"Cannot parse '{path}' as {what}: {exc}") from None
+        numeric = [c for c in schema.names() if renamed.get(c, c) in (
+            "judge_score", "oracle_label", "label_probability")
+            or str(renamed.get(c, c)).startswith("logprob")]
+        with naming_file(str(path)):
+            pl_check_types(pl.Schema({renamed.get(c, c): schema[c] for c in numeric}),
+                           [renamed.get(c, c) for c in numeric])
+
+
 def out_of_core_files(data: Any, engine: str) -> list[Path] | None:
     """The files of an out-of-core input, ``None`` for a polars LazyFrame or a Dask DataFrame;
     anything else (a data frame in memory, a cje-eval fresh-draws directory) is refused with
@@ -317,7 +404,7 @@ def polars_inputs(data: Any, files: list[Path] | None, columns: Any) -> list[tup
     import polars as pl
 
     if files is not None:
-        return [_polars_scan(p, i, columns) for i, p in enumerate(files)]
+        return [_polars_scan(p, i, columns) for i, p in enumerate(files_with_rows(files))]
     if type(data).__module__.startswith("dask"):
         raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
     lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
@@ -332,6 +419,7 @@ def dask_inputs(data: Any, files: list[Path] | None, columns: Any) -> tuple[Any,
         raise CJEInputError("engine='dask' needs dask[dataframe,distributed]: pip install 'cje[dask]'.") \
             from None
     if files is not None:
+        files = files_with_rows(files)
         names = _file_columns(files)  # every file's partition gets them all (as in memory)
         args = [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns), names)
                 for i, p in enumerate(files)]
@@ -510,9 +598,30 @@ def _polars_scan(path: Path, i: int, columns: Any = None) -> tuple[Any, str]:
         header = pl.scan_csv(path, n_rows=0).collect_schema().names()
         lf = pl.scan_csv(path, schema_overrides={c: pl.String for c in _id_names(columns)
                                                  if c in header})
+        lf = _empty_csv_numbers(lf, columns)
     else:
         lf = pl.scan_ndjson(path)
     return lf.with_row_index("__row").with_columns(pl.lit(i, dtype=pl.Int64).alias("__file")), str(path)
+
+
+def _empty_csv_numbers(lf: Any, columns: Any) -> Any:
+    """A CSV file's numeric columns (judge score, label, log-probabilities) that polars read as
+    text because they are empty on every row (a file of unlabelled rows; a file with a header
+    only), typed as empty (``Null``), as the in-memory and Dask readers read them; a column with
+    any text stays text (refused with its fix). Only a text-typed numeric column costs a scan
+    of that column."""
+    import polars as pl
+
+    renamed = {theirs: std for std, theirs in (columns or {}).items()}
+    schema = lf.collect_schema()
+    text = [c for c, t in schema.items() if t == pl.String and (
+        renamed.get(c, c) in ("judge_score", "oracle_label", "label_probability")
+        or str(renamed.get(c, c)).startswith("logprob"))]
+    if not text:
+        return lf
+    counts = lf.select(pl.col(c).is_not_null().sum() for c in text).collect()
+    empty = [c for c in text if counts[c][0] == 0]
+    return lf.with_columns(pl.col(c).cast(pl.Null) for c in empty) if empty else lf
 
 
 @dataclass
@@ -580,8 +689,9 @@ def _refuse_design(names: Sequence[Any]) -> None:
             "other numbers. " + _OR_MEMORY)
 
 
-def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[str]]:
-    """The standard columns of a LazyFrame (renamed, typed); notices."""
+def _pl_columns(lf: Any, columns: Any, policy_default: str | None) -> tuple[Any, list[str]]:
+    """The standard columns of a LazyFrame (renamed, typed); notices. Without a ``policy``
+    column its rows' policy is ``policy_default`` (``None``: none, refused)."""
     import polars as pl
 
     if columns:
@@ -599,7 +709,7 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[s
             pl.col("oracle_label").cast(pl.Float64) if "oracle_label" in names
             else pl.lit(None, dtype=pl.Float64).alias("oracle_label"),
             pl.col("__file"), pl.col("__row").cast(pl.Int64)]
-    if "policy" not in names:
+    if "policy" not in names and policy_default is not None:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
     return lf.select(cols), notices
 
@@ -643,9 +753,14 @@ class _PolarsEngine(_Engine):
         parts: list[Any] = []
         notices: list[str] = []
         self.has_draw_idx = False
+        # 'default' only when no file has a policy column: among files that have one, a
+        # file without it has no policy on its rows (refused), as in memory and on Dask
+        renamed = {theirs: std for std, theirs in (columns or {}).items()}
+        any_policy = any("policy" in (renamed.get(c, c) for c in lf.collect_schema().names())
+                         for lf, _ in frames)
         for lf, src in frames:
             with naming_file(src):
-                q, notices = _pl_columns(lf, columns, "default")
+                q, notices = _pl_columns(lf, columns, None if any_policy else "default")
             parts.append(q)
             self.has_draw_idx |= "draw_idx" in lf.collect_schema().names()
         self.notices = notices

@@ -278,11 +278,16 @@ class _PolarsEngine(_Engine):
             with naming_file(src):
                 check_renames(names, columns)
                 union.update(dict.fromkeys(_lp_columns([renamed.get(n, n) for n in names])))
+        # among files with a policy column, a file without one has no policy on its rows
+        # (refused, as in memory and on Dask); 'default' only when no file has one
+        renamed = {theirs: std for std, theirs in (columns or {}).items()}
+        any_policy = any("policy" in (renamed.get(n, n) for n in lf.collect_schema().names())
+                         for lf, _ in frames)
         parts = []
         self.notices = []
         for lf, src in frames:
             with naming_file(src):
-                q, self.lp_names, notes = _pl_standard(lf, columns, list(union))
+                q, self.lp_names, notes = _pl_standard(lf, columns, list(union), any_policy)
             self.notices = notes
             parts.append(q)
         self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -334,11 +339,13 @@ class _PolarsEngine(_Engine):
             bar.close()
 
 
-def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None
-                 ) -> tuple[Any, list[str], list[str]]:
+def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None,
+                 policy_elsewhere: bool = False) -> tuple[Any, list[str], list[str]]:
     """The standard columns of a LazyFrame (renamed, typed), the log-probability columns as
     ``__lp0`` (``logprob_base``), ``__lp1``… (``lp_names``, by default this frame's; one it
-    lacks is null); the names of those; notices."""
+    lacks is null); the names of those; notices. Without a ``policy`` column the rows are the
+    policy 'default', unless other files have one (``policy_elsewhere``): then their policy is
+    empty (null), and refused."""
     import polars as pl
 
     if columns:
@@ -356,6 +363,8 @@ def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None
             pl.col("__file"), pl.col("__row").cast(pl.Int64)]
     if "policy" in names:
         cols.append(pl.col("policy").cast(pl.String))
+    elif policy_elsewhere:
+        cols.append(pl.lit(None, dtype=pl.String).alias("policy"))
     else:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
     cols += [(pl.col(c).cast(pl.Float64) if c in names else pl.lit(None, dtype=pl.Float64)
