@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -1299,6 +1300,12 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
             if c in pdf:
                 pdf[c] = pdf[c].replace("", None)
     else:
+        # pandas reads a boolean among numbers as 1/0, where the in-memory reader refuses the
+        # line: a file with a JSON boolean gets that reader's check first (a byte scan decides)
+        if _has_json_boolean(path):
+            from cje.readers import _diagnose_jsonl
+
+            _diagnose_jsonl(Path(path), ids)
         # precise_float: the default parser rounds the last bit of some decimals (0.35), which
         # moves a score across a histogram edge (the judge-score affinity)
         pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True)
@@ -1314,6 +1321,18 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
     if columns is None or "__row" in columns:
         pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
     return pdf if columns is None else pdf[list(columns)]
+
+
+def _has_json_boolean(path: str) -> bool:
+    """Whether a JSON Lines file may hold a boolean value (``: true`` / ``: false`` outside a
+    string, or inside one: a false alarm only costs the line check). A byte scan."""
+    import mmap
+
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return re.search(rb":\s*(?:true|false)\b", data) is not None
 
 
 def _make_engine(data: Any, engine: str, columns: Any, client: Any, drop: bool = False
