@@ -20,6 +20,8 @@ Fast tier: a few seeded data sets × every route (< 60 s); ``-m slow`` sweeps mo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -133,9 +135,11 @@ def _run_cli(path: Path, tmp: Path, kw: dict[str, Any]) -> dict[str, Any]:
         argv += ["--fresh-draws", str(kw["fresh_draws"])]
     if "engine" in kw:
         argv += ["--engine", kw["engine"]]
-    rc = cli.main(argv)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
     if rc != 0:
-        raise CJEInputError(f"cje analyze exited with {rc}")
+        raise CJEInputError(f"cje analyze exited with {rc}: {err.getvalue().strip()}")
     return json.loads(out.read_text())
 
 
@@ -607,3 +611,50 @@ def test_dask_jsonl_boolean_among_numbers(tmp_path: Path, dask_client: Any) -> N
     for engine in ("memory", "polars", "dask"):
         got = run(str(tmp_path), "jsonl", tmp_path, KW_DIRECT, engine, dask_client)
         assert isinstance(got, str) and "boolean" in got, (engine, got)
+
+
+@pytest.mark.parametrize("bom", [False, True])
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_bom_and_crlf(fmt: str, bom: bool, crlf: bool, tmp_path: Path, dask_client: Any) -> None:
+    """A byte-order mark and Windows line ends (in every part of a file set): the pandas
+    route's numbers on every engine."""
+    df = make_direct(5, 40)
+    ref = oracle(df, KW_DIRECT)
+    where = write_parts(df, tmp_path / "parts", fmt, parts=2)
+    for p in sorted(where.iterdir()):
+        raw = p.read_bytes()
+        if crlf:
+            raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + raw)
+    for engine in ("memory", "polars", "dask"):
+        got = run(str(where), fmt, where, KW_DIRECT, engine, dask_client)
+        assert differences(ref, got) == [], engine
+
+
+def test_bom_jsonl_too_big_for_polars_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """F10: polars' JSON reader rejects a byte-order mark, so a JSON Lines file with one is
+    streamed from its bytes without the mark; above ``BOM_JSONL_BYTES`` it is refused with the
+    fix instead of failing with "Cannot parse … at character 0 ('ï')"."""
+    from cje.pipeline import streaming
+
+    df = make_direct(5, 40)
+    path = tmp_path / "a.jsonl"
+    write(df, path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    monkeypatch.setattr(streaming, "BOM_JSONL_BYTES", 100)
+    got = run(str(path), "jsonl", tmp_path, KW_DIRECT, "polars")
+    assert isinstance(got, str) and "byte-order mark" in got and "engine='dask'" in got, got
+
+
+@pytest.mark.parametrize("word", ["NA", "N/A", "null", "None"])
+def test_word_for_missing_label_in_csv(word: str, tmp_path: Path, dask_client: Any) -> None:
+    """F11: Dask read 'NA', 'N/A', 'null' and 'None' in a CSV number column as missing and
+    analysed the file; memory refuses the word naming the row (it may not mean "unlabelled"), and
+    polars refuses the column. Every engine refuses now; the message names the column."""
+    df = make_direct(1, 40)
+    df["oracle_label"] = df["oracle_label"].map(lambda x: word if x != x else x)
+    where = write_parts(df, tmp_path / "parts", "csv", parts=2)
+    for engine in ("memory", "polars", "dask"):
+        got = run(str(where), "csv", where, KW_DIRECT, engine, dask_client)
+        assert isinstance(got, str) and "'oracle_label'" in got, (engine, got)

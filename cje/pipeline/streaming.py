@@ -362,7 +362,7 @@ def explain_unreadable(data: Any, columns: Any = None) -> None:
             continue
         if kind == "jsonl":
             readers._diagnose_jsonl(path, ids)  # raises, naming the line, if it finds one
-            lf = pl.scan_ndjson(path, infer_schema_length=None)
+            lf = pl.scan_ndjson(_jsonl_source(path), infer_schema_length=None)
         else:
             n_fields = len(readers._csv_header(path))
             readers._diagnose_csv(path, n_fields)
@@ -601,7 +601,7 @@ def _polars_scan(path: Path, i: int, columns: Any = None) -> tuple[Any, str]:
                                                  if c in header})
         lf = _empty_csv_numbers(lf, columns)
     else:
-        lf = pl.scan_ndjson(path)
+        lf = pl.scan_ndjson(_jsonl_source(path))
     return lf.with_row_index("__row").with_columns(pl.lit(i, dtype=pl.Int64).alias("__file")), str(path)
 
 
@@ -623,6 +623,29 @@ def _empty_csv_numbers(lf: Any, columns: Any) -> Any:
     counts = lf.select(pl.col(c).is_not_null().sum() for c in text).collect()
     empty = [c for c in text if counts[c][0] == 0]
     return lf.with_columns(pl.col(c).cast(pl.Null) for c in empty) if empty else lf
+
+
+#: A JSON Lines file that starts with a byte-order mark, which polars' JSON reader rejects, is
+#: streamed from its bytes without the mark when it is at most this big; a bigger one is refused.
+BOM_JSONL_BYTES = 256 * 2**20
+
+
+def _jsonl_source(path: Path) -> Any:
+    """What polars scans for a JSON Lines file: the path, or for a file that starts with a UTF-8
+    byte-order mark (read in memory and by Dask) its bytes after the mark."""
+    import io
+
+    with open(path, "rb") as fh:
+        if fh.read(3) != b"\xef\xbb\xbf":
+            return path
+        size = os.fstat(fh.fileno()).st_size
+        if size > BOM_JSONL_BYTES:
+            raise CJEInputError(
+                f"'{path}' starts with a byte-order mark, which polars' JSON reader rejects "
+                f"(files of at most {BOM_JSONL_BYTES // 2**20} MiB are read without it; this "
+                f"one has {size / 2**20:.0f} MiB). Remove the mark (e.g. re-save the file as "
+                "UTF-8 without BOM), or use engine='dask'.")
+        return io.BytesIO(fh.read())
 
 
 @dataclass
@@ -1263,7 +1286,7 @@ def _file_columns(files: Sequence[Path]) -> list[str]:
     for path in files:
         kind = SUFFIXES[path.suffix.lower()]
         lf = (pl.scan_parquet(path) if kind == "parquet" else
-              pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(path))
+              pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(_jsonl_source(path)))
         out.update(dict.fromkeys(lf.collect_schema().names()))
     return list(out)
 
@@ -1294,8 +1317,9 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
         header = pd.read_csv(path, nrows=0).columns
         pdf = pd.read_csv(path, dtype={c: str for c in ids if c in header},
                           keep_default_na=False,
-                          na_values={c: ["", "nan", "NaN", "NA", "null", "None", "N/A"]
-                                     for c in header if c not in ids})
+                          # missing: what the in-memory reader reads as missing (a word such
+                          # as 'NA' or 'null' in a number column is refused there, and here)
+                          na_values={c: ["", "nan", "NaN"] for c in header if c not in ids})
         for c in ids:  # an empty id is missing (refused), as in memory
             if c in pdf:
                 pdf[c] = pdf[c].replace("", None)
@@ -1308,7 +1332,9 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
             _diagnose_jsonl(Path(path), ids)
         # precise_float: the default parser rounds the last bit of some decimals (0.35), which
         # moves a score across a histogram edge (the judge-score affinity)
-        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True)
+        # (utf-8-sig: a leading byte-order mark is dropped, as in memory)
+        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True,
+                           encoding="utf-8-sig")
     for c in names:
         if c not in pdf:
             pdf[c] = pd.Series(None, index=pdf.index, dtype=_ID_DTYPE) if c in ids else np.nan

@@ -155,7 +155,7 @@ def input_columns(data: Any) -> list[str] | None:
     >>> input_columns(pl.LazyFrame({"prompt_id": ["a"], "logprob_base": [-1.0]}))
     ['prompt_id', 'logprob_base']
     """
-    from cje.pipeline.streaming import SUFFIXES, expand_files, is_partitioned
+    from cje.pipeline.streaming import SUFFIXES, _jsonl_source, expand_files, is_partitioned
 
     if is_partitioned(data):
         if type(data).__module__.startswith("polars"):
@@ -172,7 +172,7 @@ def input_columns(data: Any) -> list[str] | None:
     path = files[0]
     kind = SUFFIXES[path.suffix.lower()]
     lf = (pl.scan_parquet(path) if kind == "parquet" else
-          pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(path, n_rows=1))
+          pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(_jsonl_source(path), n_rows=1))
     return list(lf.collect_schema().names())
 
 
