@@ -658,3 +658,32 @@ def test_word_for_missing_label_in_csv(word: str, tmp_path: Path, dask_client: A
     for engine in ("memory", "polars", "dask"):
         got = run(str(where), "csv", where, KW_DIRECT, engine, dask_client)
         assert isinstance(got, str) and "'oracle_label'" in got, (engine, got)
+
+
+@pytest.mark.xfail(strict=True, reason="F12: SIMCal-W's stacking weights differ out of core for a "
+                   "target with few rows (here 40 logged rows; also a target with its "
+                   "log-probabilities on only 17-40 of 150 rows): DR-CPO's mixture 0.9928/0.0072 "
+                   "in memory vs 1.0/0.0 out of core, estimates moved by ~1e-4 and SEs by ~1e-3 "
+                   "relative under status OK (mechanism not found yet)")
+def test_small_target_simcal_same_out_of_core(tmp_path: Path) -> None:
+    logged, fresh = make_logged(14, 40)
+    kw = dict(KW_LOGGED, estimator="dr-cpo", fresh_draws=fresh)
+    ref = oracle(logged, kw)
+    assert isinstance(ref, dict) and {e["status"] for e in ref["estimates"]} == {"OK"}
+    assert check_routes(logged, ("lazy", "parquet-glob/polars"), tmp_path, kw) == {}
+
+
+@pytest.mark.xfail(strict=True, reason="F13: MRDR and stacked DR (the default with fresh draws) "
+                   "fail with numpy's 'ValueError: array of sample points is empty' (in "
+                   "cje.estimators.outcome.mrdr_table) on every engine when a target has no "
+                   "labelled row among the rows with its log-probability")
+@pytest.mark.parametrize("engine", ["memory", "polars"])
+def test_target_without_labelled_rows_dr(engine: str, tmp_path: Path) -> None:
+    logged, fresh = make_logged(13, 150)
+    keep = np.arange(len(logged)) < 17
+    logged.loc[~keep, "logprob[far]"] = np.nan  # 'far' on 17 rows ...
+    logged.loc[keep, "oracle_label"] = np.nan  # ... none of them labelled
+    data = logged if engine == "memory" else pl.from_pandas(logged).lazy()
+    got = run(data, "x", tmp_path, dict(KW_LOGGED, estimator="stacked-dr", fresh_draws=fresh), engine)
+    # a report (the target flagged) or an input error naming the target; never a crash
+    assert isinstance(got, dict) or "far" in got
