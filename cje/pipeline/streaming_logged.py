@@ -1056,11 +1056,7 @@ class LoggedPartitionedShape:
         if isinstance(est, SNIPS):
             res["value"] = (float(sw_code @ full) + float((w_lab * x).sum())) / sum_w
             return res
-        aff = simcal_affine(
-            cell_stats(tg.N, tg.Sw, tg.Sw2, w_lab, self.lab_code[tg.lab], self.lab_fold[tg.lab],
-                       self.table.y[self.table.train][tg.lab]),
-            tg.w_min, index, tiebreak=self.distinct01, var_cap=est.var_cap,
-            stable_residual=tg.stable_residual, cache=tg.cache)
+        aff = self._simcal(tg, w_lab, index, est)
         sws = aff.a * tg.N + aff.b[:, None] * tg.Sw
         psi_r = float(sws.sum(axis=0) @ full) / float(sws.sum())
         res.update(value=psi_r + psi_e, psi_r=psi_r, stable=aff,
@@ -1150,6 +1146,33 @@ class LoggedPartitionedShape:
             q, qf = mrdr_outcome(x, mb.omega)
             return q[m:].reshape(K, D), qf
         return index, index[ff, fc]  # DR-CPO: the out-of-fold calibration
+
+    def _simcal(self, tg: Any, w_lab: np.ndarray, index: np.ndarray, est: Any) -> AffineSimcal:
+        """SIMCal-W on the distinct judge scores that the target's rows take, as in memory (its
+        candidates at a cell whose rows all lie in the held-out folds are interpolated between
+        neighbouring ranks, so a score without the target's rows — in other targets' rows or
+        the fresh draws — would move them); the other scores get ``a = 0`` (no rows)."""
+        used = np.flatnonzero(tg.N.sum(axis=0) > 0)
+        n_codes = tg.N.shape[1]
+        if used.size == n_codes:
+            return simcal_affine(
+                cell_stats(tg.N, tg.Sw, tg.Sw2, w_lab, self.lab_code[tg.lab],
+                           self.lab_fold[tg.lab], self.table.y[self.table.train][tg.lab]),
+                tg.w_min, index, tiebreak=self.distinct01, var_cap=est.var_cap,
+                stable_residual=tg.stable_residual, cache=tg.cache)
+        sub = np.full(n_codes, -1, dtype=np.int64)
+        sub[used] = np.arange(used.size)
+        aff = simcal_affine(
+            cell_stats(tg.N[:, used], tg.Sw[:, used], tg.Sw2[:, used], w_lab,
+                       sub[self.lab_code[tg.lab]], self.lab_fold[tg.lab],
+                       self.table.y[self.table.train][tg.lab]),
+            tg.w_min[:, used], index[:, used], tiebreak=self.distinct01[used],
+            var_cap=est.var_cap, stable_residual=tg.stable_residual,
+            cache=tg.cache.setdefault("simcal_used", {}))
+        a = np.zeros((aff.a.shape[0], n_codes))
+        a[:, used] = aff.a
+        return AffineSimcal(a=a, b=aff.b, mixture=aff.mixture, gamma=aff.gamma,
+                            fallbacks=aff.fallbacks)
 
     def _tail(self, tg: _TargetStats, full: np.ndarray, e: np.ndarray, x: np.ndarray,
               v_lab: np.ndarray, psi_e: float, sum_v: float, v2_code: np.ndarray) -> float:
