@@ -519,10 +519,12 @@ def test_blank_and_empty_files(tmp_path: Path, dask_client: Any) -> None:
     and 0-byte files add no rows on every engine; every file empty is refused alike."""
     df = make_direct(4, 40)
     ref = oracle(df, KW_DIRECT)
-    for fmt, blank in (("jsonl", "\n"), ("csv", "\n\n"), ("jsonl", ""), ("csv", ""), ("jsonl", "\ufeff\n")):
-        where = tmp_path / f"{fmt}{len(blank)}"
+    cases = (("jsonl", "\n", "00a"), ("csv", "\n\n", "00a"), ("jsonl", "", "00a"), ("csv", "", "00a"),
+             ("jsonl", "\ufeff\n", "00a"), ("jsonl", "", "0"), ("csv", "\n", "0"))  # "0": the first file
+    for fmt, blank, name in cases:
+        where = tmp_path / f"{fmt}{len(blank)}{name}"
         write_parts(df, where, fmt, parts=2)
-        (where / f"part-00a.{fmt}").write_text(blank, encoding="utf-8")
+        (where / f"part-{name}.{fmt}").write_text(blank, encoding="utf-8")
         for engine in ("memory", "polars", "dask"):
             got = run(str(where), fmt, where, KW_DIRECT, engine, dask_client)
             assert differences(ref, got) == [], (fmt, repr(blank), engine)

@@ -155,7 +155,13 @@ def input_columns(data: Any) -> list[str] | None:
     >>> input_columns(pl.LazyFrame({"prompt_id": ["a"], "logprob_base": [-1.0]}))
     ['prompt_id', 'logprob_base']
     """
-    from cje.pipeline.streaming import SUFFIXES, _jsonl_source, expand_files, is_partitioned
+    from cje.pipeline.streaming import (
+        SUFFIXES,
+        _jsonl_source,
+        expand_files,
+        files_with_rows,
+        is_partitioned,
+    )
 
     if is_partitioned(data):
         if type(data).__module__.startswith("polars"):
@@ -163,6 +169,7 @@ def input_columns(data: Any) -> list[str] | None:
         return [str(c) for c in data.columns]
     try:
         files = expand_files(data)
+        files = files_with_rows(files) if files else files  # (the first file may be empty)
     except CJEInputError:
         return None
     if not files:
