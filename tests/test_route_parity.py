@@ -718,3 +718,86 @@ def test_target_without_labelled_rows_dr(estimator: str, tmp_path: Path, dask_cl
         assert far["estimate"] == pytest.approx(cpo["estimate"], rel=1e-12)
     routes = ("lazy", "parquet-glob/polars", "parquet-dir/dask")
     assert check_routes(logged, routes, tmp_path, kw, dask_client) == {}
+
+
+# ---- random file sets: several hostile features at once ---------------------------------------
+def random_file_set(seed: int) -> tuple[list[pd.DataFrame], dict[str, Any], pd.DataFrame | None, dict]:
+    """A seeded random case: direct or logged data (an estimator drawn from IPS, SNIPS,
+    calibrated IPS, DR-CPO, stacked DR), int or text ids, a policy named like a missing value,
+    duplicated rows, target log-probabilities missing on some rows; split into 1-4 files of
+    which some lack the label column, have it empty, reorder the columns or lack a target's
+    column, maybe with an empty file; text files maybe with a BOM and CRLF line ends."""
+    import random
+
+    rng = random.Random(seed)
+    logged = rng.random() < 0.4
+    fresh = None
+    if logged:
+        df, fresh = make_logged(seed, rng.randint(60, 200))
+    else:
+        df = make_direct(seed, rng.randint(20, 80))
+    if rng.random() < 0.3:
+        df["prompt_id"] = df["prompt_id"].str[1:].astype(int)
+        if fresh is not None:
+            fresh["prompt_id"] = fresh["prompt_id"].str[1:].astype(int)
+    if rng.random() < 0.3 and not logged:
+        df["policy"] = df["policy"].replace({"gamma": rng.choice(["nan", "NA", "null", "None", "1", "é"])})
+    if rng.random() < 0.3:
+        df = pd.concat([df, df.sample(5, random_state=seed)], ignore_index=True)
+    if rng.random() < 0.3 and logged:
+        df.loc[df.sample(frac=0.1, random_state=seed).index, "logprob[far]"] = np.nan
+    n_parts = rng.randint(1, 4)
+    bounds = [0, *sorted(rng.sample(range(1, len(df)), n_parts - 1)), len(df)]
+    parts = [df.iloc[bounds[i]:bounds[i + 1]].copy() for i in range(n_parts)]
+    for i, part in enumerate(parts):
+        r = rng.random()
+        if r < 0.15:
+            parts[i] = part.drop(columns="oracle_label")
+        elif r < 0.3:
+            parts[i] = part.assign(oracle_label=np.nan)
+        elif r < 0.4:
+            parts[i] = part[part.columns[::-1]]
+        if logged and rng.random() < 0.15:
+            parts[i] = parts[i].drop(columns="logprob[far]")
+    if rng.random() < 0.2:
+        parts.insert(rng.randint(0, len(parts)), df.iloc[:0])
+    kw: dict[str, Any] = dict(KW_LOGGED if logged else KW_DIRECT)
+    if logged:
+        kw["estimator"] = rng.choice(["ips", "snips", "calibrated-ips", "dr-cpo", "stacked-dr"])
+    text = {"bom": rng.random() < 0.2, "crlf": rng.random() < 0.2}
+    return parts, kw, fresh if kw.get("estimator") in ("dr-cpo", "stacked-dr") else None, text
+
+
+def check_random_file_set(seed: int, tmp: Path, client: Any) -> dict[str, list[str]]:
+    parts, kw, fresh, text = random_file_set(seed)
+    if fresh is not None:
+        kw["fresh_draws"] = str(write(fresh, tmp / "fresh.parquet"))
+    whole = pd.concat(parts, ignore_index=True)
+    ref = oracle(whole, dict(kw, fresh_draws=fresh) if fresh is not None else kw)
+    found = {}
+    for fmt in ("csv", "jsonl", "parquet"):
+        where = tmp / fmt
+        for i, part in enumerate(parts):
+            f = write(part, where / f"part-{i:02d}.{fmt}")
+            if fmt != "parquet":
+                raw = f.read_bytes()
+                raw = raw.replace(b"\n", b"\r\n") if text["crlf"] else raw
+                f.write_bytes((b"\xef\xbb\xbf" if text["bom"] and raw else b"") + raw)
+        for engine in ("memory", "polars", "dask"):
+            got = run(str(where), fmt, where, kw, engine, client)
+            diff = differences(ref, got)
+            if diff and not out_of_core_refusal(f"x/{engine}", ref, got):
+                found[f"{fmt}/{engine}"] = diff[:5]
+    return found
+
+
+@pytest.mark.parametrize("seed", [13, 50])
+def test_random_file_sets(seed: int, tmp_path: Path, dask_client: Any) -> None:
+    """Two seeds of the sweep below (the fast tier; ``-m slow`` runs 160)."""
+    assert check_random_file_set(seed, tmp_path, dask_client) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(0, 160))
+def test_random_file_sets_sweep(seed: int, tmp_path: Path, dask_client: Any) -> None:
+    assert check_random_file_set(seed, tmp_path, dask_client) == {}
