@@ -801,3 +801,25 @@ def test_random_file_sets(seed: int, tmp_path: Path, dask_client: Any) -> None:
 @pytest.mark.parametrize("seed", range(0, 160))
 def test_random_file_sets_sweep(seed: int, tmp_path: Path, dask_client: Any) -> None:
     assert check_random_file_set(seed, tmp_path, dask_client) == {}
+
+
+@pytest.mark.parametrize("n_rows", [1, 2])
+@pytest.mark.parametrize("estimator", ["calibrated-ips", "dr-cpo", "stacked-dr"])
+def test_target_in_one_fold(n_rows: int, estimator: str, tmp_path: Path) -> None:
+    """F14 (found by the random sweep, seed 31): a target whose log-probabilities are on rows of
+    one fold only failed on every engine with numpy's "array of sample points is empty" (SIMCal-W
+    fits its candidates for that fold on the other folds' rows, and there are none). Now the
+    fold's candidates are ones, the stacking puts its share on the raw weights (as it already
+    did), and the target is reported REFUSED with the degenerate-weights reason, alike on
+    every engine."""
+    logged, fresh = make_logged(31, 93)
+    logged.loc[np.arange(len(logged)) >= n_rows, "logprob[far]"] = np.nan
+    kw = dict(KW_LOGGED, estimator=estimator)
+    if estimator != "calibrated-ips":
+        kw["fresh_draws"] = fresh
+    ref = oracle(logged, kw)
+    assert isinstance(ref, dict), ref
+    far = next(e for e in ref["estimates"] if e["policy"] == "far")
+    assert far["status"] == "REFUSED" and far["n"] == n_rows
+    assert any("degenerate weights" in r for r in far["reasons"])
+    assert check_routes(logged, ("lazy",), tmp_path, kw) == {}
