@@ -823,3 +823,17 @@ def test_target_in_one_fold(n_rows: int, estimator: str, tmp_path: Path) -> None
     assert far["status"] == "REFUSED" and far["n"] == n_rows
     assert any("degenerate weights" in r for r in far["reasons"])
     assert check_routes(logged, ("lazy",), tmp_path, kw) == {}
+
+
+def test_bom_jsonl_big_on_dask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Any) -> None:
+    """F10: the byte-order-mark limit is polars' (it holds such files in memory): Dask reads a
+    file with a mark whatever its size (its schema is probed from the first lines)."""
+    from cje.pipeline import streaming
+
+    df = make_direct(5, 40)
+    path = tmp_path / "a.jsonl"
+    write(df, path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    monkeypatch.setattr(streaming, "BOM_JSONL_BYTES", 100)
+    assert differences(oracle(df, KW_DIRECT), run(str(path), "jsonl", tmp_path, KW_DIRECT, "dask",
+                                                  dask_client)) == []

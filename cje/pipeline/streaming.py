@@ -362,7 +362,10 @@ def explain_unreadable(data: Any, columns: Any = None) -> None:
             continue
         if kind == "jsonl":
             readers._diagnose_jsonl(path, ids)  # raises, naming the line, if it finds one
-            lf = pl.scan_ndjson(_jsonl_source(path), infer_schema_length=None)
+            try:
+                lf = pl.scan_ndjson(_jsonl_source(path), infer_schema_length=None)
+            except CJEInputError:  # a big file with a byte-order mark: not this check's business
+                continue
         else:
             n_fields = len(readers._csv_header(path))
             readers._diagnose_csv(path, n_fields)
@@ -405,7 +408,9 @@ def polars_inputs(data: Any, files: list[Path] | None, columns: Any) -> list[tup
     import polars as pl
 
     if files is not None:
-        return [_polars_scan(p, i, columns) for i, p in enumerate(files_with_rows(files))]
+        files = files_with_rows(files)
+        _check_bom_bytes(files)
+        return [_polars_scan(p, i, columns) for i, p in enumerate(files)]
     if type(data).__module__.startswith("dask"):
         raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
     lf = data.with_row_index("__row").with_columns(pl.lit(0, dtype=pl.Int64).alias("__file"))
@@ -625,9 +630,52 @@ def _empty_csv_numbers(lf: Any, columns: Any) -> Any:
     return lf.with_columns(pl.col(c).cast(pl.Null) for c in empty) if empty else lf
 
 
-#: A JSON Lines file that starts with a byte-order mark, which polars' JSON reader rejects, is
-#: streamed from its bytes without the mark when it is at most this big; a bigger one is refused.
+#: JSON Lines files that start with a byte-order mark, which polars' JSON reader rejects, are
+#: streamed from their bytes without the mark (held in memory) up to this many bytes in all;
+#: more are refused with the fix.
 BOM_JSONL_BYTES = 256 * 2**20
+
+
+def _starts_with_bom(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(3) == b"\xef\xbb\xbf"
+
+
+def _check_bom_bytes(files: Sequence[Path]) -> None:
+    """Refuse a file set whose JSON Lines files with a byte-order mark hold more than
+    :data:`BOM_JSONL_BYTES` together (polars would hold them all in memory)."""
+    bom = [p for p in files if SUFFIXES[p.suffix.lower()] == "jsonl" and _starts_with_bom(p)]
+    total = sum(p.stat().st_size for p in bom)
+    if total > BOM_JSONL_BYTES:
+        raise CJEInputError(
+            f"{len(bom)} JSON Lines file(s) start with a byte-order mark (the first: '{bom[0]}'), "
+            f"which polars' JSON reader rejects: files with one are read without it up to "
+            f"{BOM_JSONL_BYTES // 2**20} MiB in all, and these hold {total / 2**20:.0f} MiB. "
+            "Remove the mark (re-save the files as UTF-8 without BOM), or use engine='dask'.")
+
+
+def jsonl_probe(path: Path) -> Any:
+    """What polars reads a JSON Lines file's schema from (its first rows): the path, or for a
+    file that starts with a byte-order mark its first 1000 lines after the mark (whatever its
+    size: every engine reads such a file, so its schema must be readable).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A JSON Lines file.
+
+    Returns
+    -------
+    pathlib.Path or io.BytesIO
+    """
+    import io
+    import itertools
+
+    if not _starts_with_bom(path):
+        return path
+    with open(path, "rb") as fh:
+        head = b"".join(itertools.islice(fh, 1000))
+    return io.BytesIO(head[3:])
 
 
 def _jsonl_source(path: Path) -> Any:
@@ -1286,7 +1334,7 @@ def _file_columns(files: Sequence[Path]) -> list[str]:
     for path in files:
         kind = SUFFIXES[path.suffix.lower()]
         lf = (pl.scan_parquet(path) if kind == "parquet" else
-              pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(_jsonl_source(path)))
+              pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(jsonl_probe(path)))
         out.update(dict.fromkeys(lf.collect_schema().names()))
     return list(out)
 

@@ -157,10 +157,10 @@ def input_columns(data: Any) -> list[str] | None:
     """
     from cje.pipeline.streaming import (
         SUFFIXES,
-        _jsonl_source,
         expand_files,
         files_with_rows,
         is_partitioned,
+        jsonl_probe,
     )
 
     if is_partitioned(data):
@@ -179,7 +179,7 @@ def input_columns(data: Any) -> list[str] | None:
     path = files[0]
     kind = SUFFIXES[path.suffix.lower()]
     lf = (pl.scan_parquet(path) if kind == "parquet" else
-          pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(_jsonl_source(path), n_rows=1))
+          pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(jsonl_probe(path), n_rows=1))
     return list(lf.collect_schema().names())
 
 
