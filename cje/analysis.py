@@ -254,14 +254,23 @@ def analyze(
 
         engine = streaming.choose_engine(data, engine, client)
         if engine != "memory":
-            return _analyze_out_of_core(
-                data, engine=engine, client=client, judge_scale=judge_scale,
-                label_scale=label_scale, calibration=calibration, probes=probes,
-                fresh_draws=fresh_draws, covariates=cov, on_invalid=on_invalid,
-                estimator=estimator, alpha=alpha, mode=mode, n_folds=n_folds, seed=seed,
-                policies=policies, columns=columns, probe_correction=probe_correction,
-                progress=progress, transport_margin=transport_margin, var_cap=var_cap,
-                residual_weights=residual_weights, mrdr_omega=mrdr_omega, on_missing=on_missing)
+            try:
+                return _analyze_out_of_core(
+                    data, engine=engine, client=client, judge_scale=judge_scale,
+                    label_scale=label_scale, calibration=calibration, probes=probes,
+                    fresh_draws=fresh_draws, covariates=cov, on_invalid=on_invalid,
+                    estimator=estimator, alpha=alpha, mode=mode, n_folds=n_folds, seed=seed,
+                    policies=policies, columns=columns, probe_correction=probe_correction,
+                    progress=progress, transport_margin=transport_margin, var_cap=var_cap,
+                    residual_weights=residual_weights, mrdr_omega=mrdr_omega,
+                    on_missing=on_missing)
+            except CJEInputError:
+                raise
+            except Exception:
+                # a file the engine's parser could not read (a truncated JSON line, a ragged
+                # CSV line, a bare Infinity): named by line, as in memory, when one is found
+                streaming.explain_unreadable(data, columns)
+                raise
         # in memory: a glob or a directory of files is read whole, a lazy frame collected
         files = streaming.expand_files(data)
         if files is not None and (len(files) > 1 or files[0] != Path(data)):

@@ -487,7 +487,10 @@ def _read_columns(path: Path, *, covariates: Sequence[str], logging_policy: str,
             raise CJEInputError(f"In '{path}': {exc}") from None
     mapped = [*(columns or {}).values()]
     ids = [*ID_COLUMNS, *[v for k, v in (columns or {}).items() if k in ID_COLUMNS]]
-    want = _wanted([*covariates, *mapped])
+    # a long-format file's log-probability columns (logged data): the JSON Lines readers read
+    # only the wanted fields, and the first record names them (as it does out of core)
+    logprob_fields = [f for f in fields or () if str(f).startswith("logprob")]
+    want = _wanted([*covariates, *mapped, *logprob_fields])
     # a few thousand plain rows: json, to spare the polars import at start-up. Once polars is
     # loaded, or json has read _JSON_BUDGET bytes in this process, polars reads (the rent-or-buy
     # rule: switch when json's extra time so far has paid for the import)

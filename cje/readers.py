@@ -432,7 +432,8 @@ def read_table(
     if not path.exists():
         raise CJEInputError(f"No such file or directory: '{path}'.")
     reader = reader_for(path)
-    if not path.is_dir() and path.stat().st_size == 0:
+    if not path.is_dir() and (path.stat().st_size == 0 or (
+            reader.read in (_read_csv, _read_jsonl) and blank_text_file(path))):
         raise CJEInputError(f"The input has no rows: '{path}' is empty.")
     given = {"want": want, "id_columns": ids, "logging_policy": logging_policy}
     options = {k: given[k] for k in reader.options}
@@ -443,6 +444,30 @@ def read_table(
     if frame.height == 0:
         raise CJEInputError(f"The input has no rows: '{path}' is empty.")
     return frame
+
+
+def blank_text_file(path: Path) -> bool:
+    """Whether a text file holds nothing but whitespace (after a byte-order mark): no header and
+    no rows, like an empty file. Reads until the first other byte.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A CSV or JSON Lines file.
+
+    Returns
+    -------
+    bool
+    """
+    with open(path, "rb") as fh:
+        head = True
+        while block := fh.read(1 << 16):
+            if head and block.startswith(_BOM):
+                block = block[len(_BOM):]
+            head = False
+            if block.strip():
+                return False
+    return True
 
 
 def _read_outside(reader: Reader, path: Path, options: dict[str, Any]) -> Any:

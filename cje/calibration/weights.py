@@ -471,6 +471,10 @@ def _iso_both(rank: np.ndarray, num: np.ndarray, den: np.ndarray, n_ranks: int
     gw = np.bincount(rank, weights=num, minlength=n_ranks)
     gc = np.bincount(rank, weights=den, minlength=n_ranks)
     keep = np.flatnonzero(gc > 0)
+    if not keep.size:  # no rows outside the held-out folds (a target with rows in one fold):
+        # ones, as for the folds without rows in _candidate_tables (the stacking then puts
+        # the whole share on the raw weights: _stack_fold finds no other fold with rows)
+        return np.ones(rank.shape[0]), np.ones(rank.shape[0])
     ratio, weights = gw[keep] / gc[keep], gc[keep]
     return tuple(  # type: ignore[return-value]
         np.maximum(np.interp(rank, keep, isotonic_regression(ratio, weights=weights,

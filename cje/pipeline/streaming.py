@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -294,6 +295,96 @@ def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
+def files_with_rows(files: Sequence[Path]) -> list[Path]:
+    """The files of a file set without those that are empty or blank (a JSON Lines or CSV file
+    of whitespace only), which add no rows — as :func:`read_files_in_memory` skips them; the
+    out-of-core readers could not infer a blank file's schema (polars: "could not infer
+    data-type"). Refused, as in memory, when every file is empty.
+
+    Parameters
+    ----------
+    files : sequence of pathlib.Path
+        The files of :func:`expand_files`.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    CJEInputError
+        Every file is empty.
+    """
+    from cje.readers import blank_text_file
+
+    kept = [p for p in files if p.stat().st_size > 0 and
+            (SUFFIXES[p.suffix.lower()] == "parquet" or not blank_text_file(p))]
+    if not kept:
+        raise CJEInputError(f"The input has no rows: '{files[-1]}' is empty"
+                            + (" (and so is every other file)." if len(files) > 1 else "."))
+    return kept
+
+
+def explain_unreadable(data: Any, columns: Any = None) -> None:
+    """After an out-of-core engine failed with an error that is not an input error: if a file
+    of ``data`` cannot be read, raise the input error the in-memory readers give for it — the
+    first bad line of the first such file (a truncated or invalid JSON line, a bare
+    ``Infinity``, a boolean among numbers, a CSV line with too many or too few fields), or a
+    numeric column that holds text once every row is looked at (polars infers a CSV or JSON
+    Lines column's type from its first rows, then fails on a later row). Returns when every
+    file reads (the caller re-raises its error).
+
+    Parameters
+    ----------
+    data : Any
+        :func:`cje.analyze`'s ``data``; only a path, glob or directory is looked at.
+    columns : Mapping[str, str], optional
+        :func:`cje.analyze`'s ``columns=``.
+
+    Raises
+    ------
+    CJEInputError
+        Naming the file (and the line, where the readers can find it).
+    """
+    import polars as pl
+
+    from cje import readers
+
+    try:
+        files = expand_files(data)
+    except CJEInputError:
+        return
+    renamed = {theirs: std for std, theirs in (columns or {}).items()}
+    ids = _id_names(columns)
+    for path in files_with_rows(files) if files else ():
+        kind = SUFFIXES[path.suffix.lower()]
+        if kind == "parquet":
+            continue
+        if kind == "jsonl":
+            readers._diagnose_jsonl(path, ids)  # raises, naming the line, if it finds one
+            try:
+                lf = pl.scan_ndjson(_jsonl_source(path), infer_schema_length=None)
+            except CJEInputError:  # a big file with a byte-order mark: not this check's business
+                continue
+        else:
+            n_fields = len(readers._csv_header(path))
+            readers._diagnose_csv(path, n_fields)
+            readers._check_csv_field_counts(path, n_fields)
+            lf = pl.scan_csv(path, infer_schema_length=None,
+                             schema_overrides={c: pl.String for c in ids})
+        try:
+            schema = _empty_csv_numbers(lf, columns).collect_schema()  # (an empty column: Null)
+        except Exception as exc:  # message depends on the polars version
+            what = "JSON Lines" if kind == "jsonl" else "CSV"
+            raise CJEInputError(f"Cannot parse '{path}' as {what}: {exc}") from None
+        numeric = [c for c in schema.names() if renamed.get(c, c) in (
+            "judge_score", "oracle_label", "label_probability")
+            or str(renamed.get(c, c)).startswith("logprob")]
+        with naming_file(str(path)):
+            pl_check_types(pl.Schema({renamed.get(c, c): schema[c] for c in numeric}),
+                           [renamed.get(c, c) for c in numeric])
+
+
 def out_of_core_files(data: Any, engine: str) -> list[Path] | None:
     """The files of an out-of-core input, ``None`` for a polars LazyFrame or a Dask DataFrame;
     anything else (a data frame in memory, a cje-eval fresh-draws directory) is refused with
@@ -317,6 +408,8 @@ def polars_inputs(data: Any, files: list[Path] | None, columns: Any) -> list[tup
     import polars as pl
 
     if files is not None:
+        files = files_with_rows(files)
+        _check_bom_bytes(files)
         return [_polars_scan(p, i, columns) for i, p in enumerate(files)]
     if type(data).__module__.startswith("dask"):
         raise CJEInputError("engine='polars' was given a Dask DataFrame; use engine='dask'.")
@@ -332,6 +425,7 @@ def dask_inputs(data: Any, files: list[Path] | None, columns: Any) -> tuple[Any,
         raise CJEInputError("engine='dask' needs dask[dataframe,distributed]: pip install 'cje[dask]'.") \
             from None
     if files is not None:
+        files = files_with_rows(files)
         names = _file_columns(files)  # every file's partition gets them all (as in memory)
         args = [(i, str(p), SUFFIXES[p.suffix.lower()], _id_names(columns), names)
                 for i, p in enumerate(files)]
@@ -510,9 +604,96 @@ def _polars_scan(path: Path, i: int, columns: Any = None) -> tuple[Any, str]:
         header = pl.scan_csv(path, n_rows=0).collect_schema().names()
         lf = pl.scan_csv(path, schema_overrides={c: pl.String for c in _id_names(columns)
                                                  if c in header})
+        lf = _empty_csv_numbers(lf, columns)
     else:
-        lf = pl.scan_ndjson(path)
+        lf = pl.scan_ndjson(_jsonl_source(path))
     return lf.with_row_index("__row").with_columns(pl.lit(i, dtype=pl.Int64).alias("__file")), str(path)
+
+
+def _empty_csv_numbers(lf: Any, columns: Any) -> Any:
+    """A CSV file's numeric columns (judge score, label, log-probabilities) that polars read as
+    text because they are empty on every row (a file of unlabelled rows; a file with a header
+    only), typed as empty (``Null``), as the in-memory and Dask readers read them; a column with
+    any text stays text (refused with its fix). Only a text-typed numeric column costs a scan
+    of that column."""
+    import polars as pl
+
+    renamed = {theirs: std for std, theirs in (columns or {}).items()}
+    schema = lf.collect_schema()
+    text = [c for c, t in schema.items() if t == pl.String and (
+        renamed.get(c, c) in ("judge_score", "oracle_label", "label_probability")
+        or str(renamed.get(c, c)).startswith("logprob"))]
+    if not text:
+        return lf
+    counts = lf.select(pl.col(c).is_not_null().sum() for c in text).collect()
+    empty = [c for c in text if counts[c][0] == 0]
+    return lf.with_columns(pl.col(c).cast(pl.Null) for c in empty) if empty else lf
+
+
+#: JSON Lines files that start with a byte-order mark, which polars' JSON reader rejects, are
+#: streamed from their bytes without the mark (held in memory) up to this many bytes in all;
+#: more are refused with the fix.
+BOM_JSONL_BYTES = 256 * 2**20
+
+
+def _starts_with_bom(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(3) == b"\xef\xbb\xbf"
+
+
+def _check_bom_bytes(files: Sequence[Path]) -> None:
+    """Refuse a file set whose JSON Lines files with a byte-order mark hold more than
+    :data:`BOM_JSONL_BYTES` together (polars would hold them all in memory)."""
+    bom = [p for p in files if SUFFIXES[p.suffix.lower()] == "jsonl" and _starts_with_bom(p)]
+    total = sum(p.stat().st_size for p in bom)
+    if total > BOM_JSONL_BYTES:
+        raise CJEInputError(
+            f"{len(bom)} JSON Lines file(s) start with a byte-order mark (the first: '{bom[0]}'), "
+            f"which polars' JSON reader rejects: files with one are read without it up to "
+            f"{BOM_JSONL_BYTES // 2**20} MiB in all, and these hold {total / 2**20:.0f} MiB. "
+            "Remove the mark (re-save the files as UTF-8 without BOM), or use engine='dask'.")
+
+
+def jsonl_probe(path: Path) -> Any:
+    """What polars reads a JSON Lines file's schema from (its first rows): the path, or for a
+    file that starts with a byte-order mark its first 1000 lines after the mark (whatever its
+    size: every engine reads such a file, so its schema must be readable).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A JSON Lines file.
+
+    Returns
+    -------
+    pathlib.Path or io.BytesIO
+    """
+    import io
+    import itertools
+
+    if not _starts_with_bom(path):
+        return path
+    with open(path, "rb") as fh:
+        head = b"".join(itertools.islice(fh, 1000))
+    return io.BytesIO(head[3:])
+
+
+def _jsonl_source(path: Path) -> Any:
+    """What polars scans for a JSON Lines file: the path, or for a file that starts with a UTF-8
+    byte-order mark (read in memory and by Dask) its bytes after the mark."""
+    import io
+
+    with open(path, "rb") as fh:
+        if fh.read(3) != b"\xef\xbb\xbf":
+            return path
+        size = os.fstat(fh.fileno()).st_size
+        if size > BOM_JSONL_BYTES:
+            raise CJEInputError(
+                f"'{path}' starts with a byte-order mark, which polars' JSON reader rejects "
+                f"(files of at most {BOM_JSONL_BYTES // 2**20} MiB are read without it; this "
+                f"one has {size / 2**20:.0f} MiB). Remove the mark (e.g. re-save the file as "
+                "UTF-8 without BOM), or use engine='dask'.")
+        return io.BytesIO(fh.read())
 
 
 @dataclass
@@ -580,8 +761,9 @@ def _refuse_design(names: Sequence[Any]) -> None:
             "other numbers. " + _OR_MEMORY)
 
 
-def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[str]]:
-    """The standard columns of a LazyFrame (renamed, typed); notices."""
+def _pl_columns(lf: Any, columns: Any, policy_default: str | None) -> tuple[Any, list[str]]:
+    """The standard columns of a LazyFrame (renamed, typed); notices. Without a ``policy``
+    column its rows' policy is ``policy_default`` (``None``: none, refused)."""
     import polars as pl
 
     if columns:
@@ -599,7 +781,7 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str) -> tuple[Any, list[s
             pl.col("oracle_label").cast(pl.Float64) if "oracle_label" in names
             else pl.lit(None, dtype=pl.Float64).alias("oracle_label"),
             pl.col("__file"), pl.col("__row").cast(pl.Int64)]
-    if "policy" not in names:
+    if "policy" not in names and policy_default is not None:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
     return lf.select(cols), notices
 
@@ -643,9 +825,14 @@ class _PolarsEngine(_Engine):
         parts: list[Any] = []
         notices: list[str] = []
         self.has_draw_idx = False
+        # 'default' only when no file has a policy column: among files that have one, a
+        # file without it has no policy on its rows (refused), as in memory and on Dask
+        renamed = {theirs: std for std, theirs in (columns or {}).items()}
+        any_policy = any("policy" in (renamed.get(c, c) for c in lf.collect_schema().names())
+                         for lf, _ in frames)
         for lf, src in frames:
             with naming_file(src):
-                q, notices = _pl_columns(lf, columns, "default")
+                q, notices = _pl_columns(lf, columns, None if any_policy else "default")
             parts.append(q)
             self.has_draw_idx |= "draw_idx" in lf.collect_schema().names()
         self.notices = notices
@@ -1147,7 +1334,7 @@ def _file_columns(files: Sequence[Path]) -> list[str]:
     for path in files:
         kind = SUFFIXES[path.suffix.lower()]
         lf = (pl.scan_parquet(path) if kind == "parquet" else
-              pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(path))
+              pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(jsonl_probe(path)))
         out.update(dict.fromkeys(lf.collect_schema().names()))
     return list(out)
 
@@ -1178,15 +1365,24 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
         header = pd.read_csv(path, nrows=0).columns
         pdf = pd.read_csv(path, dtype={c: str for c in ids if c in header},
                           keep_default_na=False,
-                          na_values={c: ["", "nan", "NaN", "NA", "null", "None", "N/A"]
-                                     for c in header if c not in ids})
+                          # missing: what the in-memory reader reads as missing (a word such
+                          # as 'NA' or 'null' in a number column is refused there, and here)
+                          na_values={c: ["", "nan", "NaN"] for c in header if c not in ids})
         for c in ids:  # an empty id is missing (refused), as in memory
             if c in pdf:
                 pdf[c] = pdf[c].replace("", None)
     else:
+        # pandas reads a boolean among numbers as 1/0, where the in-memory reader refuses the
+        # line: a file with a JSON boolean gets that reader's check first (a byte scan decides)
+        if _has_json_boolean(path):
+            from cje.readers import _diagnose_jsonl
+
+            _diagnose_jsonl(Path(path), ids)
         # precise_float: the default parser rounds the last bit of some decimals (0.35), which
         # moves a score across a histogram edge (the judge-score affinity)
-        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True)
+        # (utf-8-sig: a leading byte-order mark is dropped, as in memory)
+        pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True,
+                           encoding="utf-8-sig")
     for c in names:
         if c not in pdf:
             pdf[c] = pd.Series(None, index=pdf.index, dtype=_ID_DTYPE) if c in ids else np.nan
@@ -1199,6 +1395,18 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
     if columns is None or "__row" in columns:
         pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
     return pdf if columns is None else pdf[list(columns)]
+
+
+def _has_json_boolean(path: str) -> bool:
+    """Whether a JSON Lines file may hold a boolean value (``: true`` / ``: false`` outside a
+    string, or inside one: a false alarm only costs the line check). A byte scan."""
+    import mmap
+
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return re.search(rb":\s*(?:true|false)\b", data) is not None
 
 
 def _make_engine(data: Any, engine: str, columns: Any, client: Any, drop: bool = False

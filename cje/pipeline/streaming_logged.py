@@ -155,7 +155,13 @@ def input_columns(data: Any) -> list[str] | None:
     >>> input_columns(pl.LazyFrame({"prompt_id": ["a"], "logprob_base": [-1.0]}))
     ['prompt_id', 'logprob_base']
     """
-    from cje.pipeline.streaming import SUFFIXES, expand_files, is_partitioned
+    from cje.pipeline.streaming import (
+        SUFFIXES,
+        expand_files,
+        files_with_rows,
+        is_partitioned,
+        jsonl_probe,
+    )
 
     if is_partitioned(data):
         if type(data).__module__.startswith("polars"):
@@ -163,6 +169,7 @@ def input_columns(data: Any) -> list[str] | None:
         return [str(c) for c in data.columns]
     try:
         files = expand_files(data)
+        files = files_with_rows(files) if files else files  # (the first file may be empty)
     except CJEInputError:
         return None
     if not files:
@@ -172,7 +179,7 @@ def input_columns(data: Any) -> list[str] | None:
     path = files[0]
     kind = SUFFIXES[path.suffix.lower()]
     lf = (pl.scan_parquet(path) if kind == "parquet" else
-          pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(path, n_rows=1))
+          pl.scan_csv(path, n_rows=0) if kind == "csv" else pl.scan_ndjson(jsonl_probe(path), n_rows=1))
     return list(lf.collect_schema().names())
 
 
@@ -278,11 +285,16 @@ class _PolarsEngine(_Engine):
             with naming_file(src):
                 check_renames(names, columns)
                 union.update(dict.fromkeys(_lp_columns([renamed.get(n, n) for n in names])))
+        # among files with a policy column, a file without one has no policy on its rows
+        # (refused, as in memory and on Dask); 'default' only when no file has one
+        renamed = {theirs: std for std, theirs in (columns or {}).items()}
+        any_policy = any("policy" in (renamed.get(n, n) for n in lf.collect_schema().names())
+                         for lf, _ in frames)
         parts = []
         self.notices = []
         for lf, src in frames:
             with naming_file(src):
-                q, self.lp_names, notes = _pl_standard(lf, columns, list(union))
+                q, self.lp_names, notes = _pl_standard(lf, columns, list(union), any_policy)
             self.notices = notes
             parts.append(q)
         self.lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -334,11 +346,13 @@ class _PolarsEngine(_Engine):
             bar.close()
 
 
-def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None
-                 ) -> tuple[Any, list[str], list[str]]:
+def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None,
+                 policy_elsewhere: bool = False) -> tuple[Any, list[str], list[str]]:
     """The standard columns of a LazyFrame (renamed, typed), the log-probability columns as
     ``__lp0`` (``logprob_base``), ``__lp1``… (``lp_names``, by default this frame's; one it
-    lacks is null); the names of those; notices."""
+    lacks is null); the names of those; notices. Without a ``policy`` column the rows are the
+    policy 'default', unless other files have one (``policy_elsewhere``): then their policy is
+    empty (null), and refused."""
     import polars as pl
 
     if columns:
@@ -356,6 +370,8 @@ def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None
             pl.col("__file"), pl.col("__row").cast(pl.Int64)]
     if "policy" in names:
         cols.append(pl.col("policy").cast(pl.String))
+    elif policy_elsewhere:
+        cols.append(pl.lit(None, dtype=pl.String).alias("policy"))
     else:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
     cols += [(pl.col(c).cast(pl.Float64) if c in names else pl.lit(None, dtype=pl.Float64)
@@ -1047,11 +1063,7 @@ class LoggedPartitionedShape:
         if isinstance(est, SNIPS):
             res["value"] = (float(sw_code @ full) + float((w_lab * x).sum())) / sum_w
             return res
-        aff = simcal_affine(
-            cell_stats(tg.N, tg.Sw, tg.Sw2, w_lab, self.lab_code[tg.lab], self.lab_fold[tg.lab],
-                       self.table.y[self.table.train][tg.lab]),
-            tg.w_min, index, tiebreak=self.distinct01, var_cap=est.var_cap,
-            stable_residual=tg.stable_residual, cache=tg.cache)
+        aff = self._simcal(tg, w_lab, index, est)
         sws = aff.a * tg.N + aff.b[:, None] * tg.Sw
         psi_r = float(sws.sum(axis=0) @ full) / float(sws.sum())
         res.update(value=psi_r + psi_e, psi_r=psi_r, stable=aff,
@@ -1141,6 +1153,33 @@ class LoggedPartitionedShape:
             q, qf = mrdr_outcome(x, mb.omega)
             return q[m:].reshape(K, D), qf
         return index, index[ff, fc]  # DR-CPO: the out-of-fold calibration
+
+    def _simcal(self, tg: Any, w_lab: np.ndarray, index: np.ndarray, est: Any) -> AffineSimcal:
+        """SIMCal-W on the distinct judge scores that the target's rows take, as in memory (its
+        candidates at a cell whose rows all lie in the held-out folds are interpolated between
+        neighbouring ranks, so a score without the target's rows — in other targets' rows or
+        the fresh draws — would move them); the other scores get ``a = 0`` (no rows)."""
+        used = np.flatnonzero(tg.N.sum(axis=0) > 0)
+        n_codes = tg.N.shape[1]
+        if used.size == n_codes:
+            return simcal_affine(
+                cell_stats(tg.N, tg.Sw, tg.Sw2, w_lab, self.lab_code[tg.lab],
+                           self.lab_fold[tg.lab], self.table.y[self.table.train][tg.lab]),
+                tg.w_min, index, tiebreak=self.distinct01, var_cap=est.var_cap,
+                stable_residual=tg.stable_residual, cache=tg.cache)
+        sub = np.full(n_codes, -1, dtype=np.int64)
+        sub[used] = np.arange(used.size)
+        aff = simcal_affine(
+            cell_stats(tg.N[:, used], tg.Sw[:, used], tg.Sw2[:, used], w_lab,
+                       sub[self.lab_code[tg.lab]], self.lab_fold[tg.lab],
+                       self.table.y[self.table.train][tg.lab]),
+            tg.w_min[:, used], index[:, used], tiebreak=self.distinct01[used],
+            var_cap=est.var_cap, stable_residual=tg.stable_residual,
+            cache=tg.cache.setdefault("simcal_used", {}))
+        a = np.zeros((aff.a.shape[0], n_codes))
+        a[:, used] = aff.a
+        return AffineSimcal(a=a, b=aff.b, mixture=aff.mixture, gamma=aff.gamma,
+                            fallbacks=aff.fallbacks)
 
     def _tail(self, tg: _TargetStats, full: np.ndarray, e: np.ndarray, x: np.ndarray,
               v_lab: np.ndarray, psi_e: float, sum_v: float, v2_code: np.ndarray) -> float:
