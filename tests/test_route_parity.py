@@ -13,7 +13,7 @@ out-of-core engines sum in another order, which moves the last bits; see tests/t
 A route that refuses must raise :class:`cje.CJEInputError` (never another exception), and the
 pandas route must then refuse too, or else the refusal is a difference. Hostile variations (ids
 written "01" / 1 / 1.0, whitespace, labels as text, empty files, a column only in some files,
-BOM and CRLF, ...) are added one at a time; the differences found are in PARITY_FINDINGS.md.
+BOM and CRLF, ...) are added one at a time; the differences found are in tests/route_parity_findings.md.
 
 Fast tier: a few seeded data sets × every route (< 60 s); ``-m slow`` sweeps more seeds.
 """
