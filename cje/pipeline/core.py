@@ -22,6 +22,7 @@ from cje.data import prompt_folds
 from cje.diagnostics.calibration import transport_audit
 from cje.diagnostics.gates import (
     comparable,
+    covariate_range_gate,
     excluded_rows_gate,
     few_labels_near_bound,
     level_gate,
@@ -91,6 +92,14 @@ class Table:
     distinct_X: np.ndarray | None = None
     weight: np.ndarray | None = None
 
+    def covariates_of(self, rows: np.ndarray) -> np.ndarray | None:
+        """The covariates of ``rows`` (``(len(rows), p)``), ``None`` without covariates."""
+        if self.X is not None:
+            return self.X[rows]
+        if self.distinct_X is not None and self.codes is not None:
+            return self.distinct_X[self.codes[rows]]
+        return None
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PolicyRows:
@@ -130,6 +139,9 @@ class PolicyRows:
         labelled prompts of equal weight); 0: none (the part keeps the policy's ``G/(G−1)``).
     own_m : float
         That part's effective number of labelled prompts (its degrees of freedom + 1).
+    covariates : numpy.ndarray or None
+        The covariates ``(n, p)`` of the rows whose rewards make the policy's level (the
+        covariate range gate reads them under the two-stage map); ``None``: no covariates.
     """
 
     cluster: np.ndarray
@@ -146,6 +158,7 @@ class PolicyRows:
     own_ss: float = 0.0
     own_factor: float = 0.0
     own_m: float = 0.0
+    covariates: np.ndarray | None = None
 
 
 def own_part_sums(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: np.ndarray,
@@ -660,6 +673,8 @@ def estimate(
               for pol, resid, rows in zip(shape.probe_names, shape.probe_residuals(calibrator),
                                           shape.probe_rows(), strict=True)]
     audit_of = {a.policy: a for a in audits}
+    lab_cov = (shape.table.covariates_of(shape.table.train)
+               if covariates and getattr(calibrator, "mode_", None) == "two_stage" else None)
 
     # ---- per-policy results ------------------------------------------------------------------
     results = []
@@ -709,6 +724,12 @@ def estimate(
             near, why = few_labels_near_bound(value.value, se, own[0], info.own_m, df, alpha)
             if why:
                 level, level_reasons = worse_status(level, near), (*level_reasons, why)
+        if lab_cov is not None:  # the two-stage map read beyond the labelled covariates
+            beyond, why, cov_diag = covariate_range_gate(info.covariates, lab_cov, covariates,
+                                                         probe=info.probe)
+            level_diag = {**level_diag, **cov_diag}
+            if why:
+                level, level_reasons = worse_status(level, beyond), (*level_reasons, why)
         left_out, why = excluded_rows_gate(info.diagnostics, int(n_rows), se)
         if why:  # logged rows a target left out for a missing log-probability (needs the SE)
             level, level_reasons = worse_status(level, left_out), (*level_reasons, why)

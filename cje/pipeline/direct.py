@@ -365,7 +365,7 @@ class DirectShape:
                           method=self.estimator.method, naive=self.naive[p],
                           scores=self.ev.judge_score[rows], probe=use, status=status,
                           reasons=reasons, no_variance=alone, own_ss=own[0],
-                          own_factor=own[1], own_m=own[2])
+                          own_factor=own[1], own_m=own[2], covariates=self.table.covariates_of(rows))
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The policies' judge scores (covariate medians over every row).

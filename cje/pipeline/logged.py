@@ -372,7 +372,7 @@ class LoggedShape:
                 cluster=_with(t.cluster[rows], probe_cluster),
                 n_labels=int(self._lab[rows].sum()), method="on-policy (logged)",
                 naive=naive_judge_mean(t.s[rows], t.cluster[rows], alpha, ev.label_scale),
-                scores=ev.judge_score[rows], probe=use)
+                scores=ev.judge_score[rows], probe=use, covariates=t.covariates_of(rows))
         tg = self.targets[p - 1]
         rows = tg.fresh if sample_fresh else tg.rows
         # the raw judge mean on the target's own responses (its fresh draws), or the
@@ -438,7 +438,8 @@ class LoggedShape:
             cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),
             method=self.estimator.method, naive=naive,
             scores=s_target if s_target is not None else ev.judge_score[tg.rows],
-            status=status, reasons=reasons, diagnostics=diag, probe=use)
+            status=status, reasons=reasons, diagnostics=diag, probe=use,
+            covariates=t.covariates_of(rows))
 
 
 def _cluster_codes(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
