@@ -16,10 +16,14 @@ the prompt-clustered variance ``Var_IF`` splits into three sums over prompts ``g
     Var_IF = G/(G−1) Σ u_g²  +  2 G/(G−1) Σ u_g w_g  +  G/(G−1) Σ w_g²
              ≈ Var(R)/n       +  2 Cov(R, e)/n       +  Var(e)/m
 
-so the first two scale like ``1/n_prompts`` and the third like ``1/n_labels``; the calibration
-variance ``Var_cal`` (OUA jackknife) is taken to scale like ``1/n_labels``. Hence::
+so the first two scale like ``1/n_prompts`` and the third like ``1/n_labels`` — except its
+cross-products of two labelled rows of one prompt (several responses per prompt, whose
+residuals are correlated when the judge errs by prompt): the labelled pairs grow like
+``(labels/prompts)²``, so these scale like ``1/n_prompts`` and go with the first two (with
+``w_g² = d_g + pairs_g``, ``d_g`` the sum of the squared row terms). The calibration variance
+``Var_cal`` (OUA jackknife) is taken to scale like ``1/n_labels``. Hence::
 
-    SE²(n, m) = a/n + b/m + c/m,   a = G·(ΣΣ first two),  b = m·(third),  c = m·Var_cal
+    SE²(n, m) = a/n + b/m + c/m,   a = G·(ΣΣ first two + Σ pairs),  b = m·(Σ d),  c = m·Var_cal
 
 which reproduces the pilot's own ``SE²`` exactly at the pilot's sizes. The half-width is
 ``t_{1−α/2, df} · SE`` with the Satterthwaite ``df`` of the report at the planned sizes

@@ -45,6 +45,8 @@ SD_THETA, SD_EPS, SD_NU = 0.7, 0.7, 0.6
 CELLS: dict[str, dict] = {
     "likert/R4/p5/strong-beta": dict(kind="likert", R=4, G=400, sd_beta=1.0, p0=0.05, pols="ABC",
                                      mult=5),
+    "likert/R4/p5/strong-beta/G1000x10": dict(kind="likert", R=4, G=1000, sd_beta=1.0, p0=0.05,
+                                              pols="ABC", mult=10),
     "likert/R1/p5/strong-beta": dict(kind="likert", R=1, G=1600, sd_beta=1.0, p0=0.05, pols="ABC",
                                      mult=5),
     "likert/R1/p5": dict(kind="likert", R=1, G=1600, sd_beta=0.5, p0=0.05, pols="ABC", mult=5),
@@ -204,7 +206,7 @@ def one(cell_name: str, h: float, seed: int, active: bool) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--cells", default=",".join(CELLS))
+    ap.add_argument("--cells", default=",".join(c for c in CELLS if "G1000" not in c))
     ap.add_argument("--active", default="likert/R1/p5,likert/R4/p5/strong-beta,likert/R1/p5/D-biased")
     ap.add_argument("--seed", type=int, default=20261207)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"
