@@ -57,12 +57,16 @@ CELLS: dict[str, dict] = {
     "binary/R4/p5": dict(kind="binary", R=4, G=400, sd_beta=0.5, p0=0.05, pols="ABC", mult=5),
     "likert/R4/p2": dict(kind="likert", R=4, G=1000, sd_beta=0.5, p0=0.02, pols="ABC", mult=8),
     "likert/R1/p10": dict(kind="likert", R=1, G=1600, sd_beta=0.5, p0=0.10, pols="ABC", mult=3),
+    "likert/R1/p5/D-few": dict(kind="likert", R=1, G=1600, sd_beta=0.5, p0=0.05, pols="ABCD",
+                               mult=5, few={"D": 0.25}),
+    "binary-skewed/R1/p5": dict(kind="binary", R=1, G=1600, sd_beta=0.5, p0=0.05, pols="ABC",
+                                mult=4, offset=-2.0),
     "likert/R1/p5/D-biased": dict(kind="likert", R=1, G=1600, sd_beta=0.5, p0=0.05, pols="ABCD",
                                   mult=5, bias={"D": 0.6}),
 }
 
 
-def truth(kind: str, pol: str) -> float:
+def truth(kind: str, pol: str, offset: float = 0.0) -> float:
     """Exact ``E[Y]`` of a policy (Gauss-Hermite quadrature over the quality ``q``).
 
     Parameters
@@ -71,6 +75,8 @@ def truth(kind: str, pol: str) -> float:
         ``"likert"`` or ``"binary"``.
     pol : str
         Policy name.
+    offset : float
+        Binary labels: ``P(Y = 1 | q) = Phi(1.2 q + offset)`` (skewed labels for ``offset < 0``).
 
     Returns
     -------
@@ -80,7 +86,7 @@ def truth(kind: str, pol: str) -> float:
     q = MU[pol] + math.hypot(SD_THETA, SD_EPS) * x
     w = w / w.sum()
     if kind == "binary":
-        return float(w @ norm.cdf(1.2 * q))
+        return float(w @ norm.cdf(1.2 * q + offset))
     sig = 0.35 + 0.9 * np.exp(-q**2 / 1.28)
     cdf = sum(norm.cdf((k + 0.5 - 3 - 1.1 * q) / sig) for k in range(1, 5))
     return float(w @ (5 - cdf))
@@ -110,16 +116,21 @@ def draw(cell: dict, share: float, rng: np.random.Generator) -> tuple[pd.DataFra
         g = np.repeat(np.arange(G), R)
         q = MU[p] + theta[g] + rng.normal(0, SD_EPS, g.size)
         if cell["kind"] == "binary":
-            y = (rng.random(g.size) < norm.cdf(1.2 * q)).astype(float)
+            y = (rng.random(g.size) < norm.cdf(1.2 * q + cell.get("offset", 0.0))).astype(float)
         else:
             sig = 0.35 + 0.9 * np.exp(-q**2 / 1.28)
             y = np.clip(np.round(3 + 1.1 * q + sig * rng.normal(size=g.size)), 1, 5)
         j = q + beta[g] + cell.get("bias", {}).get(p, 0.0) + rng.normal(0, SD_NU, g.size)
         s = np.clip(np.round(5.5 + 1.6 * j), 1, 10)
+        keep = np.ones(g.size, dtype=bool)
+        if p in cell.get("few", {}):  # the policy answered only a share of the prompts
+            keep = (rng.random(G) < cell["few"][p])[g]
         frames.append(pd.DataFrame({"prompt_id": [f"g{i}" for i in g], "policy": p,
-                                    "draw_idx": np.tile(np.arange(R), G), "judge_score": s}))
-        labels.append(y)
+                                    "draw_idx": np.tile(np.arange(R), G),
+                                    "judge_score": s})[keep])
+        labels.append(y[keep])
     df = pd.concat(frames, ignore_index=True)
+    assert len(df) == sum(map(len, labels))
     y = np.concatenate(labels)
     lab = rng.random(y.size) < share
     df["oracle_label"] = np.where(lab, y, np.nan)
@@ -165,7 +176,7 @@ def one(cell_name: str, h: float, seed: int, active: bool) -> list[dict]:
             rep = cje.analyze(second, **sc)
             for t in p.targets:
                 e = rep[t.target]
-                tr = truth(cell["kind"], t.target)
+                tr = truth(cell["kind"], t.target, cell.get("offset", 0.0))
                 out.append({
                     "cell": cell_name, "seed": seed, "round": "uniform", "policy": t.target,
                     "binding": t.target == d["binding"], "h": h, "share": share,
@@ -195,7 +206,7 @@ def one(cell_name: str, h: float, seed: int, active: bool) -> list[dict]:
             rep2 = cje.analyze(sec, **sc)
             predicted = {x["policy"]: x["half_width_predicted"] for x in pa.next_labels["policies"]}
             for e in rep2.estimates:
-                tr = truth(cell["kind"], e.policy)
+                tr = truth(cell["kind"], e.policy, cell.get("offset", 0.0))
                 out.append({"cell": cell_name, "seed": seed, "round": "active", "policy": e.policy,
                             "h": h, "predicted": predicted[e.policy], "achieved": hw_of(e),
                             "labels": e.n_labels, "estimate": e.estimate, "truth": tr,
