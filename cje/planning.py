@@ -16,10 +16,14 @@ the prompt-clustered variance ``Var_IF`` splits into three sums over prompts ``g
     Var_IF = G/(G−1) Σ u_g²  +  2 G/(G−1) Σ u_g w_g  +  G/(G−1) Σ w_g²
              ≈ Var(R)/n       +  2 Cov(R, e)/n       +  Var(e)/m
 
-so the first two scale like ``1/n_prompts`` and the third like ``1/n_labels``; the calibration
-variance ``Var_cal`` (OUA jackknife) is taken to scale like ``1/n_labels``. Hence::
+so the first two scale like ``1/n_prompts`` and the third like ``1/n_labels`` — except its
+cross-products of two labelled rows of one prompt (several responses per prompt, whose
+residuals are correlated when the judge errs by prompt): the labelled pairs grow like
+``(labels/prompts)²``, so these scale like ``1/n_prompts`` and go with the first two (with
+``w_g² = d_g + pairs_g``, ``d_g`` the sum of the squared row terms). The calibration variance
+``Var_cal`` (OUA jackknife) is taken to scale like ``1/n_labels``. Hence::
 
-    SE²(n, m) = a/n + b/m + c/m,   a = G·(ΣΣ first two),  b = m·(third),  c = m·Var_cal
+    SE²(n, m) = a/n + b/m + c/m,   a = G·(ΣΣ first two + Σ pairs),  b = m·(Σ d),  c = m·Var_cal
 
 which reproduces the pilot's own ``SE²`` exactly at the pilot's sizes. The half-width is
 ``t_{1−α/2, df} · SE`` with the Satterthwaite ``df`` of the report at the planned sizes
@@ -684,6 +688,7 @@ class _Parts:
     rows: int
     u: np.ndarray | None   # per-prompt prompt-part totals (label units)
     w: np.ndarray | None   # per-prompt label-part totals
+    d: np.ndarray | None   # per-prompt sums of the label part's squared row terms (w² = d + pairs)
     a: float
     b: float
     c: float
@@ -693,15 +698,25 @@ class _Parts:
 
 
 def _from_sums(name: str, kind: str, u: np.ndarray, w: np.ndarray, g: int, m: int, rows: int,
-               var_cal: float, k: int, se: float, df: float, own: float = 0.0) -> _Parts:
+               var_cal: float, k: int, se: float, df: float, own: float = 0.0,
+               d: np.ndarray | None = None) -> _Parts:
     """The components from the per-prompt totals of the prompt part ``u`` and the label part
     ``w``: the pair's (or policy's) factor ``G/(G−1)`` throughout, plus ``own``, the change that
     gives each policy's own-label residual part its factor ``m_g/(m_g−1)`` instead
-    (:func:`cje.pipeline.core.own_residual_variance`)."""
+    (:func:`cje.pipeline.core.own_residual_variance`).
+
+    Only the label part's row terms ``d`` (``Σ_{i∈g} (row term)²``) fall like 1/labels. Its
+    cross-products of two labelled rows of one prompt (several responses per prompt, or the two
+    policies of a contrast) are as many as the labelled pairs, ``∝ (labels/prompts)²``, each over
+    ``labels²``: they scale like 1/prompts and belong to ``a`` (residuals that share a prompt are
+    correlated: the judge errs on some prompts). ``d`` None: ``w²`` (no two labelled rows share a
+    prompt)."""
     f = g / (g - 1)
-    v_a = f * float(u @ u + 2 * (u @ w))
-    v_b = f * float(w @ w) + own
-    return _Parts(name, kind, g, m, rows, u, w, g * v_a, m * v_b, m * var_cal, k, se, df)
+    d = w * w if d is None else d
+    dd = float(d.sum())
+    v_a = f * float(u @ u + 2 * (u @ w) + (w @ w - dd))
+    v_b = f * dd + own
+    return _Parts(name, kind, g, m, rows, u, w, d, g * v_a, m * v_b, m * var_cal, k, se, df)
 
 
 def _split_from_data(ev: Any, rep: Report, *, alpha: float, mode: str, covariates: tuple[str, ...],
@@ -756,6 +771,7 @@ def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, label
     est_of = {x.policy: x for x in rep.estimates}
     u_of: dict[str, np.ndarray] = {}
     w_of: dict[str, np.ndarray] = {}
+    d_of: dict[str, np.ndarray] = {}
     meta: dict[str, tuple[int, int, np.ndarray]] = {}
     own_f: dict[str, tuple[float | None, float]] = {}
     out = []
@@ -775,17 +791,18 @@ def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, label
         cl = t.cluster[rows]
         u = np.bincount(cl, weights=phi_r, minlength=G) / n * width
         w = np.bincount(cl, weights=phi_e, minlength=G) / n * width
+        d = np.bincount(cl, weights=(phi_e / n * width) ** 2, minlength=G)
         present = np.bincount(cl, minlength=G) > 0
         g = int(present.sum())
         x = est_of[name]
-        u_of[name], w_of[name] = u, w
+        u_of[name], w_of[name], d_of[name] = u, w, d
         # the residual part's own factor (m_g/(m_g−1) for m_g labelled prompts of equal weight)
         # in place of G/(G−1), as the report gives it (own_part_sums)
         _, fac, _ = own_part_sums(phi_e[lab], np.zeros(m, dtype=np.int64), cl[lab], np.array([n]), 1)
         own_f[name] = (float(fac[0]) if fac[0] != 0 and g >= 2 else None, float(w @ w))
         meta[name] = (m, n, present)
         out.append(_from_sums(name, "policy", u[present], w[present], g, m, n, x.var_cal, k,
-                              x.se, x.df, own=_own_change(own_f[name], g)))
+                              x.se, x.df, own=_own_change(own_f[name], g), d=d[present]))
     if contrasts:
         for c in rep.pairs:
             a_, b_ = c.policy_a, c.policy_b
@@ -795,9 +812,10 @@ def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, label
             g = int(present.sum())
             u = (u_of[a_] - u_of[b_])[present]
             w = (w_of[a_] - w_of[b_])[present]
+            d = (d_of[a_] + d_of[b_])[present]
             out.append(_from_sums(f"{a_} − {b_}", "contrast", u, w, g, meta[a_][0] + meta[b_][0],
                                   meta[a_][1] + meta[b_][1], c.var_cal, k, c.se, c.df,
-                                  own=_own_change(own_f[a_], g) + _own_change(own_f[b_], g)))
+                                  own=_own_change(own_f[a_], g) + _own_change(own_f[b_], g), d=d))
     return out
 
 
@@ -818,7 +836,7 @@ def _split_from_report(rep: Report, contrasts: bool) -> list[_Parts]:
     out = []
     for x in rep.estimates:
         v_b = min(s2 / x.n_labels, x.var_if) if x.n_labels else 0.0
-        out.append(_Parts(x.policy, "policy", x.n_prompts, x.n_labels, x.n, None, None,
+        out.append(_Parts(x.policy, "policy", x.n_prompts, x.n_labels, x.n, None, None, None,
                           x.n_prompts * (x.var_if - v_b), x.n_labels * v_b, x.n_labels * x.var_cal,
                           k, x.se, x.df))
     if contrasts:
@@ -829,7 +847,7 @@ def _split_from_report(rep: Report, contrasts: bool) -> list[_Parts]:
             v_b = min(s2 / max(ea.n_labels, 1) + s2 / max(eb.n_labels, 1), c.var_if)
             g = max(ea.n_prompts, eb.n_prompts)
             out.append(_Parts(f"{c.policy_a} − {c.policy_b}", "contrast", g, m, ea.n + eb.n, None,
-                              None, g * (c.var_if - v_b), m * v_b, m * c.var_cal, k, c.se, c.df))
+                              None, None, g * (c.var_if - v_b), m * v_b, m * c.var_cal, k, c.se, c.df))
     return out
 
 
@@ -1140,12 +1158,12 @@ def _make_plan(parts: list[_Parts], h: float, alpha: float, label_cost: float | 
     # draws of the components: prompt-cluster bootstrap of a and b, scaled χ² of c
     draws: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for pt in parts:
-        if pt.u is not None and pt.w is not None and pt.g > 1:
+        if pt.u is not None and pt.w is not None and pt.d is not None and pt.g > 1:
             wts = rng.multinomial(pt.g, np.full(pt.g, 1 / pt.g), size=n_boot).astype(float)
             f = pt.g / (pt.g - 1)
-            a_s = pt.g * f * (wts @ (pt.u * pt.u + 2 * pt.u * pt.w))
-            ww = float(pt.w @ pt.w)  # b's draws: its factors kept, the label part resampled
-            b_s = pt.b * (wts @ (pt.w * pt.w)) / ww if ww > 0 else np.full(n_boot, pt.b)
+            a_s = pt.g * f * (wts @ (pt.u * pt.u + 2 * pt.u * pt.w + (pt.w * pt.w - pt.d)))
+            dd = float(pt.d.sum())  # b's draws: its factors kept, the label part resampled
+            b_s = pt.b * (wts @ pt.d) / dd if dd > 0 else np.full(n_boot, pt.b)
         else:
             a_s, b_s = np.full(n_boot, pt.a), np.full(n_boot, pt.b)
         c_s = pt.c * (pt.k - 1) / rng.chisquare(max(pt.k - 1, 1), n_boot) if pt.c > 0 \

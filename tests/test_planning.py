@@ -39,6 +39,54 @@ def test_components_by_hand():
     assert p.c == pytest.approx(2 * 0.001)                              # m·Var_cal
 
 
+def test_label_pairs_of_one_prompt_go_to_the_prompt_part():
+    # two labelled rows in prompt 0 (row terms 0.03 and 0.02): their cross-product 2·0.03·0.02 is
+    # as many as the labelled pairs, ∝ (labels/prompts)², over labels²: it scales like 1/prompts
+    u = np.array([0.1, -0.1, 0.0])
+    w = np.array([0.05, 0.0, -0.05])
+    d = np.array([0.03**2 + 0.02**2, 0.0, 0.05**2])
+    p = _from_sums("x", "policy", u, w, g=3, m=3, rows=6, var_cal=0.0, k=5, se=0.0, df=2.0, d=d)
+    f = 3 / 2
+    assert p.a == pytest.approx(3 * f * (0.01 + 0.01 + 2 * 0.005 + 2 * 0.03 * 0.02))
+    assert p.b == pytest.approx(3 * f * d.sum())
+    assert p.a / 3 + p.b / 3 == pytest.approx(f * (u @ u + 2 * u @ w + w @ w))  # the pilot's Var_IF
+
+
+def _clustered_residuals(seed, G=1500, R=4, share=0.1):
+    """R responses per prompt; the judge errs by prompt (beta_g, shared by the prompt's responses),
+    so the residuals of a prompt's responses are correlated."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(G), R)
+    theta, beta = rng.normal(0, 1, G), rng.normal(0, 1, G)
+    q = theta[g] + rng.normal(0, 1, g.size)
+    s = np.clip(q + beta[g] + rng.normal(0, 0.5, g.size), -6, 6)
+    y = np.clip(q + rng.normal(0, 0.5, g.size), -6, 6)
+    d = pd.DataFrame({"prompt_id": g.astype(str), "policy": "A",
+                      "draw_idx": np.tile(np.arange(R), G), "judge_score": s})
+    return d.assign(oracle_label=np.where(rng.random(g.size) < share, y, np.nan)), y
+
+
+@pytest.mark.slow
+def test_plan_with_correlated_residuals_within_prompts_predicts_labelling_every_row():
+    """Found by simulations/independent_plan.py: with 4 responses per prompt and a judge that
+    errs by prompt, a 10% pilot's plan put the within-prompt residual covariance into the label
+    part (falling like 1/labels), so labelling every row of the same prompts gave a half-width
+    whose square was 1.15–1.64 times the prediction (mean 1.33 over these 4 pilots); it does not
+    fall with labels at fixed prompts. Now about 1 (0.81–1.10)."""
+    sc = {"judge_scale": (-6, 6), "label_scale": (-6, 6)}
+    ratios = []
+    for seed in range(4):
+        d, y = _clustered_residuals(seed)
+        p = plan(d, half_width=0.05, n_boot=20, **sc)
+        full = cje.analyze(d.assign(oracle_label=y), **sc)["A"]
+        t = p["A"]
+        hw = float(stdtrit(full.df, 0.975)) * full.se
+        ratios.append(hw**2 / p.predict("A", t.n_prompts, full.n_labels) ** 2)
+    assert 0.8 < np.mean(ratios) < 1.15, ratios
+
+
 def test_split_on_small_data_by_hand():
     """Two policies × 12 prompts, every third row labelled, the judge already calibrated: with
     mode='monotone' the calibrator is isotonic, and the influence split is recomputed here from
