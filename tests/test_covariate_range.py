@@ -41,7 +41,7 @@ def test_two_stage_beyond_the_labelled_lengths_is_caution_and_names_the_covariat
     rep = _analyze(_data(), mode="two_stage", covariates=["response_length"])
     key = "covariate_out_of_range_share[response_length]"
     long_, same = rep["long"], rep["same"]
-    assert long_.diagnostics[key] > 0.9 and long_.status == "CAUTION"
+    assert long_.diagnostics[key] > 0.9 and long_.status == "CAUTION"  # (no labels: CAUTION anyway)
     assert any("'response_length'" in r and "two-stage" in r for r in long_.reasons)
     # its judge scores are mostly inside the labelled range: the score gate alone would not see it
     assert long_.diagnostics["out_of_range_share"] < OUT_OF_RANGE_GATE
@@ -49,7 +49,8 @@ def test_two_stage_beyond_the_labelled_lengths_is_caution_and_names_the_covariat
     # under the 99th percentile of that share for the 60 labelled rows, 10.6%)
     assert same.diagnostics[key] < _beyond_extremes_q99(rep.calibration.n_labels)
     assert not any("covariate values outside" in r for r in same.reasons)
-    assert not any("covariate values outside" in r for r in rep["base"].reasons)
+    # the labelled policy's level has its own residual correction: not judged
+    assert "covariate_out_of_range_share[response_length]" not in rep["base"].diagnostics
 
 
 def test_monotone_map_reads_no_covariate_and_the_gate_stays_silent():
@@ -72,13 +73,17 @@ def test_gate_allows_for_the_rows_sampling_puts_beyond_the_labelled_extremes():
     assert st == "CAUTION" and "response_length" in why and "Label responses like these" in why
 
 
-def test_a_probe_corrected_level_is_caution_with_its_own_reason():
-    from cje.pipeline.probes import ProbeUse
-
-    lab = np.linspace(100.0, 300.0, 99)[:, None]
-    st, why, _ = covariate_range_gate(np.full((50, 1), 900.0), lab, ["response_length"],
-                                      probe=ProbeUse(50, 50, 0, 1.0, -0.25, 0.001, 400))
-    assert st == "CAUTION" and "probe labels correct the level" in why
+def test_levels_with_their_own_correction_are_not_judged():
+    # labels on every policy (or a probe slice) correct the level wherever the map is read:
+    # no covariate reason, no diagnostic
+    df = _data()
+    rng = np.random.default_rng(5)
+    y = np.clip(np.round(3 + rng.normal(0, 1, len(df))), 1, 5)
+    df["oracle_label"] = np.where(rng.random(len(df)) < 0.1, y, np.nan)
+    rep = _analyze(df, mode="two_stage", covariates=["response_length"])
+    assert not any("covariate values outside" in r for e in rep.estimates for r in e.reasons)
+    assert all("covariate_out_of_range_share[response_length]" not in e.diagnostics
+               for e in rep.estimates)
 
 
 def test_sampling_allowance_is_the_beta_quantile():

@@ -786,9 +786,9 @@ def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple
 
 
 def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | None,
-                         names: Sequence[str], probe: ProbeUse | None = None
-                         ) -> tuple[str, str | None, dict[str, float]]:
-    """CAUTION when the two-stage map is read at covariate values beyond those it was fitted on.
+                         names: Sequence[str]) -> tuple[str, str | None, dict[str, float]]:
+    """CAUTION when a level that rests on the two-stage map transporting reads it at covariate
+    values beyond those it was fitted on.
 
     The two-stage calibration (judge score and covariates, e.g. ``response_length``) learns the
     covariates' effect on the labelled rows only; beyond their range it holds the effect at the
@@ -801,8 +801,10 @@ def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | N
     ``m`` labelled ones the share outside their range is ``Beta(2, m − 1)``-distributed (mean
     ``2/(m + 1)``: a continuous covariate, unlike a judge score on a grid, does not repeat its
     extremes), and the gate needs more than its 99th percentile (10% at ``m = 60``, 6.4% at
-    100, under 5% from about 130 labels on). A probe correction removes the bias in expectation;
-    the reason then says so.
+    100, under 5% from about 130 labels on). The caller applies it only to levels without a
+    residual correction of their own (no own labels, no probe correction): a correction by the
+    policy's own labels removes the extrapolation's bias in expectation, wherever the map is
+    read.
 
     Parameters
     ----------
@@ -812,8 +814,6 @@ def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | N
         The calibrator's labelled rows' covariates.
     names : sequence of str
         The covariates' names, in column order.
-    probe : ProbeUse, optional
-        How its probe slice corrected its level (None: it did not).
 
     Returns
     -------
@@ -844,15 +844,12 @@ def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | N
     if share < max(OUT_OF_RANGE_GATE, _beyond_extremes_q99(len(labelled))):
         return "OK", None, diag
     worst = max(range(len(names)), key=lambda j: outside[:, j].mean())
-    what = (f"{100 * share:.0f}% of its rows have covariate values outside those of the labelled "
-            f"rows (most: {names[worst]!r}, {100 * outside[:, worst].mean():.0f}% outside "
-            f"[{lo[worst]:g}, {hi[worst]:g}]), where the two-stage calibration holds the "
-            "covariate's effect at the edge")
-    if probe is not None:
-        return "CAUTION", (f"{what}; its probe labels correct the level, but only as precisely "
-                           "as that many labels can."), diag
-    return "CAUTION", (f"{what}, so its level rests on that extrapolation. Label responses like "
-                       "these, or give a probe slice of them."), diag
+    return "CAUTION", (
+        f"{100 * share:.0f}% of its rows have covariate values outside those of the labelled rows "
+        f"(most: {names[worst]!r}, {100 * outside[:, worst].mean():.0f}% outside "
+        f"[{lo[worst]:g}, {hi[worst]:g}]), where the two-stage calibration holds the covariate's "
+        "effect at the edge, so its level rests on that extrapolation too. Label responses like "
+        "these, or give a probe slice of them."), diag
 
 
 def _beyond_extremes_q99(m: int) -> float:

@@ -724,9 +724,10 @@ def estimate(
             near, why = few_labels_near_bound(value.value, se, own[0], info.own_m, df, alpha)
             if why:
                 level, level_reasons = worse_status(level, near), (*level_reasons, why)
-        if lab_cov is not None:  # the two-stage map read beyond the labelled covariates
-            beyond, why, cov_diag = covariate_range_gate(info.covariates, lab_cov, covariates,
-                                                         probe=info.probe)
+        if lab_cov is not None and info.n_labels == 0 and info.probe is None:
+            # a level resting on the two-stage map transporting, read beyond the labelled
+            # covariates (own labels or a probe correct it wherever the map is read)
+            beyond, why, cov_diag = covariate_range_gate(info.covariates, lab_cov, covariates)
             level_diag = {**level_diag, **cov_diag}
             if why:
                 level, level_reasons = worse_status(level, beyond), (*level_reasons, why)
