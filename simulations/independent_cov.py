@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from scipy import stats
 
 import cje
 
@@ -75,38 +76,8 @@ POLICIES = {
 GAMMA = {"verb": 0.0, "right": BETA / 1.3}
 MODES = ("auto", "monotone", "two_stage")
 
-_erf = np.vectorize(math.erf, otypes=[float])
-
-
-def _phi(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + _erf(np.asarray(x, dtype=float) / math.sqrt(2.0)))
-
-
-def _norm_ppf(u: np.ndarray) -> np.ndarray:
-    """Standard normal quantile (Acklam's rational approximation refined by Newton steps)."""
-    x = np.sqrt(2.0) * _erfinv(2.0 * u - 1.0)
-    return x
-
-
-def _erfinv(y: np.ndarray) -> np.ndarray:
-    # initial guess (Giles 2010 single-precision form) then three Newton steps on erf
-    w = -np.log((1.0 - y) * (1.0 + y))
-    small = w < 5.0
-    ws = w - 2.5
-    p1 = 2.81022636e-08
-    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
-              -0.00417768164, 0.246640727, 1.50140941):
-        p1 = c + p1 * ws
-    wl = np.sqrt(np.maximum(w, 5.0)) - 3.0
-    p2 = -0.000200214257
-    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
-              0.00943887047, 1.00167406, 2.83297682):
-        p2 = c + p2 * wl
-    x = np.where(small, p1, p2) * y
-    for _ in range(3):
-        err = _erf(x) - y
-        x = x - err / (2.0 / math.sqrt(math.pi) * np.exp(-x * x))
-    return x
+_phi = stats.norm.cdf
+_norm_ppf = stats.norm.ppf
 
 
 def _t2_ppf(u: np.ndarray) -> np.ndarray:
