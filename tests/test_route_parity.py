@@ -38,6 +38,10 @@ from cje.errors import CJEInputError
 pl = pytest.importorskip("polars")
 pa = pytest.importorskip("pyarrow")
 
+# numpy's RuntimeWarnings raised in cje's code are errors here: out-of-core logged runs used to
+# warn "invalid value encountered in multiply" (0 times an empty cell's infinite weight bound)
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning:cje")
+
 KW_DIRECT = dict(judge_scale=(0, 10), label_scale=(1, 5))
 KW_LOGGED = dict(judge_scale=(0, 10), label_scale=(0, 1))
 

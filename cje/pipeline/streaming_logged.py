@@ -1505,7 +1505,8 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
         mean_s = s1 / n
         out["ess_stable"] = (s1 / mean_s) ** 2 / (n * (s2 / mean_s ** 2))
         cells = tg.N > 0
-        top = float(np.max((stable.a + stable.b[:, None] * tg.w_max)[cells]))
+        # only cells with rows: an empty cell's w_max is -inf, and 0·(-inf) would warn
+        top = float(np.max(stable.a[cells] + stable.b[np.nonzero(cells)[0]] * tg.w_max[cells]))
         out["max_weight_stable"] = top / mean_s
         out["top5_mass_stable"] = st_order.top_sum(k5, "w") / s1
     out["n_eff_raw"] = out["ess_raw"] * n
@@ -1955,8 +1956,10 @@ def analyze_logged_partitioned(
         aff = shape.stable.get(i)
         if aff is not None:
             cells_on = tg.N > 0
-            vals_lo = (aff.a + aff.b[:, None] * tg.w_min)[cells_on]
-            vals_hi = (aff.a + aff.b[:, None] * tg.w_max)[cells_on]
+            # only cells with rows: an empty cell's w_min/w_max are ±inf (0·inf would warn)
+            b_on = aff.b[np.nonzero(cells_on)[0]]
+            vals_lo = aff.a[cells_on] + b_on * tg.w_min[cells_on]
+            vals_hi = aff.a[cells_on] + b_on * tg.w_max[cells_on]
             t3.update(a=aff.a, b=aff.b, ws_lo=float(vals_lo.min()), ws_hi=float(vals_hi.max()),
                       ws_bins=None)
     got = eng.reduce(_selected(_collect), ctx3, progress, "order statistics")
