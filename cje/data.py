@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import math
 import os
 import re
 import shlex
@@ -105,6 +106,10 @@ class EvalData:
         not all share one value; ``None`` when the column is absent or constant over the
         labelled rows — a uniform design, analysed exactly as without the column (docs: Methods
         › Labels sampled with known probabilities).
+    label_reach : Mapping[str, tuple[float, float]]
+        With a ``label_probability`` column (uniform or not): per policy with labels, how much
+        of its rows its labelled rows' design weights stand for, ``Σ_lab 1/π_i / n_p``, and the
+        z statistic of that total against ``n_p`` (:func:`label_reach`). Empty without the column.
 
     Examples
     --------
@@ -130,6 +135,7 @@ class EvalData:
     notices: tuple[str, ...] = ()
     excluded: Mapping[str, int] = field(default_factory=dict)
     label_probability: np.ndarray | None = None
+    label_reach: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     # ---- derived, cheap ------------------------------------------------------------------
     @property
@@ -1275,7 +1281,9 @@ def _build(
         if given.size >= 20 and np.all(given == given[0]):
             col = "logprob_base" if name == "base" else f"logprob[{name}]"
             notices.append(constant_logprob_notice(col, float(given[0])))
-    pi = label_probabilities(cols, lab, pid, policy_code)
+    pi_all = validated_probabilities(cols, lab, pid, policy_code)
+    reach = {} if pi_all is None else label_reach(pi_all, lab, policy_code, pol_names)
+    pi = None if pi_all is None or not lab.any() or np.all(pi_all[lab] == pi_all[lab][0]) else pi_all
     if pi is not None and lps:
         raise CJEInputError(
             "A non-uniform 'label_probability' column is supported for fresh draws of each policy "
@@ -1297,6 +1305,7 @@ def _build(
         notices=tuple(notices),
         excluded=excluded,
         label_probability=None if pi is None else _read_only(pi),
+        label_reach=reach,
     )
 
 
@@ -1346,6 +1355,42 @@ def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: _Ids,
     ...
     cje.errors.CJEInputError: The 'label_probability' column must lie in (0, 1]; row 1 (prompt_id='b') ...
     """
+    pi = validated_probabilities(cols, lab, pid, policy_code)
+    if pi is None or not lab.any():
+        return None
+    lp = pi[lab]
+    if np.all(lp == lp[0]):
+        return None
+    return pi
+
+
+def validated_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: _Ids,
+                            policy_code: np.ndarray | None = None) -> np.ndarray | None:
+    """The ``label_probability`` column checked by the rules of :func:`label_probabilities`,
+    whether or not the design is uniform; ``None`` when absent.
+
+    Parameters
+    ----------
+    cols : dict
+        The input's columns (renamed).
+    lab : numpy.ndarray of bool
+        Labelled rows.
+    pid : numpy.ndarray
+        Prompt id per row (for the messages).
+    policy_code : numpy.ndarray of int, optional
+        Policy of each row (default: one policy).
+
+    Returns
+    -------
+    numpy.ndarray or None
+
+    Examples
+    --------
+    >>> lab = np.array([True, True, False])
+    >>> pid = np.array(["a", "b", "c"], dtype=object)
+    >>> validated_probabilities({"label_probability": [0.5, 0.5, 0.1]}, lab, pid).tolist()
+    [0.5, 0.5, 0.1]
+    """
     if "label_probability" not in cols:
         return None
     pi = _to_float(np.asarray(cols["label_probability"]), "label_probability", pid)
@@ -1370,12 +1415,72 @@ def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: _Ids,
                   "labelled separately (drop them from this analysis).", count=True, fmt="g")
     if "label_stratum" in cols:
         _check_strata(np.asarray(cols["label_stratum"]), pi, pid)
-    if not lab.any():
-        return None
-    lp = pi[lab]
-    if np.all(lp == lp[0]):
-        return None
     return pi
+
+
+def label_reach(pi: np.ndarray, lab: np.ndarray, policy_code: np.ndarray,
+                policies: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Per policy, how much of its rows its labelled rows' design weights stand for.
+
+    Under the design each row is labelled with probability ``π_i``, so ``T = Σ_lab 1/π_i`` has
+    expectation ``n_p`` (the policy's rows) and an unbiased variance estimate
+    ``Σ_lab (1 − π_i)/π_i²``. ``T`` far below ``n_p`` means part of the design drew no label —
+    a stratum of small ``π`` that happens to be unlabelled (e.g. 240 rows at ``π = 0.005``
+    expect 1.2 labels and get none 30% of the time) — and then no weighting of the labelled
+    rows can stand for it: the residual correction misses it
+    (``simulations/results/independent_lprob.md``). When ``π`` is given on every row of the
+    policy it is first rescaled so that the labels drawn are the labels expected
+    (``c = m / Σ π``): only the ratios of ``π`` matter to the estimator, and a constant ``π``
+    then gives ``T = n_p`` exactly. With ``π`` on the labelled rows only it is read as the
+    absolute probability.
+
+    Parameters
+    ----------
+    pi : numpy.ndarray
+        The validated ``label_probability`` column (NaN allowed on unlabelled rows).
+    lab : numpy.ndarray of bool
+        Labelled rows.
+    policy_code : numpy.ndarray of int
+        Policy of each row.
+    policies : sequence of str
+        Policy names by code.
+
+    Returns
+    -------
+    dict
+        Policy → ``(T / n_p, z)`` with ``z = (T − n_p) / sqrt(Σ_lab (1 − π_i)/π_i²)`` (0 when
+        the variance estimate is 0 and ``T = n_p``), for policies with labelled rows.
+
+    Examples
+    --------
+    >>> pi = np.r_[np.full(60, 0.3), np.full(240, 0.005)]   # 18 labels expected, then 1.2
+    >>> lab = np.arange(300) < 18                           # 18 labels, none at π = 0.005
+    >>> reach, z = label_reach(pi, lab, np.zeros(300, dtype=np.int64), ["p"])["p"]
+    >>> round(reach, 3), round(z, 1)
+    (0.213, -18.5)
+    >>> label_reach(np.full(300, 0.37), lab, np.zeros(300, dtype=np.int64), ["p"])["p"][0]
+    1.0000000000000004
+    """
+    out: dict[str, tuple[float, float]] = {}
+    for code, name in enumerate(policies):
+        rows = policy_code == code
+        m = int(np.count_nonzero(lab & rows))
+        if m == 0:
+            continue
+        p_all = pi[rows]
+        p_lab = pi[lab & rows]
+        scale = m / float(p_all.sum()) if not np.isnan(p_all).any() else 1.0
+        q = np.minimum(scale * p_lab, 1.0)
+        n = int(np.count_nonzero(rows))
+        total = float((1.0 / q).sum())
+        var = float(((1.0 - q) / q**2).sum())
+        gap = total - n
+        if var > 0:
+            z = gap / math.sqrt(var)
+        else:  # every labelled row certain (π = 1): T is the count, exact
+            z = 0.0 if abs(gap) <= 1e-9 * n else math.copysign(math.inf, gap)
+        out[name] = (total / n, z)
+    return out
 
 
 def _check_strata(stratum: np.ndarray, pi: np.ndarray, pid: _Ids) -> None:

@@ -67,6 +67,7 @@ __all__ = [
     "worse_status",
     "level_gate",
     "covariate_range_gate",
+    "label_reach_gate",
     "few_labels_near_bound",
     "overlap_gate",
     "support_gate",
@@ -850,6 +851,51 @@ def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | N
         f"[{lo[worst]:g}, {hi[worst]:g}]), where the two-stage calibration holds the covariate's "
         "effect at the edge, so its level rests on that extrapolation too. Label responses like "
         "these, or give a probe slice of them."), diag
+
+
+#: z of a policy's labelled design weights ``Σ_lab 1/π`` against its row count below which part
+#: of the labelling design drew no label (:func:`label_reach_gate`).
+LABEL_REACH_Z = -5.0
+
+
+def label_reach_gate(reach: float, z: float, n_labels: int) -> tuple[str, str | None]:
+    """CAUTION when a policy's labels, weighted by the design (``label_probability``), stand for
+    far fewer rows than it has (:func:`cje.data.label_reach`): a part of the design with small
+    probabilities drew no label, so its rows are represented by none and the residual
+    correction misses them.
+
+    ``z < -5``: in ``simulations/independent_lprob.py`` the data sets where the ``π = 0.005``
+    stratum drew no label had ``z`` near −19 (their OK intervals covered 0.51–0.83), while in
+    valid designs ``z < −5`` occurred in 0.04–0.9% of label draws.
+
+    Parameters
+    ----------
+    reach : float
+        ``Σ_lab 1/π_i / n_p``.
+    z : float
+        Its z statistic against 1.
+    n_labels : int
+        The policy's labelled rows.
+
+    Returns
+    -------
+    (str, str or None)
+
+    Examples
+    --------
+    >>> label_reach_gate(0.21, -18.5, 18)[0]
+    'CAUTION'
+    >>> label_reach_gate(0.8, -1.2, 18)
+    ('OK', None)
+    """
+    if not z < LABEL_REACH_Z:
+        return "OK", None
+    return "CAUTION", (
+        f"its {n_labels} labelled rows, weighted by the labelling design (1/label_probability), "
+        f"stand for {100 * reach:.0f}% of its rows (z = {z:.1f} against 100%): a part of the design "
+        "with small probabilities drew no label, so those rows are represented by none and its "
+        "residual correction misses them (or label_probability is not the probability each row "
+        "had of being labelled). Label some of the rows with the smallest probabilities.")
 
 
 def _beyond_extremes_q99(m: int) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.data import EvalData
+from cje.diagnostics.gates import label_reach_gate, worse_status
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator, direct_estimate
 from cje.estimators.offpolicy import PolicyValue
@@ -358,6 +359,11 @@ class DirectShape:
         if use is None and getattr(self.estimator, "augment", False) and n_own:
             own = self.table.cluster[rows][lab]  # their prompts: one, or more (no sort needed)
             status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
+        reach = self.ev.label_reach.get(self.names[p]) if use is None and n_own else None
+        if reach is not None:  # a labelling design whose small-π part drew no label
+            st, why = label_reach_gate(*reach, n_own)
+            if why:
+                status, reasons = worse_status(status, st), [*reasons, why]
         own = (0.0, 0.0, 0.0)
         if use is None and n_own and self._own is not None:
             own = tuple(float(x[p]) for x in self._own)
