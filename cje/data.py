@@ -1281,9 +1281,9 @@ def _build(
         if given.size >= 20 and np.all(given == given[0]):
             col = "logprob_base" if name == "base" else f"logprob[{name}]"
             notices.append(constant_logprob_notice(col, float(given[0])))
-    pi_all = validated_probabilities(cols, lab, pid, policy_code)
+    pi_all = _validated_probabilities(cols, lab, pid, policy_code)
     reach = {} if pi_all is None else label_reach(pi_all, lab, policy_code, pol_names)
-    pi = None if pi_all is None or not lab.any() or np.all(pi_all[lab] == pi_all[lab][0]) else pi_all
+    pi = _non_uniform(pi_all, lab)
     if pi is not None and lps:
         raise CJEInputError(
             "A non-uniform 'label_probability' column is supported for fresh draws of each policy "
@@ -1355,42 +1355,20 @@ def label_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: _Ids,
     ...
     cje.errors.CJEInputError: The 'label_probability' column must lie in (0, 1]; row 1 (prompt_id='b') ...
     """
-    pi = validated_probabilities(cols, lab, pid, policy_code)
-    if pi is None or not lab.any():
-        return None
-    lp = pi[lab]
-    if np.all(lp == lp[0]):
+    return _non_uniform(_validated_probabilities(cols, lab, pid, policy_code), lab)
+
+
+def _non_uniform(pi: np.ndarray | None, lab: np.ndarray) -> np.ndarray | None:
+    """``pi``, or ``None`` when absent or the same on every labelled row (a uniform design)."""
+    if pi is None or not lab.any() or np.all(pi[lab] == pi[lab][0]):
         return None
     return pi
 
 
-def validated_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: _Ids,
-                            policy_code: np.ndarray | None = None) -> np.ndarray | None:
-    """The ``label_probability`` column checked by the rules of :func:`label_probabilities`,
-    whether or not the design is uniform; ``None`` when absent.
-
-    Parameters
-    ----------
-    cols : dict
-        The input's columns (renamed).
-    lab : numpy.ndarray of bool
-        Labelled rows.
-    pid : numpy.ndarray
-        Prompt id per row (for the messages).
-    policy_code : numpy.ndarray of int, optional
-        Policy of each row (default: one policy).
-
-    Returns
-    -------
-    numpy.ndarray or None
-
-    Examples
-    --------
-    >>> lab = np.array([True, True, False])
-    >>> pid = np.array(["a", "b", "c"], dtype=object)
-    >>> validated_probabilities({"label_probability": [0.5, 0.5, 0.1]}, lab, pid).tolist()
-    [0.5, 0.5, 0.1]
-    """
+def _validated_probabilities(cols: dict[str, Any], lab: np.ndarray, pid: _Ids,
+                             policy_code: np.ndarray | None = None) -> np.ndarray | None:
+    """The ``label_probability`` column checked by the rules of :func:`label_probabilities`
+    (same arguments), whether or not the design is uniform; ``None`` when absent."""
     if "label_probability" not in cols:
         return None
     pi = _to_float(np.asarray(cols["label_probability"]), "label_probability", pid)
