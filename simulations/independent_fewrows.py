@@ -223,6 +223,25 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def df_check(df: pd.DataFrame) -> str:
+    """Logged cells: OK coverage of the reported interval against the same estimate and SE with
+    the ``t_{k−1}`` quantile (the rows' own degrees of freedom), and the calibration share."""
+    from scipy.stats import t as student
+
+    lines = ["| labels | estimator | k | OK | cov OK (reported df) | cov OK (df = k − 1) | median df OK | "
+             "median cal share OK |", "|---|---|---|---|---|---|---|---|"]
+    for (labels, variant, k), g_ in df[df["mode"] == "logged"].groupby(["labels", "variant", "k"]):
+        v = truth("logged", labels)
+        ok = g_[(g_["status"] == "OK") & np.isfinite(g_["se"])]
+        if len(ok) < 20:
+            continue
+        rep = ((ok["lo"] <= v) & (v <= ok["hi"])).to_numpy()
+        km1 = (np.abs(ok["estimate"] - v) <= student.ppf(0.975, k - 1) * ok["se"]).to_numpy()
+        lines.append(f"| {labels} | {variant} | {k} | {len(ok)} | {cov(rep)} | {cov(km1)} | "
+                     f"{ok['df'].median():.1f} | {ok['cal_share'].median():.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def md(s: pd.DataFrame, title: str) -> str:
     """The summary as a markdown table."""
     head = ["mode", "labels", "estimator / own labels", "k", "truth", "cov all", "cov OK", "OK", "CAUTION",

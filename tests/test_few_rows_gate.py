@@ -98,8 +98,8 @@ def test_few_rows_ok_intervals_cover() -> None:
     (``simulations/results/independent_fewrows.md``: 0.881 ± 0.029, 0.896 ± 0.022,
     0.895 ± 0.020 with 500 replicates): 24 wrong OKs in these 600 before the gate (2026-12-07).
     With the gate none of them can be OK. With
-    ``k`` = 20 the target stays OK often (0.44 of 500 replicates in the simulation, covering
-    0.946 ± 0.015): at least 25% of 200 here (binomial SD of 0.44 is 0.035), and its OK
+    ``k`` = 20 the target stays OK often (0.53 of 500 replicates in the simulation, covering
+    0.936 ± 0.015): at least 25% of 200 here (binomial SD of 0.53 is 0.035), and its OK
     intervals miss at most 8% of the time (expected 5.4%; SD 2.5% on ~90 OKs)."""
     truth = _truth()
     wrong = 0
