@@ -3,7 +3,7 @@ cover (``simulations/results/independent_fewrows.md``).
 
 Logged data of 93 rows where one target's log-probability is present on only ``k`` rows (the
 others NaN, so those rows are excluded for it): calibrated SNIPS reported that target OK from
-3–8 rows, and those OK intervals covered 0.80–0.90 on 1–5 labels. Two things select and narrow
+3–8 rows, and those OK intervals covered 0.78–0.91 on 1–5 labels. Two things select and narrow
 them: the t interval's degrees of freedom come from Satterthwaite's formula, which, when the
 calibration's jackknife variance (K − 1 = 4 degrees of freedom) is a large share, exceeds the
 ``k − 1`` the rows' own variance estimate has; and with so few rows the out-of-range and
