@@ -19,8 +19,8 @@ The gates, all pure functions, in the order the pipeline applies them:
 * :func:`sanity_gate` — every estimate of both pipelines, applied last, before the ranking and the
   contrasts: a non-finite estimate, standard error or interval, an estimate outside the label
   scale, an interval wider than the whole scale, or fewer than two prompts → ``REFUSED`` with the
-  reason; an interval that merely crosses a scale bound, or a standard error of exactly 0 →
-  ``CAUTION``. :func:`comparable` says
+  reason; an interval that merely crosses a scale bound, a standard error of exactly 0, or fewer
+  than :data:`MIN_OK_PROMPTS` prompts → ``CAUTION``. :func:`comparable` says
   which estimates may enter a contrast.
 
 Thresholds of the support gate, from the measurements in ``docs/offpolicy.md`` ("Support gate"):
@@ -64,6 +64,7 @@ __all__ = [
     "MEAN_WEIGHT_DEFICIT_Z",
     "N_EFF_REFUSE",
     "MIN_PROBE_LABELS",
+    "MIN_OK_PROMPTS",
     "worse_status",
     "level_gate",
     "covariate_range_gate",
@@ -81,6 +82,12 @@ OUT_OF_RANGE_GATE = 0.05
 #: level is CAUTION (its interval rests on the t approximation for a mean of that few
 #: residuals; simulations/results/study_probes.md).
 MIN_PROBE_LABELS = 30
+#: Prompts below which a level is at most CAUTION (sanity gate): its interval rests on a variance
+#: estimated from that few prompts, and OK intervals of off-policy targets on 3–8 logged rows
+#: covered 0.78–0.91 (SNIPS, 1–5 labels) where those on 15 or more covered 0.94–0.98; on 10–12 rows
+#: they still covered about 0.90, borderline
+#: (``simulations/results/independent_fewrows.md``).
+MIN_OK_PROMPTS = 10
 #: Overlap families an estimator may declare (``Estimator.overlap``): the estimate rests on the
 #: logs alone, or an outcome model on the target's fresh draws carries it.
 FAMILIES = ("weighting", "dr")
@@ -285,6 +292,13 @@ def _sanity_checks(est: PolicyEstimate,
             f"observed on {est.n_prompts} prompt(s): its standard error needs at least two prompts "
             "(responses to one prompt are not independent). Add responses on other prompts."),
             "prompts"))
+    elif est.n_prompts < MIN_OK_PROMPTS:
+        out.append(("CAUTION", (
+            f"its level rests on {est.n_prompts} prompts (fewer than {MIN_OK_PROMPTS}): the "
+            "interval's variance is estimated from that few values and is unreliable (off-policy "
+            "targets whose log-probabilities were present on 3–8 logged rows had OK intervals "
+            "covering 0.78–0.91). Add rows for this policy (log-probabilities or responses on more "
+            "prompts)."), "few-prompts"))
     inside = math.isfinite(est.estimate) and lo - tol <= est.estimate <= hi + tol
     if math.isfinite(est.estimate) and not inside:
         out.append(("REFUSED", (
@@ -330,6 +344,8 @@ def sanity_gate(est: PolicyEstimate, label_scale: tuple[float, float]) -> Policy
 
     * estimate, SE or an interval end NaN or ±inf → ``REFUSED``;
     * fewer than two prompts (no prompt-level variance) → ``REFUSED``;
+    * fewer than :data:`MIN_OK_PROMPTS` prompts → at least ``CAUTION`` (a variance from that few
+      prompts; ``simulations/results/independent_fewrows.md``);
     * estimate outside the label scale → ``REFUSED``;
     * interval wider than the whole label scale → ``REFUSED`` (uninformative);
     * interval crossing a scale bound with the estimate inside → at least ``CAUTION`` (normal for
