@@ -2073,6 +2073,11 @@ def _covariates(cols: dict[str, Any], covariates: Sequence[str], pid: _Ids,
                 dtype=np.float64,
             )
             notices.append("response_length was derived from 'response' as a whitespace word count.")
+            first_bad(np.isnan(v), "response_length is derived from the 'response' column (its word "
+                      "count), which must be text on every row", "no response (missing, or empty: a "
+                      "CSV file cannot tell the two apart)", pid,
+                      "Fill in the response (an empty answer has length 0: give a "
+                      "'response_length' column with 0 there), or drop the covariate.", count=True)
         elif c == "response_length":
             raise CJEInputError(
                 "response_length was requested as a covariate, but the input has neither a "

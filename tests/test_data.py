@@ -220,7 +220,8 @@ BAD_INPUT: list[tuple[str, Callable[[Path], Any], str]] = [
      r"'difficulty' column must be numeric; row 0 \(prompt_id='p0'\) has 'easy'"),
     ("response_missing_text", lambda t: cje.load(_with(response=["a b"] * 11 + [None]),
                                                  covariates=["response_length"]),
-     r"Covariate 'response_length' must be numeric and complete; row 11 \(prompt_id='p5'\)"),
+     r"response_length is derived from the 'response' column \(its word count\), which must be text "
+     r"on every row; row 11 \(prompt_id='p5'\) has no response"),
     ("standard_column_as_covariate", lambda t: cje.load(_base(), covariates=["judge_score"]),
      r"'judge_score' cannot be a covariate \(it is a standard column\)"),
 ]

@@ -456,3 +456,24 @@ def test_text_in_the_label_column_out_of_core_names_the_likely_fix(tmp_path: Pat
     with pytest.raises(CJEInputError, match=r"must be numeric; it is String\. Some row holds text: a word "
                                             r"such as 'NA' marking unlabelled rows \(leave them empty\)"):
         cje.analyze(p, engine="polars", judge_scale=(0, 10), label_scale=(0, 1))
+
+
+def test_empty_response_in_a_csv_names_the_derived_covariate(tmp_path: Path) -> None:
+    # before: "Covariate 'response_length' must be numeric and complete; row 0 has nan" - a column
+    # the user never gave, and no word on the empty response a CSV reads as missing
+    n = 40
+    d = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(n)], "policy": "a",
+                      "judge_score": np.linspace(0, 10, n),
+                      "oracle_label": np.where(np.arange(n) % 3 == 0, 1 + np.arange(n) % 5, np.nan),
+                      "response": ["word " * (i + 1) for i in range(n)]})
+    d.loc[[4, 9], "response"] = ""
+    p = tmp_path / "r.csv"
+    d.to_csv(p, index=False)
+    with pytest.raises(CJEInputError, match=r"derived from the 'response' column .* row 4 \(prompt_id='p4'\) "
+                                            r"has no response \(missing, or empty.*\(2 such rows\)"):
+        cje.analyze(p, covariates=["response_length"], mode="two_stage", judge_scale=(0, 10),
+                    label_scale=(1, 5))
+    # in a frame an empty answer is text: length 0, analysed
+    rep = cje.analyze(d, covariates=["response_length"], mode="two_stage", judge_scale=(0, 10),
+                      label_scale=(1, 5))
+    assert rep["a"].n == n
