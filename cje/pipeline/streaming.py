@@ -354,7 +354,6 @@ def explain_unreadable(data: Any, columns: Any = None) -> None:
         files = expand_files(data)
     except CJEInputError:
         return
-    renamed = {theirs: std for std, theirs in (columns or {}).items()}
     ids = _id_names(columns)
     for path in files_with_rows(files) if files else ():
         kind = SUFFIXES[path.suffix.lower()]
@@ -377,12 +376,9 @@ def explain_unreadable(data: Any, columns: Any = None) -> None:
         except Exception as exc:  # message depends on the polars version
             what = "JSON Lines" if kind == "jsonl" else "CSV"
             raise CJEInputError(f"Cannot parse '{path}' as {what}: {exc}") from None
-        numeric = [c for c in schema.names() if renamed.get(c, c) in (
-            "judge_score", "oracle_label", "label_probability")
-            or str(renamed.get(c, c)).startswith("logprob")]
+        numeric = _number_columns(schema.names(), columns)
         with naming_file(str(path)):
-            pl_check_types(pl.Schema({renamed.get(c, c): schema[c] for c in numeric}),
-                           [renamed.get(c, c) for c in numeric])
+            pl_check_types(pl.Schema({std: schema[c] for c, std in numeric}), [std for _, std in numeric])
 
 
 def out_of_core_files(data: Any, engine: str) -> list[Path] | None:
@@ -610,6 +606,15 @@ def _polars_scan(path: Path, i: int, columns: Any = None) -> tuple[Any, str]:
     return lf.with_row_index("__row").with_columns(pl.lit(i, dtype=pl.Int64).alias("__file")), str(path)
 
 
+def _number_columns(names: Sequence[str], columns: Any) -> list[tuple[str, str]]:
+    """``(column, standard name)`` of the columns read as numbers (judge score, label, label
+    probability, log-probabilities) among a file's ``names``, under ``columns=``'s renaming."""
+    renamed = {theirs: std for std, theirs in (columns or {}).items()}
+    out = [(c, renamed.get(c, c)) for c in names]
+    return [(c, std) for c, std in out
+            if std in ("judge_score", "oracle_label", "label_probability") or str(std).startswith("logprob")]
+
+
 def _empty_csv_numbers(lf: Any, columns: Any) -> Any:
     """A CSV file's numeric columns (judge score, label, log-probabilities) that polars read as
     text because they are empty on every row (a file of unlabelled rows; a file with a header
@@ -618,11 +623,8 @@ def _empty_csv_numbers(lf: Any, columns: Any) -> Any:
     of that column."""
     import polars as pl
 
-    renamed = {theirs: std for std, theirs in (columns or {}).items()}
     schema = lf.collect_schema()
-    text = [c for c, t in schema.items() if t == pl.String and (
-        renamed.get(c, c) in ("judge_score", "oracle_label", "label_probability")
-        or str(renamed.get(c, c)).startswith("logprob"))]
+    text = [c for c, _ in _number_columns(schema.names(), columns) if schema[c] == pl.String]
     if not text:
         return lf
     counts = lf.select(pl.col(c).is_not_null().sum() for c in text).collect()
