@@ -639,8 +639,11 @@ BOM_JSONL_BYTES = 256 * 2**20
 
 
 def _starts_with_bom(path: Path) -> bool:
+    """Whether the file starts with a UTF-8 byte-order mark."""
+    from cje.readers import _BOM
+
     with open(path, "rb") as fh:
-        return fh.read(3) == b"\xef\xbb\xbf"
+        return fh.read(len(_BOM)) == _BOM
 
 
 def _check_bom_bytes(files: Sequence[Path]) -> None:
@@ -685,9 +688,9 @@ def _jsonl_source(path: Path) -> Any:
     byte-order mark (read in memory and by Dask) its bytes after the mark."""
     import io
 
+    if not _starts_with_bom(path):
+        return path
     with open(path, "rb") as fh:
-        if fh.read(3) != b"\xef\xbb\xbf":
-            return path
         size = os.fstat(fh.fileno()).st_size
         if size > BOM_JSONL_BYTES:
             raise CJEInputError(
@@ -695,6 +698,7 @@ def _jsonl_source(path: Path) -> Any:
                 f"(files of at most {BOM_JSONL_BYTES // 2**20} MiB are read without it; this "
                 f"one has {size / 2**20:.0f} MiB). Remove the mark (e.g. re-save the file as "
                 "UTF-8 without BOM), or use engine='dask'.")
+        fh.seek(3)  # past the mark
         return io.BytesIO(fh.read())
 
 
