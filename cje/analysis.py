@@ -395,10 +395,11 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
     """``engine="polars"`` / ``"dask"``: what is not supported out of core yet is refused here,
     before any data is read (docs: Large data and clusters)."""
     memory = "Use engine='memory' (it needs the data in memory)."
-    from cje.pipeline.streaming import out_of_core_files
+    from cje.pipeline.streaming import check_csv_lines, out_of_core_files
     from cje.pipeline.streaming_logged import has_logprobs, input_columns
 
-    out_of_core_files(data, engine)  # an input the engines read at all (else: what they read)
+    # an input the engines read at all (else: what they read), with whole CSV lines
+    check_csv_lines(out_of_core_files(data, engine))
     names = input_columns(data)
     if names is not None and has_logprobs(names, kw["columns"]):
         return _logged_out_of_core(data, engine=engine, client=client, calibration=calibration,

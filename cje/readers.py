@@ -579,46 +579,93 @@ def _index_as_int(frame: Any) -> Any:
     return frame
 
 
-def _check_csv_field_counts(path: Path, n_fields: int) -> int:
-    """Every line holds as many fields as the header (polars pads a short line with nulls, so a
-    row missing a separator would silently lose its last values, e.g. read as unlabelled).
-    Returns the number of blank lines (polars reads each as a row of nulls).
+#: Bytes the CSV field-count check reads at a time: memory stays bounded on files of any size.
+_CSV_CHUNK = 1 << 23
 
-    Quote-free files (the usual case) are checked with numpy over the raw bytes; files with
-    quotes (a field may then hold a comma or a line break) with the ``csv`` module.
+
+def _csv_line_fields(path: Path) -> Any:
+    """Yield ``(field counts, line numbers)`` of the records of a CSV file, block by block (a
+    blank line counts 0 fields), reading :data:`_CSV_CHUNK` bytes at a time.
+
+    Quote-free files (the usual case) are counted with numpy over the raw bytes; files with
+    quotes (a field may then hold a comma or a line break) with the ``csv`` module, each record
+    numbered by the line it starts on.
     """
-    data = path.read_bytes()
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
-    if b'"' in data:
-        texts = data.decode("utf-8", errors="replace")
-        reader = csv.reader(io.StringIO(texts, newline=""))
-        counts, lines = [], []
-        start, n_blank = 1, 0
-        for fields in reader:
-            n_blank += not fields
-            counts.append(len(fields) if fields else n_fields)
-            lines.append(start)
-            start = reader.line_num + 1
-        cnt, line_no = np.array(counts), np.array(lines)
-    else:
-        buf = np.frombuffer(data, dtype=np.uint8)
-        nl = np.flatnonzero(buf == 10)
-        ends = nl if data.endswith(b"\n") else np.append(nl, buf.size)
-        starts = np.concatenate([[0], nl + 1])[: ends.size]
-        commas = np.flatnonzero(buf == 44)
-        cnt = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-        length = ends - starts
-        blank = (length == 0) | ((length == 1) & (buf[np.minimum(starts, buf.size - 1)] == 13))
-        cnt[blank] = n_fields  # blank lines: dropped by _read_csv
-        n_blank = int(blank.sum())
-        line_no = np.arange(1, ends.size + 1)
-    bad = np.flatnonzero(cnt[1:] != n_fields) + 1  # the header itself was read already
-    if not bad.size:
+    with open(path, "rb") as fh:
+        quoted = any(b'"' in chunk for chunk in iter(lambda: fh.read(_CSV_CHUNK), b""))
+    if quoted:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as text:
+            reader = csv.reader(text)
+            counts: list[int] = []
+            lines: list[int] = []
+            start = 1
+            for fields in reader:
+                counts.append(len(fields))
+                lines.append(start)
+                start = reader.line_num + 1
+                if len(counts) == 1 << 16:
+                    yield np.array(counts), np.array(lines)
+                    counts, lines = [], []
+            if counts:
+                yield np.array(counts), np.array(lines)
+        return
+    line = 1
+    with open(path, "rb") as fh:
+        carry = fh.read(len(_BOM))
+        if carry == _BOM:
+            carry = b""
+        while True:
+            chunk = fh.read(_CSV_CHUNK)
+            buf = carry + chunk
+            if not chunk:  # the last line, without a line end
+                if buf:
+                    yield np.array([buf.count(b",") + 1 if buf not in (b"", b"\r") else 0]), \
+                        np.array([line])
+                return
+            b = np.frombuffer(buf, dtype=np.uint8)
+            ends = np.flatnonzero(b == 10)
+            if not ends.size:
+                carry = buf
+                continue
+            starts = np.concatenate([[0], ends[:-1] + 1])
+            commas = np.flatnonzero(b[: ends[-1]] == 44)
+            cnt = np.diff(np.searchsorted(commas, ends), prepend=0) + 1
+            length = ends - starts
+            cnt[(length == 0) | ((length == 1) & (b[starts] == 13))] = 0  # blank lines
+            yield cnt, np.arange(line, line + cnt.size)
+            line += cnt.size
+            carry = buf[ends[-1] + 1:]
+
+
+def _check_csv_field_counts(path: Path, n_fields: int) -> int:
+    """Every line holds as many fields as the header (polars and pandas pad a short line with
+    nulls, so a row missing a separator would silently lose its last values, e.g. read as
+    unlabelled). Returns the number of blank lines (polars reads each as a row of nulls).
+
+    The file is read in chunks (:func:`_csv_line_fields`), so the check also serves the
+    out-of-core engines on files larger than memory.
+    """
+    n_blank = n_short = 0
+    first: tuple[int, int] | None = None  # (fields, line) of the first bad line
+    last_line = 0
+    header = True
+    for cnt, line_no in _csv_line_fields(path):
+        if header:  # the header itself was read already
+            cnt, line_no, header = cnt[1:], line_no[1:], False
+        if not cnt.size:
+            continue
+        blank = cnt == 0
+        n_blank += int(blank.sum())
+        bad = ~blank & (cnt != n_fields)
+        n_short += int((bad & (cnt < n_fields)).sum())
+        if first is None and bad.any():
+            i = int(np.argmax(bad))
+            first = (int(cnt[i]), int(line_no[i]))
+        last_line = int(line_no[-1])
+    if first is None:
         return n_blank
-    i = int(bad[0])
-    got, line = int(cnt[i]), int(line_no[i])
-    if got < n_fields and i == cnt.size - 1 and not data.endswith(b"\n"):
+    got, line = first
+    if got < n_fields and line == last_line and not _ends_with_newline(path):
         raise CJEInputError(
             f"{_where(path, line)}: the last line has {got} of the header's {n_fields} "
             "fields and no line end: the file looks truncated — complete the line or remove it."
@@ -626,7 +673,7 @@ def _check_csv_field_counts(path: Path, n_fields: int) -> int:
     if got < n_fields:
         raise CJEInputError(
             f"{_where(path, line)}: the line has {got} of the header's {n_fields} fields "
-            f"({bad.size} such lines); a missing value still needs its separator (an unlabelled "
+            f"({n_short} such lines); a missing value still needs its separator (an unlabelled "
             "row ends with ',') — fix the line, or the values after the gap would be read as "
             "missing."
         )
@@ -634,6 +681,16 @@ def _check_csv_field_counts(path: Path, n_fields: int) -> int:
         f"{_where(path, line)}: the line has {got} fields but the header has {n_fields} — quote "
         "values that contain commas, or fix the line."
     )
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """The file's last byte is a line end."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
 
 
 def _diagnose_csv(path: Path, n_fields: int) -> None:

@@ -313,6 +313,60 @@ def test_load_and_bias_reader_fail_with_the_same_message(tmp_path: Path) -> None
         assert len(set(messages)) == 1, messages
 
 
+def _field_check_outcome(path: Path) -> str:
+    """What the CSV field-count check says about a file: its error, or its blank-line count."""
+    from cje import readers
+
+    try:
+        return f"blank {readers._check_csv_field_counts(path, len(readers._csv_header(path)))}"
+    except cje.CJEInputError as exc:
+        return str(exc)
+
+
+CHUNKED_CSVS = [c[2] for c in BAD_FILES if c[1] == "d.csv" and "header" not in c[0]
+                and "not_utf8" not in c[0] and "unclosed" not in c[0]] + [
+    "prompt_id,policy,judge_score\na,x,0.5\n\nb,x,0.1\n\n",  # blank lines (counted, kept out)
+    "prompt_id,policy,judge_score\r\na,x,0.5\r\n\r\nb,x,0.1\r\n",  # CRLF, a blank line
+    "prompt_id,policy,judge_score\na,x,0.5\nb,x,0.1",  # a complete last line without a line end
+    "prompt_id,policy,judge_score,oracle_label\na,x,0.5,\nb,x\nc,x,0.1,1,2\nd,x,0.2\n",  # 2 short
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_csv_field_count_check_reads_in_chunks_without_changing_its_verdict(
+        chunk: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check reads a file in chunks so that it also serves files larger than memory (out of
+    # core); a line, a line end or a carriage return split across chunks must not change it.
+    from cje import readers
+
+    paths = [_write_text(tmp_path, f"c{i}.csv", text) for i, text in enumerate(CHUNKED_CSVS)]
+    whole = [_field_check_outcome(p) for p in paths]
+    assert sum(w.startswith("blank") for w in whole) == 3 and "(2 such lines)" in whole[-1]
+    monkeypatch.setattr(readers, "_CSV_CHUNK", chunk)
+    assert [_field_check_outcome(p) for p in paths] == whole
+
+
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+@pytest.mark.parametrize("logged", [False, True])
+def test_out_of_core_engines_refuse_a_csv_line_missing_its_last_separator(
+        engine: str, logged: bool, tmp_path: Path) -> None:
+    # Both engines pad a short line with nulls: without the check a labelled row that lost its
+    # last separator was read as unlabelled, silently (the in-memory reader refuses it).
+    rng = np.random.default_rng(0)
+    head = "prompt_id,policy,judge_score,oracle_label" + (",logprob_base,logprob[t]" if logged else "")
+    lines = [head]
+    for i in range(60):
+        s = rng.uniform()
+        tail = f",{-rng.uniform(1, 3):.3f},{-rng.uniform(1, 3):.3f}" if logged else ""
+        lines.append(f"{i},base,{s:.3f}," + (f"{s:.3f}" if i % 3 == 0 else "") + tail)
+    lines[10] = lines[10].rsplit(",", 1)[0]
+    path = _write_text(tmp_path, "d.csv", "\n".join(lines) + "\n")
+    with pytest.raises(cje.CJEInputError, match=r"'.*d\.csv', line 11: the line has"):
+        cje.analyze(path)
+    with pytest.raises(cje.CJEInputError, match=r"'.*d\.csv', line 11: the line has"):
+        cje.analyze(path, engine=engine)
+
+
 def test_bad_line_in_a_fresh_draws_file_is_named(tmp_path: Path) -> None:
     d = tmp_path / "fresh"
     d.mkdir()

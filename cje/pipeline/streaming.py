@@ -381,6 +381,31 @@ def explain_unreadable(data: Any, columns: Any = None) -> None:
             pl_check_types(pl.Schema({std: schema[c] for c, std in numeric}), [std for _, std in numeric])
 
 
+def check_csv_lines(files: Sequence[Path] | None) -> None:
+    """Every line of each CSV file holds as many fields as its header, as the in-memory reader
+    requires: both engines pad a short line with nulls, so a row missing its last separator
+    would otherwise be read as unlabelled, silently. The files are read in chunks (memory stays
+    bounded).
+
+    Parameters
+    ----------
+    files : sequence of Path or None
+        The input's files (:func:`out_of_core_files`); ``None`` (a LazyFrame or Dask DataFrame)
+        checks nothing.
+
+    Raises
+    ------
+    CJEInputError
+        Naming the file, the first bad line and the fix.
+    """
+    from cje import readers
+
+    for path in files or ():
+        if SUFFIXES[path.suffix.lower()] == "csv" and path.stat().st_size > 0 \
+                and not readers.blank_text_file(path):
+            readers._check_csv_field_counts(path, len(readers._csv_header(path)))
+
+
 def out_of_core_files(data: Any, engine: str) -> list[Path] | None:
     """The files of an out-of-core input, ``None`` for a polars LazyFrame or a Dask DataFrame;
     anything else (a data frame in memory, a cje-eval fresh-draws directory) is refused with
