@@ -69,6 +69,13 @@ _MAX_PROMPTS = 1e9
 
 
 # ------------------------------------------------------------------------------ the model
+#: Why a plan may be unsure whether labels alone reach the target: the part that does not fall
+#: with labels holds the residual cross-products of labelled rows sharing a prompt, which a small
+#: pilot sees on a handful of prompts (``simulations/results/independent_plan.md``).
+_UNSURE = ("the part that does not fall with labels is uncertain: with several rows per prompt it "
+           "rests on the pilot's few prompts with two or more labelled rows")
+
+
 def _t(df: Any, alpha: float) -> Any:
     from scipy.special import stdtrit
 
@@ -544,6 +551,12 @@ class Plan:
                        f"({d['label_share']:.1%} of rows; {pl}% plan interval "
                        f"{num(d.get('n_labels_low'))} – {num(d.get('n_labels_high'))}), bound by "
                        f"{d['binding']}.")
+        elif d.get("n_labels_low") is not None:
+            out.append(f"Labels alone at the pilot's {d['n_prompts']:,} prompts may not reach "
+                       f"±{self.half_width:g} for {d['binding']}: at the estimate they cannot, but "
+                       f"within the {pl}% plan interval {d['n_labels_low']:,} labels could "
+                       f"({_UNSURE}). Buy prompts too, or label more rows of these prompts to "
+                       "settle it.")
         else:
             out.append(f"Labels alone at the pilot's {d['n_prompts']:,} prompts cannot reach "
                        f"±{self.half_width:g} for {d['binding']}: buy prompts too.")
@@ -1193,9 +1206,15 @@ def _make_plan(parts: list[_Parts], h: float, alpha: float, label_cost: float | 
         share = pt.m / pt.g
         n_more = _prompts_for(a, b, pt.c, pt.k, share, h, alpha)
         if not math.isfinite(need):
-            note += (f"Labels alone cannot reach ±{h:g} at {pt.g:,} prompts (the prompt part alone "
-                    f"gives ±{float(_t(max(pt.g - 1, 1), alpha) * math.sqrt(a / pt.g)):.4f}); "
-                    "buy prompts too.")
+            alone = float(_t(max(pt.g - 1, 1), alpha) * math.sqrt(a / pt.g))
+            if math.isfinite(lo_q):
+                note += (f"Labels alone may not reach ±{h:g} at {pt.g:,} prompts: at the estimate "
+                         f"they cannot (the prompt part alone gives ±{alone:.4f}), but within the "
+                         f"{level:.0%} plan interval {_ceil(float(lo_q)):,} labels could ({_UNSURE}); "
+                         "buy prompts too, or label more rows of these prompts to settle it.")
+            else:
+                note += (f"Labels alone cannot reach ±{h:g} at {pt.g:,} prompts (the prompt part "
+                         f"alone gives ±{alone:.4f}); buy prompts too.")
         opt = (None, None, float("nan"))
         if label_cost is not None:
             opt = _cheapest([(a, b, pt.c, pt.k, pt.rows / pt.g)], h, alpha, label_cost)

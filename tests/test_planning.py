@@ -204,6 +204,42 @@ def test_labels_alone_that_cannot_reach_the_target_say_so(pilot):
     assert not p.design["reachable"] and "buy prompts too" in p.summary()
 
 
+def _one_target_plan(h: float, pairs: float, seed: int = 0) -> Plan:
+    """A plan for one policy from hand-made per-prompt totals: 60 prompts, 4 rows each, a label
+    part of 0.02 per prompt and a within-prompt cross part that is ``pairs`` on average but noisy
+    (a few prompts carry it, as a small pilot's few prompts with two labelled rows do)."""
+    from cje.planning import _make_plan
+
+    rng = np.random.default_rng(seed)
+    g = 60
+    u = rng.normal(0.0, 0.002, g)
+    d = np.full(g, 0.02**2)
+    cross = np.zeros(g)
+    cross[rng.choice(g, 6, replace=False)] = pairs * g / 6  # (w² − d) on 6 prompts only
+    w = np.sqrt(d + cross)
+    part = _from_sums("x", "policy", u, w, g=g, m=30, rows=4 * g, var_cal=0.0, k=5, se=0.0, df=29.0,
+                      d=d)
+    return _make_plan([part], h, 0.05, None, None, 0.8, 400, seed, "hand-made", [], {}, {})
+
+
+def test_not_reachable_at_the_estimate_but_reachable_in_the_plan_interval_says_may_not():
+    # the prompt part rests on 6 prompts: at the estimate labels alone cannot reach ±h, but in
+    # part of the prompt-cluster bootstrap they can; the plan must not state "cannot" as a fact
+    probe = _one_target_plan(1.0, 0.0005)
+    a = probe.targets[0].a
+    alone = float(half_width_at(a, 0.0, 0.0, 5, 60, 1.0, 0.05)[0])  # the prompt part's own ±
+    p = _one_target_plan(0.99 * alone, 0.0005)
+    t = p.targets[0]
+    assert t.labels_needed is None and t.labels_needed_low is not None
+    assert "may not reach" in t.note and "cannot reach" not in t.note
+    text = p.summary()
+    assert "may not reach" in text and f"{p.design['n_labels_low']:,} labels could" in text
+    # far beyond reach in every bootstrap draw: a plain "cannot"
+    far = _one_target_plan(0.2 * alone, 0.0005)
+    assert far.targets[0].labels_needed_low is None and "cannot reach" in far.targets[0].note
+    assert "cannot reach" in far.summary() and "may not" not in far.summary()
+
+
 # ---- a report as the pilot ---------------------------------------------------------------------
 def test_plan_from_a_report(pilot):
     rep = cje.analyze(pilot.data, **SCALES)
