@@ -32,9 +32,13 @@ Designs (all on one data set per replicate, every row's label drawn once)
     the plan's ``label_probability``;
   - ``r2_rand60``: a uniform random 60% of ``next_frame()`` labelled, with the plan's
     ``label_probability``;
-* round 3: ``cje.plan`` refuses data with a non-uniform ``label_probability``, so the user drops
-  the column and plans again on the round-2 data (``next=N3``); the new rows are labelled;
-  - ``r3_naive``: analysed with the round-3 plan's ``label_design`` (what cje hands the user);
+* round 3 (``next=N3``), the new rows labelled:
+  - ``r3_kept``: planned on the round-2 data *with* its ``label_probability`` and analysed with
+    the round-3 plan's ``label_design`` — the package's way since this study (before, ``cje.plan``
+    refused such data; then this design is missing and the refusal is recorded);
+  - the way round the old refusal: the user drops the column and plans again on the round-2
+    data (same seed as ``r3_kept``):
+  - ``r3_naive``: analysed with that round-3 plan's ``label_design`` (what cje hands the user);
   - ``r3_composed``: analysed with each row's true overall probability
     ``1 − (1 − π₂)(1 − q₃)`` (``π₂`` the round-2 design's, ``q₃`` the round-3 cell probability),
     computed by hand;
@@ -136,7 +140,8 @@ def draw(rng: np.random.Generator, n_prompts: int, responses: int) -> tuple[pd.D
 
 
 # ------------------------------------------------------------------------------ one replicate
-DESIGNS = ("r2", "r2_forget", "r2_first60", "r2_rand60", "r3_naive", "r3_composed", "r3_forget")
+DESIGNS = ("r2", "r2_forget", "r2_first60", "r2_rand60", "r3_kept", "r3_naive", "r3_composed",
+           "r3_forget")
 _SCALES = {"judge_scale": (0, 1), "label_scale": (0, 1)}
 
 
@@ -209,18 +214,24 @@ def replicate_one(seed: Any, n_prompts: int, responses: int, n2: int, n3: int) -
     lab_r = pilot.copy()
     lab_r[rng.choice(rows2, k60, replace=False)] = True
     out["r2_rand60"] = _analyse(data, lab_r, y, pi2, st2)
-    # round 3: cje.plan refuses the round-2 data with its label_probability; the user drops it
+    # round 3, the package's way (cje after the fix): plan on the round-2 data with its column
     second = data.assign(oracle_label=np.where(lab2, y, np.nan))
+    seed3 = int(rng.integers(2**31))
     refused = ""
     try:
-        cje.plan(second.assign(label_probability=pi2, label_stratum=st2), half_width=0.02,
-                 next=n3, n_boot=50, **_SCALES)
-    except CJEInputError as err:
+        kept = second.assign(label_probability=pi2, label_stratum=st2)
+        p3k = cje.plan(kept, half_width=0.02, next=n3, n_boot=50, seed=seed3, **_SCALES)
+        lab3k = lab2.copy()
+        lab3k[_rows_of(data, p3k.next_frame())] = True
+        des3k = p3k.label_design(kept)
+        out["r3_kept"] = _analyse(data, lab3k, y, des3k.label_probability.to_numpy(),
+                                  des3k.label_stratum.to_numpy().astype(str))
+    except CJEInputError as err:  # cje before the fix refused such data
         refused = str(err)
+    # round 3 with the column dropped (the way round the old refusal)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CJEWarning)
-        p3 = cje.plan(second, half_width=0.02, next=n3, n_boot=50,
-                      seed=int(rng.integers(2**31)), **_SCALES)
+        p3 = cje.plan(second, half_width=0.02, next=n3, n_boot=50, seed=seed3, **_SCALES)
     plan3_warn = [str(w.message) for w in caught if issubclass(w.category, CJEWarning)]
     rows3 = _rows_of(data, p3.next_frame())
     assert not lab2[rows3].any()
