@@ -853,9 +853,12 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
             from cje.tables import flat_table
 
             ev = load(src, **_kw_load(kw))
-            rows = flat_table(ev)[["prompt_id", "policy", "draw_idx", "judge_score"]]
+            flat = flat_table(ev)  # (label_probability: an earlier round, which the design composes)
+            rows = flat[["prompt_id", "policy", "draw_idx", "judge_score",
+                         *(["label_probability"] if "label_probability" in flat else [])]]
             d = p.label_design(rows)
-            staged.text(ns.design, rows.drop(columns="judge_score").assign(
+            staged.text(ns.design, rows.drop(columns=["judge_score", "label_probability"],
+                                             errors="ignore").assign(
                 label_probability=d.label_probability.to_numpy(),
                 label_stratum=d.label_stratum.to_numpy()).to_csv(index=False))
         if ns.plot:

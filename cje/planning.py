@@ -589,7 +589,8 @@ class Plan:
         judge_score, label_probability, label_stratum``.
 
         ``label_probability`` is the row's overall probability of being labelled in the two
-        rounds (pilot and this one); keep it with the label.
+        rounds (pilot and this one; after an earlier non-uniform round, in all of them); keep it
+        with the label.
 
         Returns
         -------
@@ -615,7 +616,11 @@ class Plan:
 
     def label_design(self, data: Any, *, columns: Any = None) -> pd.DataFrame:
         """Every row's ``label_probability`` and ``label_stratum`` under this plan's two-round
-        design: ``π = p0 + (1 − p0)·q`` of its policy and judge-score region.
+        design: ``π = p0 + (1 − p0)·q`` of its policy and judge-score region; for a plan made
+        from data with an earlier round's ``label_probability`` column, ``1 − (1 − π_before)·
+        (1 − q)`` with ``π_before`` read from ``data``'s column (which must be the one the plan
+        was made from: new labels may be filled in, the column not yet replaced), and the
+        earlier ``label_stratum`` (or ``π_before``) joined to the new one.
 
         Put both columns on the second round's data (pilot labels plus the new ones, same rows)
         and analyse it with :func:`cje.analyze` (docs: Planning a label budget › A second round).
@@ -687,8 +692,50 @@ class Plan:
             elif pp in nl.get("other_policies", {}):  # not planned: the pilot's share
                 pi[i] = nl["other_policies"][pp]
                 stratum[i] = f"{pp} | not planned"
+        if nl.get("earlier"):
+            pi, stratum = _compose_earlier(nl, cols, pol, region, stratum)
         index = data.index if hasattr(data, "index") and isinstance(data, pd.DataFrame) else None
         return pd.DataFrame({"label_probability": pi, "label_stratum": stratum}, index=index)
+
+
+def _compose_earlier(nl: dict[str, Any], cols: dict[str, Any], pol: np.ndarray, region: np.ndarray,
+                     new_stratum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's probability over all rounds when the plan was made after an earlier
+    non-uniform round: ``1 − (1 − π_before)(1 − q)``, ``π_before`` the data's own
+    ``label_probability`` column (checked against the one the plan was made from: the same rows
+    per policy and the same sum) and ``q`` this round's probability of the row's cell (0 for a
+    policy not planned); the stratum is the earlier one (or ``π_before`` itself) and the new one
+    together, so that every stratum has one probability."""
+    if "label_probability" not in cols:
+        raise CJEInputError(
+            "This plan was made from data with a 'label_probability' column (an earlier round), "
+            "which the new design composes: pass label_design the same rows with that column as "
+            "it was when you planned (before replacing it by the result).")
+    try:
+        before = np.asarray(cols["label_probability"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CJEInputError("label_design needs a numeric 'label_probability' column.") from None
+    for name, (n_rows, total) in nl["earlier"].items():
+        rows = pol == name
+        got = float(np.nansum(before[rows]))
+        if int(rows.sum()) != n_rows or not math.isclose(got, total, rel_tol=1e-9, abs_tol=1e-9):
+            raise CJEInputError(
+                f"The 'label_probability' column of {name!r} is not the one this plan was made from "
+                f"({int(rows.sum())} rows summing to {got:.6g}; the plan saw {n_rows} summing to "
+                f"{total:.6g}). label_design composes the earlier round's column with this round: "
+                "pass the data as it was when you planned (new labels may be filled in), not data "
+                "whose column was already replaced.")
+    q_of = {(c["policy"], c["region"]): c["round2_probability"] for c in nl["cells"]}
+    q = np.array([q_of.get((pp, h), 0.0) for pp, h in zip(pol.tolist(), region.tolist(),
+                                                           strict=True)])
+    pi = 1.0 - (1.0 - before) * (1.0 - q)
+    if "label_stratum" in cols:
+        old = np.asarray(cols["label_stratum"], dtype=object).astype(str)
+    else:
+        old = np.array([f"π before {b!r}" for b in before.tolist()], dtype=object)
+    stratum = np.array([f"{o} + {n}" if n else o for o, n in zip(old.tolist(), new_stratum.tolist(),
+                                                                 strict=True)], dtype=object)
+    return pi, stratum
 
 
 # ------------------------------------------------------------------------------ components
@@ -757,6 +804,8 @@ def _pilot_fit(ev: Any, *, mode: str, covariates: tuple[str, ...], n_folds: int,
 
     shape = DirectShape(ev, {}, covariates, DirectEstimator(), 0.05)
     t = shape.table
+    if ev.label_probability is not None and mode == "auto":  # as cje.analyze resolves it
+        mode = "monotone"
     lab_prompt = np.zeros(ev.prompts.shape[0], dtype=bool)
     lab_prompt[ev.prompt_code[ev.labelled]] = True
     k, lab_folds, _ = fold_plan(ev.prompts[lab_prompt], np.ones(int(lab_prompt.sum()), dtype=bool),
@@ -943,7 +992,11 @@ def plan(
         share of its policy, ``q`` its cell's round-2 probability), is recorded: analyse the
         second round with it as the ``label_probability`` column (:meth:`Plan.label_design`).
         The number drawn is random, ``next`` on average. Policies without labels are then not
-        planned by the variance model (a notice says so).
+        planned by the variance model (a notice says so). A further round: pass the data of
+        the earlier rounds *with* their ``label_probability`` column (``π_before``, on every row
+        of the policies planned); the new design composes it, every row's probability over all
+        rounds being ``1 − (1 − π_before)·(1 − q)`` (:meth:`Plan.label_design` reads
+        ``π_before`` from the data's column). Without ``next=`` such data is refused.
     n_regions : int, optional
         Judge-score regions of the ``next`` design (default: one per 30 pilot labels, 1 to 5;
         equal-count quantiles of the scores).
@@ -1034,12 +1087,13 @@ def plan(
                 "is logged (it has log-probabilities), whose off-policy estimators have another "
                 "variance. Plan on fresh draws of each policy, or use the report's calibration "
                 "share as a guide.")
-        if ev.label_probability is not None:
+        if ev.label_probability is not None and next is None:
             raise CJEInputError(
                 "cje.plan needs a pilot whose labels are a uniform random sample of each "
                 "policy's rows; this one has a non-uniform 'label_probability' column (a second "
                 "round, for example), which the variance model does not cover yet. Plan from the "
-                "uniform pilot, or analyse this data with cje.analyze.")
+                "uniform pilot, choose a further round with next= (it keeps the column: every "
+                "row's probability over all rounds), or analyse this data with cje.analyze.")
         if ev.n_labels == 0:
             raise CJEInputError(
                 "The pilot has no oracle labels, so there is nothing to fit the label part of the "
@@ -1048,7 +1102,14 @@ def plan(
         if policies is not None:
             for p in policies:
                 ev.rows_of(p)
-        for msg in _label_selection_notices(ev, policies):
+        earlier = ev.label_probability is not None  # next= after an earlier non-uniform round
+        if earlier:
+            notices.append(
+                "The data has a non-uniform 'label_probability' column (an earlier round): the "
+                "table above reads its labels as a uniform sample, so its numbers are rough; the "
+                "next list composes the column, every row's label_probability = 1 − (1 − π_before)"
+                "·(1 − q) (Plan.label_design reads π_before from the data's column).")
+        for msg in ([] if earlier else _label_selection_notices(ev, policies)):
             notices.append(msg)
             warnings.warn(msg, CJEWarning, stacklevel=2)
         rep = analyze(ev, alpha=alpha, mode=mode, covariates=cov, n_folds=n_folds,  # type: ignore[arg-type]
@@ -1082,7 +1143,12 @@ def plan(
     notices.append(
         "Next labels: drawn by Poisson sampling (each row independently, with its cell's "
         "probability), so their number is random around next=. Analyse the second round with "
-        "every row's label_probability = p0 + (1 − p0)·q (Plan.label_design), pilot rows included.")
+        "every row's label_probability = p0 + (1 − p0)·q (Plan.label_design), pilot rows included."
+        if not (nxt or {}).get("earlier") else
+        "Next labels: drawn by Poisson sampling (each row independently, with its cell's "
+        "probability), so their number is random around next=. Analyse the data with every row's "
+        "label_probability = 1 − (1 − π_before)·(1 − q) from Plan.label_design (the cells' π above "
+        "are means over their rows), earlier labels included.")
     out = _make_plan(parts, h, alpha, label_cost, budget, level, n_boot, seed, source, notices,
                      settings, prov)
     from dataclasses import replace
@@ -1539,6 +1605,15 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
         # order (a labelled policy's Var_cal is small), so none is carried over
         C[j] = est[names[p]].var_cal if names[p] in est and M[j].sum() > 0 else 0.0
     unl = N - M
+    prev = ev.label_probability  # an earlier non-uniform round: every row's probability so far
+    planned = np.isin(ev.policy_code, chosen)
+    if prev is not None and (planned & ~np.isfinite(prev)).any():
+        i = int(np.flatnonzero(planned & ~np.isfinite(prev))[0])
+        raise CJEInputError(
+            "next= after an earlier round needs the earlier 'label_probability' on every row of "
+            f"the policies planned, labelled or not (Plan.label_design gives it); row {i} "
+            f"(policy {names[int(ev.policy_code[i])]!r}) has none. The new design composes it: "
+            "1 − (1 − π_before)·(1 − q).")
     if n_next > unl.sum():
         raise CJEInputError(f"next={n_next} is more than the {int(unl.sum())} unlabelled rows of "
                             f"the policies planned; ask for at most {int(unl.sum())}.")
@@ -1572,6 +1647,13 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
     cand = np.flatnonzero((pj >= 0) & ~lab)
     draw = rng.random(cand.size)
     pick = cand[draw < q[pj[cand], region[cand]]]
+    # every row's overall probability: the pilot's uniform share p0 and this round's q, or, after
+    # an earlier non-uniform round, 1 − (1 − π_before)(1 − q) (not labelled in any round)
+    q_row = np.where(pj >= 0, q[np.maximum(pj, 0), region], 0.0)
+    if prev is None:
+        pi_row = np.where(pj >= 0, pi[np.maximum(pj, 0), region], np.nan)
+    else:
+        pi_row = 1.0 - (1.0 - prev) * (1.0 - q_row)
     # t quantile: the pilot's df for a policy with labels; a policy without labels gets its own
     # residual term, whose df are those of its many prompts (the normal quantile, nearly)
     tq = _t(np.maximum(np.array([est[names[p]].df if names[p] in est and M[j].sum() > 0 else 1e6
@@ -1598,7 +1680,10 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
                           "residual_sd": float(sigma[h]), "expected_new": float(k[j, h]),
                           "selected": int(np.count_nonzero((pj[pick] == j) & (region[pick] == h))),
                           "round2_probability": float(q[j, h]),
-                          "label_probability": float(pi[j, h]), "label_stratum": stratum(j, h)})
+                          # after an earlier round: the mean over the cell's rows
+                          "label_probability": float(pi[j, h] if prev is None else np.mean(
+                              pi_row[(pj == j) & (region == h)])),
+                          "label_stratum": stratum(j, h)})
     pol = []
     for j, p in enumerate(chosen):
         x = est.get(names[p])
@@ -1620,14 +1705,19 @@ def _next_labels(ev: Any, rep: Report, n_next: int, *, mode: str, covariates: tu
         "policy": [names[int(c)] for c in ev.policy_code[pick]],
         "draw_idx": [int(v) for v in ev.draw_idx[pick]],
         "judge_score": [float(v) for v in scores[pick]],
-        "label_probability": [float(pi[pj[i], region[i]]) for i in pick],
+        "label_probability": [float(pi_row[i]) for i in pick],
         "label_stratum": [stratum(int(pj[i]), int(region[i])) for i in pick],
     }
     # policies left out with policies=[...]: no round-2 labels, so their probability is the
     # pilot's labelled share
     others = {names[p]: float(np.mean(lab[ev.policy_code == p])) for p in range(len(names))
               if p not in code_of}
+    # after an earlier round, label_design reads π_before from the data: per policy its rows and
+    # their sum, to check that it is given the column the plan was made from
+    earlier = None if prev is None else {
+        names[p]: [int(np.count_nonzero(ev.policy_code == p)),
+                   float(np.nansum(prev[ev.policy_code == p]))] for p in range(len(names))}
     return {"requested": int(n_next), "selected": int(pick.size), "expected": K, "seed": int(seed),
-            "other_policies": others,
+            "other_policies": others, "earlier": earlier,
             "cuts": [float(c) for c in cuts], "policies": pol, "cells": cells, "rows": rows_out,
             "defensive_share": DEFENSIVE_SHARE}
