@@ -41,7 +41,7 @@ the Monte Carlo SD of the estimates. MC SE of a coverage ``c`` over ``r`` interv
 Usage::
 
     python simulations/independent_clusters.py [--reps 1000] [--reps-ope 400] [--cells NAME,...] [--csv PATH]
-        [--time-only]
+        [--time-only] [--mechanism REPS]
 """
 
 from __future__ import annotations
@@ -351,6 +351,79 @@ def replicate(cell_idx: int, r: int, cell: dict) -> list[dict]:
     return out
 
 
+def mechanism(reps: int = 800, big: str = "unequal2") -> pd.DataFrame:
+    """Why OK levels under-cover with a few big prompts: each OK level's interval recomputed from
+    the package's own influence values with (a) the package's variance and degrees of freedom,
+    (b) a CR2 leverage factor ``1/(1 − n_g/n)`` per prompt instead of ``G/(G−1)``, (c) the
+    package's variance with the sampling part's degrees of freedom from the effective number of
+    prompts ``G* = (Σ_g T_g²)²/Σ_g T_g⁴`` (Satterthwaite with the calibration part), (d) both.
+
+    Seeds ``SeedSequence([5001, r])`` (those of ``tests/test_clusters_unequal.py``), G = 100,
+    prompt labels, clustered residual.
+
+    Parameters
+    ----------
+    reps : int
+        Replicates.
+    big : str
+        ``"unequal2"`` (2 prompts with 50 draws) or another :func:`sizes` design.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per OK level.
+    """
+    from cje._tdist import t_ppf
+    from cje.estimators import DirectEstimator
+    from cje.pipeline.core import fit_calibrator, fold_plan
+    from cje.pipeline.direct import DirectShape
+
+    out = []
+    for r in range(reps):
+        rng = np.random.default_rng(np.random.SeedSequence([5001, r]))
+        d = make_data(rng, 100, big, "prompt", "likert", "clustered")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = cje.analyze(d, judge_scale=(0, 10), label_scale=(1, 5))
+            ev = cje.load(d, judge_scale=(0, 10), label_scale=(1, 5))
+            shape = DirectShape(ev, {}, (), DirectEstimator(), 0.05)
+            lab = np.zeros(ev.prompts.shape[0], bool)
+            lab[ev.prompt_code[ev.labelled]] = True
+            k, folds, _ = fold_plan(ev.prompts[lab], np.ones(int(lab.sum()), bool), 5, 0)
+            fop = np.full(ev.prompts.shape[0], -1)
+            fop[lab] = folds
+            cal, _ = fit_calibrator(shape.table, fop[shape.table.cluster[shape.table.train]],
+                                    mode="auto", k=k, seed=0)
+            full = shape.run(cal, frozenset())
+        for p, e in enumerate(rep.estimates):
+            if e.status != "OK":
+                continue
+            phi = full[p][0].influence
+            cl = shape.table.cluster[shape._rows[p]]
+            T, ng = np.bincount(cl, weights=phi), np.bincount(cl)
+            T, ng = T[ng > 0], ng[ng > 0]
+            n, G, w2 = phi.size, T.size, 16.0  # label scale 1-5: variances × 4²
+            v_pkg = G / (G - 1) * float((T**2).sum()) / n**2
+            vif, vc = e.var_if / w2, e.var_cal / w2  # (var_if may hold the own-part correction)
+            u = T**2 / (1 - ng / n) / n**2
+            v_cr2 = float(u.sum()) + vif - v_pkg
+            g_star = float((T**2).sum() ** 2 / (T**4).sum())
+            df_of = [float((v + vc) ** 2 / (v**2 / max(g_star - 1, 1) + vc**2 / (k - 1)))
+                     for v in (vif, v_cr2)]
+            err, t = abs(e.estimate - truth(e.policy, "likert", "clustered")), {}
+            for name, v, df in (("package", vif, e.df), ("CR2", v_cr2, e.df),
+                                ("G* df", vif, min(e.df, df_of[0])),
+                                ("CR2 + G* df", v_cr2, min(e.df, df_of[1]))):
+                se = math.sqrt(v + vc) * 4.0
+                t[name] = err <= float(t_ppf(0.975, df)) * se
+                t[f"se {name}"] = se
+            out.append({"rep": r, "policy": e.policy, "err": e.estimate -
+                        truth(e.policy, "likert", "clustered"), "g_star": g_star,
+                        "big_share": float((T[ng > 1] ** 2).sum() / (T**2).sum()),
+                        "df": e.df, **t})
+    return pd.DataFrame(out)
+
+
 def _cov(x: pd.Series) -> str:
     r = len(x)
     if r == 0:
@@ -410,7 +483,18 @@ def main() -> None:
     ap.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
     ap.add_argument("--time-only", action="store_true")
     ap.add_argument("--csv", default="")
+    ap.add_argument("--mechanism", type=int, default=0, metavar="REPS",
+                    help="only the mechanism check (mechanism()) with this many replicates")
     args = ap.parse_args()
+    if args.mechanism:
+        m = mechanism(args.mechanism)
+        sd = float(m.err.std())
+        for name in ("package", "CR2", "G* df", "CR2 + G* df"):
+            print(f"{name}: coverage {_cov(m[name].astype(float))}, "
+                  f"mean SE / MC SD {float(m[f'se {name}'].mean()) / sd:.3f}")
+        print(f"median G* {m.g_star.median():.1f}, median df {m.df.median():.1f}, big prompts' "
+              f"median share of Σ T_g² {m.big_share.median():.2f}")
+        return
     todo = [(i, c) for i, c in enumerate(cells()) if not args.cells or c["name"] in
             args.cells.split(",")]
     if args.time_only:

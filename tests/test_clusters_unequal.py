@@ -5,9 +5,10 @@
 prompts are labelled (every row of a labelled prompt). Prompt effects are strong (ICC of the label
 0.68, of the judge residual 0.59). The prompt-clustered variance then rests on the two big prompts
 for a large share of its sum, but the t quantile uses about G − 1 degrees of freedom: the OK
-intervals cover about 0.915 (simulations/results/independent_clusters.md). The slow test below
-reproduces it and is marked ``xfail(strict=True)``: it fails (XPASS) once the intervals or the
-gates are fixed, and the marker must then go.
+intervals cover about 0.915 (simulations/results/independent_clusters.md). Off-policy, with three
+such prompts, it is worse (about 0.85–0.88). The slow tests below reproduce both and are marked
+``xfail(strict=True)``: each fails (XPASS) once the intervals or the gates are fixed, and its
+marker must then go.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def test_truth_matches_monte_carlo() -> None:
                    "the rows: t with ~G-1 df on a variance resting on a few prompts (see module)")
 def test_ok_intervals_cover_with_two_dominant_prompts() -> None:
     """OK level intervals cover at least 0.93 − 2 MC SE (fixed seeds; 3000 replicates, ~1500 OK
-    intervals per policy). Currently about 0.915 ± 0.005 (fails, hence xfail)."""
+    intervals per policy). With these seeds 0.915 (2,987 OK intervals, MC SE 0.005; fails, hence
+xfail)."""
     covered = []
     for r in range(3000):
         rng = np.random.default_rng(np.random.SeedSequence([5001, r]))
@@ -67,4 +69,32 @@ def test_ok_intervals_cover_with_two_dominant_prompts() -> None:
                 covered.append(e.ci_low <= t <= e.ci_high)
     c, n = float(np.mean(covered)), len(covered)
     assert n > 1000
+    assert c >= 0.93 - 2 * math.sqrt(c * (1 - c) / n), (c, n)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="off-policy OK intervals under-cover when a labelled prompt "
+                   "holds many logged rows: the residual term's variance rests on it (see module)")
+def test_offpolicy_ok_intervals_cover_with_a_few_big_prompts() -> None:
+    """Calibrated IPS on logged data with 3 prompts of 50 logged draws among 100 (25% of prompts
+    labelled, every row): OK intervals of the logging policy and the target cover at least
+    0.93 − 2 MC SE (fixed seeds, 400 replicates). With these seeds 0.860 (472 OK intervals, MC SE
+0.016); in the study 0.85–0.88 (± 0.02), 0.76–0.86
+    on the replicates where a big prompt is labelled: the residual term then rests on one prompt
+    holding most of the labelled rows, without the small-sample factor and degrees of freedom the
+    direct shape gives a policy's own labels (fails, hence xfail)."""
+    covered = []
+    for r in range(400):
+        rng = np.random.default_rng(np.random.SeedSequence([7000, r]))
+        logged, _ = ic.make_logged(rng, 100, "unequal", "prompt", "clustered")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = cje.analyze(logged, judge_scale=(0, 10), label_scale=(1, 5),
+                              estimator="calibrated-ips")
+        for e in rep.estimates:
+            if e.status == "OK":
+                t = ic.truth(e.policy, "likert", "clustered")
+                covered.append(e.ci_low <= t <= e.ci_high)
+    c, n = float(np.mean(covered)), len(covered)
+    assert n > 300
     assert c >= 0.93 - 2 * math.sqrt(c * (1 - c) / n), (c, n)
