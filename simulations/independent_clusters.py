@@ -41,7 +41,7 @@ the Monte Carlo SD of the estimates. MC SE of a coverage ``c`` over ``r`` interv
 Usage::
 
     python simulations/independent_clusters.py [--reps 1000] [--reps-ope 400] [--cells NAME,...] [--csv PATH]
-        [--time-only] [--mechanism REPS]
+        [--time-only] [--mechanism REPS] [--breakdown CELL]
 """
 
 from __future__ import annotations
@@ -424,6 +424,53 @@ def mechanism(reps: int = 800, big: str = "unequal2") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def big_label_breakdown(name: str, reps: int = 300) -> pd.DataFrame:
+    """Coverage of one unequal-size cell's levels by status and by how many of its big prompts
+    (more than one draw) are labelled; the cell's own seeds.
+
+    Parameters
+    ----------
+    name : str
+        A cell of :func:`cells` with ``m`` ``"unequal..."`` (direct or off-policy).
+    reps : int
+        Replicates (the cell's first ``reps``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per (policy, status, big prompts labelled): count, coverage, MC SD of the errors, mean SE.
+    """
+    i, cell = next((j, c) for j, c in enumerate(cells()) if c["name"] == name)
+    rows = []
+    for r in range(reps):
+        rng = np.random.default_rng(np.random.SeedSequence([i, r]))
+        kw: dict = {}
+        if cell["kind"] == "direct":
+            data = make_data(rng, cell["G"], cell["m"], cell["design"], cell["labels"],
+                             cell["resid"])
+            sizes_of = data[data.policy == "A"].groupby("prompt_id").size()
+        else:
+            data, fresh = make_logged(rng, cell["G"], cell["m"], cell["design"], cell["resid"])
+            kw = {"estimator": cell["kind"]}
+            if cell["kind"] != "calibrated-ips":
+                kw["fresh_draws"] = fresh
+            sizes_of = data.groupby("prompt_id").size()
+        big = set(sizes_of[sizes_of > 1].index)
+        n_big = len(big & set(data.loc[data.oracle_label.notna(), "prompt_id"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = cje.analyze(data, judge_scale=(0.0, 10.0), label_scale=(1.0, 5.0), **kw)
+        for e in rep.estimates:
+            t = truth(e.policy, cell["labels"], cell["resid"])
+            rows.append({"policy": e.policy, "status": e.status, "big labelled": n_big,
+                         "covered": e.ci_low <= t <= e.ci_high, "err": e.estimate - t,
+                         "se": e.se})
+    res = pd.DataFrame(rows)
+    return res.groupby(["policy", "status", "big labelled"]).agg(
+        n=("covered", "size"), coverage=("covered", "mean"), mc_sd=("err", "std"),
+        mean_se=("se", "mean")).round(3)
+
+
 def _cov(x: pd.Series) -> str:
     r = len(x)
     if r == 0:
@@ -485,7 +532,12 @@ def main() -> None:
     ap.add_argument("--csv", default="")
     ap.add_argument("--mechanism", type=int, default=0, metavar="REPS",
                     help="only the mechanism check (mechanism()) with this many replicates")
+    ap.add_argument("--breakdown", default="", metavar="CELL",
+                    help="only big_label_breakdown() of this cell (300 replicates)")
     args = ap.parse_args()
+    if args.breakdown:
+        print(big_label_breakdown(args.breakdown).to_string())
+        return
     if args.mechanism:
         m = mechanism(args.mechanism)
         sd = float(m.err.std())
