@@ -1,0 +1,100 @@
+"""Direct-mode OK intervals when a few prompts hold many of a policy's rows
+(``simulations/independent_clusters.py``, a process built without ``cje.synthetic``).
+
+100 prompts; two of them, drawn at random, have 50 draws per policy, the others one; 25% of the
+prompts are labelled (every row of a labelled prompt). Prompt effects are strong (ICC of the label
+0.68, of the judge residual 0.59). The prompt-clustered variance then rests on the two big prompts
+for a large share of its sum, but the t quantile uses about G − 1 degrees of freedom: the OK
+intervals cover about 0.915 (simulations/results/independent_clusters.md). Off-policy, with three
+such prompts, it is worse (about 0.85–0.88). The slow tests below reproduce both and are marked
+``xfail(strict=True)``: each fails (XPASS) once the intervals or the gates are fixed, and its
+marker must then go.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cje
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations"))
+import independent_clusters as ic  # noqa: E402
+
+
+def test_unequal_sizes_are_as_designed() -> None:
+    """The design the slow test uses: 2 prompts with 50 draws per policy, 98 with one."""
+    rng = np.random.default_rng(0)
+    d = ic.make_data(rng, 100, "unequal2", "prompt", "likert", "clustered")
+    k = d[d.policy == "A"].groupby("prompt_id").size()
+    assert sorted(k.value_counts().items()) == [(1, 98), (50, 2)]
+    # every row of a labelled prompt is labelled (both policies, all draws)
+    lab = d.groupby("prompt_id").oracle_label.apply(lambda s: s.notna().mean())
+    assert set(lab.unique()) <= {0.0, 1.0}
+
+
+def test_truth_matches_monte_carlo() -> None:
+    """The exact Likert truth agrees with plain sampling (400,000 rows, within 4 MC SE)."""
+    rng = np.random.default_rng(1)
+    d = ic.make_data(rng, 20_000, 20, "row", "likert", "clustered", frac=1.0)
+    for pol in ("A", "B"):
+        x = d[d.policy == pol]
+        means = x.groupby("prompt_id").oracle_label.mean()  # prompt-clustered MC SE
+        se = means.std() / math.sqrt(means.size)
+        assert abs(x.oracle_label.mean() - ic.truth(pol, "likert", "clustered")) < 4 * se, pol
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="OK intervals under-cover when two prompts hold half of "
+                   "the rows: t with ~G-1 df on a variance resting on a few prompts (see module)")
+def test_ok_intervals_cover_with_two_dominant_prompts() -> None:
+    """OK level intervals cover at least 0.93 − 2 MC SE (fixed seeds; 3000 replicates, ~1500 OK
+    intervals per policy). With these seeds 0.915 (2,987 OK intervals, MC SE 0.005; fails, hence
+xfail)."""
+    covered = []
+    for r in range(3000):
+        rng = np.random.default_rng(np.random.SeedSequence([5001, r]))
+        d = ic.make_data(rng, 100, "unequal2", "prompt", "likert", "clustered")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = cje.analyze(d, judge_scale=(0, 10), label_scale=(1, 5))
+        for e in rep.estimates:
+            if e.status == "OK":
+                t = ic.truth(e.policy, "likert", "clustered")
+                covered.append(e.ci_low <= t <= e.ci_high)
+    c, n = float(np.mean(covered)), len(covered)
+    assert n > 1000
+    assert c >= 0.93 - 2 * math.sqrt(c * (1 - c) / n), (c, n)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="off-policy OK intervals under-cover when a labelled prompt "
+                   "holds many logged rows: the residual term's variance rests on it (see module)")
+def test_offpolicy_ok_intervals_cover_with_a_few_big_prompts() -> None:
+    """Calibrated IPS on logged data with 3 prompts of 50 logged draws among 100 (25% of prompts
+    labelled, every row): OK intervals of the logging policy and the target cover at least
+    0.93 − 2 MC SE (fixed seeds, 400 replicates). With these seeds 0.860 (472 OK intervals, MC SE
+0.016); in the study 0.85–0.88 (± 0.02), 0.76–0.86
+    on the replicates where a big prompt is labelled: the residual term then rests on one prompt
+    holding most of the labelled rows, without the small-sample factor and degrees of freedom the
+    direct shape gives a policy's own labels (fails, hence xfail)."""
+    covered = []
+    for r in range(400):
+        rng = np.random.default_rng(np.random.SeedSequence([7000, r]))
+        logged, _ = ic.make_logged(rng, 100, "unequal", "prompt", "clustered")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = cje.analyze(logged, judge_scale=(0, 10), label_scale=(1, 5),
+                              estimator="calibrated-ips")
+        for e in rep.estimates:
+            if e.status == "OK":
+                t = ic.truth(e.policy, "likert", "clustered")
+                covered.append(e.ci_low <= t <= e.ci_high)
+    c, n = float(np.mean(covered)), len(covered)
+    assert n > 300
+    assert c >= 0.93 - 2 * math.sqrt(c * (1 - c) / n), (c, n)
