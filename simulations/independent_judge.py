@@ -361,9 +361,14 @@ def main() -> None:
     ap.add_argument("--groups", default="judge,policy,bounds")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "independent_judge"))
     ap.add_argument("--raw", default="", help="optional prefix of the per-replicate CSVs")
+    ap.add_argument("--only", default="", help="comma-separated cells 'judge/labels/n/rho/design', "
+                    "e.g. 'anti/lik_mid/2000/0.1/all' (a re-check on fresh seeds)")
     a = ap.parse_args()
     t0 = time.time()
     grid = [c for c in cells() if c[0] in a.groups.split(",")]
+    if a.only:
+        want = {tuple(x.split("/")) for x in a.only.split(",")}
+        grid = [c for c in grid if (c[1], c[2], str(c[3]), str(c[4]), c[5]) in want]
     jobs = [(c, r) for c in grid for r in range(a.reps)]
     res = Parallel(n_jobs=a.n_jobs)(delayed(one)(c, r, a.seed) for c, r in jobs)
     df = pd.DataFrame([row for lv, _ in res for row in lv])
@@ -375,7 +380,8 @@ def main() -> None:
     elapsed = time.time() - t0
     sl.to_csv(a.out + "_summary.csv", index=False)
     sp.to_csv(a.out + "_pairs_summary.csv", index=False)
-    errs = df[df["status"] == "ERROR"]["error"].str[:100].value_counts()
+    errs = (df[df["status"] == "ERROR"]["error"].str.replace(r"\d+", "#", regex=True).str[:100]
+            .value_counts())  # (per policy row: 3 per failed replicate)
     text = (f"cje {cje.__version__} ({cje.__file__}); {a.reps} replicates per cell; seed {a.seed}; "
             f"{len(grid)} cells; {elapsed:.0f} s on {a.n_jobs} job(s).\n\n## Levels\n\n"
             + md_levels(sl) + "\n## Paired contrasts\n\n" + md_pairs(sp)
