@@ -233,7 +233,7 @@ def cells() -> list[tuple]:
     out.append(("policy", "scaleC100", "bin_mid", 500, 0.10, "all"))
     out.append(("policy", "scaleC100", "bin_mid", 500, 0.10, "A"))
     for labels in ("bin_low", "bin_high", "lik_top"):
-        for n in (200, 2000):
+        for n in (200, 500, 2000):
             for rho in (0.05, 0.10, 0.25):
                 out.append(("bounds", "good", labels, n, rho, "all"))
         for rho in (0.05, 0.10, 0.25):
