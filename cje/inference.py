@@ -725,6 +725,7 @@ def paired_contrasts(
     probes: Mapping[int, tuple[float, int]] | None = None,
     gap_influence: Mapping[int, tuple[float, np.ndarray]] | None = None,
     own: Mapping[int, tuple[float, float, float]] | None = None,
+    own_cross: np.ndarray | None = None,
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
@@ -780,6 +781,14 @@ def paired_contrasts(
         side gets its own small-sample factor (``m/(m−1)`` for equal weights) instead of the
         pair's ``G/(G−1)`` and enters the degrees of freedom as a component with ``m − 1``, as
         in the policy's own interval. A factor of 0: the side has no such part. None: none.
+    own_cross : numpy.ndarray, optional
+        ``(P, P)``, by policy index: ``Σ_g T_{a,g}·T_{b,g}`` of two policies' residual parts
+        (:func:`cje.pipeline.core.own_part_cross`). Where both sides have such a part, the
+        contrast's is ``Σ_g (√f_a·T_{a,g} − √f_b·T_{b,g})²`` (each side's factor ``f``), and the two
+        components of the degrees of freedom are scaled to sum to it: labels on the same
+        prompts whose residuals agree there cancel in the difference, which the sum of the two
+        sides' parts (the default, None: no shared prompts) would count twice — and with it
+        exceeding the contrast's whole variance its degrees of freedom fell to 1.
 
     Returns
     -------
@@ -866,7 +875,16 @@ def paired_contrasts(
             f = g / np.maximum(g - 1, 1)
             v_if = v_if + (ov[ia] - np.where(on[ia], f * oss[ia], 0.0)) \
                 + (ov[ib] - np.where(on[ib], f * oss[ib], 0.0))
-            parts = [(ov[ia], om[ia], False), (ov[ib], om[ib], False)]
+            scale = np.ones(n_pairs)
+            if own_cross is not None:  # the two parts on shared prompts: their difference's
+                kp = np.asarray(keep)
+                both = on[ia] & on[ib]
+                cross = np.where(both, np.asarray(own_cross, dtype=np.float64)[kp[ia], kp[ib]], 0.0)
+                mixed = np.sqrt(np.where(both, ofac[ia] * ofac[ib], 0.0))
+                v_if = v_if + 2 * cross * (f - mixed)  # Σ(T_a − T_b)² at f → at the sides' factors
+                sides = ov[ia] + ov[ib]
+                scale = np.divide(sides - 2 * mixed * cross, sides, out=scale, where=sides > 0)
+            parts = [(ov[ia] * scale, om[ia], False), (ov[ib] * scale, om[ib], False)]
         se = np.sqrt(v_if + v_cal + v_tr)
         df = satterthwaite_dfs(v_if, v_cal, g, k)
         if probes:

@@ -18,6 +18,12 @@ The direct estimator). Checked against the file before, case by case: estimates,
 calibration, statuses and reasons unchanged; SEs ×1.0005–1.008, ``var_if`` ×1.001–1.016, df
 ×0.12–0.58 (e.g. 498–502 → 62–68 with 52–57 own labels; Arena base 1,003 → 581), contrasts' SEs
 ×1.000–1.009.
+
+Regenerated again (2026-12-07) when a paired contrast's own-label residual part became the
+difference of the two sides' parts prompt by prompt (:func:`cje.pipeline.core.own_part_cross`;
+where the two policies' labels share prompts their residuals partly cancel). Checked against the
+file before: estimates, levels, statuses, reasons and contrast estimates unchanged; the synthetic
+cases' contrast SEs ×0.9986–1.0000 (their labels share a few prompts), Arena's unchanged.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 import cje
 import cje.pipeline.direct as pdir
-from cje.pipeline.core import level_df, own_residual_variance
+from cje.pipeline.core import level_df, own_part_cross, own_residual_variance
 
 
 def _pair(m_b: int, rep: int) -> pd.DataFrame:
@@ -71,15 +71,22 @@ def test_variance_and_df_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
         assert est.se == pytest.approx(np.sqrt(v_if + vc), rel=1e-12)
         parts[name] = (a / n, b / n, m)
     # the contrast A − B, prompt by prompt (both policies answer the same 300 prompts): the
-    # pair's factor G/(G−1) on everything but each side's residual part, which gets m/(m−1);
-    # each residual part a component of the Satterthwaite df with m − 1 (the rest, prompt parts
-    # and covariances, on G − 1; here it is negative: the two policies' prompt parts covary, and
-    # a negative rest counts as 0)
+    # pair's factor G/(G−1) on everything but the residual parts, whose difference
+    # √f_A·b_A − √f_B·b_B carries each side's own factor m/(m−1) (where both sides' labels share a
+    # prompt their residuals enter together); the two residual parts are components of the
+    # Satterthwaite df with m − 1 each, scaled to sum to that difference's variance (the rest,
+    # prompt parts and covariances, on G − 1; here it is negative: the two policies' prompt parts
+    # covary, and a negative rest counts as 0)
     (aa, ba, ma), (ab, bb, mb) = parts["A"], parts["B"]
     G = aa.size
+    assert ((ba != 0) & (bb != 0)).any()  # labels of both on some prompts: the shared part counts
     d = (aa + ba) - (ab + bb)
-    va, vb = ma / (ma - 1) * ba @ ba, mb / (mb - 1) * bb @ bb
-    v_pair = G / (G - 1) * (d @ d - ba @ ba - bb @ bb) + va + vb
+    fa, fb = ma / (ma - 1), mb / (mb - 1)
+    res = np.sqrt(fa) * ba - np.sqrt(fb) * bb
+    v_res = res @ res
+    v_pair = G / (G - 1) * (d @ d - (ba - bb) @ (ba - bb)) + v_res
+    scale = v_res / (fa * ba @ ba + fb * bb @ bb)
+    va, vb = scale * fa * ba @ ba, scale * fb * bb @ bb
     (c,) = rep.pairs
     assert (c.policy_a, c.policy_b) == ("A", "B")
     assert c.var_if == pytest.approx(v_pair, rel=1e-10)
@@ -99,6 +106,64 @@ def test_helpers_reduce_to_the_plain_formulas() -> None:
     # G = m_g (every prompt labelled): the factor is unchanged
     v, _ = own_residual_variance(0.5, 0.3, 40, 40 / 39)
     assert v == pytest.approx(0.5)
+
+
+def _shared_labels(seed: int, G: int = 60, m: int = 5, labelled: int = 30) -> pd.DataFrame:
+    """Two policies (true difference A − B = −0.3), ``m`` responses per prompt, every response of
+    ``labelled`` prompts labelled for both; the label holds a prompt effect θ_g ~ N(0, 1) the judge
+    misses, so both policies' residuals share it on every labelled prompt."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0, 1, G)
+    lab = np.zeros(G, bool)
+    lab[rng.choice(G, labelled, replace=False)] = True
+    rows = []
+    for pol, mu in (("A", 0.0), ("B", 0.3)):
+        for d in range(m):
+            s = rng.normal(mu, 1, G)
+            y = s + theta + rng.normal(0, 0.5, G)
+            rows.append(pd.DataFrame({"prompt_id": [f"p{g}" for g in range(G)], "policy": pol,
+                                      "draw_idx": d, "judge_score": s,
+                                      "oracle_label": np.where(lab, y, np.nan)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_own_part_cross_by_hand() -> None:
+    rng = np.random.default_rng(1)
+    part, g, cl = rng.normal(size=500), rng.integers(0, 4, 500), rng.integers(0, 60, 500)
+    n = np.array([200, 210, 190, 220])
+    d = np.zeros((4, 60))
+    np.add.at(d, (g, cl), part)
+    d /= n[:, None]
+    assert np.allclose(own_part_cross(part, g, cl, n, 4), d @ d.T, rtol=1e-12, atol=0)
+
+
+def test_contrast_of_labels_on_shared_prompts_keeps_its_degrees_of_freedom() -> None:
+    """Labels on the same prompts for both policies, residuals shared by prompt: the two residual
+    parts cancel in the difference. Counted as two separate components they exceeded the
+    contrast's whole variance, its Satterthwaite df fell to the floor of 1 (t quantile 12.7) and a
+    true difference of 0.3 was significant in 12% of 40 replicates (75% now: 300 replicates of
+    this design cover 0.950 with median df 107)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (c,) = cje.analyze(_shared_labels(0)).pairs
+    assert c.df > 20
+
+
+@pytest.mark.slow
+def test_contrast_of_labels_on_shared_prompts_covers_and_has_power() -> None:
+    """300 seeded replicates of :func:`_shared_labels`: coverage of the 95% interval of A − B
+    (truth −0.3) in [0.92, 0.98] (MC SE ≈ 0.013) and the difference significant in more than half
+    (0.81 measured; 0.12 with the df at its floor of 1 before)."""
+    cover, sig = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for rep in range(300):
+            (c,) = cje.analyze(_shared_labels(1000 + rep)).pairs
+            truth = -0.3 if c.policy_a == "A" else 0.3
+            cover.append(c.ci_low <= truth <= c.ci_high)
+            sig.append(c.significant)
+    assert 0.92 <= np.mean(cover) <= 0.98
+    assert np.mean(sig) > 0.5
 
 
 @pytest.mark.slow

@@ -228,6 +228,57 @@ def own_part_sums(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: n
     return ss, np.where(m_g >= 2, factor, 0.0), m_eff
 
 
+def own_part_cross(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: np.ndarray,
+                   n_groups: int) -> np.ndarray:
+    """``C[a, b] = Σ_g T_{a,g}·T_{b,g} / (n_a·n_b)``: the own-label residual parts of two policies
+    (:func:`own_part_sums`' ``T_g``) multiplied prompt by prompt; the diagonal is
+    :func:`own_part_sums`' ``Σ_g T_g² / n²``.
+
+    Where two policies' labels share prompts and their residuals are correlated there (the judge
+    errs by prompt), the parts cancel in the policies' difference: a paired contrast's residual
+    variance is ``Σ_g (T_a − T_b)²``, not the sum of the two sides' (:func:`cje.inference.
+    paired_contrasts`). Built in blocks of prompts, so memory stays ``O(P²)`` plus a block.
+
+    Parameters
+    ----------
+    part, group, cluster : numpy.ndarray
+        As for :func:`own_part_sums`: each labelled row's residual part, policy and prompt.
+    n : numpy.ndarray
+        Rows per policy.
+    n_groups : int
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_groups, n_groups)
+
+    Examples
+    --------
+    >>> c = own_part_cross(np.array([1.0, -1.0, 2.0, 3.0]), np.array([0, 0, 1, 1]),
+    ...                    np.array([0, 1, 0, 2]), np.array([2, 2]), 2)
+    >>> c.tolist()   # policies 0 and 1 share prompt 0 only: (1/2)·(2/2)
+    [[0.5, 0.5], [0.5, 3.25]]
+    """
+    out = np.zeros((n_groups, n_groups))
+    if not part.size:
+        return out
+    span = np.int64(int(cluster.max()) + 1)
+    key, inv = np.unique(group.astype(np.int64) * span + cluster, return_inverse=True)
+    n = np.asarray(n, dtype=float)
+    g_key = key // span
+    vals = np.bincount(inv.ravel(), weights=part, minlength=key.size)
+    vals = np.divide(vals, n[g_key], out=np.zeros(key.size), where=n[g_key] > 0)
+    prompts, col = np.unique(key % span, return_inverse=True)
+    order = np.argsort(col, kind="stable")
+    col, g_key, vals = col.ravel()[order], g_key[order], vals[order]
+    block = max(1, 2**22 // max(n_groups, 1))
+    for start in range(0, prompts.size, block):
+        lo, hi = np.searchsorted(col, [start, start + block])
+        d = np.zeros((n_groups, min(block, prompts.size - start)))
+        d[g_key[lo:hi], col[lo:hi] - start] = vals[lo:hi]
+        out += d @ d.T
+    return out
+
+
 def own_residual_variance(v_if: float, own_ss: float, g: int, factor: float) -> tuple[float, float]:
     """The sampling variance with the own-label residual part given its own small-sample factor.
 
@@ -775,7 +826,8 @@ def estimate(
     pairs = paired_contrasts(totals, present, point, reps,
                              can_compare, tuple(shape.names), k, alpha, width,
                              gaps=gaps, probes=probes,
-                             gap_influence=shape.gap_influence(), own=owns)
+                             gap_influence=shape.gap_influence(), own=owns,
+                             own_cross=getattr(shape, "own_cross", None))
     ranking = ranking_tiers([results[i] for i in shown], pairs)
     own = getattr(shape, "policy_prompts", None)  # direct data: each policy its own prompts
     if own is not None:

@@ -23,6 +23,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
     own_label_gate,
+    own_part_cross,
     own_part_sums,
 )
 from cje.pipeline.probes import ProbeUse, combine
@@ -209,6 +210,8 @@ class DirectShape:
         self._used: list[tuple[np.ndarray, ProbeUse | None]] = [
             (self.table.cluster[rows], None) for rows in self._rows]
         self._own: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # run(): _own_parts
+        #: the own-label residual parts multiplied prompt by prompt, for the paired contrasts
+        self.own_cross: np.ndarray | None = None
         self.naive = [naive_judge_mean(s[rows], self.table.cluster[rows], alpha, ev.label_scale)
                       for rows in self._rows]
 
@@ -269,18 +272,20 @@ class DirectShape:
         res = self._estimate(calibrator, deleted)
         if not deleted:
             self._used = [(cl, use) for _, cl, use in res]
-            self._own = self._own_parts(calibrator)
+            self._own, self.own_cross = self._own_parts(calibrator)
         return [(v, 0.0) for v, _, _ in res]
 
     def _own_parts(self, calibrator: RewardCalibrator
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                   ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, np.ndarray | None]:
         """Per policy, the residual part of the influence values of :func:`direct_estimate`
         (``(n/m)(e_i − ē)``, or ``(n/Ŵ) w_i (e_i − ē_w)`` with weights) summed per prompt, and
         its factor and effective labelled prompts (:func:`~cje.pipeline.core.own_part_sums`;
-        read by :meth:`policy` for the part's own small-sample factor and degrees of freedom).
-        ``None`` for another estimator or without augmentation. Labelled rows only."""
+        read by :meth:`policy` for the part's own small-sample factor and degrees of freedom);
+        and those parts of two policies multiplied prompt by prompt
+        (:func:`~cje.pipeline.core.own_part_cross`, for the paired contrasts).
+        ``(None, None)`` for another estimator or without augmentation. Labelled rows only."""
         if not getattr(self.estimator, "augment", False) or not _package_estimates(self.estimator):
-            return None
+            return None, None
         t = self.table
         P = len(self.names)
         e = (t.y[t.train] - calibrator.calibration(frozenset()).oof)[self._train_inside]
@@ -298,7 +303,7 @@ class DirectShape:
             mean_e = np.divide(np.bincount(g, weights=w * e, minlength=P), tot,
                                out=np.zeros(P), where=self._m > 0)
             part = np.divide(n, tot, out=np.zeros(P), where=self._m > 0)[g] * w * (e - mean_e[g])
-        return own_part_sums(part, g, cl, self._n, P, weight=w)
+        return own_part_sums(part, g, cl, self._n, P, weight=w), own_part_cross(part, g, cl, self._n, P)
 
     def values(self, calibrator: RewardCalibrator, deleted: frozenset[int]) -> np.ndarray:
         """The point estimates only.

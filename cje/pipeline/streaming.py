@@ -71,6 +71,7 @@ from cje.pipeline.core import (
     fit_calibrator,
     fold_plan,
     own_label_gate,
+    own_part_cross,
     own_part_sums,
 )
 from cje.pipeline.summaries import from_unit, to_unit
@@ -1579,11 +1580,14 @@ class PartitionedShape:
         """Every policy's estimate and its per-prompt influence totals (full calibration)."""
         assert not deleted and self.present is not None
         values = self.values(calibrator, deleted)
-        self._own = None
+        self._own = self.own_cross = None
         if getattr(self.estimator, "augment", False):  # the residual part's own factor and df
             part, idx = self.labelled_terms(calibrator)
             self._own = own_part_sums(part, self._group_train, self.table.cluster[idx], self.n,
                                       len(self.names))
+            # the parts of two policies prompt by prompt: they cancel in a paired contrast
+            self.own_cross = own_part_cross(part, self._group_train, self.table.cluster[idx],
+                                            self.n, len(self.names))
         out = []
         for p, parts in enumerate(self._totals):  # one array per policy, joined once
             if len(parts) > 1:
