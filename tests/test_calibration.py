@@ -121,6 +121,48 @@ def test_constant_fit_warns():
     assert cal.is_constant_
 
 
+def test_rank_correlation_matches_scipy():
+    from scipy.stats import spearmanr
+
+    from cje.calibration.reward import rank_correlation
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):  # coarse grids: many ties, which take average ranks
+        x = rng.integers(0, 5, 60).astype(float)
+        y = x * rng.choice([-1.0, 0.0, 1.0]) + rng.integers(0, 3, 60)
+        assert rank_correlation(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert rank_correlation(np.ones(5), np.arange(5.0)) == 0.0
+
+
+def _judged(kind, n=600, seed=0):
+    """Binary labels Y ~ Bernoulli(q); the judge on 1–10 rises with q (good), falls with it
+    (backwards) or ignores it (null); 30% of rows labelled."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(size=n)
+    base = {"backwards": 10 - 9 * q, "good": 1 + 9 * q, "null": rng.uniform(1, 10, n)}[kind]
+    s = np.clip(np.round(base + rng.normal(0, 1, n)), 1, 10)
+    y = (rng.uniform(size=n) < q).astype(float)
+    return pd.DataFrame({"prompt_id": np.arange(n), "policy": np.repeat(["A", "B"], n // 2),
+                         "judge_score": s,
+                         "oracle_label": np.where(rng.uniform(size=n) < 0.3, y, np.nan)})
+
+
+@pytest.mark.parametrize("mode", ["auto", "monotone"])
+def test_a_judge_that_ranks_backwards_is_warned_about(mode):
+    # the two-stage map can learn a decreasing score, the monotone one collapses: either way the
+    # user is told the judge ranks backwards (its levels may be fine: they rest on the labels)
+    rep = cje.analyze(_judged("backwards"), judge_scale=(1, 10), mode=mode)
+    said = [w for w in rep.warnings if "ranks the labels backwards" in w]
+    assert len(said) == 1 and "Spearman" in said[0]
+    assert ("collapsed" in said[0]) == (mode == "monotone")
+    assert not any(w.startswith("The calibration collapsed") for w in rep.warnings)  # said once
+    for kind in ("good", "null"):
+        rep = cje.analyze(_judged(kind), judge_scale=(1, 10), mode=mode)
+        assert not any("backwards" in w for w in rep.warnings), kind
+
+
 def test_reliability_table_counts_and_means():
     s, y = _data(400, 2)
     cal = RewardCalibrator(mode="monotone").fit(s, y)

@@ -432,6 +432,39 @@ class Calibration:
     mode: str
 
 
+#: A judge is said to rank the labels backwards (a warning) when Spearman's rank correlation of
+#: its scores with the labels, times ``sqrt(labelled prompts − 1)``, is below this: about three
+#: standard errors below 0 for independent prompts, counting prompts rather than rows (the labels
+#: of one prompt's responses are not independent).
+ANTI_JUDGE_Z = -3.0
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties; 0 when either is constant).
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> rank_correlation(np.array([1.0, 2.0, 2.0, 3.0]), np.array([4.0, 3.0, 3.0, 1.0]))
+    -1.0
+    """
+    def ranks(v: np.ndarray) -> np.ndarray:
+        _, inv, cnt = np.unique(v, return_inverse=True, return_counts=True)
+        return (np.cumsum(cnt) - (cnt - 1) / 2.0)[inv.ravel()]
+
+    rx, ry = ranks(x), ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = float(np.sqrt((rx @ rx) * (ry @ ry)))
+    return float(rx @ ry) / den if den > 0 else 0.0
+
+
 class RewardCalibrator:
     """AutoCal-R: cross-fitted, mean-preserving calibration of judge scores to oracle labels.
 
@@ -459,6 +492,9 @@ class RewardCalibrator:
         For ``mode="auto"``: out-of-fold MSE of each map, the paired difference, its SE.
     is_constant_ : bool
         Whether the full fit collapsed to a constant although the labels vary.
+    judge_rank_correlation_ : float
+        Spearman's rank correlation of the judge scores with the labels on the training rows; a
+        clearly negative one (:data:`ANTI_JUDGE_Z`) is warned about: the judge ranks backwards.
 
     Examples
     --------
@@ -664,7 +700,22 @@ class RewardCalibrator:
         self._engine: _CrossFitter = engine
         full = self._engine.model(frozenset())
         self.is_constant_ = bool(full.is_constant) and bool(np.ptp(self._y) > 0)
-        if self.is_constant_:
+        self.judge_rank_correlation_ = rank_correlation(self._s, self._y)
+        g = len(uniq)
+        if self.judge_rank_correlation_ * (g - 1) ** 0.5 < ANTI_JUDGE_Z:
+            warnings.warn(
+                f"The judge ranks the labels backwards: on the {m} labelled rows ({g} prompts) the "
+                f"rank correlation of judge score and oracle label is "
+                f"{self.judge_rank_correlation_:.2f} (Spearman). A reversed scale (a low score "
+                "meant as best) or a judge asked for the opposite of the label? "
+                + ("The calibration collapsed to a single value: estimates rest on the labels "
+                   "alone." if self.is_constant_ else
+                   f"The {self.mode_.replace('_', '-')} map was fitted to it as it is.")
+                + " Check the judge before trusting its scores.",
+                CJEWarning,
+                stacklevel=2,
+            )
+        elif self.is_constant_:
             warnings.warn(
                 "The calibration collapsed to a single value although the oracle labels vary: "
                 "the judge score does not rank the labels (uninformative or anti-correlated "
