@@ -592,6 +592,13 @@ class Plan:
         rounds (pilot and this one; after an earlier non-uniform round, in all of them); keep it
         with the label.
 
+        Label every row of the list. The rows are sorted by policy and prompt, so its first rows
+        are not a random part of it: labelling "the first 60%" starves the last policies (in
+        ``simulations/results/independent_active.md`` the last policy's intervals then covered
+        0.83 over all statuses). If only part can be labelled, label a random part (e.g.
+        ``frame.sample(frac=0.6, random_state=0)``); the probabilities then overstate the
+        chance of the rows left out a little (a small bias there, coverage kept).
+
         Returns
         -------
         pandas.DataFrame
