@@ -886,13 +886,19 @@ def paired_contrasts(
                 scale = np.divide(sides - 2 * mixed * cross, sides, out=scale, where=sides > 0)
             parts = [(ov[ia] * scale, om[ia], False), (ov[ib] * scale, om[ib], False)]
         se = np.sqrt(v_if + v_cal + v_tr)
-        df = satterthwaite_dfs(v_if, v_cal, g, k)
+        # the prompt part's degrees of freedom: the pair's effective prompts, not the union's
+        # count — a policy on a few prompts of its own carries the difference's variance on them
+        g_df = np.minimum(g, _pair_effective_prompts(rows_p, ia, ib, shared))
+        if probes:  # a probe's prompts are counted apart (component_satterthwaite_df)
+            side = np.array([q in probes for q in keep])
+            g_df = np.where(side[ia] | side[ib], g, g_df)
+        df = satterthwaite_dfs(v_if, v_cal, g_df, k)
         if probes:
             pv = np.array([probes.get(q, (0.0, 0))[0] for q in keep], dtype=np.float64)
             pn = np.array([probes.get(q, (0.0, 0))[1] for q in keep], dtype=np.int64)
             parts = [(pv[ia], pn[ia], True), (pv[ib], pn[ib], True)] + parts
         if parts:
-            df = component_satterthwaite_df(df, v_if, v_cal, g, k, parts)
+            df = component_satterthwaite_df(df, v_if, v_cal, g_df, k, parts)
         delta = val[ia] - val[ib]
         lo, hi = _t_intervals(delta, se, df, alpha)
         p = _t_pvalues(delta, se, df)
@@ -911,6 +917,41 @@ def paired_contrasts(
         return tuple(Contrast(nm[a], nm[b], *rest) for a, b, *rest in cols)
     return tuple(Contrast(**dict(zip(_CONTRAST_FIELDS, (nm[a], nm[b], *rest), strict=True)))
                  for a, b, *rest in cols)
+
+
+def _pair_effective_prompts(present: Sequence[np.ndarray], ia: np.ndarray, ib: np.ndarray,
+                            shared: np.ndarray) -> np.ndarray:
+    """Effective number of prompts of each pair's difference ``T_a − T_b``: ``(Σλ_g)² / Σλ_g²``
+    with ``λ_g = [a on g]/G_a² + [b on g]/G_b²`` (a policy's per-prompt total is its mean over
+    its ``G`` prompts, each prompt ``1/G`` of it): the Satterthwaite degrees of freedom (+1) of the
+    pair's prompt-clustered variance when every prompt's values have one variance. Two policies
+    on the same ``G`` prompts: ``G``; on disjoint sets: ``G_a + G_b`` when equal; a policy on 3
+    prompts against one on 100 that holds them: about 3.2, where the union's count says 100.
+
+    Parameters
+    ----------
+    present : sequence of numpy.ndarray of bool
+        Each kept policy's prompts.
+    ia, ib : numpy.ndarray of int
+        The pairs (positions in ``present``).
+    shared : numpy.ndarray of int
+        Prompts of both policies, per pair.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> p = [np.ones(100, bool), np.r_[np.ones(3, bool), np.zeros(97, bool)]]
+    >>> _pair_effective_prompts(p, np.array([0, 0]), np.array([0, 1]), np.array([100, 3])).round(1)
+    array([100. ,   3.2])
+    """
+    gp = np.array([int(np.count_nonzero(x)) for x in present], dtype=np.float64)
+    ga, gb = gp[ia], gp[ib]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (1 / ga + 1 / gb) ** 2 / (1 / ga**3 + 1 / gb**3 + 2 * shared / (ga**2 * gb**2))
+    return np.where(np.isfinite(out), out, np.inf)
 
 
 #: Bytes of the (pairs, prompts) blocks :func:`paired_contrasts` works on at a time.

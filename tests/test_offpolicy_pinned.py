@@ -8,6 +8,11 @@ was reorganised; the reorganisation must reproduce them (to 1e-12 relative: the 
 same, so in practice bit for bit). Influence values are pinned through fingerprints — count, sum,
 sum of squares, three fixed random projections, the first and last entries — which move with any
 change of any entry.
+
+Patched once (2026-12-07), the ``continuous-*`` cases' contrasts only: a contrast's degrees of
+freedom now count the pair's effective prompts (:func:`cje.inference._pair_effective_prompts`),
+and there the targets' rows miss some prompts: df ×0.975–0.993, no significance changed; every
+other number unchanged.
 """
 
 from __future__ import annotations
