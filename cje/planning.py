@@ -766,7 +766,7 @@ class _Parts:
 
 def _from_sums(name: str, kind: str, u: np.ndarray, w: np.ndarray, g: int, m: int, rows: int,
                var_cal: float, k: int, se: float, df: float, own: float = 0.0,
-               d: np.ndarray | None = None) -> _Parts:
+               d: np.ndarray | None = None, own_pairs: float = 0.0) -> _Parts:
     """The components from the per-prompt totals of the prompt part ``u`` and the label part
     ``w``: the pair's (or policy's) factor ``G/(G−1)`` throughout, plus ``own``, the change that
     gives each policy's own-label residual part its factor ``m_g/(m_g−1)`` instead
@@ -777,11 +777,13 @@ def _from_sums(name: str, kind: str, u: np.ndarray, w: np.ndarray, g: int, m: in
     policies of a contrast) are as many as the labelled pairs, ``∝ (labels/prompts)²``, each over
     ``labels²``: they scale like 1/prompts and belong to ``a`` (residuals that share a prompt are
     correlated: the judge errs on some prompts). ``d`` None: ``w²`` (no two labelled rows share a
-    prompt)."""
+    prompt). ``own_pairs``: a contrast's cross-products of its two sides' residual parts at their
+    own factors instead of ``G/(G−1)`` (:func:`cje.inference.paired_contrasts`' ``own_cross``),
+    with the cross-products in ``a``."""
     f = g / (g - 1)
     d = w * w if d is None else d
     dd = float(d.sum())
-    v_a = f * float(u @ u + 2 * (u @ w) + (w @ w - dd))
+    v_a = f * float(u @ u + 2 * (u @ w) + (w @ w - dd)) + own_pairs
     v_b = f * dd + own
     return _Parts(name, kind, g, m, rows, u, w, d, g * v_a, m * v_b, m * var_cal, k, se, df)
 
@@ -882,9 +884,15 @@ def _split_parts(ev: Any, rep: Report, t: Any, k: int, reward: np.ndarray, label
             u = (u_of[a_] - u_of[b_])[present]
             w = (w_of[a_] - w_of[b_])[present]
             d = (d_of[a_] + d_of[b_])[present]
+            fa, fb = own_f[a_][0], own_f[b_][0]
+            # both sides' own residual parts on shared prompts: their cross-product at the sides'
+            # factors, as the report's contrast has it (paired_contrasts' own_cross)
+            pairs = 0.0 if fa is None or fb is None else \
+                2 * float(w_of[a_] @ w_of[b_]) * (g / (g - 1) - math.sqrt(fa * fb))
             out.append(_from_sums(f"{a_} − {b_}", "contrast", u, w, g, meta[a_][0] + meta[b_][0],
                                   meta[a_][1] + meta[b_][1], c.var_cal, k, c.se, c.df,
-                                  own=_own_change(own_f[a_], g) + _own_change(own_f[b_], g), d=d))
+                                  own=_own_change(own_f[a_], g) + _own_change(own_f[b_], g), d=d,
+                                  own_pairs=pairs))
     return out
 
 
@@ -1247,7 +1255,9 @@ def _make_plan(parts: list[_Parts], h: float, alpha: float, label_cost: float | 
         if pt.u is not None and pt.w is not None and pt.d is not None and pt.g > 1:
             wts = rng.multinomial(pt.g, np.full(pt.g, 1 / pt.g), size=n_boot).astype(float)
             f = pt.g / (pt.g - 1)
-            a_s = pt.g * f * (wts @ (pt.u * pt.u + 2 * pt.u * pt.w + (pt.w * pt.w - pt.d)))
+            per = pt.u * pt.u + 2 * pt.u * pt.w + (pt.w * pt.w - pt.d)
+            # (+ what the point's a holds beyond the per-prompt sums: a contrast's own_pairs)
+            a_s = pt.g * f * (wts @ per) + (pt.a - pt.g * f * float(per.sum()))
             dd = float(pt.d.sum())  # b's draws: its factors kept, the label part resampled
             b_s = pt.b * (wts @ pt.d) / dd if dd > 0 else np.full(n_boot, pt.b)
         else:

@@ -434,8 +434,9 @@ class Report:
         >>> print(t.loc[t.significant, ["policy_a", "policy_b", "estimate", "p_holm"]].round(3)
         ...       .to_string(index=False))
         policy_a policy_b  estimate  p_holm
-         concise    small     0.427   0.032
-        improved    small     0.611   0.032
+         concise    small     0.427   0.026
+         concise  verbose     0.401   0.049
+        improved    small     0.611   0.031
         improved  verbose     0.584   0.041
         """
         import pandas as pd

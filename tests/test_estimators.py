@@ -198,10 +198,14 @@ def test_contrast_by_hand_on_12_rows():
     phi, res = _hand_phi(TWELVE, fold_of, full)
     c = np.array([phi["A"][p] / 6 - phi["B"][p] / 6 for p in sorted(fold_of)])
     # each policy's own residual part (4 labelled prompts each) with its factor 4/3 in place of
-    # the pair's 6/5, and as a Satterthwaite component with 3 df
-    ss = {pol: np.sum(np.array(list(res[pol].values())) ** 2) / 36 for pol in "AB"}
-    v_res = {pol: 4 / 3 * ss[pol] for pol in "AB"}
-    var_if = 6 / 5 * (np.sum(c**2) - ss["A"] - ss["B"]) + v_res["A"] + v_res["B"]
+    # the pair's 6/5, taken prompt by prompt (the two sides' parts on a shared prompt enter as
+    # their difference), and as two Satterthwaite components with 3 df each, scaled to sum to it
+    r = {pol: np.array([res[pol].get(p, 0.0) / 6 for p in sorted(fold_of)]) for pol in "AB"}
+    ss = {pol: r[pol] @ r[pol] for pol in "AB"}
+    both = np.sqrt(4 / 3) * r["A"] - np.sqrt(4 / 3) * r["B"]
+    scale = (both @ both) / (4 / 3 * (ss["A"] + ss["B"]))
+    v_res = {pol: scale * 4 / 3 * ss[pol] for pol in "AB"}
+    var_if = 6 / 5 * (np.sum(c**2) - (r["A"] - r["B"]) @ (r["A"] - r["B"])) + both @ both
     row = rep.contrasts().iloc[0]
     assert (row.policy_a, row.policy_b) == ("A", "B")
     assert row.estimate == pytest.approx(full["A"] - full["B"], abs=1e-12)
