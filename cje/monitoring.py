@@ -20,7 +20,8 @@ on the window), the raw judge mean beside it, and a status:
   window of the pooled pair, when every window has labels; unlabelled windows in between are
   counted in). The reference calibration restarts from the labels from there on and accumulates
   later windows' labels until it holds as many labels as the first reference did, then stays
-  fixed. Earlier windows keep their estimates;
+  fixed (a restart on fewer labelled prompts than a calibration needs audits nothing until later
+  windows' labels complete it). Earlier windows keep their estimates;
 * **SHIFT** — without labels a drift cannot be seen; a two-sample Kolmogorov–Smirnov test of each
   policy's judge scores against the reference windows' scores (Bonferroni over windows × policies
   at ``alpha``) flags a shift in the scores. That is an early warning, not proof of drift: better
@@ -705,12 +706,22 @@ class _Reference:
 
 
     def __init__(self, s: np.ndarray, y: np.ndarray, pid: np.ndarray, name: str, *, mode: str,
-                 n_folds: int, seed: int):
+                 n_folds: int, seed: int, restart: bool = False):
         from cje.calibration import RewardCalibrator
 
         self.s, self.y, self.pid, self.name = s, y, pid, name
-        self.cal = RewardCalibrator(mode=mode, n_folds=max(n_folds, AUDIT_FOLDS),  # type: ignore[arg-type]
-                                    seed=seed).fit(s, y, prompt_id=pid)
+        self.fitted = True
+        try:
+            self.cal = RewardCalibrator(mode=mode, n_folds=max(n_folds, AUDIT_FOLDS),  # type: ignore[arg-type]
+                                        seed=seed).fit(s, y, prompt_id=pid)
+        except CJEInputError:
+            if not restart:
+                raise
+            # a calibration restarted after a drift on a handful of labels (fewer prompts than a
+            # fit needs): nothing to audit against until later windows' labels complete it
+            self.fitted = False
+            self.name = f"{name} (too few labels to fit a calibration yet)"
+            return
         self.jack = [self.cal.predictor(frozenset({k})) for k in range(self.cal.n_folds_)]
         self.full = self.cal.predictor()
 
@@ -1005,7 +1016,7 @@ def monitor(
         in_w = code == w
         lab_w = in_w & labelled
         # 1. the drift audit of this window against the current reference
-        if w not in ref_windows and lab_w.sum() >= 2:
+        if w not in ref_windows and lab_w.sum() >= 2 and ref.fitted:
             d1, se1, p1 = ref.audit(s_all[lab_w], y_all[lab_w], p_all[lab_w])
             d2 = se2 = p2 = float("nan")
             if prev is not None:  # pooled with the previous audited window of this calibration
@@ -1034,7 +1045,7 @@ def monitor(
                 m = rows_of(cal_windows) & labelled
                 ref = _Reference(s_all[m], y_all[m], p_all[m],
                                  f"windows {labels[start]}..{labels[w]}", mode=mode,
-                                 n_folds=n_folds, seed=seed)
+                                 n_folds=n_folds, seed=seed, restart=True)
                 ref_scores = {p: g["judge_score"].to_numpy()
                               for p, g in core[rows_of(cal_windows)].groupby("policy")}
             # the next pooled test pairs the next window with this one, under the calibration
@@ -1047,7 +1058,7 @@ def monitor(
             m = rows_of(cal_windows) & labelled
             ref = _Reference(s_all[m], y_all[m], p_all[m],
                              f"windows {labels[cal_windows[0]]}..{labels[w]}", mode=mode,
-                             n_folds=n_folds, seed=seed)
+                             n_folds=n_folds, seed=seed, restart=True)
             ref_scores = {p: g["judge_score"].to_numpy()
                           for p, g in core[rows_of(cal_windows)].groupby("policy")}
         if growing and len(ref.y) >= target_labels:
