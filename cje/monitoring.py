@@ -11,7 +11,8 @@ on the window), the raw judge mean beside it, and a status:
   assumes the judge has not drifted since and makes the status at best CAUTION;
 * **DRIFT** — each window's labels audit the current reference calibration ``f``:
   ``δ = mean(Y − f(S))`` on the window's labelled rows, with a prompt-clustered standard error plus
-  the calibration's own delete-one-fold jackknife variance. Two tests per window — the window
+  the calibration's own delete-one-fold jackknife variance (a t test, Satterthwaite df capped at
+  the window's labelled prompts − 1: a window of 2–6 labels has few df). Two tests per window — the window
   alone, and the window pooled with the previous audited window (more power for a change that
   starts between them) — each at level ``alpha_drift / (2 · horizon)`` (Bonferroni over every
   test of the run; ``horizon`` = the windows after the reference), so the chance of ANY false
