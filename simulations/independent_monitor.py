@@ -330,18 +330,18 @@ def audit_level_check(n_refs: int = 5, seed: int = 7) -> pd.DataFrame:
     rows = []
     for g, v in hits.items():
         arr = np.array(v, dtype=float)
-        rows.append({"G": g, "audits": len(arr), "before": _share(arr[:, 0]),
-                     "after": _share(arr[:, 1]), "level": f"{level:.5f}"})
+        rows.append({"G": g, "audits": len(arr), "before": _share(arr[:, 0], 5),
+                     "after": _share(arr[:, 1], 5), "level": f"{level:.5f}"})
     return pd.DataFrame(rows)
 
 
-def _share(x: np.ndarray | pd.Series) -> str:
+def _share(x: np.ndarray | pd.Series, digits: int = 3) -> str:
     """``c ± sqrt(c(1 − c)/r)`` of a boolean array."""
     x = np.asarray(x, dtype=float)
     if x.size == 0:
         return "—"
     c = float(x.mean())
-    return f"{c:.3f} ± {np.sqrt(c * (1 - c) / x.size):.3f}"
+    return f"{c:.{digits}f} ± {np.sqrt(c * (1 - c) / x.size):.{digits}f}"
 
 
 def _cov_clustered(d: pd.DataFrame) -> str:
@@ -370,7 +370,7 @@ def summarize(raw: dict[str, Any]) -> tuple[str, pd.DataFrame]:
     (str, DataFrame)
         The tables and one row per cell.
     """
-    t1, t2, t3, out = [], [], [], []
+    t1, t2, t3, t4, out = [], [], [], [], []
     for nm, res in raw.items():
         if nm.endswith("::seconds"):
             continue
@@ -423,6 +423,15 @@ def summarize(raw: dict[str, Any]) -> tuple[str, pd.DataFrame]:
                       f"{_share(delay <= 5)} | {_share(np.isfinite(delay))} | "
                       f"{np.median(fin) if fin.size else float('nan'):.1f} |")
             line["detected"] = float(np.isfinite(delay).mean())
+        # reference-calibrated windows by the policy's own labels in the window
+        refrows = after_ref[after_ref["calibration"] == "reference"] if len(after_ref) else after_ref
+        if len(refrows) and (refrows["n_labels"] > 0).any():
+            bucket = pd.cut(refrows["n_labels"], [-1, 0, 2, 3, 9, 10**9],
+                            labels=["0", "1–2", "3", "4–9", "10+"])
+            for b, d in refrows.groupby(bucket, observed=True):
+                rmse = float(np.sqrt(np.mean((d["estimate"] - d["truth"]) ** 2)))
+                t4.append(f"| {nm} | {b} | {_cov_clustered(d)} | {rmse:.3f} | "
+                          f"{float(np.mean(d['ci_high'] - d['ci_low'])):.3f} |")
         out.append(line)
     md = ["## Run level: false DRIFT, coverage, statuses", "",
           "| cell | reps | runs stopped by an error | any false DRIFT | coverage (all estimated) | "
@@ -439,7 +448,10 @@ def summarize(raw: dict[str, Any]) -> tuple[str, pd.DataFrame]:
           "| cell | rows | coverage | coverage (OK) | share OK |", "|---|---|---:|---:|---:|", *t2,
           "", "## Detection (cells with a judge change)", "",
           "| cell | runs | confirmed at the change window | within 2 windows | within 5 | ever | "
-          "median delay (windows) |", "|---|---:|---:|---:|---:|---:|---:|", *t3]
+          "median delay (windows) |", "|---|---:|---:|---:|---:|---:|---:|", *t3, "",
+          "## Reference-calibrated windows (CAUTION at best) by the policy's own labels in the window",
+          "", "Estimated (not REFUSED) windows after the reference.", "",
+          "| cell | own labels | coverage | RMSE | mean width |", "|---|---|---:|---:|---:|", *t4]
     return "\n".join(md), pd.DataFrame(out)
 
 
@@ -448,12 +460,15 @@ if __name__ == "__main__":
     ap.add_argument("--reps", type=int, default=0, help="replicates per cell (0: REPS)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"
                                          / "independent_monitor_raw.pkl"))
-    ap.add_argument("--cells", default="")
+    ap.add_argument("--cells", default="", help="cell names separated by ';' (default: all)")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=20261207)
     ap.add_argument("--rep-start", type=int, default=0, help="first replicate number (to add reps)")
     ap.add_argument("--summarize", nargs="*", default=None,
                     help="only print the tables of these raw pickles (merged per cell)")
+    ap.add_argument("--write", action="store_true",
+                    help="with --summarize: write the tables into the results file (and a CSV)")
+    ap.add_argument("--before", default="", help="with --write: raw pickle of the run before the fix")
     ap.add_argument("--audit-check", action="store_true", help="only the per-test audit check")
     ns = ap.parse_args()
     if ns.audit_check:
@@ -467,10 +482,21 @@ if __name__ == "__main__":
         for f in ns.summarize:  # several pickles (e.g. added replicates) are merged per cell
             for k, v in pd.read_pickle(f).items():
                 merged[k] = merged.get(k, 0.0) + v if k.endswith("::seconds") else merged.get(k, []) + v
-        text, _ = summarize(merged)
+        text, table = summarize(merged)
         print(text)
+        if ns.write:  # the tables below the hand-written reading of the results file
+            md = Path(__file__).resolve().parent / "results" / "independent_monitor.md"
+            head = md.read_text(encoding="utf-8").split("# Tables")[0] if md.exists() else ""
+            extra = ""
+            if ns.before:
+                btext, _ = summarize(pd.read_pickle(ns.before))
+                extra = ("\n\n## Before the fix (package at c64387c), same seeds\n\n"
+                         + btext.replace("## ", "### "))
+            md.write_text(head + "# Tables\n\n" + text + extra + "\n", encoding="utf-8")
+            table.to_csv(md.with_suffix(".csv"), index=False)
         raise SystemExit(0)
-    names = [c for c in ns.cells.split(",") if c] or list(CELLS)
+    # cells separated by ";" (some names hold a comma)
+    names = [c.strip() for c in ns.cells.split(";") if c.strip()] or list(CELLS)
     raw: dict[str, Any] = {}
     t_all = time.time()
     for nm in names:
