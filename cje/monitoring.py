@@ -11,7 +11,8 @@ on the window), the raw judge mean beside it, and a status:
   assumes the judge has not drifted since and makes the status at best CAUTION;
 * **DRIFT** — each window's labels audit the current reference calibration ``f``:
   ``δ = mean(Y − f(S))`` on the window's labelled rows, with a prompt-clustered standard error plus
-  the calibration's own delete-one-fold jackknife variance. Two tests per window — the window
+  the calibration's own delete-one-fold jackknife variance (a t test, Satterthwaite df capped at
+  the window's labelled prompts − 1: a window of 2–6 labels has few df). Two tests per window — the window
   alone, and the window pooled with the previous audited window (more power for a change that
   starts between them) — each at level ``alpha_drift / (2 · horizon)`` (Bonferroni over every
   test of the run; ``horizon`` = the windows after the reference), so the chance of ANY false
@@ -20,7 +21,8 @@ on the window), the raw judge mean beside it, and a status:
   window of the pooled pair, when every window has labels; unlabelled windows in between are
   counted in). The reference calibration restarts from the labels from there on and accumulates
   later windows' labels until it holds as many labels as the first reference did, then stays
-  fixed. Earlier windows keep their estimates;
+  fixed (a restart on fewer labelled prompts than a calibration needs audits nothing until later
+  windows' labels complete it). Earlier windows keep their estimates;
 * **SHIFT** — without labels a drift cannot be seen; a two-sample Kolmogorov–Smirnov test of each
   policy's judge scores against the reference windows' scores (Bonferroni over windows × policies
   at ``alpha``) flags a shift in the scores. That is an early warning, not proof of drift: better
@@ -705,12 +707,22 @@ class _Reference:
 
 
     def __init__(self, s: np.ndarray, y: np.ndarray, pid: np.ndarray, name: str, *, mode: str,
-                 n_folds: int, seed: int):
+                 n_folds: int, seed: int, restart: bool = False):
         from cje.calibration import RewardCalibrator
 
         self.s, self.y, self.pid, self.name = s, y, pid, name
-        self.cal = RewardCalibrator(mode=mode, n_folds=max(n_folds, AUDIT_FOLDS),  # type: ignore[arg-type]
-                                    seed=seed).fit(s, y, prompt_id=pid)
+        self.fitted = True
+        try:
+            self.cal = RewardCalibrator(mode=mode, n_folds=max(n_folds, AUDIT_FOLDS),  # type: ignore[arg-type]
+                                        seed=seed).fit(s, y, prompt_id=pid)
+        except CJEInputError:
+            if not restart:
+                raise
+            # a calibration restarted after a drift on a handful of labels (fewer prompts than a
+            # fit needs): nothing to audit against until later windows' labels complete it
+            self.fitted = False
+            self.name = f"{name} (too few labels to fit a calibration yet)"
+            return
         self.jack = [self.cal.predictor(frozenset({k})) for k in range(self.cal.n_folds_)]
         self.full = self.cal.predictor()
 
@@ -727,8 +739,13 @@ class _Reference:
         var_cal = float(jackknife_variance(reps))
         se = math.sqrt(a.se**2 + var_cal)
         # t with Satterthwaite df (window prompts G − 1 for the sampling part, K − 1 for the
-        # jackknife part), as the estimates' intervals: the tests sit far in the tail
-        df = satterthwaite_df(a.se**2, var_cal, a.n_prompts, len(self.jack))
+        # jackknife part), capped at G − 1, the conservative end of its range: the tests sit far in
+        # the tail, and a window with a handful of labels can show a near-zero spread by chance
+        # (discrete labels, a step calibration), which would hand the whole variance to the
+        # jackknife part and its K − 1 df — two labels then rejected at 75 times the level
+        # (simulations/results/independent_monitor.md)
+        df = min(satterthwaite_df(a.se**2, var_cal, a.n_prompts, len(self.jack)),
+                 float(max(a.n_prompts - 1, 1)))
         return a.delta, se, t_pvalue(a.delta, se, df)
 
 
@@ -1000,7 +1017,7 @@ def monitor(
         in_w = code == w
         lab_w = in_w & labelled
         # 1. the drift audit of this window against the current reference
-        if w not in ref_windows and lab_w.sum() >= 2:
+        if w not in ref_windows and lab_w.sum() >= 2 and ref.fitted:
             d1, se1, p1 = ref.audit(s_all[lab_w], y_all[lab_w], p_all[lab_w])
             d2 = se2 = p2 = float("nan")
             if prev is not None:  # pooled with the previous audited window of this calibration
@@ -1029,7 +1046,7 @@ def monitor(
                 m = rows_of(cal_windows) & labelled
                 ref = _Reference(s_all[m], y_all[m], p_all[m],
                                  f"windows {labels[start]}..{labels[w]}", mode=mode,
-                                 n_folds=n_folds, seed=seed)
+                                 n_folds=n_folds, seed=seed, restart=True)
                 ref_scores = {p: g["judge_score"].to_numpy()
                               for p, g in core[rows_of(cal_windows)].groupby("policy")}
             # the next pooled test pairs the next window with this one, under the calibration
@@ -1042,7 +1059,7 @@ def monitor(
             m = rows_of(cal_windows) & labelled
             ref = _Reference(s_all[m], y_all[m], p_all[m],
                              f"windows {labels[cal_windows[0]]}..{labels[w]}", mode=mode,
-                             n_folds=n_folds, seed=seed)
+                             n_folds=n_folds, seed=seed, restart=True)
             ref_scores = {p: g["judge_score"].to_numpy()
                           for p, g in core[rows_of(cal_windows)].groupby("policy")}
         if growing and len(ref.y) >= target_labels:
