@@ -57,9 +57,47 @@ def visible(text: Any) -> str:
 
 
 
+def p_text(p: float, alpha: float | None = None, digits: int = 3) -> str:
+    """A p-value with ``digits`` significant digits, and more when fewer would print it on the
+    other side of ``alpha`` (``0.04996`` at ``alpha = 0.05`` prints ``0.04996``, not ``0.05``, so
+    a printed p-value never contradicts the significance mark beside it); ``—`` for NaN.
+
+    Parameters
+    ----------
+    p : float
+        The p-value.
+    alpha : float, optional
+        The level the p-value is compared with; ``None``: plain rounding.
+    digits : int, default 3
+        Significant digits when the rounding does not cross ``alpha``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> p_text(0.04996, 0.05), p_text(0.04996), p_text(0.0123, 0.05), p_text(float("nan"))
+    ('0.04996', '0.05', '0.0123', '—')
+    """
+    if p != p:
+        return "—"
+    text = f"{p:.{digits}g}"
+    while alpha is not None and digits < 17 and (float(text) < alpha) != (p < alpha):
+        digits += 1
+        text = f"{p:.{digits}g}"
+    return text
+
+
 #: Default number of contrasts shown by :meth:`Report.summary` and the markdown/HTML reports
 #: (all pairs of 10 policies); every pair stays in :meth:`Report.contrasts`, JSON and CSV.
 MAX_PAIRS_SHOWN = 45
+
+#: Legend of the braces of a printed ranking. A tier is a run of the estimates' order that the
+#: Holm tests cannot cut: two policies in different tiers always differ significantly, but a chain
+#: ``a ≈ b ≈ c`` stays one tier even when ``a − c`` is significant, so "not separable" would be
+#: contradicted by that printed contrast.
+TIER_NOTE = "a group the tests cannot split in order (a pair inside may still differ)"
 
 #: Legend of the ``*`` after a policy's name in comparisons: its level is not OK.
 NOT_OK_NOTE = "* status not OK: the comparison rests on that estimate's caveats, see its reasons"

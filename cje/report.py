@@ -18,8 +18,10 @@ from cje._text import (
     GLOSSARY,
     MAX_PAIRS_SHOWN,
     NOT_OK_NOTE,
+    TIER_NOTE,
     glossary_terms,
     level_text,
+    p_text,
     short_reason,
     starred,
     visible,
@@ -57,15 +59,16 @@ def _sfmt(x: float, digits: int = 3) -> str:
     return f"{x:+.{digits}f}"
 
 
-def _pfmt(p: float) -> str:
-    return "—" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
+def _pfmt(p: float, alpha: float | None = None) -> str:
+    return "—" if p is None else p_text(p, alpha)
 
 
 
-def _short(name: str, width: int = 24) -> str:
-    """A visible name cut to ``width`` characters, the cut marked with ``…``."""
-    v = visible(name)
-    return v if len(v) <= width else v[: width - 1] + "…"
+def _name_width(names: Any) -> int:
+    """Width of the summary's name column: 24, or the longest visible name. Names are never cut:
+    two policies whose names share a long prefix (``model-2024-08-06-temperature-0.7`` and
+    ``…-1.0``) would print as the same row name."""
+    return max([24, *(len(visible(p)) for p in names)])
 
 
 
@@ -256,15 +259,13 @@ class Report:
         bad = self._not_ok()
         tiers = " > ".join("{" + ", ".join(starred(name(p), p, bad) for p in t) + "}" if len(t) > 1
                            else starred(name(t[0]), t[0], bad) for t in self.ranking)
-        legend = f"Holm-adjusted tests at alpha = {self.alpha:g}; braces: not separable"
+        legend = f"Holm-adjusted tests at alpha = {self.alpha:g}; braces: {TIER_NOTE}"
         if any(p in bad for t in self.ranking for p in t):
             legend += f"; {NOT_OK_NOTE}"
         return tiers, legend
 
     def _unranked(self) -> list[tuple[str, str]]:
         """``(policy, why)`` of every estimate left out of :attr:`ranking`."""
-        if not self.ranking:
-            return []
         ranked = {p for t in self.ranking for p in t}
         out = []
         for e in self.estimates:
@@ -577,8 +578,9 @@ class Report:
             )
         else:
             out.append("UNCALIBRATED: too few oracle labels; raw judge means on the judge scale.")
+        w = _name_width([e.policy for e in self.estimates] + [a.policy for a in self.audits])
         head = (
-            f"{'policy':<24} {'estimate':>8} {f'{lv} CI':>17} {'SE':>7} {'cal%':>5} "
+            f"{'policy':<{w}} {'estimate':>8} {f'{lv} CI':>17} {'SE':>7} {'cal%':>5} "
             f"{'n':>6} {'labels':>6} {'naive':>7} {'status':<8}"
         )
         out += ["", head, "-" * len(head)]
@@ -591,7 +593,7 @@ class Report:
             naive = _fmt(e.naive_estimate) if e.units == "label" else "—"  # same number there
             own = own_of[e.policy]
             out.append(
-                f"{_short(e.policy):<24} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} "
+                f"{visible(e.policy):<{w}} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} "
                 f"{share:>5} {e.n:>6} {'?' if own is None else own:>6} {naive:>7} "
                 f"{visible(e.status):<8}"
             )
@@ -630,7 +632,7 @@ class Report:
                             f"{d.get('transport_gap', float('nan')):+.3f} ± "
                             f"{d.get('transport_gap_se', float('nan')):.3f})" + excl)
                 out.append(
-                    f"  {_short(e.policy):<24} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
+                    f"  {visible(e.policy):<{w}} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
                     f"TTC {_fmt(d['ttc'], 2)}, affinity {_fmt(d['affinity'], 2)}, "
                     f"CLE {_fmt(d['cle'], 2)}{excl}"
                 )
@@ -644,7 +646,7 @@ class Report:
             for a in self.audits:
                 margin = "no margin" if a.margin is None else f"margin ±{a.margin:g}"
                 out.append(
-                    f"  {_short(a.policy):<24} δ = {_fmt(a.delta)} [{_fmt(a.ci_low)}, "
+                    f"  {visible(a.policy):<{w}} δ = {_fmt(a.delta)} [{_fmt(a.ci_low)}, "
                     f"{_fmt(a.ci_high)}], n = {a.n}, {margin}: {visible(a.verdict)}"
                 )
         if self.pairs:
@@ -662,8 +664,8 @@ class Report:
                 out.append(
                     f"  {starred(visible(c.policy_a), c.policy_a, bad)} − "
                     f"{starred(visible(c.policy_b), c.policy_b, bad)}: {_sfmt(c.estimate)} "
-                    f"[{_sfmt(c.ci_low)}, {_sfmt(c.ci_high)}], p = {_pfmt(c.p_value)}, "
-                    f"p_holm = {_pfmt(c.p_holm)} {mark}"
+                    f"[{_sfmt(c.ci_low)}, {_sfmt(c.ci_high)}], p = {_pfmt(c.p_value, self.alpha)}, "
+                    f"p_holm = {_pfmt(c.p_holm, self.alpha)} {mark}"
                 )
             if omitted:
                 out.append(f"  ({omitted})")
