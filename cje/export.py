@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cje._memo import remember
-from cje._text import MAX_PAIRS_SHOWN, NOT_OK_NOTE, level_text, starred, visible
+from cje._text import MAX_PAIRS_SHOWN, NOT_OK_NOTE, level_text, p_text, starred, visible
 from cje.errors import CJEInputError
 from cje.readers import file_signature
 from cje.tables import flat_table
@@ -300,8 +300,8 @@ def _signed(x: float) -> str:
     return "—" if x != x else f"{x:+.3f}"
 
 
-def _p(x: float) -> str:
-    return "—" if x != x else f"{x:.3g}"
+def _p(x: float, alpha: float | None = None) -> str:
+    return p_text(x, alpha)
 
 
 def _pct(x: float) -> str:
@@ -387,8 +387,9 @@ def _sections(report: Report, max_pairs: int | None) -> list[Section]:
             ["a", "b", "difference a − b", f"{lv} CI (per pair, unadjusted)", "p (unadjusted)",
              f"p (Holm, all {n} pairs)", f"significant (p Holm < {report.alpha:g})"],
             [[TextCell(starred(c.policy_a, c.policy_a, bad)), TextCell(starred(c.policy_b, c.policy_b, bad)),
-              _signed(c.estimate), f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]", _p(c.p_value),
-              _p(c.p_holm), "yes" if c.p_holm < report.alpha else "no"] for c in shown],
+              _signed(c.estimate), f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]",
+              _p(c.p_value, report.alpha), _p(c.p_holm, report.alpha),
+              "yes" if c.p_holm < report.alpha else "no"] for c in shown],
             note=note))
     reasons = [TextCell(f"{e.policy}: {r}") for e in report.estimates for r in e.reasons]
     if reasons:
