@@ -22,8 +22,10 @@ from cje._text import (
     glossary_terms,
     level_text,
     p_text,
+    scale_text,
     short_reason,
     starred,
+    value_digits,
     visible,
 )
 from cje.results import (
@@ -253,6 +255,11 @@ class Report:
         the "Better" line and the ranking mark it with ``*`` (:data:`NOT_OK_NOTE`), never hide it.
         """
         return {e.policy for e in self.estimates if e.status != "OK"}
+
+    def _digits(self) -> int:
+        """Decimals of the printed values (:func:`value_digits` of the scale they are on)."""
+        on_judge = bool(self.estimates) and all(e.units == "judge" for e in self.estimates)
+        return value_digits(self.judge_scale if on_judge else self.label_scale)
 
     def _ranking_text(self, name: Callable[[str], str] = str) -> tuple[str, str]:
         """The ranking's tiers as one line and its legend, policies that are not OK starred."""
@@ -566,13 +573,14 @@ class Report:
         >>> print(next(ln for ln in lines if "Ranking" in ln).split("): ")[1])
         {improved, concise, base, verbose, small}
         """
-        lo, hi = self.label_scale
+        lo, hi = scale_text(*self.label_scale)
         lv = level_text(self.alpha)
+        dg = self._digits()
         out: list[str] = []
         cal = self.calibration
         if cal is not None:
             out.append(
-                f"Each policy's value on the label scale ({lo:g}–{hi:g}), from judge scores "
+                f"Each policy's value on the label scale ({lo}–{hi}), from judge scores "
                 f"calibrated to {cal.n_labels} oracle labels; per-policy {lv} CIs that include "
                 "the calibration's own uncertainty (OUA)."
             )
@@ -588,12 +596,12 @@ class Report:
         own_of = {e.policy: own for e, (own, _) in zip(self.estimates, self._label_info(),
                                                          strict=True)}
         for e in shown:
-            ci = f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
+            ci = f"[{_fmt(e.ci_low, dg)}, {_fmt(e.ci_high, dg)}]"
             share = "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}"
-            naive = _fmt(e.naive_estimate) if e.units == "label" else "—"  # same number there
+            naive = _fmt(e.naive_estimate, dg) if e.units == "label" else "—"  # same number there
             own = own_of[e.policy]
             out.append(
-                f"{visible(e.policy):<{w}} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} "
+                f"{visible(e.policy):<{w}} {_fmt(e.estimate, dg):>8} {ci:>17} {_fmt(e.se, dg):>7} "
                 f"{share:>5} {e.n:>6} {'?' if own is None else own:>6} {naive:>7} "
                 f"{visible(e.status):<8}"
             )
@@ -612,7 +620,7 @@ class Report:
             out.append(
                 f"Calibration: {visible(cal.mode)}{_MODE_WORDS.get(cal.mode, '')}, {cal.n_labels} labels on "
                 f"{cal.n_labelled_prompts} prompts, {cal.n_folds} folds; out-of-fold RMSE "
-                f"{_fmt(cal.oof_rmse)} (typical error of one calibrated score)."
+                f"{_fmt(cal.oof_rmse, dg)} (typical error of one calibrated score)."
             )
         note = self._label_note()
         if note:
@@ -629,8 +637,8 @@ class Report:
                 excl = f", {d['n_excluded']} rows excluded" if d.get("n_excluded") else ""
                 if d.get("residual_weights") == "stable":
                     excl = (f", residual on stabilised weights (transport gap "
-                            f"{d.get('transport_gap', float('nan')):+.3f} ± "
-                            f"{d.get('transport_gap_se', float('nan')):.3f})" + excl)
+                            f"{_sfmt(d.get('transport_gap', float('nan')), dg)} ± "
+                            f"{_fmt(d.get('transport_gap_se', float('nan')), dg)})" + excl)
                 out.append(
                     f"  {visible(e.policy):<{w}} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
                     f"TTC {_fmt(d['ttc'], 2)}, affinity {_fmt(d['affinity'], 2)}, "
@@ -646,8 +654,8 @@ class Report:
             for a in self.audits:
                 margin = "no margin" if a.margin is None else f"margin ±{a.margin:g}"
                 out.append(
-                    f"  {visible(a.policy):<{w}} δ = {_fmt(a.delta)} [{_fmt(a.ci_low)}, "
-                    f"{_fmt(a.ci_high)}], n = {a.n}, {margin}: {visible(a.verdict)}"
+                    f"  {visible(a.policy):<{w}} δ = {_fmt(a.delta, dg)} [{_fmt(a.ci_low, dg)}, "
+                    f"{_fmt(a.ci_high, dg)}], n = {a.n}, {margin}: {visible(a.verdict)}"
                 )
         if self.pairs:
             n = len(self.pairs)
@@ -663,8 +671,8 @@ class Report:
                 mark = "*" if c.p_holm < self.alpha else " "
                 out.append(
                     f"  {starred(visible(c.policy_a), c.policy_a, bad)} − "
-                    f"{starred(visible(c.policy_b), c.policy_b, bad)}: {_sfmt(c.estimate)} "
-                    f"[{_sfmt(c.ci_low)}, {_sfmt(c.ci_high)}], p = {_pfmt(c.p_value, self.alpha)}, "
+                    f"{starred(visible(c.policy_b), c.policy_b, bad)}: {_sfmt(c.estimate, dg)} "
+                    f"[{_sfmt(c.ci_low, dg)}, {_sfmt(c.ci_high, dg)}], p = {_pfmt(c.p_value, self.alpha)}, "
                     f"p_holm = {_pfmt(c.p_holm, self.alpha)} {mark}"
                 )
             if omitted:
@@ -932,7 +940,7 @@ class Report:
             if "units" in df:  # the scale's numbers: a CSV row is read without the JSON's fields
                 scales = {"label": self.label_scale, "judge": self.judge_scale}
                 df.insert(df.columns.get_loc("units") + 1, "scale",
-                          [f"{u} scale {scales[u][0]:g} to {scales[u][1]:g}" if u in scales else ""
+                          [f"{u} scale {' to '.join(scale_text(*scales[u]))}" if u in scales else ""
                            for u in df["units"]])
             unranked = dict(self._unranked())
             df["ranked"] = ["yes" if p not in unranked else f"no: {unranked[p]}"

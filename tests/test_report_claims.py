@@ -248,6 +248,11 @@ def check_summary(rep: Report, problems: list[str], text: str | None = None) -> 
     lines = text.splitlines()
     bad = rep._not_ok()
     lv = level_text(rep.alpha)
+    # the scale the numbers are on
+    said = re.search(r"on the label scale \((\S+)–(\S+)\)", lines[0])
+    if said and (float(said[1]), float(said[2])) != tuple(map(float, rep.label_scale)) and \
+            not np.allclose([float(said[1]), float(said[2])], rep.label_scale, rtol=1e-9, atol=0):
+        problems.append(f"summary: label scale printed {said[1]}–{said[2]}, record {rep.label_scale}")
     # the estimates table: one row per policy, its numbers and its status
     head = next(i for i, ln in enumerate(lines) if ln.startswith("policy ") and f"{lv} CI" in ln)
     rows = lines[head + 2: head + 2 + len(rep.estimates)]
@@ -299,6 +304,8 @@ def check_summary(rep: Report, problems: list[str], text: str | None = None) -> 
                                     f"{'excludes' if prn else 'includes'} 0, the record "
                                     f"[{c.ci_low!r}, {c.ci_high!r}] does not")
             star = m["mark"] == "*"
+            if star and m["est"] != "—" and float(m["est"]) == 0:
+                problems.append(f"contrast {a} − {b}: significant, printed as {m['est']}")
             if star != (c.p_holm < rep.alpha):
                 problems.append(f"contrast {a} − {b}: mark {star} vs p_holm {c.p_holm!r}")
             if m["ph"] != "—" and star != (float(m["ph"]) < rep.alpha):
@@ -662,3 +669,21 @@ def test_the_ranking_legend_does_not_call_a_tier_with_a_significant_pair_not_sep
     for text in (rep.summary(), report_markdown(rep)):
         ranking = next(ln for ln in text.splitlines() if "Ranking (" in ln)
         assert "not separable" not in ranking and "may still differ" in ranking
+
+
+def test_values_on_a_tiny_or_far_off_scale_are_printed_as_what_they_are() -> None:
+    # Three decimals printed every value on a label scale 0–0.001 as 0.000 (significant
+    # contrasts as "-0.000 [-0.000, -0.000] *"), and ':g' printed the scale 1000000–1000004 as
+    # "1e+06–1e+06".
+    rng = np.random.default_rng(1)
+    for lo, hi in ((0.0, 1e-3), (1e6, 1e6 + 4)):
+        data = _direct_data(rng, ["p", "q", "r"], [-0.3, 0.0, 0.3], 300, 0.3, lo, hi)
+        rep = cje.analyze(data, judge_scale=(0, 10), label_scale=(lo, hi))
+        assert significant_pairs(rep)
+        problems: list[str] = []
+        check_summary(rep, problems)
+        assert not problems, problems
+        first = rep.summary().splitlines()[0]
+        assert f"({lo:.7g}–{hi:.7g})" in first, first
+        rows = [ln for ln in rep.summary().splitlines() if ln.startswith(("p ", "q ", "r "))]
+        assert len({ln.split()[1] for ln in rows}) == 3, rows  # three different estimates
