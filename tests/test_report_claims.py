@@ -687,3 +687,47 @@ def test_values_on_a_tiny_or_far_off_scale_are_printed_as_what_they_are() -> Non
         assert f"({lo:.7g}–{hi:.7g})" in first, first
         rows = [ln for ln in rep.summary().splitlines() if ln.startswith(("p ", "q ", "r "))]
         assert len({ln.split()[1] for ln in rows}) == 3, rows  # three different estimates
+
+
+# ---- cje.monitor's report ---------------------------------------------------------------------
+def check_monitor(rep, problems: list[str], tmp_path) -> None:
+    lines = rep.summary().splitlines()
+    pw = max([12, *(len(visible(w.policy)) for w in rep.windows)])
+    rows = lines[4:4 + len(rep.windows)]
+    row_re = re.compile(rf"^(?P<est>{_NUM})\s+(?P<ci>\[{_NUM}, {_NUM}\]|—)\s+(?P<naive>{_NUM})\s+"
+                        r"(?P<n>\d+)\s+(?P<labels>\d+)\s+(?P<calib>\S+)  (?P<status>\S+)$")
+    for w, ln in zip(rep.windows, rows, strict=True):
+        prefix = f"{visible(w.window_label):<26} {visible(w.policy):<{pw}} "
+        m = row_re.match(ln[len(prefix):].strip()) if ln.startswith(prefix) else None
+        if m is None:
+            problems.append(f"monitor row for {w.window_label} {w.policy!r}: {ln!r}")
+            continue
+        if m["status"] != w.status or not same_number(m["est"], w.estimate):
+            problems.append(f"monitor row {ln!r} vs {w.status} {w.estimate!r}")
+        if w.status != "OK" and not w.reasons:
+            problems.append(f"monitor: {w.policy!r} {w.status} without a reason")
+        for r in w.reasons:
+            if f"  {w.window_label} {w.policy}: {r}" not in lines:
+                problems.append(f"monitor: reason of {w.window_label} {w.policy!r} missing")
+    got = pd.read_csv(rep.to_csv(tmp_path / "m.csv"), keep_default_na=False, na_values=[""])
+    if [_csv_name(p) for p in got["policy"]] != [w.policy for w in rep.windows] or \
+            list(got["status"]) != [w.status for w in rep.windows]:
+        problems.append("monitor CSV: policies or statuses differ")
+    if type(rep).from_json(rep.to_json()) != rep:
+        problems.append("monitor JSON round trip changed the report")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_monitor_report_says_what_its_records_say(seed, tmp_path) -> None:
+    rng = np.random.default_rng(seed)
+    sim = cje.synthetic.make_monitor_eval(n_windows=4, rows_per_window=160, labels_per_window=40,
+                                          change_at=3, judge_shift=2.0, rng=seed)
+    pols = list(dict.fromkeys(sim.data["policy"]))
+    new = dict(zip(pols, rng.choice(NAMES[:14], size=len(pols), replace=False), strict=True))
+    if seed == 0:  # two names the old table cut to the same 12 characters
+        new = dict(zip(pols, NAMES[12:14], strict=True))
+    rep = cje.monitor(sim.data.assign(policy=sim.data["policy"].map(new)), reference=2,
+                      judge_scale=(0, 10), label_scale=(1, 5))
+    problems: list[str] = []
+    check_monitor(rep, problems, tmp_path)
+    assert not problems, "\n".join(problems)
