@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cje._text import TIER_NOTE, p_text, starred
+from cje._text import TIER_NOTE, level_text, p_text, starred
 from cje.errors import CJEInputError
 
 if TYPE_CHECKING:
@@ -97,8 +97,10 @@ def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return new
 
 
-def _level(alpha: float) -> int:
-    return int(round(100 * (1 - alpha)))
+def _level(alpha: float) -> str:
+    """The interval level in percent without the sign, never rounded to a wrong level (``97.5``
+    for ``alpha = 0.025``, which ``round`` printed as 98)."""
+    return level_text(alpha)[:-1]
 
 
 def _num(x: float) -> str:

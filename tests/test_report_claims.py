@@ -731,3 +731,45 @@ def test_the_monitor_report_says_what_its_records_say(seed, tmp_path) -> None:
     problems: list[str] = []
     check_monitor(rep, problems, tmp_path)
     assert not problems, "\n".join(problems)
+
+
+# ---- the bias audit, Bradley–Terry and plan summaries -------------------------------------------
+def test_judges_and_items_keep_their_names_and_levels_are_not_rounded(tmp_path) -> None:
+    # The bias summary cut judges to 14 characters ('claude-3-5-son' twice) and, like the
+    # Bradley–Terry and plan summaries and the figures, printed the level of alpha = 0.025 as
+    # round(97.5) = "98%".
+    import matplotlib.pyplot as plt
+
+    from cje.bias import audit
+    from cje.pairwise import bradley_terry
+    from cje.synthetic.pairwise import make_pairwise_eval
+
+    judges = ["claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022"]
+    sims = [make_pairwise_eval(80, strengths=[1.5, 0.5, -0.5, -1.5], position_logodds=x, rng=i)
+            for i, x in enumerate((0.6, 0.0))]
+    pairs = pd.concat([s.pairs.assign(judge=j) for s, j in zip(sims, judges, strict=True)])
+    a = audit(pairs=pairs, n_bootstrap=50, rng=0, alpha=0.025)
+    text = a.summary()
+    assert "97.5% CIs" in text and "98%" not in text
+    rows = [ln for ln in text.splitlines() if ln.startswith(("position ", "verbosity "))]
+    for r in a.results:
+        assert sum(f" {r.judge} " in ln for ln in rows) == sum(x.judge == r.judge for x in a.results)
+    ax = a.plot()
+    assert "97.5% CIs" in ax.get_title(), ax.get_title()
+    plt.close(ax.figure)
+    items = sims[0].pairs.assign(a_id=lambda d: "model-2024-08-06-temperature-" + d["a_id"],
+                                 b_id=lambda d: "model-2024-08-06-temperature-" + d["b_id"])
+    bt = bradley_terry(items, n_bootstrap=50, rng=0, alpha=0.025).summary()
+    assert "97.5% prompt-bootstrap CIs" in bt
+    ids = sorted(set(items["a_id"]) | set(items["b_id"]))
+    assert all(sum(ln.startswith(f"  {i} ") for ln in bt.splitlines()) == 1 for i in ids), bt
+    sim = cje.synthetic.make_direct_eval(200, rng=0)
+    rep = cje.analyze(sim.data, judge_scale=sim.judge_scale, label_scale=sim.label_scale,
+                      alpha=0.025)
+    assert "97.5% CI" in rep.summary()
+    ax = rep.plot("forest")
+    assert "97.5% CIs" in ax.get_title(), ax.get_title()
+    plt.close(ax.figure)
+    plan = cje.plan(sim.data, half_width=0.2, judge_scale=sim.judge_scale,
+                    label_scale=sim.label_scale, alpha=0.025)
+    assert "(97.5% intervals" in plan.summary().splitlines()[0]
