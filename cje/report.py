@@ -904,7 +904,9 @@ class Report:
         ``role=path sha256:<hex>``, ``; ``-separated; the options are in the JSON output's
         ``settings``); a report without provenance leaves them empty. Text cells that a
         spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or
-        carriage return) get a leading ``'``, and control characters are shown as escapes
+        carriage return) get a leading ``'``, and so do the words ``pandas.read_csv`` reads as missing
+        (``None``, ``NA``, ``null``, … :data:`MISSING_WORDS`: a policy so named would come back as
+        NaN), and control characters are shown as escapes
         (:func:`visible`); numeric columns are never changed.
 
         Parameters
@@ -1130,16 +1132,26 @@ def _restore(d: Any, ptr: Any, info: Any) -> None:
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: Text cells that ``pandas.read_csv`` reads as missing by default (its own list, less the empty
+#: cell): a policy named ``None`` or ``NA`` would come back as NaN, and two such policies as one.
+MISSING_WORDS = frozenset(("#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+                           "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a",
+                           "nan", "null"))
+
+
 def csv_text(x: Any) -> Any:
-    """A text cell made inert for spreadsheets (leading ``'`` before a formula character);
+    """A text cell made inert for spreadsheets (leading ``'`` before a formula character) and
+    kept by ``pandas.read_csv`` (leading ``'`` before a word it reads as missing, e.g. ``None``);
     anything that is not a string is returned unchanged.
 
     Examples
     --------
     >>> print(csv_text("=SUM(A1:A9)"), csv_text("-1+2"), csv_text(-1.5), csv_text("base"))
     '=SUM(A1:A9) '-1+2 -1.5 base
+    >>> print(csv_text("None"), csv_text("NA"), csv_text("none"))
+    'None 'NA none
     """
-    if isinstance(x, str) and x.startswith(FORMULA_START):
+    if isinstance(x, str) and (x.startswith(FORMULA_START) or x in MISSING_WORDS):
         return "'" + x
     return x
 

@@ -47,7 +47,7 @@ import pytest  # noqa: E402
 import cje  # noqa: E402
 from cje._text import level_text, visible  # noqa: E402
 from cje.export import _report_html, report_markdown  # noqa: E402
-from cje.report import FORMULA_START, Report  # noqa: E402
+from cje.report import FORMULA_START, MISSING_WORDS, Report  # noqa: E402
 
 # ---- random analyses ------------------------------------------------------------------------
 
@@ -55,7 +55,8 @@ from cje.report import FORMULA_START, Report  # noqa: E402
 #: differing only by case, long names sharing a prefix, a trailing '*'.
 NAMES = ["base", "Base", "gpt 4o", "ünïcødé 模型", "a,b", 'say "hi"', "it's", "=1+2", "*star",
          "-neg", "@at", "+plus", "model-2024-08-06-temperature-0.7",
-         "model-2024-08-06-temperature-1.0", "x > y", "p; q", "{curly}", "tab", "m", "M"]
+         "model-2024-08-06-temperature-1.0", "x > y", "p; q", "{curly}", "tab", "m", "M", "None",
+         "NA"]
 
 
 def _direct_data(rng, names, means, n, lab, lo, hi, unlabelled=(), tiny=()):
@@ -468,13 +469,15 @@ def check_document(rep: Report, fmt: str, problems: list[str], text: str | None 
 
 
 def _csv_name(printed: str) -> str:
-    """A name as written by the CSV, with the formula guard (a leading ') taken off."""
-    return printed[1:] if printed.startswith("'") and printed[1:].startswith(FORMULA_START) else printed
+    """A name as written by the CSV, with the formula / missing-word guard (a leading ') taken off."""
+    if not isinstance(printed, str):  # read back as missing (NaN)
+        return f"<read as {printed!r}>"
+    guarded = printed[1:].startswith(FORMULA_START) or printed[1:] in MISSING_WORDS
+    return printed[1:] if printed.startswith("'") and guarded else printed
 
 
 def check_csv(rep: Report, problems: list[str], text: str | None = None) -> None:
-    t = pd.read_csv(io.StringIO(rep.to_csv() if text is None else text), keep_default_na=False,
-                    na_values=[""])
+    t = pd.read_csv(io.StringIO(rep.to_csv() if text is None else text))  # pandas' defaults
     names = [_csv_name(p) for p in t["policy"]]
     if names != [visible(e.policy) for e in rep.estimates]:
         problems.append(f"CSV policies {names} vs {[e.policy for e in rep.estimates]}")
@@ -494,8 +497,7 @@ def check_csv(rep: Report, problems: list[str], text: str | None = None) -> None
         if (says == "yes") != (e.policy in ranked):
             problems.append(f"CSV ranked={says!r} for {e.policy!r} ({e.status}); ranking "
                             f"{rep.ranking}")
-    c = pd.read_csv(io.StringIO(rep.to_csv(table="contrasts")), keep_default_na=False,
-                    na_values=[""])
+    c = pd.read_csv(io.StringIO(rep.to_csv(table="contrasts")))
     if len(c) != len(rep.pairs):
         problems.append("CSV contrasts: rows lost")
     for p, (_, row) in zip(rep.pairs, c.iterrows(), strict=False):
@@ -709,7 +711,7 @@ def check_monitor(rep, problems: list[str], tmp_path) -> None:
         for r in w.reasons:
             if f"  {w.window_label} {w.policy}: {r}" not in lines:
                 problems.append(f"monitor: reason of {w.window_label} {w.policy!r} missing")
-    got = pd.read_csv(rep.to_csv(tmp_path / "m.csv"), keep_default_na=False, na_values=[""])
+    got = pd.read_csv(rep.to_csv(tmp_path / "m.csv"))
     if [_csv_name(p) for p in got["policy"]] != [w.policy for w in rep.windows] or \
             list(got["status"]) != [w.status for w in rep.windows]:
         problems.append("monitor CSV: policies or statuses differ")
@@ -773,3 +775,18 @@ def test_judges_and_items_keep_their_names_and_levels_are_not_rounded(tmp_path) 
     plan = cje.plan(sim.data, half_width=0.2, judge_scale=sim.judge_scale,
                     label_scale=sim.label_scale, alpha=0.025)
     assert "(97.5% intervals" in plan.summary().splitlines()[0]
+
+
+def test_policies_named_like_a_missing_value_survive_the_csv() -> None:
+    # pandas.read_csv (default options) read the policies 'NA', 'None', 'null' and 'n/a' as NaN:
+    # four policies lost and merged into one missing name, in both CSV tables.
+    names = ["NA", "None", "null", "n/a"]
+    data = _direct_data(np.random.default_rng(0), names, [0.0, 0.3, 0.6, 0.9], 60, 0.4, 1, 5)
+    rep = cje.analyze(data, judge_scale=(0, 10), label_scale=(1, 5))
+    t = pd.read_csv(io.StringIO(rep.to_csv()))
+    assert sorted(_csv_name(p) for p in t["policy"]) == sorted(names)
+    c = pd.read_csv(io.StringIO(rep.to_csv(table="contrasts")))
+    assert c[["policy_a", "policy_b"]].notna().all().all()
+    problems: list[str] = []
+    check_csv(rep, problems)
+    assert not problems, problems
