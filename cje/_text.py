@@ -145,7 +145,7 @@ MAX_PAIRS_SHOWN = 45
 #: Holm tests cannot cut: two policies in different tiers always differ significantly, but a chain
 #: ``a ≈ b ≈ c`` stays one tier even when ``a − c`` is significant, so "not separable" would be
 #: contradicted by that printed contrast.
-TIER_NOTE = "a group the tests cannot split in order (a pair inside may still differ)"
+TIER_NOTE = "a group the tests cannot split in order, though a pair inside may still differ"
 
 #: Legend of the ``*`` after a policy's name in comparisons: its level is not OK.
 NOT_OK_NOTE = "* status not OK: the comparison rests on that estimate's caveats, see its reasons"
