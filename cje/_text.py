@@ -7,6 +7,7 @@ same thing the same way.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -57,9 +58,94 @@ def visible(text: Any) -> str:
 
 
 
+def p_text(p: float, alpha: float | None = None, digits: int = 3) -> str:
+    """A p-value with ``digits`` significant digits, and more when fewer would print it on the
+    other side of ``alpha`` (``0.04996`` at ``alpha = 0.05`` prints ``0.04996``, not ``0.05``, so
+    a printed p-value never contradicts the significance mark beside it); ``—`` for NaN.
+
+    Parameters
+    ----------
+    p : float
+        The p-value.
+    alpha : float, optional
+        The level the p-value is compared with; ``None``: plain rounding.
+    digits : int, default 3
+        Significant digits when the rounding does not cross ``alpha``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> p_text(0.04996, 0.05), p_text(0.04996), p_text(0.0123, 0.05), p_text(float("nan"))
+    ('0.04996', '0.05', '0.0123', '—')
+    """
+    if p != p:
+        return "—"
+    text = f"{p:.{digits}g}"
+    while alpha is not None and digits < 17 and (float(text) < alpha) != (p < alpha):
+        digits += 1
+        text = f"{p:.{digits}g}"
+    return text
+
+
+def value_digits(scale: tuple[float, float]) -> int:
+    """Decimals that print values on ``scale`` to three significant digits of its width: 3 on a
+    scale 1 wide or wider (``1–5``, ``0–1``), 6 on ``0–0.001``, where three decimals would print
+    every estimate, interval and difference as ``0.000``.
+
+    Parameters
+    ----------
+    scale : (low, high)
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> value_digits((1, 5)), value_digits((0, 1)), value_digits((0, 0.001)), value_digits((0, 0))
+    (3, 3, 6, 3)
+    """
+    width = float(scale[1]) - float(scale[0])
+    if not math.isfinite(width) or width <= 0:
+        return 3
+    return 3 + min(9, max(0, math.floor(-math.log10(width))))
+
+
+def scale_text(low: float, high: float) -> tuple[str, str]:
+    """The two ends of a scale in short form (``:g``), with more digits when the short forms
+    would be the same (``1e+06–1e+06`` for a scale from 1,000,000 to 1,000,004).
+
+    Parameters
+    ----------
+    low, high : float
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> scale_text(1, 5), scale_text(1e6, 1e6 + 4)
+    (('1', '5'), ('1000000', '1000004'))
+    """
+    digits = 6
+    while f"{low:.{digits}g}" == f"{high:.{digits}g}" and low != high and digits < 17:
+        digits += 1
+    return f"{low:.{digits}g}", f"{high:.{digits}g}"
+
+
 #: Default number of contrasts shown by :meth:`Report.summary` and the markdown/HTML reports
 #: (all pairs of 10 policies); every pair stays in :meth:`Report.contrasts`, JSON and CSV.
 MAX_PAIRS_SHOWN = 45
+
+#: Legend of the braces of a printed ranking. A tier is a run of the estimates' order that the
+#: Holm tests cannot cut: two policies in different tiers always differ significantly, but a chain
+#: ``a ≈ b ≈ c`` stays one tier even when ``a − c`` is significant, so "not separable" would be
+#: contradicted by that printed contrast.
+TIER_NOTE = "a group the tests cannot split in order, though a pair inside may still differ"
 
 #: Legend of the ``*`` after a policy's name in comparisons: its level is not OK.
 NOT_OK_NOTE = "* status not OK: the comparison rests on that estimate's caveats, see its reasons"

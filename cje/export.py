@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cje._memo import remember
-from cje._text import MAX_PAIRS_SHOWN, NOT_OK_NOTE, level_text, starred, visible
+from cje._text import MAX_PAIRS_SHOWN, NOT_OK_NOTE, level_text, p_text, scale_text, starred, visible
 from cje.errors import CJEInputError
 from cje.readers import file_signature
 from cje.tables import flat_table
@@ -290,18 +290,18 @@ def _html_text(c: Any) -> str:
     return html.escape(visible(c), quote=False)
 
 
-def _cell(x: Any) -> str:
+def _cell(x: Any, digits: int = 3) -> str:
     if isinstance(x, float):
-        return "—" if math.isnan(x) else f"{x:.3f}"
+        return "—" if math.isnan(x) else f"{x:.{digits}f}"
     return str(x)
 
 
-def _signed(x: float) -> str:
-    return "—" if x != x else f"{x:+.3f}"
+def _signed(x: float, digits: int = 3) -> str:
+    return "—" if x != x else f"{x:+.{digits}f}"
 
 
-def _p(x: float) -> str:
-    return "—" if x != x else f"{x:.3g}"
+def _p(x: float, alpha: float | None = None) -> str:
+    return p_text(x, alpha)
 
 
 def _pct(x: float) -> str:
@@ -342,10 +342,11 @@ def _sections(report: Report, max_pairs: int | None) -> list[Section]:
     lv = level_text(report.alpha)
     out = []
     info = report._label_info()
-    est = [[TextCell(e.policy), _cell(e.estimate), f"[{_cell(e.ci_low)}, {_cell(e.ci_high)}]",
-            _cell(e.se),
+    dg = report._digits()
+    est = [[TextCell(e.policy), _cell(e.estimate, dg), f"[{_cell(e.ci_low, dg)}, {_cell(e.ci_high, dg)}]",
+            _cell(e.se, dg),
             "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}%",
-            str(e.n), "?" if own is None else str(own), TextCell(src), _cell(e.naive_estimate),
+            str(e.n), "?" if own is None else str(own), TextCell(src), _cell(e.naive_estimate, dg),
             TextCell(e.method), TextCell(e.status)]
            for e, (own, src) in zip(report.estimates, info, strict=True)]
     out.append(Section(
@@ -372,7 +373,8 @@ def _sections(report: Report, max_pairs: int | None) -> list[Section]:
         out.append(Section(
             "Transport audits", f"δ = mean(label − calibrated judge) on the probe slice, with its "
             f"{lv} interval.", ["policy", "δ", f"{lv} CI", "n", "margin", "verdict"],
-            [[TextCell(a.policy), _signed(a.delta), f"[{_signed(a.ci_low)}, {_signed(a.ci_high)}]",
+            [[TextCell(a.policy), _signed(a.delta, dg),
+              f"[{_signed(a.ci_low, dg)}, {_signed(a.ci_high, dg)}]",
               str(a.n), "—" if a.margin is None else f"±{a.margin:g}", TextCell(a.verdict)]
              for a in report.audits]))
     if report.pairs:
@@ -387,8 +389,9 @@ def _sections(report: Report, max_pairs: int | None) -> list[Section]:
             ["a", "b", "difference a − b", f"{lv} CI (per pair, unadjusted)", "p (unadjusted)",
              f"p (Holm, all {n} pairs)", f"significant (p Holm < {report.alpha:g})"],
             [[TextCell(starred(c.policy_a, c.policy_a, bad)), TextCell(starred(c.policy_b, c.policy_b, bad)),
-              _signed(c.estimate), f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]", _p(c.p_value),
-              _p(c.p_holm), "yes" if c.p_holm < report.alpha else "no"] for c in shown],
+              _signed(c.estimate, dg), f"[{_signed(c.ci_low, dg)}, {_signed(c.ci_high, dg)}]",
+              _p(c.p_value, report.alpha), _p(c.p_holm, report.alpha),
+              "yes" if c.p_holm < report.alpha else "no"] for c in shown],
             note=note))
     reasons = [TextCell(f"{e.policy}: {r}") for e in report.estimates for r in e.reasons]
     if reasons:
@@ -421,14 +424,14 @@ def _sections(report: Report, max_pairs: int | None) -> list[Section]:
 
 
 def _intro(report: Report) -> str:
-    lo, hi = report.label_scale
+    lo, hi = scale_text(*report.label_scale)
     cal = report.calibration
     if cal is None:
         return "UNCALIBRATED: too few oracle labels; raw judge means on the judge scale."
-    return (f"Estimates on the label scale ({lo:g}–{hi:g}) with confidence intervals that include "
+    return (f"Estimates on the label scale ({lo}–{hi}) with confidence intervals that include "
             f"the calibration's own uncertainty (OUA). Calibration: {cal.mode}, {cal.n_labels} "
             f"labels on {cal.n_labelled_prompts} prompts, {cal.n_folds} folds, out-of-fold RMSE "
-            f"{cal.oof_rmse:.3f}. Estimator: {report.settings.get('estimator', 'direct')}.")
+            f"{cal.oof_rmse:.{report._digits()}f}. Estimator: {report.settings.get('estimator', 'direct')}.")
 
 
 def report_markdown(report: Report, figures: Sequence[str] = (), *,

@@ -449,17 +449,21 @@ class MonitorReport:
         >>> print(rep.summary().splitlines()[0])
         cje monitor: 5 windows (1D), reference 2, 95% intervals
         """
+        from cje._text import visible
+
         s = self.settings
+        # names are never cut: 'model-2024-08-06-t-0.7' and '…-1.0' would print as one policy
+        pw = max([12, *(len(visible(w.policy)) for w in self.windows)])
         lines = [f"cje monitor: {len({w.window for w in self.windows})} windows "
                  f"({s.get('window')}), reference {s.get('reference')}, "
                  f"{100 * (1 - s.get('alpha', 0.05)):g}% intervals"]
-        head = f"{'window':<26} {'policy':<12} {'estimate':>8} {'interval':>17} {'naive':>6} " \
+        head = f"{'window':<26} {'policy':<{pw}} {'estimate':>8} {'interval':>17} {'naive':>6} " \
                f"{'n':>5} {'labels':>6} {'calib.':>9}  status"
         lines += ["", head, "-" * len(head)]
         for w in self.windows:
             ci = f"[{w.ci_low:.3f}, {w.ci_high:.3f}]" if math.isfinite(w.ci_low) else "—"
             est = f"{w.estimate:.3f}" if math.isfinite(w.estimate) else "—"
-            lines.append(f"{w.window_label[:26]:<26} {w.policy[:12]:<12} {est:>8} {ci:>17} "
+            lines.append(f"{visible(w.window_label):<26} {visible(w.policy):<{pw}} {est:>8} {ci:>17} "
                          f"{w.naive_estimate:>6.2f} {w.n:>5} {w.n_labels:>6} {w.calibration:>9}  "
                          f"{w.status}")
         if self.events:
@@ -473,12 +477,12 @@ class MonitorReport:
         bad = [w for w in self.windows if w.status != "OK"]
         if bad:
             lines += ["", "Reasons:"]
-            seen: set[tuple[str, str]] = set()
-            for w in bad:
+            seen: set[tuple[str, str, str]] = set()
+            for w in bad:  # each policy's own reasons (two policies often share one)
                 for r in w.reasons:
-                    if (w.window_label, r) not in seen:
-                        seen.add((w.window_label, r))
-                        lines.append(f"  {w.window_label} {w.policy}: {r}")
+                    if (w.window_label, w.policy, r) not in seen:
+                        seen.add((w.window_label, w.policy, r))
+                        lines.append(f"  {visible(w.window_label)} {visible(w.policy)}: {visible(r)}")
         lines += ["", f"Drift tests at level {s.get('drift_level', float('nan')):.2g} each "
                       f"(Bonferroni over 2 × {s.get('horizon')} audited windows: any false DRIFT ≤ "
                       f"{s.get('alpha_drift')}). SHIFT is a change in judge scores, not proof of "

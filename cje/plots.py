@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cje._text import starred
+from cje._text import TIER_NOTE, level_text, p_text, starred
 from cje.errors import CJEInputError
 
 if TYPE_CHECKING:
@@ -97,8 +97,10 @@ def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return new
 
 
-def _level(alpha: float) -> int:
-    return int(round(100 * (1 - alpha)))
+def _level(alpha: float) -> str:
+    """The interval level in percent without the sign, never rounded to a wrong level (``97.5``
+    for ``alpha = 0.025``, which ``round`` printed as 98)."""
+    return level_text(alpha)[:-1]
 
 
 def _num(x: float) -> str:
@@ -507,7 +509,7 @@ def contrast_plot(report: Report, ax: Axes | None = None,
     influence values plus oracle uncertainty) and a zero line. Pairs whose Holm-adjusted
     p-value is below ``alpha`` are drawn in blue and filled, the others grey and hollow; the
     Holm p-value is written at the right (the CIs themselves are per pair, not adjusted). Rows
-    whose two policies share a ranking tier (not separable at ``alpha``) are shaded, the ranking
+    whose two policies share a ranking tier (a run the tests cannot cut) are shaded, the ranking
     is spelled out above the plot (abbreviated when long), a REFUSED policy's name carries a
     dagger (†) and any other policy whose status is not OK a star (*).
 
@@ -616,14 +618,15 @@ def contrast_plot(report: Report, ax: Axes | None = None,
             color="0.3")
     for y, r in enumerate(rows):
         c = r[5]
-        ax.text(1.01, y, f"{c.p_holm:.2g}", transform=right, ha="left", va="center", fontsize="small",
+        ax.text(1.01, y, p_text(c.p_holm, report.alpha, 2), transform=right, ha="left", va="center",
+                fontsize="small",
                 color=SIGNIFICANT_COLOR if c.significant else "0.3",
                 fontweight="bold" if c.significant else "normal")
     ax.grid(axis="x", color="0.9", lw=0.8)
     ax.set_axisbelow(True)
     ax.set_xlabel(f"difference in policy value, a − b (label scale {_scale(report.label_scale)})")
     tiers = _ranking_text(report.ranking, not_ok=not_ok)
-    legend = "braces: not separable" + ("; * status not OK" if any(
+    legend = f"braces: {TIER_NOTE}" + ("; * status not OK" if any(
         p in not_ok for t in report.ranking for p in t) else "")
     ranking = f"Ranking, best first ({legend}):\n" + textwrap.fill(tiers, 80)
     title = f"Paired contrasts with {level}% CIs, Holm-adjusted over {n_all:,} pairs"
@@ -640,7 +643,7 @@ def contrast_plot(report: Report, ax: Axes | None = None,
                label="not significant after Holm (CIs are per pair)"),
     ]
     if same_tier:
-        handles.append(Patch(color="0.93", label="same ranking tier (not separable)"))
+        handles.append(Patch(color="0.93", label="same ranking tier (not split by the tests)"))
     if refused & set(mark):
         handles.append(Line2D([], [], ls="", label="† REFUSED policy: its level is not reliable"))
     if caution & set(mark):

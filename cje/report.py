@@ -18,10 +18,14 @@ from cje._text import (
     GLOSSARY,
     MAX_PAIRS_SHOWN,
     NOT_OK_NOTE,
+    TIER_NOTE,
     glossary_terms,
     level_text,
+    p_text,
+    scale_text,
     short_reason,
     starred,
+    value_digits,
     visible,
 )
 from cje.results import (
@@ -57,15 +61,16 @@ def _sfmt(x: float, digits: int = 3) -> str:
     return f"{x:+.{digits}f}"
 
 
-def _pfmt(p: float) -> str:
-    return "—" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
+def _pfmt(p: float, alpha: float | None = None) -> str:
+    return "—" if p is None else p_text(p, alpha)
 
 
 
-def _short(name: str, width: int = 24) -> str:
-    """A visible name cut to ``width`` characters, the cut marked with ``…``."""
-    v = visible(name)
-    return v if len(v) <= width else v[: width - 1] + "…"
+def _name_width(names: Any) -> int:
+    """Width of the summary's name column: 24, or the longest visible name. Names are never cut:
+    two policies whose names share a long prefix (``model-2024-08-06-temperature-0.7`` and
+    ``…-1.0``) would print as the same row name."""
+    return max([24, *(len(visible(p)) for p in names)])
 
 
 
@@ -251,20 +256,23 @@ class Report:
         """
         return {e.policy for e in self.estimates if e.status != "OK"}
 
+    def _digits(self) -> int:
+        """Decimals of the printed values (:func:`value_digits` of the scale they are on)."""
+        on_judge = bool(self.estimates) and all(e.units == "judge" for e in self.estimates)
+        return value_digits(self.judge_scale if on_judge else self.label_scale)
+
     def _ranking_text(self, name: Callable[[str], str] = str) -> tuple[str, str]:
         """The ranking's tiers as one line and its legend, policies that are not OK starred."""
         bad = self._not_ok()
         tiers = " > ".join("{" + ", ".join(starred(name(p), p, bad) for p in t) + "}" if len(t) > 1
                            else starred(name(t[0]), t[0], bad) for t in self.ranking)
-        legend = f"Holm-adjusted tests at alpha = {self.alpha:g}; braces: not separable"
+        legend = f"Holm-adjusted tests at alpha = {self.alpha:g}; braces: {TIER_NOTE}"
         if any(p in bad for t in self.ranking for p in t):
             legend += f"; {NOT_OK_NOTE}"
         return tiers, legend
 
     def _unranked(self) -> list[tuple[str, str]]:
         """``(policy, why)`` of every estimate left out of :attr:`ranking`."""
-        if not self.ranking:
-            return []
         ranked = {p for t in self.ranking for p in t}
         out = []
         for e in self.estimates:
@@ -566,20 +574,22 @@ class Report:
         >>> print(next(ln for ln in lines if "Ranking" in ln).split("): ")[1])
         {improved, concise, base, verbose, small}
         """
-        lo, hi = self.label_scale
+        lo, hi = scale_text(*self.label_scale)
         lv = level_text(self.alpha)
+        dg = self._digits()
         out: list[str] = []
         cal = self.calibration
         if cal is not None:
             out.append(
-                f"Each policy's value on the label scale ({lo:g}–{hi:g}), from judge scores "
+                f"Each policy's value on the label scale ({lo}–{hi}), from judge scores "
                 f"calibrated to {cal.n_labels} oracle labels; per-policy {lv} CIs that include "
                 "the calibration's own uncertainty (OUA)."
             )
         else:
             out.append("UNCALIBRATED: too few oracle labels; raw judge means on the judge scale.")
+        w = _name_width([e.policy for e in self.estimates] + [a.policy for a in self.audits])
         head = (
-            f"{'policy':<24} {'estimate':>8} {f'{lv} CI':>17} {'SE':>7} {'cal%':>5} "
+            f"{'policy':<{w}} {'estimate':>8} {f'{lv} CI':>17} {'SE':>7} {'cal%':>5} "
             f"{'n':>6} {'labels':>6} {'naive':>7} {'status':<8}"
         )
         out += ["", head, "-" * len(head)]
@@ -587,12 +597,12 @@ class Report:
         own_of = {e.policy: own for e, (own, _) in zip(self.estimates, self._label_info(),
                                                          strict=True)}
         for e in shown:
-            ci = f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
+            ci = f"[{_fmt(e.ci_low, dg)}, {_fmt(e.ci_high, dg)}]"
             share = "—" if math.isnan(e.calibration_share) else f"{100 * e.calibration_share:.0f}"
-            naive = _fmt(e.naive_estimate) if e.units == "label" else "—"  # same number there
+            naive = _fmt(e.naive_estimate, dg) if e.units == "label" else "—"  # same number there
             own = own_of[e.policy]
             out.append(
-                f"{_short(e.policy):<24} {_fmt(e.estimate):>8} {ci:>17} {_fmt(e.se):>7} "
+                f"{visible(e.policy):<{w}} {_fmt(e.estimate, dg):>8} {ci:>17} {_fmt(e.se, dg):>7} "
                 f"{share:>5} {e.n:>6} {'?' if own is None else own:>6} {naive:>7} "
                 f"{visible(e.status):<8}"
             )
@@ -611,7 +621,7 @@ class Report:
             out.append(
                 f"Calibration: {visible(cal.mode)}{_MODE_WORDS.get(cal.mode, '')}, {cal.n_labels} labels on "
                 f"{cal.n_labelled_prompts} prompts, {cal.n_folds} folds; out-of-fold RMSE "
-                f"{_fmt(cal.oof_rmse)} (typical error of one calibrated score)."
+                f"{_fmt(cal.oof_rmse, dg)} (typical error of one calibrated score)."
             )
         note = self._label_note()
         if note:
@@ -628,10 +638,10 @@ class Report:
                 excl = f", {d['n_excluded']} rows excluded" if d.get("n_excluded") else ""
                 if d.get("residual_weights") == "stable":
                     excl = (f", residual on stabilised weights (transport gap "
-                            f"{d.get('transport_gap', float('nan')):+.3f} ± "
-                            f"{d.get('transport_gap_se', float('nan')):.3f})" + excl)
+                            f"{_sfmt(d.get('transport_gap', float('nan')), dg)} ± "
+                            f"{_fmt(d.get('transport_gap_se', float('nan')), dg)})" + excl)
                 out.append(
-                    f"  {_short(e.policy):<24} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
+                    f"  {visible(e.policy):<{w}} ESS {ess}, Hill {_fmt(d['hill_raw'], 2)}, "
                     f"TTC {_fmt(d['ttc'], 2)}, affinity {_fmt(d['affinity'], 2)}, "
                     f"CLE {_fmt(d['cle'], 2)}{excl}"
                 )
@@ -645,8 +655,8 @@ class Report:
             for a in self.audits:
                 margin = "no margin" if a.margin is None else f"margin ±{a.margin:g}"
                 out.append(
-                    f"  {_short(a.policy):<24} δ = {_fmt(a.delta)} [{_fmt(a.ci_low)}, "
-                    f"{_fmt(a.ci_high)}], n = {a.n}, {margin}: {visible(a.verdict)}"
+                    f"  {visible(a.policy):<{w}} δ = {_fmt(a.delta, dg)} [{_fmt(a.ci_low, dg)}, "
+                    f"{_fmt(a.ci_high, dg)}], n = {a.n}, {margin}: {visible(a.verdict)}"
                 )
         if self.pairs:
             n = len(self.pairs)
@@ -662,9 +672,9 @@ class Report:
                 mark = "*" if c.p_holm < self.alpha else " "
                 out.append(
                     f"  {starred(visible(c.policy_a), c.policy_a, bad)} − "
-                    f"{starred(visible(c.policy_b), c.policy_b, bad)}: {_sfmt(c.estimate)} "
-                    f"[{_sfmt(c.ci_low)}, {_sfmt(c.ci_high)}], p = {_pfmt(c.p_value)}, "
-                    f"p_holm = {_pfmt(c.p_holm)} {mark}"
+                    f"{starred(visible(c.policy_b), c.policy_b, bad)}: {_sfmt(c.estimate, dg)} "
+                    f"[{_sfmt(c.ci_low, dg)}, {_sfmt(c.ci_high, dg)}], p = {_pfmt(c.p_value, self.alpha)}, "
+                    f"p_holm = {_pfmt(c.p_holm, self.alpha)} {mark}"
                 )
             if omitted:
                 out.append(f"  ({omitted})")
@@ -895,7 +905,9 @@ class Report:
         ``role=path sha256:<hex>``, ``; ``-separated; the options are in the JSON output's
         ``settings``); a report without provenance leaves them empty. Text cells that a
         spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or
-        carriage return) get a leading ``'``, and control characters are shown as escapes
+        carriage return) get a leading ``'``, and so do the words ``pandas.read_csv`` reads as missing
+        (``None``, ``NA``, ``null``, … :data:`MISSING_WORDS`: a policy so named would come back as
+        NaN), and control characters are shown as escapes
         (:func:`visible`); numeric columns are never changed.
 
         Parameters
@@ -931,7 +943,7 @@ class Report:
             if "units" in df:  # the scale's numbers: a CSV row is read without the JSON's fields
                 scales = {"label": self.label_scale, "judge": self.judge_scale}
                 df.insert(df.columns.get_loc("units") + 1, "scale",
-                          [f"{u} scale {scales[u][0]:g} to {scales[u][1]:g}" if u in scales else ""
+                          [f"{u} scale {' to '.join(scale_text(*scales[u]))}" if u in scales else ""
                            for u in df["units"]])
             unranked = dict(self._unranked())
             df["ranked"] = ["yes" if p not in unranked else f"no: {unranked[p]}"
@@ -1121,16 +1133,26 @@ def _restore(d: Any, ptr: Any, info: Any) -> None:
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: Text cells that ``pandas.read_csv`` reads as missing by default (its own list, less the empty
+#: cell): a policy named ``None`` or ``NA`` would come back as NaN, and two such policies as one.
+MISSING_WORDS = frozenset(("#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+                           "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a",
+                           "nan", "null"))
+
+
 def csv_text(x: Any) -> Any:
-    """A text cell made inert for spreadsheets (leading ``'`` before a formula character);
+    """A text cell made inert for spreadsheets (leading ``'`` before a formula character) and
+    kept by ``pandas.read_csv`` (leading ``'`` before a word it reads as missing, e.g. ``None``);
     anything that is not a string is returned unchanged.
 
     Examples
     --------
     >>> print(csv_text("=SUM(A1:A9)"), csv_text("-1+2"), csv_text(-1.5), csv_text("base"))
     '=SUM(A1:A9) '-1+2 -1.5 base
+    >>> print(csv_text("None"), csv_text("NA"), csv_text("none"))
+    'None 'NA none
     """
-    if isinstance(x, str) and x.startswith(FORMULA_START):
+    if isinstance(x, str) and (x.startswith(FORMULA_START) or x in MISSING_WORDS):
         return "'" + x
     return x
 

@@ -177,14 +177,19 @@ class BiasAudit:
         position                   —                 +0.545      [+0.393, +0.752] 8.61e-09  FLAG
         verbosity (pairwise)       —                 +0.002      [-0.016, +0.022]    0.827  ok
         """
-        level = int(round(100 * (1 - self.alpha)))
+        from cje._text import level_text, visible
+
+        level = level_text(self.alpha)[:-1]  # 97.5 for alpha = 0.025, never rounded to 98
+        # judges' names are never cut: 'claude-3-5-sonnet-20240620' and '…-20241022' would
+        # print as one judge
+        jw = max([14, *(len(visible(r.judge)) for r in self.results if r.judge)])
         out = [f"Judge bias audit ({len(self.results)} tests, Holm-adjusted; {level}% CIs)", ""]
-        head = f"{'test':<26} {'judge':<14} {'effect':>9} {f'{level}% CI':>21} {'p_holm':>8}  flag"
+        head = f"{'test':<26} {'judge':<{jw}} {'effect':>9} {f'{level}% CI':>21} {'p_holm':>8}  flag"
         out += [head, "-" * len(head)]
         for t, r in zip(self._names(), self.results, strict=True):
             ci = f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
             out.append(
-                f"{t:<26} {str(r.judge or '—')[:14]:<14} {r.effect:>+9.3f} {ci:>21} "
+                f"{t:<26} {visible(r.judge or '—'):<{jw}} {r.effect:>+9.3f} {ci:>21} "
                 f"{r.p_holm:>8.3g}  {_MARK[r.verdict]}"
             )
         out.append("")

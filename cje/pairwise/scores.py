@@ -293,20 +293,23 @@ class BradleyTerryResult:
           D                          -0.753  [-1.037, -0.506]
           (first-slot advantage)     +0.089  [-0.005, +0.186]
         """
-        level = int(round(100 * (1 - self.alpha)))
+        level = f"{100 * (1 - self.alpha):g}"  # 97.5 for alpha = 0.025, never rounded to 98
         out = [
             f"Bradley–Terry strengths (log-odds, {self.reference!r} = 0); {self.n_pairs} verdicts on "
             f"{self.n_prompts} prompts; {level}% prompt-bootstrap CIs",
             "",
         ]
-        for row in self.to_pandas().itertuples(index=False):
+        table = self.to_pandas()
+        # names are never cut: two items sharing their first 24 characters would print as one
+        w = max([24, *(len(str(x)) for x in table["item"])])
+        for row in table.itertuples(index=False):
             out.append(
-                f"  {str(row.item)[:24]:<24} {row.strength:+8.3f}  [{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+                f"  {str(row.item):<{w}} {row.strength:+8.3f}  [{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
             )
         if self.position_effect is not None and self.position_ci is not None:
             lo, hi = self.position_ci
             out.append(
-                f"  {'(first-slot advantage)':<24} {self.position_effect:+8.3f}  [{lo:+.3f}, {hi:+.3f}]"
+                f"  {'(first-slot advantage)':<{w}} {self.position_effect:+8.3f}  [{lo:+.3f}, {hi:+.3f}]"
             )
         out += [f"  ! {w}" for w in self.warnings]
         return "\n".join(out)
