@@ -1143,7 +1143,9 @@ MISSING_WORDS = frozenset(("#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-N
 def csv_text(x: Any) -> Any:
     """A text cell made inert for spreadsheets (leading ``'`` before a formula character) and
     kept by ``pandas.read_csv`` (leading ``'`` before a word it reads as missing, e.g. ``None``);
-    anything that is not a string is returned unchanged.
+    a text that itself starts with ``'`` gets one more, so that no two names print alike (``=a``
+    and ``'=a`` would both read ``'=a``): dropping one leading ``'`` always gives the name back.
+    Anything that is not a string is returned unchanged.
 
     Examples
     --------
@@ -1151,8 +1153,11 @@ def csv_text(x: Any) -> Any:
     '=SUM(A1:A9) '-1+2 -1.5 base
     >>> print(csv_text("None"), csv_text("NA"), csv_text("none"))
     'None 'NA none
+    >>> print(csv_text("=a"), csv_text("'=a"), csv_text("'quoted"))
+    '=a ''=a ''quoted
     """
-    if isinstance(x, str) and (x.startswith(FORMULA_START) or x in MISSING_WORDS):
+    if isinstance(x, str) and (x.startswith(FORMULA_START) or x in MISSING_WORDS
+                               or x.startswith("'")):
         return "'" + x
     return x
 

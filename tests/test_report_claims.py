@@ -488,11 +488,13 @@ def check_document(rep: Report, fmt: str, problems: list[str], text: str | None 
 
 
 def _csv_name(printed: str) -> str:
-    """A name as written by the CSV, with the formula / missing-word guard (a leading ') taken off."""
+    """A name as written by the CSV, with the formula / missing-word guard (a leading ') taken off
+    (a name that starts with ' itself is written with one more)."""
     if not isinstance(printed, str):  # read back as missing (NaN)
         return f"<read as {printed!r}>"
-    guarded = printed[1:].startswith(FORMULA_START) or printed[1:] in MISSING_WORDS
-    return printed[1:] if printed.startswith("'") and guarded else printed
+    rest = printed[1:]
+    guarded = rest.startswith(FORMULA_START) or rest in MISSING_WORDS or rest.startswith("'")
+    return rest if printed.startswith("'") and guarded else printed
 
 
 def check_csv(rep: Report, problems: list[str], text: str | None = None) -> None:
@@ -809,3 +811,14 @@ def test_policies_named_like_a_missing_value_survive_the_csv() -> None:
     problems: list[str] = []
     check_csv(rep, problems)
     assert not problems, problems
+
+
+def test_csv_guard_never_merges_two_names() -> None:
+    # the guard's leading ' must be reversible: a name that starts with ' gets one more, so '=a
+    # and =a (or 'None and None) never print alike
+    from cje.report import csv_safe
+
+    names = ["=a", "'=a", "None", "'None", "'", "''", "plain", "'plain"]
+    out = csv_safe(pd.DataFrame({"policy": names}))["policy"].tolist()
+    assert len(set(out)) == len(names)
+    assert [_csv_name(x) for x in out] == names
