@@ -270,7 +270,8 @@ def test_one_policy_integer_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_dask_partition_sums_by_hand() -> None:
     """One partition's per-prompt sums against a pandas group-by of the rows: the centred
-    reward and judge score summed per (prompt, policy), presence 0/1; integer ids as text;
+    reward and judge score summed per (prompt, policy), the rows counted (presence: > 0; their
+    squares give the effective number of prompts); integer ids as text;
     with ``drop``, rows with an empty id or a non-finite score left out."""
     import pandas as pd
 
@@ -294,10 +295,11 @@ def test_dask_partition_sums_by_hand() -> None:
         j = {"x": 0, "y": 1}[pol]
         assert out.loc[pid, f"t{j}"] == pytest.approx(row["t"], abs=1e-15)
         assert out.loc[pid, f"u{j}"] == pytest.approx(row["u"], abs=1e-15)
+    rows = kept.groupby(["prompt_id", "policy"]).size()
     present = {(pid, pol) for pid, pol in want.index}
     for pid in out.index:
         for j, pol in enumerate("xy"):
-            assert out.loc[pid, f"n{j}"] == int((pid, pol) in present)
+            assert out.loc[pid, f"n{j}"] == int(rows.get((pid, pol), 0))
             if (pid, pol) not in present:
                 assert out.loc[pid, f"t{j}"] == 0.0 and out.loc[pid, f"u{j}"] == 0.0
     ints = _dask_wide(pd.DataFrame({"prompt_id": [7, 7, 8], "judge_score": [1.0, 3.0, 2.0]}),

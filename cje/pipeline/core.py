@@ -142,6 +142,11 @@ class PolicyRows:
     covariates : numpy.ndarray or None
         The covariates ``(n, p)`` of the rows whose rewards make the policy's level (the
         covariate range gate reads them under the two-stage map); ``None``: no covariates.
+    prompt_sizes_sq : float or None
+        ``Σ_g c_g²`` of the policy's rows per prompt, for the effective number of prompts
+        (:func:`effective_prompts`) when the influence values are per-prompt totals (out of
+        core); ``None``: counted from ``cluster`` (one value per row), or, for totals, every
+        prompt taken to hold one row.
     """
 
     cluster: np.ndarray
@@ -159,6 +164,35 @@ class PolicyRows:
     own_factor: float = 0.0
     own_m: float = 0.0
     covariates: np.ndarray | None = None
+    prompt_sizes_sq: float | None = None
+
+
+def effective_prompts(n_rows: float, sizes_sq: float) -> float:
+    """``(Σ_g c_g)² / Σ_g c_g²``: the prompts a mean over rows rests on when prompt ``g`` holds
+    ``c_g`` of them — ``G`` when every prompt holds as many rows, fewer when a few prompts hold
+    most (2 prompts of 50 rows among 100 prompts: 7.7). The Satterthwaite degrees of freedom (+1)
+    of the prompt-clustered variance when the rows' values have one variance: its ``G − 1``
+    assumes prompts of equal size, and the t quantile then claims more precision than a variance
+    resting on two prompts has (``simulations/results/independent_clusters.md``).
+
+    Parameters
+    ----------
+    n_rows : float
+        ``Σ_g c_g``.
+    sizes_sq : float
+        ``Σ_g c_g²``.
+
+    Returns
+    -------
+    float
+        ``inf`` without rows.
+
+    Examples
+    --------
+    >>> effective_prompts(100, 100), round(effective_prompts(198, 98 + 2 * 50**2), 1)
+    (100.0, 7.7)
+    """
+    return float(n_rows) ** 2 / float(sizes_sq) if sizes_sq > 0 else float("inf")
 
 
 def own_part_sums(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: np.ndarray,
@@ -314,7 +348,7 @@ def own_residual_variance(v_if: float, own_ss: float, g: int, factor: float) -> 
     return v_if - v_old + v_res, v_res
 
 
-def level_df(v_if: float, var_cal: float, g: int, k: int, probe: ProbeUse | None = None,
+def level_df(v_if: float, var_cal: float, g: float, k: int, probe: ProbeUse | None = None,
              own: tuple[float, float] | None = None) -> float:
     """Satterthwaite degrees of freedom of a level, with the part of its sampling variance that
     rests on fewer prompts as a component of its own: a probe-corrected estimate's probe part
@@ -759,7 +793,19 @@ def estimate(
             owns[p] = (info.own_ss, info.own_factor, info.own_m)
         total = v_if + vc + v_tr
         se = float(np.sqrt(total))
-        df = level_df(v_if, vc, g, k, info.probe, own)
+        # the prompt part's df: the effective prompts of unequal prompt sizes, at most G (a
+        # probe's prompts are counted apart: its part is a component of its own)
+        g_df: float = g
+        if info.probe is None:
+            sq = info.prompt_sizes_sq
+            if sq is None and info.n_rows is None:
+                c = np.bincount(cl).astype(np.float64)
+                sq = float(c @ c)
+            if sq:
+                g_df = min(g, effective_prompts(n_rows, sq))
+        df = level_df(v_if, vc, g_df, k, info.probe, own)
+        if g_df < g:  # every part rests on those few prompts: no more df than they give
+            df = max(min(df, g_df - 1.0), 1.0)
         if info.probe is not None:
             probes[p] = (info.probe.var, info.probe.n_prompts)
         lo_t, hi_t = t_interval(value.value, se, df, alpha)
@@ -786,6 +832,8 @@ def estimate(
         if why:  # logged rows a target left out for a missing log-probability (needs the SE)
             level, level_reasons = worse_status(level, left_out), (*level_reasons, why)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
+        if g_df < g:  # a few prompts hold most rows: fewer degrees of freedom than prompts
+            diag["effective_prompts"] = float(g_df)
         if clipped:
             diag["ci_low_unclipped"] = float(from_unit(lo_t, scale))
             diag["ci_high_unclipped"] = float(from_unit(hi_t, scale))

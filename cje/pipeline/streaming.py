@@ -97,7 +97,8 @@ _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: Dask: :data:`DASK_SPLIT_PER_GROUP_BY` output partitions each of its one group-by,
 #: ``split_out``, a shuffle and not another pass). The group-by's memory grows with its prompts
 #: × its columns (3 per policy: ~40 bytes per prompt for each float sum, ~7 for each UInt8
-#: maximum, in polars): measured in polars alone at 10^7 rows (2.5·10^6 prompts, 4 policies)
+#: maximum, in polars; the third is now a UInt32 count of rows, whose squares give the
+#: effective number of prompts): measured in polars alone at 10^7 rows (2.5·10^6 prompts, 4 policies)
 #: 0.85 GB peak in one group-by, 0.67 GB in 2. Whole analysis at 10^7 rows
 #: (benchmarks/scale_out.py; in-memory engine 1.63–1.68 GB, 5.3–7.1 s): polars 0.78–0.82 GB in
 #: 5.2–7.5 s with 8 group-bys of 1.25·10^6 rows (1.11 GB at 2.5·10^6, 1.26 GB at 5·10^6,
@@ -943,19 +944,19 @@ class _PolarsEngine(_Engine):
                  for p, m in enumerate(mine)]
                 + [pl.when(m).then(u - centres[p, 1]).otherwise(0.0).alias(f"u{p}")
                    for p, m in enumerate(mine)]
-                + [m.cast(pl.UInt8).alias(f"n{p}") for p, m in enumerate(mine)])
+                + [m.cast(pl.UInt32).alias(f"n{p}") for p, m in enumerate(mine)])
         # the labelled prompts' residual terms enter as extra rows of the group-by (no join):
         # b_p on t_p, 0 elsewhere, and no presence (their prompts have rows of their own)
         b = pl.DataFrame([labelled["prompt_id"].alias("prompt_id"),
                           *[pl.Series(f"t{p}", labelled[f"b{p}"], dtype=pl.Float64)
                             for p in range(P)]]).lazy().with_columns(
             *[pl.lit(0.0, dtype=pl.Float64).alias(f"u{p}") for p in range(P)],
-            *[pl.lit(0, dtype=pl.UInt8).alias(f"n{p}") for p in range(P)])
+            *[pl.lit(0, dtype=pl.UInt32).alias(f"n{p}") for p in range(P)])
         src = pl.concat([self.lf.select(pl.col("prompt_id"), *cols), b])
-        # sums of the totals; presence as the largest 0/1 flag (a UInt8 max holds ~1/5 of the
-        # memory of an Int32 sum in polars' group-by, measured)
+        # sums of the totals, and each policy's rows per prompt (presence: more than 0; their
+        # squares: the effective number of prompts, core.effective_prompts)
         agg = ([pl.col(f"t{p}").sum() for p in range(P)] + [pl.col(f"u{p}").sum() for p in range(P)]
-               + [pl.col(f"n{p}").max() for p in range(P)])
+               + [pl.col(f"n{p}").sum() for p in range(P)])
         out = [f"{c}{p}" for c in "tun" for p in range(P)]
         passes = min(buckets, MAX_POLARS_PASSES)
         bar = progress_bar(progress, passes, desc="per-prompt sums (polars)", unit="pass")
@@ -1037,7 +1038,7 @@ class _DaskEngine(_Engine):
         P = len(policies)
         out = [f"{c}{p}" for c in "tun" for p in range(P)]
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
-                             **{c: pd.Series([], dtype="float64" if c[0] != "n" else "uint8")
+                             **{c: pd.Series([], dtype="float64" if c[0] != "n" else "uint32")
                                 for c in out}})
         # only the three columns this pass needs are read (the projection reaches the reader)
         raw = self.raw[[c for c in ("prompt_id", "policy", "judge_score") if c in self.raw.columns]]
@@ -1064,7 +1065,7 @@ class _DaskEngine(_Engine):
         with shuffle_directory(shuffle) as graph_context:
             with graph_context():
                 agg = dd.concat([wide, extra]).groupby("prompt_id", sort=False).agg(
-                    {c: "sum" if c[0] != "n" else "max" for c in out},
+                    {c: "sum" for c in out},
                     split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1, **shuffle)
                 # each output partition comes back as numpy arrays alone (no ids, index or u)
                 parts = [dask_delayed(_dask_arrays, pure=True)(part, P)
@@ -1169,7 +1170,7 @@ def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
     ids = labelled["prompt_id"].to_arrow()
     P = n_policies
     zeros = np.zeros(len(ids))
-    flags = np.zeros(len(ids), dtype=np.uint8)
+    flags = np.zeros(len(ids), dtype=np.uint32)
     return pd.DataFrame({"prompt_id": pd.Series(pd.arrays.ArrowStringArray(ids)
                                                 if len(ids) else [], dtype=_ID_DTYPE),
                          **{f"t{p}": np.asarray(labelled[f"b{p}"], dtype=np.float64)
@@ -1178,19 +1179,22 @@ def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
                          **{f"n{p}": flags for p in range(P)}})
 
 
-def _dask_arrays(agg: Any, n_policies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One output partition of the per-prompt group-by as ``(t, present, usq)``: the influence
-    totals ``t`` (prompts × policies), whether each policy has rows on each prompt, and each
-    policy's sum over these prompts of its squared naive judge-mean total ``u``."""
+def _dask_arrays(agg: Any, n_policies: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One output partition of the per-prompt group-by as ``(t, present, usq, csq)``: the
+    influence totals ``t`` (prompts × policies), whether each policy has rows on each prompt, and
+    each policy's sums over these prompts of its squared naive judge-mean total ``u`` and of its
+    squared rows per prompt."""
     P = n_policies
     t = np.column_stack([agg[f"t{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
         if len(agg) else np.zeros((0, P))
-    present = np.column_stack([agg[f"n{p}"].to_numpy() > 0 for p in range(P)]) \
-        if len(agg) else np.zeros((0, P), dtype=bool)
+    counts = [agg[f"n{p}"].to_numpy(dtype=np.float64) for p in range(P)]
+    present = np.column_stack([c > 0 for c in counts]) if len(agg) else np.zeros((0, P), dtype=bool)
     usq = np.array([float(np.square(agg[f"u{p}"].to_numpy(dtype=np.float64)).sum())
                     for p in range(P)])
+    csq = np.array([float(c @ c) for c in counts])
     release_arrow_memory()
-    return t, present, usq
+    return t, present, usq, csq
 
 
 #: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
@@ -1347,13 +1351,13 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
     u = np.bincount(key, weights=(lookup["s01"][None, :] - centres[:, 1:]).ravel()[cell],
                     minlength=g * P).reshape(g, P)
     del cell
-    n = (np.bincount(key, minlength=g * P) > 0).reshape(g, P)
+    n = np.bincount(key, minlength=g * P).reshape(g, P)  # rows per prompt and policy
     del key
     release_arrow_memory()
     return pd.DataFrame({"prompt_id": pd.Series(prompts, dtype=_ID_DTYPE),
                          **{f"t{p}": t[:, p] for p in range(P)},
                          **{f"u{p}": u[:, p] for p in range(P)},
-                         **{f"n{p}": n[:, p].astype(np.uint8) for p in range(P)}})
+                         **{f"n{p}": n[:, p].astype(np.uint32) for p in range(P)}})
 
 
 def _file_columns(files: Sequence[Path]) -> list[str]:
@@ -1543,16 +1547,21 @@ class PartitionedShape:
         parts: list[list[np.ndarray]] = [[] for _ in range(P)]
         present_parts = []
         u_squares = np.zeros(P)
+        sizes_sq = np.zeros(P)  # Σ_g c_g² of each policy's rows per prompt
         for chunk in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
             if len(chunk) == 2:  # polars: a frame
                 c, usq = chunk
                 cols = list(c.columns)
-                present = np.asarray(c[cols[P:]].to_numpy(), dtype=bool)
+                counts = np.asarray(c[cols[P:]].to_numpy(), dtype=np.float64)
+                present = counts > 0
+                sizes_sq += (counts * counts).sum(axis=0)
+                del counts
                 for p in range(P):
                     parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[present[:, p]])
                 del c
             else:  # Dask: numpy arrays
-                t, present, usq = chunk
+                t, present, usq, sq = chunk
+                sizes_sq += sq
                 for p in range(P):
                     parts[p].append(t[present[:, p], p])
                 del t
@@ -1560,6 +1569,7 @@ class PartitionedShape:
             u_squares += usq
             del chunk
         self.present = present_parts[0] if len(present_parts) == 1 else np.concatenate(present_parts)
+        self.sizes_sq = sizes_sq
         del present_parts
         self._totals = parts
         self.n_clusters = self.present.shape[0]
@@ -1623,7 +1633,8 @@ class PartitionedShape:
                           method=self.estimator.method, naive=self.naive[p],
                           scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]),
                           status=status, reasons=reasons, no_variance=alone, own_ss=own[0],
-                          own_factor=own[1], own_m=own[2])
+                          own_factor=own[1], own_m=own[2],
+                          prompt_sizes_sq=float(self.sizes_sq[p]))
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The distinct judge scores ([0, 1]) of the policies' rows."""
