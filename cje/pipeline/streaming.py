@@ -98,8 +98,10 @@ _EXPANSION = {"parquet": 40, "csv": 8, "jsonl": 8}
 #: ``split_out``, a shuffle and not another pass). The group-by's memory grows with its prompts
 #: × its columns (3 per policy: ~40 bytes per prompt for each float sum, ~7 for each UInt8
 #: maximum, in polars; the third is now a UInt32 count of rows, whose squares give the
-#: effective number of prompts): measured in polars alone at 10^7 rows (2.5·10^6 prompts, 4 policies)
-#: 0.85 GB peak in one group-by, 0.67 GB in 2. Whole analysis at 10^7 rows
+#: effective number of prompts — at 10^7 rows the whole polars analysis peaked at 0.85 GB with
+#: it against 0.83 GB with the flag, Dask 0.89–0.90 against 0.89, load 1.9–2.2): measured in
+#: polars alone at 10^7 rows (2.5·10^6 prompts, 4 policies) with the flag: 0.85 GB peak in one
+#: group-by, 0.67 GB in 2. Whole analysis at 10^7 rows
 #: (benchmarks/scale_out.py; in-memory engine 1.63–1.68 GB, 5.3–7.1 s): polars 0.78–0.82 GB in
 #: 5.2–7.5 s with 8 group-bys of 1.25·10^6 rows (1.11 GB at 2.5·10^6, 1.26 GB at 5·10^6,
 #: measured under a load of 2–3); Dask 0.86–0.93 GB in 7.1–11.4 s (load 2.2–4) with 32 output
