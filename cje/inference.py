@@ -726,6 +726,7 @@ def paired_contrasts(
     gap_influence: Mapping[int, tuple[float, np.ndarray]] | None = None,
     own: Mapping[int, tuple[float, float, float]] | None = None,
     own_cross: np.ndarray | None = None,
+    prompt_sizes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Contrast, ...]:
     """Paired contrasts from each policy's per-prompt influence totals (``Σ_{i∈g} φ_i / n``),
     aligned by prompt — never by row — and the jackknife replicates (same deleted fold for both
@@ -789,6 +790,12 @@ def paired_contrasts(
         prompts whose residuals agree there cancel in the difference, which the sum of the two
         sides' parts (the default, None: no shared prompts) would count twice — and with it
         exceeding the contrast's whole variance its degrees of freedom fell to 1.
+    prompt_sizes : (numpy.ndarray, numpy.ndarray), optional
+        By policy index: its rows ``N`` and ``S[a, b] = Σ_g c_{a,g}·c_{b,g}`` (rows per prompt).
+        The prompt part's degrees of freedom are the pair's effective prompts
+        (:func:`_pair_effective_prompts`), capped at them minus one where fewer than the union's
+        prompts (a few prompts hold the difference). None: one row per prompt where a policy is
+        present (``present``).
 
     Returns
     -------
@@ -888,7 +895,15 @@ def paired_contrasts(
         se = np.sqrt(v_if + v_cal + v_tr)
         # the prompt part's degrees of freedom: the pair's effective prompts, not the union's
         # count — a policy on a few prompts of its own carries the difference's variance on them
-        g_df = np.minimum(g, _pair_effective_prompts(rows_p, ia, ib, shared))
+        if prompt_sizes is not None:  # rows per prompt: (N, S) by policy index
+            kp = np.asarray(keep)
+            n_rows, s_mat = (np.asarray(x, dtype=np.float64) for x in prompt_sizes)
+            na, nb = n_rows[kp[ia]], n_rows[kp[ib]]
+            sa, sb, sab = s_mat[kp[ia], kp[ia]], s_mat[kp[ib], kp[ib]], s_mat[kp[ia], kp[ib]]
+        else:  # one row per prompt where a policy is present
+            gp = np.array([float(np.count_nonzero(x)) for x in rows_p])
+            na, nb, sa, sb, sab = gp[ia], gp[ib], gp[ia], gp[ib], shared.astype(np.float64)
+        g_df = np.minimum(g, _pair_effective_prompts(na, nb, sa, sb, sab))
         if probes:  # a probe's prompts are counted apart (component_satterthwaite_df)
             side = np.array([q in probes for q in keep])
             g_df = np.where(side[ia] | side[ib], g, g_df)
@@ -899,6 +914,8 @@ def paired_contrasts(
             parts = [(pv[ia], pn[ia], True), (pv[ib], pn[ib], True)] + parts
         if parts:
             df = component_satterthwaite_df(df, v_if, v_cal, g_df, k, parts)
+        # a few prompts hold the difference: no more df than they give (as for a level)
+        df = np.where(g_df < g, np.clip(df, 1.0, np.maximum(g_df - 1.0, 1.0)), df)
         delta = val[ia] - val[ib]
         lo, hi = _t_intervals(delta, se, df, alpha)
         p = _t_pvalues(delta, se, df)
@@ -919,23 +936,23 @@ def paired_contrasts(
                  for a, b, *rest in cols)
 
 
-def _pair_effective_prompts(present: Sequence[np.ndarray], ia: np.ndarray, ib: np.ndarray,
-                            shared: np.ndarray) -> np.ndarray:
+def _pair_effective_prompts(na: np.ndarray, nb: np.ndarray, s_aa: np.ndarray, s_bb: np.ndarray,
+                            s_ab: np.ndarray) -> np.ndarray:
     """Effective number of prompts of each pair's difference ``T_a − T_b``: ``(Σλ_g)² / Σλ_g²``
-    with ``λ_g = [a on g]/G_a² + [b on g]/G_b²`` (a policy's per-prompt total is its mean over
-    its ``G`` prompts, each prompt ``1/G`` of it): the Satterthwaite degrees of freedom (+1) of the
-    pair's prompt-clustered variance when every prompt's values have one variance. Two policies
-    on the same ``G`` prompts: ``G``; on disjoint sets: ``G_a + G_b`` when equal; a policy on 3
-    prompts against one on 100 that holds them: about 3.2, where the union's count says 100.
+    with ``λ_g = c_{a,g}/N_a² + c_{b,g}/N_b²`` (``c_g`` a policy's rows on prompt ``g``, ``N``
+    its rows: a policy's per-prompt total is ``c_g/N`` of its mean), from ``N`` and the sums
+    ``S_ab = Σ_g c_{a,g}·c_{b,g}``: the Satterthwaite degrees of freedom (+1) of the pair's
+    prompt-clustered variance when every row's value has one variance. Two policies with one row
+    on each of the same ``G`` prompts: ``G``; on disjoint sets: ``G_a + G_b`` when equal; a policy
+    on 3 prompts against one on 100 that holds them: about 3.2, where the union's count says 100;
+    two prompts holding most rows: about the two (:func:`cje.pipeline.core.effective_prompts`).
 
     Parameters
     ----------
-    present : sequence of numpy.ndarray of bool
-        Each kept policy's prompts.
-    ia, ib : numpy.ndarray of int
-        The pairs (positions in ``present``).
-    shared : numpy.ndarray of int
-        Prompts of both policies, per pair.
+    na, nb : numpy.ndarray
+        Rows of each pair's two policies.
+    s_aa, s_bb, s_ab : numpy.ndarray
+        ``Σ_g c_a²``, ``Σ_g c_b²`` and ``Σ_g c_a·c_b`` per pair.
 
     Returns
     -------
@@ -943,14 +960,13 @@ def _pair_effective_prompts(present: Sequence[np.ndarray], ia: np.ndarray, ib: n
 
     Examples
     --------
-    >>> p = [np.ones(100, bool), np.r_[np.ones(3, bool), np.zeros(97, bool)]]
-    >>> _pair_effective_prompts(p, np.array([0, 0]), np.array([0, 1]), np.array([100, 3])).round(1)
+    >>> one = np.array([100.0, 100.0])
+    >>> _pair_effective_prompts(one, np.array([100.0, 3.0]), one, np.array([100.0, 3.0]),
+    ...                         np.array([100.0, 3.0])).round(1)
     array([100. ,   3.2])
     """
-    gp = np.array([int(np.count_nonzero(x)) for x in present], dtype=np.float64)
-    ga, gb = gp[ia], gp[ib]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = (1 / ga + 1 / gb) ** 2 / (1 / ga**3 + 1 / gb**3 + 2 * shared / (ga**2 * gb**2))
+        out = (1 / na + 1 / nb) ** 2 / (s_aa / na**4 + s_bb / nb**4 + 2 * s_ab / (na**2 * nb**2))
     return np.where(np.isfinite(out), out, np.inf)
 
 

@@ -61,3 +61,23 @@ def test_out_of_core_counts_the_same_effective_prompts(engine: str, tmp_path) ->
         ooc = cje.analyze(path, judge_scale=(0, 10), engine=engine)["A"]
     assert ooc.diagnostics["effective_prompts"] == pytest.approx(mem.diagnostics["effective_prompts"])
     assert ooc.df == pytest.approx(mem.df, rel=1e-9)
+
+
+def _two_policies(seed: int) -> pd.DataFrame:
+    a, b = _unequal(seed), _unequal(seed + 100)
+    b["policy"] = "B"
+    b["judge_score"] = np.clip(b["judge_score"] + 0.5, 0, 10)
+    return pd.concat([a, b], ignore_index=True)
+
+
+def test_a_contrast_on_two_dominant_prompts_has_their_degrees_of_freedom(tmp_path) -> None:
+    # both policies hold most rows on the same two prompts: the pair's effective prompts are
+    # those of either (7.7), and its df are capped there, in memory and out of core alike
+    path = tmp_path / "d.csv"
+    _two_policies(2).to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (mem,) = cje.analyze(path, judge_scale=(0, 10)).pairs
+        (ooc,) = cje.analyze(path, judge_scale=(0, 10), engine="polars").pairs
+    assert 1.0 <= mem.df <= 198**2 / 5098 - 1 + 1e-9
+    assert ooc.df == pytest.approx(mem.df, rel=1e-9)

@@ -19,7 +19,8 @@ from cje.report import Contrast
 def _old_paired_contrasts(totals, present, values, reps, keep, names, k, alpha, width, gaps=None):
     """The per-pair loop of cje 0.1 (before issue #19), verbatim in its arithmetic except the
     prompt count of the df: the pair's effective prompts since 2026-12-07, written out here per
-    pair, ``(1/G_a + 1/G_b)² / (1/G_a³ + 1/G_b³ + 2·shared/(G_a²·G_b²))``, capped at the union."""
+    pair, ``(1/G_a + 1/G_b)² / (1/G_a³ + 1/G_b³ + 2·shared/(G_a²·G_b²))``, capped at the union,
+    and the df then capped at it minus one."""
     raw = []
     for i, a in enumerate(keep):
         for b in keep[i + 1:]:
@@ -33,6 +34,8 @@ def _old_paired_contrasts(totals, present, values, reps, keep, names, k, alpha, 
             both = float((present[a] & present[b]).sum())
             g_eff = (1 / ga + 1 / gb) ** 2 / (1 / ga**3 + 1 / gb**3 + 2 * both / (ga**2 * gb**2))
             df = satterthwaite_df(v_if, v_cal, min(g, g_eff), k)
+            if g_eff < g:  # capped at the effective prompts minus one
+                df = min(max(df, 1.0), max(g_eff - 1, 1.0))
             delta = float(values[a] - values[b])
             lo, hi = t_interval(delta, se, df, alpha)
             raw.append((a, b, delta, se, lo, hi, df, t_pvalue(delta, se, df), v_if, v_cal,

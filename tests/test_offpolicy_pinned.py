@@ -9,10 +9,11 @@ same, so in practice bit for bit). Influence values are pinned through fingerpri
 sum of squares, three fixed random projections, the first and last entries — which move with any
 change of any entry.
 
-Patched once (2026-12-07), the ``continuous-*`` cases' contrasts only: a contrast's degrees of
-freedom now count the pair's effective prompts (:func:`cje.inference._pair_effective_prompts`),
-and there the targets' rows miss some prompts: df ×0.975–0.993, no significance changed; every
-other number unchanged.
+Patched twice (2026-12-07), contrasts only: a contrast's degrees of freedom count the pair's
+effective prompts (:func:`cje.inference._pair_effective_prompts`) — ``continuous-*``, whose
+targets' rows miss some prompts: df ×0.975–0.993 — and are then capped at them minus one —
+``continuous-*`` and ``arena-ips`` / ``-snips`` / ``-mrdr``: df ×0.992–1.000. No significance
+changed; every other number unchanged.
 """
 
 from __future__ import annotations

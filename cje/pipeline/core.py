@@ -195,6 +195,26 @@ def effective_prompts(n_rows: float, sizes_sq: float) -> float:
     return float(n_rows) ** 2 / float(sizes_sq) if sizes_sq > 0 else float("inf")
 
 
+def _prompt_sizes(shape: Any, counts: list[np.ndarray | None], rows: list[float]
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(N, S)`` for :func:`cje.inference.paired_contrasts`' ``prompt_sizes``: each policy's rows
+    and ``S[a, b] = Σ_g c_{a,g}·c_{b,g}`` of its rows per prompt — from the counts of one value per
+    row, or the shape's own ``prompt_sizes_cross`` (out of core). ``None`` when no policy repeats a
+    prompt (presence then gives the same) or the counts are not known."""
+    if any(c is None for c in counts):
+        cross = getattr(shape, "prompt_sizes_cross", None)
+        return None if cross is None else (np.asarray(rows), np.asarray(cross, dtype=np.float64))
+    if not counts or max(int(c.max()) if c.size else 0 for c in counts) <= 1:  # type: ignore[union-attr]
+        return None
+    group = np.concatenate([np.full(c.size, p) for p, c in enumerate(counts)])  # type: ignore[union-attr]
+    cluster = np.concatenate([np.arange(c.size) for c in counts])  # type: ignore[union-attr]
+    weight = np.concatenate(counts).astype(np.float64)  # type: ignore[arg-type]
+    keep = weight > 0
+    cross = own_part_cross(weight[keep], group[keep], cluster[keep], np.ones(len(counts)),
+                           len(counts))
+    return np.asarray(rows), cross
+
+
 def own_part_sums(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: np.ndarray,
                   n_groups: int, weight: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -767,6 +787,10 @@ def estimate(
     present: dict[int, np.ndarray] = {}
     probes: dict[int, tuple[float, int]] = {}  # probe-corrected policies: their contrasts' df
     owns: dict[int, tuple[float, float, float]] = {}  # own-label residual parts, for contrasts
+    # rows per prompt, for the contrasts' effective prompts: each policy's counts (one value per
+    # row) and rows; kept only while some policy repeats a prompt (else presence says it all)
+    counts: list[np.ndarray | None] = []
+    rows_of: list[float] = []
     unreliable: set[int] = set()  # levels refused for a failed transport audit
     for p, name in enumerate(shape.names):
         value, gap = full[p]
@@ -796,10 +820,12 @@ def estimate(
         # the prompt part's df: the effective prompts of unequal prompt sizes, at most G (a
         # probe's prompts are counted apart: its part is a component of its own)
         g_df: float = g
+        c = np.bincount(cl, minlength=shape.n_clusters) if info.n_rows is None else None
+        counts.append(c)
+        rows_of.append(float(n_rows))
         if info.probe is None:
             sq = info.prompt_sizes_sq
-            if sq is None and info.n_rows is None:
-                c = np.bincount(cl).astype(np.float64)
+            if sq is None and c is not None:
                 sq = float(c @ c)
             if sq:
                 g_df = min(g, effective_prompts(n_rows, sq))
@@ -875,7 +901,9 @@ def estimate(
                              can_compare, tuple(shape.names), k, alpha, width,
                              gaps=gaps, probes=probes,
                              gap_influence=shape.gap_influence(), own=owns,
-                             own_cross=getattr(shape, "own_cross", None))
+                             own_cross=getattr(shape, "own_cross", None),
+                             prompt_sizes=_prompt_sizes(shape, counts, rows_of))
+    del counts
     ranking = ranking_tiers([results[i] for i in shown], pairs)
     own = getattr(shape, "policy_prompts", None)  # direct data: each policy its own prompts
     if own is not None:

@@ -1183,20 +1183,21 @@ def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
 
 def _dask_arrays(agg: Any, n_policies: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One output partition of the per-prompt group-by as ``(t, present, usq, csq)``: the
-    influence totals ``t`` (prompts × policies), whether each policy has rows on each prompt, and
-    each policy's sums over these prompts of its squared naive judge-mean total ``u`` and of its
-    squared rows per prompt."""
+    """One output partition of the per-prompt group-by as ``(t, present, usq, cross)``: the
+    influence totals ``t`` (prompts × policies), whether each policy has rows on each prompt,
+    each policy's sum over these prompts of its squared naive judge-mean total ``u``, and
+    ``Σ_g c_a,g·c_b,g`` of the policies' rows per prompt (policies × policies)."""
     P = n_policies
     t = np.column_stack([agg[f"t{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
         if len(agg) else np.zeros((0, P))
-    counts = [agg[f"n{p}"].to_numpy(dtype=np.float64) for p in range(P)]
-    present = np.column_stack([c > 0 for c in counts]) if len(agg) else np.zeros((0, P), dtype=bool)
+    counts = np.column_stack([agg[f"n{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
+        if len(agg) else np.zeros((0, P))
+    present = counts > 0
     usq = np.array([float(np.square(agg[f"u{p}"].to_numpy(dtype=np.float64)).sum())
                     for p in range(P)])
-    csq = np.array([float(c @ c) for c in counts])
+    cross = counts.T @ counts
     release_arrow_memory()
-    return t, present, usq, csq
+    return t, present, usq, cross
 
 
 #: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
@@ -1549,21 +1550,21 @@ class PartitionedShape:
         parts: list[list[np.ndarray]] = [[] for _ in range(P)]
         present_parts = []
         u_squares = np.zeros(P)
-        sizes_sq = np.zeros(P)  # Σ_g c_g² of each policy's rows per prompt
+        sizes_cross = np.zeros((P, P))  # Σ_g c_a,g·c_b,g of the policies' rows per prompt
         for chunk in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
             if len(chunk) == 2:  # polars: a frame
                 c, usq = chunk
                 cols = list(c.columns)
                 counts = np.asarray(c[cols[P:]].to_numpy(), dtype=np.float64)
                 present = counts > 0
-                sizes_sq += (counts * counts).sum(axis=0)
+                sizes_cross += counts.T @ counts
                 del counts
                 for p in range(P):
                     parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[present[:, p]])
                 del c
             else:  # Dask: numpy arrays
-                t, present, usq, sq = chunk
-                sizes_sq += sq
+                t, present, usq, cross = chunk
+                sizes_cross += cross
                 for p in range(P):
                     parts[p].append(t[present[:, p], p])
                 del t
@@ -1571,7 +1572,7 @@ class PartitionedShape:
             u_squares += usq
             del chunk
         self.present = present_parts[0] if len(present_parts) == 1 else np.concatenate(present_parts)
-        self.sizes_sq = sizes_sq
+        self.prompt_sizes_cross = sizes_cross  # (read by the contrasts; diagonal: the levels')
         del present_parts
         self._totals = parts
         self.n_clusters = self.present.shape[0]
@@ -1636,7 +1637,7 @@ class PartitionedShape:
                           scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]),
                           status=status, reasons=reasons, no_variance=alone, own_ss=own[0],
                           own_factor=own[1], own_m=own[2],
-                          prompt_sizes_sq=float(self.sizes_sq[p]))
+                          prompt_sizes_sq=float(self.prompt_sizes_cross[p, p]))
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The distinct judge scores ([0, 1]) of the policies' rows."""

@@ -1238,7 +1238,7 @@ class LoggedPartitionedShape:
         def put(name: str, a: np.ndarray) -> None:
             keep.setdefault(name, []).append(a)
 
-        sizes_sq = np.zeros(P)  # Σ_g c_g² of each policy's logged rows per prompt
+        cross = np.zeros((P, P))  # Σ_g c_a,g·c_b,g of the policies' logged rows per prompt
         for c in chunks:
             G = c["n0"].size
             lab = c["lab"].astype(np.int64)
@@ -1258,13 +1258,13 @@ class LoggedPartitionedShape:
             put("t0", c["r0"] - p0["rbar"] * n0 + (add((self.n_logged / m0) * (e - p0["ebar"]))
                                                    if m0 else 0.0))
             put("on0", n0 > 0)
-            sizes_sq[0] += float(n0 @ n0)
+            sizes = [n0]
             put("u0", c["s0"] - (self.n_code @ self.distinct01 / self.n_logged) * n0)
             for j, tg in enumerate(self.targets):
                 p = parts[j + 1]
                 nj, w, wr = c[f"n{j + 1}"], c[f"w{j + 1}"], c[f"wr{j + 1}"]
                 put(f"on{j + 1}", nj > 0)
-                sizes_sq[j + 1] += float(nj @ nj)
+                sizes.append(nj)
                 n, m, x = p["n"], p["m"], p["x"]
                 rows = tg.lab
                 mg = add(np.ones(m), rows)
@@ -1305,6 +1305,8 @@ class LoggedPartitionedShape:
                 if tg.f_s01 is None:
                     mean = float(tg.Sw.sum(axis=0) @ self.distinct01) / float(tg.Sw.sum())
                     put(f"u{j + 1}", c[f"ws{j + 1}"] - mean * w)
+            size_block = np.column_stack(sizes).astype(np.float64)
+            cross += size_block.T @ size_block
             del c
 
         def whole(name: str) -> np.ndarray:
@@ -1343,7 +1345,7 @@ class LoggedPartitionedShape:
                 tot = tot * math.sqrt(g_n / (g_n - 1)) if g_n > 1 else 0 * tot
                 self.gaps[j + 1] = (math.copysign(math.sqrt(g * g + v), g), g, math.sqrt(v), tot)
         self.totals, self.present, self.naive = totals, present, naive
-        self.sizes_sq = sizes_sq
+        self.prompt_sizes_cross = cross  # (read by the contrasts; diagonal: the levels')
         self.n_clusters = totals.shape[0]
         # every run's point estimates (stacked DR: stacked per run, above)
         for r, ps in self.run_parts.items():
@@ -1419,7 +1421,7 @@ class LoggedPartitionedShape:
             return PolicyRows(cluster=cl, n_labels=self.m_log,
                               method="on-policy (logged)", naive=self.naive[0],
                               scores=np.repeat(self.distinct, self.n_code), n_rows=self.n_logged,
-                              prompt_sizes_sq=float(self.sizes_sq[0]))
+                              prompt_sizes_sq=float(self.prompt_sizes_cross[0, 0]))
         tg = self.targets[p - 1]
         diag = dict(self.diag[p - 1])
         if p in self.gaps:
@@ -1438,7 +1440,7 @@ class LoggedPartitionedShape:
         return PolicyRows(cluster=cl, n_labels=int(tg.lab.size), method=self.estimator.method,
                           naive=self.naive[p], scores=scores,
                           status=status, reasons=reasons, diagnostics=diag, n_rows=tg.n,
-                          prompt_sizes_sq=float(self.sizes_sq[p]))
+                          prompt_sizes_sq=float(self.prompt_sizes_cross[p, p]))
 
 
 # ------------------------------------------------------------------------------------------------
