@@ -195,23 +195,25 @@ def effective_prompts(n_rows: float, sizes_sq: float) -> float:
     return float(n_rows) ** 2 / float(sizes_sq) if sizes_sq > 0 else float("inf")
 
 
-def _prompt_sizes(shape: Any, counts: list[np.ndarray | None], rows: list[float]
-                  ) -> tuple[np.ndarray, np.ndarray] | None:
+def _prompt_sizes(shape: Any, counts: dict[int, np.ndarray], present: dict[int, np.ndarray],
+                  rows: list[float], per_row: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """``(N, S)`` for :func:`cje.inference.paired_contrasts`' ``prompt_sizes``: each policy's rows
-    and ``S[a, b] = Σ_g c_{a,g}·c_{b,g}`` of its rows per prompt — from the counts of one value per
-    row, or the shape's own ``prompt_sizes_cross`` (out of core). ``None`` when no policy repeats a
-    prompt (presence then gives the same) or the counts are not known."""
-    if any(c is None for c in counts):
+    and ``S[a, b] = Σ_g c_{a,g}·c_{b,g}`` of its rows per prompt — from ``counts`` (the policies
+    that repeat a prompt) and ``present`` (the others: one row where present), or, when the
+    influence values are per-prompt totals, the shape's own ``prompt_sizes_cross`` (out of
+    core). ``None`` when no policy repeats a prompt (presence then gives the same) or the counts
+    are not known."""
+    if not per_row:
         cross = getattr(shape, "prompt_sizes_cross", None)
         return None if cross is None else (np.asarray(rows), np.asarray(cross, dtype=np.float64))
-    if not counts or max(int(c.max()) if c.size else 0 for c in counts) <= 1:  # type: ignore[union-attr]
+    if not counts:
         return None
-    group = np.concatenate([np.full(c.size, p) for p, c in enumerate(counts)])  # type: ignore[union-attr]
-    cluster = np.concatenate([np.arange(c.size) for c in counts])  # type: ignore[union-attr]
-    weight = np.concatenate(counts).astype(np.float64)  # type: ignore[arg-type]
+    cols = [counts[p] if p in counts else present[p] for p in range(len(rows))]
+    group = np.concatenate([np.full(c.size, p) for p, c in enumerate(cols)])
+    cluster = np.concatenate([np.arange(c.size) for c in cols])
+    weight = np.concatenate(cols).astype(np.float64)
     keep = weight > 0
-    cross = own_part_cross(weight[keep], group[keep], cluster[keep], np.ones(len(counts)),
-                           len(counts))
+    cross = own_part_cross(weight[keep], group[keep], cluster[keep], np.ones(len(cols)), len(cols))
     return np.asarray(rows), cross
 
 
@@ -787,9 +789,10 @@ def estimate(
     present: dict[int, np.ndarray] = {}
     probes: dict[int, tuple[float, int]] = {}  # probe-corrected policies: their contrasts' df
     owns: dict[int, tuple[float, float, float]] = {}  # own-label residual parts, for contrasts
-    # rows per prompt, for the contrasts' effective prompts: each policy's counts (one value per
-    # row) and rows; kept only while some policy repeats a prompt (else presence says it all)
-    counts: list[np.ndarray | None] = []
+    # rows per prompt, for the contrasts' effective prompts: the counts of the policies that
+    # repeat a prompt (one value per row; presence says the rest), and each policy's rows
+    counts: dict[int, np.ndarray] = {}
+    per_row = True  # every policy's influence values one per row (else: the shape's counts)
     rows_of: list[float] = []
     unreliable: set[int] = set()  # levels refused for a failed transport audit
     for p, name in enumerate(shape.names):
@@ -805,7 +808,8 @@ def estimate(
             # error: it enters no contrast, and the gates refuse it (own_label_gate, level_gate)
             v_if = float("nan")
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
-        present[p] = np.bincount(cl, minlength=shape.n_clusters) > 0
+        c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
+        present[p] = c > 0
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None
@@ -820,12 +824,13 @@ def estimate(
         # the prompt part's df: the effective prompts of unequal prompt sizes, at most G (a
         # probe's prompts are counted apart: its part is a component of its own)
         g_df: float = g
-        c = np.bincount(cl, minlength=shape.n_clusters) if info.n_rows is None else None
-        counts.append(c)
+        per_row = per_row and info.n_rows is None
+        if info.n_rows is None and c.size and int(c.max()) > 1:
+            counts[p] = c.astype(np.int32)
         rows_of.append(float(n_rows))
         if info.probe is None:
             sq = info.prompt_sizes_sq
-            if sq is None and c is not None:
+            if sq is None and info.n_rows is None:
                 sq = float(c @ c)
             if sq:
                 g_df = min(g, effective_prompts(n_rows, sq))
@@ -902,7 +907,7 @@ def estimate(
                              gaps=gaps, probes=probes,
                              gap_influence=shape.gap_influence(), own=owns,
                              own_cross=getattr(shape, "own_cross", None),
-                             prompt_sizes=_prompt_sizes(shape, counts, rows_of))
+                             prompt_sizes=_prompt_sizes(shape, counts, present, rows_of, per_row))
     del counts
     ranking = ranking_tiers([results[i] for i in shown], pairs)
     own = getattr(shape, "policy_prompts", None)  # direct data: each policy its own prompts
