@@ -38,6 +38,7 @@ __all__ = [
     "satterthwaite_dfs",
     "probe_satterthwaite_df",
     "component_satterthwaite_df",
+    "cap_at_effective_prompts",
     "t_interval",
     "clip_interval",
     "holm",
@@ -914,8 +915,7 @@ def paired_contrasts(
             parts = [(pv[ia], pn[ia], True), (pv[ib], pn[ib], True)] + parts
         if parts:
             df = component_satterthwaite_df(df, v_if, v_cal, g_df, k, parts)
-        # a few prompts hold the difference: no more df than they give (as for a level)
-        df = np.where(g_df < g, np.clip(df, 1.0, np.maximum(g_df - 1.0, 1.0)), df)
+        df = cap_at_effective_prompts(df, g_df, g)  # a few prompts hold the difference
         delta = val[ia] - val[ib]
         lo, hi = _t_intervals(delta, se, df, alpha)
         p = _t_pvalues(delta, se, df)
@@ -934,6 +934,28 @@ def paired_contrasts(
         return tuple(Contrast(nm[a], nm[b], *rest) for a, b, *rest in cols)
     return tuple(Contrast(**dict(zip(_CONTRAST_FIELDS, (nm[a], nm[b], *rest), strict=True)))
                  for a, b, *rest in cols)
+
+
+def cap_at_effective_prompts(df: Any, g_eff: Any, g: Any) -> Any:
+    """Degrees of freedom capped at ``g_eff − 1`` (at least 1) where the effective prompts are
+    fewer than the prompts ``g`` — a few prompts hold most rows, so every part of the variance rests
+    on them — and unchanged elsewhere; elementwise (a level's and a contrast's alike).
+
+    Parameters
+    ----------
+    df, g_eff, g : float or numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> cap_at_effective_prompts(np.array([40.0, 40.0]), np.array([7.7, 100.0]), 100).tolist()
+    [6.7, 40.0]
+    """
+    df, g_eff = np.asarray(df, dtype=np.float64), np.asarray(g_eff, dtype=np.float64)
+    return np.where(g_eff < g, np.clip(df, 1.0, np.maximum(g_eff - 1.0, 1.0)), df)
 
 
 def _pair_effective_prompts(na: np.ndarray, nb: np.ndarray, s_aa: np.ndarray, s_bb: np.ndarray,

@@ -449,14 +449,14 @@ class MonitorReport:
         >>> print(rep.summary().splitlines()[0])
         cje monitor: 5 windows (1D), reference 2, 95% intervals
         """
-        from cje._text import visible
+        from cje._text import level_text, visible
 
         s = self.settings
         # names are never cut: 'model-2024-08-06-t-0.7' and '…-1.0' would print as one policy
         pw = max([12, *(len(visible(w.policy)) for w in self.windows)])
         lines = [f"cje monitor: {len({w.window for w in self.windows})} windows "
                  f"({s.get('window')}), reference {s.get('reference')}, "
-                 f"{100 * (1 - s.get('alpha', 0.05)):g}% intervals"]
+                 f"{level_text(s.get('alpha', 0.05))} intervals"]
         head = f"{'window':<26} {'policy':<{pw}} {'estimate':>8} {'interval':>17} {'naive':>6} " \
                f"{'n':>5} {'labels':>6} {'calib.':>9}  status"
         lines += ["", head, "-" * len(head)]
@@ -537,8 +537,10 @@ class MonitorReport:
         return write_document(path, "cje monitor report", self._intro(), self._sections(), draw)
 
     def _intro(self) -> str:
+        from cje._text import level_text
+
         s = self.settings
-        lv = f"{100 * (1 - s.get('alpha', 0.05)):g}%"
+        lv = level_text(s.get('alpha', 0.05))
         n = len({w.window for w in self.windows})
         return (f"Calibrated estimates in {n} time windows ({s.get('window')}), reference "
                 f"{s.get('reference')}: per window and policy, {lv} intervals that include the "
@@ -551,7 +553,9 @@ class MonitorReport:
         def num(x: float, fmt: str = ".3f") -> str:
             return format(x, fmt) if math.isfinite(x) else "—"
 
-        lv = f"{100 * (1 - self.settings.get('alpha', 0.05)):g}%"
+        from cje._text import level_text
+
+        lv = level_text(self.settings.get("alpha", 0.05))
         tint = {"REFUSED": "refused", "DRIFT": "refused", "CAUTION": "caution", "SHIFT": "caution"}
         out = [Section(
             "Windows", "One row per window and policy; calibration = the window's own labels or "

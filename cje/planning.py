@@ -512,7 +512,9 @@ class Plan:
         >>> print(p.summary().splitlines()[0])
         Label plan: ±0.1 (95% intervals, label units), from a pilot (data)
         """
-        lvl = f"{100 * (1 - self.alpha):g}"  # 97.5 for alpha = 0.025, never rounded to 98
+        from cje._text import level_text
+
+        lvl = level_text(self.alpha)[:-1]  # 97.5 for alpha = 0.025, never rounded to 98
         pl = round(100 * self.level)
 
         def num(x: int | None) -> str:

@@ -1,8 +1,9 @@
 """The effective number of prompts (``cje.pipeline.core.effective_prompts``): when a few prompts
 hold most of a policy's rows, its interval's degrees of freedom are those few prompts', not the
 prompt count (``simulations/results/independent_clusters.md``: two prompts with 50 draws among
-100 had OK intervals covering 0.915 with about 40 df; with the cap, 0.950 ± 0.010 on 500
-replicates of ``tests/test_clusters_unequal.py``'s seeds)."""
+100 had OK intervals covering 0.915 with about 40 df; with the cap 0.962 ± 0.003 over the 3,000
+replicates of the slow ``tests/test_clusters_unequal.py``). The tests here check the mechanism by
+hand and across engines."""
 
 from __future__ import annotations
 

@@ -440,7 +440,9 @@ ANTI_JUDGE_Z = -3.0
 
 
 def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation (average ranks for ties; 0 when either is constant).
+    """Spearman's rank correlation (average ranks for ties; 0 when either is constant). Written
+    out rather than ``scipy.stats.spearmanr``, which would import ``scipy.stats`` on every fit
+    (the first call's import time, issue #18); the tests check it against scipy.
 
     Parameters
     ----------

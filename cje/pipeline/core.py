@@ -32,6 +32,7 @@ from cje.diagnostics.gates import (
 from cje.errors import CJEWarning
 from cje.estimators.offpolicy import PolicyValue
 from cje.inference import (
+    cap_at_effective_prompts,
     clip_interval,
     cluster_variance,
     component_satterthwaite_df,
@@ -834,9 +835,7 @@ def estimate(
                 sq = float(c @ c)
             if sq:
                 g_df = min(g, effective_prompts(n_rows, sq))
-        df = level_df(v_if, vc, g_df, k, info.probe, own)
-        if g_df < g:  # every part rests on those few prompts: no more df than they give
-            df = max(min(df, g_df - 1.0), 1.0)
+        df = float(cap_at_effective_prompts(level_df(v_if, vc, g_df, k, info.probe, own), g_df, g))
         if info.probe is not None:
             probes[p] = (info.probe.var, info.probe.n_prompts)
         lo_t, hi_t = t_interval(value.value, se, df, alpha)
