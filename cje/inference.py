@@ -1085,7 +1085,10 @@ def component_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.n
     policy's, so ``G_R = G − n_j``) and the residual part of a policy's own labels
     (``outside=False``: its ``n_j`` labelled prompts are among the policy's ``G``). A part with
     ``n_j = 0`` is absent; where every part is absent, or the denominator vanishes, ``df`` (the
-    plain Satterthwaite value) is kept.
+    plain Satterthwaite value) is kept. Where every present part lies among the ``G`` prompts
+    (own labels only), the result is at most the larger of ``G − 1`` and ``df``: the clustered
+    variance of the prompts' totals has at most ``G − 1`` degrees of freedom however its parts are
+    split (as two components of one sum they could reach ``(G−1) + (n_j−1)``).
 
     Parameters
     ----------
@@ -1116,6 +1119,7 @@ def component_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.n
     9.5
     """
     has = np.zeros(np.shape(var_if), dtype=bool)
+    beside = np.zeros(np.shape(var_if), dtype=bool)  # a probe part present (prompts of its own)
     v_r = var_if
     g_r = g
     for v, n, outside in parts:
@@ -1123,12 +1127,14 @@ def component_satterthwaite_df(df: np.ndarray, var_if: np.ndarray, var_cal: np.n
         v_r = v_r - v
         if outside:
             g_r = g_r - n
+            beside = beside | (n > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.maximum(v_r, 0.0) ** 2 / np.maximum(g_r - 1, 1)
         for v, n, _ in parts:
             den = den + np.where(n > 0, v**2 / np.maximum(n - 1, 1), 0.0)
         den = den + (var_cal**2 / (k - 1) if k > 1 else 0.0)
         sat = np.maximum((var_if + np.maximum(var_cal, 0.0)) ** 2 / den, 1.0)
+    sat = np.where(beside, sat, np.minimum(sat, np.maximum(df, np.asarray(g) - 1.0)))
     return np.where(has & (den > 0) & np.isfinite(sat), sat, df)
 
 

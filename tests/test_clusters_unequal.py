@@ -75,11 +75,13 @@ def test_offpolicy_ok_intervals_cover_with_a_few_big_prompts() -> None:
     """Calibrated IPS on logged data with 3 prompts of 50 logged draws among 100 (25% of prompts
     labelled, every row): OK intervals of the logging policy and the target cover at least
     0.93 − 2 MC SE (fixed seeds, 400 replicates). With these seeds 0.860 (472 OK intervals, MC SE
-    0.016) before the df cap at the effective prompts (8.0 here), 0.916 ± 0.013 (452) after; in the
-    study 0.85–0.88 (± 0.02) before, 0.76–0.86 on the replicates where a big prompt is labelled:
-    the residual term then rests on one prompt holding most of the labelled rows, without the
-    small-sample factor the direct shape gives a policy's own labels. The cap brings it within
-    2 MC SE of 0.93, not to 0.95: that factor for the off-policy residual term is still to come."""
+    0.016) before the df cap at the effective prompts (8.0 here), 0.916 ± 0.013 (452) after it;
+    in the study 0.85–0.88 (± 0.02) before, 0.76–0.86 on the replicates where a big prompt is
+    labelled: the residual term then rests on one prompt holding most of the labelled rows. With
+    the residual part's own factor and degrees of freedom from the labelled prompts (as the direct
+    shape gives a policy's own labels; ``own_residual_part``): 0.963 ± 0.013 (217 OK intervals;
+    every level, whatever its status, 0.978 ± 0.007 where it was 0.905 ± 0.015 on 200 of these
+    seeds); the levels whose labels fall on a big prompt are now mostly REFUSED or CAUTION."""
     covered = []
     for r in range(400):
         rng = np.random.default_rng(np.random.SeedSequence([7000, r]))

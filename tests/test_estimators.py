@@ -116,6 +116,10 @@ def test_direct_equals_hand_computation_on_12_rows():
         assert e.se == pytest.approx(np.sqrt(v_if + var_cal[j]), abs=1e-12)
         df = (v_if + var_cal[j]) ** 2 / (max(v_if - v_res, 0.0) ** 2 / 5 + v_res**2 / (m - 1)
                                          + var_cal[j] ** 2 / 2)
+        # the split adds no df beyond the 6 prompts' G − 1 = 5 (or the plain Satterthwaite value
+        # with the jackknife's, when larger): both parts rest on the same prompts
+        plain = (v_if + var_cal[j]) ** 2 / (v_if**2 / 5 + var_cal[j] ** 2 / 2)
+        df = min(df, max(plain, 5.0))
         assert e.df == pytest.approx(df, rel=1e-10)
         q = stats.t.ppf(0.975, df)
         # the t interval, reported cut to the label scale [0, 1] where it leaves it (its uncut ends
@@ -214,5 +218,7 @@ def test_contrast_by_hand_on_12_rows():
     rest = max(var_if - v_res["A"] - v_res["B"], 0.0)
     df = (var_if + var_cal) ** 2 / (rest**2 / 5 + v_res["A"] ** 2 / 3 + v_res["B"] ** 2 / 3
                                     + var_cal**2 / 2)
+    plain = (var_if + var_cal) ** 2 / (var_if**2 / 5 + var_cal**2 / 2)
+    df = min(df, max(plain, 5.0))  # no df beyond the pair's 6 prompts (or the plain value)
     t = row.estimate / np.sqrt(var_if + var_cal)
     assert row.p_value == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)

@@ -160,6 +160,9 @@ def test_hand_computation_estimate_and_se() -> None:
         se = np.sqrt(v_if + var_cal[p])
         df_ = (v_if + var_cal[p]) ** 2 / (max(v_if - v_res, 0.0) ** 2 / (G - 1)
                                           + v_res**2 / (m_eff - 1) + var_cal[p] ** 2 / (K - 1))
+        # the split adds no df beyond the prompts' G − 1 (or the plain Satterthwaite value)
+        plain = (v_if + var_cal[p]) ** 2 / (v_if**2 / (G - 1) + var_cal[p] ** 2 / (K - 1))
+        df_ = min(df_, max(plain, G - 1))
         x = rep.estimates[p]
         assert x.policy == name
         assert x.estimate == pytest.approx(psi[p], abs=1e-12)

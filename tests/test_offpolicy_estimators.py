@@ -323,6 +323,7 @@ def _psd(m: np.ndarray) -> np.ndarray:
 
 
 _E2E_GAP_PHI: dict = {}  # (target, estimator, residual weights) -> full-data gap, its influence
+_E2E_PHI: dict = {}  # (target, estimator, residual weights) -> influence values, residual part
 
 
 def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
@@ -386,7 +387,7 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
 
     gaps: dict[frozenset[int], tuple[float, float]] = {}
 
-    def run(deleted: set[int]) -> tuple[float, np.ndarray]:
+    def run(deleted: set[int]) -> tuple[float, np.ndarray, np.ndarray]:
         f = fit_without(deleted)  # the calibration of this replicate
 
         def index(k: int):  # fitted without fold k's labels too (unless that leaves none)
@@ -402,7 +403,7 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
         if estimator == "snips":
             psi = float(np.sum(w * (R + sr)) / np.sum(w))
             psi_e = float(np.sum(w * sr) / np.sum(w))
-            return psi, w * (R + sr - psi) - psi_e * centre
+            return psi, w * (R + sr - psi) - psi_e * centre, own(w * sr)
         ws = simcal(index)
         v = ws if stable_resid else w  # weights on the residual term
         psi_e = float(np.sum(v * sr) / np.sum(v))
@@ -421,16 +422,25 @@ def _e2e_hand(target: str, estimator: str, residual_weights: str = "raw"
         if estimator == "calibrated-ips":
             psi_r = float(np.sum(ws * R) / np.sum(ws))
             phi_r = w * (R - psi_r)
-            return psi_r + psi_e, phi_r - phi_r.mean() + phi_e
+            return psi_r + psi_e, phi_r - phi_r.mean() + phi_e, own(v * sr)
         q = oof  # DR-CPO outcome model: the cross-fitted calibrator
         gbar = np.array([np.mean(index(fold[i])(f_s[i])) for i in range(n)])
         psi_c = float(np.sum(ws * (R - q)) / np.sum(ws))
         psi = float(gbar.mean()) + psi_c + psi_e
         phi_c = w * (R - q - psi_c)
-        return psi, (gbar - gbar.mean()) + phi_c - phi_c.mean() + phi_e
+        return psi, (gbar - gbar.mean()) + phi_c - phi_c.mean() + phi_e, own(v * sr)
 
-    psi, phi = run(set())
-    var_if = _cluster_var(phi, E2E_PID)
+    def own(x: np.ndarray) -> np.ndarray:
+        """The residual term's part on the labelled rows, centred there: v_i (L_i/p_L) e_i
+        minus its mean over the labelled rows."""
+        return x[lab] - x[lab].mean()
+
+    psi, phi, part = run(set())
+    _E2E_PHI[(target, estimator, residual_weights)] = (phi, part)
+    # the residual part rests on the m = 8 labelled prompts (one row each): it takes their
+    # factor m/(m − 1) in place of the G/(G − 1) of the 12 prompts (docs: Methods › Off-policy)
+    m, g = int(lab.sum()), len(E2E_PID)
+    var_if = _cluster_var(phi, E2E_PID) + (m / (m - 1) - g / (g - 1)) * float(part @ part) / n**2
     reps = [run({k})[0] for k in (0, 1)]
     var_cal = (2 - 1) / 2 * sum((x - np.mean(reps)) ** 2 for x in reps)
     gap, gap_var = gaps.get(frozenset(), (0.0, 0.0))
@@ -478,6 +488,28 @@ def test_contrast_allowance_of_two_stabilised_targets_by_hand(estimator: str) ->
     assert abs(c.var_transport - want) < 1e-12
     old = (np.sign(ga) * np.sqrt(rep["A"].var_transport) - np.sign(gb) * np.sqrt(rep["B"].var_transport)) ** 2
     assert abs(want - old) > 1e-6  # the two formulas differ on this data
+
+
+@pytest.mark.parametrize("estimator", ["snips", "calibrated-ips", "dr-cpo"])
+def test_contrast_residual_parts_by_hand(estimator: str) -> None:
+    # The paired contrast A − B: prompt-clustered variance of φ_A − φ_B with G/(G − 1), whose
+    # residual parts (both on the same 8 labelled logged rows, with the two targets' weights)
+    # are differenced row by row and take the labelled prompts' factor m/(m − 1) instead.
+    logged, fresh = _e2e_frames()
+    rep = cje.analyze(logged, fresh_draws=fresh, estimator=estimator, n_folds=2, mode="monotone",
+                      residual_weights="raw", **SCALES)
+    for t in ("A", "B"):
+        _e2e_hand(t, estimator, "raw")
+    (phi_a, part_a), (phi_b, part_b) = (_E2E_PHI[(t, estimator, "raw")] for t in ("A", "B"))
+    n, g, m = len(E2E_PID), len(E2E_PID), part_a.size
+    d = part_a - part_b
+    want = _cluster_var(phi_a - phi_b, E2E_PID) + (m / (m - 1) - g / (g - 1)) * float(d @ d) / n**2
+    (c,) = [c for c in rep.pairs if {c.policy_a, c.policy_b} == {"A", "B"}]
+    assert abs(c.var_if - want) < 1e-12
+    # not the sum of the two sides' own-part corrections (the parts share their rows)
+    apart = (_cluster_var(phi_a - phi_b, E2E_PID)
+             + (m / (m - 1) - g / (g - 1)) * float(part_a @ part_a + part_b @ part_b) / n**2)
+    assert abs(want - apart) > 1e-6
 
 
 # ================================================================================================
@@ -901,9 +933,12 @@ def test_tail_inflation_matches_hand_computation():
     c = np.sqrt(design / (phi * phi).sum())
     assert c > 1.5  # the labels missed every heavy row: the sample variance is far too small
     assert tail_inflation(w, rows, psi, phi) == pytest.approx(c, rel=1e-12)
-    psi_e, phi_e = _residual_term(w, rows)
+    psi_e, phi_e, part = _residual_term(w, rows)
     assert psi_e == pytest.approx(psi, rel=1e-14)          # the estimate does not move
     np.testing.assert_allclose(phi_e, c * phi, rtol=1e-12)  # the influence values scale by c
+    # and so does the part on the labelled rows: c (n/m)(w_i e_i − mean over the labels)
+    we = w[lab] * e[lab]
+    np.testing.assert_allclose(part, c * n / m * (we - we.mean()), rtol=1e-12)
     assert _labelling_term(rows, psi_e).shape == (n,)
 
 

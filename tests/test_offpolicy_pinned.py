@@ -14,6 +14,16 @@ effective prompts (:func:`cje.inference._pair_effective_prompts`) — ``continuo
 targets' rows miss some prompts: df ×0.975–0.993 — and are then capped at them minus one —
 ``continuous-*`` and ``arena-ips`` / ``-snips`` / ``-mrdr``: df ×0.992–1.000. No significance
 changed; every other number unchanged.
+
+Patched a third time (2026-12-07), reports only (every run's values and influence values
+unchanged): the residual term's part on the labelled logged rows takes the labelled prompts'
+small-sample factor and enters the degrees of freedom as a component of its own
+(``cje.estimators.offpolicy.own_residual_part``, docs: Off-policy › SIMCal-W) — the logging
+policy's level and every target's, all 30 cases; and a split of the sampling variance into such
+parts never gives more df than the prompts' G − 1 or the plain value
+(:func:`cje.inference.component_satterthwaite_df`). Standard errors ×1.000–1.005; the levels' df
+mostly lower (e.g. ``arena-*`` base 1002.8 → 580.6), a few higher but at most G − 1 (the part
+as a component of its own); no status or significance changed.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ __all__ = [
     "doubly_robust",
     "residual_gap",
     "residual_gap_variance",
+    "own_residual_part",
     "stack",
     "tail_inflation",
 ]
@@ -133,6 +134,10 @@ class PolicyValue:
         Influence values of the oracle residual term the estimate used, when it put the
         stabilised weights ``stable`` on it (``stable_residual``; set by :class:`StackedDR`):
         :func:`residual_gap_influence` takes them instead of computing them again.
+    own_part : numpy.ndarray, optional
+        The residual term's part on the labelled rows (:func:`own_residual_part`): the pipeline
+        gives it the labelled prompts' small-sample factor and degrees of freedom. ``None``: the
+        estimator does not say (the part keeps the target's prompt factor).
 
     Examples
     --------
@@ -153,6 +158,7 @@ class PolicyValue:
     stable: SimcalWeights | None = None
     parts: tuple[str, ...] = ()
     residual_influence: np.ndarray | None = None
+    own_part: np.ndarray | None = None
 
 
 def _hajek(w: np.ndarray, x: np.ndarray) -> float:
@@ -203,12 +209,53 @@ def _shared(rows: OffPolicyRows, name: str, key: tuple[np.ndarray, ...], make) -
     return out
 
 
-def _residual_term(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray]:
-    """The oracle residual correction ``ψ_e = Σ v_i (L_i/p_L) e_i / Σ v_i`` and its influence
+def _residual_term(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray, np.ndarray]:
+    """The oracle residual correction ``ψ_e = Σ v_i (L_i/p_L) e_i / Σ v_i``, its influence
     ``v_i((L_i/p_L) e_i − ψ_e) − ψ_e (L_i/p_L − 1)`` (see :func:`_labelling_term`), scaled by
-    :func:`tail_inflation` when the raw weights' ESS is below :data:`TAIL_VARIANCE_ESS`."""
+    :func:`tail_inflation` when the raw weights' ESS is below :data:`TAIL_VARIANCE_ESS`, and
+    its part on the labelled rows (:func:`own_residual_part`, on the same scale)."""
     psi_e, phi_e = _residual_parts(v, rows)
-    return psi_e, phi_e * tail_inflation(v, rows, psi_e, phi_e)
+    c = tail_inflation(v, rows, psi_e, phi_e)
+    return psi_e, phi_e * c, own_residual_part(v, rows, c)
+
+
+def own_residual_part(v: np.ndarray, rows: OffPolicyRows, c: float = 1.0) -> np.ndarray:
+    """The part of a residual term's influence values that rests on the labelled rows alone:
+    ``c·(n/m)(v_i e_i − mean_L(v e))`` on each labelled row ``i`` (``m`` of the ``n`` rows), in
+    row order.
+
+    The residual term ``ψ_e = Σ_L v_i e_i / m`` (mean-one ``v``) is a mean over the labelled
+    rows: the variance of this part, summed per prompt, rests on the labelled prompts, not on
+    all the target's prompts. The pipeline gives it its own small-sample factor and degrees of
+    freedom from the labelled rows per prompt (:func:`cje.pipeline.core.own_part_sums`), as the
+    direct estimator's own labels get them (``simulations/results/independent_clusters.md``: a
+    few prompts holding most labels). The rest of the term's influence (the randomness of the
+    weights and of the labelled share) is spread over every row. The weights' own tail is left
+    to :func:`tail_inflation` and the overlap gates.
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        The residual term's weights (raw or stabilised Hájek weights, or IPS's ratios).
+    rows : OffPolicyRows
+    c : float
+        :func:`tail_inflation`'s factor on the term's influence values.
+
+    Returns
+    -------
+    numpy.ndarray
+        The part on the labelled rows (it sums to zero); empty without labels.
+
+    Examples
+    --------
+    >>> r = OffPolicyRows(np.zeros(4), np.array([0.1, 0.0, -0.1, 0.0]),
+    ...                   np.array([True, False, True, False]), np.array([0.5, 1.0, 1.5, 1.0]))
+    >>> own_residual_part(r.weights, r).round(6).tolist()   # (4/2)·(v e − mean(v e))
+    [0.2, -0.2]
+    """
+    at = np.flatnonzero(rows.labelled)
+    ve = v[at] * rows.residual[at]
+    return (c * rows.labelled.shape[0] / max(at.size, 1)) * (ve - ve.mean() if at.size else ve)
 
 
 def _residual_parts(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray]:
@@ -377,7 +424,7 @@ def ips(rows: OffPolicyRows) -> PolicyValue:
     psi = float(contrib.mean())
     # _labelling_term is zero without labels
     phi = contrib - psi - _labelling_term(rows, float((rows.ratio * x).mean()))
-    return PolicyValue(psi, phi)
+    return PolicyValue(psi, phi, own_part=own_residual_part(rows.ratio, rows))
 
 
 def snips(rows: OffPolicyRows) -> PolicyValue:
@@ -418,7 +465,7 @@ def snips(rows: OffPolicyRows) -> PolicyValue:
     c = tail_inflation(w, rows, psi_e, phi_e)
     if c > 1.0:  # else bit for bit the formula above
         phi += (c - 1.0) * phi_e
-    return PolicyValue(psi, phi)
+    return PolicyValue(psi, phi, own_part=own_residual_part(w, rows, c))
 
 
 def calibrated_ips(rows: OffPolicyRows, *, stable_residual: bool = False) -> PolicyValue:
@@ -452,13 +499,13 @@ def calibrated_ips(rows: OffPolicyRows, *, stable_residual: bool = False) -> Pol
     """
     w_s = rows.weights if rows.stable is None else rows.stable
     psi_r, phi_r = _stabilised(w_s, rows.weights, rows.reward)
-    psi_e, phi_e = _residual_term(w_s if stable_residual else rows.weights, rows)
-    return PolicyValue(psi_r + psi_e, phi_r + phi_e)
+    psi_e, phi_e, own = _residual_term(w_s if stable_residual else rows.weights, rows)
+    return PolicyValue(psi_r + psi_e, phi_r + phi_e, own_part=own)
 
 
 def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarray, *,
                   stable_residual: bool = False,
-                  residual: tuple[float, np.ndarray] | None = None) -> PolicyValue:
+                  residual: tuple[float, np.ndarray, np.ndarray] | None = None) -> PolicyValue:
     """Doubly robust estimate with an outcome model ``q`` (DR-CPO, MRDR and TMLE share it).
 
     ``ψ = mean ḡ_i + Σ w̃_i (R_i − q_i)/Σ w̃_i + Σ v_i (L_i/p_L) e_i / Σ v_i``, where ``ḡ_i`` is
@@ -478,10 +525,10 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
         ``ḡ_i`` per logged row.
     stable_residual : bool
         Stabilised instead of raw weights on the oracle residual term.
-    residual : (float, numpy.ndarray), optional
-        The oracle residual term and its influence values, when already computed for these
-        rows and weights (it does not depend on the outcome model: the members of a stacked
-        estimator share it).
+    residual : (float, numpy.ndarray, numpy.ndarray), optional
+        The oracle residual term, its influence values and its part on the labelled rows,
+        when already computed for these rows and weights (it does not depend on the outcome
+        model: the members of a stacked estimator share it).
 
     Returns
     -------
@@ -498,9 +545,10 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     w_s = rows.weights if rows.stable is None else rows.stable
     psi_g = float(fresh_mean.mean())
     psi_c, phi_c = _stabilised(w_s, rows.weights, rows.reward - outcome)
-    psi_e, phi_e = (_residual_term(w_s if stable_residual else rows.weights, rows)
-                    if residual is None else residual)
-    return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e)
+    psi_e, phi_e, own = (_residual_term(w_s if stable_residual else rows.weights, rows)
+                         if residual is None else residual)
+    return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e,
+                       own_part=own)
 
 
 # The point estimates alone, bit for bit those of the functions above (the same operations in
@@ -696,7 +744,11 @@ def stack(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None
     phi += 0.0
     for a, v in zip(alpha[1:], values[1:], strict=True):
         phi += a * v.influence
-    return PolicyValue(value, np.asarray(phi), mixture=alpha)
+    # members that share one residual term (StackedDR) share its part on the labelled rows
+    own = values[0].own_part
+    if any(v.own_part is not own for v in values[1:]):
+        own = None
+    return PolicyValue(value, np.asarray(phi), mixture=alpha, own_part=own)
 
 
 def _stack_value(values: Sequence[PolicyValue], cluster: np.ndarray, cache: dict | None = None
@@ -1196,7 +1248,7 @@ class _DoublyRobust(Estimator):
         return q_logged, x.fresh_mean(q_fresh)
 
     def fit(self, x: LoggedTarget, stable: SimcalWeights,
-            residual: tuple[float, np.ndarray] | None = None) -> PolicyValue:
+            residual: tuple[float, np.ndarray, np.ndarray] | None = None) -> PolicyValue:
         """:func:`doubly_robust` with this outcome model and the given stabilised weights (and
         oracle residual term, when already computed)."""
         q_logged, g_bar = self._with_means(x)

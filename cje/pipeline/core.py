@@ -336,6 +336,46 @@ def own_part_cross(part: np.ndarray, group: np.ndarray, cluster: np.ndarray, n: 
     return out
 
 
+def own_parts_summary(parts: Mapping[int, tuple[np.ndarray, np.ndarray]], n: np.ndarray,
+                      n_groups: int
+                      ) -> tuple[dict[int, tuple[float, float, float]], np.ndarray]:
+    """:func:`own_part_sums` and :func:`own_part_cross` of the policies whose residual term has
+    a part on labelled rows (the off-policy shapes: the logging policy's own labels, each
+    target's importance-weighted residual term on the same labelled logged rows). Each
+    labelled row weighs one: the factor and the effective number of labelled prompts count the
+    labelled rows per prompt (a few prompts holding most labels), and leave the importance
+    weights' tail to the overlap machinery (``tail_inflation``, the gates).
+
+    Parameters
+    ----------
+    parts : Mapping[int, (numpy.ndarray, numpy.ndarray)]
+        Policy index → (the part on its labelled rows, their prompts).
+    n : numpy.ndarray
+        Rows per policy (0 for the policies without a part).
+    n_groups : int
+
+    Returns
+    -------
+    (dict, numpy.ndarray)
+        Policy index → ``(own_ss, own_factor, own_m)`` (:class:`PolicyRows`), and the
+        ``(n_groups, n_groups)`` matrix of :func:`own_part_cross`.
+
+    Examples
+    --------
+    >>> sums, cross = own_parts_summary({0: (np.array([1.0, -1.0]), np.array([0, 1]))},
+    ...                                 np.array([4]), 1)
+    >>> sums, cross.tolist()   # two labelled prompts of one row each: factor 2/1
+    ({0: (0.125, 2.0, 2.0)}, [[0.125]])
+    """
+    ps = sorted(parts)
+    part = np.concatenate([parts[q][0] for q in ps])
+    group = np.concatenate([np.full(parts[q][0].size, q, dtype=np.int64) for q in ps])
+    cluster = np.concatenate([parts[q][1] for q in ps]).astype(np.int64, copy=False)
+    ss, f, m = own_part_sums(part, group, cluster, n, n_groups)
+    sums = {q: (float(ss[q]), float(f[q]), float(m[q])) for q in ps if parts[q][0].size}
+    return sums, own_part_cross(part, group, cluster, n, n_groups)
+
+
 def own_residual_variance(v_if: float, own_ss: float, g: int, factor: float) -> tuple[float, float]:
     """The sampling variance with the own-label residual part given its own small-sample factor.
 

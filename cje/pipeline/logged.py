@@ -50,6 +50,7 @@ from cje.pipeline.core import (
     estimate,
     fit_calibrator,
     fold_plan,
+    own_parts_summary,
 )
 from cje.pipeline.probes import ProbeUse, combine
 from cje.pipeline.summaries import from_unit, naive_judge_mean, to_unit, weight_tail
@@ -136,6 +137,11 @@ class LoggedShape:
         # what the targets' overlap diagnostics share (policy(): the logged rows' scores and
         # their histogram)
         self._diag_memo: dict[str, Any] = {}
+        # under the full calibration (run(), _own_parts): policy index -> (own_ss, own_factor,
+        # own_m) of its residual term's part on the labelled rows, read by policy(); and those
+        # parts multiplied prompt by prompt, read by the contrasts
+        self._own: dict[int, tuple[float, float, float]] = {}
+        self.own_cross: np.ndarray | None = None
 
     def _gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t = self.table
@@ -180,6 +186,8 @@ class LoggedShape:
             if use is not None and not deleted:
                 self._used[p] = use
             res.append((value, gap))
+        if not deleted:
+            self._own_parts([v for v, _ in res])
         return res
 
     def _calibrations(self, calibrator: RewardCalibrator,
@@ -262,9 +270,12 @@ class LoggedShape:
         reward, _, resid, lab = self._rows(self._rows_of["logged"], full, index, memo)
         zero = np.zeros(rows.size, dtype=np.int64)
         est = direct_estimate(reward, resid, lab, zero, 1)
-        value = PolicyValue(float(est.values[0]), est.influence)
         if 0 not in self._probe_of:
-            return value, 0.0, None
+            # its residual part (n/m)(e_i − ē) on the labelled rows (direct_estimate)
+            e = resid[lab]
+            part = (rows.size / e.size) * (e - e.mean()) if e.size else e
+            return PolicyValue(float(est.values[0]), est.influence, own_part=part), 0.0, None
+        value = PolicyValue(float(est.values[0]), est.influence)
         # its probe pools with its own labelled logged rows (cje.pipeline.probes)
         plug = direct_estimate(reward, resid, lab, zero, 1, augment=False)
         prow = self._probe_of[0]
@@ -359,6 +370,31 @@ class LoggedShape:
         rows, t = self.logged_rows, self.table
         return t.s[rows], None if t.X is None else t.X[rows]
 
+    def _own_parts(self, values: Sequence[PolicyValue]) -> None:
+        """Each policy's residual term on the labelled rows (:attr:`PolicyValue.own_part`)
+        summed per prompt, with its own small-sample factor and effective labelled prompts,
+        for :meth:`policy`; and the parts of two policies multiplied prompt by prompt
+        (``own_cross``, for the paired contrasts: the targets' residual terms rest on the same
+        labelled logged rows). As a direct policy's own labels (docs: Methods › The direct
+        estimator): a residual term resting on a few heavy labelled prompts gets their factor and
+        degrees of freedom, not the target's prompts' (``simulations/results/
+        independent_clusters.md``). None for a probe-corrected level, an estimator on the fresh
+        draws or a user's estimator that gives no part."""
+        parts, n = {}, np.zeros(len(self.names), dtype=np.int64)
+        for p, value in enumerate(values):
+            if value.own_part is None or p in self._probe_of or (
+                    p and self.estimator.sample == "fresh"):
+                continue
+            rows = self.logged_rows if p == 0 else self.targets[p - 1].rows
+            lab = self._lab[rows]
+            part = value.own_part
+            if part.size == 0 or part.size != int(np.count_nonzero(lab)):
+                continue
+            parts[p] = (part, self.table.cluster[rows][lab])
+            n[p] = rows.size
+        self._own, self.own_cross = (own_parts_summary(parts, n, len(self.names)) if parts
+                                     else ({}, None))
+
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         """The logging policy (``p = 0``) or a target: rows, naive mean, overlap diagnostics and
         the overlap gate."""
@@ -368,11 +404,13 @@ class LoggedShape:
         probe_cluster = t.cluster[self._probe_of[p]] if use is not None else None
         if p == 0:
             rows = self.logged_rows
+            own = self._own.get(p, (0.0, 0.0, 0.0))
             return PolicyRows(
                 cluster=_with(t.cluster[rows], probe_cluster),
                 n_labels=int(self._lab[rows].sum()), method="on-policy (logged)",
                 naive=naive_judge_mean(t.s[rows], t.cluster[rows], alpha, ev.label_scale),
-                scores=ev.judge_score[rows], probe=use, covariates=t.covariates_of(rows))
+                scores=ev.judge_score[rows], probe=use, covariates=t.covariates_of(rows),
+                own_ss=own[0], own_factor=own[1], own_m=own[2])
         tg = self.targets[p - 1]
         rows = tg.fresh if sample_fresh else tg.rows
         # the raw judge mean on the target's own responses (its fresh draws), or the
@@ -434,12 +472,13 @@ class LoggedShape:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(value.parts, value.mixture, strict=True)})
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.rows.size)
+        own = self._own.get(p, (0.0, 0.0, 0.0))
         return PolicyRows(
             cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),
             method=self.estimator.method, naive=naive,
             scores=s_target if s_target is not None else ev.judge_score[tg.rows],
             status=status, reasons=reasons, diagnostics=diag, probe=use,
-            covariates=t.covariates_of(rows))
+            covariates=t.covariates_of(rows), own_ss=own[0], own_factor=own[1], own_m=own[2])
 
 
 def _cluster_codes(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -74,6 +74,7 @@ from cje.pipeline.core import (
     estimate,
     fit_calibrator,
     fold_plan,
+    own_parts_summary,
 )
 from cje.pipeline.streaming import (
     DASK_SPLIT_PER_GROUP_BY,
@@ -998,6 +999,10 @@ class LoggedPartitionedShape:
         self.mixture: dict[int, np.ndarray] = {}
         self.stable: dict[int, AffineSimcal] = {}
         self.totals: np.ndarray | None = None
+        # (set_totals) policy index -> (own_ss, own_factor, own_m) of its residual term's part on
+        # the labelled rows, and those parts multiplied prompt by prompt (the contrasts')
+        self.own: dict[int, tuple[float, float, float]] = {}
+        self.own_cross: np.ndarray | None = None
         self.present: np.ndarray | None = None
         self.n_clusters = 0
         self.naive: list[tuple[float, float, float]] = []
@@ -1346,10 +1351,42 @@ class LoggedPartitionedShape:
                 self.gaps[j + 1] = (math.copysign(math.sqrt(g * g + v), g), g, math.sqrt(v), tot)
         self.totals, self.present, self.naive = totals, present, naive
         self.prompt_sizes_cross = cross  # (read by the contrasts; diagonal: the levels')
+        self._own_parts(parts, lab_prompt)
         self.n_clusters = totals.shape[0]
         # every run's point estimates (stacked DR: stacked per run, above)
         for r, ps in self.run_parts.items():
             self.run_values[r] = np.array([q["value"] for q in ps])
+
+    def _own_parts(self, parts: list[dict], lab_prompt: np.ndarray) -> None:
+        """Each policy's residual term on the labelled rows summed per prompt, with its own
+        small-sample factor and effective labelled prompts (``self.own``, read by
+        :meth:`policy`) and the policies' parts multiplied prompt by prompt (``own_cross``, read
+        by the contrasts), as in memory (:meth:`cje.pipeline.logged.LoggedShape._own_parts`,
+        :func:`cje.estimators.offpolicy.own_residual_part`): ``c·(v_i x_i − mean(v x))`` with
+        ``x = (n/m) e`` and ``v`` the term's weights (IPS's ratios, the raw or the stabilised
+        Hájek weights), ``c`` its tail inflation; the logging policy's ``(n/m)(e_i − ē)``."""
+        p0 = parts[0]
+        sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        n = np.zeros(len(self.names), dtype=np.int64)
+        e = p0["e"]
+        if e.size:
+            sums[0] = ((self.n_logged / e.size) * (e - p0["ebar"]), lab_prompt)
+            n[0] = self.n_logged
+        for j, tg in enumerate(self.targets):
+            p = parts[j + 1]
+            if p["m"] == 0:
+                continue
+            if isinstance(self.estimator, IPS):
+                v, c = p["rho_lab"], 1.0
+            elif tg.stable_residual:
+                v, c = p["ws_lab"], p["c_s"]
+            else:
+                v, c = tg.w_lab, p["c"]
+            vx = v * p["x"]
+            sums[j + 1] = (c * (vx - vx.mean()), lab_prompt[tg.lab])
+            n[j + 1] = tg.n
+        self.own, self.own_cross = (own_parts_summary(sums, n, len(self.names)) if sums
+                                    else ({}, None))
 
     def _dr_totals(self, j: int, tg: _TargetStats, c: dict[str, np.ndarray], add: Any,
                    mg: np.ndarray, lab_on: bool, grams: dict[tuple[int, int], np.ndarray]
@@ -1418,10 +1455,12 @@ class LoggedPartitionedShape:
         assert self.present is not None
         cl = np.flatnonzero(self.present[:, p])
         if p == 0:
+            own = self.own.get(0, (0.0, 0.0, 0.0))
             return PolicyRows(cluster=cl, n_labels=self.m_log,
                               method="on-policy (logged)", naive=self.naive[0],
                               scores=np.repeat(self.distinct, self.n_code), n_rows=self.n_logged,
-                              prompt_sizes_sq=float(self.prompt_sizes_cross[0, 0]))
+                              prompt_sizes_sq=float(self.prompt_sizes_cross[0, 0]),
+                              own_ss=own[0], own_factor=own[1], own_m=own[2])
         tg = self.targets[p - 1]
         diag = dict(self.diag[p - 1])
         if p in self.gaps:
@@ -1437,10 +1476,12 @@ class LoggedPartitionedShape:
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.n)
         scores = (from_unit(tg.f_s01, self.judge_scale) if tg.f_s01 is not None
                   else np.repeat(self.distinct, tg.N.sum(axis=0).astype(np.int64)))
+        own = self.own.get(p, (0.0, 0.0, 0.0))
         return PolicyRows(cluster=cl, n_labels=int(tg.lab.size), method=self.estimator.method,
                           naive=self.naive[p], scores=scores,
                           status=status, reasons=reasons, diagnostics=diag, n_rows=tg.n,
-                          prompt_sizes_sq=float(self.prompt_sizes_cross[p, p]))
+                          prompt_sizes_sq=float(self.prompt_sizes_cross[p, p]),
+                          own_ss=own[0], own_factor=own[1], own_m=own[2])
 
 
 # ------------------------------------------------------------------------------------------------
