@@ -266,3 +266,54 @@ def test_dawid_skene_recovers_known_confusion_matrices():
         assert np.abs(ds.confusion[f"r{j}"] - c).max() < 0.06
     labels = ds.labels.sort_index()
     assert np.mean(labels.to_numpy().astype(int) == z[labels.index.to_numpy()]) > 0.9
+
+
+def test_blank_family_never_matches_in_leave_family_out():
+    # "" is no family: two blanks are not the same family (they dropped judge j1 before)
+    scores = pd.DataFrame(
+        {
+            "prompt_id": ["p1"] * 3 + ["p2"] * 3,
+            "policy": ["m"] * 6,
+            "judge": ["j1", "j2", "j3"] * 2,
+            "judge_score": [4, 5, 3, 1, 2, 2],
+            "judge_family": ["", "claude", "llama"] * 2,
+            "policy_family": [""] * 6,
+        }
+    )
+    out = aggregate_panel(scores, leave_family_out=True)
+    assert out["n_judges"].tolist() == [3, 3]
+    assert out["judge_score"].tolist() == pytest.approx([4.0, 5 / 3])
+    same = scores.assign(policy_family=["claude"] * 6)  # a named family still leaves its judge out
+    assert aggregate_panel(same, leave_family_out=True)["judge_score"].tolist() == pytest.approx([3.5, 1.5])
+
+
+def _slow_panel():
+    """Three judges on a yes/no scale and a fourth who also answers 'na' (EM needs ~320 steps)."""
+    g = np.random.default_rng(4)
+    z = g.choice(2, 1000, p=[0.6, 0.4])
+    rows = [
+        (i, f"j{j}", str(z[i] if g.random() < acc else 1 - z[i]))
+        for j, acc in enumerate([0.8, 0.75, 0.7])
+        for i in range(1000)
+    ]
+    rows += [
+        (i, "j3", "na" if g.random() < 0.3 else str(z[i] if g.random() < 0.8 else 1 - z[i]))
+        for i in range(1000)
+    ]
+    return pd.DataFrame(rows, columns=["prompt_id", "judge", "judge_score"])
+
+
+def test_panel_dawid_skene_warns_when_em_did_not_converge():
+    from cje.errors import CJEWarning
+
+    df = _slow_panel()
+    ds = dawid_skene(df, item="prompt_id", rater="judge", label="judge_score")
+    assert not ds.converged and ds.n_iter == 200
+    with pytest.warns(CJEWarning, match="did not converge|before converging"):
+        out = aggregate_panel(df, method="dawid_skene")
+    assert out["judge_score"].tolist() == ds.labels.sort_index().tolist()
+    import warnings
+
+    with warnings.catch_warnings():  # a converged fit says nothing
+        warnings.simplefilter("error", CJEWarning)
+        aggregate_panel(df[df["judge"] != "j3"], method="dawid_skene")
