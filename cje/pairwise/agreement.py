@@ -240,7 +240,7 @@ def spearman_rho(x: Any, y: Any) -> tuple[float, float]:
     ``n!`` pairings of ``y`` with ``x`` whose ``|ρ|`` is at least the observed one; with two
     elements ρ is ±1 and the p-value 1); above, scipy's t approximation. That approximation is
     far too small for few items: with 3 it gives p = 0 to a perfect ranking, which a random
-    ranking matches one time in three (its level-0.05 test rejected 1/3 of null pairings at
+    ranking matches or reverses one time in three (its level-0.05 test rejected 1/3 of null pairings at
     n = 3 and 1/12 at n = 4 and 5, counted over all pairings; 0.054–0.059 at n = 9 and 10).
 
     Parameters
