@@ -317,3 +317,19 @@ def test_panel_dawid_skene_warns_when_em_did_not_converge():
     with warnings.catch_warnings():  # a converged fit says nothing
         warnings.simplefilter("error", CJEWarning)
         aggregate_panel(df[df["judge"] != "j3"], method="dawid_skene")
+
+
+def test_krippendorff_alpha_reads_nullable_integer_frames():
+    # pd.NA in an Int64 column is a missing value, as NaN is (it was refused as "not numeric")
+    frame = pd.DataFrame(
+        {
+            "u1": pd.array([1, pd.NA, 3], dtype="Int64"),
+            "u2": pd.array([1, 2, 2], dtype="Int64"),
+            "u3": pd.array([1, 2, pd.NA], dtype="Int64"),
+            "u4": pd.array([2, 2, 3], dtype="Int64"),
+        }
+    )
+    for level in ("nominal", "interval"):
+        assert krippendorff_alpha(frame, level=level) == pytest.approx(
+            _alpha_loops(frame.astype(float).to_numpy().tolist(), level)
+        )

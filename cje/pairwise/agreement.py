@@ -152,7 +152,10 @@ def krippendorff_alpha(data: Any, *, level: str = "nominal") -> float:
     if level not in _ALPHA_LEVELS:
         raise CJEInputError(f"level must be one of {', '.join(map(repr, _ALPHA_LEVELS))}; got {level!r}.")
     try:
-        arr = np.asarray(data.to_numpy() if hasattr(data, "to_numpy") else data, dtype=np.float64)
+        if hasattr(data, "isna"):  # pandas: nullable columns hold pd.NA, which float() refuses
+            arr = data.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            arr = np.asarray(data.to_numpy() if hasattr(data, "to_numpy") else data, dtype=np.float64)
     except (TypeError, ValueError):
         raise CJEInputError(
             "data must be a numeric raters × units array (NaN = missing); code labels as numbers."
