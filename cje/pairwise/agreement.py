@@ -60,7 +60,8 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None) -> float:
     ``κ = 1 − Σ w·O / Σ w·E`` over the confusion table ``O`` and the table ``E`` expected from the
     margins; disagreement weights ``w`` are 1 off the diagonal (``None``), ``|i − j|`` (``"linear"``)
     or ``(i − j)²`` (``"quadratic"``) with ``i, j`` the ranks of the labels in sorted order (as in
-    scikit-learn).
+    scikit-learn). Weights need numeric labels: text labels are refused with weights, since their
+    sorted order is alphabetical ("bad" < "good" < "ok"), not the scale's.
 
     Parameters
     ----------
@@ -90,6 +91,16 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None) -> float:
         if inf.any():
             i = int(np.flatnonzero(inf)[0])
             raise CJEInputError(f"{name} must hold labels; element {i} is {v[i]!r}. Drop or fix it.")
+    if weights is not None:  # weights need the labels' order; text sorts "bad" < "good" < "ok"
+        for name, v in (("a", x), ("b", y)):
+            text = [i for i, u in enumerate(v) if not isinstance(u, (bool, int, float, np.number))]
+            if text:
+                raise CJEInputError(
+                    f"weights={weights!r} needs ordered labels, i.e. numbers; element {text[0]} of "
+                    f"{name} is {v[text[0]]!r}. Text labels would be weighted in alphabetical order "
+                    "('bad' < 'good' < 'ok'). Code them as numbers in their order (e.g. bad=0, ok=1, "
+                    "good=2), or use weights=None."
+                )
     n = x.size  # 1 and "1" would be two categories: refused, as in cje.load
     _check_ids(np.concatenate([x, y]), "a and b", kind="label",
                where=lambda i: f"element {i} of a" if i < n else f"element {i - n} of b")
@@ -141,7 +152,10 @@ def krippendorff_alpha(data: Any, *, level: str = "nominal") -> float:
     if level not in _ALPHA_LEVELS:
         raise CJEInputError(f"level must be one of {', '.join(map(repr, _ALPHA_LEVELS))}; got {level!r}.")
     try:
-        arr = np.asarray(data.to_numpy() if hasattr(data, "to_numpy") else data, dtype=np.float64)
+        if hasattr(data, "isna"):  # pandas: nullable columns hold pd.NA, which float() refuses
+            arr = data.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            arr = np.asarray(data.to_numpy() if hasattr(data, "to_numpy") else data, dtype=np.float64)
     except (TypeError, ValueError):
         raise CJEInputError(
             "data must be a numeric raters × units array (NaN = missing); code labels as numbers."
@@ -190,7 +204,12 @@ def krippendorff_alpha(data: Any, *, level: str = "nominal") -> float:
 
 
 def kendall_tau(x: Any, y: Any) -> tuple[float, float]:
-    """Kendall's τ-b between two score vectors and its two-sided p-value (scipy).
+    """Kendall's τ-b between two score vectors and its two-sided p-value.
+
+    τ-b is scipy's. Without ties the p-value is scipy's exact one. With ties it is exact for at
+    most 8 pairs (the share of all ``n!`` pairings of ``y`` with ``x`` whose ``|τ|`` is at least
+    the observed one); above, scipy's normal approximation, which is too small for a few tied
+    items (it gives 0.22 to x = (0, 1, 1), y = (0, 1, 2), whose exact p-value is 2/3).
 
     Parameters
     ----------
@@ -212,13 +231,20 @@ def kendall_tau(x: Any, y: Any) -> tuple[float, float]:
     a, b = _paired(x, y, ("x", "y"))
     _require_variation(a, b)
     res = stats.kendalltau(a, b)
-    return float(res.statistic), float(res.pvalue)
+    ties = np.unique(a).size < a.size or np.unique(b).size < b.size  # without, scipy's is exact
+    p = _exact_p(a, b, "kendall") if ties and a.size <= _EXACT_MAX_N else float(res.pvalue)
+    return float(res.statistic), p
 
 
 def spearman_rho(x: Any, y: Any) -> tuple[float, float]:
-    """Spearman's ρ between two score vectors and its two-sided p-value (scipy).
+    """Spearman's ρ between two score vectors and its two-sided p-value.
 
-    With two elements ρ is ±1 and the exact p-value is 1.
+    ρ is scipy's (mid-ranks for ties). The p-value is exact for at most 8 pairs (the share of all
+    ``n!`` pairings of ``y`` with ``x`` whose ``|ρ|`` is at least the observed one; with two
+    elements ρ is ±1 and the p-value 1); above, scipy's t approximation. That approximation is
+    far too small for few items: with 3 it gives p = 0 to a perfect ranking, which a random
+    ranking matches or reverses one time in three (its level-0.05 test rejected 1/3 of null pairings at
+    n = 3 and 1/12 at n = 4 and 5, counted over all pairings; 0.054–0.059 at n = 9 and 10).
 
     Parameters
     ----------
@@ -240,8 +266,38 @@ def spearman_rho(x: Any, y: Any) -> tuple[float, float]:
     a, b = _paired(x, y, ("x", "y"))
     _require_variation(a, b)
     res = stats.spearmanr(a, b)
-    p = 1.0 if a.size == 2 else float(res.pvalue)
+    p = _exact_p(a, b, "spearman") if a.size <= _EXACT_MAX_N else float(res.pvalue)
     return float(res.statistic), p
+
+
+#: Up to this many pairs the rank-correlation p-values enumerate all n! pairings (8! = 40,320).
+_EXACT_MAX_N = 8
+
+
+def _exact_p(a: np.ndarray, b: np.ndarray, kind: str) -> float:
+    """Exact two-sided permutation p-value of Spearman's ρ or Kendall's τ-b (``n ≤ 8``).
+
+    Under independence every pairing of ``b`` with ``a`` is equally likely; the p-value is the
+    share of the ``n!`` pairings whose statistic is at least as far from 0 as the observed one.
+    The denominators of ρ (mid-rank spreads) and τ-b (tie counts) do not change under
+    permutation, so the numerators are compared.
+    """
+    from itertools import permutations
+
+    from scipy.stats import rankdata
+
+    n = a.size
+    perms = np.array(list(permutations(range(n))), dtype=np.intp)
+    if kind == "spearman":
+        ra, rb = rankdata(a) - (n + 1) / 2.0, rankdata(b) - (n + 1) / 2.0
+        stat = rb[perms] @ ra
+        obs = float(rb @ ra)
+    else:
+        i, j = np.triu_indices(n, 1)
+        sa, sb = np.sign(a[i] - a[j]), np.sign(b[:, None] - b[None, :])
+        stat = sb[perms[:, i], perms[:, j]] @ sa
+        obs = float(sb[i, j] @ sa)
+    return float(np.mean(np.abs(stat) >= abs(obs) - 1e-9 * max(1.0, abs(obs))))
 
 
 def _require_variation(a: np.ndarray, b: np.ndarray) -> None:

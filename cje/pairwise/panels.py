@@ -4,6 +4,7 @@ Pairwise scores and panels)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from cje.data import _row_ref
-from cje.errors import CJEInputError
+from cje.errors import CJEInputError, CJEWarning
 from cje.pairwise._common import _check_families, _check_ids, _has, _isna, _py, _refuse_inf, _sorted
 from cje.tables import as_frame, require_columns
 
@@ -34,7 +35,11 @@ class DawidSkeneResult:
     confusion : dict
         rater → K×K array; row = true class, column = label given, rows sum to 1.
     posterior : pandas.DataFrame
-        Items × classes posterior probabilities (index: item ids; columns: ``classes``).
+        Items × classes posterior probabilities (index: item ids; columns: ``classes``), at the
+        EM estimates: they ignore the estimates' uncertainty and overstate the chance that the
+        chosen class is right (by 0.02–0.05 with 3–5 judges on 500–2,000 items, 0.07 with 100
+        judges of 60 labels each, on average over 30 panels; 0.21 in a panel of 400 judges of 15;
+        ``simulations/results/independent_panel.md``).
     labels : pandas.Series
         The most probable class per item (ties: the smaller class).
     n_iter : int
@@ -107,7 +112,9 @@ def dawid_skene(
     independently given the class; classes have prevalence ``p_k``. EM starts from the vote shares
     of each item (the soft majority vote: Dawid & Skene's initialisation), then alternates the M step
     (prevalences and confusion matrices from the current posteriors) and the E step (posteriors),
-    until the observed-data log-likelihood changes by less than ``tol`` relative. A rater may label
+    until the observed-data log-likelihood changes by less than ``tol`` relative. The classes are
+    identified only up to relabelling: the fit assumes most raters do better than chance (when
+    most flip the labels, it returns the flipped solution). A rater may label
     an item more than once. Zero confusion probabilities are floored at 1e-12 inside the logarithm
     (a numerical guard only). At most 50 distinct labels (it is a model for categories).
 
@@ -241,7 +248,7 @@ def aggregate_panel(
     The last two are for categorical labels (at most 50 distinct values).
 
     With ``leave_family_out=True`` each item is scored only by judges whose ``judge_family`` differs
-    from the item's ``policy_family`` (self-preference guard); a missing family never matches.
+    from the item's ``policy_family`` (self-preference guard); a missing or blank family never matches.
 
     Parameters
     ----------
@@ -345,7 +352,8 @@ def aggregate_panel(
         jf = df["judge_family"].to_numpy(dtype=object)
         pf = df["policy_family"].to_numpy(dtype=object)
         _check_families({"judge_family": jf, "policy_family": pf})
-        same = ~_isna(jf) & ~_isna(pf) & (jf == pf)
+        known = ~_isna(jf) & ~_isna(pf) & ~_blank(jf) & ~_blank(pf)  # a blank family is unknown
+        same = known & (jf == pf)
         kept = work.loc[~same]
         lost = np.setdiff1d(work["_item"].unique(), kept["_item"].unique())
         if lost.size:
@@ -368,6 +376,14 @@ def aggregate_panel(
         agg = _majority(work)
     else:
         ds = dawid_skene(work, item="_item", rater="judge", label="judge_score")
+        if not ds.converged:  # the result's flag is not in the returned frame: say it
+            warnings.warn(
+                f"aggregate_panel: the Dawid–Skene EM stopped at its {ds.n_iter}-iteration limit "
+                "before converging; the posterior column may still move (the labels seldom do). "
+                "Fit cje.pairwise.dawid_skene with a larger max_iter to check.",
+                CJEWarning,
+                stacklevel=2,
+            )
         agg = ds.labels
         extra["posterior"] = ds.posterior.max(axis=1)
 
@@ -377,6 +393,11 @@ def aggregate_panel(
     for name, ser in extra.items():
         out[name] = ser.reindex(n_judges.index).to_numpy()
     return out.reset_index(drop=True)
+
+
+def _blank(values: np.ndarray) -> np.ndarray:
+    """Whether each cell is an empty or all-space string."""
+    return np.array([isinstance(v, str) and not v.strip() for v in values.tolist()], dtype=bool)
 
 
 def _item_ref(keys: Any, it: int) -> str:
