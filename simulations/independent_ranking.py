@@ -30,7 +30,8 @@ share ``c`` over ``r`` replicates: ``sqrt(c(1 − c)/r)``. Writes
 
 Usage::
 
-    python simulations/independent_ranking.py [--reps 400] [--n-jobs 1] [--cells a,b]
+    python simulations/independent_ranking.py [--reps 1000] [--reps-off 400] [--n-jobs 1]
+        [--cells a,b [--append]]
 """
 
 from __future__ import annotations
@@ -68,17 +69,85 @@ class Cell:
     label: str = "binary"
     bias: tuple[float, ...] = field(default=())
     note: str = ""
+    #: off-policy: per target, the share of each pair's mass on its judge-favoured type (see OFF_*)
+    tilt: tuple[tuple[float, ...], ...] = field(default=())
+    #: off-policy: per target, an exponential tilt of the pairs' masses towards the better pairs
+    lift: tuple[float, ...] = field(default=())
+    fresh: bool = True
+    #: direct: labels in a probe slice (own prompts, all labelled) of every policy but p00; 0: none
+    probe: int = 0
+
+    @property
+    def offpolicy(self) -> bool:
+        return bool(self.tilt)
 
     @property
     def n_policies(self) -> int:
-        return len(self.mu)
+        return len(self.tilt) + 1 if self.tilt else len(self.mu)
 
     def biases(self) -> tuple[float, ...]:
         return self.bias if self.bias else (0.0,) * len(self.mu)
 
     def truth(self) -> dict[str, float]:
+        if self.offpolicy:
+            return {"base": float((OFF_P0 * OFF_VALUE).sum()),
+                    **{f"t{k}": float((_off_target(self, k) * OFF_VALUE).sum()) for k in range(len(self.tilt))}}
         s = math.sqrt(1.64 if self.label == "binary" else 2.64)
         return {f"p{k:02d}": _phi(m / s) for k, m in enumerate(self.mu)}
+
+
+# ------------------------------------------------------------------ off-policy process
+#: response types come in pairs of equal value; the judge over-rates the second of each pair
+OFF_QUALITY = np.array([-1.2, -0.6, 0.0, 0.6, 1.2])
+OFF_PAIR_MASS = np.array([0.15, 0.25, 0.25, 0.2, 0.15])
+OFF_STYLE = 1.0  # judge points added to a pair's second type
+#: logging policy: each pair's mass split evenly; types (2j, 2j+1) belong to pair j
+OFF_P0 = np.repeat(OFF_PAIR_MASS / 2, 2)
+#: exact value of each type: P(q − d + ε > 0) with d ~ N(0, 0.8²), ε ~ N(0, 1)
+OFF_VALUE = np.repeat([_phi(q / math.sqrt(1.64)) for q in OFF_QUALITY], 2)
+
+
+def _off_target(cell: Cell, k: int) -> np.ndarray:
+    """Target ``k``'s type distribution: its pair masses (tilted by ``lift``) split by ``tilt``."""
+    mass = OFF_PAIR_MASS * np.exp((cell.lift[k] if cell.lift else 0.0) * OFF_QUALITY)
+    mass = mass / mass.sum()
+    share = np.asarray(cell.tilt[k])
+    return np.column_stack([mass * (1 - share), mass * share]).ravel()
+
+
+def _off_responses(rng: np.random.Generator, p: np.ndarray, pid: np.ndarray, d: np.ndarray,
+                   u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t = rng.choice(p.size, size=pid.size, p=p)
+    z = OFF_QUALITY[t // 2] - d[pid] + rng.standard_normal(pid.size)
+    lat = z + u[pid] + 0.6 * rng.standard_normal(pid.size)
+    s = np.clip(np.round(1 + 9 / (1 + np.exp(-lat)) + OFF_STYLE * (t % 2)), 1, 10)
+    return t, s, (z > 0).astype(float)
+
+
+def _off_data(cell: Cell, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    g = cell.n_prompts
+    d, u = 0.8 * rng.standard_normal(g), 0.4 * rng.standard_normal(g)
+    pid = np.arange(g)
+    t, s, y = _off_responses(rng, OFF_P0, pid, d, u)
+    logged = pd.DataFrame({"prompt_id": pid, "policy": "base", "judge_score": s,
+                           "oracle_label": np.where(rng.random(g) < cell.label_share, y, np.nan),
+                           "logprob_base": np.log(OFF_P0[t])})
+    for k in range(len(cell.tilt)):
+        logged[f"logprob[t{k}]"] = np.log(_off_target(cell, k)[t])
+    if not cell.fresh:
+        return logged, None
+    fresh = [pd.DataFrame({"prompt_id": pid, "policy": "base",
+                           "judge_score": _off_responses(rng, OFF_P0, pid, d, u)[1]})]
+    for k in range(len(cell.tilt)):
+        fresh.append(pd.DataFrame({"prompt_id": pid, "policy": f"t{k}", "judge_score":
+                                   _off_responses(rng, _off_target(cell, k), pid, d, u)[1]}))
+    return logged, pd.concat(fresh, ignore_index=True)
+
+
+def _shares(k: int, spread: float) -> tuple[float, ...]:
+    """Target ``k``'s judge-favoured share per pair: 0.5 ± spread, the sign alternating by k."""
+    sign = 1 if k % 2 else -1
+    return tuple(float(np.clip(0.5 + sign * spread * (1 + 0.25 * j) / 2, 0.05, 0.95)) for j in range(5))
 
 
 def _ladder(p: int, step: float) -> tuple[float, ...]:
@@ -116,6 +185,16 @@ CELLS = [
     Cell("null12_one", (0.0,) * 12, 500, labelled="one", label_share=0.25,
          bias=(0.0,) * 8 + (1.0,) * 4,
          note="global null, 12 policies, labels (25%) on p00 only; judge over-rates p08-p11 by 1"),
+    Cell("probe12", (0.0,) * 12, 500, labelled="one", label_share=0.2, probe=30,
+         bias=tuple(1.5 * (k % 3 == 1) for k in range(12)),
+         note="global null, 12 policies, labels (20%) on p00 only, a 30-label probe slice on each "
+              "other; judge over-rates every third by 1.5"),
+    Cell("probe25", (0.0,) * 25, 400, labelled="one", label_share=0.2, probe=30,
+         bias=tuple(1.5 * (k % 3 == 1) for k in range(25)),
+         note="as `probe12` with 25 policies, 400 rows"),
+    Cell("near_bound25", (1.9,) * 25, 400, label_share=0.05, bias=(1.5,) * 8 + (0.0,) * 17,
+         note="global null near the bound (true rate 0.931), 25 policies, judge over-rates 8 by 1.5, "
+              "400 rows, 5% labels (~20 own)"),
     Cell("tiers12", _tiers(12, (0.25, 0.0, -0.25)), 500,
          note="3 true tiers of 4 (mu 0.25/0/-0.25), 12 policies, 500 rows, 10% labels"),
     Cell("tiers25_bias", _tiers(25, (0.25, 0.0, -0.25)), 400, bias=tuple(1.0 * (k % 3 == 2) for k in range(25)),
@@ -126,6 +205,14 @@ CELLS = [
          note="ladder of 25, mu step 0.08, 800 rows, 10% labels"),
     Cell("top_tie12", (0.25, 0.25) + (0.0,) * 10, 500,
          note="two tied best (mu 0.25) above ten at 0, 500 rows, 10% labels"),
+    Cell("off8_null", (), 2000, tilt=tuple(_shares(k, 0.2 + 0.1 * (k // 2)) for k in range(8)),
+         note="off-policy global null: base + 8 targets of equal value that move mass to or from "
+              "the type the judge over-rates; 2,000 logged rows, 10% labels, fresh draws (DR)"),
+    Cell("off8_null_ips", (), 2000, tilt=tuple(_shares(k, 0.2 + 0.1 * (k // 2)) for k in range(8)),
+         fresh=False, note="as `off8_null` without fresh draws (importance weighting only)"),
+    Cell("off8_ladder", (), 2000, tilt=tuple(_shares(k, 0.3) for k in range(8)),
+         lift=tuple(0.04 * k for k in range(8)),
+         note="off-policy ladder: 8 targets tilted towards better pairs by 0-0.28, 2,000 rows, 10% labels, DR"),
 ]
 
 
@@ -148,13 +235,29 @@ def _data(cell: Cell, rng: np.random.Generator) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _probe(cell: Cell, k: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Policy ``k``'s probe slice: ``cell.probe`` fresh prompts, one labelled response each."""
+    one = Cell("probe", (cell.mu[k],), cell.probe, label_share=1.0, label=cell.label,
+               bias=(cell.biases()[k],))
+    df = _data(one, rng).drop(columns="policy")
+    return df.assign(prompt_id=[f"r{i}" for i in range(len(df))])
+
+
 def replicate(cell: Cell, seed: int) -> dict:
     """One data set, one ``cje.analyze``; the claims a reader takes from the report, scored."""
     rng = np.random.default_rng([seed, zlib.crc32(cell.name.encode())])
-    data = _data(cell, rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rep = cje.analyze(data, judge_scale=(1, 10), label_scale=(0, 1), progress=False)
+        if cell.offpolicy:
+            logged, fresh = _off_data(cell, rng)
+            rep = cje.analyze(logged, fresh_draws=fresh, judge_scale=(1, 10), label_scale=(0, 1),
+                              progress=False)
+        else:
+            data = _data(cell, rng)
+            probes = {f"p{k:02d}": _probe(cell, k, rng) for k in range(1, cell.n_policies)} \
+                if cell.probe else None
+            rep = cje.analyze(data, probes=probes, judge_scale=(1, 10), label_scale=(0, 1),
+                              progress=False)
     truth = cell.truth()
     status = {e.policy: e.status for e in rep.estimates}
     tol = 1e-12
@@ -208,10 +311,11 @@ def _share(x) -> str:
     return f"{c:.3f} ± {math.sqrt(c * (1 - c) / r):.3f}"
 
 
-def tables(results: list[dict], cells: list[Cell], seconds: float, reps: int) -> str:
+def tables(results: list[dict], cells: list[Cell], seconds: float, reps: tuple[int, int]) -> str:
     res = pd.DataFrame(results)
     out = ["# Tables", "",
-           f"Command: `python simulations/independent_ranking.py --reps {reps} --n-jobs 1`. "
+           f"Command: `python simulations/independent_ranking.py --reps {reps[0]} --reps-off {reps[1]} "
+           "--n-jobs 1`. "
            f"Runtime {seconds:.0f} s on one core. `cje.analyze` defaults (alpha = 0.05); share ± MC SE.",
            "", "## Claims", "",
            "| cell | design | policies (pairs) | all OK | sig. pairs / rep | any wrong 'Better' "
@@ -251,21 +355,30 @@ READING = "# Independent check — many policies: 'Better' claims, tiers, the to
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=400)
+    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--reps-off", type=int, default=400, help="replicates of the off-policy cells")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--cells", default="")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--append", action="store_true",
+                    help="add this run's tables (of --cells) after those already in --out")
     a = ap.parse_args()
     cells = [c for c in CELLS if not a.cells or c.name in a.cells.split(",")]
+    if a.cells and len(cells) != len(a.cells.split(",")):
+        raise SystemExit(f"unknown cell in {a.cells!r}")
     t0 = time.time()
-    jobs = [(c, s) for c in cells for s in range(a.reps)]
+    jobs = [(c, s) for c in cells for s in range(a.reps_off if c.offpolicy else a.reps)]
     results = Parallel(n_jobs=a.n_jobs)(delayed(replicate)(c, s) for c, s in jobs)
     secs = time.time() - t0
-    text = tables(results, cells, secs, a.reps)
+    text = tables(results, cells, secs, (a.reps, a.reps_off))
     path = Path(a.out)
     head = path.read_text().split("# Tables")[0] if path.exists() and "# Tables" in path.read_text() \
         else READING
-    path.write_text(head + text)
+    if a.append and path.exists():
+        text = path.read_text().rstrip("\n") + "\n\n" + text.replace("# Tables\n\n", "## Further cells\n\n", 1)
+        path.write_text(text)
+    else:
+        path.write_text(head + text)
     print(text)
 
 
