@@ -91,7 +91,8 @@ class Cell:
     def truth(self) -> dict[str, float]:
         if self.offpolicy:
             return {"base": float((OFF_P0 * OFF_VALUE).sum()),
-                    **{f"t{k}": float((_off_target(self, k) * OFF_VALUE).sum()) for k in range(len(self.tilt))}}
+                    **{f"t{k}": float((_off_target(self, k) * OFF_VALUE).sum())
+                       for k in range(len(self.tilt))}}
         s = math.sqrt(1.64 if self.label == "binary" else 2.64)
         return {f"p{k:02d}": _phi(m / s) for k, m in enumerate(self.mu)}
 
@@ -159,7 +160,8 @@ def _tiers(p: int, levels: tuple[float, ...]) -> tuple[float, ...]:
 
 
 CELLS = [
-    Cell("null6_2000", (0.0,) * 6, 2000, label_share=0.05, note="global null, 6 policies, 2,000 rows, 5% labels"),
+    Cell("null6_2000", (0.0,) * 6, 2000, label_share=0.05,
+         note="global null, 6 policies, 2,000 rows, 5% labels"),
     Cell("null12_500", (0.0,) * 12, 500, note="global null, 12 policies, 500 rows, 10% labels"),
     Cell("null25_400", (0.0,) * 25, 400, note="global null, 25 policies, 400 rows, 10% labels"),
     Cell("null25_2000", (0.0,) * 25, 2000, label_share=0.05,
@@ -197,7 +199,8 @@ CELLS = [
               "400 rows, 5% labels (~20 own)"),
     Cell("tiers12", _tiers(12, (0.25, 0.0, -0.25)), 500,
          note="3 true tiers of 4 (mu 0.25/0/-0.25), 12 policies, 500 rows, 10% labels"),
-    Cell("tiers25_bias", _tiers(25, (0.25, 0.0, -0.25)), 400, bias=tuple(1.0 * (k % 3 == 2) for k in range(25)),
+    Cell("tiers25_bias", _tiers(25, (0.25, 0.0, -0.25)), 400,
+         bias=tuple(1.0 * (k % 3 == 2) for k in range(25)),
          note="3 true tiers (9/8/8), 25 policies, judge over-rates every third by 1, 400 rows, 10% labels"),
     Cell("ladder12", _ladder(12, 0.1), 1000,
          note="ladder of 12, mu step 0.1, 1,000 rows, 10% labels"),
@@ -212,7 +215,8 @@ CELLS = [
          fresh=False, note="as `off8_null` without fresh draws (importance weighting only)"),
     Cell("off8_ladder", (), 2000, tilt=tuple(_shares(k, 0.3) for k in range(8)),
          lift=tuple(0.04 * k for k in range(8)),
-         note="off-policy ladder: 8 targets tilted towards better pairs by 0-0.28, 2,000 rows, 10% labels, DR"),
+         note="off-policy ladder: 8 targets tilted towards better pairs by 0-0.28, 2,000 rows, "
+              "10% labels, DR"),
 ]
 
 
@@ -311,11 +315,12 @@ def _share(x) -> str:
     return f"{c:.3f} ± {math.sqrt(c * (1 - c) / r):.3f}"
 
 
-def tables(results: list[dict], cells: list[Cell], seconds: float, reps: tuple[int, int]) -> str:
+def tables(results: list[dict], cells: list[Cell], seconds: float, reps: tuple[int, int],
+           only: str = "") -> str:
     res = pd.DataFrame(results)
     out = ["# Tables", "",
            f"Command: `python simulations/independent_ranking.py --reps {reps[0]} --reps-off {reps[1]} "
-           "--n-jobs 1`. "
+           f"--n-jobs 1{only}`. "
            f"Runtime {seconds:.0f} s on one core. `cje.analyze` defaults (alpha = 0.05); share ± MC SE.",
            "", "## Claims", "",
            "| cell | design | policies (pairs) | all OK | sig. pairs / rep | any wrong 'Better' "
@@ -345,7 +350,8 @@ def tables(results: list[dict], cells: list[Cell], seconds: float, reps: tuple[i
         lev = [c for d in g.lev_cov for c, s in d.values() if s == "OK"]
         lev_s = _share(lev) if lev else "—"
         okc_s = f"{np.mean(okc):.4f}" if okc else "—"
-        out.append(f"| `{cell.name}` | {len(g)} | {g.pair_cov.mean():.4f} | {okc_s} | {_share(g.cover_all)} | "
+        out.append(f"| `{cell.name}` | {len(g)} | {g.pair_cov.mean():.4f} | {okc_s} | "
+                   f"{_share(g.cover_all)} | "
                    f"{lev_s} | {g.median_se.median():.4f} | {g.dfs.median():.1f} |")
     return "\n".join(out) + "\n"
 
@@ -370,12 +376,14 @@ def main() -> None:
     jobs = [(c, s) for c in cells for s in range(a.reps_off if c.offpolicy else a.reps)]
     results = Parallel(n_jobs=a.n_jobs)(delayed(replicate)(c, s) for c, s in jobs)
     secs = time.time() - t0
-    text = tables(results, cells, secs, (a.reps, a.reps_off))
+    only = f" --cells {a.cells}" + (" --append" if a.append else "") if a.cells else ""
+    text = tables(results, cells, secs, (a.reps, a.reps_off), only)
     path = Path(a.out)
     head = path.read_text().split("# Tables")[0] if path.exists() and "# Tables" in path.read_text() \
         else READING
     if a.append and path.exists():
-        text = path.read_text().rstrip("\n") + "\n\n" + text.replace("# Tables\n\n", "## Further cells\n\n", 1)
+        more = text.replace("## ", "### ").replace("# Tables\n\n", "## Further cells\n\n", 1)
+        text = path.read_text().rstrip("\n") + "\n\n" + more
         path.write_text(text)
     else:
         path.write_text(head + text)
