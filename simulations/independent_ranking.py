@@ -76,6 +76,11 @@ class Cell:
     fresh: bool = True
     #: direct: labels in a probe slice (own prompts, all labelled) of every policy but p00; 0: none
     probe: int = 0
+    #: direct: each policy answers its own random ``subset`` of the prompts (once each); 0: all
+    subset: int = 0
+    #: direct: label shares spread evenly from 4% to 30% over the policies (in a random order)
+    spread_labels: bool = False
+    alpha: float = 0.05
 
     @property
     def offpolicy(self) -> bool:
@@ -197,6 +202,13 @@ CELLS = [
     Cell("near_bound25", (1.9,) * 25, 400, label_share=0.05, bias=(1.5,) * 8 + (0.0,) * 17,
          note="global null near the bound (true rate 0.931), 25 policies, judge over-rates 8 by 1.5, "
               "400 rows, 5% labels (~20 own)"),
+    Cell("unbalanced25", (0.0,) * 25, 400, subset=150, spread_labels=True, bias=(1.5,) * 8 + (0.0,) * 17,
+         note="global null, 25 policies each on its own random 150 of 400 prompts, label shares 4-30% "
+              "by policy, judge over-rates 8 by 1.5"),
+    Cell("null25_bias_few_a01", (0.0,) * 25, 300, label_share=0.05, bias=(1.5,) * 8 + (0.0,) * 17,
+         alpha=0.01, note="as `null25_bias_few` at alpha = 0.01 (Holm's first threshold 3.3e-5)"),
+    Cell("null40_bias_few_a01", (0.0,) * 40, 250, label_share=0.06, bias=(1.5,) * 10 + (0.0,) * 30,
+         alpha=0.01, note="as `null40_bias_few` at alpha = 0.01 (first threshold 1.3e-5)"),
     Cell("tiers12", _tiers(12, (0.25, 0.0, -0.25)), 500,
          note="3 true tiers of 4 (mu 0.25/0/-0.25), 12 policies, 500 rows, 10% labels"),
     Cell("tiers25_bias", _tiers(25, (0.25, 0.0, -0.25)), 400,
@@ -226,12 +238,17 @@ def _data(cell: Cell, rng: np.random.Generator) -> pd.DataFrame:
     u = 0.4 * rng.standard_normal(g)
     pid = np.repeat(np.arange(g), r)
     parts = []
+    shares = np.full(cell.n_policies, cell.label_share)
+    if cell.spread_labels:
+        shares = rng.permutation(np.linspace(0.04, 0.30, cell.n_policies))
+    every = pid
     for k, (m, b) in enumerate(zip(cell.mu, cell.biases(), strict=True)):
+        pid = np.sort(rng.choice(g, cell.subset, replace=False)) if cell.subset else every
         z = m - d[pid] + rng.standard_normal(pid.size)
         y = (z > 0).astype(float) if cell.label == "binary" else np.array([_phi(v) for v in z])
         lat = z + u[pid] + 0.6 * rng.standard_normal(pid.size)
         s = np.clip(np.round(1 + 9 / (1 + np.exp(-lat)) + b), 1, 10)
-        lab = rng.random(pid.size) < cell.label_share
+        lab = rng.random(pid.size) < shares[k]
         if cell.labelled == "one" and k > 0:
             lab[:] = False
         parts.append(pd.DataFrame({"prompt_id": pid, "policy": f"p{k:02d}", "judge_score": s,
@@ -261,7 +278,7 @@ def replicate(cell: Cell, seed: int) -> dict:
             probes = {f"p{k:02d}": _probe(cell, k, rng) for k in range(1, cell.n_policies)} \
                 if cell.probe else None
             rep = cje.analyze(data, probes=probes, judge_scale=(1, 10), label_scale=(0, 1),
-                              progress=False)
+                              progress=False, alpha=cell.alpha)
     truth = cell.truth()
     status = {e.policy: e.status for e in rep.estimates}
     tol = 1e-12
@@ -321,7 +338,8 @@ def tables(results: list[dict], cells: list[Cell], seconds: float, reps: tuple[i
     out = ["# Tables", "",
            f"Command: `python simulations/independent_ranking.py --reps {reps[0]} --reps-off {reps[1]} "
            f"--n-jobs 1{only}`. "
-           f"Runtime {seconds:.0f} s on one core. `cje.analyze` defaults (alpha = 0.05); share ± MC SE.",
+           f"Runtime {seconds:.0f} s on one core. `cje.analyze` defaults (alpha = 0.05 unless the cell "
+           "says otherwise); share ± MC SE.",
            "", "## Claims", "",
            "| cell | design | policies (pairs) | all OK | sig. pairs / rep | any wrong 'Better' "
            "(FWER) | any wrong, OK pairs | per-pair wrong | wrong ranking | wrong ranking, OK | "

@@ -5,7 +5,8 @@ family-wise error (``simulations/independent_ranking.py``, results in
 The process is numpy only (not ``cje.synthetic``), with exact truth. With 25 policies the Holm
 adjustment works at ``0.05/300``, far out in the t tail, where an error in a contrast's standard
 error or degrees of freedom that is harmless at 5% would multiply. Measured there at 1,000
-replicates: 0.8-3.9% of replicates with any wrong claim; these tests keep that from drifting.
+replicates: 0.7-3.9% of replicates with any wrong claim between OK policies; these tests keep
+that from drifting.
 The exact-truth test is fast; the Monte Carlo tests are slow-tier only.
 """
 
