@@ -84,9 +84,8 @@ def test_repeated_labels_gave_ok_intervals_that_under_cover():
 
     covered, refused = [], 0
     for seed in range(150):
-        try:
-            rows = direct_replicate(seed, 0.10, 50, "copylab")
-        except CJEInputError:
+        rows = direct_replicate(seed, 0.10, 50, "copylab")  # (a refused input: one row, 'refused')
+        if rows[0]["what"] == "refused":
             refused += 1
             rows = direct_replicate(seed, 0.10, 0, "own")  # the own labels, no probe
         covered += [r["covered"] for r in rows if r["what"] == "level" and r["policy"] != "base"
@@ -95,3 +94,48 @@ def test_repeated_labels_gave_ok_intervals_that_under_cover():
     c = float(np.mean(covered))
     assert c >= 0.93 - 2 * np.sqrt(c * (1 - c) / len(covered)), (c, len(covered))
     assert set(TRUTH) >= {"P0", "P05", "P10", "PS"}
+
+
+def _probe_of_b(seed: int, n: int, top: bool) -> pd.DataFrame:
+    """n responses of B on new prompts: a random sample, or the n highest-scored of 4n."""
+    rng = np.random.default_rng(seed)
+    m = 4 * n if top else n
+    d = rng.standard_normal(m)
+    y = _sig(0.2 - d + 0.6 * rng.standard_normal(m))
+    s = np.clip(np.round(1 + 9 * _sig(0.2 - d + 0.8 * rng.standard_normal(m)) + 1.0), 1, 10)
+    pr = pd.DataFrame({"prompt_id": [f"r{i}" for i in range(m)], "judge_score": s,
+                       "oracle_label": y})
+    return pr.sort_values("judge_score", ascending=False, kind="stable").iloc[:n] if top else pr
+
+
+def test_probe_of_the_top_scored_responses_is_cautioned():
+    """A probe of B's highest-scored responses is not a random sample of B's responses (its mean
+    judge score is far above theirs): CAUTION with the reason. A random probe is not."""
+    data = _data(3, frac_b=0.0)
+    top = cje.analyze(data, probes={"B": _probe_of_b(4, 60, True)}, **SCALES)["B"]
+    assert top.status == "CAUTION"
+    assert any("does not look like a random sample" in r for r in top.reasons), top.reasons
+    assert top.diagnostics["probe_score_z"] > 3.29 and top.diagnostics["probe_score_shift"] > 1
+    rnd = cje.analyze(data, probes={"B": _probe_of_b(4, 60, False)}, **SCALES)["B"]
+    assert not any("random sample" in r for r in rnd.reasons), rnd.reasons
+    assert abs(rnd.diagnostics["probe_score_z"]) < 3.29
+
+
+@pytest.mark.slow
+def test_top_scored_probe_gave_ok_intervals_that_under_cover():
+    """The reproduction: a probe of the top-scored quarter of PS's responses (a judge that
+    over-rates only its high scores) corrected its level by the residual of those scores only;
+    OK intervals covered 0.75-0.80 in the study. Now such probes are CAUTION, and the OK ones
+    cover."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations"))
+    from independent_probes import direct_replicate
+
+    ok, covered = 0, []
+    for seed in range(200):
+        for r in direct_replicate(seed, 0.25, 100, "top"):
+            if r["what"] == "level" and r["policy"] == "PS" and r["status"] == "OK":
+                ok += 1
+                covered.append(r["covered"])
+    assert ok <= 4, ok  # (the study before: OK in 79% of replicates, covering 0.75)
+    if covered:
+        assert np.mean(covered) >= 0.5
