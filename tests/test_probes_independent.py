@@ -5,7 +5,7 @@ data. Given again as the probe (``probes={"B": data[labelled rows of B]}``), the
 entered B's residual term twice — once as its own labels, once as the probe, pooled with weights
 ``m/(m + n_P)`` as if independent — and the level's interval was about ``1/√2`` as wide in its
 residual part as the labels allow. Measured on the independent process (four policies, 10% own
-labels each, the probe = those rows): OK intervals covered 0.85–0.92 (status OK in every
+labels each, the probe = those rows): OK intervals covered 0.84–0.88 (status OK in every
 replicate). The same rows are also training rows of the calibration, so the transport audit on
 them read in-sample residuals. Such a probe is now refused with a message that says why.
 """
@@ -77,7 +77,7 @@ def test_probe_labelling_unlabelled_rows_of_the_data_is_accepted():
 @pytest.mark.slow
 def test_repeated_labels_gave_ok_intervals_that_under_cover():
     """The reproduction: with the probe = B's own labelled rows the OK intervals under-covered
-    (0.85–0.92 in the study); the same rows alone (no probe) cover. Now the probe is refused, and
+    (0.84–0.88 in the study); the same rows alone (no probe) cover. Now the probe is refused, and
     the level from the own labels alone is what the user gets."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations"))
     from independent_probes import TRUTH, direct_replicate
