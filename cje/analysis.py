@@ -319,6 +319,7 @@ def analyze(
                       columns=columns, covariates=cov, policy=pol)
         _no_design(pr, f"probes[{pol!r}]")
         _probe_policy_column(pol, pr)
+        _probe_repeats_labels(pol, pr, ev)
         if pr.n_labels < 2:
             raise CJEInputError(
                 f"The probe slice of {pol!r} needs oracle labels on at least 2 rows; it has "
@@ -496,6 +497,43 @@ def _no_design(ev: Any, what: str) -> None:
             f"{what} has a non-uniform 'label_probability' column, which is supported only on the "
             "main data of fresh draws (direct mode) for now. Drop the column if its labels are a "
             "uniform random sample, or analyse it as the main data.")
+
+
+def _probe_repeats_labels(pol: str, pr: Any, ev: Any) -> None:
+    """A probe slice that repeats labelled rows of its policy in the data is refused: the same
+    label would enter the residual term twice (as the policy's own label and as the probe's,
+    pooled as if independent, so the interval is too narrow), and the repeated rows train the
+    calibration, so the transport audit would read in-sample residuals. A repeat is a probe row
+    with the ``(prompt_id, draw_idx, judge_score, oracle_label)`` of a labelled row of ``pol``.
+    Labels on responses the data holds *unlabelled* are new labels and are kept."""
+    import numpy as np
+    import pandas as pd
+
+    if pol not in ev.policies:
+        return
+    mine = np.flatnonzero((ev.policy_code == ev.policies.index(pol)) & ev.labelled)
+    keep = np.flatnonzero(pr.labelled)
+    if not mine.size or not keep.size:
+        return
+
+    def keys(d: Any, rows: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"prompt_id": d.prompts[d.prompt_code[rows]], "draw": d.draw_idx[rows],
+                             "s": d.judge_score[rows], "y": d.oracle_label[rows]})
+
+    probe = keys(pr, keep)
+    hit = probe.merge(keys(ev, mine).drop_duplicates(), how="left", indicator=True)["_merge"]
+    n = int((hit == "both").sum())
+    if not n:
+        return
+    first = probe.loc[(hit == "both").to_numpy()].iloc[0]
+    raise CJEInputError(
+        f"The probe slice of {pol!r} (probes[{pol!r}]) repeats labelled rows of {pol!r} in the "
+        f"data: {n} of its {keep.size} labelled rows match one in prompt, draw, judge score and "
+        f"label (e.g. prompt_id={first['prompt_id']!r}). Those labels would count twice (as the "
+        f"policy's own and as the probe's) and the interval would be too narrow. Give as the "
+        f"probe only labels not in the data (the policy's own labels already correct its level); "
+        f"a different response to the same prompt needs its own draw_idx."
+    )
 
 
 def _probe_policy_column(pol: str, pr: Any) -> None:

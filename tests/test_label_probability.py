@@ -283,8 +283,10 @@ def test_unsupported_combinations_are_refused() -> None:
     kw = dict(judge_scale=(0, 1), label_scale=(0, 1))
     with pytest.raises(CJEInputError, match="monotone calibration"):
         cje.analyze(df, mode="two_stage", **kw)
+    other = df[df.policy == "a"].drop(columns="label_probability")  # (on prompts of its own:
+    other = other.assign(prompt_id="new-" + other.prompt_id.astype(str))  # not a's labels again)
     with pytest.raises(CJEInputError, match="probes="):
-        cje.analyze(df, probes={"a": df[df.policy == "a"].drop(columns="label_probability")}, **kw)
+        cje.analyze(df, probes={"a": other}, **kw)
     with pytest.raises(CJEInputError, match="calibration= data"):
         cje.analyze(df, calibration=df.drop(columns="label_probability"), **kw)
     # logged data: the off-policy residual terms are not weighted by π yet

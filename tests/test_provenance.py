@@ -34,7 +34,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, sim: cje.synthetic.Synthetic
     sim.data.to_csv(data, index=False)
     probe = d / "verbose_probe.csv"
     labelled = sim.data[(sim.data.policy == "verbose") & sim.data.oracle_label.notna()]
-    labelled.to_csv(probe, index=False)
+    # on prompts of their own: the data's labelled rows given again as a probe are refused
+    labelled.assign(prompt_id="probe-" + labelled.prompt_id.astype(str)).to_csv(probe, index=False)
     return {"data": data, "probe": probe}
 
 

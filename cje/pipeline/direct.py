@@ -26,7 +26,7 @@ from cje.pipeline.core import (
     own_part_cross,
     own_part_sums,
 )
-from cje.pipeline.probes import ProbeUse, combine
+from cje.pipeline.probes import ProbeUse, combine, score_balance
 from cje.pipeline.summaries import UnitView, naive_judge_mean, to_unit
 from cje.report import Report
 from cje.results import PolicyEstimate
@@ -369,14 +369,26 @@ class DirectShape:
             st, why = label_reach_gate(*reach, n_own)
             if why:
                 status, reasons = worse_status(status, st), [*reasons, why]
+        diagnostics: dict[str, Any] = {}
+        if use is not None:  # is the probe a random sample of the policy's responses?
+            prow = self._probe_rows[self._probe_of[p]]
+            diff, z, why = score_balance(np.asarray(self.table.s[prow], dtype=float),
+                                         self.table.cluster[prow],
+                                         to_unit(self.ev.judge_score[rows], self.judge_scale),
+                                         self.table.cluster[rows])
+            lo, hi = self.judge_scale
+            diagnostics = {"probe_score_shift": diff * (hi - lo), "probe_score_z": z}
+            if why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         own = (0.0, 0.0, 0.0)
         if use is None and n_own and self._own is not None:
             own = tuple(float(x[p]) for x in self._own)
         return PolicyRows(cluster=cluster, n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
                           scores=self.ev.judge_score[rows], probe=use, status=status,
-                          reasons=reasons, no_variance=alone, own_ss=own[0],
-                          own_factor=own[1], own_m=own[2], covariates=self.table.covariates_of(rows))
+                          reasons=reasons, diagnostics=diagnostics, no_variance=alone,
+                          own_ss=own[0], own_factor=own[1], own_m=own[2],
+                          covariates=self.table.covariates_of(rows))
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The policies' judge scores (covariate medians over every row).
