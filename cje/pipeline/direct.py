@@ -372,12 +372,12 @@ class DirectShape:
         diagnostics: dict[str, Any] = {}
         if use is not None:  # is the probe a random sample of the policy's responses?
             prow = self._probe_rows[self._probe_of[p]]
-            diff, z, why = score_balance(np.asarray(self.table.s[prow], dtype=float),
+            lo, hi = self.judge_scale  # on the judge's scale, as the reason prints the means
+            diff, z, why = score_balance(lo + (hi - lo) * np.asarray(self.table.s[prow], dtype=float),
                                          self.table.cluster[prow],
-                                         to_unit(self.ev.judge_score[rows], self.judge_scale),
+                                         np.asarray(self.ev.judge_score[rows], dtype=float),
                                          self.table.cluster[rows])
-            lo, hi = self.judge_scale
-            diagnostics = {"probe_score_shift": diff * (hi - lo), "probe_score_z": z}
+            diagnostics = {"probe_score_shift": diff, "probe_score_z": z}
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         own = (0.0, 0.0, 0.0)
