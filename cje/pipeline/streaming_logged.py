@@ -1474,11 +1474,10 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
         kk = _hill_k(n)
         top_kk = raw.value(kk, "lam")
         first = raw.value(0, "lam")
-        if first == top_kk:
-            hill = nan
-        else:
-            excess = raw.top_sum(kk, "lam") - kk * top_kk
-            hill = float(kk / excess)
+        excess = raw.top_sum(kk, "lam") - kk * top_kk
+        # nan when the top k + 1 log-weights are equal, or differ only by rounding so that the
+        # excess cancels to 0 (discrete response types with a shared log-probability offset)
+        hill = nan if first == top_kk or not excess > 0.0 else float(kk / excess)
         # (the in-memory _hill on the weights themselves: the same number, logs of exp)
         _ = _hill
         out["hill_raw"] = hill
@@ -2045,8 +2044,11 @@ def _hill_of(orders: list[_Order], ns: list[int], eng: _Engine, ctx: dict,
             vals = v_l[b_l == bb]
             o.put(bb, {"lam": vals, "e": vals}, np.argsort(-vals, kind="stable"))
         first, top_kk = o.value(0, "lam"), o.value(kk, "lam")
-        out.append(float("nan") if first == top_kk
-                   else float(kk / (o.top_sum(kk, "lam") - kk * top_kk)))
+        # the excess sum cancels to 0 (or below) when the top k + 1 log-weights differ only by
+        # rounding (discrete response types whose log-probabilities carry a shared offset): no
+        # tail to measure, as when they are all equal
+        excess = o.top_sum(kk, "lam") - kk * top_kk
+        out.append(float("nan") if first == top_kk or not excess > 0.0 else float(kk / excess))
     return out
 
 
