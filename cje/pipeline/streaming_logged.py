@@ -1522,6 +1522,8 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
         out[f"excluded_{why.replace(' ', '_')}"] = cnt
     if tg.excluded.get("missing log-probability"):
         out["missing_score_z"] = tg.missing_score_z
+    if tg.excluded.get("no fresh draws for the prompt"):
+        out["no_fresh_score_z"] = tg.no_fresh_score_z
     out["weight_tail_raw"] = _weight_tail(n, lambda r: w_of(raw.value(r, "lam")))
     ss = float((tg.w_lab * tg.w_lab).sum())
     out["n_eff_labelled"] = float(tg.w_lab.sum()) ** 2 / ss if ss > 0 else 0.0
@@ -1863,6 +1865,15 @@ def analyze_logged_partitioned(
                     "fresh draws on every logged prompt: add them, or pass on_missing='drop' "
                     "(CLI --drop-missing) to exclude those rows (counted).")
             excluded["no fresh draws for the prompt"] = miss
+        fresh_z = float("nan")
+        if miss and n:
+            # the left-out rows' judge-score sums: those with the log-probability less the kept
+            # ones (cells per distinct score), for the missing-at-random check
+            # (cje.diagnostics.gates.excluded_rows_gate)
+            nd = cells[f"N{i}"].sum(axis=0).astype(float)
+            kept = np.array([nd @ distinct, nd @ (distinct * distinct)])
+            with_lp = np.asarray(scan["score_sums"][j][2:], dtype=float)
+            fresh_z = score_gap_z(miss, *(with_lp - kept), n, *kept)
         if n == 0:
             raise CJEInputError(
                 f"Target {name!r} has no usable logged rows (every row lacks its log-probability"
@@ -1883,6 +1894,7 @@ def analyze_logged_partitioned(
             w_max=np.where(cells[f"N{i}"] > 0, cells[f"max_e{i}"] * sc, -np.inf),
             lab=np.flatnonzero(ok), w_lab=w_lab, lam_lab=lam_lab, excluded=excluded, cache={})
         tg.missing_score_z = miss_z
+        tg.no_fresh_score_z = fresh_z
         if dr:
             rows_i = t["f_rows"]
             tg.nf = cells[f"nf{i}"].astype(float)
