@@ -7,10 +7,10 @@ The process (numpy only, exact truth by Gauss–Hermite quadrature):
 * Context-free policies over 10 discrete response types: quality ``q_k`` evenly from −1.5 to 1.5,
   every second type 'styled'. The logging policy ``base`` writes styled types a little less
   (logit −0.3 · style). Target ``A`` tilts toward styled and better types (logit
-  ``τ_A (style + q/2)``, population raw-weight ESS 50%); target ``B`` tilts toward quality and
-  away from style (logit ``τ_B (c · q + u_k)``, ``u`` a fixed pattern over the types unrelated to style) with ``τ_B`` set for a population ESS of 15% and
-  ``c`` set so that **V(B) = V(A) exactly**: the contrast A − B is a null, so every Holm-
-  significant "Better" between them is false.
+  ``τ_A (style + q/2)``, population raw-weight ESS 50%); target ``B`` mixes quality with a
+  fixed pattern ``u`` over the types unrelated to style (logit ``τ_B (c · q + u_k)``), ``τ_B``
+  set for a population ESS of 15% and ``c`` so that **V(B) = V(A) exactly**: the contrast
+  A − B is a null, so every Holm-significant "Better" between them is false.
 * Oracle label (binary) ``Y ~ Bernoulli(σ(1.2 q_k − 0.8 d))``; 25% of the logged rows labelled at
   random.
 * Judge score on the 0–10 integer grid ``round(10 σ(1.2 q_k − 0.8 d + 0.8 η) + b · style_k)``
@@ -270,7 +270,7 @@ def _cov(x: pd.Series) -> str:
 
 
 def tables(df: pd.DataFrame) -> list[str]:
-    """Markdown tables of the levels and the contrasts."""
+    """Markdown tables of the levels, the contrasts and the fresh-draw check."""
     lines = ["## Levels", "",
              "| cell | estimator | policy | n | coverage (all) | OK share | coverage (OK) | "
              "CAUTION | REFUSED | bias | mean width |",
@@ -296,6 +296,17 @@ def tables(df: pd.DataFrame) -> list[str]:
             f"{g.false_better.mean():.3f} | "
             f"{(ok.false_better.mean() if len(ok) else float('nan')):.3f} | "
             f"{(g.estimate - g.truth).mean():+.4f} |")
+    chk = df[df.kind == "check"]
+    if len(chk):
+        lines += ["", "## The fresh-draw check the data carry (not in cje)", "",
+                  "`fresh_consistency_z`: the fresh draws' mean judge score against the "
+                  "importance-weighted logged one (same prompts).", "",
+                  "| cell | target | n | mean z | SD z | share abs(z) > 3 | share abs(z) > 4 |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for (cell, name), g in chk.groupby(["cell", "name"], sort=False):
+            z = g.estimate
+            lines.append(f"| {cell} | {name} | {len(g)} | {z.mean():+.2f} | {z.std():.2f} | "
+                         f"{(z.abs() > 3).mean():.3f} | {(z.abs() > 4).mean():.3f} |")
     err = df[df.kind == "error"]
     if len(err):
         lines += ["", "## Errors", ""]
@@ -312,7 +323,11 @@ def main() -> None:
     ap.add_argument("--estimators", default="stacked-dr")
     ap.add_argument("--seed0", type=int, default=20261207)
     ap.add_argument("--out", default=str(RESULTS / "independent_dr.csv"))
+    ap.add_argument("--tables-only", action="store_true", help="re-print the tables of --out")
     args = ap.parse_args()
+    if args.tables_only:
+        print("\n".join(tables(pd.read_csv(args.out))))
+        return
     cells = args.cells.split(",")
     ests = tuple(args.estimators.split(","))
     print(f"truth: {TRUTH}; tau_A={TAU_A:.3f} tau_B={TAU_B:.3f} c_B={C_B:.3f}; "
@@ -320,7 +335,8 @@ def main() -> None:
           f"B={max(P_B / P_BASE):.2f}; stale truth A={_value(STALE['A']):.4f} "
           f"B={_value(STALE['B']):.4f}")
     t0 = time.time()
-    jobs = [(args.seed0 + 1000 * i + r, c) for i, c in enumerate(cells) for r in range(args.reps)]
+    order = list(CELLS)  # a cell keeps its seeds whichever cells are run
+    jobs = [(args.seed0 + 1000 * order.index(c) + r, c) for c in cells for r in range(args.reps)]
     res = Parallel(n_jobs=args.n_jobs)(delayed(replicate)(s, c, ests) for s, c in jobs)
     df = pd.DataFrame([row for rows in res for row in rows])
     df.to_csv(args.out, index=False)
