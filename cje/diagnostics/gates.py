@@ -751,21 +751,34 @@ def score_gap_z(n_miss: int, s1_miss: float, s2_miss: float, n_kept: int, s1_kep
     return (m1 - m0) / se
 
 
-def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple[str, str | None]:
-    """CAUTION when logged rows a target leaves out for a missing log-probability could move its
-    value, and look unlike the rows it keeps.
+#: The exclusions :func:`excluded_rows_gate` checks: (``excluded_*`` diagnostic, its Welch z
+#: diagnostic, what the left-out rows lack, the fix).
+_EXCLUSIONS = (
+    ("excluded_missing_log-probability", "missing_score_z", "no log-probability under it",
+     "Fill in the missing log-probabilities"),
+    ("excluded_no_fresh_draws_for_the_prompt", "no_fresh_score_z",
+     "no fresh draws of it on their prompt", "Add its fresh draws on those prompts"),
+)
 
-    A target's value is over the logged rows that have its log-probability. If the others differ
-    (e.g. scoring failed on the long responses) the value is off by as much as their share ``q``
-    of the label range. Missing at random leaves it unbiased, so the gate needs two things: the
-    worst case ``q`` exceeds :data:`EXCLUDED_SHIFT_SE` standard errors, and the left-out rows'
-    judge scores differ from the kept rows' (``diag["missing_score_z"]``, Welch's z, beyond
-    :data:`MISSING_SCORE_Z`). A difference the judge does not see goes unnoticed.
+
+def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple[str, str | None]:
+    """CAUTION when logged rows a target leaves out — for a missing log-probability, or (DR
+    estimators, ``on_missing="drop"``) for want of its fresh draws on their prompt — could move
+    its value, and look unlike the rows it keeps.
+
+    A target's value is over the logged rows it keeps. If the others differ (e.g. scoring failed
+    on the long responses, or generation timed out on the hard prompts) the value is off by as
+    much as their share ``q`` of the label range. Missing at random leaves it unbiased, so the
+    gate needs two things, for either kind of exclusion: the worst case ``q`` exceeds
+    :data:`EXCLUDED_SHIFT_SE` standard errors, and the left-out rows' judge scores differ from
+    the kept rows' (``diag["missing_score_z"]`` / ``diag["no_fresh_score_z"]``, Welch's z,
+    beyond :data:`MISSING_SCORE_Z`). A difference the judge does not see goes unnoticed.
 
     Parameters
     ----------
     diag : Mapping
-        The target's diagnostics (``excluded_missing_log-probability``, ``missing_score_z``).
+        The target's diagnostics (``excluded_missing_log-probability``, ``missing_score_z``,
+        ``excluded_no_fresh_draws_for_the_prompt``, ``no_fresh_score_z``).
     n_rows : int
         The logged rows it keeps.
     se : float
@@ -774,7 +787,7 @@ def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple
     Returns
     -------
     (str, str or None)
-        Status and reason (None when OK).
+        Status and reason (None when OK; the reasons of both kinds joined when both fire).
 
     Examples
     --------
@@ -785,22 +798,33 @@ def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple
     'CAUTION'
     >>> excluded_rows_gate({**d, "missing_score_z": 2.4}, 950, 0.01)[0]
     'OK'
+    >>> f = {"excluded_no_fresh_draws_for_the_prompt": 300, "n_excluded": 300,
+    ...      "no_fresh_score_z": -6.0}
+    >>> excluded_rows_gate(f, 700, 0.01)[0]
+    'CAUTION'
     """
-    k = int(diag.get("excluded_missing_log-probability") or 0)
-    z = float(diag.get("missing_score_z", float("nan")))
-    if k == 0 or not math.isfinite(se):
+    if not math.isfinite(se):
         return "OK", None
-    n_all = n_rows + int(diag.get("n_excluded") or k)
-    q = k / n_all
-    if q <= EXCLUDED_SHIFT_SE * se or not abs(z) > MISSING_SCORE_Z:
+    reasons = []
+    for key, zkey, lack, fix in _EXCLUSIONS:
+        k = int(diag.get(key) or 0)
+        z = float(diag.get(zkey, float("nan")))
+        if k == 0:
+            continue
+        n_all = n_rows + int(diag.get("n_excluded") or k)
+        q = k / n_all
+        if q <= EXCLUDED_SHIFT_SE * se or not abs(z) > MISSING_SCORE_Z:
+            continue
+        reasons.append(
+            f"{k} of its {n_all} logged rows ({100 * q:.2g}%) have {lack} and are left out, and "
+            f"their judge scores are {'higher' if z > 0 else 'lower'} than the kept rows' "
+            f"(z = {z:.1f}): not missing at random, so its value (over the other rows) is off by "
+            f"as much as the left-out responses differ, up to {100 * q:.2g}% of the label range. "
+            f"{fix}, or remove those rows from the logged data to make the smaller population "
+            "explicit.")
+    if not reasons:
         return "OK", None
-    return "CAUTION", (
-        f"{k} of its {n_all} logged rows ({100 * q:.2g}%) have no log-probability under it and are "
-        f"left out, and their judge scores are {'higher' if z > 0 else 'lower'} than the kept "
-        f"rows' (z = {z:.1f}): not missing at random, so its value (over the other rows) is off by "
-        f"as much as the left-out responses differ, up to {100 * q:.2g}% of the label range. Fill "
-        "in the missing log-probabilities, or remove those rows from the logged data to make the "
-        "smaller population explicit.")
+    return "CAUTION", " ".join(reasons)
 
 
 def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | None,

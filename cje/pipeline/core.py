@@ -899,7 +899,7 @@ def estimate(
             if why:
                 level, level_reasons = worse_status(level, beyond), (*level_reasons, why)
         left_out, why = excluded_rows_gate(info.diagnostics, int(n_rows), se)
-        if why:  # logged rows a target left out for a missing log-probability (needs the SE)
+        if why:  # logged rows a target left out (no log-probability or fresh draws; needs the SE)
             level, level_reasons = worse_status(level, left_out), (*level_reasons, why)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if g_df < g:  # a few prompts hold most rows: fewer degrees of freedom than prompts

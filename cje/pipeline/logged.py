@@ -79,6 +79,9 @@ class _Target:
     fresh_diag: tuple[np.ndarray, np.ndarray] | None = None
     # Welch's z of the judge scores of the rows without its log-probability against the rest
     missing_score_z: float = float("nan")
+    # the same for the rows left out (on_missing="drop") for want of its fresh draws on their
+    # prompt, against the rows kept
+    no_fresh_score_z: float = float("nan")
 
 
 def _take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -448,6 +451,8 @@ class LoggedShape:
             diag[f"excluded_{why.replace(' ', '_')}"] = cnt
         if tg.excluded.get("missing log-probability"):
             diag["missing_score_z"] = tg.missing_score_z
+        if tg.excluded.get("no fresh draws for the prompt"):
+            diag["no_fresh_score_z"] = tg.no_fresh_score_z
         diag["weight_tail_raw"] = weight_tail(tg.w, sorted_raw)
         # the labelled rows' Kish ESS (Σ w)² / Σ w²: how many rows a raw-weighted residual rests on
         w_lab = tg.w[self._lab[tg.rows]]
@@ -786,7 +791,7 @@ def analyze_logged(
         lp_t = logged.logprobs[name][logged_rows]
         ok = ~np.isnan(lp_t)
         excluded = {}
-        miss_z = float("nan")
+        miss_z = fresh_z = float("nan")
         if (~ok).any():
             excluded["missing log-probability"] = int((~ok).sum())
             s_l = logged.judge_score[logged_rows]
@@ -818,6 +823,10 @@ def analyze_logged(
                     )
                 excluded["no fresh draws for the prompt"] = int(miss.sum())
                 ok &= ~miss
+                s_l = logged.judge_score[logged_rows]
+                sm, sk = s_l[miss], s_l[ok]
+                fresh_z = score_gap_z(sm.size, float(sm.sum()), float(sm @ sm), sk.size,
+                                      float(sk.sum()), float(sk @ sk))
         if not ok.any():
             raise CJEInputError(
                 f"Target {name!r} has no usable logged rows (every row lacks its log-probability"
@@ -836,7 +845,7 @@ def analyze_logged(
             stable_residual=est.stabilised and residual_on_stable(w, residual_weights),
             used_codes=sub, used=np.asarray(used),
             fresh_count=np.maximum(np.bincount(cluster[frows], minlength=len(prompts)), 1),
-            fresh_diag=fresh_diag.get(i + 1), missing_score_z=miss_z))
+            fresh_diag=fresh_diag.get(i + 1), missing_score_z=miss_z, no_fresh_score_z=fresh_z))
 
     # ---- calibrate, estimate, report ---------------------------------------------------------
     calibrator, caught = fit_calibrator(table, fold[train], mode=mode, k=k, seed=seed)

@@ -1515,11 +1515,10 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
         kk = _hill_k(n)
         top_kk = raw.value(kk, "lam")
         first = raw.value(0, "lam")
-        if first == top_kk:
-            hill = nan
-        else:
-            excess = raw.top_sum(kk, "lam") - kk * top_kk
-            hill = float(kk / excess)
+        excess = raw.top_sum(kk, "lam") - kk * top_kk
+        # nan when the top k + 1 log-weights are equal, or differ only by rounding so that the
+        # excess cancels to 0 (discrete response types with a shared log-probability offset)
+        hill = nan if first == top_kk or not excess > 0.0 else float(kk / excess)
         # (the in-memory _hill on the weights themselves: the same number, logs of exp)
         _ = _hill
         out["hill_raw"] = hill
@@ -1564,6 +1563,8 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
         out[f"excluded_{why.replace(' ', '_')}"] = cnt
     if tg.excluded.get("missing log-probability"):
         out["missing_score_z"] = tg.missing_score_z
+    if tg.excluded.get("no fresh draws for the prompt"):
+        out["no_fresh_score_z"] = tg.no_fresh_score_z
     out["weight_tail_raw"] = _weight_tail(n, lambda r: w_of(raw.value(r, "lam")))
     ss = float((tg.w_lab * tg.w_lab).sum())
     out["n_eff_labelled"] = float(tg.w_lab.sum()) ** 2 / ss if ss > 0 else 0.0
@@ -1905,6 +1906,15 @@ def analyze_logged_partitioned(
                     "fresh draws on every logged prompt: add them, or pass on_missing='drop' "
                     "(CLI --drop-missing) to exclude those rows (counted).")
             excluded["no fresh draws for the prompt"] = miss
+        fresh_z = float("nan")
+        if miss and n:
+            # the left-out rows' judge-score sums: those with the log-probability less the kept
+            # ones (cells per distinct score), for the missing-at-random check
+            # (cje.diagnostics.gates.excluded_rows_gate)
+            nd = cells[f"N{i}"].sum(axis=0).astype(float)
+            kept = np.array([nd @ distinct, nd @ (distinct * distinct)])
+            with_lp = np.asarray(scan["score_sums"][j][2:], dtype=float)
+            fresh_z = score_gap_z(miss, *(with_lp - kept), n, *kept)
         if n == 0:
             raise CJEInputError(
                 f"Target {name!r} has no usable logged rows (every row lacks its log-probability"
@@ -1925,6 +1935,7 @@ def analyze_logged_partitioned(
             w_max=np.where(cells[f"N{i}"] > 0, cells[f"max_e{i}"] * sc, -np.inf),
             lab=np.flatnonzero(ok), w_lab=w_lab, lam_lab=lam_lab, excluded=excluded, cache={})
         tg.missing_score_z = miss_z
+        tg.no_fresh_score_z = fresh_z
         if dr:
             rows_i = t["f_rows"]
             tg.nf = cells[f"nf{i}"].astype(float)
@@ -2086,8 +2097,11 @@ def _hill_of(orders: list[_Order], ns: list[int], eng: _Engine, ctx: dict,
             vals = v_l[b_l == bb]
             o.put(bb, {"lam": vals, "e": vals}, np.argsort(-vals, kind="stable"))
         first, top_kk = o.value(0, "lam"), o.value(kk, "lam")
-        out.append(float("nan") if first == top_kk
-                   else float(kk / (o.top_sum(kk, "lam") - kk * top_kk)))
+        # the excess sum cancels to 0 (or below) when the top k + 1 log-weights differ only by
+        # rounding (discrete response types whose log-probabilities carry a shared offset): no
+        # tail to measure, as when they are all equal
+        excess = o.top_sum(kk, "lam") - kk * top_kk
+        out.append(float("nan") if first == top_kk or not excess > 0.0 else float(kk / excess))
     return out
 
 
