@@ -379,14 +379,13 @@ class LoggedShape:
         for :meth:`policy`; and the parts of two policies multiplied prompt by prompt
         (``own_cross``, for the paired contrasts: the targets' residual terms rest on the same
         labelled logged rows). As a direct policy's own labels (docs: Methods › The direct
-        estimator): a residual term resting on a few heavy labelled prompts gets their factor and
-        degrees of freedom, not the target's prompts' (``simulations/results/
-        independent_clusters.md``). None for a probe-corrected level, an estimator on the fresh
-        draws or a user's estimator that gives no part."""
+        estimator): a residual term resting on a few prompts that hold most labels gets their
+        factor and degrees of freedom, not the target's prompts' (``simulations/results/
+        independent_clusters.md``). None for a probe-corrected level or an estimator that gives
+        no part (the direct estimator on the fresh draws, a user's estimator)."""
         parts, n = {}, np.zeros(len(self.names), dtype=np.int64)
         for p, value in enumerate(values):
-            if value.own_part is None or p in self._probe_of or (
-                    p and self.estimator.sample == "fresh"):
+            if value.own_part is None or p in self._probe_of:
                 continue
             rows = self.logged_rows if p == 0 else self.targets[p - 1].rows
             lab = self._lab[rows]
