@@ -23,7 +23,10 @@ policy's level and every target's, all 30 cases; and a split of the sampling var
 parts never gives more df than the prompts' G − 1 or the plain value
 (:func:`cje.inference.component_satterthwaite_df`). Standard errors ×1.000–1.005; the levels' df
 mostly lower (e.g. ``arena-*`` base 1002.8 → 580.6), a few higher but at most G − 1 (the part
-as a component of its own); no status or significance changed.
+as a component of its own); no status or significance changed. A fourth time, DR reports only:
+the diagnostics ``fresh_score_shift`` / ``fresh_score_z`` (:func:`cje.diagnostics.gates.
+fresh_balance`) and, for ``arena-*`` ``unhelpful`` (z = −13.6, already CAUTION), its reason; no
+number or status changed.
 """
 
 from __future__ import annotations

@@ -71,6 +71,9 @@ __all__ = [
     "label_reach_gate",
     "few_labels_near_bound",
     "overlap_gate",
+    "FRESH_BALANCE_Z",
+    "fresh_balance",
+    "fresh_balance_gate",
     "support_gate",
     "sanity_gate",
     "comparable",
@@ -759,6 +762,101 @@ _EXCLUSIONS = (
     ("excluded_no_fresh_draws_for_the_prompt", "no_fresh_score_z",
      "no fresh draws of it on their prompt", "Add its fresh draws on those prompts"),
 )
+
+
+#: |z| of the fresh draws' mean judge score against the raw-weighted logged mean beyond which a
+#: DR level is CAUTION (two-sided p ≈ 0.001 under a normal reference: in
+#: ``simulations/results/independent_dr.md`` a cut at 3 fired on 0–1.3% of well-formed data).
+FRESH_BALANCE_Z = 3.29
+
+
+def fresh_balance(n_g: np.ndarray, w_g: np.ndarray, ws_g: np.ndarray, gbar_g: np.ndarray
+                  ) -> tuple[float, float, float]:
+    """Do a target's fresh draws score like its importance-weighted logged rows?
+
+    Both estimate the target's mean judge score ``E_target[S]``: the fresh draws' prompt means
+    ``ḡ_g`` averaged over the kept logged rows, and the raw Hájek mean ``Σ w s / Σ w`` of the
+    logged rows — when the fresh draws come from the policy the log-probabilities describe and
+    were judged as the logged rows were. A DR estimate's outcome model is a function of the judge
+    score, and so is the logged reward, so its weighted correction is about zero and cannot see
+    fresh draws that misrepresent the target (a stale sampler, a judge run that drifted): the
+    level moves with them one for one (``simulations/results/independent_dr.md``: OK intervals
+    covered 0.70–0.84). The difference ``D`` has per-prompt influence totals
+    ``T_g = n_g (ḡ_g − mean ḡ) − w_g (s̄_w,g − μ_w)`` and the prompt-clustered variance
+    ``G/(G−1) Σ T_g² / N²``.
+
+    Parameters
+    ----------
+    n_g, w_g, ws_g : numpy.ndarray
+        Per prompt, over the target's kept logged rows: rows, ``Σ w`` and ``Σ w·s`` (raw
+        weights, any scale; ``s`` on the 0–1 judge scale).
+    gbar_g : numpy.ndarray
+        Per prompt, the fresh draws' mean judge score (0–1 scale).
+
+    Returns
+    -------
+    (float, float, float)
+        The fresh draws' mean, the weighted logged mean (0–1 scale) and the z statistic of
+        their difference ``D`` (NaN without a variance or with fewer than 2 prompts).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> n = np.ones(4); w = np.array([0.5, 1.5, 0.5, 1.5]); s = np.array([0.2, 0.8, 0.3, 0.7])
+    >>> fresh, logged, z = fresh_balance(n, w, w * s, np.array([0.6, 0.6, 0.6, 0.6]))
+    >>> round(fresh, 3), round(logged, 3)   # (0.1 + 1.2 + 0.15 + 1.05)/4
+    (0.6, 0.625)
+    """
+    on = n_g > 0  # (numpy arrays: the module imports numpy lazily)
+    n_g, w_g, ws_g, gbar_g = n_g[on], w_g[on], ws_g[on], gbar_g[on]
+    big_n, g = float(n_g.sum()), int(n_g.size)
+    if g < 2 or not float(w_g.sum()) > 0:
+        return float("nan"), float("nan"), float("nan")
+    k = big_n / float(w_g.sum())  # mean-one weights
+    w_g, ws_g = w_g * k, ws_g * k
+    mu, gm = float(ws_g.sum()) / big_n, float(n_g @ gbar_g) / big_n
+    d = gm - mu
+    t = n_g * (gbar_g - gm) - (ws_g - mu * w_g)
+    var = g / (g - 1) * float(t @ t) / (big_n * big_n)
+    if not var > 0:
+        return gm, mu, (0.0 if d == 0 else float("nan"))
+    return gm, mu, d / math.sqrt(var)
+
+
+def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple[float, float]
+                       ) -> tuple[dict[str, float], str | None]:
+    """The diagnostics and the CAUTION reason of :func:`fresh_balance` for a DR level.
+
+    Parameters
+    ----------
+    fresh, logged, z : float
+        :func:`fresh_balance`'s results (0–1 scale).
+    judge_scale : (float, float)
+
+    Returns
+    -------
+    (dict, str or None)
+        ``fresh_score_shift`` (fresh minus weighted logged, judge points) and ``fresh_score_z``;
+        the reason when ``|z|`` exceeds :data:`FRESH_BALANCE_Z` (None otherwise).
+
+    Examples
+    --------
+    >>> diag, why = fresh_balance_gate(0.62, 0.55, 5.0, (0, 10))
+    >>> round(diag["fresh_score_shift"], 2), why is not None
+    (0.7, True)
+    """
+    lo, hi = judge_scale
+    diag = {"fresh_score_shift": (fresh - logged) * (hi - lo), "fresh_score_z": z}
+    if not abs(z) > FRESH_BALANCE_Z:  # (NaN: no variance to judge it by)
+        return diag, None
+    return diag, (
+        f"its fresh draws score {'higher' if z > 0 else 'lower'} than its importance-weighted "
+        f"logged responses (mean judge score {lo + fresh * (hi - lo):.3g} vs "
+        f"{lo + logged * (hi - lo):.3g}, z = {z:+.1f}), though both stand for its responses: the "
+        "fresh draws may come from another version of the policy than the log-probabilities "
+        "describe, or were judged differently (another judge run), and a DR level follows its "
+        "fresh draws. Check that both were generated and judged by the same setup, or use "
+        "estimator='calibrated-ips', which does not read them.")
 
 
 def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple[str, str | None]:

@@ -22,7 +22,13 @@ import numpy as np
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.calibration.weights import hajek_weights
 from cje.data import EvalData, _dense_in_order
-from cje.diagnostics.gates import overlap_gate, score_gap_z
+from cje.diagnostics.gates import (
+    fresh_balance,
+    fresh_balance_gate,
+    overlap_gate,
+    score_gap_z,
+    worse_status,
+)
 from cje.diagnostics.overlap import (
     ESS_GATE,
     HILL_RESIDUAL,
@@ -397,9 +403,23 @@ class LoggedShape:
         self._own, self.own_cross = (own_parts_summary(parts, n, len(self.names)) if parts
                                      else ({}, None))
 
+    def _fresh_balance(self, tg: _Target) -> tuple[float, float, float]:
+        """:func:`~cje.diagnostics.gates.fresh_balance` of target ``tg``: per prompt of its kept
+        logged rows, their count, ``Σ w`` and ``Σ w·s``, and its fresh draws' mean score."""
+        t, g = self.table, self.n_clusters
+        cl, s = t.cluster[tg.rows], t.s[tg.rows]
+        fc = t.cluster[tg.fresh]
+        cnt = np.bincount(fc, minlength=g)
+        gbar = np.divide(np.bincount(fc, weights=t.s[tg.fresh], minlength=g), cnt,
+                         out=np.zeros(g), where=cnt > 0)
+        return fresh_balance(np.bincount(cl, minlength=g).astype(float),
+                             np.bincount(cl, weights=tg.w, minlength=g),
+                             np.bincount(cl, weights=tg.w * s, minlength=g), gbar)
+
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         """The logging policy (``p = 0``) or a target: rows, naive mean, overlap diagnostics and
-        the overlap gate."""
+        the overlap gates (for a DR estimate also: do its fresh draws score like its weighted
+        logged rows; :func:`~cje.diagnostics.gates.fresh_balance`)."""
         t, ev, alpha = self.table, self.ev, self.alpha
         sample_fresh = self.estimator.sample == "fresh"
         use = self._used.get(p) if p in self._probe_of else None
@@ -476,6 +496,12 @@ class LoggedShape:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(value.parts, value.mixture, strict=True)})
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.rows.size)
+        if getattr(self.estimator, "needs_fresh", False) and not sample_fresh and tg.fresh.size:
+            # the DR level follows its fresh draws: do they score like the weighted logs?
+            more, why = fresh_balance_gate(*self._fresh_balance(tg), ev.judge_scale)
+            diag.update(more)
+            if why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         own = self._own.get(p, (0.0, 0.0, 0.0))
         return PolicyRows(
             cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),

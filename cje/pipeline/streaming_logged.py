@@ -61,7 +61,13 @@ from cje.data import (
     infer_scale,
     refuse_sentinel,
 )
-from cje.diagnostics.gates import overlap_gate, score_gap_z
+from cje.diagnostics.gates import (
+    fresh_balance,
+    fresh_balance_gate,
+    overlap_gate,
+    score_gap_z,
+    worse_status,
+)
 from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _hill_k, _top_k
 from cje.errors import CJEInputError
 from cje.estimators.offpolicy import IPS, SNIPS, TAIL_VARIANCE_ESS, CalibratedIPS, PolicyValue
@@ -1003,6 +1009,8 @@ class LoggedPartitionedShape:
         # the labelled rows, and those parts multiplied prompt by prompt (the contrasts')
         self.own: dict[int, tuple[float, float, float]] = {}
         self.own_cross: np.ndarray | None = None
+        # (set_totals) DR target index -> fresh_balance (fresh mean, weighted logged mean, z)
+        self.fresh_bal: dict[int, tuple[float, float, float]] = {}
         self.present: np.ndarray | None = None
         self.n_clusters = 0
         self.naive: list[tuple[float, float, float]] = []
@@ -1300,6 +1308,10 @@ class LoggedPartitionedShape:
                         # the transport allowance's influence: raw minus stabilised residual
                         put(f"g{j + 1}", p["c"] * phi_e - p["c_s"] * phi_s)
                     if "members" in p:  # the DR family (in place of the reward term above)
+                        # per prompt for fresh_balance: rows, Σ w, Σ w·s, fresh mean score
+                        put(f"fb{j + 1}", np.vstack([nj, w, c[f"ws{j + 1}"],
+                                                     self._fresh_mean_score(tg)[
+                                                         np.maximum(c["f"].astype(np.int64), 0)]]))
                         T = self._dr_totals(j, tg, c, add, mg, lab_on, grams)
                         if len(T) == 1:
                             t = T[0]
@@ -1340,6 +1352,8 @@ class LoggedPartitionedShape:
             else:
                 mean = float(tg.Sw.sum(axis=0) @ self.distinct01) / float(tg.Sw.sum())
                 naive.append(self._naive(whole(f"u{j + 1}"), on, mean, tg.n))
+            if f"fb{j + 1}" in keep:
+                self.fresh_bal[j + 1] = fresh_balance(*whole(f"fb{j + 1}"))
             if f"g{j + 1}" in keep:
                 p = parts[j + 1]
                 g = p["psi_e"] - p["psi_s"]
@@ -1356,6 +1370,15 @@ class LoggedPartitionedShape:
         # every run's point estimates (stacked DR: stacked per run, above)
         for r, ps in self.run_parts.items():
             self.run_values[r] = np.array([q["value"] for q in ps])
+
+    def _fresh_mean_score(self, tg: _TargetStats) -> np.ndarray:
+        """The target's fresh draws' mean judge score (0–1) per fresh-draw prompt (of the F)."""
+        got = tg.cache.get("fresh_mean_score")
+        if got is None:
+            assert tg.f_prompt is not None and tg.f_count is not None and tg.nf is not None
+            got = tg.cache["fresh_mean_score"] = np.bincount(
+                tg.f_prompt, weights=tg.f_s01, minlength=tg.nf.size) / tg.f_count
+        return got
 
     def _own_parts(self, parts: list[dict], lab_prompt: np.ndarray) -> None:
         """Each policy's residual term on the labelled rows summed per prompt, with its own
@@ -1474,6 +1497,11 @@ class LoggedPartitionedShape:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(parts, self.mixture[p - 1], strict=True)})
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.n)
+        if p in self.fresh_bal:  # the DR level follows its fresh draws (as in memory)
+            more, why = fresh_balance_gate(*self.fresh_bal[p], self.judge_scale)
+            diag.update(more)
+            if why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         scores = (from_unit(tg.f_s01, self.judge_scale) if tg.f_s01 is not None
                   else np.repeat(self.distinct, tg.N.sum(axis=0).astype(np.int64)))
         own = self.own.get(p, (0.0, 0.0, 0.0))
