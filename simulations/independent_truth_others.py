@@ -21,13 +21,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import independent_active as act  # noqa: E402
+import independent_clusters as clu  # noqa: E402
 import independent_contrasts as con  # noqa: E402
+import independent_cov as cov  # noqa: E402
 import independent_dgps as dgps  # noqa: E402
 import independent_dr as dr  # noqa: E402
 import independent_fewrows as few  # noqa: E402
 import independent_judge as jdg  # noqa: E402
 import independent_lprob as lp  # noqa: E402
+import independent_monitor as mon  # noqa: E402
+import independent_plan as pln  # noqa: E402
 import independent_probes as prb  # noqa: E402
+import independent_ranking as rnk  # noqa: E402
 import independent_small as sml  # noqa: E402
 import independent_tails as tl  # noqa: E402
 
@@ -36,7 +41,10 @@ ROWS: list[tuple[str, str, float, float, float]] = []
 
 
 def add(script: str, what: str, truth: float, y: np.ndarray) -> None:
-    ROWS.append((script, what, float(truth), float(y.mean()), float(y.std() / math.sqrt(y.size))))
+    """Record a truth against draws ``y`` (2-D: one row per prompt, SE from the prompt means)."""
+    y = np.asarray(y, dtype=float)
+    c = y.mean(axis=1) if y.ndim == 2 else y
+    ROWS.append((script, what, float(truth), float(c.mean()), float(c.std() / math.sqrt(c.size))))
 
 
 def main() -> int:
@@ -49,7 +57,8 @@ def main() -> int:
         add("independent_dgps (+contrasts)", f"off-policy {name}", con.OFF_TRUTH[name], y)
     for pol in dgps.DIRECT_POLICIES:
         _, y = dgps._direct_rows(rng, pol, np.array([f"q{i}" for i in range(N // 2)]))
-        add("independent_dgps", f"direct {pol}", dgps.DIRECT_TRUTH[pol], y)
+        add("independent_dgps", f"direct {pol}", dgps.DIRECT_TRUTH[pol],
+            y.reshape(N // 2, dgps.DIRECT_POLICIES[pol][2]))
     # independent_probes: direct and off-policy
     for pol in prb.POLICIES:
         _, y = prb._respond(rng, pol, d)
@@ -112,6 +121,54 @@ def main() -> int:
         lin = w * (yl - hajek) / w.mean()  # delta-method influence values
         ROWS.append(("independent_fewrows", f"logged far {labels} (Hajek IPS)",
                      few.truth("logged", labels), hajek, float(lin.std() / math.sqrt(w.size))))
+    # independent_clusters: direct A/B (every row labelled) and the off-policy target T by IPS
+    for resid in clu.RESID:
+        for labels in ("likert", "binary"):
+            dc = clu.make_data(rng, N // 2, 1, "row", labels, resid, frac=1.0)
+            for pol in clu.MU:
+                y = dc.loc[dc.policy == pol, "oracle_label"].to_numpy()
+                add("independent_clusters", f"{labels} {resid} {pol}", clu.truth(pol, labels, resid), y)
+        lg, _ = clu.make_logged(rng, N, 1, "row", resid, frac=1.0)
+        y = lg["oracle_label"].to_numpy()
+        add("independent_clusters", f"likert {resid} base (logged)", clu.truth("base", "likert", resid), y)
+        add("independent_clusters", f"likert {resid} T (IPS, exact weights)",
+            clu.truth("T", "likert", resid),
+            np.exp(lg["logprob[T]"] - lg["logprob_base"]).to_numpy() * y)
+    # independent_cov: length-dependent labels ("right") or not ("verb"), heavy-tailed lengths
+    for process in cov.GAMMA:
+        tr = cov.truth(process)
+        for pol in cov.POLICIES:
+            _, y, _ = cov._rows(rng, pol, cov.SD_A * rng.standard_normal(N), process)
+            add("independent_cov", f"{process} {pol}", tr[pol], y)
+    # independent_plan: Likert with heteroscedastic rounding, skewed binary
+    for cname in ("likert/R4/p5/strong-beta", "binary-skewed/R1/p5"):
+        cell = {**pln.CELLS[cname], "G": N // 4}
+        dp, y = pln.draw(cell, 1.0, rng)
+        for pol in cell["pols"]:
+            add("independent_plan", f"{cname} {pol}",
+                pln.truth(cell["kind"], pol, cell.get("offset", 0.0)),
+                y[dp.policy.to_numpy() == pol].reshape(-1, cell["R"]))
+    # independent_ranking: direct binary / continuous labels and the off-policy ladder
+    for label in ("binary", "cont"):
+        cell = rnk.Cell("check", (0.5, 0.0, -0.4), N // 2, label=label, label_share=1.0)
+        dr_ = rnk._data(cell, rng)
+        for k, (pol, t) in enumerate(cell.truth().items()):
+            add("independent_ranking", f"{label} {pol}", t,
+                dr_.loc[dr_.policy == f"p{k:02d}", "oracle_label"].to_numpy())
+    cell = next(c for c in rnk.CELLS if c.name == "off8_ladder")
+    dd, uu = 0.8 * rng.standard_normal(N), 0.4 * rng.standard_normal(N)
+    tr = cell.truth()
+    for name in ("base", "t0", "t7"):
+        p = rnk.OFF_P0 if name == "base" else rnk._off_target(cell, int(name[1:]))
+        _, _, y = rnk._off_responses(rng, p, np.arange(N), dd, uu)
+        add("independent_ranking", f"off8_ladder {name}", tr[name], y)
+    # independent_monitor: one window, every row labelled
+    mcell = mon.Cell(n_windows=1, reference=1, prompts=N // 2, labels=3 * (N // 2),
+                     policies=("A", "B", "C"))
+    dm, tru = mon.simulate(mcell, rng)
+    for pol in mcell.policies:
+        add("independent_monitor", f"window 0 {pol}", tru[(0, pol)],
+            dm.loc[dm.policy == pol, "oracle_label"].to_numpy())
     lines = ["| script | policy | truth | MC mean | MC SE | z | |", "|---|---|---:|---:|---:|---:|---|"]
     bad = 0
     for script, what, t, m, se in ROWS:
