@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import cje
-from cje.diagnostics.gates import FRESH_BALANCE_Z, fresh_balance
+from cje.diagnostics.gates import BALANCE_Z, fresh_balance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations"))
 import independent_dr as study  # noqa: E402
@@ -51,11 +51,11 @@ def _analyze(cell: str, seed: int, **kw):
 
 def test_stale_fresh_draws_caution_and_clean_ones_do_not() -> None:
     # seeds of the study's cells: A is OK on clean data; its fresh draws judged 0.5 points higher
-    # (judge_shift) give |z| > FRESH_BALANCE_Z and a CAUTION naming the fresh draws
+    # (judge_shift) give |z| > BALANCE_Z and a CAUTION naming the fresh draws
     clean = _analyze("baseline", 20261207)["A"]
-    assert clean.status == "OK" and abs(clean.diagnostics["fresh_score_z"]) < FRESH_BALANCE_Z
+    assert clean.status == "OK" and abs(clean.diagnostics["fresh_score_z"]) < BALANCE_Z
     shifted = _analyze("judge_shift", 20261207 + 1000 * list(study.CELLS).index("judge_shift"))["A"]
-    assert abs(shifted.diagnostics["fresh_score_z"]) > FRESH_BALANCE_Z
+    assert abs(shifted.diagnostics["fresh_score_z"]) > BALANCE_Z
     assert shifted.diagnostics["fresh_score_shift"] > 0  # judged higher
     assert shifted.status == "CAUTION"
     assert any("fresh draws score higher" in r for r in shifted.reasons)

@@ -46,7 +46,7 @@ from cje.diagnostics.overlap import (
     TTC_GATE,
     WEIGHTING_ESS_GATE,
 )
-from cje.inference import t_interval
+from cje.inference import cluster_variance, t_interval
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +71,7 @@ __all__ = [
     "label_reach_gate",
     "few_labels_near_bound",
     "overlap_gate",
-    "FRESH_BALANCE_Z",
+    "BALANCE_Z",
     "fresh_balance",
     "fresh_balance_gate",
     "support_gate",
@@ -764,10 +764,13 @@ _EXCLUSIONS = (
 )
 
 
-#: |z| of the fresh draws' mean judge score against the raw-weighted logged mean beyond which a
-#: DR level is CAUTION (two-sided p ≈ 0.001 under a normal reference: in
-#: ``simulations/results/independent_dr.md`` a cut at 3 fired on 0–1.3% of well-formed data).
-FRESH_BALANCE_Z = 3.29
+#: |z| of a mean judge score against the one it should equal beyond which the level is CAUTION:
+#: a target's fresh draws' against its raw-weighted logged rows' (DR levels, :func:`fresh_balance`)
+#: and a probe slice's against its policy's (:func:`cje.pipeline.probes.score_balance`). Two-sided
+#: p ≈ 0.001 under a normal reference (≈ 0.003 under a t with 29 degrees of freedom, the fewest
+#: prompts of a probe that is not already CAUTION); on well-formed off-policy data it fired on
+#: 0–1.3% of levels (docs: Off-policy › Fresh draws that do not score like the weighted logs).
+BALANCE_Z = 3.29
 
 
 def fresh_balance(n_g: np.ndarray, w_g: np.ndarray, ws_g: np.ndarray, gbar_g: np.ndarray
@@ -807,7 +810,9 @@ def fresh_balance(n_g: np.ndarray, w_g: np.ndarray, ws_g: np.ndarray, gbar_g: np
     >>> round(fresh, 3), round(logged, 3)   # (0.1 + 1.2 + 0.15 + 1.05)/4
     (0.6, 0.625)
     """
-    on = n_g > 0  # (numpy arrays: the module imports numpy lazily)
+    import numpy as np
+
+    on = n_g > 0
     n_g, w_g, ws_g, gbar_g = n_g[on], w_g[on], ws_g[on], gbar_g[on]
     big_n, g = float(n_g.sum()), int(n_g.size)
     if g < 2 or not float(w_g.sum()) > 0:
@@ -816,8 +821,8 @@ def fresh_balance(n_g: np.ndarray, w_g: np.ndarray, ws_g: np.ndarray, gbar_g: np
     w_g, ws_g = w_g * k, ws_g * k
     mu, gm = float(ws_g.sum()) / big_n, float(n_g @ gbar_g) / big_n
     d = gm - mu
-    t = n_g * (gbar_g - gm) - (ws_g - mu * w_g)
-    var = g / (g - 1) * float(t @ t) / (big_n * big_n)
+    t = n_g * (gbar_g - gm) - (ws_g - mu * w_g)  # per-prompt influence totals of D
+    var = cluster_variance(t, np.arange(g), int(big_n))[0]
     if not var > 0:
         return gm, mu, (0.0 if d == 0 else float("nan"))
     return gm, mu, d / math.sqrt(var)
@@ -837,7 +842,7 @@ def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple
     -------
     (dict, str or None)
         ``fresh_score_shift`` (fresh minus weighted logged, judge points) and ``fresh_score_z``;
-        the reason when ``|z|`` exceeds :data:`FRESH_BALANCE_Z` (None otherwise).
+        the reason when ``|z|`` exceeds :data:`BALANCE_Z` (None otherwise).
 
     Examples
     --------
@@ -847,7 +852,7 @@ def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple
     """
     lo, hi = judge_scale
     diag = {"fresh_score_shift": (fresh - logged) * (hi - lo), "fresh_score_z": z}
-    if not abs(z) > FRESH_BALANCE_Z:  # (NaN: no variance to judge it by)
+    if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
         return diag, None
     return diag, (
         f"its fresh draws score {'higher' if z > 0 else 'lower'} than its importance-weighted "

@@ -30,16 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cje.diagnostics.gates import BALANCE_Z
 from cje.estimators.offpolicy import PolicyValue
 from cje.inference import cluster_variance
 
-__all__ = ["ProbeUse", "combine", "score_balance", "SCORE_BALANCE_Z"]
-
-#: |z| of the probe's mean judge score against its policy's beyond which the probe is not taken
-#: for a random sample of the policy's responses (two-sided p ≈ 0.001 under a normal reference;
-#: ≈ 0.003 under a t with 29 degrees of freedom, the fewest prompts of a probe that is not already
-#: CAUTION)
-SCORE_BALANCE_Z = 3.29
+__all__ = ["ProbeUse", "combine", "score_balance"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +156,7 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
     """Do a probe slice's judge scores look like those of its policy's responses?
 
     A probe slice is a random sample of the policy's responses, so its mean judge score estimates
-    the same mean as the policy's rows. A difference of more than :data:`SCORE_BALANCE_Z`
+    the same mean as the policy's rows. A difference of more than :data:`~cje.diagnostics.gates.BALANCE_Z`
     prompt-clustered standard errors says it is not one (e.g. the highest-scored responses were
     sent for labels): its mean residual is then the residual of *those* scores, and where the
     calibration's error varies with the score the correction is biased while its interval is as
@@ -180,7 +175,7 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
     -------
     (float, float, str or None)
         The difference of the means (probe − policy), its z statistic (NaN without a variance),
-        and the reason to caution the level when ``|z|`` exceeds :data:`SCORE_BALANCE_Z` (None
+        and the reason to caution the level when ``|z|`` exceeds :data:`~cje.diagnostics.gates.BALANCE_Z` (None
         otherwise).
 
     Examples
@@ -199,7 +194,7 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
     se = float(np.sqrt(vp + vd)) if np.isfinite(vp) and np.isfinite(vd) else float("nan")
     diff = mp - md
     z = diff / se if se > 0 else (0.0 if diff == 0 else float("nan"))
-    if not abs(z) > SCORE_BALANCE_Z:  # (NaN: no variance to judge it by)
+    if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
         return diff, z, None
     return diff, z, (
         f"its probe slice's judge scores differ from its responses' (mean {mp:.3g} vs {md:.3g}, "
