@@ -175,8 +175,8 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
     -------
     (float, float, str or None)
         The difference of the means (probe − policy), its z statistic (NaN without a variance),
-        and the reason to caution the level when ``|z|`` exceeds :data:`~cje.diagnostics.gates.BALANCE_Z` (None
-        otherwise).
+        and the reason to caution the level when ``|z|`` exceeds
+        :data:`~cje.diagnostics.gates.BALANCE_Z` (None otherwise).
 
     Examples
     --------
