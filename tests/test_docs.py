@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 #: Pages whose Python blocks are executed (index first: it is the first page a reader sees).
 EXECUTED = ("index.md", "getting-started.md", "offpolicy.md", "tutorial-arena.md", "monitoring.md",
-            "planning.md", "../README.md")
+            "planning.md", "bias.md", "../README.md")
 #: Pages whose options are checked: every page of the site, and the README.
 CHECKED = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
 
