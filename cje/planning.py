@@ -632,7 +632,7 @@ class Plan:
         earlier ``label_stratum`` (or ``π_before``) joined to the new one.
 
         Put both columns on the second round's data (pilot labels plus the new ones, same rows)
-        and analyse it with :func:`cje.analyze` (docs: Planning a label budget › A second round).
+        and analyse it with :func:`cje.analyze` (docs: Planning a label budget › Which rows to label next).
 
         Parameters
         ----------
