@@ -16,12 +16,29 @@ a judge gives its own family:
 The naive gap (mean score on own-family minus other-family responses) is reported alongside: it
 mixes self-preference with genuine quality differences between families and is not the estimate.
 
-Both designs assume the judges share one scale: judge effects are additive (``α_j``; a common
-``C(Y)``), so a judge that separates good from bad answers more steeply than the others, and whose
-own family writes better (or worse) answers, is read as self-preferring (or self-deprecating). With
-no self-preference, 150 prompts and the best family's judge 1.15 / 1.3 times as steep as the
-others, the panel design flagged 0.13 / 0.46 of data sets and the labelled design 0.37 at 1.3
-(``simulations/results/independent_bias.md``; ``tests/test_bias_self_preference.py``, slow tier).
+Judges on different scales: a judge that separates good from bad answers more steeply than the
+others, and whose own family writes better (or worse) answers, scores its family higher (lower)
+than the others do with no self-preference at all. Under a shared scale (``scales="shared"``, the
+additive models above) this is read as self-preference: with no self-preference, 150 prompts and
+the best family's judge 1.15 / 1.3 times as steep as the others, the panel design flagged 0.13 /
+0.46 of data sets and the labelled design 0.37 at 1.3 (``simulations/results/independent_bias.md``).
+By default (``scales="auto"``) each judge gets its own scale:
+
+* labelled: its own label terms, ``S ~ C(Y):C(judge) + C(judge) + self`` — exact, any number of
+  judges;
+* panel, three or more judges: a one-factor panel ``S_jk = α_j + λ_j·μ_k + τ·self_jk``. The
+  slopes ``λ_j`` come from the covariances between judges of their scores on the same responses,
+  centred within (judge, generator family) — centring inside a generator family removes ``τ``,
+  which is constant there, and covariances between different judges carry no judge noise — by a
+  least-squares fit of ``log C_il = log λ_i + log λ_l`` over the pairs of judges (``λ`` scaled to
+  geometric mean 1). ``τ`` is then the response fixed-effects fit of ``S_jk/λ_j`` on the judge
+  indicators and ``self_jk/λ_j``; its standard error is a delete-one-prompt jackknife of both
+  steps (blocks of prompts above :data:`MAX_JACKKNIFE_BLOCKS` prompts), ``t`` with blocks − 1
+  degrees of freedom.
+  With two judges the slopes are not identified and the shared scale is used, with a warning.
+
+The one-factor model covers linear differences of scale, not a judge that is compressed at one
+end of its scale only.
 """
 
 from __future__ import annotations
@@ -53,6 +70,13 @@ Method = Literal["auto", "labelled", "panel", "both"]
 #: Fewest labelled rows for the labelled design to be chosen by ``method="auto"``.
 MIN_LABELLED_ROWS: int = 30
 
+#: Most delete-a-block jackknife replicates of the per-judge-scale panel fit (one per prompt up to
+#: this many prompts; above it, prompts grouped by their sorted position modulo this number, so the
+#: interval's t has 49 degrees of freedom at most: 2.01 against 1.97 for infinitely many).
+MAX_JACKKNIFE_BLOCKS: int = 50
+
+Scales = Literal["auto", "per_judge", "shared"]
+
 _MITIGATION = (
     "aggregate the panel leaving each judge's own family out "
     "(cje.pairwise.aggregate_panel(..., leave_family_out=True)), use a judge from outside the "
@@ -79,6 +103,7 @@ def self_preference(
     method: Literal["auto", "labelled", "panel"] = ...,
     length_column: str = ...,
     min_effect: float | None = ...,
+    scales: Scales = ...,
 ) -> BiasResult: ...
 
 
@@ -90,6 +115,7 @@ def self_preference(
     method: Literal["both"],
     length_column: str = ...,
     min_effect: float | None = ...,
+    scales: Scales = ...,
 ) -> list[BiasResult]: ...
 
 
@@ -101,6 +127,7 @@ def self_preference(
     method: Method = ...,
     length_column: str = ...,
     min_effect: float | None = ...,
+    scales: Scales = ...,
 ) -> BiasResult | list[BiasResult]: ...
 
 
@@ -111,6 +138,7 @@ def self_preference(
     method: Method = "auto",
     length_column: str = "response_length",
     min_effect: float | None = None,
+    scales: Scales = "auto",
 ) -> BiasResult | list[BiasResult]:
     """Score bonus judges give responses of their own model family.
 
@@ -130,12 +158,18 @@ def self_preference(
     min_effect : float, optional
         Smallest practically relevant bonus in judge points; default ``PRACTICAL_SD_FRACTION``
         (0.05) times the SD of the judge scores.
+    scales : {"auto", "per_judge", "shared"}, default "auto"
+        How judges' scales relate. ``"per_judge"``: each judge its own scale (labelled: its own
+        label terms; panel: the one-factor model of the module docstring, three or more judges).
+        ``"shared"``: the additive models (judges differ by a shift only). ``"auto"``: per judge
+        where identified, else shared with a warning (a panel of two judges).
 
     Returns
     -------
     BiasResult or list of BiasResult
         ``bias="self_preference"``, ``effect = τ̂`` in judge points, ``flagged = p_holm < alpha
-        and practically_relevant``. ``details``: ``tau, se, t, df, naive_gap,
+        and practically_relevant``. ``details``: ``tau, se, t, df, scales`` (the model used),
+        ``judge_slopes`` (panel with per-judge scales: ``λ_j``), ``naive_gap,
         naive_gap_by_judge, practically_relevant, min_effect, judges, judge_families,
         generator_families, self_judges`` (judges whose family is among the generators) and
         counts. A structural warning names every judge whose family is among the generators
@@ -145,7 +179,9 @@ def self_preference(
     ------
     CJEInputError
         Missing columns (named, with the fix); no judge sharing a family with any generator; a
-        panel with fewer than two judge families or with ``τ`` otherwise not identified.
+        panel with fewer than two judge families or with ``τ`` otherwise not identified;
+        ``scales="per_judge"`` for a panel whose judges' slopes are not identified (two judges,
+        or judges whose scores do not co-vary on the same responses).
 
     Examples
     --------
@@ -156,6 +192,8 @@ def self_preference(
     (True, True, True)
     """
     alpha = check_alpha(alpha)
+    if scales not in ("auto", "per_judge", "shared"):
+        raise CJEInputError(f"scales must be 'auto', 'per_judge' or 'shared'; got {scales!r}.")
     if method not in ("auto", "labelled", "panel", "both"):
         raise CJEInputError(f"method must be 'auto', 'labelled', 'panel' or 'both'; got {method!r}.")
     frame = as_frame(df)
@@ -168,10 +206,10 @@ def self_preference(
         method = "labelled" if n_lab >= MIN_LABELLED_ROWS else "panel"
     ctx = _context(frame)
     if method == "labelled":
-        return _result(ctx, _labelled(frame, ctx, length_column), alpha, min_effect)
+        return _result(ctx, _labelled(frame, ctx, length_column, scales), alpha, min_effect)
     if method == "panel":
-        return _result(ctx, _panel(frame, ctx), alpha, min_effect)
-    fits = [_labelled(frame, ctx, length_column), _panel(frame, ctx)]
+        return _result(ctx, _panel(frame, ctx, scales), alpha, min_effect)
+    fits = [_labelled(frame, ctx, length_column, scales), _panel(frame, ctx, scales)]
     out = [_result(ctx, f, alpha, min_effect) for f in fits]
     adj = holm([r.p_value for r in out])
     return [r.with_holm(p, bool(p < alpha and r.details["practically_relevant"]))
@@ -228,7 +266,8 @@ def _context(frame: Any) -> dict[str, Any]:
     }
 
 
-def _labelled(frame: Any, ctx: dict[str, Any], length_column: str) -> dict[str, Any]:
+def _labelled(frame: Any, ctx: dict[str, Any], length_column: str, scales: Scales
+              ) -> dict[str, Any]:
     _require_with_fix(frame.columns, ["oracle_label"], "self-preference bias with labels", _FIXES)
     y = _label_column(frame, "oracle_label")
     lab = ~np.isnan(y)
@@ -244,8 +283,12 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str) -> dict[str, 
         )
     judge = ctx["judge"][lab]
     L, terms = _label_terms(y[lab])
-    jd = [(judge == j).astype(np.float64) for j in dict.fromkeys(judge)][1:]
-    cols = [np.ones(int(lab.sum())), L] + jd
+    jd = [(judge == j).astype(np.float64) for j in dict.fromkeys(judge)]
+    per_judge = scales != "shared" and len(jd) > 1
+    if per_judge:  # each judge its own label terms: S ~ C(Y):C(judge) + C(judge)
+        L = np.column_stack([L * d[:, None] for d in jd])
+        terms = f"{terms}:C(judge)"
+    cols = [np.ones(int(lab.sum())), L] + jd[1:]
     name = f"OLS S ~ {terms} + C(judge)"
     if length_column in frame.columns:
         length = _finite_column(frame, length_column)
@@ -265,12 +308,12 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str) -> dict[str, 
     tau, se = cluster_ols(ctx["s"][lab], X, codes)
     assoc = _label_association(y[lab], own.astype(np.float64), prompts)
     return {"design": "labelled", "method": name, "tau": tau, "se": se, "df": float(g - 1),
-            "label_association": assoc,
+            "label_association": assoc, "scales": "per_judge" if per_judge else "shared",
             "n": int(lab.sum()), "n_prompts": g,
             "effect_name": "judge points added to own-family responses, at fixed oracle label"}
 
 
-def _panel(frame: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+def _panel(frame: Any, ctx: dict[str, Any], scales: Scales) -> dict[str, Any]:
     _require_with_fix(frame.columns, ["prompt_id", "policy", "policy_family", "judge",
                                       "judge_family", "judge_score"],
                       "self-preference bias with a crossed panel", _FIXES)
@@ -308,14 +351,104 @@ def _panel(frame: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     g = int(codes.max()) + 1
     if g < 3:
         raise CJEInputError(f"self-preference bias needs a panel over at least 3 prompts; found {g}.")
-    tau, se = cluster_ols(_within(ctx["s"][keep], rcodes), Xw, codes)
-    return {"design": "panel",
-            "method": "response fixed effects S_jk = mu_k + alpha_j + tau*self_jk (difference in "
-                      "differences across judges); prompt-clustered SE",
-            "tau": tau, "se": se, "df": float(g - 1), "n": int(keep.sum()), "n_prompts": g,
-            "n_responses": int(rcodes.max()) + 1, "n_single_judge_rows": int((~keep).sum()),
-            "effect_name": "judge points added to own-family responses, vs other judges on the "
-                           "same response"}
+    s = ctx["s"][keep]
+    J = len(ctx["judges"])
+    jc = _codes(judge, ctx["judges"])
+    fam = np.unique(frame["policy_family"].astype(str).to_numpy()[keep], return_inverse=True)[1]
+    lam = None
+    if scales != "shared":
+        lam = _judge_slopes(s, jc, fam, rcodes, J)
+        if lam is None and scales == "per_judge":
+            raise CJEInputError(
+                "The judges' scales are not identified in this panel (scales='per_judge'): it "
+                "needs three or more judges whose scores co-vary on the same responses. Use "
+                "scales='shared' to assume one scale for all judges."
+            )
+    fit = {"design": "panel", "df": float(g - 1), "n": int(keep.sum()), "n_prompts": g,
+           "n_responses": int(rcodes.max()) + 1, "n_single_judge_rows": int((~keep).sum()),
+           "effect_name": "judge points added to own-family responses, vs other judges on the "
+                          "same response"}
+    if lam is None:
+        tau, se = cluster_ols(_within(s, rcodes), Xw, codes)
+        fit.update(tau=tau, se=se, scales="shared",
+                   method="response fixed effects S_jk = mu_k + alpha_j + tau*self_jk (difference "
+                          "in differences across judges); prompt-clustered SE")
+        if scales == "auto":
+            fit["scale_warning"] = (
+                f"{'Two judges' if J == 2 else 'These judges'}: their relative scales are not "
+                "identified, so one shared scale is assumed. A judge that separates good from bad "
+                "answers more steeply, and whose family is better, reads as self-preferring; "
+                "compare the judges' score SDs on the same responses, or add a third judge.")
+        return fit
+    tau = _scaled_tau(s, jc, rcodes, own, lam, J)
+    blocks = codes % MAX_JACKKNIFE_BLOCKS
+    b = int(blocks.max()) + 1
+    reps = np.empty(b)
+    for k in range(b):
+        m = blocks != k
+        lam_k = _judge_slopes(s[m], jc[m], fam[m], rcodes[m], J)
+        reps[k] = _scaled_tau(s[m], jc[m], rcodes[m], own[m], lam if lam_k is None else lam_k, J)
+    se = float(np.sqrt((b - 1) / b * ((reps - reps.mean()) ** 2).sum()))
+    fit.update(tau=tau, se=se, df=float(b - 1), scales="per_judge",
+               judge_slopes={j: float(v) for j, v in zip(ctx["judges"], lam, strict=True)},
+               method="one-factor panel S_jk = alpha_j + lambda_j*mu_k + tau*self_jk (judge "
+                      "slopes from within-family covariances between judges; response fixed "
+                      "effects on S/lambda); delete-a-prompt-block jackknife SE")
+    return fit
+
+
+def _codes(values: np.ndarray, levels: list[str]) -> np.ndarray:
+    """Position of each value in ``levels``."""
+    order = {v: i for i, v in enumerate(levels)}
+    return np.fromiter((order[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def _judge_slopes(s: np.ndarray, jc: np.ndarray, fam: np.ndarray, rcodes: np.ndarray, J: int
+                  ) -> np.ndarray | None:
+    """Each judge's slope ``λ_j`` (geometric mean 1) in ``S_jk = α_j + λ_j μ_k + τ·self_jk``,
+    or None when not identified.
+
+    Scores are centred within (judge, generator family) — ``self`` is constant there, so ``τ``
+    drops out — and averaged per (response, judge); for two judges ``i ≠ l`` their mean product
+    over the responses both scored estimates ``λ_i λ_l Var_within(μ)`` whatever each judge's own
+    noise. ``log λ`` is the least-squares fit of ``log C_il = log λ_i + log λ_l + const`` over
+    the pairs, weighted by the square root of their shared responses (exact with three judges:
+    ``λ_i ∝ sqrt(C_il C_ik / C_lk)``). Not identified: fewer than three judges, a pair of judges
+    with fewer than 3 shared responses, or a covariance that is not positive.
+    """
+    if J < 3:
+        return None
+    cell = jc * (int(fam.max()) + 1) + fam
+    sc = _within(s, cell)
+    R = int(rcodes.max()) + 1
+    key = rcodes * J + jc
+    n = np.bincount(key, minlength=R * J).reshape(R, J)
+    M = np.bincount(key, weights=sc, minlength=R * J).reshape(R, J) / np.maximum(n, 1)
+    on = (n > 0).astype(np.float64)
+    shared = on.T @ on
+    C = (M * on).T @ (M * on) / np.maximum(shared, 1)
+    off = ~np.eye(J, dtype=bool)
+    if (shared[off] < 3).any() or not (C[off] > 0).all():
+        return None
+    i, k = np.nonzero(np.triu(off))
+    P = np.zeros((i.size, J))
+    P[np.arange(i.size), i] = P[np.arange(i.size), k] = 1.0
+    wt = np.sqrt(shared[i, k])  # pairs weighted by the responses they share
+    log_lam = np.linalg.lstsq(P * wt[:, None], np.log(C[i, k]) * wt, rcond=None)[0]
+    lam = np.exp(log_lam - log_lam.mean())
+    if not (np.isfinite(lam).all() and (lam > 0).all()):
+        return None
+    return lam
+
+
+def _scaled_tau(s: np.ndarray, jc: np.ndarray, rcodes: np.ndarray, own: np.ndarray,
+                lam: np.ndarray, J: int) -> float:
+    """``τ`` of the response fixed-effects fit of ``S/λ_j`` on the judge indicators and
+    ``self/λ_j`` (``μ_k`` absorbed)."""
+    inv = 1.0 / lam[jc]
+    X = np.column_stack([(jc == j).astype(np.float64) for j in range(1, J)] + [own * inv])
+    beta = np.linalg.lstsq(_within(X, rcodes), _within(s * inv, rcodes), rcond=None)[0]
+    return float(beta[-1])
 
 
 def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
@@ -332,6 +465,8 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
         "test finds."
         for j in ctx["self_judges"]
     ]
+    if "scale_warning" in fit:
+        warn.append(fit["scale_warning"])
     if fit["n_prompts"] < 30:
         warn.append(f"Only {fit['n_prompts']} prompts: clustered standard errors are rough below "
                     "about 30 clusters.")
@@ -345,7 +480,8 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
             "responses."))
     details = {
         "design": fit["design"], "tau": tau, "se": se, "t": tau / se if se > 0 else float("nan"),
-        "df": df, "naive_gap": ctx["naive_gap"], "naive_gap_by_judge": ctx["naive_gap_by_judge"],
+        "df": df, "scales": fit["scales"], "naive_gap": ctx["naive_gap"],
+        "naive_gap_by_judge": ctx["naive_gap_by_judge"],
         "min_effect": threshold, "practically_relevant": relevant,
         "negligible": negligible, "judges": ctx["judges"],
         "judge_families": dict(ctx["fam_of"]), "generator_families": ctx["gen_fams"],
@@ -353,7 +489,7 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
     }
     if assoc is not None:
         details["label_association"] = assoc
-    for k in ("n_responses", "n_single_judge_rows"):
+    for k in ("judge_slopes", "n_responses", "n_single_judge_rows"):
         if k in fit:
             details[k] = fit[k]
     return BiasResult(
