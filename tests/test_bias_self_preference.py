@@ -253,6 +253,19 @@ def test_two_judge_panel_assumes_a_shared_scale_and_says_so() -> None:
     assert quiet.effect == r.effect and not any("relative scales" in w for w in quiet.warnings)
 
 
+def test_three_judges_whose_scores_do_not_covary_fall_back_to_a_shared_scale() -> None:
+    # the delta judge gives every response of a generator family the same score: no covariance
+    # with the other judges within a family, so no slopes (auto: shared, warned; per_judge: refused)
+    d = _frame().assign(oracle_label=np.nan)
+    flat = d["judge"] == "delta-judge"
+    d.loc[flat, "judge_score"] = d.loc[flat].groupby("policy_family")["judge_score"].transform("mean")
+    r = self_preference(d)
+    assert r.details["scales"] == "shared"
+    assert any(w.startswith("These judges (some pair shares fewer than 3 responses") for w in r.warnings)
+    with pytest.raises(CJEInputError, match="scales are not identified"):
+        self_preference(d, scales="per_judge")
+
+
 # ------------------------------------------------------------------ judges on different scales
 
 

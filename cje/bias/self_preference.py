@@ -374,11 +374,14 @@ def _panel(frame: Any, ctx: dict[str, Any], scales: Scales) -> dict[str, Any]:
                    method="response fixed effects S_jk = mu_k + alpha_j + tau*self_jk (difference "
                           "in differences across judges); prompt-clustered SE")
         if scales == "auto":
+            why, fix = (("Two judges", "add a third judge") if J == 2 else
+                        ("These judges (some pair shares fewer than 3 responses, or their scores "
+                         "do not co-vary)", "score more responses with every judge"))
             fit["scale_warning"] = (
-                f"{'Two judges' if J == 2 else 'These judges'}: their relative scales are not "
-                "identified, so one shared scale is assumed. A judge that separates good from bad "
-                "answers more steeply, and whose family is better, reads as self-preferring; "
-                "compare the judges' score SDs on the same responses, or add a third judge.")
+                f"{why}: their relative scales are not identified, so one shared scale is "
+                "assumed. A judge that separates good from bad answers more steeply, and whose "
+                "family is better, reads as self-preferring; compare the judges' score SDs on "
+                f"the same responses, or {fix}.")
         return fit
     tau = _scaled_tau(s, jc, rcodes, own, lam, J)
     blocks = codes % MAX_JACKKNIFE_BLOCKS
