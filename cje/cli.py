@@ -216,6 +216,11 @@ def _parser() -> argparse.ArgumentParser:
                         "instead of failing")
     a.add_argument("--reliable-only", action="store_true",
                    help="hide estimates whose level is REFUSED (numbers never change)")
+    a.add_argument("--fail-on", choices=("refused", "caution"), default=None,
+                   help="exit with code 1, after writing every output, when some policy's level is "
+                        "REFUSED ('refused') or CAUTION or REFUSED ('caution'); the policies are "
+                        "named on stderr (for scripts and CI jobs; default: exit 0 whatever the "
+                        "statuses)")
     a.add_argument("--explain", action="store_true",
                    help="table output: print each status reason in full and explain in plain "
                         "words every term the output uses (OUA, cal%%, ESS, Hill, …)")
@@ -715,7 +720,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
     text = _render(report, ns.format, ns.reliable_only, ns.explain)
     if not (ns.out or ns.report or ns.plots):
         print(text)
-        return 0
+        return _fail_on(report, ns.fail_on)
     # Every output is written under a temporary name, then all are renamed into place: an
     # interruption (Ctrl-C) or a failure leaves no partial file.
     staged = _Outputs()
@@ -735,7 +740,18 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         print(text)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return _fail_on(report, ns.fail_on)
+
+
+def _fail_on(report: Any, fail_on: str | None) -> int:
+    """Exit code of ``cje analyze``: 1 when ``--fail-on`` is given and some policy's level has
+    that status or a worse one (the policies named on stderr), else 0."""
+    bad = {None: (), "refused": ("REFUSED",), "caution": ("CAUTION", "REFUSED")}[fail_on]
+    hit = [f"{e.policy} ({e.status})" for e in report.estimates if e.status in bad]
+    if not hit:
+        return 0
+    print(f"cje: --fail-on {fail_on}: {', '.join(hit)}", file=sys.stderr)
+    return 1
 
 
 def _dask_client(engine: str, scheduler: str | None) -> Any:
@@ -1055,7 +1071,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on a usage error or bad input (the one-line message goes to stderr),
+        0 on success, 1 when ``cje analyze --fail-on`` finds a level with that status (after
+        writing every output), 2 on a usage error or bad input (the one-line message goes to stderr),
         130 when interrupted (Ctrl-C; ``cje: interrupted`` on stderr). Output files are written
         under temporary names and renamed into place at the end, so an interrupted or failed run
         leaves none half-written, and an output path that is one of the inputs (or lies in an

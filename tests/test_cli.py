@@ -227,6 +227,31 @@ def test_arena_probe_corrects_unhelpful_by_default(arena: Path,
     assert "failed the transport audit" in out
 
 
+def test_fail_on_sets_the_exit_code_after_writing_the_outputs(
+        arena: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--fail-on`` turns unreliable levels into exit code 1 (for CI jobs); the outputs are still
+    written and the policies named on stderr. Arena: base OK, the three others CAUTION; with the
+    unhelpful probe only auditing at margin 0.05, unhelpful is REFUSED."""
+    fresh = str(arena / "fresh_draws")
+    assert main(["analyze", fresh]) == 0
+    assert main(["analyze", fresh, "--fail-on", "refused"]) == 0  # nothing REFUSED
+    capsys.readouterr()
+    assert main(["analyze", fresh, "--fail-on", "caution"]) == 1
+    cap = capsys.readouterr()
+    assert _table(cap.out)["base"][-1] == "OK"  # the table is printed all the same
+    assert cap.err.strip() == ("cje: --fail-on caution: clone (CAUTION), parallel_universe_prompt "
+                               "(CAUTION), unhelpful (CAUTION)")
+    out = tmp_path / "report.json"
+    probe = arena / "probe_slice" / "unhelpful_probe.jsonl"
+    argv = ["analyze", fresh, "--probe", f"unhelpful={probe}", "--transport-margin", "0.05",
+            "--no-probe-correction", "--format", "json", "--out", str(out), "--fail-on", "refused"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "cje: --fail-on refused: unhelpful (REFUSED)" in err and f"wrote {out}" in err
+    assert {e["policy"]: e["status"] for e in json.loads(out.read_text())["estimates"]}["unhelpful"] \
+        == "REFUSED"
+
+
 # ---- demo ------------------------------------------------------------------------------------------
 def test_demo_runs_and_compares_with_truth(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--prompts", "300"]) == 0
