@@ -40,7 +40,7 @@ from cje.inference import (
     percentile_interval,
     t_pvalue,
 )
-from cje.pairwise._common import _check_families, _few_prompts_note, _zero_width_note
+from cje.pairwise._common import _check_families, _few_prompts_note, _zero_width_note, family_key, family_keys
 from cje.pairwise.verdicts import load_pairs
 
 __all__ = [
@@ -469,15 +469,15 @@ def self_preference_gap(pairs: Any, *, alpha: float = 0.05, judge: str | None = 
     assert d.a_family is not None and d.b_family is not None
     _check_families({"judge_family": d.judge_family, "a_family": d.a_family,
                      "b_family": d.b_family})
-    fams = pd.unique(d.judge_family)
+    fams = pd.unique(family_keys(d.judge_family))
     if len(fams) > 1:
         raise CJEInputError(
             f"{what}: the 'judge_family' column holds several families ({', '.join(map(str, fams[:5]))}) "
             "for one judge; give each judge one family (and a 'judge' column when there are several)."
         )
-    jf = str(fams[0])
-    own_a = d.a_family == jf
-    own_b = d.b_family == jf
+    jf = family_key(fams[0])
+    own_a = family_keys(d.a_family) == jf
+    own_b = family_keys(d.b_family) == jf
     mixed = own_a ^ own_b
     if not mixed.any():
         present = sorted(set(d.a_family.tolist()) | set(d.b_family.tolist()))

@@ -61,7 +61,7 @@ from cje.bias.verbosity import (
 )
 from cje.errors import CJEInputError, check_alpha
 from cje.inference import cluster_ols, holm, t_interval, t_pvalue
-from cje.pairwise._common import _check_families, _check_ids
+from cje.pairwise._common import _check_families, _check_ids, _check_one_family, family_keys
 
 __all__ = ["self_preference"]
 
@@ -233,10 +233,11 @@ def _context(frame: Any) -> dict[str, Any]:
     for col in ("prompt_id", "judge"):  # 7 and "7": one id written two ways, refused
         _check_ids(frame[col], col)
     _check_families({c: frame[c] for c in ("judge_family", "policy_family")})
+    _check_one_family(frame["judge"], frame["judge_family"])
     s = _finite_column(frame, "judge_score")
     judge = frame["judge"].astype(str).to_numpy()
-    jfam = frame["judge_family"].astype(str).to_numpy()
-    gfam = frame["policy_family"].astype(str).to_numpy()
+    jfam = family_keys(frame["judge_family"]).astype(str)
+    gfam = family_keys(frame["policy_family"]).astype(str)
     own = jfam == gfam
     judges = list(dict.fromkeys(judge))
     fam_of = {j: str(f) for j, f in zip(judge, jfam, strict=True)}
@@ -259,7 +260,7 @@ def _context(frame: Any) -> dict[str, Any]:
         if own[m].any() and (~own[m]).any():
             by_judge[j] = float(s[m & own].mean() - s[m & ~own].mean())
     return {
-        "s": s, "judge": judge, "own": own, "judges": judges, "fam_of": fam_of,
+        "s": s, "judge": judge, "own": own, "judges": judges, "fam_of": fam_of, "gfam": gfam,
         "gen_fams": gen_fams, "self_judges": self_judges,
         "naive_gap": float(s[own].mean() - s[~own].mean()), "naive_gap_by_judge": by_judge,
         "sd": float(s.std(ddof=1)) if s.size > 1 else 0.0,
@@ -354,7 +355,7 @@ def _panel(frame: Any, ctx: dict[str, Any], scales: Scales) -> dict[str, Any]:
     s = ctx["s"][keep]
     J = len(ctx["judges"])
     jc = _codes(judge, ctx["judges"])
-    fam = np.unique(frame["policy_family"].astype(str).to_numpy()[keep], return_inverse=True)[1]
+    fam = np.unique(ctx["gfam"][keep], return_inverse=True)[1]
     lam = None
     if scales != "shared":
         lam = _judge_slopes(s, jc, fam, rcodes, J)

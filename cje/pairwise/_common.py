@@ -216,12 +216,99 @@ def _zero_width_note(items: Any, lo: np.ndarray, hi: np.ndarray, what: str) -> s
             "cannot measure that uncertainty; it is not certainty. Collect more comparisons.")
 
 
+def family_key(value: Any) -> str:
+    """The text a model family is matched by: a string as written; a number as its text, a whole
+    number without a decimal point (``1``, ``1.0`` and ``np.int64(1)`` are one family, ``"1"`` once
+    :func:`_check_families` has ruled out its being written both ways).
+
+    Parameters
+    ----------
+    value : object
+        One family cell (not missing).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> family_key("gpt"), family_key(1.0), family_key(np.int64(3)), family_key(0.5)
+    ('gpt', '1', '3', '0.5')
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def family_keys(values: Any) -> np.ndarray:
+    """:func:`family_key` of every cell (object array; missing cells stay missing).
+
+    Parameters
+    ----------
+    values : array-like
+
+    Returns
+    -------
+    numpy.ndarray of object
+
+    Examples
+    --------
+    >>> family_keys([1, 2.0, "gpt", None]).tolist()
+    ['1', '2', 'gpt', None]
+    """
+    arr = values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+    miss = _isna(arr)
+    return np.array([None if m else family_key(v) for v, m in zip(arr.tolist(), miss, strict=True)],
+                    dtype=object)
+
+
+def _check_one_family(judges: Any, families: Any) -> None:
+    """Refuse a judge given two different model families on different rows (one would be
+    silently picked, or each row matched against another family).
+
+    Parameters
+    ----------
+    judges, families : array-like
+        The ``judge`` and ``judge_family`` columns (missing families are the callers' business).
+
+    Raises
+    ------
+    CJEInputError
+
+    Examples
+    --------
+    >>> _check_one_family(["a", "a", "b"], ["gpt", "gpt", 1])
+    >>> _check_one_family(["a", "a"], ["gpt", "claude"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: Judge 'a' has two model families, 'gpt' (row 0) and 'claude' (row 1)...
+    """
+    from cje.errors import CJEInputError
+
+    judges = judges.to_numpy(dtype=object) if hasattr(judges, "to_numpy") else \
+        np.asarray(judges, dtype=object)
+    keys = family_keys(families)
+    first: dict[Any, tuple[Any, int]] = {}
+    for i, (j, f) in enumerate(zip(judges.tolist(), keys.tolist(), strict=True)):
+        if f is None:
+            continue
+        if j not in first:
+            first[j] = (f, i)
+        elif first[j][0] != f:
+            raise CJEInputError(
+                f"Judge {_py(j)!r} has two model families, {first[j][0]!r} (row {first[j][1]}) and "
+                f"{f!r} (row {i}). A judge is one model: give it one family on every row."
+            )
+
+
 def _check_families(columns: dict[str, Any]) -> None:
     """Refuse model-family names that read alike but are written differently across the family
-    columns (``"GPT"`` / ``"gpt"`` / ``"GPT "``).
+    columns (``"GPT"`` / ``"gpt"`` / ``"GPT "``, or the number ``1`` and the text ``"1"``).
 
-    Families are matched as written (a judge's family against a generator's), so one family
-    written two ways never matches itself: the judge's own-family responses would count as
+    Families are matched by :func:`family_key` (a judge's family against a generator's), so one
+    family written two ways never matches itself: the judge's own-family responses would count as
     another family's and its self-preference would go unseen. Refused, naming both spellings and
     where each first appears; missing values are the callers' business.
 
@@ -241,23 +328,34 @@ def _check_families(columns: dict[str, Any]) -> None:
     Traceback (most recent call last):
     ...
     cje.errors.CJEInputError: The family names 'GPT' (judge_family, row 0) and 'gpt' ... differ only ...
+    >>> _check_families({"judge_family": [1], "policy_family": ["1"]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: The family names 1 (judge_family, row 0) and '1' ... a number and as text...
     """
     from cje.errors import CJEInputError
 
-    seen: dict[str, tuple[str, str, int]] = {}
+    def spelling(v: Any) -> tuple[bool, str]:  # (written as text, how)
+        return (True, v) if isinstance(v, str) else (False, family_key(v))
+
+    seen: dict[str, tuple[Any, str, int]] = {}
     for col, values in columns.items():
-        arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
-        firsts: dict[str, int] = {}
+        arr = values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else \
+            np.asarray(values, dtype=object)
+        miss = _isna(arr)
+        firsts: dict[tuple[bool, str], tuple[Any, int]] = {}
         for i, v in enumerate(arr.tolist()):
-            if isinstance(v, str) and v not in firsts:
-                firsts[v] = i
-        for v, i in firsts.items():
-            key = v.strip().casefold()
-            if key in seen and seen[key][0] != v:
+            if not miss[i]:
+                firsts.setdefault(spelling(v), (v, i))
+        for (text, written), (v, i) in firsts.items():
+            key = written.strip().casefold()
+            if key in seen and spelling(seen[key][0]) != (text, written):
                 other, ocol, oi = seen[key]
+                how = ("are one family written as a number and as text" if
+                       isinstance(other, str) != text else "differ only in case or surrounding spaces")
                 raise CJEInputError(
-                    f"The family names {other!r} ({ocol}, row {oi}) and {v!r} ({col}, row {i}) "
-                    "differ only in case or surrounding spaces. Families are matched as written, "
+                    f"The family names {_py(other)!r} ({ocol}, row {oi}) and {_py(v)!r} ({col}, row "
+                    f"{i}) {how}. Families are matched as written, "
                     "so one family written two ways would never match itself (its self-preference "
                     "would go unseen): write each family the same way everywhere."
                 )

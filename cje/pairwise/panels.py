@@ -13,7 +13,17 @@ import numpy as np
 
 from cje.data import _row_ref
 from cje.errors import CJEInputError, CJEWarning
-from cje.pairwise._common import _check_families, _check_ids, _has, _isna, _py, _refuse_inf, _sorted
+from cje.pairwise._common import (
+    _check_families,
+    _check_ids,
+    _check_one_family,
+    _has,
+    _isna,
+    _py,
+    _refuse_inf,
+    _sorted,
+    family_keys,
+)
 from cje.tables import as_frame, require_columns
 
 __all__ = ["DawidSkeneResult", "aggregate_panel", "dawid_skene"]
@@ -352,8 +362,9 @@ def aggregate_panel(
         jf = df["judge_family"].to_numpy(dtype=object)
         pf = df["policy_family"].to_numpy(dtype=object)
         _check_families({"judge_family": jf, "policy_family": pf})
+        _check_one_family(df["judge"], jf)
         known = ~_isna(jf) & ~_isna(pf) & ~_blank(jf) & ~_blank(pf)  # a blank family is unknown
-        same = known & (jf == pf)
+        same = known & (family_keys(jf) == family_keys(pf))
         kept = work.loc[~same]
         lost = np.setdiff1d(work["_item"].unique(), kept["_item"].unique())
         if lost.size:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from cje.data import _row_ref
 from cje.errors import CJEInputError
-from cje.pairwise._common import _check_ids, _has, _isna, _py, _show, _sorted
+from cje.pairwise._common import _check_ids, _has, _isna, _py, _show, _sorted, family_keys
 from cje.tables import as_frame, require_columns
 
 __all__ = ["PAIR_COLUMNS", "WINNERS", "PairData", "load_pairs", "pair_codes", "pairs_frame"]
@@ -304,7 +304,9 @@ def load_pairs(pairs: Any, needed: Sequence[str], what: str, judge: str | None) 
                 f"The '{name}' column has missing values in {int(bad.sum())} row(s), e.g. row "
                 f"{_py(row[i])!r}; fill or drop them."
             )
-        ids[name] = v.astype(str).astype(object)
+        # families by family_key (1 and 1.0 are one family; 1 and "1" are refused by the
+        # caller's _check_families, which reads the columns themselves)
+        ids[name] = family_keys(v) if name.endswith("family") else v.astype(str).astype(object)
     pid = ids["prompt_id"]
     assert pid is not None  # prompt_id is needed by every test
     w = _winner_codes(col("winner"), "winner", False, row, pid) if "winner" in needed else None
