@@ -3,7 +3,8 @@ aggregate_panel(leave_family_out=True)): a whole number written as 1 or 1.0 is o
 ``1.0`` and ``1`` never matched: own-family responses counted as another family's, and
 leave_family_out left nothing out); in a panel, a family written as a number in one column and as
 text in the other is refused, and so is a judge given two families. (Pairwise verdicts read
-every family as text, so there ``1`` and ``"1"`` are one family.)"""
+every family as text, so there ``1`` and ``"1"`` are one family.) Last, the agreement statistics
+pair two pandas Series by index, not by position."""
 
 from __future__ import annotations
 
@@ -75,3 +76,18 @@ def test_self_preference_gap_numeric_families() -> None:
     num["judge_family"] = num["judge_family"].astype(float)
     r = self_preference_gap(num)
     assert r.effect == pytest.approx(text.effect, rel=1e-12) and r.n == text.n
+
+
+def test_agreement_pairs_two_series_by_index() -> None:
+    """cohen_kappa (and the rank correlations) paired two Series by position whatever their
+    indexes: the same units in another order gave a silently wrong κ."""
+    from cje.pairwise.agreement import cohen_kappa, spearman_rho
+
+    a = pd.Series([1, 2, 3, 3, 2, 1], index=list("abcdef"))
+    b = pd.Series([1, 2, 3, 2, 2, 1], index=list("abcdef"))
+    shuffled = b.iloc[::-1]
+    assert cohen_kappa(a, shuffled) == pytest.approx(cohen_kappa(a, b))
+    assert spearman_rho(a, shuffled) == pytest.approx(spearman_rho(a, b))
+    assert cohen_kappa(a.to_numpy(), b.to_numpy()) == pytest.approx(cohen_kappa(a, b))
+    with pytest.raises(CJEInputError, match="Series with different indexes"):
+        cohen_kappa(a, b.set_axis(list("abcdeg")))

@@ -38,6 +38,21 @@ def _vector(x: Any, name: str, numeric: bool = True) -> np.ndarray:
 def _paired(
     x: Any, y: Any, names: tuple[str, str], numeric: bool = True, min_n: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays, element i of one paired with element i of the other. Two pandas Series
+    are paired by index, as pandas would: the same labels in another order are aligned, other
+    labels refused (pairing them by position would silently compare different units)."""
+    import pandas as pd
+
+    if isinstance(x, pd.Series) and isinstance(y, pd.Series) and not x.index.equals(y.index):
+        same = (x.index.is_unique and y.index.is_unique and len(x) == len(y)
+                and x.index.sort_values().equals(y.index.sort_values()))
+        if not same:
+            raise CJEInputError(
+                f"{names[0]} and {names[1]} are pandas Series with different indexes, so it is "
+                "not clear which elements belong to the same unit. Align them (e.g. "
+                f"{names[1]}.reindex({names[0]}.index)), or pass .to_numpy() to pair by position."
+            )
+        y = y.reindex(x.index)
     try:
         a = _vector(x, names[0], numeric)
         b = _vector(y, names[1], numeric)
@@ -66,7 +81,8 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None) -> float:
     Parameters
     ----------
     a, b : array-like
-        Labels (numbers or strings) of the same units.
+        Labels (numbers or strings) of the same units, paired by position — or by index when both
+        are pandas Series (the same labels in any order; different labels are refused).
     weights : {None, "linear", "quadratic"}
 
     Returns
