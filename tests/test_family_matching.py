@@ -1,8 +1,9 @@
 """Model families are matched the same way everywhere (self_preference, self_preference_gap,
 aggregate_panel(leave_family_out=True)): a whole number written as 1 or 1.0 is one family (before,
-``1.0`` and ``1`` never matched: own-family responses counted as another family's, and
-leave_family_out left nothing out); in a panel, a family written as a number in one column and as
-text in the other is refused, and so is a judge given two families. (Pairwise verdicts read
+self_preference and the pairwise gap never matched ``1.0`` with ``1``: own-family responses counted
+as another family's); in a panel, a family written as a number in one column and as text in the
+other is refused (before, leave_family_out left nothing out), and so is a judge given two
+families. (Pairwise verdicts read
 every family as text, so there ``1`` and ``"1"`` are one family.) Last, the agreement statistics
 pair two pandas Series by index, not by position."""
 
