@@ -17,8 +17,9 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ def own_direct(seed: int, n_prompts: int = 150, draws: int = 1, grid: float | No
     names = ["gamma", "Alpha", "zeta", "beta", "delta"][:n_pol]
     mus = rng.normal(0, 0.4, size=n_pol)
     rows = []
-    for p, mu in zip(names, mus):
+    for p, mu in zip(names, mus, strict=True):
         for j in range(n_prompts):
             for k in range(draws):
                 q = mu - d[j] + rng.normal(0, 0.7)
@@ -409,7 +410,7 @@ def hunt(seeds: list[int], quick: bool) -> pd.DataFrame:
             inv = {v: k for k, v in names.items()}
             try:
                 rb = run(*_unpack(policies_renamed(case, names)))
-                diffs = compare(ca, canon(rb, lambda p: inv.get(p, p)))
+                diffs = compare(ca, canon(rb, lambda p, inv=inv: inv.get(p, p)))
             except Exception as err:  # noqa: BLE001
                 diffs = [f"ERROR {type(err).__name__}: {str(err)[:200]}"]
             rows.append(dict(seed=seed, case=case.name, transform="policies renamed", n_diff=len(diffs),
