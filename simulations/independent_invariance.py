@@ -484,13 +484,45 @@ def seed_study(n_rep: int, seeds: tuple[int, int] = (0, 1)) -> tuple[pd.DataFram
     return pd.DataFrame(pol_rows), pd.DataFrame(pair_rows)
 
 
+# --------------------------------------------------------------------------------------------
+# Size of the differences the method implies (non-affine monotone judge maps)
+# --------------------------------------------------------------------------------------------
+def effect_sizes(seeds: list[int]) -> pd.DataFrame:
+    """For the transforms that legitimately change the numbers (a non-affine increasing map of
+    the judge score: isotonic predictions interpolate linearly between labelled scores, and
+    two-stage splines read the score's metric), how far the levels move (in SE), and how often
+    a status or a "Better" claim flips. One row per (seed, case, transform, policy)."""
+    rows = []
+    for seed in seeds:
+        for case in make_cases(seed):
+            lo, hi = case.kw["judge_scale"]
+            ref = canon(run(case.data, case.kw))
+            for tname, tcase in (("judge exp", judge_transform(case, np.exp, (math.exp(lo), math.exp(hi)))),
+                                 ("judge x**3", judge_transform(case, lambda v, lo=lo: (v - lo) ** 3,
+                                                                (0, (hi - lo) ** 3))),
+                                 ("prompt ids hashed", ids_relabelled(case, "hash"))):
+                got = canon(run(tcase.data, tcase.kw))
+                sig = sum(ref["pair"][k]["significant"] != got["pair"][k]["significant"] for k in ref["pair"])
+                for p, x in ref["est"].items():
+                    y = got["est"][p]
+                    rows.append(dict(seed=seed, case=case.name, transform=tname, policy=p,
+                                     shift_se=(y["estimate"] - x["estimate"]) / x["se"],
+                                     se_ratio=y["se"] / x["se"], status_flip=x["status"] != y["status"],
+                                     sig_flips=sig, n_pairs=len(ref["pair"])))
+    return pd.DataFrame(rows)
+
+
 def _main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default="/tmp/invariance_hunt.csv")
     ap.add_argument("--seed-reps", type=int, default=0)
+    ap.add_argument("--effects", type=int, default=0)
     args = ap.parse_args()
+    if args.effects:
+        effect_sizes(list(range(args.effects))).to_csv(args.out.replace(".csv", "_effects.csv"), index=False)
+        return
     if args.seed_reps:
         pol, pairs = seed_study(args.seed_reps)
         pol.to_csv(args.out.replace(".csv", "_seed_pol.csv"), index=False)

@@ -52,6 +52,7 @@ from cje.data import (
     _check_scale,
     bottom_tenth,
     check_label_variation,
+    decimal_float64,
     infer_scale,
     refuse_near_miss,
     refuse_sentinel,
@@ -550,7 +551,22 @@ def dask_number(pdf: Any, name: str) -> Any:
     if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
         raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}."
                             + _text_in_numbers(name))
-    return pd.to_numeric(col).astype("float64")
+    col = pd.to_numeric(col)
+    if col.dtype.kind == "f" and col.dtype.itemsize < 8:  # as in memory (decimal_float64)
+        return pd.Series(decimal_float64(col.to_numpy()), index=col.index)
+    return col.astype("float64")
+
+
+def pl_float64(schema: Any, name: str) -> Any:
+    """``pl.col(name)`` as Float64, a Float32 column through its shortest decimal (as in
+    memory: :func:`cje.data.decimal_float64`), so that a score stored as float32 in a Parquet
+    file equals the same score written as text elsewhere."""
+    import polars as pl
+
+    col = pl.col(name)
+    if schema[name] == pl.Float32:
+        return col.cast(pl.String).cast(pl.Float64)
+    return col.cast(pl.Float64)
 
 
 def dask_row_keys(pdf: Any, out: Any, partition_info: Any) -> None:
@@ -812,8 +828,8 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str | None) -> tuple[Any,
     cols = [pl.col("prompt_id").cast(pl.String),
             pl.col("policy").cast(pl.String) if "policy" in names
             else pl.lit(policy_default, dtype=pl.String).alias("policy"),
-            pl.col("judge_score").cast(pl.Float64),
-            pl.col("oracle_label").cast(pl.Float64) if "oracle_label" in names
+            pl_float64(schema, "judge_score"),
+            pl_float64(schema, "oracle_label") if "oracle_label" in names
             else pl.lit(None, dtype=pl.Float64).alias("oracle_label"),
             pl.col("__file"), pl.col("__row").cast(pl.Int64)]
     if "policy" not in names and policy_default is not None:
