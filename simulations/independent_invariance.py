@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
 import sys
 import time
 import warnings
@@ -512,6 +513,98 @@ def effect_sizes(seeds: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------------------------
+# Tables (written below the hand-written reading of the results file)
+# --------------------------------------------------------------------------------------------
+RESULTS = "simulations/results/independent_invariance.md"
+
+
+def _md(df: pd.DataFrame, digits: int = 3) -> str:
+    df = df.reset_index()
+    cols = list(df.columns)
+    out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        out.append("| " + " | ".join(f"{r[c]:.{digits}f}" if isinstance(r[c], float) else str(r[c])
+                                     for c in cols) + " |")
+    return "\n".join(out)
+
+
+def _mc(s: pd.Series) -> str:
+    c = float(s.mean())
+    return f"{c:.3f} ± {math.sqrt(c * (1 - c) / len(s)):.3f}"
+
+
+def tables(hunt_res: pd.DataFrame, eff: pd.DataFrame, pol: pd.DataFrame, pairs: pd.DataFrame,
+           n_seeds: int) -> str:
+    """The markdown tables of the results file."""
+    out = []
+    t = hunt_res.pivot_table(index="transform", columns="case", values="n_diff",
+                             aggfunc=lambda s: int((s > 0).sum()))
+    t = t.fillna(-1).astype(int).astype(str).replace("-1", "")
+    out += [f"## Table 1. Datasets (of {n_seeds} seeds) where anything differed", "",
+            "Exact comparison (relative 1e-9) of every level's estimate, SE, CI, df, var_if, var_cal, "
+            "status, n, labels; every contrast's estimate, SE, CI, df, p_holm and significance; the "
+            "ranking. Empty: the transform does not apply.", "", _md(t)]
+    eff = eff.assign(a=eff.shift_se.abs())
+    g = eff.groupby(["transform", "case"])
+    t2 = g.agg(levels=("a", "size"), median_shift_se=("a", "median"),
+               p95_shift_se=("a", lambda s: s.quantile(.95)), max_shift_se=("a", "max"),
+               share_over_half_se=("a", lambda s: _mc(s > 0.5)), status_flips=("status_flip", "sum"))
+    t3 = eff.drop_duplicates(["seed", "case", "transform"]).groupby(["transform", "case"]).agg(
+        better_flips=("sig_flips", "sum"), pairs=("n_pairs", "sum"))
+    out += ["", "## Table 2. Size of the differences the method implies", "",
+            "|Δ estimate| in units of the original SE; share over 0.5 SE with its MC SE; 'Better' "
+            "flips = contrasts whose Holm significance changed.", "", _md(t2.join(t3))]
+    rows = []
+    for case, gg in pol.groupby("case"):
+        pp = pairs[pairs.case == case]
+        fl = pp.assign(f=pp.sig_a != pp.sig_b).groupby("rep").f.any()
+        rk = pp.groupby("rep").rank_same.first()
+        rows.append(dict(case=case, levels=len(gg), status_flip=_mc(gg.status_a != gg.status_b),
+                         over_half_se=_mc(gg.shift_se.abs() > 0.5),
+                         median_shift_se=gg.shift_se.abs().median(),
+                         p95_shift_se=gg.shift_se.abs().quantile(.95), max_shift_se=gg.shift_se.abs().max(),
+                         se_ratio_5_95=f"{gg.se_ratio.quantile(.05):.2f}–{gg.se_ratio.quantile(.95):.2f}",
+                         pairs=len(pp), better_flip=_mc(pp.sig_a != pp.sig_b),
+                         reps_any_better_flip=_mc(fl), ranking_changed=_mc(~rk)))
+    n_rep = pol.rep.nunique()
+    out += ["", f"## Table 3. Seed sensitivity: {n_rep} datasets per case, fold seed 0 vs 1", "",
+            _md(pd.DataFrame(rows).set_index("case"))]
+    big = pol[pol.shift_se.abs() > 0.5].assign(a=lambda d: d.shift_se.abs())
+    out += ["", "## Table 4. Levels that moved by more than 0.5 SE with the seed (largest 15)", "",
+            _md(big.sort_values("a", ascending=False).head(15)[
+                ["rep", "case", "policy", "status_a", "status_b", "shift_se", "se_ratio"]].set_index("rep"))]
+    st = pol.set_index(["rep", "case", "policy"]).status_a.to_dict()
+    pr = pairs.assign(flip=pairs.sig_a != pairs.sig_b)
+    pr["both_ok"] = [st[(x.rep, x.case, x.pair[0])] == "OK" and st[(x.rep, x.case, x.pair[1])] == "OK"
+                     for x in pr.itertuples()]
+    rows = []
+    for case, gg in pr.groupby("case"):
+        f = gg[gg.flip]
+        rows.append(dict(case=case, ok_ok_pairs=int(gg.both_ok.sum()), ok_ok_flip=_mc(gg[gg.both_ok].flip),
+                         other_pairs=int((~gg.both_ok).sum()),
+                         other_flip=_mc(gg[~gg.both_ok].flip) if (~gg.both_ok).any() else "",
+                         flips_p_holm_moving_over_10x=f"{int((np.abs(np.log10(f.p_a / f.p_b)) > 1).sum())} "
+                                                      f"of {len(f)}"))
+    out += ["", "## Table 5. 'Better' flips with the seed, by the statuses of the pair", "",
+            _md(pd.DataFrame(rows).set_index("case"))]
+    return "\n".join(out) + "\n"
+
+
+def write_results(n_seeds: int, n_effects: int, n_rep: int) -> None:
+    """Run the hunt, the effect sizes and the seed study; write the tables below '# Tables'."""
+    t0 = time.time()
+    res = hunt(list(range(n_seeds)), quick=False)
+    eff = effect_sizes(list(range(n_effects)))
+    pol, pairs = seed_study(n_rep)
+    head = open(RESULTS).read().split("# Tables")[0] if os.path.exists(RESULTS) else "# Invariance hunt\n\n"
+    cmd = (f"Command: `PYTHONPATH=. python simulations/independent_invariance.py --write "
+           f"--seeds {n_seeds} --effects {n_effects} --seed-reps {n_rep}` "
+           f"({time.time() - t0:.0f} s on one core; cje {cje.__version__}).")
+    with open(RESULTS, "w") as fh:
+        fh.write(head + "# Tables\n\n" + cmd + "\n\n" + tables(res, eff, pol, pairs, n_seeds))
+
+
 def _main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -519,7 +612,11 @@ def _main() -> None:
     ap.add_argument("--out", default="/tmp/invariance_hunt.csv")
     ap.add_argument("--seed-reps", type=int, default=0)
     ap.add_argument("--effects", type=int, default=0)
+    ap.add_argument("--write", action="store_true", help=f"run everything and write {RESULTS}")
     args = ap.parse_args()
+    if args.write:
+        write_results(args.seeds, args.effects or 30, args.seed_reps or 200)
+        return
     if args.effects:
         effect_sizes(list(range(args.effects))).to_csv(args.out.replace(".csv", "_effects.csv"), index=False)
         return
