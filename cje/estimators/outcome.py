@@ -131,12 +131,13 @@ def knot_interp(rank: np.ndarray, keep: np.ndarray, fitted: np.ndarray, index: n
     depends only on its own (index, score) and the fitted entries, not on how many other entries
     without rows lie between them. Interpolating in the rank did: another target's fresh draws,
     or the same scores stored as float32 (0.35 → 0.3499999940), added ranks and moved the
-    outcome model (docs: INVARIANCE_FINDINGS.md, simulations/results/independent_invariance.md).
+    outcome model (``tests/test_invariance.py``, ``simulations/results/independent_invariance.md``).
 
     Parameters
     ----------
     rank : numpy.ndarray of int, shape (U,)
-        Dense rank of each entry in the order of (index, tiebreak) (:func:`order_rank`).
+        Dense rank of each entry in the order of (index, tiebreak)
+        (``cje.calibration.weights.order_rank``).
     keep : numpy.ndarray of int
         Sorted ranks with training rows.
     fitted : numpy.ndarray, shape (U,)
