@@ -297,7 +297,14 @@ def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
     if not frames:
         assert empty is not None
         raise empty
-    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    if len(frames) == 1:
+        return frames[0]
+    # a float32 column is widened through its shortest decimal before the files are stacked
+    # (as cje.load reads one file, cje.data.decimal_float64): stacked with a float64 file it
+    # would be widened bit for bit, and 0.35 in one file would differ from 0.35 in the other
+    frames = [fr.with_columns(pl_float64(fr.schema, c) for c, t in fr.schema.items() if t == pl.Float32)
+              for fr in frames]
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def files_with_rows(files: Sequence[Path]) -> list[Path]:
