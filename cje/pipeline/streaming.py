@@ -52,7 +52,6 @@ from cje.data import (
     _check_scale,
     bottom_tenth,
     check_label_variation,
-    decimal_float64,
     infer_scale,
     refuse_near_miss,
     refuse_sentinel,
@@ -558,10 +557,11 @@ def dask_number(pdf: Any, name: str) -> Any:
     if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
         raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}."
                             + _text_in_numbers(name))
-    col = pd.to_numeric(col)
-    if col.dtype.kind == "f" and col.dtype.itemsize < 8:  # as in memory (decimal_float64)
-        return pd.Series(decimal_float64(col.to_numpy()), index=col.index)
-    return col.astype("float64")
+    # (widened bit for bit, unlike cje.data.decimal_float64: Dask's Parquet reader gives a
+    # float32 file's partition as float32 to one pass and already widened to float64 to
+    # another, e.g. when the files' types differ and a pass projects columns, so reading
+    # float32 through its decimals here would make the passes see different scores)
+    return pd.to_numeric(col).astype("float64")
 
 
 def pl_float64(schema: Any, name: str) -> Any:
