@@ -553,8 +553,9 @@ def tables(hunt_res: pd.DataFrame, eff: pd.DataFrame, pol: pd.DataFrame, pairs: 
     t3 = eff.drop_duplicates(["seed", "case", "transform"]).groupby(["transform", "case"]).agg(
         better_flips=("sig_flips", "sum"), pairs=("n_pairs", "sum"))
     out += ["", "## Table 2. Size of the differences the method implies", "",
-            "|Δ estimate| in units of the original SE; share over 0.5 SE with its MC SE; 'Better' "
-            "flips = contrasts whose Holm significance changed.", "", _md(t2.join(t3))]
+            "The absolute change of each estimate, in units of its original SE; share over 0.5 SE "
+            "with its MC SE; 'Better' flips = contrasts whose Holm significance changed.", "",
+            _md(t2.join(t3))]
     rows = []
     for case, gg in pol.groupby("case"):
         pp = pairs[pairs.case == case]
