@@ -241,3 +241,20 @@ def test_offpolicy_affinity_judge_scale_free(offpolicy: Any) -> None:
     b = _run(_judge(offpolicy.logged, lambda v: 100 * v), **dict(kw, judge_scale=(0, 100)))
     for p in ("mild", "moderate", "far"):
         assert a[p].diagnostics["affinity"] == pytest.approx(b[p].diagnostics["affinity"], rel=TOL), p
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Dask still widens float32 bit for bit (cje.pipeline.streaming.dask_number): its Parquet reader "
+    "hands a float32 file's partition to the scan as float32 but to the per-prompt pass (which "
+    "projects three columns) already widened to float64, so reading it through its decimals in one "
+    "place would make the passes disagree. A file set mixing float32 and float64 files therefore "
+    "splits the isotonic ties on Dask (levels ~0.3 SE off the memory and polars engines)."))
+def test_float32_and_float64_files_in_one_glob_dask(direct: pd.DataFrame, tmp_path: Any) -> None:
+    """As :func:`test_float32_and_float64_files_in_one_glob`, on the Dask engine."""
+    pytest.importorskip("dask.dataframe")
+    d = direct.assign(judge_score=direct["judge_score"] / 10)
+    half = len(d) // 2
+    d.iloc[:half].astype({"judge_score": np.float32}).to_parquet(tmp_path / "a.parquet")
+    d.iloc[half:].to_parquet(tmp_path / "b.parquet")
+    kw = dict(judge_scale=(0, 1), label_scale=(1, 5))
+    _same(_numbers(_run(d, **kw)), _numbers(_run(str(tmp_path / "*.parquet"), **kw, engine="dask")))
