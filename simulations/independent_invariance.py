@@ -4,7 +4,8 @@ Property-style harness. For seeded random datasets (``cje.synthetic`` and a smal
 our own), apply a transformation that the method implies must leave the result unchanged (or
 transform it exactly), re-run :func:`cje.analyze` and compare every reported number.
 
-Run: ``PYTHONPATH=. python simulations/independent_invariance.py [--quick] [--seed-flips N]``.
+Run: ``python simulations/independent_invariance.py --write`` (everything; or ``--seeds N``, ``--effects N``,
+``--seed-reps N`` alone).
 Results are written to ``simulations/results/independent_invariance.md`` (tables below the
 hand-written reading).
 """
@@ -599,7 +600,8 @@ def write_results(n_seeds: int, n_effects: int, n_rep: int) -> None:
     eff = effect_sizes(list(range(n_effects)))
     pol, pairs = seed_study(n_rep)
     head = open(RESULTS).read().split("# Tables")[0] if os.path.exists(RESULTS) else "# Invariance hunt\n\n"
-    cmd = (f"Command: `PYTHONPATH=. python simulations/independent_invariance.py --write "
+    cmd = (f"Command (from the repository root, with cje importable): "
+           f"`python simulations/independent_invariance.py --write "
            f"--seeds {n_seeds} --effects {n_effects} --seed-reps {n_rep}` "
            f"({time.time() - t0:.0f} s on one core; cje {cje.__version__}).")
     with open(RESULTS, "w") as fh:
