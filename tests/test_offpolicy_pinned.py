@@ -27,6 +27,16 @@ as a component of its own); no status or significance changed. A fourth time, DR
 the diagnostics ``fresh_score_shift`` / ``fresh_score_z`` (:func:`cje.diagnostics.gates.
 fresh_balance`) and, for ``arena-*`` ``unhelpful`` (z = −13.6, already CAUTION), its reason; no
 number or status changed.
+
+Patched a fifth time (2026-12-07, branch ``invariance``), MRDR and TMLE only: their outcome
+model (MRDR's isotonic fit, TMLE's clever covariate) is read between the values with rows by
+interpolating in the calibration index (:func:`cje.estimators.outcome.knot_interp`) instead of in
+the rank among every distinct score of the analysis, which other targets' fresh draws (or the
+same scores stored as float32) moved (``tests/test_invariance.py``). Only cases with values
+without rows between fitted ones changed: ``continuous-mrdr`` / ``-stacked-dr`` / ``-tmle``
+estimates by ≤ 0.044 / 0.092 / 0.0004 SE, SEs by ≤ 1.4%; ``arena-tmle`` / ``-stacked-dr`` /
+``-probes-stacked-dr`` by ≤ 2e-7 SE; no status or significance changed; every other case
+unchanged.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from cje.calibration.weights import (
 if TYPE_CHECKING:
     from cje.estimators.offpolicy import LoggedTarget
 
-__all__ = ["mrdr_outcome", "mrdr_table", "tmle_clever", "tmle_epsilon", "tmle_outcome", "tmle_table"]
+__all__ = ["knot_interp", "mrdr_outcome", "mrdr_table", "tmle_clever", "tmle_epsilon", "tmle_outcome",
+           "tmle_table"]
 
 _TMLE_STEPS, _TMLE_TOL, _CLIP = 50, 1e-8, 1e-7
 
@@ -104,17 +105,78 @@ def mrdr_table(x: LoggedTarget, omega: str) -> np.ndarray:
     table = np.empty((K, U))
     for k in range(K):
         rank = _rank_of(x.index[k], x.distinct_s)
-        key = ("mrdr", omega, k, _digest(rank))
-        hit = _memo_get(memo, key)
-        if hit is not None:
-            table[k] = hit
-            continue
         others = [f for f in range(K) if f != k and den[f].sum() > 0]
         use = others if others else list(range(K))
-        table[k] = iso_by_rank(rank, num[use].sum(axis=0), den[use].sum(axis=0), increasing=True,
-                               floor=0.0)
-        _memo_put(memo, key, table[k])
+        mass = den[use].sum(axis=0)
+        # the isotonic fit at the values with labelled rows depends on the calibration only
+        # through the order (memoised by it); the values between them are interpolated in the
+        # index itself (knot_interp), so that step reads the index
+        key = ("mrdr", omega, k, _digest(rank))
+        hit = _memo_get(memo, key)
+        if hit is None:
+            hit = iso_by_rank(rank, num[use].sum(axis=0), mass, increasing=True, floor=0.0)
+            _memo_put(memo, key, hit)
+        keep = np.flatnonzero(np.bincount(rank, weights=mass) > 0)
+        table[k] = knot_interp(rank, keep, hit, x.index[k], x.distinct_s)
     return table
+
+
+def knot_interp(rank: np.ndarray, keep: np.ndarray, fitted: np.ndarray, index: np.ndarray,
+                tiebreak: np.ndarray) -> np.ndarray:
+    """A fit known at the ranks ``keep`` (the entries with training rows), read at every entry:
+    interpolated linearly in the **index** between the neighbouring fitted ranks (in the
+    tie-break, the judge score, where the two share an index value), flat beyond them.
+
+    As :class:`sklearn.isotonic.IsotonicRegression` predicts a new ``x``: the value at an entry
+    depends only on its own (index, score) and the fitted entries, not on how many other entries
+    without rows lie between them. Interpolating in the rank did: another target's fresh draws,
+    or the same scores stored as float32 (0.35 → 0.3499999940), added ranks and moved the
+    outcome model (``tests/test_invariance.py``, ``simulations/results/independent_invariance.md``).
+
+    Parameters
+    ----------
+    rank : numpy.ndarray of int, shape (U,)
+        Dense rank of each entry in the order of (index, tiebreak)
+        (``cje.calibration.weights.order_rank``).
+    keep : numpy.ndarray of int
+        Sorted ranks with training rows.
+    fitted : numpy.ndarray, shape (U,)
+        The fit at every entry; only the entries whose rank is in ``keep`` are read.
+    index, tiebreak : numpy.ndarray, shape (U,)
+        Each entry's index value and tie-break value.
+
+    Returns
+    -------
+    numpy.ndarray, shape (U,)
+
+    Examples
+    --------
+    >>> rank = np.array([0, 1, 2, 3])   # entries 1 and 2 have no rows
+    >>> knot_interp(rank, np.array([0, 3]), np.array([0.0, 9.0, 9.0, 1.0]),
+    ...             np.array([0.0, 0.1, 0.2, 1.0]), np.arange(4.0)).round(3).tolist()
+    [0.0, 0.1, 0.2, 1.0]
+    """
+    if keep.size == 0:
+        return fitted.copy()
+    n_ranks = int(rank.max()) + 1
+    ix_r = np.empty(n_ranks)
+    tb_r = np.empty(n_ranks)
+    ix_r[rank] = index
+    tb_r[rank] = tiebreak
+    at = np.empty(n_ranks)
+    at[rank] = fitted  # equal ranks share their fitted value (pooled)
+    fit_k = at[keep]
+    r = np.arange(n_ranks)
+    hi = np.minimum(np.searchsorted(keep, r), keep.size - 1)
+    lo = np.maximum(np.searchsorted(keep, r, side="right") - 1, 0)
+    a, b = keep[lo], keep[hi]
+    d_ix = ix_r[b] - ix_r[a]
+    d_tb = tb_r[b] - tb_r[a]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(d_ix > 0, (ix_r - ix_r[a]) / d_ix, np.where(d_tb > 0, (tb_r - tb_r[a]) / d_tb, 0.0))
+    t = np.clip(np.nan_to_num(t), 0.0, 1.0)
+    out = fit_k[lo] + t * (fit_k[hi] - fit_k[lo])
+    return out[rank]
 
 
 def tmle_outcome(x: LoggedTarget) -> tuple[np.ndarray, np.ndarray]:
@@ -266,19 +328,22 @@ def tmle_clever(wsum: np.ndarray, cnt: np.ndarray, index: np.ndarray, distinct_s
     h_tab = np.empty((K, U))
     for k in range(K):
         rank = _rank_of(index[k], distinct_s)
+        # the mean weight of each value with rows depends on the calibration only through the
+        # order (memoised by it); the values between them are interpolated in the index itself
+        # (knot_interp), so that step reads the index
         key = ("tmle", k, _digest(rank))
         hit = _memo_get(memo, key)
-        if hit is not None:
-            h_tab[k] = hit
-            continue
-        ws, cs = wsum.sum(0) - wsum[k], cnt.sum(0) - cnt[k]
-        if not (cs > 0).any():
-            ws, cs = wsum.sum(0), cnt.sum(0)
-        gw = np.bincount(rank, weights=ws)
-        gc = np.bincount(rank, weights=cs)
-        keep = np.flatnonzero(gc > 0)
-        h_tab[k] = np.interp(rank, keep, gw[keep] / gc[keep])
-        _memo_put(memo, key, h_tab[k])
+        if hit is None:
+            ws, cs = wsum.sum(0) - wsum[k], cnt.sum(0) - cnt[k]
+            if not (cs > 0).any():
+                ws, cs = wsum.sum(0), cnt.sum(0)
+            gw = np.bincount(rank, weights=ws)
+            gc = np.bincount(rank, weights=cs)
+            hit = np.full(gw.size, np.nan)  # per rank; NaN: no rows
+            hit[gc > 0] = gw[gc > 0] / gc[gc > 0]
+            _memo_put(memo, key, hit)
+        keep = np.flatnonzero(~np.isnan(hit))
+        h_tab[k] = knot_interp(rank, keep, hit[rank], index[k], distinct_s)
     return h_tab
 
 

@@ -296,7 +296,14 @@ def read_files_in_memory(files: Sequence[Path], columns: Any = None) -> Any:
     if not frames:
         assert empty is not None
         raise empty
-    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    if len(frames) == 1:
+        return frames[0]
+    # a float32 column is widened through its shortest decimal before the files are stacked
+    # (as cje.load reads one file, cje.data.decimal_float64): stacked with a float64 file it
+    # would be widened bit for bit, and 0.35 in one file would differ from 0.35 in the other
+    frames = [fr.with_columns(pl_float64(fr.schema, c) for c, t in fr.schema.items() if t == pl.Float32)
+              for fr in frames]
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def files_with_rows(files: Sequence[Path]) -> list[Path]:
@@ -550,7 +557,23 @@ def dask_number(pdf: Any, name: str) -> Any:
     if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
         raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}."
                             + _text_in_numbers(name))
+    # (widened bit for bit, unlike cje.data.decimal_float64: Dask's Parquet reader gives a
+    # float32 file's partition as float32 to one pass and already widened to float64 to
+    # another, e.g. when the files' types differ and a pass projects columns, so reading
+    # float32 through its decimals here would make the passes see different scores)
     return pd.to_numeric(col).astype("float64")
+
+
+def pl_float64(schema: Any, name: str) -> Any:
+    """``pl.col(name)`` as Float64, a Float32 column through its shortest decimal (as in
+    memory: :func:`cje.data.decimal_float64`), so that a score stored as float32 in a Parquet
+    file equals the same score written as text elsewhere."""
+    import polars as pl
+
+    col = pl.col(name)
+    if schema[name] == pl.Float32:
+        return col.cast(pl.String).cast(pl.Float64)
+    return col.cast(pl.Float64)
 
 
 def dask_row_keys(pdf: Any, out: Any, partition_info: Any) -> None:
@@ -812,8 +835,8 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str | None) -> tuple[Any,
     cols = [pl.col("prompt_id").cast(pl.String),
             pl.col("policy").cast(pl.String) if "policy" in names
             else pl.lit(policy_default, dtype=pl.String).alias("policy"),
-            pl.col("judge_score").cast(pl.Float64),
-            pl.col("oracle_label").cast(pl.Float64) if "oracle_label" in names
+            pl_float64(schema, "judge_score"),
+            pl_float64(schema, "oracle_label") if "oracle_label" in names
             else pl.lit(None, dtype=pl.Float64).alias("oracle_label"),
             pl.col("__file"), pl.col("__row").cast(pl.Int64)]
     if "policy" not in names and policy_default is not None:

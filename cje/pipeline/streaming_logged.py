@@ -92,6 +92,7 @@ from cje.pipeline.streaming import (
     judge_scale_of,
     naming_file,
     pl_check_types,
+    pl_float64,
     release_arrow_memory,
     require_columns,
     shuffle_directory,
@@ -371,8 +372,8 @@ def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None,
     notices = []
     pl_check_types(schema, ("judge_score", "oracle_label", *lp_names))
     cols = [pl.col("prompt_id").cast(pl.String),
-            pl.col("judge_score").cast(pl.Float64),
-            (pl.col("oracle_label").cast(pl.Float64).fill_nan(None) if "oracle_label" in names
+            pl_float64(schema, "judge_score"),
+            (pl_float64(schema, "oracle_label").fill_nan(None) if "oracle_label" in names
              else pl.lit(None, dtype=pl.Float64).alias("oracle_label")),
             pl.col("__file"), pl.col("__row").cast(pl.Int64)]
     if "policy" in names:
@@ -381,7 +382,7 @@ def _pl_standard(lf: Any, columns: Any, lp_names: list[str] | None = None,
         cols.append(pl.lit(None, dtype=pl.String).alias("policy"))
     else:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
-    cols += [(pl.col(c).cast(pl.Float64) if c in names else pl.lit(None, dtype=pl.Float64)
+    cols += [(pl_float64(schema, c) if c in names else pl.lit(None, dtype=pl.Float64)
               ).alias(f"__lp{j}") for j, c in enumerate(lp_names)]
     return lf.select(cols), lp_names, notices
 
