@@ -47,7 +47,8 @@ significant difference is claimed for the equal pair A–C (false "Better") or i
 direction for B–A, and how often such a claim has both levels OK. MC SE of a coverage ``c`` over
 ``r`` intervals: ``sqrt(c(1 − c)/r)``. Seeds ``100000·cell + r``. Writes
 ``simulations/results/independent_kpi.md`` (tables; the reading above "# Tables" is written by
-hand) and the replicate rows to ``independent_kpi.parquet`` beside it (git-ignored).
+hand and kept when the page is rewritten; the committed page also holds the tables before the
+label-range gate) and the replicate rows to ``independent_kpi.parquet`` beside it (git-ignored).
 
 Usage::
 
@@ -88,7 +89,7 @@ def _poisson_lambda(mean_a: float) -> float:
     return mean_a / math.exp(0.125)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def truth(kpi: str, par: float, mu: float) -> float:
     """Exact population mean of the outcome for a policy with latent shift ``mu``.
 
@@ -519,7 +520,9 @@ def main() -> None:
     df.to_parquet(ns.out.with_suffix(".parquet"), index=False)
     body = tables(df)
     ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text("\n".join(["# Tables", "", f"Command: `python simulations/independent_kpi.py "
+    # keep the hand-written reading above "# Tables" when the page exists
+    head = ns.out.read_text().split("# Tables\n", 1)[0] if ns.out.is_file() else ""
+    ns.out.write_text(head + "\n".join(["# Tables", "", f"Command: `python simulations/independent_kpi.py "
                                  f"--reps {ns.reps} --n-jobs {ns.n_jobs}`; runtime "
                                  f"{time.perf_counter() - t0:.0f} s.", ""] + body) + "\n")
     print(f"wrote {ns.out}")

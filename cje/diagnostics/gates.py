@@ -659,7 +659,7 @@ def label_range_gate(label_scale: tuple[float, float], labels: np.ndarray) -> tu
     wrong samples: a sample that drew a rare large label gets a wide scale, a level near its
     bottom and CAUTION; a sample that missed the tail gets a narrow scale, a level mid-scale and
     OK — with an estimate and a standard error that are both too small (OK intervals covered
-    0.47–0.84 for lognormal and Pareto outcomes with 25–150 labels per policy,
+    0.47–0.87 for lognormal and Pareto outcomes with 25–150 labels per policy,
     ``simulations/results/independent_kpi.md``). A range seen is not a bound, so such levels are
     CAUTION, saying so. Declared scales and the common scales are left to the other gates.
 
@@ -703,7 +703,7 @@ def label_range_gate(label_scale: tuple[float, float], labels: np.ndarray) -> tu
         "label), not a bound: a response can score beyond the largest label seen. Levels near "
         "a bound cannot be judged against it, and for a skewed outcome (revenue, time, counts) "
         "a mean of a few hundred labels or fewer can sit well below the truth with too narrow "
-        "an interval (OK intervals covered 0.47–0.84 in simulation). If the labels have "
+        "an interval (OK intervals covered 0.47–0.87 in simulation). If the labels have "
         "bounds, declare them: label_scale=(low, high).")
 
 
