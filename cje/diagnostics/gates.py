@@ -661,7 +661,9 @@ def label_range_gate(label_scale: tuple[float, float], labels: np.ndarray) -> tu
     OK — with an estimate and a standard error that are both too small (OK intervals covered
     0.47–0.87 for lognormal and Pareto outcomes with 25–150 labels per policy,
     ``simulations/results/independent_kpi.md``). A range seen is not a bound, so such levels are
-    CAUTION, saying so. Declared scales and the common scales are left to the other gates.
+    CAUTION, saying so. Declared scales the labels do not fill and the common scales are left to
+    the other gates (a declared scale whose two ends are both labels reads as a range: the data
+    cannot tell it from one).
 
     Parameters
     ----------
