@@ -25,6 +25,7 @@ from cje.diagnostics.gates import (
     covariate_range_gate,
     excluded_rows_gate,
     few_labels_near_bound,
+    label_range_gate,
     level_gate,
     sanity_gate,
     worse_status,
@@ -824,6 +825,10 @@ def estimate(
     lab_cov = (shape.table.covariates_of(shape.table.train)
                if covariates and getattr(calibrator, "mode_", None) == "two_stage" else None)
 
+    # a label scale that is the labels' own range has no bound to judge levels against
+    # (docs: Methods › Inference; simulations/results/independent_kpi.md)
+    range_level, range_why = label_range_gate(scale, table.y[table.train])
+
     # ---- per-policy results ------------------------------------------------------------------
     results = []
     totals: dict[int, np.ndarray] = {}
@@ -891,6 +896,8 @@ def estimate(
             near, why = few_labels_near_bound(value.value, se, own[0], info.own_m, df, alpha)
             if why:
                 level, level_reasons = worse_status(level, near), (*level_reasons, why)
+        if range_why:
+            level, level_reasons = worse_status(level, range_level), (*level_reasons, range_why)
         if lab_cov is not None and info.n_labels == 0 and info.probe is None:
             # a level resting on the two-stage map transporting, read beyond the labelled
             # covariates (own labels or a probe correct it wherever the map is read)
