@@ -37,6 +37,13 @@ without rows between fitted ones changed: ``continuous-mrdr`` / ``-stacked-dr`` 
 estimates by ≤ 0.044 / 0.092 / 0.0004 SE, SEs by ≤ 1.4%; ``arena-tmle`` / ``-stacked-dr`` /
 ``-probes-stacked-dr`` by ≤ 2e-7 SE; no status or significance changed; every other case
 unchanged.
+
+Patched a sixth time (2026-12-07), reports only, the three ``arena-probes-*`` cases: a probe
+that corrects a target's level is compared with the target's fresh draws
+(:func:`cje.pipeline.probes.score_balance`, as for direct data), adding the diagnostics
+``probe_score_shift`` / ``probe_score_z`` to ``clone``, ``parallel_universe_prompt`` and
+``unhelpful`` (z = 1.24, 0.06, 1.12: random probes); nothing else in the reports changed (checked
+with those two keys removed).
 """
 
 from __future__ import annotations

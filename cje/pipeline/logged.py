@@ -58,7 +58,7 @@ from cje.pipeline.core import (
     fold_plan,
     own_parts_summary,
 )
-from cje.pipeline.probes import ProbeUse, combine
+from cje.pipeline.probes import ProbeUse, combine, score_balance
 from cje.pipeline.summaries import from_unit, naive_judge_mean, to_unit, weight_tail
 from cje.report import Report
 
@@ -416,6 +416,22 @@ class LoggedShape:
                              np.bincount(cl, weights=tg.w, minlength=g),
                              np.bincount(cl, weights=tg.w * s, minlength=g), gbar)
 
+    def _probe_balance(self, p: int, s: np.ndarray, cluster: np.ndarray
+                       ) -> tuple[str, list[str], dict[str, float]]:
+        """When policy ``p``'s probe slice corrects its level: does the probe score like a random
+        sample of its responses (``s``, 0–1 scale, and their prompts: the logged rows for the
+        logging policy, a target's fresh draws)? :func:`~cje.pipeline.probes.score_balance`,
+        as for direct data; the status, reasons and diagnostics to add (none without a probe).
+        A target without fresh draws is not checked (its responses are known only through the
+        weights)."""
+        if p not in self._probe_of or self._used.get(p) is None:
+            return "OK", [], {}
+        prow, scale = self._probe_of[p], self.ev.judge_scale
+        diff, z, why = score_balance(from_unit(self.table.s[prow], scale), self.table.cluster[prow],
+                                     from_unit(s, scale), cluster)
+        diag = {"probe_score_shift": diff, "probe_score_z": z}
+        return ("CAUTION", [why], diag) if why else ("OK", [], diag)
+
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         """The logging policy (``p = 0``) or a target: rows, naive mean, overlap diagnostics and
         the overlap gates (for a DR estimate also: do its fresh draws score like its weighted
@@ -427,11 +443,13 @@ class LoggedShape:
         if p == 0:
             rows = self.logged_rows
             own = self._own.get(p, (0.0, 0.0, 0.0))
+            st, why_p, d0 = self._probe_balance(p, t.s[rows], t.cluster[rows])
             return PolicyRows(
                 cluster=_with(t.cluster[rows], probe_cluster),
                 n_labels=int(self._lab[rows].sum()), method="on-policy (logged)",
                 naive=naive_judge_mean(t.s[rows], t.cluster[rows], alpha, ev.label_scale),
                 scores=ev.judge_score[rows], probe=use, covariates=t.covariates_of(rows),
+                status=st, reasons=why_p, diagnostics=d0,
                 own_ss=own[0], own_factor=own[1], own_m=own[2])
         tg = self.targets[p - 1]
         rows = tg.fresh if sample_fresh else tg.rows
@@ -502,6 +520,10 @@ class LoggedShape:
             diag.update(more)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
+        if f_s.size:  # a probe that corrects it: does it score like the target's fresh draws?
+            st, why_p, more = self._probe_balance(p, f_s, f_cl)
+            diag.update(more)
+            status, reasons = worse_status(status, st), [*reasons, *why_p]
         own = self._own.get(p, (0.0, 0.0, 0.0))
         return PolicyRows(
             cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),
