@@ -201,8 +201,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="logged data: the off-policy estimator (default auto: stacked-dr with "
                         "fresh draws, calibrated-ips without)")
     a.add_argument("--var-cap", type=float, metavar="RHO",
-                   help="SIMCal-W variance cap (off by default; blends weights toward one, "
-                        "trading bias for variance)")
+                   help="SIMCal-W variance cap of calibrated-ips and the doubly robust "
+                        "estimators (off by default; blends weights toward one, trading bias for "
+                        "variance)")
     a.add_argument("--residual-weights", choices=("auto", "raw", "stable"), default="auto",
                    help="logged data: weights on the oracle residual term (default auto: raw "
                         "where a target's raw-weight ESS is at least 10%% and its weights' Hill "
@@ -1011,6 +1012,11 @@ def _cmd_datasets(ns: argparse.Namespace) -> int:
     from cje.errors import CJEInputError
 
     if ns.action == "list":
+        extra = [what for what, given in (("NAME", ns.name), ("DIR", ns.directory),
+                                          ("--force", ns.force)) if given]
+        if extra:  # they go with export: refused rather than ignored
+            raise CJEInputError(f"{' and '.join(extra)} go with 'cje datasets export'; 'list' takes "
+                                "none. E.g. cje datasets export arena DIR.")
         for name in datasets.names():
             print(f"{name}: real judge scores, oracle labels and log-probabilities of 4 policies "
                   "(MIT licence, CIMO Labs); cje datasets export arena DIR")

@@ -206,3 +206,11 @@ def test_cli_settings_of_a_json_report_say_what_was_applied(files: Path,
     s = json.loads(capsys.readouterr().out)["settings"]
     # before: mrdr_omega 'w' and on_missing 'raise' recorded for calibrated IPS, which reads neither
     assert s["estimator"] == "calibrated-ips" and s["mrdr_omega"] is None and s["on_missing"] is None
+
+
+def test_cli_datasets_list_refuses_export_arguments(capsys: pytest.CaptureFixture) -> None:
+    # Before: `cje datasets list arena out --force` listed the data sets, exit 0, and exported
+    # nothing.
+    code = main(["datasets", "list", "arena", "out", "--force"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and "go with 'cje datasets export'" in captured.err
