@@ -185,8 +185,9 @@ def analyze(
         integers or numbers (``seed=1.7`` and ``transport_margin="0.1"`` are refused). An
         option the estimator does not read, where the call clearly expects an effect
         (``var_cap``, ``mrdr_omega``, ``residual_weights`` as above), is refused; one that is
-        merely irrelevant is kept, said in a notice, and recorded as ``None`` in the report's
-        ``settings`` (:func:`no_effect`).
+        merely irrelevant is kept, said in a notice, and recorded as not applied in the report's
+        ``settings`` (its entry ``None``, the value given under ``"not_applied"``;
+        :func:`no_effect`).
 
     Examples
     --------
@@ -363,12 +364,16 @@ def analyze(
         "covariates": list(cov),
         "n_folds": n_folds,
         "seed": seed,
-        # None: not applied (without a probe slice there is nothing to grade or correct)
-        "transport_margin": transport_margin if probe_data else None,
+        "transport_margin": transport_margin,
         "policies": list(policies) if policies is not None else None,
         "estimator": "direct",
-        "probe_correction": bool(probe_correction) if probe_data else None,
+        "probe_correction": bool(probe_correction),
     }
+    if logged:
+        settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
+                        residual_weights=residual_weights)
+    _record_not_applied(settings, {**_unused(used, given),
+                                   **_unused_probe_options(probes, transport_margin, probe_correction)})
     inputs = {"data": source, "calibration": calibration, "fresh_draws": fresh_draws,
               **{f"probes[{p!r}]": src for p, src in (probes or {}).items()}}
     if logged:
@@ -383,8 +388,6 @@ def analyze(
             _no_design(fresh, "fresh_draws")
             return fresh
 
-        settings.update(applied_options(used, var_cap=var_cap, mrdr_omega=mrdr_omega,
-                                        on_missing=on_missing, residual_weights=residual_weights))
         report = analyze_logged(ev, load_fresh if fresh_draws is not None else None, probe_data,
                                 estimator=estimator, alpha=alpha,
                                 mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
@@ -411,7 +414,7 @@ def analyze(
         report = replace(report, notices=(*report.notices, *probe_notes))
     if client_note:
         option_notes.append(client_note)
-    if option_notes:  # options the estimator used does not read (settings record them as None)
+    if option_notes:  # options the estimator used does not read (settings: "not_applied")
         report = replace(report, notices=(*report.notices, *option_notes))
     report = _probe_option_notices(report, probes, transport_margin, probe_correction)
     return replace(report, provenance=provenance(inputs))
@@ -455,6 +458,16 @@ def _reads(est: Estimator) -> dict[str, bool]:
             "on_missing": bool(est.needs_fresh) and est.sample == "logged"}
 
 
+#: The defaults of the options in :data:`_OPTION_USE`.
+_OPTION_DEFAULT = {"var_cap": None, "mrdr_omega": "w", "residual_weights": "auto", "on_missing": "raise"}
+
+
+def _unused(est: Estimator, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``given`` not at their defaults that ``est`` does not read."""
+    reads = _reads(est)
+    return {k: v for k, v in given.items() if v != _OPTION_DEFAULT[k] and not reads[k]}
+
+
 def no_effect(est: Estimator, asked: Any, *, var_cap: float | None = None, mrdr_omega: str = "w",
               residual_weights: str = "auto", on_missing: str = "raise") -> list[str]:
     """The estimator options given (not at their defaults) that ``est`` does not read.
@@ -494,17 +507,13 @@ def no_effect(est: Estimator, asked: Any, *, var_cap: float | None = None, mrdr_
     ...
     cje.errors.CJEInputError: var_cap=1.0 has no effect with estimator 'snips': it caps ...
     """
-    reads = _reads(est)
-    values = {"var_cap": var_cap, "mrdr_omega": mrdr_omega, "residual_weights": residual_weights,
-              "on_missing": on_missing}
-    default = {"var_cap": None, "mrdr_omega": "w", "residual_weights": "auto", "on_missing": "raise"}
     weightless = est.overlap is None  # the direct method: no importance weights at all
     what = (f"estimator='auto' (here {est.name!r})" if isinstance(asked, str) and asked == "auto"
             else f"estimator {est.name!r}")
     notes = []
-    for name, value in values.items():
-        if value == default[name] or reads[name]:
-            continue
+    unused = _unused(est, {"var_cap": var_cap, "mrdr_omega": mrdr_omega,
+                           "residual_weights": residual_weights, "on_missing": on_missing})
+    for name, value in unused.items():
         why = _OPTION_USE[name]
         if weightless and name != "mrdr_omega":
             why += (", and the direct method uses no importance weights" if name != "on_missing"
@@ -522,29 +531,23 @@ def no_effect(est: Estimator, asked: Any, *, var_cap: float | None = None, mrdr_
     return notes
 
 
-def applied_options(est: Estimator, **options: Any) -> dict[str, Any]:
-    """The estimator options as a report's ``settings`` records them: ``None`` for an option the
-    estimator does not read (it was not applied).
+def _unused_probe_options(probes: Any, transport_margin: float | None,
+                          probe_correction: Any) -> dict[str, Any]:
+    """``transport_margin`` and ``probe_correction=False`` given without a probe slice."""
+    if probes:
+        return {}
+    return {**({"transport_margin": transport_margin} if transport_margin is not None else {}),
+            **({"probe_correction": False} if not probe_correction else {})}
 
-    Parameters
-    ----------
-    est : Estimator
-        The estimator that ran.
-    **options
-        ``var_cap``, ``mrdr_omega``, ``residual_weights``, ``on_missing`` as used.
 
-    Returns
-    -------
-    dict
-
-    Examples
-    --------
-    >>> from cje.estimators import CalibratedIPS
-    >>> applied_options(CalibratedIPS(), var_cap=None, mrdr_omega="w", on_missing="raise")
-    {'var_cap': None, 'mrdr_omega': None, 'on_missing': None}
-    """
-    reads = _reads(est)
-    return {k: (v if reads[k] else None) for k, v in options.items()}
+def _record_not_applied(settings: dict[str, Any], unused: Mapping[str, Any]) -> None:
+    """A report's ``settings`` do not record an option given without effect as if applied: its
+    entry becomes ``None`` and ``settings["not_applied"]`` holds the value given."""
+    for name in unused:
+        if name in settings:
+            settings[name] = None
+    if unused:
+        settings["not_applied"] = dict(unused)
 
 
 def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any, probes: Any,
@@ -564,7 +567,7 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
         return _logged_out_of_core(data, engine=engine, client=client, calibration=calibration,
                                    probes=probes, fresh_draws=fresh_draws, covariates=covariates,
                                    on_invalid=on_invalid, estimator=estimator, mode=mode,
-                                   policies=policies, **kw)
+                                   policies=policies, probe_correction=probe_correction, **kw)
     for given, what in ((calibration is not None, "calibration="), (bool(probes), "probes="),
                         (fresh_draws is not None, "fresh_draws= (off-policy)"),
                         (bool(covariates), "covariates=")):
@@ -578,12 +581,15 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
             "log-probabilities ('logprob_base') and each target's ('logprob[<target>]'); this "
             "data has none. For fresh draws of each policy use the default estimator ('direct').")
     option_notes = no_effect(direct, estimator, **kw["given"])
+    unused = {**_unused(direct, kw["given"]),
+              **_unused_probe_options(probes, kw["transport_margin"], probe_correction)}
     from cje.pipeline.streaming import analyze_partitioned
 
     settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
-                "seed": kw["seed"], "transport_margin": None,  # (no probes out of core)
+                "seed": kw["seed"], "transport_margin": kw["transport_margin"],
                 "policies": list(policies) if policies is not None else None,
-                "estimator": "direct", "probe_correction": None}
+                "estimator": "direct", "probe_correction": bool(probe_correction)}
+    _record_not_applied(settings, unused)
     report = analyze_partitioned(data, engine=engine, client=client, estimator=direct,
                                  judge_scale=kw["judge_scale"], label_scale=kw["label_scale"],
                                  columns=kw["columns"], alpha=kw["alpha"], mode=mode,
@@ -618,7 +624,10 @@ def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any
     from cje.pipeline.streaming_logged import analyze_logged_partitioned
 
     used = resolve(estimator, logged=True, fresh=fresh_draws is not None)
-    option_notes = no_effect(used, estimator, **kw.pop("given"))
+    given = kw.pop("given")
+    option_notes = no_effect(used, estimator, **given)
+    unused = {**_unused(used, given), **_unused_probe_options(
+        probes, kw["transport_margin"], kw.get("probe_correction", True))}
 
     def load_fresh(judge_scale: Any, label_scale: Any) -> Any:
         """The fresh draws (the DR family holds them in memory), on the logged data's scales."""
@@ -633,8 +642,9 @@ def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any
     settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
                 "seed": kw["seed"], "transport_margin": kw["transport_margin"],
                 "policies": list(policies) if policies is not None else None,
-                "estimator": "auto", "probe_correction": None,  # (no probes out of core)
-                **applied_options(used, var_cap=var_cap, residual_weights=residual_weights)}
+                "estimator": "auto", "probe_correction": bool(kw.get("probe_correction", True)),
+                "var_cap": var_cap, "residual_weights": residual_weights}
+    _record_not_applied(settings, unused)
     report = analyze_logged_partitioned(
         data, engine=engine, client=client, estimator=estimator, judge_scale=kw["judge_scale"],
         label_scale=kw["label_scale"], columns=kw["columns"], alpha=kw["alpha"], mode=mode,

@@ -111,18 +111,21 @@ def test_raw_residual_weights_with_snips_get_a_notice_and_no_setting(offpolicy) 
     assert [(e.estimate, e.se) for e in raw.estimates] == [(e.estimate, e.se) for e in plain.estimates]
     assert len(_said(raw, "residual_weights")) == 1 and not _said(plain, "residual_weights")
     # before: settings["residual_weights"] == "raw", as if applied
-    assert raw.settings["residual_weights"] is None and raw.settings["var_cap"] is None
+    assert raw.settings["residual_weights"] is None
+    assert raw.settings["not_applied"] == {"residual_weights": "raw"}
+    assert plain.settings["residual_weights"] == "auto" and "not_applied" not in plain.settings
 
 
 def test_drop_missing_without_a_dr_estimator_gets_a_notice(offpolicy) -> None:
     rep = _quiet_analyze(offpolicy.logged, on_missing="drop", **LOGGED_SCALES)
     assert rep.settings["estimator"] == "calibrated-ips"
     assert len(_said(rep, "on_missing")) == 1 and rep.settings["on_missing"] is None
-    assert rep.settings["residual_weights"] == "auto"  # calibrated IPS reads this one
+    assert rep.settings["not_applied"] == {"on_missing": "drop"}
     # with a DR estimator every option applies: recorded, no notice
     dr = _quiet_analyze(offpolicy.logged, fresh_draws=offpolicy.fresh, on_missing="drop",
                         mrdr_omega="w2", var_cap=2.0, **LOGGED_SCALES)
     assert dr.settings["estimator"] == "stacked-dr" and not [n for n in dr.notices if "no effect" in n]
+    assert "not_applied" not in dr.settings
     assert (dr.settings["on_missing"], dr.settings["mrdr_omega"], dr.settings["var_cap"]) == \
         ("drop", "w2", 2.0)
 
@@ -133,6 +136,7 @@ def test_probe_options_without_probes_are_said_and_not_recorded(direct) -> None:
     # before: no word about probe_correction; settings transport_margin=0.1, probe_correction=False
     assert len(_said(rep, "probe_correction")) == 1 and len(_said(rep, "transport_margin")) == 1
     assert rep.settings["probe_correction"] is None and rep.settings["transport_margin"] is None
+    assert rep.settings["not_applied"] == {"transport_margin": 0.1, "probe_correction": False}
 
 
 def test_client_when_auto_runs_in_memory_gets_a_notice(direct) -> None:
@@ -151,6 +155,7 @@ def test_out_of_core_direct_refuses_and_says(direct, tmp_path: Path) -> None:
                          **DIRECT_SCALES)
     assert _said(rep, "transport_margin") and _said(rep, "on_missing")
     assert rep.settings["transport_margin"] is None
+    assert rep.settings["not_applied"] == {"on_missing": "drop", "transport_margin": 0.1}
 
 
 # ---- CLI --------------------------------------------------------------------------------------
@@ -200,12 +205,13 @@ def test_monitor_refuses_a_time_column_with_a_window_column() -> None:
         cje.monitor(data, window="window", time_column="ts", reference=2, **DIRECT_SCALES)
 
 
-def test_cli_settings_of_a_json_report_say_what_was_applied(files: Path,
-                                                             capsys: pytest.CaptureFixture) -> None:
-    assert main(["analyze", str(files / "lg.csv"), "--no-progress", "--format", "json"]) == 0
-    s = json.loads(capsys.readouterr().out)["settings"]
-    # before: mrdr_omega 'w' and on_missing 'raise' recorded for calibrated IPS, which reads neither
-    assert s["estimator"] == "calibrated-ips" and s["mrdr_omega"] is None and s["on_missing"] is None
+def test_json_report_settings_say_what_was_not_applied(offpolicy) -> None:
+    rep = _quiet_analyze(offpolicy.logged, estimator="ips", residual_weights="raw",
+                         on_missing="drop", **LOGGED_SCALES)
+    s = json.loads(rep.to_json())["settings"]
+    # before: residual_weights 'raw' and on_missing 'drop' recorded as if IPS had used them
+    assert (s["residual_weights"], s["on_missing"]) == (None, None)
+    assert s["not_applied"] == {"residual_weights": "raw", "on_missing": "drop"}
 
 
 def test_cli_datasets_list_refuses_export_arguments(capsys: pytest.CaptureFixture) -> None:
