@@ -434,7 +434,7 @@ def _probe_option_notices(report: Report, probes: Any, transport_margin: float |
     return replace(report, notices=(*report.notices, *notes)) if notes else report
 
 
-#: Estimator options of :func:`analyze` (``None``: not set) and what each one sets.
+#: The estimator options of :func:`analyze` that not every estimator reads, and what each sets.
 _OPTION_USE = {
     "var_cap": "it caps the variance of SIMCal-W stabilised weights",
     "mrdr_omega": "it sets the regression weights of MRDR's outcome model (estimator 'mrdr', or "
