@@ -116,9 +116,11 @@ def analyze(
     var_cap : float, optional
         SIMCal-W variance cap of an estimator given by name (blends stabilised weights toward
         one; trades bias for variance). Off by default, chosen by
-        ``simulations/study_var_cap.py``.
+        ``simulations/study_var_cap.py``. Refused with an estimator without stabilised weights
+        (``ips``, ``snips``, ``direct``).
     mrdr_omega : {"w", "w2", "w1sq"}
-        MRDR regression weights ``w``, ``w²`` or ``(w − 1)²`` of an estimator given by name.
+        MRDR regression weights ``w``, ``w²`` or ``(w − 1)²`` of an estimator given by name
+        (``"mrdr"`` or ``"stacked-dr"``; refused with another).
     residual_weights : {"auto", "raw", "stable"}
         Off-policy: weights on the oracle residual term of calibrated IPS and the DR family.
         ``"raw"`` needs no assumption, but under poor overlap the term rests on the few labelled
@@ -132,7 +134,10 @@ def analyze(
         Hill tail index is at least 1, stabilised ones otherwise (few effective rows, or the
         largest weights dominate), where the overlap gate marks the estimate CAUTION and names
         that assumption. The diagnostics' ``residual_weights`` says which was used; the evidence
-        is in ``simulations/results/study_tails.md`` and ``study_residual_weights.md``.
+        is in ``simulations/results/study_tails.md`` and ``study_residual_weights.md``. Only
+        calibrated IPS and the DR family read it: ``"stable"`` with IPS or SNIPS and any value
+        with the direct method are refused, ``"raw"`` with IPS or SNIPS (raw-weighted anyway)
+        gets a notice.
     probe_correction : bool
         A policy's probe labels enter its residual correction (default ``True``; docs: Methods ›
         Probe slices): direct estimates pool them with the policy's own labelled rows, and the
@@ -140,10 +145,12 @@ def analyze(
         residual. The level then no longer rests on the calibration transporting, so a failed
         transport audit no longer refuses it (the audit is still reported, and the status says
         what was used). ``False``: probes only audit, as before. Not for
-        ``DirectEstimator(augment=False)``, which has no residual term.
+        ``DirectEstimator(augment=False)``, which has no residual term. Without probes it does
+        nothing (a notice says so for ``False``).
     on_missing : {"raise", "drop"}
         DR estimators: a logged prompt without fresh draws of the target is an error, or with
-        ``"drop"`` its rows are excluded for that target (counted in the diagnostics).
+        ``"drop"`` its rows are excluded for that target (counted in the diagnostics). With
+        another estimator ``"drop"`` does nothing (a notice says so).
     progress : bool, optional
         A progress bar (on standard error) over the OUA jackknife's re-runs of the pipeline.
         ``None`` (default) shows it only on a terminal and only once the work has lasted a
@@ -162,7 +169,8 @@ def analyze(
         (:func:`cje.pipeline.streaming.choose_engine`).
     client : dask.distributed.Client, optional
         ``engine="dask"``: the cluster to run on (default: Dask's current scheduler, e.g. the
-        last ``Client`` created).
+        last ``Client`` created). Refused with ``engine="memory"`` or ``"polars"``; with
+        ``"auto"`` on data analysed in memory it does nothing (a notice says so).
 
     Returns
     -------
@@ -174,7 +182,12 @@ def analyze(
         Bad data, or a misused argument, checked before any data is read: the message names the
         argument, the value and the fix. Strings are not taken for lists (``policies="base"``
         must be ``policies=["base"]``), and booleans, strings or fractions are not taken for
-        integers or numbers (``seed=1.7`` and ``transport_margin="0.1"`` are refused).
+        integers or numbers (``seed=1.7`` and ``transport_margin="0.1"`` are refused). An
+        option the estimator does not read, where the call clearly expects an effect
+        (``var_cap``, ``mrdr_omega``, ``residual_weights`` as above), is refused; one that is
+        merely irrelevant is kept, said in a notice, and recorded as not applied in the report's
+        ``settings`` (its entry ``None``, the value given under ``"not_applied"``;
+        :func:`no_effect`).
 
     Examples
     --------
@@ -214,6 +227,13 @@ def analyze(
         var_cap = check_number("var_cap", var_cap, positive=True, example="var_cap=1.0")
     mode = check_choice("mode", mode, ("auto", "monotone", "two_stage"))  # type: ignore[assignment]
     mrdr_omega = check_choice("mrdr_omega", mrdr_omega, ("w", "w2", "w1sq"))
+    residual_weights = check_choice("residual_weights", residual_weights, ("auto", "raw", "stable"))
+    on_missing = check_choice("on_missing", on_missing, ("raise", "drop"))
+    # an estimator option the estimator does not read: refused (var_cap, mrdr_omega,
+    # residual_weights='stable') or said in a notice; a named estimator is known here, "auto"
+    # once the data says logged or not (docs: Getting started, options that do nothing)
+    given = {"var_cap": var_cap, "mrdr_omega": mrdr_omega, "residual_weights": residual_weights,
+             "on_missing": on_missing}
     if isinstance(estimator, Estimator):
         if var_cap is not None or mrdr_omega != "w":
             raise CJEInputError(
@@ -225,9 +245,9 @@ def analyze(
         mrdr_omega = getattr(estimator, "omega", mrdr_omega)
     else:  # a name, checked (and a non-estimator object refused) before any data is read
         resolve(estimator, logged=True, fresh=True)
-    residual_weights = check_choice("residual_weights", residual_weights, ("auto", "raw", "stable"))
+    if not (isinstance(estimator, str) and estimator == "auto"):
+        no_effect(resolve(estimator, logged=True, fresh=True), estimator, **given)
     on_invalid = check_choice("on_invalid", on_invalid, ("raise", "drop"))
-    on_missing = check_choice("on_missing", on_missing, ("raise", "drop"))
     cov = tuple(check_str_list("covariates", () if covariates is None else covariates,
                                example="covariates=['response_length']"))
     if policies is not None:
@@ -246,8 +266,10 @@ def analyze(
         )
     engine = check_choice("engine", engine, ("auto", "memory", "polars", "dask"))
     source = data  # as the caller gave it (the provenance's input)
-    if engine == "memory" and client is not None:
-        raise CJEInputError("client= is for engine='dask' (or 'auto'); engine='memory' was given.")
+    client_note = None
+    if engine in ("memory", "polars") and client is not None:
+        raise CJEInputError(f"client= is for engine='dask' (or 'auto'); engine={engine!r} was "
+                            "given. Leave client out, or pass engine='dask'.")
     if engine != "memory" or isinstance(data, (str, os.PathLike)) or type(data).__module__.startswith(
             ("polars", "dask")):
         from cje.pipeline import streaming
@@ -255,7 +277,7 @@ def analyze(
         engine = streaming.choose_engine(data, engine, client)
         if engine != "memory":
             try:
-                return _analyze_out_of_core(
+                report = _analyze_out_of_core(
                     data, engine=engine, client=client, judge_scale=judge_scale,
                     label_scale=label_scale, calibration=calibration, probes=probes,
                     fresh_draws=fresh_draws, covariates=cov, on_invalid=on_invalid,
@@ -263,7 +285,7 @@ def analyze(
                     policies=policies, columns=columns, probe_correction=probe_correction,
                     progress=progress, transport_margin=transport_margin, var_cap=var_cap,
                     residual_weights=residual_weights, mrdr_omega=mrdr_omega,
-                    on_missing=on_missing)
+                    on_missing=on_missing, given=given)
             except CJEInputError:
                 raise
             except Exception:
@@ -271,6 +293,11 @@ def analyze(
                 # CSV line, a bare Infinity): named by line, as in memory, when one is found
                 streaming.explain_unreadable(data, columns)
                 raise
+            return _probe_option_notices(report, probes, transport_margin, probe_correction)
+        if client is not None:  # engine "auto" chose memory: the client would run nothing
+            client_note = (f"client= has no effect: this data ({type(data).__name__}) is "
+                           "analysed in memory; a client runs engine='dask' on files or a Dask "
+                           "DataFrame (pass engine='dask' to send this data there).")
         # in memory: a glob or a directory of files is read whole, a lazy frame collected
         files = streaming.expand_files(data)
         if files is not None and (len(files) > 1 or files[0] != Path(data)):
@@ -288,6 +315,8 @@ def analyze(
             "('logprob[<target>]'); this data has none. For fresh draws of each policy use "
             "the default estimator ('direct')."
         )
+    used = resolve(estimator, logged=logged, fresh=fresh_draws is not None)
+    option_notes = no_effect(used, estimator, **given)
     if calibration is not None:
         with _naming("calibration"):
             extra = load(calibration, judge_scale=ev.judge_scale,
@@ -340,6 +369,11 @@ def analyze(
         "estimator": "direct",
         "probe_correction": bool(probe_correction),
     }
+    if logged:
+        settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
+                        residual_weights=residual_weights)
+    _record_not_applied(settings, {**_unused(used, given),
+                                   **_unused_probe_options(probes, transport_margin, probe_correction)})
     inputs = {"data": source, "calibration": calibration, "fresh_draws": fresh_draws,
               **{f"probes[{p!r}]": src for p, src in (probes or {}).items()}}
     if logged:
@@ -354,8 +388,6 @@ def analyze(
             _no_design(fresh, "fresh_draws")
             return fresh
 
-        settings.update(var_cap=var_cap, mrdr_omega=mrdr_omega, on_missing=on_missing,
-                        residual_weights=residual_weights)
         report = analyze_logged(ev, load_fresh if fresh_draws is not None else None, probe_data,
                                 estimator=estimator, alpha=alpha,
                                 mode=mode, covariates=cov, n_folds=n_folds, seed=seed,
@@ -380,13 +412,142 @@ def analyze(
                         for note in pr.notices)
     if probe_notes:  # e.g. repeated (prompt_id, policy) rows taken as draws: said, not hidden
         report = replace(report, notices=(*report.notices, *probe_notes))
+    if client_note:
+        option_notes.append(client_note)
+    if option_notes:  # options the estimator used does not read (settings: "not_applied")
+        report = replace(report, notices=(*report.notices, *option_notes))
+    report = _probe_option_notices(report, probes, transport_margin, probe_correction)
+    return replace(report, provenance=provenance(inputs))
+
+
+def _probe_option_notices(report: Report, probes: Any, transport_margin: float | None,
+                          probe_correction: Any) -> Report:
+    """The probe options given without a probe slice: said in a notice (the CLI refuses them)."""
+    notes = []
     if transport_margin is not None and not probes:
         # it grades the probe slices' transport audits; without a probe it has nothing to grade
-        # (the CLI refuses --transport-margin without --probe)
-        report = replace(report, notices=(*report.notices, (
-            f"transport_margin={transport_margin:g} has no effect: it grades the transport audits "
-            "of probe slices, and none was given (probes=).")))
-    return replace(report, provenance=provenance(inputs))
+        notes.append(f"transport_margin={transport_margin:g} has no effect: it grades the "
+                     "transport audits of probe slices, and none was given (probes=).")
+    if not probe_correction and not probes:
+        notes.append("probe_correction=False has no effect: it keeps probe slices' labels out of "
+                     "their policies' levels, and no probe slice was given (probes=).")
+    return replace(report, notices=(*report.notices, *notes)) if notes else report
+
+
+#: The estimator options of :func:`analyze` that not every estimator reads, and what each sets.
+_OPTION_USE = {
+    "var_cap": "it caps the variance of SIMCal-W stabilised weights",
+    "mrdr_omega": "it sets the regression weights of MRDR's outcome model (estimator 'mrdr', or "
+                  "'stacked-dr' whose member it is; both need fresh draws of the targets)",
+    "residual_weights": "it chooses raw or SIMCal-W stabilised weights for the oracle residual "
+                        "term of calibrated-ips and the doubly robust estimators",
+    "on_missing": "it drops logged rows whose prompt has no fresh draws of the target, which "
+                  "only the doubly robust estimators (dr-cpo, mrdr, tmle, stacked-dr) need",
+}
+
+
+def _reads(est: Estimator) -> dict[str, bool]:
+    """Which of :data:`_OPTION_USE` the estimator reads: a ``var_cap`` or ``omega``
+    hyper-parameter, stabilised weights (``residual_weights``), and the logged rows' fresh draws
+    (``on_missing``: estimators that need fresh draws and estimate on the logged rows)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(est)} if dataclasses.is_dataclass(est) else set()
+    return {"var_cap": "var_cap" in fields, "mrdr_omega": "omega" in fields,
+            "residual_weights": bool(est.stabilised),
+            "on_missing": bool(est.needs_fresh) and est.sample == "logged"}
+
+
+#: The defaults of the options in :data:`_OPTION_USE`.
+_OPTION_DEFAULT = {"var_cap": None, "mrdr_omega": "w", "residual_weights": "auto", "on_missing": "raise"}
+
+
+def _unused(est: Estimator, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``given`` not at their defaults that ``est`` does not read."""
+    reads = _reads(est)
+    return {k: v for k, v in given.items() if v != _OPTION_DEFAULT[k] and not reads[k]}
+
+
+def no_effect(est: Estimator, asked: Any, *, var_cap: float | None = None, mrdr_omega: str = "w",
+              residual_weights: str = "auto", on_missing: str = "raise") -> list[str]:
+    """The estimator options given (not at their defaults) that ``est`` does not read.
+
+    Refused when the caller clearly expects an effect — a variance cap, MRDR regression weights
+    or stabilised residual weights the estimator does not have, or any residual weights with
+    the direct method, which uses no importance weights — and otherwise returned as notices
+    (``residual_weights='raw'`` with IPS or SNIPS, whose residual term is raw-weighted anyway;
+    ``on_missing='drop'`` with an estimator that needs no fresh draws on the logged prompts).
+
+    Parameters
+    ----------
+    est : Estimator
+        The estimator that runs (``"auto"`` resolved).
+    asked : str or Estimator
+        The ``estimator=`` as given, named in the messages.
+    var_cap, mrdr_omega, residual_weights, on_missing
+        As given to :func:`analyze`.
+
+    Returns
+    -------
+    list of str
+        The notices.
+
+    Raises
+    ------
+    CJEInputError
+        An option that ``est`` does not read and whose effect the caller expects.
+
+    Examples
+    --------
+    >>> from cje.estimators import SNIPS
+    >>> no_effect(SNIPS(), "snips", on_missing="drop")  # doctest: +ELLIPSIS
+    ["on_missing='drop' has no effect with estimator 'snips': it drops logged rows ..."]
+    >>> no_effect(SNIPS(), "snips", var_cap=1.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cje.errors.CJEInputError: var_cap=1.0 has no effect with estimator 'snips': it caps ...
+    """
+    weightless = est.overlap is None  # the direct method: no importance weights at all
+    what = (f"estimator='auto' (here {est.name!r})" if isinstance(asked, str) and asked == "auto"
+            else f"estimator {est.name!r}")
+    notes = []
+    unused = _unused(est, {"var_cap": var_cap, "mrdr_omega": mrdr_omega,
+                           "residual_weights": residual_weights, "on_missing": on_missing})
+    for name, value in unused.items():
+        why = _OPTION_USE[name]
+        if weightless and name != "mrdr_omega":
+            why += (", and the direct method uses no importance weights" if name != "on_missing"
+                    else ", and the direct method estimates on the fresh draws")
+        elif name == "residual_weights":
+            why += f"; {est.name!r} weights it by the raw importance weights always"
+        elif name == "var_cap":
+            why += f", which {est.name!r} does not use (calibrated-ips and the DR estimators do)"
+        text = f"{name}={value!r} has no effect with {what}: {why}."
+        refuse = name in ("var_cap", "mrdr_omega") or (
+            name == "residual_weights" and (value == "stable" or weightless))
+        if refuse:
+            raise CJEInputError(f"{text} Leave it out, or choose an estimator that reads it.")
+        notes.append(text)
+    return notes
+
+
+def _unused_probe_options(probes: Any, transport_margin: float | None,
+                          probe_correction: Any) -> dict[str, Any]:
+    """``transport_margin`` and ``probe_correction=False`` given without a probe slice."""
+    if probes:
+        return {}
+    return {**({"transport_margin": transport_margin} if transport_margin is not None else {}),
+            **({"probe_correction": False} if not probe_correction else {})}
+
+
+def _record_not_applied(settings: dict[str, Any], unused: Mapping[str, Any]) -> None:
+    """A report's ``settings`` do not record an option given without effect as if applied: its
+    entry becomes ``None`` and ``settings["not_applied"]`` holds the value given."""
+    for name in unused:
+        if name in settings:
+            settings[name] = None
+    if unused:
+        settings["not_applied"] = dict(unused)
 
 
 def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any, probes: Any,
@@ -406,7 +567,7 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
         return _logged_out_of_core(data, engine=engine, client=client, calibration=calibration,
                                    probes=probes, fresh_draws=fresh_draws, covariates=covariates,
                                    on_invalid=on_invalid, estimator=estimator, mode=mode,
-                                   policies=policies, **kw)
+                                   policies=policies, probe_correction=probe_correction, **kw)
     for given, what in ((calibration is not None, "calibration="), (bool(probes), "probes="),
                         (fresh_draws is not None, "fresh_draws= (off-policy)"),
                         (bool(covariates), "covariates=")):
@@ -419,12 +580,16 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
             f"estimator={estimator!r} is for logged data, which needs the logging policy's "
             "log-probabilities ('logprob_base') and each target's ('logprob[<target>]'); this "
             "data has none. For fresh draws of each policy use the default estimator ('direct').")
+    option_notes = no_effect(direct, estimator, **kw["given"])
+    unused = {**_unused(direct, kw["given"]),
+              **_unused_probe_options(probes, kw["transport_margin"], probe_correction)}
     from cje.pipeline.streaming import analyze_partitioned
 
     settings = {"alpha": kw["alpha"], "mode": mode, "covariates": [], "n_folds": kw["n_folds"],
                 "seed": kw["seed"], "transport_margin": kw["transport_margin"],
                 "policies": list(policies) if policies is not None else None,
                 "estimator": "direct", "probe_correction": bool(probe_correction)}
+    _record_not_applied(settings, unused)
     report = analyze_partitioned(data, engine=engine, client=client, estimator=direct,
                                  judge_scale=kw["judge_scale"], label_scale=kw["label_scale"],
                                  columns=kw["columns"], alpha=kw["alpha"], mode=mode,
@@ -437,7 +602,7 @@ def _analyze_out_of_core(data: Any, *, engine: str, client: Any, calibration: An
     prov = provenance({"data": src} if src is not None else {})
     if src is None:
         prov["inputs"] = {"data": {"in_memory": type(data).__name__}}
-    return replace(report, provenance=prov)
+    return replace(report, provenance=prov, notices=(*report.notices, *option_notes))
 
 
 def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any, probes: Any,
@@ -458,6 +623,12 @@ def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any
                                 + memory)
     from cje.pipeline.streaming_logged import analyze_logged_partitioned
 
+    used = resolve(estimator, logged=True, fresh=fresh_draws is not None)
+    given = kw.pop("given")
+    option_notes = no_effect(used, estimator, **given)
+    unused = {**_unused(used, given), **_unused_probe_options(
+        probes, kw["transport_margin"], kw.get("probe_correction", True))}
+
     def load_fresh(judge_scale: Any, label_scale: Any) -> Any:
         """The fresh draws (the DR family holds them in memory), on the logged data's scales."""
         from cje._checks import naming
@@ -473,6 +644,7 @@ def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any
                 "policies": list(policies) if policies is not None else None,
                 "estimator": "auto", "probe_correction": bool(kw.get("probe_correction", True)),
                 "var_cap": var_cap, "residual_weights": residual_weights}
+    _record_not_applied(settings, unused)
     report = analyze_logged_partitioned(
         data, engine=engine, client=client, estimator=estimator, judge_scale=kw["judge_scale"],
         label_scale=kw["label_scale"], columns=kw["columns"], alpha=kw["alpha"], mode=mode,
@@ -486,7 +658,7 @@ def _logged_out_of_core(data: Any, *, engine: str, client: Any, calibration: Any
     prov = provenance({"data": src} if src is not None else {})
     if src is None:
         prov["inputs"] = {"data": {"in_memory": type(data).__name__}}
-    return replace(report, provenance=prov)
+    return replace(report, provenance=prov, notices=(*report.notices, *option_notes))
 
 
 def _no_design(ev: Any, what: str) -> None:

@@ -201,8 +201,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="logged data: the off-policy estimator (default auto: stacked-dr with "
                         "fresh draws, calibrated-ips without)")
     a.add_argument("--var-cap", type=float, metavar="RHO",
-                   help="SIMCal-W variance cap (off by default; blends weights toward one, "
-                        "trading bias for variance)")
+                   help="SIMCal-W variance cap of calibrated-ips and the doubly robust "
+                        "estimators (off by default; blends weights toward one, trading bias for "
+                        "variance)")
     a.add_argument("--residual-weights", choices=("auto", "raw", "stable"), default="auto",
                    help="logged data: weights on the oracle residual term (default auto: raw "
                         "where a target's raw-weight ESS is at least 10%% and its weights' Hill "
@@ -653,6 +654,7 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
         if given and not probes:  # it would be ignored: audits come only from probe slices
             raise cje.CJEInputError(f"{flag} applies to the transport audits of probe slices; "
                                     "give --probe POLICY=FILE too, or leave it out.")
+    _estimator_flags_used(ns)
     # options of the printed table that a format does not read would be ignored: refused
     if ns.format == "json" and ns.reliable_only:
         raise cje.CJEInputError("--reliable-only hides REFUSED rows of the table or CSV; the JSON "
@@ -704,17 +706,16 @@ def _cmd_analyze(ns: argparse.Namespace) -> int:
             engine=ns.engine,
             client=client,
         )
+    except cje.CJEInputError as exc:  # an option the library refused: named by its flag
+        flag = next((f for o, f in (("var_cap=", "--var-cap"),
+                                    ("residual_weights=", "--residual-weights"),
+                                    ("on_missing=", "--drop-missing")) if str(exc).startswith(o)), None)
+        if flag is None:
+            raise
+        raise cje.CJEInputError(f"{flag}: {exc}") from None
     finally:
         if client is not None:
             client.close()
-    if report.settings.get("estimator") == "direct":  # no importance weights were used
-        unused = [f for f, given in (("--var-cap", ns.var_cap is not None),
-                                     ("--residual-weights", ns.residual_weights != "auto"))
-                  if given]
-        if unused:  # refused rather than ignored: the user asked for something not done
-            raise cje.CJEInputError(f"{' and '.join(unused)} apply to the importance weights of "
-                                    "off-policy estimators (logged data); this analysis used the "
-                                    "direct estimator and no weights. Leave them out.")
     report = dataclasses.replace(report, provenance={**report.provenance,
                                                      "command": shlex.join(["cje", *ns.argv])})
     text = _render(report, ns.format, ns.reliable_only, ns.explain)
@@ -752,6 +753,39 @@ def _fail_on(report: Any, fail_on: str | None) -> int:
         return 0
     print(f"cje: --fail-on {fail_on}: {', '.join(hit)}", file=sys.stderr)
     return 1
+
+
+def _estimator_flags_used(ns: argparse.Namespace) -> None:
+    """``--var-cap``, ``--residual-weights`` and ``--drop-missing`` the estimator would not read
+    are refused before any work (the library refuses some and notes the others: a CLI flag that
+    does nothing is always refused). ``--estimator auto`` is taken as on logged data (calibrated
+    IPS, or stacked DR with ``--fresh-draws``); on fresh draws of each policy it runs the direct
+    method, for which the library refuses ``--var-cap`` and ``--residual-weights`` itself."""
+    import cje
+    from cje.analysis import _reads
+    from cje.estimators.registry import resolve
+
+    est = resolve(ns.estimator, logged=True, fresh=ns.fresh_draws is not None)
+    reads = _reads(est)
+    why = {"var_cap": "it caps the variance of SIMCal-W stabilised weights, which only "
+                      "calibrated-ips and the doubly robust estimators use",
+           "residual_weights": "it chooses raw or SIMCal-W weights for the oracle residual term "
+                               "of calibrated-ips and the doubly robust estimators (ips and snips "
+                               "always use the raw weights, direct none)",
+           "on_missing": "it drops logged rows without fresh draws of the target, which only the "
+                         "doubly robust estimators (dr-cpo, mrdr, tmle, stacked-dr, with "
+                         "--fresh-draws) need"}
+    for flag, option, given in (("--var-cap", "var_cap", ns.var_cap is not None),
+                                ("--residual-weights", "residual_weights",
+                                 ns.residual_weights != "auto"),
+                                ("--drop-missing", "on_missing", ns.drop_missing)):
+        if given and not reads[option]:
+            # (auto reads every one of them with --fresh-draws: stacked DR)
+            used = (f"--estimator {ns.estimator}" if ns.estimator != "auto" else
+                    "--estimator auto without --fresh-draws (the direct method on fresh draws of "
+                    f"each policy, {est.name} on logged data)")
+            raise cje.CJEInputError(f"{flag} has no effect with {used}: {why[option]}. Leave it "
+                                    "out, or choose an estimator that reads it.")
 
 
 def _dask_client(engine: str, scheduler: str | None) -> Any:
@@ -848,7 +882,16 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
         # bytes: a file that is not UTF-8 is "not valid JSON" (exit 2), not a decoding traceback
         src = cje.Report.from_json(Path(ns.path).read_bytes())
     kw: dict[str, Any] = {}
-    if not isinstance(src, cje.Report):
+    if isinstance(src, cje.Report):
+        unread = [flag for flag, given in (("--judge-scale", ns.judge_scale), ("--label-scale",
+                                           ns.label_scale), ("--column", ns.column)) if given]
+        if unread:  # the report's analysis fixed them: refused rather than ignored
+            raise CJEInputError(f"{' and '.join(unread)} read{'s' if len(unread) == 1 else ''} "
+                                "the pilot data; PATH is a report, whose analysis already fixed "
+                                "the scales and columns. Leave "
+                                f"{'it' if len(unread) == 1 else 'them'} out, or plan from the "
+                                "pilot data.")
+    else:
         kw = {"judge_scale": tuple(ns.judge_scale) if ns.judge_scale else None,
               "label_scale": tuple(ns.label_scale) if ns.label_scale else None,
               "columns": _mapping(ns.column, "--column") or None}
@@ -985,6 +1028,11 @@ def _cmd_datasets(ns: argparse.Namespace) -> int:
     from cje.errors import CJEInputError
 
     if ns.action == "list":
+        extra = [what for what, given in (("NAME", ns.name), ("DIR", ns.directory),
+                                          ("--force", ns.force)) if given]
+        if extra:  # they go with export: refused rather than ignored
+            raise CJEInputError(f"{' and '.join(extra)} go with 'cje datasets export'; 'list' takes "
+                                "none. E.g. cje datasets export arena DIR.")
         for name in datasets.names():
             print(f"{name}: real judge scores, oracle labels and log-probabilities of 4 policies "
                   "(MIT licence, CIMO Labs); cje datasets export arena DIR")

@@ -799,7 +799,8 @@ def monitor(
         and dated exactly in 0.905 vs 0.810: ``simulations/results/study_monitor.md``).
     time_column : str
         Column with the time stamps. Time-zone-aware values are converted to UTC; naive values
-        (no offset) are read as UTC.
+        (no offset) are read as UTC. Not read when ``window`` names a column (another
+        ``time_column`` is then refused).
     judge_scale, label_scale : (low, high), optional
         As in :func:`cje.analyze`; inferred once from all the data when omitted.
     alpha : float
@@ -829,8 +830,9 @@ def monitor(
     ------
     CJEInputError
         No time column, a time that does not parse, a window string that does not parse, a
-        window written two ways, a horizon below the audited windows, or a reference without
-        enough labels; the message names the field, the row and the fix.
+        window written two ways, a horizon below the audited windows, a reference without
+        enough labels, or a ``time_column`` with a window column; the message names the field,
+        the row and the fix.
 
     Examples
     --------
@@ -895,6 +897,11 @@ def monitor(
 
     # ---- windows
     by_column = window in df.columns
+    if by_column and time_column != "timestamp":  # (not read: the column names the windows)
+        raise CJEInputError(
+            f"time_column={time_column!r} has no effect: window={window!r} is a column holding each "
+            "row's window, so no time stamp is read. Leave time_column out, or give window a "
+            "duration such as '1D'.")
     if by_column:
         key = df[window].reset_index(drop=True)
         if key.isna().any():

@@ -996,7 +996,8 @@ def plan(
     seed : int
         Seed of those draws, and of the folds when data are given (as in :func:`cje.analyze`).
     judge_scale, label_scale, mode, covariates, n_folds, columns, on_invalid
-        As in :func:`cje.analyze` (data only).
+        As in :func:`cje.analyze` (data only: with a report they would do nothing, and are
+        refused).
     next : int, optional
         Active labelling (data only): choose about ``next`` currently unlabelled rows to send
         for labels next (:attr:`Plan.next_labels`, :meth:`Plan.next_frame`). Labels are
@@ -1026,7 +1027,10 @@ def plan(
     ------
     CJEInputError
         A non-positive ``half_width``/``label_cost``/``budget``, an unknown policy, a pilot
-        without oracle labels (or a policy without labels of its own), off-policy data.
+        without oracle labels (or a policy without labels of its own), off-policy data; an
+        option that would do nothing: ``n_regions`` without ``next``, or an option that reads
+        the data (``judge_scale``, ``label_scale``, ``mode``, ``covariates``, ``n_folds``,
+        ``columns``, ``on_invalid``) with a report.
 
     Examples
     --------
@@ -1073,7 +1077,23 @@ def plan(
     if next is not None and isinstance(data_or_report, Report):
         raise CJEInputError("next= chooses rows of the data to label: pass the pilot data (the "
                             "judged rows), not a report.")
+    if n_regions is not None and next is None:
+        raise CJEInputError(f"n_regions={n_regions} sets the judge-score regions of the next= "
+                            "design; without next= there is none. Pass next=N too, or leave "
+                            "n_regions out.")
     if isinstance(data_or_report, Report):
+        # the options that read the data: the report's analysis already fixed them
+        unread = [f"{k}={v!r}" for k, v, d in (
+            ("judge_scale", judge_scale, None), ("label_scale", label_scale, None),
+            ("mode", mode, "auto"), ("covariates", covariates, ()), ("n_folds", n_folds, 5),
+            ("columns", columns, None), ("on_invalid", on_invalid, "raise"))
+            if not (v is None or not len(v) if k == "covariates" else v is d or v == d)]
+        if unread:
+            raise CJEInputError(
+                f"{', '.join(unread)} {'reads' if len(unread) == 1 else 'read'} the pilot data; a "
+                "report was given, whose analysis already fixed the scales, columns and "
+                f"calibration. Leave {'it' if len(unread) == 1 else 'them'} out, or pass the "
+                "pilot data instead of the report.")
         rep = data_or_report
         _check_report(rep, policies)
         if abs(rep.alpha - alpha) > 1e-12:
