@@ -28,6 +28,8 @@ from cje.diagnostics.gates import (
     level_gate,
     prompt_gap_gate,
     prompt_gap_shift,
+    row_weight_gate,
+    row_weight_shift,
     sanity_gate,
     worse_status,
 )
@@ -754,13 +756,31 @@ def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
 
 def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
                       totals: Mapping[int, np.ndarray], rows_at: Mapping[int, np.ndarray],
-                      present: Mapping[int, np.ndarray], own: int, width: float) -> None:
-    """:func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
+                      rows: Sequence[float], present: Mapping[int, np.ndarray], own: int,
+                      width: float) -> None:
+    """:func:`cje.diagnostics.gates.row_weight_gate` for every shown policy whose prompts hold
+    unequal numbers of rows (in memory only: out of core the counts per prompt are not kept), and
+    :func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
     another shown policy answered (direct data): in place, the first policy that cautions it
     (else the one with the largest ``|z|``) named in its diagnostics ``prompt_gap_vs``, with
-    ``prompt_gap_shift`` (label units) and ``prompt_gap_z``."""
+    ``prompt_gap_shift`` (label units) and ``prompt_gap_z``; ``row_weight_shift`` (label units)
+    and ``row_weight_z``."""
     import dataclasses
 
+    for b in shown:  # prompts in unequal numbers of rows (in memory: the counts are known)
+        c = rows_at[b][:own]
+        if not isinstance(c, np.ndarray) or c.dtype.kind not in "iu" or not c.size:
+            continue
+        on = c[c > 0]
+        if on.size < 2 or int(on.min()) == int(on.max()):
+            continue
+        shift, z = row_weight_shift(totals[b][:own] * rows[b], c)
+        r = results[b]
+        _, why = row_weight_gate(int(on.min()), int(on.max()), shift, z, r.se / width, width)
+        diag = {**r.diagnostics, "row_weight_shift": float(shift * width), "row_weight_z": float(z)}
+        results[b] = dataclasses.replace(
+            r, status=worse_status(r.status, "CAUTION") if why else r.status,
+            reasons=(*r.reasons, why) if why else r.reasons, diagnostics=diag)
     pres = {p: present[p][:own] for p in shown}
     if len(shown) < 2 or all(np.array_equal(pres[shown[0]], pres[p]) for p in shown[1:]):
         return
@@ -771,7 +791,7 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
             if lacking == 0:
                 continue
             c = rows_at[a][:own]
-            u = totals[a][:own] * float(c.sum())  # Σ φ per prompt
+            u = totals[a][:own] * rows[a]  # Σ φ per prompt
             shift, _, z = prompt_gap_shift(u, c, ~pres[b])
             _, why = prompt_gap_gate(results[b].policy, results[a].policy, lacking,
                                      int(np.count_nonzero(pres[a])), shift, z,
@@ -896,7 +916,9 @@ def estimate(
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
         present[p] = c > 0
-        rows_at[p] = c  # for the prompt-gap gate (out of core: 1 per prompt present)
+        # rows per prompt, for the prompt-gap gate; out of core (one total per prompt) the counts
+        # are not kept: the policy's mean rows per prompt, exact when every prompt holds as many
+        rows_at[p] = c if info.n_rows is None else (c > 0) * (n_rows / max(int(np.count_nonzero(c)), 1))
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None
@@ -976,7 +998,7 @@ def estimate(
     shown = [i for i, n in enumerate(shape.names) if only is None or n in only]
     own_prompts = getattr(shape, "policy_prompts", None)  # direct data: each policy its prompts
     if own_prompts is not None:  # a policy lacking prompts that another scores differently
-        _prompt_gap_gates(results, shown, totals, rows_at, present, own_prompts, width)
+        _prompt_gap_gates(results, shown, totals, rows_at, rows_of, present, own_prompts, width)
     del rows_at
     # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
     # and not with a level refused for a failed transport audit: the difference carries the
