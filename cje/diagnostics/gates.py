@@ -74,6 +74,7 @@ __all__ = [
     "BALANCE_Z",
     "fresh_balance",
     "fresh_balance_gate",
+    "PROMPT_GAP_WARNING",
     "prompt_gap_shift",
     "prompt_gap_gate",
     "row_weight_shift",
@@ -934,6 +935,13 @@ def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple
     return "CAUTION", " ".join(reasons)
 
 
+#: A policy without rows on at least this share of the prompts (direct data) makes the different
+#: prompt sets a warning (:func:`cje.pipeline.core.prompt_set_message`; below it, e.g. a few
+#: failed generations, a notice), and, with fewer than 2 prompts shared, a CAUTION
+#: (:func:`prompt_gap_gate`).
+PROMPT_GAP_WARNING = 0.10
+
+
 def prompt_gap_shift(u: np.ndarray, c: np.ndarray, missing: np.ndarray
                      ) -> tuple[float, float, float]:
     """Does policy ``a`` score the prompts another policy lacks like the prompts both answered?
@@ -1000,7 +1008,7 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
     harder set of prompts than the other's and their contrast compares different prompts, however
     precise: in ``simulations/results/independent_designs.md`` (two equal policies, one lacking
     the hardest 20% of prompts) 35% of reports said "Better" with both levels OK. Lacking at
-    least :data:`cje.pipeline.core.PROMPT_GAP_WARNING` of the other's prompts with fewer than 2
+    least :data:`PROMPT_GAP_WARNING` of the other's prompts with fewer than 2
     prompts shared cannot be checked and is cautioned too.
 
     Parameters
@@ -1030,8 +1038,6 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
     >>> prompt_gap_gate("B", "A", 100, 500, -0.003, -1.0, 0.03, 1.0)
     ('OK', None)
     """
-    from cje.pipeline.core import PROMPT_GAP_WARNING
-
     share = lacking / max(n_prompts, 1)
     if lacking == 0:
         return "OK", None

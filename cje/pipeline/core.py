@@ -20,6 +20,7 @@ import numpy as np
 from cje.calibration.reward import Mode, RewardCalibrator, effective_folds
 from cje.data import prompt_folds
 from cje.diagnostics.calibration import transport_audit
+from cje.diagnostics.gates import PROMPT_GAP_WARNING as _PROMPT_GAP_WARNING
 from cje.diagnostics.gates import (
     comparable,
     covariate_range_gate,
@@ -691,8 +692,10 @@ def fit_calibrator(table: Table, fold: np.ndarray, *, mode: Mode, k: int,
 
 
 #: A policy without rows on at least this share of the prompts makes the different prompt sets a
-#: warning (below it, e.g. a few failed generations, a notice).
-PROMPT_GAP_WARNING = 0.10
+#: warning (below it, e.g. a few failed generations, a notice); defined with the gates
+#: (:data:`cje.diagnostics.gates.PROMPT_GAP_WARNING`), which caution such a gap that cannot be
+#: checked.
+PROMPT_GAP_WARNING = _PROMPT_GAP_WARNING
 
 
 def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
