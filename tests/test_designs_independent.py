@@ -1,5 +1,4 @@
-"""A policy that lacks the hard prompts another answered is CAUTION, and its "better" is starred;
-so is a policy whose hard prompts hold more rows than its others (asked twice).
+"""A policy that lacks the hard prompts another answered is CAUTION, and its "better" is starred.
 
 Before: two equal policies, B without rows on the hardest 20% of the prompts (timeouts), were
 both OK and "Better: B > A" was printed in 35% of replicates (2,000 replicates,
@@ -7,9 +6,11 @@ both OK and "Better: B > A" was printed in 35% of replicates (2,000 replicates,
 prompts, and a contrast is the difference of the two values — not, as the prompt-set warning said,
 a pairing of the prompts both answered. The warning's text is corrected and
 :func:`cje.diagnostics.gates.prompt_gap_gate` cautions B where A's values on the prompts B lacks
-differ from its values on the shared ones. Likewise a policy with its hardest 20% of prompts
-asked twice (the level is the mean over rows) said "Better" in 24% of replicates with both OK:
-:func:`cje.diagnostics.gates.row_weight_gate` cautions it.
+differ from its values on the shared ones.
+
+Not fixed (proposal in the results file): a policy with its hardest 20% of prompts asked twice
+(the level is the mean over rows) said "Better" in 24% of replicates with both OK; the slow test
+``test_hard_prompts_asked_twice_say_better_with_both_ok`` is marked xfail until it is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 import pytest
 
 import cje
-from cje.diagnostics.gates import prompt_gap_shift, row_weight_shift
+from cje.diagnostics.gates import prompt_gap_shift
 
 SCALES = {"judge_scale": (0, 10), "label_scale": (0, 1)}
 KEY = "it has no row on"
@@ -118,31 +119,6 @@ def _twice(df: pd.DataFrame, hard: bool, seed: int) -> pd.DataFrame:
     return pd.concat([df, extra], ignore_index=True)
 
 
-def test_hard_prompts_asked_twice_caution_the_policy() -> None:
-    rep = cje.analyze(_twice(_data(7, keep_b="all"), True, 8), **SCALES)
-    assert rep["A"].status == "CAUTION" and rep["B"].status == "OK"
-    (why,) = [r for r in rep["A"].reasons if r.startswith("its prompts hold unequal")]
-    assert "(1 to 2)" in why and "rated lower" in why
-    assert rep["A"].diagnostics["row_weight_z"] < -3.29
-    assert "row_weight_z" not in rep["B"].diagnostics
-
-
-def test_random_prompts_asked_twice_stay_ok() -> None:
-    rep = cje.analyze(_twice(_data(9, keep_b="all"), False, 10), **SCALES)
-    assert rep["A"].status == "OK" and abs(rep["A"].diagnostics["row_weight_z"]) < 3.29
-
-
-def test_row_weight_shift_by_hand() -> None:
-    u = np.array([0.2, 0.1, -0.3, 0.4, -0.4])  # φ sums; the level is the mean over 7 rows
-    c = np.array([1, 1, 2, 1, 2])
-    d, z = row_weight_shift(u, c)
-    p = np.mean(u / c)
-    h = (u / c.mean() - (u / c - p)) / 5
-    assert d == pytest.approx(-p)
-    assert z == pytest.approx(-p / np.sqrt(5 / 4 * np.sum((h - h.mean()) ** 2)))
-    assert row_weight_shift(np.array([0.1, -0.1]), np.array([2, 2]))[0] == 0.0
-
-
 @pytest.mark.slow
 def test_false_better_with_both_ok_is_rare_when_b_skips_hard_prompts() -> None:
     """Reproduction (before: 35% of reports said "B > A" with both OK; nominal: at most 5%)."""
@@ -158,8 +134,10 @@ def test_false_better_with_both_ok_is_rare_when_b_skips_hard_prompts() -> None:
 
 
 @pytest.mark.slow
-def test_false_better_with_both_ok_is_rare_when_hard_prompts_are_asked_twice() -> None:
-    """Reproduction (before: about a quarter of reports said "B > A" with both OK)."""
+@pytest.mark.xfail(strict=True, reason="a level is the mean over rows; hard prompts asked twice "
+                   "weight it toward them with no caveat (not fixed: results file)")
+def test_hard_prompts_asked_twice_say_better_with_both_ok() -> None:
+    """Reproduction (about a quarter of reports say "B > A" with both OK)."""
     reps, false_ok, caution_random = 150, 0, 0
     for r in range(reps):
         rep = cje.analyze(_twice(_data(2000 + r, keep_b="all"), True, r), **SCALES)

@@ -77,8 +77,6 @@ __all__ = [
     "PROMPT_GAP_WARNING",
     "prompt_gap_shift",
     "prompt_gap_gate",
-    "row_weight_shift",
-    "row_weight_gate",
     "support_gate",
     "sanity_gate",
     "comparable",
@@ -1062,98 +1060,6 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
         "each over its own prompts) is off by about that much; failed or timed-out generations on "
         "long or hard prompts, or another prompt mix, do this. Judge it on the missing prompts, or "
         "analyse only the prompts every policy answered.")
-
-
-def row_weight_shift(u: np.ndarray, c: np.ndarray) -> tuple[float, float]:
-    """A policy's value over its rows minus its value over its prompts, each counted once.
-
-    With ``c_g`` rows on prompt ``g`` and ``u_g`` the sum of their influence values (``φ`` = the
-    row's value minus the level, the mean over rows), the prompt-weighted value is the level plus
-    ``P = mean_g u_g/c_g``, so the shift is ``D = −P``; its per-prompt influence is
-    ``[u_g/c̄ − (u_g/c_g − P)]/G`` (``c̄`` the mean rows per prompt, ``G`` the prompts), with the
-    prompt-clustered variance ``G/(G−1) Σ_g (…)²``. Zero when every prompt holds as many rows.
-
-    Parameters
-    ----------
-    u : numpy.ndarray
-        Per-prompt sums of the policy's influence values (unit label scale; 0 where no row).
-    c : numpy.ndarray
-        Its rows per prompt.
-
-    Returns
-    -------
-    (float, float)
-        ``D`` and its z statistic (NaN with fewer than 2 prompts or no variance).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> d, z = row_weight_shift(np.array([0.3, 0.2, 0.3, 0.2, -0.5, -0.5]),
-    ...                         np.array([1, 1, 1, 1, 2, 2]))
-    >>> round(d, 3), round(z, 1)
-    (-0.083, -6.0)
-    """
-    import numpy as np
-
-    on = c > 0
-    u, c = u[on].astype(np.float64), c[on].astype(np.float64)
-    g = int(c.size)
-    if g < 2:
-        return float("nan"), float("nan")
-    mean_u = u / c
-    p = float(mean_u.mean())
-    h = (u / float(c.mean()) - (mean_u - p)) / g
-    var = g / (g - 1) * float(np.square(h - h.mean()).sum())
-    d = -p
-    if not var > 0:
-        return d, (0.0 if d == 0 else float("nan"))
-    return d, d / math.sqrt(var)
-
-
-def row_weight_gate(c_min: int, c_max: int, shift: float, z: float, se: float, width: float
-                    ) -> tuple[str, str | None]:
-    """CAUTION when a policy's prompts hold unequal numbers of rows and the prompts with more rows
-    are rated differently (:func:`row_weight_shift`: ``|z|`` above :data:`BALANCE_Z` and the
-    shift at least :data:`EXCLUDED_SHIFT_SE` of its standard error).
-
-    A level is the mean over the policy's responses, so a prompt with two rows counts twice. Where
-    the repeated prompts are the hard ones (retried after a failure, asked twice), the level and
-    every contrast with a policy that answered each prompt once weight the prompts differently: in
-    ``simulations/results/independent_designs.md`` (two equal policies, one with its hardest 20%
-    of prompts twice) 24% of reports said "Better" with both levels OK.
-
-    Parameters
-    ----------
-    c_min, c_max : int
-        The fewest and most rows on one of its prompts.
-    shift, z : float
-        :func:`row_weight_shift` (unit label scale).
-    se : float
-        Its standard error (unit label scale).
-    width : float
-        Width of the label scale (for the message).
-
-    Returns
-    -------
-    (str, str or None)
-
-    Examples
-    --------
-    >>> row_weight_gate(1, 2, -0.055, -8.0, 0.02, 1.0)[0]
-    'CAUTION'
-    >>> row_weight_gate(1, 2, -0.002, -0.5, 0.02, 1.0)
-    ('OK', None)
-    """
-    if not (abs(z) > BALANCE_Z and abs(shift) >= EXCLUDED_SHIFT_SE * se):
-        return "OK", None
-    return "CAUTION", (
-        f"its prompts hold unequal numbers of rows ({c_min} to {c_max}), and the prompts with more "
-        f"rows are rated {'lower' if shift < 0 else 'higher'}: its value (the mean over its "
-        f"responses) is {abs(shift) * width:.3g} {'below' if shift < 0 else 'above'} the mean over "
-        f"its prompts each counted once (z = {z:+.1f}). A prompt asked twice counts twice, so its "
-        "value and its contrasts with policies that answered each prompt once weight the prompts "
-        "differently. Give every prompt the same number of rows (e.g. keep one row per prompt), "
-        "or check why some prompts were repeated (retries after failures?).")
 
 
 def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | None,

@@ -29,8 +29,6 @@ from cje.diagnostics.gates import (
     level_gate,
     prompt_gap_gate,
     prompt_gap_shift,
-    row_weight_gate,
-    row_weight_shift,
     sanity_gate,
     worse_status,
 )
@@ -761,29 +759,13 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
                       totals: Mapping[int, np.ndarray], rows_at: Mapping[int, np.ndarray],
                       rows: Sequence[float], present: Mapping[int, np.ndarray], own: int,
                       width: float) -> None:
-    """:func:`cje.diagnostics.gates.row_weight_gate` for every shown policy whose prompts hold
-    unequal numbers of rows (in memory only: out of core the counts per prompt are not kept), and
-    :func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
+    """:func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
     another shown policy answered (direct data): in place, the first policy that cautions it
     (else the one with the largest ``|z|``) named in its diagnostics ``prompt_gap_vs``, with
-    ``prompt_gap_shift`` (label units) and ``prompt_gap_z``; ``row_weight_shift`` (label units)
-    and ``row_weight_z``."""
+    ``prompt_gap_shift`` (label units) and ``prompt_gap_z``. Rows per prompt are each policy's
+    mean (``rows_at``), in every engine."""
     import dataclasses
 
-    for b in shown:  # prompts in unequal numbers of rows (in memory: the counts are known)
-        c = rows_at[b][:own]
-        if not isinstance(c, np.ndarray) or c.dtype.kind not in "iu" or not c.size:
-            continue
-        on = c[c > 0]
-        if on.size < 2 or int(on.min()) == int(on.max()):
-            continue
-        shift, z = row_weight_shift(totals[b][:own] * rows[b], c)
-        r = results[b]
-        _, why = row_weight_gate(int(on.min()), int(on.max()), shift, z, r.se / width, width)
-        diag = {**r.diagnostics, "row_weight_shift": float(shift * width), "row_weight_z": float(z)}
-        results[b] = dataclasses.replace(
-            r, status=worse_status(r.status, "CAUTION") if why else r.status,
-            reasons=(*r.reasons, why) if why else r.reasons, diagnostics=diag)
     pres = {p: present[p][:own] for p in shown}
     if len(shown) < 2 or all(np.array_equal(pres[shown[0]], pres[p]) for p in shown[1:]):
         return
@@ -919,9 +901,10 @@ def estimate(
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
         present[p] = c > 0
-        # rows per prompt, for the prompt-gap gate; out of core (one total per prompt) the counts
-        # are not kept: the policy's mean rows per prompt, exact when every prompt holds as many
-        rows_at[p] = c if info.n_rows is None else (c > 0) * (n_rows / max(int(np.count_nonzero(c)), 1))
+        # rows per prompt, for the prompt-gap gate: the policy's mean rows per prompt on every
+        # prompt it has (out of core the counts per prompt are not kept, and every engine must
+        # give the same numbers; exact when every prompt holds as many rows)
+        rows_at[p] = (c > 0) * (n_rows / max(int(np.count_nonzero(c)), 1))
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None
