@@ -329,7 +329,7 @@ def summarise(res: pd.DataFrame) -> str:
         ct.append("\n## Prompt-gap z of B against other thresholds\n")
         ct.append("Share of replicates whose `prompt_gap_z` of B exceeds the threshold in absolute "
                   "value (the gate uses 3.29 and also needs the shift to be at least half B's SE).\n")
-        ct.append("| cell | |z| > 1.96 | |z| > 2.576 | |z| > 3.29 | median |z| |")
+        ct.append("| cell | abs z > 1.96 | abs z > 2.576 | abs z > 3.29 | median abs z |")
         ct.append("|---|---:|---:|---:|---:|")
         for cell in CELLS:
             z = res.loc[res.cell == cell.name, "gap_z_B"].to_numpy(dtype=float)
