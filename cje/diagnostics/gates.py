@@ -1005,9 +1005,9 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
     :data:`EXCLUDED_SHIFT_SE` of this policy's standard error), its value is over an easier or
     harder set of prompts than the other's and their contrast compares different prompts, however
     precise: in ``simulations/results/independent_designs.md`` (two equal policies, one lacking
-    the hardest 20% of prompts) 35% of reports said "Better" with both levels OK. Lacking at
-    least :data:`PROMPT_GAP_WARNING` of the other's prompts with fewer than 2
-    prompts shared cannot be checked and is cautioned too.
+    the hardest 20% of 500 prompts) 39% of reports said "Better" with both levels OK; with the gate
+    1.7% (the reports it misses). Lacking at least :data:`PROMPT_GAP_WARNING` of the other's
+    prompts with fewer than 2 prompts shared cannot be checked and is cautioned too.
 
     Parameters
     ----------

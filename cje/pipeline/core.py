@@ -756,7 +756,7 @@ def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
 
 
 def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
-                      totals: Mapping[int, np.ndarray], rows_at: Mapping[int, np.ndarray],
+                      totals: Mapping[int, np.ndarray], rows_at: Mapping[int, float],
                       rows: Sequence[float], present: Mapping[int, np.ndarray], own: int,
                       width: float) -> None:
     """:func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
@@ -775,7 +775,7 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
             lacking = int(np.count_nonzero(pres[a] & ~pres[b])) if a != b else 0
             if lacking == 0:
                 continue
-            c = rows_at[a][:own]
+            c = pres[a] * rows_at[a]  # its mean rows per prompt where it has rows
             u = totals[a][:own] * rows[a]  # Σ φ per prompt
             shift, _, z = prompt_gap_shift(u, c, ~pres[b])
             _, why = prompt_gap_gate(results[b].policy, results[a].policy, lacking,
@@ -885,7 +885,7 @@ def estimate(
     per_row = True  # every policy's influence values one per row (else: the shape's counts)
     rows_of: list[float] = []
     unreliable: set[int] = set()  # levels refused for a failed transport audit
-    rows_at: dict[int, np.ndarray] = {}  # rows per prompt, by policy
+    rows_at: dict[int, float] = {}  # mean rows per prompt, by policy
     for p, name in enumerate(shape.names):
         value, gap = full[p]
         info = shape.policy(p, value, gap)
@@ -904,7 +904,7 @@ def estimate(
         # rows per prompt, for the prompt-gap gate: the policy's mean rows per prompt on every
         # prompt it has (out of core the counts per prompt are not kept, and every engine must
         # give the same numbers; exact when every prompt holds as many rows)
-        rows_at[p] = (c > 0) * (n_rows / max(int(np.count_nonzero(c)), 1))
+        rows_at[p] = n_rows / max(int(np.count_nonzero(c)), 1)
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None
