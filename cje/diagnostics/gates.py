@@ -78,6 +78,9 @@ __all__ = [
     "BALANCE_Z",
     "fresh_balance",
     "fresh_balance_gate",
+    "PROMPT_GAP_WARNING",
+    "prompt_gap_shift",
+    "prompt_gap_gate",
     "support_gate",
     "sanity_gate",
     "comparable",
@@ -993,6 +996,135 @@ def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple
     if not reasons:
         return "OK", None
     return "CAUTION", " ".join(reasons)
+
+
+#: A policy without rows on at least this share of the prompts (direct data) makes the different
+#: prompt sets a warning (:func:`cje.pipeline.core.prompt_set_message`; below it, e.g. a few
+#: failed generations, a notice), and, with fewer than 2 prompts shared, a CAUTION
+#: (:func:`prompt_gap_gate`).
+PROMPT_GAP_WARNING = 0.10
+
+
+def prompt_gap_shift(u: np.ndarray, c: np.ndarray, missing: np.ndarray
+                     ) -> tuple[float, float, float]:
+    """Does policy ``a`` score the prompts another policy lacks like the prompts both answered?
+
+    ``a``'s value on the prompts the other lacks (``M``) minus its value on the shared ones
+    (``S``), from ``a``'s per-prompt sums of influence values ``u_g`` (``Σ φ`` over its rows on
+    prompt ``g``; ``φ`` is the row's value minus ``a``'s level, so each side's mean of ``φ`` is its
+    value minus the level): ``D = Σ_M u/n_M − Σ_S u/n_S`` (``n`` the rows on each side), with the
+    prompt-clustered variance of a two-sample difference, ``|M|/(|M|−1) Σ_M (u_g − c_g μ_M)²/n_M²``
+    plus the same for ``S``. Where the other policy's prompts are a harder or easier part of
+    ``a``'s, ``D`` is far from 0, and the difference of the two levels (each over its own prompts)
+    is off from the contrast on the prompts both answered by about ``q·D``, ``q = n_M/(n_M + n_S)``
+    (``a``'s level minus its level on ``S``).
+
+    Parameters
+    ----------
+    u : numpy.ndarray
+        ``a``'s per-prompt sums of influence values (0 where it has no row), unit label scale.
+    c : numpy.ndarray
+        ``a``'s rows per prompt (0 where it has none).
+    missing : numpy.ndarray of bool
+        The prompts the other policy lacks.
+
+    Returns
+    -------
+    (float, float, float)
+        ``q·D`` (the shift), ``D`` and its z statistic; NaN with fewer than 2 prompts on a side,
+        or (z) without a variance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> u = np.array([0.2, 0.3, 0.1, 0.2, -0.4, -0.4]); c = np.ones(6)
+    >>> shift, d, z = prompt_gap_shift(u, c, np.array([0, 0, 0, 0, 1, 1], bool))
+    >>> round(shift, 3), round(d, 3), round(z, 1)
+    (-0.2, -0.6, -14.7)
+    """
+    import numpy as np
+
+    on = c > 0
+    side_m, side_s = on & missing, on & ~missing
+    g_m, g_s = int(np.count_nonzero(side_m)), int(np.count_nonzero(side_s))
+    if g_m < 2 or g_s < 2:
+        return float("nan"), float("nan"), float("nan")
+    n_m, n_s = float(c[side_m].sum()), float(c[side_s].sum())
+    mu_m, mu_s = float(u[side_m].sum()) / n_m, float(u[side_s].sum()) / n_s
+    d = mu_m - mu_s
+    var = (g_m / (g_m - 1) * float(np.square(u[side_m] - c[side_m] * mu_m).sum()) / n_m**2
+           + g_s / (g_s - 1) * float(np.square(u[side_s] - c[side_s] * mu_s).sum()) / n_s**2)
+    z = d / math.sqrt(var) if var > 0 else (0.0 if d == 0 else float("nan"))
+    return n_m / (n_m + n_s) * d, d, z
+
+
+def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: float, z: float,
+                    se: float, width: float) -> tuple[str, str | None]:
+    """CAUTION for a policy judged on fewer prompts than another, when the prompts it lacks are
+    not like the ones it has (direct data; docs: Getting started › Load).
+
+    A policy's value is the mean over its own prompts, and a contrast is the difference of two
+    such values. When a policy lacks prompts another answered — failed or timed-out generations,
+    a different prompt mix — and the other policy scores those prompts differently
+    (:func:`prompt_gap_shift`: ``|z|`` above :data:`BALANCE_Z`, and the shift at least
+    :data:`EXCLUDED_SHIFT_SE` of this policy's standard error), its value is over an easier or
+    harder set of prompts than the other's and their contrast compares different prompts, however
+    precise: in ``simulations/results/independent_designs.md`` (two equal policies, one lacking
+    the hardest 20% of 500 prompts) 39% of reports said "Better" with both levels OK; with the gate
+    1.7% (the reports it misses). Lacking at least :data:`PROMPT_GAP_WARNING` of the other's
+    prompts with fewer than 2 prompts shared cannot be checked and is cautioned too.
+
+    Parameters
+    ----------
+    name, other : str
+        The policy lacking prompts and the policy that answered them.
+    lacking : int
+        Prompts ``other`` answered and ``name`` did not.
+    n_prompts : int
+        Prompts ``other`` answered.
+    shift, z : float
+        :func:`prompt_gap_shift` for ``other``'s rows (unit label scale).
+    se : float
+        ``name``'s standard error (unit label scale).
+    width : float
+        Width of the label scale (for the message).
+
+    Returns
+    -------
+    (str, str or None)
+        Status and reason (None when OK).
+
+    Examples
+    --------
+    >>> prompt_gap_gate("B", "A", 100, 500, -0.08, -9.0, 0.03, 1.0)[0]
+    'CAUTION'
+    >>> prompt_gap_gate("B", "A", 100, 500, -0.003, -1.0, 0.03, 1.0)
+    ('OK', None)
+    """
+    share = lacking / max(n_prompts, 1)
+    if lacking == 0:
+        return "OK", None
+    if math.isnan(z):
+        if share < PROMPT_GAP_WARNING:
+            return "OK", None
+        return "CAUTION", (
+            f"it has no row on {lacking:,} of the {n_prompts:,} prompts {other!r} answered "
+            f"({share:.0%}) and shares too few prompts with it to check that those are like the "
+            f"others: its value is the mean over its own prompts, and its contrast with {other!r} "
+            "(the difference of the two values) compares different prompts. Judge both policies on "
+            "the same prompts, or analyse only the prompts both answered.")
+    if not (abs(z) > BALANCE_Z and abs(shift) >= EXCLUDED_SHIFT_SE * se):
+        return "OK", None
+    return "CAUTION", (
+        f"it has no row on {lacking:,} of the {n_prompts:,} prompts {other!r} answered "
+        f"({share:.0%}), and those are not like the ones it has: {other!r} is rated "
+        f"{'lower' if shift < 0 else 'higher'} on them (its value over all its prompts is "
+        f"{abs(shift) * width:.3g} {'below' if shift < 0 else 'above'} its value on the prompts "
+        f"both answered, z = {z:+.1f}). So this value is over {'an easier' if shift < 0 else 'a harder'} "
+        f"set of prompts than {other!r}'s, and their contrast (the difference of the two values, "
+        "each over its own prompts) is off by about that much; failed or timed-out generations on "
+        "long or hard prompts, or another prompt mix, do this. Judge it on the missing prompts, or "
+        "analyse only the prompts every policy answered.")
 
 
 def covariate_range_gate(covariates: np.ndarray | None, labelled: np.ndarray | None,

@@ -20,6 +20,7 @@ import numpy as np
 from cje.calibration.reward import Mode, RewardCalibrator, effective_folds
 from cje.data import prompt_folds
 from cje.diagnostics.calibration import transport_audit
+from cje.diagnostics.gates import PROMPT_GAP_WARNING as _PROMPT_GAP_WARNING
 from cje.diagnostics.gates import (
     comparable,
     covariate_range_gate,
@@ -27,6 +28,8 @@ from cje.diagnostics.gates import (
     few_labels_near_bound,
     label_range_gate,
     level_gate,
+    prompt_gap_gate,
+    prompt_gap_shift,
     sanity_gate,
     worse_status,
 )
@@ -688,8 +691,10 @@ def fit_calibrator(table: Table, fold: np.ndarray, *, mode: Mode, k: int,
 
 
 #: A policy without rows on at least this share of the prompts makes the different prompt sets a
-#: warning (below it, e.g. a few failed generations, a notice).
-PROMPT_GAP_WARNING = 0.10
+#: warning (below it, e.g. a few failed generations, a notice); defined with the gates
+#: (:data:`cje.diagnostics.gates.PROMPT_GAP_WARNING`), which caution such a gap that cannot be
+#: checked.
+PROMPT_GAP_WARNING = _PROMPT_GAP_WARNING
 
 
 def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
@@ -697,12 +702,14 @@ def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
     """Whether the policies were judged on different prompts, as (is a warning, text); ``None``
     when every policy has rows on the same prompts.
 
-    Each policy's value is the mean over its own prompts and a contrast pairs only the prompts
-    two policies share: with different prompt sets, a difference between policies is partly a
-    difference between prompts. A policy lacking at least :data:`PROMPT_GAP_WARNING` of the
-    prompts makes it a warning (its usual cause: ids written differently in places, ``7`` and
-    ``7.0``, ``'7'`` and ``'007'``, which are different text and so different prompts); smaller
-    gaps (a few failed generations) a notice.
+    Each policy's value is the mean over its own prompts and a contrast is the difference of two
+    such values (its variance pairs the prompts both answered; the estimate is not restricted to
+    them): with different prompt sets, a difference between policies is partly a difference
+    between prompts. Where the prompts a policy lacks are unlike the ones it has, its level is
+    also CAUTION (:func:`cje.diagnostics.gates.prompt_gap_gate`). A policy lacking at least
+    :data:`PROMPT_GAP_WARNING` of the prompts makes it a warning (its usual cause: ids written
+    differently in places, ``7`` and ``7.0``, ``'7'`` and ``'007'``, which are different text
+    and so different prompts); smaller gaps (a few failed generations) a notice.
 
     Parameters
     ----------
@@ -722,9 +729,10 @@ def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
     >>> print(warn, text)  # doctest: +NORMALIZE_WHITESPACE
     True The policies were judged on different prompts (4 prompts in all): 'a' has no row on 1
     of them (25%), 'b' on 1 (25%). Each value is the mean over the policy's own prompts and a
-    contrast pairs only the prompts two policies share, so a difference between policies is
-    partly a difference between their prompts. If the same prompt is written differently in
-    places (e.g. 7 and '7.0', or '7' and '007'), write it the same way on every row.
+    contrast is the difference of two such values, not restricted to the prompts both answered,
+    so a difference between policies is partly a difference between their prompts. If the same
+    prompt is written differently in places (e.g. 7 and '7.0', or '7' and '007'), write it the
+    same way on every row.
     >>> prompt_set_message(["a", "b"], [on[0], on[0]]) is None
     True
     """
@@ -740,11 +748,52 @@ def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
     more = f"; {len(lacking) - 5} more policies lack some" if len(lacking) > 5 else ""
     text = (f"The policies were judged on different prompts ({g:,} prompts in all): "
             f"{', '.join(parts)}{more}. Each value is the mean over the policy's own prompts and "
-            "a contrast pairs only the prompts two policies share, so a difference between "
-            "policies is partly a difference between their prompts. If the same prompt is "
+            "a contrast is the difference of two such values, not restricted to the prompts both "
+            "answered, so a difference between policies is partly a difference between their "
+            "prompts. If the same prompt is "
             "written differently in places (e.g. 7 and '7.0', or '7' and '007'), write it the "
             "same way on every row.")
     return lacking[0][1] >= PROMPT_GAP_WARNING * g, text
+
+
+def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
+                      totals: Mapping[int, np.ndarray], rows_at: Mapping[int, float],
+                      rows: Sequence[float], present: Mapping[int, np.ndarray], own: int,
+                      width: float) -> None:
+    """:func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
+    another shown policy answered (direct data): in place, the first policy that cautions it
+    (else the one with the largest ``|z|``) named in its diagnostics ``prompt_gap_vs``, with
+    ``prompt_gap_shift`` (label units) and ``prompt_gap_z``. Rows per prompt are each policy's
+    mean (``rows_at``), in every engine."""
+    import dataclasses
+
+    pres = {p: present[p][:own] for p in shown}
+    if len(shown) < 2 or all(np.array_equal(pres[shown[0]], pres[p]) for p in shown[1:]):
+        return
+    for b in shown:
+        best: tuple[tuple[float, float], int, float, float, str | None] | None = None
+        for a in shown:
+            lacking = int(np.count_nonzero(pres[a] & ~pres[b])) if a != b else 0
+            if lacking == 0:
+                continue
+            c = pres[a] * rows_at[a]  # its mean rows per prompt where it has rows
+            u = totals[a][:own] * rows[a]  # Σ φ per prompt
+            shift, _, z = prompt_gap_shift(u, c, ~pres[b])
+            _, why = prompt_gap_gate(results[b].policy, results[a].policy, lacking,
+                                     int(np.count_nonzero(pres[a])), shift, z,
+                                     results[b].se / width, width)
+            key = (1.0 if why else 0.0, abs(z) if z == z else np.inf)
+            if best is None or key > best[0]:
+                best = (key, a, shift, z, why)
+        if best is None:
+            continue
+        _, a, shift, z, why = best
+        r = results[b]
+        diag = {**r.diagnostics, "prompt_gap_vs": results[a].policy,
+                "prompt_gap_shift": float(shift * width), "prompt_gap_z": float(z)}
+        results[b] = dataclasses.replace(
+            r, status=worse_status(r.status, "CAUTION") if why else r.status,
+            reasons=(*r.reasons, why) if why else r.reasons, diagnostics=diag)
 
 
 def estimate(
@@ -841,6 +890,7 @@ def estimate(
     per_row = True  # every policy's influence values one per row (else: the shape's counts)
     rows_of: list[float] = []
     unreliable: set[int] = set()  # levels refused for a failed transport audit
+    rows_at: dict[int, float] = {}  # mean rows per prompt, by policy
     for p, name in enumerate(shape.names):
         value, gap = full[p]
         info = shape.policy(p, value, gap)
@@ -856,6 +906,10 @@ def estimate(
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
         present[p] = c > 0
+        # rows per prompt, for the prompt-gap gate: the policy's mean rows per prompt on every
+        # prompt it has (out of core the counts per prompt are not kept, and every engine must
+        # give the same numbers; exact when every prompt holds as many rows)
+        rows_at[p] = n_rows / max(int(np.count_nonzero(c)), 1)
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None
@@ -935,6 +989,10 @@ def estimate(
     # intervals beyond the label scale, a policy seen on a single prompt
     results = [sanity_gate(r, shape.label_scale) for r in results]
     shown = [i for i, n in enumerate(shape.names) if only is None or n in only]
+    own_prompts = getattr(shape, "policy_prompts", None)  # direct data: each policy its prompts
+    if own_prompts is not None:  # a policy lacking prompts that another scores differently
+        _prompt_gap_gates(results, shown, totals, rows_at, rows_of, present, own_prompts, width)
+    del rows_at
     # contrasts only between numbers that can be compared (finite, on the scale, ≥ 2 prompts)
     # and not with a level refused for a failed transport audit: the difference carries the
     # same untransported level, and a "better than" built on it would be printed (the sanity
