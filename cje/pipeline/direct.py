@@ -9,7 +9,7 @@ import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.data import EvalData
-from cje.diagnostics.gates import label_reach_gate, worse_status
+from cje.diagnostics.gates import label_balance, label_balance_gate, label_reach_gate, worse_status
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator, direct_estimate
 from cje.estimators.offpolicy import PolicyValue
@@ -370,6 +370,14 @@ class DirectShape:
             if why:
                 status, reasons = worse_status(status, st), [*reasons, why]
         diagnostics: dict[str, Any] = {}
+        if self.ev.label_probability is None and n_own >= 2:  # uniform labels, as assumed?
+            s_p = np.asarray(self.ev.judge_score[rows], dtype=float)
+            mean_all = float(s_p.mean())
+            more, why = label_balance_gate(*label_balance(s_p[lab], self.table.cluster[rows][lab],
+                                                          mean_all, s_p.size), mean_all)
+            diagnostics.update(more)
+            if why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         if use is not None:  # is the probe a random sample of the policy's responses?
             prow = self._probe_rows[self._probe_of[p]]
             lo, hi = self.judge_scale  # on the judge's scale, as the reason prints the means
@@ -377,7 +385,7 @@ class DirectShape:
                                          self.table.cluster[prow],
                                          np.asarray(self.ev.judge_score[rows], dtype=float),
                                          self.table.cluster[rows])
-            diagnostics = {"probe_score_shift": diff, "probe_score_z": z}
+            diagnostics.update(probe_score_shift=diff, probe_score_z=z)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         own = (0.0, 0.0, 0.0)

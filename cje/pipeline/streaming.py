@@ -58,6 +58,7 @@ from cje.data import (
     scale_mix,
     split_by_space,
 )
+from cje.diagnostics.gates import label_balance, label_balance_gate, worse_status
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.offpolicy import PolicyValue
@@ -1652,13 +1653,23 @@ class PartitionedShape:
         if getattr(self.estimator, "augment", False) and n_own:
             own = self.table.cluster[self._train_inside][self._group_train == p]
             status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
+        diagnostics: dict[str, Any] = {}
+        if n_own >= 2:  # uniform labels, as assumed? (no label_probability out of core)
+            mine = self._train_inside[self._group_train == p]
+            mean_all = float(self.counts[p] @ self.distinct) / float(self.n[p])
+            diagnostics, why = label_balance_gate(*label_balance(
+                self.labelled_scores[mine], self.table.cluster[mine], mean_all, int(self.n[p])),
+                mean_all)
+            if why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         own = (0.0, 0.0, 0.0)
         if n_own and getattr(self, "_own", None) is not None:
             own = tuple(float(x[p]) for x in self._own)
         return PolicyRows(cluster=np.flatnonzero(self.present[:, p]), n_labels=n_own,
                           method=self.estimator.method, naive=self.naive[p],
                           scores=np.repeat(self.distinct, self.counts[p]), n_rows=int(self.n[p]),
-                          status=status, reasons=reasons, no_variance=alone, own_ss=own[0],
+                          status=status, reasons=reasons, diagnostics=diagnostics,
+                          no_variance=alone, own_ss=own[0],
                           own_factor=own[1], own_m=own[2],
                           prompt_sizes_sq=float(self.prompt_sizes_cross[p, p]))
 
