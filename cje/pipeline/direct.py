@@ -370,7 +370,8 @@ class DirectShape:
             if why:
                 status, reasons = worse_status(status, st), [*reasons, why]
         diagnostics: dict[str, Any] = {}
-        if self.ev.label_probability is None and n_own >= 2:  # uniform labels, as assumed?
+        if self.ev.label_probability is None and n_own >= 2 and getattr(self.estimator, "augment", False):
+            # uniform labels, as the residual correction assumes?
             s_p = np.asarray(self.ev.judge_score[rows], dtype=float)
             mean_all = float(s_p.mean())
             more, why = label_balance_gate(*label_balance(s_p[lab], self.table.cluster[rows][lab],

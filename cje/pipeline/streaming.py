@@ -1654,7 +1654,8 @@ class PartitionedShape:
             own = self.table.cluster[self._train_inside][self._group_train == p]
             status, reasons, alone = own_label_gate(n_own, bool(own.min() == own.max()))
         diagnostics: dict[str, Any] = {}
-        if n_own >= 2:  # uniform labels, as assumed? (no label_probability out of core)
+        if n_own >= 2 and getattr(self.estimator, "augment", False):
+            # uniform labels, as the residual correction assumes? (no label_probability here)
             mine = self._train_inside[self._group_train == p]
             mean_all = float(self.counts[p] @ self.distinct) / float(self.n[p])
             diagnostics, why = label_balance_gate(*label_balance(
