@@ -900,8 +900,8 @@ def fresh_balance(n_g: np.ndarray, w_g: np.ndarray, ws_g: np.ndarray, gbar_g: np
     return gm, mu, d / math.sqrt(var)
 
 
-def label_balance(s_lab: np.ndarray, cluster_lab: np.ndarray, mean_all: float, n_all: int
-                  ) -> tuple[float, float]:
+def label_balance(s_lab: np.ndarray, cluster_lab: np.ndarray, mean_all: float, n_all: int,
+                  var_all: float = float("nan")) -> tuple[float, float]:
     """Do a policy's labelled rows score like all its rows? (labels without ``label_probability``)
 
     Without a ``label_probability`` column the labels are taken for a uniform random sample of
@@ -923,12 +923,16 @@ def label_balance(s_lab: np.ndarray, cluster_lab: np.ndarray, mean_all: float, n
         The mean judge score of all the policy's rows (same scale).
     n_all : int
         All its rows.
+    var_all : float, optional
+        The variance of all its rows' scores: when the labelled scores are all equal (a handful
+        on a coarse scale, or labels on the lowest-scored rows only) their own variance is 0 and
+        ``(1 − m/n) var_all / m`` is used instead.
 
     Returns
     -------
     (float, float)
-        ``D`` and its z statistic (NaN without a variance: fewer than 2 labelled prompts, labelled
-        scores all equal, or every row labelled).
+        ``D`` and its z statistic (NaN without a variance: fewer than 2 labelled prompts, or
+        every row labelled).
 
     Examples
     --------
@@ -946,14 +950,19 @@ def label_balance(s_lab: np.ndarray, cluster_lab: np.ndarray, mean_all: float, n
     if m < 2 or m >= n_all:
         return d, float("nan")
     var, g = cluster_variance(s_lab - s_lab.mean(), cluster_lab)
+    if g < 2:
+        return d, float("nan")
+    if not var > 0:  # the labelled scores all alike: the rows' own spread, unclustered
+        var = float(var_all) / m
     var *= 1.0 - m / n_all
-    if g < 2 or not var > 0:  # (a few labels on a coarse judge scale can all score alike)
+    if not var > 0:
         return d, float("nan")
     return d, d / math.sqrt(var)
 
 
-def label_balance_gate(d: float, z: float, mean_all: float) -> tuple[dict[str, float], str | None]:
-    """The diagnostics and the CAUTION reason of :func:`label_balance` for a direct level.
+def label_balance_gate(d: float, z: float, mean_all: float, logged: bool = False
+                       ) -> tuple[dict[str, float], str | None]:
+    """The diagnostics and the CAUTION reason of :func:`label_balance` for a level.
 
     Parameters
     ----------
@@ -961,6 +970,9 @@ def label_balance_gate(d: float, z: float, mean_all: float) -> tuple[dict[str, f
         :func:`label_balance`'s results (judge points).
     mean_all : float
         The policy's mean judge score (judge points).
+    logged : bool, default False
+        Off-policy: the labelled logged rows against all logged rows (every level whose residual
+        term reads them).
 
     Returns
     -------
@@ -977,13 +989,17 @@ def label_balance_gate(d: float, z: float, mean_all: float) -> tuple[dict[str, f
     diag = {"label_score_shift": d, "label_score_z": z}
     if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
         return diag, None
+    lab, rows = ("the labelled logged rows", "the logged rows") if logged else \
+        ("its labelled rows", "its rows")
+    fix = ("label a uniform random sample of the logged rows." if logged else
+           "if a design chose them, pass its label_probability column; otherwise label a uniform "
+           "random sample of the rows.")
     return diag, (
-        f"its labelled rows score {'higher' if z > 0 else 'lower'} than its rows overall (mean "
-        f"judge score {mean_all + d:.3g} vs {mean_all:.3g}, z = {z:+.1f}): the labels do not look "
-        "like a uniform random sample of its rows, which its residual correction and interval "
-        "assume (labels chosen by topic, difficulty or score move the level beyond its interval). "
-        "If a design chose them, pass its label_probability column; otherwise label a uniform "
-        "random sample of the rows.")
+        f"{lab} score {'higher' if z > 0 else 'lower'} than {rows} overall (mean judge score "
+        f"{mean_all + d:.3g} vs {mean_all:.3g}, z = {z:+.1f}): the labels do not look like a "
+        f"uniform random sample of {rows}, which the residual correction and its interval assume "
+        "(labels chosen by topic, difficulty or score move the level beyond its interval). "
+        + fix[0].upper() + fix[1:])
 
 
 def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple[float, float]

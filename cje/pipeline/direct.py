@@ -374,8 +374,9 @@ class DirectShape:
             # uniform labels, as the residual correction assumes?
             s_p = np.asarray(self.ev.judge_score[rows], dtype=float)
             mean_all = float(s_p.mean())
-            more, why = label_balance_gate(*label_balance(s_p[lab], self.table.cluster[rows][lab],
-                                                          mean_all, s_p.size), mean_all)
+            more, why = label_balance_gate(*label_balance(
+                s_p[lab], self.table.cluster[rows][lab], mean_all, s_p.size,
+                float(s_p.var(ddof=1))), mean_all)
             diagnostics.update(more)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]

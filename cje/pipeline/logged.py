@@ -25,6 +25,8 @@ from cje.data import EvalData, _dense_in_order
 from cje.diagnostics.gates import (
     fresh_balance,
     fresh_balance_gate,
+    label_balance,
+    label_balance_gate,
     overlap_gate,
     score_gap_z,
     worse_status,
@@ -416,6 +418,20 @@ class LoggedShape:
                              np.bincount(cl, weights=tg.w, minlength=g),
                              np.bincount(cl, weights=tg.w * s, minlength=g), gbar)
 
+    def _label_balance(self) -> tuple[dict[str, float], str | None]:
+        """:func:`~cje.diagnostics.gates.label_balance` of the labelled logged rows against all
+        logged rows (once: every level whose residual term reads those labels shares it)."""
+        if "label_balance" not in self._diag_memo:
+            t, rows = self.table, self.logged_rows
+            s = from_unit(t.s[rows], self.ev.judge_scale)
+            lab = self._lab[rows]
+            mean_all = float(s.mean())
+            self._diag_memo["label_balance"] = label_balance_gate(
+                *label_balance(s[lab], t.cluster[rows][lab], mean_all, int(s.size),
+                               float(s.var(ddof=1))), mean_all, logged=True) \
+                if lab.sum() >= 2 else ({}, None)
+        return self._diag_memo["label_balance"]
+
     def _probe_balance(self, p: int, s: np.ndarray, cluster: np.ndarray
                        ) -> tuple[str, list[str], dict[str, float]]:
         """When policy ``p``'s probe slice corrects its level: does the probe score like a random
@@ -444,6 +460,11 @@ class LoggedShape:
             rows = self.logged_rows
             own = self._own.get(p, (0.0, 0.0, 0.0))
             st, why_p, d0 = self._probe_balance(p, t.s[rows], t.cluster[rows])
+            if use is None:  # its residual term reads the labelled logged rows
+                more, why = self._label_balance()
+                d0 = {**d0, **more}
+                if why:
+                    st, why_p = worse_status(st, "CAUTION"), [*why_p, why]
             return PolicyRows(
                 cluster=_with(t.cluster[rows], probe_cluster),
                 n_labels=int(self._lab[rows].sum()), method="on-policy (logged)",
@@ -517,6 +538,11 @@ class LoggedShape:
         if getattr(self.estimator, "needs_fresh", False) and not sample_fresh and tg.fresh.size:
             # the DR level follows its fresh draws: do they score like the weighted logs?
             more, why = fresh_balance_gate(*self._fresh_balance(tg), ev.judge_scale)
+            diag.update(more)
+            if why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
+        if use is None and not sample_fresh:  # its residual term reads the labelled logged rows
+            more, why = self._label_balance()
             diag.update(more)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]

@@ -1657,9 +1657,11 @@ class PartitionedShape:
         if n_own >= 2 and getattr(self.estimator, "augment", False):
             # uniform labels, as the residual correction assumes? (no label_probability here)
             mine = self._train_inside[self._group_train == p]
-            mean_all = float(self.counts[p] @ self.distinct) / float(self.n[p])
+            n_p = int(self.n[p])
+            mean_all = float(self.counts[p] @ self.distinct) / n_p
+            var_all = float(self.counts[p] @ (self.distinct - mean_all) ** 2) / max(n_p - 1, 1)
             diagnostics, why = label_balance_gate(*label_balance(
-                self.labelled_scores[mine], self.table.cluster[mine], mean_all, int(self.n[p])),
+                self.labelled_scores[mine], self.table.cluster[mine], mean_all, n_p, var_all),
                 mean_all)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]

@@ -64,6 +64,8 @@ from cje.data import (
 from cje.diagnostics.gates import (
     fresh_balance,
     fresh_balance_gate,
+    label_balance,
+    label_balance_gate,
     overlap_gate,
     score_gap_z,
     worse_status,
@@ -1475,15 +1477,31 @@ class LoggedPartitionedShape:
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         return self.distinct01[self.n_code > 0], None
 
+    def _label_balance(self) -> tuple[dict[str, float], str | None]:
+        """:func:`~cje.diagnostics.gates.label_balance` of the labelled logged rows (the table's
+        first ``m_log`` rows) against all logged rows, once."""
+        if not hasattr(self, "_lb"):
+            n, m = self.n_logged, self.m_log
+            mean_all = float(self.n_code @ self.distinct) / n
+            var_all = float(self.n_code @ (self.distinct - mean_all) ** 2) / max(n - 1, 1)
+            self._lb = label_balance_gate(*label_balance(
+                self.labelled_scores[:m], self.table.cluster[:m], mean_all, n, var_all),
+                mean_all, logged=True) if m >= 2 else ({}, None)
+        return self._lb
+
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         assert self.present is not None
         cl = np.flatnonzero(self.present[:, p])
+        # the labelled logged rows against all logged rows (as in memory)
+        lb_diag, lb_why = self._label_balance()
         if p == 0:
             own = self.own.get(0, (0.0, 0.0, 0.0))
             return PolicyRows(cluster=cl, n_labels=self.m_log,
                               method="on-policy (logged)", naive=self.naive[0],
                               scores=np.repeat(self.distinct, self.n_code), n_rows=self.n_logged,
                               prompt_sizes_sq=float(self.prompt_sizes_cross[0, 0]),
+                              status="CAUTION" if lb_why else "OK",
+                              reasons=[lb_why] if lb_why else [], diagnostics=dict(lb_diag),
                               own_ss=own[0], own_factor=own[1], own_m=own[2])
         tg = self.targets[p - 1]
         diag = dict(self.diag[p - 1])
@@ -1498,6 +1516,10 @@ class LoggedPartitionedShape:
             diag.update({f"stack_{n.replace('-', '_')}": float(a)
                          for n, a in zip(parts, self.mixture[p - 1], strict=True)})
         status, reasons = overlap_gate(self.estimator.overlap, diag, tg.n)
+        if getattr(self.estimator, "sample", None) != "fresh":
+            diag.update(lb_diag)
+            if lb_why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, lb_why]
         if p in self.fresh_bal:  # the DR level follows its fresh draws (as in memory)
             more, why = fresh_balance_gate(*self.fresh_bal[p], self.judge_scale)
             diag.update(more)
