@@ -77,6 +77,30 @@ def test_label_range_gate_leaves_common_and_unfilled_scales() -> None:
     assert label_range_gate((2.5, 71.0), np.array([1.0])) == ("OK", None)
 
 
+def test_amounts_that_fit_an_inferred_0_100_scale_are_cautioned() -> None:
+    """Lognormal σ = 1 amounts (a tenth of the process above's σ = 2 revenue, so every label stays
+    below 100): the scale (0, 100) is inferred and was taken for a bound, and OK intervals covered
+    0.79 (``simulations/results/independent_kpi.md``). Now every level is CAUTION and says the
+    scale was inferred; declared, or for whole-number labels, the reason is absent."""
+    data = _data(5)
+    y = data["oracle_label"]
+    data["oracle_label"] = np.minimum(np.sqrt(y), 99.0)  # σ = 1 amounts (below 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = cje.analyze(data, judge_scale=(0, 10))
+        assert rep.label_scale == (0.0, 100.0)
+        for e in rep.estimates:
+            assert e.status != "OK" and any("was inferred" in r for r in e.reasons)
+        declared = cje.analyze(data, judge_scale=(0, 10), label_scale=(0, 100))
+        counts = cje.analyze(data.assign(oracle_label=data["oracle_label"].round()),
+                             judge_scale=(0, 10))
+    for r in (declared, counts):
+        assert not any("was inferred" in x for e in r.estimates for x in e.reasons)
+    assert label_range_gate((0.0, 100.0), np.array([0.1153, 0.2, 0.9]), inferred=True)[0] == "CAUTION"
+    assert label_range_gate((0.0, 100.0), np.array([0.1153, 0.2, 0.9]))[0] == "OK"  # declared
+    assert label_range_gate((0.0, 10.0), np.array([0.1153, 0.2, 0.9]), inferred=True)[0] == "OK"
+
+
 @pytest.mark.slow
 def test_ok_intervals_of_a_skewed_kpi_on_its_range_scale_are_not_wrong() -> None:
     """200 replicates, three policies: before the gate 43 of the 600 intervals were OK and

@@ -876,7 +876,8 @@ def estimate(
 
     # a label scale that is the labels' own range has no bound to judge levels against
     # (docs: Methods › Inference; simulations/results/independent_kpi.md)
-    range_level, range_why = label_range_gate(scale, table.y[table.train])
+    inferred = any(n.startswith("label_scale was not given; inferred") for n in notices)
+    range_level, range_why = label_range_gate(scale, table.y[table.train], inferred)
 
     # ---- per-policy results ------------------------------------------------------------------
     results = []
