@@ -29,7 +29,7 @@ def test_label_balance_by_hand() -> None:
     d, z = label_balance(s[lab], cl[lab], float(s.mean()), 40)
     sl, cll = s[lab], cl[lab]
     m = sl.size
-    t = {g: sum(v - sl.mean() for v, c in zip(sl, cll) if c == g) for g in set(cll.tolist())}
+    t = {g: sum(v - sl.mean() for v, c in zip(sl, cll, strict=True) if c == g) for g in set(cll.tolist())}
     G = len(t)
     var = (1 - m / 40) * G / (G - 1) * sum(x * x for x in t.values()) / m**2
     assert d == pytest.approx(sl.mean() - s.mean(), rel=1e-12)
