@@ -39,6 +39,10 @@ __all__ = [
     "decimal_float64",
 ]
 
+#: How the notice of an inferred label scale begins (read by the label-range gate,
+#: :func:`cje.diagnostics.gates.label_range_gate`, to tell an inferred scale from a declared one).
+INFERRED_LABEL_SCALE = "label_scale was not given; inferred"
+
 #: Scales tried, in order, when a scale is not declared: the first that contains every value wins.
 COMMON_SCALES: tuple[tuple[float, float], ...] = (
     (0.0, 1.0),
@@ -1921,7 +1925,7 @@ def _label_scale(y: np.ndarray, lab: np.ndarray, label_scale: tuple[float, float
     lscale = infer_scale(y[lab])
     _check_inferred_width(lscale, np.where(lab, y, np.nan), "oracle_label", "label_scale", pid)
     notices.append(
-        f"label_scale was not given; inferred {_fmt_scale(lscale)} from the oracle labels "
+        f"{INFERRED_LABEL_SCALE} {_fmt_scale(lscale)} from the oracle labels "
         f"(observed {np.nanmin(y):g} to {np.nanmax(y):g}). Pass label_scale=(low, high) to "
         "set it; results are reported on this scale."
     )

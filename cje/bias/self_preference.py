@@ -354,7 +354,7 @@ def _panel(frame: Any, ctx: dict[str, Any], scales: Scales) -> dict[str, Any]:
         raise CJEInputError(f"self-preference bias needs a panel over at least 3 prompts; found {g}.")
     s = ctx["s"][keep]
     J = len(ctx["judges"])
-    jc = _codes(judge, ctx["judges"])
+    jc = pd.Index(ctx["judges"]).get_indexer(judge)
     fam = np.unique(ctx["gfam"][keep], return_inverse=True)[1]
     lam = None
     if scales != "shared":
@@ -399,12 +399,6 @@ def _panel(frame: Any, ctx: dict[str, Any], scales: Scales) -> dict[str, Any]:
                       "slopes from within-family covariances between judges; response fixed "
                       "effects on S/lambda); delete-a-prompt-block jackknife SE")
     return fit
-
-
-def _codes(values: np.ndarray, levels: list[str]) -> np.ndarray:
-    """Position of each value in ``levels``."""
-    order = {v: i for i, v in enumerate(levels)}
-    return np.fromiter((order[v] for v in values), dtype=np.int64, count=len(values))
 
 
 def _judge_slopes(s: np.ndarray, jc: np.ndarray, fam: np.ndarray, rcodes: np.ndarray, J: int

@@ -80,6 +80,7 @@ __all__ = [
     "BALANCE_Z",
     "fresh_balance",
     "label_balance",
+    "label_balance_of_counts",
     "label_balance_gate",
     "fresh_balance_gate",
     "PROMPT_GAP_WARNING",
@@ -992,6 +993,36 @@ def label_balance(s_lab: np.ndarray, cluster_lab: np.ndarray, mean_all: float, n
     if not var > 0:
         return d, float("nan")
     return d, d / math.sqrt(var)
+
+
+def label_balance_of_counts(s_lab: np.ndarray, cluster_lab: np.ndarray, distinct: np.ndarray,
+                            counts: np.ndarray) -> tuple[float, float, float]:
+    """:func:`label_balance` where all the rows are known by their rows per distinct judge score
+    (the out-of-core engines).
+
+    Parameters
+    ----------
+    s_lab, cluster_lab : numpy.ndarray
+        The labelled rows' judge scores and prompt codes.
+    distinct, counts : numpy.ndarray
+        The distinct judge scores and the rows at each.
+
+    Returns
+    -------
+    (float, float, float)
+        ``D``, its z statistic and the rows' mean judge score.
+
+    Examples
+    --------
+    >>> d, z, mean = label_balance_of_counts(np.array([1.0, 2.0]), np.array([0, 1]),
+    ...                                      np.array([1.0, 2.0, 3.0]), np.array([2, 2, 2]))
+    >>> round(d, 2), round(mean, 2)
+    (-0.5, 2.0)
+    """
+    n = int(counts.sum())
+    mean = float(counts @ distinct) / n
+    var = float(counts @ (distinct - mean) ** 2) / max(n - 1, 1)
+    return (*label_balance(s_lab, cluster_lab, mean, n, var), mean)
 
 
 def label_balance_gate(d: float, z: float, mean_all: float, logged: bool = False

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator, effective_folds
-from cje.data import prompt_folds
+from cje.data import INFERRED_LABEL_SCALE, prompt_folds
 from cje.diagnostics.calibration import transport_audit
 from cje.diagnostics.gates import PROMPT_GAP_WARNING as _PROMPT_GAP_WARNING
 from cje.diagnostics.gates import (
@@ -876,7 +876,7 @@ def estimate(
 
     # a label scale that is the labels' own range has no bound to judge levels against
     # (docs: Methods › Inference; simulations/results/independent_kpi.md)
-    inferred = any(n.startswith("label_scale was not given; inferred") for n in notices)
+    inferred = any(n.startswith(INFERRED_LABEL_SCALE) for n in notices)
     range_level, range_why = label_range_gate(scale, table.y[table.train], inferred)
 
     # ---- per-policy results ------------------------------------------------------------------

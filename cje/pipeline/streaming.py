@@ -49,6 +49,7 @@ import numpy as np
 from cje._progress import progress_bar
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.data import (
+    INFERRED_LABEL_SCALE,
     _check_scale,
     bottom_tenth,
     check_label_variation,
@@ -58,7 +59,7 @@ from cje.data import (
     scale_mix,
     split_by_space,
 )
-from cje.diagnostics.gates import label_balance, label_balance_gate, worse_status
+from cje.diagnostics.gates import label_balance_gate, label_balance_of_counts, worse_status
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.offpolicy import PolicyValue
@@ -1657,12 +1658,10 @@ class PartitionedShape:
         if n_own >= 2 and getattr(self.estimator, "augment", False):
             # uniform labels, as the residual correction assumes? (no label_probability here)
             mine = self._train_inside[self._group_train == p]
-            n_p = int(self.n[p])
-            mean_all = float(self.counts[p] @ self.distinct) / n_p
-            var_all = float(self.counts[p] @ (self.distinct - mean_all) ** 2) / max(n_p - 1, 1)
-            diagnostics, why = label_balance_gate(*label_balance(
-                self.labelled_scores[mine], self.table.cluster[mine], mean_all, n_p, var_all),
-                mean_all)
+            d, z, mean_all = label_balance_of_counts(self.labelled_scores[mine],
+                                                     self.table.cluster[mine], self.distinct,
+                                                     self.counts[p])
+            diagnostics, why = label_balance_gate(d, z, mean_all)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         own = (0.0, 0.0, 0.0)
@@ -1837,7 +1836,7 @@ def analyze_partitioned(
             lscale = infer_scale(y)
             _check_scale(lscale, "label_scale")
             notices.append(
-                f"label_scale was not given; inferred ({lscale[0]:g}, {lscale[1]:g}) from the "
+                f"{INFERRED_LABEL_SCALE} ({lscale[0]:g}, {lscale[1]:g}) from the "
                 f"oracle labels (observed {y.min():g} to {y.max():g}). Pass label_scale=(low, "
                 "high) to set it; results are reported on this scale.")
     else:

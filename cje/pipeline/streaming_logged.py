@@ -52,6 +52,7 @@ import numpy as np
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.calibration.weights import AffineSimcal, cell_stats, min_variance_simplex, simcal_affine
 from cje.data import (
+    INFERRED_LABEL_SCALE,
     _check_scale,
     _prompt_hash,
     bottom_tenth,
@@ -64,8 +65,8 @@ from cje.data import (
 from cje.diagnostics.gates import (
     fresh_balance,
     fresh_balance_gate,
-    label_balance,
     label_balance_gate,
+    label_balance_of_counts,
     overlap_gate,
     score_gap_z,
     worse_status,
@@ -1481,12 +1482,10 @@ class LoggedPartitionedShape:
         """:func:`~cje.diagnostics.gates.label_balance` of the labelled logged rows (the table's
         first ``m_log`` rows) against all logged rows, once."""
         if not hasattr(self, "_lb"):
-            n, m = self.n_logged, self.m_log
-            mean_all = float(self.n_code @ self.distinct) / n
-            var_all = float(self.n_code @ (self.distinct - mean_all) ** 2) / max(n - 1, 1)
-            self._lb = label_balance_gate(*label_balance(
-                self.labelled_scores[:m], self.table.cluster[:m], mean_all, n, var_all),
-                mean_all, logged=True) if m >= 2 else ({}, None)
+            m = self.m_log
+            self._lb = label_balance_gate(*label_balance_of_counts(
+                self.labelled_scores[:m], self.table.cluster[:m], self.distinct, self.n_code),
+                logged=True) if m >= 2 else ({}, None)
         return self._lb
 
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
@@ -1817,7 +1816,7 @@ def analyze_logged_partitioned(
             lscale = infer_scale(lab_y)
             _check_scale(lscale, "label_scale")
             notices.append(
-                f"label_scale was not given; inferred ({lscale[0]:g}, {lscale[1]:g}) from the "
+                f"{INFERRED_LABEL_SCALE} ({lscale[0]:g}, {lscale[1]:g}) from the "
                 f"oracle labels (observed {lab_y.min():g} to {lab_y.max():g}). Pass label_scale="
                 "(low, high) to set it; results are reported on this scale.")
     else:
