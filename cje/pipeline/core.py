@@ -941,8 +941,9 @@ def estimate(
         c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
         present[p] = c > 0
         # rows per prompt, for the prompt-gap gate: the policy's mean rows per prompt on every
-        # prompt it has (out of core the counts per prompt are not kept, and every engine must
-        # give the same numbers; exact when every prompt holds as many rows)
+        # prompt it has (the same in every engine; exact when every prompt holds as many rows.
+        # Out of core the counts per prompt are now kept where they vary, for the row-weight
+        # gate, but the prompt-gap gate was measured with this mean and is left as it is)
         rows_at[p] = n_rows / max(int(np.count_nonzero(c)), 1)
         vc = float(var_cal[p])
         v_tr = gap * gap
