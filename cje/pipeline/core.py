@@ -814,16 +814,16 @@ def _row_weight(totals: np.ndarray, c: np.ndarray, cl: np.ndarray, info: PolicyR
     prompt (``totals · n_rows``), the same numbers in every engine. No diagnostics when every
     prompt holds as many rows."""
     if info.n_rows is None:
-        sizes = c[:own]
-    else:
-        sizes = np.zeros(c.size, dtype=np.int64)
-        sizes[cl] = 1 if info.prompt_rows is None else info.prompt_rows
-        sizes = sizes[:own]
-    on = sizes > 0
-    sizes = sizes[on]
+        on = np.flatnonzero(c[:own])
+        sizes = c[on]
+    elif info.prompt_rows is None:  # per-prompt totals of one row each
+        return {}, None
+    else:  # per-prompt totals: ``cl`` is each total's prompt, in increasing order
+        keep = cl < own
+        on, sizes = cl[keep], info.prompt_rows[keep]
     if sizes.size < 2 or int(sizes.min()) == int(sizes.max()):
         return {}, None
-    d, z = row_weight_shift(totals[:own][on] * n_rows, sizes)
+    d, z = row_weight_shift(totals[on] * n_rows, sizes)
     return row_weight_gate(d, z, se, width, int(np.count_nonzero(sizes > 1)), int(sizes.size),
                            int(sizes.max()))
 
