@@ -91,6 +91,7 @@ GRID = np.linspace(-9.0, 9.0, 40001)
 KEY_GAP = "judged on different prompts"
 KEY_DRAWS = "repeated draws"
 KEY_CAUTION = "it has no row on"  # the prompt-gap CAUTION (cje.diagnostics.gates.prompt_gap_gate)
+KEY_ROWS = "prompts asked more than once"  # the row-weight CAUTION (gates.row_weight_gate)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -269,6 +270,9 @@ def one_run(ci: int, r: int) -> dict:
                 "gap_caution_B": any(w.startswith(KEY_CAUTION) for w in rep["B"].reasons),
                 "gap_z_A": rep["A"].diagnostics.get("prompt_gap_z", np.nan),
                 "gap_z_B": rep["B"].diagnostics.get("prompt_gap_z", np.nan),
+                "rw_caution_A": any(KEY_ROWS in w for w in rep["A"].reasons),
+                "rw_caution_B": any(KEY_ROWS in w for w in rep["B"].reasons),
+                "rw_z_A": rep["A"].diagnostics.get("row_weight_z", np.nan),
                 "ranked_apart": len(rep.ranking) > 1})
     return out
 
@@ -338,6 +342,29 @@ def summarise(res: pd.DataFrame) -> str:
             a = np.abs(np.nan_to_num(z, nan=np.inf))
             ct.append(f"| {cell.name} | {_share(a > 1.96)} | {_share(a > 2.576)} | {_share(a > 3.29)} | "
                       f"{np.median(a):.2f} |")
+    if "rw_z_A" in res:  # the row-weight check (prompts holding unequal numbers of rows)
+        ct.append("\n## Row-weight check of A\n")
+        ct.append("Share of replicates where A's level is CAUTION for its prompts asked more than once "
+                  "(`row_weight_gate`: |z| > 3.29 and a shift of at least half its SE), whose "
+                  "`row_weight_z` exceeds other thresholds (NaN, no check: as many rows on every "
+                  "prompt, counted as not exceeding), and false \"Better\" with both levels OK.\n")
+        ct.append("| cell | A cautioned (row weight) | B cautioned (row weight) | abs z > 1.96 | "
+                  "abs z > 2.576 | abs z > 3.29 | median abs z | false Better and both OK |")
+        ct.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for cell in CELLS:
+            sub = res[res.cell == cell.name]
+            if sub.empty:
+                continue
+            z = np.abs(sub["rw_z_A"].to_numpy(dtype=float))
+            t = truths(cell)
+            sig = sub["AB_sig"].to_numpy(dtype=bool)
+            est = sub["AB_est"].to_numpy()
+            false = sig & (np.sign(est) != np.sign(t["full_AB"])) if abs(t["full_AB"]) > 1e-12 else sig
+            both = ((sub["A_status"] == "OK") & (sub["B_status"] == "OK")).to_numpy()
+            med = "—" if np.isnan(z).all() else f"{np.nanmedian(z):.2f}"
+            ct.append(f"| {cell.name} | {_share(sub.rw_caution_A.to_numpy(dtype=bool))} | "
+                      f"{_share(sub.rw_caution_B.to_numpy(dtype=bool))} | {_share(z > 1.96)} | "
+                      f"{_share(z > 2.576)} | {_share(z > 3.29)} | {med} | {_share(false & both)} |")
     n = res.groupby("cell").size()
     lines.append(f"Replicates per cell: {', '.join(f'{k} {v}' for k, v in n.items())}.\n")
     lines.append("## Levels\n")

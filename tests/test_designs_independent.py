@@ -8,9 +8,10 @@ a pairing of the prompts both answered. The warning's text is corrected and
 :func:`cje.diagnostics.gates.prompt_gap_gate` cautions B where A's values on the prompts B lacks
 differ from its values on the shared ones.
 
-Not fixed (proposal in the results file): a policy with its hardest 20% of prompts asked twice
-(the level is the mean over rows) said "Better" in 24% of replicates with both OK; the slow test
-``test_hard_prompts_asked_twice_say_better_with_both_ok`` is marked xfail until it is.
+A policy with its hardest 20% of prompts asked twice (the level is the mean over rows) said
+"Better" in 24% of replicates with both OK; :func:`cje.diagnostics.gates.row_weight_gate` now
+cautions it (the slow ``test_hard_prompts_asked_twice_say_better_with_both_ok``, an xfail before;
+fast tests in ``tests/test_row_weight.py``).
 """
 
 from __future__ import annotations
@@ -134,10 +135,9 @@ def test_false_better_with_both_ok_is_rare_when_b_skips_hard_prompts() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a level is the mean over rows; hard prompts asked twice "
-                   "weight it toward them with no caveat (not fixed: results file)")
 def test_hard_prompts_asked_twice_say_better_with_both_ok() -> None:
-    """Reproduction (about a quarter of reports say "B > A" with both OK)."""
+    """Reproduction (before the row-weight gate about a quarter of reports said "B > A" with both
+    OK; now A is CAUTION when its prompts asked twice score unlike its others)."""
     reps, false_ok, caution_random = 150, 0, 0
     for r in range(reps):
         rep = cje.analyze(_twice(_data(2000 + r, keep_b="all"), True, r), **SCALES)

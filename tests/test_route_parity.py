@@ -324,6 +324,38 @@ def test_direct_routes_agree(seed: int, tmp_path: Path, dask_client: Any) -> Non
     assert check_routes(df, DIRECT_ROUTES, tmp_path, KW_DIRECT, dask_client) == {}
 
 
+def make_direct_repeats(seed: int, n_prompts: int = 150) -> pd.DataFrame:
+    """Direct data where 'alpha' has its lowest-rated prompts asked twice (the row-weight gate
+    cautions it), 'beta' one row per prompt and 'gamma' three rows on every prompt (no check)."""
+    rng = np.random.default_rng(seed)
+    q0 = rng.normal(0, 1, n_prompts)
+    rows = []
+    for pol in ("alpha", "beta", "gamma"):
+        for p in range(n_prompts):
+            k = {"alpha": 2 if q0[p] < -0.8 else 1, "beta": 1, "gamma": 3}[pol]
+            for _ in range(k):
+                q = q0[p] + rng.normal(0, 0.5)
+                s = float(np.clip(np.round(2 * (5 + 1.5 * q + rng.normal(0, 1))) / 2, 0, 10))
+                y = float(np.clip(np.round(3 + q + rng.normal(0, 0.6)), 1, 5))
+                rows.append((f"q{p:04d}", pol, s, y if rng.random() < 0.3 else np.nan))
+    return pd.DataFrame(rows, columns=["prompt_id", "policy", "judge_score", "oracle_label"])
+
+
+def test_direct_routes_agree_on_prompts_asked_more_than_once(tmp_path: Path, dask_client: Any) -> None:
+    """The row-weight gate (per-prompt row counts, kept out of core) gives the same status,
+    reason and diagnostics on every route."""
+    df = make_direct_repeats(0)
+    ref = oracle(df, KW_DIRECT)
+    assert isinstance(ref, dict)
+    est = {e["policy"]: e for e in ref["estimates"]}
+    assert est["alpha"]["status"] == "CAUTION"
+    assert any("prompts asked more than once" in r for r in est["alpha"]["reasons"])
+    assert est["alpha"]["diagnostics"]["row_weight_z"] > 3.29
+    assert "row_weight_z" not in est["beta"]["diagnostics"]
+    assert "row_weight_z" not in est["gamma"]["diagnostics"]  # three rows on every prompt
+    assert check_routes(df, DIRECT_ROUTES, tmp_path, KW_DIRECT, dask_client) == {}
+
+
 @pytest.mark.parametrize("estimator", ["ips", "snips", "calibrated-ips"])
 def test_logged_routes_agree(estimator: str, tmp_path: Path, dask_client: Any) -> None:
     logged, _ = make_logged(7)

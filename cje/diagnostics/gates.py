@@ -11,6 +11,8 @@ The gates, all pure functions, in the order the pipeline applies them:
   common scale holds them and none was declared): its ends are not bounds (CAUTION).
 * :func:`label_balance_gate` — a direct level whose own labels (no ``label_probability``) score
   unlike the policy's rows: not a uniform random sample (CAUTION; applied by the data shape).
+* :func:`row_weight_gate` — a direct level whose prompts hold unequal numbers of rows, when the
+  mean over its rows differs from the mean of its per-prompt means (CAUTION).
 * :func:`overlap_gate` — off-policy only, by the estimator's overlap family: ESS, TTC and Hill
   index (CAUTION), then :func:`support_gate`.
 * :func:`support_gate` — off-policy only: does the target have support on the logged responses
@@ -86,6 +88,8 @@ __all__ = [
     "PROMPT_GAP_WARNING",
     "prompt_gap_shift",
     "prompt_gap_gate",
+    "row_weight_shift",
+    "row_weight_gate",
     "support_gate",
     "sanity_gate",
     "comparable",
@@ -1497,3 +1501,119 @@ def _ess_gate(family: str, diag: Mapping[str, Any]) -> tuple[str, list[str]]:
         if v == v and v < gate:
             reasons.append("poor overlap: " + text.format(v=v, g=gate) + ".")
     return ("CAUTION" if reasons else "OK"), reasons
+
+
+def row_weight_shift(u: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    """How far is a policy's value — the mean over its rows — from the mean over its prompts of
+    its per-prompt means? (direct data, prompts holding unequal numbers of rows)
+
+    A level is the mean over the policy's rows, so a prompt asked twice weighs twice. From the
+    policy's per-prompt sums of influence values ``u_g`` (``Σ φ`` over its ``c_g`` rows on prompt
+    ``g``): ``D = mean_g(u_g/c_g) − Σ_g u_g / Σ_g c_g``, the prompt-weighted minus the row-weighted
+    value (linearised; invariant to the centring of ``φ``). Its prompt-clustered variance is that
+    of a difference of two ratio means over the same prompts: with ``x_g = u_g/c_g``,
+    ``x̄ = mean_g x_g``, ``ψ = Σu/Σc`` and ``c̄ = Σc/G``, each prompt's influence on ``D`` is
+    ``IF_g = (x_g − x̄) − (c_g/c̄)(x_g − ψ)``, and ``Var D = Σ IF_g² / (G(G − 1))``. With as many rows
+    on every prompt the two values are the same (``D = 0``, no variance: nothing to check); when
+    the prompts asked more often are no different from the others ``D`` is about 0; when they are
+    the hard ones (retried on failure) or the easy ones, ``D`` is far from 0 and a contrast with a
+    policy asked once per prompt compares two different weightings of the prompts.
+
+    Parameters
+    ----------
+    u : numpy.ndarray
+        The policy's per-prompt sums of influence values on its prompts (unit label scale).
+    c : numpy.ndarray
+        Its rows on each of those prompts (each at least 1).
+
+    Returns
+    -------
+    (float, float)
+        ``D`` and its z statistic; ``(0.0, nan)`` when every prompt holds as many rows, NaN
+        with fewer than 2 prompts, and z NaN without a variance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = np.array([2, 2, 1, 1, 1, 1])
+    >>> u = np.array([-0.6, -0.5, 0.3, 0.2, 0.3, 0.3])  # the prompts asked twice score lower
+    >>> d, z = row_weight_shift(u, c)
+    >>> round(d, 3), round(z, 1)
+    (0.092, 6.0)
+    >>> row_weight_shift(np.array([0.1, -0.1, 0.2]), np.array([3, 3, 3]))
+    (0.0, nan)
+    """
+    import numpy as np
+
+    c = np.asarray(c, dtype=np.float64)
+    u = np.asarray(u, dtype=np.float64)
+    g = int(c.size)
+    if g < 2:
+        return float("nan"), float("nan")
+    if float(c.min()) == float(c.max()):
+        return 0.0, float("nan")
+    x = u / c
+    x_bar, psi, c_bar = float(x.mean()), float(u.sum()) / float(c.sum()), float(c.mean())
+    d = x_bar - psi
+    infl = (x - x_bar) - (c / c_bar) * (x - psi)
+    var = float(np.square(infl).sum()) / (g * (g - 1))
+    z = d / math.sqrt(var) if var > 0 else (0.0 if d == 0 else float("nan"))
+    return d, z
+
+
+def row_weight_gate(d: float, z: float, se: float, width: float, repeated: int, n_prompts: int,
+                    most: int) -> tuple[dict[str, float], str | None]:
+    """The diagnostics and the CAUTION reason of :func:`row_weight_shift` for a direct level.
+
+    A level is the mean over the policy's rows. When some prompts hold more rows than others —
+    the same prompt asked twice, retries on failed or hard prompts, more draws where the first
+    disagreed — and those prompts score unlike the others, the level leans toward them, and a
+    contrast with a policy asked once per prompt compares different weightings of the same
+    prompts: in ``simulations/results/independent_designs.md`` (two equal policies, one with its
+    hardest 20% of 500 prompts asked twice) 24.1% of reports said "Better" with both levels OK.
+    CAUTION when ``|z|`` exceeds :data:`BALANCE_Z` and ``|D|`` is at least
+    :data:`EXCLUDED_SHIFT_SE` of the level's standard error (the rule of
+    :func:`prompt_gap_gate`). The estimate and interval do not change: the level stays the mean
+    over rows.
+
+    Parameters
+    ----------
+    d, z : float
+        :func:`row_weight_shift`'s results (unit label scale).
+    se : float
+        The level's standard error (unit label scale).
+    width : float
+        Width of the label scale (the diagnostics and the message are in label units).
+    repeated : int
+        The policy's prompts holding more than one row.
+    n_prompts : int
+        Its prompts.
+    most : int
+        The most rows on one prompt.
+
+    Returns
+    -------
+    (dict, str or None)
+        ``row_weight_shift`` (mean of the per-prompt means minus the level, label units) and
+        ``row_weight_z``; the reason when the level is CAUTION (None otherwise).
+
+    Examples
+    --------
+    >>> diag, why = row_weight_gate(0.03, 6.0, 0.02, 1.0, 100, 500, 2)
+    >>> round(diag["row_weight_shift"], 3), why is not None
+    (0.03, True)
+    >>> row_weight_gate(0.003, 1.0, 0.02, 1.0, 100, 500, 2)[1] is None
+    True
+    """
+    diag = {"row_weight_shift": float(d * width), "row_weight_z": float(z)}
+    if not (abs(z) > BALANCE_Z and abs(d) >= EXCLUDED_SHIFT_SE * se):  # (NaN: nothing to judge)
+        return diag, None
+    times = "twice" if most == 2 else f"up to {most} times"
+    return diag, (
+        f"its value, the mean over its rows, leans toward the {repeated:,} of its {n_prompts:,} "
+        f"prompts asked more than once ({times}), which score {'lower' if d > 0 else 'higher'} "
+        f"than its others (the mean of its per-prompt means is {abs(d) * width:.3g} "
+        f"{'higher' if d > 0 else 'lower'}, z = {z:+.1f}): a contrast with a policy asked once per "
+        "prompt compares different weightings of the same prompts (retries on hard prompts make a "
+        "policy look worse). Give every prompt the same number of draws, or keep one response per "
+        "prompt (e.g. the first draw_idx).")

@@ -30,6 +30,8 @@ from cje.diagnostics.gates import (
     level_gate,
     prompt_gap_gate,
     prompt_gap_shift,
+    row_weight_gate,
+    row_weight_shift,
     sanity_gate,
     worse_status,
 )
@@ -152,6 +154,12 @@ class PolicyRows:
         (:func:`effective_prompts`) when the influence values are per-prompt totals (out of
         core); ``None``: counted from ``cluster`` (one value per row), or, for totals, every
         prompt taken to hold one row.
+    prompt_rows : numpy.ndarray or None
+        The policy's rows on each of its prompts, in the order of ``cluster``, when the
+        influence values are per-prompt totals (out of core) and some prompt holds more than one
+        row (the row-weight gate reads them, :func:`cje.diagnostics.gates.row_weight_gate`);
+        ``None``: counted from ``cluster`` (one value per row), or, for totals, one row on every
+        prompt.
     """
 
     cluster: np.ndarray
@@ -170,6 +178,7 @@ class PolicyRows:
     own_m: float = 0.0
     covariates: np.ndarray | None = None
     prompt_sizes_sq: float | None = None
+    prompt_rows: np.ndarray | None = None
 
 
 def effective_prompts(n_rows: float, sizes_sq: float) -> float:
@@ -796,6 +805,29 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
             reasons=(*r.reasons, why) if why else r.reasons, diagnostics=diag)
 
 
+def _row_weight(totals: np.ndarray, c: np.ndarray, cl: np.ndarray, info: PolicyRows,
+                n_rows: float, own: int, se: float, width: float
+                ) -> tuple[dict[str, float], str | None]:
+    """:func:`cje.diagnostics.gates.row_weight_gate` for a direct level: its rows per prompt on
+    its own prompts (codes below ``own``; a probe slice's prompts follow), from the rows
+    (``c``, in memory) or the shape's counts (per-prompt totals, out of core), and ``Σ φ`` per
+    prompt (``totals · n_rows``), the same numbers in every engine. No diagnostics when every
+    prompt holds as many rows."""
+    if info.n_rows is None:
+        on = np.flatnonzero(c[:own])
+        sizes = c[on]
+    elif info.prompt_rows is None:  # per-prompt totals of one row each
+        return {}, None
+    else:  # per-prompt totals: ``cl`` is each total's prompt, in increasing order
+        keep = cl < own
+        on, sizes = cl[keep], info.prompt_rows[keep]
+    if sizes.size < 2 or int(sizes.min()) == int(sizes.max()):
+        return {}, None
+    d, z = row_weight_shift(totals[on] * n_rows, sizes)
+    return row_weight_gate(d, z, se, width, int(np.count_nonzero(sizes > 1)), int(sizes.size),
+                           int(sizes.max()))
+
+
 def estimate(
     shape: Shape,
     calibrator: RewardCalibrator,
@@ -892,6 +924,7 @@ def estimate(
     rows_of: list[float] = []
     unreliable: set[int] = set()  # levels refused for a failed transport audit
     rows_at: dict[int, float] = {}  # mean rows per prompt, by policy
+    own_prompts = getattr(shape, "policy_prompts", None)  # direct data: each policy its prompts
     for p, name in enumerate(shape.names):
         value, gap = full[p]
         info = shape.policy(p, value, gap)
@@ -908,8 +941,9 @@ def estimate(
         c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
         present[p] = c > 0
         # rows per prompt, for the prompt-gap gate: the policy's mean rows per prompt on every
-        # prompt it has (out of core the counts per prompt are not kept, and every engine must
-        # give the same numbers; exact when every prompt holds as many rows)
+        # prompt it has (the same in every engine; exact when every prompt holds as many rows.
+        # Out of core the counts per prompt are now kept where they vary, for the row-weight
+        # gate, but the prompt-gap gate was measured with this mean and is left as it is)
         rows_at[p] = n_rows / max(int(np.count_nonzero(c)), 1)
         vc = float(var_cal[p])
         v_tr = gap * gap
@@ -963,6 +997,12 @@ def estimate(
         left_out, why = excluded_rows_gate(info.diagnostics, int(n_rows), se)
         if why:  # logged rows a target left out (no log-probability or fresh draws; needs the SE)
             level, level_reasons = worse_status(level, left_out), (*level_reasons, why)
+        if own_prompts is not None:  # direct data: prompts holding unequal numbers of rows
+            weight_diag, why = _row_weight(totals[p], c, cl, info, float(n_rows), own_prompts,
+                                           se, width)
+            level_diag = {**level_diag, **weight_diag}
+            if why:
+                level, level_reasons = worse_status(level, "CAUTION"), (*level_reasons, why)
         diag = {**info.diagnostics, **level_diag, "interval_clipped": clipped}
         if g_df < g:  # a few prompts hold most rows: fewer degrees of freedom than prompts
             diag["effective_prompts"] = float(g_df)
@@ -990,7 +1030,6 @@ def estimate(
     # intervals beyond the label scale, a policy seen on a single prompt
     results = [sanity_gate(r, shape.label_scale) for r in results]
     shown = [i for i, n in enumerate(shape.names) if only is None or n in only]
-    own_prompts = getattr(shape, "policy_prompts", None)  # direct data: each policy its prompts
     if own_prompts is not None:  # a policy lacking prompts that another scores differently
         _prompt_gap_gates(results, shown, totals, rows_at, rows_of, present, own_prompts, width)
     del rows_at

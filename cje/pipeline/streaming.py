@@ -1208,8 +1208,8 @@ def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
 
 def _dask_arrays(agg: Any, n_policies: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One output partition of the per-prompt group-by as ``(t, present, usq, cross)``: the
-    influence totals ``t`` (prompts × policies), whether each policy has rows on each prompt,
+    """One output partition of the per-prompt group-by as ``(t, counts, usq, cross)``: the
+    influence totals ``t`` (prompts × policies), each policy's rows on each prompt (0: none),
     each policy's sum over these prompts of its squared naive judge-mean total ``u``, and
     ``Σ_g c_a,g·c_b,g`` of the policies' rows per prompt (policies × policies)."""
     P = n_policies
@@ -1217,12 +1217,11 @@ def _dask_arrays(agg: Any, n_policies: int
         if len(agg) else np.zeros((0, P))
     counts = np.column_stack([agg[f"n{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
         if len(agg) else np.zeros((0, P))
-    present = counts > 0
     usq = np.array([float(np.square(agg[f"u{p}"].to_numpy(dtype=np.float64)).sum())
                     for p in range(P)])
     cross = counts.T @ counts
     release_arrow_memory()
-    return t, present, usq, cross
+    return t, counts.astype(np.uint32), usq, cross
 
 
 #: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
@@ -1566,13 +1565,16 @@ class PartitionedShape:
     def set_totals(self, chunks: Iterable[tuple[Any, np.ndarray]], alpha: float,
                    centres: np.ndarray) -> int:
         """The per-prompt pass's result in chunks of prompts: a polars frame of
-        ``[t_p…, present_p…]`` per prompt (or, from Dask, the numpy arrays ``t`` and
-        ``present``, prompts × policies) and each policy's sum over the chunk's prompts of the
+        ``[t_p…, n_p…]`` per prompt (or, from Dask, the numpy arrays ``t`` and
+        ``counts``, prompts × policies) and each policy's sum over the chunk's prompts of the
         squared naive judge-mean totals ``u`` (the engine sums them: no ``u`` reaches the
         driver). Keeps each policy's influence totals ``t`` on the prompts it has rows on and
         where each policy is present; returns the rows that repeat a (prompt, policy)."""
         P = len(self.names)
         parts: list[list[np.ndarray]] = [[] for _ in range(P)]
+        # each policy's rows on its prompts, by chunk; for a chunk where it has one row on each
+        # prompt only their number (no memory for the usual one row per prompt)
+        rows_parts: list[list[np.ndarray | int]] = [[] for _ in range(P)]
         present_parts = []
         u_squares = np.zeros(P)
         sizes_cross = np.zeros((P, P))  # Σ_g c_a,g·c_b,g of the policies' rows per prompt
@@ -1583,16 +1585,21 @@ class PartitionedShape:
                 counts = np.asarray(c[cols[P:]].to_numpy(), dtype=np.float64)
                 present = counts > 0
                 sizes_cross += counts.T @ counts
-                del counts
                 for p in range(P):
                     parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[present[:, p]])
                 del c
             else:  # Dask: numpy arrays
-                t, present, usq, cross = chunk
+                t, counts, usq, cross = chunk
+                present = counts > 0
                 sizes_cross += cross
                 for p in range(P):
                     parts[p].append(t[present[:, p], p])
                 del t
+            for p in range(P):  # (a chunk's rows per prompt kept only where some prompt repeats)
+                mine = counts[present[:, p], p]
+                rows_parts[p].append(mine.astype(np.uint32) if mine.size and mine.max() > 1
+                                     else int(mine.size))
+            del counts
             present_parts.append(present)
             u_squares += usq
             del chunk
@@ -1600,6 +1607,15 @@ class PartitionedShape:
         self.prompt_sizes_cross = sizes_cross  # (read by the contrasts; diagonal: the levels')
         del present_parts
         self._totals = parts
+        # each policy's rows per prompt in the order of its totals (None: one row on each)
+        self._prompt_rows: list[np.ndarray | None] = []
+        for pieces in rows_parts:
+            if all(isinstance(x, int) for x in pieces):
+                self._prompt_rows.append(None)
+            else:
+                self._prompt_rows.append(np.concatenate(
+                    [np.ones(x, dtype=np.uint32) if isinstance(x, int) else x for x in pieces]))
+        del rows_parts
         self.n_clusters = self.present.shape[0]
         self.naive = []
         for p in range(P):
@@ -1673,7 +1689,8 @@ class PartitionedShape:
                           status=status, reasons=reasons, diagnostics=diagnostics,
                           no_variance=alone, own_ss=own[0],
                           own_factor=own[1], own_m=own[2],
-                          prompt_sizes_sq=float(self.prompt_sizes_cross[p, p]))
+                          prompt_sizes_sq=float(self.prompt_sizes_cross[p, p]),
+                          prompt_rows=self._prompt_rows[p])
 
     def curve_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The distinct judge scores ([0, 1]) of the policies' rows."""
