@@ -43,7 +43,8 @@ REACH_SHARE = 0.10
 #: :func:`label_reach`: the fewest such rows that caution.
 REACH_MIN_ROWS = 3
 
-__all__ = ["REACH_MIN_ROWS", "REACH_QUANTILE", "REACH_SHARE", "ProbeUse", "combine", "label_reach", "score_balance"]
+__all__ = ["REACH_MIN_ROWS", "REACH_QUANTILE", "REACH_SHARE", "ProbeUse", "combine", "label_reach",
+           "score_balance"]
 
 
 @dataclass(frozen=True, slots=True)
