@@ -186,10 +186,20 @@ def direct_replicate(seed: int, frac: float, n_p: int, kind: str, margin: float 
     return rows
 
 
+#: the probe checks' reasons (``cje.pipeline.probes``): labels on another rubric, probe scores
+_RUBRIC, _SCORES = "another rubric", "its probe slice's judge scores differ"
+
+
 def _level_row(e, truth: float, width: float, audit: str) -> dict:
+    rubric = sum(_RUBRIC in r for r in e.reasons)
+    scores = sum(_SCORES in r for r in e.reasons)
     return {"what": "level", "policy": e.policy, "err": (e.estimate - truth) / width,
             "covered": bool(e.ci_low <= truth <= e.ci_high),
-            "width": (e.ci_high - e.ci_low) / width, "status": e.status, "audit": audit}
+            "width": (e.ci_high - e.ci_low) / width, "status": e.status, "audit": audit,
+            # which probe check cautioned it, and whether it would be OK without them
+            "rubric": bool(rubric), "scores": bool(scores),
+            "ok_without": e.status == "OK" or (e.status == "CAUTION"
+                                               and len(e.reasons) == rubric + scores)}
 
 
 def _contrast_row(c, truth: float, width: float, rep) -> dict:

@@ -2,7 +2,7 @@
 independent_probes.md``, "After"):
 
 * labels on another rubric than the data's (1–5 against 1–10, every value inside the declared
-  scale): :func:`cje.pipeline.probes.label_reach`, while a policy the judge mis-rates (the Arena's
+  scale): :func:`cje.pipeline.probes.rubric_check`, while a policy the judge mis-rates (the Arena's
   ``unhelpful``; the study's ``P10`` / ``PS``) keeps its corrected level OK;
 * an off-policy target without fresh draws whose probe is the top-scored of its responses: its
   probe's scores against its importance-weighted logged rows'
@@ -20,7 +20,7 @@ import pytest
 
 import cje
 from cje.diagnostics.gates import BALANCE_Z
-from cje.pipeline.probes import REACH_SHARE, label_reach, score_balance
+from cje.pipeline.probes import RUBRIC_SHARE, rubric_check, score_balance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations"))
 import independent_probes as study  # noqa: E402
@@ -41,7 +41,7 @@ def test_probe_on_another_rubric_is_cautioned_and_misrated_policies_are_not() ->
         e = rep[p]
         assert e.status == "CAUTION", p
         assert any("another rubric" in r for r in e.reasons), p
-        assert e.diagnostics["probe_labels_unreached"] >= REACH_SHARE
+        assert e.diagnostics["probe_labels_unreached"] >= RUBRIC_SHARE
         truth = 1 + 9 * study.TRUTH[p]
         assert not e.ci_low <= truth <= e.ci_high  # what the caution is for
     assert rep["base"].status == "OK"
@@ -62,7 +62,7 @@ def test_probe_on_another_rubric_is_cautioned_and_misrated_policies_are_not() ->
     assert audit.verdict == "FAIL" and audit.delta < -0.2
 
 
-def test_label_reach_by_hand() -> None:
+def test_rubric_check_by_hand() -> None:
     # data residuals with quartiles -0.1 / +0.1 exactly; a probe of 10 rows
     e = np.array([-0.3, -0.1, -0.1, 0.0, 0.1, 0.1, 0.3])
     f = np.linspace(0.1, 0.9, 10)
@@ -70,12 +70,12 @@ def test_label_reach_by_hand() -> None:
     y[0] = 0.45
     # the lower quartile f - 0.1 lies above the highest label 0.5 where f > 0.6: 4 rows
     above = int(np.count_nonzero(f - 0.1 > y.max()))
-    more, why = label_reach(y, f, e, (1.0, 5.0))
+    more, why = rubric_check(y, f, e, (1.0, 5.0))
     assert above == 4 and more == {"probe_labels_unreached": 0.4} and "above 3" in why
     # lowest label 0.45: f + 0.1 < 0.45 where f < 0.35: 3 rows, fewer than above
     assert int(np.count_nonzero(f + 0.1 < y.min())) == 3
-    # 2 rows beyond the range: fewer than REACH_MIN_ROWS, no caution
-    assert label_reach(y, np.r_[np.full(8, 0.5), 0.9, 0.9], e) == ({}, None)
+    # 2 rows beyond the range: fewer than RUBRIC_MIN_ROWS, no caution
+    assert rubric_check(y, np.r_[np.full(8, 0.5), 0.9, 0.9], e) == ({}, None)
 
 
 def test_weighted_score_balance_by_hand() -> None:

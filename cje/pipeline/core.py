@@ -47,7 +47,7 @@ from cje.inference import (
     satterthwaite_df,
     t_interval,
 )
-from cje.pipeline.probes import ProbeUse, label_reach
+from cje.pipeline.probes import ProbeUse, rubric_check
 from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
 from cje.report import Report
 from cje.results import CalibrationInfo, PolicyEstimate
@@ -873,7 +873,7 @@ def estimate(
                                           shape.probe_rows(), strict=True)]
     audit_of = {a.policy: a for a in audits}
     # a probe that corrects a level: do its labels reach where the data's labels lie at its
-    # scores (labels on another rubric do not; cje.pipeline.probes.label_reach)
+    # scores (labels on another rubric do not; cje.pipeline.probes.rubric_check)
     probe_fit = {pol: (table.y[rows], table.y[rows] - resid)
                  for pol, resid, rows in zip(shape.probe_names, probe_resid, shape.probe_rows(),
                                              strict=True)}
@@ -963,7 +963,7 @@ def estimate(
         if info.probe is not None and name in probe_fit:
             if data_resid is None:  # the calibration's out-of-fold residuals, once
                 data_resid = table.y[table.train] - calibrator.calibration(frozenset()).oof
-            reach, why = label_reach(*probe_fit[name], data_resid, scale)
+            reach, why = rubric_check(*probe_fit[name], data_resid, scale)
             if why:
                 level, level_reasons = worse_status(level, "CAUTION"), (*level_reasons, why)
                 level_diag = {**level_diag, **reach}

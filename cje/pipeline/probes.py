@@ -34,17 +34,17 @@ from cje.diagnostics.gates import BALANCE_Z
 from cje.estimators.offpolicy import PolicyValue
 from cje.inference import cluster_variance
 
-#: :func:`label_reach`: the quantile of the data's residuals ``Y − f(S)`` that places where most
-#: of the data's labels lie at a score (``f(s) + q`` and ``f(s) + q₁₋``).
-REACH_QUANTILE = 0.25
-#: :func:`label_reach`: the share of a probe's rows (and at least :data:`REACH_MIN_ROWS`) at whose
-#: scores three quarters of the data's labels lie beyond every label of the probe.
-REACH_SHARE = 0.10
-#: :func:`label_reach`: the fewest such rows that caution.
-REACH_MIN_ROWS = 3
+#: :func:`rubric_check`: the quantile of the data's residuals ``Y − f(S)`` that places where
+#: most of the data's labels lie at a score: above ``f(s) + q``, below ``f(s) + q(1 − ·)``.
+RUBRIC_QUANTILE = 0.25
+#: :func:`rubric_check`: the share of a probe's rows (and at least :data:`RUBRIC_MIN_ROWS`) at
+#: whose scores three quarters of the data's labels lie beyond every label of the probe.
+RUBRIC_SHARE = 0.10
+#: :func:`rubric_check`: the fewest such rows that caution.
+RUBRIC_MIN_ROWS = 3
 
-__all__ = ["REACH_MIN_ROWS", "REACH_QUANTILE", "REACH_SHARE", "ProbeUse", "combine", "label_reach",
-           "score_balance"]
+__all__ = ["RUBRIC_MIN_ROWS", "RUBRIC_QUANTILE", "RUBRIC_SHARE", "ProbeUse", "combine",
+           "rubric_check", "score_balance"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +241,7 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
         "those scores only). Label a random sample of its responses.")
 
 
-def label_reach(probe_y: np.ndarray, probe_f: np.ndarray, data_residual: np.ndarray,
+def rubric_check(probe_y: np.ndarray, probe_f: np.ndarray, data_residual: np.ndarray,
                 scale: tuple[float, float] = (0.0, 1.0)) -> tuple[dict[str, float], str | None]:
     """Do a probe slice's labels reach where the data's labels lie at the same judge scores?
 
@@ -254,9 +254,9 @@ def label_reach(probe_y: np.ndarray, probe_f: np.ndarray, data_residual: np.ndar
     What a rubric compressed into part of the scale does and a mis-rating does not: the probe's
     labels stop short of where the data's labels lie at the probe's own scores. At the score of
     a probe row ``f(s) + q`` is the data's lower quartile of labels (``q`` the quantile
-    :data:`REACH_QUANTILE` of the data's residuals ``Y − f(S)``, out of fold); when it lies above
-    the probe's *highest* label for at least :data:`REACH_SHARE` of the probe's rows (and
-    :data:`REACH_MIN_ROWS`), the level is cautioned; likewise below the probe's lowest label
+    :data:`RUBRIC_QUANTILE` of the data's residuals ``Y − f(S)``, out of fold); when it lies above
+    the probe's *highest* label for at least :data:`RUBRIC_SHARE` of the probe's rows (and
+    :data:`RUBRIC_MIN_ROWS`), the level is cautioned; likewise below the probe's lowest label
     with the upper quartile. A policy that the judge over-rates by a few residual SDs at a
     shared score would trip it as well (its labels then never reach the data's at that score
     either); the reason says so.
@@ -286,24 +286,24 @@ def label_reach(probe_y: np.ndarray, probe_f: np.ndarray, data_residual: np.ndar
     >>> u = rng.uniform(0.05, 0.95, 50)
     >>> f = u + rng.normal(0, 0.05, 50)              # what the data's calibration says
     >>> e = rng.normal(0, 0.1, 400)                   # the data's residuals
-    >>> more, why = label_reach(4 * u / 9, f, e, (1.0, 10.0))
+    >>> more, why = rubric_check(4 * u / 9, f, e, (1.0, 10.0))
     >>> round(more["probe_labels_unreached"], 2), why is not None
     (0.56, True)
 
     A policy the judge over-rates by 0.2 (two residual SDs): its labels still reach.
 
-    >>> label_reach(u - 0.2 + rng.normal(0, 0.1, 50), f, e)
+    >>> rubric_check(u - 0.2 + rng.normal(0, 0.1, 50), f, e)
     ({}, None)
     """
     n = int(probe_y.size)
     if n == 0 or data_residual.size < 2:
         return {}, None
-    q_lo, q_hi = np.quantile(data_residual, [REACH_QUANTILE, 1.0 - REACH_QUANTILE])
+    q_lo, q_hi = np.quantile(data_residual, [RUBRIC_QUANTILE, 1.0 - RUBRIC_QUANTILE])
     top, bottom = float(probe_y.max()), float(probe_y.min())
     above = int(np.count_nonzero(probe_f + q_lo > top))
     below = int(np.count_nonzero(probe_f + q_hi < bottom))
     k = max(above, below)
-    if k < max(REACH_MIN_ROWS, REACH_SHARE * n):
+    if k < max(RUBRIC_MIN_ROWS, RUBRIC_SHARE * n):
         return {}, None
     lo, width = scale[0], scale[1] - scale[0]
     if above >= below:
