@@ -233,12 +233,18 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
     z = diff / se if se > 0 else (0.0 if diff == 0 else float("nan"))
     if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
         return diff, z, None
-    theirs = "its responses'" if w is None else "its importance-weighted logged rows'"
+    if w is None:
+        theirs, fix = "its responses'", "). Label a random sample of its responses."
+    else:
+        theirs, fix = "its importance-weighted logged rows'", (
+            "), or the weighted logged rows do not represent the target's responses (poor "
+            "overlap). Label a random sample of its responses; fresh draws of the target would "
+            "tell the two apart.")
     return diff, z, (
         f"its probe slice's judge scores differ from {theirs} (mean {mp:.3g} vs {md:.3g}, "
         f"z = {z:+.1f}): the probe does not look like a random sample of its responses, which "
         "the correction assumes (a probe chosen by score corrects the level by the residual of "
-        "those scores only). Label a random sample of its responses.")
+        "those scores only" + fix)
 
 
 def rubric_check(probe_y: np.ndarray, probe_f: np.ndarray, data_residual: np.ndarray,
