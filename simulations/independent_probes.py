@@ -134,9 +134,9 @@ def _probe(rng: np.random.Generator, policy: str, n_p: int, kind: str, own: pd.D
     return out
 
 
-def direct_replicate(seed: int, frac: float, n_p: int, kind: str, margin: float = 0.05
-                     ) -> list[dict]:
-    """One replicate of the direct process: a row per policy and per contrast with base."""
+def direct_data(seed: int, frac: float, n_p: int, kind: str
+                ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], float, float]:
+    """The data, the probe slices and the label scale of one replicate of the direct process."""
     rng = np.random.default_rng(seed)
     d = rng.standard_normal(N_PROMPTS)
     pids = np.array([f"q{i}" for i in range(N_PROMPTS)])
@@ -156,8 +156,14 @@ def direct_replicate(seed: int, frac: float, n_p: int, kind: str, margin: float 
             if to10:
                 pr["oracle_label"] = 1 + 4 * pr["oracle_label"]
             probes[p] = pr
-    data = pd.concat(parts, ignore_index=True)
     lo, hi = (1.0, 10.0) if to10 else (0.0, 1.0)
+    return pd.concat(parts, ignore_index=True), probes, lo, hi
+
+
+def direct_replicate(seed: int, frac: float, n_p: int, kind: str, margin: float = 0.05
+                     ) -> list[dict]:
+    """One replicate of the direct process: a row per policy and per contrast with base."""
+    data, probes, lo, hi = direct_data(seed, frac, n_p, kind)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -180,10 +186,18 @@ def direct_replicate(seed: int, frac: float, n_p: int, kind: str, margin: float 
     return rows
 
 
+#: the probe checks' reasons (``cje.pipeline.probes``): labels on another rubric, probe scores
+_RUBRIC, _SCORES = "another rubric", "its probe slice's judge scores differ"
+
+
 def _level_row(e, truth: float, width: float, audit: str) -> dict:
+    rubric = sum(_RUBRIC in r for r in e.reasons)
+    scores = sum(_SCORES in r for r in e.reasons)
     return {"what": "level", "policy": e.policy, "err": (e.estimate - truth) / width,
             "covered": bool(e.ci_low <= truth <= e.ci_high),
-            "width": (e.ci_high - e.ci_low) / width, "status": e.status, "audit": audit}
+            "width": (e.ci_high - e.ci_low) / width, "status": e.status, "audit": audit,
+            # which probe check cautioned it (the csv; the tables count statuses)
+            "rubric": bool(rubric), "scores": bool(scores)}
 
 
 def _contrast_row(c, truth: float, width: float, rep) -> dict:
@@ -242,9 +256,9 @@ def _draw(rng: np.random.Generator, p: np.ndarray, n: int) -> tuple[np.ndarray, 
     return k, s, y
 
 
-def offpolicy_replicate(seed: int, fresh: bool, kind: str, estimator: str = "auto",
-                        n: int = 1000, n_p: int = 50) -> list[dict]:
-    """One replicate of the off-policy process: a row per target and per contrast with base."""
+def offpolicy_data(seed: int, fresh: bool, kind: str, n: int = 1000, n_p: int = 50
+                   ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, pd.DataFrame]]:
+    """The logged rows, fresh draws (or None) and probe slices of one off-policy replicate."""
     rng = np.random.default_rng(seed)
     pid = np.array([f"x{i}" for i in range(n)])
     k, s, y = _draw(rng, P_LOG, n)
@@ -270,6 +284,13 @@ def offpolicy_replicate(seed: int, fresh: bool, kind: str, estimator: str = "aut
             if kind == "top":
                 pr = pr.iloc[np.sort(np.lexsort((rng.random(m), -s3))[:n_p])]
             probes[t] = pr
+    return logged, fd, probes
+
+
+def offpolicy_replicate(seed: int, fresh: bool, kind: str, estimator: str = "auto",
+                        n: int = 1000, n_p: int = 50) -> list[dict]:
+    """One replicate of the off-policy process: a row per target and per contrast with base."""
+    logged, fd, probes = offpolicy_data(seed, fresh, kind, n, n_p)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -31,6 +31,7 @@ def _quotes() -> list[tuple[str, str, tuple[float, ...]]]:
     )
     from cje.estimators.offpolicy import TAIL_VARIANCE_ESS
     from cje.monitoring import AUDIT_FOLDS
+    from cje.pipeline import probes
     from cje.pipeline.core import MIN_LABELLED_PROMPTS, MIN_OWN_LABELS
     from cje.pipeline.streaming_logged import MAX_DISTINCT_SCORES
 
@@ -63,6 +64,10 @@ def _quotes() -> list[tuple[str, str, tuple[float, ...]]]:
         ("docs/methods.md", r"more than ([\d.]+) prompt-clustered standard errors from the policy's",
          (gates.BALANCE_Z,)),
         ("docs/methods.md", r"with 2–(\d+) own labels it is CAUTION", (MIN_OWN_LABELS - 1,)),
+        ("docs/methods.md", r"for at least (\d+)% of the probe's rows \(and (\d+) rows\)",
+         (probes.RUBRIC_SHARE * pct, probes.RUBRIC_MIN_ROWS)),
+        ("docs/methods.md", r"with `q` the (\d+)% quantile of the data's out-of-fold residuals",
+         (probes.RUBRIC_QUANTILE * pct,)),
         ("docs/methods.md", r"if (\d+)% or more of a policy's judge scores lie outside the range",
          (gates.OUT_OF_RANGE_GATE * pct,)),
         # off-policy

@@ -49,7 +49,7 @@ from cje.inference import (
     satterthwaite_df,
     t_interval,
 )
-from cje.pipeline.probes import ProbeUse
+from cje.pipeline.probes import ProbeUse, rubric_check
 from cje.pipeline.summaries import calibration_curve, from_unit, scaled_reliability
 from cje.report import Report
 from cje.results import CalibrationInfo, PolicyEstimate
@@ -898,11 +898,18 @@ def estimate(
         var_cal = jackknife_variance(reps)
 
     # ---- transport audits --------------------------------------------------------------------
+    probe_resid = shape.probe_residuals(calibrator)
     audits = [transport_audit(pol, resid, table.cluster[rows], alpha=alpha, width=width,
                               margin=transport_margin)
-              for pol, resid, rows in zip(shape.probe_names, shape.probe_residuals(calibrator),
+              for pol, resid, rows in zip(shape.probe_names, probe_resid,
                                           shape.probe_rows(), strict=True)]
     audit_of = {a.policy: a for a in audits}
+    # a probe that corrects a level: do its labels reach where the data's labels lie at its
+    # scores (labels on another rubric do not; cje.pipeline.probes.rubric_check)
+    probe_fit = {pol: (table.y[rows], table.y[rows] - resid)
+                 for pol, resid, rows in zip(shape.probe_names, probe_resid, shape.probe_rows(),
+                                             strict=True)}
+    data_resid: np.ndarray | None = None
     lab_cov = (shape.table.covariates_of(shape.table.train)
                if covariates and getattr(calibrator, "mode_", None) == "two_stage" else None)
 
@@ -987,6 +994,13 @@ def estimate(
                 level, level_reasons = worse_status(level, near), (*level_reasons, why)
         if range_why:
             level, level_reasons = worse_status(level, range_level), (*level_reasons, range_why)
+        if info.probe is not None and name in probe_fit:
+            if data_resid is None:  # the calibration's out-of-fold residuals, once
+                data_resid = table.y[table.train] - calibrator.calibration(frozenset()).oof
+            reach, why = rubric_check(*probe_fit[name], data_resid, scale)
+            if why:
+                level, level_reasons = worse_status(level, "CAUTION"), (*level_reasons, why)
+                level_diag = {**level_diag, **reach}
         if lab_cov is not None and info.n_labels == 0 and info.probe is None:
             # a level resting on the two-stage map transporting, read beyond the labelled
             # covariates (own labels or a probe correct it wherever the map is read)

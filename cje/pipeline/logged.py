@@ -432,19 +432,19 @@ class LoggedShape:
                 if lab.sum() >= 2 else ({}, None)
         return self._diag_memo["label_balance"]
 
-    def _probe_balance(self, p: int, s: np.ndarray, cluster: np.ndarray
-                       ) -> tuple[str, list[str], dict[str, float]]:
+    def _probe_balance(self, p: int, s: np.ndarray, cluster: np.ndarray,
+                       w: np.ndarray | None = None) -> tuple[str, list[str], dict[str, float]]:
         """When policy ``p``'s probe slice corrects its level: does the probe score like a random
         sample of its responses (``s``, 0–1 scale, and their prompts: the logged rows for the
-        logging policy, a target's fresh draws)? :func:`~cje.pipeline.probes.score_balance`,
-        as for direct data; the status, reasons and diagnostics to add (none without a probe).
-        A target without fresh draws is not checked (its responses are known only through the
-        weights)."""
+        logging policy, a target's fresh draws, or a target's kept logged rows with their
+        Hájek weights ``w`` when it has no fresh draws)?
+        :func:`~cje.pipeline.probes.score_balance`, as for direct data; the status, reasons and
+        diagnostics to add (none without a probe)."""
         if p not in self._probe_of or self._used.get(p) is None:
             return "OK", [], {}
         prow, scale = self._probe_of[p], self.ev.judge_scale
         diff, z, why = score_balance(from_unit(self.table.s[prow], scale), self.table.cluster[prow],
-                                     from_unit(s, scale), cluster)
+                                     from_unit(s, scale), cluster, w)
         diag = {"probe_score_shift": diff, "probe_score_z": z}
         return ("CAUTION", [why], diag) if why else ("OK", [], diag)
 
@@ -546,10 +546,12 @@ class LoggedShape:
             diag.update(more)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
-        if f_s.size:  # a probe that corrects it: does it score like the target's fresh draws?
-            st, why_p, more = self._probe_balance(p, f_s, f_cl)
-            diag.update(more)
-            status, reasons = worse_status(status, st), [*reasons, *why_p]
+        # a probe that corrects it: does it score like the target's fresh draws, or without
+        # them like its importance-weighted logged rows?
+        st, why_p, more = (self._probe_balance(p, f_s, f_cl) if f_s.size else
+                           self._probe_balance(p, t.s[tg.rows], t.cluster[tg.rows], tg.w))
+        diag.update(more)
+        status, reasons = worse_status(status, st), [*reasons, *why_p]
         own = self._own.get(p, (0.0, 0.0, 0.0))
         return PolicyRows(
             cluster=_with(t.cluster[rows], probe_cluster), n_labels=int(self._lab[rows].sum()),

@@ -34,7 +34,17 @@ from cje.diagnostics.gates import BALANCE_Z
 from cje.estimators.offpolicy import PolicyValue
 from cje.inference import cluster_variance
 
-__all__ = ["ProbeUse", "combine", "score_balance"]
+#: :func:`rubric_check`: the quantile of the data's residuals ``Y − f(S)`` that places where
+#: most of the data's labels lie at a score: above ``f(s) + q``, below ``f(s) + q(1 − ·)``.
+RUBRIC_QUANTILE = 0.25
+#: :func:`rubric_check`: the share of a probe's rows (and at least :data:`RUBRIC_MIN_ROWS`) at
+#: whose scores three quarters of the data's labels lie beyond every label of the probe.
+RUBRIC_SHARE = 0.10
+#: :func:`rubric_check`: the fewest such rows that caution.
+RUBRIC_MIN_ROWS = 3
+
+__all__ = ["RUBRIC_MIN_ROWS", "RUBRIC_QUANTILE", "RUBRIC_SHARE", "ProbeUse", "combine",
+           "rubric_check", "score_balance"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +136,7 @@ def combine(plug: PolicyValue, own_value: float, own_phi: np.ndarray, n_own: int
     >>> round(v.value, 3), cl.tolist(), use.weight
     (0.3, [0, 1, 2, 3, 4, 5], 1.0)
     >>> from cje.inference import cluster_variance
+
     >>> main = cluster_variance(plug.influence, np.arange(4))[0]
     >>> probe = cluster_variance(np.array([-0.1, 0.1]), np.array([4, 5]))[0]
     >>> round(cluster_variance(v.influence, cl)[0], 6), round(main + probe, 6)
@@ -152,7 +163,8 @@ def combine(plug: PolicyValue, own_value: float, own_phi: np.ndarray, n_own: int
 
 
 def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
-                  cluster: np.ndarray) -> tuple[float, float, str | None]:
+                  cluster: np.ndarray, w: np.ndarray | None = None
+                  ) -> tuple[float, float, str | None]:
     """Do a probe slice's judge scores look like those of its policy's responses?
 
     A probe slice is a random sample of the policy's responses, so its mean judge score estimates
@@ -164,12 +176,23 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
     top-scored quarter of responses, with a judge that mis-rates only high scores, gave OK
     intervals covering 0.75-0.80.
 
+    An off-policy target without fresh draws has no responses of its own to compare with: its
+    score distribution is that of the logged rows weighted by ``w`` (the Hájek weights
+    ``π_target/π_logging``), whose mean ``Σ w s / Σ w`` has the prompt-clustered variance of the
+    linearisation ``(w_i/w̄)(s_i − m_w)``. At a low effective sample size that standard error
+    rests on the few rows with large weights and is itself noisy (a heavy weight tail makes it
+    too small more often than too large), so the check both loses power and cautions a random
+    probe somewhat more often; such a target's level is CAUTION by the overlap gates already.
+
     Parameters
     ----------
     probe_s, s : numpy.ndarray
         Judge scores of the probe rows and of the policy's rows (any one scale).
     probe_cluster, cluster : numpy.ndarray of int
         Their prompts.
+    w : numpy.ndarray, optional
+        Weights of the policy's rows (a target known through weighted logged rows); equal
+        weights by default.
 
     Returns
     -------
@@ -187,17 +210,118 @@ def score_balance(probe_s: np.ndarray, probe_cluster: np.ndarray, s: np.ndarray,
     (4.0, True)
     >>> score_balance(s[:50], np.arange(50), s, np.arange(1000))[2] is None
     True
+
+    Weighted rows (a target without fresh draws), weights favouring high scores:
+
+    >>> w = np.exp(0.5 * (s - 5))
+    >>> diff, z, why = score_balance(s[:50], np.arange(50), s, np.arange(1000), w)
+    >>> round(diff, 1), why is not None
+    (-1.5, True)
     """
-    mp, md = float(probe_s.mean()), float(s.mean())
+    mp = float(probe_s.mean())
     vp = cluster_variance(probe_s - mp, probe_cluster)[0]
-    vd = cluster_variance(s - md, cluster)[0]
+    if w is None:
+        md = float(s.mean())
+        vd = cluster_variance(s - md, cluster)[0]
+    else:
+        w = np.asarray(w, dtype=float)
+        wbar = float(w.mean())
+        md = float((w * s).sum() / w.sum()) if wbar > 0 else float("nan")
+        vd = cluster_variance((w / wbar) * (s - md), cluster)[0] if wbar > 0 else float("nan")
     se = float(np.sqrt(vp + vd)) if np.isfinite(vp) and np.isfinite(vd) else float("nan")
     diff = mp - md
     z = diff / se if se > 0 else (0.0 if diff == 0 else float("nan"))
     if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
         return diff, z, None
+    if w is None:
+        theirs, fix = "its responses'", "). Label a random sample of its responses."
+    else:
+        theirs, fix = "its importance-weighted logged rows'", (
+            "), or the weighted logged rows do not represent the target's responses (poor "
+            "overlap). Label a random sample of its responses; fresh draws of the target would "
+            "tell the two apart.")
     return diff, z, (
-        f"its probe slice's judge scores differ from its responses' (mean {mp:.3g} vs {md:.3g}, "
+        f"its probe slice's judge scores differ from {theirs} (mean {mp:.3g} vs {md:.3g}, "
         f"z = {z:+.1f}): the probe does not look like a random sample of its responses, which "
         "the correction assumes (a probe chosen by score corrects the level by the residual of "
-        "those scores only). Label a random sample of its responses.")
+        "those scores only" + fix)
+
+
+def rubric_check(probe_y: np.ndarray, probe_f: np.ndarray, data_residual: np.ndarray,
+                scale: tuple[float, float] = (0.0, 1.0)) -> tuple[dict[str, float], str | None]:
+    """Do a probe slice's labels reach where the data's labels lie at the same judge scores?
+
+    Probe labels given on another rubric than the data's (``1–5`` against ``1–10``, every value
+    inside the declared scale) shift the probe's mean residual by the change of rubric: the
+    correction then moves the level by it, the transport audit FAILs, and a level corrected by
+    the probe stays OK — ``simulations/results/independent_probes.md`` measured OK intervals
+    covering 0.000. A large mean residual alone does not tell it from a policy the judge
+    mis-rates (the Arena's ``unhelpful``, ``δ`` = −0.275 of the scale, must stay correctable).
+    What a rubric compressed into part of the scale does and a mis-rating does not: the probe's
+    labels stop short of where the data's labels lie at the probe's own scores. At the score of
+    a probe row ``f(s) + q`` is the data's lower quartile of labels (``q`` the quantile
+    :data:`RUBRIC_QUANTILE` of the data's residuals ``Y − f(S)``, out of fold); when it lies above
+    the probe's *highest* label for at least :data:`RUBRIC_SHARE` of the probe's rows (and
+    :data:`RUBRIC_MIN_ROWS`), the level is cautioned; likewise below the probe's lowest label
+    with the upper quartile. A policy that the judge over-rates by a few residual SDs at a
+    shared score would trip it as well (its labels then never reach the data's at that score
+    either); the reason says so.
+
+    Parameters
+    ----------
+    probe_y : numpy.ndarray
+        The probe's labels (internal [0, 1] scale).
+    probe_f : numpy.ndarray
+        The calibrated reward ``f(S)`` of its rows.
+    data_residual : numpy.ndarray
+        The out-of-fold residuals ``Y − f(S)`` of the labelled rows that train the calibration.
+    scale : (float, float)
+        The label scale, to print the labels in the reason.
+
+    Returns
+    -------
+    (dict, str or None)
+        The diagnostics ``probe_labels_unreached`` (share of the probe's rows beyond its label
+        range) and the reason to caution, both only when it cautions (empty and None otherwise).
+
+    Examples
+    --------
+    Data labels 1–10 (``y = 1 + 9u``), a probe labelled ``1 + 4u`` on the same responses:
+
+    >>> rng = np.random.default_rng(0)
+    >>> u = rng.uniform(0.05, 0.95, 50)
+    >>> f = u + rng.normal(0, 0.05, 50)              # what the data's calibration says
+    >>> e = rng.normal(0, 0.1, 400)                   # the data's residuals
+    >>> more, why = rubric_check(4 * u / 9, f, e, (1.0, 10.0))
+    >>> round(more["probe_labels_unreached"], 2), why is not None
+    (0.56, True)
+
+    A policy the judge over-rates by 0.2 (two residual SDs): its labels still reach.
+
+    >>> rubric_check(u - 0.2 + rng.normal(0, 0.1, 50), f, e)
+    ({}, None)
+    """
+    n = int(probe_y.size)
+    if n == 0 or data_residual.size < 2:
+        return {}, None
+    q_lo, q_hi = np.quantile(data_residual, [RUBRIC_QUANTILE, 1.0 - RUBRIC_QUANTILE])
+    top, bottom = float(probe_y.max()), float(probe_y.min())
+    above = int(np.count_nonzero(probe_f + q_lo > top))
+    below = int(np.count_nonzero(probe_f + q_hi < bottom))
+    k = max(above, below)
+    if k < max(RUBRIC_MIN_ROWS, RUBRIC_SHARE * n):
+        return {}, None
+    lo, width = scale[0], scale[1] - scale[0]
+    if above >= below:
+        where = (f"three quarters of the data's labels lie above {lo + width * top:.3g}, the "
+                 "probe's highest label")
+    else:
+        where = (f"three quarters of the data's labels lie below {lo + width * bottom:.3g}, the "
+                 "probe's lowest label")
+    return {"probe_labels_unreached": k / n}, (
+        f"its probe slice's labels never reach where the data's labels lie at the same judge "
+        f"scores: at the scores of {k} of its {n} probe rows {where}. Labels given on another "
+        "rubric than the data's (e.g. 1–5 against 1–10, every value inside the label scale) "
+        "look like this, and the correction would move the level by the change of rubric. Give "
+        "the probe's labels on the data's rubric (or map them onto it); if they are, the judge "
+        "rates this policy far off the calibration and its level rests on the probe alone.")
