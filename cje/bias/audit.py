@@ -105,7 +105,7 @@ def audit(
     if point is not None and set(PAIR_COLUMNS) - {"prompt_id"} <= set(point.columns):
         if pairs is not None:
             raise CJEInputError("Both data and pairs= hold pairwise verdicts; pass one of them.")
-        point, pairs, pairs_name = None, point, "data"
+        point, pairs, pairs_name = None, point, "data (pairwise verdicts)"
     pair = None if pairs is None else as_frame(pairs)
     point, pair = _rename_judge({"data": point, pairs_name: pair}, judge_column)
     seeds = iter(np.random.SeedSequence(_entropy(rng)).spawn(64))
