@@ -266,3 +266,25 @@ def test_judge_column_of_the_scores_does_not_refuse_one_judges_pairs(
                  "--judge-column", "grader"]) == 2
     err = capsys.readouterr().err
     assert "is not a column of data (columns" in err and "nor of pairs= (columns" in err
+
+
+# ---- audit: a bad option is refused up front, not turned into "not run" ---------------------------
+@pytest.mark.parametrize("kw, msg", [({"n_bootstrap": 10}, "^n_bootstrap must be an integer >= 50"),
+                                     ({"alpha": 1.5}, "^alpha must be a number in")])
+def test_audit_refuses_a_bad_option_before_any_test(panel, kw: dict, msg: str) -> None:
+    # Before: each test that read the option was listed under "Not run" with its error and the
+    # other tests' results came out (n_bootstrap=10: no position or pairwise verbosity result);
+    # alpha=1.5 made every test "not run", refused only as "No bias test could run".
+    pairs = cje.synthetic.make_pairwise_eval(60, rng=0).pairs
+    with pytest.raises(cje.CJEInputError, match=msg):
+        cje.bias.audit(panel, pairs=pairs, **kw)
+
+
+def test_a_missing_length_is_named_as_missing(panel) -> None:
+    # Before: "... row 5 (prompt_id='p00001') has np.float64(nan)."
+    d = panel.assign(response_length=np.where(np.arange(len(panel)) == 5, np.nan,
+                                              panel["response_length"]))
+    with pytest.raises(cje.CJEInputError, match=r"'response_length' column must be finite "
+                                                 r"numbers; row 5 \(prompt_id=.*\) has a missing "
+                                                 r"value\.$"):
+        cje.bias.self_preference(d)

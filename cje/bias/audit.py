@@ -12,7 +12,8 @@ import numpy as np
 from cje._progress import check_progress, progress_iter
 from cje.bias._report import BiasAudit
 from cje.bias._result import BiasResult, as_frame
-from cje.errors import CJEInputError, CJEWarning
+from cje.errors import CJEInputError, CJEWarning, check_alpha
+from cje.inference import check_n_bootstrap
 from cje.pairwise.verdicts import PAIR_COLUMNS
 
 __all__ = ["audit", "PAIR_COLUMNS"]
@@ -97,6 +98,11 @@ def audit(
     if data is None and pairs is None:
         raise CJEInputError("audit needs data: pass pointwise scores, pairs=, or both.")
     check_progress(progress)
+    # checked here, before any test: inside a test a bad value only made the tests that use it
+    # "not run" while the others' results came out
+    alpha = check_alpha(alpha)
+    if n_bootstrap is not None:
+        n_bootstrap = check_n_bootstrap(n_bootstrap, minimum=50)
     given = {k: v for k, v in (("n_bootstrap", n_bootstrap), ("rng", rng)) if v is not None}
     n_bootstrap = DEFAULT_BOOTSTRAP if n_bootstrap is None else n_bootstrap
     inputs = {"data": data, "pairs": pairs}  # as given, for the provenance

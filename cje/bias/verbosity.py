@@ -449,9 +449,12 @@ def _finite_column(frame: Any, col: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(v))
     if bad.size:
         i = bad[0]
+        raw = frame[col].iloc[i]
+        shown = "a missing value" if pd.isna(raw) else (
+            repr(float(raw)) if isinstance(raw, (float, np.floating)) else repr(raw))
         raise CJEInputError(
             f"The '{col}' column must be finite numbers; row {frame.index[i]} "
-            f"(prompt_id={frame['prompt_id'].iloc[i]!r}) has {frame[col].iloc[i]!r}."
+            f"(prompt_id={frame['prompt_id'].iloc[i]!r}) has {shown}."
         )
     return v
 
