@@ -288,3 +288,18 @@ def test_a_missing_length_is_named_as_missing(panel) -> None:
                                                  r"numbers; row 5 \(prompt_id=.*\) has a missing "
                                                  r"value\.$"):
         cje.bias.self_preference(d)
+
+
+# ---- aggregate_panel(leave_family_out=True) -------------------------------------------------------
+def test_leave_family_out_that_leaves_nothing_out_is_said() -> None:
+    from cje.pairwise import aggregate_panel
+
+    panel = cje.synthetic.make_panel_eval(30, rng=1).data
+    # items of the 'gamma' family only: no judge (alpha, beta, delta) shares it
+    items = panel[~panel["policy_family"].isin(set(panel["judge_family"]))]
+    with pytest.warns(CJEWarning, match="leave_family_out=True has no effect on these scores"):
+        out = aggregate_panel(items, leave_family_out=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before: identical output and no word
+        assert out.equals(aggregate_panel(items))
+        aggregate_panel(panel, leave_family_out=True)  # it leaves some out here: nothing said
