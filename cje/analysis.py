@@ -247,6 +247,8 @@ def analyze(
         resolve(estimator, logged=True, fresh=True)
     if not (isinstance(estimator, str) and estimator == "auto"):
         no_effect(resolve(estimator, logged=True, fresh=True), estimator, **given)
+    else:  # "auto": refused here when each estimator it may resolve to refuses the option
+        _auto_refusals(fresh_draws is not None, given)
     on_invalid = check_choice("on_invalid", on_invalid, ("raise", "drop"))
     cov = tuple(check_str_list("covariates", () if covariates is None else covariates,
                                example="covariates=['response_length']"))
@@ -264,6 +266,8 @@ def analyze(
             "covariates were given with mode='monotone', which uses the judge score alone. Use "
             "mode='auto' or 'two_stage', or drop the covariates."
         )
+    if transport_margin is not None and label_scale is not None:  # the same check as below,
+        _check_transport_margin(transport_margin, label_scale)  # before the data when it can be
     engine = check_choice("engine", engine, ("auto", "memory", "polars", "dask"))
     source = data  # as the caller gave it (the provenance's input)
     client_note = None
@@ -327,14 +331,8 @@ def analyze(
     check_label_variation(ev.oracle_label[ev.oracle_label == ev.oracle_label])  # (not NaN)
     probe_data = {}
     known = list(ev.policies) + [t for t in ev.logprobs if t != "base"]
-    if transport_margin is not None and transport_margin >= ev.label_scale[1] - ev.label_scale[0]:
-        lo, hi = ev.label_scale
-        raise CJEInputError(
-            f"transport_margin={transport_margin:g} is at least the width of the label scale "
-            f"({lo:g}, {hi:g}): every transport audit would PASS, whatever the probe shows. It is "
-            f"in label units: use a practical margin, e.g. transport_margin={0.05 * (hi - lo):g} "
-            "(5% of the scale)."
-        )
+    if transport_margin is not None:
+        _check_transport_margin(transport_margin, ev.label_scale)
     for pol, src in (probes or {}).items():
         if pol not in known:
             near = [k for k in known if str(k).strip().casefold() == str(pol).strip().casefold()]
@@ -444,6 +442,41 @@ _OPTION_USE = {
     "on_missing": "it drops logged rows whose prompt has no fresh draws of the target, which "
                   "only the doubly robust estimators (dr-cpo, mrdr, tmle, stacked-dr) need",
 }
+
+
+def _check_transport_margin(transport_margin: float, label_scale: tuple[float, float]) -> None:
+    """Refuse a transport margin at least as wide as the label scale (every audit would PASS)."""
+    lo, hi = label_scale
+    if transport_margin >= hi - lo:
+        raise CJEInputError(
+            f"transport_margin={transport_margin:g} is at least the width of the label scale "
+            f"({lo:g}, {hi:g}): every transport audit would PASS, whatever the probe shows. It is "
+            f"in label units: use a practical margin, e.g. transport_margin={0.05 * (hi - lo):g} "
+            "(5% of the scale)."
+        )
+
+
+def _auto_refusals(fresh: bool, given: Mapping[str, Any]) -> None:
+    """``estimator="auto"``: refuse, before any data is read, an option that every estimator
+    ``"auto"`` may resolve to would refuse (:func:`no_effect`; the message names both).
+
+    With ``fresh_draws`` it is stacked DR (logged data; it reads every option) or a refusal of
+    ``fresh_draws`` itself (fresh draws of each policy); without, the direct method or
+    calibrated IPS, neither of which reads ``mrdr_omega``. What depends on the data (``var_cap``
+    and ``residual_weights``, read by calibrated IPS only) is checked once it is read."""
+    if fresh:
+        return
+    for name, value in given.items():
+        errors = []
+        for logged in (False, True):
+            try:
+                no_effect(resolve("auto", logged=logged, fresh=False), "auto", **{name: value})
+            except CJEInputError as exc:
+                errors.append(str(exc))
+        if len(errors) == 2:  # refused both ways: said for both
+            raise CJEInputError(errors[0].replace(
+                "estimator='auto' (here 'direct')", "estimator='auto' without fresh_draws= "
+                "('direct' on fresh draws of each policy, 'calibrated-ips' on logged data)"))
 
 
 def _reads(est: Estimator) -> dict[str, bool]:

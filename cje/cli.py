@@ -247,12 +247,16 @@ def _parser() -> argparse.ArgumentParser:
                                                 ".parquet), or a cje-eval fresh-draws directory")
     b.add_argument("--pairs", metavar="FILE", help="pairwise verdicts, when PATH holds pointwise scores")
     b.add_argument("--judge-column", default="judge", metavar="NAME",
-                   help="column naming the judge (default: judge)")
+                   help="column naming the judge (default: judge); with --pairs, an input "
+                        "without it (and without a judge column) is one judge's")
     b.add_argument("--alpha", type=float, default=0.05, help="family-wise level (default 0.05)")
-    b.add_argument("--bootstrap", type=int, default=2000, metavar="B",
-                   help="bootstrap replicates for the tests that use them (default 2000; at "
-                        "least 50)")
-    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    b.add_argument("--bootstrap", type=int, default=None, metavar="B",
+                   help="bootstrap replicates of the tests that draw one: pairwise verbosity, "
+                        "and position when prompts hold several pairs or runs repeat an order "
+                        "(default 2000; at least 50; refused when no test that runs draws one)")
+    b.add_argument("--seed", type=int, default=None,
+                   help="seed of those bootstraps (default 0; refused when no test that runs "
+                        "draws one)")
     b.add_argument("--no-progress", action="store_true",
                    help="never show a progress bar (default: one on a terminal for audits that "
                         "take over a second)")
@@ -974,15 +978,36 @@ def _cmd_bias(ns: argparse.Namespace) -> int:
     if not 0 < ns.alpha < 1:  # NaN too
         raise cje.CJEInputError(f"--alpha must be a number in (0, 1), e.g. --alpha 0.05; got "
                                 f"{ns.alpha:g}.")
-    if ns.bootstrap < 50:
+    if ns.bootstrap is not None and ns.bootstrap < 50:
         raise cje.CJEInputError(f"--bootstrap must be at least 50 (the bootstrap tests' minimum), "
                                 f"e.g. --bootstrap 2000; got {ns.bootstrap}.")
     if ns.out:
         _check_outputs(_inputs(("the input data", ns.path), ("--pairs", ns.pairs)),
                        [_out_file("--out", ns.out)])
-    result = cje.bias.audit(ns.path, pairs=ns.pairs, alpha=ns.alpha, n_bootstrap=ns.bootstrap,
-                            rng=ns.seed, judge_column=ns.judge_column,
-                            progress=False if ns.no_progress else None)
+    import warnings
+
+    with warnings.catch_warnings():  # said here as a refusal, not also as a warning
+        warnings.filterwarnings("ignore", message=r".* no effect: no test that ran")
+        result = cje.bias.audit(ns.path, pairs=ns.pairs, alpha=ns.alpha,
+                                n_bootstrap=ns.bootstrap,
+                                rng=0 if ns.seed is None else ns.seed,
+                                judge_column=ns.judge_column,
+                                progress=False if ns.no_progress else None)
+    options = result.provenance.get("options", {})
+    unused = options.get("not_applied", {})
+    if ns.seed is None and "rng" in unused:  # the CLI's default seed, not one given: as a default
+        options["rng"] = unused.pop("rng")
+        if not unused:
+            del options["not_applied"]
+    flags = [f for f, k in (("--bootstrap", "n_bootstrap"), ("--seed", "rng"))
+             if k in unused and getattr(ns, f[2:]) is not None]
+    if flags:  # checked after the tests (which ran is known only then); nothing written
+        raise cje.CJEInputError(
+            f"{' and '.join(flags)} {'has' if len(flags) == 1 else 'have'} no effect on this "
+            f"input: no test that ran ({', '.join(dict.fromkeys(result.tests))}) draws a "
+            "bootstrap (only the pairwise verbosity test does, and the position test when "
+            "prompts hold several pairs or runs repeat an order). Leave "
+            f"{'it' if len(flags) == 1 else 'them'} out.")
     if ns.format == "json":
         text = result.to_json()
     elif ns.format == "csv":

@@ -50,6 +50,7 @@ import numpy as np
 from cje.bias._result import BiasResult, as_frame
 from cje.bias.verbosity import (
     PRACTICAL_SD_FRACTION,
+    _check_min_effect,
     _drop_null,
     _finite_column,
     _label_association,
@@ -82,6 +83,9 @@ _MITIGATION = (
     "(cje.pairwise.aggregate_panel(..., leave_family_out=True)), use a judge from outside the "
     "compared families, or add self (judge family == generator family) as a calibrator covariate."
 )
+#: ``length_column``'s default: used when present, never required.
+_LENGTH = "response_length"
+
 _FIXES = {
     "judge": "Add the judge's name on each row (one row per judge and response).",
     "judge_family": "Add each judge's model family (e.g. 'gpt', 'claude', 'llama').",
@@ -154,15 +158,20 @@ def self_preference(
         ``"auto"``: labelled when at least ``MIN_LABELLED_ROWS`` (30) rows carry an oracle label,
         else panel. ``"both"`` returns ``[labelled, panel]`` with Holm-adjusted p-values.
     length_column : str, default "response_length"
-        If present, the labelled design controls for standardised log length.
+        If present, the labelled design controls for standardised log length (a warning says
+        when the column is present but not usable: lengths that are not all positive or all
+        alike). A name other than the default must be a column (else refused); the panel design
+        compares judges on the same responses, so it reads no length (a warning says so when
+        ``length_column`` is given).
     min_effect : float, optional
-        Smallest practically relevant bonus in judge points; default ``PRACTICAL_SD_FRACTION``
-        (0.05) times the SD of the judge scores.
+        Smallest practically relevant bonus in judge points (0 or more; a negative value is
+        refused); default ``PRACTICAL_SD_FRACTION`` (0.05) times the SD of the judge scores.
     scales : {"auto", "per_judge", "shared"}, default "auto"
         How judges' scales relate. ``"per_judge"``: each judge its own scale (labelled: its own
         label terms; panel: the one-factor model of the module docstring, three or more judges).
         ``"shared"``: the additive models (judges differ by a shift only). ``"auto"``: per judge
-        where identified, else shared with a warning (a panel of two judges).
+        where identified, else shared with a warning (a panel of two judges). ``"per_judge"``
+        with one judge among the labelled rows is the shared fit, said in a warning.
 
     Returns
     -------
@@ -192,6 +201,7 @@ def self_preference(
     (True, True, True)
     """
     alpha = check_alpha(alpha)
+    min_effect = _check_min_effect(min_effect)
     if scales not in ("auto", "per_judge", "shared"):
         raise CJEInputError(f"scales must be 'auto', 'per_judge' or 'shared'; got {scales!r}.")
     if method not in ("auto", "labelled", "panel", "both"):
@@ -204,11 +214,24 @@ def self_preference(
         if "oracle_label" in frame.columns:
             n_lab = int((~np.isnan(_label_column(frame, "oracle_label"))).sum())
         method = "labelled" if n_lab >= MIN_LABELLED_ROWS else "panel"
+    if length_column != _LENGTH and length_column not in frame.columns:
+        raise CJEInputError(
+            f"length_column={length_column!r} is not a column; the columns are "
+            f"{sorted(map(str, frame.columns))}. Name the column holding each response's length "
+            f"(tokens or words), or leave length_column out (default {_LENGTH!r}, used when "
+            "present)."
+        )
     ctx = _context(frame)
     if method == "labelled":
         return _result(ctx, _labelled(frame, ctx, length_column, scales), alpha, min_effect)
     if method == "panel":
-        return _result(ctx, _panel(frame, ctx, scales), alpha, min_effect)
+        fit = _panel(frame, ctx, scales)
+        if length_column != _LENGTH:
+            fit["length_note"] = (
+                f"length_column={length_column!r} has no effect with the panel design: it "
+                "compares judges on the same responses, so their length is the same for every "
+                "judge. The labelled design (method='labelled') controls for length.")
+        return _result(ctx, fit, alpha, min_effect)
     fits = [_labelled(frame, ctx, length_column, scales), _panel(frame, ctx, scales)]
     out = [_result(ctx, f, alpha, min_effect) for f in fits]
     adj = holm([r.p_value for r in out])
@@ -286,17 +309,28 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str, scales: Scale
     L, terms = _label_terms(y[lab])
     jd = [(judge == j).astype(np.float64) for j in dict.fromkeys(judge)]
     per_judge = scales != "shared" and len(jd) > 1
+    scale_note = None
+    if scales == "per_judge" and len(jd) == 1:  # one judge: its scale is the only one
+        scale_note = ("scales='per_judge' has no effect here: the labelled rows hold one judge "
+                      f"({next(iter(dict.fromkeys(judge)))!r}), whose scale is the only one; the "
+                      "fit is the same as with scales='shared'.")
     if per_judge:  # each judge its own label terms: S ~ C(Y):C(judge) + C(judge)
         L = np.column_stack([L * d[:, None] for d in jd])
         terms = f"{terms}:C(judge)"
     cols = [np.ones(int(lab.sum())), L] + jd[1:]
     name = f"OLS S ~ {terms} + C(judge)"
+    length_note = None
     if length_column in frame.columns:
         length = _finite_column(frame, length_column)
         if (length > 0).all() and np.log(length).std() > 0:
             ll = np.log(length)
             cols.append(((ll - ll.mean()) / ll.std())[lab])
             name += " + z"
+        else:  # before: left out without a word
+            why = ("not every length is positive" if not (length > 0).all()
+                   else "every response has the same length")
+            length_note = (f"The '{length_column}' column is not controlled for ({why}): the "
+                           "estimate is not adjusted for response length.")
     name += " + self; prompt-clustered SE"
     X = np.column_stack(cols)
     X = np.column_stack([X[:, :1], _drop_null(X[:, 1:] - X[:, 1:].mean(axis=0)), own])
@@ -311,7 +345,9 @@ def _labelled(frame: Any, ctx: dict[str, Any], length_column: str, scales: Scale
     return {"design": "labelled", "method": name, "tau": tau, "se": se, "df": float(g - 1),
             "label_association": assoc, "scales": "per_judge" if per_judge else "shared",
             "n": int(lab.sum()), "n_prompts": g,
-            "effect_name": "judge points added to own-family responses, at fixed oracle label"}
+            "effect_name": "judge points added to own-family responses, at fixed oracle label",
+            **({"length_note": length_note} if length_note else {}),
+            **({"scale_note": scale_note} if scale_note else {})}
 
 
 def _panel(frame: Any, ctx: dict[str, Any], scales: Scales) -> dict[str, Any]:
@@ -463,8 +499,9 @@ def _result(ctx: dict[str, Any], fit: dict[str, Any], alpha: float,
         "test finds."
         for j in ctx["self_judges"]
     ]
-    if "scale_warning" in fit:
-        warn.append(fit["scale_warning"])
+    for key in ("scale_warning", "scale_note", "length_note"):
+        if key in fit:
+            warn.append(fit[key])
     if fit["n_prompts"] < 30:
         warn.append(f"Only {fit['n_prompts']} prompts: clustered standard errors are rough below "
                     "about 30 clusters.")

@@ -91,7 +91,8 @@ def verbosity(
     length_column : str, default "response_length"
         Response length in tokens or words (positive).
     min_effect : float, optional
-        Smallest practically relevant effect in judge points per SD of log length; default
+        Smallest practically relevant effect in judge points per SD of log length (0 or more:
+        0 flags any significant effect; a negative value is refused); default
         ``PRACTICAL_SD_FRACTION`` (0.05) times the SD of the judge's scores.
 
     Returns
@@ -118,6 +119,7 @@ def verbosity(
     (True, True)
     """
     alpha = check_alpha(alpha)
+    min_effect = _check_min_effect(min_effect)
     frame = as_frame(df)
     need = ["prompt_id", "judge_score", "oracle_label", length_column]
     _require_with_fix(frame.columns, need, "verbosity bias", _FIXES | {length_column:
@@ -394,6 +396,22 @@ def _iv_fit(s: np.ndarray, y1: np.ndarray, y2: np.ndarray, z: np.ndarray,
 # -------------------------------------------------------------------- input helpers
 
 
+def _check_min_effect(min_effect: float | None) -> float | None:
+    """``min_effect`` of the pointwise tests: ``None`` or a finite number >= 0 (a negative one
+    would make every effect "practically relevant", so the flag would rest on the p-value alone
+    and "no relevant bias" could never be read)."""
+    if min_effect is None:
+        return None
+    from cje._checks import check_number
+
+    x = check_number("min_effect", min_effect, example="min_effect=0.1 (judge points)")
+    if x < 0:
+        raise CJEInputError(f"min_effect must be 0 or more (judge points; the practical threshold "
+                            f"on |effect|); got {min_effect!r}. Pass e.g. min_effect=0.1, or leave "
+                            "it out for 0.05 SD of the judge scores.")
+    return x
+
+
 def _require_with_fix(columns: Any, needed: list[str], what: str, fixes: dict[str, str]) -> None:
     """:func:`require_columns`, with the fix for each missing column appended."""
     try:
@@ -431,9 +449,12 @@ def _finite_column(frame: Any, col: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(v))
     if bad.size:
         i = bad[0]
+        raw = frame[col].iloc[i]
+        shown = "a missing value" if pd.isna(raw) else (
+            repr(float(raw)) if isinstance(raw, (float, np.floating)) else repr(raw))
         raise CJEInputError(
             f"The '{col}' column must be finite numbers; row {frame.index[i]} "
-            f"(prompt_id={frame['prompt_id'].iloc[i]!r}) has {frame[col].iloc[i]!r}."
+            f"(prompt_id={frame['prompt_id'].iloc[i]!r}) has {shown}."
         )
     return v
 

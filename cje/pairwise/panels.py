@@ -259,6 +259,9 @@ def aggregate_panel(
 
     With ``leave_family_out=True`` each item is scored only by judges whose ``judge_family`` differs
     from the item's ``policy_family`` (self-preference guard); a missing or blank family never matches.
+    When no judge shares a family with an item it scores the guard leaves nothing out: a
+    :class:`~cje.errors.CJEWarning` says so (the families compared, and the rows whose family is
+    missing or blank).
 
     Parameters
     ----------
@@ -375,6 +378,15 @@ def aggregate_panel(
                 f"is of its policy_family {_py(fam)!r} ({lost.size} such items). Add a judge from another "
                 "family, or pass leave_family_out=False."
             )
+        if not same.any():  # before: the guard left nothing out, without a word
+            blank = int((~known).sum())
+            warnings.warn(
+                "leave_family_out=True has no effect on these scores: no judge shares a family "
+                f"with the policy of an item it scores (judge families "
+                f"{sorted(map(str, set(jf[known])))}, policy families "
+                f"{sorted(map(str, set(pf[known])))})"
+                + (f"; {blank} row(s) have a missing or blank family, which never matches" if blank
+                   else "") + ". Every judge's score is kept.", CJEWarning, stacklevel=2)
         work = kept
 
     grouped = work.groupby("_item", sort=True)

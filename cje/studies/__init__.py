@@ -168,7 +168,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path | None = Non
     parser.add_argument("--reps", type=int, default=None,
                         help="replicates (default: the study's full size, or its quick size)")
     parser.add_argument("--n-jobs", type=int, default=1,
-                        help="parallel worker processes (-1: all cores; default 1)")
+                        help="parallel worker processes (-1: all cores; default 1; not with "
+                             "--backend dask, whose cluster sets the parallelism)")
     parser.add_argument("--seed", type=int, default=None, help="root seed (default: the study's own)")
     parser.add_argument("--quick", action="store_true", help="small, fast tier (for tests)")
     parser.add_argument("--backend", choices=("loky", "threading", "multiprocessing", "dask"),  # BACKENDS
@@ -177,10 +178,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, out_dir: Path | None = Non
                         help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --backend dask)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the replicates already in the study's Parquet file (same seed and "
-                             "settings) and run only the missing ones")
+                             "settings) and run only the missing ones (a warning when there are "
+                             "none; not with --force)")
     parser.add_argument("--force", action="store_true",
                         help="replace results already in --out-dir (without it an existing "
-                             "study_<name>.md, .png or .parquet stops the run before any work)")
+                             "study_<name>.md, .png or .parquet stops the run before any work; not "
+                             "with --resume)")
     parser.add_argument("--out-dir", type=Path, default=out_dir,
                         help=f"where results are written (default {out_dir})")
     return parser

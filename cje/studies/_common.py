@@ -85,6 +85,15 @@ def study_run(
         raise CJEInputError(f"resume must be True or False; got {resume!r}.")
     if not isinstance(force, bool):
         raise CJEInputError(f"force must be True or False; got {force!r}.")
+    if resume and force:  # one keeps the earlier replicates, the other starts afresh
+        raise CJEInputError(
+            "resume=True (--resume) keeps the replicates of an earlier run and force=True "
+            "(--force) starts afresh; give one of them: --resume to continue that run, --force to "
+            "replace its results.")
+    if backend == "dask" and n_jobs != 1:
+        raise CJEInputError(
+            f"n_jobs={n_jobs!r} (--n-jobs) has no effect with backend='dask': the Dask cluster's "
+            "workers set the parallelism. Leave it out.")
     if out_dir is None:
         from cje.studies import default_out_dir
 
@@ -96,6 +105,14 @@ def study_run(
         raise CJEInputError(f"out_dir '{out}' is a file; give a directory (--out-dir DIR).")
     if not force:
         check_existing(out / f"study_{name}", resume=resume)
+    if resume and not (out / f"study_{name}.parquet").is_file():  # said, not silently afresh
+        import warnings
+
+        from cje.errors import CJEWarning
+
+        warnings.warn(f"resume=True (--resume): there are no earlier replicates to keep "
+                      f"({out / f'study_{name}.parquet'} does not exist); every replicate runs.",
+                      CJEWarning, stacklevel=3)
     if command is None:
         parts = ["python", f"simulations/study_{name}.py", "--reps", str(reps), "--n-jobs",
                  str(n_jobs), "--seed", str(seed)]
