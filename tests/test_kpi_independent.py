@@ -81,7 +81,9 @@ def test_amounts_that_fit_an_inferred_0_100_scale_are_cautioned() -> None:
     """Lognormal σ = 1 amounts (a tenth of the process above's σ = 2 revenue, so every label stays
     below 100): the scale (0, 100) is inferred and was taken for a bound, and OK intervals covered
     0.79 (``simulations/results/independent_kpi.md``). Now every level is CAUTION and says the
-    scale was inferred; declared, or for whole-number labels, the reason is absent."""
+    scale was inferred; declared, the reason is absent. Rounded to whole numbers they are still
+    amounts (integer dollars): since round two they are cautioned for their skew
+    (``tests/test_kpi_scale.py``); whole-number ratings on the same rows are not."""
     data = _data(5)
     y = data["oracle_label"]
     data["oracle_label"] = np.minimum(np.sqrt(y), 99.0)  # σ = 1 amounts (below 100)
@@ -92,10 +94,13 @@ def test_amounts_that_fit_an_inferred_0_100_scale_are_cautioned() -> None:
         for e in rep.estimates:
             assert e.status != "OK" and any("was inferred" in r for r in e.reasons)
         declared = cje.analyze(data, judge_scale=(0, 10), label_scale=(0, 100))
-        counts = cje.analyze(data.assign(oracle_label=data["oracle_label"].round()),
-                             judge_scale=(0, 10))
-    for r in (declared, counts):
+        dollars = cje.analyze(data.assign(oracle_label=data["oracle_label"].round()),
+                              judge_scale=(0, 10))
+        ratings = cje.analyze(data.assign(oracle_label=np.round(50 + 10 * np.log(data["oracle_label"]))),
+                              judge_scale=(0, 10))
+    for r in (declared, ratings):
         assert not any("was inferred" in x for e in r.estimates for x in e.reasons)
+    assert all(any("whole numbers but skewed" in x for x in e.reasons) for e in dollars.estimates)
     assert label_range_gate((0.0, 100.0), np.array([0.1153, 0.2, 0.9]), inferred=True)[0] == "CAUTION"
     assert label_range_gate((0.0, 100.0), np.array([0.1153, 0.2, 0.9]))[0] == "OK"  # declared
     assert label_range_gate((0.0, 10.0), np.array([0.1153, 0.2, 0.9]), inferred=True)[0] == "OK"
