@@ -78,3 +78,21 @@ def test_offpol_cov_units_reproduction() -> None:
     clean = [r for s in range(40) for r in study.run_one("offpol_cov_fresh2", s)
              if r["kind"] == "level"]
     assert sum(r["status"] == "OK" for r in clean) >= 0.95 * len(clean)
+
+
+def test_policies_subset_does_not_change_the_prompt_gap_verdict() -> None:
+    # on_invalid="drop" removed the rows of 'twin' whose judge call failed, more often on hard
+    # prompts; 'base' (not shown with policies=[good, twin]) rates those prompts lower. The
+    # level is the same with or without policies=, and so is now its status: before, the gate
+    # compared 'twin' with the shown policies only, and the subset left it OK (seed 6 of the
+    # study's cell drop_contrast; 97% OK with the subset against 90% without)
+    data = study.make_drop(np.random.default_rng([6, study.CELLS.index("drop_contrast")]))
+    kw = dict(on_invalid="drop", judge_scale=study.JS, label_scale=study.LS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = cje.analyze(data, **kw)["twin"]
+        sub = cje.analyze(data, policies=["good", "twin"], **kw)["twin"]
+    assert sub.estimate == full.estimate
+    assert full.status == "CAUTION" and full.diagnostics["prompt_gap_vs"] == "base"
+    assert sub.status == full.status and sub.reasons == full.reasons
+    assert sub.diagnostics["prompt_gap_vs"] == "base"
