@@ -28,6 +28,9 @@ Cells (each a combination of features; status and coverage scored per policy and
     As ``offpol_cov`` with ``stacked-dr`` / ``two_stage``, but the fresh draws'
     ``response_length`` is counted in characters (≈ 6 per word) while the logged rows' is in
     words: the same column name, another unit.
+``offpol_cov_tokens`` (hostile)
+    As ``offpol_cov_units`` with the fresh draws' lengths 1.3 times the logged rows' (tokens of
+    another tokenizer for words): a milder mismatch, mostly inside the labelled range.
 ``offpol_cov_probe``
     As ``offpol_cov`` with probe slices of ``long`` and ``good`` (100 labelled rows each, on
     prompts of their own, with ``response_length``): ``calibrated-ips`` and ``stacked-dr``,
@@ -144,7 +147,7 @@ def _frame(pids, pol, r, draw=None, labelled=None):
 # ---------------------------------------------------------------------------------------------
 # data per cell
 # ---------------------------------------------------------------------------------------------
-def make_offpol(rng, n=2000, fresh_per=1, chars=False):
+def make_offpol(rng, n=2000, fresh_per=1, chars=False, unit=6.0):
     d = rng.standard_normal(n)
     r = responses(rng, d, "base")
     lab = rng.random(n) < 0.25
@@ -160,7 +163,7 @@ def make_offpol(rng, n=2000, fresh_per=1, chars=False):
         rt = responses(rng, dd, t)
         f = pd.DataFrame({"prompt_id": np.repeat(pids, fresh_per), "policy": t,
                           "judge_score": rt["judge_score"],
-                          "response_length": rt["response_length"] * (6.0 if chars else 1.0)})
+                          "response_length": rt["response_length"] * (unit if chars else 1.0)})
         if fresh_per > 1:
             f["draw_idx"] = np.tile(np.arange(fresh_per), n)
         fr.append(f)
@@ -284,6 +287,11 @@ def run_one(cell: str, seed: int) -> list[dict]:
             rep = cje.analyze(logged, fresh_draws=fresh, estimator="stacked-dr", mode="two_stage",
                               covariates=["response_length"], **kw)
             out += _rows(rep, cell, "stacked-dr/two_stage/chars", seed)
+        elif cell == "offpol_cov_tokens":
+            logged, fresh = make_offpol(rng, chars=True, unit=1.3)
+            rep = cje.analyze(logged, fresh_draws=fresh, estimator="stacked-dr", mode="two_stage",
+                              covariates=["response_length"], **kw)
+            out += _rows(rep, cell, "stacked-dr/two_stage/tokens", seed)
         elif cell == "offpol_cov_fresh2":
             logged, fresh = make_offpol(rng, fresh_per=3)
             rep = cje.analyze(logged, fresh_draws=fresh, estimator="stacked-dr", mode="two_stage",
@@ -331,7 +339,8 @@ def run_one(cell: str, seed: int) -> list[dict]:
 
 
 CELLS = ("offpol_cov", "offpol_cov_units", "offpol_cov_fresh2", "direct_cluster_cov_probe",
-         "lprob_cluster", "lprob_prompt", "calib_probe", "drop_contrast", "offpol_cov_probe")
+         "lprob_cluster", "lprob_prompt", "calib_probe", "drop_contrast", "offpol_cov_probe",
+         "offpol_cov_tokens")
 
 
 # ---------------------------------------------------------------------------------------------
