@@ -6,6 +6,10 @@ the fresh draws' covariates, so fresh draws whose covariate is measured in anoth
 logged rows' (characters for words) moved the level with no gate seeing it — OK stacked-DR levels
 covered 0.867 ± 0.021 and 0.877 ± 0.020. The fresh draws' mean covariate is now checked against
 the importance-weighted logged mean (:func:`cje.diagnostics.gates.fresh_covariate_gate`).
+
+``policies=`` no longer changes a level's prompt-gap verdict (every policy of the data is a
+comparator). Not fixed: rows dropped by ``on_invalid="drop"`` more often on hard prompts leave
+OK levels covering 0.895 (strict xfail ``test_rows_dropped_on_hard_prompts_keep_ok_coverage``).
 """
 
 from __future__ import annotations
@@ -96,3 +100,24 @@ def test_policies_subset_does_not_change_the_prompt_gap_verdict() -> None:
     assert full.status == "CAUTION" and full.diagnostics["prompt_gap_vs"] == "base"
     assert sub.status == full.status and sub.reasons == full.reasons
     assert sub.diagnostics["prompt_gap_vs"] == "base"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="on_invalid='drop' of judge calls that fail more on hard "
+                   "prompts: the level is over the easier rows kept and the prompt-gap gate sees "
+                   "it in 13% of replicates (not fixed: results file)")
+def test_rows_dropped_on_hard_prompts_keep_ok_coverage() -> None:
+    """Reproduction of the study's cell drop_contrast (seeds 0-1999, ~60 s): 'twin' loses
+    about 14% of its rows (judge score empty, ``P = σ(−2.5 + 1.8 d)``) and is OK in 87% of
+    replicates, those intervals covering 0.895 ± 0.007 (bias +0.03)."""
+    cover = []
+    for s in range(2000):
+        data = study.make_drop(np.random.default_rng([s, study.CELLS.index("drop_contrast")]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            e = cje.analyze(data, on_invalid="drop", judge_scale=study.JS,
+                            label_scale=study.LS)["twin"]
+        if e.status == "OK":
+            cover.append(e.ci_low <= study.TRUTH["twin"] <= e.ci_high)
+    c, r = float(np.mean(cover)), len(cover)
+    assert c >= 0.93 - 2 * np.sqrt(c * (1 - c) / r)
