@@ -85,6 +85,7 @@ __all__ = [
     "label_balance_of_counts",
     "label_balance_gate",
     "fresh_balance_gate",
+    "fresh_covariate_gate",
     "PROMPT_GAP_WARNING",
     "prompt_gap_shift",
     "prompt_gap_gate",
@@ -1194,6 +1195,55 @@ def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple
         "describe, or were judged differently (another judge run), and a DR level follows its "
         "fresh draws. Check that both were generated and judged by the same setup, or use "
         "estimator='calibrated-ips', which does not read them.")
+
+
+def fresh_covariate_gate(name: str, fresh: float, logged: float, z: float
+                         ) -> tuple[dict[str, float], str | None]:
+    """The diagnostics and the CAUTION reason of :func:`fresh_balance` applied to a covariate of
+    the two-stage calibration, for a DR level.
+
+    With covariates (e.g. ``response_length``) a DR level's outcome model is the two-stage map
+    read at the fresh draws' judge scores *and covariates*, and the weighted logged correction
+    cannot see fresh draws whose covariate is not measured as the logged rows' is (another unit,
+    characters for words, or tokens from another tokenizer): the level follows them, and the
+    judge-score check passes. The fresh draws' mean covariate and the raw importance-weighted
+    mean of the logged rows both estimate the target's mean covariate (:func:`fresh_balance`
+    with the covariate in place of the judge score); beyond :data:`BALANCE_Z` the level is
+    CAUTION (``simulations/results/independent_combos.md``: lengths counted in characters in the
+    fresh draws and in words in the logs gave OK stacked-DR levels covering 0.87).
+
+    Parameters
+    ----------
+    name : str
+        The covariate.
+    fresh, logged, z : float
+        :func:`fresh_balance`'s results for it (the covariate's own units).
+
+    Returns
+    -------
+    (dict, str or None)
+        ``fresh_covariate_shift[<name>]`` (fresh minus weighted logged, its units) and
+        ``fresh_covariate_z[<name>]``; the reason when ``|z|`` exceeds :data:`BALANCE_Z` (None
+        otherwise).
+
+    Examples
+    --------
+    >>> diag, why = fresh_covariate_gate("response_length", 3300.0, 550.0, 80.0)
+    >>> diag["fresh_covariate_shift[response_length]"], why is not None
+    (2750.0, True)
+    >>> fresh_covariate_gate("response_length", 551.0, 550.0, 0.4)[1] is None
+    True
+    """
+    diag = {f"fresh_covariate_shift[{name}]": fresh - logged, f"fresh_covariate_z[{name}]": z}
+    if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
+        return diag, None
+    return diag, (
+        f"its fresh draws' covariate {name!r} is {'higher' if z > 0 else 'lower'} than its "
+        f"importance-weighted logged responses' (mean {fresh:.4g} vs {logged:.4g}, z = {z:+.1f}), "
+        "though both stand for its responses, and a DR level reads the two-stage calibration at "
+        "the fresh draws' covariates: check that the covariate is measured the same way (same "
+        "units) in the fresh draws and the logged data, and that both come from the policy the "
+        "log-probabilities describe, or use estimator='calibrated-ips', which does not read them.")
 
 
 def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple[str, str | None]:

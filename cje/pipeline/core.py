@@ -770,18 +770,20 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
                       rows: Sequence[float], present: Mapping[int, np.ndarray], own: int,
                       width: float) -> None:
     """:func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
-    another shown policy answered (direct data): in place, the first policy that cautions it
-    (else the one with the largest ``|z|``) named in its diagnostics ``prompt_gap_vs``, with
+    another policy of the data answered (direct data; shown or not: ``policies=`` chooses what
+    is reported, not a level's status): in place, the first policy that cautions it (else the
+    one with the largest ``|z|``) named in its diagnostics ``prompt_gap_vs``, with
     ``prompt_gap_shift`` (label units) and ``prompt_gap_z``. Rows per prompt are each policy's
     mean (``rows_at``), in every engine."""
     import dataclasses
 
-    pres = {p: present[p][:own] for p in shown}
-    if len(shown) < 2 or all(np.array_equal(pres[shown[0]], pres[p]) for p in shown[1:]):
+    every = list(range(len(results)))
+    pres = {p: present[p][:own] for p in every}
+    if len(every) < 2 or all(np.array_equal(pres[0], pres[p]) for p in every[1:]):
         return
     for b in shown:
         best: tuple[tuple[float, float], int, float, float, str | None] | None = None
-        for a in shown:
+        for a in every:
             lacking = int(np.count_nonzero(pres[a] & ~pres[b])) if a != b else 0
             if lacking == 0:
                 continue

@@ -25,6 +25,7 @@ from cje.data import EvalData, _dense_in_order
 from cje.diagnostics.gates import (
     fresh_balance,
     fresh_balance_gate,
+    fresh_covariate_gate,
     label_balance,
     label_balance_gate,
     overlap_gate,
@@ -418,6 +419,25 @@ class LoggedShape:
                              np.bincount(cl, weights=tg.w, minlength=g),
                              np.bincount(cl, weights=tg.w * s, minlength=g), gbar)
 
+    def _fresh_covariate_balance(self, tg: _Target) -> dict[str, tuple[float, float, float]]:
+        """:func:`~cje.diagnostics.gates.fresh_balance` of each covariate of target ``tg`` (its
+        fresh draws' mean against its raw-weighted logged rows'), when the calibration read
+        covariates (a two-stage map); empty otherwise."""
+        t, g = self.table, self.n_clusters
+        X, Xf = t.covariates_of(tg.rows), t.covariates_of(tg.fresh)
+        if X is None or Xf is None or getattr(self._pred_of, "mode_", None) != "two_stage":
+            return {}
+        cl, fc = t.cluster[tg.rows], t.cluster[tg.fresh]
+        cnt = np.bincount(fc, minlength=g)
+        n_g, w_g = np.bincount(cl, minlength=g).astype(float), np.bincount(cl, weights=tg.w, minlength=g)
+        out = {}
+        for j, name in enumerate(list(self.ev.covariates)[:X.shape[1]]):
+            x, xf = X[:, j], Xf[:, j]
+            xbar = np.divide(np.bincount(fc, weights=xf, minlength=g), cnt, out=np.zeros(g),
+                             where=cnt > 0)
+            out[name] = fresh_balance(n_g, w_g, np.bincount(cl, weights=tg.w * x, minlength=g), xbar)
+        return out
+
     def _label_balance(self) -> tuple[dict[str, float], str | None]:
         """:func:`~cje.diagnostics.gates.label_balance` of the labelled logged rows against all
         logged rows (once: every level whose residual term reads those labels shares it)."""
@@ -541,6 +561,12 @@ class LoggedShape:
             diag.update(more)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
+            # the two-stage map reads the fresh draws' covariates too: measured like the logs'?
+            for name, (fm, lm, z) in self._fresh_covariate_balance(tg).items():
+                more, why = fresh_covariate_gate(name, fm, lm, z)
+                diag.update(more)
+                if why:
+                    status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         if use is None and not sample_fresh:  # its residual term reads the labelled logged rows
             more, why = self._label_balance()
             diag.update(more)
