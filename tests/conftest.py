@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow
 import pytest
 from threadpoolctl import threadpool_limits
 
@@ -20,6 +21,12 @@ from threadpoolctl import threadpool_limits
 # slower on a busy 2-core machine (statsmodels' cluster OLS with 17 / 30 columns: 0.002 / 0.004 s
 # with one thread, 0.008 / 0.090 s with two, 2026-12-07, load 5.5).
 threadpool_limits(1)
+
+# One Arrow thread too: pandas-to-Arrow conversion inside Dask's p2p shuffle (tests/test_streaming.py)
+# otherwise starts a thread pool from within each worker thread; on a loaded machine one such start
+# never returned (2026-12-07, a clean-clone run stalled in Thread.start under
+# pyarrow.pandas_compat.dataframe_to_arrays), stalling the whole run.
+pyarrow.set_cpu_count(1)
 
 ORIGINAL_ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_sample"
 
