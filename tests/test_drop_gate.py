@@ -50,11 +50,16 @@ def test_dropped_rows_caution_their_level_and_name_count_share_and_fix() -> None
             assert "n_dropped_invalid" not in other.diagnostics
 
 
-def test_same_status_and_reason_out_of_core() -> None:
-    pl = pytest.importorskip("polars")
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_same_status_and_reason_out_of_core(engine: str) -> None:
     data = _data()
+    if engine == "polars":
+        src = pytest.importorskip("polars").from_pandas(data).lazy()
+    else:
+        src = pytest.importorskip("dask.dataframe").from_pandas(data, npartitions=3)
     mem = _analyze(data)
-    out = _analyze(pl.from_pandas(data).lazy(), engine="polars")
+    out = _analyze(src, engine=engine)
+    assert any("dropped as invalid" in r for r in out["verbose"].reasons)
     for a, b in zip(mem.estimates, out.estimates, strict=True):
         assert a.policy == b.policy and a.status == b.status
         assert [r for r in a.reasons if "dropped" in r] == [r for r in b.reasons if "dropped" in r]
