@@ -102,6 +102,9 @@ def analyze(
         Map standard column names to yours, e.g. ``{"judge_score": "score"}``.
     on_invalid : {"raise", "drop"}
         Drop rows with invalid judge scores or prompt ids instead of raising (they are counted).
+        A policy whose dropped rows could move its level by more than half its standard error
+        (their share of its rows, as a share of the label range) is CAUTION: nothing says they
+        were dropped at random.
     fresh_draws : DataFrame, path or EvalData, optional
         Off-policy only: fresh draws of the target policies (long format with a ``policy``
         column, or a cje-eval fresh-draws directory), used by ``direct`` and the DR estimators.

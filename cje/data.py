@@ -105,6 +105,9 @@ class EvalData:
         Things the user should know (inferred scales, assigned draw indices…).
     excluded : Mapping[str, int]
         Rows excluded on request (``on_invalid="drop"``), by reason. Nothing else is dropped.
+    excluded_by_policy : Mapping[str, int]
+        The same rows by policy (those with a policy name): a level whose rows were dropped is
+        cautioned when they could move it (:func:`cje.diagnostics.gates.dropped_rows_gate`).
     label_probability : numpy.ndarray or None
         The probability ``π_i ∈ (0, 1]`` with which each row was sent for an oracle label (the
         ``label_probability`` column; NaN allowed on unlabelled rows), when the labelled rows do
@@ -139,6 +142,7 @@ class EvalData:
     label_scale: tuple[float, float]
     notices: tuple[str, ...] = ()
     excluded: Mapping[str, int] = field(default_factory=dict)
+    excluded_by_policy: Mapping[str, int] = field(default_factory=dict)
     label_probability: np.ndarray | None = None
     label_reach: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -1291,6 +1295,7 @@ def _build(
     pol_code, pol_uniq, pol = _policy_column(cols, n, pid, policy, notices)
     _release_arrow_memory()  # (after the ids are factorised)
     excluded, keep = _invalid_rows(cols["prompt_id"], pid_code < 0, s, pid, on_invalid)
+    by_policy = _dropped_by_policy(pol_code, pol_uniq, keep)
     if keep is not None:
         cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
         s, pid_code, pol_code = (a[keep] for a in (s, pid_code, pol_code))
@@ -1342,6 +1347,7 @@ def _build(
         label_scale=lscale,
         notices=tuple(notices),
         excluded=excluded,
+        excluded_by_policy=by_policy,
         label_probability=None if pi is None else _read_only(pi),
         label_reach=reach,
     )
@@ -1705,6 +1711,20 @@ def _invalid_rows(raw_pid: Any, bad_pid: np.ndarray, s: np.ndarray, pid: _Ids,
     if not keep.any():
         raise CJEInputError("The input has no valid rows left after on_invalid='drop'.")
     return excluded, np.flatnonzero(keep)
+
+
+def _dropped_by_policy(pol_code: np.ndarray, pol_uniq: np.ndarray, keep: np.ndarray | None
+                       ) -> dict[str, int]:
+    """Rows dropped as invalid (``keep``: the rows kept; ``None``: none dropped), by policy
+    name (rows without a policy name are not counted: they are refused)."""
+    if keep is None:
+        return {}
+    dropped = np.ones(pol_code.size, dtype=bool)
+    dropped[keep] = False
+    codes = pol_code[dropped]
+    codes = codes[codes >= 0]
+    n = np.bincount(codes, minlength=len(pol_uniq))
+    return {str(pol_uniq[i]): int(n[i]) for i in np.flatnonzero(n)}
 
 
 def _oracle_labels(cols: dict[str, Any], n: int, pid: _Ids) -> np.ndarray:
@@ -2208,6 +2228,7 @@ def with_calibration_rows(data: EvalData, extra: EvalData) -> EvalData:
         notices=data.notices
         + (f"{keep.size} labelled calibration rows were added to train the calibrator.",),
         excluded=data.excluded,
+        excluded_by_policy=data.excluded_by_policy,
     )
 
 

@@ -103,14 +103,13 @@ def test_policies_subset_does_not_change_the_prompt_gap_verdict() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="on_invalid='drop' of judge calls that fail more on hard "
-                   "prompts: the level is over the easier rows kept and the prompt-gap gate sees "
-                   "it in 13% of replicates (not fixed: results file)")
 def test_rows_dropped_on_hard_prompts_keep_ok_coverage() -> None:
     """Reproduction of the study's cell drop_contrast (seeds 0-1999, ~60 s): 'twin' loses
-    about 14% of its rows (judge score empty, ``P = σ(−2.5 + 1.8 d)``) and is OK in 87% of
-    replicates, those intervals covering 0.895 ± 0.007 (bias +0.03)."""
-    cover = []
+    about 14% of its rows (judge score empty, ``P = σ(−2.5 + 1.8 d)``). Before the dropped-rows
+    gate it was OK in 87% of replicates, those intervals covering 0.895 ± 0.007 (bias +0.03);
+    now it is CAUTION, naming the rows dropped, whenever they could move it by 0.5 SE (here:
+    every replicate), and any OK interval left must cover."""
+    cover, dropped = [], 0
     for s in range(2000):
         data = study.make_drop(np.random.default_rng([s, study.CELLS.index("drop_contrast")]))
         with warnings.catch_warnings():
@@ -119,5 +118,8 @@ def test_rows_dropped_on_hard_prompts_keep_ok_coverage() -> None:
                             label_scale=study.LS)["twin"]
         if e.status == "OK":
             cover.append(e.ci_low <= study.TRUTH["twin"] <= e.ci_high)
-    c, r = float(np.mean(cover)), len(cover)
-    assert c >= 0.93 - 2 * np.sqrt(c * (1 - c) / r)
+        dropped += any("dropped as invalid" in r for r in e.reasons)
+    assert dropped >= 1900  # the gate names the drop (not another gate's CAUTION)
+    if cover:
+        c, r = float(np.mean(cover)), len(cover)
+        assert c >= 0.93 - 2 * np.sqrt(c * (1 - c) / r)

@@ -89,6 +89,7 @@ __all__ = [
     "PROMPT_GAP_WARNING",
     "prompt_gap_shift",
     "prompt_gap_gate",
+    "dropped_rows_gate",
     "row_weight_shift",
     "row_weight_gate",
     "support_gate",
@@ -1311,6 +1312,58 @@ def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple
         return "OK", None
     return "CAUTION", " ".join(reasons)
 
+
+
+def dropped_rows_gate(n_dropped: int, n_rows: int, se: float) -> tuple[str, str | None]:
+    """CAUTION when a policy's rows dropped as invalid (``on_invalid="drop"``: an empty judge
+    score or prompt id) could move its value by more than :data:`EXCLUDED_SHIFT_SE` standard
+    errors.
+
+    The level is the value of the rows kept. A judge call that fails more often on some
+    responses (hard prompts, long answers) leaves it off by as much as the dropped rows differ,
+    up to their share ``q`` of the label range. Unlike :func:`excluded_rows_gate` there is no
+    judge score on the dropped rows to tell a drop at random from one that is not, so the worst
+    case alone decides: CAUTION when ``q > EXCLUDED_SHIFT_SE · SE``. (Measured:
+    ``simulations/results/independent_drop.md``; a drop completely at random is cautioned too.)
+
+    Parameters
+    ----------
+    n_dropped : int
+        The policy's rows dropped as invalid.
+    n_rows : int
+        The rows it keeps.
+    se : float
+        Its standard error on the unit scale (label range 1).
+
+    Returns
+    -------
+    (str, str or None)
+        Status and reason (None when OK).
+
+    Examples
+    --------
+    >>> dropped_rows_gate(0, 800, 0.02)
+    ('OK', None)
+    >>> dropped_rows_gate(110, 690, 0.02)[0]
+    'CAUTION'
+    >>> dropped_rows_gate(2, 10000, 0.005)[0]
+    'OK'
+    """
+    k = int(n_dropped)
+    if k <= 0 or not math.isfinite(se):
+        return "OK", None
+    n_all = int(n_rows) + k
+    q = k / n_all
+    if q <= EXCLUDED_SHIFT_SE * se:
+        return "OK", None
+    return "CAUTION", (
+        f"{k} of its {n_all} rows ({100 * q:.2g}%) were dropped as invalid (no judge score or "
+        f"prompt id, on_invalid='drop') and could move its value by up to {100 * q:.2g}% of the "
+        f"label range ({q / se:.1f} standard errors): its value is over the rows kept, off by as "
+        "much as the dropped responses differ, and a dropped row has no judge score to show "
+        "whether they were dropped at random (e.g. judge calls that fail on hard prompts). "
+        "Re-score the failed rows, or remove them from the data to make the smaller population "
+        "explicit.")
 
 #: A policy without rows on at least this share of the prompts (direct data) makes the different
 #: prompt sets a warning (:func:`cje.pipeline.core.prompt_set_message`; below it, e.g. a few

@@ -24,6 +24,7 @@ from cje.diagnostics.gates import PROMPT_GAP_WARNING as _PROMPT_GAP_WARNING
 from cje.diagnostics.gates import (
     comparable,
     covariate_range_gate,
+    dropped_rows_gate,
     excluded_rows_gate,
     few_labels_near_bound,
     label_range_gate,
@@ -844,6 +845,7 @@ def estimate(
     excluded: Mapping[str, int],
     settings: dict[str, Any],
     progress: bool | None = None,
+    dropped: Mapping[str, int] | None = None,
 ) -> Report:
     """Everything after the calibrator fit: estimates, OUA jackknife, audits, gates, contrasts,
     ranking, and the report on the user's scales.
@@ -867,6 +869,9 @@ def estimate(
         Rows excluded while loading.
     settings : dict
         The run's options (:attr:`Report.settings`).
+    dropped : Mapping[str, int] or None
+        Direct data: each policy's rows dropped as invalid (``on_invalid="drop"``), for
+        :func:`~cje.diagnostics.gates.dropped_rows_gate`.
 
     Returns
     -------
@@ -1013,6 +1018,12 @@ def estimate(
         left_out, why = excluded_rows_gate(info.diagnostics, int(n_rows), se)
         if why:  # logged rows a target left out (no log-probability or fresh draws; needs the SE)
             level, level_reasons = worse_status(level, left_out), (*level_reasons, why)
+        n_dropped = int((dropped or {}).get(name, 0))
+        if n_dropped:  # its rows dropped as invalid: no judge score says they were at random
+            level_diag = {**level_diag, "n_dropped_invalid": n_dropped}
+            worst, why = dropped_rows_gate(n_dropped, int(n_rows), se)
+            if why:
+                level, level_reasons = worse_status(level, worst), (*level_reasons, why)
         if own_prompts is not None:  # direct data: prompts holding unequal numbers of rows
             weight_diag, why = _row_weight(totals[p], c, cl, info, float(n_rows), own_prompts,
                                            se, width)

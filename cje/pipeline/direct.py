@@ -495,7 +495,8 @@ def analyze_direct(
                        "one standard error).")
     return estimate(shape, calibrator, alpha=alpha, requested_mode=requested, covariates=covariates,
                     transport_margin=transport_margin, only=only, notices=notices, warns=warns,
-                    excluded=ev.excluded, settings=settings, progress=progress)
+                    excluded=ev.excluded, settings=settings, progress=progress,
+                    dropped=ev.excluded_by_policy)
 
 
 def _check_design(ev: EvalData, probes: Mapping[str, EvalData], covariates: tuple[str, ...],

@@ -790,6 +790,7 @@ class _Engine:
     sources: list[str]
     notices: list[str]
     has_draw_idx: bool  # (not read out of core: repeated draws are numbered in memory only)
+    dropped_by_policy: dict[str, int]  # (set by scan: rows dropped as invalid, by policy)
 
     def scan(self, judge_scale: tuple[float, float] | None, progress: bool | None
              ) -> tuple[_Checks, Any, Any]:
@@ -909,6 +910,7 @@ class _PolarsEngine(_Engine):
 
         bad = _pl_bad_exprs(judge_scale, self.drop)
         bad_pid, bad_s = _pl_invalid()
+        self.dropped_by_policy = {}
         key = (pl.col("__file") * (1 << _ROW_BITS) + pl.col("__row"))
         checks = [e.sum().alias(f"n_{k}") for k, e in bad.items()] + [
             key.filter(e).min().alias(f"first_{k}") for k, e in bad.items()]
@@ -925,12 +927,19 @@ class _PolarsEngine(_Engine):
             for parts in batches:
                 lf = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
                 kept = lf.filter(~(bad_pid | bad_s)) if self.drop else lf
-                c, t, lrows = pl.collect_all(
+                # (with drop: the rows dropped as invalid, by policy, for the dropped-rows gate)
+                gone = ([lf.filter(bad_pid | bad_s).group_by("policy").agg(pl.len().alias("n"))]
+                        if self.drop else [])
+                c, t, lrows, *gone = pl.collect_all(
                     [lf.select(checks),
                      kept.group_by("policy", "judge_score").agg(pl.len().alias("n")),
                      kept.filter(lab).select("__file", "__row", "prompt_id", "policy",
-                                             "judge_score", "oracle_label")],
+                                             "judge_score", "oracle_label"), *gone],
                     engine="streaming")
+                for g in gone:
+                    for pol, m in zip(g["policy"].to_list(), g["n"].to_list(), strict=True):
+                        if pol:
+                            self.dropped_by_policy[pol] = self.dropped_by_policy.get(pol, 0) + int(m)
                 for k in bad:
                     counts_all[k] += int(c[f"n_{k}"][0] or 0)
                     f = c[f"first_{k}"][0]
@@ -1038,8 +1047,13 @@ class _DaskEngine(_Engine):
         counts = kept.groupby(["policy", "judge_score"]).size()
         lab = kept[kept["oracle_label"].notnull()][
             ["__file", "__row", "prompt_id", "policy", "judge_score", "oracle_label"]]
-        n_bad, first, counts, lab = self._compute(n_bad, first, counts, lab, progress=progress,
-                                                  desc="scan (dask)")
+        # with drop: the rows dropped as invalid, by policy (the dropped-rows gate)
+        gone = ([ddf.map_partitions(_dask_dropped, meta=_dask_meta()).groupby("policy").size()]
+                if self.drop else [])
+        n_bad, first, counts, lab, *gone = self._compute(n_bad, first, counts, lab, *gone,
+                                                         progress=progress, desc="scan (dask)")
+        self.dropped_by_policy = {str(k): int(v) for g in gone for k, v in g.items()
+                                  if isinstance(k, str) and k and int(v)}
         cnt = {k: int(n_bad[f"n_{k}"]) for k in kinds}
         fst = {k: (None if not np.isfinite(first[f"first_{k}"]) else int(first[f"first_{k}"]))
                for k in kinds}
@@ -1306,6 +1320,12 @@ def _dask_kept(pdf: Any) -> Any:
     """The partition's rows ``on_invalid="drop"`` keeps."""
     bad_pid, bad_s = _dask_invalid(pdf)
     return pdf[~(bad_pid | bad_s)]
+
+
+def _dask_dropped(pdf: Any) -> Any:
+    """The partition's rows ``on_invalid="drop"`` drops."""
+    bad_pid, bad_s = _dask_invalid(pdf)
+    return pdf[bad_pid | bad_s]
 
 
 def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
@@ -1934,4 +1954,5 @@ def analyze_partitioned(
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
                     transport_margin=None, only=only, notices=notices, warns=warns,
                     excluded=excluded,
-                    settings=settings, progress=progress)
+                    settings=settings, progress=progress,
+                    dropped=getattr(eng, "dropped_by_policy", None))

@@ -1,0 +1,85 @@
+"""Rows dropped as invalid (``on_invalid="drop"``) caution the level they could move.
+
+Dropped rows have no judge score, so nothing tells a drop at random from one concentrated on
+some responses (e.g. judge calls failing on hard prompts): the level is cautioned on the worst
+case alone, their share of the label range against half its standard error
+(``simulations/results/independent_drop.md``)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import cje
+from cje.diagnostics.gates import EXCLUDED_SHIFT_SE
+
+KW = dict(judge_scale=(0, 10), label_scale=(1, 5), on_invalid="drop")
+
+
+def _data(share: float = 0.15, policy: str = "verbose"):
+    """The synthetic direct data with ``share`` of ``policy``'s judge scores empty, the rows of
+    its hardest prompts (lowest judge scores) — a judge that fails where answers are worst."""
+    d = cje.synthetic.make_direct_eval(300, rng=0).data.copy()
+    mine = np.flatnonzero((d["policy"] == policy).to_numpy())
+    worst = mine[np.argsort(d["judge_score"].to_numpy()[mine], kind="stable")]
+    d.loc[d.index[worst[: int(share * mine.size)]], "judge_score"] = np.nan
+    return d
+
+
+def _analyze(data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cje.analyze(data, **KW, **kw)
+
+
+def test_dropped_rows_caution_their_level_and_name_count_share_and_fix() -> None:
+    rep = _analyze(_data())
+    e = rep["verbose"]
+    assert e.status == "CAUTION"
+    why = [r for r in e.reasons if "dropped as invalid" in r]
+    assert len(why) == 1
+    assert "45 of its 300 rows (15%)" in why[0]
+    assert "Re-score the failed rows" in why[0] and "smaller population" in why[0]
+    assert e.diagnostics["n_dropped_invalid"] == 45
+    # the other policies lost no rows: no such reason
+    for other in rep.estimates:
+        if other.policy != "verbose":
+            assert not any("dropped as invalid" in r for r in other.reasons)
+            assert "n_dropped_invalid" not in other.diagnostics
+
+
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_same_status_and_reason_out_of_core(engine: str) -> None:
+    data = _data()
+    if engine == "polars":
+        src = pytest.importorskip("polars").from_pandas(data).lazy()
+    else:
+        src = pytest.importorskip("dask.dataframe").from_pandas(data, npartitions=3)
+    mem = _analyze(data)
+    out = _analyze(src, engine=engine)
+    assert any("dropped as invalid" in r for r in out["verbose"].reasons)
+    for a, b in zip(mem.estimates, out.estimates, strict=True):
+        assert a.policy == b.policy and a.status == b.status
+        assert [r for r in a.reasons if "dropped" in r] == [r for r in b.reasons if "dropped" in r]
+        assert a.diagnostics.get("n_dropped_invalid") == b.diagnostics.get("n_dropped_invalid")
+
+
+def test_dropped_rows_gate_threshold() -> None:
+    from cje.diagnostics.gates import dropped_rows_gate
+
+    se = 0.02
+    # the worst case q against EXCLUDED_SHIFT_SE standard errors, on either side of it
+    n = 10_000
+    k_at = int(EXCLUDED_SHIFT_SE * se * n)
+    assert dropped_rows_gate(k_at, n - k_at, se) == ("OK", None)
+    assert dropped_rows_gate(k_at + 2, n - k_at - 2, se)[0] == "CAUTION"
+    assert dropped_rows_gate(0, n, se) == ("OK", None)
+    assert dropped_rows_gate(50, n, float("nan")) == ("OK", None)
+
+
+def test_no_drop_no_reason() -> None:
+    rep = _analyze(cje.synthetic.make_direct_eval(300, rng=0).data)
+    assert rep.excluded == {}
+    assert not any("dropped as invalid" in r for e in rep.estimates for r in e.reasons)
