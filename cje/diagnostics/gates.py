@@ -1313,7 +1313,6 @@ def excluded_rows_gate(diag: Mapping[str, Any], n_rows: int, se: float) -> tuple
     return "CAUTION", " ".join(reasons)
 
 
-
 def dropped_rows_gate(n_dropped: int, n_rows: int, se: float) -> tuple[str, str | None]:
     """CAUTION when a policy's rows dropped as invalid (``on_invalid="drop"``: an empty judge
     score or prompt id) could move its value by more than :data:`EXCLUDED_SHIFT_SE` standard
@@ -1364,6 +1363,7 @@ def dropped_rows_gate(n_dropped: int, n_rows: int, se: float) -> tuple[str, str 
         "whether they were dropped at random (e.g. judge calls that fail on hard prompts). "
         "Re-score the failed rows, or remove them from the data to make the smaller population "
         "explicit.")
+
 
 #: A policy without rows on at least this share of the prompts (direct data) makes the different
 #: prompt sets a warning (:func:`cje.pipeline.core.prompt_set_message`; below it, e.g. a few
