@@ -83,3 +83,20 @@ def test_no_drop_no_reason() -> None:
     rep = _analyze(cje.synthetic.make_direct_eval(300, rng=0).data)
     assert rep.excluded == {}
     assert not any("dropped as invalid" in r for e in rep.estimates for r in e.reasons)
+
+
+@pytest.mark.parametrize("engine", ["memory", "polars", "dask"])
+def test_a_policy_all_of_whose_rows_were_dropped_is_named(engine: str) -> None:
+    """Before: 'improved' vanished from the report, which said only how many rows were dropped."""
+    data = _data(share=1.0, policy="improved")
+    if engine == "polars":
+        data = pytest.importorskip("polars").from_pandas(data).lazy()
+    elif engine == "dask":
+        data = pytest.importorskip("dask.dataframe").from_pandas(data, npartitions=3)
+    rep = _analyze(data, **({} if engine == "memory" else {"engine": engine}))
+    assert "improved" not in [e.policy for e in rep.estimates]
+    said = [w for w in rep.warnings if "'improved' (300 rows)" in w]
+    assert len(said) == 1 and "every row" in said[0] and "Re-score" in said[0]
+    assert "improved" in rep.summary()
+    # a policy that keeps some rows is not named as missing
+    assert not any("No estimate for" in w for w in _analyze(_data()).warnings)

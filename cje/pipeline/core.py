@@ -1089,6 +1089,15 @@ def estimate(
             warns = [*warns, said[1]]
         elif said is not None:
             notices = [*notices, said[1]]
+    # a policy every row of which on_invalid="drop" dropped has no level: said, not left out silently
+    gone = {p: int(n) for p, n in (dropped or {}).items()
+            if n and p not in shape.names and (only is None or p in only)}
+    if gone:
+        listed = ", ".join(f"{p!r} ({n} rows)" for p, n in sorted(gone.items()))
+        warns = [*warns, (
+            f"No estimate for {listed}: every row of {'it' if len(gone) == 1 else 'each'} was "
+            "dropped as invalid (on_invalid='drop'), so the report leaves "
+            f"{'it' if len(gone) == 1 else 'them'} out. Re-score the failed rows.")]
 
     y_train = table.y[table.train]
     curve_s, curve_X = shape.curve_inputs()
