@@ -100,3 +100,24 @@ def test_a_policy_all_of_whose_rows_were_dropped_is_named(engine: str) -> None:
     assert "improved" in rep.summary()
     # a policy that keeps some rows is not named as missing
     assert not any("No estimate for" in w for w in _analyze(_data()).warnings)
+
+
+def test_logged_rows_dropped_caution_every_level() -> None:
+    """Logged data: the judge failed on the lowest-scored 15% of the logged rows. Before, the
+    logging policy's level was OK at 0.569 [0.548, 0.589] against its true value 0.5 (and two
+    targets OK and as far off): every level reads the same logged rows, so each is judged by
+    their dropped share."""
+    ev = cje.synthetic.make_offpolicy_eval(1000, oracle_fraction=0.2, rng=1)
+    d = ev.logged.copy()
+    worst = np.argsort(d["judge_score"].to_numpy(), kind="stable")[:150]
+    d.loc[d.index[worst], "judge_score"] = np.nan
+    for estimator, fresh in (("auto", ev.fresh), ("snips", None)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = cje.analyze(d, judge_scale=ev.judge_scale, label_scale=ev.label_scale,
+                              on_invalid="drop", fresh_draws=fresh, estimator=estimator)
+        assert rep["base"].ci_low > ev.truth["base"]  # the drop moved it: the interval misses
+        for e in rep.estimates:
+            assert e.status != "OK", (estimator, e.policy)
+            assert any("150 of its 1000 rows (15%)" in r for r in e.reasons)
+            assert e.diagnostics["n_dropped_invalid"] == 150

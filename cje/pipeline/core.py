@@ -870,8 +870,9 @@ def estimate(
     settings : dict
         The run's options (:attr:`Report.settings`).
     dropped : Mapping[str, int] or None
-        Direct data: each policy's rows dropped as invalid (``on_invalid="drop"``), for
-        :func:`~cje.diagnostics.gates.dropped_rows_gate`.
+        Each level's rows dropped as invalid (``on_invalid="drop"``), for
+        :func:`~cje.diagnostics.gates.dropped_rows_gate` (logged data: the dropped logged rows,
+        for every level); a policy of direct data not among the levels lost all its rows.
 
     Returns
     -------

@@ -956,7 +956,10 @@ def analyze_logged(
     # what the shape does not keep, freed before the estimation's own arrays are made
     del role_all, lp_base, fold_of_prompt, lab_prompt, all_rows
     lp_t = None  # (unbound when only the logging policy is reported: policies=[base])
+    # logged rows dropped as invalid (on_invalid="drop") are missing from every level, the
+    # logging policy's and each target's: each is judged by their share of the logged rows
+    gone = sum(int(n) for n in logged.excluded_by_policy.values())
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=covariates,
                     transport_margin=transport_margin, only=only, notices=notices, warns=warns,
                     excluded=logged.excluded, settings={**settings, "estimator": est.name},
-                    progress=progress)
+                    progress=progress, dropped=dict.fromkeys(shape.names, gone) if gone else None)
