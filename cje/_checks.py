@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from cje.errors import CJEInputError
+from cje.errors import OR_DROP, CJEInputError
 
 __all__ = ["check_vector", "check_choice", "check_int", "check_mapping", "check_number", "check_scale",
            "check_str_list", "naming"]
@@ -200,7 +200,10 @@ def naming(argument: str) -> Iterator[None]:
     try:
         yield
     except CJEInputError as exc:
-        raise CJEInputError(f"In {argument}=: {exc}") from None
+        # on_invalid="drop" applies to the data argument only: not offered as this input's fix
+        msg = str(exc).replace(OR_DROP, f"or remove such rows from {argument}= (on_invalid='drop' "
+                                        "applies to the data argument only).")
+        raise CJEInputError(f"In {argument}=: {msg}") from None
 
 
 def check_vector(name: str, value: Any, *, n: int | None = None, finite: bool = True,

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cje._memo import remember
+from cje.errors import OR_DROP as _OR_DROP
 from cje.errors import CJEInputError
 
 __all__ = [
@@ -1265,9 +1266,6 @@ def first_bad(
     many = f" ({int(np.count_nonzero(bad))} such rows)" if count else ""
     raise _at_rows(CJEInputError(f"{rule}; {_row_ref(i, pid)} {clause}{many}.{' ' + fix if fix else ''}"),
                    _input_row(i, pid))
-
-
-_OR_DROP = "or pass on_invalid='drop' to exclude such rows (they are counted in the report)."
 
 
 def _build(

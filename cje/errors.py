@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["CJEInputError", "CJEWarning", "check_alpha"]
+__all__ = ["CJEInputError", "CJEWarning", "check_alpha", "OR_DROP"]
+
+#: The end of a message refusing invalid rows of the data (an empty prompt id, a non-finite judge
+#: score): the fix that drops them instead. It applies to the ``data`` argument only; in a message
+#: about ``fresh_draws=``, ``probes=`` or ``calibration=`` (:func:`cje._checks.naming`) it is
+#: replaced, since those inputs' invalid rows are always refused.
+OR_DROP = "or pass on_invalid='drop' to exclude such rows (they are counted in the report)."
 
 
 class CJEInputError(ValueError):

@@ -121,3 +121,25 @@ def test_logged_rows_dropped_caution_every_level() -> None:
             assert e.status != "OK", (estimator, e.policy)
             assert any("150 of its 1000 rows (15%)" in r for r in e.reasons)
             assert e.diagnostics["n_dropped_invalid"] == 150
+
+
+@pytest.mark.parametrize("argument", ["fresh_draws", "probes", "calibration"])
+def test_invalid_rows_of_other_inputs_do_not_offer_on_invalid(argument: str) -> None:
+    """Before: a NaN judge score in fresh_draws= (or probes=, calibration=) was refused with
+    "... or pass on_invalid='drop'", and passing it changed nothing (it applies to the data only)."""
+    if argument == "fresh_draws":
+        ev = cje.synthetic.make_offpolicy_eval(300, oracle_fraction=0.2, rng=1)
+        other = ev.fresh.copy()
+        data, kw = ev.logged, dict(judge_scale=ev.judge_scale, label_scale=ev.label_scale)
+    else:
+        sim = cje.synthetic.make_direct_eval(200, rng=0).data
+        data, kw = sim, dict(judge_scale=(0, 10), label_scale=(1, 5))
+        other = sim[sim["oracle_label"].notna()].head(30).copy()
+    other.loc[other.index[3], "judge_score"] = np.nan
+    given = {"probes": {"verbose": other}} if argument == "probes" else {argument: other}
+    for on_invalid in ("raise", "drop"):
+        with pytest.raises(cje.CJEInputError) as err:
+            cje.analyze(data, **kw, **given, on_invalid=on_invalid)
+        msg = str(err.value)
+        assert "on_invalid='drop' to exclude" not in msg
+        assert "applies to the data argument only" in msg and "or remove such rows from" in msg
