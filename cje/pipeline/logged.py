@@ -406,37 +406,32 @@ class LoggedShape:
         self._own, self.own_cross = (own_parts_summary(parts, n, len(self.names)) if parts
                                      else ({}, None))
 
-    def _fresh_balance(self, tg: _Target) -> tuple[float, float, float]:
-        """:func:`~cje.diagnostics.gates.fresh_balance` of target ``tg``: per prompt of its kept
-        logged rows, their count, ``Σ w`` and ``Σ w·s``, and its fresh draws' mean score."""
+    def _fresh_balance(self, tg: _Target, x: np.ndarray | None = None,
+                       xf: np.ndarray | None = None) -> tuple[float, float, float]:
+        """:func:`~cje.diagnostics.gates.fresh_balance` of target ``tg`` for a quantity of its
+        kept logged rows ``x`` and of its fresh draws ``xf`` (default: the judge scores): per
+        prompt of the logged rows, their count, ``Σ w`` and ``Σ w·x``, and the fresh draws'
+        mean."""
         t, g = self.table, self.n_clusters
-        cl, s = t.cluster[tg.rows], t.s[tg.rows]
-        fc = t.cluster[tg.fresh]
-        cnt = np.bincount(fc, minlength=g)
-        gbar = np.divide(np.bincount(fc, weights=t.s[tg.fresh], minlength=g), cnt,
-                         out=np.zeros(g), where=cnt > 0)
-        return fresh_balance(np.bincount(cl, minlength=g).astype(float),
-                             np.bincount(cl, weights=tg.w, minlength=g),
-                             np.bincount(cl, weights=tg.w * s, minlength=g), gbar)
-
-    def _fresh_covariate_balance(self, tg: _Target) -> dict[str, tuple[float, float, float]]:
-        """:func:`~cje.diagnostics.gates.fresh_balance` of each covariate of target ``tg`` (its
-        fresh draws' mean against its raw-weighted logged rows'), when the calibration read
-        covariates (a two-stage map); empty otherwise."""
-        t, g = self.table, self.n_clusters
-        X, Xf = t.covariates_of(tg.rows), t.covariates_of(tg.fresh)
-        if X is None or Xf is None or getattr(self._pred_of, "mode_", None) != "two_stage":
-            return {}
+        if x is None:
+            x, xf = t.s[tg.rows], t.s[tg.fresh]
         cl, fc = t.cluster[tg.rows], t.cluster[tg.fresh]
         cnt = np.bincount(fc, minlength=g)
-        n_g, w_g = np.bincount(cl, minlength=g).astype(float), np.bincount(cl, weights=tg.w, minlength=g)
-        out = {}
-        for j, name in enumerate(list(self.ev.covariates)[:X.shape[1]]):
-            x, xf = X[:, j], Xf[:, j]
-            xbar = np.divide(np.bincount(fc, weights=xf, minlength=g), cnt, out=np.zeros(g),
-                             where=cnt > 0)
-            out[name] = fresh_balance(n_g, w_g, np.bincount(cl, weights=tg.w * x, minlength=g), xbar)
-        return out
+        fbar = np.divide(np.bincount(fc, weights=xf, minlength=g), cnt, out=np.zeros(g),
+                         where=cnt > 0)
+        return fresh_balance(np.bincount(cl, minlength=g).astype(float),
+                             np.bincount(cl, weights=tg.w, minlength=g),
+                             np.bincount(cl, weights=tg.w * x, minlength=g), fbar)
+
+    def _fresh_covariate_balance(self, tg: _Target) -> dict[str, tuple[float, float, float]]:
+        """:meth:`_fresh_balance` of each covariate of target ``tg`` (its fresh draws' mean
+        against its raw-weighted logged rows'), when the calibration read covariates (a
+        two-stage map); empty otherwise."""
+        X, Xf = self.table.covariates_of(tg.rows), self.table.covariates_of(tg.fresh)
+        if X is None or Xf is None or getattr(self._pred_of, "mode_", None) != "two_stage":
+            return {}
+        return {name: self._fresh_balance(tg, X[:, j], Xf[:, j])
+                for j, name in enumerate(list(self.ev.covariates)[:X.shape[1]])}
 
     def _label_balance(self) -> tuple[dict[str, float], str | None]:
         """:func:`~cje.diagnostics.gates.label_balance` of the labelled logged rows against all
