@@ -227,15 +227,11 @@ def test_float32_and_float64_files_in_one_glob(direct: pd.DataFrame, tmp_path: A
     _same(_numbers(_run(d, **kw)), _numbers(_run(str(tmp_path / "*.parquet"), **kw, engine=engine)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "judge-score affinity bins a grid judge's scores, which lie on the bin edges (0.05 steps, 20 "
-    "bins), by floating-point rounding: 0.35 vs the edge linspace(0, 1, 21)[7] = 0.35000000000000003 "
-    "falls in bin 6, 35.0 vs the edge 35.0 in bin 7; a declared 0–100 scale moves scores between "
-    "bins (0.984 → 0.965). Diagnostic only (no gate reads it). Fix: bin with a tolerance of ~1e-9 "
-    "bin widths (or centre the bins on the grid), in cje.diagnostics.overlap._bin_counts and the "
-    "out-of-core twin in cje.pipeline.streaming_logged, then re-pin tests/data/offpolicy_pinned."))
 def test_offpolicy_affinity_judge_scale_free(offpolicy: Any) -> None:
-    """The judge-space affinity of each target is the same with the judge on 0–1 or on 0–100."""
+    """The judge-space affinity of each target is the same with the judge on 0–1 or on 0–100 (a
+    grid judge's scores lie on the bin edges: 0.35 fell below the edge 0.35000000000000003 on 0–1
+    but on the edge 35.0 on 0–100, and the affinity moved 0.984 → 0.965 before the bins took a
+    tolerance, ``cje.diagnostics.overlap.BIN_EDGE_TOL``)."""
     kw = dict(OFF_KW, estimator="snips")
     a = _run(offpolicy.logged, **kw)
     b = _run(_judge(offpolicy.logged, lambda v: 100 * v), **dict(kw, judge_scale=(0, 100)))

@@ -48,6 +48,12 @@ residual term reads the labelled logged rows gains ``label_score_shift`` / ``lab
 (:func:`cje.diagnostics.gates.label_balance`: the labelled logged rows against all logged rows;
 z = 1.94, 0.76 and −0.37 on the synthetic, continuous and Arena data); nothing else changed
 (checked with those keys removed).
+
+Patched an eighth time (2026-12-08), the diagnostic ``affinity`` only: the judge-score histogram
+counts a score within :data:`cje.diagnostics.overlap.BIN_EDGE_TOL` bin widths below an edge in
+the bin above, so a grid judge's scores (on the edges) fall in the same bins on any scale
+(``tests/test_invariance.py``); the synthetic and Arena cases (grid judges) moved by ≤ 0.007,
+the continuous ones not at all; nothing else changed (checked: every other number as pinned).
 """
 
 from __future__ import annotations

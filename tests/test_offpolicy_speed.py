@@ -290,25 +290,42 @@ def test_weight_summary_memo_changes_nothing(n: int) -> None:
 
 @pytest.mark.parametrize("scale", [(0.0, 1.0), (1.0, 10.0), (-3.0, 7.0), (0.0, 100.0)])
 def test_bin_counts_are_numpy_histogram(scale: tuple[float, float]) -> None:
-    # the affinity's histogram: numpy.histogram is the oracle, on scores at the bin edges (a
-    # grid), between them, at both ends of the scale, and across numpy's block boundary
-    from cje.diagnostics.overlap import _bin_counts
+    # the affinity's histogram: numpy.histogram is the oracle, with its edges moved down by the
+    # tolerance (the first and last kept at the ends of the scale), on scores at the bin edges
+    # (a grid), between them, at both ends of the scale, just below the top, and outside it
+    from cje.diagnostics.overlap import BIN_EDGE_TOL, _bin_counts
 
     lo, hi = scale
     rng = np.random.default_rng(int(hi))
-    n = 3 * (1 << 16) + 4321  # numpy's blocks of 65,536 rows, the last one partial
+    n = 3 * (1 << 16) + 4321
     grids = [lo + (hi - lo) * np.round(rng.random(n) * 20) / 20,
              lo + (hi - lo) * rng.random(n),
              lo + (hi - lo) * np.round(rng.random(n) * 7) / 7,
-             np.r_[np.full(50, lo), np.full(50, hi), np.nextafter(np.full(9, hi), lo)]]
+             np.r_[np.full(50, lo), np.full(50, hi), np.nextafter(np.full(9, hi), lo)],
+             np.r_[lo - 1.0, lo + (hi - lo) * rng.random(99), hi + 1.0]]
     for a in grids:
         w = np.exp(rng.standard_normal(a.size))
         for bins in (2, 20, 33):
-            np.testing.assert_array_equal(_bin_counts(a, bins, lo, hi),
-                                          np.histogram(a, bins=bins, range=scale)[0])
-            # weighted: numpy's per-block sums added in its order, bit for bit
-            got = _bin_counts(a, bins, lo, hi, weights=w)
-            assert got.tobytes() == np.histogram(a, bins=bins, range=scale, weights=w)[0].tobytes()
+            width = (hi - lo) / bins
+            edges = lo + width * (np.arange(bins + 1) - BIN_EDGE_TOL)
+            edges[0], edges[-1] = lo, hi
+            np.testing.assert_array_equal(_bin_counts(a, bins, lo, hi), np.histogram(a, bins=edges)[0])
+            np.testing.assert_allclose(_bin_counts(a, bins, lo, hi, weights=w),
+                                       np.histogram(a, bins=edges, weights=w)[0], rtol=1e-12)
+
+
+def test_bin_counts_do_not_depend_on_the_scale_units() -> None:
+    # a 0.05 grid on 0–1 and the same grid ×100 on 0–100 (and ×10 on 0–10) fall in the same bins;
+    # plain numpy.histogram splits them (0.35 below its edge 0.35000000000000003, 35.0 on it)
+    from cje.diagnostics.overlap import _bin_counts
+
+    g = np.arange(21) / 20
+    ref = _bin_counts(g, 20, 0.0, 1.0)
+    for k in (10.0, 100.0):
+        np.testing.assert_array_equal(_bin_counts(g * k, 20, 0.0, k), ref)
+    np.testing.assert_array_equal(ref, np.r_[np.ones(19), 2])
+    assert not np.array_equal(np.histogram(g, bins=20, range=(0, 1))[0],
+                              np.histogram(g * 100, bins=20, range=(0, 100))[0])
 
 
 def test_repeated_id_blocks_factorise_as_pandas() -> None:

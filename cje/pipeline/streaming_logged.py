@@ -71,7 +71,7 @@ from cje.diagnostics.gates import (
     score_gap_z,
     worse_status,
 )
-from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _hill_k, _top_k
+from cje.diagnostics.overlap import ESS_GATE, HILL_RESIDUAL, NEAR_ZERO_RATIO, _bin_counts, _hill_k, _top_k
 from cje.errors import CJEInputError
 from cje.estimators.offpolicy import IPS, SNIPS, TAIL_VARIANCE_ESS, CalibratedIPS, PolicyValue
 from cje.inference import cluster_variance, t_interval
@@ -1575,12 +1575,12 @@ def _diagnostics(tg: _TargetStats, raw: _Order, surprisal: dict, stable: AffineS
     else:
         out["hill_raw"] = nan
     # affinity: the logged scores' histogram, unweighted and weighted by the raw weights
-    edges = (judge_scale[0], judge_scale[1])
-    pcount = np.histogram(s_user, bins=20, range=edges, weights=tg.N.sum(axis=0))[0]
+    lo, hi = float(judge_scale[0]), float(judge_scale[1])
+    pcount = _bin_counts(s_user, 20, lo, hi, weights=tg.N.sum(axis=0))
     if tg.f_s01 is not None:  # the target's own responses: its fresh draws
-        q = np.histogram(from_unit(tg.f_s01, judge_scale), bins=20, range=edges)[0].astype(float)
+        q = _bin_counts(from_unit(tg.f_s01, judge_scale), 20, lo, hi).astype(float)
     else:
-        q = np.histogram(s_user, bins=20, range=edges, weights=tg.Sw.sum(axis=0))[0]
+        q = _bin_counts(s_user, 20, lo, hi, weights=tg.Sw.sum(axis=0))
     pp, qq = pcount / pcount.sum(), q / q.sum()
     out["affinity"] = float(min(1.0, np.sum(np.sqrt(pp * qq))))
     out["ttc"], out["cle"] = surprisal["ttc"], surprisal["cle"]
