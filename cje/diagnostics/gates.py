@@ -10,7 +10,9 @@ The gates, all pure functions, in the order the pipeline applies them:
 * :func:`label_range_gate` — every estimate, when the label scale is the labels' own range (no
   common scale holds them and none was declared): its ends are not bounds (CAUTION).
 * :func:`label_balance_gate` — a direct level whose own labels (no ``label_probability``) score
-  unlike the policy's rows: not a uniform random sample (CAUTION; applied by the data shape).
+  unlike the policy's rows (:func:`label_balance`), or sit on prompts that score unlike its
+  prompts over every policy's rows (:func:`prompt_balance`): not a uniform random sample
+  (CAUTION; applied by the data shape).
 * :func:`row_weight_gate` — a direct level whose prompts hold unequal numbers of rows, when the
   mean over its rows differs from the mean of its per-prompt means (CAUTION).
 * :func:`overlap_gate` — off-policy only, by the estimator's overlap family: ESS, TTC and Hill
