@@ -1168,7 +1168,8 @@ def prompt_score_sums(score_sum: np.ndarray, rows_all: np.ndarray, rows: np.ndar
     >>> out[0, :4].tolist()   # x = (0.5, 0.5): centred 0
     [0.0, 0.0, 0.0, 1.0]
     """
-    rows = np.asarray(rows, dtype=np.float64).reshape(len(rows_all), -1)
+    rows = np.asarray(rows, dtype=np.float64)
+    rows = rows[:, None] if rows.ndim == 1 else rows
     lab = np.asarray(labelled, dtype=np.float64).reshape(rows.shape)
     n_all = np.asarray(rows_all, dtype=np.float64)
     x = np.divide(np.asarray(score_sum, dtype=np.float64), n_all, out=np.zeros(n_all.size),
