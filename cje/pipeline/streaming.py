@@ -1618,7 +1618,7 @@ class PartitionedShape:
         g = self._group_train
         return (e - mean_e[g]) * inv_p[g], self._train_inside
 
-    def set_totals(self, chunks: Iterable[tuple[Any, np.ndarray]], alpha: float,
+    def set_totals(self, chunks: Iterable[tuple[Any, ...]], alpha: float,
                    centres: np.ndarray) -> int:
         """The per-prompt pass's result in chunks of prompts: a polars frame of
         ``[t_p…, n_p…]`` per prompt (or, from Dask, the numpy arrays ``t`` and
