@@ -1168,19 +1168,23 @@ def prompt_score_sums(score_sum: np.ndarray, rows_all: np.ndarray, rows: np.ndar
     >>> out[0, :4].tolist()   # x = (0.5, 0.5): centred 0
     [0.0, 0.0, 0.0, 1.0]
     """
-    rows = np.asarray(rows, dtype=np.float64)
+    rows = np.asarray(rows)
     rows = rows[:, None] if rows.ndim == 1 else rows
-    lab = np.asarray(labelled, dtype=np.float64).reshape(rows.shape)
+    lab = np.asarray(labelled).reshape(rows.shape)
     n_all = np.asarray(rows_all, dtype=np.float64)
     x = np.divide(np.asarray(score_sum, dtype=np.float64), n_all, out=np.zeros(n_all.size),
                   where=n_all > 0)
-    xc = x[:, None] - np.asarray(centre, dtype=np.float64)[None, :]
-    xc[n_all == 0] = 0.0
-    l2 = lab * lab
-    return np.column_stack([(rows * xc).sum(axis=0), (rows * xc * xc).sum(axis=0),
-                            (lab * xc).sum(axis=0), lab.sum(axis=0), l2.sum(axis=0),
-                            (l2 * xc).sum(axis=0), (l2 * xc * xc).sum(axis=0),
-                            (lab > 0).sum(axis=0), ((rows > 0) & (n_all[:, None] > 1)).sum(axis=0)])
+    shared = n_all > 1
+    out = np.zeros((rows.shape[1], _PS_COLS))
+    for p in range(rows.shape[1]):  # a policy at a time: temporaries of one column (10^6s of prompts)
+        n_p = rows[:, p].astype(np.float64)
+        l_p = lab[:, p].astype(np.float64)
+        xc = np.where(n_all > 0, x - float(centre[p]), 0.0)
+        nx, lx = n_p * xc, l_p * xc
+        l2 = l_p * l_p
+        out[p] = (nx.sum(), (nx * xc).sum(), lx.sum(), l_p.sum(), l2.sum(), (l2 * xc).sum(),
+                  (lx * lx).sum(), np.count_nonzero(l_p), np.count_nonzero((n_p > 0) & shared))
+    return out
 
 
 def prompt_balance(sums: np.ndarray, n_all: int, centre: float) -> tuple[float, float, float]:

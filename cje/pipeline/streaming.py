@@ -1013,9 +1013,9 @@ class _PolarsEngine(_Engine):
                 df = lf.group_by("prompt_id").agg(*agg).select(out).collect(engine="streaming")
                 # u's sum of squares over the prompts (0 where a policy has no rows) and t, n
                 usq = df.select([(pl.col(f"u{p}") ** 2).sum() for p in range(P)]).row(0)
-                bal = _prompt_sums(df[[f"u{p}" for p in range(P)]].to_numpy(),
-                                   df[[f"n{p}" for p in range(P)]].to_numpy(),
-                                   df[[f"l{p}" for p in range(P)]].to_numpy(), centres[:, 1])
+                bal = _prompt_sums([df[f"u{p}"].to_numpy() for p in range(P)],
+                                   [df[f"n{p}"].to_numpy() for p in range(P)],
+                                   [df[f"l{p}"].to_numpy() for p in range(P)], centres[:, 1])
                 df = df.drop([f"{c}{p}" for c in "ul" for p in range(P)])
                 # (consumed before the next group-by)
                 yield df, np.array(usq, dtype=np.float64), bal
@@ -1237,15 +1237,20 @@ def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
                             for p in range(P)}})
 
 
-def _prompt_sums(u: np.ndarray, counts: np.ndarray, lab: np.ndarray, centre: np.ndarray
-                 ) -> np.ndarray:
-    """:func:`~cje.diagnostics.gates.prompt_score_sums` of a chunk of the per-prompt group-by:
-    every policy's judge scores on a prompt summed from the policies' centred totals ``u``
-    (``Σ s = u + c·n``), its rows, and each policy's rows and labelled rows there."""
-    u = np.asarray(u, dtype=np.float64)
-    counts = np.asarray(counts, dtype=np.float64)
-    score_sum = (u + counts * centre[None, :]).sum(axis=1)
-    return prompt_score_sums(score_sum, counts.sum(axis=1), counts, lab, centre)
+def _prompt_sums(u: Sequence[np.ndarray], counts: Sequence[np.ndarray], lab: Sequence[np.ndarray],
+                 centre: np.ndarray) -> np.ndarray:
+    """:func:`~cje.diagnostics.gates.prompt_score_sums` of a chunk of the per-prompt group-by,
+    from each policy's columns: every policy's judge scores on a prompt summed from the
+    policies' centred totals ``u`` (``Σ s = u + c·n``), its rows, and each policy's rows and
+    labelled rows there."""
+    g = len(u[0]) if len(u) else 0
+    score_sum, rows_all = np.zeros(g), np.zeros(g)
+    for p in range(len(u)):
+        n_p = np.asarray(counts[p], dtype=np.float64)
+        score_sum += np.asarray(u[p], dtype=np.float64) + float(centre[p]) * n_p
+        rows_all += n_p
+    return prompt_score_sums(score_sum, rows_all, np.column_stack(counts) if g else np.zeros((0, len(u))),
+                             np.column_stack(lab) if g else np.zeros((0, len(u))), centre)
 
 
 def _dask_arrays(agg: Any, n_policies: int, centre: np.ndarray
@@ -1261,12 +1266,10 @@ def _dask_arrays(agg: Any, n_policies: int, centre: np.ndarray
         if len(agg) else np.zeros((0, P))
     counts = np.column_stack([agg[f"n{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
         if len(agg) else np.zeros((0, P))
-    u = np.column_stack([agg[f"u{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
-        if len(agg) else np.zeros((0, P))
-    lab = np.column_stack([agg[f"l{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
-        if len(agg) else np.zeros((0, P))
-    usq = np.array([float(np.square(u[:, p]).sum()) for p in range(P)])
-    bal = _prompt_sums(u, counts, lab, centre)
+    u = [agg[f"u{p}"].to_numpy(dtype=np.float64) for p in range(P)]
+    usq = np.array([float(np.square(x).sum()) for x in u])
+    bal = _prompt_sums(u, [counts[:, p] for p in range(P)],
+                       [agg[f"l{p}"].to_numpy(dtype=np.float64) for p in range(P)], centre)
     cross = counts.T @ counts
     release_arrow_memory()
     return t, counts.astype(np.uint32), usq, cross, bal
