@@ -10,7 +10,9 @@ The gates, all pure functions, in the order the pipeline applies them:
 * :func:`label_range_gate` — every estimate, when the label scale is the labels' own range (no
   common scale holds them and none was declared): its ends are not bounds (CAUTION).
 * :func:`label_balance_gate` — a direct level whose own labels (no ``label_probability``) score
-  unlike the policy's rows: not a uniform random sample (CAUTION; applied by the data shape).
+  unlike the policy's rows (:func:`label_balance`), or sit on prompts that score unlike its
+  prompts over every policy's rows (:func:`prompt_balance`): not a uniform random sample
+  (CAUTION; applied by the data shape).
 * :func:`row_weight_gate` — a direct level whose prompts hold unequal numbers of rows, when the
   mean over its rows differs from the mean of its per-prompt means (CAUTION).
 * :func:`overlap_gate` — off-policy only, by the estimator's overlap family: ESS, TTC and Hill
@@ -84,6 +86,9 @@ __all__ = [
     "label_balance",
     "label_balance_of_counts",
     "label_balance_gate",
+    "BALANCE_Z_PAIR",
+    "prompt_score_sums",
+    "prompt_balance",
     "fresh_balance_gate",
     "fresh_covariate_gate",
     "PROMPT_GAP_WARNING",
@@ -973,6 +978,10 @@ _EXCLUSIONS = (
 #: prompts of a probe that is not already CAUTION); on well-formed off-policy data it fired on
 #: 0–1.3% of levels (docs: Off-policy › Fresh draws that do not score like the weighted logs).
 BALANCE_Z = 3.29
+#: |z| beyond which either of the two label-balance checks of a direct level (its labelled rows'
+#: own judge scores, and their prompts' mean judge scores over every policy's rows) cautions it:
+#: :data:`BALANCE_Z`'s two-sided 0.001 split between the two (Bonferroni, 0.0005 each).
+BALANCE_Z_PAIR = 3.48
 
 
 def fresh_balance(n_g: np.ndarray, w_g: np.ndarray, ws_g: np.ndarray, gbar_g: np.ndarray
@@ -1120,7 +1129,127 @@ def label_balance_of_counts(s_lab: np.ndarray, cluster_lab: np.ndarray, distinct
     return (*label_balance(s_lab, cluster_lab, mean, n, var), mean)
 
 
-def label_balance_gate(d: float, z: float, mean_all: float, logged: bool = False
+#: Columns of :func:`prompt_score_sums` (per policy; each a sum over prompts).
+_PS_COLS = 9
+
+
+def prompt_score_sums(score_sum: np.ndarray, rows_all: np.ndarray, rows: np.ndarray,
+                      labelled: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The sums over a set of prompts that :func:`prompt_balance` reads, for every policy.
+
+    A prompt's mean judge score over every policy's rows on it, ``x_g``, measures how hard the
+    prompt is with less noise than one row's score. The sums are additive over disjoint sets of
+    prompts, so the out-of-core engines form them chunk by chunk from their per-prompt totals and
+    the in-memory engine in one go; ``x_g`` enters centred on the policy's mean score ``c_p``
+    (less cancellation in the sums of squares).
+
+    Parameters
+    ----------
+    score_sum : numpy.ndarray, shape (G,)
+        Per prompt, the sum of every policy's rows' judge scores (0–1 scale).
+    rows_all : numpy.ndarray, shape (G,)
+        Per prompt, every policy's rows on it.
+    rows, labelled : numpy.ndarray, shape (G, P)
+        Per prompt and policy, its rows and its labelled rows there.
+    centre : numpy.ndarray, shape (P,)
+        Each policy's mean judge score (0–1 scale).
+
+    Returns
+    -------
+    numpy.ndarray, shape (P, 9)
+        Per policy: ``Σ n x'``, ``Σ n x'²``, ``Σ l x'``, ``Σ l``, ``Σ l²``, ``Σ l² x'``,
+        ``Σ l² x'²``, the prompts with a labelled row, and its prompts holding more than one row
+        (``n``, ``l`` its rows and labelled rows on a prompt, ``x' = x_g − c_p``).
+
+    Examples
+    --------
+    >>> s = np.array([1.0, 0.5]); n_all = np.array([2, 1])
+    >>> out = prompt_score_sums(s, n_all, np.array([[1], [1]]), np.array([[1], [0]]), np.array([0.5]))
+    >>> out[0, :4].tolist()   # x = (0.5, 0.5): centred 0
+    [0.0, 0.0, 0.0, 1.0]
+    """
+    rows = np.asarray(rows)
+    rows = rows[:, None] if rows.ndim == 1 else rows
+    lab = np.asarray(labelled).reshape(rows.shape)
+    n_all = np.asarray(rows_all, dtype=np.float64)
+    x = np.divide(np.asarray(score_sum, dtype=np.float64), n_all, out=np.zeros(n_all.size),
+                  where=n_all > 0)
+    shared = n_all > 1
+    out = np.zeros((rows.shape[1], _PS_COLS))
+    for p in range(rows.shape[1]):  # a policy at a time: temporaries of one column (10^6s of prompts)
+        n_p = rows[:, p].astype(np.float64)
+        l_p = lab[:, p].astype(np.float64)
+        xc = np.where(n_all > 0, x - float(centre[p]), 0.0)
+        nx, lx = n_p * xc, l_p * xc
+        l2 = l_p * l_p
+        out[p] = (nx.sum(), (nx * xc).sum(), lx.sum(), l_p.sum(), l2.sum(), (l2 * xc).sum(),
+                  (lx * lx).sum(), np.count_nonzero(l_p), np.count_nonzero((n_p > 0) & shared))
+    return out
+
+
+def prompt_balance(sums: np.ndarray, n_all: int, centre: float) -> tuple[float, float, float]:
+    """Are a policy's labelled rows on prompts that score like its prompts? (no ``label_probability``)
+
+    :func:`label_balance` on the prompt's mean judge score over every policy's rows (``x_g``)
+    instead of the row's own score: labels chosen by prompt (topic, category, difficulty) move
+    every policy's scores on the chosen prompts, so their mean shows the choice with less judge
+    noise than the row's score alone (``simulations/results/independent_designs.md``, labels on
+    40% of the hard prompts' rows and 8% of the easy ones': B's labels flagged in 68% of data sets
+    by their own scores, in 96% with this check). Under uniform random labels of the policy's rows
+    any function of the prompt is balanced, so the test keeps its level.
+
+    Parameters
+    ----------
+    sums : numpy.ndarray, shape (9,)
+        The policy's row of :func:`prompt_score_sums`, summed over all its prompts.
+    n_all : int
+        All its rows.
+    centre : float
+        The centre the sums were formed about (its mean judge score, 0–1 scale).
+
+    Returns
+    -------
+    (float, float, float)
+        ``D`` (labelled rows' mean ``x`` minus all rows'), its z statistic (NaN without a
+        variance, with fewer than 2 labelled prompts, every row labelled, or no prompt of the
+        policy holding more than one row: then ``x`` is the row's own score, which
+        :func:`label_balance` checks) and the rows' mean ``x``, on the 0–1 scale.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = 300; x = rng.normal(0.5, 0.1, g)                  # two rows per prompt, both on x
+    >>> lab = np.zeros((g, 1)); lab[x.argsort()[:60], 0] = 1  # labels on the 60 lowest prompts
+    >>> out = prompt_score_sums(2 * x, np.full(g, 2), np.ones((g, 1)), lab, np.array([0.5]))
+    >>> d, z, mean = prompt_balance(out[0], g, 0.5)
+    >>> z < -3.48
+    True
+    """
+    s = np.asarray(sums, dtype=np.float64)
+    mean_c = float(s[0]) / n_all if n_all > 0 else float("nan")
+    m = float(s[3])
+    if m < 1:
+        return float("nan"), float("nan"), centre + mean_c
+    lab_c = float(s[2]) / m
+    d = lab_c - mean_c
+    if m < 2 or m >= n_all or s[8] < 1 or s[7] < 2:
+        return d, float("nan"), centre + mean_c
+    g = float(s[7])
+    tt = float(s[6]) - 2.0 * lab_c * float(s[5]) + lab_c * lab_c * float(s[4])
+    # (rounding of the expansion: a spread below 1e-12 of the sums' scale is none)
+    if not tt > 1e-12 * (float(s[6]) + lab_c * lab_c * float(s[4])):
+        tt = 0.0
+    var = g / (g - 1.0) * tt / (m * m)
+    if not var > 0:  # the labelled prompts all alike: the rows' own spread
+        var = max(float(s[1]) - n_all * mean_c * mean_c, 0.0) / max(n_all - 1, 1) / m
+    var *= 1.0 - m / n_all
+    if not var > 0:
+        return d, float("nan"), centre + mean_c
+    return d, d / math.sqrt(var), centre + mean_c
+
+
+def label_balance_gate(d: float, z: float, mean_all: float, logged: bool = False,
+                       prompt: tuple[float, float, float] | None = None
                        ) -> tuple[dict[str, float], str | None]:
     """The diagnostics and the CAUTION reason of :func:`label_balance` for a level.
 
@@ -1133,33 +1262,54 @@ def label_balance_gate(d: float, z: float, mean_all: float, logged: bool = False
     logged : bool, default False
         Off-policy: the labelled logged rows against all logged rows (every level whose residual
         term reads them).
+    prompt : (float, float, float), optional
+        :func:`prompt_balance`'s results in judge points (direct levels). With a z, each check
+        cautions beyond :data:`BALANCE_Z_PAIR` (the two share :data:`BALANCE_Z`'s level);
+        without one (None or NaN) the row check alone beyond :data:`BALANCE_Z`.
 
     Returns
     -------
     (dict, str or None)
-        ``label_score_shift`` (labelled minus all rows, judge points) and ``label_score_z``; the
-        reason when ``|z|`` exceeds :data:`BALANCE_Z` (None otherwise).
+        ``label_score_shift`` (labelled minus all rows, judge points) and ``label_score_z``,
+        with a prompt check also ``label_prompt_shift`` and ``label_prompt_z``; the reason when
+        a check exceeds its threshold (None otherwise).
 
     Examples
     --------
     >>> diag, why = label_balance_gate(-0.8, -5.2, 6.1)
     >>> diag["label_score_z"], why is not None
     (-5.2, True)
+    >>> diag, why = label_balance_gate(-0.2, -1.5, 6.1, prompt=(-0.6, -4.1, 6.1))
+    >>> diag["label_prompt_z"], "prompts" in why
+    (-4.1, True)
     """
     diag = {"label_score_shift": d, "label_score_z": z}
-    if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
+    limit = BALANCE_Z
+    by_prompt = False
+    if prompt is not None and math.isfinite(prompt[1]):
+        diag.update(label_prompt_shift=prompt[0], label_prompt_z=prompt[1])
+        limit = BALANCE_Z_PAIR
+        by_prompt = abs(prompt[1]) > limit and not abs(z) > limit
+    if not (abs(z) > limit or by_prompt):  # (NaN: no variance to judge it by)
         return diag, None
     lab, rows = ("the labelled logged rows", "the logged rows") if logged else \
         ("its labelled rows", "its rows")
     fix = ("label a uniform random sample of the logged rows." if logged else
            "if a design chose them, pass its label_probability column; otherwise label a uniform "
            "random sample of the rows.")
+    if by_prompt:
+        assert prompt is not None
+        dp, zp, mp = prompt
+        what = (f"{lab} are on prompts that score {'higher' if zp > 0 else 'lower'} than its "
+                f"prompts overall (mean judge score of every policy's rows on the prompt "
+                f"{mp + dp:.3g} vs {mp:.3g}, z = {zp:+.1f})")
+    else:
+        what = (f"{lab} score {'higher' if z > 0 else 'lower'} than {rows} overall (mean judge "
+                f"score {mean_all + d:.3g} vs {mean_all:.3g}, z = {z:+.1f})")
     return diag, (
-        f"{lab} score {'higher' if z > 0 else 'lower'} than {rows} overall (mean judge score "
-        f"{mean_all + d:.3g} vs {mean_all:.3g}, z = {z:+.1f}): the labels do not look like a "
-        f"uniform random sample of {rows}, which the residual correction and its interval assume "
-        "(labels chosen by topic, difficulty or score move the level beyond its interval). "
-        + fix[0].upper() + fix[1:])
+        f"{what}: the labels do not look like a uniform random sample of {rows}, which the "
+        "residual correction and its interval assume (labels chosen by topic, difficulty or "
+        "score move the level beyond its interval). " + fix[0].upper() + fix[1:])
 
 
 def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple[float, float]

@@ -9,7 +9,14 @@ import numpy as np
 
 from cje.calibration.reward import Mode, RewardCalibrator
 from cje.data import EvalData
-from cje.diagnostics.gates import label_balance, label_balance_gate, label_reach_gate, worse_status
+from cje.diagnostics.gates import (
+    label_balance,
+    label_balance_gate,
+    label_reach_gate,
+    prompt_balance,
+    prompt_score_sums,
+    worse_status,
+)
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator, direct_estimate
 from cje.estimators.offpolicy import PolicyValue
@@ -214,6 +221,8 @@ class DirectShape:
         self.own_cross: np.ndarray | None = None
         self.naive = [naive_judge_mean(s[rows], self.table.cluster[rows], alpha, ev.label_scale)
                       for rows in self._rows]
+        # (policy(): every policy's judge scores and rows summed per prompt, made once)
+        self._prompt_scores: tuple[np.ndarray, np.ndarray] | None = None
 
     def _reward(self, predict: Any, rows: np.ndarray | None = None) -> np.ndarray:
         """Calibrated reward of every row (or of ``rows``), through the distinct values."""
@@ -353,6 +362,27 @@ class DirectShape:
         predict = calibrator.predictor()
         return [self.table.y[rows] - self._reward(predict, rows) for rows in self._probe_rows]
 
+    def _prompt_balance(self, rows: Any, lab: np.ndarray) -> tuple[float, float, float]:
+        """:func:`~cje.diagnostics.gates.prompt_balance` of the policy on ``rows`` (its labelled
+        ones ``lab``), in judge points: its labelled rows' prompts' mean judge score over every
+        policy's rows, against its rows' (the same sums as out of core)."""
+        t = self.table
+        if self._prompt_scores is None:  # every policy's rows, summed per prompt
+            inside = self._inside
+            cl = t.cluster[inside]
+            self._prompt_scores = (
+                np.bincount(cl, weights=np.asarray(t.s[inside], dtype=float), minlength=self.n_clusters),
+                np.bincount(cl, minlength=self.n_clusters))
+        score_sum, rows_all = self._prompt_scores
+        cl = t.cluster[rows]
+        s = np.asarray(t.s[rows], dtype=float)
+        centre = float(s.mean())
+        sums = prompt_score_sums(score_sum, rows_all, np.bincount(cl, minlength=self.n_clusters),
+                                 np.bincount(cl[lab], minlength=self.n_clusters), np.array([centre]))
+        d, z, mean = prompt_balance(sums[0], int(s.size), centre)
+        lo, hi = self.judge_scale
+        return (hi - lo) * d, z, lo + (hi - lo) * mean
+
     def policy(self, p: int, value: PolicyValue, gap: float) -> PolicyRows:
         """Policy ``p``'s rows, labels, naive mean and judge scores, and the gate on its own
         residual correction (:func:`own_label_gate`)."""
@@ -376,7 +406,7 @@ class DirectShape:
             mean_all = float(s_p.mean())
             more, why = label_balance_gate(*label_balance(
                 s_p[lab], self.table.cluster[rows][lab], mean_all, s_p.size,
-                float(s_p.var(ddof=1))), mean_all)
+                float(s_p.var(ddof=1))), mean_all, prompt=self._prompt_balance(rows, lab))
             diagnostics.update(more)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]

@@ -59,7 +59,13 @@ from cje.data import (
     scale_mix,
     split_by_space,
 )
-from cje.diagnostics.gates import label_balance_gate, label_balance_of_counts, worse_status
+from cje.diagnostics.gates import (
+    label_balance_gate,
+    label_balance_of_counts,
+    prompt_balance,
+    prompt_score_sums,
+    worse_status,
+)
 from cje.errors import CJEInputError
 from cje.estimators.direct import DirectEstimator
 from cje.estimators.offpolicy import PolicyValue
@@ -806,9 +812,10 @@ class _Engine:
                       buckets: int = 1) -> Iterable[Any]:
         """Pass 2: per prompt, ``Σ (R − R̄) + b`` of each policy, then whether each has rows
         there (0/1) (frames of 2P columns, one per bucket of prompts), each with the sum over
-        its prompts of every policy's squared ``Σ (s − s̄)`` (the naive judge means').
-        ``labelled``: the labelled prompts' ids (a polars String Series) and their ``b`` per
-        policy (``b0``…)."""
+        its prompts of every policy's squared ``Σ (s − s̄)`` (the naive judge means') and the
+        sums of the prompt label-balance check (:func:`_prompt_sums`).
+        ``labelled``: the labelled prompts' ids (a polars String Series), their ``b`` per
+        policy (``b0``…) and each policy's labelled rows there (``l0``…)."""
         raise NotImplementedError
 
 
@@ -980,20 +987,23 @@ class _PolarsEngine(_Engine):
                  for p, m in enumerate(mine)]
                 + [pl.when(m).then(u - centres[p, 1]).otherwise(0.0).alias(f"u{p}")
                    for p, m in enumerate(mine)]
-                + [m.cast(pl.UInt32).alias(f"n{p}") for p, m in enumerate(mine)])
+                + [m.cast(pl.UInt32).alias(f"n{p}") for p, m in enumerate(mine)]
+                + [pl.lit(0, dtype=pl.UInt32).alias(f"l{p}") for p in range(P)])
         # the labelled prompts' residual terms enter as extra rows of the group-by (no join):
-        # b_p on t_p, 0 elsewhere, and no presence (their prompts have rows of their own)
+        # b_p on t_p, each policy's labelled rows there on l_p, 0 elsewhere, and no presence
+        # (their prompts have rows of their own)
         b = pl.DataFrame([labelled["prompt_id"].alias("prompt_id"),
                           *[pl.Series(f"t{p}", labelled[f"b{p}"], dtype=pl.Float64)
                             for p in range(P)]]).lazy().with_columns(
             *[pl.lit(0.0, dtype=pl.Float64).alias(f"u{p}") for p in range(P)],
-            *[pl.lit(0, dtype=pl.UInt32).alias(f"n{p}") for p in range(P)])
+            *[pl.lit(0, dtype=pl.UInt32).alias(f"n{p}") for p in range(P)],
+            *[pl.Series(f"l{p}", labelled[f"l{p}"], dtype=pl.UInt32) for p in range(P)])
         src = pl.concat([self.lf.select(pl.col("prompt_id"), *cols), b])
         # sums of the totals, and each policy's rows per prompt (presence: more than 0; their
         # squares: the effective number of prompts, core.effective_prompts)
         agg = ([pl.col(f"t{p}").sum() for p in range(P)] + [pl.col(f"u{p}").sum() for p in range(P)]
-               + [pl.col(f"n{p}").sum() for p in range(P)])
-        out = [f"{c}{p}" for c in "tun" for p in range(P)]
+               + [pl.col(f"n{p}").sum() for p in range(P)] + [pl.col(f"l{p}").sum() for p in range(P)])
+        out = [f"{c}{p}" for c in "tunl" for p in range(P)]
         passes = min(buckets, MAX_POLARS_PASSES)
         bar = progress_bar(progress, passes, desc="per-prompt sums (polars)", unit="pass")
         try:
@@ -1003,8 +1013,12 @@ class _PolarsEngine(_Engine):
                 df = lf.group_by("prompt_id").agg(*agg).select(out).collect(engine="streaming")
                 # u's sum of squares over the prompts (0 where a policy has no rows) and t, n
                 usq = df.select([(pl.col(f"u{p}") ** 2).sum() for p in range(P)]).row(0)
-                df = df.drop([f"u{p}" for p in range(P)])
-                yield df, np.array(usq, dtype=np.float64)  # consumed before the next group-by
+                bal = _prompt_sums([df[f"u{p}"].to_numpy() for p in range(P)],
+                                   [df[f"n{p}"].to_numpy() for p in range(P)],
+                                   [df[f"l{p}"].to_numpy() for p in range(P)], centres[:, 1])
+                df = df.drop([f"{c}{p}" for c in "ul" for p in range(P)])
+                # (consumed before the next group-by)
+                yield df, np.array(usq, dtype=np.float64), bal
                 del df
                 bar.update(1)
         finally:
@@ -1077,9 +1091,9 @@ class _DaskEngine(_Engine):
         import pandas as pd
 
         P = len(policies)
-        out = [f"{c}{p}" for c in "tun" for p in range(P)]
+        out = [f"{c}{p}" for c in "tunl" for p in range(P)]
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
-                             **{c: pd.Series([], dtype="float64" if c[0] != "n" else "uint32")
+                             **{c: pd.Series([], dtype="float64" if c[0] not in "nl" else "uint32")
                                 for c in out}})
         # only the three columns this pass needs are read (the projection reaches the reader)
         raw = self.raw[[c for c in ("prompt_id", "policy", "judge_score") if c in self.raw.columns]]
@@ -1109,7 +1123,7 @@ class _DaskEngine(_Engine):
                     {c: "sum" for c in out},
                     split_out=buckets * DASK_SPLIT_PER_GROUP_BY if buckets > 1 else 1, **shuffle)
                 # each output partition comes back as numpy arrays alone (no ids, index or u)
-                parts = [dask_delayed(_dask_arrays, pure=True)(part, P)
+                parts = [dask_delayed(_dask_arrays, pure=True)(part, P, centres[:, 1])
                          for part in agg.to_delayed()]
             del agg, wide  # (``extra`` holds the scattered pieces until the pass ends)
             yield from self._partitions(parts, progress, "per-prompt sums (dask)")
@@ -1205,7 +1219,8 @@ def dask_delayed(obj: Any, pure: bool = False) -> Any:
 
 def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
     """The labelled prompts' residual terms as rows of the per-prompt group-by: ``b_p`` on
-    ``t_p``, 0 on ``u_p`` and on the presence flags ``n_p`` (their prompts have rows of their own)."""
+    ``t_p``, each policy's labelled rows on the prompt on ``l_p``, 0 on ``u_p`` and on the
+    presence flags ``n_p`` (their prompts have rows of their own)."""
     import pandas as pd
 
     ids = labelled["prompt_id"].to_arrow()
@@ -1217,25 +1232,47 @@ def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
                          **{f"t{p}": np.asarray(labelled[f"b{p}"], dtype=np.float64)
                             for p in range(P)},
                          **{f"u{p}": zeros for p in range(P)},
-                         **{f"n{p}": flags for p in range(P)}})
+                         **{f"n{p}": flags for p in range(P)},
+                         **{f"l{p}": np.asarray(labelled[f"l{p}"], dtype=np.uint32)
+                            for p in range(P)}})
 
 
-def _dask_arrays(agg: Any, n_policies: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One output partition of the per-prompt group-by as ``(t, counts, usq, cross)``: the
+def _prompt_sums(u: Sequence[np.ndarray], counts: Sequence[np.ndarray], lab: Sequence[np.ndarray],
+                 centre: np.ndarray) -> np.ndarray:
+    """:func:`~cje.diagnostics.gates.prompt_score_sums` of a chunk of the per-prompt group-by,
+    from each policy's columns: every policy's judge scores on a prompt summed from the
+    policies' centred totals ``u`` (``Σ s = u + c·n``), its rows, and each policy's rows and
+    labelled rows there."""
+    g = len(u[0]) if len(u) else 0
+    score_sum, rows_all = np.zeros(g), np.zeros(g)
+    for p in range(len(u)):
+        n_p = np.asarray(counts[p], dtype=np.float64)
+        score_sum += np.asarray(u[p], dtype=np.float64) + float(centre[p]) * n_p
+        rows_all += n_p
+    return prompt_score_sums(score_sum, rows_all, np.column_stack(counts) if g else np.zeros((0, len(u))),
+                             np.column_stack(lab) if g else np.zeros((0, len(u))), centre)
+
+
+def _dask_arrays(agg: Any, n_policies: int, centre: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One output partition of the per-prompt group-by as ``(t, counts, usq, cross, bal)``: the
     influence totals ``t`` (prompts × policies), each policy's rows on each prompt (0: none),
-    each policy's sum over these prompts of its squared naive judge-mean total ``u``, and
-    ``Σ_g c_a,g·c_b,g`` of the policies' rows per prompt (policies × policies)."""
+    each policy's sum over these prompts of its squared naive judge-mean total ``u``,
+    ``Σ_g c_a,g·c_b,g`` of the policies' rows per prompt (policies × policies), and the sums of
+    the prompt label-balance check (:func:`_prompt_sums`; ``centre``: each policy's mean judge
+    score, 0–1)."""
     P = n_policies
     t = np.column_stack([agg[f"t{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
         if len(agg) else np.zeros((0, P))
     counts = np.column_stack([agg[f"n{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
         if len(agg) else np.zeros((0, P))
-    usq = np.array([float(np.square(agg[f"u{p}"].to_numpy(dtype=np.float64)).sum())
-                    for p in range(P)])
+    u = [agg[f"u{p}"].to_numpy(dtype=np.float64) for p in range(P)]
+    usq = np.array([float(np.square(x).sum()) for x in u])
+    bal = _prompt_sums(u, [counts[:, p] for p in range(P)],
+                       [agg[f"l{p}"].to_numpy(dtype=np.float64) for p in range(P)], centre)
     cross = counts.T @ counts
     release_arrow_memory()
-    return t, counts.astype(np.uint32), usq, cross
+    return t, counts.astype(np.uint32), usq, cross, bal
 
 
 #: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
@@ -1360,8 +1397,9 @@ def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
 def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
                centres: np.ndarray, drop: bool = False) -> Any:
     """Per prompt of the partition: per policy the sums of the calibrated reward and of the
-    [0, 1] judge score over its rows, each centred on the policy's means (``centres``), and
-    whether it has rows there (0/1) — the partition's share of Dask's group-by.
+    [0, 1] judge score over its rows, each centred on the policy's means (``centres``), its rows
+    there, and 0 labelled rows (the labelled rows' counts come as extra rows, :func:`_b_rows`) —
+    the partition's share of Dask's group-by.
 
     ``pdf`` holds the input's ``prompt_id``, ``judge_score`` and (when it has one) ``policy``
     columns as read (typed here; the scan has checked every row, and with ``drop`` the rows it
@@ -1404,7 +1442,8 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
     return pd.DataFrame({"prompt_id": pd.Series(prompts, dtype=_ID_DTYPE),
                          **{f"t{p}": t[:, p] for p in range(P)},
                          **{f"u{p}": u[:, p] for p in range(P)},
-                         **{f"n{p}": n[:, p].astype(np.uint32) for p in range(P)}})
+                         **{f"n{p}": n[:, p].astype(np.uint32) for p in range(P)},
+                         **{f"l{p}": np.zeros(g, dtype=np.uint32) for p in range(P)}})
 
 
 def _file_columns(files: Sequence[Path]) -> list[str]:
@@ -1582,14 +1621,15 @@ class PartitionedShape:
         g = self._group_train
         return (e - mean_e[g]) * inv_p[g], self._train_inside
 
-    def set_totals(self, chunks: Iterable[tuple[Any, np.ndarray]], alpha: float,
+    def set_totals(self, chunks: Iterable[tuple[Any, ...]], alpha: float,
                    centres: np.ndarray) -> int:
         """The per-prompt pass's result in chunks of prompts: a polars frame of
         ``[t_p…, n_p…]`` per prompt (or, from Dask, the numpy arrays ``t`` and
         ``counts``, prompts × policies) and each policy's sum over the chunk's prompts of the
         squared naive judge-mean totals ``u`` (the engine sums them: no ``u`` reaches the
-        driver). Keeps each policy's influence totals ``t`` on the prompts it has rows on and
-        where each policy is present; returns the rows that repeat a (prompt, policy)."""
+        driver), last the chunk's sums of the prompt label-balance check (:func:`_prompt_sums`,
+        added up here). Keeps each policy's influence totals ``t`` on the prompts it has rows on
+        and where each policy is present; returns the rows that repeat a (prompt, policy)."""
         P = len(self.names)
         parts: list[list[np.ndarray]] = [[] for _ in range(P)]
         # each policy's rows on its prompts, by chunk; for a chunk where it has one row on each
@@ -1598,9 +1638,11 @@ class PartitionedShape:
         present_parts = []
         u_squares = np.zeros(P)
         sizes_cross = np.zeros((P, P))  # Σ_g c_a,g·c_b,g of the policies' rows per prompt
+        self.prompt_sums = np.zeros((P, 9))  # gates.prompt_score_sums, over every chunk
         for chunk in chunks:  # each chunk to numpy blocks as it comes: the frames are not kept
-            if len(chunk) == 2:  # polars: a frame
-                c, usq = chunk
+            self.prompt_sums += chunk[-1]
+            if len(chunk) == 3:  # polars: a frame
+                c, usq, _ = chunk
                 cols = list(c.columns)
                 counts = np.asarray(c[cols[P:]].to_numpy(), dtype=np.float64)
                 present = counts > 0
@@ -1609,7 +1651,7 @@ class PartitionedShape:
                     parts[p].append(np.asarray(c[cols[p]].to_numpy(), dtype=np.float64)[present[:, p]])
                 del c
             else:  # Dask: numpy arrays
-                t, counts, usq, cross = chunk
+                t, counts, usq, cross, _ = chunk
                 present = counts > 0
                 sizes_cross += cross
                 for p in range(P):
@@ -1623,6 +1665,7 @@ class PartitionedShape:
             present_parts.append(present)
             u_squares += usq
             del chunk
+        self.centres = np.asarray(centres[:, 1], dtype=np.float64)  # (the prompt sums' centres)
         self.present = present_parts[0] if len(present_parts) == 1 else np.concatenate(present_parts)
         self.prompt_sizes_cross = sizes_cross  # (read by the contrasts; diagonal: the levels')
         del present_parts
@@ -1697,7 +1740,11 @@ class PartitionedShape:
             d, z, mean_all = label_balance_of_counts(self.labelled_scores[mine],
                                                      self.table.cluster[mine], self.distinct,
                                                      self.counts[p])
-            diagnostics, why = label_balance_gate(d, z, mean_all)
+            # and their prompts' mean judge score over every policy's rows (the engine's sums)
+            lo, hi = self.judge_scale
+            dp, zp, mp = prompt_balance(self.prompt_sums[p], int(self.n[p]), float(self.centres[p]))
+            diagnostics, why = label_balance_gate(d, z, mean_all,
+                                                  prompt=((hi - lo) * dp, zp, lo + (hi - lo) * mp))
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         own = (0.0, 0.0, 0.0)
@@ -1937,8 +1984,11 @@ def analyze_partitioned(
     # the labelled rows' residual terms summed per (prompt, policy): extra rows of the group-by
     key = lab_code[rows] * P + lab_policy[rows]
     sums = np.bincount(key, weights=term, minlength=m_prompts * P).reshape(m_prompts, P)
-    b = {"prompt_id": lab_ids, **{f"b{p}": sums[:, p] for p in range(P)}}
-    del term, rows, key, sums, lab_ids
+    # and each policy's labelled rows per prompt (the prompt label-balance check)
+    n_lab = np.bincount(key, minlength=m_prompts * P).reshape(m_prompts, P).astype(np.uint32)
+    b = {"prompt_id": lab_ids, **{f"b{p}": sums[:, p] for p in range(P)},
+         **{f"l{p}": n_lab[:, p] for p in range(P)}}
+    del term, rows, key, sums, lab_ids, n_lab
     lookup = {"score": distinct, "reward": np.asarray(reward, dtype=np.float64),
               "s01": shape.distinct01}
     # ROWS_PER_GROUP_BY rows per group-by: its hash table of prompts is the pass's memory
