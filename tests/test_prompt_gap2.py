@@ -92,3 +92,54 @@ def test_prompt_gap_with_repeated_prompts_agrees_across_engines(tmp_path: Path, 
     assert est["beta"]["diagnostics"]["prompt_gap_vs"] == "alpha"
     assert abs(est["beta"]["diagnostics"]["prompt_gap_z"]) > 3.29
     assert rp.check_routes(df, rp.DIRECT_ROUTES, tmp_path, kw, dask_client) == {}
+
+
+def _hard_gap_data(seed: int, g: int = 300, share: float = 0.2) -> pd.DataFrame:
+    """Two equal policies on prompts of difficulty ``d`` (the judge harsher on hard prompts); B
+    lacks the hardest ``share`` of them (timeouts on long prompts)."""
+    rng = np.random.default_rng(seed)
+    d = rng.standard_normal(g)
+    keep = d <= np.quantile(d, 1 - share)
+    frames = []
+    for pol, on in (("A", np.ones(g, bool)), ("B", keep)):
+        dd = d[on]
+        y = (rng.random(dd.size) < 1 / (1 + np.exp(1.2 * dd))).astype(float)
+        s = 10 / (1 + np.exp(-(1.6 * y - 0.8 - 0.5 * dd + 0.8 * rng.standard_normal(dd.size))))
+        lab = np.where(rng.random(dd.size) < 0.25, y, np.nan)
+        frames.append(pd.DataFrame({"prompt_id": [f"p{i}" for i in np.flatnonzero(on)], "policy": pol,
+                                    "judge_score": s, "oracle_label": lab}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_hard_prompts_missing_with_moderate_evidence_are_cautioned() -> None:
+    """Seed 24: A's values on the prompts B lacks differ at z = −2.9 (shift 1.5 of B's SE). At the
+    old threshold (|z| > 3.29) B was OK and "B > A" could be printed unstarred; with 2.576 it is
+    CAUTION (``simulations/results/independent_gap2.md``: B missed in 4.5% → 1.1% of reports)."""
+    rep = cje.analyze(_hard_gap_data(24), **SCALES)
+    z = rep["B"].diagnostics["prompt_gap_z"]
+    assert 2.576 < abs(z) < 3.29, z
+    assert rep["B"].status == "CAUTION"
+    assert any(r.startswith("it has no row on") for r in rep["B"].reasons)
+    assert rep["A"].status == "OK"
+
+
+def test_the_threshold_splits_its_level_over_the_policies_compared() -> None:
+    from cje.diagnostics.gates import prompt_gap_gate, prompt_gap_z
+
+    assert abs(prompt_gap_z(1) - 2.5758) < 1e-3 and abs(prompt_gap_z(4) - 3.0233) < 1e-3
+    one = prompt_gap_gate("B", "A", 100, 500, -0.05, -2.7, 0.03, 1.0)
+    two = prompt_gap_gate("B", "A", 100, 500, -0.05, -2.7, 0.03, 1.0, comparators=2)
+    assert one[0] == "CAUTION" and two == ("OK", None)  # 2.7 < 2.807 with two comparators
+    # the shift must still be at least half the SE
+    assert prompt_gap_gate("B", "A", 100, 500, -0.01, -4.0, 0.03, 1.0) == ("OK", None)
+
+
+def test_disjoint_prompt_samples_stay_cautioned_and_say_why() -> None:
+    """Two random samples of the same prompts share none: the data cannot tell them from an easier
+    and a harder sample (results file), so both levels stay CAUTION; the reason says so."""
+    df = _hard_gap_data(3, share=0.0)
+    df.loc[df.policy == "B", "prompt_id"] = "q" + df.loc[df.policy == "B", "prompt_id"]
+    rep = cje.analyze(df, **SCALES)
+    for p in ("A", "B"):
+        assert rep[p].status == "CAUTION"
+        assert any("drawn at random from the same prompts" in r for r in rep[p].reasons)

@@ -788,7 +788,9 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
     is reported, not a level's status): in place, the first policy that cautions it (else the
     one with the largest ``|z|``) named in its diagnostics ``prompt_gap_vs``, with
     ``prompt_gap_shift`` (label units) and ``prompt_gap_z``. Rows per prompt are each policy's
-    exact counts (``rows_at``, :func:`_rows_per_prompt`), the same in every engine."""
+    exact counts (``rows_at``, :func:`_rows_per_prompt`), the same in every engine; each of the
+    ``K`` policies that answered prompts it lacks is tested at the ``|z|`` of
+    :func:`cje.diagnostics.gates.prompt_gap_z` for ``K``."""
     import dataclasses
 
     every = list(range(len(results)))
@@ -797,8 +799,10 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
         return
     for b in shown:
         best: tuple[tuple[float, float], int, float, float, str | None] | None = None
+        lacks = {a: int(np.count_nonzero(pres[a] & ~pres[b])) if a != b else 0 for a in every}
+        comparators = sum(1 for m in lacks.values() if m)  # each tested: the threshold splits α
         for a in every:
-            lacking = int(np.count_nonzero(pres[a] & ~pres[b])) if a != b else 0
+            lacking = lacks[a]
             if lacking == 0:
                 continue
             c = rows_at[a][:own]  # its rows on each prompt
@@ -806,7 +810,7 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
             shift, _, z = prompt_gap_shift(u, c, ~pres[b])
             _, why = prompt_gap_gate(results[b].policy, results[a].policy, lacking,
                                      int(np.count_nonzero(pres[a])), shift, z,
-                                     results[b].se / width, width)
+                                     results[b].se / width, width, comparators)
             key = (1.0 if why else 0.0, abs(z) if z == z else np.inf)
             if best is None or key > best[0]:
                 best = (key, a, shift, z, why)
