@@ -124,9 +124,9 @@ def test_hard_prompts_missing_with_moderate_evidence_are_cautioned() -> None:
 
 
 def test_the_threshold_splits_its_level_over_the_policies_compared() -> None:
-    from cje.diagnostics.gates import prompt_gap_gate, prompt_gap_z
+    from cje.diagnostics.gates import prompt_gap_gate, prompt_gap_threshold
 
-    assert abs(prompt_gap_z(1) - 2.5758) < 1e-3 and abs(prompt_gap_z(4) - 3.0233) < 1e-3
+    assert abs(prompt_gap_threshold(1) - 2.5758) < 1e-3 and abs(prompt_gap_threshold(4) - 3.0233) < 1e-3
     one = prompt_gap_gate("B", "A", 100, 500, -0.05, -2.7, 0.03, 1.0)
     two = prompt_gap_gate("B", "A", 100, 500, -0.05, -2.7, 0.03, 1.0, comparators=2)
     assert one[0] == "CAUTION" and two == ("OK", None)  # 2.7 < 2.807 with two comparators

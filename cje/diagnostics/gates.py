@@ -89,7 +89,7 @@ __all__ = [
     "PROMPT_GAP_WARNING",
     "PROMPT_GAP_ALPHA",
     "prompt_gap_shift",
-    "prompt_gap_z",
+    "prompt_gap_threshold",
     "prompt_gap_gate",
     "dropped_rows_gate",
     "row_weight_shift",
@@ -1434,7 +1434,7 @@ def prompt_gap_shift(u: np.ndarray, c: np.ndarray, missing: np.ndarray
 PROMPT_GAP_ALPHA = 0.01
 
 
-def prompt_gap_z(comparators: int = 1) -> float:
+def prompt_gap_threshold(comparators: int = 1) -> float:
     """The ``|z|`` beyond which :func:`prompt_gap_gate` cautions, with ``comparators`` policies
     tested: ``Φ⁻¹(1 − α/(2K))`` for :data:`PROMPT_GAP_ALPHA` ``α``, so that a policy missing
     prompts at random is cautioned in at most about ``α`` of reports however many policies
@@ -1451,8 +1451,8 @@ def prompt_gap_z(comparators: int = 1) -> float:
 
     Examples
     --------
-    >>> round(prompt_gap_z(1), 3), round(prompt_gap_z(2), 3), round(prompt_gap_z(4), 3)
-    (2.576, 2.807, 3.023)
+    >>> [round(prompt_gap_threshold(k), 3) for k in (1, 2, 4)]
+    [2.576, 2.807, 3.023]
     """
     from statistics import NormalDist
 
@@ -1467,8 +1467,8 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
     A policy's value is the mean over its own prompts, and a contrast is the difference of two
     such values. When a policy lacks prompts another answered — failed or timed-out generations,
     a different prompt mix — and the other policy scores those prompts differently
-    (:func:`prompt_gap_shift`: ``|z|`` above :func:`prompt_gap_z` — 2.576 with one policy to
-    compare with, more with several — and the shift at least :data:`EXCLUDED_SHIFT_SE` of this
+    (:func:`prompt_gap_shift`: ``|z|`` above :func:`prompt_gap_threshold` — 2.576 with one policy
+    to compare with, more with several — and the shift at least :data:`EXCLUDED_SHIFT_SE` of this
     policy's standard error), its value is over an easier or harder set of prompts than the
     other's and their contrast compares different prompts, however precise: in
     ``simulations/results/independent_designs.md`` (two equal policies, one lacking the hardest
@@ -1493,7 +1493,8 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
     width : float
         Width of the label scale (for the message).
     comparators : int
-        The policies that answered prompts ``name`` lacks, each tested (:func:`prompt_gap_z`).
+        The policies that answered prompts ``name`` lacks, each tested
+        (:func:`prompt_gap_threshold`).
 
     Returns
     -------
@@ -1522,7 +1523,7 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
             "those prompts, but the data cannot show it (an easier set of prompts looks the same as "
             "a better policy). Judge both policies on the same prompts, or analyse only the prompts "
             "both answered.")
-    if not (abs(z) > prompt_gap_z(comparators) and abs(shift) >= EXCLUDED_SHIFT_SE * se):
+    if not (abs(z) > prompt_gap_threshold(comparators) and abs(shift) >= EXCLUDED_SHIFT_SE * se):
         return "OK", None
     return "CAUTION", (
         f"it has no row on {lacking:,} of the {n_prompts:,} prompts {other!r} answered "

@@ -790,7 +790,7 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
     ``prompt_gap_shift`` (label units) and ``prompt_gap_z``. Rows per prompt are each policy's
     exact counts (``rows_at``, :func:`_rows_per_prompt`), the same in every engine; each of the
     ``K`` policies that answered prompts it lacks is tested at the ``|z|`` of
-    :func:`cje.diagnostics.gates.prompt_gap_z` for ``K``."""
+    :func:`cje.diagnostics.gates.prompt_gap_threshold` for ``K``."""
     import dataclasses
 
     every = list(range(len(results)))
