@@ -92,7 +92,9 @@ __all__ = [
     "fresh_balance_gate",
     "fresh_covariate_gate",
     "PROMPT_GAP_WARNING",
+    "PROMPT_GAP_ALPHA",
     "prompt_gap_shift",
+    "prompt_gap_threshold",
     "prompt_gap_gate",
     "dropped_rows_gate",
     "row_weight_shift",
@@ -1575,21 +1577,56 @@ def prompt_gap_shift(u: np.ndarray, c: np.ndarray, missing: np.ndarray
     return n_m / (n_m + n_s) * d, d, z
 
 
+#: Two-sided level of the prompt-gap test (:func:`prompt_gap_gate`), split over the policies a
+#: policy lacking prompts is compared with: ``|z|`` above 2.576 with one, 2.807 with two, 3.023
+#: with four (``simulations/results/independent_gap2.md``: 1.1% ± 0.2% of levels cautioned for a
+#: random 20% of prompts missing, against 4.5% of reports missed on the hardest 20% at 3.29).
+PROMPT_GAP_ALPHA = 0.01
+
+
+def prompt_gap_threshold(comparators: int = 1) -> float:
+    """The ``|z|`` beyond which :func:`prompt_gap_gate` cautions, with ``comparators`` policies
+    tested: ``Φ⁻¹(1 − α/(2K))`` for :data:`PROMPT_GAP_ALPHA` ``α``, so that a policy missing
+    prompts at random is cautioned in at most about ``α`` of reports however many policies
+    answered them.
+
+    Parameters
+    ----------
+    comparators : int
+        The policies that answered prompts this policy lacks (at least 1).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> [round(prompt_gap_threshold(k), 3) for k in (1, 2, 4)]
+    [2.576, 2.807, 3.023]
+    """
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(1.0 - PROMPT_GAP_ALPHA / (2.0 * max(int(comparators), 1)))
+
+
 def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: float, z: float,
-                    se: float, width: float) -> tuple[str, str | None]:
+                    se: float, width: float, comparators: int = 1) -> tuple[str, str | None]:
     """CAUTION for a policy judged on fewer prompts than another, when the prompts it lacks are
     not like the ones it has (direct data; docs: Getting started › Load).
 
     A policy's value is the mean over its own prompts, and a contrast is the difference of two
     such values. When a policy lacks prompts another answered — failed or timed-out generations,
     a different prompt mix — and the other policy scores those prompts differently
-    (:func:`prompt_gap_shift`: ``|z|`` above :data:`BALANCE_Z`, and the shift at least
-    :data:`EXCLUDED_SHIFT_SE` of this policy's standard error), its value is over an easier or
-    harder set of prompts than the other's and their contrast compares different prompts, however
-    precise: in ``simulations/results/independent_designs.md`` (two equal policies, one lacking
-    the hardest 20% of 500 prompts) 39% of reports said "Better" with both levels OK; with the gate
-    1.7% (the reports it misses). Lacking at least :data:`PROMPT_GAP_WARNING` of the other's
-    prompts with fewer than 2 prompts shared cannot be checked and is cautioned too.
+    (:func:`prompt_gap_shift`: ``|z|`` above :func:`prompt_gap_threshold` — 2.576 with one policy
+    to compare with, more with several — and the shift at least :data:`EXCLUDED_SHIFT_SE` of this
+    policy's standard error), its value is over an easier or harder set of prompts than the
+    other's and their contrast compares different prompts, however precise: in
+    ``simulations/results/independent_designs.md`` (two equal policies, one lacking the hardest
+    20% of 500 prompts) 39% of reports said "Better" with both levels OK; with the gate at
+    ``|z| > 3.29`` 1.7%, at 2.576 0.4% (``simulations/results/independent_gap2.md``). Lacking at
+    least :data:`PROMPT_GAP_WARNING` of the other's prompts with fewer than 2 prompts shared cannot
+    be checked and is cautioned too: nothing in the data separates two random samples of the same
+    prompts from an easier and a harder sample (the same study).
 
     Parameters
     ----------
@@ -1605,6 +1642,9 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
         ``name``'s standard error (unit label scale).
     width : float
         Width of the label scale (for the message).
+    comparators : int
+        The policies that answered prompts ``name`` lacks, each tested
+        (:func:`prompt_gap_threshold`).
 
     Returns
     -------
@@ -1628,9 +1668,12 @@ def prompt_gap_gate(name: str, other: str, lacking: int, n_prompts: int, shift: 
             f"it has no row on {lacking:,} of the {n_prompts:,} prompts {other!r} answered "
             f"({share:.0%}) and shares too few prompts with it to check that those are like the "
             f"others: its value is the mean over its own prompts, and its contrast with {other!r} "
-            "(the difference of the two values) compares different prompts. Judge both policies on "
-            "the same prompts, or analyse only the prompts both answered.")
-    if not (abs(z) > BALANCE_Z and abs(shift) >= EXCLUDED_SHIFT_SE * se):
+            "(the difference of the two values) compares different prompts. If the two prompt sets "
+            "were drawn at random from the same prompts, the contrast estimates the difference on "
+            "those prompts, but the data cannot show it (an easier set of prompts looks the same as "
+            "a better policy). Judge both policies on the same prompts, or analyse only the prompts "
+            "both answered.")
+    if not (abs(z) > prompt_gap_threshold(comparators) and abs(shift) >= EXCLUDED_SHIFT_SE * se):
         return "OK", None
     return "CAUTION", (
         f"it has no row on {lacking:,} of the {n_prompts:,} prompts {other!r} answered "

@@ -766,8 +766,21 @@ def prompt_set_message(names: Sequence[str], present: Sequence[np.ndarray]
     return lacking[0][1] >= PROMPT_GAP_WARNING * g, text
 
 
+def _rows_per_prompt(c: np.ndarray, cl: np.ndarray, info: PolicyRows) -> np.ndarray:
+    """A policy's rows on each prompt code (0 where it has none), the same in every engine:
+    ``c`` (counted from the rows, in memory) or, when the influence values are per-prompt totals
+    (out of core), the counts the shape kept (:attr:`PolicyRows.prompt_rows`) or one row on every
+    prompt it has."""
+    if info.n_rows is None:
+        return c
+    out = (c > 0).astype(np.int64)
+    if info.prompt_rows is not None:
+        out[cl] = info.prompt_rows
+    return out
+
+
 def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
-                      totals: Mapping[int, np.ndarray], rows_at: Mapping[int, float],
+                      totals: Mapping[int, np.ndarray], rows_at: Mapping[int, np.ndarray],
                       rows: Sequence[float], present: Mapping[int, np.ndarray], own: int,
                       width: float) -> None:
     """:func:`cje.diagnostics.gates.prompt_gap_gate` for every shown policy that lacks prompts
@@ -775,7 +788,9 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
     is reported, not a level's status): in place, the first policy that cautions it (else the
     one with the largest ``|z|``) named in its diagnostics ``prompt_gap_vs``, with
     ``prompt_gap_shift`` (label units) and ``prompt_gap_z``. Rows per prompt are each policy's
-    mean (``rows_at``), in every engine."""
+    exact counts (``rows_at``, :func:`_rows_per_prompt`), the same in every engine; each of the
+    ``K`` policies that answered prompts it lacks is tested at the ``|z|`` of
+    :func:`cje.diagnostics.gates.prompt_gap_threshold` for ``K``."""
     import dataclasses
 
     every = list(range(len(results)))
@@ -784,16 +799,18 @@ def _prompt_gap_gates(results: list[PolicyEstimate], shown: Sequence[int],
         return
     for b in shown:
         best: tuple[tuple[float, float], int, float, float, str | None] | None = None
+        lacks = {a: int(np.count_nonzero(pres[a] & ~pres[b])) if a != b else 0 for a in every}
+        comparators = sum(1 for m in lacks.values() if m)  # each tested: the threshold splits α
         for a in every:
-            lacking = int(np.count_nonzero(pres[a] & ~pres[b])) if a != b else 0
+            lacking = lacks[a]
             if lacking == 0:
                 continue
-            c = pres[a] * rows_at[a]  # its mean rows per prompt where it has rows
+            c = rows_at[a][:own]  # its rows on each prompt
             u = totals[a][:own] * rows[a]  # Σ φ per prompt
             shift, _, z = prompt_gap_shift(u, c, ~pres[b])
             _, why = prompt_gap_gate(results[b].policy, results[a].policy, lacking,
                                      int(np.count_nonzero(pres[a])), shift, z,
-                                     results[b].se / width, width)
+                                     results[b].se / width, width, comparators)
             key = (1.0 if why else 0.0, abs(z) if z == z else np.inf)
             if best is None or key > best[0]:
                 best = (key, a, shift, z, why)
@@ -938,7 +955,7 @@ def estimate(
     per_row = True  # every policy's influence values one per row (else: the shape's counts)
     rows_of: list[float] = []
     unreliable: set[int] = set()  # levels refused for a failed transport audit
-    rows_at: dict[int, float] = {}  # mean rows per prompt, by policy
+    rows_at: dict[int, np.ndarray] = {}  # rows per prompt, by policy
     own_prompts = getattr(shape, "policy_prompts", None)  # direct data: each policy its prompts
     for p, name in enumerate(shape.names):
         value, gap = full[p]
@@ -955,11 +972,10 @@ def estimate(
         totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
         c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
         present[p] = c > 0
-        # rows per prompt, for the prompt-gap gate: the policy's mean rows per prompt on every
-        # prompt it has (the same in every engine; exact when every prompt holds as many rows.
-        # Out of core the counts per prompt are now kept where they vary, for the row-weight
-        # gate, but the prompt-gap gate was measured with this mean and is left as it is)
-        rows_at[p] = n_rows / max(int(np.count_nonzero(c)), 1)
+        # rows per prompt, for the prompt-gap gate: the exact counts, the same in every engine
+        # (in memory from the rows; out of core the counts kept where they vary, else one row
+        # on every prompt the policy has)
+        rows_at[p] = _rows_per_prompt(c, cl, info)
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None
