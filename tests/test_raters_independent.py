@@ -83,3 +83,58 @@ def test_repeated_draws_with_scores_of_their_own_draw_no_notice(labelled: float)
 def test_one_row_per_response_draws_no_notice() -> None:
     df = _one_per_prompt(np.random.default_rng(5))
     assert _notes(df) == []
+
+
+def _disputed(rng: np.random.Generator, prompts: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Policies A and B (equal), 20% of responses labelled by one of two rater pools (offsets
+    ±0.4 on the probit scale, noise 0.5); a second rater where the first is more than 0.75
+    below the judge's face value. Returns (first labels only, disputed responses averaged)."""
+    frames_first, frames_mean = [], []
+    u = rng.normal(0, 0.6, prompts)
+    for p in ("A", "B"):
+        q = u + rng.normal(0, 0.6, prompts)
+        s = np.round(10 * _phi(q + rng.normal(0, 0.5, prompts)), 1)
+        lab = rng.random(prompts) < 0.2
+
+        def rater(q: np.ndarray = q) -> np.ndarray:
+            b = np.where(rng.random(prompts) < 0.5, -0.4, 0.4)
+            return 1 + 4 * _phi(q + b + rng.normal(0, 0.5, prompts))
+
+        y1, y2 = rater(), rater()
+        disputed = y1 < 1 + 0.4 * s - 0.75
+        base = {"prompt_id": np.arange(prompts).astype(str), "policy": p, "judge_score": s}
+        frames_first.append(pd.DataFrame({**base, "oracle_label": np.where(lab, y1, np.nan)}))
+        y = np.where(disputed, (y1 + y2) / 2, y1)
+        frames_mean.append(pd.DataFrame({**base, "oracle_label": np.where(lab, y, np.nan)}))
+    return pd.concat(frames_first, ignore_index=True), pd.concat(frames_mean, ignore_index=True)
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import norm
+
+    return norm.cdf(x)
+
+
+@pytest.mark.slow
+def test_averaging_only_disputed_responses_biases_the_level() -> None:
+    """Reproduction (``simulations/results/independent_raters.md``, cells ``dispute_mean`` and
+    ``dispute_mean_big``): a second opinion called because the first label was low, averaged in,
+    moves the disputed labels up (the first was selected low, the second regresses to the mean);
+    one row per response, nothing for cje to see, and the levels are OK but off (measured: OK in
+    120 of 120 replicates, covering 0.525 ± 0.046; bias +0.084 ± 0.004). The first
+    (randomly assigned) rater's label alone is right. Target: the expected rater-averaged label,
+    3.0 for both policies (``1 + 2[Φ(0.4/√1.97) + Φ(−0.4/√1.97)]``)."""
+    reps, hits_first, hits_mean, bias = 120, [], [], []
+    for r in range(reps):
+        first, mean = _disputed(np.random.default_rng([77, r]), 2000)
+        for data, hits in ((first, hits_first), (mean, hits_mean)):
+            rep = cje.analyze(data, judge_scale=(0, 10), label_scale=(1, 5))
+            e = next(x for x in rep.estimates if x.policy == "A")
+            hits.append((e.ci_low <= 3.0 <= e.ci_high, e.status))
+            if data is mean:
+                bias.append(e.estimate - 3.0)
+    ok_mean = [h for h, st in hits_mean if st == "OK"]
+    assert len(ok_mean) >= 0.9 * reps  # reported OK ...
+    assert np.mean(ok_mean) < 0.80  # ... but covering far less than 0.95
+    assert np.mean(bias) > 5 * np.std(bias) / np.sqrt(reps)  # upward, beyond Monte Carlo noise
+    assert np.mean([h for h, _ in hits_first]) >= 0.90  # the first label alone covers
