@@ -2128,8 +2128,18 @@ def _one_response_rows(key_pp: np.ndarray, s: np.ndarray, lab: np.ndarray, pid: 
     labelled rows. Only the pairs with a label are sorted."""
     if not lab.any() or not _has_duplicate(key_pp):
         return None
-    repeated = key_pp.size - np.unique(key_pp).size  # rows after the first of their pair
-    rows = np.flatnonzero(np.isin(key_pp, np.unique(key_pp[lab])))  # rows of labelled pairs
+    top = int(key_pp.max(initial=0))
+    if top < 8 * key_pp.size + 1024:  # a mark per pair code (as _has_duplicate): no sort
+        mark = np.zeros(top + 1, dtype=bool)
+        mark[key_pp] = True
+        repeated = key_pp.size - int(np.count_nonzero(mark))  # rows after the first of their pair
+        mark[:] = False
+        mark[key_pp[lab]] = True
+        rows = np.flatnonzero(mark[key_pp])  # the rows of pairs with a label
+        del mark
+    else:
+        repeated = key_pp.size - np.unique(key_pp).size
+        rows = np.flatnonzero(np.isin(key_pp, key_pp[lab]))
     order = rows[np.lexsort((s[rows], key_pp[rows]))]
     k, v = key_pp[order], s[order]
     start = np.ones(order.size, dtype=bool)  # first row of each (pair, judge score) group

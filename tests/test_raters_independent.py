@@ -138,3 +138,18 @@ def test_averaging_only_disputed_responses_biases_the_level() -> None:
     assert np.mean(ok_mean) < 0.80  # ... but covering far less than 0.95
     assert np.mean(bias) > 5 * np.std(bias) / np.sqrt(reps)  # upward, beyond Monte Carlo noise
     assert np.mean([h for h, _ in hits_first]) >= 0.90  # the first label alone covers
+
+
+def test_sparse_pair_codes_give_the_same_notice() -> None:
+    """The check marks pair codes in an array when their range is small and sorts them otherwise;
+    both ways count the same rows."""
+    from cje import data as D
+
+    key = np.array([3, 3, 5, 7, 7, 9])
+    s = np.array([1.0, 1.0, 2.0, 4.0, 4.5, 1.0])
+    lab = np.array([True, False, False, True, False, False])
+    ids = np.array(["p"] * key.size, dtype=object)
+    small = D._one_response_rows(key, s, lab, ids, ids)
+    sparse = D._one_response_rows(key * 10**9, s, lab, ids, ids)
+    assert small is not None and small == sparse
+    assert small.startswith("1 of the 2 rows")  # (pair 7's second row has its own score)
