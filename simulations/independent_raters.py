@@ -38,6 +38,9 @@ than 0.75 below the judge's face value, a "the judge passed it, the rater failed
 says 0 and the judge scores above 5). Only the first label of the disputed designs is the
 ``one_rater`` cell (the same distribution). ``one_rater_big``, ``dispute_rows_big`` and
 ``dispute_mean_big``: those cells on 5 times as many prompts (at most 400 replicates).
+``overrate_one_rater`` / ``overrate_dispute_mean``: the judge over-rates C (``q + 0.5`` in its
+score; C's own labels correct its level), one rater, or the ``dispute_mean`` design (C's
+responses, over-rated, are disputed more often).
 ``rater_by_policy`` (the harsh pool labels all of B, the lenient pool A and C);
 ``rater_by_category`` (odd prompts: harsh pool, even prompts: lenient); ``category_uneven``
 (the harsh pool's category labelled at 30%, the other at 10%, no ``label_probability``) and
@@ -79,14 +82,15 @@ D_RATER, SIGMA, FLIP, P_LABEL = 0.4, 0.5, 0.15, 0.2
 PAIRS = (("A", "B"), ("C", "A"), ("C", "B"))
 #: Cells whose raters' labels of a response are passed as their mean (one row per response).
 AVERAGED = ("two_mean", "disagree_mean", "dispute_mean", "binary_dispute_mean", "dispute_mean_big",
-            "binary_mean2")
+            "binary_mean2", "overrate_dispute_mean")
 #: Cells run on 5 times as many prompts (at most 400 replicates).
 BIG = ("one_rater_big", "dispute_rows_big", "dispute_mean_big")
 
 CELLS = (
     "one_rater", "two_rows", "three_rows", "two_rows_drawidx", "two_mean", "some_second_rows",
     "disagree_rows", "disagree_mean", "dispute_rows", "dispute_mean", "binary_dispute_rows",
-    "binary_dispute_mean", "one_rater_big", "dispute_rows_big", "dispute_mean_big", "rater_by_policy",
+    "binary_dispute_mean", "one_rater_big", "dispute_rows_big", "dispute_mean_big", "overrate_one_rater",
+    "overrate_dispute_mean", "rater_by_policy",
     "rater_by_category",
     "category_uneven", "category_uneven_lp", "noise_big", "bias_C", "binary_flip", "binary_rows2",
     "binary_mean2", "labelled_copy", "labelled_copy_drawidx",
@@ -154,7 +158,8 @@ def make_data(cell: str, rng: np.random.Generator, prompts: int) -> pd.DataFrame
     for p in POLICIES:
         pid = np.arange(prompts)
         q = MU[p] + u + rng.normal(0, SD_RESP, prompts)
-        s = np.round(10 * norm.cdf(q + rng.normal(0, SD_JUDGE, prompts)), 1)
+        lift = 0.5 if cell.startswith("overrate") and p == "C" else 0.0  # the judge over-rates C
+        s = np.round(10 * norm.cdf(q + lift + rng.normal(0, SD_JUDGE, prompts)), 1)
         qb = q + (0.3 if cell == "bias_C" and p == "C" else 0.0)
         cat0 = pid % 2 == 1  # the harsh pool's category in the category cells
         if cell in ("category_uneven", "category_uneven_lp"):
@@ -187,7 +192,7 @@ def make_data(cell: str, rng: np.random.Generator, prompts: int) -> pd.DataFrame
         elif cell.startswith("disagree"):
             dis = lab & (np.abs(y1 - (1 + 0.4 * s)) > 1.0)
             extra.append((dis, _label(qb, rater(), rng, sigma, binary), 1))
-        elif cell.startswith("dispute"):  # (also the _big cells)
+        elif cell.startswith("dispute") or cell == "overrate_dispute_mean":  # (and the _big cells)
             dis = lab & (y1 < 1 + 0.4 * s - 0.75)
             extra.append((dis, _label(qb, rater(), rng, sigma, binary), 1))
         elif cell.startswith("binary_dispute"):
