@@ -1313,8 +1313,11 @@ def _build(
     del pid_code, pid_uniq, pol_code, pol_uniq
     key_pp = prompt_code * len(pol_names)  # the (prompt, policy) pair of each row
     key_pp += policy_code
+    one_response = _one_response_rows(key_pp, s, lab, pid, pol)  # (before _draw_idx reuses key_pp)
     draw = _draw_idx(cols, pid, pol, key_pp, notices)
     del key_pp
+    if one_response:
+        notices.append(one_response)
     cov = _covariates(cols, covariates, pid, notices)
     lps = _logprobs(cols, pid)
     for name, lp in lps.items():
@@ -2111,6 +2114,54 @@ def _draw_idx(cols: dict[str, Any], pid: _Ids, pol: _Ids, key_pp: np.ndarray,
             "duplicated). Give repeated draws distinct draw_idx values, or remove the duplicate."
         ), _input_row(first, pid), _input_row(second, pid))
     return draw
+
+
+def _one_response_rows(key_pp: np.ndarray, s: np.ndarray, lab: np.ndarray, pid: _Ids,
+                       pol: _Ids) -> str | None:
+    """A notice when the rows repeating a (prompt, policy) pair look like one response on
+    several rows: most of them share their pair's judge score with a labelled row of the pair
+    (several raters' labels of one response given as rows, or a labelled copy of an unlabelled
+    row), which the level then counts once per row. ``None`` otherwise (no repeated pair, or
+    repeated rows mostly with judge scores of their own, as repeated draws have).
+
+    ``key_pp`` codes the (prompt, policy) pair of each row; ``s`` the judge scores, ``lab`` the
+    labelled rows. Only the pairs with a label are sorted."""
+    if not lab.any() or not _has_duplicate(key_pp):
+        return None
+    top = int(key_pp.max(initial=0))
+    if top < 8 * key_pp.size + 1024:  # a mark per pair code (as _has_duplicate): no sort
+        mark = np.zeros(top + 1, dtype=bool)
+        mark[key_pp] = True
+        repeated = key_pp.size - int(np.count_nonzero(mark))  # rows after the first of their pair
+        mark[:] = False
+        mark[key_pp[lab]] = True
+        rows = np.flatnonzero(mark[key_pp])  # the rows of pairs with a label
+        del mark
+    else:
+        repeated = key_pp.size - np.unique(key_pp).size
+        rows = np.flatnonzero(np.isin(key_pp, key_pp[lab]))
+    order = rows[np.lexsort((s[rows], key_pp[rows]))]
+    k, v = key_pp[order], s[order]
+    start = np.ones(order.size, dtype=bool)  # first row of each (pair, judge score) group
+    start[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
+    group = np.cumsum(start) - 1
+    size = np.bincount(group)
+    labels = np.bincount(group, weights=lab[order].astype(np.float64))
+    hit = (size > 1) & (labels > 0)
+    extra = int((size[hit] - 1).sum())  # rows beyond the first of such groups
+    if extra == 0 or 2 * extra < repeated:
+        return None
+    first = order[start][hit][0]
+    same = ", ".join(str(_input_row(int(i), pid)) for i in order[group == np.flatnonzero(hit)[0]][:3])
+    return (
+        f"{extra} of the {repeated} rows that repeat a (prompt_id, policy) pair share the judge "
+        f"score of a labelled row of their pair (e.g. rows {same}: "
+        f"prompt_id={pid[first]!r}, policy={pol[first]!r}, judge_score={float(s[first]):g}). If such "
+        "rows are one response (labelled by several raters, or a labelled copy of an unlabelled "
+        "row), it counts once per row: in the policy's level (a mean over rows) and as labels. "
+        "Give one row per response (several raters: their mean label; see the docs, Getting "
+        "started › Several labels per response)."
+    )
 
 
 def _covariates(cols: dict[str, Any], covariates: Sequence[str], pid: _Ids,
