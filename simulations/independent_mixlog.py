@@ -19,8 +19,8 @@ quadrature), fixed before the first ``cje`` run:
 * Oracle label (binary) ``Y ~ Bernoulli(σ(1.2 q_k − 0.8 d))``, on a random 20% of the logged rows.
   Judge score on the 0–10 integer grid ``round(10 σ(1.2 q_k − 0.8 d + 0.8 η))``: no bias, the
   calibration transports.
-* Sequence log-probabilities ``log π(k) + r_i``, ``r_i = −0.3 L_k + N(0, (0.05 L_k)^2)·`` a
-  per-response offset shared by every policy (token-level detail the types do not model): the
+* Sequence log-probabilities ``log π(k) + r_i``, ``r_i = min(0, −0.3 L_k + 0.05 L_k ε_i)``,
+  ``ε_i ~ N(0, 1)``, a per-response offset shared by every policy (token-level detail the types do not model): the
   ratio of two correct log-probabilities is exactly ``π_t(k) / π_0(k)``.
 * Fresh draws of A, B and C: one per prompt, from each target's TRUE distribution, same judge.
 
@@ -246,7 +246,9 @@ def make_data(seed: int, cell: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 #: (key, substring of a reason) — which gate fired
 GATES = (
-    ("mean_weight", "mean raw importance ratio"),
+    ("mean_weight_high", "SE above. With log-probabilities"),
+    ("mean_weight_low", "SE below. A sample"),
+    ("support", "the mean raw importance ratio exp"),
     ("ess", "raw-weight ESS"),
     ("ttc", "TTC"),
     ("tail", "Hill tail index"),
@@ -259,6 +261,8 @@ GATES = (
 
 def _gates(reasons) -> str:
     fired = [key for key, sub in GATES if any(sub in r for r in reasons)]
+    if "support" in fired and ("mean_weight_high" in fired or "mean_weight_low" in fired):
+        fired.remove("support")  # (both mean-weight reasons quote the ratio too)
     known = sum(any(sub in r for _, sub in GATES) for r in reasons)
     if known < len(reasons):
         fired.append("other")
@@ -349,8 +353,10 @@ def tables(df: pd.DataFrame) -> str:
         fz = f"{g.fresh_z.median():+.1f}" if g.fresh_z.notna().any() else "—"
         notok = g[g.status != "OK"]
         counts: dict[str, int] = {}
-        for s in notok.gates:
+        for s, zz in zip(notok.gates, (notok.mean_w - 1) / notok.mean_w_se, strict=True):
             for k in str(s).split("+"):
+                if k == "mean_weight":  # rows written before the two were told apart
+                    k = "mean_weight_high" if zz > 0 else "mean_weight_low"
                 if k and k != "nan":
                     counts[k] = counts.get(k, 0) + 1
         gtxt = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
