@@ -20,8 +20,8 @@ quadrature), fixed before the first ``cje`` run:
   Judge score on the 0–10 integer grid ``round(10 σ(1.2 q_k − 0.8 d + 0.8 η))``: no bias, the
   calibration transports.
 * Sequence log-probabilities ``log π(k) + r_i``, ``r_i = min(0, −0.3 L_k + 0.05 L_k ε_i)``,
-  ``ε_i ~ N(0, 1)``, a per-response offset shared by every policy (token-level detail the types do not model): the
-  ratio of two correct log-probabilities is exactly ``π_t(k) / π_0(k)``.
+  ``ε_i ~ N(0, 1)``, a per-response offset shared by every policy (token-level detail the types
+  do not model): the ratio of two correct log-probabilities is exactly ``π_t(k) / π_0(k)``.
 * Fresh draws of A, B and C: one per prompt, from each target's TRUE distribution, same judge.
 
 Cells (how the logs were drawn / what ``logprob_base`` holds):
