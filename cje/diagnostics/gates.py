@@ -23,7 +23,9 @@ The gates, all pure functions, in the order the pipeline applies them:
   near-zero ratios, and whether the raw weights rest on effectively one logged row (then SIMCal-W
   flattens them to ≈ 1 and the "target" estimate is the logging policy's value). For the
   weighting estimators it also cautions a mean raw weight more than
-  :data:`MEAN_WEIGHT_DEFICIT_Z` standard errors below 1 (a sample that missed the tail).
+  :data:`MEAN_WEIGHT_DEFICIT_Z` standard errors below 1 (a sample that missed the tail), and one
+  more than :data:`MEAN_WEIGHT_EXCESS_Z` standard errors above 1 (``logprob_base`` is not the
+  density the logged responses were drawn from, e.g. logs pooled from two model versions).
 * :func:`sanity_gate` — every estimate of both pipelines, applied last, before the ranking and the
   contrasts: a non-finite estimate, standard error or interval, an estimate outside the label
   scale, an interval wider than the whole scale, or fewer than two prompts → ``REFUSED`` with the
@@ -71,6 +73,7 @@ __all__ = [
     "MEAN_WEIGHT_DATA_ERROR",
     "NEAR_ZERO_CAUTION",
     "MEAN_WEIGHT_DEFICIT_Z",
+    "MEAN_WEIGHT_EXCESS_Z",
     "N_EFF_REFUSE",
     "MIN_PROBE_LABELS",
     "MIN_OK_PROMPTS",
@@ -137,6 +140,20 @@ NEAR_ZERO_CAUTION = 0.5
 #: checked on other processes in ``simulations/results/independent_tails_gate_check.md``
 #: (docs: Off-policy › Weight tails).
 MEAN_WEIGHT_DEFICIT_Z = 1.5
+#: Weighting estimators: a mean raw weight more than this many of its standard errors *above* 1
+#: → CAUTION. With log-probabilities of the distribution the logged responses were drawn from,
+#: ``E[exp(λ)] = 1`` (or less, where the logs miss part of the target), and right-skewed weights
+#: make the sample mean fall short of it, not overshoot (a rare huge weight raises the standard
+#: error with the mean): an excess this large says ``logprob_base`` is not that distribution —
+#: logs pooled from two model versions scored with one version's log-probabilities, or scored
+#: with another system prompt than they were sampled with — and the Hájek estimate then leans
+#: the way the weights are wrong. ``simulations/results/independent_mixlog.md``: such OK
+#: calibrated-IPS / SNIPS intervals covered 0.44 and 0.83 (z of 9 to 17). With correct
+#: log-probabilities z stayed below 3.6 in every one of 3,600 targets of that study and 108,000
+#: samples of nine weight laws (lognormal, Gaussian-shift with infinite variance, discrete). 5,
+#: not 3.29: real log-probabilities that are a little off without moving the estimate much
+#: (Arena's ``clone``, 1.28 ± 0.08, z = 3.5; run-to-run jitter) are left to the other gates.
+MEAN_WEIGHT_EXCESS_Z = 5.0
 #: Effective number of logged rows ``n · ESS_raw`` below which a weighting estimate is REFUSED.
 N_EFF_REFUSE = 2.0
 #: Stabilised-weight ESS at or above which SIMCal-W counts as having flattened the weights.
@@ -219,6 +236,15 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
     >>> d = {"mean_raw_weight": 0.97, "log_mean_raw_weight": -0.03, "mean_raw_weight_se": 0.01}
     >>> support_gate("weighting", d, 500)[0], support_gate("dr", d, 500)[0]
     ('CAUTION', 'OK')
+
+    A mean 1.22 with a standard error of 0.015 (15 SE above 1): the logging log-probabilities do
+    not describe the logged responses (e.g. logs of two model versions, one version's
+    log-probabilities for every row).
+
+    >>> d = {"mean_raw_weight": 1.22, "log_mean_raw_weight": 0.2, "mean_raw_weight_se": 0.015}
+    >>> st, why = support_gate("weighting", d, 3000)
+    >>> st, why[0][:28], support_gate("dr", d, 3000)[0]
+    ('CAUTION', 'suspect log-probabilities: t', 'OK')
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be 'weighting' or 'dr'; got {family!r}.")
@@ -275,6 +301,24 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
                          "estimate then leans toward the logging policy's value by an amount its "
                          "interval does not allow for (or the log-probabilities are off). Fresh "
                          f"draws of the target and a DR estimator avoid it ({TAIL_DOCS}).")
+    excess = m - 1.0 if m == m else nan
+    if (family == "weighting" and status == "OK" and excess == excess and se == se
+            and excess > max(MEAN_WEIGHT_EXCESS_Z * se, 1e-9)):
+        worse("CAUTION", f"suspect log-probabilities: {stat}, "
+                         f"{excess / se if se > 0 else float('inf'):.1f} SE above. With log-probabilities of "
+                         "the distribution the logged responses were drawn from it averages 1 "
+                         "(less where the logs miss part of the target), and a sample of such "
+                         "weights rarely overshoots that far (a rare large weight raises the SE "
+                         "with the mean): the weights do not describe how the logged responses "
+                         "were drawn, and the weighted estimate leans wherever they are wrong, by "
+                         "an amount its interval does not allow for. Likely causes: logs "
+                         "pooled from several logging policies (model versions) with one's "
+                         "log-probabilities (use each row's mixture density log Σ share·π_v, or "
+                         "its own version's log-probability), log-probabilities computed with "
+                         "another system prompt or temperature than the responses were sampled "
+                         "with, or base and target scored in different runs (noisy "
+                         "log-probabilities). Fresh draws of the target and a DR estimator depend "
+                         "far less on the weights.")
     if nz == nz and nz >= NEAR_ZERO_CAUTION and status == "OK":
         worse("CAUTION", f"{nz:.0%} of the logged rows have a raw importance ratio below 1e-3: the "
                          "target hardly ever writes what the logging policy writes.")
