@@ -1217,19 +1217,25 @@ def prompt_score_sums(score_sum: np.ndarray, rows_all: np.ndarray, rows: np.ndar
     rows = np.asarray(rows)
     rows = rows[:, None] if rows.ndim == 1 else rows
     lab = np.asarray(labelled).reshape(rows.shape)
-    n_all = np.asarray(rows_all, dtype=np.float64)
+    n_all = np.asarray(rows_all)
+    empty = n_all == 0
     x = np.divide(np.asarray(score_sum, dtype=np.float64), n_all, out=np.zeros(n_all.size),
-                  where=n_all > 0)
+                  where=~empty)
     shared = n_all > 1
     out = np.zeros((rows.shape[1], _PS_COLS))
-    for p in range(rows.shape[1]):  # a policy at a time: temporaries of one column (10^6s of prompts)
-        n_p = rows[:, p].astype(np.float64)
-        l_p = lab[:, p].astype(np.float64)
-        xc = np.where(n_all > 0, x - float(centre[p]), 0.0)
-        nx, lx = n_p * xc, l_p * xc
+    xc = np.empty_like(x)
+    for p in range(rows.shape[1]):
+        # a policy at a time, and dot products rather than products then sums: at 10^6s of
+        # prompts each temporary is one column (a 10^7-row analysis peaked 250 MB higher)
+        n_p = rows[:, p].astype(np.float64, copy=False)
+        l_p = lab[:, p].astype(np.float64, copy=False)
+        np.subtract(x, float(centre[p]), out=xc)
+        xc[empty] = 0.0
+        xc2 = xc * xc
         l2 = l_p * l_p
-        out[p] = (nx.sum(), (nx * xc).sum(), lx.sum(), l_p.sum(), l2.sum(), (l2 * xc).sum(),
-                  (lx * lx).sum(), np.count_nonzero(l_p), np.count_nonzero((n_p > 0) & shared))
+        out[p] = (n_p @ xc, n_p @ xc2, l_p @ xc, l_p.sum(), l2.sum(), l2 @ xc, l2 @ xc2,
+                  np.count_nonzero(l_p), np.count_nonzero((n_p > 0) & shared))
+        del xc2, l2
     return out
 
 

@@ -974,8 +974,11 @@ def estimate(
         present[p] = c > 0
         # rows per prompt, for the prompt-gap gate: the exact counts, the same in every engine
         # (in memory from the rows; out of core the counts kept where they vary, else one row
-        # on every prompt the policy has)
-        rows_at[p] = _rows_per_prompt(c, cl, info)
+        # on every prompt the policy has); kept in the smallest integer type that holds them
+        # (one array per policy over every prompt: int64 ones added 80 MB at 10⁷ rows)
+        at = _rows_per_prompt(c, cl, info)
+        rows_at[p] = at.astype(np.min_scalar_type(int(at.max(initial=0))), copy=False)
+        del at
         vc = float(var_cal[p])
         v_tr = gap * gap
         own = None

@@ -14,7 +14,6 @@ from cje.diagnostics.gates import (
     label_balance_gate,
     label_reach_gate,
     prompt_balance,
-    prompt_score_sums,
     worse_status,
 )
 from cje.errors import CJEInputError
@@ -221,7 +220,8 @@ class DirectShape:
         self.own_cross: np.ndarray | None = None
         self.naive = [naive_judge_mean(s[rows], self.table.cluster[rows], alpha, ev.label_scale)
                       for rows in self._rows]
-        # (policy(): every policy's judge scores and rows summed per prompt, made once)
+        # (policy(): each prompt's mean judge score over every policy's rows, and whether it
+        # holds more than one row; made once)
         self._prompt_scores: tuple[np.ndarray, np.ndarray] | None = None
 
     def _reward(self, predict: Any, rows: np.ndarray | None = None) -> np.ndarray:
@@ -362,24 +362,36 @@ class DirectShape:
         predict = calibrator.predictor()
         return [self.table.y[rows] - self._reward(predict, rows) for rows in self._probe_rows]
 
-    def _prompt_balance(self, rows: Any, lab: np.ndarray) -> tuple[float, float, float]:
+    def _prompt_balance(self, rows: Any, lab: np.ndarray, cl: np.ndarray) -> tuple[float, float, float]:
         """:func:`~cje.diagnostics.gates.prompt_balance` of the policy on ``rows`` (its labelled
-        ones ``lab``), in judge points: its labelled rows' prompts' mean judge score over every
-        policy's rows, against its rows' (the same sums as out of core)."""
+        ones ``lab``, its prompt codes ``cl``), in judge points: its labelled rows' prompts' mean
+        judge score over every policy's rows, against its rows'.
+
+        The sums of :func:`~cje.diagnostics.gates.prompt_score_sums` (the out-of-core engines'
+        form, over every prompt) taken over the policy's rows and its labelled prompts instead:
+        ``Σ_g n_g x'_g`` is the sum of ``x'`` over its rows, and the labelled sums run over the
+        few labelled prompts, so no temporary spans every prompt (at 10⁷ rows the per-prompt form
+        raised the analysis' peak memory by 250 MB). The last sum is 1 when some prompt of the
+        policy holds more than one row (all :func:`~cje.diagnostics.gates.prompt_balance` reads)."""
         t = self.table
-        if self._prompt_scores is None:  # every policy's rows, summed per prompt
+        if self._prompt_scores is None:  # every policy's rows: each prompt's mean score, shared?
             inside = self._inside
-            cl = t.cluster[inside]
-            self._prompt_scores = (
-                np.bincount(cl, weights=np.asarray(t.s[inside], dtype=float), minlength=self.n_clusters),
-                np.bincount(cl, minlength=self.n_clusters))
-        score_sum, rows_all = self._prompt_scores
-        cl = t.cluster[rows]
-        s = np.asarray(t.s[rows], dtype=float)
-        centre = float(s.mean())
-        sums = prompt_score_sums(score_sum, rows_all, np.bincount(cl, minlength=self.n_clusters),
-                                 np.bincount(cl[lab], minlength=self.n_clusters), np.array([centre]))
-        d, z, mean = prompt_balance(sums[0], int(s.size), centre)
+            tot = np.bincount(t.cluster[inside], weights=t.s[inside], minlength=self.n_clusters)
+            cnt = np.bincount(t.cluster[inside], minlength=self.n_clusters)
+            self._prompt_scores = (np.divide(tot, cnt, out=tot, where=cnt > 0), cnt > 1)
+            del cnt
+        x, shared = self._prompt_scores
+        centre = float(np.mean(t.s[rows], dtype=np.float64))
+        xr = x[cl]
+        xr -= centre
+        u, l_g = np.unique(cl[lab], return_counts=True)
+        xl = x[u] - centre
+        l_g = l_g.astype(np.float64)
+        l2 = l_g * l_g
+        sums = np.array([xr.sum(), xr @ xr, l_g @ xl, l_g.sum(), l2.sum(), l2 @ xl, l2 @ (xl * xl),
+                         u.size, float(shared[cl].any())])
+        del xr
+        d, z, mean = prompt_balance(sums, int(cl.size), centre)
         lo, hi = self.judge_scale
         return (hi - lo) * d, z, lo + (hi - lo) * mean
 
@@ -404,9 +416,11 @@ class DirectShape:
             # uniform labels, as the residual correction assumes?
             s_p = np.asarray(self.ev.judge_score[rows], dtype=float)
             mean_all = float(s_p.mean())
+            cl_p = self.table.cluster[rows]
             more, why = label_balance_gate(*label_balance(
-                s_p[lab], self.table.cluster[rows][lab], mean_all, s_p.size,
-                float(s_p.var(ddof=1))), mean_all, prompt=self._prompt_balance(rows, lab))
+                s_p[lab], cl_p[lab], mean_all, s_p.size, float(s_p.var(ddof=1))), mean_all,
+                prompt=self._prompt_balance(rows, lab, cl_p))
+            del s_p, cl_p
             diagnostics.update(more)
             if why:
                 status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
