@@ -11,7 +11,8 @@ OK and misses (measured 2026-12-08, 300 replicates, 25% labels, δ = 0.5: OK lev
 0.25 points; the fresh-draw balance gate (|z| > 3.29) cautions about a quarter of the levels,
 the rest stay OK with a bias of +0.015 that their levels' intervals absorb but the contrasts
 with the logging policy (whose level has no drift) do not (base − B: OK 0.770 ± 0.029). Not
-fixed: the strict xfail tests state the contract.
+fixed: the strict xfail tests state the contract (a compressed judge on the fresh draws too:
+base − B with both OK 0.773 ± 0.025).
 """
 
 from __future__ import annotations
@@ -105,5 +106,17 @@ def test_dr_fresh_draws_rejudged_keep_ok_contrast_coverage() -> None:
     whose two levels are OK should cover 0.93 up to 2 MC SE (measured over 300: base − A 0.849
     ± 0.024, base − B 0.770 ± 0.029)."""
     ok, hit = _ok_cover("dr_L25_shift0.25", 200, "contrast", ("base-A", "base-B"))
+    assert ok >= 100
+    assert _contract(ok, hit), (ok, hit)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="a compressed judge on the fresh draws barely moves their mean "
+                   "score; DR contrasts with base stay OK (independent_drift.md); no fix yet")
+def test_dr_fresh_draws_compressed_judge_keep_ok_contrast_coverage() -> None:
+    """Fresh draws judged by v2 = 5 + 0.7 (v1 − 5), 25% labels, 200 replicates: base − B with
+    both levels OK should cover 0.93 up to 2 MC SE (measured over 300: 0.773 ± 0.025, n = 282;
+    the fresh-draw balance gate cautions B in 6%)."""
+    ok, hit = _ok_cover("dr_L25_compress0.7", 200, "contrast", ("base-B",))
     assert ok >= 100
     assert _contract(ok, hit), (ok, hit)
