@@ -829,12 +829,16 @@ class _Engine:
         engine matches rows against (``policy``: codes into ``policies``)."""
         raise NotImplementedError
 
-    def key_rows(self, keys: Any, prompts: Sequence[str], policies: Sequence[str]
-                 ) -> tuple[Any, Any, np.ndarray]:
-        """The rows whose key is one of ``keys`` (``prompt_id``, ``policy``, ``judge_score``,
-        ``row``: the row key), each of ``prompts``' first row key, and the rows of each file
-        (every row, dropped ones too): one more pass, made only when the notice of one response
-        on several rows is given, to name its example rows as the in-memory engine does."""
+    def key_rows(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
+        """The rows whose key is one of ``keys`` (a pandas frame of ``prompt_id``, ``policy``,
+        ``judge_score``, ``row``: the row key) and the rows of each file (every row, dropped
+        ones too): one more pass, made only when the notice of one response on several rows is
+        given, to name its example rows as the in-memory engine does."""
+        raise NotImplementedError
+
+    def first_prompt(self, prompts: Sequence[str]) -> str:
+        """Of ``prompts``, the one whose first row (of the rows kept) comes first: one more
+        pass, for the same notice (the in-memory engine codes prompts by first appearance)."""
         raise NotImplementedError
 
 
@@ -871,6 +875,13 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str | None) -> tuple[Any,
     if "policy" not in names and policy_default is not None:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
     return lf.select(cols), notices
+
+
+def _pl_rowkey() -> Any:
+    """A row's key (file number × 2^40 + row in the file), as ``row``."""
+    import polars as pl
+
+    return (pl.col("__file") * (1 << _ROW_BITS) + pl.col("__row")).alias("row")
 
 
 def _pl_key() -> Any:
@@ -1007,22 +1018,25 @@ class _PolarsEngine(_Engine):
                                                  dtype=pl.String),
                              "judge_score": score + 0.0}).select(_pl_key().alias("k"))["k"].unique()
 
-    def key_rows(self, keys: Any, prompts: Sequence[str], policies: Sequence[str]
-                 ) -> tuple[Any, Any, np.ndarray]:
+    def key_rows(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
         import polars as pl
 
         every = pl.concat(self._parts, how="vertical_relaxed") if len(self._parts) > 1 else self._parts[0]
-        rowkey = (pl.col("__file") * (1 << _ROW_BITS) + pl.col("__row")).alias("row")
-        rows, firsts, per_file = pl.collect_all([
+        rows, per_file = pl.collect_all([
             self.lf.filter(_pl_key().is_in(keys.implode())).select(
-                "prompt_id", "policy", "judge_score", rowkey),
-            self.lf.filter(pl.col("prompt_id").is_in(pl.Series(list(prompts), dtype=pl.String)
-                                                     .implode()))
-            .group_by("prompt_id").agg(rowkey.min()),
+                "prompt_id", "policy", "judge_score", _pl_rowkey()),
             every.group_by("__file").agg(pl.len().alias("n"))], engine="streaming")
         sizes = np.zeros(len(self._parts), dtype=np.int64)
         sizes[per_file["__file"].to_numpy()] = per_file["n"].to_numpy()
-        return rows.to_pandas(), firsts.to_pandas(), sizes
+        return rows.to_pandas(), sizes
+
+    def first_prompt(self, prompts: Sequence[str]) -> str:
+        import polars as pl
+
+        wanted = pl.Series(list(prompts), dtype=pl.String).implode()
+        first = (self.lf.filter(pl.col("prompt_id").is_in(wanted)).select("prompt_id", _pl_rowkey())
+                 .bottom_k(1, by="row").collect(engine="streaming"))
+        return str(first["prompt_id"][0])
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
@@ -1142,27 +1156,33 @@ class _DaskEngine(_Engine):
         import pandas as pd
 
         codes, prompts = pd.factorize(pd.Series(prompt_id, dtype=_ID_DTYPE))
-        return _DaskKeys(np.unique(_key_hash(prompts, codes, policy, score)), prompts)
+        return _DaskKeys(np.unique(_key_hash(prompts, codes, policy, score)))
 
-    def key_rows(self, keys: Any, prompts: Sequence[str], policies: Sequence[str]
-                 ) -> tuple[Any, Any, np.ndarray]:
+    def key_rows(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
         import pandas as pd
 
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
                              "policy": pd.Series([], dtype=_ID_DTYPE),
                              "judge_score": pd.Series([], dtype="float64"),
-                             "row": pd.Series([], dtype="int64"), "first": pd.Series([], dtype=bool)})
-        wanted = pd.Series(list(prompts), dtype=_ID_DTYPE)
-        found = self.kept.map_partitions(_dask_key_rows, keys.hashes, wanted, list(policies),
-                                         meta=meta)
+                             "row": pd.Series([], dtype="int64")})
+        found = self.kept.map_partitions(_dask_key_rows, dask_delayed(keys.hashes, pure=True),
+                                         list(policies), meta=meta)
         per_part = self.ddf["__file"].value_counts()
         rows, per_file = self._compute(found, per_part, progress=False, desc="rows of one response")
-        firsts = rows[rows["first"]].groupby("prompt_id", observed=True)["row"].min().reset_index()
-        rows = rows[~rows["first"]].drop(columns="first").reset_index(drop=True)
         sizes = np.zeros(max(len(self.sources), int(per_file.index.max()) + 1 if len(per_file) else 0),
                          dtype=np.int64)
         sizes[per_file.index.to_numpy(dtype=np.int64)] = per_file.to_numpy()
-        return rows, firsts, sizes
+        return rows.reset_index(drop=True), sizes
+
+    def first_prompt(self, prompts: Sequence[str]) -> str:
+        import pandas as pd
+
+        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
+                             "row": pd.Series([], dtype="int64")})
+        wanted = np.unique(_prompt_hash(list(prompts)))
+        firsts = self.kept.map_partitions(_dask_first_row, dask_delayed(wanted, pure=True), meta=meta)
+        (found,) = self._compute(firsts, progress=False, desc="first rows")
+        return str(found["prompt_id"].iloc[int(np.argmin(found["row"].to_numpy()))])
 
     def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
         f, r = divmod(key, 1 << _ROW_BITS)
@@ -1185,8 +1205,9 @@ class _DaskEngine(_Engine):
                                 for c in out}})
         # only the three columns this pass needs are read (the projection reaches the reader)
         raw = self.raw[[c for c in ("prompt_id", "policy", "judge_score") if c in self.raw.columns]]
-        wide = raw.map_partitions(_dask_wide, lookup, list(policies), centres, self.drop,
-                                  None if label_keys is None else dask_delayed(label_keys.hashes, pure=True), meta=meta)
+        hashes = None if label_keys is None else dask_delayed(label_keys.hashes, pure=True)
+        wide = raw.map_partitions(_dask_wide, lookup, list(policies), centres, self.drop, hashes,
+                                  meta=meta)
         # the labelled prompts' residual terms enter as extra rows of the group-by (as in
         # polars: b_p on t_p, no u, no presence), in pieces: no join with a table of every
         # labelled prompt (measured: 0.14–0.27 s and ~0.29 GB at its peak per output partition
@@ -1489,6 +1510,21 @@ def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
     return pd.DataFrame(row)
 
 
+def _prompt_hash(prompts: Any) -> np.ndarray:
+    """A 64-bit hash of each prompt id."""
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(pd.Series(prompts, dtype=_ID_DTYPE), index=False).to_numpy()
+
+
+def _in_sorted(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in the sorted array ``table``."""
+    if not table.size or not values.size:
+        return np.zeros(values.size, dtype=bool)
+    at = np.minimum(np.searchsorted(table, values), table.size - 1)
+    return table[at] == values
+
+
 def _key_hash(prompts: Any, codes: np.ndarray, policy: np.ndarray, score: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row's (prompt, policy, judge score): ``prompts`` the distinct ids,
     ``codes`` each row's among them, ``policy`` each row's policy code (the score + 0.0: -0.0 is
@@ -1496,31 +1532,40 @@ def _key_hash(prompts: Any, codes: np.ndarray, policy: np.ndarray, score: np.nda
     2^-64: over 10^7 rows and 10^6 labelled keys, one row miscounted with probability < 10^-6."""
     import pandas as pd
 
-    hp = pd.util.hash_pandas_object(pd.Series(prompts, dtype=_ID_DTYPE), index=False).to_numpy()
+    hp = _prompt_hash(prompts)
     return pd.util.hash_pandas_object(pd.DataFrame({
         "p": hp[np.asarray(codes, dtype=np.int64)], "c": np.asarray(policy, dtype=np.int64),
         "s": np.asarray(score, dtype=np.float64) + 0.0}), index=False).to_numpy()
 
 
-def _dask_key_rows(pdf: Any, keys: np.ndarray, prompts: Any, policies: list[str]) -> Any:
-    """A partition's rows whose (prompt, policy, judge score) hash is among ``keys`` (``first``
-    False), and the first row of each of ``prompts`` there (``first`` True)."""
+def _dask_first_row(pdf: Any, prompts: np.ndarray) -> Any:
+    """A partition's first row (its ``prompt_id`` and row key) among those whose prompt's hash
+    is in the sorted ``prompts``; no row when there is none."""
     import pandas as pd
 
     codes, uniq = pd.factorize(pdf["prompt_id"])
+    mine = _in_sorted(prompts, _prompt_hash(uniq))[codes] if len(pdf) else np.zeros(0, dtype=bool)
+    at = np.flatnonzero(mine)[:1]  # (rows of a partition come in input order)
+    row = (pdf["__file"].to_numpy(dtype=np.int64)[at] << _ROW_BITS) + pdf["__row"].to_numpy(
+        dtype=np.int64)[at]
+    return pd.DataFrame({"prompt_id": pdf["prompt_id"].iloc[at].reset_index(drop=True), "row": row})
+
+
+def _dask_key_rows(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
+    """A partition's rows whose (prompt, policy, judge score) hash is among the sorted
+    ``keys``."""
+    import pandas as pd
+
+    codes, uniq = pd.factorize(pdf["prompt_id"])
+    pol_codes, pol_names = pd.factorize(pdf["policy"])
     where = {name: p for p, name in enumerate(policies)}
-    pol = np.array([where.get(x, -1) for x in pdf["policy"]], dtype=np.int64)
+    pol = np.array([where.get(x, -1) for x in pol_names], dtype=np.int64)[pol_codes]
     s = pdf["judge_score"].to_numpy(dtype=np.float64)
     row = (pdf["__file"].to_numpy(dtype=np.int64) << _ROW_BITS) + pdf["__row"].to_numpy(dtype=np.int64)
     h = _key_hash(uniq, codes, pol, s) if len(pdf) else np.zeros(0, dtype=np.uint64)
-    at = np.minimum(np.searchsorted(keys, h), max(keys.size - 1, 0))
-    hit = (keys[at] == h) if keys.size else np.zeros(len(pdf), dtype=bool)
-    mine = pdf["prompt_id"].isin(prompts).to_numpy(dtype=bool, copy=True)
-    mine &= ~pd.Series(codes).duplicated().to_numpy()  # (rows of a partition come in order)
-    out = pd.DataFrame({"prompt_id": pdf["prompt_id"], "policy": pdf["policy"], "judge_score": s,
-                        "row": row})
-    return pd.concat([out[hit].assign(first=False), out[mine].assign(first=True)],
-                     ignore_index=True)
+    hit = _in_sorted(keys, h)
+    return pd.DataFrame({"prompt_id": pdf["prompt_id"], "policy": pdf["policy"], "judge_score": s,
+                         "row": row})[hit].reset_index(drop=True)
 
 
 def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
@@ -1560,10 +1605,8 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
     # rows whose (prompt, policy, score) is a labelled row's (``keys``: their sorted hashes)
     m = np.zeros(g, dtype=np.uint32)
     if keys is not None and keys.size and s.size:
-        h = _key_hash(prompts, codes, pol, s)
-        at = np.minimum(np.searchsorted(keys, h), keys.size - 1)
-        m = np.bincount(codes, weights=(keys[at] == h), minlength=g).astype(np.uint32)
-        del h, at
+        m = np.bincount(codes, weights=_in_sorted(keys, _key_hash(prompts, codes, pol, s)),
+                        minlength=g).astype(np.uint32)
     del s
     key = codes.astype(np.int64) * P + pol
     del codes, pol
@@ -1936,37 +1979,24 @@ def _one_response(eng: _Engine, keys: Any, extra: int, repeated: int, names: Seq
     group of rows sharing a labelled row's (prompt, policy, judge score), in the order of the
     prompts' first rows, then policy, then score; its rows numbered across the files as the
     in-memory engine reads them (one more pass over the data, made only for this notice)."""
-    prompts = sorted(set(_key_prompts(keys)))
-    rows, firsts, sizes = eng.key_rows(keys, prompts, names)
+    rows, sizes = eng.key_rows(keys, names)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    first = dict(zip(firsts["prompt_id"].tolist(), firsts["row"].tolist(), strict=True))
     rows = rows.assign(judge_score=rows["judge_score"].to_numpy(dtype=np.float64) + 0.0)
-    size = rows.groupby(["prompt_id", "policy", "judge_score"], observed=True, sort=False)["row"]
-    groups = [(first.get(k[0], 0), k[1], k[2], k) for k, n in size.size().items() if n > 1]
-    if not groups:  # pragma: no cover - the count found them
-        return one_response_notice(extra, repeated, [], "?", "?", float("nan"))
-    *_, (pid, pol, score) = min(groups)
+    size = rows.groupby(["prompt_id", "policy", "judge_score"], observed=True, sort=False).size()
+    hits = size[size > 1].index
+    pid = eng.first_prompt(sorted({str(k[0]) for k in hits}))  # the first prompt with a hit
+    pol, score = min((str(k[1]), float(k[2])) for k in hits if str(k[0]) == pid)
     mine = rows[(rows["prompt_id"] == pid) & (rows["policy"] == pol) & (rows["judge_score"] == score)]
     keys_of = np.sort(mine["row"].to_numpy(dtype=np.int64))[:3]
     where = [int(offsets[k >> _ROW_BITS] + (k & ((1 << _ROW_BITS) - 1))) for k in keys_of]
     return one_response_notice(extra, repeated, where, str(pid), str(pol), float(score))
 
 
-def _key_prompts(keys: Any) -> list[str]:
-    """The prompts of the labelled keys (polars: the struct's field; Dask: the ids kept with
-    the hashes)."""
-    if isinstance(keys, _DaskKeys):
-        return [str(x) for x in keys.prompts]
-    return keys.struct.field("prompt_id").to_list()
-
-
 @dataclass
 class _DaskKeys:
-    """The labelled rows' keys on Dask: their sorted distinct hashes (:func:`_key_hash`) and
-    the labelled prompts' ids."""
+    """The labelled rows' keys on Dask: their sorted distinct hashes (:func:`_key_hash`)."""
 
     hashes: np.ndarray
-    prompts: Any
 
     def __len__(self) -> int:
         return int(self.hashes.size)
