@@ -829,16 +829,21 @@ class _Engine:
         engine matches rows against (``policy``: codes into ``policies``)."""
         raise NotImplementedError
 
-    def key_rows(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
-        """The rows whose key is one of ``keys`` (a pandas frame of ``prompt_id``, ``policy``,
-        ``judge_score``, ``row``: the row key) and the rows of each file (every row, dropped
-        ones too): one more pass, made only when the notice of one response on several rows is
-        given, to name its example rows as the in-memory engine does."""
+    # three more passes, made only when the notice of one response on several rows is given,
+    # to name its example rows as the in-memory engine does
+    def hit_prompts(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
+        """The prompts with more than one row on some key of ``keys`` (in the engine's form:
+        ids, or their hashes) and the rows of each file (every row, dropped ones too)."""
         raise NotImplementedError
 
-    def first_prompt(self, prompts: Sequence[str]) -> str:
-        """Of ``prompts``, the one whose first row (of the rows kept) comes first: one more
-        pass, for the same notice (the in-memory engine codes prompts by first appearance)."""
+    def first_prompt(self, prompts: Any) -> str:
+        """Of ``prompts`` (as :meth:`hit_prompts` gives them), the one whose first row (of the
+        rows kept) comes first (the in-memory engine codes prompts by first appearance)."""
+        raise NotImplementedError
+
+    def prompt_key_rows(self, keys: Any, prompt: str, policies: Sequence[str]) -> Any:
+        """The rows of ``prompt`` whose key is one of ``keys``: a pandas frame of ``policy``,
+        ``judge_score`` and ``row`` (the row key)."""
         raise NotImplementedError
 
 
@@ -885,12 +890,13 @@ def _pl_rowkey() -> Any:
 
 
 def _pl_key() -> Any:
-    """A row's (prompt, policy, judge score) as one polars struct (the score + 0.0: -0.0 is
-    0.0, as the in-memory comparison has it)."""
+    """A 64-bit hash of a row's (prompt, policy, judge score) (the score + 0.0: -0.0 is 0.0,
+    as the in-memory comparison has it). Two different keys share a hash with probability
+    2^-64: over 10^7 rows and 10^6 labelled keys, one row miscounted with probability < 10^-6."""
     import polars as pl
 
     return pl.struct(pl.col("prompt_id"), pl.col("policy"),
-                     (pl.col("judge_score") + 0.0).alias("judge_score"))
+                     (pl.col("judge_score") + 0.0).alias("judge_score")).hash(seed=0)
 
 
 def _pl_invalid() -> tuple[Any, Any]:
@@ -1016,27 +1022,33 @@ class _PolarsEngine(_Engine):
         return pl.DataFrame({"prompt_id": pl.Series(prompt_id, dtype=pl.String),
                              "policy": pl.Series(np.asarray(policies, dtype=object)[policy],
                                                  dtype=pl.String),
-                             "judge_score": score + 0.0}).select(_pl_key().alias("k"))["k"].unique()
+                             "judge_score": score}).select(_pl_key().alias("k"))["k"].unique()
 
-    def key_rows(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
+    def hit_prompts(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
         import polars as pl
 
         every = pl.concat(self._parts, how="vertical_relaxed") if len(self._parts) > 1 else self._parts[0]
-        rows, per_file = pl.collect_all([
-            self.lf.filter(_pl_key().is_in(keys.implode())).select(
-                "prompt_id", "policy", "judge_score", _pl_rowkey()),
+        hits, per_file = pl.collect_all([
+            self.lf.select(_pl_key().alias("k"), "prompt_id").filter(pl.col("k").is_in(keys.implode()))
+            .group_by("k").agg(pl.len().alias("n"), pl.col("prompt_id").first())
+            .filter(pl.col("n") > 1).select(pl.col("prompt_id").unique()),
             every.group_by("__file").agg(pl.len().alias("n"))], engine="streaming")
         sizes = np.zeros(len(self._parts), dtype=np.int64)
         sizes[per_file["__file"].to_numpy()] = per_file["n"].to_numpy()
-        return rows.to_pandas(), sizes
+        return hits["prompt_id"], sizes
 
-    def first_prompt(self, prompts: Sequence[str]) -> str:
+    def first_prompt(self, prompts: Any) -> str:
         import polars as pl
 
-        wanted = pl.Series(list(prompts), dtype=pl.String).implode()
-        first = (self.lf.filter(pl.col("prompt_id").is_in(wanted)).select("prompt_id", _pl_rowkey())
-                 .bottom_k(1, by="row").collect(engine="streaming"))
+        first = (self.lf.filter(pl.col("prompt_id").is_in(prompts.implode()))
+                 .select("prompt_id", _pl_rowkey()).bottom_k(1, by="row").collect(engine="streaming"))
         return str(first["prompt_id"][0])
+
+    def prompt_key_rows(self, keys: Any, prompt: str, policies: Sequence[str]) -> Any:
+        import polars as pl
+
+        return (self.lf.filter(pl.col("prompt_id") == prompt).filter(_pl_key().is_in(keys.implode()))
+                .select("policy", "judge_score", _pl_rowkey()).collect(engine="streaming").to_pandas())
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
@@ -1158,31 +1170,42 @@ class _DaskEngine(_Engine):
         codes, prompts = pd.factorize(pd.Series(prompt_id, dtype=_ID_DTYPE))
         return _DaskKeys(np.unique(_key_hash(prompts, codes, policy, score)))
 
-    def key_rows(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
+    def hit_prompts(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
         import pandas as pd
 
-        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
-                             "policy": pd.Series([], dtype=_ID_DTYPE),
-                             "judge_score": pd.Series([], dtype="float64"),
-                             "row": pd.Series([], dtype="int64")})
-        found = self.kept.map_partitions(_dask_key_rows, dask_delayed(keys.hashes, pure=True),
+        meta = pd.DataFrame({"h": pd.Series([], dtype="uint64"), "hp": pd.Series([], dtype="uint64")})
+        found = self.kept.map_partitions(_dask_key_hashes, dask_delayed(keys.hashes, pure=True),
                                          list(policies), meta=meta)
         per_part = self.ddf["__file"].value_counts()
-        rows, per_file = self._compute(found, per_part, progress=False, desc="rows of one response")
+        found, per_file = self._compute(found, per_part, progress=False, desc="rows of one response")
+        h = found["h"].to_numpy()
+        uniq, counts = np.unique(h, return_counts=True)
+        hit_prompts = np.unique(found["hp"].to_numpy()[_in_sorted(uniq[counts > 1], h)])
         sizes = np.zeros(max(len(self.sources), int(per_file.index.max()) + 1 if len(per_file) else 0),
                          dtype=np.int64)
         sizes[per_file.index.to_numpy(dtype=np.int64)] = per_file.to_numpy()
-        return rows.reset_index(drop=True), sizes
+        return hit_prompts, sizes
 
-    def first_prompt(self, prompts: Sequence[str]) -> str:
+    def first_prompt(self, prompts: Any) -> str:
         import pandas as pd
 
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
                              "row": pd.Series([], dtype="int64")})
-        wanted = np.unique(_prompt_hash(list(prompts)))
-        firsts = self.kept.map_partitions(_dask_first_row, dask_delayed(wanted, pure=True), meta=meta)
+        firsts = self.kept.map_partitions(_dask_first_row, dask_delayed(prompts, pure=True), meta=meta)
         (found,) = self._compute(firsts, progress=False, desc="first rows")
         return str(found["prompt_id"].iloc[int(np.argmin(found["row"].to_numpy()))])
+
+    def prompt_key_rows(self, keys: Any, prompt: str, policies: Sequence[str]) -> Any:
+        import pandas as pd
+
+        meta = pd.DataFrame({"policy": pd.Series([], dtype=_ID_DTYPE),
+                             "judge_score": pd.Series([], dtype="float64"),
+                             "row": pd.Series([], dtype="int64")})
+        mine = self.kept[self.kept["prompt_id"] == prompt]
+        rows = mine.map_partitions(_dask_key_rows, dask_delayed(keys.hashes, pure=True),
+                                   list(policies), meta=meta)
+        (found,) = self._compute(rows, progress=False, desc="rows of one response")
+        return found.reset_index(drop=True)
 
     def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
         f, r = divmod(key, 1 << _ROW_BITS)
@@ -1551,9 +1574,9 @@ def _dask_first_row(pdf: Any, prompts: np.ndarray) -> Any:
     return pd.DataFrame({"prompt_id": pdf["prompt_id"].iloc[at].reset_index(drop=True), "row": row})
 
 
-def _dask_key_rows(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
-    """A partition's rows whose (prompt, policy, judge score) hash is among the sorted
-    ``keys``."""
+def _dask_matched(pdf: Any, keys: np.ndarray, policies: list[str]) -> tuple[np.ndarray, Any, Any]:
+    """Which rows of a partition have a (prompt, policy, judge score) hash among the sorted
+    ``keys``; the rows' hashes, and the prompts' codes and distinct ids."""
     import pandas as pd
 
     codes, uniq = pd.factorize(pdf["prompt_id"])
@@ -1561,11 +1584,31 @@ def _dask_key_rows(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
     where = {name: p for p, name in enumerate(policies)}
     pol = np.array([where.get(x, -1) for x in pol_names], dtype=np.int64)[pol_codes]
     s = pdf["judge_score"].to_numpy(dtype=np.float64)
-    row = (pdf["__file"].to_numpy(dtype=np.int64) << _ROW_BITS) + pdf["__row"].to_numpy(dtype=np.int64)
     h = _key_hash(uniq, codes, pol, s) if len(pdf) else np.zeros(0, dtype=np.uint64)
+    return h, codes, uniq
+
+
+def _dask_key_hashes(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
+    """The key hash ``h`` and prompt hash ``hp`` of a partition's rows whose key is a labelled
+    row's (hashes only: no ids)."""
+    import pandas as pd
+
+    h, codes, uniq = _dask_matched(pdf, keys, policies)
     hit = _in_sorted(keys, h)
-    return pd.DataFrame({"prompt_id": pdf["prompt_id"], "policy": pdf["policy"], "judge_score": s,
-                         "row": row})[hit].reset_index(drop=True)
+    hp = _prompt_hash(uniq)[codes[hit]] if len(pdf) else np.zeros(0, dtype=np.uint64)
+    return pd.DataFrame({"h": h[hit], "hp": hp})
+
+
+def _dask_key_rows(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
+    """A partition's rows whose key is a labelled row's: ``policy``, ``judge_score``, ``row``."""
+    import pandas as pd
+
+    h, _, _ = _dask_matched(pdf, keys, policies)
+    hit = _in_sorted(keys, h)
+    row = (pdf["__file"].to_numpy(dtype=np.int64) << _ROW_BITS) + pdf["__row"].to_numpy(dtype=np.int64)
+    return pd.DataFrame({"policy": pdf["policy"].to_numpy()[hit],
+                         "judge_score": pdf["judge_score"].to_numpy(dtype=np.float64)[hit],
+                         "row": row[hit]}).astype({"policy": _ID_DTYPE})
 
 
 def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
@@ -1979,14 +2022,14 @@ def _one_response(eng: _Engine, keys: Any, extra: int, repeated: int, names: Seq
     group of rows sharing a labelled row's (prompt, policy, judge score), in the order of the
     prompts' first rows, then policy, then score; its rows numbered across the files as the
     in-memory engine reads them (one more pass over the data, made only for this notice)."""
-    rows, sizes = eng.key_rows(keys, names)
+    prompts, sizes = eng.hit_prompts(keys, names)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
+    pid = eng.first_prompt(prompts)  # the first prompt with a group of several rows
+    rows = eng.prompt_key_rows(keys, pid, names)
     rows = rows.assign(judge_score=rows["judge_score"].to_numpy(dtype=np.float64) + 0.0)
-    size = rows.groupby(["prompt_id", "policy", "judge_score"], observed=True, sort=False).size()
-    hits = size[size > 1].index
-    pid = eng.first_prompt(sorted({str(k[0]) for k in hits}))  # the first prompt with a hit
-    pol, score = min((str(k[1]), float(k[2])) for k in hits if str(k[0]) == pid)
-    mine = rows[(rows["prompt_id"] == pid) & (rows["policy"] == pol) & (rows["judge_score"] == score)]
+    size = rows.groupby(["policy", "judge_score"], observed=True).size()
+    pol, score = min((str(k[0]), float(k[1])) for k, n in size.items() if n > 1)
+    mine = rows[(rows["policy"] == pol) & (rows["judge_score"] == score)]
     keys_of = np.sort(mine["row"].to_numpy(dtype=np.int64))[:3]
     where = [int(offsets[k >> _ROW_BITS] + (k & ((1 << _ROW_BITS) - 1))) for k in keys_of]
     return one_response_notice(extra, repeated, where, str(pid), str(pol), float(score))
