@@ -832,8 +832,8 @@ class _Engine:
     # three more passes, made only when the notice of one response on several rows is given,
     # to name its example rows as the in-memory engine does
     def hit_prompts(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
-        """The prompts with more than one row on some key of ``keys`` (in the engine's form:
-        ids, or their hashes) and the rows of each file (every row, dropped ones too)."""
+        """The hashes of the prompts with more than one row on some key of ``keys`` and the
+        rows of each file (every row, dropped ones too)."""
         raise NotImplementedError
 
     def first_prompt(self, prompts: Any) -> str:
@@ -1029,18 +1029,20 @@ class _PolarsEngine(_Engine):
 
         every = pl.concat(self._parts, how="vertical_relaxed") if len(self._parts) > 1 else self._parts[0]
         hits, per_file = pl.collect_all([
-            self.lf.select(_pl_key().alias("k"), "prompt_id").filter(pl.col("k").is_in(keys.implode()))
-            .group_by("k").agg(pl.len().alias("n"), pl.col("prompt_id").first())
-            .filter(pl.col("n") > 1).select(pl.col("prompt_id").unique()),
+            # (hashes only: a group-by of numbers, as many groups as labelled keys)
+            self.lf.select(_pl_key().alias("k"), pl.col("prompt_id").hash(seed=0).alias("hp"))
+            .filter(pl.col("k").is_in(keys.implode()))
+            .group_by("k").agg(pl.len().alias("n"), pl.col("hp").first())
+            .filter(pl.col("n") > 1).select(pl.col("hp").unique()),
             every.group_by("__file").agg(pl.len().alias("n"))], engine="streaming")
         sizes = np.zeros(len(self._parts), dtype=np.int64)
         sizes[per_file["__file"].to_numpy()] = per_file["n"].to_numpy()
-        return hits["prompt_id"], sizes
+        return hits["hp"], sizes
 
     def first_prompt(self, prompts: Any) -> str:
         import polars as pl
 
-        first = (self.lf.filter(pl.col("prompt_id").is_in(prompts.implode()))
+        first = (self.lf.filter(pl.col("prompt_id").hash(seed=0).is_in(prompts.implode()))
                  .select("prompt_id", _pl_rowkey()).bottom_k(1, by="row").collect(engine="streaming"))
         return str(first["prompt_id"][0])
 
