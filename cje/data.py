@@ -2152,11 +2152,42 @@ def _one_response_rows(key_pp: np.ndarray, s: np.ndarray, lab: np.ndarray, pid: 
     if extra == 0 or 2 * extra < repeated:
         return None
     first = order[start][hit][0]
-    same = ", ".join(str(_input_row(int(i), pid)) for i in order[group == np.flatnonzero(hit)[0]][:3])
+    same = [_input_row(int(i), pid) for i in order[group == np.flatnonzero(hit)[0]][:3]]
+    return one_response_notice(extra, repeated, same, pid[first], pol[first], float(s[first]))
+
+
+def one_response_notice(extra: int, repeated: int, rows: Sequence[int], prompt_id: Any, policy: Any,
+                        judge_score: float) -> str:
+    """The notice of rows that look like one response on several rows (the in-memory check
+    ``_one_response_rows`` and the out-of-core engines give the same text).
+
+    Parameters
+    ----------
+    extra : int
+        Rows beyond the first of the (prompt, policy, judge score) groups that hold a labelled row.
+    repeated : int
+        Rows that repeat a (prompt_id, policy) pair (beyond the first of each pair).
+    rows : sequence of int
+        Input row numbers of the example group (its first three rows).
+    prompt_id, policy : object
+        The example group's prompt id and policy.
+    judge_score : float
+        The example group's judge score.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> one_response_notice(2, 2, [0, 5], "q1", "A", 7.0)[:60]
+    '2 of the 2 rows that repeat a (prompt_id, policy) pair share'
+    """
+    same = ", ".join(str(int(i)) for i in rows)
     return (
         f"{extra} of the {repeated} rows that repeat a (prompt_id, policy) pair share the judge "
         f"score of a labelled row of their pair (e.g. rows {same}: "
-        f"prompt_id={pid[first]!r}, policy={pol[first]!r}, judge_score={float(s[first]):g}). If such "
+        f"prompt_id={prompt_id!r}, policy={policy!r}, judge_score={judge_score:g}). If such "
         "rows are one response (labelled by several raters, or a labelled copy of an unlabelled "
         "row), it counts once per row: in the policy's level (a mean over rows) and as labels. "
         "Give one row per response (several raters: their mean label; see the docs, Getting "

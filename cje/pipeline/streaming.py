@@ -54,6 +54,7 @@ from cje.data import (
     bottom_tenth,
     check_label_variation,
     infer_scale,
+    one_response_notice,
     refuse_near_miss,
     refuse_sentinel,
     scale_mix,
@@ -807,15 +808,42 @@ class _Engine:
         """The prompt id and the value of ``column`` in the row ``key``."""
         raise NotImplementedError
 
+    same_score_rows: int = 0  # (set by prompt_totals: rows sharing a labelled row's key)
+
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
-                      buckets: int = 1) -> Iterable[Any]:
+                      buckets: int = 1, label_keys: Any = None) -> Iterable[Any]:
         """Pass 2: per prompt, ``Σ (R − R̄) + b`` of each policy, then whether each has rows
         there (0/1) (frames of 2P columns, one per bucket of prompts), each with the sum over
         its prompts of every policy's squared ``Σ (s − s̄)`` (the naive judge means') and the
         sums of the prompt label-balance check (:func:`_prompt_sums`).
         ``labelled``: the labelled prompts' ids (a polars String Series), their ``b`` per
-        policy (``b0``…) and each policy's labelled rows there (``l0``…)."""
+        policy (``b0``…) and each policy's labelled rows there (``l0``…). ``label_keys``: the
+        labelled rows' (prompt, policy, judge score) keys (:meth:`label_keys`); the rows whose
+        key is one of them are counted on the way, in :attr:`same_score_rows`."""
+        raise NotImplementedError
+
+    def label_keys(self, prompt_id: np.ndarray, policy: np.ndarray, score: np.ndarray,
+                   policies: Sequence[str]) -> Any:
+        """The distinct (prompt, policy, judge score) keys of the labelled rows, in the form the
+        engine matches rows against (``policy``: codes into ``policies``)."""
+        raise NotImplementedError
+
+    # three more passes, made only when the notice of one response on several rows is given,
+    # to name its example rows as the in-memory engine does
+    def hit_prompts(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
+        """The hashes of the prompts with more than one row on some key of ``keys`` and the
+        rows of each file (every row, dropped ones too)."""
+        raise NotImplementedError
+
+    def first_prompt(self, prompts: Any) -> str:
+        """Of ``prompts`` (as :meth:`hit_prompts` gives them), the one whose first row (of the
+        rows kept) comes first (the in-memory engine codes prompts by first appearance)."""
+        raise NotImplementedError
+
+    def prompt_key_rows(self, keys: Any, prompt: str, policies: Sequence[str]) -> Any:
+        """The rows of ``prompt`` whose key is one of ``keys``: a pandas frame of ``policy``,
+        ``judge_score`` and ``row`` (the row key)."""
         raise NotImplementedError
 
 
@@ -852,6 +880,23 @@ def _pl_columns(lf: Any, columns: Any, policy_default: str | None) -> tuple[Any,
     if "policy" not in names and policy_default is not None:
         notices.append("No 'policy' column: all rows were taken as one policy named 'default'.")
     return lf.select(cols), notices
+
+
+def _pl_rowkey() -> Any:
+    """A row's key (file number × 2^40 + row in the file), as ``row``."""
+    import polars as pl
+
+    return (pl.col("__file") * (1 << _ROW_BITS) + pl.col("__row")).alias("row")
+
+
+def _pl_key() -> Any:
+    """A 64-bit hash of a row's (prompt, policy, judge score) (the score + 0.0: -0.0 is 0.0,
+    as the in-memory comparison has it). Two different keys share a hash with probability
+    2^-64: over 10^7 rows and 10^6 labelled keys, one row miscounted with probability < 10^-6."""
+    import polars as pl
+
+    return pl.struct(pl.col("prompt_id"), pl.col("policy"),
+                     (pl.col("judge_score") + 0.0).alias("judge_score")).hash(seed=0)
 
 
 def _pl_invalid() -> tuple[Any, Any]:
@@ -970,9 +1015,46 @@ class _PolarsEngine(_Engine):
             pl.col("prompt_id").alias("__pid"), pl.col(column)).collect()
         return row["__pid"][0], row[column][0]
 
+    def label_keys(self, prompt_id: np.ndarray, policy: np.ndarray, score: np.ndarray,
+                   policies: Sequence[str]) -> Any:
+        import polars as pl
+
+        return pl.DataFrame({"prompt_id": pl.Series(prompt_id, dtype=pl.String),
+                             "policy": pl.Series(np.asarray(policies, dtype=object)[policy],
+                                                 dtype=pl.String),
+                             "judge_score": score}).select(_pl_key().alias("k"))["k"].unique()
+
+    def hit_prompts(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
+        import polars as pl
+
+        every = pl.concat(self._parts, how="vertical_relaxed") if len(self._parts) > 1 else self._parts[0]
+        hits, per_file = pl.collect_all([
+            # (hashes only: a group-by of numbers, as many groups as labelled keys)
+            self.lf.select(_pl_key().alias("k"), pl.col("prompt_id").hash(seed=0).alias("hp"))
+            .filter(pl.col("k").is_in(keys.implode()))
+            .group_by("k").agg(pl.len().alias("n"), pl.col("hp").first())
+            .filter(pl.col("n") > 1).select(pl.col("hp").unique()),
+            every.group_by("__file").agg(pl.len().alias("n"))], engine="streaming")
+        sizes = np.zeros(len(self._parts), dtype=np.int64)
+        sizes[per_file["__file"].to_numpy()] = per_file["n"].to_numpy()
+        return hits["hp"], sizes
+
+    def first_prompt(self, prompts: Any) -> str:
+        import polars as pl
+
+        first = (self.lf.filter(pl.col("prompt_id").hash(seed=0).is_in(prompts.implode()))
+                 .select("prompt_id", _pl_rowkey()).bottom_k(1, by="row").collect(engine="streaming"))
+        return str(first["prompt_id"][0])
+
+    def prompt_key_rows(self, keys: Any, prompt: str, policies: Sequence[str]) -> Any:
+        import polars as pl
+
+        return (self.lf.filter(pl.col("prompt_id") == prompt).filter(_pl_key().is_in(keys.implode()))
+                .select("policy", "judge_score", _pl_rowkey()).collect(engine="streaming").to_pandas())
+
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
-                      buckets: int = 1) -> Iterator[Any]:
+                      buckets: int = 1, label_keys: Any = None) -> Iterator[Any]:
         import polars as pl
 
         s = pl.col("judge_score")
@@ -988,7 +1070,10 @@ class _PolarsEngine(_Engine):
                 + [pl.when(m).then(u - centres[p, 1]).otherwise(0.0).alias(f"u{p}")
                    for p, m in enumerate(mine)]
                 + [m.cast(pl.UInt32).alias(f"n{p}") for p, m in enumerate(mine)]
-                + [pl.lit(0, dtype=pl.UInt32).alias(f"l{p}") for p in range(P)])
+                + [pl.lit(0, dtype=pl.UInt32).alias(f"l{p}") for p in range(P)]
+                # whether the row's (prompt, policy, score) is a labelled row's (0/1)
+                + [(_pl_key().is_in(label_keys.implode()) if label_keys is not None else pl.lit(False))
+                   .cast(pl.UInt32).alias("m")])
         # the labelled prompts' residual terms enter as extra rows of the group-by (no join):
         # b_p on t_p, each policy's labelled rows there on l_p, 0 elsewhere, and no presence
         # (their prompts have rows of their own)
@@ -997,13 +1082,16 @@ class _PolarsEngine(_Engine):
                             for p in range(P)]]).lazy().with_columns(
             *[pl.lit(0.0, dtype=pl.Float64).alias(f"u{p}") for p in range(P)],
             *[pl.lit(0, dtype=pl.UInt32).alias(f"n{p}") for p in range(P)],
-            *[pl.Series(f"l{p}", labelled[f"l{p}"], dtype=pl.UInt32) for p in range(P)])
+            *[pl.Series(f"l{p}", labelled[f"l{p}"], dtype=pl.UInt32) for p in range(P)],
+            pl.lit(0, dtype=pl.UInt32).alias("m"))
         src = pl.concat([self.lf.select(pl.col("prompt_id"), *cols), b])
         # sums of the totals, and each policy's rows per prompt (presence: more than 0; their
         # squares: the effective number of prompts, core.effective_prompts)
         agg = ([pl.col(f"t{p}").sum() for p in range(P)] + [pl.col(f"u{p}").sum() for p in range(P)]
-               + [pl.col(f"n{p}").sum() for p in range(P)] + [pl.col(f"l{p}").sum() for p in range(P)])
-        out = [f"{c}{p}" for c in "tunl" for p in range(P)]
+               + [pl.col(f"n{p}").sum() for p in range(P)] + [pl.col(f"l{p}").sum() for p in range(P)]
+               + [pl.col("m").sum()])
+        out = [f"{c}{p}" for c in "tunl" for p in range(P)] + ["m"]
+        self.same_score_rows = 0
         passes = min(buckets, MAX_POLARS_PASSES)
         bar = progress_bar(progress, passes, desc="per-prompt sums (polars)", unit="pass")
         try:
@@ -1016,7 +1104,8 @@ class _PolarsEngine(_Engine):
                 bal = _prompt_sums([df[f"u{p}"].to_numpy() for p in range(P)],
                                    [df[f"n{p}"].to_numpy() for p in range(P)],
                                    [df[f"l{p}"].to_numpy() for p in range(P)], centres[:, 1])
-                df = df.drop([f"{c}{p}" for c in "ul" for p in range(P)])
+                self.same_score_rows += int(df["m"].sum())
+                df = df.drop([f"{c}{p}" for c in "ul" for p in range(P)] + ["m"])
                 # (consumed before the next group-by)
                 yield df, np.array(usq, dtype=np.float64), bal
                 del df
@@ -1076,6 +1165,50 @@ class _DaskEngine(_Engine):
         release_arrow_memory()
         return _Checks(cnt, fst), counts, lab
 
+    def label_keys(self, prompt_id: np.ndarray, policy: np.ndarray, score: np.ndarray,
+                   policies: Sequence[str]) -> Any:
+        import pandas as pd
+
+        codes, prompts = pd.factorize(pd.Series(prompt_id, dtype=_ID_DTYPE))
+        return _DaskKeys(np.unique(_key_hash(prompts, codes, policy, score)))
+
+    def hit_prompts(self, keys: Any, policies: Sequence[str]) -> tuple[Any, np.ndarray]:
+        import pandas as pd
+
+        meta = pd.DataFrame({"h": pd.Series([], dtype="uint64"), "hp": pd.Series([], dtype="uint64")})
+        found = self.kept.map_partitions(_dask_key_hashes, dask_delayed(keys.hashes, pure=True),
+                                         list(policies), meta=meta)
+        per_part = self.ddf["__file"].value_counts()
+        found, per_file = self._compute(found, per_part, progress=False, desc="rows of one response")
+        h = found["h"].to_numpy()
+        uniq, counts = np.unique(h, return_counts=True)
+        hit_prompts = np.unique(found["hp"].to_numpy()[_in_sorted(uniq[counts > 1], h)])
+        sizes = np.zeros(max(len(self.sources), int(per_file.index.max()) + 1 if len(per_file) else 0),
+                         dtype=np.int64)
+        sizes[per_file.index.to_numpy(dtype=np.int64)] = per_file.to_numpy()
+        return hit_prompts, sizes
+
+    def first_prompt(self, prompts: Any) -> str:
+        import pandas as pd
+
+        meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
+                             "row": pd.Series([], dtype="int64")})
+        firsts = self.kept.map_partitions(_dask_first_row, dask_delayed(prompts, pure=True), meta=meta)
+        (found,) = self._compute(firsts, progress=False, desc="first rows")
+        return str(found["prompt_id"].iloc[int(np.argmin(found["row"].to_numpy()))])
+
+    def prompt_key_rows(self, keys: Any, prompt: str, policies: Sequence[str]) -> Any:
+        import pandas as pd
+
+        meta = pd.DataFrame({"policy": pd.Series([], dtype=_ID_DTYPE),
+                             "judge_score": pd.Series([], dtype="float64"),
+                             "row": pd.Series([], dtype="int64")})
+        mine = self.kept[self.kept["prompt_id"] == prompt]
+        rows = mine.map_partitions(_dask_key_rows, dask_delayed(keys.hashes, pure=True),
+                                   list(policies), meta=meta)
+        (found,) = self._compute(rows, progress=False, desc="rows of one response")
+        return found.reset_index(drop=True)
+
     def bad_row(self, key: int, column: str) -> tuple[Any, Any]:
         f, r = divmod(key, 1 << _ROW_BITS)
         part = self.ddf.get_partition(f).compute() if f < self.ddf.npartitions else None
@@ -1086,18 +1219,20 @@ class _DaskEngine(_Engine):
 
     def prompt_totals(self, lookup: dict[str, np.ndarray], policies: Sequence[str],
                       centres: np.ndarray, labelled: Any, progress: bool | None,
-                      buckets: int = 1) -> Iterator[Any]:
+                      buckets: int = 1, label_keys: Any = None) -> Iterator[Any]:
         import dask.dataframe as dd
         import pandas as pd
 
         P = len(policies)
-        out = [f"{c}{p}" for c in "tunl" for p in range(P)]
+        out = [f"{c}{p}" for c in "tunl" for p in range(P)] + ["m"]
         meta = pd.DataFrame({"prompt_id": pd.Series([], dtype=_ID_DTYPE),
-                             **{c: pd.Series([], dtype="float64" if c[0] not in "nl" else "uint32")
+                             **{c: pd.Series([], dtype="float64" if c[0] not in "nlm" else "uint32")
                                 for c in out}})
         # only the three columns this pass needs are read (the projection reaches the reader)
         raw = self.raw[[c for c in ("prompt_id", "policy", "judge_score") if c in self.raw.columns]]
-        wide = raw.map_partitions(_dask_wide, lookup, list(policies), centres, self.drop, meta=meta)
+        hashes = None if label_keys is None else dask_delayed(label_keys.hashes, pure=True)
+        wide = raw.map_partitions(_dask_wide, lookup, list(policies), centres, self.drop, hashes,
+                                  meta=meta)
         # the labelled prompts' residual terms enter as extra rows of the group-by (as in
         # polars: b_p on t_p, no u, no presence), in pieces: no join with a table of every
         # labelled prompt (measured: 0.14–0.27 s and ~0.29 GB at its peak per output partition
@@ -1126,7 +1261,11 @@ class _DaskEngine(_Engine):
                 parts = [dask_delayed(_dask_arrays, pure=True)(part, P, centres[:, 1])
                          for part in agg.to_delayed()]
             del agg, wide  # (``extra`` holds the scattered pieces until the pass ends)
-            yield from self._partitions(parts, progress, "per-prompt sums (dask)")
+            self.same_score_rows = 0
+            for *arrays, matched in self._partitions(parts, progress, "per-prompt sums (dask)"):
+                self.same_score_rows += int(matched)
+                yield tuple(arrays)
+                del arrays
             del extra
 
     def _partitions(self, parts: list[Any], progress: bool | None, desc: str
@@ -1234,7 +1373,8 @@ def _b_rows(labelled: dict[str, Any], n_policies: int) -> Any:
                          **{f"u{p}": zeros for p in range(P)},
                          **{f"n{p}": flags for p in range(P)},
                          **{f"l{p}": np.asarray(labelled[f"l{p}"], dtype=np.uint32)
-                            for p in range(P)}})
+                            for p in range(P)},
+                         "m": flags})
 
 
 def _prompt_sums(u: Sequence[np.ndarray], counts: Sequence[np.ndarray], lab: Sequence[np.ndarray],
@@ -1254,13 +1394,13 @@ def _prompt_sums(u: Sequence[np.ndarray], counts: Sequence[np.ndarray], lab: Seq
 
 
 def _dask_arrays(agg: Any, n_policies: int, centre: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """One output partition of the per-prompt group-by as ``(t, counts, usq, cross, bal)``: the
     influence totals ``t`` (prompts × policies), each policy's rows on each prompt (0: none),
     each policy's sum over these prompts of its squared naive judge-mean total ``u``,
     ``Σ_g c_a,g·c_b,g`` of the policies' rows per prompt (policies × policies), and the sums of
     the prompt label-balance check (:func:`_prompt_sums`; ``centre``: each policy's mean judge
-    score, 0–1)."""
+    score, 0–1); last the rows whose (prompt, policy, judge score) is a labelled row's."""
     P = n_policies
     t = np.column_stack([agg[f"t{p}"].to_numpy(dtype=np.float64) for p in range(P)]) \
         if len(agg) else np.zeros((0, P))
@@ -1272,7 +1412,8 @@ def _dask_arrays(agg: Any, n_policies: int, centre: np.ndarray
                        [agg[f"l{p}"].to_numpy(dtype=np.float64) for p in range(P)], centre)
     cross = counts.T @ counts
     release_arrow_memory()
-    return t, counts.astype(np.uint32), usq, cross, bal
+    m = int(agg["m"].to_numpy(dtype=np.int64).sum()) if len(agg) else 0
+    return t, counts.astype(np.uint32), usq, cross, bal, m
 
 
 #: Ids in Dask partitions: Arrow strings (object arrays of Python str are 3-5 times slower to
@@ -1394,8 +1535,86 @@ def _dask_flags(pdf: Any, judge_scale: Any, drop: bool = False) -> Any:
     return pd.DataFrame(row)
 
 
+def _prompt_hash(prompts: Any) -> np.ndarray:
+    """A 64-bit hash of each prompt id."""
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(pd.Series(prompts, dtype=_ID_DTYPE), index=False).to_numpy()
+
+
+def _in_sorted(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in the sorted array ``table``."""
+    if not table.size or not values.size:
+        return np.zeros(values.size, dtype=bool)
+    at = np.minimum(np.searchsorted(table, values), table.size - 1)
+    return table[at] == values
+
+
+def _key_hash(prompts: Any, codes: np.ndarray, policy: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's (prompt, policy, judge score): ``prompts`` the distinct ids,
+    ``codes`` each row's among them, ``policy`` each row's policy code (the score + 0.0: -0.0 is
+    0.0, as the in-memory comparison has it). Two different keys share a hash with probability
+    2^-64: over 10^7 rows and 10^6 labelled keys, one row miscounted with probability < 10^-6."""
+    import pandas as pd
+
+    hp = _prompt_hash(prompts)
+    return pd.util.hash_pandas_object(pd.DataFrame({
+        "p": hp[np.asarray(codes, dtype=np.int64)], "c": np.asarray(policy, dtype=np.int64),
+        "s": np.asarray(score, dtype=np.float64) + 0.0}), index=False).to_numpy()
+
+
+def _dask_first_row(pdf: Any, prompts: np.ndarray) -> Any:
+    """A partition's first row (its ``prompt_id`` and row key) among those whose prompt's hash
+    is in the sorted ``prompts``; no row when there is none."""
+    import pandas as pd
+
+    codes, uniq = pd.factorize(pdf["prompt_id"])
+    mine = _in_sorted(prompts, _prompt_hash(uniq))[codes] if len(pdf) else np.zeros(0, dtype=bool)
+    at = np.flatnonzero(mine)[:1]  # (rows of a partition come in input order)
+    row = (pdf["__file"].to_numpy(dtype=np.int64)[at] << _ROW_BITS) + pdf["__row"].to_numpy(
+        dtype=np.int64)[at]
+    return pd.DataFrame({"prompt_id": pdf["prompt_id"].iloc[at].reset_index(drop=True), "row": row})
+
+
+def _dask_matched(pdf: Any, keys: np.ndarray, policies: list[str]) -> tuple[np.ndarray, Any, Any]:
+    """Which rows of a partition have a (prompt, policy, judge score) hash among the sorted
+    ``keys``; the rows' hashes, and the prompts' codes and distinct ids."""
+    import pandas as pd
+
+    codes, uniq = pd.factorize(pdf["prompt_id"])
+    pol_codes, pol_names = pd.factorize(pdf["policy"])
+    where = {name: p for p, name in enumerate(policies)}
+    pol = np.array([where.get(x, -1) for x in pol_names], dtype=np.int64)[pol_codes]
+    s = pdf["judge_score"].to_numpy(dtype=np.float64)
+    h = _key_hash(uniq, codes, pol, s) if len(pdf) else np.zeros(0, dtype=np.uint64)
+    return h, codes, uniq
+
+
+def _dask_key_hashes(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
+    """The key hash ``h`` and prompt hash ``hp`` of a partition's rows whose key is a labelled
+    row's (hashes only: no ids)."""
+    import pandas as pd
+
+    h, codes, uniq = _dask_matched(pdf, keys, policies)
+    hit = _in_sorted(keys, h)
+    hp = _prompt_hash(uniq)[codes[hit]] if len(pdf) else np.zeros(0, dtype=np.uint64)
+    return pd.DataFrame({"h": h[hit], "hp": hp})
+
+
+def _dask_key_rows(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
+    """A partition's rows whose key is a labelled row's: ``policy``, ``judge_score``, ``row``."""
+    import pandas as pd
+
+    h, _, _ = _dask_matched(pdf, keys, policies)
+    hit = _in_sorted(keys, h)
+    row = (pdf["__file"].to_numpy(dtype=np.int64) << _ROW_BITS) + pdf["__row"].to_numpy(dtype=np.int64)
+    return pd.DataFrame({"policy": pdf["policy"].to_numpy()[hit],
+                         "judge_score": pdf["judge_score"].to_numpy(dtype=np.float64)[hit],
+                         "row": row[hit]}).astype({"policy": _ID_DTYPE})
+
+
 def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
-               centres: np.ndarray, drop: bool = False) -> Any:
+               centres: np.ndarray, drop: bool = False, keys: np.ndarray | None = None) -> Any:
     """Per prompt of the partition: per policy the sums of the calibrated reward and of the
     [0, 1] judge score over its rows, each centred on the policy's means (``centres``), its rows
     there, and 0 labelled rows (the labelled rows' counts come as extra rows, :func:`_b_rows`) —
@@ -1428,6 +1647,11 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
     D = lookup["score"].size
     # (the distinct scores are sorted, and every row's score is among them: the scan found them)
     cell = pol * D + np.searchsorted(lookup["score"], s)
+    # rows whose (prompt, policy, score) is a labelled row's (``keys``: their sorted hashes)
+    m = np.zeros(g, dtype=np.uint32)
+    if keys is not None and keys.size and s.size:
+        m = np.bincount(codes, weights=_in_sorted(keys, _key_hash(prompts, codes, pol, s)),
+                        minlength=g).astype(np.uint32)
     del s
     key = codes.astype(np.int64) * P + pol
     del codes, pol
@@ -1443,7 +1667,8 @@ def _dask_wide(pdf: Any, lookup: dict[str, np.ndarray], policies: list[str],
                          **{f"t{p}": t[:, p] for p in range(P)},
                          **{f"u{p}": u[:, p] for p in range(P)},
                          **{f"n{p}": n[:, p].astype(np.uint32) for p in range(P)},
-                         **{f"l{p}": np.zeros(g, dtype=np.uint32) for p in range(P)}})
+                         **{f"l{p}": np.zeros(g, dtype=np.uint32) for p in range(P)},
+                         "m": m})
 
 
 def _file_columns(files: Sequence[Path]) -> list[str]:
@@ -1794,6 +2019,34 @@ def _raise_bad(eng: _Engine, checks: _Checks, judge_scale: tuple[float, float] |
             f"({checks.counts[kind]} such rows in all). {fix}")
 
 
+def _one_response(eng: _Engine, keys: Any, extra: int, repeated: int, names: Sequence[str]) -> str:
+    """The notice of one response on several rows, its example named as in memory: the first
+    group of rows sharing a labelled row's (prompt, policy, judge score), in the order of the
+    prompts' first rows, then policy, then score; its rows numbered across the files as the
+    in-memory engine reads them (one more pass over the data, made only for this notice)."""
+    prompts, sizes = eng.hit_prompts(keys, names)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    pid = eng.first_prompt(prompts)  # the first prompt with a group of several rows
+    rows = eng.prompt_key_rows(keys, pid, names)
+    rows = rows.assign(judge_score=rows["judge_score"].to_numpy(dtype=np.float64) + 0.0)
+    size = rows.groupby(["policy", "judge_score"], observed=True).size()
+    pol, score = min((str(k[0]), float(k[1])) for k, n in size.items() if n > 1)
+    mine = rows[(rows["policy"] == pol) & (rows["judge_score"] == score)]
+    keys_of = np.sort(mine["row"].to_numpy(dtype=np.int64))[:3]
+    where = [int(offsets[k >> _ROW_BITS] + (k & ((1 << _ROW_BITS) - 1))) for k in keys_of]
+    return one_response_notice(extra, repeated, where, str(pid), str(pol), float(score))
+
+
+@dataclass
+class _DaskKeys:
+    """The labelled rows' keys on Dask: their sorted distinct hashes (:func:`_key_hash`)."""
+
+    hashes: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+
 def _column(frame: Any, name: str, dtype: Any) -> np.ndarray:
     """A column of a polars or pandas frame as a numpy array of ``dtype``."""
     return np.asarray(frame[name].to_numpy(), dtype=dtype)
@@ -1959,6 +2212,9 @@ def analyze_partitioned(
     lab_ids = pl.Series("prompt_id", lab_prompts, dtype=pl.String)
     del lab_prompts
     s_lab = _column(lab, "judge_score", np.float64)
+    # the labelled rows' (prompt, policy, score) keys: the per-prompt pass counts the rows that
+    # share one (the notice of one response on several rows, as cje.data._one_response_rows)
+    label_keys = eng.label_keys(lab_pid, lab_policy, s_lab, names)
     s01 = to_unit(s_lab, jscale)
     codes, dist_s, _ = distinct_rows(s01, None)
     table = Table(s=s01, y=to_unit(y, lscale), X=None, cluster=lab_code.astype(np.int64),
@@ -1993,13 +2249,19 @@ def analyze_partitioned(
               "s01": shape.distinct01}
     # ROWS_PER_GROUP_BY rows per group-by: its hash table of prompts is the pass's memory
     buckets = max(1, -(-n_rows // ROWS_PER_GROUP_BY))
-    chunks = eng.prompt_totals(lookup, names, centres, b, progress, buckets)
+    chunks = eng.prompt_totals(lookup, names, centres, b, progress, buckets, label_keys)
     del b  # (the pass holds it while it needs it)
     repeats = shape.set_totals(chunks, alpha, centres)
     if repeats > 0 and not eng.has_draw_idx:
         notices.insert(at_draws, (
             f"{repeats} rows repeat a (prompt_id, policy) pair and there is no 'draw_idx' column: "
             "they were taken as repeated draws, numbered in input order."))
+        at_draws += 1
+    # rows beyond the first of each labelled (prompt, policy, score) group, as in memory
+    extra = eng.same_score_rows - len(label_keys)
+    if repeats > 0 and extra > 0 and 2 * extra >= repeats:
+        notices.insert(at_draws, _one_response(eng, label_keys, extra, repeats, names))
+    del label_keys
     settings = {**settings, "engine": engine}
     return estimate(shape, calibrator, alpha=alpha, requested_mode=mode, covariates=(),
                     transport_margin=None, only=only, notices=notices, warns=warns,
