@@ -1018,7 +1018,8 @@ _EXCLUSIONS = (
 
 
 #: |z| of a mean judge score against the one it should equal beyond which the level is CAUTION:
-#: a target's fresh draws' against its raw-weighted logged rows' (DR levels, :func:`fresh_balance`)
+#: a target's fresh draws' against its raw-weighted logged rows' (DR levels, and weighting levels
+#: given fresh draws; :func:`fresh_balance`)
 #: and a probe slice's against its policy's (:func:`cje.pipeline.probes.score_balance`). Two-sided
 #: p ≈ 0.001 under a normal reference (≈ 0.003 under a t with 29 degrees of freedom, the fewest
 #: prompts of a probe that is not already CAUTION); on well-formed off-policy data it fired on
