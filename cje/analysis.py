@@ -107,7 +107,9 @@ def analyze(
         were dropped at random.
     fresh_draws : DataFrame, path or EvalData, optional
         Off-policy only: fresh draws of the target policies (long format with a ``policy``
-        column, or a cje-eval fresh-draws directory), used by ``direct`` and the DR estimators.
+        column, or a cje-eval fresh-draws directory), used by ``direct`` and the DR estimators;
+        the weighting estimators (in memory) add their labels to the calibration and compare
+        their weighted logged judge scores with them (CAUTION when they differ beyond |z| 3.29).
     estimator : str or Estimator
         ``"auto"`` (direct for fresh draws; with logged data ``"stacked-dr"`` when
         ``fresh_draws`` are given, else ``"calibrated-ips"``), ``"direct"``, or, for logged data,

@@ -253,6 +253,7 @@ GATES = (
     ("ttc", "TTC"),
     ("tail", "Hill tail index"),
     ("fresh", "fresh draws score"),
+    ("wfresh", "weighted logged responses score"),  # the weighting levels' (branch wfresh)
     ("range", "outside the labelled range"),
     ("label_balance", "labelled rows"),
     ("degenerate", "degenerate weights"),

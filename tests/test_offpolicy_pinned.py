@@ -54,6 +54,17 @@ counts a score within :data:`cje.diagnostics.overlap.BIN_EDGE_TOL` bin widths be
 the bin above, so a grid judge's scores (on the edges) fall in the same bins on any scale
 (``tests/test_invariance.py``); the synthetic and Arena cases (grid judges) moved by ≤ 0.007,
 the continuous ones not at all; nothing else changed (checked: every other number as pinned).
+
+Patched a ninth time (2026-12-08, branch ``wfresh``), reports only, the eleven weighting cases with
+fresh draws (``synthetic-ips`` / ``-snips`` / ``-calibrated-ips`` / ``-calibrated-ips-varcap``,
+``continuous-ips`` / ``-snips`` / ``-calibrated-ips``, ``arena-ips`` / ``-snips`` /
+``-calibrated-ips``, ``arena-probes-calibrated-ips``): a weighting level whose target's fresh draws
+are given gets the fresh-balance check the DR levels had (:func:`cje.diagnostics.gates.
+fresh_balance_gate` with ``weighting=True``), adding ``fresh_score_shift`` / ``fresh_score_z`` to
+every target (z = 0.22–1.96 on the synthetic and continuous data, 0.84 and 0.36 for Arena's
+``clone`` and ``parallel_universe_prompt``) and, for ``arena-*`` ``unhelpful`` (z = −13.6, already
+REFUSED), its reason; no number or status changed (checked with those keys and that reason
+removed: every other value as pinned).
 """
 
 from __future__ import annotations

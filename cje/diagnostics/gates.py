@@ -1018,7 +1018,8 @@ _EXCLUSIONS = (
 
 
 #: |z| of a mean judge score against the one it should equal beyond which the level is CAUTION:
-#: a target's fresh draws' against its raw-weighted logged rows' (DR levels, :func:`fresh_balance`)
+#: a target's fresh draws' against its raw-weighted logged rows' (DR levels, and weighting levels
+#: given fresh draws; :func:`fresh_balance`)
 #: and a probe slice's against its policy's (:func:`cje.pipeline.probes.score_balance`). Two-sided
 #: p ≈ 0.001 under a normal reference (≈ 0.003 under a t with 29 degrees of freedom, the fewest
 #: prompts of a probe that is not already CAUTION); on well-formed off-policy data it fired on
@@ -1364,15 +1365,26 @@ def label_balance_gate(d: float, z: float, mean_all: float, logged: bool = False
         "score move the level beyond its interval). " + fix[0].upper() + fix[1:])
 
 
-def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple[float, float]
-                       ) -> tuple[dict[str, float], str | None]:
-    """The diagnostics and the CAUTION reason of :func:`fresh_balance` for a DR level.
+def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple[float, float],
+                       weighting: bool = False) -> tuple[dict[str, float], str | None]:
+    """The diagnostics and the CAUTION reason of :func:`fresh_balance` for a DR level, or for a
+    weighting level (IPS, SNIPS, calibrated IPS) whose target's fresh draws were given.
+
+    A weighting level is the importance-weighted logged rows' calibrated reward: when the
+    weighted logs' judge scores do not reproduce the target's own responses' (its fresh draws),
+    the weights — or the log-probabilities behind them — are the likely culprit, even when their
+    mean is near 1 so that the mean-weight checks are silent
+    (``simulations/results/independent_mixlog.md``: logging log-probabilities scored under
+    another system prompt).
 
     Parameters
     ----------
     fresh, logged, z : float
         :func:`fresh_balance`'s results (0–1 scale).
     judge_scale : (float, float)
+    weighting : bool, default False
+        The level is a weighting estimator's (the reason names the weights, not the fresh draws,
+        as what the level follows).
 
     Returns
     -------
@@ -1385,11 +1397,28 @@ def fresh_balance_gate(fresh: float, logged: float, z: float, judge_scale: tuple
     >>> diag, why = fresh_balance_gate(0.62, 0.55, 5.0, (0, 10))
     >>> round(diag["fresh_score_shift"], 2), why is not None
     (0.7, True)
+    >>> "log-probabilities" in fresh_balance_gate(0.62, 0.55, 5.0, (0, 10), weighting=True)[1]
+    True
     """
     lo, hi = judge_scale
     diag = {"fresh_score_shift": (fresh - logged) * (hi - lo), "fresh_score_z": z}
     if not abs(z) > BALANCE_Z:  # (NaN: no variance to judge it by)
         return diag, None
+    if weighting:
+        return diag, (
+            f"its importance-weighted logged responses score {'lower' if z > 0 else 'higher'} "
+            f"than its fresh draws (mean judge score {lo + logged * (hi - lo):.3g} vs "
+            f"{lo + fresh * (hi - lo):.3g}, z = {z:+.1f}), though both stand for its responses: "
+            "the weighted logs do not reproduce the target's own responses' scores, so the "
+            "importance weights or the log-probabilities behind them are likely off (logs "
+            "pooled from several model versions but scored with one version's log-probabilities, "
+            "another system prompt or temperature than the one that sampled, base and target "
+            "scored in different runs), and a weighting level follows those weights — unless "
+            "the fresh draws come from another version of the policy or were judged "
+            "differently. Check the log-probabilities (each logged row scored by the setup that "
+            "produced it) and that the fresh draws were generated and judged like the logs; a "
+            "DR estimator (e.g. 'stacked-dr', the default with fresh draws) rests on the fresh "
+            "draws rather than on the weights.")
     return diag, (
         f"its fresh draws score {'higher' if z > 0 else 'lower'} than its importance-weighted "
         f"logged responses (mean judge score {lo + fresh * (hi - lo):.3g} vs "

@@ -44,6 +44,7 @@ from cje.estimators.direct import DirectEstimator, direct_estimate, direct_value
 from cje.estimators.offpolicy import (
     IPS,
     SNIPS,
+    CalibratedIPS,
     LoggedTarget,
     PolicyValue,
     residual_gap,
@@ -86,6 +87,9 @@ class _Target:
     # (judge scores on [0, 1], prompt codes) of all its fresh draws, when only their labelled
     # ones are in the table (estimators of the logged rows: see analyze_logged)
     fresh_diag: tuple[np.ndarray, np.ndarray] | None = None
+    # those fresh draws' prompt codes in the table (-1: a prompt without rows in the table), for
+    # the fresh-balance check of a weighting level
+    fresh_diag_cluster: np.ndarray | None = None
     # Welch's z of the judge scores of the rows without its log-probability against the rest
     missing_score_z: float = float("nan")
     # the same for the rows left out (on_missing="drop") for want of its fresh draws on their
@@ -413,15 +417,23 @@ class LoggedShape:
         prompt of the logged rows, their count, ``Σ w`` and ``Σ w·x``, and the fresh draws'
         mean."""
         t, g = self.table, self.n_clusters
-        if x is None:
+        fc = t.cluster[tg.fresh]
+        if x is None and tg.fresh_diag is not None and tg.fresh_diag_cluster is not None:
+            # a weighting level: all its fresh draws (only the labelled ones are in the table)
+            on = tg.fresh_diag_cluster >= 0
+            xf, fc = tg.fresh_diag[0][on], tg.fresh_diag_cluster[on]
+            x = t.s[tg.rows]
+        elif x is None:
             x, xf = t.s[tg.rows], t.s[tg.fresh]
-        cl, fc = t.cluster[tg.rows], t.cluster[tg.fresh]
+        cl = t.cluster[tg.rows]
         cnt = np.bincount(fc, minlength=g)
         fbar = np.divide(np.bincount(fc, weights=xf, minlength=g), cnt, out=np.zeros(g),
                          where=cnt > 0)
-        return fresh_balance(np.bincount(cl, minlength=g).astype(float),
-                             np.bincount(cl, weights=tg.w, minlength=g),
-                             np.bincount(cl, weights=tg.w * x, minlength=g), fbar)
+        # the logged rows of the prompts with fresh draws (all of a DR level's kept rows)
+        has = (cnt > 0)[cl]
+        return fresh_balance(np.bincount(cl[has], minlength=g).astype(float),
+                             np.bincount(cl[has], weights=tg.w[has], minlength=g),
+                             np.bincount(cl[has], weights=(tg.w * x)[has], minlength=g), fbar)
 
     def _fresh_covariate_balance(self, tg: _Target) -> dict[str, tuple[float, float, float]]:
         """:meth:`_fresh_balance` of each covariate of target ``tg`` (its fresh draws' mean
@@ -562,6 +574,15 @@ class LoggedShape:
                 diag.update(more)
                 if why:
                     status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
+        elif (isinstance(self.estimator, (IPS, SNIPS, CalibratedIPS)) and tg.fresh_diag is not None
+              and tg.fresh_diag[0].size):
+            # a weighting level with the target's fresh draws given: do its weighted logs score
+            # like the target's own responses? (the weights or their log-probabilities if not)
+            more, why = fresh_balance_gate(*self._fresh_balance(tg), ev.judge_scale,
+                                           weighting=True)
+            diag.update(more)
+            if why:
+                status, reasons = worse_status(status, "CAUTION"), [*reasons, why]
         if use is None and not sample_fresh:  # its residual term reads the labelled logged rows
             more, why = self._label_balance()
             diag.update(more)
@@ -615,6 +636,17 @@ def _cluster_codes(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.n
         cluster[at: at + lc.size] = gcode[off: off + first.size][lc]
         at, off = at + lc.size, off + first.size
     return cluster, np.asarray(prompts, dtype=object)
+
+
+def _codes_in(prompts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Position of each of ``ids`` among the table's ``prompts`` (-1 where absent); no string is
+    hashed when ``ids`` are the first of ``prompts`` in order (the fresh draws of the logged
+    prompts)."""
+    if ids.size <= prompts.size and np.array_equal(ids, prompts[: ids.size]):
+        return np.arange(ids.size, dtype=np.int64)
+    import pandas as pd
+
+    return pd.Index(prompts).get_indexer(ids).astype(np.int64)
 
 
 def _with(cluster: np.ndarray, probe_cluster: np.ndarray | None) -> np.ndarray:
@@ -831,6 +863,7 @@ def analyze_logged(
             parts_X.append(np.column_stack([fresh.covariates[c][sel] for c in covariates]))
         role.append(fresh_role[sel])
         del fresh_role, sel
+    fresh_prompts = None if fresh is None else fresh.prompts
     del fresh  # its rows are in the blocks now (freed here when the caller passed a loader)
     probe_names = list(probes)
     for j, pol in enumerate(probe_names):
@@ -844,6 +877,9 @@ def analyze_logged(
             parts_X.append(np.column_stack([pr.covariates[c][keep] for c in covariates]))
         role.append(np.full(keep.size, 1000 + j, dtype=np.int64))
     cluster, prompts = _cluster_codes(parts_pid)
+    # the fresh draws kept for a weighting level's diagnostics: their prompts' codes in the table
+    fresh_table_code = (_codes_in(prompts, np.asarray(fresh_prompts, dtype=object))
+                        if fresh_diag else None)
     s = to_unit(np.concatenate(parts_s), logged.judge_scale)
     y = to_unit(np.concatenate(parts_y), logged.label_scale)
     X = np.vstack(parts_X) if covariates else None
@@ -941,7 +977,10 @@ def analyze_logged(
             stable_residual=est.stabilised and residual_on_stable(w, residual_weights),
             used_codes=sub, used=np.asarray(used),
             fresh_count=np.maximum(np.bincount(cluster[frows], minlength=len(prompts)), 1),
-            fresh_diag=fresh_diag.get(i + 1), missing_score_z=miss_z, no_fresh_score_z=fresh_z))
+            fresh_diag=fresh_diag.get(i + 1),
+            fresh_diag_cluster=(fresh_table_code[fresh_diag[i + 1][1]]
+                                if fresh_table_code is not None and i + 1 in fresh_diag else None),
+            missing_score_z=miss_z, no_fresh_score_z=fresh_z))
 
     # ---- calibrate, estimate, report ---------------------------------------------------------
     calibrator, caught = fit_calibrator(table, fold[train], mode=mode, k=k, seed=seed)

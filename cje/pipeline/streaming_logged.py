@@ -1761,8 +1761,9 @@ def analyze_logged_partitioned(
     if given and not dr:
         raise CJEInputError(
             f"fresh_draws= with estimator={est.name!r} is not supported out of core yet (the "
-            "weighting estimators do not read them; in memory they add the fresh draws' labels "
-            "to the calibration). Leave out fresh_draws=, use a DR estimator, or "
+            "weighting estimators do not read them for their level; in memory they add the fresh "
+            "draws' labels to the calibration and check the weighted logs against the fresh "
+            "draws' judge scores). Leave out fresh_draws=, use a DR estimator, or "
             + _OR_MEMORY[0].lower() + _OR_MEMORY[1:])
     eng = _make_engine(data, engine, columns, client)
     notices = list(eng.notices)
