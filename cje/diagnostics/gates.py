@@ -291,21 +291,21 @@ def support_gate(family: str, diag: Mapping[str, Any], n_rows: int) -> tuple[str
                                  + causes + ".")
             else:
                 worse("CAUTION", f"{what}; its level may be off. " + causes + ".")
-    deficit = 1.0 - m if m == m else nan
-    if (family == "weighting" and status == "OK" and deficit == deficit and se == se
-            and deficit > max(MEAN_WEIGHT_DEFICIT_Z * se, 1e-9)):
+    # the weighting estimators: a mean raw weight too far below 1 (a missed tail) or above it
+    gap = m - 1.0 if m == m else nan
+    judged = family == "weighting" and status == "OK" and gap == gap and se == se
+    in_se = abs(gap) / se if se > 0 else float("inf")
+    if judged and -gap > max(MEAN_WEIGHT_DEFICIT_Z * se, 1e-9):
         worse("CAUTION", f"the weights may have missed the target's rarer responses: {stat}, "
-                         f"{deficit / se if se > 0 else float('inf'):.1f} SE below. A sample "
+                         f"{in_se:.1f} SE below. A sample "
                          "that drew few of the target's high-weight responses looks like this "
                          "(its ESS and Hill index look better, not worse), and its weighted "
                          "estimate then leans toward the logging policy's value by an amount its "
                          "interval does not allow for (or the log-probabilities are off). Fresh "
                          f"draws of the target and a DR estimator avoid it ({TAIL_DOCS}).")
-    excess = m - 1.0 if m == m else nan
-    if (family == "weighting" and status == "OK" and excess == excess and se == se
-            and excess > max(MEAN_WEIGHT_EXCESS_Z * se, 1e-9)):
+    elif judged and gap > max(MEAN_WEIGHT_EXCESS_Z * se, 1e-9):
         worse("CAUTION", f"suspect log-probabilities: {stat}, "
-                         f"{excess / se if se > 0 else float('inf'):.1f} SE above. With log-probabilities of "
+                         f"{in_se:.1f} SE above. With log-probabilities of "
                          "the distribution the logged responses were drawn from it averages 1 "
                          "(less where the logs miss part of the target), and a sample of such "
                          "weights rarely overshoots that far (a rare large weight raises the SE "
