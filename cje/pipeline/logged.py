@@ -417,23 +417,30 @@ class LoggedShape:
         prompt of the logged rows, their count, ``Σ w`` and ``Σ w·x``, and the fresh draws'
         mean."""
         t, g = self.table, self.n_clusters
-        fc = t.cluster[tg.fresh]
         if x is None and tg.fresh_diag is not None and tg.fresh_diag_cluster is not None:
             # a weighting level: all its fresh draws (only the labelled ones are in the table)
-            on = tg.fresh_diag_cluster >= 0
-            xf, fc = tg.fresh_diag[0][on], tg.fresh_diag_cluster[on]
+            xf, fc = tg.fresh_diag[0], tg.fresh_diag_cluster
+            on = fc >= 0
+            if not on.all():
+                xf, fc = xf[on], fc[on]
             x = t.s[tg.rows]
-        elif x is None:
-            x, xf = t.s[tg.rows], t.s[tg.fresh]
+        else:
+            fc = t.cluster[tg.fresh]
+            if x is None:
+                x, xf = t.s[tg.rows], t.s[tg.fresh]
         cl = t.cluster[tg.rows]
         cnt = np.bincount(fc, minlength=g)
         fbar = np.divide(np.bincount(fc, weights=xf, minlength=g), cnt, out=np.zeros(g),
                          where=cnt > 0)
-        # the logged rows of the prompts with fresh draws (all of a DR level's kept rows)
+        # the logged rows of the prompts with fresh draws (all of a DR level's kept rows; with
+        # every prompt drawn, no copy)
+        w, wx = tg.w, tg.w * x
         has = (cnt > 0)[cl]
-        return fresh_balance(np.bincount(cl[has], minlength=g).astype(float),
-                             np.bincount(cl[has], weights=tg.w[has], minlength=g),
-                             np.bincount(cl[has], weights=(tg.w * x)[has], minlength=g), fbar)
+        if not has.all():
+            cl, w, wx = cl[has], w[has], wx[has]
+        return fresh_balance(np.bincount(cl, minlength=g).astype(float),
+                             np.bincount(cl, weights=w, minlength=g),
+                             np.bincount(cl, weights=wx, minlength=g), fbar)
 
     def _fresh_covariate_balance(self, tg: _Target) -> dict[str, tuple[float, float, float]]:
         """:meth:`_fresh_balance` of each covariate of target ``tg`` (its fresh draws' mean
