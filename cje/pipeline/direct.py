@@ -388,7 +388,8 @@ class DirectShape:
         xl = x[u] - centre
         l_g = l_g.astype(np.float64)
         l2 = l_g * l_g
-        sums = np.array([xr.sum(), xr @ xr, l_g @ xl, l_g.sum(), l2.sum(), l2 @ xl, l2 @ (xl * xl),
+        sums = np.array([xr.sum(), np.einsum("i,i->", xr, xr), l_g @ xl,  # (no threaded BLAS)
+                         l_g.sum(), l2.sum(), l2 @ xl, l2 @ (xl * xl),
                          u.size, float(shared[cl].any())])
         del xr
         d, z, mean = prompt_balance(sums, int(cl.size), centre)
