@@ -8,6 +8,7 @@ count and the example rows are the in-memory engine's, on file sets, a LazyFrame
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +19,17 @@ import pytest
 
 import cje
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_raters_independent import _one_per_prompt as _raters_data  # noqa: E402
+
 KEY = "share the judge score of a labelled row of their pair"
 DRAWS = "taken as repeated draws"
 KW = {"judge_scale": (0, 10), "label_scale": (1, 5)}
 
 
 def _one_per_prompt(seed: int, prompts: int = 120) -> pd.DataFrame:
-    """Two policies, one response per prompt, a continuous judge, 25% of responses labelled."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for p, mu in (("A", 0.0), ("B", 0.3)):
-        q = mu + rng.normal(0, 0.8, prompts)
-        s = np.round(10 / (1 + np.exp(-(q + rng.normal(0, 0.5, prompts)))), 2)
-        y = 1 + 4 / (1 + np.exp(-(q + rng.normal(0, 0.5, prompts))))
-        lab = rng.random(prompts) < 0.25
-        frames.append(pd.DataFrame({"prompt_id": [f"q{g}" for g in range(prompts)], "policy": p,
-                                    "judge_score": s, "oracle_label": np.where(lab, y, np.nan)}))
-    return pd.concat(frames, ignore_index=True)
+    """The raters study's test data (two policies, one response per prompt, 25% labelled)."""
+    return _raters_data(np.random.default_rng(seed), prompts)
 
 
 def _second_rater(seed: int) -> pd.DataFrame:

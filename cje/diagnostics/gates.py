@@ -1190,9 +1190,11 @@ def prompt_score_sums(score_sum: np.ndarray, rows_all: np.ndarray, rows: np.ndar
 
     A prompt's mean judge score over every policy's rows on it, ``x_g``, measures how hard the
     prompt is with less noise than one row's score. The sums are additive over disjoint sets of
-    prompts, so the out-of-core engines form them chunk by chunk from their per-prompt totals and
-    the in-memory engine in one go; ``x_g`` enters centred on the policy's mean score ``c_p``
-    (less cancellation in the sums of squares).
+    prompts, so the out-of-core engines form them chunk by chunk from their per-prompt totals
+    (the in-memory engine takes the same sums over a policy's rows and labelled prompts instead,
+    :meth:`cje.pipeline.direct.DirectShape._prompt_balance`: no temporary over every prompt);
+    ``x_g`` enters centred on the policy's mean score ``c_p`` (less cancellation in the sums of
+    squares).
 
     Parameters
     ----------

@@ -1576,9 +1576,9 @@ def _dask_first_row(pdf: Any, prompts: np.ndarray) -> Any:
     return pd.DataFrame({"prompt_id": pdf["prompt_id"].iloc[at].reset_index(drop=True), "row": row})
 
 
-def _dask_matched(pdf: Any, keys: np.ndarray, policies: list[str]) -> tuple[np.ndarray, Any, Any]:
+def _dask_matched(pdf: Any, keys: np.ndarray, policies: list[str]) -> tuple[np.ndarray, np.ndarray, Any, Any]:
     """Which rows of a partition have a (prompt, policy, judge score) hash among the sorted
-    ``keys``; the rows' hashes, and the prompts' codes and distinct ids."""
+    ``keys``: that mask, the rows' hashes, and the prompts' codes and distinct ids."""
     import pandas as pd
 
     codes, uniq = pd.factorize(pdf["prompt_id"])
@@ -1587,7 +1587,7 @@ def _dask_matched(pdf: Any, keys: np.ndarray, policies: list[str]) -> tuple[np.n
     pol = np.array([where.get(x, -1) for x in pol_names], dtype=np.int64)[pol_codes]
     s = pdf["judge_score"].to_numpy(dtype=np.float64)
     h = _key_hash(uniq, codes, pol, s) if len(pdf) else np.zeros(0, dtype=np.uint64)
-    return h, codes, uniq
+    return _in_sorted(keys, h), h, codes, uniq
 
 
 def _dask_key_hashes(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
@@ -1595,8 +1595,7 @@ def _dask_key_hashes(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
     row's (hashes only: no ids)."""
     import pandas as pd
 
-    h, codes, uniq = _dask_matched(pdf, keys, policies)
-    hit = _in_sorted(keys, h)
+    hit, h, codes, uniq = _dask_matched(pdf, keys, policies)
     hp = _prompt_hash(uniq)[codes[hit]] if len(pdf) else np.zeros(0, dtype=np.uint64)
     return pd.DataFrame({"h": h[hit], "hp": hp})
 
@@ -1605,8 +1604,7 @@ def _dask_key_rows(pdf: Any, keys: np.ndarray, policies: list[str]) -> Any:
     """A partition's rows whose key is a labelled row's: ``policy``, ``judge_score``, ``row``."""
     import pandas as pd
 
-    h, _, _ = _dask_matched(pdf, keys, policies)
-    hit = _in_sorted(keys, h)
+    hit = _dask_matched(pdf, keys, policies)[0]
     row = (pdf["__file"].to_numpy(dtype=np.int64) << _ROW_BITS) + pdf["__row"].to_numpy(dtype=np.int64)
     return pd.DataFrame({"policy": pdf["policy"].to_numpy()[hit],
                          "judge_score": pdf["judge_score"].to_numpy(dtype=np.float64)[hit],
