@@ -8,8 +8,9 @@ covered 0.867 ± 0.021 and 0.877 ± 0.020. The fresh draws' mean covariate is no
 the importance-weighted logged mean (:func:`cje.diagnostics.gates.fresh_covariate_gate`).
 
 ``policies=`` no longer changes a level's prompt-gap verdict (every policy of the data is a
-comparator). Not fixed: rows dropped by ``on_invalid="drop"`` more often on hard prompts leave
-OK levels covering 0.895 (strict xfail ``test_rows_dropped_on_hard_prompts_keep_ok_coverage``).
+comparator). Rows dropped by ``on_invalid="drop"`` more often on hard prompts left OK levels
+covering 0.895; the dropped-rows gate now cautions them (slow
+``test_rows_dropped_on_hard_prompts_keep_ok_coverage``, a strict xfail before the gate).
 """
 
 from __future__ import annotations
