@@ -53,6 +53,7 @@ from cje.data import (
     _check_scale,
     bottom_tenth,
     check_label_variation,
+    decimal_float64,
     infer_scale,
     one_response_notice,
     refuse_near_miss,
@@ -566,10 +567,11 @@ def dask_number(pdf: Any, name: str) -> Any:
     if not (pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all()):
         raise CJEInputError(f"The {name!r} column must be numeric; it is {col.dtype}."
                             + _text_in_numbers(name))
-    # (widened bit for bit, unlike cje.data.decimal_float64: Dask's Parquet reader gives a
-    # float32 file's partition as float32 to one pass and already widened to float64 to
-    # another, e.g. when the files' types differ and a pass projects columns, so reading
-    # float32 through its decimals here would make the passes see different scores)
+    # (widened bit for bit, unlike cje.data.decimal_float64: a file set's float32 columns were
+    # read through their decimals where the partition was made, _decimal_floats; a Dask
+    # DataFrame given by the user can reach one pass as float32 and another already widened,
+    # dd.read_parquet fusing a mixed file set's projected partitions with pa.concat_tables,
+    # so reading float32 through its decimals here would make the passes see different scores)
     return pd.to_numeric(col).astype("float64")
 
 
@@ -1728,6 +1730,8 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
         # (utf-8-sig: a leading byte-order mark is dropped, as in memory)
         pdf = pd.read_json(path, lines=True, dtype={c: str for c in ids}, precise_float=True,
                            encoding="utf-8-sig")
+    if kind.startswith("parquet"):
+        _decimal_floats(pdf)
     for c in names:
         if c not in pdf:
             pdf[c] = pd.Series(None, index=pdf.index, dtype=_ID_DTYPE) if c in ids else np.nan
@@ -1740,6 +1744,19 @@ def _dask_read(arg: tuple[int, str, str, list[str], list[str]], columns: Any = N
     if columns is None or "__row" in columns:
         pdf["__row"] = np.arange(len(pdf), dtype=np.int64)
     return pdf if columns is None else pdf[list(columns)]
+
+
+def _decimal_floats(pdf: Any) -> None:
+    """A Parquet file's partition (changed in place) with its narrow float columns (float32,
+    float16) as float64 through their shortest decimals (:func:`cje.data.decimal_float64`, as
+    in memory and on polars, :func:`pl_float64`), here where the partition is first made, so
+    that every pass sees the same float64 scores (the scan's partition and the per-prompt
+    pass's projection of it alike): a file set mixing float32 and float64 files then reads 0.35
+    as one score, not two (:func:`dask_number` widens whatever reaches it bit for bit)."""
+    for c in pdf.columns:
+        dtype = pdf[c].dtype
+        if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8:
+            pdf[c] = decimal_float64(pdf[c].to_numpy())
 
 
 def _has_json_boolean(path: str) -> bool:
