@@ -166,10 +166,32 @@ def _hajek(w: np.ndarray, x: np.ndarray) -> float:
     return float((w * x).sum() / w.sum())  # not np.dot: threaded BLAS stalls on a busy machine
 
 
+def _f64(*arrays: np.ndarray) -> bool:
+    """Whether all are float64 arrays: then the influence values below are computed in place,
+    in an array of their own (each new 10⁶-row array costs about as much as the arithmetic on
+    it, in page faults), with the same operations in the same order as the expressions they
+    replace, which other dtypes keep."""
+    return all(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in arrays)
+
+
+def _in_place(op: np.ufunc, a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """``op(a, b)``, in ``a``'s array when the result is float64 as ``a`` is (``a`` must be the
+    caller's own)."""
+    if _f64(a) and (isinstance(b, float) or _f64(b)):
+        return op(a, b, out=a)
+    return op(a, b)
+
+
 def _weighted(w: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
     """Hájek mean of ``x`` with mean-one weights and its influence ``w (x − ψ)``."""
-    psi = _hajek(w, x)
-    return psi, w * (x - psi)
+    if not _f64(w, x):
+        psi = _hajek(w, x)
+        return psi, w * (x - psi)
+    t = w * x
+    psi = float(t.sum() / w.sum())  # _hajek, keeping its product's array for φ
+    np.subtract(x, psi, out=t)
+    t *= w  # (x − ψ)·w, bit for bit w·(x − ψ)
+    return psi, t
 
 
 def _labelling_term(rows: OffPolicyRows, psi_e: float) -> np.ndarray:
@@ -216,7 +238,9 @@ def _residual_term(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarra
     its part on the labelled rows (:func:`own_residual_part`, on the same scale)."""
     psi_e, phi_e = _residual_parts(v, rows)
     c = tail_inflation(v, rows, psi_e, phi_e)
-    return psi_e, phi_e * c, own_residual_part(v, rows, c)
+    if c != 1.0:  # (φ·1.0 is φ bit for bit: no copy then; φ is this call's own array)
+        phi_e = _in_place(np.multiply, phi_e, c)
+    return psi_e, phi_e, own_residual_part(v, rows, c)
 
 
 def own_residual_part(v: np.ndarray, rows: OffPolicyRows, c: float = 1.0) -> np.ndarray:
@@ -261,7 +285,7 @@ def own_residual_part(v: np.ndarray, rows: OffPolicyRows, c: float = 1.0) -> np.
 def _residual_parts(v: np.ndarray, rows: OffPolicyRows) -> tuple[float, np.ndarray]:
     """:func:`_residual_term` before :func:`tail_inflation`."""
     psi_e, phi_e = _weighted(v, rows.scaled_residual)
-    return psi_e, phi_e - _labelling_term(rows, psi_e)
+    return psi_e, _in_place(np.subtract, phi_e, _labelling_term(rows, psi_e))
 
 
 #: Raw-weight ESS fraction below which the residual term's variance is also estimated from every
@@ -332,8 +356,7 @@ def tail_inflation(v: np.ndarray, rows: OffPolicyRows, psi_e: float, phi_e: np.n
     m = int(np.count_nonzero(lab))
     if m == 0 or m == n:
         return 1.0
-    w = rows.weights
-    if float(w.sum()) ** 2 / float((w * w).sum()) >= TAIL_VARIANCE_ESS * n:
+    if _raw_ess(rows) >= TAIL_VARIANCE_ESS * n:
         return 1.0
     sample = float((phi_e * phi_e).sum())
     if not sample > 0.0:
@@ -352,6 +375,20 @@ def tail_inflation(v: np.ndarray, rows: OffPolicyRows, psi_e: float, phi_e: np.n
         h = e2.mean()
     design = float((v * v * h).sum()) * n / m - n * psi_e * psi_e
     return float(np.sqrt(design / sample)) if design > sample else 1.0
+
+
+def _raw_ess(rows: OffPolicyRows) -> float:
+    """``(Σ w)² / Σ w²`` of the raw weights, kept in the target's cache (``rows.cache``, when
+    it has one) while they are the same array: every OUA run of a target asks."""
+    w = rows.weights
+    cache = getattr(rows, "cache", None)
+    hit = None if cache is None else cache.get("raw_ess")
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    ess = float(w.sum()) ** 2 / float((w * w).sum())
+    if cache is not None:
+        cache["raw_ess"] = (w, ess)
+    return ess
 
 
 def _region(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -377,9 +414,16 @@ def _stabilised(stable: np.ndarray, raw: np.ndarray, x: np.ndarray) -> tuple[flo
     variance of the ideal ``E[W | S]``, which an estimated one does not reach: in
     ``simulations/results/study_residual_weights.md`` such intervals covered 0.69 at 10% raw ESS.
     """
-    psi = _hajek(stable, x)
-    phi = raw * (x - psi)
-    return psi, phi - phi.mean()
+    if not _f64(stable, raw, x):
+        psi = _hajek(stable, x)
+        phi = raw * (x - psi)
+        return psi, phi - phi.mean()
+    phi = stable * x
+    psi = float(phi.sum() / stable.sum())  # _hajek, keeping its product's array for φ
+    np.subtract(x, psi, out=phi)
+    phi *= raw  # (x − ψ)·w, bit for bit w·(x − ψ)
+    phi -= phi.mean()
+    return psi, phi
 
 
 def ips(rows: OffPolicyRows) -> PolicyValue:
@@ -544,11 +588,18 @@ def doubly_robust(rows: OffPolicyRows, outcome: np.ndarray, fresh_mean: np.ndarr
     """
     w_s = rows.weights if rows.stable is None else rows.stable
     psi_g = float(fresh_mean.mean())
-    psi_c, phi_c = _stabilised(w_s, rows.weights, rows.reward - outcome)
+    x = rows.reward - outcome
+    psi_c, phi_c = _stabilised(w_s, rows.weights, x)
     psi_e, phi_e, own = (_residual_term(w_s if stable_residual else rows.weights, rows)
                          if residual is None else residual)
-    return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e,
-                       own_part=own)
+    if not _f64(x, fresh_mean, phi_c, phi_e):
+        return PolicyValue(psi_g + psi_c + psi_e, (fresh_mean - psi_g) + phi_c + phi_e,
+                           own_part=own)
+    # (ḡ − ψ_g) + φ_c + φ_e, summed in that order in x's array (no longer needed)
+    phi = np.subtract(fresh_mean, psi_g, out=x)
+    phi += phi_c
+    phi += phi_e
+    return PolicyValue(psi_g + psi_c + psi_e, phi, own_part=own)
 
 
 # The point estimates alone, bit for bit those of the functions above (the same operations in
@@ -771,12 +822,16 @@ def _stack_weights(values: Sequence[PolicyValue], cluster: np.ndarray, cache: di
             cache["one_row_per_prompt"] = (cluster, n_clusters, identity)
     if identity:
         # one row per prompt, in prompt order (logged data usually): each prompt's total is its
-        # row's value, 0.0 + φ as bincount adds it (which turns −0.0 into 0.0)
-        totals = np.vstack([v.influence for v in values])
-        totals += 0.0
+        # row's value, 0.0 + φ as bincount adds it (which turns −0.0 into 0.0), written straight
+        # into the stack (vstack's copy, then += 0.0, passed over it twice)
+        totals = np.empty((len(values), cluster.size))
+        for row, v in zip(totals, values, strict=True):
+            np.add(v.influence, 0.0, out=row)
     else:
         totals = np.vstack([np.bincount(cluster, weights=v.influence, minlength=n_clusters)
                             for v in values])
+    # (a BLAS product, whose rounding the pinned outputs hold: einsum's products, one per pair,
+    # moved a jackknife run's influence values by 1.5e-12 relative, tests/test_offpolicy_pinned.py)
     return min_variance_simplex(totals @ totals.T)
 
 

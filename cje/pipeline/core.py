@@ -962,15 +962,19 @@ def estimate(
         info = shape.policy(p, value, gap)
         phi, cl = value.influence, info.cluster
         n_rows = cl.size if info.n_rows is None else info.n_rows
-        v_if, g = cluster_variance(phi, cl, info.n_rows)  # None: one value per row, as before
+        # the prompts' totals and rows (totals: 1 each), for the variance and the contrasts
+        t_p = np.bincount(cl, weights=phi, minlength=shape.n_clusters)
+        c = np.bincount(cl, minlength=shape.n_clusters)
+        # (n_rows: None, one value per row, as before)
+        v_if, g = cluster_variance(phi, cl, info.n_rows, totals=t_p, counts=c)
         if info.no_variance or (info.probe is not None and info.probe.n_prompts < 2):
             # a mean residual on one prompt (a probe's, or the policy's own labels) has no
             # variance estimate (its rows are not independent): its part would enter with
             # variance 0 and the interval claim a precision it does not have. No standard
             # error: it enters no contrast, and the gates refuse it (own_label_gate, level_gate)
             v_if = float("nan")
-        totals[p] = np.bincount(cl, weights=phi, minlength=shape.n_clusters) / n_rows
-        c = np.bincount(cl, minlength=shape.n_clusters)  # rows per prompt (totals: 1 each)
+        totals[p] = t_p / n_rows
+        del t_p
         present[p] = c > 0
         # rows per prompt, for the prompt-gap gate: the exact counts, the same in every engine
         # (in memory from the rows; out of core the counts kept where they vary, else one row

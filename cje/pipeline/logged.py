@@ -423,24 +423,44 @@ class LoggedShape:
             on = fc >= 0
             if not on.all():
                 xf, fc = xf[on], fc[on]
-            x = t.s[tg.rows]
         else:
-            fc = t.cluster[tg.fresh]
+            fc = _take(t.cluster, tg.fresh)
             if x is None:
-                x, xf = t.s[tg.rows], t.s[tg.fresh]
-        cl = t.cluster[tg.rows]
+                xf = _take(t.s, tg.fresh)
+        s_l, cl, n_l = self._logged_side(tg)
+        if x is None:
+            x = s_l
         cnt = np.bincount(fc, minlength=g)
         fbar = np.divide(np.bincount(fc, weights=xf, minlength=g), cnt, out=np.zeros(g),
                          where=cnt > 0)
         # the logged rows of the prompts with fresh draws (all of a DR level's kept rows; with
-        # every prompt drawn, no copy)
+        # every prompt drawn, no copy): whether some are left out is read per prompt
         w, wx = tg.w, tg.w * x
-        has = (cnt > 0)[cl]
-        if not has.all():
-            cl, w, wx = cl[has], w[has], wx[has]
-        return fresh_balance(np.bincount(cl, minlength=g).astype(float),
-                             np.bincount(cl, weights=w, minlength=g),
+        if n_l.size == cnt.size and not bool(((n_l > 0) & (cnt == 0)).any()):
+            n_g = n_l  # every row's prompt has fresh draws: its rows per prompt as counted
+        else:
+            has = (cnt > 0)[cl]
+            if not has.all():
+                cl, w, wx = cl[has], w[has], wx[has]
+            n_g = np.bincount(cl, minlength=g).astype(float)
+        return fresh_balance(n_g, np.bincount(cl, weights=w, minlength=g),
                              np.bincount(cl, weights=wx, minlength=g), fbar)
+
+    def _logged_side(self, tg: _Target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Judge scores (0–1) and prompts of target ``tg``'s kept logged rows, and their rows
+        per prompt (float), for :meth:`_fresh_balance`: one set for all the targets that keep
+        every logged row (read-only views where the rows are contiguous)."""
+        every = tg.rows.size == self.logged_rows.size and np.array_equal(tg.rows, self.logged_rows)
+        if every and "fresh_balance_logged" in self._diag_memo:
+            return self._diag_memo["fresh_balance_logged"]
+        rows, t = (self.logged_rows if every else tg.rows), self.table
+        cl = _take(t.cluster, rows)
+        n_l = np.bincount(cl, minlength=self.n_clusters).astype(float)
+        n_l.flags.writeable = False
+        out = (_take(t.s, rows), cl, n_l)
+        if every:
+            self._diag_memo["fresh_balance_logged"] = out
+        return out
 
     def _fresh_covariate_balance(self, tg: _Target) -> dict[str, tuple[float, float, float]]:
         """:meth:`_fresh_balance` of each covariate of target ``tg`` (its fresh draws' mean
