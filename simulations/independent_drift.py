@@ -38,6 +38,7 @@ Writes ``simulations/results/independent_drift.csv`` and prints the tables of
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -47,6 +48,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 import cje
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from independent_dr import _cov  # noqa: E402  (coverage ± MC SE with the ✗ mark)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(120)
@@ -239,15 +243,6 @@ def replicate(seed: int, name: str) -> list[dict]:
                     "status": "OK" if both else "not OK",
                     "wrong_sign": bool(c.significant and np.sign(c.estimate) != np.sign(t))})
     return out
-
-
-def _cov(x: pd.Series) -> str:
-    if len(x) == 0:
-        return "—"
-    c = float(x.mean())
-    se = np.sqrt(c * (1 - c) / len(x))
-    flag = " ✗" if c < 0.93 - 2 * se else ""
-    return f"{c:.3f} ± {se:.3f}{flag}"
 
 
 def tables(df: pd.DataFrame) -> list[str]:
